@@ -1,0 +1,43 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "IKEProxy",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ikeproxy", targets: ["ikeproxy"]),
+        .library(name: "IKEv2", targets: ["IKEv2"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.1"),
+    ],
+    targets: [
+        // Pure IKEv2: wire codec, crypto suites, key derivation, exchange state machines. No I/O.
+        .target(
+            name: "IKEv2",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "BigInt", package: "BigInt"),
+            ]
+        ),
+        // Thin adapters over Linux sockets.
+        .target(name: "LinuxIO"),
+        // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
+        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO"]),
+        .executableTarget(
+            name: "ikeproxy",
+            dependencies: [
+                "IKEEndpoint",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(
+            name: "IKEv2Tests",
+            dependencies: ["IKEv2", "IKEEndpoint"],
+            resources: [.copy("Fixtures")]
+        ),
+    ]
+)

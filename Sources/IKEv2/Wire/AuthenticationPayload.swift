@@ -1,0 +1,27 @@
+/// Authentication methods, section 3.8.
+public struct AuthenticationMethod: RawRepresentable, Hashable, Sendable {
+    public var rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    public static let rsaDigitalSignature = AuthenticationMethod(rawValue: 1)
+    public static let sharedKeyMessageIntegrityCode = AuthenticationMethod(rawValue: 2)
+    public static let dssDigitalSignature = AuthenticationMethod(rawValue: 3)
+    public static let digitalSignature = AuthenticationMethod(rawValue: 14)
+}
+
+/// AUTH payload (section 3.8).
+public struct AuthenticationPayload: Equatable, Sendable {
+    public var method: AuthenticationMethod
+    public var data: [UInt8]
+    public init(method: AuthenticationMethod, data: [UInt8]) { self.method = method; self.data = data }
+
+    static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {
+        var reader = body
+        let method = try reader.readUInt8("auth.method")
+        _ = try reader.readBytes(3, "auth.reserved")
+        return Self(method: AuthenticationMethod(rawValue: method), data: reader.readRest())
+    }
+
+    func encode(into writer: inout ByteWriter) {
+        writer.write(method.rawValue); writer.write(bytes: [0, 0, 0]); writer.write(bytes: data)
+    }
+}

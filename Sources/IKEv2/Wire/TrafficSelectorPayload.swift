@@ -1,0 +1,107 @@
+/// One traffic selector (RFC 7296 section 3.13.1): an address range, an IP protocol and a port range.
+public struct TrafficSelector: Hashable, Sendable, CustomStringConvertible {
+    public static let ipv4RangeType: UInt8 = 7
+    public static let ipv6RangeType: UInt8 = 8
+
+    public var ipProtocol: UInt8
+    public var startPort: UInt16
+    public var endPort: UInt16
+    public var startAddress: IPAddress
+    public var endAddress: IPAddress
+
+    public init(ipProtocol: UInt8 = 0, startPort: UInt16 = 0, endPort: UInt16 = 65535,
+                startAddress: IPAddress, endAddress: IPAddress) {
+        self.ipProtocol = ipProtocol; self.startPort = startPort; self.endPort = endPort
+        self.startAddress = startAddress; self.endAddress = endAddress
+    }
+
+    /// A selector for a whole prefix, e.g. "10.0.0.0/24" or "2001:db8::1/128"; a bare address means one host.
+    public init?(cidr: String, ipProtocol: UInt8 = 0, startPort: UInt16 = 0, endPort: UInt16 = 65535) {
+        let parts = cidr.split(separator: "/")
+        guard let first = parts.first, let address = IPAddress(String(first)) else { return nil }
+        let maxLength = address.bytes.count * 8
+        let length = parts.count > 1 ? Int(parts[1]) : maxLength
+        guard parts.count <= 2, let prefix = length, (0...maxLength).contains(prefix) else { return nil }
+        let (low, high) = address.range(prefixLength: prefix)
+        self.init(ipProtocol: ipProtocol, startPort: startPort, endPort: endPort, startAddress: low, endAddress: high)
+    }
+
+    public var isIPv6: Bool { startAddress.isIPv6 }
+
+    /// The intersection with another selector, or nil when they do not overlap (used for narrowing).
+    public func intersection(_ other: TrafficSelector) -> TrafficSelector? {
+        guard isIPv6 == other.isIPv6 else { return nil }
+        let proto: UInt8
+        if ipProtocol == 0 { proto = other.ipProtocol } else if other.ipProtocol == 0 || other.ipProtocol == ipProtocol {
+            proto = ipProtocol
+        } else { return nil }
+        let low = max(startAddress, other.startAddress), high = min(endAddress, other.endAddress)
+        let lowPort = max(startPort, other.startPort), highPort = min(endPort, other.endPort)
+        guard low <= high, lowPort <= highPort else { return nil }
+        return TrafficSelector(ipProtocol: proto, startPort: lowPort, endPort: highPort, startAddress: low, endAddress: high)
+    }
+
+    public func contains(_ other: TrafficSelector) -> Bool { intersection(other) == other }
+
+    public var description: String {
+        let ports = (startPort == 0 && endPort == 65535) ? "" : startPort == endPort ? "[\(startPort)]" : "[\(startPort)-\(endPort)]"
+        let proto = ipProtocol == 0 ? "" : "/proto=\(ipProtocol)"
+        var addresses = "\(startAddress)..\(endAddress)"
+        let bits = startAddress.bytes.count * 8
+        for prefix in 0...bits where startAddress.range(prefixLength: prefix) == (startAddress, endAddress) {
+            addresses = "\(startAddress)/\(prefix)"; break
+        }
+        return addresses + proto + ports
+    }
+
+    static func decode(_ reader: inout ByteReader) throws(IKEDecodingError) -> TrafficSelector {
+        let type = try reader.readUInt8("ts.type")
+        let proto = try reader.readUInt8("ts.protocol")
+        let length = Int(try reader.readUInt16("ts.length"))
+        let addressLength: Int
+        switch type {
+        case ipv4RangeType: addressLength = 4
+        case ipv6RangeType: addressLength = 16
+        default: throw .invalidField(field: "ts.type", value: Int(type))
+        }
+        guard length == 8 + 2 * addressLength else {
+            throw .invalidField(field: "ts.length", value: length)
+        }
+        var body = try reader.subReader(length - 4, "ts.length")
+        let startPort = try body.readUInt16("ts.startPort")
+        let endPort = try body.readUInt16("ts.endPort")
+        let start = try body.readBytes(addressLength, "ts.startAddress")
+        let end = try body.readBytes(addressLength, "ts.endAddress")
+        return TrafficSelector(ipProtocol: proto, startPort: startPort, endPort: endPort,
+                               startAddress: IPAddress(bytes: start)!, endAddress: IPAddress(bytes: end)!)
+    }
+
+    func encode(into writer: inout ByteWriter) {
+        writer.write(isIPv6 ? Self.ipv6RangeType : Self.ipv4RangeType)
+        writer.write(ipProtocol)
+        writer.write(UInt16(8 + 2 * startAddress.bytes.count))
+        writer.write(startPort); writer.write(endPort)
+        writer.write(bytes: startAddress.bytes); writer.write(bytes: endAddress.bytes)
+    }
+}
+
+/// TSi / TSr payload (section 3.13).
+public struct TrafficSelectorPayload: Equatable, Sendable {
+    public var selectors: [TrafficSelector]
+    public init(selectors: [TrafficSelector]) { self.selectors = selectors }
+
+    static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {
+        var reader = body
+        let count = try reader.readUInt8("ts.count")
+        _ = try reader.readBytes(3, "ts.reserved")
+        var selectors: [TrafficSelector] = []
+        for _ in 0..<count { selectors.append(try TrafficSelector.decode(&reader)) }
+        guard reader.isAtEnd else { throw .trailingBytes(field: "ts", count: reader.remaining) }
+        return Self(selectors: selectors)
+    }
+
+    func encode(into writer: inout ByteWriter) {
+        writer.write(UInt8(selectors.count)); writer.write(bytes: [0, 0, 0])
+        for selector in selectors { selector.encode(into: &writer) }
+    }
+}
