@@ -1,0 +1,201 @@
+/// The algorithms negotiated for an IKE SA (RFC 7296 section 3.3): one of each transform type.
+public struct IKECipherSuite: Equatable, Sendable {
+    public var encryption: EncryptionAlgorithm
+    public var integrity: IntegrityAlgorithm?
+    public var prf: PseudoRandomFunction
+    public var group: KeyExchangeGroup
+
+    public init(encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, prf: PseudoRandomFunction, group: KeyExchangeGroup) {
+        self.encryption = encryption; self.integrity = integrity; self.prf = prf; self.group = group
+    }
+
+    public var transforms: [Transform] {
+        [encryption.transform, prf.transform] + (integrity.map { [$0.transform] } ?? []) + [group.transform]
+    }
+
+    /// strongSwan-style name, e.g. "aes256gcm16-prfsha256-x25519".
+    public var name: String {
+        var parts = [ProposalSpec.name(of: encryption)]
+        if let integrity { parts.append(ProposalSpec.name(of: integrity)) }
+        parts.append(ProposalSpec.name(of: prf))
+        parts.append(ProposalSpec.name(of: group))
+        return parts.joined(separator: "-")
+    }
+}
+
+/// The algorithms negotiated for an ESP CHILD SA; `group` is set when the exchange used PFS.
+public struct ChildCipherSuite: Equatable, Sendable {
+    public var encryption: EncryptionAlgorithm
+    public var integrity: IntegrityAlgorithm?
+    public var group: KeyExchangeGroup?
+    public var extendedSequenceNumbers: Bool
+
+    public init(encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, group: KeyExchangeGroup?, extendedSequenceNumbers: Bool) {
+        self.encryption = encryption; self.integrity = integrity; self.group = group
+        self.extendedSequenceNumbers = extendedSequenceNumbers
+    }
+
+    public var name: String {
+        var parts = [ProposalSpec.name(of: encryption)]
+        if let integrity { parts.append(ProposalSpec.name(of: integrity)) }
+        if let group { parts.append(ProposalSpec.name(of: group)) }
+        if extendedSequenceNumbers { parts.append("esn") }
+        return parts.joined(separator: "-")
+    }
+}
+
+/// Why a proposal string from a configuration was rejected.
+public enum ProposalSpecError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unknownAlgorithm(String, in: String)
+    case missing(String, in: String)
+    case integrityWithAEAD(String)
+    public var description: String {
+        switch self {
+        case .unknownAlgorithm(let token, let spec): return "unknown algorithm '\(token)' in proposal '\(spec)'"
+        case .missing(let what, let spec): return "proposal '\(spec)' names no \(what) algorithm"
+        case .integrityWithAEAD(let spec): return "proposal '\(spec)' mixes an AEAD cipher with an integrity algorithm"
+        }
+    }
+}
+
+/// A configured proposal in strongSwan's notation ("aes256-sha256-modp2048", "aes128gcm16-prfsha384-ecp256"):
+/// lists of acceptable algorithms for each transform type, used both to offer and to select.
+public struct ProposalSpec: Equatable, Sendable {
+    public var encryption: [EncryptionAlgorithm] = []
+    public var integrity: [IntegrityAlgorithm] = []
+    public var prf: [PseudoRandomFunction] = []
+    public var groups: [KeyExchangeGroup] = []
+    public var extendedSequenceNumbers: [Bool] = []
+
+    public static func name(of value: EncryptionAlgorithm) -> String {
+        switch value {
+        case .aesCBC(let bits): return "aes\(bits)"
+        case .aesGCM16(let bits): return "aes\(bits)gcm16"
+        case .chacha20Poly1305: return "chacha20poly1305"
+        }
+    }
+    public static func name(of value: IntegrityAlgorithm) -> String {
+        switch value { case .hmacSHA256_128: return "sha256"; case .hmacSHA384_192: return "sha384"; case .hmacSHA512_256: return "sha512" }
+    }
+    public static func name(of value: PseudoRandomFunction) -> String {
+        switch value { case .hmacSHA256: return "prfsha256"; case .hmacSHA384: return "prfsha384"; case .hmacSHA512: return "prfsha512" }
+    }
+    public static func name(of value: KeyExchangeGroup) -> String {
+        switch value {
+        case .modp2048: return "modp2048"; case .ecp256: return "ecp256"; case .ecp384: return "ecp384"
+        case .ecp521: return "ecp521"; case .curve25519: return "x25519"
+        }
+    }
+
+    /// Parses a proposal. For IKE (`forIKE`), a missing PRF is taken from the integrity algorithm as
+    /// strongSwan does; for ESP a missing ESN choice means "no ESN".
+    public init(_ text: String, forIKE: Bool) throws(ProposalSpecError) {
+        for token in text.lowercased().split(separator: "-").map(String.init) {
+            switch token {
+            case "aes128", "aes192", "aes256": encryption.append(.aesCBC(keyBits: Int(token.dropFirst(3))!))
+            case "aes128gcm16", "aes128gcm128", "aes128gcm": encryption.append(.aesGCM16(keyBits: 128))
+            case "aes192gcm16", "aes192gcm128", "aes192gcm": encryption.append(.aesGCM16(keyBits: 192))
+            case "aes256gcm16", "aes256gcm128", "aes256gcm": encryption.append(.aesGCM16(keyBits: 256))
+            case "chacha20poly1305": encryption.append(.chacha20Poly1305)
+            case "sha256", "sha2_256": integrity.append(.hmacSHA256_128)
+            case "sha384", "sha2_384": integrity.append(.hmacSHA384_192)
+            case "sha512", "sha2_512": integrity.append(.hmacSHA512_256)
+            case "prfsha256": prf.append(.hmacSHA256)
+            case "prfsha384": prf.append(.hmacSHA384)
+            case "prfsha512": prf.append(.hmacSHA512)
+            case "modp2048": groups.append(.modp2048)
+            case "ecp256": groups.append(.ecp256)
+            case "ecp384": groups.append(.ecp384)
+            case "ecp521": groups.append(.ecp521)
+            case "x25519", "curve25519": groups.append(.curve25519)
+            case "esn": extendedSequenceNumbers.append(true)
+            case "noesn": extendedSequenceNumbers.append(false)
+            default: throw .unknownAlgorithm(token, in: text)
+            }
+        }
+        guard !encryption.isEmpty else { throw .missing("encryption", in: text) }
+        let aead = encryption.allSatisfy(\.isAEAD)
+        if aead, !integrity.isEmpty { throw .integrityWithAEAD(text) }
+        if !aead, integrity.isEmpty { throw .missing("integrity", in: text) }
+        if forIKE {
+            if prf.isEmpty {
+                prf = integrity.map { i -> PseudoRandomFunction in
+                    switch i { case .hmacSHA256_128: return .hmacSHA256; case .hmacSHA384_192: return .hmacSHA384; case .hmacSHA512_256: return .hmacSHA512 }
+                }
+            }
+            guard !prf.isEmpty else { throw .missing("pseudo-random function", in: text) }
+            guard !groups.isEmpty else { throw .missing("key exchange", in: text) }
+        }
+        if extendedSequenceNumbers.isEmpty { extendedSequenceNumbers = [false] }
+    }
+
+    /// The proposal substructure offering every listed algorithm.
+    public func proposal(number: UInt8, protocolID: ProtocolID, spi: [UInt8], includeGroups: Bool = true) -> Proposal {
+        var transforms = encryption.map(\.transform)
+        if protocolID == .ike { transforms += prf.map(\.transform) }
+        transforms += integrity.map(\.transform)
+        if includeGroups { transforms += groups.map(\.transform) }
+        if protocolID != .ike {
+            transforms += extendedSequenceNumbers.map { Transform(type: .extendedSequenceNumbers, identifier: $0 ? 1 : 0) }
+        }
+        return Proposal(number: number, protocolID: protocolID, spi: spi, transforms: transforms)
+    }
+
+    /// Picks one acceptable transform of each type from a peer's proposal, or nil if any type fails.
+    public func selectIKE(from proposal: Proposal) -> IKECipherSuite? {
+        guard proposal.protocolID == .ike,
+              let encryption = proposal.transforms(of: .encryption).compactMap(EncryptionAlgorithm.init(transform:)).first(where: self.encryption.contains),
+              let prf = proposal.transforms(of: .pseudoRandomFunction).compactMap({ PseudoRandomFunction(rawValue: $0.identifier) }).first(where: self.prf.contains),
+              let group = proposal.transforms(of: .keyExchange).compactMap({ KeyExchangeGroup(rawValue: $0.identifier) }).first(where: groups.contains)
+        else { return nil }
+        let offeredIntegrity = proposal.transforms(of: .integrity).compactMap { IntegrityAlgorithm(rawValue: $0.identifier) }
+        if encryption.isAEAD {
+            // An AEAD proposal carries no integrity transform, or only NONE (identifier 0).
+            guard proposal.transforms(of: .integrity).allSatisfy({ $0.identifier == 0 }) else { return nil }
+            return IKECipherSuite(encryption: encryption, integrity: nil, prf: prf, group: group)
+        }
+        guard let integrity = offeredIntegrity.first(where: self.integrity.contains) else { return nil }
+        return IKECipherSuite(encryption: encryption, integrity: integrity, prf: prf, group: group)
+    }
+
+    /// As `selectIKE` for an ESP proposal; `requireGroup` is the PFS group when a KE payload came along.
+    public func selectChild(from proposal: Proposal, pfs: Bool) -> ChildCipherSuite? {
+        guard proposal.protocolID == .esp, proposal.spi.count == 4,
+              let encryption = proposal.transforms(of: .encryption).compactMap(EncryptionAlgorithm.init(transform:)).first(where: self.encryption.contains)
+        else { return nil }
+        var integrity: IntegrityAlgorithm?
+        if !encryption.isAEAD {
+            guard let chosen = proposal.transforms(of: .integrity).compactMap({ IntegrityAlgorithm(rawValue: $0.identifier) })
+                .first(where: self.integrity.contains) else { return nil }
+            integrity = chosen
+        } else if !proposal.transforms(of: .integrity).allSatisfy({ $0.identifier == 0 }) {
+            return nil
+        }
+        let offeredESN = proposal.transforms(of: .extendedSequenceNumbers).map { $0.identifier == 1 }
+        guard let esn = (offeredESN.isEmpty ? [false] : offeredESN).first(where: extendedSequenceNumbers.contains) else { return nil }
+        var group: KeyExchangeGroup?
+        let offeredGroups = proposal.transforms(of: .keyExchange).compactMap { KeyExchangeGroup(rawValue: $0.identifier) }
+        if pfs {
+            guard let chosen = offeredGroups.first(where: groups.contains) else { return nil }
+            group = chosen
+        }
+        return ChildCipherSuite(encryption: encryption, integrity: integrity, group: group, extendedSequenceNumbers: esn)
+    }
+}
+
+extension IKECipherSuite {
+    /// The single-choice proposal a responder returns.
+    func proposal(number: UInt8, spi: [UInt8]) -> Proposal {
+        Proposal(number: number, protocolID: .ike, spi: spi, transforms: transforms)
+    }
+}
+
+extension ChildCipherSuite {
+    func proposal(number: UInt8, spi: ChildSPI) -> Proposal {
+        var transforms = [encryption.transform]
+        if let integrity { transforms.append(integrity.transform) }
+        if let group { transforms.append(group.transform) }
+        transforms.append(Transform(type: .extendedSequenceNumbers, identifier: extendedSequenceNumbers ? 1 : 0))
+        return Proposal(number: number, protocolID: .esp, spi: spi.bytes, transforms: transforms)
+    }
+}

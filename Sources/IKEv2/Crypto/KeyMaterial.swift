@@ -1,0 +1,52 @@
+/// Secret octets (a derived key, a shared secret, a PSK). Kept distinct from plain byte arrays so that
+/// signatures say what they take, and so that printing one never leaks it by accident.
+public struct KeyMaterial: Equatable, Sendable, CustomStringConvertible {
+    public var bytes: [UInt8]
+    public init(_ bytes: [UInt8]) { self.bytes = bytes }
+    public var count: Int { bytes.count }
+    public var hexString: String { bytes.hexString }
+    public var description: String { "<\(bytes.count) secret octets>" }
+    public static let empty = KeyMaterial([])
+}
+
+/// Source of randomness for SPIs, nonces, IVs and cookie secrets. Injected so tests are deterministic.
+public protocol RandomSource: Sendable {
+    func bytes(_ count: Int) -> [UInt8]
+}
+
+/// The operating system's generator (via swift-crypto's SymmetricKey, which reads the system CSPRNG).
+public struct SystemRandom: RandomSource {
+    public init() {}
+    public func bytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8](); out.reserveCapacity(count)
+        var generator = SystemRandomNumberGenerator()
+        while out.count < count {
+            let word = generator.next() as UInt64
+            for shift in stride(from: 0, to: 64, by: 8) where out.count < count { out.append(UInt8((word >> UInt64(shift)) & 0xff)) }
+        }
+        return out
+    }
+}
+
+/// Deterministic generator for tests (SplitMix64); never for production use.
+public final class SeededRandom: RandomSource, @unchecked Sendable {
+    private var state: UInt64
+    public init(seed: UInt64) { state = seed }
+    public func bytes(_ count: Int) -> [UInt8] {
+        var out = [UInt8]()
+        while out.count < count {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            z ^= z >> 31
+            for shift in stride(from: 0, to: 64, by: 8) where out.count < count { out.append(UInt8((z >> UInt64(shift)) & 0xff)) }
+        }
+        return out
+    }
+}
+
+extension RandomSource {
+    func uint64() -> UInt64 { bytes(8).reduce(0) { $0 << 8 | UInt64($1) } }
+    func uint32() -> UInt32 { bytes(4).reduce(0) { $0 << 8 | UInt32($1) } }
+}

@@ -1,0 +1,47 @@
+import Crypto
+
+/// PRF transforms (RFC 7296 section 3.3.2, RFC 4868): HMAC-SHA2-256/384/512, and prf+ (section 2.13).
+public enum PseudoRandomFunction: UInt16, CaseIterable, Sendable {
+    case hmacSHA256 = 5
+    case hmacSHA384 = 6
+    case hmacSHA512 = 7
+
+    public var name: String {
+        switch self {
+        case .hmacSHA256: return "PRF_HMAC_SHA2_256"
+        case .hmacSHA384: return "PRF_HMAC_SHA2_384"
+        case .hmacSHA512: return "PRF_HMAC_SHA2_512"
+        }
+    }
+
+    /// Output size, which is also the preferred key size (RFC 4868 section 2.2).
+    public var outputLength: Int {
+        switch self { case .hmacSHA256: return 32; case .hmacSHA384: return 48; case .hmacSHA512: return 64 }
+    }
+
+    public var transform: Transform { Transform(type: .pseudoRandomFunction, identifier: rawValue) }
+
+    public func compute(key: [UInt8], data: [UInt8]) -> [UInt8] {
+        let symmetricKey = SymmetricKey(data: key)
+        switch self {
+        case .hmacSHA256: return Array(HMAC<SHA256>.authenticationCode(for: data, using: symmetricKey))
+        case .hmacSHA384: return Array(HMAC<SHA384>.authenticationCode(for: data, using: symmetricKey))
+        case .hmacSHA512: return Array(HMAC<SHA512>.authenticationCode(for: data, using: symmetricKey))
+        }
+    }
+
+    /// prf+ (section 2.13): T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n), concatenated to `length`.
+    public func expand(key: [UInt8], seed: [UInt8], length: Int) -> [UInt8] {
+        precondition(length <= 255 * outputLength, "prf+ cannot produce more than 255 blocks")
+        var output: [UInt8] = []
+        output.reserveCapacity(length + outputLength)
+        var previous: [UInt8] = []
+        var counter: UInt8 = 1
+        while output.count < length {
+            previous = compute(key: key, data: previous + seed + [counter])
+            output += previous
+            counter &+= 1
+        }
+        return Array(output.prefix(length))
+    }
+}
