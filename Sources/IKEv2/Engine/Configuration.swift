@@ -1,0 +1,104 @@
+/// An identity as carried in IDi/IDr (RFC 7296 section 3.5), parsed from strongSwan-like text:
+/// an IPv4 or IPv6 address, "user@example.org" (RFC822_ADDR), "keyid:<hex>" (KEY_ID), anything else FQDN
+/// (a leading "@" is dropped, as strongSwan does).
+public struct Identity: Hashable, Sendable, CustomStringConvertible {
+    public var payload: IdentificationPayload
+
+    public init(payload: IdentificationPayload) { self.payload = payload }
+
+    public init(_ text: String) {
+        if let address = IPAddress(text) {
+            payload = IdentificationPayload(type: address.isIPv6 ? .ipv6Address : .ipv4Address, data: address.bytes)
+        } else if text.lowercased().hasPrefix("keyid:") {
+            let value = String(text.dropFirst(6))
+            payload = IdentificationPayload(type: .keyID, data: [UInt8](hexString: value) ?? Array(value.utf8))
+        } else if text.hasPrefix("@") {
+            payload = IdentificationPayload(type: .fqdn, data: Array(text.dropFirst().utf8))
+        } else if text.contains("@") {
+            payload = IdentificationPayload(type: .rfc822Address, data: Array(text.utf8))
+        } else {
+            payload = IdentificationPayload(type: .fqdn, data: Array(text.utf8))
+        }
+    }
+
+    public var description: String {
+        switch payload.type {
+        case .ipv4Address, .ipv6Address: return IPAddress(bytes: payload.data)?.description ?? payload.data.hexString
+        case .fqdn, .rfc822Address: return String(decoding: payload.data, as: UTF8.self)
+        case .keyID: return "keyid:" + payload.data.hexString
+        default: return "id(\(payload.type.rawValue)):" + payload.data.hexString
+        }
+    }
+}
+
+/// ESP encapsulation mode of a CHILD SA.
+public enum ChildMode: String, Sendable, Codable {
+    case tunnel
+    case transport
+}
+
+/// What one CHILD SA of a connection protects and how.
+public struct ChildConfiguration: Sendable {
+    public var name: String
+    public var localTrafficSelectors: [TrafficSelector]
+    public var remoteTrafficSelectors: [TrafficSelector]
+    public var mode: ChildMode
+    public var proposals: [ProposalSpec]
+    /// Seconds after which this side starts a rekey; nil leaves rekeying to the peer.
+    public var rekeyTime: Double?
+    /// Seconds after which the SA is deleted if it was not rekeyed.
+    public var lifetime: Double?
+
+    public init(name: String, localTrafficSelectors: [TrafficSelector], remoteTrafficSelectors: [TrafficSelector],
+                mode: ChildMode = .tunnel, proposals: [ProposalSpec], rekeyTime: Double? = nil, lifetime: Double? = nil) {
+        self.name = name; self.localTrafficSelectors = localTrafficSelectors
+        self.remoteTrafficSelectors = remoteTrafficSelectors; self.mode = mode; self.proposals = proposals
+        self.rekeyTime = rekeyTime; self.lifetime = lifetime
+    }
+
+    var pfs: Bool { proposals.contains { !$0.groups.isEmpty } }
+}
+
+/// A peer this endpoint talks to: addresses, identities, PSK, proposals and children.
+public struct ConnectionConfiguration: Sendable {
+    public var name: String
+    public var localAddress: IPAddress
+    /// nil accepts any peer address (responder only).
+    public var remoteAddress: IPAddress?
+    public var localPort: UInt16
+    public var remotePort: UInt16
+    public var localIdentity: Identity
+    /// nil accepts any identity that proves knowledge of the PSK.
+    public var remoteIdentity: Identity?
+    public var preSharedKey: KeyMaterial
+    public var proposals: [ProposalSpec]
+    public var children: [ChildConfiguration]
+    public var rekeyTime: Double?
+    /// Fake NAT detection so that ESP is UDP-encapsulated even without a NAT (RFC 7296 section 2.23).
+    public var forceEncapsulation: Bool
+    /// Seconds of silence before a liveness check (dead peer detection); nil disables it.
+    public var livenessInterval: Double?
+
+    public init(name: String, localAddress: IPAddress, remoteAddress: IPAddress?, localPort: UInt16 = 500,
+                remotePort: UInt16 = 500, localIdentity: Identity, remoteIdentity: Identity?, preSharedKey: KeyMaterial,
+                proposals: [ProposalSpec], children: [ChildConfiguration], rekeyTime: Double? = nil,
+                forceEncapsulation: Bool = false, livenessInterval: Double? = nil) {
+        self.name = name; self.localAddress = localAddress; self.remoteAddress = remoteAddress
+        self.localPort = localPort; self.remotePort = remotePort; self.localIdentity = localIdentity
+        self.remoteIdentity = remoteIdentity; self.preSharedKey = preSharedKey; self.proposals = proposals
+        self.children = children; self.rekeyTime = rekeyTime; self.forceEncapsulation = forceEncapsulation
+        self.livenessInterval = livenessInterval
+    }
+}
+
+/// Engine-wide tunables.
+public struct EngineSettings: Sendable {
+    /// Half-open IKE SAs above which IKE_SA_INIT requests must carry a COOKIE (section 2.6).
+    public var cookieThreshold: Int = 16
+    /// First retransmission timeout in seconds; doubled each time (section 2.1).
+    public var retransmitTimeout: Double = 1.0
+    public var retransmitLimit: Int = 5
+    /// Seconds a responder keeps a half-open SA before dropping it.
+    public var halfOpenTimeout: Double = 30
+    public init() {}
+}

@@ -1,0 +1,111 @@
+/// An IP address and UDP port.
+public struct Endpoint: Hashable, Sendable, CustomStringConvertible {
+    public var address: IPAddress
+    public var port: UInt16
+    public init(_ address: IPAddress, _ port: UInt16) { self.address = address; self.port = port }
+    public var description: String { address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)" }
+}
+
+/// A UDP datagram the engine wants sent. On port 4500 `payload` already starts with the non-ESP marker.
+public struct Datagram: Equatable, Sendable {
+    public var payload: [UInt8]
+    public var source: Endpoint
+    public var destination: Endpoint
+}
+
+/// Why an incoming datagram was dropped without an answer; counted per reason.
+public enum DropReason: Equatable, Sendable, CustomStringConvertible {
+    case malformed(IKEDecodingError)
+    case unknownSPI(IKESPI)
+    case integrityCheckFailed
+    case messageIDOutOfWindow(received: UInt32, expected: UInt32)
+    case unexpectedResponse(messageID: UInt32)
+    case espOnIKEPort
+    case keepalive
+    case invalidState(String)
+
+    public var key: String {
+        switch self {
+        case .malformed: return "malformed"
+        case .unknownSPI: return "unknown_spi"
+        case .integrityCheckFailed: return "integrity"
+        case .messageIDOutOfWindow: return "message_id_out_of_window"
+        case .unexpectedResponse: return "unexpected_response"
+        case .espOnIKEPort: return "esp_on_ike_port"
+        case .keepalive: return "nat_keepalive"
+        case .invalidState: return "invalid_state"
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .malformed(let error): return "malformed message: \(error)"
+        case .unknownSPI(let spi): return "no IKE SA with SPI \(spi)"
+        case .integrityCheckFailed: return "integrity check failed"
+        case .messageIDOutOfWindow(let received, let expected): return "message ID \(received) outside window (expected \(expected))"
+        case .unexpectedResponse(let id): return "response with message ID \(id) matches no request"
+        case .espOnIKEPort: return "ESP packet on the IKE socket"
+        case .keepalive: return "NAT keepalive"
+        case .invalidState(let why): return why
+        }
+    }
+}
+
+/// One ESP SA half as handed to the data plane.
+public struct ChildSAEventDetails: Equatable, Sendable {
+    public var name: String
+    public var spiInbound: ChildSPI
+    public var spiOutbound: ChildSPI
+    public var suite: ChildCipherSuite
+    public var localTrafficSelectors: [TrafficSelector]
+    public var remoteTrafficSelectors: [TrafficSelector]
+    public var mode: ChildMode
+    public var encapsulated: Bool
+    public var keys: DirectionalChildKeys
+    /// For a rekey: the SPIs of the SA it replaces.
+    public var replaces: (inbound: ChildSPI, outbound: ChildSPI)?
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.name == b.name && a.spiInbound == b.spiInbound && a.spiOutbound == b.spiOutbound && a.suite == b.suite
+            && a.keys == b.keys && a.mode == b.mode
+    }
+}
+
+/// CHILD SA keys named by direction from this side's point of view.
+public struct DirectionalChildKeys: Equatable, Sendable {
+    public var encryptionInbound: KeyMaterial
+    public var integrityInbound: KeyMaterial
+    public var encryptionOutbound: KeyMaterial
+    public var integrityOutbound: KeyMaterial
+}
+
+/// Something that happened to an SA, reported to the embedding program.
+public struct SAEvent: Equatable, Sendable {
+    public enum Kind: String, Sendable {
+        case ikeEstablished = "ike_sa_established"
+        case ikeRekeyed = "ike_sa_rekeyed"
+        case ikeDeleted = "ike_sa_deleted"
+        case ikeFailed = "ike_sa_failed"
+        case childEstablished = "child_sa_established"
+        case childRekeyed = "child_sa_rekeyed"
+        case childDeleted = "child_sa_deleted"
+    }
+    public var kind: Kind
+    public var connection: String
+    public var spiInitiator: IKESPI
+    public var spiResponder: IKESPI
+    public var local: Endpoint
+    public var remote: Endpoint
+    public var ikeSuite: IKECipherSuite?
+    public var child: ChildSAEventDetails?
+    /// For an IKE rekey, the SPIs of the replaced IKE SA; for failures, the reason.
+    public var detail: String?
+}
+
+/// What the engine asks its embedding to do.
+public enum EngineAction: Equatable, Sendable {
+    case send(Datagram)
+    case event(SAEvent)
+    case drop(DropReason)
+    case log(String)
+}

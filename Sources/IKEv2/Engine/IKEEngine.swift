@@ -1,0 +1,363 @@
+import Crypto
+
+/// The IKEv2 protocol engine (RFC 7296) as a pure state machine: datagrams, commands and clock ticks go in,
+/// datagrams to send, SA events and counted drops come out. It owns no socket and reads no clock; time is
+/// passed in (seconds, monotonic) and randomness comes from the injected `RandomSource`.
+public final class IKEEngine {
+    public let settings: EngineSettings
+    public private(set) var connections: [ConnectionConfiguration]
+    let random: RandomSource
+    var sessions: [IKESPI: IKESession] = [:]
+    /// Drops and failures by reason, for operators and tests.
+    public private(set) var counters: [String: Int] = [:]
+    let cookieSecret: [UInt8]
+
+    public init(connections: [ConnectionConfiguration], settings: EngineSettings = EngineSettings(),
+                random: RandomSource = SystemRandom()) {
+        self.connections = connections
+        self.settings = settings
+        self.random = random
+        self.cookieSecret = random.bytes(32)
+    }
+
+    // MARK: Inspection
+
+    /// A summary of an IKE SA for listings and tests.
+    public struct SessionSummary: Equatable, Sendable {
+        public var connection: String
+        public var spiInitiator: IKESPI
+        public var spiResponder: IKESPI
+        public var isOriginalInitiator: Bool
+        public var established: Bool
+        public var local: Endpoint
+        public var remote: Endpoint
+        public var children: [(name: String, inbound: ChildSPI, outbound: ChildSPI)]
+        public static func == (a: Self, b: Self) -> Bool {
+            a.spiInitiator == b.spiInitiator && a.spiResponder == b.spiResponder && a.established == b.established
+                && a.children.map(\.inbound) == b.children.map(\.inbound)
+        }
+    }
+
+    public var sessionSummaries: [SessionSummary] {
+        sessions.values.sorted { $0.createdAt < $1.createdAt }.map { s in
+            SessionSummary(connection: s.connection.name, spiInitiator: s.spiInitiator, spiResponder: s.spiResponder,
+                           isOriginalInitiator: s.isOriginalInitiator, established: s.state == .established,
+                           local: s.local, remote: s.remote,
+                           children: s.children.filter { !$0.rekeyed }.map { ($0.configuration.name, $0.spiInbound, $0.spiOutbound) })
+        }
+    }
+
+    func count(_ key: String) { counters[key, default: 0] += 1 }
+
+    // MARK: Commands
+
+    /// Starts IKE_SA_INIT for a configured connection.
+    public func initiate(connection name: String, now: Double) -> [EngineAction] {
+        guard let connection = connections.first(where: { $0.name == name }) else {
+            return [.log("initiate: no connection named '\(name)'")]
+        }
+        guard let remoteAddress = connection.remoteAddress else {
+            return [.log("initiate: connection '\(name)' has no remote address")]
+        }
+        return startInitiator(connection: connection, remote: Endpoint(remoteAddress, connection.remotePort), now: now)
+    }
+
+    /// Rekeys the CHILD SA with this inbound SPI, or the first of the named connection's children.
+    public func rekeyChild(connection name: String, spi: ChildSPI? = nil, now: Double) -> [EngineAction] {
+        guard let (session, child) = findChild(connection: name, spi: spi) else { return [.log("rekey: no CHILD SA found for '\(name)'")] }
+        return requestRekeyChild(session: session, child: child, now: now)
+    }
+
+    public func rekeyIKE(connection name: String, now: Double) -> [EngineAction] {
+        guard let session = findSession(connection: name) else { return [.log("rekey: no IKE SA for '\(name)'")] }
+        return requestRekeyIKE(session: session, now: now)
+    }
+
+    public func deleteChild(connection name: String, spi: ChildSPI? = nil, now: Double) -> [EngineAction] {
+        guard let (session, child) = findChild(connection: name, spi: spi) else { return [.log("delete: no CHILD SA found for '\(name)'")] }
+        return sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
+                           context: .deleteChildren([child.spiInbound]), now: now)
+    }
+
+    public func deleteIKE(connection name: String, now: Double) -> [EngineAction] {
+        guard let session = findSession(connection: name) else { return [.log("delete: no IKE SA for '\(name)'")] }
+        session.state = .deleting
+        return sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
+    }
+
+    /// Sends an empty INFORMATIONAL request (liveness check, section 1.4).
+    public func checkLiveness(connection name: String, now: Double) -> [EngineAction] {
+        guard let session = findSession(connection: name) else { return [.log("liveness: no IKE SA for '\(name)'")] }
+        return sendRequest(session: session, exchange: .informational, payloads: [], context: .liveness, now: now)
+    }
+
+    func findSession(connection name: String) -> IKESession? {
+        sessions.values.filter { $0.connection.name == name && $0.state == .established }.max { $0.createdAt < $1.createdAt }
+    }
+
+    func findChild(connection name: String, spi: ChildSPI?) -> (IKESession, ChildSA)? {
+        for session in sessions.values where session.state == .established {
+            for child in session.children where !child.rekeyed {
+                if let spi { if child.spiInbound == spi || child.spiOutbound == spi { return (session, child) } }
+                else if session.connection.name == name || child.configuration.name == name { return (session, child) }
+            }
+        }
+        return nil
+    }
+
+    // MARK: Timers
+
+    /// Retransmits, gives up on silent peers, expires half-open SAs and starts scheduled rekeys.
+    public func tick(now: Double) -> [EngineAction] {
+        var actions: [EngineAction] = []
+        for session in Array(sessions.values) {
+            if var outstanding = session.outstanding, now >= outstanding.nextRetransmitAt {
+                if outstanding.attempts > settings.retransmitLimit {
+                    actions.append(.log("IKE SA \(session.spiInitiator)_\(session.spiResponder): no answer after \(outstanding.attempts) transmissions, giving up"))
+                    count("retransmit_timeout")
+                    actions += closeSession(session, kind: session.state == .established || session.state == .deleting ? .ikeDeleted : .ikeFailed,
+                                            reason: "peer did not answer (retransmission limit)")
+                    continue
+                }
+                outstanding.attempts += 1
+                outstanding.nextRetransmitAt = now + settings.retransmitTimeout * Double(1 << min(outstanding.attempts - 1, 16))
+                session.outstanding = outstanding
+                actions.append(.log("retransmitting \(outstanding.context) request \(outstanding.messageID) (attempt \(outstanding.attempts))"))
+                actions.append(.send(outstanding.datagram))
+            }
+            if !session.isOriginalInitiator, session.state != .established, session.state != .deleting,
+               now - session.createdAt > settings.halfOpenTimeout {
+                actions.append(.log("half-open IKE SA \(session.spiInitiator)_\(session.spiResponder) timed out"))
+                sessions[session.localSPI] = nil
+                continue
+            }
+            guard session.state == .established else { continue }
+            if let rekeyAt = session.rekeyAt, now >= rekeyAt, !session.rekeyInProgress {
+                session.rekeyAt = nil
+                actions += requestRekeyIKE(session: session, now: now)
+            }
+            for child in session.children where !child.rekeyed {
+                if let lifetime = child.configuration.lifetime, now - child.createdAt >= lifetime {
+                    actions.append(.log("CHILD SA \(child.spiInbound) reached its hard lifetime, deleting"))
+                    actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
+                                           context: .deleteChildren([child.spiInbound]), now: now)
+                } else if let rekeyTime = child.configuration.rekeyTime, now - child.createdAt >= rekeyTime,
+                          !isRekeying(session: session, spi: child.spiInbound) {
+                    actions += requestRekeyChild(session: session, child: child, now: now)
+                }
+            }
+            if let interval = session.connection.livenessInterval, now - session.lastReceivedAt >= interval,
+               session.outstanding == nil, session.queued.isEmpty {
+                actions += sendRequest(session: session, exchange: .informational, payloads: [], context: .liveness, now: now)
+            }
+        }
+        return actions
+    }
+
+    func isRekeying(session: IKESession, spi: ChildSPI) -> Bool {
+        let contexts = [session.outstanding?.context].compactMap { $0 } + session.queued.map(\.context)
+        return contexts.contains { if case .createChild(let r) = $0, r.rekeying == spi { return true } else { return false } }
+    }
+
+    // MARK: Receiving
+
+    /// Handles one UDP payload that arrived on `local` from `remote` (ports 500 or 4500).
+    public func receive(_ udpPayload: [UInt8], from remote: Endpoint, to local: Endpoint, now: Double) -> [EngineAction] {
+        var bytes = udpPayload
+        if local.port == 4500 || remote.port == 4500 {
+            if bytes.count == 1 && bytes[0] == 0xff { count("nat_keepalive"); return [] }
+            guard bytes.count >= 4, bytes[0..<4].allSatisfy({ $0 == 0 }) else { return drop(.espOnIKEPort) }
+            bytes.removeFirst(4)
+        }
+        let message: IKEMessage
+        do {
+            message = try IKEMessage.decode(bytes)
+        } catch {
+            return handleUndecodable(bytes, error: error, from: remote, to: local)
+        }
+        let header = message.header
+        if header.exchangeType == .ikeSAInit {
+            if header.isResponse {
+                guard let session = sessions[header.spiInitiator], session.isOriginalInitiator, session.state == .initiating else {
+                    return drop(.unknownSPI(header.spiInitiator))
+                }
+                guard let outstanding = session.outstanding, outstanding.messageID == header.messageID else {
+                    return drop(.unexpectedResponse(messageID: header.messageID))
+                }
+                session.lastReceivedAt = now
+                return handleInitResponse(session: session, message: message, raw: bytes, now: now)
+            }
+            return handleInitRequest(message: message, raw: bytes, from: remote, to: local, now: now)
+        }
+        // The I flag says whether the sender is the original initiator, hence which SPI is ours.
+        let ourSPI = header.isFromOriginalInitiator ? header.spiResponder : header.spiInitiator
+        guard let session = sessions[ourSPI], session.keys != nil,
+              session.isOriginalInitiator != header.isFromOriginalInitiator else {
+            count("unknown_spi")
+            return [.drop(.unknownSPI(ourSPI))]
+        }
+        if header.isResponse {
+            guard let outstanding = session.outstanding, outstanding.messageID == header.messageID else {
+                return drop(.unexpectedResponse(messageID: header.messageID))
+            }
+        } else {
+            if header.messageID &+ 1 == session.expectedRequestID, let cached = session.lastResponse,
+               cached.messageID == header.messageID {
+                count("retransmitted_request")
+                return [.log("answering retransmitted request \(header.messageID) from cache"), .send(cached.datagram)]
+            }
+            guard header.messageID == session.expectedRequestID else {
+                return drop(.messageIDOutOfWindow(received: header.messageID, expected: session.expectedRequestID))
+            }
+        }
+        let payloads: [Payload]
+        do {
+            payloads = try ProtectedMessage.open(bytes, message: message, protection: session.incomingProtection!)
+        } catch .integrityCheckFailed {
+            return drop(.integrityCheckFailed)
+        } catch {
+            if case .unsupportedCriticalPayload = error, !header.isResponse {
+                // Section 2.5: answer an authenticated request with an unknown critical payload.
+                let notify = NotifyPayload(type: .unsupportedCriticalPayload, data: [error.unsupportedType])
+                return drop(.malformed(error)) + respond(session: session, to: header, payloads: [.notify(notify)])
+            }
+            return drop(.malformed(error))
+        }
+        session.lastReceivedAt = now
+        // NAT traversal (section 2.23): follow the peer to the address and port it now uses.
+        if session.natDetected, (remote != session.remote || local != session.local) {
+            session.remote = remote; session.local = local
+        } else if remote.port == 4500, session.remote.port != 4500 {
+            session.remote = remote; session.local = local
+        }
+        if header.isResponse {
+            let outstanding = session.outstanding!
+            session.outstanding = nil
+            var actions = handleResponse(session: session, context: outstanding.context, header: header, payloads: payloads, now: now)
+            actions += sendNextQueued(session: session, now: now)
+            return actions
+        }
+        session.expectedRequestID = header.messageID &+ 1
+        return handleRequest(session: session, header: header, payloads: payloads, now: now)
+    }
+
+    func drop(_ reason: DropReason) -> [EngineAction] {
+        count(reason.key)
+        return [.drop(reason)]
+    }
+
+    /// An undecodable IKE_SA_INIT request gets the notify section 3.10.1 asks for; anything else is dropped.
+    private func handleUndecodable(_ bytes: [UInt8], error: IKEDecodingError, from remote: Endpoint, to local: Endpoint) -> [EngineAction] {
+        var actions = drop(.malformed(error))
+        guard bytes.count >= IKEHeader.size, let notifyType = error.notify else { return actions }
+        var reader = ByteReader(bytes)
+        guard let spiI = try? reader.readUInt64("spi"), let spiR = try? reader.readUInt64("spi"),
+              spiR == 0, bytes[18] == ExchangeType.ikeSAInit.rawValue, bytes[19] & 0x20 == 0 else { return actions }
+        let messageID = UInt32(bytes[20]) << 24 | UInt32(bytes[21]) << 16 | UInt32(bytes[22]) << 8 | UInt32(bytes[23])
+        var data: [UInt8] = []
+        if case .unsupportedCriticalPayload = error { data = [error.unsupportedType] }
+        if case .invalidMajorVersion = error { data = [] }
+        let reply = IKEMessage(header: IKEHeader(spiInitiator: IKESPI(spiI), spiResponder: .zero, nextPayload: .none,
+                                                 exchangeType: .ikeSAInit, flags: [.response], messageID: messageID),
+                               payloads: [.notify(NotifyPayload(type: notifyType, data: data))])
+        actions.append(.send(makeDatagram(reply.encode(), from: local, to: remote)))
+        return actions
+    }
+
+    // MARK: Sending
+
+    func makeDatagram(_ ike: [UInt8], from local: Endpoint, to remote: Endpoint) -> Datagram {
+        let payload = (local.port == 4500 || remote.port == 4500) ? [0, 0, 0, 0] + ike : ike
+        return Datagram(payload: payload, source: local, destination: remote)
+    }
+
+    /// Queues or sends a protected request; window size one (section 2.3), so one request in flight.
+    func sendRequest(session: IKESession, exchange: ExchangeType, payloads: [Payload], context: RequestContext,
+                     now: Double) -> [EngineAction] {
+        if session.outstanding != nil {
+            session.queued.append((payloads, exchange, context))
+            return []
+        }
+        let messageID = session.nextRequestID
+        session.nextRequestID &+= 1
+        let header = session.header(exchange: exchange, messageID: messageID, response: false)
+        guard let protection = session.outgoingProtection,
+              let bytes = try? ProtectedMessage.seal(header: header, payloads: payloads, protection: protection, random: random) else {
+            return [.log("cannot protect \(exchange) request: SA has no keys")]
+        }
+        let datagram = makeDatagram(bytes, from: session.local, to: session.remote)
+        session.outstanding = OutstandingRequest(messageID: messageID, datagram: datagram, context: context, attempts: 1,
+                                                 nextRetransmitAt: now + settings.retransmitTimeout)
+        return [.send(datagram)]
+    }
+
+    func sendNextQueued(session: IKESession, now: Double) -> [EngineAction] {
+        guard session.outstanding == nil, !session.queued.isEmpty, sessions[session.localSPI] === session,
+              session.state == .established || session.state == .deleting else { return [] }
+        let next = session.queued.removeFirst()
+        return sendRequest(session: session, exchange: next.exchange, payloads: next.payloads, context: next.context, now: now)
+    }
+
+    /// Sends a protected response and caches it for retransmitted requests.
+    func respond(session: IKESession, to request: IKEHeader, payloads: [Payload]) -> [EngineAction] {
+        let header = session.header(exchange: request.exchangeType, messageID: request.messageID, response: true)
+        guard let protection = session.outgoingProtection,
+              let bytes = try? ProtectedMessage.seal(header: header, payloads: payloads, protection: protection, random: random) else {
+            return [.log("cannot protect response")]
+        }
+        let datagram = makeDatagram(bytes, from: session.local, to: session.remote)
+        session.lastResponse = (request.messageID, datagram)
+        return [.send(datagram)]
+    }
+
+    /// Removes an IKE SA and reports it and its CHILD SAs gone.
+    func closeSession(_ session: IKESession, kind: SAEvent.Kind, reason: String?) -> [EngineAction] {
+        var actions: [EngineAction] = []
+        for child in session.children {
+            actions.append(.event(childEvent(.childDeleted, session: session, child: child)))
+        }
+        session.children = []
+        session.state = .closed
+        if sessions[session.localSPI] === session { sessions[session.localSPI] = nil }
+        actions.append(.event(ikeEvent(kind, session: session, detail: reason)))
+        return actions
+    }
+
+    func ikeEvent(_ kind: SAEvent.Kind, session: IKESession, detail: String? = nil) -> SAEvent {
+        SAEvent(kind: kind, connection: session.connection.name, spiInitiator: session.spiInitiator,
+                spiResponder: session.spiResponder, local: session.local, remote: session.remote,
+                ikeSuite: session.suite, child: nil, detail: detail)
+    }
+
+    func childEvent(_ kind: SAEvent.Kind, session: IKESession, child: ChildSA,
+                    replaces: (ChildSPI, ChildSPI)? = nil) -> SAEvent {
+        var event = ikeEvent(kind, session: session)
+        event.child = ChildSAEventDetails(name: child.configuration.name, spiInbound: child.spiInbound, spiOutbound: child.spiOutbound,
+                                          suite: child.suite, localTrafficSelectors: child.localTrafficSelectors,
+                                          remoteTrafficSelectors: child.remoteTrafficSelectors, mode: child.mode,
+                                          encapsulated: session.natDetected || session.remote.port == 4500,
+                                          keys: child.keys, replaces: replaces)
+        return event
+    }
+
+    func newChildSPI() -> ChildSPI {
+        var spi: UInt32 = 0
+        while spi < 256 { spi = random.uint32() } // SPIs 1-255 are reserved (RFC 4303 section 2.1)
+        return ChildSPI(spi)
+    }
+
+    func newIKESPI() -> IKESPI {
+        var spi: UInt64 = 0
+        while spi == 0 || sessions[IKESPI(spi)] != nil { spi = random.uint64() }
+        return IKESPI(spi)
+    }
+
+    func newNonce() -> [UInt8] { random.bytes(32) }
+}
+
+extension IKEDecodingError {
+    var unsupportedType: UInt8 {
+        if case .unsupportedCriticalPayload(let type) = self { return type.rawValue }
+        return 0
+    }
+}

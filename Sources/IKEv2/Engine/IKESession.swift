@@ -1,0 +1,121 @@
+/// An established or half-established CHILD SA as the engine tracks it.
+struct ChildSA {
+    var configuration: ChildConfiguration
+    var spiInbound: ChildSPI
+    var spiOutbound: ChildSPI
+    var suite: ChildCipherSuite
+    var keys: DirectionalChildKeys
+    var localTrafficSelectors: [TrafficSelector]
+    var remoteTrafficSelectors: [TrafficSelector]
+    var mode: ChildMode
+    var createdAt: Double
+    /// Set once a replacement exists; the SA then only waits for its Delete.
+    var rekeyed = false
+}
+
+/// A CHILD SA this side has asked for and awaits the answer to.
+struct ChildRequest {
+    var configuration: ChildConfiguration
+    var spiInbound: ChildSPI
+    var nonce: [UInt8]
+    var keyExchange: KeyExchangePrivateKey?
+    var rekeying: ChildSPI?
+}
+
+/// What an outstanding request of ours was for, so its response can be handled.
+enum RequestContext {
+    case ikeSAInit
+    case ikeAuth(ChildRequest?)
+    case createChild(ChildRequest)
+    case rekeyIKE(spi: IKESPI, nonce: [UInt8], keyExchange: KeyExchangePrivateKey)
+    case deleteChildren([ChildSPI])
+    case deleteIKE
+    case liveness
+}
+
+struct OutstandingRequest {
+    var messageID: UInt32
+    var datagram: Datagram
+    var context: RequestContext
+    var attempts: Int
+    var nextRetransmitAt: Double
+}
+
+/// One IKE SA (RFC 7296 section 2): identities of both sides, keys, message-ID windows and CHILD SAs.
+final class IKESession {
+    enum State: Equatable { case initiating, authenticating, established, deleting, closed }
+
+    var connection: ConnectionConfiguration
+    let isOriginalInitiator: Bool
+    var spiInitiator: IKESPI
+    var spiResponder: IKESPI
+    var local: Endpoint
+    var remote: Endpoint
+    var state: State
+    var createdAt: Double
+    var lastReceivedAt: Double
+
+    var suite: IKECipherSuite?
+    var keys: IKESAKeys?
+    var nonceInitiator: [UInt8] = []
+    var nonceResponder: [UInt8] = []
+    var keyExchange: KeyExchangePrivateKey?
+    var initiatorFirstMessage: [UInt8] = []
+    var responderFirstMessage: [UInt8] = []
+    var cookie: [UInt8]?
+    var natDetected = false
+
+    var nextRequestID: UInt32 = 0
+    var outstanding: OutstandingRequest?
+    var queued: [(payloads: [Payload], exchange: ExchangeType, context: RequestContext)] = []
+    var expectedRequestID: UInt32 = 0
+    var lastResponse: (messageID: UInt32, datagram: Datagram)?
+
+    var children: [ChildSA] = []
+    /// The first CHILD SA a responder was asked for in IKE_AUTH, or an initiator's queued extra children.
+    var pendingChildren: [ChildConfiguration] = []
+    var rekeyAt: Double?
+    var rekeyInProgress = false
+
+    init(connection: ConnectionConfiguration, isOriginalInitiator: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
+         local: Endpoint, remote: Endpoint, now: Double) {
+        self.connection = connection; self.isOriginalInitiator = isOriginalInitiator
+        self.spiInitiator = spiInitiator; self.spiResponder = spiResponder
+        self.local = local; self.remote = remote
+        self.state = .initiating; self.createdAt = now; self.lastReceivedAt = now
+    }
+
+    var localSPI: IKESPI { isOriginalInitiator ? spiInitiator : spiResponder }
+
+    var outgoingProtection: MessageProtection? {
+        guard let suite, let keys else { return nil }
+        return MessageProtection(encryption: suite.encryption, integrity: suite.integrity,
+                                 encryptionKey: isOriginalInitiator ? keys.encryptionInitiator : keys.encryptionResponder,
+                                 integrityKey: isOriginalInitiator ? keys.integrityInitiator : keys.integrityResponder)
+    }
+
+    var incomingProtection: MessageProtection? {
+        guard let suite, let keys else { return nil }
+        return MessageProtection(encryption: suite.encryption, integrity: suite.integrity,
+                                 encryptionKey: isOriginalInitiator ? keys.encryptionResponder : keys.encryptionInitiator,
+                                 integrityKey: isOriginalInitiator ? keys.integrityResponder : keys.integrityInitiator)
+    }
+
+    func header(exchange: ExchangeType, messageID: UInt32, response: Bool) -> IKEHeader {
+        var flags: IKEHeader.Flags = []
+        if isOriginalInitiator { flags.insert(.initiator) }
+        if response { flags.insert(.response) }
+        return IKEHeader(spiInitiator: spiInitiator, spiResponder: spiResponder, nextPayload: .none,
+                         exchangeType: exchange, flags: flags, messageID: messageID)
+    }
+
+    /// Keys of a CHILD SA from this side's point of view; `initiatedHere` says who sent the exchange's request.
+    func directionalKeys(_ keys: ChildSAKeys, initiatedHere: Bool) -> DirectionalChildKeys {
+        if initiatedHere {
+            return DirectionalChildKeys(encryptionInbound: keys.encryptionResponder, integrityInbound: keys.integrityResponder,
+                                        encryptionOutbound: keys.encryptionInitiator, integrityOutbound: keys.integrityInitiator)
+        }
+        return DirectionalChildKeys(encryptionInbound: keys.encryptionInitiator, integrityInbound: keys.integrityInitiator,
+                                    encryptionOutbound: keys.encryptionResponder, integrityOutbound: keys.integrityResponder)
+    }
+}

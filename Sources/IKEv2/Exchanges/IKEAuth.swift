@@ -1,0 +1,123 @@
+/// IKE_AUTH (RFC 7296 section 1.2) with pre-shared keys (section 2.15) and the first CHILD SA.
+extension IKEEngine {
+    func sendAuthRequest(session: IKESession, now: Double) -> [EngineAction] {
+        guard let suite = session.suite, let keys = session.keys else { return [] }
+        let identity = session.connection.localIdentity.payload
+        let auth = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: session.connection.preSharedKey,
+                                                         firstMessage: session.initiatorFirstMessage, peerNonce: session.nonceResponder,
+                                                         authenticationKey: keys.authenticationInitiator, identification: identity)
+        var payloads: [Payload] = [.identificationInitiator(identity)]
+        if let remote = session.connection.remoteIdentity { payloads.append(.identificationResponder(remote.payload)) }
+        payloads.append(.authentication(AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: auth)))
+        var request: ChildRequest?
+        if !session.pendingChildren.isEmpty {
+            let configuration = session.pendingChildren.removeFirst()
+            // No KE is allowed in IKE_AUTH, so the first CHILD SA never uses PFS (section 1.2).
+            let child = ChildRequest(configuration: configuration, spiInbound: newChildSPI(), nonce: [], keyExchange: nil, rekeying: nil)
+            payloads += childRequestPayloads(child, includeGroups: false)
+            request = child
+        }
+        return sendRequest(session: session, exchange: .ikeAuth, payloads: payloads, context: .ikeAuth(request), now: now)
+    }
+
+    /// SA, TSi, TSr (and USE_TRANSPORT_MODE) of a CHILD SA request; nonce and KE are added by the caller.
+    func childRequestPayloads(_ request: ChildRequest, includeGroups: Bool) -> [Payload] {
+        var payloads: [Payload] = []
+        if request.configuration.mode == .transport { payloads.append(.notify(NotifyPayload(type: .useTransportMode))) }
+        let proposals = request.configuration.proposals.enumerated().map { index, spec in
+            spec.proposal(number: UInt8(index + 1), protocolID: .esp, spi: request.spiInbound.bytes, includeGroups: includeGroups)
+        }
+        payloads.append(.securityAssociation(SecurityAssociationPayload(proposals: proposals)))
+        payloads.append(.trafficSelectorInitiator(TrafficSelectorPayload(selectors: request.configuration.localTrafficSelectors)))
+        payloads.append(.trafficSelectorResponder(TrafficSelectorPayload(selectors: request.configuration.remoteTrafficSelectors)))
+        return payloads
+    }
+
+    func handleAuthResponse(session: IKESession, request: ChildRequest?, payloads: [Payload], now: Double) -> [EngineAction] {
+        guard let suite = session.suite, let keys = session.keys else { return [] }
+        guard let identity = payloads.identificationResponder, let auth = payloads.authentication else {
+            let reason = payloads.notifies.first { $0.type.isError }.map { "\($0.type)" } ?? "missing IDr or AUTH"
+            count("authentication_failed")
+            return closeSession(session, kind: .ikeFailed, reason: "IKE_AUTH refused by peer: \(reason)")
+        }
+        if let expected = session.connection.remoteIdentity, expected.payload != identity {
+            count("authentication_failed")
+            return closeSession(session, kind: .ikeFailed, reason: "peer identity \(Identity(payload: identity)) is not the configured \(expected)")
+        }
+        let expected = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: session.connection.preSharedKey,
+                                                             firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
+                                                             authenticationKey: keys.authenticationResponder, identification: identity)
+        guard auth.method == .sharedKeyMessageIntegrityCode, ProtectedMessage.constantTimeEqual(expected, auth.data[...]) else {
+            count("authentication_failed")
+            return closeSession(session, kind: .ikeFailed, reason: "peer's AUTH payload does not verify with the pre-shared key")
+        }
+        session.state = .established
+        if let rekeyTime = session.connection.rekeyTime { session.rekeyAt = now + rekeyTime }
+        var actions: [EngineAction] = [
+            .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(session.connection.name)' established with \(session.remote) (\(suite.name))"),
+            .event(ikeEvent(.ikeEstablished, session: session)),
+        ]
+        if let request {
+            actions += finishChildRequest(session: session, request: request, payloads: payloads, nonceInitiator: session.nonceInitiator,
+                                          nonceResponder: session.nonceResponder, now: now)
+        }
+        for configuration in session.pendingChildren {
+            actions += requestNewChild(session: session, configuration: configuration, now: now)
+        }
+        session.pendingChildren = []
+        return actions
+    }
+
+    func handleAuthRequest(session: IKESession, header: IKEHeader, payloads: [Payload], now: Double) -> [EngineAction] {
+        guard session.state == .authenticating, let suite = session.suite, let keys = session.keys else {
+            return drop(.invalidState("IKE_AUTH request on an IKE SA that is not authenticating"))
+        }
+        guard let identity = payloads.identificationInitiator, let auth = payloads.authentication else {
+            return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
+                + closeSession(session, kind: .ikeFailed, reason: "IKE_AUTH without IDi or AUTH (EAP is not supported)")
+        }
+        // Pick the connection whose remote identity matches, among those sharing this address pair.
+        let candidates = [session.connection] + matchingConnections(local: session.local, remote: session.remote)
+        guard let connection = candidates.first(where: { $0.remoteIdentity == nil || $0.remoteIdentity!.payload == identity }) else {
+            count("authentication_failed")
+            return [.log("IKE_AUTH from \(session.remote): identity \(Identity(payload: identity)) matches no connection")]
+                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
+                + closeSession(session, kind: .ikeFailed, reason: "unknown peer identity \(Identity(payload: identity))")
+        }
+        let expected = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey,
+                                                             firstMessage: session.initiatorFirstMessage, peerNonce: session.nonceResponder,
+                                                             authenticationKey: keys.authenticationInitiator, identification: identity)
+        guard auth.method == .sharedKeyMessageIntegrityCode, ProtectedMessage.constantTimeEqual(expected, auth.data[...]) else {
+            count("authentication_failed")
+            return [.log("IKE_AUTH from \(session.remote): AUTH of \(Identity(payload: identity)) does not verify")]
+                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
+                + closeSession(session, kind: .ikeFailed, reason: "AUTH payload did not verify with the pre-shared key")
+        }
+        session.connection = connection
+        let ourIdentity = connection.localIdentity.payload
+        let ourAuth = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey,
+                                                            firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
+                                                            authenticationKey: keys.authenticationResponder, identification: ourIdentity)
+        var response: [Payload] = [.identificationResponder(ourIdentity),
+                                   .authentication(AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: ourAuth))]
+        session.state = .established
+        if let rekeyTime = connection.rekeyTime { session.rekeyAt = now + rekeyTime }
+        var actions: [EngineAction] = [
+            .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(connection.name)' established with \(session.remote) (\(suite.name))"),
+            .event(ikeEvent(.ikeEstablished, session: session)),
+        ]
+        if payloads.securityAssociation != nil {
+            switch negotiateChild(session: session, payloads: payloads, candidates: connection.children,
+                                  nonceInitiator: session.nonceInitiator, nonceResponder: session.nonceResponder, allowPFS: false, now: now) {
+            case .success(let (child, childPayloads)):
+                response += childPayloads
+                session.children.append(child)
+                actions.append(.event(childEvent(.childEstablished, session: session, child: child)))
+            case .failure(let refusal):
+                actions.append(.log("first CHILD SA refused: \(refusal.notify.type)"))
+                response.append(.notify(refusal.notify))
+            }
+        }
+        return respond(session: session, to: header, payloads: response) + actions
+    }
+}

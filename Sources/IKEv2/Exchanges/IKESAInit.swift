@@ -1,0 +1,234 @@
+import Crypto
+
+/// IKE_SA_INIT (RFC 7296 section 1.2): proposals, key exchange, nonces, NAT detection (2.23),
+/// COOKIE (2.6) and INVALID_KE_PAYLOAD (1.2) in both roles.
+extension IKEEngine {
+    /// NAT_DETECTION_*_IP data: SHA-1(SPIi | SPIr | IP | port), section 2.23.
+    static func natDetectionHash(spiInitiator: IKESPI, spiResponder: IKESPI, endpoint: Endpoint) -> [UInt8] {
+        var data = spiInitiator.bytes + spiResponder.bytes + endpoint.address.bytes
+        data += [UInt8(endpoint.port >> 8), UInt8(endpoint.port & 0xff)]
+        return Array(Insecure.SHA1.hash(data: data))
+    }
+
+    func natDetectionNotifies(session: IKESession) -> [Payload] {
+        let spiR = session.isOriginalInitiator && session.state == .initiating ? IKESPI.zero : session.spiResponder
+        var source = Self.natDetectionHash(spiInitiator: session.spiInitiator, spiResponder: spiR, endpoint: session.local)
+        if session.connection.forceEncapsulation { source = random.bytes(20) } // pretend to be behind a NAT
+        let destination = Self.natDetectionHash(spiInitiator: session.spiInitiator, spiResponder: spiR, endpoint: session.remote)
+        return [.notify(NotifyPayload(type: .natDetectionSourceIP, data: source)),
+                .notify(NotifyPayload(type: .natDetectionDestinationIP, data: destination))]
+    }
+
+    /// True when the peer's NAT_DETECTION hashes show an address translation on the path (or it faked one).
+    func natDetected(payloads: [Payload], session: IKESession, spiResponder: IKESPI) -> Bool {
+        let sources = payloads.notifies.filter { $0.type == .natDetectionSourceIP }.map(\.data)
+        guard let destination = payloads.notify(.natDetectionDestinationIP)?.data, !sources.isEmpty else { return false }
+        let expectedSource = Self.natDetectionHash(spiInitiator: session.spiInitiator, spiResponder: spiResponder, endpoint: session.remote)
+        let expectedDestination = Self.natDetectionHash(spiInitiator: session.spiInitiator, spiResponder: spiResponder, endpoint: session.local)
+        return !sources.contains(expectedSource) || destination != expectedDestination
+    }
+
+    // MARK: Initiator
+
+    func startInitiator(connection: ConnectionConfiguration, remote: Endpoint, now: Double) -> [EngineAction] {
+        guard let group = connection.proposals.first?.groups.first else { return [.log("connection \(connection.name) has no key exchange group")] }
+        let session = IKESession(connection: connection, isOriginalInitiator: true, spiInitiator: newIKESPI(), spiResponder: .zero,
+                                 local: Endpoint(connection.localAddress, connection.localPort), remote: remote, now: now)
+        session.nonceInitiator = newNonce()
+        session.keyExchange = group.generatePrivateKey(random: random)
+        session.pendingChildren = connection.children
+        sessions[session.spiInitiator] = session
+        return [.log("initiating IKE SA \(session.spiInitiator) for '\(connection.name)' to \(remote)")] + sendInitRequest(session: session, now: now)
+    }
+
+    func sendInitRequest(session: IKESession, now: Double) -> [EngineAction] {
+        let proposals = session.connection.proposals.enumerated().map { index, spec -> Proposal in
+            // The group of our KE goes first so that the responder can pick it without INVALID_KE_PAYLOAD.
+            var proposal = spec.proposal(number: UInt8(index + 1), protocolID: .ike, spi: [])
+            if let group = session.keyExchange?.group, let at = proposal.transforms.firstIndex(of: group.transform) {
+                let transform = proposal.transforms.remove(at: at)
+                let firstGroup = proposal.transforms.firstIndex { $0.type == .keyExchange } ?? proposal.transforms.endIndex
+                proposal.transforms.insert(transform, at: firstGroup)
+            }
+            return proposal
+        }
+        var payloads: [Payload] = []
+        if let cookie = session.cookie { payloads.append(.notify(NotifyPayload(type: .cookie, data: cookie))) }
+        payloads += [.securityAssociation(SecurityAssociationPayload(proposals: proposals)),
+                     .keyExchange(KeyExchangePayload(group: session.keyExchange!.group.rawValue, data: session.keyExchange!.publicValue)),
+                     .nonce(NoncePayload(data: session.nonceInitiator))]
+        payloads += natDetectionNotifies(session: session)
+        let message = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: false), payloads: payloads)
+        let bytes = message.encode()
+        session.initiatorFirstMessage = bytes
+        session.nextRequestID = 1
+        let datagram = makeDatagram(bytes, from: session.local, to: session.remote)
+        session.outstanding = OutstandingRequest(messageID: 0, datagram: datagram, context: .ikeSAInit, attempts: 1,
+                                                 nextRetransmitAt: now + settings.retransmitTimeout)
+        return [.send(datagram)]
+    }
+
+    func handleInitResponse(session: IKESession, message: IKEMessage, raw: [UInt8], now: Double) -> [EngineAction] {
+        let payloads = message.payloads
+        if let cookie = payloads.notify(.cookie) {
+            guard session.cookie == nil || session.cookie! != cookie.data else { return [.log("responder repeated the same COOKIE")] }
+            session.cookie = cookie.data
+            session.outstanding = nil
+            return [.log("responder asked for a COOKIE, retrying IKE_SA_INIT with it")] + sendInitRequest(session: session, now: now)
+        }
+        if let invalidKE = payloads.notify(.invalidKEPayload) {
+            guard invalidKE.data.count == 2, let group = KeyExchangeGroup(rawValue: UInt16(invalidKE.data[0]) << 8 | UInt16(invalidKE.data[1])),
+                  session.connection.proposals.contains(where: { $0.groups.contains(group) }), group != session.keyExchange?.group else {
+                return closeSession(session, kind: .ikeFailed, reason: "INVALID_KE_PAYLOAD asks for a group we do not offer")
+            }
+            session.keyExchange = group.generatePrivateKey(random: random)
+            session.outstanding = nil
+            return [.log("responder wants key exchange group \(group.name), retrying")] + sendInitRequest(session: session, now: now)
+        }
+        if let error = payloads.notifies.first(where: { $0.type.isError }) {
+            return closeSession(session, kind: .ikeFailed, reason: "IKE_SA_INIT refused: \(error.type)")
+        }
+        guard let sa = payloads.securityAssociation, sa.proposals.count == 1, let ke = payloads.keyExchange,
+              let nonce = payloads.nonce, !message.header.spiResponder.isZero else {
+            return closeSession(session, kind: .ikeFailed, reason: "IKE_SA_INIT response lacks SA, KE or Nonce")
+        }
+        guard let suite = session.connection.proposals.lazy.compactMap({ $0.selectIKE(from: sa.proposals[0]) }).first,
+              sa.proposals[0].transforms.count == suite.transforms.count else {
+            return closeSession(session, kind: .ikeFailed, reason: "responder chose a proposal we did not offer")
+        }
+        guard let keyExchange = session.keyExchange, ke.group == keyExchange.group.rawValue, suite.group == keyExchange.group else {
+            return closeSession(session, kind: .ikeFailed, reason: "responder's KE group does not match")
+        }
+        let sharedSecret: KeyMaterial
+        do { sharedSecret = try keyExchange.sharedSecret(peerPublicValue: ke.data) } catch {
+            return closeSession(session, kind: .ikeFailed, reason: "invalid KE public value from responder")
+        }
+        session.outstanding = nil
+        session.spiResponder = message.header.spiResponder
+        session.nonceResponder = nonce.data
+        session.responderFirstMessage = raw
+        session.suite = suite
+        let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: session.nonceInitiator,
+                                              nonceResponder: nonce.data, sharedSecret: sharedSecret)
+        session.keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
+                                             nonceResponder: nonce.data, spiInitiator: session.spiInitiator,
+                                             spiResponder: session.spiResponder)
+        session.keyExchange = nil
+        var actions: [EngineAction] = []
+        session.natDetected = session.connection.forceEncapsulation
+            || natDetected(payloads: payloads, session: session, spiResponder: session.spiResponder)
+        if session.natDetected {
+            // Section 2.23: after a NAT is detected both sides move to port 4500.
+            session.local.port = 4500; session.remote.port = 4500
+            actions.append(.log("NAT detected (or encapsulation forced), switching to UDP 4500"))
+        }
+        session.state = .authenticating
+        return actions + sendAuthRequest(session: session, now: now)
+    }
+
+    // MARK: Responder
+
+    func matchingConnections(local: Endpoint, remote: Endpoint) -> [ConnectionConfiguration] {
+        connections.filter { $0.localAddress == local.address && ($0.remoteAddress == nil || $0.remoteAddress == remote.address) }
+    }
+
+    func selectIKEProposal(sa: SecurityAssociationPayload, candidates: [ConnectionConfiguration])
+        -> (connection: ConnectionConfiguration, suite: IKECipherSuite, proposalNumber: UInt8)? {
+        for connection in candidates {
+            for proposal in sa.proposals {
+                for spec in connection.proposals {
+                    if let suite = spec.selectIKE(from: proposal) { return (connection, suite, proposal.number) }
+                }
+            }
+        }
+        return nil
+    }
+
+    func cookie(nonce: [UInt8], remote: Endpoint, spi: IKESPI) -> [UInt8] {
+        [0] + Array(SHA256.hash(data: nonce + remote.address.bytes + spi.bytes + cookieSecret))
+    }
+
+    func handleInitRequest(message: IKEMessage, raw: [UInt8], from remote: Endpoint, to local: Endpoint, now: Double) -> [EngineAction] {
+        let header = message.header
+        let payloads = message.payloads
+        func reply(_ notify: NotifyPayload) -> [EngineAction] {
+            let response = IKEMessage(header: IKEHeader(spiInitiator: header.spiInitiator, spiResponder: .zero, nextPayload: .none,
+                                                        exchangeType: .ikeSAInit, flags: [.response], messageID: header.messageID),
+                                      payloads: [.notify(notify)])
+            return [.send(makeDatagram(response.encode(), from: local, to: remote))]
+        }
+        guard header.isFromOriginalInitiator, header.spiResponder.isZero, header.messageID == 0 else {
+            return drop(.invalidState("IKE_SA_INIT request with wrong flags, responder SPI or message ID"))
+        }
+        if let existing = sessions.values.first(where: { !$0.isOriginalInitiator && $0.spiInitiator == header.spiInitiator
+                                                          && $0.remote.address == remote.address }) {
+            if existing.initiatorFirstMessage == raw, let cached = existing.lastResponse, cached.messageID == 0 {
+                count("retransmitted_request")
+                return [.log("answering retransmitted IKE_SA_INIT from cache"), .send(cached.datagram)]
+            }
+            return drop(.invalidState("second IKE_SA_INIT for an existing IKE SA"))
+        }
+        let candidates = matchingConnections(local: local, remote: remote)
+        guard !candidates.isEmpty else {
+            count("no_matching_connection")
+            return [.log("IKE_SA_INIT from \(remote) to \(local): no connection configured")] + reply(NotifyPayload(type: .noProposalChosen))
+        }
+        guard let sa = payloads.securityAssociation, let ke = payloads.keyExchange, let nonce = payloads.nonce else {
+            count("malformed")
+            return reply(NotifyPayload(type: .invalidSyntax))
+        }
+        let halfOpen = sessions.values.filter { !$0.isOriginalInitiator && $0.state != .established }.count
+        if halfOpen >= settings.cookieThreshold {
+            let expected = cookie(nonce: nonce.data, remote: remote, spi: header.spiInitiator)
+            guard let offered = payloads.notify(.cookie), offered.data == expected else {
+                count("cookie_sent")
+                return [.log("\(halfOpen) half-open IKE SAs: asking \(remote) for a COOKIE")]
+                    + reply(NotifyPayload(type: .cookie, data: expected))
+            }
+        }
+        let selection: (connection: ConnectionConfiguration, suite: IKECipherSuite, proposalNumber: UInt8)? = self.selectIKEProposal(sa: sa, candidates: candidates)
+        guard let selection else {
+            count("no_proposal_chosen")
+            return [.log("IKE_SA_INIT from \(remote): no acceptable proposal")] + reply(NotifyPayload(type: .noProposalChosen))
+        }
+        let connection = selection.connection, suite = selection.suite, proposalNumber = selection.proposalNumber
+        guard ke.group == suite.group.rawValue else {
+            count("invalid_ke_sent")
+            return [.log("IKE_SA_INIT from \(remote): KE uses group \(ke.group), asking for \(suite.group.name)")]
+                + reply(NotifyPayload(type: .invalidKEPayload, data: [UInt8(suite.group.rawValue >> 8), UInt8(suite.group.rawValue & 0xff)]))
+        }
+        let keyExchange = suite.group.generatePrivateKey(random: random)
+        let sharedSecret: KeyMaterial
+        do { sharedSecret = try keyExchange.sharedSecret(peerPublicValue: ke.data) } catch {
+            count("invalid_ke_value")
+            return reply(NotifyPayload(type: .invalidSyntax))
+        }
+        let session = IKESession(connection: connection, isOriginalInitiator: false, spiInitiator: header.spiInitiator,
+                                 spiResponder: newIKESPI(), local: local, remote: remote, now: now)
+        session.suite = suite
+        session.nonceInitiator = nonce.data
+        session.nonceResponder = newNonce()
+        session.initiatorFirstMessage = raw
+        session.natDetected = natDetected(payloads: payloads, session: session, spiResponder: .zero)
+        let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: nonce.data, nonceResponder: session.nonceResponder,
+                                              sharedSecret: sharedSecret)
+        session.keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: nonce.data,
+                                             nonceResponder: session.nonceResponder, spiInitiator: session.spiInitiator,
+                                             spiResponder: session.spiResponder)
+        session.state = .authenticating
+        var response: [Payload] = [
+            .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposalNumber, spi: [])])),
+            .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: keyExchange.publicValue)),
+            .nonce(NoncePayload(data: session.nonceResponder)),
+        ]
+        response += natDetectionNotifies(session: session)
+        let bytes = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: true), payloads: response).encode()
+        session.responderFirstMessage = bytes
+        session.expectedRequestID = 1
+        let datagram = makeDatagram(bytes, from: local, to: remote)
+        session.lastResponse = (0, datagram)
+        sessions[session.spiResponder] = session
+        return [.log("IKE_SA_INIT from \(remote) for '\(connection.name)': \(suite.name)\(session.natDetected ? ", NAT detected" : "")"),
+                .send(datagram)]
+    }
+}
