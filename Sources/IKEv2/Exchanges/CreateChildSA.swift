@@ -25,7 +25,8 @@ extension IKEEngine {
             narrowedAny = true
             for proposal in sa.proposals {
                 for spec in configuration.proposals {
-                    if configuration.pfs && peerKE == nil && !spec.groups.isEmpty { continue }
+                    // PFS is required in CREATE_CHILD_SA when configured; IKE_AUTH cannot carry KE (section 1.2).
+                    if allowPFS && peerKE == nil && !spec.groups.isEmpty { continue }
                     guard let suite = spec.selectChild(from: proposal, pfs: peerKE != nil && !spec.groups.isEmpty) else { continue }
                     var sharedSecret: KeyMaterial?
                     var response: [Payload] = []

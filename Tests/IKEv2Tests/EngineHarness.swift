@@ -1,0 +1,79 @@
+import IKEv2
+
+/// Two engines joined by an in-memory link: datagrams addressed to one are handed to it, no sockets.
+final class EnginePair {
+    let initiator: IKEEngine
+    let responder: IKEEngine
+    let initiatorAddress: IPAddress
+    let responderAddress: IPAddress
+    var now: Double = 0
+    var events: [(side: String, event: SAEvent)] = []
+    var drops: [(side: String, reason: DropReason)] = []
+    var wire: [Datagram] = []
+    /// Return false to lose a datagram on the link.
+    var deliver: (Datagram) -> Bool = { _ in true }
+
+    init(initiator: [ConnectionConfiguration], responder: [ConnectionConfiguration], initiatorAddress: IPAddress,
+         responderAddress: IPAddress, responderSettings: EngineSettings = EngineSettings()) {
+        self.initiator = IKEEngine(connections: initiator, random: SeededRandom(seed: 1))
+        self.responder = IKEEngine(connections: responder, settings: responderSettings, random: SeededRandom(seed: 2))
+        self.initiatorAddress = initiatorAddress
+        self.responderAddress = responderAddress
+    }
+
+    func run(_ actions: [EngineAction], from side: String) {
+        var queue = actions.map { (side, $0) }
+        while !queue.isEmpty {
+            let (origin, action) = queue.removeFirst()
+            switch action {
+            case .send(let datagram):
+                wire.append(datagram)
+                guard deliver(datagram) else { continue }
+                let target = datagram.destination.address == responderAddress ? responder : initiator
+                let name = target === responder ? "responder" : "initiator"
+                let produced = target.receive(datagram.payload, from: datagram.source, to: datagram.destination, now: now)
+                queue += produced.map { (name, $0) }
+            case .event(let event): events.append((origin, event))
+            case .drop(let reason): drops.append((origin, reason))
+            case .log: break
+            }
+        }
+    }
+
+    func advance(to time: Double) {
+        now = time
+        run(initiator.tick(now: now), from: "initiator")
+        run(responder.tick(now: now), from: "responder")
+    }
+
+    func events(_ side: String, _ kind: SAEvent.Kind) -> [SAEvent] {
+        events.filter { $0.side == side && $0.event.kind == kind }.map(\.event)
+    }
+}
+
+enum Fixtures {
+    static let psk = KeyMaterial(Array("correct horse battery staple".utf8))
+
+    static func connection(name: String = "c", local: String, remote: String?, proposal: String, esp: String,
+                           mode: ChildMode = .tunnel, localTS: String? = nil, remoteTS: String? = nil,
+                           psk: KeyMaterial = Fixtures.psk, localID: String? = nil, remoteID: String? = nil,
+                           extraProposals: [String] = []) throws -> ConnectionConfiguration {
+        let child = ChildConfiguration(name: name + "-child",
+                                       localTrafficSelectors: [TrafficSelector(cidr: localTS ?? local)!],
+                                       remoteTrafficSelectors: [TrafficSelector(cidr: remoteTS ?? remote ?? "0.0.0.0/0")!],
+                                       mode: mode, proposals: [try ProposalSpec(esp, forIKE: false)])
+        return ConnectionConfiguration(name: name, localAddress: IPAddress(local)!, remoteAddress: remote.flatMap(IPAddress.init),
+                                       localIdentity: Identity(localID ?? local), remoteIdentity: (remoteID ?? remote).map(Identity.init),
+                                       preSharedKey: psk,
+                                       proposals: try ([proposal] + extraProposals).map { try ProposalSpec($0, forIKE: true) },
+                                       children: [child])
+    }
+
+    static func pair(proposal: String = "aes256gcm16-prfsha256-x25519", esp: String = "aes256gcm16",
+                     a: String = "192.0.2.1", b: String = "192.0.2.2", mode: ChildMode = .tunnel,
+                     responderSettings: EngineSettings = EngineSettings()) throws -> EnginePair {
+        EnginePair(initiator: [try connection(local: a, remote: b, proposal: proposal, esp: esp, mode: mode)],
+                   responder: [try connection(local: b, remote: a, proposal: proposal, esp: esp, mode: mode)],
+                   initiatorAddress: IPAddress(a)!, responderAddress: IPAddress(b)!, responderSettings: responderSettings)
+    }
+}

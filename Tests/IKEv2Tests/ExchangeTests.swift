@@ -1,0 +1,229 @@
+import XCTest
+@testable import IKEv2
+
+/// Whole exchanges between two engines in memory.
+final class ExchangeTests: XCTestCase {
+    func establish(_ pair: EnginePair, file: StaticString = #filePath, line: UInt = #line) throws -> (SAEvent, SAEvent) {
+        pair.run(pair.initiator.initiate(connection: "c", now: pair.now), from: "initiator")
+        let a = pair.events("initiator", .childEstablished), b = pair.events("responder", .childEstablished)
+        XCTAssertEqual(a.count, 1, "initiator child", file: file, line: line)
+        XCTAssertEqual(b.count, 1, "responder child", file: file, line: line)
+        guard let ca = a.first, let cb = b.first else { throw XCTSkip("not established") }
+        return (ca, cb)
+    }
+
+    func assertMatching(_ a: SAEvent, _ b: SAEvent, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.spiInitiator, b.spiInitiator, file: file, line: line)
+        XCTAssertEqual(a.spiResponder, b.spiResponder, file: file, line: line)
+        guard let x = a.child, let y = b.child else { return XCTFail("no child", file: file, line: line) }
+        XCTAssertEqual(x.spiInbound, y.spiOutbound, file: file, line: line)
+        XCTAssertEqual(x.spiOutbound, y.spiInbound, file: file, line: line)
+        XCTAssertEqual(x.suite, y.suite, file: file, line: line)
+        XCTAssertEqual(x.keys.encryptionOutbound, y.keys.encryptionInbound, file: file, line: line)
+        XCTAssertEqual(x.keys.encryptionInbound, y.keys.encryptionOutbound, file: file, line: line)
+        XCTAssertEqual(x.keys.integrityOutbound, y.keys.integrityInbound, file: file, line: line)
+        XCTAssertNotEqual(x.keys.encryptionInbound, x.keys.encryptionOutbound, file: file, line: line)
+    }
+
+    func testEstablishesWithEveryRequiredProposal() throws {
+        let cases = [("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes128gcm16-prfsha384-ecp256", "aes128gcm16"),
+                     ("aes256-sha256-modp2048", "aes256-sha256"), ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305"),
+                     ("aes128-sha512-ecp521", "aes128-sha384")]
+        for (ike, esp) in cases {
+            let pair = try Fixtures.pair(proposal: ike, esp: esp)
+            let (a, b) = try establish(pair)
+            assertMatching(a, b)
+            XCTAssertEqual(a.ikeSuite?.name, ike.replacingOccurrences(of: "sha256-modp", with: "sha256-prfsha256-modp")
+                .replacingOccurrences(of: "sha512-ecp521", with: "sha512-prfsha512-ecp521"))
+            XCTAssertEqual(a.child?.suite.name, esp)
+            XCTAssertEqual(a.child?.keys.encryptionOutbound.count, a.child?.suite.encryption.keyLength)
+        }
+    }
+
+    func testIPv6AndTransportMode() throws {
+        let pair = try Fixtures.pair(a: "2001:db8::1", b: "2001:db8::2", mode: .transport)
+        let (a, b) = try establish(pair)
+        assertMatching(a, b)
+        XCTAssertEqual(a.child?.mode, .transport)
+        XCTAssertEqual(b.child?.localTrafficSelectors.first?.description, "2001:db8::2/128")
+    }
+
+    func testNarrowsTrafficSelectorsToTheResponderPolicy() throws {
+        let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
+                                        esp: "aes256gcm16", localTS: "10.1.0.0/16", remoteTS: "0.0.0.0/0")
+        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519",
+                                        esp: "aes256gcm16", localTS: "10.2.0.0/24", remoteTS: "10.1.5.0/24")
+        let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        let (ea, _) = try establish(pair)
+        XCTAssertEqual(ea.child?.localTrafficSelectors.map(\.description), ["10.1.5.0/24"])
+        XCTAssertEqual(ea.child?.remoteTrafficSelectors.map(\.description), ["10.2.0.0/24"])
+    }
+
+    func testWrongPreSharedKeyFailsAuthentication() throws {
+        let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",
+                                        psk: KeyMaterial(Array("wrong".utf8)))
+        let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        XCTAssertEqual(pair.events("initiator", .ikeFailed).count, 1)
+        XCTAssertEqual(pair.events("responder", .ikeFailed).count, 1)
+        XCTAssertTrue(pair.events("initiator", .childEstablished).isEmpty)
+        XCTAssertEqual(pair.initiator.counters["authentication_failed"], 1)
+    }
+
+    func testIdentityTypes() throws {
+        for (ida, idb) in [("client.example.org", "gw.example.org"), ("alice@example.org", "keyid:0102030405"),
+                           ("2001:db8::1", "192.0.2.2")] {
+            let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
+                                            esp: "aes256gcm16", localID: ida, remoteID: idb)
+            let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519",
+                                            esp: "aes256gcm16", localID: idb, remoteID: ida)
+            let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+            let (ea, eb) = try establish(pair)
+            assertMatching(ea, eb)
+        }
+    }
+
+    func testCookieIsSentAboveThresholdAndHonoured() throws {
+        var settings = EngineSettings(); settings.cookieThreshold = 0
+        let pair = try Fixtures.pair(responderSettings: settings)
+        let (a, b) = try establish(pair)
+        assertMatching(a, b)
+        XCTAssertEqual(pair.responder.counters["cookie_sent"], 1)
+        let inits = pair.wire.filter { (try? IKEMessage.decode($0.payload))?.header.exchangeType == .ikeSAInit }
+        XCTAssertEqual(inits.count, 4, "request, COOKIE answer, request with COOKIE, answer")
+    }
+
+    func testInvalidKEPayloadMakesInitiatorRetryWithRequestedGroup() throws {
+        let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519-ecp256", esp: "aes256gcm16")
+        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-ecp256", esp: "aes256gcm16")
+        let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        let (ea, eb) = try establish(pair)
+        assertMatching(ea, eb)
+        XCTAssertEqual(ea.ikeSuite?.group, .ecp256)
+        XCTAssertEqual(pair.responder.counters["invalid_ke_sent"], 1)
+    }
+
+    func testNoCommonProposalIsRefused() throws {
+        let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes128-sha256-modp2048", esp: "aes256gcm16")
+        let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        XCTAssertEqual(pair.events("initiator", .ikeFailed).first?.detail, "IKE_SA_INIT refused: NO_PROPOSAL_CHOSEN")
+    }
+
+    func testRekeysAndDeletesFromEitherSide() throws {
+        for (actorName, esp) in [("initiator", "aes256gcm16"), ("responder", "aes128-sha256-ecp256")] {
+            let pair = try Fixtures.pair(esp: esp)
+            let (first, _) = try establish(pair)
+            let actor = actorName == "initiator" ? pair.initiator : pair.responder
+            let other = actorName == "initiator" ? "responder" : "initiator"
+            pair.now = 10
+            pair.run(actor.rekeyChild(connection: "c", now: pair.now), from: actorName)
+            let rekeyedHere = pair.events(actorName, .childRekeyed), rekeyedThere = pair.events(other, .childRekeyed)
+            XCTAssertEqual(rekeyedHere.count, 1); XCTAssertEqual(rekeyedThere.count, 1)
+            if let x = rekeyedHere.first?.child, let y = rekeyedThere.first?.child {
+                XCTAssertEqual(x.spiInbound, y.spiOutbound)
+                XCTAssertEqual(x.keys.encryptionOutbound, y.keys.encryptionInbound)
+                XCTAssertNotEqual(x.spiInbound, first.child?.spiInbound)
+                if esp.contains("ecp256") { XCTAssertEqual(x.suite.group, .ecp256, "rekey with PFS") }
+            }
+            XCTAssertEqual(pair.events(actorName, .childDeleted).count, 1, "old CHILD SA deleted after rekey")
+            XCTAssertEqual(pair.events(other, .childDeleted).count, 1)
+            XCTAssertEqual(pair.initiator.sessionSummaries.first?.children.count, 1)
+
+            pair.run(actor.rekeyIKE(connection: "c", now: pair.now), from: actorName)
+            XCTAssertEqual(pair.events(actorName, .ikeRekeyed).count, 1)
+            XCTAssertEqual(pair.events(other, .ikeRekeyed).count, 1)
+            XCTAssertEqual(pair.initiator.sessionSummaries.count, 1, "old IKE SA removed")
+            XCTAssertEqual(pair.responder.sessionSummaries.count, 1)
+            XCTAssertEqual(pair.initiator.sessionSummaries.first?.spiInitiator, pair.responder.sessionSummaries.first?.spiInitiator)
+            XCTAssertEqual(pair.initiator.sessionSummaries.first?.children.count, 1, "children moved to new IKE SA")
+
+            // The CHILD SA still rekeys under the new IKE SA.
+            pair.run(actor.rekeyChild(connection: "c", now: pair.now), from: actorName)
+            XCTAssertEqual(pair.events(other, .childRekeyed).count, 2)
+
+            pair.run(actor.deleteChild(connection: "c", now: pair.now), from: actorName)
+            XCTAssertEqual(pair.events(other, .childDeleted).count, 3)
+            XCTAssertEqual(pair.responder.sessionSummaries.first?.children.count, 0)
+            pair.run(actor.deleteIKE(connection: "c", now: pair.now), from: actorName)
+            XCTAssertEqual(pair.events(other, .ikeDeleted).count, 1)
+            XCTAssertTrue(pair.initiator.sessionSummaries.isEmpty)
+            XCTAssertTrue(pair.responder.sessionSummaries.isEmpty)
+            XCTAssertTrue(pair.drops.isEmpty, "\(pair.drops)")
+        }
+    }
+
+    func testLostResponseIsRetransmittedAndAnsweredFromCache() throws {
+        let pair = try Fixtures.pair()
+        var dropped = false
+        pair.deliver = { datagram in
+            // Lose the first IKE_AUTH response.
+            if !dropped, datagram.source.address == pair.responderAddress,
+               let m = try? IKEMessage.decode(Array(datagram.payload.dropFirst(datagram.source.port == 4500 ? 4 : 0))),
+               m.header.exchangeType == .ikeAuth {
+                dropped = true; return false
+            }
+            return true
+        }
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        XCTAssertTrue(pair.events("initiator", .childEstablished).isEmpty)
+        pair.advance(to: 0.5)
+        XCTAssertTrue(pair.events("initiator", .childEstablished).isEmpty, "no retransmission before timeout")
+        pair.advance(to: 1.1)
+        XCTAssertEqual(pair.events("initiator", .childEstablished).count, 1)
+        XCTAssertEqual(pair.events("responder", .childEstablished).count, 1, "responder did not process the request twice")
+        XCTAssertEqual(pair.responder.counters["retransmitted_request"], 1)
+    }
+
+    func testGivesUpAfterRetransmissionLimitWithBackOff() throws {
+        let pair = try Fixtures.pair()
+        pair.deliver = { $0.source.address != pair.responderAddress }
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        var sendTimes: [Double] = []
+        for step in 1...200 {
+            let t = Double(step) * 0.5
+            let before = pair.wire.count
+            pair.advance(to: t)
+            if pair.wire.count > before { sendTimes.append(t) }
+        }
+        XCTAssertEqual(Array(sendTimes.prefix(4)), [1.0, 3.0, 7.0, 15.0])
+        XCTAssertEqual(pair.events("initiator", .ikeFailed).count, 1)
+    }
+
+    func testForcedEncapsulationMovesToPort4500WithNonESPMarker() throws {
+        var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        a.forceEncapsulation = true
+        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        let (ea, eb) = try establish(pair)
+        assertMatching(ea, eb)
+        XCTAssertEqual(ea.child?.encapsulated, true)
+        XCTAssertEqual(eb.child?.encapsulated, true)
+        let auth = pair.wire.filter { $0.destination.port == 4500 }
+        XCTAssertEqual(auth.count, 2)
+        XCTAssertTrue(auth.allSatisfy { $0.payload.prefix(4) == [0, 0, 0, 0] && $0.source.port == 4500 })
+    }
+
+    func testLivenessCheckIsAnswered() throws {
+        let pair = try Fixtures.pair()
+        _ = try establish(pair)
+        let before = pair.wire.count
+        pair.run(pair.responder.checkLiveness(connection: "c", now: 1), from: "responder")
+        XCTAssertEqual(pair.wire.count, before + 2)
+        XCTAssertTrue(pair.drops.isEmpty)
+    }
+
+    func testScheduledChildRekeyRunsFromTick() throws {
+        var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        a.children[0].rekeyTime = 60
+        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        _ = try establish(pair)
+        pair.advance(to: 59)
+        XCTAssertTrue(pair.events("responder", .childRekeyed).isEmpty)
+        pair.advance(to: 60)
+        XCTAssertEqual(pair.events("responder", .childRekeyed).count, 1)
+    }
+}
