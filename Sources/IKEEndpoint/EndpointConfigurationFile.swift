@@ -1,0 +1,133 @@
+import Foundation
+import IKEv2
+
+/// Why a configuration file was refused; the message names the offending key.
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The JSON configuration of `ikeproxy endpoint` (documented in docs/endpoint-configuration.md).
+public struct EndpointConfigurationFile: Decodable {
+    struct Child: Decodable {
+        var name: String
+        var local_ts: [String]?
+        var remote_ts: [String]?
+        var mode: String?
+        var esp_proposals: [String]?
+        var rekey_time: Double?
+        var lifetime: Double?
+    }
+    struct Connection: Decodable {
+        var name: String
+        var local_address: String
+        var remote_address: String?
+        var local_port: UInt16?
+        var remote_port: UInt16?
+        var local_id: String?
+        var remote_id: String?
+        var psk: String?
+        var psk_hex: String?
+        var proposals: [String]?
+        var rekey_time: Double?
+        var force_encapsulation: Bool?
+        var liveness_interval: Double?
+        var children: [Child]?
+    }
+    struct Settings: Decodable {
+        var cookie_threshold: Int?
+        var retransmit_timeout: Double?
+        var retransmit_limit: Int?
+        var half_open_timeout: Double?
+    }
+    var connections: [Connection]
+    var settings: Settings?
+
+    public static func load(path: String) throws -> (connections: [ConnectionConfiguration], settings: EngineSettings) {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError("cannot read configuration file \(path)") }
+        return try parse(data)
+    }
+
+    public static func parse(_ data: Data) throws -> (connections: [ConnectionConfiguration], settings: EngineSettings) {
+        let file: EndpointConfigurationFile
+        do { file = try JSONDecoder().decode(EndpointConfigurationFile.self, from: data) } catch let error as DecodingError {
+            throw ConfigurationError("configuration is not valid: \(describe(error))")
+        }
+        var settings = EngineSettings()
+        if let s = file.settings {
+            if let v = s.cookie_threshold { settings.cookieThreshold = v }
+            if let v = s.retransmit_timeout { settings.retransmitTimeout = v }
+            if let v = s.retransmit_limit { settings.retransmitLimit = v }
+            if let v = s.half_open_timeout { settings.halfOpenTimeout = v }
+        }
+        var names = Set<String>()
+        let connections = try file.connections.map { c -> ConnectionConfiguration in
+            guard names.insert(c.name).inserted else { throw ConfigurationError("connection name '\(c.name)' is used twice") }
+            let at = "connection '\(c.name)'"
+            guard let local = IPAddress(c.local_address) else { throw ConfigurationError("\(at): local_address '\(c.local_address)' is not an IP address") }
+            var remote: IPAddress?
+            if let text = c.remote_address {
+                guard let address = IPAddress(text) else { throw ConfigurationError("\(at): remote_address '\(text)' is not an IP address") }
+                guard address.isIPv6 == local.isIPv6 else { throw ConfigurationError("\(at): local and remote address families differ") }
+                remote = address
+            }
+            let psk: KeyMaterial
+            if let hex = c.psk_hex {
+                guard let bytes = [UInt8](hexString: hex) else { throw ConfigurationError("\(at): psk_hex is not hexadecimal") }
+                psk = KeyMaterial(bytes)
+            } else if let text = c.psk {
+                psk = KeyMaterial(Array(text.utf8))
+            } else {
+                throw ConfigurationError("\(at): psk or psk_hex is required")
+            }
+            guard psk.count >= 8 else { throw ConfigurationError("\(at): the pre-shared key is shorter than 8 octets") }
+            let proposals: [ProposalSpec]
+            do { proposals = try (c.proposals ?? ["aes256gcm16-prfsha256-x25519"]).map { try ProposalSpec($0, forIKE: true) } }
+            catch { throw ConfigurationError("\(at): \(error)") }
+            let children = try (c.children ?? []).map { child -> ChildConfiguration in
+                let cat = "\(at), child '\(child.name)'"
+                func selectors(_ texts: [String]?, default address: IPAddress?) throws -> [TrafficSelector] {
+                    guard let texts else {
+                        guard let address else { throw ConfigurationError("\(cat): traffic selectors are required without remote_address") }
+                        return [TrafficSelector(cidr: address.description)!]
+                    }
+                    return try texts.map {
+                        guard let ts = TrafficSelector(cidr: $0) else { throw ConfigurationError("\(cat): '\($0)' is not a prefix") }
+                        return ts
+                    }
+                }
+                let mode: ChildMode
+                switch child.mode ?? "tunnel" {
+                case "tunnel": mode = .tunnel
+                case "transport": mode = .transport
+                default: throw ConfigurationError("\(cat): mode must be 'tunnel' or 'transport'")
+                }
+                let esp: [ProposalSpec]
+                do { esp = try (child.esp_proposals ?? ["aes256gcm16"]).map { try ProposalSpec($0, forIKE: false) } }
+                catch { throw ConfigurationError("\(cat): \(error)") }
+                return ChildConfiguration(name: child.name, localTrafficSelectors: try selectors(child.local_ts, default: local),
+                                          remoteTrafficSelectors: try selectors(child.remote_ts, default: remote), mode: mode,
+                                          proposals: esp, rekeyTime: child.rekey_time, lifetime: child.lifetime)
+            }
+            return ConnectionConfiguration(
+                name: c.name, localAddress: local, remoteAddress: remote, localPort: c.local_port ?? 500, remotePort: c.remote_port ?? 500,
+                localIdentity: Identity(c.local_id ?? local.description), remoteIdentity: (c.remote_id ?? remote?.description).map(Identity.init),
+                preSharedKey: psk, proposals: proposals, children: children, rekeyTime: c.rekey_time,
+                forceEncapsulation: c.force_encapsulation ?? false, livenessInterval: c.liveness_interval)
+        }
+        guard !connections.isEmpty else { throw ConfigurationError("configuration defines no connections") }
+        return (connections, settings)
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "missing key '\(key.stringValue)' at '\(path(context))'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at '\(path(context))': \(context.debugDescription)"
+        case .dataCorrupted(let context): return "\(context.debugDescription) \(path(context))"
+        @unknown default: return "\(error)"
+        }
+    }
+}
