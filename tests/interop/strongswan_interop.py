@@ -1,0 +1,372 @@
+#!/usr/bin/env python3
+"""Interop tests: `ikeproxy endpoint` against a real strongSwan (charon + kernel-libipsec) in network namespaces.
+
+Each case loads one connection into charon over VICI, runs the project's endpoint in its own namespace and
+checks that both sides report the same IKE and CHILD SPIs and transforms, for exchanges started by either
+side: establishment, CHILD_SA rekey, IKE_SA rekey and delete. With --show-keys, the CHILD_SA keys the
+endpoint prints are compared with the ones charon logs at level 4.
+
+Needs root, iproute2, strongSwan and the `vici` Python module; it fails loudly if any is missing.
+"""
+import json, os, re, select, shutil, signal, socket, subprocess, sys, tempfile, time
+
+import vici
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BINARY = os.environ.get("IKEPROXY_BIN", os.path.join(ROOT, ".build", "debug", "ikeproxy"))
+PEER_NS, EP_NS = "ikp-sw-peer", "ikp-sw-ep"
+V4 = ("192.0.2.1", "192.0.2.2")
+V6 = ("2001:db8::1", "2001:db8::2")
+PSK = "interop-test-pre-shared-key"
+FAILURES = []
+
+
+def sh(*args, check=True):
+    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+
+
+def ns(name, *args, check=True):
+    return sh("ip", "netns", "exec", name, *args, check=check)
+
+
+def check(condition, message):
+    print(("  ok   " if condition else "  FAIL ") + message, flush=True)
+    if not condition:
+        FAILURES.append(message)
+    return condition
+
+
+class Network:
+    def __enter__(self):
+        self.tearDown()
+        for name in (PEER_NS, EP_NS):
+            sh("ip", "netns", "add", name)
+            ns(name, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", "ikp-sw0", "netns", PEER_NS, "type", "veth", "peer", "name", "ikp-sw1", "netns", EP_NS)
+        for name, dev, (a4, a6) in ((PEER_NS, "ikp-sw0", (V4[0], V6[0])), (EP_NS, "ikp-sw1", (V4[1], V6[1]))):
+            ns(name, "ip", "addr", "add", a4 + "/24", "dev", dev)
+            ns(name, "ip", "addr", "add", a6 + "/64", "dev", dev, "nodad")
+            ns(name, "ip", "link", "set", dev, "up")
+        return self
+
+    def tearDown(self):
+        for name in (PEER_NS, EP_NS):
+            sh("ip", "netns", "del", name, check=False)
+
+    def __exit__(self, *exc):
+        self.tearDown()
+
+
+class Charon:
+    """One charon in the peer namespace with a private /run, as in docs/strongswan-peer notes."""
+
+    def __init__(self, directory):
+        self.dir = directory
+        self.socket = os.path.join(directory, "charon.vici")
+        self.log = os.path.join(directory, "charon.log")
+        with open(os.path.join(directory, "strongswan.conf"), "w") as f:
+            f.write(f"""charon {{
+  load = random nonce aes sha1 sha2 hmac gcm chapoly curve25519 gmp openssl kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+  retransmit_timeout = 2
+  retransmit_tries = 3
+  plugins {{
+    vici {{ socket = unix://{self.socket} }}
+    kernel-libipsec {{ allow_peer_ts = yes }}
+    kernel-netlink {{ fwmark = !0x42 }}
+    socket-default {{ fwmark = 0x42 }}
+  }}
+  filelog {{ log {{ path = {self.log}
+                   flush_line = yes
+                   default = 1
+                   ike = 2
+                   chd = 4 }} }}
+}}
+""")
+        env = dict(os.environ, STRONGSWAN_CONF=os.path.join(directory, "strongswan.conf"))
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", PEER_NS, "unshare", "-m", "sh", "-c",
+             "mount -t tmpfs none /run && mkdir -p /run/strongswan && exec /usr/lib/ipsec/charon"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.socket)
+                self.session = vici.Session(s)
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("charon did not open its VICI socket; see " + self.log)
+
+    def stop(self):
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except Exception:
+            pass
+
+    def load(self, ike, esp, addresses, local_ts=None):
+        local, remote = addresses
+        self.session.load_conn({"c": {
+            "version": "2", "local_addrs": [local], "remote_addrs": [remote], "proposals": [ike],
+            "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+            "local-1": {"auth": "psk", "id": local}, "remote-1": {"auth": "psk", "id": remote},
+            "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
+                                "rekey_time": "0", "local_ts": [local], "remote_ts": [remote]}}}})
+        self.session.load_shared({"id": "psk-1", "type": "IKE", "data": PSK, "owners": [local, remote]})
+
+    def sas(self):
+        result = {}
+        for entry in self.session.list_sas():
+            for name, sa in entry.items():
+                result.setdefault(name, []).append(sa)
+        return result.get("c", [])
+
+    def established(self, timeout=10):
+        """Established IKE SAs of 'c' with at least one installed CHILD SA."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            sas = [s for s in self.sas() if s["state"] == b"ESTABLISHED"
+                   and any(c["state"] == b"INSTALLED" for c in s.get("child-sas", {}).values())]
+            if sas:
+                return sas
+            time.sleep(0.2)
+        return []
+
+    def wait(self, predicate, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            sas = self.sas()
+            if predicate(sas):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def child_keys(self):
+        """(initiator, responder) encryption keys of the last CHILD_SA charon derived, from its level-4 log."""
+        with open(self.log, errors="replace") as f:
+            lines = f.read().splitlines()
+        keys = {}
+        for label in ("encryption initiator key", "encryption responder key"):
+            starts = [i for i, line in enumerate(lines) if label in line]
+            if not starts:
+                return None
+            i = starts[-1]
+            size = int(re.search(r"=> (\d+) bytes", lines[i]).group(1))
+            octets = []
+            for line in lines[i + 1:]:
+                m = re.search(r"\]\s+\d+: ((?:[0-9A-F]{2} ){1,16})", line + " ")
+                if not m or len(octets) >= size:
+                    break
+                octets += m.group(1).split()
+            keys[label] = "".join(octets[:size]).lower()
+        return keys["encryption initiator key"], keys["encryption responder key"]
+
+
+class Endpoint:
+    """`ikeproxy endpoint` in the endpoint namespace, driven through its control pipe."""
+
+    def __init__(self, directory, ike, esp, addresses):
+        peer, local = addresses
+        self.fifo = os.path.join(directory, "control")
+        config = {"connections": [{
+            "name": "c", "local_address": local, "remote_address": peer, "psk": PSK, "proposals": [ike],
+            "force_encapsulation": True,
+            "children": [{"name": "ch", "local_ts": [local], "remote_ts": [peer], "esp_proposals": [esp]}]}],
+            "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4}}
+        path = os.path.join(directory, "endpoint.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        self.stderr = open(os.path.join(directory, "endpoint.log"), "a")
+        self.process = subprocess.Popen(["ip", "netns", "exec", EP_NS, BINARY, "endpoint", "--config", path,
+                                         "--show-keys", "--control", self.fifo],
+                                        stdout=subprocess.PIPE, stderr=self.stderr)
+        self.events = []
+        self.buffer = b""
+        deadline = time.time() + 10
+        while not os.path.exists(self.fifo) and time.time() < deadline:
+            time.sleep(0.05)
+
+    def command(self, line):
+        with open(self.fifo, "w") as f:
+            f.write(line + "\n")
+
+    def wait_event(self, kind, count=1, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            matching = [e for e in self.events if e["event"] == kind]
+            if len(matching) >= count:
+                return matching[count - 1]
+            ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
+            if ready:
+                chunk = os.read(self.process.stdout.fileno(), 65536)
+                if not chunk:
+                    time.sleep(0.2)
+                self.buffer += chunk
+                while b"\n" in self.buffer:
+                    line, self.buffer = self.buffer.split(b"\n", 1)
+                    self.events.append(json.loads(line))
+        return None
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        return self.process.returncode
+
+
+def decode(value):
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def compare(sa, event, label, initiated_here):
+    """Both sides report the same SPIs and transforms."""
+    child = event["child"]
+    children = [c for c in sa.get("child-sas", {}).values() if c["state"] == b"INSTALLED"]
+    theirs = [c for c in children if decode(c["spi-in"]) == child["spi_out"]]
+    ok = check(decode(sa["initiator-spi"]) == event["ike_spi_i"] and decode(sa["responder-spi"]) == event["ike_spi_r"],
+               f"{label}: IKE SPIs agree ({event['ike_spi_i']}_{event['ike_spi_r']})")
+    if not check(len(theirs) == 1, f"{label}: strongSwan has CHILD SA with spi-in {child['spi_out']}"):
+        return False
+    c = theirs[0]
+    ok &= check(decode(c["spi-out"]) == child["spi_in"], f"{label}: CHILD SPIs agree in/out {child['spi_in']}/{child['spi_out']}")
+    enc = decode(c["encr-alg"]) + ("_" + decode(c["encr-keysize"]) if "encr-keysize" in c else "")
+    ok &= check(enc.replace("AES_GCM_16_", "AES_GCM_16_") == child["encryption"], f"{label}: ESP encryption {enc} == {child['encryption']}")
+    if "integ-alg" in c:
+        # strongSwan drops the IANA "AUTH_" prefix of integrity transform names.
+        ok &= check("AUTH_" + decode(c["integ-alg"]) == child["integrity"], f"{label}: ESP integrity {decode(c['integ-alg'])}")
+    ike_enc = decode(sa["encr-alg"]) + ("_" + decode(sa["encr-keysize"]) if "encr-keysize" in sa else "")
+    ok &= check(ike_enc == event["ike_proposal"]["encryption"] if "ike_proposal" in event else True,
+                f"{label}: IKE encryption {ike_enc}")
+    ok &= check(decode(sa["prf-alg"]) == event.get("ike_proposal", {}).get("prf", decode(sa["prf-alg"])), f"{label}: PRF {decode(sa['prf-alg'])}")
+    ok &= check(decode(sa["dh-group"]) == event.get("ike_proposal", {}).get("dh_group", decode(sa["dh-group"])),
+                f"{label}: DH group {decode(sa['dh-group'])}")
+    ok &= check(decode(sa["initiator"]) == ("no" if initiated_here else "yes") if "initiator" in sa else True,
+                f"{label}: strongSwan is {'responder' if initiated_here else 'initiator'}")
+    return ok
+
+
+def compare_keys(charon, event, label, initiated_here):
+    keys = charon.child_keys()
+    if not check(keys is not None, f"{label}: charon logged CHILD SA keys"):
+        return
+    initiator_key, responder_key = keys
+    ours = event["child"]["keys"]
+    # Keys are named after the exchange initiator: its outbound key comes first (RFC 7296 section 2.17).
+    expected_out, expected_in = (initiator_key, responder_key) if initiated_here else (responder_key, initiator_key)
+    check(ours["encryption_out"] == expected_out and ours["encryption_in"] == expected_in,
+          f"{label}: CHILD SA keys equal charon's ({ours['encryption_out'][:16]}...)")
+
+
+def ike_sa(charon, event):
+    for sa in charon.sas():
+        if decode(sa["initiator-spi"]) == event["ike_spi_i"]:
+            return sa
+    return {}
+
+
+def run_case(directory, ike, esp, addresses, family, full):
+    print(f"case {ike} / {esp} over {family}", flush=True)
+    charon = Charon(directory)
+    try:
+        charon.load(ike, esp, (addresses[0], addresses[1]))
+        # 1. The project initiates.
+        endpoint = Endpoint(directory, ike, esp, addresses)
+        endpoint.command("initiate c")
+        event = endpoint.wait_event("child_sa_established")
+        label = f"{family} {ike} initiated by ikeproxy"
+        if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
+            compare(ike_sa(charon, event), event, label, True)
+            compare_keys(charon, event, label, True)
+            if full:
+                endpoint.command("rekey-child c")
+                rekeyed = endpoint.wait_event("child_sa_rekeyed")
+                if check(rekeyed is not None, f"{label}: CHILD SA rekey by ikeproxy reported"):
+                    check(charon.wait(lambda sas: any(decode(c["spi-in"]) == rekeyed["child"]["spi_out"] for s in sas
+                                                      for c in s.get("child-sas", {}).values())) and
+                          charon.wait(lambda sas: all(decode(c["spi-in"]) != event["child"]["spi_out"] for s in sas
+                                                      for c in s.get("child-sas", {}).values())),
+                          f"{label}: strongSwan has the new CHILD SA and dropped the old one")
+                    compare(ike_sa(charon, rekeyed), rekeyed, label + " after CHILD rekey", True)
+                endpoint.command("rekey-ike c")
+                ike_rekeyed = endpoint.wait_event("ike_sa_rekeyed")
+                if check(ike_rekeyed is not None, f"{label}: IKE SA rekey by ikeproxy reported"):
+                    check(charon.wait(lambda sas: len(sas) == 1 and decode(sas[0]["initiator-spi"]) == ike_rekeyed["ike_spi_i"]
+                                      and decode(sas[0]["responder-spi"]) == ike_rekeyed["ike_spi_r"]),
+                          f"{label}: strongSwan lists only the rekeyed IKE SA {ike_rekeyed['ike_spi_i']}_{ike_rekeyed['ike_spi_r']}")
+                endpoint.command("delete-child c")
+                check(endpoint.wait_event("child_sa_deleted", count=2) is not None, f"{label}: CHILD SA delete by ikeproxy reported")
+                check(charon.wait(lambda sas: all(not s.get("child-sas") for s in sas)), f"{label}: strongSwan removed the CHILD SA")
+                endpoint.command("delete-ike c")
+                check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA delete by ikeproxy reported")
+                check(charon.wait(lambda sas: not sas), f"{label}: strongSwan removed the IKE SA")
+            else:
+                endpoint.command("delete-ike c")
+                check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
+                check(charon.wait(lambda sas: not sas), f"{label}: strongSwan removed the IKE SA")
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+
+        # 2. strongSwan initiates.
+        label = f"{family} {ike} initiated by strongSwan"
+        endpoint = Endpoint(directory, ike, esp, addresses)
+        list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+        event = endpoint.wait_event("child_sa_established")
+        if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
+            compare(ike_sa(charon, event), event, label, False)
+            compare_keys(charon, event, label, False)
+            if full:
+                list(charon.session.rekey({"child": "ch"}))
+                rekeyed = endpoint.wait_event("child_sa_rekeyed")
+                if check(rekeyed is not None, f"{label}: CHILD SA rekey by strongSwan reported"):
+                    check(endpoint.wait_event("child_sa_deleted") is not None, f"{label}: old CHILD SA deleted after rekey")
+                    compare(ike_sa(charon, rekeyed), rekeyed, label + " after CHILD rekey", False)
+                list(charon.session.rekey({"ike": "c"}))
+                ike_rekeyed = endpoint.wait_event("ike_sa_rekeyed")
+                if check(ike_rekeyed is not None, f"{label}: IKE SA rekey by strongSwan reported"):
+                    check(charon.wait(lambda sas: len(sas) == 1 and decode(sas[0]["initiator-spi"]) == ike_rekeyed["ike_spi_i"]),
+                          f"{label}: both sides agree on the rekeyed IKE SA {ike_rekeyed['ike_spi_i']}_{ike_rekeyed['ike_spi_r']}")
+                list(charon.session.terminate({"child": "ch", "timeout": 5000}))
+                check(endpoint.wait_event("child_sa_deleted", count=2) is not None, f"{label}: CHILD SA delete by strongSwan reported")
+            list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+            check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA delete by strongSwan reported")
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+    finally:
+        charon.stop()
+
+
+def main():
+    if os.geteuid() != 0:
+        print("FAIL: the strongSwan interop test needs root (network namespaces)", file=sys.stderr)
+        return 1
+    for tool in ("ip", "/usr/lib/ipsec/charon"):
+        if not shutil.which(tool) and not os.path.exists(tool):
+            print(f"FAIL: {tool} is missing; run scripts/test.sh, which installs it", file=sys.stderr)
+            return 1
+    if not os.path.exists(BINARY):
+        print(f"FAIL: {BINARY} not built", file=sys.stderr)
+        return 1
+    cases = [("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes128gcm16-prfsha384-ecp256", "aes128gcm16"),
+             ("aes256-sha256-modp2048", "aes256-sha256"), ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305")]
+    keep = os.environ.get("KEEP_LOGS")
+    with Network():
+        for family, addresses in (("IPv4", V4), ("IPv6", V6)):
+            for index, (ike, esp) in enumerate(cases):
+                directory = tempfile.mkdtemp(prefix="ikp-interop-")
+                try:
+                    run_case(directory, ike, esp, addresses, family, full=(index == 0 or index == 2))
+                finally:
+                    if FAILURES and keep:
+                        print("logs kept in", directory)
+                    else:
+                        shutil.rmtree(directory, ignore_errors=True)
+    if FAILURES:
+        print(f"\n{len(FAILURES)} interop check(s) FAILED:", *FAILURES, sep="\n  ")
+        return 1
+    print("\nall strongSwan interop checks passed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
