@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The project's whole test suite: installs what it needs on a fresh Debian machine (when root), builds,
+# runs the unit tests, then the strongSwan interop tests in network namespaces. Any failure fails the run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" -ne 0 ]; then
+    echo "FAIL: the suite includes network-namespace interop tests and must run as root" >&2
+    exit 1
+fi
+
+need_apt=0
+for tool in /usr/lib/ipsec/charon swanctl ip tshark; do
+    command -v "$tool" >/dev/null 2>&1 || [ -x "$tool" ] || need_apt=1
+done
+if [ "$need_apt" -eq 1 ]; then
+    echo "== installing strongSwan, iproute2 and tshark"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan-charon strongswan-swanctl \
+        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark >/dev/null
+fi
+python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
+
+echo "== unit tests"
+swift build --build-tests
+swift test
+
+echo "== strongSwan interop tests"
+swift build --product ikeproxy
+python3 tests/interop/strongswan_interop.py
