@@ -36,7 +36,7 @@ let package = Package(
         ),
         .testTarget(
             name: "IKEv2Tests",
-            dependencies: ["IKEv2", "IKEEndpoint"],
+            dependencies: ["IKEv2", "IKEEndpoint", .product(name: "Crypto", package: "swift-crypto")],
             resources: [.copy("Fixtures")]
         ),
     ]

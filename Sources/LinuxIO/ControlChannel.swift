@@ -5,9 +5,11 @@ import Glibc
 /// A named pipe that operators and tests write one-line commands into.
 public final class ControlChannel {
     public let descriptor: Int32
+    public let path: String
     private var pending: [UInt8] = []
 
     public init(path: String) throws {
+        self.path = path
         unlink(path)
         guard mkfifo(path, 0o600) == 0 else { throw SocketError(operation: "mkfifo \(path)", code: errno) }
         // Opened read-write so that writers closing it never produce end-of-file.
@@ -15,7 +17,10 @@ public final class ControlChannel {
         guard descriptor >= 0 else { throw SocketError(operation: "open \(path)", code: errno) }
     }
 
-    deinit { close(descriptor) }
+    deinit {
+        close(descriptor)
+        unlink(path)
+    }
 
     /// Complete lines read so far.
     public func readLines() -> [String] {

@@ -51,6 +51,12 @@ class Network:
 
     def tearDown(self):
         for name in (PEER_NS, EP_NS):
+            # Nothing started in a namespace may outlive the test.
+            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
             sh("ip", "netns", "del", name, check=False)
 
     def __exit__(self, *exc):
@@ -177,6 +183,8 @@ class Endpoint:
         path = os.path.join(directory, "endpoint.json")
         with open(path, "w") as f:
             json.dump(config, f)
+        if os.path.exists(self.fifo):
+            os.unlink(self.fifo)
         self.stderr = open(os.path.join(directory, "endpoint.log"), "a")
         self.process = subprocess.Popen(["ip", "netns", "exec", EP_NS, BINARY, "endpoint", "--config", path,
                                          "--show-keys", "--control", self.fifo],
@@ -188,8 +196,11 @@ class Endpoint:
             time.sleep(0.05)
 
     def command(self, line):
-        with open(self.fifo, "w") as f:
-            f.write(line + "\n")
+        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)  # fails at once if the endpoint is not reading
+        try:
+            os.write(fd, (line + "\n").encode())
+        finally:
+            os.close(fd)
 
     def wait_event(self, kind, count=1, timeout=10):
         deadline = time.time() + timeout
@@ -307,6 +318,7 @@ def run_case(directory, ike, esp, addresses, family, full):
                 check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
                 check(charon.wait(lambda sas: not sas), f"{label}: strongSwan removed the IKE SA")
         check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        check(not os.path.exists(endpoint.fifo), f"{label}: endpoint removed its control pipe")
 
         # 2. strongSwan initiates.
         label = f"{family} {ike} initiated by strongSwan"
