@@ -1,0 +1,36 @@
+import Foundation
+import XCTest
+import IKEEndpoint
+@testable import IKEv2
+
+/// The documented examples load, and garbage is refused with a message that names the problem.
+final class EndpointConfigurationTests: XCTestCase {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    func testDocumentedExamplesLoad() throws {
+        let initiator = try EndpointConfigurationFile.load(path: root.appendingPathComponent("docs/examples/endpoint-initiator.json").path)
+        XCTAssertEqual(initiator.connections.first?.children.first?.rekeyTime, 3600)
+        XCTAssertEqual(initiator.connections.first?.proposals.count, 2)
+        let responder = try EndpointConfigurationFile.load(path: root.appendingPathComponent("docs/examples/endpoint-responder.json").path)
+        XCTAssertNil(responder.connections.first?.remoteAddress)
+        XCTAssertEqual(responder.connections.first?.localIdentity.payload.type, .fqdn)
+        XCTAssertEqual(responder.connections.first?.children.first?.mode, .transport)
+    }
+
+    func testGarbageIsRefusedWithAClearMessage() {
+        let cases: [(String, String)] = [
+            ("not json", "not valid"),
+            (#"{"connections": []}"#, "no connections"),
+            (#"{"connections": [{"name": "x", "local_address": "300.1.1.1", "psk": "12345678"}]}"#, "not an IP address"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "short"}]}"#, "shorter than 8"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "proposals": ["aes999-sha256-x25519"]}]}"#, "unknown algorithm 'aes999'"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "remote_address": "2001:db8::1", "psk": "12345678"}]}"#, "families differ"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1"}]}"#, "psk or psk_hex is required"),
+        ]
+        for (text, expected) in cases {
+            XCTAssertThrowsError(try EndpointConfigurationFile.parse(Data(text.utf8))) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
+            }
+        }
+    }
+}
