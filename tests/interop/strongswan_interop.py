@@ -149,24 +149,28 @@ class Charon:
         return False
 
     def child_keys(self):
-        """(initiator, responder) encryption keys of the last CHILD_SA charon derived, from its level-4 log."""
+        """Keys of the last CHILD_SA charon derived, from its level-4 log, by label
+        ("encryption initiator key", ...); integrity keys only for non-AEAD ciphers."""
         with open(self.log, errors="replace") as f:
             lines = f.read().splitlines()
+        last_seed = max((i for i, line in enumerate(lines) if "[CHD] seed =>" in line), default=-1)
         keys = {}
-        for label in ("encryption initiator key", "encryption responder key"):
-            starts = [i for i, line in enumerate(lines) if label in line]
-            if not starts:
-                return None
-            i = starts[-1]
-            size = int(re.search(r"=> (\d+) bytes", lines[i]).group(1))
-            octets = []
-            for line in lines[i + 1:]:
-                m = re.search(r"\]\s+\d+: ((?:[0-9A-F]{2} ){1,16})", line + " ")
-                if not m or len(octets) >= size:
-                    break
-                octets += m.group(1).split()
-            keys[label] = "".join(octets[:size]).lower()
-        return keys["encryption initiator key"], keys["encryption responder key"]
+        for kind in ("encryption", "integrity"):
+            for side in ("initiator", "responder"):
+                label = f"{kind} {side} key"
+                starts = [i for i, line in enumerate(lines) if label in line and i > last_seed]
+                if not starts:
+                    continue
+                i = starts[-1]
+                size = int(re.search(r"=> (\d+) bytes", lines[i]).group(1))
+                octets = []
+                for line in lines[i + 1:]:
+                    m = re.search(r"\]\s+\d+: ((?:[0-9A-F]{2} ){1,16})", line + " ")
+                    if not m or len(octets) >= size:
+                        break
+                    octets += m.group(1).split()
+                keys[label] = "".join(octets[:size]).lower()
+        return keys if "encryption initiator key" in keys else None
 
 
 class Endpoint:
@@ -263,12 +267,14 @@ def compare_keys(charon, event, label, initiated_here):
     keys = charon.child_keys()
     if not check(keys is not None, f"{label}: charon logged CHILD SA keys"):
         return
-    initiator_key, responder_key = keys
     ours = event["child"]["keys"]
-    # Keys are named after the exchange initiator: its outbound key comes first (RFC 7296 section 2.17).
-    expected_out, expected_in = (initiator_key, responder_key) if initiated_here else (responder_key, initiator_key)
-    check(ours["encryption_out"] == expected_out and ours["encryption_in"] == expected_in,
-          f"{label}: CHILD SA keys equal charon's ({ours['encryption_out'][:16]}...)")
+    # Keys are named after the exchange initiator: its outbound keys come first (RFC 7296 section 2.17).
+    out_side, in_side = ("initiator", "responder") if initiated_here else ("responder", "initiator")
+    check(ours["encryption_out"] == keys[f"encryption {out_side} key"] and ours["encryption_in"] == keys[f"encryption {in_side} key"],
+          f"{label}: CHILD SA encryption keys equal charon's ({ours['encryption_out'][:16]}...)")
+    if event["child"]["integrity"]:
+        check(ours["integrity_out"] == keys.get(f"integrity {out_side} key") and ours["integrity_in"] == keys.get(f"integrity {in_side} key"),
+              f"{label}: CHILD SA integrity keys equal charon's ({ours['integrity_out'][:16]}...)")
 
 
 def ike_sa(charon, event):
