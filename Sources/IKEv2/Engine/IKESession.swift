@@ -76,6 +76,8 @@ final class IKESession {
     var pendingChildren: [ChildConfiguration] = []
     var rekeyAt: Double?
     var rekeyInProgress = false
+    /// Set when a rekeyed IKE SA took over this one's CHILD SAs; it then goes without CHILD SA events.
+    var replacedByRekey = false
 
     init(connection: ConnectionConfiguration, isOriginalInitiator: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
          local: Endpoint, remote: Endpoint, now: Double) {

@@ -32,7 +32,7 @@ extension IKEEngine {
                     var response: [Payload] = []
                     if let group = suite.group, let peerKE {
                         guard peerKE.group == group.rawValue else {
-                            return .failure(.of(.invalidKEPayload, data: [UInt8(group.rawValue >> 8), UInt8(group.rawValue & 0xff)]))
+                            return .failure(ChildRefusal(notify: .invalidKEPayload(group: group.rawValue)))
                         }
                         let ours = group.generatePrivateKey(random: random)
                         guard let secret = try? ours.sharedSecret(peerPublicValue: peerKE.data) else { return .failure(.of(.invalidSyntax)) }
@@ -42,7 +42,7 @@ extension IKEEngine {
                     let derived = KeyDerivation.childKeys(prf: suiteIKE.prf, deriving: keys.deriving, suite: suite, sharedSecret: sharedSecret,
                                                           nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
                     let spiInbound = newChildSPI()
-                    let spiOutbound = ChildSPI(proposal.spi.reduce(0) { $0 << 8 | UInt32($1) })
+                    let spiOutbound = ChildSPI(bytes: proposal.spi)
                     let transport = payloads.notify(.useTransportMode) != nil && configuration.mode == .transport
                     let child = ChildSA(configuration: configuration, spiInbound: spiInbound, spiOutbound: spiOutbound, suite: suite,
                                         keys: session.directionalKeys(derived, initiatedHere: false),
@@ -102,7 +102,7 @@ extension IKEEngine {
                                               nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
         let transport = request.configuration.mode == .transport && payloads.notify(.useTransportMode) != nil
         let child = ChildSA(configuration: request.configuration, spiInbound: request.spiInbound,
-                            spiOutbound: ChildSPI(proposal.spi.reduce(0) { $0 << 8 | UInt32($1) }), suite: suite,
+                            spiOutbound: ChildSPI(bytes: proposal.spi), suite: suite,
                             keys: session.directionalKeys(derived, initiatedHere: true), localTrafficSelectors: tsi.selectors,
                             remoteTrafficSelectors: tsr.selectors, mode: transport ? .transport : .tunnel, createdAt: now)
         session.children.append(child)
@@ -155,8 +155,7 @@ extension IKEEngine {
     }
 
     func handleChildResponse(session: IKESession, request: ChildRequest, payloads: [Payload], now: Double) -> [EngineAction] {
-        if let invalidKE = payloads.notify(.invalidKEPayload), invalidKE.data.count == 2,
-           let group = KeyExchangeGroup(rawValue: UInt16(invalidKE.data[0]) << 8 | UInt16(invalidKE.data[1])),
+        if let requested = payloads.notify(.invalidKEPayload)?.requestedGroup, let group = KeyExchangeGroup(rawValue: requested),
            request.configuration.proposals.contains(where: { $0.groups.contains(group) }), group != request.keyExchange?.group {
             let retry = makeChildRequest(session: session, configuration: request.configuration, rekeying: request.rekeying, group: group)
             return [.log("peer wants PFS group \(group.name) for CHILD SA, retrying")] + sendChildRequest(session: session, request: retry, now: now)
@@ -175,14 +174,7 @@ extension IKEEngine {
         let spi = newIKESPI()
         let nonce = newNonce()
         let keyExchange = group.generatePrivateKey(random: random)
-        let proposals = session.connection.proposals.enumerated().map { index, spec -> Proposal in
-            var proposal = spec.proposal(number: UInt8(index + 1), protocolID: .ike, spi: spi.bytes)
-            if let at = proposal.transforms.firstIndex(of: group.transform) {
-                let transform = proposal.transforms.remove(at: at)
-                proposal.transforms.insert(transform, at: proposal.transforms.firstIndex { $0.type == .keyExchange } ?? proposal.transforms.endIndex)
-            }
-            return proposal
-        }
+        let proposals = ikeProposals(connection: session.connection, spi: spi.bytes, preferring: group)
         session.rekeyInProgress = true
         let payloads: [Payload] = [.securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(data: nonce)),
                                    .keyExchange(KeyExchangePayload(group: group.rawValue, data: keyExchange.publicValue))]
@@ -204,6 +196,7 @@ extension IKEEngine {
                                          spiInitiator: spiInitiator, spiResponder: spiResponder)
         new.nonceInitiator = nonceInitiator; new.nonceResponder = nonceResponder
         new.natDetected = old.natDetected
+        old.replacedByRekey = true
         new.state = .established
         new.children = old.children
         old.children = []
@@ -223,7 +216,7 @@ extension IKEEngine {
             count("ike_rekey_failed")
             return [.log("IKE SA rekey refused: \(reason)")]
         }
-        let peerSPI = IKESPI(sa.proposals[0].spi.reduce(0) { $0 << 8 | UInt64($1) })
+        let peerSPI = IKESPI(bytes: sa.proposals[0].spi)
         let new = replaceIKESA(old: session, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
                                sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.data, now: now)
         session.state = .deleting
@@ -249,7 +242,7 @@ extension IKEEngine {
         var candidates = session.connection.children
         var rekeying: ChildSA?
         if let rekey = payloads.notify(.rekeySA) {
-            let spi = ChildSPI(rekey.spi.reduce(0) { $0 << 8 | UInt32($1) })
+            let spi = ChildSPI(bytes: rekey.spi)
             guard let old = session.children.first(where: { $0.spiOutbound == spi && !$0.rekeyed }) else {
                 return [.log("peer asked to rekey unknown CHILD SA \(spi)")]
                     + respond(session: session, to: header, payloads: [.notify(NotifyPayload(protocolID: .esp, spi: rekey.spi, type: .childSANotFound))])
@@ -290,16 +283,14 @@ extension IKEEngine {
         }
         let suite = selection.suite
         guard ke.group == suite.group.rawValue else {
-            let group = suite.group.rawValue
-            return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .invalidKEPayload,
-                                                                                          data: [UInt8(group >> 8), UInt8(group & 0xff)]))])
+            return respond(session: session, to: header, payloads: [.notify(.invalidKEPayload(group: suite.group.rawValue))])
         }
         let ours = suite.group.generatePrivateKey(random: random)
         guard let secret = try? ours.sharedSecret(peerPublicValue: ke.data) else {
             return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .invalidSyntax))])
         }
         let ourNonce = newNonce()
-        let peerSPI = IKESPI(proposal.spi.reduce(0) { $0 << 8 | UInt64($1) })
+        let peerSPI = IKESPI(bytes: proposal.spi)
         let ourSPI = newIKESPI()
         let response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposal.number, spi: ourSPI.bytes)])),

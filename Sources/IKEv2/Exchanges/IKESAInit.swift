@@ -41,17 +41,22 @@ extension IKEEngine {
         return [.log("initiating IKE SA \(session.spiInitiator) for '\(connection.name)' to \(remote)")] + sendInitRequest(session: session, now: now)
     }
 
-    func sendInitRequest(session: IKESession, now: Double) -> [EngineAction] {
-        let proposals = session.connection.proposals.enumerated().map { index, spec -> Proposal in
-            // The group of our KE goes first so that the responder can pick it without INVALID_KE_PAYLOAD.
-            var proposal = spec.proposal(number: UInt8(index + 1), protocolID: .ike, spi: [])
-            if let group = session.keyExchange?.group, let at = proposal.transforms.firstIndex(of: group.transform) {
+    /// The connection's IKE proposals, each with the group of our KE moved first among its groups so that the
+    /// responder can pick it without an INVALID_KE_PAYLOAD round trip.
+    func ikeProposals(connection: ConnectionConfiguration, spi: [UInt8], preferring group: KeyExchangeGroup?) -> [Proposal] {
+        connection.proposals.enumerated().map { index, spec in
+            var proposal = spec.proposal(number: UInt8(index + 1), protocolID: .ike, spi: spi)
+            if let group, let at = proposal.transforms.firstIndex(of: group.transform) {
                 let transform = proposal.transforms.remove(at: at)
                 let firstGroup = proposal.transforms.firstIndex { $0.type == .keyExchange } ?? proposal.transforms.endIndex
                 proposal.transforms.insert(transform, at: firstGroup)
             }
             return proposal
         }
+    }
+
+    func sendInitRequest(session: IKESession, now: Double) -> [EngineAction] {
+        let proposals = ikeProposals(connection: session.connection, spi: [], preferring: session.keyExchange?.group)
         var payloads: [Payload] = []
         if let cookie = session.cookie { payloads.append(.notify(NotifyPayload(type: .cookie, data: cookie))) }
         payloads += [.securityAssociation(SecurityAssociationPayload(proposals: proposals)),
@@ -77,7 +82,7 @@ extension IKEEngine {
             return [.log("responder asked for a COOKIE, retrying IKE_SA_INIT with it")] + sendInitRequest(session: session, now: now)
         }
         if let invalidKE = payloads.notify(.invalidKEPayload) {
-            guard invalidKE.data.count == 2, let group = KeyExchangeGroup(rawValue: UInt16(invalidKE.data[0]) << 8 | UInt16(invalidKE.data[1])),
+            guard let requested = invalidKE.requestedGroup, let group = KeyExchangeGroup(rawValue: requested),
                   session.connection.proposals.contains(where: { $0.groups.contains(group) }), group != session.keyExchange?.group else {
                 return closeSession(session, kind: .ikeFailed, reason: "INVALID_KE_PAYLOAD asks for a group we do not offer")
             }
@@ -195,7 +200,7 @@ extension IKEEngine {
         guard ke.group == suite.group.rawValue else {
             count("invalid_ke_sent")
             return [.log("IKE_SA_INIT from \(remote): KE uses group \(ke.group), asking for \(suite.group.name)")]
-                + reply(NotifyPayload(type: .invalidKEPayload, data: [UInt8(suite.group.rawValue >> 8), UInt8(suite.group.rawValue & 0xff)]))
+                + reply(.invalidKEPayload(group: suite.group.rawValue))
         }
         let keyExchange = suite.group.generatePrivateKey(random: random)
         let sharedSecret: KeyMaterial

@@ -3,10 +3,9 @@ extension IKEEngine {
     func handleInformationalRequest(session: IKESession, header: IKEHeader, payloads: [Payload], now: Double) -> [EngineAction] {
         let deletes = payloads.deletes
         if deletes.contains(where: { $0.protocolID == .ike }) {
-            let wasReplaced = session.state == .deleting && session.children.isEmpty
             return respond(session: session, to: header, payloads: [])
                 + [.log("peer deleted IKE SA \(session.spiInitiator)_\(session.spiResponder)")]
-                + (wasReplaced ? removeReplacedSession(session) : closeSession(session, kind: .ikeDeleted, reason: "deleted by peer"))
+                + (session.replacedByRekey ? removeReplacedSession(session) : closeSession(session, kind: .ikeDeleted, reason: "deleted by peer"))
         }
         var actions: [EngineAction] = []
         var ourSPIs: [ChildSPI] = []
@@ -49,10 +48,7 @@ extension IKEEngine {
             }
             return actions
         case .deleteIKE:
-            if session.children.isEmpty && sessions.values.contains(where: { $0 !== session && $0.connection.name == session.connection.name
-                                                                               && $0.state == .established }) && session.state == .deleting {
-                return removeReplacedSession(session)
-            }
+            if session.replacedByRekey { return removeReplacedSession(session) }
             return closeSession(session, kind: .ikeDeleted, reason: "deleted locally")
         default:
             return []

@@ -13,7 +13,7 @@ public struct DeletePayload: Equatable, Sendable {
     }
     public var childSPIs: [ChildSPI] {
         guard spiSize == 4 else { return [] }
-        return spis.map { ChildSPI(UInt32($0[0]) << 24 | UInt32($0[1]) << 16 | UInt32($0[2]) << 8 | UInt32($0[3])) }
+        return spis.map(ChildSPI.init(bytes:))
     }
 
     static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {

@@ -2,6 +2,8 @@
 public struct IKESPI: Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt64
     public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+    /// From the octets of a proposal's SPI field (network order).
+    public init(bytes: [UInt8]) { self.rawValue = bytes.reduce(0) { $0 << 8 | UInt64($1) } }
     public static let zero = IKESPI(0)
     public var isZero: Bool { rawValue == 0 }
     public var bytes: [UInt8] { var w = ByteWriter(); w.write(rawValue); return w.bytes }
@@ -12,6 +14,8 @@ public struct IKESPI: Hashable, Sendable, CustomStringConvertible {
 public struct ChildSPI: Hashable, Sendable, CustomStringConvertible {
     public var rawValue: UInt32
     public init(_ rawValue: UInt32) { self.rawValue = rawValue }
+    /// From the octets of a proposal, notify or delete SPI field (network order).
+    public init(bytes: [UInt8]) { self.rawValue = bytes.reduce(0) { $0 << 8 | UInt32($1) } }
     public var bytes: [UInt8] { var w = ByteWriter(); w.write(rawValue); return w.bytes }
     public var description: String { bytes.hexString }
 }

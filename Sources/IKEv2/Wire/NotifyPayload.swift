@@ -9,6 +9,17 @@ public struct NotifyPayload: Equatable, Sendable {
         self.protocolID = protocolID; self.spi = spi; self.type = type; self.data = data
     }
 
+    /// INVALID_KE_PAYLOAD naming the group the responder wants (section 3.10.1).
+    public static func invalidKEPayload(group: UInt16) -> NotifyPayload {
+        NotifyPayload(type: .invalidKEPayload, data: [UInt8(group >> 8), UInt8(group & 0xff)])
+    }
+
+    /// The group an INVALID_KE_PAYLOAD asks for, nil for other notifies or a malformed one.
+    public var requestedGroup: UInt16? {
+        guard type == .invalidKEPayload, data.count == 2 else { return nil }
+        return UInt16(data[0]) << 8 | UInt16(data[1])
+    }
+
     static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {
         var reader = body
         let protocolID = try reader.readUInt8("notify.protocolID")
