@@ -39,6 +39,30 @@ final class CryptoKnownAnswerTests: XCTestCase {
         XCTAssertEqual(prf.expand(key: key, seed: seed, length: 80), Array((t1 + t2 + t3).prefix(80)))
     }
 
+    /// NIST CAVS (SP 800-135) IKEv2 KDF sample vector, SHA-1, DKM length 1056 bits: SKEYSEED,
+    /// prf+ over Ni|Nr|SPIi|SPIr, CHILD_SA KEYMAT without and with PFS, and the rekeyed SKEYSEED.
+    func testIKEv2KeyDerivationMatchesNISTCAVSVector() {
+        let prf = PseudoRandomFunction.hmacSHA1
+        let gir = KeyMaterial(hex("4b2c1f971981a8ad8d0abeafabf38cf75fc8349c148142465ed9c8b516b8be52"))
+        let girNew = KeyMaterial(hex("863f3c9d06efd39d2b907b97f8699e5dd5251ef64a2a176f36ee40c87d4f9330"))
+        let ni = hex("32b50d5f4a3763f3"), nr = hex("9206a04b26564cb1")
+        let spii = hex("34c9e7c188868785"), spir = hex("3ff77d760d2b2199")
+
+        let skeyseed = KeyDerivation.skeyseed(prf: prf, nonceInitiator: ni, nonceResponder: nr, sharedSecret: gir)
+        XCTAssertEqual(skeyseed.bytes.hexString, "a9a7b222b59f8f48645f28a1db5b5f5d7479cba7")
+
+        let dkm = prf.expand(key: skeyseed.bytes, seed: ni + nr + spii + spir, length: 132)
+        XCTAssertEqual(dkm.hexString, "a14293677cc80ff8f9cc0eee30d895da9d8f405666e30ef0dfcb63c634a46002a2a63080e514a062768b76606f9fa5e992204fc5a670bde3f10d6b027113936a5c55b648a194ae587b0088d52204b702c979fa280870d2ed41efa9c549fd11198af1670b143d384bd275c5f594cf266b05ebadca855e4249520a441a81157435a7a56cc4")
+
+        let skd = Array(dkm.prefix(prf.outputLength))
+        XCTAssertEqual(prf.expand(key: skd, seed: ni + nr, length: 132).hexString, "8059e3ee8810e6c3a91bc8bcd2a7a41151b8d0e6ae239c7b38093ad85ef4c5811a8e7b5d1cdabd9560b2d5e092d1f24e2d4b85eccdf0ad0dc9abd94b51ee71814ca6dbc8bb51b6309f5b9545c7eb35cf5580b1e521a8fe20754a2d883ba0c2cf285f524aea6545b33106bc03e614296d319d41d4b50b3f510b1c0a22f3e664994d234cb4")
+        XCTAssertEqual(prf.expand(key: skd, seed: girNew.bytes + ni + nr, length: 132).hexString, "bb43244c1860ad65ee1e211ffe8bb3661750c8f89cb9f547df7f4fa61d37301628190e38c66232eab4b3ab14c400a5197dd3730ed4820a8a10394d51e1c0400052f63ebd36b0e7ef53aaed31eba4a5080d7d4b5666023a8bbb5ffb7857240f9a05884d1b7d2f933708450b7b3288f1fc863ab49fa901227cffc06e27899c7054d56fd74c")
+
+        let rekeyed = KeyDerivation.rekeyedSkeyseed(prf: prf, oldDeriving: KeyMaterial(skd), sharedSecret: girNew,
+                                                    nonceInitiator: ni, nonceResponder: nr)
+        XCTAssertEqual(rekeyed.bytes.hexString, "63e81194946ebd05df7df5ebf5d8750056bf1f1d")
+    }
+
     /// The GCM specification's test cases 4 (AES-128) and 16 (AES-256), split into key+salt and 8-octet IV (RFC 4106/5282).
     func testAESGCM() throws {
         let plaintext = hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39")

@@ -78,7 +78,7 @@ public struct ProposalSpec: Equatable, Sendable {
         switch value { case .hmacSHA256_128: return "sha256"; case .hmacSHA384_192: return "sha384"; case .hmacSHA512_256: return "sha512" }
     }
     public static func name(of value: PseudoRandomFunction) -> String {
-        switch value { case .hmacSHA256: return "prfsha256"; case .hmacSHA384: return "prfsha384"; case .hmacSHA512: return "prfsha512" }
+        switch value { case .hmacSHA1: return "prfsha1"; case .hmacSHA256: return "prfsha256"; case .hmacSHA384: return "prfsha384"; case .hmacSHA512: return "prfsha512" }
     }
     public static func name(of value: KeyExchangeGroup) -> String {
         switch value {
@@ -100,6 +100,7 @@ public struct ProposalSpec: Equatable, Sendable {
             case "sha256", "sha2_256": integrity.append(.hmacSHA256_128)
             case "sha384", "sha2_384": integrity.append(.hmacSHA384_192)
             case "sha512", "sha2_512": integrity.append(.hmacSHA512_256)
+            case "prfsha1": prf.append(.hmacSHA1)
             case "prfsha256": prf.append(.hmacSHA256)
             case "prfsha384": prf.append(.hmacSHA384)
             case "prfsha512": prf.append(.hmacSHA512)

@@ -1,13 +1,17 @@
 import Crypto
 
 /// PRF transforms (RFC 7296 section 3.3.2, RFC 4868): HMAC-SHA2-256/384/512, and prf+ (section 2.13).
+/// HMAC-SHA1 is kept for peers that still offer it (RFC 8247 lists it MUST-) and because the
+/// published NIST CAVS IKEv2 KDF vectors are for it; it is never in our default proposals.
 public enum PseudoRandomFunction: UInt16, CaseIterable, Sendable {
+    case hmacSHA1 = 2
     case hmacSHA256 = 5
     case hmacSHA384 = 6
     case hmacSHA512 = 7
 
     public var name: String {
         switch self {
+        case .hmacSHA1: return "PRF_HMAC_SHA1"
         case .hmacSHA256: return "PRF_HMAC_SHA2_256"
         case .hmacSHA384: return "PRF_HMAC_SHA2_384"
         case .hmacSHA512: return "PRF_HMAC_SHA2_512"
@@ -16,7 +20,7 @@ public enum PseudoRandomFunction: UInt16, CaseIterable, Sendable {
 
     /// Output size, which is also the preferred key size (RFC 4868 section 2.2).
     public var outputLength: Int {
-        switch self { case .hmacSHA256: return 32; case .hmacSHA384: return 48; case .hmacSHA512: return 64 }
+        switch self { case .hmacSHA1: return 20; case .hmacSHA256: return 32; case .hmacSHA384: return 48; case .hmacSHA512: return 64 }
     }
 
     public var transform: Transform { Transform(type: .pseudoRandomFunction, identifier: rawValue) }
@@ -24,6 +28,7 @@ public enum PseudoRandomFunction: UInt16, CaseIterable, Sendable {
     public func compute(key: [UInt8], data: [UInt8]) -> [UInt8] {
         let symmetricKey = SymmetricKey(data: key)
         switch self {
+        case .hmacSHA1: return Array(HMAC<Insecure.SHA1>.authenticationCode(for: data, using: symmetricKey))
         case .hmacSHA256: return Array(HMAC<SHA256>.authenticationCode(for: data, using: symmetricKey))
         case .hmacSHA384: return Array(HMAC<SHA384>.authenticationCode(for: data, using: symmetricKey))
         case .hmacSHA512: return Array(HMAC<SHA512>.authenticationCode(for: data, using: symmetricKey))
