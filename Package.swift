@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "ikeproxy", targets: ["ikeproxy"]),
         .library(name: "IKEv2", targets: ["IKEv2"]),
+        .library(name: "ESP", targets: ["ESP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -23,6 +24,14 @@ let package = Package(
                 .product(name: "BigInt", package: "BigInt"),
             ]
         ),
+        // Packet parsing and building: IP headers, checksums. No I/O.
+        .target(name: "Packets"),
+        // User-space ESP (RFC 4303, RFC 3948): SAs, replay window, encapsulation. No I/O.
+        .target(
+            name: "ESP",
+            dependencies: ["IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")]
+        ),
         // Thin adapters over Linux sockets.
         .target(name: "LinuxIO"),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
@@ -33,6 +42,11 @@ let package = Package(
                 "IKEEndpoint",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
+        ),
+        .testTarget(
+            name: "ESPTests",
+            dependencies: ["ESP", "IKEv2", "Packets"],
+            resources: [.copy("Fixtures")]
         ),
         .testTarget(
             name: "IKEv2Tests",

@@ -1,0 +1,109 @@
+import IKEv2
+import Packets
+
+/// An ESP packet ready to leave: the whole outer IP packet, and where the UDP payload (the part a UDP
+/// socket sends) and the ESP header begin in it.
+public struct ESPOutboundPacket: Sendable {
+    public var bytes: [UInt8]
+    /// Offset of the ESP header (the SPI): the start of the UDP payload when encapsulated.
+    public var espOffset: Int
+    public var espBytes: ArraySlice<UInt8> { bytes[espOffset...] }
+}
+
+/// The sending half of an ESP SA (RFC 4303 section 3.3): assigns sequence numbers, pads, encrypts and
+/// builds the outer headers for tunnel or transport mode, IPv4 or IPv6, with or without UDP encapsulation.
+public final class OutboundSecurityAssociation: @unchecked Sendable {
+    public let parameters: SecurityAssociationParameters
+    public private(set) var counters = ESPCounters()
+    /// Last sequence number sent (RFC 4303: the first packet carries 1).
+    public private(set) var sequence: UInt64
+    public let createdAt: Double
+    let cipher: ESPCipher
+    private var randomGenerator = SystemRandomNumberGenerator()
+
+    public init(_ parameters: SecurityAssociationParameters, createdAt: Double = 0, startingSequence: UInt64 = 0) throws {
+        self.parameters = parameters
+        self.createdAt = createdAt
+        self.sequence = startingSequence
+        cipher = try ESPCipher(suite: parameters.suite, encryptionKey: parameters.encryptionKey,
+                               integrityKey: parameters.integrityKey)
+    }
+
+    private var sequenceLimit: UInt64 { parameters.suite.extendedSequenceNumbers ? UInt64.max : UInt64(UInt32.max) }
+
+    /// Protects one IP packet. In tunnel mode `packet` is the whole inner packet; in transport mode its IP
+    /// header is replaced by the outer one and only its upper-layer payload is encrypted.
+    public func encapsulate(_ packet: [UInt8], now: Double? = nil) throws(ESPDropReason) -> ESPOutboundPacket {
+        guard sequence < sequenceLimit else { throw .sequenceExhausted }
+        if let now, parameters.lifetime.state(counters: counters, age: now - createdAt) == .hard { throw .hardLifetimeReached }
+        if parameters.lifetime.state(counters: counters, age: 0) == .hard { throw .hardLifetimeReached }
+
+        let payload: ArraySlice<UInt8>
+        let nextHeader: UInt8
+        switch parameters.mode {
+        case .tunnel:
+            guard let first = packet.first else { throw .badInnerPacket }
+            switch first >> 4 {
+            case 4: nextHeader = IPProtocolNumber.ipv4
+            case 6: nextHeader = IPProtocolNumber.ipv6
+            default: throw .badInnerPacket
+            }
+            payload = packet[...]
+        case .transport:
+            guard let view = try? IPPacketView(packet) else { throw .badInnerPacket }
+            nextHeader = view.upperProtocol
+            payload = packet[view.upperOffset..<view.totalLength]
+        }
+
+        sequence += 1
+        let alignment = cipher.alignment
+        let padLength = (alignment - (payload.count + 2) % alignment) % alignment
+        var plaintext = [UInt8]()
+        plaintext.reserveCapacity(payload.count + padLength + 2)
+        plaintext.append(contentsOf: payload)
+        for index in 0..<padLength { plaintext.append(UInt8(index + 1)) }
+        plaintext.append(UInt8(padLength)); plaintext.append(nextHeader)
+
+        let espLength = 8 + cipher.ivLength + plaintext.count + cipher.icvLength
+        let udpLength = parameters.encapsulation == nil ? 0 : 8
+        let source = parameters.tunnelSource.bytes, destination = parameters.tunnelDestination.bytes
+        var out = [UInt8]()
+        out.reserveCapacity(40 + udpLength + espLength)
+        IPHeaderBuilder.appendIP(to: &out, source: source, destination: destination,
+                                 protocolNumber: udpLength == 0 ? IPProtocolNumber.esp : IPProtocolNumber.udp,
+                                 payloadLength: udpLength + espLength)
+        let udpStart = out.count
+        if let encapsulation = parameters.encapsulation {
+            let length = 8 + espLength
+            out.append(contentsOf: [UInt8(encapsulation.sourcePort >> 8), UInt8(encapsulation.sourcePort & 0xff),
+                                    UInt8(encapsulation.destinationPort >> 8), UInt8(encapsulation.destinationPort & 0xff),
+                                    UInt8(length >> 8), UInt8(length & 0xff), 0, 0])
+        }
+        let espStart = out.count
+        let spi = parameters.spi.rawValue, low = UInt32(truncatingIfNeeded: sequence)
+        out.append(contentsOf: ESPCipher.bigEndian(spi)); out.append(contentsOf: ESPCipher.bigEndian(low))
+        let iv: [UInt8]
+        if cipher.ivLength == 8 {
+            // A counter IV is unique per key, which is all GCM and ChaCha20-Poly1305 require (RFC 4106 section 3.1).
+            iv = ESPCipher.bigEndian(UInt32(truncatingIfNeeded: sequence >> 32)) + ESPCipher.bigEndian(low)
+        } else {
+            // CBC needs an unpredictable IV (RFC 3602 section 3).
+            let a = randomGenerator.next() as UInt64, b = randomGenerator.next() as UInt64
+            iv = (0..<8).map { UInt8(truncatingIfNeeded: a >> ($0 * 8)) } + (0..<8).map { UInt8(truncatingIfNeeded: b >> ($0 * 8)) }
+        }
+        cipher.seal(plaintext: plaintext, iv: iv, out: &out, headerStart: espStart,
+                    sequenceHigh: parameters.suite.extendedSequenceNumbers ? UInt32(truncatingIfNeeded: sequence >> 32) : nil)
+        if udpLength > 0 && source.count == 16 {
+            // UDP over IPv6 must carry a checksum (RFC 8200 section 8.1).
+            let checksum = IPHeaderBuilder.udpChecksum(source: source, destination: destination, udp: out[udpStart...])
+            out[udpStart + 6] = UInt8(checksum >> 8); out[udpStart + 7] = UInt8(checksum & 0xff)
+        }
+        counters.packets += 1
+        counters.bytes += UInt64(payload.count)
+        return ESPOutboundPacket(bytes: out, espOffset: espStart)
+    }
+
+    public func lifetimeState(now: Double) -> LifetimeState {
+        parameters.lifetime.state(counters: counters, age: now - createdAt)
+    }
+}

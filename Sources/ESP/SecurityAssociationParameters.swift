@@ -1,0 +1,98 @@
+import IKEv2
+
+/// Which way an ESP SA carries traffic, seen from the host that holds it.
+public enum ESPDirection: String, Sendable, Codable { case inbound, outbound }
+
+/// UDP encapsulation of ESP (RFC 3948): the ports of the outer UDP header.
+public struct UDPEncapsulation: Equatable, Sendable, Codable {
+    public var sourcePort: UInt16
+    public var destinationPort: UInt16
+    public init(sourcePort: UInt16 = 4500, destinationPort: UInt16 = 4500) {
+        self.sourcePort = sourcePort; self.destinationPort = destinationPort
+    }
+}
+
+/// Soft and hard limits of an SA (RFC 4301 section 4.4.2.1); nil means no limit of that kind.
+public struct ESPLifetime: Equatable, Sendable, Codable {
+    public var softBytes: UInt64?
+    public var hardBytes: UInt64?
+    public var softPackets: UInt64?
+    public var hardPackets: UInt64?
+    public var softSeconds: UInt32?
+    public var hardSeconds: UInt32?
+    public init(softBytes: UInt64? = nil, hardBytes: UInt64? = nil, softPackets: UInt64? = nil, hardPackets: UInt64? = nil,
+                softSeconds: UInt32? = nil, hardSeconds: UInt32? = nil) {
+        self.softBytes = softBytes; self.hardBytes = hardBytes; self.softPackets = softPackets
+        self.hardPackets = hardPackets; self.softSeconds = softSeconds; self.hardSeconds = hardSeconds
+    }
+}
+
+/// Everything a host needs to run one direction of an ESP SA: the SAD entry of RFC 4301 section 4.4.2,
+/// as the proxy hands it to a terminal.
+public struct SecurityAssociationParameters: Equatable, Sendable {
+    public var spi: ChildSPI
+    public var direction: ESPDirection
+    public var suite: ChildCipherSuite
+    public var encryptionKey: KeyMaterial
+    public var integrityKey: KeyMaterial
+    public var mode: ChildMode
+    /// Outer addresses as they appear on the wire for this direction (source, destination).
+    public var tunnelSource: IPAddress
+    public var tunnelDestination: IPAddress
+    public var encapsulation: UDPEncapsulation?
+    /// Inner traffic this SA carries: source and destination selectors as seen in this direction.
+    public var sourceSelectors: [TrafficSelector]
+    public var destinationSelectors: [TrafficSelector]
+    public var lifetime: ESPLifetime
+
+    public init(spi: ChildSPI, direction: ESPDirection, suite: ChildCipherSuite, encryptionKey: KeyMaterial,
+                integrityKey: KeyMaterial, mode: ChildMode, tunnelSource: IPAddress, tunnelDestination: IPAddress,
+                encapsulation: UDPEncapsulation?, sourceSelectors: [TrafficSelector], destinationSelectors: [TrafficSelector],
+                lifetime: ESPLifetime = ESPLifetime()) {
+        self.spi = spi; self.direction = direction; self.suite = suite; self.encryptionKey = encryptionKey
+        self.integrityKey = integrityKey; self.mode = mode; self.tunnelSource = tunnelSource
+        self.tunnelDestination = tunnelDestination; self.encapsulation = encapsulation
+        self.sourceSelectors = sourceSelectors; self.destinationSelectors = destinationSelectors; self.lifetime = lifetime
+    }
+
+    /// Whether an inner packet with these addresses, protocol and ports falls under this SA's selectors.
+    public func covers(source: IPAddress, destination: IPAddress, ipProtocol: UInt8, ports: (UInt16, UInt16)?) -> Bool {
+        func matches(_ selectors: [TrafficSelector], _ address: IPAddress, _ port: UInt16?) -> Bool {
+            selectors.contains { ts in
+                ts.startAddress <= address && address <= ts.endAddress
+                    && (ts.ipProtocol == 0 || ts.ipProtocol == ipProtocol)
+                    && (port.map { ts.startPort <= $0 && $0 <= ts.endPort } ?? (ts.startPort == 0 && ts.endPort == 65535))
+            }
+        }
+        return matches(sourceSelectors, source, ports?.0) && matches(destinationSelectors, destination, ports?.1)
+    }
+}
+
+/// Packet and byte counts of one SA, which its lifetimes are measured against.
+public struct ESPCounters: Equatable, Sendable {
+    public var packets: UInt64 = 0
+    public var bytes: UInt64 = 0
+    public init() {}
+}
+
+/// Where an SA stands against its lifetime.
+public enum LifetimeState: String, Sendable, Comparable {
+    case valid, soft, hard
+    public static func < (a: Self, b: Self) -> Bool {
+        let order: [Self] = [.valid, .soft, .hard]
+        return order.firstIndex(of: a)! < order.firstIndex(of: b)!
+    }
+}
+
+extension ESPLifetime {
+    /// The state after `counters` traffic and `age` seconds.
+    public func state(counters: ESPCounters, age: Double) -> LifetimeState {
+        if let hardBytes, counters.bytes >= hardBytes { return .hard }
+        if let hardPackets, counters.packets >= hardPackets { return .hard }
+        if let hardSeconds, age >= Double(hardSeconds) { return .hard }
+        if let softBytes, counters.bytes >= softBytes { return .soft }
+        if let softPackets, counters.packets >= softPackets { return .soft }
+        if let softSeconds, age >= Double(softSeconds) { return .soft }
+        return .valid
+    }
+}

@@ -1,0 +1,137 @@
+/// IP protocol numbers used by the data plane (IANA "Assigned Internet Protocol Numbers").
+public enum IPProtocolNumber {
+    public static let icmp: UInt8 = 1
+    public static let ipv4: UInt8 = 4
+    public static let tcp: UInt8 = 6
+    public static let udp: UInt8 = 17
+    public static let ipv6: UInt8 = 41
+    public static let esp: UInt8 = 50
+    public static let icmpv6: UInt8 = 58
+    public static let noNextHeader: UInt8 = 59
+}
+
+/// Why bytes are not a usable IP packet.
+public enum IPPacketError: Error, Equatable, Sendable {
+    case truncated
+    case unknownVersion(UInt8)
+    case badHeaderLength
+    case lengthMismatch
+}
+
+/// A parsed view of an IPv4 or IPv6 packet: addresses, upper-layer protocol and where its payload starts.
+/// IPv6 extension headers (hop-by-hop, routing, destination options, fragment) are walked to find the
+/// upper-layer protocol (RFC 8200 section 4).
+public struct IPPacketView: Sendable {
+    public var version: UInt8
+    public var source: [UInt8]
+    public var destination: [UInt8]
+    /// The upper-layer protocol after any IPv6 extension headers.
+    public var upperProtocol: UInt8
+    /// Offset of the first octet after the fixed IP header (IPv4 options included).
+    public var headerLength: Int
+    /// Offset of the upper-layer header (after IPv6 extension headers).
+    public var upperOffset: Int
+    /// Total length as the header states it.
+    public var totalLength: Int
+    /// True for a fragment other than the first (ports are then unknown).
+    public var isLaterFragment: Bool
+
+    public init(_ bytes: [UInt8]) throws(IPPacketError) {
+        guard let first = bytes.first else { throw .truncated }
+        version = first >> 4
+        switch version {
+        case 4:
+            guard bytes.count >= 20 else { throw .truncated }
+            let ihl = Int(first & 0x0f) * 4
+            guard ihl >= 20, bytes.count >= ihl else { throw .badHeaderLength }
+            totalLength = Int(bytes[2]) << 8 | Int(bytes[3])
+            guard totalLength >= ihl, totalLength <= bytes.count else { throw .lengthMismatch }
+            source = Array(bytes[12..<16]); destination = Array(bytes[16..<20])
+            upperProtocol = bytes[9]; headerLength = ihl; upperOffset = ihl
+            isLaterFragment = (Int(bytes[6] & 0x1f) << 8 | Int(bytes[7])) != 0
+        case 6:
+            guard bytes.count >= 40 else { throw .truncated }
+            totalLength = 40 + (Int(bytes[4]) << 8 | Int(bytes[5]))
+            guard totalLength <= bytes.count else { throw .lengthMismatch }
+            source = Array(bytes[8..<24]); destination = Array(bytes[24..<40])
+            headerLength = 40; isLaterFragment = false
+            var next = bytes[6], offset = 40
+            walk: while true {
+                switch next {
+                case 0, 43, 60:
+                    guard offset + 2 <= totalLength else { throw .truncated }
+                    let length = (Int(bytes[offset + 1]) + 1) * 8
+                    next = bytes[offset]; offset += length
+                case 44:
+                    guard offset + 8 <= totalLength else { throw .truncated }
+                    isLaterFragment = (Int(bytes[offset + 2]) << 5 | Int(bytes[offset + 3]) >> 3) != 0
+                    next = bytes[offset]; offset += 8
+                default: break walk
+                }
+            }
+            guard offset <= totalLength else { throw .truncated }
+            upperProtocol = next; upperOffset = offset
+        default:
+            throw .unknownVersion(version)
+        }
+    }
+
+    /// Source and destination ports of a TCP or UDP packet (ICMP type and code for ICMP), when present.
+    public func ports(in bytes: [UInt8]) -> (source: UInt16, destination: UInt16)? {
+        guard !isLaterFragment else { return nil }
+        switch upperProtocol {
+        case IPProtocolNumber.tcp, IPProtocolNumber.udp:
+            guard upperOffset + 4 <= totalLength else { return nil }
+            return (UInt16(bytes[upperOffset]) << 8 | UInt16(bytes[upperOffset + 1]),
+                    UInt16(bytes[upperOffset + 2]) << 8 | UInt16(bytes[upperOffset + 3]))
+        case IPProtocolNumber.icmp, IPProtocolNumber.icmpv6:
+            guard upperOffset + 2 <= totalLength else { return nil }
+            return (UInt16(bytes[upperOffset]), UInt16(bytes[upperOffset + 1]))
+        default: return nil
+        }
+    }
+}
+
+/// Builds the fixed IPv4 (RFC 791) and IPv6 (RFC 8200) headers and UDP headers (RFC 768).
+public enum IPHeaderBuilder {
+    /// Appends an IPv4 header (no options, DF clear, TTL 64) with its checksum.
+    public static func appendIPv4(to out: inout [UInt8], source: [UInt8], destination: [UInt8], protocolNumber: UInt8,
+                                  payloadLength: Int, identification: UInt16 = 0, ttl: UInt8 = 64) {
+        let start = out.count
+        let total = 20 + payloadLength
+        out.append(contentsOf: [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff),
+                                UInt8(identification >> 8), UInt8(identification & 0xff), 0, 0,
+                                ttl, protocolNumber, 0, 0])
+        out.append(contentsOf: source); out.append(contentsOf: destination)
+        let checksum = InternetChecksum.finish(InternetChecksum.add(out[start..<(start + 20)]))
+        out[start + 10] = UInt8(checksum >> 8); out[start + 11] = UInt8(checksum & 0xff)
+    }
+
+    /// Appends an IPv6 header (traffic class and flow label zero, hop limit 64).
+    public static func appendIPv6(to out: inout [UInt8], source: [UInt8], destination: [UInt8], nextHeader: UInt8,
+                                  payloadLength: Int, hopLimit: UInt8 = 64) {
+        out.append(contentsOf: [0x60, 0, 0, 0, UInt8(payloadLength >> 8), UInt8(payloadLength & 0xff), nextHeader, hopLimit])
+        out.append(contentsOf: source); out.append(contentsOf: destination)
+    }
+
+    /// Appends the IP header for either family, chosen by the address length.
+    public static func appendIP(to out: inout [UInt8], source: [UInt8], destination: [UInt8], protocolNumber: UInt8,
+                                payloadLength: Int) {
+        if source.count == 16 {
+            appendIPv6(to: &out, source: source, destination: destination, nextHeader: protocolNumber, payloadLength: payloadLength)
+        } else {
+            appendIPv4(to: &out, source: source, destination: destination, protocolNumber: protocolNumber, payloadLength: payloadLength)
+        }
+    }
+
+    /// The UDP checksum over the pseudo-header (RFC 768 / RFC 8200 section 8.1) and `udp` (header and data,
+    /// checksum field zero). A computed zero is sent as 0xffff.
+    public static func udpChecksum(source: [UInt8], destination: [UInt8], udp: ArraySlice<UInt8>) -> UInt16 {
+        var sum = InternetChecksum.add(source)
+        sum = InternetChecksum.add(destination, to: sum)
+        sum &+= UInt32(IPProtocolNumber.udp) &+ UInt32(udp.count)
+        sum = InternetChecksum.add(udp, to: sum)
+        let value = InternetChecksum.finish(sum)
+        return value == 0 ? 0xffff : value
+    }
+}
