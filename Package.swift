@@ -43,6 +43,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Benchmarks (release builds): swift run -c release esp-benchmark
+        .executableTarget(
+            name: "esp-benchmark",
+            dependencies: ["ESP", "IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "_CryptoExtras", package: "swift-crypto")],
+            path: "benchmarks/ESPBenchmark"
+        ),
         .testTarget(
             name: "ESPTests",
             dependencies: ["ESP", "IKEv2", "Packets"],

@@ -31,7 +31,7 @@ public final class InboundSecurityAssociation: @unchecked Sendable {
         case .replayed: throw .replayed
         case .behindWindow: throw .behindWindow
         }
-        let plaintext = try cipher.open(esp: esp, sequenceHigh: extended ? UInt32(truncatingIfNeeded: sequence >> 32) : nil)
+        var plaintext = try cipher.open(esp: esp, spi: parameters.spi.rawValue, sequence: sequence, extended: extended)
         guard plaintext.count >= 2 else { throw .badPadding }
         let nextHeader = plaintext[plaintext.count - 1]
         let padLength = Int(plaintext[plaintext.count - 2])
@@ -46,7 +46,8 @@ public final class InboundSecurityAssociation: @unchecked Sendable {
         switch parameters.mode {
         case .tunnel:
             guard nextHeader == IPProtocolNumber.ipv4 || nextHeader == IPProtocolNumber.ipv6 else { throw .badNextHeader }
-            packet = Array(plaintext[0..<payloadEnd])
+            plaintext.removeLast(plaintext.count - payloadEnd)
+            packet = plaintext
             guard let view = try? IPPacketView(packet),
                   view.version == (nextHeader == IPProtocolNumber.ipv4 ? 4 : 6) else { throw .badInnerPacket }
             try checkSelectors(view, packet)
@@ -66,10 +67,7 @@ public final class InboundSecurityAssociation: @unchecked Sendable {
     }
 
     private func checkSelectors(_ view: IPPacketView, _ packet: [UInt8]) throws(ESPDropReason) {
-        guard let source = IPAddress(bytes: view.source), let destination = IPAddress(bytes: view.destination) else {
-            throw .badInnerPacket
-        }
-        guard parameters.covers(source: source, destination: destination, ipProtocol: view.upperProtocol,
+        guard parameters.covers(source: packet[view.sourceRange], destination: packet[view.destinationRange], ipProtocol: view.upperProtocol,
                                 ports: view.ports(in: packet)) else { throw .selectorMismatch }
     }
 

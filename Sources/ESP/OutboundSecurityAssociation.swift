@@ -19,7 +19,7 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
     public private(set) var sequence: UInt64
     public let createdAt: Double
     let cipher: ESPCipher
-    private var randomGenerator = SystemRandomNumberGenerator()
+    private var randomIVs = RandomIVPool()
 
     public init(_ parameters: SecurityAssociationParameters, createdAt: Double = 0, startingSequence: UInt64 = 0) throws {
         self.parameters = parameters
@@ -75,24 +75,17 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
         let udpStart = out.count
         if let encapsulation = parameters.encapsulation {
             let length = 8 + espLength
-            out.append(contentsOf: [UInt8(encapsulation.sourcePort >> 8), UInt8(encapsulation.sourcePort & 0xff),
-                                    UInt8(encapsulation.destinationPort >> 8), UInt8(encapsulation.destinationPort & 0xff),
-                                    UInt8(length >> 8), UInt8(length & 0xff), 0, 0])
+            out.appendBigEndian(encapsulation.sourcePort); out.appendBigEndian(encapsulation.destinationPort)
+            out.appendBigEndian(UInt16(length)); out.appendBigEndian(UInt16(0))
         }
         let espStart = out.count
         let spi = parameters.spi.rawValue, low = UInt32(truncatingIfNeeded: sequence)
-        out.append(contentsOf: ESPCipher.bigEndian(spi)); out.append(contentsOf: ESPCipher.bigEndian(low))
-        let iv: [UInt8]
-        if cipher.ivLength == 8 {
-            // A counter IV is unique per key, which is all GCM and ChaCha20-Poly1305 require (RFC 4106 section 3.1).
-            iv = ESPCipher.bigEndian(UInt32(truncatingIfNeeded: sequence >> 32)) + ESPCipher.bigEndian(low)
-        } else {
-            // CBC needs an unpredictable IV (RFC 3602 section 3).
-            let a = randomGenerator.next() as UInt64, b = randomGenerator.next() as UInt64
-            iv = (0..<8).map { UInt8(truncatingIfNeeded: a >> ($0 * 8)) } + (0..<8).map { UInt8(truncatingIfNeeded: b >> ($0 * 8)) }
-        }
-        cipher.seal(plaintext: plaintext, iv: iv, out: &out, headerStart: espStart,
-                    sequenceHigh: parameters.suite.extendedSequenceNumbers ? UInt32(truncatingIfNeeded: sequence >> 32) : nil)
+        out.appendBigEndian(spi); out.appendBigEndian(low)
+        // AEAD: the IV is the sequence number, unique per key, which is all GCM and ChaCha20-Poly1305 require
+        // (RFC 4106 section 3.1). CBC needs an unpredictable IV (RFC 3602 section 3).
+        let cbcIV = cipher.ivLength == 16 ? randomIVs.next() : []
+        cipher.seal(plaintext: plaintext, cbcIV: cbcIV, out: &out, headerStart: espStart, spi: spi, sequence: sequence,
+                    extended: parameters.suite.extendedSequenceNumbers)
         if udpLength > 0 && source.count == 16 {
             // UDP over IPv6 must carry a checksum (RFC 8200 section 8.1).
             let checksum = IPHeaderBuilder.udpChecksum(source: source, destination: destination, udp: out[udpStart...])
@@ -105,5 +98,24 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
 
     public func lifetimeState(now: Double) -> LifetimeState {
         parameters.lifetime.state(counters: counters, age: now - createdAt)
+    }
+}
+
+/// Unpredictable 16-octet IVs for CBC, drawn from the system generator 64 at a time so that a packet
+/// does not cost a system call.
+struct RandomIVPool {
+    private var pool: [UInt8] = []
+    private var offset = 0
+
+    mutating func next() -> [UInt8] {
+        if offset + 16 > pool.count {
+            var generator = SystemRandomNumberGenerator()
+            pool = []
+            pool.reserveCapacity(1024)
+            for _ in 0..<128 { pool.appendBigEndian(generator.next() as UInt64) }
+            offset = 0
+        }
+        defer { offset += 16 }
+        return Array(pool[offset..<(offset + 16)])
     }
 }

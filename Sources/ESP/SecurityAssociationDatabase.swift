@@ -35,9 +35,9 @@ public struct SecurityAssociationDatabase: Sendable {
 
     /// The outbound SA whose selectors cover this packet, newest first; nil when the flow has none.
     public func outboundSA(for packet: [UInt8]) -> OutboundSecurityAssociation? {
-        guard let view = try? IPPacketView(packet),
-              let source = IPAddress(bytes: view.source), let destination = IPAddress(bytes: view.destination) else { return nil }
+        guard let view = try? IPPacketView(packet) else { return nil }
         let ports = view.ports(in: packet)
+        let source = packet[view.sourceRange], destination = packet[view.destinationRange]
         return outbound.last { $0.parameters.covers(source: source, destination: destination, ipProtocol: view.upperProtocol,
                                                      ports: ports.map { ($0.source, $0.destination) }) }
     }

@@ -23,8 +23,9 @@ public enum IPPacketError: Error, Equatable, Sendable {
 /// upper-layer protocol (RFC 8200 section 4).
 public struct IPPacketView: Sendable {
     public var version: UInt8
-    public var source: [UInt8]
-    public var destination: [UInt8]
+    /// Where the addresses lie in the packet (no copies are made while parsing).
+    public var sourceRange: Range<Int>
+    public var destinationRange: Range<Int>
     /// The upper-layer protocol after any IPv6 extension headers.
     public var upperProtocol: UInt8
     /// Offset of the first octet after the fixed IP header (IPv4 options included).
@@ -46,14 +47,14 @@ public struct IPPacketView: Sendable {
             guard ihl >= 20, bytes.count >= ihl else { throw .badHeaderLength }
             totalLength = Int(bytes[2]) << 8 | Int(bytes[3])
             guard totalLength >= ihl, totalLength <= bytes.count else { throw .lengthMismatch }
-            source = Array(bytes[12..<16]); destination = Array(bytes[16..<20])
+            sourceRange = 12..<16; destinationRange = 16..<20
             upperProtocol = bytes[9]; headerLength = ihl; upperOffset = ihl
             isLaterFragment = (Int(bytes[6] & 0x1f) << 8 | Int(bytes[7])) != 0
         case 6:
             guard bytes.count >= 40 else { throw .truncated }
             totalLength = 40 + (Int(bytes[4]) << 8 | Int(bytes[5]))
             guard totalLength <= bytes.count else { throw .lengthMismatch }
-            source = Array(bytes[8..<24]); destination = Array(bytes[24..<40])
+            sourceRange = 8..<24; destinationRange = 24..<40
             headerLength = 40; isLaterFragment = false
             var next = bytes[6], offset = 40
             walk: while true {
@@ -75,6 +76,9 @@ public struct IPPacketView: Sendable {
             throw .unknownVersion(version)
         }
     }
+
+    public func source(in bytes: [UInt8]) -> [UInt8] { Array(bytes[sourceRange]) }
+    public func destination(in bytes: [UInt8]) -> [UInt8] { Array(bytes[destinationRange]) }
 
     /// Source and destination ports of a TCP or UDP packet (ICMP type and code for ICMP), when present.
     public func ports(in bytes: [UInt8]) -> (source: UInt16, destination: UInt16)? {
@@ -99,9 +103,8 @@ public enum IPHeaderBuilder {
                                   payloadLength: Int, identification: UInt16 = 0, ttl: UInt8 = 64) {
         let start = out.count
         let total = 20 + payloadLength
-        out.append(contentsOf: [0x45, 0, UInt8(total >> 8), UInt8(total & 0xff),
-                                UInt8(identification >> 8), UInt8(identification & 0xff), 0, 0,
-                                ttl, protocolNumber, 0, 0])
+        out.append(0x45); out.append(0); out.appendBigEndian(UInt16(total)); out.appendBigEndian(identification)
+        out.append(0); out.append(0); out.append(ttl); out.append(protocolNumber); out.append(0); out.append(0)
         out.append(contentsOf: source); out.append(contentsOf: destination)
         let checksum = InternetChecksum.finish(InternetChecksum.add(out[start..<(start + 20)]))
         out[start + 10] = UInt8(checksum >> 8); out[start + 11] = UInt8(checksum & 0xff)
@@ -110,7 +113,8 @@ public enum IPHeaderBuilder {
     /// Appends an IPv6 header (traffic class and flow label zero, hop limit 64).
     public static func appendIPv6(to out: inout [UInt8], source: [UInt8], destination: [UInt8], nextHeader: UInt8,
                                   payloadLength: Int, hopLimit: UInt8 = 64) {
-        out.append(contentsOf: [0x60, 0, 0, 0, UInt8(payloadLength >> 8), UInt8(payloadLength & 0xff), nextHeader, hopLimit])
+        out.append(0x60); out.append(0); out.append(0); out.append(0)
+        out.appendBigEndian(UInt16(payloadLength)); out.append(nextHeader); out.append(hopLimit)
         out.append(contentsOf: source); out.append(contentsOf: destination)
     }
 
@@ -133,5 +137,14 @@ public enum IPHeaderBuilder {
         sum = InternetChecksum.add(udp, to: sum)
         let value = InternetChecksum.finish(sum)
         return value == 0 ? 0xffff : value
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// Appends an integer in network byte order without building a temporary array.
+    @inlinable
+    public mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
+        var shift = T.bitWidth - 8
+        while shift >= 0 { append(UInt8(truncatingIfNeeded: value >> shift)); shift -= 8 }
     }
 }

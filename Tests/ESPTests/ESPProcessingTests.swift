@@ -87,7 +87,7 @@ final class ESPProcessingTests: XCTestCase {
         let (_, inbound) = try saPair(suite: gcm128)
         func seal(_ plaintext: [UInt8], sequence: UInt32) -> [UInt8] {
             var out = ESPCipher.bigEndian(0x1000_0001) + ESPCipher.bigEndian(sequence)
-            inbound.cipher.seal(plaintext: plaintext, iv: [0, 0, 0, 0] + ESPCipher.bigEndian(sequence), out: &out, headerStart: 0, sequenceHigh: nil)
+            inbound.cipher.seal(plaintext: plaintext, cbcIV: [], out: &out, headerStart: 0, spi: 0x1000_0001, sequence: UInt64(sequence), extended: false)
             return out
         }
         let inner = udpPacket()
