@@ -32,6 +32,11 @@ let package = Package(
             dependencies: ["IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto"),
                            .product(name: "_CryptoExtras", package: "swift-crypto")]
         ),
+        // The proxy <-> terminal key-delivery protocol: messages, sealing, reliable delivery. No I/O.
+        .target(
+            name: "KeyDelivery",
+            dependencies: ["ESP", "IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto")]
+        ),
         // Thin adapters over Linux sockets.
         .target(name: "LinuxIO"),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
@@ -54,6 +59,10 @@ let package = Package(
             name: "ESPTests",
             dependencies: ["ESP", "IKEv2", "Packets"],
             resources: [.copy("Fixtures")]
+        ),
+        .testTarget(
+            name: "KeyDeliveryTests",
+            dependencies: ["KeyDelivery", "ESP", "IKEv2"]
         ),
         .testTarget(
             name: "IKEv2Tests",

@@ -1,0 +1,133 @@
+import ESP
+import IKEv2
+
+/// Why a received key-delivery datagram was refused; each is counted.
+public enum KeyDeliveryRejection: String, Sendable, CaseIterable {
+    case malformed
+    case wrongTerminal = "wrong_terminal"
+    case reflected
+    case forged
+    case replayed
+    case stale
+}
+
+/// Timers and windows of the channel.
+public struct KeyDeliverySettings: Sendable {
+    public var retransmitInterval: Double = 0.5
+    public var maximumAttempts = 8
+    public var replayWindow = 1024
+    /// Largest accepted difference between the sender's timestamp and our clock, in seconds.
+    public var maximumClockSkew: Double = 120
+    public init() {}
+}
+
+/// What receiving one datagram amounted to.
+public enum KeyDeliveryReceipt: Equatable, Sendable {
+    /// A new message: act on it and send `acknowledgement`.
+    case message(KeyDeliveryMessage, acknowledgement: [UInt8])
+    /// A message already acted on (its acknowledgement was lost): send `acknowledgement` again, do nothing else.
+    case duplicate(acknowledgement: [UInt8])
+    /// The peer acknowledged one of ours (nil when it was already acknowledged).
+    case acknowledged(KeyDeliveryMessage?)
+    case rejected(KeyDeliveryRejection)
+}
+
+/// One end of the authenticated, reliable key-delivery channel between the proxy and one terminal
+/// (docs/key-delivery.md). Pure: datagrams and clock readings in, datagrams out; sockets live elsewhere.
+public final class KeyDeliveryChannel: @unchecked Sendable {
+    public let role: KeyDeliveryRole
+    public let terminalID: UInt64
+    public let settings: KeyDeliverySettings
+    private let cipher: KeyDeliveryCipher
+    private let random: RandomSource
+    private let epoch: UInt64
+    private var nextSequence: UInt64 = 1
+
+    private struct Pending { var message: KeyDeliveryMessage; var attempts: Int; var nextSend: Double }
+    private var pending: [UInt64: Pending] = [:]
+
+    private var peerEpoch: UInt64 = 0
+    private var peerWindow: ReplayWindow
+    public private(set) var rejections: [KeyDeliveryRejection: UInt64] = [:]
+    public private(set) var retransmissions: UInt64 = 0
+
+    /// `epoch` must grow across restarts of this end (the start time in milliseconds serves).
+    public init(role: KeyDeliveryRole, terminalID: UInt64, enrollmentKey: KeyMaterial, epoch: UInt64,
+                settings: KeyDeliverySettings = KeyDeliverySettings(), random: RandomSource = SystemRandom()) {
+        self.role = role; self.terminalID = terminalID; self.settings = settings; self.random = random; self.epoch = epoch
+        cipher = KeyDeliveryCipher(enrollmentKey: enrollmentKey, terminalID: terminalID, role: role)
+        peerWindow = ReplayWindow(size: settings.replayWindow)
+    }
+
+    public var unacknowledgedCount: Int { pending.count }
+
+    private func seal(_ message: KeyDeliveryMessage, sequence: UInt64, wallClock: Double) -> [UInt8] {
+        let header = KeyDeliveryHeader(sender: role, terminalID: terminalID, epoch: epoch, sequence: sequence,
+                                       timestamp: UInt64(max(0, wallClock) * 1000), nonce: random.bytes(12))
+        return cipher.seal(header: header, body: message.encode())
+    }
+
+    /// Seals a message for sending; it is kept and retransmitted by `tick` until acknowledged.
+    public func send(_ message: KeyDeliveryMessage, now: Double, wallClock: Double) -> [UInt8] {
+        let sequence = nextSequence
+        nextSequence += 1
+        if message.needsAcknowledgement {
+            pending[sequence] = Pending(message: message, attempts: 1, nextSend: now + settings.retransmitInterval)
+        }
+        return seal(message, sequence: sequence, wallClock: wallClock)
+    }
+
+    /// Retransmissions due now (freshly sealed: new nonce and timestamp, same sequence number), and the
+    /// messages given up on after `maximumAttempts`.
+    public func tick(now: Double, wallClock: Double) -> (datagrams: [[UInt8]], abandoned: [KeyDeliveryMessage]) {
+        var datagrams: [[UInt8]] = [], abandoned: [KeyDeliveryMessage] = []
+        for (sequence, entry) in pending.sorted(by: { $0.key < $1.key }) where entry.nextSend <= now {
+            if entry.attempts >= settings.maximumAttempts {
+                pending[sequence] = nil; abandoned.append(entry.message); continue
+            }
+            var updated = entry
+            updated.attempts += 1
+            updated.nextSend = now + settings.retransmitInterval * Double(1 << min(entry.attempts, 6))
+            pending[sequence] = updated
+            retransmissions += 1
+            datagrams.append(seal(entry.message, sequence: sequence, wallClock: wallClock))
+        }
+        return (datagrams, abandoned)
+    }
+
+    private func reject(_ reason: KeyDeliveryRejection) -> KeyDeliveryReceipt {
+        rejections[reason, default: 0] += 1
+        return .rejected(reason)
+    }
+
+    public func receive(_ datagram: [UInt8], now: Double, wallClock: Double) -> KeyDeliveryReceipt {
+        guard let header = KeyDeliveryHeader.decode(datagram) else { return reject(.malformed) }
+        guard header.terminalID == terminalID else { return reject(.wrongTerminal) }
+        guard header.sender == role.other else { return reject(.reflected) }
+        guard let body = cipher.open(datagram, header: header) else { return reject(.forged) }
+        // Authentic from here on; now decide whether it is fresh.
+        if abs(Double(header.timestamp) / 1000 - wallClock) > settings.maximumClockSkew { return reject(.stale) }
+        if header.epoch < peerEpoch { return reject(.stale) }
+        if header.epoch > peerEpoch {
+            peerEpoch = header.epoch
+            peerWindow = ReplayWindow(size: settings.replayWindow)
+        }
+        guard let message = try? KeyDeliveryMessage.decode(body) else { return reject(.malformed) }
+        // Acknowledgements take their own sequence numbers, so they pass the peer's replay check too.
+        let acknowledgement: [UInt8]? = message.needsAcknowledgement
+            ? send(.acknowledge(sequence: header.sequence), now: now, wallClock: wallClock) : nil
+        switch peerWindow.check(header.sequence) {
+        case .behindWindow: return reject(.stale)
+        case .replayed:
+            rejections[.replayed, default: 0] += 1
+            if let acknowledgement { return .duplicate(acknowledgement: acknowledgement) }
+            return .rejected(.replayed)
+        case .fresh: break
+        }
+        peerWindow.accept(header.sequence)
+        if case .acknowledge(let sequence) = message {
+            return .acknowledged(pending.removeValue(forKey: sequence)?.message)
+        }
+        return .message(message, acknowledgement: acknowledgement!)
+    }
+}
