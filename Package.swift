@@ -38,13 +38,17 @@ let package = Package(
             dependencies: ["ESP", "IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // Thin adapters over Linux sockets.
-        .target(name: "LinuxIO"),
+        .target(name: "CLinuxIO"),
+        .target(name: "LinuxIO", dependencies: ["CLinuxIO"]),
+        // The terminal agent: SAs from the key-delivery channel, ESP over a TUN device.
+        .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO"]),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
-        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO"]),
+        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO", "ESP", "KeyDelivery"]),
         .executableTarget(
             name: "ikeproxy",
             dependencies: [
                 "IKEEndpoint",
+                "TerminalAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

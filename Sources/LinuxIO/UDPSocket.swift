@@ -16,7 +16,9 @@ public final class UDPSocket {
     public let localAddress: [UInt8]
     public let localPort: UInt16
 
-    public init(address: [UInt8], port: UInt16) throws {
+    /// `transparent` lets the socket use an address this host does not own (IP_TRANSPARENT: acting in a
+    /// terminal's name); `mark` sets SO_MARK so policy routing can keep its packets out of a TUN device.
+    public init(address: [UInt8], port: UInt16, transparent: Bool = false, mark: UInt32? = nil, broadcast: Bool = false) throws {
         isIPv6 = address.count == 16
         localAddress = address
         localPort = port
@@ -27,6 +29,17 @@ public final class UDPSocket {
         if isIPv6 { setsockopt(descriptor, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, socklen_t(MemoryLayout<Int32>.size)) }
         // Bind even if the address is not configured yet (e.g. IPv6 DAD still running).
         setsockopt(descriptor, Int32(IPPROTO_IP), IP_FREEBIND, &one, socklen_t(MemoryLayout<Int32>.size))
+        if broadcast { setsockopt(descriptor, SOL_SOCKET, SO_BROADCAST, &one, socklen_t(MemoryLayout<Int32>.size)) }
+        if transparent {
+            let ok = isIPv6 ? setsockopt(descriptor, Int32(IPPROTO_IPV6), 75 /* IPV6_TRANSPARENT */, &one, socklen_t(MemoryLayout<Int32>.size))
+                            : setsockopt(descriptor, Int32(IPPROTO_IP), 19 /* IP_TRANSPARENT */, &one, socklen_t(MemoryLayout<Int32>.size))
+            guard ok == 0 else { let code = errno; close(descriptor); throw SocketError(operation: "IP_TRANSPARENT", code: code) }
+        }
+        if var mark {
+            guard setsockopt(descriptor, SOL_SOCKET, 36 /* SO_MARK */, &mark, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
+                let code = errno; close(descriptor); throw SocketError(operation: "SO_MARK", code: code)
+            }
+        }
         let flags = fcntl(descriptor, F_GETFL)
         _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)
         let result = UDPSocket.withSockaddr(address: address, port: port) { pointer, length in bind(descriptor, pointer, length) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import IKEEndpoint
+import TerminalAgent
 
 #if canImport(Glibc)
 import Glibc
@@ -14,7 +15,7 @@ struct IKEProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ikeproxy",
         abstract: "A transparent IKEv2 key-exchange proxy.",
-        subcommands: [EndpointCommand.self]
+        subcommands: [EndpointCommand.self, TerminalCommand.self]
     )
 }
 
@@ -37,10 +38,6 @@ struct EndpointCommand: ParsableCommand {
     var control: String?
 
     func run() throws {
-        let log: (String) -> Void = { line in
-            let stamp = ISO8601DateFormatter().string(from: Date())
-            FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
-        }
         let runner: EndpointRunner
         do {
             runner = try EndpointRunner(configurationPath: config, showKeys: showKeys, controlPath: control, log: log,
@@ -51,5 +48,33 @@ struct EndpointCommand: ParsableCommand {
         signal(SIGINT) { _ in stopRequested = 1 }
         signal(SIGTERM) { _ in stopRequested = 1 }
         runner.run(initiate: initiate, shouldStop: { stopRequested != 0 })
+    }
+}
+
+/// Log lines on stderr with a timestamp.
+let log: (String) -> Void = { line in
+    let stamp = ISO8601DateFormatter().string(from: Date())
+    FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
+}
+
+struct TerminalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "terminal",
+        abstract: "Run the terminal agent: receive SAs from the proxy over the key-delivery channel and run ESP on a TUN device."
+    )
+
+    @Option(name: .long, help: "Path of the JSON configuration file (see docs/terminal.md).")
+    var config: String
+
+    func run() throws {
+        let runner: TerminalAgentRunner
+        do {
+            runner = try TerminalAgentRunner(configuration: try TerminalConfiguration.load(path: config), log: log)
+        } catch {
+            throw ValidationError("\(error)")
+        }
+        signal(SIGINT) { _ in stopRequested = 1 }
+        signal(SIGTERM) { _ in stopRequested = 1 }
+        runner.run(shouldStop: { stopRequested != 0 })
     }
 }

@@ -1,0 +1,195 @@
+import ESP
+import IKEv2
+import KeyDelivery
+import Packets
+
+/// What the terminal agent asks its I/O layer to do.
+public enum TerminalAction: Equatable, Sendable {
+    /// Send an ESP packet in UDP (RFC 3948) from our port to the peer.
+    case sendEncapsulated(payload: [UInt8], to: IPAddress, port: UInt16, fromPort: UInt16)
+    /// Send a complete IP packet as it is (plain ESP, or a packet of a flow without an SA).
+    case sendRaw(packet: [UInt8], destination: IPAddress)
+    /// Deliver a decrypted packet to the host through the TUN device.
+    case deliver([UInt8])
+    /// Send a key-delivery datagram to the proxy.
+    case sendKeyDelivery([UInt8])
+    case log(String)
+}
+
+/// The terminal side of IKEProxy, pure: it holds the SAs the proxy set (through the key-delivery
+/// channel), protects and unprotects packets with them, watches their lifetimes and tells the proxy
+/// when a flow needs an SA (ACQUIRE) or an SA has expired (EXPIRE). Sockets and TUN live in the runner.
+public final class TerminalAgent {
+    public private(set) var database = SecurityAssociationDatabase()
+    public let channel: KeyDeliveryChannel
+    private var createdAt: [String: Double] = [:]
+    private var expiredSoft: Set<String> = []
+    private var lastAcquire: [String: Double] = [:]
+    public private(set) var counters: [String: UInt64] = [:]
+    public var acquireInterval: Double = 2
+    public var statusInterval: Double
+    private var lastStatus: Double = 0
+
+    public init(channel: KeyDeliveryChannel, statusInterval: Double = 30) {
+        self.channel = channel
+        self.statusInterval = statusInterval
+    }
+
+    private func key(_ spi: ChildSPI, _ direction: ESPDirection) -> String { "\(direction.rawValue)/\(spi)" }
+    private func count(_ name: String) { counters[name, default: 0] += 1 }
+
+    /// A datagram that arrived on the key-delivery port.
+    public func receiveKeyDelivery(_ datagram: [UInt8], now: Double, wallClock: Double) -> [TerminalAction] {
+        switch channel.receive(datagram, now: now, wallClock: wallClock) {
+        case .rejected(let reason):
+            count("key_delivery_rejected_\(reason.rawValue)")
+            return [.log("key delivery: rejected a message (\(reason.rawValue))")]
+        case .duplicate(let acknowledgement):
+            count("key_delivery_duplicates")
+            return [.sendKeyDelivery(acknowledgement), .log("key delivery: duplicate message acknowledged again, not applied twice")]
+        case .acknowledged(let message):
+            return message.map { [.log("key delivery: proxy acknowledged \($0.kind)")] } ?? []
+        case .message(let message, let acknowledgement):
+            var actions = apply(message, now: now)
+            actions.insert(.sendKeyDelivery(acknowledgement), at: 0)
+            return actions
+        }
+    }
+
+    private func apply(_ message: KeyDeliveryMessage, now: Double) -> [TerminalAction] {
+        switch message {
+        case .addSA(let sa):
+            do {
+                switch sa.direction {
+                case .inbound: database.install(inbound: try InboundSecurityAssociation(sa, createdAt: now))
+                case .outbound: database.install(outbound: try OutboundSecurityAssociation(sa, createdAt: now))
+                }
+            } catch {
+                count("sa_install_failed")
+                return [.log("key delivery: cannot install SA \(sa.spi): \(error)")]
+            }
+            createdAt[key(sa.spi, sa.direction)] = now
+            count("sa_added")
+            return [.log("installed \(sa.direction.rawValue) SA \(sa.spi) \(sa.suite.name) \(sa.mode.rawValue) "
+                         + "\(sa.tunnelSource) -> \(sa.tunnelDestination)\(sa.encapsulation.map { " udp \($0.sourcePort)->\($0.destinationPort)" } ?? "") "
+                         + "selectors \(sa.sourceSelectors) -> \(sa.destinationSelectors)")]
+        case .deleteSA(let spi, let direction):
+            let existed = database.remove(spi: spi, direction: direction)
+            createdAt[key(spi, direction)] = nil
+            count("sa_deleted")
+            return [.log(existed ? "deleted \(direction.rawValue) SA \(spi)" : "delete for unknown \(direction.rawValue) SA \(spi) (already gone)")]
+        case .flush:
+            database.flush(); createdAt.removeAll()
+            return [.log("flushed all SAs")]
+        case .acknowledge, .acquire, .expire, .status:
+            count("key_delivery_unexpected")
+            return [.log("key delivery: ignoring \(message.kind) from the proxy")]
+        }
+    }
+
+    /// An IP packet the host routed into the TUN device.
+    public func outbound(_ packet: [UInt8], now: Double, wallClock: Double) -> [TerminalAction] {
+        guard let view = try? IPPacketView(packet) else { count("tun_malformed"); return [] }
+        if let sa = database.outboundSA(for: packet) {
+            do {
+                let esp = try sa.encapsulate(packet, now: now)
+                let destination = sa.parameters.tunnelDestination
+                if let encapsulation = sa.parameters.encapsulation {
+                    return [.sendEncapsulated(payload: Array(esp.espBytes), to: destination, port: encapsulation.destinationPort,
+                                              fromPort: encapsulation.sourcePort)]
+                }
+                return [.sendRaw(packet: esp.bytes, destination: destination)]
+            } catch {
+                database.countDrop(error)
+                return [.log("outbound packet dropped: \(error.rawValue) (SA \(sa.parameters.spi))")]
+            }
+        }
+        // No SA: pass the packet on unchanged (the proxy judges it) and ask for one.
+        var actions: [TerminalAction] = []
+        guard let source = IPAddress(bytes: view.source(in: packet)), let destination = IPAddress(bytes: view.destination(in: packet)) else { return [] }
+        count("passed_without_sa")
+        actions.append(.sendRaw(packet: packet, destination: destination))
+        let ports = view.ports(in: packet)
+        let flow = FlowDescription(source: source, destination: destination, ipProtocol: view.upperProtocol,
+                                   sourcePort: ports?.source ?? 0, destinationPort: ports?.destination ?? 0)
+        let flowKey = "\(source)>\(destination)/\(view.upperProtocol)"
+        if now - (lastAcquire[flowKey] ?? -.infinity) >= acquireInterval {
+            lastAcquire[flowKey] = now
+            count("acquires_sent")
+            actions.append(.sendKeyDelivery(channel.send(.acquire(flow), now: now, wallClock: wallClock)))
+            actions.append(.log("no SA for \(flow): passed on unchanged, ACQUIRE sent to the proxy"))
+        }
+        return actions
+    }
+
+    /// A UDP payload that arrived on the ESP-in-UDP port.
+    public func inboundEncapsulated(_ payload: [UInt8]) -> [TerminalAction] {
+        switch UDPEncapsulatedKind(payload: payload[...]) {
+        case .keepalive: count("nat_keepalives_received"); return []
+        case .malformed: database.countDrop(.truncated); return []
+        case .ike:
+            count("ike_on_terminal")
+            return [.log("dropped an IKE message on port 4500: IKE is the proxy's job, it should not reach the terminal")]
+        case .esp: return inboundESP(payload[...])
+        }
+    }
+
+    /// An ESP packet (starting at the SPI).
+    public func inboundESP(_ esp: ArraySlice<UInt8>) -> [TerminalAction] {
+        switch database.decapsulate(esp) {
+        case .success(let packet): return [.deliver(packet)]
+        case .failure(let reason):
+            let total = database.drops[reason]
+            // Log the first few of each reason, then every 1000th, so a flood does not flood the log.
+            if total <= 5 || total % 1000 == 0 { return [.log("inbound ESP dropped: \(reason.rawValue) (\(total) so far)")] }
+            return []
+        }
+    }
+
+    /// Lifetimes, retransmissions and periodic status.
+    public func tick(now: Double, wallClock: Double) -> [TerminalAction] {
+        var actions: [TerminalAction] = []
+        let (datagrams, abandoned) = channel.tick(now: now, wallClock: wallClock)
+        actions += datagrams.map { .sendKeyDelivery($0) }
+        for message in abandoned { actions.append(.log("key delivery: proxy never acknowledged \(message.kind); giving up")) }
+
+        var states: [(ChildSPI, ESPDirection, LifetimeState)] = []
+        for sa in database.inbound.values { states.append((sa.parameters.spi, .inbound, sa.lifetimeState(now: now))) }
+        for sa in database.outbound { states.append((sa.parameters.spi, .outbound, sa.lifetimeState(now: now))) }
+        for (spi, direction, state) in states {
+            let name = key(spi, direction)
+            switch state {
+            case .valid: break
+            case .soft:
+                guard expiredSoft.insert(name).inserted else { continue }
+                actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: false), now: now, wallClock: wallClock)))
+                actions.append(.log("\(direction.rawValue) SA \(spi) reached its soft lifetime; EXPIRE sent"))
+            case .hard:
+                database.remove(spi: spi, direction: direction)
+                expiredSoft.remove(name)
+                actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: true), now: now, wallClock: wallClock)))
+                actions.append(.log("\(direction.rawValue) SA \(spi) reached its hard lifetime; removed, EXPIRE sent"))
+            }
+        }
+        if statusInterval > 0 && now - lastStatus >= statusInterval {
+            lastStatus = now
+            actions.append(.sendKeyDelivery(channel.send(.status(statusEntries()), now: now, wallClock: wallClock)))
+        }
+        return actions
+    }
+
+    public func statusEntries() -> [SAStatus] {
+        database.inbound.values.map { SAStatus(spi: $0.parameters.spi, direction: .inbound, packets: $0.counters.packets, bytes: $0.counters.bytes) }
+            + database.outbound.map { SAStatus(spi: $0.parameters.spi, direction: .outbound, packets: $0.counters.packets, bytes: $0.counters.bytes) }
+    }
+
+    /// The distinct peers of UDP-encapsulated outbound SAs, for NAT keepalives.
+    public var encapsulatedPeers: [(IPAddress, UInt16, UInt16)] {
+        var seen = Set<String>()
+        return database.outbound.compactMap { sa in
+            guard let encapsulation = sa.parameters.encapsulation,
+                  seen.insert("\(sa.parameters.tunnelDestination)").inserted else { return nil }
+            return (sa.parameters.tunnelDestination, encapsulation.destinationPort, encapsulation.sourcePort)
+        }
+    }
+}

@@ -1,0 +1,111 @@
+import Foundation
+import IKEv2
+import KeyDelivery
+import LinuxIO
+
+/// Runs the terminal agent: a TUN device for the protected flows, UDP 4500 for ESP-in-UDP, the
+/// key-delivery port, and raw sockets for packets sent on unchanged.
+public final class TerminalAgentRunner {
+    let configuration: TerminalConfiguration
+    let agent: TerminalAgent
+    let tun: TUNDevice
+    let espSocket: UDPSocket
+    let keyDeliverySocket: UDPSocket
+    let raw4: RawIPSocket
+    let raw6: RawIPSocket
+    let log: (String) -> Void
+    /// Where key-delivery messages go: the source of the last authentic message from the proxy.
+    var proxyEndpoint: ([UInt8], UInt16)
+
+    public init(configuration: TerminalConfiguration, log: @escaping (String) -> Void) throws {
+        self.configuration = configuration
+        self.log = log
+        var settings = KeyDeliverySettings()
+        settings.maximumClockSkew = configuration.maximumClockSkew
+        let epoch = UInt64(Date().timeIntervalSince1970 * 1000)
+        agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: configuration.terminalID,
+                                                          enrollmentKey: configuration.enrollmentKey, epoch: epoch, settings: settings),
+                              statusInterval: configuration.statusInterval)
+        tun = try TUNDevice(name: configuration.tunName)
+        try Self.ip(["link", "set", tun.name, "mtu", String(configuration.tunMTU), "up"])
+        for address in configuration.tunAddresses { try Self.ip(["address", "add", address, "dev", tun.name]) }
+        for route in configuration.tunRoutes { try Self.ip(["route", "add", route, "dev", tun.name]) }
+        espSocket = try UDPSocket(address: configuration.outerAddress.bytes, port: configuration.encapsulationPort, mark: configuration.fwmark)
+        keyDeliverySocket = try UDPSocket(address: configuration.keyDeliveryListen.bytes, port: configuration.keyDeliveryPort,
+                                          mark: configuration.fwmark, broadcast: true)
+        raw4 = try RawIPSocket(ipv6: false, mark: configuration.fwmark)
+        raw6 = try RawIPSocket(ipv6: true, mark: configuration.fwmark)
+        proxyEndpoint = (configuration.proxyAddress.bytes, configuration.keyDeliveryPort)
+        log("terminal \(configuration.terminalID): TUN \(tun.name) up (\(configuration.tunAddresses.joined(separator: ", ")); routes \(configuration.tunRoutes.joined(separator: ", "))), "
+            + "ESP-in-UDP on \(configuration.outerAddress):\(configuration.encapsulationPort), key delivery on port \(configuration.keyDeliveryPort)")
+    }
+
+    static func ip(_ arguments: [String]) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") ? "/usr/sbin/ip" : "/sbin/ip")
+        process.arguments = arguments
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TerminalConfigurationError(description: "'ip \(arguments.joined(separator: " "))' failed with status \(process.terminationStatus)")
+        }
+    }
+
+    func perform(_ actions: [TerminalAction]) {
+        for action in actions {
+            do {
+                switch action {
+                case .sendEncapsulated(let payload, let to, let port, _):
+                    try espSocket.send(payload, to: to.bytes, port: port)
+                case .sendRaw(let packet, let destination):
+                    try (destination.isIPv6 ? raw6 : raw4).send(packet, destination: destination.bytes)
+                case .deliver(let packet):
+                    try tun.write(packet)
+                case .sendKeyDelivery(let datagram):
+                    try keyDeliverySocket.send(datagram, to: proxyEndpoint.0, port: proxyEndpoint.1)
+                case .log(let text):
+                    log(text)
+                }
+            } catch {
+                log("I/O failed: \(error)")
+            }
+        }
+    }
+
+    public func run(shouldStop: () -> Bool) {
+        let descriptors = [tun.descriptor, espSocket.descriptor, keyDeliverySocket.descriptor]
+        var lastTick = 0.0, lastKeepalive = monotonicSeconds()
+        while !shouldStop() {
+            let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
+            let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+            if ready.contains(tun.descriptor) {
+                var budget = 256
+                while budget > 0, let packet = tun.read() { perform(agent.outbound(packet, now: now, wallClock: wall)); budget -= 1 }
+            }
+            if ready.contains(espSocket.descriptor) {
+                var budget = 256
+                while budget > 0, let (bytes, _, _) = espSocket.receive() { perform(agent.inboundEncapsulated(bytes)); budget -= 1 }
+            }
+            if ready.contains(keyDeliverySocket.descriptor) {
+                while let (bytes, address, port) = keyDeliverySocket.receive() {
+                    let before = agent.channel.rejections.values.reduce(0, +)
+                    let actions = agent.receiveKeyDelivery(bytes, now: now, wallClock: wall)
+                    if agent.channel.rejections.values.reduce(0, +) == before || actions.contains(where: {
+                        if case .sendKeyDelivery = $0 { return true } else { return false }
+                    }) {
+                        proxyEndpoint = (address, port)  // authentic: answer where it came from
+                    }
+                    perform(actions)
+                }
+            }
+            if now - lastTick >= 0.1 { perform(agent.tick(now: now, wallClock: wall)); lastTick = now }
+            if configuration.keepaliveInterval > 0 && now - lastKeepalive >= configuration.keepaliveInterval {
+                lastKeepalive = now
+                for (peer, port, _) in agent.encapsulatedPeers { try? espSocket.send([0xff], to: peer.bytes, port: port) }
+            }
+        }
+        let drops = agent.database.drops.counts.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " ")
+        let counters = agent.counters.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
+        log("stopping; counters: \(counters); ESP drops: \(drops.isEmpty ? "none" : drops)")
+    }
+}

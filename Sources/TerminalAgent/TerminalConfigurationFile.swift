@@ -1,0 +1,74 @@
+import Foundation
+import IKEv2
+
+/// Why a terminal configuration was refused.
+public struct TerminalConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// The JSON configuration of `ikeproxy terminal` (docs/terminal.md).
+public struct TerminalConfiguration: Sendable {
+    public var terminalID: UInt64
+    public var enrollmentKey: KeyMaterial
+    public var keyDeliveryPort: UInt16
+    public var keyDeliveryListen: IPAddress
+    public var proxyAddress: IPAddress
+    public var outerAddress: IPAddress
+    public var encapsulationPort: UInt16
+    public var tunName: String
+    public var tunAddresses: [String]
+    public var tunRoutes: [String]
+    public var tunMTU: Int
+    public var fwmark: UInt32?
+    public var statusInterval: Double
+    public var keepaliveInterval: Double
+    public var maximumClockSkew: Double
+
+    struct File: Decodable {
+        var terminal_id: UInt64
+        var enrollment_key_hex: String
+        var key_delivery_port: UInt16?
+        var key_delivery_listen: String?
+        var proxy_address: String?
+        var outer_address: String
+        var encapsulation_port: UInt16?
+        var tun: Tun?
+        var fwmark: UInt32?
+        var status_interval: Double?
+        var keepalive_interval: Double?
+        var maximum_clock_skew: Double?
+        struct Tun: Decodable { var name: String?; var addresses: [String]?; var routes: [String]?; var mtu: Int? }
+    }
+
+    public static func load(path: String) throws -> TerminalConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TerminalConfigurationError(description: "cannot read configuration file \(path)")
+        }
+        return try parse(data)
+    }
+
+    public static func parse(_ data: Data) throws -> TerminalConfiguration {
+        let file: File
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch {
+            throw TerminalConfigurationError(description: "configuration is not valid JSON of the expected shape: \(error)")
+        }
+        func fail(_ text: String) -> TerminalConfigurationError { TerminalConfigurationError(description: text) }
+        guard let key = [UInt8](hexString: file.enrollment_key_hex), key.count >= 16 else {
+            throw fail("enrollment_key_hex must be at least 16 octets of hexadecimal (32 recommended)")
+        }
+        guard let outer = IPAddress(file.outer_address) else { throw fail("outer_address '\(file.outer_address)' is not an IP address") }
+        let listenText = file.key_delivery_listen ?? (outer.isIPv6 ? "::" : "0.0.0.0")
+        guard let listen = IPAddress(listenText) else { throw fail("key_delivery_listen '\(listenText)' is not an IP address") }
+        let proxyText = file.proxy_address ?? "255.255.255.255"
+        guard let proxy = IPAddress(proxyText) else { throw fail("proxy_address '\(proxyText)' is not an IP address") }
+        for text in (file.tun?.addresses ?? []) + (file.tun?.routes ?? []) where TrafficSelector(cidr: text) == nil {
+            throw fail("'\(text)' in tun is not an address prefix")
+        }
+        return TerminalConfiguration(
+            terminalID: file.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: file.key_delivery_port ?? 9500,
+            keyDeliveryListen: listen, proxyAddress: proxy, outerAddress: outer, encapsulationPort: file.encapsulation_port ?? 4500,
+            tunName: file.tun?.name ?? "ikp0", tunAddresses: file.tun?.addresses ?? [], tunRoutes: file.tun?.routes ?? [],
+            tunMTU: file.tun?.mtu ?? 1400, fwmark: file.fwmark, statusInterval: file.status_interval ?? 30,
+            keepaliveInterval: file.keepalive_interval ?? 20, maximumClockSkew: file.maximum_clock_skew ?? 120)
+    }
+}
