@@ -52,7 +52,7 @@ struct EndpointCommand: ParsableCommand {
 }
 
 /// Log lines on stderr with a timestamp.
-let log: (String) -> Void = { line in
+@Sendable func log(_ line: String) {
     let stamp = ISO8601DateFormatter().string(from: Date())
     FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
 }
