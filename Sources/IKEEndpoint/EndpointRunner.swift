@@ -1,6 +1,26 @@
+import ESP
 import Foundation
 import IKEv2
+import KeyDelivery
 import LinuxIO
+
+/// The key-delivery channel to the terminal one connection negotiates for, and the deletes that wait
+/// until the terminal has acknowledged the SAs replacing them (make-before-break).
+final class DeliveryLink {
+    let connection: String
+    let target: KeyDeliveryTarget
+    let channel: KeyDeliveryChannel
+    let socket: UDPSocket
+    var waiting: [(spis: Set<UInt32>, then: [KeyDeliveryMessage])] = []
+
+    init(connection: String, target: KeyDeliveryTarget, transparent: Bool) throws {
+        self.connection = connection
+        self.target = target
+        channel = KeyDeliveryChannel(role: .proxy, terminalID: target.terminalID, enrollmentKey: target.enrollmentKey,
+                                     epoch: UInt64(Date().timeIntervalSince1970 * 1000))
+        socket = try UDPSocket(address: target.source.bytes, port: target.sourcePort, transparent: transparent)
+    }
+}
 
 /// Runs the engine as a plain IKEv2 endpoint: UDP 500 and 4500 on every configured local address,
 /// a clock tick every 100 ms, commands from an optional control pipe, events as JSON lines on stdout.
@@ -11,6 +31,7 @@ public final class EndpointRunner {
     let control: ControlChannel?
     let log: (String) -> Void
     let emit: (String) -> Void
+    var deliveries: [String: DeliveryLink] = [:]
 
     public init(configurationPath: String, showKeys: Bool, controlPath: String?,
                 log: @escaping (String) -> Void, emit: @escaping (String) -> Void) throws {
@@ -19,12 +40,18 @@ public final class EndpointRunner {
         self.showKeys = showKeys
         self.log = log
         self.emit = emit
+        let (targets, transparent) = try KeyDeliveryTarget.load(data: FileManager.default.contents(atPath: configurationPath) ?? Data())
         var bound = Set<String>()
         for connection in connections {
             for port in Set([connection.localPort, 4500]) where bound.insert("\(connection.localAddress)|\(port)").inserted {
-                sockets.append(try UDPSocket(address: connection.localAddress.bytes, port: port))
-                log("listening on \(Endpoint(connection.localAddress, port))")
+                sockets.append(try UDPSocket(address: connection.localAddress.bytes, port: port, transparent: transparent))
+                log("listening on \(Endpoint(connection.localAddress, port))\(transparent ? " (transparent)" : "")")
             }
+        }
+        for (name, target) in targets {
+            deliveries[name] = try DeliveryLink(connection: name, target: target, transparent: transparent)
+            log("connection \(name): CHILD SAs are handed to terminal \(target.terminalID) at \(target.address):\(target.port) "
+                + "(key delivery from \(target.source):\(target.sourcePort))")
         }
         control = try controlPath.map { try ControlChannel(path: $0) }
     }
@@ -61,17 +88,118 @@ public final class EndpointRunner {
                 }
                 do { try socket.send(datagram.payload, to: datagram.destination.address.bytes, port: datagram.destination.port) }
                 catch { log("send to \(datagram.destination) failed: \(error)") }
-            case .event(let event): emit(EventJSON.render(event, showKeys: showKeys))
+            case .event(let event):
+                emit(EventJSON.render(event, showKeys: showKeys))
+                if let link = deliveries[event.connection] { handOver(event, over: link) }
             case .drop(let reason): log("dropped datagram: \(reason)")
             case .log(let text): log(text)
             }
         }
     }
 
+    // MARK: key delivery to the terminal
+
+    func deliver(_ message: KeyDeliveryMessage, over link: DeliveryLink) {
+        let datagram = link.channel.send(message, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
+        transmit(datagram, over: link)
+    }
+
+    func transmit(_ datagram: [UInt8], over link: DeliveryLink) {
+        do { try link.socket.send(datagram, to: link.target.address.bytes, port: link.target.port) }
+        catch { log("key delivery to terminal \(link.target.terminalID) failed: \(error)") }
+    }
+
+    /// Sends the SAs of a CHILD SA event to the terminal: new SAs at once, deletions of replaced SAs only
+    /// once the terminal has acknowledged their replacements.
+    func handOver(_ event: SAEvent, over link: DeliveryLink) {
+        guard let child = event.child else { return }
+        let lifetime = ESPLifetime(hardSeconds: link.target.hardLifetime)
+        switch event.kind {
+        case .childEstablished, .childRekeyed:
+            let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
+            deliver(.addSA(inbound), over: link)
+            deliver(.addSA(outbound), over: link)
+            log("key delivery: set SAs \(inbound.spi) (in) and \(outbound.spi) (out) into terminal \(link.target.terminalID)")
+            if let old = child.replaces {
+                link.waiting.append((spis: [inbound.spi.rawValue, outbound.spi.rawValue],
+                                     then: [.deleteSA(spi: old.inbound, direction: .inbound), .deleteSA(spi: old.outbound, direction: .outbound)]))
+            }
+        case .childDeleted:
+            let deletes: [KeyDeliveryMessage] = [.deleteSA(spi: child.spiInbound, direction: .inbound),
+                                                 .deleteSA(spi: child.spiOutbound, direction: .outbound)]
+            if let index = link.waiting.lastIndex(where: { !$0.spis.isEmpty }) {
+                // A replacement is still being set: the delete goes out after it (make-before-break).
+                for message in deletes where !link.waiting[index].then.contains(message) { link.waiting[index].then.append(message) }
+            } else {
+                deletes.forEach { deliver($0, over: link) }
+                log("key delivery: deleted SAs \(child.spiInbound)/\(child.spiOutbound) in terminal \(link.target.terminalID)")
+            }
+        default: break
+        }
+    }
+
+    func receiveKeyDelivery(over link: DeliveryLink) {
+        while let (bytes, _, _) = link.socket.receive() {
+            let now = monotonicSeconds()
+            switch link.channel.receive(bytes, now: now, wallClock: Date().timeIntervalSince1970) {
+            case .rejected(let reason):
+                log("key delivery: rejected a datagram for terminal \(link.target.terminalID): \(reason.rawValue)")
+            case .duplicate(let acknowledgement):
+                transmit(acknowledgement, over: link)
+            case .acknowledged(let message):
+                guard case .addSA(let sa)? = message else { continue }
+                log("key delivery: terminal \(link.target.terminalID) acknowledged SA \(sa.spi) (\(sa.direction.rawValue))")
+                for index in link.waiting.indices { link.waiting[index].spis.remove(sa.spi.rawValue) }
+                while let first = link.waiting.first, first.spis.isEmpty {
+                    link.waiting.removeFirst()
+                    for message in first.then {
+                        deliver(message, over: link)
+                        log("key delivery: replacement in place, \(message.kind) sent to terminal \(link.target.terminalID)")
+                    }
+                }
+            case .message(let message, let acknowledgement):
+                transmit(acknowledgement, over: link)
+                handle(message, from: link, now: now)
+            }
+        }
+    }
+
+    func handle(_ message: KeyDeliveryMessage, from link: DeliveryLink, now: Double) {
+        switch message {
+        case .acquire(let flow):
+            let flowSource = TrafficSelector(ipProtocol: flow.ipProtocol, startPort: flow.sourcePort, endPort: flow.sourcePort,
+                                             startAddress: flow.source, endAddress: flow.source)
+            let flowDestination = TrafficSelector(ipProtocol: flow.ipProtocol, startPort: flow.destinationPort, endPort: flow.destinationPort,
+                                                  startAddress: flow.destination, endAddress: flow.destination)
+            let children = engine.connections.first { $0.name == link.connection }?.children ?? []
+            guard children.contains(where: { child in
+                child.localTrafficSelectors.contains { $0.intersection(flowSource) != nil }
+                    && child.remoteTrafficSelectors.contains { $0.intersection(flowDestination) != nil }
+            }) else {
+                log("key delivery: terminal \(link.target.terminalID) asks for an SA for \(flow), which no CHILD SA of '\(link.connection)' covers; ignored")
+                return
+            }
+            let up = engine.sessionSummaries.contains { $0.connection == link.connection && $0.established }
+            log("key delivery: terminal \(link.target.terminalID) asks for an SA for \(flow)\(up ? "; IKE SA already up" : "; initiating")")
+            if !up { perform(engine.initiate(connection: link.connection, now: now)) }
+        case .expire(let spi, let direction, let hard):
+            log("key delivery: terminal \(link.target.terminalID) reports \(hard ? "hard" : "soft") expiry of \(direction.rawValue) SA \(spi)")
+            let inboundSPI = direction == .inbound ? spi : nil
+            perform(hard ? engine.deleteChild(connection: link.connection, spi: inboundSPI, now: now)
+                         : engine.rekeyChild(connection: link.connection, spi: inboundSPI, now: now))
+        case .status(let entries):
+            log("key delivery: terminal \(link.target.terminalID) status: "
+                + entries.map { "\($0.spi) \($0.direction.rawValue) \($0.packets) packets \($0.bytes) bytes" }.joined(separator: "; "))
+        case .addSA, .deleteSA, .flush, .acknowledge:
+            log("key delivery: ignoring \(message.kind) from terminal \(link.target.terminalID)")
+        }
+    }
+
     /// Runs until `shouldStop` returns true.
     public func run(initiate: [String], shouldStop: () -> Bool) {
         for name in initiate { perform(engine.initiate(connection: name, now: monotonicSeconds())) }
-        let descriptors = sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? [])
+        let links = Array(deliveries.values)
+        let descriptors = sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
         var lastTick = monotonicSeconds()
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
@@ -87,8 +215,16 @@ public final class EndpointRunner {
                     perform(command(line, now: monotonicSeconds()))
                 }
             }
+            for link in links where ready.contains(link.socket.descriptor) { receiveKeyDelivery(over: link) }
             let now = monotonicSeconds()
-            if now - lastTick >= 0.1 { perform(engine.tick(now: now)); lastTick = now }
+            if now - lastTick >= 0.1 {
+                perform(engine.tick(now: now)); lastTick = now
+                for link in links {
+                    let (datagrams, abandoned) = link.channel.tick(now: now, wallClock: Date().timeIntervalSince1970)
+                    datagrams.forEach { transmit($0, over: link) }
+                    for message in abandoned { log("key delivery: terminal \(link.target.terminalID) never acknowledged \(message.kind); giving up") }
+                }
+            }
         }
         log("stopping; counters: \(engine.counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
     }

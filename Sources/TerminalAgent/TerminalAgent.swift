@@ -107,6 +107,11 @@ public final class TerminalAgent {
         // No SA: pass the packet on unchanged (the proxy judges it) and ask for one.
         var actions: [TerminalAction] = []
         guard let source = IPAddress(bytes: view.source(in: packet)), let destination = IPAddress(bytes: view.destination(in: packet)) else { return [] }
+        if Self.isLinkScope(source) || Self.isLinkScope(destination) {
+            // Neighbour discovery and the like that the host sends into the TUN device: nothing to protect or forward.
+            count("tun_link_scope_ignored")
+            return []
+        }
         count("passed_without_sa")
         actions.append(.sendRaw(packet: packet, destination: destination))
         let ports = view.ports(in: packet)
@@ -120,6 +125,13 @@ public final class TerminalAgent {
             actions.append(.log("no SA for \(flow): passed on unchanged, ACQUIRE sent to the proxy"))
         }
         return actions
+    }
+
+    /// Link-local, multicast and broadcast addresses: traffic that never leaves the link.
+    static func isLinkScope(_ address: IPAddress) -> Bool {
+        let b = address.bytes
+        if address.isIPv6 { return b[0] == 0xff || (b[0] == 0xfe && b[1] & 0xc0 == 0x80) || b.allSatisfy { $0 == 0 } }
+        return b[0] >= 224 || (b[0] == 169 && b[1] == 254) || b.allSatisfy { $0 == 0 }
     }
 
     /// A UDP payload that arrived on the ESP-in-UDP port.

@@ -1,0 +1,287 @@
+#!/usr/bin/env python3
+"""Terminal test: strongSwan -- key agent (the project's IKE engine acting for the terminal) -- terminal.
+
+Three network namespaces joined by veth pairs:
+
+  ikp-t-peer  strongSwan (charon, kernel-libipsec: ESP always in UDP 4500), 192.0.2.1, inner 10.1.0.1
+  ikp-t-mid   a router with proxy ARP; nftables TPROXY hands IKE addressed to the terminal (UDP 500, and
+              UDP 4500 behind the non-ESP marker) to `ikeproxy endpoint`, which answers *as 192.0.2.2*
+              (transparent sockets) and sets the negotiated SA into the terminal over the key-delivery
+              channel from 169.254.0.1. ESP is forwarded untouched.
+  ikp-t-term  `ikeproxy terminal` (192.0.2.2; TUN ikp0 with inner address 10.2.0.2): never sees IKE.
+
+Checks: SA handed over, ping both ways, 10 MB TCP each way through ESP, strongSwan's counters, tshark
+decrypting a capture with the keys, a CHILD SA rekey made before the old SA is broken, and a delete.
+Needs root, iproute2, nftables, strongSwan, tshark and the `vici` module; it fails loudly otherwise.
+"""
+import hashlib, json, os, signal, socket, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strongswan_interop as base  # noqa: E402
+
+PEER, MID, TERM = "ikp-t-peer", "ikp-t-mid", "ikp-t-term"
+base.PEER_NS = PEER
+BINARY = base.BINARY
+PSK = base.PSK
+KEY_HEX = "7f" * 16 + "a5" * 16
+check, sh, ns = base.check, base.sh, base.ns
+
+
+class Topology:
+    def __enter__(self):
+        self.tearDown()
+        for name in (PEER, MID, TERM):
+            sh("ip", "netns", "add", name)
+            ns(name, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", "ikp-tp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-tm0", "netns", MID)
+        sh("ip", "link", "add", "ikp-tm1", "netns", MID, "type", "veth", "peer", "name", "ikp-tt0", "netns", TERM)
+        ns(PEER, "ip", "addr", "add", "192.0.2.1/24", "dev", "ikp-tp0")
+        ns(PEER, "ip", "addr", "add", "10.1.0.1/32", "dev", "lo")
+        ns(TERM, "ip", "addr", "add", "192.0.2.2/24", "dev", "ikp-tt0")
+        for name, dev in ((PEER, "ikp-tp0"), (MID, "ikp-tm0"), (MID, "ikp-tm1"), (TERM, "ikp-tt0")):
+            ns(name, "ip", "link", "set", dev, "up")
+        # The middle box: a router that answers ARP for both sides, so peer and terminal share 192.0.2.0/24.
+        ns(MID, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        for dev in ("ikp-tm0", "ikp-tm1"):
+            ns(MID, "sysctl", "-qw", f"net.ipv4.conf.{dev}.proxy_arp=1")
+        ns(MID, "ip", "addr", "add", "192.0.2.254/32", "dev", "ikp-tm0")
+        ns(MID, "ip", "addr", "add", "169.254.0.1/32", "dev", "ikp-tm1")
+        ns(MID, "ip", "route", "add", "192.0.2.1/32", "dev", "ikp-tm0")
+        ns(MID, "ip", "route", "add", "192.0.2.2/32", "dev", "ikp-tm1")
+        ns(TERM, "ip", "route", "add", "169.254.0.1/32", "dev", "ikp-tt0")
+        # IKE addressed to the terminal goes to the local (transparent) sockets instead of being forwarded.
+        rules = """table ip ikp {
+  chain prerouting {
+    type filter hook prerouting priority mangle; policy accept;
+    ip daddr 192.0.2.2 udp dport 500 tproxy to 192.0.2.2:500 meta mark set 1 accept
+    ip daddr 192.0.2.2 udp dport 4500 @th,64,32 0 tproxy to 192.0.2.2:4500 meta mark set 1 accept
+  }
+}
+"""
+        subprocess.run(["ip", "netns", "exec", MID, "nft", "-f", "-"], input=rules, text=True, check=True)
+        ns(MID, "ip", "rule", "add", "fwmark", "1", "lookup", "100")
+        ns(MID, "ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100")
+        return self
+
+    def tearDown(self):
+        for name in (PEER, MID, TERM):
+            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except OSError:
+                    pass
+            sh("ip", "netns", "del", name, check=False)
+
+    def __exit__(self, *exc):
+        self.tearDown()
+
+
+def start(namespace, args, log_path, stdout=subprocess.DEVNULL):
+    return subprocess.Popen(["ip", "netns", "exec", namespace, BINARY] + args, stdout=stdout,
+                            stderr=open(log_path, "a"), start_new_session=True)
+
+
+def stop(process):
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+def transfer(server_ns, server_addr, client_ns, port, size):
+    """Sends `size` random octets over TCP from client to server; returns (sent hash, received hash, count)."""
+    server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", f"""
+import hashlib, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("{server_addr}", {port})); s.listen(1); s.settimeout(60)
+c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); n = 0
+while True:
+    d = c.recv(65536)
+    if not d: break
+    h.update(d); n += len(d)
+print(h.hexdigest(), n)
+"""], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    client = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", f"""
+import hashlib, os, socket
+data = os.urandom({size}); s = socket.create_connection(("{server_addr}", {port}), timeout=60)
+s.sendall(data); s.close(); print(hashlib.sha256(data).hexdigest())
+"""], capture_output=True, text=True, timeout=120)
+    out, _ = server.communicate(timeout=120)
+    received = out.split()
+    return client.stdout.strip(), received[0] if received else "", int(received[1]) if len(received) > 1 else 0
+
+
+def child_counters(charon):
+    for sa in charon.sas():
+        for child in sa.get("child-sas", {}).values():
+            if child["state"] == b"INSTALLED":
+                return {k: int(child.get(k, b"0")) for k in ("packets-in", "packets-out", "bytes-in", "bytes-out")}, child
+    return None, None
+
+
+def main():
+    if os.geteuid() != 0:
+        print("terminal test needs root (network namespaces, TUN, nftables)", file=sys.stderr)
+        return 1
+    for tool in ("nft", "tshark", "tcpdump"):
+        if not shutil_which(tool):
+            print(f"terminal test needs {tool}; install it (scripts/test.sh does)", file=sys.stderr)
+            return 1
+    directory = tempfile.mkdtemp(prefix="ikp-terminal-")
+    print(f"== terminal ESP test (logs in {directory})")
+    with Topology():
+        charon = base.Charon(directory)
+        try:
+            run(charon, directory)
+        finally:
+            charon.stop()
+    if base.FAILURES:
+        print(f"{len(base.FAILURES)} check(s) failed:")
+        for failure in base.FAILURES:
+            print("  - " + failure)
+        return 1
+    print("terminal ESP test: all checks passed")
+    return 0
+
+
+def shutil_which(tool):
+    import shutil
+    return shutil.which(tool)
+
+
+def run(charon, directory):
+    charon.session.load_conn({"c": {
+        "version": "2", "local_addrs": ["192.0.2.1"], "remote_addrs": ["192.0.2.2"],
+        "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+        "local-1": {"auth": "psk", "id": "192.0.2.1"}, "remote-1": {"auth": "psk", "id": "192.0.2.2"},
+        "children": {"ch": {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                            "local_ts": ["10.1.0.0/24"], "remote_ts": ["10.2.0.2/32"]}}}})
+    charon.session.load_shared({"id": "psk-1", "type": "IKE", "data": PSK, "owners": ["192.0.2.1", "192.0.2.2"]})
+
+    terminal_config = os.path.join(directory, "terminal.json")
+    with open(terminal_config, "w") as f:
+        json.dump({"terminal_id": 7, "enrollment_key_hex": KEY_HEX, "outer_address": "192.0.2.2",
+                   "proxy_address": "169.254.0.1", "status_interval": 5,
+                   "tun": {"name": "ikp0", "addresses": ["10.2.0.2/32"], "routes": ["10.1.0.0/24"], "mtu": 1400}}, f)
+    agent_config = os.path.join(directory, "agent.json")
+    fifo = os.path.join(directory, "control")
+    with open(agent_config, "w") as f:
+        json.dump({"transparent": True, "connections": [{
+            "name": "t7", "local_address": "192.0.2.2", "remote_address": "192.0.2.1", "psk": PSK,
+            "proposals": ["aes256gcm16-prfsha256-x25519"], "force_encapsulation": True,
+            "children": [{"name": "ch", "local_ts": ["10.2.0.2/32"], "remote_ts": ["10.1.0.0/24"], "esp_proposals": ["aes256gcm16"]}],
+            "terminal": {"terminal_id": 7, "enrollment_key_hex": KEY_HEX, "address": "192.0.2.2", "source": "169.254.0.1"}}]}, f)
+
+    terminal = start(TERM, ["terminal", "--config", terminal_config], os.path.join(directory, "terminal.log"))
+    agent = start(MID, ["endpoint", "--config", agent_config, "--show-keys", "--control", fifo],
+                  os.path.join(directory, "agent.log"), stdout=open(os.path.join(directory, "agent-events.jsonl"), "w"))
+    capture = subprocess.Popen(["ip", "netns", "exec", MID, "tcpdump", "-i", "ikp-tm1", "-U", "-w",
+                                os.path.join(directory, "terminal-link.pcap"), "udp port 4500"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1.5)
+        check(terminal.poll() is None, "terminal agent is running")
+        check(agent.poll() is None, "key agent (endpoint acting for the terminal) is running")
+        for _ in charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}):
+            pass
+        sas = charon.established(timeout=15)
+        check(len(sas) == 1, "strongSwan established IKE and CHILD SA with the terminal's address")
+        deadline = time.time() + 10
+        while time.time() < deadline and "installed outbound SA" not in open(os.path.join(directory, "terminal.log")).read():
+            time.sleep(0.2)
+        terminal_log = open(os.path.join(directory, "terminal.log")).read()
+        check("installed inbound SA" in terminal_log and "installed outbound SA" in terminal_log,
+              "the terminal received both SAs over the key-delivery channel")
+        agent_log = open(os.path.join(directory, "agent.log")).read()
+        check("acknowledged SA" in agent_log, "the terminal acknowledged the SAs")
+
+        ping = ns(PEER, "ping", "-c", "5", "-i", "0.2", "-W", "2", "-I", "10.1.0.1", "10.2.0.2", check=False)
+        check(ping.returncode == 0, f"ping peer -> terminal through ESP ({ping.stdout.strip().splitlines()[-2] if ping.stdout.strip() else ping.stderr.strip()})")
+        ping = ns(TERM, "ping", "-c", "5", "-i", "0.2", "-W", "2", "-I", "10.2.0.2", "10.1.0.1", check=False)
+        check(ping.returncode == 0, f"ping terminal -> peer through ESP ({ping.stdout.strip().splitlines()[-2] if ping.stdout.strip() else ping.stderr.strip()})")
+
+        size = 10 * 1024 * 1024
+        started = time.time()
+        sent, received, count = transfer(TERM, "10.2.0.2", PEER, 5001, size)
+        seconds = time.time() - started
+        check(sent == received and count == size, f"10 MB TCP peer -> terminal through ESP, intact ({count} octets, {seconds:.1f} s)")
+        started = time.time()
+        sent, received, count = transfer(PEER, "10.1.0.1", TERM, 5002, size)
+        seconds = time.time() - started
+        check(sent == received and count == size, f"10 MB TCP terminal -> peer through ESP, intact ({count} octets, {seconds:.1f} s)")
+
+        counters, child = child_counters(charon)
+        check(counters is not None and counters["packets-in"] > 1000 and counters["packets-out"] > 1000,
+              f"strongSwan counts the ESP packets in and out: {counters}")
+        check(counters is not None and counters["bytes-in"] > size and counters["bytes-out"] > size,
+              "strongSwan's byte counters cover both 10 MB transfers")
+
+        # tshark, given the keys, decrypts what crossed the terminal's link.
+        time.sleep(0.5)
+        capture.send_signal(signal.SIGINT)
+        capture.wait(timeout=10)
+        events = [json.loads(line) for line in open(os.path.join(directory, "agent-events.jsonl")) if line.strip()]
+        established = [e for e in events if e["event"] == "child_sa_established"]
+        check(len(established) == 1, "the key agent reported the CHILD SA it set into the terminal")
+        if established:
+            decrypt_check(directory, established[0])
+
+        # Rekey started by strongSwan: the terminal gets the new SA before the old one is deleted.
+        old_in = established[0]["child"]["spi_in"] if established else ""
+        for _ in charon.session.rekey({"child": "ch"}):
+            pass
+        time.sleep(3)
+        agent_log = open(os.path.join(directory, "agent.log")).read()
+        terminal_log = open(os.path.join(directory, "terminal.log")).read()
+        set_at = terminal_log.rfind("installed inbound SA")
+        deleted_at = terminal_log.find(f"deleted inbound SA {old_in}") if old_in else -1
+        check("replacement in place" in agent_log, "after a CHILD SA rekey the old SA was deleted only once the new one was acknowledged")
+        check(0 <= set_at < deleted_at, "the terminal installed the new SA before deleting the old one (make-before-break)")
+        ping = ns(PEER, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.0.1", "10.2.0.2", check=False)
+        check(ping.returncode == 0, "ping through the rekeyed SA")
+
+        # Delete started by strongSwan: the SAs leave the terminal too.
+        for _ in charon.session.terminate({"child": "ch", "timeout": 5000}):
+            pass
+        time.sleep(2)
+        terminal_log = open(os.path.join(directory, "terminal.log")).read()
+        check(terminal_log.count("deleted inbound SA") >= 2 and terminal_log.count("deleted outbound SA") >= 2,
+              "deleting the CHILD SA removed it from the terminal")
+    finally:
+        if capture.poll() is None:
+            capture.kill()
+        stop(agent)
+        stop(terminal)
+        for name in ("terminal.log", "agent.log"):
+            lines = open(os.path.join(directory, name)).read().splitlines()
+            print(f"  --- last lines of {name}:")
+            for line in lines[-6:]:
+                print("      " + line)
+
+
+def decrypt_check(directory, event):
+    child = event["child"]
+    keys = child.get("keys", {})
+    records = []
+    # Peer -> terminal is the terminal's inbound SA; terminal -> peer its outbound SA.
+    for src, dst, spi, key in (("192.0.2.1", "192.0.2.2", child["spi_in"], keys.get("encryption_in")),
+                               ("192.0.2.2", "192.0.2.1", child["spi_out"], keys.get("encryption_out"))):
+        records.append(f'"IPv4","{src}","{dst}","0x{spi}","AES-GCM with 16 octet ICV [RFC4106]","0x{key}","NULL",""')
+    args = ["tshark", "-r", os.path.join(directory, "terminal-link.pcap"), "-o", "esp.enable_encryption_decode:TRUE"]
+    for record in records:
+        args += ["-o", f"uat:esp_sa:{record}"]
+    result = subprocess.run(args + ["-Y", "icmp || tcp", "-T", "fields", "-e", "ip.src", "-e", "ip.dst", "-e", "_ws.col.Protocol"],
+                            capture_output=True, text=True)
+    lines = [line for line in result.stdout.splitlines() if line.strip()]
+    inner = [line for line in lines if "10.1.0.1" in line and "10.2.0.2" in line]
+    # ip.src lists the outer then the decrypted inner source: "192.0.2.1,10.1.0.1".
+    inner_sources = {line.split("\t")[0].split(",")[-1] for line in inner}
+    check(len(inner) >= 10 and inner_sources == {"10.1.0.1", "10.2.0.2"},
+          f"tshark decrypts the captured ESP with the keys: {len(inner)} inner ICMP/TCP packets seen both ways"
+          + ("" if inner else f" (tshark: {result.stderr.strip()[:300]})"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
