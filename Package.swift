@@ -65,6 +65,10 @@ let package = Package(
             resources: [.copy("Fixtures")]
         ),
         .testTarget(
+            name: "TerminalAgentTests",
+            dependencies: ["TerminalAgent", "IKEEndpoint", "KeyDelivery", "ESP", "IKEv2", "Packets"]
+        ),
+        .testTarget(
             name: "KeyDeliveryTests",
             dependencies: ["KeyDelivery", "ESP", "IKEv2"]
         ),

@@ -1,0 +1,146 @@
+import Foundation
+import XCTest
+import ESP
+import IKEEndpoint
+@testable import IKEv2
+import KeyDelivery
+import Packets
+@testable import TerminalAgent
+
+/// The terminal agent driven in memory: a proxy-side channel sets SAs, a peer-side ESP pair plays the
+/// remote end.
+final class TerminalAgentTests: XCTestCase {
+    let key = KeyMaterial(Array(repeating: 0x33, count: 32))
+    let clock = 1_700_000_000.0
+
+    func makeAgent() -> (TerminalAgent, KeyDeliveryChannel) {
+        let proxy = KeyDeliveryChannel(role: .proxy, terminalID: 9, enrollmentKey: key, epoch: 1)
+        let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: 9, enrollmentKey: key, epoch: 2),
+                                  statusInterval: 0)
+        return (agent, proxy)
+    }
+
+    /// The SA pair as SAHandover builds it from an engine event (terminal 192.0.2.2, peer 192.0.2.1).
+    func handover(spiIn: UInt32 = 0x1111_0001, spiOut: UInt32 = 0x2222_0001, lifetime: ESPLifetime = ESPLifetime())
+        -> (inbound: SecurityAssociationParameters, outbound: SecurityAssociationParameters) {
+        let suite = ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false)
+        let keys = DirectionalChildKeys(encryptionInbound: KeyMaterial(Array(repeating: 1, count: 36)), integrityInbound: .empty,
+                                        encryptionOutbound: KeyMaterial(Array(repeating: 2, count: 36)), integrityOutbound: .empty)
+        let child = ChildSAEventDetails(name: "ch", spiInbound: ChildSPI(spiIn), spiOutbound: ChildSPI(spiOut), suite: suite,
+                                        localTrafficSelectors: [TrafficSelector(cidr: "10.2.0.2")!],
+                                        remoteTrafficSelectors: [TrafficSelector(cidr: "10.1.0.0/24")!],
+                                        mode: .tunnel, encapsulated: true, keys: keys, replaces: nil)
+        let event = SAEvent(kind: .childEstablished, connection: "t", spiInitiator: IKESPI(bytes: Array(repeating: 1, count: 8)),
+                            spiResponder: IKESPI(bytes: Array(repeating: 2, count: 8)),
+                            local: Endpoint(IPAddress("192.0.2.2")!, 4500), remote: Endpoint(IPAddress("192.0.2.1")!, 4500),
+                            ikeSuite: nil, child: child, detail: nil)
+        return SAHandover.parameters(for: event, child: child, lifetime: lifetime)
+    }
+
+    func packet(from source: String, to destination: String) -> [UInt8] {
+        var bytes: [UInt8] = []
+        let payload: [UInt8] = [0x9c, 0x40, 0x13, 0x89, 0, 12, 0, 0, 1, 2, 3, 4]
+        IPHeaderBuilder.appendIPv4(to: &bytes, source: IPAddress(source)!.bytes, destination: IPAddress(destination)!.bytes,
+                                   protocolNumber: IPProtocolNumber.udp, payloadLength: payload.count)
+        return bytes + payload
+    }
+
+    func install(_ agent: TerminalAgent, _ proxy: KeyDeliveryChannel, _ sa: SecurityAssociationParameters) -> [TerminalAction] {
+        agent.receiveKeyDelivery(proxy.send(.addSA(sa), now: 0, wallClock: clock), now: 0, wallClock: clock)
+    }
+
+    func testSAsSetByTheProxyCarryTrafficBothWays() throws {
+        let (agent, proxy) = makeAgent()
+        let (inbound, outbound) = handover()
+        for sa in [inbound, outbound] {
+            let actions = install(agent, proxy, sa)
+            guard case .sendKeyDelivery(let ack)? = actions.first else { return XCTFail("no acknowledgement") }
+            XCTAssertEqual(proxy.receive(ack, now: 0, wallClock: clock), .acknowledged(.addSA(sa)))
+        }
+        XCTAssertEqual(proxy.unacknowledgedCount, 0)
+
+        // Terminal -> peer: encrypted with the outbound SA, in UDP from 4500 to the peer's 4500.
+        let plain = packet(from: "10.2.0.2", to: "10.1.0.7")
+        guard case .sendEncapsulated(let payload, let to, let port, let fromPort)? = agent.outbound(plain, now: 1, wallClock: clock).first else {
+            return XCTFail("not encapsulated")
+        }
+        XCTAssertEqual([to.description, String(port), String(fromPort)], ["192.0.2.1", "4500", "4500"])
+        // The peer holds the mirror image: its inbound is our outbound.
+        var peerInbound = outbound
+        peerInbound.direction = .inbound
+        XCTAssertEqual(try InboundSecurityAssociation(peerInbound).decapsulate(payload[...]), plain)
+
+        // Peer -> terminal: decrypted and delivered to the TUN device.
+        var peerOutbound = inbound
+        peerOutbound.direction = .outbound
+        let reply = packet(from: "10.1.0.7", to: "10.2.0.2")
+        let esp = try OutboundSecurityAssociation(peerOutbound).encapsulate(reply)
+        XCTAssertEqual(agent.inboundEncapsulated(Array(esp.espBytes)), [.deliver(reply)])
+        // The same packet again is a replay: dropped and counted.
+        XCTAssertFalse(agent.inboundEncapsulated(Array(esp.espBytes)).contains(.deliver(reply)))
+        XCTAssertEqual(agent.database.drops[.replayed], 1)
+    }
+
+    func testDuplicateDeliveryIsAcknowledgedButNotAppliedTwice() {
+        let (agent, proxy) = makeAgent()
+        let datagram = proxy.send(.addSA(handover().outbound), now: 0, wallClock: clock)
+        _ = agent.receiveKeyDelivery(datagram, now: 0, wallClock: clock)
+        let again = agent.receiveKeyDelivery(datagram, now: 1, wallClock: clock + 1)
+        XCTAssertTrue(again.contains { if case .sendKeyDelivery = $0 { return true } else { return false } })
+        XCTAssertEqual(agent.counters["sa_added"], 1)
+        XCTAssertEqual(agent.counters["key_delivery_duplicates"], 1)
+    }
+
+    func testFlowWithoutSAPassesUnchangedAndAcquiresOnce() throws {
+        let (agent, proxy) = makeAgent()
+        let plain = packet(from: "10.2.0.2", to: "10.9.9.9")
+        let actions = agent.outbound(plain, now: 0, wallClock: clock)
+        XCTAssertTrue(actions.contains(.sendRaw(packet: plain, destination: IPAddress("10.9.9.9")!)))
+        let requests = actions.compactMap { action -> [UInt8]? in if case .sendKeyDelivery(let d) = action { return d } else { return nil } }
+        XCTAssertEqual(requests.count, 1)
+        guard case .message(.acquire(let flow), _) = proxy.receive(requests[0], now: 0, wallClock: clock) else { return XCTFail("no ACQUIRE") }
+        XCTAssertEqual(flow, FlowDescription(source: IPAddress("10.2.0.2")!, destination: IPAddress("10.9.9.9")!, ipProtocol: 17,
+                                             sourcePort: 40000, destinationPort: 5001))
+        let second = agent.outbound(plain, now: 0.5, wallClock: clock)
+        XCTAssertFalse(second.contains { if case .sendKeyDelivery = $0 { return true } else { return false } }, "rate-limited")
+        XCTAssertEqual(agent.outbound(packet(from: "169.254.1.1", to: "224.0.0.251"), now: 1, wallClock: clock), [])
+    }
+
+    func testLifetimesProduceSoftThenHardExpiry() {
+        let (agent, proxy) = makeAgent()
+        _ = install(agent, proxy, handover(lifetime: ESPLifetime(softSeconds: 10, hardSeconds: 20)).outbound)
+        XCTAssertTrue(agent.tick(now: 5, wallClock: clock).isEmpty)
+        func expiries(_ actions: [TerminalAction]) -> [KeyDeliveryMessage] {
+            actions.compactMap { action in
+                guard case .sendKeyDelivery(let datagram) = action,
+                      case .message(let message, _) = proxy.receive(datagram, now: 0, wallClock: clock) else { return nil }
+                return message
+            }
+        }
+        XCTAssertEqual(expiries(agent.tick(now: 11, wallClock: clock)), [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: false)])
+        XCTAssertEqual(expiries(agent.tick(now: 12, wallClock: clock)), [], "soft expiry is reported once")
+        XCTAssertEqual(expiries(agent.tick(now: 21, wallClock: clock)), [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: true)])
+        XCTAssertTrue(agent.database.outbound.isEmpty, "a hard expiry removes the SA")
+    }
+
+    func testIKEReachingTheTerminalIsCountedAndForgedDeliveryIsRejected() {
+        let (agent, _) = makeAgent()
+        _ = agent.inboundEncapsulated([0, 0, 0, 0] + Array(repeating: 7, count: 40))
+        XCTAssertEqual(agent.counters["ike_on_terminal"], 1)
+        let stranger = KeyDeliveryChannel(role: .proxy, terminalID: 9, enrollmentKey: KeyMaterial(Array(repeating: 9, count: 32)), epoch: 1)
+        _ = agent.receiveKeyDelivery(stranger.send(.flush, now: 0, wallClock: clock), now: 0, wallClock: clock)
+        XCTAssertEqual(agent.counters["key_delivery_rejected_forged"], 1)
+    }
+
+    func testConfigurationErrorsNameTheKey() {
+        XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "zz", "outer_address": "192.0.2.2"}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("enrollment_key_hex"))
+        }
+        XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "x"}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("outer_address"))
+        }
+        let good = try? TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "192.0.2.2", "tun": {"routes": ["10.1.0.0/24"]}}"#.utf8))
+        XCTAssertEqual(good?.keyDeliveryPort, 9500)
+        XCTAssertEqual(good?.tunRoutes, ["10.1.0.0/24"])
+    }
+}
