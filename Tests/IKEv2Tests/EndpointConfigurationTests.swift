@@ -15,6 +15,19 @@ final class EndpointConfigurationTests: XCTestCase {
         XCTAssertNil(responder.connections.first?.remoteAddress)
         XCTAssertEqual(responder.connections.first?.localIdentity.payload.type, .fqdn)
         XCTAssertEqual(responder.connections.first?.children.first?.mode, .transport)
+        let forTerminalPath = root.appendingPathComponent("docs/examples/endpoint-for-terminal.json").path
+        _ = try EndpointConfigurationFile.load(path: forTerminalPath)
+        let (targets, transparent) = try KeyDeliveryTarget.load(data: try Data(contentsOf: URL(fileURLWithPath: forTerminalPath)))
+        XCTAssertTrue(transparent)
+        XCTAssertEqual(targets["t7"]?.terminalID, 7)
+        XCTAssertEqual(targets["t7"]?.port, 9500)
+    }
+
+    func testBadTerminalSectionIsRefusedWithAClearMessage() {
+        let text = #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "0011", "address": "10.0.0.2", "source": "169.254.0.1"}}]}"#
+        XCTAssertThrowsError(try KeyDeliveryTarget.load(data: Data(text.utf8))) { XCTAssertTrue("\($0)".contains("enrollment_key_hex"), "\($0)") }
+        let family = #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "address": "10.0.0.2", "source": "fe80::1"}}]}"#
+        XCTAssertThrowsError(try KeyDeliveryTarget.load(data: Data(family.utf8))) { XCTAssertTrue("\($0)".contains("source"), "\($0)") }
     }
 
     func testGarbageIsRefusedWithAClearMessage() {

@@ -132,6 +132,13 @@ final class TerminalAgentTests: XCTestCase {
         XCTAssertEqual(agent.counters["key_delivery_rejected_forged"], 1)
     }
 
+    func testDocumentedExampleLoads() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let configuration = try TerminalConfiguration.load(path: root.appendingPathComponent("docs/examples/terminal.json").path)
+        XCTAssertEqual(configuration.terminalID, 7)
+        XCTAssertEqual(configuration.tunAddresses, ["10.2.0.2/32"])
+    }
+
     func testConfigurationErrorsNameTheKey() {
         XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "zz", "outer_address": "192.0.2.2"}"#.utf8))) {
             XCTAssertTrue("\($0)".contains("enrollment_key_hex"))
