@@ -77,7 +77,11 @@ struct ESPCipher: Sendable {
         func run<H: HashFunction>(_: H.Type) -> [UInt8] {
             var mac = HMAC<H>(key: key)
             mac.update(data: data)
-            if let sequenceHigh { mac.update(data: bigEndian(sequenceHigh)) }
+            if let sequenceHigh {
+                var high: [UInt8] = []
+                high.appendBigEndian(sequenceHigh)
+                mac.update(data: high)
+            }
             return Array(Array(mac.finalize()).prefix(integrity.outputLength))
         }
         switch integrity {
@@ -172,10 +176,6 @@ struct ESPCipher: Sendable {
         } catch {
             throw .authenticationFailed
         }
-    }
-
-    static func bigEndian(_ value: UInt32) -> [UInt8] {
-        [UInt8(value >> 24), UInt8((value >> 16) & 0xff), UInt8((value >> 8) & 0xff), UInt8(value & 0xff)]
     }
 
     static func constantTimeEqual(_ a: [UInt8], _ b: ArraySlice<UInt8>) -> Bool {

@@ -35,8 +35,8 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
     /// header is replaced by the outer one and only its upper-layer payload is encrypted.
     public func encapsulate(_ packet: [UInt8], now: Double? = nil) throws(ESPDropReason) -> ESPOutboundPacket {
         guard sequence < sequenceLimit else { throw .sequenceExhausted }
-        if let now, parameters.lifetime.state(counters: counters, age: now - createdAt) == .hard { throw .hardLifetimeReached }
-        if parameters.lifetime.state(counters: counters, age: 0) == .hard { throw .hardLifetimeReached }
+        // Without a clock reading only the byte and packet limits can be judged.
+        if parameters.lifetime.state(counters: counters, age: now.map { $0 - createdAt } ?? 0) == .hard { throw .hardLifetimeReached }
 
         let payload: ArraySlice<UInt8>
         let nextHeader: UInt8

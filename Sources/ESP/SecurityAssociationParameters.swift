@@ -55,7 +55,8 @@ public struct SecurityAssociationParameters: Equatable, Sendable {
         self.sourceSelectors = sourceSelectors; self.destinationSelectors = destinationSelectors; self.lifetime = lifetime
     }
 
-    /// The same test on addresses still inside a packet, without copying them out.
+    /// Whether an inner packet with these addresses (still inside the packet, not copied out), protocol and
+    /// ports falls under this SA's selectors.
     public func covers(source: ArraySlice<UInt8>, destination: ArraySlice<UInt8>, ipProtocol: UInt8, ports: (UInt16, UInt16)?) -> Bool {
         func inRange(_ address: ArraySlice<UInt8>, _ ts: TrafficSelector) -> Bool {
             let low = ts.startAddress.bytes, high = ts.endAddress.bytes
@@ -71,17 +72,6 @@ public struct SecurityAssociationParameters: Equatable, Sendable {
         return matches(sourceSelectors, source, ports?.0) && matches(destinationSelectors, destination, ports?.1)
     }
 
-    /// Whether an inner packet with these addresses, protocol and ports falls under this SA's selectors.
-    public func covers(source: IPAddress, destination: IPAddress, ipProtocol: UInt8, ports: (UInt16, UInt16)?) -> Bool {
-        func matches(_ selectors: [TrafficSelector], _ address: IPAddress, _ port: UInt16?) -> Bool {
-            selectors.contains { ts in
-                ts.startAddress <= address && address <= ts.endAddress
-                    && (ts.ipProtocol == 0 || ts.ipProtocol == ipProtocol)
-                    && (port.map { ts.startPort <= $0 && $0 <= ts.endPort } ?? (ts.startPort == 0 && ts.endPort == 65535))
-            }
-        }
-        return matches(sourceSelectors, source, ports?.0) && matches(destinationSelectors, destination, ports?.1)
-    }
 }
 
 /// Packet and byte counts of one SA, which its lifetimes are measured against.

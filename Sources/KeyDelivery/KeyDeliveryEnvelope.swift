@@ -36,11 +36,15 @@ public struct KeyDeliveryHeader: Equatable, Sendable {
     }
 
     static func decode(_ bytes: [UInt8]) -> KeyDeliveryHeader? {
-        guard bytes.count >= length + tagLength + 1, Array(bytes[0..<4]) == magic, bytes[4] == version,
-              let sender = KeyDeliveryRole(rawValue: bytes[5]) else { return nil }
-        func word(_ at: Int) -> UInt64 { bytes[at..<(at + 8)].reduce(0) { $0 << 8 | UInt64($1) } }
-        return KeyDeliveryHeader(sender: sender, terminalID: word(8), epoch: word(16), sequence: word(24), timestamp: word(32),
-                                 nonce: Array(bytes[40..<52]))
+        guard bytes.count >= length + tagLength + 1 else { return nil }
+        var reader = FieldReader(bytes)
+        guard (try? reader.bytes(4, "magic")) == magic, (try? reader.uint8("version")) == version,
+              let role = try? reader.uint8("role"), let sender = KeyDeliveryRole(rawValue: role),
+              (try? reader.uint16("reserved")) != nil,
+              let terminalID = try? reader.uint64("terminal"), let epoch = try? reader.uint64("epoch"),
+              let sequence = try? reader.uint64("sequence"), let timestamp = try? reader.uint64("timestamp"),
+              let nonce = try? reader.bytes(12, "nonce") else { return nil }
+        return KeyDeliveryHeader(sender: sender, terminalID: terminalID, epoch: epoch, sequence: sequence, timestamp: timestamp, nonce: nonce)
     }
 }
 

@@ -38,9 +38,14 @@ public final class TerminalAgent {
     private func key(_ spi: ChildSPI, _ direction: ESPDirection) -> String { "\(direction.rawValue)/\(spi)" }
     private func count(_ name: String) { counters[name, default: 0] += 1 }
 
+    /// Whether the last key-delivery datagram was authentic (answers then go to where it came from).
+    public private(set) var lastKeyDeliveryWasAuthentic = false
+
     /// A datagram that arrived on the key-delivery port.
     public func receiveKeyDelivery(_ datagram: [UInt8], now: Double, wallClock: Double) -> [TerminalAction] {
-        switch channel.receive(datagram, now: now, wallClock: wallClock) {
+        let receipt = channel.receive(datagram, now: now, wallClock: wallClock)
+        if case .rejected = receipt { lastKeyDeliveryWasAuthentic = false } else { lastKeyDeliveryWasAuthentic = true }
+        switch receipt {
         case .rejected(let reason):
             count("key_delivery_rejected_\(reason.rawValue)")
             return [.log("key delivery: rejected a message (\(reason.rawValue))")]

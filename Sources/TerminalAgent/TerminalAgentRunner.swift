@@ -88,13 +88,8 @@ public final class TerminalAgentRunner {
             }
             if ready.contains(keyDeliverySocket.descriptor) {
                 while let (bytes, address, port) = keyDeliverySocket.receive() {
-                    let before = agent.channel.rejections.values.reduce(0, +)
                     let actions = agent.receiveKeyDelivery(bytes, now: now, wallClock: wall)
-                    if agent.channel.rejections.values.reduce(0, +) == before || actions.contains(where: {
-                        if case .sendKeyDelivery = $0 { return true } else { return false }
-                    }) {
-                        proxyEndpoint = (address, port)  // authentic: answer where it came from
-                    }
+                    if agent.lastKeyDeliveryWasAuthentic { proxyEndpoint = (address, port) }
                     perform(actions)
                 }
             }

@@ -86,7 +86,8 @@ final class ESPProcessingTests: XCTestCase {
     func testBadPaddingAndNextHeaderAreRejectedAfterAuthentication() throws {
         let (_, inbound) = try saPair(suite: gcm128)
         func seal(_ plaintext: [UInt8], sequence: UInt32) -> [UInt8] {
-            var out = ESPCipher.bigEndian(0x1000_0001) + ESPCipher.bigEndian(sequence)
+            var out: [UInt8] = []
+            out.appendBigEndian(UInt32(0x1000_0001)); out.appendBigEndian(sequence)
             inbound.cipher.seal(plaintext: plaintext, cbcIV: [], out: &out, headerStart: 0, spi: 0x1000_0001, sequence: UInt64(sequence), extended: false)
             return out
         }
