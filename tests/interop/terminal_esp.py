@@ -7,11 +7,12 @@ Three network namespaces joined by veth pairs:
   ikp-t-mid   a router with proxy ARP; nftables TPROXY hands IKE addressed to the terminal (UDP 500, and
               UDP 4500 behind the non-ESP marker) to `ikeproxy endpoint`, which answers *as 192.0.2.2*
               (transparent sockets) and sets the negotiated SA into the terminal over the key-delivery
-              channel from 169.254.0.1. ESP is forwarded untouched.
+              channel from 169.254.0.1, an address no namespace owns. ESP is forwarded untouched.
   ikp-t-term  `ikeproxy terminal` (192.0.2.2; TUN ikp0 with inner address 10.2.0.2): never sees IKE.
 
 Checks: SA handed over, ping both ways, 10 MB TCP each way through ESP, strongSwan's counters, tshark
-decrypting a capture with the keys, a CHILD SA rekey made before the old SA is broken, and a delete.
+decrypting a capture with the keys, forged and malformed key-delivery datagrams refused, a CHILD SA rekey
+made before the old SA is broken, and a delete.
 Needs root, iproute2, nftables, strongSwan, tshark and the `vici` module; it fails loudly otherwise.
 """
 import hashlib, json, os, signal, socket, subprocess, sys, tempfile, time
@@ -45,7 +46,10 @@ class Topology:
         for dev in ("ikp-tm0", "ikp-tm1"):
             ns(MID, "sysctl", "-qw", f"net.ipv4.conf.{dev}.proxy_arp=1")
         ns(MID, "ip", "addr", "add", "192.0.2.254/32", "dev", "ikp-tm0")
-        ns(MID, "ip", "addr", "add", "169.254.0.1/32", "dev", "ikp-tm1")
+        # 169.254.0.1, the key agent's source for key delivery, is owned by nobody: a route towards the peer
+        # side only lets proxy ARP answer for it on the terminal side, and TPROXY takes the terminal's
+        # answers before routing would send them there.
+        ns(MID, "ip", "route", "add", "169.254.0.1/32", "dev", "ikp-tm0")
         ns(MID, "ip", "route", "add", "192.0.2.1/32", "dev", "ikp-tm0")
         ns(MID, "ip", "route", "add", "192.0.2.2/32", "dev", "ikp-tm1")
         ns(TERM, "ip", "route", "add", "169.254.0.1/32", "dev", "ikp-tt0")
@@ -55,6 +59,7 @@ class Topology:
     type filter hook prerouting priority mangle; policy accept;
     ip daddr 192.0.2.2 udp dport 500 tproxy to 192.0.2.2:500 meta mark set 1 accept
     ip daddr 192.0.2.2 udp dport 4500 @th,64,32 0 tproxy to 192.0.2.2:4500 meta mark set 1 accept
+    iifname "ikp-tm1" ip daddr 169.254.0.1 udp dport 9500 tproxy to 169.254.0.1:9500 meta mark set 1 accept
   }
 }
 """
@@ -227,6 +232,17 @@ def run(charon, directory):
         check(len(established) == 1, "the key agent reported the CHILD SA it set into the terminal")
         if established:
             decrypt_check(directory, established[0])
+
+        # A forged key-delivery datagram (right layout, wrong key) and garbage reach the terminal: refused, counted.
+        forged = (b"IKPD" + bytes([1, 1, 0, 0]) + (7).to_bytes(8, "big") + (1).to_bytes(8, "big") + (99).to_bytes(8, "big")
+                  + int(time.time() * 1000).to_bytes(8, "big") + os.urandom(12) + os.urandom(40))
+        for payload in (forged, b"garbage"):
+            ns(MID, sys.executable, "-c", "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); "
+               f"s.sendto(bytes.fromhex('{payload.hex()}'), ('192.0.2.2', 9500))")
+        time.sleep(0.5)
+        terminal_log = open(os.path.join(directory, "terminal.log")).read()
+        check("rejected a message (forged)" in terminal_log and "rejected a message (malformed)" in terminal_log,
+              "the terminal refuses forged and malformed key-delivery datagrams on the wire")
 
         # Rekey started by strongSwan: the terminal gets the new SA before the old one is deleted.
         old_in = established[0]["child"]["spi_in"] if established else ""
