@@ -59,6 +59,7 @@ let package = Package(
                            .product(name: "_CryptoExtras", package: "swift-crypto")],
             path: "benchmarks/ESPBenchmark"
         ),
+        .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
         .testTarget(
             name: "ESPTests",
             dependencies: ["ESP", "IKEv2", "Packets"],

@@ -148,3 +148,20 @@ extension Array where Element == UInt8 {
         while shift >= 0 { append(UInt8(truncatingIfNeeded: value >> shift)); shift -= 8 }
     }
 }
+
+extension IPHeaderBuilder {
+    /// A complete IPv4 or IPv6 UDP packet with a valid checksum, e.g. an IKE message sent in a terminal's name.
+    public static func udpPacket(source: [UInt8], destination: [UInt8], sourcePort: UInt16, destinationPort: UInt16,
+                                 payload: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(48 + payload.count)
+        appendIP(to: &out, source: source, destination: destination, protocolNumber: IPProtocolNumber.udp, payloadLength: 8 + payload.count)
+        let udpStart = out.count
+        out.appendBigEndian(sourcePort); out.appendBigEndian(destinationPort)
+        out.appendBigEndian(UInt16(8 + payload.count)); out.appendBigEndian(UInt16(0))
+        out.append(contentsOf: payload)
+        let checksum = udpChecksum(source: source, destination: destination, udp: out[udpStart...])
+        out[udpStart + 6] = UInt8(checksum >> 8); out[udpStart + 7] = UInt8(checksum & 0xff)
+        return out
+    }
+}
