@@ -37,6 +37,8 @@ let package = Package(
             name: "KeyDelivery",
             dependencies: ["ESP", "IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto")]
         ),
+        // The proxy core: policy table, packet judgment, SA store, orchestration. No I/O.
+        .target(name: "Proxy", dependencies: ["IKEv2", "ESP", "KeyDelivery", "Packets"]),
         // Thin adapters over Linux sockets.
         .target(name: "CLinuxIO"),
         .target(name: "LinuxIO", dependencies: ["CLinuxIO"]),
@@ -60,6 +62,8 @@ let package = Package(
             path: "benchmarks/ESPBenchmark"
         ),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Packets", "IKEv2"]),
+        .executableTarget(name: "proxy-benchmark", dependencies: ["Proxy"], path: "benchmarks/ProxyBenchmark"),
         .testTarget(
             name: "ESPTests",
             dependencies: ["ESP", "IKEv2", "Packets"],
