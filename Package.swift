@@ -45,7 +45,7 @@ let package = Package(
         // The terminal agent: SAs from the key-delivery channel, ESP over a TUN device.
         .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO"]),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
-        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO", "ESP", "KeyDelivery"]),
+        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO", "ESP", "KeyDelivery", "Proxy"]),
         .executableTarget(
             name: "ikeproxy",
             dependencies: [
@@ -71,7 +71,7 @@ let package = Package(
         ),
         .testTarget(
             name: "TerminalAgentTests",
-            dependencies: ["TerminalAgent", "IKEEndpoint", "KeyDelivery", "ESP", "IKEv2", "Packets"]
+            dependencies: ["TerminalAgent", "Proxy", "KeyDelivery", "ESP", "IKEv2", "Packets"]
         ),
         .testTarget(
             name: "KeyDeliveryTests",

@@ -3,21 +3,22 @@ import Foundation
 import IKEv2
 import KeyDelivery
 import LinuxIO
+import Proxy
 
 /// The key-delivery channel to the terminal one connection negotiates for, and the deletes that wait
 /// until the terminal has acknowledged the SAs replacing them (make-before-break).
 final class DeliveryLink {
     let connection: String
     let target: KeyDeliveryTarget
-    let channel: KeyDeliveryChannel
+    let setter: TerminalKeySetter
+    var channel: KeyDeliveryChannel { setter.channel }
     let socket: UDPSocket
-    var waiting: [(spis: Set<UInt32>, then: [KeyDeliveryMessage])] = []
 
     init(connection: String, target: KeyDeliveryTarget, transparent: Bool) throws {
         self.connection = connection
         self.target = target
-        channel = KeyDeliveryChannel(role: .proxy, terminalID: target.terminalID, enrollmentKey: target.enrollmentKey,
-                                     epoch: UInt64(Date().timeIntervalSince1970 * 1000))
+        setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: target.terminalID, enrollmentKey: target.enrollmentKey,
+                                                              epoch: UInt64(Date().timeIntervalSince1970 * 1000)))
         socket = try UDPSocket(address: target.source.bytes, port: target.sourcePort, transparent: transparent)
     }
 }
@@ -99,43 +100,20 @@ public final class EndpointRunner {
 
     // MARK: key delivery to the terminal
 
-    func deliver(_ message: KeyDeliveryMessage, over link: DeliveryLink) {
-        let datagram = link.channel.send(message, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
-        transmit(datagram, over: link)
-    }
-
     func transmit(_ datagram: [UInt8], over link: DeliveryLink) {
         do { try link.socket.send(datagram, to: link.target.address.bytes, port: link.target.port) }
         catch { log("key delivery to terminal \(link.target.terminalID) failed: \(error)") }
     }
 
-    /// Sends the SAs of a CHILD SA event to the terminal: new SAs at once, deletions of replaced SAs only
-    /// once the terminal has acknowledged their replacements.
+    func perform(_ output: TerminalKeySetter.Output, over link: DeliveryLink) {
+        output.datagrams.forEach { transmit($0, over: link) }
+        output.log.forEach(log)
+    }
+
+    /// Sends the SAs of a CHILD SA event to the terminal (make-before-break: TerminalKeySetter).
     func handOver(_ event: SAEvent, over link: DeliveryLink) {
-        guard let child = event.child else { return }
-        let lifetime = ESPLifetime(hardSeconds: link.target.hardLifetime)
-        switch event.kind {
-        case .childEstablished, .childRekeyed:
-            let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
-            deliver(.addSA(inbound), over: link)
-            deliver(.addSA(outbound), over: link)
-            log("key delivery: set SAs \(inbound.spi) (in) and \(outbound.spi) (out) into terminal \(link.target.terminalID)")
-            if let old = child.replaces {
-                link.waiting.append((spis: [inbound.spi.rawValue, outbound.spi.rawValue],
-                                     then: [.deleteSA(spi: old.inbound, direction: .inbound), .deleteSA(spi: old.outbound, direction: .outbound)]))
-            }
-        case .childDeleted:
-            let deletes: [KeyDeliveryMessage] = [.deleteSA(spi: child.spiInbound, direction: .inbound),
-                                                 .deleteSA(spi: child.spiOutbound, direction: .outbound)]
-            if let index = link.waiting.lastIndex(where: { !$0.spis.isEmpty }) {
-                // A replacement is still being set: the delete goes out after it (make-before-break).
-                for message in deletes where !link.waiting[index].then.contains(message) { link.waiting[index].then.append(message) }
-            } else {
-                deletes.forEach { deliver($0, over: link) }
-                log("key delivery: deleted SAs \(child.spiInbound)/\(child.spiOutbound) in terminal \(link.target.terminalID)")
-            }
-        default: break
-        }
+        perform(link.setter.handle(event, lifetime: ESPLifetime(hardSeconds: link.target.hardLifetime),
+                                   now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970), over: link)
     }
 
     func receiveKeyDelivery(over link: DeliveryLink) {
@@ -147,16 +125,7 @@ public final class EndpointRunner {
             case .duplicate(let acknowledgement):
                 transmit(acknowledgement, over: link)
             case .acknowledged(let message):
-                guard case .addSA(let sa)? = message else { continue }
-                log("key delivery: terminal \(link.target.terminalID) acknowledged SA \(sa.spi) (\(sa.direction.rawValue))")
-                for index in link.waiting.indices { link.waiting[index].spis.remove(sa.spi.rawValue) }
-                while let first = link.waiting.first, first.spis.isEmpty {
-                    link.waiting.removeFirst()
-                    for message in first.then {
-                        deliver(message, over: link)
-                        log("key delivery: replacement in place, \(message.kind) sent to terminal \(link.target.terminalID)")
-                    }
-                }
+                perform(link.setter.acknowledged(message, now: now, wallClock: Date().timeIntervalSince1970), over: link)
             case .message(let message, let acknowledgement):
                 transmit(acknowledgement, over: link)
                 handle(message, from: link, now: now)

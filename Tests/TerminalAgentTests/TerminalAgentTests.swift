@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 import ESP
-import IKEEndpoint
+import Proxy
 @testable import IKEv2
 import KeyDelivery
 import Packets

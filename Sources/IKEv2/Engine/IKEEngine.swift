@@ -51,6 +51,15 @@ public final class IKEEngine {
 
     // MARK: Commands
 
+    /// Adds a connection at run time (the proxy creates one per terminal and peer when first needed);
+    /// false when one with that name exists already.
+    @discardableResult
+    public func addConnection(_ connection: ConnectionConfiguration) -> Bool {
+        guard !connections.contains(where: { $0.name == connection.name }) else { return false }
+        connections.append(connection)
+        return true
+    }
+
     /// Starts IKE_SA_INIT for a configured connection.
     public func initiate(connection name: String, now: Double) -> [EngineAction] {
         guard let connection = connections.first(where: { $0.name == name }) else {

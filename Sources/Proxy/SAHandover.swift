@@ -1,5 +1,6 @@
 import ESP
 import IKEv2
+import KeyDelivery
 
 /// Turns a CHILD SA the engine negotiated in a terminal's name into the two SAD entries the terminal
 /// must hold: inbound (peer to terminal) and outbound (terminal to peer), keys and selectors included.

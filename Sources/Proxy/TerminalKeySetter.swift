@@ -1,0 +1,86 @@
+import ESP
+import IKEv2
+import KeyDelivery
+
+/// Sets the CHILD SAs negotiated in one terminal's name into that terminal over its key-delivery channel,
+/// make-before-break: a replacement's SAs go at once, the replaced ones are deleted only after the
+/// terminal has acknowledged the replacement (docs/key-delivery.md, "Ordering").
+public final class TerminalKeySetter {
+    public let channel: KeyDeliveryChannel
+    public let terminalID: UInt64
+    private var waiting: [(spis: Set<UInt32>, then: [KeyDeliveryMessage])] = []
+
+    /// Datagrams to send to the terminal and lines for the log.
+    public struct Output: Equatable, Sendable {
+        public var datagrams: [[UInt8]] = []
+        public var log: [String] = []
+        public init() {}
+    }
+
+    public init(channel: KeyDeliveryChannel) {
+        self.channel = channel
+        terminalID = channel.terminalID
+    }
+
+    private func send(_ message: KeyDeliveryMessage, now: Double, wallClock: Double, into output: inout Output) {
+        output.datagrams.append(channel.send(message, now: now, wallClock: wallClock))
+    }
+
+    /// Sets SAs directly (e.g. a stored SA handed again to a terminal that asks for one).
+    public func set(_ inbound: SecurityAssociationParameters, _ outbound: SecurityAssociationParameters,
+                    now: Double, wallClock: Double) -> Output {
+        var output = Output()
+        send(.addSA(inbound), now: now, wallClock: wallClock, into: &output)
+        send(.addSA(outbound), now: now, wallClock: wallClock, into: &output)
+        output.log.append("key delivery: set SAs \(inbound.spi) (in) and \(outbound.spi) (out) into terminal \(terminalID)")
+        return output
+    }
+
+    /// Acts on a CHILD SA event of an IKE SA negotiated for this terminal.
+    public func handle(_ event: SAEvent, lifetime: ESPLifetime, now: Double, wallClock: Double) -> Output {
+        guard let child = event.child else { return Output() }
+        switch event.kind {
+        case .childEstablished, .childRekeyed:
+            let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
+            let output = set(inbound, outbound, now: now, wallClock: wallClock)
+            if let old = child.replaces {
+                waiting.append((spis: [inbound.spi.rawValue, outbound.spi.rawValue],
+                                then: [.deleteSA(spi: old.inbound, direction: .inbound), .deleteSA(spi: old.outbound, direction: .outbound)]))
+            }
+            return output
+        case .childDeleted:
+            return delete(inbound: child.spiInbound, outbound: child.spiOutbound, now: now, wallClock: wallClock)
+        default:
+            return Output()
+        }
+    }
+
+    /// Deletes a CHILD SA's pair in the terminal, after any replacement still being set.
+    public func delete(inbound: ChildSPI, outbound: ChildSPI, now: Double, wallClock: Double) -> Output {
+        var output = Output()
+        let deletes: [KeyDeliveryMessage] = [.deleteSA(spi: inbound, direction: .inbound), .deleteSA(spi: outbound, direction: .outbound)]
+        if let index = waiting.lastIndex(where: { !$0.spis.isEmpty }) {
+            for message in deletes where !waiting[index].then.contains(message) { waiting[index].then.append(message) }
+        } else {
+            deletes.forEach { send($0, now: now, wallClock: wallClock, into: &output) }
+            output.log.append("key delivery: deleted SAs \(inbound)/\(outbound) in terminal \(terminalID)")
+        }
+        return output
+    }
+
+    /// The terminal acknowledged one of our messages: release deletes that waited for it.
+    public func acknowledged(_ message: KeyDeliveryMessage?, now: Double, wallClock: Double) -> Output {
+        var output = Output()
+        guard case .addSA(let sa)? = message else { return output }
+        output.log.append("key delivery: terminal \(terminalID) acknowledged SA \(sa.spi) (\(sa.direction.rawValue))")
+        for index in waiting.indices { waiting[index].spis.remove(sa.spi.rawValue) }
+        while let first = waiting.first, first.spis.isEmpty {
+            waiting.removeFirst()
+            for message in first.then {
+                send(message, now: now, wallClock: wallClock, into: &output)
+                output.log.append("key delivery: replacement in place, \(message.kind) sent to terminal \(terminalID)")
+            }
+        }
+        return output
+    }
+}
