@@ -39,6 +39,8 @@ let package = Package(
         ),
         // The proxy core: policy table, packet judgment, SA store, orchestration. No I/O.
         .target(name: "Proxy", dependencies: ["IKEv2", "ESP", "KeyDelivery", "Packets"]),
+        // Peer, proxy and terminals on virtual links in one process: `ikeproxy demo` and the proxy tests.
+        .target(name: "ProxyDemo", dependencies: ["Proxy", "TerminalAgent", "ESP", "IKEv2", "KeyDelivery", "Packets"]),
         // Thin adapters over Linux sockets.
         .target(name: "CLinuxIO"),
         .target(name: "LinuxIO", dependencies: ["CLinuxIO"]),
@@ -62,7 +64,7 @@ let package = Package(
             path: "benchmarks/ESPBenchmark"
         ),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "Packets", "IKEv2"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "ProxyDemo", "TerminalAgent", "Packets", "IKEv2", "ESP"]),
         .executableTarget(name: "proxy-benchmark", dependencies: ["Proxy"], path: "benchmarks/ProxyBenchmark"),
         .testTarget(
             name: "ESPTests",

@@ -1,0 +1,316 @@
+import ESP
+import IKEv2
+import KeyDelivery
+import Packets
+
+/// The two sides of the wire the proxy sits in.
+public enum LinkSide: String, Sendable { case internet, terminal }
+
+/// What the proxy asks its data path to do with packets.
+public enum ProxyAction: Equatable, Sendable {
+    /// Send an IP packet out of one side (forwarded, or built by the proxy: IKE in a terminal's name,
+    /// key delivery to a terminal).
+    case send(LinkSide, [UInt8])
+    /// A packet not passed on, with the counted reason.
+    case drop(String)
+    case log(String)
+    /// An SA event, for the operator's event stream.
+    case event(SAEvent)
+}
+
+/// Tunables of the proxy core.
+public struct ProxySettings: Sendable {
+    /// Source of key-delivery datagrams: the proxy owns no address, these are only labels on the link.
+    public var keyDeliverySourceIPv4 = IPAddress("169.254.0.1")!
+    public var keyDeliverySourceIPv6 = IPAddress("fe80::1")!
+    public var keyDeliveryPort: UInt16 = 9500
+    /// A stored SA is handed again to a terminal that asks for it at most this often, per terminal and peer.
+    public var reuseInterval: Double = 1
+    public init() {}
+}
+
+/// The key-exchange proxy, pure: packets from either side and clock ticks in, packets to send out.
+/// It judges each packet against the policy (the two flows of the design, see docs/proxy.md), runs IKE
+/// in terminals' names through one IKEv2 engine, keeps the SA store, and sets keys into terminals over
+/// key delivery. No sockets: the data path (AF_PACKET, or virtual links in `ikeproxy demo`) is outside.
+public final class KeyExchangeProxy {
+    public var policy: PolicyTable
+    public var registry: TerminalRegistry
+    public let profiles: [String: ProtectionProfile]
+    public let settings: ProxySettings
+    public let engine: IKEEngine
+    public let store = SAStore()
+    private var setters: [IPAddress: TerminalKeySetter] = [:]
+    private var negotiating: [String: Double] = [:]
+    private var lastReuse: [String: Double] = [:]
+    public private(set) var counters: [String: Int] = [:]
+    private let epoch: UInt64
+
+    public init(policy: PolicyTable, registry: TerminalRegistry, profiles: [ProtectionProfile], settings: ProxySettings = ProxySettings(),
+                engineSettings: EngineSettings = EngineSettings(), random: RandomSource = SystemRandom(), epoch: UInt64 = 1) {
+        self.policy = policy
+        self.registry = registry
+        self.profiles = Dictionary(profiles.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        self.settings = settings
+        self.epoch = epoch
+        engine = IKEEngine(connections: [], settings: engineSettings, random: random)
+    }
+
+    private func count(_ name: String) { counters[name, default: 0] += 1 }
+    private func drop(_ reason: String) -> [ProxyAction] { count("drop_" + reason); return [.drop(reason)] }
+    private func pairKey(_ terminal: IPAddress, _ peer: IPAddress) -> String { "\(terminal)>\(peer)" }
+
+    /// Whether a negotiation for this terminal and peer is under way.
+    public func isNegotiating(terminal: IPAddress, peer: IPAddress) -> Bool { negotiating[pairKey(terminal, peer)] != nil }
+
+    func setter(for terminal: TerminalEntry) -> TerminalKeySetter {
+        if let existing = setters[terminal.address], existing.terminalID == terminal.terminalID { return existing }
+        let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: terminal.terminalID,
+                                                                   enrollmentKey: terminal.enrollmentKey, epoch: epoch))
+        setters[terminal.address] = setter
+        return setter
+    }
+
+    /// The profile of the first protect rule covering traffic between a terminal and a peer.
+    func profile(terminal: IPAddress, peer: IPAddress) -> ProtectionProfile? {
+        let t = AddressKey(terminal.bytes), p = AddressKey(peer.bytes)
+        for rule in policy.rules where rule.source.isIPv6 == terminal.isIPv6 && rule.source.contains(t) && rule.destination.contains(p) {
+            if case .protect(let name) = rule.action { return profiles[name] }
+        }
+        if case .protect(let name) = policy.defaultAction { return profiles[name] }
+        return nil
+    }
+
+    func connectionName(for terminal: IPAddress, peer: IPAddress, profile: ProtectionProfile) -> String {
+        let connection = profile.connection(terminal: terminal, peer: peer)
+        engine.addConnection(connection)
+        return connection.name
+    }
+
+    // MARK: packets
+
+    public func receive(from side: LinkSide, packet: [UInt8], now: Double, wallClock: Double) -> [ProxyAction] {
+        guard let view = try? IPPacketView(packet) else { return drop("malformed") }
+        switch side {
+        case .internet: return fromInternet(packet, view: view, now: now, wallClock: wallClock)
+        case .terminal: return fromTerminal(packet, view: view, now: now, wallClock: wallClock)
+        }
+    }
+
+    /// UDP source and destination ports and where the UDP payload starts, for UDP packets that are not later fragments.
+    private func udp(_ packet: [UInt8], _ view: IPPacketView) -> (source: UInt16, destination: UInt16, payload: Int)? {
+        guard view.upperProtocol == IPProtocolNumber.udp, !view.isLaterFragment, let ports = view.ports(in: packet),
+              view.upperOffset + 8 <= view.totalLength else { return nil }
+        return (ports.source, ports.destination, view.upperOffset + 8)
+    }
+
+    private func fromInternet(_ packet: [UInt8], view: IPPacketView, now: Double, wallClock: Double) -> [ProxyAction] {
+        let peerBytes = view.source(in: packet), terminalBytes = view.destination(in: packet)
+        // Policy rules are written from the terminal's side: look the packet up as the terminal's flow.
+        let ports = view.ports(in: packet)
+        let isICMP = view.upperProtocol == IPProtocolNumber.icmp || view.upperProtocol == IPProtocolNumber.icmpv6
+        let key = FlowKey(isIPv6: view.version == 6, source: AddressKey(terminalBytes), destination: AddressKey(peerBytes),
+                          ipProtocol: view.upperProtocol,
+                          sourcePort: isICMP ? ports?.source ?? 0 : ports?.destination ?? 0,
+                          destinationPort: isICMP ? ports?.destination ?? 0 : ports?.source ?? 0)
+        if policy.action(for: key) == .discard { return drop("policy_discard") }
+        let udp = udp(packet, view)
+        if let udp, udp.destination == settings.keyDeliveryPort { return drop("key_delivery_from_internet") }
+        guard let udp, udp.destination == 500
+                || (udp.destination == 4500 && UDPEncapsulatedKind(payload: packet[udp.payload..<view.totalLength]) == .ike) else {
+            count("forwarded_to_terminal")
+            return [.send(.terminal, packet)]
+        }
+        guard let peer = IPAddress(bytes: peerBytes), let terminalAddress = IPAddress(bytes: terminalBytes),
+              let terminal = registry.terminal(at: terminalAddress) else { return drop("ike_for_unregistered_terminal") }
+        guard let profile = profile(terminal: terminalAddress, peer: peer) else { return drop("ike_without_protect_policy") }
+        var actions: [ProxyAction] = []
+        let payload = Array(packet[udp.payload..<view.totalLength])
+        let isNewSA = payload.count >= 28 && payload[(udp.destination == 4500 ? 4 : 0) + 18] == 34  // IKE_SA_INIT
+        if isNewSA, let stored = store.validChild(terminal: terminalAddress, peer: peer, now: now) {
+            // The peer starts over while we hold a valid SA: the terminal gets those keys again at once.
+            count("stored_sa_set_for_peer_request")
+            actions += keyDelivery(setter(for: terminal).set(stored.inbound, stored.outbound, now: now, wallClock: wallClock), to: terminal)
+        }
+        _ = connectionName(for: terminalAddress, peer: peer, profile: profile)
+        count("ike_answered_for_terminal")
+        actions += perform(engine.receive(payload, from: Endpoint(peer, udp.source), to: Endpoint(terminalAddress, udp.destination), now: now),
+                           now: now, wallClock: wallClock)
+        return actions
+    }
+
+    private func fromTerminal(_ packet: [UInt8], view: IPPacketView, now: Double, wallClock: Double) -> [ProxyAction] {
+        let terminalBytes = view.source(in: packet), peerBytes = view.destination(in: packet)
+        let udp = udp(packet, view)
+        if let udp, udp.destination == settings.keyDeliveryPort {
+            // Key delivery is for us, whatever address it was sent to; it never leaves the terminal link.
+            guard let address = IPAddress(bytes: terminalBytes), let terminal = registry.terminal(at: address) else {
+                return drop("key_delivery_from_unknown_terminal")
+            }
+            return keyDeliveryFromTerminal(Array(packet[udp.payload..<view.totalLength]), terminal: terminal, now: now, wallClock: wallClock)
+        }
+        let key = FlowKey(packet: packet, view: view)
+        let action = policy.action(for: key)
+        switch action {
+        case .discard: return drop("policy_discard")
+        case .bypass: count("bypassed"); return [.send(.internet, packet)]
+        case .protect: break
+        }
+        if let udp, udp.destination == 4500 || udp.source == 4500 {
+            let payload = packet[udp.payload..<view.totalLength]
+            switch UDPEncapsulatedKind(payload: payload) {
+            case .keepalive: count("forwarded_keepalive"); return [.send(.internet, packet)]
+            case .esp:
+                let s = payload.startIndex
+                let spi = ChildSPI(bytes: Array(payload[s..<(s + 4)]))
+                guard let terminal = IPAddress(bytes: terminalBytes), store.isOutboundSPI(spi, of: terminal) else { return drop("esp_of_unknown_sa") }
+                count("forwarded_esp")
+                return [.send(.internet, packet)]
+            case .ike: return drop("ike_from_terminal")
+            case .malformed: return drop("malformed")
+            }
+        }
+        if view.upperProtocol == IPProtocolNumber.esp {
+            let o = view.upperOffset
+            guard o + 8 <= view.totalLength, let terminal = IPAddress(bytes: terminalBytes),
+                  store.isOutboundSPI(ChildSPI(bytes: Array(packet[o..<(o + 4)])), of: terminal) else { return drop("esp_of_unknown_sa") }
+            count("forwarded_esp")
+            return [.send(.internet, packet)]
+        }
+        // Plaintext of a protected flow: a start request. The packet itself never goes out.
+        guard let terminalAddress = IPAddress(bytes: terminalBytes), let peer = IPAddress(bytes: peerBytes) else { return drop("malformed") }
+        var actions = startRequest(terminal: terminalAddress, peer: peer, now: now, wallClock: wallClock)
+        actions += drop("plaintext_of_protected_flow")
+        return actions
+    }
+
+    /// A terminal needs an SA with a peer (a plaintext packet of a protected flow, or an ACQUIRE).
+    public func startRequest(terminal address: IPAddress, peer: IPAddress, now: Double, wallClock: Double) -> [ProxyAction] {
+        guard let terminal = registry.terminal(at: address) else { return drop("start_request_from_unregistered_terminal") }
+        guard let profile = profile(terminal: address, peer: peer) else { return drop("start_request_without_protect_policy") }
+        let pair = pairKey(address, peer)
+        if let stored = store.validChild(terminal: address, peer: peer, now: now) {
+            // A valid SA exists: set its keys into the terminal (it may have lost them); no negotiation.
+            guard now - (lastReuse[pair] ?? -.infinity) >= settings.reuseInterval else { count("start_request_while_setting"); return [] }
+            lastReuse[pair] = now
+            count("stored_sa_reused")
+            return [.log("start request \(address) -> \(peer): valid stored SA \(stored.outbound.spi), setting its keys")]
+                + keyDelivery(setter(for: terminal).set(stored.inbound, stored.outbound, now: now, wallClock: wallClock), to: terminal)
+        }
+        if negotiating[pair] != nil {
+            count("start_request_joined_negotiation")
+            return []
+        }
+        negotiating[pair] = now
+        count("negotiations_started")
+        let name = connectionName(for: address, peer: peer, profile: profile)
+        return [.log("start request \(address) -> \(peer): no SA, initiating IKE in the terminal's name (\(profile.name))")]
+            + perform(engine.initiate(connection: name, now: now), now: now, wallClock: wallClock)
+    }
+
+    private func keyDeliveryFromTerminal(_ datagram: [UInt8], terminal: TerminalEntry, now: Double, wallClock: Double) -> [ProxyAction] {
+        let keySetter = setter(for: terminal)
+        switch keySetter.channel.receive(datagram, now: now, wallClock: wallClock) {
+        case .rejected(let reason): return drop("key_delivery_\(reason.rawValue)")
+        case .duplicate(let acknowledgement): return keyDelivery([acknowledgement], to: terminal)
+        case .acknowledged(let message):
+            return keyDelivery(keySetter.acknowledged(message, now: now, wallClock: wallClock), to: terminal)
+        case .message(let message, let acknowledgement):
+            var actions = keyDelivery([acknowledgement], to: terminal)
+            switch message {
+            case .acquire(let flow):
+                count("acquires")
+                // The terminal asks for every flow it has no SA for; only protected flows get one.
+                let key = FlowKey(isIPv6: flow.source.isIPv6, source: AddressKey(flow.source.bytes), destination: AddressKey(flow.destination.bytes),
+                                  ipProtocol: flow.ipProtocol, sourcePort: flow.sourcePort, destinationPort: flow.destinationPort)
+                guard flow.source == terminal.address, case .protect = policy.action(for: key) else {
+                    count("acquire_for_unprotected_flow")
+                    break
+                }
+                actions += startRequest(terminal: terminal.address, peer: flow.destination, now: now, wallClock: wallClock)
+            case .expire(let spi, let direction, let hard):
+                guard let stored = store.children.values.first(where: { $0.terminal == terminal.address
+                    && ($0.inbound.spi == spi || $0.outbound.spi == spi) }) else { break }
+                actions.append(.log("terminal \(terminal.terminalID): \(hard ? "hard" : "soft") expiry of \(direction.rawValue) SA \(spi)"))
+                actions += perform(hard ? engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now)
+                                        : engine.rekeyChild(connection: stored.connection, spi: stored.inbound.spi, now: now),
+                                   now: now, wallClock: wallClock)
+            case .status(let entries):
+                actions.append(.log("terminal \(terminal.terminalID) status: \(entries.count) SAs, "
+                                    + "\(entries.reduce(0) { $0 + $1.packets }) packets"))
+            case .addSA, .deleteSA, .flush, .acknowledge:
+                count("key_delivery_unexpected")
+            }
+            return actions
+        }
+    }
+
+    // MARK: engine and key-delivery output
+
+    private func keyDelivery(_ output: TerminalKeySetter.Output, to terminal: TerminalEntry) -> [ProxyAction] {
+        output.log.map { ProxyAction.log($0) } + keyDelivery(output.datagrams, to: terminal)
+    }
+
+    private func keyDelivery(_ datagrams: [[UInt8]], to terminal: TerminalEntry) -> [ProxyAction] {
+        let source = terminal.address.isIPv6 ? settings.keyDeliverySourceIPv6 : settings.keyDeliverySourceIPv4
+        return datagrams.map {
+            .send(.terminal, IPHeaderBuilder.udpPacket(source: source.bytes, destination: terminal.address.bytes,
+                                                      sourcePort: settings.keyDeliveryPort, destinationPort: terminal.keyDeliveryPort, payload: $0))
+        }
+    }
+
+    private func perform(_ engineActions: [EngineAction], now: Double, wallClock: Double) -> [ProxyAction] {
+        var actions: [ProxyAction] = []
+        for action in engineActions {
+            switch action {
+            case .send(let datagram):
+                // IKE leaves from the terminal's address: the peer cannot tell it from the terminal itself.
+                actions.append(.send(.internet, IPHeaderBuilder.udpPacket(source: datagram.source.address.bytes,
+                                                                          destination: datagram.destination.address.bytes,
+                                                                          sourcePort: datagram.source.port,
+                                                                          destinationPort: datagram.destination.port, payload: datagram.payload)))
+            case .event(let event):
+                actions.append(.event(event))
+                let terminalAddress = event.local.address, peer = event.remote.address
+                let profile = profile(terminal: terminalAddress, peer: peer)
+                let lifetime = ESPLifetime(hardSeconds: profile?.hardLifetime)
+                store.record(event, lifetime: lifetime, now: now)
+                switch event.kind {
+                case .childEstablished, .ikeFailed, .ikeDeleted: negotiating[pairKey(terminalAddress, peer)] = nil
+                default: break
+                }
+                if let terminal = registry.terminal(at: terminalAddress) {
+                    actions += keyDelivery(setter(for: terminal).handle(event, lifetime: lifetime, now: now, wallClock: wallClock), to: terminal)
+                }
+            case .drop(let reason): count("ike_drop_" + reason.key); actions.append(.log("IKE message dropped: \(reason)"))
+            case .log(let text): actions.append(.log(text))
+            }
+        }
+        return actions
+    }
+
+    /// Timers: IKE retransmissions and rekeys, key-delivery retransmissions, SA expiry.
+    public func tick(now: Double, wallClock: Double) -> [ProxyAction] {
+        var actions = perform(engine.tick(now: now), now: now, wallClock: wallClock)
+        for (address, keySetter) in setters {
+            guard let terminal = registry.terminal(at: address) else { continue }
+            let (datagrams, abandoned) = keySetter.channel.tick(now: now, wallClock: wallClock)
+            actions += keyDelivery(datagrams, to: terminal)
+            for message in abandoned {
+                count("key_delivery_abandoned")
+                actions.append(.log("terminal \(terminal.terminalID) never acknowledged \(message.kind)"))
+            }
+        }
+        for sa in store.expire(now: now) {
+            count("sa_expired")
+            actions.append(.log("SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime"))
+            if let terminal = registry.terminal(at: sa.terminal) {
+                actions += keyDelivery(setter(for: terminal).delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, now: now, wallClock: wallClock),
+                                       to: terminal)
+            }
+        }
+        // A negotiation that never finished does not block later start requests for ever.
+        for (pair, started) in negotiating where now - started > engine.settings.halfOpenTimeout { negotiating[pair] = nil }
+        return actions
+    }
+}

@@ -1,0 +1,40 @@
+import IKEv2
+
+/// How a protected flow is protected: the IKE and ESP proposals and the credential the proxy uses
+/// when it negotiates in a terminal's name (the "protect" of a policy rule names one).
+public struct ProtectionProfile: Sendable {
+    public var name: String
+    public var ikeProposals: [ProposalSpec]
+    public var espProposals: [ProposalSpec]
+    public var preSharedKey: KeyMaterial
+    /// The peer's identity; nil expects the peer's IP address as its ID.
+    public var peerIdentity: Identity?
+    public var mode: ChildMode
+    /// Always UDP-encapsulate ESP (the terminals here speak ESP in UDP 4500).
+    public var forceEncapsulation: Bool
+    /// Hard lifetime given to the terminal with each SA, seconds; nil for none.
+    public var hardLifetime: UInt32?
+
+    public init(name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
+                peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil) {
+        self.name = name; self.ikeProposals = ikeProposals; self.espProposals = espProposals; self.preSharedKey = preSharedKey
+        self.peerIdentity = peerIdentity; self.mode = mode; self.forceEncapsulation = forceEncapsulation; self.hardLifetime = hardLifetime
+    }
+
+    /// The engine connection that negotiates for `terminal` with `peer` under this profile: the terminal's
+    /// address and identity on our side, host-to-host selectors.
+    public func connection(terminal: IPAddress, peer: IPAddress) -> ConnectionConfiguration {
+        let child = ChildConfiguration(name: "\(name)-child", localTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
+                                       remoteTrafficSelectors: [TrafficSelector(cidr: peer.description)!], mode: mode,
+                                       proposals: espProposals)
+        return ConnectionConfiguration(name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
+                                       localAddress: terminal, remoteAddress: peer,
+                                       localIdentity: Identity(terminal.description), remoteIdentity: peerIdentity ?? Identity(peer.description),
+                                       preSharedKey: preSharedKey, proposals: ikeProposals, children: [child],
+                                       forceEncapsulation: forceEncapsulation)
+    }
+
+    public static func connectionName(profile: String, terminal: IPAddress, peer: IPAddress) -> String {
+        "\(profile):\(terminal)>\(peer)"
+    }
+}

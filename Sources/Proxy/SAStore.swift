@@ -1,0 +1,67 @@
+import ESP
+import IKEv2
+
+/// A CHILD SA negotiated for a terminal, as stored: both directions, when it was made, which IKE SA.
+public struct StoredChildSA: Sendable {
+    public var terminal: IPAddress
+    public var peer: IPAddress
+    public var connection: String
+    public var inbound: SecurityAssociationParameters
+    public var outbound: SecurityAssociationParameters
+    public var ikeSPIs: (initiator: IKESPI, responder: IKESPI)
+    public var createdAt: Double
+    public var hardLifetime: Double?
+
+    public func isValid(now: Double) -> Bool { hardLifetime.map { now - createdAt < $0 } ?? true }
+}
+
+/// The proxy's SA store: every CHILD SA negotiated in a terminal's name, per terminal and peer, with
+/// lifetimes. It answers "is there a valid SA for this flow" and "is this ESP SPI one of ours".
+public final class SAStore {
+    public private(set) var children: [ChildSPI: StoredChildSA] = [:]  // by outbound SPI
+
+    public init() {}
+
+    /// Records what an engine event means for the store; returns the SA it added, if any.
+    @discardableResult
+    public func record(_ event: SAEvent, lifetime: ESPLifetime, now: Double) -> StoredChildSA? {
+        switch event.kind {
+        case .childEstablished, .childRekeyed:
+            guard let child = event.child else { return nil }
+            let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
+            let stored = StoredChildSA(terminal: event.local.address, peer: event.remote.address, connection: event.connection,
+                                       inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
+                                       createdAt: now, hardLifetime: lifetime.hardSeconds.map(Double.init))
+            children[outbound.spi] = stored
+            return stored
+        case .childDeleted:
+            if let child = event.child { children[child.spiOutbound] = nil }
+        case .ikeDeleted, .ikeFailed:
+            children = children.filter { $0.value.ikeSPIs != (event.spiInitiator, event.spiResponder) }
+        case .ikeRekeyed:
+            // The CHILD SAs move to the new IKE SA; the event names the new SPIs, the old ones are in detail.
+            break
+        case .ikeEstablished:
+            break
+        }
+        return nil
+    }
+
+    /// The newest valid CHILD SA between a terminal and a peer.
+    public func validChild(terminal: IPAddress, peer: IPAddress, now: Double) -> StoredChildSA? {
+        children.values.filter { $0.terminal == terminal && $0.peer == peer && $0.isValid(now: now) }
+            .max { $0.createdAt < $1.createdAt }
+    }
+
+    /// Whether `spi` is the outbound SPI of a CHILD SA of this terminal (its ESP may go out).
+    public func isOutboundSPI(_ spi: ChildSPI, of terminal: IPAddress) -> Bool { children[spi]?.terminal == terminal }
+
+    /// Removes and returns the SAs past their hard lifetime.
+    public func expire(now: Double) -> [StoredChildSA] {
+        let expired = children.values.filter { !$0.isValid(now: now) }
+        for sa in expired { children[sa.outbound.spi] = nil }
+        return expired
+    }
+
+    public var count: Int { children.count }
+}

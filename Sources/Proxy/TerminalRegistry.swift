@@ -1,0 +1,34 @@
+import IKEv2
+
+/// A terminal the proxy may act for: its address, identity on the key-delivery channel and key.
+public struct TerminalEntry: Sendable {
+    public var address: IPAddress
+    public var terminalID: UInt64
+    public var enrollmentKey: KeyMaterial
+    public var keyDeliveryPort: UInt16
+
+    public init(address: IPAddress, terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = 9500) {
+        self.address = address; self.terminalID = terminalID; self.enrollmentKey = enrollmentKey; self.keyDeliveryPort = keyDeliveryPort
+    }
+}
+
+/// Which terminals the proxy may act for: enrolled terminals whose address lies inside one of the
+/// administrator's prefixes. Anything else gets no SA from the proxy.
+public struct TerminalRegistry: Sendable {
+    public var allowedPrefixes: [AddressPrefix]
+    public private(set) var entries: [IPAddress: TerminalEntry] = [:]
+
+    public init(allowedPrefixes: [AddressPrefix], terminals: [TerminalEntry] = []) {
+        self.allowedPrefixes = allowedPrefixes
+        for terminal in terminals { entries[terminal.address] = terminal }
+    }
+
+    public mutating func enroll(_ terminal: TerminalEntry) { entries[terminal.address] = terminal }
+
+    /// The terminal at `address` when it is enrolled and allowed.
+    public func terminal(at address: IPAddress) -> TerminalEntry? {
+        guard let entry = entries[address] else { return nil }
+        let key = AddressKey(address.bytes)
+        return allowedPrefixes.contains { $0.isIPv6 == address.isIPv6 && $0.contains(key) } ? entry : nil
+    }
+}

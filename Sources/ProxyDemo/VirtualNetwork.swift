@@ -1,0 +1,270 @@
+import ESP
+import IKEv2
+import KeyDelivery
+import Packets
+import Proxy
+import TerminalAgent
+
+/// An Internet peer: the project's own IKEv2 engine as an ordinary endpoint, with user-space ESP, on
+/// the Internet side of the proxy.
+public final class PeerHost {
+    public let address: IPAddress
+    public let engine: IKEEngine
+    var database = SecurityAssociationDatabase()
+    var stack = HostStack()
+    public private(set) var events: [SAEvent] = []
+    public internal(set) var espReceived = 0
+    public internal(set) var plaintextReceived = 0
+
+    init(address: IPAddress, engine: IKEEngine) { self.address = address; self.engine = engine }
+
+    /// Installs the ESP SAs of a CHILD SA event (the peer runs its own ESP).
+    func apply(_ event: SAEvent, now: Double) {
+        events.append(event)
+        guard let child = event.child else { return }
+        switch event.kind {
+        case .childEstablished, .childRekeyed:
+            let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: ESPLifetime())
+            if let sa = try? InboundSecurityAssociation(inbound, createdAt: now) { database.install(inbound: sa) }
+            if let sa = try? OutboundSecurityAssociation(outbound, createdAt: now) { database.install(outbound: sa) }
+        case .childDeleted:
+            database.remove(spi: child.spiInbound, direction: .inbound)
+            database.remove(spi: child.spiOutbound, direction: .outbound)
+        default: break
+        }
+    }
+}
+
+/// A terminal: the terminal agent's ESP engine and key-delivery end, plus a host that answers pings.
+public final class TerminalHost {
+    public let address: IPAddress
+    public let entry: TerminalEntry
+    public private(set) var agent: TerminalAgent
+    var stack = HostStack()
+    /// When the terminal last had an outbound SA installed (for time-to-keys figures).
+    public internal(set) var keysInstalledAt: Double?
+
+    init(entry: TerminalEntry) {
+        address = entry.address
+        self.entry = entry
+        agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: entry.terminalID,
+                                                          enrollmentKey: entry.enrollmentKey, epoch: 1), statusInterval: 0)
+        agent.acquireInterval = 0.5
+    }
+
+    /// A restart: the terminal loses every SA it held (the proxy still has them stored).
+    public func restart(epoch: UInt64) {
+        agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: entry.terminalID,
+                                                          enrollmentKey: entry.enrollmentKey, epoch: epoch), statusInterval: 0)
+        agent.acquireInterval = 0.5
+        keysInstalledAt = nil
+    }
+
+    public var echoRepliesReceived: Int { stack.received.filter(HostStack.isEchoReply).count }
+    public var hasOutboundSA: Bool { !agent.database.outbound.isEmpty }
+}
+
+/// Peer, proxy and terminals on virtual links inside one process: a discrete-event network with a fixed
+/// one-way latency per link, driven by a simulated clock. `ikeproxy demo` and the proxy tests run on it.
+public final class VirtualNetwork {
+    public let proxy: KeyExchangeProxy
+    public let peer: PeerHost
+    public private(set) var terminals: [IPAddress: TerminalHost] = [:]
+    public let linkLatency: Double
+    public private(set) var now: Double = 0
+    let wallClockBase = 1_800_000_000.0
+    var wallClock: Double { wallClockBase + now }
+
+    enum Node: Equatable { case peer, proxy(LinkSide), terminal(IPAddress) }
+    private var queue: [(time: Double, order: Int, node: Node, packet: [UInt8])] = []
+    private var order = 0
+    /// Every packet that crossed the Internet-side link, for checks that no plaintext leaked.
+    public private(set) var internetLink: [[UInt8]] = []
+    public private(set) var proxyDrops: [String] = []
+    public var log: (String) -> Void = { _ in }
+
+    public init(proxy: KeyExchangeProxy, peer: IKEEngine, peerAddress: IPAddress, terminals: [TerminalEntry], linkLatency: Double = 0.0005) {
+        self.proxy = proxy
+        self.peer = PeerHost(address: peerAddress, engine: peer)
+        self.linkLatency = linkLatency
+        for entry in terminals { self.terminals[entry.address] = TerminalHost(entry: entry) }
+    }
+
+    /// Adds a host on the terminal side that the proxy does not know.
+    public func attach(_ entry: TerminalEntry) { terminals[entry.address] = TerminalHost(entry: entry) }
+
+    private func schedule(_ node: Node, _ packet: [UInt8], delay: Double? = nil) {
+        order += 1
+        queue.append((now + (delay ?? linkLatency), order, node, packet))
+    }
+
+    // MARK: what the hosts do
+
+    /// The peer starts IKE with a connection of its engine.
+    public func peerInitiates(connection: String) {
+        peerActions(peer.engine.initiate(connection: connection, now: now))
+    }
+
+    /// The peer rekeys the CHILD SA of one of its connections.
+    public func peerInitiatesRekey(connection: String) {
+        peerActions(peer.engine.rekeyChild(connection: connection, spi: nil, now: now))
+    }
+
+    /// The peer sends an IP packet: protected when it has an SA for it, in the clear otherwise.
+    public func peerSends(_ packet: [UInt8]) {
+        if let sa = peer.database.outboundSA(for: packet), let esp = try? sa.encapsulate(packet, now: now) {
+            sendFromPeer(esp.bytes)
+        } else {
+            sendFromPeer(packet)
+        }
+    }
+
+    private func sendFromPeer(_ packet: [UInt8]) {
+        internetLink.append(packet)
+        schedule(.proxy(.internet), packet)
+    }
+
+    /// A terminal's host sends an IP packet (it goes through the terminal agent first).
+    public func terminalSends(_ address: IPAddress, _ packet: [UInt8]) {
+        guard let terminal = terminals[address] else { return }
+        terminalActions(terminal, terminal.agent.outbound(packet, now: now, wallClock: wallClock))
+    }
+
+    private func peerActions(_ actions: [EngineAction]) {
+        for action in actions {
+            switch action {
+            case .send(let d):
+                sendFromPeer(IPHeaderBuilder.udpPacket(source: d.source.address.bytes, destination: d.destination.address.bytes,
+                                                       sourcePort: d.source.port, destinationPort: d.destination.port, payload: d.payload))
+            case .event(let event): peer.apply(event, now: now)
+            case .drop, .log: break
+            }
+        }
+    }
+
+    private func terminalActions(_ terminal: TerminalHost, _ actions: [TerminalAction]) {
+        for action in actions {
+            switch action {
+            case .sendEncapsulated(let payload, let to, let port, let fromPort):
+                schedule(.proxy(.terminal), IPHeaderBuilder.udpPacket(source: terminal.address.bytes, destination: to.bytes,
+                                                                      sourcePort: fromPort, destinationPort: port, payload: payload))
+            case .sendRaw(let packet, _): schedule(.proxy(.terminal), packet)
+            case .sendKeyDelivery(let datagram):
+                let proxySource = terminal.address.isIPv6 ? proxy.settings.keyDeliverySourceIPv6 : proxy.settings.keyDeliverySourceIPv4
+                schedule(.proxy(.terminal), IPHeaderBuilder.udpPacket(source: terminal.address.bytes, destination: proxySource.bytes,
+                                                                      sourcePort: terminal.entry.keyDeliveryPort,
+                                                                      destinationPort: proxy.settings.keyDeliveryPort, payload: datagram))
+            case .deliver(let packet):
+                if let reply = terminal.stack.receive(packet) { terminalSends(terminal.address, reply) }
+            case .log(let text):
+                if text.hasPrefix("installed outbound") { terminalKeysInstalled(terminal) }
+                log("  terminal \(terminal.address): \(text)")
+            }
+        }
+    }
+
+    private func terminalKeysInstalled(_ terminal: TerminalHost) { terminal.markKeysInstalled(at: now) }
+
+    private func proxyActions(_ actions: [ProxyAction]) {
+        for action in actions {
+            switch action {
+            case .send(.internet, let packet): sendFromProxyToInternet(packet)
+            case .send(.terminal, let packet):
+                guard let view = try? IPPacketView(packet), let destination = IPAddress(bytes: view.destination(in: packet)),
+                      terminals[destination] != nil else { continue }
+                schedule(.terminal(destination), packet)
+            case .drop(let reason): proxyDrops.append(reason)
+            case .log(let text): log("  proxy: \(text)")
+            case .event: break
+            }
+        }
+    }
+
+    private func sendFromProxyToInternet(_ packet: [UInt8]) {
+        internetLink.append(packet)
+        schedule(.peer, packet)
+    }
+
+    private func deliverToPeer(_ packet: [UInt8]) {
+        guard let view = try? IPPacketView(packet), view.upperProtocol == IPProtocolNumber.udp || view.upperProtocol == IPProtocolNumber.icmp
+                || view.upperProtocol == IPProtocolNumber.tcp || view.upperProtocol == IPProtocolNumber.icmpv6,
+              let source = IPAddress(bytes: view.source(in: packet)) else { return }
+        if view.upperProtocol == IPProtocolNumber.udp, let ports = view.ports(in: packet) {
+            let payload = Array(packet[(view.upperOffset + 8)..<view.totalLength])
+            if ports.destination == 500 || (ports.destination == 4500 && UDPEncapsulatedKind(payload: payload[...]) == .ike) {
+                peerActions(peer.engine.receive(payload, from: Endpoint(source, ports.source), to: Endpoint(peer.address, ports.destination), now: now))
+                return
+            }
+            if ports.destination == 4500 {
+                if case .success(let inner) = peer.database.decapsulate(payload[...]) {
+                    peer.espReceived += 1
+                    if let reply = peer.stack.receive(inner) { peerSends(reply) }
+                }
+                return
+            }
+        }
+        peer.plaintextReceived += 1
+        if let reply = peer.stack.receive(packet) { peerSends(reply) }
+    }
+
+    private func deliverToTerminal(_ terminal: TerminalHost, _ packet: [UInt8]) {
+        guard let view = try? IPPacketView(packet) else { return }
+        if view.upperProtocol == IPProtocolNumber.udp, let ports = view.ports(in: packet) {
+            let payload = Array(packet[(view.upperOffset + 8)..<view.totalLength])
+            if ports.destination == terminal.entry.keyDeliveryPort {
+                terminalActions(terminal, terminal.agent.receiveKeyDelivery(payload, now: now, wallClock: wallClock)); return
+            }
+            if ports.destination == 4500 { terminalActions(terminal, terminal.agent.inboundEncapsulated(payload)); return }
+        }
+        if let reply = terminal.stack.receive(packet) { terminalSends(terminal.address, reply) }
+    }
+
+    // MARK: running
+
+    /// Delivers packets and runs timers until nothing is in flight or `until` (simulated seconds) passes.
+    public func run(for duration: Double = 5, tick: Double = 0.05) {
+        let end = now + duration
+        var nextTick = now
+        while now <= end {
+            if let index = queue.indices.min(by: { (queue[$0].time, queue[$0].order) < (queue[$1].time, queue[$1].order) }),
+               queue[index].time <= nextTick {
+                let event = queue.remove(at: index)
+                now = max(now, event.time)
+                switch event.node {
+                case .peer: deliverToPeer(event.packet)
+                case .proxy(let side): proxyActions(proxy.receive(from: side, packet: event.packet, now: now, wallClock: wallClock))
+                case .terminal(let address): if let terminal = terminals[address] { deliverToTerminal(terminal, event.packet) }
+                }
+                continue
+            }
+            if queue.isEmpty && !proxyBusy { return }
+            now = nextTick
+            peerActions(peer.engine.tick(now: now))
+            proxyActions(proxy.tick(now: now, wallClock: wallClock))
+            for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(now: now, wallClock: wallClock)) }
+            nextTick = now + tick
+        }
+    }
+
+    /// Whether the proxy still waits for something (a negotiation or unacknowledged key delivery).
+    private var proxyBusy: Bool {
+        terminals.keys.contains { t in proxy.isNegotiating(terminal: t, peer: peer.address) }
+    }
+
+    /// Advances the simulated clock without traffic (lifetimes, rekeys).
+    public func advance(by seconds: Double, tick: Double = 0.5) {
+        let end = now + seconds
+        while now < end {
+            run(for: 0, tick: tick)
+            now = min(end, now + tick)
+            peerActions(peer.engine.tick(now: now))
+            proxyActions(proxy.tick(now: now, wallClock: wallClock))
+            for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(now: now, wallClock: wallClock)) }
+        }
+        run(for: 1)
+    }
+}
+
+extension TerminalHost {
+    func markKeysInstalled(at time: Double) { keysInstalledAt = time }
+}

@@ -1,0 +1,210 @@
+import XCTest
+import ESP
+import IKEv2
+import Packets
+@testable import Proxy
+@testable import ProxyDemo
+
+/// Every branch of the two flows of the design, with the real engine, ESP and terminal agent on
+/// virtual links (docs/proxy.md).
+final class ProxyFlowTests: XCTestCase {
+    let peer = DemoScenario.peer, a = DemoScenario.terminalA, b = DemoScenario.terminalB, c = DemoScenario.stranger
+
+    func ping(_ network: VirtualNetwork, from terminal: IPAddress, sequence: UInt16 = 1) {
+        network.terminalSends(terminal, HostStack.echoRequest(from: terminal, to: peer, sequence: sequence))
+        network.run()
+    }
+
+    /// No packet on the Internet link carries plaintext between a terminal and the peer, except bypass.
+    func assertNoPlaintextLeak(_ network: VirtualNetwork, file: StaticString = #filePath, line: UInt = #line) {
+        for packet in network.internetLink {
+            guard let view = try? IPPacketView(packet) else { continue }
+            let isICMP = view.upperProtocol == IPProtocolNumber.icmp
+            XCTAssertFalse(isICMP, "plaintext ICMP crossed the Internet link", file: file, line: line)
+        }
+    }
+
+    // Internet side
+
+    func testPeerInitiatedNegotiationSetsKeysIntoTheTerminalAndTrafficFlows() {
+        let network = DemoScenario.network()
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA, "keys set into terminal A")
+        XCTAssertEqual(network.proxy.counters["ike_answered_for_terminal"], 2, "IKE_SA_INIT and IKE_AUTH answered in A's name")
+        XCTAssertEqual(network.proxy.store.count, 1)
+        for sequence in 1...5 { network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: UInt16(sequence))) }
+        network.run()
+        XCTAssertEqual(network.peer.stack.received.filter(HostStack.isEchoReply).count, 5, "A answered through ESP")
+        XCTAssertEqual(network.peer.espReceived, 5)
+        XCTAssertEqual(network.proxy.counters["forwarded_esp"], 5)
+        assertNoPlaintextLeak(network)
+        // The IKE replies came from A's address: the peer's IKE SA names A as its remote end.
+        XCTAssertEqual(network.peer.engine.sessionSummaries.first?.remote.address, a)
+    }
+
+    func testInternetPacketsThatPolicyDiscardsAreDropped() {
+        let network = DemoScenario.network()
+        network.peerSends(HostStack.tcpSyn(from: peer, to: a, destinationPort: 40000).withSourcePort(23))
+        network.run()
+        XCTAssertEqual(network.proxy.counters["drop_policy_discard"], 1)
+        XCTAssertTrue(network.terminals[a]!.stack.received.isEmpty)
+    }
+
+    func testNonKeyExchangeTrafficFromTheInternetIsForwarded() {
+        let network = DemoScenario.network()
+        network.peerSends(HostStack.udp(from: peer, to: b, sourcePort: 53, destinationPort: 33000, payload: [1, 2, 3]))
+        network.run()
+        XCTAssertEqual(network.terminals[b]!.stack.received.count, 1)
+        XCTAssertEqual(network.proxy.counters["forwarded_to_terminal"], 1)
+    }
+
+    func testIKEForAnUnregisteredTerminalIsDropped() {
+        let network = DemoScenario.network()
+        network.peerInitiates(connection: "to-\(c)")
+        network.run()
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["drop_ike_for_unregistered_terminal"] ?? 0, 1)
+        XCTAssertFalse(network.terminals[c]!.hasOutboundSA)
+        XCTAssertTrue(network.terminals[c]!.stack.received.isEmpty, "the stranger never sees IKE either")
+    }
+
+    func testKeyDeliveryArrivingFromTheInternetIsDropped() {
+        let network = DemoScenario.network()
+        network.peerSends(HostStack.udp(from: peer, to: a, sourcePort: 9500, destinationPort: 9500, payload: Array(repeating: 0, count: 80)))
+        network.run()
+        XCTAssertEqual(network.proxy.counters["drop_key_delivery_from_internet"], 1)
+        XCTAssertTrue(network.terminals[a]!.stack.received.isEmpty)
+    }
+
+    func testPeerRestartingWhileAValidSAIsStoredGetsTheStoredKeysSetAtOnce() {
+        let network = DemoScenario.network()
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        XCTAssertEqual(network.proxy.counters["stored_sa_set_for_peer_request"], 1)
+        XCTAssertEqual(network.proxy.store.count, 2, "and the new negotiation is answered too")
+    }
+
+    // Terminal side
+
+    func testTerminalStartRequestRunsOneNegotiationAndPlaintextNeverLeaves() {
+        let network = DemoScenario.network()
+        for sequence in 1...4 {  // concurrent start requests for one flow
+            network.terminalSends(b, HostStack.echoRequest(from: b, to: peer, sequence: UInt16(sequence)))
+        }
+        network.run()
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], 1, "one negotiation, however many start requests")
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["start_request_joined_negotiation"] ?? 0, 3)
+        XCTAssertEqual(network.proxy.counters["drop_plaintext_of_protected_flow"], 4)
+        XCTAssertTrue(network.terminals[b]!.hasOutboundSA)
+        ping(network, from: b, sequence: 9)
+        XCTAssertEqual(network.terminals[b]!.echoRepliesReceived, 1, "then traffic flows through ESP")
+        XCTAssertEqual(network.peer.espReceived, 1)
+        assertNoPlaintextLeak(network)
+    }
+
+    func testAcquireFromTheTerminalStartsTheSamePath() {
+        let network = DemoScenario.network()
+        // The agent passes the packet on and sends an ACQUIRE; the proxy drops the one and acts on the other.
+        ping(network, from: a)
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["acquires"] ?? 0, 1)
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], 1)
+    }
+
+    func testStoredSAIsReusedWithoutNegotiationAfterATerminalRestart() {
+        let network = DemoScenario.network()
+        ping(network, from: a)
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        network.terminals[a]!.restart(epoch: 2)
+        XCTAssertFalse(network.terminals[a]!.hasOutboundSA)
+        ping(network, from: a, sequence: 2)
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], 1, "no second negotiation")
+        XCTAssertEqual(network.proxy.counters["stored_sa_reused"], 1)
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        ping(network, from: a, sequence: 3)
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1)
+    }
+
+    func testDiscardAndBypassFromTheTerminalSide() {
+        let network = DemoScenario.network()
+        network.terminalSends(b, HostStack.tcpSyn(from: b, to: peer, destinationPort: 23))
+        network.terminalSends(b, HostStack.udp(from: b, to: peer, sourcePort: 33000, destinationPort: 53, payload: Array("query".utf8)))
+        network.run()
+        XCTAssertEqual(network.proxy.counters["drop_policy_discard"], 1)
+        XCTAssertEqual(network.proxy.counters["bypassed"], 1)
+        XCTAssertEqual(network.peer.plaintextReceived, 1, "only the bypass packet reached the peer")
+        XCTAssertNil(network.proxy.counters["negotiations_started"], "no SA for flows that are not protected")
+        XCTAssertEqual(network.proxy.counters["acquire_for_unprotected_flow"], 2)
+    }
+
+    func testUnregisteredTerminalGetsNoSA() {
+        let network = DemoScenario.network()
+        ping(network, from: c)
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["drop_start_request_from_unregistered_terminal"] ?? 0, 1)
+        XCTAssertFalse(network.terminals[c]!.hasOutboundSA)
+        XCTAssertEqual(network.proxy.store.count, 0)
+        assertNoPlaintextLeak(network)
+    }
+
+    func testESPWithAnUnknownSPIFromTheTerminalIsDropped() {
+        let network = DemoScenario.network()
+        network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 4500, destinationPort: 4500,
+                                               payload: [0xde, 0xad, 0xbe, 0xef] + Array(repeating: 1, count: 40)))
+        network.run()
+        XCTAssertEqual(network.proxy.counters["drop_esp_of_unknown_sa"], 1)
+        XCTAssertEqual(network.peer.espReceived, 0)
+    }
+
+    func testTwoTerminalsTalkingToOnePeerEachGetTheirOwnKeys() {
+        let network = DemoScenario.network()
+        ping(network, from: a)
+        ping(network, from: b)
+        let sas = network.proxy.store.children.values
+        XCTAssertEqual(sas.count, 2)
+        XCTAssertEqual(Set(sas.map(\.terminal)), [a, b])
+        XCTAssertNotEqual(sas.first?.outbound.encryptionKey, sas.dropFirst().first?.outbound.encryptionKey)
+        ping(network, from: a, sequence: 2); ping(network, from: b, sequence: 2)
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1)
+        XCTAssertEqual(network.terminals[b]!.echoRepliesReceived, 1)
+    }
+
+    // SA store: rekey and expiry
+
+    func testRekeyReachesTheTerminalMakeBeforeBreak() {
+        let network = DemoScenario.network()
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        let old = network.proxy.store.children.values.first!.outbound.spi
+        network.peerInitiatesRekey(connection: "to-\(a)")
+        network.run()
+        XCTAssertNotNil(network.proxy.store.children.values.first { $0.outbound.spi != old }, "the new SA is stored")
+        XCTAssertNil(network.proxy.store.children[old], "the old one is gone")
+        XCTAssertEqual(network.terminals[a]!.agent.database.outbound.count, 1)
+        XCTAssertNotEqual(network.terminals[a]!.agent.database.outbound.first?.parameters.spi, old)
+        network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: 1))
+        network.run()
+        XCTAssertEqual(network.peer.stack.received.filter(HostStack.isEchoReply).count, 1, "traffic flows on the new SA")
+    }
+
+    func testExpiredSAIsRemovedFromStoreAndTerminal() {
+        let network = DemoScenario.network(hardLifetime: 30)
+        ping(network, from: a)
+        XCTAssertEqual(network.proxy.store.count, 1)
+        network.advance(by: 40)
+        XCTAssertEqual(network.proxy.store.count, 0)
+        XCTAssertFalse(network.terminals[a]!.hasOutboundSA)
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["sa_expired"] ?? 0, 1)
+    }
+}
+
+extension Array where Element == UInt8 {
+    /// The same TCP/UDP packet with another source port (checksum recomputed).
+    func withSourcePort(_ port: UInt16) -> [UInt8] {
+        var packet = self
+        guard let view = try? IPPacketView(packet) else { return self }
+        packet[view.upperOffset] = UInt8(port >> 8); packet[view.upperOffset + 1] = UInt8(port & 0xff)
+        TransportChecksum.fill(packet: &packet, view: view)
+        return packet
+    }
+}
