@@ -53,6 +53,7 @@ let package = Package(
             dependencies: [
                 "IKEEndpoint",
                 "TerminalAgent",
+                "ProxyDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

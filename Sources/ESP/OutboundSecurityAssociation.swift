@@ -21,10 +21,10 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
     let cipher: ESPCipher
     private var randomIVs = RandomIVPool()
 
-    public init(_ parameters: SecurityAssociationParameters, createdAt: Double = 0, startingSequence: UInt64 = 0) throws {
+    public init(_ parameters: SecurityAssociationParameters, createdAt: Double = 0, startingSequence: UInt64? = nil) throws {
         self.parameters = parameters
         self.createdAt = createdAt
-        self.sequence = startingSequence
+        self.sequence = startingSequence ?? parameters.sequenceStart
         cipher = try ESPCipher(suite: parameters.suite, encryptionKey: parameters.encryptionKey,
                                integrityKey: parameters.integrityKey)
     }

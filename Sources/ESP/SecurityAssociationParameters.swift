@@ -44,6 +44,10 @@ public struct SecurityAssociationParameters: Equatable, Sendable {
     public var sourceSelectors: [TrafficSelector]
     public var destinationSelectors: [TrafficSelector]
     public var lifetime: ESPLifetime
+    /// Outbound only: the last sequence number already used with these keys. A sender must never reuse
+    /// one (RFC 4303 section 3.3.3; with a counter IV a reuse would also repeat an AEAD nonce), so an SA
+    /// handed again to a terminal that lost it continues above what was seen.
+    public var sequenceStart: UInt64 = 0
 
     public init(spi: ChildSPI, direction: ESPDirection, suite: ChildCipherSuite, encryptionKey: KeyMaterial,
                 integrityKey: KeyMaterial, mode: ChildMode, tunnelSource: IPAddress, tunnelDestination: IPAddress,

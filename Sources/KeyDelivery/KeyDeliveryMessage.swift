@@ -173,6 +173,7 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
                       lifetime.softSeconds.map(UInt64.init), lifetime.hardSeconds.map(UInt64.init)] {
             out.appendBigEndian(value ?? 0)
         }
+        out.appendBigEndian(sa.sequenceStart)
     }
 
     static func decodeSA(_ reader: inout FieldReader) throws(KeyDeliveryDecodingError) -> SecurityAssociationParameters {
@@ -215,11 +216,14 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
         func seconds(_ value: UInt64?) -> UInt32? { value.map { UInt32(clamping: $0) } }
         let lifetime = ESPLifetime(softBytes: limits[0], hardBytes: limits[1], softPackets: limits[2], hardPackets: limits[3],
                                    softSeconds: seconds(limits[4]), hardSeconds: seconds(limits[5]))
-        return SecurityAssociationParameters(
+        let sequenceStart = try reader.uint64("sequence start")
+        var sa = SecurityAssociationParameters(
             spi: spi, direction: dir,
             suite: ChildCipherSuite(encryption: encryption, integrity: integrity, group: nil, extendedSequenceNumbers: esn == 1),
             encryptionKey: KeyMaterial(encryptionKey), integrityKey: KeyMaterial(integrityKey), mode: mode,
             tunnelSource: source, tunnelDestination: destination, encapsulation: encapsulation,
             sourceSelectors: sourceSelectors, destinationSelectors: destinationSelectors, lifetime: lifetime)
+        sa.sequenceStart = sequenceStart
+        return sa
     }
 }

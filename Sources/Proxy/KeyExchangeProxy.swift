@@ -130,7 +130,8 @@ public final class KeyExchangeProxy {
         if isNewSA, let stored = store.validChild(terminal: terminalAddress, peer: peer, now: now) {
             // The peer starts over while we hold a valid SA: the terminal gets those keys again at once.
             count("stored_sa_set_for_peer_request")
-            actions += keyDelivery(setter(for: terminal).set(stored.inbound, stored.outbound, now: now, wallClock: wallClock), to: terminal)
+            let (inbound, outbound) = store.resumable(stored)
+            actions += keyDelivery(setter(for: terminal).set(inbound, outbound, now: now, wallClock: wallClock), to: terminal)
         }
         _ = connectionName(for: terminalAddress, peer: peer, profile: profile)
         count("ike_answered_for_terminal")
@@ -164,6 +165,8 @@ public final class KeyExchangeProxy {
                 let s = payload.startIndex
                 let spi = ChildSPI(bytes: Array(payload[s..<(s + 4)]))
                 guard let terminal = IPAddress(bytes: terminalBytes), store.isOutboundSPI(spi, of: terminal) else { return drop("esp_of_unknown_sa") }
+                store.noteOutbound(spi: spi, sequenceLow: UInt32(payload[s + 4]) << 24 | UInt32(payload[s + 5]) << 16
+                                   | UInt32(payload[s + 6]) << 8 | UInt32(payload[s + 7]))
                 count("forwarded_esp")
                 return [.send(.internet, packet)]
             case .ike: return drop("ike_from_terminal")
@@ -172,8 +175,11 @@ public final class KeyExchangeProxy {
         }
         if view.upperProtocol == IPProtocolNumber.esp {
             let o = view.upperOffset
+            let spi = ChildSPI(bytes: Array(packet[o..<min(o + 4, view.totalLength)]))
             guard o + 8 <= view.totalLength, let terminal = IPAddress(bytes: terminalBytes),
-                  store.isOutboundSPI(ChildSPI(bytes: Array(packet[o..<(o + 4)])), of: terminal) else { return drop("esp_of_unknown_sa") }
+                  store.isOutboundSPI(spi, of: terminal) else { return drop("esp_of_unknown_sa") }
+            store.noteOutbound(spi: spi, sequenceLow: UInt32(packet[o + 4]) << 24 | UInt32(packet[o + 5]) << 16
+                               | UInt32(packet[o + 6]) << 8 | UInt32(packet[o + 7]))
             count("forwarded_esp")
             return [.send(.internet, packet)]
         }
@@ -194,8 +200,10 @@ public final class KeyExchangeProxy {
             guard now - (lastReuse[pair] ?? -.infinity) >= settings.reuseInterval else { count("start_request_while_setting"); return [] }
             lastReuse[pair] = now
             count("stored_sa_reused")
-            return [.log("start request \(address) -> \(peer): valid stored SA \(stored.outbound.spi), setting its keys")]
-                + keyDelivery(setter(for: terminal).set(stored.inbound, stored.outbound, now: now, wallClock: wallClock), to: terminal)
+            let (inbound, outbound) = store.resumable(stored)
+            return [.log("start request \(address) -> \(peer): valid stored SA \(stored.outbound.spi), setting its keys "
+                         + "(sending resumes after sequence number \(outbound.sequenceStart))")]
+                + keyDelivery(setter(for: terminal).set(inbound, outbound, now: now, wallClock: wallClock), to: terminal)
         }
         if negotiating[pair] != nil {
             count("start_request_joined_negotiation")

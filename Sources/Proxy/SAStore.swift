@@ -19,6 +19,8 @@ public struct StoredChildSA: Sendable {
 /// lifetimes. It answers "is there a valid SA for this flow" and "is this ESP SPI one of ours".
 public final class SAStore {
     public private(set) var children: [ChildSPI: StoredChildSA] = [:]  // by outbound SPI
+    /// Highest sequence number seen in the terminal's ESP per outbound SA (the proxy forwards it all).
+    public private(set) var highestOutboundSequence: [ChildSPI: UInt64] = [:]
 
     public init() {}
 
@@ -35,7 +37,7 @@ public final class SAStore {
             children[outbound.spi] = stored
             return stored
         case .childDeleted:
-            if let child = event.child { children[child.spiOutbound] = nil }
+            if let child = event.child { children[child.spiOutbound] = nil; highestOutboundSequence[child.spiOutbound] = nil }
         case .ikeDeleted, .ikeFailed:
             children = children.filter { $0.value.ikeSPIs != (event.spiInitiator, event.spiResponder) }
         case .ikeRekeyed:
@@ -52,6 +54,26 @@ public final class SAStore {
         children.values.filter { $0.terminal == terminal && $0.peer == peer && $0.isValid(now: now) }
             .max { $0.createdAt < $1.createdAt }
     }
+
+    /// Notes the sequence number of an ESP packet the terminal sent (low 32 bits on the wire; the high half
+    /// is followed across wraps for extended sequence numbers).
+    public func noteOutbound(spi: ChildSPI, sequenceLow: UInt32) {
+        let previous = highestOutboundSequence[spi] ?? 0
+        var high = previous >> 32
+        if UInt32(truncatingIfNeeded: previous) > 0xC000_0000 && sequenceLow < 0x4000_0000 { high += 1 }
+        let full = high << 32 | UInt64(sequenceLow)
+        if full > previous { highestOutboundSequence[spi] = full }
+    }
+
+    /// The SA to hand again to a terminal: its outbound half continues above every sequence number used.
+    public func resumable(_ stored: StoredChildSA) -> (inbound: SecurityAssociationParameters, outbound: SecurityAssociationParameters) {
+        var outbound = stored.outbound
+        outbound.sequenceStart = (highestOutboundSequence[stored.outbound.spi] ?? 0) + Self.sequenceMargin
+        return (stored.inbound, outbound)
+    }
+
+    /// Sequence numbers skipped when an SA is handed again, for packets lost between terminal and proxy.
+    public static let sequenceMargin: UInt64 = 65536
 
     /// Whether `spi` is the outbound SPI of a CHILD SA of this terminal (its ESP may go out).
     public func isOutboundSPI(_ spi: ChildSPI, of terminal: IPAddress) -> Bool { children[spi]?.terminal == terminal }

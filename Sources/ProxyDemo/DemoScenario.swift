@@ -9,6 +9,9 @@ public enum DemoScenario {
     public static let terminalA = IPAddress("10.0.0.11")!
     public static let terminalB = IPAddress("10.0.0.12")!
     public static let stranger = IPAddress("10.0.0.13")!
+    /// Other hosts on the peer's network: a DNS server (bypass) and a telnet server (discard).
+    public static let dnsServer = IPAddress("198.51.100.53")!
+    public static let telnetServer = IPAddress("198.51.100.23")!
     public static let preSharedKey = KeyMaterial(Array("demo pre-shared key, not a secret".utf8))
 
     public static func terminals() -> [TerminalEntry] {
@@ -21,7 +24,7 @@ public enum DemoScenario {
         return PolicyTable(rules: [
             PolicyRule(source: terminals, destination: peers, ipProtocol: 17, destinationPorts: PortRange(53, 53), action: .bypass),
             PolicyRule(source: terminals, destination: peers, ipProtocol: 6, destinationPorts: PortRange(23, 23), action: .discard),
-            PolicyRule(source: terminals, destination: peers, action: .protect(profile: "gateway")),
+            PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, action: .protect(profile: "gateway")),
         ], defaultAction: .bypass)
     }
 

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import IKEEndpoint
 import TerminalAgent
+import ProxyDemo
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +16,7 @@ struct IKEProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ikeproxy",
         abstract: "A transparent IKEv2 key-exchange proxy.",
-        subcommands: [EndpointCommand.self, TerminalCommand.self]
+        subcommands: [DemoCommand.self, EndpointCommand.self, TerminalCommand.self]
     )
 }
 
@@ -76,5 +77,20 @@ struct TerminalCommand: ParsableCommand {
         signal(SIGINT) { _ in stopRequested = 1 }
         signal(SIGTERM) { _ in stopRequested = 1 }
         runner.run(shouldStop: { stopRequested != 0 })
+    }
+}
+
+struct DemoCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "demo",
+        abstract: "Run the whole design in one process on virtual links (no root, no configuration), narrated step by step."
+    )
+
+    @Flag(name: .long, help: "Also print what the proxy and the terminals log.")
+    var verbose = false
+
+    func run() throws {
+        let ok = DemoRun.run(verbose: verbose) { print($0) }
+        if !ok { throw ExitCode.failure }
     }
 }

@@ -24,8 +24,10 @@ final class KeyDeliveryTests: XCTestCase {
     }
 
     func testEveryMessageRoundTrips() throws {
+        var resumed = sampleSA()
+        resumed.sequenceStart = 1 << 40
         let messages: [KeyDeliveryMessage] = [
-            .addSA(sampleSA()), .deleteSA(spi: ChildSPI(0x1234), direction: .inbound), .flush, .acknowledge(sequence: 77),
+            .addSA(sampleSA()), .addSA(resumed), .deleteSA(spi: ChildSPI(0x1234), direction: .inbound), .flush, .acknowledge(sequence: 77),
             .acquire(FlowDescription(source: IPAddress("10.2.0.2")!, destination: IPAddress("10.1.0.1")!, ipProtocol: 6,
                                      sourcePort: 40000, destinationPort: 5001)),
             .expire(spi: ChildSPI(0x999), direction: .outbound, hard: true),

@@ -116,14 +116,20 @@ final class ProxyFlowTests: XCTestCase {
         let network = DemoScenario.network()
         ping(network, from: a)
         XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        ping(network, from: a, sequence: 5)  // some ESP goes out before the restart
         network.terminals[a]!.restart(epoch: 2)
         XCTAssertFalse(network.terminals[a]!.hasOutboundSA)
         ping(network, from: a, sequence: 2)
         XCTAssertEqual(network.proxy.counters["negotiations_started"], 1, "no second negotiation")
         XCTAssertEqual(network.proxy.counters["stored_sa_reused"], 1)
         XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        // Never a sequence number (and so never an AEAD nonce) twice with the same keys.
+        let resumed = network.terminals[a]!.agent.database.outbound.first!
+        let seen = network.proxy.store.highestOutboundSequence[resumed.parameters.spi] ?? 0
+        XCTAssertGreaterThan(seen, 0)
+        XCTAssertGreaterThanOrEqual(resumed.sequence, seen + SAStore.sequenceMargin)
         ping(network, from: a, sequence: 3)
-        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1)
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 2, "one reply before the restart, one with the resumed SA (the peer's replay window moved on)")
     }
 
     func testDiscardAndBypassFromTheTerminalSide() {
@@ -167,6 +173,12 @@ final class ProxyFlowTests: XCTestCase {
         ping(network, from: a, sequence: 2); ping(network, from: b, sequence: 2)
         XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1)
         XCTAssertEqual(network.terminals[b]!.echoRepliesReceived, 1)
+    }
+
+    func testTheDemoRunsToTheEnd() {
+        var lines: [String] = []
+        XCTAssertTrue(DemoRun.run { lines.append($0) }, lines.joined(separator: "\n"))
+        XCTAssertTrue(lines.last?.contains("every step worked") ?? false)
     }
 
     // SA store: rekey and expiry
