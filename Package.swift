@@ -66,7 +66,8 @@ let package = Package(
         ),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "ProxyDemo", "TerminalAgent", "Packets", "IKEv2", "ESP"]),
-        .executableTarget(name: "proxy-benchmark", dependencies: ["Proxy"], path: "benchmarks/ProxyBenchmark"),
+        .executableTarget(name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],
+                         path: "benchmarks/ProxyBenchmark"),
         .testTarget(
             name: "ESPTests",
             dependencies: ["ESP", "IKEv2", "Packets"],

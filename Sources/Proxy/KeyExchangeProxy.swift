@@ -41,8 +41,8 @@ public final class KeyExchangeProxy {
     public let engine: IKEEngine
     public let store = SAStore()
     private var setters: [IPAddress: TerminalKeySetter] = [:]
-    private var negotiating: [String: Double] = [:]
-    private var lastReuse: [String: Double] = [:]
+    private var negotiating: [TerminalPeer: Double] = [:]
+    private var lastReuse: [TerminalPeer: Double] = [:]
     public private(set) var counters: [String: Int] = [:]
     private let epoch: UInt64
 
@@ -58,7 +58,9 @@ public final class KeyExchangeProxy {
 
     private func count(_ name: String) { counters[name, default: 0] += 1 }
     private func drop(_ reason: String) -> [ProxyAction] { count("drop_" + reason); return [.drop(reason)] }
-    private func pairKey(_ terminal: IPAddress, _ peer: IPAddress) -> String { "\(terminal)>\(peer)" }
+    private func pairKey(_ terminal: IPAddress, _ peer: IPAddress) -> TerminalPeer { TerminalPeer(terminal: terminal, peer: peer) }
+
+    public var hasNegotiationsInFlight: Bool { !negotiating.isEmpty }
 
     /// Whether a negotiation for this terminal and peer is under way.
     public func isNegotiating(terminal: IPAddress, peer: IPAddress) -> Bool { negotiating[pairKey(terminal, peer)] != nil }

@@ -1,6 +1,12 @@
 import ESP
 import IKEv2
 
+/// A terminal and a peer: the unit SAs are negotiated and stored for.
+public struct TerminalPeer: Hashable, Sendable {
+    public var terminal: IPAddress
+    public var peer: IPAddress
+}
+
 /// A CHILD SA negotiated for a terminal, as stored: both directions, when it was made, which IKE SA.
 public struct StoredChildSA: Sendable {
     public var terminal: IPAddress
@@ -19,6 +25,21 @@ public struct StoredChildSA: Sendable {
 /// lifetimes. It answers "is there a valid SA for this flow" and "is this ESP SPI one of ours".
 public final class SAStore {
     public private(set) var children: [ChildSPI: StoredChildSA] = [:]  // by outbound SPI
+    /// Outbound SPIs per terminal and peer, kept with `children`: lookups stay cheap as the store grows.
+    private var byPair: [TerminalPeer: Set<ChildSPI>] = [:]
+
+    private func insert(_ sa: StoredChildSA) {
+        children[sa.outbound.spi] = sa
+        byPair[TerminalPeer(terminal: sa.terminal, peer: sa.peer), default: []].insert(sa.outbound.spi)
+    }
+
+    private func remove(_ spi: ChildSPI) {
+        guard let sa = children.removeValue(forKey: spi) else { return }
+        let pair = TerminalPeer(terminal: sa.terminal, peer: sa.peer)
+        byPair[pair]?.remove(spi)
+        if byPair[pair]?.isEmpty == true { byPair[pair] = nil }
+        highestOutboundSequence[spi] = nil
+    }
     /// Highest sequence number seen in the terminal's ESP per outbound SA (the proxy forwards it all).
     public private(set) var highestOutboundSequence: [ChildSPI: UInt64] = [:]
 
@@ -34,12 +55,12 @@ public final class SAStore {
             let stored = StoredChildSA(terminal: event.local.address, peer: event.remote.address, connection: event.connection,
                                        inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
                                        createdAt: now, hardLifetime: lifetime.hardSeconds.map(Double.init))
-            children[outbound.spi] = stored
+            insert(stored)
             return stored
         case .childDeleted:
-            if let child = event.child { children[child.spiOutbound] = nil; highestOutboundSequence[child.spiOutbound] = nil }
+            if let child = event.child { remove(child.spiOutbound) }
         case .ikeDeleted, .ikeFailed:
-            children = children.filter { $0.value.ikeSPIs != (event.spiInitiator, event.spiResponder) }
+            for (spi, sa) in children where sa.ikeSPIs == (event.spiInitiator, event.spiResponder) { remove(spi) }
         case .ikeRekeyed:
             // The CHILD SAs move to the new IKE SA; the event names the new SPIs, the old ones are in detail.
             break
@@ -51,7 +72,7 @@ public final class SAStore {
 
     /// The newest valid CHILD SA between a terminal and a peer.
     public func validChild(terminal: IPAddress, peer: IPAddress, now: Double) -> StoredChildSA? {
-        children.values.filter { $0.terminal == terminal && $0.peer == peer && $0.isValid(now: now) }
+        (byPair[TerminalPeer(terminal: terminal, peer: peer)] ?? []).compactMap { children[$0] }.filter { $0.isValid(now: now) }
             .max { $0.createdAt < $1.createdAt }
     }
 
@@ -81,7 +102,7 @@ public final class SAStore {
     /// Removes and returns the SAs past their hard lifetime.
     public func expire(now: Double) -> [StoredChildSA] {
         let expired = children.values.filter { !$0.isValid(now: now) }
-        for sa in expired { children[sa.outbound.spi] = nil }
+        for sa in expired { remove(sa.outbound.spi) }
         return expired
     }
 

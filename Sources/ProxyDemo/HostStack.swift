@@ -57,3 +57,10 @@ struct HostStack {
             && (view.upperProtocol == IPProtocolNumber.icmp || view.upperProtocol == IPProtocolNumber.icmpv6)
     }
 }
+
+/// Packet builders of the simulated hosts, for benchmarks and tools outside this module.
+public enum HostStackAccess {
+    public static func echoRequest(from source: IPAddress, to destination: IPAddress, sequence: UInt16 = 1) -> [UInt8] {
+        HostStack.echoRequest(from: source, to: destination, sequence: sequence)
+    }
+}

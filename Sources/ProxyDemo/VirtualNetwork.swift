@@ -224,7 +224,8 @@ public final class VirtualNetwork {
     /// Delivers packets and runs timers until nothing is in flight or `until` (simulated seconds) passes.
     public func run(for duration: Double = 5, tick: Double = 0.05) {
         let end = now + duration
-        var nextTick = now
+        // Timers run every `tick` of simulated time, the first one a tick from now.
+        var nextTick = now + tick
         while now <= end {
             if let index = queue.indices.min(by: { (queue[$0].time, queue[$0].order) < (queue[$1].time, queue[$1].order) }),
                queue[index].time <= nextTick {
@@ -247,9 +248,7 @@ public final class VirtualNetwork {
     }
 
     /// Whether the proxy still waits for something (a negotiation or unacknowledged key delivery).
-    private var proxyBusy: Bool {
-        terminals.keys.contains { t in proxy.isNegotiating(terminal: t, peer: peer.address) }
-    }
+    private var proxyBusy: Bool { proxy.hasNegotiationsInFlight }
 
     /// Advances the simulated clock without traffic (lifetimes, rekeys).
     public func advance(by seconds: Double, tick: Double = 0.5) {

@@ -5,7 +5,30 @@ import Crypto
 /// passed in (seconds, monotonic) and randomness comes from the injected `RandomSource`.
 public final class IKEEngine {
     public let settings: EngineSettings
-    public private(set) var connections: [ConnectionConfiguration]
+    public private(set) var connections: [ConnectionConfiguration] {
+        didSet { if !skipReindex { rebuildConnectionIndex() } }
+    }
+    /// Connections by name and by local address, so that lookups stay cheap with thousands of them
+    /// (the proxy adds one per terminal and peer).
+    private(set) var connectionsByName: [String: Int] = [:]
+    private(set) var connectionsByLocalAddress: [IPAddress: [Int]] = [:]
+
+    private func rebuildConnectionIndex() {
+        connectionsByName = [:]; connectionsByLocalAddress = [:]
+        for (index, connection) in connections.enumerated() {
+            if connectionsByName[connection.name] == nil { connectionsByName[connection.name] = index }
+            connectionsByLocalAddress[connection.localAddress, default: []].append(index)
+        }
+    }
+
+    private var skipReindex = false
+    private func appendWithoutReindex(_ connection: ConnectionConfiguration) {
+        skipReindex = true
+        connections.append(connection)
+        skipReindex = false
+    }
+
+    func connection(named name: String) -> ConnectionConfiguration? { connectionsByName[name].map { connections[$0] } }
     let random: RandomSource
     var sessions: [IKESPI: IKESession] = [:]
     /// Drops and failures by reason, for operators and tests.
@@ -16,6 +39,7 @@ public final class IKEEngine {
                 random: RandomSource = SystemRandom()) {
         self.connections = connections
         self.settings = settings
+        defer { rebuildConnectionIndex() }
         self.random = random
         self.cookieSecret = random.bytes(32)
     }
@@ -55,14 +79,17 @@ public final class IKEEngine {
     /// false when one with that name exists already.
     @discardableResult
     public func addConnection(_ connection: ConnectionConfiguration) -> Bool {
-        guard !connections.contains(where: { $0.name == connection.name }) else { return false }
-        connections.append(connection)
+        guard connectionsByName[connection.name] == nil else { return false }
+        // Appending keeps the indices of existing connections, so the index grows instead of being rebuilt.
+        connectionsByName[connection.name] = connections.count
+        connectionsByLocalAddress[connection.localAddress, default: []].append(connections.count)
+        appendWithoutReindex(connection)
         return true
     }
 
     /// Starts IKE_SA_INIT for a configured connection.
     public func initiate(connection name: String, now: Double) -> [EngineAction] {
-        guard let connection = connections.first(where: { $0.name == name }) else {
+        guard let connection = connection(named: name) else {
             return [.log("initiate: no connection named '\(name)'")]
         }
         guard let remoteAddress = connection.remoteAddress else {

@@ -134,7 +134,8 @@ extension IKEEngine {
     // MARK: Responder
 
     func matchingConnections(local: Endpoint, remote: Endpoint) -> [ConnectionConfiguration] {
-        connections.filter { $0.localAddress == local.address && ($0.remoteAddress == nil || $0.remoteAddress == remote.address) }
+        (connectionsByLocalAddress[local.address] ?? []).map { connections[$0] }
+            .filter { $0.remoteAddress == nil || $0.remoteAddress == remote.address }
     }
 
     func selectIKEProposal(sa: SecurityAssociationPayload, candidates: [ConnectionConfiguration])
