@@ -105,6 +105,9 @@ public final class VirtualNetwork {
         peerActions(peer.engine.initiate(connection: connection, now: now))
     }
 
+    /// Puts a packet the proxy produced outside `run` on its way (tests that drive the proxy directly).
+    public func inject(_ side: LinkSide, _ packet: [UInt8]) { proxyActions([.send(side, packet)]) }
+
     /// The peer rekeys the CHILD SA of one of its connections.
     public func peerInitiatesRekey(connection: String) {
         peerActions(peer.engine.rekeyChild(connection: connection, spi: nil, now: now))

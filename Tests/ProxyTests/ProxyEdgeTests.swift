@@ -1,0 +1,96 @@
+import XCTest
+import ESP
+import IKEv2
+import KeyDelivery
+import Packets
+@testable import Proxy
+@testable import ProxyDemo
+
+/// The remaining branches: malformed input, IPv6, keepalives, IKE or foreign key delivery from the
+/// terminal side, and expiry reported by the terminal.
+final class ProxyEdgeTests: XCTestCase {
+    let peer = DemoScenario.peer, a = DemoScenario.terminalA
+
+    func makeProxy(policy: PolicyTable = DemoScenario.policy(), terminals: [TerminalEntry] = DemoScenario.terminals(),
+                   prefixes: [String] = ["10.0.0.0/24", "2001:db8:a::/64"]) -> KeyExchangeProxy {
+        KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: prefixes.map { AddressPrefix($0)! }, terminals: terminals),
+                         profiles: [DemoScenario.profile()])
+    }
+
+    func testMalformedPacketsFromEitherSideAreCountedDrops() {
+        let proxy = makeProxy()
+        for garbage in [[], [0x45], [0x60, 0, 0], Array(repeating: 0x45, count: 30)] as [[UInt8]] {
+            XCTAssertEqual(proxy.receive(from: .internet, packet: garbage, now: 0, wallClock: 0), [.drop("malformed")])
+            XCTAssertEqual(proxy.receive(from: .terminal, packet: garbage, now: 0, wallClock: 0), [.drop("malformed")])
+        }
+        XCTAssertEqual(proxy.counters["drop_malformed"], 8)
+    }
+
+    func testIKEFromTheTerminalSideAndKeyDeliveryFromStrangersAreDropped() {
+        let proxy = makeProxy()
+        let ike = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
+                                            payload: [0, 0, 0, 0] + Array(repeating: 1, count: 40))
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: ike, now: 0, wallClock: 0), [.drop("ike_from_terminal")])
+        let stranger = IPHeaderBuilder.udpPacket(source: IPAddress("10.0.0.99")!.bytes, destination: IPAddress("169.254.0.1")!.bytes,
+                                                 sourcePort: 9500, destinationPort: 9500, payload: Array(repeating: 0, count: 90))
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: stranger, now: 0, wallClock: 0), [.drop("key_delivery_from_unknown_terminal")])
+        // From an enrolled terminal but sealed with the wrong key: refused as forged, never forwarded.
+        let forger = KeyDeliveryChannel(role: .terminal, terminalID: 11, enrollmentKey: KeyMaterial(Array(repeating: 9, count: 32)), epoch: 1)
+        let forged = IPHeaderBuilder.udpPacket(source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes, sourcePort: 9500,
+                                               destinationPort: 9500, payload: forger.send(.flush, now: 0, wallClock: 0))
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: forged, now: 0, wallClock: 0), [.drop("key_delivery_forged")])
+    }
+
+    func testNATKeepalivesAndPlainESPOfKnownAndUnknownSAs() {
+        let proxy = makeProxy()
+        let keepalive = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500, payload: [0xff])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: keepalive, now: 0, wallClock: 0), [.send(.internet, keepalive)])
+        var esp: [UInt8] = []
+        IPHeaderBuilder.appendIPv4(to: &esp, source: a.bytes, destination: peer.bytes, protocolNumber: IPProtocolNumber.esp, payloadLength: 40)
+        esp += [0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1] + Array(repeating: 0, count: 32)
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0), [.drop("esp_of_unknown_sa")])
+    }
+
+    func testIPv6TerminalNegotiatesAndCarriesTraffic() {
+        let peer6 = IPAddress("2001:db8:1::1")!, terminal6 = IPAddress("2001:db8:a::11")!
+        let entry = TerminalEntry(address: terminal6, terminalID: 61, enrollmentKey: KeyMaterial(Array(repeating: 0x66, count: 32)))
+        let policy = PolicyTable(rules: [PolicyRule(source: AddressPrefix("2001:db8:a::/64")!, destination: AddressPrefix("2001:db8:1::/64")!,
+                                                    action: .protect(profile: "gateway"))], defaultAction: .discard)
+        let proxy = makeProxy(policy: policy, terminals: [entry])
+        let peerEngine = IKEEngine(connections: [ConnectionConfiguration(
+            name: "to-t6", localAddress: peer6, remoteAddress: terminal6, localIdentity: Identity(peer6.description),
+            remoteIdentity: Identity(terminal6.description), preSharedKey: DemoScenario.preSharedKey,
+            proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
+            children: [ChildConfiguration(name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer6.description)!],
+                                          remoteTrafficSelectors: [TrafficSelector(cidr: terminal6.description)!],
+                                          proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])],
+            forceEncapsulation: true)])
+        let network = VirtualNetwork(proxy: proxy, peer: peerEngine, peerAddress: peer6, terminals: [entry])
+        network.terminalSends(terminal6, HostStack.echoRequest(from: terminal6, to: peer6, sequence: 1))
+        network.run()
+        XCTAssertTrue(network.terminals[terminal6]!.hasOutboundSA, "IPv6 start request answered with keys")
+        network.terminalSends(terminal6, HostStack.echoRequest(from: terminal6, to: peer6, sequence: 2))
+        network.run()
+        XCTAssertEqual(network.terminals[terminal6]!.echoRepliesReceived, 1, "ICMPv6 echo through ESP over IPv6")
+        XCTAssertEqual(network.peer.espReceived, 1)
+    }
+
+    func testSoftExpiryReportedByTheTerminalRekeysAndTheTerminalGetsTheNewSA() {
+        let network = DemoScenario.network()
+        network.terminalSends(a, HostStack.echoRequest(from: a, to: peer, sequence: 1))
+        network.run()
+        let first = network.proxy.store.children.values.first!
+        // The terminal reports the soft lifetime of its inbound SA over key delivery.
+        let terminalChannel = network.terminals[a]!.agent.channel
+        let expire = terminalChannel.send(.expire(spi: first.inbound.spi, direction: .inbound, hard: false), now: network.now,
+                                          wallClock: 1_800_000_000 + network.now)
+        _ = network.proxy.receive(from: .terminal, packet: IPHeaderBuilder.udpPacket(source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes,
+                                                                                       sourcePort: 9500, destinationPort: 9500, payload: expire),
+                                  now: network.now, wallClock: 1_800_000_000 + network.now)
+            .forEach { action in if case .send(let side, let packet) = action { network.inject(side, packet) } }
+        network.run()
+        XCTAssertNil(network.proxy.store.children[first.outbound.spi], "the old SA was replaced")
+        XCTAssertEqual(network.proxy.store.count, 1)
+        XCTAssertNotEqual(network.terminals[a]!.agent.database.outbound.first?.parameters.spi, first.outbound.spi)
+    }
+}
