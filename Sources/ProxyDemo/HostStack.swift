@@ -3,10 +3,10 @@ import Packets
 
 /// The little a simulated host does with packets addressed to it: answer ICMP echo requests (IPv4 and
 /// IPv6) and remember what it received, so the demo and the tests can tell what got through.
-struct HostStack {
+public struct HostStack {
     var received: [[UInt8]] = []
 
-    static func echoRequest(from source: IPAddress, to destination: IPAddress, sequence: UInt16, size: Int = 56) -> [UInt8] {
+    public static func echoRequest(from source: IPAddress, to destination: IPAddress, sequence: UInt16, size: Int = 56) -> [UInt8] {
         let type: UInt8 = source.isIPv6 ? 128 : 8
         var packet: [UInt8] = []
         let body: [UInt8] = [type, 0, 0, 0, 0x1d, 0x2c, UInt8(sequence >> 8), UInt8(sequence & 0xff)] + (0..<size).map { UInt8($0 & 0xff) }
@@ -17,12 +17,12 @@ struct HostStack {
         return packet
     }
 
-    static func udp(from source: IPAddress, to destination: IPAddress, sourcePort: UInt16, destinationPort: UInt16, payload: [UInt8]) -> [UInt8] {
+    public static func udp(from source: IPAddress, to destination: IPAddress, sourcePort: UInt16, destinationPort: UInt16, payload: [UInt8]) -> [UInt8] {
         IPHeaderBuilder.udpPacket(source: source.bytes, destination: destination.bytes, sourcePort: sourcePort,
                                   destinationPort: destinationPort, payload: payload)
     }
 
-    static func tcpSyn(from source: IPAddress, to destination: IPAddress, destinationPort: UInt16) -> [UInt8] {
+    public static func tcpSyn(from source: IPAddress, to destination: IPAddress, destinationPort: UInt16) -> [UInt8] {
         var packet: [UInt8] = []
         let header: [UInt8] = [0xa0, 0x00, UInt8(destinationPort >> 8), UInt8(destinationPort & 0xff), 0, 0, 0, 1, 0, 0, 0, 0,
                                0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]
@@ -51,16 +51,10 @@ struct HostStack {
         return reply
     }
 
-    static func isEchoReply(_ packet: [UInt8]) -> Bool {
+    public static func isEchoReply(_ packet: [UInt8]) -> Bool {
         guard let view = try? IPPacketView(packet), view.upperOffset < view.totalLength else { return false }
         return packet[view.upperOffset] == (view.version == 6 ? 129 : 0)
             && (view.upperProtocol == IPProtocolNumber.icmp || view.upperProtocol == IPProtocolNumber.icmpv6)
     }
 }
 
-/// Packet builders of the simulated hosts, for benchmarks and tools outside this module.
-public enum HostStackAccess {
-    public static func echoRequest(from source: IPAddress, to destination: IPAddress, sequence: UInt16 = 1) -> [UInt8] {
-        HostStack.echoRequest(from: source, to: destination, sequence: sequence)
-    }
-}

@@ -174,7 +174,7 @@ while done < negotiations {
     for entry in entries {
         let virtualStart = network.now
         let start = now()
-        network.terminalSends(entry.address, HostStackAccess.echoRequest(from: entry.address, to: peerAddress))
+        network.terminalSends(entry.address, HostStack.echoRequest(from: entry.address, to: peerAddress, sequence: 1))
         network.run()
         timings.append(now() - start)
         guard let installed = network.terminals[entry.address]!.keysInstalledAt else { fatalError("no keys for \(entry.address)") }

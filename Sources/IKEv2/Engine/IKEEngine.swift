@@ -5,28 +5,11 @@ import Crypto
 /// passed in (seconds, monotonic) and randomness comes from the injected `RandomSource`.
 public final class IKEEngine {
     public let settings: EngineSettings
-    public private(set) var connections: [ConnectionConfiguration] {
-        didSet { if !skipReindex { rebuildConnectionIndex() } }
-    }
+    public private(set) var connections: [ConnectionConfiguration] = []
     /// Connections by name and by local address, so that lookups stay cheap with thousands of them
-    /// (the proxy adds one per terminal and peer).
+    /// (the proxy adds one per terminal and peer). Connections are only ever appended.
     private(set) var connectionsByName: [String: Int] = [:]
     private(set) var connectionsByLocalAddress: [IPAddress: [Int]] = [:]
-
-    private func rebuildConnectionIndex() {
-        connectionsByName = [:]; connectionsByLocalAddress = [:]
-        for (index, connection) in connections.enumerated() {
-            if connectionsByName[connection.name] == nil { connectionsByName[connection.name] = index }
-            connectionsByLocalAddress[connection.localAddress, default: []].append(index)
-        }
-    }
-
-    private var skipReindex = false
-    private func appendWithoutReindex(_ connection: ConnectionConfiguration) {
-        skipReindex = true
-        connections.append(connection)
-        skipReindex = false
-    }
 
     func connection(named name: String) -> ConnectionConfiguration? { connectionsByName[name].map { connections[$0] } }
     let random: RandomSource
@@ -37,11 +20,10 @@ public final class IKEEngine {
 
     public init(connections: [ConnectionConfiguration], settings: EngineSettings = EngineSettings(),
                 random: RandomSource = SystemRandom()) {
-        self.connections = connections
         self.settings = settings
-        defer { rebuildConnectionIndex() }
         self.random = random
         self.cookieSecret = random.bytes(32)
+        for connection in connections { addConnection(connection) }
     }
 
     // MARK: Inspection
@@ -80,10 +62,9 @@ public final class IKEEngine {
     @discardableResult
     public func addConnection(_ connection: ConnectionConfiguration) -> Bool {
         guard connectionsByName[connection.name] == nil else { return false }
-        // Appending keeps the indices of existing connections, so the index grows instead of being rebuilt.
         connectionsByName[connection.name] = connections.count
         connectionsByLocalAddress[connection.localAddress, default: []].append(connections.count)
-        appendWithoutReindex(connection)
+        connections.append(connection)
         return true
     }
 
