@@ -29,6 +29,17 @@ def ns(name, *args, check=True):
     return sh("ip", "netns", "exec", name, *args, check=check)
 
 
+def remove_namespaces(*names):
+    """Kills whatever runs in the namespaces (nothing started there may outlive a test), then deletes them."""
+    for name in names:
+        for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+        sh("ip", "netns", "del", name, check=False)
+
+
 def check(condition, message):
     print(("  ok   " if condition else "  FAIL ") + message, flush=True)
     if not condition:
@@ -50,14 +61,7 @@ class Network:
         return self
 
     def tearDown(self):
-        for name in (PEER_NS, EP_NS):
-            # Nothing started in a namespace may outlive the test.
-            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
-            sh("ip", "netns", "del", name, check=False)
+        remove_namespaces(PEER_NS, EP_NS)
 
     def __exit__(self, *exc):
         self.tearDown()

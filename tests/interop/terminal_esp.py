@@ -69,13 +69,7 @@ class Topology:
         return self
 
     def tearDown(self):
-        for name in (PEER, MID, TERM):
-            for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
-                try:
-                    os.kill(int(pid), signal.SIGKILL)
-                except OSError:
-                    pass
-            sh("ip", "netns", "del", name, check=False)
+        base.remove_namespaces(PEER, MID, TERM)
 
     def __exit__(self, *exc):
         self.tearDown()
