@@ -36,6 +36,11 @@ public struct SecurityAssociationDatabase: Sendable {
     /// The outbound SA whose selectors cover this packet, newest first; nil when the flow has none.
     public func outboundSA(for packet: [UInt8]) -> OutboundSecurityAssociation? {
         guard let view = try? IPPacketView(packet) else { return nil }
+        return outboundSA(for: packet, view: view)
+    }
+
+    /// The same, for a packet the caller has already parsed.
+    public func outboundSA(for packet: [UInt8], view: IPPacketView) -> OutboundSecurityAssociation? {
         let ports = view.ports(in: packet)
         let source = packet[view.sourceRange], destination = packet[view.destinationRange]
         return outbound.last { $0.parameters.covers(source: source, destination: destination, ipProtocol: view.upperProtocol,

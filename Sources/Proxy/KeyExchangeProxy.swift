@@ -163,33 +163,31 @@ public final class KeyExchangeProxy {
             let payload = packet[udp.payload..<view.totalLength]
             switch UDPEncapsulatedKind(payload: payload) {
             case .keepalive: count("forwarded_keepalive"); return [.send(.internet, packet)]
-            case .esp:
-                let s = payload.startIndex
-                let spi = ChildSPI(bytes: Array(payload[s..<(s + 4)]))
-                guard let terminal = IPAddress(bytes: terminalBytes), store.isOutboundSPI(spi, of: terminal) else { return drop("esp_of_unknown_sa") }
-                store.noteOutbound(spi: spi, sequenceLow: UInt32(payload[s + 4]) << 24 | UInt32(payload[s + 5]) << 16
-                                   | UInt32(payload[s + 6]) << 8 | UInt32(payload[s + 7]))
-                count("forwarded_esp")
-                return [.send(.internet, packet)]
+            case .esp: return forwardESP(packet, esp: payload, terminal: terminalBytes)
             case .ike: return drop("ike_from_terminal")
             case .malformed: return drop("malformed")
             }
         }
         if view.upperProtocol == IPProtocolNumber.esp {
-            let o = view.upperOffset
-            let spi = ChildSPI(bytes: Array(packet[o..<min(o + 4, view.totalLength)]))
-            guard o + 8 <= view.totalLength, let terminal = IPAddress(bytes: terminalBytes),
-                  store.isOutboundSPI(spi, of: terminal) else { return drop("esp_of_unknown_sa") }
-            store.noteOutbound(spi: spi, sequenceLow: UInt32(packet[o + 4]) << 24 | UInt32(packet[o + 5]) << 16
-                               | UInt32(packet[o + 6]) << 8 | UInt32(packet[o + 7]))
-            count("forwarded_esp")
-            return [.send(.internet, packet)]
+            return forwardESP(packet, esp: packet[view.upperOffset..<view.totalLength], terminal: terminalBytes)
         }
         // Plaintext of a protected flow: a start request. The packet itself never goes out.
         guard let terminalAddress = IPAddress(bytes: terminalBytes), let peer = IPAddress(bytes: peerBytes) else { return drop("malformed") }
         var actions = startRequest(terminal: terminalAddress, peer: peer, now: now, wallClock: wallClock)
         actions += drop("plaintext_of_protected_flow")
         return actions
+    }
+
+    /// ESP from a terminal (`esp` starts at the SPI, in UDP or directly over IP) goes out only under an SA
+    /// stored for that terminal; its sequence number is noted so a handed-again SA never reuses one.
+    private func forwardESP(_ packet: [UInt8], esp: ArraySlice<UInt8>, terminal terminalBytes: [UInt8]) -> [ProxyAction] {
+        let s = esp.startIndex
+        guard esp.count >= 8, let terminal = IPAddress(bytes: terminalBytes) else { return drop("esp_of_unknown_sa") }
+        let spi = ChildSPI(bytes: Array(esp[s..<(s + 4)]))
+        guard store.isOutboundSPI(spi, of: terminal) else { return drop("esp_of_unknown_sa") }
+        store.noteOutbound(spi: spi, sequenceLow: esp[(s + 4)..<(s + 8)].reduce(0) { $0 << 8 | UInt32($1) })
+        count("forwarded_esp")
+        return [.send(.internet, packet)]
     }
 
     /// A terminal needs an SA with a peer (a plaintext packet of a protected flow, or an ACQUIRE).

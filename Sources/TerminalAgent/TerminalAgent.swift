@@ -95,7 +95,7 @@ public final class TerminalAgent {
     /// An IP packet the host routed into the TUN device.
     public func outbound(_ packet: [UInt8], now: Double, wallClock: Double) -> [TerminalAction] {
         guard let view = try? IPPacketView(packet) else { count("tun_malformed"); return [] }
-        if let sa = database.outboundSA(for: packet) {
+        if let sa = database.outboundSA(for: packet, view: view) {
             do {
                 let esp = try sa.encapsulate(packet, now: now)
                 let destination = sa.parameters.tunnelDestination
