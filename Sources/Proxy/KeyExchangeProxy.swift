@@ -11,6 +11,9 @@ public enum ProxyAction: Equatable, Sendable {
     /// Send an IP packet out of one side (forwarded, or built by the proxy: IKE in a terminal's name,
     /// key delivery to a terminal).
     case send(LinkSide, [UInt8])
+    /// Pass the packet just received on, unchanged, out of this side (the data path keeps its own copy,
+    /// with whatever link-layer framing it arrived in).
+    case forward(LinkSide)
     /// A packet not passed on, with the counted reason.
     case drop(String)
     case log(String)
@@ -40,7 +43,8 @@ public final class KeyExchangeProxy {
     public let settings: ProxySettings
     public let engine: IKEEngine
     public let store = SAStore()
-    private var setters: [IPAddress: TerminalKeySetter] = [:]
+    /// One key-delivery channel per terminal (by terminal ID), whichever of its addresses an SA is for.
+    private var setters: [UInt64: (setter: TerminalKeySetter, entry: TerminalEntry)] = [:]
     private var negotiating: [TerminalPeer: Double] = [:]
     private var lastReuse: [TerminalPeer: Double] = [:]
     public private(set) var counters: [String: Int] = [:]
@@ -66,10 +70,10 @@ public final class KeyExchangeProxy {
     public func isNegotiating(terminal: IPAddress, peer: IPAddress) -> Bool { negotiating[pairKey(terminal, peer)] != nil }
 
     func setter(for terminal: TerminalEntry) -> TerminalKeySetter {
-        if let existing = setters[terminal.address], existing.terminalID == terminal.terminalID { return existing }
+        if let existing = setters[terminal.terminalID] { return existing.setter }
         let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: terminal.terminalID,
                                                                    enrollmentKey: terminal.enrollmentKey, epoch: epoch))
-        setters[terminal.address] = setter
+        setters[terminal.terminalID] = (setter, terminal)
         return setter
     }
 
@@ -121,7 +125,7 @@ public final class KeyExchangeProxy {
         guard let udp, udp.destination == 500
                 || (udp.destination == 4500 && UDPEncapsulatedKind(payload: packet[udp.payload..<view.totalLength]) == .ike) else {
             count("forwarded_to_terminal")
-            return [.send(.terminal, packet)]
+            return [.forward(.terminal)]
         }
         guard let peer = IPAddress(bytes: peerBytes), let terminalAddress = IPAddress(bytes: terminalBytes),
               let terminal = registry.terminal(at: terminalAddress) else { return drop("ike_for_unregistered_terminal") }
@@ -156,13 +160,13 @@ public final class KeyExchangeProxy {
         let action = policy.action(for: key)
         switch action {
         case .discard: return drop("policy_discard")
-        case .bypass: count("bypassed"); return [.send(.internet, packet)]
+        case .bypass: count("bypassed"); return [.forward(.internet)]
         case .protect: break
         }
         if let udp, udp.destination == 4500 || udp.source == 4500 {
             let payload = packet[udp.payload..<view.totalLength]
             switch UDPEncapsulatedKind(payload: payload) {
-            case .keepalive: count("forwarded_keepalive"); return [.send(.internet, packet)]
+            case .keepalive: count("forwarded_keepalive"); return [.forward(.internet)]
             case .esp: return forwardESP(packet, esp: payload, terminal: terminalBytes)
             case .ike: return drop("ike_from_terminal")
             case .malformed: return drop("malformed")
@@ -187,7 +191,7 @@ public final class KeyExchangeProxy {
         guard store.isOutboundSPI(spi, of: terminal) else { return drop("esp_of_unknown_sa") }
         store.noteOutbound(spi: spi, sequenceLow: esp[(s + 4)..<(s + 8)].reduce(0) { $0 << 8 | UInt32($1) })
         count("forwarded_esp")
-        return [.send(.internet, packet)]
+        return [.forward(.internet)]
     }
 
     /// A terminal needs an SA with a peer (a plaintext packet of a protected flow, or an ACQUIRE).
@@ -231,13 +235,13 @@ public final class KeyExchangeProxy {
                 // The terminal asks for every flow it has no SA for; only protected flows get one.
                 let key = FlowKey(isIPv6: flow.source.isIPv6, source: AddressKey(flow.source.bytes), destination: AddressKey(flow.destination.bytes),
                                   ipProtocol: flow.ipProtocol, sourcePort: flow.sourcePort, destinationPort: flow.destinationPort)
-                guard flow.source == terminal.address, case .protect = policy.action(for: key) else {
+                guard registry.terminal(at: flow.source)?.terminalID == terminal.terminalID, case .protect = policy.action(for: key) else {
                     count("acquire_for_unprotected_flow")
                     break
                 }
-                actions += startRequest(terminal: terminal.address, peer: flow.destination, now: now, wallClock: wallClock)
+                actions += startRequest(terminal: flow.source, peer: flow.destination, now: now, wallClock: wallClock)
             case .expire(let spi, let direction, let hard):
-                guard let stored = store.children.values.first(where: { $0.terminal == terminal.address
+                guard let stored = store.children.values.first(where: { registry.terminal(at: $0.terminal)?.terminalID == terminal.terminalID
                     && ($0.inbound.spi == spi || $0.outbound.spi == spi) }) else { break }
                 actions.append(.log("terminal \(terminal.terminalID): \(hard ? "hard" : "soft") expiry of \(direction.rawValue) SA \(spi)"))
                 actions += perform(hard ? engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now)
@@ -260,9 +264,10 @@ public final class KeyExchangeProxy {
     }
 
     private func keyDelivery(_ datagrams: [[UInt8]], to terminal: TerminalEntry) -> [ProxyAction] {
-        let source = terminal.address.isIPv6 ? settings.keyDeliverySourceIPv6 : settings.keyDeliverySourceIPv4
+        let destination = terminal.keyDeliveryAddress
+        let source = destination.isIPv6 ? settings.keyDeliverySourceIPv6 : settings.keyDeliverySourceIPv4
         return datagrams.map {
-            .send(.terminal, IPHeaderBuilder.udpPacket(source: source.bytes, destination: terminal.address.bytes,
+            .send(.terminal, IPHeaderBuilder.udpPacket(source: source.bytes, destination: destination.bytes,
                                                       sourcePort: settings.keyDeliveryPort, destinationPort: terminal.keyDeliveryPort, payload: $0))
         }
     }
@@ -300,8 +305,8 @@ public final class KeyExchangeProxy {
     /// Timers: IKE retransmissions and rekeys, key-delivery retransmissions, SA expiry.
     public func tick(now: Double, wallClock: Double) -> [ProxyAction] {
         var actions = perform(engine.tick(now: now), now: now, wallClock: wallClock)
-        for (address, keySetter) in setters {
-            guard let terminal = registry.terminal(at: address) else { continue }
+        for (keySetter, entry) in setters.values {
+            guard let terminal = registry.terminal(at: entry.keyDeliveryAddress) ?? registry.terminal(at: entry.address) else { continue }
             let (datagrams, abandoned) = keySetter.channel.tick(now: now, wallClock: wallClock)
             actions += keyDelivery(datagrams, to: terminal)
             for message in abandoned {

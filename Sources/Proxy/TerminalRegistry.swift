@@ -6,9 +6,14 @@ public struct TerminalEntry: Sendable {
     public var terminalID: UInt64
     public var enrollmentKey: KeyMaterial
     public var keyDeliveryPort: UInt16
+    /// Where key-delivery messages go: a dual-stack terminal has one entry per address but one channel,
+    /// reached on one of them (the agent listens on its IPv4 address).
+    public var keyDeliveryAddress: IPAddress
 
-    public init(address: IPAddress, terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = 9500) {
+    public init(address: IPAddress, terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = 9500,
+                keyDeliveryAddress: IPAddress? = nil) {
         self.address = address; self.terminalID = terminalID; self.enrollmentKey = enrollmentKey; self.keyDeliveryPort = keyDeliveryPort
+        self.keyDeliveryAddress = keyDeliveryAddress ?? address
     }
 }
 

@@ -106,7 +106,7 @@ public final class VirtualNetwork {
     }
 
     /// Puts a packet the proxy produced outside `run` on its way (tests that drive the proxy directly).
-    public func inject(_ side: LinkSide, _ packet: [UInt8]) { proxyActions([.send(side, packet)]) }
+    public func inject(_ side: LinkSide, _ packet: [UInt8]) { proxyActions([.send(side, packet)], received: packet) }
 
     /// The peer rekeys the CHILD SA of one of its connections.
     public func peerInitiatesRekey(connection: String) {
@@ -168,9 +168,11 @@ public final class VirtualNetwork {
 
     private func terminalKeysInstalled(_ terminal: TerminalHost) { terminal.markKeysInstalled(at: now) }
 
-    private func proxyActions(_ actions: [ProxyAction]) {
+    /// Carries out what the proxy decided about `received` (the packet it was given, for `.forward`).
+    private func proxyActions(_ actions: [ProxyAction], received: [UInt8]) {
         for action in actions {
             switch action {
+            case .forward(let side): proxyActions([.send(side, received)], received: received)
             case .send(.internet, let packet): sendFromProxyToInternet(packet)
             case .send(.terminal, let packet):
                 guard let view = try? IPPacketView(packet), let destination = IPAddress(bytes: view.destination(in: packet)),
@@ -236,7 +238,7 @@ public final class VirtualNetwork {
                 now = max(now, event.time)
                 switch event.node {
                 case .peer: deliverToPeer(event.packet)
-                case .proxy(let side): proxyActions(proxy.receive(from: side, packet: event.packet, now: now, wallClock: wallClock))
+                case .proxy(let side): proxyActions(proxy.receive(from: side, packet: event.packet, now: now, wallClock: wallClock), received: event.packet)
                 case .terminal(let address): if let terminal = terminals[address] { deliverToTerminal(terminal, event.packet) }
                 }
                 continue
@@ -244,7 +246,7 @@ public final class VirtualNetwork {
             if queue.isEmpty && !proxyBusy { return }
             now = nextTick
             peerActions(peer.engine.tick(now: now))
-            proxyActions(proxy.tick(now: now, wallClock: wallClock))
+            proxyActions(proxy.tick(now: now, wallClock: wallClock), received: [])
             for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(now: now, wallClock: wallClock)) }
             nextTick = now + tick
         }
@@ -260,7 +262,7 @@ public final class VirtualNetwork {
             run(for: 0, tick: tick)
             now = min(end, now + tick)
             peerActions(peer.engine.tick(now: now))
-            proxyActions(proxy.tick(now: now, wallClock: wallClock))
+            proxyActions(proxy.tick(now: now, wallClock: wallClock), received: [])
             for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(now: now, wallClock: wallClock)) }
         }
         run(for: 1)

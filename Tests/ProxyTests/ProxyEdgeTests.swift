@@ -44,7 +44,7 @@ final class ProxyEdgeTests: XCTestCase {
     func testNATKeepalivesAndPlainESPOfKnownAndUnknownSAs() {
         let proxy = makeProxy()
         let keepalive = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500, payload: [0xff])
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: keepalive, now: 0, wallClock: 0), [.send(.internet, keepalive)])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: keepalive, now: 0, wallClock: 0), [.forward(.internet)])
         var esp: [UInt8] = []
         IPHeaderBuilder.appendIPv4(to: &esp, source: a.bytes, destination: peer.bytes, protocolNumber: IPProtocolNumber.esp, payloadLength: 40)
         esp += [0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1] + Array(repeating: 0, count: 32)

@@ -1,8 +1,48 @@
 #ifndef CLINUXIO_H
 #define CLINUXIO_H
 
+#include <stdint.h>
+
 /// Opens /dev/net/tun and attaches a TUN device (IFF_TUN | IFF_NO_PI) named `name` (empty: kernel picks).
 /// Writes the device's name into `actual_name` (16 octets). Returns the descriptor, or -errno.
 int ikp_tun_open(const char *name, char *actual_name);
+
+/// What the kernel says about a network interface.
+typedef struct ikp_interface_info {
+    int index;
+    int mtu;
+    unsigned char mac[6];
+    int is_up;
+} ikp_interface_info;
+
+/// Looks up an interface by name. Returns 0, or -errno (ENODEV: no such interface).
+int ikp_interface_info_get(const char *name, ikp_interface_info *info);
+
+/// Sets an interface administratively up. Returns 0 or -errno.
+int ikp_interface_set_up(const char *name);
+
+/// Opens an AF_PACKET raw socket on one interface for a bump-in-the-wire port: every frame (ETH_P_ALL),
+/// promiscuous, VLAN tags reported (PACKET_AUXDATA), our own transmissions not looped back
+/// (PACKET_IGNORE_OUTGOING), queueing discipline bypassed, non-blocking. Returns the descriptor or -errno.
+int ikp_packet_open(int ifindex, int receive_buffer);
+
+/// A batch of receive slots for recvmmsg on an AF_PACKET socket.
+typedef struct ikp_frame_batch ikp_frame_batch;
+
+ikp_frame_batch *ikp_frame_batch_create(int capacity, int slot_size);
+void ikp_frame_batch_destroy(ikp_frame_batch *batch);
+
+/// Receives up to the batch's capacity of frames at once (recvmmsg). A VLAN tag the kernel took off
+/// (offload) is put back into the frame, so frames are seen as they were on the wire. Returns the count
+/// (0 when nothing is waiting) or -errno.
+int ikp_frame_batch_receive(int fd, ikp_frame_batch *batch);
+
+/// Frame `index` of the last receive: its start and length (a frame longer than the slot is truncated
+/// and reported with `*truncated` set).
+const unsigned char *ikp_frame_batch_frame(const ikp_frame_batch *batch, int index, int *length, int *truncated);
+
+/// Sends `count` frames at once (sendmmsg). Returns how many the kernel took (or -errno when it took none
+/// and failed); frames it refused are skipped and counted in `*refused`.
+int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int *lengths, int count, int *refused);
 
 #endif

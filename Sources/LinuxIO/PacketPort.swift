@@ -1,0 +1,124 @@
+import CLinuxIO
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Why a bridge port could not be opened, in words an operator can act on.
+public enum PacketPortError: Error, CustomStringConvertible {
+    case noSuchInterface(String)
+    case notPermitted(String)
+    case failed(String, SocketError)
+
+    public var description: String {
+        switch self {
+        case .noSuchInterface(let name): return "interface '\(name)' does not exist (check `ip link`)"
+        case .notPermitted(let name):
+            return "not permitted to open a raw socket on '\(name)': the daemon needs root or CAP_NET_RAW and CAP_NET_ADMIN"
+        case .failed(let name, let error): return "interface '\(name)': \(error)"
+        }
+    }
+}
+
+/// One port of the bump in the wire: an AF_PACKET socket on an interface that holds no IP address,
+/// seeing every frame (promiscuous) and sending frames as they are. Frames move in batches
+/// (recvmmsg/sendmmsg); VLAN tags the kernel stripped on receive are put back.
+public final class PacketPort {
+    public let name: String
+    public let descriptor: Int32
+    public let index: Int32
+    public let mtu: Int
+    public let mac: [UInt8]
+    private let batch: OpaquePointer
+
+    /// Opens the port and brings the interface up. `batchSize` frames are read per call.
+    public init(interface name: String, batchSize: Int = 64, receiveBuffer: Int32 = 8 << 20) throws(PacketPortError) {
+        self.name = name
+        var info = ikp_interface_info()
+        let found = ikp_interface_info_get(name, &info)
+        guard found == 0 else {
+            if -found == ENODEV { throw .noSuchInterface(name) }
+            throw .failed(name, SocketError(operation: "interface lookup", code: -found))
+        }
+        index = info.index
+        mtu = Int(info.mtu)
+        mac = withUnsafeBytes(of: info.mac) { Array($0) }
+        let up = ikp_interface_set_up(name)
+        guard up == 0 else {
+            if -up == EPERM || -up == EACCES { throw .notPermitted(name) }
+            throw .failed(name, SocketError(operation: "set link up", code: -up))
+        }
+        let fd = ikp_packet_open(info.index, receiveBuffer)
+        guard fd >= 0 else {
+            if -fd == EPERM || -fd == EACCES { throw .notPermitted(name) }
+            throw .failed(name, SocketError(operation: "AF_PACKET socket", code: -fd))
+        }
+        descriptor = fd
+        // Room for the MTU, an Ethernet header and two VLAN tags.
+        guard let created = ikp_frame_batch_create(Int32(batchSize), Int32(max(mtu, 1500) + 22)) else {
+            close(fd)
+            throw .failed(name, SocketError(operation: "allocating receive buffers", code: ENOMEM))
+        }
+        batch = created
+    }
+
+    deinit {
+        ikp_frame_batch_destroy(batch)
+        close(descriptor)
+    }
+
+    /// Reads what is waiting (at most one batch) and hands each frame to `body`, valid only during the
+    /// call. Returns the number of frames, or throws on a socket error.
+    @discardableResult
+    public func receiveBatch(_ body: (UnsafeBufferPointer<UInt8>, _ truncated: Bool) -> Void) throws -> Int {
+        let count = ikp_frame_batch_receive(descriptor, batch)
+        guard count >= 0 else { throw SocketError(operation: "recvmmsg on \(name)", code: -count) }
+        for i in 0..<count {
+            var length: Int32 = 0, truncated: Int32 = 0
+            guard let start = ikp_frame_batch_frame(batch, i, &length, &truncated) else { continue }
+            body(UnsafeBufferPointer(start: start, count: Int(length)), truncated != 0)
+        }
+        return Int(count)
+    }
+
+    /// Sends frames given as pointers (e.g. into a receive batch of another port). Returns how many the
+    /// kernel took and how many it refused.
+    public func send(frames: [UnsafePointer<UInt8>?], lengths: [Int32]) -> (sent: Int, refused: Int) {
+        guard !frames.isEmpty else { return (0, 0) }
+        var refused: Int32 = 0
+        let sent = frames.withUnsafeBufferPointer { f in
+            lengths.withUnsafeBufferPointer { l in ikp_packet_send_batch(descriptor, f.baseAddress, l.baseAddress, Int32(f.count), &refused) }
+        }
+        return sent < 0 ? (0, frames.count) : (Int(sent), Int(refused))
+    }
+
+    /// Sends one frame the daemon built.
+    public func send(_ frame: [UInt8]) -> Bool {
+        frame.withUnsafeBufferPointer { buffer in
+            var pointer: UnsafePointer<UInt8>? = buffer.baseAddress
+            var length = Int32(buffer.count)
+            var refused: Int32 = 0
+            return ikp_packet_send_batch(descriptor, &pointer, &length, 1, &refused) == 1
+        }
+    }
+}
+
+/// The addresses an interface holds (getifaddrs), as text: the daemon refuses ports that hold one.
+public func interfaceAddresses(_ name: String) -> [String] {
+    var list: UnsafeMutablePointer<ifaddrs>?
+    guard getifaddrs(&list) == 0, let first = list else { return [] }
+    defer { freeifaddrs(list) }
+    var result: [String] = []
+    var cursor: UnsafeMutablePointer<ifaddrs>? = first
+    while let entry = cursor {
+        defer { cursor = entry.pointee.ifa_next }
+        guard String(cString: entry.pointee.ifa_name) == name, let address = entry.pointee.ifa_addr else { continue }
+        let family = Int32(address.pointee.sa_family)
+        guard family == AF_INET || family == AF_INET6 else { continue }
+        var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+        let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
+        if getnameinfo(address, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 {
+            result.append(String(cString: text))
+        }
+    }
+    return result
+}
