@@ -1,0 +1,174 @@
+import IKEv2
+import KeyDelivery
+import Packets
+
+/// What the bridge asks its two ports to do.
+public enum FrameAction: Equatable, Sendable {
+    /// Pass the frame just received on, unchanged, out of this side.
+    case forward(LinkSide)
+    /// Send a frame the proxy built (IKE in a terminal's name, key delivery, an ARP answer).
+    case send(LinkSide, [UInt8])
+    case drop(String)
+    case log(String)
+    case event(SAEvent)
+}
+
+/// A terminal the administrator enrolled by its MAC address: discovery supplies its IP addresses.
+public struct MACEnrollment: Sendable {
+    public var terminalID: UInt64
+    public var enrollmentKey: KeyMaterial
+    public var keyDeliveryPort: UInt16
+    public init(terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = 9500) {
+        self.terminalID = terminalID; self.enrollmentKey = enrollmentKey; self.keyDeliveryPort = keyDeliveryPort
+    }
+}
+
+/// The proxy at the Ethernet layer, pure: frames from the two ports in, frames out. It wraps the
+/// key-exchange proxy (which judges IP packets) with what a bump in the wire with no address needs:
+/// learning terminals (ARP, neighbour discovery, DHCP) and the MAC addresses to send from and to,
+/// answering ARP for the key-delivery address on the terminal side only, and framing the IKE it sends
+/// in a terminal's name with that terminal's MAC and VLAN tags. Frames the policy passes go on
+/// unchanged, whatever they carry (ARP, ND, DHCP, VLAN tags, jumbo frames).
+public final class EthernetBridge {
+    public let proxy: KeyExchangeProxy
+    public private(set) var discovery: TerminalDiscovery
+    public private(set) var stations = StationTable()
+    /// The terminal-side port's MAC: the link address of the key-delivery address.
+    public let terminalPortMAC: MACAddress
+    public let enrollments: [MACAddress: MACEnrollment]
+    public private(set) var counters: [String: Int] = [:]
+
+    public init(proxy: KeyExchangeProxy, terminalPortMAC: MACAddress, discoveryPrefixes: [AddressPrefix],
+                enrollments: [MACAddress: MACEnrollment] = [:]) {
+        self.proxy = proxy
+        self.terminalPortMAC = terminalPortMAC
+        self.enrollments = enrollments
+        discovery = TerminalDiscovery(prefixes: discoveryPrefixes)
+    }
+
+    private func count(_ name: String) { counters[name, default: 0] += 1 }
+
+    /// Judges one frame received on `side`.
+    public func receive(from side: LinkSide, frame: [UInt8], now: Double, wallClock: Double) -> [FrameAction] {
+        guard let ethernet = try? EthernetFrameView(frame) else { count("drop_malformed_frame"); return [.drop("malformed_frame")] }
+        var actions: [FrameAction] = []
+        switch ethernet.etherType {
+        case EtherType.ipv4, EtherType.ipv6:
+            let packet = Array(frame[ethernet.payloadOffset...])
+            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) { actions.append(.log(line)) }
+            let decisions = proxy.receive(from: side, packet: packet, now: now, wallClock: wallClock)
+            if decisions.count == 1, case .forward(let out) = decisions[0] {
+                // The fast path: most frames are only passed on.
+                if side == .terminal && ethernet.destination == terminalPortMAC {
+                    count("drop_addressed_to_proxy_port")
+                    return actions + [.drop("addressed_to_proxy_port")]
+                }
+                return actions + [.forward(out)]
+            }
+            // The proxy acts on this packet (IKE, a start request, key delivery): remember who is where.
+            if let view = try? IPPacketView(packet) {
+                stations.learn(from: side, ethernet: ethernet, source: IPAddress(bytes: view.source(in: packet)),
+                               destination: IPAddress(bytes: view.destination(in: packet)))
+            }
+            return actions + decisions.flatMap(frame(for:))
+        case EtherType.arp:
+            guard let arp = try? ARPPacket(frame[ethernet.payloadOffset...]) else { return [.forward(side.other)] }
+            if let sender = IPAddress(bytes: arp.senderIP), arp.senderIP != [0, 0, 0, 0] {
+                stations.learn(sender, at: Station(mac: arp.senderMAC, vlanIDs: ethernet.vlanIDs, side: side))
+            }
+            if side == .terminal {
+                if let line = discovery.observe(frame: frame, fromTerminalSide: true, now: now) { actions.append(.log(line)); enrollDiscovered(arp.senderMAC) }
+                if arp.operation == .request, arp.targetIP == proxy.settings.keyDeliverySourceIPv4.bytes {
+                    // The key-delivery address lives only on the terminal link: answered here, never forwarded.
+                    count("arp_answered_for_key_delivery_address")
+                    let reply = ARPPacket(operation: .reply, senderMAC: terminalPortMAC, senderIP: arp.targetIP,
+                                          targetMAC: arp.senderMAC, targetIP: arp.senderIP)
+                    return actions + [.send(.terminal, EthernetFrameView.build(destination: arp.senderMAC, source: terminalPortMAC,
+                                                                               vlanIDs: ethernet.vlanIDs, etherType: EtherType.arp,
+                                                                               payload: reply.encode()))]
+                }
+            } else if arp.targetIP == proxy.settings.keyDeliverySourceIPv4.bytes && arp.operation == .request {
+                count("drop_arp_for_key_delivery_address_from_internet")
+                return [.drop("arp_for_key_delivery_address_from_internet")]
+            }
+            return actions + [.forward(side.other)]
+        default:
+            count("forwarded_other_ethertype")
+            return [.forward(side.other)]
+        }
+    }
+
+    /// Timers of the proxy, turned into frames.
+    public func tick(now: Double, wallClock: Double) -> [FrameAction] {
+        proxy.tick(now: now, wallClock: wallClock).flatMap(frame(for:))
+    }
+
+    /// ND and DHCP frames teach discovery; cheap tests first so the forwarding path stays fast.
+    private func discoverIfRelevant(side: LinkSide, ethernet: EthernetFrameView, frame: [UInt8], packet: [UInt8], now: Double) -> String? {
+        guard packet.count > 20 else { return nil }
+        let relevant: Bool
+        if ethernet.etherType == EtherType.ipv6 {
+            relevant = side == .terminal && packet[6] == IPProtocolNumber.icmpv6
+        } else {
+            let headerLength = Int(packet[0] & 0x0f) * 4
+            relevant = packet[9] == IPProtocolNumber.udp && packet.count >= headerLength + 4
+                && packet[headerLength] == 0 && packet[headerLength + 1] == 67
+        }
+        guard relevant, let line = discovery.observe(frame: frame, fromTerminalSide: side == .terminal, now: now) else { return nil }
+        if ethernet.etherType == EtherType.ipv6 { enrollDiscovered(ethernet.source) } else { enrollAllDiscovered() }
+        return line
+    }
+
+    private func enrollAllDiscovered() { for mac in discovery.hosts.keys { enrollDiscovered(mac) } }
+
+    /// A discovered host whose MAC the administrator enrolled becomes a registered terminal at each of its
+    /// addresses (the registry still requires them inside its prefixes); key delivery uses its IPv4 address.
+    private func enrollDiscovered(_ mac: MACAddress) {
+        guard let enrollment = enrollments[mac], let host = discovery.hosts[mac] else { return }
+        let keyAddress = host.ipv4.sorted { $0.description < $1.description }.first ?? host.ipv6.sorted { $0.description < $1.description }.first
+        for address in host.ipv4.union(host.ipv6) {
+            proxy.registry.enroll(TerminalEntry(address: address, terminalID: enrollment.terminalID, enrollmentKey: enrollment.enrollmentKey,
+                                                keyDeliveryPort: enrollment.keyDeliveryPort, keyDeliveryAddress: keyAddress))
+            if stations.seen[address] == nil {
+                stations.learn(address, at: Station(mac: mac, vlanIDs: [], side: .terminal))
+            }
+        }
+    }
+
+    /// Frames for the proxy's decisions. Packets it builds go out with link addresses learnt from the wire:
+    /// IKE from the terminal's MAC to the peer's next hop, key delivery from the terminal port's MAC.
+    private func frame(for action: ProxyAction) -> [FrameAction] {
+        switch action {
+        case .forward(let side): return [.forward(side)]
+        case .drop(let reason): return [.drop(reason)]
+        case .log(let text): return [.log(text)]
+        case .event(let event): return [.event(event)]
+        case .send(let side, let packet):
+            guard let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
+                  let destination = IPAddress(bytes: view.destination(in: packet)) else { return [.drop("unframeable_packet")] }
+            let etherType = view.version == 6 ? EtherType.ipv6 : EtherType.ipv4
+            switch side {
+            case .internet:
+                guard let terminal = stations.station(for: source), let nextHop = stations.station(for: destination) else {
+                    count("drop_no_link_address")
+                    return [.drop("no_link_address"), .log("cannot send \(source) -> \(destination): link address of "
+                                                          + (stations.station(for: source) == nil ? "\(source)" : "\(destination)") + " not learnt yet")]
+                }
+                return [.send(.internet, EthernetFrameView.build(destination: nextHop.mac, source: terminal.mac, vlanIDs: terminal.vlanIDs,
+                                                                 etherType: etherType, payload: packet))]
+            case .terminal:
+                guard let terminal = stations.station(for: destination) else {
+                    count("drop_no_link_address")
+                    return [.drop("no_link_address"), .log("cannot send to terminal \(destination): its link address is not learnt yet")]
+                }
+                return [.send(.terminal, EthernetFrameView.build(destination: terminal.mac, source: terminalPortMAC, vlanIDs: terminal.vlanIDs,
+                                                                 etherType: etherType, payload: packet))]
+            }
+        }
+    }
+}
+
+extension LinkSide {
+    /// The side a frame received here is forwarded to.
+    public var other: LinkSide { self == .internet ? .terminal : .internet }
+}

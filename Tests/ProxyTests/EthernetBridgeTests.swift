@@ -1,0 +1,130 @@
+import XCTest
+import IKEv2
+import KeyDelivery
+import Packets
+@testable import Proxy
+@testable import ProxyDemo
+
+/// The proxy at the Ethernet layer: frames passed on unchanged, the key-delivery address answered on the
+/// terminal side only, terminals enrolled by MAC through discovery, and IKE framed in the terminal's name.
+final class EthernetBridgeTests: XCTestCase {
+    let portMAC = MACAddress([0x02, 0, 0, 0, 0, 0xfe])
+    let peerMAC = MACAddress([0x02, 0, 0, 0, 0, 0x01])
+    let terminalMAC = MACAddress([0x02, 0, 0, 0, 0, 0x11])
+
+    func makeBridge(terminals: [TerminalEntry] = DemoScenario.terminals(), enrollments: [MACAddress: MACEnrollment] = [:]) -> EthernetBridge {
+        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(),
+                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: terminals),
+                                     profiles: [DemoScenario.profile()])
+        return EthernetBridge(proxy: proxy, terminalPortMAC: portMAC, discoveryPrefixes: [AddressPrefix("10.0.0.0/24")!], enrollments: enrollments)
+    }
+
+    func arp(_ operation: ARPPacket.Operation, from mac: MACAddress, ip: String, asking target: String, vlan: [UInt16] = []) -> [UInt8] {
+        let packet = ARPPacket(operation: operation, senderMAC: mac, senderIP: IPAddress(ip)!.bytes,
+                               targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: IPAddress(target)!.bytes)
+        return EthernetFrameView.build(destination: .broadcast, source: mac, vlanIDs: vlan, etherType: EtherType.arp, payload: packet.encode())
+    }
+
+    func testARPForTheKeyDeliveryAddressIsAnsweredOnTheTerminalSideOnly() throws {
+        let bridge = makeBridge()
+        let actions = bridge.receive(from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.11", asking: "169.254.0.1", vlan: [42]),
+                                     now: 0, wallClock: 0)
+        guard case .send(.terminal, let reply)? = actions.last else { return XCTFail("no ARP reply: \(actions)") }
+        let ethernet = try EthernetFrameView(reply)
+        XCTAssertEqual(ethernet.destination, terminalMAC)
+        XCTAssertEqual(ethernet.source, portMAC)
+        XCTAssertEqual(ethernet.vlanIDs, [42])
+        let answer = try ARPPacket(reply[ethernet.payloadOffset...])
+        XCTAssertEqual(answer.operation, .reply)
+        XCTAssertEqual(answer.senderMAC, portMAC)
+        XCTAssertEqual(answer.senderIP, [169, 254, 0, 1])
+        XCTAssertFalse(actions.contains(.forward(.internet)), "the request must not reach the Internet side")
+
+        let fromInternet = bridge.receive(from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "169.254.0.1"),
+                                          now: 0, wallClock: 0)
+        XCTAssertEqual(fromInternet, [.drop("arp_for_key_delivery_address_from_internet")])
+        // Any other ARP crosses unchanged.
+        XCTAssertEqual(bridge.receive(from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "10.0.0.11"),
+                                      now: 0, wallClock: 0), [.forward(.terminal)])
+    }
+
+    func testAllowedFramesCrossUnchangedWhateverTheyCarry() {
+        let bridge = makeBridge()
+        let dns = IPHeaderBuilder.udpPacket(source: DemoScenario.terminalA.bytes, destination: DemoScenario.dnsServer.bytes,
+                                            sourcePort: 5353, destinationPort: 53, payload: Array(repeating: 7, count: 8000))
+        let tagged = EthernetFrameView.build(destination: peerMAC, source: terminalMAC, vlanIDs: [100, 200], etherType: EtherType.ipv4, payload: dns)
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: tagged, now: 0, wallClock: 0), [.forward(.internet)], "jumbo, QinQ-tagged bypass frame")
+        let lldp = EthernetFrameView.build(destination: MACAddress([0x01, 0x80, 0xc2, 0, 0, 0x0e]), source: terminalMAC, etherType: 0x88cc,
+                                           payload: Array(repeating: 0, count: 46))
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: lldp, now: 0, wallClock: 0), [.forward(.internet)])
+        let telnet = IPHeaderBuilder.udpPacket(source: DemoScenario.terminalA.bytes, destination: DemoScenario.telnetServer.bytes,
+                                               sourcePort: 40000, destinationPort: 23, payload: [1])
+        var tcp = telnet
+        tcp[9] = IPProtocolNumber.tcp
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: EthernetFrameView.build(destination: peerMAC, source: terminalMAC,
+                                                                                      etherType: EtherType.ipv4, payload: tcp), now: 0, wallClock: 0),
+                       [.drop("policy_discard")])
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: [1, 2, 3], now: 0, wallClock: 0), [.drop("malformed_frame")])
+        let toPort = EthernetFrameView.build(destination: portMAC, source: terminalMAC, etherType: EtherType.ipv4, payload: dns)
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: toPort, now: 0, wallClock: 0), [.drop("addressed_to_proxy_port")])
+    }
+
+    func testATerminalEnrolledByMACIsRegisteredAtTheAddressesDiscoveryLearns() {
+        let bridge = makeBridge(terminals: [], enrollments: [terminalMAC: MACEnrollment(terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 1, count: 32)))])
+        XCTAssertNil(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.21")!))
+        let actions = bridge.receive(from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.21", asking: "10.0.0.1"), now: 0, wallClock: 0)
+        XCTAssertTrue(actions.contains(.log("discovered 10.0.0.21 at 02:00:00:00:00:11 (arp): inside the terminal prefixes")), "\(actions)")
+        XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.21")!)?.terminalID, 21)
+        // A stranger outside the prefixes is only listed as pending, never registered.
+        let stranger = MACAddress([0x02, 0, 0, 0, 0, 0x99])
+        _ = bridge.receive(from: .terminal, frame: arp(.request, from: stranger, ip: "10.9.0.5", asking: "10.9.0.1"), now: 1, wallClock: 1)
+        XCTAssertEqual(bridge.discovery.pending.map(\.mac), [stranger])
+        XCTAssertNil(bridge.proxy.registry.terminal(at: IPAddress("10.9.0.5")!))
+    }
+
+    func testIKEForATerminalIsAnsweredFromItsMACAndItsKeysSentToItsMAC() throws {
+        let bridge = makeBridge()
+        let peer = DemoScenario.peerEngine()
+        var toBridge = peer.initiate(connection: "to-\(DemoScenario.terminalA)", now: 0)
+        var keyDeliveryFrames: [[UInt8]] = [], ikeReplies: [[UInt8]] = []
+        var established = false
+        for _ in 0..<10 where !toBridge.isEmpty {
+            var next: [EngineAction] = []
+            for action in toBridge {
+                if case .event(let event) = action, event.kind == .childEstablished { established = true }
+                guard case .send(let datagram) = action else { continue }
+                let ip = IPHeaderBuilder.udpPacket(source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
+                                                   sourcePort: datagram.source.port, destinationPort: datagram.destination.port, payload: datagram.payload)
+                let frame = EthernetFrameView.build(destination: terminalMAC, source: peerMAC, vlanIDs: [7], etherType: EtherType.ipv4, payload: ip)
+                for out in bridge.receive(from: .internet, frame: frame, now: 0, wallClock: 0) {
+                    guard case .send(let side, let bytes) = out else { continue }
+                    let ethernet = try EthernetFrameView(bytes)
+                    let packet = Array(bytes[ethernet.payloadOffset...])
+                    let view = try IPPacketView(packet)
+                    if side == .terminal { keyDeliveryFrames.append(bytes); continue }
+                    ikeReplies.append(bytes)
+                    XCTAssertEqual(ethernet.source, terminalMAC, "IKE leaves with the terminal's MAC")
+                    XCTAssertEqual(ethernet.destination, peerMAC)
+                    XCTAssertEqual(ethernet.vlanIDs, [7])
+                    XCTAssertEqual(view.source(in: packet), DemoScenario.terminalA.bytes, "and from the terminal's address")
+                    let ports = view.ports(in: packet)!
+                    next += peer.receive(Array(packet[(view.upperOffset + 8)...]), from: Endpoint(DemoScenario.terminalA, ports.source),
+                                         to: Endpoint(DemoScenario.peer, ports.destination), now: 0)
+                }
+            }
+            toBridge = next
+        }
+        XCTAssertTrue(established, "the peer established a CHILD SA with the terminal's address")
+        XCTAssertGreaterThanOrEqual(ikeReplies.count, 2)
+        XCTAssertFalse(keyDeliveryFrames.isEmpty, "the SA went to the terminal over key delivery")
+        for frame in keyDeliveryFrames {
+            let ethernet = try EthernetFrameView(frame)
+            XCTAssertEqual(ethernet.destination, terminalMAC)
+            XCTAssertEqual(ethernet.source, portMAC)
+            let packet = Array(frame[ethernet.payloadOffset...])
+            let view = try IPPacketView(packet)
+            XCTAssertEqual(view.source(in: packet), [169, 254, 0, 1])
+            XCTAssertEqual(view.ports(in: packet)?.destination, 9500)
+        }
+    }
+}
