@@ -48,9 +48,12 @@ let package = Package(
         .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO"]),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
         .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO", "ESP", "KeyDelivery", "Proxy"]),
+        // `ikeproxy daemon`: the proxy in the wire, AF_PACKET ports wired to the Ethernet bridge.
+        .target(name: "Daemon", dependencies: ["Proxy", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets"]),
         .executableTarget(
             name: "ikeproxy",
             dependencies: [
+                "Daemon",
                 "IKEEndpoint",
                 "TerminalAgent",
                 "ProxyDemo",

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
+import Daemon
 import IKEEndpoint
+import LinuxIO
 import TerminalAgent
 import ProxyDemo
 
@@ -16,7 +18,7 @@ struct IKEProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ikeproxy",
         abstract: "A transparent IKEv2 key-exchange proxy.",
-        subcommands: [DemoCommand.self, EndpointCommand.self, TerminalCommand.self]
+        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, EndpointCommand.self, TerminalCommand.self]
     )
 }
 
@@ -92,5 +94,78 @@ struct DemoCommand: ParsableCommand {
     func run() throws {
         let ok = DemoRun.run(verbose: verbose) { print($0) }
         if !ok { throw ExitCode.failure }
+    }
+}
+
+struct DaemonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Run the proxy in the wire: bridge two interfaces that hold no IP address, do IKE for the terminals behind it."
+    )
+
+    @Option(name: .long, help: "Path of the JSON configuration file (see docs/daemon.md).")
+    var config: String
+
+    @Flag(name: .long, help: "Include CHILD SA keys in the JSON events on stdout.")
+    var showKeys = false
+
+    func run() throws {
+        let runner: DaemonRunner
+        do {
+            runner = try DaemonRunner(configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys, log: log,
+                                      emit: { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) })
+        } catch {
+            log("cannot start: \(error)")
+            throw ExitCode(2)
+        }
+        signal(SIGINT) { _ in stopRequested = 1 }
+        signal(SIGTERM) { _ in stopRequested = 1 }
+        runner.run(shouldStop: { stopRequested != 0 })
+    }
+}
+
+struct TerminalsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "terminals",
+        abstract: "List the terminals a running daemon has discovered or been given: registered, unenrolled or pending approval."
+    )
+
+    @Option(name: .long, help: "The daemon's control socket (control_socket in its configuration).")
+    var control = "/run/ikeproxy.sock"
+
+    @Flag(name: .long, help: "Print the daemon's JSON answer instead of a table.")
+    var json = false
+
+    func run() throws {
+        let reply: String
+        do { reply = try ControlSocket.query(path: control, request: "terminals") } catch {
+            log("\(error)")
+            throw ExitCode(2)
+        }
+        if json { print(reply.trimmingCharacters(in: .whitespacesAndNewlines)); return }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any],
+              let rows = object["terminals"] as? [[String: Any]] else {
+            log("the daemon answered something unexpected: \(reply.prefix(200))")
+            throw ExitCode(2)
+        }
+        func text(_ value: Any?) -> String {
+            switch value {
+            case let list as [String]: return list.isEmpty ? "-" : list.joined(separator: ",")
+            case let number as NSNumber: return number.stringValue
+            case let string as String: return string
+            default: return "-"
+            }
+        }
+        let header = ["MAC", "IPV4", "IPV6", "STATUS", "TERMINAL", "LEARNT FROM", "SEEN"]
+        let table = [header] + rows.map { row in
+            [text(row["mac"]), text(row["ipv4"]), text(row["ipv6"]), text(row["status"]), text(row["terminal_id"]),
+             text(row["learnt_from"]), (row["last_seen_seconds_ago"] as? NSNumber).map { $0.stringValue + "s ago" } ?? "-"]
+        }
+        let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
+        for line in table {
+            print(line.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        }
+        if rows.isEmpty { print("(no terminal seen yet)") }
     }
 }

@@ -1,0 +1,241 @@
+import Foundation
+import IKEv2
+import Packets
+import Proxy
+
+/// Why a daemon configuration was refused; the message names the offending key.
+public struct DaemonConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// The JSON configuration of `ikeproxy daemon` (docs/daemon.md): the two ports, the policy, the
+/// protection profiles, the terminals and where the control socket lives.
+public struct DaemonConfiguration: Sendable {
+    public var internetInterface: String
+    public var terminalInterface: String
+    public var controlSocket: String
+    public var policy: PolicyTable
+    public var profiles: [ProtectionProfile]
+    public var terminalPrefixes: [AddressPrefix]
+    public var terminals: [TerminalEntry]
+    public var enrollments: [MACAddress: MACEnrollment]
+    public var proxySettings: ProxySettings
+    public var engineSettings: EngineSettings
+    public var showKeys: Bool
+
+    struct File: Decodable {
+        struct Interfaces: Decodable { var internet: String; var terminal: String }
+        struct Terminal: Decodable {
+            var terminal_id: UInt64
+            var enrollment_key_hex: String
+            var mac: String?
+            var addresses: [String]?
+            var key_delivery_port: UInt16?
+        }
+        struct Profile: Decodable {
+            var name: String
+            var proposals: [String]?
+            var esp_proposals: [String]?
+            var psk: String?
+            var psk_hex: String?
+            var peer_id: String?
+            var mode: String?
+            var force_encapsulation: Bool?
+            var hard_lifetime: UInt32?
+        }
+        struct Rule: Decodable {
+            var source: String?
+            var destination: String?
+            var `protocol`: String?
+            var source_ports: String?
+            var destination_ports: String?
+            var action: String
+            var profile: String?
+        }
+        struct Policy: Decodable { var rules: [Rule]; var `default`: String? }
+        struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
+        struct Settings: Decodable { var retransmit_timeout: Double?; var retransmit_limit: Int?; var half_open_timeout: Double? }
+        var interfaces: Interfaces
+        var control_socket: String?
+        var terminal_prefixes: [String]
+        var terminals: [Terminal]?
+        var profiles: [Profile]
+        var policy: Policy
+        var key_delivery: KeyDelivery?
+        var settings: Settings?
+    }
+
+    public static func load(path: String) throws -> DaemonConfiguration {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DaemonConfigurationError("cannot read configuration file \(path)") }
+        return try parse(data)
+    }
+
+    public static func parse(_ data: Data) throws -> DaemonConfiguration {
+        let file: File
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch let error as DecodingError {
+            throw DaemonConfigurationError("configuration is not valid: \(describe(error))")
+        }
+        func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
+        guard file.interfaces.internet != file.interfaces.terminal else {
+            throw fail("interfaces.internet and interfaces.terminal must be two different interfaces")
+        }
+        var prefixes: [AddressPrefix] = []
+        for text in file.terminal_prefixes {
+            guard let prefix = AddressPrefix(text) else { throw fail("terminal_prefixes: '\(text)' is not an address prefix") }
+            prefixes.append(prefix)
+        }
+        var profiles: [ProtectionProfile] = []
+        for (index, p) in file.profiles.enumerated() {
+            let at = "profiles[\(index)] (\(p.name))"
+            let key: [UInt8]
+            if let hex = p.psk_hex {
+                guard let bytes = [UInt8](hexString: hex), !bytes.isEmpty else { throw fail("\(at): psk_hex is not hexadecimal") }
+                key = bytes
+            } else if let text = p.psk, !text.isEmpty {
+                key = Array(text.utf8)
+            } else {
+                throw fail("\(at): psk or psk_hex is required")
+            }
+            let ike: [ProposalSpec], esp: [ProposalSpec]
+            do { ike = try (p.proposals ?? ["aes256gcm16-prfsha256-x25519"]).map { try ProposalSpec($0, forIKE: true) } } catch {
+                throw fail("\(at): proposals: \(error)")
+            }
+            do { esp = try (p.esp_proposals ?? ["aes256gcm16"]).map { try ProposalSpec($0, forIKE: false) } } catch {
+                throw fail("\(at): esp_proposals: \(error)")
+            }
+            let mode: ChildMode
+            switch p.mode ?? "tunnel" {
+            case "tunnel": mode = .tunnel
+            case "transport": mode = .transport
+            default: throw fail("\(at): mode must be 'tunnel' or 'transport'")
+            }
+            guard !profiles.contains(where: { $0.name == p.name }) else { throw fail("\(at): profile name used twice") }
+            profiles.append(ProtectionProfile(name: p.name, ikeProposals: ike, espProposals: esp, preSharedKey: KeyMaterial(key),
+                                              peerIdentity: p.peer_id.map(Identity.init), mode: mode,
+                                              forceEncapsulation: p.force_encapsulation ?? true, hardLifetime: p.hard_lifetime))
+        }
+        var rules: [PolicyRule] = []
+        for (index, r) in file.policy.rules.enumerated() {
+            let at = "policy.rules[\(index)]"
+            let sourceText = r.source ?? "any", destinationText = r.destination ?? "any"
+            let isIPv6 = sourceText.contains(":") || destinationText.contains(":")
+            func prefix(_ text: String, _ key: String) throws -> AddressPrefix {
+                if text == "any" { return AddressPrefix.any(ipv6: isIPv6) }
+                guard let prefix = AddressPrefix(text) else { throw fail("\(at).\(key): '\(text)' is not an address prefix") }
+                return prefix
+            }
+            let source = try prefix(sourceText, "source"), destination = try prefix(destinationText, "destination")
+            guard source.isIPv6 == destination.isIPv6 else { throw fail("\(at): source and destination must be the same IP version") }
+            let ipProtocol: UInt8?
+            switch (r.protocol ?? "any").lowercased() {
+            case "any": ipProtocol = nil
+            case "tcp": ipProtocol = IPProtocolNumber.tcp
+            case "udp": ipProtocol = IPProtocolNumber.udp
+            case "icmp": ipProtocol = IPProtocolNumber.icmp
+            case "icmpv6", "ipv6-icmp": ipProtocol = IPProtocolNumber.icmpv6
+            case "esp": ipProtocol = IPProtocolNumber.esp
+            case let other:
+                guard let number = UInt8(other) else { throw fail("\(at).protocol: '\(other)' is not tcp, udp, icmp, icmpv6, esp, any or a number") }
+                ipProtocol = number
+            }
+            func ports(_ text: String?, _ key: String) throws -> PortRange {
+                guard let text, text != "any" else { return .any }
+                guard let range = PortRange(text) else { throw fail("\(at).\(key): '\(text)' is not a port, a range like 1024-2047, or any") }
+                return range
+            }
+            let action: PolicyAction
+            switch r.action {
+            case "bypass": action = .bypass
+            case "discard": action = .discard
+            case "protect":
+                guard let name = r.profile else { throw fail("\(at): a protect rule names a profile") }
+                guard profiles.contains(where: { $0.name == name }) else { throw fail("\(at): profile '\(name)' is not defined in profiles") }
+                action = .protect(profile: name)
+            default: throw fail("\(at).action: '\(r.action)' is not bypass, discard or protect")
+            }
+            rules.append(PolicyRule(source: source, destination: destination, ipProtocol: ipProtocol,
+                                    sourcePorts: try ports(r.source_ports, "source_ports"),
+                                    destinationPorts: try ports(r.destination_ports, "destination_ports"), action: action))
+        }
+        let defaultAction: PolicyAction
+        switch file.policy.default ?? "bypass" {
+        case "bypass": defaultAction = .bypass
+        case "discard": defaultAction = .discard
+        case let other: throw fail("policy.default: '\(other)' is not bypass or discard")
+        }
+        var settings = ProxySettings()
+        if let kd = file.key_delivery {
+            if let port = kd.port { settings.keyDeliveryPort = port }
+            if let text = kd.source_ipv4 {
+                guard let address = IPAddress(text), !address.isIPv6 else { throw fail("key_delivery.source_ipv4: '\(text)' is not an IPv4 address") }
+                settings.keyDeliverySourceIPv4 = address
+            }
+            if let text = kd.source_ipv6 {
+                guard let address = IPAddress(text), address.isIPv6 else { throw fail("key_delivery.source_ipv6: '\(text)' is not an IPv6 address") }
+                settings.keyDeliverySourceIPv6 = address
+            }
+        }
+        var terminals: [TerminalEntry] = [], enrollments: [MACAddress: MACEnrollment] = [:]
+        var seenIDs = Set<UInt64>()
+        for (index, t) in (file.terminals ?? []).enumerated() {
+            let at = "terminals[\(index)] (id \(t.terminal_id))"
+            guard seenIDs.insert(t.terminal_id).inserted else { throw fail("\(at): terminal_id used twice") }
+            guard let key = [UInt8](hexString: t.enrollment_key_hex), key.count >= 16 else {
+                throw fail("\(at): enrollment_key_hex must be at least 16 octets of hexadecimal (32 recommended)")
+            }
+            var addresses: [IPAddress] = []
+            for text in t.addresses ?? [] {
+                guard let address = IPAddress(text) else { throw fail("\(at).addresses: '\(text)' is not an IP address") }
+                addresses.append(address)
+            }
+            guard t.mac != nil || !addresses.isEmpty else { throw fail("\(at): give its mac (addresses are then discovered) or its addresses") }
+            let keyAddress = addresses.first { !$0.isIPv6 } ?? addresses.first
+            for address in addresses {
+                terminals.append(TerminalEntry(address: address, terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key),
+                                               keyDeliveryPort: t.key_delivery_port ?? 9500, keyDeliveryAddress: keyAddress))
+            }
+            if let text = t.mac {
+                guard let mac = MACAddress(text: text) else { throw fail("\(at).mac: '\(text)' is not a MAC address like 02:00:00:00:00:01") }
+                enrollments[mac] = MACEnrollment(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: t.key_delivery_port ?? 9500)
+            }
+        }
+        var engine = EngineSettings()
+        if let s = file.settings {
+            if let v = s.retransmit_timeout { engine.retransmitTimeout = v }
+            if let v = s.retransmit_limit { engine.retransmitLimit = v }
+            if let v = s.half_open_timeout { engine.halfOpenTimeout = v }
+        }
+        return DaemonConfiguration(internetInterface: file.interfaces.internet, terminalInterface: file.interfaces.terminal,
+                                   controlSocket: file.control_socket ?? "/run/ikeproxy.sock",
+                                   policy: PolicyTable(rules: rules, defaultAction: defaultAction), profiles: profiles,
+                                   terminalPrefixes: prefixes, terminals: terminals, enrollments: enrollments,
+                                   proxySettings: settings, engineSettings: engine, showKeys: false)
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
+        }
+        switch error {
+        case .keyNotFound(let key, let context): return "missing key '\(key.stringValue)' at '\(path(context))'"
+        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at '\(path(context))': \(context.debugDescription)"
+        case .dataCorrupted(let context): return "not JSON (\(context.debugDescription)) at '\(path(context))'"
+        @unknown default: return "\(error)"
+        }
+    }
+}
+
+extension MACAddress {
+    /// Parses the colon- or dash-separated hexadecimal form.
+    public init?(text: String) {
+        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
+        guard parts.count == 6 else { return nil }
+        var octets: [UInt8] = []
+        for part in parts {
+            guard part.count <= 2, let value = UInt8(part, radix: 16) else { return nil }
+            octets.append(value)
+        }
+        self.init(octets)
+    }
+}

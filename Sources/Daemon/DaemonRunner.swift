@@ -1,0 +1,204 @@
+import Foundation
+import IKEEndpoint
+import IKEv2
+import LinuxIO
+import Packets
+import Proxy
+
+/// Why the daemon could not start, in words an operator can act on.
+public struct DaemonStartError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+/// `ikeproxy daemon`: the bump in the wire. Two AF_PACKET ports with no IP address, frames read and
+/// written in batches, every frame judged by the Ethernet bridge (and so by the proxy's policy), timers
+/// ticked, SA events printed as JSON lines, and a control socket answering `ikeproxy terminals`.
+public final class DaemonRunner {
+    let configuration: DaemonConfiguration
+    public let bridge: EthernetBridge
+    let internet: PacketPort
+    let terminal: PacketPort
+    let control: ControlSocket
+    let log: (String) -> Void
+    let emit: (String) -> Void
+    let startedAt = monotonicSeconds()
+    /// Data-path counters: frames in and out per port, refused and truncated frames.
+    public private(set) var portCounters: [String: Int] = [:]
+
+    public init(configuration: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
+                emit: @escaping (String) -> Void) throws {
+        self.configuration = configuration
+        self.log = log
+        self.emit = emit
+        for name in [configuration.internetInterface, configuration.terminalInterface] {
+            // The proxy owns no address: keep the kernel from giving the ports an IPv6 link-local one.
+            let sysctl = "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6"
+            if FileManager.default.fileExists(atPath: sysctl) { try? "1\n".write(toFile: sysctl, atomically: false, encoding: .utf8) }
+            let held = interfaceAddresses(name)
+            guard held.isEmpty else {
+                throw DaemonStartError(description: "interface '\(name)' holds the address(es) \(held.joined(separator: ", ")); "
+                                       + "a bridged port of the proxy must have none (ip address flush dev \(name))")
+            }
+        }
+        do {
+            internet = try PacketPort(interface: configuration.internetInterface)
+            terminal = try PacketPort(interface: configuration.terminalInterface)
+        } catch {
+            throw DaemonStartError(description: "\(error)")
+        }
+        do { control = try ControlSocket(path: configuration.controlSocket) } catch {
+            throw DaemonStartError(description: "control socket: \(error)")
+        }
+        let proxy = KeyExchangeProxy(policy: configuration.policy,
+                                     registry: TerminalRegistry(allowedPrefixes: configuration.terminalPrefixes, terminals: configuration.terminals),
+                                     profiles: configuration.profiles, settings: configuration.proxySettings,
+                                     engineSettings: configuration.engineSettings, epoch: UInt64(Date().timeIntervalSince1970 * 1000))
+        bridge = EthernetBridge(proxy: proxy, terminalPortMAC: MACAddress(terminal.mac), discoveryPrefixes: configuration.terminalPrefixes,
+                                enrollments: configuration.enrollments)
+        self.showKeys = showKeys
+        log("bridging \(internet.name) (Internet side, MTU \(internet.mtu)) and \(terminal.name) (terminal side, MTU \(terminal.mtu)), "
+            + "no IP address on either; \(configuration.policy.rules.count) policy rules, default \(configuration.policy.defaultAction); "
+            + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
+            + "key delivery from \(configuration.proxySettings.keyDeliverySourceIPv4) port \(configuration.proxySettings.keyDeliveryPort); "
+            + "control socket \(configuration.controlSocket)")
+    }
+
+    let showKeys: Bool
+
+    private func count(_ name: String, _ amount: Int = 1) { if amount > 0 { portCounters[name, default: 0] += amount } }
+
+    func port(_ side: LinkSide) -> PacketPort { side == .internet ? internet : terminal }
+
+    public func run(shouldStop: () -> Bool) {
+        var lastTick = 0.0
+        let descriptors = [internet.descriptor, terminal.descriptor, control.descriptor]
+        while !shouldStop() {
+            let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
+            // Drain both ports in turns, one batch each, until both are empty (bounded, so timers still run).
+            var rounds = 0
+            var busy = ready.contains(internet.descriptor) || ready.contains(terminal.descriptor)
+            while busy && rounds < 64 && !shouldStop() {
+                let a = pump(from: .internet), b = pump(from: .terminal)
+                busy = a + b > 0
+                rounds += 1
+            }
+            if ready.contains(control.descriptor) { control.serve(answer) }
+            let now = monotonicSeconds()
+            if now - lastTick >= 0.1 {
+                lastTick = now
+                perform(bridge.tick(now: now, wallClock: Date().timeIntervalSince1970), receivedOn: nil)
+            }
+        }
+        log("stopping; \(render(counters: portCounters)); proxy: \(render(counters: bridge.proxy.counters)); bridge: \(render(counters: bridge.counters))")
+    }
+
+    /// Reads one batch from `side`, judges each frame and sends what goes on. Returns the frames read.
+    private func pump(from side: LinkSide) -> Int {
+        let input = port(side), output = port(side.other)
+        var forwards: [UnsafePointer<UInt8>?] = [], lengths: [Int32] = []
+        var built: [(LinkSide, [UInt8])] = []
+        let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+        let received: Int
+        do {
+            received = try input.receiveBatch { frame, truncated in
+                guard !truncated else { count("drop_truncated_frame_\(side.rawValue)"); return }
+                for action in bridge.receive(from: side, frame: Array(frame), now: now, wallClock: wall) {
+                    switch action {
+                    case .forward(let out) where out == side.other:
+                        forwards.append(frame.baseAddress); lengths.append(Int32(frame.count))
+                    case .forward(let out): built.append((out, Array(frame)))
+                    case .send(let out, let bytes): built.append((out, bytes))
+                    case .drop: break
+                    case .log(let line): log(line)
+                    case .event(let event): emit(EventJSON.render(event, showKeys: showKeys))
+                    }
+                }
+            }
+            // The forwarded frames point into the receive batch: sent before the next read reuses it.
+            let (sent, refused) = output.send(frames: forwards, lengths: lengths)
+            count("frames_in_\(side.rawValue)", received)
+            count("frames_forwarded_to_\(side.other.rawValue)", sent)
+            count("tx_refused_\(side.other.rawValue)", refused)
+        } catch {
+            count("rx_errors_\(side.rawValue)")
+            log("\(error)")
+            return 0
+        }
+        for (out, bytes) in built { sendBuilt(bytes, on: out) }
+        return received
+    }
+
+    private func sendBuilt(_ frame: [UInt8], on side: LinkSide) {
+        if port(side).send(frame) { count("frames_built_to_\(side.rawValue)") } else { count("tx_refused_\(side.rawValue)") }
+    }
+
+    private func perform(_ actions: [FrameAction], receivedOn: LinkSide?) {
+        for action in actions {
+            switch action {
+            case .send(let side, let bytes): sendBuilt(bytes, on: side)
+            case .forward: break
+            case .drop: break
+            case .log(let line): log(line)
+            case .event(let event): emit(EventJSON.render(event, showKeys: showKeys))
+            }
+        }
+    }
+
+    func render(counters: [String: Int]) -> String {
+        counters.isEmpty ? "none" : counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+    }
+
+    // MARK: control socket
+
+    /// Answers one control request with JSON.
+    func answer(_ request: String) -> String {
+        let object: Any
+        switch request.trimmingCharacters(in: .whitespaces) {
+        case "terminals": object = ["terminals": terminalRows()]
+        case "status": object = status()
+        case "sas": object = ["sas": saRows()]
+        default: object = ["error": "unknown request '\(request)'; known: terminals, status, sas"]
+        }
+        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return "{}" }
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    func terminalRows() -> [[String: Any]] {
+        let registry = bridge.proxy.registry, now = monotonicSeconds()
+        var rows: [[String: Any]] = []
+        var listed = Set<IPAddress>()
+        for host in bridge.discovery.hosts.values.sorted(by: { $0.mac.description < $1.mac.description }) {
+            let addresses = host.ipv4.union(host.ipv6)
+            let entries = addresses.compactMap { registry.terminal(at: $0) }
+            let inside = addresses.contains(where: bridge.discovery.isInsidePrefixes)
+            let status = !entries.isEmpty ? "registered" : inside ? "unenrolled" : "pending"
+            listed.formUnion(addresses)
+            rows.append(["mac": host.mac.description, "ipv4": host.ipv4.map(\.description).sorted(), "ipv6": host.ipv6.map(\.description).sorted(),
+                         "status": status, "terminal_id": entries.first.map { NSNumber(value: $0.terminalID) } ?? NSNull(),
+                         "learnt_from": host.learntFrom.sorted(), "last_seen_seconds_ago": Int(now - host.lastSeen)])
+        }
+        // Terminals configured by address that have not shown themselves on the link yet.
+        var byID: [UInt64: [IPAddress]] = [:]
+        for entry in configuration.terminals where !listed.contains(entry.address) { byID[entry.terminalID, default: []].append(entry.address) }
+        for (id, addresses) in byID.sorted(by: { $0.key < $1.key }) {
+            rows.append(["mac": NSNull(), "ipv4": addresses.filter { !$0.isIPv6 }.map(\.description), "ipv6": addresses.filter(\.isIPv6).map(\.description),
+                         "status": addresses.contains { registry.terminal(at: $0) != nil } ? "registered" : "outside prefixes",
+                         "terminal_id": NSNumber(value: id), "learnt_from": ["configuration"], "last_seen_seconds_ago": NSNull()])
+        }
+        return rows
+    }
+
+    func saRows() -> [[String: Any]] {
+        bridge.proxy.store.children.values.sorted { $0.createdAt < $1.createdAt }.map { sa in
+            ["terminal": sa.terminal.description, "peer": sa.peer.description, "connection": sa.connection,
+             "spi_in": sa.inbound.spi.description, "spi_out": sa.outbound.spi.description,
+             "age_seconds": Int(monotonicSeconds() - sa.createdAt)] as [String: Any]
+        }
+    }
+
+    func status() -> [String: Any] {
+        ["uptime_seconds": Int(monotonicSeconds() - startedAt), "interfaces": ["internet": internet.name, "terminal": terminal.name],
+         "data_path": portCounters, "proxy": bridge.proxy.counters, "bridge": bridge.counters,
+         "sas": bridge.proxy.store.children.count, "negotiating": bridge.proxy.hasNegotiationsInFlight]
+    }
+}
