@@ -67,6 +67,7 @@ let package = Package(
                            .product(name: "_CryptoExtras", package: "swift-crypto")],
             path: "benchmarks/ESPBenchmark"
         ),
+        .executableTarget(name: "forwarding-load", dependencies: ["LinuxIO", "Packets"], path: "benchmarks/ForwardingLoad"),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "ProxyDemo", "TerminalAgent", "Packets", "IKEv2", "ESP"]),
         .executableTarget(name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],

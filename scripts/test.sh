@@ -10,14 +10,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need_apt=0
-for tool in /usr/lib/ipsec/charon swanctl ip tshark tcpdump nft; do
+for tool in /usr/lib/ipsec/charon swanctl ip ping tshark tcpdump nft setpriv; do
     command -v "$tool" >/dev/null 2>&1 || [ -x "$tool" ] || need_apt=1
 done
 if [ "$need_apt" -eq 1 ]; then
     echo "== installing strongSwan, iproute2 and tshark"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan-charon strongswan-swanctl \
-        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables >/dev/null
+        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables util-linux >/dev/null
 fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
 
@@ -31,3 +31,6 @@ python3 tests/interop/strongswan_interop.py
 
 echo "== terminal ESP test (strongSwan, key agent, ikeproxy terminal)"
 python3 tests/interop/terminal_esp.py
+
+echo "== daemon end-to-end test (strongSwan, ikeproxy daemon as a two-port bridge, two terminals)"
+python3 tests/interop/daemon_e2e.py

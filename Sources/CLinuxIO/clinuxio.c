@@ -9,6 +9,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <linux/virtio_net.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -91,7 +92,11 @@ int ikp_packet_open(int ifindex, int receive_buffer) {
     address.sll_family = AF_PACKET;
     address.sll_protocol = htons(ETH_P_ALL);
     address.sll_ifindex = ifindex;
-    if (setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0
+    // PACKET_VNET_HDR: frames come with a virtio_net_hdr that says when a checksum is still to be
+    // completed (offload) or the frame is a GSO super-frame, and the same header on send lets the kernel
+    // finish them on the way out; without it such frames would leave with wrong checksums or be cut.
+    if (setsockopt(fd, SOL_PACKET, PACKET_VNET_HDR, &one, sizeof(one)) < 0
+        || setsockopt(fd, SOL_PACKET, PACKET_AUXDATA, &one, sizeof(one)) < 0
         || setsockopt(fd, SOL_PACKET, PACKET_ADD_MEMBERSHIP, &membership, sizeof(membership)) < 0
         || setsockopt(fd, SOL_PACKET, PACKET_IGNORE_OUTGOING, &one, sizeof(one)) < 0
         || bind(fd, (struct sockaddr *)&address, sizeof(address)) < 0) {
@@ -111,6 +116,7 @@ int ikp_packet_open(int ifindex, int receive_buffer) {
 struct ikp_frame_batch {
     int capacity, slot_size, received;
     unsigned char *slots;
+    struct virtio_net_hdr *headers;
     struct mmsghdr *messages;
     struct iovec *vectors;
     unsigned char *controls;
@@ -127,13 +133,14 @@ ikp_frame_batch *ikp_frame_batch_create(int capacity, int slot_size) {
     batch->capacity = capacity;
     batch->slot_size = slot_size;
     batch->slots = malloc((size_t)capacity * (size_t)(slot_size + HEADROOM));
+    batch->headers = calloc((size_t)capacity, sizeof(struct virtio_net_hdr));
     batch->messages = calloc((size_t)capacity, sizeof(struct mmsghdr));
-    batch->vectors = calloc((size_t)capacity, sizeof(struct iovec));
+    batch->vectors = calloc((size_t)capacity * 2, sizeof(struct iovec));
     batch->controls = calloc((size_t)capacity, CONTROL_SIZE);
     batch->starts = calloc((size_t)capacity, sizeof(int));
     batch->lengths = calloc((size_t)capacity, sizeof(int));
     batch->truncated = calloc((size_t)capacity, sizeof(int));
-    if (!batch->slots || !batch->messages || !batch->vectors || !batch->controls || !batch->starts || !batch->lengths || !batch->truncated) {
+    if (!batch->slots || !batch->headers || !batch->messages || !batch->vectors || !batch->controls || !batch->starts || !batch->lengths || !batch->truncated) {
         ikp_frame_batch_destroy(batch);
         return NULL;
     }
@@ -142,7 +149,7 @@ ikp_frame_batch *ikp_frame_batch_create(int capacity, int slot_size) {
 
 void ikp_frame_batch_destroy(ikp_frame_batch *batch) {
     if (!batch) return;
-    free(batch->slots); free(batch->messages); free(batch->vectors); free(batch->controls);
+    free(batch->slots); free(batch->headers); free(batch->messages); free(batch->vectors); free(batch->controls);
     free(batch->starts); free(batch->lengths); free(batch->truncated);
     free(batch);
 }
@@ -150,12 +157,14 @@ void ikp_frame_batch_destroy(ikp_frame_batch *batch) {
 int ikp_frame_batch_receive(int fd, ikp_frame_batch *batch) {
     for (int i = 0; i < batch->capacity; i++) {
         unsigned char *slot = batch->slots + (size_t)i * (size_t)(batch->slot_size + HEADROOM);
-        batch->vectors[i].iov_base = slot + HEADROOM;
-        batch->vectors[i].iov_len = (size_t)batch->slot_size;
+        batch->vectors[2 * i].iov_base = &batch->headers[i];
+        batch->vectors[2 * i].iov_len = sizeof(struct virtio_net_hdr);
+        batch->vectors[2 * i + 1].iov_base = slot + HEADROOM;
+        batch->vectors[2 * i + 1].iov_len = (size_t)batch->slot_size;
         struct msghdr *header = &batch->messages[i].msg_hdr;
         memset(header, 0, sizeof(*header));
-        header->msg_iov = &batch->vectors[i];
-        header->msg_iovlen = 1;
+        header->msg_iov = &batch->vectors[2 * i];
+        header->msg_iovlen = 2;
         header->msg_control = batch->controls + (size_t)i * CONTROL_SIZE;
         header->msg_controllen = CONTROL_SIZE;
     }
@@ -166,7 +175,8 @@ int ikp_frame_batch_receive(int fd, ikp_frame_batch *batch) {
     }
     for (int i = 0; i < count; i++) {
         unsigned char *slot = batch->slots + (size_t)i * (size_t)(batch->slot_size + HEADROOM);
-        int length = (int)batch->messages[i].msg_len;
+        int length = (int)batch->messages[i].msg_len - (int)sizeof(struct virtio_net_hdr);
+        if (length < 0) length = 0;
         batch->truncated[i] = length > batch->slot_size || (batch->messages[i].msg_hdr.msg_flags & MSG_TRUNC);
         if (length > batch->slot_size) length = batch->slot_size;
         batch->starts[i] = HEADROOM;
@@ -183,6 +193,10 @@ int ikp_frame_batch_receive(int fd, ikp_frame_batch *batch) {
             slot[14] = (unsigned char)(aux.tp_vlan_tci >> 8);
             slot[15] = (unsigned char)aux.tp_vlan_tci;
             batch->starts[i] = 0;
+            // Offsets in the virtio header count from the frame start: the tag moved them by 4.
+            struct virtio_net_hdr *vnet = &batch->headers[i];
+            if (vnet->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) vnet->csum_start += 4;
+            if (vnet->hdr_len) vnet->hdr_len += 4;
             length += 4;
             if (length > batch->slot_size + HEADROOM) length = batch->slot_size + HEADROOM;
         }
@@ -192,27 +206,34 @@ int ikp_frame_batch_receive(int fd, ikp_frame_batch *batch) {
     return count;
 }
 
-const unsigned char *ikp_frame_batch_frame(const ikp_frame_batch *batch, int index, int *length, int *truncated) {
-    if (index < 0 || index >= batch->received) { *length = 0; *truncated = 0; return NULL; }
+const unsigned char *ikp_frame_batch_frame(const ikp_frame_batch *batch, int index, int *length, int *truncated,
+                                           const unsigned char **offload) {
+    if (index < 0 || index >= batch->received) { *length = 0; *truncated = 0; *offload = NULL; return NULL; }
     *length = batch->lengths[index];
     *truncated = batch->truncated[index];
+    *offload = (const unsigned char *)&batch->headers[index];
     return batch->slots + (size_t)index * (size_t)(batch->slot_size + HEADROOM) + batch->starts[index];
 }
 
-int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int *lengths, int count, int *refused) {
+int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int *lengths, const unsigned char *const *offloads,
+                          int count, int *refused) {
     enum { CHUNK = 64 };
+    static const struct virtio_net_hdr none;
     struct mmsghdr messages[CHUNK];
-    struct iovec vectors[CHUNK];
+    struct iovec vectors[2 * CHUNK];
     int next = 0, accepted = 0, last_error = 0;
     *refused = 0;
     while (next < count) {
         int n = count - next < CHUNK ? count - next : CHUNK;
         memset(messages, 0, sizeof(struct mmsghdr) * (size_t)n);
         for (int i = 0; i < n; i++) {
-            vectors[i].iov_base = (void *)frames[next + i];
-            vectors[i].iov_len = (size_t)lengths[next + i];
-            messages[i].msg_hdr.msg_iov = &vectors[i];
-            messages[i].msg_hdr.msg_iovlen = 1;
+            const unsigned char *offload = offloads ? offloads[next + i] : NULL;
+            vectors[2 * i].iov_base = (void *)(offload ? offload : (const unsigned char *)&none);
+            vectors[2 * i].iov_len = sizeof(struct virtio_net_hdr);
+            vectors[2 * i + 1].iov_base = (void *)frames[next + i];
+            vectors[2 * i + 1].iov_len = (size_t)lengths[next + i];
+            messages[i].msg_hdr.msg_iov = &vectors[2 * i];
+            messages[i].msg_hdr.msg_iovlen = 2;
         }
         int result = sendmmsg(fd, messages, (unsigned)n, MSG_DONTWAIT);
         if (result < 0) { last_error = errno; result = 0; }

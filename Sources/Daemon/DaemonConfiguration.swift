@@ -225,17 +225,3 @@ public struct DaemonConfiguration: Sendable {
         }
     }
 }
-
-extension MACAddress {
-    /// Parses the colon- or dash-separated hexadecimal form.
-    public init?(text: String) {
-        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
-        guard parts.count == 6 else { return nil }
-        var octets: [UInt8] = []
-        for part in parts {
-            guard part.count <= 2, let value = UInt8(part, radix: 16) else { return nil }
-            octets.append(value)
-        }
-        self.init(octets)
-    }
-}

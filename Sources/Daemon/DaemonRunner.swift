@@ -95,17 +95,17 @@ public final class DaemonRunner {
     /// Reads one batch from `side`, judges each frame and sends what goes on. Returns the frames read.
     private func pump(from side: LinkSide) -> Int {
         let input = port(side), output = port(side.other)
-        var forwards: [UnsafePointer<UInt8>?] = [], lengths: [Int32] = []
+        var forwards: [UnsafePointer<UInt8>?] = [], lengths: [Int32] = [], offloads: [UnsafePointer<UInt8>?] = []
         var built: [(LinkSide, [UInt8])] = []
         let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
         let received: Int
         do {
-            received = try input.receiveBatch { frame, truncated in
+            received = try input.receiveBatch { frame, offload, truncated in
                 guard !truncated else { count("drop_truncated_frame_\(side.rawValue)"); return }
                 for action in bridge.receive(from: side, frame: Array(frame), now: now, wallClock: wall) {
                     switch action {
                     case .forward(let out) where out == side.other:
-                        forwards.append(frame.baseAddress); lengths.append(Int32(frame.count))
+                        forwards.append(frame.baseAddress); lengths.append(Int32(frame.count)); offloads.append(offload)
                     case .forward(let out): built.append((out, Array(frame)))
                     case .send(let out, let bytes): built.append((out, bytes))
                     case .drop: break
@@ -115,7 +115,7 @@ public final class DaemonRunner {
                 }
             }
             // The forwarded frames point into the receive batch: sent before the next read reuses it.
-            let (sent, refused) = output.send(frames: forwards, lengths: lengths)
+            let (sent, refused) = output.send(frames: forwards, lengths: lengths, offloads: offloads)
             count("frames_in_\(side.rawValue)", received)
             count("frames_forwarded_to_\(side.other.rawValue)", sent)
             count("tx_refused_\(side.other.rawValue)", refused)

@@ -53,8 +53,8 @@ public final class PacketPort {
             throw .failed(name, SocketError(operation: "AF_PACKET socket", code: -fd))
         }
         descriptor = fd
-        // Room for the MTU, an Ethernet header and two VLAN tags.
-        guard let created = ikp_frame_batch_create(Int32(batchSize), Int32(max(mtu, 1500) + 22)) else {
+        // Room for a GSO super-frame (up to 64 KiB of IP) with an Ethernet header and two VLAN tags.
+        guard let created = ikp_frame_batch_create(Int32(batchSize), Int32(max(mtu, 65535) + 22)) else {
             close(fd)
             throw .failed(name, SocketError(operation: "allocating receive buffers", code: ENOMEM))
         }
@@ -66,38 +66,47 @@ public final class PacketPort {
         close(descriptor)
     }
 
-    /// Reads what is waiting (at most one batch) and hands each frame to `body`, valid only during the
-    /// call. Returns the number of frames, or throws on a socket error.
+    /// Reads what is waiting (at most one batch) and hands each frame to `body` with its offload header
+    /// (pass it back when forwarding the frame), both valid only until the next receive. Returns the
+    /// number of frames, or throws on a socket error.
     @discardableResult
-    public func receiveBatch(_ body: (UnsafeBufferPointer<UInt8>, _ truncated: Bool) -> Void) throws -> Int {
+    public func receiveBatch(_ body: (_ frame: UnsafeBufferPointer<UInt8>, _ offload: UnsafePointer<UInt8>?, _ truncated: Bool) -> Void) throws -> Int {
         let count = ikp_frame_batch_receive(descriptor, batch)
         guard count >= 0 else { throw SocketError(operation: "recvmmsg on \(name)", code: -count) }
         for i in 0..<count {
             var length: Int32 = 0, truncated: Int32 = 0
-            guard let start = ikp_frame_batch_frame(batch, i, &length, &truncated) else { continue }
-            body(UnsafeBufferPointer(start: start, count: Int(length)), truncated != 0)
+            var offload: UnsafePointer<UInt8>?
+            guard let start = ikp_frame_batch_frame(batch, i, &length, &truncated, &offload) else { continue }
+            body(UnsafeBufferPointer(start: start, count: Int(length)), offload, truncated != 0)
         }
         return Int(count)
     }
 
-    /// Sends frames given as pointers (e.g. into a receive batch of another port). Returns how many the
-    /// kernel took and how many it refused.
-    public func send(frames: [UnsafePointer<UInt8>?], lengths: [Int32]) -> (sent: Int, refused: Int) {
+    /// Sends frames given as pointers (e.g. into a receive batch of another port), each with its offload
+    /// header or nil. Returns how many the kernel took and how many it refused.
+    public func send(frames: [UnsafePointer<UInt8>?], lengths: [Int32], offloads: [UnsafePointer<UInt8>?]? = nil) -> (sent: Int, refused: Int) {
         guard !frames.isEmpty else { return (0, 0) }
         var refused: Int32 = 0
         let sent = frames.withUnsafeBufferPointer { f in
-            lengths.withUnsafeBufferPointer { l in ikp_packet_send_batch(descriptor, f.baseAddress, l.baseAddress, Int32(f.count), &refused) }
+            lengths.withUnsafeBufferPointer { l in
+                if let offloads {
+                    return offloads.withUnsafeBufferPointer { o in
+                        ikp_packet_send_batch(descriptor, f.baseAddress, l.baseAddress, o.baseAddress, Int32(f.count), &refused)
+                    }
+                }
+                return ikp_packet_send_batch(descriptor, f.baseAddress, l.baseAddress, nil, Int32(f.count), &refused)
+            }
         }
         return sent < 0 ? (0, frames.count) : (Int(sent), Int(refused))
     }
 
-    /// Sends one frame the daemon built.
+    /// Sends one frame the daemon built (complete, no offload).
     public func send(_ frame: [UInt8]) -> Bool {
         frame.withUnsafeBufferPointer { buffer in
             var pointer: UnsafePointer<UInt8>? = buffer.baseAddress
             var length = Int32(buffer.count)
             var refused: Int32 = 0
-            return ikp_packet_send_batch(descriptor, &pointer, &length, 1, &refused) == 1
+            return ikp_packet_send_batch(descriptor, &pointer, &length, nil, 1, &refused) == 1
         }
     }
 }

@@ -16,6 +16,20 @@ public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
     public var description: String { octets.map { String($0, radix: 16).leftPadded(2) }.joined(separator: ":") }
 }
 
+extension MACAddress {
+    /// Parses the colon- or dash-separated hexadecimal form.
+    public init?(text: String) {
+        let parts = text.split(whereSeparator: { $0 == ":" || $0 == "-" })
+        guard parts.count == 6 else { return nil }
+        var octets: [UInt8] = []
+        for part in parts {
+            guard part.count <= 2, let value = UInt8(part, radix: 16) else { return nil }
+            octets.append(value)
+        }
+        self.init(octets)
+    }
+}
+
 extension String {
     func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }

@@ -9,7 +9,8 @@ public final class TerminalAgentRunner {
     let configuration: TerminalConfiguration
     let agent: TerminalAgent
     let tun: TUNDevice
-    let espSocket: UDPSocket
+    /// ESP in UDP, one socket per address family the terminal has an outer address in.
+    let espSockets: [UDPSocket]
     let keyDeliverySocket: UDPSocket
     let raw4: RawIPSocket
     let raw6: RawIPSocket
@@ -30,14 +31,16 @@ public final class TerminalAgentRunner {
         try Self.ip(["link", "set", tun.name, "mtu", String(configuration.tunMTU), "up"])
         for address in configuration.tunAddresses { try Self.ip(["address", "add", address, "dev", tun.name]) }
         for route in configuration.tunRoutes { try Self.ip(["route", "add", route, "dev", tun.name]) }
-        espSocket = try UDPSocket(address: configuration.outerAddress.bytes, port: configuration.encapsulationPort, mark: configuration.fwmark)
+        espSockets = try configuration.outerAddresses.map {
+            try UDPSocket(address: $0.bytes, port: configuration.encapsulationPort, mark: configuration.fwmark)
+        }
         keyDeliverySocket = try UDPSocket(address: configuration.keyDeliveryListen.bytes, port: configuration.keyDeliveryPort,
                                           mark: configuration.fwmark, broadcast: true)
         raw4 = try RawIPSocket(ipv6: false, mark: configuration.fwmark)
         raw6 = try RawIPSocket(ipv6: true, mark: configuration.fwmark)
         proxyEndpoint = (configuration.proxyAddress.bytes, configuration.keyDeliveryPort)
         log("terminal \(configuration.terminalID): TUN \(tun.name) up (\(configuration.tunAddresses.joined(separator: ", ")); routes \(configuration.tunRoutes.joined(separator: ", "))), "
-            + "ESP-in-UDP on \(configuration.outerAddress):\(configuration.encapsulationPort), key delivery on port \(configuration.keyDeliveryPort)")
+            + "ESP-in-UDP on \(configuration.outerAddresses.map { "\($0)" }.joined(separator: " and ")) port \(configuration.encapsulationPort), key delivery on port \(configuration.keyDeliveryPort)")
     }
 
     static func ip(_ arguments: [String]) throws {
@@ -56,7 +59,8 @@ public final class TerminalAgentRunner {
             do {
                 switch action {
                 case .sendEncapsulated(let payload, let to, let port, _):
-                    try espSocket.send(payload, to: to.bytes, port: port)
+                    guard let socket = espSocket(for: to) else { log("no outer address of the family of \(to): ESP not sent"); continue }
+                    try socket.send(payload, to: to.bytes, port: port)
                 case .sendRaw(let packet, let destination):
                     try (destination.isIPv6 ? raw6 : raw4).send(packet, destination: destination.bytes)
                 case .deliver(let packet):
@@ -72,8 +76,10 @@ public final class TerminalAgentRunner {
         }
     }
 
+    func espSocket(for address: IPAddress) -> UDPSocket? { espSockets.first { $0.isIPv6 == address.isIPv6 } }
+
     public func run(shouldStop: () -> Bool) {
-        let descriptors = [tun.descriptor, espSocket.descriptor, keyDeliverySocket.descriptor]
+        let descriptors = [tun.descriptor, keyDeliverySocket.descriptor] + espSockets.map(\.descriptor)
         var lastTick = 0.0, lastKeepalive = monotonicSeconds()
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
@@ -82,9 +88,9 @@ public final class TerminalAgentRunner {
                 var budget = 256
                 while budget > 0, let packet = tun.read() { perform(agent.outbound(packet, now: now, wallClock: wall)); budget -= 1 }
             }
-            if ready.contains(espSocket.descriptor) {
+            for socket in espSockets where ready.contains(socket.descriptor) {
                 var budget = 256
-                while budget > 0, let (bytes, _, _) = espSocket.receive() { perform(agent.inboundEncapsulated(bytes)); budget -= 1 }
+                while budget > 0, let (bytes, _, _) = socket.receive() { perform(agent.inboundEncapsulated(bytes)); budget -= 1 }
             }
             if ready.contains(keyDeliverySocket.descriptor) {
                 while let (bytes, address, port) = keyDeliverySocket.receive() {
@@ -96,7 +102,7 @@ public final class TerminalAgentRunner {
             if now - lastTick >= 0.1 { perform(agent.tick(now: now, wallClock: wall)); lastTick = now }
             if configuration.keepaliveInterval > 0 && now - lastKeepalive >= configuration.keepaliveInterval {
                 lastKeepalive = now
-                for (peer, port, _) in agent.encapsulatedPeers { try? espSocket.send([0xff], to: peer.bytes, port: port) }
+                for (peer, port, _) in agent.encapsulatedPeers { try? espSocket(for: peer)?.send([0xff], to: peer.bytes, port: port) }
             }
         }
         let drops = agent.database.drops.counts.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " ")

@@ -14,6 +14,8 @@ public struct TerminalConfiguration: Sendable {
     public var keyDeliveryListen: IPAddress
     public var proxyAddress: IPAddress
     public var outerAddress: IPAddress
+    /// All the terminal's own addresses that carry ESP in UDP (one IPv4 and one IPv6 for a dual-stack terminal).
+    public var outerAddresses: [IPAddress]
     public var encapsulationPort: UInt16
     public var tunName: String
     public var tunAddresses: [String]
@@ -30,7 +32,8 @@ public struct TerminalConfiguration: Sendable {
         var key_delivery_port: UInt16?
         var key_delivery_listen: String?
         var proxy_address: String?
-        var outer_address: String
+        var outer_address: String?
+        var outer_addresses: [String]?
         var encapsulation_port: UInt16?
         var tun: Tun?
         var fwmark: UInt32?
@@ -56,7 +59,15 @@ public struct TerminalConfiguration: Sendable {
         guard let key = [UInt8](hexString: file.enrollment_key_hex), key.count >= 16 else {
             throw fail("enrollment_key_hex must be at least 16 octets of hexadecimal (32 recommended)")
         }
-        guard let outer = IPAddress(file.outer_address) else { throw fail("outer_address '\(file.outer_address)' is not an IP address") }
+        var outers: [IPAddress] = []
+        for text in (file.outer_address.map { [$0] } ?? []) + (file.outer_addresses ?? []) {
+            guard let address = IPAddress(text) else { throw fail("outer address '\(text)' is not an IP address") }
+            if !outers.contains(address) { outers.append(address) }
+        }
+        guard let outer = outers.first else { throw fail("outer_address (or outer_addresses) is required: the terminal's own address") }
+        guard Set(outers.map(\.isIPv6)).count == outers.count else {
+            throw fail("outer_addresses: at most one IPv4 and one IPv6 address")
+        }
         let listenText = file.key_delivery_listen ?? (outer.isIPv6 ? "::" : "0.0.0.0")
         guard let listen = IPAddress(listenText) else { throw fail("key_delivery_listen '\(listenText)' is not an IP address") }
         let proxyText = file.proxy_address ?? "255.255.255.255"
@@ -66,7 +77,7 @@ public struct TerminalConfiguration: Sendable {
         }
         return TerminalConfiguration(
             terminalID: file.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: file.key_delivery_port ?? 9500,
-            keyDeliveryListen: listen, proxyAddress: proxy, outerAddress: outer, encapsulationPort: file.encapsulation_port ?? 4500,
+            keyDeliveryListen: listen, proxyAddress: proxy, outerAddress: outer, outerAddresses: outers, encapsulationPort: file.encapsulation_port ?? 4500,
             tunName: file.tun?.name ?? "ikp0", tunAddresses: file.tun?.addresses ?? [], tunRoutes: file.tun?.routes ?? [],
             tunMTU: file.tun?.mtu ?? 1400, fwmark: file.fwmark, statusInterval: file.status_interval ?? 30,
             keepaliveInterval: file.keepalive_interval ?? 20, maximumClockSkew: file.maximum_clock_skew ?? 120)

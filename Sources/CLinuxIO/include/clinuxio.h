@@ -38,11 +38,15 @@ void ikp_frame_batch_destroy(ikp_frame_batch *batch);
 int ikp_frame_batch_receive(int fd, ikp_frame_batch *batch);
 
 /// Frame `index` of the last receive: its start and length (a frame longer than the slot is truncated
-/// and reported with `*truncated` set).
-const unsigned char *ikp_frame_batch_frame(const ikp_frame_batch *batch, int index, int *length, int *truncated);
+/// and reported with `*truncated` set), and its offload header (virtio_net_hdr: a checksum still to be
+/// completed, GSO), to be given back when the frame is forwarded.
+const unsigned char *ikp_frame_batch_frame(const ikp_frame_batch *batch, int index, int *length, int *truncated,
+                                           const unsigned char **offload);
 
 /// Sends `count` frames at once (sendmmsg). Returns how many the kernel took (or -errno when it took none
 /// and failed); frames it refused are skipped and counted in `*refused`.
-int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int *lengths, int count, int *refused);
+/// `offloads` holds each frame's offload header as received (NULL entries, or a NULL array: none).
+int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int *lengths, const unsigned char *const *offloads,
+                          int count, int *refused);
 
 #endif

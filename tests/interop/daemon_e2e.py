@@ -1,0 +1,536 @@
+#!/usr/bin/env python3
+"""End to end: strongSwan -- `ikeproxy daemon` (a two-port bridge with no IP address) -- terminals.
+
+Six network namespaces:
+
+  ikp-d-peer   strongSwan (charon, kernel-libipsec: ESP always in UDP 4500): 192.0.2.1 and 2001:db8::1;
+               also a host for bypass flows (.10 / ::10) and one for discarded flows (.11 / ::11)
+  ikp-d-proxy  `ikeproxy daemon` bridging ikp-dx0 (Internet side) and ikp-dx1 (terminal side), no address
+  ikp-d-lan    a switch (Linux bridge) joining the proxy's terminal port and the three hosts below
+  ikp-d-t1     terminal 1, `ikeproxy terminal`, 192.0.2.2 / 2001:db8::2, enrolled by its MAC address
+  ikp-d-t2     terminal 2, `ikeproxy terminal`, 192.0.2.3 / 2001:db8::3, enrolled by its addresses
+  ikp-d-t3     a stranger, 192.0.2.50 / 2001:db8::50, outside the terminal prefixes: never gets an SA
+
+For IPv4 and then IPv6: strongSwan initiates to each terminal's address and the proxy answers in its
+name (a separate CHILD SA per terminal), ping and a 10 MB TCP transfer go through ESP both ways; then a
+terminal opens a flow itself and the proxy initiates; a bypass flow passes in the clear, a discard flow
+is dropped, the stranger gets no SA. A capture of the Internet-side link shows ESP and bypass traffic
+but no plaintext of a protected flow. `ip addr` shows no address on the bridged ports, `ikeproxy
+terminals` lists what discovery learnt, the daemon refuses a missing interface, a port holding an
+address and an unprivileged user with clear errors, and stops cleanly on SIGTERM.
+
+Needs root, iproute2, strongSwan, tcpdump, tshark and the `vici` module; it fails loudly otherwise.
+"""
+import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strongswan_interop as base  # noqa: E402
+
+PEER, PROXY, LAN = "ikp-d-peer", "ikp-d-proxy", "ikp-d-lan"
+base.PEER_NS = PEER
+BINARY = base.BINARY
+PSK = base.PSK
+check, sh, ns = base.check, base.sh, base.ns
+
+PEER4, PEER6 = "192.0.2.1", "2001:db8::1"
+BYPASS4, BYPASS6 = "192.0.2.10", "2001:db8::10"
+DISCARD4, DISCARD6 = "192.0.2.11", "2001:db8::11"
+MARK = "0x4b50"
+TERMINALS = [
+    {"name": "t1", "ns": "ikp-d-t1", "dev": "ikp-dt1", "mac": "02:00:00:00:d0:02", "v4": "192.0.2.2", "v6": "2001:db8::2",
+     "id": 1, "key": "11" * 32, "enrolled_by": "mac"},
+    {"name": "t2", "ns": "ikp-d-t2", "dev": "ikp-dt2", "mac": "02:00:00:00:d0:03", "v4": "192.0.2.3", "v6": "2001:db8::3",
+     "id": 2, "key": "22" * 32, "enrolled_by": "addresses"},
+]
+STRANGER = {"name": "t3", "ns": "ikp-d-t3", "dev": "ikp-dt3", "mac": "02:00:00:00:d0:32", "v4": "192.0.2.50", "v6": "2001:db8::50"}
+HOSTS = TERMINALS + [STRANGER]
+NAMESPACES = [PEER, PROXY, LAN] + [h["ns"] for h in HOSTS]
+
+
+class Topology:
+    def __enter__(self):
+        self.tearDown()
+        for name in NAMESPACES:
+            sh("ip", "netns", "add", name)
+            ns(name, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", "ikp-dp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-dx0", "netns", PROXY)
+        sh("ip", "link", "add", "ikp-dx1", "netns", PROXY, "type", "veth", "peer", "name", "ikp-dl0", "netns", LAN)
+        # The switch: no addresses, no IPv6 of its own (its own ND would only be noise on the terminal link).
+        ns(LAN, "ip", "link", "add", "br0", "type", "bridge")
+        ns(LAN, "ip", "link", "set", "br0", "addrgenmode", "none")
+        ports = ["ikp-dl0"]
+        for index, host in enumerate(HOSTS, start=1):
+            port = f"ikp-dl{index}"
+            sh("ip", "link", "add", port, "netns", LAN, "type", "veth", "peer", "name", host["dev"], "netns", host["ns"])
+            ports.append(port)
+            ns(host["ns"], "ip", "link", "set", host["dev"], "address", host["mac"])
+            ns(host["ns"], "ip", "addr", "add", host["v4"] + "/24", "dev", host["dev"])
+            ns(host["ns"], "ip", "addr", "add", host["v6"] + "/64", "dev", host["dev"], "nodad")
+            ns(host["ns"], "ip", "link", "set", host["dev"], "up")
+        for port in ports:
+            ns(LAN, "ip", "link", "set", port, "addrgenmode", "none")
+            ns(LAN, "ip", "link", "set", port, "master", "br0", "up")
+        ns(LAN, "ip", "link", "set", "br0", "up")
+        for address in (PEER4, BYPASS4, DISCARD4):
+            ns(PEER, "ip", "addr", "add", address + "/24", "dev", "ikp-dp0")
+        for address in (PEER6, BYPASS6, DISCARD6):
+            ns(PEER, "ip", "addr", "add", address + "/64", "dev", "ikp-dp0", "nodad")
+        ns(PEER, "ip", "link", "set", "ikp-dp0", "up")
+        # The bypass and discard hosts share the peer's namespace: their answers must not follow the routes
+        # kernel-libipsec installs towards the terminals (table 220), which only carry the peer's own traffic.
+        for address in (BYPASS4, DISCARD4):
+            ns(PEER, "ip", "rule", "add", "from", address, "lookup", "main", "priority", "100")
+        for address in (BYPASS6, DISCARD6):
+            ns(PEER, "ip", "-6", "rule", "add", "from", address, "lookup", "main", "priority", "100")
+        # The proxy's ports are left down and bare: the daemon brings them up without addresses.
+        for host in TERMINALS:
+            # Host-to-host protection: the peer's address is routed into the agent's TUN device; the agent's
+            # own packets (marked) go around it; the key-delivery address is on the link.
+            name, dev = host["ns"], host["dev"]
+            ns(name, "ip", "route", "add", "169.254.0.1/32", "dev", dev)
+            ns(name, "ip", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
+            ns(name, "ip", "route", "add", "default", "dev", dev, "table", "4500")
+            ns(name, "ip", "-6", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
+            ns(name, "ip", "-6", "route", "add", "default", "dev", dev, "table", "4500")
+        return self
+
+    def tearDown(self):
+        base.remove_namespaces(*NAMESPACES)
+
+    def __exit__(self, *exc):
+        self.tearDown()
+
+
+def daemon_configuration(control):
+    def family(v6):
+        terminals, peer = ("2001:db8::/64", PEER6 + "/128") if v6 else ("192.0.2.0/24", PEER4 + "/32")
+        bypass, discard = (BYPASS6 + "/128", DISCARD6 + "/128") if v6 else (BYPASS4 + "/32", DISCARD4 + "/32")
+        return [
+            {"source": terminals, "destination": bypass, "action": "bypass"},
+            {"source": terminals, "destination": discard, "protocol": "tcp", "destination_ports": "23", "action": "discard"},
+            {"source": terminals, "destination": peer, "action": "protect", "profile": "peer"},
+        ]
+    terminals = []
+    for t in TERMINALS:
+        entry = {"terminal_id": t["id"], "enrollment_key_hex": t["key"]}
+        if t["enrolled_by"] == "mac":
+            entry["mac"] = t["mac"]
+        else:
+            entry["addresses"] = [t["v4"], t["v6"]]
+        terminals.append(entry)
+    return {
+        "interfaces": {"internet": "ikp-dx0", "terminal": "ikp-dx1"},
+        "control_socket": control,
+        "terminal_prefixes": ["192.0.2.0/28", "2001:db8::/124"],
+        "terminals": terminals,
+        "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
+                      "psk": PSK, "mode": "tunnel", "force_encapsulation": True}],
+        "policy": {"default": "bypass", "rules":
+                   # Neighbour discovery between terminals and the peer is link business, never protected.
+                   [{"source": "::/0", "destination": "::/0", "protocol": "icmpv6", "source_ports": "133-137", "action": "bypass"}]
+                   + family(False) + family(True)},
+        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4},
+    }
+
+
+def terminal_configuration(t):
+    return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"], t["v6"]],
+            "proxy_address": "169.254.0.1", "fwmark": int(MARK, 16), "status_interval": 0,
+            "tun": {"name": "ikp0", "routes": [PEER4 + "/32", PEER6 + "/128"], "mtu": 1400}}
+
+
+def load_peer_connections(charon):
+    for host in HOSTS:
+        for v6 in (False, True):
+            local, remote = (PEER6, host["v6"]) if v6 else (PEER4, host["v4"])
+            name = f"{host['name']}v{6 if v6 else 4}"
+            charon.session.load_conn({name: {
+                "version": "2", "local_addrs": [local], "remote_addrs": [remote],
+                "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+                "local-1": {"auth": "psk", "id": local}, "remote-1": {"auth": "psk", "id": remote},
+                "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                                    "local_ts": [local], "remote_ts": [remote]}}}})
+    owners = [PEER4, PEER6] + [h[k] for h in HOSTS for k in ("v4", "v6")]
+    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": owners})
+
+
+def peer_sas(charon):
+    """{connection name: [IKE SA dicts]} as charon lists them."""
+    result = {}
+    for entry in charon.session.list_sas():
+        for name, sa in entry.items():
+            result.setdefault(name, []).append(sa)
+    return result
+
+
+def installed_child(charon, name):
+    for sa in peer_sas(charon).get(name, []):
+        if sa["state"] != b"ESTABLISHED":
+            continue
+        for child in sa.get("child-sas", {}).values():
+            if child["state"] == b"INSTALLED":
+                return sa, child
+    return None, None
+
+
+def wait_child(charon, name, timeout=15):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        sa, child = installed_child(charon, name)
+        if child:
+            return sa, child
+        time.sleep(0.2)
+    return None, None
+
+
+def initiate(charon, name, timeout_ms=10000):
+    try:
+        for _ in charon.session.initiate({"child": name, "ike": name, "timeout": timeout_ms}):
+            pass
+        return True
+    except Exception as error:  # vici reports a failed or timed-out initiation as an exception
+        return str(error)
+
+
+def terminate(charon, name):
+    try:
+        for _ in charon.session.terminate({"ike": name, "timeout": 5000}):
+            pass
+    except Exception:
+        pass
+
+
+def start(namespace, args, log_path, stdout=subprocess.DEVNULL):
+    return subprocess.Popen(["ip", "netns", "exec", namespace, BINARY] + args, stdout=stdout,
+                            stderr=open(log_path, "a"), start_new_session=True)
+
+
+def stop(process):
+    if process.poll() is not None:
+        return process.returncode
+    process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return None
+
+
+def read(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def wait_for(predicate, timeout):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.2)
+    return predicate()
+
+
+def transfer(server_ns, server_addr, client_ns, client_addr, port, size, timeout=120):
+    """Sends `size` random octets over TCP from client to server; returns (ok, octets, seconds)."""
+    family = "socket.AF_INET6" if ":" in server_addr else "socket.AF_INET"
+    server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", f"""
+import hashlib, socket
+s = socket.socket({family}); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("{server_addr}", {port})); s.listen(1); s.settimeout({timeout})
+c, _ = s.accept(); c.settimeout({timeout}); h = hashlib.sha256(); n = 0
+while True:
+    d = c.recv(65536)
+    if not d: break
+    h.update(d); n += len(d)
+print(h.hexdigest(), n)
+"""], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.4)
+    started = time.time()
+    client = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", f"""
+import hashlib, os, socket
+data = os.urandom({size}); s = socket.socket({family}); s.settimeout({timeout}); s.bind(("{client_addr}", 0))
+s.connect(("{server_addr}", {port})); s.sendall(data); s.close(); print(hashlib.sha256(data).hexdigest())
+"""], capture_output=True, text=True, timeout=timeout + 10)
+    try:
+        out, _ = server.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        out = ""
+    seconds = time.time() - started
+    received = out.split()
+    ok = client.returncode == 0 and len(received) == 2 and received[0] == client.stdout.strip() and int(received[1]) == size
+    return ok, int(received[1]) if len(received) == 2 else 0, seconds
+
+
+def tcp_connect_fails(client_ns, client_addr, server_addr, port, seconds=3):
+    family = "socket.AF_INET6" if ":" in server_addr else "socket.AF_INET"
+    result = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", f"""
+import socket, sys
+s = socket.socket({family}); s.settimeout({seconds}); s.bind(("{client_addr}", 0))
+try:
+    s.connect(("{server_addr}", {port})); sys.exit(0)
+except OSError as e:
+    print(e); sys.exit(1)
+"""], capture_output=True, text=True, timeout=seconds + 10)
+    return result.returncode != 0
+
+
+def ping(namespace, source, destination, count=5):
+    tool = ["ping", "-6"] if ":" in destination else ["ping"]
+    result = ns(namespace, *tool, "-c", str(count), "-i", "0.2", "-W", "2", "-I", source, destination, check=False)
+    summary = [line for line in result.stdout.splitlines() if "packets transmitted" in line]
+    return result.returncode == 0, summary[0] if summary else result.stderr.strip()
+
+
+class Daemon:
+    def __init__(self, directory):
+        self.control = os.path.join(directory, "ikeproxy.sock")
+        self.config = os.path.join(directory, "daemon.json")
+        with open(self.config, "w") as f:
+            json.dump(daemon_configuration(self.control), f, indent=1)
+        self.log = os.path.join(directory, "daemon.log")
+        self.events = os.path.join(directory, "daemon-events.jsonl")
+        self.process = start(PROXY, ["daemon", "--config", self.config, "--show-keys"], self.log, stdout=open(self.events, "w"))
+
+    def query(self, request):
+        """The daemon's JSON answer on its control socket."""
+        s = socket.socket(socket.AF_UNIX)
+        s.settimeout(5)
+        s.connect(self.control)
+        s.sendall(request.encode() + b"\n")
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        return json.loads(data)
+
+    def counter(self, name):
+        answer = self.query("status")
+        return answer["proxy"].get(name, 0) + answer["bridge"].get(name, 0) + answer["data_path"].get(name, 0)
+
+
+def main():
+    if os.geteuid() != 0:
+        print("daemon end-to-end test needs root (network namespaces, AF_PACKET, TUN)", file=sys.stderr)
+        return 1
+    for tool in ("tshark", "tcpdump", "ping", "setpriv"):
+        if not shutil.which(tool):
+            print(f"daemon end-to-end test needs {tool}; install it (scripts/test.sh does)", file=sys.stderr)
+            return 1
+    directory = tempfile.mkdtemp(prefix="ikp-daemon-")
+    os.chmod(directory, 0o755)
+    print(f"== daemon end-to-end test (logs in {directory})")
+    with Topology():
+        charon = base.Charon(directory)
+        try:
+            run(charon, directory)
+        finally:
+            charon.stop()
+    if base.FAILURES:
+        print(f"{len(base.FAILURES)} check(s) failed:")
+        for failure in base.FAILURES:
+            print("  - " + failure)
+        return 1
+    print("daemon end-to-end test: all checks passed")
+    return 0
+
+
+def refusals(directory, config_path):
+    """Clear errors at start: a missing interface, a port that holds an address, no privileges."""
+    with open(config_path) as f:
+        config = json.load(f)
+    config["control_socket"] = os.path.join(directory, "refused.sock")
+    missing = dict(config, interfaces={"internet": "ikp-nosuch", "terminal": "ikp-dx1"})
+    path = os.path.join(directory, "missing.json")
+    with open(path, "w") as f:
+        json.dump(missing, f)
+    result = ns(PROXY, BINARY, "daemon", "--config", path, check=False)
+    check(result.returncode == 2 and "interface 'ikp-nosuch' does not exist" in result.stderr,
+          f"a missing interface is refused with a clear error: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+    ns(PROXY, "ip", "link", "add", "ikp-dz0", "type", "veth", "peer", "name", "ikp-dz1")
+    ns(PROXY, "ip", "addr", "add", "198.18.0.1/24", "dev", "ikp-dz0")
+    held = dict(config, interfaces={"internet": "ikp-dz0", "terminal": "ikp-dz1"})
+    path = os.path.join(directory, "held.json")
+    with open(path, "w") as f:
+        json.dump(held, f)
+    result = ns(PROXY, BINARY, "daemon", "--config", path, check=False)
+    check(result.returncode == 2 and "holds the address(es) 198.18.0.1" in result.stderr,
+          f"a port holding an IP address is refused: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+    ns(PROXY, "ip", "addr", "flush", "dev", "ikp-dz0")
+    path = os.path.join(directory, "unprivileged.json")
+    with open(path, "w") as f:
+        json.dump(dict(held, control_socket="/tmp/ikp-unprivileged.sock"), f)
+    os.chmod(path, 0o644)
+    result = ns(PROXY, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BINARY, "daemon", "--config", path, check=False)
+    check(result.returncode == 2 and "needs root or CAP_NET_RAW" in result.stderr,
+          f"an unprivileged start is refused: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+    ns(PROXY, "ip", "link", "del", "ikp-dz0", check=False)
+
+
+def bridged_ports_bare():
+    lines = [ns(PROXY, "ip", "-o", "addr", "show", "dev", dev).stdout.strip() for dev in ("ikp-dx0", "ikp-dx1")]
+    return all(line == "" for line in lines), lines
+
+
+def run(charon, directory):
+    load_peer_connections(charon)
+    daemon = Daemon(directory)
+    refusals(directory, daemon.config)
+    agents = {}
+    for t in TERMINALS:
+        path = os.path.join(directory, f"{t['name']}.json")
+        with open(path, "w") as f:
+            json.dump(terminal_configuration(t), f)
+        agents[t["name"]] = start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log"))
+    internet_pcap = os.path.join(directory, "internet-link.pcap")
+    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "-i", "ikp-dp0", "-U", "-n", "-w", internet_pcap],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    servers = []
+    try:
+        time.sleep(1.5)
+        check(daemon.process.poll() is None, "ikeproxy daemon is running")
+        check(all(a.poll() is None for a in agents.values()), "both terminal agents are running")
+        bare, lines = bridged_ports_bare()
+        check(bare, f"`ip addr` in the proxy namespace shows no address on the bridged ports {lines}")
+        # The stranger speaks, so discovery sees it.
+        ping(STRANGER["ns"], STRANGER["v4"], BYPASS4, count=1)
+        ping(STRANGER["ns"], STRANGER["v6"], BYPASS6, count=1)
+
+        for v6 in (False, True):
+            family("IPv6" if v6 else "IPv4", v6, charon, daemon, directory)
+
+        # Discovery, as an administrator sees it.
+        table = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", daemon.control],
+                               capture_output=True, text=True)
+        print("  `ikeproxy terminals`:")
+        for line in table.stdout.splitlines():
+            print("      " + line)
+        rows = json.loads(subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", daemon.control, "--json"],
+                                         capture_output=True, text=True).stdout)["terminals"]
+        by_mac = {row["mac"]: row for row in rows}
+        t1, t2 = TERMINALS
+        check(by_mac.get(t1["mac"], {}).get("status") == "registered" and by_mac[t1["mac"]].get("terminal_id") == 1
+              and t1["v4"] in by_mac[t1["mac"]]["ipv4"] and t1["v6"] in by_mac[t1["mac"]]["ipv6"],
+              "terminal 1 (enrolled by MAC) is registered at the IPv4 and IPv6 addresses discovery learnt")
+        check(by_mac.get(t2["mac"], {}).get("status") == "registered", "terminal 2 (enrolled by address) is listed as registered")
+        check(by_mac.get(STRANGER["mac"], {}).get("status") == "pending"
+              and STRANGER["v4"] in by_mac[STRANGER["mac"]]["ipv4"], "the stranger outside the prefixes is listed as pending")
+        check(table.returncode == 0 and "pending" in table.stdout and "registered" in table.stdout, "`ikeproxy terminals` prints the table")
+
+        # What crossed the Internet-side link.
+        time.sleep(0.5)
+        capture.send_signal(signal.SIGINT)
+        capture.wait(timeout=10)
+        capture_checks(internet_pcap)
+        bare, lines = bridged_ports_bare()
+        check(bare, "still no address on the bridged ports after the run")
+    finally:
+        if capture.poll() is None:
+            capture.kill()
+        for agent in agents.values():
+            stop(agent)
+        code = stop(daemon.process)
+        check(code == 0 and "stopping;" in read(daemon.log), f"the daemon stops cleanly on SIGTERM (exit status {code})")
+        for name in ["daemon.log"] + [f"{t['name']}.log" for t in TERMINALS]:
+            lines = read(os.path.join(directory, name)).splitlines()
+            print(f"  --- last lines of {name}:")
+            for line in lines[-4:]:
+                print("      " + line[:400])
+
+
+def family(label, v6, charon, daemon, directory):
+    key = "v6" if v6 else "v4"
+    peer, bypass, discard = (PEER6, BYPASS6, DISCARD6) if v6 else (PEER4, BYPASS4, DISCARD4)
+    port_base = 6000 if v6 else 5000
+    print(f"  -- {label}")
+    size = 10 * 1024 * 1024
+    children = {}
+    # 1. strongSwan initiates to each terminal's address; the proxy answers in its name.
+    for t in TERMINALS:
+        name = f"{t['name']}v{6 if v6 else 4}"
+        log_path = os.path.join(directory, f"{t['name']}.log")
+        installed_before = read(log_path).count("installed outbound SA")
+        result = initiate(charon, name)
+        sa, child = wait_child(charon, name)
+        check(child is not None, f"{label}: strongSwan initiated to {t[key]} and the proxy answered in its name ({result})")
+        children[t["name"]] = child
+        check(wait_for(lambda: read(log_path).count("installed outbound SA") > installed_before, 10),
+              f"{label}: terminal {t['name']} received the SA over key delivery")
+        ok, summary = ping(PEER, peer, t[key])
+        check(ok, f"{label}: ping peer -> {t['name']} through ESP ({summary})")
+        ok, summary = ping(t["ns"], t[key], peer)
+        check(ok, f"{label}: ping {t['name']} -> peer through ESP ({summary})")
+        ok, count, seconds = transfer(t["ns"], t[key], PEER, peer, port_base + t["id"], size)
+        check(ok, f"{label}: 10 MB TCP peer -> {t['name']} through ESP, intact ({count} octets, {seconds:.1f} s)")
+        ok, count, seconds = transfer(PEER, peer, t["ns"], t[key], port_base + 10 + t["id"], size)
+        check(ok, f"{label}: 10 MB TCP {t['name']} -> peer through ESP, intact ({count} octets, {seconds:.1f} s)")
+    spis = {n: (c.get("spi-in"), c.get("spi-out")) for n, c in children.items() if c}
+    counters = {}
+    for t in TERMINALS:
+        _, child = installed_child(charon, f"{t['name']}v{6 if v6 else 4}")
+        counters[t["name"]] = (int(child["packets-in"]), int(child["packets-out"])) if child else (0, 0)
+    check(len(spis) == 2 and len(set(spis.values())) == 2 and all(i > 1000 and o > 1000 for i, o in counters.values()),
+          f"{label}: strongSwan shows a separate CHILD SA per terminal, packets in/out {counters}")
+
+    # 2. A terminal opens a flow itself: the proxy initiates IKE in its name.
+    t = TERMINALS[0] if not v6 else TERMINALS[1]
+    name = f"{t['name']}v{6 if v6 else 4}"
+    log_path = os.path.join(directory, f"{t['name']}.log")
+    terminate(charon, name)
+    check(wait_for(lambda: installed_child(charon, name)[1] is None, 10), f"{label}: strongSwan deleted {t['name']}'s SA")
+    time.sleep(1)
+    started_before = daemon.counter("negotiations_started")
+    if not v6:
+        result = ns(t["ns"], "ping", "-c", "10", "-i", "0.3", "-W", "2", "-I", t[key], peer, check=False)
+        replies = [line for line in result.stdout.splitlines() if "packets transmitted" in line]
+        check(" 0 received" not in result.stdout and result.returncode in (0, 1) and replies,
+              f"{label}: {t['name']} pings the peer with no SA; after the proxy's negotiation replies come back ({replies[0] if replies else result.stderr.strip()})")
+    ok, count, seconds = transfer(PEER, peer, t["ns"], t[key], port_base + 50, 1024 * 1024, timeout=30)
+    check(ok, f"{label}: {t['name']} opens a TCP connection to the peer; 1 MB passes through ESP ({seconds:.1f} s)")
+    sa, child = installed_child(charon, name)
+    check(child is not None and sa.get("initiator", b"no") != b"yes" and daemon.counter("negotiations_started") > started_before,
+          f"{label}: the proxy initiated IKE for {t['name']} (strongSwan is the responder: initiator={sa.get('initiator') if sa else None})")
+
+    # 3. Bypass, discard, unregistered.
+    ok, count, seconds = transfer(PEER, bypass, t["ns"], t[key], port_base + 60, 256 * 1024, timeout=30)
+    check(ok, f"{label}: a bypass flow to {bypass} passes in the clear")
+    drops_before = daemon.counter("drop_policy_discard")
+    check(tcp_connect_fails(t["ns"], t[key], discard, 23), f"{label}: a discarded flow (TCP to {discard} port 23) gets nowhere")
+    check(daemon.counter("drop_policy_discard") > drops_before, f"{label}: the proxy counted the discarded packets")
+    unregistered_before = daemon.counter("drop_ike_for_unregistered_terminal")
+    name = f"t3v{6 if v6 else 4}"
+    result = initiate(charon, name, timeout_ms=4000)
+    check(result is not True and installed_child(charon, name)[1] is None
+          and daemon.counter("drop_ike_for_unregistered_terminal") > unregistered_before,
+          f"{label}: strongSwan's IKE to the unregistered {STRANGER[key]} is dropped; no SA")
+    terminate(charon, name)
+
+
+def capture_checks(pcap):
+    def count(display_filter):
+        result = subprocess.run(["tshark", "-r", pcap, "-Y", display_filter, "-T", "fields", "-e", "frame.number"],
+                                capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"tshark refused the filter {display_filter!r}: {result.stderr.strip()[-300:]}")
+        return len([line for line in result.stdout.splitlines() if line.strip()])
+    def any_of(field, addresses):
+        return "(" + " || ".join(f"{field} == {a}" for a in addresses) + ")"
+    terminals4, terminals6 = [t["v4"] for t in TERMINALS], [t["v6"] for t in TERMINALS]
+    protected4 = (f"((ip.src == {PEER4} && {any_of('ip.dst', terminals4)}) || (ip.dst == {PEER4} && {any_of('ip.src', terminals4)}))")
+    protected6 = (f"((ipv6.src == {PEER6} && {any_of('ipv6.dst', terminals6)}) || (ipv6.dst == {PEER6} && {any_of('ipv6.src', terminals6)}))")
+    plain = "(tcp || icmp || (icmpv6 && !(icmpv6.type >= 133 && icmpv6.type <= 137)) || (udp && !(udp.port == 500 || udp.port == 4500)))"
+    leaked = count(f"({protected4} || {protected6}) && {plain}")
+    esp4, esp6 = count(f"{protected4} && esp"), count(f"{protected6} && esp")
+    ike = count(f"({protected4} || {protected6}) && isakmp")
+    bypass = count(f"(ip.addr == {BYPASS4} || ipv6.addr == {BYPASS6}) && tcp")
+    check(esp4 > 10000 and esp6 > 10000 and ike > 0,
+          f"the Internet-side capture holds ESP of the protected flows ({esp4} IPv4, {esp6} IPv6 packets) and IKE ({ike})")
+    check(leaked == 0, f"no plaintext packet of a protected flow on the Internet-side link ({leaked} seen)")
+    check(bypass > 0, f"the bypass flows crossed in the clear ({bypass} TCP packets)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
