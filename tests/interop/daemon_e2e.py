@@ -36,6 +36,8 @@ PEER4, PEER6 = "192.0.2.1", "2001:db8::1"
 BYPASS4, BYPASS6 = "192.0.2.10", "2001:db8::10"
 DISCARD4, DISCARD6 = "192.0.2.11", "2001:db8::11"
 MARK = "0x4b50"
+JUMBO_MTU = 9000
+MARKER = b"ikp-e2e-frame-marker"
 TERMINALS = [
     {"name": "t1", "ns": "ikp-d-t1", "dev": "ikp-dt1", "mac": "02:00:00:00:d0:02", "v4": "192.0.2.2", "v6": "2001:db8::2",
      "id": 1, "key": "11" * 32, "enrolled_by": "mac"},
@@ -67,7 +69,13 @@ class Topology:
             ns(host["ns"], "ip", "addr", "add", host["v4"] + "/24", "dev", host["dev"])
             ns(host["ns"], "ip", "addr", "add", host["v6"] + "/64", "dev", host["dev"], "nodad")
             ns(host["ns"], "ip", "link", "set", host["dev"], "up")
+        for host in HOSTS:
+            ns(host["ns"], "ip", "link", "set", host["dev"], "mtu", str(JUMBO_MTU))
+        ns(PEER, "ip", "link", "set", "ikp-dp0", "mtu", str(JUMBO_MTU))
+        ns(PROXY, "ip", "link", "set", "ikp-dx0", "mtu", str(JUMBO_MTU))
+        ns(PROXY, "ip", "link", "set", "ikp-dx1", "mtu", str(JUMBO_MTU))
         for port in ports:
+            ns(LAN, "ip", "link", "set", port, "mtu", str(JUMBO_MTU))
             ns(LAN, "ip", "link", "set", port, "addrgenmode", "none")
             ns(LAN, "ip", "link", "set", port, "master", "br0", "up")
         ns(LAN, "ip", "link", "set", "br0", "up")
@@ -370,6 +378,82 @@ def refusals(directory, config_path):
     ns(PROXY, "ip", "link", "del", "ikp-dz0", check=False)
 
 
+def mac_bytes(text):
+    return bytes(int(part, 16) for part in text.split(":"))
+
+
+def ipv4_udp(source, destination, source_port, destination_port, payload):
+    import struct
+    def checksum(data):
+        if len(data) % 2:
+            data += b"\0"
+        total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+        while total >> 16:
+            total = (total & 0xffff) + (total >> 16)
+        return ~total & 0xffff
+    src, dst = socket.inet_aton(source), socket.inet_aton(destination)
+    udp = struct.pack("!HHHH", source_port, destination_port, 8 + len(payload), 0) + payload
+    udp_sum = checksum(src + dst + struct.pack("!BBH", 0, 17, len(udp)) + udp) or 0xffff
+    udp = udp[:6] + struct.pack("!H", udp_sum) + udp[8:]
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, src, dst)
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    return header + udp
+
+
+def dhcp_ack(client_mac, offered, server):
+    import struct
+    body = struct.pack("!BBBBIHH4s4s4s4s", 2, 1, 6, 0, 0x1234, 0, 0x8000, b"\0" * 4, socket.inet_aton(offered),
+                       socket.inet_aton(server), b"\0" * 4)
+    body += mac_bytes(client_mac) + b"\0" * 10 + b"\0" * 192 + bytes([99, 130, 83, 99])
+    body += bytes([53, 1, 5, 54, 4]) + socket.inet_aton(server) + bytes([51, 4, 0, 0, 14, 16, 255])
+    return body
+
+
+def send_frames(namespace, device, frames):
+    code = ("import socket, sys\n"
+            f"s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(({device!r}, 0))\n"
+            f"for frame in {[f.hex() for f in frames]!r}:\n"
+            "    s.send(bytes.fromhex(frame))\n")
+    ns(namespace, sys.executable, "-c", code)
+
+
+def frames_cross_unchanged(directory):
+    """Raw frames the policy allows cross the bridge unchanged both ways: 802.1Q-tagged, jumbo, DHCP."""
+    t1 = TERMINALS[0]
+    peer_mac = ns(PEER, "cat", "/sys/class/net/ikp-dp0/address").stdout.strip()
+    def udp_frame(dst_mac, src_mac, src, dst, size, vlan=None):
+        payload = MARKER + bytes(range(256)) * (size // 256 + 1)
+        packet = ipv4_udp(src, dst, 7777, 7777, payload[:max(len(MARKER), size - 14 - 28 - (4 if vlan else 0))])
+        tag = bytes([0x81, 0x00, 0, vlan]) if vlan else b""
+        return mac_bytes(dst_mac) + mac_bytes(src_mac) + tag + b"\x08\x00" + packet
+    inbound = [udp_frame(t1["mac"], peer_mac, BYPASS4, t1["v4"], 200, vlan=7),
+               udp_frame(t1["mac"], peer_mac, BYPASS4, t1["v4"], JUMBO_MTU + 14),
+               b"\xff" * 6 + mac_bytes(peer_mac) + b"\x08\x00"
+               + ipv4_udp(BYPASS4, "255.255.255.255", 67, 68, dhcp_ack("02:00:00:00:d0:99", "192.0.2.9", BYPASS4))]
+    outbound = [udp_frame(peer_mac, t1["mac"], t1["v4"], BYPASS4, 200, vlan=7),
+                udp_frame(peer_mac, t1["mac"], t1["v4"], BYPASS4, JUMBO_MTU + 14)]
+    for label, (sender_ns, sender_dev, receiver_ns, receiver_dev, frames) in {
+            "Internet -> terminal": (PEER, "ikp-dp0", t1["ns"], t1["dev"], inbound),
+            "terminal -> Internet": (t1["ns"], t1["dev"], PEER, "ikp-dp0", outbound)}.items():
+        pcap = os.path.join(directory, f"raw-{receiver_dev}.pcap")
+        capture = subprocess.Popen(["ip", "netns", "exec", receiver_ns, "tcpdump", "-i", receiver_dev, "-U", "-n", "-s", "0", "-w", pcap],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1.0)
+        send_frames(sender_ns, sender_dev, frames)
+        time.sleep(1.0)
+        capture.send_signal(signal.SIGINT)
+        capture.wait(timeout=10)
+        seen = subprocess.run(["tshark", "-r", pcap, "-T", "fields", "-e", "frame.len", "-e", "vlan.id", "-e", "dhcp.hw.mac_addr",
+                               "-Y", f"udp.port == 7777 || dhcp"], capture_output=True, text=True).stdout.splitlines()
+        rows = [line.split("\t") for line in seen if line.strip()]
+        tagged = any(r[1] == "7" and r[0] == str(len(frames[0])) for r in rows)
+        jumbo = any(r[0] == str(len(frames[1])) and r[1] == "" for r in rows)
+        check(tagged, f"{label}: an 802.1Q-tagged frame (VLAN 7) crosses with its tag ({rows})")
+        check(jumbo, f"{label}: a {len(frames[1])}-octet jumbo frame crosses whole")
+        if len(frames) > 2:
+            check(any(r[2] == "02:00:00:00:d0:99" for r in rows), f"{label}: a DHCP acknowledgement crosses")
+
+
 def bridged_ports_bare():
     lines = [ns(PROXY, "ip", "-o", "addr", "show", "dev", dev).stdout.strip() for dev in ("ikp-dx0", "ikp-dx1")]
     return all(line == "" for line in lines), lines
@@ -402,6 +486,15 @@ def run(charon, directory):
         for v6 in (False, True):
             family("IPv6" if v6 else "IPv4", v6, charon, daemon, directory)
 
+        frames_cross_unchanged(directory)
+        # Key delivery never comes from the Internet side.
+        before = daemon.counter("drop_key_delivery_from_internet")
+        send_frames(PEER, "ikp-dp0", [mac_bytes(TERMINALS[0]["mac"]) + mac_bytes(ns(PEER, "cat", "/sys/class/net/ikp-dp0/address").stdout.strip())
+                                      + b"\x08\x00" + ipv4_udp(PEER4, TERMINALS[0]["v4"], 9500, 9500, b"IKPD" + bytes(60))])
+        time.sleep(0.5)
+        check(daemon.counter("drop_key_delivery_from_internet") > before,
+              "a key-delivery datagram arriving from the Internet side is dropped (counted)")
+
         # Discovery, as an administrator sees it.
         table = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", daemon.control],
                                capture_output=True, text=True)
@@ -416,6 +509,8 @@ def run(charon, directory):
               and t1["v4"] in by_mac[t1["mac"]]["ipv4"] and t1["v6"] in by_mac[t1["mac"]]["ipv6"],
               "terminal 1 (enrolled by MAC) is registered at the IPv4 and IPv6 addresses discovery learnt")
         check(by_mac.get(t2["mac"], {}).get("status") == "registered", "terminal 2 (enrolled by address) is listed as registered")
+        check(by_mac.get("02:00:00:00:d0:99", {}).get("status") == "unenrolled" and "dhcp" in by_mac["02:00:00:00:d0:99"]["learnt_from"],
+              "a host learnt from a DHCP acknowledgement inside the prefixes is listed (unenrolled: no key for it)")
         check(by_mac.get(STRANGER["mac"], {}).get("status") == "pending"
               and STRANGER["v4"] in by_mac[STRANGER["mac"]]["ipv4"], "the stranger outside the prefixes is listed as pending")
         check(table.returncode == 0 and "pending" in table.stdout and "registered" in table.stdout, "`ikeproxy terminals` prints the table")
@@ -522,7 +617,8 @@ def capture_checks(pcap):
     protected4 = (f"((ip.src == {PEER4} && {any_of('ip.dst', terminals4)}) || (ip.dst == {PEER4} && {any_of('ip.src', terminals4)}))")
     protected6 = (f"((ipv6.src == {PEER6} && {any_of('ipv6.dst', terminals6)}) || (ipv6.dst == {PEER6} && {any_of('ipv6.src', terminals6)}))")
     plain = "(tcp || icmp || (icmpv6 && !(icmpv6.type >= 133 && icmpv6.type <= 137)) || (udp && !(udp.port == 500 || udp.port == 4500)))"
-    leaked = count(f"({protected4} || {protected6}) && {plain}")
+    # The key-delivery datagram the test itself sends from the peer (to prove it is dropped) is not a leak.
+    leaked = count(f"({protected4} || {protected6}) && {plain} && !(ip.src == {PEER4} && udp.dstport == 9500)")
     esp4, esp6 = count(f"{protected4} && esp"), count(f"{protected6} && esp")
     ike = count(f"({protected4} || {protected6}) && isakmp")
     bypass = count(f"(ip.addr == {BYPASS4} || ipv6.addr == {BYPASS6}) && tcp")
@@ -530,6 +626,12 @@ def capture_checks(pcap):
           f"the Internet-side capture holds ESP of the protected flows ({esp4} IPv4, {esp6} IPv6 packets) and IKE ({ike})")
     check(leaked == 0, f"no plaintext packet of a protected flow on the Internet-side link ({leaked} seen)")
     check(bypass > 0, f"the bypass flows crossed in the clear ({bypass} TCP packets)")
+    for t in TERMINALS:
+        own = count(f"isakmp && (ip.src == {t['v4']} || ipv6.src == {t['v6']}) && eth.src == {t['mac']}")
+        foreign = count(f"isakmp && (ip.src == {t['v4']} || ipv6.src == {t['v6']}) && eth.src != {t['mac']}")
+        check(own > 0 and foreign == 0, f"IKE in {t['name']}'s name leaves from its address and its MAC ({own} messages, {foreign} otherwise)")
+    key_delivery = count("udp.port == 9500 && !(ip.src == " + PEER4 + ")")
+    check(key_delivery == 0, f"no key-delivery datagram reached the Internet-side link ({key_delivery})")
 
 
 if __name__ == "__main__":
