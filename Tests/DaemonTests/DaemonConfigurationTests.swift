@@ -1,0 +1,86 @@
+import Foundation
+import XCTest
+import IKEv2
+import Packets
+import Proxy
+@testable import Daemon
+
+/// The daemon's configuration: the documented example loads, and every kind of garbage is refused with
+/// a message that names the key.
+final class DaemonConfigurationTests: XCTestCase {
+    static let examplePath = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("docs/examples/daemon.json").path
+
+    func testTheDocumentedExampleLoads() throws {
+        let configuration = try DaemonConfiguration.load(path: Self.examplePath)
+        XCTAssertEqual(configuration.internetInterface, "eth0")
+        XCTAssertEqual(configuration.terminalInterface, "eth1")
+        XCTAssertEqual(configuration.policy.rules.count, 5)
+        XCTAssertEqual(configuration.policy.rules[0].ipProtocol, IPProtocolNumber.icmpv6)
+        XCTAssertEqual(configuration.policy.rules[0].sourcePorts, PortRange(133, 137))
+        XCTAssertEqual(configuration.policy.rules[3].action, .protect(profile: "peer"))
+        XCTAssertEqual(configuration.enrollments[MACAddress(text: "02:00:00:00:d0:02")!]?.terminalID, 1)
+        // Terminal 2 is enrolled at both addresses, one channel reached on its IPv4 address.
+        XCTAssertEqual(configuration.terminals.map(\.address), [IPAddress("192.0.2.3")!, IPAddress("2001:db8::3")!])
+        XCTAssertEqual(Set(configuration.terminals.map(\.keyDeliveryAddress)), [IPAddress("192.0.2.3")!])
+        XCTAssertEqual(configuration.proxySettings.keyDeliveryPort, 9500)
+    }
+
+    func refusal(_ edit: (inout [String: Any]) -> Void) throws -> String {
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.examplePath))) as! [String: Any]
+        edit(&object)
+        let data = try JSONSerialization.data(withJSONObject: object)
+        do {
+            _ = try DaemonConfiguration.parse(data)
+            return "accepted"
+        } catch let error as DaemonConfigurationError {
+            return error.description
+        }
+    }
+
+    func rule(_ index: Int, _ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
+        return { object in
+            var policy = object["policy"] as! [String: Any]
+            var rules = policy["rules"] as! [[String: Any]]
+            rules[index][key] = value
+            policy["rules"] = rules
+            object["policy"] = policy
+        }
+    }
+
+    func testGarbageIsRefusedWithAMessageNamingTheKey() throws {
+        XCTAssertTrue(try refusal { $0["interfaces"] = nil }.contains("missing key 'interfaces'"))
+        XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": "eth0"] }.contains("two different interfaces"))
+        XCTAssertTrue(try refusal { $0["terminal_prefixes"] = ["10.0.0.0/33"] }.contains("terminal_prefixes: '10.0.0.0/33'"))
+        XCTAssertTrue(try refusal(rule(1, "protocol", "tcpp")).contains("policy.rules[1].protocol: 'tcpp'"))
+        XCTAssertTrue(try refusal(rule(2, "destination_ports", "23-x")).contains("policy.rules[2].destination_ports"))
+        XCTAssertTrue(try refusal(rule(3, "profile", "nosuch")).contains("profile 'nosuch' is not defined"))
+        XCTAssertTrue(try refusal(rule(3, "action", "allow")).contains("policy.rules[3].action: 'allow'"))
+        XCTAssertTrue(try refusal(rule(1, "destination", "2001:db8::10/128")).contains("same IP version"))
+        XCTAssertTrue(try refusal { object in
+            var terminals = object["terminals"] as! [[String: Any]]
+            terminals[0]["mac"] = "02:00:00:00:d0"
+            object["terminals"] = terminals
+        }.contains("terminals[0] (id 1).mac"))
+        XCTAssertTrue(try refusal { object in
+            var terminals = object["terminals"] as! [[String: Any]]
+            terminals[1]["terminal_id"] = 1
+            object["terminals"] = terminals
+        }.contains("terminal_id used twice"))
+        XCTAssertTrue(try refusal { object in
+            var terminals = object["terminals"] as! [[String: Any]]
+            terminals[0]["enrollment_key_hex"] = "abc"
+            object["terminals"] = terminals
+        }.contains("enrollment_key_hex"))
+        XCTAssertTrue(try refusal { object in
+            var profiles = object["profiles"] as! [[String: Any]]
+            profiles[0]["proposals"] = ["aes999-sha1-modp1"]
+            object["profiles"] = profiles
+        }.contains("profiles[0] (peer): proposals"))
+        XCTAssertTrue(try refusal { $0["key_delivery"] = ["source_ipv4": "fe80::1"] }.contains("key_delivery.source_ipv4"))
+        XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
+        XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
+            XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))
+        }
+    }
+}
