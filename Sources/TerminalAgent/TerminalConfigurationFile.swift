@@ -60,9 +60,11 @@ public struct TerminalConfiguration: Sendable {
             throw fail("enrollment_key_hex must be at least 16 octets of hexadecimal (32 recommended)")
         }
         var outers: [IPAddress] = []
-        for text in (file.outer_address.map { [$0] } ?? []) + (file.outer_addresses ?? []) {
-            guard let address = IPAddress(text) else { throw fail("outer address '\(text)' is not an IP address") }
-            if !outers.contains(address) { outers.append(address) }
+        for (key, texts) in [("outer_address", file.outer_address.map { [$0] } ?? []), ("outer_addresses", file.outer_addresses ?? [])] {
+            for text in texts {
+                guard let address = IPAddress(text) else { throw fail("\(key): '\(text)' is not an IP address") }
+                if !outers.contains(address) { outers.append(address) }
+            }
         }
         guard let outer = outers.first else { throw fail("outer_address (or outer_addresses) is required: the terminal's own address") }
         guard Set(outers.map(\.isIPv6)).count == outers.count else {

@@ -149,5 +149,13 @@ final class TerminalAgentTests: XCTestCase {
         let good = try? TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "192.0.2.2", "tun": {"routes": ["10.1.0.0/24"]}}"#.utf8))
         XCTAssertEqual(good?.keyDeliveryPort, 9500)
         XCTAssertEqual(good?.tunRoutes, ["10.1.0.0/24"])
+        let dual = try? TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "2001:db8::2"]}"#.utf8))
+        XCTAssertEqual(dual?.outerAddresses.map(\.description), ["192.0.2.2", "2001:db8::2"])
+        XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "192.0.2.3"]}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("at most one IPv4 and one IPv6"))
+        }
+        XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff"}"#.utf8))) {
+            XCTAssertTrue("\($0)".contains("outer_address (or outer_addresses) is required"))
+        }
     }
 }
