@@ -3,7 +3,7 @@ import IKEv2
 /// Two engines joined by an in-memory link: datagrams addressed to one are handed to it, no sockets.
 final class EnginePair {
     let initiator: IKEEngine
-    let responder: IKEEngine
+    var responder: IKEEngine
     let initiatorAddress: IPAddress
     let responderAddress: IPAddress
     var now: Double = 0
