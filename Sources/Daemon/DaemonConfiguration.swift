@@ -23,6 +23,17 @@ public struct DaemonConfiguration: Sendable {
     public var proxySettings: ProxySettings
     public var engineSettings: EngineSettings
     public var showKeys: Bool
+    /// Where state is kept across restarts, and what seals its secrets; nil keeps everything in memory.
+    public var store: StoreConfiguration?
+
+    public struct StoreConfiguration: Sendable {
+        public enum Sealing: Sendable {
+            case token(module: String, tokenLabel: String, pin: String, keyLabel: String)
+            case keyFile(path: String, create: Bool)
+        }
+        public var path: String
+        public var sealing: Sealing
+    }
 
     struct File: Decodable {
         struct Interfaces: Decodable { var internet: String; var terminal: String }
@@ -43,6 +54,7 @@ public struct DaemonConfiguration: Sendable {
             var mode: String?
             var force_encapsulation: Bool?
             var hard_lifetime: UInt32?
+            var rekey_time: Double?
         }
         struct Rule: Decodable {
             var source: String?
@@ -56,6 +68,14 @@ public struct DaemonConfiguration: Sendable {
         struct Policy: Decodable { var rules: [Rule]; var `default`: String? }
         struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
         struct Settings: Decodable { var retransmit_timeout: Double?; var retransmit_limit: Int?; var half_open_timeout: Double? }
+        struct Store: Decodable {
+            struct PKCS11: Decodable { var module: String; var token: String; var pin: String?; var pin_file: String?; var key_label: String? }
+            var path: String
+            var pkcs11: PKCS11?
+            var key_file: String?
+            var create_key_file: Bool?
+        }
+        var store: Store?
         var interfaces: Interfaces
         var control_socket: String?
         var terminal_prefixes: [String]
@@ -113,7 +133,8 @@ public struct DaemonConfiguration: Sendable {
             guard !profiles.contains(where: { $0.name == p.name }) else { throw fail("\(at): profile name used twice") }
             profiles.append(ProtectionProfile(name: p.name, ikeProposals: ike, espProposals: esp, preSharedKey: KeyMaterial(key),
                                               peerIdentity: p.peer_id.map(Identity.init), mode: mode,
-                                              forceEncapsulation: p.force_encapsulation ?? true, hardLifetime: p.hard_lifetime))
+                                              forceEncapsulation: p.force_encapsulation ?? true, hardLifetime: p.hard_lifetime,
+                                              childRekeyTime: p.rekey_time))
         }
         var rules: [PolicyRule] = []
         for (index, r) in file.policy.rules.enumerated() {
@@ -206,11 +227,30 @@ public struct DaemonConfiguration: Sendable {
             if let v = s.retransmit_limit { engine.retransmitLimit = v }
             if let v = s.half_open_timeout { engine.halfOpenTimeout = v }
         }
+        var store: StoreConfiguration?
+        if let st = file.store {
+            switch (st.pkcs11, st.key_file) {
+            case (let p11?, nil):
+                let pin: String
+                if let text = p11.pin { pin = text } else if let path = p11.pin_file {
+                    guard let data = FileManager.default.contents(atPath: path) else { throw fail("store.pkcs11.pin_file: cannot read \(path)") }
+                    pin = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+                } else {
+                    throw fail("store.pkcs11: pin or pin_file is required")
+                }
+                store = StoreConfiguration(path: st.path, sealing: .token(module: p11.module, tokenLabel: p11.token, pin: pin,
+                                                                          keyLabel: p11.key_label ?? "ikeproxy-sealing-key"))
+            case (nil, let path?):
+                store = StoreConfiguration(path: st.path, sealing: .keyFile(path: path, create: st.create_key_file ?? false))
+            default:
+                throw fail("store: give exactly one of pkcs11 (a token) or key_file (a key on removable media) to seal secrets")
+            }
+        }
         return DaemonConfiguration(internetInterface: file.interfaces.internet, terminalInterface: file.interfaces.terminal,
                                    controlSocket: file.control_socket ?? "/run/ikeproxy.sock",
                                    policy: PolicyTable(rules: rules, defaultAction: defaultAction), profiles: profiles,
                                    terminalPrefixes: prefixes, terminals: terminals, enrollments: enrollments,
-                                   proxySettings: settings, engineSettings: engine, showKeys: false)
+                                   proxySettings: settings, engineSettings: engine, showKeys: false, store: store)
     }
 
     static func describe(_ error: DecodingError) -> String {

@@ -4,6 +4,7 @@ import IKEv2
 import LinuxIO
 import Packets
 import Proxy
+import Store
 
 /// Why the daemon could not start, in words an operator can act on.
 public struct DaemonStartError: Error, CustomStringConvertible {
@@ -24,6 +25,12 @@ public final class DaemonRunner {
     let startedAt = monotonicSeconds()
     /// Data-path counters: frames in and out per port, refused and truncated frames.
     public private(set) var portCounters: [String: Int] = [:]
+    /// State on disk (nil: memory only) and whether its sealer was there at the last look.
+    let state: ProxyStateStore?
+    var sealerPresent = true
+    var lastPresenceCheck = 0.0
+    var lastProgressSave = 0.0
+    var ikeActivity = false
 
     public init(configuration: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
                 emit: @escaping (String) -> Void) throws {
@@ -56,6 +63,14 @@ public final class DaemonRunner {
         bridge = EthernetBridge(proxy: proxy, terminalPortMAC: MACAddress(terminal.mac), discoveryPrefixes: configuration.terminalPrefixes,
                                 enrollments: configuration.enrollments)
         self.showKeys = showKeys
+        state = try Self.openState(configuration, proxy: proxy, log: log)
+        if let state {
+            sealerPresent = state.sealer.isAvailable()
+            if !sealerPresent {
+                proxy.refusesNewNegotiations = "\(state.sealer.name) is not present"
+                log("\(state.sealer.name) is not present: new negotiations are refused until it is back")
+            }
+        }
         log("bridging \(internet.name) (Internet side, MTU \(internet.mtu)) and \(terminal.name) (terminal side, MTU \(terminal.mtu)), "
             + "no IP address on either; \(configuration.policy.rules.count) policy rules, default \(configuration.policy.defaultAction); "
             + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
@@ -64,6 +79,89 @@ public final class DaemonRunner {
     }
 
     let showKeys: Bool
+
+    /// Opens the database, writes the configuration tables (secrets sealed) and restores saved SAs.
+    static func openState(_ configuration: DaemonConfiguration, proxy: KeyExchangeProxy, log: (String) -> Void) throws -> ProxyStateStore? {
+        guard let settings = configuration.store else { return nil }
+        let sealer: Sealer
+        switch settings.sealing {
+        case .token(let module, let tokenLabel, let pin, let keyLabel):
+            let token = TokenSealer(modulePath: module, tokenLabel: tokenLabel, pin: pin, keyLabel: keyLabel)
+            if !token.isAvailable() {
+                throw DaemonStartError(description: "store: \(token.name): \(token.lastError ?? "not available"); secrets cannot be sealed or opened")
+            }
+            sealer = token
+        case .keyFile(let path, let create):
+            do { sealer = try KeyFileSealer(path: path, create: create) } catch {
+                throw DaemonStartError(description: "store: \(error)")
+            }
+            if !sealer.isAvailable() { throw DaemonStartError(description: "store: the key file \(path) is missing or not 32 octets") }
+        }
+        let database: StateDatabase
+        do { database = try StateDatabase(path: settings.path) } catch {
+            throw DaemonStartError(description: "store: cannot open the database \(settings.path): \(error)")
+        }
+        let wall = Date().timeIntervalSince1970
+        do {
+            var terminalRows: [StateDatabase.TerminalRow] = []
+            var byID: [UInt64: [TerminalEntry]] = [:]
+            for entry in configuration.terminals { byID[entry.terminalID, default: []].append(entry) }
+            for (id, entries) in byID {
+                terminalRows.append(StateDatabase.TerminalRow(terminalID: id, mac: nil, addresses: entries.map(\.address.description),
+                                                              sealedEnrollmentKey: try sealer.seal(entries[0].enrollmentKey.bytes, context: "terminal:\(id)"),
+                                                              keyDeliveryPort: entries[0].keyDeliveryPort))
+            }
+            for (mac, enrollment) in configuration.enrollments {
+                terminalRows.append(StateDatabase.TerminalRow(terminalID: enrollment.terminalID, mac: mac.description, addresses: [],
+                                                              sealedEnrollmentKey: try sealer.seal(enrollment.enrollmentKey.bytes, context: "terminal:\(enrollment.terminalID)"),
+                                                              keyDeliveryPort: enrollment.keyDeliveryPort))
+            }
+            let profiles = try configuration.profiles.map { profile in
+                (name: profile.name, definition: "ike \(profile.ikeProposals.count) proposal(s), esp \(profile.espProposals.count), \(profile.mode.rawValue)",
+                 sealedPreSharedKey: try sealer.seal(profile.preSharedKey.bytes, context: "profile:\(profile.name)"))
+            }
+            try database.replaceConfiguration(terminals: terminalRows, profiles: profiles,
+                                              rules: configuration.policy.rules.map(\.description), now: wall)
+        } catch {
+            throw DaemonStartError(description: "store: cannot write the configuration tables: \(error)")
+        }
+        let store = ProxyStateStore(database: database, sealer: sealer)
+        let described = (try? database.describe()).map { "schema version \($0.version), journal \($0.journalMode)" } ?? ""
+        log("state in \(settings.path) (\(described)), secrets sealed by \(sealer.name)")
+        for line in store.restore(into: proxy, now: monotonicSeconds(), wallClock: wall) { log(line) }
+        return store
+    }
+
+    /// Saves what the last frames or timers changed, before the frames they produced go out.
+    func synchronizeState(now: Double) {
+        guard let state, ikeActivity else { return }
+        ikeActivity = false
+        for line in state.synchronize(engine: bridge.proxy.engine, now: now, wallClock: Date().timeIntervalSince1970) { log(line) }
+    }
+
+    /// Every few seconds: is the token (or key file) still there; save sequence numbers and counters.
+    func stateHousekeeping(now: Double) {
+        guard let state else { return }
+        if now - lastPresenceCheck >= 2 {
+            lastPresenceCheck = now
+            let present = state.sealer.isAvailable()
+            if present != sealerPresent {
+                sealerPresent = present
+                if present {
+                    bridge.proxy.refusesNewNegotiations = nil
+                    log("\(state.sealer.name) is back: new negotiations resume")
+                    ikeActivity = true
+                } else {
+                    bridge.proxy.refusesNewNegotiations = "\(state.sealer.name) was removed"
+                    log("\(state.sealer.name) was removed: established SAs keep forwarding, new negotiations are refused until it is back")
+                }
+            }
+        }
+        if now - lastProgressSave >= 5 {
+            lastProgressSave = now
+            for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) }
+        }
+    }
 
     private func count(_ name: String, _ amount: Int = 1) { if amount > 0 { portCounters[name, default: 0] += amount } }
 
@@ -86,9 +184,16 @@ public final class DaemonRunner {
             let now = monotonicSeconds()
             if now - lastTick >= 0.1 {
                 lastTick = now
-                perform(bridge.tick(now: now, wallClock: Date().timeIntervalSince1970), receivedOn: nil)
+                let actions = bridge.tick(now: now, wallClock: Date().timeIntervalSince1970)
+                if actions.contains(where: { if case .send = $0 { return true }; if case .event = $0 { return true }; return false }) {
+                    ikeActivity = true
+                }
+                synchronizeState(now: now)
+                perform(actions, receivedOn: nil)
+                stateHousekeeping(now: now)
             }
         }
+        if let state { for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) } }
         log("stopping; \(render(counters: portCounters)); proxy: \(render(counters: bridge.proxy.counters)); bridge: \(render(counters: bridge.counters))")
     }
 
@@ -107,10 +212,10 @@ public final class DaemonRunner {
                     case .forward(let out) where out == side.other:
                         forwards.append(frame.baseAddress); lengths.append(Int32(frame.count)); offloads.append(offload)
                     case .forward(let out): built.append((out, Array(frame)))
-                    case .send(let out, let bytes): built.append((out, bytes))
+                    case .send(let out, let bytes): built.append((out, bytes)); ikeActivity = true
                     case .drop: break
                     case .log(let line): log(line)
-                    case .event(let event): emit(EventJSON.render(event, showKeys: showKeys))
+                    case .event(let event): ikeActivity = true; emit(EventJSON.render(event, showKeys: showKeys))
                     }
                 }
             }
@@ -124,6 +229,7 @@ public final class DaemonRunner {
             log("\(error)")
             return 0
         }
+        synchronizeState(now: now)
         for (out, bytes) in built { sendBuilt(bytes, on: out) }
         return received
     }

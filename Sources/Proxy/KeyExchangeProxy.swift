@@ -21,6 +21,11 @@ public enum ProxyAction: Equatable, Sendable {
     case event(SAEvent)
 }
 
+/// Why a saved SA was not brought back after a restart.
+public struct RestoreRefusal: Error, CustomStringConvertible {
+    public var description: String
+}
+
 /// Tunables of the proxy core.
 public struct ProxySettings: Sendable {
     /// Source of key-delivery datagrams: the proxy owns no address, these are only labels on the link.
@@ -93,6 +98,35 @@ public final class KeyExchangeProxy {
         return connection.name
     }
 
+    // MARK: restart
+
+    /// Brings back an IKE SA (and its CHILD SAs) saved before a restart: the engine resumes it and the
+    /// SA store knows its CHILD SAs again, so the terminal's ESP is forwarded at once and rekeys and
+    /// expiries keep their original schedule. Nothing is sent: the terminal still holds its keys.
+    public func restore(_ snapshot: IKESASnapshot, highestOutboundSequences: [ChildSPI: UInt64] = [:], now: Double) throws -> Int {
+        guard let terminal = IPAddress(snapshot.localAddress), let peer = IPAddress(snapshot.remoteAddress) else {
+            throw SnapshotRestoreError.malformed("addresses")
+        }
+        guard let profile = profile(terminal: terminal, peer: peer) else {
+            throw RestoreRefusal(description: "no protect rule covers \(terminal) -> \(peer) any more")
+        }
+        guard connectionName(for: terminal, peer: peer, profile: profile) == snapshot.connection else {
+            throw RestoreRefusal(description: "connection '\(snapshot.connection)' no longer matches profile \(profile.name)")
+        }
+        let events = try engine.restore(snapshot, now: now)
+        let lifetime = ESPLifetime(hardSeconds: profile.hardLifetime)
+        for event in events {
+            guard let child = event.child else { continue }
+            let age = snapshot.children.first { $0.spiInbound == child.spiInbound.rawValue }?.ageSeconds ?? 0
+            store.record(event, lifetime: lifetime, now: now - age)
+            if let sequence = highestOutboundSequences[child.spiOutbound] { store.restoreSequence(spi: child.spiOutbound, highest: sequence) }
+        }
+        return events.count
+    }
+
+    /// Refuses new negotiations (the sealing token is absent): established SAs keep working.
+    public var refusesNewNegotiations: String?
+
     // MARK: packets
 
     public func receive(from side: LinkSide, packet: [UInt8], now: Double, wallClock: Double) -> [ProxyAction] {
@@ -133,6 +167,9 @@ public final class KeyExchangeProxy {
         var actions: [ProxyAction] = []
         let payload = Array(packet[udp.payload..<view.totalLength])
         let isNewSA = payload.count >= 28 && payload[(udp.destination == 4500 ? 4 : 0) + 18] == 34  // IKE_SA_INIT
+        if isNewSA, let reason = refusesNewNegotiations {
+            return drop("new_negotiation_refused") + [.log("IKE_SA_INIT from \(peer) for \(terminalAddress) refused: \(reason)")]
+        }
         if isNewSA, let stored = store.validChild(terminal: terminalAddress, peer: peer, now: now) {
             // The peer starts over while we hold a valid SA: the terminal gets those keys again at once.
             count("stored_sa_set_for_peer_request")
@@ -212,6 +249,9 @@ public final class KeyExchangeProxy {
         if negotiating[pair] != nil {
             count("start_request_joined_negotiation")
             return []
+        }
+        if let reason = refusesNewNegotiations {
+            return drop("new_negotiation_refused") + [.log("start request \(address) -> \(peer) refused: \(reason)")]
         }
         negotiating[pair] = now
         count("negotiations_started")

@@ -14,11 +14,15 @@ public struct ProtectionProfile: Sendable {
     public var forceEncapsulation: Bool
     /// Hard lifetime given to the terminal with each SA, seconds; nil for none.
     public var hardLifetime: UInt32?
+    /// The proxy rekeys each CHILD SA this many seconds after it was made; nil leaves rekeying to the peer.
+    public var childRekeyTime: Double?
 
     public init(name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
-                peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil) {
+                peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil,
+                childRekeyTime: Double? = nil) {
         self.name = name; self.ikeProposals = ikeProposals; self.espProposals = espProposals; self.preSharedKey = preSharedKey
         self.peerIdentity = peerIdentity; self.mode = mode; self.forceEncapsulation = forceEncapsulation; self.hardLifetime = hardLifetime
+        self.childRekeyTime = childRekeyTime
     }
 
     /// The engine connection that negotiates for `terminal` with `peer` under this profile: the terminal's
@@ -26,7 +30,7 @@ public struct ProtectionProfile: Sendable {
     public func connection(terminal: IPAddress, peer: IPAddress) -> ConnectionConfiguration {
         let child = ChildConfiguration(name: "\(name)-child", localTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
                                        remoteTrafficSelectors: [TrafficSelector(cidr: peer.description)!], mode: mode,
-                                       proposals: espProposals)
+                                       proposals: espProposals, rekeyTime: childRekeyTime)
         return ConnectionConfiguration(name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
                                        localAddress: terminal, remoteAddress: peer,
                                        localIdentity: Identity(terminal.description), remoteIdentity: peerIdentity ?? Identity(peer.description),

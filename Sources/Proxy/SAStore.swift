@@ -45,6 +45,11 @@ public final class SAStore {
 
     public init() {}
 
+    /// After a restart: the highest sequence number the terminal was known to have used on an outbound SA.
+    public func restoreSequence(spi: ChildSPI, highest: UInt64) {
+        highestOutboundSequence[spi] = max(highestOutboundSequence[spi] ?? 0, highest)
+    }
+
     /// Records what an engine event means for the store; returns the SA it added, if any.
     @discardableResult
     public func record(_ event: SAEvent, lifetime: ESPLifetime, now: Double) -> StoredChildSA? {

@@ -109,7 +109,10 @@ extension IKEEngine {
     }
 
     /// Puts an established IKE SA back after a restart. Its connection must be configured (added) first.
-    public func restore(_ snapshot: IKESASnapshot, now: Double) throws(SnapshotRestoreError) {
+    /// Returns a `childEstablished` event per live CHILD SA it brought back, so the embedding program can
+    /// rebuild its own tables (they are not new SAs: nothing needs to be negotiated or handed out).
+    @discardableResult
+    public func restore(_ snapshot: IKESASnapshot, now: Double) throws(SnapshotRestoreError) -> [SAEvent] {
         guard let connection = connection(named: snapshot.connection) else { throw .unknownConnection(snapshot.connection) }
         guard let local = IPAddress(snapshot.localAddress), let remote = IPAddress(snapshot.remoteAddress) else { throw .malformed("addresses") }
         guard let spec = try? ProposalSpec(snapshot.suite, forIKE: true), let encryption = spec.encryption.first,
@@ -151,5 +154,6 @@ extension IKEEngine {
                 createdAt: now - child.ageSeconds, rekeyed: child.rekeyed))
         }
         sessions[session.localSPI] = session
+        return session.children.filter { !$0.rekeyed }.map { childEvent(.childEstablished, session: session, child: $0) }
     }
 }

@@ -37,6 +37,9 @@ public final class EthernetBridge {
     public let terminalPortMAC: MACAddress
     public let enrollments: [MACAddress: MACEnrollment]
     public private(set) var counters: [String: Int] = [:]
+    /// Addresses whose link address the proxy needed and did not have (after a restart, say): the next
+    /// frames that carry them teach it, and the retransmission goes out.
+    private var wanted: Set<IPAddress> = []
 
     public init(proxy: KeyExchangeProxy, terminalPortMAC: MACAddress, discoveryPrefixes: [AddressPrefix],
                 enrollments: [MACAddress: MACEnrollment] = [:]) {
@@ -57,6 +60,12 @@ public final class EthernetBridge {
             let packet = Array(frame[ethernet.payloadOffset...])
             if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) { actions.append(.log(line)) }
             let decisions = proxy.receive(from: side, packet: packet, now: now, wallClock: wallClock)
+            if !wanted.isEmpty, let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
+               let destination = IPAddress(bytes: view.destination(in: packet)), wanted.contains(source) || wanted.contains(destination) {
+                stations.learn(from: side, ethernet: ethernet, source: source, destination: destination)
+                if stations.station(for: source) != nil { wanted.remove(source) }
+                if stations.station(for: destination) != nil { wanted.remove(destination) }
+            }
             if decisions.count == 1, case .forward(let out) = decisions[0] {
                 // The fast path: most frames are only passed on.
                 if side == .terminal && ethernet.destination == terminalPortMAC {
@@ -150,6 +159,7 @@ public final class EthernetBridge {
             switch side {
             case .internet:
                 guard let terminal = stations.station(for: source), let nextHop = stations.station(for: destination) else {
+                    for address in [source, destination] where stations.station(for: address) == nil { wanted.insert(address) }
                     count("drop_no_link_address")
                     return [.drop("no_link_address"), .log("cannot send \(source) -> \(destination): link address of "
                                                           + (stations.station(for: source) == nil ? "\(source)" : "\(destination)") + " not learnt yet")]
@@ -158,6 +168,7 @@ public final class EthernetBridge {
                                                                  etherType: etherType, payload: packet))]
             case .terminal:
                 guard let terminal = stations.station(for: destination) else {
+                    wanted.insert(destination)
                     count("drop_no_link_address")
                     return [.drop("no_link_address"), .log("cannot send to terminal \(destination): its link address is not learnt yet")]
                 }

@@ -1,0 +1,233 @@
+import Foundation
+import GRDB
+
+/// The proxy's state on disk: one SQLite file in WAL mode, schema by numbered migrations (the version is
+/// also in `PRAGMA user_version` for outside tools). It only ever sees sealed secrets: the columns that
+/// hold keys (`ike_sas.state`, `terminals.enrollment_key`, `profiles.pre_shared_key`) are sealed boxes.
+public final class StateDatabase: @unchecked Sendable {
+    public let path: String
+    let pool: DatabasePool
+    public static let schemaVersion = 1
+
+    public init(path: String) throws {
+        self.path = path
+        var configuration = Configuration()
+        configuration.prepareDatabase { db in
+            // Every commit reaches the disk before it returns: a crash or power loss keeps what was saved.
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+    }
+
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1: configuration, SAs, counters, audit log") { db in
+            try db.execute(sql: """
+                CREATE TABLE terminals (terminal_id INTEGER PRIMARY KEY, mac TEXT, addresses TEXT NOT NULL,
+                                        enrollment_key BLOB NOT NULL, key_delivery_port INTEGER NOT NULL, updated_at REAL NOT NULL);
+                CREATE TABLE profiles (name TEXT PRIMARY KEY, definition TEXT NOT NULL, pre_shared_key BLOB NOT NULL);
+                CREATE TABLE policy_rules (position INTEGER PRIMARY KEY, rule TEXT NOT NULL);
+                CREATE TABLE ike_sas (spi_initiator TEXT NOT NULL, spi_responder TEXT NOT NULL, connection TEXT NOT NULL,
+                                      terminal TEXT NOT NULL, peer TEXT NOT NULL, state BLOB NOT NULL, saved_at REAL NOT NULL,
+                                      PRIMARY KEY (spi_initiator, spi_responder));
+                CREATE TABLE child_sas (spi_outbound TEXT PRIMARY KEY, spi_inbound TEXT NOT NULL, terminal TEXT NOT NULL,
+                                        peer TEXT NOT NULL, ike_spi_initiator TEXT NOT NULL, ike_spi_responder TEXT NOT NULL,
+                                        suite TEXT NOT NULL, mode TEXT NOT NULL, created_at REAL NOT NULL,
+                                        highest_outbound_sequence INTEGER NOT NULL DEFAULT 0);
+                CREATE TABLE negotiations (spi_initiator TEXT NOT NULL, spi_responder TEXT NOT NULL, connection TEXT NOT NULL,
+                                           started_at REAL NOT NULL, PRIMARY KEY (spi_initiator, spi_responder));
+                CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                CREATE TABLE audit_log (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, who TEXT NOT NULL,
+                                        action TEXT NOT NULL, detail TEXT NOT NULL);
+                PRAGMA user_version = 1;
+                """)
+        }
+        return migrator
+    }
+
+    /// The schema version the file is at, and the journal mode (expected: wal).
+    public func describe() throws -> (version: Int, journalMode: String) {
+        try pool.read { db in
+            (try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0, try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "?")
+        }
+    }
+
+    // MARK: configuration tables
+
+    public struct TerminalRow: Sendable {
+        public var terminalID: UInt64
+        public var mac: String?
+        public var addresses: [String]
+        public var sealedEnrollmentKey: [UInt8]
+        public var keyDeliveryPort: UInt16
+        public init(terminalID: UInt64, mac: String?, addresses: [String], sealedEnrollmentKey: [UInt8], keyDeliveryPort: UInt16) {
+            self.terminalID = terminalID; self.mac = mac; self.addresses = addresses
+            self.sealedEnrollmentKey = sealedEnrollmentKey; self.keyDeliveryPort = keyDeliveryPort
+        }
+    }
+
+    /// Replaces the policy, profiles and terminal tables (the configuration file is read at each start).
+    public func replaceConfiguration(terminals: [TerminalRow], profiles: [(name: String, definition: String, sealedPreSharedKey: [UInt8])],
+                                     rules: [String], now: Double) throws {
+        let profileRows = profiles.map { ($0.name, $0.definition, Data($0.sealedPreSharedKey)) }
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM terminals; DELETE FROM profiles; DELETE FROM policy_rules")
+            for t in terminals {
+                try db.execute(sql: "INSERT INTO terminals VALUES (?, ?, ?, ?, ?, ?)",
+                               arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
+                                           Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now])
+            }
+            for (name, definition, key) in profileRows {
+                try db.execute(sql: "INSERT INTO profiles VALUES (?, ?, ?)", arguments: [name, definition, key])
+            }
+            for (position, rule) in rules.enumerated() {
+                try db.execute(sql: "INSERT INTO policy_rules VALUES (?, ?)", arguments: [position, rule])
+            }
+        }
+    }
+
+    public func terminals() throws -> [TerminalRow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM terminals ORDER BY terminal_id").map { row in
+                TerminalRow(terminalID: UInt64(bitPattern: row["terminal_id"]), mac: row["mac"],
+                            addresses: (row["addresses"] as String).split(separator: ",").map(String.init),
+                            sealedEnrollmentKey: Array(row["enrollment_key"] as Data), keyDeliveryPort: UInt16(row["key_delivery_port"] as Int))
+            }
+        }
+    }
+
+    // MARK: SAs
+
+    public struct IKESARow: Sendable {
+        public var spiInitiator: String
+        public var spiResponder: String
+        public var connection: String
+        public var terminal: String
+        public var peer: String
+        public var sealedState: [UInt8]
+        public var savedAt: Double
+        public init(spiInitiator: String, spiResponder: String, connection: String, terminal: String, peer: String, sealedState: [UInt8], savedAt: Double) {
+            self.spiInitiator = spiInitiator; self.spiResponder = spiResponder; self.connection = connection
+            self.terminal = terminal; self.peer = peer; self.sealedState = sealedState; self.savedAt = savedAt
+        }
+    }
+
+    public struct ChildSARow: Sendable, Equatable {
+        public var spiOutbound: String
+        public var spiInbound: String
+        public var terminal: String
+        public var peer: String
+        public var ikeSPIInitiator: String
+        public var ikeSPIResponder: String
+        public var suite: String
+        public var mode: String
+        public var createdAt: Double
+        public init(spiOutbound: String, spiInbound: String, terminal: String, peer: String, ikeSPIInitiator: String,
+                    ikeSPIResponder: String, suite: String, mode: String, createdAt: Double) {
+            self.spiOutbound = spiOutbound; self.spiInbound = spiInbound; self.terminal = terminal; self.peer = peer
+            self.ikeSPIInitiator = ikeSPIInitiator; self.ikeSPIResponder = ikeSPIResponder; self.suite = suite; self.mode = mode
+            self.createdAt = createdAt
+        }
+    }
+
+    /// Writes changed IKE SAs (with their CHILD SA index rows) and removes gone ones, in one transaction.
+    public func saveIKESAs(_ upserts: [(IKESARow, [ChildSARow])], removed: [(String, String)]) throws {
+        try pool.write { db in
+            for (spiI, spiR) in removed {
+                try db.execute(sql: "DELETE FROM ike_sas WHERE spi_initiator = ? AND spi_responder = ?", arguments: [spiI, spiR])
+                try db.execute(sql: "DELETE FROM child_sas WHERE ike_spi_initiator = ? AND ike_spi_responder = ?", arguments: [spiI, spiR])
+            }
+            for (sa, children) in upserts {
+                try db.execute(sql: "INSERT OR REPLACE INTO ike_sas VALUES (?, ?, ?, ?, ?, ?, ?)",
+                               arguments: [sa.spiInitiator, sa.spiResponder, sa.connection, sa.terminal, sa.peer, Data(sa.sealedState), sa.savedAt])
+                try db.execute(sql: "DELETE FROM child_sas WHERE ike_spi_initiator = ? AND ike_spi_responder = ?",
+                               arguments: [sa.spiInitiator, sa.spiResponder])
+                for c in children {
+                    try db.execute(sql: """
+                        INSERT OR REPLACE INTO child_sas (spi_outbound, spi_inbound, terminal, peer, ike_spi_initiator, ike_spi_responder,
+                                                          suite, mode, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                        """, arguments: [c.spiOutbound, c.spiInbound, c.terminal, c.peer, c.ikeSPIInitiator, c.ikeSPIResponder,
+                                         c.suite, c.mode, c.createdAt])
+                }
+            }
+        }
+    }
+
+    public func ikeSAs() throws -> [IKESARow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM ike_sas ORDER BY saved_at").map { row in
+                IKESARow(spiInitiator: row["spi_initiator"], spiResponder: row["spi_responder"], connection: row["connection"],
+                         terminal: row["terminal"], peer: row["peer"], sealedState: Array(row["state"] as Data), savedAt: row["saved_at"])
+            }
+        }
+    }
+
+    public func childSAs() throws -> [ChildSARow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM child_sas ORDER BY created_at").map { row in
+                ChildSARow(spiOutbound: row["spi_outbound"], spiInbound: row["spi_inbound"], terminal: row["terminal"], peer: row["peer"],
+                           ikeSPIInitiator: row["ike_spi_initiator"], ikeSPIResponder: row["ike_spi_responder"], suite: row["suite"],
+                           mode: row["mode"], createdAt: row["created_at"])
+            }
+        }
+    }
+
+    public func highestOutboundSequences() throws -> [String: UInt64] {
+        try pool.read { db in
+            var result: [String: UInt64] = [:]
+            for row in try Row.fetchAll(db, sql: "SELECT spi_outbound, highest_outbound_sequence FROM child_sas") {
+                result[row["spi_outbound"]] = UInt64(bitPattern: row["highest_outbound_sequence"])
+            }
+            return result
+        }
+    }
+
+    /// Sequence numbers and counters, saved every few seconds.
+    public func saveProgress(sequences: [String: UInt64], counters: [String: Int]) throws {
+        try pool.write { db in
+            for (spi, sequence) in sequences {
+                try db.execute(sql: "UPDATE child_sas SET highest_outbound_sequence = MAX(highest_outbound_sequence, ?) WHERE spi_outbound = ?",
+                               arguments: [Int64(bitPattern: sequence), spi])
+            }
+            for (name, value) in counters {
+                try db.execute(sql: "INSERT OR REPLACE INTO counters VALUES (?, ?)", arguments: [name, value])
+            }
+        }
+    }
+
+    public func counters() throws -> [String: Int] {
+        try pool.read { db in
+            Dictionary(try Row.fetchAll(db, sql: "SELECT name, value FROM counters").map { ($0["name"], $0["value"]) }, uniquingKeysWith: { a, _ in a })
+        }
+    }
+
+    // MARK: negotiations under way
+
+    public func replaceNegotiations(_ rows: [(spiInitiator: String, spiResponder: String, connection: String)], now: Double) throws {
+        let plain = rows.map { [$0.spiInitiator, $0.spiResponder, $0.connection] }
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM negotiations")
+            for row in plain {
+                try db.execute(sql: "INSERT OR REPLACE INTO negotiations VALUES (?, ?, ?, ?)", arguments: [row[0], row[1], row[2], now])
+            }
+        }
+    }
+
+    /// The negotiations a previous run left unfinished; they are gone with it.
+    public func takeNegotiations() throws -> [String] {
+        try pool.write { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM negotiations").map { "\($0["connection"] as String) (\($0["spi_initiator"] as String))" }
+            try db.execute(sql: "DELETE FROM negotiations")
+            return rows
+        }
+    }
+
+    // MARK: audit
+
+    public func audit(who: String, action: String, detail: String, now: Double) throws {
+        try pool.write { db in
+            try db.execute(sql: "INSERT INTO audit_log (time, who, action, detail) VALUES (?, ?, ?, ?)", arguments: [now, who, action, detail])
+        }
+    }
+}
