@@ -31,6 +31,7 @@ public final class DaemonRunner {
     var lastPresenceCheck = 0.0
     var lastProgressSave = 0.0
     var ikeActivity = false
+    var discoveryChanged = false
 
     public init(configuration: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
                 emit: @escaping (String) -> Void) throws {
@@ -64,6 +65,7 @@ public final class DaemonRunner {
                                 enrollments: configuration.enrollments)
         self.showKeys = showKeys
         state = try Self.openState(configuration, proxy: proxy, log: log)
+        if let state { Self.restoreHosts(state.database, into: bridge, log: log) }
         if let state {
             sealerPresent = state.sealer.isAvailable()
             if !sealerPresent {
@@ -132,8 +134,39 @@ public final class DaemonRunner {
         return store
     }
 
+    /// Hosts discovery learnt before a restart: terminals enrolled by MAC are registered again at once.
+    static func restoreHosts(_ database: StateDatabase, into bridge: EthernetBridge, log: (String) -> Void) {
+        do {
+            let rows = try database.hosts()
+            for row in rows {
+                guard let mac = MACAddress(text: row.mac) else { continue }
+                var host = DiscoveredTerminal(mac: mac, lastSeen: monotonicSeconds() - max(0, Date().timeIntervalSince1970 - row.lastSeen))
+                host.ipv4 = Set(row.ipv4.compactMap(IPAddress.init))
+                host.ipv6 = Set(row.ipv6.compactMap(IPAddress.init))
+                host.learntFrom = Set(row.learntFrom)
+                bridge.restoreDiscovered(host)
+            }
+            if !rows.isEmpty { log("restored \(rows.count) discovered host(s)") }
+        } catch {
+            log("cannot read discovered hosts from \(database.path): \(error)")
+        }
+    }
+
+    /// Saves the hosts discovery knows when it learnt something new.
+    func saveHosts() {
+        guard let state, discoveryChanged else { return }
+        discoveryChanged = false
+        let wall = Date().timeIntervalSince1970, now = monotonicSeconds()
+        let rows = bridge.discovery.hosts.values.map { host in
+            StateDatabase.HostRow(mac: host.mac.description, ipv4: host.ipv4.map(\.description).sorted(), ipv6: host.ipv6.map(\.description).sorted(),
+                                  learntFrom: host.learntFrom.sorted(), lastSeen: wall - (now - host.lastSeen))
+        }
+        do { try state.database.saveHosts(rows) } catch { log("saving discovered hosts failed: \(error)") }
+    }
+
     /// Saves what the last frames or timers changed, before the frames they produced go out.
     func synchronizeState(now: Double) {
+        saveHosts()
         guard let state, ikeActivity else { return }
         ikeActivity = false
         for line in state.synchronize(engine: bridge.proxy.engine, now: now, wallClock: Date().timeIntervalSince1970) { log(line) }
@@ -214,7 +247,9 @@ public final class DaemonRunner {
                     case .forward(let out): built.append((out, Array(frame)))
                     case .send(let out, let bytes): built.append((out, bytes)); ikeActivity = true
                     case .drop: break
-                    case .log(let line): log(line)
+                    case .log(let line):
+                        if line.hasPrefix("discovered ") { discoveryChanged = true }
+                        log(line)
                     case .event(let event): ikeActivity = true; emit(EventJSON.render(event, showKeys: showKeys))
                     }
                 }

@@ -7,7 +7,7 @@ import GRDB
 public final class StateDatabase: @unchecked Sendable {
     public let path: String
     let pool: DatabasePool
-    public static let schemaVersion = 1
+    public static let schemaVersion = 2
 
     public init(path: String) throws {
         self.path = path
@@ -43,7 +43,46 @@ public final class StateDatabase: @unchecked Sendable {
                 PRAGMA user_version = 1;
                 """)
         }
+        migrator.registerMigration("v2: hosts learnt by terminal discovery") { db in
+            try db.execute(sql: """
+                CREATE TABLE discovered_hosts (mac TEXT PRIMARY KEY, ipv4 TEXT NOT NULL, ipv6 TEXT NOT NULL,
+                                               learnt_from TEXT NOT NULL, last_seen REAL NOT NULL);
+                PRAGMA user_version = 2;
+                """)
+        }
         return migrator
+    }
+
+    // MARK: discovery
+
+    public struct HostRow: Sendable, Equatable {
+        public var mac: String
+        public var ipv4: [String]
+        public var ipv6: [String]
+        public var learntFrom: [String]
+        public var lastSeen: Double
+        public init(mac: String, ipv4: [String], ipv6: [String], learntFrom: [String], lastSeen: Double) {
+            self.mac = mac; self.ipv4 = ipv4; self.ipv6 = ipv6; self.learntFrom = learntFrom; self.lastSeen = lastSeen
+        }
+    }
+
+    public func saveHosts(_ hosts: [HostRow]) throws {
+        try pool.write { db in
+            for h in hosts {
+                try db.execute(sql: "INSERT OR REPLACE INTO discovered_hosts VALUES (?, ?, ?, ?, ?)",
+                               arguments: [h.mac, h.ipv4.joined(separator: ","), h.ipv6.joined(separator: ","),
+                                           h.learntFrom.joined(separator: ","), h.lastSeen])
+            }
+        }
+    }
+
+    public func hosts() throws -> [HostRow] {
+        func list(_ text: String) -> [String] { text.split(separator: ",").map(String.init) }
+        return try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM discovered_hosts ORDER BY mac").map { row in
+                HostRow(mac: row["mac"], ipv4: list(row["ipv4"]), ipv6: list(row["ipv6"]), learntFrom: list(row["learnt_from"]), lastSeen: row["last_seen"])
+            }
+        }
     }
 
     /// The schema version the file is at, and the journal mode (expected: wal).

@@ -107,6 +107,12 @@ public final class EthernetBridge {
         }
     }
 
+    /// Puts back a host discovery learnt before a restart; an enrolled one is registered again at once.
+    public func restoreDiscovered(_ host: DiscoveredTerminal) {
+        discovery.restore(host)
+        enrollDiscovered(host.mac)
+    }
+
     /// Timers of the proxy, turned into frames.
     public func tick(now: Double, wallClock: Double) -> [FrameAction] {
         proxy.tick(now: now, wallClock: wallClock).flatMap(frame(for:))

@@ -8,6 +8,10 @@ public struct DiscoveredTerminal: Equatable, Sendable {
     public var ipv6: Set<IPAddress> = []
     public var lastSeen: Double
     public var learntFrom: Set<String> = []
+
+    public init(mac: MACAddress, ipv4: Set<IPAddress> = [], ipv6: Set<IPAddress> = [], lastSeen: Double, learntFrom: Set<String> = []) {
+        self.mac = mac; self.ipv4 = ipv4; self.ipv6 = ipv6; self.lastSeen = lastSeen; self.learntFrom = learntFrom
+    }
 }
 
 /// Learns the terminals attached to the terminal-side port by snooping the frames they send: ARP
@@ -29,6 +33,15 @@ public struct TerminalDiscovery: Sendable {
     public var registered: [DiscoveredTerminal] { hosts.values.filter { h in (h.ipv4.union(h.ipv6)).contains(where: isInsidePrefixes) } }
     /// Hosts with no address inside the prefixes: listed for an administrator to approve.
     public var pending: [DiscoveredTerminal] { hosts.values.filter { h in !(h.ipv4.union(h.ipv6)).contains(where: isInsidePrefixes) } }
+
+    /// Puts back a host learnt before a restart (its addresses are added to what is known of it).
+    public mutating func restore(_ host: DiscoveredTerminal) {
+        var merged = hosts[host.mac] ?? host
+        merged.ipv4.formUnion(host.ipv4)
+        merged.ipv6.formUnion(host.ipv6)
+        merged.learntFrom.formUnion(host.learntFrom)
+        hosts[host.mac] = merged
+    }
 
     /// Looks at one frame sent or received on the terminal side; returns a line for the log when it taught
     /// us something new.

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""State that survives: `ikeproxy daemon` killed with SIGKILL again and again, secrets sealed in a
+SoftHSM2 token, the token taken out and put back, and the database searched for keys.
+
+The topology of daemon_e2e.py (strongSwan -- daemon bridge -- switch -- terminals), terminal 1 only.
+The daemon keeps its state in SQLite, sealed by an AES key generated inside a SoftHSM2 token.
+
+  1. strongSwan establishes an SA with terminal 1 through the proxy.
+  2. The daemon is killed with SIGKILL four times at random moments, once in the middle of a
+     negotiation, and restarted each time: the SA is restored, ESP keeps flowing without a new
+     negotiation (strongSwan's SPIs do not change), strongSwan's liveness checks keep being answered,
+     the negotiation that was under way is reported discarded.
+  3. The CHILD SA rekey the proxy's profile schedules 25 s after the SA was made happens on time,
+     across the restarts.
+  4. The token is removed: forwarding goes on, a new negotiation is refused with a clear log line; the
+     token comes back: negotiations resume.
+  5. The database file (and its WAL) holds no key: neither the CHILD SA keys, nor the PSK, nor the
+     enrollment key, in binary or hexadecimal.
+"""
+import json, os, random, shutil, signal, subprocess, sys, tempfile, threading, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strongswan_interop as base  # noqa: E402
+import daemon_e2e as e2e  # noqa: E402
+
+check, sh, ns = base.check, base.sh, base.ns
+PEER, PROXY = e2e.PEER, e2e.PROXY
+T1 = e2e.TERMINALS[0]
+SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "20261126"
+REKEY_TIME = 25
+
+
+def softhsm(directory):
+    tokens = os.path.join(directory, "tokens")
+    os.makedirs(tokens)
+    conf = os.path.join(directory, "softhsm2.conf")
+    with open(conf, "w") as f:
+        f.write(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    env = dict(os.environ, SOFTHSM2_CONF=conf)
+    subprocess.run(["softhsm2-util", "--init-token", "--free", "--label", "ikeproxy", "--pin", PIN, "--so-pin", "87654321"],
+                   env=env, check=True, capture_output=True)
+    return conf, tokens
+
+
+class RestartableDaemon:
+    def __init__(self, directory, softhsm_conf):
+        self.directory = directory
+        self.env = dict(os.environ, SOFTHSM2_CONF=softhsm_conf)
+        self.control = os.path.join(directory, "ikeproxy.sock")
+        self.config = os.path.join(directory, "daemon.json")
+        self.database = os.path.join(directory, "state.db")
+        pin_file = os.path.join(directory, "token.pin")
+        with open(pin_file, "w") as f:
+            f.write(PIN + "\n")
+        config = e2e.daemon_configuration(self.control)
+        config["profiles"][0]["rekey_time"] = REKEY_TIME
+        config["store"] = {"path": self.database, "pkcs11": {"module": SOFTHSM_MODULE, "token": "ikeproxy", "pin_file": pin_file}}
+        with open(self.config, "w") as f:
+            json.dump(config, f, indent=1)
+        self.log = os.path.join(directory, "daemon.log")
+        self.events = os.path.join(directory, "daemon-events.jsonl")
+        self.process = None
+        self.starts = 0
+
+    def start(self):
+        self.starts += 1
+        with open(self.log, "a") as log:
+            log.write(f"==== start {self.starts}\n")
+        self.process = subprocess.Popen(["ip", "netns", "exec", PROXY, e2e.BINARY, "daemon", "--config", self.config, "--show-keys"],
+                                        stdout=open(self.events, "a"), stderr=open(self.log, "a"), env=self.env, start_new_session=True)
+
+    def kill(self):
+        os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def log_since_start(self):
+        text = e2e.read(self.log)
+        return text[text.rfind(f"==== start {self.starts}\n"):]
+
+    def query(self, request):
+        return e2e.Daemon.query(self, request)
+
+    def counter(self, name):
+        return e2e.Daemon.counter(self, name)
+
+
+def initiate_in_own_session(charon, name):
+    """An initiation that blocks, on its own VICI connection (a session must not be shared between threads)."""
+    import socket as sockets
+    import vici
+    connection = sockets.socket(sockets.AF_UNIX)
+    connection.connect(charon.socket)
+    try:
+        for _ in vici.Session(connection).initiate({"child": name, "ike": name, "timeout": 3000}):
+            pass
+    except Exception:
+        pass
+    finally:
+        connection.close()
+
+
+def ike_and_child_spis(charon, name):
+    sa, child = e2e.installed_child(charon, name)
+    if not child:
+        return None
+    return (sa["initiator-spi"].decode(), sa["responder-spi"].decode(), child["spi-in"].decode(), child["spi-out"].decode())
+
+
+def main():
+    if os.geteuid() != 0:
+        print("daemon restart test needs root (network namespaces, AF_PACKET, TUN)", file=sys.stderr)
+        return 1
+    for tool in ("softhsm2-util", "tshark", "ping"):
+        if not shutil.which(tool):
+            print(f"daemon restart test needs {tool}; install it (scripts/test.sh does)", file=sys.stderr)
+            return 1
+    if not os.path.exists(SOFTHSM_MODULE):
+        print(f"daemon restart test needs SoftHSM2's PKCS#11 module at {SOFTHSM_MODULE}", file=sys.stderr)
+        return 1
+    directory = tempfile.mkdtemp(prefix="ikp-restart-")
+    print(f"== daemon restart, token and sealing test (logs in {directory})")
+    with e2e.Topology():
+        charon = base.Charon(directory)
+        try:
+            run(charon, directory)
+        finally:
+            charon.stop()
+    if base.FAILURES:
+        print(f"{len(base.FAILURES)} check(s) failed:")
+        for failure in base.FAILURES:
+            print("  - " + failure)
+        return 1
+    print("daemon restart test: all checks passed")
+    return 0
+
+
+def run(charon, directory):
+    e2e.load_peer_connections(charon)
+    # strongSwan checks liveness every 2 s of silence: stale message IDs after a restart would break the SA.
+    for v in ("4", "6"):
+        conn = {f"t1v{v}": {
+            "version": "2", "local_addrs": [e2e.PEER4 if v == "4" else e2e.PEER6], "remote_addrs": [T1["v" + v]],
+            "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "2",
+            "local-1": {"auth": "psk", "id": e2e.PEER4 if v == "4" else e2e.PEER6}, "remote-1": {"auth": "psk", "id": T1["v" + v]},
+            "children": {f"t1v{v}": {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                                     "local_ts": [e2e.PEER4 if v == "4" else e2e.PEER6], "remote_ts": [T1["v" + v]]}}}}
+        charon.session.load_conn(conn)
+    softhsm_conf, tokens = softhsm(directory)
+    daemon = RestartableDaemon(directory, softhsm_conf)
+    daemon.start()
+    terminal_config = os.path.join(directory, "t1.json")
+    with open(terminal_config, "w") as f:
+        json.dump(e2e.terminal_configuration(T1), f)
+    agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
+    try:
+        time.sleep(1.5)
+        check(daemon.process.poll() is None, "the daemon runs with its state sealed by the SoftHSM2 token")
+        log = daemon.log_since_start()
+        check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 2, journal wal" in log,
+              "the state file is SQLite in WAL mode, migrated to schema version 2")
+
+        e2e.initiate(charon, "t1v4")
+        established_at = time.time()
+        first = ike_and_child_spis(charon, "t1v4")
+        check(first is not None, f"strongSwan established an SA with terminal 1 through the proxy {first}")
+        e2e.wait_for(lambda: "installed outbound SA" in e2e.read(os.path.join(directory, "t1.log")), 10)
+        ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"])
+        check(ok, f"ping through ESP before any restart ({summary})")
+
+        # SIGKILL at random moments; the third one in the middle of a negotiation.
+        rng = random.Random(20261126)
+        for round_number in range(1, 5):
+            time.sleep(rng.uniform(0.3, 2.5))
+            if round_number == 3:
+                # IKE_AUTH for t1v6 is held back (UDP 4500 to the terminal dropped at the peer): the proxy holds a
+                # half-open IKE SA when it dies.
+                ns(PEER, "nft", "add", "table", "ip6", "ikpblock")
+                ns(PEER, "nft", "add", "chain", "ip6", "ikpblock", "out", "{ type filter hook output priority 0; }")
+                ns(PEER, "nft", "add", "rule", "ip6", "ikpblock", "out", "ip6", "daddr", T1["v6"], "udp", "dport", "4500", "drop")
+                threading.Thread(target=initiate_in_own_session, args=(charon, "t1v6"), daemon=True).start()
+                e2e.wait_for(lambda: "IKE_SA_INIT from" in daemon.log_since_start(), 5)
+                time.sleep(0.5)
+            daemon.kill()
+            daemon.start()
+            restored = e2e.wait_for(lambda: "restored 1 IKE SA(s) with 1 CHILD SA(s)" in daemon.log_since_start(), 10)
+            check(restored, f"kill -9 #{round_number}: the restarted daemon restored the IKE SA and its CHILD SA")
+            ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
+            check(ok, f"kill -9 #{round_number}: ESP keeps flowing at once ({summary})")
+            now = ike_and_child_spis(charon, "t1v4")
+            if time.time() - established_at < REKEY_TIME - 2:
+                check(now == first, f"kill -9 #{round_number}: no new negotiation, strongSwan's SPIs unchanged {now}")
+            if round_number == 3:
+                log = daemon.log_since_start()
+                check("negotiation(s) under way before the restart were discarded" in log,
+                      "the negotiation cut by the kill is reported discarded at restart")
+                ns(PEER, "nft", "delete", "table", "ip6", "ikpblock", check=False)
+                e2e.terminate(charon, "t1v6")
+
+        # The proxy's rekey, scheduled REKEY_TIME s after the SA was made, happens on time across restarts.
+        deadline = established_at + REKEY_TIME + 12
+        e2e.wait_for(lambda: (lambda s: s is not None and s[2:] != first[2:])(ike_and_child_spis(charon, "t1v4")),
+                     max(1, deadline - time.time()))
+        rekeyed_at = time.time() - established_at
+        after = ike_and_child_spis(charon, "t1v4")
+        events = [json.loads(line) for line in open(daemon.events) if line.strip()]
+        rekeys = [e for e in events if e["event"] == "child_sa_rekeyed"]
+        check(after is not None and after[:2] == first[:2] and after[2:] != first[2:] and rekeys and REKEY_TIME - 1 <= rekeyed_at <= REKEY_TIME + 12,
+              f"the CHILD SA was rekeyed by the proxy on schedule ({rekeyed_at:.0f} s after it was made, due at {REKEY_TIME} s), same IKE SA")
+        ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
+        check(ok, f"ping through the rekeyed SA ({summary})")
+        time.sleep(5)
+        check(ike_and_child_spis(charon, "t1v4") is not None and ike_and_child_spis(charon, "t1v4")[:2] == first[:2],
+              "strongSwan's liveness checks were answered all along: the IKE SA is still the first one")
+
+        # The token is taken out.
+        token_dirs = [os.path.join(tokens, d) for d in os.listdir(tokens)]
+        removed = os.path.join(directory, "removed-token")
+        os.makedirs(removed)
+        for d in token_dirs:
+            shutil.move(d, removed)
+        check(e2e.wait_for(lambda: "was removed: established SAs keep forwarding, new negotiations are refused" in daemon.log_since_start(), 6),
+              "the daemon notices the token is gone and says so")
+        ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
+        check(ok, f"with the token out, established SAs keep forwarding ({summary})")
+        refused_before = daemon.counter("drop_new_negotiation_refused")
+        result = e2e.initiate(charon, "t1v6", timeout_ms=4000)
+        check(result is not True and daemon.counter("drop_new_negotiation_refused") > refused_before
+              and "refused: PKCS#11 token 'ikeproxy'" in daemon.log_since_start(),
+              "with the token out, a new negotiation is refused with a clear log line")
+        e2e.terminate(charon, "t1v6")
+        for d in os.listdir(removed):
+            shutil.move(os.path.join(removed, d), tokens)
+        check(e2e.wait_for(lambda: "is back: new negotiations resume" in daemon.log_since_start(), 6), "the daemon notices the token is back")
+        time.sleep(1)
+        e2e.initiate(charon, "t1v6")
+        e2e.wait_child(charon, "t1v6")
+        check(ike_and_child_spis(charon, "t1v6") is not None, "with the token back, a new negotiation succeeds")
+        e2e.wait_for(lambda: e2e.read(os.path.join(directory, "t1.log")).count("installed outbound SA") >= 2 + 1, 10)
+        ok, summary = e2e.ping(PEER, e2e.PEER6, T1["v6"], count=3)
+        check(ok, f"and its ESP flows ({summary})")
+    finally:
+        e2e.stop(agent)
+        if daemon.process and daemon.process.poll() is None:
+            e2e.stop(daemon.process)
+        print("  --- last lines of daemon.log:")
+        for line in e2e.read(daemon.log).splitlines()[-8:]:
+            print("      " + line[:300])
+    no_key_on_disk(daemon)
+
+
+def no_key_on_disk(daemon):
+    import sqlite3
+    events = [json.loads(line) for line in open(daemon.events) if line.strip()]
+    keys = set()
+    for event in events:
+        for value in event.get("child", {}).get("keys", {}).values():
+            if value:
+                keys.add(bytes.fromhex(value))
+    secrets = {"PSK": base.PSK.encode(), "enrollment key": bytes.fromhex(T1["key"])}
+    files = [p for p in (daemon.database, daemon.database + "-wal", daemon.database + "-shm") if os.path.exists(p)]
+    blob = b"".join(open(p, "rb").read() for p in files)
+    found = [k.hex() for k in keys if k in blob or k.hex().encode() in blob or k.hex().upper().encode() in blob]
+    found += [name for name, s in secrets.items() if s in blob or s.hex().encode() in blob]
+    db = sqlite3.connect(daemon.database)
+    ike_rows = db.execute("SELECT COUNT(*) FROM ike_sas").fetchone()[0]
+    child_rows = db.execute("SELECT COUNT(*) FROM child_sas").fetchone()[0]
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    db.close()
+    check(len(keys) >= 4 and ike_rows >= 1 and child_rows >= 1,
+          f"the database holds the SAs ({ike_rows} IKE, {child_rows} CHILD rows, schema {version}) and {len(keys)} CHILD SA keys were printed to look for")
+    check(not found, f"no key in the database files ({', '.join(os.path.basename(f) for f in files)}): "
+          + ("none of the CHILD SA keys, the PSK or the enrollment key" if not found else f"FOUND {found}"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
