@@ -242,7 +242,8 @@ def run(charon, directory):
     finally:
         e2e.stop(agent)
         if daemon.process and daemon.process.poll() is None:
-            e2e.stop(daemon.process)
+            # Killed, not stopped: the files are searched as a crash leaves them (WAL not checkpointed).
+            daemon.kill()
         print("  --- last lines of daemon.log:")
         for line in e2e.read(daemon.log).splitlines()[-8:]:
             print("      " + line[:300])
