@@ -14,6 +14,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // Pure IKEv2: wire codec, crypto suites, key derivation, exchange state machines. No I/O.
@@ -54,12 +57,20 @@ let package = Package(
         // State that survives: SQLite through GRDB, every secret sealed by a token or a key file.
         .target(name: "Store", dependencies: ["IKEv2", "Proxy", "CPKCS11", .product(name: "GRDB", package: "GRDB.swift"),
                                              .product(name: "Crypto", package: "swift-crypto")]),
+        // The HTTPS management API: TLS, bearer tokens kept as hashes, requests handed to the daemon's loop.
+        .target(name: "Management", dependencies: [
+            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log")]),
         // `ikeproxy daemon`: the proxy in the wire, AF_PACKET ports wired to the Ethernet bridge.
-        .target(name: "Daemon", dependencies: ["Proxy", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets", "Store"]),
+        .target(name: "Daemon", dependencies: ["Proxy", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets", "Store", "Management"]),
         .executableTarget(
             name: "ikeproxy",
             dependencies: [
                 "Daemon",
+                "Store",
+                "Management",
+                "IKEv2",
                 "IKEEndpoint",
                 "TerminalAgent",
                 "ProxyDemo",

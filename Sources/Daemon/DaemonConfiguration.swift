@@ -2,6 +2,7 @@ import Foundation
 import IKEv2
 import Packets
 import Proxy
+import Management
 
 /// Why a daemon configuration was refused; the message names the offending key.
 public struct DaemonConfigurationError: Error, CustomStringConvertible {
@@ -25,6 +26,21 @@ public struct DaemonConfiguration: Sendable {
     public var showKeys: Bool
     /// Where state is kept across restarts, and what seals its secrets; nil keeps everything in memory.
     public var store: StoreConfiguration?
+    /// Secrets the file gives sealed (`psk_sealed`, `enrollment_key_sealed`), by sealing context
+    /// ("profile:NAME", "terminal:ID"); opened with the store's sealer at start.
+    public var sealedSecrets: [String: [UInt8]] = [:]
+    /// Secrets the file gives in the clear, by the same contexts, for a warning.
+    public var clearSecrets: [String] = []
+    /// The HTTPS management listener; nil for none.
+    public var management: ManagementConfiguration?
+
+    public struct ManagementConfiguration: Sendable {
+        public var host: String
+        public var port: Int
+        public var certificatePath: String
+        public var privateKeyPath: String
+        public var administrators: [Administrator]
+    }
 
     public struct StoreConfiguration: Sendable {
         public enum Sealing: Sendable {
@@ -39,7 +55,8 @@ public struct DaemonConfiguration: Sendable {
         struct Interfaces: Decodable { var internet: String; var terminal: String }
         struct Terminal: Decodable {
             var terminal_id: UInt64
-            var enrollment_key_hex: String
+            var enrollment_key_hex: String?
+            var enrollment_key_sealed: String?
             var mac: String?
             var addresses: [String]?
             var key_delivery_port: UInt16?
@@ -50,22 +67,14 @@ public struct DaemonConfiguration: Sendable {
             var esp_proposals: [String]?
             var psk: String?
             var psk_hex: String?
+            var psk_sealed: String?
             var peer_id: String?
             var mode: String?
             var force_encapsulation: Bool?
             var hard_lifetime: UInt32?
             var rekey_time: Double?
         }
-        struct Rule: Decodable {
-            var source: String?
-            var destination: String?
-            var `protocol`: String?
-            var source_ports: String?
-            var destination_ports: String?
-            var action: String
-            var profile: String?
-        }
-        struct Policy: Decodable { var rules: [Rule]; var `default`: String? }
+        struct Policy: Decodable { var rules: [RuleText]; var `default`: String? }
         struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
         struct Settings: Decodable { var retransmit_timeout: Double?; var retransmit_limit: Int?; var half_open_timeout: Double? }
         struct Store: Decodable {
@@ -76,6 +85,15 @@ public struct DaemonConfiguration: Sendable {
             var create_key_file: Bool?
         }
         var store: Store?
+        struct Management: Decodable {
+            struct Admin: Decodable { var name: String; var role: String?; var token_sha256: String }
+            var listen: String
+            var port: Int?
+            var certificate: String
+            var private_key: String
+            var administrators: [Admin]
+        }
+        var management: Management?
         var interfaces: Interfaces
         var control_socket: String?
         var terminal_prefixes: [String]
@@ -106,17 +124,26 @@ public struct DaemonConfiguration: Sendable {
             prefixes.append(prefix)
         }
         var profiles: [ProtectionProfile] = []
+        var sealedSecrets: [String: [UInt8]] = [:], clearSecrets: [String] = []
+        func sealedBox(_ text: String, _ at: String) throws -> [UInt8] {
+            guard let data = Data(base64Encoded: text), data.count > 29 else { throw fail("\(at): not a sealed box (base64 from `ikeproxy seal`)") }
+            return Array(data)
+        }
         for (index, p) in file.profiles.enumerated() {
             let at = "profiles[\(index)] (\(p.name))"
             let key: [UInt8]
-            if let hex = p.psk_hex {
+            if let sealed = p.psk_sealed {
+                sealedSecrets["profile:\(p.name)"] = try sealedBox(sealed, "\(at).psk_sealed")
+                key = []
+            } else if let hex = p.psk_hex {
                 guard let bytes = [UInt8](hexString: hex), !bytes.isEmpty else { throw fail("\(at): psk_hex is not hexadecimal") }
                 key = bytes
             } else if let text = p.psk, !text.isEmpty {
                 key = Array(text.utf8)
             } else {
-                throw fail("\(at): psk or psk_hex is required")
+                throw fail("\(at): psk_sealed, psk or psk_hex is required")
             }
+            if p.psk_sealed == nil { clearSecrets.append("profile:\(p.name)") }
             let ike: [ProposalSpec], esp: [ProposalSpec]
             do { ike = try (p.proposals ?? ["aes256gcm16-prfsha256-x25519"]).map { try ProposalSpec($0, forIKE: true) } } catch {
                 throw fail("\(at): proposals: \(error)")
@@ -138,46 +165,7 @@ public struct DaemonConfiguration: Sendable {
         }
         var rules: [PolicyRule] = []
         for (index, r) in file.policy.rules.enumerated() {
-            let at = "policy.rules[\(index)]"
-            let sourceText = r.source ?? "any", destinationText = r.destination ?? "any"
-            let isIPv6 = sourceText.contains(":") || destinationText.contains(":")
-            func prefix(_ text: String, _ key: String) throws -> AddressPrefix {
-                if text == "any" { return AddressPrefix.any(ipv6: isIPv6) }
-                guard let prefix = AddressPrefix(text) else { throw fail("\(at).\(key): '\(text)' is not an address prefix") }
-                return prefix
-            }
-            let source = try prefix(sourceText, "source"), destination = try prefix(destinationText, "destination")
-            guard source.isIPv6 == destination.isIPv6 else { throw fail("\(at): source and destination must be the same IP version") }
-            let ipProtocol: UInt8?
-            switch (r.protocol ?? "any").lowercased() {
-            case "any": ipProtocol = nil
-            case "tcp": ipProtocol = IPProtocolNumber.tcp
-            case "udp": ipProtocol = IPProtocolNumber.udp
-            case "icmp": ipProtocol = IPProtocolNumber.icmp
-            case "icmpv6", "ipv6-icmp": ipProtocol = IPProtocolNumber.icmpv6
-            case "esp": ipProtocol = IPProtocolNumber.esp
-            case let other:
-                guard let number = UInt8(other) else { throw fail("\(at).protocol: '\(other)' is not tcp, udp, icmp, icmpv6, esp, any or a number") }
-                ipProtocol = number
-            }
-            func ports(_ text: String?, _ key: String) throws -> PortRange {
-                guard let text, text != "any" else { return .any }
-                guard let range = PortRange(text) else { throw fail("\(at).\(key): '\(text)' is not a port, a range like 1024-2047, or any") }
-                return range
-            }
-            let action: PolicyAction
-            switch r.action {
-            case "bypass": action = .bypass
-            case "discard": action = .discard
-            case "protect":
-                guard let name = r.profile else { throw fail("\(at): a protect rule names a profile") }
-                guard profiles.contains(where: { $0.name == name }) else { throw fail("\(at): profile '\(name)' is not defined in profiles") }
-                action = .protect(profile: name)
-            default: throw fail("\(at).action: '\(r.action)' is not bypass, discard or protect")
-            }
-            rules.append(PolicyRule(source: source, destination: destination, ipProtocol: ipProtocol,
-                                    sourcePorts: try ports(r.source_ports, "source_ports"),
-                                    destinationPorts: try ports(r.destination_ports, "destination_ports"), action: action))
+            rules.append(try parseRule(r, at: "policy.rules[\(index)]", profiles: Set(profiles.map(\.name))))
         }
         let defaultAction: PolicyAction
         switch file.policy.default ?? "bypass" {
@@ -202,8 +190,16 @@ public struct DaemonConfiguration: Sendable {
         for (index, t) in (file.terminals ?? []).enumerated() {
             let at = "terminals[\(index)] (id \(t.terminal_id))"
             guard seenIDs.insert(t.terminal_id).inserted else { throw fail("\(at): terminal_id used twice") }
-            guard let key = [UInt8](hexString: t.enrollment_key_hex), key.count >= 16 else {
-                throw fail("\(at): enrollment_key_hex must be at least 16 octets of hexadecimal (32 recommended)")
+            let key: [UInt8]
+            if let sealed = t.enrollment_key_sealed {
+                sealedSecrets["terminal:\(t.terminal_id)"] = try sealedBox(sealed, "\(at).enrollment_key_sealed")
+                key = []
+            } else {
+                guard let hex = t.enrollment_key_hex, let bytes = [UInt8](hexString: hex), bytes.count >= 16 else {
+                    throw fail("\(at): enrollment_key_sealed, or enrollment_key_hex of at least 16 octets of hexadecimal (32 recommended), is required")
+                }
+                key = bytes
+                clearSecrets.append("terminal:\(t.terminal_id)")
             }
             var addresses: [IPAddress] = []
             for text in t.addresses ?? [] {
@@ -246,11 +242,121 @@ public struct DaemonConfiguration: Sendable {
                 throw fail("store: give exactly one of pkcs11 (a token) or key_file (a key on removable media) to seal secrets")
             }
         }
-        return DaemonConfiguration(internetInterface: file.interfaces.internet, terminalInterface: file.interfaces.terminal,
+        if !sealedSecrets.isEmpty && store == nil {
+            throw fail("sealed secrets (psk_sealed, enrollment_key_sealed) need a store with its sealer (pkcs11 or key_file) to open them")
+        }
+        var configuration = DaemonConfiguration(internetInterface: file.interfaces.internet, terminalInterface: file.interfaces.terminal,
                                    controlSocket: file.control_socket ?? "/run/ikeproxy.sock",
                                    policy: PolicyTable(rules: rules, defaultAction: defaultAction), profiles: profiles,
                                    terminalPrefixes: prefixes, terminals: terminals, enrollments: enrollments,
                                    proxySettings: settings, engineSettings: engine, showKeys: false, store: store)
+        if let m = file.management {
+            guard IPAddress(m.listen) != nil else { throw fail("management.listen: '\(m.listen)' is not an IP address (the management interface's)") }
+            guard !m.administrators.isEmpty else { throw fail("management.administrators: at least one administrator is needed") }
+            var administrators: [Administrator] = []
+            for (index, a) in m.administrators.enumerated() {
+                guard let digest = [UInt8](hexString: a.token_sha256), digest.count == 32 else {
+                    throw fail("management.administrators[\(index)].token_sha256: 64 hexadecimal digits (sha256sum of the token)")
+                }
+                guard let role = Administrator.Role(rawValue: a.role ?? "admin") else {
+                    throw fail("management.administrators[\(index)].role: 'admin' or 'reader'")
+                }
+                administrators.append(Administrator(name: a.name, role: role, tokenSHA256: digest))
+            }
+            configuration.management = ManagementConfiguration(host: m.listen, port: m.port ?? 8443, certificatePath: m.certificate,
+                                                               privateKeyPath: m.private_key, administrators: administrators)
+        }
+        configuration.sealedSecrets = sealedSecrets
+        configuration.clearSecrets = clearSecrets
+        return configuration
+    }
+
+    /// Opens the sealed secrets with the store's sealer and puts them where the placeholders are.
+    public mutating func unsealSecrets(with open: (_ box: [UInt8], _ context: String) throws -> [UInt8]) throws {
+        for (context, box) in sealedSecrets {
+            let secret: [UInt8]
+            do { secret = try open(box, context) } catch {
+                throw DaemonConfigurationError("\(context): the sealed secret does not open: \(error)")
+            }
+            let parts = context.split(separator: ":", maxSplits: 1).map(String.init)
+            if parts[0] == "profile" {
+                for i in profiles.indices where profiles[i].name == parts[1] { profiles[i].preSharedKey = KeyMaterial(secret) }
+            } else if let id = UInt64(parts[1]) {
+                for i in terminals.indices where terminals[i].terminalID == id { terminals[i].enrollmentKey = KeyMaterial(secret) }
+                for (mac, enrollment) in enrollments where enrollment.terminalID == id { enrollments[mac]?.enrollmentKey = KeyMaterial(secret) }
+            }
+        }
+        sealedSecrets = [:]
+    }
+
+    /// One policy rule as the configuration file and the management API write it.
+    public struct RuleText: Codable, Sendable {
+        public var source: String?
+        public var destination: String?
+        public var `protocol`: String?
+        public var source_ports: String?
+        public var destination_ports: String?
+        public var action: String
+        public var profile: String?
+    }
+
+    /// The rule as configuration text (the inverse of `parseRule`).
+    public static func text(of rule: PolicyRule) -> RuleText {
+        let names: [UInt8: String] = [IPProtocolNumber.tcp: "tcp", IPProtocolNumber.udp: "udp", IPProtocolNumber.icmp: "icmp",
+                                      IPProtocolNumber.icmpv6: "icmpv6", IPProtocolNumber.esp: "esp"]
+        let action: String, profile: String?
+        switch rule.action {
+        case .bypass: (action, profile) = ("bypass", nil)
+        case .discard: (action, profile) = ("discard", nil)
+        case .protect(let name): (action, profile) = ("protect", name)
+        }
+        return RuleText(source: rule.source.text, destination: rule.destination.text,
+                        protocol: rule.ipProtocol.map { names[$0] ?? String($0) } ?? "any",
+                        source_ports: rule.sourcePorts.description, destination_ports: rule.destinationPorts.description,
+                        action: action, profile: profile)
+    }
+
+    public static func parseRule(_ r: RuleText, at: String, profiles: Set<String>) throws -> PolicyRule {
+        func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
+        let sourceText = r.source ?? "any", destinationText = r.destination ?? "any"
+        let isIPv6 = sourceText.contains(":") || destinationText.contains(":")
+        func prefix(_ text: String, _ key: String) throws -> AddressPrefix {
+            if text == "any" { return AddressPrefix.any(ipv6: isIPv6) }
+            guard let prefix = AddressPrefix(text) else { throw fail("\(at).\(key): '\(text)' is not an address prefix") }
+            return prefix
+        }
+        let source = try prefix(sourceText, "source"), destination = try prefix(destinationText, "destination")
+        guard source.isIPv6 == destination.isIPv6 else { throw fail("\(at): source and destination must be the same IP version") }
+        let ipProtocol: UInt8?
+        switch (r.protocol ?? "any").lowercased() {
+        case "any": ipProtocol = nil
+        case "tcp": ipProtocol = IPProtocolNumber.tcp
+        case "udp": ipProtocol = IPProtocolNumber.udp
+        case "icmp": ipProtocol = IPProtocolNumber.icmp
+        case "icmpv6", "ipv6-icmp": ipProtocol = IPProtocolNumber.icmpv6
+        case "esp": ipProtocol = IPProtocolNumber.esp
+        case let other:
+            guard let number = UInt8(other) else { throw fail("\(at).protocol: '\(other)' is not tcp, udp, icmp, icmpv6, esp, any or a number") }
+            ipProtocol = number
+        }
+        func ports(_ text: String?, _ key: String) throws -> PortRange {
+            guard let text, text != "any" else { return .any }
+            guard let range = PortRange(text) else { throw fail("\(at).\(key): '\(text)' is not a port, a range like 1024-2047, or any") }
+            return range
+        }
+        let action: PolicyAction
+        switch r.action {
+        case "bypass": action = .bypass
+        case "discard": action = .discard
+        case "protect":
+            guard let name = r.profile else { throw fail("\(at): a protect rule names a profile") }
+            guard profiles.contains(name) else { throw fail("\(at): profile '\(name)' is not defined in profiles") }
+            action = .protect(profile: name)
+        default: throw fail("\(at).action: '\(r.action)' is not bypass, discard or protect")
+        }
+        return PolicyRule(source: source, destination: destination, ipProtocol: ipProtocol,
+                          sourcePorts: try ports(r.source_ports, "source_ports"),
+                          destinationPorts: try ports(r.destination_ports, "destination_ports"), action: action)
     }
 
     static func describe(_ error: DecodingError) -> String {

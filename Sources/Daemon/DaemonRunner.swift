@@ -5,6 +5,7 @@ import LinuxIO
 import Packets
 import Proxy
 import Store
+import Management
 
 /// Why the daemon could not start, in words an operator can act on.
 public struct DaemonStartError: Error, CustomStringConvertible {
@@ -32,9 +33,21 @@ public final class DaemonRunner {
     var lastProgressSave = 0.0
     var ikeActivity = false
     var discoveryChanged = false
+    let mailbox = ManagementMailbox()
+    var server: ManagementServer?
 
-    public init(configuration: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
+    public init(configuration original: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
                 emit: @escaping (String) -> Void) throws {
+        var configuration = original
+        let sealer = try Self.makeSealer(configuration)
+        if let sealer {
+            do { try configuration.unsealSecrets { box, context in try sealer.unseal(box, context: context) } } catch {
+                throw DaemonStartError(description: "\(error)")
+            }
+            for context in configuration.clearSecrets {
+                log("warning: \(context): its secret is in the clear in the configuration file; seal it with `ikeproxy seal` and use the *_sealed key")
+            }
+        }
         self.configuration = configuration
         self.log = log
         self.emit = emit
@@ -64,8 +77,22 @@ public final class DaemonRunner {
         bridge = EthernetBridge(proxy: proxy, terminalPortMAC: MACAddress(terminal.mac), discoveryPrefixes: configuration.terminalPrefixes,
                                 enrollments: configuration.enrollments)
         self.showKeys = showKeys
-        state = try Self.openState(configuration, proxy: proxy, log: log)
-        if let state { Self.restoreHosts(state.database, into: bridge, log: log) }
+        state = try Self.openState(configuration, sealer: sealer, proxy: proxy, log: log)
+        if let state {
+            Self.restoreHosts(state.database, into: bridge, log: log)
+            restoreApprovedTerminals(state)
+        }
+        if let management = configuration.management {
+            // Log lines from the server's threads: the log function only writes whole lines to stderr.
+            nonisolated(unsafe) let serverLog = log
+            let server = try ManagementServer(host: management.host, port: management.port, certificatePath: management.certificatePath,
+                                              privateKeyPath: management.privateKeyPath, administrators: management.administrators,
+                                              mailbox: mailbox, log: { line in serverLog(line) })
+            try Self.wait { try await server.start() }
+            self.server = server
+            log("management API on https://\(management.host.contains(":") ? "[\(management.host)]" : management.host):\(management.port) "
+                + "(\(management.administrators.count) administrator(s); bearer tokens kept as SHA-256 hashes)")
+        }
         if let state {
             sealerPresent = state.sealer.isAvailable()
             if !sealerPresent {
@@ -83,7 +110,8 @@ public final class DaemonRunner {
     let showKeys: Bool
 
     /// Opens the database, writes the configuration tables (secrets sealed) and restores saved SAs.
-    static func openState(_ configuration: DaemonConfiguration, proxy: KeyExchangeProxy, log: (String) -> Void) throws -> ProxyStateStore? {
+    /// The sealer the store configuration names, checked present; nil without a store.
+    public static func makeSealer(_ configuration: DaemonConfiguration) throws -> Sealer? {
         guard let settings = configuration.store else { return nil }
         let sealer: Sealer
         switch settings.sealing {
@@ -99,6 +127,11 @@ public final class DaemonRunner {
             }
             if !sealer.isAvailable() { throw DaemonStartError(description: "store: the key file \(path) is missing or not 32 octets") }
         }
+        return sealer
+    }
+
+    static func openState(_ configuration: DaemonConfiguration, sealer: Sealer?, proxy: KeyExchangeProxy, log: (String) -> Void) throws -> ProxyStateStore? {
+        guard let settings = configuration.store, let sealer else { return nil }
         let database: StateDatabase
         do { database = try StateDatabase(path: settings.path) } catch {
             throw DaemonStartError(description: "store: cannot open the database \(settings.path): \(error)")
@@ -123,7 +156,16 @@ public final class DaemonRunner {
                  sealedPreSharedKey: try sealer.seal(profile.preSharedKey.bytes, context: "profile:\(profile.name)"))
             }
             try database.replaceConfiguration(terminals: terminalRows, profiles: profiles,
-                                              rules: configuration.policy.rules.map(\.description), now: wall)
+                                              rules: configuration.policy.rules.map(Self.json(of:)), now: wall)
+            if let source = try database.meta("policy_source") {
+                let texts = try database.policyRules()
+                let rules = try texts.enumerated().map { index, text in
+                    try DaemonConfiguration.parseRule(try JSONDecoder().decode(DaemonConfiguration.RuleText.self, from: Data(text.utf8)),
+                                                      at: "saved policy rule \(index)", profiles: Set(configuration.profiles.map(\.name)))
+                }
+                proxy.policy = PolicyTable(rules: rules, defaultAction: configuration.policy.defaultAction)
+                log("policy: \(rules.count) rules from the database, as changed over the management API (\(source)); the configuration file's rules are not used")
+            }
         } catch {
             throw DaemonStartError(description: "store: cannot write the configuration tables: \(error)")
         }
@@ -202,7 +244,7 @@ public final class DaemonRunner {
 
     public func run(shouldStop: () -> Bool) {
         var lastTick = 0.0
-        let descriptors = [internet.descriptor, terminal.descriptor, control.descriptor]
+        let descriptors = [internet.descriptor, terminal.descriptor, control.descriptor, mailbox.wakeDescriptor]
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
             // Drain both ports in turns, one batch each, until both are empty (bounded, so timers still run).
@@ -214,6 +256,7 @@ public final class DaemonRunner {
                 rounds += 1
             }
             if ready.contains(control.descriptor) { control.serve(answer) }
+            if ready.contains(mailbox.wakeDescriptor) { mailbox.drain(handle) }
             let now = monotonicSeconds()
             if now - lastTick >= 0.1 {
                 lastTick = now
@@ -227,6 +270,7 @@ public final class DaemonRunner {
             }
         }
         if let state { for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) } }
+        server?.stop()
         log("stopping; \(render(counters: portCounters)); proxy: \(render(counters: bridge.proxy.counters)); bridge: \(render(counters: bridge.counters))")
     }
 
@@ -273,7 +317,7 @@ public final class DaemonRunner {
         if port(side).send(frame) { count("frames_built_to_\(side.rawValue)") } else { count("tx_refused_\(side.rawValue)") }
     }
 
-    private func perform(_ actions: [FrameAction], receivedOn: LinkSide?) {
+    func perform(_ actions: [FrameAction], receivedOn: LinkSide?) {
         for action in actions {
             switch action {
             case .send(let side, let bytes): sendBuilt(bytes, on: side)

@@ -127,6 +127,21 @@ public final class KeyExchangeProxy {
     /// Refuses new negotiations (the sealing token is absent): established SAs keep working.
     public var refusesNewNegotiations: String?
 
+    // MARK: administration
+
+    /// Deletes a CHILD SA (by either SPI) with its peer, as an administrator asked; the terminal is told
+    /// when the engine reports the deletion.
+    public func deleteChild(spi: ChildSPI, now: Double, wallClock: Double) -> [ProxyAction]? {
+        guard let stored = store.children.values.first(where: { $0.inbound.spi == spi || $0.outbound.spi == spi }) else { return nil }
+        return perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now), now: now, wallClock: wallClock)
+    }
+
+    /// Deletes every IKE SA (and so every CHILD SA) with the peers.
+    public func flush(now: Double, wallClock: Double) -> [ProxyAction] {
+        let connections = Set(engine.sessionSummaries.filter(\.established).map(\.connection))
+        return connections.sorted().flatMap { perform(engine.deleteIKE(connection: $0, now: now), now: now, wallClock: wallClock) }
+    }
+
     // MARK: packets
 
     public func receive(from side: LinkSide, packet: [UInt8], now: Double, wallClock: Double) -> [ProxyAction] {

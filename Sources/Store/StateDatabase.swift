@@ -7,7 +7,7 @@ import GRDB
 public final class StateDatabase: @unchecked Sendable {
     public let path: String
     let pool: DatabasePool
-    public static let schemaVersion = 2
+    public static let schemaVersion = 3
 
     public init(path: String) throws {
         self.path = path
@@ -50,7 +50,61 @@ public final class StateDatabase: @unchecked Sendable {
                 PRAGMA user_version = 2;
                 """)
         }
+        migrator.registerMigration("v3: what the management API changed outlives the configuration file") { db in
+            try db.execute(sql: """
+                ALTER TABLE terminals ADD COLUMN source TEXT NOT NULL DEFAULT 'configuration';
+                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                PRAGMA user_version = 3;
+                """)
+        }
         return migrator
+    }
+
+    // MARK: management
+
+    public func meta(_ key: String) throws -> String? {
+        try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
+    }
+
+    /// The policy as the administrators left it: rules (JSON text) in order, marked as managed over the API.
+    public func replacePolicy(rules: [String], who: String, now: Double) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM policy_rules")
+            for (position, rule) in rules.enumerated() {
+                try db.execute(sql: "INSERT INTO policy_rules VALUES (?, ?)", arguments: [position, rule])
+            }
+            try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('policy_source', ?)", arguments: ["api:\(who):\(now)"])
+        }
+    }
+
+    public func policyRules() throws -> [String] {
+        try pool.read { db in try String.fetchAll(db, sql: "SELECT rule FROM policy_rules ORDER BY position") }
+    }
+
+    /// A terminal an administrator approved (source 'api'): kept across restarts and configuration changes.
+    public func saveApprovedTerminal(_ t: TerminalRow, now: Double) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM terminals WHERE terminal_id = ?", arguments: [Int64(bitPattern: t.terminalID)])
+            try db.execute(sql: "INSERT INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'api')",
+                           arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
+                                       Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now])
+        }
+    }
+
+    public func approvedTerminals() throws -> [TerminalRow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM terminals WHERE source = 'api' ORDER BY terminal_id").map { row in
+                TerminalRow(terminalID: UInt64(bitPattern: row["terminal_id"]), mac: row["mac"],
+                            addresses: (row["addresses"] as String).split(separator: ",").map(String.init),
+                            sealedEnrollmentKey: Array(row["enrollment_key"] as Data), keyDeliveryPort: UInt16(row["key_delivery_port"] as Int))
+            }
+        }
+    }
+
+    public func auditLog() throws -> [(time: Double, who: String, action: String, detail: String)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id").map { ($0["time"], $0["who"], $0["action"], $0["detail"]) }
+        }
     }
 
     // MARK: discovery
@@ -111,17 +165,21 @@ public final class StateDatabase: @unchecked Sendable {
                                      rules: [String], now: Double) throws {
         let profileRows = profiles.map { ($0.name, $0.definition, Data($0.sealedPreSharedKey)) }
         try pool.write { db in
-            try db.execute(sql: "DELETE FROM terminals; DELETE FROM profiles; DELETE FROM policy_rules")
+            let policyFromAPI = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'policy_source'") != nil
+            try db.execute(sql: "DELETE FROM terminals WHERE source = 'configuration'; DELETE FROM profiles")
+            if !policyFromAPI { try db.execute(sql: "DELETE FROM policy_rules") }
             for t in terminals {
-                try db.execute(sql: "INSERT INTO terminals VALUES (?, ?, ?, ?, ?, ?)",
+                try db.execute(sql: "INSERT OR REPLACE INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'configuration')",
                                arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
                                            Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now])
             }
             for (name, definition, key) in profileRows {
                 try db.execute(sql: "INSERT INTO profiles VALUES (?, ?, ?)", arguments: [name, definition, key])
             }
-            for (position, rule) in rules.enumerated() {
-                try db.execute(sql: "INSERT INTO policy_rules VALUES (?, ?)", arguments: [position, rule])
+            if !policyFromAPI {
+                for (position, rule) in rules.enumerated() {
+                    try db.execute(sql: "INSERT INTO policy_rules VALUES (?, ?)", arguments: [position, rule])
+                }
             }
         }
     }

@@ -3,6 +3,8 @@ import Foundation
 import Daemon
 import IKEEndpoint
 import LinuxIO
+import IKEv2
+import Store
 import TerminalAgent
 import ProxyDemo
 
@@ -18,7 +20,7 @@ struct IKEProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ikeproxy",
         abstract: "A transparent IKEv2 key-exchange proxy.",
-        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, EndpointCommand.self, TerminalCommand.self]
+        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self]
     )
 }
 
@@ -167,5 +169,43 @@ struct TerminalsCommand: ParsableCommand {
                 .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
         }
         if rows.isEmpty { print("(no terminal seen yet)") }
+    }
+}
+
+struct SealCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "seal",
+        abstract: "Seal a secret with the daemon's token (or key file) for its configuration: reads it on stdin, prints the box in base64."
+    )
+
+    @Option(name: .long, help: "The daemon's configuration file (its store names the token or key file).")
+    var config: String
+
+    @Option(name: .long, help: "What the secret is for: profile:NAME (a PSK, as text) or terminal:ID (an enrollment key, in hexadecimal).")
+    var context: String
+
+    func run() throws {
+        let configuration: DaemonConfiguration
+        let sealer: Sealer
+        do {
+            configuration = try DaemonConfiguration.load(path: config)
+            guard let made = try DaemonRunner.makeSealer(configuration) else { throw ValidationError("the configuration has no store, so nothing to seal with") }
+            sealer = made
+        } catch let error as ValidationError { throw error } catch { throw ValidationError("\(error)") }
+        let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .newlines)
+        let secret: [UInt8]
+        if context.hasPrefix("terminal:") {
+            guard let bytes = [UInt8](hexString: input.trimmingCharacters(in: .whitespaces)), bytes.count >= 16 else {
+                throw ValidationError("an enrollment key is at least 16 octets of hexadecimal")
+            }
+            secret = bytes
+        } else if context.hasPrefix("profile:") {
+            guard !input.isEmpty else { throw ValidationError("empty pre-shared key") }
+            secret = Array(input.utf8)
+        } else {
+            throw ValidationError("--context is profile:NAME or terminal:ID")
+        }
+        _ = configuration
+        print(Data(try sealer.seal(secret, context: context)).base64EncodedString())
     }
 }

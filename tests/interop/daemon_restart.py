@@ -58,6 +58,18 @@ class RestartableDaemon:
         config["store"] = {"path": self.database, "pkcs11": {"module": SOFTHSM_MODULE, "token": "ikeproxy", "pin_file": pin_file}}
         with open(self.config, "w") as f:
             json.dump(config, f, indent=1)
+        # No secret stays in the clear in the configuration: each is sealed by the token with `ikeproxy seal`.
+        def seal(context, secret):
+            result = subprocess.run([e2e.BINARY, "seal", "--config", self.config, "--context", context], input=secret,
+                                    capture_output=True, text=True, env=self.env)
+            check(result.returncode == 0, f"`ikeproxy seal --context {context}` seals a secret with the token {result.stderr.strip()[-200:]}")
+            return result.stdout.strip()
+        for profile in config["profiles"]:
+            profile["psk_sealed"] = seal(f"profile:{profile['name']}", profile.pop("psk"))
+        for terminal in config["terminals"]:
+            terminal["enrollment_key_sealed"] = seal(f"terminal:{terminal['terminal_id']}", terminal.pop("enrollment_key_hex"))
+        with open(self.config, "w") as f:
+            json.dump(config, f, indent=1)
         self.log = os.path.join(directory, "daemon.log")
         self.events = os.path.join(directory, "daemon-events.jsonl")
         self.process = None
@@ -259,7 +271,7 @@ def no_key_on_disk(daemon):
             if value:
                 keys.add(bytes.fromhex(value))
     secrets = {"PSK": base.PSK.encode(), "enrollment key": bytes.fromhex(T1["key"])}
-    files = [p for p in (daemon.database, daemon.database + "-wal", daemon.database + "-shm") if os.path.exists(p)]
+    files = [p for p in (daemon.database, daemon.database + "-wal", daemon.database + "-shm", daemon.config) if os.path.exists(p)]
     blob = b"".join(open(p, "rb").read() for p in files)
     found = [k.hex() for k in keys if k in blob or k.hex().encode() in blob or k.hex().upper().encode() in blob]
     found += [name for name, s in secrets.items() if s in blob or s.hex().encode() in blob]
@@ -270,7 +282,7 @@ def no_key_on_disk(daemon):
     db.close()
     check(len(keys) >= 4 and ike_rows >= 1 and child_rows >= 1,
           f"the database holds the SAs ({ike_rows} IKE, {child_rows} CHILD rows, schema {version}) and {len(keys)} CHILD SA keys were printed to look for")
-    check(not found, f"no key in the database files ({', '.join(os.path.basename(f) for f in files)}): "
+    check(not found, f"no key in the database files nor the configuration ({', '.join(os.path.basename(f) for f in files)}): "
           + ("none of the CHILD SA keys, the PSK or the enrollment key" if not found else f"FOUND {found}"))
 
 

@@ -7,6 +7,13 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         switch self { case .v4(let b), .v6(let b): return b }
     }
     public var isIPv6: Bool { if case .v6 = self { return true } else { return false } }
+    /// fe80::/10 or 169.254.0.0/16: meaningful on one link only.
+    public var isLinkLocal: Bool {
+        switch self {
+        case .v4(let b): return b[0] == 169 && b[1] == 254
+        case .v6(let b): return b[0] == 0xfe && b[1] & 0xc0 == 0x80
+        }
+    }
 
     public init?(bytes: [UInt8]) {
         switch bytes.count {

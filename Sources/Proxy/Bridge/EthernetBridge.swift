@@ -35,7 +35,7 @@ public final class EthernetBridge {
     public private(set) var stations = StationTable()
     /// The terminal-side port's MAC: the link address of the key-delivery address.
     public let terminalPortMAC: MACAddress
-    public let enrollments: [MACAddress: MACEnrollment]
+    public private(set) var enrollments: [MACAddress: MACEnrollment]
     public private(set) var counters: [String: Int] = [:]
     /// Addresses whose link address the proxy needed and did not have (after a restart, say): the next
     /// frames that carry them teach it, and the retransmission goes out.
@@ -112,6 +112,24 @@ public final class EthernetBridge {
         discovery.restore(host)
         enrollDiscovered(host.mac)
     }
+
+    /// An administrator approves a discovered host: its addresses become ones the proxy may act for, and it
+    /// is enrolled with the given terminal ID and key. Returns the addresses, or nil for an unknown MAC.
+    public func approve(mac: MACAddress, enrollment: MACEnrollment) -> [IPAddress]? {
+        guard let host = discovery.hosts[mac] else { return nil }
+        let addresses = (host.ipv4.union(host.ipv6)).filter { !$0.isLinkLocal }.sorted { $0.description < $1.description }
+        for address in addresses where !proxy.registry.allowedPrefixes.contains(where: { $0.isIPv6 == address.isIPv6 && $0.contains(AddressKey(address.bytes)) }) {
+            let prefix = AddressPrefix(address.description + (address.isIPv6 ? "/128" : "/32"))!
+            proxy.registry.allowedPrefixes.append(prefix)
+            discovery.addPrefix(prefix)
+        }
+        enrollments[mac] = enrollment
+        enrollDiscovered(mac)
+        return addresses
+    }
+
+    /// The proxy's decisions (from an administrator's command, say) as frames.
+    public func frames(for actions: [ProxyAction]) -> [FrameAction] { actions.flatMap(frame(for:)) }
 
     /// Timers of the proxy, turned into frames.
     public func tick(now: Double, wallClock: Double) -> [FrameAction] {

@@ -19,7 +19,7 @@ public struct DiscoveredTerminal: Equatable, Sendable {
 /// advertisements) and DHCP (RFC 2131: the address a server acknowledges). An address inside the
 /// configured prefixes is `registered`; anything else is listed as `pending` for an administrator.
 public struct TerminalDiscovery: Sendable {
-    public let prefixes: [AddressPrefix]
+    public private(set) var prefixes: [AddressPrefix]
     public private(set) var hosts: [MACAddress: DiscoveredTerminal] = [:]
 
     public init(prefixes: [AddressPrefix]) { self.prefixes = prefixes }
@@ -33,6 +33,9 @@ public struct TerminalDiscovery: Sendable {
     public var registered: [DiscoveredTerminal] { hosts.values.filter { h in (h.ipv4.union(h.ipv6)).contains(where: isInsidePrefixes) } }
     /// Hosts with no address inside the prefixes: listed for an administrator to approve.
     public var pending: [DiscoveredTerminal] { hosts.values.filter { h in !(h.ipv4.union(h.ipv6)).contains(where: isInsidePrefixes) } }
+
+    /// Widens the prefixes (an administrator approved a pending host).
+    public mutating func addPrefix(_ prefix: AddressPrefix) { prefixes.append(prefix) }
 
     /// Puts back a host learnt before a restart (its addresses are added to what is known of it).
     public mutating func restore(_ host: DiscoveredTerminal) {

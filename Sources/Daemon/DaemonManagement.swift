@@ -1,0 +1,193 @@
+import Foundation
+import IKEv2
+import LinuxIO
+import Management
+import Packets
+import Proxy
+import Store
+
+/// The management API's calls, carried out on the daemon's loop (the only owner of proxy state): read
+/// the tables, change the policy, approve terminals, delete SAs. Every change is written to the audit
+/// log (database and stderr) with the administrator's name.
+extension DaemonRunner {
+    static func json(of rule: PolicyRule) -> String {
+        String(decoding: (try? JSONEncoder().encode(DaemonConfiguration.text(of: rule))) ?? Data(), as: UTF8.self)
+    }
+
+    /// Runs an async start-up step from the synchronous initializer.
+    static func wait(_ body: @escaping @Sendable () async throws -> Void) throws {
+        let semaphore = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var failure: Error?
+        Task {
+            do { try await body() } catch { failure = error }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        if let failure { throw DaemonStartError(description: "management API: \(failure)") }
+    }
+
+    func audit(_ request: ManagementRequest, _ action: String, _ detail: String) {
+        log("audit: \(request.administrator.name) \(action): \(detail)")
+        do { try state?.database.audit(who: request.administrator.name, action: action, detail: detail, now: Date().timeIntervalSince1970) } catch {
+            log("audit log write failed: \(error)")
+        }
+    }
+
+    func handle(_ request: ManagementRequest) -> ManagementResponse {
+        let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+        switch request.route {
+        case .status:
+            return .json(status())
+        case .metrics:
+            return ManagementResponse(status: 200, body: metrics(), contentType: "text/plain; version=0.0.4")
+        case .listPolicies:
+            return .json(["default": bridge.proxy.policy.defaultAction.description,
+                          "rules": bridge.proxy.policy.rules.enumerated().map { index, rule in
+                              var object = (try? JSONSerialization.jsonObject(with: Data(Self.json(of: rule).utf8))) as? [String: Any] ?? [:]
+                              object["position"] = index
+                              return object
+                          }])
+        case .addPolicy:
+            struct Body: Decodable { var rule: DaemonConfiguration.RuleText; var position: Int? }
+            let body: Body
+            do { body = try JSONDecoder().decode(Body.self, from: request.body) } catch {
+                return .error(400, "the body must be {\"rule\": {\"source\", \"destination\", \"protocol\", \"source_ports\", \"destination_ports\", \"action\", \"profile\"}, \"position\": n}: \(DaemonConfiguration.describe(error as? DecodingError ?? DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "\(error)"))))")
+            }
+            let rule: PolicyRule
+            do { rule = try DaemonConfiguration.parseRule(body.rule, at: "rule", profiles: Set(bridge.proxy.profiles.keys)) } catch {
+                return .error(400, "\(error)")
+            }
+            var rules = bridge.proxy.policy.rules
+            let position = body.position ?? rules.count
+            guard (0...rules.count).contains(position) else { return .error(400, "position must be between 0 and \(rules.count)") }
+            rules.insert(rule, at: position)
+            guard persistPolicy(rules, request) else { return .error(503, "the policy could not be saved; nothing changed") }
+            bridge.proxy.policy = PolicyTable(rules: rules, defaultAction: bridge.proxy.policy.defaultAction)
+            audit(request, "policy.add", "position \(position): \(rule)")
+            return .json(["position": position, "rule": rule.description], status: 201)
+        case .deletePolicy:
+            guard let text = request.parameter, let position = Int(text) else { return .error(400, "the rule position must be a number") }
+            var rules = bridge.proxy.policy.rules
+            guard rules.indices.contains(position) else { return .error(404, "no rule at position \(position) (there are \(rules.count))") }
+            let removed = rules.remove(at: position)
+            guard persistPolicy(rules, request) else { return .error(503, "the policy could not be saved; nothing changed") }
+            bridge.proxy.policy = PolicyTable(rules: rules, defaultAction: bridge.proxy.policy.defaultAction)
+            audit(request, "policy.delete", "position \(position): \(removed)")
+            return .json(["deleted": removed.description])
+        case .listTerminals:
+            return .json(["terminals": terminalRows()])
+        case .approveTerminal:
+            struct Body: Decodable { var terminal_id: UInt64; var enrollment_key_hex: String; var key_delivery_port: UInt16? }
+            guard let text = request.parameter, let mac = MACAddress(text: text) else { return .error(400, "'\(request.parameter ?? "")' is not a MAC address") }
+            let body: Body
+            do { body = try JSONDecoder().decode(Body.self, from: request.body) } catch {
+                return .error(400, "the body must be {\"terminal_id\": n, \"enrollment_key_hex\": \"...\"}")
+            }
+            guard let key = [UInt8](hexString: body.enrollment_key_hex), key.count >= 16 else {
+                return .error(400, "enrollment_key_hex must be at least 16 octets of hexadecimal")
+            }
+            guard bridge.discovery.hosts[mac] != nil else { return .error(404, "no host with MAC \(mac) has been discovered") }
+            if let state {
+                do {
+                    let host = bridge.discovery.hosts[mac]!
+                    let row = StateDatabase.TerminalRow(terminalID: body.terminal_id, mac: mac.description,
+                                                        addresses: host.ipv4.union(host.ipv6).map(\.description).sorted(),
+                                                        sealedEnrollmentKey: try state.sealer.seal(key, context: "terminal:\(body.terminal_id)"),
+                                                        keyDeliveryPort: body.key_delivery_port ?? 9500)
+                    try state.database.saveApprovedTerminal(row, now: wall)
+                } catch {
+                    return .error(503, "the approval could not be saved (\(error)); nothing changed")
+                }
+            }
+            let addresses = bridge.approve(mac: mac, enrollment: MACEnrollment(terminalID: body.terminal_id, enrollmentKey: KeyMaterial(key),
+                                                                             keyDeliveryPort: body.key_delivery_port ?? 9500)) ?? []
+            audit(request, "terminal.approve", "\(mac) as terminal \(body.terminal_id) at \(addresses.map(\.description).joined(separator: ", "))")
+            return .json(["mac": mac.description, "terminal_id": NSNumber(value: body.terminal_id), "addresses": addresses.map(\.description)])
+        case .listSAs:
+            return .json(["sas": saRows()])
+        case .showSA:
+            guard let text = request.parameter, let row = saRows().first(where: { ($0["spi_in"] as? String) == text || ($0["spi_out"] as? String) == text }) else {
+                return .error(404, "no CHILD SA with SPI \(request.parameter ?? "")")
+            }
+            return .json(row)
+        case .deleteSA:
+            guard let text = request.parameter, let bytes = [UInt8](hexString: text), bytes.count == 4 else {
+                return .error(400, "an SPI is 8 hexadecimal digits")
+            }
+            guard let actions = bridge.proxy.deleteChild(spi: ChildSPI(bytes: bytes), now: now, wallClock: wall) else {
+                return .error(404, "no CHILD SA with SPI \(text)")
+            }
+            ikeActivity = true
+            synchronizeState(now: now)
+            perform(bridge.frames(for: actions), receivedOn: nil)
+            audit(request, "sa.delete", "CHILD SA \(text)")
+            return .json(["deleting": text], status: 202)
+        case .flushSAs:
+            let count = bridge.proxy.engine.sessionSummaries.filter(\.established).count
+            let actions = bridge.proxy.flush(now: now, wallClock: wall)
+            ikeActivity = true
+            synchronizeState(now: now)
+            perform(bridge.frames(for: actions), receivedOn: nil)
+            audit(request, "sa.flush", "\(count) IKE SA(s)")
+            return .json(["deleting_ike_sas": count], status: 202)
+        }
+    }
+
+    /// Saves the policy first: a change that cannot be saved is not made.
+    func persistPolicy(_ rules: [PolicyRule], _ request: ManagementRequest) -> Bool {
+        guard let state else { return true }
+        do {
+            try state.database.replacePolicy(rules: rules.map(Self.json(of:)), who: request.administrator.name, now: Date().timeIntervalSince1970)
+            return true
+        } catch {
+            log("saving the policy failed: \(error)")
+            return false
+        }
+    }
+
+    /// Terminals approved over the API before a restart, enrolled again.
+    func restoreApprovedTerminals(_ state: ProxyStateStore) {
+        do {
+            for row in try state.database.approvedTerminals() {
+                guard let text = row.mac, let mac = MACAddress(text: text) else { continue }
+                do {
+                    let key = try state.sealer.unseal(row.sealedEnrollmentKey, context: "terminal:\(row.terminalID)")
+                    _ = bridge.approve(mac: mac, enrollment: MACEnrollment(terminalID: row.terminalID, enrollmentKey: KeyMaterial(key),
+                                                                          keyDeliveryPort: row.keyDeliveryPort))
+                    log("terminal \(row.terminalID) at \(mac), approved over the API, enrolled again")
+                } catch {
+                    log("terminal \(row.terminalID) at \(mac): its key does not open (\(error)); not enrolled")
+                }
+            }
+        } catch {
+            log("cannot read approved terminals: \(error)")
+        }
+    }
+
+    /// Prometheus text exposition (version 0.0.4) of what operators watch.
+    func metrics() -> String {
+        var lines: [String] = []
+        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int)]) {
+            lines.append("# HELP \(name) \(help)")
+            lines.append("# TYPE \(name) \(type)")
+            for (labels, value) in samples { lines.append("\(name)\(labels) \(value)") }
+        }
+        let proxy = bridge.proxy.counters, engine = bridge.proxy.engine.counters
+        family("ikeproxy_negotiations_started_total", "counter", "IKE negotiations the proxy started in a terminal's name.",
+               [("", proxy["negotiations_started", default: 0])])
+        family("ikeproxy_ike_answered_total", "counter", "IKE messages answered in a terminal's name.", [("", proxy["ike_answered_for_terminal", default: 0])])
+        family("ikeproxy_negotiation_failures_total", "counter", "IKE messages dropped or negotiations failed, by reason.",
+               (proxy.filter { $0.key.hasPrefix("ike_drop_") }.map { ("{reason=\"\($0.key.dropFirst(9))\"}", $0.value) }
+                + engine.map { ("{reason=\"engine_\($0.key)\"}", $0.value) }).sorted { $0.0 < $1.0 })
+        family("ikeproxy_drops_total", "counter", "Packets not passed on, by reason.",
+               proxy.filter { $0.key.hasPrefix("drop_") }.map { ("{reason=\"\($0.key.dropFirst(5))\"}", $0.value) }.sorted { $0.0 < $1.0 })
+        family("ikeproxy_child_sas", "gauge", "CHILD SAs stored for terminals.", [("", bridge.proxy.store.children.count)])
+        family("ikeproxy_ike_sas", "gauge", "Established IKE SAs held in terminals' names.",
+               [("", bridge.proxy.engine.sessionSummaries.filter(\.established).count)])
+        family("ikeproxy_frames_total", "counter", "Frames through the data path, by direction and fate.",
+               portCounters.sorted { $0.key < $1.key }.map { ("{kind=\"\($0.key)\"}", $0.value) })
+        family("ikeproxy_packets_total", "counter", "Packets the proxy judged, by outcome.",
+               ["bypassed", "forwarded_to_terminal", "forwarded_esp", "forwarded_keepalive"].map { ("{outcome=\"\($0)\"}", proxy[$0, default: 0]) })
+        return lines.joined(separator: "\n")
+    }
+}

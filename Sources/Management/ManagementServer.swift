@@ -1,0 +1,85 @@
+import Foundation
+import Hummingbird
+import Logging
+import HummingbirdTLS
+import NIOCore
+import NIOSSL
+
+/// The HTTPS management listener (docs/management.md, docs/openapi.yaml): TLS only, every route behind
+/// a bearer token, changes for the admin role only; each call goes through the mailbox to the daemon.
+public final class ManagementServer: @unchecked Sendable {
+    public let host: String
+    public let port: Int
+    let authenticator: Authenticator
+    let mailbox: ManagementMailbox
+    let tls: TLSConfiguration
+    private var task: Task<Void, Error>?
+    let log: @Sendable (String) -> Void
+
+    public init(host: String, port: Int, certificatePath: String, privateKeyPath: String, administrators: [Administrator],
+                mailbox: ManagementMailbox, log: @escaping @Sendable (String) -> Void) throws {
+        self.host = host; self.port = port
+        self.authenticator = Authenticator(administrators: administrators)
+        self.mailbox = mailbox
+        self.log = log
+        let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: privateKeyPath, format: .pem)
+        tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+    }
+
+    static let routes: [(HTTPRequest.Method, String, ManagementRequest.Route)] = [
+        (.get, "/v1/status", .status), (.get, "/metrics", .metrics),
+        (.get, "/v1/policies", .listPolicies), (.post, "/v1/policies", .addPolicy), (.delete, "/v1/policies/:parameter", .deletePolicy),
+        (.get, "/v1/terminals", .listTerminals), (.post, "/v1/terminals/:parameter/approve", .approveTerminal),
+        (.get, "/v1/sas", .listSAs), (.post, "/v1/sas/flush", .flushSAs), (.get, "/v1/sas/:parameter", .showSA),
+        (.delete, "/v1/sas/:parameter", .deleteSA),
+    ]
+
+    func router() -> Router<BasicRequestContext> {
+        let router = Router()
+        for (method, path, route) in Self.routes {
+            router.on(RouterPath(path), method: method) { [authenticator, mailbox, log] request, context -> Response in
+                let answer: ManagementResponse
+                if let administrator = authenticator.administrator(authorization: request.headers[.authorization]) {
+                    if route.changes && administrator.role != .admin {
+                        answer = .error(403, "\(administrator.name) may read but not change (role \(administrator.role.rawValue))")
+                        log("management: \(administrator.name) refused \(request.method) \(request.uri.path) (403, read-only role)")
+                    } else {
+                        let body = try await request.body.collect(upTo: 65536)
+                        answer = await mailbox.submit(ManagementRequest(route: route, parameter: context.parameters.get("parameter"),
+                                                                        body: Data(buffer: body), administrator: administrator))
+                    }
+                } else {
+                    answer = .error(401, "a valid bearer token is required (Authorization: Bearer <token>)")
+                    log("management: unauthenticated \(request.method) \(request.uri.path) refused (401)")
+                }
+                var headers = HTTPFields()
+                headers[.contentType] = answer.contentType
+                if answer.status == 401 { headers[.wwwAuthenticate] = "Bearer realm=\"ikeproxy\"" }
+                return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body + "\n")))
+            }
+        }
+        return router
+    }
+
+    /// Starts listening; returns once the listener is bound (or throws why not).
+    public func start() async throws {
+        let (stream, continuation) = AsyncStream<Result<Void, Error>>.makeStream()
+        let app = Application(router: router(), server: try .tls(.http1(), tlsConfiguration: tls),
+                              configuration: .init(address: .hostname(host, port: port), serverName: "ikeproxy"),
+                              onServerRunning: { _ in continuation.yield(.success(())) },
+                              logger: { var logger = Logger(label: "ikeproxy.management"); logger.logLevel = .error; return logger }())
+        task = Task {
+            do { try await app.run() } catch {
+                continuation.yield(.failure(error))
+                throw error
+            }
+        }
+        for await result in stream {
+            try result.get()
+            return
+        }
+    }
+
+    public func stop() { task?.cancel() }
+}
