@@ -20,7 +20,7 @@ struct IKEProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ikeproxy",
         abstract: "A transparent IKEv2 key-exchange proxy.",
-        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self]
+        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, SAsCommand.self, StatusCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self]
     )
 }
 
@@ -129,20 +129,32 @@ struct DaemonCommand: ParsableCommand {
 struct TerminalsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "terminals",
-        abstract: "List the terminals a running daemon has discovered or been given: registered, unenrolled or pending approval."
+        abstract: "List the terminals a running daemon has discovered or been given: registered, unenrolled or pending approval.",
+        subcommands: [TerminalsListCommand.self, ApproveTerminalCommand.self], defaultSubcommand: TerminalsListCommand.self
     )
+}
 
-    @Option(name: .long, help: "The daemon's control socket (control_socket in its configuration).")
+struct TerminalsListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the terminals (over the API with --api, else the local control socket).")
+
+    @Option(name: .long, help: "The daemon's control socket (control_socket in its configuration), used without --api.")
     var control = "/run/ikeproxy.sock"
 
-    @Flag(name: .long, help: "Print the daemon's JSON answer instead of a table.")
-    var json = false
+    @OptionGroup var options: APIOptions
+
+    var json: Bool { options.json }
 
     func run() throws {
-        let reply: String
-        do { reply = try ControlSocket.query(path: control, request: "terminals") } catch {
-            log("\(error)")
-            throw ExitCode(2)
+        var reply: String
+        if options.isGiven {
+            let answer = try options.call("GET", "/v1/terminals")
+            if json { return }
+            reply = String(decoding: (try? JSONSerialization.data(withJSONObject: answer)) ?? Data(), as: UTF8.self)
+        } else {
+            do { reply = try ControlSocket.query(path: control, request: "terminals") } catch {
+                log("\(error)")
+                throw ExitCode(2)
+            }
         }
         if json { print(reply.trimmingCharacters(in: .whitespacesAndNewlines)); return }
         guard let object = try? JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any],
@@ -163,11 +175,7 @@ struct TerminalsCommand: ParsableCommand {
             [text(row["mac"]), text(row["ipv4"]), text(row["ipv6"]), text(row["status"]), text(row["terminal_id"]),
              text(row["learnt_from"]), (row["last_seen_seconds_ago"] as? NSNumber).map { $0.stringValue + "s ago" } ?? "-"]
         }
-        let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
-        for line in table {
-            print(line.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
-        }
+        printTable(table[0], Array(table.dropFirst()))
         if rows.isEmpty { print("(no terminal seen yet)") }
     }
 }

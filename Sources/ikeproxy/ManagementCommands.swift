@@ -1,0 +1,197 @@
+import ArgumentParser
+import Foundation
+import Management
+
+/// Where the management API is and who is asking; every API command takes these.
+struct APIOptions: ParsableArguments {
+    @Option(name: .long, help: "The management API, e.g. https://10.99.0.1:8443 (or IKEPROXY_API).")
+    var api: String?
+
+    @Option(name: .long, help: "File holding the administrator's bearer token (or IKEPROXY_TOKEN_FILE).")
+    var tokenFile: String?
+
+    @Option(name: .long, help: "PEM certificate to trust for the API (its own or its CA's; or IKEPROXY_CA_FILE).")
+    var caFile: String?
+
+    @Flag(name: .long, help: "Print the API's JSON answer instead of a table.")
+    var json = false
+
+    var isGiven: Bool { api != nil || ProcessInfo.processInfo.environment["IKEPROXY_API"] != nil }
+
+    func client() throws -> ManagementClient {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = api ?? environment["IKEPROXY_API"] else { throw ValidationError("--api (or IKEPROXY_API) names the management API") }
+        guard let path = tokenFile ?? environment["IKEPROXY_TOKEN_FILE"], let data = FileManager.default.contents(atPath: path) else {
+            throw ValidationError("--token-file (or IKEPROXY_TOKEN_FILE) must name a readable file holding the bearer token")
+        }
+        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        return ManagementClient(baseURL: url, token: token, caFile: caFile ?? environment["IKEPROXY_CA_FILE"])
+    }
+
+    /// Calls the API and returns the decoded JSON; HTTP errors become a message and exit status 1.
+    func call(_ method: String, _ path: String, body: Data? = nil) throws -> Any {
+        let client = try client()
+        let semaphore = DispatchSemaphore(value: 0)
+        nonisolated(unsafe) var result: Result<(status: Int, body: String), Error> = .failure(ValidationError("no answer"))
+        Task {
+            do { result = .success(try await client.call(method, path, body: body)) } catch { result = .failure(error) }
+            semaphore.signal()
+        }
+        semaphore.wait()
+        let answer: (status: Int, body: String)
+        do { answer = try result.get() } catch {
+            log("cannot reach the management API at \(client.baseURL): \(error)")
+            throw ExitCode(2)
+        }
+        let object = try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))
+        guard (200..<300).contains(answer.status) else {
+            let message = (object as? [String: Any])?["error"] as? String ?? answer.body
+            log("HTTP \(answer.status): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw ExitCode.failure
+        }
+        if json { print(answer.body.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        return object ?? answer.body
+    }
+}
+
+/// Prints rows as an aligned table.
+func printTable(_ header: [String], _ rows: [[String]]) {
+    let table = [header] + rows
+    let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
+    for line in table {
+        print(line.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+            .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+    }
+}
+
+func text(_ value: Any?) -> String {
+    switch value {
+    case let list as [Any]: return list.isEmpty ? "-" : list.map { text($0) }.joined(separator: ",")
+    case let number as NSNumber: return number.stringValue
+    case let string as String: return string
+    default: return "-"
+    }
+}
+
+struct PoliciesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "policies", abstract: "Show or change the policy over the management API.",
+                                                    subcommands: [List.self, Add.self, Delete.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the rules in order.")
+        @OptionGroup var options: APIOptions
+        func run() throws {
+            let answer = try options.call("GET", "/v1/policies")
+            guard !options.json, let object = answer as? [String: Any], let rules = object["rules"] as? [[String: Any]] else { return }
+            printTable(["#", "SOURCE", "DESTINATION", "PROTOCOL", "SPORTS", "DPORTS", "ACTION"], rules.map { r in
+                [text(r["position"]), text(r["source"]), text(r["destination"]), text(r["protocol"]), text(r["source_ports"]),
+                 text(r["destination_ports"]), text(r["action"]) + (r["profile"].map { " (\(text($0)))" } ?? "")]
+            })
+            print("default: \(text(object["default"]))")
+        }
+    }
+
+    struct Add: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Insert a rule, e.g. --rule '{\"source\":\"192.0.2.0/24\",\"destination\":\"198.51.100.7/32\",\"action\":\"discard\"}'.")
+        @OptionGroup var options: APIOptions
+        @Option(name: .long, help: "The rule as JSON, in the configuration file's form.") var rule: String
+        @Option(name: .long, help: "Where to insert it (0 = first); default last.") var position: Int?
+        func run() throws {
+            guard let parsed = try? JSONSerialization.jsonObject(with: Data(rule.utf8)) else { throw ValidationError("--rule is not JSON") }
+            var body: [String: Any] = ["rule": parsed]
+            if let position { body["position"] = position }
+            let answer = try options.call("POST", "/v1/policies", body: try JSONSerialization.data(withJSONObject: body))
+            if !options.json, let object = answer as? [String: Any] { print("added at position \(text(object["position"])): \(text(object["rule"]))") }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete the rule at a position.")
+        @OptionGroup var options: APIOptions
+        @Argument var position: Int
+        func run() throws {
+            let answer = try options.call("DELETE", "/v1/policies/\(position)")
+            if !options.json, let object = answer as? [String: Any] { print("deleted: \(text(object["deleted"]))") }
+        }
+    }
+}
+
+struct SAsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "sas", abstract: "Show or delete the SAs the proxy holds for terminals.",
+                                                    subcommands: [List.self, Show.self, Delete.self, Flush.self], defaultSubcommand: List.self)
+
+    struct List: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the CHILD SAs.")
+        @OptionGroup var options: APIOptions
+        func run() throws {
+            let answer = try options.call("GET", "/v1/sas")
+            guard !options.json, let rows = (answer as? [String: Any])?["sas"] as? [[String: Any]] else { return }
+            printTable(["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "CONNECTION"], rows.map { r in
+                [text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s", text(r["connection"])]
+            })
+            if rows.isEmpty { print("(no SA)") }
+        }
+    }
+
+    struct Show: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one CHILD SA by either SPI.")
+        @OptionGroup var options: APIOptions
+        @Argument var spi: String
+        func run() throws {
+            let answer = try options.call("GET", "/v1/sas/\(spi)")
+            if !options.json, let object = answer as? [String: Any] {
+                for key in object.keys.sorted() { print("\(key): \(text(object[key]))") }
+            }
+        }
+    }
+
+    struct Delete: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a CHILD SA with its peer (and in its terminal).")
+        @OptionGroup var options: APIOptions
+        @Argument var spi: String
+        func run() throws {
+            _ = try options.call("DELETE", "/v1/sas/\(spi)")
+            if !options.json { print("deleting CHILD SA \(spi)") }
+        }
+    }
+
+    struct Flush: ParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete every IKE SA and its CHILD SAs.")
+        @OptionGroup var options: APIOptions
+        func run() throws {
+            let answer = try options.call("POST", "/v1/sas/flush")
+            if !options.json, let object = answer as? [String: Any] { print("deleting \(text(object["deleting_ike_sas"])) IKE SA(s)") }
+        }
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Uptime, SAs and counters of a running daemon.")
+    @OptionGroup var options: APIOptions
+    func run() throws {
+        let answer = try options.call("GET", "/v1/status")
+        guard !options.json, let object = answer as? [String: Any] else { return }
+        print("uptime \(text(object["uptime_seconds"]))s, \(text(object["sas"])) CHILD SA(s), negotiating: \(text(object["negotiating"]))")
+        for group in ["data_path", "proxy", "bridge"] {
+            guard let counters = object[group] as? [String: Any], !counters.isEmpty else { continue }
+            printTable([group.uppercased().replacingOccurrences(of: "_", with: " "), "COUNT"], counters.keys.sorted().map { [$0, text(counters[$0])] })
+        }
+    }
+}
+
+struct ApproveTerminalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "approve", abstract: "Approve a discovered (pending) host as a terminal.")
+    @OptionGroup var options: APIOptions
+    @Argument(help: "The host's MAC address, as `ikeproxy terminals` lists it.") var mac: String
+    @Option(name: .long) var terminalId: UInt64
+    @Option(name: .long, help: "File holding the terminal's enrollment key in hexadecimal.") var enrollmentKeyFile: String
+    func run() throws {
+        guard let data = FileManager.default.contents(atPath: enrollmentKeyFile) else { throw ValidationError("cannot read \(enrollmentKeyFile)") }
+        let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        let body = try JSONSerialization.data(withJSONObject: ["terminal_id": terminalId, "enrollment_key_hex": key])
+        let answer = try options.call("POST", "/v1/terminals/\(mac)/approve", body: body)
+        if !options.json, let object = answer as? [String: Any] {
+            print("approved \(text(object["mac"])) as terminal \(text(object["terminal_id"])) at \(text(object["addresses"]))")
+        }
+    }
+}
