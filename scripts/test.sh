@@ -10,17 +10,18 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need_apt=0
-for tool in /usr/lib/ipsec/charon swanctl ip ping tshark tcpdump nft setpriv softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
+for tool in /usr/lib/ipsec/charon swanctl ip ping tshark tcpdump nft setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
     command -v "$tool" >/dev/null 2>&1 || [ -e "$tool" ] || need_apt=1
 done
 if [ "$need_apt" -eq 1 ]; then
     echo "== installing strongSwan, iproute2, tshark, SoftHSM2 and the PKCS#11 and SQLite headers"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan-charon strongswan-swanctl \
-        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables util-linux \
+        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables util-linux curl openssl \
         softhsm2 libp11-kit-dev libsqlite3-dev >/dev/null
 fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
+python3 -c "import yaml, openapi_spec_validator" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator
 
 echo "== unit tests"
 swift build --build-tests
@@ -38,3 +39,6 @@ python3 tests/interop/daemon_e2e.py
 
 echo "== daemon restart test (kill -9, state in SQLite sealed by a SoftHSM2 token, token removal, no key on disk)"
 python3 tests/interop/daemon_restart.py
+
+echo "== management API test (HTTPS, bearer tokens, OpenAPI, audit log, the CLI)"
+python3 tests/interop/management_api.py

@@ -101,7 +101,7 @@ public final class DaemonRunner {
             }
         }
         log("bridging \(internet.name) (Internet side, MTU \(internet.mtu)) and \(terminal.name) (terminal side, MTU \(terminal.mtu)), "
-            + "no IP address on either; \(configuration.policy.rules.count) policy rules, default \(configuration.policy.defaultAction); "
+            + "no IP address on either; \(proxy.policy.rules.count) policy rules, default \(proxy.policy.defaultAction); "
             + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
             + "key delivery from \(configuration.proxySettings.keyDeliverySourceIPv4) port \(configuration.proxySettings.keyDeliveryPort); "
             + "control socket \(configuration.controlSocket)")

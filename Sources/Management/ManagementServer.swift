@@ -68,7 +68,7 @@ public final class ManagementServer: @unchecked Sendable {
         let app = Application(router: router(), server: try .tls(.http1(), tlsConfiguration: tls),
                               configuration: .init(address: .hostname(host, port: port), serverName: "ikeproxy"),
                               onServerRunning: { _ in continuation.yield(.success(())) },
-                              logger: { var logger = Logger(label: "ikeproxy.management"); logger.logLevel = .error; return logger }())
+                              logger: { var logger = Logger(label: "ikeproxy.management"); logger.logLevel = .critical; return logger }())
         task = Task {
             do { try await app.run() } catch {
                 continuation.yield(.failure(error))

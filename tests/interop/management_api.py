@@ -1,0 +1,267 @@
+#!/usr/bin/env python3
+"""The management API of `ikeproxy daemon`, over HTTPS from an administrator's namespace, and the CLI.
+
+The topology of daemon_e2e.py plus a management link: the proxy namespace gets a third interface,
+ikp-dm0 (10.99.0.1), joined to ikp-d-admin (10.99.0.2). The API listens there only; the bridged ports
+hold no address. The daemon keeps its state in SQLite, sealed with a key file (the lesser option).
+
+Checks: every route refuses a missing, malformed or unknown token (401) and a read-only administrator
+on changes (403); malformed bodies get 400 with a message and change nothing; the OpenAPI document
+validates and names exactly the routes the server has; a policy added over the API takes effect, is
+audited with the administrator's name and outlives a restart; the CLI shows SAs, policies, terminals
+and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
+approved; Prometheus metrics are served; nothing answers on the bridged side.
+"""
+import hashlib, json, os, secrets, signal, sqlite3, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strongswan_interop as base  # noqa: E402
+import daemon_e2e as e2e  # noqa: E402
+
+check, sh, ns = base.check, base.sh, base.ns
+ROOT = base.ROOT
+PEER, PROXY = e2e.PEER, e2e.PROXY
+ADMIN = "ikp-d-admin"
+API_HOST, API = "10.99.0.1", "https://10.99.0.1:8443"
+T1, T2 = e2e.TERMINALS
+STRANGER = e2e.STRANGER
+
+ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), ("POST", "/v1/policies"),
+          ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
+          ("GET", "/v1/sas"), ("POST", "/v1/sas/flush"), ("GET", "/v1/sas/00000000"), ("DELETE", "/v1/sas/00000000")]
+CHANGES = {"POST", "DELETE"}
+
+
+def curl(method, path, token=None, body=None, header=None):
+    """(status, parsed body or text) of one API call made from the administrator's namespace."""
+    args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--cacert", CERT, "-X", method, API + path]
+    if header is not None:
+        args += ["-H", header]
+    elif token is not None:
+        args += ["-H", f"Authorization: Bearer {token}"]
+    if body is not None:
+        args += ["-H", "Content-Type: application/json", "--data-binary", body if isinstance(body, str) else json.dumps(body)]
+    result = ns(ADMIN, *args, check=False)
+    text, _, code = result.stdout.rpartition("\n")
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = text
+    return int(code) if code.isdigit() else 0, parsed
+
+
+def cli(*args):
+    return subprocess.run(["ip", "netns", "exec", ADMIN, e2e.BINARY, *args, "--api", API, "--token-file", TOKEN_FILE,
+                           "--ca-file", CERT], capture_output=True, text=True)
+
+
+def main():
+    if os.geteuid() != 0:
+        print("management API test needs root (network namespaces)", file=sys.stderr)
+        return 1
+    global CERT, TOKEN_FILE
+    directory = tempfile.mkdtemp(prefix="ikp-management-")
+    os.chmod(directory, 0o755)
+    print(f"== management API test (logs in {directory})")
+    CERT, key = os.path.join(directory, "api.pem"), os.path.join(directory, "api.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", CERT, "-days", "2", "-subj", f"/CN={API_HOST}", "-addext", f"subjectAltName=IP:{API_HOST}"],
+                   check=True, capture_output=True)
+    with e2e.Topology():
+        base.remove_namespaces(ADMIN)
+        sh("ip", "netns", "add", ADMIN)
+        sh("ip", "link", "add", "ikp-dm0", "netns", PROXY, "type", "veth", "peer", "name", "ikp-dm1", "netns", ADMIN)
+        ns(PROXY, "ip", "addr", "add", API_HOST + "/24", "dev", "ikp-dm0")
+        ns(ADMIN, "ip", "addr", "add", "10.99.0.2/24", "dev", "ikp-dm1")
+        for name, dev in ((PROXY, "ikp-dm0"), (ADMIN, "ikp-dm1"), (ADMIN, "lo"), (PROXY, "lo")):
+            ns(name, "ip", "link", "set", dev, "up")
+        charon = base.Charon(directory)
+        try:
+            run(charon, directory, key)
+        finally:
+            charon.stop()
+            base.remove_namespaces(ADMIN)
+    if base.FAILURES:
+        print(f"{len(base.FAILURES)} check(s) failed:")
+        for failure in base.FAILURES:
+            print("  - " + failure)
+        return 1
+    print("management API test: all checks passed")
+    return 0
+
+
+def start_daemon(directory, config_path):
+    log = os.path.join(directory, "daemon.log")
+    seen = e2e.read(log).count("management API on") if os.path.exists(log) else 0
+    process = subprocess.Popen(["ip", "netns", "exec", PROXY, e2e.BINARY, "daemon", "--config", config_path],
+                               stdout=open(os.path.join(directory, "events.jsonl"), "a"), stderr=open(log, "a"), start_new_session=True)
+    e2e.wait_for(lambda: e2e.read(log).count("management API on") > seen or process.poll() is not None, 15)
+    return process, log
+
+
+def run(charon, directory, key):
+    global TOKEN_FILE
+    admin_token, reader_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    TOKEN_FILE = os.path.join(directory, "admin.token")
+    with open(TOKEN_FILE, "w") as f:
+        f.write(admin_token + "\n")
+    config = e2e.daemon_configuration(os.path.join(directory, "ikeproxy.sock"))
+    config["store"] = {"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "usb", "ikeproxy.key"),
+                       "create_key_file": True}
+    os.makedirs(os.path.join(directory, "usb"))
+    config["management"] = {"listen": API_HOST, "port": 8443, "certificate": CERT, "private_key": key, "administrators": [
+        {"name": "alice", "role": "admin", "token_sha256": hashlib.sha256(admin_token.encode()).hexdigest()},
+        {"name": "rob", "role": "reader", "token_sha256": hashlib.sha256(reader_token.encode()).hexdigest()}]}
+    config_path = os.path.join(directory, "daemon.json")
+    with open(config_path, "w") as f:
+        json.dump(config, f, indent=1)
+    e2e.load_peer_connections(charon)
+    daemon, log = start_daemon(directory, config_path)
+    terminal_config = os.path.join(directory, "t1.json")
+    with open(terminal_config, "w") as f:
+        json.dump(e2e.terminal_configuration(T1), f)
+    agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
+    try:
+        check(daemon.poll() is None and "management API on https://10.99.0.1:8443" in e2e.read(log), "the daemon serves its API on the management address")
+        listening = ns(PROXY, "ss", "-ltnH").stdout.split()
+        check(f"{API_HOST}:8443" in listening and "0.0.0.0:8443" not in listening and "*:8443" not in listening,
+              "it listens on the management address only")
+        reach = ns(PEER, "curl", "-sk", "--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}", API + "/v1/status", check=False)
+        check(reach.returncode != 0, f"from the Internet side of the bridge the API cannot be reached (curl exit {reach.returncode})")
+
+        authentication(admin_token, reader_token)
+        openapi_matches()
+
+        # A terminal gets an SA; the CLI shows it.
+        ping_stranger = e2e.ping(STRANGER["ns"], STRANGER["v4"], e2e.BYPASS4, count=1)
+        e2e.initiate(charon, "t1v4")
+        sa, child = e2e.wait_child(charon, "t1v4")
+        check(child is not None, "strongSwan established an SA with terminal 1 through the proxy")
+        spi_out_at_peer = child["spi-out"].decode() if child else ""
+        table = cli("sas")
+        check(table.returncode == 0 and spi_out_at_peer in table.stdout and "TERMINAL" in table.stdout,
+              "`ikeproxy sas` prints the SA as a table: " + (table.stdout.strip().splitlines()[1] if len(table.stdout.strip().splitlines()) > 1 else table.stderr.strip()))
+        as_json = cli("sas", "--json")
+        rows = json.loads(as_json.stdout)["sas"] if as_json.returncode == 0 else []
+        check(any(r["spi_in"] == spi_out_at_peer for r in rows), "`ikeproxy sas --json` gives the same SA as JSON")
+        shown = cli("sas", "show", spi_out_at_peer)
+        check(shown.returncode == 0 and f"spi_in: {spi_out_at_peer}" in shown.stdout, "`ikeproxy sas show SPI` shows one SA")
+        status = cli("status")
+        check(status.returncode == 0 and "CHILD SA(s)" in status.stdout and "bypassed" in status.stdout, "`ikeproxy status` prints counters")
+
+        # Malformed bodies: 400 with a message, and nothing changes.
+        before = curl("GET", "/v1/policies", admin_token)[1]
+        for body, why in (("{not json", "not JSON"), ({"rule": {"source": "192.0.2.0/33", "action": "discard"}}, "bad prefix"),
+                          ({"rule": {"destination": "192.0.2.1/32"}}, "no action"),
+                          ({"rule": {"action": "protect", "profile": "nosuch"}}, "unknown profile"),
+                          ({"rule": {"action": "discard", "protocol": "tcpp"}}, "bad protocol"),
+                          ({"rule": {"action": "discard"}, "position": 999}, "position out of range"),
+                          ([1, 2, 3], "not an object")):
+            code, answer = curl("POST", "/v1/policies", admin_token, body)
+            check(code == 400 and isinstance(answer, dict) and answer.get("error"), f"a malformed rule ({why}) gets 400: {answer.get('error') if isinstance(answer, dict) else answer}")
+        for body, why in (("nope", "not JSON"), ({"terminal_id": 9, "enrollment_key_hex": "zz"}, "bad key")):
+            code, answer = curl("POST", f"/v1/terminals/{STRANGER['mac']}/approve", admin_token, body)
+            check(code == 400 and isinstance(answer, dict) and answer.get("error"), f"a malformed approval ({why}) gets 400")
+        code, _ = curl("POST", "/v1/terminals/02:00:00:00:ee:ee/approve", admin_token, {"terminal_id": 9, "enrollment_key_hex": "33" * 32})
+        check(code == 404, "approving an unknown host gets 404")
+        for path in ("/v1/policies/x", "/v1/policies/999"):
+            code, _ = curl("DELETE", path, admin_token)
+            check(code in (400, 404), f"DELETE {path} gets {code}")
+        code, _ = curl("DELETE", "/v1/sas/zz", admin_token)
+        check(code == 400, "deleting a malformed SPI gets 400")
+        after = curl("GET", "/v1/policies", admin_token)[1]
+        check(before == after, "after the refused requests the policy is unchanged")
+
+        # A policy added over the API takes effect and is audited.
+        ok, _, _ = e2e.transfer(PEER, e2e.BYPASS4, T1["ns"], T1["v4"], 7001, 4096, timeout=15)
+        check(ok, "before the change, terminal 1 reaches the bypass host on TCP 7002")
+        added = cli("policies", "add", "--position", "0", "--rule",
+                    json.dumps({"source": "192.0.2.0/24", "destination": e2e.BYPASS4 + "/32", "protocol": "tcp", "destination_ports": "7002",
+                                "action": "discard"}))
+        check(added.returncode == 0 and "added at position 0" in added.stdout, f"`ikeproxy policies add` adds a rule: {added.stdout.strip()}{added.stderr.strip()}")
+        check(e2e.tcp_connect_fails(T1["ns"], T1["v4"], e2e.BYPASS4, 7002), "the new discard rule takes effect at once")
+        listed = cli("policies")
+        check(listed.returncode == 0 and "7002" in listed.stdout.splitlines()[1], "`ikeproxy policies` lists it first")
+        audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action, detail FROM audit_log").fetchall()
+        check(any(who == "alice" and action == "policy.add" for who, action, _ in audit) and "audit: alice policy.add" in e2e.read(log),
+              f"the change is in the audit log with who made it: {audit[-1] if audit else None}")
+
+        # A pending host approved over the API becomes a terminal.
+        terminals = json.loads(cli("terminals", "--json").stdout)["terminals"]
+        pending = [t for t in terminals if t["mac"] == STRANGER["mac"]]
+        check(pending and pending[0]["status"] == "pending", "the stranger is listed as pending")
+        key_file = os.path.join(directory, "t3.key")
+        with open(key_file, "w") as f:
+            f.write("33" * 32)
+        approved = cli("terminals", "approve", STRANGER["mac"], "--terminal-id", "3", "--enrollment-key-file", key_file)
+        check(approved.returncode == 0 and "approved" in approved.stdout, f"`ikeproxy terminals approve` approves it: {approved.stdout.strip()}{approved.stderr.strip()}")
+        table = cli("terminals")
+        line = [l for l in table.stdout.splitlines() if STRANGER["mac"] in l]
+        check(line and "registered" in line[0], f"it is now registered: {line[0] if line else table.stdout}")
+
+        # Metrics.
+        code, metrics = curl("GET", "/metrics", admin_token)
+        check(code == 200 and "# TYPE ikeproxy_child_sas gauge" in metrics and "ikeproxy_drops_total{reason=\"policy_discard\"}" in metrics,
+              "Prometheus metrics: SAs, drops by reason, negotiations, packets")
+
+        # An SA deleted over the API is gone at the peer.
+        deleted = cli("sas", "delete", spi_out_at_peer)
+        check(deleted.returncode == 0, "`ikeproxy sas delete SPI` is accepted")
+        check(e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10), "strongSwan's CHILD SA is gone")
+
+        # The change outlives a restart.
+        e2e.stop(daemon)
+        daemon, log = start_daemon(directory, config_path)
+        check("policy: 8 rules from the database, as changed over the management API" in e2e.read(log),
+              "after a restart the policy is the one changed over the API (8 rules, not the file's 7)")
+        listed = cli("policies")
+        check(listed.returncode == 0 and "7002" in listed.stdout, "and the CLI lists the added rule again")
+        check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in e2e.read(log), "the approved terminal is enrolled again")
+    finally:
+        e2e.stop(agent)
+        code = e2e.stop(daemon)
+        print("  --- last lines of daemon.log:")
+        for line in e2e.read(os.path.join(directory, "daemon.log")).splitlines()[-6:]:
+            print("      " + line[:300])
+
+
+def authentication(admin_token, reader_token):
+    wrong = secrets.token_urlsafe(24)
+    refused = []
+    for method, path in ROUTES:
+        for header in (None, f"Authorization: Bearer {wrong}", "Authorization: Basic YWxpY2U6c2VjcmV0", "Authorization: Bearer "):
+            code, answer = curl(method, path, header=header) if header else curl(method, path)
+            if code != 401:
+                refused.append(f"{method} {path} with {header!r}: {code}")
+        code, _ = curl(method, path, reader_token, body={} if method == "POST" else None)
+        if method in CHANGES and code != 403:
+            refused.append(f"{method} {path} as reader: {code}")
+        if method not in CHANGES and code not in (200, 404):
+            refused.append(f"{method} {path} as reader: {code}")
+    check(not refused, f"every route ({len(ROUTES)}) refuses missing, unknown and malformed tokens with 401 and a reader's changes with 403"
+          + (f": {refused}" if refused else ""))
+    code, _ = curl("GET", "/v1/status", admin_token)
+    check(code == 200, "an administrator's token is accepted")
+
+
+def openapi_matches():
+    import yaml
+    from openapi_spec_validator import validate
+    with open(os.path.join(ROOT, "docs", "openapi.yaml")) as f:
+        document = yaml.safe_load(f)
+    try:
+        validate(document)
+        valid = True
+    except Exception as error:  # the validator raises on the first problem
+        valid = False
+        print("      " + str(error)[:300])
+    check(valid, "docs/openapi.yaml is a valid OpenAPI 3 document")
+    documented = {(method.upper(), path) for path, item in document["paths"].items() for method in item}
+    served = {(m, p.replace(STRANGER["mac"], "{mac}").replace("/v1/policies/0", "/v1/policies/{position}")
+               .replace("/v1/sas/00000000", "/v1/sas/{spi}")) for m, p in ROUTES}
+    check(documented == served, f"the document names exactly the routes the server has ({len(documented)})"
+          + ("" if documented == served else f": only documented {documented - served}, only served {served - documented}"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
