@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Try IKEProxy by hand in network namespaces: `up` builds a small site and leaves it running, `down`
+removes it. Needs root, a debug build (`swift build`), and the packages scripts/test.sh installs.
+
+  ikp-d-peer   strongSwan, 192.0.2.1 (the Internet peer)
+  ikp-d-proxy  `ikeproxy daemon`: bridge ikp-dx0 <-> ikp-dx1, no address; management API on 10.99.0.1:8443
+  ikp-d-t1     a terminal running `ikeproxy terminal`, 192.0.2.2 (and a second and a stranger, idle)
+  ikp-d-admin  an administrator's host, 10.99.0.2, where the CLI runs
+
+Everything it writes (configurations, certificate, token, logs, state.db) is in /tmp/ikeproxy-try.
+"""
+import hashlib, json, os, secrets, subprocess, sys, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
+import strongswan_interop as base  # noqa: E402
+import daemon_e2e as e2e  # noqa: E402
+
+DIR = "/tmp/ikeproxy-try"
+ADMIN = "ikp-d-admin"
+
+
+def up():
+    os.makedirs(DIR, exist_ok=True)
+    os.chmod(DIR, 0o755)
+    e2e.Topology().__enter__()
+    base.remove_namespaces(ADMIN)
+    base.sh("ip", "netns", "add", ADMIN)
+    base.sh("ip", "link", "add", "ikp-dm0", "netns", e2e.PROXY, "type", "veth", "peer", "name", "ikp-dm1", "netns", ADMIN)
+    base.ns(e2e.PROXY, "ip", "addr", "add", "10.99.0.1/24", "dev", "ikp-dm0")
+    base.ns(ADMIN, "ip", "addr", "add", "10.99.0.2/24", "dev", "ikp-dm1")
+    for name, dev in ((e2e.PROXY, "ikp-dm0"), (ADMIN, "ikp-dm1"), (ADMIN, "lo")):
+        base.ns(name, "ip", "link", "set", dev, "up")
+    cert, key = os.path.join(DIR, "api.pem"), os.path.join(DIR, "api.key")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", "30", "-subj", "/CN=10.99.0.1", "-addext", "subjectAltName=IP:10.99.0.1"],
+                   check=True, capture_output=True)
+    token = secrets.token_urlsafe(24)
+    with open(os.path.join(DIR, "admin.token"), "w") as f:
+        f.write(token + "\n")
+    config = e2e.daemon_configuration(os.path.join(DIR, "ikeproxy.sock"))
+    config["store"] = {"path": os.path.join(DIR, "state.db"), "key_file": os.path.join(DIR, "sealing.key"), "create_key_file": True}
+    config["management"] = {"listen": "10.99.0.1", "port": 8443, "certificate": cert, "private_key": key,
+                            "administrators": [{"name": "you", "role": "admin", "token_sha256": hashlib.sha256(token.encode()).hexdigest()}]}
+    with open(os.path.join(DIR, "daemon.json"), "w") as f:
+        json.dump(config, f, indent=1)
+    with open(os.path.join(DIR, "t1.json"), "w") as f:
+        json.dump(e2e.terminal_configuration(e2e.TERMINALS[0]), f, indent=1)
+    charon = base.Charon(DIR)
+    e2e.load_peer_connections(charon)
+    daemon = subprocess.Popen(["ip", "netns", "exec", e2e.PROXY, e2e.BINARY, "daemon", "--config", os.path.join(DIR, "daemon.json")],
+                              stdout=open(os.path.join(DIR, "events.jsonl"), "a"), stderr=open(os.path.join(DIR, "daemon.log"), "a"),
+                              start_new_session=True)
+    e2e.start(e2e.TERMINALS[0]["ns"], ["terminal", "--config", os.path.join(DIR, "t1.json")], os.path.join(DIR, "t1.log"))
+    time.sleep(2)
+    if daemon.poll() is not None:
+        print(f"the daemon did not start; see {DIR}/daemon.log")
+        return 1
+    cli = f"ip netns exec {ADMIN} {e2e.BINARY}"
+    api = f"--api https://10.99.0.1:8443 --token-file {DIR}/admin.token --ca-file {DIR}/api.pem"
+    print(f"""Up. The daemon logs to {DIR}/daemon.log, SA events to {DIR}/events.jsonl. Try, as root:
+
+  # strongSwan (the peer) negotiates with terminal 1; the proxy answers in its name
+  swanctl --initiate --child t1v4 --ike t1v4 -u unix://{DIR}/charon.vici
+  ip netns exec ikp-d-peer ping -c 3 192.0.2.2
+
+  # the administrator's view, over the HTTPS API
+  {cli} sas {api}
+  {cli} terminals {api}
+  {cli} policies add {api} --position 0 --rule '{{"source":"192.0.2.0/24","destination":"192.0.2.10/32","protocol":"tcp","destination_ports":"7002","action":"discard"}}'
+  {cli} policies {api}
+  {cli} status {api}
+
+  # when done
+  python3 scripts/try_in_namespaces.py down
+""")
+    return 0
+
+
+def down():
+    base.remove_namespaces(*(e2e.NAMESPACES + [ADMIN]))
+    print("removed the namespaces and everything running in them; files stay in " + DIR)
+    return 0
+
+
+if __name__ == "__main__":
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        sys.exit(1)
+    sys.exit({"up": up, "down": down}.get(sys.argv[1] if len(sys.argv) > 1 else "", lambda: print("usage: try_in_namespaces.py up|down") or 2)())
