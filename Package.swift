@@ -88,6 +88,7 @@ let package = Package(
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Proxy", "Packets", "IKEv2"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Proxy", "ProxyDemo", "IKEv2"]),
+        .testTarget(name: "ManagementTests", dependencies: ["Management"]),
         .testTarget(name: "ProxyTests", dependencies: ["Proxy", "ProxyDemo", "TerminalAgent", "Packets", "IKEv2", "ESP"]),
         .executableTarget(name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],
                          path: "benchmarks/ProxyBenchmark"),

@@ -2,7 +2,7 @@ import Foundation
 
 /// One authenticated API call, handed to the daemon's loop: the route, its path parameter, the body.
 public struct ManagementRequest: Sendable {
-    public enum Route: String, Sendable {
+    public enum Route: String, Sendable, CaseIterable {
         case status, metrics
         case listPolicies, addPolicy, deletePolicy
         case listTerminals, approveTerminal
@@ -10,6 +10,7 @@ public struct ManagementRequest: Sendable {
 
         /// Routes that change something: administrators with the admin role only, and audited.
         public var changes: Bool { [.addPolicy, .deletePolicy, .approveTerminal, .deleteSA, .flushSAs].contains(self) }
+        public static var allChanging: [Route] { allCases.filter(\.changes) }
     }
     public var route: Route
     public var parameter: String?
