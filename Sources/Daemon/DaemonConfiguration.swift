@@ -39,6 +39,8 @@ public struct DaemonConfiguration: Sendable {
         public var port: Int
         public var certificatePath: String
         public var privateKeyPath: String
+        /// The TLS key itself when the file gave it sealed.
+        public var privateKeyPEM: [UInt8]?
         public var administrators: [Administrator]
     }
 
@@ -90,7 +92,8 @@ public struct DaemonConfiguration: Sendable {
             var listen: String
             var port: Int?
             var certificate: String
-            var private_key: String
+            var private_key: String?
+            var private_key_sealed: String?
             var administrators: [Admin]
         }
         var management: Management?
@@ -242,9 +245,6 @@ public struct DaemonConfiguration: Sendable {
                 throw fail("store: give exactly one of pkcs11 (a token) or key_file (a key on removable media) to seal secrets")
             }
         }
-        if !sealedSecrets.isEmpty && store == nil {
-            throw fail("sealed secrets (psk_sealed, enrollment_key_sealed) need a store with its sealer (pkcs11 or key_file) to open them")
-        }
         var configuration = DaemonConfiguration(internetInterface: file.interfaces.internet, terminalInterface: file.interfaces.terminal,
                                    controlSocket: file.control_socket ?? "/run/ikeproxy.sock",
                                    policy: PolicyTable(rules: rules, defaultAction: defaultAction), profiles: profiles,
@@ -263,11 +263,21 @@ public struct DaemonConfiguration: Sendable {
                 }
                 administrators.append(Administrator(name: a.name, role: role, tokenSHA256: digest))
             }
+            if let sealed = m.private_key_sealed {
+                sealedSecrets["management:tls-key"] = try sealedBox(sealed, "management.private_key_sealed")
+            } else if m.private_key != nil {
+                clearSecrets.append("management:tls-key")
+            } else {
+                throw fail("management: private_key_sealed (from `ikeproxy seal --context management:tls-key`) or private_key (a PEM file) is required")
+            }
             configuration.management = ManagementConfiguration(host: m.listen, port: m.port ?? 8443, certificatePath: m.certificate,
-                                                               privateKeyPath: m.private_key, administrators: administrators)
+                                                               privateKeyPath: m.private_key ?? "", administrators: administrators)
         }
         configuration.sealedSecrets = sealedSecrets
         configuration.clearSecrets = clearSecrets
+        if !sealedSecrets.isEmpty && store == nil {
+            throw fail("sealed secrets (psk_sealed, enrollment_key_sealed, private_key_sealed) need a store with its sealer (pkcs11 or key_file) to open them")
+        }
         return configuration
     }
 
@@ -279,7 +289,9 @@ public struct DaemonConfiguration: Sendable {
                 throw DaemonConfigurationError("\(context): the sealed secret does not open: \(error)")
             }
             let parts = context.split(separator: ":", maxSplits: 1).map(String.init)
-            if parts[0] == "profile" {
+            if context == "management:tls-key" {
+                management?.privateKeyPEM = secret
+            } else if parts[0] == "profile" {
                 for i in profiles.indices where profiles[i].name == parts[1] { profiles[i].preSharedKey = KeyMaterial(secret) }
             } else if let id = UInt64(parts[1]) {
                 for i in terminals.indices where terminals[i].terminalID == id { terminals[i].enrollmentKey = KeyMaterial(secret) }

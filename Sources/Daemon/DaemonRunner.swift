@@ -86,7 +86,8 @@ public final class DaemonRunner {
             // Log lines from the server's threads: the log function only writes whole lines to stderr.
             nonisolated(unsafe) let serverLog = log
             let server = try ManagementServer(host: management.host, port: management.port, certificatePath: management.certificatePath,
-                                              privateKeyPath: management.privateKeyPath, administrators: management.administrators,
+                                              privateKeyPath: management.privateKeyPath, privateKeyPEM: management.privateKeyPEM,
+                                              administrators: management.administrators,
                                               mailbox: mailbox, log: { line in serverLog(line) })
             try Self.wait { try await server.start() }
             self.server = server

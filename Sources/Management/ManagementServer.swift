@@ -16,14 +16,15 @@ public final class ManagementServer: @unchecked Sendable {
     private var task: Task<Void, Error>?
     let log: @Sendable (String) -> Void
 
-    public init(host: String, port: Int, certificatePath: String, privateKeyPath: String, administrators: [Administrator],
-                mailbox: ManagementMailbox, log: @escaping @Sendable (String) -> Void) throws {
+    /// `privateKeyPEM`, when given, is the TLS key itself (unsealed at start); else it is read from `privateKeyPath`.
+    public init(host: String, port: Int, certificatePath: String, privateKeyPath: String, privateKeyPEM: [UInt8]? = nil,
+                administrators: [Administrator], mailbox: ManagementMailbox, log: @escaping @Sendable (String) -> Void) throws {
         self.host = host; self.port = port
         self.authenticator = Authenticator(administrators: administrators)
         self.mailbox = mailbox
         self.log = log
         let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
-        let key = try NIOSSLPrivateKey(file: privateKeyPath, format: .pem)
+        let key = try privateKeyPEM.map { try NIOSSLPrivateKey(bytes: $0, format: .pem) } ?? NIOSSLPrivateKey(file: privateKeyPath, format: .pem)
         tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
     }
 

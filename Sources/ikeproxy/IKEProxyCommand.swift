@@ -189,7 +189,7 @@ struct SealCommand: ParsableCommand {
     @Option(name: .long, help: "The daemon's configuration file (its store names the token or key file).")
     var config: String
 
-    @Option(name: .long, help: "What the secret is for: profile:NAME (a PSK, as text) or terminal:ID (an enrollment key, in hexadecimal).")
+    @Option(name: .long, help: "What the secret is for: profile:NAME (a PSK, as text), terminal:ID (an enrollment key, in hexadecimal) or management:tls-key (the API's PEM private key).")
     var context: String
 
     func run() throws {
@@ -210,8 +210,11 @@ struct SealCommand: ParsableCommand {
         } else if context.hasPrefix("profile:") {
             guard !input.isEmpty else { throw ValidationError("empty pre-shared key") }
             secret = Array(input.utf8)
+        } else if context == "management:tls-key" {
+            guard input.contains("PRIVATE KEY-----") else { throw ValidationError("the management API's TLS key is a PEM private key") }
+            secret = Array((input + "\n").utf8)
         } else {
-            throw ValidationError("--context is profile:NAME or terminal:ID")
+            throw ValidationError("--context is profile:NAME, terminal:ID or management:tls-key")
         }
         _ = configuration
         print(Data(try sealer.seal(secret, context: context)).base64EncodedString())

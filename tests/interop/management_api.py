@@ -115,6 +115,16 @@ def run(charon, directory, key):
     config_path = os.path.join(directory, "daemon.json")
     with open(config_path, "w") as f:
         json.dump(config, f, indent=1)
+    # The API's TLS private key is sealed too: the PEM file is removed once its box is in the configuration.
+    with open(key) as f:
+        sealed = subprocess.run([e2e.BINARY, "seal", "--config", config_path, "--context", "management:tls-key"], stdin=f,
+                                capture_output=True, text=True)
+    check(sealed.returncode == 0 and len(sealed.stdout.strip()) > 100, f"`ikeproxy seal` seals the API's TLS key {sealed.stderr.strip()[-200:]}")
+    del config["management"]["private_key"]
+    config["management"]["private_key_sealed"] = sealed.stdout.strip()
+    os.unlink(key)
+    with open(config_path, "w") as f:
+        json.dump(config, f, indent=1)
     e2e.load_peer_connections(charon)
     daemon, log = start_daemon(directory, config_path)
     terminal_config = os.path.join(directory, "t1.json")
