@@ -48,6 +48,24 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    func testSealedSecretsAreOpenedWithTheSealerAndReplaceThePlaceholders() throws {
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.examplePath))) as! [String: Any]
+        var profiles = object["profiles"] as! [[String: Any]]
+        profiles[0]["psk"] = nil
+        profiles[0]["psk_sealed"] = Data("box-of-the-psk-padded-to-thirty-octets".utf8).base64EncodedString()
+        object["profiles"] = profiles
+        object["store"] = ["path": "/tmp/unused.db", "key_file": "/tmp/unused.key"]
+        var configuration = try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(Array(configuration.sealedSecrets.keys), ["profile:peer"])
+        XCTAssertEqual(Set(configuration.clearSecrets), ["terminal:1", "terminal:2"])
+        try configuration.unsealSecrets { box, context in
+            XCTAssertEqual(context, "profile:peer")
+            return Array("the real psk".utf8)
+        }
+        XCTAssertEqual(configuration.profiles[0].preSharedKey.bytes, Array("the real psk".utf8))
+        XCTAssertTrue(configuration.sealedSecrets.isEmpty)
+    }
+
     func testGarbageIsRefusedWithAMessageNamingTheKey() throws {
         XCTAssertTrue(try refusal { $0["interfaces"] = nil }.contains("missing key 'interfaces'"))
         XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": "eth0"] }.contains("two different interfaces"))
@@ -78,6 +96,22 @@ final class DaemonConfigurationTests: XCTestCase {
             object["profiles"] = profiles
         }.contains("profiles[0] (peer): proposals"))
         XCTAssertTrue(try refusal { $0["key_delivery"] = ["source_ipv4": "fe80::1"] }.contains("key_delivery.source_ipv4"))
+        XCTAssertTrue(try refusal { object in
+            var profiles = object["profiles"] as! [[String: Any]]
+            profiles[0]["psk"] = nil
+            profiles[0]["psk_sealed"] = Data(repeating: 7, count: 48).base64EncodedString()
+            object["profiles"] = profiles
+        }.contains("need a store with its sealer"))
+        XCTAssertTrue(try refusal { $0["store"] = ["path": "/tmp/x.db"] }.contains("exactly one of pkcs11"))
+        XCTAssertTrue(try refusal { $0["management"] = ["listen": "not-an-address", "certificate": "c", "private_key": "k",
+                                                        "administrators": [["name": "a", "token_sha256": String(repeating: "0", count: 64)]]] }
+            .contains("management.listen"))
+        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
+                                                        "administrators": [["name": "a", "token_sha256": "abc"]]] }
+            .contains("token_sha256"))
+        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
+                                                        "administrators": [["name": "a", "role": "root", "token_sha256": String(repeating: "0", count: 64)]]] }
+            .contains("'admin' or 'reader'"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))
