@@ -169,8 +169,8 @@ def run(charon, directory):
         time.sleep(1.5)
         check(daemon.process.poll() is None, "the daemon runs with its state sealed by the SoftHSM2 token")
         log = daemon.log_since_start()
-        check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 2, journal wal" in log,
-              "the state file is SQLite in WAL mode, migrated to schema version 2")
+        check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 3, journal wal" in log,
+              "the state file is SQLite in WAL mode, migrated to the current schema (version 3)")
 
         e2e.initiate(charon, "t1v4")
         established_at = time.time()
