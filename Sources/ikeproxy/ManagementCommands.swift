@@ -171,7 +171,7 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let answer = try options.call("GET", "/v1/status")
         guard !options.json, let object = answer as? [String: Any] else { return }
-        print("uptime \(text(object["uptime_seconds"]))s, \(text(object["sas"])) CHILD SA(s), negotiating: \(text(object["negotiating"]))")
+        print("uptime \(text(object["uptime_seconds"]))s, \(text(object["sas"])) CHILD SA(s), negotiating: \((object["negotiating"] as? Bool).map { $0 ? "yes" : "no" } ?? "-")")
         for group in ["data_path", "proxy", "bridge"] {
             guard let counters = object[group] as? [String: Any], !counters.isEmpty else { continue }
             printTable([group.uppercased().replacingOccurrences(of: "_", with: " "), "COUNT"], counters.keys.sorted().map { [$0, text(counters[$0])] })
