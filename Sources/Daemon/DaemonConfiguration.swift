@@ -3,6 +3,7 @@ import IKEv2
 import Packets
 import Proxy
 import Management
+import IKEEndpoint
 
 /// Why a daemon configuration was refused; the message names the offending key.
 public struct DaemonConfigurationError: Error, CustomStringConvertible {
@@ -115,7 +116,7 @@ public struct DaemonConfiguration: Sendable {
     public static func parse(_ data: Data) throws -> DaemonConfiguration {
         let file: File
         do { file = try JSONDecoder().decode(File.self, from: data) } catch let error as DecodingError {
-            throw DaemonConfigurationError("configuration is not valid: \(describe(error))")
+            throw DaemonConfigurationError("configuration is not valid: \(error.readableDescription)")
         }
         func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
         guard file.interfaces.internet != file.interfaces.terminal else {
@@ -371,15 +372,4 @@ public struct DaemonConfiguration: Sendable {
                           destinationPorts: try ports(r.destination_ports, "destination_ports"), action: action)
     }
 
-    static func describe(_ error: DecodingError) -> String {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined().trimmingCharacters(in: CharacterSet(charactersIn: "."))
-        }
-        switch error {
-        case .keyNotFound(let key, let context): return "missing key '\(key.stringValue)' at '\(path(context))'"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at '\(path(context))': \(context.debugDescription)"
-        case .dataCorrupted(let context): return "not JSON (\(context.debugDescription)) at '\(path(context))'"
-        @unknown default: return "\(error)"
-        }
-    }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import IKEv2
+import IKEEndpoint
 import LinuxIO
 import Management
 import Packets
@@ -51,7 +52,7 @@ extension DaemonRunner {
             struct Body: Decodable { var rule: DaemonConfiguration.RuleText; var position: Int? }
             let body: Body
             do { body = try JSONDecoder().decode(Body.self, from: request.body) } catch {
-                return .error(400, "the body must be {\"rule\": {\"source\", \"destination\", \"protocol\", \"source_ports\", \"destination_ports\", \"action\", \"profile\"}, \"position\": n}: \(DaemonConfiguration.describe(error as? DecodingError ?? DecodingError.dataCorrupted(.init(codingPath: [], debugDescription: "\(error)"))))")
+                return .error(400, "the body must be {\"rule\": {\"source\", \"destination\", \"protocol\", \"source_ports\", \"destination_ports\", \"action\", \"profile\"}, \"position\": n}: \((error as? DecodingError)?.readableDescription ?? "\(error)")")
             }
             let rule: PolicyRule
             do { rule = try DaemonConfiguration.parseRule(body.rule, at: "rule", profiles: Set(bridge.proxy.profiles.keys)) } catch {

@@ -51,7 +51,7 @@ public struct EndpointConfigurationFile: Decodable {
     public static func parse(_ data: Data) throws -> (connections: [ConnectionConfiguration], settings: EngineSettings) {
         let file: EndpointConfigurationFile
         do { file = try JSONDecoder().decode(EndpointConfigurationFile.self, from: data) } catch let error as DecodingError {
-            throw ConfigurationError("configuration is not valid: \(describe(error))")
+            throw ConfigurationError("configuration is not valid: \(error.readableDescription)")
         }
         var settings = EngineSettings()
         if let s = file.settings {
@@ -119,15 +119,21 @@ public struct EndpointConfigurationFile: Decodable {
         return (connections, settings)
     }
 
-    static func describe(_ error: DecodingError) -> String {
+}
+
+extension DecodingError {
+    /// What is wrong with a configuration file or request body and where, in an operator's words:
+    /// "missing key 'action' at 'policy.rules[2]'".
+    public var readableDescription: String {
         func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
+            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
+                .trimmingCharacters(in: CharacterSet(charactersIn: "."))
         }
-        switch error {
+        switch self {
         case .keyNotFound(let key, let context): return "missing key '\(key.stringValue)' at '\(path(context))'"
         case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at '\(path(context))': \(context.debugDescription)"
-        case .dataCorrupted(let context): return "\(context.debugDescription) \(path(context))"
-        @unknown default: return "\(error)"
+        case .dataCorrupted(let context): return "not valid JSON (\(context.debugDescription)) at '\(path(context))'"
+        @unknown default: return "\(self)"
         }
     }
 }

@@ -50,10 +50,15 @@ struct EndpointCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        signal(SIGINT) { _ in stopRequested = 1 }
-        signal(SIGTERM) { _ in stopRequested = 1 }
-        runner.run(initiate: initiate, shouldStop: { stopRequested != 0 })
+        runner.run(initiate: initiate, shouldStop: stopOnSignal())
     }
+}
+
+/// Arms SIGINT and SIGTERM and returns the check a run loop makes between polls.
+func stopOnSignal() -> () -> Bool {
+    signal(SIGINT) { _ in stopRequested = 1 }
+    signal(SIGTERM) { _ in stopRequested = 1 }
+    return { stopRequested != 0 }
 }
 
 /// Log lines on stderr with a timestamp.
@@ -78,9 +83,7 @@ struct TerminalCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        signal(SIGINT) { _ in stopRequested = 1 }
-        signal(SIGTERM) { _ in stopRequested = 1 }
-        runner.run(shouldStop: { stopRequested != 0 })
+        runner.run(shouldStop: stopOnSignal())
     }
 }
 
@@ -120,9 +123,7 @@ struct DaemonCommand: ParsableCommand {
             log("cannot start: \(error)")
             throw ExitCode(2)
         }
-        signal(SIGINT) { _ in stopRequested = 1 }
-        signal(SIGTERM) { _ in stopRequested = 1 }
-        runner.run(shouldStop: { stopRequested != 0 })
+        runner.run(shouldStop: stopOnSignal())
     }
 }
 

@@ -138,13 +138,7 @@ def main():
             run(charon, directory)
         finally:
             charon.stop()
-    if base.FAILURES:
-        print(f"{len(base.FAILURES)} check(s) failed:")
-        for failure in base.FAILURES:
-            print("  - " + failure)
-        return 1
-    print("daemon restart test: all checks passed")
-    return 0
+    return base.summary("daemon restart test")
 
 
 def run(charon, directory):

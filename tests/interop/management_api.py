@@ -81,13 +81,7 @@ def main():
         finally:
             charon.stop()
             base.remove_namespaces(ADMIN)
-    if base.FAILURES:
-        print(f"{len(base.FAILURES)} check(s) failed:")
-        for failure in base.FAILURES:
-            print("  - " + failure)
-        return 1
-    print("management API test: all checks passed")
-    return 0
+    return base.summary("management API test")
 
 
 def start_daemon(directory, config_path):

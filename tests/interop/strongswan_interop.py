@@ -40,6 +40,17 @@ def remove_namespaces(*names):
         sh("ip", "netns", "del", name, check=False)
 
 
+def summary(name):
+    """Prints the outcome of a test script and returns its exit status."""
+    if FAILURES:
+        print(f"{len(FAILURES)} check(s) failed:")
+        for failure in FAILURES:
+            print("  - " + failure)
+        return 1
+    print(f"{name}: all checks passed")
+    return 0
+
+
 def check(condition, message):
     print(("  ok   " if condition else "  FAIL ") + message, flush=True)
     if not condition:

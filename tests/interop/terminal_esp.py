@@ -136,13 +136,7 @@ def main():
             run(charon, directory)
         finally:
             charon.stop()
-    if base.FAILURES:
-        print(f"{len(base.FAILURES)} check(s) failed:")
-        for failure in base.FAILURES:
-            print("  - " + failure)
-        return 1
-    print("terminal ESP test: all checks passed")
-    return 0
+    return base.summary("terminal ESP test")
 
 
 def shutil_which(tool):
