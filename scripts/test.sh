@@ -21,7 +21,7 @@ if [ "$need_apt" -eq 1 ]; then
         softhsm2 libp11-kit-dev libsqlite3-dev >/dev/null
 fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
-python3 -c "import yaml, openapi_spec_validator" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator
+python3 -c "import yaml, openapi_spec_validator, schemathesis" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator schemathesis
 
 echo "== unit tests"
 swift build --build-tests

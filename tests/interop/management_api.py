@@ -221,6 +221,17 @@ def run(charon, directory, key):
         listed = cli("policies")
         check(listed.returncode == 0 and "7002" in listed.stdout, "and the CLI lists the added rule again")
         check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in e2e.read(log), "the approved terminal is enrolled again")
+
+        # Last, as it changes everything at random: schemathesis generates requests from docs/openapi.yaml and
+        # checks that none gets a server error and every answer conforms to the document.
+        fuzz = subprocess.run(["ip", "netns", "exec", ADMIN, sys.executable, "-m", "schemathesis.cli", "run",
+                               os.path.join(ROOT, "docs", "openapi.yaml"), "--url", API, "-H", f"Authorization: Bearer {admin_token}",
+                               "--tls-verify", CERT, "--max-examples", "20", "--seed", "20261126", "--checks",
+                               "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"],
+                              capture_output=True, text=True, timeout=600)
+        generated = [line.strip() for line in fuzz.stdout.splitlines() if "generated" in line]
+        check(fuzz.returncode == 0 and daemon.poll() is None,
+              f"schemathesis: no server error and every answer as documented ({generated[-1] if generated else fuzz.stdout[-300:]})")
     finally:
         e2e.stop(agent)
         code = e2e.stop(daemon)
