@@ -15,26 +15,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
 import strongswan_interop as base  # noqa: E402
 import daemon_e2e as e2e  # noqa: E402
+import management_api  # noqa: E402
 
 DIR = "/tmp/ikeproxy-try"
-ADMIN = "ikp-d-admin"
+ADMIN = management_api.ADMIN
 
 
 def up():
     os.makedirs(DIR, exist_ok=True)
     os.chmod(DIR, 0o755)
     e2e.Topology().__enter__()
-    base.remove_namespaces(ADMIN)
-    base.sh("ip", "netns", "add", ADMIN)
-    base.sh("ip", "link", "add", "ikp-dm0", "netns", e2e.PROXY, "type", "veth", "peer", "name", "ikp-dm1", "netns", ADMIN)
-    base.ns(e2e.PROXY, "ip", "addr", "add", "10.99.0.1/24", "dev", "ikp-dm0")
-    base.ns(ADMIN, "ip", "addr", "add", "10.99.0.2/24", "dev", "ikp-dm1")
-    for name, dev in ((e2e.PROXY, "ikp-dm0"), (ADMIN, "ikp-dm1"), (ADMIN, "lo")):
-        base.ns(name, "ip", "link", "set", dev, "up")
+    management_api.add_management_link()
     cert, key = os.path.join(DIR, "api.pem"), os.path.join(DIR, "api.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                    "-out", cert, "-days", "30", "-subj", "/CN=10.99.0.1", "-addext", "subjectAltName=IP:10.99.0.1"],
-                   check=True, capture_output=True)
+    management_api.make_certificate(cert, key, days=30)
     token = secrets.token_urlsafe(24)
     with open(os.path.join(DIR, "admin.token"), "w") as f:
         f.write(token + "\n")

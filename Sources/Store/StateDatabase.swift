@@ -93,11 +93,7 @@ public final class StateDatabase: @unchecked Sendable {
 
     public func approvedTerminals() throws -> [TerminalRow] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM terminals WHERE source = 'api' ORDER BY terminal_id").map { row in
-                TerminalRow(terminalID: UInt64(bitPattern: row["terminal_id"]), mac: row["mac"],
-                            addresses: (row["addresses"] as String).split(separator: ",").map(String.init),
-                            sealedEnrollmentKey: Array(row["enrollment_key"] as Data), keyDeliveryPort: UInt16(row["key_delivery_port"] as Int))
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM terminals WHERE source = 'api' ORDER BY terminal_id").map(TerminalRow.init(row:))
         }
     }
 
@@ -158,6 +154,12 @@ public final class StateDatabase: @unchecked Sendable {
             self.terminalID = terminalID; self.mac = mac; self.addresses = addresses
             self.sealedEnrollmentKey = sealedEnrollmentKey; self.keyDeliveryPort = keyDeliveryPort
         }
+
+        init(row: Row) {
+            self.init(terminalID: UInt64(bitPattern: row["terminal_id"]), mac: row["mac"],
+                      addresses: (row["addresses"] as String).split(separator: ",").map(String.init),
+                      sealedEnrollmentKey: Array(row["enrollment_key"] as Data), keyDeliveryPort: UInt16(row["key_delivery_port"] as Int))
+        }
     }
 
     /// Replaces the policy, profiles and terminal tables (the configuration file is read at each start).
@@ -186,11 +188,7 @@ public final class StateDatabase: @unchecked Sendable {
 
     public func terminals() throws -> [TerminalRow] {
         try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM terminals ORDER BY terminal_id").map { row in
-                TerminalRow(terminalID: UInt64(bitPattern: row["terminal_id"]), mac: row["mac"],
-                            addresses: (row["addresses"] as String).split(separator: ",").map(String.init),
-                            sealedEnrollmentKey: Array(row["enrollment_key"] as Data), keyDeliveryPort: UInt16(row["key_delivery_port"] as Int))
-            }
+            try Row.fetchAll(db, sql: "SELECT * FROM terminals ORDER BY terminal_id").map(TerminalRow.init(row:))
         }
     }
 

@@ -21,7 +21,7 @@ address and an unprivileged user with clear errors, and stops cleanly on SIGTERM
 
 Needs root, iproute2, strongSwan, tcpdump, tshark and the `vici` module; it fails loudly otherwise.
 """
-import json, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import json, os, signal, socket, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -321,13 +321,9 @@ class Daemon:
 
 
 def main():
-    if os.geteuid() != 0:
-        print("daemon end-to-end test needs root (network namespaces, AF_PACKET, TUN)", file=sys.stderr)
-        return 1
-    for tool in ("tshark", "tcpdump", "ping", "setpriv"):
-        if not shutil.which(tool):
-            print(f"daemon end-to-end test needs {tool}; install it (scripts/test.sh does)", file=sys.stderr)
-            return 1
+    problem = base.missing_prerequisites("daemon end-to-end test", tools=("tshark", "tcpdump", "ping", "setpriv"))
+    if problem:
+        return problem
     directory = tempfile.mkdtemp(prefix="ikp-daemon-")
     os.chmod(directory, 0o755)
     print(f"== daemon end-to-end test (logs in {directory})")
@@ -438,7 +434,7 @@ def frames_cross_unchanged(directory):
         capture.send_signal(signal.SIGINT)
         capture.wait(timeout=10)
         seen = subprocess.run(["tshark", "-r", pcap, "-T", "fields", "-e", "frame.len", "-e", "vlan.id", "-e", "dhcp.hw.mac_addr",
-                               "-Y", f"udp.port == 7777 || dhcp"], capture_output=True, text=True).stdout.splitlines()
+                               "-Y", "udp.port == 7777 || dhcp"], capture_output=True, text=True).stdout.splitlines()
         rows = [line.split("\t") for line in seen if line.strip()]
         tagged = any(r[1] == "7" and r[0] == str(len(frames[0])) for r in rows)
         jumbo = any(r[0] == str(len(frames[1])) and r[1] == "" for r in rows)
@@ -466,7 +462,6 @@ def run(charon, directory):
     internet_pcap = os.path.join(directory, "internet-link.pcap")
     capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "-i", "ikp-dp0", "-U", "-n", "-w", internet_pcap],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    servers = []
     try:
         time.sleep(1.5)
         check(daemon.process.poll() is None, "ikeproxy daemon is running")

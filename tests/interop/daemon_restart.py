@@ -120,16 +120,9 @@ def ike_and_child_spis(charon, name):
 
 
 def main():
-    if os.geteuid() != 0:
-        print("daemon restart test needs root (network namespaces, AF_PACKET, TUN)", file=sys.stderr)
-        return 1
-    for tool in ("softhsm2-util", "tshark", "ping"):
-        if not shutil.which(tool):
-            print(f"daemon restart test needs {tool}; install it (scripts/test.sh does)", file=sys.stderr)
-            return 1
-    if not os.path.exists(SOFTHSM_MODULE):
-        print(f"daemon restart test needs SoftHSM2's PKCS#11 module at {SOFTHSM_MODULE}", file=sys.stderr)
-        return 1
+    problem = base.missing_prerequisites("daemon restart test", tools=("softhsm2-util", "tshark", "ping"), paths=(SOFTHSM_MODULE,))
+    if problem:
+        return problem
     directory = tempfile.mkdtemp(prefix="ikp-restart-")
     print(f"== daemon restart, token and sealing test (logs in {directory})")
     with e2e.Topology():

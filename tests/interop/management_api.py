@@ -12,7 +12,7 @@ audited with the administrator's name and outlives a restart; the CLI shows SAs,
 and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
 approved; Prometheus metrics are served; nothing answers on the bridged side.
 """
-import hashlib, json, os, secrets, signal, sqlite3, subprocess, sys, tempfile, time
+import hashlib, json, os, secrets, sqlite3, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -55,26 +55,36 @@ def cli(*args):
                            "--ca-file", CERT], capture_output=True, text=True)
 
 
+def add_management_link():
+    """The administrator's namespace and the proxy's third interface, the only one with an address."""
+    base.remove_namespaces(ADMIN)
+    sh("ip", "netns", "add", ADMIN)
+    sh("ip", "link", "add", "ikp-dm0", "netns", PROXY, "type", "veth", "peer", "name", "ikp-dm1", "netns", ADMIN)
+    ns(PROXY, "ip", "addr", "add", API_HOST + "/24", "dev", "ikp-dm0")
+    ns(ADMIN, "ip", "addr", "add", "10.99.0.2/24", "dev", "ikp-dm1")
+    for name, dev in ((PROXY, "ikp-dm0"), (ADMIN, "ikp-dm1"), (ADMIN, "lo"), (PROXY, "lo")):
+        ns(name, "ip", "link", "set", dev, "up")
+
+
+def make_certificate(cert, key, days):
+    """A self-signed P-256 certificate for the API's address."""
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                    "-out", cert, "-days", str(days), "-subj", f"/CN={API_HOST}", "-addext", f"subjectAltName=IP:{API_HOST}"],
+                   check=True, capture_output=True)
+
+
 def main():
-    if os.geteuid() != 0:
-        print("management API test needs root (network namespaces)", file=sys.stderr)
-        return 1
-    global CERT, TOKEN_FILE
+    problem = base.missing_prerequisites("management API test", tools=("openssl", "curl", "ss"))
+    if problem:
+        return problem
+    global CERT
     directory = tempfile.mkdtemp(prefix="ikp-management-")
     os.chmod(directory, 0o755)
     print(f"== management API test (logs in {directory})")
     CERT, key = os.path.join(directory, "api.pem"), os.path.join(directory, "api.key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
-                    "-out", CERT, "-days", "2", "-subj", f"/CN={API_HOST}", "-addext", f"subjectAltName=IP:{API_HOST}"],
-                   check=True, capture_output=True)
+    make_certificate(CERT, key, days=2)
     with e2e.Topology():
-        base.remove_namespaces(ADMIN)
-        sh("ip", "netns", "add", ADMIN)
-        sh("ip", "link", "add", "ikp-dm0", "netns", PROXY, "type", "veth", "peer", "name", "ikp-dm1", "netns", ADMIN)
-        ns(PROXY, "ip", "addr", "add", API_HOST + "/24", "dev", "ikp-dm0")
-        ns(ADMIN, "ip", "addr", "add", "10.99.0.2/24", "dev", "ikp-dm1")
-        for name, dev in ((PROXY, "ikp-dm0"), (ADMIN, "ikp-dm1"), (ADMIN, "lo"), (PROXY, "lo")):
-            ns(name, "ip", "link", "set", dev, "up")
+        add_management_link()
         charon = base.Charon(directory)
         try:
             run(charon, directory, key)
@@ -137,7 +147,8 @@ def run(charon, directory, key):
         openapi_matches()
 
         # A terminal gets an SA; the CLI shows it.
-        ping_stranger = e2e.ping(STRANGER["ns"], STRANGER["v4"], e2e.BYPASS4, count=1)
+        # The stranger speaks, so discovery lists it.
+        e2e.ping(STRANGER["ns"], STRANGER["v4"], e2e.BYPASS4, count=1)
         e2e.initiate(charon, "t1v4")
         sa, child = e2e.wait_child(charon, "t1v4")
         check(child is not None, "strongSwan established an SA with terminal 1 through the proxy")
@@ -234,7 +245,7 @@ def run(charon, directory, key):
               f"schemathesis: no server error and every answer as documented ({generated[-1] if generated else fuzz.stdout[-300:]})")
     finally:
         e2e.stop(agent)
-        code = e2e.stop(daemon)
+        e2e.stop(daemon)
         print("  --- last lines of daemon.log:")
         for line in e2e.read(os.path.join(directory, "daemon.log")).splitlines()[-6:]:
             print("      " + line[:300])

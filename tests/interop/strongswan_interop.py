@@ -40,6 +40,23 @@ def remove_namespaces(*names):
         sh("ip", "netns", "del", name, check=False)
 
 
+def missing_prerequisites(name, tools=(), paths=()):
+    """Why a namespace test cannot run (not root, a tool or file missing), as its exit status after saying so
+    loudly; None when it can. Such a test fails: nothing is skipped."""
+    if os.geteuid() != 0:
+        print(f"{name} needs root (network namespaces, AF_PACKET, TUN)", file=sys.stderr)
+        return 1
+    for tool in tools:
+        if not shutil.which(tool):
+            print(f"{name} needs {tool}; install it (scripts/test.sh does)", file=sys.stderr)
+            return 1
+    for path in paths:
+        if not os.path.exists(path):
+            print(f"{name} needs {path}; install its package (scripts/test.sh does)", file=sys.stderr)
+            return 1
+    return None
+
+
 def summary(name):
     """Prints the outcome of a test script and returns its exit status."""
     if FAILURES:
