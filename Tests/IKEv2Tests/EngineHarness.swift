@@ -12,11 +12,14 @@ final class EnginePair {
     var wire: [Datagram] = []
     /// Return false to lose a datagram on the link.
     var deliver: (Datagram) -> Bool = { _ in true }
+    /// While set, datagrams stay on the link in `held` until `release` hands them over, in any order.
+    var holding = false
+    var held: [Datagram] = []
 
     init(initiator: [ConnectionConfiguration], responder: [ConnectionConfiguration], initiatorAddress: IPAddress,
-         responderAddress: IPAddress, responderSettings: EngineSettings = EngineSettings()) {
-        self.initiator = IKEEngine(connections: initiator, random: SeededRandom(seed: 1))
-        self.responder = IKEEngine(connections: responder, settings: responderSettings, random: SeededRandom(seed: 2))
+         responderAddress: IPAddress, responderSettings: EngineSettings = EngineSettings(), seeds: (UInt64, UInt64) = (1, 2)) {
+        self.initiator = IKEEngine(connections: initiator, random: SeededRandom(seed: seeds.0))
+        self.responder = IKEEngine(connections: responder, settings: responderSettings, random: SeededRandom(seed: seeds.1))
         self.initiatorAddress = initiatorAddress
         self.responderAddress = responderAddress
     }
@@ -28,16 +31,31 @@ final class EnginePair {
             switch action {
             case .send(let datagram):
                 wire.append(datagram)
-                guard deliver(datagram) else { continue }
-                let target = datagram.destination.address == responderAddress ? responder : initiator
-                let name = target === responder ? "responder" : "initiator"
-                let produced = target.receive(datagram.payload, from: datagram.source, to: datagram.destination, now: now)
-                queue += produced.map { (name, $0) }
+                if holding { held.append(datagram); continue }
+                queue += hand(datagram)
             case .event(let event): events.append((origin, event))
             case .drop(let reason): drops.append((origin, reason))
             case .log: break
             }
         }
+    }
+
+    private func hand(_ datagram: Datagram) -> [(String, EngineAction)] {
+        guard deliver(datagram) else { return [] }
+        let target = datagram.destination.address == responderAddress ? responder : initiator
+        let name = target === responder ? "responder" : "initiator"
+        return target.receive(datagram.payload, from: datagram.source, to: datagram.destination, now: now).map { (name, $0) }
+    }
+
+    /// Delivers the held datagram at `index`; what the receiver sends back is held too while `holding`.
+    func release(_ index: Int = 0) {
+        let datagram = held.remove(at: index)
+        for (side, action) in hand(datagram) { run([action], from: side) }
+    }
+
+    /// Delivers held datagrams in order until none is left.
+    func releaseAll() {
+        while !held.isEmpty { release() }
     }
 
     func advance(to time: Double) {

@@ -100,5 +100,10 @@ public struct EngineSettings: Sendable {
     public var retransmitLimit: Int = 5
     /// Seconds a responder keeps a half-open SA before dropping it.
     public var halfOpenTimeout: Double = 30
+    /// Seconds before a rekey the peer refused (e.g. TEMPORARY_FAILURE) is tried again; a random
+    /// part of up to half as much again is added so that two ends do not collide once more.
+    public var rekeyRetryDelay: Double = 10
+    /// Seconds an SA replaced by a rekey waits for the peer's Delete before it is dropped without one.
+    public var replacedSATimeout: Double = 120
     public init() {}
 }

@@ -132,6 +132,7 @@ public final class IKEEngine {
                 if outstanding.attempts > settings.retransmitLimit {
                     actions.append(.log("IKE SA \(session.spiInitiator)_\(session.spiResponder): no answer after \(outstanding.attempts) transmissions, giving up"))
                     count("retransmit_timeout")
+                    if session.replacedByRekey { actions += removeReplacedSession(session); continue }
                     actions += closeSession(session, kind: session.state == .established || session.state == .deleting ? .ikeDeleted : .ikeFailed,
                                             reason: "peer did not answer (retransmission limit)")
                     continue
@@ -148,6 +149,7 @@ public final class IKEEngine {
                 sessions[session.localSPI] = nil
                 continue
             }
+            actions += dropStaleReplaced(session, now: now)
             guard session.state == .established else { continue }
             if let rekeyAt = session.rekeyAt, now >= rekeyAt, !session.rekeyInProgress {
                 session.rekeyAt = nil
@@ -155,11 +157,12 @@ public final class IKEEngine {
             }
             for child in session.children where !child.rekeyed {
                 if let lifetime = child.configuration.lifetime, now - child.createdAt >= lifetime {
+                    guard !isDeleting(session: session, spi: child.spiInbound) else { continue }
                     actions.append(.log("CHILD SA \(child.spiInbound) reached its hard lifetime, deleting"))
                     actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
                                            context: .deleteChildren([child.spiInbound]), now: now)
                 } else if let rekeyTime = child.configuration.rekeyTime, now - child.createdAt >= rekeyTime,
-                          !isRekeying(session: session, spi: child.spiInbound) {
+                          now >= child.rekeyNotBefore, !isRekeying(session: session, spi: child.spiInbound) {
                     actions += requestRekeyChild(session: session, child: child, now: now)
                 }
             }
@@ -174,6 +177,28 @@ public final class IKEEngine {
     func isRekeying(session: IKESession, spi: ChildSPI) -> Bool {
         let contexts = [session.outstanding?.context].compactMap { $0 } + session.queued.map(\.context)
         return contexts.contains { if case .createChild(let r) = $0, r.rekeying == spi { return true } else { return false } }
+    }
+
+    func isDeleting(session: IKESession, spi: ChildSPI) -> Bool {
+        let contexts = [session.outstanding?.context].compactMap { $0 } + session.queued.map(\.context)
+        return contexts.contains { if case .deleteChildren(let spis) = $0 { return spis.contains(spi) } else { return false } }
+    }
+
+    /// Drops SAs replaced by a rekey whose Delete from the peer never came, so that nothing lingers.
+    func dropStaleReplaced(_ session: IKESession, now: Double) -> [EngineAction] {
+        let timeout = settings.replacedSATimeout
+        if session.replacedByRekey, session.outstanding == nil, let at = session.replacedAt, now - at > timeout {
+            return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) was replaced \(Int(now - at)) s ago and the peer never deleted it; dropping it")]
+                + removeReplacedSession(session)
+        }
+        var actions: [EngineAction] = []
+        for child in session.children where child.rekeyed && now - (child.rekeyedAt ?? now) > timeout
+            && !isDeleting(session: session, spi: child.spiInbound) {
+            session.children.removeAll { $0.spiInbound == child.spiInbound }
+            actions.append(.log("CHILD SA \(child.spiInbound)/\(child.spiOutbound) was replaced \(Int(timeout)) s ago and the peer never deleted it; dropping it"))
+            if child.announced { actions.append(.event(childEvent(.childDeleted, session: session, child: child))) }
+        }
+        return actions
     }
 
     // MARK: Receiving
@@ -330,7 +355,7 @@ public final class IKEEngine {
     /// Removes an IKE SA and reports it and its CHILD SAs gone.
     func closeSession(_ session: IKESession, kind: SAEvent.Kind, reason: String?) -> [EngineAction] {
         var actions: [EngineAction] = []
-        for child in session.children {
+        for child in session.children where child.announced {
             actions.append(.event(childEvent(.childDeleted, session: session, child: child)))
         }
         session.children = []

@@ -11,6 +11,14 @@ struct ChildSA {
     var createdAt: Double
     /// Set once a replacement exists; the SA then only waits for its Delete.
     var rekeyed = false
+    /// When `rekeyed` was set, so that an old SA whose Delete never comes is dropped eventually.
+    var rekeyedAt: Double?
+    /// No rekey attempt before this time (set after the peer refused one).
+    var rekeyNotBefore: Double = 0
+    /// Whether the embedding program was told about this SA; a redundant one from a rekey collision is not.
+    var announced = true
+    /// The peer's rekey of this SA while ours was in flight (section 2.8.1).
+    var peerRekey: PeerRekeyRecord?
 }
 
 /// A CHILD SA this side has asked for and awaits the answer to.
@@ -32,6 +40,9 @@ enum RequestContext {
     case deleteIKE
     case liveness
 }
+
+/// A request waiting for the one in flight to be answered (window size one).
+typealias QueuedRequest = (payloads: [Payload], exchange: ExchangeType, context: RequestContext)
 
 struct OutstandingRequest {
     var messageID: UInt32
@@ -67,7 +78,7 @@ final class IKESession {
 
     var nextRequestID: UInt32 = 0
     var outstanding: OutstandingRequest?
-    var queued: [(payloads: [Payload], exchange: ExchangeType, context: RequestContext)] = []
+    var queued: [QueuedRequest] = []
     var expectedRequestID: UInt32 = 0
     var lastResponse: (messageID: UInt32, datagram: Datagram)?
 
@@ -78,6 +89,10 @@ final class IKESession {
     var rekeyInProgress = false
     /// Set when a rekeyed IKE SA took over this one's CHILD SAs; it then goes without CHILD SA events.
     var replacedByRekey = false
+    /// When `replacedByRekey` was set, so that an SA whose Delete never comes is dropped eventually.
+    var replacedAt: Double?
+    /// The peer's rekey of this IKE SA while ours was in flight (section 2.8.2).
+    var peerRekey: PeerRekeyRecord?
 
     init(connection: ConnectionConfiguration, isOriginalInitiator: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
          local: Endpoint, remote: Endpoint, now: Double) {

@@ -67,60 +67,102 @@ extension IKEEngine {
                             nonceResponder: [UInt8], now: Double) -> [EngineAction] {
         guard let suiteIKE = session.suite, let keys = session.keys else { return [] }
         if let error = payloads.notifies.first(where: { $0.type.isError }) {
-            count("child_refused")
-            return [.log("CHILD SA '\(request.configuration.name)' refused by peer: \(error.type)")]
+            return childRequestFailed(session: session, request: request, reason: "refused by peer: \(error.type)", now: now)
         }
         guard let sa = payloads.securityAssociation, sa.proposals.count == 1, let tsi = payloads.trafficSelectorInitiator,
               let tsr = payloads.trafficSelectorResponder else {
-            count("child_refused")
-            return [.log("CHILD SA '\(request.configuration.name)': answer lacks SA or traffic selectors")]
+            return childRequestFailed(session: session, request: request, reason: "answer lacks SA or traffic selectors", now: now)
         }
         let proposal = sa.proposals[0]
         let pfs = request.keyExchange != nil
         guard let suite = request.configuration.proposals.lazy.compactMap({ $0.selectChild(from: proposal, pfs: pfs) }).first else {
-            count("child_refused")
-            return [.log("CHILD SA '\(request.configuration.name)': peer chose a proposal we did not offer")]
+            return childRequestFailed(session: session, request: request, reason: "peer chose a proposal we did not offer", now: now)
         }
         let inside = { (selectors: [TrafficSelector], ours: [TrafficSelector]) in
             selectors.allSatisfy { s in ours.contains { $0.contains(s) } }
         }
         guard inside(tsi.selectors, request.configuration.localTrafficSelectors),
               inside(tsr.selectors, request.configuration.remoteTrafficSelectors) else {
-            count("child_refused")
-            return [.log("CHILD SA '\(request.configuration.name)': peer widened the traffic selectors")]
+            return childRequestFailed(session: session, request: request, reason: "peer widened the traffic selectors", now: now)
         }
         var sharedSecret: KeyMaterial?
         if let keyExchange = request.keyExchange {
             guard let ke = payloads.keyExchange, ke.group == keyExchange.group.rawValue,
                   let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data) else {
-                count("child_refused")
-                return [.log("CHILD SA '\(request.configuration.name)': missing or invalid KE in answer")]
+                return childRequestFailed(session: session, request: request, reason: "missing or invalid KE in answer", now: now)
             }
             sharedSecret = secret
         }
         let derived = KeyDerivation.childKeys(prf: suiteIKE.prf, deriving: keys.deriving, suite: suite, sharedSecret: sharedSecret,
                                               nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
         let transport = request.configuration.mode == .transport && payloads.notify(.useTransportMode) != nil
-        let child = ChildSA(configuration: request.configuration, spiInbound: request.spiInbound,
+        var child = ChildSA(configuration: request.configuration, spiInbound: request.spiInbound,
                             spiOutbound: ChildSPI(bytes: proposal.spi), suite: suite,
                             keys: session.directionalKeys(derived, initiatedHere: true), localTrafficSelectors: tsi.selectors,
                             remoteTrafficSelectors: tsr.selectors, mode: transport ? .transport : .tunnel, createdAt: now)
+        let deleteNew = { (why: String) -> [EngineAction] in
+            [.log(why)] + self.sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
+                                           context: .deleteChildren([child.spiInbound]), now: now)
+        }
+        guard let old = request.rekeying else {
+            session.children.append(child)
+            return [.log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(suite.name))"),
+                    .event(childEvent(.childEstablished, session: session, child: child))]
+        }
+        guard let index = session.children.firstIndex(where: { $0.spiInbound == old }) else {
+            // The peer closed the SA while we rekeyed it; its replacement goes too, as strongSwan does.
+            child.rekeyed = true; child.rekeyedAt = now; child.announced = false
+            session.children.append(child)
+            return deleteNew("CHILD SA \(old) was deleted by the peer while being rekeyed; deleting its replacement \(child.spiInbound)/\(child.spiOutbound)")
+        }
+        let replaced = session.children[index]
+        if let collision = replaced.peerRekey,
+           RekeyCollision.ourReplacementIsRedundant(ourNonces: [nonceInitiator, nonceResponder], peerNonces: collision.nonces) {
+            // Ours lost: the peer's replacement stays, the peer deletes the old SA, we delete ours unannounced.
+            child.rekeyed = true; child.rekeyedAt = now; child.announced = false
+            session.children.append(child)
+            count("rekey_collision_lost")
+            return deleteNew("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound): the lowest nonce is in our exchange, "
+                             + "so our replacement \(child.spiInbound)/\(child.spiOutbound) is redundant; deleting it and keeping the peer's")
+        }
         session.children.append(child)
+        session.children[index].rekeyed = true
+        session.children[index].rekeyedAt = now
         var actions: [EngineAction] = []
+        if replaced.peerRekey != nil {
+            count("rekey_collision_won")
+            actions.append(.log("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound): the lowest nonce is in the peer's "
+                                + "exchange, so our replacement stays and the peer deletes its own"))
+        }
+        actions.append(.log("CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) rekeyed to \(child.spiInbound)/\(child.spiOutbound)"))
+        actions.append(.event(childEvent(.childRekeyed, session: session, child: child,
+                                         replaces: (replaced.spiInbound, replaced.spiOutbound))))
+        // Make-before-break: the new SA is in place, now retire the old one.
+        actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([old]))],
+                               context: .deleteChildren([old]), now: now)
+        return actions
+    }
+
+    /// A CHILD SA request that came to nothing. A failed rekey is tried again later, unless the peer's
+    /// own rekey of the same SA already replaced it.
+    func childRequestFailed(session: IKESession, request: ChildRequest, reason: String, now: Double) -> [EngineAction] {
+        count("child_refused")
+        var actions: [EngineAction] = [.log("CHILD SA '\(request.configuration.name)': \(reason)")]
         if let old = request.rekeying, let index = session.children.firstIndex(where: { $0.spiInbound == old }) {
-            session.children[index].rekeyed = true
-            let replaced = session.children[index]
-            actions.append(.log("CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) rekeyed to \(child.spiInbound)/\(child.spiOutbound)"))
-            actions.append(.event(childEvent(.childRekeyed, session: session, child: child,
-                                             replaces: (replaced.spiInbound, replaced.spiOutbound))))
-            // Make-before-break: the new SA is in place, now retire the old one.
-            actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([old]))],
-                                   context: .deleteChildren([old]), now: now)
-        } else {
-            actions.append(.log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(suite.name))"))
-            actions.append(.event(childEvent(.childEstablished, session: session, child: child)))
+            if session.children[index].rekeyed {
+                actions.append(.log("CHILD SA \(old) was rekeyed by the peer meanwhile; nothing to retry"))
+            } else {
+                let delay = retryDelay()
+                session.children[index].rekeyNotBefore = now + delay
+                actions.append(.log("rekey of CHILD SA \(old) will be tried again in \(Int(delay)) s"))
+            }
         }
         return actions
+    }
+
+    /// The rekey retry delay with its random part (section 2.8.1 asks for jitter so collisions do not repeat).
+    func retryDelay() -> Double {
+        settings.rekeyRetryDelay * (1 + Double(random.uint32() % 1000) / 2000)
     }
 
     func makeChildRequest(session: IKESession, configuration: ChildConfiguration, rekeying: ChildSPI?, group: KeyExchangeGroup? = nil) -> ChildRequest {
@@ -183,9 +225,9 @@ extension IKEEngine {
                           context: .rekeyIKE(spi: spi, nonce: nonce, keyExchange: keyExchange), now: now)
     }
 
-    /// Builds the IKE SA that replaces `old` and moves its CHILD SAs over (section 2.18).
-    func replaceIKESA(old: IKESession, initiatedHere: Bool, spiInitiator: IKESPI, spiResponder: IKESPI, suite: IKECipherSuite,
-                      sharedSecret: KeyMaterial, nonceInitiator: [UInt8], nonceResponder: [UInt8], now: Double) -> IKESession {
+    /// Builds and registers the IKE SA a rekey of `old` made (section 2.18); its CHILD SAs move separately.
+    func makeRekeyedIKESA(old: IKESession, initiatedHere: Bool, spiInitiator: IKESPI, spiResponder: IKESPI, suite: IKECipherSuite,
+                          sharedSecret: KeyMaterial, nonceInitiator: [UInt8], nonceResponder: [UInt8], now: Double) -> IKESession {
         let new = IKESession(connection: old.connection, isOriginalInitiator: initiatedHere, spiInitiator: spiInitiator,
                              spiResponder: spiResponder, local: old.local, remote: old.remote, now: now)
         // SKEYSEED of a rekeyed IKE SA uses the old SA's PRF and SK_d.
@@ -196,13 +238,28 @@ extension IKEEngine {
                                          spiInitiator: spiInitiator, spiResponder: spiResponder)
         new.nonceInitiator = nonceInitiator; new.nonceResponder = nonceResponder
         new.natDetected = old.natDetected
-        old.replacedByRekey = true
         new.state = .established
-        new.children = old.children
-        old.children = []
         if let rekeyTime = old.connection.rekeyTime { new.rekeyAt = now + rekeyTime }
         sessions[new.localSPI] = new
         return new
+    }
+
+    /// Moves CHILD SAs and the CHILD SA requests not yet sent from an IKE SA to the one replacing it; the
+    /// replaced SA then waits quietly for its Delete.
+    func moveChildren(from old: IKESession, to new: IKESession, now: Double) {
+        new.children += old.children
+        old.children = []
+        let (forIKESA, forChildren) = old.queued.reduce(into: ([QueuedRequest](), [QueuedRequest]())) { parts, request in
+            switch request.context {
+            case .rekeyIKE, .deleteIKE: parts.0.append(request)
+            default: parts.1.append(request)
+            }
+        }
+        old.queued = forIKESA
+        new.queued += forChildren
+        old.replacedByRekey = true
+        old.replacedAt = now
+        old.state = .deleting
     }
 
     func handleRekeyIKEResponse(session: IKESession, spi: IKESPI, nonce: [UInt8], keyExchange: KeyExchangePrivateKey,
@@ -214,17 +271,46 @@ extension IKEEngine {
               let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data) else {
             let reason = payloads.notifies.first { $0.type.isError }.map { "\($0.type)" } ?? "unusable answer"
             count("ike_rekey_failed")
-            return [.log("IKE SA rekey refused: \(reason)")]
+            var actions: [EngineAction] = [.log("IKE SA rekey refused: \(reason)")]
+            if session.peerRekey != nil || session.replacedByRekey {
+                actions.append(.log("the peer's own rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) stands"))
+            } else if session.state == .established {
+                let delay = retryDelay()
+                session.rekeyAt = now + delay
+                actions.append(.log("rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) will be tried again in \(Int(delay)) s"))
+            }
+            return actions
         }
         let peerSPI = IKESPI(bytes: sa.proposals[0].spi)
-        let new = replaceIKESA(old: session, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
-                               sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.data, now: now)
+        let new = makeRekeyedIKESA(old: session, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
+                                   sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.data, now: now)
+        var replaced = session
+        var actions: [EngineAction] = []
+        if let collision = session.peerRekey, let peers = collision.ikeReplacement.flatMap({ sessions[$0] }) {
+            if RekeyCollision.ourReplacementIsRedundant(ourNonces: [nonce, peerNonce.data], peerNonces: collision.nonces) {
+                // Ours lost: the peer's IKE SA keeps the CHILD SAs and the peer deletes the old one; ours goes.
+                new.replacedByRekey = true; new.replacedAt = now; new.state = .deleting
+                count("rekey_collision_lost")
+                return [.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder): the lowest nonce is in our exchange, "
+                             + "so our IKE SA \(new.spiInitiator)_\(new.spiResponder) is redundant; deleting it and keeping the peer's "
+                             + "\(peers.spiInitiator)_\(peers.spiResponder)")]
+                    + sendRequest(session: new, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
+                    + sendNextQueued(session: peers, now: now)
+            }
+            count("rekey_collision_won")
+            actions.append(.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder): the lowest nonce is in the peer's "
+                                + "exchange, so our IKE SA stays and the peer deletes its own \(peers.spiInitiator)_\(peers.spiResponder)"))
+            replaced = peers
+        }
+        moveChildren(from: replaced, to: new, now: now)
         session.state = .deleting
-        var event = ikeEvent(.ikeRekeyed, session: new, detail: "\(session.spiInitiator)_\(session.spiResponder)")
+        var event = ikeEvent(.ikeRekeyed, session: new, detail: "\(replaced.spiInitiator)_\(replaced.spiResponder)")
         event.ikeSuite = suite
-        return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed to \(new.spiInitiator)_\(new.spiResponder)"),
-                .event(event)]
+        actions += [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed to \(new.spiInitiator)_\(new.spiResponder)"),
+                    .event(event)]
+        return actions
             + sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
+            + sendNextQueued(session: new, now: now)
     }
 
     // MARK: Requests from the peer
@@ -243,9 +329,14 @@ extension IKEEngine {
         var rekeying: ChildSA?
         if let rekey = payloads.notify(.rekeySA) {
             let spi = ChildSPI(bytes: rekey.spi)
-            guard let old = session.children.first(where: { $0.spiOutbound == spi && !$0.rekeyed }) else {
+            guard let old = session.children.first(where: { $0.spiOutbound == spi }) else {
                 return [.log("peer asked to rekey unknown CHILD SA \(spi)")]
                     + respond(session: session, to: header, payloads: [.notify(NotifyPayload(protocolID: .esp, spi: rekey.spi, type: .childSANotFound))])
+            }
+            // Section 2.25.1: an SA this side is already replacing or closing is not rekeyed again.
+            if old.rekeyed || isDeleting(session: session, spi: old.spiInbound) {
+                return [.log("peer asked to rekey CHILD SA \(old.spiInbound)/\(old.spiOutbound), which is being replaced or deleted here: TEMPORARY_FAILURE")]
+                    + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
             }
             rekeying = old
             candidates = [old.configuration]
@@ -264,6 +355,13 @@ extension IKEEngine {
             var actions = respond(session: session, to: header, payloads: response)
             if let old = rekeying, let index = session.children.firstIndex(where: { $0.spiInbound == old.spiInbound }) {
                 session.children[index].rekeyed = true
+                session.children[index].rekeyedAt = now
+                // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.1).
+                session.queued.removeAll { if case .createChild(let r) = $0.context { return r.rekeying == old.spiInbound } else { return false } }
+                if case .createChild(let r) = session.outstanding?.context, r.rekeying == old.spiInbound {
+                    session.children[index].peerRekey = PeerRekeyRecord(nonces: [nonce.data, ourNonce], childReplacement: child.spiInbound)
+                    actions.append(.log("simultaneous rekey of CHILD SA \(old.spiInbound)/\(old.spiOutbound): both ends rekey it, the lowest nonce decides which replacement stays"))
+                }
                 actions.append(.log("CHILD SA \(old.spiInbound)/\(old.spiOutbound) rekeyed by peer to \(child.spiInbound)/\(child.spiOutbound)"))
                 actions.append(.event(childEvent(.childRekeyed, session: session, child: child, replaces: (old.spiInbound, old.spiOutbound))))
             } else {
@@ -276,6 +374,16 @@ extension IKEEngine {
 
     func handleRekeyIKERequest(session: IKESession, header: IKEHeader, sa: SecurityAssociationPayload, payloads: [Payload],
                                nonce: [UInt8], now: Double) -> [EngineAction] {
+        // A CHILD SA exchange of ours in flight would finish on the old IKE SA after its CHILD SAs moved:
+        // the peer is asked to try later (section 2.25.2), as strongSwan does.
+        if let context = session.outstanding?.context {
+            switch context {
+            case .rekeyIKE, .liveness: break
+            default:
+                return [.log("peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while our \(context) exchange is in flight: TEMPORARY_FAILURE")]
+                    + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
+            }
+        }
         let usable = SecurityAssociationPayload(proposals: sa.proposals.filter { $0.spi.count == 8 })
         guard let selection = selectIKEProposal(sa: usable, candidates: [session.connection]), let ke = payloads.keyExchange,
               let proposal = usable.proposals.first(where: { $0.number == selection.proposalNumber }) else {
@@ -299,13 +407,27 @@ extension IKEEngine {
         ]
         // Answer under the old SA's keys before the new SA takes the children.
         var actions = respond(session: session, to: header, payloads: response)
-        let new = replaceIKESA(old: session, initiatedHere: false, spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite,
-                               sharedSecret: secret, nonceInitiator: nonce, nonceResponder: ourNonce, now: now)
-        session.state = .deleting
+        let new = makeRekeyedIKESA(old: session, initiatedHere: false, spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite,
+                                   sharedSecret: secret, nonceInitiator: nonce, nonceResponder: ourNonce, now: now)
+        // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.2).
+        let queuedBefore = session.queued.count
+        session.queued.removeAll { if case .rekeyIKE = $0.context { return true } else { return false } }
+        var collision = false
+        if case .rekeyIKE = session.outstanding?.context {
+            collision = true
+            session.peerRekey = PeerRekeyRecord(nonces: [nonce, ourNonce], ikeReplacement: new.localSPI)
+            actions.append(.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder): both ends rekey it, "
+                                + "the lowest nonce decides which new IKE SA stays"))
+        } else if session.queued.count != queuedBefore {
+            session.rekeyInProgress = false
+        }
+        moveChildren(from: session, to: new, now: now)
         var event = ikeEvent(.ikeRekeyed, session: new, detail: "\(session.spiInitiator)_\(session.spiResponder)")
         event.ikeSuite = suite
         actions.append(.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed by peer to \(new.spiInitiator)_\(new.spiResponder)"))
         actions.append(.event(event))
+        // Until a collision is settled the requests we queued wait: they go on whichever new SA stays.
+        if !collision { actions += sendNextQueued(session: new, now: now) }
         return actions
     }
 }

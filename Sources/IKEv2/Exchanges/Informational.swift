@@ -18,7 +18,7 @@ extension IKEEngine {
                 let child = session.children.remove(at: index)
                 ourSPIs.append(child.spiInbound)
                 actions.append(.log("peer deleted CHILD SA \(child.spiInbound)/\(child.spiOutbound)"))
-                actions.append(.event(childEvent(.childDeleted, session: session, child: child)))
+                if child.announced { actions.append(.event(childEvent(.childDeleted, session: session, child: child))) }
             }
         }
         for notify in payloads.notifies where notify.type.isError {
@@ -44,7 +44,7 @@ extension IKEEngine {
                 guard let index = session.children.firstIndex(where: { $0.spiInbound == spi }) else { continue }
                 let child = session.children.remove(at: index)
                 actions.append(.log("CHILD SA \(child.spiInbound)/\(child.spiOutbound) deleted"))
-                actions.append(.event(childEvent(.childDeleted, session: session, child: child)))
+                if child.announced { actions.append(.event(childEvent(.childDeleted, session: session, child: child))) }
             }
             return actions
         case .deleteIKE:

@@ -1,0 +1,24 @@
+/// Simultaneous rekeying (RFC 7296 sections 2.8.1 and 2.8.2): when both ends rekey the same SA at the
+/// same moment, two replacements are made. Both ends must agree, without talking, on which one goes:
+/// the one made by the exchange that carried the lowest of the four nonces, closed by the end that
+/// started that exchange. The end whose replacement survives deletes the SA both replaced.
+
+/// The peer's rekey of an SA we were rekeying ourselves: its nonces and what it made, kept until our
+/// own exchange ends and the tie can be broken.
+struct PeerRekeyRecord {
+    /// Ni and Nr of the peer's exchange.
+    var nonces: [[UInt8]]
+    /// Our inbound SPI of the CHILD SA the peer's exchange made (CHILD SA rekey).
+    var childReplacement: ChildSPI?
+    /// Our SPI of the IKE SA the peer's exchange made (IKE SA rekey).
+    var ikeReplacement: IKESPI?
+}
+
+public enum RekeyCollision {
+    /// Whether the SA our exchange made is the redundant one: the lowest of the four nonces is in our
+    /// exchange. Nonces compare octet by octet, and a nonce that is a prefix of another is the lower.
+    public static func ourReplacementIsRedundant(ourNonces: [[UInt8]], peerNonces: [[UInt8]]) -> Bool {
+        let lowest = { (nonces: [[UInt8]]) in nonces.min { $0.lexicographicallyPrecedes($1) } ?? [] }
+        return lowest(ourNonces).lexicographicallyPrecedes(lowest(peerNonces))
+    }
+}
