@@ -79,7 +79,10 @@ public struct DaemonConfiguration: Sendable {
         }
         struct Policy: Decodable { var rules: [RuleText]; var `default`: String? }
         struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
-        struct Settings: Decodable { var retransmit_timeout: Double?; var retransmit_limit: Int?; var half_open_timeout: Double? }
+        struct Settings: Decodable {
+            var retransmit_timeout: Double?; var retransmit_limit: Int?; var half_open_timeout: Double?
+            var rekey_retry_delay: Double?; var replaced_sa_timeout: Double?
+        }
         struct Store: Decodable {
             struct PKCS11: Decodable { var module: String; var token: String; var pin: String?; var pin_file: String?; var key_label: String? }
             var path: String
@@ -226,6 +229,8 @@ public struct DaemonConfiguration: Sendable {
             if let v = s.retransmit_timeout { engine.retransmitTimeout = v }
             if let v = s.retransmit_limit { engine.retransmitLimit = v }
             if let v = s.half_open_timeout { engine.halfOpenTimeout = v }
+            if let v = s.rekey_retry_delay { engine.rekeyRetryDelay = v }
+            if let v = s.replaced_sa_timeout { engine.replacedSATimeout = v }
         }
         var store: StoreConfiguration?
         if let st = file.store {

@@ -39,6 +39,8 @@ public struct EndpointConfigurationFile: Decodable {
         var retransmit_timeout: Double?
         var retransmit_limit: Int?
         var half_open_timeout: Double?
+        var rekey_retry_delay: Double?
+        var replaced_sa_timeout: Double?
     }
     var connections: [Connection]
     var settings: Settings?
@@ -59,6 +61,8 @@ public struct EndpointConfigurationFile: Decodable {
             if let v = s.retransmit_timeout { settings.retransmitTimeout = v }
             if let v = s.retransmit_limit { settings.retransmitLimit = v }
             if let v = s.half_open_timeout { settings.halfOpenTimeout = v }
+            if let v = s.rekey_retry_delay { settings.rekeyRetryDelay = v }
+            if let v = s.replaced_sa_timeout { settings.replacedSATimeout = v }
         }
         var names = Set<String>()
         let connections = try file.connections.map { c -> ConnectionConfiguration in

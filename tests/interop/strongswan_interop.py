@@ -4,7 +4,9 @@
 Each case loads one connection into charon over VICI, runs the project's endpoint in its own namespace and
 checks that both sides report the same IKE and CHILD SPIs and transforms, for exchanges started by either
 side: establishment, CHILD_SA rekey, IKE_SA rekey and delete. With --show-keys, the CHILD_SA keys the
-endpoint prints are compared with the ones charon logs at level 4.
+endpoint prints are compared with the ones charon logs at level 4. A last case makes both sides rekey the
+same CHILD SA, then the same IKE SA, at once (RFC 7296 sections 2.8.1 and 2.8.2) and checks that they
+settle on one and the same SA.
 
 Needs root, iproute2, strongSwan and the `vici` Python module; it fails loudly if any is missing.
 """
@@ -387,11 +389,127 @@ def run_case(directory, ike, esp, addresses, family, full):
         charon.stop()
 
 
+def block_udp(namespace, blocked):
+    """Drops (or stops dropping) every UDP datagram the namespace sends: a link that loses IKE on purpose."""
+    ns(namespace, "nft", "delete", "table", "inet", "ikp_block", check=False)
+    if blocked:
+        ns(namespace, "nft", "add table inet ikp_block; add chain inet ikp_block out { type filter hook output priority 0 ; } ; "
+                             "add rule inet ikp_block out meta l4proto udp drop")
+
+
+def live_children(endpoint):
+    """Inbound SPIs of the CHILD SAs the endpoint reported and has not reported gone."""
+    endpoint.wait_event("none", timeout=0.3)  # reads what the endpoint printed meanwhile
+    live = set()
+    for e in endpoint.events:
+        if e["event"] in ("child_sa_established", "child_sa_rekeyed"):
+            live.add(e["child"]["spi_in"])
+        elif e["event"] == "child_sa_deleted":
+            live.discard(e["child"]["spi_in"])
+    return live
+
+
+def settled(charon, endpoint, fresh, timeout=30):
+    """Waits until strongSwan has one IKE SA of 'c' with one CHILD SA and nothing else, both satisfying
+    `fresh(sa, child)`, and the endpoint has one live CHILD SA; returns (IKE SA, CHILD SA, our live set,
+    what strongSwan listed) as last seen."""
+    deadline = time.time() + timeout
+    while True:
+        listed = charon.sas()
+        # A redundant IKE SA strongSwan keeps in REKEYED state, without CHILD SAs, until the other side deletes it
+        # or it gives up waiting, is not in use; the loser cannot delete it when the winner closed the old IKE SA
+        # before the loser's own rekey was answered (RFC 7296 section 2.25.2).
+        sas = [s for s in listed if not (s["state"] == b"REKEYED" and not s.get("child-sas"))]
+        children = [c for s in sas for c in s.get("child-sas", {}).values()]
+        live = live_children(endpoint)
+        done = (len(sas) == 1 and len(children) == 1 and children[0]["state"] == b"INSTALLED" and len(live) == 1
+                and fresh(sas[0], children[0]))
+        if done or time.time() > deadline:
+            return (sas[0] if done else None), (children[0] if done else None), live, \
+                [(decode(s["initiator-spi"]), decode(s["state"]), [decode(c["state"]) for c in s.get("child-sas", {}).values()]) for s in listed]
+
+
+def crossed(start_ours, start_theirs):
+    """Starts an exchange on both sides with their requests lost, then lets the link heal one way at a time so
+    that each side gets the other's request while its own is still unanswered (a true crossing): ikeproxy
+    retransmits after 1 s and 3 s, charon after 2 s and 5.6 s (retransmit_timeout 2, base 1.8)."""
+    block_udp(EP_NS, True)
+    block_udp(PEER_NS, True)
+    t0 = time.time()
+    start_ours()
+    start_theirs()
+    time.sleep(max(0, t0 + 2.4 - time.time()))
+    block_udp(EP_NS, False)     # our retransmission at +3 s reaches charon, which answers into the void
+    time.sleep(max(0, t0 + 4.4 - time.time()))
+    block_udp(PEER_NS, False)   # charon's at +5.6 s reaches us; ours at +7 s gets charon's cached answer
+
+
+def endpoint_log(directory):
+    with open(os.path.join(directory, "endpoint.log"), errors="replace") as f:
+        return f.read()
+
+
+def run_collision_case(directory, ike, esp, addresses):
+    print(f"case simultaneous rekeys, {ike} / {esp}", flush=True)
+    label = "simultaneous rekey"
+    charon = Charon(directory)
+    try:
+        charon.load(ike, esp, (addresses[0], addresses[1]))
+        endpoint = Endpoint(directory, ike, esp, addresses)
+        endpoint.command("initiate c")
+        first = endpoint.wait_event("child_sa_established")
+        if not (check(first is not None, f"{label}: endpoint reports a CHILD SA") and charon.established()):
+            return
+        # Both sides rekey the CHILD SA at once.
+        crossed(lambda: endpoint.command("rekey-child c"), lambda: list(charon.session.rekey({"child": "ch"})))
+        sa, child, live, sas = settled(charon, endpoint, lambda sa, child: decode(child["spi-in"]) != first["child"]["spi_out"])
+        log = endpoint_log(directory)
+        how = re.search(r"simultaneous rekey of CHILD SA \S+ settled: ([^\n]*)", log)
+        check(how is not None, f"{label}: ikeproxy saw the CHILD SA rekeys cross and settled them"
+                               + (f" ({how.group(1)})" if how else ""))
+        if check(child is not None, f"{label}: one new CHILD SA left on each side (strongSwan lists {sas}, ours {sorted(live)})"):
+            check(decode(child["spi-out"]) in live,
+                  f"{label}: both keep the same new CHILD SA {decode(child['spi-out'])}/{decode(child['spi-in'])}")
+        # Both sides rekey the IKE SA at once.
+        before = len([e for e in endpoint.events if e["event"] == "ike_sa_rekeyed"])
+        crossed(lambda: endpoint.command("rekey-ike c"), lambda: list(charon.session.rekey({"ike": "c"})))
+        def ours_now(sa, child):
+            reported = [e for e in endpoint.events if e["event"] == "ike_sa_rekeyed"][before:]
+            return bool(reported) and (decode(sa["initiator-spi"]), decode(sa["responder-spi"])) == (reported[-1]["ike_spi_i"], reported[-1]["ike_spi_r"])
+        sa, child, live, sas = settled(charon, endpoint, ours_now)
+        log = endpoint_log(directory)
+        how = re.search(r"simultaneous rekey of IKE SA \S+ settled: ([^\n]*)", log)
+        check(how is not None, f"{label}: ikeproxy saw the IKE SA rekeys cross and settled them"
+                               + (f" ({how.group(1)})" if how else ""))
+        # Whose new IKE SA stayed, as ikeproxy says; strongSwan's listing must show the same roles.
+        ours_stayed = how is not None and ("ours will stay" in how.group(1) or "so our IKE SA stays" in how.group(1))
+        ours = [e for e in endpoint.events if e["event"] == "ike_sa_rekeyed"]
+        if check(sa is not None and len(ours) > before, f"{label}: one new IKE SA left on strongSwan ({sas}), ikeproxy reported it"):
+            check(decode(sa["initiator-spi"]) == ours[-1]["ike_spi_i"] and decode(sa["responder-spi"]) == ours[-1]["ike_spi_r"],
+                  f"{label}: both keep the same new IKE SA {ours[-1]['ike_spi_i']}_{ours[-1]['ike_spi_r']}")
+            check(child is not None and decode(child["spi-out"]) in live, f"{label}: the CHILD SA moved with it on both sides")
+        check(not any(e["event"] in ("child_sa_deleted", "ike_sa_deleted") and e.get("child", {}) and e["child"]["spi_in"] in live
+                      for e in endpoint.events), f"{label}: the surviving CHILD SA was never reported gone")
+        # The surviving IKE SA works: strongSwan rekeys the CHILD SA under it.
+        list(charon.session.rekey({"child": "ch"}))
+        count = len([e for e in endpoint.events if e["event"] == "child_sa_rekeyed"])
+        rekeyed = endpoint.wait_event("child_sa_rekeyed", count=count + 1)
+        if check(rekeyed is not None, f"{label}: a CHILD SA rekey under the surviving IKE SA is reported"):
+            sa, child, live, sas = settled(charon, endpoint, lambda sa, child: decode(child["spi-in"]) == rekeyed["child"]["spi_out"])
+            if check(sa is not None, f"{label}: strongSwan settles on that CHILD SA ({sas})"):
+                compare(sa, rekeyed, label + " afterwards, " + ("ikeproxy's" if ours_stayed else "strongSwan's") + " new IKE SA", ours_stayed)
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+    finally:
+        block_udp(EP_NS, False)
+        block_udp(PEER_NS, False)
+        charon.stop()
+
+
 def main():
     if os.geteuid() != 0:
         print("FAIL: the strongSwan interop test needs root (network namespaces)", file=sys.stderr)
         return 1
-    for tool in ("ip", "/usr/lib/ipsec/charon"):
+    for tool in ("ip", "nft", "/usr/lib/ipsec/charon"):
         if not shutil.which(tool) and not os.path.exists(tool):
             print(f"FAIL: {tool} is missing; run scripts/test.sh, which installs it", file=sys.stderr)
             return 1
@@ -401,8 +519,10 @@ def main():
     cases = [("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes128gcm16-prfsha384-ecp256", "aes128gcm16"),
              ("aes256-sha256-modp2048", "aes256-sha256"), ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305")]
     keep = os.environ.get("KEEP_LOGS")
+    # INTEROP_ONLY=collision runs the simultaneous-rekey case alone (for work on it).
+    only_collision = os.environ.get("INTEROP_ONLY") == "collision"
     with Network():
-        for family, addresses in (("IPv4", V4), ("IPv6", V6)):
+        for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
                 directory = tempfile.mkdtemp(prefix="ikp-interop-")
                 try:
@@ -412,6 +532,14 @@ def main():
                         print("logs kept in", directory)
                     else:
                         shutil.rmtree(directory, ignore_errors=True)
+        directory = tempfile.mkdtemp(prefix="ikp-interop-")
+        try:
+            run_collision_case(directory, *cases[0], V4)
+        finally:
+            if FAILURES and keep:
+                print("logs kept in", directory)
+            else:
+                shutil.rmtree(directory, ignore_errors=True)
     if FAILURES:
         print(f"\n{len(FAILURES)} interop check(s) FAILED:", *FAILURES, sep="\n  ")
         return 1

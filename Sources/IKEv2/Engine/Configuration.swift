@@ -103,7 +103,7 @@ public struct EngineSettings: Sendable {
     /// Seconds before a rekey the peer refused (e.g. TEMPORARY_FAILURE) is tried again; a random
     /// part of up to half as much again is added so that two ends do not collide once more.
     public var rekeyRetryDelay: Double = 10
-    /// Seconds an SA replaced by a rekey waits for the peer's Delete before it is dropped without one.
-    public var replacedSATimeout: Double = 120
+    /// Seconds an SA replaced by a rekey waits for the peer's Delete before this side deletes it.
+    public var replacedSATimeout: Double = 30
     public init() {}
 }

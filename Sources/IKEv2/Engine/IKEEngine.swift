@@ -149,7 +149,7 @@ public final class IKEEngine {
                 sessions[session.localSPI] = nil
                 continue
             }
-            actions += dropStaleReplaced(session, now: now)
+            actions += retireStaleReplaced(session, now: now)
             guard session.state == .established else { continue }
             if let rekeyAt = session.rekeyAt, now >= rekeyAt, !session.rekeyInProgress {
                 session.rekeyAt = nil
@@ -184,19 +184,23 @@ public final class IKEEngine {
         return contexts.contains { if case .deleteChildren(let spis) = $0 { return spis.contains(spi) } else { return false } }
     }
 
-    /// Drops SAs replaced by a rekey whose Delete from the peer never came, so that nothing lingers.
-    func dropStaleReplaced(_ session: IKESession, now: Double) -> [EngineAction] {
+    /// Deletes, from this side, SAs replaced by a rekey whose Delete from the peer never came (as after a
+    /// simultaneous rekey whose loser dropped its exchange), so that nothing lingers on either side.
+    func retireStaleReplaced(_ session: IKESession, now: Double) -> [EngineAction] {
         let timeout = settings.replacedSATimeout
-        if session.replacedByRekey, session.outstanding == nil, let at = session.replacedAt, now - at > timeout {
-            return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) was replaced \(Int(now - at)) s ago and the peer never deleted it; dropping it")]
-                + removeReplacedSession(session)
+        if session.replacedByRekey, let at = session.replacedAt, now - at > timeout {
+            session.replacedAt = nil
+            // The answer, or the retransmission limit, removes it quietly.
+            return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) was replaced \(Int(now - at)) s ago and the peer has not deleted it; deleting it")]
+                + sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
         }
+        guard session.state == .established else { return [] }
         var actions: [EngineAction] = []
         for child in session.children where child.rekeyed && now - (child.rekeyedAt ?? now) > timeout
             && !isDeleting(session: session, spi: child.spiInbound) {
-            session.children.removeAll { $0.spiInbound == child.spiInbound }
-            actions.append(.log("CHILD SA \(child.spiInbound)/\(child.spiOutbound) was replaced \(Int(timeout)) s ago and the peer never deleted it; dropping it"))
-            if child.announced { actions.append(.event(childEvent(.childDeleted, session: session, child: child))) }
+            actions.append(.log("CHILD SA \(child.spiInbound)/\(child.spiOutbound) was replaced \(Int(timeout)) s ago and the peer has not deleted it; deleting it"))
+            actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
+                                   context: .deleteChildren([child.spiInbound]), now: now)
         }
         return actions
     }

@@ -93,6 +93,9 @@ final class IKESession {
     var replacedAt: Double?
     /// The peer's rekey of this IKE SA while ours was in flight (section 2.8.2).
     var peerRekey: PeerRekeyRecord?
+    /// Inbound SPIs of CHILD SAs both ends were rekeying that the peer deleted before our rekey was answered:
+    /// the peer won, so our replacement is redundant when it comes.
+    var supersededRekeys: Set<ChildSPI> = []
 
     init(connection: ConnectionConfiguration, isOriginalInitiator: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
          local: Endpoint, remote: Endpoint, now: Double) {

@@ -110,9 +110,14 @@ extension IKEEngine {
                     .event(childEvent(.childEstablished, session: session, child: child))]
         }
         guard let index = session.children.firstIndex(where: { $0.spiInbound == old }) else {
-            // The peer closed the SA while we rekeyed it; its replacement goes too, as strongSwan does.
             child.rekeyed = true; child.rekeyedAt = now; child.announced = false
             session.children.append(child)
+            if session.supersededRekeys.remove(old) != nil {
+                count("rekey_collision_lost")
+                return deleteNew("simultaneous rekey of CHILD SA \(old) settled: the peer kept its replacement and deleted the old SA "
+                                 + "before our rekey was answered; deleting our redundant \(child.spiInbound)/\(child.spiOutbound)")
+            }
+            // The peer closed the SA while we rekeyed it; its replacement goes too, as strongSwan does.
             return deleteNew("CHILD SA \(old) was deleted by the peer while being rekeyed; deleting its replacement \(child.spiInbound)/\(child.spiOutbound)")
         }
         let replaced = session.children[index]
@@ -122,7 +127,7 @@ extension IKEEngine {
             child.rekeyed = true; child.rekeyedAt = now; child.announced = false
             session.children.append(child)
             count("rekey_collision_lost")
-            return deleteNew("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound): the lowest nonce is in our exchange, "
+            return deleteNew("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in our exchange, "
                              + "so our replacement \(child.spiInbound)/\(child.spiOutbound) is redundant; deleting it and keeping the peer's")
         }
         session.children.append(child)
@@ -131,7 +136,7 @@ extension IKEEngine {
         var actions: [EngineAction] = []
         if replaced.peerRekey != nil {
             count("rekey_collision_won")
-            actions.append(.log("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound): the lowest nonce is in the peer's "
+            actions.append(.log("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in the peer's "
                                 + "exchange, so our replacement stays and the peer deletes its own"))
         }
         actions.append(.log("CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) rekeyed to \(child.spiInbound)/\(child.spiOutbound)"))
@@ -291,14 +296,14 @@ extension IKEEngine {
                 // Ours lost: the peer's IKE SA keeps the CHILD SAs and the peer deletes the old one; ours goes.
                 new.replacedByRekey = true; new.replacedAt = now; new.state = .deleting
                 count("rekey_collision_lost")
-                return [.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder): the lowest nonce is in our exchange, "
+                return [.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in our exchange, "
                              + "so our IKE SA \(new.spiInitiator)_\(new.spiResponder) is redundant; deleting it and keeping the peer's "
                              + "\(peers.spiInitiator)_\(peers.spiResponder)")]
                     + sendRequest(session: new, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
                     + sendNextQueued(session: peers, now: now)
             }
             count("rekey_collision_won")
-            actions.append(.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder): the lowest nonce is in the peer's "
+            actions.append(.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in the peer's "
                                 + "exchange, so our IKE SA stays and the peer deletes its own \(peers.spiInitiator)_\(peers.spiResponder)"))
             replaced = peers
         }

@@ -3,8 +3,29 @@ extension IKEEngine {
     func handleInformationalRequest(session: IKESession, header: IKEHeader, payloads: [Payload], now: Double) -> [EngineAction] {
         let deletes = payloads.deletes
         if deletes.contains(where: { $0.protocolID == .ike }) {
+            var notes: [EngineAction] = []
+            if case .rekeyIKE = session.outstanding?.context {
+                // Section 2.25.2: a peer that closes the IKE SA we are rekeying wins; our rekey is forgotten.
+                let what = session.peerRekey != nil ? "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: "
+                    + "the peer kept its new IKE SA and deleted this one before our rekey was answered, so ours is dropped"
+                    : "our rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) was still unanswered; it is dropped with the SA"
+                notes.append(.log(what))
+                if session.peerRekey != nil { count("rekey_collision_lost") }
+            }
+            if let old = collidingRekey(replacedBy: session) {
+                // The peer's IKE SA lost the simultaneous rekey and the peer closed it before our own rekey was
+                // answered: the CHILD SAs go back to the old IKE SA and move on to ours when the answer comes.
+                moveChildren(from: session, to: old, now: now)
+                old.peerRekey = nil
+                old.replacedByRekey = false; old.replacedAt = nil; old.state = .established
+                count("rekey_collision_won")
+                return respond(session: session, to: header, payloads: [])
+                    + [.log("simultaneous rekey of IKE SA \(old.spiInitiator)_\(old.spiResponder) settled: the peer deleted its redundant "
+                            + "IKE SA \(session.spiInitiator)_\(session.spiResponder), ours will stay once it is answered")]
+                    + removeReplacedSession(session)
+            }
             return respond(session: session, to: header, payloads: [])
-                + [.log("peer deleted IKE SA \(session.spiInitiator)_\(session.spiResponder)")]
+                + [.log("peer deleted IKE SA \(session.spiInitiator)_\(session.spiResponder)")] + notes
                 + (session.replacedByRekey ? removeReplacedSession(session) : closeSession(session, kind: .ikeDeleted, reason: "deleted by peer"))
         }
         var actions: [EngineAction] = []
@@ -18,6 +39,10 @@ extension IKEEngine {
                 let child = session.children.remove(at: index)
                 ourSPIs.append(child.spiInbound)
                 actions.append(.log("peer deleted CHILD SA \(child.spiInbound)/\(child.spiOutbound)"))
+                if child.peerRekey != nil, isRekeying(session: session, spi: child.spiInbound) {
+                    // Only the winner of a simultaneous rekey deletes the old SA: the peer's replacement stays.
+                    session.supersededRekeys.insert(child.spiInbound)
+                }
                 if child.announced { actions.append(.event(childEvent(.childDeleted, session: session, child: child))) }
             }
         }
@@ -27,6 +52,14 @@ extension IKEEngine {
         // Section 1.4.1: answer a Delete with a Delete of our side's SPIs of the same pairs.
         let response: [Payload] = ourSPIs.isEmpty ? [] : [.delete(.child(ourSPIs))]
         return respond(session: session, to: header, payloads: response) + actions
+    }
+
+    /// The IKE SA whose rekey of ours is in flight and collided with the peer's rekey that made `replacement`.
+    func collidingRekey(replacedBy replacement: IKESession) -> IKESession? {
+        sessions.values.first { old in
+            guard old.peerRekey?.ikeReplacement == replacement.localSPI, case .rekeyIKE = old.outstanding?.context else { return false }
+            return true
+        }
     }
 
     /// An IKE SA whose CHILD SAs moved to its rekeyed successor goes quietly.
