@@ -48,6 +48,61 @@ final class EthernetBridgeTests: XCTestCase {
                                       now: 0, wallClock: 0), [.forward(.terminal)])
     }
 
+    func solicitation(from mac: MACAddress, source: String, target: String, withOption: Bool = true) throws -> [UInt8] {
+        let t = IPAddress(target)!.bytes
+        var icmp: [UInt8] = [NeighborSolicitation.type, 0, 0, 0, 0, 0, 0, 0] + t
+        if withOption { icmp += [1, 1] + mac.octets }
+        let solicitedNode: [UInt8] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15]]
+        var packet: [UInt8] = []
+        IPHeaderBuilder.appendIPv6(to: &packet, source: IPAddress(source)!.bytes, destination: solicitedNode, nextHeader: IPProtocolNumber.icmpv6,
+                                   payloadLength: icmp.count, hopLimit: 255)
+        packet += icmp
+        TransportChecksum.fill(packet: &packet, view: try IPPacketView(packet))
+        return EthernetFrameView.build(destination: MACAddress([0x33, 0x33, 0xff, t[13], t[14], t[15]]), source: mac,
+                                       etherType: EtherType.ipv6, payload: packet)
+    }
+
+    func testNeighbourSolicitationForTheIPv6KeyDeliveryAddressIsAnsweredOnTheTerminalSideOnly() throws {
+        let bridge = makeBridge()
+        let actions = bridge.receive(from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "fe80::1"),
+                                     now: 0, wallClock: 0)
+        guard actions.count == 1, case .send(.terminal, let reply) = actions[0] else { return XCTFail("no advertisement: \(actions)") }
+        let ethernet = try EthernetFrameView(reply)
+        XCTAssertEqual(ethernet.destination, terminalMAC)
+        XCTAssertEqual(ethernet.source, portMAC)
+        let packet = Array(reply[ethernet.payloadOffset...])
+        let view = try IPPacketView(packet)
+        XCTAssertEqual(view.source(in: packet), IPAddress("fe80::1")!.bytes)
+        XCTAssertEqual(view.destination(in: packet), IPAddress("2001:db8::11")!.bytes)
+        XCTAssertEqual(packet[7], 255, "hop limit 255 (RFC 4861 section 7.1.2)")
+        XCTAssertEqual(packet[40], NeighborSolicitation.advertisementType)
+        XCTAssertEqual(packet[44], 0x60, "solicited and override flags")
+        XCTAssertEqual(Array(packet[48..<64]), IPAddress("fe80::1")!.bytes)
+        XCTAssertEqual(Array(packet[64..<72]), [2, 1] + portMAC.octets, "target link-layer address: the terminal port")
+        XCTAssertTrue(TransportChecksum.isValid(packet: packet, view: view), "ICMPv6 checksum")
+        XCTAssertEqual(bridge.counters["nd_answered_for_key_delivery_address"], 1)
+
+        // Duplicate address detection (unspecified source): the answer goes to all nodes, not solicited.
+        let dad = bridge.receive(from: .terminal, frame: try solicitation(from: terminalMAC, source: "::", target: "fe80::1", withOption: false),
+                                 now: 0, wallClock: 0)
+        guard case .send(.terminal, let toAll)? = dad.first else { return XCTFail("no advertisement for DAD: \(dad)") }
+        XCTAssertEqual(try EthernetFrameView(toAll).destination, MACAddress([0x33, 0x33, 0, 0, 0, 1]))
+        let allNodes = Array(toAll[14...])
+        XCTAssertEqual(Array(allNodes[24..<40]), IPAddress("ff02::1")!.bytes)
+        XCTAssertEqual(allNodes[44], 0x20, "override only")
+
+        XCTAssertEqual(bridge.receive(from: .internet, frame: try solicitation(from: peerMAC, source: "2001:db8::1", target: "fe80::1"),
+                                      now: 0, wallClock: 0), [.drop("nd_for_key_delivery_address_from_internet")])
+        // A solicitation for any other address is not the bridge's to answer.
+        let other = bridge.receive(from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "2001:db8::1"),
+                                   now: 0, wallClock: 0)
+        XCTAssertFalse(other.contains { if case .send = $0 { return true } else { return false } }, "\(other)")
+        // Truncated or malformed solicitations are not answered either.
+        var short = try solicitation(from: terminalMAC, source: "2001:db8::11", target: "fe80::1")
+        short.removeLast(12)
+        XCTAssertFalse(bridge.receive(from: .terminal, frame: short, now: 0, wallClock: 0).contains { if case .send = $0 { return true } else { return false } })
+    }
+
     func testAllowedFramesCrossUnchangedWhateverTheyCarry() {
         let bridge = makeBridge()
         let dns = IPHeaderBuilder.udpPacket(source: DemoScenario.terminalA.bytes, destination: DemoScenario.dnsServer.bytes,

@@ -58,6 +58,10 @@ public final class EthernetBridge {
         switch ethernet.etherType {
         case EtherType.ipv4, EtherType.ipv6:
             let packet = Array(frame[ethernet.payloadOffset...])
+            if ethernet.etherType == EtherType.ipv6, packet.count >= 64, packet[6] == IPProtocolNumber.icmpv6,
+               packet[40] == NeighborSolicitation.type, let answer = answerSolicitation(packet, from: side, ethernet: ethernet) {
+                return answer
+            }
             if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) { actions.append(.log(line)) }
             let decisions = proxy.receive(from: side, packet: packet, now: now, wallClock: wallClock)
             if !wanted.isEmpty, let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
@@ -105,6 +109,27 @@ public final class EthernetBridge {
             count("forwarded_other_ethertype")
             return [.forward(side.other)]
         }
+    }
+
+    /// Neighbour solicitations for the IPv6 key-delivery address, the counterpart of the ARP answers: answered
+    /// on the terminal side, dropped from the Internet side; nil for any other solicitation (forwarded).
+    private func answerSolicitation(_ packet: [UInt8], from side: LinkSide, ethernet: EthernetFrameView) -> [FrameAction]? {
+        guard let solicitation = NeighborSolicitation(ipv6: packet), solicitation.target == proxy.settings.keyDeliverySourceIPv6.bytes else {
+            return nil
+        }
+        guard side == .terminal else {
+            count("drop_nd_for_key_delivery_address_from_internet")
+            return [.drop("nd_for_key_delivery_address_from_internet")]
+        }
+        let asker = solicitation.sourceLinkAddress ?? ethernet.source
+        if let source = IPAddress(bytes: solicitation.source), !solicitation.source.allSatisfy({ $0 == 0 }) {
+            stations.learn(source, at: Station(mac: asker, vlanIDs: ethernet.vlanIDs, side: .terminal))
+        }
+        count("nd_answered_for_key_delivery_address")
+        let toAllNodes = solicitation.source.allSatisfy { $0 == 0 }
+        let destination = toAllNodes ? MACAddress([0x33, 0x33, 0, 0, 0, 1]) : asker
+        return [.send(.terminal, EthernetFrameView.build(destination: destination, source: terminalPortMAC, vlanIDs: ethernet.vlanIDs,
+                                                         etherType: EtherType.ipv6, payload: solicitation.advertisement(linkAddress: terminalPortMAC)))]
     }
 
     /// Puts back a host discovery learnt before a restart; an enrolled one is registered again at once.
