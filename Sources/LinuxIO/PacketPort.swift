@@ -110,24 +110,3 @@ public final class PacketPort {
         }
     }
 }
-
-/// The addresses an interface holds (getifaddrs), as text: the daemon refuses ports that hold one.
-public func interfaceAddresses(_ name: String) -> [String] {
-    var list: UnsafeMutablePointer<ifaddrs>?
-    guard getifaddrs(&list) == 0, let first = list else { return [] }
-    defer { freeifaddrs(list) }
-    var result: [String] = []
-    var cursor: UnsafeMutablePointer<ifaddrs>? = first
-    while let entry = cursor {
-        defer { cursor = entry.pointee.ifa_next }
-        guard String(cString: entry.pointee.ifa_name) == name, let address = entry.pointee.ifa_addr else { continue }
-        let family = Int32(address.pointee.sa_family)
-        guard family == AF_INET || family == AF_INET6 else { continue }
-        var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        let length = socklen_t(family == AF_INET ? MemoryLayout<sockaddr_in>.size : MemoryLayout<sockaddr_in6>.size)
-        if getnameinfo(address, length, &text, socklen_t(text.count), nil, 0, NI_NUMERICHOST) == 0 {
-            result.append(String(cString: text))
-        }
-    }
-    return result
-}

@@ -52,9 +52,14 @@ public final class UDPSocket {
 
     deinit { close(descriptor) }
 
-    public func send(_ bytes: [UInt8], to address: [UInt8], port: UInt16) throws {
+    /// Interface index the last datagram received came in on, for IPv6 link-local and multicast senders:
+    /// an answer to such an address must name the interface (sin6_scope_id).
+    public private(set) var lastScopeID: UInt32 = 0
+
+    /// Sends one datagram; `scopeID` names the interface for an IPv6 link-local or multicast destination.
+    public func send(_ bytes: [UInt8], to address: [UInt8], port: UInt16, scopeID: UInt32 = 0) throws {
         let sent = bytes.withUnsafeBytes { buffer in
-            UDPSocket.withSockaddr(address: address, port: port) { pointer, length in
+            UDPSocket.withSockaddr(address: address, port: port, scopeID: scopeID) { pointer, length in
                 sendto(descriptor, buffer.baseAddress, buffer.count, 0, pointer, length)
             }
         }
@@ -73,10 +78,12 @@ public final class UDPSocket {
         }
         guard count >= 0 else { return nil }
         let family = storage.ss_family
+        lastScopeID = 0
         let (address, port) = withUnsafePointer(to: &storage) { pointer -> ([UInt8], UInt16) in
             if family == sa_family_t(AF_INET6) {
                 return pointer.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in
-                    (withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) }, UInt16(bigEndian: p.pointee.sin6_port))
+                    lastScopeID = p.pointee.sin6_scope_id
+                    return (withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) }, UInt16(bigEndian: p.pointee.sin6_port))
                 }
             }
             return pointer.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in
@@ -86,11 +93,12 @@ public final class UDPSocket {
         return (Array(buffer.prefix(count)), address, port)
     }
 
-    static func withSockaddr<R>(address: [UInt8], port: UInt16, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
+    static func withSockaddr<R>(address: [UInt8], port: UInt16, scopeID: UInt32 = 0, _ body: (UnsafePointer<sockaddr>, socklen_t) -> R) -> R {
         if address.count == 16 {
             var sa = sockaddr_in6()
             sa.sin6_family = sa_family_t(AF_INET6)
             sa.sin6_port = port.bigEndian
+            sa.sin6_scope_id = scopeID
             withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address) }
             return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
         }

@@ -15,8 +15,9 @@ public final class TerminalAgentRunner {
     let raw4: RawIPSocket
     let raw6: RawIPSocket
     let log: (String) -> Void
-    /// Where key-delivery messages go: the source of the last authentic message from the proxy.
-    var proxyEndpoint: ([UInt8], UInt16)
+    /// Where key-delivery messages go: the source of the last authentic message from the proxy, with the
+    /// interface it came in on (an IPv6 link-local or multicast address needs it).
+    var proxyEndpoint: (address: [UInt8], port: UInt16, scopeID: UInt32)
 
     public init(configuration: TerminalConfiguration, log: @escaping (String) -> Void) throws {
         self.configuration = configuration
@@ -38,7 +39,7 @@ public final class TerminalAgentRunner {
                                           mark: configuration.fwmark, broadcast: true)
         raw4 = try RawIPSocket(ipv6: false, mark: configuration.fwmark)
         raw6 = try RawIPSocket(ipv6: true, mark: configuration.fwmark)
-        proxyEndpoint = (configuration.proxyAddress.bytes, configuration.keyDeliveryPort)
+        proxyEndpoint = (configuration.proxyAddress.bytes, configuration.keyDeliveryPort, 0)
         log("terminal \(configuration.terminalID): TUN \(tun.name) up (\(configuration.tunAddresses.joined(separator: ", ")); routes \(configuration.tunRoutes.joined(separator: ", "))), "
             + "ESP-in-UDP on \(configuration.outerAddresses.map { "\($0)" }.joined(separator: " and ")) port \(configuration.encapsulationPort), key delivery on port \(configuration.keyDeliveryPort)")
     }
@@ -66,7 +67,8 @@ public final class TerminalAgentRunner {
                 case .deliver(let packet):
                     try tun.write(packet)
                 case .sendKeyDelivery(let datagram):
-                    try keyDeliverySocket.send(datagram, to: proxyEndpoint.0, port: proxyEndpoint.1)
+                    if proxyEndpoint.scopeID == 0, let scope = linkScope(of: proxyEndpoint.address) { proxyEndpoint.scopeID = scope }
+                    try keyDeliverySocket.send(datagram, to: proxyEndpoint.address, port: proxyEndpoint.port, scopeID: proxyEndpoint.scopeID)
                 case .log(let text):
                     log(text)
                 }
@@ -74,6 +76,18 @@ public final class TerminalAgentRunner {
                 log("I/O failed: \(error)")
             }
         }
+    }
+
+    /// For an IPv6 link-local or multicast proxy address (the default for an IPv6-only terminal is ff02::1):
+    /// the interface of the terminal's own IPv6 address, the link the proxy is on.
+    func linkScope(of address: [UInt8]) -> UInt32? {
+        guard address.count == 16, address[0] == 0xff || (address[0] == 0xfe && address[1] & 0xc0 == 0x80),
+              let own = configuration.outerAddresses.first(where: \.isIPv6) else { return nil }
+        guard let index = interfaceIndex(holding: own.bytes) else {
+            log("key delivery: no interface holds \(own) yet; cannot reach the proxy's link-scoped address")
+            return nil
+        }
+        return index
     }
 
     func espSocket(for address: IPAddress) -> UDPSocket? { espSockets.first { $0.isIPv6 == address.isIPv6 } }
@@ -95,7 +109,7 @@ public final class TerminalAgentRunner {
             if ready.contains(keyDeliverySocket.descriptor) {
                 while let (bytes, address, port) = keyDeliverySocket.receive() {
                     let actions = agent.receiveKeyDelivery(bytes, now: now, wallClock: wall)
-                    if agent.lastKeyDeliveryWasAuthentic { proxyEndpoint = (address, port) }
+                    if agent.lastKeyDeliveryWasAuthentic { proxyEndpoint = (address, port, keyDeliverySocket.lastScopeID) }
                     perform(actions)
                 }
             }

@@ -70,9 +70,11 @@ public struct TerminalConfiguration: Sendable {
         guard Set(outers.map(\.isIPv6)).count == outers.count else {
             throw fail("outer_addresses: at most one IPv4 and one IPv6 address")
         }
-        let listenText = file.key_delivery_listen ?? (outer.isIPv6 ? "::" : "0.0.0.0")
+        // An IPv6-only terminal answers the proxy from its own (registered) address, not from a link-local
+        // one the proxy would not know, and reaches the proxy by all-nodes multicast until it has heard it.
+        let listenText = file.key_delivery_listen ?? (outer.isIPv6 ? outer.description : "0.0.0.0")
         guard let listen = IPAddress(listenText) else { throw fail("key_delivery_listen '\(listenText)' is not an IP address") }
-        let proxyText = file.proxy_address ?? "255.255.255.255"
+        let proxyText = file.proxy_address ?? (outer.isIPv6 ? "ff02::1" : "255.255.255.255")
         guard let proxy = IPAddress(proxyText) else { throw fail("proxy_address '\(proxyText)' is not an IP address") }
         for text in (file.tun?.addresses ?? []) + (file.tun?.routes ?? []) where TrafficSelector(cidr: text) == nil {
             throw fail("'\(text)' in tun is not an address prefix")

@@ -158,4 +158,13 @@ final class TerminalAgentTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("outer_address (or outer_addresses) is required"))
         }
     }
+
+    func testAnIPv6OnlyTerminalAnswersFromItsOwnAddressAndFirstReachesTheProxyByAllNodesMulticast() throws {
+        let v6 = try TerminalConfiguration.parse(Data(#"{"terminal_id": 4, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["2001:db8::4"]}"#.utf8))
+        XCTAssertEqual(v6.keyDeliveryListen, IPAddress("2001:db8::4"), "bound to the address the proxy registered, so answers come from it")
+        XCTAssertEqual(v6.proxyAddress, IPAddress("ff02::1"))
+        let dual = try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "2001:db8::2"]}"#.utf8))
+        XCTAssertEqual(dual.keyDeliveryListen, IPAddress("0.0.0.0"))
+        XCTAssertEqual(dual.proxyAddress, IPAddress("255.255.255.255"))
+    }
 }

@@ -10,11 +10,13 @@ Six network namespaces:
   ikp-d-t1     terminal 1, `ikeproxy terminal`, 192.0.2.2 / 2001:db8::2, enrolled by its MAC address
   ikp-d-t2     terminal 2, `ikeproxy terminal`, 192.0.2.3 / 2001:db8::3, enrolled by its addresses
   ikp-d-t3     a stranger, 192.0.2.50 / 2001:db8::50, outside the terminal prefixes: never gets an SA
+  ikp-d-t4     terminal 4, `ikeproxy terminal`, IPv6 only (2001:db8::4): key delivery over IPv6 from fe80::1
 
 For IPv4 and then IPv6: strongSwan initiates to each terminal's address and the proxy answers in its
 name (a separate CHILD SA per terminal), ping and a 10 MB TCP transfer go through ESP both ways; then a
 terminal opens a flow itself and the proxy initiates; a bypass flow passes in the clear, a discard flow
-is dropped, the stranger gets no SA. A capture of the Internet-side link shows ESP and bypass traffic
+is dropped, the stranger gets no SA. The IPv6-only terminal gets its keys over IPv6 (the proxy answers
+neighbour solicitations for its key-delivery address fe80::1) in both flows. A capture of the Internet-side link shows ESP and bypass traffic
 but no plaintext of a protected flow. `ip addr` shows no address on the bridged ports, `ikeproxy
 terminals` lists what discovery learnt, the daemon refuses a missing interface, a port holding an
 address and an unprivileged user with clear errors, and stops cleanly on SIGTERM.
@@ -45,7 +47,10 @@ TERMINALS = [
      "id": 2, "key": "22" * 32, "enrolled_by": "addresses"},
 ]
 STRANGER = {"name": "t3", "ns": "ikp-d-t3", "dev": "ikp-dt3", "mac": "02:00:00:00:d0:32", "v4": "192.0.2.50", "v6": "2001:db8::50"}
-HOSTS = TERMINALS + [STRANGER]
+V6ONLY = {"name": "t4", "ns": "ikp-d-t4", "dev": "ikp-dt4", "mac": "02:00:00:00:d0:04", "v4": None, "v6": "2001:db8::4",
+          "id": 4, "key": "44" * 32, "enrolled_by": "addresses"}
+HOSTS = TERMINALS + [STRANGER, V6ONLY]
+AGENTS = TERMINALS + [V6ONLY]
 NAMESPACES = [PEER, PROXY, LAN] + [h["ns"] for h in HOSTS]
 
 
@@ -66,7 +71,8 @@ class Topology:
             sh("ip", "link", "add", port, "netns", LAN, "type", "veth", "peer", "name", host["dev"], "netns", host["ns"])
             ports.append(port)
             ns(host["ns"], "ip", "link", "set", host["dev"], "address", host["mac"])
-            ns(host["ns"], "ip", "addr", "add", host["v4"] + "/24", "dev", host["dev"])
+            if host["v4"]:
+                ns(host["ns"], "ip", "addr", "add", host["v4"] + "/24", "dev", host["dev"])
             ns(host["ns"], "ip", "addr", "add", host["v6"] + "/64", "dev", host["dev"], "nodad")
             ns(host["ns"], "ip", "link", "set", host["dev"], "up")
         for host in HOSTS:
@@ -91,13 +97,14 @@ class Topology:
         for address in (BYPASS6, DISCARD6):
             ns(PEER, "ip", "-6", "rule", "add", "from", address, "lookup", "main", "priority", "100")
         # The proxy's ports are left down and bare: the daemon brings them up without addresses.
-        for host in TERMINALS:
+        for host in AGENTS:
             # Host-to-host protection: the peer's address is routed into the agent's TUN device; the agent's
-            # own packets (marked) go around it; the key-delivery address is on the link.
+            # own packets (marked) go around it; the key-delivery address is on the link (fe80::1 always is).
             name, dev = host["ns"], host["dev"]
-            ns(name, "ip", "route", "add", "169.254.0.1/32", "dev", dev)
-            ns(name, "ip", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
-            ns(name, "ip", "route", "add", "default", "dev", dev, "table", "4500")
+            if host["v4"]:
+                ns(name, "ip", "route", "add", "169.254.0.1/32", "dev", dev)
+                ns(name, "ip", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
+                ns(name, "ip", "route", "add", "default", "dev", dev, "table", "4500")
             ns(name, "ip", "-6", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
             ns(name, "ip", "-6", "route", "add", "default", "dev", dev, "table", "4500")
         return self
@@ -119,12 +126,12 @@ def daemon_configuration(control):
             {"source": terminals, "destination": peer, "action": "protect", "profile": "peer"},
         ]
     terminals = []
-    for t in TERMINALS:
+    for t in AGENTS:
         entry = {"terminal_id": t["id"], "enrollment_key_hex": t["key"]}
         if t["enrolled_by"] == "mac":
             entry["mac"] = t["mac"]
         else:
-            entry["addresses"] = [t["v4"], t["v6"]]
+            entry["addresses"] = [a for a in (t["v4"], t["v6"]) if a]
         terminals.append(entry)
     return {
         "interfaces": {"internet": "ikp-dx0", "terminal": "ikp-dx1"},
@@ -142,6 +149,10 @@ def daemon_configuration(control):
 
 
 def terminal_configuration(t):
+    if not t["v4"]:
+        # IPv6 only: the agent's defaults reach the proxy at ff02::1 and answer from its own address.
+        return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v6"]],
+                "fwmark": int(MARK, 16), "status_interval": 0, "tun": {"name": "ikp0", "routes": [PEER6 + "/128"], "mtu": 1400}}
     return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"], t["v6"]],
             "proxy_address": "169.254.0.1", "fwmark": int(MARK, 16), "status_interval": 0,
             "tun": {"name": "ikp0", "routes": [PEER4 + "/32", PEER6 + "/128"], "mtu": 1400}}
@@ -149,7 +160,7 @@ def terminal_configuration(t):
 
 def load_peer_connections(charon):
     for host in HOSTS:
-        for v6 in (False, True):
+        for v6 in (False, True) if host["v4"] else (True,):
             local, remote = (PEER6, host["v6"]) if v6 else (PEER4, host["v4"])
             name = f"{host['name']}v{6 if v6 else 4}"
             charon.session.load_conn({name: {
@@ -158,7 +169,7 @@ def load_peer_connections(charon):
                 "local-1": {"auth": "psk", "id": local}, "remote-1": {"auth": "psk", "id": remote},
                 "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
                                     "local_ts": [local], "remote_ts": [remote]}}}})
-    owners = [PEER4, PEER6] + [h[k] for h in HOSTS for k in ("v4", "v6")]
+    owners = [PEER4, PEER6] + [h[k] for h in HOSTS for k in ("v4", "v6") if h[k]]
     charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": owners})
 
 
@@ -454,7 +465,7 @@ def run(charon, directory):
     daemon = Daemon(directory)
     refusals(directory, daemon.config)
     agents = {}
-    for t in TERMINALS:
+    for t in AGENTS:
         path = os.path.join(directory, f"{t['name']}.json")
         with open(path, "w") as f:
             json.dump(terminal_configuration(t), f)
@@ -465,7 +476,7 @@ def run(charon, directory):
     try:
         time.sleep(1.5)
         check(daemon.process.poll() is None, "ikeproxy daemon is running")
-        check(all(a.poll() is None for a in agents.values()), "both terminal agents are running")
+        check(all(a.poll() is None for a in agents.values()), "the three terminal agents are running")
         bare, lines = bridged_ports_bare()
         check(bare, f"`ip addr` in the proxy namespace shows no address on the bridged ports {lines}")
         # The stranger speaks, so discovery sees it.
@@ -474,6 +485,7 @@ def run(charon, directory):
 
         for v6 in (False, True):
             family("IPv6" if v6 else "IPv4", v6, charon, daemon, directory)
+        ipv6_only_terminal(charon, daemon, directory)
 
         frames_cross_unchanged(directory)
         # Key delivery never comes from the Internet side.
@@ -518,7 +530,7 @@ def run(charon, directory):
             stop(agent)
         code = stop(daemon.process)
         check(code == 0 and "stopping;" in read(daemon.log), f"the daemon stops cleanly on SIGTERM (exit status {code})")
-        for name in ["daemon.log"] + [f"{t['name']}.log" for t in TERMINALS]:
+        for name in ["daemon.log"] + [f"{t['name']}.log" for t in AGENTS]:
             lines = read(os.path.join(directory, name)).splitlines()
             print(f"  --- last lines of {name}:")
             for line in lines[-4:]:
@@ -591,6 +603,39 @@ def family(label, v6, charon, daemon, directory):
           and daemon.counter("drop_ike_for_unregistered_terminal") > unregistered_before,
           f"{label}: strongSwan's IKE to the unregistered {STRANGER[key]} is dropped; no SA")
     terminate(charon, name)
+
+
+def ipv6_only_terminal(charon, daemon, directory):
+    """A terminal with no IPv4 at all: key delivery runs over IPv6, from the proxy's fe80::1 to the terminal's
+    address, and back to fe80::1, which the proxy answers neighbour solicitations for on the terminal link."""
+    label, t, name = "IPv6-only terminal", V6ONLY, "t4v6"
+    print(f"  -- {label}")
+    log_path = os.path.join(directory, f"{t['name']}.log")
+    acknowledged = lambda: read(daemon.log).count(f"terminal {t['id']} acknowledged")
+    nd_before, acks_before = daemon.counter("nd_answered_for_key_delivery_address"), acknowledged()
+    result = initiate(charon, name)
+    sa, child = wait_child(charon, name)
+    check(child is not None, f"{label}: strongSwan initiated to {t['v6']} and the proxy answered in its name ({result})")
+    check(wait_for(lambda: "installed outbound SA" in read(log_path), 10), f"{label}: the terminal received the SA over IPv6 key delivery")
+    check(wait_for(lambda: acknowledged() > acks_before, 10), f"{label}: the proxy got the terminal's acknowledgements over IPv6")
+    check(daemon.counter("nd_answered_for_key_delivery_address") > nd_before,
+          f"{label}: the terminal resolved fe80::1 through the proxy's neighbour advertisement")
+    ok, summary = ping(PEER, PEER6, t["v6"])
+    check(ok, f"{label}: ping peer -> t4 through ESP ({summary})")
+    ok, summary = ping(t["ns"], t["v6"], PEER6)
+    check(ok, f"{label}: ping t4 -> peer through ESP ({summary})")
+    ok, count, seconds = transfer(t["ns"], t["v6"], PEER, PEER6, 6070, 1024 * 1024, timeout=60)
+    check(ok, f"{label}: 1 MB TCP peer -> t4 through ESP, intact ({count} octets, {seconds:.1f} s)")
+    # The terminal opens a flow itself: the proxy initiates IKE in its name and delivers over IPv6 again.
+    terminate(charon, name)
+    check(wait_for(lambda: installed_child(charon, name)[1] is None, 10), f"{label}: strongSwan deleted t4's SA")
+    time.sleep(1)
+    installed_before = read(log_path).count("installed outbound SA")
+    ok, count, seconds = transfer(PEER, PEER6, t["ns"], t["v6"], 6071, 1024 * 1024, timeout=30)
+    check(ok, f"{label}: t4 opens a TCP connection to the peer; 1 MB passes through ESP ({seconds:.1f} s)")
+    sa, child = installed_child(charon, name)
+    check(child is not None and sa.get("initiator", b"no") != b"yes" and read(log_path).count("installed outbound SA") > installed_before,
+          f"{label}: the proxy initiated IKE for t4 and set the new SA into it over IPv6")
 
 
 def capture_checks(pcap):
