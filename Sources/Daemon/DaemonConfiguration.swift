@@ -43,6 +43,8 @@ public struct DaemonConfiguration: Sendable {
         /// The TLS key itself when the file gave it sealed.
         public var privateKeyPEM: [UInt8]?
         public var administrators: [Administrator]
+        /// PEM file of the CA(s) that issue administrators' client certificates; nil: bearer tokens only.
+        public var clientCAPath: String?
     }
 
     public struct StoreConfiguration: Sendable {
@@ -92,12 +94,13 @@ public struct DaemonConfiguration: Sendable {
         }
         var store: Store?
         struct Management: Decodable {
-            struct Admin: Decodable { var name: String; var role: String?; var token_sha256: String }
+            struct Admin: Decodable { var name: String; var role: String?; var token_sha256: String?; var certificate_sha256: String? }
             var listen: String
             var port: Int?
             var certificate: String
             var private_key: String?
             var private_key_sealed: String?
+            var client_ca: String?
             var administrators: [Admin]
         }
         var management: Management?
@@ -261,13 +264,27 @@ public struct DaemonConfiguration: Sendable {
             guard !m.administrators.isEmpty else { throw fail("management.administrators: at least one administrator is needed") }
             var administrators: [Administrator] = []
             for (index, a) in m.administrators.enumerated() {
-                guard let digest = [UInt8](hexString: a.token_sha256), digest.count == 32 else {
-                    throw fail("management.administrators[\(index)].token_sha256: 64 hexadecimal digits (sha256sum of the token)")
+                let at = "management.administrators[\(index)]"
+                func digest(_ text: String?, _ key: String, _ how: String) throws -> [UInt8]? {
+                    guard let text else { return nil }
+                    guard let bytes = [UInt8](hexString: text.replacingOccurrences(of: ":", with: "")), bytes.count == 32 else {
+                        throw fail("\(at).\(key): 64 hexadecimal digits (\(how))")
+                    }
+                    return bytes
+                }
+                let token = try digest(a.token_sha256, "token_sha256", "sha256sum of the token")
+                let certificate = try digest(a.certificate_sha256, "certificate_sha256",
+                                             "SHA-256 of the client certificate: openssl x509 -in cert.pem -outform DER | sha256sum")
+                guard token != nil || certificate != nil else {
+                    throw fail("\(at): token_sha256 or certificate_sha256 (or both) is needed, or nobody can log in as \(a.name)")
+                }
+                if certificate != nil && m.client_ca == nil {
+                    throw fail("\(at).certificate_sha256: management.client_ca must name the CA that issues administrators' certificates")
                 }
                 guard let role = Administrator.Role(rawValue: a.role ?? "admin") else {
-                    throw fail("management.administrators[\(index)].role: 'admin' or 'reader'")
+                    throw fail("\(at).role: 'admin' or 'reader'")
                 }
-                administrators.append(Administrator(name: a.name, role: role, tokenSHA256: digest))
+                administrators.append(Administrator(name: a.name, role: role, tokenSHA256: token, certificateSHA256: certificate))
             }
             if let sealed = m.private_key_sealed {
                 sealedSecrets["management:tls-key"] = try sealedBox(sealed, "management.private_key_sealed")
@@ -277,7 +294,8 @@ public struct DaemonConfiguration: Sendable {
                 throw fail("management: private_key_sealed (from `ikeproxy seal --context management:tls-key`) or private_key (a PEM file) is required")
             }
             configuration.management = ManagementConfiguration(host: m.listen, port: m.port ?? 8443, certificatePath: m.certificate,
-                                                               privateKeyPath: m.private_key ?? "", administrators: administrators)
+                                                               privateKeyPath: m.private_key ?? "", administrators: administrators,
+                                                               clientCAPath: m.client_ca)
         }
         configuration.sealedSecrets = sealedSecrets
         configuration.clearSecrets = clearSecrets

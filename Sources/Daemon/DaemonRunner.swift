@@ -87,12 +87,13 @@ public final class DaemonRunner {
             nonisolated(unsafe) let serverLog = log
             let server = try ManagementServer(host: management.host, port: management.port, certificatePath: management.certificatePath,
                                               privateKeyPath: management.privateKeyPath, privateKeyPEM: management.privateKeyPEM,
-                                              administrators: management.administrators,
+                                              clientCAPath: management.clientCAPath, administrators: management.administrators,
                                               mailbox: mailbox, log: { line in serverLog(line) })
             try Self.wait { try await server.start() }
             self.server = server
             log("management API on https://\(management.host.contains(":") ? "[\(management.host)]" : management.host):\(management.port) "
-                + "(\(management.administrators.count) administrator(s); bearer tokens kept as SHA-256 hashes)")
+                + "(\(management.administrators.count) administrator(s); bearer tokens kept as SHA-256 hashes"
+                + (management.clientCAPath.map { "; client certificates from the CA in \($0), pinned by SHA-256" } ?? "") + ")")
         }
         if let state {
             sealerPresent = state.sealer.isAvailable()

@@ -5,8 +5,25 @@ import HummingbirdTLS
 import NIOCore
 import NIOSSL
 
+/// A request's context with its connection, so the handler can ask TLS for the client's certificate.
+public struct ManagementRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    let channel: any Channel
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        channel = source.channel
+    }
+
+    /// The client certificate TLS verified for this connection, as DER; nil when none was presented.
+    func clientCertificateDER() async -> [UInt8]? {
+        guard let certificate = try? await channel.nioSSL_peerCertificate().get() else { return nil }
+        return try? certificate.toDERBytes()
+    }
+}
+
 /// The HTTPS management listener (docs/management.md, docs/openapi.yaml): TLS only, every route behind
-/// a bearer token, changes for the admin role only; each call goes through the mailbox to the daemon.
+/// a pinned client certificate or a bearer token, changes for the admin role only; each call goes through
+/// the mailbox to the daemon.
 public final class ManagementServer: @unchecked Sendable {
     public let host: String
     public let port: Int
@@ -17,7 +34,11 @@ public final class ManagementServer: @unchecked Sendable {
     let log: @Sendable (String) -> Void
 
     /// `privateKeyPEM`, when given, is the TLS key itself (unsealed at start); else it is read from `privateKeyPath`.
+    /// `clientCAPath` names the CA(s) that issue administrators' client certificates: a certificate is then
+    /// asked for and, when presented, must chain to one of them (else the handshake fails); bearer-token
+    /// clients need none.
     public init(host: String, port: Int, certificatePath: String, privateKeyPath: String, privateKeyPEM: [UInt8]? = nil,
+                clientCAPath: String? = nil,
                 administrators: [Administrator], mailbox: ManagementMailbox, log: @escaping @Sendable (String) -> Void) throws {
         self.host = host; self.port = port
         self.authenticator = Authenticator(administrators: administrators)
@@ -25,7 +46,12 @@ public final class ManagementServer: @unchecked Sendable {
         self.log = log
         let chain = try NIOSSLCertificate.fromPEMFile(certificatePath).map { NIOSSLCertificateSource.certificate($0) }
         let key = try privateKeyPEM.map { try NIOSSLPrivateKey(bytes: $0, format: .pem) } ?? NIOSSLPrivateKey(file: privateKeyPath, format: .pem)
-        tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        if let clientCAPath {
+            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(clientCAPath))
+            tls.certificateVerification = .optionalVerification
+        }
+        self.tls = tls
     }
 
     static let routes: [(HTTPRequest.Method, String, ManagementRequest.Route)] = [
@@ -36,12 +62,14 @@ public final class ManagementServer: @unchecked Sendable {
         (.delete, "/v1/sas/:parameter", .deleteSA),
     ]
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
+    func router() -> Router<ManagementRequestContext> {
+        let router = Router(context: ManagementRequestContext.self)
         for (method, path, route) in Self.routes {
             router.on(RouterPath(path), method: method) { [authenticator, mailbox, log] request, context -> Response in
                 let answer: ManagementResponse
-                if let administrator = authenticator.administrator(authorization: request.headers[.authorization]) {
+                let certificate = await context.clientCertificateDER()
+                if let (administrator, _) = authenticator.administrator(authorization: request.headers[.authorization],
+                                                                        clientCertificateDER: certificate) {
                     if route.changes && administrator.role != .admin {
                         answer = .error(403, "\(administrator.name) may read but not change (role \(administrator.role.rawValue))")
                         log("management: \(administrator.name) refused \(request.method) \(request.uri.path) (403, read-only role)")
@@ -51,8 +79,10 @@ public final class ManagementServer: @unchecked Sendable {
                                                                         body: Data(buffer: body), administrator: administrator))
                     }
                 } else {
-                    answer = .error(401, "a valid bearer token is required (Authorization: Bearer <token>)")
-                    log("management: unauthenticated \(request.method) \(request.uri.path) refused (401)")
+                    answer = .error(401, certificate == nil ? "a valid bearer token is required (Authorization: Bearer <token>)"
+                                                            : "this client certificate is not an administrator's, and no valid bearer token was given")
+                    log("management: unauthenticated \(request.method) \(request.uri.path) refused (401"
+                        + (certificate == nil ? ")" : ", client certificate \(Self.hex(Administrator.fingerprint(certificateDER: certificate!))) not pinned)"))
                 }
                 var headers = HTTPFields()
                 headers[.contentType] = answer.contentType
@@ -83,4 +113,6 @@ public final class ManagementServer: @unchecked Sendable {
     }
 
     public func stop() { task?.cancel() }
+
+    static func hex(_ bytes: [UInt8]) -> String { bytes.map { String(format: "%02x", $0) }.joined() }
 }

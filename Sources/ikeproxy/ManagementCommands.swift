@@ -13,6 +13,12 @@ struct APIOptions: ParsableArguments {
     @Option(name: .long, help: "PEM certificate to trust for the API (its own or its CA's; or IKEPROXY_CA_FILE).")
     var caFile: String?
 
+    @Option(name: .long, help: "The administrator's client certificate, PEM (or IKEPROXY_CERT_FILE); with --key-file.")
+    var certFile: String?
+
+    @Option(name: .long, help: "The client certificate's private key, PEM (or IKEPROXY_KEY_FILE).")
+    var keyFile: String?
+
     @Flag(name: .long, help: "Print the API's JSON answer instead of a table.")
     var json = false
 
@@ -21,11 +27,24 @@ struct APIOptions: ParsableArguments {
     func client() throws -> ManagementClient {
         let environment = ProcessInfo.processInfo.environment
         guard let url = api ?? environment["IKEPROXY_API"] else { throw ValidationError("--api (or IKEPROXY_API) names the management API") }
-        guard let path = tokenFile ?? environment["IKEPROXY_TOKEN_FILE"], let data = FileManager.default.contents(atPath: path) else {
-            throw ValidationError("--token-file (or IKEPROXY_TOKEN_FILE) must name a readable file holding the bearer token")
+        var clientCertificate: (String, String)?
+        switch (certFile ?? environment["IKEPROXY_CERT_FILE"], keyFile ?? environment["IKEPROXY_KEY_FILE"]) {
+        case (let certificate?, let key?): clientCertificate = (certificate, key)
+        case (nil, nil): break
+        default: throw ValidationError("--cert-file and --key-file go together (or IKEPROXY_CERT_FILE and IKEPROXY_KEY_FILE)")
         }
-        let token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        return ManagementClient(baseURL: url, token: token, caFile: caFile ?? environment["IKEPROXY_CA_FILE"])
+        var token: String?
+        if let path = tokenFile ?? environment["IKEPROXY_TOKEN_FILE"] {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw ValidationError("--token-file \(path) is not a readable file")
+            }
+            token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        guard token != nil || clientCertificate != nil else {
+            throw ValidationError("give a client certificate (--cert-file and --key-file) or a bearer token (--token-file), "
+                                  + "or IKEPROXY_CERT_FILE/IKEPROXY_KEY_FILE or IKEPROXY_TOKEN_FILE")
+        }
+        return ManagementClient(baseURL: url, token: token, caFile: caFile ?? environment["IKEPROXY_CA_FILE"], clientCertificate: clientCertificate)
     }
 
     /// Calls the API and returns the decoded JSON; HTTP errors become a message and exit status 1.

@@ -112,6 +112,15 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
                                                         "administrators": [["name": "a", "role": "root", "token_sha256": String(repeating: "0", count: 64)]]] }
             .contains("'admin' or 'reader'"))
+        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
+                                                        "administrators": [["name": "nobody"]]] }
+            .contains("token_sha256 or certificate_sha256"))
+        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
+                                                        "administrators": [["name": "c", "certificate_sha256": String(repeating: "ab", count: 32)]]] }
+            .contains("management.client_ca"))
+        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k", "client_ca": "ca.pem",
+                                                        "administrators": [["name": "c", "certificate_sha256": "00:11"]]] }
+            .contains("certificate_sha256: 64 hexadecimal digits"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))

@@ -6,7 +6,9 @@ ikp-dm0 (10.99.0.1), joined to ikp-d-admin (10.99.0.2). The API listens there on
 hold no address. The daemon keeps its state in SQLite, sealed with a key file (the lesser option).
 
 Checks: every route refuses a missing, malformed or unknown token (401) and a read-only administrator
-on changes (403); malformed bodies get 400 with a message and change nothing; the OpenAPI document
+on changes (403); an administrator with a client certificate from the configured CA whose fingerprint
+is pinned gets in without a token, and changes are audited under that name; a certificate from the same
+CA that is not pinned gets 401, one from another CA fails the TLS handshake; malformed bodies get 400 with a message and change nothing; the OpenAPI document
 validates and names exactly the routes the server has; a policy added over the API takes effect, is
 audited with the administrator's name and outlives a restart; the CLI shows SAs, policies, terminals
 and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
@@ -32,9 +34,12 @@ ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), (
 CHANGES = {"POST", "DELETE"}
 
 
-def curl(method, path, token=None, body=None, header=None):
-    """(status, parsed body or text) of one API call made from the administrator's namespace."""
+def curl(method, path, token=None, body=None, header=None, client=None):
+    """(status, parsed body or text) of one API call made from the administrator's namespace; `client` is a
+    (certificate, key) pair to present."""
     args = ["curl", "-sS", "-o", "-", "-w", "\n%{http_code}", "--cacert", CERT, "-X", method, API + path]
+    if client is not None:
+        args += ["--cert", client[0], "--key", client[1]]
     if header is not None:
         args += ["-H", header]
     elif token is not None:
@@ -71,6 +76,32 @@ def make_certificate(cert, key, days):
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
                     "-out", cert, "-days", str(days), "-subj", f"/CN={API_HOST}", "-addext", f"subjectAltName=IP:{API_HOST}"],
                    check=True, capture_output=True)
+
+
+def make_client_certificates(directory):
+    """A CA for administrators' certificates, carol's and mallory's certificates from it, and eve's self-signed one."""
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    ca, ca_key = os.path.join(directory, "admin-ca.pem"), os.path.join(directory, "admin-ca.key")
+    run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca,
+        "-days", "2", "-subj", "/CN=ikeproxy administrators CA", "-addext", "basicConstraints=critical,CA:TRUE",
+        "-addext", "keyUsage=critical,keyCertSign")
+    made = {}
+    for name in ("carol", "mallory", "eve"):
+        cert, key, csr = (os.path.join(directory, f"{name}.{ext}") for ext in ("pem", "key", "csr"))
+        if name == "eve":
+            run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert,
+                "-days", "2", "-subj", f"/CN={name}")
+        else:
+            run("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+                "-subj", f"/CN={name}")
+            extensions = os.path.join(directory, "client.ext")
+            with open(extensions, "w") as f:
+                f.write("extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n")
+            run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extensions)
+        der = subprocess.run(["openssl", "x509", "-in", cert, "-outform", "DER"], check=True, capture_output=True).stdout
+        made[name] = (cert, key, hashlib.sha256(der).hexdigest())
+    return ca, made
 
 
 def main():
@@ -113,9 +144,14 @@ def run(charon, directory, key):
     config["store"] = {"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "usb", "ikeproxy.key"),
                        "create_key_file": True}
     os.makedirs(os.path.join(directory, "usb"))
-    config["management"] = {"listen": API_HOST, "port": 8443, "certificate": CERT, "private_key": key, "administrators": [
+    client_ca, clients = make_client_certificates(directory)
+    carol_fingerprint = clients["carol"][2]
+    config["management"] = {"listen": API_HOST, "port": 8443, "certificate": CERT, "private_key": key, "client_ca": client_ca,
+                            "administrators": [
         {"name": "alice", "role": "admin", "token_sha256": hashlib.sha256(admin_token.encode()).hexdigest()},
-        {"name": "rob", "role": "reader", "token_sha256": hashlib.sha256(reader_token.encode()).hexdigest()}]}
+        {"name": "rob", "role": "reader", "token_sha256": hashlib.sha256(reader_token.encode()).hexdigest()},
+        # As `openssl x509 -fingerprint -sha256` prints it, colons and all.
+        {"name": "carol", "role": "admin", "certificate_sha256": ":".join(carol_fingerprint[i:i + 2] for i in range(0, 64, 2)).upper()}]}
     config_path = os.path.join(directory, "daemon.json")
     with open(config_path, "w") as f:
         json.dump(config, f, indent=1)
@@ -144,6 +180,7 @@ def run(charon, directory, key):
         check(reach.returncode != 0, f"from the Internet side of the bridge the API cannot be reached (curl exit {reach.returncode})")
 
         authentication(admin_token, reader_token)
+        client_certificates(clients, admin_token, directory, log)
         openapi_matches()
 
         # A terminal gets an SA; the CLI shows it.
@@ -268,6 +305,31 @@ def authentication(admin_token, reader_token):
           + (f": {refused}" if refused else ""))
     code, _ = curl("GET", "/v1/status", admin_token)
     check(code == 200, "an administrator's token is accepted")
+
+
+def client_certificates(clients, admin_token, directory, log):
+    carol, mallory, eve = (clients[n][:2] for n in ("carol", "mallory", "eve"))
+    code, answer = curl("GET", "/v1/status", client=carol)
+    check(code == 200, f"carol's pinned client certificate, from the administrators' CA, is accepted without a token ({code})")
+    rule = {"rule": {"source": "192.0.2.0/24", "destination": "192.0.2.99/32", "action": "discard"}, "position": 0}
+    code, _ = curl("POST", "/v1/policies", body=rule, client=carol)
+    code2, _ = curl("DELETE", "/v1/policies/0", client=carol)
+    audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
+    check(code == 201 and code2 == 200 and ("carol", "policy.add") in audit and ("carol", "policy.delete") in audit,
+          f"carol may change the policy with her certificate, and the audit log names her ({code}, {code2})")
+    code, answer = curl("GET", "/v1/status", client=mallory)
+    check(code == 401 and "not an administrator's" in str(answer) and "not pinned" in e2e.read(log),
+          f"mallory's certificate from the same CA but not pinned gets 401 ({code}: {answer})")
+    code, _ = curl("GET", "/v1/status", admin_token, client=mallory)
+    check(code == 200, "with an unpinned certificate, a valid bearer token still counts")
+    result = ns(ADMIN, "curl", "-sS", "-o", "/dev/null", "--cacert", CERT, "--cert", eve[0], "--key", eve[1], API + "/v1/status", check=False)
+    check(result.returncode != 0, f"eve's self-signed certificate fails the TLS handshake (curl exit {result.returncode}: {result.stderr.strip()[:80]})")
+    listed = subprocess.run(["ip", "netns", "exec", ADMIN, e2e.BINARY, "policies", "--api", API, "--ca-file", CERT,
+                             "--cert-file", carol[0], "--key-file", carol[1]], capture_output=True, text=True)
+    check(listed.returncode == 0 and "ACTION" in listed.stdout.upper(), f"the CLI authenticates with --cert-file/--key-file ({listed.stderr.strip()[:120]})")
+    half = subprocess.run(["ip", "netns", "exec", ADMIN, e2e.BINARY, "policies", "--api", API, "--ca-file", CERT, "--cert-file", carol[0]],
+                          capture_output=True, text=True)
+    check(half.returncode != 0 and "--key-file" in half.stderr, "the CLI refuses a certificate without its key, saying why")
 
 
 def openapi_matches():
