@@ -17,6 +17,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
     ],
     targets: [
         // Pure IKEv2: wire codec, crypto suites, key derivation, exchange state machines. No I/O.
@@ -26,6 +28,8 @@ let package = Package(
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "BigInt", package: "BigInt"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
             ]
         ),
         // Packet parsing and building: IP headers, checksums. No I/O.
@@ -51,7 +55,8 @@ let package = Package(
         // The terminal agent: SAs from the key-delivery channel, ESP over a TUN device.
         .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO"]),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
-        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO", "ESP", "KeyDelivery", "Proxy"]),
+        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO", "ESP", "KeyDelivery", "Proxy",
+                                                    .product(name: "X509", package: "swift-certificates")]),
         // PKCS#11 (the token that seals secrets) through the module's function list; header from p11-kit.
         .target(name: "CPKCS11", cSettings: [.unsafeFlags(["-I/usr/include/p11-kit-1"])], linkerSettings: [.linkedLibrary("dl")]),
         // State that survives: SQLite through GRDB, every secret sealed by a token or a key file.
@@ -107,7 +112,8 @@ let package = Package(
         ),
         .testTarget(
             name: "IKEv2Tests",
-            dependencies: ["IKEv2", "IKEEndpoint", .product(name: "Crypto", package: "swift-crypto")],
+            dependencies: ["IKEv2", "IKEEndpoint", .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1")],
             resources: [.copy("Fixtures")]
         ),
     ]

@@ -1,5 +1,6 @@
 import Foundation
 import IKEv2
+import X509
 
 /// Why a configuration file was refused; the message names the offending key.
 public struct ConfigurationError: Error, CustomStringConvertible {
@@ -33,6 +34,13 @@ public struct EndpointConfigurationFile: Decodable {
         var force_encapsulation: Bool?
         var liveness_interval: Double?
         var children: [Child]?
+        /// "psk" (default) or "pubkey": how this side proves who it is, and how the peer must.
+        var local_auth: String?
+        var remote_auth: String?
+        /// PEM files: our certificate (chain, end entity first) and its ECDSA key; the CAs we trust for the peer.
+        var certificate: String?
+        var private_key: String?
+        var ca_certificates: [String]?
     }
     struct Settings: Decodable {
         var cookie_threshold: Int?
@@ -75,16 +83,24 @@ public struct EndpointConfigurationFile: Decodable {
                 guard address.isIPv6 == local.isIPv6 else { throw ConfigurationError("\(at): local and remote address families differ") }
                 remote = address
             }
-            let psk: KeyMaterial
+            let (localAuthentication, remoteAuthentication) = try authentication(c, at: at)
+            var psk = KeyMaterial([])
             if let hex = c.psk_hex {
                 guard let bytes = [UInt8](hexString: hex) else { throw ConfigurationError("\(at): psk_hex is not hexadecimal") }
                 psk = KeyMaterial(bytes)
             } else if let text = c.psk {
                 psk = KeyMaterial(Array(text.utf8))
-            } else {
-                throw ConfigurationError("\(at): psk or psk_hex is required")
+            } else if case .preSharedKey = localAuthentication {
+                throw ConfigurationError("\(at): psk or psk_hex is required (or local_auth and remote_auth \"pubkey\" with certificates)")
+            } else if case .preSharedKey = remoteAuthentication {
+                throw ConfigurationError("\(at): psk or psk_hex is required: remote_auth is \"psk\"")
             }
-            guard psk.count >= 8 else { throw ConfigurationError("\(at): the pre-shared key is shorter than 8 octets") }
+            let usesPSK: Bool
+            switch (localAuthentication, remoteAuthentication) {
+            case (.certificate, .certificate): usesPSK = false
+            default: usesPSK = true
+            }
+            guard !usesPSK || psk.count >= 8 else { throw ConfigurationError("\(at): the pre-shared key is shorter than 8 octets") }
             let proposals: [ProposalSpec]
             do { proposals = try (c.proposals ?? ["aes256gcm16-prfsha256-x25519"]).map { try ProposalSpec($0, forIKE: true) } }
             catch { throw ConfigurationError("\(at): \(error)") }
@@ -113,14 +129,53 @@ public struct EndpointConfigurationFile: Decodable {
                                           remoteTrafficSelectors: try selectors(child.remote_ts, default: remote), mode: mode,
                                           proposals: esp, rekeyTime: child.rekey_time, lifetime: child.lifetime)
             }
-            return ConnectionConfiguration(
+            var connection = ConnectionConfiguration(
                 name: c.name, localAddress: local, remoteAddress: remote, localPort: c.local_port ?? 500, remotePort: c.remote_port ?? 500,
                 localIdentity: Identity(c.local_id ?? local.description), remoteIdentity: (c.remote_id ?? remote?.description).map(Identity.init),
                 preSharedKey: psk, proposals: proposals, children: children, rekeyTime: c.rekey_time,
                 forceEncapsulation: c.force_encapsulation ?? false, livenessInterval: c.liveness_interval)
+            connection.localAuthentication = localAuthentication
+            connection.remoteAuthentication = remoteAuthentication
+            return connection
         }
         guard !connections.isEmpty else { throw ConfigurationError("configuration defines no connections") }
         return (connections, settings)
+    }
+
+    /// local_auth / remote_auth with the certificate, key and CA files they need, read and checked now.
+    static func authentication(_ c: Connection, at: String) throws -> (LocalAuthentication, RemoteAuthentication) {
+        func read(_ path: String, _ key: String) throws -> String {
+            guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError("\(at): \(key) '\(path)' cannot be read") }
+            return String(decoding: data, as: UTF8.self)
+        }
+        let local: LocalAuthentication
+        switch c.local_auth ?? "psk" {
+        case "psk": local = .preSharedKey
+        case "pubkey":
+            guard let certificate = c.certificate, let key = c.private_key else {
+                throw ConfigurationError("\(at): local_auth \"pubkey\" needs certificate and private_key (PEM files)")
+            }
+            do { local = .certificate(try CertificateCredential(certificatePEM: try read(certificate, "certificate"), privateKeyPEM: try read(key, "private_key"))) }
+            catch let error as CredentialError { throw ConfigurationError("\(at): certificate '\(certificate)' and private_key '\(key)': \(error)") }
+        case let other: throw ConfigurationError("\(at): local_auth '\(other)' is not psk or pubkey")
+        }
+        let remote: RemoteAuthentication
+        switch c.remote_auth ?? "psk" {
+        case "psk": remote = .preSharedKey
+        case "pubkey":
+            guard let files = c.ca_certificates, !files.isEmpty else {
+                throw ConfigurationError("\(at): remote_auth \"pubkey\" needs ca_certificates (PEM files of the CAs that issue the peer's certificate)")
+            }
+            var anchors: [Certificate] = []
+            for file in files {
+                let found = CertificateCredential.certificates(pem: try read(file, "ca_certificates"))
+                guard !found.isEmpty else { throw ConfigurationError("\(at): ca_certificates '\(file)' holds no PEM certificate") }
+                anchors += found
+            }
+            remote = .certificate(trustAnchors: anchors)
+        case let other: throw ConfigurationError("\(at): remote_auth '\(other)' is not psk or pubkey")
+        }
+        return (local, remote)
     }
 
 }

@@ -13,6 +13,7 @@ Needs root, iproute2, strongSwan and the `vici` Python module; it fails loudly i
 import json, os, re, select, shutil, signal, socket, subprocess, sys, tempfile, time
 
 import vici
+import vici.exception
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BINARY = os.environ.get("IKEPROXY_BIN", os.path.join(ROOT, ".build", "debug", "ikeproxy"))
@@ -106,7 +107,7 @@ class Charon:
         self.log = os.path.join(directory, "charon.log")
         with open(os.path.join(directory, "strongswan.conf"), "w") as f:
             f.write(f"""charon {{
-  load = random nonce aes sha1 sha2 hmac gcm chapoly curve25519 gmp openssl kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+  load = random nonce aes sha1 sha2 hmac gcm chapoly curve25519 gmp openssl kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici
   retransmit_timeout = 2
   retransmit_tries = 3
   plugins {{
@@ -210,7 +211,7 @@ class Charon:
 class Endpoint:
     """`ikeproxy endpoint` in the endpoint namespace, driven through its control pipe."""
 
-    def __init__(self, directory, ike, esp, addresses):
+    def __init__(self, directory, ike, esp, addresses, authentication=None):
         peer, local = addresses
         self.fifo = os.path.join(directory, "control")
         config = {"connections": [{
@@ -218,6 +219,9 @@ class Endpoint:
             "force_encapsulation": True,
             "children": [{"name": "ch", "local_ts": [local], "remote_ts": [peer], "esp_proposals": [esp]}]}],
             "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4}}
+        if authentication:
+            config["connections"][0].update(authentication)
+            del config["connections"][0]["psk"]
         path = os.path.join(directory, "endpoint.json")
         with open(path, "w") as f:
             json.dump(config, f)
@@ -505,11 +509,93 @@ def run_collision_case(directory, ike, esp, addresses):
         charon.stop()
 
 
+def make_certificates(directory):
+    """A CA and two end-entity certificates from it, for strongSwan (P-256) and ikeproxy (P-384), each naming
+    its address in subjectAltName; and a second CA that issued nothing either side uses."""
+    def openssl(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    paths = {}
+    for ca in ("ca", "other-ca"):
+        cert, key = os.path.join(directory, f"{ca}.pem"), os.path.join(directory, f"{ca}.key")
+        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+                "-subj", f"/O=IKEProxy interop/CN={ca}", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+        paths[ca] = (cert, key)
+    for name, address, curve in (("strongswan", V4[0], "P-256"), ("ikeproxy", V4[1], "P-384")):
+        cert, key, csr = (os.path.join(directory, f"{name}.{ext}") for ext in ("pem", "key", "csr"))
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", f"ec_paramgen_curve:{curve}", "-nodes", "-keyout", key, "-out", csr,
+                "-subj", f"/O=IKEProxy interop/CN={name}")
+        extensions = os.path.join(directory, f"{name}.ext")
+        with open(extensions, "w") as f:
+            f.write(f"subjectAltName=IP:{address}\nkeyUsage=critical,digitalSignature\n")
+        openssl("x509", "-req", "-in", csr, "-CA", paths["ca"][0], "-CAkey", paths["ca"][1], "-CAcreateserial", "-out", cert,
+                "-days", "2", "-extfile", extensions)
+        paths[name] = (cert, key)
+    return paths
+
+
+def run_certificate_case(directory, ike, esp):
+    """Both sides authenticate with ECDSA certificates from one CA (strongSwan P-256, ikeproxy P-384), each
+    side initiating in turn; then ikeproxy trusts another CA and strongSwan's certificate is refused."""
+    print(f"case certificates, {ike} / {esp}", flush=True)
+    paths = make_certificates(directory)
+    read = lambda path: open(path, "rb").read()
+    peer, local = V4
+    charon = Charon(directory)
+    try:
+        charon.session.load_cert({"type": "X509", "flag": "CA", "data": read(paths["ca"][0])})
+        charon.session.load_key({"type": "any", "data": read(paths["strongswan"][1])})
+        charon.session.load_conn({"c": {
+            "version": "2", "local_addrs": [peer], "remote_addrs": [local], "proposals": [ike],
+            "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+            "local-1": {"auth": "pubkey", "id": peer, "certs": [read(paths["strongswan"][0])]},
+            "remote-1": {"auth": "pubkey", "id": local, "cacerts": [read(paths["ca"][0])]},
+            "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
+                                "rekey_time": "0", "local_ts": [peer], "remote_ts": [local]}}}})
+        ours = {"local_auth": "pubkey", "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
+                "remote_auth": "pubkey", "ca_certificates": [paths["ca"][0]]}
+        for initiator in ("ikeproxy", "strongSwan"):
+            label = f"certificates, initiated by {initiator}"
+            endpoint = Endpoint(directory, ike, esp, V4, authentication=ours)
+            if initiator == "ikeproxy":
+                endpoint.command("initiate c")
+            else:
+                list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+            event = endpoint.wait_event("child_sa_established")
+            if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
+                compare(ike_sa(charon, event), event, label, initiator == "ikeproxy")
+                log = open(os.path.join(directory, "endpoint.log"), errors="replace").read()
+                check("authenticated by certificate" in log and "CN=strongswan" in log,
+                      f"{label}: ikeproxy verified strongSwan's certificate chain, name and ECDSA signature")
+                charon_log = open(charon.log, errors="replace").read()
+                check(re.search(r"authentication of '192\.0\.2\.2' with ECDSA.384 signature successful", charon_log) is not None,
+                      f"{label}: strongSwan verified ikeproxy's ECDSA P-384 signature and certificate")
+                list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+                check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
+            check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        # ikeproxy trusts only another CA: strongSwan's certificate does not chain to it.
+        label = "certificates, untrusted CA"
+        endpoint = Endpoint(directory, ike, esp, V4, authentication=dict(ours, ca_certificates=[paths["other-ca"][0]]))
+        try:
+            list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 5000}))
+            refused_at_peer = False
+        except vici.exception.CommandException:
+            refused_at_peer = True
+        check(refused_at_peer, f"{label}: strongSwan's initiation fails (AUTHENTICATION_FAILED)")
+        failed = endpoint.wait_event("ike_sa_failed", timeout=10)
+        check(failed is not None and "does not chain to a trusted CA" in (failed.get("reason") or ""),
+              f"{label}: ikeproxy refuses strongSwan's certificate ({failed.get('reason') if failed else 'no failure reported'})")
+        check(not endpoint.wait_event("child_sa_established", timeout=1) and not [s for s in charon.sas() if s["state"] == b"ESTABLISHED"],
+              f"{label}: no SA on either side")
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+    finally:
+        charon.stop()
+
+
 def main():
     if os.geteuid() != 0:
         print("FAIL: the strongSwan interop test needs root (network namespaces)", file=sys.stderr)
         return 1
-    for tool in ("ip", "nft", "/usr/lib/ipsec/charon"):
+    for tool in ("ip", "nft", "openssl", "/usr/lib/ipsec/charon"):
         if not shutil.which(tool) and not os.path.exists(tool):
             print(f"FAIL: {tool} is missing; run scripts/test.sh, which installs it", file=sys.stderr)
             return 1
@@ -519,8 +605,9 @@ def main():
     cases = [("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes128gcm16-prfsha384-ecp256", "aes128gcm16"),
              ("aes256-sha256-modp2048", "aes256-sha256"), ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305")]
     keep = os.environ.get("KEEP_LOGS")
-    # INTEROP_ONLY=collision runs the simultaneous-rekey case alone (for work on it).
-    only_collision = os.environ.get("INTEROP_ONLY") == "collision"
+    # INTEROP_ONLY=collision or =certificates runs that case alone (for work on it).
+    only = os.environ.get("INTEROP_ONLY")
+    only_collision = only in ("collision", "certificates")
     with Network():
         for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
@@ -532,14 +619,18 @@ def main():
                         print("logs kept in", directory)
                     else:
                         shutil.rmtree(directory, ignore_errors=True)
-        directory = tempfile.mkdtemp(prefix="ikp-interop-")
-        try:
-            run_collision_case(directory, *cases[0], V4)
-        finally:
-            if FAILURES and keep:
-                print("logs kept in", directory)
-            else:
-                shutil.rmtree(directory, ignore_errors=True)
+        for name, case in (("collision", lambda d: run_collision_case(d, *cases[0], V4)),
+                           ("certificates", lambda d: run_certificate_case(d, *cases[1]))):
+            if only and only != name:
+                continue
+            directory = tempfile.mkdtemp(prefix="ikp-interop-")
+            try:
+                case(directory)
+            finally:
+                if FAILURES and keep:
+                    print("logs kept in", directory)
+                else:
+                    shutil.rmtree(directory, ignore_errors=True)
     if FAILURES:
         print(f"\n{len(FAILURES)} interop check(s) FAILED:", *FAILURES, sep="\n  ")
         return 1

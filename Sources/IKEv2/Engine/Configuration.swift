@@ -1,3 +1,5 @@
+import Foundation
+
 /// An identity as carried in IDi/IDr (RFC 7296 section 3.5), parsed from strongSwan-like text:
 /// an IPv4 or IPv6 address, "user@example.org" (RFC822_ADDR), "keyid:<hex>" (KEY_ID), anything else FQDN
 /// (a leading "@" is dropped, as strongSwan does).
@@ -78,6 +80,9 @@ public struct ConnectionConfiguration: Sendable {
     public var forceEncapsulation: Bool
     /// Seconds of silence before a liveness check (dead peer detection); nil disables it.
     public var livenessInterval: Double?
+    /// How this side proves who it is, and how the peer must: a pre-shared key unless set otherwise.
+    public var localAuthentication: LocalAuthentication = .preSharedKey
+    public var remoteAuthentication: RemoteAuthentication = .preSharedKey
 
     public init(name: String, localAddress: IPAddress, remoteAddress: IPAddress?, localPort: UInt16 = 500,
                 remotePort: UInt16 = 500, localIdentity: Identity, remoteIdentity: Identity?, preSharedKey: KeyMaterial,
@@ -105,5 +110,8 @@ public struct EngineSettings: Sendable {
     public var rekeyRetryDelay: Double = 10
     /// Seconds an SA replaced by a rekey waits for the peer's Delete before this side deletes it.
     public var replacedSATimeout: Double = 30
+    /// The calendar time certificates' validity periods are checked against (the engine's own clock is
+    /// monotonic seconds); tests set it.
+    public var wallClock: @Sendable () -> Date = { Date() }
     public init() {}
 }

@@ -1,14 +1,65 @@
-/// IKE_AUTH (RFC 7296 section 1.2) with pre-shared keys (section 2.15) and the first CHILD SA.
+/// IKE_AUTH (RFC 7296 section 1.2) with pre-shared keys or certificates (section 2.15) and the first CHILD SA.
 extension IKEEngine {
+    /// Our AUTH payload and the CERT payloads that go with it, as the connection says we prove who we are.
+    func ourAuthentication(connection: ConnectionConfiguration, suite: IKECipherSuite, firstMessage: [UInt8], peerNonce: [UInt8],
+                           authenticationKey: KeyMaterial, identity: IdentificationPayload) -> (certificates: [Payload], auth: AuthenticationPayload)? {
+        switch connection.localAuthentication {
+        case .preSharedKey:
+            let data = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
+                                                             peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
+            return ([], AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: data))
+        case .certificate(let credential):
+            let octets = SignatureAuthentication.signedOctets(prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
+                                                              authenticationKey: authenticationKey, identification: identity)
+            guard let signature = try? credential.key.sign(octets) else { return nil }
+            return (SignatureAuthentication.certificatePayloads(credential.chain), AuthenticationPayload(method: credential.key.method, data: signature))
+        }
+    }
+
+    /// Checks the peer's AUTH as the connection says the peer must prove who it is; the failure says why,
+    /// the success how (for the log).
+    func verifyPeer(connection: ConnectionConfiguration, suite: IKECipherSuite, auth: AuthenticationPayload, payloads: [Payload],
+                    firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
+                    identity: IdentificationPayload) -> Result<String, AuthenticationFailure> {
+        switch connection.remoteAuthentication {
+        case .preSharedKey:
+            guard auth.method == .sharedKeyMessageIntegrityCode else {
+                return .failure(AuthenticationFailure("the peer signed (AUTH method \(auth.method.rawValue)) but connection '\(connection.name)' expects a pre-shared key"))
+            }
+            let expected = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
+                                                                 peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
+            guard ProtectedMessage.constantTimeEqual(expected, auth.data[...]) else {
+                return .failure(AuthenticationFailure("the AUTH payload does not verify with the pre-shared key"))
+            }
+            return .success("pre-shared key")
+        case .certificate(let anchors):
+            guard auth.method != .sharedKeyMessageIntegrityCode else {
+                return .failure(AuthenticationFailure("the peer used a pre-shared key but connection '\(connection.name)' expects a certificate"))
+            }
+            let octets = SignatureAuthentication.signedOctets(prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
+                                                              authenticationKey: authenticationKey, identification: identity)
+            let certificates = payloads.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } }
+            return SignatureAuthentication.verify(auth: auth, certificates: certificates, identity: identity, octets: octets,
+                                                  trustAnchors: anchors, now: settings.wallClock())
+                .map { "certificate \($0.subject), issued by \($0.issuer)" }
+        }
+    }
+
     func sendAuthRequest(session: IKESession, now: Double) -> [EngineAction] {
         guard let suite = session.suite, let keys = session.keys else { return [] }
         let identity = session.connection.localIdentity.payload
-        let auth = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: session.connection.preSharedKey,
-                                                         firstMessage: session.initiatorFirstMessage, peerNonce: session.nonceResponder,
-                                                         authenticationKey: keys.authenticationInitiator, identification: identity)
-        var payloads: [Payload] = [.identificationInitiator(identity)]
+        guard let ours = ourAuthentication(connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
+                                           peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator,
+                                           identity: identity) else {
+            count("signing_failed")
+            return closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload")
+        }
+        // Order: IDi, [CERT+], [CERTREQ], [IDr], AUTH, then the CHILD SA's payloads.
+        var payloads: [Payload] = [.identificationInitiator(identity)] + ours.certificates
+        if case .certificate(let anchors) = session.connection.remoteAuthentication,
+           let request = SignatureAuthentication.certificateRequest(anchors) { payloads.append(request) }
         if let remote = session.connection.remoteIdentity { payloads.append(.identificationResponder(remote.payload)) }
-        payloads.append(.authentication(AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: auth)))
+        payloads.append(.authentication(ours.auth))
         var request: ChildRequest?
         if !session.pendingChildren.isEmpty {
             let configuration = session.pendingChildren.removeFirst()
@@ -44,16 +95,18 @@ extension IKEEngine {
             count("authentication_failed")
             return closeSession(session, kind: .ikeFailed, reason: "peer identity \(Identity(payload: identity)) is not the configured \(expected)")
         }
-        let expected = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: session.connection.preSharedKey,
-                                                             firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
-                                                             authenticationKey: keys.authenticationResponder, identification: identity)
-        guard auth.method == .sharedKeyMessageIntegrityCode, ProtectedMessage.constantTimeEqual(expected, auth.data[...]) else {
+        let proof: String
+        switch verifyPeer(connection: session.connection, suite: suite, auth: auth, payloads: payloads, firstMessage: session.responderFirstMessage,
+                          peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder, identity: identity) {
+        case .failure(let failure):
             count("authentication_failed")
-            return closeSession(session, kind: .ikeFailed, reason: "peer's AUTH payload does not verify with the pre-shared key")
+            return closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
+        case .success(let how): proof = how
         }
         session.state = .established
         if let rekeyTime = session.connection.rekeyTime { session.rekeyAt = now + rekeyTime }
         var actions: [EngineAction] = [
+            .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
             .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(session.connection.name)' established with \(session.remote) (\(suite.name))"),
             .event(ikeEvent(.ikeEstablished, session: session)),
         ]
@@ -84,25 +137,30 @@ extension IKEEngine {
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
                 + closeSession(session, kind: .ikeFailed, reason: "unknown peer identity \(Identity(payload: identity))")
         }
-        let expected = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey,
-                                                             firstMessage: session.initiatorFirstMessage, peerNonce: session.nonceResponder,
-                                                             authenticationKey: keys.authenticationInitiator, identification: identity)
-        guard auth.method == .sharedKeyMessageIntegrityCode, ProtectedMessage.constantTimeEqual(expected, auth.data[...]) else {
+        let proof: String
+        switch verifyPeer(connection: connection, suite: suite, auth: auth, payloads: payloads, firstMessage: session.initiatorFirstMessage,
+                          peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator, identity: identity) {
+        case .failure(let failure):
             count("authentication_failed")
-            return [.log("IKE_AUTH from \(session.remote): AUTH of \(Identity(payload: identity)) does not verify")]
+            return [.log("IKE_AUTH from \(session.remote): \(Identity(payload: identity)) not authenticated: \(failure)")]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
-                + closeSession(session, kind: .ikeFailed, reason: "AUTH payload did not verify with the pre-shared key")
+                + closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
+        case .success(let how): proof = how
         }
         session.connection = connection
         let ourIdentity = connection.localIdentity.payload
-        let ourAuth = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey,
-                                                            firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
-                                                            authenticationKey: keys.authenticationResponder, identification: ourIdentity)
-        var response: [Payload] = [.identificationResponder(ourIdentity),
-                                   .authentication(AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: ourAuth))]
+        guard let ours = ourAuthentication(connection: connection, suite: suite, firstMessage: session.responderFirstMessage,
+                                           peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder,
+                                           identity: ourIdentity) else {
+            count("signing_failed")
+            return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
+                + closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload")
+        }
+        var response: [Payload] = [.identificationResponder(ourIdentity)] + ours.certificates + [.authentication(ours.auth)]
         session.state = .established
         if let rekeyTime = connection.rekeyTime { session.rekeyAt = now + rekeyTime }
         var actions: [EngineAction] = [
+            .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
             .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(connection.name)' established with \(session.remote) (\(suite.name))"),
             .event(ikeEvent(.ikeEstablished, session: session)),
         ]

@@ -227,6 +227,10 @@ extension IKEEngine {
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: keyExchange.publicValue)),
             .nonce(NoncePayload(data: session.nonceResponder)),
         ]
+        // Ask for the peer's certificate when it must authenticate with one (section 3.7).
+        if case .certificate(let anchors) = connection.remoteAuthentication, let request = SignatureAuthentication.certificateRequest(anchors) {
+            response.append(request)
+        }
         response += natDetectionNotifies(session: session)
         let bytes = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: true), payloads: response).encode()
         session.responderFirstMessage = bytes

@@ -5,6 +5,10 @@ public struct AuthenticationMethod: RawRepresentable, Hashable, Sendable {
     public static let rsaDigitalSignature = AuthenticationMethod(rawValue: 1)
     public static let sharedKeyMessageIntegrityCode = AuthenticationMethod(rawValue: 2)
     public static let dssDigitalSignature = AuthenticationMethod(rawValue: 3)
+    /// ECDSA with SHA-256 on P-256, SHA-384 on P-384, SHA-512 on P-521 (RFC 4754): the signature is r | s.
+    public static let ecdsaSHA256P256 = AuthenticationMethod(rawValue: 9)
+    public static let ecdsaSHA384P384 = AuthenticationMethod(rawValue: 10)
+    public static let ecdsaSHA512P521 = AuthenticationMethod(rawValue: 11)
     public static let digitalSignature = AuthenticationMethod(rawValue: 14)
 }
 

@@ -1,0 +1,203 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+
+/// How this side proves who it is in IKE_AUTH (RFC 7296 section 2.15).
+public enum LocalAuthentication: Sendable {
+    /// The connection's pre-shared key.
+    case preSharedKey
+    /// A signature with the private key of a certificate sent along in CERT payloads.
+    case certificate(CertificateCredential)
+}
+
+/// How the peer must prove who it is.
+public enum RemoteAuthentication: Sendable {
+    case preSharedKey
+    /// A signature by the key of a certificate that chains to one of these CA certificates and names the
+    /// peer's identity in its subjectAltName (or as its subject, for a DN identity).
+    case certificate(trustAnchors: [Certificate])
+}
+
+/// A certificate chain (end entity first) and the end entity's private key.
+public struct CertificateCredential: Sendable {
+    public var chain: [Certificate]
+    public var key: SigningKey
+
+    public init(chain: [Certificate], key: SigningKey) { self.chain = chain; self.key = key }
+
+    /// Reads a PEM file of certificates (end entity first) and a PEM private key; throws what is wrong.
+    public init(certificatePEM: String, privateKeyPEM: String) throws(CredentialError) {
+        let chain = CertificateCredential.certificates(pem: certificatePEM)
+        guard let leaf = chain.first else { throw CredentialError("no certificate in the PEM text") }
+        let key: SigningKey
+        if let k = try? P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p256(k) }
+        else if let k = try? P384.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p384(k) }
+        else if let k = try? P521.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p521(k) }
+        else { throw CredentialError("the private key is not a PEM ECDSA key on P-256, P-384 or P-521") }
+        guard key.publicKey == leaf.publicKey else { throw CredentialError("the private key does not belong to the certificate's public key") }
+        self.init(chain: chain, key: key)
+    }
+
+    /// Every certificate in a PEM text, in order.
+    public static func certificates(pem: String) -> [Certificate] {
+        (try? PEMDocument.parseMultiple(pemString: pem))?.filter { $0.discriminator == "CERTIFICATE" }
+            .compactMap { try? Certificate(derEncoded: $0.derBytes) } ?? []
+    }
+}
+
+public struct CredentialError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// An ECDSA private key and the IKEv2 AUTH method it signs with (RFC 4754).
+public enum SigningKey: Sendable {
+    case p256(P256.Signing.PrivateKey)
+    case p384(P384.Signing.PrivateKey)
+    case p521(P521.Signing.PrivateKey)
+
+    public var method: AuthenticationMethod {
+        switch self {
+        case .p256: return .ecdsaSHA256P256
+        case .p384: return .ecdsaSHA384P384
+        case .p521: return .ecdsaSHA512P521
+        }
+    }
+
+    var publicKey: Certificate.PublicKey {
+        switch self {
+        case .p256(let k): return Certificate.PublicKey(k.publicKey)
+        case .p384(let k): return Certificate.PublicKey(k.publicKey)
+        case .p521(let k): return Certificate.PublicKey(k.publicKey)
+        }
+    }
+
+    /// r | s over the octets, hashed with the curve's SHA-2.
+    func sign(_ octets: [UInt8]) throws -> [UInt8] {
+        switch self {
+        case .p256(let k): return Array(try k.signature(for: octets).rawRepresentation)
+        case .p384(let k): return Array(try k.signature(for: octets).rawRepresentation)
+        case .p521(let k): return Array(try k.signature(for: octets).rawRepresentation)
+        }
+    }
+}
+
+/// Why a peer's signature authentication was not accepted, said plainly for the log.
+public struct AuthenticationFailure: Error, CustomStringConvertible, Equatable {
+    public var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Certificate-based authentication of the peer: chain to a trust anchor, identity in the certificate,
+/// and the AUTH signature over the signed octets (RFC 7296 sections 2.15 and 3.6, RFC 4754, RFC 5280).
+enum SignatureAuthentication {
+    /// X.509 Certificate - Signature, the CERT and CERTREQ encoding used here (section 3.6).
+    static let x509Encoding: UInt8 = 4
+
+    /// InitiatorSignedOctets / ResponderSignedOctets: the sender's first message, the other side's nonce,
+    /// and prf(SK_p, the sender's ID payload body).
+    static func signedOctets(prf: PseudoRandomFunction, firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
+                             identification: IdentificationPayload) -> [UInt8] {
+        firstMessage + peerNonce + prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
+    }
+
+    /// CERT payloads for a chain, end entity first.
+    static func certificatePayloads(_ chain: [Certificate]) -> [Payload] {
+        chain.compactMap { certificate in
+            var serializer = DER.Serializer()
+            guard (try? serializer.serialize(certificate)) != nil else { return nil }
+            return .certificate(CertificatePayload(encoding: x509Encoding, data: serializer.serializedBytes))
+        }
+    }
+
+    /// CERTREQ naming the trust anchors by the SHA-1 of their SubjectPublicKeyInfo (section 3.7); SHA-1 is
+    /// what the format fixes, used as an identifier, not for security.
+    static func certificateRequest(_ anchors: [Certificate]) -> Payload? {
+        let hashes = anchors.flatMap { anchor -> [UInt8] in
+            var serializer = DER.Serializer()
+            guard (try? serializer.serialize(anchor.publicKey)) != nil else { return [] }
+            return Array(Insecure.SHA1.hash(data: serializer.serializedBytes))
+        }
+        return hashes.isEmpty ? nil : .certificateRequest(CertificatePayload(encoding: x509Encoding, data: hashes))
+    }
+
+    /// Checks the peer's certificate chain, identity and signature; returns the end-entity certificate.
+    static func verify(auth: AuthenticationPayload, certificates: [CertificatePayload], identity: IdentificationPayload,
+                       octets: [UInt8], trustAnchors: [Certificate], now: Date) -> Result<Certificate, AuthenticationFailure> {
+        let presented = certificates.filter { $0.encoding == x509Encoding }.compactMap { try? Certificate(derEncoded: $0.data) }
+        guard let leaf = presented.first else {
+            return .failure(AuthenticationFailure("no X.509 certificate in the peer's CERT payloads"))
+        }
+        switch chain(from: leaf, intermediates: Array(presented.dropFirst()), anchors: trustAnchors, now: now) {
+        case .failure(let failure): return .failure(failure)
+        case .success: break
+        }
+        guard certificate(leaf, names: identity) else {
+            return .failure(AuthenticationFailure("the certificate (\(leaf.subject)) does not name the peer's identity \(Identity(payload: identity))"))
+        }
+        guard signatureIsValid(auth, publicKey: leaf.publicKey, octets: octets) else {
+            return .failure(AuthenticationFailure("the AUTH signature (method \(auth.method.rawValue)) does not verify with the key of \(leaf.subject)"))
+        }
+        return .success(leaf)
+    }
+
+    /// Walks issuer by issuer, checking each signature and validity period, to one of the anchors.
+    static func chain(from leaf: Certificate, intermediates: [Certificate], anchors: [Certificate], now: Date) -> Result<Void, AuthenticationFailure> {
+        var current = leaf
+        for _ in 0..<8 {
+            guard current.notValidBefore <= now, now <= current.notValidAfter else {
+                return .failure(AuthenticationFailure("the certificate \(current.subject) is not valid now (valid \(current.notValidBefore) to \(current.notValidAfter))"))
+            }
+            if let anchor = anchors.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
+                guard anchor.notValidBefore <= now, now <= anchor.notValidAfter else {
+                    return .failure(AuthenticationFailure("the trusted CA \(anchor.subject) is not valid now"))
+                }
+                return .success(())
+            }
+            guard let issuer = intermediates.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }),
+                  issuer != current else {
+                return .failure(AuthenticationFailure("the certificate \(current.subject) does not chain to a trusted CA (issuer \(current.issuer))"))
+            }
+            current = issuer
+        }
+        return .failure(AuthenticationFailure("the certificate chain of \(leaf.subject) is too long"))
+    }
+
+    /// Whether the certificate names the identity: in its subjectAltName, or as its subject for a DN.
+    static func certificate(_ certificate: Certificate, names identity: IdentificationPayload) -> Bool {
+        let names = (try? certificate.extensions.subjectAlternativeNames).flatMap { $0 }.map(Array.init) ?? []
+        switch identity.type {
+        case .ipv4Address, .ipv6Address:
+            return names.contains { if case .ipAddress(let octets) = $0 { return Array(octets.bytes) == identity.data } else { return false } }
+        case .fqdn:
+            let name = String(decoding: identity.data, as: UTF8.self).lowercased()
+            return names.contains { if case .dnsName(let dns) = $0 { return dns.lowercased() == name } else { return false } }
+        case .rfc822Address:
+            let name = String(decoding: identity.data, as: UTF8.self).lowercased()
+            return names.contains { if case .rfc822Name(let mail) = $0 { return mail.lowercased() == name } else { return false } }
+        case .derASN1DN:
+            var serializer = DER.Serializer()
+            guard (try? serializer.serialize(certificate.subject)) != nil else { return false }
+            return serializer.serializedBytes == identity.data
+        default:
+            return false
+        }
+    }
+
+    static func signatureIsValid(_ auth: AuthenticationPayload, publicKey: Certificate.PublicKey, octets: [UInt8]) -> Bool {
+        switch auth.method {
+        case .ecdsaSHA256P256:
+            guard let key = P256.Signing.PublicKey(publicKey), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: auth.data) else { return false }
+            return key.isValidSignature(signature, for: octets)
+        case .ecdsaSHA384P384:
+            guard let key = P384.Signing.PublicKey(publicKey), let signature = try? P384.Signing.ECDSASignature(rawRepresentation: auth.data) else { return false }
+            return key.isValidSignature(signature, for: octets)
+        case .ecdsaSHA512P521:
+            guard let key = P521.Signing.PublicKey(publicKey), let signature = try? P521.Signing.ECDSASignature(rawRepresentation: auth.data) else { return false }
+            return key.isValidSignature(signature, for: octets)
+        default:
+            return false
+        }
+    }
+}

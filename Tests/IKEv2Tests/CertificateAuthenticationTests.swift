@@ -1,0 +1,126 @@
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+import XCTest
+@testable import IKEv2
+
+/// IKE_AUTH with certificates (RFC 7296 section 2.15, RFC 4754) between two engines in memory: a CA made
+/// here issues both ends' certificates; wrong CAs, names, dates and signatures are refused with a reason.
+final class CertificateAuthenticationTests: XCTestCase {
+    struct Authority {
+        let key = P256.Signing.PrivateKey()
+        let certificate: Certificate
+        init(name: String, validFrom: Date = Date(timeIntervalSinceNow: -3600), validTo: Date = Date(timeIntervalSinceNow: 86400)) throws {
+            let subject = try DistinguishedName { CommonName(name) }
+            certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: validFrom,
+                                          notValidAfter: validTo, issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+                                          extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil)) },
+                                          issuerPrivateKey: .init(key))
+        }
+
+        /// An end-entity certificate for `address` (subjectAltName IP), with a P-256 or P-384 key.
+        func issue(address: String, p384: Bool = false, validTo: Date = Date(timeIntervalSinceNow: 86400)) throws -> CertificateCredential {
+            let signing: SigningKey = p384 ? .p384(P384.Signing.PrivateKey()) : .p256(P256.Signing.PrivateKey())
+            let ip = IPAddress(address)!
+            let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: signing.publicKey,
+                                              notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: validTo, issuer: self.certificate.subject,
+                                              subject: try DistinguishedName { CommonName("host \(address)") }, signatureAlgorithm: .ecdsaWithSHA256,
+                                              extensions: try Certificate.Extensions { SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(ip.bytes)))]) },
+                                              issuerPrivateKey: .init(key))
+            return CertificateCredential(chain: [certificate], key: signing)
+        }
+    }
+
+    func pair(initiator: CertificateCredential, responder: CertificateCredential, initiatorTrusts: [Certificate], responderTrusts: [Certificate]) throws -> EnginePair {
+        var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        var b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        a.localAuthentication = .certificate(initiator); a.remoteAuthentication = .certificate(trustAnchors: initiatorTrusts)
+        b.localAuthentication = .certificate(responder); b.remoteAuthentication = .certificate(trustAnchors: responderTrusts)
+        return EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+    }
+
+    func established(_ pair: EnginePair) -> Bool {
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        return pair.events("initiator", .childEstablished).count == 1 && pair.events("responder", .childEstablished).count == 1
+    }
+
+    func failure(_ pair: EnginePair) -> String {
+        pair.events.map(\.event).first { $0.kind == .ikeFailed }?.detail ?? "no failure"
+    }
+
+    func testBothSidesAuthenticateWithCertificatesFromTheirCA() throws {
+        let ca = try Authority(name: "test CA")
+        for p384 in [false, true] {
+            let pair = try pair(initiator: try ca.issue(address: "192.0.2.1", p384: p384), responder: try ca.issue(address: "192.0.2.2"),
+                                initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+            XCTAssertTrue(established(pair), failure(pair))
+            XCTAssertEqual(pair.responder.counters["authentication_failed"] ?? 0, 0)
+            // The initiator signed with ECDSA P-384 / P-256 (AUTH method 10 / 9): both verified.
+            XCTAssertEqual(pair.initiator.sessionSummaries.first?.established, true)
+        }
+    }
+
+    func testCERTREQNamesTheTrustAnchorsByTheirKeyHash() throws {
+        let ca = try Authority(name: "test CA")
+        guard case .certificateRequest(let request)? = SignatureAuthentication.certificateRequest([ca.certificate]) else { return XCTFail() }
+        XCTAssertEqual(request.encoding, 4)
+        var serializer = DER.Serializer()
+        try serializer.serialize(ca.certificate.publicKey)
+        XCTAssertEqual(request.data, Array(Insecure.SHA1.hash(data: serializer.serializedBytes)), "SHA-1 of the CA's SubjectPublicKeyInfo")
+    }
+
+    func testAPeerOutsideTheTrustedCAOrNamingAnotherIdentityIsRefused() throws {
+        let ca = try Authority(name: "test CA"), other = try Authority(name: "other CA")
+        // The responder's certificate comes from a CA the initiator does not trust.
+        var pair = try pair(initiator: try ca.issue(address: "192.0.2.1"), responder: try other.issue(address: "192.0.2.2"),
+                            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        XCTAssertFalse(established(pair))
+        XCTAssertTrue(failure(pair).contains("does not chain to a trusted CA"), failure(pair))
+        // The initiator's certificate names another address than the identity it claims.
+        pair = try self.pair(initiator: try ca.issue(address: "192.0.2.77"), responder: try ca.issue(address: "192.0.2.2"),
+                             initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        XCTAssertFalse(established(pair))
+        XCTAssertTrue(failure(pair).contains("does not name the peer's identity 192.0.2.1"), failure(pair))
+        XCTAssertEqual(pair.responder.counters["authentication_failed"], 1)
+        // An expired certificate.
+        pair = try self.pair(initiator: try ca.issue(address: "192.0.2.1", validTo: Date(timeIntervalSinceNow: -1)),
+                             responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        XCTAssertFalse(established(pair))
+        XCTAssertTrue(failure(pair).contains("is not valid now"), failure(pair))
+        // A key that does not belong to the certificate: the signature does not verify.
+        var forged = try ca.issue(address: "192.0.2.1")
+        forged.key = .p256(P256.Signing.PrivateKey())
+        pair = try self.pair(initiator: forged, responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        XCTAssertFalse(established(pair))
+        XCTAssertTrue(failure(pair).contains("AUTH signature (method 9) does not verify"), failure(pair))
+    }
+
+    func testAPreSharedKeyPeerIsRefusedWhereACertificateIsExpectedAndTheReverse() throws {
+        let ca = try Authority(name: "test CA")
+        var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        var b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        b.remoteAuthentication = .certificate(trustAnchors: [ca.certificate])
+        var pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        XCTAssertFalse(established(pair))
+        XCTAssertTrue(failure(pair).contains("used a pre-shared key but connection 'c' expects a certificate"), failure(pair))
+        a.localAuthentication = .certificate(try ca.issue(address: "192.0.2.1"))
+        b.remoteAuthentication = .preSharedKey
+        pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        XCTAssertFalse(established(pair))
+        XCTAssertTrue(failure(pair).contains("expects a pre-shared key"), failure(pair))
+    }
+
+    func testCredentialsAreReadFromPEMAndAMismatchedKeyIsRefused() throws {
+        let ca = try Authority(name: "test CA")
+        let issued = try ca.issue(address: "192.0.2.1")
+        guard case .p256(let key) = issued.key else { return XCTFail() }
+        let pem = try issued.chain[0].serializeAsPEM().pemString
+        let read = try CertificateCredential(certificatePEM: pem, privateKeyPEM: key.pemRepresentation)
+        XCTAssertEqual(read.chain, issued.chain)
+        XCTAssertThrowsError(try CertificateCredential(certificatePEM: pem, privateKeyPEM: P256.Signing.PrivateKey().pemRepresentation)) { error in
+            XCTAssertTrue("\(error)".contains("does not belong"), "\(error)")
+        }
+        XCTAssertThrowsError(try CertificateCredential(certificatePEM: "not pem", privateKeyPEM: key.pemRepresentation))
+    }
+}
