@@ -46,7 +46,7 @@ let package = Package(
             dependencies: ["ESP", "IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto")]
         ),
         // The proxy core: policy table, packet judgment, SA store, orchestration. No I/O.
-        .target(name: "Proxy", dependencies: ["IKEv2", "ESP", "KeyDelivery", "Packets"]),
+        .target(name: "Proxy", dependencies: ["IKEv2", "ESP", "KeyDelivery", "Packets", .product(name: "X509", package: "swift-certificates")]),
         // Peer, proxy and terminals on virtual links in one process: `ikeproxy demo` and the proxy tests.
         .target(name: "ProxyDemo", dependencies: ["Proxy", "TerminalAgent", "ESP", "IKEv2", "KeyDelivery", "Packets"]),
         // Thin adapters over Linux sockets.
@@ -68,7 +68,8 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log")]),
         // `ikeproxy daemon`: the proxy in the wire, AF_PACKET ports wired to the Ethernet bridge.
-        .target(name: "Daemon", dependencies: ["Proxy", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets", "Store", "Management"]),
+        .target(name: "Daemon", dependencies: ["Proxy", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets", "Store", "Management",
+                                               .product(name: "X509", package: "swift-certificates")]),
         .executableTarget(
             name: "ikeproxy",
             dependencies: [

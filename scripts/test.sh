@@ -34,11 +34,14 @@ python3 tests/interop/strongswan_interop.py
 echo "== terminal ESP test (strongSwan, key agent, ikeproxy terminal)"
 python3 tests/interop/terminal_esp.py
 
-echo "== daemon end-to-end test (strongSwan, ikeproxy daemon as a two-port bridge, two terminals)"
+echo "== daemon end-to-end test (strongSwan, ikeproxy daemon as a two-port bridge, terminals dual-stack and IPv6-only)"
 python3 tests/interop/daemon_e2e.py
+
+echo "== daemon certificate test (the proxy authenticates with terminals' certificates, keys sealed)"
+python3 tests/interop/daemon_certificates.py
 
 echo "== daemon restart test (kill -9, state in SQLite sealed by a SoftHSM2 token, token removal, no key on disk)"
 python3 tests/interop/daemon_restart.py
 
-echo "== management API test (HTTPS, bearer tokens, OpenAPI, audit log, the CLI)"
+echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI)"
 python3 tests/interop/management_api.py

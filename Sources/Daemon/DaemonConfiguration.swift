@@ -1,5 +1,6 @@
 import Foundation
 import IKEv2
+import X509
 import Packets
 import Proxy
 import Management
@@ -32,6 +33,10 @@ public struct DaemonConfiguration: Sendable {
     public var sealedSecrets: [String: [UInt8]] = [:]
     /// Secrets the file gives in the clear, by the same contexts, for a warning.
     public var clearSecrets: [String] = []
+    /// Terminals' certificates and private keys, by terminal ID (a sealed key joins its certificate when unsealed).
+    public var terminalCredentials: [UInt64: CertificateCredential] = [:]
+    /// PEM certificate chains of terminals whose key is sealed, waiting for it.
+    var terminalCertificatePEM: [UInt64: String] = [:]
     /// The HTTPS management listener; nil for none.
     public var management: ManagementConfiguration?
 
@@ -65,6 +70,10 @@ public struct DaemonConfiguration: Sendable {
             var mac: String?
             var addresses: [String]?
             var key_delivery_port: UInt16?
+            /// The terminal's certificate (PEM, chain) and ECDSA key, for profiles with local_auth "pubkey".
+            var certificate: String?
+            var private_key: String?
+            var private_key_sealed: String?
         }
         struct Profile: Decodable {
             var name: String
@@ -78,6 +87,9 @@ public struct DaemonConfiguration: Sendable {
             var force_encapsulation: Bool?
             var hard_lifetime: UInt32?
             var rekey_time: Double?
+            var local_auth: String?
+            var remote_auth: String?
+            var ca_certificates: [String]?
         }
         struct Policy: Decodable { var rules: [RuleText]; var `default`: String? }
         struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
@@ -139,10 +151,37 @@ public struct DaemonConfiguration: Sendable {
             guard let data = Data(base64Encoded: text), data.count > 29 else { throw fail("\(at): not a sealed box (base64 from `ikeproxy seal`)") }
             return Array(data)
         }
+        func readText(_ path: String, _ at: String) throws -> String {
+            guard let data = FileManager.default.contents(atPath: path) else { throw fail("\(at): '\(path)' cannot be read") }
+            return String(decoding: data, as: UTF8.self)
+        }
         for (index, p) in file.profiles.enumerated() {
             let at = "profiles[\(index)] (\(p.name))"
+            var usesTerminalCertificates = false, anchors: [Certificate]?
+            switch p.local_auth ?? "psk" {
+            case "psk": break
+            case "pubkey": usesTerminalCertificates = true
+            case let other: throw fail("\(at): local_auth '\(other)' is not psk or pubkey (the terminal's certificate)")
+            }
+            switch p.remote_auth ?? "psk" {
+            case "psk": break
+            case "pubkey":
+                guard let files = p.ca_certificates, !files.isEmpty else {
+                    throw fail("\(at): remote_auth \"pubkey\" needs ca_certificates (PEM files of the CAs that issue the peer's certificate)")
+                }
+                anchors = []
+                for file in files {
+                    let found = CertificateCredential.certificates(pem: try readText(file, "\(at).ca_certificates"))
+                    guard !found.isEmpty else { throw fail("\(at).ca_certificates: '\(file)' holds no PEM certificate") }
+                    anchors! += found
+                }
+            case let other: throw fail("\(at): remote_auth '\(other)' is not psk or pubkey")
+            }
+            let needsPSK = !usesTerminalCertificates || anchors == nil
             let key: [UInt8]
-            if let sealed = p.psk_sealed {
+            if !needsPSK && p.psk_sealed == nil && p.psk_hex == nil && p.psk == nil {
+                key = []
+            } else if let sealed = p.psk_sealed {
                 sealedSecrets["profile:\(p.name)"] = try sealedBox(sealed, "\(at).psk_sealed")
                 key = []
             } else if let hex = p.psk_hex {
@@ -153,7 +192,7 @@ public struct DaemonConfiguration: Sendable {
             } else {
                 throw fail("\(at): psk_sealed, psk or psk_hex is required")
             }
-            if p.psk_sealed == nil { clearSecrets.append("profile:\(p.name)") }
+            if p.psk_sealed == nil && !key.isEmpty { clearSecrets.append("profile:\(p.name)") }
             let ike: [ProposalSpec], esp: [ProposalSpec]
             do { ike = try (p.proposals ?? ["aes256gcm16-prfsha256-x25519"]).map { try ProposalSpec($0, forIKE: true) } } catch {
                 throw fail("\(at): proposals: \(error)")
@@ -172,6 +211,8 @@ public struct DaemonConfiguration: Sendable {
                                               peerIdentity: p.peer_id.map(Identity.init), mode: mode,
                                               forceEncapsulation: p.force_encapsulation ?? true, hardLifetime: p.hard_lifetime,
                                               childRekeyTime: p.rekey_time))
+            profiles[profiles.count - 1].authenticatesWithTerminalCertificate = usesTerminalCertificates
+            profiles[profiles.count - 1].peerTrustAnchors = anchors
         }
         var rules: [PolicyRule] = []
         for (index, r) in file.policy.rules.enumerated() {
@@ -196,6 +237,7 @@ public struct DaemonConfiguration: Sendable {
             }
         }
         var terminals: [TerminalEntry] = [], enrollments: [MACAddress: MACEnrollment] = [:]
+        var terminalCredentials: [UInt64: CertificateCredential] = [:], terminalCertificatePEM: [UInt64: String] = [:]
         var seenIDs = Set<UInt64>()
         for (index, t) in (file.terminals ?? []).enumerated() {
             let at = "terminals[\(index)] (id \(t.terminal_id))"
@@ -217,6 +259,22 @@ public struct DaemonConfiguration: Sendable {
                 addresses.append(address)
             }
             guard t.mac != nil || !addresses.isEmpty else { throw fail("\(at): give its mac (addresses are then discovered) or its addresses") }
+            if let certificate = t.certificate {
+                let pem = try readText(certificate, "\(at).certificate")
+                if let sealed = t.private_key_sealed {
+                    guard !CertificateCredential.certificates(pem: pem).isEmpty else { throw fail("\(at).certificate: '\(certificate)' holds no PEM certificate") }
+                    sealedSecrets["terminal-key:\(t.terminal_id)"] = try sealedBox(sealed, "\(at).private_key_sealed")
+                    terminalCertificatePEM[t.terminal_id] = pem
+                } else if let keyPath = t.private_key {
+                    do { terminalCredentials[t.terminal_id] = try CertificateCredential(certificatePEM: pem, privateKeyPEM: try readText(keyPath, "\(at).private_key")) }
+                    catch let error as CredentialError { throw fail("\(at): certificate and private_key: \(error)") }
+                    clearSecrets.append("terminal-key:\(t.terminal_id)")
+                } else {
+                    throw fail("\(at): certificate needs private_key_sealed (from `ikeproxy seal --context terminal-key:\(t.terminal_id)`) or private_key")
+                }
+            } else if t.private_key != nil || t.private_key_sealed != nil {
+                throw fail("\(at): a private key without its certificate")
+            }
             let keyAddress = addresses.first { !$0.isIPv6 } ?? addresses.first
             for address in addresses {
                 terminals.append(TerminalEntry(address: address, terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key),
@@ -299,6 +357,8 @@ public struct DaemonConfiguration: Sendable {
         }
         configuration.sealedSecrets = sealedSecrets
         configuration.clearSecrets = clearSecrets
+        configuration.terminalCredentials = terminalCredentials
+        configuration.terminalCertificatePEM = terminalCertificatePEM
         if !sealedSecrets.isEmpty && store == nil {
             throw fail("sealed secrets (psk_sealed, enrollment_key_sealed, private_key_sealed) need a store with its sealer (pkcs11 or key_file) to open them")
         }
@@ -313,7 +373,10 @@ public struct DaemonConfiguration: Sendable {
                 throw DaemonConfigurationError("\(context): the sealed secret does not open: \(error)")
             }
             let parts = context.split(separator: ":", maxSplits: 1).map(String.init)
-            if context == "management:tls-key" {
+            if parts[0] == "terminal-key", let id = UInt64(parts[1]), let pem = terminalCertificatePEM[id] {
+                do { terminalCredentials[id] = try CertificateCredential(certificatePEM: pem, privateKeyPEM: String(decoding: secret, as: UTF8.self)) }
+                catch { throw DaemonConfigurationError("\(context): \(error)") }
+            } else if context == "management:tls-key" {
                 management?.privateKeyPEM = secret
             } else if parts[0] == "profile" {
                 for i in profiles.indices where profiles[i].name == parts[1] { profiles[i].preSharedKey = KeyMaterial(secret) }

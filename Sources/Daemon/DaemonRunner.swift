@@ -74,6 +74,10 @@ public final class DaemonRunner {
                                      registry: TerminalRegistry(allowedPrefixes: configuration.terminalPrefixes, terminals: configuration.terminals),
                                      profiles: configuration.profiles, settings: configuration.proxySettings,
                                      engineSettings: configuration.engineSettings, epoch: UInt64(Date().timeIntervalSince1970 * 1000))
+        proxy.terminalCredentials = configuration.terminalCredentials
+        for (id, credential) in configuration.terminalCredentials.sorted(by: { $0.key < $1.key }) {
+            log("terminal \(id): certificate \(credential.chain[0].subject) (issued by \(credential.chain[0].issuer), valid until \(credential.chain[0].notValidAfter))")
+        }
         bridge = EthernetBridge(proxy: proxy, terminalPortMAC: MACAddress(terminal.mac), discoveryPrefixes: configuration.terminalPrefixes,
                                 enrollments: configuration.enrollments)
         self.showKeys = showKeys

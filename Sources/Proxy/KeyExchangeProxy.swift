@@ -93,7 +93,8 @@ public final class KeyExchangeProxy {
     }
 
     func connectionName(for terminal: IPAddress, peer: IPAddress, profile: ProtectionProfile) -> String {
-        let connection = profile.connection(terminal: terminal, peer: peer)
+        let credential = registry.terminal(at: terminal).flatMap { terminalCredentials[$0.terminalID] }
+        let connection = profile.connection(terminal: terminal, peer: peer, credential: credential)
         engine.addConnection(connection)
         return connection.name
     }
@@ -126,6 +127,14 @@ public final class KeyExchangeProxy {
 
     /// Refuses new negotiations (the sealing token is absent): established SAs keep working.
     public var refusesNewNegotiations: String?
+    /// Terminals' certificates and keys, by terminal ID, for profiles that authenticate with them.
+    public var terminalCredentials: [UInt64: CertificateCredential] = [:]
+
+    /// Why the proxy cannot negotiate for this terminal under this profile, if it cannot.
+    func missingCredential(_ terminal: TerminalEntry, profile: ProtectionProfile) -> String? {
+        guard profile.authenticatesWithTerminalCertificate, terminalCredentials[terminal.terminalID] == nil else { return nil }
+        return "profile '\(profile.name)' authenticates with the terminal's certificate, but terminal \(terminal.terminalID) has none configured"
+    }
 
     // MARK: administration
 
@@ -184,6 +193,9 @@ public final class KeyExchangeProxy {
         let isNewSA = payload.count >= 28 && payload[(udp.destination == 4500 ? 4 : 0) + 18] == 34  // IKE_SA_INIT
         if isNewSA, let reason = refusesNewNegotiations {
             return drop("new_negotiation_refused") + [.log("IKE_SA_INIT from \(peer) for \(terminalAddress) refused: \(reason)")]
+        }
+        if isNewSA, let reason = missingCredential(terminal, profile: profile) {
+            return drop("no_certificate_for_terminal") + [.log("IKE_SA_INIT from \(peer) for \(terminalAddress) refused: \(reason)")]
         }
         if isNewSA, let stored = store.validChild(terminal: terminalAddress, peer: peer, now: now) {
             // The peer starts over while we hold a valid SA: the terminal gets those keys again at once.
@@ -267,6 +279,9 @@ public final class KeyExchangeProxy {
         }
         if let reason = refusesNewNegotiations {
             return drop("new_negotiation_refused") + [.log("start request \(address) -> \(peer) refused: \(reason)")]
+        }
+        if let reason = missingCredential(terminal, profile: profile) {
+            return drop("no_certificate_for_terminal") + [.log("start request \(address) -> \(peer) refused: \(reason)")]
         }
         negotiating[pair] = now
         count("negotiations_started")

@@ -1,4 +1,5 @@
 import IKEv2
+import X509
 
 /// How a protected flow is protected: the IKE and ESP proposals and the credential the proxy uses
 /// when it negotiates in a terminal's name (the "protect" of a policy rule names one).
@@ -16,6 +17,10 @@ public struct ProtectionProfile: Sendable {
     public var hardLifetime: UInt32?
     /// The proxy rekeys each CHILD SA this many seconds after it was made; nil leaves rekeying to the peer.
     public var childRekeyTime: Double?
+    /// The proxy proves the terminal's identity with the terminal's own certificate and key instead of the PSK.
+    public var authenticatesWithTerminalCertificate = false
+    /// The peer must prove its identity with a certificate from one of these CAs; nil: with the PSK.
+    public var peerTrustAnchors: [Certificate]?
 
     public init(name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
                 peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil,
@@ -27,15 +32,18 @@ public struct ProtectionProfile: Sendable {
 
     /// The engine connection that negotiates for `terminal` with `peer` under this profile: the terminal's
     /// address and identity on our side, host-to-host selectors.
-    public func connection(terminal: IPAddress, peer: IPAddress) -> ConnectionConfiguration {
+    public func connection(terminal: IPAddress, peer: IPAddress, credential: CertificateCredential? = nil) -> ConnectionConfiguration {
         let child = ChildConfiguration(name: "\(name)-child", localTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
                                        remoteTrafficSelectors: [TrafficSelector(cidr: peer.description)!], mode: mode,
                                        proposals: espProposals, rekeyTime: childRekeyTime)
-        return ConnectionConfiguration(name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
-                                       localAddress: terminal, remoteAddress: peer,
-                                       localIdentity: Identity(terminal.description), remoteIdentity: peerIdentity ?? Identity(peer.description),
-                                       preSharedKey: preSharedKey, proposals: ikeProposals, children: [child],
-                                       forceEncapsulation: forceEncapsulation)
+        var connection = ConnectionConfiguration(name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
+                                                 localAddress: terminal, remoteAddress: peer,
+                                                 localIdentity: Identity(terminal.description), remoteIdentity: peerIdentity ?? Identity(peer.description),
+                                                 preSharedKey: preSharedKey, proposals: ikeProposals, children: [child],
+                                                 forceEncapsulation: forceEncapsulation)
+        if authenticatesWithTerminalCertificate, let credential { connection.localAuthentication = .certificate(credential) }
+        if let peerTrustAnchors { connection.remoteAuthentication = .certificate(trustAnchors: peerTrustAnchors) }
+        return connection
     }
 
     public static func connectionName(profile: String, terminal: IPAddress, peer: IPAddress) -> String {

@@ -190,7 +190,7 @@ struct SealCommand: ParsableCommand {
     @Option(name: .long, help: "The daemon's configuration file (its store names the token or key file).")
     var config: String
 
-    @Option(name: .long, help: "What the secret is for: profile:NAME (a PSK, as text), terminal:ID (an enrollment key, in hexadecimal) or management:tls-key (the API's PEM private key).")
+    @Option(name: .long, help: "What the secret is for: profile:NAME (a PSK, as text), terminal:ID (an enrollment key, in hexadecimal), terminal-key:ID (a terminal's PEM private key) or management:tls-key (the API's PEM private key).")
     var context: String
 
     func run() throws {
@@ -203,7 +203,10 @@ struct SealCommand: ParsableCommand {
         } catch let error as ValidationError { throw error } catch { throw ValidationError("\(error)") }
         let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .newlines)
         let secret: [UInt8]
-        if context.hasPrefix("terminal:") {
+        if context.hasPrefix("terminal-key:") {
+            guard input.contains("PRIVATE KEY-----") else { throw ValidationError("a terminal's certificate key is a PEM private key") }
+            secret = Array((input + "\n").utf8)
+        } else if context.hasPrefix("terminal:") {
             guard let bytes = [UInt8](hexString: input.trimmingCharacters(in: .whitespaces)), bytes.count >= 16 else {
                 throw ValidationError("an enrollment key is at least 16 octets of hexadecimal")
             }
@@ -215,7 +218,7 @@ struct SealCommand: ParsableCommand {
             guard input.contains("PRIVATE KEY-----") else { throw ValidationError("the management API's TLS key is a PEM private key") }
             secret = Array((input + "\n").utf8)
         } else {
-            throw ValidationError("--context is profile:NAME, terminal:ID or management:tls-key")
+            throw ValidationError("--context is profile:NAME, terminal:ID, terminal-key:ID or management:tls-key")
         }
         _ = configuration
         print(Data(try sealer.seal(secret, context: context)).base64EncodedString())

@@ -121,6 +121,26 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k", "client_ca": "ca.pem",
                                                         "administrators": [["name": "c", "certificate_sha256": "00:11"]]] }
             .contains("certificate_sha256: 64 hexadecimal digits"))
+        XCTAssertTrue(try refusal { object in
+            var terminals = object["terminals"] as! [[String: Any]]
+            terminals[0]["private_key"] = "/tmp/key.pem"
+            object["terminals"] = terminals
+        }.contains("a private key without its certificate"))
+        XCTAssertTrue(try refusal { object in
+            var terminals = object["terminals"] as! [[String: Any]]
+            terminals[0]["certificate"] = "/nonexistent/t1.pem"
+            object["terminals"] = terminals
+        }.contains("'/nonexistent/t1.pem' cannot be read"))
+        XCTAssertTrue(try refusal { object in
+            var profiles = object["profiles"] as! [[String: Any]]
+            profiles[0]["remote_auth"] = "pubkey"
+            object["profiles"] = profiles
+        }.contains("remote_auth \"pubkey\" needs ca_certificates"))
+        XCTAssertTrue(try refusal { object in
+            var profiles = object["profiles"] as! [[String: Any]]
+            profiles[0]["local_auth"] = "eap"
+            object["profiles"] = profiles
+        }.contains("local_auth 'eap' is not psk or pubkey"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))

@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""`ikeproxy daemon` authenticating in terminals' names with the terminals' own certificates.
+
+The topology of daemon_e2e.py. A CA issues strongSwan's certificate and terminal 1's (ECDSA P-256, each
+naming its addresses in subjectAltName); terminal 1's private key is sealed into the daemon's
+configuration (`ikeproxy seal --context terminal-key:1`, key-file sealer). The protection profile says
+local_auth "pubkey" (the terminal's certificate) and remote_auth "pubkey" (the CA).
+
+Checks: strongSwan initiates to terminal 1 and both sides authenticate by certificate (strongSwan logs
+the ECDSA signature of 192.0.2.2 as verified, the daemon logs strongSwan's certificate as verified);
+ping passes through ESP; terminal 1 opens a flow and the proxy initiates, again by certificate;
+terminal 2, which has no certificate, gets no SA and the refusal says why; neither the configuration
+nor the state database holds the private key in the clear.
+
+Needs root, iproute2, strongSwan, openssl and the `vici` module; it fails loudly otherwise.
+"""
+import json, os, re, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strongswan_interop as base  # noqa: E402
+import daemon_e2e as e2e  # noqa: E402
+
+check, ns = base.check, base.ns
+PEER, PROXY = e2e.PEER, e2e.PROXY
+T1, T2 = e2e.TERMINALS
+
+
+def openssl(*args):
+    subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+
+def make_certificates(directory):
+    ca, ca_key = os.path.join(directory, "ca.pem"), os.path.join(directory, "ca.key")
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
+            "-subj", "/O=IKEProxy site/CN=site CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
+    made = {"ca": (ca, ca_key)}
+    for name, addresses in (("strongswan", (e2e.PEER4, e2e.PEER6)), ("t1", (T1["v4"], T1["v6"]))):
+        cert, key, csr = (os.path.join(directory, f"{name}.{ext}") for ext in ("pem", "key", "csr"))
+        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+                "-subj", f"/O=IKEProxy site/CN={name}")
+        extensions = os.path.join(directory, f"{name}.ext")
+        with open(extensions, "w") as f:
+            f.write("subjectAltName=" + ",".join(f"IP:{a}" for a in addresses) + "\nkeyUsage=critical,digitalSignature\n")
+        openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extensions)
+        made[name] = (cert, key)
+    return made
+
+
+def load_peer(charon, made):
+    read = lambda path: open(path, "rb").read()
+    charon.session.load_cert({"type": "X509", "flag": "CA", "data": read(made["ca"][0])})
+    charon.session.load_key({"type": "any", "data": read(made["strongswan"][1])})
+    for t in (T1, T2):
+        name = f"{t['name']}v4"
+        charon.session.load_conn({name: {
+            "version": "2", "local_addrs": [e2e.PEER4], "remote_addrs": [t["v4"]],
+            "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+            "local-1": {"auth": "pubkey", "id": e2e.PEER4, "certs": [read(made["strongswan"][0])]},
+            "remote-1": {"auth": "pubkey", "id": t["v4"], "cacerts": [read(made["ca"][0])]},
+            "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                                "local_ts": [e2e.PEER4], "remote_ts": [t["v4"]]}}}})
+
+
+def main():
+    problem = base.missing_prerequisites("daemon certificate test", tools=("openssl", "ping"))
+    if problem:
+        return problem
+    directory = tempfile.mkdtemp(prefix="ikp-certificates-")
+    os.chmod(directory, 0o755)
+    print(f"== daemon certificate test (logs in {directory})")
+    with e2e.Topology():
+        charon = base.Charon(directory)
+        try:
+            run(charon, directory)
+        finally:
+            charon.stop()
+    return base.summary("daemon certificate test")
+
+
+def run(charon, directory):
+    made = make_certificates(directory)
+    load_peer(charon, made)
+    config = e2e.daemon_configuration(os.path.join(directory, "ikeproxy.sock"))
+    profile = config["profiles"][0]
+    del profile["psk"]
+    profile.update({"local_auth": "pubkey", "remote_auth": "pubkey", "ca_certificates": [made["ca"][0]]})
+    config["store"] = {"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "usb", "ikeproxy.key"),
+                       "create_key_file": True}
+    os.makedirs(os.path.join(directory, "usb"))
+    entry = next(t for t in config["terminals"] if t["terminal_id"] == T1["id"])
+    config_path = os.path.join(directory, "daemon.json")
+    with open(config_path, "w") as f:
+        json.dump(config, f, indent=1)
+    with open(made["t1"][1]) as f:
+        sealed = subprocess.run([e2e.BINARY, "seal", "--config", config_path, "--context", "terminal-key:1"], stdin=f,
+                                capture_output=True, text=True)
+    check(sealed.returncode == 0, f"`ikeproxy seal --context terminal-key:1` seals terminal 1's private key {sealed.stderr.strip()[-200:]}")
+    entry["certificate"] = made["t1"][0]
+    entry["private_key_sealed"] = sealed.stdout.strip()
+    with open(config_path, "w") as f:
+        json.dump(config, f, indent=1)
+    key_pem = open(made["t1"][1]).read()
+    key_body = "".join(line for line in key_pem.splitlines() if "PRIVATE KEY" not in line)
+    os.unlink(made["t1"][1])
+
+    log = os.path.join(directory, "daemon.log")
+    daemon = e2e.start(PROXY, ["daemon", "--config", config_path], log)
+    terminal_config = os.path.join(directory, "t1.json")
+    with open(terminal_config, "w") as f:
+        json.dump(e2e.terminal_configuration(T1), f)
+    agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
+    try:
+        time.sleep(1.5)
+        check(daemon.poll() is None and "terminal 1: certificate CN=t1" in e2e.read(log),
+              "the daemon starts and opened terminal 1's sealed key with its certificate")
+        # strongSwan initiates; the proxy answers in terminal 1's name with terminal 1's certificate.
+        result = e2e.initiate(charon, "t1v4")
+        sa, child = e2e.wait_child(charon, "t1v4")
+        check(child is not None, f"strongSwan initiated to terminal 1 and the proxy answered with its certificate ({result})")
+        charon_log = e2e.read(charon.log)
+        check(re.search(r"authentication of '192\.0\.2\.2' with ECDSA.256 signature successful", charon_log) is not None,
+              "strongSwan verified terminal 1's certificate and the ECDSA signature the proxy made with its key")
+        check("authenticated by certificate CN=strongswan" in e2e.read(log), "the proxy verified strongSwan's certificate against the site CA")
+        check(e2e.wait_for(lambda: "installed outbound SA" in e2e.read(os.path.join(directory, "t1.log")), 10),
+              "terminal 1 received the SA over key delivery")
+        ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"])
+        check(ok, f"ping peer -> terminal 1 through ESP ({summary})")
+        # Terminal 1 opens a flow; the proxy initiates, again with terminal 1's certificate.
+        e2e.terminate(charon, "t1v4")
+        check(e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10), "strongSwan deleted terminal 1's SA")
+        time.sleep(1)
+        ok, count, seconds = e2e.transfer(PEER, e2e.PEER4, T1["ns"], T1["v4"], 7101, 256 * 1024, timeout=30)
+        check(ok, f"terminal 1 opens a TCP connection to the peer; 256 KB pass through ESP ({seconds:.1f} s)")
+        sa, child = e2e.installed_child(charon, "t1v4")
+        check(child is not None and sa.get("initiator", b"no") != b"yes"
+              and len(re.findall(r"authentication of '192\.0\.2\.2' with ECDSA.256 signature successful", e2e.read(charon.log))) >= 2,
+              "the proxy initiated IKE for terminal 1 and authenticated with its certificate")
+        # Terminal 2 has no certificate: under this profile the proxy cannot act for it.
+        try:
+            list(charon.session.initiate({"child": "t2v4", "ike": "t2v4", "timeout": 4000}))
+        except Exception:
+            pass
+        check(e2e.installed_child(charon, "t2v4")[1] is None and "terminal 2 has none configured" in e2e.read(log),
+              "terminal 2, which has no certificate, gets no SA and the daemon says why")
+        # No private key in the clear, in the configuration or the database.
+        stored = b"".join(open(os.path.join(directory, name), "rb").read() for name in os.listdir(directory)
+                          if name.startswith("state.db") or name == "daemon.json")
+        check(b"PRIVATE KEY" not in stored and key_body.encode() not in stored,
+              "neither the configuration nor the state database holds terminal 1's private key in the clear")
+    finally:
+        e2e.stop(agent)
+        code = e2e.stop(daemon)
+        check(code == 0, f"the daemon stops cleanly (exit status {code})")
+        for line in e2e.read(log).splitlines()[-5:]:
+            print("      " + line[:300])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
