@@ -39,6 +39,14 @@ final class EndpointConfigurationTests: XCTestCase {
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "proposals": ["aes999-sha256-x25519"]}]}"#, "unknown algorithm 'aes999'"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "remote_address": "2001:db8::1", "psk": "12345678"}]}"#, "families differ"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1"}]}"#, "psk or psk_hex is required"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "local_auth": "pubkey", "remote_auth": "pubkey"}]}"#,
+             "needs certificate and private_key"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey"}]}"#,
+             "needs ca_certificates"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["/nonexistent/ca.pem"]}]}"#,
+             "'/nonexistent/ca.pem' cannot be read"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "local_auth": "eap"}]}"#,
+             "local_auth 'eap' is not psk or pubkey"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try EndpointConfigurationFile.parse(Data(text.utf8))) { error in
