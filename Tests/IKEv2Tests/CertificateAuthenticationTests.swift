@@ -61,6 +61,35 @@ final class CertificateAuthenticationTests: XCTestCase {
         }
     }
 
+    func testAChainThroughAnIntermediateCAIsFollowed() throws {
+        let root = try Authority(name: "root CA")
+        // An intermediate CA signed by the root; it issues the initiator's certificate.
+        let intermediateKey = P256.Signing.PrivateKey()
+        let intermediateName = try DistinguishedName { CommonName("intermediate CA") }
+        let intermediate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(intermediateKey.publicKey),
+                                           notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: Date(timeIntervalSinceNow: 86400),
+                                           issuer: root.certificate.subject, subject: intermediateName, signatureAlgorithm: .ecdsaWithSHA256,
+                                           extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0)) },
+                                           issuerPrivateKey: .init(root.key))
+        let leafKey = P256.Signing.PrivateKey()
+        let leaf = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(leafKey.publicKey),
+                                   notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: Date(timeIntervalSinceNow: 86400),
+                                   issuer: intermediateName, subject: try DistinguishedName { CommonName("host 192.0.2.1") },
+                                   signatureAlgorithm: .ecdsaWithSHA256,
+                                   extensions: try Certificate.Extensions {
+                                       SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(IPAddress("192.0.2.1")!.bytes)))])
+                                   }, issuerPrivateKey: .init(intermediateKey))
+        // Sent with its intermediate, the chain reaches the root the responder trusts.
+        var pair = try pair(initiator: CertificateCredential(chain: [leaf, intermediate], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
+                            initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
+        XCTAssertTrue(established(pair), failure(pair))
+        // Sent without it, it does not.
+        pair = try self.pair(initiator: CertificateCredential(chain: [leaf], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
+                             initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
+        XCTAssertFalse(established(pair))
+        XCTAssertTrue(failure(pair).contains("does not chain to a trusted CA (issuer CN=intermediate CA)"), failure(pair))
+    }
+
     func testCERTREQNamesTheTrustAnchorsByTheirKeyHash() throws {
         let ca = try Authority(name: "test CA")
         guard case .certificateRequest(let request)? = SignatureAuthentication.certificateRequest([ca.certificate]) else { return XCTFail() }
