@@ -1,3 +1,4 @@
+import _CryptoExtras
 import Crypto
 import Foundation
 import SwiftASN1
@@ -19,9 +20,9 @@ final class CertificateAuthenticationTests: XCTestCase {
                                           issuerPrivateKey: .init(key))
         }
 
-        /// An end-entity certificate for `address` (subjectAltName IP), with a P-256 or P-384 key.
-        func issue(address: String, p384: Bool = false, validTo: Date = Date(timeIntervalSinceNow: 86400)) throws -> CertificateCredential {
-            let signing: SigningKey = p384 ? .p384(P384.Signing.PrivateKey()) : .p256(P256.Signing.PrivateKey())
+        /// An end-entity certificate for `address` (subjectAltName IP), with a P-256 key or the one given.
+        func issue(address: String, p384: Bool = false, subjectKey: SigningKey? = nil, validTo: Date = Date(timeIntervalSinceNow: 86400)) throws -> CertificateCredential {
+            let signing: SigningKey = subjectKey ?? (p384 ? .p384(P384.Signing.PrivateKey()) : .p256(P256.Signing.PrivateKey()))
             let ip = IPAddress(address)!
             let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: signing.publicKey,
                                               notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: validTo, issuer: self.certificate.subject,
@@ -90,6 +91,39 @@ final class CertificateAuthenticationTests: XCTestCase {
         XCTAssertTrue(failure(pair).contains("does not chain to a trusted CA (issuer CN=intermediate CA)"), failure(pair))
     }
 
+    func testRSACertificatesAuthenticateWithRFC7427DigitalSignatures() throws {
+        let ca = try Authority(name: "test CA")
+        let pair = try pair(initiator: try ca.issue(address: "192.0.2.1", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))),
+                            responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        XCTAssertTrue(established(pair), failure(pair))
+        // Both announced SHA-2 in IKE_SA_INIT, so both AUTH payloads use method 14.
+        let initInitiator = try IKEMessage.decode(pair.wire[0].payload)
+        XCTAssertEqual(initInitiator.payloads.notify(.signatureHashAlgorithms)?.data, [0, 2, 0, 3, 0, 4])
+    }
+
+    func testEverySignatureFormVerifiesAndATamperedOneDoesNot() throws {
+        let octets = Array("InitiatorSignedOctets".utf8)
+        let keys: [SigningKey] = [.p256(P256.Signing.PrivateKey()), .p384(P384.Signing.PrivateKey()), .p521(P521.Signing.PrivateKey()),
+                                  .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))]
+        for key in keys {
+            for digitalSignature in [false, true] {
+                let auth = try key.authentication(octets, digitalSignature: digitalSignature)
+                if digitalSignature { XCTAssertEqual(auth.method, .digitalSignature) }
+                XCTAssertTrue(SignatureAuthentication.signatureIsValid(auth, publicKey: key.publicKey, octets: octets), "\(auth.method)")
+                XCTAssertFalse(SignatureAuthentication.signatureIsValid(auth, publicKey: key.publicKey, octets: octets + [0]), "\(auth.method) tampered")
+                var garbled = auth
+                garbled.data[garbled.data.count / 2] ^= 0x40
+                XCTAssertFalse(SignatureAuthentication.signatureIsValid(garbled, publicKey: key.publicKey, octets: octets), "\(auth.method) garbled")
+            }
+        }
+        // Classic methods by key type: ECDSA 9, 10, 11 and RSA 1.
+        XCTAssertEqual(try keys.map { try $0.authentication(octets, digitalSignature: false).method.rawValue }, [9, 10, 11, 1])
+        // An unknown algorithm identifier in method 14 does not verify.
+        var unknown = try keys[0].authentication(octets, digitalSignature: true)
+        unknown.data[5] ^= 0xff
+        XCTAssertFalse(SignatureAuthentication.signatureIsValid(unknown, publicKey: keys[0].publicKey, octets: octets))
+    }
+
     func testCERTREQNamesTheTrustAnchorsByTheirKeyHash() throws {
         let ca = try Authority(name: "test CA")
         guard case .certificateRequest(let request)? = SignatureAuthentication.certificateRequest([ca.certificate]) else { return XCTFail() }
@@ -122,7 +156,7 @@ final class CertificateAuthenticationTests: XCTestCase {
         forged.key = .p256(P256.Signing.PrivateKey())
         pair = try self.pair(initiator: forged, responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
         XCTAssertFalse(established(pair))
-        XCTAssertTrue(failure(pair).contains("AUTH signature (method 9) does not verify"), failure(pair))
+        XCTAssertTrue(failure(pair).contains("AUTH signature (method 14) does not verify"), failure(pair))
     }
 
     func testAPreSharedKeyPeerIsRefusedWhereACertificateIsExpectedAndTheReverse() throws {

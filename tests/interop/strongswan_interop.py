@@ -509,9 +509,10 @@ def run_collision_case(directory, ike, esp, addresses):
         charon.stop()
 
 
-def make_certificates(directory):
-    """A CA and two end-entity certificates from it, for strongSwan (P-256) and ikeproxy (P-384), each naming
-    its address in subjectAltName; and a second CA that issued nothing either side uses."""
+def make_certificates(directory, keys):
+    """A CA and two end-entity certificates from it, for strongSwan and ikeproxy with the key types given
+    (openssl -newkey arguments), each naming its address in subjectAltName; and a second CA that issued
+    nothing either side uses."""
     def openssl(*args):
         subprocess.run(["openssl", *args], check=True, capture_output=True)
     paths = {}
@@ -520,9 +521,9 @@ def make_certificates(directory):
         openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
                 "-subj", f"/O=IKEProxy interop/CN={ca}", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
         paths[ca] = (cert, key)
-    for name, address, curve in (("strongswan", V4[0], "P-256"), ("ikeproxy", V4[1], "P-384")):
+    for (name, address), newkey in zip((("strongswan", V4[0]), ("ikeproxy", V4[1])), keys):
         cert, key, csr = (os.path.join(directory, f"{name}.{ext}") for ext in ("pem", "key", "csr"))
-        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", f"ec_paramgen_curve:{curve}", "-nodes", "-keyout", key, "-out", csr,
+        openssl("req", "-new", *newkey, "-nodes", "-keyout", key, "-out", csr,
                 "-subj", f"/O=IKEProxy interop/CN={name}")
         extensions = os.path.join(directory, f"{name}.ext")
         with open(extensions, "w") as f:
@@ -533,11 +534,22 @@ def make_certificates(directory):
     return paths
 
 
-def run_certificate_case(directory, ike, esp):
-    """Both sides authenticate with ECDSA certificates from one CA (strongSwan P-256, ikeproxy P-384), each
-    side initiating in turn; then ikeproxy trusts another CA and strongSwan's certificate is refused."""
-    print(f"case certificates, {ike} / {esp}", flush=True)
-    paths = make_certificates(directory)
+CERTIFICATE_KEYS = {
+    # strongSwan's and ikeproxy's keys, and how strongSwan names ikeproxy's signature once verified (both
+    # sides announce SHA-2 in SIGNATURE_HASH_ALGORITHMS, so the AUTH method is RFC 7427's).
+    "ECDSA": ((["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"]),
+              r"ECDSA_WITH_SHA384_DER"),
+    "RSA": ((["-newkey", "rsa:2048"], ["-newkey", "rsa:3072"]), r"RSA_EMSA_PKCS1_SHA2_256"),
+}
+
+
+def run_certificate_case(directory, ike, esp, kind):
+    """Both sides authenticate with certificates from one CA (ECDSA: strongSwan P-256, ikeproxy P-384; RSA:
+    2048 and 3072 bits), each side initiating in turn; then ikeproxy trusts another CA and strongSwan's
+    certificate is refused."""
+    print(f"case {kind} certificates, {ike} / {esp}", flush=True)
+    keys, signature_name = CERTIFICATE_KEYS[kind]
+    paths = make_certificates(directory, keys)
     read = lambda path: open(path, "rb").read()
     peer, local = V4
     charon = Charon(directory)
@@ -554,7 +566,7 @@ def run_certificate_case(directory, ike, esp):
         ours = {"local_auth": "pubkey", "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
                 "remote_auth": "pubkey", "ca_certificates": [paths["ca"][0]]}
         for initiator in ("ikeproxy", "strongSwan"):
-            label = f"certificates, initiated by {initiator}"
+            label = f"{kind} certificates, initiated by {initiator}"
             endpoint = Endpoint(directory, ike, esp, V4, authentication=ours)
             if initiator == "ikeproxy":
                 endpoint.command("initiate c")
@@ -564,16 +576,16 @@ def run_certificate_case(directory, ike, esp):
             if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
                 compare(ike_sa(charon, event), event, label, initiator == "ikeproxy")
                 log = open(os.path.join(directory, "endpoint.log"), errors="replace").read()
-                check("authenticated by certificate" in log and "CN=strongswan" in log,
-                      f"{label}: ikeproxy verified strongSwan's certificate chain, name and ECDSA signature")
+                check("authenticated by certificate CN=strongswan" in log and "(RFC 7427 digital signature)" in log,
+                      f"{label}: ikeproxy verified strongSwan's certificate chain, name and {kind} signature (RFC 7427)")
                 charon_log = open(charon.log, errors="replace").read()
-                check(re.search(r"authentication of '192\.0\.2\.2' with ECDSA.384 signature successful", charon_log) is not None,
-                      f"{label}: strongSwan verified ikeproxy's ECDSA P-384 signature and certificate")
+                check(re.search(r"authentication of '192\.0\.2\.2' with " + signature_name + " successful", charon_log) is not None,
+                      f"{label}: strongSwan verified ikeproxy's {signature_name} signature and certificate")
                 list(charon.session.terminate({"ike": "c", "timeout": 5000}))
                 check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
             check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
         # ikeproxy trusts only another CA: strongSwan's certificate does not chain to it.
-        label = "certificates, untrusted CA"
+        label = f"{kind} certificates, untrusted CA"
         endpoint = Endpoint(directory, ike, esp, V4, authentication=dict(ours, ca_certificates=[paths["other-ca"][0]]))
         try:
             list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 5000}))
@@ -620,7 +632,8 @@ def main():
                     else:
                         shutil.rmtree(directory, ignore_errors=True)
         for name, case in (("collision", lambda d: run_collision_case(d, *cases[0], V4)),
-                           ("certificates", lambda d: run_certificate_case(d, *cases[1]))):
+                           ("certificates", lambda d: run_certificate_case(d, *cases[1], "ECDSA")),
+                           ("certificates", lambda d: run_certificate_case(d, *cases[2], "RSA"))):
             if only and only != name:
                 continue
             directory = tempfile.mkdtemp(prefix="ikp-interop-")

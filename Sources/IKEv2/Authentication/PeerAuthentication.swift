@@ -1,3 +1,4 @@
+import _CryptoExtras
 import Crypto
 import Foundation
 import SwiftASN1
@@ -34,7 +35,8 @@ public struct CertificateCredential: Sendable {
         if let k = try? P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p256(k) }
         else if let k = try? P384.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p384(k) }
         else if let k = try? P521.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p521(k) }
-        else { throw CredentialError("the private key is not a PEM ECDSA key on P-256, P-384 or P-521") }
+        else if let k = try? _RSA.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .rsa(k) }
+        else { throw CredentialError("the private key is not a PEM ECDSA (P-256, P-384, P-521) or RSA key") }
         guard key.publicKey == leaf.publicKey else { throw CredentialError("the private key does not belong to the certificate's public key") }
         self.init(chain: chain, key: key)
     }
@@ -51,35 +53,72 @@ public struct CredentialError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// An ECDSA private key and the IKEv2 AUTH method it signs with (RFC 4754).
+/// A private key that signs IKEv2 AUTH payloads: ECDSA (RFC 4754) or RSA.
 public enum SigningKey: Sendable {
     case p256(P256.Signing.PrivateKey)
     case p384(P384.Signing.PrivateKey)
     case p521(P521.Signing.PrivateKey)
-
-    public var method: AuthenticationMethod {
-        switch self {
-        case .p256: return .ecdsaSHA256P256
-        case .p384: return .ecdsaSHA384P384
-        case .p521: return .ecdsaSHA512P521
-        }
-    }
+    case rsa(_RSA.Signing.PrivateKey)
 
     var publicKey: Certificate.PublicKey {
         switch self {
         case .p256(let k): return Certificate.PublicKey(k.publicKey)
         case .p384(let k): return Certificate.PublicKey(k.publicKey)
         case .p521(let k): return Certificate.PublicKey(k.publicKey)
+        case .rsa(let k): return Certificate.PublicKey(k.publicKey)
         }
     }
 
-    /// r | s over the octets, hashed with the curve's SHA-2.
-    func sign(_ octets: [UInt8]) throws -> [UInt8] {
-        switch self {
-        case .p256(let k): return Array(try k.signature(for: octets).rawRepresentation)
-        case .p384(let k): return Array(try k.signature(for: octets).rawRepresentation)
-        case .p521(let k): return Array(try k.signature(for: octets).rawRepresentation)
+    /// The AUTH payload over the signed octets. When the peer announced SHA-2 in
+    /// SIGNATURE_HASH_ALGORITHMS, RFC 7427's Digital Signature method (14) with a SHA-2 algorithm the
+    /// payload names; else the classic method of the key type: ECDSA 9/10/11 (r | s), RSA 1 (PKCS#1 v1.5
+    /// with SHA-1, which RFC 7296 fixes for that method).
+    func authentication(_ octets: [UInt8], digitalSignature: Bool) throws -> AuthenticationPayload {
+        if digitalSignature {
+            let (algorithm, signature): (SignatureAlgorithmIdentifier, [UInt8])
+            switch self {
+            case .p256(let k): (algorithm, signature) = (.ecdsaSHA256, Array(try k.signature(for: octets).derRepresentation))
+            case .p384(let k): (algorithm, signature) = (.ecdsaSHA384, Array(try k.signature(for: octets).derRepresentation))
+            case .p521(let k): (algorithm, signature) = (.ecdsaSHA512, Array(try k.signature(for: octets).derRepresentation))
+            case .rsa(let k):
+                (algorithm, signature) = (.rsaSHA256, Array(try k.signature(for: SHA256.hash(data: octets), padding: .insecurePKCS1v1_5).rawRepresentation))
+            }
+            return AuthenticationPayload(method: .digitalSignature, data: [UInt8(algorithm.der.count)] + algorithm.der + signature)
         }
+        switch self {
+        case .p256(let k): return AuthenticationPayload(method: .ecdsaSHA256P256, data: Array(try k.signature(for: octets).rawRepresentation))
+        case .p384(let k): return AuthenticationPayload(method: .ecdsaSHA384P384, data: Array(try k.signature(for: octets).rawRepresentation))
+        case .p521(let k): return AuthenticationPayload(method: .ecdsaSHA512P521, data: Array(try k.signature(for: octets).rawRepresentation))
+        case .rsa(let k):
+            return AuthenticationPayload(method: .rsaDigitalSignature,
+                                         data: Array(try k.signature(for: Insecure.SHA1.hash(data: octets), padding: .insecurePKCS1v1_5).rawRepresentation))
+        }
+    }
+}
+
+/// The signature algorithms of RFC 7427's Digital Signature method, by their AlgorithmIdentifier DER
+/// (RFC 7427 appendix A); RSA with or without the NULL parameters some encoders leave out.
+enum SignatureAlgorithmIdentifier: CaseIterable {
+    case ecdsaSHA256, ecdsaSHA384, ecdsaSHA512, rsaSHA256, rsaSHA384, rsaSHA512
+
+    var der: [UInt8] {
+        switch self {
+        case .ecdsaSHA256: return [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02]
+        case .ecdsaSHA384: return [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03]
+        case .ecdsaSHA512: return [0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x04]
+        case .rsaSHA256: return [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00]
+        case .rsaSHA384: return [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05, 0x00]
+        case .rsaSHA512: return [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05, 0x00]
+        }
+    }
+
+    init?(der: [UInt8]) {
+        for algorithm in Self.allCases {
+            let known = algorithm.der
+            let withoutNull = known.count == 15 ? [0x30, 0x0b] + Array(known[2..<13]) : known
+            if der == known || der == withoutNull { self = algorithm; return }
+        }
+        return nil
     }
 }
 
@@ -185,8 +224,21 @@ enum SignatureAuthentication {
         }
     }
 
+    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4): SHA2-256, SHA2-384, SHA2-512.
+    static let hashAlgorithmsNotify = NotifyPayload(type: .signatureHashAlgorithms, data: [0, 2, 0, 3, 0, 4])
+
     static func signatureIsValid(_ auth: AuthenticationPayload, publicKey: Certificate.PublicKey, octets: [UInt8]) -> Bool {
         switch auth.method {
+        case .digitalSignature:
+            guard let length = auth.data.first, auth.data.count > 1 + Int(length),
+                  let algorithm = SignatureAlgorithmIdentifier(der: Array(auth.data[1...Int(length)])) else { return false }
+            let signature = Array(auth.data[(1 + Int(length))...])
+            return digitalSignatureIsValid(algorithm, signature: signature, publicKey: publicKey, octets: octets)
+        case .rsaDigitalSignature:
+            // PKCS#1 v1.5 with SHA-1: what RFC 7296 fixes for method 1; accepted from peers that do not speak RFC 7427.
+            guard let key = _RSA.Signing.PublicKey(publicKey) else { return false }
+            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: auth.data), for: Insecure.SHA1.hash(data: octets),
+                                        padding: .insecurePKCS1v1_5)
         case .ecdsaSHA256P256:
             guard let key = P256.Signing.PublicKey(publicKey), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: auth.data) else { return false }
             return key.isValidSignature(signature, for: octets)
@@ -198,6 +250,34 @@ enum SignatureAuthentication {
             return key.isValidSignature(signature, for: octets)
         default:
             return false
+        }
+    }
+
+    static func digitalSignatureIsValid(_ algorithm: SignatureAlgorithmIdentifier, signature: [UInt8], publicKey: Certificate.PublicKey,
+                                        octets: [UInt8]) -> Bool {
+        func ecdsa<D: Digest>(_ digest: D) -> Bool {
+            if let key = P256.Signing.PublicKey(publicKey), let s = try? P256.Signing.ECDSASignature(derRepresentation: signature) {
+                return key.isValidSignature(s, for: digest)
+            }
+            if let key = P384.Signing.PublicKey(publicKey), let s = try? P384.Signing.ECDSASignature(derRepresentation: signature) {
+                return key.isValidSignature(s, for: digest)
+            }
+            if let key = P521.Signing.PublicKey(publicKey), let s = try? P521.Signing.ECDSASignature(derRepresentation: signature) {
+                return key.isValidSignature(s, for: digest)
+            }
+            return false
+        }
+        func rsa<D: Digest>(_ digest: D) -> Bool {
+            guard let key = _RSA.Signing.PublicKey(publicKey) else { return false }
+            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: digest, padding: .insecurePKCS1v1_5)
+        }
+        switch algorithm {
+        case .ecdsaSHA256: return ecdsa(SHA256.hash(data: octets))
+        case .ecdsaSHA384: return ecdsa(SHA384.hash(data: octets))
+        case .ecdsaSHA512: return ecdsa(SHA512.hash(data: octets))
+        case .rsaSHA256: return rsa(SHA256.hash(data: octets))
+        case .rsaSHA384: return rsa(SHA384.hash(data: octets))
+        case .rsaSHA512: return rsa(SHA512.hash(data: octets))
         }
     }
 }

@@ -84,6 +84,13 @@ public struct ConnectionConfiguration: Sendable {
     public var localAuthentication: LocalAuthentication = .preSharedKey
     public var remoteAuthentication: RemoteAuthentication = .preSharedKey
 
+    /// Whether certificates are involved either way (SIGNATURE_HASH_ALGORITHMS is then announced).
+    var usesCertificates: Bool {
+        if case .certificate = localAuthentication { return true }
+        if case .certificate = remoteAuthentication { return true }
+        return false
+    }
+
     public init(name: String, localAddress: IPAddress, remoteAddress: IPAddress?, localPort: UInt16 = 500,
                 remotePort: UInt16 = 500, localIdentity: Identity, remoteIdentity: Identity?, preSharedKey: KeyMaterial,
                 proposals: [ProposalSpec], children: [ChildConfiguration], rekeyTime: Double? = nil,

@@ -75,6 +75,8 @@ final class IKESession {
     var responderFirstMessage: [UInt8] = []
     var cookie: [UInt8]?
     var natDetected = false
+    /// The peer announced SHA-2 in SIGNATURE_HASH_ALGORITHMS: signatures use RFC 7427's method.
+    var peerSupportsDigitalSignature = false
 
     var nextRequestID: UInt32 = 0
     var outstanding: OutstandingRequest?

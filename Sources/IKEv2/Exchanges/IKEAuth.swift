@@ -1,7 +1,7 @@
 /// IKE_AUTH (RFC 7296 section 1.2) with pre-shared keys or certificates (section 2.15) and the first CHILD SA.
 extension IKEEngine {
     /// Our AUTH payload and the CERT payloads that go with it, as the connection says we prove who we are.
-    func ourAuthentication(connection: ConnectionConfiguration, suite: IKECipherSuite, firstMessage: [UInt8], peerNonce: [UInt8],
+    func ourAuthentication(session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, firstMessage: [UInt8], peerNonce: [UInt8],
                            authenticationKey: KeyMaterial, identity: IdentificationPayload) -> (certificates: [Payload], auth: AuthenticationPayload)? {
         switch connection.localAuthentication {
         case .preSharedKey:
@@ -11,8 +11,8 @@ extension IKEEngine {
         case .certificate(let credential):
             let octets = SignatureAuthentication.signedOctets(prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
                                                               authenticationKey: authenticationKey, identification: identity)
-            guard let signature = try? credential.key.sign(octets) else { return nil }
-            return (SignatureAuthentication.certificatePayloads(credential.chain), AuthenticationPayload(method: credential.key.method, data: signature))
+            guard let auth = try? credential.key.authentication(octets, digitalSignature: session.peerSupportsDigitalSignature) else { return nil }
+            return (SignatureAuthentication.certificatePayloads(credential.chain), auth)
         }
     }
 
@@ -41,14 +41,14 @@ extension IKEEngine {
             let certificates = payloads.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } }
             return SignatureAuthentication.verify(auth: auth, certificates: certificates, identity: identity, octets: octets,
                                                   trustAnchors: anchors, now: settings.wallClock())
-                .map { "certificate \($0.subject), issued by \($0.issuer)" }
+                .map { "certificate \($0.subject), issued by \($0.issuer) (\(auth.method.name))" }
         }
     }
 
     func sendAuthRequest(session: IKESession, now: Double) -> [EngineAction] {
         guard let suite = session.suite, let keys = session.keys else { return [] }
         let identity = session.connection.localIdentity.payload
-        guard let ours = ourAuthentication(connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
+        guard let ours = ourAuthentication(session: session, connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
                                            peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator,
                                            identity: identity) else {
             count("signing_failed")
@@ -149,7 +149,7 @@ extension IKEEngine {
         }
         session.connection = connection
         let ourIdentity = connection.localIdentity.payload
-        guard let ours = ourAuthentication(connection: connection, suite: suite, firstMessage: session.responderFirstMessage,
+        guard let ours = ourAuthentication(session: session, connection: connection, suite: suite, firstMessage: session.responderFirstMessage,
                                            peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder,
                                            identity: ourIdentity) else {
             count("signing_failed")

@@ -55,6 +55,12 @@ extension IKEEngine {
         }
     }
 
+    /// Whether SIGNATURE_HASH_ALGORITHMS lists a SHA-2 hash we sign with (RFC 7427 section 4).
+    static func announcesSHA2(_ payloads: [Payload]) -> Bool {
+        guard let data = payloads.notify(.signatureHashAlgorithms)?.data else { return false }
+        return stride(from: 0, to: data.count - 1, by: 2).contains { data[$0] == 0 && (2...4).contains(data[$0 + 1]) }
+    }
+
     func sendInitRequest(session: IKESession, now: Double) -> [EngineAction] {
         let proposals = ikeProposals(connection: session.connection, spi: [], preferring: session.keyExchange?.group)
         var payloads: [Payload] = []
@@ -63,6 +69,7 @@ extension IKEEngine {
                      .keyExchange(KeyExchangePayload(group: session.keyExchange!.group.rawValue, data: session.keyExchange!.publicValue)),
                      .nonce(NoncePayload(data: session.nonceInitiator))]
         payloads += natDetectionNotifies(session: session)
+        if session.connection.usesCertificates { payloads.append(.notify(SignatureAuthentication.hashAlgorithmsNotify)) }
         let message = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: false), payloads: payloads)
         let bytes = message.encode()
         session.initiatorFirstMessage = bytes
@@ -113,6 +120,7 @@ extension IKEEngine {
         session.nonceResponder = nonce.data
         session.responderFirstMessage = raw
         session.suite = suite
+        session.peerSupportsDigitalSignature = Self.announcesSHA2(payloads)
         let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: session.nonceInitiator,
                                               nonceResponder: nonce.data, sharedSecret: sharedSecret)
         session.keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
@@ -232,6 +240,10 @@ extension IKEEngine {
             response.append(request)
         }
         response += natDetectionNotifies(session: session)
+        session.peerSupportsDigitalSignature = Self.announcesSHA2(payloads)
+        if connection.usesCertificates && payloads.notify(.signatureHashAlgorithms) != nil {
+            response.append(.notify(SignatureAuthentication.hashAlgorithmsNotify))
+        }
         let bytes = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: true), payloads: response).encode()
         session.responderFirstMessage = bytes
         session.expectedRequestID = 1

@@ -10,6 +10,19 @@ public struct AuthenticationMethod: RawRepresentable, Hashable, Sendable {
     public static let ecdsaSHA384P384 = AuthenticationMethod(rawValue: 10)
     public static let ecdsaSHA512P521 = AuthenticationMethod(rawValue: 11)
     public static let digitalSignature = AuthenticationMethod(rawValue: 14)
+
+    /// How logs name it.
+    public var name: String {
+        switch rawValue {
+        case 1: return "RSA signature with SHA-1"
+        case 2: return "shared key"
+        case 9: return "ECDSA P-256 with SHA-256"
+        case 10: return "ECDSA P-384 with SHA-384"
+        case 11: return "ECDSA P-521 with SHA-512"
+        case 14: return "RFC 7427 digital signature"
+        default: return "method \(rawValue)"
+        }
+    }
 }
 
 /// AUTH payload (section 3.8).
