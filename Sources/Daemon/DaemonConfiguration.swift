@@ -96,6 +96,7 @@ public struct DaemonConfiguration: Sendable {
         struct Settings: Decodable {
             var retransmit_timeout: Double?; var retransmit_limit: Int?; var half_open_timeout: Double?
             var rekey_retry_delay: Double?; var replaced_sa_timeout: Double?
+            var fragmentation: Bool?; var fragment_size: Int?
         }
         struct Store: Decodable {
             struct PKCS11: Decodable { var module: String; var token: String; var pin: String?; var pin_file: String?; var key_label: String? }
@@ -292,6 +293,11 @@ public struct DaemonConfiguration: Sendable {
             if let v = s.half_open_timeout { engine.halfOpenTimeout = v }
             if let v = s.rekey_retry_delay { engine.rekeyRetryDelay = v }
             if let v = s.replaced_sa_timeout { engine.replacedSATimeout = v }
+            if let v = s.fragmentation { engine.fragmentation = v }
+            if let v = s.fragment_size {
+                guard (576...65535).contains(v) else { throw fail("settings.fragment_size: \(v) is not between 576 and 65535") }
+                engine.fragmentSize = v
+            }
         }
         var store: StoreConfiguration?
         if let st = file.store {

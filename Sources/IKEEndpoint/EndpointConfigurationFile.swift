@@ -49,6 +49,8 @@ public struct EndpointConfigurationFile: Decodable {
         var half_open_timeout: Double?
         var rekey_retry_delay: Double?
         var replaced_sa_timeout: Double?
+        var fragmentation: Bool?
+        var fragment_size: Int?
     }
     var connections: [Connection]
     var settings: Settings?
@@ -71,6 +73,11 @@ public struct EndpointConfigurationFile: Decodable {
             if let v = s.half_open_timeout { settings.halfOpenTimeout = v }
             if let v = s.rekey_retry_delay { settings.rekeyRetryDelay = v }
             if let v = s.replaced_sa_timeout { settings.replacedSATimeout = v }
+            if let v = s.fragmentation { settings.fragmentation = v }
+            if let v = s.fragment_size {
+                guard (576...65535).contains(v) else { throw ConfigurationError("settings.fragment_size: \(v) is not between 576 and 65535") }
+                settings.fragmentSize = v
+            }
         }
         var names = Set<String>()
         let connections = try file.connections.map { c -> ConnectionConfiguration in

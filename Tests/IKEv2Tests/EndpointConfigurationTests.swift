@@ -47,6 +47,8 @@ final class EndpointConfigurationTests: XCTestCase {
              "'/nonexistent/ca.pem' cannot be read"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "local_auth": "eap"}]}"#,
              "local_auth 'eap' is not psk or pubkey"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"fragment_size": 100}}"#,
+             "fragment_size: 100 is not between 576 and 65535"),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try EndpointConfigurationFile.parse(Data(text.utf8))) { error in

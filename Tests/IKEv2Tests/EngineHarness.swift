@@ -17,8 +17,9 @@ final class EnginePair {
     var held: [Datagram] = []
 
     init(initiator: [ConnectionConfiguration], responder: [ConnectionConfiguration], initiatorAddress: IPAddress,
-         responderAddress: IPAddress, responderSettings: EngineSettings = EngineSettings(), seeds: (UInt64, UInt64) = (1, 2)) {
-        self.initiator = IKEEngine(connections: initiator, random: SeededRandom(seed: seeds.0))
+         responderAddress: IPAddress, responderSettings: EngineSettings = EngineSettings(), initiatorSettings: EngineSettings = EngineSettings(),
+         seeds: (UInt64, UInt64) = (1, 2)) {
+        self.initiator = IKEEngine(connections: initiator, settings: initiatorSettings, random: SeededRandom(seed: seeds.0))
         self.responder = IKEEngine(connections: responder, settings: responderSettings, random: SeededRandom(seed: seeds.1))
         self.initiatorAddress = initiatorAddress
         self.responderAddress = responderAddress

@@ -110,6 +110,8 @@ class Charon:
   load = random nonce aes sha1 sha2 hmac gcm chapoly curve25519 gmp openssl kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici
   retransmit_timeout = 2
   retransmit_tries = 3
+  # Below the default 1280, so that charon's IKE_AUTH with an RSA certificate is sent in RFC 7383 fragments.
+  fragment_size = 1000
   plugins {{
     vici {{ socket = unix://{self.socket} }}
     kernel-libipsec {{ allow_peer_ts = yes }}
@@ -584,6 +586,14 @@ def run_certificate_case(directory, ike, esp, kind):
                 list(charon.session.terminate({"ike": "c", "timeout": 5000}))
                 check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
             check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+            if kind == "RSA":
+                # RSA certificates make IKE_AUTH longer than charon's fragment size (1000 here) and ours (1280):
+                # both announced RFC 7383 support, so both cut their IKE_AUTH into SKF fragments.
+                stops = [line for line in open(os.path.join(directory, "endpoint.log"), errors="replace") if "stopping; counters" in line]
+                charon_log = open(charon.log, errors="replace").read()
+                check(stops and "messages_fragmented=" in stops[-1] and "fragments_received=" in stops[-1]
+                      and re.search(r"received fragment #\d+ of \d+", charon_log) is not None,
+                      f"{label}: IKE_AUTH went as RFC 7383 fragments both ways ({stops[-1].split('counters: ')[-1].strip() if stops else 'no counters'})")
         # ikeproxy trusts only another CA: strongSwan's certificate does not chain to it.
         label = f"{kind} certificates, untrusted CA"
         endpoint = Endpoint(directory, ike, esp, V4, authentication=dict(ours, ca_certificates=[paths["other-ca"][0]]))

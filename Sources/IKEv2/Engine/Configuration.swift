@@ -120,5 +120,9 @@ public struct EngineSettings: Sendable {
     /// The calendar time certificates' validity periods are checked against (the engine's own clock is
     /// monotonic seconds); tests set it.
     public var wallClock: @Sendable () -> Date = { Date() }
+    /// Announce IKEv2 fragmentation (RFC 7383) and, when the peer does too, send protected messages larger
+    /// than `fragmentSize` (the whole IP datagram, as strongSwan counts it) as SKF fragments.
+    public var fragmentation = true
+    public var fragmentSize = 1280
     public init() {}
 }

@@ -141,7 +141,7 @@ public final class IKEEngine {
                 outstanding.nextRetransmitAt = now + settings.retransmitTimeout * Double(1 << min(outstanding.attempts - 1, 16))
                 session.outstanding = outstanding
                 actions.append(.log("retransmitting \(outstanding.context) request \(outstanding.messageID) (attempt \(outstanding.attempts))"))
-                actions.append(.send(outstanding.datagram))
+                actions += outstanding.datagrams.map { .send($0) }
             }
             if !session.isOriginalInitiator, session.state != .established, session.state != .deleting,
                now - session.createdAt > settings.halfOpenTimeout {
@@ -249,8 +249,10 @@ public final class IKEEngine {
         } else {
             if header.messageID &+ 1 == session.expectedRequestID, let cached = session.lastResponse,
                cached.messageID == header.messageID {
+                // A fragmented request retransmitted: answer once, on its first fragment (RFC 7383 section 2.6.1).
+                if case .encryptedFragment(let fragment)? = message.payloads.last, fragment.number != 1 { return [] }
                 count("retransmitted_request")
-                return [.log("answering retransmitted request \(header.messageID) from cache"), .send(cached.datagram)]
+                return [.log("answering retransmitted request \(header.messageID) from cache")] + cached.datagrams.map { .send($0) }
             }
             guard header.messageID == session.expectedRequestID else {
                 return drop(.messageIDOutOfWindow(received: header.messageID, expected: session.expectedRequestID))
@@ -258,7 +260,12 @@ public final class IKEEngine {
         }
         let payloads: [Payload]
         do {
-            payloads = try ProtectedMessage.open(bytes, message: message, protection: session.incomingProtection!)
+            if case .encryptedFragment? = message.payloads.last {
+                guard let whole = try reassemble(bytes, message: message, session: session) else { return [] }
+                payloads = whole
+            } else {
+                payloads = try ProtectedMessage.open(bytes, message: message, protection: session.incomingProtection!)
+            }
         } catch .integrityCheckFailed {
             return drop(.integrityCheckFailed)
         } catch {
@@ -327,14 +334,12 @@ public final class IKEEngine {
         let messageID = session.nextRequestID
         session.nextRequestID &+= 1
         let header = session.header(exchange: exchange, messageID: messageID, response: false)
-        guard let protection = session.outgoingProtection,
-              let bytes = try? ProtectedMessage.seal(header: header, payloads: payloads, protection: protection, random: random) else {
+        guard let datagrams = protectedDatagrams(session: session, header: header, payloads: payloads) else {
             return [.log("cannot protect \(exchange) request: SA has no keys")]
         }
-        let datagram = makeDatagram(bytes, from: session.local, to: session.remote)
-        session.outstanding = OutstandingRequest(messageID: messageID, datagram: datagram, context: context, attempts: 1,
+        session.outstanding = OutstandingRequest(messageID: messageID, datagrams: datagrams, context: context, attempts: 1,
                                                  nextRetransmitAt: now + settings.retransmitTimeout)
-        return [.send(datagram)]
+        return datagrams.map { .send($0) }
     }
 
     func sendNextQueued(session: IKESession, now: Double) -> [EngineAction] {
@@ -347,13 +352,48 @@ public final class IKEEngine {
     /// Sends a protected response and caches it for retransmitted requests.
     func respond(session: IKESession, to request: IKEHeader, payloads: [Payload]) -> [EngineAction] {
         let header = session.header(exchange: request.exchangeType, messageID: request.messageID, response: true)
-        guard let protection = session.outgoingProtection,
-              let bytes = try? ProtectedMessage.seal(header: header, payloads: payloads, protection: protection, random: random) else {
+        guard let datagrams = protectedDatagrams(session: session, header: header, payloads: payloads) else {
             return [.log("cannot protect response")]
         }
-        let datagram = makeDatagram(bytes, from: session.local, to: session.remote)
-        session.lastResponse = (request.messageID, datagram)
-        return [.send(datagram)]
+        session.lastResponse = (request.messageID, datagrams)
+        return datagrams.map { .send($0) }
+    }
+
+    /// A protected message as datagrams: one, or SKF fragments when both ends support fragmentation and
+    /// the whole would make an IP datagram larger than `settings.fragmentSize` (RFC 7383 section 2.5).
+    func protectedDatagrams(session: IKESession, header: IKEHeader, payloads: [Payload]) -> [Datagram]? {
+        guard let protection = session.outgoingProtection,
+              let bytes = try? ProtectedMessage.seal(header: header, payloads: payloads, protection: protection, random: random) else { return nil }
+        let ipAndUDP = (session.remote.address.isIPv6 ? 40 : 20) + 8 + (session.local.port == 4500 || session.remote.port == 4500 ? 4 : 0)
+        let limit = settings.fragmentSize - ipAndUDP
+        guard session.fragmentation, bytes.count > limit,
+              let fragments = try? ProtectedMessage.sealFragments(header: header, payloads: payloads, protection: protection, random: random,
+                                                                  maximumMessageSize: limit) else {
+            return [makeDatagram(bytes, from: session.local, to: session.remote)]
+        }
+        count("messages_fragmented")
+        return fragments.map { makeDatagram($0, from: session.local, to: session.remote) }
+    }
+
+    /// Keeps an authenticated SKF fragment; returns the message's payloads once every fragment is in
+    /// (RFC 7383 section 2.6), nil while some are missing.
+    func reassemble(_ bytes: [UInt8], message: IKEMessage, session: IKESession) throws(IKEDecodingError) -> [Payload]? {
+        let (fragment, piece) = try ProtectedMessage.openFragment(bytes, message: message, protection: session.incomingProtection!)
+        let id = message.header.messageID
+        guard fragment.total <= 128 else { throw .invalidField(field: "skf.totalFragments", value: Int(fragment.total)) }
+        var assembly = session.incomingFragments[id] ?? (fragment.total, nil, [:])
+        // A different total means the sender cut the message anew (smaller fragments): start over.
+        if assembly.total != fragment.total { assembly = (fragment.total, nil, [:]) }
+        assembly.pieces[fragment.number] = piece
+        if fragment.number == 1 { assembly.first = fragment.firstInnerPayload }
+        count("fragments_received")
+        guard assembly.pieces.count == Int(assembly.total), let first = assembly.first else {
+            session.incomingFragments[id] = assembly
+            return nil
+        }
+        session.incomingFragments[id] = nil
+        let joined = (1...assembly.total).flatMap { assembly.pieces[$0] ?? [] }
+        return try Payload.decodeChain(joined[...], first: first)
     }
 
     /// Removes an IKE SA and reports it and its CHILD SAs gone.

@@ -46,7 +46,8 @@ typealias QueuedRequest = (payloads: [Payload], exchange: ExchangeType, context:
 
 struct OutstandingRequest {
     var messageID: UInt32
-    var datagram: Datagram
+    /// One datagram, or the fragments of a fragmented message (all sent again on retransmission).
+    var datagrams: [Datagram]
     var context: RequestContext
     var attempts: Int
     var nextRetransmitAt: Double
@@ -77,12 +78,16 @@ final class IKESession {
     var natDetected = false
     /// The peer announced SHA-2 in SIGNATURE_HASH_ALGORITHMS: signatures use RFC 7427's method.
     var peerSupportsDigitalSignature = false
+    /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
+    var fragmentation = false
+    /// Fragments received so far, by message ID: the total, the first inner payload type, the pieces.
+    var incomingFragments: [UInt32: (total: UInt16, first: PayloadType?, pieces: [UInt16: [UInt8]])] = [:]
 
     var nextRequestID: UInt32 = 0
     var outstanding: OutstandingRequest?
     var queued: [QueuedRequest] = []
     var expectedRequestID: UInt32 = 0
-    var lastResponse: (messageID: UInt32, datagram: Datagram)?
+    var lastResponse: (messageID: UInt32, datagrams: [Datagram])?
 
     var children: [ChildSA] = []
     /// The first CHILD SA a responder was asked for in IKE_AUTH, or an initiator's queued extra children.

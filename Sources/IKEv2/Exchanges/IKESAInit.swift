@@ -70,12 +70,13 @@ extension IKEEngine {
                      .nonce(NoncePayload(data: session.nonceInitiator))]
         payloads += natDetectionNotifies(session: session)
         if session.connection.usesCertificates { payloads.append(.notify(SignatureAuthentication.hashAlgorithmsNotify)) }
+        if settings.fragmentation { payloads.append(.notify(NotifyPayload(type: .ikev2FragmentationSupported))) }
         let message = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: false), payloads: payloads)
         let bytes = message.encode()
         session.initiatorFirstMessage = bytes
         session.nextRequestID = 1
         let datagram = makeDatagram(bytes, from: session.local, to: session.remote)
-        session.outstanding = OutstandingRequest(messageID: 0, datagram: datagram, context: .ikeSAInit, attempts: 1,
+        session.outstanding = OutstandingRequest(messageID: 0, datagrams: [datagram], context: .ikeSAInit, attempts: 1,
                                                  nextRetransmitAt: now + settings.retransmitTimeout)
         return [.send(datagram)]
     }
@@ -121,6 +122,7 @@ extension IKEEngine {
         session.responderFirstMessage = raw
         session.suite = suite
         session.peerSupportsDigitalSignature = Self.announcesSHA2(payloads)
+        session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: session.nonceInitiator,
                                               nonceResponder: nonce.data, sharedSecret: sharedSecret)
         session.keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
@@ -178,7 +180,7 @@ extension IKEEngine {
                                                           && $0.remote.address == remote.address }) {
             if existing.initiatorFirstMessage == raw, let cached = existing.lastResponse, cached.messageID == 0 {
                 count("retransmitted_request")
-                return [.log("answering retransmitted IKE_SA_INIT from cache"), .send(cached.datagram)]
+                return [.log("answering retransmitted IKE_SA_INIT from cache")] + cached.datagrams.map { .send($0) }
             }
             return drop(.invalidState("second IKE_SA_INIT for an existing IKE SA"))
         }
@@ -241,6 +243,8 @@ extension IKEEngine {
         }
         response += natDetectionNotifies(session: session)
         session.peerSupportsDigitalSignature = Self.announcesSHA2(payloads)
+        session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
+        if session.fragmentation { response.append(.notify(NotifyPayload(type: .ikev2FragmentationSupported))) }
         if connection.usesCertificates && payloads.notify(.signatureHashAlgorithms) != nil {
             response.append(.notify(SignatureAuthentication.hashAlgorithmsNotify))
         }
@@ -248,7 +252,7 @@ extension IKEEngine {
         session.responderFirstMessage = bytes
         session.expectedRequestID = 1
         let datagram = makeDatagram(bytes, from: local, to: remote)
-        session.lastResponse = (0, datagram)
+        session.lastResponse = (0, [datagram])
         sessions[session.spiResponder] = session
         return [.log("IKE_SA_INIT from \(remote) for '\(connection.name)': \(suite.name)\(session.natDetected ? ", NAT detected" : "")"),
                 .send(datagram)]

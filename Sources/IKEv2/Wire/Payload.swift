@@ -6,6 +6,18 @@ public struct EncryptedPayload: Equatable, Sendable {
     public init(firstInnerPayload: PayloadType, data: [UInt8]) { self.firstInnerPayload = firstInnerPayload; self.data = data }
 }
 
+/// SKF (RFC 7383 section 2.5): one fragment of a message's protected payloads, protected on its own.
+/// `data` is what follows Total Fragments: IV, ciphertext, ICV.
+public struct EncryptedFragmentPayload: Equatable, Sendable {
+    public var firstInnerPayload: PayloadType
+    public var number: UInt16
+    public var total: UInt16
+    public var data: [UInt8]
+    public init(firstInnerPayload: PayloadType, number: UInt16, total: UInt16, data: [UInt8]) {
+        self.firstInnerPayload = firstInnerPayload; self.number = number; self.total = total; self.data = data
+    }
+}
+
 /// A payload the codec does not know; kept so that re-encoding is exact.
 public struct UnknownPayload: Equatable, Sendable {
     public var type: PayloadType
@@ -29,6 +41,7 @@ public enum Payload: Equatable, Sendable {
     case trafficSelectorInitiator(TrafficSelectorPayload)
     case trafficSelectorResponder(TrafficSelectorPayload)
     case encrypted(EncryptedPayload)
+    case encryptedFragment(EncryptedFragmentPayload)
     case configuration(ConfigurationPayload)
     /// EAP messages are carried opaque (section 3.16).
     case extensibleAuthentication([UInt8])
@@ -50,6 +63,7 @@ public enum Payload: Equatable, Sendable {
         case .trafficSelectorInitiator: return .trafficSelectorInitiator
         case .trafficSelectorResponder: return .trafficSelectorResponder
         case .encrypted: return .encrypted
+        case .encryptedFragment: return .encryptedFragment
         case .configuration: return .configuration
         case .extensibleAuthentication: return .extensibleAuthentication
         case .unknown(let unknown): return unknown.type
@@ -71,6 +85,14 @@ public enum Payload: Equatable, Sendable {
                 guard reader.isAtEnd else { throw .encryptedPayloadNotLast }
                 var copy = body
                 payloads.append(.encrypted(EncryptedPayload(firstInnerPayload: next, data: copy.readRest())))
+                return payloads
+            }
+            if type == .encryptedFragment {
+                guard reader.isAtEnd else { throw .encryptedPayloadNotLast }
+                var copy = body
+                let number = try copy.readUInt16("skf.fragmentNumber"), total = try copy.readUInt16("skf.totalFragments")
+                guard number >= 1, number <= total else { throw .invalidField(field: "skf.fragmentNumber", value: Int(number)) }
+                payloads.append(.encryptedFragment(EncryptedFragmentPayload(firstInnerPayload: next, number: number, total: total, data: copy.readRest())))
                 return payloads
             }
             payloads.append(try decodeBody(type: type, critical: critical, body: body))
@@ -109,6 +131,7 @@ public enum Payload: Equatable, Sendable {
         for (index, payload) in payloads.enumerated() {
             let next: PayloadType
             if case .encrypted(let sk) = payload { next = sk.firstInnerPayload }
+            else if case .encryptedFragment(let skf) = payload { next = skf.firstInnerPayload }
             else { next = index + 1 < payloads.count ? payloads[index + 1].type : .none }
             writer.write(next.rawValue)
             if case .unknown(let unknown) = payload, unknown.critical { writer.write(UInt8(0x80)) } else { writer.write(UInt8(0)) }
@@ -132,6 +155,7 @@ public enum Payload: Equatable, Sendable {
         case .vendorID(let bytes), .extensibleAuthentication(let bytes): writer.write(bytes: bytes)
         case .trafficSelectorInitiator(let p), .trafficSelectorResponder(let p): p.encode(into: &writer)
         case .encrypted(let p): writer.write(bytes: p.data)
+        case .encryptedFragment(let p): writer.write(p.number); writer.write(p.total); writer.write(bytes: p.data)
         case .configuration(let p): p.encode(into: &writer)
         case .unknown(let p): writer.write(bytes: p.body)
         }

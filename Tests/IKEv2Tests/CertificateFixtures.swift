@@ -1,0 +1,52 @@
+import _CryptoExtras
+import Crypto
+import Foundation
+import SwiftASN1
+import X509
+@testable import IKEv2
+
+/// A CA made in the test, the certificates it issues, and two engines that authenticate with them.
+enum CertificateFixtures {
+    struct Authority {
+        let key = P256.Signing.PrivateKey()
+        let certificate: Certificate
+        init(name: String, validFrom: Date = Date(timeIntervalSinceNow: -3600), validTo: Date = Date(timeIntervalSinceNow: 86400)) throws {
+            let subject = try DistinguishedName { CommonName(name) }
+            certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: validFrom,
+                                          notValidAfter: validTo, issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+                                          extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil)) },
+                                          issuerPrivateKey: .init(key))
+        }
+
+        /// An end-entity certificate for `address` (subjectAltName IP), with a P-256 key or the one given.
+        func issue(address: String, p384: Bool = false, subjectKey: SigningKey? = nil, validTo: Date = Date(timeIntervalSinceNow: 86400)) throws -> CertificateCredential {
+            let signing: SigningKey = subjectKey ?? (p384 ? .p384(P384.Signing.PrivateKey()) : .p256(P256.Signing.PrivateKey()))
+            let ip = IPAddress(address)!
+            let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: signing.publicKey,
+                                              notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: validTo, issuer: self.certificate.subject,
+                                              subject: try DistinguishedName { CommonName("host \(address)") }, signatureAlgorithm: .ecdsaWithSHA256,
+                                              extensions: try Certificate.Extensions { SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(ip.bytes)))]) },
+                                              issuerPrivateKey: .init(key))
+            return CertificateCredential(chain: [certificate], key: signing)
+        }
+    }
+
+    static func pair(initiator: CertificateCredential, responder: CertificateCredential, initiatorTrusts: [Certificate], responderTrusts: [Certificate],
+              settings: (EngineSettings, EngineSettings) = (EngineSettings(), EngineSettings())) throws -> EnginePair {
+        var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        var b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        a.localAuthentication = .certificate(initiator); a.remoteAuthentication = .certificate(trustAnchors: initiatorTrusts)
+        b.localAuthentication = .certificate(responder); b.remoteAuthentication = .certificate(trustAnchors: responderTrusts)
+        return EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!,
+                          responderSettings: settings.1, initiatorSettings: settings.0)
+    }
+
+    static func established(_ pair: EnginePair) -> Bool {
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        return pair.events("initiator", .childEstablished).count == 1 && pair.events("responder", .childEstablished).count == 1
+    }
+
+    static func failure(_ pair: EnginePair) -> String {
+        pair.events.map(\.event).first { $0.kind == .ikeFailed }?.detail ?? "no failure"
+    }
+}
