@@ -17,6 +17,19 @@ final class ProxyEdgeTests: XCTestCase {
                          profiles: [DemoScenario.profile()])
     }
 
+    func testAProfileThatSignsWithTheTerminalsCertificateRefusesATerminalWithoutOne() {
+        var profile = DemoScenario.profile()
+        profile.authenticatesWithTerminalCertificate = true
+        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(),
+                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+                                     profiles: [profile])
+        let actions = proxy.receive(from: .terminal, packet: HostStack.echoRequest(from: a, to: peer, sequence: 1), now: 0, wallClock: 0)
+        XCTAssertTrue(actions.contains(.drop("no_certificate_for_terminal")), "\(actions)")
+        XCTAssertTrue(actions.contains { if case .log(let text) = $0 { return text.contains("has none configured") } else { return false } })
+        XCTAssertNil(proxy.counters["negotiations_started"], "no IKE in the terminal's name without its certificate")
+        XCTAssertFalse(actions.contains { if case .send(.internet, _) = $0 { return true } else { return false } })
+    }
+
     func testMalformedPacketsFromEitherSideAreCountedDrops() {
         let proxy = makeProxy()
         for garbage in [[], [0x45], [0x60, 0, 0], Array(repeating: 0x45, count: 30)] as [[UInt8]] {
