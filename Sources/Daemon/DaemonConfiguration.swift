@@ -90,6 +90,7 @@ public struct DaemonConfiguration: Sendable {
             var local_auth: String?
             var remote_auth: String?
             var ca_certificates: [String]?
+            var crls: [String]?
         }
         struct Policy: Decodable { var rules: [RuleText]; var `default`: String? }
         struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
@@ -214,6 +215,11 @@ public struct DaemonConfiguration: Sendable {
                                               childRekeyTime: p.rekey_time))
             profiles[profiles.count - 1].authenticatesWithTerminalCertificate = usesTerminalCertificates
             profiles[profiles.count - 1].peerTrustAnchors = anchors
+            for file in p.crls ?? [] {
+                guard let data = FileManager.default.contents(atPath: file) else { throw fail("\(at).crls: '\(file)' cannot be read") }
+                do { profiles[profiles.count - 1].peerRevocationLists += try CertificateRevocationList.lists(pemOrDER: Array(data)) }
+                catch { throw fail("\(at).crls: '\(file)' is not a CRL: \(error)") }
+            }
         }
         var rules: [PolicyRule] = []
         for (index, r) in file.policy.rules.enumerated() {

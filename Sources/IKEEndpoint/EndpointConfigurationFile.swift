@@ -41,6 +41,8 @@ public struct EndpointConfigurationFile: Decodable {
         var certificate: String?
         var private_key: String?
         var ca_certificates: [String]?
+        /// CRL files (PEM or DER) of those CAs: a revoked peer certificate is refused.
+        var crls: [String]?
     }
     struct Settings: Decodable {
         var cookie_threshold: Int?
@@ -179,7 +181,13 @@ public struct EndpointConfigurationFile: Decodable {
                 guard !found.isEmpty else { throw ConfigurationError("\(at): ca_certificates '\(file)' holds no PEM certificate") }
                 anchors += found
             }
-            remote = .certificate(trustAnchors: anchors)
+            var lists: [CertificateRevocationList] = []
+            for file in c.crls ?? [] {
+                guard let data = FileManager.default.contents(atPath: file) else { throw ConfigurationError("\(at): crls '\(file)' cannot be read") }
+                do { lists += try CertificateRevocationList.lists(pemOrDER: Array(data)) }
+                catch { throw ConfigurationError("\(at): crls '\(file)' is not a CRL: \(error)") }
+            }
+            remote = .certificate(trustAnchors: anchors, revocationLists: lists)
         case let other: throw ConfigurationError("\(at): remote_auth '\(other)' is not psk or pubkey")
         }
         return (local, remote)

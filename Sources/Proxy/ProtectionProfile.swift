@@ -21,6 +21,8 @@ public struct ProtectionProfile: Sendable {
     public var authenticatesWithTerminalCertificate = false
     /// The peer must prove its identity with a certificate from one of these CAs; nil: with the PSK.
     public var peerTrustAnchors: [Certificate]?
+    /// CRLs of those CAs: a revoked peer certificate is refused.
+    public var peerRevocationLists: [CertificateRevocationList] = []
 
     public init(name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
                 peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil,
@@ -42,7 +44,7 @@ public struct ProtectionProfile: Sendable {
                                                  preSharedKey: preSharedKey, proposals: ikeProposals, children: [child],
                                                  forceEncapsulation: forceEncapsulation)
         if authenticatesWithTerminalCertificate, let credential { connection.localAuthentication = .certificate(credential) }
-        if let peerTrustAnchors { connection.remoteAuthentication = .certificate(trustAnchors: peerTrustAnchors) }
+        if let peerTrustAnchors { connection.remoteAuthentication = .certificate(trustAnchors: peerTrustAnchors, revocationLists: peerRevocationLists) }
         return connection
     }
 

@@ -609,6 +609,21 @@ def run_certificate_case(directory, ike, esp, kind):
         check(not endpoint.wait_event("child_sa_established", timeout=1) and not [s for s in charon.sas() if s["state"] == b"ESTABLISHED"],
               f"{label}: no SA on either side")
         check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        # The CA revoked strongSwan's certificate and ikeproxy has its CRL: refused, whatever the signature.
+        label = f"{kind} certificates, revoked"
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        from make_crl import make_crl
+        crl = os.path.join(directory, "ca.crl")
+        make_crl(paths["ca"][0], paths["ca"][1], crl, [paths["strongswan"][0]])
+        endpoint = Endpoint(directory, ike, esp, V4, authentication=dict(ours, crls=[crl]))
+        try:
+            list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 5000}))
+        except vici.exception.CommandException:
+            pass
+        failed = endpoint.wait_event("ike_sa_failed", timeout=10)
+        check(failed is not None and "is revoked by the CRL of" in (failed.get("reason") or ""),
+              f"{label}: ikeproxy refuses strongSwan's revoked certificate ({failed.get('reason') if failed else 'no failure reported'})")
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
     finally:
         charon.stop()
 

@@ -15,9 +15,9 @@ public enum LocalAuthentication: Sendable {
 /// How the peer must prove who it is.
 public enum RemoteAuthentication: Sendable {
     case preSharedKey
-    /// A signature by the key of a certificate that chains to one of these CA certificates and names the
-    /// peer's identity in its subjectAltName (or as its subject, for a DN identity).
-    case certificate(trustAnchors: [Certificate])
+    /// A signature by the key of a certificate that chains to one of these CA certificates, is revoked by
+    /// none of the CRLs, and names the peer's identity in its subjectAltName (or as its subject, for a DN).
+    case certificate(trustAnchors: [Certificate], revocationLists: [CertificateRevocationList] = [])
 }
 
 /// A certificate chain (end entity first) and the end entity's private key.
@@ -163,12 +163,13 @@ enum SignatureAuthentication {
 
     /// Checks the peer's certificate chain, identity and signature; returns the end-entity certificate.
     static func verify(auth: AuthenticationPayload, certificates: [CertificatePayload], identity: IdentificationPayload,
-                       octets: [UInt8], trustAnchors: [Certificate], now: Date) -> Result<Certificate, AuthenticationFailure> {
+                       octets: [UInt8], trustAnchors: [Certificate], revocationLists: [CertificateRevocationList] = [],
+                       now: Date) -> Result<Certificate, AuthenticationFailure> {
         let presented = certificates.filter { $0.encoding == x509Encoding }.compactMap { try? Certificate(derEncoded: $0.data) }
         guard let leaf = presented.first else {
             return .failure(AuthenticationFailure("no X.509 certificate in the peer's CERT payloads"))
         }
-        switch chain(from: leaf, intermediates: Array(presented.dropFirst()), anchors: trustAnchors, now: now) {
+        switch chain(from: leaf, intermediates: Array(presented.dropFirst()), anchors: trustAnchors, revocationLists: revocationLists, now: now) {
         case .failure(let failure): return .failure(failure)
         case .success: break
         }
@@ -181,14 +182,21 @@ enum SignatureAuthentication {
         return .success(leaf)
     }
 
-    /// Walks issuer by issuer, checking each signature and validity period, to one of the anchors.
-    static func chain(from leaf: Certificate, intermediates: [Certificate], anchors: [Certificate], now: Date) -> Result<Void, AuthenticationFailure> {
+    /// Walks issuer by issuer, checking each signature, validity period and the issuer's CRL, to one of the anchors.
+    static func chain(from leaf: Certificate, intermediates: [Certificate], anchors: [Certificate],
+                      revocationLists: [CertificateRevocationList] = [], now: Date) -> Result<Void, AuthenticationFailure> {
         var current = leaf
+        func revoked(_ certificate: Certificate, by issuer: Certificate) -> AuthenticationFailure? {
+            // Only a CRL its issuer signed counts; a revoked certificate stays revoked even past the CRL's nextUpdate.
+            guard revocationLists.contains(where: { $0.revokedSerialNumbers.contains(certificate.serialNumber) && $0.isSigned(by: issuer) }) else { return nil }
+            return AuthenticationFailure("the certificate \(certificate.subject) (serial \(certificate.serialNumber)) is revoked by the CRL of \(issuer.subject)")
+        }
         for _ in 0..<8 {
             guard current.notValidBefore <= now, now <= current.notValidAfter else {
                 return .failure(AuthenticationFailure("the certificate \(current.subject) is not valid now (valid \(current.notValidBefore) to \(current.notValidAfter))"))
             }
             if let anchor = anchors.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
+                if let failure = revoked(current, by: anchor) { return .failure(failure) }
                 guard anchor.notValidBefore <= now, now <= anchor.notValidAfter else {
                     return .failure(AuthenticationFailure("the trusted CA \(anchor.subject) is not valid now"))
                 }
@@ -198,6 +206,7 @@ enum SignatureAuthentication {
                   issuer != current else {
                 return .failure(AuthenticationFailure("the certificate \(current.subject) does not chain to a trusted CA (issuer \(current.issuer))"))
             }
+            if let failure = revoked(current, by: issuer) { return .failure(failure) }
             current = issuer
         }
         return .failure(AuthenticationFailure("the certificate chain of \(leaf.subject) is too long"))

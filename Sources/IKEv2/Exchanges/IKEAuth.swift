@@ -32,7 +32,7 @@ extension IKEEngine {
                 return .failure(AuthenticationFailure("the AUTH payload does not verify with the pre-shared key"))
             }
             return .success("pre-shared key")
-        case .certificate(let anchors):
+        case .certificate(let anchors, let revocationLists):
             guard auth.method != .sharedKeyMessageIntegrityCode else {
                 return .failure(AuthenticationFailure("the peer used a pre-shared key but connection '\(connection.name)' expects a certificate"))
             }
@@ -40,7 +40,7 @@ extension IKEEngine {
                                                               authenticationKey: authenticationKey, identification: identity)
             let certificates = payloads.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } }
             return SignatureAuthentication.verify(auth: auth, certificates: certificates, identity: identity, octets: octets,
-                                                  trustAnchors: anchors, now: settings.wallClock())
+                                                  trustAnchors: anchors, revocationLists: revocationLists, now: settings.wallClock())
                 .map { "certificate \($0.subject), issued by \($0.issuer) (\(auth.method.name))" }
         }
     }
@@ -56,7 +56,7 @@ extension IKEEngine {
         }
         // Order: IDi, [CERT+], [CERTREQ], [IDr], AUTH, then the CHILD SA's payloads.
         var payloads: [Payload] = [.identificationInitiator(identity)] + ours.certificates
-        if case .certificate(let anchors) = session.connection.remoteAuthentication,
+        if case .certificate(let anchors, _) = session.connection.remoteAuthentication,
            let request = SignatureAuthentication.certificateRequest(anchors) { payloads.append(request) }
         if let remote = session.connection.remoteIdentity { payloads.append(.identificationResponder(remote.payload)) }
         payloads.append(.authentication(ours.auth))

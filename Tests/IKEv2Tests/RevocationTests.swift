@@ -1,0 +1,52 @@
+import Foundation
+import X509
+import XCTest
+@testable import IKEv2
+
+/// CRLs made by openssl (Tests/IKEv2Tests/Fixtures/crl): parsed, their signature checked against the CA,
+/// and a revoked certificate refused while an unrevoked one of the same CA passes.
+final class RevocationTests: XCTestCase {
+    func fixture(_ name: String) throws -> [UInt8] {
+        Array(try Data(contentsOf: try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/crl/" + name, withExtension: "pem"))))
+    }
+    func certificate(_ name: String) throws -> Certificate {
+        try XCTUnwrap(CertificateCredential.certificates(pem: String(decoding: try fixture(name), as: UTF8.self)).first)
+    }
+
+    func testAnOpenSSLCRLIsReadAndItsSignatureChecked() throws {
+        let ca = try certificate("ca"), revoked = try certificate("revoked"), good = try certificate("good")
+        let lists = try CertificateRevocationList.lists(pemOrDER: try fixture("crl"))
+        XCTAssertEqual(lists.count, 1)
+        let crl = lists[0]
+        XCTAssertEqual(crl.issuer, ca.subject)
+        XCTAssertTrue(crl.isSigned(by: ca))
+        XCTAssertTrue(crl.revokedSerialNumbers.contains(revoked.serialNumber))
+        XCTAssertFalse(crl.revokedSerialNumbers.contains(good.serialNumber))
+        XCTAssertNotNil(crl.nextUpdate)
+        XCTAssertLessThan(crl.thisUpdate, try XCTUnwrap(crl.nextUpdate))
+        // Same CA name, another key: its CRL does not count.
+        let forged = try XCTUnwrap(CertificateRevocationList.lists(pemOrDER: try fixture("forged-crl")).first)
+        XCTAssertEqual(forged.issuer, ca.subject)
+        XCTAssertFalse(forged.isSigned(by: ca))
+        XCTAssertThrowsError(try CertificateRevocationList(derEncoded: [0x30, 0x03, 0x02, 0x01, 0x01]))
+        XCTAssertThrowsError(try CertificateRevocationList.lists(pemOrDER: Array("not a CRL".utf8)))
+    }
+
+    func testARevokedCertificateDoesNotChainAndAGoodOneDoes() throws {
+        let ca = try certificate("ca"), revoked = try certificate("revoked"), good = try certificate("good")
+        let crl = try CertificateRevocationList.lists(pemOrDER: try fixture("crl"))
+        let forged = try CertificateRevocationList.lists(pemOrDER: try fixture("forged-crl"))
+        let now = Date()
+        switch SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], revocationLists: crl, now: now) {
+        case .success: XCTFail("a revoked certificate must not chain")
+        case .failure(let failure): XCTAssertTrue(failure.description.contains("is revoked by the CRL of"), failure.description)
+        }
+        if case .failure(let failure) = SignatureAuthentication.chain(from: good, intermediates: [], anchors: [ca], revocationLists: crl, now: now) {
+            XCTFail("an unrevoked certificate chains: \(failure)")
+        }
+        // Without the CRL, or with one the CA did not sign, the revoked certificate is not known as such.
+        if case .failure(let failure) = SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], revocationLists: forged, now: now) {
+            XCTFail("a CRL the CA did not sign must not count: \(failure)")
+        }
+    }
+}
