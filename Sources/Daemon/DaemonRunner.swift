@@ -389,7 +389,7 @@ public final class DaemonRunner {
 
     func status() -> [String: Any] {
         ["uptime_seconds": Int(monotonicSeconds() - startedAt), "interfaces": ["internet": internet.name, "terminal": terminal.name],
-         "data_path": portCounters, "proxy": bridge.proxy.counters, "bridge": bridge.counters,
+         "data_path": portCounters, "proxy": bridge.proxy.counters, "bridge": bridge.counters, "engine": bridge.proxy.engine.counters,
          "sas": bridge.proxy.store.children.count, "negotiating": bridge.proxy.hasNegotiationsInFlight]
     }
 }

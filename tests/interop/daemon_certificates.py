@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """`ikeproxy daemon` authenticating in terminals' names with the terminals' own certificates.
 
-The topology of daemon_e2e.py. A CA issues strongSwan's certificate and terminal 1's (ECDSA P-256, each
-naming its addresses in subjectAltName); terminal 1's private key is sealed into the daemon's
-configuration (`ikeproxy seal --context terminal-key:1`, key-file sealer). The protection profile says
-local_auth "pubkey" (the terminal's certificate) and remote_auth "pubkey" (the CA).
+The topology of daemon_e2e.py. A CA (ECDSA P-256) issues strongSwan's certificate (RSA 2048) and
+terminal 1's (RSA 3072), each naming its addresses in subjectAltName; terminal 1's private key is sealed
+into the daemon's configuration (`ikeproxy seal --context terminal-key:1`, key-file sealer). The
+protection profile says local_auth "pubkey" (the terminal's certificate) and remote_auth "pubkey" (the
+CA). RSA makes IKE_AUTH larger than both fragment sizes (charon's 1000, the daemon's 1280), so both
+sides send it as RFC 7383 fragments, through the bridge.
 
 Checks: strongSwan initiates to terminal 1 and both sides authenticate by certificate (strongSwan logs
-the ECDSA signature of 192.0.2.2 as verified, the daemon logs strongSwan's certificate as verified);
+the RSA signature of 192.0.2.2 as verified, the daemon logs strongSwan's certificate as verified), with
+IKE_AUTH fragmented both ways;
 ping passes through ESP; terminal 1 opens a flow and the proxy initiates, again by certificate;
 terminal 2, which has no certificate, gets no SA and the refusal says why; neither the configuration
 nor the state database holds the private key in the clear.
@@ -34,9 +37,9 @@ def make_certificates(directory):
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
             "-subj", "/O=IKEProxy site/CN=site CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
     made = {"ca": (ca, ca_key)}
-    for name, addresses in (("strongswan", (e2e.PEER4, e2e.PEER6)), ("t1", (T1["v4"], T1["v6"]))):
+    for name, addresses, bits in (("strongswan", (e2e.PEER4, e2e.PEER6), 2048), ("t1", (T1["v4"], T1["v6"]), 3072)):
         cert, key, csr = (os.path.join(directory, f"{name}.{ext}") for ext in ("pem", "key", "csr"))
-        openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", csr,
+        openssl("req", "-new", "-newkey", f"rsa:{bits}", "-nodes", "-keyout", key, "-out", csr,
                 "-subj", f"/O=IKEProxy site/CN={name}")
         extensions = os.path.join(directory, f"{name}.ext")
         with open(extensions, "w") as f:
@@ -59,6 +62,20 @@ def load_peer(charon, made):
             "remote-1": {"auth": "pubkey", "id": t["v4"], "cacerts": [read(made["ca"][0])]},
             "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
                                 "local_ts": [e2e.PEER4], "remote_ts": [t["v4"]]}}}})
+
+
+def daemon_counter(control, name):
+    """A counter of the daemon's engine, from its status on the control socket."""
+    import socket
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(control)
+    s.sendall(b"status\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return json.loads(data).get("engine", {}).get(name, 0)
 
 
 def main():
@@ -104,6 +121,8 @@ def run(charon, directory):
     os.unlink(made["t1"][1])
 
     log = os.path.join(directory, "daemon.log")
+    global daemon_control
+    daemon_control = config["control_socket"]
     daemon = e2e.start(PROXY, ["daemon", "--config", config_path], log)
     terminal_config = os.path.join(directory, "t1.json")
     with open(terminal_config, "w") as f:
@@ -118,9 +137,12 @@ def run(charon, directory):
         sa, child = e2e.wait_child(charon, "t1v4")
         check(child is not None, f"strongSwan initiated to terminal 1 and the proxy answered with its certificate ({result})")
         charon_log = e2e.read(charon.log)
-        check(re.search(r"authentication of '192\.0\.2\.2' with (ECDSA.256 signature|ECDSA_WITH_SHA256_DER) successful", charon_log) is not None,
-              "strongSwan verified terminal 1's certificate and the ECDSA signature the proxy made with its key")
+        check(re.search(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", charon_log) is not None,
+              "strongSwan verified terminal 1's certificate and the RSA signature (RFC 7427) the proxy made with its key")
         check("authenticated by certificate CN=strongswan" in e2e.read(log), "the proxy verified strongSwan's certificate against the site CA")
+        check(re.search(r"received fragment #\d+ of \d+, reassembled", e2e.read(charon.log)) is not None
+              and daemon_counter(daemon_control, "fragments_received") > 0,
+              "IKE_AUTH crossed the bridge as RFC 7383 fragments both ways (charon and the proxy reassembled them)")
         check(e2e.wait_for(lambda: "installed outbound SA" in e2e.read(os.path.join(directory, "t1.log")), 10),
               "terminal 1 received the SA over key delivery")
         ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"])
@@ -133,7 +155,7 @@ def run(charon, directory):
         check(ok, f"terminal 1 opens a TCP connection to the peer; 256 KB pass through ESP ({seconds:.1f} s)")
         sa, child = e2e.installed_child(charon, "t1v4")
         check(child is not None and sa.get("initiator", b"no") != b"yes"
-              and len(re.findall(r"authentication of '192\.0\.2\.2' with (ECDSA.256 signature|ECDSA_WITH_SHA256_DER) successful", e2e.read(charon.log))) >= 2,
+              and len(re.findall(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", e2e.read(charon.log))) >= 2,
               "the proxy initiated IKE for terminal 1 and authenticated with its certificate")
         # Terminal 2 has no certificate: under this profile the proxy cannot act for it.
         try:
