@@ -216,6 +216,28 @@ final class ExchangeTests: XCTestCase {
         XCTAssertTrue(pair.drops.isEmpty)
     }
 
+    func testInitialContactFromARestartedPeerRemovesItsStaleIKESA() throws {
+        let before = try Fixtures.pair()
+        _ = try establish(before)
+        XCTAssertEqual(before.responder.sessionSummaries.count, 1)
+        // The initiator restarts with no state and connects again: its IKE_AUTH carries INITIAL_CONTACT.
+        let restarted = EnginePair(initiator: [try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
+                                                                    esp: "aes256gcm16")],
+                                   responder: [], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!, seeds: (77, 78))
+        restarted.responder = before.responder
+        restarted.run(restarted.initiator.initiate(connection: "c", now: 5), from: "initiator")
+        let deleted = restarted.events("responder", .ikeDeleted)
+        XCTAssertEqual(deleted.count, 1, "the stale IKE SA is gone")
+        XCTAssertEqual(deleted.first?.detail, "the peer signalled INITIAL_CONTACT (it restarted)")
+        XCTAssertEqual(restarted.events("responder", .childDeleted).count, 1, "with its CHILD SA")
+        XCTAssertEqual(restarted.responder.sessionSummaries.count, 1, "only the new IKE SA remains")
+        XCTAssertEqual(restarted.responder.counters["initial_contact_removed_ike_sa"], 1)
+        // A second connection from the same peer while the first is up carries no INITIAL_CONTACT: nothing is removed.
+        restarted.run(restarted.initiator.initiate(connection: "c", now: 6), from: "initiator")
+        XCTAssertEqual(restarted.responder.sessionSummaries.count, 2)
+        XCTAssertEqual(restarted.events("responder", .ikeDeleted).count, 1)
+    }
+
     func testScheduledChildRekeyRunsFromTick() throws {
         var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
         a.children[0].rekeyTime = 60

@@ -141,9 +141,10 @@ class Charon:
                 time.sleep(0.2)
         raise RuntimeError("charon did not open its VICI socket; see " + self.log)
 
-    def stop(self):
+    def stop(self, crash=False):
+        """SIGTERM (charon deletes its SAs first) or, with `crash`, SIGKILL (it forgets them unannounced)."""
         try:
-            os.killpg(self.process.pid, signal.SIGTERM)
+            os.killpg(self.process.pid, signal.SIGKILL if crash else signal.SIGTERM)
             self.process.wait(timeout=10)
         except Exception:
             pass
@@ -628,6 +629,40 @@ def run_certificate_case(directory, ike, esp, kind):
         charon.stop()
 
 
+def run_restart_case(directory, ike, esp):
+    """strongSwan crashes (SIGKILL), starts again without state and connects again: its IKE_AUTH carries
+    INITIAL_CONTACT, so ikeproxy
+    drops the IKE SA and CHILD SA it still held from before (RFC 7296 section 2.4) instead of keeping them."""
+    print(f"case strongSwan restarts, {ike} / {esp}", flush=True)
+    label = "peer restart"
+    charon = Charon(directory)
+    endpoint = Endpoint(directory, ike, esp, V4)
+    try:
+        charon.load(ike, esp, V4)
+        list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+        first = endpoint.wait_event("child_sa_established")
+        check(first is not None, f"{label}: strongSwan's first IKE SA is established")
+        charon.stop(crash=True)
+        charon = Charon(directory)
+        charon.load(ike, esp, V4)
+        list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+        second = endpoint.wait_event("child_sa_established", count=2)
+        deleted = endpoint.wait_event("ike_sa_deleted")
+        check(second is not None and deleted is not None and "INITIAL_CONTACT" in (deleted.get("reason") or "")
+              and first is not None and deleted["ike_spi_i"] == first["ike_spi_i"],
+              f"{label}: the restarted strongSwan's INITIAL_CONTACT removes the stale IKE SA ({deleted.get('reason') if deleted else 'not removed'})")
+        gone = endpoint.wait_event("child_sa_deleted")
+        check(gone is not None and first is not None and gone["child"]["spi_in"] == first["child"]["spi_in"],
+              f"{label}: and its CHILD SA, reported deleted")
+        if second is not None:
+            compare(ike_sa(charon, second), second, label + ", new SA", False)
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+    finally:
+        if endpoint.process.poll() is None:
+            endpoint.stop()
+        charon.stop()
+
+
 def main():
     if os.geteuid() != 0:
         print("FAIL: the strongSwan interop test needs root (network namespaces)", file=sys.stderr)
@@ -644,7 +679,7 @@ def main():
     keep = os.environ.get("KEEP_LOGS")
     # INTEROP_ONLY=collision or =certificates runs that case alone (for work on it).
     only = os.environ.get("INTEROP_ONLY")
-    only_collision = only in ("collision", "certificates")
+    only_collision = only in ("collision", "certificates", "restart")
     with Network():
         for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
@@ -658,7 +693,8 @@ def main():
                         shutil.rmtree(directory, ignore_errors=True)
         for name, case in (("collision", lambda d: run_collision_case(d, *cases[0], V4)),
                            ("certificates", lambda d: run_certificate_case(d, *cases[1], "ECDSA")),
-                           ("certificates", lambda d: run_certificate_case(d, *cases[2], "RSA"))):
+                           ("certificates", lambda d: run_certificate_case(d, *cases[2], "RSA")),
+                           ("restart", lambda d: run_restart_case(d, *cases[0]))):
             if only and only != name:
                 continue
             directory = tempfile.mkdtemp(prefix="ikp-interop-")

@@ -78,6 +78,8 @@ final class IKESession {
     var natDetected = false
     /// The peer announced SHA-2 in SIGNATURE_HASH_ALGORITHMS: signatures use RFC 7427's method.
     var peerSupportsDigitalSignature = false
+    /// The identity the peer proved in IKE_AUTH.
+    var peerIdentity: IdentificationPayload?
     /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
     var fragmentation = false
     /// Fragments received so far, by message ID: the total, the first inner payload type, the pieces.

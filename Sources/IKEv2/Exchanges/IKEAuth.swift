@@ -45,6 +45,23 @@ extension IKEEngine {
         }
     }
 
+    /// INITIAL_CONTACT (section 2.4): the peer says the IKE SA just made is the only one between its
+    /// identity and ours, so any other we hold with it is from before its restart. Those go at once, with
+    /// their CHILD SAs, without a Delete (the peer no longer knows them).
+    func forgetStaleSessions(after session: IKESession, payloads: [Payload]) -> [EngineAction] {
+        guard payloads.notify(.initialContact) != nil, let identity = session.peerIdentity else { return [] }
+        var actions: [EngineAction] = []
+        // A session brought back from a snapshot knows the peer only by the connection's configured identity.
+        for stale in sessions.values where stale !== session && (stale.peerIdentity ?? stale.connection.remoteIdentity?.payload) == identity
+            && stale.connection.localIdentity == session.connection.localIdentity && stale.state != .closed {
+            count("initial_contact_removed_ike_sa")
+            actions.append(.log("INITIAL_CONTACT from \(Identity(payload: identity)): removing the stale IKE SA \(stale.spiInitiator)_\(stale.spiResponder)"))
+            actions += stale.replacedByRekey ? removeReplacedSession(stale)
+                                             : closeSession(stale, kind: .ikeDeleted, reason: "the peer signalled INITIAL_CONTACT (it restarted)")
+        }
+        return actions
+    }
+
     func sendAuthRequest(session: IKESession, now: Double) -> [EngineAction] {
         guard let suite = session.suite, let keys = session.keys else { return [] }
         let identity = session.connection.localIdentity.payload
@@ -54,8 +71,14 @@ extension IKEEngine {
             count("signing_failed")
             return closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload")
         }
-        // Order: IDi, [CERT+], [CERTREQ], [IDr], AUTH, then the CHILD SA's payloads.
+        // Order: IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ], [IDr], AUTH, then the CHILD SA's payloads.
         var payloads: [Payload] = [.identificationInitiator(identity)] + ours.certificates
+        // Section 2.4: with no other IKE SA for this connection, tell the peer that any it still holds
+        // with us are stale (as after a restart without saved state).
+        if !sessions.values.contains(where: { $0 !== session && $0.connection.name == session.connection.name
+                                              && ($0.state == .established || $0.state == .deleting) }) {
+            payloads.append(.notify(NotifyPayload(type: .initialContact)))
+        }
         if case .certificate(let anchors, _) = session.connection.remoteAuthentication,
            let request = SignatureAuthentication.certificateRequest(anchors) { payloads.append(request) }
         if let remote = session.connection.remoteIdentity { payloads.append(.identificationResponder(remote.payload)) }
@@ -104,8 +127,9 @@ extension IKEEngine {
         case .success(let how): proof = how
         }
         session.state = .established
+        session.peerIdentity = identity
         if let rekeyTime = session.connection.rekeyTime { session.rekeyAt = now + rekeyTime }
-        var actions: [EngineAction] = [
+        var actions: [EngineAction] = forgetStaleSessions(after: session, payloads: payloads) + [
             .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
             .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(session.connection.name)' established with \(session.remote) (\(suite.name))"),
             .event(ikeEvent(.ikeEstablished, session: session)),
@@ -158,8 +182,9 @@ extension IKEEngine {
         }
         var response: [Payload] = [.identificationResponder(ourIdentity)] + ours.certificates + [.authentication(ours.auth)]
         session.state = .established
+        session.peerIdentity = identity
         if let rekeyTime = connection.rekeyTime { session.rekeyAt = now + rekeyTime }
-        var actions: [EngineAction] = [
+        var actions: [EngineAction] = forgetStaleSessions(after: session, payloads: payloads) + [
             .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
             .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(connection.name)' established with \(session.remote) (\(suite.name))"),
             .event(ikeEvent(.ikeEstablished, session: session)),
