@@ -159,26 +159,16 @@ public struct DaemonConfiguration: Sendable {
         }
         for (index, p) in file.profiles.enumerated() {
             let at = "profiles[\(index)] (\(p.name))"
-            var usesTerminalCertificates = false, anchors: [Certificate]?
+            var usesTerminalCertificates = false, anchors: [Certificate]?, revocationLists: [CertificateRevocationList] = []
             switch p.local_auth ?? "psk" {
             case "psk": break
             case "pubkey": usesTerminalCertificates = true
             case let other: throw fail("\(at): local_auth '\(other)' is not psk or pubkey (the terminal's certificate)")
             }
-            switch p.remote_auth ?? "psk" {
-            case "psk": break
-            case "pubkey":
-                guard let files = p.ca_certificates, !files.isEmpty else {
-                    throw fail("\(at): remote_auth \"pubkey\" needs ca_certificates (PEM files of the CAs that issue the peer's certificate)")
-                }
-                anchors = []
-                for file in files {
-                    let found = CertificateCredential.certificates(pem: try readText(file, "\(at).ca_certificates"))
-                    guard !found.isEmpty else { throw fail("\(at).ca_certificates: '\(file)' holds no PEM certificate") }
-                    anchors! += found
-                }
-            case let other: throw fail("\(at): remote_auth '\(other)' is not psk or pubkey")
-            }
+            let remote: RemoteAuthentication
+            do { remote = try AuthenticationFiles.remote(mode: p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls) }
+            catch { throw fail("\(at): \(error)") }
+            if case .certificate(let trusted, let lists) = remote { anchors = trusted; revocationLists = lists }
             let needsPSK = !usesTerminalCertificates || anchors == nil
             let key: [UInt8]
             if !needsPSK && p.psk_sealed == nil && p.psk_hex == nil && p.psk == nil {
@@ -215,11 +205,7 @@ public struct DaemonConfiguration: Sendable {
                                               childRekeyTime: p.rekey_time))
             profiles[profiles.count - 1].authenticatesWithTerminalCertificate = usesTerminalCertificates
             profiles[profiles.count - 1].peerTrustAnchors = anchors
-            for file in p.crls ?? [] {
-                guard let data = FileManager.default.contents(atPath: file) else { throw fail("\(at).crls: '\(file)' cannot be read") }
-                do { profiles[profiles.count - 1].peerRevocationLists += try CertificateRevocationList.lists(pemOrDER: Array(data)) }
-                catch { throw fail("\(at).crls: '\(file)' is not a CRL: \(error)") }
-            }
+            profiles[profiles.count - 1].peerRevocationLists = revocationLists
         }
         var rules: [PolicyRule] = []
         for (index, r) in file.policy.rules.enumerated() {

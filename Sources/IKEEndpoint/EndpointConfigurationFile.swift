@@ -169,27 +169,8 @@ public struct EndpointConfigurationFile: Decodable {
         case let other: throw ConfigurationError("\(at): local_auth '\(other)' is not psk or pubkey")
         }
         let remote: RemoteAuthentication
-        switch c.remote_auth ?? "psk" {
-        case "psk": remote = .preSharedKey
-        case "pubkey":
-            guard let files = c.ca_certificates, !files.isEmpty else {
-                throw ConfigurationError("\(at): remote_auth \"pubkey\" needs ca_certificates (PEM files of the CAs that issue the peer's certificate)")
-            }
-            var anchors: [Certificate] = []
-            for file in files {
-                let found = CertificateCredential.certificates(pem: try read(file, "ca_certificates"))
-                guard !found.isEmpty else { throw ConfigurationError("\(at): ca_certificates '\(file)' holds no PEM certificate") }
-                anchors += found
-            }
-            var lists: [CertificateRevocationList] = []
-            for file in c.crls ?? [] {
-                guard let data = FileManager.default.contents(atPath: file) else { throw ConfigurationError("\(at): crls '\(file)' cannot be read") }
-                do { lists += try CertificateRevocationList.lists(pemOrDER: Array(data)) }
-                catch { throw ConfigurationError("\(at): crls '\(file)' is not a CRL: \(error)") }
-            }
-            remote = .certificate(trustAnchors: anchors, revocationLists: lists)
-        case let other: throw ConfigurationError("\(at): remote_auth '\(other)' is not psk or pubkey")
-        }
+        do { remote = try AuthenticationFiles.remote(mode: c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls) }
+        catch { throw ConfigurationError("\(at): \(error)") }
         return (local, remote)
     }
 
