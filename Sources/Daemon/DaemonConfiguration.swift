@@ -94,11 +94,6 @@ public struct DaemonConfiguration: Sendable {
         }
         struct Policy: Decodable { var rules: [RuleText]; var `default`: String? }
         struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
-        struct Settings: Decodable {
-            var retransmit_timeout: Double?; var retransmit_limit: Int?; var half_open_timeout: Double?
-            var rekey_retry_delay: Double?; var replaced_sa_timeout: Double?
-            var fragmentation: Bool?; var fragment_size: Int?
-        }
         struct Store: Decodable {
             struct PKCS11: Decodable { var module: String; var token: String; var pin: String?; var pin_file: String?; var key_label: String? }
             var path: String
@@ -125,7 +120,7 @@ public struct DaemonConfiguration: Sendable {
         var profiles: [Profile]
         var policy: Policy
         var key_delivery: KeyDelivery?
-        var settings: Settings?
+        var settings: EngineSettingsFile?
     }
 
     public static func load(path: String) throws -> DaemonConfiguration {
@@ -280,16 +275,7 @@ public struct DaemonConfiguration: Sendable {
         }
         var engine = EngineSettings()
         if let s = file.settings {
-            if let v = s.retransmit_timeout { engine.retransmitTimeout = v }
-            if let v = s.retransmit_limit { engine.retransmitLimit = v }
-            if let v = s.half_open_timeout { engine.halfOpenTimeout = v }
-            if let v = s.rekey_retry_delay { engine.rekeyRetryDelay = v }
-            if let v = s.replaced_sa_timeout { engine.replacedSATimeout = v }
-            if let v = s.fragmentation { engine.fragmentation = v }
-            if let v = s.fragment_size {
-                guard (576...65535).contains(v) else { throw fail("settings.fragment_size: \(v) is not between 576 and 65535") }
-                engine.fragmentSize = v
-            }
+            do { try s.apply(to: &engine) } catch { throw fail(error.description) }
         }
         var store: StoreConfiguration?
         if let st = file.store {

@@ -44,15 +44,15 @@ public struct EndpointConfigurationFile: Decodable {
         /// CRL files (PEM or DER) of those CAs: a revoked peer certificate is refused.
         var crls: [String]?
     }
+    /// The shared engine keys, and the COOKIE threshold only a plain endpoint sets.
     struct Settings: Decodable {
         var cookie_threshold: Int?
-        var retransmit_timeout: Double?
-        var retransmit_limit: Int?
-        var half_open_timeout: Double?
-        var rekey_retry_delay: Double?
-        var replaced_sa_timeout: Double?
-        var fragmentation: Bool?
-        var fragment_size: Int?
+        var engine: EngineSettingsFile
+        enum Keys: String, CodingKey { case cookie_threshold }
+        init(from decoder: Decoder) throws {
+            cookie_threshold = try decoder.container(keyedBy: Keys.self).decodeIfPresent(Int.self, forKey: .cookie_threshold)
+            engine = try EngineSettingsFile(from: decoder)
+        }
     }
     var connections: [Connection]
     var settings: Settings?
@@ -70,16 +70,7 @@ public struct EndpointConfigurationFile: Decodable {
         var settings = EngineSettings()
         if let s = file.settings {
             if let v = s.cookie_threshold { settings.cookieThreshold = v }
-            if let v = s.retransmit_timeout { settings.retransmitTimeout = v }
-            if let v = s.retransmit_limit { settings.retransmitLimit = v }
-            if let v = s.half_open_timeout { settings.halfOpenTimeout = v }
-            if let v = s.rekey_retry_delay { settings.rekeyRetryDelay = v }
-            if let v = s.replaced_sa_timeout { settings.replacedSATimeout = v }
-            if let v = s.fragmentation { settings.fragmentation = v }
-            if let v = s.fragment_size {
-                guard (576...65535).contains(v) else { throw ConfigurationError("settings.fragment_size: \(v) is not between 576 and 65535") }
-                settings.fragmentSize = v
-            }
+            do { try s.engine.apply(to: &settings) } catch { throw ConfigurationError(error.description) }
         }
         var names = Set<String>()
         let connections = try file.connections.map { c -> ConnectionConfiguration in

@@ -578,7 +578,7 @@ def run_certificate_case(directory, ike, esp, kind):
             event = endpoint.wait_event("child_sa_established")
             if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
                 compare(ike_sa(charon, event), event, label, initiator == "ikeproxy")
-                log = open(os.path.join(directory, "endpoint.log"), errors="replace").read()
+                log = endpoint_log(directory)
                 check("authenticated by certificate CN=strongswan" in log and "(RFC 7427 digital signature)" in log,
                       f"{label}: ikeproxy verified strongSwan's certificate chain, name and {kind} signature (RFC 7427)")
                 charon_log = open(charon.log, errors="replace").read()
@@ -590,7 +590,7 @@ def run_certificate_case(directory, ike, esp, kind):
             if kind == "RSA":
                 # RSA certificates make IKE_AUTH longer than charon's fragment size (1000 here) and ours (1280):
                 # both announced RFC 7383 support, so both cut their IKE_AUTH into SKF fragments.
-                stops = [line for line in open(os.path.join(directory, "endpoint.log"), errors="replace") if "stopping; counters" in line]
+                stops = [line for line in endpoint_log(directory).splitlines() if "stopping; counters" in line]
                 charon_log = open(charon.log, errors="replace").read()
                 check(stops and "messages_fragmented=" in stops[-1] and "fragments_received=" in stops[-1]
                       and re.search(r"received fragment #\d+ of \d+", charon_log) is not None,

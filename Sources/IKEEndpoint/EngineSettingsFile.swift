@@ -1,0 +1,31 @@
+import IKEv2
+
+/// The engine tunables the endpoint's and the daemon's configuration files share (their "settings"
+/// object), read and checked in one place; a file may add keys of its own beside them.
+public struct EngineSettingsFile: Decodable, Sendable {
+    var retransmit_timeout: Double?
+    var retransmit_limit: Int?
+    var half_open_timeout: Double?
+    var rekey_retry_delay: Double?
+    var replaced_sa_timeout: Double?
+    var fragmentation: Bool?
+    var fragment_size: Int?
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Sets what the file gives on `settings`; a value out of range names its key.
+    public func apply(to settings: inout EngineSettings) throws(Failure) {
+        if let v = retransmit_timeout { settings.retransmitTimeout = v }
+        if let v = retransmit_limit { settings.retransmitLimit = v }
+        if let v = half_open_timeout { settings.halfOpenTimeout = v }
+        if let v = rekey_retry_delay { settings.rekeyRetryDelay = v }
+        if let v = replaced_sa_timeout { settings.replacedSATimeout = v }
+        if let v = fragmentation { settings.fragmentation = v }
+        if let v = fragment_size {
+            guard (576...65535).contains(v) else { throw Failure(description: "settings.fragment_size: \(v) is not between 576 and 65535") }
+            settings.fragmentSize = v
+        }
+    }
+}
