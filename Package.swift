@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "ikeproxy", targets: ["ikeproxy"]),
         .library(name: "IKEv2", targets: ["IKEv2"]),
         .library(name: "ESP", targets: ["ESP"]),
+        .library(name: "Fuzzing", targets: ["Fuzzing"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -70,6 +71,9 @@ let package = Package(
         // `ikeproxy daemon`: the proxy in the wire, AF_PACKET ports wired to the Ethernet bridge.
         .target(name: "Daemon", dependencies: ["Proxy", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets", "Store", "Management",
                                                .product(name: "X509", package: "swift-certificates")]),
+        // Entry points for coverage-guided fuzzing of everything that reads octets from outside; driven by
+        // libFuzzer from fuzz/ and replayed by FuzzingTests.
+        .target(name: "Fuzzing", dependencies: ["IKEv2", "Packets", "ESP", "KeyDelivery", "Proxy", "ProxyDemo", "TerminalAgent"]),
         .executableTarget(
             name: "ikeproxy",
             dependencies: [
@@ -92,6 +96,7 @@ let package = Package(
         ),
         .executableTarget(name: "forwarding-load", dependencies: ["LinuxIO", "Packets"], path: "benchmarks/ForwardingLoad"),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
+        .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "IKEv2", "Packets", "ProxyDemo"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Proxy", "Packets", "IKEv2"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Proxy", "ProxyDemo", "IKEv2"]),
         .testTarget(name: "ManagementTests", dependencies: ["Management"]),

@@ -39,7 +39,11 @@ public enum KeyExchangeGroup: UInt16, CaseIterable, Sendable {
         case .ecp256: return .ecp256(P256.KeyAgreement.PrivateKey())
         case .ecp384: return .ecp384(P384.KeyAgreement.PrivateKey())
         case .ecp521: return .ecp521(P521.KeyAgreement.PrivateKey())
-        case .curve25519: return .curve25519(Curve25519.KeyAgreement.PrivateKey())
+        case .curve25519:
+            // Any 32 octets are a valid X25519 key; a seeded source (tests, fuzzing) makes it reproducible,
+            // the system's source leaves generation to the library.
+            if random is SystemRandom { return .curve25519(Curve25519.KeyAgreement.PrivateKey()) }
+            return .curve25519(try! Curve25519.KeyAgreement.PrivateKey(rawRepresentation: random.bytes(32)))
         }
     }
 }

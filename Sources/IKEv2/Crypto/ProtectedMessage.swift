@@ -24,6 +24,14 @@ public enum ProtectedMessage {
                             inner: inner.bytes, protection: protection, random: random)
     }
 
+    /// Seals `innerOctets` as they are, first inner payload named by `firstInnerPayload`: for tests and
+    /// fuzzing that must hand an engine authentic but malformed protected contents.
+    public static func seal(header: IKEHeader, firstInnerPayload: PayloadType, innerOctets: [UInt8], protection: MessageProtection,
+                            random: RandomSource) throws(CipherError) -> [UInt8] {
+        try sealPart(header: header, payloadType: .encrypted, next: firstInnerPayload, fragment: nil,
+                     inner: innerOctets, protection: protection, random: random)
+    }
+
     /// The same message as SKF fragments (RFC 7383 section 2.5), none longer than `maximumMessageSize`
     /// octets, each protected on its own; one fragment if the message fits.
     public static func sealFragments(header: IKEHeader, payloads: [Payload], protection: MessageProtection, random: RandomSource,

@@ -126,6 +126,13 @@ public enum Payload: Equatable, Sendable {
         }
     }
 
+    /// The octets of a chain, as carried inside SK.
+    public static func encodeChain(_ payloads: [Payload]) -> [UInt8] {
+        var writer = ByteWriter(capacity: 512)
+        encodeChain(payloads, into: &writer)
+        return writer.bytes
+    }
+
     /// Encodes a chain; the SK payload, if present, must be last and names its first inner payload.
     static func encodeChain(_ payloads: [Payload], into writer: inout ByteWriter) {
         for (index, payload) in payloads.enumerated() {

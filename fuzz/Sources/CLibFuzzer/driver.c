@@ -1,0 +1,2 @@
+// Declarations only: LLVMFuzzerRunDriver comes from the libFuzzer runtime linked by -sanitize=fuzzer.
+#include "libfuzzer_driver.h"

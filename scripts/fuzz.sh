@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of everything that reads octets from outside (Sources/Fuzzing), with libFuzzer.
+#
+#   scripts/fuzz.sh [SECONDS] [TARGET...]     fuzz each target (default: all) for SECONDS (default 60)
+#   FUZZ_MERGE=1 scripts/fuzz.sh ...          afterwards, merge what was found into fuzz/corpus/TARGET
+#
+# Inputs that break something are copied to fuzz/corpus/TARGET/crash-* (commit them with the fix: the
+# unit tests replay that folder) and the script exits 1. Work files live under .build/fuzz-work.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds="${1:-60}"; shift || true
+targets=("$@")
+if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-protected ethernet-bridge terminal-agent); fi
+
+echo "fuzz: building the libFuzzer driver (release, -sanitize=fuzzer)"
+swift build --package-path fuzz -c release -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld
+binary="fuzz/.build/release/ikeproxy-fuzz"
+status=0
+for target in "${targets[@]}"; do
+    work=".build/fuzz-work/$target"
+    rm -rf "$work"; mkdir -p "$work/corpus" "$work/artifacts" "fuzz/corpus/$target"
+    cp -r "fuzz/corpus/$target/." "$work/corpus/" 2>/dev/null || true
+    echo "fuzz: $target for ${seconds}s ($(ls "$work/corpus" | wc -l) committed inputs)"
+    set +e
+    IKEPROXY_FUZZ_TARGET="$target" IKEPROXY_FUZZ_SEEDS="$work/corpus" "$binary" -max_total_time="$seconds" -print_final_stats=1 \
+        -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$work/artifacts/" "$work/corpus" > "$work/log" 2>&1
+    code=$?
+    set -e
+    grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)" "$work/log" | sed "s/^/fuzz: $target /"
+    if [ $code -ne 0 ] || [ -n "$(ls "$work/artifacts")" ]; then
+        echo "fuzz: $target FAILED (exit $code); the input is kept in fuzz/corpus/$target:"
+        grep -E "ikeproxy-fuzz:|ERROR|Fatal error|SUMMARY" "$work/log" | head -5
+        for artifact in "$work/artifacts"/*; do [ -e "$artifact" ] && cp "$artifact" "fuzz/corpus/$target/$(basename "$artifact")" && echo "  fuzz/corpus/$target/$(basename "$artifact")"; done
+        status=1
+    elif [ "${FUZZ_MERGE:-0}" = 1 ]; then
+        mkdir -p "$work/merged"
+        IKEPROXY_FUZZ_TARGET="$target" "$binary" -merge=1 "$work/merged" "fuzz/corpus/$target" "$work/corpus" > "$work/merge.log" 2>&1
+        cp -n "$work/merged/"* "fuzz/corpus/$target/" 2>/dev/null || true
+        echo "fuzz: $target corpus now $(ls "fuzz/corpus/$target" | wc -l) inputs"
+    fi
+done
+exit $status
