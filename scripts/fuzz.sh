@@ -3,6 +3,8 @@
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     fuzz each target (default: all) for SECONDS (default 60)
 #   FUZZ_MERGE=1 scripts/fuzz.sh ...          afterwards, merge what was found into fuzz/corpus/TARGET
+#   FUZZ_RUNS=N scripts/fuzz.sh ...           N inputs per target with a fixed seed instead of a time
+#                                             limit: the same inputs every run (what CI does)
 #
 # Inputs that break something are copied to fuzz/corpus/TARGET/crash-* (commit them with the fix: the
 # unit tests replay that folder) and the script exits 1. Work files live under .build/fuzz-work.
@@ -20,9 +22,10 @@ for target in "${targets[@]}"; do
     work=".build/fuzz-work/$target"
     rm -rf "$work"; mkdir -p "$work/corpus" "$work/artifacts" "fuzz/corpus/$target"
     cp -r "fuzz/corpus/$target/." "$work/corpus/" 2>/dev/null || true
-    echo "fuzz: $target for ${seconds}s ($(ls "$work/corpus" | wc -l) committed inputs)"
+    echo "fuzz: $target for ${FUZZ_RUNS:+$FUZZ_RUNS inputs}${FUZZ_RUNS:-${seconds}s} ($(ls "$work/corpus" | wc -l) committed inputs)"
     set +e
-    IKEPROXY_FUZZ_TARGET="$target" IKEPROXY_FUZZ_SEEDS="$work/corpus" "$binary" -max_total_time="$seconds" -print_final_stats=1 \
+    if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -seed=1); else limit=(-max_total_time="$seconds"); fi
+    IKEPROXY_FUZZ_TARGET="$target" IKEPROXY_FUZZ_SEEDS="$work/corpus" "$binary" "${limit[@]}" -print_final_stats=1 \
         -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$work/artifacts/" "$work/corpus" > "$work/log" 2>&1
     code=$?
     set -e

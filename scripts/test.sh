@@ -27,6 +27,9 @@ echo "== unit tests"
 swift build --build-tests
 swift test
 
+echo "== fuzzing (libFuzzer, a fixed 50,000 inputs per target from the committed corpus; docs/fuzzing.md)"
+FUZZ_RUNS=50000 scripts/fuzz.sh
+
 echo "== strongSwan interop tests"
 swift build --product ikeproxy
 python3 tests/interop/strongswan_interop.py

@@ -154,11 +154,12 @@ public struct DaemonConfiguration: Sendable {
         }
         for (index, p) in file.profiles.enumerated() {
             let at = "profiles[\(index)] (\(p.name))"
-            var usesTerminalCertificates = false, anchors: [Certificate]?, revocationLists: [CertificateRevocationList] = []
+            var usesTerminalCertificates = false, rsaPSS = false, anchors: [Certificate]?, revocationLists: [CertificateRevocationList] = []
             switch p.local_auth ?? "psk" {
             case "psk": break
             case "pubkey": usesTerminalCertificates = true
-            case let other: throw fail("\(at): local_auth '\(other)' is not psk or pubkey (the terminal's certificate)")
+            case "rsa/pss": usesTerminalCertificates = true; rsaPSS = true
+            case let other: throw fail("\(at): local_auth '\(other)' is not psk, pubkey or rsa/pss (the terminal's certificate)")
             }
             let remote: RemoteAuthentication
             do { remote = try AuthenticationFiles.remote(mode: p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls) }
@@ -199,6 +200,7 @@ public struct DaemonConfiguration: Sendable {
                                               forceEncapsulation: p.force_encapsulation ?? true, hardLifetime: p.hard_lifetime,
                                               childRekeyTime: p.rekey_time))
             profiles[profiles.count - 1].authenticatesWithTerminalCertificate = usesTerminalCertificates
+            profiles[profiles.count - 1].signsWithRSAPSS = rsaPSS
             profiles[profiles.count - 1].peerTrustAnchors = anchors
             profiles[profiles.count - 1].peerRevocationLists = revocationLists
         }

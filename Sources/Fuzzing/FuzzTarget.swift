@@ -13,13 +13,13 @@ public protocol FuzzTarget: AnyObject {
 
 /// Every fuzz target, by name.
 public enum FuzzTargets {
-    public static let all: [any FuzzTarget.Type] = [
+    public static var all: [any FuzzTarget.Type] { [
         IKEMessageCodecFuzzTarget.self,
         IKEResponderFuzzTarget.self,
         IKEProtectedExchangeFuzzTarget.self,
         EthernetBridgeFuzzTarget.self,
         TerminalAgentFuzzTarget.self,
-    ]
+    ] }
 
     public static func make(named name: String) -> (any FuzzTarget)? {
         all.first { $0.name == name }.map { $0.init() }

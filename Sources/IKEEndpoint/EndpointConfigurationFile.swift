@@ -151,13 +151,20 @@ public struct EndpointConfigurationFile: Decodable {
         let local: LocalAuthentication
         switch c.local_auth ?? "psk" {
         case "psk": local = .preSharedKey
-        case "pubkey":
+        case "pubkey", "rsa/pss":
+            let mode = c.local_auth ?? "psk"
             guard let certificate = c.certificate, let key = c.private_key else {
-                throw ConfigurationError("\(at): local_auth \"pubkey\" needs certificate and private_key (PEM files)")
+                throw ConfigurationError("\(at): local_auth \"\(mode)\" needs certificate and private_key (PEM files)")
             }
-            do { local = .certificate(try CertificateCredential(certificatePEM: try read(certificate, "certificate"), privateKeyPEM: try read(key, "private_key"))) }
+            var credential: CertificateCredential
+            do { credential = try CertificateCredential(certificatePEM: try read(certificate, "certificate"), privateKeyPEM: try read(key, "private_key")) }
             catch let error as CredentialError { throw ConfigurationError("\(at): certificate '\(certificate)' and private_key '\(key)': \(error)") }
-        case let other: throw ConfigurationError("\(at): local_auth '\(other)' is not psk or pubkey")
+            if mode == "rsa/pss" {
+                guard case .rsa = credential.key else { throw ConfigurationError("\(at): local_auth \"rsa/pss\" needs an RSA private_key ('\(key)' is ECDSA)") }
+                credential.rsaPSS = true
+            }
+            local = .certificate(credential)
+        case let other: throw ConfigurationError("\(at): local_auth '\(other)' is not psk, pubkey or rsa/pss")
         }
         let remote: RemoteAuthentication
         do { remote = try AuthenticationFiles.remote(mode: c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls) }

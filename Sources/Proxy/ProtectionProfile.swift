@@ -19,6 +19,8 @@ public struct ProtectionProfile: Sendable {
     public var childRekeyTime: Double?
     /// The proxy proves the terminal's identity with the terminal's own certificate and key instead of the PSK.
     public var authenticatesWithTerminalCertificate = false
+    /// Terminals' RSA keys sign with RSASSA-PSS (RFC 7427) rather than PKCS#1 v1.5.
+    public var signsWithRSAPSS = false
     /// The peer must prove its identity with a certificate from one of these CAs; nil: with the PSK.
     public var peerTrustAnchors: [Certificate]?
     /// CRLs of those CAs: a revoked peer certificate is refused.
@@ -43,7 +45,10 @@ public struct ProtectionProfile: Sendable {
                                                  localIdentity: Identity(terminal.description), remoteIdentity: peerIdentity ?? Identity(peer.description),
                                                  preSharedKey: preSharedKey, proposals: ikeProposals, children: [child],
                                                  forceEncapsulation: forceEncapsulation)
-        if authenticatesWithTerminalCertificate, let credential { connection.localAuthentication = .certificate(credential) }
+        if authenticatesWithTerminalCertificate, var credential {
+            credential.rsaPSS = signsWithRSAPSS
+            connection.localAuthentication = .certificate(credential)
+        }
         if let peerTrustAnchors { connection.remoteAuthentication = .certificate(trustAnchors: peerTrustAnchors, revocationLists: peerRevocationLists) }
         return connection
     }

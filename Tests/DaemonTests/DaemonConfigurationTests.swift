@@ -140,7 +140,7 @@ final class DaemonConfigurationTests: XCTestCase {
             var profiles = object["profiles"] as! [[String: Any]]
             profiles[0]["local_auth"] = "eap"
             object["profiles"] = profiles
-        }.contains("local_auth 'eap' is not psk or pubkey"))
+        }.contains("local_auth 'eap' is not psk, pubkey or rsa/pss"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))

@@ -69,6 +69,62 @@ final class CertificateAuthenticationTests: XCTestCase {
         XCTAssertEqual(initInitiator.payloads.notify(.signatureHashAlgorithms)?.data, [0, 2, 0, 3, 0, 4])
     }
 
+    func testRSAKeysSignWithRSASSAPSSWhenAskedAndThePeerVerifiesIt() throws {
+        let ca = try Authority(name: "test CA")
+        var initiator = try ca.issue(address: "192.0.2.1", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048)))
+        initiator.rsaPSS = true
+        let pair = try pair(initiator: initiator, responder: try ca.issue(address: "192.0.2.2"),
+                            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        XCTAssertTrue(established(pair), failure(pair))
+        // The responder's log names the scheme it verified.
+        let responderLogs = pair.logs.filter { $0.side == "responder" }.map(\.line)
+        XCTAssertTrue(responderLogs.contains { $0.contains("RSASSA-PSS with SHA-256") }, "\(responderLogs)")
+    }
+
+    func testRSASSAPSSAlgorithmIdentifiersAreParsedStrictly() throws {
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let octets = Array("ResponderSignedOctets".utf8)
+        let auth = try SigningKey.rsa(key).authentication(octets, digitalSignature: true, rsaPSS: true)
+        let length = Int(auth.data[0])
+        let identifier = Array(auth.data[1...length])
+        // What we send is RFC 4055's explicit form, byte for byte what other implementations send for SHA-256.
+        XCTAssertEqual(identifier.hexString, "3041" + "06092a864886f70d01010a" + "3034"
+                       + "a00f300d0609608648016503040201" + "0500" + "a11c301a06092a864886f70d010108300d0609608648016503040201" + "0500"
+                       + "a203020120")
+        XCTAssertTrue(SignatureAuthentication.signatureIsValid(auth, publicKey: SigningKey.rsa(key).publicKey, octets: octets))
+        // Hash identifiers without their NULL parameters are the same algorithm (RFC 4055 section 2.1).
+        for hash in RSAPSSParameters.Hash.allCases {
+            var serializer = DER.Serializer()
+            try serializer.appendConstructedNode(identifier: .sequence) { outer in
+                try outer.serialize(RSAPSSParameters.pssOID)
+                try outer.appendConstructedNode(identifier: .sequence) { params in
+                    try params.serialize(explicitlyTaggedWithTagNumber: 0, tagClass: .contextSpecific) { t in
+                        try t.appendConstructedNode(identifier: .sequence) { try $0.serialize(hash.oid) }
+                    }
+                    try params.serialize(explicitlyTaggedWithTagNumber: 1, tagClass: .contextSpecific) { t in
+                        try t.appendConstructedNode(identifier: .sequence) { m in
+                            try m.serialize(RSAPSSParameters.mgf1OID)
+                            try m.appendConstructedNode(identifier: .sequence) { try $0.serialize(hash.oid) }
+                        }
+                    }
+                    try params.serialize(explicitlyTaggedWithTagNumber: 2, tagClass: .contextSpecific) { try $0.serialize(hash.length) }
+                }
+            }
+            XCTAssertEqual(RSAPSSParameters.parse(algorithmIdentifier: serializer.serializedBytes), .success(RSAPSSParameters(hash: hash)))
+        }
+        // A salt of another length is refused with the reason (swift-crypto verifies only hash-length salts).
+        var wrongSalt = identifier
+        wrongSalt[wrongSalt.count - 1] = 20
+        XCTAssertNil(SignatureAlgorithmIdentifier(der: wrongSalt))
+        XCTAssertTrue(SignatureAlgorithmIdentifier.unsupported(wrongSalt).contains("20-octet salt"), SignatureAlgorithmIdentifier.unsupported(wrongSalt))
+        // No parameters means SHA-1 defaults: refused; so is garbage after the OID.
+        let bare: [UInt8] = [0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a]
+        XCTAssertTrue(SignatureAlgorithmIdentifier.unsupported(bare).contains("SHA-1"), SignatureAlgorithmIdentifier.unsupported(bare))
+        XCTAssertNil(SignatureAlgorithmIdentifier(der: Array(identifier.prefix(20))))
+        // Not PSS at all: no PSS reason.
+        XCTAssertNil(RSAPSSParameters.parse(algorithmIdentifier: SignatureAlgorithmIdentifier.ecdsaSHA256.der))
+    }
+
     func testEverySignatureFormVerifiesAndATamperedOneDoesNot() throws {
         let octets = Array("InitiatorSignedOctets".utf8)
         let keys: [SigningKey] = [.p256(P256.Signing.PrivateKey()), .p384(P384.Signing.PrivateKey()), .p521(P521.Signing.PrivateKey()),

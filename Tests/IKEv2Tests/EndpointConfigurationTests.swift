@@ -1,4 +1,7 @@
 import Foundation
+import _CryptoExtras
+import Crypto
+import X509
 import XCTest
 import IKEEndpoint
 @testable import IKEv2
@@ -46,7 +49,7 @@ final class EndpointConfigurationTests: XCTestCase {
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["/nonexistent/ca.pem"]}]}"#,
              "'/nonexistent/ca.pem' cannot be read"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "local_auth": "eap"}]}"#,
-             "local_auth 'eap' is not psk or pubkey"),
+             "local_auth 'eap' is not psk, pubkey or rsa/pss"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"fragment_size": 100}}"#,
              "fragment_size: 100 is not between 576 and 65535"),
         ]
@@ -55,5 +58,28 @@ final class EndpointConfigurationTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
             }
         }
+    }
+
+    func testRSAPSSNeedsAnRSAKey() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ikp-pss-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ca = try CertificateFixtures.Authority(name: "config CA")
+        func write(_ credential: CertificateCredential, keyPEM: String, name: String) throws -> String {
+            let certificate = directory.appendingPathComponent("\(name).pem"), key = directory.appendingPathComponent("\(name).key")
+            try credential.chain[0].serializeAsPEM().pemString.write(to: certificate, atomically: true, encoding: .utf8)
+            try keyPEM.write(to: key, atomically: true, encoding: .utf8)
+            return #""local_auth": "rsa/pss", "certificate": "\#(certificate.path)", "private_key": "\#(key.path)""#
+        }
+        let ecdsaKey = P256.Signing.PrivateKey(), rsaKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let ecdsa = try write(try ca.issue(address: "10.0.0.1", subjectKey: .p256(ecdsaKey)), keyPEM: ecdsaKey.pemRepresentation, name: "ecdsa")
+        let rsa = try write(try ca.issue(address: "10.0.0.1", subjectKey: .rsa(rsaKey)), keyPEM: rsaKey.pemRepresentation, name: "rsa")
+        func text(_ auth: String) -> Data {
+            Data(#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", \#(auth)}]}"#.utf8)
+        }
+        XCTAssertThrowsError(try EndpointConfigurationFile.parse(text(ecdsa))) { XCTAssertTrue("\($0)".contains("needs an RSA private_key"), "\($0)") }
+        let parsed = try EndpointConfigurationFile.parse(text(rsa))
+        guard case .certificate(let credential) = parsed.connections[0].localAuthentication else { return XCTFail("no certificate credential") }
+        XCTAssertTrue(credential.rsaPSS)
     }
 }

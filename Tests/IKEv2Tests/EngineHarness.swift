@@ -9,6 +9,7 @@ final class EnginePair {
     var now: Double = 0
     var events: [(side: String, event: SAEvent)] = []
     var drops: [(side: String, reason: DropReason)] = []
+    var logs: [(side: String, line: String)] = []
     var wire: [Datagram] = []
     /// Return false to lose a datagram on the link.
     var deliver: (Datagram) -> Bool = { _ in true }
@@ -36,7 +37,7 @@ final class EnginePair {
                 queue += hand(datagram)
             case .event(let event): events.append((origin, event))
             case .drop(let reason): drops.append((origin, reason))
-            case .log: break
+            case .log(let line): logs.append((origin, line))
             }
         }
     }

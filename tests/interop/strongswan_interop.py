@@ -538,11 +538,14 @@ def make_certificates(directory, keys):
 
 
 CERTIFICATE_KEYS = {
-    # strongSwan's and ikeproxy's keys, and how strongSwan names ikeproxy's signature once verified (both
-    # sides announce SHA-2 in SIGNATURE_HASH_ALGORITHMS, so the AUTH method is RFC 7427's).
+    # strongSwan's and ikeproxy's keys; how strongSwan names ikeproxy's signature once verified (both sides
+    # announce SHA-2 in SIGNATURE_HASH_ALGORITHMS, so the AUTH method is RFC 7427's); each side's local
+    # auth; and how ikeproxy's log names strongSwan's signature.
     "ECDSA": ((["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-384"]),
-              r"ECDSA_WITH_SHA384_DER"),
-    "RSA": ((["-newkey", "rsa:2048"], ["-newkey", "rsa:3072"]), r"RSA_EMSA_PKCS1_SHA2_256"),
+              r"ECDSA_WITH_SHA384_DER", "pubkey", "pubkey", r"ECDSA with SHA-\d+"),
+    "RSA": ((["-newkey", "rsa:2048"], ["-newkey", "rsa:3072"]), r"RSA_EMSA_PKCS1_SHA2_256", "pubkey", "pubkey", r"RSA PKCS#1 v1\.5 with SHA-\d+"),
+    # RSASSA-PSS both ways: strongSwan told to sign with it, ikeproxy with local_auth "rsa/pss".
+    "RSA-PSS": ((["-newkey", "rsa:2048"], ["-newkey", "rsa:3072"]), r"RSA_EMSA_PSS_SHA2_256_SALT_32", "rsa/pss", "rsa/pss-sha256", r"RSASSA-PSS with SHA-256"),
 }
 
 
@@ -551,7 +554,7 @@ def run_certificate_case(directory, ike, esp, kind):
     2048 and 3072 bits), each side initiating in turn; then ikeproxy trusts another CA and strongSwan's
     certificate is refused."""
     print(f"case {kind} certificates, {ike} / {esp}", flush=True)
-    keys, signature_name = CERTIFICATE_KEYS[kind]
+    keys, signature_name, our_auth, charon_auth, our_name_of_theirs = CERTIFICATE_KEYS[kind]
     paths = make_certificates(directory, keys)
     read = lambda path: open(path, "rb").read()
     peer, local = V4
@@ -562,11 +565,11 @@ def run_certificate_case(directory, ike, esp, kind):
         charon.session.load_conn({"c": {
             "version": "2", "local_addrs": [peer], "remote_addrs": [local], "proposals": [ike],
             "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
-            "local-1": {"auth": "pubkey", "id": peer, "certs": [read(paths["strongswan"][0])]},
+            "local-1": {"auth": charon_auth, "id": peer, "certs": [read(paths["strongswan"][0])]},
             "remote-1": {"auth": "pubkey", "id": local, "cacerts": [read(paths["ca"][0])]},
             "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
                                 "rekey_time": "0", "local_ts": [peer], "remote_ts": [local]}}}})
-        ours = {"local_auth": "pubkey", "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
+        ours = {"local_auth": our_auth, "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
                 "remote_auth": "pubkey", "ca_certificates": [paths["ca"][0]]}
         for initiator in ("ikeproxy", "strongSwan"):
             label = f"{kind} certificates, initiated by {initiator}"
@@ -579,7 +582,8 @@ def run_certificate_case(directory, ike, esp, kind):
             if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
                 compare(ike_sa(charon, event), event, label, initiator == "ikeproxy")
                 log = endpoint_log(directory)
-                check("authenticated by certificate CN=strongswan" in log and "(RFC 7427 digital signature)" in log,
+                check("authenticated by certificate CN=strongswan" in log
+                      and re.search(r"\(RFC 7427 digital signature, " + our_name_of_theirs + r"\)", log) is not None,
                       f"{label}: ikeproxy verified strongSwan's certificate chain, name and {kind} signature (RFC 7427)")
                 charon_log = open(charon.log, errors="replace").read()
                 check(re.search(r"authentication of '192\.0\.2\.2' with " + signature_name + " successful", charon_log) is not None,
@@ -587,7 +591,7 @@ def run_certificate_case(directory, ike, esp, kind):
                 list(charon.session.terminate({"ike": "c", "timeout": 5000}))
                 check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
             check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
-            if kind == "RSA":
+            if kind.startswith("RSA"):
                 # RSA certificates make IKE_AUTH longer than charon's fragment size (1000 here) and ours (1280):
                 # both announced RFC 7383 support, so both cut their IKE_AUTH into SKF fragments.
                 stops = [line for line in endpoint_log(directory).splitlines() if "stopping; counters" in line]
@@ -595,6 +599,8 @@ def run_certificate_case(directory, ike, esp, kind):
                 check(stops and "messages_fragmented=" in stops[-1] and "fragments_received=" in stops[-1]
                       and re.search(r"received fragment #\d+ of \d+", charon_log) is not None,
                       f"{label}: IKE_AUTH went as RFC 7383 fragments both ways ({stops[-1].split('counters: ')[-1].strip() if stops else 'no counters'})")
+        if kind == "RSA-PSS":
+            return  # the refusals below do not depend on the signature scheme; the RSA case has them
         # ikeproxy trusts only another CA: strongSwan's certificate does not chain to it.
         label = f"{kind} certificates, untrusted CA"
         endpoint = Endpoint(directory, ike, esp, V4, authentication=dict(ours, ca_certificates=[paths["other-ca"][0]]))
@@ -694,6 +700,7 @@ def main():
         for name, case in (("collision", lambda d: run_collision_case(d, *cases[0], V4)),
                            ("certificates", lambda d: run_certificate_case(d, *cases[1], "ECDSA")),
                            ("certificates", lambda d: run_certificate_case(d, *cases[2], "RSA")),
+                           ("certificates", lambda d: run_certificate_case(d, *cases[0], "RSA-PSS")),
                            ("restart", lambda d: run_restart_case(d, *cases[0]))):
             if only and only != name:
                 continue

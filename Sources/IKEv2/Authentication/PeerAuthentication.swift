@@ -24,6 +24,10 @@ public enum RemoteAuthentication: Sendable {
 public struct CertificateCredential: Sendable {
     public var chain: [Certificate]
     public var key: SigningKey
+    /// An RSA key signs with RSASSA-PSS (RFC 8017; MGF1, salt as long as the hash) instead of PKCS#1 v1.5.
+    /// PSS exists only under RFC 7427, so a peer that does not announce SIGNATURE_HASH_ALGORITHMS still
+    /// gets RFC 7296's PKCS#1 v1.5 method. ECDSA keys are not affected.
+    public var rsaPSS = false
 
     public init(chain: [Certificate], key: SigningKey) { self.chain = chain; self.key = key }
 
@@ -73,13 +77,15 @@ public enum SigningKey: Sendable {
     /// SIGNATURE_HASH_ALGORITHMS, RFC 7427's Digital Signature method (14) with a SHA-2 algorithm the
     /// payload names; else the classic method of the key type: ECDSA 9/10/11 (r | s), RSA 1 (PKCS#1 v1.5
     /// with SHA-1, which RFC 7296 fixes for that method).
-    func authentication(_ octets: [UInt8], digitalSignature: Bool) throws -> AuthenticationPayload {
+    func authentication(_ octets: [UInt8], digitalSignature: Bool, rsaPSS: Bool = false) throws -> AuthenticationPayload {
         if digitalSignature {
             let (algorithm, signature): (SignatureAlgorithmIdentifier, [UInt8])
             switch self {
             case .p256(let k): (algorithm, signature) = (.ecdsaSHA256, Array(try k.signature(for: octets).derRepresentation))
             case .p384(let k): (algorithm, signature) = (.ecdsaSHA384, Array(try k.signature(for: octets).derRepresentation))
             case .p521(let k): (algorithm, signature) = (.ecdsaSHA512, Array(try k.signature(for: octets).derRepresentation))
+            case .rsa(let k) where rsaPSS:
+                (algorithm, signature) = (.rsaPSSSHA256, Array(try k.signature(for: SHA256.hash(data: octets), padding: .PSS).rawRepresentation))
             case .rsa(let k):
                 (algorithm, signature) = (.rsaSHA256, Array(try k.signature(for: SHA256.hash(data: octets), padding: .insecurePKCS1v1_5).rawRepresentation))
             }
@@ -97,9 +103,11 @@ public enum SigningKey: Sendable {
 }
 
 /// The signature algorithms of RFC 7427's Digital Signature method, by their AlgorithmIdentifier DER
-/// (RFC 7427 appendix A); RSA with or without the NULL parameters some encoders leave out.
+/// (RFC 7427 appendix A); RSA with or without the NULL parameters some encoders leave out, and RSASSA-PSS
+/// (RFC 4055 section 3.1) with MGF1 over the same hash and a salt as long as the hash, the one form
+/// swift-crypto verifies (and the one strongSwan, OpenSSL and most others use).
 enum SignatureAlgorithmIdentifier: CaseIterable {
-    case ecdsaSHA256, ecdsaSHA384, ecdsaSHA512, rsaSHA256, rsaSHA384, rsaSHA512
+    case ecdsaSHA256, ecdsaSHA384, ecdsaSHA512, rsaSHA256, rsaSHA384, rsaSHA512, rsaPSSSHA256, rsaPSSSHA384, rsaPSSSHA512
 
     var der: [UInt8] {
         switch self {
@@ -109,6 +117,9 @@ enum SignatureAlgorithmIdentifier: CaseIterable {
         case .rsaSHA256: return [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b, 0x05, 0x00]
         case .rsaSHA384: return [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0c, 0x05, 0x00]
         case .rsaSHA512: return [0x30, 0x0d, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0d, 0x05, 0x00]
+        case .rsaPSSSHA256: return RSAPSSParameters(hash: .sha256).algorithmIdentifier
+        case .rsaPSSSHA384: return RSAPSSParameters(hash: .sha384).algorithmIdentifier
+        case .rsaPSSSHA512: return RSAPSSParameters(hash: .sha512).algorithmIdentifier
         }
     }
 
@@ -118,7 +129,32 @@ enum SignatureAlgorithmIdentifier: CaseIterable {
             let withoutNull = known.count == 15 ? [0x30, 0x0b] + Array(known[2..<13]) : known
             if der == known || der == withoutNull { self = algorithm; return }
         }
-        return nil
+        guard case .success(let pss)? = RSAPSSParameters.parse(algorithmIdentifier: der) else { return nil }
+        switch pss.hash {
+        case .sha256: self = .rsaPSSSHA256
+        case .sha384: self = .rsaPSSSHA384
+        case .sha512: self = .rsaPSSSHA512
+        }
+    }
+
+    var name: String {
+        switch self {
+        case .ecdsaSHA256: return "ECDSA with SHA-256"
+        case .ecdsaSHA384: return "ECDSA with SHA-384"
+        case .ecdsaSHA512: return "ECDSA with SHA-512"
+        case .rsaSHA256: return "RSA PKCS#1 v1.5 with SHA-256"
+        case .rsaSHA384: return "RSA PKCS#1 v1.5 with SHA-384"
+        case .rsaSHA512: return "RSA PKCS#1 v1.5 with SHA-512"
+        case .rsaPSSSHA256: return "RSASSA-PSS with SHA-256"
+        case .rsaPSSSHA384: return "RSASSA-PSS with SHA-384"
+        case .rsaPSSSHA512: return "RSASSA-PSS with SHA-512"
+        }
+    }
+
+    /// Why an AlgorithmIdentifier is not one of ours, for the log.
+    static func unsupported(_ der: [UInt8]) -> String {
+        if case .failure(let reason)? = RSAPSSParameters.parse(algorithmIdentifier: der) { return reason.description }
+        return "signature algorithm \(der.hexString) is not supported (ECDSA or RSA PKCS#1 v1.5 with SHA-2, or RSASSA-PSS)"
     }
 }
 
@@ -175,6 +211,10 @@ enum SignatureAuthentication {
         }
         guard certificate(leaf, names: identity) else {
             return .failure(AuthenticationFailure("the certificate (\(leaf.subject)) does not name the peer's identity \(Identity(payload: identity))"))
+        }
+        if auth.method == .digitalSignature, let length = auth.data.first, auth.data.count > 1 + Int(length),
+           SignatureAlgorithmIdentifier(der: Array(auth.data[1...Int(length)])) == nil {
+            return .failure(AuthenticationFailure("the AUTH payload's \(SignatureAlgorithmIdentifier.unsupported(Array(auth.data[1...Int(length)])))"))
         }
         guard signatureIsValid(auth, publicKey: leaf.publicKey, octets: octets) else {
             return .failure(AuthenticationFailure("the AUTH signature (method \(auth.method.rawValue)) does not verify with the key of \(leaf.subject)"))
@@ -236,6 +276,13 @@ enum SignatureAuthentication {
     /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4): SHA2-256, SHA2-384, SHA2-512.
     static let hashAlgorithmsNotify = NotifyPayload(type: .signatureHashAlgorithms, data: [0, 2, 0, 3, 0, 4])
 
+    /// The AUTH method, and for RFC 7427 the signature algorithm it names, for the log.
+    static func scheme(of auth: AuthenticationPayload) -> String {
+        guard auth.method == .digitalSignature, let length = auth.data.first, auth.data.count > 1 + Int(length),
+              let algorithm = SignatureAlgorithmIdentifier(der: Array(auth.data[1...Int(length)])) else { return auth.method.name }
+        return "\(auth.method.name), \(algorithm.name)"
+    }
+
     static func signatureIsValid(_ auth: AuthenticationPayload, publicKey: Certificate.PublicKey, octets: [UInt8]) -> Bool {
         switch auth.method {
         case .digitalSignature:
@@ -276,9 +323,9 @@ enum SignatureAuthentication {
             }
             return false
         }
-        func rsa<D: Digest>(_ digest: D) -> Bool {
+        func rsa<D: Digest>(_ digest: D, padding: _RSA.Signing.Padding = .insecurePKCS1v1_5) -> Bool {
             guard let key = _RSA.Signing.PublicKey(publicKey) else { return false }
-            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: digest, padding: .insecurePKCS1v1_5)
+            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: signature), for: digest, padding: padding)
         }
         switch algorithm {
         case .ecdsaSHA256: return ecdsa(SHA256.hash(data: octets))
@@ -287,6 +334,9 @@ enum SignatureAuthentication {
         case .rsaSHA256: return rsa(SHA256.hash(data: octets))
         case .rsaSHA384: return rsa(SHA384.hash(data: octets))
         case .rsaSHA512: return rsa(SHA512.hash(data: octets))
+        case .rsaPSSSHA256: return rsa(SHA256.hash(data: octets), padding: .PSS)
+        case .rsaPSSSHA384: return rsa(SHA384.hash(data: octets), padding: .PSS)
+        case .rsaPSSSHA512: return rsa(SHA512.hash(data: octets), padding: .PSS)
         }
     }
 }

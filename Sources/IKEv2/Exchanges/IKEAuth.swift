@@ -11,7 +11,8 @@ extension IKEEngine {
         case .certificate(let credential):
             let octets = SignatureAuthentication.signedOctets(prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
                                                               authenticationKey: authenticationKey, identification: identity)
-            guard let auth = try? credential.key.authentication(octets, digitalSignature: session.peerSupportsDigitalSignature) else { return nil }
+            guard let auth = try? credential.key.authentication(octets, digitalSignature: session.peerSupportsDigitalSignature,
+                                                                        rsaPSS: credential.rsaPSS) else { return nil }
             return (SignatureAuthentication.certificatePayloads(credential.chain), auth)
         }
     }
@@ -41,7 +42,7 @@ extension IKEEngine {
             let certificates = payloads.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } }
             return SignatureAuthentication.verify(auth: auth, certificates: certificates, identity: identity, octets: octets,
                                                   trustAnchors: anchors, revocationLists: revocationLists, now: settings.wallClock())
-                .map { "certificate \($0.subject), issued by \($0.issuer) (\(auth.method.name))" }
+                .map { "certificate \($0.subject), issued by \($0.issuer) (\(SignatureAuthentication.scheme(of: auth)))" }
         }
     }
 
