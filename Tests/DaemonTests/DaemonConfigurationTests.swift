@@ -1,4 +1,6 @@
 import Foundation
+import _CryptoExtras
+import X509
 import XCTest
 import IKEv2
 import Packets
@@ -64,6 +66,26 @@ final class DaemonConfigurationTests: XCTestCase {
         }
         XCTAssertEqual(configuration.profiles[0].preSharedKey.bytes, Array("the real psk".utf8))
         XCTAssertTrue(configuration.sealedSecrets.isEmpty)
+    }
+
+    func testAnRSAPSSProfileMakesTerminalsRSAKeysSignWithPSS() throws {
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.examplePath))) as! [String: Any]
+        var profiles = object["profiles"] as! [[String: Any]]
+        profiles[0]["local_auth"] = "rsa/pss"
+        object["profiles"] = profiles
+        let configuration = try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))
+        let profile = configuration.profiles[0]
+        XCTAssertTrue(profile.authenticatesWithTerminalCertificate)
+        XCTAssertTrue(profile.signsWithRSAPSS)
+        let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let name = try DistinguishedName { CommonName("terminal") }
+        let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
+                                          notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name,
+                                          signatureAlgorithm: .sha256WithRSAEncryption, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
+        let connection = profile.connection(terminal: IPAddress("10.0.0.11")!, peer: IPAddress("198.51.100.1")!,
+                                            credential: CertificateCredential(chain: [certificate], key: .rsa(key)))
+        guard case .certificate(let credential) = connection.localAuthentication else { return XCTFail("the terminal's certificate is not used") }
+        XCTAssertTrue(credential.rsaPSS)
     }
 
     func testGarbageIsRefusedWithAMessageNamingTheKey() throws {
