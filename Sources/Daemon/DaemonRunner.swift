@@ -30,6 +30,8 @@ public final class DaemonRunner {
     let state: ProxyStateStore?
     var sealerPresent = true
     var lastPresenceCheck = 0.0
+    /// For a token: the child process that looks for it, so that the loop never waits on the token.
+    var presenceProbe: TokenPresenceProbe?
     var lastProgressSave = 0.0
     var ikeActivity = false
     var discoveryChanged = false
@@ -98,6 +100,10 @@ public final class DaemonRunner {
             log("management API on https://\(management.host.contains(":") ? "[\(management.host)]" : management.host):\(management.port) "
                 + "(\(management.administrators.count) administrator(s); bearer tokens kept as SHA-256 hashes"
                 + (management.clientCAPath.map { "; client certificates from the CA in \($0), pinned by SHA-256" } ?? "") + ")")
+        }
+        if state != nil, case .token(let module, let tokenLabel, let pin, let keyLabel)? = configuration.store?.sealing {
+            presenceProbe = TokenPresenceProbe(executable: TokenPresenceProbe.currentExecutable, modulePath: module, tokenLabel: tokenLabel,
+                                               keyLabel: keyLabel, pin: pin)
         }
         if let state {
             sealerPresent = state.sealer.isAvailable()
@@ -223,24 +229,50 @@ public final class DaemonRunner {
     /// Every few seconds: is the token (or key file) still there; save sequence numbers and counters.
     func stateHousekeeping(now: Double) {
         guard let state else { return }
-        if now - lastPresenceCheck >= 2 {
-            lastPresenceCheck = now
-            let present = state.sealer.isAvailable()
-            if present != sealerPresent {
-                sealerPresent = present
-                if present {
-                    bridge.proxy.refusesNewNegotiations = nil
-                    log("\(state.sealer.name) is back: new negotiations resume")
-                    ikeActivity = true
-                } else {
-                    bridge.proxy.refusesNewNegotiations = "\(state.sealer.name) was removed"
-                    log("\(state.sealer.name) was removed: established SAs keep forwarding, new negotiations are refused until it is back")
+        if let probe = presenceProbe {
+            // A token: a child process opens it afresh; the loop only looks at the answer.
+            if let outcome = probe.poll(now: now) {
+                switch outcome {
+                case .present where !sealerPresent:
+                    // Back: this process opens its own session again (once, not every look).
+                    sealerPresent(state.sealer.isAvailable(), state: state)
+                case .present:
+                    // Still there, but a failed operation may have closed our session: open it again.
+                    if let token = state.sealer as? TokenSealer, !token.isOpen, !token.isAvailable() {
+                        log("\(token.name): the token is present but our session does not open again: \(token.lastError ?? "")")
+                    }
+                case .absent(let reason) where sealerPresent:
+                    (state.sealer as? TokenSealer)?.close()
+                    log("\(state.sealer.name): \(reason)")
+                    sealerPresent(false, state: state)
+                default: break
                 }
             }
+            if now - lastPresenceCheck >= 2, !probe.isRunning {
+                lastPresenceCheck = now
+                do { try probe.start(now: now) } catch { log("cannot start the token presence probe \(probe.executable): \(error)") }
+            }
+        } else if now - lastPresenceCheck >= 2 {
+            lastPresenceCheck = now
+            sealerPresent(state.sealer.isAvailable(), state: state)
         }
         if now - lastProgressSave >= 5 {
             lastProgressSave = now
             for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) }
+        }
+    }
+
+    /// Acts on a change of the sealer's presence: new negotiations are refused while it is away.
+    private func sealerPresent(_ present: Bool, state: ProxyStateStore) {
+        guard present != sealerPresent else { return }
+        sealerPresent = present
+        if present {
+            bridge.proxy.refusesNewNegotiations = nil
+            log("\(state.sealer.name) is back: new negotiations resume")
+            ikeActivity = true
+        } else {
+            bridge.proxy.refusesNewNegotiations = "\(state.sealer.name) was removed"
+            log("\(state.sealer.name) was removed: established SAs keep forwarding, new negotiations are refused until it is back")
         }
     }
 
@@ -276,6 +308,7 @@ public final class DaemonRunner {
             }
         }
         if let state { for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) } }
+        presenceProbe?.cancel()
         server?.stop()
         log("stopping; \(render(counters: portCounters)); proxy: \(render(counters: bridge.proxy.counters)); bridge: \(render(counters: bridge.counters))")
     }

@@ -31,6 +31,16 @@ public final class TokenSealer: Sealer {
         return handle != nil
     }
 
+    /// Whether this process holds an open session with the key found.
+    public var isOpen: Bool { handle != nil }
+
+    /// Lets go of the token (it was taken out): nothing seals until `isAvailable()` opens it again.
+    public func close() {
+        ikp_p11_close(handle)
+        handle = nil
+        lastError = "the token was removed"
+    }
+
     private func gcm(encrypt: Bool, nonce: [UInt8], input: [UInt8], context: String) throws(SealingError) -> [UInt8] {
         guard let handle else { throw SealingError("the token '\(tokenLabel)' is not present" + (lastError.map { ": \($0)" } ?? "")) }
         var output = [UInt8](repeating: 0, count: input.count + SealedBox.tagLength)

@@ -20,7 +20,8 @@ struct IKEProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ikeproxy",
         abstract: "A transparent IKEv2 key-exchange proxy.",
-        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, SAsCommand.self, StatusCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self]
+        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, SAsCommand.self, StatusCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self,
+                      TokenProbeCommand.self]
     )
 }
 
@@ -178,6 +179,32 @@ struct TerminalsListCommand: ParsableCommand {
         }
         printTable(table[0], Array(table.dropFirst()))
         if rows.isEmpty { print("(no terminal seen yet)") }
+    }
+}
+
+/// The daemon runs this in a child process to see whether its token is present without waiting on it.
+struct TokenProbeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "token-probe",
+        abstract: "Open a PKCS#11 token afresh and find the sealing key (the daemon's presence check); the PIN is read on stdin. Exit 0: present.",
+        shouldDisplay: false
+    )
+
+    @Option(name: .long, help: "The PKCS#11 module (shared library).")
+    var module: String
+    @Option(name: .long, help: "The token's label.")
+    var token: String
+    @Option(name: .long, help: "The sealing key's label.")
+    var keyLabel: String = "ikeproxy-sealing-key"
+
+    func run() throws {
+        let pin = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .newlines)
+        let sealer = TokenSealer(modulePath: module, tokenLabel: token, pin: pin, keyLabel: keyLabel)
+        guard sealer.isOpen else {
+            print(sealer.lastError ?? "the token is not present")
+            throw ExitCode(3)
+        }
+        print("present")
     }
 }
 

@@ -41,6 +41,67 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try sealer.unseal(box, context: "profile:peer"), secret)
     }
 
+    /// The daemon's presence check with a real SoftHSM2 token, run in a child process (`ikeproxy
+    /// token-probe`): present, taken out, put back, a wrong PIN, and a probe that hangs.
+    func testTheTokenPresenceProbeSeesATokenLeaveAndComeBackWithoutBlocking() throws {
+        let module = "/usr/lib/softhsm/libsofthsm2.so"
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let executable = root.appendingPathComponent(".build/debug/ikeproxy").path
+        guard FileManager.default.fileExists(atPath: module), FileManager.default.fileExists(atPath: "/usr/bin/softhsm2-util") else {
+            return XCTFail("SoftHSM2 is not installed (scripts/test.sh installs softhsm2): the token probe cannot be tested")
+        }
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            return XCTFail("\(executable) is missing: `swift build --build-tests` builds it before the tests run")
+        }
+        let tokens = directory.appendingPathComponent("tokens"), removed = directory.appendingPathComponent("removed")
+        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
+        let conf = directory.appendingPathComponent("softhsm2.conf")
+        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
+        setenv("SOFTHSM2_CONF", conf.path, 1)
+        let initialize = Process()
+        initialize.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
+        initialize.arguments = ["--init-token", "--free", "--label", "probe-test", "--pin", "1234", "--so-pin", "123456"]
+        initialize.standardOutput = FileHandle.nullDevice
+        try initialize.run(); initialize.waitUntilExit()
+        XCTAssertEqual(initialize.terminationStatus, 0)
+
+        func answer(_ probe: TokenPresenceProbe) throws -> TokenPresenceProbe.Outcome? {
+            let started = Date()
+            try probe.start(now: 0)
+            while Date().timeIntervalSince(started) < 20 {
+                // The caller is never kept waiting: poll answers at once, nil while the child works.
+                let before = Date()
+                let outcome = probe.poll(now: Date().timeIntervalSince(started))
+                XCTAssertLessThan(Date().timeIntervalSince(before), 0.5, "poll must not wait for the token")
+                if let outcome { return outcome }
+                usleep(20_000)
+            }
+            return nil
+        }
+        let probe = TokenPresenceProbe(executable: executable, modulePath: module, tokenLabel: "probe-test", keyLabel: "ikeproxy-sealing-key", pin: "1234")
+        XCTAssertEqual(try answer(probe), .present)
+        // Taken out (the token's folder moved away, as the daemon test does).
+        try FileManager.default.moveItem(at: tokens, to: removed)
+        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
+        guard case .absent(let reason)? = try answer(probe) else { return XCTFail("a removed token is reported present") }
+        XCTAssertFalse(reason.isEmpty)
+        // Put back.
+        try FileManager.default.removeItem(at: tokens)
+        try FileManager.default.moveItem(at: removed, to: tokens)
+        XCTAssertEqual(try answer(probe), .present)
+        // A wrong PIN is an absent token, with the token's reason.
+        let wrongPIN = TokenPresenceProbe(executable: executable, modulePath: module, tokenLabel: "probe-test", keyLabel: "ikeproxy-sealing-key", pin: "9999")
+        guard case .absent(let pinReason)? = try answer(wrongPIN) else { return XCTFail("a wrong PIN is reported present") }
+        XCTAssertTrue(pinReason.contains("CKR"), pinReason)
+        // A probe that hangs (a token that does not answer) is killed after its timeout and counts as absent.
+        let hanging = directory.appendingPathComponent("hang.sh")
+        try "#!/bin/sh\nsleep 30\n".write(to: hanging, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: hanging.path)
+        let stuck = TokenPresenceProbe(executable: hanging.path, modulePath: module, tokenLabel: "probe-test", keyLabel: "k", pin: "1234", timeout: 1)
+        XCTAssertEqual(try answer(stuck), .absent("the token did not answer within 1 s"))
+        XCTAssertFalse(stuck.isRunning)
+    }
+
     func testTheDatabaseIsMigratedToTheCurrentSchemaInWALMode() throws {
         let path = directory.appendingPathComponent("state.db").path
         let database = try StateDatabase(path: path)
