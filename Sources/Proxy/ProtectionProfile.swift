@@ -17,6 +17,12 @@ public struct ProtectionProfile: Sendable {
     public var hardLifetime: UInt32?
     /// The proxy rekeys each CHILD SA this many seconds after it was made; nil leaves rekeying to the peer.
     public var childRekeyTime: Double?
+    /// The proxy rekeys each IKE SA this many seconds after it was made; nil leaves it to the peer.
+    public var ikeRekeyTime: Double?
+    /// Seconds without a message from the peer after which the proxy checks it is alive (an empty
+    /// INFORMATIONAL, RFC 7296 section 2.4); a peer that never answers is declared dead and the
+    /// terminals' SAs with it are deleted. nil: no checks.
+    public var livenessInterval: Double?
     /// The proxy proves the terminal's identity with the terminal's own certificate and key instead of the PSK.
     public var authenticatesWithTerminalCertificate = false
     /// Terminals' RSA keys sign with RSASSA-PSS (RFC 7427) rather than PKCS#1 v1.5.
@@ -44,7 +50,8 @@ public struct ProtectionProfile: Sendable {
                                                  localAddress: terminal, remoteAddress: peer,
                                                  localIdentity: Identity(terminal.description), remoteIdentity: peerIdentity ?? Identity(peer.description),
                                                  preSharedKey: preSharedKey, proposals: ikeProposals, children: [child],
-                                                 forceEncapsulation: forceEncapsulation)
+                                                 rekeyTime: ikeRekeyTime, forceEncapsulation: forceEncapsulation,
+                                                 livenessInterval: livenessInterval)
         if authenticatesWithTerminalCertificate, var credential {
             credential.rsaPSS = signsWithRSAPSS
             connection.localAuthentication = .certificate(credential)

@@ -82,6 +82,8 @@ public final class VirtualNetwork {
     public private(set) var internetLink: [[UInt8]] = []
     public private(set) var proxyDrops: [String] = []
     public var log: (String) -> Void = { _ in }
+    /// The peer is gone (crashed, unplugged): what reaches it is lost and it sends nothing.
+    public var peerIsDown = false
 
     public init(proxy: KeyExchangeProxy, peer: IKEEngine, peerAddress: IPAddress, terminals: [TerminalEntry], linkLatency: Double = 0.0005) {
         self.proxy = proxy
@@ -191,6 +193,7 @@ public final class VirtualNetwork {
     }
 
     private func deliverToPeer(_ packet: [UInt8]) {
+        guard !peerIsDown else { return }
         guard let view = try? IPPacketView(packet), view.upperProtocol == IPProtocolNumber.udp || view.upperProtocol == IPProtocolNumber.icmp
                 || view.upperProtocol == IPProtocolNumber.tcp || view.upperProtocol == IPProtocolNumber.icmpv6,
               let source = IPAddress(bytes: view.source(in: packet)) else { return }
@@ -245,7 +248,7 @@ public final class VirtualNetwork {
             }
             if queue.isEmpty && !proxyBusy { return }
             now = nextTick
-            peerActions(peer.engine.tick(now: now))
+            if !peerIsDown { peerActions(peer.engine.tick(now: now)) }
             proxyActions(proxy.tick(now: now, wallClock: wallClock), received: [])
             for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(now: now, wallClock: wallClock)) }
             nextTick = now + tick
@@ -261,7 +264,7 @@ public final class VirtualNetwork {
         while now < end {
             run(for: 0, tick: tick)
             now = min(end, now + tick)
-            peerActions(peer.engine.tick(now: now))
+            if !peerIsDown { peerActions(peer.engine.tick(now: now)) }
             proxyActions(proxy.tick(now: now, wallClock: wallClock), received: [])
             for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(now: now, wallClock: wallClock)) }
         }

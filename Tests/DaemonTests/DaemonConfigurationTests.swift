@@ -26,6 +26,8 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.terminals.map(\.address), [IPAddress("192.0.2.3")!, IPAddress("2001:db8::3")!])
         XCTAssertEqual(Set(configuration.terminals.map(\.keyDeliveryAddress)), [IPAddress("192.0.2.3")!])
         XCTAssertEqual(configuration.proxySettings.keyDeliveryPort, 9500)
+        XCTAssertEqual(configuration.profiles[0].ikeRekeyTime, 14400)
+        XCTAssertEqual(configuration.profiles[0].livenessInterval, 30)
     }
 
     func refusal(_ edit: (inout [String: Any]) -> Void) throws -> String {
@@ -163,6 +165,11 @@ final class DaemonConfigurationTests: XCTestCase {
             profiles[0]["local_auth"] = "eap"
             object["profiles"] = profiles
         }.contains("local_auth 'eap' is not psk, pubkey or rsa/pss"))
+        XCTAssertTrue(try refusal { object in
+            var profiles = object["profiles"] as! [[String: Any]]
+            profiles[0]["dpd_delay"] = 0
+            object["profiles"] = profiles
+        }.contains("dpd_delay 0.0 is not between 1 and 31536000 seconds"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))

@@ -199,6 +199,53 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(network.peer.stack.received.filter(HostStack.isEchoReply).count, 1, "traffic flows on the new SA")
     }
 
+    /// The demo network with the proxy's profile changed by `edit`.
+    func network(_ edit: (inout ProtectionProfile) -> Void) -> VirtualNetwork {
+        var profile = DemoScenario.profile()
+        edit(&profile)
+        let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals())
+        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(), registry: registry, profiles: [profile])
+        return VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(), peerAddress: peer, terminals: DemoScenario.terminals())
+    }
+
+    func testTheProxyRekeysTheIKESAWhenTheProfileSaysSo() {
+        let network = network { $0.ikeRekeyTime = 60 }
+        ping(network, from: a)
+        let before = network.proxy.engine.sessionSummaries.filter(\.established)
+        XCTAssertEqual(before.count, 1)
+        let child = network.proxy.store.children.keys.first
+        network.advance(by: 70)
+        let after = network.proxy.engine.sessionSummaries.filter(\.established)
+        XCTAssertEqual(after.count, 1, "one IKE SA, the rekeyed one")
+        XCTAssertNotEqual(after.first?.spiInitiator, before.first?.spiInitiator, "new IKE SPIs")
+        XCTAssertEqual(network.proxy.store.children.keys.first, child, "the CHILD SA moved to the new IKE SA unchanged")
+        XCTAssertEqual(network.peer.engine.sessionSummaries.filter(\.established).first?.spiResponder, after.first?.spiResponder,
+                       "the peer holds the same new IKE SA")
+        ping(network, from: a, sequence: 2)
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1, "traffic flows on (the first ping was the start request)")
+    }
+
+    func testADeadPeerIsDetectedAndTheTerminalsKeysAreDeleted() {
+        let network = network { $0.livenessInterval = 10 }
+        ping(network, from: a)
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        // While the peer answers, the checks keep the SA.
+        network.advance(by: 30)
+        XCTAssertEqual(network.proxy.store.count, 1, "a live peer keeps its SA")
+        network.peerIsDown = true
+        // The check after 10 s, then retransmissions (1 + 2 + 4 + 8 + 16 + 32 s) go unanswered.
+        network.advance(by: 90)
+        XCTAssertTrue(network.proxy.engine.sessionSummaries.isEmpty, "the dead peer's IKE SA is gone")
+        XCTAssertEqual(network.proxy.store.count, 0)
+        XCTAssertFalse(network.terminals[a]!.hasOutboundSA, "the terminal's keys were deleted")
+        // Without checks nothing notices: the SA stays until its lifetime.
+        let unchecked = self.network { _ in }
+        ping(unchecked, from: a)
+        unchecked.peerIsDown = true
+        unchecked.advance(by: 120)
+        XCTAssertEqual(unchecked.proxy.store.count, 1)
+    }
+
     func testExpiredSAIsRemovedFromStoreAndTerminal() {
         let network = DemoScenario.network(hardLifetime: 30)
         ping(network, from: a)
