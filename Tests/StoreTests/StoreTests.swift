@@ -65,6 +65,7 @@ final class StoreTests: XCTestCase {
         try initialize.run(); initialize.waitUntilExit()
         XCTAssertEqual(initialize.terminationStatus, 0)
 
+        var longestPoll = 0.0
         func answer(_ probe: TokenPresenceProbe) throws -> TokenPresenceProbe.Outcome? {
             let started = Date()
             try probe.start(now: 0)
@@ -72,8 +73,12 @@ final class StoreTests: XCTestCase {
                 // The caller is never kept waiting: poll answers at once, nil while the child works.
                 let before = Date()
                 let outcome = probe.poll(now: Date().timeIntervalSince(started))
+                longestPoll = max(longestPoll, Date().timeIntervalSince(before))
                 XCTAssertLessThan(Date().timeIntervalSince(before), 0.5, "poll must not wait for the token")
-                if let outcome { return outcome }
+                if let outcome {
+                    print("token probe: \(outcome) after \(Int(Date().timeIntervalSince(started) * 1000)) ms; longest poll so far \(Int(longestPoll * 1_000_000)) µs")
+                    return outcome
+                }
                 usleep(20_000)
             }
             return nil
