@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"; shift || true
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-protected ethernet-bridge terminal-agent); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-auth ike-protected ethernet-bridge terminal-agent); fi
 
 echo "fuzz: building the libFuzzer driver (release, -sanitize=fuzzer)"
 swift build --package-path fuzz -c release -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld

@@ -16,6 +16,7 @@ public enum FuzzTargets {
     public static var all: [any FuzzTarget.Type] { [
         IKEMessageCodecFuzzTarget.self,
         IKEResponderFuzzTarget.self,
+        IKEAuthFuzzTarget.self,
         IKEProtectedExchangeFuzzTarget.self,
         EthernetBridgeFuzzTarget.self,
         TerminalAgentFuzzTarget.self,

@@ -42,11 +42,12 @@ final class FuzzReplayTests: XCTestCase {
     }
 
     func testEveryTargetIsReplayed() {
-        XCTAssertEqual(Set(FuzzTargets.all.map { $0.name }), ["ike-message", "ike-responder", "ike-protected", "ethernet-bridge", "terminal-agent"])
+        XCTAssertEqual(Set(FuzzTargets.all.map { $0.name }), ["ike-message", "ike-responder", "ike-auth", "ike-protected", "ethernet-bridge", "terminal-agent"])
     }
 
     func testIKEMessageCodec() throws { try replay(IKEMessageCodecFuzzTarget.self, mutations: 3000) }
     func testIKEResponder() throws { try replay(IKEResponderFuzzTarget.self, mutations: 400) }
+    func testIKEAuth() throws { try replay(IKEAuthFuzzTarget.self, mutations: 800) }
     func testIKEProtectedExchange() throws { try replay(IKEProtectedExchangeFuzzTarget.self, mutations: 1500) }
     func testEthernetBridge() throws { try replay(EthernetBridgeFuzzTarget.self, mutations: 400) }
     func testTerminalAgent() throws { try replay(TerminalAgentFuzzTarget.self, mutations: 1500) }
@@ -62,6 +63,10 @@ final class FuzzReplayTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(IKEMessageCodecFuzzTarget().seeds().count, 12)
         let responder = IKEResponderFuzzTarget()
         XCTAssertEqual(responder.exchange(responder.seeds()[0]).answered.map(\.rawValue), [34, 35], "IKE_SA_INIT and IKE_AUTH answered")
+        let auth = IKEAuthFuzzTarget()
+        XCTAssertEqual(auth.seeds().count, 1)
+        XCTAssertEqual(auth.seeds().first.flatMap { auth.exchange($0).answer }?.contains(.authentication), true,
+                       "the recorded IKE_AUTH, replayed, is answered with AUTH")
         let bridge = EthernetBridgeFuzzTarget()
         let deliveries = bridge.seeds().prefix(2).map { bridge.exchange($0).keyDeliveries }
         XCTAssertTrue(deliveries.allSatisfy { $0 > 0 }, "both flows end with keys set into the terminal: \(deliveries)")
