@@ -25,7 +25,8 @@ for target in "${targets[@]}"; do
     echo "fuzz: $target for ${FUZZ_RUNS:+$FUZZ_RUNS inputs}${FUZZ_RUNS:-${seconds}s} ($(ls "$work/corpus" | wc -l) committed inputs)"
     set +e
     if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -seed=1); else limit=(-max_total_time="$seconds"); fi
-    IKEPROXY_FUZZ_TARGET="$target" IKEPROXY_FUZZ_SEEDS="$work/corpus" "$binary" "${limit[@]}" -print_final_stats=1 \
+    # The Swift runtime's backtracer would take SIGABRT from libFuzzer, which then keeps no input.
+    SWIFT_BACKTRACE=enable=no IKEPROXY_FUZZ_TARGET="$target" IKEPROXY_FUZZ_SEEDS="$work/corpus" "$binary" "${limit[@]}" -print_final_stats=1 \
         -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$work/artifacts/" "$work/corpus" > "$work/log" 2>&1
     code=$?
     set -e

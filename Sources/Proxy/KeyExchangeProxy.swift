@@ -168,6 +168,11 @@ public final class KeyExchangeProxy {
         return (ports.source, ports.destination, view.upperOffset + 8)
     }
 
+    /// UDP to the key-delivery port, whether or not the rest of the UDP header is there.
+    private func isToKeyDeliveryPort(_ packet: [UInt8], _ view: IPPacketView) -> Bool {
+        view.upperProtocol == IPProtocolNumber.udp && view.ports(in: packet)?.destination == settings.keyDeliveryPort
+    }
+
     private func fromInternet(_ packet: [UInt8], view: IPPacketView, now: Double, wallClock: Double) -> [ProxyAction] {
         let peerBytes = view.source(in: packet), terminalBytes = view.destination(in: packet)
         // Policy rules are written from the terminal's side: look the packet up as the terminal's flow.
@@ -179,7 +184,9 @@ public final class KeyExchangeProxy {
                           destinationPort: isICMP ? ports?.destination ?? 0 : ports?.source ?? 0)
         if policy.action(for: key) == .discard { return drop("policy_discard") }
         let udp = udp(packet, view)
-        if let udp, udp.destination == settings.keyDeliveryPort { return drop("key_delivery_from_internet") }
+        // Judged by the port alone: a datagram to the key-delivery port never reaches a terminal from the
+        // Internet, even one whose UDP header is cut short (found by fuzzing: it used to pass unjudged).
+        if isToKeyDeliveryPort(packet, view) { return drop("key_delivery_from_internet") }
         guard let udp, udp.destination == 500
                 || (udp.destination == 4500 && UDPEncapsulatedKind(payload: packet[udp.payload..<view.totalLength]) == .ike) else {
             count("forwarded_to_terminal")
@@ -213,6 +220,10 @@ public final class KeyExchangeProxy {
     private func fromTerminal(_ packet: [UInt8], view: IPPacketView, now: Double, wallClock: Double) -> [ProxyAction] {
         let terminalBytes = view.source(in: packet), peerBytes = view.destination(in: packet)
         let udp = udp(packet, view)
+        if udp == nil, isToKeyDeliveryPort(packet, view) {
+            // A key-delivery datagram cut short is for us too: it never leaves the terminal link.
+            return drop("malformed_key_delivery")
+        }
         if let udp, udp.destination == settings.keyDeliveryPort {
             // Key delivery is for us, whatever address it was sent to; it never leaves the terminal link.
             guard let address = IPAddress(bytes: terminalBytes), let terminal = registry.terminal(at: address) else {

@@ -54,6 +54,24 @@ final class ProxyEdgeTests: XCTestCase {
         XCTAssertEqual(proxy.receive(from: .terminal, packet: forged, now: 0, wallClock: 0), [.drop("key_delivery_forged")])
     }
 
+    /// Found by fuzzing (the ethernet-bridge target): a UDP header cut after its ports, to the key-delivery
+    /// port, crossed the proxy unjudged. Whatever the rest, such a datagram crosses neither way.
+    func testAKeyDeliveryDatagramCutShortCrossesNeitherWay() {
+        let proxy = makeProxy()
+        func truncatedUDP(from source: IPAddress, to destination: IPAddress) -> [UInt8] {
+            var packet: [UInt8] = []
+            IPHeaderBuilder.appendIPv4(to: &packet, source: source.bytes, destination: destination.bytes, protocolNumber: IPProtocolNumber.udp,
+                                       payloadLength: 4)
+            return packet + [0x30, 0x39, 0x25, 0x1c]  // source port 12345, destination port 9500, nothing more
+        }
+        XCTAssertEqual(proxy.receive(from: .internet, packet: truncatedUDP(from: peer, to: a), now: 0, wallClock: 0),
+                       [.drop("key_delivery_from_internet")])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: IPAddress("169.254.0.1")!), now: 0, wallClock: 0),
+                       [.drop("malformed_key_delivery")])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: DemoScenario.dnsServer), now: 0, wallClock: 0),
+                       [.drop("malformed_key_delivery")], "not even where the policy bypasses")
+    }
+
     func testNATKeepalivesAndPlainESPOfKnownAndUnknownSAs() {
         let proxy = makeProxy()
         let keepalive = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500, payload: [0xff])
