@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's whole test suite: installs what it needs on a fresh Debian machine (when root), builds,
-# runs the unit tests, then the strongSwan interop tests in network namespaces. Any failure fails the run.
+# runs the unit tests and a fixed fuzzing run, then the strongSwan interop tests in network namespaces.
+# Any failure fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
