@@ -15,6 +15,8 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-auth ike-protected ethernet-bridge terminal-agent); fi
 
 echo "fuzz: building the libFuzzer driver (release, -sanitize=fuzzer)"
+# The build plan is made again each time: a stale one misses source files added to the main package.
+rm -f fuzz/.build/release.yaml fuzz/.build/build.db
 swift build --package-path fuzz -c release -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld
 binary="fuzz/.build/release/ikeproxy-fuzz"
 status=0
