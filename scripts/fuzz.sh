@@ -24,7 +24,8 @@ for target in "${targets[@]}"; do
     work=".build/fuzz-work/$target"
     rm -rf "$work"; mkdir -p "$work/corpus" "$work/artifacts" "fuzz/corpus/$target"
     cp -r "fuzz/corpus/$target/." "$work/corpus/" 2>/dev/null || true
-    echo "fuzz: $target for ${FUZZ_RUNS:+$FUZZ_RUNS inputs}${FUZZ_RUNS:-${seconds}s} ($(ls "$work/corpus" | wc -l) committed inputs)"
+    if [ -n "${FUZZ_RUNS:-}" ]; then amount="$FUZZ_RUNS inputs"; else amount="${seconds}s"; fi
+    echo "fuzz: $target for $amount ($(ls "$work/corpus" | wc -l) committed inputs)"
     set +e
     if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -seed=1); else limit=(-max_total_time="$seconds"); fi
     # The Swift runtime's backtracer would take SIGABRT from libFuzzer, which then keeps no input.

@@ -88,7 +88,7 @@ public struct DaemonConfiguration: Sendable {
             var hard_lifetime: UInt32?
             var rekey_time: Double?
             var ike_rekey_time: Double?
-            var dpd_delay: Double?
+            var liveness_interval: Double?
             var local_auth: String?
             var remote_auth: String?
             var ca_certificates: [String]?
@@ -201,11 +201,11 @@ public struct DaemonConfiguration: Sendable {
                                               peerIdentity: p.peer_id.map(Identity.init), mode: mode,
                                               forceEncapsulation: p.force_encapsulation ?? true, hardLifetime: p.hard_lifetime,
                                               childRekeyTime: p.rekey_time))
-            for (key, value) in [("rekey_time", p.rekey_time), ("ike_rekey_time", p.ike_rekey_time), ("dpd_delay", p.dpd_delay)] {
+            for (key, value) in [("rekey_time", p.rekey_time), ("ike_rekey_time", p.ike_rekey_time), ("liveness_interval", p.liveness_interval)] {
                 if let value, !(value >= 1 && value <= 31_536_000) { throw fail("\(at): \(key) \(value) is not between 1 and 31536000 seconds") }
             }
             profiles[profiles.count - 1].ikeRekeyTime = p.ike_rekey_time
-            profiles[profiles.count - 1].livenessInterval = p.dpd_delay
+            profiles[profiles.count - 1].livenessInterval = p.liveness_interval
             profiles[profiles.count - 1].authenticatesWithTerminalCertificate = usesTerminalCertificates
             profiles[profiles.count - 1].signsWithRSAPSS = rsaPSS
             profiles[profiles.count - 1].peerTrustAnchors = anchors

@@ -167,9 +167,9 @@ final class DaemonConfigurationTests: XCTestCase {
         }.contains("local_auth 'eap' is not psk, pubkey or rsa/pss"))
         XCTAssertTrue(try refusal { object in
             var profiles = object["profiles"] as! [[String: Any]]
-            profiles[0]["dpd_delay"] = 0
+            profiles[0]["liveness_interval"] = 0
             object["profiles"] = profiles
-        }.contains("dpd_delay 0.0 is not between 1 and 31536000 seconds"))
+        }.contains("liveness_interval 0.0 is not between 1 and 31536000 seconds"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))
