@@ -139,12 +139,14 @@ def daemon_configuration(control):
         "terminal_prefixes": ["192.0.2.0/28", "2001:db8::/124"],
         "terminals": terminals,
         "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
-                      "psk": PSK, "mode": "tunnel", "force_encapsulation": True}],
+                      "psk": PSK, "mode": "tunnel", "force_encapsulation": True,
+                      # Liveness checks after 5 s of silence: the last step kills strongSwan and watches for them.
+                      "liveness_interval": 5}],
         "policy": {"default": "bypass", "rules":
                    # Neighbour discovery between terminals and the peer is link business, never protected.
                    [{"source": "::/0", "destination": "::/0", "protocol": "icmpv6", "source_ports": "133-137", "action": "bypass"}]
                    + family(False) + family(True)},
-        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4},
+        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 3},
     }
 
 
@@ -523,6 +525,17 @@ def run(charon, directory):
         capture_checks(internet_pcap)
         bare, lines = bridged_ports_bare()
         check(bare, "still no address on the bridged ports after the run")
+
+        # strongSwan dies without a word: the proxy's liveness checks (liveness_interval 5 s, then
+        # retransmissions after 1, 2, 4 and 8 s) go unanswered, it gives the IKE SAs up and deletes the
+        # terminals' SAs through key delivery.
+        deleted_before = sum(read(os.path.join(directory, f"{t['name']}.log")).count("deleted outbound SA") for t in AGENTS)
+        charon.stop(crash=True)
+        gave_up = wait_for(lambda: "giving up" in read(daemon.log), 40)
+        check(gave_up, "with the peer dead, the proxy's liveness checks go unanswered and it gives the IKE SAs up")
+        deleted = wait_for(lambda: sum(read(os.path.join(directory, f"{t['name']}.log")).count("deleted outbound SA") for t in AGENTS)
+                           > deleted_before, 10)
+        check(deleted, "and the terminals' SAs with the dead peer are deleted through key delivery")
     finally:
         if capture.poll() is None:
             capture.kill()
