@@ -20,6 +20,7 @@ public enum FuzzTargets {
         IKEProtectedExchangeFuzzTarget.self,
         EthernetBridgeFuzzTarget.self,
         TerminalAgentFuzzTarget.self,
+        ConfigurationTextFuzzTarget.self,
     ] }
 
     public static func make(named name: String) -> (any FuzzTarget)? {

@@ -23,7 +23,7 @@ extension MACAddress {
         guard parts.count == 6 else { return nil }
         var octets: [UInt8] = []
         for part in parts {
-            guard part.count <= 2, let value = UInt8(part, radix: 16) else { return nil }
+            guard part.count <= 2, part.allSatisfy(\.isHexDigit), let value = UInt8(part, radix: 16) else { return nil }
             octets.append(value)
         }
         self.init(octets)

@@ -38,11 +38,13 @@ final class FuzzReplayTests: XCTestCase {
             failures += 1
             XCTFail("\(type.name) mutation \(round) broke \(Set(broken).sorted()); input \(input.map { String(format: "%02x", $0) }.joined())")
         }
-        print("fuzz replay \(type.name): \(seeds.count) seeds, \(committed.count) committed inputs, \(mutations) mutations, no invariant broken")
+        print("fuzz replay \(type.name): \(seeds.count) seeds, \(committed.count) committed inputs, \(mutations) mutations, "
+              + (failures == 0 ? "no invariant broken" : "\(failures) mutations broke an invariant"))
     }
 
     func testEveryTargetIsReplayed() {
-        XCTAssertEqual(Set(FuzzTargets.all.map { $0.name }), ["ike-message", "ike-responder", "ike-auth", "ike-protected", "ethernet-bridge", "terminal-agent"])
+        XCTAssertEqual(Set(FuzzTargets.all.map { $0.name }), ["ike-message", "ike-responder", "ike-auth", "ike-protected", "ethernet-bridge", "terminal-agent",
+                                                                 "configuration-text"])
     }
 
     func testIKEMessageCodec() throws { try replay(IKEMessageCodecFuzzTarget.self, mutations: 3000) }
@@ -50,6 +52,7 @@ final class FuzzReplayTests: XCTestCase {
     func testIKEAuth() throws { try replay(IKEAuthFuzzTarget.self, mutations: 800) }
     func testIKEProtectedExchange() throws { try replay(IKEProtectedExchangeFuzzTarget.self, mutations: 1500) }
     func testEthernetBridge() throws { try replay(EthernetBridgeFuzzTarget.self, mutations: 400) }
+    func testConfigurationText() throws { try replay(ConfigurationTextFuzzTarget.self, mutations: 5000) }
     func testTerminalAgent() throws { try replay(TerminalAgentFuzzTarget.self, mutations: 1500) }
 
     /// The seeds reach deep: the harnesses are only worth running if their seeds take the happy path.

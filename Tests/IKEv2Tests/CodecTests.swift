@@ -100,6 +100,10 @@ final class CodecTests: XCTestCase {
         XCTAssertEqual(IPAddress("2001:db8::1")?.description, "2001:db8::1")
         XCTAssertEqual(IPAddress("::")?.description, "::")
         XCTAssertNil(IPAddress("1.2.3"))
+        // Found by fuzzing (configuration-text): Swift's integer parsing takes a sign, the address parser must not.
+        XCTAssertNil(IPAddress("::+0"))
+        XCTAssertNil(IPAddress("+1.2.3.4"))
+        XCTAssertNil(IPAddress("1.2.3.-0"))
         XCTAssertNil(IPAddress("2001:::1"))
         let wide = TrafficSelector(cidr: "10.0.0.0/8")!, narrow = TrafficSelector(cidr: "10.1.2.0/24", ipProtocol: 17)!
         XCTAssertEqual(wide.intersection(narrow), narrow)

@@ -32,7 +32,8 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
             guard parts.count == 4 else { return nil }
             var bytes: [UInt8] = []
             for part in parts {
-                guard !part.isEmpty, part.count <= 3, let value = UInt8(part) else { return nil }
+                // Digits only: Swift's integer parsing would also take a sign ("+1").
+                guard !part.isEmpty, part.count <= 3, part.allSatisfy({ $0.isASCII && $0.isNumber }), let value = UInt8(part) else { return nil }
                 bytes.append(value)
             }
             self = .v4(bytes)
@@ -51,7 +52,7 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
                     result.append(UInt16(v4[0]) << 8 | UInt16(v4[1])); result.append(UInt16(v4[2]) << 8 | UInt16(v4[3]))
                     continue
                 }
-                guard !piece.isEmpty, piece.count <= 4, let value = UInt16(piece, radix: 16) else { return nil }
+                guard !piece.isEmpty, piece.count <= 4, piece.allSatisfy(\.isHexDigit), let value = UInt16(piece, radix: 16) else { return nil }
                 result.append(value)
             }
             return result
