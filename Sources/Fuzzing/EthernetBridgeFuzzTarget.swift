@@ -52,9 +52,8 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
     }
 
     static func isKeyDelivery(_ action: FrameAction) -> Bool {
-        guard case .send(.terminal, let frame) = action, let ethernet = try? EthernetFrameView(frame) else { return false }
-        let packet = Array(frame[ethernet.payloadOffset...])
-        guard let view = try? IPPacketView(packet), view.upperProtocol == IPProtocolNumber.udp else { return false }
+        guard case .send(.terminal, let frame) = action, let (packet, view) = ipPacket(in: frame),
+              view.upperProtocol == IPProtocolNumber.udp else { return false }
         return view.ports(in: packet)?.destination == 9500
     }
 
@@ -73,9 +72,8 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
 
     /// Why a frame the bridge passed on unchanged should not have crossed (empty when it may).
     static func mustNotCross(_ frame: [UInt8], from side: LinkSide) -> [String] {
-        guard let ethernet = try? EthernetFrameView(frame), ethernet.etherType == EtherType.ipv4 || ethernet.etherType == EtherType.ipv6 else { return [] }
-        let packet = Array(frame[ethernet.payloadOffset...])
-        guard let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
+        guard let ethernet = try? EthernetFrameView(frame), ethernet.etherType == EtherType.ipv4 || ethernet.etherType == EtherType.ipv6,
+              let (packet, view) = ipPacket(in: frame), let source = IPAddress(bytes: view.source(in: packet)),
               let destination = IPAddress(bytes: view.destination(in: packet)) else { return [] }
         let ports = view.ports(in: packet)
         var broken: [String] = []
@@ -95,11 +93,17 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
     /// Frames the bridge built in the unregistered terminal's name.
     static func speaksForStranger(_ actions: [FrameAction]) -> Bool {
         actions.contains { action in
-            guard case .send(.internet, let frame) = action, let ethernet = try? EthernetFrameView(frame) else { return false }
-            let packet = Array(frame[ethernet.payloadOffset...])
-            guard let view = try? IPPacketView(packet) else { return false }
+            guard case .send(.internet, let frame) = action, let (packet, view) = ipPacket(in: frame) else { return false }
             return IPAddress(bytes: view.source(in: packet)) == DemoScenario.stranger
         }
+    }
+
+    /// The IP packet a frame carries, parsed; nil when the frame or the packet does not parse.
+    static func ipPacket(in frame: [UInt8]) -> (packet: [UInt8], view: IPPacketView)? {
+        guard let ethernet = try? EthernetFrameView(frame) else { return nil }
+        let packet = Array(frame[ethernet.payloadOffset...])
+        guard let view = try? IPPacketView(packet) else { return nil }
+        return (packet, view)
     }
 
     static func isDemoTerminal(_ address: IPAddress) -> Bool {
@@ -181,9 +185,7 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
             let actions = bridge.receive(from: side, frame: frame, now: now, wallClock: 1_800_000_000 + now)
             now += 0.01
             for case .send(.internet, let out) in actions {
-                guard let ethernet = try? EthernetFrameView(out) else { continue }
-                let packet = Array(out[ethernet.payloadOffset...])
-                guard let view = try? IPPacketView(packet), view.upperProtocol == IPProtocolNumber.udp,
+                guard let (packet, view) = ipPacket(in: out), view.upperProtocol == IPProtocolNumber.udp,
                       let ports = view.ports(in: packet), view.upperOffset + 8 <= packet.count,
                       let source = IPAddress(bytes: view.source(in: packet)),
                       let destination = IPAddress(bytes: view.destination(in: packet)) else { continue }

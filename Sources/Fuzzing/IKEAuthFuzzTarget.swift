@@ -14,12 +14,9 @@ public final class IKEAuthFuzzTarget: FuzzTarget {
         guard let snapshot = recorded.responderSnapshot else { return [] }
         let keys = RecordedIKEExchange.protections(of: snapshot)
         return recorded.records.filter(\.fromInitiator).compactMap { record in
-            var payload = record.datagram.payload
-            if record.datagram.destination.port == 4500 { payload.removeFirst(4) }
-            guard let message = try? IKEMessage.decode(payload), message.header.exchangeType == .ikeAuth,
-                  message.header.spiInitiator == snapshot.ikeSPIs.initiator, case .encrypted(let sk)? = message.payloads.last,
-                  let inner = try? ProtectedMessage.open(payload, message: message, protection: keys.fromInitiator) else { return nil }
-            return [message.header.flags.rawValue, sk.firstInnerPayload.rawValue] + Payload.encodeChain(inner)
+            guard let request = RecordedIKEExchange.openRequest(record.datagram, with: keys.fromInitiator),
+                  request.header.exchangeType == .ikeAuth, request.header.spiInitiator == snapshot.ikeSPIs.initiator else { return nil }
+            return [request.header.flags.rawValue, request.first.rawValue] + Payload.encodeChain(request.inner)
         }
     }
 
@@ -45,13 +42,8 @@ public final class IKEAuthFuzzTarget: FuzzTarget {
         }
         let actions = engine.receive(datagram, from: first.source, to: first.destination, now: 0.1) + engine.tick(now: 120)
         broken += IKEResponderFuzzTarget.check(actions)
-        var answer: [PayloadType]?
-        for case .send(let sent) in actions {
-            guard let message = try? IKEMessage.decode(sent.payload), message.header.flags.contains(.response),
-                  message.header.exchangeType == .ikeAuth, message.payloads.encrypted != nil else { continue }
-            do { answer = try ProtectedMessage.open(sent.payload, message: message, protection: keys.fromResponder).map(\.type) }
-            catch { broken.append("the IKE_AUTH response does not open with the responder's keys: \(error)") }
-        }
+        let answer = RecordedIKEExchange.protectedResponse(in: actions, matching: { $0.exchangeType == .ikeAuth }, protection: keys.fromResponder,
+                                                           named: "the IKE_AUTH response", broken: &broken)
         return (broken, answer)
     }
 }

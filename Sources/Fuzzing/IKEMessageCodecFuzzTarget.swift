@@ -7,10 +7,7 @@ public final class IKEMessageCodecFuzzTarget: FuzzTarget {
     public init() {}
 
     public func seeds() -> [[UInt8]] {
-        RecordedIKEExchange.shared.records.map { record in
-            let payload = record.datagram.payload
-            return record.datagram.destination.port == 4500 ? Array(payload.dropFirst(4)) : payload
-        }
+        RecordedIKEExchange.shared.records.map(\.datagram.ikeOctets)
     }
 
     public func run(_ input: [UInt8]) -> [String] {

@@ -48,14 +48,9 @@ public final class IKEProtectedExchangeFuzzTarget: FuzzTarget {
         let from = Endpoint(RecordedIKEExchange.initiatorAddress, 500), to = Endpoint(RecordedIKEExchange.responderAddress, 500)
         let actions = engine.receive(datagram, from: from, to: to, now: 1) + engine.tick(now: 120)
         var broken = IKEResponderFuzzTarget.check(actions)
-        var answer: [PayloadType]?
         // The answer to this request is under the keys it came with; it must open.
-        for case .send(let sent) in actions {
-            guard let message = try? IKEMessage.decode(sent.payload), message.header.flags.contains(.response),
-                  message.header.messageID == messageID, message.payloads.encrypted != nil else { continue }
-            do { answer = try ProtectedMessage.open(sent.payload, message: message, protection: keys.fromResponder).map(\.type) }
-            catch { broken.append("the response does not open with the responder's keys: \(error)") }
-        }
+        let answer = RecordedIKEExchange.protectedResponse(in: actions, matching: { $0.messageID == messageID }, protection: keys.fromResponder,
+                                                           named: "the response", broken: &broken)
         return (broken, answer)
     }
 }

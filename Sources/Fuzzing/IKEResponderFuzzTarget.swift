@@ -31,7 +31,7 @@ public final class IKEResponderFuzzTarget: FuzzTarget {
             let actions = engine.receive(datagram, from: from, to: to, now: now)
             broken += Self.check(actions)
             for case .send(let sent) in actions {
-                if let message = try? IKEMessage.decode(Array(sent.payload.dropFirst(port == 4500 ? 4 : 0))) { answered.append(message.header.exchangeType) }
+                if let message = try? IKEMessage.decode(sent.ikeOctets) { answered.append(message.header.exchangeType) }
             }
             now += 0.5
         } while !reader.isAtEnd

@@ -53,12 +53,8 @@ final class RecordedIKEExchange {
             run(step())
             guard let keys = keysAfterAuth else { continue }
             for record in records[before...] where record.fromInitiator {
-                var payload = record.datagram.payload
-                if record.datagram.destination.port == 4500 { payload.removeFirst(4) }
-                guard let message = try? IKEMessage.decode(payload), !message.header.flags.contains(.response),
-                      case .encrypted(let sk)? = message.payloads.last,
-                      let inner = try? ProtectedMessage.open(payload, message: message, protection: keys.fromInitiator) else { continue }
-                protectedRequests.append((message.header, sk.firstInnerPayload, Payload.encodeChain(inner)))
+                guard let request = Self.openRequest(record.datagram, with: keys.fromInitiator) else { continue }
+                protectedRequests.append((request.header, request.first, Payload.encodeChain(request.inner)))
             }
         }
         // A Delete of the IKE SA itself, which the steps above could only send under the rekeyed SA's keys.
@@ -94,4 +90,34 @@ final class RecordedIKEExchange {
     }
 
     nonisolated(unsafe) static let shared = RecordedIKEExchange()
+}
+
+extension RecordedIKEExchange {
+    /// A protected request opened with the keys it was sealed under: header, first inner payload, inner payloads.
+    static func openRequest(_ datagram: Datagram, with protection: MessageProtection) -> (header: IKEHeader, first: PayloadType, inner: [Payload])? {
+        let octets = datagram.ikeOctets
+        guard let message = try? IKEMessage.decode(octets), !message.header.flags.contains(.response),
+              case .encrypted(let sk)? = message.payloads.last,
+              let inner = try? ProtectedMessage.open(octets, message: message, protection: protection) else { return nil }
+        return (message.header, sk.firstInnerPayload, inner)
+    }
+
+    /// The payload types of the protected response among `actions` whose header `matches`, opened with
+    /// the responder's keys; one that does not open is a broken invariant, added to `broken`.
+    static func protectedResponse(in actions: [EngineAction], matching matches: (IKEHeader) -> Bool, protection: MessageProtection,
+                                  named name: String, broken: inout [String]) -> [PayloadType]? {
+        var answer: [PayloadType]?
+        for case .send(let sent) in actions {
+            guard let message = try? IKEMessage.decode(sent.payload), message.header.flags.contains(.response),
+                  matches(message.header), message.payloads.encrypted != nil else { continue }
+            do { answer = try ProtectedMessage.open(sent.payload, message: message, protection: protection).map(\.type) }
+            catch { broken.append("\(name) does not open with the responder's keys: \(error)") }
+        }
+        return answer
+    }
+}
+
+extension Datagram {
+    /// The IKE message it carries: on port 4500, what follows the non-ESP marker.
+    var ikeOctets: [UInt8] { destination.port == 4500 ? Array(payload.dropFirst(4)) : payload }
 }

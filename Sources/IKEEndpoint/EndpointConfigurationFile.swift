@@ -149,10 +149,10 @@ public struct EndpointConfigurationFile: Decodable {
             return String(decoding: data, as: UTF8.self)
         }
         let local: LocalAuthentication
-        switch c.local_auth ?? "psk" {
+        let mode = c.local_auth ?? "psk"
+        switch mode {
         case "psk": local = .preSharedKey
         case "pubkey", "rsa/pss":
-            let mode = c.local_auth ?? "psk"
             guard let certificate = c.certificate, let key = c.private_key else {
                 throw ConfigurationError("\(at): local_auth \"\(mode)\" needs certificate and private_key (PEM files)")
             }

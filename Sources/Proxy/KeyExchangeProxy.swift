@@ -220,12 +220,10 @@ public final class KeyExchangeProxy {
     private func fromTerminal(_ packet: [UInt8], view: IPPacketView, now: Double, wallClock: Double) -> [ProxyAction] {
         let terminalBytes = view.source(in: packet), peerBytes = view.destination(in: packet)
         let udp = udp(packet, view)
-        if udp == nil, isToKeyDeliveryPort(packet, view) {
-            // A key-delivery datagram cut short is for us too: it never leaves the terminal link.
-            return drop("malformed_key_delivery")
-        }
-        if let udp, udp.destination == settings.keyDeliveryPort {
-            // Key delivery is for us, whatever address it was sent to; it never leaves the terminal link.
+        if isToKeyDeliveryPort(packet, view) {
+            // Key delivery is for us, whatever address it was sent to; it never leaves the terminal link,
+            // not even cut short.
+            guard let udp else { return drop("malformed_key_delivery") }
             guard let address = IPAddress(bytes: terminalBytes), let terminal = registry.terminal(at: address) else {
                 return drop("key_delivery_from_unknown_terminal")
             }

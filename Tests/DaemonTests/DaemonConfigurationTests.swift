@@ -30,15 +30,29 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(configuration.profiles[0].livenessInterval, 30)
     }
 
-    func refusal(_ edit: (inout [String: Any]) -> Void) throws -> String {
+    /// The documented example, edited.
+    func example(_ edit: (inout [String: Any]) -> Void) throws -> Data {
         var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.examplePath))) as! [String: Any]
         edit(&object)
-        let data = try JSONSerialization.data(withJSONObject: object)
+        return try JSONSerialization.data(withJSONObject: object)
+    }
+
+    func refusal(_ edit: (inout [String: Any]) -> Void) throws -> String {
+        let data = try example(edit)
         do {
             _ = try DaemonConfiguration.parse(data)
             return "accepted"
         } catch let error as DaemonConfigurationError {
             return error.description
+        }
+    }
+
+    /// Sets `key` of the first profile.
+    func profile(_ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
+        return { object in
+            var profiles = object["profiles"] as! [[String: Any]]
+            profiles[0][key] = value
+            object["profiles"] = profiles
         }
     }
 
@@ -71,11 +85,7 @@ final class DaemonConfigurationTests: XCTestCase {
     }
 
     func testAnRSAPSSProfileMakesTerminalsRSAKeysSignWithPSS() throws {
-        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.examplePath))) as! [String: Any]
-        var profiles = object["profiles"] as! [[String: Any]]
-        profiles[0]["local_auth"] = "rsa/pss"
-        object["profiles"] = profiles
-        let configuration = try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))
+        let configuration = try DaemonConfiguration.parse(try example(profile("local_auth", "rsa/pss")))
         let profile = configuration.profiles[0]
         XCTAssertTrue(profile.authenticatesWithTerminalCertificate)
         XCTAssertTrue(profile.signsWithRSAPSS)
@@ -114,11 +124,7 @@ final class DaemonConfigurationTests: XCTestCase {
             terminals[0]["enrollment_key_hex"] = "abc"
             object["terminals"] = terminals
         }.contains("enrollment_key_hex"))
-        XCTAssertTrue(try refusal { object in
-            var profiles = object["profiles"] as! [[String: Any]]
-            profiles[0]["proposals"] = ["aes999-sha1-modp1"]
-            object["profiles"] = profiles
-        }.contains("profiles[0] (peer): proposals"))
+        XCTAssertTrue(try refusal(profile("proposals", ["aes999-sha1-modp1"])).contains("profiles[0] (peer): proposals"))
         XCTAssertTrue(try refusal { $0["key_delivery"] = ["source_ipv4": "fe80::1"] }.contains("key_delivery.source_ipv4"))
         XCTAssertTrue(try refusal { object in
             var profiles = object["profiles"] as! [[String: Any]]
@@ -155,21 +161,9 @@ final class DaemonConfigurationTests: XCTestCase {
             terminals[0]["certificate"] = "/nonexistent/t1.pem"
             object["terminals"] = terminals
         }.contains("'/nonexistent/t1.pem' cannot be read"))
-        XCTAssertTrue(try refusal { object in
-            var profiles = object["profiles"] as! [[String: Any]]
-            profiles[0]["remote_auth"] = "pubkey"
-            object["profiles"] = profiles
-        }.contains("remote_auth \"pubkey\" needs ca_certificates"))
-        XCTAssertTrue(try refusal { object in
-            var profiles = object["profiles"] as! [[String: Any]]
-            profiles[0]["local_auth"] = "eap"
-            object["profiles"] = profiles
-        }.contains("local_auth 'eap' is not psk, pubkey or rsa/pss"))
-        XCTAssertTrue(try refusal { object in
-            var profiles = object["profiles"] as! [[String: Any]]
-            profiles[0]["liveness_interval"] = 0
-            object["profiles"] = profiles
-        }.contains("liveness_interval 0.0 is not between 1 and 31536000 seconds"))
+        XCTAssertTrue(try refusal(profile("remote_auth", "pubkey")).contains("remote_auth \"pubkey\" needs ca_certificates"))
+        XCTAssertTrue(try refusal(profile("local_auth", "eap")).contains("local_auth 'eap' is not psk, pubkey or rsa/pss"))
+        XCTAssertTrue(try refusal(profile("liveness_interval", 0)).contains("liveness_interval 0.0 is not between 1 and 31536000 seconds"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))

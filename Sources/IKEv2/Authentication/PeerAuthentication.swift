@@ -212,9 +212,8 @@ enum SignatureAuthentication {
         guard certificate(leaf, names: identity) else {
             return .failure(AuthenticationFailure("the certificate (\(leaf.subject)) does not name the peer's identity \(Identity(payload: identity))"))
         }
-        if auth.method == .digitalSignature, let length = auth.data.first, auth.data.count > 1 + Int(length),
-           SignatureAlgorithmIdentifier(der: Array(auth.data[1...Int(length)])) == nil {
-            return .failure(AuthenticationFailure("the AUTH payload's \(SignatureAlgorithmIdentifier.unsupported(Array(auth.data[1...Int(length)])))"))
+        if let parts = digitalSignatureParts(auth), SignatureAlgorithmIdentifier(der: parts.algorithmIdentifier) == nil {
+            return .failure(AuthenticationFailure("the AUTH payload's \(SignatureAlgorithmIdentifier.unsupported(parts.algorithmIdentifier))"))
         }
         guard signatureIsValid(auth, publicKey: leaf.publicKey, octets: octets) else {
             return .failure(AuthenticationFailure("the AUTH signature (method \(auth.method.rawValue)) does not verify with the key of \(leaf.subject)"))
@@ -276,20 +275,26 @@ enum SignatureAuthentication {
     /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4): SHA2-256, SHA2-384, SHA2-512.
     static let hashAlgorithmsNotify = NotifyPayload(type: .signatureHashAlgorithms, data: [0, 2, 0, 3, 0, 4])
 
+    /// The AUTH data of RFC 7427's method 14 split: the AlgorithmIdentifier (after its length octet) and
+    /// the signature; nil for other methods or data too short for the length it states.
+    static func digitalSignatureParts(_ auth: AuthenticationPayload) -> (algorithmIdentifier: [UInt8], signature: [UInt8])? {
+        guard auth.method == .digitalSignature, let length = auth.data.first, auth.data.count > 1 + Int(length) else { return nil }
+        return (Array(auth.data[1...Int(length)]), Array(auth.data[(1 + Int(length))...]))
+    }
+
     /// The AUTH method, and for RFC 7427 the signature algorithm it names, for the log.
     static func scheme(of auth: AuthenticationPayload) -> String {
-        guard auth.method == .digitalSignature, let length = auth.data.first, auth.data.count > 1 + Int(length),
-              let algorithm = SignatureAlgorithmIdentifier(der: Array(auth.data[1...Int(length)])) else { return auth.method.name }
+        guard let parts = digitalSignatureParts(auth), let algorithm = SignatureAlgorithmIdentifier(der: parts.algorithmIdentifier) else {
+            return auth.method.name
+        }
         return "\(auth.method.name), \(algorithm.name)"
     }
 
     static func signatureIsValid(_ auth: AuthenticationPayload, publicKey: Certificate.PublicKey, octets: [UInt8]) -> Bool {
         switch auth.method {
         case .digitalSignature:
-            guard let length = auth.data.first, auth.data.count > 1 + Int(length),
-                  let algorithm = SignatureAlgorithmIdentifier(der: Array(auth.data[1...Int(length)])) else { return false }
-            let signature = Array(auth.data[(1 + Int(length))...])
-            return digitalSignatureIsValid(algorithm, signature: signature, publicKey: publicKey, octets: octets)
+            guard let parts = digitalSignatureParts(auth), let algorithm = SignatureAlgorithmIdentifier(der: parts.algorithmIdentifier) else { return false }
+            return digitalSignatureIsValid(algorithm, signature: parts.signature, publicKey: publicKey, octets: octets)
         case .rsaDigitalSignature:
             // PKCS#1 v1.5 with SHA-1: what RFC 7296 fixes for method 1; accepted from peers that do not speak RFC 7427.
             guard let key = _RSA.Signing.PublicKey(publicKey) else { return false }
