@@ -198,12 +198,15 @@ def run(charon, directory):
 
         # The proxy's rekey, scheduled REKEY_TIME s after the SA was made, happens on time across restarts.
         deadline = established_at + REKEY_TIME + 12
-        e2e.wait_for(lambda: (lambda s: s is not None and s[2:] != first[2:])(ike_and_child_spis(charon, "t1v4")),
+        def rekey_events():
+            return [e for e in (json.loads(line) for line in open(daemon.events) if line.strip()) if e["event"] == "child_sa_rekeyed"]
+        # charon lists the new CHILD SA as soon as it has answered; the daemon's event follows when the
+        # answer reaches it: wait for both, or reading the events can race the daemon writing them.
+        e2e.wait_for(lambda: (lambda s: s is not None and s[2:] != first[2:])(ike_and_child_spis(charon, "t1v4")) and rekey_events(),
                      max(1, deadline - time.time()))
         rekeyed_at = time.time() - established_at
         after = ike_and_child_spis(charon, "t1v4")
-        events = [json.loads(line) for line in open(daemon.events) if line.strip()]
-        rekeys = [e for e in events if e["event"] == "child_sa_rekeyed"]
+        rekeys = rekey_events()
         check(after is not None and after[:2] == first[:2] and after[2:] != first[2:] and rekeys and REKEY_TIME - 1 <= rekeyed_at <= REKEY_TIME + 12,
               f"the CHILD SA was rekeyed by the proxy on schedule ({rekeyed_at:.0f} s after it was made, due at {REKEY_TIME} s), same IKE SA")
         ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
