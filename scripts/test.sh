@@ -38,6 +38,9 @@ python3 tests/interop/strongswan_interop.py
 echo "== terminal ESP test (strongSwan, key agent, ikeproxy terminal)"
 python3 tests/interop/terminal_esp.py
 
+echo "== plain ESP test (two terminals, ESP as IP protocol 50 without UDP, IPv4 and IPv6)"
+python3 tests/interop/plain_esp.py
+
 echo "== daemon end-to-end test (strongSwan, ikeproxy daemon as a two-port bridge, terminals dual-stack and IPv6-only)"
 python3 tests/interop/daemon_e2e.py
 

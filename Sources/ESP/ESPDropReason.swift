@@ -8,6 +8,8 @@ public enum ESPDropReason: String, Error, Sendable, CaseIterable {
     case badPadding = "bad_padding"
     case badNextHeader = "bad_next_header"
     case badInnerPacket = "bad_inner_packet"
+    /// A fragment offered for transport mode: only whole datagrams can be protected without a tunnel.
+    case fragmentInTransportMode = "fragment_in_transport_mode"
     case selectorMismatch = "selector_mismatch"
     case dummyPacket = "dummy_packet"
     case sequenceExhausted = "sequence_number_exhausted"

@@ -19,7 +19,9 @@ public final class InboundSecurityAssociation: @unchecked Sendable {
     }
 
     /// Verifies and decrypts one ESP packet (`esp` starts at the SPI, i.e. after any UDP header) and returns
-    /// the IP packet it carried. In transport mode an IP header is rebuilt from the outer addresses.
+    /// the IP packet it carried. In transport mode an IP header is rebuilt from the outer addresses, followed
+    /// by what ESP protected (IPv6 destination options included); extension headers that preceded ESP were for
+    /// the hops and the receiving stack and are not repeated.
     public func decapsulate(_ esp: ArraySlice<UInt8>) throws(ESPDropReason) -> [UInt8] {
         guard esp.count >= 8 + cipher.ivLength + cipher.alignment + cipher.icvLength else { throw .truncated }
         let start = esp.startIndex

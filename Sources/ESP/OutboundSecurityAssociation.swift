@@ -32,7 +32,8 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
     private var sequenceLimit: UInt64 { parameters.suite.extendedSequenceNumbers ? UInt64.max : UInt64(UInt32.max) }
 
     /// Protects one IP packet. In tunnel mode `packet` is the whole inner packet; in transport mode its IP
-    /// header is replaced by the outer one and only its upper-layer payload is encrypted.
+    /// header is replaced by the outer one, IPv6 hop-by-hop and routing headers stay in front of ESP, and
+    /// the rest (final destination options and the upper-layer payload) is encrypted.
     public func encapsulate(_ packet: [UInt8], now: Double? = nil) throws(ESPDropReason) -> ESPOutboundPacket {
         guard sequence < sequenceLimit else { throw .sequenceExhausted }
         // Without a clock reading only the byte and packet limits can be judged.
@@ -40,6 +41,7 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
 
         let payload: ArraySlice<UInt8>
         let nextHeader: UInt8
+        var outerExtensions: ArraySlice<UInt8> = [], lastOuterHeader: Int?
         switch parameters.mode {
         case .tunnel:
             guard let first = packet.first else { throw .badInnerPacket }
@@ -51,8 +53,16 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
             payload = packet[...]
         case .transport:
             guard let view = try? IPPacketView(packet) else { throw .badInnerPacket }
-            nextHeader = view.upperProtocol
-            payload = packet[view.upperOffset..<view.totalLength]
+            let layout = try TransportModeLayout(packet, view: view)
+            nextHeader = layout.protectedNextHeader
+            payload = packet[layout.protectedRange]
+            if view.version == 6, parameters.tunnelSource.bytes.count == 16 {
+                outerExtensions = packet[layout.outerExtensionHeaders]
+                lastOuterHeader = layout.lastOuterHeaderStart.map { $0 - layout.outerExtensionHeaders.lowerBound }
+            } else if !layout.outerExtensionHeaders.isEmpty {
+                // Hop-by-hop or routing headers cannot ride in an IPv4 outer header.
+                throw .badInnerPacket
+            }
         }
 
         sequence += 1
@@ -68,10 +78,18 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
         let udpLength = parameters.encapsulation == nil ? 0 : 8
         let source = parameters.tunnelSource.bytes, destination = parameters.tunnelDestination.bytes
         var out = [UInt8]()
-        out.reserveCapacity(40 + udpLength + espLength)
-        IPHeaderBuilder.appendIP(to: &out, source: source, destination: destination,
-                                 protocolNumber: udpLength == 0 ? IPProtocolNumber.esp : IPProtocolNumber.udp,
-                                 payloadLength: udpLength + espLength)
+        out.reserveCapacity(40 + outerExtensions.count + udpLength + espLength)
+        let carrier = udpLength == 0 ? IPProtocolNumber.esp : IPProtocolNumber.udp
+        if let lastOuterHeader {
+            IPHeaderBuilder.appendIPv6(to: &out, source: source, destination: destination, nextHeader: packet[6],
+                                       payloadLength: outerExtensions.count + udpLength + espLength)
+            let extensionsStart = out.count
+            out.append(contentsOf: outerExtensions)
+            out[extensionsStart + lastOuterHeader] = carrier
+        } else {
+            IPHeaderBuilder.appendIP(to: &out, source: source, destination: destination, protocolNumber: carrier,
+                                     payloadLength: udpLength + espLength)
+        }
         let udpStart = out.count
         if let encapsulation = parameters.encapsulation {
             let length = 8 + espLength

@@ -151,6 +151,12 @@ public final class TerminalAgent {
         }
     }
 
+    /// An ESP packet that came as IP protocol 50, without UDP (no NAT on the path and none forced).
+    public func inboundPlainESP(_ esp: [UInt8]) -> [TerminalAction] {
+        count("plain_esp_received")
+        return inboundESP(esp[...])
+    }
+
     /// An ESP packet (starting at the SPI).
     public func inboundESP(_ esp: ArraySlice<UInt8>) -> [TerminalAction] {
         switch database.decapsulate(esp) {

@@ -3,14 +3,16 @@ import IKEv2
 import KeyDelivery
 import LinuxIO
 
-/// Runs the terminal agent: a TUN device for the protected flows, UDP 4500 for ESP-in-UDP, the
-/// key-delivery port, and raw sockets for packets sent on unchanged.
+/// Runs the terminal agent: a TUN device for the protected flows, UDP 4500 for ESP-in-UDP, raw protocol-50
+/// sockets for ESP without UDP, the key-delivery port, and raw sockets for packets sent on unchanged.
 public final class TerminalAgentRunner {
     let configuration: TerminalConfiguration
     let agent: TerminalAgent
     let tun: TUNDevice
     /// ESP in UDP, one socket per address family the terminal has an outer address in.
     let espSockets: [UDPSocket]
+    /// ESP without UDP encapsulation, likewise one per family.
+    let plainESPSockets: [RawESPSocket]
     let keyDeliverySocket: UDPSocket
     let raw4: RawIPSocket
     let raw6: RawIPSocket
@@ -35,13 +37,14 @@ public final class TerminalAgentRunner {
         espSockets = try configuration.outerAddresses.map {
             try UDPSocket(address: $0.bytes, port: configuration.encapsulationPort, mark: configuration.fwmark)
         }
+        plainESPSockets = try configuration.outerAddresses.map { try RawESPSocket(ipv6: $0.isIPv6) }
         keyDeliverySocket = try UDPSocket(address: configuration.keyDeliveryListen.bytes, port: configuration.keyDeliveryPort,
                                           mark: configuration.fwmark, broadcast: true)
         raw4 = try RawIPSocket(ipv6: false, mark: configuration.fwmark)
         raw6 = try RawIPSocket(ipv6: true, mark: configuration.fwmark)
         proxyEndpoint = (configuration.proxyAddress.bytes, configuration.keyDeliveryPort, 0)
         log("terminal \(configuration.terminalID): TUN \(tun.name) up (\(configuration.tunAddresses.joined(separator: ", ")); routes \(configuration.tunRoutes.joined(separator: ", "))), "
-            + "ESP-in-UDP on \(configuration.outerAddresses.map { "\($0)" }.joined(separator: " and ")) port \(configuration.encapsulationPort), key delivery on port \(configuration.keyDeliveryPort)")
+            + "ESP-in-UDP on \(configuration.outerAddresses.map { "\($0)" }.joined(separator: " and ")) port \(configuration.encapsulationPort) and plain ESP (protocol 50), key delivery on port \(configuration.keyDeliveryPort)")
     }
 
     static func ip(_ arguments: [String]) throws {
@@ -93,7 +96,7 @@ public final class TerminalAgentRunner {
     func espSocket(for address: IPAddress) -> UDPSocket? { espSockets.first { $0.isIPv6 == address.isIPv6 } }
 
     public func run(shouldStop: () -> Bool) {
-        let descriptors = [tun.descriptor, keyDeliverySocket.descriptor] + espSockets.map(\.descriptor)
+        let descriptors = [tun.descriptor, keyDeliverySocket.descriptor] + espSockets.map(\.descriptor) + plainESPSockets.map(\.descriptor)
         var lastTick = 0.0, lastKeepalive = monotonicSeconds()
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
@@ -105,6 +108,10 @@ public final class TerminalAgentRunner {
             for socket in espSockets where ready.contains(socket.descriptor) {
                 var budget = 256
                 while budget > 0, let (bytes, _, _) = socket.receive() { perform(agent.inboundEncapsulated(bytes)); budget -= 1 }
+            }
+            for socket in plainESPSockets where ready.contains(socket.descriptor) {
+                var budget = 256
+                while budget > 0, let esp = socket.receive() { perform(agent.inboundPlainESP(esp)); budget -= 1 }
             }
             if ready.contains(keyDeliverySocket.descriptor) {
                 while let (bytes, address, port) = keyDeliverySocket.receive() {

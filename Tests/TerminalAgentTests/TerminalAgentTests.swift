@@ -81,6 +81,35 @@ final class TerminalAgentTests: XCTestCase {
         XCTAssertEqual(agent.database.drops[.replayed], 1)
     }
 
+    func testSAsWithoutUDPEncapsulationSendAndReceivePlainESP() throws {
+        let (agent, proxy) = makeAgent()
+        var (inbound, outbound) = handover()
+        inbound.encapsulation = nil; outbound.encapsulation = nil
+        _ = install(agent, proxy, inbound); _ = install(agent, proxy, outbound)
+
+        let plain = packet(from: "10.2.0.2", to: "10.1.0.7")
+        guard case .sendRaw(let sent, let destination)? = agent.outbound(plain, now: 1, wallClock: clock).first else {
+            return XCTFail("not sent as a raw IP packet")
+        }
+        XCTAssertEqual(destination, IPAddress("192.0.2.1")!)
+        let outer = try IPPacketView(sent)
+        XCTAssertEqual(outer.upperProtocol, IPProtocolNumber.esp, "IP protocol 50, no UDP")
+        XCTAssertEqual(IPAddress(bytes: outer.source(in: sent)), IPAddress("192.0.2.2")!)
+
+        var peerOutbound = inbound
+        peerOutbound.direction = .outbound
+        let reply = packet(from: "10.1.0.7", to: "10.2.0.2")
+        let peer = try OutboundSecurityAssociation(peerOutbound)
+        let esp = try peer.encapsulate(reply)
+        XCTAssertEqual(esp.espOffset, 20)
+        XCTAssertEqual(agent.inboundPlainESP(Array(esp.espBytes)), [.deliver(reply)])
+        XCTAssertEqual(agent.counters["plain_esp_received"], 1)
+        var forged = Array(try peer.encapsulate(reply).espBytes)
+        forged[forged.count - 1] ^= 1
+        XCTAssertFalse(agent.inboundPlainESP(forged).contains(.deliver(reply)))
+        XCTAssertEqual(agent.database.drops[.authenticationFailed], 1)
+    }
+
     func testDuplicateDeliveryIsAcknowledgedButNotAppliedTwice() {
         let (agent, proxy) = makeAgent()
         let datagram = proxy.send(.addSA(handover().outbound), now: 0, wallClock: clock)

@@ -92,7 +92,7 @@ def transfer(server_ns, server_addr, client_ns, port, size):
     """Sends `size` random octets over TCP from client to server; returns (sent hash, received hash, count)."""
     server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", f"""
 import hashlib, socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s = socket.socket(socket.AF_INET6 if ":" in "{server_addr}" else socket.AF_INET); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("{server_addr}", {port})); s.listen(1); s.settimeout(60)
 c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); n = 0
 while True:
