@@ -17,6 +17,7 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
@@ -57,7 +58,9 @@ let package = Package(
         .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO"]),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
         .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO", "ESP", "KeyDelivery", "Proxy",
-                                                    .product(name: "X509", package: "swift-certificates")]),
+                                                    .product(name: "X509", package: "swift-certificates"),
+                                                    .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                                                    .product(name: "NIOCore", package: "swift-nio")]),
         // PKCS#11 (the token that seals secrets) through the module's function list; header from p11-kit.
         .target(name: "CPKCS11", cSettings: [.unsafeFlags(["-I/usr/include/p11-kit-1"])], linkerSettings: [.linkedLibrary("dl")]),
         // State that survives: SQLite through GRDB, every secret sealed by a token or a key file.

@@ -93,6 +93,7 @@ public struct DaemonConfiguration: Sendable {
             var remote_auth: String?
             var ca_certificates: [String]?
             var crls: [String]?
+            var revocation: String?
         }
         struct Policy: Decodable { var rules: [RuleText]; var `default`: String? }
         struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
@@ -157,6 +158,7 @@ public struct DaemonConfiguration: Sendable {
         for (index, p) in file.profiles.enumerated() {
             let at = "profiles[\(index)] (\(p.name))"
             var usesTerminalCertificates = false, rsaPSS = false, anchors: [Certificate]?, revocationLists: [CertificateRevocationList] = []
+            var revocation = RevocationPolicy.relaxed
             switch p.local_auth ?? "psk" {
             case "psk": break
             case "pubkey": usesTerminalCertificates = true
@@ -164,9 +166,10 @@ public struct DaemonConfiguration: Sendable {
             case let other: throw fail("\(at): local_auth '\(other)' is not psk, pubkey or rsa/pss (the terminal's certificate)")
             }
             let remote: RemoteAuthentication
-            do { remote = try AuthenticationFiles.remote(mode: p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls) }
+            do { remote = try AuthenticationFiles.remote(mode: p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls,
+                                                         revocation: p.revocation) }
             catch { throw fail("\(at): \(error)") }
-            if case .certificate(let trusted, let lists) = remote { anchors = trusted; revocationLists = lists }
+            if case .certificate(let trusted, let lists, let policy) = remote { anchors = trusted; revocationLists = lists; revocation = policy }
             let needsPSK = !usesTerminalCertificates || anchors == nil
             let key: [UInt8]
             if !needsPSK && p.psk_sealed == nil && p.psk_hex == nil && p.psk == nil {
@@ -210,6 +213,7 @@ public struct DaemonConfiguration: Sendable {
             profiles[profiles.count - 1].signsWithRSAPSS = rsaPSS
             profiles[profiles.count - 1].peerTrustAnchors = anchors
             profiles[profiles.count - 1].peerRevocationLists = revocationLists
+            profiles[profiles.count - 1].peerRevocationPolicy = revocation
         }
         var rules: [PolicyRule] = []
         for (index, r) in file.policy.rules.enumerated() {

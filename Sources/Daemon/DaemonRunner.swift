@@ -36,6 +36,8 @@ public final class DaemonRunner {
     var ikeActivity = false
     var discoveryChanged = false
     let mailbox = ManagementMailbox()
+    /// Online revocation checks (OCSP) the engine asks for, run off the loop.
+    let revocation = RevocationService()
     var server: ManagementServer?
 
     public init(configuration original: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
@@ -282,7 +284,7 @@ public final class DaemonRunner {
 
     public func run(shouldStop: () -> Bool) {
         var lastTick = 0.0
-        let descriptors = [internet.descriptor, terminal.descriptor, control.descriptor, mailbox.wakeDescriptor]
+        let descriptors = [internet.descriptor, terminal.descriptor, control.descriptor, mailbox.wakeDescriptor, revocation.wakeDescriptor]
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
             // Drain both ports in turns, one batch each, until both are empty (bounded, so timers still run).
@@ -295,6 +297,7 @@ public final class DaemonRunner {
             }
             if ready.contains(control.descriptor) { control.serve(answer) }
             if ready.contains(mailbox.wakeDescriptor) { mailbox.drain(handle) }
+            if ready.contains(revocation.wakeDescriptor) { receiveRevocationAnswers() }
             let now = monotonicSeconds()
             if now - lastTick >= 0.1 {
                 lastTick = now
@@ -334,6 +337,7 @@ public final class DaemonRunner {
                         if line.hasPrefix("discovered ") { discoveryChanged = true }
                         log(line)
                     case .event(let event): ikeActivity = true; emit(EventJSON.render(event, showKeys: showKeys))
+                    case .checkRevocation(let request): revocation.start(request)
                     }
                 }
             }
@@ -364,7 +368,20 @@ public final class DaemonRunner {
             case .drop: break
             case .log(let line): log(line)
             case .event(let event): emit(EventJSON.render(event, showKeys: showKeys))
+            case .checkRevocation(let request): revocation.start(request)
             }
+        }
+    }
+
+    /// OCSP answers that came in: the held IKE_AUTH exchanges go on.
+    private func receiveRevocationAnswers() {
+        for (id, status) in revocation.drain() {
+            log("revocation check \(id): \(RevocationService.describe(status))")
+            let actions = bridge.revocationChecked(id, status, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
+            // As for frames: the state is saved before what it produced goes out.
+            ikeActivity = true
+            synchronizeState(now: monotonicSeconds())
+            perform(actions, receivedOn: nil)
         }
     }
 

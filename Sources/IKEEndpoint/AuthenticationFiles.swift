@@ -3,14 +3,20 @@ import IKEv2
 import X509
 
 /// Reads what `remote_auth` names from files, for the endpoint's and the daemon's configurations alike:
-/// "psk", or "pubkey" with the CAs' certificates and their CRLs. Errors name the key and the file; the
+/// "psk", or "pubkey" with the CAs' certificates, their CRLs and the revocation policy. Errors name the key and the file; the
 /// caller puts where in its file in front.
 public enum AuthenticationFiles {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
 
-    public static func remote(mode: String?, caCertificates: [String]?, crls: [String]?) throws(Failure) -> RemoteAuthentication {
+    public static func remote(mode: String?, caCertificates: [String]?, crls: [String]?, revocation: String? = nil) throws(Failure) -> RemoteAuthentication {
+        guard let policy = RevocationPolicy(rawValue: revocation ?? "relaxed") else {
+            throw Failure(description: "revocation '\(revocation ?? "")' is not relaxed, ifuri or strict")
+        }
+        if revocation != nil && mode != "pubkey" {
+            throw Failure(description: "revocation applies to peer certificates: it needs remote_auth \"pubkey\"")
+        }
         switch mode ?? "psk" {
         case "psk": return .preSharedKey
         case "pubkey":
@@ -29,7 +35,7 @@ public enum AuthenticationFiles {
                 catch let failure as Failure { throw failure }
                 catch { throw Failure(description: "crls '\(file)' is not a CRL: \(error)") }
             }
-            return .certificate(trustAnchors: anchors, revocationLists: lists)
+            return .certificate(trustAnchors: anchors, revocationLists: lists, revocation: policy)
         case let other: throw Failure(description: "remote_auth '\(other)' is not psk or pubkey")
         }
     }

@@ -43,6 +43,7 @@ public struct EndpointConfigurationFile: Decodable {
         var ca_certificates: [String]?
         /// CRL files (PEM or DER) of those CAs: a revoked peer certificate is refused.
         var crls: [String]?
+        var revocation: String?
     }
     /// The shared engine keys, and the COOKIE threshold only a plain endpoint sets.
     struct Settings: Decodable {
@@ -167,7 +168,8 @@ public struct EndpointConfigurationFile: Decodable {
         case let other: throw ConfigurationError("\(at): local_auth '\(other)' is not psk, pubkey or rsa/pss")
         }
         let remote: RemoteAuthentication
-        do { remote = try AuthenticationFiles.remote(mode: c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls) }
+        do { remote = try AuthenticationFiles.remote(mode: c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls,
+                                                         revocation: c.revocation) }
         catch { throw ConfigurationError("\(at): \(error)") }
         return (local, remote)
     }

@@ -33,6 +33,8 @@ public final class EndpointRunner {
     let log: (String) -> Void
     let emit: (String) -> Void
     var deliveries: [String: DeliveryLink] = [:]
+    /// Online revocation checks (OCSP) the engine asks for, run off the loop.
+    let revocation = RevocationService()
 
     public init(configurationPath: String, showKeys: Bool, controlPath: String?,
                 log: @escaping (String) -> Void, emit: @escaping (String) -> Void) throws {
@@ -94,6 +96,7 @@ public final class EndpointRunner {
                 if let link = deliveries[event.connection] { handOver(event, over: link) }
             case .drop(let reason): log("dropped datagram: \(reason)")
             case .log(let text): log(text)
+            case .checkRevocation(let request): revocation.start(request)
             }
         }
     }
@@ -169,6 +172,7 @@ public final class EndpointRunner {
         for name in initiate { perform(engine.initiate(connection: name, now: monotonicSeconds())) }
         let links = Array(deliveries.values)
         let descriptors = sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
+            + [revocation.wakeDescriptor]
         var lastTick = monotonicSeconds()
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
@@ -185,6 +189,12 @@ public final class EndpointRunner {
                 }
             }
             for link in links where ready.contains(link.socket.descriptor) { receiveKeyDelivery(over: link) }
+            if ready.contains(revocation.wakeDescriptor) {
+                for (id, status) in revocation.drain() {
+                    log("revocation check \(id): \(RevocationService.describe(status))")
+                    perform(engine.revocationChecked(id, status, now: monotonicSeconds()))
+                }
+            }
             let now = monotonicSeconds()
             if now - lastTick >= 0.1 {
                 perform(engine.tick(now: now)); lastTick = now

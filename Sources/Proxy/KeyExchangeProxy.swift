@@ -19,6 +19,8 @@ public enum ProxyAction: Equatable, Sendable {
     case log(String)
     /// An SA event, for the operator's event stream.
     case event(SAEvent)
+    /// Ask the OCSP responders a peer's certificate chain names; answer with `revocationChecked`.
+    case checkRevocation(RevocationCheckRequest)
 }
 
 /// Why a saved SA was not brought back after a restart.
@@ -376,9 +378,15 @@ public final class KeyExchangeProxy {
                 }
             case .drop(let reason): count("ike_drop_" + reason.key); actions.append(.log("IKE message dropped: \(reason)"))
             case .log(let text): actions.append(.log(text))
+            case .checkRevocation(let request): actions.append(.checkRevocation(request))
             }
         }
         return actions
+    }
+
+    /// The OCSP answer for a `.checkRevocation` action: the held IKE_AUTH goes on or fails.
+    public func revocationChecked(_ id: UInt64, _ status: RevocationStatus, now: Double, wallClock: Double) -> [ProxyAction] {
+        perform(engine.revocationChecked(id, status, now: now), now: now, wallClock: wallClock)
     }
 
     /// Timers: IKE retransmissions and rekeys, key-delivery retransmissions, SA expiry.

@@ -31,6 +31,8 @@ public struct ProtectionProfile: Sendable {
     public var peerTrustAnchors: [Certificate]?
     /// CRLs of those CAs: a revoked peer certificate is refused.
     public var peerRevocationLists: [CertificateRevocationList] = []
+    /// What a missing OCSP answer about the peer's certificates means (strongSwan's `revocation`).
+    public var peerRevocationPolicy: RevocationPolicy = .relaxed
 
     public init(name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
                 peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil,
@@ -56,7 +58,8 @@ public struct ProtectionProfile: Sendable {
             credential.rsaPSS = signsWithRSAPSS
             connection.localAuthentication = .certificate(credential)
         }
-        if let peerTrustAnchors { connection.remoteAuthentication = .certificate(trustAnchors: peerTrustAnchors, revocationLists: peerRevocationLists) }
+        if let peerTrustAnchors { connection.remoteAuthentication = .certificate(trustAnchors: peerTrustAnchors, revocationLists: peerRevocationLists,
+                                                                                 revocation: peerRevocationPolicy) }
         return connection
     }
 

@@ -84,6 +84,11 @@ public final class VirtualNetwork {
     public var log: (String) -> Void = { _ in }
     /// The peer is gone (crashed, unplugged): what reaches it is lost and it sends nothing.
     public var peerIsDown = false
+    /// Plays the OCSP responders the proxy asks about a peer's certificates (nil: nobody answers, so the
+    /// engine's timeout decides).
+    public var revocationResponder: ((RevocationCheckRequest) -> RevocationStatus)?
+    /// Every check the proxy asked for, in order.
+    public private(set) var revocationRequests: [RevocationCheckRequest] = []
 
     public init(proxy: KeyExchangeProxy, peer: IKEEngine, peerAddress: IPAddress, terminals: [TerminalEntry], linkLatency: Double = 0.0005) {
         self.proxy = proxy
@@ -142,7 +147,7 @@ public final class VirtualNetwork {
                 sendFromPeer(IPHeaderBuilder.udpPacket(source: d.source.address.bytes, destination: d.destination.address.bytes,
                                                        sourcePort: d.source.port, destinationPort: d.destination.port, payload: d.payload))
             case .event(let event): peer.apply(event, now: now)
-            case .drop, .log: break
+            case .drop, .log, .checkRevocation: break
             }
         }
     }
@@ -183,6 +188,11 @@ public final class VirtualNetwork {
             case .drop(let reason): proxyDrops.append(reason)
             case .log(let text): log("  proxy: \(text)")
             case .event: break
+            case .checkRevocation(let request):
+                revocationRequests.append(request)
+                if let answer = revocationResponder?(request) {
+                    proxyActions(proxy.revocationChecked(request.id, answer, now: now, wallClock: wallClock), received: received)
+                }
             }
         }
     }

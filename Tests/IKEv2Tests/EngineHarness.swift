@@ -16,6 +16,9 @@ final class EnginePair {
     /// While set, datagrams stay on the link in `held` until `release` hands them over, in any order.
     var holding = false
     var held: [Datagram] = []
+    /// Online revocation checks asked for, by side; `answerRevocation` answers at once when set.
+    var revocationRequests: [(side: String, request: RevocationCheckRequest)] = []
+    var answerRevocation: ((RevocationCheckRequest) -> RevocationStatus)?
 
     init(initiator: [ConnectionConfiguration], responder: [ConnectionConfiguration], initiatorAddress: IPAddress,
          responderAddress: IPAddress, responderSettings: EngineSettings = EngineSettings(), initiatorSettings: EngineSettings = EngineSettings(),
@@ -38,6 +41,12 @@ final class EnginePair {
             case .event(let event): events.append((origin, event))
             case .drop(let reason): drops.append((origin, reason))
             case .log(let line): logs.append((origin, line))
+            case .checkRevocation(let request):
+                revocationRequests.append((origin, request))
+                if let status = answerRevocation?(request) {
+                    let engine = origin == "responder" ? responder : initiator
+                    queue += engine.revocationChecked(request.id, status, now: now).map { (origin, $0) }
+                }
             }
         }
     }

@@ -512,7 +512,7 @@ def run_collision_case(directory, ike, esp, addresses):
         charon.stop()
 
 
-def make_certificates(directory, keys):
+def make_certificates(directory, keys, peer_extension=""):
     """A CA and two end-entity certificates from it, for strongSwan and ikeproxy with the key types given
     (openssl -newkey arguments), each naming its address in subjectAltName; and a second CA that issued
     nothing either side uses."""
@@ -530,7 +530,7 @@ def make_certificates(directory, keys):
                 "-subj", f"/O=IKEProxy interop/CN={name}")
         extensions = os.path.join(directory, f"{name}.ext")
         with open(extensions, "w") as f:
-            f.write(f"subjectAltName=IP:{address}\nkeyUsage=critical,digitalSignature\n")
+            f.write(f"subjectAltName=IP:{address}\nkeyUsage=critical,digitalSignature\n" + (peer_extension if name == "strongswan" else ""))
         openssl("x509", "-req", "-in", csr, "-CA", paths["ca"][0], "-CAkey", paths["ca"][1], "-CAcreateserial", "-out", cert,
                 "-days", "2", "-extfile", extensions)
         paths[name] = (cert, key)
@@ -635,6 +635,116 @@ def run_certificate_case(directory, ike, esp, kind):
         charon.stop()
 
 
+class OCSPResponder:
+    """`openssl ocsp` in ikeproxy's namespace on port 8080 (asked at 127.0.0.1), answering for the CA from an index in
+    OpenSSL's CA database format; started again to change what it says."""
+
+    def __init__(self, directory, ca):
+        self.directory, self.ca, self.process = directory, ca, None
+
+    def serve(self, certificate, revoked):
+        self.stop()
+        serial = subprocess.run(["openssl", "x509", "-in", certificate, "-noout", "-serial"], capture_output=True, text=True,
+                                check=True).stdout.strip().split("=")[1]
+        subject = subprocess.run(["openssl", "x509", "-in", certificate, "-noout", "-subject", "-nameopt", "compat"],
+                                 capture_output=True, text=True, check=True).stdout.strip().split("=", 1)[1].strip()
+        expiry = time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() + 86400))
+        now = time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() - 60))
+        index = os.path.join(self.directory, "ocsp-index.txt")
+        with open(index, "w") as f:
+            f.write(f"{'R' if revoked else 'V'}\t{expiry}\t{now + ',keyCompromise' if revoked else ''}\t{serial}\tunknown\t{subject}\n")
+        self.log = os.path.join(self.directory, "ocsp.log")
+        self.process = subprocess.Popen(["ip", "netns", "exec", EP_NS, "openssl", "ocsp", "-index", index, "-port", "8080",
+                                         "-rsigner", self.ca[0], "-rkey", self.ca[1], "-CA", self.ca[0], "-ndays", "1"],
+                                        stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 5
+        while time.time() < deadline and ":1F90 " not in open("/proc/net/tcp").read() and \
+                ":1F90 " not in ns(EP_NS, "cat", "/proc/net/tcp6").stdout:
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+        self.process = None
+
+
+def run_ocsp_case(directory, ike, esp):
+    """strongSwan's certificate names an OCSP responder (Authority Information Access); ikeproxy asks it
+    during IKE_AUTH, in both roles: a good answer lets the SA up, a revoked one refuses it, and no answer
+    is judged by the connection's `revocation` (relaxed accepts, ifuri and strict refuse)."""
+    print(f"case OCSP revocation, {ike} / {esp}", flush=True)
+    keys = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+    paths = make_certificates(directory, keys, peer_extension="authorityInfoAccess=OCSP;URI:http://127.0.0.1:8080/\n")
+    read = lambda path: open(path, "rb").read()
+    peer, local = V4
+    # The responder runs beside ikeproxy (on its loopback): in the peer's namespace, kernel-libipsec routes
+    # everything for 192.0.2.2 into its tunnel once it holds the SA, so answers would not come back when
+    # ikeproxy initiates.
+    responder = OCSPResponder(directory, paths["ca"])
+    charon = Charon(directory)
+    try:
+        charon.session.load_cert({"type": "X509", "flag": "CA", "data": read(paths["ca"][0])})
+        charon.session.load_key({"type": "any", "data": read(paths["strongswan"][1])})
+        charon.session.load_conn({"c": {
+            "version": "2", "local_addrs": [peer], "remote_addrs": [local], "proposals": [ike],
+            "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+            "local-1": {"auth": "pubkey", "id": peer, "certs": [read(paths["strongswan"][0])]},
+            "remote-1": {"auth": "pubkey", "id": local, "cacerts": [read(paths["ca"][0])], "revocation": "relaxed"},
+            "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
+                                "rekey_time": "0", "local_ts": [peer], "remote_ts": [local]}}}})
+        ours = {"local_auth": "pubkey", "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
+                "remote_auth": "pubkey", "ca_certificates": [paths["ca"][0]]}
+        # (label, what the responder says, revocation policy, who initiates, expected outcome, text in the log or reason)
+        steps = (("good answer, strict", "good", "strict", "strongSwan", True, "OCSP: not revoked"),
+                 ("good answer, ikeproxy initiating", "good", "relaxed", "ikeproxy", True, "OCSP: not revoked"),
+                 ("revoked", "revoked", "relaxed", "strongSwan", False, "is revoked (OCSP: revoked through OCSP"),
+                 ("revoked, ikeproxy initiating", "revoked", "relaxed", "ikeproxy", False, "is revoked (OCSP: revoked through OCSP"),
+                 ("no responder, relaxed", None, "relaxed", "strongSwan", True, "accepted, revocation is relaxed"),
+                 ("no responder, ifuri", None, "ifuri", "strongSwan", False, "and revocation is ifuri"))
+        for label, answer, policy, initiator, accepted, text in steps:
+            label = f"OCSP {label}"
+            if answer is None:
+                responder.stop()
+            else:
+                responder.serve(paths["strongswan"][0], revoked=(answer == "revoked"))
+            endpoint = Endpoint(directory, ike, esp, V4, authentication=dict(ours, revocation=policy))
+            started = time.time()
+            if initiator == "ikeproxy":
+                endpoint.command("initiate c")
+            else:
+                try:
+                    list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 15000}))
+                except vici.exception.CommandException:
+                    pass
+            if accepted:
+                event = endpoint.wait_event("child_sa_established", timeout=15)
+                log = endpoint_log(directory)
+                check(event is not None and charon.established() and text in log,
+                      f"{label}: SA established after the revocation check ({text!r} in the log, {time.time() - started:.1f} s)")
+                list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+                endpoint.wait_event("ike_sa_deleted", timeout=5)
+            else:
+                failed = endpoint.wait_event("ike_sa_failed", timeout=15)
+                reason = (failed or {}).get("reason") or ""
+                check(failed is not None and text in reason and not endpoint.wait_event("child_sa_established", timeout=1),
+                      f"{label}: refused ({reason or 'no failure reported'})")
+                time.sleep(1)
+                check(not [s for s in charon.sas() if s["state"] == b"ESTABLISHED"], f"{label}: no SA on strongSwan's side either")
+                for sa in charon.sas():
+                    for name in sa:
+                        try:
+                            list(charon.session.terminate({"ike": name, "timeout": 2000, "force": "yes"}))
+                        except Exception:
+                            pass
+            check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        ocsp_log = open(responder.log).read() if os.path.exists(os.path.join(directory, "ocsp.log")) else ""
+        print(f"  (responder log: {len(ocsp_log.splitlines())} lines)")
+    finally:
+        responder.stop()
+        charon.stop()
+
+
 def run_restart_case(directory, ike, esp):
     """strongSwan crashes (SIGKILL), starts again without state and connects again: its IKE_AUTH carries
     INITIAL_CONTACT, so ikeproxy
@@ -685,7 +795,7 @@ def main():
     keep = os.environ.get("KEEP_LOGS")
     # INTEROP_ONLY=collision or =certificates runs that case alone (for work on it).
     only = os.environ.get("INTEROP_ONLY")
-    only_collision = only in ("collision", "certificates", "restart")
+    only_collision = only in ("collision", "certificates", "ocsp", "restart")
     with Network():
         for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
@@ -701,6 +811,7 @@ def main():
                            ("certificates", lambda d: run_certificate_case(d, *cases[1], "ECDSA")),
                            ("certificates", lambda d: run_certificate_case(d, *cases[2], "RSA")),
                            ("certificates", lambda d: run_certificate_case(d, *cases[0], "RSA-PSS")),
+                           ("ocsp", lambda d: run_ocsp_case(d, *cases[0])),
                            ("restart", lambda d: run_restart_case(d, *cases[0]))):
             if only and only != name:
                 continue

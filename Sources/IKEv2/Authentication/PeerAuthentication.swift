@@ -16,8 +16,9 @@ public enum LocalAuthentication: Sendable {
 public enum RemoteAuthentication: Sendable {
     case preSharedKey
     /// A signature by the key of a certificate that chains to one of these CA certificates, is revoked by
-    /// none of the CRLs, and names the peer's identity in its subjectAltName (or as its subject, for a DN).
-    case certificate(trustAnchors: [Certificate], revocationLists: [CertificateRevocationList] = [])
+    /// none of the CRLs nor by the OCSP responders the chain names (a missing answer judged by `revocation`),
+    /// and names the peer's identity in its subjectAltName (or as its subject, for a DN).
+    case certificate(trustAnchors: [Certificate], revocationLists: [CertificateRevocationList] = [], revocation: RevocationPolicy = .relaxed)
 }
 
 /// A certificate chain (end entity first) and the end entity's private key.
@@ -197,17 +198,19 @@ enum SignatureAuthentication {
         return hashes.isEmpty ? nil : .certificateRequest(CertificatePayload(encoding: x509Encoding, data: hashes))
     }
 
-    /// Checks the peer's certificate chain, identity and signature; returns the end-entity certificate.
+    /// Checks the peer's certificate chain, identity and signature; returns the chain, end entity first and
+    /// trust anchor last.
     static func verify(auth: AuthenticationPayload, certificates: [CertificatePayload], identity: IdentificationPayload,
                        octets: [UInt8], trustAnchors: [Certificate], revocationLists: [CertificateRevocationList] = [],
-                       now: Date) -> Result<Certificate, AuthenticationFailure> {
+                       now: Date) -> Result<[Certificate], AuthenticationFailure> {
         let presented = certificates.filter { $0.encoding == x509Encoding }.compactMap { try? Certificate(derEncoded: $0.data) }
         guard let leaf = presented.first else {
             return .failure(AuthenticationFailure("no X.509 certificate in the peer's CERT payloads"))
         }
+        let path: [Certificate]
         switch chain(from: leaf, intermediates: Array(presented.dropFirst()), anchors: trustAnchors, revocationLists: revocationLists, now: now) {
         case .failure(let failure): return .failure(failure)
-        case .success: break
+        case .success(let verified): path = verified
         }
         guard certificate(leaf, names: identity) else {
             return .failure(AuthenticationFailure("the certificate (\(leaf.subject)) does not name the peer's identity \(Identity(payload: identity))"))
@@ -218,13 +221,14 @@ enum SignatureAuthentication {
         guard signatureIsValid(auth, publicKey: leaf.publicKey, octets: octets) else {
             return .failure(AuthenticationFailure("the AUTH signature (method \(auth.method.rawValue)) does not verify with the key of \(leaf.subject)"))
         }
-        return .success(leaf)
+        return .success(path)
     }
 
-    /// Walks issuer by issuer, checking each signature, validity period and the issuer's CRL, to one of the anchors.
+    /// Walks issuer by issuer, checking each signature, validity period and the issuer's CRL, to one of the
+    /// anchors; returns the path, leaf first and anchor last.
     static func chain(from leaf: Certificate, intermediates: [Certificate], anchors: [Certificate],
-                      revocationLists: [CertificateRevocationList] = [], now: Date) -> Result<Void, AuthenticationFailure> {
-        var current = leaf
+                      revocationLists: [CertificateRevocationList] = [], now: Date) -> Result<[Certificate], AuthenticationFailure> {
+        var current = leaf, path = [leaf]
         func revoked(_ certificate: Certificate, by issuer: Certificate) -> AuthenticationFailure? {
             // Only a CRL its issuer signed counts; a revoked certificate stays revoked even past the CRL's nextUpdate.
             guard revocationLists.contains(where: { $0.revokedSerialNumbers.contains(certificate.serialNumber) && $0.isSigned(by: issuer) }) else { return nil }
@@ -239,7 +243,7 @@ enum SignatureAuthentication {
                 guard anchor.notValidBefore <= now, now <= anchor.notValidAfter else {
                     return .failure(AuthenticationFailure("the trusted CA \(anchor.subject) is not valid now"))
                 }
-                return .success(())
+                return .success(path + [anchor])
             }
             guard let issuer = intermediates.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }),
                   issuer != current else {
@@ -247,6 +251,7 @@ enum SignatureAuthentication {
             }
             if let failure = revoked(current, by: issuer) { return .failure(failure) }
             current = issuer
+            path.append(issuer)
         }
         return .failure(AuthenticationFailure("the certificate chain of \(leaf.subject) is too long"))
     }

@@ -124,5 +124,8 @@ public struct EngineSettings: Sendable {
     /// than `fragmentSize` (the whole IP datagram, as strongSwan counts it) as SKF fragments.
     public var fragmentation = true
     public var fragmentSize = 1280
+    /// Seconds an IKE_AUTH waits for an online revocation answer before it counts as unavailable (within the
+    /// peer's retransmission patience: strongSwan waits 4 s, then 7 s more before its second retry).
+    public var revocationCheckTimeout: Double = 10
     public init() {}
 }

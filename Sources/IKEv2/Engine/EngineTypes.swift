@@ -108,4 +108,6 @@ public enum EngineAction: Equatable, Sendable {
     case event(SAEvent)
     case drop(DropReason)
     case log(String)
+    /// Ask the OCSP responders a verified peer chain names; answer with `IKEEngine.revocationChecked`.
+    case checkRevocation(RevocationCheckRequest)
 }

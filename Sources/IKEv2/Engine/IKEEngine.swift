@@ -16,6 +16,8 @@ public final class IKEEngine {
     var sessions: [IKESPI: IKESession] = [:]
     /// Drops and failures by reason, for operators and tests.
     public private(set) var counters: [String: Int] = [:]
+    /// Identifies each online revocation check handed to the I/O layer.
+    var nextRevocationCheckID: UInt64 = 1
     let cookieSecret: [UInt8]
 
     public init(connections: [ConnectionConfiguration], settings: EngineSettings = EngineSettings(),
@@ -126,7 +128,7 @@ public final class IKEEngine {
 
     /// Retransmits, gives up on silent peers, expires half-open SAs and starts scheduled rekeys.
     public func tick(now: Double) -> [EngineAction] {
-        var actions: [EngineAction] = []
+        var actions: [EngineAction] = expireRevocationChecks(now: now)
         for session in Array(sessions.values) {
             if var outstanding = session.outstanding, now >= outstanding.nextRetransmitAt {
                 if outstanding.attempts > settings.retransmitLimit {
@@ -247,6 +249,11 @@ public final class IKEEngine {
                 return drop(.unexpectedResponse(messageID: header.messageID))
             }
         } else {
+            if header.messageID &+ 1 == session.expectedRequestID, session.pendingRevocation?.requestHeader?.messageID == header.messageID {
+                // The peer retransmits its IKE_AUTH while we ask OCSP: the answer will go when we have one.
+                count("retransmission_while_checking_revocation")
+                return []
+            }
             if header.messageID &+ 1 == session.expectedRequestID, let cached = session.lastResponse,
                cached.messageID == header.messageID {
                 // A fragmented request retransmitted: answer once, on its first fragment (RFC 7383 section 2.6.1).

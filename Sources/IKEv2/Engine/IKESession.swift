@@ -106,6 +106,11 @@ final class IKESession {
     /// the peer won, so our replacement is redundant when it comes.
     var supersededRekeys: Set<ChildSPI> = []
 
+    /// IKE_AUTH held while the I/O layer asks OCSP responders about the peer's certificates.
+    var pendingRevocation: PendingRevocationCheck?
+    /// What that check decided, for the IKE_AUTH handler run again with the same message.
+    var revocationOutcome: Result<String, AuthenticationFailure>?
+
     init(connection: ConnectionConfiguration, isOriginalInitiator: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
          local: Endpoint, remote: Endpoint, now: Double) {
         self.connection = connection; self.isOriginalInitiator = isOriginalInitiator
@@ -147,4 +152,17 @@ final class IKESession {
         return DirectionalChildKeys(encryptionInbound: keys.encryptionInitiator, integrityInbound: keys.integrityInitiator,
                                     encryptionOutbound: keys.encryptionResponder, integrityOutbound: keys.integrityResponder)
     }
+}
+
+/// An IKE_AUTH message (our request's answer, or the peer's request) whose handling waits for an online
+/// revocation check: handled again, with the same payloads, once the answer is in.
+struct PendingRevocationCheck {
+    var id: UInt64
+    var startedAt: Double
+    var policy: RevocationPolicy
+    var subject: String
+    /// The peer's request (we are the responder), or nil for the answer to ours.
+    var requestHeader: IKEHeader?
+    var childRequest: ChildRequest?
+    var payloads: [Payload]
 }

@@ -1,3 +1,5 @@
+import X509
+
 /// IKE_AUTH (RFC 7296 section 1.2) with pre-shared keys or certificates (section 2.15) and the first CHILD SA.
 extension IKEEngine {
     /// Our AUTH payload and the CERT payloads that go with it, as the connection says we prove who we are.
@@ -18,31 +20,52 @@ extension IKEEngine {
     }
 
     /// Checks the peer's AUTH as the connection says the peer must prove who it is; the failure says why,
-    /// the success how (for the log).
-    func verifyPeer(connection: ConnectionConfiguration, suite: IKECipherSuite, auth: AuthenticationPayload, payloads: [Payload],
-                    firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
-                    identity: IdentificationPayload) -> Result<String, AuthenticationFailure> {
+    /// the success how (for the log). A verified chain that names OCSP responders is not yet a success: the
+    /// exchange waits for their answer (`session.revocationOutcome` holds it when the message is handled again).
+    func verifyPeer(session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, auth: AuthenticationPayload,
+                    payloads: [Payload], firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
+                    identity: IdentificationPayload) -> PeerVerification {
         switch connection.remoteAuthentication {
         case .preSharedKey:
             guard auth.method == .sharedKeyMessageIntegrityCode else {
-                return .failure(AuthenticationFailure("the peer signed (AUTH method \(auth.method.rawValue)) but connection '\(connection.name)' expects a pre-shared key"))
+                return .failed(AuthenticationFailure("the peer signed (AUTH method \(auth.method.rawValue)) but connection '\(connection.name)' expects a pre-shared key"))
             }
             let expected = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
                                                                  peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
             guard ProtectedMessage.constantTimeEqual(expected, auth.data[...]) else {
-                return .failure(AuthenticationFailure("the AUTH payload does not verify with the pre-shared key"))
+                return .failed(AuthenticationFailure("the AUTH payload does not verify with the pre-shared key"))
             }
-            return .success("pre-shared key")
-        case .certificate(let anchors, let revocationLists):
+            return .verified("pre-shared key")
+        case .certificate(let anchors, let revocationLists, let policy):
             guard auth.method != .sharedKeyMessageIntegrityCode else {
-                return .failure(AuthenticationFailure("the peer used a pre-shared key but connection '\(connection.name)' expects a certificate"))
+                return .failed(AuthenticationFailure("the peer used a pre-shared key but connection '\(connection.name)' expects a certificate"))
             }
             let octets = SignatureAuthentication.signedOctets(prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
                                                               authenticationKey: authenticationKey, identification: identity)
             let certificates = payloads.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } }
-            return SignatureAuthentication.verify(auth: auth, certificates: certificates, identity: identity, octets: octets,
-                                                  trustAnchors: anchors, revocationLists: revocationLists, now: settings.wallClock())
-                .map { "certificate \($0.subject), issued by \($0.issuer) (\(SignatureAuthentication.scheme(of: auth)))" }
+            let chain: [Certificate]
+            switch SignatureAuthentication.verify(auth: auth, certificates: certificates, identity: identity, octets: octets,
+                                                  trustAnchors: anchors, revocationLists: revocationLists, now: settings.wallClock()) {
+            case .failure(let failure): return .failed(failure)
+            case .success(let verified): chain = verified
+            }
+            let proof = "certificate \(chain[0].subject), issued by \(chain[0].issuer) (\(SignatureAuthentication.scheme(of: auth)))"
+            if let outcome = session.revocationOutcome {
+                switch outcome {
+                case .success(let note): return .verified(proof + "; " + note)
+                case .failure(let failure): return .failed(failure)
+                }
+            }
+            if policy == .strict {
+                for index in chain.indices.dropLast() where OCSPStatusCheck.responders(of: chain[index]).isEmpty
+                    && !revocationLists.contains(where: { $0.isSigned(by: chain[index + 1]) }) {
+                    return .failed(AuthenticationFailure("revocation is strict, but the certificate \(chain[index].subject) names no OCSP responder "
+                                                         + "and no CRL of its issuer \(chain[index + 1].subject) is loaded"))
+                }
+            }
+            let responders = OCSPStatusCheck.responders(ofChain: chain)
+            guard !responders.isEmpty else { return .verified(proof) }
+            return .needsRevocationCheck(chain: chain, responders: responders, policy: policy)
         }
     }
 
@@ -80,7 +103,7 @@ extension IKEEngine {
                                               && ($0.state == .established || $0.state == .deleting) }) {
             payloads.append(.notify(NotifyPayload(type: .initialContact)))
         }
-        if case .certificate(let anchors, _) = session.connection.remoteAuthentication,
+        if case .certificate(let anchors, _, _) = session.connection.remoteAuthentication,
            let request = SignatureAuthentication.certificateRequest(anchors) { payloads.append(request) }
         if let remote = session.connection.remoteIdentity { payloads.append(.identificationResponder(remote.payload)) }
         payloads.append(.authentication(ours.auth))
@@ -108,6 +131,17 @@ extension IKEEngine {
         return payloads
     }
 
+    /// The responder already holds the IKE SA it answered with: an INFORMATIONAL carrying
+    /// AUTHENTICATION_FAILED tells it we refused its proof (section 2.21.2), sent once since we forget
+    /// the SA at the same moment.
+    func tellPeerAuthenticationFailed(_ session: IKESession) -> [EngineAction] {
+        let header = session.header(exchange: .informational, messageID: session.nextRequestID, response: false)
+        session.nextRequestID &+= 1
+        guard let datagrams = protectedDatagrams(session: session, header: header,
+                                                 payloads: [.notify(NotifyPayload(type: .authenticationFailed))]) else { return [] }
+        return datagrams.map { .send($0) }
+    }
+
     func handleAuthResponse(session: IKESession, request: ChildRequest?, payloads: [Payload], now: Double) -> [EngineAction] {
         guard let suite = session.suite, let keys = session.keys else { return [] }
         guard let identity = payloads.identificationResponder, let auth = payloads.authentication else {
@@ -117,15 +151,21 @@ extension IKEEngine {
         }
         if let expected = session.connection.remoteIdentity, expected.payload != identity {
             count("authentication_failed")
-            return closeSession(session, kind: .ikeFailed, reason: "peer identity \(Identity(payload: identity)) is not the configured \(expected)")
+            return tellPeerAuthenticationFailed(session)
+                + closeSession(session, kind: .ikeFailed, reason: "peer identity \(Identity(payload: identity)) is not the configured \(expected)")
         }
         let proof: String
-        switch verifyPeer(connection: session.connection, suite: suite, auth: auth, payloads: payloads, firstMessage: session.responderFirstMessage,
-                          peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder, identity: identity) {
-        case .failure(let failure):
+        switch verifyPeer(session: session, connection: session.connection, suite: suite, auth: auth, payloads: payloads,
+                          firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
+                          authenticationKey: keys.authenticationResponder, identity: identity) {
+        case .failed(let failure):
             count("authentication_failed")
-            return closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
-        case .success(let how): proof = how
+            return tellPeerAuthenticationFailed(session)
+                + closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
+        case .verified(let how): proof = how
+        case .needsRevocationCheck(let chain, let responders, let policy):
+            return holdForRevocationCheck(session: session, chain: chain, responders: responders, policy: policy, requestHeader: nil,
+                                          childRequest: request, payloads: payloads, now: now)
         }
         session.state = .established
         session.peerIdentity = identity
@@ -163,14 +203,18 @@ extension IKEEngine {
                 + closeSession(session, kind: .ikeFailed, reason: "unknown peer identity \(Identity(payload: identity))")
         }
         let proof: String
-        switch verifyPeer(connection: connection, suite: suite, auth: auth, payloads: payloads, firstMessage: session.initiatorFirstMessage,
-                          peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator, identity: identity) {
-        case .failure(let failure):
+        switch verifyPeer(session: session, connection: connection, suite: suite, auth: auth, payloads: payloads,
+                          firstMessage: session.initiatorFirstMessage, peerNonce: session.nonceResponder,
+                          authenticationKey: keys.authenticationInitiator, identity: identity) {
+        case .needsRevocationCheck(let chain, let responders, let policy):
+            return holdForRevocationCheck(session: session, chain: chain, responders: responders, policy: policy, requestHeader: header,
+                                          childRequest: nil, payloads: payloads, now: now)
+        case .failed(let failure):
             count("authentication_failed")
             return [.log("IKE_AUTH from \(session.remote): \(Identity(payload: identity)) not authenticated: \(failure)")]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
                 + closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
-        case .success(let how): proof = how
+        case .verified(let how): proof = how
         }
         session.connection = connection
         let ourIdentity = connection.localIdentity.payload

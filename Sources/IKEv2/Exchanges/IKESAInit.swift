@@ -238,7 +238,7 @@ extension IKEEngine {
             .nonce(NoncePayload(data: session.nonceResponder)),
         ]
         // Ask for the peer's certificate when it must authenticate with one (section 3.7).
-        if case .certificate(let anchors, _) = connection.remoteAuthentication, let request = SignatureAuthentication.certificateRequest(anchors) {
+        if case .certificate(let anchors, _, _) = connection.remoteAuthentication, let request = SignatureAuthentication.certificateRequest(anchors) {
             response.append(request)
         }
         response += natDetectionNotifies(session: session)

@@ -11,6 +11,8 @@ public enum FrameAction: Equatable, Sendable {
     case drop(String)
     case log(String)
     case event(SAEvent)
+    /// Ask the OCSP responders a peer's certificate chain names; answer with `revocationChecked`.
+    case checkRevocation(RevocationCheckRequest)
 }
 
 /// A terminal the administrator enrolled by its MAC address: discovery supplies its IP addresses.
@@ -161,6 +163,11 @@ public final class EthernetBridge {
         proxy.tick(now: now, wallClock: wallClock).flatMap(frame(for:))
     }
 
+    /// The OCSP answer for a `.checkRevocation` action.
+    public func revocationChecked(_ id: UInt64, _ status: RevocationStatus, now: Double, wallClock: Double) -> [FrameAction] {
+        proxy.revocationChecked(id, status, now: now, wallClock: wallClock).flatMap(frame(for:))
+    }
+
     /// ND and DHCP frames teach discovery; cheap tests first so the forwarding path stays fast.
     private func discoverIfRelevant(side: LinkSide, ethernet: EthernetFrameView, frame: [UInt8], packet: [UInt8], now: Double) -> String? {
         guard packet.count > 20 else { return nil }
@@ -201,6 +208,7 @@ public final class EthernetBridge {
         case .drop(let reason): return [.drop(reason)]
         case .log(let text): return [.log(text)]
         case .event(let event): return [.event(event)]
+        case .checkRevocation(let request): return [.checkRevocation(request)]
         case .send(let side, let packet):
             guard let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
                   let destination = IPAddress(bytes: view.destination(in: packet)) else { return [.drop("unframeable_packet")] }

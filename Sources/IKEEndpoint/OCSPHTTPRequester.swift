@@ -1,0 +1,38 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+import X509
+
+/// Carries OCSP requests to responders over HTTP (RFC 6960 appendix A.1: a POST of the DER request as
+/// application/ocsp-request). Any transport failure is terminal, so that the caller sees "no answer"
+/// rather than the library's optimistic pass.
+public struct OCSPHTTPRequester: OCSPRequester {
+    /// Per responder; the whole check has its own limit in swift-certificates (10 s).
+    public var timeout: TimeAmount = .seconds(5)
+    public init() {}
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public func query(request: [UInt8], uri: String) async -> OCSPRequesterQueryResult {
+        guard uri.lowercased().hasPrefix("http://") else {
+            return .terminalError(Failure(description: "responder \(uri): only http:// responders are asked (RFC 6960 A.1)"))
+        }
+        var http = HTTPClientRequest(url: uri)
+        http.method = .POST
+        http.headers.add(name: "Content-Type", value: "application/ocsp-request")
+        http.headers.add(name: "Accept", value: "application/ocsp-response")
+        http.body = .bytes(ByteBuffer(bytes: request))
+        do {
+            let response = try await HTTPClient.shared.execute(http, timeout: timeout)
+            guard response.status == .ok else {
+                return .terminalError(Failure(description: "responder \(uri) answered HTTP \(response.status.code)"))
+            }
+            let body = try await response.body.collect(upTo: 1 << 20)
+            return .response(Array(buffer: body))
+        } catch {
+            return .terminalError(Failure(description: "responder \(uri) unreachable: \(error)"))
+        }
+    }
+}
