@@ -19,24 +19,31 @@ enum CertificateFixtures {
         }
 
         /// An end-entity certificate for `address` (subjectAltName IP), with a P-256 key or the one given.
-        func issue(address: String, p384: Bool = false, subjectKey: SigningKey? = nil, validTo: Date = Date(timeIntervalSinceNow: 86400)) throws -> CertificateCredential {
+        func issue(address: String, p384: Bool = false, subjectKey: SigningKey? = nil, validTo: Date = Date(timeIntervalSinceNow: 86400),
+                   ocspResponder: String? = nil) throws -> CertificateCredential {
             let signing: SigningKey = subjectKey ?? (p384 ? .p384(P384.Signing.PrivateKey()) : .p256(P256.Signing.PrivateKey()))
             let ip = IPAddress(address)!
             let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: signing.publicKey,
                                               notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: validTo, issuer: self.certificate.subject,
                                               subject: try DistinguishedName { CommonName("host \(address)") }, signatureAlgorithm: .ecdsaWithSHA256,
-                                              extensions: try Certificate.Extensions { SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(ip.bytes)))]) },
+                                              extensions: try Certificate.Extensions {
+                                                  SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(ip.bytes)))])
+                                                  if let ocspResponder {
+                                                      AuthorityInformationAccess([.init(method: .ocspServer, location: .uniformResourceIdentifier(ocspResponder))])
+                                                  }
+                                              },
                                               issuerPrivateKey: .init(key))
             return CertificateCredential(chain: [certificate], key: signing)
         }
     }
 
     static func pair(initiator: CertificateCredential, responder: CertificateCredential, initiatorTrusts: [Certificate], responderTrusts: [Certificate],
-              settings: (EngineSettings, EngineSettings) = (EngineSettings(), EngineSettings())) throws -> EnginePair {
+              settings: (EngineSettings, EngineSettings) = (EngineSettings(), EngineSettings()),
+              revocation: (RevocationPolicy, RevocationPolicy) = (.relaxed, .relaxed)) throws -> EnginePair {
         var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
         var b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
-        a.localAuthentication = .certificate(initiator); a.remoteAuthentication = .certificate(trustAnchors: initiatorTrusts)
-        b.localAuthentication = .certificate(responder); b.remoteAuthentication = .certificate(trustAnchors: responderTrusts)
+        a.localAuthentication = .certificate(initiator); a.remoteAuthentication = .certificate(trustAnchors: initiatorTrusts, revocation: revocation.0)
+        b.localAuthentication = .certificate(responder); b.remoteAuthentication = .certificate(trustAnchors: responderTrusts, revocation: revocation.1)
         return EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!,
                           responderSettings: settings.1, initiatorSettings: settings.0)
     }

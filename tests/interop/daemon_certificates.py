@@ -9,9 +9,11 @@ CA). RSA makes IKE_AUTH larger than both fragment sizes (charon's 1000, the daem
 sides send it as RFC 7383 fragments, through the bridge.
 
 Checks: strongSwan initiates to terminal 1 and both sides authenticate by certificate (strongSwan logs
-the RSA signature of 192.0.2.2 as verified, the daemon logs strongSwan's certificate as verified), with
-IKE_AUTH fragmented both ways;
-ping passes through ESP; terminal 1 opens a flow and the proxy initiates, again by certificate;
+the RSA signature of 192.0.2.2 as verified, the daemon logs strongSwan's certificate as verified, with its
+OCSP status: strongSwan's certificate names a responder, `openssl ocsp` on the proxy's loopback, and the
+profile says revocation "strict"), with IKE_AUTH fragmented both ways;
+ping passes through ESP; terminal 1 opens a flow and the proxy initiates, again by certificate and OCSP;
+once the responder says revoked, strongSwan's next IKE_AUTH is refused;
 terminal 2, which has no certificate, gets no SA and the refusal says why; neither the configuration
 nor the state database holds the private key in the clear.
 
@@ -43,7 +45,9 @@ def make_certificates(directory):
                 "-subj", f"/O=IKEProxy site/CN={name}")
         extensions = os.path.join(directory, f"{name}.ext")
         with open(extensions, "w") as f:
-            f.write("subjectAltName=" + ",".join(f"IP:{a}" for a in addresses) + "\nkeyUsage=critical,digitalSignature\n")
+            f.write("subjectAltName=" + ",".join(f"IP:{a}" for a in addresses) + "\nkeyUsage=critical,digitalSignature\n"
+                    # strongSwan's certificate names an OCSP responder, which the proxy reaches on its own loopback.
+                    + ("authorityInfoAccess=OCSP;URI:http://127.0.0.1:8080/\n" if name == "strongswan" else ""))
         openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extensions)
         made[name] = (cert, key)
     return made
@@ -100,7 +104,9 @@ def run(charon, directory):
     config = e2e.daemon_configuration(os.path.join(directory, "ikeproxy.sock"))
     profile = config["profiles"][0]
     del profile["psk"]
-    profile.update({"local_auth": "pubkey", "remote_auth": "pubkey", "ca_certificates": [made["ca"][0]]})
+    profile.update({"local_auth": "pubkey", "remote_auth": "pubkey", "ca_certificates": [made["ca"][0]], "revocation": "strict"})
+    responder = base.OCSPResponder(directory, made["ca"], namespace=PROXY)
+    responder.serve(made["strongswan"][0], revoked=False)
     config["store"] = {"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "usb", "ikeproxy.key"),
                        "create_key_file": True}
     os.makedirs(os.path.join(directory, "usb"))
@@ -140,6 +146,8 @@ def run(charon, directory):
         check(re.search(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", charon_log) is not None,
               "strongSwan verified terminal 1's certificate and the RSA signature (RFC 7427) the proxy made with its key")
         check("authenticated by certificate CN=strongswan" in e2e.read(log), "the proxy verified strongSwan's certificate against the site CA")
+        check(re.search(r"authenticated by certificate CN=strongswan.*; OCSP: not revoked", e2e.read(log)) is not None,
+              "the proxy asked the OCSP responder strongSwan's certificate names (revocation strict) and heard good")
         check(re.search(r"received fragment #\d+ of \d+, reassembled", e2e.read(charon.log)) is not None
               and daemon_counter(daemon_control, "fragments_received") > 0,
               "IKE_AUTH crossed the bridge as RFC 7383 fragments both ways (charon and the proxy reassembled them)")
@@ -157,6 +165,19 @@ def run(charon, directory):
         check(child is not None and sa.get("initiator", b"no") != b"yes"
               and len(re.findall(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", e2e.read(charon.log))) >= 2,
               "the proxy initiated IKE for terminal 1 and authenticated with its certificate")
+        check(len(re.findall(r"OCSP: not revoked", e2e.read(log))) >= 2,
+              "as initiator too, the proxy checked strongSwan's certificate with OCSP before setting keys")
+        # The CA revokes strongSwan's certificate: the next IKE_AUTH is refused, no key reaches the terminal.
+        e2e.terminate(charon, "t1v4")
+        e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10)
+        responder.serve(made["strongswan"][0], revoked=True)
+        try:
+            list(charon.session.initiate({"child": "t1v4", "ike": "t1v4", "timeout": 8000}))
+        except Exception:
+            pass
+        check(e2e.wait_for(lambda: "is revoked (OCSP: revoked through OCSP" in e2e.read(log), 10)
+              and e2e.installed_child(charon, "t1v4")[1] is None,
+              "strongSwan's certificate revoked at the OCSP responder: the proxy refuses it and no SA is made")
         # Terminal 2 has no certificate: under this profile the proxy cannot act for it.
         try:
             list(charon.session.initiate({"child": "t2v4", "ike": "t2v4", "timeout": 4000}))
@@ -170,6 +191,7 @@ def run(charon, directory):
         check(b"PRIVATE KEY" not in stored and key_body.encode() not in stored,
               "neither the configuration nor the state database holds terminal 1's private key in the clear")
     finally:
+        responder.stop()
         e2e.stop(agent)
         code = e2e.stop(daemon)
         check(code == 0, f"the daemon stops cleanly (exit status {code})")

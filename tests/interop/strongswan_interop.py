@@ -639,8 +639,8 @@ class OCSPResponder:
     """`openssl ocsp` in ikeproxy's namespace on port 8080 (asked at 127.0.0.1), answering for the CA from an index in
     OpenSSL's CA database format; started again to change what it says."""
 
-    def __init__(self, directory, ca):
-        self.directory, self.ca, self.process = directory, ca, None
+    def __init__(self, directory, ca, namespace=None):
+        self.directory, self.ca, self.process, self.namespace = directory, ca, None, namespace or EP_NS
 
     def serve(self, certificate, revoked):
         self.stop()
@@ -654,12 +654,11 @@ class OCSPResponder:
         with open(index, "w") as f:
             f.write(f"{'R' if revoked else 'V'}\t{expiry}\t{now + ',keyCompromise' if revoked else ''}\t{serial}\tunknown\t{subject}\n")
         self.log = os.path.join(self.directory, "ocsp.log")
-        self.process = subprocess.Popen(["ip", "netns", "exec", EP_NS, "openssl", "ocsp", "-index", index, "-port", "8080",
+        self.process = subprocess.Popen(["ip", "netns", "exec", self.namespace, "openssl", "ocsp", "-index", index, "-port", "8080",
                                          "-rsigner", self.ca[0], "-rkey", self.ca[1], "-CA", self.ca[0], "-ndays", "1"],
                                         stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         deadline = time.time() + 5
-        while time.time() < deadline and ":1F90 " not in open("/proc/net/tcp").read() and \
-                ":1F90 " not in ns(EP_NS, "cat", "/proc/net/tcp6").stdout:
+        while time.time() < deadline and ":1F90 " not in ns(self.namespace, "cat", "/proc/net/tcp6").stdout:
             time.sleep(0.1)
 
     def stop(self):

@@ -2,6 +2,15 @@
 extension IKEEngine {
     func handleInformationalRequest(session: IKESession, header: IKEHeader, payloads: [Payload], now: Double) -> [EngineAction] {
         let deletes = payloads.deletes
+        if payloads.notify(.authenticationFailed) != nil {
+            // Section 2.21.2: the initiator refused our IKE_AUTH answer (our certificate, its status, our
+            // identity) after we had made the SA; it says so in an INFORMATIONAL and forgets the SA. The
+            // message is protected by the SA, so only the peer can close it this way.
+            count("authentication_refused_by_peer")
+            return respond(session: session, to: header, payloads: [])
+                + [.log("peer \(session.remote) refused our authentication (AUTHENTICATION_FAILED): IKE SA \(session.spiInitiator)_\(session.spiResponder) closed")]
+                + closeSession(session, kind: .ikeDeleted, reason: "the peer refused our authentication (AUTHENTICATION_FAILED)")
+        }
         if deletes.contains(where: { $0.protocolID == .ike }) {
             var notes: [EngineAction] = []
             if case .rekeyIKE = session.outstanding?.context {
