@@ -10,6 +10,7 @@ public struct EngineSettingsFile: Decodable, Sendable {
     var replaced_sa_timeout: Double?
     var fragmentation: Bool?
     var fragment_size: Int?
+    var revocation_check_timeout: Double?
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -26,6 +27,10 @@ public struct EngineSettingsFile: Decodable, Sendable {
         if let v = fragment_size {
             guard (576...65535).contains(v) else { throw Failure(description: "settings.fragment_size: \(v) is not between 576 and 65535") }
             settings.fragmentSize = v
+        }
+        if let v = revocation_check_timeout {
+            guard v >= 1 && v <= 120 else { throw Failure(description: "settings.revocation_check_timeout: \(v) is not between 1 and 120 seconds") }
+            settings.revocationCheckTimeout = v
         }
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import _CryptoExtras
+import Crypto
 import X509
 import XCTest
 import IKEv2
@@ -53,6 +54,31 @@ final class DaemonConfigurationTests: XCTestCase {
             var profiles = object["profiles"] as! [[String: Any]]
             profiles[0][key] = value
             object["profiles"] = profiles
+        }
+    }
+
+    func testAProfileCarriesItsRevocationPolicyIntoTheConnections() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ikp-daemon-revocation-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ca = directory.appendingPathComponent("ca.pem")
+        let key = P256.Signing.PrivateKey(), name = try DistinguishedName { CommonName("profile CA") }
+        let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
+                                          notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name,
+                                          signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
+        try certificate.serializeAsPEM().pemString.write(to: ca, atomically: true, encoding: .utf8)
+        for (value, expected) in [(nil, RevocationPolicy.relaxed), ("ifuri", .ifURI), ("strict", .strict)] {
+            let configuration = try DaemonConfiguration.parse(try example { object in
+                profile("remote_auth", "pubkey")(&object)
+                profile("ca_certificates", [ca.path])(&object)
+                if let value { profile("revocation", value)(&object) }
+            })
+            XCTAssertEqual(configuration.profiles[0].peerRevocationPolicy, expected)
+            guard case .certificate(_, _, let policy) = configuration.profiles[0].connection(terminal: IPAddress("10.2.0.2")!,
+                                                                                          peer: IPAddress("192.0.2.1")!).remoteAuthentication else {
+                return XCTFail("the profile's connections do not authenticate the peer by certificate")
+            }
+            XCTAssertEqual(policy, expected)
         }
     }
 
@@ -163,6 +189,8 @@ final class DaemonConfigurationTests: XCTestCase {
         }.contains("'/nonexistent/t1.pem' cannot be read"))
         XCTAssertTrue(try refusal(profile("remote_auth", "pubkey")).contains("remote_auth \"pubkey\" needs ca_certificates"))
         XCTAssertTrue(try refusal(profile("local_auth", "eap")).contains("local_auth 'eap' is not psk, pubkey or rsa/pss"))
+        XCTAssertTrue(try refusal(profile("revocation", "never")).contains("revocation 'never' is not relaxed, ifuri or strict"))
+        XCTAssertTrue(try refusal(profile("revocation", "strict")).contains("revocation applies to peer certificates"))
         XCTAssertTrue(try refusal(profile("liveness_interval", 0)).contains("liveness_interval 0.0 is not between 1 and 31536000 seconds"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in

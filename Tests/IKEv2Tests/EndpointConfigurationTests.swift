@@ -52,11 +52,32 @@ final class EndpointConfigurationTests: XCTestCase {
              "local_auth 'eap' is not psk, pubkey or rsa/pss"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"fragment_size": 100}}"#,
              "fragment_size: 100 is not between 576 and 65535"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["/nonexistent/ca.pem"], "revocation": "sometimes"}]}"#,
+             "revocation 'sometimes' is not relaxed, ifuri or strict"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"revocation_check_timeout": 0}}"#,
+             "settings.revocation_check_timeout: 0.0 is not between 1 and 120 seconds"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "revocation": "strict"}]}"#,
+             "revocation applies to peer certificates: it needs remote_auth \"pubkey\""),
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try EndpointConfigurationFile.parse(Data(text.utf8))) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
             }
+        }
+    }
+
+    func testRevocationPolicyIsReadPerConnectionAndRelaxedByDefault() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ikp-revocation-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ca = directory.appendingPathComponent("ca.pem")
+        try CertificateFixtures.Authority(name: "config CA").certificate.serializeAsPEM().pemString.write(to: ca, atomically: true, encoding: .utf8)
+        for (value, expected) in [(nil, RevocationPolicy.relaxed), ("ifuri", .ifURI), ("strict", .strict), ("relaxed", .relaxed)] {
+            let key = value.map { #", "revocation": "\#($0)""# } ?? ""
+            let text = #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["\#(ca.path)"]\#(key)}]}"#
+            let connection = try XCTUnwrap(EndpointConfigurationFile.parse(Data(text.utf8)).connections.first)
+            guard case .certificate(_, _, let policy) = connection.remoteAuthentication else { return XCTFail("not certificate authentication") }
+            XCTAssertEqual(policy, expected, value ?? "default")
         }
     }
 
