@@ -123,7 +123,8 @@ let package = Package(
         .testTarget(
             name: "IKEv2Tests",
             dependencies: ["IKEv2", "IKEEndpoint", .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1")],
+                           .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
+                           .product(name: "NIOCore", package: "swift-nio")],
             resources: [.copy("Fixtures")]
         ),
     ]

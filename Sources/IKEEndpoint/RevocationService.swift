@@ -6,13 +6,15 @@ import Glibc
 #endif
 
 /// Runs the engine's online revocation checks off the event loop. Each check is a task that asks the
-/// responders; its answer waits here until the loop, woken through a pipe it polls, drains it and hands
+/// OCSP responders or fetches the CRLs the peer's certificates name; its answer waits here until the loop, woken through a pipe it polls, drains it and hands
 /// it to the engine. The loop alone touches engine state.
 public final class RevocationService: @unchecked Sendable {
     private let lock = NSLock()
     private var answers: [(id: UInt64, status: RevocationStatus)] = []
     private let pipeDescriptors: [Int32]
     private let requester: OCSPHTTPRequester
+    /// CRLs fetched from distribution points, kept until their nextUpdate.
+    public let crls = CRLFetcher()
 
     public init(requester: OCSPHTTPRequester = OCSPHTTPRequester()) {
         self.requester = requester
@@ -29,12 +31,21 @@ public final class RevocationService: @unchecked Sendable {
     /// Readable when answers wait: add it to the loop's poll.
     public var wakeDescriptor: Int32 { pipeDescriptors[0] }
 
-    /// Starts asking; the answer comes out of `drain()`.
+    /// Starts asking: the OCSP responders of the certificates that name some, the CRL distribution points
+    /// of those that name only these. The answer comes out of `drain()`.
     public func start(_ request: RevocationCheckRequest) {
-        let requester = self.requester
+        let requester = self.requester, crls = self.crls
         Task.detached { [self] in
-            let status = await OCSPStatusCheck.check(chain: request.chain, requester: requester, at: Date())
-            post(request.id, status)
+            let chain = request.chain, now = Date()
+            var statuses: [RevocationStatus] = []
+            if !OCSPStatusCheck.responders(ofChain: chain).isEmpty {
+                statuses.append(await OCSPStatusCheck.check(chain: chain, requester: requester, at: now))
+            }
+            for index in chain.indices.dropLast() {
+                guard let source = RevocationSources.online(of: chain[index]), source.kind == .crl else { continue }
+                statuses.append(await crls.status(of: chain[index], issuer: chain[index + 1], uris: source.uris, at: now))
+            }
+            post(request.id, .combined(statuses))
         }
     }
 

@@ -19,7 +19,7 @@ public enum ProxyAction: Equatable, Sendable {
     case log(String)
     /// An SA event, for the operator's event stream.
     case event(SAEvent)
-    /// Ask the OCSP responders a peer's certificate chain names; answer with `revocationChecked`.
+    /// Ask the OCSP responders (or fetch the CRLs) a peer's certificate chain names; answer with `revocationChecked`.
     case checkRevocation(RevocationCheckRequest)
 }
 

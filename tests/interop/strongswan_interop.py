@@ -668,19 +668,52 @@ class OCSPResponder:
         self.process = None
 
 
-def run_ocsp_case(directory, ike, esp):
-    """strongSwan's certificate names an OCSP responder (Authority Information Access); ikeproxy asks it
-    during IKE_AUTH, in both roles: a good answer lets the SA up, a revoked one refuses it, and no answer
-    is judged by the connection's `revocation` (relaxed accepts, ifuri and strict refuse)."""
-    print(f"case OCSP revocation, {ike} / {esp}", flush=True)
+class CRLServer:
+    """A plain HTTP server in ikeproxy's namespace on 127.0.0.1:8081 publishing the CA's CRL as ca.crl
+    (made with `openssl ca`, scripts/make_crl.py); started again to publish another."""
+
+    def __init__(self, directory, ca, namespace=None):
+        self.directory, self.ca, self.process, self.namespace = directory, ca, None, namespace or EP_NS
+        self.root = os.path.join(directory, "crl-site")
+        os.makedirs(self.root, exist_ok=True)
+
+    def serve(self, certificate, revoked):
+        self.stop()
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
+        from make_crl import make_crl
+        make_crl(self.ca[0], self.ca[1], os.path.join(self.root, "ca.crl"), [certificate] if revoked else [])
+        self.log = os.path.join(self.directory, "crl-server.log")
+        self.process = subprocess.Popen(["ip", "netns", "exec", self.namespace, sys.executable, "-m", "http.server", "8081",
+                                         "--bind", "127.0.0.1", "--directory", self.root],
+                                        stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+        deadline = time.time() + 5
+        while time.time() < deadline and ":1F91 " not in ns(self.namespace, "cat", "/proc/net/tcp").stdout:
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+        self.process = None
+
+
+def run_ocsp_case(directory, ike, esp, kind="OCSP"):
+    """strongSwan's certificate names where its status is published: an OCSP responder (Authority
+    Information Access) or a CRL (CRL Distribution Points). ikeproxy asks or fetches during IKE_AUTH, in
+    both roles: good lets the SA up, revoked refuses it, and no answer is judged by the connection's
+    `revocation` (relaxed accepts, ifuri and strict refuse)."""
+    print(f"case {kind} revocation, {ike} / {esp}", flush=True)
     keys = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-    paths = make_certificates(directory, keys, peer_extension="authorityInfoAccess=OCSP;URI:http://127.0.0.1:8080/\n")
+    source = "OCSP http://127.0.0.1:8080/" if kind == "OCSP" else "CRL http://127.0.0.1:8081/ca.crl"
+    extension = ("authorityInfoAccess=OCSP;URI:http://127.0.0.1:8080/\n" if kind == "OCSP"
+                 else "crlDistributionPoints=URI:http://127.0.0.1:8081/ca.crl\n")
+    paths = make_certificates(directory, keys, peer_extension=extension)
     read = lambda path: open(path, "rb").read()
     peer, local = V4
     # The responder runs beside ikeproxy (on its loopback): in the peer's namespace, kernel-libipsec routes
     # everything for 192.0.2.2 into its tunnel once it holds the SA, so answers would not come back when
     # ikeproxy initiates.
-    responder = OCSPResponder(directory, paths["ca"])
+    responder = OCSPResponder(directory, paths["ca"]) if kind == "OCSP" else CRLServer(directory, paths["ca"])
     charon = Charon(directory)
     try:
         charon.session.load_cert({"type": "X509", "flag": "CA", "data": read(paths["ca"][0])})
@@ -695,14 +728,15 @@ def run_ocsp_case(directory, ike, esp):
         ours = {"local_auth": "pubkey", "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
                 "remote_auth": "pubkey", "ca_certificates": [paths["ca"][0]]}
         # (label, what the responder says, revocation policy, who initiates, expected outcome, text in the log or reason)
-        steps = (("good answer, strict", "good", "strict", "strongSwan", True, "OCSP: not revoked"),
-                 ("good answer, ikeproxy initiating", "good", "relaxed", "ikeproxy", True, "OCSP: not revoked"),
-                 ("revoked", "revoked", "relaxed", "strongSwan", False, "is revoked (OCSP: revoked through OCSP"),
-                 ("revoked, ikeproxy initiating", "revoked", "relaxed", "ikeproxy", False, "is revoked (OCSP: revoked through OCSP"),
+        revoked_text = "is revoked (revoked through OCSP" if kind == "OCSP" else "is listed in the CRL at http://127.0.0.1:8081/ca.crl"
+        steps = (("good answer, strict", "good", "strict", "strongSwan", True, f"not revoked ({source})"),
+                 ("good answer, ikeproxy initiating", "good", "relaxed", "ikeproxy", True, f"not revoked ({source})"),
+                 ("revoked", "revoked", "relaxed", "strongSwan", False, revoked_text),
+                 ("revoked, ikeproxy initiating", "revoked", "relaxed", "ikeproxy", False, revoked_text),
                  ("no responder, relaxed", None, "relaxed", "strongSwan", True, "accepted, revocation is relaxed"),
                  ("no responder, ifuri", None, "ifuri", "strongSwan", False, "and revocation is ifuri"))
         for label, answer, policy, initiator, accepted, text in steps:
-            label = f"OCSP {label}"
+            label = f"{kind} {label}"
             if answer is None:
                 responder.stop()
             else:
@@ -737,8 +771,6 @@ def run_ocsp_case(directory, ike, esp):
                         except Exception:
                             pass
             check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
-        ocsp_log = open(responder.log).read() if os.path.exists(os.path.join(directory, "ocsp.log")) else ""
-        print(f"  (responder log: {len(ocsp_log.splitlines())} lines)")
     finally:
         responder.stop()
         charon.stop()
@@ -811,6 +843,7 @@ def main():
                            ("certificates", lambda d: run_certificate_case(d, *cases[2], "RSA")),
                            ("certificates", lambda d: run_certificate_case(d, *cases[0], "RSA-PSS")),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0])),
+                           ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="CRL")),
                            ("restart", lambda d: run_restart_case(d, *cases[0]))):
             if only and only != name:
                 continue

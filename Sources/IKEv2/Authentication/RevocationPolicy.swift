@@ -1,15 +1,16 @@
 import X509
 
 /// How a peer certificate whose revocation status cannot be learnt is treated: strongSwan's `revocation`
-/// setting, with its three levels. Status comes from CRL files and from the OCSP responders (RFC 6960)
-/// that certificates name in their Authority Information Access extension.
+/// setting, with its three levels. Status comes from CRL files, from the OCSP responders (RFC 6960) that
+/// certificates name in their Authority Information Access extension, and from the CRLs their CRL
+/// Distribution Points name.
 public enum RevocationPolicy: String, Sendable, CaseIterable {
     /// Refuse a certificate only when it is known to be revoked; no answer from a responder is no refusal.
     case relaxed
-    /// Also refuse when a certificate names an OCSP responder and no valid answer came from it.
+    /// Also refuse when a certificate names an OCSP responder or CRL and no valid answer came from it.
     case ifURI = "ifuri"
-    /// Refuse unless every certificate below the trust anchor is known good: by an OCSP answer, or by a
-    /// CRL file of its issuer.
+    /// Refuse unless every certificate below the trust anchor is known good: by an OCSP answer, a fetched
+    /// CRL, or a CRL file of its issuer.
     case strict
 }
 
@@ -19,7 +20,7 @@ public struct RevocationCheckRequest: Equatable, Sendable {
     public var id: UInt64
     /// The verified chain: end entity first, trust anchor last.
     public var chain: [Certificate]
-    /// The OCSP responders the chain names (for the log).
+    /// The OCSP responders and CRL distribution points the chain names, as "OCSP http://..." (for the log).
     public var responders: [String]
 
     public init(id: UInt64, chain: [Certificate], responders: [String]) {
@@ -31,7 +32,7 @@ public struct RevocationCheckRequest: Equatable, Sendable {
 public enum RevocationStatus: Equatable, Sendable {
     /// Every responder asked said good.
     case good
-    /// A responder said revoked (its signed answer checked).
+    /// A responder said revoked, or a CRL lists the certificate (signatures checked).
     case revoked(String)
     /// No valid answer: the responder unreachable, an error status, an answer out of date or wrongly
     /// signed, or no answer in time.

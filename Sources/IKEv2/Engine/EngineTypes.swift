@@ -108,6 +108,6 @@ public enum EngineAction: Equatable, Sendable {
     case event(SAEvent)
     case drop(DropReason)
     case log(String)
-    /// Ask the OCSP responders a verified peer chain names; answer with `IKEEngine.revocationChecked`.
+    /// Ask the OCSP responders (or fetch the CRLs) a verified peer chain names; answer with `IKEEngine.revocationChecked`.
     case checkRevocation(RevocationCheckRequest)
 }

@@ -161,6 +161,8 @@ struct PendingRevocationCheck {
     var startedAt: Double
     var policy: RevocationPolicy
     var subject: String
+    /// The OCSP responders and CRL distribution points asked, for the log.
+    var sources: String
     /// The peer's request (we are the responder), or nil for the answer to ours.
     var requestHeader: IKEHeader?
     var childRequest: ChildRequest?

@@ -57,13 +57,13 @@ extension IKEEngine {
                 }
             }
             if policy == .strict {
-                for index in chain.indices.dropLast() where OCSPStatusCheck.responders(of: chain[index]).isEmpty
+                for index in chain.indices.dropLast() where RevocationSources.online(of: chain[index]) == nil
                     && !revocationLists.contains(where: { $0.isSigned(by: chain[index + 1]) }) {
                     return .failed(AuthenticationFailure("revocation is strict, but the certificate \(chain[index].subject) names no OCSP responder "
-                                                         + "and no CRL of its issuer \(chain[index + 1].subject) is loaded"))
+                                                         + "nor CRL distribution point, and no CRL of its issuer \(chain[index + 1].subject) is loaded"))
                 }
             }
-            let responders = OCSPStatusCheck.responders(ofChain: chain)
+            let responders = RevocationSources.described(ofChain: chain)
             guard !responders.isEmpty else { return .verified(proof) }
             return .needsRevocationCheck(chain: chain, responders: responders, policy: policy)
         }

@@ -1,15 +1,15 @@
 import X509
 
 /// The result of checking the peer's AUTH: verified (how), refused (why), or verified but waiting for the
-/// OCSP responders its chain names.
+/// OCSP responders or CRL distribution points its chain names.
 enum PeerVerification {
     case verified(String)
     case failed(AuthenticationFailure)
     case needsRevocationCheck(chain: [Certificate], responders: [String], policy: RevocationPolicy)
 }
 
-/// IKE_AUTH held for an online revocation check (RFC 6960 OCSP, asked by the I/O layer), then handled
-/// again with the answer. The peer's retransmissions meanwhile are absorbed; no answer in
+/// IKE_AUTH held for an online revocation check (RFC 6960 OCSP, or CRLs fetched from RFC 5280 distribution
+/// points, by the I/O layer), then handled again with the answer. The peer's retransmissions meanwhile are absorbed; no answer in
 /// `revocationCheckTimeout` seconds counts as unavailable.
 extension IKEEngine {
     func holdForRevocationCheck(session: IKESession, chain: [Certificate], responders: [String], policy: RevocationPolicy,
@@ -17,11 +17,12 @@ extension IKEEngine {
         let id = nextRevocationCheckID
         nextRevocationCheckID &+= 1
         let subject = "\(chain[0].subject)"
-        session.pendingRevocation = PendingRevocationCheck(id: id, startedAt: now, policy: policy, subject: subject, requestHeader: requestHeader,
+        session.pendingRevocation = PendingRevocationCheck(id: id, startedAt: now, policy: policy, subject: subject,
+                                                           sources: responders.joined(separator: ", "), requestHeader: requestHeader,
                                                            childRequest: childRequest, payloads: payloads)
         count("revocation_checks")
-        return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder): asking OCSP (\(responders.joined(separator: ", "))) "
-                     + "whether \(subject) or its issuers are revoked"),
+        return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder): checking online whether \(subject) or its issuers "
+                     + "are revoked (\(responders.joined(separator: ", ")))"),
                 .checkRevocation(RevocationCheckRequest(id: id, chain: chain, responders: responders))]
     }
 
@@ -36,18 +37,18 @@ extension IKEEngine {
         switch status {
         case .good:
             count("revocation_good")
-            session.revocationOutcome = .success("OCSP: not revoked")
+            session.revocationOutcome = .success("not revoked (\(pending.sources))")
         case .revoked(let why):
             count("revocation_revoked")
-            session.revocationOutcome = .failure(AuthenticationFailure("the certificate \(pending.subject) or an issuer is revoked (OCSP: \(why))"))
+            session.revocationOutcome = .failure(AuthenticationFailure("the certificate \(pending.subject) or an issuer is revoked (\(why))"))
         case .unavailable(let why):
             count("revocation_unavailable")
             if pending.policy == .relaxed {
-                actions.append(.log("no OCSP answer for \(pending.subject) (\(why)); accepted, revocation is relaxed"))
-                session.revocationOutcome = .success("OCSP status unknown, accepted (revocation relaxed)")
+                actions.append(.log("no revocation status for \(pending.subject) (\(why)); accepted, revocation is relaxed"))
+                session.revocationOutcome = .success("revocation status unknown, accepted (revocation relaxed)")
             } else {
                 session.revocationOutcome = .failure(AuthenticationFailure(
-                    "no OCSP answer for \(pending.subject) (\(why)) and revocation is \(pending.policy.rawValue)"))
+                    "no revocation status for \(pending.subject) (\(why)) and revocation is \(pending.policy.rawValue)"))
             }
         }
         if let header = pending.requestHeader {

@@ -11,7 +11,7 @@ public enum FrameAction: Equatable, Sendable {
     case drop(String)
     case log(String)
     case event(SAEvent)
-    /// Ask the OCSP responders a peer's certificate chain names; answer with `revocationChecked`.
+    /// Ask the OCSP responders (or fetch the CRLs) a peer's certificate chain names; answer with `revocationChecked`.
     case checkRevocation(RevocationCheckRequest)
 }
 
