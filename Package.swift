@@ -104,7 +104,10 @@ let package = Package(
                                                    .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Proxy", "ProxyDemo", "IKEv2"]),
         .testTarget(name: "ManagementTests", dependencies: ["Management"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "ProxyDemo", "TerminalAgent", "Packets", "IKEv2", "ESP"]),
+        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "ProxyDemo", "TerminalAgent", "Packets", "IKEv2", "ESP",
+                                                 .product(name: "X509", package: "swift-certificates"),
+                                                 .product(name: "SwiftASN1", package: "swift-asn1"),
+                                                 .product(name: "Crypto", package: "swift-crypto")]),
         .executableTarget(name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],
                          path: "benchmarks/ProxyBenchmark"),
         .testTarget(
