@@ -33,6 +33,8 @@ final class CRLDistributionPointTests: XCTestCase {
             return XCTFail("a listed serial number must be revoked")
         }
         XCTAssertTrue(why.contains("is listed in the CRL at http://crl.test/ca.crl"), why)
+        let printed = try XCTUnwrap(why.split(separator: " ").dropFirst().first)
+        XCTAssertTrue(printed.split(separator: ":").allSatisfy { $0.count == 2 }, "openssl's form, two digits an octet: \(printed)")
         XCTAssertEqual(CRLStatusCheck.status(of: good, issuer: ca, lists: crl, from: uri, at: now), .good)
         // Another key under the CA's name lists both: it counts for neither.
         guard case .unavailable = CRLStatusCheck.status(of: good, issuer: ca, lists: forged, from: uri, at: now),

@@ -12,7 +12,7 @@ public enum CRLStatusCheck {
             return .unavailable(lists.isEmpty ? "the CRL at \(uri) holds no CRL" : "the CRL at \(uri) is not signed by \(issuer.subject)")
         }
         if signed.contains(where: { $0.revokedSerialNumbers.contains(certificate.serialNumber) }) {
-            return .revoked("serial \(certificate.serialNumber) is listed in the CRL at \(uri)")
+            return .revoked("serial \(certificate.serialNumber.hexDescription) is listed in the CRL at \(uri)")
         }
         guard signed.contains(where: { $0.thisUpdate <= time.addingTimeInterval(300) && ($0.nextUpdate.map { $0 >= time } ?? true) }) else {
             return .unavailable("the CRL at \(uri) is out of date (nextUpdate past)")

@@ -104,3 +104,9 @@ public struct CertificateRevocationList: Sendable {
         return calendar.date(from: DateComponents(year: parts.0, month: parts.1, day: parts.2, hour: parts.3, minute: parts.4, second: parts.5))
     }
 }
+
+extension Certificate.SerialNumber {
+    /// Two hex digits per octet, colon-separated, as openssl and strongSwan print serial numbers (the
+    /// library's own description drops leading zeros of each octet).
+    public var hexDescription: String { bytes.map { String(format: "%02x", $0) }.joined(separator: ":") }
+}

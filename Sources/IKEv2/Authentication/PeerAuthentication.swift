@@ -232,7 +232,7 @@ enum SignatureAuthentication {
         func revoked(_ certificate: Certificate, by issuer: Certificate) -> AuthenticationFailure? {
             // Only a CRL its issuer signed counts; a revoked certificate stays revoked even past the CRL's nextUpdate.
             guard revocationLists.contains(where: { $0.revokedSerialNumbers.contains(certificate.serialNumber) && $0.isSigned(by: issuer) }) else { return nil }
-            return AuthenticationFailure("the certificate \(certificate.subject) (serial \(certificate.serialNumber)) is revoked by the CRL of \(issuer.subject)")
+            return AuthenticationFailure("the certificate \(certificate.subject) (serial \(certificate.serialNumber.hexDescription)) is revoked by the CRL of \(issuer.subject)")
         }
         for _ in 0..<8 {
             guard current.notValidBefore <= now, now <= current.notValidAfter else {
