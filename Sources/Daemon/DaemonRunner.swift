@@ -37,7 +37,7 @@ public final class DaemonRunner {
     var discoveryChanged = false
     let mailbox = ManagementMailbox()
     /// Online revocation checks (OCSP) the engine asks for, run off the loop.
-    let revocation = RevocationService()
+    let revocation: RevocationService
     var server: ManagementServer?
 
     public init(configuration original: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
@@ -79,6 +79,7 @@ public final class DaemonRunner {
                                      profiles: configuration.profiles, settings: configuration.proxySettings,
                                      engineSettings: configuration.engineSettings, epoch: UInt64(Date().timeIntervalSince1970 * 1000))
         proxy.terminalCredentials = configuration.terminalCredentials
+        revocation = RevocationService(ocspCacheLimit: configuration.engineSettings.ocspCacheLimit)
         for (id, credential) in configuration.terminalCredentials.sorted(by: { $0.key < $1.key }) {
             log("terminal \(id): certificate \(credential.chain[0].subject) (issued by \(credential.chain[0].issuer), valid until \(credential.chain[0].notValidAfter))")
         }
@@ -375,9 +376,9 @@ public final class DaemonRunner {
 
     /// OCSP answers that came in: the held IKE_AUTH exchanges go on.
     private func receiveRevocationAnswers() {
-        for (id, status) in revocation.drain() {
-            log("revocation check \(id): \(RevocationService.describe(status))")
-            let actions = bridge.revocationChecked(id, status, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
+        for answer in revocation.drain() {
+            log("revocation check \(answer.id): \(RevocationService.describe(answer))")
+            let actions = bridge.revocationChecked(answer.id, answer.status, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
             // As for frames: the state is saved before what it produced goes out.
             ikeActivity = true
             synchronizeState(now: monotonicSeconds())

@@ -34,12 +34,13 @@ public final class EndpointRunner {
     let emit: (String) -> Void
     var deliveries: [String: DeliveryLink] = [:]
     /// Online revocation checks (OCSP) the engine asks for, run off the loop.
-    let revocation = RevocationService()
+    let revocation: RevocationService
 
     public init(configurationPath: String, showKeys: Bool, controlPath: String?,
                 log: @escaping (String) -> Void, emit: @escaping (String) -> Void) throws {
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
         engine = IKEEngine(connections: connections, settings: settings)
+        revocation = RevocationService(ocspCacheLimit: settings.ocspCacheLimit)
         self.showKeys = showKeys
         self.log = log
         self.emit = emit
@@ -190,9 +191,9 @@ public final class EndpointRunner {
             }
             for link in links where ready.contains(link.socket.descriptor) { receiveKeyDelivery(over: link) }
             if ready.contains(revocation.wakeDescriptor) {
-                for (id, status) in revocation.drain() {
-                    log("revocation check \(id): \(RevocationService.describe(status))")
-                    perform(engine.revocationChecked(id, status, now: monotonicSeconds()))
+                for answer in revocation.drain() {
+                    log("revocation check \(answer.id): \(RevocationService.describe(answer))")
+                    perform(engine.revocationChecked(answer.id, answer.status, now: monotonicSeconds()))
                 }
             }
             let now = monotonicSeconds()

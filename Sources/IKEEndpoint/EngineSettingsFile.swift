@@ -11,6 +11,7 @@ public struct EngineSettingsFile: Decodable, Sendable {
     var fragmentation: Bool?
     var fragment_size: Int?
     var revocation_check_timeout: Double?
+    var ocsp_cache_limit: Double?
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
@@ -31,6 +32,10 @@ public struct EngineSettingsFile: Decodable, Sendable {
         if let v = revocation_check_timeout {
             guard v >= 1 && v <= 120 else { throw Failure(description: "settings.revocation_check_timeout: \(v) is not between 1 and 120 seconds") }
             settings.revocationCheckTimeout = v
+        }
+        if let v = ocsp_cache_limit {
+            guard v >= 0 && v <= 604_800 else { throw Failure(description: "settings.ocsp_cache_limit: \(v) is not between 0 and 604800 seconds") }
+            settings.ocspCacheLimit = v
         }
     }
 }

@@ -16,8 +16,16 @@ public struct OCSPHTTPRequester: OCSPRequester {
     }
 
     public func query(request: [UInt8], uri: String) async -> OCSPRequesterQueryResult {
+        switch await post(request, to: uri) {
+        case .success(let bytes): return .response(bytes)
+        case .failure(let failure): return .terminalError(failure)
+        }
+    }
+
+    /// The responder's answer to `request`, as bytes.
+    public func post(_ request: [UInt8], to uri: String) async -> Result<[UInt8], Error> {
         guard uri.lowercased().hasPrefix("http://") else {
-            return .terminalError(Failure(description: "responder \(uri): only http:// responders are asked (RFC 6960 A.1)"))
+            return .failure(Failure(description: "responder \(uri): only http:// responders are asked (RFC 6960 A.1)"))
         }
         var http = HTTPClientRequest(url: uri)
         http.method = .POST
@@ -27,12 +35,12 @@ public struct OCSPHTTPRequester: OCSPRequester {
         do {
             let response = try await HTTPClient.shared.execute(http, timeout: timeout)
             guard response.status == .ok else {
-                return .terminalError(Failure(description: "responder \(uri) answered HTTP \(response.status.code)"))
+                return .failure(Failure(description: "responder \(uri) answered HTTP \(response.status.code)"))
             }
             let body = try await response.body.collect(upTo: 1 << 20)
-            return .response(Array(buffer: body))
+            return .success(Array(buffer: body))
         } catch {
-            return .terminalError(Failure(description: "responder \(uri) unreachable: \(error)"))
+            return .failure(Failure(description: "responder \(uri) unreachable: \(error)"))
         }
     }
 }

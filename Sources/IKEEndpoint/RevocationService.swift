@@ -10,14 +10,24 @@ import Glibc
 /// it to the engine. The loop alone touches engine state.
 public final class RevocationService: @unchecked Sendable {
     private let lock = NSLock()
-    private var answers: [(id: UInt64, status: RevocationStatus)] = []
+    private var answers: [Answer] = []
     private let pipeDescriptors: [Int32]
     private let requester: OCSPHTTPRequester
     /// CRLs fetched from distribution points, kept until their nextUpdate.
     public let crls = CRLFetcher()
+    /// OCSP statuses, kept until the answers' nextUpdate.
+    public let ocsp: OCSPStatusCache
 
-    public init(requester: OCSPHTTPRequester = OCSPHTTPRequester()) {
+    /// One check's result; `kept` when an OCSP answer kept from an earlier check gave it.
+    public struct Answer: Sendable {
+        public var id: UInt64
+        public var status: RevocationStatus
+        public var kept: Bool
+    }
+
+    public init(requester: OCSPHTTPRequester = OCSPHTTPRequester(), ocspCacheLimit: TimeInterval = 3600) {
         self.requester = requester
+        ocsp = OCSPStatusCache(longest: ocspCacheLimit)
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) == 0 {
             _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
@@ -34,31 +44,31 @@ public final class RevocationService: @unchecked Sendable {
     /// Starts asking: the OCSP responders of the certificates that name some, the CRL distribution points
     /// of those that name only these. The answer comes out of `drain()`.
     public func start(_ request: RevocationCheckRequest) {
-        let requester = self.requester, crls = self.crls
+        let requester = self.requester, crls = self.crls, ocsp = self.ocsp
         Task.detached { [self] in
             let chain = request.chain, now = Date()
-            var statuses: [RevocationStatus] = []
+            var statuses: [RevocationStatus] = [], kept = false
             if !OCSPStatusCheck.responders(ofChain: chain).isEmpty {
-                statuses.append(await OCSPStatusCheck.check(chain: chain, requester: requester, at: now))
+                let (status, fromCache) = await ocsp.lookup(chain: chain, transport: { await requester.post($0, to: $1) }, at: now)
+                statuses.append(status)
+                kept = fromCache
             }
             for index in chain.indices.dropLast() {
                 guard let source = RevocationSources.online(of: chain[index]), source.kind == .crl else { continue }
                 statuses.append(await crls.status(of: chain[index], issuer: chain[index + 1], uris: source.uris, at: now))
             }
-            post(request.id, .combined(statuses))
+            post(Answer(id: request.id, status: .combined(statuses), kept: kept))
         }
     }
 
-    private func post(_ id: UInt64, _ status: RevocationStatus) {
-        lock.lock()
-        answers.append((id, status))
-        lock.unlock()
+    private func post(_ answer: Answer) {
+        lock.withLock { answers.append(answer) }
         var byte: UInt8 = 1
         _ = write(pipeDescriptors[1], &byte, 1)
     }
 
     /// The answers that came in since the last call.
-    public func drain() -> [(id: UInt64, status: RevocationStatus)] {
+    public func drain() -> [Answer] {
         var scratch = [UInt8](repeating: 0, count: 64)
         while read(pipeDescriptors[0], &scratch, scratch.count) > 0 {}
         lock.lock()
@@ -66,12 +76,14 @@ public final class RevocationService: @unchecked Sendable {
         return answers
     }
 
-    /// How a status reads in the log.
-    public static func describe(_ status: RevocationStatus) -> String {
-        switch status {
-        case .good: return "good"
-        case .revoked(let why): return "revoked (\(why))"
-        case .unavailable(let why): return "unavailable (\(why))"
+    /// How an answer reads in the log.
+    public static func describe(_ answer: Answer) -> String {
+        let text: String
+        switch answer.status {
+        case .good: text = "good"
+        case .revoked(let why): text = "revoked (\(why))"
+        case .unavailable(let why): text = "unavailable (\(why))"
         }
+        return answer.kept ? text + " (OCSP answer kept from an earlier check)" : text
     }
 }

@@ -56,6 +56,8 @@ final class EndpointConfigurationTests: XCTestCase {
              "revocation 'sometimes' is not relaxed, ifuri or strict"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"revocation_check_timeout": 0}}"#,
              "settings.revocation_check_timeout: 0.0 is not between 1 and 120 seconds"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"ocsp_cache_limit": -1}}"#,
+             "settings.ocsp_cache_limit: -1.0 is not between 0 and 604800 seconds"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "revocation": "strict"}]}"#,
              "revocation applies to peer certificates: it needs remote_auth \"pubkey\""),
         ]

@@ -33,6 +33,17 @@ final class OCSPStatusCheckTests: XCTestCase {
         return (status, requester)
     }
 
+    func testTheNextUpdateOfAnAnswerIsRead() throws {
+        // openssl ocsp -ndays 36500: a hundred years after the fixtures were made (2026-11-27).
+        let next = try XCTUnwrap(OCSPResponseValidity.nextUpdate(of: try fixture("good-response.der")))
+        let year = Calendar(identifier: .gregorian).dateComponents(in: TimeZone(identifier: "UTC")!, from: next).year
+        XCTAssertEqual(year, 2126)
+        XCTAssertNotNil(OCSPResponseValidity.nextUpdate(of: try fixture("revoked-response.der")))
+        XCTAssertNil(OCSPResponseValidity.nextUpdate(of: [0x30, 0x03, 0x0a, 0x01, 0x01]), "unsuccessful status, no response bytes")
+        XCTAssertNil(OCSPResponseValidity.nextUpdate(of: Array("garbage".utf8)))
+        XCTAssertNil(OCSPResponseValidity.nextUpdate(of: []))
+    }
+
     func testTheRespondersOfAChainAreReadFromAuthorityInformationAccess() throws {
         XCTAssertEqual(OCSPStatusCheck.responders(of: try certificate("good")), ["http://ocsp.test/"])
         XCTAssertEqual(OCSPStatusCheck.responders(ofChain: [try certificate("good"), try certificate("ca")]), ["http://ocsp.test/"])

@@ -105,6 +105,9 @@ def run(charon, directory):
     profile = config["profiles"][0]
     del profile["psk"]
     profile.update({"local_auth": "pubkey", "remote_auth": "pubkey", "ca_certificates": [made["ca"][0]], "revocation": "strict"})
+    # OCSP answers are not kept here (they are for a day from this responder): each IKE_AUTH asks, so
+    # that the revocation below is seen at once.
+    config.setdefault("settings", {})["ocsp_cache_limit"] = 0
     responder = base.OCSPResponder(directory, made["ca"], namespace=PROXY)
     responder.serve(made["strongswan"][0], revoked=False)
     config["store"] = {"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "usb", "ikeproxy.key"),

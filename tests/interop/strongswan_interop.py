@@ -757,6 +757,15 @@ def run_ocsp_case(directory, ike, esp, kind="OCSP"):
                       f"{label}: SA established after the revocation check ({text!r} in the log, {time.time() - started:.1f} s)")
                 list(charon.session.terminate({"ike": "c", "timeout": 5000}))
                 endpoint.wait_event("ike_sa_deleted", timeout=5)
+                if kind == "OCSP" and label.endswith("strict"):
+                    # Again with the same endpoint: the answer is kept until its nextUpdate (a day here, capped
+                    # at ocsp_cache_limit, an hour by default), so nobody is asked this time.
+                    list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 15000}))
+                    again = endpoint.wait_event("child_sa_established", count=2, timeout=15)
+                    check(again is not None and "(OCSP answer kept from an earlier check)" in endpoint_log(directory),
+                          f"{label}: a second IKE_AUTH is judged by the kept OCSP answer")
+                    list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+                    endpoint.wait_event("ike_sa_deleted", count=2, timeout=5)
             else:
                 failed = endpoint.wait_event("ike_sa_failed", timeout=15)
                 reason = (failed or {}).get("reason") or ""

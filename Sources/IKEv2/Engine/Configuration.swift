@@ -127,5 +127,8 @@ public struct EngineSettings: Sendable {
     /// Seconds an IKE_AUTH waits for an online revocation answer before it counts as unavailable (within the
     /// peer's retransmission patience: strongSwan waits 4 s, then 7 s more before its second retry).
     public var revocationCheckTimeout: Double = 10
+    /// Longest time the I/O layer keeps an OCSP answer, however late its nextUpdate (0: never kept), so
+    /// that a revocation is seen within this time.
+    public var ocspCacheLimit: Double = 3600
     public init() {}
 }
