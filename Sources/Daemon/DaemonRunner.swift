@@ -145,11 +145,15 @@ public final class DaemonRunner {
         return sealer
     }
 
-    static func openState(_ configuration: DaemonConfiguration, sealer: Sealer?, proxy: KeyExchangeProxy, log: (String) -> Void) throws -> ProxyStateStore? {
-        guard let settings = configuration.store, let sealer else { return nil }
+    static func openState(_ configuration: DaemonConfiguration, sealer tokenOrKeyFile: Sealer?, proxy: KeyExchangeProxy,
+                          log: (String) -> Void) throws -> ProxyStateStore? {
+        guard let settings = configuration.store, var sealer = tokenOrKeyFile else { return nil }
         let database: StateDatabase
         do { database = try StateDatabase(path: settings.path) } catch {
             throw DaemonStartError(description: "store: cannot open the database \(settings.path): \(error)")
+        }
+        if let token = sealer as? TokenSealer {
+            sealer = try Self.envelope(token, database: database, log: log)
         }
         let wall = Date().timeIntervalSince1970
         do {
@@ -189,6 +193,24 @@ public final class DaemonRunner {
         log("state in \(settings.path) (\(described)), secrets sealed by \(sealer.name)")
         for line in store.restore(into: proxy, now: monotonicSeconds(), wallClock: wall) { log(line) }
         return store
+    }
+
+    /// The token wraps a data key kept in the database; the boxes of the store are sealed with it, so the
+    /// token works at start and not for every SA change (EnvelopeSealer).
+    static func envelope(_ token: TokenSealer, database: StateDatabase, log: (String) -> Void) throws -> EnvelopeSealer {
+        do {
+            let stored = try database.meta("wrapped_data_key").flatMap { Data(base64Encoded: $0) }.map { Array($0) }
+            let envelope = try EnvelopeSealer(token: token, wrappedKey: stored)
+            if stored == nil {
+                try database.setMeta("wrapped_data_key", Data(envelope.wrappedKey).base64EncodedString())
+                log("store: a new data key, wrapped by \(token.name), seals the state")
+            } else {
+                log("store: the data key unwrapped by \(token.name) seals the state")
+            }
+            return envelope
+        } catch {
+            throw DaemonStartError(description: "store: the data key cannot be unwrapped with \(token.name): \(error)")
+        }
     }
 
     /// Hosts discovery learnt before a restart: terminals enrolled by MAC are registered again at once.
@@ -241,11 +263,11 @@ public final class DaemonRunner {
                     sealerPresent(state.sealer.isAvailable(), state: state)
                 case .present:
                     // Still there, but a failed operation may have closed our session: open it again.
-                    if let token = state.sealer as? TokenSealer, !token.isOpen, !token.isAvailable() {
+                    if let token = Self.token(of: state.sealer), !token.isOpen, !token.isAvailable() {
                         log("\(token.name): the token is present but our session does not open again: \(token.lastError ?? "")")
                     }
                 case .absent(let reason) where sealerPresent:
-                    (state.sealer as? TokenSealer)?.close()
+                    Self.token(of: state.sealer)?.close()
                     log("\(state.sealer.name): \(reason)")
                     sealerPresent(false, state: state)
                 default: break
@@ -264,6 +286,9 @@ public final class DaemonRunner {
             for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) }
         }
     }
+
+    /// The token behind a sealer, if a token it is.
+    static func token(of sealer: Sealer) -> TokenSealer? { (sealer as? EnvelopeSealer)?.token ?? sealer as? TokenSealer }
 
     /// Acts on a change of the sealer's presence: new negotiations are refused while it is away.
     private func sealerPresent(_ present: Bool, state: ProxyStateStore) {

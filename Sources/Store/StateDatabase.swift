@@ -66,6 +66,10 @@ public final class StateDatabase: @unchecked Sendable {
         try pool.read { db in try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = ?", arguments: [key]) }
     }
 
+    public func setMeta(_ key: String, _ value: String) throws {
+        try pool.write { db in try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES (?, ?)", arguments: [key, value]) }
+    }
+
     /// The policy as the administrators left it: rules (JSON text) in order, marked as managed over the API.
     public func replacePolicy(rules: [String], who: String, now: Double) throws {
         try pool.write { db in

@@ -41,6 +41,61 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try sealer.unseal(box, context: "profile:peer"), secret)
     }
 
+    /// A fresh SoftHSM2 token (PIN 1234) in a folder of its own, which this process's SOFTHSM2_CONF names;
+    /// returns that folder (moving it away takes the token out).
+    func softHSMToken(label: String) throws -> URL {
+        let tokens = directory.appendingPathComponent("tokens")
+        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
+        let conf = directory.appendingPathComponent("softhsm2.conf")
+        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
+        setenv("SOFTHSM2_CONF", conf.path, 1)
+        let initialize = Process()
+        initialize.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
+        initialize.arguments = ["--init-token", "--free", "--label", label, "--pin", "1234", "--so-pin", "123456"]
+        initialize.standardOutput = FileHandle.nullDevice
+        try initialize.run(); initialize.waitUntilExit()
+        XCTAssertEqual(initialize.terminationStatus, 0)
+        return tokens
+    }
+
+    /// Envelope sealing with a real SoftHSM2 token: the token wraps the data key once; boxes are sealed
+    /// with the data key, bound to their row; the token's own boxes still open; a restart unwraps the
+    /// same key; with the token out, saving goes on but no new envelope opens.
+    func testTheEnvelopeSealerNeedsTheTokenOnlyForItsDataKey() throws {
+        let module = "/usr/lib/softhsm/libsofthsm2.so"
+        guard FileManager.default.fileExists(atPath: module), FileManager.default.fileExists(atPath: "/usr/bin/softhsm2-util") else {
+            return XCTFail("SoftHSM2 is not installed (scripts/test.sh installs softhsm2): envelope sealing cannot be tested")
+        }
+        _ = try softHSMToken(label: "envelope-test")
+        let token = TokenSealer(modulePath: module, tokenLabel: "envelope-test", pin: "1234")
+        XCTAssertTrue(token.isAvailable(), token.lastError ?? "")
+        let secret = Array("SK_ei of some CHILD SA".utf8)
+        let first = try EnvelopeSealer(token: token, wrappedKey: nil)
+        let box = try first.seal(secret, context: "ike_sa:1_2")
+        XCTAssertEqual(box.first, EnvelopeSealer.version)
+        XCTAssertEqual(first.wrappedKey.first, 1, "the data key is a box the token sealed")
+        // A restart: the token unwraps the same data key, which opens the box, for its row only.
+        let second = try EnvelopeSealer(token: token, wrappedKey: first.wrappedKey)
+        XCTAssertEqual(try second.unseal(box, context: "ike_sa:1_2"), secret)
+        XCTAssertThrowsError(try second.unseal(box, context: "ike_sa:3_4"))
+        var tampered = box
+        tampered[tampered.count / 2] ^= 1
+        XCTAssertThrowsError(try second.unseal(tampered, context: "ike_sa:1_2"))
+        // The token's own boxes (`ikeproxy seal`, databases from before) still open, through the token.
+        let legacy = try token.seal(secret, context: "profile:p")
+        XCTAssertEqual(try second.unseal(legacy, context: "profile:p"), secret)
+        // A wrapped key the token did not make opens nothing.
+        var forged = first.wrappedKey
+        forged[forged.count - 1] ^= 1
+        XCTAssertThrowsError(try EnvelopeSealer(token: token, wrappedKey: forged))
+        // The token taken out: SA changes are still saved (the data key is in memory), a new start is not possible.
+        token.close()
+        let later = try second.seal(secret, context: "ike_sa:5_6")
+        XCTAssertEqual(try second.unseal(later, context: "ike_sa:5_6"), secret)
+        XCTAssertThrowsError(try EnvelopeSealer(token: token, wrappedKey: first.wrappedKey))
+        XCTAssertThrowsError(try second.unseal(legacy, context: "profile:p"), "the token's own boxes need the token")
+    }
+
     /// The daemon's presence check with a real SoftHSM2 token, run in a child process (`ikeproxy
     /// token-probe`): present, taken out, put back, a wrong PIN, and a probe that hangs.
     func testTheTokenPresenceProbeSeesATokenLeaveAndComeBackWithoutBlocking() throws {
@@ -53,17 +108,7 @@ final class StoreTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             return XCTFail("\(executable) is missing: `swift build --build-tests` builds it before the tests run")
         }
-        let tokens = directory.appendingPathComponent("tokens"), removed = directory.appendingPathComponent("removed")
-        try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
-        let conf = directory.appendingPathComponent("softhsm2.conf")
-        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
-        setenv("SOFTHSM2_CONF", conf.path, 1)
-        let initialize = Process()
-        initialize.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
-        initialize.arguments = ["--init-token", "--free", "--label", "probe-test", "--pin", "1234", "--so-pin", "123456"]
-        initialize.standardOutput = FileHandle.nullDevice
-        try initialize.run(); initialize.waitUntilExit()
-        XCTAssertEqual(initialize.terminationStatus, 0)
+        let tokens = try softHSMToken(label: "probe-test"), removed = directory.appendingPathComponent("removed")
 
         var longestPoll = 0.0
         func answer(_ probe: TokenPresenceProbe) throws -> TokenPresenceProbe.Outcome? {
