@@ -98,6 +98,7 @@ let package = Package(
             path: "benchmarks/ESPBenchmark"
         ),
         .executableTarget(name: "forwarding-load", dependencies: ["LinuxIO", "Packets"], path: "benchmarks/ForwardingLoad"),
+        .executableTarget(name: "seal-benchmark", dependencies: ["Store"], path: "benchmarks/SealBenchmark"),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "IKEv2", "Packets", "ProxyDemo"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Proxy", "Packets", "IKEv2", .product(name: "_CryptoExtras", package: "swift-crypto"),
