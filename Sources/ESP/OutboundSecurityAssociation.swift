@@ -32,8 +32,8 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
     private var sequenceLimit: UInt64 { parameters.suite.extendedSequenceNumbers ? UInt64.max : UInt64(UInt32.max) }
 
     /// Protects one IP packet. In tunnel mode `packet` is the whole inner packet; in transport mode its IP
-    /// header is replaced by the outer one, IPv6 hop-by-hop and routing headers stay in front of ESP, and
-    /// the rest (final destination options and the upper-layer payload) is encrypted.
+    /// header is replaced by the outer one, IPv4 options and IPv6 hop-by-hop and routing headers stay in front
+    /// of ESP, and the rest (final destination options and the upper-layer payload) is encrypted.
     public func encapsulate(_ packet: [UInt8], now: Double? = nil) throws(ESPDropReason) -> ESPOutboundPacket {
         guard sequence < sequenceLimit else { throw .sequenceExhausted }
         // Without a clock reading only the byte and packet limits can be judged.
@@ -41,7 +41,7 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
 
         let payload: ArraySlice<UInt8>
         let nextHeader: UInt8
-        var outerExtensions: ArraySlice<UInt8> = [], lastOuterHeader: Int?
+        var outerExtensions: ArraySlice<UInt8> = [], lastOuterHeader: Int?, ipv4Options: ArraySlice<UInt8> = []
         switch parameters.mode {
         case .tunnel:
             guard let first = packet.first else { throw .badInnerPacket }
@@ -62,6 +62,9 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
             } else if !layout.outerExtensionHeaders.isEmpty {
                 // Hop-by-hop or routing headers cannot ride in an IPv4 outer header.
                 throw .badInnerPacket
+            } else if view.version == 4, parameters.tunnelSource.bytes.count == 4 {
+                // IPv4 options stay in the header, in front of ESP, as the packet's own header would keep them.
+                ipv4Options = packet[20..<view.headerLength]
             }
         }
 
@@ -86,6 +89,9 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
             let extensionsStart = out.count
             out.append(contentsOf: outerExtensions)
             out[extensionsStart + lastOuterHeader] = carrier
+        } else if source.count == 4 {
+            IPHeaderBuilder.appendIPv4(to: &out, source: source, destination: destination, protocolNumber: carrier,
+                                       payloadLength: udpLength + espLength, options: ipv4Options)
         } else {
             IPHeaderBuilder.appendIP(to: &out, source: source, destination: destination, protocolNumber: carrier,
                                      payloadLength: udpLength + espLength)

@@ -1,6 +1,7 @@
 import Packets
 
-/// Where the ESP header goes in a transport-mode packet (RFC 4303 section 3.1.1). IPv6 extension headers
+/// Where the ESP header goes in a transport-mode packet (RFC 4303 section 3.1.1): after the IP header,
+/// IPv4 options included (they travel in the outer header). IPv6 extension headers
 /// that routers act on (hop-by-hop options, routing, and destination options placed before a routing
 /// header) stay outside, in front of ESP; destination options meant for the final host travel inside,
 /// protected with the upper-layer payload. A fragment cannot be protected on its own in transport mode (the

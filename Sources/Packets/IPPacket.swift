@@ -98,15 +98,18 @@ public struct IPPacketView: Sendable {
 
 /// Builds the fixed IPv4 (RFC 791) and IPv6 (RFC 8200) headers and UDP headers (RFC 768).
 public enum IPHeaderBuilder {
-    /// Appends an IPv4 header (no options, DF clear, TTL 64) with its checksum.
+    /// Appends an IPv4 header (DF clear, TTL 64) with its checksum, and `options` as given (a multiple of
+    /// four octets, at most 40, as they stood in a valid header).
     public static func appendIPv4(to out: inout [UInt8], source: [UInt8], destination: [UInt8], protocolNumber: UInt8,
-                                  payloadLength: Int, identification: UInt16 = 0, ttl: UInt8 = 64) {
+                                  payloadLength: Int, identification: UInt16 = 0, ttl: UInt8 = 64, options: ArraySlice<UInt8> = []) {
         let start = out.count
-        let total = 20 + payloadLength
-        out.append(0x45); out.append(0); out.appendBigEndian(UInt16(total)); out.appendBigEndian(identification)
+        let headerLength = 20 + options.count
+        let total = headerLength + payloadLength
+        out.append(0x40 | UInt8(headerLength / 4)); out.append(0); out.appendBigEndian(UInt16(total)); out.appendBigEndian(identification)
         out.append(0); out.append(0); out.append(ttl); out.append(protocolNumber); out.append(0); out.append(0)
         out.append(contentsOf: source); out.append(contentsOf: destination)
-        let checksum = InternetChecksum.finish(InternetChecksum.add(out[start..<(start + 20)]))
+        out.append(contentsOf: options)
+        let checksum = InternetChecksum.finish(InternetChecksum.add(out[start..<(start + headerLength)]))
         out[start + 10] = UInt8(checksum >> 8); out[start + 11] = UInt8(checksum & 0xff)
     }
 

@@ -92,3 +92,27 @@ final class TransportModeExtensionHeaderTests: XCTestCase {
         return (0...(bytes.count - needle.count)).contains { Array(bytes[$0..<($0 + needle.count)]) == needle }
     }
 }
+
+extension TransportModeExtensionHeaderTests {
+    func testIPv4OptionsStayInTheHeaderInFrontOfESP() throws {
+        for encapsulated in [true, false] {
+            let (outbound, inbound) = try saPair(suite: gcm128, mode: .transport, ipv6Outer: false, encapsulated: encapsulated)
+            // A UDP packet with a Router Alert option (RFC 2113): header length 24.
+            let plain = udpPacket(payloadLength: 40)
+            var packet: [UInt8] = []
+            IPHeaderBuilder.appendIPv4(to: &packet, source: Array(plain[12..<16]), destination: Array(plain[16..<20]),
+                                       protocolNumber: IPProtocolNumber.udp, payloadLength: plain.count - 20, options: [0x94, 0x04, 0x00, 0x00])
+            packet += plain[20...]
+            XCTAssertEqual(packet[0], 0x46)
+            let sent = try outbound.encapsulate(packet)
+            XCTAssertEqual(sent.bytes[0], 0x46, "the outer header carries the option")
+            XCTAssertEqual(Array(sent.bytes[20..<24]), [0x94, 0x04, 0x00, 0x00])
+            XCTAssertEqual(InternetChecksum.finish(InternetChecksum.add(sent.bytes[0..<24])), 0, "header checksum over the options")
+            XCTAssertEqual(sent.espOffset, 24 + (encapsulated ? 8 : 0))
+            let outer = try IPPacketView(sent.bytes)
+            XCTAssertEqual(outer.totalLength, sent.bytes.count)
+            let opened = try inbound.decapsulate(sent.espBytes)
+            XCTAssertEqual(Array(opened[20...]), Array(packet[24...]), "the UDP datagram comes back whole")
+        }
+    }
+}
