@@ -76,7 +76,8 @@ let package = Package(
                                                .product(name: "X509", package: "swift-certificates")]),
         // Entry points for coverage-guided fuzzing of everything that reads octets from outside; driven by
         // libFuzzer from fuzz/ and replayed by FuzzingTests.
-        .target(name: "Fuzzing", dependencies: ["IKEv2", "Packets", "ESP", "KeyDelivery", "Proxy", "ProxyDemo", "TerminalAgent"]),
+        .target(name: "Fuzzing", dependencies: ["IKEv2", "Packets", "ESP", "KeyDelivery", "Proxy", "ProxyDemo", "TerminalAgent",
+                                                .product(name: "X509", package: "swift-certificates")]),
         .executableTarget(
             name: "ikeproxy",
             dependencies: [

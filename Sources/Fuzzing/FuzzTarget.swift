@@ -21,6 +21,7 @@ public enum FuzzTargets {
         EthernetBridgeFuzzTarget.self,
         TerminalAgentFuzzTarget.self,
         ConfigurationTextFuzzTarget.self,
+        RevocationDataFuzzTarget.self,
     ] }
 
     public static func make(named name: String) -> (any FuzzTarget)? {

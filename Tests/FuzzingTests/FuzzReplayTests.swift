@@ -44,7 +44,7 @@ final class FuzzReplayTests: XCTestCase {
 
     func testEveryTargetIsReplayed() {
         XCTAssertEqual(Set(FuzzTargets.all.map { $0.name }), ["ike-message", "ike-responder", "ike-auth", "ike-protected", "ethernet-bridge", "terminal-agent",
-                                                                 "configuration-text"])
+                                                                 "configuration-text", "revocation-data"])
     }
 
     func testIKEMessageCodec() throws { try replay(IKEMessageCodecFuzzTarget.self, mutations: 3000) }
@@ -54,6 +54,7 @@ final class FuzzReplayTests: XCTestCase {
     func testEthernetBridge() throws { try replay(EthernetBridgeFuzzTarget.self, mutations: 400) }
     func testConfigurationText() throws { try replay(ConfigurationTextFuzzTarget.self, mutations: 5000) }
     func testTerminalAgent() throws { try replay(TerminalAgentFuzzTarget.self, mutations: 1500) }
+    func testRevocationData() throws { try replay(RevocationDataFuzzTarget.self, mutations: 3000) }
 
     /// The seeds reach deep: the harnesses are only worth running if their seeds take the happy path.
     func testSeedsReachTheStateMachines() {
