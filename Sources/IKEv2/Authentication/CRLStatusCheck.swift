@@ -20,12 +20,3 @@ public enum CRLStatusCheck {
         return .good
     }
 }
-
-extension RevocationStatus {
-    /// Several certificates' statuses as one: any revocation wins, then any missing answer.
-    public static func combined(_ statuses: [RevocationStatus]) -> RevocationStatus {
-        if let revoked = statuses.first(where: { if case .revoked = $0 { return true } else { return false } }) { return revoked }
-        if let unavailable = statuses.first(where: { if case .unavailable = $0 { return true } else { return false } }) { return unavailable }
-        return .good
-    }
-}
