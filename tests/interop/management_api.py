@@ -253,8 +253,9 @@ def run(charon, directory, key):
 
         # Metrics.
         code, metrics = curl("GET", "/metrics", admin_token)
-        check(code == 200 and "# TYPE ikeproxy_child_sas gauge" in metrics and "ikeproxy_drops_total{reason=\"policy_discard\"}" in metrics,
-              "Prometheus metrics: SAs, drops by reason, negotiations, packets")
+        check(code == 200 and "# TYPE ikeproxy_child_sas gauge" in metrics and "ikeproxy_drops_total{reason=\"policy_discard\"}" in metrics
+              and "ikeproxy_revocation_checks_total{outcome=\"revoked\"} 0" in metrics,
+              "Prometheus metrics: SAs, drops by reason, negotiations, packets, revocation checks")
 
         # An SA deleted over the API is gone at the peer.
         deleted = cli("sas", "delete", spi_out_at_peer)
