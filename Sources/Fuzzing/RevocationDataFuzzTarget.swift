@@ -4,7 +4,8 @@ import X509
 
 /// What the proxy reads from the network when it checks revocation: OCSP answers, CRLs fetched from
 /// distribution points, and the extensions of peers' certificates that say where to ask. The first octet
-/// picks the parser; the rest is its input. Nothing may trap; every source found must be usable as one.
+/// picks the parser; the rest is its input. Nothing may trap; no source may be empty, and a chain's
+/// sources are its responders, then its distribution points.
 public final class RevocationDataFuzzTarget: FuzzTarget {
     public static let name = "revocation-data"
     public init() {}
@@ -34,7 +35,7 @@ public final class RevocationDataFuzzTarget: FuzzTarget {
             if points.contains(where: \.isEmpty) { broken.append("an empty CRL distribution point URI was returned") }
             if responders.contains(where: \.isEmpty) { broken.append("an empty OCSP responder URI was returned") }
             let described = RevocationSources.described(ofChain: [certificate, certificate])
-            let expected = responders.isEmpty ? points.map { "CRL " + $0 } : responders.map { "OCSP " + $0 }
+            let expected = responders.map { "OCSP " + $0 } + points.map { "CRL " + $0 }
             if described != expected { broken.append("RevocationSources describes \(described), expected \(expected)") }
         }
         return broken

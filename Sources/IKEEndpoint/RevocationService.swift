@@ -18,11 +18,21 @@ public final class RevocationService: @unchecked Sendable {
     /// OCSP statuses, kept until the answers' nextUpdate.
     public let ocsp: OCSPStatusCache
 
-    /// One check's result; `kept` when an OCSP answer kept from an earlier check gave it.
+    /// One check's result; `kept` when an OCSP answer kept from an earlier check gave it; `note` when
+    /// OCSP gave nothing and the CRLs decided.
     public struct Answer: Sendable {
         public var id: UInt64
         public var status: RevocationStatus
         public var kept: Bool
+        public var note: String?
+    }
+
+    /// Set from inside a check's closures, read when it is over.
+    final class Flag: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = false
+        func set() { lock.withLock { value = true } }
+        var isSet: Bool { lock.withLock { value } }
     }
 
     public init(requester: OCSPHTTPRequester = OCSPHTTPRequester(), ocspCacheLimit: TimeInterval = 3600) {
@@ -46,18 +56,17 @@ public final class RevocationService: @unchecked Sendable {
     public func start(_ request: RevocationCheckRequest) {
         let requester = self.requester, crls = self.crls, ocsp = self.ocsp
         Task.detached { [self] in
-            let chain = request.chain, now = Date()
-            var statuses: [RevocationStatus] = [], kept = false
-            if !OCSPStatusCheck.responders(ofChain: chain).isEmpty {
-                let (status, fromCache) = await ocsp.lookup(chain: chain, transport: { await requester.post($0, to: $1) }, at: now)
-                statuses.append(status)
-                kept = fromCache
-            }
-            for index in chain.indices.dropLast() {
-                guard let source = RevocationSources.online(of: chain[index]), source.kind == .crl else { continue }
-                statuses.append(await crls.status(of: chain[index], issuer: chain[index + 1], uris: source.uris, at: now))
-            }
-            post(Answer(id: request.id, status: .combined(statuses), kept: kept))
+            let now = Date()
+            let kept = Flag()
+            let (status, note) = await OnlineRevocationCheck.run(
+                chain: request.chain,
+                ocsp: { chain in
+                    let (status, fromCache) = await ocsp.lookup(chain: chain, transport: { await requester.post($0, to: $1) }, at: now)
+                    if fromCache { kept.set() }
+                    return status
+                },
+                crl: { certificate, issuer, uris in await crls.status(of: certificate, issuer: issuer, uris: uris, at: now) })
+            post(Answer(id: request.id, status: status, kept: kept.isSet, note: note))
         }
     }
 
@@ -84,6 +93,7 @@ public final class RevocationService: @unchecked Sendable {
         case .revoked(let why): text = "revoked (\(why))"
         case .unavailable(let why): text = "unavailable (\(why))"
         }
-        return answer.kept ? text + " (OCSP answer kept from an earlier check)" : text
+        let noted = answer.note.map { text + " (\($0))" } ?? text
+        return answer.kept ? noted + " (OCSP answer kept from an earlier check)" : noted
     }
 }

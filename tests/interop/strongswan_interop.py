@@ -704,9 +704,11 @@ def run_ocsp_case(directory, ike, esp, kind="OCSP"):
     `revocation` (relaxed accepts, ifuri and strict refuse)."""
     print(f"case {kind} revocation, {ike} / {esp}", flush=True)
     keys = (["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"], ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-    source = "OCSP http://127.0.0.1:8080/" if kind == "OCSP" else "CRL http://127.0.0.1:8081/ca.crl"
-    extension = ("authorityInfoAccess=OCSP;URI:http://127.0.0.1:8080/\n" if kind == "OCSP"
-                 else "crlDistributionPoints=URI:http://127.0.0.1:8081/ca.crl\n")
+    source = "OCSP http://127.0.0.1:8080/" if kind != "CRL" else "CRL http://127.0.0.1:8081/ca.crl"
+    extension = {"OCSP": "authorityInfoAccess=OCSP;URI:http://127.0.0.1:8080/\n",
+                 "CRL": "crlDistributionPoints=URI:http://127.0.0.1:8081/ca.crl\n",
+                 # Both, with no OCSP responder running: the CRL decides, as strongSwan falls back.
+                 "OCSP+CRL": "authorityInfoAccess=OCSP;URI:http://127.0.0.1:8080/\ncrlDistributionPoints=URI:http://127.0.0.1:8081/ca.crl\n"}[kind]
     paths = make_certificates(directory, keys, peer_extension=extension)
     read = lambda path: open(path, "rb").read()
     peer, local = V4
@@ -729,12 +731,16 @@ def run_ocsp_case(directory, ike, esp, kind="OCSP"):
                 "remote_auth": "pubkey", "ca_certificates": [paths["ca"][0]]}
         # (label, what the responder says, revocation policy, who initiates, expected outcome, text in the log or reason)
         revoked_text = "is revoked (revoked through OCSP" if kind == "OCSP" else "is listed in the CRL at http://127.0.0.1:8081/ca.crl"
-        steps = (("good answer, strict", "good", "strict", "strongSwan", True, f"not revoked ({source})"),
-                 ("good answer, ikeproxy initiating", "good", "relaxed", "ikeproxy", True, f"not revoked ({source})"),
-                 ("revoked", "revoked", "relaxed", "strongSwan", False, revoked_text),
-                 ("revoked, ikeproxy initiating", "revoked", "relaxed", "ikeproxy", False, revoked_text),
-                 ("no responder, relaxed", None, "relaxed", "strongSwan", True, "accepted, revocation is relaxed"),
-                 ("no responder, ifuri", None, "ifuri", "strongSwan", False, "and revocation is ifuri"))
+        if kind == "OCSP+CRL":
+            steps = (("OCSP unreachable, CRL good, ifuri", "good", "ifuri", "strongSwan", True, "judged by the CRL the certificate names"),
+                     ("OCSP unreachable, CRL lists it", "revoked", "ifuri", "ikeproxy", False, revoked_text))
+        else:
+            steps = (("good answer, strict", "good", "strict", "strongSwan", True, f"not revoked ({source})"),
+                     ("good answer, ikeproxy initiating", "good", "relaxed", "ikeproxy", True, f"not revoked ({source})"),
+                     ("revoked", "revoked", "relaxed", "strongSwan", False, revoked_text),
+                     ("revoked, ikeproxy initiating", "revoked", "relaxed", "ikeproxy", False, revoked_text),
+                     ("no responder, relaxed", None, "relaxed", "strongSwan", True, "accepted, revocation is relaxed"),
+                     ("no responder, ifuri", None, "ifuri", "strongSwan", False, "and revocation is ifuri"))
         for label, answer, policy, initiator, accepted, text in steps:
             label = f"{kind} {label}"
             if answer is None:
@@ -853,6 +859,7 @@ def main():
                            ("certificates", lambda d: run_certificate_case(d, *cases[0], "RSA-PSS")),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0])),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="CRL")),
+                           ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="OCSP+CRL")),
                            ("restart", lambda d: run_restart_case(d, *cases[0]))):
             if only and only != name:
                 continue

@@ -13,8 +13,11 @@ public enum RevocationSources {
         return crl.isEmpty ? nil : (.crl, crl)
     }
 
-    /// Every source below the trust anchor (the last certificate), as "OCSP http://..." or "CRL http://...".
+    /// Every source below the trust anchor (the last certificate), as "OCSP http://..." or "CRL http://...":
+    /// a certificate's OCSP responders, then its CRLs (asked when OCSP gives nothing).
     public static func described(ofChain chain: [Certificate]) -> [String] {
-        chain.dropLast().compactMap(online(of:)).flatMap { source in source.uris.map { "\(source.kind.rawValue) \($0)" } }
+        chain.dropLast().flatMap { certificate in
+            OCSPStatusCheck.responders(of: certificate).map { "OCSP " + $0 } + CRLDistributionPoints.uris(of: certificate).map { "CRL " + $0 }
+        }
     }
 }
