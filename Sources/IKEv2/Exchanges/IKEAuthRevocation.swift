@@ -8,9 +8,10 @@ enum PeerVerification {
     case needsRevocationCheck(chain: [Certificate], responders: [String], policy: RevocationPolicy)
 }
 
-/// IKE_AUTH held for an online revocation check (RFC 6960 OCSP, or CRLs fetched from RFC 5280 distribution
-/// points, by the I/O layer), then handled again with the answer. The peer's retransmissions meanwhile are absorbed; no answer in
-/// `revocationCheckTimeout` seconds counts as unavailable.
+/// IKE_AUTH held for an online revocation check (RFC 6960 OCSP, or CRLs fetched from RFC 5280
+/// distribution points, by the I/O layer), then handled again with the answer. The peer's
+/// retransmissions meanwhile are absorbed; no answer in `revocationCheckTimeout` seconds counts as
+/// unavailable.
 extension IKEEngine {
     func holdForRevocationCheck(session: IKESession, chain: [Certificate], responders: [String], policy: RevocationPolicy,
                                 requestHeader: IKEHeader?, childRequest: ChildRequest?, payloads: [Payload], now: Double) -> [EngineAction] {
