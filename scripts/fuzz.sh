@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"; shift || true
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-auth ike-protected ethernet-bridge terminal-agent configuration-text); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-auth ike-protected ethernet-bridge terminal-agent configuration-text revocation-data); fi
 
 echo "fuzz: building the libFuzzer driver (release, -sanitize=fuzzer)"
 # The build plan is made again each time: a stale one misses source files added to the main package.
