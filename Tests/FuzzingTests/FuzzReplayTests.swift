@@ -42,6 +42,16 @@ final class FuzzReplayTests: XCTestCase {
               + (failures == 0 ? "no invariant broken" : "\(failures) mutations broke an invariant"))
     }
 
+    /// scripts/fuzz.sh (what CI runs through libFuzzer) names every target too.
+    func testTheFuzzScriptRunsEveryTarget() throws {
+        let script = try String(contentsOf: Self.corpusRoot.deletingLastPathComponent().deletingLastPathComponent()
+                                    .appendingPathComponent("scripts/fuzz.sh"), encoding: .utf8)
+        let line = try XCTUnwrap(script.split(separator: "\n").first { $0.contains("then targets=(") })
+        let list = try XCTUnwrap(line.components(separatedBy: "targets=(").last?.components(separatedBy: ")").first)
+        let names = list.split(separator: " ").map(String.init)
+        XCTAssertEqual(Set(names), Set(FuzzTargets.all.map { $0.name }))
+    }
+
     func testEveryTargetIsReplayed() {
         XCTAssertEqual(Set(FuzzTargets.all.map { $0.name }), ["ike-message", "ike-responder", "ike-auth", "ike-protected", "ethernet-bridge", "terminal-agent",
                                                                  "configuration-text", "revocation-data"])
