@@ -204,6 +204,14 @@ public final class VirtualNetwork {
 
     private func deliverToPeer(_ packet: [UInt8]) {
         guard !peerIsDown else { return }
+        if let view = try? IPPacketView(packet), view.upperProtocol == IPProtocolNumber.esp {
+            // ESP without UDP (no NAT between the ends and none forced).
+            if case .success(let inner) = peer.database.decapsulate(packet[view.upperOffset..<view.totalLength]) {
+                peer.espReceived += 1
+                if let reply = peer.stack.receive(inner) { peerSends(reply) }
+            }
+            return
+        }
         guard let view = try? IPPacketView(packet), view.upperProtocol == IPProtocolNumber.udp || view.upperProtocol == IPProtocolNumber.icmp
                 || view.upperProtocol == IPProtocolNumber.tcp || view.upperProtocol == IPProtocolNumber.icmpv6,
               let source = IPAddress(bytes: view.source(in: packet)) else { return }
@@ -227,6 +235,9 @@ public final class VirtualNetwork {
 
     private func deliverToTerminal(_ terminal: TerminalHost, _ packet: [UInt8]) {
         guard let view = try? IPPacketView(packet) else { return }
+        if view.upperProtocol == IPProtocolNumber.esp {
+            terminalActions(terminal, terminal.agent.inboundPlainESP(Array(packet[view.upperOffset..<view.totalLength]))); return
+        }
         if view.upperProtocol == IPProtocolNumber.udp, let ports = view.ports(in: packet) {
             let payload = Array(packet[(view.upperOffset + 8)..<view.totalLength])
             if ports.destination == terminal.entry.keyDeliveryPort {

@@ -125,3 +125,29 @@ final class ProxyEdgeTests: XCTestCase {
         XCTAssertNotEqual(network.terminals[a]!.agent.database.outbound.first?.parameters.spi, first.outbound.spi)
     }
 }
+
+extension ProxyEdgeTests {
+    /// A peer and a profile that do not force UDP encapsulation, with no NAT between them: the SA the
+    /// proxy sets into the terminal is plain ESP (IP protocol 50), which crosses the proxy both ways.
+    func testPlainESPWithoutEncapsulationCrossesTheProxyBothWays() {
+        var profile = DemoScenario.profile()
+        profile.forceEncapsulation = false
+        var connections = DemoScenario.peerEngine().connections
+        for index in connections.indices { connections[index].forceEncapsulation = false }
+        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(),
+                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+                                     profiles: [profile])
+        let network = VirtualNetwork(proxy: proxy, peer: IKEEngine(connections: connections), peerAddress: peer, terminals: DemoScenario.terminals())
+        network.terminalSends(a, HostStack.echoRequest(from: a, to: peer, sequence: 1))
+        network.run()
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        XCTAssertNil(network.terminals[a]!.agent.database.outbound.first?.parameters.encapsulation, "the SA is plain ESP")
+        network.terminalSends(a, HostStack.echoRequest(from: a, to: peer, sequence: 2))
+        network.run()
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1, "the reply came back through plain ESP")
+        XCTAssertGreaterThanOrEqual(network.terminals[a]!.agent.counters["plain_esp_received"] ?? 0, 1)
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["forwarded_esp"] ?? 0, 1)
+        let protocol50 = network.internetLink.filter { (try? IPPacketView($0))?.upperProtocol == IPProtocolNumber.esp }
+        XCTAssertGreaterThanOrEqual(protocol50.count, 2, "ESP crossed the Internet link as IP protocol 50, both ways")
+    }
+}
