@@ -5,10 +5,12 @@ public struct SealingError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Seals secrets before they touch the disk: AES-256-GCM under a key the store never holds in a file
-/// next to the data (a PKCS#11 token, or a key file on removable media). Each box is bound to the row
+/// next to the data (a PKCS#11 token, directly or through the data key it wraps, or a key file on
+/// removable media). Each box is bound to the row
 /// it belongs to (`context`, the additional data), so a box moved to another row does not open.
 ///
-/// Box layout: version (1) | nonce (12) | ciphertext | tag (16).
+/// Box layout: version (1 octet: 1 when the token or the key file sealed it, 2 when the data key the token
+/// wraps did, see EnvelopeSealer) | nonce (12) | ciphertext | tag (16).
 public protocol Sealer: AnyObject {
     /// Where the sealing key lives, for logs.
     var name: String { get }
