@@ -658,7 +658,7 @@ class OCSPResponder:
                                          "-rsigner", self.ca[0], "-rkey", self.ca[1], "-CA", self.ca[0], "-ndays", "1"],
                                         stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         deadline = time.time() + 5
-        while time.time() < deadline and ":1F90 " not in ns(self.namespace, "cat", "/proc/net/tcp6").stdout:
+        while time.time() < deadline and ":1F90 " not in ns(self.namespace, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout:
             time.sleep(0.1)
 
     def stop(self):
@@ -687,7 +687,7 @@ class CRLServer:
                                          "--bind", "127.0.0.1", "--directory", self.root],
                                         stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
         deadline = time.time() + 5
-        while time.time() < deadline and ":1F91 " not in ns(self.namespace, "cat", "/proc/net/tcp").stdout:
+        while time.time() < deadline and ":1F91 " not in ns(self.namespace, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout:
             time.sleep(0.1)
 
     def stop(self):
