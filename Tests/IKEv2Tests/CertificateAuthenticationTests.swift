@@ -211,3 +211,58 @@ final class CertificateAuthenticationTests: XCTestCase {
         XCTAssertThrowsError(try CertificateCredential(certificatePEM: "not pem", privateKeyPEM: key.pemRepresentation))
     }
 }
+
+extension CertificateAuthenticationTests {
+    /// A certificate signed by `issuerKey` under `issuerName`, for 192.0.2.1 when it is a leaf.
+    func certificate(subject: String, key: P256.Signing.PrivateKey, issuerName: DistinguishedName, issuerKey: P256.Signing.PrivateKey,
+                     @ExtensionsBuilder extensions: () throws -> Result<Certificate.Extensions, any Error>) throws -> Certificate {
+        try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(timeIntervalSinceNow: -60),
+                        notValidAfter: Date(timeIntervalSinceNow: 86400), issuer: issuerName,
+                        subject: try DistinguishedName { CommonName(subject) }, signatureAlgorithm: .ecdsaWithSHA256,
+                        extensions: try Certificate.Extensions(builder: extensions), issuerPrivateKey: .init(issuerKey))
+    }
+
+    func testOnlyCertificateAuthoritiesMayIssueWithinTheirPathLength() throws {
+        let root = try Authority(name: "root CA")
+        let san = SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(IPAddress("192.0.2.1")!.bytes)))])
+        func attempt(_ chain: [Certificate], key: P256.Signing.PrivateKey) throws -> String {
+            let pair = try self.pair(initiator: CertificateCredential(chain: chain, key: .p256(key)), responder: try root.issue(address: "192.0.2.2"),
+                                     initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
+            return established(pair) ? "established" : failure(pair)
+        }
+        // An end-entity certificate of the trusted CA (no cA) signs a certificate for any identity: refused.
+        let entityKey = P256.Signing.PrivateKey(), leafKey = P256.Signing.PrivateKey()
+        let entity = try certificate(subject: "just a host", key: entityKey, issuerName: root.certificate.subject, issuerKey: root.key) {
+            Critical(BasicConstraints.notCertificateAuthority)
+        }
+        let minted = try certificate(subject: "minted", key: leafKey, issuerName: entity.subject, issuerKey: entityKey) { san }
+        XCTAssertTrue(try attempt([minted, entity], key: leafKey).contains("signed another but is not a CA"))
+        // Without basicConstraints at all, the same.
+        let bare = try certificate(subject: "bare host", key: entityKey, issuerName: root.certificate.subject, issuerKey: root.key) { san }
+        let mintedByBare = try certificate(subject: "minted", key: leafKey, issuerName: bare.subject, issuerKey: entityKey) { san }
+        XCTAssertTrue(try attempt([mintedByBare, bare], key: leafKey).contains("is not a CA"))
+        // A CA whose keyUsage does not allow certificate signing.
+        let signer = try certificate(subject: "signing-only CA", key: entityKey, issuerName: root.certificate.subject, issuerKey: root.key) {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+            Critical(KeyUsage(digitalSignature: true))
+        }
+        let bySigner = try certificate(subject: "leaf", key: leafKey, issuerName: signer.subject, issuerKey: entityKey) { san }
+        XCTAssertTrue(try attempt([bySigner, signer], key: leafKey).contains("keyUsage without keyCertSign"))
+        // Path length: an intermediate limited to 0 below it, with one more intermediate under it.
+        let firstKey = P256.Signing.PrivateKey(), secondKey = P256.Signing.PrivateKey()
+        let first = try certificate(subject: "first CA", key: firstKey, issuerName: root.certificate.subject, issuerKey: root.key) {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
+        }
+        let second = try certificate(subject: "second CA", key: secondKey, issuerName: first.subject, issuerKey: firstKey) {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+        }
+        let deep = try certificate(subject: "deep leaf", key: leafKey, issuerName: second.subject, issuerKey: secondKey) { san }
+        XCTAssertTrue(try attempt([deep, second, first], key: leafKey).contains("allows 0 intermediate(s) below it, the chain has 1"))
+        // The same with room for it: accepted.
+        let roomy = try certificate(subject: "first CA", key: firstKey, issuerName: root.certificate.subject, issuerKey: root.key) {
+            Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 1))
+            Critical(KeyUsage(keyCertSign: true))
+        }
+        XCTAssertEqual(try attempt([deep, second, roomy], key: leafKey), "established")
+    }
+}

@@ -249,11 +249,34 @@ enum SignatureAuthentication {
                   issuer != current else {
                 return .failure(AuthenticationFailure("the certificate \(current.subject) does not chain to a trusted CA (issuer \(current.issuer))"))
             }
+            if let failure = notAnIssuer(issuer, intermediatesBelow: path.count - 1) { return .failure(failure) }
             if let failure = revoked(current, by: issuer) { return .failure(failure) }
             current = issuer
             path.append(issuer)
         }
         return .failure(AuthenticationFailure("the certificate chain of \(leaf.subject) is too long"))
+    }
+
+    /// Why an intermediate certificate may not issue the one below it (RFC 5280 section 6.1.4 (k)-(n)): it
+    /// must be a CA (basicConstraints cA), allowed to sign certificates if it has a keyUsage, and its path
+    /// length limit must admit the intermediates already below it. Without this check any end-entity
+    /// certificate of a trusted CA could mint certificates for any identity. Trust anchors are the
+    /// administrator's choice and are not held to it (section 6.1).
+    static func notAnIssuer(_ issuer: Certificate, intermediatesBelow: Int) -> AuthenticationFailure? {
+        let constraints: BasicConstraints?
+        do { constraints = try issuer.extensions.basicConstraints } catch {
+            return AuthenticationFailure("the intermediate certificate \(issuer.subject) has an unreadable basicConstraints extension")
+        }
+        guard case .isCertificateAuthority(let maxPathLength)? = constraints else {
+            return AuthenticationFailure("the certificate \(issuer.subject) signed another but is not a CA (no basicConstraints cA)")
+        }
+        if let usage = try? issuer.extensions.keyUsage, !usage.keyCertSign {
+            return AuthenticationFailure("the CA certificate \(issuer.subject) may not sign certificates (keyUsage without keyCertSign)")
+        }
+        if let maxPathLength, intermediatesBelow > maxPathLength {
+            return AuthenticationFailure("the CA certificate \(issuer.subject) allows \(maxPathLength) intermediate(s) below it, the chain has \(intermediatesBelow)")
+        }
+        return nil
     }
 
     /// Whether the certificate names the identity: in its subjectAltName, or as its subject for a DN.
