@@ -266,3 +266,52 @@ extension CertificateAuthenticationTests {
         XCTAssertEqual(try attempt([deep, second, roomy], key: leafKey), "established")
     }
 }
+
+extension CertificateAuthenticationTests {
+    func testACAsNameConstraintsBindTheCertificatesBelowIt() throws {
+        let root = try Authority(name: "root CA")
+        let ip = IPAddress("192.0.2.1")!
+        func octets(_ bytes: [UInt8]) -> ASN1OctetString { ASN1OctetString(contentBytes: ArraySlice(bytes)) }
+        func attempt(constraints: NameConstraints, extraNames: [GeneralName] = []) throws -> String {
+            let caKey = P256.Signing.PrivateKey(), leafKey = P256.Signing.PrivateKey()
+            let ca = try certificate(subject: "constrained CA", key: caKey, issuerName: root.certificate.subject, issuerKey: root.key) {
+                Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
+                Critical(constraints)
+            }
+            let leaf = try certificate(subject: "host", key: leafKey, issuerName: ca.subject, issuerKey: caKey) {
+                SubjectAlternativeNames([.ipAddress(octets(ip.bytes))] + extraNames)
+            }
+            let pair = try self.pair(initiator: CertificateCredential(chain: [leaf, ca], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
+                                     initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
+            return established(pair) ? "established" : failure(pair)
+        }
+        let net24 = octets([192, 0, 2, 0, 255, 255, 255, 0]), other24 = octets([198, 51, 100, 0, 255, 255, 255, 0])
+        XCTAssertEqual(try attempt(constraints: NameConstraints(permittedIPRanges: [net24])), "established")
+        XCTAssertTrue(try attempt(constraints: NameConstraints(permittedIPRanges: [other24]))
+            .contains("IP 192.0.2.1 in CN=host is outside the names CN=constrained CA may vouch for (IP 198.51.100.0/255.255.255.0)"))
+        XCTAssertTrue(try attempt(constraints: NameConstraints(excludedIPRanges: [octets([192, 0, 2, 0, 255, 255, 255, 128])]))
+            .contains("is excluded by the name constraints of CN=constrained CA"))
+        // DNS: a permitted domain admits its hosts, not look-alikes; an unconstrained type stays free.
+        XCTAssertEqual(try attempt(constraints: NameConstraints(permittedDNSDomains: ["example.com"]), extraNames: [.dnsName("vpn.example.com")]),
+                       "established")
+        XCTAssertTrue(try attempt(constraints: NameConstraints(permittedDNSDomains: ["example.com"]), extraNames: [.dnsName("vpn.badexample.com")])
+            .contains("DNS vpn.badexample.com"))
+        XCTAssertTrue(try attempt(constraints: NameConstraints(permittedEmailAddresses: [".example.com"]), extraNames: [.rfc822Name("ops@example.org")])
+            .contains("email ops@example.org"))
+    }
+
+    func testNameConstraintMatchingFollowsRFC5280() {
+        func octets(_ bytes: [UInt8]) -> ASN1OctetString { ASN1OctetString(contentBytes: ArraySlice(bytes)) }
+        XCTAssertEqual(NameConstraintsCheck.matches(.dnsName("Host.Example.com"), .dnsName("example.com")), true)
+        XCTAssertEqual(NameConstraintsCheck.matches(.dnsName("example.com"), .dnsName(".example.com")), false, "a leading dot: subdomains only")
+        XCTAssertEqual(NameConstraintsCheck.matches(.dnsName("notexample.com"), .dnsName("example.com")), false)
+        XCTAssertEqual(NameConstraintsCheck.matches(.rfc822Name("a@example.com"), .rfc822Name("example.com")), true)
+        XCTAssertEqual(NameConstraintsCheck.matches(.rfc822Name("a@mail.example.com"), .rfc822Name("example.com")), false)
+        XCTAssertEqual(NameConstraintsCheck.matches(.rfc822Name("a@mail.example.com"), .rfc822Name(".example.com")), true)
+        XCTAssertEqual(NameConstraintsCheck.matches(.rfc822Name("a@example.com"), .rfc822Name("b@example.com")), false)
+        let v6 = IPAddress("2001:db8::1")!.bytes, v6net = IPAddress("2001:db8::")!.bytes + [UInt8](repeating: 0xff, count: 4) + [UInt8](repeating: 0, count: 12)
+        XCTAssertEqual(NameConstraintsCheck.matches(.ipAddress(octets(v6)), .ipAddress(octets(v6net))), true)
+        XCTAssertEqual(NameConstraintsCheck.matches(.ipAddress(octets([192, 0, 2, 1])), .ipAddress(octets(v6net))), false, "families differ")
+        XCTAssertNil(NameConstraintsCheck.matches(.dnsName("a.example"), .ipAddress(octets([192, 0, 2, 0, 255, 255, 255, 0]))))
+    }
+}

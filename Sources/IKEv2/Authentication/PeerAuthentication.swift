@@ -234,12 +234,18 @@ enum SignatureAuthentication {
             guard revocationLists.contains(where: { $0.revokedSerialNumbers.contains(certificate.serialNumber) && $0.isSigned(by: issuer) }) else { return nil }
             return AuthenticationFailure("the certificate \(certificate.subject) (serial \(certificate.serialNumber.hexDescription)) is revoked by the CRL of \(issuer.subject)")
         }
+        // A CA's name constraints bind every certificate below it in the path (RFC 5280 section 6.1.3 (b)).
+        func nameConstraintsBroken(below authority: Certificate) -> AuthenticationFailure? {
+            for certificate in path { if let failure = NameConstraintsCheck.violation(of: authority, by: certificate) { return failure } }
+            return nil
+        }
         for _ in 0..<8 {
             guard current.notValidBefore <= now, now <= current.notValidAfter else {
                 return .failure(AuthenticationFailure("the certificate \(current.subject) is not valid now (valid \(current.notValidBefore) to \(current.notValidAfter))"))
             }
             if let anchor = anchors.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
                 if let failure = revoked(current, by: anchor) { return .failure(failure) }
+                if let failure = nameConstraintsBroken(below: anchor) { return .failure(failure) }
                 guard anchor.notValidBefore <= now, now <= anchor.notValidAfter else {
                     return .failure(AuthenticationFailure("the trusted CA \(anchor.subject) is not valid now"))
                 }
@@ -250,6 +256,7 @@ enum SignatureAuthentication {
                 return .failure(AuthenticationFailure("the certificate \(current.subject) does not chain to a trusted CA (issuer \(current.issuer))"))
             }
             if let failure = notAnIssuer(issuer, intermediatesBelow: path.count - 1) { return .failure(failure) }
+            if let failure = nameConstraintsBroken(below: issuer) { return .failure(failure) }
             if let failure = revoked(current, by: issuer) { return .failure(failure) }
             current = issuer
             path.append(issuer)
