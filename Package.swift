@@ -68,6 +68,7 @@ let package = Package(
                                              .product(name: "Crypto", package: "swift-crypto")]),
         // The HTTPS management API: TLS, bearer tokens kept as hashes, requests handed to the daemon's loop.
         .target(name: "Management", dependencies: [
+            "LinuxIO",
             .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
             .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log")]),

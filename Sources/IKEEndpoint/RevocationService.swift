@@ -1,17 +1,16 @@
 import Foundation
 import IKEv2
+import LinuxIO
 import X509
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Runs the engine's online revocation checks off the event loop. Each check is a task that asks the
-/// OCSP responders or fetches the CRLs the peer's certificates name; its answer waits here until the loop, woken through a pipe it polls, drains it and hands
-/// it to the engine. The loop alone touches engine state.
+/// OCSP responders or fetches the CRLs the peer's certificates name; its answer waits here until the
+/// loop, woken through a WakePipe it polls, drains it and hands it to the engine. The loop alone touches
+/// engine state.
 public final class RevocationService: @unchecked Sendable {
     private let lock = NSLock()
     private var answers: [Answer] = []
-    private let pipeDescriptors: [Int32]
+    private let wakePipe = WakePipe()
     private let requester: OCSPHTTPRequester
     /// CRLs fetched from distribution points, kept until their nextUpdate.
     public let crls = CRLFetcher()
@@ -38,18 +37,10 @@ public final class RevocationService: @unchecked Sendable {
     public init(requester: OCSPHTTPRequester = OCSPHTTPRequester(), ocspCacheLimit: TimeInterval = 3600) {
         self.requester = requester
         ocsp = OCSPStatusCache(longest: ocspCacheLimit)
-        var fds: [Int32] = [-1, -1]
-        if pipe(&fds) == 0 {
-            _ = fcntl(fds[0], F_SETFL, O_NONBLOCK)
-            _ = fcntl(fds[1], F_SETFL, O_NONBLOCK)
-        }
-        pipeDescriptors = fds
     }
 
-    deinit { close(pipeDescriptors[0]); close(pipeDescriptors[1]) }
-
     /// Readable when answers wait: add it to the loop's poll.
-    public var wakeDescriptor: Int32 { pipeDescriptors[0] }
+    public var wakeDescriptor: Int32 { wakePipe.readDescriptor }
 
     /// Starts asking: the OCSP responders of the certificates that name some, the CRL distribution points
     /// of those that name only these. The answer comes out of `drain()`.
@@ -72,14 +63,12 @@ public final class RevocationService: @unchecked Sendable {
 
     private func post(_ answer: Answer) {
         lock.withLock { answers.append(answer) }
-        var byte: UInt8 = 1
-        _ = write(pipeDescriptors[1], &byte, 1)
+        wakePipe.wake()
     }
 
     /// The answers that came in since the last call.
     public func drain() -> [Answer] {
-        var scratch = [UInt8](repeating: 0, count: 64)
-        while read(pipeDescriptors[0], &scratch, scratch.count) > 0 {}
+        wakePipe.drain()
         lock.lock()
         defer { answers = []; lock.unlock() }
         return answers

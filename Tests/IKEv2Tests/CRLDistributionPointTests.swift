@@ -6,12 +6,8 @@ import XCTest
 /// CRL distribution points read from a certificate openssl made, and certificates judged against CRLs as
 /// if fetched from them (Tests/IKEv2Tests/Fixtures/crl).
 final class CRLDistributionPointTests: XCTestCase {
-    func fixture(_ name: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/crl/" + name, withExtension: "pem"))))
-    }
-    func certificate(_ name: String) throws -> Certificate {
-        try XCTUnwrap(CertificateCredential.certificates(pem: String(decoding: try fixture(name), as: UTF8.self)).first)
-    }
+    func fixture(_ name: String) throws -> [UInt8] { try FixtureFiles.bytes("crl/\(name).pem") }
+    func certificate(_ name: String) throws -> Certificate { try FixtureFiles.certificate("crl/" + name) }
     let uri = "http://crl.test/ca.crl"
 
     func testTheURIsOfEveryFullNameAreRead() throws {

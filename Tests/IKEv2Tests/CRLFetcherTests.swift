@@ -49,12 +49,8 @@ final class CRLFetcherTests: XCTestCase {
         func stop() { shutdown(descriptor, Int32(SHUT_RDWR)); close(descriptor) }
     }
 
-    func fixture(_ name: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/crl/" + name, withExtension: "pem"))))
-    }
-    func certificate(_ name: String) throws -> Certificate {
-        try XCTUnwrap(CertificateCredential.certificates(pem: String(decoding: try fixture(name), as: UTF8.self)).first)
-    }
+    func fixture(_ name: String) throws -> [UInt8] { try FixtureFiles.bytes("crl/\(name).pem") }
+    func certificate(_ name: String) throws -> Certificate { try FixtureFiles.certificate("crl/" + name) }
 
     func testAFetchedCRLJudgesAndIsKeptUntilItsNextUpdate() async throws {
         let server = try CannedHTTPServer(status: "200 OK", body: try fixture("crl"))

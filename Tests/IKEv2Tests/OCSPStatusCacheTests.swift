@@ -18,12 +18,8 @@ final class OCSPStatusCacheTests: XCTestCase {
     }
     struct Unreachable: Error {}
 
-    func fixture(_ name: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/ocsp/" + name, withExtension: nil))))
-    }
-    func chain(_ leaf: String) throws -> [Certificate] {
-        try [leaf, "ca"].map { try XCTUnwrap(CertificateCredential.certificates(pem: String(decoding: try fixture($0 + ".pem"), as: UTF8.self)).first) }
-    }
+    func fixture(_ name: String) throws -> [UInt8] { try FixtureFiles.bytes("ocsp/" + name) }
+    func chain(_ leaf: String) throws -> [Certificate] { try [leaf, "ca"].map { try FixtureFiles.certificate("ocsp/" + $0) } }
 
     func testASignedAnswerIsKeptUntilItsNextUpdateAndAtMostTheLongestTime() async throws {
         let cache = OCSPStatusCache(longest: 3600)

@@ -21,12 +21,8 @@ final class OCSPStatusCheckTests: XCTestCase {
     }
     struct Unreachable: Error, CustomStringConvertible { var description = "connection refused" }
 
-    func fixture(_ name: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/ocsp/" + name, withExtension: nil))))
-    }
-    func certificate(_ name: String) throws -> Certificate {
-        try XCTUnwrap(CertificateCredential.certificates(pem: String(decoding: try fixture(name + ".pem"), as: UTF8.self)).first)
-    }
+    func fixture(_ name: String) throws -> [UInt8] { try FixtureFiles.bytes("ocsp/" + name) }
+    func certificate(_ name: String) throws -> Certificate { try FixtureFiles.certificate("ocsp/" + name) }
     func check(_ leaf: String, answer: Result<[UInt8], Error>, at time: Date = Date()) async throws -> (RevocationStatus, CannedRequester) {
         let requester = CannedRequester(answer)
         let status = await OCSPStatusCheck.check(chain: [try certificate(leaf), try certificate("ca")], requester: requester, at: time)

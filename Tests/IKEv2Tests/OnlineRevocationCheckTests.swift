@@ -6,10 +6,7 @@ import XCTest
 /// The plan of one chain's online check, with the asking faked: OCSP where a certificate names a
 /// responder, CRLs where it names only a distribution point, and CRLs after OCSP gave no answer.
 final class OnlineRevocationCheckTests: XCTestCase {
-    func certificate(_ path: String) throws -> Certificate {
-        let url = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/" + path, withExtension: "pem"))
-        return try XCTUnwrap(CertificateCredential.certificates(pem: try String(contentsOf: url, encoding: .utf8)).first)
-    }
+    func certificate(_ path: String) throws -> Certificate { try FixtureFiles.certificate(path) }
 
     /// Runs the plan with canned answers, recording what was asked.
     func run(_ chain: [Certificate], ocsp: RevocationStatus, crl: RevocationStatus) async -> (RevocationStatus, String?, ocspAsked: Int, crlAsked: [[String]]) {

@@ -6,12 +6,8 @@ import XCTest
 /// CRLs made by openssl (Tests/IKEv2Tests/Fixtures/crl): parsed, their signature checked against the CA,
 /// and a revoked certificate refused while an unrevoked one of the same CA passes.
 final class RevocationTests: XCTestCase {
-    func fixture(_ name: String) throws -> [UInt8] {
-        Array(try Data(contentsOf: try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/crl/" + name, withExtension: "pem"))))
-    }
-    func certificate(_ name: String) throws -> Certificate {
-        try XCTUnwrap(CertificateCredential.certificates(pem: String(decoding: try fixture(name), as: UTF8.self)).first)
-    }
+    func fixture(_ name: String) throws -> [UInt8] { try FixtureFiles.bytes("crl/\(name).pem") }
+    func certificate(_ name: String) throws -> Certificate { try FixtureFiles.certificate("crl/" + name) }
 
     func testAnOpenSSLCRLIsReadAndItsSignatureChecked() throws {
         let ca = try certificate("ca"), revoked = try certificate("revoked"), good = try certificate("good")

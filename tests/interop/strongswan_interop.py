@@ -635,12 +635,28 @@ def run_certificate_case(directory, ike, esp, kind):
         charon.stop()
 
 
-class OCSPResponder:
-    """`openssl ocsp` in ikeproxy's namespace on port 8080 (asked at 127.0.0.1), answering for the CA from an index in
-    OpenSSL's CA database format; started again to change what it says."""
+class BackgroundServer:
+    """A server process in a namespace, started again to change what it serves."""
 
     def __init__(self, directory, ca, namespace=None):
         self.directory, self.ca, self.process, self.namespace = directory, ca, None, namespace or EP_NS
+
+    def wait_listening(self, port):
+        """Until something listens on `port` (IPv4 or IPv6), for at most 5 s."""
+        deadline, needle = time.time() + 5, f":{port:04X} "
+        while time.time() < deadline and needle not in ns(self.namespace, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout:
+            time.sleep(0.1)
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=5)
+        self.process = None
+
+
+class OCSPResponder(BackgroundServer):
+    """`openssl ocsp` in ikeproxy's namespace on port 8080 (asked at 127.0.0.1), answering for the CA from an index in
+    OpenSSL's CA database format; started again to change what it says."""
 
     def serve(self, certificate, revoked):
         self.stop()
@@ -657,23 +673,15 @@ class OCSPResponder:
         self.process = subprocess.Popen(["ip", "netns", "exec", self.namespace, "openssl", "ocsp", "-index", index, "-port", "8080",
                                          "-rsigner", self.ca[0], "-rkey", self.ca[1], "-CA", self.ca[0], "-ndays", "1"],
                                         stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 5
-        while time.time() < deadline and ":1F90 " not in ns(self.namespace, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout:
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=5)
-        self.process = None
+        self.wait_listening(8080)
 
 
-class CRLServer:
+class CRLServer(BackgroundServer):
     """A plain HTTP server in ikeproxy's namespace on 127.0.0.1:8081 publishing the CA's CRL as ca.crl
     (made with `openssl ca`, scripts/make_crl.py); started again to publish another."""
 
     def __init__(self, directory, ca, namespace=None):
-        self.directory, self.ca, self.process, self.namespace = directory, ca, None, namespace or EP_NS
+        super().__init__(directory, ca, namespace)
         self.root = os.path.join(directory, "crl-site")
         os.makedirs(self.root, exist_ok=True)
 
@@ -686,15 +694,7 @@ class CRLServer:
         self.process = subprocess.Popen(["ip", "netns", "exec", self.namespace, sys.executable, "-m", "http.server", "8081",
                                          "--bind", "127.0.0.1", "--directory", self.root],
                                         stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 5
-        while time.time() < deadline and ":1F91 " not in ns(self.namespace, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout:
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=5)
-        self.process = None
+        self.wait_listening(8081)
 
 
 def run_ocsp_case(directory, ike, esp, kind="OCSP"):
