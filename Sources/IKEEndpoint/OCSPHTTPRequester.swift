@@ -4,22 +4,14 @@ import NIOCore
 import X509
 
 /// Carries OCSP requests to responders over HTTP (RFC 6960 appendix A.1: a POST of the DER request as
-/// application/ocsp-request). Any transport failure is terminal, so that the caller sees "no answer"
-/// rather than the library's optimistic pass.
-public struct OCSPHTTPRequester: OCSPRequester {
+/// application/ocsp-request); the OCSP status cache uses it as its transport.
+public struct OCSPHTTPRequester: Sendable {
     /// Per responder; the whole check has its own limit in swift-certificates (10 s).
     public var timeout: TimeAmount = .seconds(5)
     public init() {}
 
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
-    }
-
-    public func query(request: [UInt8], uri: String) async -> OCSPRequesterQueryResult {
-        switch await post(request, to: uri) {
-        case .success(let bytes): return .response(bytes)
-        case .failure(let failure): return .terminalError(failure)
-        }
     }
 
     /// The responder's answer to `request`, as bytes.

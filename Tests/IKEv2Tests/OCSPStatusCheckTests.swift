@@ -42,7 +42,7 @@ final class OCSPStatusCheckTests: XCTestCase {
 
     func testTheRespondersOfAChainAreReadFromAuthorityInformationAccess() throws {
         XCTAssertEqual(OCSPStatusCheck.responders(of: try certificate("good")), ["http://ocsp.test/"])
-        XCTAssertEqual(OCSPStatusCheck.responders(ofChain: [try certificate("good"), try certificate("ca")]), ["http://ocsp.test/"])
+        XCTAssertEqual(RevocationSources.described(ofChain: [try certificate("good"), try certificate("ca")]), ["OCSP http://ocsp.test/"])
         XCTAssertEqual(OCSPStatusCheck.responders(of: try certificate("ca")), [])
     }
 

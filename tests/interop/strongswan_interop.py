@@ -549,6 +549,22 @@ CERTIFICATE_KEYS = {
 }
 
 
+def load_certificate_peer(charon, paths, ike, esp, charon_auth="pubkey", remote_extra=None):
+    """strongSwan as 192.0.2.1 with its certificate and key from `paths`, trusting the CA, connection "c"
+    to ikeproxy at 192.0.2.2 authenticated by certificate both ways."""
+    read = lambda path: open(path, "rb").read()
+    peer, local = V4
+    charon.session.load_cert({"type": "X509", "flag": "CA", "data": read(paths["ca"][0])})
+    charon.session.load_key({"type": "any", "data": read(paths["strongswan"][1])})
+    charon.session.load_conn({"c": {
+        "version": "2", "local_addrs": [peer], "remote_addrs": [local], "proposals": [ike],
+        "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+        "local-1": {"auth": charon_auth, "id": peer, "certs": [read(paths["strongswan"][0])]},
+        "remote-1": dict({"auth": "pubkey", "id": local, "cacerts": [read(paths["ca"][0])]}, **(remote_extra or {})),
+        "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
+                            "rekey_time": "0", "local_ts": [peer], "remote_ts": [local]}}}})
+
+
 def run_certificate_case(directory, ike, esp, kind):
     """Both sides authenticate with certificates from one CA (ECDSA: strongSwan P-256, ikeproxy P-384; RSA:
     2048 and 3072 bits), each side initiating in turn; then ikeproxy trusts another CA and strongSwan's
@@ -556,19 +572,9 @@ def run_certificate_case(directory, ike, esp, kind):
     print(f"case {kind} certificates, {ike} / {esp}", flush=True)
     keys, signature_name, our_auth, charon_auth, our_name_of_theirs = CERTIFICATE_KEYS[kind]
     paths = make_certificates(directory, keys)
-    read = lambda path: open(path, "rb").read()
-    peer, local = V4
     charon = Charon(directory)
     try:
-        charon.session.load_cert({"type": "X509", "flag": "CA", "data": read(paths["ca"][0])})
-        charon.session.load_key({"type": "any", "data": read(paths["strongswan"][1])})
-        charon.session.load_conn({"c": {
-            "version": "2", "local_addrs": [peer], "remote_addrs": [local], "proposals": [ike],
-            "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
-            "local-1": {"auth": charon_auth, "id": peer, "certs": [read(paths["strongswan"][0])]},
-            "remote-1": {"auth": "pubkey", "id": local, "cacerts": [read(paths["ca"][0])]},
-            "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
-                                "rekey_time": "0", "local_ts": [peer], "remote_ts": [local]}}}})
+        load_certificate_peer(charon, paths, ike, esp, charon_auth=charon_auth)
         ours = {"local_auth": our_auth, "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
                 "remote_auth": "pubkey", "ca_certificates": [paths["ca"][0]]}
         for initiator in ("ikeproxy", "strongSwan"):
@@ -710,23 +716,13 @@ def run_ocsp_case(directory, ike, esp, kind="OCSP"):
                  # Both, with no OCSP responder running: the CRL decides, as strongSwan falls back.
                  "OCSP+CRL": "authorityInfoAccess=OCSP;URI:http://127.0.0.1:8080/\ncrlDistributionPoints=URI:http://127.0.0.1:8081/ca.crl\n"}[kind]
     paths = make_certificates(directory, keys, peer_extension=extension)
-    read = lambda path: open(path, "rb").read()
-    peer, local = V4
     # The responder runs beside ikeproxy (on its loopback): in the peer's namespace, kernel-libipsec routes
     # everything for 192.0.2.2 into its tunnel once it holds the SA, so answers would not come back when
     # ikeproxy initiates.
     responder = OCSPResponder(directory, paths["ca"]) if kind == "OCSP" else CRLServer(directory, paths["ca"])
     charon = Charon(directory)
     try:
-        charon.session.load_cert({"type": "X509", "flag": "CA", "data": read(paths["ca"][0])})
-        charon.session.load_key({"type": "any", "data": read(paths["strongswan"][1])})
-        charon.session.load_conn({"c": {
-            "version": "2", "local_addrs": [peer], "remote_addrs": [local], "proposals": [ike],
-            "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
-            "local-1": {"auth": "pubkey", "id": peer, "certs": [read(paths["strongswan"][0])]},
-            "remote-1": {"auth": "pubkey", "id": local, "cacerts": [read(paths["ca"][0])], "revocation": "relaxed"},
-            "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
-                                "rekey_time": "0", "local_ts": [peer], "remote_ts": [local]}}}})
+        load_certificate_peer(charon, paths, ike, esp, remote_extra={"revocation": "relaxed"})
         ours = {"local_auth": "pubkey", "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
                 "remote_auth": "pubkey", "ca_certificates": [paths["ca"][0]]}
         # (label, what the responder says, revocation policy, who initiates, expected outcome, text in the log or reason)

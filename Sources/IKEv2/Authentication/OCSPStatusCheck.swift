@@ -15,11 +15,6 @@ public enum OCSPStatusCheck {
         }
     }
 
-    /// The responders named below the trust anchor (the last certificate), in chain order.
-    public static func responders(ofChain chain: [Certificate]) -> [String] {
-        chain.dropLast().flatMap { responders(of: $0) }
-    }
-
     /// Runs the check at `time` (certificate freshness is judged against it). The policy is evaluated in
     /// its strict form so that a missing answer is told apart from a revocation; the caller's
     /// `RevocationPolicy` then decides what a missing answer means.
