@@ -66,7 +66,7 @@ final class CertificateAuthenticationTests: XCTestCase {
         XCTAssertTrue(established(pair), failure(pair))
         // Both announced SHA-2 in IKE_SA_INIT, so both AUTH payloads use method 14.
         let initInitiator = try IKEMessage.decode(pair.wire[0].payload)
-        XCTAssertEqual(initInitiator.payloads.notify(.signatureHashAlgorithms)?.data, [0, 2, 0, 3, 0, 4])
+        XCTAssertEqual(initInitiator.payloads.notify(.signatureHashAlgorithms)?.data, [0, 2, 0, 3, 0, 4, 0, 5])
     }
 
     func testRSAKeysSignWithRSASSAPSSWhenAskedAndThePeerVerifiesIt() throws {
@@ -84,7 +84,7 @@ final class CertificateAuthenticationTests: XCTestCase {
     func testRSASSAPSSAlgorithmIdentifiersAreParsedStrictly() throws {
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         let octets = Array("ResponderSignedOctets".utf8)
-        let auth = try SigningKey.rsa(key).authentication(octets, digitalSignature: true, rsaPSS: true)
+        let auth = try SigningKey.rsa(key).authentication(octets, peerHashes: .ours, rsaPSS: true)
         let length = Int(auth.data[0])
         let identifier = Array(auth.data[1...length])
         // What we send is RFC 4055's explicit form, byte for byte what other implementations send for SHA-256.
@@ -130,9 +130,9 @@ final class CertificateAuthenticationTests: XCTestCase {
         let keys: [SigningKey] = [.p256(P256.Signing.PrivateKey()), .p384(P384.Signing.PrivateKey()), .p521(P521.Signing.PrivateKey()),
                                   .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))]
         for key in keys {
-            for digitalSignature in [false, true] {
-                let auth = try key.authentication(octets, digitalSignature: digitalSignature)
-                if digitalSignature { XCTAssertEqual(auth.method, .digitalSignature) }
+            for peerHashes in [SignatureHashAlgorithms([]), .ours] {
+                let auth = try key.authentication(octets, peerHashes: peerHashes)
+                if peerHashes.containsSHA2 { XCTAssertEqual(auth.method, .digitalSignature) }
                 XCTAssertTrue(SignatureAuthentication.signatureIsValid(auth, publicKey: key.publicKey, octets: octets), "\(auth.method)")
                 XCTAssertFalse(SignatureAuthentication.signatureIsValid(auth, publicKey: key.publicKey, octets: octets + [0]), "\(auth.method) tampered")
                 var garbled = auth
@@ -141,9 +141,9 @@ final class CertificateAuthenticationTests: XCTestCase {
             }
         }
         // Classic methods by key type: ECDSA 9, 10, 11 and RSA 1.
-        XCTAssertEqual(try keys.map { try $0.authentication(octets, digitalSignature: false).method.rawValue }, [9, 10, 11, 1])
+        XCTAssertEqual(try keys.map { try $0.authentication(octets, peerHashes: SignatureHashAlgorithms([])).method.rawValue }, [9, 10, 11, 1])
         // An unknown algorithm identifier in method 14 does not verify.
-        var unknown = try keys[0].authentication(octets, digitalSignature: true)
+        var unknown = try keys[0].authentication(octets, peerHashes: .ours)
         unknown.data[5] ^= 0xff
         XCTAssertFalse(SignatureAuthentication.signatureIsValid(unknown, publicKey: keys[0].publicKey, octets: octets))
     }

@@ -9,13 +9,23 @@ import X509
 enum CertificateFixtures {
     struct Authority {
         let key = P256.Signing.PrivateKey()
+        /// Set for a CA that signs with Ed25519 (RFC 8410) instead of ECDSA P-256.
+        let ed25519Key: Curve25519.Signing.PrivateKey?
         let certificate: Certificate
-        init(name: String, validFrom: Date = Date(timeIntervalSinceNow: -3600), validTo: Date = Date(timeIntervalSinceNow: 86400)) throws {
+        var issuerKey: Certificate.PrivateKey { ed25519Key.map { .init($0) } ?? .init(key) }
+        var signatureAlgorithm: Certificate.SignatureAlgorithm { ed25519Key == nil ? .ecdsaWithSHA256 : .ed25519 }
+
+        init(name: String, validFrom: Date = Date(timeIntervalSinceNow: -3600), validTo: Date = Date(timeIntervalSinceNow: 86400),
+             ed25519: Bool = false) throws {
+            ed25519Key = ed25519 ? Curve25519.Signing.PrivateKey() : nil
             let subject = try DistinguishedName { CommonName(name) }
-            certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: validFrom,
-                                          notValidAfter: validTo, issuer: subject, subject: subject, signatureAlgorithm: .ecdsaWithSHA256,
+            let publicKey: Certificate.PublicKey = ed25519Key.map { .init($0.publicKey) } ?? .init(key.publicKey)
+            let issuerKey: Certificate.PrivateKey = ed25519Key.map { .init($0) } ?? .init(key)
+            certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: publicKey, notValidBefore: validFrom,
+                                          notValidAfter: validTo, issuer: subject, subject: subject,
+                                          signatureAlgorithm: ed25519 ? .ed25519 : .ecdsaWithSHA256,
                                           extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil)) },
-                                          issuerPrivateKey: .init(key))
+                                          issuerPrivateKey: issuerKey)
         }
 
         /// An end-entity certificate for `address` (subjectAltName IP), with a P-256 key or the one given.
@@ -25,14 +35,14 @@ enum CertificateFixtures {
             let ip = IPAddress(address)!
             let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: signing.publicKey,
                                               notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: validTo, issuer: self.certificate.subject,
-                                              subject: try DistinguishedName { CommonName("host \(address)") }, signatureAlgorithm: .ecdsaWithSHA256,
+                                              subject: try DistinguishedName { CommonName("host \(address)") }, signatureAlgorithm: signatureAlgorithm,
                                               extensions: try Certificate.Extensions {
                                                   SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(ip.bytes)))])
                                                   if let ocspResponder {
                                                       AuthorityInformationAccess([.init(method: .ocspServer, location: .uniformResourceIdentifier(ocspResponder))])
                                                   }
                                               },
-                                              issuerPrivateKey: .init(key))
+                                              issuerPrivateKey: issuerKey)
             return CertificateCredential(chain: [certificate], key: signing)
         }
     }

@@ -83,6 +83,7 @@ public struct CertificateRevocationList: Sendable {
             ([1, 2, 840, 10045, 4, 3, 2], .ecdsaWithSHA256), ([1, 2, 840, 10045, 4, 3, 3], .ecdsaWithSHA384),
             ([1, 2, 840, 10045, 4, 3, 4], .ecdsaWithSHA512), ([1, 2, 840, 113549, 1, 1, 11], .sha256WithRSAEncryption),
             ([1, 2, 840, 113549, 1, 1, 12], .sha384WithRSAEncryption), ([1, 2, 840, 113549, 1, 1, 13], .sha512WithRSAEncryption),
+            ([1, 3, 101, 112], .ed25519),
         ]
         return known.first { $0.0 == oid }?.1
     }

@@ -41,7 +41,13 @@ public struct CertificateCredential: Sendable {
         else if let k = try? P384.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p384(k) }
         else if let k = try? P521.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p521(k) }
         else if let k = try? _RSA.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .rsa(k) }
-        else { throw CredentialError("the private key is not a PEM ECDSA (P-256, P-384, P-521) or RSA key") }
+        else {
+            switch Ed25519PrivateKeyReader.read(pem: privateKeyPEM) {
+            case .ed25519(let k): key = .ed25519(k)
+            case .ed448: throw CredentialError("the private key is an Ed448 key, which swift-crypto cannot sign with; use Ed25519, ECDSA or RSA")
+            case .other: throw CredentialError("the private key is not a PEM ECDSA (P-256, P-384, P-521), RSA or Ed25519 key")
+            }
+        }
         guard key.publicKey == leaf.publicKey else { throw CredentialError("the private key does not belong to the certificate's public key") }
         self.init(chain: chain, key: key)
     }
@@ -58,12 +64,13 @@ public struct CredentialError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// A private key that signs IKEv2 AUTH payloads: ECDSA (RFC 4754) or RSA.
+/// A private key that signs IKEv2 AUTH payloads: ECDSA (RFC 4754), RSA, or Ed25519 (RFC 8420).
 public enum SigningKey: Sendable {
     case p256(P256.Signing.PrivateKey)
     case p384(P384.Signing.PrivateKey)
     case p521(P521.Signing.PrivateKey)
     case rsa(_RSA.Signing.PrivateKey)
+    case ed25519(Curve25519.Signing.PrivateKey)
 
     var publicKey: Certificate.PublicKey {
         switch self {
@@ -71,17 +78,49 @@ public enum SigningKey: Sendable {
         case .p384(let k): return Certificate.PublicKey(k.publicKey)
         case .p521(let k): return Certificate.PublicKey(k.publicKey)
         case .rsa(let k): return Certificate.PublicKey(k.publicKey)
+        case .ed25519(let k): return Certificate.PublicKey(k.publicKey)
         }
     }
 
-    /// The AUTH payload over the signed octets. When the peer announced SHA-2 in
-    /// SIGNATURE_HASH_ALGORITHMS, RFC 7427's Digital Signature method (14) with a SHA-2 algorithm the
-    /// payload names; else the classic method of the key type: ECDSA 9/10/11 (r | s), RSA 1 (PKCS#1 v1.5
-    /// with SHA-1, which RFC 7296 fixes for that method).
-    func authentication(_ octets: [UInt8], digitalSignature: Bool, rsaPSS: Bool = false) throws -> AuthenticationPayload {
+    /// The key's type, for the log.
+    var name: String {
+        switch self {
+        case .p256: return "ECDSA P-256"
+        case .p384: return "ECDSA P-384"
+        case .p521: return "ECDSA P-521"
+        case .rsa(let k): return "RSA-\(k.keySizeInBits)"
+        case .ed25519: return "Ed25519"
+        }
+    }
+
+    /// The AUTH payload over the signed octets, given the hashes the peer listed in
+    /// SIGNATURE_HASH_ALGORITHMS. With a SHA-2 hash among them, RFC 7427's Digital Signature method (14)
+    /// with a SHA-2 algorithm the payload names; else the classic method of the key type: ECDSA 9/10/11
+    /// (r | s), RSA 1 (PKCS#1 v1.5 with SHA-1, which RFC 7296 fixes for that method). Ed25519 has no
+    /// classic method and hashes nothing itself: it signs with method 14 only when the peer listed the
+    /// Identity "hash" (RFC 8420 section 2), else there is no signature the peer has said it can check.
+    func authentication(_ octets: [UInt8], peerHashes: SignatureHashAlgorithms, rsaPSS: Bool = false) throws(SigningFailure) -> AuthenticationPayload {
+        if case .ed25519(let k) = self {
+            guard peerHashes.contains(.identity) else {
+                throw SigningFailure("our key is Ed25519, and the peer did not list the Identity hash (RFC 8420) in SIGNATURE_HASH_ALGORITHMS"
+                                     + (peerHashes.isEmpty ? " (it sent none)" : " (it listed \(peerHashes))"))
+            }
+            let algorithm = SignatureAlgorithmIdentifier.ed25519
+            do {
+                let signature = Array(try k.signature(for: octets))
+                return AuthenticationPayload(method: .digitalSignature, data: [UInt8(algorithm.der.count)] + algorithm.der + signature)
+            } catch { throw SigningFailure("Ed25519 signing failed: \(error)") }
+        }
+        do { return try classicOrSHA2(octets, digitalSignature: peerHashes.containsSHA2, rsaPSS: rsaPSS) } catch {
+            throw SigningFailure("signing with our \(name) key failed: \(error)")
+        }
+    }
+
+    private func classicOrSHA2(_ octets: [UInt8], digitalSignature: Bool, rsaPSS: Bool) throws -> AuthenticationPayload {
         if digitalSignature {
             let (algorithm, signature): (SignatureAlgorithmIdentifier, [UInt8])
             switch self {
+            case .ed25519: throw SigningFailure("Ed25519 signs only with RFC 8420's method")
             case .p256(let k): (algorithm, signature) = (.ecdsaSHA256, Array(try k.signature(for: octets).derRepresentation))
             case .p384(let k): (algorithm, signature) = (.ecdsaSHA384, Array(try k.signature(for: octets).derRepresentation))
             case .p521(let k): (algorithm, signature) = (.ecdsaSHA512, Array(try k.signature(for: octets).derRepresentation))
@@ -99,8 +138,15 @@ public enum SigningKey: Sendable {
         case .rsa(let k):
             return AuthenticationPayload(method: .rsaDigitalSignature,
                                          data: Array(try k.signature(for: Insecure.SHA1.hash(data: octets), padding: .insecurePKCS1v1_5).rawRepresentation))
+        case .ed25519: throw SigningFailure("Ed25519 has no classic AUTH method")
         }
     }
+}
+
+/// Why our AUTH payload could not be made, for the log and the failure event.
+public struct SigningFailure: Error, CustomStringConvertible {
+    public var description: String
+    init(_ description: String) { self.description = description }
 }
 
 /// The signature algorithms of RFC 7427's Digital Signature method, by their AlgorithmIdentifier DER
@@ -109,6 +155,8 @@ public enum SigningKey: Sendable {
 /// swift-crypto verifies (and the one strongSwan, OpenSSL and most others use).
 enum SignatureAlgorithmIdentifier: CaseIterable {
     case ecdsaSHA256, ecdsaSHA384, ecdsaSHA512, rsaSHA256, rsaSHA384, rsaSHA512, rsaPSSSHA256, rsaPSSSHA384, rsaPSSSHA512
+    /// PureEdDSA over the signed octets (RFC 8420; AlgorithmIdentifier of RFC 8410, no parameters).
+    case ed25519
 
     var der: [UInt8] {
         switch self {
@@ -121,8 +169,12 @@ enum SignatureAlgorithmIdentifier: CaseIterable {
         case .rsaPSSSHA256: return RSAPSSParameters(hash: .sha256).algorithmIdentifier
         case .rsaPSSSHA384: return RSAPSSParameters(hash: .sha384).algorithmIdentifier
         case .rsaPSSSHA512: return RSAPSSParameters(hash: .sha512).algorithmIdentifier
+        case .ed25519: return [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70]
         }
     }
+
+    /// id-Ed448's AlgorithmIdentifier: recognised to say why it is refused.
+    static let ed448 = [0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x71] as [UInt8]
 
     init?(der: [UInt8]) {
         for algorithm in Self.allCases {
@@ -149,13 +201,15 @@ enum SignatureAlgorithmIdentifier: CaseIterable {
         case .rsaPSSSHA256: return "RSASSA-PSS with SHA-256"
         case .rsaPSSSHA384: return "RSASSA-PSS with SHA-384"
         case .rsaPSSSHA512: return "RSASSA-PSS with SHA-512"
+        case .ed25519: return "Ed25519"
         }
     }
 
     /// Why an AlgorithmIdentifier is not one of ours, for the log.
     static func unsupported(_ der: [UInt8]) -> String {
         if case .failure(let reason)? = RSAPSSParameters.parse(algorithmIdentifier: der) { return reason.description }
-        return "signature algorithm \(der.hexString) is not supported (ECDSA or RSA PKCS#1 v1.5 with SHA-2, or RSASSA-PSS)"
+        if der == ed448 { return "signature algorithm Ed448 is not supported (swift-crypto has no Ed448)" }
+        return "signature algorithm \(der.hexString) is not supported (ECDSA or RSA PKCS#1 v1.5 with SHA-2, RSASSA-PSS, or Ed25519)"
     }
 }
 
@@ -307,8 +361,8 @@ enum SignatureAuthentication {
         }
     }
 
-    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4): SHA2-256, SHA2-384, SHA2-512.
-    static let hashAlgorithmsNotify = NotifyPayload(type: .signatureHashAlgorithms, data: [0, 2, 0, 3, 0, 4])
+    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4): SHA2-256, SHA2-384, SHA2-512, and Identity for Ed25519 (RFC 8420).
+    static let hashAlgorithmsNotify = NotifyPayload(type: .signatureHashAlgorithms, data: SignatureHashAlgorithms.ours.notifyData)
 
     /// The AUTH data of RFC 7427's method 14 split: the AlgorithmIdentifier (after its length octet) and
     /// the signature; nil for other methods or data too short for the length it states.
@@ -377,6 +431,9 @@ enum SignatureAuthentication {
         case .rsaPSSSHA256: return rsa(SHA256.hash(data: octets), padding: .PSS)
         case .rsaPSSSHA384: return rsa(SHA384.hash(data: octets), padding: .PSS)
         case .rsaPSSSHA512: return rsa(SHA512.hash(data: octets), padding: .PSS)
+        case .ed25519:
+            guard let key = Curve25519.Signing.PublicKey(publicKey) else { return false }
+            return key.isValidSignature(signature, for: octets)
         }
     }
 }

@@ -76,8 +76,9 @@ final class IKESession {
     var responderFirstMessage: [UInt8] = []
     var cookie: [UInt8]?
     var natDetected = false
-    /// The peer announced SHA-2 in SIGNATURE_HASH_ALGORITHMS: signatures use RFC 7427's method.
-    var peerSupportsDigitalSignature = false
+    /// What the peer listed in SIGNATURE_HASH_ALGORITHMS: with SHA-2, signatures use RFC 7427's method;
+    /// with Identity, an Ed25519 key may sign (RFC 8420).
+    var peerSignatureHashes = SignatureHashAlgorithms([])
     /// The identity the peer proved in IKE_AUTH.
     var peerIdentity: IdentificationPayload?
     /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).

@@ -4,18 +4,22 @@ import X509
 extension IKEEngine {
     /// Our AUTH payload and the CERT payloads that go with it, as the connection says we prove who we are.
     func ourAuthentication(session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, firstMessage: [UInt8], peerNonce: [UInt8],
-                           authenticationKey: KeyMaterial, identity: IdentificationPayload) -> (certificates: [Payload], auth: AuthenticationPayload)? {
+                           authenticationKey: KeyMaterial, identity: IdentificationPayload)
+        -> Result<(certificates: [Payload], auth: AuthenticationPayload), SigningFailure> {
         switch connection.localAuthentication {
         case .preSharedKey:
             let data = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
                                                              peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
-            return ([], AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: data))
+            return .success(([], AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: data)))
         case .certificate(let credential):
             let octets = SignatureAuthentication.signedOctets(prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
                                                               authenticationKey: authenticationKey, identification: identity)
-            guard let auth = try? credential.key.authentication(octets, digitalSignature: session.peerSupportsDigitalSignature,
-                                                                        rsaPSS: credential.rsaPSS) else { return nil }
-            return (SignatureAuthentication.certificatePayloads(credential.chain), auth)
+            do {
+                let auth = try credential.key.authentication(octets, peerHashes: session.peerSignatureHashes, rsaPSS: credential.rsaPSS)
+                return .success((SignatureAuthentication.certificatePayloads(credential.chain), auth))
+            } catch {
+                return .failure(error)
+            }
         }
     }
 
@@ -89,11 +93,13 @@ extension IKEEngine {
     func sendAuthRequest(session: IKESession, now: Double) -> [EngineAction] {
         guard let suite = session.suite, let keys = session.keys else { return [] }
         let identity = session.connection.localIdentity.payload
-        guard let ours = ourAuthentication(session: session, connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
-                                           peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator,
-                                           identity: identity) else {
+        let ours: (certificates: [Payload], auth: AuthenticationPayload)
+        switch ourAuthentication(session: session, connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
+                                 peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator, identity: identity) {
+        case .success(let made): ours = made
+        case .failure(let failure):
             count("signing_failed")
-            return closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload")
+            return closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload: \(failure)")
         }
         // Order: IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ], [IDr], AUTH, then the CHILD SA's payloads.
         var payloads: [Payload] = [.identificationInitiator(identity)] + ours.certificates
@@ -218,12 +224,14 @@ extension IKEEngine {
         }
         session.connection = connection
         let ourIdentity = connection.localIdentity.payload
-        guard let ours = ourAuthentication(session: session, connection: connection, suite: suite, firstMessage: session.responderFirstMessage,
-                                           peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder,
-                                           identity: ourIdentity) else {
+        let ours: (certificates: [Payload], auth: AuthenticationPayload)
+        switch ourAuthentication(session: session, connection: connection, suite: suite, firstMessage: session.responderFirstMessage,
+                                 peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder, identity: ourIdentity) {
+        case .success(let made): ours = made
+        case .failure(let failure):
             count("signing_failed")
             return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
-                + closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload")
+                + closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload: \(failure)")
         }
         var response: [Payload] = [.identificationResponder(ourIdentity)] + ours.certificates + [.authentication(ours.auth)]
         session.state = .established

@@ -55,10 +55,9 @@ extension IKEEngine {
         }
     }
 
-    /// Whether SIGNATURE_HASH_ALGORITHMS lists a SHA-2 hash we sign with (RFC 7427 section 4).
-    static func announcesSHA2(_ payloads: [Payload]) -> Bool {
-        guard let data = payloads.notify(.signatureHashAlgorithms)?.data else { return false }
-        return stride(from: 0, to: data.count - 1, by: 2).contains { data[$0] == 0 && (2...4).contains(data[$0 + 1]) }
+    /// The hashes the peer's SIGNATURE_HASH_ALGORITHMS lists (RFC 7427 section 4); none without the notify.
+    static func signatureHashes(_ payloads: [Payload]) -> SignatureHashAlgorithms {
+        SignatureHashAlgorithms(notifyData: payloads.notify(.signatureHashAlgorithms)?.data ?? [])
     }
 
     func sendInitRequest(session: IKESession, now: Double) -> [EngineAction] {
@@ -121,7 +120,7 @@ extension IKEEngine {
         session.nonceResponder = nonce.data
         session.responderFirstMessage = raw
         session.suite = suite
-        session.peerSupportsDigitalSignature = Self.announcesSHA2(payloads)
+        session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: session.nonceInitiator,
                                               nonceResponder: nonce.data, sharedSecret: sharedSecret)
@@ -242,7 +241,7 @@ extension IKEEngine {
             response.append(request)
         }
         response += natDetectionNotifies(session: session)
-        session.peerSupportsDigitalSignature = Self.announcesSHA2(payloads)
+        session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         if session.fragmentation { response.append(.notify(NotifyPayload(type: .ikev2FragmentationSupported))) }
         if connection.usesCertificates && payloads.notify(.signatureHashAlgorithms) != nil {
