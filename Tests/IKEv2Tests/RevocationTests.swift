@@ -28,6 +28,22 @@ final class RevocationTests: XCTestCase {
         XCTAssertThrowsError(try CertificateRevocationList.lists(pemOrDER: Array("not a CRL".utf8)))
     }
 
+    func testACRLSignedWithEd25519IsCheckedAndRevokes() throws {
+        let ca = try certificate("ed25519-ca"), revoked = try certificate("ed25519-revoked")
+        let crl = try XCTUnwrap(CertificateRevocationList.lists(pemOrDER: try fixture("ed25519-crl")).first)
+        XCTAssertEqual(crl.signatureAlgorithm, .ed25519)
+        XCTAssertTrue(crl.isSigned(by: ca))
+        // The ECDSA fixture CA has another key: the Ed25519 CRL is not its.
+        XCTAssertFalse(crl.isSigned(by: try certificate("ca")))
+        guard case .failure(let failure) = SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], revocationLists: [crl],
+                                                                         now: Date()) else { return XCTFail("a revoked certificate chained") }
+        XCTAssertTrue(failure.description.contains("is revoked by the CRL of CN=Ed25519 fixture CA"), failure.description)
+        // Without the CRL the Ed25519-signed certificate chains to its Ed25519 CA.
+        guard case .success = SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], now: Date()) else {
+            return XCTFail("the Ed25519 certificate did not chain")
+        }
+    }
+
     func testARevokedCertificateDoesNotChainAndAGoodOneDoes() throws {
         let ca = try certificate("ca"), revoked = try certificate("revoked"), good = try certificate("good")
         let crl = try CertificateRevocationList.lists(pemOrDER: try fixture("crl"))

@@ -512,16 +512,16 @@ def run_collision_case(directory, ike, esp, addresses):
         charon.stop()
 
 
-def make_certificates(directory, keys, peer_extension=""):
-    """A CA and two end-entity certificates from it, for strongSwan and ikeproxy with the key types given
-    (openssl -newkey arguments), each naming its address in subjectAltName; and a second CA that issued
-    nothing either side uses."""
+def make_certificates(directory, keys, peer_extension="", ca_key=("-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256")):
+    """A CA (key type `ca_key`) and two end-entity certificates from it, for strongSwan and ikeproxy with the
+    key types given (openssl -newkey arguments), each naming its address in subjectAltName; and a second CA
+    that issued nothing either side uses."""
     def openssl(*args):
         subprocess.run(["openssl", *args], check=True, capture_output=True)
     paths = {}
     for ca in ("ca", "other-ca"):
         cert, key = os.path.join(directory, f"{ca}.pem"), os.path.join(directory, f"{ca}.key")
-        openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", cert, "-days", "2",
+        openssl("req", "-x509", *ca_key, "-nodes", "-keyout", key, "-out", cert, "-days", "2",
                 "-subj", f"/O=IKEProxy interop/CN={ca}", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
         paths[ca] = (cert, key)
     for (name, address), newkey in zip((("strongswan", V4[0]), ("ikeproxy", V4[1])), keys):
@@ -546,7 +546,11 @@ CERTIFICATE_KEYS = {
     "RSA": ((["-newkey", "rsa:2048"], ["-newkey", "rsa:3072"]), r"RSA_EMSA_PKCS1_SHA2_256", "pubkey", "pubkey", r"RSA PKCS#1 v1\.5 with SHA-\d+"),
     # RSASSA-PSS both ways: strongSwan told to sign with it, ikeproxy with local_auth "rsa/pss".
     "RSA-PSS": ((["-newkey", "rsa:2048"], ["-newkey", "rsa:3072"]), r"RSA_EMSA_PSS_SHA2_256_SALT_32", "rsa/pss", "rsa/pss-sha256", r"RSASSA-PSS with SHA-256"),
+    # RFC 8420: both keys and the CA Ed25519; each side lists the Identity hash, so each signs with Ed25519.
+    "Ed25519": ((["-newkey", "ed25519"], ["-newkey", "ed25519"]), r"ED25519", "pubkey", "pubkey", r"Ed25519"),
 }
+# The CA's own key where it is not the P-256 default: an Ed25519 CA signs the certificates and the CRL.
+CA_KEYS = {"Ed25519": ("-newkey", "ed25519")}
 
 
 def load_certificate_peer(charon, paths, ike, esp, charon_auth="pubkey", remote_extra=None):
@@ -567,11 +571,11 @@ def load_certificate_peer(charon, paths, ike, esp, charon_auth="pubkey", remote_
 
 def run_certificate_case(directory, ike, esp, kind):
     """Both sides authenticate with certificates from one CA (ECDSA: strongSwan P-256, ikeproxy P-384; RSA:
-    2048 and 3072 bits), each side initiating in turn; then ikeproxy trusts another CA and strongSwan's
+    2048 and 3072 bits; Ed25519: both keys and the CA), each side initiating in turn; then ikeproxy trusts another CA and strongSwan's
     certificate is refused."""
     print(f"case {kind} certificates, {ike} / {esp}", flush=True)
     keys, signature_name, our_auth, charon_auth, our_name_of_theirs = CERTIFICATE_KEYS[kind]
-    paths = make_certificates(directory, keys)
+    paths = make_certificates(directory, keys, **({"ca_key": CA_KEYS[kind]} if kind in CA_KEYS else {}))
     charon = Charon(directory)
     try:
         load_certificate_peer(charon, paths, ike, esp, charon_auth=charon_auth)
@@ -853,6 +857,7 @@ def main():
                            ("certificates", lambda d: run_certificate_case(d, *cases[1], "ECDSA")),
                            ("certificates", lambda d: run_certificate_case(d, *cases[2], "RSA")),
                            ("certificates", lambda d: run_certificate_case(d, *cases[0], "RSA-PSS")),
+                           ("certificates", lambda d: run_certificate_case(d, *cases[3], "Ed25519")),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0])),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="CRL")),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="OCSP+CRL")),
