@@ -89,6 +89,7 @@ public struct DaemonConfiguration: Sendable {
             var rekey_time: Double?
             var ike_rekey_time: Double?
             var liveness_interval: Double?
+            var childless: String?
             var local_auth: String?
             var remote_auth: String?
             var ca_certificates: [String]?
@@ -214,6 +215,10 @@ public struct DaemonConfiguration: Sendable {
             profiles[profiles.count - 1].peerTrustAnchors = anchors
             profiles[profiles.count - 1].peerRevocationLists = revocationLists
             profiles[profiles.count - 1].peerRevocationPolicy = revocation
+            if let childless = p.childless {
+                guard let mode = ChildlessMode(rawValue: childless) else { throw fail("\(at): childless '\(childless)' is not allow or force") }
+                profiles[profiles.count - 1].childless = mode
+            }
         }
         var rules: [PolicyRule] = []
         for (index, r) in file.policy.rules.enumerated() {

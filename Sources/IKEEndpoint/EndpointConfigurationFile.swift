@@ -33,11 +33,13 @@ public struct EndpointConfigurationFile: Decodable {
         var rekey_time: Double?
         var force_encapsulation: Bool?
         var liveness_interval: Double?
+        /// "allow" (default) or "force": whether IKE_AUTH carries the first CHILD SA (RFC 6023).
+        var childless: String?
         var children: [Child]?
         /// "psk" (default) or "pubkey": how this side proves who it is, and how the peer must.
         var local_auth: String?
         var remote_auth: String?
-        /// PEM files: our certificate (chain, end entity first) and its ECDSA key; the CAs we trust for the peer.
+        /// PEM files: our certificate (chain, end entity first) and its private key; the CAs we trust for the peer.
         var certificate: String?
         var private_key: String?
         var ca_certificates: [String]?
@@ -137,6 +139,12 @@ public struct EndpointConfigurationFile: Decodable {
                 forceEncapsulation: c.force_encapsulation ?? false, livenessInterval: c.liveness_interval)
             connection.localAuthentication = localAuthentication
             connection.remoteAuthentication = remoteAuthentication
+            if let childless = c.childless {
+                guard let mode = ChildlessMode(rawValue: childless) else {
+                    throw ConfigurationError("\(at): childless '\(childless)' is not allow or force")
+                }
+                connection.childless = mode
+            }
             return connection
         }
         guard !connections.isEmpty else { throw ConfigurationError("configuration defines no connections") }
@@ -161,7 +169,7 @@ public struct EndpointConfigurationFile: Decodable {
             do { credential = try CertificateCredential(certificatePEM: try read(certificate, "certificate"), privateKeyPEM: try read(key, "private_key")) }
             catch let error as CredentialError { throw ConfigurationError("\(at): certificate '\(certificate)' and private_key '\(key)': \(error)") }
             if mode == "rsa/pss" {
-                guard case .rsa = credential.key else { throw ConfigurationError("\(at): local_auth \"rsa/pss\" needs an RSA private_key ('\(key)' is ECDSA)") }
+                guard case .rsa = credential.key else { throw ConfigurationError("\(at): local_auth \"rsa/pss\" needs an RSA private_key ('\(key)' is \(credential.key.name))") }
                 credential.rsaPSS = true
             }
             local = .certificate(credential)

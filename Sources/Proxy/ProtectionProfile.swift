@@ -33,6 +33,9 @@ public struct ProtectionProfile: Sendable {
     public var peerRevocationLists: [CertificateRevocationList] = []
     /// What a missing OCSP answer about the peer's certificates means (strongSwan's `revocation`).
     public var peerRevocationPolicy: RevocationPolicy = .relaxed
+    /// `force`: the proxy's IKE_AUTH carries no CHILD SA; the terminal's SA comes with CREATE_CHILD_SA, with
+    /// a key exchange of its own when the ESP proposals name a group (RFC 6023).
+    public var childless: ChildlessMode = .allow
 
     public init(name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
                 peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil,
@@ -58,6 +61,7 @@ public struct ProtectionProfile: Sendable {
             credential.rsaPSS = signsWithRSAPSS
             connection.localAuthentication = .certificate(credential)
         }
+        connection.childless = childless
         if let peerTrustAnchors { connection.remoteAuthentication = .certificate(trustAnchors: peerTrustAnchors, revocationLists: peerRevocationLists,
                                                                                  revocation: peerRevocationPolicy) }
         return connection

@@ -35,9 +35,9 @@ public enum DemoScenario {
     }
 
     /// The peer's own connections, one per terminal it may talk to (it cannot tell the proxy is there).
-    public static func peerEngine(random: RandomSource = SystemRandom()) -> IKEEngine {
+    public static func peerEngine(random: RandomSource = SystemRandom(), childless: ChildlessMode = .allow) -> IKEEngine {
         let connections = [terminalA, terminalB, stranger].map { terminal in
-            ConnectionConfiguration(
+            var connection = ConnectionConfiguration(
                 name: "to-\(terminal)", localAddress: peer, remoteAddress: terminal, localIdentity: Identity(peer.description),
                 remoteIdentity: Identity(terminal.description), preSharedKey: preSharedKey,
                 proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
@@ -45,6 +45,8 @@ public enum DemoScenario {
                                               remoteTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
                                               proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])],
                 forceEncapsulation: true)
+            connection.childless = childless
+            return connection
         }
         return IKEEngine(connections: connections, random: random)
     }

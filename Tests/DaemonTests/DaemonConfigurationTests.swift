@@ -82,6 +82,13 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    func testAChildlessProfileMakesChildlessConnections() throws {
+        let plain = try DaemonConfiguration.parse(try example { _ in })
+        XCTAssertEqual(plain.profiles[0].connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).childless, .allow)
+        let childless = try DaemonConfiguration.parse(try example(profile("childless", "force")))
+        XCTAssertEqual(childless.profiles[0].connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).childless, .force)
+    }
+
     func rule(_ index: Int, _ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
         return { object in
             var policy = object["policy"] as! [String: Any]
@@ -192,6 +199,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal(profile("revocation", "never")).contains("revocation 'never' is not relaxed, ifuri or strict"))
         XCTAssertTrue(try refusal(profile("revocation", "strict")).contains("revocation applies to peer certificates"))
         XCTAssertTrue(try refusal(profile("liveness_interval", 0)).contains("liveness_interval 0.0 is not between 1 and 31536000 seconds"))
+        XCTAssertTrue(try refusal(profile("childless", "sometimes")).contains("childless 'sometimes' is not allow or force"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))

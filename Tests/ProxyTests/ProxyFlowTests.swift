@@ -208,6 +208,38 @@ final class ProxyFlowTests: XCTestCase {
         return VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(), peerAddress: peer, terminals: DemoScenario.terminals())
     }
 
+    func testAChildlessProfileGetsTheTerminalsSAFromCREATE_CHILD_SA() {
+        let network = network { $0.childless = .force }
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        ping(network, from: a)
+        XCTAssertTrue(lines.contains { $0.contains("IKE_AUTH without a CHILD SA (childless, RFC 6023)") }, "\(lines)")
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA, "keys set into terminal A after CREATE_CHILD_SA")
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], 1)
+        XCTAssertEqual(network.proxy.store.count, 1)
+        ping(network, from: a, sequence: 2)
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1, "traffic flows through ESP")
+        assertNoPlaintextLeak(network)
+    }
+
+    func testAPeersChildlessIKESAThenItsChildReachTheTerminal() {
+        let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals())
+        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(), registry: registry, profiles: [DemoScenario.profile()])
+        let network = VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(childless: .force), peerAddress: peer,
+                                     terminals: DemoScenario.terminals())
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        XCTAssertTrue(lines.contains { $0.contains("childless IKE_AUTH, RFC 6023") }, "\(lines)")
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA, "keys set into terminal A")
+        XCTAssertEqual(network.proxy.store.count, 1)
+        for sequence in 1...3 { network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: UInt16(sequence))) }
+        network.run()
+        XCTAssertEqual(network.peer.stack.received.filter(HostStack.isEchoReply).count, 3, "A answered through ESP")
+        assertNoPlaintextLeak(network)
+    }
+
     func testTheProxyRekeysTheIKESAWhenTheProfileSaysSo() {
         let network = network { $0.ikeRekeyTime = 60 }
         ping(network, from: a)

@@ -83,7 +83,7 @@ public enum SigningKey: Sendable {
     }
 
     /// The key's type, for the log.
-    var name: String {
+    public var name: String {
         switch self {
         case .p256: return "ECDSA P-256"
         case .p384: return "ECDSA P-384"

@@ -61,6 +61,15 @@ public struct ChildConfiguration: Sendable {
     var pfs: Bool { proposals.contains { !$0.groups.isEmpty } }
 }
 
+/// Whether IKE_AUTH carries the first CHILD SA (RFC 6023), as strongSwan's `childless` option says.
+public enum ChildlessMode: String, Sendable, CaseIterable {
+    /// IKE_AUTH carries the first CHILD SA; a peer's childless IKE_AUTH is accepted (we announce support).
+    case allow
+    /// IKE_AUTH never carries one: every CHILD SA comes with CREATE_CHILD_SA (with its own key exchange
+    /// when the proposals name a group), and a responder that did not announce support is not used.
+    case force
+}
+
 /// A peer this endpoint talks to: addresses, identities, PSK, proposals and children.
 public struct ConnectionConfiguration: Sendable {
     public var name: String
@@ -83,6 +92,8 @@ public struct ConnectionConfiguration: Sendable {
     /// How this side proves who it is, and how the peer must: a pre-shared key unless set otherwise.
     public var localAuthentication: LocalAuthentication = .preSharedKey
     public var remoteAuthentication: RemoteAuthentication = .preSharedKey
+    /// Whether, as initiator, IKE_AUTH carries the first CHILD SA (RFC 6023).
+    public var childless: ChildlessMode = .allow
 
     /// Whether certificates are involved either way (SIGNATURE_HASH_ALGORITHMS is then announced).
     var usesCertificates: Bool {

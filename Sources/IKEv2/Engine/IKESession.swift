@@ -81,6 +81,8 @@ final class IKESession {
     var peerSignatureHashes = SignatureHashAlgorithms([])
     /// The identity the peer proved in IKE_AUTH.
     var peerIdentity: IdentificationPayload?
+    /// The responder announced CHILDLESS_IKEV2_SUPPORTED (RFC 6023): IKE_AUTH may go without a CHILD SA.
+    var peerSupportsChildless = false
     /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383).
     var fragmentation = false
     /// Fragments received so far, by message ID: the total, the first inner payload type, the pieces.

@@ -114,14 +114,22 @@ extension IKEEngine {
         if let remote = session.connection.remoteIdentity { payloads.append(.identificationResponder(remote.payload)) }
         payloads.append(.authentication(ours.auth))
         var request: ChildRequest?
-        if !session.pendingChildren.isEmpty {
+        var actions: [EngineAction] = []
+        if session.connection.childless == .force {
+            guard session.peerSupportsChildless else {
+                count("childless_not_supported_by_peer")
+                return closeSession(session, kind: .ikeFailed, reason: "connection '\(session.connection.name)' is childless (force) and the "
+                                    + "responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
+            }
+            actions.append(.log("IKE_AUTH without a CHILD SA (childless, RFC 6023); \(session.pendingChildren.count) CHILD SA(s) follow with CREATE_CHILD_SA"))
+        } else if !session.pendingChildren.isEmpty {
             let configuration = session.pendingChildren.removeFirst()
             // No KE is allowed in IKE_AUTH, so the first CHILD SA never uses PFS (section 1.2).
             let child = ChildRequest(configuration: configuration, spiInbound: newChildSPI(), nonce: [], keyExchange: nil, rekeying: nil)
             payloads += childRequestPayloads(child, includeGroups: false)
             request = child
         }
-        return sendRequest(session: session, exchange: .ikeAuth, payloads: payloads, context: .ikeAuth(request), now: now)
+        return actions + sendRequest(session: session, exchange: .ikeAuth, payloads: payloads, context: .ikeAuth(request), now: now)
     }
 
     /// SA, TSi, TSr (and USE_TRANSPORT_MODE) of a CHILD SA request; nonce and KE are added by the caller.
@@ -253,6 +261,8 @@ extension IKEEngine {
                 actions.append(.log("first CHILD SA refused: \(refusal.notify.type)"))
                 response.append(.notify(refusal.notify))
             }
+        } else {
+            actions.append(.log("IKE SA without a CHILD SA (childless IKE_AUTH, RFC 6023): CHILD SAs come with CREATE_CHILD_SA"))
         }
         return respond(session: session, to: header, payloads: response) + actions
     }

@@ -70,6 +70,7 @@ extension IKEEngine {
         payloads += natDetectionNotifies(session: session)
         if session.connection.usesCertificates { payloads.append(.notify(SignatureAuthentication.hashAlgorithmsNotify)) }
         if settings.fragmentation { payloads.append(.notify(NotifyPayload(type: .ikev2FragmentationSupported))) }
+        payloads.append(.notify(NotifyPayload(type: .childlessIKEv2Supported)))
         let message = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: false), payloads: payloads)
         let bytes = message.encode()
         session.initiatorFirstMessage = bytes
@@ -122,6 +123,7 @@ extension IKEEngine {
         session.suite = suite
         session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
+        session.peerSupportsChildless = payloads.notify(.childlessIKEv2Supported) != nil
         let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: session.nonceInitiator,
                                               nonceResponder: nonce.data, sharedSecret: sharedSecret)
         session.keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
@@ -244,6 +246,8 @@ extension IKEEngine {
         session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         if session.fragmentation { response.append(.notify(NotifyPayload(type: .ikev2FragmentationSupported))) }
+        // Whatever the connection found later says, an IKE_AUTH without a CHILD SA is accepted (RFC 6023).
+        response.append(.notify(NotifyPayload(type: .childlessIKEv2Supported)))
         if connection.usesCertificates && payloads.notify(.signatureHashAlgorithms) != nil {
             response.append(.notify(SignatureAuthentication.hashAlgorithmsNotify))
         }

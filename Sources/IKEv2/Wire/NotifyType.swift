@@ -36,6 +36,8 @@ public struct NotifyType: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let nonFirstFragmentsAlso = NotifyType(16395)
     public static let mobikeSupported = NotifyType(16396)
     public static let ikev2FragmentationSupported = NotifyType(16430)
+    /// RFC 6023: the sender accepts an IKE SA set up without a CHILD SA in IKE_AUTH.
+    public static let childlessIKEv2Supported = NotifyType(16418)
     public static let signatureHashAlgorithms = NotifyType(16431)
 
     public var description: String {
