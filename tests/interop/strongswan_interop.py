@@ -149,14 +149,14 @@ class Charon:
         except Exception:
             pass
 
-    def load(self, ike, esp, addresses, local_ts=None):
+    def load(self, ike, esp, addresses, local_ts=None, options=None):
         local, remote = addresses
-        self.session.load_conn({"c": {
+        self.session.load_conn({"c": dict({
             "version": "2", "local_addrs": [local], "remote_addrs": [remote], "proposals": [ike],
             "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
             "local-1": {"auth": "psk", "id": local}, "remote-1": {"auth": "psk", "id": remote},
             "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
-                                "rekey_time": "0", "local_ts": [local], "remote_ts": [remote]}}}})
+                                "rekey_time": "0", "local_ts": [local], "remote_ts": [remote]}}}, **(options or {}))})
         self.session.load_shared({"id": "psk-1", "type": "IKE", "data": PSK, "owners": [local, remote]})
 
     def sas(self):
@@ -214,7 +214,7 @@ class Charon:
 class Endpoint:
     """`ikeproxy endpoint` in the endpoint namespace, driven through its control pipe."""
 
-    def __init__(self, directory, ike, esp, addresses, authentication=None):
+    def __init__(self, directory, ike, esp, addresses, authentication=None, options=None):
         peer, local = addresses
         self.fifo = os.path.join(directory, "control")
         config = {"connections": [{
@@ -225,6 +225,7 @@ class Endpoint:
         if authentication:
             config["connections"][0].update(authentication)
             del config["connections"][0]["psk"]
+        config["connections"][0].update(options or {})
         path = os.path.join(directory, "endpoint.json")
         with open(path, "w") as f:
             json.dump(config, f)
@@ -791,6 +792,55 @@ def run_ocsp_case(directory, ike, esp, kind="OCSP"):
         charon.stop()
 
 
+def run_childless_case(directory, ike, esp, addresses):
+    """RFC 6023 with strongSwan's `childless` option: each side sets up an IKE SA without a CHILD SA in IKE_AUTH
+    (childless = force on its side), the CHILD SA following with CREATE_CHILD_SA and a key exchange of its own
+    (the ESP proposal names x25519); then strongSwan refuses childless SAs (never) and ikeproxy's forced
+    childless initiation fails with the reason."""
+    pfs = esp + "-x25519"
+    print(f"case childless IKE SAs, {ike} / {pfs}", flush=True)
+    charon = Charon(directory)
+    try:
+        for initiator, theirs, ours in (("strongSwan", "force", "allow"), ("ikeproxy", "allow", "force")):
+            label = f"childless, initiated by {initiator}"
+            charon.load(ike, pfs, addresses, options={"childless": theirs})
+            endpoint = Endpoint(directory, ike, pfs, addresses, options={"childless": ours})
+            if initiator == "ikeproxy":
+                endpoint.command("initiate c")
+            else:
+                list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+            event = endpoint.wait_event("child_sa_established")
+            if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
+                sa = ike_sa(charon, event)
+                compare(sa, event, label, initiator == "ikeproxy")
+                children = [c for c in sa.get("child-sas", {}).values() if decode(c["spi-in"]) == event["child"]["spi_out"]]
+                check(children and decode(children[0].get("dh-group", b"")) == "CURVE_25519",
+                      f"{label}: strongSwan's CHILD SA ran its own key exchange ({decode(children[0].get('dh-group', b'none')) if children else 'no SA'})")
+                charon_log = open(charon.log, errors="replace").read()
+                verb = "generating" if initiator == "strongSwan" else "parsed"
+                auth_requests = re.findall(verb + r" IKE_AUTH request 1 \[([^\]]*)\]", charon_log)
+                check(auth_requests and " SA " not in auth_requests[-1] and " TSi " not in auth_requests[-1],
+                      f"{label}: IKE_AUTH carried no CHILD SA (strongSwan: [{auth_requests[-1].strip() if auth_requests else 'not logged'}])")
+                creates = re.findall(verb + r" CREATE_CHILD_SA request \d+ \[([^\]]*)\]", charon_log)
+                check(creates and " KE " in creates[-1], f"{label}: the CHILD SA came with CREATE_CHILD_SA [{creates[-1].strip() if creates else 'none'}]")
+                ours_said = "IKE_AUTH without a CHILD SA (childless, RFC 6023)" if initiator == "ikeproxy" else "childless IKE_AUTH, RFC 6023"
+                check(ours_said in endpoint_log(directory), f"{label}: ikeproxy logged the childless IKE_AUTH")
+                list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+                check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
+            check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        label = "childless, refused by strongSwan"
+        charon.load(ike, pfs, addresses, options={"childless": "never"})
+        endpoint = Endpoint(directory, ike, pfs, addresses, options={"childless": "force"})
+        endpoint.command("initiate c")
+        failed = endpoint.wait_event("ike_sa_failed", timeout=10)
+        check(failed is not None and "did not announce CHILDLESS_IKEV2_SUPPORTED" in (failed.get("reason") or ""),
+              f"{label}: ikeproxy's forced childless initiation fails with the reason ({failed.get('reason') if failed else 'no failure reported'})")
+        check(not [s for s in charon.sas() if s["state"] == b"ESTABLISHED"], f"{label}: no IKE SA at strongSwan")
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+    finally:
+        charon.stop()
+
+
 def run_restart_case(directory, ike, esp):
     """strongSwan crashes (SIGKILL), starts again without state and connects again: its IKE_AUTH carries
     INITIAL_CONTACT, so ikeproxy
@@ -839,9 +889,9 @@ def main():
     cases = [("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes128gcm16-prfsha384-ecp256", "aes128gcm16"),
              ("aes256-sha256-modp2048", "aes256-sha256"), ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305")]
     keep = os.environ.get("KEEP_LOGS")
-    # INTEROP_ONLY=collision or =certificates runs that case alone (for work on it).
+    # INTEROP_ONLY=collision, =certificates, =ocsp, =restart or =childless runs that case alone (for work on it).
     only = os.environ.get("INTEROP_ONLY")
-    only_collision = only in ("collision", "certificates", "ocsp", "restart")
+    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless")
     with Network():
         for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
@@ -861,7 +911,8 @@ def main():
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0])),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="CRL")),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="OCSP+CRL")),
-                           ("restart", lambda d: run_restart_case(d, *cases[0]))):
+                           ("restart", lambda d: run_restart_case(d, *cases[0])),
+                           ("childless", lambda d: run_childless_case(d, *cases[0], V4))):
             if only and only != name:
                 continue
             directory = tempfile.mkdtemp(prefix="ikp-interop-")
