@@ -112,6 +112,11 @@ public final class VirtualNetwork {
         peerActions(peer.engine.initiate(connection: connection, now: now))
     }
 
+    /// The peer deletes one of its IKE SAs (the newest of the connection without `spiInitiator`).
+    public func peerDeletesIKE(connection: String, spiInitiator: IKESPI? = nil) {
+        peerActions(peer.engine.deleteIKE(connection: connection, spiInitiator: spiInitiator, now: now))
+    }
+
     /// Puts a packet the proxy produced outside `run` on its way (tests that drive the proxy directly).
     public func inject(_ side: LinkSide, _ packet: [UInt8]) { proxyActions([.send(side, packet)], received: packet) }
 

@@ -86,6 +86,28 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(network.proxy.store.count, 2, "and the new negotiation is answered too")
     }
 
+    func testAPeerReauthenticatingMakeBeforeBreakLeavesTheTerminalOnTheNewSA() {
+        // As strongSwan with make_before_break: a whole new IKE SA and CHILD SA, then the old IKE SA deleted.
+        let network = DemoScenario.network()
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        let old = network.peer.engine.sessionSummaries.filter(\.established)
+        XCTAssertEqual(old.count, 1)
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        XCTAssertEqual(network.proxy.store.count, 2, "old and new CHILD SA overlap")
+        network.peerDeletesIKE(connection: "to-\(a)", spiInitiator: old[0].spiInitiator)
+        network.run()
+        XCTAssertEqual(network.proxy.store.count, 1, "the old CHILD SA left the store with its IKE SA")
+        XCTAssertNotEqual(network.proxy.store.children.values.first?.inbound.spi, old[0].children.first?.outbound, "the one left is the new one")
+        XCTAssertEqual(network.proxy.engine.sessionSummaries.filter(\.established).count, 1)
+        XCTAssertEqual(network.terminals[a]!.agent.database.outbound.count, 1, "the terminal keeps the new SA only")
+        for sequence in 1...3 { network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: UInt16(sequence))) }
+        network.run()
+        XCTAssertEqual(network.peer.stack.received.filter(HostStack.isEchoReply).count, 3, "A answers through the new SA")
+        assertNoPlaintextLeak(network)
+    }
+
     // Terminal side
 
     func testTerminalStartRequestRunsOneNegotiationAndPlaintextNeverLeaves() {

@@ -101,7 +101,7 @@ class Network:
 class Charon:
     """One charon in the peer namespace with a private /run, as in docs/strongswan-peer notes."""
 
-    def __init__(self, directory):
+    def __init__(self, directory, settings=""):
         self.dir = directory
         self.socket = os.path.join(directory, "charon.vici")
         self.log = os.path.join(directory, "charon.log")
@@ -112,6 +112,7 @@ class Charon:
   retransmit_tries = 3
   # Below the default 1280, so that charon's IKE_AUTH with an RSA certificate is sent in RFC 7383 fragments.
   fragment_size = 1000
+  {settings}
   plugins {{
     vici {{ socket = unix://{self.socket} }}
     kernel-libipsec {{ allow_peer_ts = yes }}
@@ -841,6 +842,44 @@ def run_childless_case(directory, ike, esp, addresses):
         charon.stop()
 
 
+def run_reauthentication_case(directory, ike, esp):
+    """strongSwan reauthenticates its IKE SA (a new IKE SA with new CHILD SAs, then the old one deleted; RFC 7296
+    section 2.8.3), once break-before-make (its default) and once make-before-break (overlapping SAs): ikeproxy
+    answers the new IKE SA while or after the old one goes, and both sides end with the same single new SA."""
+    for scheme, settings in (("break-before-make", ""), ("make-before-break", "make_before_break = yes")):
+        label = f"reauthentication, {scheme}"
+        print(f"case strongSwan reauthenticates ({scheme}), {ike} / {esp}", flush=True)
+        charon = Charon(directory, settings=settings)
+        endpoint = Endpoint(directory, ike, esp, V4)
+        try:
+            charon.load(ike, esp, V4)
+            list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+            first = endpoint.wait_event("child_sa_established")
+            if not check(first is not None, f"{label}: first IKE SA established"):
+                continue
+            list(charon.session.rekey({"ike": "c", "reauth": "yes"}))
+            second = endpoint.wait_event("child_sa_established", count=2, timeout=15)
+            deleted = endpoint.wait_event("ike_sa_deleted", timeout=15)
+            check(second is not None and second["ike_spi_i"] != first["ike_spi_i"], f"{label}: a new IKE SA with a new CHILD SA")
+            check(deleted is not None and deleted["ike_spi_i"] == first["ike_spi_i"], f"{label}: strongSwan deleted the old IKE SA")
+            if second is None or deleted is None:
+                continue
+            order = [e["event"] for e in endpoint.events if e["event"] in ("child_sa_established", "ike_sa_deleted")]
+            new_first = order[:3] == ["child_sa_established", "child_sa_established", "ike_sa_deleted"]
+            check(new_first == (scheme == "make-before-break"),
+                  f"{label}: the new CHILD SA came {'before' if new_first else 'after'} the old IKE SA's deletion ({order})")
+            check(charon.wait(lambda sas: len([s for s in sas if s["state"] == b"ESTABLISHED"]) == 1),
+                  f"{label}: strongSwan keeps one IKE SA")
+            compare(ike_sa(charon, second), second, label + ", new SA", False)
+            gone = endpoint.wait_event("child_sa_deleted")
+            check(gone is not None and gone["child"]["spi_in"] == first["child"]["spi_in"], f"{label}: the old CHILD SA reported deleted")
+            check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        finally:
+            if endpoint.process.poll() is None:
+                endpoint.stop()
+            charon.stop()
+
+
 def run_restart_case(directory, ike, esp):
     """strongSwan crashes (SIGKILL), starts again without state and connects again: its IKE_AUTH carries
     INITIAL_CONTACT, so ikeproxy
@@ -891,7 +930,7 @@ def main():
     keep = os.environ.get("KEEP_LOGS")
     # INTEROP_ONLY=collision, =certificates, =ocsp, =restart or =childless runs that case alone (for work on it).
     only = os.environ.get("INTEROP_ONLY")
-    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless")
+    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless", "reauthentication")
     with Network():
         for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
@@ -912,7 +951,8 @@ def main():
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="CRL")),
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="OCSP+CRL")),
                            ("restart", lambda d: run_restart_case(d, *cases[0])),
-                           ("childless", lambda d: run_childless_case(d, *cases[0], V4))):
+                           ("childless", lambda d: run_childless_case(d, *cases[0], V4)),
+                           ("reauthentication", lambda d: run_reauthentication_case(d, *cases[1]))):
             if only and only != name:
                 continue
             directory = tempfile.mkdtemp(prefix="ikp-interop-")

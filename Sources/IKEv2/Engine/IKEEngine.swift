@@ -98,8 +98,12 @@ public final class IKEEngine {
                            context: .deleteChildren([child.spiInbound]), now: now)
     }
 
-    public func deleteIKE(connection name: String, now: Double) -> [EngineAction] {
-        guard let session = findSession(connection: name) else { return [.log("delete: no IKE SA for '\(name)'")] }
+    /// Deletes the connection's newest established IKE SA, or the one with this initiator SPI (an older one
+    /// another replaced, as when reauthenticating make-before-break).
+    public func deleteIKE(connection name: String, spiInitiator: IKESPI? = nil, now: Double) -> [EngineAction] {
+        let found = spiInitiator.map { spi in sessions.values.first { $0.connection.name == name && $0.state == .established && $0.spiInitiator == spi } }
+            ?? findSession(connection: name)
+        guard let session = found else { return [.log("delete: no IKE SA for '\(name)'")] }
         session.state = .deleting
         return sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
     }
