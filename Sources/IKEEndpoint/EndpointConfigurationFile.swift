@@ -114,9 +114,8 @@ public struct EndpointConfigurationFile: Decodable {
                         guard let address else { throw ConfigurationError("\(cat): traffic selectors are required without remote_address") }
                         return [TrafficSelector(cidr: address.description)!]
                     }
-                    return try texts.map {
-                        guard let ts = TrafficSelector(cidr: $0) else { throw ConfigurationError("\(cat): '\($0)' is not a prefix") }
-                        return ts
+                    return try texts.map { text in
+                        do { return try TrafficSelector(text: text) } catch { throw ConfigurationError("\(cat): \(error)") }
                     }
                 }
                 let mode: ChildMode

@@ -96,8 +96,10 @@ public final class KeyExchangeProxy {
 
     func connectionName(for terminal: IPAddress, peer: IPAddress, profile: ProtectionProfile) -> String {
         let credential = registry.terminal(at: terminal).flatMap { terminalCredentials[$0.terminalID] }
-        let connection = profile.connection(terminal: terminal, peer: peer, credential: credential)
-        engine.addConnection(connection)
+        let connection = profile.connection(terminal: terminal, peer: peer, credential: credential,
+                                            selectors: policy.protectedSelectors(terminal: terminal, peer: peer, profile: profile.name))
+        // Set every time: a policy changed over the management API reaches the next negotiation.
+        engine.setConnection(connection)
         return connection.name
     }
 

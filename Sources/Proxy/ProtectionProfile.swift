@@ -46,10 +46,12 @@ public struct ProtectionProfile: Sendable {
     }
 
     /// The engine connection that negotiates for `terminal` with `peer` under this profile: the terminal's
-    /// address and identity on our side, host-to-host selectors.
-    public func connection(terminal: IPAddress, peer: IPAddress, credential: CertificateCredential? = nil) -> ConnectionConfiguration {
-        let child = ChildConfiguration(name: "\(name)-child", localTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
-                                       remoteTrafficSelectors: [TrafficSelector(cidr: peer.description)!], mode: mode,
+    /// address and identity on our side, the selectors the policy gives (host to host by default).
+    public func connection(terminal: IPAddress, peer: IPAddress, credential: CertificateCredential? = nil,
+                           selectors: ProtectedTrafficSelectors? = nil) -> ConnectionConfiguration {
+        let selectors = selectors ?? .hostToHost(terminal: terminal, peer: peer)
+        let child = ChildConfiguration(name: "\(name)-child", localTrafficSelectors: selectors.local,
+                                       remoteTrafficSelectors: selectors.remote, mode: mode,
                                        proposals: espProposals, rekeyTime: childRekeyTime)
         var connection = ConnectionConfiguration(name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
                                                  localAddress: terminal, remoteAddress: peer,

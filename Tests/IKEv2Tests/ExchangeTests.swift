@@ -60,6 +60,17 @@ final class ExchangeTests: XCTestCase {
         XCTAssertEqual(ea.child?.remoteTrafficSelectors.map(\.description), ["10.2.0.0/24"])
     }
 
+    func testASetConnectionReachesTheNextNegotiation() throws {
+        let pair = try Fixtures.pair()
+        var narrower = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        narrower.children[0].localTrafficSelectors = [try TrafficSelector(text: "192.0.2.1[udp]")]
+        narrower.children[0].remoteTrafficSelectors = [try TrafficSelector(text: "192.0.2.2[udp/53]")]
+        pair.initiator.setConnection(narrower)
+        let (a, b) = try establish(pair)
+        XCTAssertEqual(a.child?.localTrafficSelectors.map(\.description), ["192.0.2.1/32[udp]"])
+        XCTAssertEqual(b.child?.localTrafficSelectors.map(\.description), ["192.0.2.2/32[udp/53]"], "the responder narrowed to it")
+    }
+
     func testWrongPreSharedKeyFailsAuthentication() throws {
         let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
         let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",

@@ -1,4 +1,5 @@
 import XCTest
+import IKEv2
 import Packets
 @testable import Proxy
 
@@ -65,6 +66,35 @@ final class PolicyTableTests: XCTestCase {
                 XCTAssertEqual(table.lookup(flow)?.index, rules.firstIndex { $0.matches(flow) }, "round \(round)")
             }
         }
+    }
+
+    func testProtectRulesGiveTheChildSASelectors() {
+        let terminals = AddressPrefix("10.0.0.0/24")!, peer = AddressPrefix("198.51.100.1")!
+        let t = IPAddress("10.0.0.5")!, p = IPAddress("198.51.100.1")!
+        func selectors(_ rules: [PolicyRule], default action: PolicyAction = .bypass) -> String {
+            let s = PolicyTable(rules: rules, defaultAction: action).protectedSelectors(terminal: t, peer: p, profile: "gw")
+            return s.local.map(\.description).joined(separator: " ") + " <-> " + s.remote.map(\.description).joined(separator: " ")
+        }
+        // One rule for TCP to port 443: the SA covers that and nothing else.
+        XCTAssertEqual(selectors([PolicyRule(source: terminals, destination: peer, ipProtocol: 6, destinationPorts: PortRange(443, 443),
+                                             action: .protect(profile: "gw"))]),
+                       "10.0.0.5/32[tcp] <-> 198.51.100.1/32[tcp/443]")
+        // Two rules of the profile: both flows; a rule of another profile, a bypass rule and a rule for another peer are not counted.
+        XCTAssertEqual(selectors([
+            PolicyRule(source: terminals, destination: peer, ipProtocol: 17, sourcePorts: PortRange(5000, 5999), destinationPorts: PortRange(53, 53), action: .protect(profile: "gw")),
+            PolicyRule(source: terminals, destination: peer, ipProtocol: 1, sourcePorts: PortRange(8, 8), action: .protect(profile: "gw")),
+            PolicyRule(source: terminals, destination: peer, ipProtocol: 6, action: .protect(profile: "other")),
+            PolicyRule(source: terminals, destination: peer, ipProtocol: 6, action: .bypass),
+            PolicyRule(source: terminals, destination: AddressPrefix("198.51.100.2")!, action: .protect(profile: "gw")),
+        ]), "10.0.0.5/32[udp/5000-5999] 10.0.0.5/32[icmp] <-> 198.51.100.1/32[udp/53] 198.51.100.1/32[icmp]")
+        // A rule for any protocol, or only the default action: host to host.
+        XCTAssertEqual(selectors([PolicyRule(source: terminals, destination: peer, ipProtocol: 6, action: .protect(profile: "gw")),
+                                  PolicyRule(source: terminals, destination: peer, action: .protect(profile: "gw"))]),
+                       "10.0.0.5/32 <-> 198.51.100.1/32")
+        XCTAssertEqual(selectors([], default: .protect(profile: "gw")), "10.0.0.5/32 <-> 198.51.100.1/32")
+        // IPv6 rules do not apply to an IPv4 pair.
+        XCTAssertEqual(selectors([PolicyRule(source: AddressPrefix("2001:db8::/64")!, destination: AddressPrefix("2001:db8::1")!, ipProtocol: 6,
+                                             action: .protect(profile: "gw"))]), "10.0.0.5/32 <-> 198.51.100.1/32")
     }
 
     func testPrefixAndPortParsing() {

@@ -262,6 +262,48 @@ final class ProxyFlowTests: XCTestCase {
         assertNoPlaintextLeak(network)
     }
 
+    /// A table whose only protect rule is TCP to the peer's port 5001; the rest bypasses.
+    func tcpOnlyNetwork() -> VirtualNetwork {
+        let terminals = AddressPrefix("10.0.0.0/24")!
+        let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, ipProtocol: 6,
+                                                    destinationPorts: PortRange(5001, 5001), action: .protect(profile: "gateway"))],
+                                 defaultAction: .bypass)
+        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
+                                     profiles: [DemoScenario.profile()])
+        return VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(), peerAddress: peer, terminals: DemoScenario.terminals())
+    }
+
+    func testAProtocolAndPortRuleGivesAnSAForThatFlowOnly() {
+        let network = tcpOnlyNetwork()
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        let child = network.proxy.store.children.values.first
+        XCTAssertEqual(child.map { $0.outbound.sourceSelectors.map(\.description) }, ["\(a)/32[tcp]"])
+        XCTAssertEqual(child.map { $0.outbound.destinationSelectors.map(\.description) }, ["198.51.100.1/32[tcp/5001]"])
+        // The peer, configured host to host, narrowed its side to what the proxy asked for.
+        let peerChild = network.peer.events.last { $0.kind == .childEstablished }?.child
+        XCTAssertEqual(peerChild?.remoteTrafficSelectors.map(\.description), ["\(a)/32[tcp]"])
+        // TCP to 5001 now goes through ESP; a ping is not the SA's and passes in the clear, as the policy says.
+        let espBefore = network.peer.espReceived
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.peer.espReceived, espBefore + 1, "the TCP segment went through ESP")
+        ping(network, from: a, sequence: 7)
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1, "the ping went and came back in the clear")
+        XCTAssertEqual(network.peer.espReceived, espBefore + 1, "not through ESP")
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["bypassed"] ?? 0, 1)
+    }
+
+    func testAPeerOfferingHostToHostIsNarrowedToThePolicysFlow() {
+        let network = tcpOnlyNetwork()
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        let peerChild = network.peer.events.last { $0.kind == .childEstablished }?.child
+        XCTAssertEqual(peerChild?.localTrafficSelectors.map(\.description), ["198.51.100.1/32[tcp/5001]"], "narrowed by the proxy (RFC 7296 2.9)")
+        XCTAssertEqual(peerChild?.remoteTrafficSelectors.map(\.description), ["\(a)/32[tcp]"])
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+    }
+
     func testTheProxyRekeysTheIKESAWhenTheProfileSaysSo() {
         let network = network { $0.ikeRekeyTime = 60 }
         ping(network, from: a)

@@ -62,6 +62,16 @@ public final class IKEEngine {
     /// Adds a connection at run time (the proxy creates one per terminal and peer when first needed);
     /// false when one with that name exists already.
     @discardableResult
+    /// Replaces the configuration of the connection with the same name and local address, or adds it: new
+    /// negotiations use it (as after a policy change); IKE SAs already made keep what they agreed.
+    public func setConnection(_ connection: ConnectionConfiguration) {
+        if let index = connectionsByName[connection.name], connections[index].localAddress == connection.localAddress {
+            connections[index] = connection
+        } else if connectionsByName[connection.name] == nil {
+            _ = addConnection(connection)
+        }
+    }
+
     public func addConnection(_ connection: ConnectionConfiguration) -> Bool {
         guard connectionsByName[connection.name] == nil else { return false }
         connectionsByName[connection.name] = connections.count

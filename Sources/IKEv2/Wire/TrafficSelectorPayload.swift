@@ -43,15 +43,14 @@ public struct TrafficSelector: Hashable, Sendable, CustomStringConvertible {
 
     public func contains(_ other: TrafficSelector) -> Bool { intersection(other) == other }
 
+    /// `192.0.2.0/24`, `192.0.2.1/32[tcp/443]`: the text form of TrafficSelectorText.swift.
     public var description: String {
-        let ports = (startPort == 0 && endPort == 65535) ? "" : startPort == endPort ? "[\(startPort)]" : "[\(startPort)-\(endPort)]"
-        let proto = ipProtocol == 0 ? "" : "/proto=\(ipProtocol)"
         var addresses = "\(startAddress)..\(endAddress)"
         let bits = startAddress.bytes.count * 8
         for prefix in 0...bits where startAddress.range(prefixLength: prefix) == (startAddress, endAddress) {
             addresses = "\(startAddress)/\(prefix)"; break
         }
-        return addresses + proto + ports
+        return addresses + selectorSuffix
     }
 
     static func decode(_ reader: inout ByteReader) throws(IKEDecodingError) -> TrafficSelector {

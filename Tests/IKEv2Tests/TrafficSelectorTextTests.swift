@@ -1,0 +1,48 @@
+import XCTest
+@testable import IKEv2
+
+/// The strongSwan-like text form of traffic selectors: read from configuration, written in logs and events.
+final class TrafficSelectorTextTests: XCTestCase {
+    func testPrefixesProtocolsAndPortsAreRead() throws {
+        let cases: [(String, UInt8, UInt16, UInt16, String)] = [
+            ("10.0.0.0/24", 0, 0, 65535, "10.0.0.0/24"),
+            ("2001:db8::1", 0, 0, 65535, "2001:db8::1/128"),
+            ("192.0.2.1/32[tcp]", 6, 0, 65535, "192.0.2.1/32[tcp]"),
+            ("192.0.2.1[tcp/443]", 6, 443, 443, "192.0.2.1/32[tcp/443]"),
+            ("192.0.2.1[UDP/1000-2000]", 17, 1000, 2000, "192.0.2.1/32[udp/1000-2000]"),
+            ("192.0.2.1[udp/%any]", 17, 0, 65535, "192.0.2.1/32[udp]"),
+            ("2001:db8::/64[ipv6-icmp]", 58, 0, 65535, "2001:db8::/64[icmpv6]"),
+            ("192.0.2.1[47]", 47, 0, 65535, "192.0.2.1/32[47]"),
+            ("192.0.2.1[%any]", 0, 0, 65535, "192.0.2.1/32"),
+            ("192.0.2.1[sctp/9]", 132, 9, 9, "192.0.2.1/32[sctp/9]"),
+        ]
+        for (text, proto, low, high, written) in cases {
+            let selector = try TrafficSelector(text: text)
+            XCTAssertEqual(selector.ipProtocol, proto, text)
+            XCTAssertEqual(selector.startPort, low, text)
+            XCTAssertEqual(selector.endPort, high, text)
+            XCTAssertEqual(selector.description, written, text)
+            // What is written reads back as the same selector.
+            XCTAssertEqual(try TrafficSelector(text: written), selector, written)
+        }
+    }
+
+    func testGarbageIsRefusedWithTheReason() {
+        let cases: [(String, String)] = [
+            ("10.0.0/24", "'10.0.0/24' is not a prefix"),
+            ("10.0.0.1[tcp", "a protocol selector ends with ']'"),
+            ("10.0.0.1[gre]", "protocol 'gre' is not tcp, udp"),
+            ("10.0.0.1[tcp/http]", "port 'http' is not a number or a range"),
+            ("10.0.0.1[tcp/2000-1000]", "is not a number or a range"),
+            ("10.0.0.1[tcp/70000]", "is not a number or a range"),
+            ("10.0.0.1[icmp/8]", "ports apply to tcp, udp, sctp and udplite only"),
+            ("10.0.0.1[any/80]", "ports apply to tcp, udp, sctp and udplite only"),
+            ("10.0.0.1[256]", "is not tcp, udp"),
+        ]
+        for (text, reason) in cases {
+            XCTAssertThrowsError(try TrafficSelector(text: text)) { error in
+                XCTAssertTrue("\(error)".contains(reason), "\(text): \(error)")
+            }
+        }
+    }
+}
