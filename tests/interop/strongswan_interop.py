@@ -880,6 +880,88 @@ def run_reauthentication_case(directory, ike, esp):
             charon.stop()
 
 
+def normalized_ts(text):
+    """strongSwan's selector text with service names made numbers (192.0.2.1/32[udp/domain] -> [udp/53])."""
+    text = decode(text)
+    match = re.fullmatch(r"(.*)\[(\w+)/([\w-]+)\]", text)
+    if match and not match.group(3)[0].isdigit():
+        port = socket.getservbyname(match.group(3), match.group(2))
+        return f"{match.group(1)}[{match.group(2)}/{port}]"
+    return text
+
+
+def run_selector_case(directory, ike, esp):
+    """Traffic selectors with protocols and ports (RFC 7296 sections 2.9 and 3.13.1): each side narrows a
+    host-to-host proposal to its own [protocol/port] selectors, as initiator and as responder, and
+    selectors that do not meet are refused with TS_UNACCEPTABLE."""
+    print(f"case traffic selectors with protocols and ports, {ike} / {esp}", flush=True)
+    peer, local = V4
+    charon = Charon(directory)
+    try:
+        cases = (
+            # label, strongSwan's (local_ts, remote_ts), ikeproxy's (local_ts, remote_ts), expected at ikeproxy (local, remote)
+            ("ikeproxy's [tcp/5201] within strongSwan's host to host", (peer, local), (f"{local}[tcp]", f"{peer}[tcp/5201]"),
+             (f"{local}/32[tcp]", f"{peer}/32[tcp/5201]")),
+            ("strongSwan's [udp/53] within ikeproxy's host to host", (f"{peer}[udp/53]", f"{local}[udp]"), (local, peer),
+             (f"{local}/32[udp]", f"{peer}/32[udp/53]")),
+        )
+        for name, theirs, ours, expected in cases:
+            for initiator in ("ikeproxy", "strongSwan"):
+                label = f"selectors, {name}, initiated by {initiator}"
+                charon.load(ike, esp, V4, options={"children": {"ch": {
+                    "esp_proposals": [esp], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                    "local_ts": [theirs[0]], "remote_ts": [theirs[1]]}}})
+                endpoint = Endpoint(directory, ike, esp, V4, options={"children": [
+                    {"name": "ch", "local_ts": [ours[0]], "remote_ts": [ours[1]], "esp_proposals": [esp]}]})
+                if initiator == "ikeproxy":
+                    endpoint.command("initiate c")
+                else:
+                    list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+                event = endpoint.wait_event("child_sa_established")
+                if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
+                    child = event["child"]
+                    check((child["ts_local"], child["ts_remote"]) == ([expected[0]], [expected[1]]),
+                          f"{label}: ikeproxy's CHILD SA is {child['ts_local']} <-> {child['ts_remote']}")
+                    sa = ike_sa(charon, event)
+                    installed = [c for c in sa.get("child-sas", {}).values() if decode(c["spi-in"]) == child["spi_out"]]
+                    got = (list(map(normalized_ts, installed[0]["local-ts"])), list(map(normalized_ts, installed[0]["remote-ts"]))) if installed else None
+                    check(got == ([expected[1]], [expected[0]]), f"{label}: strongSwan's is the mirror image ({got})")
+                    list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+                    check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
+                check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        # [tcp] against [udp]: nothing in common, so the CHILD SA is refused whoever asks.
+        for initiator in ("ikeproxy", "strongSwan"):
+            label = f"selectors that do not meet, initiated by {initiator}"
+            charon.load(ike, esp, V4, options={"children": {"ch": {
+                "esp_proposals": [esp], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                "local_ts": [f"{peer}[udp]"], "remote_ts": [f"{local}[udp]"]}}})
+            before = endpoint_log(directory)
+            endpoint = Endpoint(directory, ike, esp, V4, options={"children": [
+                {"name": "ch", "local_ts": [f"{local}[tcp]"], "remote_ts": [f"{peer}[tcp]"], "esp_proposals": [esp]}]})
+            if initiator == "ikeproxy":
+                endpoint.command("initiate c")
+                expected = "CHILD SA 'ch': refused by peer: TS_UNACCEPTABLE"
+            else:
+                try:
+                    list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+                except vici.exception.CommandException:
+                    pass
+                expected = "first CHILD SA refused: TS_UNACCEPTABLE"
+            endpoint.wait_event("ike_sa_established", timeout=5)
+            deadline = time.time() + 5
+            while expected not in endpoint_log(directory)[len(before):] and time.time() < deadline:
+                time.sleep(0.2)
+            check(expected in endpoint_log(directory)[len(before):], f"{label}: refused with TS_UNACCEPTABLE ({expected})")
+            check(endpoint.wait_event("child_sa_established", timeout=1) is None, f"{label}: no CHILD SA")
+            try:
+                list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+            except vici.exception.CommandException:
+                pass  # strongSwan may have closed the IKE SA itself
+            check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+    finally:
+        charon.stop()
+
+
 def run_restart_case(directory, ike, esp):
     """strongSwan crashes (SIGKILL), starts again without state and connects again: its IKE_AUTH carries
     INITIAL_CONTACT, so ikeproxy
@@ -930,7 +1012,7 @@ def main():
     keep = os.environ.get("KEEP_LOGS")
     # INTEROP_ONLY=collision, =certificates, =ocsp, =restart or =childless runs that case alone (for work on it).
     only = os.environ.get("INTEROP_ONLY")
-    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless", "reauthentication")
+    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless", "reauthentication", "selectors")
     with Network():
         for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
@@ -952,7 +1034,8 @@ def main():
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="OCSP+CRL")),
                            ("restart", lambda d: run_restart_case(d, *cases[0])),
                            ("childless", lambda d: run_childless_case(d, *cases[0], V4)),
-                           ("reauthentication", lambda d: run_reauthentication_case(d, *cases[1]))):
+                           ("reauthentication", lambda d: run_reauthentication_case(d, *cases[1])),
+                           ("selectors", lambda d: run_selector_case(d, *cases[0]))):
             if only and only != name:
                 continue
             directory = tempfile.mkdtemp(prefix="ikp-interop-")
