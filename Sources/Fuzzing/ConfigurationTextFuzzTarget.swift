@@ -14,6 +14,7 @@ public final class ConfigurationTextFuzzTarget: FuzzTarget {
     public func seeds() -> [[UInt8]] {
         [["192.0.2.1", "2001:db8::1", "::", "::ffff:192.0.2.1", "fe80::1:2:3:4", "1:2:3:4:5:6:7:8"],
          ["10.0.0.0/24", "2001:db8::/64", "0.0.0.0/0", "::/0", "192.0.2.7/32"],
+         ["192.0.2.1[tcp/443]", "10.0.0.0/24[udp/1000-2000]", "2001:db8::1[icmpv6]", "192.0.2.1[47]", "192.0.2.1[%any]"],
          ["02:00:00:00:d0:01", "02-00-00-00-d0-02"],
          ["aes256gcm16-prfsha256-x25519", "aes256-sha256-modp2048", "chacha20poly1305-prfsha512-ecp384", "aes128gcm16-esn"],
          ["peer.example.com", "admin@example.com", "192.0.2.1", "2001:db8::2"]].map { Array($0.joined(separator: "\n").utf8) }
@@ -38,6 +39,14 @@ public final class ConfigurationTextFuzzTarget: FuzzTarget {
             }
             if let selector = TrafficSelector(cidr: text), selector.startAddress.isIPv6 != selector.endAddress.isIPv6 {
                 broken.append("TrafficSelector '\(text)' mixes address families")
+            }
+            if let selector = try? TrafficSelector(text: text) {
+                if (try? TrafficSelector(text: selector.description)) != selector {
+                    broken.append("TrafficSelector '\(text)' prints as '\(selector)', which does not parse to the same selector")
+                }
+                if selector.startPort > selector.endPort || selector.startAddress > selector.endAddress {
+                    broken.append("TrafficSelector '\(text)' has a range whose low end is above its high end")
+                }
             }
             if let mac = MACAddress(text: text) {
                 if MACAddress(text: mac.description) != mac { broken.append("MACAddress '\(text)' prints as '\(mac)', which parses to another") }
