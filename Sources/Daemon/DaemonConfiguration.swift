@@ -124,7 +124,17 @@ public struct DaemonConfiguration: Sendable {
         var profiles: [Profile]
         var policy: Policy
         var key_delivery: KeyDelivery?
-        var settings: EngineSettingsFile?
+        var settings: Settings?
+        /// The shared engine keys, and what only the proxy has: the wait after a failed negotiation.
+        struct Settings: Decodable {
+            var retry_after_failure: Double?
+            var engine: EngineSettingsFile
+            enum Keys: String, CodingKey { case retry_after_failure }
+            init(from decoder: Decoder) throws {
+                retry_after_failure = try decoder.container(keyedBy: Keys.self).decodeIfPresent(Double.self, forKey: .retry_after_failure)
+                engine = try EngineSettingsFile(from: decoder)
+            }
+        }
     }
 
     public static func load(path: String) throws -> DaemonConfiguration {
@@ -293,7 +303,11 @@ public struct DaemonConfiguration: Sendable {
         }
         var engine = EngineSettings()
         if let s = file.settings {
-            do { try s.apply(to: &engine) } catch { throw fail(error.description) }
+            do { try s.engine.apply(to: &engine) } catch { throw fail(error.description) }
+            if let v = s.retry_after_failure {
+                guard v >= 0 && v <= 3600 else { throw fail("settings.retry_after_failure: \(v) is not between 0 and 3600 seconds") }
+                settings.retryAfterFailure = v
+            }
         }
         var store: StoreConfiguration?
         if let st = file.store {

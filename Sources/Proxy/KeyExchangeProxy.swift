@@ -36,6 +36,9 @@ public struct ProxySettings: Sendable {
     public var keyDeliveryPort: UInt16 = 9500
     /// A stored SA is handed again to a terminal that asks for it at most this often, per terminal and peer.
     public var reuseInterval: Double = 1
+    /// After a negotiation for a terminal and a peer failed, start requests for them wait this long, so that
+    /// a terminal that keeps sending does not make an IKE exchange of every packet.
+    public var retryAfterFailure: Double = 10
     public init() {}
 }
 
@@ -54,6 +57,8 @@ public final class KeyExchangeProxy {
     private var setters: [UInt64: (setter: TerminalKeySetter, entry: TerminalEntry)] = [:]
     private var negotiating: [TerminalPeer: Double] = [:]
     private var lastReuse: [TerminalPeer: Double] = [:]
+    /// The last failed negotiation per terminal and peer: when, and why.
+    private var failures: [TerminalPeer: (at: Double, reason: String)] = [:]
     public private(set) var counters: [String: Int] = [:]
     private let epoch: UInt64
 
@@ -290,6 +295,10 @@ public final class KeyExchangeProxy {
             count("start_request_joined_negotiation")
             return []
         }
+        if let failure = failures[pair], now - failure.at < settings.retryAfterFailure {
+            count("start_request_held_after_failure")
+            return []
+        }
         if let reason = refusesNewNegotiations {
             return drop("new_negotiation_refused") + [.log("start request \(address) -> \(peer) refused: \(reason)")]
         }
@@ -299,8 +308,8 @@ public final class KeyExchangeProxy {
         negotiating[pair] = now
         count("negotiations_started")
         let name = connectionName(for: address, peer: peer, profile: profile)
-        return [.log("start request \(address) -> \(peer): no SA, initiating IKE in the terminal's name (\(profile.name))")]
-            + perform(engine.initiate(connection: name, now: now), now: now, wallClock: wallClock)
+        return [.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(profile.name))")]
+            + perform(engine.startChild(connection: name, now: now), now: now, wallClock: wallClock)
     }
 
     private func keyDeliveryFromTerminal(_ datagram: [UInt8], terminal: TerminalEntry, now: Double, wallClock: Double) -> [ProxyAction] {
@@ -371,8 +380,20 @@ public final class KeyExchangeProxy {
                 let profile = profile(terminal: terminalAddress, peer: peer)
                 let lifetime = ESPLifetime(hardSeconds: profile?.hardLifetime)
                 store.record(event, lifetime: lifetime, now: now)
+                let pair = pairKey(terminalAddress, peer)
                 switch event.kind {
-                case .childEstablished, .ikeFailed, .ikeDeleted: negotiating[pairKey(terminalAddress, peer)] = nil
+                case .childEstablished:
+                    negotiating[pair] = nil
+                    failures[pair] = nil
+                case .ikeFailed, .childFailed:
+                    let reason = event.detail ?? "no reason given"
+                    if negotiating.removeValue(forKey: pair) != nil || event.kind == .childFailed {
+                        count("negotiation_failed")
+                        actions.append(.log("negotiation \(terminalAddress) -> \(peer) failed: \(reason); start requests wait "
+                                            + "\(Int(settings.retryAfterFailure)) s"))
+                    }
+                    failures[pair] = (now, reason)
+                case .ikeDeleted: negotiating[pair] = nil
                 default: break
                 }
                 if let terminal = registry.terminal(at: terminalAddress) {

@@ -69,7 +69,7 @@ public final class SAStore {
         case .ikeRekeyed:
             // The CHILD SAs move to the new IKE SA; the event names the new SPIs, the old ones are in detail.
             break
-        case .ikeEstablished:
+        case .ikeEstablished, .childFailed:
             break
         }
         return nil

@@ -82,6 +82,13 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    func testTheWaitAfterAFailedNegotiationIsRead() throws {
+        XCTAssertEqual(try DaemonConfiguration.parse(try example { _ in }).proxySettings.retryAfterFailure, 10)
+        let set = try DaemonConfiguration.parse(try example { $0["settings"] = ["retry_after_failure": 30, "retransmit_limit": 3] })
+        XCTAssertEqual(set.proxySettings.retryAfterFailure, 30)
+        XCTAssertEqual(set.engineSettings.retransmitLimit, 3)
+    }
+
     func testAChildlessProfileMakesChildlessConnections() throws {
         let plain = try DaemonConfiguration.parse(try example { _ in })
         XCTAssertEqual(plain.profiles[0].connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).childless, .allow)
@@ -200,6 +207,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal(profile("revocation", "strict")).contains("revocation applies to peer certificates"))
         XCTAssertTrue(try refusal(profile("liveness_interval", 0)).contains("liveness_interval 0.0 is not between 1 and 31536000 seconds"))
         XCTAssertTrue(try refusal(profile("childless", "sometimes")).contains("childless 'sometimes' is not allow or force"))
+        XCTAssertTrue(try refusal { $0["settings"] = ["retry_after_failure": -1] }.contains("settings.retry_after_failure: -1.0 is not between 0 and 3600 seconds"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))

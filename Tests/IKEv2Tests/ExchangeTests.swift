@@ -71,6 +71,31 @@ final class ExchangeTests: XCTestCase {
         XCTAssertEqual(b.child?.localTrafficSelectors.map(\.description), ["192.0.2.2/32[udp/53]"], "the responder narrowed to it")
     }
 
+    func testARefusedCHILDSAIsReportedAndTheNextOneRidesTheSameIKESA() throws {
+        var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        a.children[0].localTrafficSelectors = [try TrafficSelector(text: "192.0.2.1[tcp]")]
+        a.children[0].remoteTrafficSelectors = [try TrafficSelector(text: "192.0.2.2[tcp]")]
+        var b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        b.children[0].localTrafficSelectors = [try TrafficSelector(text: "192.0.2.2[udp]")]
+        b.children[0].remoteTrafficSelectors = [try TrafficSelector(text: "192.0.2.1[udp]")]
+        let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        pair.run(pair.initiator.startChild(connection: "c", now: 0), from: "initiator")
+        XCTAssertEqual(pair.events("initiator", .ikeEstablished).count, 1, "the IKE SA stands")
+        let failed = pair.events("initiator", .childFailed)
+        XCTAssertEqual(failed.count, 1)
+        XCTAssertEqual(failed.first?.detail, "CHILD SA 'c-child': refused by peer: TS_UNACCEPTABLE")
+        // The initiator now asks for selectors the responder accepts: CREATE_CHILD_SA on the same IKE SA.
+        a.children[0].localTrafficSelectors = [try TrafficSelector(text: "192.0.2.1[udp]")]
+        a.children[0].remoteTrafficSelectors = [try TrafficSelector(text: "192.0.2.2[udp/53]")]
+        pair.initiator.setConnection(a)
+        let sent = pair.wire.count
+        pair.run(pair.initiator.startChild(connection: "c", now: 1), from: "initiator")
+        XCTAssertEqual(pair.events("initiator", .childEstablished).count, 1)
+        XCTAssertEqual(pair.events("initiator", .ikeEstablished).count, 1, "no second IKE SA")
+        let exchanges = pair.wire[sent...].compactMap { try? IKEMessage.decode($0.payload).header.exchangeType }
+        XCTAssertEqual(exchanges, [.createChildSA, .createChildSA])
+    }
+
     func testWrongPreSharedKeyFailsAuthentication() throws {
         let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
         let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",

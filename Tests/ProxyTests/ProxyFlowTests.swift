@@ -304,6 +304,44 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
     }
 
+    func testAFailedNegotiationHoldsStartRequestsThenRetriesOnTheSameIKESA() {
+        // The peer accepts UDP only; the proxy's rule is TCP to port 5001: the CHILD SA is refused (TS_UNACCEPTABLE).
+        let terminals = AddressPrefix("10.0.0.0/24")!
+        let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, ipProtocol: 6,
+                                                    destinationPorts: PortRange(5001, 5001), action: .protect(profile: "gateway"))])
+        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
+                                     profiles: [DemoScenario.profile()])
+        var udpOnly = ConnectionConfiguration(name: "to-a", localAddress: peer, remoteAddress: a, localIdentity: Identity(peer.description),
+                                              remoteIdentity: Identity(a.description), preSharedKey: DemoScenario.preSharedKey,
+                                              proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)], children: [],
+                                              forceEncapsulation: true)
+        udpOnly.children = [ChildConfiguration(name: "child", localTrafficSelectors: [try! TrafficSelector(text: "\(peer)[udp]")],
+                                               remoteTrafficSelectors: [try! TrafficSelector(text: "\(a)[udp]")],
+                                               proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])]
+        let network = VirtualNetwork(proxy: proxy, peer: IKEEngine(connections: [udpOnly]), peerAddress: peer, terminals: DemoScenario.terminals())
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.proxy.counters["negotiation_failed"], 1)
+        XCTAssertTrue(lines.contains { $0.contains("negotiation \(a) -> \(peer) failed: CHILD SA 'gateway-child': refused by peer: TS_UNACCEPTABLE; start requests wait 10 s") },
+                      "\(lines)")
+        // More packets of the flow within the hold-down start nothing.
+        for _ in 1...5 { network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001)) }
+        network.run()
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], 1)
+        XCTAssertEqual(network.proxy.counters["start_request_held_after_failure"], 5)
+        // After it, the next packet asks again, with CREATE_CHILD_SA on the IKE SA that stands.
+        network.advance(by: 11)
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], 2)
+        XCTAssertEqual(network.proxy.counters["negotiation_failed"], 2)
+        XCTAssertEqual(network.proxy.engine.sessionSummaries.filter(\.established).count, 1, "one IKE SA, reused")
+        XCTAssertTrue(lines.contains { $0.contains("asked for on the established IKE SA") }, "\(lines)")
+        XCTAssertFalse(network.terminals[a]!.hasOutboundSA)
+    }
+
     func testTheProxyRekeysTheIKESAWhenTheProfileSaysSo() {
         let network = network { $0.ikeRekeyTime = 60 }
         ping(network, from: a)

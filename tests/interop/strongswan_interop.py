@@ -941,6 +941,9 @@ def run_selector_case(directory, ike, esp):
             if initiator == "ikeproxy":
                 endpoint.command("initiate c")
                 expected = "CHILD SA 'ch': refused by peer: TS_UNACCEPTABLE"
+                failed = endpoint.wait_event("child_sa_failed", timeout=10)
+                check(failed is not None and failed.get("reason") == expected,
+                      f"{label}: a child_sa_failed event with the reason ({failed.get('reason') if failed else 'none'})")
             else:
                 try:
                     list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))

@@ -89,6 +89,8 @@ public struct SAEvent: Equatable, Sendable {
         case childEstablished = "child_sa_established"
         case childRekeyed = "child_sa_rekeyed"
         case childDeleted = "child_sa_deleted"
+        /// A new CHILD SA we asked for was refused or its answer was unusable; the IKE SA stays. The reason is in `detail`.
+        case childFailed = "child_sa_failed"
     }
     public var kind: Kind
     public var connection: String

@@ -91,6 +91,15 @@ public final class IKEEngine {
         return startInitiator(connection: connection, remote: Endpoint(remoteAddress, connection.remotePort), now: now)
     }
 
+    /// A CHILD SA for the connection's first child: on its established IKE SA with CREATE_CHILD_SA when
+    /// there is one (as after the last CHILD SA expired, or one was refused), else with a new IKE SA.
+    public func startChild(connection name: String, now: Double) -> [EngineAction] {
+        guard let connection = connection(named: name), let child = connection.children.first else { return initiate(connection: name, now: now) }
+        guard let session = findSession(connection: name), !session.replacedByRekey else { return initiate(connection: name, now: now) }
+        return [.log("CHILD SA '\(child.name)' asked for on the established IKE SA \(session.spiInitiator)_\(session.spiResponder)")]
+            + requestNewChild(session: session, configuration: child, now: now)
+    }
+
     /// Rekeys the CHILD SA with this inbound SPI, or the first of the named connection's children.
     public func rekeyChild(connection name: String, spi: ChildSPI? = nil, now: Double) -> [EngineAction] {
         guard let (session, child) = findChild(connection: name, spi: spi) else { return [.log("rekey: no CHILD SA found for '\(name)'")] }

@@ -153,6 +153,9 @@ extension IKEEngine {
     func childRequestFailed(session: IKESession, request: ChildRequest, reason: String, now: Double) -> [EngineAction] {
         count("child_refused")
         var actions: [EngineAction] = [.log("CHILD SA '\(request.configuration.name)': \(reason)")]
+        if request.rekeying == nil {
+            actions.append(.event(ikeEvent(.childFailed, session: session, detail: "CHILD SA '\(request.configuration.name)': \(reason)")))
+        }
         if let old = request.rekeying, let index = session.children.firstIndex(where: { $0.spiInbound == old }) {
             if session.children[index].rekeyed {
                 actions.append(.log("CHILD SA \(old) was rekeyed by the peer meanwhile; nothing to retry"))
