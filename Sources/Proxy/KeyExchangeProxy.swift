@@ -124,7 +124,7 @@ public final class KeyExchangeProxy {
             throw RestoreRefusal(description: "connection '\(snapshot.connection)' no longer matches profile \(profile.name)")
         }
         let events = try engine.restore(snapshot, now: now)
-        let lifetime = ESPLifetime(hardSeconds: profile.hardLifetime)
+        let lifetime = profile.espLifetime
         for event in events {
             guard let child = event.child else { continue }
             let age = snapshot.children.first { $0.spiInbound == child.spiInbound.rawValue }?.ageSeconds ?? 0
@@ -378,7 +378,7 @@ public final class KeyExchangeProxy {
                 actions.append(.event(event))
                 let terminalAddress = event.local.address, peer = event.remote.address
                 let profile = profile(terminal: terminalAddress, peer: peer)
-                let lifetime = ESPLifetime(hardSeconds: profile?.hardLifetime)
+                let lifetime = profile?.espLifetime ?? ESPLifetime()
                 store.record(event, lifetime: lifetime, now: now)
                 let pair = pairKey(terminalAddress, peer)
                 switch event.kind {

@@ -82,6 +82,18 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    func testVolumeLifetimesReachTheTerminalsSAs() throws {
+        let configuration = try DaemonConfiguration.parse(try example { object in
+            profile("rekey_bytes", 1_000_000_000)(&object); profile("life_bytes", 1_100_000_000)(&object)
+            profile("rekey_packets", 900_000)(&object); profile("life_packets", 1_000_000)(&object)
+        })
+        let lifetime = configuration.profiles[0].espLifetime
+        XCTAssertEqual([lifetime.softBytes, lifetime.hardBytes, lifetime.softPackets, lifetime.hardPackets], [1_000_000_000, 1_100_000_000, 900_000, 1_000_000])
+        XCTAssertTrue(try refusal { object in profile("rekey_bytes", 100)(&object); profile("life_bytes", 50)(&object) }
+            .contains("rekey_bytes 100 must be below life_bytes 50"))
+        XCTAssertTrue(try refusal(profile("life_packets", 0)).contains("rekey_packets and life_packets must be above 0"))
+    }
+
     func testTheWaitAfterAFailedNegotiationIsRead() throws {
         XCTAssertEqual(try DaemonConfiguration.parse(try example { _ in }).proxySettings.retryAfterFailure, 10)
         let set = try DaemonConfiguration.parse(try example { $0["settings"] = ["retry_after_failure": 30, "retransmit_limit": 3] })

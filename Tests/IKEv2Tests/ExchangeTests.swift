@@ -96,6 +96,24 @@ final class ExchangeTests: XCTestCase {
         XCTAssertEqual(exchanges, [.createChildSA, .createChildSA])
     }
 
+    func testASecondRekeyOfTheSameCHILDSAWhileOneIsUnderWayIsNotSent() throws {
+        let pair = try Fixtures.pair()
+        let (a, _) = try establish(pair)
+        let spi = try XCTUnwrap(a.child?.spiInbound)
+        pair.holding = true
+        pair.run(pair.initiator.rekeyChild(connection: "c", spi: spi, now: 1), from: "initiator")
+        XCTAssertEqual(pair.held.count, 1)
+        // The other direction of the same SA reaches its lifetime too: nothing more goes out.
+        let second = pair.initiator.rekeyChild(connection: "c", spi: spi, now: 1)
+        XCTAssertEqual(second.count, 1)
+        guard case .log(let line) = second.first else { return XCTFail("\(second)") }
+        XCTAssertEqual(line, "rekey of CHILD SA \(spi) is already under way")
+        pair.holding = false
+        pair.releaseAll()
+        XCTAssertEqual(pair.events("initiator", .childRekeyed).count, 1)
+        XCTAssertEqual(pair.events("responder", .childRekeyed).count, 1)
+    }
+
     func testWrongPreSharedKeyFailsAuthentication() throws {
         let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
         let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",

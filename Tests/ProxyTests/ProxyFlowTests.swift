@@ -342,6 +342,22 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertFalse(network.terminals[a]!.hasOutboundSA)
     }
 
+    func testAVolumeLifetimeMakesTheTerminalAskForOneRekey() {
+        let network = network { $0.rekeyPackets = 5; $0.lifePackets = 50 }
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        ping(network, from: a)  // the start request
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        for sequence in 2...7 { ping(network, from: a, sequence: UInt16(sequence)); network.advance(by: 1) }
+        // Both directions passed 5 packets; the proxy rekeyed once and the terminal moved to the new SA.
+        let rekeys = network.peer.events.filter { $0.kind == .childRekeyed }
+        XCTAssertEqual(rekeys.count, 1, "\(network.peer.events.map(\.kind))")
+        XCTAssertEqual(lines.filter { $0.contains("soft expiry of") }.count, 2, "one soft expiry per direction: \(lines)")
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 6, "no ping lost across the rekey")
+        XCTAssertEqual(network.terminals[a]!.agent.database.outbound.count, 1)
+        XCTAssertEqual(network.terminals[a]!.agent.database.outbound.first?.parameters.lifetime.softPackets, 5)
+    }
+
     func testTheProxyRekeysTheIKESAWhenTheProfileSaysSo() {
         let network = network { $0.ikeRekeyTime = 60 }
         ping(network, from: a)
