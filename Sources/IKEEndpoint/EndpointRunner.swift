@@ -116,7 +116,7 @@ public final class EndpointRunner {
 
     /// Sends the SAs of a CHILD SA event to the terminal (make-before-break: TerminalKeySetter).
     func handOver(_ event: SAEvent, over link: DeliveryLink) {
-        perform(link.setter.handle(event, lifetime: ESPLifetime(hardSeconds: link.target.hardLifetime),
+        perform(link.setter.handle(event, lifetime: link.target.lifetime,
                                    now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970), over: link)
     }
 

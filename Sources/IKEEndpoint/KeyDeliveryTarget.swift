@@ -1,3 +1,4 @@
+import ESP
 import Foundation
 import IKEv2
 
@@ -13,6 +14,15 @@ public struct KeyDeliveryTarget: Sendable {
     public var sourcePort: UInt16
     /// Hard lifetime handed to the terminal with each SA, in seconds.
     public var hardLifetime: UInt32?
+    /// Volume lifetimes handed with each SA (the terminal reports the soft ones; we rekey).
+    public var volume = ESPLifetime()
+
+    /// What the terminal gets with each SA.
+    public var lifetime: ESPLifetime {
+        var lifetime = volume
+        lifetime.hardSeconds = hardLifetime
+        return lifetime
+    }
 
     struct File: Decodable {
         var terminal_id: UInt64
@@ -22,6 +32,10 @@ public struct KeyDeliveryTarget: Sendable {
         var source: String
         var source_port: UInt16?
         var hard_lifetime: UInt32?
+        var rekey_bytes: UInt64?
+        var life_bytes: UInt64?
+        var rekey_packets: UInt64?
+        var life_packets: UInt64?
     }
     struct Root: Decodable {
         struct Connection: Decodable { var name: String; var terminal: File? }
@@ -44,9 +58,15 @@ public struct KeyDeliveryTarget: Sendable {
             guard let source = IPAddress(t.source), source.isIPv6 == address.isIPv6 else {
                 throw ConfigurationError("\(at): source '\(t.source)' is not an address of the terminal's family")
             }
-            targets[connection.name] = KeyDeliveryTarget(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), address: address,
-                                                         port: t.port ?? 9500, source: source, sourcePort: t.source_port ?? 9500,
-                                                         hardLifetime: t.hard_lifetime)
+            for (soft, hard, unit) in [(t.rekey_bytes, t.life_bytes, "bytes"), (t.rekey_packets, t.life_packets, "packets")] {
+                if soft == 0 || hard == 0 { throw ConfigurationError("\(at): rekey_\(unit) and life_\(unit) must be above 0") }
+                if let soft, let hard, soft >= hard { throw ConfigurationError("\(at): rekey_\(unit) \(soft) must be below life_\(unit) \(hard)") }
+            }
+            var target = KeyDeliveryTarget(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), address: address,
+                                           port: t.port ?? 9500, source: source, sourcePort: t.source_port ?? 9500,
+                                           hardLifetime: t.hard_lifetime)
+            target.volume = ESPLifetime(softBytes: t.rekey_bytes, hardBytes: t.life_bytes, softPackets: t.rekey_packets, hardPackets: t.life_packets)
+            targets[connection.name] = target
         }
         return (targets, root.transparent ?? false)
     }

@@ -26,6 +26,17 @@ final class EndpointConfigurationTests: XCTestCase {
         XCTAssertEqual(targets["t7"]?.port, 9500)
     }
 
+    func testATerminalSectionCarriesVolumeLifetimes() throws {
+        let text = #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "address": "10.0.0.2", "source": "169.254.0.1", "hard_lifetime": 3600, "rekey_bytes": 1000, "life_bytes": 2000, "rekey_packets": 10, "life_packets": 20}}]}"#
+        let lifetime = try XCTUnwrap(KeyDeliveryTarget.load(data: Data(text.utf8)).targets["x"]?.lifetime)
+        XCTAssertEqual([lifetime.softBytes, lifetime.hardBytes, lifetime.softPackets, lifetime.hardPackets], [1000, 2000, 10, 20])
+        XCTAssertEqual(lifetime.hardSeconds, 3600)
+        let inverted = text.replacingOccurrences(of: #""rekey_bytes": 1000"#, with: #""rekey_bytes": 3000"#)
+        XCTAssertThrowsError(try KeyDeliveryTarget.load(data: Data(inverted.utf8))) {
+            XCTAssertTrue("\($0)".contains("rekey_bytes 3000 must be below life_bytes 2000"), "\($0)")
+        }
+    }
+
     func testBadTerminalSectionIsRefusedWithAClearMessage() {
         let text = #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "0011", "address": "10.0.0.2", "source": "169.254.0.1"}}]}"#
         XCTAssertThrowsError(try KeyDeliveryTarget.load(data: Data(text.utf8))) { XCTAssertTrue("\($0)".contains("enrollment_key_hex"), "\($0)") }
