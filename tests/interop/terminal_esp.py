@@ -12,7 +12,8 @@ Three network namespaces joined by veth pairs:
 
 Checks: SA handed over, ping both ways, 10 MB TCP each way through ESP, strongSwan's counters, tshark
 decrypting a capture with the keys, forged and malformed key-delivery datagrams refused, a CHILD SA rekey
-made before the old SA is broken, and a delete.
+made before the old SA is broken, a delete, and volume lifetimes: with a 2 MB soft limit the terminal's
+expiry reports make the agent rekey during a 10 MB transfer, which arrives intact.
 Needs root, iproute2, nftables, strongSwan, tshark and the `vici` module; it fails loudly otherwise.
 """
 import hashlib, json, os, signal, socket, subprocess, sys, tempfile, time
@@ -253,6 +254,36 @@ def run(charon, directory):
         terminal_log = open(os.path.join(directory, "terminal.log")).read()
         check(terminal_log.count("deleted inbound SA") >= 2 and terminal_log.count("deleted outbound SA") >= 2,
               "deleting the CHILD SA removed it from the terminal")
+
+        # Volume lifetimes: the key agent starts again giving each SA a soft limit of 2 MB. During a 10 MB
+        # transfer the terminal reports each soft expiry, the agent rekeys with strongSwan, and the terminal
+        # moves to each new SA before the old one goes: the transfer arrives intact.
+        stop(agent)
+        if os.path.exists(fifo):
+            os.unlink(fifo)
+        with open(agent_config) as f:
+            config = json.load(f)
+        config["connections"][0]["terminal"].update({"rekey_bytes": 2 * 1024 * 1024, "life_bytes": 64 * 1024 * 1024})
+        with open(agent_config, "w") as f:
+            json.dump(config, f)
+        agent = start(MID, ["endpoint", "--config", agent_config, "--control", fifo], os.path.join(directory, "agent.log"),
+                      stdout=open(os.path.join(directory, "agent-volume-events.jsonl"), "w"))
+        time.sleep(1.5)
+        for _ in charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}):
+            pass
+        deadline = time.time() + 10
+        while time.time() < deadline and open(os.path.join(directory, "terminal.log")).read().count("installed outbound SA") < 3:
+            time.sleep(0.2)
+        sent, received, count = transfer(PEER, "10.1.0.1", TERM, 5003, size)
+        check(sent == received and count == size, f"10 MB TCP terminal -> peer across volume rekeys, intact ({count} octets)")
+        time.sleep(2)
+        events = [json.loads(line) for line in open(os.path.join(directory, "agent-volume-events.jsonl")) if line.strip()]
+        rekeys = [e for e in events if e["event"] == "child_sa_rekeyed"]
+        terminal_log = open(os.path.join(directory, "terminal.log")).read()
+        soft = terminal_log.count("soft")
+        check(len(rekeys) >= 3, f"the terminal's soft expiries made the agent rekey every 2 MB ({len(rekeys)} rekeys, {soft} soft expiry lines)")
+        installed = [c for sa in charon.sas() for c in sa.get("child-sas", {}).values() if c["state"] == b"INSTALLED"]
+        check(len(installed) == 1, f"strongSwan holds one CHILD SA after the rekeys ({len(installed)})")
     finally:
         if capture.poll() is None:
             capture.kill()
