@@ -258,6 +258,8 @@ def run(charon, directory):
         # Volume lifetimes: the key agent starts again giving each SA a soft limit of 2 MB. During a 10 MB
         # transfer the terminal reports each soft expiry, the agent rekeys with strongSwan, and the terminal
         # moves to each new SA before the old one goes: the transfer arrives intact.
+        for _ in charon.session.terminate({"ike": "c", "timeout": 5000}):
+            pass
         stop(agent)
         if os.path.exists(fifo):
             os.unlink(fifo)
