@@ -40,6 +40,9 @@ public final class DaemonRunner {
     let revocation: RevocationService
     var server: ManagementServer?
 
+    /// The file the configuration came from, read again on a reload (nil: no reload).
+    public var configurationPath: String?
+
     public init(configuration original: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
                 emit: @escaping (String) -> Void) throws {
         var configuration = original
@@ -308,11 +311,26 @@ public final class DaemonRunner {
 
     func port(_ side: LinkSide) -> PacketPort { side == .internet ? internet : terminal }
 
-    public func run(shouldStop: () -> Bool) {
+    /// Reads the configuration file again for the profiles' CAs, CRLs and revocation policy (SIGHUP); on
+    /// any error those in use stay and the log says why.
+    public func reloadCredentials() {
+        guard let path = configurationPath else { return log("reload: the configuration file is not known; nothing read") }
+        do {
+            let fresh = try DaemonConfiguration.load(path: path)
+            let (updated, lines) = ProfileCredentialReload.apply(fresh: fresh.profiles, to: bridge.proxy.profiles)
+            bridge.proxy.profiles = updated
+            lines.forEach(log)
+        } catch {
+            log("reload: \(path) not taken, the CAs and CRLs in use stay: \(error)")
+        }
+    }
+
+    public func run(shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
         var lastTick = 0.0
         let descriptors = [internet.descriptor, terminal.descriptor, control.descriptor, mailbox.wakeDescriptor, revocation.wakeDescriptor]
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
+            if shouldReload() { reloadCredentials() }
             // Drain both ports in turns, one batch each, until both are empty (bounded, so timers still run).
             var rounds = 0
             var busy = ready.contains(internet.descriptor) || ready.contains(terminal.descriptor)

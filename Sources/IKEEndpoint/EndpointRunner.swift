@@ -36,8 +36,11 @@ public final class EndpointRunner {
     /// Online revocation checks (OCSP) the engine asks for, run off the loop.
     let revocation: RevocationService
 
+    let configurationPath: String
+
     public init(configurationPath: String, showKeys: Bool, controlPath: String?,
                 log: @escaping (String) -> Void, emit: @escaping (String) -> Void) throws {
+        self.configurationPath = configurationPath
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
         engine = IKEEngine(connections: connections, settings: settings)
         revocation = RevocationService(ocspCacheLimit: settings.ocspCacheLimit)
@@ -169,7 +172,20 @@ public final class EndpointRunner {
     }
 
     /// Runs until `shouldStop` returns true.
-    public func run(initiate: [String], shouldStop: () -> Bool) {
+    /// Reads the configuration file again for its certificates, keys, CAs and CRLs (SIGHUP); on any error
+    /// the credentials in use stay and the log says why.
+    public func reloadCredentials() {
+        do {
+            let (fresh, _) = try EndpointConfigurationFile.load(path: configurationPath)
+            let (updated, lines) = CredentialReload.apply(fresh: fresh, to: engine.connections)
+            updated.forEach(engine.setConnection)
+            lines.forEach(log)
+        } catch {
+            log("reload: \(configurationPath) not taken, the credentials in use stay: \(error)")
+        }
+    }
+
+    public func run(initiate: [String], shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
         for name in initiate { perform(engine.initiate(connection: name, now: monotonicSeconds())) }
         let links = Array(deliveries.values)
         let descriptors = sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
@@ -177,6 +193,7 @@ public final class EndpointRunner {
         var lastTick = monotonicSeconds()
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
+            if shouldReload() { reloadCredentials() }
             for socket in sockets where ready.contains(socket.descriptor) {
                 while let (bytes, address, port) = socket.receive() {
                     guard let from = IPAddress(bytes: address), let to = IPAddress(bytes: socket.localAddress) else { continue }

@@ -49,7 +49,8 @@ public struct ProxySettings: Sendable {
 public final class KeyExchangeProxy {
     public var policy: PolicyTable
     public var registry: TerminalRegistry
-    public let profiles: [String: ProtectionProfile]
+    /// By name; a profile changed here (a reload of its CAs and CRLs) applies from the next negotiation.
+    public var profiles: [String: ProtectionProfile]
     public let settings: ProxySettings
     public let engine: IKEEngine
     public let store = SAStore()

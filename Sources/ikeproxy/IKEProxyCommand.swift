@@ -14,6 +14,8 @@ import Glibc
 
 /// Set by SIGINT/SIGTERM; the run loop checks it between polls.
 nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+/// Set by SIGHUP: read the credentials of the configuration file again.
+nonisolated(unsafe) var reloadRequested: sig_atomic_t = 0
 
 @main
 struct IKEProxyCommand: ParsableCommand {
@@ -51,7 +53,7 @@ struct EndpointCommand: ParsableCommand {
         } catch {
             throw ValidationError("\(error)")
         }
-        runner.run(initiate: initiate, shouldStop: stopOnSignal())
+        runner.run(initiate: initiate, shouldStop: stopOnSignal(), shouldReload: reloadOnSignal())
     }
 }
 
@@ -60,6 +62,16 @@ func stopOnSignal() -> () -> Bool {
     signal(SIGINT) { _ in stopRequested = 1 }
     signal(SIGTERM) { _ in stopRequested = 1 }
     return { stopRequested != 0 }
+}
+
+/// Arms SIGHUP and returns the check a run loop makes between polls (true once per signal).
+func reloadOnSignal() -> () -> Bool {
+    signal(SIGHUP) { _ in reloadRequested = 1 }
+    return {
+        guard reloadRequested != 0 else { return false }
+        reloadRequested = 0
+        return true
+    }
 }
 
 /// Log lines on stderr with a timestamp.
@@ -124,7 +136,8 @@ struct DaemonCommand: ParsableCommand {
             log("cannot start: \(error)")
             throw ExitCode(2)
         }
-        runner.run(shouldStop: stopOnSignal())
+        runner.configurationPath = config
+        runner.run(shouldStop: stopOnSignal(), shouldReload: reloadOnSignal())
     }
 }
 

@@ -108,6 +108,35 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(childless.profiles[0].connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).childless, .force)
     }
 
+    func testAReloadTakesTheProfilesCAsAndCRLs() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ikp-daemon-reload-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ca = directory.appendingPathComponent("ca.pem")
+        let key = P256.Signing.PrivateKey(), name = try DistinguishedName { CommonName("reload CA") }
+        try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
+                        notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+                        extensions: Certificate.Extensions(), issuerPrivateKey: .init(key)).serializeAsPEM().pemString
+            .write(to: ca, atomically: true, encoding: .utf8)
+        let running = try DaemonConfiguration.parse(try example { _ in })
+        let fresh = try DaemonConfiguration.parse(try example { object in
+            profile("remote_auth", "pubkey")(&object)
+            profile("ca_certificates", [ca.path])(&object)
+            profile("revocation", "ifuri")(&object)
+        })
+        let current = Dictionary(uniqueKeysWithValues: running.profiles.map { ($0.name, $0) })
+        let (updated, lines) = ProfileCredentialReload.apply(fresh: fresh.profiles, to: current)
+        let name0 = running.profiles[0].name
+        XCTAssertEqual(updated[name0]?.peerTrustAnchors?.count, 1)
+        XCTAssertEqual(updated[name0]?.peerRevocationPolicy, .ifURI)
+        XCTAssertEqual(updated[name0]?.preSharedKey, running.profiles[0].preSharedKey, "only the certificate material changes")
+        XCTAssertEqual(lines.first, "reload: profile '\(name0)': 1 CA certificate(s), 0 CRL(s) revoking 0 certificate(s), revocation ifuri")
+        // The next connection made from the profile authenticates the peer by certificate.
+        guard case .certificate = updated[name0]!.connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).remoteAuthentication else {
+            return XCTFail("the reloaded profile does not ask for a certificate")
+        }
+    }
+
     func rule(_ index: Int, _ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
         return { object in
             var policy = object["policy"] as! [String: Any]

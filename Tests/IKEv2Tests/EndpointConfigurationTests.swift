@@ -89,6 +89,32 @@ final class EndpointConfigurationTests: XCTestCase {
         }
     }
 
+    func testAReloadTakesTheFilesCredentialsForTheRunningConnectionsOnly() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ikp-reload-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let ca = directory.appendingPathComponent("ca.pem"), crl = directory.appendingPathComponent("ca.crl")
+        try CertificateFixtures.Authority(name: "reload CA").certificate.serializeAsPEM().pemString.write(to: ca, atomically: true, encoding: .utf8)
+        try Data(try FixtureFiles.bytes("crl/crl.pem")).write(to: crl)
+        func connection(_ name: String, pubkey: Bool) -> String {
+            #"{"name": "\#(name)", "local_address": "10.0.0.1", "psk": "12345678""#
+                + (pubkey ? #", "remote_auth": "pubkey", "ca_certificates": ["\#(ca.path)"], "crls": ["\#(crl.path)"], "revocation": "strict""# : "") + "}"
+        }
+        let running = try EndpointConfigurationFile.parse(Data(#"{"connections": [\#(connection("a", pubkey: false)), \#(connection("b", pubkey: false))]}"#.utf8)).connections
+        let fresh = try EndpointConfigurationFile.parse(Data(#"{"connections": [\#(connection("a", pubkey: true)), \#(connection("c", pubkey: true))]}"#.utf8)).connections
+        let (updated, lines) = CredentialReload.apply(fresh: fresh, to: running)
+        XCTAssertEqual(updated.map(\.name), ["a"])
+        guard case .certificate(let anchors, let lists, let policy) = updated[0].remoteAuthentication else { return XCTFail("no CA taken") }
+        XCTAssertEqual(anchors.count, 1)
+        XCTAssertEqual(lists.count, 1)
+        XCTAssertEqual(policy, .strict)
+        XCTAssertEqual(lines, [
+            "reload: connection 'a': we prove ourselves with the pre-shared key; 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict",
+            "reload: connection 'b' is gone from the file; it keeps its credentials until a restart",
+            "reload: connection 'c' is new in the file; it needs a restart",
+        ])
+    }
+
     func testRevocationPolicyIsReadPerConnectionAndRelaxedByDefault() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ikp-revocation-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -13,13 +13,14 @@ the RSA signature of 192.0.2.2 as verified, the daemon logs strongSwan's certifi
 OCSP status: strongSwan's certificate names a responder, `openssl ocsp` on the proxy's loopback, and the
 profile says revocation "strict"), with IKE_AUTH fragmented both ways;
 ping passes through ESP; terminal 1 opens a flow and the proxy initiates, again by certificate and OCSP;
-once the responder says revoked, strongSwan's next IKE_AUTH is refused;
+once the responder says revoked, strongSwan's next IKE_AUTH is refused; a CRL revoking it, added to the
+profile and read again on SIGHUP, refuses it even when the responder says good again;
 terminal 2, which has no certificate, gets no SA and the refusal says why; neither the configuration
 nor the state database holds the private key in the clear.
 
 Needs root, iproute2, strongSwan, openssl and the `vici` module; it fails loudly otherwise.
 """
-import json, os, re, subprocess, sys, tempfile, time
+import json, os, re, signal, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -181,6 +182,26 @@ def run(charon, directory):
         check(e2e.wait_for(lambda: "is revoked (revoked through OCSP" in e2e.read(log), 10)
               and e2e.installed_child(charon, "t1v4")[1] is None,
               "strongSwan's certificate revoked at the OCSP responder: the proxy refuses it and no SA is made")
+        # The CA also publishes a CRL revoking it. The responder says good again, but the CRL is added to the
+        # profile and the daemon told with SIGHUP: from its next negotiation the proxy refuses by the CRL.
+        responder.serve(made["strongswan"][0], revoked=False)
+        sys.path.insert(0, os.path.join(base.ROOT, "scripts"))
+        from make_crl import make_crl
+        crl = os.path.join(directory, "site.crl")
+        make_crl(made["ca"][0], made["ca"][1], crl, [made["strongswan"][0]])
+        config["profiles"][0]["crls"] = [crl]
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=1)
+        daemon.send_signal(signal.SIGHUP)
+        check(e2e.wait_for(lambda: "reload: profile 'peer': 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict" in e2e.read(log), 10),
+              "SIGHUP made the daemon read the profile's CAs and the new CRL again")
+        try:
+            list(charon.session.initiate({"child": "t1v4", "ike": "t1v4", "timeout": 8000}))
+        except Exception:
+            pass
+        check(e2e.wait_for(lambda: "is revoked by the CRL of CN=site CA" in e2e.read(log), 10)
+              and e2e.installed_child(charon, "t1v4")[1] is None,
+              "with the reloaded CRL the proxy refuses strongSwan's certificate although OCSP says good")
         # Terminal 2 has no certificate: under this profile the proxy cannot act for it.
         try:
             list(charon.session.initiate({"child": "t2v4", "ike": "t2v4", "timeout": 4000}))

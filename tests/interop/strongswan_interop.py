@@ -628,13 +628,26 @@ def run_certificate_case(directory, ike, esp, kind):
         check(not endpoint.wait_event("child_sa_established", timeout=1) and not [s for s in charon.sas() if s["state"] == b"ESTABLISHED"],
               f"{label}: no SA on either side")
         check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
-        # The CA revoked strongSwan's certificate and ikeproxy has its CRL: refused, whatever the signature.
+        # The CA revokes strongSwan's certificate while ikeproxy runs: its CRL file first revokes nothing and
+        # strongSwan gets in; the CA publishes a CRL revoking it, ikeproxy is told with SIGHUP (a reload of the
+        # credentials), and strongSwan is refused from then on, whatever the signature.
         label = f"{kind} certificates, revoked"
         sys.path.insert(0, os.path.join(ROOT, "scripts"))
         from make_crl import make_crl
         crl = os.path.join(directory, "ca.crl")
-        make_crl(paths["ca"][0], paths["ca"][1], crl, [paths["strongswan"][0]])
+        make_crl(paths["ca"][0], paths["ca"][1], crl, [])
         endpoint = Endpoint(directory, ike, esp, V4, authentication=dict(ours, crls=[crl]))
+        list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+        check(endpoint.wait_event("child_sa_established") is not None, f"{label}: before the CA revokes it, strongSwan gets in")
+        list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+        endpoint.wait_event("ike_sa_deleted")
+        make_crl(paths["ca"][0], paths["ca"][1], crl, [paths["strongswan"][0]])
+        endpoint.process.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while "revoking 1 certificate(s)" not in endpoint_log(directory) and time.time() < deadline:
+            time.sleep(0.1)
+        check("reload: connection 'c': our certificate" in endpoint_log(directory) and "revoking 1 certificate(s)" in endpoint_log(directory),
+              f"{label}: SIGHUP made ikeproxy read its certificate, CAs and the new CRL again")
         try:
             list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 5000}))
         except vici.exception.CommandException:

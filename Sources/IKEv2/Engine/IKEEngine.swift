@@ -11,7 +11,7 @@ public final class IKEEngine {
     private(set) var connectionsByName: [String: Int] = [:]
     private(set) var connectionsByLocalAddress: [IPAddress: [Int]] = [:]
 
-    func connection(named name: String) -> ConnectionConfiguration? { connectionsByName[name].map { connections[$0] } }
+    public func connection(named name: String) -> ConnectionConfiguration? { connectionsByName[name].map { connections[$0] } }
     let random: RandomSource
     var sessions: [IKESPI: IKESession] = [:]
     /// Drops and failures by reason, for operators and tests.
