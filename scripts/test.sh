@@ -44,6 +44,9 @@ python3 tests/interop/plain_esp.py
 echo "== daemon end-to-end test (strongSwan, ikeproxy daemon as a two-port bridge, terminals dual-stack and IPv6-only)"
 python3 tests/interop/daemon_e2e.py
 
+echo "== daemon ports test (two terminal-side ports, one terminal on each, switched inside the daemon)"
+python3 tests/interop/daemon_ports.py
+
 echo "== daemon certificate test (the proxy authenticates with terminals' certificates, keys sealed)"
 python3 tests/interop/daemon_certificates.py
 

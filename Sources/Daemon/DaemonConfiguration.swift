@@ -16,7 +16,10 @@ public struct DaemonConfigurationError: Error, CustomStringConvertible {
 /// protection profiles, the terminals and where the control socket lives.
 public struct DaemonConfiguration: Sendable {
     public var internetInterface: String
-    public var terminalInterface: String
+    /// The terminal-side ports: one, or several that the daemon switches between (TerminalPortSwitch).
+    public var terminalInterfaces: [String]
+    /// The first terminal-side port, whose MAC address the key-delivery address answers with.
+    public var terminalInterface: String { terminalInterfaces[0] }
     public var controlSocket: String
     public var policy: PolicyTable
     public var profiles: [ProtectionProfile]
@@ -62,7 +65,18 @@ public struct DaemonConfiguration: Sendable {
     }
 
     struct File: Decodable {
-        struct Interfaces: Decodable { var internet: String; var terminal: String }
+        struct Interfaces: Decodable {
+            var internet: String
+            /// One name, or a list of names.
+            var terminal: [String]
+            enum Keys: String, CodingKey { case internet, terminal }
+            init(from decoder: Decoder) throws {
+                let container = try decoder.container(keyedBy: Keys.self)
+                internet = try container.decode(String.self, forKey: .internet)
+                if let one = try? container.decode(String.self, forKey: .terminal) { terminal = [one] }
+                else { terminal = try container.decode([String].self, forKey: .terminal) }
+            }
+        }
         struct Terminal: Decodable {
             var terminal_id: UInt64
             var enrollment_key_hex: String?
@@ -152,7 +166,7 @@ public struct DaemonConfiguration: Sendable {
             throw DaemonConfigurationError("configuration is not valid: \(error.readableDescription)")
         }
         func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
-        guard file.interfaces.internet != file.interfaces.terminal else {
+        guard !file.interfaces.terminal.contains(file.interfaces.internet) else {
             throw fail("interfaces.internet and interfaces.terminal must be two different interfaces")
         }
         var prefixes: [AddressPrefix] = []
@@ -340,7 +354,12 @@ public struct DaemonConfiguration: Sendable {
                 throw fail("store: give exactly one of pkcs11 (a token) or key_file (a key on removable media) to seal secrets")
             }
         }
-        var configuration = DaemonConfiguration(internetInterface: file.interfaces.internet, terminalInterface: file.interfaces.terminal,
+        let ports = [file.interfaces.internet] + file.interfaces.terminal
+        guard !file.interfaces.terminal.isEmpty else { throw fail("interfaces.terminal: at least one terminal-side interface is needed") }
+        if let twice = ports.first(where: { name in ports.filter { $0 == name }.count > 1 }) {
+            throw fail("interfaces: '\(twice)' is named twice; each port is one interface")
+        }
+        var configuration = DaemonConfiguration(internetInterface: file.interfaces.internet, terminalInterfaces: file.interfaces.terminal,
                                    controlSocket: file.control_socket ?? "/run/ikeproxy.sock",
                                    policy: PolicyTable(rules: rules, defaultAction: defaultAction), profiles: profiles,
                                    terminalPrefixes: prefixes, terminals: terminals, enrollments: enrollments,

@@ -19,7 +19,11 @@ public final class DaemonRunner {
     let configuration: DaemonConfiguration
     public let bridge: EthernetBridge
     let internet: PacketPort
-    let terminal: PacketPort
+    /// The terminal-side ports; with more than one, `portSwitch` decides which a frame leaves by.
+    let terminals: [PacketPort]
+    var terminal: PacketPort { terminals[0] }
+    var portSwitch: TerminalPortSwitch?
+    var lastAging = 0.0
     let control: ControlSocket
     let log: (String) -> Void
     let emit: (String) -> Void
@@ -58,7 +62,7 @@ public final class DaemonRunner {
         self.configuration = configuration
         self.log = log
         self.emit = emit
-        for name in [configuration.internetInterface, configuration.terminalInterface] {
+        for name in [configuration.internetInterface] + configuration.terminalInterfaces {
             // The proxy owns no address: keep the kernel from giving the ports an IPv6 link-local one.
             let sysctl = "/proc/sys/net/ipv6/conf/\(name)/disable_ipv6"
             if FileManager.default.fileExists(atPath: sysctl) { try? "1\n".write(toFile: sysctl, atomically: false, encoding: .utf8) }
@@ -70,7 +74,7 @@ public final class DaemonRunner {
         }
         do {
             internet = try PacketPort(interface: configuration.internetInterface)
-            terminal = try PacketPort(interface: configuration.terminalInterface)
+            terminals = try configuration.terminalInterfaces.map { try PacketPort(interface: $0) }
         } catch {
             throw DaemonStartError(description: "\(error)")
         }
@@ -86,7 +90,7 @@ public final class DaemonRunner {
         for (id, credential) in configuration.terminalCredentials.sorted(by: { $0.key < $1.key }) {
             log("terminal \(id): certificate \(credential.chain[0].subject) (issued by \(credential.chain[0].issuer), valid until \(credential.chain[0].notValidAfter))")
         }
-        bridge = EthernetBridge(proxy: proxy, terminalPortMAC: MACAddress(terminal.mac), discoveryPrefixes: configuration.terminalPrefixes,
+        bridge = EthernetBridge(proxy: proxy, terminalPortMAC: MACAddress(terminals[0].mac), discoveryPrefixes: configuration.terminalPrefixes,
                                 enrollments: configuration.enrollments)
         self.showKeys = showKeys
         state = try Self.openState(configuration, sealer: sealer, proxy: proxy, log: log)
@@ -118,7 +122,14 @@ public final class DaemonRunner {
                 log("\(state.sealer.name) is not present: new negotiations are refused until it is back")
             }
         }
-        log("bridging \(internet.name) (Internet side, MTU \(internet.mtu)) and \(terminal.name) (terminal side, MTU \(terminal.mtu)), "
+        if terminals.count > 1 {
+            var ports = TerminalPortSwitch(portCount: terminals.count)
+            ports.ownAddresses = [TerminalPortSwitch.key(terminal.mac, at: 0)]
+            portSwitch = ports
+        }
+        log("bridging \(internet.name) (Internet side, MTU \(internet.mtu)) and "
+            + terminals.map { "\($0.name) (terminal side, MTU \($0.mtu))" }.joined(separator: ", ")
+            + (terminals.count > 1 ? " (switched between them by learnt MAC address)" : "") + ", "
             + "no IP address on either; \(proxy.policy.rules.count) policy rules, default \(proxy.policy.defaultAction); "
             + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
             + "key delivery from \(configuration.proxySettings.keyDeliverySourceIPv4) port \(configuration.proxySettings.keyDeliveryPort); "
@@ -309,7 +320,6 @@ public final class DaemonRunner {
 
     private func count(_ name: String, _ amount: Int = 1) { if amount > 0 { portCounters[name, default: 0] += amount } }
 
-    func port(_ side: LinkSide) -> PacketPort { side == .internet ? internet : terminal }
 
     /// Reads the configuration file again for the profiles' CAs, CRLs and revocation policy (SIGHUP); on
     /// any error those in use stay and the log says why.
@@ -327,15 +337,16 @@ public final class DaemonRunner {
 
     public func run(shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
         var lastTick = 0.0
-        let descriptors = [internet.descriptor, terminal.descriptor, control.descriptor, mailbox.wakeDescriptor, revocation.wakeDescriptor]
+        let portDescriptors = [internet.descriptor] + terminals.map(\.descriptor)
+        let descriptors = portDescriptors + [control.descriptor, mailbox.wakeDescriptor, revocation.wakeDescriptor]
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
             if shouldReload() { reloadCredentials() }
             // Drain both ports in turns, one batch each, until both are empty (bounded, so timers still run).
             var rounds = 0
-            var busy = ready.contains(internet.descriptor) || ready.contains(terminal.descriptor)
+            var busy = portDescriptors.contains(where: ready.contains)
             while busy && rounds < 64 && !shouldStop() {
-                let a = pump(from: .internet), b = pump(from: .terminal)
+                let a = pump(from: .internet), b = terminals.indices.reduce(0) { $0 + pump(from: .terminal, port: $1) }
                 busy = a + b > 0
                 rounds += 1
             }
@@ -352,6 +363,7 @@ public final class DaemonRunner {
                 synchronizeState(now: now)
                 perform(actions, receivedOn: nil)
                 stateHousekeeping(now: now)
+                if now - lastAging >= 10 { portSwitch?.age(now: now); lastAging = now }
             }
         }
         if let state { for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) } }
@@ -360,21 +372,55 @@ public final class DaemonRunner {
         log("stopping; \(render(counters: portCounters)); proxy: \(render(counters: bridge.proxy.counters)); bridge: \(render(counters: bridge.counters))")
     }
 
-    /// Reads one batch from `side`, judges each frame and sends what goes on. Returns the frames read.
-    private func pump(from side: LinkSide) -> Int {
-        let input = port(side), output = port(side.other)
-        var forwards: [UnsafePointer<UInt8>?] = [], lengths: [Int32] = [], offloads: [UnsafePointer<UInt8>?] = []
+    /// Reads one batch from `side` (terminal port `port`), judges each frame and sends what goes on. Returns
+    /// the frames read. With several terminal ports, frames between them are switched unjudged and frames
+    /// for stations not learnt are flooded to the other terminal ports as well (TerminalPortSwitch).
+    private func pump(from side: LinkSide, port index: Int = 0) -> Int {
+        let input = side == .internet ? internet : terminals[index]
+        // Frames passed on unchanged, by output (0: Internet port, 1 + i: terminal port i): pointers into the batch.
+        var forwards = Array(repeating: [UnsafePointer<UInt8>?](), count: 1 + terminals.count)
+        var lengths = Array(repeating: [Int32](), count: 1 + terminals.count)
+        var offloads = Array(repeating: [UnsafePointer<UInt8>?](), count: 1 + terminals.count)
         var built: [(LinkSide, [UInt8])] = []
+        let inputSlot = side == .internet ? 0 : 1 + index
         let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
         let received: Int
         do {
             received = try input.receiveBatch { frame, offload, truncated in
                 guard !truncated else { count("drop_truncated_frame_\(side.rawValue)"); return }
+                func pass(to slot: Int) {
+                    if slot == inputSlot {
+                        // Back out of the port it came in by: copied, the batch is still being read.
+                        built.append((side, Array(frame)))
+                    } else {
+                        forwards[slot].append(frame.baseAddress); lengths[slot].append(Int32(frame.count)); offloads[slot].append(offload)
+                    }
+                }
+                if portSwitch != nil, frame.count >= 14 {
+                    let destination = TerminalPortSwitch.key(frame, at: 0), source = TerminalPortSwitch.key(frame, at: 6)
+                    if side == .internet {
+                        portSwitch!.learn(source: source, at: .internet, now: now)
+                    } else {
+                        portSwitch!.learn(source: source, at: .terminal(index), now: now)
+                        switch portSwitch!.fromTerminal(ingress: index, destination: destination, now: now) {
+                        case .switchTo(let other):
+                            count("frames_switched_between_terminal_ports")
+                            return pass(to: 1 + other)
+                        case .sameSegment:
+                            count("frames_filtered_same_segment")
+                            return
+                        case .judgeAndFlood(let others):
+                            if !others.isEmpty { count("frames_flooded_to_terminal_ports") }
+                            for other in others { pass(to: 1 + other) }
+                        }
+                    }
+                }
                 for action in bridge.receive(from: side, frame: Array(frame), now: now, wallClock: wall) {
                     switch action {
-                    case .forward(let out) where out == side.other:
-                        forwards.append(frame.baseAddress); lengths.append(Int32(frame.count)); offloads.append(offload)
-                    case .forward(let out): built.append((out, Array(frame)))
+                    case .forward(.internet): pass(to: 0)
+                    case .forward(.terminal):
+                        let ports = portSwitch.map { $0.terminalPorts(for: TerminalPortSwitch.key(frame, at: 0), now: now) } ?? [0]
+                        for port in ports { pass(to: 1 + port) }
                     case .send(let out, let bytes): built.append((out, bytes)); ikeActivity = true
                     case .drop: break
                     case .log(let line):
@@ -386,10 +432,13 @@ public final class DaemonRunner {
                 }
             }
             // The forwarded frames point into the receive batch: sent before the next read reuses it.
-            let (sent, refused) = output.send(frames: forwards, lengths: lengths, offloads: offloads)
+            for slot in forwards.indices where !forwards[slot].isEmpty {
+                let output = slot == 0 ? internet : terminals[slot - 1], name = slot == 0 ? LinkSide.internet.rawValue : LinkSide.terminal.rawValue
+                let (sent, refused) = output.send(frames: forwards[slot], lengths: lengths[slot], offloads: offloads[slot])
+                count("frames_forwarded_to_\(name)", sent)
+                count("tx_refused_\(name)", refused)
+            }
             count("frames_in_\(side.rawValue)", received)
-            count("frames_forwarded_to_\(side.other.rawValue)", sent)
-            count("tx_refused_\(side.other.rawValue)", refused)
         } catch {
             count("rx_errors_\(side.rawValue)")
             log("\(error)")
@@ -400,8 +449,20 @@ public final class DaemonRunner {
         return received
     }
 
+    /// A frame the proxy built (or passed back): out of the Internet port, or the terminal port(s) its
+    /// destination sits behind.
     private func sendBuilt(_ frame: [UInt8], on side: LinkSide) {
-        if port(side).send(frame) { count("frames_built_to_\(side.rawValue)") } else { count("tx_refused_\(side.rawValue)") }
+        let ports: [PacketPort]
+        if side == .internet {
+            ports = [internet]
+        } else if let portSwitch, frame.count >= 14 {
+            ports = portSwitch.terminalPorts(for: TerminalPortSwitch.key(frame, at: 0), now: monotonicSeconds()).map { terminals[$0] }
+        } else {
+            ports = [terminal]
+        }
+        for port in ports {
+            if port.send(frame) { count("frames_built_to_\(side.rawValue)") } else { count("tx_refused_\(side.rawValue)") }
+        }
     }
 
     func perform(_ actions: [FrameAction], receivedOn: LinkSide?) {
@@ -482,7 +543,7 @@ public final class DaemonRunner {
     }
 
     func status() -> [String: Any] {
-        ["uptime_seconds": Int(monotonicSeconds() - startedAt), "interfaces": ["internet": internet.name, "terminal": terminal.name],
+        ["uptime_seconds": Int(monotonicSeconds() - startedAt), "interfaces": ["internet": internet.name, "terminal": terminal.name, "terminal_ports": terminals.map(\.name)] as [String: Any],
          "data_path": portCounters, "proxy": bridge.proxy.counters, "bridge": bridge.counters, "engine": bridge.proxy.engine.counters,
          "sas": bridge.proxy.store.children.count, "negotiating": bridge.proxy.hasNegotiationsInFlight]
     }

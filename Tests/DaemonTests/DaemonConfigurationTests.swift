@@ -94,6 +94,18 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal(profile("life_packets", 0)).contains("rekey_packets and life_packets must be above 0"))
     }
 
+    func testSeveralTerminalPortsAreRead() throws {
+        let one = try DaemonConfiguration.parse(try example { _ in })
+        XCTAssertEqual(one.terminalInterfaces, ["eth1"])
+        let three = try DaemonConfiguration.parse(try example { $0["interfaces"] = ["internet": "eth0", "terminal": ["eth1", "eth2", "eth3"]] })
+        XCTAssertEqual(three.terminalInterfaces, ["eth1", "eth2", "eth3"])
+        XCTAssertEqual(three.terminalInterface, "eth1")
+        XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": ["eth1", "eth1"]] }.contains("'eth1' is named twice"))
+        XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": ["eth2", "eth0"]] }
+            .contains("interfaces.internet and interfaces.terminal must be two different interfaces"))
+        XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": [String]()] }.contains("at least one terminal-side interface"))
+    }
+
     func testTheWaitAfterAFailedNegotiationIsRead() throws {
         XCTAssertEqual(try DaemonConfiguration.parse(try example { _ in }).proxySettings.retryAfterFailure, 10)
         let set = try DaemonConfiguration.parse(try example { $0["settings"] = ["retry_after_failure": 30, "retransmit_limit": 3] })

@@ -1,0 +1,189 @@
+#!/usr/bin/env python3
+"""`ikeproxy daemon` with two terminal-side ports and no switch: each terminal on a port of its own.
+
+Four network namespaces:
+
+  ikp-m-peer   strongSwan (charon, kernel-libipsec: ESP always in UDP 4500), 192.0.2.1
+  ikp-m-proxy  `ikeproxy daemon`: Internet port ikp-mx0, terminal ports ikp-mx1 and ikp-mx2, no address
+  ikp-m-t1     terminal 1, `ikeproxy terminal`, 192.0.2.2, cabled to ikp-mx1
+  ikp-m-t2     terminal 2, `ikeproxy terminal`, 192.0.2.3, cabled to ikp-mx2
+
+Checks: strongSwan initiates to each terminal and the proxy answers in its name, the key-delivery
+datagrams and IKE replies leaving by the right port; ping goes through ESP to each terminal; a terminal
+opens a TCP flow itself and the proxy initiates; the two terminals reach each other directly (ARP
+flooded, their frames switched between the ports unjudged, never out of the Internet port); `ikeproxy
+terminals` lists both; no port holds an address; the daemon stops cleanly.
+
+Needs root, iproute2, strongSwan, ping and the `vici` module; it fails loudly otherwise.
+"""
+import json, os, socket, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strongswan_interop as base  # noqa: E402
+import daemon_e2e as e2e  # noqa: E402
+
+PEER, PROXY = "ikp-m-peer", "ikp-m-proxy"
+base.PEER_NS = PEER
+check, sh, ns = base.check, base.sh, base.ns
+PEER4 = "192.0.2.1"
+TERMINALS = [
+    {"name": "t1", "ns": "ikp-m-t1", "dev": "ikp-mt1", "port": "ikp-mx1", "mac": "02:00:00:00:e0:02", "v4": "192.0.2.2",
+     "id": 1, "key": "31" * 32},
+    {"name": "t2", "ns": "ikp-m-t2", "dev": "ikp-mt2", "port": "ikp-mx2", "mac": "02:00:00:00:e0:03", "v4": "192.0.2.3",
+     "id": 2, "key": "32" * 32},
+]
+NAMESPACES = [PEER, PROXY] + [t["ns"] for t in TERMINALS]
+PORTS = ["ikp-mx0"] + [t["port"] for t in TERMINALS]
+
+
+class Topology:
+    def __enter__(self):
+        self.tearDown()
+        for name in NAMESPACES:
+            sh("ip", "netns", "add", name)
+            ns(name, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", "ikp-mp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-mx0", "netns", PROXY)
+        ns(PEER, "ip", "addr", "add", PEER4 + "/24", "dev", "ikp-mp0")
+        ns(PEER, "ip", "link", "set", "ikp-mp0", "up")
+        for t in TERMINALS:
+            sh("ip", "link", "add", t["port"], "netns", PROXY, "type", "veth", "peer", "name", t["dev"], "netns", t["ns"])
+            ns(t["ns"], "ip", "link", "set", t["dev"], "address", t["mac"])
+            ns(t["ns"], "ip", "addr", "add", t["v4"] + "/24", "dev", t["dev"])
+            ns(t["ns"], "ip", "link", "set", t["dev"], "up")
+            # As in daemon_e2e: the peer's address goes into the agent's TUN device, the agent's own packets
+            # (marked) around it; the key-delivery address is on the link.
+            ns(t["ns"], "ip", "route", "add", "169.254.0.1/32", "dev", t["dev"])
+            ns(t["ns"], "ip", "rule", "add", "fwmark", e2e.MARK, "lookup", "4500", "priority", "100")
+            ns(t["ns"], "ip", "route", "add", "default", "dev", t["dev"], "table", "4500")
+        # The proxy's ports stay down and bare: the daemon brings them up without addresses.
+        return self
+
+    def tearDown(self):
+        base.remove_namespaces(*NAMESPACES)
+
+    def __exit__(self, *exc):
+        self.tearDown()
+
+
+def daemon_configuration(control):
+    return {
+        "interfaces": {"internet": "ikp-mx0", "terminal": [t["port"] for t in TERMINALS]},
+        "control_socket": control,
+        "terminal_prefixes": ["192.0.2.0/28"],
+        "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
+        "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
+                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True}],
+        "policy": {"default": "bypass", "rules": [{"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]},
+        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 3},
+    }
+
+
+def terminal_configuration(t):
+    return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"]], "proxy_address": "169.254.0.1",
+            "fwmark": int(e2e.MARK, 16), "status_interval": 0, "tun": {"name": "ikp0", "routes": [PEER4 + "/32"], "mtu": 1400}}
+
+
+def load_peer(charon):
+    for t in TERMINALS:
+        name = f"{t['name']}v4"
+        charon.session.load_conn({name: {
+            "version": "2", "local_addrs": [PEER4], "remote_addrs": [t["v4"]],
+            "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+            "local-1": {"auth": "psk", "id": PEER4}, "remote-1": {"auth": "psk", "id": t["v4"]},
+            "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                                "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
+    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
+
+
+def status(control):
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(control)
+    s.sendall(b"status\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return json.loads(data)
+
+
+def run(charon, directory):
+    load_peer(charon)
+    control = os.path.join(directory, "ikeproxy.sock")
+    config_path = os.path.join(directory, "daemon.json")
+    with open(config_path, "w") as f:
+        json.dump(daemon_configuration(control), f, indent=1)
+    log = os.path.join(directory, "daemon.log")
+    daemon = e2e.start(PROXY, ["daemon", "--config", config_path], log)
+    agents = []
+    for t in TERMINALS:
+        path = os.path.join(directory, f"{t['name']}.json")
+        with open(path, "w") as f:
+            json.dump(terminal_configuration(t), f)
+        agents.append(e2e.start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log")))
+    try:
+        check(e2e.wait_for(lambda: "switched between them by learnt MAC address" in e2e.read(log), 10) and daemon.poll() is None,
+              "the daemon bridges the Internet port and two terminal ports")
+        time.sleep(1)
+        for t in TERMINALS:
+            label = f"terminal {t['id']} on {t['port']}"
+            result = e2e.initiate(charon, f"{t['name']}v4")
+            sa, child = e2e.wait_child(charon, f"{t['name']}v4")
+            check(child is not None, f"{label}: strongSwan initiated to {t['v4']} and the proxy answered in its name ({result})")
+            check(e2e.wait_for(lambda: "installed outbound SA" in e2e.read(os.path.join(directory, f"{t['name']}.log")), 10),
+                  f"{label}: the SA reached the terminal over key delivery, out of its own port")
+            ok, summary = e2e.ping(PEER, PEER4, t["v4"])
+            check(ok, f"{label}: ping peer -> terminal through ESP ({summary})")
+        children = [e2e.installed_child(charon, f"{t['name']}v4")[1] for t in TERMINALS]
+        check(all(children) and children[0]["spi-in"] != children[1]["spi-in"], "strongSwan holds a separate CHILD SA per terminal")
+        # Terminal 2 opens a flow itself: the proxy initiates in its name.
+        e2e.terminate(charon, "t2v4")
+        e2e.wait_for(lambda: e2e.installed_child(charon, "t2v4")[1] is None, 10)
+        time.sleep(1)
+        ok, count, seconds = e2e.transfer(PEER, PEER4, TERMINALS[1]["ns"], TERMINALS[1]["v4"], 7201, 1024 * 1024, timeout=30)
+        sa, child = e2e.installed_child(charon, "t2v4")
+        check(ok and child is not None and sa.get("initiator", b"no") != b"yes",
+              f"terminal 2 opens a TCP flow, the proxy initiates IKE in its name, 1 MB passes through ESP ({seconds:.1f} s)")
+        # The terminals talk to each other: the switch inside the daemon carries it, the policy is not asked.
+        before = status(control)
+        ok, summary = e2e.ping(TERMINALS[0]["ns"], TERMINALS[0]["v4"], TERMINALS[1]["v4"])
+        after = status(control)
+        switched = after["data_path"].get("frames_switched_between_terminal_ports", 0) - before["data_path"].get("frames_switched_between_terminal_ports", 0)
+        to_internet = after["data_path"].get("frames_forwarded_to_internet", 0) - before["data_path"].get("frames_forwarded_to_internet", 0)
+        check(ok and switched >= 10, f"terminal 1 pings terminal 2 across the proxy's ports ({summary}; {switched} frames switched)")
+        check(to_internet <= 2, f"and none of it left by the Internet port (only the flooded ARP request may: {to_internet} frames)")
+        check(after["interfaces"].get("terminal_ports") == [t["port"] for t in TERMINALS], f"status lists the terminal ports {after['interfaces']}")
+        listing = subprocess.run(["ip", "netns", "exec", PROXY, e2e.BINARY, "terminals", "--control", control, "--json"],
+                                 capture_output=True, text=True, timeout=20)
+        rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
+        registered = sorted(r["mac"] for r in rows if r["status"] == "registered" and r["mac"])
+        check(registered == sorted(t["mac"] for t in TERMINALS), f"`ikeproxy terminals` lists both terminals as registered ({registered or listing.stderr.strip()})")
+        bare = [ns(PROXY, "ip", "-o", "addr", "show", "dev", dev).stdout.strip() for dev in PORTS]
+        check(all(line == "" for line in bare), f"`ip addr` shows no address on the three bridged ports {bare}")
+    finally:
+        for agent in agents:
+            e2e.stop(agent)
+        code = e2e.stop(daemon)
+        check(code == 0, f"the daemon stops cleanly (exit status {code})")
+        for line in e2e.read(log).splitlines()[-4:]:
+            print("      " + line[:300])
+
+
+def main():
+    problem = base.missing_prerequisites("daemon ports test", tools=("ping",))
+    if problem:
+        return problem
+    directory = tempfile.mkdtemp(prefix="ikp-ports-")
+    os.chmod(directory, 0o755)
+    print(f"== daemon with two terminal ports (logs in {directory})")
+    with Topology():
+        charon = base.Charon(directory)
+        try:
+            run(charon, directory)
+        finally:
+            charon.stop()
+    return base.summary("daemon ports test")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
