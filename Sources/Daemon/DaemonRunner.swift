@@ -509,6 +509,14 @@ public final class DaemonRunner {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// The terminal port a station was last seen on: the only one, or the one the switch learnt; nil when
+    /// there are several and it has not been heard from recently.
+    func portName(of mac: MACAddress, now: Double) -> String? {
+        guard let portSwitch else { return terminal.name }
+        guard case .terminal(let index)? = portSwitch.location(of: TerminalPortSwitch.key(mac.octets, at: 0), now: now) else { return nil }
+        return terminals[index].name
+    }
+
     func terminalRows() -> [[String: Any]] {
         let registry = bridge.proxy.registry, now = monotonicSeconds()
         var rows: [[String: Any]] = []
@@ -521,7 +529,8 @@ public final class DaemonRunner {
             listed.formUnion(addresses)
             rows.append(["mac": host.mac.description, "ipv4": host.ipv4.map(\.description).sorted(), "ipv6": host.ipv6.map(\.description).sorted(),
                          "status": status, "terminal_id": entries.first.map { NSNumber(value: $0.terminalID) } ?? NSNull(),
-                         "learnt_from": host.learntFrom.sorted(), "last_seen_seconds_ago": Int(now - host.lastSeen)])
+                         "learnt_from": host.learntFrom.sorted(), "last_seen_seconds_ago": Int(now - host.lastSeen),
+                         "port": portName(of: host.mac, now: now) ?? NSNull()])
         }
         // Terminals configured by address that have not shown themselves on the link yet.
         var byID: [UInt64: [IPAddress]] = [:]
@@ -529,7 +538,7 @@ public final class DaemonRunner {
         for (id, addresses) in byID.sorted(by: { $0.key < $1.key }) {
             rows.append(["mac": NSNull(), "ipv4": addresses.filter { !$0.isIPv6 }.map(\.description), "ipv6": addresses.filter(\.isIPv6).map(\.description),
                          "status": addresses.contains { registry.terminal(at: $0) != nil } ? "registered" : "outside prefixes",
-                         "terminal_id": NSNumber(value: id), "learnt_from": ["configuration"], "last_seen_seconds_ago": NSNull()])
+                         "terminal_id": NSNumber(value: id), "learnt_from": ["configuration"], "last_seen_seconds_ago": NSNull(), "port": NSNull()])
         }
         return rows
     }

@@ -156,8 +156,9 @@ def run(charon, directory):
         listing = subprocess.run(["ip", "netns", "exec", PROXY, e2e.BINARY, "terminals", "--control", control, "--json"],
                                  capture_output=True, text=True, timeout=20)
         rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
-        registered = sorted(r["mac"] for r in rows if r["status"] == "registered" and r["mac"])
-        check(registered == sorted(t["mac"] for t in TERMINALS), f"`ikeproxy terminals` lists both terminals as registered ({registered or listing.stderr.strip()})")
+        registered = sorted((r["mac"], r.get("port")) for r in rows if r["status"] == "registered" and r["mac"])
+        check(registered == sorted((t["mac"], t["port"]) for t in TERMINALS),
+              f"`ikeproxy terminals` lists both terminals as registered, each on its port ({registered or listing.stderr.strip()})")
         bare = [ns(PROXY, "ip", "-o", "addr", "show", "dev", dev).stdout.strip() for dev in PORTS]
         check(all(line == "" for line in bare), f"`ip addr` shows no address on the three bridged ports {bare}")
     finally:
