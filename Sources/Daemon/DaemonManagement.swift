@@ -123,6 +123,15 @@ extension DaemonRunner {
             perform(bridge.frames(for: actions), receivedOn: nil)
             audit(request, "sa.delete", "CHILD SA \(text)")
             return .json(["deleting": text], status: 202)
+        case .reloadCredentials:
+            switch reloadCredentials() {
+            case .success(let lines):
+                audit(request, "credentials.reload", lines.joined(separator: " | "))
+                return .json(["reloaded": lines])
+            case .failure(let failure):
+                audit(request, "credentials.reload", "refused: \(failure)")
+                return .error(422, failure.description)
+            }
         case .flushSAs:
             let count = bridge.proxy.engine.sessionSummaries.filter(\.established).count
             let actions = bridge.proxy.flush(now: now, wallClock: wall)

@@ -323,15 +323,22 @@ public final class DaemonRunner {
 
     /// Reads the configuration file again for the profiles' CAs, CRLs and revocation policy (SIGHUP); on
     /// any error those in use stay and the log says why.
-    public func reloadCredentials() {
-        guard let path = configurationPath else { return log("reload: the configuration file is not known; nothing read") }
+    /// Returns what it did, line by line, or why it did nothing.
+    @discardableResult
+    public func reloadCredentials() -> Result<[String], DaemonStartError> {
+        guard let path = configurationPath else {
+            log("reload: the configuration file is not known; nothing read")
+            return .failure(DaemonStartError(description: "the configuration file is not known; nothing read"))
+        }
         do {
             let fresh = try DaemonConfiguration.load(path: path)
             let (updated, lines) = ProfileCredentialReload.apply(fresh: fresh.profiles, to: bridge.proxy.profiles)
             bridge.proxy.profiles = updated
             lines.forEach(log)
+            return .success(lines)
         } catch {
             log("reload: \(path) not taken, the CAs and CRLs in use stay: \(error)")
+            return .failure(DaemonStartError(description: "\(path) not taken, the CAs and CRLs in use stay: \(error)"))
         }
     }
 

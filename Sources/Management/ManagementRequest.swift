@@ -7,9 +7,10 @@ public struct ManagementRequest: Sendable {
         case listPolicies, addPolicy, deletePolicy
         case listTerminals, approveTerminal
         case listSAs, showSA, deleteSA, flushSAs
+        case reloadCredentials
 
         /// Routes that change something: administrators with the admin role only, and audited.
-        public var changes: Bool { [.addPolicy, .deletePolicy, .approveTerminal, .deleteSA, .flushSAs].contains(self) }
+        public var changes: Bool { [.addPolicy, .deletePolicy, .approveTerminal, .deleteSA, .flushSAs, .reloadCredentials].contains(self) }
         public static var allChanging: [Route] { allCases.filter(\.changes) }
     }
     public var route: Route

@@ -184,6 +184,16 @@ struct SAsCommand: ParsableCommand {
     }
 }
 
+struct ReloadCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "reload",
+                                                    abstract: "Have a running daemon read its profiles' CA certificates and CRLs again (as SIGHUP does).")
+    @OptionGroup var options: APIOptions
+    func run() throws {
+        let answer = try options.call("POST", "/v1/credentials/reload")
+        if !options.json, let object = answer as? [String: Any], let lines = object["reloaded"] as? [String] { lines.forEach { print($0) } }
+    }
+}
+
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Uptime, SAs and counters of a running daemon.")
     @OptionGroup var options: APIOptions

@@ -39,7 +39,7 @@ final class AuthenticatorTests: XCTestCase {
     }
 
     func testChangingRoutesAreMarked() {
-        XCTAssertEqual(Set(ManagementRequest.Route.allChanging), [.addPolicy, .deletePolicy, .approveTerminal, .deleteSA, .flushSAs])
+        XCTAssertEqual(Set(ManagementRequest.Route.allChanging), [.addPolicy, .deletePolicy, .approveTerminal, .deleteSA, .flushSAs, .reloadCredentials])
     }
 
     func testTheMailboxHandsCallsToTheLoopAndAnswersBack() async {

@@ -30,7 +30,8 @@ STRANGER = e2e.STRANGER
 
 ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), ("POST", "/v1/policies"),
           ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
-          ("GET", "/v1/sas"), ("POST", "/v1/sas/flush"), ("GET", "/v1/sas/00000000"), ("DELETE", "/v1/sas/00000000")]
+          ("GET", "/v1/sas"), ("POST", "/v1/sas/flush"), ("GET", "/v1/sas/00000000"), ("DELETE", "/v1/sas/00000000"),
+          ("POST", "/v1/credentials/reload")]
 CHANGES = {"POST", "DELETE"}
 
 
@@ -250,6 +251,13 @@ def run(charon, directory, key):
         table = cli("terminals")
         line = [l for l in table.stdout.splitlines() if STRANGER["mac"] in l]
         check(line and "registered" in line[0], f"it is now registered: {line[0] if line else table.stdout}")
+
+        # The profiles' CAs and CRLs read again, as SIGHUP would: answered line by line and audited.
+        reloaded = cli("reload")
+        check(reloaded.returncode == 0 and "reload: profile 'peer': the peer proves itself with the pre-shared key" in reloaded.stdout,
+              f"`ikeproxy reload` has the daemon read its profiles' credentials again: {reloaded.stdout.strip()}{reloaded.stderr.strip()}")
+        audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
+        check(("alice", "credentials.reload") in audit, "the reload is in the audit log with who asked for it")
 
         # Metrics.
         code, metrics = curl("GET", "/metrics", admin_token)
