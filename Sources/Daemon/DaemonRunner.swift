@@ -558,9 +558,19 @@ public final class DaemonRunner {
         }
     }
 
+    /// The data-path counters, with the terminal-port switch's table when there is one.
+    var dataPathCounters: [String: Int] {
+        var counters = portCounters
+        if let portSwitch {
+            counters["switch_stations"] = portSwitch.stationCount
+            counters["switch_stations_refused_table_full"] = portSwitch.refusedStations
+        }
+        return counters
+    }
+
     func status() -> [String: Any] {
         ["uptime_seconds": Int(monotonicSeconds() - startedAt), "interfaces": ["internet": internet.name, "terminal": terminal.name, "terminal_ports": terminals.map(\.name)] as [String: Any],
-         "data_path": portCounters, "proxy": bridge.proxy.counters, "bridge": bridge.counters, "engine": bridge.proxy.engine.counters,
+         "data_path": dataPathCounters, "proxy": bridge.proxy.counters, "bridge": bridge.counters, "engine": bridge.proxy.engine.counters,
          "sas": bridge.proxy.store.children.count, "negotiating": bridge.proxy.hasNegotiationsInFlight]
     }
 }

@@ -50,6 +50,21 @@ final class TerminalPortSwitchTests: XCTestCase {
         XCTAssertEqual(ports.terminalPorts(for: gateway, now: 1), [], "a station on the Internet side")
     }
 
+    func testAFullTableStopsLearningInsteadOfGrowing() {
+        var ports = TerminalPortSwitch(portCount: 2, agingTime: 300, capacity: 100)
+        // A host sending from ever new source addresses: the table stops at its capacity.
+        for index in 0..<10_000 { ports.learn(source: 0x0200_0000_0000 + UInt64(index), at: .terminal(0), now: 1) }
+        XCTAssertEqual(ports.stationCount, 100)
+        XCTAssertEqual(ports.refusedStations, 9_900)
+        // A station it could not learn is flooded to, and the ones it knows still switch.
+        XCTAssertEqual(ports.terminalPorts(for: 0x0200_0000_5000, now: 2), [0, 1])
+        XCTAssertEqual(ports.terminalPorts(for: 0x0200_0000_0001, now: 2), [0])
+        // Once the flood has aged out, new stations are learnt again.
+        ports.learn(source: b, at: .terminal(1), now: 400)
+        XCTAssertEqual(ports.location(of: b, now: 400), .terminal(1))
+        XCTAssertEqual(ports.stationCount, 1)
+    }
+
     func testStationsMoveAndAgeOut() {
         var ports = TerminalPortSwitch(portCount: 2, agingTime: 300)
         ports.learn(source: a, at: .terminal(0), now: 0)

@@ -26,12 +26,18 @@ public struct TerminalPortSwitch: Sendable {
 
     public let portCount: Int
     public let agingTime: Double
+    /// At most this many stations are learnt: a host sending from ever new source addresses (MAC
+    /// flooding) fills the table, not the memory; stations beyond it are flooded to, as a full switch does.
+    public let capacity: Int
+    /// Stations not learnt because the table was full.
+    public private(set) var refusedStations = 0
+    private var lastAgedWhenFull = -Double.infinity
     /// The proxy's own terminal-side MAC addresses (key delivery): frames to them are judged, never flooded.
     public var ownAddresses: Set<UInt64> = []
     private var table: [UInt64: (location: Location, seen: Double)] = [:]
 
-    public init(portCount: Int, agingTime: Double = 300) {
-        self.portCount = portCount; self.agingTime = agingTime
+    public init(portCount: Int, agingTime: Double = 300, capacity: Int = 8192) {
+        self.portCount = portCount; self.agingTime = agingTime; self.capacity = capacity
     }
 
     /// A MAC address as a number (six octets from `offset`), the table's key.
@@ -48,6 +54,12 @@ public struct TerminalPortSwitch: Sendable {
     /// Learns the source of a frame that came in at `location`; group addresses are never learnt.
     public mutating func learn(source: UInt64, at location: Location, now: Double) {
         guard !Self.isMulticast(source) else { return }
+        if table[source] == nil && table.count >= capacity {
+            // Full: make room from stations gone silent (at most once a second, the sweep costs the whole
+            // table), else leave this one unlearnt.
+            if now - lastAgedWhenFull >= 1 { age(now: now); lastAgedWhenFull = now }
+            guard table.count < capacity else { refusedStations += 1; return }
+        }
         table[source] = (location, now)
     }
 
