@@ -9,8 +9,10 @@ Four network namespaces:
   ikp-m-t2     terminal 2, `ikeproxy terminal`, 192.0.2.3, cabled to ikp-mx2
 
 Checks: strongSwan initiates to each terminal and the proxy answers in its name, the key-delivery
-datagrams and IKE replies leaving by the right port; ping goes through ESP to each terminal; a terminal
-opens a TCP flow itself and the proxy initiates; the two terminals reach each other directly (ARP
+datagrams and IKE replies leaving by the right port; ping goes through ESP to terminal 1, whose policy
+protects everything; terminal 2's policy protects TCP only, so the proxy narrows strongSwan's host-to-host
+CHILD SA to TCP and the terminal's pings leave in the clear (a capture at the peer sees them); terminal 2 opens a TCP flow
+itself and the proxy initiates with TCP selectors, which strongSwan narrows to; the two terminals reach each other directly (ARP
 flooded, their frames switched between the ports unjudged, never out of the Internet port); `ikeproxy
 terminals` lists both; no port holds an address; the daemon stops cleanly.
 
@@ -73,7 +75,10 @@ def daemon_configuration(control):
         "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
         "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
                       "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True}],
-        "policy": {"default": "bypass", "rules": [{"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]},
+        # Terminal 1: everything with the peer protected; terminal 2: TCP only (its pings pass in the clear).
+        "policy": {"default": "bypass", "rules": [
+            {"source": TERMINALS[0]["v4"] + "/32", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"},
+            {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "action": "protect", "profile": "peer"}]},
         "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 3},
     }
 
@@ -107,6 +112,23 @@ def status(control):
     return json.loads(data)
 
 
+def icmp_seen_at_peer(directory, terminal, action):
+    """Runs `action` while capturing on the peer's link; how many plaintext ICMP packets to or from `terminal` crossed."""
+    pcap = os.path.join(directory, f"icmp-{terminal}.pcap")
+    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "-i", "ikp-mp0", "-U", "-w", pcap, f"icmp and host {terminal}"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    result = action()
+    time.sleep(0.5)
+    capture.terminate()
+    capture.wait(timeout=10)
+    return result, len(subprocess.run(["tcpdump", "-r", pcap], capture_output=True, text=True).stdout.strip().splitlines())
+
+
+def selectors(child, key):
+    return [base.normalized_ts(ts) for ts in child.get(key, [])]
+
+
 def run(charon, directory):
     load_peer(charon)
     control = os.path.join(directory, "ikeproxy.sock")
@@ -132,8 +154,19 @@ def run(charon, directory):
             check(child is not None, f"{label}: strongSwan initiated to {t['v4']} and the proxy answered in its name ({result})")
             check(e2e.wait_for(lambda: "installed outbound SA" in e2e.read(os.path.join(directory, f"{t['name']}.log")), 10),
                   f"{label}: the SA reached the terminal over key delivery, out of its own port")
-            ok, summary = e2e.ping(PEER, PEER4, t["v4"])
-            check(ok, f"{label}: ping peer -> terminal through ESP ({summary})")
+            if t is TERMINALS[0]:
+                (ok, summary), plain = icmp_seen_at_peer(directory, t["v4"], lambda: e2e.ping(PEER, PEER4, t["v4"]))
+                check(ok and plain == 0, f"{label}: ping peer -> terminal through ESP ({summary}; {plain} plaintext ICMP on the Internet side)")
+            else:
+                # TCP only is protected: the proxy narrowed strongSwan's host-to-host proposal, and ICMP stays outside
+                # the SA: the terminal's echo requests reach the peer's link in the clear, as the policy bypasses them.
+                # (strongSwan's kernel-libipsec routes by address, so its replies go into its own TUN device and no SA
+                # takes them: the ping itself is not expected to come back.)
+                ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
+                check(ts == ([PEER4 + "/32[tcp]"], [t["v4"] + "/32[tcp]"]),
+                      f"{label}: the proxy narrowed strongSwan's host-to-host CHILD SA to the policy's TCP ({ts})")
+                _, plain = icmp_seen_at_peer(directory, t["v4"], lambda: e2e.ping(t["ns"], t["v4"], PEER4))
+                check(plain >= 5, f"{label}: the terminal's pings, outside the TCP-only SA, reach the peer's link in the clear ({plain} plaintext ICMP)")
         children = [e2e.installed_child(charon, f"{t['name']}v4")[1] for t in TERMINALS]
         check(all(children) and children[0]["spi-in"] != children[1]["spi-in"], "strongSwan holds a separate CHILD SA per terminal")
         # Terminal 2 opens a flow itself: the proxy initiates in its name.
@@ -144,6 +177,9 @@ def run(charon, directory):
         sa, child = e2e.installed_child(charon, "t2v4")
         check(ok and child is not None and sa.get("initiator", b"no") != b"yes",
               f"terminal 2 opens a TCP flow, the proxy initiates IKE in its name, 1 MB passes through ESP ({seconds:.1f} s)")
+        ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
+        check(ts == ([PEER4 + "/32[tcp]"], [TERMINALS[1]["v4"] + "/32[tcp]"]),
+              f"the proxy asked for TCP only and strongSwan, configured host to host, narrowed to it ({ts})")
         # The terminals talk to each other: the switch inside the daemon carries it, the policy is not asked.
         pcap = os.path.join(directory, "internet-side.pcap")
         capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "-i", "ikp-mp0", "-U", "-w", pcap,
