@@ -435,6 +435,7 @@ public final class KeyExchangeProxy {
         }
         // A negotiation that never finished does not block later start requests for ever.
         for (pair, started) in negotiating where now - started > engine.settings.halfOpenTimeout { negotiating[pair] = nil }
+        for (pair, failure) in failures where now - failure.at >= settings.retryAfterFailure { failures[pair] = nil }
         return actions
     }
 }
