@@ -73,7 +73,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log")]),
         // `ikeproxy daemon`: the proxy in the wire, AF_PACKET ports wired to the Ethernet bridge.
-        .target(name: "Daemon", dependencies: ["Proxy", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets", "Store", "Management",
+        .target(name: "Daemon", dependencies: ["Proxy", "ESP", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets", "Store", "Management",
                                                .product(name: "X509", package: "swift-certificates")]),
         // Entry points for coverage-guided fuzzing of everything that reads octets from outside; driven by
         // libFuzzer from fuzz/ and replayed by FuzzingTests.

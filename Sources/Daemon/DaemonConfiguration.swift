@@ -1,3 +1,4 @@
+import ESP
 import Foundation
 import IKEv2
 import X509
@@ -243,14 +244,10 @@ public struct DaemonConfiguration: Sendable {
             profiles[profiles.count - 1].peerTrustAnchors = anchors
             profiles[profiles.count - 1].peerRevocationLists = revocationLists
             profiles[profiles.count - 1].peerRevocationPolicy = revocation
-            for (soft, hard, unit) in [(p.rekey_bytes, p.life_bytes, "bytes"), (p.rekey_packets, p.life_packets, "packets")] {
-                if soft == 0 || hard == 0 { throw fail("\(at): rekey_\(unit) and life_\(unit) must be above 0") }
-                if let soft, let hard, soft >= hard { throw fail("\(at): rekey_\(unit) \(soft) must be below life_\(unit) \(hard)") }
-            }
-            profiles[profiles.count - 1].rekeyBytes = p.rekey_bytes
-            profiles[profiles.count - 1].lifeBytes = p.life_bytes
-            profiles[profiles.count - 1].rekeyPackets = p.rekey_packets
-            profiles[profiles.count - 1].lifePackets = p.life_packets
+            do {
+                profiles[profiles.count - 1].volumeLifetime = try ESPLifetime.volume(rekeyBytes: p.rekey_bytes, lifeBytes: p.life_bytes,
+                                                                                   rekeyPackets: p.rekey_packets, lifePackets: p.life_packets)
+            } catch { throw fail("\(at): \(error)") }
             if let childless = p.childless {
                 guard let mode = ChildlessMode(rawValue: childless) else { throw fail("\(at): childless '\(childless)' is not allow or force") }
                 profiles[profiles.count - 1].childless = mode

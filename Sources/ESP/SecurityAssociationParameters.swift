@@ -25,6 +25,21 @@ public struct ESPLifetime: Equatable, Sendable, Codable {
         self.softBytes = softBytes; self.hardBytes = hardBytes; self.softPackets = softPackets
         self.hardPackets = hardPackets; self.softSeconds = softSeconds; self.hardSeconds = hardSeconds
     }
+
+    /// Why volume limits from a configuration file are not usable.
+    public struct VolumeError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    /// Volume lifetimes as configuration files name them (strongSwan's rekey_bytes, life_bytes,
+    /// rekey_packets, life_packets): a limit of zero, or a rekey limit not below its life limit, is refused.
+    public static func volume(rekeyBytes: UInt64?, lifeBytes: UInt64?, rekeyPackets: UInt64?, lifePackets: UInt64?) throws(VolumeError) -> ESPLifetime {
+        for (soft, hard, unit) in [(rekeyBytes, lifeBytes, "bytes"), (rekeyPackets, lifePackets, "packets")] {
+            if soft == 0 || hard == 0 { throw VolumeError(description: "rekey_\(unit) and life_\(unit) must be above 0") }
+            if let soft, let hard, soft >= hard { throw VolumeError(description: "rekey_\(unit) \(soft) must be below life_\(unit) \(hard)") }
+        }
+        return ESPLifetime(softBytes: rekeyBytes, hardBytes: lifeBytes, softPackets: rekeyPackets, hardPackets: lifePackets)
+    }
 }
 
 /// Everything a host needs to run one direction of an ESP SA: the SAD entry of RFC 4301 section 4.4.2,

@@ -15,11 +15,11 @@ public struct KeyDeliveryTarget: Sendable {
     /// Hard lifetime handed to the terminal with each SA, in seconds.
     public var hardLifetime: UInt32?
     /// Volume lifetimes handed with each SA (the terminal reports the soft ones; we rekey).
-    public var volume = ESPLifetime()
+    public var volumeLifetime = ESPLifetime()
 
     /// What the terminal gets with each SA.
     public var lifetime: ESPLifetime {
-        var lifetime = volume
+        var lifetime = volumeLifetime
         lifetime.hardSeconds = hardLifetime
         return lifetime
     }
@@ -58,14 +58,13 @@ public struct KeyDeliveryTarget: Sendable {
             guard let source = IPAddress(t.source), source.isIPv6 == address.isIPv6 else {
                 throw ConfigurationError("\(at): source '\(t.source)' is not an address of the terminal's family")
             }
-            for (soft, hard, unit) in [(t.rekey_bytes, t.life_bytes, "bytes"), (t.rekey_packets, t.life_packets, "packets")] {
-                if soft == 0 || hard == 0 { throw ConfigurationError("\(at): rekey_\(unit) and life_\(unit) must be above 0") }
-                if let soft, let hard, soft >= hard { throw ConfigurationError("\(at): rekey_\(unit) \(soft) must be below life_\(unit) \(hard)") }
-            }
             var target = KeyDeliveryTarget(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), address: address,
                                            port: t.port ?? 9500, source: source, sourcePort: t.source_port ?? 9500,
                                            hardLifetime: t.hard_lifetime)
-            target.volume = ESPLifetime(softBytes: t.rekey_bytes, hardBytes: t.life_bytes, softPackets: t.rekey_packets, hardPackets: t.life_packets)
+            do {
+                target.volumeLifetime = try ESPLifetime.volume(rekeyBytes: t.rekey_bytes, lifeBytes: t.life_bytes,
+                                                               rekeyPackets: t.rekey_packets, lifePackets: t.life_packets)
+            } catch { throw ConfigurationError("\(at): \(error)") }
             targets[connection.name] = target
         }
         return (targets, root.transparent ?? false)

@@ -18,15 +18,14 @@ public struct ProtectionProfile: Sendable {
     public var hardLifetime: UInt32?
     /// Volume lifetimes given to the terminal with each SA, per direction (strongSwan's rekey_bytes,
     /// life_bytes, rekey_packets, life_packets): the terminal counts, reports the soft one and the proxy
-    /// rekeys; at the hard one the SA is deleted. nil for none.
-    public var rekeyBytes: UInt64?
-    public var lifeBytes: UInt64?
-    public var rekeyPackets: UInt64?
-    public var lifePackets: UInt64?
+    /// rekeys; at the hard one the SA is deleted.
+    public var volumeLifetime = ESPLifetime()
 
     /// The lifetimes the terminal gets with each SA of this profile.
     public var espLifetime: ESPLifetime {
-        ESPLifetime(softBytes: rekeyBytes, hardBytes: lifeBytes, softPackets: rekeyPackets, hardPackets: lifePackets, hardSeconds: hardLifetime)
+        var lifetime = volumeLifetime
+        lifetime.hardSeconds = hardLifetime
+        return lifetime
     }
     /// The proxy rekeys each CHILD SA this many seconds after it was made; nil leaves rekeying to the peer.
     public var childRekeyTime: Double?

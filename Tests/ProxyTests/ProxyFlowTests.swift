@@ -343,7 +343,7 @@ final class ProxyFlowTests: XCTestCase {
     }
 
     func testAVolumeLifetimeMakesTheTerminalAskForOneRekey() {
-        let network = network { $0.rekeyPackets = 5; $0.lifePackets = 50 }
+        let network = network { $0.volumeLifetime = ESPLifetime(softPackets: 5, hardPackets: 50) }
         var lines: [String] = []
         network.log = { lines.append($0) }
         ping(network, from: a)  // the start request
