@@ -237,6 +237,19 @@ def stop(process):
         return None
 
 
+def daemon_status(control):
+    """The daemon's status (counters, ports) from its control socket."""
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(5)
+    s.connect(control)
+    s.sendall(b"status\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    s.close()
+    return json.loads(data)
+
+
 def read(path):
     with open(path, errors="replace") as f:
         return f.read()

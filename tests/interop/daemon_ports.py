@@ -18,7 +18,7 @@ terminals` lists both; no port holds an address; the daemon stops cleanly.
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
 """
-import json, os, socket, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -100,18 +100,6 @@ def load_peer(charon):
     charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
 
 
-def status(control):
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(control)
-    s.sendall(b"status\n")
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    s.close()
-    return json.loads(data)
-
-
 def icmp_seen_at_peer(directory, hosts, action):
     """Runs `action` while capturing on the peer's link; how many plaintext ICMP packets of all `hosts` crossed it
     (-1 when the capture did not run)."""
@@ -185,10 +173,10 @@ def run(charon, directory):
         check(ts == ([PEER4 + "/32[tcp]"], [TERMINALS[1]["v4"] + "/32[tcp]"]),
               f"the proxy asked for TCP only and strongSwan, configured host to host, narrowed to it ({ts})")
         # The terminals talk to each other: the switch inside the daemon carries it, the policy is not asked.
-        before = status(control)
+        before = e2e.daemon_status(control)
         (ok, summary), leaked = icmp_seen_at_peer(directory, [TERMINALS[0]["v4"], TERMINALS[1]["v4"]],
                                                   lambda: e2e.ping(TERMINALS[0]["ns"], TERMINALS[0]["v4"], TERMINALS[1]["v4"]))
-        after = status(control)
+        after = e2e.daemon_status(control)
         switched = after["data_path"].get("frames_switched_between_terminal_ports", 0) - before["data_path"].get("frames_switched_between_terminal_ports", 0)
         check(ok and switched >= 10, f"terminal 1 pings terminal 2 across the proxy's ports ({summary}; {switched} frames switched)")
         check(leaked == 0, f"and none of it left by the Internet port (capture at the peer: {leaked} ICMP packets between them)")

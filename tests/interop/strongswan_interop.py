@@ -275,6 +275,14 @@ class Endpoint:
         return self.process.returncode
 
 
+def start(initiator, endpoint, charon):
+    """Connection "c" started by ikeproxy (its control pipe) or by strongSwan (VICI, waiting for the CHILD SA)."""
+    if initiator == "ikeproxy":
+        endpoint.command("initiate c")
+    else:
+        list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+
+
 def decode(value):
     return value.decode() if isinstance(value, bytes) else value
 
@@ -586,10 +594,7 @@ def run_certificate_case(directory, ike, esp, kind):
         for initiator in ("ikeproxy", "strongSwan"):
             label = f"{kind} certificates, initiated by {initiator}"
             endpoint = Endpoint(directory, ike, esp, V4, authentication=ours)
-            if initiator == "ikeproxy":
-                endpoint.command("initiate c")
-            else:
-                list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+            start(initiator, endpoint, charon)
             event = endpoint.wait_event("child_sa_established")
             if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
                 compare(ike_sa(charon, event), event, label, initiator == "ikeproxy")
@@ -819,10 +824,7 @@ def run_childless_case(directory, ike, esp, addresses):
             label = f"childless, initiated by {initiator}"
             charon.load(ike, pfs, addresses, options={"childless": theirs})
             endpoint = Endpoint(directory, ike, pfs, addresses, options={"childless": ours})
-            if initiator == "ikeproxy":
-                endpoint.command("initiate c")
-            else:
-                list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+            start(initiator, endpoint, charon)
             event = endpoint.wait_event("child_sa_established")
             if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
                 sa = ike_sa(charon, event)
@@ -926,10 +928,7 @@ def run_selector_case(directory, ike, esp):
                     "local_ts": [theirs[0]], "remote_ts": [theirs[1]]}}})
                 endpoint = Endpoint(directory, ike, esp, V4, options={"children": [
                     {"name": "ch", "local_ts": [ours[0]], "remote_ts": [ours[1]], "esp_proposals": [esp]}]})
-                if initiator == "ikeproxy":
-                    endpoint.command("initiate c")
-                else:
-                    list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+                start(initiator, endpoint, charon)
                 event = endpoint.wait_event("child_sa_established")
                 if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
                     child = event["child"]
