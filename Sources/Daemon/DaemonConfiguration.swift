@@ -143,17 +143,9 @@ public struct DaemonConfiguration: Sendable {
         var profiles: [Profile]
         var policy: Policy
         var key_delivery: KeyDelivery?
-        var settings: Settings?
-        /// The shared engine keys, and what only the proxy has: the wait after a failed negotiation.
-        struct Settings: Decodable {
-            var retry_after_failure: Double?
-            var engine: EngineSettingsFile
-            enum Keys: String, CodingKey { case retry_after_failure }
-            init(from decoder: Decoder) throws {
-                retry_after_failure = try decoder.container(keyedBy: Keys.self).decodeIfPresent(Double.self, forKey: .retry_after_failure)
-                engine = try EngineSettingsFile(from: decoder)
-            }
-        }
+        var settings: EngineSettingsFile.With<OwnSettings>?
+        /// Beside the shared engine keys, what only the proxy has: the wait after a failed negotiation.
+        struct OwnSettings: Decodable { var retry_after_failure: Double? }
     }
 
     public static func load(path: String) throws -> DaemonConfiguration {
@@ -327,7 +319,7 @@ public struct DaemonConfiguration: Sendable {
         var engine = EngineSettings()
         if let s = file.settings {
             do { try s.engine.apply(to: &engine) } catch { throw fail(error.description) }
-            if let v = s.retry_after_failure {
+            if let v = s.own.retry_after_failure {
                 guard v >= 0 && v <= 3600 else { throw fail("settings.retry_after_failure: \(v) is not between 0 and 3600 seconds") }
                 settings.retryAfterFailure = v
             }

@@ -1,4 +1,5 @@
 import IKEEndpoint
+import IKEv2
 import Proxy
 
 /// What a reload (SIGHUP) of the daemon takes from its configuration file again: each protection
@@ -18,10 +19,10 @@ public enum ProfileCredentialReload {
             changed.peerRevocationLists = new.peerRevocationLists
             changed.peerRevocationPolicy = new.peerRevocationPolicy
             updated[name] = changed
-            let remote = new.peerTrustAnchors.map { CredentialReload.describe(.certificate(trustAnchors: $0, revocationLists: new.peerRevocationLists,
-                                                                                          revocation: new.peerRevocationPolicy)) }
-                ?? "the peer proves itself with the pre-shared key"
-            lines.append("reload: profile '\(name)': \(remote)")
+            let remote: RemoteAuthentication = new.peerTrustAnchors.map {
+                .certificate(trustAnchors: $0, revocationLists: new.peerRevocationLists, revocation: new.peerRevocationPolicy)
+            } ?? .preSharedKey
+            lines.append("reload: profile '\(name)': \(CredentialReload.describe(remote))")
         }
         for new in fresh where current[new.name] == nil {
             lines.append("reload: profile '\(new.name)' is new in the file; it needs a restart")

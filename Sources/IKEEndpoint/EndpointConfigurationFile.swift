@@ -47,18 +47,10 @@ public struct EndpointConfigurationFile: Decodable {
         var crls: [String]?
         var revocation: String?
     }
-    /// The shared engine keys, and the COOKIE threshold only a plain endpoint sets.
-    struct Settings: Decodable {
-        var cookie_threshold: Int?
-        var engine: EngineSettingsFile
-        enum Keys: String, CodingKey { case cookie_threshold }
-        init(from decoder: Decoder) throws {
-            cookie_threshold = try decoder.container(keyedBy: Keys.self).decodeIfPresent(Int.self, forKey: .cookie_threshold)
-            engine = try EngineSettingsFile(from: decoder)
-        }
-    }
+    /// Beside the shared engine keys, the COOKIE threshold only a plain endpoint sets.
+    struct OwnSettings: Decodable { var cookie_threshold: Int? }
     var connections: [Connection]
-    var settings: Settings?
+    var settings: EngineSettingsFile.With<OwnSettings>?
 
     public static func load(path: String) throws -> (connections: [ConnectionConfiguration], settings: EngineSettings) {
         guard let data = FileManager.default.contents(atPath: path) else { throw ConfigurationError("cannot read configuration file \(path)") }
@@ -72,7 +64,7 @@ public struct EndpointConfigurationFile: Decodable {
         }
         var settings = EngineSettings()
         if let s = file.settings {
-            if let v = s.cookie_threshold { settings.cookieThreshold = v }
+            if let v = s.own.cookie_threshold { settings.cookieThreshold = v }
             do { try s.engine.apply(to: &settings) } catch { throw ConfigurationError(error.description) }
         }
         var names = Set<String>()

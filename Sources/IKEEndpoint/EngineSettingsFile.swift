@@ -13,6 +13,17 @@ public struct EngineSettingsFile: Decodable, Sendable {
     var revocation_check_timeout: Double?
     var ocsp_cache_limit: Double?
 
+    /// A file's whole "settings" object: these shared keys, and `Own`, the keys only that file has, read
+    /// from the same object.
+    public struct With<Own: Decodable>: Decodable {
+        public var own: Own
+        public var engine: EngineSettingsFile
+        public init(from decoder: Decoder) throws {
+            own = try Own(from: decoder)
+            engine = try EngineSettingsFile(from: decoder)
+        }
+    }
+
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }
