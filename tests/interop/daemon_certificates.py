@@ -20,7 +20,7 @@ nor the state database holds the private key in the clear.
 
 Needs root, iproute2, strongSwan, openssl and the `vici` module; it fails loudly otherwise.
 """
-import json, os, re, signal, subprocess, sys, tempfile, time
+import json, os, re, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -75,19 +75,7 @@ def daemon_counter(control, name):
 
 
 def main():
-    problem = base.missing_prerequisites("daemon certificate test", tools=("openssl", "ping"))
-    if problem:
-        return problem
-    directory = tempfile.mkdtemp(prefix="ikp-certificates-")
-    os.chmod(directory, 0o755)
-    print(f"== daemon certificate test (logs in {directory})")
-    with e2e.Topology():
-        charon = base.Charon(directory)
-        try:
-            run(charon, directory)
-        finally:
-            charon.stop()
-    return base.summary("daemon certificate test")
+    return base.run_with_charon("daemon certificate test", "ikp-certificates-", e2e.Topology, run, tools=("openssl", "ping"), readable=True)
 
 
 def run(charon, directory):

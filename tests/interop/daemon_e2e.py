@@ -23,7 +23,7 @@ address and an unprivileged user with clear errors, and stops cleanly on SIGTERM
 
 Needs root, iproute2, strongSwan, tcpdump, tshark and the `vici` module; it fails loudly otherwise.
 """
-import json, os, signal, socket, subprocess, sys, tempfile, time
+import json, os, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -347,19 +347,8 @@ class Daemon:
 
 
 def main():
-    problem = base.missing_prerequisites("daemon end-to-end test", tools=("tshark", "tcpdump", "ping", "setpriv"))
-    if problem:
-        return problem
-    directory = tempfile.mkdtemp(prefix="ikp-daemon-")
-    os.chmod(directory, 0o755)
-    print(f"== daemon end-to-end test (logs in {directory})")
-    with Topology():
-        charon = base.Charon(directory)
-        try:
-            run(charon, directory)
-        finally:
-            charon.stop()
-    return base.summary("daemon end-to-end test")
+    return base.run_with_charon("daemon end-to-end test", "ikp-daemon-", Topology, run, tools=("tshark", "tcpdump", "ping", "setpriv"),
+                                readable=True)
 
 
 def refusals(directory, config_path):

@@ -18,7 +18,7 @@ terminals` lists both; no port holds an address; the daemon stops cleanly.
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
 """
-import json, os, subprocess, sys, tempfile, time
+import json, os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -199,19 +199,7 @@ def run(charon, directory):
 
 
 def main():
-    problem = base.missing_prerequisites("daemon ports test", tools=("ping", "tcpdump"))
-    if problem:
-        return problem
-    directory = tempfile.mkdtemp(prefix="ikp-ports-")
-    os.chmod(directory, 0o755)
-    print(f"== daemon with two terminal ports (logs in {directory})")
-    with Topology():
-        charon = base.Charon(directory)
-        try:
-            run(charon, directory)
-        finally:
-            charon.stop()
-    return base.summary("daemon ports test")
+    return base.run_with_charon("daemon ports test", "ikp-ports-", Topology, run, tools=("ping", "tcpdump"), readable=True)
 
 
 if __name__ == "__main__":

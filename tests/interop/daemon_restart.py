@@ -17,7 +17,7 @@ The daemon keeps its state in SQLite, sealed by an AES key generated inside a So
   5. The database file (and its WAL) holds no key: neither the CHILD SA keys, nor the PSK, nor the
      enrollment key, in binary or hexadecimal.
 """
-import json, os, random, shutil, signal, subprocess, sys, tempfile, threading, time
+import json, os, random, shutil, signal, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -120,18 +120,8 @@ def ike_and_child_spis(charon, name):
 
 
 def main():
-    problem = base.missing_prerequisites("daemon restart test", tools=("softhsm2-util", "tshark", "ping"), paths=(SOFTHSM_MODULE,))
-    if problem:
-        return problem
-    directory = tempfile.mkdtemp(prefix="ikp-restart-")
-    print(f"== daemon restart, token and sealing test (logs in {directory})")
-    with e2e.Topology():
-        charon = base.Charon(directory)
-        try:
-            run(charon, directory)
-        finally:
-            charon.stop()
-    return base.summary("daemon restart test")
+    return base.run_with_charon("daemon restart test", "ikp-restart-", e2e.Topology, run, tools=("softhsm2-util", "tshark", "ping"),
+                                paths=(SOFTHSM_MODULE,))
 
 
 def run(charon, directory):

@@ -60,6 +60,26 @@ def missing_prerequisites(name, tools=(), paths=()):
     return None
 
 
+def run_with_charon(name, prefix, topology, run, tools=(), paths=(), readable=False):
+    """The frame of a namespace test with strongSwan as the peer: prerequisites (refusing loudly), a log
+    directory (`readable` by all, for steps run as another user), the topology, charon, `run(charon,
+    directory)`, and the summary as the exit status."""
+    problem = missing_prerequisites(name, tools=tools, paths=paths)
+    if problem:
+        return problem
+    directory = tempfile.mkdtemp(prefix=prefix)
+    if readable:
+        os.chmod(directory, 0o755)
+    print(f"== {name} (logs in {directory})")
+    with topology():
+        charon = Charon(directory)
+        try:
+            run(charon, directory)
+        finally:
+            charon.stop()
+    return summary(name)
+
+
 def summary(name):
     """Prints the outcome of a test script and returns its exit status."""
     if FAILURES:

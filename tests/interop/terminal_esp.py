@@ -16,7 +16,7 @@ made before the old SA is broken, a delete, and volume lifetimes: with a 2 MB so
 expiry reports make the agent rekey during a 10 MB transfer, which arrives intact.
 Needs root, iproute2, nftables, strongSwan, tshark and the `vici` module; it fails loudly otherwise.
 """
-import hashlib, json, os, signal, socket, subprocess, sys, tempfile, time
+import hashlib, json, os, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -122,27 +122,7 @@ def child_counters(charon):
 
 
 def main():
-    if os.geteuid() != 0:
-        print("terminal test needs root (network namespaces, TUN, nftables)", file=sys.stderr)
-        return 1
-    for tool in ("nft", "tshark", "tcpdump"):
-        if not shutil_which(tool):
-            print(f"terminal test needs {tool}; install it (scripts/test.sh does)", file=sys.stderr)
-            return 1
-    directory = tempfile.mkdtemp(prefix="ikp-terminal-")
-    print(f"== terminal ESP test (logs in {directory})")
-    with Topology():
-        charon = base.Charon(directory)
-        try:
-            run(charon, directory)
-        finally:
-            charon.stop()
-    return base.summary("terminal ESP test")
-
-
-def shutil_which(tool):
-    import shutil
-    return shutil.which(tool)
+    return base.run_with_charon("terminal ESP test", "ikp-terminal-", Topology, run, tools=("nft", "tshark", "tcpdump"))
 
 
 def run(charon, directory):
