@@ -98,15 +98,7 @@ class Topology:
             ns(PEER, "ip", "-6", "rule", "add", "from", address, "lookup", "main", "priority", "100")
         # The proxy's ports are left down and bare: the daemon brings them up without addresses.
         for host in AGENTS:
-            # Host-to-host protection: the peer's address is routed into the agent's TUN device; the agent's
-            # own packets (marked) go around it; the key-delivery address is on the link (fe80::1 always is).
-            name, dev = host["ns"], host["dev"]
-            if host["v4"]:
-                ns(name, "ip", "route", "add", "169.254.0.1/32", "dev", dev)
-                ns(name, "ip", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
-                ns(name, "ip", "route", "add", "default", "dev", dev, "table", "4500")
-            ns(name, "ip", "-6", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
-            ns(name, "ip", "-6", "route", "add", "default", "dev", dev, "table", "4500")
+            agent_routes(host["ns"], host["dev"], ipv4=bool(host["v4"]))
         return self
 
     def tearDown(self):
@@ -114,6 +106,19 @@ class Topology:
 
     def __exit__(self, *exc):
         self.tearDown()
+
+
+def agent_routes(namespace, dev, ipv4=True, ipv6=True):
+    """Host-to-host protection on a terminal: the peer's address is routed into the agent's TUN device (its
+    configuration says so), the agent's own packets (marked) go around it out of `dev`, and the key-delivery
+    address is on the link (fe80::1 always is)."""
+    if ipv4:
+        ns(namespace, "ip", "route", "add", "169.254.0.1/32", "dev", dev)
+        ns(namespace, "ip", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
+        ns(namespace, "ip", "route", "add", "default", "dev", dev, "table", "4500")
+    if ipv6:
+        ns(namespace, "ip", "-6", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
+        ns(namespace, "ip", "-6", "route", "add", "default", "dev", dev, "table", "4500")
 
 
 def daemon_configuration(control):

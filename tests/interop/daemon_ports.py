@@ -52,11 +52,7 @@ class Topology:
             ns(t["ns"], "ip", "link", "set", t["dev"], "address", t["mac"])
             ns(t["ns"], "ip", "addr", "add", t["v4"] + "/24", "dev", t["dev"])
             ns(t["ns"], "ip", "link", "set", t["dev"], "up")
-            # As in daemon_e2e: the peer's address goes into the agent's TUN device, the agent's own packets
-            # (marked) around it; the key-delivery address is on the link.
-            ns(t["ns"], "ip", "route", "add", "169.254.0.1/32", "dev", t["dev"])
-            ns(t["ns"], "ip", "rule", "add", "fwmark", e2e.MARK, "lookup", "4500", "priority", "100")
-            ns(t["ns"], "ip", "route", "add", "default", "dev", t["dev"], "table", "4500")
+            e2e.agent_routes(t["ns"], t["dev"], ipv6=False)
         # The proxy's ports stay down and bare: the daemon brings them up without addresses.
         return self
 
