@@ -75,8 +75,14 @@ public struct SecurityAssociationParameters: Equatable, Sendable {
     }
 
     /// Whether an inner packet with these addresses (still inside the packet, not copied out), protocol and
-    /// ports falls under this SA's selectors.
+    /// ports falls under this SA's selectors. For ICMP and ICMPv6, `ports` are the message type and code:
+    /// selectors carry them as one 16-bit value, type high (RFC 7296 section 3.13.1), and the value must
+    /// fall in both sides' ranges, since peers put it in either selector (strongSwan reads both).
     public func covers(source: ArraySlice<UInt8>, destination: ArraySlice<UInt8>, ipProtocol: UInt8, ports: (UInt16, UInt16)?) -> Bool {
+        var ports = ports
+        if let (type, code) = ports, TrafficSelector.protocolsWithMessageTypes.contains(ipProtocol) {
+            ports = (type << 8 | code, type << 8 | code)
+        }
         func inRange(_ address: ArraySlice<UInt8>, _ ts: TrafficSelector) -> Bool {
             let low = ts.startAddress.bytes, high = ts.endAddress.bytes
             guard low.count == address.count else { return false }

@@ -61,6 +61,8 @@ public final class KeyExchangeProxy {
     /// The last failed negotiation per terminal and peer: when, and why.
     private var failures: [TerminalPeer: (at: Double, reason: String)] = [:]
     public private(set) var counters: [String: Int] = [:]
+    /// The earlier rules each connection's selectors could not cut out, as last logged: said again only when it changes.
+    private var reportedStillCovered: [String: [Int]] = [:]
     private let epoch: UInt64
 
     public init(policy: PolicyTable, registry: TerminalRegistry, profiles: [ProtectionProfile], settings: ProxySettings = ProxySettings(),
@@ -100,13 +102,26 @@ public final class KeyExchangeProxy {
         return nil
     }
 
-    func connectionName(for terminal: IPAddress, peer: IPAddress, profile: ProtectionProfile) -> String {
+    /// The engine's connection for a terminal and a peer, set from the current policy, and a log line when its
+    /// selectors newly reach into earlier rules' traffic (see `ProtectedTrafficSelectors.stillCovered`).
+    func connection(for terminal: IPAddress, peer: IPAddress, profile: ProtectionProfile) -> (name: String, notes: [ProxyAction]) {
         let credential = registry.terminal(at: terminal).flatMap { terminalCredentials[$0.terminalID] }
-        let connection = profile.connection(terminal: terminal, peer: peer, credential: credential,
-                                            selectors: policy.protectedSelectors(terminal: terminal, peer: peer, profile: profile.name))
+        let selectors = policy.protectedSelectors(terminal: terminal, peer: peer, profile: profile.name)
+        let connection = profile.connection(terminal: terminal, peer: peer, credential: credential, selectors: selectors)
         // Set every time: a policy changed over the management API reaches the next negotiation.
         engine.setConnection(connection)
-        return connection.name
+        var notes: [ProxyAction] = []
+        if reportedStillCovered[connection.name, default: []] != selectors.stillCovered {
+            reportedStillCovered[connection.name] = selectors.stillCovered
+            let rules = selectors.stillCovered.map { "the rule at position \($0) (\(policy.rules[$0]))" }.joined(separator: ", ")
+            if !selectors.stillCovered.isEmpty {
+                count("selectors_covering_earlier_rules")
+                notes.append(.log("CHILD SA selectors \(terminal) <-> \(peer) (\(profile.name)) still cover traffic of \(rules): "
+                                  + "IKEv2 selectors cannot cut it out (a selector names one protocol or all, and the SA takes every "
+                                  + "local and remote pair), so the terminal encrypts it and that rule never sees it; narrow the protect rule to keep it outside"))
+            }
+        }
+        return (connection.name, notes)
     }
 
     // MARK: restart
@@ -121,7 +136,7 @@ public final class KeyExchangeProxy {
         guard let profile = profile(terminal: terminal, peer: peer) else {
             throw RestoreRefusal(description: "no protect rule covers \(terminal) -> \(peer) any more")
         }
-        guard connectionName(for: terminal, peer: peer, profile: profile) == snapshot.connection else {
+        guard connection(for: terminal, peer: peer, profile: profile).name == snapshot.connection else {
             throw RestoreRefusal(description: "connection '\(snapshot.connection)' no longer matches profile \(profile.name)")
         }
         let events = try engine.restore(snapshot, now: now)
@@ -220,7 +235,7 @@ public final class KeyExchangeProxy {
             let (inbound, outbound) = store.resumable(stored)
             actions += keyDelivery(setter(for: terminal).set(inbound, outbound, now: now, wallClock: wallClock), to: terminal)
         }
-        _ = connectionName(for: terminalAddress, peer: peer, profile: profile)
+        actions += connection(for: terminalAddress, peer: peer, profile: profile).notes
         count("ike_answered_for_terminal")
         actions += perform(engine.receive(payload, from: Endpoint(peer, udp.source), to: Endpoint(terminalAddress, udp.destination), now: now),
                            now: now, wallClock: wallClock)
@@ -308,8 +323,8 @@ public final class KeyExchangeProxy {
         }
         negotiating[pair] = now
         count("negotiations_started")
-        let name = connectionName(for: address, peer: peer, profile: profile)
-        return [.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(profile.name))")]
+        let (name, notes) = connection(for: address, peer: peer, profile: profile)
+        return notes + [.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(profile.name))")]
             + perform(engine.startChild(connection: name, now: now), now: now, wallClock: wallClock)
     }
 

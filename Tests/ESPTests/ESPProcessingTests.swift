@@ -111,6 +111,34 @@ final class ESPProcessingTests: XCTestCase {
         }
     }
 
+    /// ICMP selectors hold type and code as one value (RFC 7296 section 3.13.1); a packet is judged by its own
+    /// type and code, whichever side's selector carries them.
+    func testICMPSelectorsMatchTypeAndCode() throws {
+        func icmp(_ type: UInt8, _ code: UInt8) -> [UInt8] {
+            var packet: [UInt8] = []
+            IPHeaderBuilder.appendIP(to: &packet, source: [10, 2, 0, 2], destination: [10, 1, 0, 1], protocolNumber: IPProtocolNumber.icmp, payloadLength: 8)
+            return packet + [type, code, 0, 0, 0, 1, 0, 1]
+        }
+        func covered(_ local: String, _ remote: String, _ type: UInt8, _ code: UInt8) throws -> Bool {
+            let (sa, _) = try saPair(suite: chacha, sourceSelectors: [try TrafficSelector(text: local)], destinationSelectors: [try TrafficSelector(text: remote)])
+            let packet = icmp(type, code)
+            let view = try IPPacketView(packet)
+            return sa.parameters.covers(source: packet[view.sourceRange], destination: packet[view.destinationRange], ipProtocol: view.upperProtocol,
+                                        ports: view.ports(in: packet))
+        }
+        // Echo request and reply on both sides.
+        XCTAssertTrue(try covered("10.2.0.2[icmp/0-8(255)]", "10.1.0.1[icmp/0-8(255)]", 8, 0))
+        XCTAssertTrue(try covered("10.2.0.2[icmp/0-8(255)]", "10.1.0.1[icmp/0-8(255)]", 0, 0))
+        XCTAssertFalse(try covered("10.2.0.2[icmp/0-8(255)]", "10.1.0.1[icmp/0-8(255)]", 13, 0))
+        // strongSwan's [icmp/8] on one side only: type 8, code 0.
+        XCTAssertTrue(try covered("10.2.0.2[icmp]", "10.1.0.1[icmp/8]", 8, 0))
+        XCTAssertFalse(try covered("10.2.0.2[icmp]", "10.1.0.1[icmp/8]", 8, 1))
+        XCTAssertFalse(try covered("10.2.0.2[icmp/8]", "10.1.0.1[icmp]", 0, 8))
+        XCTAssertTrue(try covered("10.2.0.2[icmp/3(4)]", "10.1.0.1", 3, 4))
+        // A selector without ports takes every type.
+        XCTAssertTrue(try covered("10.2.0.2[icmp]", "10.1.0.1[icmp]", 13, 0))
+    }
+
     func testSequenceNumberOverflowStopsSending() throws {
         let (outbound, _) = try saPair(suite: gcm128, startingSequence: UInt64(UInt32.max) - 1)
         XCTAssertNoThrow(try outbound.encapsulate(udpPacket()))

@@ -15,6 +15,14 @@ final class TrafficSelectorTextTests: XCTestCase {
             ("192.0.2.1[47]", 47, 0, 65535, "192.0.2.1/32[47]"),
             ("192.0.2.1[%any]", 0, 0, 65535, "192.0.2.1/32"),
             ("192.0.2.1[sctp/9]", 132, 9, 9, "192.0.2.1/32[sctp/9]"),
+            // ICMP: type in the high octet, code in the low one; strongSwan's notation.
+            ("192.0.2.1[icmp/8]", 1, 0x0800, 0x0800, "192.0.2.1/32[icmp/8]"),
+            ("192.0.2.1[icmp/3(4)]", 1, 0x0304, 0x0304, "192.0.2.1/32[icmp/3(4)]"),
+            ("192.0.2.1[icmp/3-3(255)]", 1, 0x0300, 0x03ff, "192.0.2.1/32[icmp/3-3(255)]"),
+            ("192.0.2.1[icmp/0-8(255)]", 1, 0x0000, 0x08ff, "192.0.2.1/32[icmp/0-8(255)]"),
+            ("192.0.2.1[icmp/772]", 1, 772, 772, "192.0.2.1/32[icmp/3(4)]"),
+            ("192.0.2.1[icmp/0(5)]", 1, 5, 5, "192.0.2.1/32[icmp/0(5)]"),
+            ("2001:db8::1[ipv6-icmp/128]", 58, 0x8000, 0x8000, "2001:db8::1/128[icmpv6/128]"),
         ]
         for (text, proto, low, high, written) in cases {
             let selector = try TrafficSelector(text: text)
@@ -27,6 +35,13 @@ final class TrafficSelectorTextTests: XCTestCase {
         }
     }
 
+    func testEveryICMPTypeAndCodeReadsBackAsWritten() throws {
+        for value in UInt16(0)...UInt16.max {
+            let selector = TrafficSelector(ipProtocol: 1, startPort: value, endPort: value, startAddress: IPAddress("192.0.2.1")!, endAddress: IPAddress("192.0.2.1")!)
+            XCTAssertEqual(try TrafficSelector(text: selector.description), selector, selector.description)
+        }
+    }
+
     func testGarbageIsRefusedWithTheReason() {
         let cases: [(String, String)] = [
             ("10.0.0/24", "'10.0.0/24' is not a prefix"),
@@ -35,8 +50,12 @@ final class TrafficSelectorTextTests: XCTestCase {
             ("10.0.0.1[tcp/http]", "port 'http' is not a number or a range"),
             ("10.0.0.1[tcp/2000-1000]", "is not a number or a range"),
             ("10.0.0.1[tcp/70000]", "is not a number or a range"),
-            ("10.0.0.1[icmp/8]", "ports apply to tcp, udp, sctp and udplite only"),
-            ("10.0.0.1[any/80]", "ports apply to tcp, udp, sctp and udplite only"),
+            ("10.0.0.1[icmp/echo]", "'echo' is not an ICMP type, type(code) or a range of them"),
+            ("10.0.0.1[icmp/3(256)]", "is not an ICMP type"),
+            ("10.0.0.1[icmp/8-3]", "is not an ICMP type"),
+            ("10.0.0.1[icmp/3(4]", "is not an ICMP type"),
+            ("10.0.0.1[any/80]", "ports apply to tcp, udp, sctp and udplite, types to icmp and icmpv6 only"),
+            ("10.0.0.1[47/80]", "ports apply to tcp, udp, sctp and udplite"),
             ("10.0.0.1[256]", "is not tcp, udp"),
         ]
         for (text, reason) in cases {

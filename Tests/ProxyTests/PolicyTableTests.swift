@@ -86,7 +86,7 @@ final class PolicyTableTests: XCTestCase {
             PolicyRule(source: terminals, destination: peer, ipProtocol: 6, action: .protect(profile: "other")),
             PolicyRule(source: terminals, destination: peer, ipProtocol: 6, action: .bypass),
             PolicyRule(source: terminals, destination: AddressPrefix("198.51.100.2")!, action: .protect(profile: "gw")),
-        ]), "10.0.0.5/32[udp/5000-5999] 10.0.0.5/32[icmp] <-> 198.51.100.1/32[udp/53] 198.51.100.1/32[icmp]")
+        ]), "10.0.0.5/32[udp/5000-5999] 10.0.0.5/32[icmp/8-8(255)] <-> 198.51.100.1/32[udp/53] 198.51.100.1/32[icmp/8-8(255)]")
         // A rule for any protocol, or only the default action: host to host.
         XCTAssertEqual(selectors([PolicyRule(source: terminals, destination: peer, ipProtocol: 6, action: .protect(profile: "gw")),
                                   PolicyRule(source: terminals, destination: peer, action: .protect(profile: "gw"))]),

@@ -304,6 +304,71 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
     }
 
+    func network(rules: [(ipProtocol: UInt8?, sourcePorts: PortRange, destinationPorts: PortRange, action: PolicyAction)]) -> VirtualNetwork {
+        let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
+        let policy = PolicyTable(rules: rules.map { PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: $0.ipProtocol,
+                                                                sourcePorts: $0.sourcePorts, destinationPorts: $0.destinationPorts, action: $0.action) },
+                                 defaultAction: .bypass)
+        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
+                                     profiles: [DemoScenario.profile()])
+        return VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(), peerAddress: peer, terminals: DemoScenario.terminals())
+    }
+
+    /// SSH bypassed before "protect TCP": the SA leaves port 22 out, so the terminal sends SSH in the clear for
+    /// the policy to pass, and the rest of TCP through ESP.
+    func testAnEarlierBypassRuleIsCutOutOfTheSA() {
+        let network = network(rules: [(6, .any, PortRange(22, 22), .bypass), (6, .any, .any, .protect(profile: "gateway"))])
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        let child = network.proxy.store.children.values.first
+        XCTAssertEqual(child.map { $0.outbound.destinationSelectors.map(\.description) }, ["198.51.100.1/32[tcp/0-21]", "198.51.100.1/32[tcp/23-65535]"])
+        XCTAssertFalse(lines.contains { $0.contains("still cover") }, "everything was cut out: nothing to report")
+        let espBefore = network.peer.espReceived, bypassedBefore = network.proxy.counters["bypassed"] ?? 0
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 22))
+        network.run()
+        XCTAssertEqual(network.peer.espReceived, espBefore, "SSH is not the SA's")
+        XCTAssertEqual(network.proxy.counters["bypassed"] ?? 0, bypassedBefore + 1, "SSH passed in the clear, as the policy says")
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.peer.espReceived, espBefore + 1, "other TCP goes through ESP")
+    }
+
+    /// Echo requests and replies protected, by type: pings go through ESP both ways.
+    func testAnICMPTypeRuleGivesAnSAForThoseTypes() {
+        let network = network(rules: [(1, PortRange(0, 8), .any, .protect(profile: "gateway"))])
+        ping(network, from: a)
+        ping(network, from: a, sequence: 2)
+        let child = network.proxy.store.children.values.first
+        XCTAssertEqual(child.map { $0.outbound.sourceSelectors.map(\.description) }, ["\(a)/32[icmp/0-8(255)]"])
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1, "the second ping went and came back through ESP")
+        XCTAssertGreaterThanOrEqual(network.peer.espReceived, 1)
+        assertNoPlaintextLeak(network)
+    }
+
+    /// Pings bypassed before "protect everything": a selector names one protocol or all, so the SA takes the
+    /// pings too; the proxy says so once, naming the rule.
+    func testWhatTheSelectorsCannotCutOutIsLoggedOnce() {
+        let network = network(rules: [(1, .any, .any, .bypass), (nil, .any, .any, .protect(profile: "gateway"))])
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        network.terminalSends(b, HostStack.tcpSyn(from: b, to: peer, destinationPort: 5001))
+        network.run()
+        network.proxy.store.children.values.forEach { XCTAssertEqual($0.outbound.destinationSelectors.map(\.description), ["198.51.100.1/32"]) }
+        let notes = lines.filter { $0.contains("still cover traffic of the rule at position 0") }
+        XCTAssertEqual(notes.count, 2, "once per terminal and peer: \(notes)")
+        XCTAssertEqual(network.proxy.counters["selectors_covering_earlier_rules"], 2)
+        // The peer negotiates for A anew: the same selectors, no new line.
+        let answeredBefore = network.proxy.counters["ike_answered_for_terminal"] ?? 0
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        XCTAssertGreaterThan(network.proxy.counters["ike_answered_for_terminal"] ?? 0, answeredBefore)
+        XCTAssertEqual(lines.filter { $0.contains("still cover") }.count, 2, "not repeated")
+    }
+
     func testAFailedNegotiationHoldsStartRequestsThenRetriesOnTheSameIKESA() {
         // The peer accepts UDP only; the proxy's rule is TCP to port 5001: the CHILD SA is refused (TS_UNACCEPTABLE).
         let terminals = AddressPrefix("10.0.0.0/24")!

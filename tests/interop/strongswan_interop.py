@@ -927,8 +927,8 @@ def normalized_ts(text):
 
 def run_selector_case(directory, ike, esp):
     """Traffic selectors with protocols and ports (RFC 7296 sections 2.9 and 3.13.1): each side narrows a
-    host-to-host proposal to its own [protocol/port] selectors, as initiator and as responder, and
-    selectors that do not meet are refused with TS_UNACCEPTABLE."""
+    host-to-host proposal to its own [protocol/port] selectors (ICMP types and codes included), as initiator
+    and as responder, and selectors that do not meet are refused with TS_UNACCEPTABLE."""
     print(f"case traffic selectors with protocols and ports, {ike} / {esp}", flush=True)
     peer, local = V4
     charon = Charon(directory)
@@ -939,6 +939,12 @@ def run_selector_case(directory, ike, esp):
              (f"{local}/32[tcp]", f"{peer}/32[tcp/5201]")),
             ("strongSwan's [udp/53] within ikeproxy's host to host", (f"{peer}[udp/53]", f"{local}[udp]"), (local, peer),
              (f"{local}/32[udp]", f"{peer}/32[udp/53]")),
+            # ICMP: type and code in the port fields, type in the high octet (RFC 7296 section 3.13.1), in
+            # strongSwan's notation: [icmp/8] is echo request (type 8, code 0), 0-8(255) types 0 to 8, any code.
+            ("strongSwan's [icmp/8] within ikeproxy's host to host", (f"{peer}[icmp/8]", f"{local}[icmp]"), (local, peer),
+             (f"{local}/32[icmp]", f"{peer}/32[icmp/8]")),
+            ("ikeproxy's [icmp/0-8(255)] within strongSwan's host to host", (peer, local),
+             (f"{local}[icmp/0-8(255)]", f"{peer}[icmp/0-8(255)]"), (f"{local}/32[icmp/0-8(255)]", f"{peer}/32[icmp/0-8(255)]")),
         )
         for name, theirs, ours, expected in cases:
             for initiator in ("ikeproxy", "strongSwan"):
