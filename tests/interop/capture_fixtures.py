@@ -15,7 +15,7 @@ def main():
         charon = t.Charon(d)
         try:
             charon.load("aes256gcm16-prfsha256-x25519", "aes256gcm16", t.V4)
-            dump = subprocess.Popen(["ip", "netns", "exec", t.EP_NS, "tcpdump", "-i", "ikp-sw1", "-w", pcap, "-U", "udp"],
+            dump = subprocess.Popen(["ip", "netns", "exec", t.EP_NS, "tcpdump", "--immediate-mode", "-i", "ikp-sw1", "-w", pcap, "-U", "udp"],
                                     stderr=subprocess.DEVNULL)
             time.sleep(1)
             endpoint = t.Endpoint(d, "aes256gcm16-prfsha256-x25519", "aes256gcm16", t.V4)

@@ -446,7 +446,7 @@ def frames_cross_unchanged(directory):
             "Internet -> terminal": (PEER, "ikp-dp0", t1["ns"], t1["dev"], inbound),
             "terminal -> Internet": (t1["ns"], t1["dev"], PEER, "ikp-dp0", outbound)}.items():
         pcap = os.path.join(directory, f"raw-{receiver_dev}.pcap")
-        capture = subprocess.Popen(["ip", "netns", "exec", receiver_ns, "tcpdump", "-i", receiver_dev, "-U", "-n", "-s", "0", "-w", pcap],
+        capture = subprocess.Popen(["ip", "netns", "exec", receiver_ns, "tcpdump", "--immediate-mode", "-i", receiver_dev, "-U", "-n", "-s", "0", "-w", pcap],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1.0)
         send_frames(sender_ns, sender_dev, frames)
@@ -480,7 +480,7 @@ def run(charon, directory):
             json.dump(terminal_configuration(t), f)
         agents[t["name"]] = start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log"))
     internet_pcap = os.path.join(directory, "internet-link.pcap")
-    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "-i", "ikp-dp0", "-U", "-n", "-w", internet_pcap],
+    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "--immediate-mode", "-i", "ikp-dp0", "-U", "-n", "-w", internet_pcap],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         time.sleep(1.5)

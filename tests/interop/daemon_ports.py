@@ -10,9 +10,11 @@ Four network namespaces:
 
 Checks: strongSwan initiates to each terminal and the proxy answers in its name, the key-delivery
 datagrams and IKE replies leaving by the right port; ping goes through ESP to terminal 1, whose policy
-protects everything; terminal 2's policy protects TCP only, so the proxy narrows strongSwan's host-to-host
-CHILD SA to TCP and the terminal's pings leave in the clear (a capture at the peer sees them); terminal 2 opens a TCP flow
-itself and the proxy initiates with TCP selectors, which strongSwan narrows to; the two terminals reach each other directly (ARP
+protects everything; terminal 2's policy bypasses TCP to the peer's port 7300, then protects TCP and ICMP
+echo (types 0 to 8), so the proxy narrows strongSwan's host-to-host CHILD SA to TCP without port 7300 and
+to those ICMP types: the terminal's pings go through ESP, while its ICMP timestamp requests and its TCP
+segments to port 7300 leave in the clear (a capture at the peer sees them); terminal 2 opens a TCP flow
+itself and the proxy initiates with the same selectors, which strongSwan narrows to; the two terminals reach each other directly (ARP
 flooded, their frames switched between the ports unjudged, never out of the Internet port); `ikeproxy
 terminals` lists both; no port holds an address; the daemon stops cleanly.
 
@@ -28,6 +30,8 @@ PEER, PROXY = "ikp-m-peer", "ikp-m-proxy"
 base.PEER_NS = PEER
 check, sh, ns = base.check, base.sh, base.ns
 PEER4 = "192.0.2.1"
+# Terminal 2's TCP to this port of the peer is bypassed, before its rule protecting TCP.
+CLEAR_PORT = 7300
 TERMINALS = [
     {"name": "t1", "ns": "ikp-m-t1", "dev": "ikp-mt1", "port": "ikp-mx1", "mac": "02:00:00:00:e0:02", "v4": "192.0.2.2",
      "id": 1, "key": "31" * 32},
@@ -71,10 +75,15 @@ def daemon_configuration(control):
         "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
         "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
                       "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True}],
-        # Terminal 1: everything with the peer protected; terminal 2: TCP only (its pings pass in the clear).
+        # Terminal 1: everything with the peer protected; terminal 2: TCP but port 7300, and ICMP echo (the rest
+        # of its ICMP passes in the clear).
         "policy": {"default": "bypass", "rules": [
             {"source": TERMINALS[0]["v4"] + "/32", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"},
-            {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "action": "protect", "profile": "peer"}]},
+            {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "destination_ports": str(CLEAR_PORT),
+             "action": "bypass"},
+            {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "action": "protect", "profile": "peer"},
+            {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "icmp", "source_ports": "0-8",
+             "action": "protect", "profile": "peer"}]},
         "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 3},
     }
 
@@ -96,12 +105,12 @@ def load_peer(charon):
     charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
 
 
-def icmp_seen_at_peer(directory, hosts, action):
-    """Runs `action` while capturing on the peer's link; how many plaintext ICMP packets of all `hosts` crossed it
-    (-1 when the capture did not run)."""
-    pcap = os.path.join(directory, "icmp-" + "-".join(hosts) + ".pcap")
-    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "-i", "ikp-mp0", "-U", "-w", pcap,
-                                "icmp" + "".join(f" and host {host}" for host in hosts)],
+def icmp_seen_at_peer(directory, hosts, action, match="icmp"):
+    """Runs `action` while capturing on the peer's link; how many plaintext packets of all `hosts` that `match`
+    (a tcpdump filter, ICMP by default) crossed it (-1 when the capture did not run)."""
+    pcap = os.path.join(directory, f"{match.split()[0]}-" + "-".join(hosts) + ".pcap")
+    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "--immediate-mode", "-i", "ikp-mp0", "-U", "-w", pcap,
+                                match + "".join(f" and host {host}" for host in hosts)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1)
     result = action()
@@ -114,7 +123,28 @@ def icmp_seen_at_peer(directory, hosts, action):
 
 
 def selectors(child, key):
-    return [base.normalized_ts(ts) for ts in child.get(key, [])]
+    return sorted(base.normalized_ts(ts) for ts in child.get(key, []))
+
+
+def terminal2_selectors():
+    """What terminal 2's policy gives, as strongSwan lists it: (its local, its remote)."""
+    t2 = TERMINALS[1]["v4"]
+    return (sorted([f"{PEER4}/32[tcp/0-{CLEAR_PORT - 1}]", f"{PEER4}/32[tcp/{CLEAR_PORT + 1}-65535]", f"{PEER4}/32[icmp/0-8(255)]"]),
+            sorted([f"{t2}/32[tcp]", f"{t2}/32[icmp/0-8(255)]"]))
+
+
+def send_from(namespace, code):
+    """Runs Python `code` in a namespace (socket imported); failures are the checks' business, not an exception here."""
+    return subprocess.run(["ip", "netns", "exec", namespace, sys.executable, "-c", "import socket, struct\n" + code],
+                          capture_output=True, text=True, timeout=20)
+
+
+def icmp_timestamp_requests(source, destination, count=3):
+    """ICMP timestamp requests (type 13, outside the echo types the policy protects) from a raw socket."""
+    body = "struct.pack('!BBHHHIII', 13, 0, 0, 0x1234, n, 0, 0, 0)"
+    return (f"s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP); s.bind(('{source}', 0))\n"
+            f"def checksum(b):\n    t = sum(struct.unpack('!%dH' % (len(b) // 2), b)); t = (t >> 16) + (t & 0xffff); return ~(t + (t >> 16)) & 0xffff\n"
+            f"for n in range({count}):\n    m = {body}\n    m = m[:2] + struct.pack('!H', checksum(m)) + m[4:]\n    s.sendto(m, ('{destination}', 0))\n")
 
 
 def run(charon, directory):
@@ -146,15 +176,24 @@ def run(charon, directory):
                 (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: e2e.ping(PEER, PEER4, t["v4"]))
                 check(ok and plain == 0, f"{label}: ping peer -> terminal through ESP ({summary}; {plain} plaintext ICMP on the Internet side)")
             else:
-                # TCP only is protected: the proxy narrowed strongSwan's host-to-host proposal, and ICMP stays outside
-                # the SA: the terminal's echo requests reach the peer's link in the clear, as the policy bypasses them.
-                # (strongSwan's kernel-libipsec routes by address, so its replies go into its own TUN device and no SA
-                # takes them: the ping itself is not expected to come back.)
+                # TCP but port 7300 and ICMP echo are protected: the proxy narrowed strongSwan's host-to-host proposal
+                # to them, the bypassed port cut out of the peer's side (RFC 4301 decorrelation) and the ICMP types
+                # carried as type and code (RFC 7296 section 3.13.1).
                 ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
-                check(ts == ([PEER4 + "/32[tcp]"], [t["v4"] + "/32[tcp]"]),
-                      f"{label}: the proxy narrowed strongSwan's host-to-host CHILD SA to the policy's TCP ({ts})")
-                _, plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: e2e.ping(t["ns"], t["v4"], PEER4))
-                check(plain >= 5, f"{label}: the terminal's pings, outside the TCP-only SA, reach the peer's link in the clear ({plain} plaintext ICMP)")
+                check(ts == terminal2_selectors(),
+                      f"{label}: the proxy narrowed strongSwan's host-to-host CHILD SA to the policy's TCP without port {CLEAR_PORT}, and ICMP echo ({ts})")
+                (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: e2e.ping(t["ns"], t["v4"], PEER4))
+                check(ok and plain == 0, f"{label}: the terminal's pings go through ESP and come back ({summary}; {plain} plaintext ICMP)")
+                # Timestamp requests are not echo: outside the SA, the terminal sends them as they are and the policy
+                # passes them. (What comes back is strongSwan's business: kernel-libipsec routes by address and
+                # protocol, so its answers go into its tunnel device.)
+                _, plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: send_from(t["ns"], icmp_timestamp_requests(t["v4"], PEER4)),
+                                             match="icmp[icmptype] == 13")
+                check(plain >= 3, f"{label}: its ICMP timestamp requests, outside the SA, reach the peer's link in the clear ({plain})")
+                _, plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: send_from(
+                    t["ns"], f"try: socket.create_connection(('{PEER4}', {CLEAR_PORT}), timeout=2, source_address=('{t['v4']}', 0))\nexcept OSError: pass"),
+                    match=f"tcp dst port {CLEAR_PORT}")
+                check(plain >= 1, f"{label}: its TCP to port {CLEAR_PORT}, cut out of the SA, reaches the peer's link in the clear ({plain} segments)")
         children = [e2e.installed_child(charon, f"{t['name']}v4")[1] for t in TERMINALS]
         check(all(children) and children[0]["spi-in"] != children[1]["spi-in"], "strongSwan holds a separate CHILD SA per terminal")
         # Terminal 2 opens a flow itself: the proxy initiates in its name.
@@ -166,8 +205,8 @@ def run(charon, directory):
         check(ok and child is not None and sa.get("initiator", b"no") != b"yes",
               f"terminal 2 opens a TCP flow, the proxy initiates IKE in its name, 1 MB passes through ESP ({seconds:.1f} s)")
         ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
-        check(ts == ([PEER4 + "/32[tcp]"], [TERMINALS[1]["v4"] + "/32[tcp]"]),
-              f"the proxy asked for TCP only and strongSwan, configured host to host, narrowed to it ({ts})")
+        check(ts == terminal2_selectors(),
+              f"the proxy asked for its policy's selectors and strongSwan, configured host to host, narrowed to them ({ts})")
         # The terminals talk to each other: the switch inside the daemon carries it, the policy is not asked.
         before = e2e.daemon_status(control)
         (ok, summary), leaked = icmp_seen_at_peer(directory, [TERMINALS[0]["v4"], TERMINALS[1]["v4"]],

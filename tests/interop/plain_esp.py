@@ -88,7 +88,7 @@ def run_case(directory, family):
     topology()
     processes, logs = [], {}
     capture_path = os.path.join(directory, f"{family}-link.pcap")
-    capture = subprocess.Popen(["ip", "netns", "exec", A, "tcpdump", "-i", "ikp-pa0", "-U", "-w", capture_path,
+    capture = subprocess.Popen(["ip", "netns", "exec", A, "tcpdump", "--immediate-mode", "-i", "ikp-pa0", "-U", "-w", capture_path,
                                 f"{f['filter']} proto 50 or udp port 4500 or udp port 4501"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -151,7 +151,7 @@ def run(charon, directory):
     terminal = start(TERM, ["terminal", "--config", terminal_config], os.path.join(directory, "terminal.log"))
     agent = start(MID, ["endpoint", "--config", agent_config, "--show-keys", "--control", fifo],
                   os.path.join(directory, "agent.log"), stdout=open(os.path.join(directory, "agent-events.jsonl"), "w"))
-    capture = subprocess.Popen(["ip", "netns", "exec", MID, "tcpdump", "-i", "ikp-tm1", "-U", "-w",
+    capture = subprocess.Popen(["ip", "netns", "exec", MID, "tcpdump", "--immediate-mode", "-i", "ikp-tm1", "-U", "-w",
                                 os.path.join(directory, "terminal-link.pcap"), "udp port 4500"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
