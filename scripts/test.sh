@@ -47,6 +47,9 @@ python3 tests/interop/daemon_e2e.py
 echo "== daemon ports test (two terminal-side ports, one terminal on each, switched inside the daemon)"
 python3 tests/interop/daemon_ports.py
 
+echo "== daemon scale test (32 terminals behind one daemon, half started by strongSwan, half by the terminals, at once)"
+python3 tests/interop/daemon_scale.py
+
 echo "== daemon certificate test (the proxy authenticates with terminals' certificates, keys sealed)"
 python3 tests/interop/daemon_certificates.py
 

@@ -1,0 +1,227 @@
+#!/usr/bin/env python3
+"""Many terminals behind one `ikeproxy daemon`, talking to one strongSwan peer, all negotiating at once.
+
+Namespaces:
+
+  ikp-s-peer   strongSwan (charon, kernel-libipsec: ESP always in UDP 4500), 192.0.2.1, a connection per terminal
+  ikp-s-proxy  `ikeproxy daemon` bridging ikp-sx0 (Internet side) and ikp-sx1 (terminal side), no address
+  ikp-s-lan    a switch (Linux bridge) joining the proxy's terminal port and every terminal
+  ikp-s-tNN    terminal NN, `ikeproxy terminal`, 192.0.2.(100+NN)
+
+SCALE_TERMINALS terminals (32 by default). At the same moment strongSwan initiates to the first half and
+the second half each ping the peer (start requests, so the proxy initiates in their names). Checks:
+every terminal gets its own IKE SA and CHILD SA (strongSwan lists one per terminal, all SPIs distinct),
+the first half initiated by strongSwan and the second by the proxy, no negotiation failed; then the peer
+pings every terminal at once and every ping goes through ESP (a capture of the Internet-side link sees no
+plaintext ICMP of any terminal); `ikeproxy terminals` lists them all registered; the daemon stops cleanly.
+Prints the time from the start to the last CHILD SA and the daemon's resident memory.
+
+Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
+"""
+import json, os, socket, subprocess, sys, threading, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import strongswan_interop as base  # noqa: E402
+import daemon_e2e as e2e  # noqa: E402
+import vici  # noqa: E402  (strongswan_interop has checked it is there)
+
+PEER, PROXY, LAN = "ikp-s-peer", "ikp-s-proxy", "ikp-s-lan"
+base.PEER_NS = PEER
+check, sh, ns = base.check, base.sh, base.ns
+PEER4 = "192.0.2.1"
+COUNT = int(os.environ.get("SCALE_TERMINALS", "32"))
+TERMINALS = [{"name": f"t{n:02d}", "ns": f"ikp-s-t{n:02d}", "dev": f"ikp-st{n:02d}", "lan": f"ikp-sl{n:02d}",
+              "mac": f"02:00:00:00:5c:{n:02x}", "v4": f"192.0.2.{100 + n}", "id": n, "key": f"{n:02x}" * 32}
+             for n in range(1, COUNT + 1)]
+BY_PEER, BY_TERMINAL = TERMINALS[:COUNT // 2], TERMINALS[COUNT // 2:]
+NAMESPACES = [PEER, PROXY, LAN] + [t["ns"] for t in TERMINALS]
+
+
+class Topology:
+    def __enter__(self):
+        self.tearDown()
+        for name in NAMESPACES:
+            sh("ip", "netns", "add", name)
+            ns(name, "ip", "link", "set", "lo", "up")
+        sh("ip", "link", "add", "ikp-sp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-sx0", "netns", PROXY)
+        ns(PEER, "ip", "addr", "add", PEER4 + "/24", "dev", "ikp-sp0")
+        ns(PEER, "ip", "link", "set", "ikp-sp0", "up")
+        sh("ip", "link", "add", "ikp-sx1", "netns", PROXY, "type", "veth", "peer", "name", "ikp-sl0", "netns", LAN)
+        ns(LAN, "ip", "link", "add", "br0", "type", "bridge")
+        ns(LAN, "ip", "link", "set", "br0", "addrgenmode", "none")
+        ns(LAN, "ip", "link", "set", "ikp-sl0", "master", "br0")
+        ns(LAN, "ip", "link", "set", "ikp-sl0", "up")
+        for t in TERMINALS:
+            sh("ip", "link", "add", t["lan"], "netns", LAN, "type", "veth", "peer", "name", t["dev"], "netns", t["ns"])
+            ns(LAN, "ip", "link", "set", t["lan"], "master", "br0")
+            ns(LAN, "ip", "link", "set", t["lan"], "up")
+            ns(t["ns"], "ip", "link", "set", t["dev"], "address", t["mac"])
+            ns(t["ns"], "ip", "addr", "add", t["v4"] + "/24", "dev", t["dev"])
+            ns(t["ns"], "ip", "link", "set", t["dev"], "up")
+            e2e.agent_routes(t["ns"], t["dev"], ipv6=False)
+        ns(LAN, "ip", "link", "set", "br0", "up")
+        return self
+
+    def tearDown(self):
+        base.remove_namespaces(*NAMESPACES)
+
+    def __exit__(self, *exc):
+        self.tearDown()
+
+
+def daemon_configuration(control):
+    return {
+        "interfaces": {"internet": "ikp-sx0", "terminal": "ikp-sx1"},
+        "control_socket": control,
+        "terminal_prefixes": ["192.0.2.0/24"],
+        "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
+        "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
+                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True}],
+        "policy": {"default": "bypass", "rules": [
+            {"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]},
+        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4},
+    }
+
+
+def terminal_configuration(t):
+    return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"]], "proxy_address": "169.254.0.1",
+            "fwmark": int(e2e.MARK, 16), "status_interval": 0, "tun": {"name": "ikp0", "routes": [PEER4 + "/32"], "mtu": 1400}}
+
+
+def load_peer(charon):
+    for t in TERMINALS:
+        charon.session.load_conn({t["name"]: {
+            "version": "2", "local_addrs": [PEER4], "remote_addrs": [t["v4"]],
+            "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
+            "local-1": {"auth": "psk", "id": PEER4}, "remote-1": {"auth": "psk", "id": t["v4"]},
+            "children": {t["name"]: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                                     "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
+    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
+
+
+def initiate_without_waiting(charon, name):
+    """strongSwan starts one connection and vici returns at once (timeout -1): a waiting initiation holds one
+    of charon's worker threads (16 by default), so many at once would starve charon itself."""
+    try:
+        for _ in charon.session.initiate({"child": name, "ike": name, "timeout": -1}):
+            pass
+        return True
+    except Exception as error:  # vici reports a refused initiation as an exception
+        return str(error)
+
+
+def installed_children(charon):
+    """{connection: (IKE SA, CHILD SA)} of the CHILD SAs strongSwan has installed."""
+    found = {}
+    for name, sas in e2e.peer_sas(charon).items():
+        for sa in sas:
+            for child in sa.get("child-sas", {}).values():
+                if sa["state"] == b"ESTABLISHED" and child["state"] == b"INSTALLED":
+                    found[name] = (sa, child)
+    return found
+
+
+def in_parallel(jobs):
+    threads = [threading.Thread(target=job) for job in jobs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def resident_kilobytes(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    except (OSError, StopIteration, ValueError):
+        return None
+
+
+def run(charon, directory):
+    load_peer(charon)
+    control = os.path.join(directory, "ikeproxy.sock")
+    config_path = os.path.join(directory, "daemon.json")
+    with open(config_path, "w") as f:
+        json.dump(daemon_configuration(control), f, indent=1)
+    log = os.path.join(directory, "daemon.log")
+    daemon = e2e.start(PROXY, ["daemon", "--config", config_path], log)
+    agents = []
+    for t in TERMINALS:
+        path = os.path.join(directory, f"{t['name']}.json")
+        with open(path, "w") as f:
+            json.dump(terminal_configuration(t), f)
+        agents.append(e2e.start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log")))
+    try:
+        check(e2e.wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs and answers on its control socket")
+        time.sleep(1)
+        check(all(a.poll() is None for a in agents), f"the {COUNT} terminal agents run")
+        before = resident_kilobytes(daemon.pid)
+
+        # Everyone at once: strongSwan to the first half, the second half's first packets to the peer.
+        started = time.time()
+        initiated = {t["name"]: initiate_without_waiting(charon, t["name"]) for t in BY_PEER}
+        pings = [subprocess.Popen(["ip", "netns", "exec", t["ns"], "ping", "-c", "1", "-W", "1", "-I", t["v4"], PEER4],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for t in BY_TERMINAL]
+        check(all(r is True for r in initiated.values()),
+              f"strongSwan starts its {len(BY_PEER)} initiations ({[r for r in initiated.values() if r is not True][:3] or 'none refused'})")
+        children = {}
+        e2e.wait_for(lambda: len(children.update(installed_children(charon)) or children) == COUNT, 60)
+        elapsed = time.time() - started
+        for p in pings:
+            p.wait(timeout=10)
+        check(len(children) == COUNT, f"strongSwan holds a CHILD SA for each of the {COUNT} terminals ({len(children)}; last after {elapsed:.1f} s)")
+        spis = [child["spi-in"] for _, child in children.values()] + [child["spi-out"] for _, child in children.values()]
+        ike_spis = [sa["initiator-spi"] for sa, _ in children.values()]
+        check(len(set(spis)) == 2 * len(children) and len(set(ike_spis)) == len(children),
+              "each terminal has its own IKE SA and CHILD SA: all SPIs distinct")
+        by_peer = sorted(n for n, (sa, _) in children.items() if sa.get("initiator") == b"yes")
+        check(by_peer == sorted(t["name"] for t in BY_PEER),
+              f"strongSwan initiated the first half, the proxy the second in its terminals' names ({len(by_peer)} by strongSwan)")
+        check(e2e.wait_for(lambda: all("installed outbound SA" in e2e.read(os.path.join(directory, f"{t['name']}.log")) for t in TERMINALS), 15),
+              "every terminal got its keys over key delivery")
+
+        # The peer pings every terminal at once: all through ESP.
+        pcap = os.path.join(directory, "internet-icmp.pcap")
+        capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "--immediate-mode", "-i", "ikp-sp0", "-U", "-n", "-w", pcap, "icmp"],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(1)
+        replies = {}
+        in_parallel([lambda t=t: replies.__setitem__(t["name"], e2e.ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
+        time.sleep(0.5)
+        capture.terminate()
+        capture.wait(timeout=10)
+        failed = [name for name, (ok, _) in replies.items() if not ok]
+        check(not failed, f"the peer pings all {COUNT} terminals at once and every ping comes back ({failed or 'none lost'})")
+        plain = len(subprocess.run(["tcpdump", "-r", pcap], capture_output=True, text=True).stdout.strip().splitlines()) if os.path.exists(pcap) else -1
+        check(plain == 0, f"no plaintext ICMP crossed the Internet-side link: all of it went through ESP ({plain})")
+        esp_counts = [int(child.get("packets-in", b"0")) for _, child in installed_children(charon).values()]
+        check(len(esp_counts) == COUNT and all(n >= 3 for n in esp_counts),
+              f"strongSwan's counters show ESP in from every terminal (at least {min(esp_counts or [0])} packets each)")
+
+        status = e2e.daemon_status(control)
+        counters = {**status.get("proxy", {}), **status.get("engine", {})}
+        failures = {k: v for k, v in counters.items() if "fail" in k or "refused" in k}
+        check(not failures, f"the daemon counts no failed or refused negotiation ({failures or 'none'})")
+        listing = subprocess.run(["ip", "netns", "exec", PROXY, e2e.BINARY, "terminals", "--control", control, "--json"],
+                                 capture_output=True, text=True, timeout=20)
+        rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
+        registered = {r["mac"] for r in rows if r["status"] == "registered"}
+        check(registered >= {t["mac"] for t in TERMINALS}, f"`ikeproxy terminals` lists all {COUNT} terminals registered ({len(registered)})")
+        after = resident_kilobytes(daemon.pid)
+        print(f"      figures: {COUNT} terminals, last CHILD SA {elapsed:.1f} s after the start; "
+              f"daemon resident memory {before} kB before, {after} kB with {COUNT} IKE and CHILD SAs")
+    finally:
+        for agent in agents:
+            e2e.stop(agent)
+        code = e2e.stop(daemon)
+        check(code == 0, f"the daemon stops cleanly (exit status {code})")
+        for line in e2e.read(log).splitlines()[-3:]:
+            print("      " + line[:300])
+
+
+def main():
+    return base.run_with_charon("daemon scale test", "ikp-scale-", Topology, run, tools=("ping", "tcpdump"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
