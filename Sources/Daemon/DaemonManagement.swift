@@ -193,6 +193,8 @@ extension DaemonRunner {
                proxy.filter { $0.key.hasPrefix("drop_") }.map { ("{reason=\"\($0.key.dropFirst(5))\"}", $0.value) }.sorted { $0.0 < $1.0 })
         family("ikeproxy_revocation_checks_total", "counter", "Online revocation checks of peers' certificates (OCSP, fetched CRLs), by outcome.",
                ["good", "revoked", "unavailable"].map { ("{outcome=\"\($0)\"}", engine["revocation_\($0)", default: 0]) })
+        family("ikeproxy_sa_events_total", "counter", "IKE and CHILD SAs made, rekeyed, deleted and failed in terminals' names, by event.",
+               SAEvent.Kind.allCases.map { ("{event=\"\($0.rawValue)\"}", proxy[$0.rawValue, default: 0]) })
         family("ikeproxy_child_sas", "gauge", "CHILD SAs stored for terminals.", [("", bridge.proxy.store.children.count)])
         family("ikeproxy_ike_sas", "gauge", "Established IKE SAs held in terminals' names.",
                [("", bridge.proxy.engine.sessionSummaries.filter(\.established).count)])

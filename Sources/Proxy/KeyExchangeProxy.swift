@@ -392,6 +392,8 @@ public final class KeyExchangeProxy {
                                                                           destinationPort: datagram.destination.port, payload: datagram.payload)))
             case .event(let event):
                 actions.append(.event(event))
+                // SAs made, rekeyed and deleted, by kind, for the status and the metrics.
+                count(event.kind.rawValue)
                 let terminalAddress = event.local.address, peer = event.remote.address
                 let profile = profile(terminal: terminalAddress, peer: peer)
                 let lifetime = profile?.espLifetime ?? ESPLifetime()

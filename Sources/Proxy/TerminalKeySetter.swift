@@ -3,12 +3,17 @@ import IKEv2
 import KeyDelivery
 
 /// Sets the CHILD SAs negotiated in one terminal's name into that terminal over its key-delivery channel,
-/// make-before-break: a replacement's SAs go at once, the replaced ones are deleted only after the
-/// terminal has acknowledged the replacement (docs/key-delivery.md, "Ordering").
+/// make-before-break: a replacement's SAs go at once; the replaced outbound SA is deleted once the terminal
+/// has acknowledged the replacement, the replaced inbound SA only when the old CHILD SA is deleted with the
+/// peer (its Delete exchange done, RFC 7296 section 1.4.1), since until then the peer may still send on it
+/// (docs/key-delivery.md, "Ordering").
 public final class TerminalKeySetter {
     public let channel: KeyDeliveryChannel
     public let terminalID: UInt64
     private var waiting: [(spis: Set<UInt32>, then: [KeyDeliveryMessage])] = []
+    /// Replaced outbound SAs already deleted in the terminal, so that the old CHILD SA's deletion does not
+    /// delete them again.
+    private var outboundDeletedOnReplacement: Set<UInt32> = []
 
     /// Datagrams to send to the terminal and lines for the log.
     public struct Output: Equatable, Sendable {
@@ -44,8 +49,10 @@ public final class TerminalKeySetter {
             let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
             let output = set(inbound, outbound, now: now, wallClock: wallClock)
             if let old = child.replaces {
-                waiting.append((spis: [inbound.spi.rawValue, outbound.spi.rawValue],
-                                then: [.deleteSA(spi: old.inbound, direction: .inbound), .deleteSA(spi: old.outbound, direction: .outbound)]))
+                // The old inbound SA stays until the old CHILD SA's deletion (`.childDeleted`): a peer answering
+                // our rekey keeps sending on it until it has our Delete.
+                waiting.append((spis: [inbound.spi.rawValue, outbound.spi.rawValue], then: [.deleteSA(spi: old.outbound, direction: .outbound)]))
+                outboundDeletedOnReplacement.insert(old.outbound.rawValue)
             }
             return output
         case .childDeleted:
@@ -58,12 +65,14 @@ public final class TerminalKeySetter {
     /// Deletes a CHILD SA's pair in the terminal, after any replacement still being set.
     public func delete(inbound: ChildSPI, outbound: ChildSPI, now: Double, wallClock: Double) -> Output {
         var output = Output()
-        let deletes: [KeyDeliveryMessage] = [.deleteSA(spi: inbound, direction: .inbound), .deleteSA(spi: outbound, direction: .outbound)]
+        var deletes: [KeyDeliveryMessage] = [.deleteSA(spi: inbound, direction: .inbound)]
+        if outboundDeletedOnReplacement.remove(outbound.rawValue) == nil { deletes.append(.deleteSA(spi: outbound, direction: .outbound)) }
         if let index = waiting.lastIndex(where: { !$0.spis.isEmpty }) {
             for message in deletes where !waiting[index].then.contains(message) { waiting[index].then.append(message) }
         } else {
             deletes.forEach { send($0, now: now, wallClock: wallClock, into: &output) }
-            output.log.append("key delivery: deleted SAs \(inbound)/\(outbound) in terminal \(terminalID)")
+            output.log.append(deletes.count == 2 ? "key delivery: deleted SAs \(inbound)/\(outbound) in terminal \(terminalID)"
+                              : "key delivery: deleted SA \(inbound) (inbound; the outbound one went when its replacement was in place) in terminal \(terminalID)")
         }
         return output
     }

@@ -219,6 +219,10 @@ final class ProxyFlowTests: XCTestCase {
         network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: 1))
         network.run()
         XCTAssertEqual(network.peer.stack.received.filter(HostStack.isEchoReply).count, 1, "traffic flows on the new SA")
+        // Counted by event, for the status and the metrics.
+        XCTAssertEqual(network.proxy.counters["child_sa_established"], 1)
+        XCTAssertEqual(network.proxy.counters["child_sa_rekeyed"], 1)
+        XCTAssertNil(network.proxy.counters["child_sa_failed"])
     }
 
     /// The demo network with the proxy's profile changed by `edit`.

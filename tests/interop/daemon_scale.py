@@ -13,7 +13,9 @@ the second half each ping the peer (start requests, so the proxy initiates in th
 every terminal gets its own IKE SA and CHILD SA (strongSwan lists one per terminal, all SPIs distinct),
 the first half initiated by strongSwan and the second by the proxy, no negotiation failed; then the peer
 pings every terminal at once and every ping goes through ESP (a capture of the Internet-side link sees no
-plaintext ICMP of any terminal); `ikeproxy terminals` lists them all registered; the daemon stops cleanly.
+plaintext ICMP of any terminal); `ikeproxy terminals` lists them all registered. Then every terminal's SAs
+come due together: the proxy rekeys each CHILD SA twice and each IKE SA once while the peer pings every
+terminal, and every ping comes back (make-before-break), one CHILD SA per terminal left. The daemon stops cleanly.
 Prints the time from the start to the last CHILD SA and the daemon's resident memory.
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
@@ -35,6 +37,9 @@ TERMINALS = [{"name": f"t{n:02d}", "ns": f"ikp-s-t{n:02d}", "dev": f"ikp-st{n:02
              for n in range(1, COUNT + 1)]
 BY_PEER, BY_TERMINAL = TERMINALS[:COUNT // 2], TERMINALS[COUNT // 2:]
 NAMESPACES = [PEER, PROXY, LAN] + [t["ns"] for t in TERMINALS]
+REKEY, IKE_REKEY = 8, 14
+# Pings every 0.2 s from the peer to every terminal for this long: two CHILD SA rekeys and one IKE SA rekey each.
+TRAFFIC_SECONDS = 20
 
 
 class Topology:
@@ -75,8 +80,9 @@ def daemon_configuration(control):
         "control_socket": control,
         "terminal_prefixes": ["192.0.2.0/24"],
         "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
+        # The proxy rekeys every CHILD SA after REKEY seconds and every IKE SA after IKE_REKEY: all terminals' at once.
         "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
-                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True}],
+                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True, "rekey_time": REKEY, "ike_rekey_time": IKE_REKEY}],
         "policy": {"default": "bypass", "rules": [
             {"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]},
         "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4},
@@ -210,6 +216,7 @@ def run(charon, directory):
         after = resident_kilobytes(daemon.pid)
         print(f"      figures: {COUNT} terminals, last CHILD SA {elapsed:.1f} s after the start; "
               f"daemon resident memory {before} kB before, {after} kB with {COUNT} IKE and CHILD SAs")
+        rekey_storm(charon, control, directory, status)
     finally:
         for agent in agents:
             e2e.stop(agent)
@@ -217,6 +224,35 @@ def run(charon, directory):
         check(code == 0, f"the daemon stops cleanly (exit status {code})")
         for line in e2e.read(log).splitlines()[-3:]:
             print("      " + line[:300])
+
+
+def rekey_storm(charon, control, directory, before):
+    """Every terminal's SAs come due at the same moment: the proxy rekeys them all while the peer pings every
+    terminal; make-before-break must keep each ping flowing."""
+    count = int(TRAFFIC_SECONDS / 0.2)
+    pings = {t["name"]: subprocess.Popen(["ip", "netns", "exec", PEER, "ping", "-q", "-c", str(count), "-i", "0.2", "-W", "2", "-I", PEER4, t["v4"]],
+                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for t in TERMINALS}
+    results = {name: p.communicate(timeout=TRAFFIC_SECONDS + 30)[0] for name, p in pings.items()}
+    sent = received = 0
+    for output in results.values():
+        for line in output.splitlines():
+            if "packets transmitted" in line:
+                fields = line.split(", ")
+                sent += int(fields[0].split()[0]); received += int(fields[1].split()[0])
+    status = e2e.daemon_status(control)
+    proxy = status.get("proxy", {})
+    rekeyed = proxy.get("child_sa_rekeyed", 0) - before.get("proxy", {}).get("child_sa_rekeyed", 0)
+    ike_rekeyed = proxy.get("ike_sa_rekeyed", 0) - before.get("proxy", {}).get("ike_sa_rekeyed", 0)
+    check(rekeyed >= 2 * COUNT and ike_rekeyed >= COUNT,
+          f"the proxy rekeyed every terminal's CHILD SA twice and IKE SA once, all due together "
+          f"({rekeyed} CHILD SA and {ike_rekeyed} IKE SA rekeys in {TRAFFIC_SECONDS} s)")
+    check(sent > 0 and received == sent, f"the peer's pings to all {COUNT} terminals meanwhile: {received} of {sent} came back")
+    children = installed_children(charon)
+    per_terminal = [len([c for sa in e2e.peer_sas(charon).get(t["name"], []) for c in sa.get("child-sas", {}).values()]) for t in TERMINALS]
+    check(len(children) == COUNT and max(per_terminal) == 1,
+          f"afterwards strongSwan holds exactly one CHILD SA per terminal, the replaced ones deleted ({sorted(set(per_terminal))})")
+    failures = {k: v for k, v in {**proxy, **status.get("engine", {})}.items() if "fail" in k or "refused" in k}
+    check(not failures, f"no negotiation or rekey failed ({failures or 'none'})")
 
 
 def main():

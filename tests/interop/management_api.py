@@ -14,7 +14,7 @@ audited with the administrator's name and outlives a restart; the CLI shows SAs,
 and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
 approved; Prometheus metrics are served; nothing answers on the bridged side.
 """
-import hashlib, json, os, secrets, sqlite3, subprocess, sys, tempfile
+import hashlib, json, os, re, secrets, sqlite3, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -262,8 +262,9 @@ def run(charon, directory, key):
         # Metrics.
         code, metrics = curl("GET", "/metrics", admin_token)
         check(code == 200 and "# TYPE ikeproxy_child_sas gauge" in metrics and "ikeproxy_drops_total{reason=\"policy_discard\"}" in metrics
-              and "ikeproxy_revocation_checks_total{outcome=\"revoked\"} 0" in metrics,
-              "Prometheus metrics: SAs, drops by reason, negotiations, packets, revocation checks")
+              and "ikeproxy_revocation_checks_total{outcome=\"revoked\"} 0" in metrics
+              and re.search(r'^ikeproxy_sa_events_total\{event="child_sa_established"\} [1-9]', metrics, re.M) is not None,
+              "Prometheus metrics: SAs, drops by reason, negotiations, packets, revocation checks, SA events")
 
         # An SA deleted over the API is gone at the peer.
         deleted = cli("sas", "delete", spi_out_at_peer)

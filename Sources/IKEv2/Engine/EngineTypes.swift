@@ -81,7 +81,7 @@ public struct DirectionalChildKeys: Equatable, Sendable {
 
 /// Something that happened to an SA, reported to the embedding program.
 public struct SAEvent: Equatable, Sendable {
-    public enum Kind: String, Sendable {
+    public enum Kind: String, Sendable, CaseIterable {
         case ikeEstablished = "ike_sa_established"
         case ikeRekeyed = "ike_sa_rekeyed"
         case ikeDeleted = "ike_sa_deleted"
