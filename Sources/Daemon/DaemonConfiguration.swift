@@ -241,7 +241,7 @@ public struct DaemonConfiguration: Sendable {
                                                                                    rekeyPackets: p.rekey_packets, lifePackets: p.life_packets)
             } catch { throw fail("\(at): \(error)") }
             if let childless = p.childless {
-                guard let mode = ChildlessMode(rawValue: childless) else { throw fail("\(at): childless '\(childless)' is not allow or force") }
+                guard let mode = ChildlessMode(rawValue: childless) else { throw fail("\(at): childless '\(childless)' is not \(ChildlessMode.choices)") }
                 profiles[profiles.count - 1].childless = mode
             }
         }

@@ -132,7 +132,7 @@ public struct EndpointConfigurationFile: Decodable {
             connection.remoteAuthentication = remoteAuthentication
             if let childless = c.childless {
                 guard let mode = ChildlessMode(rawValue: childless) else {
-                    throw ConfigurationError("\(at): childless '\(childless)' is not allow or force")
+                    throw ConfigurationError("\(at): childless '\(childless)' is not \(ChildlessMode.choices)")
                 }
                 connection.childless = mode
             }

@@ -259,7 +259,7 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal(profile("revocation", "never")).contains("revocation 'never' is not relaxed, ifuri or strict"))
         XCTAssertTrue(try refusal(profile("revocation", "strict")).contains("revocation applies to peer certificates"))
         XCTAssertTrue(try refusal(profile("liveness_interval", 0)).contains("liveness_interval 0.0 is not between 1 and 31536000 seconds"))
-        XCTAssertTrue(try refusal(profile("childless", "sometimes")).contains("childless 'sometimes' is not allow or force"))
+        XCTAssertTrue(try refusal(profile("childless", "sometimes")).contains("childless 'sometimes' is not allow, force or never"))
         XCTAssertTrue(try refusal { $0["settings"] = ["retry_after_failure": -1] }.contains("settings.retry_after_failure: -1.0 is not between 0 and 3600 seconds"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in

@@ -3,10 +3,11 @@ import XCTest
 
 /// Childless IKE SAs (RFC 6023): IKE_AUTH without a CHILD SA, the CHILD SAs then made with CREATE_CHILD_SA.
 final class ChildlessTests: XCTestCase {
-    func pair(initiatorChildless: ChildlessMode, esp: String = "aes256gcm16") throws -> EnginePair {
+    func pair(initiatorChildless: ChildlessMode, responderChildless: ChildlessMode = .allow, esp: String = "aes256gcm16") throws -> EnginePair {
         var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: esp)
         a.childless = initiatorChildless
-        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: esp)
+        var b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: esp)
+        b.childless = responderChildless
         return EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
     }
 
@@ -43,6 +44,47 @@ final class ChildlessTests: XCTestCase {
         XCTAssertTrue(pair.logs.contains { $0.side == "responder" && $0.line.contains("childless IKE_AUTH, RFC 6023") }, "\(pair.logs)")
     }
 
+    func testNeverAnnouncesNoSupportSoAForcedInitiatorGivesUp() throws {
+        let pair = try pair(initiatorChildless: .force, responderChildless: .never)
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        XCTAssertNil(try IKEMessage.decode(pair.wire[1].payload).payloads.notify(.childlessIKEv2Supported))
+        XCTAssertEqual(pair.events("initiator", .ikeFailed).first?.detail,
+                       "connection 'c' is childless (force) and the responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
+        XCTAssertTrue(pair.events("responder", .ikeEstablished).isEmpty)
+    }
+
+    /// An initiator that sends a childless IKE_AUTH all the same (here: told, falsely, that the responder supports
+    /// it) is refused by `never` with INVALID_SYNTAX, as strongSwan does.
+    func testNeverRefusesAChildlessIKE_AUTHWithINVALID_SYNTAX() throws {
+        let pair = try pair(initiatorChildless: .force, responderChildless: .never)
+        pair.holding = true
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        pair.release()
+        var response = try IKEMessage.decode(pair.held[0].payload)
+        response.payloads.append(.notify(NotifyPayload(type: .childlessIKEv2Supported)))
+        pair.held[0].payload = response.encode()
+        pair.holding = false
+        pair.releaseAll()
+        XCTAssertEqual(pair.events("responder", .ikeFailed).first?.detail,
+                       "connection 'c' refuses childless IKE SAs (never) and the peer's IKE_AUTH carries no CHILD SA")
+        XCTAssertEqual(pair.events("initiator", .ikeFailed).first?.detail, "IKE_AUTH refused by peer: INVALID_SYNTAX")
+        XCTAssertEqual(pair.responder.counters["childless_refused"], 1)
+        XCTAssertTrue(pair.events("responder", .ikeEstablished).isEmpty && pair.events("initiator", .ikeEstablished).isEmpty)
+    }
+
+    /// `force` as responder takes only childless IKE SAs, as strongSwan's `childless = force` does.
+    func testForceAsResponderRefusesAnIKE_AUTHCarryingACHILDSA() throws {
+        let pair = try pair(initiatorChildless: .allow, responderChildless: .force)
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        XCTAssertEqual(pair.events("responder", .ikeFailed).first?.detail,
+                       "connection 'c' is childless (force) and the peer's IKE_AUTH carries a CHILD SA")
+        XCTAssertEqual(pair.events("initiator", .ikeFailed).first?.detail, "IKE_AUTH refused by peer: INVALID_SYNTAX")
+        // Both force: childless, accepted.
+        let both = try self.pair(initiatorChildless: .force, responderChildless: .force)
+        both.run(both.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        XCTAssertEqual(both.events("responder", .childEstablished).count, 1)
+    }
+
     func testForceFailsWhenTheResponderDidNotAnnounceSupport() throws {
         let pair = try pair(initiatorChildless: .force)
         pair.holding = true
@@ -63,6 +105,8 @@ final class ChildlessTests: XCTestCase {
     func testTheConfigurationNamesTheModes() {
         XCTAssertEqual(ChildlessMode(rawValue: "force"), .force)
         XCTAssertEqual(ChildlessMode(rawValue: "allow"), .allow)
-        XCTAssertNil(ChildlessMode(rawValue: "never"))
+        XCTAssertEqual(ChildlessMode(rawValue: "never"), .never)
+        XCTAssertNil(ChildlessMode(rawValue: "prefer"), "strongSwan 6's prefer is not offered")
+        XCTAssertEqual(ChildlessMode.choices, "allow, force or never")
     }
 }

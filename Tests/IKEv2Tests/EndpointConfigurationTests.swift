@@ -69,8 +69,8 @@ final class EndpointConfigurationTests: XCTestCase {
              "settings.revocation_check_timeout: 0.0 is not between 1 and 120 seconds"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"ocsp_cache_limit": -1}}"#,
              "settings.ocsp_cache_limit: -1.0 is not between 0 and 604800 seconds"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "childless": "never"}]}"#,
-             "connection 'x': childless 'never' is not allow or force"),
+            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "childless": "sometimes"}]}"#,
+             "connection 'x': childless 'sometimes' is not allow, force or never"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "revocation": "strict"}]}"#,
              "revocation applies to peer certificates: it needs remote_auth \"pubkey\""),
         ]
@@ -82,7 +82,7 @@ final class EndpointConfigurationTests: XCTestCase {
     }
 
     func testChildlessIsReadPerConnectionAndAllowByDefault() throws {
-        for (value, expected) in [(nil, ChildlessMode.allow), ("allow", .allow), ("force", .force)] {
+        for (value, expected) in [(nil, ChildlessMode.allow), ("allow", .allow), ("force", .force), ("never", .never)] {
             let key = value.map { #", "childless": "\#($0)""# } ?? ""
             let text = #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"\#(key)}]}"#
             XCTAssertEqual(try EndpointConfigurationFile.parse(Data(text.utf8)).connections.first?.childless, expected, value ?? "default")

@@ -20,12 +20,11 @@ Prints the time from the start to the last CHILD SA and the daemon's resident me
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
 """
-import json, os, socket, subprocess, sys, threading, time
+import json, os, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
 import daemon_e2e as e2e  # noqa: E402
-import vici  # noqa: E402  (strongswan_interop has checked it is there)
 
 PEER, PROXY, LAN = "ikp-s-peer", "ikp-s-proxy", "ikp-s-lan"
 base.PEER_NS = PEER
@@ -100,7 +99,8 @@ def load_peer(charon):
             "version": "2", "local_addrs": [PEER4], "remote_addrs": [t["v4"]],
             "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
             "local-1": {"auth": "psk", "id": PEER4}, "remote-1": {"auth": "psk", "id": t["v4"]},
-            "children": {t["name"]: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+            "children": {t["name"]: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none",
+                                     "rekey_time": os.environ.get("SCALE_PEER_REKEY", "0"), "rand_time": "0",
                                      "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
     charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
 

@@ -835,7 +835,8 @@ def run_childless_case(directory, ike, esp, addresses):
     """RFC 6023 with strongSwan's `childless` option: each side sets up an IKE SA without a CHILD SA in IKE_AUTH
     (childless = force on its side), the CHILD SA following with CREATE_CHILD_SA and a key exchange of its own
     (the ESP proposal names x25519); then strongSwan refuses childless SAs (never) and ikeproxy's forced
-    childless initiation fails with the reason."""
+    childless initiation fails with the reason; and the same with the roles swapped: ikeproxy's `never` makes
+    strongSwan's forced initiation stop after IKE_SA_INIT, its `force` refuses an IKE_AUTH carrying a CHILD SA."""
     pfs = esp + "-x25519"
     print(f"case childless IKE SAs, {ike} / {pfs}", flush=True)
     charon = Charon(directory)
@@ -873,6 +874,30 @@ def run_childless_case(directory, ike, esp, addresses):
               f"{label}: ikeproxy's forced childless initiation fails with the reason ({failed.get('reason') if failed else 'no failure reported'})")
         check(not [s for s in charon.sas() if s["state"] == b"ESTABLISHED"], f"{label}: no IKE SA at strongSwan")
         check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        # The other way round: ikeproxy's `never` announces nothing, so strongSwan's forced childless initiation
+        # stops after IKE_SA_INIT; ikeproxy's `force` as responder refuses strongSwan's IKE_AUTH with a CHILD SA.
+        for theirs, ours, label in (("force", "never", "childless, refused by ikeproxy (never)"),
+                                    ("allow", "force", "a CHILD SA in IKE_AUTH, refused by ikeproxy (force)")):
+            charon.load(ike, pfs, addresses, options={"childless": theirs})
+            endpoint = Endpoint(directory, ike, pfs, addresses, options={"childless": ours})
+            before = len(open(charon.log, errors="replace").read())
+            try:
+                list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
+            except vici.exception.CommandException:
+                pass
+            charon_log = open(charon.log, errors="replace").read()[before:]
+            if ours == "never":
+                responses = re.findall(r"parsed IKE_SA_INIT response 0 \[([^\]]*)\]", charon_log)
+                check(responses and "CHDLESS_SUP" not in responses[-1],
+                      f"{label}: our IKE_SA_INIT response announces no childless support [{responses[-1].strip() if responses else 'not logged'}]")
+                check("peer does not support childless" in charon_log, f"{label}: strongSwan gives up before IKE_AUTH, as it says in its log")
+            else:
+                failed = endpoint.wait_event("ike_sa_failed", timeout=10)
+                expected = "connection 'c' is childless (force) and the peer's IKE_AUTH carries a CHILD SA"
+                check(failed is not None and failed.get("reason") == expected, f"{label}: ikeproxy reports why ({failed.get('reason') if failed else 'no failure'})")
+                check("INVALID_SYNTAX" in charon_log, f"{label}: strongSwan received INVALID_SYNTAX")
+            check(not [s for s in charon.sas() if s["state"] == b"ESTABLISHED"], f"{label}: no IKE SA at strongSwan")
+            check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
     finally:
         charon.stop()
 

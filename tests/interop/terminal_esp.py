@@ -16,7 +16,7 @@ made before the old SA is broken, a delete, and volume lifetimes: with a 2 MB so
 expiry reports make the agent rekey during a 10 MB transfer, which arrives intact.
 Needs root, iproute2, nftables, strongSwan, tshark and the `vici` module; it fails loudly otherwise.
 """
-import hashlib, json, os, signal, socket, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402

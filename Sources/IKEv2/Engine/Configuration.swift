@@ -66,8 +66,15 @@ public enum ChildlessMode: String, Sendable, CaseIterable {
     /// IKE_AUTH carries the first CHILD SA; a peer's childless IKE_AUTH is accepted (we announce support).
     case allow
     /// IKE_AUTH never carries one: every CHILD SA comes with CREATE_CHILD_SA (with its own key exchange
-    /// when the proposals name a group), and a responder that did not announce support is not used.
+    /// when the proposals name a group), and a responder that did not announce support is not used. As
+    /// responder, a peer's IKE_AUTH that carries a CHILD SA is refused (INVALID_SYNTAX).
     case force
+    /// IKE_AUTH carries the first CHILD SA, and childless IKE SAs are refused as responder: support is not
+    /// announced, and a peer's IKE_AUTH without a CHILD SA gets INVALID_SYNTAX.
+    case never
+
+    /// "allow, force or never", for error messages.
+    public static var choices: String { allCases.map(\.rawValue).dropLast().joined(separator: ", ") + " or " + allCases.last!.rawValue }
 }
 
 /// A peer this endpoint talks to: addresses, identities, PSK, proposals and children.

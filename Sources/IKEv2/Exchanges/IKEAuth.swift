@@ -231,6 +231,17 @@ extension IKEEngine {
         case .verified(let how): proof = how
         }
         session.connection = connection
+        // strongSwan's `childless` as responder: `never` takes no IKE_AUTH without a CHILD SA, `force` none with one.
+        let carriesChild = payloads.securityAssociation != nil
+        if (connection.childless == .never && !carriesChild) || (connection.childless == .force && carriesChild) {
+            count("childless_refused")
+            let reason = carriesChild
+                ? "connection '\(connection.name)' is childless (force) and the peer's IKE_AUTH carries a CHILD SA"
+                : "connection '\(connection.name)' refuses childless IKE SAs (never) and the peer's IKE_AUTH carries no CHILD SA"
+            return [.log("IKE_AUTH from \(session.remote) refused with INVALID_SYNTAX: \(reason)")]
+                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .invalidSyntax))])
+                + closeSession(session, kind: .ikeFailed, reason: reason)
+        }
         let ourIdentity = connection.localIdentity.payload
         let ours: (certificates: [Payload], auth: AuthenticationPayload)
         switch ourAuthentication(session: session, connection: connection, suite: suite, firstMessage: session.responderFirstMessage,

@@ -246,8 +246,8 @@ extension IKEEngine {
         session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         if session.fragmentation { response.append(.notify(NotifyPayload(type: .ikev2FragmentationSupported))) }
-        // Whatever the connection found later says, an IKE_AUTH without a CHILD SA is accepted (RFC 6023).
-        response.append(.notify(NotifyPayload(type: .childlessIKEv2Supported)))
+        // An IKE_AUTH without a CHILD SA is accepted (RFC 6023) unless the connection refuses them.
+        if connection.childless != .never { response.append(.notify(NotifyPayload(type: .childlessIKEv2Supported))) }
         if connection.usesCertificates && payloads.notify(.signatureHashAlgorithms) != nil {
             response.append(.notify(SignatureAuthentication.hashAlgorithmsNotify))
         }
