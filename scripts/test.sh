@@ -49,6 +49,8 @@ python3 tests/interop/daemon_ports.py
 
 echo "== daemon scale test (32 terminals behind one daemon, half started by strongSwan, half by the terminals, at once)"
 python3 tests/interop/daemon_scale.py
+echo "== daemon scale test, strongSwan rekeying too (both sides' CHILD SA rekeys due at the same moment)"
+SCALE_PEER_REKEY=8 python3 tests/interop/daemon_scale.py
 
 echo "== daemon certificate test (the proxy authenticates with terminals' certificates, keys sealed)"
 python3 tests/interop/daemon_certificates.py

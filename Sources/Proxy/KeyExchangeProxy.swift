@@ -265,13 +265,13 @@ public final class KeyExchangeProxy {
             let payload = packet[udp.payload..<view.totalLength]
             switch UDPEncapsulatedKind(payload: payload) {
             case .keepalive: count("forwarded_keepalive"); return [.forward(.internet)]
-            case .esp: return forwardESP(packet, esp: payload, terminal: terminalBytes)
+            case .esp: return forwardESP(packet, esp: payload, terminal: terminalBytes, now: now)
             case .ike: return drop("ike_from_terminal")
             case .malformed: return drop("malformed")
             }
         }
         if view.upperProtocol == IPProtocolNumber.esp {
-            return forwardESP(packet, esp: packet[view.upperOffset..<view.totalLength], terminal: terminalBytes)
+            return forwardESP(packet, esp: packet[view.upperOffset..<view.totalLength], terminal: terminalBytes, now: now)
         }
         // Plaintext of a protected flow: a start request. The packet itself never goes out.
         guard let terminalAddress = IPAddress(bytes: terminalBytes), let peer = IPAddress(bytes: peerBytes) else { return drop("malformed") }
@@ -282,11 +282,15 @@ public final class KeyExchangeProxy {
 
     /// ESP from a terminal (`esp` starts at the SPI, in UDP or directly over IP) goes out only under an SA
     /// stored for that terminal; its sequence number is noted so a handed-again SA never reuses one.
-    private func forwardESP(_ packet: [UInt8], esp: ArraySlice<UInt8>, terminal terminalBytes: [UInt8]) -> [ProxyAction] {
+    private func forwardESP(_ packet: [UInt8], esp: ArraySlice<UInt8>, terminal terminalBytes: [UInt8], now: Double) -> [ProxyAction] {
         let s = esp.startIndex
         guard esp.count >= 8, let terminal = IPAddress(bytes: terminalBytes) else { return drop("esp_of_unknown_sa") }
         let spi = ChildSPI(bytes: Array(esp[s..<(s + 4)]))
-        guard store.isOutboundSPI(spi, of: terminal) else { return drop("esp_of_unknown_sa") }
+        guard store.isOutboundSPI(spi, of: terminal) else {
+            // Sent on the old SA just before the terminal had the new one: the peer still takes it for a while.
+            if store.isRecentlyReplacedSPI(spi, of: terminal, now: now) { count("forwarded_esp_of_replaced_sa"); return [.forward(.internet)] }
+            return drop("esp_of_unknown_sa")
+        }
         store.noteOutbound(spi: spi, sequenceLow: esp[(s + 4)..<(s + 8)].reduce(0) { $0 << 8 | UInt32($1) })
         count("forwarded_esp")
         return [.forward(.internet)]

@@ -40,6 +40,16 @@ public final class SAStore {
         if byPair[pair]?.isEmpty == true { byPair[pair] = nil }
         highestOutboundSequence[spi] = nil
     }
+    /// Outbound SPIs a rekey replaced, until their CHILD SA is deleted.
+    private var superseded: Set<ChildSPI> = []
+    /// Outbound SPIs of replaced CHILD SAs since deleted, with their terminal and until when its ESP on them is
+    /// still let out: the terminal switches to the new SA only once it holds it, and what it sent just before
+    /// may still be on its way (strongSwan keeps a rekeyed inbound SA for its `delete_rekeyed_delay`, 5 s,
+    /// for the same packets).
+    private var deletedAfterRekey: [ChildSPI: (terminal: IPAddress, until: Double)] = [:]
+    /// How long ESP on a replaced and deleted SA is still let out.
+    public static let replacedSAGrace: Double = 5
+
     /// Highest sequence number seen in the terminal's ESP per outbound SA (the proxy forwards it all).
     public private(set) var highestOutboundSequence: [ChildSPI: UInt64] = [:]
 
@@ -61,11 +71,16 @@ public final class SAStore {
                                        inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
                                        createdAt: now, hardLifetime: lifetime.hardSeconds.map(Double.init))
             insert(stored)
+            if let old = child.replaces { superseded.insert(old.outbound) }
             return stored
         case .childDeleted:
-            if let child = event.child { remove(child.spiOutbound) }
+            guard let child = event.child else { break }
+            if superseded.remove(child.spiOutbound) != nil {
+                deletedAfterRekey[child.spiOutbound] = (event.local.address, now + Self.replacedSAGrace)
+            }
+            remove(child.spiOutbound)
         case .ikeDeleted, .ikeFailed:
-            for (spi, sa) in children where sa.ikeSPIs == (event.spiInitiator, event.spiResponder) { remove(spi) }
+            for (spi, sa) in children where sa.ikeSPIs == (event.spiInitiator, event.spiResponder) { remove(spi); superseded.remove(spi) }
         case .ikeRekeyed:
             // The CHILD SAs move to the new IKE SA; the event names the new SPIs, the old ones are in detail.
             break
@@ -104,10 +119,18 @@ public final class SAStore {
     /// Whether `spi` is the outbound SPI of a CHILD SA of this terminal (its ESP may go out).
     public func isOutboundSPI(_ spi: ChildSPI, of terminal: IPAddress) -> Bool { children[spi]?.terminal == terminal }
 
+    /// Whether `spi` is the outbound SPI of this terminal's CHILD SA that a rekey replaced and that was deleted
+    /// less than `replacedSAGrace` seconds ago (its last ESP may still go out).
+    public func isRecentlyReplacedSPI(_ spi: ChildSPI, of terminal: IPAddress, now: Double) -> Bool {
+        guard let entry = deletedAfterRekey[spi] else { return false }
+        return entry.terminal == terminal && now < entry.until
+    }
+
     /// Removes and returns the SAs past their hard lifetime.
     public func expire(now: Double) -> [StoredChildSA] {
         let expired = children.values.filter { !$0.isValid(now: now) }
         for sa in expired { remove(sa.outbound.spi) }
+        deletedAfterRekey = deletedAfterRekey.filter { now < $0.value.until }
         return expired
     }
 

@@ -225,6 +225,30 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertNil(network.proxy.counters["child_sa_failed"])
     }
 
+    /// ESP the terminal sent on the old SA just before it had the new one still goes out for a few seconds after
+    /// the peer deleted the old CHILD SA (the peer keeps the old inbound SA that long; strongSwan 5 s).
+    func testESPOnARekeyedAwaySAStillGoesOutBriefly() {
+        let network = DemoScenario.network()
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        let old = network.proxy.store.children.values.first!.outbound.spi
+        network.peerInitiatesRekey(connection: "to-\(a)")
+        network.run()
+        XCTAssertNil(network.proxy.store.children[old], "the old CHILD SA is deleted")
+        let late = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
+                                             payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
+        XCTAssertEqual(network.proxy.receive(from: .terminal, packet: late, now: network.now, wallClock: 0), [.forward(.internet)])
+        XCTAssertEqual(network.proxy.counters["forwarded_esp_of_replaced_sa"], 1)
+        // Another terminal may not use it, and after the grace it is an unknown SA.
+        let stranger = IPHeaderBuilder.udpPacket(source: b.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
+                                                 payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
+        XCTAssertNotEqual(network.proxy.receive(from: .terminal, packet: stranger, now: network.now, wallClock: 0), [.forward(.internet)])
+        let later = network.now + SAStore.replacedSAGrace + 1
+        _ = network.proxy.tick(now: later, wallClock: 0)
+        XCTAssertNotEqual(network.proxy.receive(from: .terminal, packet: late, now: later, wallClock: 0), [.forward(.internet)])
+        XCTAssertEqual(network.proxy.counters["drop_esp_of_unknown_sa"], 2)
+    }
+
     /// The demo network with the proxy's profile changed by `edit`.
     func network(_ edit: (inout ProtectionProfile) -> Void) -> VirtualNetwork {
         var profile = DemoScenario.profile()

@@ -15,7 +15,9 @@ the first half initiated by strongSwan and the second by the proxy, no negotiati
 pings every terminal at once and every ping goes through ESP (a capture of the Internet-side link sees no
 plaintext ICMP of any terminal); `ikeproxy terminals` lists them all registered. Then every terminal's SAs
 come due together: the proxy rekeys each CHILD SA twice and each IKE SA once while the peer pings every
-terminal, and every ping comes back (make-before-break), one CHILD SA per terminal left. The daemon stops cleanly.
+terminal, and every ping comes back (make-before-break), one CHILD SA per terminal left. With
+SCALE_PEER_REKEY=8 strongSwan rekeys its CHILD SAs every 8 s too, due at the same moment as the proxy's:
+rekeys by both sides, crossing, under the same traffic. The daemon stops cleanly.
 Prints the time from the start to the last CHILD SA and the daemon's resident memory.
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
@@ -37,6 +39,8 @@ TERMINALS = [{"name": f"t{n:02d}", "ns": f"ikp-s-t{n:02d}", "dev": f"ikp-st{n:02
 BY_PEER, BY_TERMINAL = TERMINALS[:COUNT // 2], TERMINALS[COUNT // 2:]
 NAMESPACES = [PEER, PROXY, LAN] + [t["ns"] for t in TERMINALS]
 REKEY, IKE_REKEY = 8, 14
+# strongSwan rekeys its CHILD SAs this often too when set (e.g. 8: both sides due at once, rekeys collide).
+PEER_REKEY = os.environ.get("SCALE_PEER_REKEY", "0")
 # Pings every 0.2 s from the peer to every terminal for this long: two CHILD SA rekeys and one IKE SA rekey each.
 TRAFFIC_SECONDS = 20
 
@@ -100,7 +104,7 @@ def load_peer(charon):
             "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
             "local-1": {"auth": "psk", "id": PEER4}, "remote-1": {"auth": "psk", "id": t["v4"]},
             "children": {t["name"]: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none",
-                                     "rekey_time": os.environ.get("SCALE_PEER_REKEY", "0"), "rand_time": "0",
+                                     "rekey_time": PEER_REKEY, "life_time": str(3 * int(PEER_REKEY)), "rand_time": "0",
                                      "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
     charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
 
@@ -243,10 +247,13 @@ def rekey_storm(charon, control, directory, before):
     proxy = status.get("proxy", {})
     rekeyed = proxy.get("child_sa_rekeyed", 0) - before.get("proxy", {}).get("child_sa_rekeyed", 0)
     ike_rekeyed = proxy.get("ike_sa_rekeyed", 0) - before.get("proxy", {}).get("ike_sa_rekeyed", 0)
+    who = "the proxy" if PEER_REKEY == "0" else "the proxy and strongSwan, both due at once,"
     check(rekeyed >= 2 * COUNT and ike_rekeyed >= COUNT,
-          f"the proxy rekeyed every terminal's CHILD SA twice and IKE SA once, all due together "
+          f"{who} rekeyed every terminal's CHILD SA twice and IKE SA once, all terminals together "
           f"({rekeyed} CHILD SA and {ike_rekeyed} IKE SA rekeys in {TRAFFIC_SECONDS} s)")
     check(sent > 0 and received == sent, f"the peer's pings to all {COUNT} terminals meanwhile: {received} of {sent} came back")
+    late = proxy.get("forwarded_esp_of_replaced_sa", 0)
+    print(f"      figures: {late} ESP packets sent on a replaced SA just before the terminal had its successor, let out")
     children = installed_children(charon)
     per_terminal = [len([c for sa in e2e.peer_sas(charon).get(t["name"], []) for c in sa.get("child-sas", {}).values()]) for t in TERMINALS]
     check(len(children) == COUNT and max(per_terminal) == 1,
