@@ -61,6 +61,14 @@ public final class KeyExchangeProxy {
     /// The last failed negotiation per terminal and peer: when, and why.
     private var failures: [TerminalPeer: (at: Double, reason: String)] = [:]
     public private(set) var counters: [String: Int] = [:]
+    /// Log lines said once (by key), for conditions that repeat with every packet of a flow.
+    private var saidOnce: Set<String> = []
+
+    func noteOnce(_ key: String, _ line: String) -> [ProxyAction] {
+        guard saidOnce.count < 4096, saidOnce.insert(key).inserted else { return [] }
+        return [.log(line)]
+    }
+
     /// The earlier rules each connection's selectors could not cut out, as last logged: said again only when it changes.
     private var reportedStillCovered: [String: [Int]] = [:]
     private let epoch: UInt64
@@ -275,7 +283,7 @@ public final class KeyExchangeProxy {
         }
         // Plaintext of a protected flow: a start request. The packet itself never goes out.
         guard let terminalAddress = IPAddress(bytes: terminalBytes), let peer = IPAddress(bytes: peerBytes) else { return drop("malformed") }
-        var actions = startRequest(terminal: terminalAddress, peer: peer, now: now, wallClock: wallClock)
+        var actions = startRequest(terminal: terminalAddress, peer: peer, flow: key, now: now, wallClock: wallClock)
         actions += drop("plaintext_of_protected_flow")
         return actions
     }
@@ -297,11 +305,32 @@ public final class KeyExchangeProxy {
     }
 
     /// A terminal needs an SA with a peer (a plaintext packet of a protected flow, or an ACQUIRE).
-    public func startRequest(terminal address: IPAddress, peer: IPAddress, now: Double, wallClock: Double) -> [ProxyAction] {
+    /// `flow`, when known, is the packet's or the ACQUIRE's: a flow the pair's profile or stored SA cannot
+    /// serve is refused with the reason, rather than answered with keys that would not cover it.
+    public func startRequest(terminal address: IPAddress, peer: IPAddress, flow: FlowKey? = nil, now: Double, wallClock: Double) -> [ProxyAction] {
         guard let terminal = registry.terminal(at: address) else { return drop("start_request_from_unregistered_terminal") }
         guard let profile = profile(terminal: address, peer: peer) else { return drop("start_request_without_protect_policy") }
         let pair = pairKey(address, peer)
+        if let flow, case .protect(let wanted) = policy.action(for: flow), wanted != profile.name {
+            // One profile serves a terminal and a peer: the first protect rule for the two addresses names it.
+            return drop("start_request_for_another_profile") + noteOnce("profile \(pair) \(wanted)",
+                "start request \(address) -> \(peer) refused: the flow (protocol \(flow.ipProtocol), ports \(flow.sourcePort) -> "
+                + "\(flow.destinationPort)) is for profile '\(wanted)', but this terminal and peer use profile '\(profile.name)', named by "
+                + "the first protect rule for the two addresses (one profile per terminal and peer)")
+        }
         if let stored = store.validChild(terminal: address, peer: peer, now: now) {
+            if let flow, !stored.outbound.covers(source: address.bytes[...], destination: peer.bytes[...], ipProtocol: flow.ipProtocol,
+                                                 ports: (flow.sourcePort, flow.destinationPort)) {
+                // Setting these keys again would not help: the SA does not take this flow (the peer narrowed it, or
+                // the policy changed after it was made; a changed policy applies from the next negotiation).
+                count("start_request_outside_stored_sa")
+                return noteOnce("outside \(stored.outbound.spi) \(flow.ipProtocol)",
+                    "start request \(address) -> \(peer): the flow (protocol \(flow.ipProtocol), ports \(flow.sourcePort) -> "
+                    + "\(flow.destinationPort)) is protected by the policy but outside the stored SA \(stored.outbound.spi) "
+                    + "(\(stored.outbound.sourceSelectors.map(\.description).joined(separator: " ")) -> "
+                    + "\(stored.outbound.destinationSelectors.map(\.description).joined(separator: " "))); its packets are dropped. "
+                    + "A policy changed since applies from the next negotiation: delete the SA to renegotiate now")
+            }
             // A valid SA exists: set its keys into the terminal (it may have lost them); no negotiation.
             guard now - (lastReuse[pair] ?? -.infinity) >= settings.reuseInterval else { count("start_request_while_setting"); return [] }
             lastReuse[pair] = now
@@ -351,7 +380,7 @@ public final class KeyExchangeProxy {
                     count("acquire_for_unprotected_flow")
                     break
                 }
-                actions += startRequest(terminal: flow.source, peer: flow.destination, now: now, wallClock: wallClock)
+                actions += startRequest(terminal: flow.source, peer: flow.destination, flow: key, now: now, wallClock: wallClock)
             case .expire(let spi, let direction, let hard):
                 guard let stored = store.children.values.first(where: { registry.terminal(at: $0.terminal)?.terminalID == terminal.terminalID
                     && ($0.inbound.spi == spi || $0.outbound.spi == spi) }) else { break }

@@ -363,6 +363,54 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(network.peer.espReceived, espBefore + 1, "other TCP goes through ESP")
     }
 
+    /// A flow whose rule names another profile than the pair's (the first protect rule for the two addresses) is
+    /// refused with the reason, once in the log, and starts no negotiation.
+    func testAFlowForAnotherProfileIsRefusedWithTheReason() {
+        let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
+        var other = DemoScenario.profile()
+        other.name = "other"
+        let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6, action: .protect(profile: "gateway")),
+                                         PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 17, action: .protect(profile: "other"))],
+                                 defaultAction: .bypass)
+        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
+                                     profiles: [DemoScenario.profile(), other])
+        let network = VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(), peerAddress: peer, terminals: DemoScenario.terminals())
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        for _ in 0..<2 {
+            network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
+            network.run()
+        }
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["drop_start_request_for_another_profile"] ?? 0, 2)
+        XCTAssertNil(network.proxy.counters["negotiations_started"])
+        XCTAssertEqual(lines.filter { $0.contains("is for profile 'other', but this terminal and peer use profile 'gateway'") }.count, 1, "\(lines)")
+        XCTAssertEqual(network.proxy.store.count, 0)
+    }
+
+    /// A flow the policy protects but the stored SA does not take (here: the policy changed after it was made) gets
+    /// no futile key delivery: counted, said once, and its packets stay dropped.
+    func testAFlowOutsideTheStoredSAGetsNoKeysAgain() {
+        let network = tcpOnlyNetwork()
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.proxy.store.count, 1)
+        let terminals = AddressPrefix("10.0.0.0/24")!
+        network.proxy.policy = PolicyTable(rules: network.proxy.policy.rules + [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!,
+                                                                                           ipProtocol: 17, action: .protect(profile: "gateway"))],
+                                           defaultAction: .bypass)
+        let reusedBefore = network.proxy.counters["stored_sa_reused"] ?? 0
+        for _ in 0..<2 {
+            network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
+            network.run()
+        }
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["start_request_outside_stored_sa"] ?? 0, 2)
+        XCTAssertEqual(network.proxy.counters["stored_sa_reused"] ?? 0, reusedBefore, "no keys set again")
+        XCTAssertEqual(lines.filter { $0.contains("is protected by the policy but outside the stored SA") }.count, 1, "\(lines)")
+        XCTAssertEqual(network.peer.plaintextReceived, 0, "the UDP never left in the clear")
+    }
+
     /// Echo requests and replies protected, by type: pings go through ESP both ways.
     func testAnICMPTypeRuleGivesAnSAForThoseTypes() {
         let network = network(rules: [(1, PortRange(0, 8), .any, .protect(profile: "gateway"))])
