@@ -46,6 +46,8 @@ public final class DaemonRunner {
 
     /// The file the configuration came from, read again on a reload (nil: no reload).
     public var configurationPath: String?
+    /// The token or key file that opens the configuration's sealed secrets, kept to open them again on a reload.
+    private var configurationSealer: Sealer?
 
     public init(configuration original: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
                 emit: @escaping (String) -> Void) throws {
@@ -60,6 +62,7 @@ public final class DaemonRunner {
             }
         }
         self.configuration = configuration
+        self.configurationSealer = sealer
         self.log = log
         self.emit = emit
         for name in [configuration.internetInterface] + configuration.terminalInterfaces {
@@ -321,8 +324,8 @@ public final class DaemonRunner {
     private func count(_ name: String, _ amount: Int = 1) { if amount > 0 { portCounters[name, default: 0] += amount } }
 
 
-    /// Reads the configuration file again for the profiles' CAs, CRLs and revocation policy (SIGHUP); on
-    /// any error those in use stay and the log says why.
+    /// Reads the configuration file again for the profiles' CAs, CRLs and revocation policy and the
+    /// terminals' certificates and keys (SIGHUP); on any error those in use stay and the log says why.
     /// Returns what it did, line by line, or why it did nothing.
     @discardableResult
     public func reloadCredentials() -> Result<[String], DaemonStartError> {
@@ -331,14 +334,19 @@ public final class DaemonRunner {
             return .failure(DaemonStartError(description: "the configuration file is not known; nothing read"))
         }
         do {
-            let fresh = try DaemonConfiguration.load(path: path)
+            var fresh = try DaemonConfiguration.load(path: path)
+            if let sealer = configurationSealer {
+                try fresh.unsealSecrets { box, context in try sealer.unseal(box, context: context) }
+            }
             let (updated, lines) = ProfileCredentialReload.apply(fresh: fresh.profiles, to: bridge.proxy.profiles)
+            let (credentials, terminalLines) = TerminalCredentialReload.apply(fresh: fresh.terminalCredentials, to: bridge.proxy.terminalCredentials)
             bridge.proxy.profiles = updated
-            lines.forEach(log)
-            return .success(lines)
+            bridge.proxy.terminalCredentials = credentials
+            (lines + terminalLines).forEach(log)
+            return .success(lines + terminalLines)
         } catch {
-            log("reload: \(path) not taken, the CAs and CRLs in use stay: \(error)")
-            return .failure(DaemonStartError(description: "\(path) not taken, the CAs and CRLs in use stay: \(error)"))
+            log("reload: \(path) not taken, the CAs, CRLs and certificates in use stay: \(error)")
+            return .failure(DaemonStartError(description: "\(path) not taken, the CAs, CRLs and certificates in use stay: \(error)"))
         }
     }
 

@@ -3,8 +3,8 @@ import IKEv2
 import Proxy
 
 /// What a reload (SIGHUP) of the daemon takes from its configuration file again: each protection
-/// profile's CAs, CRLs and revocation policy, applied from the next negotiation. Terminals' certificates
-/// and keys are sealed secrets opened at start, and are not reloaded; nor are profiles added or removed.
+/// profile's CAs, CRLs and revocation policy, applied from the next negotiation (terminals' certificates:
+/// TerminalCredentialReload). Profiles are not added or removed.
 public enum ProfileCredentialReload {
     public static func apply(fresh: [ProtectionProfile], to current: [String: ProtectionProfile])
         -> (updated: [String: ProtectionProfile], lines: [String]) {

@@ -149,6 +149,30 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    /// A terminal certificate renewed in the file replaces the one in use; an unchanged one stays; one gone from
+    /// the file is kept until a restart.
+    func testAReloadTakesTerminalsRenewedCertificates() throws {
+        func credential(_ name: String) throws -> CertificateCredential {
+            let key = P256.Signing.PrivateKey(), subject = try DistinguishedName { CommonName(name) }
+            let pem = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
+                                      notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: subject, subject: subject,
+                                      signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
+                .serializeAsPEM().pemString
+            return try CertificateCredential(certificatePEM: pem, privateKeyPEM: key.pemRepresentation)
+        }
+        let first = try credential("t1"), renewed = try credential("t1 renewed"), second = try credential("t2"), third = try credential("t3")
+        let (updated, lines) = TerminalCredentialReload.apply(fresh: [1: renewed, 2: second, 4: third], to: [1: first, 2: second, 3: third])
+        XCTAssertEqual(updated[1]?.chain, renewed.chain, "the renewed certificate signs from now on")
+        XCTAssertEqual(updated[2]?.chain, second.chain)
+        XCTAssertEqual(updated[3]?.chain, third.chain, "gone from the file: kept until a restart")
+        XCTAssertEqual(updated[4]?.chain, third.chain, "a certificate for a terminal that had none")
+        XCTAssertEqual(lines.count, 4)
+        XCTAssertTrue(lines[0].hasPrefix("reload: terminal 1: certificate CN=t1 renewed (serial ") && lines[0].hasSuffix("replaces CN=t1 (serial \(first.chain[0].serialNumber)) from the next negotiation"), lines[0])
+        XCTAssertTrue(lines[1].hasSuffix(", unchanged"), lines[1])
+        XCTAssertTrue(lines[2].hasSuffix(", new"), lines[2])
+        XCTAssertEqual(lines[3], "reload: terminal 3's certificate is gone from the file; it keeps the one in use until a restart")
+    }
+
     func rule(_ index: Int, _ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
         return { object in
             var policy = object["policy"] as! [String: Any]

@@ -13,6 +13,8 @@ the RSA signature of 192.0.2.2 as verified, the daemon logs strongSwan's certifi
 OCSP status: strongSwan's certificate names a responder, `openssl ocsp` on the proxy's loopback, and the
 profile says revocation "strict"), with IKE_AUTH fragmented both ways;
 ping passes through ESP; terminal 1 opens a flow and the proxy initiates, again by certificate and OCSP;
+terminal 1's certificate is renewed with a new key, sealed in its turn, and read again on SIGHUP: strongSwan's
+next IKE SA with terminal 1 gets the renewed certificate and verifies its signature;
 once the responder says revoked, strongSwan's next IKE_AUTH is refused; a CRL revoking it, added to the
 profile and read again on SIGHUP, refuses it even when the responder says good again;
 terminal 2, which has no certificate, gets no SA and the refusal says why; neither the configuration
@@ -52,6 +54,18 @@ def make_certificates(directory):
         openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extensions)
         made[name] = (cert, key)
     return made
+
+
+def issue(directory, made, name, subject, addresses, bits):
+    """A certificate from the site CA for `addresses` (subjectAltName), with a new RSA key: (certificate, key) paths."""
+    ca, ca_key = made["ca"]
+    cert, key, csr = (os.path.join(directory, f"{name}.{ext}") for ext in ("pem", "key", "csr"))
+    openssl("req", "-new", "-newkey", f"rsa:{bits}", "-nodes", "-keyout", key, "-out", csr, "-subj", f"/O=IKEProxy site/CN={subject}")
+    extensions = os.path.join(directory, f"{name}.ext")
+    with open(extensions, "w") as f:
+        f.write("subjectAltName=" + ",".join(f"IP:{a}" for a in addresses) + "\nkeyUsage=critical,digitalSignature\n")
+    openssl("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert, "-days", "2", "-extfile", extensions)
+    return cert, key
 
 
 def load_peer(charon, made):
@@ -153,6 +167,32 @@ def run(charon, directory):
               "the proxy initiated IKE for terminal 1 and authenticated with its certificate")
         check(len(re.findall(r"not revoked \(OCSP ", e2e.read(log))) >= 2,
               "as initiator too, the proxy checked strongSwan's certificate with OCSP before setting keys")
+        # Terminal 1's certificate is renewed (a new key, sealed like the first): the file changes, SIGHUP, and the
+        # proxy's next negotiation in its name signs with the new one. The SA already made stays as it is.
+        renewed_cert, renewed_key = issue(directory, made, "t1-renewed", "t1 renewed", (T1["v4"], T1["v6"]), 3072)
+        with open(renewed_key) as f:
+            resealed = subprocess.run([e2e.BINARY, "seal", "--config", config_path, "--context", "terminal-key:1"], stdin=f,
+                                      capture_output=True, text=True)
+        renewed_body = "".join(line for line in open(renewed_key).read().splitlines() if "PRIVATE KEY" not in line)
+        os.unlink(renewed_key)
+        entry["certificate"] = renewed_cert
+        entry["private_key_sealed"] = resealed.stdout.strip()
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=1)
+        daemon.send_signal(signal.SIGHUP)
+        check(resealed.returncode == 0 and e2e.wait_for(
+                  lambda: re.search(r"reload: terminal 1: certificate CN=t1 renewed,O=IKEProxy site \(serial [^)]*, valid until [^)]*\) replaces "
+                                    r"CN=t1,O=IKEProxy site", e2e.read(log)) is not None, 10),
+              "SIGHUP: the daemon took terminal 1's renewed certificate and opened its newly sealed key")
+        check(e2e.installed_child(charon, "t1v4")[1] is not None, "the SA made with the old certificate stays")
+        e2e.terminate(charon, "t1v4")
+        e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10)
+        before = len(e2e.read(charon.log))
+        result = e2e.initiate(charon, "t1v4")
+        renewed_log = e2e.read(charon.log)[before:]
+        check(e2e.installed_child(charon, "t1v4")[1] is not None and 'CN=t1 renewed' in renewed_log
+              and re.search(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", renewed_log) is not None,
+              f"strongSwan's next IKE SA with terminal 1 received the renewed certificate and verified its signature ({result})")
         # The CA revokes strongSwan's certificate: the next IKE_AUTH is refused, no key reaches the terminal.
         e2e.terminate(charon, "t1v4")
         e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10)
@@ -188,8 +228,8 @@ def run(charon, directory):
         # No private key in the clear, in the configuration or the database.
         stored = b"".join(open(os.path.join(directory, name), "rb").read() for name in os.listdir(directory)
                           if name.startswith("state.db") or name == "daemon.json")
-        check(b"PRIVATE KEY" not in stored and key_body.encode() not in stored,
-              "neither the configuration nor the state database holds terminal 1's private key in the clear")
+        check(b"PRIVATE KEY" not in stored and key_body.encode() not in stored and renewed_body.encode() not in stored,
+              "neither the configuration nor the state database holds terminal 1's private keys (first and renewed) in the clear")
     finally:
         responder.stop()
         e2e.stop(agent)
