@@ -69,8 +69,10 @@ public final class KeyExchangeProxy {
         return [.log(line)]
     }
 
-    /// The earlier rules each connection's selectors could not cut out, as last logged: said again only when it changes.
+    /// The earlier rules each connection's selectors could not cut out, as last counted: counted again only when it changes.
     private var reportedStillCovered: [String: [Int]] = [:]
+    /// What was logged about them, by profile and rules: said once, however many terminals and peers it concerns.
+    private var loggedStillCovered: Set<String> = []
     private let epoch: UInt64
 
     public init(policy: PolicyTable, registry: TerminalRegistry, profiles: [ProtectionProfile], settings: ProxySettings = ProxySettings(),
@@ -124,9 +126,12 @@ public final class KeyExchangeProxy {
             let rules = selectors.stillCovered.map { "the rule at position \($0) (\(policy.rules[$0]))" }.joined(separator: ", ")
             if !selectors.stillCovered.isEmpty {
                 count("selectors_covering_earlier_rules")
-                notes.append(.log("CHILD SA selectors \(terminal) <-> \(peer) (\(profile.name)) still cover traffic of \(rules): "
-                                  + "IKEv2 selectors cannot cut it out (a selector names one protocol or all, and the SA takes every "
-                                  + "local and remote pair), so the terminal encrypts it and that rule never sees it; narrow the protect rule to keep it outside"))
+                if loggedStillCovered.count < 1024, loggedStillCovered.insert("\(profile.name) \(rules)").inserted {
+                    notes.append(.log("CHILD SA selectors of profile '\(profile.name)' still cover traffic of \(rules) (first for \(terminal) <-> \(peer); "
+                                      + "said once for every terminal and peer): IKEv2 selectors cannot cut it out (a selector names one protocol "
+                                      + "or all, and the SA takes every local and remote pair), so the terminal encrypts it and that rule never "
+                                      + "sees it; narrow the protect rule to keep it outside"))
+                }
             }
         }
         return (connection.name, notes)
