@@ -102,27 +102,51 @@ public final class KeyExchangeProxy {
         return setter
     }
 
-    /// The profile of the first protect rule covering traffic between a terminal and a peer.
-    func profile(terminal: IPAddress, peer: IPAddress) -> ProtectionProfile? {
+    /// The profile of the first protect rule covering traffic between a terminal and a peer: it sets up their
+    /// IKE SA (proposals, identities, credentials) and its CHILD SA comes first.
+    func profile(terminal: IPAddress, peer: IPAddress) -> ProtectionProfile? { profilesProtecting(terminal: terminal, peer: peer).first }
+
+    /// Every profile that protects some traffic between a terminal and a peer, in the order of their first
+    /// rules (the default action last): each has its CHILD SA on the pair's one IKE SA.
+    func profilesProtecting(terminal: IPAddress, peer: IPAddress) -> [ProtectionProfile] {
         let t = AddressKey(terminal.bytes), p = AddressKey(peer.bytes)
+        var names: [String] = []
         for rule in policy.rules where rule.source.isIPv6 == terminal.isIPv6 && rule.source.contains(t) && rule.destination.contains(p) {
-            if case .protect(let name) = rule.action { return profiles[name] }
+            if case .protect(let name) = rule.action, !names.contains(name) { names.append(name) }
         }
-        if case .protect(let name) = policy.defaultAction { return profiles[name] }
-        return nil
+        if case .protect(let name) = policy.defaultAction, !names.contains(name) { names.append(name) }
+        return names.compactMap { profiles[$0] }
     }
+
+    /// The profile whose CHILD SA configuration has this name.
+    func profile(forChild name: String) -> ProtectionProfile? { profiles.values.first { $0.childName == name } }
 
     /// The engine's connection for a terminal and a peer, set from the current policy, and a log line when its
     /// selectors newly reach into earlier rules' traffic (see `ProtectedTrafficSelectors.stillCovered`).
     func connection(for terminal: IPAddress, peer: IPAddress, profile: ProtectionProfile) -> (name: String, notes: [ProxyAction]) {
         let credential = registry.terminal(at: terminal).flatMap { terminalCredentials[$0.terminalID] }
+        let others = profilesProtecting(terminal: terminal, peer: peer).filter { $0.name != profile.name }
         let selectors = policy.protectedSelectors(terminal: terminal, peer: peer, profile: profile.name)
-        let connection = profile.connection(terminal: terminal, peer: peer, credential: credential, selectors: selectors)
+        var bySelectors = [(profile, selectors)]
+        for other in others { bySelectors.append((other, policy.protectedSelectors(terminal: terminal, peer: peer, profile: other.name))) }
+        let connection = profile.connection(terminal: terminal, peer: peer, credential: credential, selectors: selectors,
+                                            otherChildren: bySelectors.dropFirst().map { $0.0.childConfiguration(selectors: $0.1) })
         // Set every time: a policy changed over the management API reaches the next negotiation.
         engine.setConnection(connection)
         var notes: [ProxyAction] = []
-        if reportedStillCovered[connection.name, default: []] != selectors.stillCovered {
-            reportedStillCovered[connection.name] = selectors.stillCovered
+        for (profile, selectors) in bySelectors {
+            notes += noteStillCovered(selectors, profile: profile, terminal: terminal, peer: peer, key: "\(connection.name) \(profile.name)")
+        }
+        return (connection.name, notes)
+    }
+
+    /// Counts (once per terminal, peer and profile) and logs (once per profile and rules) the earlier rules a
+    /// profile's selectors could not cut out.
+    private func noteStillCovered(_ selectors: ProtectedTrafficSelectors, profile: ProtectionProfile, terminal: IPAddress, peer: IPAddress,
+                                  key: String) -> [ProxyAction] {
+        var notes: [ProxyAction] = []
+        if reportedStillCovered[key, default: []] != selectors.stillCovered {
+            reportedStillCovered[key] = selectors.stillCovered
             let rules = selectors.stillCovered.map { "the rule at position \($0) (\(policy.rules[$0]))" }.joined(separator: ", ")
             if !selectors.stillCovered.isEmpty {
                 count("selectors_covering_earlier_rules")
@@ -134,7 +158,7 @@ public final class KeyExchangeProxy {
                 }
             }
         }
-        return (connection.name, notes)
+        return notes
     }
 
     // MARK: restart
@@ -153,9 +177,9 @@ public final class KeyExchangeProxy {
             throw RestoreRefusal(description: "connection '\(snapshot.connection)' no longer matches profile \(profile.name)")
         }
         let events = try engine.restore(snapshot, now: now)
-        let lifetime = profile.espLifetime
         for event in events {
             guard let child = event.child else { continue }
+            let lifetime = (self.profile(forChild: child.name) ?? profile).espLifetime
             let age = snapshot.children.first { $0.spiInbound == child.spiInbound.rawValue }?.ageSeconds ?? 0
             store.record(event, lifetime: lifetime, now: now - age)
             if let sequence = highestOutboundSequences[child.spiOutbound] { store.restoreSequence(spi: child.spiOutbound, highest: sequence) }
@@ -310,22 +334,25 @@ public final class KeyExchangeProxy {
     }
 
     /// A terminal needs an SA with a peer (a plaintext packet of a protected flow, or an ACQUIRE).
-    /// `flow`, when known, is the packet's or the ACQUIRE's: a flow the pair's profile or stored SA cannot
-    /// serve is refused with the reason, rather than answered with keys that would not cover it.
+    /// `flow`, when known, is the packet's or the ACQUIRE's: its rule's profile names the CHILD SA it needs (made
+    /// on the pair's IKE SA when missing), a stored SA that takes it has its keys set again, and a flow that the
+    /// stored SA of its profile does not take is refused with the reason rather than answered with useless keys.
     public func startRequest(terminal address: IPAddress, peer: IPAddress, flow: FlowKey? = nil, now: Double, wallClock: Double) -> [ProxyAction] {
         guard let terminal = registry.terminal(at: address) else { return drop("start_request_from_unregistered_terminal") }
         guard let profile = profile(terminal: address, peer: peer) else { return drop("start_request_without_protect_policy") }
         let pair = pairKey(address, peer)
-        if let flow, case .protect(let wanted) = policy.action(for: flow), wanted != profile.name {
-            // One profile serves a terminal and a peer: the first protect rule for the two addresses names it.
-            return drop("start_request_for_another_profile") + noteOnce("profile \(pair) \(wanted)",
-                "start request \(address) -> \(peer) refused: the flow (protocol \(flow.ipProtocol), ports \(flow.sourcePort) -> "
-                + "\(flow.destinationPort)) is for profile '\(wanted)', but this terminal and peer use profile '\(profile.name)', named by "
-                + "the first protect rule for the two addresses (one profile per terminal and peer)")
+        // The flow's own profile names the CHILD SA it needs; the pair's first profile sets up the IKE SA.
+        var wanted = profile
+        if let flow, case .protect(let name) = policy.action(for: flow), let flowProfile = profiles[name] { wanted = flowProfile }
+        let covering = flow.flatMap { flow in
+            store.validChildren(terminal: address, peer: peer, now: now).last { stored in
+                stored.outbound.covers(source: address.bytes[...], destination: peer.bytes[...], ipProtocol: flow.ipProtocol,
+                                       ports: (flow.sourcePort, flow.destinationPort))
+            }
         }
-        if let stored = store.validChild(terminal: address, peer: peer, now: now) {
-            if let flow, !stored.outbound.covers(source: address.bytes[...], destination: peer.bytes[...], ipProtocol: flow.ipProtocol,
-                                                 ports: (flow.sourcePort, flow.destinationPort)) {
+        let sameChild = store.validChildren(terminal: address, peer: peer, now: now).last { $0.childName == wanted.childName }
+        if let stored = covering ?? sameChild ?? (flow == nil ? store.validChild(terminal: address, peer: peer, now: now) : nil) {
+            if let flow, covering == nil {
                 // Setting these keys again would not help: the SA does not take this flow (the peer narrowed it, or
                 // the policy changed after it was made; a changed policy applies from the next negotiation).
                 count("start_request_outside_stored_sa")
@@ -362,8 +389,9 @@ public final class KeyExchangeProxy {
         negotiating[pair] = now
         count("negotiations_started")
         let (name, notes) = connection(for: address, peer: peer, profile: profile)
-        return notes + [.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(profile.name))")]
-            + perform(engine.startChild(connection: name, now: now), now: now, wallClock: wallClock)
+        let which = wanted.name == profile.name ? profile.name : "\(wanted.name), on the IKE SA of \(profile.name)"
+        return notes + [.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))")]
+            + perform(engine.startChild(connection: name, child: wanted.childName, now: now), now: now, wallClock: wallClock)
     }
 
     private func keyDeliveryFromTerminal(_ datagram: [UInt8], terminal: TerminalEntry, now: Double, wallClock: Double) -> [ProxyAction] {
@@ -433,7 +461,7 @@ public final class KeyExchangeProxy {
                 // SAs made, rekeyed and deleted, by kind, for the status and the metrics.
                 count(event.kind.rawValue)
                 let terminalAddress = event.local.address, peer = event.remote.address
-                let profile = profile(terminal: terminalAddress, peer: peer)
+                let profile = event.child.flatMap { self.profile(forChild: $0.name) } ?? profile(terminal: terminalAddress, peer: peer)
                 let lifetime = profile?.espLifetime ?? ESPLifetime()
                 store.record(event, lifetime: lifetime, now: now)
                 let pair = pairKey(terminalAddress, peer)

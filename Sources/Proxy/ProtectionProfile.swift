@@ -59,16 +59,15 @@ public struct ProtectionProfile: Sendable {
 
     /// The engine connection that negotiates for `terminal` with `peer` under this profile: the terminal's
     /// address and identity on our side, the selectors the policy gives (host to host by default).
+    /// `otherChildren`: CHILD SAs of other profiles that protect other traffic between the same two addresses
+    /// and share this profile's IKE SA.
     public func connection(terminal: IPAddress, peer: IPAddress, credential: CertificateCredential? = nil,
-                           selectors: ProtectedTrafficSelectors? = nil) -> ConnectionConfiguration {
-        let selectors = selectors ?? .hostToHost(terminal: terminal, peer: peer)
-        let child = ChildConfiguration(name: "\(name)-child", localTrafficSelectors: selectors.local,
-                                       remoteTrafficSelectors: selectors.remote, mode: mode,
-                                       proposals: espProposals, rekeyTime: childRekeyTime)
+                           selectors: ProtectedTrafficSelectors? = nil, otherChildren: [ChildConfiguration] = []) -> ConnectionConfiguration {
+        let child = childConfiguration(selectors: selectors ?? .hostToHost(terminal: terminal, peer: peer))
         var connection = ConnectionConfiguration(name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
                                                  localAddress: terminal, remoteAddress: peer,
                                                  localIdentity: Identity(terminal.description), remoteIdentity: peerIdentity ?? Identity(peer.description),
-                                                 preSharedKey: preSharedKey, proposals: ikeProposals, children: [child],
+                                                 preSharedKey: preSharedKey, proposals: ikeProposals, children: [child] + otherChildren,
                                                  rekeyTime: ikeRekeyTime, forceEncapsulation: forceEncapsulation,
                                                  livenessInterval: livenessInterval)
         if authenticatesWithTerminalCertificate, var credential {
@@ -80,6 +79,15 @@ public struct ProtectionProfile: Sendable {
                                                                                  revocation: peerRevocationPolicy) }
         return connection
     }
+
+    /// The CHILD SA this profile asks for: its ESP proposals, mode and rekey time, with these selectors.
+    public func childConfiguration(selectors: ProtectedTrafficSelectors) -> ChildConfiguration {
+        ChildConfiguration(name: childName, localTrafficSelectors: selectors.local, remoteTrafficSelectors: selectors.remote, mode: mode,
+                           proposals: espProposals, rekeyTime: childRekeyTime)
+    }
+
+    /// The name of the CHILD SA configuration of this profile, as SA events and snapshots carry it.
+    public var childName: String { "\(name)-child" }
 
     public static func connectionName(profile: String, terminal: IPAddress, peer: IPAddress) -> String {
         "\(profile):\(terminal)>\(peer)"

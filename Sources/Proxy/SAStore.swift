@@ -12,6 +12,8 @@ public struct StoredChildSA: Sendable {
     public var terminal: IPAddress
     public var peer: IPAddress
     public var connection: String
+    /// The CHILD SA configuration it was made from (one per protection profile).
+    public var childName: String
     public var inbound: SecurityAssociationParameters
     public var outbound: SecurityAssociationParameters
     public var ikeSPIs: (initiator: IKESPI, responder: IKESPI)
@@ -68,7 +70,7 @@ public final class SAStore {
             guard let child = event.child else { return nil }
             let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
             let stored = StoredChildSA(terminal: event.local.address, peer: event.remote.address, connection: event.connection,
-                                       inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
+                                       childName: child.name, inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
                                        createdAt: now, hardLifetime: lifetime.hardSeconds.map(Double.init))
             insert(stored)
             if let old = child.replaces { superseded.insert(old.outbound) }
@@ -92,8 +94,14 @@ public final class SAStore {
 
     /// The newest valid CHILD SA between a terminal and a peer.
     public func validChild(terminal: IPAddress, peer: IPAddress, now: Double) -> StoredChildSA? {
+        validChildren(terminal: terminal, peer: peer, now: now).last
+    }
+
+    /// The valid CHILD SAs between a terminal and a peer (one per profile that protects their traffic, more
+    /// while a rekey's old SA waits for its deletion), oldest first.
+    public func validChildren(terminal: IPAddress, peer: IPAddress, now: Double) -> [StoredChildSA] {
         (byPair[TerminalPeer(terminal: terminal, peer: peer)] ?? []).compactMap { children[$0] }.filter { $0.isValid(now: now) }
-            .max { $0.createdAt < $1.createdAt }
+            .sorted { $0.createdAt < $1.createdAt }
     }
 
     /// Notes the sequence number of an ESP packet the terminal sent (low 32 bits on the wire; the high half

@@ -35,7 +35,8 @@ public enum DemoScenario {
     }
 
     /// The peer's own connections, one per terminal it may talk to (it cannot tell the proxy is there).
-    public static func peerEngine(random: RandomSource = SystemRandom(), childless: ChildlessMode = .allow) -> IKEEngine {
+    public static func peerEngine(random: RandomSource = SystemRandom(), childless: ChildlessMode = .allow,
+                                  espProposals: [String] = ["aes256gcm16"]) -> IKEEngine {
         let connections = [terminalA, terminalB, stranger].map { terminal in
             var connection = ConnectionConfiguration(
                 name: "to-\(terminal)", localAddress: peer, remoteAddress: terminal, localIdentity: Identity(peer.description),
@@ -43,7 +44,7 @@ public enum DemoScenario {
                 proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
                 children: [ChildConfiguration(name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer.description)!],
                                               remoteTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
-                                              proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])],
+                                              proposals: espProposals.map { try! ProposalSpec($0, forIKE: false) })],
                 forceEncapsulation: true)
             connection.childless = childless
             return connection

@@ -363,28 +363,47 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(network.peer.espReceived, espBefore + 1, "other TCP goes through ESP")
     }
 
-    /// A flow whose rule names another profile than the pair's (the first protect rule for the two addresses) is
-    /// refused with the reason, once in the log, and starts no negotiation.
-    func testAFlowForAnotherProfileIsRefusedWithTheReason() {
+    /// Two profiles for one terminal and peer (TCP with AES-GCM in tunnel mode, UDP with ChaCha20-Poly1305): one IKE
+    /// SA, set up by the first profile, with a CHILD SA per profile, each with its own transforms and selectors,
+    /// each made when a flow of its profile first needs it.
+    func testEachProfileGetsItsOwnCHILDSAOnThePairsIKESA() {
         let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
         var other = DemoScenario.profile()
         other.name = "other"
+        other.espProposals = [try! ProposalSpec("chacha20poly1305", forIKE: false)]
+        other.hardLifetime = 900
         let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6, action: .protect(profile: "gateway")),
                                          PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 17, action: .protect(profile: "other"))],
                                  defaultAction: .bypass)
         let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
                                      profiles: [DemoScenario.profile(), other])
-        let network = VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(), peerAddress: peer, terminals: DemoScenario.terminals())
-        var lines: [String] = []
-        network.log = { lines.append($0) }
-        for _ in 0..<2 {
-            network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
-            network.run()
-        }
-        XCTAssertGreaterThanOrEqual(network.proxy.counters["drop_start_request_for_another_profile"] ?? 0, 2)
-        XCTAssertNil(network.proxy.counters["negotiations_started"])
-        XCTAssertEqual(lines.filter { $0.contains("is for profile 'other', but this terminal and peer use profile 'gateway'") }.count, 1, "\(lines)")
-        XCTAssertEqual(network.proxy.store.count, 0)
+        let network = VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(espProposals: ["aes256gcm16", "chacha20poly1305"]),
+                                     peerAddress: peer, terminals: DemoScenario.terminals())
+        network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
+        network.run()
+        XCTAssertEqual(network.proxy.store.count, 1, "the UDP flow's CHILD SA, made with the IKE SA")
+        let udp = network.proxy.store.children.values.first
+        XCTAssertEqual(udp?.childName, "other-child")
+        XCTAssertEqual(udp?.outbound.suite.name, "chacha20poly1305")
+        XCTAssertEqual(udp?.outbound.destinationSelectors.map(\.description), ["198.51.100.1/32[udp]"])
+        XCTAssertEqual(udp.flatMap { $0.hardLifetime }, 900, "the UDP profile's lifetime")
+        // A TCP flow: the first profile's CHILD SA, with CREATE_CHILD_SA on the same IKE SA.
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.proxy.store.count, 2)
+        let tcp = network.proxy.store.children.values.first { $0.childName == "gateway-child" }
+        XCTAssertEqual(tcp?.outbound.suite.name, "aes256gcm16")
+        XCTAssertEqual(tcp?.outbound.destinationSelectors.map(\.description), ["198.51.100.1/32[tcp]"])
+        XCTAssertEqual(tcp.map { $0.ikeSPIs.initiator }, udp.map { $0.ikeSPIs.initiator }, "one IKE SA for both")
+        XCTAssertEqual(network.proxy.engine.sessionSummaries.filter(\.established).count, 1)
+        // Both flows now go through ESP, each on its own SA.
+        let espBefore = network.peer.espReceived
+        network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [4, 5, 6]))
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.peer.espReceived, espBefore + 2)
+        XCTAssertEqual(network.terminals[a]!.agent.database.outbound.count, 2)
+        XCTAssertEqual(network.peer.plaintextReceived, 0)
     }
 
     /// A flow the policy protects but the stored SA does not take (here: the policy changed after it was made) gets

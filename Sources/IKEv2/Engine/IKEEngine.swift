@@ -91,11 +91,18 @@ public final class IKEEngine {
         return startInitiator(connection: connection, remote: Endpoint(remoteAddress, connection.remotePort), now: now)
     }
 
-    /// A CHILD SA for the connection's first child: on its established IKE SA with CREATE_CHILD_SA when
-    /// there is one (as after the last CHILD SA expired, or one was refused), else with a new IKE SA.
-    public func startChild(connection name: String, now: Double) -> [EngineAction] {
-        guard let connection = connection(named: name), let child = connection.children.first else { return initiate(connection: name, now: now) }
-        guard let session = findSession(connection: name), !session.replacedByRekey else { return initiate(connection: name, now: now) }
+    /// A CHILD SA for the connection's child named `child` (default: its first): on its established IKE SA with
+    /// CREATE_CHILD_SA when there is one (as after the last CHILD SA expired, or one was refused), else with a
+    /// new IKE SA that makes that CHILD SA alone.
+    public func startChild(connection name: String, child childName: String? = nil, now: Double) -> [EngineAction] {
+        guard let connection = connection(named: name),
+              let child = childName.map({ wanted in connection.children.first { $0.name == wanted } }) ?? connection.children.first else {
+            return initiate(connection: name, now: now)
+        }
+        guard let session = findSession(connection: name), !session.replacedByRekey else {
+            guard let remoteAddress = connection.remoteAddress else { return [.log("initiate: connection '\(name)' has no remote address")] }
+            return startInitiator(connection: connection, remote: Endpoint(remoteAddress, connection.remotePort), children: [child], now: now)
+        }
         return [.log("CHILD SA '\(child.name)' asked for on the established IKE SA \(session.spiInitiator)_\(session.spiResponder)")]
             + requestNewChild(session: session, configuration: child, now: now)
     }

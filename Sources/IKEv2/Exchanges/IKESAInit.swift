@@ -30,13 +30,14 @@ extension IKEEngine {
 
     // MARK: Initiator
 
-    func startInitiator(connection: ConnectionConfiguration, remote: Endpoint, now: Double) -> [EngineAction] {
+    /// `children`: the CHILD SAs to make with the new IKE SA (default: all of the connection's).
+    func startInitiator(connection: ConnectionConfiguration, remote: Endpoint, children: [ChildConfiguration]? = nil, now: Double) -> [EngineAction] {
         guard let group = connection.proposals.first?.groups.first else { return [.log("connection \(connection.name) has no key exchange group")] }
         let session = IKESession(connection: connection, isOriginalInitiator: true, spiInitiator: newIKESPI(), spiResponder: .zero,
                                  local: Endpoint(connection.localAddress, connection.localPort), remote: remote, now: now)
         session.nonceInitiator = newNonce()
         session.keyExchange = group.generatePrivateKey(random: random)
-        session.pendingChildren = connection.children
+        session.pendingChildren = children ?? connection.children
         sessions[session.spiInitiator] = session
         return [.log("initiating IKE SA \(session.spiInitiator) for '\(connection.name)' to \(remote)")] + sendInitRequest(session: session, now: now)
     }
