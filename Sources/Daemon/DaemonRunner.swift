@@ -560,7 +560,7 @@ public final class DaemonRunner {
 
     func saRows() -> [[String: Any]] {
         bridge.proxy.store.children.values.sorted { $0.createdAt < $1.createdAt }.map { sa in
-            ["terminal": sa.terminal.description, "peer": sa.peer.description, "connection": sa.connection,
+            ["terminal": sa.terminal.description, "peer": sa.peer.description, "connection": sa.connection, "child": sa.childName,
              "spi_in": sa.inbound.spi.description, "spi_out": sa.outbound.spi.description,
              "age_seconds": Int(monotonicSeconds() - sa.createdAt)] as [String: Any]
         }

@@ -145,8 +145,9 @@ struct SAsCommand: ParsableCommand {
         func run() throws {
             let answer = try options.call("GET", "/v1/sas")
             guard !options.json, let rows = (answer as? [String: Any])?["sas"] as? [[String: Any]] else { return }
-            printTable(["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "CONNECTION"], rows.map { r in
-                [text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s", text(r["connection"])]
+            printTable(["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "CONNECTION", "CHILD"], rows.map { r in
+                [text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s", text(r["connection"]),
+                 text(r["child"])]
             })
             if rows.isEmpty { print("(no SA)") }
         }

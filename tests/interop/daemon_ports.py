@@ -10,11 +10,12 @@ Four network namespaces:
 
 Checks: strongSwan initiates to each terminal and the proxy answers in its name, the key-delivery
 datagrams and IKE replies leaving by the right port; ping goes through ESP to terminal 1, whose policy
-protects everything; terminal 2's policy bypasses TCP to the peer's port 7300, then protects TCP and ICMP
-echo (types 0 to 8), so the proxy narrows strongSwan's host-to-host CHILD SA to TCP without port 7300 and
-to those ICMP types: the terminal's pings go through ESP, while its ICMP timestamp requests and its TCP
-segments to port 7300 leave in the clear (a capture at the peer sees them); terminal 2 opens a TCP flow
-itself and the proxy initiates with the same selectors, which strongSwan narrows to; the two terminals reach each other directly (ARP
+protects everything; terminal 2's policy bypasses TCP to the peer's port 7300, then protects TCP (profile
+"peer", AES-GCM) and ICMP echo, types 0 to 8 (profile "echo", ChaCha20-Poly1305), so the proxy narrows
+strongSwan's host-to-host CHILD SA to TCP without port 7300, and the terminal's first ping adds profile
+echo's CHILD SA, ICMP echo only, to the same IKE SA: its pings go through ESP, while its ICMP timestamp
+requests and its TCP segments to port 7300 leave in the clear (a capture at the peer sees them); terminal 2
+opens a TCP flow itself and the proxy initiates with the TCP selectors, which strongSwan narrows to; the two terminals reach each other directly (ARP
 flooded, their frames switched between the ports unjudged, never out of the Internet port); `ikeproxy
 terminals` lists both; no port holds an address; the daemon stops cleanly.
 
@@ -74,6 +75,9 @@ def daemon_configuration(control):
         "terminal_prefixes": ["192.0.2.0/28"],
         "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
         "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
+                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True},
+                     # Terminal 2's ICMP echo has a profile of its own: its CHILD SA, ChaCha20-Poly1305, on the same IKE SA.
+                     {"name": "echo", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["chacha20poly1305"],
                       "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True}],
         # Terminal 1: everything with the peer protected; terminal 2: TCP but port 7300, and ICMP echo (the rest
         # of its ICMP passes in the clear).
@@ -83,7 +87,7 @@ def daemon_configuration(control):
              "action": "bypass"},
             {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "action": "protect", "profile": "peer"},
             {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "icmp", "source_ports": "0-8",
-             "action": "protect", "profile": "peer"}]},
+             "action": "protect", "profile": "echo"}]},
         "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 3},
     }
 
@@ -100,7 +104,7 @@ def load_peer(charon):
             "version": "2", "local_addrs": [PEER4], "remote_addrs": [t["v4"]],
             "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
             "local-1": {"auth": "psk", "id": PEER4}, "remote-1": {"auth": "psk", "id": t["v4"]},
-            "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+            "children": {name: {"esp_proposals": ["aes256gcm16", "chacha20poly1305"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
                                 "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
     charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
 
@@ -126,11 +130,20 @@ def selectors(child, key):
     return sorted(base.normalized_ts(ts) for ts in child.get(key, []))
 
 
-def terminal2_selectors():
-    """What terminal 2's policy gives, as strongSwan lists it: (its local, its remote)."""
-    t2 = TERMINALS[1]["v4"]
-    return (sorted([f"{PEER4}/32[tcp/0-{CLEAR_PORT - 1}]", f"{PEER4}/32[tcp/{CLEAR_PORT + 1}-65535]", f"{PEER4}/32[icmp/0-8(255)]"]),
-            sorted([f"{t2}/32[tcp]", f"{t2}/32[icmp/0-8(255)]"]))
+def terminal2_tcp_selectors():
+    """What terminal 2's rules for profile "peer" give, as strongSwan lists it: (its local, its remote)."""
+    return sorted([f"{PEER4}/32[tcp/0-{CLEAR_PORT - 1}]", f"{PEER4}/32[tcp/{CLEAR_PORT + 1}-65535]"]), [f"{TERMINALS[1]['v4']}/32[tcp]"]
+
+
+def terminal2_echo_selectors():
+    """What terminal 2's rule for profile "echo" gives, as strongSwan lists it."""
+    return [f"{PEER4}/32[icmp/0-8(255)]"], [f"{TERMINALS[1]['v4']}/32[icmp/0-8(255)]"]
+
+
+def children_of(charon, name):
+    """strongSwan's installed CHILD SAs of a connection, on its established IKE SAs: [(IKE SA, CHILD SA)]."""
+    return [(sa, child) for sa in e2e.peer_sas(charon).get(name, []) if sa["state"] == b"ESTABLISHED"
+            for child in sa.get("child-sas", {}).values() if child["state"] == b"INSTALLED"]
 
 
 def send_from(namespace, code):
@@ -176,14 +189,25 @@ def run(charon, directory):
                 (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: e2e.ping(PEER, PEER4, t["v4"]))
                 check(ok and plain == 0, f"{label}: ping peer -> terminal through ESP ({summary}; {plain} plaintext ICMP on the Internet side)")
             else:
-                # TCP but port 7300 and ICMP echo are protected: the proxy narrowed strongSwan's host-to-host proposal
-                # to them, the bypassed port cut out of the peer's side (RFC 4301 decorrelation) and the ICMP types
-                # carried as type and code (RFC 7296 section 3.13.1).
+                # TCP but port 7300 is profile "peer": the proxy narrowed strongSwan's host-to-host proposal to it, the
+                # bypassed port cut out of the peer's side (RFC 4301 decorrelation); the first profile's CHILD SA
+                # is the one IKE_AUTH makes.
                 ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
-                check(ts == terminal2_selectors(),
-                      f"{label}: the proxy narrowed strongSwan's host-to-host CHILD SA to the policy's TCP without port {CLEAR_PORT}, and ICMP echo ({ts})")
+                check(ts == terminal2_tcp_selectors(),
+                      f"{label}: the proxy narrowed strongSwan's host-to-host CHILD SA to the policy's TCP without port {CLEAR_PORT} ({ts})")
+                # ICMP echo is profile "echo": the terminal's first ping is a start request, and the proxy adds that
+                # profile's CHILD SA to the same IKE SA with CREATE_CHILD_SA, ChaCha20-Poly1305, the ICMP types carried
+                # as type and code (RFC 7296 section 3.13.1).
                 (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: e2e.ping(t["ns"], t["v4"], PEER4))
                 check(ok and plain == 0, f"{label}: the terminal's pings go through ESP and come back ({summary}; {plain} plaintext ICMP)")
+                pairs = children_of(charon, f"{t['name']}v4")
+                by_cipher = {c.get("encr-alg", b"").decode(): (s, c) for s, c in pairs}
+                echo = by_cipher.get("CHACHA20_POLY1305")
+                check(len(pairs) == 2 and len({s["uniqueid"] for s, _ in pairs}) == 1 and echo is not None
+                      and (selectors(echo[1], "local-ts"), selectors(echo[1], "remote-ts")) == terminal2_echo_selectors()
+                      and "AES_GCM_16" in by_cipher,
+                      f"{label}: one IKE SA, two CHILD SAs: profile peer's (AES-GCM, TCP) and profile echo's (ChaCha20-Poly1305, "
+                      f"ICMP echo) ({sorted((k, selectors(c, 'local-ts')) for k, (_, c) in by_cipher.items())})")
                 # Timestamp requests are not echo: outside the SA, the terminal sends them as they are and the policy
                 # passes them. (What comes back is strongSwan's business: kernel-libipsec routes by address and
                 # protocol, so its answers go into its tunnel device.)
@@ -205,8 +229,8 @@ def run(charon, directory):
         check(ok and child is not None and sa.get("initiator", b"no") != b"yes",
               f"terminal 2 opens a TCP flow, the proxy initiates IKE in its name, 1 MB passes through ESP ({seconds:.1f} s)")
         ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
-        check(ts == terminal2_selectors(),
-              f"the proxy asked for its policy's selectors and strongSwan, configured host to host, narrowed to them ({ts})")
+        check(ts == terminal2_tcp_selectors(),
+              f"the proxy asked for its TCP profile's selectors and strongSwan, configured host to host, narrowed to them ({ts})")
         # The terminals talk to each other: the switch inside the daemon carries it, the policy is not asked.
         before = e2e.daemon_status(control)
         (ok, summary), leaked = icmp_seen_at_peer(directory, [TERMINALS[0]["v4"], TERMINALS[1]["v4"]],
