@@ -75,26 +75,9 @@ public struct SecurityAssociationParameters: Equatable, Sendable {
     }
 
     /// Whether an inner packet with these addresses (still inside the packet, not copied out), protocol and
-    /// ports falls under this SA's selectors. For ICMP and ICMPv6, `ports` are the message type and code:
-    /// selectors carry them as one 16-bit value, type high (RFC 7296 section 3.13.1), and the value must
-    /// fall in both sides' ranges, since peers put it in either selector (strongSwan reads both).
+    /// ports falls under this SA's selectors (`TrafficSelector.cover`).
     public func covers(source: ArraySlice<UInt8>, destination: ArraySlice<UInt8>, ipProtocol: UInt8, ports: (UInt16, UInt16)?) -> Bool {
-        var ports = ports
-        if let (type, code) = ports, TrafficSelector.protocolsWithMessageTypes.contains(ipProtocol) {
-            ports = (type << 8 | code, type << 8 | code)
-        }
-        func inRange(_ address: ArraySlice<UInt8>, _ ts: TrafficSelector) -> Bool {
-            let low = ts.startAddress.bytes, high = ts.endAddress.bytes
-            guard low.count == address.count else { return false }
-            return !address.lexicographicallyPrecedes(low) && !high.lexicographicallyPrecedes(address)
-        }
-        func matches(_ selectors: [TrafficSelector], _ address: ArraySlice<UInt8>, _ port: UInt16?) -> Bool {
-            selectors.contains { ts in
-                inRange(address, ts) && (ts.ipProtocol == 0 || ts.ipProtocol == ipProtocol)
-                    && (port.map { ts.startPort <= $0 && $0 <= ts.endPort } ?? (ts.startPort == 0 && ts.endPort == 65535))
-            }
-        }
-        return matches(sourceSelectors, source, ports?.0) && matches(destinationSelectors, destination, ports?.1)
+        TrafficSelector.cover(sourceSelectors, destinationSelectors, source: source, destination: destination, ipProtocol: ipProtocol, ports: ports)
     }
 
 }

@@ -181,7 +181,7 @@ public final class KeyExchangeProxy {
             guard let child = event.child else { continue }
             let lifetime = (self.profile(forChild: child.name) ?? profile).espLifetime
             let age = snapshot.children.first { $0.spiInbound == child.spiInbound.rawValue }?.ageSeconds ?? 0
-            store.record(event, lifetime: lifetime, now: now - age)
+            store.record(event, lifetime: lifetime, asked: asked(event), now: now - age)
             if let sequence = highestOutboundSequences[child.spiOutbound] { store.restoreSequence(spi: child.spiOutbound, highest: sequence) }
         }
         return events.count
@@ -351,26 +351,38 @@ public final class KeyExchangeProxy {
             }
         }
         let sameChild = store.validChildren(terminal: address, peer: peer, now: now).last { $0.childName == wanted.childName }
+        var renegotiation: [ProxyAction] = []
         if let stored = covering ?? sameChild ?? (flow == nil ? store.validChild(terminal: address, peer: peer, now: now) : nil) {
             if let flow, covering == nil {
-                // Setting these keys again would not help: the SA does not take this flow (the peer narrowed it, or
-                // the policy changed after it was made; a changed policy applies from the next negotiation).
-                count("start_request_outside_stored_sa")
-                return noteOnce("outside \(stored.outbound.spi) \(flow.ipProtocol)",
-                    "start request \(address) -> \(peer): the flow (protocol \(flow.ipProtocol), ports \(flow.sourcePort) -> "
-                    + "\(flow.destinationPort)) is protected by the policy but outside the stored SA \(stored.outbound.spi) "
-                    + "(\(stored.outbound.sourceSelectors.map(\.description).joined(separator: " ")) -> "
-                    + "\(stored.outbound.destinationSelectors.map(\.description).joined(separator: " "))); its packets are dropped. "
-                    + "A policy changed since applies from the next negotiation: delete the SA to renegotiate now")
+                let current = policy.protectedSelectors(terminal: address, peer: peer, profile: wanted.name)
+                let asked = ProtectedTrafficSelectors(local: current.local, remote: current.remote)
+                guard stored.childName == wanted.childName, let was = stored.asked, was != asked,
+                      TrafficSelector.cover(current.local, current.remote, source: address.bytes[...], destination: peer.bytes[...],
+                                            ipProtocol: flow.ipProtocol, ports: (flow.sourcePort, flow.destinationPort)) else {
+                    // Setting these keys again would not help: the SA does not take this flow, and the policy gives
+                    // the same selectors as when it was made (the peer narrowed them).
+                    count("start_request_outside_stored_sa")
+                    return noteOnce("outside \(stored.outbound.spi) \(flow.ipProtocol)",
+                        "start request \(address) -> \(peer): the flow (protocol \(flow.ipProtocol), ports \(flow.sourcePort) -> "
+                        + "\(flow.destinationPort)) is protected by the policy but outside the stored SA \(stored.outbound.spi) "
+                        + "(\(stored.outbound.sourceSelectors.map(\.description).joined(separator: " ")) -> "
+                        + "\(stored.outbound.destinationSelectors.map(\.description).joined(separator: " "))), which the peer narrowed "
+                        + "to that; its packets are dropped")
+                }
+                // The policy changed since this SA was made and now takes the flow: a CHILD SA with the current
+                // selectors is negotiated below, and replaces the old one once made.
+                renegotiation = [.log("start request \(address) -> \(peer): the policy changed since SA \(stored.outbound.spi) was made and "
+                                      + "now protects this flow; negotiating a CHILD SA with the current selectors to replace it")]
+            } else {
+                // A valid SA takes the flow: set its keys into the terminal (it may have lost them); no negotiation.
+                guard now - (lastReuse[pair] ?? -.infinity) >= settings.reuseInterval else { count("start_request_while_setting"); return [] }
+                lastReuse[pair] = now
+                count("stored_sa_reused")
+                let (inbound, outbound) = store.resumable(stored)
+                return [.log("start request \(address) -> \(peer): valid stored SA \(stored.outbound.spi), setting its keys "
+                             + "(sending resumes after sequence number \(outbound.sequenceStart))")]
+                    + keyDelivery(setter(for: terminal).set(inbound, outbound, now: now, wallClock: wallClock), to: terminal)
             }
-            // A valid SA exists: set its keys into the terminal (it may have lost them); no negotiation.
-            guard now - (lastReuse[pair] ?? -.infinity) >= settings.reuseInterval else { count("start_request_while_setting"); return [] }
-            lastReuse[pair] = now
-            count("stored_sa_reused")
-            let (inbound, outbound) = store.resumable(stored)
-            return [.log("start request \(address) -> \(peer): valid stored SA \(stored.outbound.spi), setting its keys "
-                         + "(sending resumes after sequence number \(outbound.sequenceStart))")]
-                + keyDelivery(setter(for: terminal).set(inbound, outbound, now: now, wallClock: wallClock), to: terminal)
         }
         if negotiating[pair] != nil {
             count("start_request_joined_negotiation")
@@ -388,9 +400,11 @@ public final class KeyExchangeProxy {
         }
         negotiating[pair] = now
         count("negotiations_started")
+        if !renegotiation.isEmpty { count("renegotiated_after_policy_change") }
         let (name, notes) = connection(for: address, peer: peer, profile: profile)
         let which = wanted.name == profile.name ? profile.name : "\(wanted.name), on the IKE SA of \(profile.name)"
-        return notes + [.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))")]
+        let starting: [ProxyAction] = renegotiation.isEmpty ? [.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))")] : []
+        return notes + renegotiation + starting
             + perform(engine.startChild(connection: name, child: wanted.childName, now: now), now: now, wallClock: wallClock)
     }
 
@@ -448,6 +462,7 @@ public final class KeyExchangeProxy {
 
     private func perform(_ engineActions: [EngineAction], now: Double, wallClock: Double) -> [ProxyAction] {
         var actions: [ProxyAction] = []
+        var deferred: [StoredChildSA] = []
         for action in engineActions {
             switch action {
             case .send(let datagram):
@@ -463,12 +478,13 @@ public final class KeyExchangeProxy {
                 let terminalAddress = event.local.address, peer = event.remote.address
                 let profile = event.child.flatMap { self.profile(forChild: $0.name) } ?? profile(terminal: terminalAddress, peer: peer)
                 let lifetime = profile?.espLifetime ?? ESPLifetime()
-                store.record(event, lifetime: lifetime, now: now)
+                let added = store.record(event, lifetime: lifetime, asked: asked(event), now: now)
                 let pair = pairKey(terminalAddress, peer)
                 switch event.kind {
                 case .childEstablished:
                     negotiating[pair] = nil
                     failures[pair] = nil
+                    if let added { deferred += [added] }
                 case .ikeFailed, .childFailed:
                     let reason = event.detail ?? "no reason given"
                     if negotiating.removeValue(forKey: pair) != nil || event.kind == .childFailed {
@@ -487,6 +503,31 @@ public final class KeyExchangeProxy {
             case .log(let text): actions.append(.log(text))
             case .checkRevocation(let request): actions.append(.checkRevocation(request))
             }
+        }
+        // After the new SAs' keys are on their way to the terminal.
+        for added in deferred { actions += retireSupersededChildren(by: added, now: now, wallClock: wallClock) }
+        return actions
+    }
+
+    /// What the policy asked for the CHILD SA of this event: for a rekey, what its predecessor was asked for (a
+    /// rekey keeps its selectors); else the selectors of its configuration as the engine now has it.
+    private func asked(_ event: SAEvent) -> ProtectedTrafficSelectors? {
+        guard let child = event.child else { return nil }
+        if let old = child.replaces { return store.children[old.outbound]?.asked }
+        guard let configuration = engine.connection(named: event.connection)?.children.first(where: { $0.name == child.name }) else { return nil }
+        return ProtectedTrafficSelectors(local: configuration.localTrafficSelectors, remote: configuration.remoteTrafficSelectors)
+    }
+
+    /// A CHILD SA made from a changed policy supersedes the SAs of the same profile made before the change: they
+    /// are deleted with the peer (the terminal already holds the new one, which covers what it needs).
+    private func retireSupersededChildren(by added: StoredChildSA, now: Double, wallClock: Double) -> [ProxyAction] {
+        var actions: [ProxyAction] = []
+        for old in store.validChildren(terminal: added.terminal, peer: added.peer, now: now)
+        where old.childName == added.childName && old.outbound.spi != added.outbound.spi && old.asked != nil && old.asked != added.asked {
+            count("child_sa_replaced_after_policy_change")
+            actions.append(.log("CHILD SA \(old.inbound.spi)/\(old.outbound.spi) was made before the policy changed; "
+                                + "\(added.inbound.spi)/\(added.outbound.spi) replaces it, deleting it"))
+            actions += perform(engine.deleteChild(connection: old.connection, spi: old.inbound.spi, now: now), now: now, wallClock: wallClock)
         }
         return actions
     }

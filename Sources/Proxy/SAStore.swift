@@ -14,6 +14,9 @@ public struct StoredChildSA: Sendable {
     public var connection: String
     /// The CHILD SA configuration it was made from (one per protection profile).
     public var childName: String
+    /// The selectors the policy gave that configuration when this SA was made (what was asked for, before any
+    /// narrowing): a policy changed since gives other ones.
+    public var asked: ProtectedTrafficSelectors?
     public var inbound: SecurityAssociationParameters
     public var outbound: SecurityAssociationParameters
     public var ikeSPIs: (initiator: IKESPI, responder: IKESPI)
@@ -64,13 +67,13 @@ public final class SAStore {
 
     /// Records what an engine event means for the store; returns the SA it added, if any.
     @discardableResult
-    public func record(_ event: SAEvent, lifetime: ESPLifetime, now: Double) -> StoredChildSA? {
+    public func record(_ event: SAEvent, lifetime: ESPLifetime, asked: ProtectedTrafficSelectors? = nil, now: Double) -> StoredChildSA? {
         switch event.kind {
         case .childEstablished, .childRekeyed:
             guard let child = event.child else { return nil }
             let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
             let stored = StoredChildSA(terminal: event.local.address, peer: event.remote.address, connection: event.connection,
-                                       childName: child.name, inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
+                                       childName: child.name, asked: asked, inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
                                        createdAt: now, hardLifetime: lifetime.hardSeconds.map(Double.init))
             insert(stored)
             if let old = child.replaces { superseded.insert(old.outbound) }

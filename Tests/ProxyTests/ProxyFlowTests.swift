@@ -406,28 +406,66 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(network.peer.plaintextReceived, 0)
     }
 
-    /// A flow the policy protects but the stored SA does not take (here: the policy changed after it was made) gets
-    /// no futile key delivery: counted, said once, and its packets stay dropped.
-    func testAFlowOutsideTheStoredSAGetsNoKeysAgain() {
+    /// A protect rule added (over the API, say) after the SA was made: the flow it protects gets a CHILD SA with
+    /// the current selectors at its first packet, which replaces the old SA (make-before-break, no restart, no
+    /// manual delete), and then goes through ESP.
+    func testAPolicyChangeReachesTheNextFlowWithANewCHILDSA() {
         let network = tcpOnlyNetwork()
         var lines: [String] = []
         network.log = { lines.append($0) }
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
         network.run()
-        XCTAssertEqual(network.proxy.store.count, 1)
+        let old = network.proxy.store.children.values.first!.outbound.spi
         let terminals = AddressPrefix("10.0.0.0/24")!
         network.proxy.policy = PolicyTable(rules: network.proxy.policy.rules + [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!,
                                                                                            ipProtocol: 17, action: .protect(profile: "gateway"))],
                                            defaultAction: .bypass)
+        network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
+        network.run()
+        XCTAssertEqual(network.proxy.counters["renegotiated_after_policy_change"], 1)
+        XCTAssertEqual(network.proxy.counters["child_sa_replaced_after_policy_change"], 1)
+        XCTAssertEqual(network.proxy.store.count, 1, "the old SA was deleted")
+        let new = network.proxy.store.children.values.first!
+        XCTAssertNotEqual(new.outbound.spi, old)
+        XCTAssertEqual(new.outbound.destinationSelectors.map(\.description), ["198.51.100.1/32[tcp/5001]", "198.51.100.1/32[udp]"])
+        XCTAssertEqual(network.terminals[a]!.agent.database.outbound.map(\.parameters.spi), [new.outbound.spi], "the terminal holds the new SA only")
+        let espBefore = network.peer.espReceived
+        network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [4, 5, 6]))
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.peer.espReceived, espBefore + 2, "UDP and TCP through ESP")
+        XCTAssertEqual(network.peer.plaintextReceived, 0)
+        XCTAssertTrue(lines.contains { $0.contains("the policy changed since SA \(old) was made") }, "\(lines)")
+    }
+
+    /// A flow the policy protects but that the peer narrowed out of the SA gets no futile key delivery and no
+    /// endless renegotiation: counted, said once, and its packets stay dropped.
+    func testAFlowThePeerNarrowedOutGetsNoKeysAgain() {
+        let terminals = AddressPrefix("10.0.0.0/24")!
+        let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, ipProtocol: 6,
+                                                    action: .protect(profile: "gateway"))], defaultAction: .bypass)
+        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
+                                     profiles: [DemoScenario.profile()])
+        // The peer takes TCP to its port 5001 only.
+        var connection = DemoScenario.peerEngine().connection(named: "to-\(a)")!
+        connection.children[0].localTrafficSelectors = [try! TrafficSelector(text: "\(peer)[tcp/5001]")]
+        let network = VirtualNetwork(proxy: proxy, peer: IKEEngine(connections: [connection]), peerAddress: peer, terminals: DemoScenario.terminals())
+        var lines: [String] = []
+        network.log = { lines.append($0) }
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        XCTAssertEqual(network.proxy.store.children.values.first?.outbound.destinationSelectors.map(\.description), ["198.51.100.1/32[tcp/5001]"])
         let reusedBefore = network.proxy.counters["stored_sa_reused"] ?? 0
-        for _ in 0..<2 {
-            network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
+        for _ in 0..<3 {
+            network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 6000))
             network.run()
         }
-        XCTAssertGreaterThanOrEqual(network.proxy.counters["start_request_outside_stored_sa"] ?? 0, 2)
+        XCTAssertGreaterThanOrEqual(network.proxy.counters["start_request_outside_stored_sa"] ?? 0, 3)
         XCTAssertEqual(network.proxy.counters["stored_sa_reused"] ?? 0, reusedBefore, "no keys set again")
-        XCTAssertEqual(lines.filter { $0.contains("is protected by the policy but outside the stored SA") }.count, 1, "\(lines)")
-        XCTAssertEqual(network.peer.plaintextReceived, 0, "the UDP never left in the clear")
+        XCTAssertNil(network.proxy.counters["renegotiated_after_policy_change"], "the policy did not change: no renegotiation")
+        XCTAssertEqual(network.proxy.store.count, 1)
+        XCTAssertEqual(lines.filter { $0.contains("which the peer narrowed to that") }.count, 1, "\(lines)")
+        XCTAssertEqual(network.peer.plaintextReceived, 0, "the TCP to port 6000 never left in the clear")
     }
 
     /// Echo requests and replies protected, by type: pings go through ESP both ways.
