@@ -27,6 +27,15 @@ extension DaemonRunner {
         if let failure { throw DaemonStartError(description: "management API: \(failure)") }
     }
 
+    /// A policy change reaches the SAs at once: those made for other selectors are renegotiated or deleted.
+    func applyPolicy(now: Double, wallClock: Double) {
+        let actions = bridge.proxy.applyPolicy(now: now, wallClock: wallClock)
+        guard !actions.isEmpty else { return }
+        ikeActivity = true
+        synchronizeState(now: now)
+        perform(bridge.frames(for: actions), receivedOn: nil)
+    }
+
     func audit(_ request: ManagementRequest, _ action: String, _ detail: String) {
         log("audit: \(request.administrator.name) \(action): \(detail)")
         do { try state?.database.audit(who: request.administrator.name, action: action, detail: detail, now: Date().timeIntervalSince1970) } catch {
@@ -64,6 +73,7 @@ extension DaemonRunner {
             rules.insert(rule, at: position)
             guard persistPolicy(rules, request) else { return .error(503, "the policy could not be saved; nothing changed") }
             bridge.proxy.policy = PolicyTable(rules: rules, defaultAction: bridge.proxy.policy.defaultAction)
+            applyPolicy(now: now, wallClock: wall)
             audit(request, "policy.add", "position \(position): \(rule)")
             return .json(["position": position, "rule": rule.description], status: 201)
         case .deletePolicy:
@@ -73,6 +83,7 @@ extension DaemonRunner {
             let removed = rules.remove(at: position)
             guard persistPolicy(rules, request) else { return .error(503, "the policy could not be saved; nothing changed") }
             bridge.proxy.policy = PolicyTable(rules: rules, defaultAction: bridge.proxy.policy.defaultAction)
+            applyPolicy(now: now, wallClock: wall)
             audit(request, "policy.delete", "position \(position): \(removed)")
             return .json(["deleted": removed.description])
         case .listTerminals:

@@ -61,6 +61,9 @@ public final class KeyExchangeProxy {
     /// The last failed negotiation per terminal and peer: when, and why.
     private var failures: [TerminalPeer: (at: Double, reason: String)] = [:]
     public private(set) var counters: [String: Int] = [:]
+    /// CHILD SAs (by outbound SPI) whose deletion a policy change asked for: asked once, until the SA is gone.
+    private var deletingForPolicy: Set<ChildSPI> = []
+
     /// Log lines said once (by key), for conditions that repeat with every packet of a flow.
     private var saidOnce: Set<String> = []
 
@@ -115,7 +118,8 @@ public final class KeyExchangeProxy {
             if case .protect(let name) = rule.action, !names.contains(name) { names.append(name) }
         }
         if case .protect(let name) = policy.defaultAction, !names.contains(name) { names.append(name) }
-        return names.compactMap { profiles[$0] }
+        // A profile whose rules earlier rules shadow entirely protects nothing here.
+        return names.filter { !policy.protectedSelectors(terminal: terminal, peer: peer, profile: $0).shadowed }.compactMap { profiles[$0] }
     }
 
     /// The profile whose CHILD SA configuration has this name.
@@ -207,6 +211,43 @@ public final class KeyExchangeProxy {
         return perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now), now: now, wallClock: wallClock)
     }
 
+    /// Brings the SAs in line with a changed policy at once (RFC 4301 leaves an SA's selectors to the SPD entry
+    /// it came from): an SA whose profile now asks for other selectors is replaced by a CHILD SA with the
+    /// current ones (CREATE_CHILD_SA on its IKE SA, the old one deleted once the new is made), and one whose
+    /// profile no longer protects anything between its terminal and peer is deleted. A pair being negotiated
+    /// is left to that negotiation.
+    public func applyPolicy(now: Double, wallClock: Double) -> [ProxyAction] {
+        var actions: [ProxyAction] = []
+        deletingForPolicy.formIntersection(Set(store.children.keys))
+        var seen: Set<String> = []
+        for stored in store.children.values.sorted(by: { $0.createdAt > $1.createdAt }) where stored.isValid(now: now) {
+            let key = "\(stored.terminal) \(stored.peer) \(stored.childName)"
+            guard seen.insert(key).inserted, let asked = stored.asked else { continue }  // the newest SA of each child speaks for it
+            let pair = pairKey(stored.terminal, stored.peer)
+            guard negotiating[pair] == nil else { continue }
+            let protecting = profilesProtecting(terminal: stored.terminal, peer: stored.peer)
+            guard let profile = protecting.first, let childProfile = self.profile(forChild: stored.childName),
+                  protecting.contains(where: { $0.name == childProfile.name }) else {
+                guard deletingForPolicy.insert(stored.outbound.spi).inserted else { continue }
+                count("child_sa_deleted_after_policy_change")
+                actions.append(.log("policy: \(stored.childName) no longer protects anything between \(stored.terminal) and \(stored.peer); "
+                                    + "deleting CHILD SA \(stored.inbound.spi)/\(stored.outbound.spi)"))
+                actions += perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now), now: now, wallClock: wallClock)
+                continue
+            }
+            let current = policy.protectedSelectors(terminal: stored.terminal, peer: stored.peer, profile: childProfile.name)
+            guard ProtectedTrafficSelectors(local: current.local, remote: current.remote) != asked else { continue }
+            if let failure = failures[pair], now - failure.at < settings.retryAfterFailure { continue }
+            let (name, notes) = connection(for: stored.terminal, peer: stored.peer, profile: profile)
+            negotiating[pair] = now
+            count("renegotiated_after_policy_change")
+            actions += notes + [.log("policy: CHILD SA \(stored.outbound.spi) of \(stored.terminal) <-> \(stored.peer) was made for other selectors; "
+                                     + "negotiating one with the current selectors to replace it")]
+            actions += perform(engine.startChild(connection: name, child: stored.childName, now: now), now: now, wallClock: wallClock)
+        }
+        return actions
+    }
+
     /// Deletes every IKE SA (and so every CHILD SA) with the peers.
     public func flush(now: Double, wallClock: Double) -> [ProxyAction] {
         let connections = Set(engine.sessionSummaries.filter(\.established).map(\.connection))
@@ -256,10 +297,17 @@ public final class KeyExchangeProxy {
         }
         guard let peer = IPAddress(bytes: peerBytes), let terminalAddress = IPAddress(bytes: terminalBytes),
               let terminal = registry.terminal(at: terminalAddress) else { return drop("ike_for_unregistered_terminal") }
-        guard let profile = profile(terminal: terminalAddress, peer: peer) else { return drop("ike_without_protect_policy") }
         var actions: [ProxyAction] = []
         let payload = Array(packet[udp.payload..<view.totalLength])
         let isNewSA = payload.count >= 28 && payload[(udp.destination == 4500 ? 4 : 0) + 18] == 34  // IKE_SA_INIT
+        guard let profile = profile(terminal: terminalAddress, peer: peer) else {
+            // No longer protected (the policy changed): an IKE SA still held for the pair goes on until it is
+            // deleted, so that its Delete exchanges and liveness checks complete; no new one is made.
+            guard !isNewSA, engine.holdsIKESA(local: terminalAddress, remote: peer) else { return drop("ike_without_protect_policy") }
+            count("ike_answered_for_terminal")
+            return perform(engine.receive(payload, from: Endpoint(peer, udp.source), to: Endpoint(terminalAddress, udp.destination), now: now),
+                           now: now, wallClock: wallClock)
+        }
         if isNewSA, let reason = refusesNewNegotiations {
             return drop("new_negotiation_refused") + [.log("IKE_SA_INIT from \(peer) for \(terminalAddress) refused: \(reason)")]
         }

@@ -18,6 +18,9 @@ public struct ProtectedTrafficSelectors: Equatable, Sendable {
     /// Indexes of earlier rules part of whose traffic between the two addresses these selectors cover all the
     /// same: the terminal encrypts that traffic, so those rules never see it.
     public var stillCovered: [Int] = []
+    /// Earlier rules take all the traffic the profile's rules name between the two addresses: the profile
+    /// protects nothing there (the selectors are then the rules' own, for the record).
+    public var shadowed = false
 
     public init(local: [TrafficSelector], remote: [TrafficSelector], stillCovered: [Int] = []) {
         self.local = local; self.remote = remote; self.stillCovered = stillCovered
@@ -166,6 +169,7 @@ extension PolicyTable {
             if rule.ipProtocol == nil && rule.sourcePorts.isAny && rule.destinationPorts.isAny { break }  // nothing after it counts
         }
         // Every piece cut away (a protect rule no packet reaches): ask for the rules' own traffic and say so.
+        let shadowed = wanted.isEmpty && !asked.isEmpty
         if wanted.isEmpty { wanted = asked }
         guard !wanted.isEmpty else { return .hostToHost(terminal: terminal, peer: peer) }
         // A piece inside another says nothing more (TCP beside every protocol: host to host).
@@ -194,6 +198,7 @@ extension PolicyTable {
                                          remote: remote.startPort...remote.endPort).normalized { covered.append(box) }
             }
         }
+        selectors.shadowed = shadowed
         selectors.stillCovered = others.prefix(earlierCount).filter { _, earlier in
             covered.contains { box in earlier.boxes(as: box.ipProtocol).contains { box.overlaps($0) } }
         }.map(\.index)

@@ -438,6 +438,46 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertTrue(lines.contains { $0.contains("the policy changed since SA \(old) was made") }, "\(lines)")
     }
 
+    /// A bypass rule put before the protect rule (over the API, say) reaches the SA at once: applyPolicy has it
+    /// replaced by one without that port, and the port's traffic then leaves the terminal in the clear. A policy
+    /// that no longer protects the pair has the SA deleted.
+    func testApplyingAChangedPolicyReplacesOrDeletesTheSAs() {
+        let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
+        let protectTCP = PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6, action: .protect(profile: "gateway"))
+        let network = network(rules: [(6, .any, .any, .protect(profile: "gateway"))])
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        let old = network.proxy.store.children.values.first!.outbound.spi
+        XCTAssertTrue(network.proxy.applyPolicy(now: network.now, wallClock: 0).isEmpty, "nothing changed, nothing to do")
+        network.proxy.policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6,
+                                                              destinationPorts: PortRange(22, 22), action: .bypass), protectTCP],
+                                           defaultAction: .bypass)
+        for action in network.proxy.applyPolicy(now: network.now, wallClock: 0) {
+            if case .send(let side, let packet) = action { network.inject(side, packet) }
+        }
+        network.run()
+        XCTAssertEqual(network.proxy.counters["renegotiated_after_policy_change"], 1)
+        XCTAssertEqual(network.proxy.store.count, 1)
+        let new = network.proxy.store.children.values.first!
+        XCTAssertNotEqual(new.outbound.spi, old, "replaced")
+        XCTAssertEqual(new.outbound.destinationSelectors.map(\.description), ["198.51.100.1/32[tcp/0-21]", "198.51.100.1/32[tcp/23-65535]"])
+        XCTAssertEqual(network.terminals[a]!.agent.database.outbound.map(\.parameters.spi), [new.outbound.spi])
+        let bypassed = network.proxy.counters["bypassed"] ?? 0, esp = network.peer.espReceived
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 22))
+        network.run()
+        XCTAssertEqual(network.proxy.counters["bypassed"] ?? 0, bypassed + 1, "SSH now leaves in the clear, as the new rule says")
+        XCTAssertEqual(network.peer.espReceived, esp)
+        // Nothing protected any more: the SA goes, in the store and in the terminal.
+        network.proxy.policy = PolicyTable(rules: [], defaultAction: .bypass)
+        for action in network.proxy.applyPolicy(now: network.now, wallClock: 0) {
+            if case .send(let side, let packet) = action { network.inject(side, packet) }
+        }
+        network.run()
+        XCTAssertEqual(network.proxy.store.count, 0)
+        XCTAssertEqual(network.proxy.counters["child_sa_deleted_after_policy_change"], 1)
+        XCTAssertTrue(network.terminals[a]!.agent.database.outbound.isEmpty)
+    }
+
     /// A flow the policy protects but that the peer narrowed out of the SA gets no futile key delivery and no
     /// endless renegotiation: counted, said once, and its packets stay dropped.
     func testAFlowThePeerNarrowedOutGetsNoKeysAgain() {

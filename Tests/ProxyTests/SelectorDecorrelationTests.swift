@@ -55,6 +55,12 @@ final class SelectorDecorrelationTests: XCTestCase {
         let shadowed = selectors([rule(6, .any, .any, .bypass), rule(6, .any, PortRange(443, 443), gw)])
         XCTAssertEqual(shadowed.0, "10.0.0.5/32[tcp] <-> 198.51.100.1/32[tcp/443]")
         XCTAssertEqual(shadowed.1, [0])
+        // ... and the profile protects nothing between the two: the proxy treats the pair as unprotected.
+        func isShadowed(_ rules: [PolicyRule]) -> Bool { PolicyTable(rules: rules, defaultAction: .bypass).protectedSelectors(terminal: t, peer: p, profile: "gw").shadowed }
+        XCTAssertTrue(isShadowed([rule(6, .any, .any, .bypass), rule(6, .any, PortRange(443, 443), gw)]))
+        XCTAssertTrue(isShadowed([rule(nil, .any, .any, .bypass), rule(nil, .any, .any, gw)]))
+        XCTAssertFalse(isShadowed([rule(6, .any, PortRange(22, 22), .bypass), rule(6, .any, .any, gw)]))
+        XCTAssertFalse(isShadowed([rule(1, .any, .any, .bypass), rule(nil, .any, .any, gw)]), "inexpressible cuts leave traffic, not a shadow")
     }
 
     func testWhatSelectorsCannotSayIsNamed() {

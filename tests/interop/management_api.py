@@ -271,6 +271,20 @@ def run(charon, directory, key):
         check(deleted.returncode == 0, "`ikeproxy sas delete SPI` is accepted")
         check(e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10), "strongSwan's CHILD SA is gone")
 
+        # A policy change reaches the SAs at once: terminal 1's flow gets an SA, a bypass rule for it added over
+        # the API has that SA deleted with the peer, and deleting the rule again protects the next flow.
+        e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
+        check(e2e.wait_child(charon, "t1v4")[1] is not None, "terminal 1 pings the peer: the proxy negotiates an SA in its name")
+        added = cli("policies", "add", "--position", "0", "--rule",
+                    json.dumps({"source": T1["v4"] + "/32", "destination": e2e.PEER4 + "/32", "action": "bypass"}))
+        check(added.returncode == 0 and e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10)
+              and "no longer protects anything between 192.0.2.2 and 192.0.2.1" in e2e.read(log),
+              f"a bypass rule for terminal 1 added over the API has its SA deleted at once, at the peer too ({added.stdout.strip()})")
+        removed = cli("policies", "delete", "0")
+        ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
+        check(removed.returncode == 0 and e2e.wait_child(charon, "t1v4")[1] is not None,
+              f"the rule deleted again, terminal 1's next flow is protected once more ({summary})")
+
         # The change outlives a restart.
         e2e.stop(daemon)
         daemon, log = start_daemon(directory, config_path)

@@ -145,6 +145,11 @@ public final class IKEEngine {
         return sendRequest(session: session, exchange: .informational, payloads: [], context: .liveness, now: now)
     }
 
+    /// Whether an IKE SA (in any state) exists between these two addresses.
+    public func holdsIKESA(local: IPAddress, remote: IPAddress) -> Bool {
+        sessions.values.contains { $0.local.address == local && $0.remote.address == remote && $0.state != .closed }
+    }
+
     func findSession(connection name: String) -> IKESession? {
         sessions.values.filter { $0.connection.name == name && $0.state == .established }.max { $0.createdAt < $1.createdAt }
     }
