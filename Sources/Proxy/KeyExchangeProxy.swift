@@ -218,26 +218,37 @@ public final class KeyExchangeProxy {
     /// is left to that negotiation.
     public func applyPolicy(now: Double, wallClock: Double) -> [ProxyAction] {
         var actions: [ProxyAction] = []
+        policyRetryAt = nil
         deletingForPolicy.formIntersection(Set(store.children.keys))
-        var seen: Set<String> = []
-        for stored in store.children.values.sorted(by: { $0.createdAt > $1.createdAt }) where stored.isValid(now: now) {
-            let key = "\(stored.terminal) \(stored.peer) \(stored.childName)"
-            guard seen.insert(key).inserted, let asked = stored.asked else { continue }  // the newest SA of each child speaks for it
+        let valid = store.children.values.filter { $0.isValid(now: now) }.sorted { $0.createdAt > $1.createdAt }
+        var protecting: [TerminalPeer: [ProtectionProfile]] = [:]
+        func profiles(_ stored: StoredChildSA) -> [ProtectionProfile] {
             let pair = pairKey(stored.terminal, stored.peer)
-            guard negotiating[pair] == nil else { continue }
-            let protecting = profilesProtecting(terminal: stored.terminal, peer: stored.peer)
-            guard let profile = protecting.first, let childProfile = self.profile(forChild: stored.childName),
-                  protecting.contains(where: { $0.name == childProfile.name }) else {
-                guard deletingForPolicy.insert(stored.outbound.spi).inserted else { continue }
-                count("child_sa_deleted_after_policy_change")
-                actions.append(.log("policy: \(stored.childName) no longer protects anything between \(stored.terminal) and \(stored.peer); "
-                                    + "deleting CHILD SA \(stored.inbound.spi)/\(stored.outbound.spi)"))
-                actions += perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now), now: now, wallClock: wallClock)
-                continue
-            }
+            if let known = protecting[pair] { return known }
+            let found = profilesProtecting(terminal: stored.terminal, peer: stored.peer)
+            protecting[pair] = found
+            return found
+        }
+        // Every SA of a profile that protects nothing between its terminal and peer any more goes.
+        for stored in valid where !profiles(stored).contains(where: { $0.childName == stored.childName }) {
+            guard deletingForPolicy.insert(stored.outbound.spi).inserted else { continue }
+            count("child_sa_deleted_after_policy_change")
+            actions.append(.log("policy: \(stored.childName) no longer protects anything between \(stored.terminal) and \(stored.peer); "
+                                + "deleting CHILD SA \(stored.inbound.spi)/\(stored.outbound.spi)"))
+            actions += perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now), now: now, wallClock: wallClock)
+        }
+        // The newest SA of each profile made for other selectors than the policy now gives is replaced.
+        var seen: Set<String> = []
+        for stored in valid {
+            guard seen.insert("\(stored.terminal) \(stored.peer) \(stored.childName)").inserted, let asked = stored.asked,
+                  let profile = profiles(stored).first, let childProfile = profiles(stored).first(where: { $0.childName == stored.childName }) else { continue }
             let current = policy.protectedSelectors(terminal: stored.terminal, peer: stored.peer, profile: childProfile.name)
             guard ProtectedTrafficSelectors(local: current.local, remote: current.remote) != asked else { continue }
-            if let failure = failures[pair], now - failure.at < settings.retryAfterFailure { continue }
+            let pair = pairKey(stored.terminal, stored.peer)
+            if negotiating[pair] != nil || failures[pair].map({ now - $0.at < settings.retryAfterFailure }) == true {
+                policyRetryAt = now + 1
+                continue
+            }
             let (name, notes) = connection(for: stored.terminal, peer: stored.peer, profile: profile)
             negotiating[pair] = now
             count("renegotiated_after_policy_change")
@@ -247,6 +258,10 @@ public final class KeyExchangeProxy {
         }
         return actions
     }
+
+    /// When to apply the policy again, after a change that could not reach every SA at once (a negotiation was
+    /// under way for the pair, or had just failed): `tick` does, a second later at the soonest.
+    private var policyRetryAt: Double?
 
     /// Deletes every IKE SA (and so every CHILD SA) with the peers.
     public func flush(now: Double, wallClock: Double) -> [ProxyAction] {
@@ -588,6 +603,7 @@ public final class KeyExchangeProxy {
     /// Timers: IKE retransmissions and rekeys, key-delivery retransmissions, SA expiry.
     public func tick(now: Double, wallClock: Double) -> [ProxyAction] {
         var actions = perform(engine.tick(now: now), now: now, wallClock: wallClock)
+        if let at = policyRetryAt, now >= at { actions += applyPolicy(now: now, wallClock: wallClock) }
         for (keySetter, entry) in setters.values {
             guard let terminal = registry.terminal(at: entry.keyDeliveryAddress) ?? registry.terminal(at: entry.address) else { continue }
             let (datagrams, abandoned) = keySetter.channel.tick(now: now, wallClock: wallClock)
