@@ -47,10 +47,17 @@ public struct ProxySettings: Sendable {
 /// in terminals' names through one IKEv2 engine, keeps the SA store, and sets keys into terminals over
 /// key delivery. No sockets: the data path (AF_PACKET, or virtual links in `ikeproxy demo`) is outside.
 public final class KeyExchangeProxy {
-    public var policy: PolicyTable
+    public var policy: PolicyTable { didSet { pairPolicies = [:] } }
     public var registry: TerminalRegistry
     /// By name; a profile changed here (a reload of its CAs and CRLs) applies from the next negotiation.
-    public var profiles: [String: ProtectionProfile]
+    public var profiles: [String: ProtectionProfile] { didSet { pairPolicies = [:] } }
+    /// What the policy says about each terminal and peer (the profiles protecting their traffic and each one's
+    /// selectors), derived once per policy: every IKE message, start request and SA event asks.
+    private var pairPolicies: [TerminalPeer: PairPolicy] = [:]
+    struct PairPolicy {
+        var profiles: [ProtectionProfile]
+        var selectors: [String: ProtectedTrafficSelectors]
+    }
     public let settings: ProxySettings
     public let engine: IKEEngine
     public let store = SAStore()
@@ -111,15 +118,29 @@ public final class KeyExchangeProxy {
 
     /// Every profile that protects some traffic between a terminal and a peer, in the order of their first
     /// rules (the default action last): each has its CHILD SA on the pair's one IKE SA.
-    func profilesProtecting(terminal: IPAddress, peer: IPAddress) -> [ProtectionProfile] {
+    func profilesProtecting(terminal: IPAddress, peer: IPAddress) -> [ProtectionProfile] { pairPolicy(terminal: terminal, peer: peer).profiles }
+
+    /// The CHILD SA selectors the policy gives a profile for a terminal and a peer.
+    func selectors(terminal: IPAddress, peer: IPAddress, profile: String) -> ProtectedTrafficSelectors {
+        pairPolicy(terminal: terminal, peer: peer).selectors[profile] ?? policy.protectedSelectors(terminal: terminal, peer: peer, profile: profile)
+    }
+
+    private func pairPolicy(terminal: IPAddress, peer: IPAddress) -> PairPolicy {
+        let pair = pairKey(terminal, peer)
+        if let known = pairPolicies[pair] { return known }
         let t = AddressKey(terminal.bytes), p = AddressKey(peer.bytes)
         var names: [String] = []
         for rule in policy.rules where rule.source.isIPv6 == terminal.isIPv6 && rule.source.contains(t) && rule.destination.contains(p) {
             if case .protect(let name) = rule.action, !names.contains(name) { names.append(name) }
         }
         if case .protect(let name) = policy.defaultAction, !names.contains(name) { names.append(name) }
+        var selectors: [String: ProtectedTrafficSelectors] = [:]
+        for name in names { selectors[name] = policy.protectedSelectors(terminal: terminal, peer: peer, profile: name) }
         // A profile whose rules earlier rules shadow entirely protects nothing here.
-        return names.filter { !policy.protectedSelectors(terminal: terminal, peer: peer, profile: $0).shadowed }.compactMap { profiles[$0] }
+        let found = PairPolicy(profiles: names.filter { selectors[$0]?.shadowed == false }.compactMap { profiles[$0] }, selectors: selectors)
+        if pairPolicies.count >= 65536 { pairPolicies = [:] }
+        pairPolicies[pair] = found
+        return found
     }
 
     /// The profile whose CHILD SA configuration has this name.
@@ -130,9 +151,9 @@ public final class KeyExchangeProxy {
     func connection(for terminal: IPAddress, peer: IPAddress, profile: ProtectionProfile) -> (name: String, notes: [ProxyAction]) {
         let credential = registry.terminal(at: terminal).flatMap { terminalCredentials[$0.terminalID] }
         let others = profilesProtecting(terminal: terminal, peer: peer).filter { $0.name != profile.name }
-        let selectors = policy.protectedSelectors(terminal: terminal, peer: peer, profile: profile.name)
+        let selectors = self.selectors(terminal: terminal, peer: peer, profile: profile.name)
         var bySelectors = [(profile, selectors)]
-        for other in others { bySelectors.append((other, policy.protectedSelectors(terminal: terminal, peer: peer, profile: other.name))) }
+        for other in others { bySelectors.append((other, self.selectors(terminal: terminal, peer: peer, profile: other.name))) }
         let connection = profile.connection(terminal: terminal, peer: peer, credential: credential, selectors: selectors,
                                             otherChildren: bySelectors.dropFirst().map { $0.0.childConfiguration(selectors: $0.1) })
         // Set every time: a policy changed over the management API reaches the next negotiation.
@@ -242,7 +263,7 @@ public final class KeyExchangeProxy {
         for stored in valid {
             guard seen.insert("\(stored.terminal) \(stored.peer) \(stored.childName)").inserted, let asked = stored.asked,
                   let profile = profiles(stored).first, let childProfile = profiles(stored).first(where: { $0.childName == stored.childName }) else { continue }
-            let current = policy.protectedSelectors(terminal: stored.terminal, peer: stored.peer, profile: childProfile.name)
+            let current = selectors(terminal: stored.terminal, peer: stored.peer, profile: childProfile.name)
             guard ProtectedTrafficSelectors(local: current.local, remote: current.remote) != asked else { continue }
             let pair = pairKey(stored.terminal, stored.peer)
             if negotiating[pair] != nil || failures[pair].map({ now - $0.at < settings.retryAfterFailure }) == true {
@@ -417,7 +438,7 @@ public final class KeyExchangeProxy {
         var renegotiation: [ProxyAction] = []
         if let stored = covering ?? sameChild ?? (flow == nil ? store.validChild(terminal: address, peer: peer, now: now) : nil) {
             if let flow, covering == nil {
-                let current = policy.protectedSelectors(terminal: address, peer: peer, profile: wanted.name)
+                let current = selectors(terminal: address, peer: peer, profile: wanted.name)
                 let asked = ProtectedTrafficSelectors(local: current.local, remote: current.remote)
                 guard stored.childName == wanted.childName, let was = stored.asked, was != asked,
                       TrafficSelector.cover(current.local, current.remote, source: address.bytes[...], destination: peer.bytes[...],
