@@ -342,12 +342,33 @@ public final class DaemonRunner {
             let (credentials, terminalLines) = TerminalCredentialReload.apply(fresh: fresh.terminalCredentials, to: bridge.proxy.terminalCredentials)
             bridge.proxy.profiles = updated
             bridge.proxy.terminalCredentials = credentials
-            (lines + terminalLines).forEach(log)
-            return .success(lines + terminalLines)
+            let policyLines = reloadPolicy(fresh.policy)
+            (lines + terminalLines + policyLines).forEach(log)
+            applyPolicy(now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
+            return .success(lines + terminalLines + policyLines)
         } catch {
             log("reload: \(path) not taken, the CAs, CRLs and certificates in use stay: \(error)")
             return .failure(DaemonStartError(description: "\(path) not taken, the CAs, CRLs and certificates in use stay: \(error)"))
         }
+    }
+
+    /// The file's policy, taken on a reload unless the policy was changed over the management API (that one
+    /// stays, as at a start) or it names a profile the daemon does not run (profiles added need a restart).
+    func reloadPolicy(_ fresh: PolicyTable) -> [String] {
+        let current = bridge.proxy.policy
+        if let state, (try? state.database.meta("policy_source")) ?? nil != nil {
+            return ["reload: policy: changed over the management API, which stays; the file's rules are not used"]
+        }
+        guard fresh.rules != current.rules || fresh.defaultAction != current.defaultAction else { return ["reload: policy: unchanged"] }
+        let named = (fresh.rules.map(\.action) + [fresh.defaultAction]).compactMap { action -> String? in
+            if case .protect(let name) = action { return name }
+            return nil
+        }
+        if let unknown = named.first(where: { bridge.proxy.profiles[$0] == nil }) {
+            return ["reload: policy not taken: it names profile '\(unknown)', which is new in the file and needs a restart"]
+        }
+        bridge.proxy.policy = fresh
+        return ["reload: policy: \(fresh.rules.count) rule(s) from the file, default \(fresh.defaultAction); the SAs follow"]
     }
 
     public func run(shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {

@@ -17,11 +17,12 @@ echo's CHILD SA, ICMP echo only, to the same IKE SA: its pings go through ESP, w
 requests and its TCP segments to port 7300 leave in the clear (a capture at the peer sees them); terminal 2
 opens a TCP flow itself and the proxy initiates with the TCP selectors, which strongSwan narrows to; the two terminals reach each other directly (ARP
 flooded, their frames switched between the ports unjudged, never out of the Internet port); `ikeproxy
-terminals` lists both; no port holds an address; the daemon stops cleanly.
+terminals` lists both; the file's policy edited to bypass terminal 1 and read again on SIGHUP has its SA
+deleted at once; no port holds an address; the daemon stops cleanly.
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
 """
-import json, os, subprocess, sys, time
+import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -246,6 +247,16 @@ def run(charon, directory):
         registered = sorted((r["mac"], r.get("port")) for r in rows if r["status"] == "registered" and r["mac"])
         check(registered == sorted((t["mac"], t["port"]) for t in TERMINALS),
               f"`ikeproxy terminals` lists both terminals as registered, each on its port ({registered or listing.stderr.strip()})")
+        # The file's policy edited and the daemon told with SIGHUP: terminal 1 bypassed from now on, its SA goes at once.
+        check(e2e.installed_child(charon, "t1v4")[1] is not None, "terminal 1's SA with strongSwan is up")
+        configuration = daemon_configuration(control)
+        configuration["policy"]["rules"].insert(0, {"source": TERMINALS[0]["v4"] + "/32", "destination": PEER4 + "/32", "action": "bypass"})
+        with open(config_path, "w") as f:
+            json.dump(configuration, f, indent=1)
+        daemon.send_signal(signal.SIGHUP)
+        check(e2e.wait_for(lambda: "reload: policy: 5 rule(s) from the file, default bypass; the SAs follow" in e2e.read(log), 10)
+              and e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10),
+              "SIGHUP takes the edited file's policy: terminal 1, bypassed now, has its SA deleted at once, at strongSwan too")
         bare = [ns(PROXY, "ip", "-o", "addr", "show", "dev", dev).stdout.strip() for dev in PORTS]
         check(all(line == "" for line in bare), f"`ip addr` shows no address on the three bridged ports {bare}")
     finally:
