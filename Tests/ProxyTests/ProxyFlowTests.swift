@@ -205,13 +205,19 @@ final class ProxyFlowTests: XCTestCase {
 
     // SA store: rekey and expiry
 
-    func testRekeyReachesTheTerminalMakeBeforeBreak() {
+    /// The demo network after the peer made terminal A's SA and rekeyed it: the network and the old outbound SPI.
+    func rekeyedByThePeer() -> (VirtualNetwork, ChildSPI) {
         let network = DemoScenario.network()
         network.peerInitiates(connection: "to-\(a)")
         network.run()
         let old = network.proxy.store.children.values.first!.outbound.spi
         network.peerInitiatesRekey(connection: "to-\(a)")
         network.run()
+        return (network, old)
+    }
+
+    func testRekeyReachesTheTerminalMakeBeforeBreak() {
+        let (network, old) = rekeyedByThePeer()
         XCTAssertNotNil(network.proxy.store.children.values.first { $0.outbound.spi != old }, "the new SA is stored")
         XCTAssertNil(network.proxy.store.children[old], "the old one is gone")
         XCTAssertEqual(network.terminals[a]!.agent.database.outbound.count, 1)
@@ -228,12 +234,7 @@ final class ProxyFlowTests: XCTestCase {
     /// ESP the terminal sent on the old SA just before it had the new one still goes out for a few seconds after
     /// the peer deleted the old CHILD SA (the peer keeps the old inbound SA that long; strongSwan 5 s).
     func testESPOnARekeyedAwaySAStillGoesOutBriefly() {
-        let network = DemoScenario.network()
-        network.peerInitiates(connection: "to-\(a)")
-        network.run()
-        let old = network.proxy.store.children.values.first!.outbound.spi
-        network.peerInitiatesRekey(connection: "to-\(a)")
-        network.run()
+        let (network, old) = rekeyedByThePeer()
         XCTAssertNil(network.proxy.store.children[old], "the old CHILD SA is deleted")
         let late = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
                                              payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
@@ -332,14 +333,16 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
     }
 
-    func network(rules: [(ipProtocol: UInt8?, sourcePorts: PortRange, destinationPorts: PortRange, action: PolicyAction)]) -> VirtualNetwork {
+    /// The demo's terminals and peer with these rules from the terminals to the peer (the rest bypassed).
+    func network(rules: [(ipProtocol: UInt8?, sourcePorts: PortRange, destinationPorts: PortRange, action: PolicyAction)],
+                 profiles: [ProtectionProfile] = [DemoScenario.profile()], peerEngine: IKEEngine = DemoScenario.peerEngine()) -> VirtualNetwork {
         let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
         let policy = PolicyTable(rules: rules.map { PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: $0.ipProtocol,
                                                                 sourcePorts: $0.sourcePorts, destinationPorts: $0.destinationPorts, action: $0.action) },
                                  defaultAction: .bypass)
         let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile()])
-        return VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(), peerAddress: peer, terminals: DemoScenario.terminals())
+                                     profiles: profiles)
+        return VirtualNetwork(proxy: proxy, peer: peerEngine, peerAddress: peer, terminals: DemoScenario.terminals())
     }
 
     /// SSH bypassed before "protect TCP": the SA leaves port 22 out, so the terminal sends SSH in the clear for
@@ -367,18 +370,13 @@ final class ProxyFlowTests: XCTestCase {
     /// SA, set up by the first profile, with a CHILD SA per profile, each with its own transforms and selectors,
     /// each made when a flow of its profile first needs it.
     func testEachProfileGetsItsOwnCHILDSAOnThePairsIKESA() {
-        let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
         var other = DemoScenario.profile()
         other.name = "other"
         other.espProposals = [try! ProposalSpec("chacha20poly1305", forIKE: false)]
         other.hardLifetime = 900
-        let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6, action: .protect(profile: "gateway")),
-                                         PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 17, action: .protect(profile: "other"))],
-                                 defaultAction: .bypass)
-        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile(), other])
-        let network = VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(espProposals: ["aes256gcm16", "chacha20poly1305"]),
-                                     peerAddress: peer, terminals: DemoScenario.terminals())
+        let network = network(rules: [(6, .any, .any, .protect(profile: "gateway")), (17, .any, .any, .protect(profile: "other"))],
+                              profiles: [DemoScenario.profile(), other],
+                              peerEngine: DemoScenario.peerEngine(espProposals: ["aes256gcm16", "chacha20poly1305"]))
         network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
         network.run()
         XCTAssertEqual(network.proxy.store.count, 1, "the UDP flow's CHILD SA, made with the IKE SA")
@@ -481,15 +479,10 @@ final class ProxyFlowTests: XCTestCase {
     /// A flow the policy protects but that the peer narrowed out of the SA gets no futile key delivery and no
     /// endless renegotiation: counted, said once, and its packets stay dropped.
     func testAFlowThePeerNarrowedOutGetsNoKeysAgain() {
-        let terminals = AddressPrefix("10.0.0.0/24")!
-        let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, ipProtocol: 6,
-                                                    action: .protect(profile: "gateway"))], defaultAction: .bypass)
-        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile()])
         // The peer takes TCP to its port 5001 only.
         var connection = DemoScenario.peerEngine().connection(named: "to-\(a)")!
         connection.children[0].localTrafficSelectors = [try! TrafficSelector(text: "\(peer)[tcp/5001]")]
-        let network = VirtualNetwork(proxy: proxy, peer: IKEEngine(connections: [connection]), peerAddress: peer, terminals: DemoScenario.terminals())
+        let network = network(rules: [(6, .any, .any, .protect(profile: "gateway"))], peerEngine: IKEEngine(connections: [connection]))
         var lines: [String] = []
         network.log = { lines.append($0) }
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))

@@ -57,9 +57,7 @@ NAMESPACES = [PEER, PROXY, LAN] + [h["ns"] for h in HOSTS]
 class Topology:
     def __enter__(self):
         self.tearDown()
-        for name in NAMESPACES:
-            sh("ip", "netns", "add", name)
-            ns(name, "ip", "link", "set", "lo", "up")
+        base.add_namespaces(*NAMESPACES)
         sh("ip", "link", "add", "ikp-dp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-dx0", "netns", PROXY)
         sh("ip", "link", "add", "ikp-dx1", "netns", PROXY, "type", "veth", "peer", "name", "ikp-dl0", "netns", LAN)
         # The switch: no addresses, no IPv6 of its own (its own ND would only be noise on the terminal link).
@@ -229,6 +227,23 @@ def terminate(charon, name):
 def start(namespace, args, log_path, stdout=subprocess.DEVNULL):
     return subprocess.Popen(["ip", "netns", "exec", namespace, BINARY] + args, stdout=stdout,
                             stderr=open(log_path, "a"), start_new_session=True)
+
+
+def launch(directory, namespace, configuration, agents):
+    """Writes the daemon's configuration to daemon.json, starts `ikeproxy daemon` in `namespace` and an agent for
+    each (terminal, its configuration) of `agents`: (configuration path, daemon log, daemon, agent processes)."""
+    config_path = os.path.join(directory, "daemon.json")
+    with open(config_path, "w") as f:
+        json.dump(configuration, f, indent=1)
+    log = os.path.join(directory, "daemon.log")
+    daemon = start(namespace, ["daemon", "--config", config_path], log)
+    processes = []
+    for t, terminal_config in agents:
+        path = os.path.join(directory, f"{t['name']}.json")
+        with open(path, "w") as f:
+            json.dump(terminal_config, f)
+        processes.append(start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log")))
+    return config_path, log, daemon, processes
 
 
 def stop(process):

@@ -47,9 +47,7 @@ PORTS = ["ikp-mx0"] + [t["port"] for t in TERMINALS]
 class Topology:
     def __enter__(self):
         self.tearDown()
-        for name in NAMESPACES:
-            sh("ip", "netns", "add", name)
-            ns(name, "ip", "link", "set", "lo", "up")
+        base.add_namespaces(*NAMESPACES)
         sh("ip", "link", "add", "ikp-mp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-mx0", "netns", PROXY)
         ns(PEER, "ip", "addr", "add", PEER4 + "/24", "dev", "ikp-mp0")
         ns(PEER, "ip", "link", "set", "ikp-mp0", "up")
@@ -164,17 +162,8 @@ def icmp_timestamp_requests(source, destination, count=3):
 def run(charon, directory):
     load_peer(charon)
     control = os.path.join(directory, "ikeproxy.sock")
-    config_path = os.path.join(directory, "daemon.json")
-    with open(config_path, "w") as f:
-        json.dump(daemon_configuration(control), f, indent=1)
-    log = os.path.join(directory, "daemon.log")
-    daemon = e2e.start(PROXY, ["daemon", "--config", config_path], log)
-    agents = []
-    for t in TERMINALS:
-        path = os.path.join(directory, f"{t['name']}.json")
-        with open(path, "w") as f:
-            json.dump(terminal_configuration(t), f)
-        agents.append(e2e.start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log")))
+    config_path, log, daemon, agents = e2e.launch(directory, PROXY, daemon_configuration(control),
+                                                  [(t, terminal_configuration(t)) for t in TERMINALS])
     try:
         check(e2e.wait_for(lambda: "switched between them by learnt MAC address" in e2e.read(log), 10) and daemon.poll() is None,
               "the daemon bridges the Internet port and two terminal ports")

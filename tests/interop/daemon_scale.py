@@ -50,9 +50,7 @@ TRAFFIC_SECONDS = 20
 class Topology:
     def __enter__(self):
         self.tearDown()
-        for name in NAMESPACES:
-            sh("ip", "netns", "add", name)
-            ns(name, "ip", "link", "set", "lo", "up")
+        base.add_namespaces(*NAMESPACES)
         sh("ip", "link", "add", "ikp-sp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-sx0", "netns", PROXY)
         ns(PEER, "ip", "addr", "add", PEER4 + "/24", "dev", "ikp-sp0")
         ns(PEER, "ip", "link", "set", "ikp-sp0", "up")
@@ -155,17 +153,8 @@ def resident_kilobytes(pid):
 def run(charon, directory):
     load_peer(charon)
     control = os.path.join(directory, "ikeproxy.sock")
-    config_path = os.path.join(directory, "daemon.json")
-    with open(config_path, "w") as f:
-        json.dump(daemon_configuration(control), f, indent=1)
-    log = os.path.join(directory, "daemon.log")
-    daemon = e2e.start(PROXY, ["daemon", "--config", config_path], log)
-    agents = []
-    for t in TERMINALS:
-        path = os.path.join(directory, f"{t['name']}.json")
-        with open(path, "w") as f:
-            json.dump(terminal_configuration(t), f)
-        agents.append(e2e.start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log")))
+    config_path, log, daemon, agents = e2e.launch(directory, PROXY, daemon_configuration(control),
+                                                  [(t, terminal_configuration(t)) for t in TERMINALS])
     try:
         check(e2e.wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs and answers on its control socket")
         time.sleep(1)

@@ -33,9 +33,7 @@ FAMILIES = {
 
 def topology():
     base.remove_namespaces(A, B)
-    for name in (A, B):
-        sh("ip", "netns", "add", name)
-        ns(name, "ip", "link", "set", "lo", "up")
+    base.add_namespaces(A, B)
     sh("ip", "link", "add", "ikp-pa0", "netns", A, "type", "veth", "peer", "name", "ikp-pb0", "netns", B)
     for name, dev, v4, v6 in ((A, "ikp-pa0", "192.0.2.1/24", "2001:db8::1/64"), (B, "ikp-pb0", "192.0.2.2/24", "2001:db8::2/64")):
         ns(name, "ip", "addr", "add", v4, "dev", dev)

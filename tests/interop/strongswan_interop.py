@@ -43,6 +43,13 @@ def remove_namespaces(*names):
         sh("ip", "netns", "del", name, check=False)
 
 
+def add_namespaces(*names):
+    """Creates each network namespace with its loopback up."""
+    for name in names:
+        sh("ip", "netns", "add", name)
+        ns(name, "ip", "link", "set", "lo", "up")
+
+
 def missing_prerequisites(name, tools=(), paths=()):
     """Why a namespace test cannot run (not root, a tool or file missing), as its exit status after saying so
     loudly; None when it can. Such a test fails: nothing is skipped."""
@@ -101,9 +108,7 @@ def check(condition, message):
 class Network:
     def __enter__(self):
         self.tearDown()
-        for name in (PEER_NS, EP_NS):
-            sh("ip", "netns", "add", name)
-            ns(name, "ip", "link", "set", "lo", "up")
+        add_namespaces(PEER_NS, EP_NS)
         sh("ip", "link", "add", "ikp-sw0", "netns", PEER_NS, "type", "veth", "peer", "name", "ikp-sw1", "netns", EP_NS)
         for name, dev, (a4, a6) in ((PEER_NS, "ikp-sw0", (V4[0], V6[0])), (EP_NS, "ikp-sw1", (V4[1], V6[1]))):
             ns(name, "ip", "addr", "add", a4 + "/24", "dev", dev)

@@ -32,9 +32,7 @@ check, sh, ns = base.check, base.sh, base.ns
 class Topology:
     def __enter__(self):
         self.tearDown()
-        for name in (PEER, MID, TERM):
-            sh("ip", "netns", "add", name)
-            ns(name, "ip", "link", "set", "lo", "up")
+        base.add_namespaces(PEER, MID, TERM)
         sh("ip", "link", "add", "ikp-tp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-tm0", "netns", MID)
         sh("ip", "link", "add", "ikp-tm1", "netns", MID, "type", "veth", "peer", "name", "ikp-tt0", "netns", TERM)
         ns(PEER, "ip", "addr", "add", "192.0.2.1/24", "dev", "ikp-tp0")
