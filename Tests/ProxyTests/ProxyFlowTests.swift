@@ -476,6 +476,36 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertTrue(network.terminals[a]!.agent.database.outbound.isEmpty)
     }
 
+    /// A policy change that finds the pair negotiating (here: another profile's CHILD SA) is applied again from
+    /// tick once that is done.
+    func testAPolicyChangeDuringANegotiationIsAppliedAfterIt() {
+        var other = DemoScenario.profile()
+        other.name = "other"
+        let network = network(rules: [(6, .any, PortRange(5001, 5001), .protect(profile: "gateway")), (17, .any, .any, .protect(profile: "other"))],
+                              profiles: [DemoScenario.profile(), other])
+        network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
+        network.run()
+        let tcp = network.proxy.store.children.values.first!.outbound.spi
+        // A UDP flow starts the other profile's CHILD SA; its packets are still on the links.
+        network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1]))
+        network.run(for: 0.0007)
+        XCTAssertTrue(network.proxy.isNegotiating(terminal: a, peer: peer))
+        // All TCP protected now: the TCP SA must be replaced, but the pair is busy.
+        let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
+        network.proxy.policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6, action: .protect(profile: "gateway")),
+                                                   PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 17, action: .protect(profile: "other"))],
+                                           defaultAction: .bypass)
+        XCTAssertTrue(network.proxy.applyPolicy(now: network.now, wallClock: 0).isEmpty, "skipped while the pair negotiates")
+        network.run()
+        XCTAssertEqual(network.proxy.store.count, 2, "the UDP CHILD SA is made")
+        XCTAssertNil(network.proxy.counters["renegotiated_after_policy_change"])
+        network.advance(by: 2)
+        XCTAssertEqual(network.proxy.counters["renegotiated_after_policy_change"], 1, "tick applied the change")
+        XCTAssertNil(network.proxy.store.children[tcp], "the TCP SA made for port 5001 is replaced")
+        XCTAssertEqual(network.proxy.store.children.values.first { $0.childName == "gateway-child" }?.outbound.destinationSelectors.map(\.description),
+                       ["198.51.100.1/32[tcp]"])
+    }
+
     /// A flow the policy protects but that the peer narrowed out of the SA gets no futile key delivery and no
     /// endless renegotiation: counted, said once, and its packets stay dropped.
     func testAFlowThePeerNarrowedOutGetsNoKeysAgain() {
