@@ -428,15 +428,16 @@ public final class KeyExchangeProxy {
         // The flow's own profile names the CHILD SA it needs; the pair's first profile sets up the IKE SA.
         var wanted = profile
         if let flow, case .protect(let name) = policy.action(for: flow), let flowProfile = profiles[name] { wanted = flowProfile }
+        let valid = store.validChildren(terminal: address, peer: peer, now: now)
         let covering = flow.flatMap { flow in
-            store.validChildren(terminal: address, peer: peer, now: now).last { stored in
+            valid.last { stored in
                 stored.outbound.covers(source: address.bytes[...], destination: peer.bytes[...], ipProtocol: flow.ipProtocol,
                                        ports: (flow.sourcePort, flow.destinationPort))
             }
         }
-        let sameChild = store.validChildren(terminal: address, peer: peer, now: now).last { $0.childName == wanted.childName }
+        let sameChild = valid.last { $0.childName == wanted.childName }
         var renegotiation: [ProxyAction] = []
-        if let stored = covering ?? sameChild ?? (flow == nil ? store.validChild(terminal: address, peer: peer, now: now) : nil) {
+        if let stored = covering ?? sameChild ?? (flow == nil ? valid.last : nil) {
             if let flow, covering == nil {
                 let current = selectors(terminal: address, peer: peer, profile: wanted.name)
                 let asked = ProtectedTrafficSelectors(local: current.local, remote: current.remote)

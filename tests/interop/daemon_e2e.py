@@ -119,6 +119,14 @@ def agent_routes(namespace, dev, ipv4=True, ipv6=True):
         ns(namespace, "ip", "-6", "route", "add", "default", "dev", dev, "table", "4500")
 
 
+def ipv4_terminal_link(t):
+    """An IPv4 terminal's end of its link: its MAC and address, up, and the routes around its agent."""
+    ns(t["ns"], "ip", "link", "set", t["dev"], "address", t["mac"])
+    ns(t["ns"], "ip", "addr", "add", t["v4"] + "/24", "dev", t["dev"])
+    ns(t["ns"], "ip", "link", "set", t["dev"], "up")
+    agent_routes(t["ns"], t["dev"], ipv6=False)
+
+
 def daemon_configuration(control):
     def family(v6):
         terminals, peer = ("2001:db8::/64", PEER6 + "/128") if v6 else ("192.0.2.0/24", PEER4 + "/32")
@@ -154,6 +162,10 @@ def daemon_configuration(control):
 
 
 def terminal_configuration(t):
+    """The agent's configuration for a terminal of `t`'s families (IPv4 and IPv6, either alone)."""
+    if not t.get("v6"):
+        return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"]], "proxy_address": "169.254.0.1",
+                "fwmark": int(MARK, 16), "status_interval": 0, "tun": {"name": "ikp0", "routes": [PEER4 + "/32"], "mtu": 1400}}
     if not t["v4"]:
         # IPv6 only: the agent's defaults reach the proxy at ff02::1 and answer from its own address.
         return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v6"]],

@@ -53,10 +53,7 @@ class Topology:
         ns(PEER, "ip", "link", "set", "ikp-mp0", "up")
         for t in TERMINALS:
             sh("ip", "link", "add", t["port"], "netns", PROXY, "type", "veth", "peer", "name", t["dev"], "netns", t["ns"])
-            ns(t["ns"], "ip", "link", "set", t["dev"], "address", t["mac"])
-            ns(t["ns"], "ip", "addr", "add", t["v4"] + "/24", "dev", t["dev"])
-            ns(t["ns"], "ip", "link", "set", t["dev"], "up")
-            e2e.agent_routes(t["ns"], t["dev"], ipv6=False)
+            e2e.ipv4_terminal_link(t)
         # The proxy's ports stay down and bare: the daemon brings them up without addresses.
         return self
 
@@ -89,11 +86,6 @@ def daemon_configuration(control):
              "action": "protect", "profile": "echo"}]},
         "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 3},
     }
-
-
-def terminal_configuration(t):
-    return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"]], "proxy_address": "169.254.0.1",
-            "fwmark": int(e2e.MARK, 16), "status_interval": 0, "tun": {"name": "ikp0", "routes": [PEER4 + "/32"], "mtu": 1400}}
 
 
 def load_peer(charon):
@@ -163,7 +155,7 @@ def run(charon, directory):
     load_peer(charon)
     control = os.path.join(directory, "ikeproxy.sock")
     config_path, log, daemon, agents = e2e.launch(directory, PROXY, daemon_configuration(control),
-                                                  [(t, terminal_configuration(t)) for t in TERMINALS])
+                                                  [(t, e2e.terminal_configuration(t)) for t in TERMINALS])
     try:
         check(e2e.wait_for(lambda: "switched between them by learnt MAC address" in e2e.read(log), 10) and daemon.poll() is None,
               "the daemon bridges the Internet port and two terminal ports")

@@ -63,10 +63,7 @@ class Topology:
             sh("ip", "link", "add", t["lan"], "netns", LAN, "type", "veth", "peer", "name", t["dev"], "netns", t["ns"])
             ns(LAN, "ip", "link", "set", t["lan"], "master", "br0")
             ns(LAN, "ip", "link", "set", t["lan"], "up")
-            ns(t["ns"], "ip", "link", "set", t["dev"], "address", t["mac"])
-            ns(t["ns"], "ip", "addr", "add", t["v4"] + "/24", "dev", t["dev"])
-            ns(t["ns"], "ip", "link", "set", t["dev"], "up")
-            e2e.agent_routes(t["ns"], t["dev"], ipv6=False)
+            e2e.ipv4_terminal_link(t)
         ns(LAN, "ip", "link", "set", "br0", "up")
         return self
 
@@ -93,11 +90,6 @@ def daemon_configuration(control):
         "store": {"path": control.replace("ikeproxy.sock", "state.db"), "key_file": control.replace("ikeproxy.sock", "state.key"),
                   "create_key_file": True},
     }
-
-
-def terminal_configuration(t):
-    return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"]], "proxy_address": "169.254.0.1",
-            "fwmark": int(e2e.MARK, 16), "status_interval": 0, "tun": {"name": "ikp0", "routes": [PEER4 + "/32"], "mtu": 1400}}
 
 
 def load_peer(charon):
@@ -154,7 +146,7 @@ def run(charon, directory):
     load_peer(charon)
     control = os.path.join(directory, "ikeproxy.sock")
     config_path, log, daemon, agents = e2e.launch(directory, PROXY, daemon_configuration(control),
-                                                  [(t, terminal_configuration(t)) for t in TERMINALS])
+                                                  [(t, e2e.terminal_configuration(t)) for t in TERMINALS])
     try:
         check(e2e.wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs and answers on its control socket")
         time.sleep(1)
