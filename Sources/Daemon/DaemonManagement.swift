@@ -115,6 +115,25 @@ extension DaemonRunner {
                                                                              keyDeliveryPort: body.key_delivery_port ?? 9500)) ?? []
             audit(request, "terminal.approve", "\(mac) as terminal \(body.terminal_id) at \(addresses.map(\.description).joined(separator: ", "))")
             return .json(["mac": mac.description, "terminal_id": NSNumber(value: body.terminal_id), "addresses": addresses.map(\.description)])
+        case .addTerminal:
+            return addTerminal(request, wall: wall)
+        case .removeTerminal:
+            guard let text = request.parameter, let id = UInt64(text) else { return .error(400, "the terminal ID must be a number") }
+            let ikeSAs = bridge.proxy.engine.sessionSummaries.filter { $0.established && bridge.proxy.registry.terminal(at: $0.local.address)?.terminalID == id }.count
+            guard bridge.proxy.registry.terminalIDs.contains(id) || bridge.enrollments.values.contains(where: { $0.terminalID == id }) else {
+                return .error(404, "no terminal with ID \(id) is enrolled")
+            }
+            if let state {
+                do { try state.database.saveRemovedTerminal(id, who: request.administrator.name, now: wall) } catch {
+                    return .error(503, "the removal could not be saved (\(error)); nothing changed")
+                }
+            }
+            let frames = bridge.remove(terminalID: id, now: now, wallClock: wall) ?? []
+            ikeActivity = true
+            synchronizeState(now: now)
+            perform(frames, receivedOn: nil)
+            audit(request, "terminal.remove", "terminal \(id) (\(ikeSAs) IKE SA(s) deleted with their peers, its SAs flushed)")
+            return .json(["removed": NSNumber(value: id), "deleting_ike_sas": ikeSAs], status: 202)
         case .listSAs:
             return .json(["sas": saRows()])
         case .showSA:
@@ -154,6 +173,51 @@ extension DaemonRunner {
         }
     }
 
+    /// An administrator enrols a terminal by its addresses (no discovery needed): saved first, then acted for.
+    func addTerminal(_ request: ManagementRequest, wall: Double) -> ManagementResponse {
+        struct Body: Decodable { var terminal_id: UInt64; var addresses: [String]; var enrollment_key_hex: String; var key_delivery_port: UInt16? }
+        let body: Body
+        do { body = try JSONDecoder().decode(Body.self, from: request.body) } catch {
+            return .error(400, "the body must be {\"terminal_id\": n, \"addresses\": [\"...\"], \"enrollment_key_hex\": \"...\", \"key_delivery_port\": n}: "
+                          + ((error as? DecodingError)?.readableDescription ?? "\(error)"))
+        }
+        guard !body.addresses.isEmpty, body.addresses.count <= 8 else { return .error(400, "addresses must list one to eight addresses") }
+        var addresses: [IPAddress] = []
+        for text in body.addresses {
+            guard let address = IPAddress(text) else { return .error(400, "'\(text)' is not an IPv4 or IPv6 address") }
+            guard !address.isLinkLocal, !address.isMulticast, !address.isUnspecified else {
+                return .error(400, "\(text) cannot be a terminal's address (link-local, multicast or unspecified)")
+            }
+            guard !addresses.contains(address) else { return .error(400, "\(text) is listed twice") }
+            addresses.append(address)
+        }
+        guard let key = [UInt8](hexString: body.enrollment_key_hex), key.count >= 16 else {
+            return .error(400, "enrollment_key_hex must be at least 16 octets of hexadecimal")
+        }
+        guard body.key_delivery_port != 0 else { return .error(400, "key_delivery_port must be 1 to 65535") }
+        let registry = bridge.proxy.registry
+        if registry.terminalIDs.contains(body.terminal_id) || bridge.enrollments.values.contains(where: { $0.terminalID == body.terminal_id }) {
+            return .error(409, "terminal \(body.terminal_id) is enrolled already; remove it first (DELETE /v1/terminals/\(body.terminal_id))")
+        }
+        if let taken = addresses.first(where: { registry.entries[$0] != nil }) {
+            return .error(409, "\(taken) is terminal \(registry.entries[taken]!.terminalID)'s address")
+        }
+        let port = body.key_delivery_port ?? 9500
+        if let state {
+            do {
+                let row = StateDatabase.TerminalRow(terminalID: body.terminal_id, mac: nil, addresses: addresses.map(\.description),
+                                                    sealedEnrollmentKey: try state.sealer.seal(key, context: "terminal:\(body.terminal_id)"),
+                                                    keyDeliveryPort: port)
+                try state.database.saveApprovedTerminal(row, now: wall)
+            } catch {
+                return .error(503, "the terminal could not be saved (\(error)); nothing changed")
+            }
+        }
+        bridge.add(terminalID: body.terminal_id, addresses: addresses, enrollmentKey: KeyMaterial(key), keyDeliveryPort: port)
+        audit(request, "terminal.add", "terminal \(body.terminal_id) at \(addresses.map(\.description).joined(separator: ", "))")
+        return .json(["terminal_id": NSNumber(value: body.terminal_id), "addresses": addresses.map(\.description)], status: 201)
+    }
+
     /// Saves the policy first: a change that cannot be saved is not made.
     func persistPolicy(_ rules: [PolicyRule], _ request: ManagementRequest) -> Bool {
         guard let state else { return true }
@@ -170,7 +234,22 @@ extension DaemonRunner {
     func restoreApprovedTerminals(_ state: ProxyStateStore) {
         do {
             for row in try state.database.approvedTerminals() {
-                guard let text = row.mac, let mac = MACAddress(text: text) else { continue }
+                // The API's version of a terminal supersedes the configuration file's under the same ID.
+                if bridge.forget(terminalID: row.terminalID) {
+                    log("terminal \(row.terminalID): the configuration file's entry is superseded by the one an administrator made over the API")
+                }
+                guard let text = row.mac, let mac = MACAddress(text: text) else {
+                    let addresses = row.addresses.compactMap(IPAddress.init)
+                    guard !addresses.isEmpty else { log("terminal \(row.terminalID): its saved addresses do not parse; not enrolled"); continue }
+                    do {
+                        let key = try state.sealer.unseal(row.sealedEnrollmentKey, context: "terminal:\(row.terminalID)")
+                        bridge.add(terminalID: row.terminalID, addresses: addresses, enrollmentKey: KeyMaterial(key), keyDeliveryPort: row.keyDeliveryPort)
+                        log("terminal \(row.terminalID) at \(addresses.map(\.description).joined(separator: ", ")), added over the API, enrolled again")
+                    } catch {
+                        log("terminal \(row.terminalID): its key does not open (\(error)); not enrolled")
+                    }
+                    continue
+                }
                 do {
                     let key = try state.sealer.unseal(row.sealedEnrollmentKey, context: "terminal:\(row.terminalID)")
                     _ = bridge.approve(mac: mac, enrollment: MACEnrollment(terminalID: row.terminalID, enrollmentKey: KeyMaterial(key),
@@ -182,6 +261,14 @@ extension DaemonRunner {
             }
         } catch {
             log("cannot read approved terminals: \(error)")
+        }
+        do {
+            for removed in try state.database.removedTerminals() where bridge.forget(terminalID: removed.terminalID) {
+                log("terminal \(removed.terminalID) of the configuration file was removed over the API by \(removed.who) at "
+                    + "\(Date(timeIntervalSince1970: removed.at)); not enrolled (add or approve it over the API to enrol it again)")
+            }
+        } catch {
+            log("cannot read removed terminals: \(error)")
         }
     }
 

@@ -568,13 +568,23 @@ public final class DaemonRunner {
                          "learnt_from": host.learntFrom.sorted(), "last_seen_seconds_ago": Int(now - host.lastSeen),
                          "port": portName(of: host.mac, now: now) ?? NSNull()])
         }
-        // Terminals configured by address that have not shown themselves on the link yet.
+        // Terminals enrolled by address (in the configuration file or over the API) that have not shown themselves
+        // on the link yet, and the file's terminals an administrator removed.
+        let fromFile = Set(configuration.terminals.map { "\($0.terminalID) \($0.address)" })
         var byID: [UInt64: [IPAddress]] = [:]
-        for entry in configuration.terminals where !listed.contains(entry.address) { byID[entry.terminalID, default: []].append(entry.address) }
-        for (id, addresses) in byID.sorted(by: { $0.key < $1.key }) {
-            rows.append(["mac": NSNull(), "ipv4": addresses.filter { !$0.isIPv6 }.map(\.description), "ipv6": addresses.filter(\.isIPv6).map(\.description),
-                         "status": addresses.contains { registry.terminal(at: $0) != nil } ? "registered" : "outside prefixes",
-                         "terminal_id": NSNumber(value: id), "learnt_from": ["configuration"], "last_seen_seconds_ago": NSNull(), "port": NSNull()])
+        for entry in registry.entries.values where !listed.contains(entry.address) { byID[entry.terminalID, default: []].append(entry.address) }
+        var removed: [UInt64: [IPAddress]] = [:]
+        for entry in configuration.terminals where !listed.contains(entry.address) && registry.entries[entry.address] == nil {
+            removed[entry.terminalID, default: []].append(entry.address)
+        }
+        for (id, addresses) in byID.merging(removed, uniquingKeysWith: +).sorted(by: { $0.key < $1.key }) {
+            let sorted = addresses.sorted { $0.description < $1.description }
+            let status = sorted.contains { registry.terminal(at: $0) != nil } ? "registered"
+                : sorted.contains { registry.entries[$0] != nil } ? "outside prefixes" : "removed"
+            rows.append(["mac": NSNull(), "ipv4": sorted.filter { !$0.isIPv6 }.map(\.description), "ipv6": sorted.filter(\.isIPv6).map(\.description),
+                         "status": status, "terminal_id": NSNumber(value: id),
+                         "learnt_from": [sorted.contains { fromFile.contains("\(id) \($0)") } ? "configuration" : "api"],
+                         "last_seen_seconds_ago": NSNull(), "port": NSNull()])
         }
         return rows
     }

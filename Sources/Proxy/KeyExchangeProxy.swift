@@ -63,6 +63,11 @@ public final class KeyExchangeProxy {
     public let store = SAStore()
     /// One key-delivery channel per terminal (by terminal ID), whichever of its addresses an SA is for.
     private var setters: [UInt64: (setter: TerminalKeySetter, entry: TerminalEntry)] = [:]
+    /// Channels made anew for terminals enrolled again under another key: each takes a later epoch.
+    private var channelsReplaced: UInt64 = 0
+    /// Removed terminals, by address, whose last key-delivery messages (the FLUSH) are not yet acknowledged:
+    /// their acknowledgements are still taken, nothing else from them.
+    private var departed: [IPAddress: TerminalEntry] = [:]
     private var negotiating: [TerminalPeer: Double] = [:]
     private var lastReuse: [TerminalPeer: Double] = [:]
     /// The last failed negotiation per terminal and peer: when, and why.
@@ -105,11 +110,34 @@ public final class KeyExchangeProxy {
     public func isNegotiating(terminal: IPAddress, peer: IPAddress) -> Bool { negotiating[pairKey(terminal, peer)] != nil }
 
     func setter(for terminal: TerminalEntry) -> TerminalKeySetter {
-        if let existing = setters[terminal.terminalID] { return existing.setter }
+        if let existing = setters[terminal.terminalID], existing.entry.enrollmentKey == terminal.enrollmentKey { return existing.setter }
+        // A terminal enrolled again under a new key gets a new channel, in a later epoch than the old one's so
+        // the terminal takes its sequence numbers afresh.
+        if setters[terminal.terminalID] != nil { channelsReplaced += 1 }
         let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: terminal.terminalID,
-                                                                   enrollmentKey: terminal.enrollmentKey, epoch: epoch))
+                                                                   enrollmentKey: terminal.enrollmentKey, epoch: epoch + channelsReplaced))
         setters[terminal.terminalID] = (setter, terminal)
         return setter
+    }
+
+    /// An administrator removes a terminal: from now on the proxy does not act for it (no new SA, no start
+    /// request, no IKE answered but the Delete exchanges below), deletes the IKE SAs held in its name with
+    /// their peers, and flushes every SA out of the terminal. Nil when no terminal has that ID.
+    public func removeTerminal(id: UInt64, now: Double, wallClock: Double) -> [ProxyAction]? {
+        let removed = registry.remove(terminalID: id)
+        guard let first = removed.first else { return nil }
+        let addresses = Set(removed.map(\.address))
+        let delivery = removed.first { $0.address == $0.keyDeliveryAddress } ?? first
+        for entry in removed { departed[entry.address] = delivery }
+        count("terminals_removed")
+        var actions: [ProxyAction] = [.log("terminal \(id) (\(removed.map(\.address.description).joined(separator: ", "))) removed: its SAs are "
+                                           + "deleted with the peers and in the terminal; no SA is made for it any more")]
+        actions += keyDelivery(setter(for: delivery).flush(now: now, wallClock: wallClock), to: delivery)
+        for session in engine.sessionSummaries where session.established && addresses.contains(session.local.address) {
+            actions += perform(engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: now), now: now, wallClock: wallClock)
+        }
+        for pair in negotiating.keys where addresses.contains(pair.terminal) { negotiating[pair] = nil }
+        return actions
     }
 
     /// The profile of the first protect rule covering traffic between a terminal and a peer: it sets up their
@@ -331,11 +359,18 @@ public final class KeyExchangeProxy {
             count("forwarded_to_terminal")
             return [.forward(.terminal)]
         }
-        guard let peer = IPAddress(bytes: peerBytes), let terminalAddress = IPAddress(bytes: terminalBytes),
-              let terminal = registry.terminal(at: terminalAddress) else { return drop("ike_for_unregistered_terminal") }
+        guard let peer = IPAddress(bytes: peerBytes), let terminalAddress = IPAddress(bytes: terminalBytes) else { return drop("malformed") }
         var actions: [ProxyAction] = []
         let payload = Array(packet[udp.payload..<view.totalLength])
         let isNewSA = payload.count >= 28 && payload[(udp.destination == 4500 ? 4 : 0) + 18] == 34  // IKE_SA_INIT
+        guard let terminal = registry.terminal(at: terminalAddress) else {
+            // A terminal just removed: the IKE SAs still held in its name are being deleted, and their Delete
+            // exchanges (and anything else the peer sends on them meanwhile) are answered; nothing new is made.
+            guard !isNewSA, engine.holdsAuthenticatedIKESA(local: terminalAddress, remote: peer) else { return drop("ike_for_unregistered_terminal") }
+            count("ike_answered_for_removed_terminal")
+            return perform(engine.receive(payload, from: Endpoint(peer, udp.source), to: Endpoint(terminalAddress, udp.destination), now: now),
+                           now: now, wallClock: wallClock)
+        }
         guard let profile = profile(terminal: terminalAddress, peer: peer) else {
             // No longer protected (the policy changed): an IKE SA still held for the pair goes on until it is
             // deleted, so that its Delete exchanges and liveness checks complete; no new one is made.
@@ -370,7 +405,7 @@ public final class KeyExchangeProxy {
             // Key delivery is for us, whatever address it was sent to; it never leaves the terminal link,
             // not even cut short.
             guard let udp else { return drop("malformed_key_delivery") }
-            guard let address = IPAddress(bytes: terminalBytes), let terminal = registry.terminal(at: address) else {
+            guard let address = IPAddress(bytes: terminalBytes), let terminal = registry.terminal(at: address) ?? departed[address] else {
                 return drop("key_delivery_from_unknown_terminal")
             }
             return keyDeliveryFromTerminal(Array(packet[udp.payload..<view.totalLength]), terminal: terminal, now: now, wallClock: wallClock)
@@ -626,14 +661,20 @@ public final class KeyExchangeProxy {
     public func tick(now: Double, wallClock: Double) -> [ProxyAction] {
         var actions = perform(engine.tick(now: now), now: now, wallClock: wallClock)
         if let at = policyRetryAt, now >= at { actions += applyPolicy(now: now, wallClock: wallClock) }
-        for (keySetter, entry) in setters.values {
-            guard let terminal = registry.terminal(at: entry.keyDeliveryAddress) ?? registry.terminal(at: entry.address) else { continue }
+        for (id, (keySetter, entry)) in setters {
+            let departedEntry = departed[entry.keyDeliveryAddress] ?? departed[entry.address]
+            guard let terminal = registry.terminal(at: entry.keyDeliveryAddress) ?? registry.terminal(at: entry.address)
+                    ?? departedEntry.flatMap({ $0.terminalID == id ? $0 : nil }) else { continue }
             let (datagrams, abandoned) = keySetter.channel.tick(now: now, wallClock: wallClock)
             actions += keyDelivery(datagrams, to: terminal)
             for message in abandoned {
                 count("key_delivery_abandoned")
                 actions.append(.log("terminal \(terminal.terminalID) never acknowledged \(message.kind)"))
             }
+        }
+        // A removed terminal that acknowledged its FLUSH (or never will) is forgotten.
+        for (address, entry) in departed where setters[entry.terminalID].map({ $0.setter.channel.unacknowledgedCount == 0 }) ?? true {
+            departed[address] = nil
         }
         for sa in store.expire(now: now) {
             count("sa_expired")

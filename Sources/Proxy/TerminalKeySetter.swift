@@ -77,6 +77,16 @@ public final class TerminalKeySetter {
         return output
     }
 
+    /// Deletes every SA in the terminal at once (it is no longer served): nothing waiting is sent any more.
+    public func flush(now: Double, wallClock: Double) -> Output {
+        var output = Output()
+        waiting.removeAll()
+        outboundDeletedOnReplacement.removeAll()
+        send(.flush, now: now, wallClock: wallClock, into: &output)
+        output.log.append("key delivery: flush sent to terminal \(terminalID) (every SA in it deleted)")
+        return output
+    }
+
     /// The terminal acknowledged one of our messages: release deletes that waited for it.
     public func acknowledged(_ message: KeyDeliveryMessage?, now: Double, wallClock: Double) -> Output {
         var output = Output()

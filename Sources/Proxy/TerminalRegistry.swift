@@ -30,6 +30,16 @@ public struct TerminalRegistry: Sendable {
 
     public mutating func enroll(_ terminal: TerminalEntry) { entries[terminal.address] = terminal }
 
+    /// Forgets every address of a terminal; returns the entries removed (none for an unknown ID).
+    public mutating func remove(terminalID: UInt64) -> [TerminalEntry] {
+        let removed = entries.values.filter { $0.terminalID == terminalID }.sorted { $0.address.description < $1.address.description }
+        for entry in removed { entries[entry.address] = nil }
+        return removed
+    }
+
+    /// The IDs of the enrolled terminals, each once.
+    public var terminalIDs: Set<UInt64> { Set(entries.values.map(\.terminalID)) }
+
     /// The terminal at `address` when it is enrolled and allowed.
     public func terminal(at address: IPAddress) -> TerminalEntry? {
         guard let entry = entries[address] else { return nil }

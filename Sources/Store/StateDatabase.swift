@@ -7,7 +7,7 @@ import GRDB
 public final class StateDatabase: @unchecked Sendable {
     public let path: String
     let pool: DatabasePool
-    public static let schemaVersion = 3
+    public static let schemaVersion = 4
 
     public init(path: String) throws {
         self.path = path
@@ -57,6 +57,12 @@ public final class StateDatabase: @unchecked Sendable {
                 PRAGMA user_version = 3;
                 """)
         }
+        migrator.registerMigration("v4: terminals removed over the management API") { db in
+            try db.execute(sql: """
+                CREATE TABLE removed_terminals (terminal_id INTEGER PRIMARY KEY, who TEXT NOT NULL, removed_at REAL NOT NULL);
+                PRAGMA user_version = 4;
+                """)
+        }
         return migrator
     }
 
@@ -89,9 +95,27 @@ public final class StateDatabase: @unchecked Sendable {
     public func saveApprovedTerminal(_ t: TerminalRow, now: Double) throws {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM terminals WHERE terminal_id = ?", arguments: [Int64(bitPattern: t.terminalID)])
+            try db.execute(sql: "DELETE FROM removed_terminals WHERE terminal_id = ?", arguments: [Int64(bitPattern: t.terminalID)])
             try db.execute(sql: "INSERT INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'api')",
                            arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
                                        Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now])
+        }
+    }
+
+    /// A terminal an administrator removed: its approval (if any) is forgotten, and one from the configuration
+    /// file stays removed across restarts until an administrator adds or approves it again.
+    public func saveRemovedTerminal(_ terminalID: UInt64, who: String, now: Double) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM terminals WHERE terminal_id = ? AND source = 'api'", arguments: [Int64(bitPattern: terminalID)])
+            try db.execute(sql: "INSERT OR REPLACE INTO removed_terminals VALUES (?, ?, ?)", arguments: [Int64(bitPattern: terminalID), who, now])
+        }
+    }
+
+    public func removedTerminals() throws -> [(terminalID: UInt64, who: String, at: Double)] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM removed_terminals ORDER BY terminal_id").map {
+                (UInt64(bitPattern: $0["terminal_id"]), $0["who"], $0["removed_at"])
+            }
         }
     }
 
@@ -175,7 +199,8 @@ public final class StateDatabase: @unchecked Sendable {
             try db.execute(sql: "DELETE FROM terminals WHERE source = 'configuration'; DELETE FROM profiles")
             if !policyFromAPI { try db.execute(sql: "DELETE FROM policy_rules") }
             for t in terminals {
-                try db.execute(sql: "INSERT OR REPLACE INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'configuration')",
+                // A terminal an administrator added or approved over the API under the same ID supersedes the file's.
+                try db.execute(sql: "INSERT OR IGNORE INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'configuration')",
                                arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
                                            Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now])
             }

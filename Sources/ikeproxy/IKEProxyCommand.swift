@@ -145,7 +145,7 @@ struct TerminalsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "terminals",
         abstract: "List the terminals a running daemon has discovered or been given: registered, unenrolled or pending approval.",
-        subcommands: [TerminalsListCommand.self, ApproveTerminalCommand.self], defaultSubcommand: TerminalsListCommand.self
+        subcommands: [TerminalsListCommand.self, ApproveTerminalCommand.self, AddTerminalCommand.self, RemoveTerminalCommand.self], defaultSubcommand: TerminalsListCommand.self
     )
 }
 

@@ -216,12 +216,46 @@ struct ApproveTerminalCommand: ParsableCommand {
     @Option(name: .long) var terminalId: UInt64
     @Option(name: .long, help: "File holding the terminal's enrollment key in hexadecimal.") var enrollmentKeyFile: String
     func run() throws {
-        guard let data = FileManager.default.contents(atPath: enrollmentKeyFile) else { throw ValidationError("cannot read \(enrollmentKeyFile)") }
-        let key = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
-        let body = try JSONSerialization.data(withJSONObject: ["terminal_id": terminalId, "enrollment_key_hex": key])
+        let body = try JSONSerialization.data(withJSONObject: ["terminal_id": terminalId, "enrollment_key_hex": try enrollmentKey(from: enrollmentKeyFile)])
         let answer = try options.call("POST", "/v1/terminals/\(mac)/approve", body: body)
         if !options.json, let object = answer as? [String: Any] {
             print("approved \(text(object["mac"])) as terminal \(text(object["terminal_id"])) at \(text(object["addresses"]))")
+        }
+    }
+}
+
+/// Reads an enrollment key file (hexadecimal, surrounding white space ignored).
+func enrollmentKey(from path: String) throws -> String {
+    guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
+    return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+}
+
+struct AddTerminalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "add", abstract: "Enrol a terminal by its addresses (no discovery needed).")
+    @OptionGroup var options: APIOptions
+    @Option(name: .long) var terminalId: UInt64
+    @Option(name: .long, help: "The terminal's address (IPv4 or IPv6); repeat for a dual-stack terminal.") var address: [String]
+    @Option(name: .long, help: "File holding the terminal's enrollment key in hexadecimal.") var enrollmentKeyFile: String
+    @Option(name: .long, help: "UDP port of the terminal's key-delivery channel (default 9500).") var keyDeliveryPort: UInt16?
+    func run() throws {
+        var fields: [String: Any] = ["terminal_id": terminalId, "addresses": address, "enrollment_key_hex": try enrollmentKey(from: enrollmentKeyFile)]
+        if let keyDeliveryPort { fields["key_delivery_port"] = keyDeliveryPort }
+        let answer = try options.call("POST", "/v1/terminals", body: try JSONSerialization.data(withJSONObject: fields))
+        if !options.json, let object = answer as? [String: Any] {
+            print("terminal \(text(object["terminal_id"])) enrolled at \(text(object["addresses"]))")
+        }
+    }
+}
+
+struct RemoveTerminalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "remove",
+                                                    abstract: "Stop acting for a terminal: delete its SAs with the peers and in the terminal.")
+    @OptionGroup var options: APIOptions
+    @Argument(help: "The terminal ID, as `ikeproxy terminals` lists it.") var terminalId: UInt64
+    func run() throws {
+        let answer = try options.call("DELETE", "/v1/terminals/\(terminalId)")
+        if !options.json, let object = answer as? [String: Any] {
+            print("terminal \(text(object["removed"])) removed; deleting \(text(object["deleting_ike_sas"])) IKE SA(s) with their peers")
         }
     }
 }

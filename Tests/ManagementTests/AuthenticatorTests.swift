@@ -39,7 +39,8 @@ final class AuthenticatorTests: XCTestCase {
     }
 
     func testChangingRoutesAreMarked() {
-        XCTAssertEqual(Set(ManagementRequest.Route.allChanging), [.addPolicy, .deletePolicy, .approveTerminal, .deleteSA, .flushSAs, .reloadCredentials])
+        XCTAssertEqual(Set(ManagementRequest.Route.allChanging), [.addPolicy, .deletePolicy, .approveTerminal, .addTerminal, .removeTerminal,
+                                                              .deleteSA, .flushSAs, .reloadCredentials])
     }
 
     func testTheMailboxHandsCallsToTheLoopAndAnswersBack() async {

@@ -165,6 +165,26 @@ final class StoreTests: XCTestCase {
         XCTAssertThrowsError(try StateDatabase(path: directory.appendingPathComponent("no/such/dir/state.db").path))
     }
 
+    /// Terminals changed over the API outlive restarts: an added one supersedes the file's under its ID, a
+    /// removed one stays removed until added again.
+    func testTerminalsAddedAndRemovedOverTheAPIAreKept() throws {
+        let database = try StateDatabase(path: directory.appendingPathComponent("state.db").path)
+        func row(_ id: UInt64, _ address: String) -> StateDatabase.TerminalRow {
+            StateDatabase.TerminalRow(terminalID: id, mac: nil, addresses: [address], sealedEnrollmentKey: [1, 2, 3], keyDeliveryPort: 9500)
+        }
+        try database.saveApprovedTerminal(row(5, "192.0.2.5"), now: 1)
+        try database.replaceConfiguration(terminals: [row(5, "192.0.2.55"), row(6, "192.0.2.6")], profiles: [], rules: [], now: 2)
+        XCTAssertEqual(try database.approvedTerminals().map(\.addresses), [["192.0.2.5"]], "the file does not overwrite the API's terminal 5")
+        XCTAssertEqual(try database.terminals().map(\.terminalID), [5, 6])
+        try database.saveRemovedTerminal(5, who: "alice", now: 3)
+        try database.saveRemovedTerminal(6, who: "bob", now: 4)
+        XCTAssertTrue(try database.approvedTerminals().isEmpty, "removing forgets the API's terminal")
+        XCTAssertEqual(try database.removedTerminals().map(\.terminalID), [5, 6])
+        XCTAssertEqual(try database.removedTerminals().map(\.who), ["alice", "bob"])
+        try database.saveApprovedTerminal(row(6, "192.0.2.66"), now: 5)
+        XCTAssertEqual(try database.removedTerminals().map(\.terminalID), [5], "adding terminal 6 again ends its removal")
+    }
+
     func testSAsSavedFromAProxyAreRestoredIntoAFreshOneWithoutSecretsInTheFile() throws {
         let network = DemoScenario.network(linkLatency: 0.0005)
         network.peerInitiates(connection: "to-\(DemoScenario.terminalA)")

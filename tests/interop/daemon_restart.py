@@ -146,8 +146,8 @@ def run(charon, directory):
         time.sleep(1.5)
         check(daemon.process.poll() is None, "the daemon runs with its state sealed by the SoftHSM2 token")
         log = daemon.log_since_start()
-        check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 3, journal wal" in log,
-              "the state file is SQLite in WAL mode, migrated to the current schema (version 3)")
+        check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 4, journal wal" in log,
+              "the state file is SQLite in WAL mode, migrated to the current schema (version 4)")
         check("store: a new data key, wrapped by PKCS#11 token 'ikeproxy'" in log,
               "the token wraps a new data key at the first start (envelope sealing: the token works at start, not per SA change)")
 

@@ -31,7 +31,7 @@ STRANGER = e2e.STRANGER
 ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), ("POST", "/v1/policies"),
           ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
           ("GET", "/v1/sas"), ("POST", "/v1/sas/flush"), ("GET", "/v1/sas/00000000"), ("DELETE", "/v1/sas/00000000"),
-          ("POST", "/v1/credentials/reload")]
+          ("POST", "/v1/credentials/reload"), ("POST", "/v1/terminals"), ("DELETE", "/v1/terminals/999")]
 CHANGES = {"POST", "DELETE"}
 
 
@@ -294,6 +294,8 @@ def run(charon, directory, key):
         check(listed.returncode == 0 and "7002" in listed.stdout, "and the CLI lists the added rule again")
         check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in e2e.read(log), "the approved terminal is enrolled again")
 
+        daemon, log = terminal_removed_and_added(charon, daemon, log, admin_token, directory, config_path)
+
         # Last, as it changes everything at random: schemathesis generates requests from docs/openapi.yaml and
         # checks that none gets a server error and every answer conforms to the document.
         fuzz = subprocess.run(["ip", "netns", "exec", ADMIN, sys.executable, "-m", "schemathesis.cli", "run",
@@ -310,6 +312,70 @@ def run(charon, directory, key):
         print("  --- last lines of daemon.log:")
         for line in e2e.read(os.path.join(directory, "daemon.log")).splitlines()[-6:]:
             print("      " + line[:300])
+
+
+def terminal_removed_and_added(charon, daemon, log, admin_token, directory, config_path):
+    """An administrator removes terminal 1 (its SAs go at the peer and in the terminal, nothing new is made for it,
+    and a restart keeps it removed), then adds it back by its addresses. Returns the daemon (restarted)."""
+    e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=2)
+    check(e2e.wait_child(charon, "t1v4")[1] is not None, "terminal 1 has an SA with strongSwan before its removal")
+    # Malformed or conflicting additions: 400 or 409, and nothing changes.
+    before = curl("GET", "/v1/terminals", admin_token)[1]
+    for body, why, expected in (("{x", "not JSON", 400), ({"terminal_id": 7, "addresses": [], "enrollment_key_hex": "77" * 32}, "no address", 400),
+                                ({"terminal_id": 7, "addresses": ["192.0.2.300"], "enrollment_key_hex": "77" * 32}, "bad address", 400),
+                                ({"terminal_id": 7, "addresses": ["169.254.3.3"], "enrollment_key_hex": "77" * 32}, "link-local address", 400),
+                                ({"terminal_id": 7, "addresses": ["192.0.2.70"], "enrollment_key_hex": "77"}, "short key", 400),
+                                ({"terminal_id": 2, "addresses": ["192.0.2.70"], "enrollment_key_hex": "77" * 32}, "ID enrolled already", 409),
+                                ({"terminal_id": 7, "addresses": [T2["v4"]], "enrollment_key_hex": "77" * 32}, "another terminal's address", 409)):
+        code, answer = curl("POST", "/v1/terminals", admin_token, body)
+        check(code == expected and isinstance(answer, dict) and answer.get("error"),
+              f"adding a terminal with {why} gets {expected}: {answer.get('error') if isinstance(answer, dict) else answer}")
+    for path, expected in (("/v1/terminals/x", 400), ("/v1/terminals/999", 404)):
+        code, _ = curl("DELETE", path, admin_token)
+        check(code == expected, f"DELETE {path} gets {expected} ({code})")
+    check(curl("GET", "/v1/terminals", admin_token)[1] == before, "after the refused requests the terminals are unchanged")
+
+    removed = cli("terminals", "remove", "1")
+    check(removed.returncode == 0 and "terminal 1 removed" in removed.stdout, f"`ikeproxy terminals remove 1`: {removed.stdout.strip()}{removed.stderr.strip()}")
+    check(e2e.wait_for(lambda: "t1v4" not in e2e.peer_sas(charon), 10), "strongSwan's IKE SA with terminal 1 is deleted (the proxy sent the Delete)")
+    check(e2e.wait_for(lambda: "flushed all SAs" in e2e.read(os.path.join(directory, "t1.log")), 5),
+          "terminal 1's agent got the FLUSH over key delivery and holds no SA")
+    ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=2)
+    status = e2e.daemon_status(os.path.join(directory, "ikeproxy.sock"))["proxy"]
+    check(not ok and status.get("drop_start_request_from_unregistered_terminal", 0) >= 1 and "t1v4" not in e2e.peer_sas(charon),
+          f"terminal 1's flow to the peer now gets no SA: its packets are dropped ({summary})")
+    rows = json.loads(cli("terminals", "--json").stdout)["terminals"]
+    row = [t for t in rows if t["mac"] == T1["mac"]]
+    check(row and row[0]["status"] == "unenrolled" and row[0]["terminal_id"] is None,
+          f"`ikeproxy terminals` lists its host as unenrolled ({row[0]['status'] if row else rows})")
+    audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
+    check(("alice", "terminal.remove") in audit, "the removal is in the audit log with who made it")
+
+    e2e.stop(daemon)
+    daemon, log = start_daemon(directory, config_path)
+    check("terminal 1 of the configuration file was removed over the API by alice" in e2e.read(log),
+          "after a restart the configuration file's terminal 1 stays removed, and the log says who removed it")
+    ok, _ = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=1)
+    check(not ok and "t1v4" not in e2e.peer_sas(charon), "and it still gets no SA")
+
+    key_file = os.path.join(directory, "t1.key")
+    with open(key_file, "w") as f:
+        f.write(T1["key"])
+    added = cli("terminals", "add", "--terminal-id", "1", "--address", T1["v4"], "--address", T1["v6"], "--enrollment-key-file", key_file)
+    check(added.returncode == 0 and "terminal 1 enrolled at" in added.stdout, f"`ikeproxy terminals add` enrols it by address: {added.stdout.strip()}{added.stderr.strip()}")
+    e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
+    ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
+    sa, child = e2e.wait_child(charon, "t1v4")
+    check(ok and child is not None, f"added again, terminal 1's flow gets an SA in its name and its pings come back ({summary})")
+    audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
+    check(("alice", "terminal.add") in audit, "the addition is in the audit log")
+    e2e.stop(daemon)
+    earlier = len(e2e.read(log))
+    daemon, log = start_daemon(directory, config_path)
+    since = e2e.read(log)[earlier:]
+    check("terminal 1 at 192.0.2.2, 2001:db8::2, added over the API, enrolled again" in since and "removed over the API" not in since,
+          "after another restart it is enrolled again, by the addresses the administrator gave")
+    return daemon, log
 
 
 def authentication(admin_token, reader_token):

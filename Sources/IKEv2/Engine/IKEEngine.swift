@@ -150,6 +150,12 @@ public final class IKEEngine {
         sessions.values.contains { $0.local.address == local && $0.remote.address == remote && $0.state != .closed }
     }
 
+    /// Whether an authenticated IKE SA (established, or being deleted) exists between these two addresses:
+    /// one whose exchanges must still be answered even when no new negotiation would be.
+    public func holdsAuthenticatedIKESA(local: IPAddress, remote: IPAddress) -> Bool {
+        sessions.values.contains { $0.local.address == local && $0.remote.address == remote && ($0.state == .established || $0.state == .deleting) }
+    }
+
     func findSession(connection name: String) -> IKESession? {
         sessions.values.filter { $0.connection.name == name && $0.state == .established }.max { $0.createdAt < $1.createdAt }
     }

@@ -15,6 +15,16 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         }
     }
 
+    /// 224.0.0.0/4 (and the limited broadcast) or ff00::/8: a group, never one host.
+    public var isMulticast: Bool {
+        switch self {
+        case .v4(let b): return b[0] & 0xf0 == 0xe0 || b == [255, 255, 255, 255]
+        case .v6(let b): return b[0] == 0xff
+        }
+    }
+    /// 0.0.0.0 or ::, "no address".
+    public var isUnspecified: Bool { bytes.allSatisfy { $0 == 0 } }
+
     public init?(bytes: [UInt8]) {
         switch bytes.count {
         case 4: self = .v4(bytes)

@@ -155,6 +155,41 @@ public final class EthernetBridge {
         return addresses
     }
 
+    /// An administrator adds a terminal by its addresses: they become ones the proxy may act for, whether or
+    /// not discovery has seen them; key delivery uses the first IPv4 address (else the first).
+    public func add(terminalID: UInt64, addresses: [IPAddress], enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16) {
+        let keyAddress = addresses.first { !$0.isIPv6 } ?? addresses[0]
+        for address in addresses {
+            if !proxy.registry.allowedPrefixes.contains(where: { $0.isIPv6 == address.isIPv6 && $0.contains(AddressKey(address.bytes)) }) {
+                let prefix = AddressPrefix(address.description + (address.isIPv6 ? "/128" : "/32"))!
+                proxy.registry.allowedPrefixes.append(prefix)
+                discovery.addPrefix(prefix)
+            }
+            proxy.registry.enroll(TerminalEntry(address: address, terminalID: terminalID, enrollmentKey: enrollmentKey,
+                                                keyDeliveryPort: keyDeliveryPort, keyDeliveryAddress: keyAddress))
+        }
+    }
+
+    /// Forgets a terminal's enrollment (registry entries and enrollment by MAC) without touching any SA: at
+    /// start, for a terminal the configuration file names but an administrator removed or replaced.
+    @discardableResult
+    public func forget(terminalID: UInt64) -> Bool {
+        let macs = enrollments.filter { $0.value.terminalID == terminalID }.map(\.key)
+        for mac in macs { enrollments[mac] = nil }
+        return !proxy.registry.remove(terminalID: terminalID).isEmpty || !macs.isEmpty
+    }
+
+    /// An administrator removes a terminal: its enrollment by MAC goes too (discovery no longer enrols it
+    /// again), and the proxy deletes its SAs. Nil when no terminal has that ID.
+    public func remove(terminalID: UInt64, now: Double, wallClock: Double) -> [FrameAction]? {
+        let macs = enrollments.filter { $0.value.terminalID == terminalID }.map(\.key)
+        for mac in macs { enrollments[mac] = nil }
+        guard let actions = proxy.removeTerminal(id: terminalID, now: now, wallClock: wallClock) else {
+            return macs.isEmpty ? nil : []
+        }
+        return frames(for: actions)
+    }
+
     /// The proxy's decisions (from an administrator's command, say) as frames.
     public func frames(for actions: [ProxyAction]) -> [FrameAction] { actions.flatMap(frame(for:)) }
 
