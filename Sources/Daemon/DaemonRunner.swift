@@ -16,7 +16,8 @@ public struct DaemonStartError: Error, CustomStringConvertible {
 /// written in batches, every frame judged by the Ethernet bridge (and so by the proxy's policy), timers
 /// ticked, SA events printed as JSON lines, and a control socket answering `ikeproxy terminals`.
 public final class DaemonRunner {
-    let configuration: DaemonConfiguration
+    /// As read at start; its terminal list as read at the last reload.
+    var configuration: DaemonConfiguration
     public let bridge: EthernetBridge
     let internet: PacketPort
     /// The terminal-side ports; with more than one, `portSwitch` decides which a frame leaves by.
@@ -174,19 +175,7 @@ public final class DaemonRunner {
         }
         let wall = Date().timeIntervalSince1970
         do {
-            var terminalRows: [StateDatabase.TerminalRow] = []
-            var byID: [UInt64: [TerminalEntry]] = [:]
-            for entry in configuration.terminals { byID[entry.terminalID, default: []].append(entry) }
-            for (id, entries) in byID {
-                terminalRows.append(StateDatabase.TerminalRow(terminalID: id, mac: nil, addresses: entries.map(\.address.description),
-                                                              sealedEnrollmentKey: try sealer.seal(entries[0].enrollmentKey.bytes, context: "terminal:\(id)"),
-                                                              keyDeliveryPort: entries[0].keyDeliveryPort))
-            }
-            for (mac, enrollment) in configuration.enrollments {
-                terminalRows.append(StateDatabase.TerminalRow(terminalID: enrollment.terminalID, mac: mac.description, addresses: [],
-                                                              sealedEnrollmentKey: try sealer.seal(enrollment.enrollmentKey.bytes, context: "terminal:\(enrollment.terminalID)"),
-                                                              keyDeliveryPort: enrollment.keyDeliveryPort))
-            }
+            let terminalRows = try terminalRows(of: configuration, sealer: sealer)
             let profiles = try configuration.profiles.map { profile in
                 (name: profile.name, definition: "ike \(profile.ikeProposals.count) proposal(s), esp \(profile.espProposals.count), \(profile.mode.rawValue)",
                  sealedPreSharedKey: try sealer.seal(profile.preSharedKey.bytes, context: "profile:\(profile.name)"))
@@ -343,13 +332,71 @@ public final class DaemonRunner {
             bridge.proxy.profiles = updated
             bridge.proxy.terminalCredentials = credentials
             let policyLines = reloadPolicy(fresh.policy)
-            (lines + terminalLines + policyLines).forEach(log)
+            let listLines = reloadTerminalList(fresh)
+            (lines + terminalLines + policyLines + listLines).forEach(log)
             applyPolicy(now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
-            return .success(lines + terminalLines + policyLines)
+            return .success(lines + terminalLines + policyLines + listLines)
         } catch {
             log("reload: \(path) not taken, the CAs, CRLs and certificates in use stay: \(error)")
             return .failure(DaemonStartError(description: "\(path) not taken, the CAs, CRLs and certificates in use stay: \(error)"))
         }
+    }
+
+    /// The file's terminals, taken on a reload (TerminalListReload): new ones enrolled, gone ones removed with
+    /// their SAs, changed ones removed and enrolled anew; those the management API decided stay as it said.
+    func reloadTerminalList(_ fresh: DaemonConfiguration) -> [String] {
+        var managed: Set<UInt64> = []
+        if let state {
+            managed.formUnion(((try? state.database.approvedTerminals()) ?? []).map(\.terminalID))
+            managed.formUnion(((try? state.database.removedTerminals()) ?? []).map(\.terminalID))
+        }
+        let plan = TerminalListReload.plan(old: TerminalListReload.definitions(terminals: configuration.terminals, enrollments: configuration.enrollments),
+                                           new: TerminalListReload.definitions(terminals: fresh.terminals, enrollments: fresh.enrollments),
+                                           managedOverAPI: managed)
+        var lines = plan.lines
+        let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+        var frames: [FrameAction] = []
+        for id in plan.remove { frames += bridge.remove(terminalID: id, now: now, wallClock: wall) ?? [] }
+        for id in plan.enroll {
+            for entry in fresh.terminals where entry.terminalID == id {
+                bridge.proxy.registry.enroll(entry)
+                if bridge.proxy.registry.terminal(at: entry.address) == nil {
+                    lines.append("reload: terminal \(id): \(entry.address) is outside terminal_prefixes (they change with a restart); not acted for there")
+                }
+            }
+            for (mac, enrollment) in fresh.enrollments where enrollment.terminalID == id { bridge.enroll(mac: mac, enrollment: enrollment) }
+        }
+        configuration.terminals = fresh.terminals
+        configuration.enrollments = fresh.enrollments
+        if let state, !plan.remove.isEmpty || !plan.enroll.isEmpty {
+            do { try state.database.replaceConfigurationTerminals(try Self.terminalRows(of: configuration, sealer: state.sealer)) } catch {
+                lines.append("reload: the terminals could not be saved in the store (\(error)); they are in use, and read from the file at the next start")
+            }
+        }
+        if !frames.isEmpty {
+            ikeActivity = true
+            synchronizeState(now: now)
+            perform(frames, receivedOn: nil)
+        }
+        return lines
+    }
+
+    /// The configuration file's terminals as rows of the store, their keys sealed.
+    static func terminalRows(of configuration: DaemonConfiguration, sealer: Sealer) throws -> [StateDatabase.TerminalRow] {
+        var terminalRows: [StateDatabase.TerminalRow] = []
+        var byID: [UInt64: [TerminalEntry]] = [:]
+        for entry in configuration.terminals { byID[entry.terminalID, default: []].append(entry) }
+        for (id, entries) in byID {
+            terminalRows.append(StateDatabase.TerminalRow(terminalID: id, mac: nil, addresses: entries.map(\.address.description),
+                                                          sealedEnrollmentKey: try sealer.seal(entries[0].enrollmentKey.bytes, context: "terminal:\(id)"),
+                                                          keyDeliveryPort: entries[0].keyDeliveryPort))
+        }
+        for (mac, enrollment) in configuration.enrollments {
+            terminalRows.append(StateDatabase.TerminalRow(terminalID: enrollment.terminalID, mac: mac.description, addresses: [],
+                                                          sealedEnrollmentKey: try sealer.seal(enrollment.enrollmentKey.bytes, context: "terminal:\(enrollment.terminalID)"),
+                                                          keyDeliveryPort: enrollment.keyDeliveryPort))
+        }
+        return terminalRows
     }
 
     /// The file's policy, taken on a reload unless the policy was changed over the management API (that one

@@ -110,7 +110,13 @@ public final class KeyExchangeProxy {
     public func isNegotiating(terminal: IPAddress, peer: IPAddress) -> Bool { negotiating[pairKey(terminal, peer)] != nil }
 
     func setter(for terminal: TerminalEntry) -> TerminalKeySetter {
-        if let existing = setters[terminal.terminalID], existing.entry.enrollmentKey == terminal.enrollmentKey { return existing.setter }
+        if let existing = setters[terminal.terminalID], existing.entry.enrollmentKey == terminal.enrollmentKey {
+            // Enrolled again at other addresses: retransmissions go where the terminal is now.
+            if existing.entry.keyDeliveryAddress != terminal.keyDeliveryAddress || existing.entry.keyDeliveryPort != terminal.keyDeliveryPort {
+                setters[terminal.terminalID] = (existing.setter, terminal)
+            }
+            return existing.setter
+        }
         // A terminal enrolled again under a new key gets a new channel, in a later epoch than the old one's so
         // the terminal takes its sequence numbers afresh.
         if setters[terminal.terminalID] != nil { channelsReplaced += 1 }

@@ -215,6 +215,18 @@ public final class StateDatabase: @unchecked Sendable {
         }
     }
 
+    /// Replaces the configuration file's terminals (a reload read a changed list); the API's stay.
+    public func replaceConfigurationTerminals(_ terminals: [TerminalRow]) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM terminals WHERE source = 'configuration'")
+            for t in terminals {
+                try db.execute(sql: "INSERT OR IGNORE INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'configuration')",
+                               arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
+                                           Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), Date().timeIntervalSince1970])
+            }
+        }
+    }
+
     public func terminals() throws -> [TerminalRow] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM terminals ORDER BY terminal_id").map(TerminalRow.init(row:))

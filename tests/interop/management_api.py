@@ -12,7 +12,9 @@ CA that is not pinned gets 401, one from another CA fails the TLS handshake; mal
 validates and names exactly the routes the server has; a policy added over the API takes effect, is
 audited with the administrator's name and outlives a restart; the CLI shows SAs, policies, terminals
 and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
-approved; Prometheus metrics are served; nothing answers on the bridged side.
+approved; a terminal removed over the API loses its SAs at strongSwan and in its agent, gets no new
+one (also after a restart), and added back by its addresses gets one again; Prometheus metrics are
+served; nothing answers on the bridged side.
 """
 import hashlib, json, os, re, secrets, sqlite3, subprocess, sys, tempfile
 
@@ -375,6 +377,26 @@ def terminal_removed_and_added(charon, daemon, log, admin_token, directory, conf
     since = e2e.read(log)[earlier:]
     check("terminal 1 at 192.0.2.2, 2001:db8::2, added over the API, enrolled again" in since and "removed over the API" not in since,
           "after another restart it is enrolled again, by the addresses the administrator gave")
+
+    # A reload reads the file's terminal list again: terminal 2 taken out of the file is removed, put back is enrolled.
+    with open(config_path) as f:
+        config = json.load(f)
+    listed = config["terminals"]
+
+    def registered(terminal_id):
+        rows = json.loads(cli("terminals", "--json").stdout)["terminals"]
+        return any(r["terminal_id"] == terminal_id and r["status"] == "registered" for r in rows)
+    check(registered(2), "terminal 2 is registered, as the file says")
+    for terminals, expected, why in (([t for t in listed if t["terminal_id"] != 2],
+                                      "reload: terminal 2 (192.0.2.3, 2001:db8::3) is gone from the file: removed, its SAs deleted", "taken out of the file"),
+                                     (listed, "reload: terminal 2 (192.0.2.3, 2001:db8::3) is new: enrolled", "put back")):
+        config["terminals"] = terminals
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=1)
+        reloaded = cli("reload")
+        check(reloaded.returncode == 0 and expected in reloaded.stdout and registered(2) == (terminals is listed),
+              f"`ikeproxy reload` with terminal 2 {why}: {expected.split(': ', 1)[1]}, and `ikeproxy terminals` agrees "
+              f"({[l for l in reloaded.stdout.splitlines() if 'terminals:' in l]}{reloaded.stderr.strip()})")
     return daemon, log
 
 

@@ -170,6 +170,13 @@ public final class EthernetBridge {
         }
     }
 
+    /// Enrols a host by MAC (a terminal new in the configuration file): registered at once if discovery
+    /// knows it, else when it shows itself.
+    public func enroll(mac: MACAddress, enrollment: MACEnrollment) {
+        enrollments[mac] = enrollment
+        enrollDiscovered(mac)
+    }
+
     /// Forgets a terminal's enrollment (registry entries and enrollment by MAC) without touching any SA: at
     /// start, for a terminal the configuration file names but an administrator removed or replaced.
     @discardableResult
