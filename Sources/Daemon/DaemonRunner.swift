@@ -313,8 +313,8 @@ public final class DaemonRunner {
     private func count(_ name: String, _ amount: Int = 1) { if amount > 0 { portCounters[name, default: 0] += amount } }
 
 
-    /// Reads the configuration file again for the profiles' CAs, CRLs and revocation policy and the
-    /// terminals' certificates and keys (SIGHUP); on any error those in use stay and the log says why.
+    /// Reads the configuration file again for the profiles, the terminals' certificates and keys, the policy
+    /// and the list of terminals (SIGHUP); on any error those in use stay and the log says why.
     /// Returns what it did, line by line, or why it did nothing.
     @discardableResult
     public func reloadCredentials() -> Result<[String], DaemonStartError> {
@@ -327,18 +327,23 @@ public final class DaemonRunner {
             if let sealer = configurationSealer {
                 try fresh.unsealSecrets { box, context in try sealer.unseal(box, context: context) }
             }
-            let (updated, lines) = ProfileCredentialReload.apply(fresh: fresh.profiles, to: bridge.proxy.profiles)
+            let (updated, lines) = ProfileReload.apply(fresh: fresh.profiles, to: bridge.proxy.profiles)
             let (credentials, terminalLines) = TerminalCredentialReload.apply(fresh: fresh.terminalCredentials, to: bridge.proxy.terminalCredentials)
             bridge.proxy.profiles = updated
             bridge.proxy.terminalCredentials = credentials
-            let policyLines = reloadPolicy(fresh.policy)
+            var policyLines = reloadPolicy(fresh.policy)
+            // Profiles gone from the file go once the policy in force (the file's, or the API's) names them no more.
+            let (kept, goneLines) = ProfileReload.removeUnused(updated, inFile: Set(fresh.profiles.map(\.name)),
+                                                               namedByPolicy: bridge.proxy.policy.profileNames)
+            bridge.proxy.profiles = kept
+            policyLines += goneLines
             let listLines = reloadTerminalList(fresh)
             (lines + terminalLines + policyLines + listLines).forEach(log)
             applyPolicy(now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
             return .success(lines + terminalLines + policyLines + listLines)
         } catch {
-            log("reload: \(path) not taken, the CAs, CRLs and certificates in use stay: \(error)")
-            return .failure(DaemonStartError(description: "\(path) not taken, the CAs, CRLs and certificates in use stay: \(error)"))
+            log("reload: \(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)")
+            return .failure(DaemonStartError(description: "\(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)"))
         }
     }
 
@@ -400,19 +405,15 @@ public final class DaemonRunner {
     }
 
     /// The file's policy, taken on a reload unless the policy was changed over the management API (that one
-    /// stays, as at a start) or it names a profile the daemon does not run (profiles added need a restart).
+    /// stays, as at a start) or it names a profile the daemon does not run.
     func reloadPolicy(_ fresh: PolicyTable) -> [String] {
         let current = bridge.proxy.policy
         if let state, (try? state.database.meta("policy_source")) ?? nil != nil {
             return ["reload: policy: changed over the management API, which stays; the file's rules are not used"]
         }
         guard fresh.rules != current.rules || fresh.defaultAction != current.defaultAction else { return ["reload: policy: unchanged"] }
-        let named = (fresh.rules.map(\.action) + [fresh.defaultAction]).compactMap { action -> String? in
-            if case .protect(let name) = action { return name }
-            return nil
-        }
-        if let unknown = named.first(where: { bridge.proxy.profiles[$0] == nil }) {
-            return ["reload: policy not taken: it names profile '\(unknown)', which is new in the file and needs a restart"]
+        if let unknown = fresh.profileNames.sorted().first(where: { bridge.proxy.profiles[$0] == nil }) {
+            return ["reload: policy not taken: it names profile '\(unknown)', which the daemon does not have"]
         }
         bridge.proxy.policy = fresh
         return ["reload: policy: \(fresh.rules.count) rule(s) from the file, default \(fresh.defaultAction); the SAs follow"]

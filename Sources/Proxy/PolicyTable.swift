@@ -10,6 +10,14 @@ public struct PolicyTable: Sendable {
     /// What applies when no rule matches.
     public let defaultAction: PolicyAction
 
+    /// The protection profiles the rules and the default action name.
+    public var profileNames: Set<String> {
+        Set((rules.map(\.action) + [defaultAction]).compactMap { action -> String? in
+            if case .protect(let name) = action { return name }
+            return nil
+        })
+    }
+
     struct Index: Sendable {
         var boundaries: [AddressKey] = []
         /// Candidates of interval i are flat[start[i] ..< start[i + 1]]: one array, no per-interval storage.

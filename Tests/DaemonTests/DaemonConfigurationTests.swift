@@ -137,16 +137,46 @@ final class DaemonConfigurationTests: XCTestCase {
             profile("revocation", "ifuri")(&object)
         })
         let current = Dictionary(uniqueKeysWithValues: running.profiles.map { ($0.name, $0) })
-        let (updated, lines) = ProfileCredentialReload.apply(fresh: fresh.profiles, to: current)
+        let (updated, lines) = ProfileReload.apply(fresh: fresh.profiles, to: current)
         let name0 = running.profiles[0].name
         XCTAssertEqual(updated[name0]?.peerTrustAnchors?.count, 1)
         XCTAssertEqual(updated[name0]?.peerRevocationPolicy, .ifURI)
         XCTAssertEqual(updated[name0]?.preSharedKey, running.profiles[0].preSharedKey, "only the certificate material changes")
         XCTAssertEqual(lines.first, "reload: profile '\(name0)': 1 CA certificate(s), 0 CRL(s) revoking 0 certificate(s), revocation ifuri")
+        XCTAssertFalse(lines.contains { $0.contains("changed; used from the next negotiation") }, "\(lines)")
         // The next connection made from the profile authenticates the peer by certificate.
         guard case .certificate = updated[name0]!.connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).remoteAuthentication else {
             return XCTFail("the reloaded profile does not ask for a certificate")
         }
+    }
+
+    /// A reload takes each profile as the file now has it: changed settings are named (never a secret's value),
+    /// a new profile is there for the policy, and one gone from the file goes once no rule names it.
+    func testAReloadTakesChangedNewAndGoneProfiles() throws {
+        func named(_ name: String, psk: String = "k1", ike: String = "aes256gcm16-prfsha256-x25519") -> ProtectionProfile {
+            var profile = ProtectionProfile(name: name, ikeProposals: [try! ProposalSpec(ike, forIKE: true)],
+                                            espProposals: [try! ProposalSpec("aes256gcm16", forIKE: false)], preSharedKey: KeyMaterial(Array(psk.utf8)))
+            profile.childRekeyTime = 3600
+            return profile
+        }
+        var changed = named("peer", psk: "a new pre-shared key", ike: "aes128gcm16-prfsha384-ecp256")
+        changed.childRekeyTime = 600
+        let current = ["peer": named("peer"), "old": named("old"), "kept": named("kept")]
+        let (updated, lines) = ProfileReload.apply(fresh: [changed, named("extra")], to: current)
+        XCTAssertEqual(updated["peer"]?.preSharedKey, changed.preSharedKey)
+        XCTAssertEqual(updated["peer"]?.childRekeyTime, 600)
+        XCTAssertNotNil(updated["extra"], "a new profile the policy may name at once")
+        XCTAssertNotNil(updated["old"], "kept until the policy in force is known")
+        XCTAssertEqual(lines, [
+            "reload: profile 'extra' is new: the peer proves itself with the pre-shared key; the policy may name it",
+            "reload: profile 'peer': the peer proves itself with the pre-shared key",
+            "reload: profile 'peer': IKE proposals, pre-shared key, rekey times changed; used from the next negotiation (SAs already made keep what they agreed)",
+        ])
+        XCTAssertFalse(lines.joined().contains("a new pre-shared key"), "no secret in the log")
+        let (kept, goneLines) = ProfileReload.removeUnused(updated, inFile: ["peer", "extra"], namedByPolicy: ["peer", "kept"])
+        XCTAssertEqual(Set(kept.keys), ["peer", "extra", "kept"])
+        XCTAssertEqual(goneLines, ["reload: profile 'kept' is gone from the file, but the policy in force names it: kept",
+                                   "reload: profile 'old' is gone from the file and no rule names it: removed"])
     }
 
     /// A terminal certificate renewed in the file replaces the one in use; an unchanged one stays; one gone from

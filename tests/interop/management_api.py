@@ -13,7 +13,9 @@ validates and names exactly the routes the server has; a policy added over the A
 audited with the administrator's name and outlives a restart; the CLI shows SAs, policies, terminals
 and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
 approved; a terminal removed over the API loses its SAs at strongSwan and in its agent, gets no new
-one (also after a restart), and added back by its addresses gets one again; Prometheus metrics are
+one (also after a restart), and added back by its addresses gets one again; a reload takes the file's
+terminal list (a terminal taken out is removed, put back is enrolled) and its profiles (a new one the policy
+may name at once, a changed pre-shared key used from the next negotiation); Prometheus metrics are
 served; nothing answers on the bridged side.
 """
 import hashlib, json, os, re, secrets, sqlite3, subprocess, sys, tempfile
@@ -399,7 +401,69 @@ def terminal_removed_and_added(charon, daemon, log, admin_token, directory, conf
         check(reloaded.returncode == 0 and expected in reloaded.stdout and registered(2) == (terminals is listed),
               f"`ikeproxy reload` with terminal 2 {why}: {expected.split(': ', 1)[1]}, and `ikeproxy terminals` agrees "
               f"({[l for l in reloaded.stdout.splitlines() if 'terminals:' in l]}{reloaded.stderr.strip()})")
+    profiles_reloaded(charon, admin_token, directory, config_path, config)
     return daemon, log
+
+
+def profiles_reloaded(charon, admin_token, directory, config_path, config):
+    """A reload takes the file's profiles: a new one may be named by the policy at once, a changed pre-shared
+    key is used from the next negotiation, one gone from the file and named by no rule is removed."""
+    def write():
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=1)
+    rule = {"rule": {"source": T1["v4"] + "/32", "destination": e2e.PEER4 + "/32", "action": "protect", "profile": "peer2"}, "position": 0}
+    code, answer = curl("POST", "/v1/policies", admin_token, rule)
+    check(code == 400 and "peer2" in str(answer), f"before the reload, a rule naming profile 'peer2' is refused ({code})")
+    original = config["profiles"][0]
+    config["profiles"] = [original, dict(original, name="peer2")]
+    write()
+    reloaded = cli("reload")
+    check("reload: profile 'peer2' is new: the peer proves itself with the pre-shared key; the policy may name it" in reloaded.stdout,
+          f"`ikeproxy reload` takes profile 'peer2', new in the file ({reloaded.stderr.strip()})")
+    code, _ = curl("POST", "/v1/policies", admin_token, rule)
+
+    def children():
+        return {r["child"] for r in json.loads(cli("sas", "--json").stdout)["sas"] if r["terminal"] == T1["v4"]}
+    # The old SA (profile 'peer') carries the pings until its Delete exchange with strongSwan is done; the next
+    # flow then gets one of profile 'peer2'.
+    for _ in range(10):
+        e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=2)
+        if "peer2-child" in children():
+            break
+    ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
+    check(code == 201 and ok and children() == {"peer2-child"},
+          f"a rule naming it is then accepted, and terminal 1's traffic goes through an SA of that profile ({sorted(children())}; {summary})")
+    code, _ = curl("DELETE", "/v1/policies/0", admin_token)
+    config["profiles"] = [original]
+    write()
+    reloaded = cli("reload")
+    check(code == 200 and "reload: profile 'peer2' is gone from the file and no rule names it: removed" in reloaded.stdout,
+          f"the rule deleted and the profile taken out of the file, a reload removes it ({reloaded.stderr.strip()})")
+
+    # A changed pre-shared key is used from the next negotiation: a wrong one fails at strongSwan, the right one works.
+    config["profiles"] = [dict(original, psk="not the key strongSwan has")]
+    write()
+    reloaded = cli("reload")
+    check("reload: profile 'peer': pre-shared key changed; used from the next negotiation" in reloaded.stdout
+          and "not the key" not in reloaded.stdout, "a reload says the profile's pre-shared key changed, without saying it")
+    control = os.path.join(directory, "ikeproxy.sock")
+    failed = e2e.daemon_status(control)["proxy"].get("negotiation_failed", 0)
+    flushed = cli("sas", "flush")
+    e2e.wait_for(lambda: "t1v4" not in e2e.peer_sas(charon), 10)
+    e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
+    check(flushed.returncode == 0 and e2e.wait_for(lambda: e2e.daemon_status(control)["proxy"].get("negotiation_failed", 0) > failed, 15)
+          and e2e.installed_child(charon, "t1v4")[1] is None,
+          "the SAs flushed, the next negotiation uses the new key, and strongSwan refuses it (no SA)")
+    config["profiles"] = [original]
+    write()
+    reloaded = cli("reload")
+    ok = False
+    for _ in range(6):  # start requests wait retry_after_failure (10 s) after the failure
+        ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
+        if ok and e2e.installed_child(charon, "t1v4")[1] is not None:
+            break
+    check(ok and e2e.installed_child(charon, "t1v4")[1] is not None,
+          f"the right key back in the file and reloaded, terminal 1 gets its SA again ({summary})")
 
 
 def authentication(admin_token, reader_token):
