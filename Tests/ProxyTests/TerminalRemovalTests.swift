@@ -66,6 +66,18 @@ final class TerminalRemovalTests: XCTestCase {
         XCTAssertEqual(network.proxy.store.count, 1)
     }
 
+    /// With the peer gone, the Delete is never answered: the IKE SA is given up after its retransmissions and
+    /// the terminal's SAs leave the store all the same.
+    func testRemovingATerminalWhosePeerIsGoneStillEmptiesTheStore() {
+        let network = twoTerminalsWithSAs()
+        network.peerIsDown = true
+        perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!, on: network)
+        network.advance(by: 120)
+        XCTAssertTrue(network.proxy.store.children.values.allSatisfy { $0.terminal == b }, "A's SA left the store")
+        XCTAssertFalse(network.proxy.engine.sessionSummaries.contains { $0.local.address == a }, "and its IKE SA the engine")
+        XCTAssertTrue(network.terminals[a]!.agent.database.outbound.isEmpty, "the terminal was flushed at once")
+    }
+
     func testRemovingAnUnknownTerminalChangesNothing() {
         let network = twoTerminalsWithSAs()
         XCTAssertNil(network.proxy.removeTerminal(id: 99, now: network.now, wallClock: network.wallClock))
