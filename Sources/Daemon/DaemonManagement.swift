@@ -86,6 +86,10 @@ extension DaemonRunner {
             applyPolicy(now: now, wallClock: wall)
             audit(request, "policy.delete", "position \(position): \(removed)")
             return .json(["deleted": removed.description])
+        case .replacePolicy:
+            return replacePolicy(request, now: now, wall: wall)
+        case .revertPolicy:
+            return revertPolicy(request, now: now, wall: wall)
         case .listTerminals:
             return .json(["terminals": terminalRows()])
         case .approveTerminal:
@@ -173,6 +177,58 @@ extension DaemonRunner {
         }
     }
 
+    /// The whole policy at once (what automation sends): every rule checked first; one bad rule changes nothing.
+    func replacePolicy(_ request: ManagementRequest, now: Double, wall: Double) -> ManagementResponse {
+        struct Body: Decodable { var rules: [DaemonConfiguration.RuleText]; var `default`: String? }
+        let body: Body
+        do { body = try JSONDecoder().decode(Body.self, from: request.body) } catch {
+            return .error(400, "the body must be {\"rules\": [{\"source\", \"destination\", \"protocol\", \"source_ports\", \"destination_ports\", "
+                          + "\"action\", \"profile\"}, ...], \"default\": \"bypass\" or \"discard\"}: \((error as? DecodingError)?.readableDescription ?? "\(error)")")
+        }
+        guard body.rules.count <= 100_000 else { return .error(400, "at most 100000 rules") }
+        let rules: [PolicyRule]
+        do {
+            let profiles = Set(bridge.proxy.profiles.keys)
+            rules = try body.rules.enumerated().map { try DaemonConfiguration.parseRule($0.element, at: "rules[\($0.offset)]", profiles: profiles) }
+        } catch {
+            return .error(400, "\(error); nothing changed")
+        }
+        let defaultAction: PolicyAction
+        switch body.default {
+        case nil: defaultAction = bridge.proxy.policy.defaultAction
+        case "bypass"?: defaultAction = .bypass
+        case "discard"?: defaultAction = .discard
+        case let other?: return .error(400, "default: '\(other)' is not bypass or discard; nothing changed")
+        }
+        guard persistPolicy(rules, request, defaultAction: defaultAction) else { return .error(503, "the policy could not be saved; nothing changed") }
+        bridge.proxy.policy = PolicyTable(rules: rules, defaultAction: defaultAction)
+        applyPolicy(now: now, wallClock: wall)
+        audit(request, "policy.replace", "\(rules.count) rule(s), default \(defaultAction)")
+        return .json(["rules": rules.count, "default": defaultAction.description])
+    }
+
+    /// Hands the policy back to the configuration file: its rules as the file has them now, and from then on
+    /// at every start and reload, as before any change over the API.
+    func revertPolicy(_ request: ManagementRequest, now: Double, wall: Double) -> ManagementResponse {
+        guard let path = configurationPath else { return .error(422, "the configuration file is not known; nothing changed") }
+        let file: DaemonConfiguration
+        do { file = try DaemonConfiguration.load(path: path) } catch {
+            return .error(422, "\(path) does not load (\(error)); nothing changed")
+        }
+        if let unknown = file.policy.profileNames.sorted().first(where: { bridge.proxy.profiles[$0] == nil }) {
+            return .error(422, "the file's policy names profile '\(unknown)', which the daemon does not have (reload first); nothing changed")
+        }
+        if let state {
+            do { try state.database.revertPolicy(toFileRules: file.policy.rules.map(Self.json(of:))) } catch {
+                return .error(503, "the policy could not be saved (\(error)); nothing changed")
+            }
+        }
+        bridge.proxy.policy = file.policy
+        applyPolicy(now: now, wallClock: wall)
+        audit(request, "policy.revert", "the configuration file's \(file.policy.rules.count) rule(s), default \(file.policy.defaultAction)")
+        return .json(["rules": file.policy.rules.count, "default": file.policy.defaultAction.description, "source": "configuration file"])
+    }
+
     /// An administrator enrols a terminal by its addresses (no discovery needed): saved first, then acted for.
     func addTerminal(_ request: ManagementRequest, wall: Double) -> ManagementResponse {
         struct Body: Decodable { var terminal_id: UInt64; var addresses: [String]; var enrollment_key_hex: String; var key_delivery_port: UInt16? }
@@ -219,10 +275,12 @@ extension DaemonRunner {
     }
 
     /// Saves the policy first: a change that cannot be saved is not made.
-    func persistPolicy(_ rules: [PolicyRule], _ request: ManagementRequest) -> Bool {
+    func persistPolicy(_ rules: [PolicyRule], _ request: ManagementRequest, defaultAction: PolicyAction? = nil) -> Bool {
+        let defaultAction = defaultAction ?? bridge.proxy.policy.defaultAction
         guard let state else { return true }
         do {
-            try state.database.replacePolicy(rules: rules.map(Self.json(of:)), who: request.administrator.name, now: Date().timeIntervalSince1970)
+            try state.database.replacePolicy(rules: rules.map(Self.json(of:)), defaultAction: defaultAction.description,
+                                             who: request.administrator.name, now: Date().timeIntervalSince1970)
             return true
         } catch {
             log("saving the policy failed: \(error)")

@@ -188,7 +188,12 @@ public final class DaemonRunner {
                     try DaemonConfiguration.parseRule(try JSONDecoder().decode(DaemonConfiguration.RuleText.self, from: Data(text.utf8)),
                                                       at: "saved policy rule \(index)", profiles: Set(configuration.profiles.map(\.name)))
                 }
-                proxy.policy = PolicyTable(rules: rules, defaultAction: configuration.policy.defaultAction)
+                let defaultAction: PolicyAction = switch try database.meta("policy_default") {
+                case "discard": .discard
+                case "bypass": .bypass
+                default: configuration.policy.defaultAction
+                }
+                proxy.policy = PolicyTable(rules: rules, defaultAction: defaultAction)
                 log("policy: \(rules.count) rules from the database, as changed over the management API (\(source)); the configuration file's rules are not used")
             }
         } catch {

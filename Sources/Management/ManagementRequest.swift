@@ -4,13 +4,13 @@ import Foundation
 public struct ManagementRequest: Sendable {
     public enum Route: String, Sendable, CaseIterable {
         case status, metrics
-        case listPolicies, addPolicy, deletePolicy
+        case listPolicies, addPolicy, deletePolicy, replacePolicy, revertPolicy
         case listTerminals, approveTerminal, addTerminal, removeTerminal
         case listSAs, showSA, deleteSA, flushSAs
         case reloadCredentials
 
         /// Routes that change something: administrators with the admin role only, and audited.
-        public var changes: Bool { [.addPolicy, .deletePolicy, .approveTerminal, .addTerminal, .removeTerminal, .deleteSA, .flushSAs, .reloadCredentials].contains(self) }
+        public var changes: Bool { [.addPolicy, .deletePolicy, .replacePolicy, .revertPolicy, .approveTerminal, .addTerminal, .removeTerminal, .deleteSA, .flushSAs, .reloadCredentials].contains(self) }
         public static var allChanging: [Route] { allCases.filter(\.changes) }
     }
     public var route: Route

@@ -77,13 +77,24 @@ public final class StateDatabase: @unchecked Sendable {
     }
 
     /// The policy as the administrators left it: rules (JSON text) in order, marked as managed over the API.
-    public func replacePolicy(rules: [String], who: String, now: Double) throws {
+    public func replacePolicy(rules: [String], defaultAction: String, who: String, now: Double) throws {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM policy_rules")
             for (position, rule) in rules.enumerated() {
                 try db.execute(sql: "INSERT INTO policy_rules VALUES (?, ?)", arguments: [position, rule])
             }
             try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('policy_source', ?)", arguments: ["api:\(who):\(now)"])
+            try db.execute(sql: "INSERT OR REPLACE INTO meta VALUES ('policy_default', ?)", arguments: [defaultAction])
+        }
+    }
+
+    /// The policy goes back to the configuration file's (these rules), which later starts and reloads take again.
+    public func revertPolicy(toFileRules rules: [String]) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM policy_rules; DELETE FROM meta WHERE key IN ('policy_source', 'policy_default')")
+            for (position, rule) in rules.enumerated() {
+                try db.execute(sql: "INSERT INTO policy_rules VALUES (?, ?)", arguments: [position, rule])
+            }
         }
     }
 

@@ -94,7 +94,8 @@ func text(_ value: Any?) -> String {
 
 struct PoliciesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "policies", abstract: "Show or change the policy over the management API.",
-                                                    subcommands: [List.self, Add.self, Delete.self], defaultSubcommand: List.self)
+                                                    subcommands: [List.self, Add.self, Delete.self, Replace.self, Revert.self],
+                                                    defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the rules in order.")
@@ -131,6 +132,32 @@ struct PoliciesCommand: ParsableCommand {
         func run() throws {
             let answer = try options.call("DELETE", "/v1/policies/\(position)")
             if !options.json, let object = answer as? [String: Any] { print("deleted: \(text(object["deleted"]))") }
+        }
+    }
+
+    struct Replace: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Replace the whole policy from a JSON file: {\"rules\": [...], \"default\": \"bypass\"} (the configuration file's policy form).")
+        @OptionGroup var options: APIOptions
+        @Option(name: .long, help: "The policy as JSON.") var file: String
+        func run() throws {
+            guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
+            let answer = try options.call("PUT", "/v1/policies", body: data)
+            if !options.json, let object = answer as? [String: Any] {
+                print("policy replaced: \(text(object["rules"])) rule(s), default \(text(object["default"]))")
+            }
+        }
+    }
+
+    struct Revert: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Hand the policy back to the configuration file (its rules now, and at every start and reload).")
+        @OptionGroup var options: APIOptions
+        func run() throws {
+            let answer = try options.call("DELETE", "/v1/policies")
+            if !options.json, let object = answer as? [String: Any] {
+                print("policy: the configuration file's \(text(object["rules"])) rule(s), default \(text(object["default"]))")
+            }
         }
     }
 }

@@ -39,7 +39,7 @@ final class AuthenticatorTests: XCTestCase {
     }
 
     func testChangingRoutesAreMarked() {
-        XCTAssertEqual(Set(ManagementRequest.Route.allChanging), [.addPolicy, .deletePolicy, .approveTerminal, .addTerminal, .removeTerminal,
+        XCTAssertEqual(Set(ManagementRequest.Route.allChanging), [.addPolicy, .deletePolicy, .replacePolicy, .revertPolicy, .approveTerminal, .addTerminal, .removeTerminal,
                                                               .deleteSA, .flushSAs, .reloadCredentials])
     }
 

@@ -35,8 +35,9 @@ STRANGER = e2e.STRANGER
 ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), ("POST", "/v1/policies"),
           ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
           ("GET", "/v1/sas"), ("POST", "/v1/sas/flush"), ("GET", "/v1/sas/00000000"), ("DELETE", "/v1/sas/00000000"),
-          ("POST", "/v1/credentials/reload"), ("POST", "/v1/terminals"), ("DELETE", "/v1/terminals/999")]
-CHANGES = {"POST", "DELETE"}
+          ("POST", "/v1/credentials/reload"), ("POST", "/v1/terminals"), ("DELETE", "/v1/terminals/999"), ("PUT", "/v1/policies"),
+          ("DELETE", "/v1/policies")]
+CHANGES = {"POST", "DELETE", "PUT"}
 
 
 def curl(method, path, token=None, body=None, header=None, client=None):
@@ -299,6 +300,7 @@ def run(charon, directory, key):
         check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in e2e.read(log), "the approved terminal is enrolled again")
 
         daemon, log = terminal_removed_and_added(charon, daemon, log, admin_token, directory, config_path)
+        daemon, log = policy_replaced_and_reverted(daemon, log, admin_token, directory, config_path)
 
         # Last, as it changes everything at random: schemathesis generates requests from docs/openapi.yaml and
         # checks that none gets a server error and every answer conforms to the document.
@@ -405,6 +407,50 @@ def terminal_removed_and_added(charon, daemon, log, admin_token, directory, conf
     return daemon, log
 
 
+def policy_replaced_and_reverted(daemon, log, admin_token, directory, config_path):
+    """The whole policy replaced at once (one bad rule changes nothing), then handed back to the configuration
+    file, which a restart then keeps using. Returns the daemon (restarted)."""
+    with open(config_path) as f:
+        file_policy = json.load(f)["policy"]
+    before = curl("GET", "/v1/policies", admin_token)[1]
+    bad = {"rules": [file_policy["rules"][0], {"source": "192.0.2.0/33", "destination": "0.0.0.0/0", "action": "discard"}]}
+    code, answer = curl("PUT", "/v1/policies", admin_token, bad)
+    check(code == 400 and "rules[1]" in str(answer) and "nothing changed" in str(answer), f"a policy with one bad rule gets 400 naming it: {answer}")
+    code, answer = curl("PUT", "/v1/policies", admin_token, {"rules": [], "default": "maybe"})
+    check(code == 400 and "maybe" in str(answer), f"a policy with a bad default gets 400: {answer}")
+    check(curl("GET", "/v1/policies", admin_token)[1] == before, "after the refused replacements the policy is unchanged")
+
+    blocked = {"source": "192.0.2.0/24", "destination": e2e.BYPASS4 + "/32", "protocol": "tcp", "destination_ports": "7002", "action": "discard"}
+    path = os.path.join(directory, "policy.json")
+    with open(path, "w") as f:
+        json.dump({"rules": [blocked] + file_policy["rules"], "default": "bypass"}, f)
+    replaced = cli("policies", "replace", "--file", path)
+    count = len(file_policy["rules"]) + 1
+    listed = curl("GET", "/v1/policies", admin_token)[1]
+    check(replaced.returncode == 0 and f"policy replaced: {count} rule(s), default bypass" in replaced.stdout and len(listed["rules"]) == count
+          and e2e.tcp_connect_fails(T1["ns"], T1["v4"], e2e.BYPASS4, 7002),
+          f"`ikeproxy policies replace --file` puts in the whole policy ({count} rules) and it takes effect at once "
+          f"({replaced.stdout.strip()}{replaced.stderr.strip()})")
+    reverted = cli("policies", "revert")
+    ok, _, _ = e2e.transfer(PEER, e2e.BYPASS4, T1["ns"], T1["v4"], 7002, 4096, timeout=15)
+    listed = curl("GET", "/v1/policies", admin_token)[1]
+    check(reverted.returncode == 0 and f"policy: the configuration file's {len(file_policy['rules'])} rule(s)" in reverted.stdout
+          and len(listed["rules"]) == len(file_policy["rules"]) and ok,
+          f"`ikeproxy policies revert` hands the policy back to the file: its {len(file_policy['rules'])} rules, TCP 7002 passes again "
+          f"({reverted.stdout.strip()}{reverted.stderr.strip()})")
+    reloaded = cli("reload")
+    check("changed over the management API" not in reloaded.stdout, "a reload then takes the file's policy again")
+    audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
+    check(("alice", "policy.replace") in audit and ("alice", "policy.revert") in audit, "both are in the audit log")
+    e2e.stop(daemon)
+    earlier = len(e2e.read(log))
+    daemon, log = start_daemon(directory, config_path)
+    since = e2e.read(log)[earlier:]
+    check("from the database, as changed over the management API" not in since and "management API on" in since,
+          "after a restart the daemon takes the file's policy (not the database's)")
+    return daemon, log
+
+
 def profiles_reloaded(charon, admin_token, directory, config_path, config):
     """A reload takes the file's profiles: a new one may be named by the policy at once, a changed pre-shared
     key is used from the next negotiation, one gone from the file and named by no rule is removed."""
@@ -474,7 +520,7 @@ def authentication(admin_token, reader_token):
             code, answer = curl(method, path, header=header) if header else curl(method, path)
             if code != 401:
                 refused.append(f"{method} {path} with {header!r}: {code}")
-        code, _ = curl(method, path, reader_token, body={} if method == "POST" else None)
+        code, _ = curl(method, path, reader_token, body={} if method in ("POST", "PUT") else None)
         if method in CHANGES and code != 403:
             refused.append(f"{method} {path} as reader: {code}")
         if method not in CHANGES and code not in (200, 404):
