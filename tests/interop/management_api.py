@@ -15,7 +15,8 @@ and status as tables and JSON; an SA deleted over the API is gone at strongSwan;
 approved; a terminal removed over the API loses its SAs at strongSwan and in its agent, gets no new
 one (also after a restart), and added back by its addresses gets one again; a reload takes the file's
 terminal list (a terminal taken out is removed, put back is enrolled) and its profiles (a new one the policy
-may name at once, a changed pre-shared key used from the next negotiation); Prometheus metrics are
+may name at once, a changed pre-shared key used from the next negotiation); the policy is replaced whole
+(one bad rule refused, nothing changed) and handed back to the file, which a restart keeps; Prometheus metrics are
 served; nothing answers on the bridged side.
 """
 import hashlib, json, os, re, secrets, sqlite3, subprocess, sys, tempfile
