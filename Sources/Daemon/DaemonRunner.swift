@@ -38,6 +38,8 @@ public final class DaemonRunner {
     /// For a token: the child process that looks for it, so that the loop never waits on the token.
     var presenceProbe: TokenPresenceProbe?
     var lastProgressSave = 0.0
+    /// What the start decided to send before the loop runs (the Deletes of SAs no terminal is enrolled for).
+    var startupFrames: [FrameAction] = []
     var ikeActivity = false
     var discoveryChanged = false
     let mailbox = ManagementMailbox()
@@ -101,6 +103,9 @@ public final class DaemonRunner {
         if let state {
             Self.restoreHosts(state.database, into: bridge, log: log)
             restoreApprovedTerminals(state)
+            // Restored SAs of terminals removed before the restart (their deletion cut short) go now.
+            let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+            startupFrames = bridge.frames(for: proxy.deleteSAsOfUnenrolledTerminals(now: now, wallClock: wall))
         }
         if let management = configuration.management {
             // Log lines from the server's threads: the log function only writes whole lines to stderr.
@@ -426,6 +431,12 @@ public final class DaemonRunner {
 
     public func run(shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
         var lastTick = 0.0
+        if !startupFrames.isEmpty {
+            ikeActivity = true
+            synchronizeState(now: monotonicSeconds())
+            perform(startupFrames, receivedOn: nil)
+            startupFrames = []
+        }
         let portDescriptors = [internet.descriptor] + terminals.map(\.descriptor)
         let descriptors = portDescriptors + [control.descriptor, mailbox.wakeDescriptor, revocation.wakeDescriptor]
         while !shouldStop() {

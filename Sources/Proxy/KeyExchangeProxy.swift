@@ -126,6 +126,19 @@ public final class KeyExchangeProxy {
         return setter
     }
 
+    /// IKE SAs held in the name of addresses that are no longer enrolled terminals (restored after a restart
+    /// that followed a removal whose Delete exchanges had not finished): deleted with their peers.
+    public func deleteSAsOfUnenrolledTerminals(now: Double, wallClock: Double) -> [ProxyAction] {
+        var actions: [ProxyAction] = []
+        for session in engine.sessionSummaries where session.established && registry.terminal(at: session.local.address) == nil {
+            count("ike_sa_of_unenrolled_terminal_deleted")
+            actions.append(.log("IKE SA \(session.spiInitiator)/\(session.spiResponder) with \(session.remote.address) is held for "
+                                + "\(session.local.address), which is no longer an enrolled terminal: deleting it"))
+            actions += perform(engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: now), now: now, wallClock: wallClock)
+        }
+        return actions
+    }
+
     /// An administrator removes a terminal: from now on the proxy does not act for it (no new SA, no start
     /// request, no IKE answered but the Delete exchanges below), deletes the IKE SAs held in its name with
     /// their peers, and flushes every SA out of the terminal. Nil when no terminal has that ID.

@@ -78,6 +78,20 @@ final class TerminalRemovalTests: XCTestCase {
         XCTAssertTrue(network.terminals[a]!.agent.database.outbound.isEmpty, "the terminal was flushed at once")
     }
 
+    /// After a restart that followed a removal cut short, the restored IKE SA of the terminal no longer enrolled
+    /// is deleted with its peer; the enrolled terminal's stays.
+    func testRestoredSAsOfATerminalNoLongerEnrolledAreDeleted() {
+        let network = twoTerminalsWithSAs()
+        XCTAssertTrue(network.proxy.deleteSAsOfUnenrolledTerminals(now: network.now, wallClock: network.wallClock).isEmpty, "all enrolled: nothing")
+        _ = network.proxy.registry.remove(terminalID: 11)
+        let actions = network.proxy.deleteSAsOfUnenrolledTerminals(now: network.now, wallClock: network.wallClock)
+        XCTAssertTrue(actions.contains { if case .log(let line) = $0 { line.contains("which is no longer an enrolled terminal") } else { false } })
+        perform(actions, on: network)
+        XCTAssertEqual(peerSessions(with: a, network), 0, "the peer's IKE SA with A is deleted")
+        XCTAssertEqual(peerSessions(with: b, network), 1)
+        XCTAssertEqual(network.proxy.store.count, 1)
+    }
+
     func testRemovingAnUnknownTerminalChangesNothing() {
         let network = twoTerminalsWithSAs()
         XCTAssertNil(network.proxy.removeTerminal(id: 99, now: network.now, wallClock: network.wallClock))
