@@ -38,6 +38,8 @@ public final class DaemonRunner {
     /// For a token: the child process that looks for it, so that the loop never waits on the token.
     var presenceProbe: TokenPresenceProbe?
     var lastProgressSave = 0.0
+    /// The link addresses last saved (saveStations writes only a change).
+    var savedStations: [StateDatabase.StationRow] = []
     /// What the start decided to send before the loop runs (the Deletes of SAs no terminal is enrolled for).
     var startupFrames: [FrameAction] = []
     var ikeActivity = false
@@ -102,6 +104,7 @@ public final class DaemonRunner {
         state = try Self.openState(configuration, sealer: sealer, proxy: proxy, log: log)
         if let state {
             Self.restoreHosts(state.database, into: bridge, log: log)
+            savedStations = Self.restoreStations(state.database, into: bridge, log: log)
             restoreApprovedTerminals(state)
             // Restored SAs of terminals removed before the restart (their deletion cut short) go now.
             let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
@@ -247,6 +250,47 @@ public final class DaemonRunner {
         }
     }
 
+    /// The link addresses the proxy needs after a restart: those of the peers of the IKE SAs it holds and of
+    /// the registered terminals.
+    func neededStations() -> [StateDatabase.StationRow] {
+        let addresses = Set(bridge.proxy.engine.sessionSummaries.filter(\.established).flatMap { [$0.remote.address, $0.local.address] })
+            .union(bridge.proxy.registry.entries.keys)
+        return addresses.compactMap { address in
+            bridge.stations.station(for: address).map {
+                StateDatabase.StationRow(address: address.description, mac: $0.mac.description, vlanIDs: $0.vlanIDs,
+                                         side: $0.side == .internet ? "internet" : "terminal")
+            }
+        }.sorted { $0.address < $1.address }
+    }
+
+    /// Saves the link addresses the proxy needs when they changed (an SA made or gone, a station moved).
+    func saveStations() {
+        guard let state else { return }
+        let rows = neededStations()
+        guard rows != savedStations else { return }
+        do {
+            try state.database.saveStations(rows)
+            savedStations = rows
+        } catch {
+            log("saving link addresses failed: \(error)")
+        }
+    }
+
+    static func restoreStations(_ database: StateDatabase, into bridge: EthernetBridge, log: (String) -> Void) -> [StateDatabase.StationRow] {
+        do {
+            let rows = try database.stations()
+            for row in rows {
+                guard let address = IPAddress(row.address), let mac = MACAddress(text: row.mac) else { continue }
+                bridge.restore(station: Station(mac: mac, vlanIDs: row.vlanIDs, side: row.side == "internet" ? .internet : .terminal), for: address)
+            }
+            if !rows.isEmpty { log("restored the link addresses of \(rows.count) peer(s) and terminal(s)") }
+            return rows
+        } catch {
+            log("cannot read link addresses from \(database.path): \(error)")
+            return []
+        }
+    }
+
     /// Saves the hosts discovery knows when it learnt something new.
     func saveHosts() {
         guard let state, discoveryChanged else { return }
@@ -265,6 +309,7 @@ public final class DaemonRunner {
         guard let state, ikeActivity else { return }
         ikeActivity = false
         for line in state.synchronize(engine: bridge.proxy.engine, now: now, wallClock: Date().timeIntervalSince1970) { log(line) }
+        saveStations()
     }
 
     /// Every few seconds: is the token (or key file) still there; save sequence numbers and counters.
@@ -299,6 +344,7 @@ public final class DaemonRunner {
         }
         if now - lastProgressSave >= 5 {
             lastProgressSave = now
+            saveStations()
             for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) }
         }
     }

@@ -7,7 +7,7 @@ import GRDB
 public final class StateDatabase: @unchecked Sendable {
     public let path: String
     let pool: DatabasePool
-    public static let schemaVersion = 4
+    public static let schemaVersion = 5
 
     public init(path: String) throws {
         self.path = path
@@ -61,6 +61,12 @@ public final class StateDatabase: @unchecked Sendable {
             try db.execute(sql: """
                 CREATE TABLE removed_terminals (terminal_id INTEGER PRIMARY KEY, who TEXT NOT NULL, removed_at REAL NOT NULL);
                 PRAGMA user_version = 4;
+                """)
+        }
+        migrator.registerMigration("v5: link addresses of the peers and terminals the proxy speaks to") { db in
+            try db.execute(sql: """
+                CREATE TABLE stations (address TEXT PRIMARY KEY, mac TEXT NOT NULL, vlans TEXT NOT NULL, side TEXT NOT NULL);
+                PRAGMA user_version = 5;
                 """)
         }
         return migrator
@@ -170,6 +176,38 @@ public final class StateDatabase: @unchecked Sendable {
         return try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM discovered_hosts ORDER BY mac").map { row in
                 HostRow(mac: row["mac"], ipv4: list(row["ipv4"]), ipv6: list(row["ipv6"]), learntFrom: list(row["learnt_from"]), lastSeen: row["last_seen"])
+            }
+        }
+    }
+
+    /// Where an address sits on the wire (StationTable), kept so that after a restart the proxy can send in a
+    /// terminal's name (a rekey, a liveness check, a Delete) before the peer has sent anything.
+    public struct StationRow: Sendable, Equatable {
+        public var address: String
+        public var mac: String
+        public var vlanIDs: [UInt16]
+        public var side: String
+        public init(address: String, mac: String, vlanIDs: [UInt16], side: String) {
+            self.address = address; self.mac = mac; self.vlanIDs = vlanIDs; self.side = side
+        }
+    }
+
+    /// Replaces the saved link addresses with these.
+    public func saveStations(_ stations: [StationRow]) throws {
+        try pool.write { db in
+            try db.execute(sql: "DELETE FROM stations")
+            for s in stations {
+                try db.execute(sql: "INSERT OR REPLACE INTO stations VALUES (?, ?, ?, ?)",
+                               arguments: [s.address, s.mac, s.vlanIDs.map(String.init).joined(separator: ","), s.side])
+            }
+        }
+    }
+
+    public func stations() throws -> [StationRow] {
+        try pool.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM stations ORDER BY address").map { row in
+                StationRow(address: row["address"], mac: row["mac"],
+                           vlanIDs: (row["vlans"] as String).split(separator: ",").compactMap { UInt16($0) }, side: row["side"])
             }
         }
     }

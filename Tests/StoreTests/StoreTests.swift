@@ -185,6 +185,16 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try database.removedTerminals().map(\.terminalID), [5], "adding terminal 6 again ends its removal")
     }
 
+    func testLinkAddressesAreReplacedAndReadBack() throws {
+        let database = try StateDatabase(path: directory.appendingPathComponent("state.db").path)
+        let peer = StateDatabase.StationRow(address: "192.0.2.1", mac: "02:00:00:00:00:01", vlanIDs: [100, 200], side: "internet")
+        let terminal = StateDatabase.StationRow(address: "2001:db8::2", mac: "02:00:00:00:d0:02", vlanIDs: [], side: "terminal")
+        try database.saveStations([terminal, peer])
+        XCTAssertEqual(try database.stations(), [peer, terminal])
+        try database.saveStations([terminal])
+        XCTAssertEqual(try database.stations(), [terminal], "a save replaces what was there")
+    }
+
     func testSAsSavedFromAProxyAreRestoredIntoAFreshOneWithoutSecretsInTheFile() throws {
         let network = DemoScenario.network(linkLatency: 0.0005)
         network.peerInitiates(connection: "to-\(DemoScenario.terminalA)")

@@ -14,7 +14,10 @@ The daemon keeps its state in SQLite, sealed by an AES key generated inside a So
      across the restarts.
   4. The token is removed: forwarding goes on, a new negotiation is refused with a clear log line; the
      token comes back: negotiations resume.
-  5. The database file (and its WAL) holds no key: neither the CHILD SA keys, nor the PSK, nor the
+  5. Terminal 1 is taken out of the configuration file while the daemon is down: at start, the SAs
+     restored in its name are deleted at strongSwan at once, the peer's link address restored from the
+     store (no traffic needed to learn it); put back, it negotiates again.
+  6. The database file (and its WAL) holds no key: neither the CHILD SA keys, nor the PSK, nor the
      enrollment key, in binary or hexadecimal.
 """
 import json, os, random, shutil, signal, subprocess, sys, threading, time
@@ -146,8 +149,8 @@ def run(charon, directory):
         time.sleep(1.5)
         check(daemon.process.poll() is None, "the daemon runs with its state sealed by the SoftHSM2 token")
         log = daemon.log_since_start()
-        check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 4, journal wal" in log,
-              "the state file is SQLite in WAL mode, migrated to the current schema (version 4)")
+        check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 5, journal wal" in log,
+              "the state file is SQLite in WAL mode, migrated to the current schema (version 5)")
         check("store: a new data key, wrapped by PKCS#11 token 'ikeproxy'" in log,
               "the token wraps a new data key at the first start (envelope sealing: the token works at start, not per SA change)")
 
@@ -234,6 +237,7 @@ def run(charon, directory):
         e2e.wait_for(lambda: e2e.read(os.path.join(directory, "t1.log")).count("installed outbound SA") >= 2 + 1, 10)
         ok, summary = e2e.ping(PEER, e2e.PEER6, T1["v6"], count=3)
         check(ok, f"and its ESP flows ({summary})")
+        terminal_dropped_from_the_file_while_down(charon, daemon)
     finally:
         e2e.stop(agent)
         if daemon.process and daemon.process.poll() is None:
@@ -243,6 +247,34 @@ def run(charon, directory):
         for line in e2e.read(daemon.log).splitlines()[-8:]:
             print("      " + line[:300])
     no_key_on_disk(daemon)
+
+
+def terminal_dropped_from_the_file_while_down(charon, daemon):
+    """Terminal 1 taken out of the configuration file while the daemon is down: at start the SAs restored in its
+    name are deleted with strongSwan at once, before the peer has sent anything (the peer's link address comes
+    back from the store); put back, terminal 1 gets a new SA."""
+    daemon.kill()
+    with open(daemon.config) as f:
+        config = json.load(f)
+    listed = config["terminals"]
+    config["terminals"] = [t for t in listed if t["terminal_id"] != 1]
+    with open(daemon.config, "w") as f:
+        json.dump(config, f, indent=1)
+    daemon.start()
+    gone = e2e.wait_for(lambda: "no longer an enrolled terminal: deleting it" in daemon.log_since_start(), 15) \
+        and e2e.wait_for(lambda: not {"t1v4", "t1v6"} & set(e2e.peer_sas(charon)), 10)
+    log = daemon.log_since_start()
+    check(gone and "restored the link addresses of" in log and f"cannot send {T1['v4']} -> {e2e.PEER4}" not in log,
+          "restarted without terminal 1 in its file, the daemon deletes the IKE SAs it restored in its name at strongSwan at once, "
+          "the peer's link address restored from the store")
+    daemon.kill()
+    config["terminals"] = listed
+    with open(daemon.config, "w") as f:
+        json.dump(config, f, indent=1)
+    daemon.start()
+    e2e.wait_for(lambda: "bridging" in daemon.log_since_start(), 10)
+    e2e.initiate(charon, "t1v4")
+    check(e2e.wait_child(charon, "t1v4")[1] is not None, "back in the file, terminal 1 gets a new SA from strongSwan")
 
 
 def no_key_on_disk(daemon):

@@ -170,6 +170,11 @@ public final class EthernetBridge {
         }
     }
 
+    /// A link address saved before a restart: used until the wire teaches a fresher one.
+    public func restore(station: Station, for address: IPAddress) {
+        if stations.station(for: address) == nil { stations.learn(address, at: station) }
+    }
+
     /// Enrols a host by MAC (a terminal new in the configuration file): registered at once if discovery
     /// knows it, else when it shows itself.
     public func enroll(mac: MACAddress, enrollment: MACEnrollment) {
