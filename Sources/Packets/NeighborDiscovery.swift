@@ -49,3 +49,21 @@ public struct NeighborSolicitation: Equatable, Sendable {
         return packet
     }
 }
+
+extension NeighborSolicitation {
+    /// A solicitation asking for `target`'s link address (RFC 4861 section 7.2.2), sent from `source` (an address
+    /// of the asker) to the target's solicited-node multicast group, with the asker's link address as an option
+    /// so the answer comes straight back. Returns the IPv6 packet and the Ethernet group to send it to.
+    public static func request(target: [UInt8], source: [UInt8], sourceLinkAddress: MACAddress) -> (packet: [UInt8], destination: MACAddress) {
+        let group: [UInt8] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff] + target[13..<16]
+        var icmp: [UInt8] = [type, 0, 0, 0, 0, 0, 0, 0]
+        icmp += target
+        icmp += [1, 1] + sourceLinkAddress.octets  // source link-layer address option
+        var packet: [UInt8] = []
+        IPHeaderBuilder.appendIPv6(to: &packet, source: source, destination: group, nextHeader: IPProtocolNumber.icmpv6,
+                                   payloadLength: icmp.count, hopLimit: 255)
+        packet += icmp
+        if let view = try? IPPacketView(packet) { TransportChecksum.fill(packet: &packet, view: view) }
+        return (packet, MACAddress([0x33, 0x33] + Array(group[12..<16])))
+    }
+}

@@ -182,4 +182,81 @@ final class EthernetBridgeTests: XCTestCase {
             XCTAssertEqual(view.ports(in: packet)?.destination, 9500)
         }
     }
+
+    /// Frames of one kind among the bridge's actions.
+    func sent(_ actions: [FrameAction], on side: LinkSide) -> [[UInt8]] {
+        actions.compactMap { if case .send(let s, let frame) = $0, s == side { frame } else { nil } }
+    }
+
+    /// Key delivery to a terminal whose MAC the proxy has not seen: it asks with ARP from the key-delivery
+    /// address, learns from the answer (which goes no further), and the retransmission reaches the terminal.
+    func testAnUnknownTerminalIsAskedForByARPAndTheAnswerTeachesTheBridge() throws {
+        let bridge = makeBridge()
+        let actions = bridge.frames(for: bridge.proxy.removeTerminal(id: 11, now: 0, wallClock: 0)!)
+        XCTAssertTrue(actions.contains { if case .drop("no_link_address") = $0 { true } else { false } })
+        let requests = sent(actions, on: .terminal)
+        XCTAssertEqual(requests.count, 1, "one ARP request, no key-delivery frame yet")
+        let ethernet = try EthernetFrameView(requests[0])
+        XCTAssertEqual(ethernet.destination, .broadcast)
+        XCTAssertEqual(ethernet.etherType, EtherType.arp)
+        let arp = try ARPPacket(requests[0][ethernet.payloadOffset...])
+        XCTAssertEqual(arp.operation, .request)
+        XCTAssertEqual(arp.senderIP, [169, 254, 0, 1])
+        XCTAssertEqual(arp.senderMAC, portMAC)
+        XCTAssertEqual(arp.targetIP, DemoScenario.terminalA.bytes)
+        // Asked once per round, however many sends fail meanwhile.
+        XCTAssertTrue(sent(bridge.tick(now: 0.6, wallClock: 0.6), on: .terminal).isEmpty)
+        let reply = ARPPacket(operation: .reply, senderMAC: terminalMAC, senderIP: DemoScenario.terminalA.bytes, targetMAC: portMAC, targetIP: [169, 254, 0, 1])
+        let answer = bridge.receive(from: .terminal, frame: EthernetFrameView.build(destination: portMAC, source: terminalMAC, etherType: EtherType.arp,
+                                                                                  payload: reply.encode()), now: 1, wallClock: 1)
+        XCTAssertEqual(answer.last, .drop("addressed_to_proxy_port"), "the answer to the proxy is not forwarded to the Internet")
+        XCTAssertFalse(answer.contains { if case .forward = $0 { true } else { false } })
+        let retransmitted = sent(bridge.tick(now: 2.5, wallClock: 2.5), on: .terminal)
+        XCTAssertEqual(retransmitted.count, 1, "the FLUSH goes out on its retransmission")
+        XCTAssertEqual(try EthernetFrameView(retransmitted[0]).destination, terminalMAC)
+    }
+
+    /// An IPv6 terminal is asked for with a neighbour solicitation from fe80::1 to its solicited-node group.
+    func testAnUnknownIPv6TerminalIsAskedForByNeighbourSolicitation() throws {
+        let address = IPAddress("2001:db8::11")!
+        let bridge = makeBridge(terminals: [TerminalEntry(address: address, terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 7, count: 32)))])
+        let requests = sent(bridge.frames(for: bridge.proxy.removeTerminal(id: 21, now: 0, wallClock: 0)!), on: .terminal)
+        XCTAssertEqual(requests.count, 1)
+        let ethernet = try EthernetFrameView(requests[0])
+        XCTAssertEqual(ethernet.destination, MACAddress([0x33, 0x33, 0xff, 0, 0, 0x11]))
+        let packet = Array(requests[0][ethernet.payloadOffset...])
+        let solicitation = try XCTUnwrap(NeighborSolicitation(ipv6: packet))
+        XCTAssertEqual(solicitation.target, address.bytes)
+        XCTAssertEqual(solicitation.source, IPAddress("fe80::1")!.bytes)
+        XCTAssertEqual(solicitation.sourceLinkAddress, portMAC)
+        XCTAssertTrue(TransportChecksum.isValid(packet: packet, view: try IPPacketView(packet)), "ICMPv6 checksum")
+        XCTAssertEqual(Array(packet[24..<40]), [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0, 0, 0x11])
+    }
+
+    /// IKE to a peer whose MAC nothing taught the bridge: the peer is asked with ARP in the terminal's name
+    /// (its address, MAC and VLAN tags), and its answer teaches the bridge.
+    func testAnUnknownPeerIsAskedForInTheTerminalsName() throws {
+        let bridge = makeBridge()
+        // A start request whose frame's destination MAC says nothing about the peer (broadcast).
+        let ping = HostStack.echoRequest(from: DemoScenario.terminalA, to: DemoScenario.peer, sequence: 1)
+        let actions = bridge.receive(from: .terminal, frame: EthernetFrameView.build(destination: .broadcast, source: terminalMAC, vlanIDs: [5],
+                                                                                   etherType: EtherType.ipv4, payload: ping), now: 0, wallClock: 0)
+        let requests = sent(actions, on: .internet)
+        XCTAssertEqual(requests.count, 1, "no IKE frame yet, one ARP request")
+        let ethernet = try EthernetFrameView(requests[0])
+        XCTAssertEqual(ethernet.source, terminalMAC)
+        XCTAssertEqual(ethernet.vlanIDs, [5])
+        let arp = try ARPPacket(requests[0][ethernet.payloadOffset...])
+        XCTAssertEqual(arp.senderIP, DemoScenario.terminalA.bytes)
+        XCTAssertEqual(arp.senderMAC, terminalMAC)
+        XCTAssertEqual(arp.targetIP, DemoScenario.peer.bytes)
+        let reply = ARPPacket(operation: .reply, senderMAC: peerMAC, senderIP: DemoScenario.peer.bytes, targetMAC: terminalMAC, targetIP: DemoScenario.terminalA.bytes)
+        let answer = bridge.receive(from: .internet, frame: EthernetFrameView.build(destination: terminalMAC, source: peerMAC, vlanIDs: [5],
+                                                                                  etherType: EtherType.arp, payload: reply.encode()), now: 0.2, wallClock: 0.2)
+        XCTAssertEqual(answer, [.forward(.terminal)], "the answer reaches the terminal, whose name it was asked in")
+        XCTAssertEqual(bridge.stations.station(for: DemoScenario.peer)?.mac, peerMAC)
+        let ike = sent(bridge.tick(now: 1.5, wallClock: 1.5), on: .internet)
+        XCTAssertEqual(ike.count, 1, "the IKE_SA_INIT goes out on its retransmission")
+        XCTAssertEqual(try EthernetFrameView(ike[0]).destination, peerMAC)
+    }
 }

@@ -42,6 +42,11 @@ public final class EthernetBridge {
     /// Addresses whose link address the proxy needed and did not have (after a restart, say): the next
     /// frames that carry them teach it, and the retransmission goes out.
     private var wanted: Set<IPAddress> = []
+    /// Addresses asked for (ARP request, neighbour solicitation) since the last round: each asked at most once
+    /// every `solicitationInterval` seconds while it stays unknown.
+    private var solicited: Set<IPAddress> = []
+    private var solicitedRoundAt = 0.0
+    static let solicitationInterval = 2.0
 
     public init(proxy: KeyExchangeProxy, terminalPortMAC: MACAddress, discoveryPrefixes: [AddressPrefix],
                 enrollments: [MACAddress: MACEnrollment] = [:]) {
@@ -101,6 +106,11 @@ public final class EthernetBridge {
                     return actions + [.send(.terminal, EthernetFrameView.build(destination: arp.senderMAC, source: terminalPortMAC,
                                                                                vlanIDs: ethernet.vlanIDs, etherType: EtherType.arp,
                                                                                payload: reply.encode()))]
+                }
+                if ethernet.destination == terminalPortMAC {
+                    // The answer to the proxy's own ARP request (learnt above): it goes no further.
+                    count("arp_answer_to_proxy")
+                    return actions + [.drop("addressed_to_proxy_port")]
                 }
             } else if arp.targetIP == proxy.settings.keyDeliverySourceIPv4.bytes && arp.operation == .request {
                 count("drop_arp_for_key_delivery_address_from_internet")
@@ -207,7 +217,11 @@ public final class EthernetBridge {
 
     /// Timers of the proxy, turned into frames.
     public func tick(now: Double, wallClock: Double) -> [FrameAction] {
-        proxy.tick(now: now, wallClock: wallClock).flatMap(frame(for:))
+        if now - solicitedRoundAt >= Self.solicitationInterval {
+            solicitedRoundAt = now
+            solicited.removeAll()
+        }
+        return proxy.tick(now: now, wallClock: wallClock).flatMap(frame(for:))
     }
 
     /// The OCSP answer for a `.checkRevocation` action.
@@ -247,6 +261,37 @@ public final class EthernetBridge {
         }
     }
 
+    /// Asks for an address's link address, as a host would before sending to it: on the terminal side from the
+    /// key-delivery address and the terminal port's MAC, on the Internet side in the name of the terminal the
+    /// proxy speaks for (its address, MAC and VLAN tags, as its IKE frames carry). The answer comes back through
+    /// the bridge, which learns from it. A peer beyond a router does not answer: its router's MAC is learnt from
+    /// traffic, and kept across restarts.
+    private func solicit(_ address: IPAddress, on side: LinkSide, from sender: IPAddress? = nil, at station: Station? = nil) -> [FrameAction] {
+        guard solicited.insert(address).inserted else { return [] }
+        let senderIP: IPAddress, senderMAC: MACAddress, vlanIDs: [UInt16]
+        switch side {
+        case .terminal:
+            senderIP = address.isIPv6 ? proxy.settings.keyDeliverySourceIPv6 : proxy.settings.keyDeliverySourceIPv4
+            senderMAC = terminalPortMAC
+            vlanIDs = []
+        case .internet:
+            guard let sender, let station, sender.isIPv6 == address.isIPv6 else { return [] }
+            (senderIP, senderMAC, vlanIDs) = (sender, station.mac, station.vlanIDs)
+        }
+        count("link_address_solicited")
+        let frame: [UInt8]
+        if address.isIPv6 {
+            let (packet, group) = NeighborSolicitation.request(target: address.bytes, source: senderIP.bytes, sourceLinkAddress: senderMAC)
+            frame = EthernetFrameView.build(destination: group, source: senderMAC, vlanIDs: vlanIDs, etherType: EtherType.ipv6, payload: packet)
+        } else {
+            let request = ARPPacket(operation: .request, senderMAC: senderMAC, senderIP: senderIP.bytes,
+                                    targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: address.bytes)
+            frame = EthernetFrameView.build(destination: .broadcast, source: senderMAC, vlanIDs: vlanIDs, etherType: EtherType.arp, payload: request.encode())
+        }
+        return [.send(side, frame), .log("asking for the link address of \(address) on the \(side == .internet ? "Internet" : "terminal") side "
+                                          + "(\(address.isIPv6 ? "neighbour solicitation" : "ARP request") from \(senderIP))")]
+    }
+
     /// Frames for the proxy's decisions. Packets it builds go out with link addresses learnt from the wire:
     /// IKE from the terminal's MAC to the peer's next hop, key delivery from the terminal port's MAC.
     private func frame(for action: ProxyAction) -> [FrameAction] {
@@ -265,8 +310,11 @@ public final class EthernetBridge {
                 guard let terminal = stations.station(for: source), let nextHop = stations.station(for: destination) else {
                     for address in [source, destination] where stations.station(for: address) == nil { wanted.insert(address) }
                     count("drop_no_link_address")
+                    // Ask for it (the terminal's first: the peer is asked in its name), so the retransmission finds it.
+                    let ask = stations.station(for: source).map { solicit(destination, on: .internet, from: source, at: $0) }
+                        ?? solicit(source, on: .terminal)
                     return [.drop("no_link_address"), .log("cannot send \(source) -> \(destination): link address of "
-                                                          + (stations.station(for: source) == nil ? "\(source)" : "\(destination)") + " not learnt yet")]
+                                                          + (stations.station(for: source) == nil ? "\(source)" : "\(destination)") + " not learnt yet")] + ask
                 }
                 return [.send(.internet, EthernetFrameView.build(destination: nextHop.mac, source: terminal.mac, vlanIDs: terminal.vlanIDs,
                                                                  etherType: etherType, payload: packet))]
@@ -275,6 +323,7 @@ public final class EthernetBridge {
                     wanted.insert(destination)
                     count("drop_no_link_address")
                     return [.drop("no_link_address"), .log("cannot send to terminal \(destination): its link address is not learnt yet")]
+                        + solicit(destination, on: .terminal)
                 }
                 return [.send(.terminal, EthernetFrameView.build(destination: terminal.mac, source: terminalPortMAC, vlanIDs: terminal.vlanIDs,
                                                                  etherType: etherType, payload: packet))]
