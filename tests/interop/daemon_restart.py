@@ -16,7 +16,8 @@ The daemon keeps its state in SQLite, sealed by an AES key generated inside a So
      token comes back: negotiations resume.
   5. Terminal 1 is taken out of the configuration file while the daemon is down: at start, the SAs
      restored in its name are deleted at strongSwan at once, the peer's link address restored from the
-     store (no traffic needed to learn it); put back, it negotiates again.
+     store, or with none stored asked for by ARP in the terminal's name (no traffic needed to learn it);
+     put back, it negotiates again.
   6. The database file (and its WAL) holds no key: neither the CHILD SA keys, nor the PSK, nor the
      enrollment key, in binary or hexadecimal.
 """
@@ -251,30 +252,43 @@ def run(charon, directory):
 
 def terminal_dropped_from_the_file_while_down(charon, daemon):
     """Terminal 1 taken out of the configuration file while the daemon is down: at start the SAs restored in its
-    name are deleted with strongSwan at once, before the peer has sent anything (the peer's link address comes
-    back from the store); put back, terminal 1 gets a new SA."""
-    daemon.kill()
+    name are deleted with strongSwan at once, before the peer has sent anything: the peer's link address comes
+    back from the store, or, with none stored, the proxy asks for it (ARP in the terminal's name). Put back,
+    terminal 1 gets a new SA each time."""
+    import sqlite3
     with open(daemon.config) as f:
         config = json.load(f)
     listed = config["terminals"]
-    config["terminals"] = [t for t in listed if t["terminal_id"] != 1]
-    with open(daemon.config, "w") as f:
-        json.dump(config, f, indent=1)
-    daemon.start()
-    gone = e2e.wait_for(lambda: "no longer an enrolled terminal: deleting it" in daemon.log_since_start(), 15) \
-        and e2e.wait_for(lambda: not {"t1v4", "t1v6"} & set(e2e.peer_sas(charon)), 10)
-    log = daemon.log_since_start()
-    check(gone and "restored the link addresses of" in log and f"cannot send {T1['v4']} -> {e2e.PEER4}" not in log,
-          "restarted without terminal 1 in its file, the daemon deletes the IKE SAs it restored in its name at strongSwan at once, "
-          "the peer's link address restored from the store")
-    daemon.kill()
-    config["terminals"] = listed
-    with open(daemon.config, "w") as f:
-        json.dump(config, f, indent=1)
-    daemon.start()
-    e2e.wait_for(lambda: "bridging" in daemon.log_since_start(), 10)
-    e2e.initiate(charon, "t1v4")
-    check(e2e.wait_child(charon, "t1v4")[1] is not None, "back in the file, terminal 1 gets a new SA from strongSwan")
+
+    def restart_with(terminals):
+        daemon.kill()
+        config["terminals"] = terminals
+        with open(daemon.config, "w") as f:
+            json.dump(config, f, indent=1)
+        daemon.start()
+
+    for stored in (True, False):
+        if not stored:
+            db = sqlite3.connect(daemon.database)
+            db.execute("DELETE FROM stations")
+            db.commit()
+            db.close()
+        restart_with([t for t in listed if t["terminal_id"] != 1])
+        gone = e2e.wait_for(lambda: "no longer an enrolled terminal: deleting it" in daemon.log_since_start(), 15) \
+            and e2e.wait_for(lambda: not {"t1v4", "t1v6"} & set(e2e.peer_sas(charon)), 15)
+        log = daemon.log_since_start()
+        asked = f"asking for the link address of {e2e.PEER4} on the Internet side (ARP request from {T1['v4']})" in log
+        if stored:
+            check(gone and "restored the link addresses of" in log and not asked,
+                  "restarted without terminal 1 in its file, the daemon deletes the IKE SAs it restored in its name at strongSwan at once, "
+                  "the peer's link address restored from the store")
+        else:
+            check(gone and asked, "the same with no link address stored: the daemon asks for the peer's by ARP in terminal 1's name, "
+                  "and the Delete goes out")
+        restart_with(listed)
+        e2e.wait_for(lambda: "bridging" in daemon.log_since_start(), 10)
+        e2e.initiate(charon, "t1v4")
+        check(e2e.wait_child(charon, "t1v4")[1] is not None, "back in the file, terminal 1 gets a new SA from strongSwan")
 
 
 def no_key_on_disk(daemon):
