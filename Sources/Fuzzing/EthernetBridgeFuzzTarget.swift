@@ -7,8 +7,9 @@ import ProxyDemo
 /// profile): discovery, ARP and neighbour answers, policy judgment, IKE in a terminal's name. Whatever
 /// arrives, every frame the bridge builds parses with valid IP and transport checksums; no plaintext ICMP
 /// of the protected terminal-to-peer flow and no key-delivery datagram is let through to the Internet side,
-/// nor key delivery from the Internet to the terminals, nor the discarded telnet flow; and nothing is ever
-/// sent in the name of the unregistered terminal.
+/// nor key delivery from the Internet to the terminals, nor the discarded telnet flow; nothing is ever
+/// sent in the name of the unregistered terminal (IP or ARP), nor from the terminal port's own MAC to the
+/// Internet side.
 public final class EthernetBridgeFuzzTarget: FuzzTarget {
     public static let name = "ethernet-bridge"
     public init() {}
@@ -62,6 +63,11 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
         actions.compactMap { action in
             guard case .send(let side, let frame) = action else { return nil }
             guard let ethernet = try? EthernetFrameView(frame) else { return "built an unparsable frame for the \(side) side" }
+            // The proxy has no address of its own on the Internet side, and no MAC there either: it speaks in terminals' names.
+            if side == .internet && ethernet.source == portMAC { return "sent a frame from the terminal port's own MAC to the Internet side" }
+            if ethernet.etherType == EtherType.arp {
+                return (try? ARPPacket(frame[ethernet.payloadOffset...])) == nil ? "built an unparsable ARP packet for the \(side) side" : nil
+            }
             guard ethernet.etherType == EtherType.ipv4 || ethernet.etherType == EtherType.ipv6 else { return nil }
             let packet = Array(frame[ethernet.payloadOffset...])
             guard let view = try? IPPacketView(packet) else { return "built an unparsable IP packet for the \(side) side" }
@@ -93,7 +99,12 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
     /// Frames the bridge built in the unregistered terminal's name.
     static func speaksForStranger(_ actions: [FrameAction]) -> Bool {
         actions.contains { action in
-            guard case .send(.internet, let frame) = action, let (packet, view) = ipPacket(in: frame) else { return false }
+            guard case .send(.internet, let frame) = action else { return false }
+            if let ethernet = try? EthernetFrameView(frame), ethernet.etherType == EtherType.arp,
+               let arp = try? ARPPacket(frame[ethernet.payloadOffset...]) {
+                return arp.senderIP == DemoScenario.stranger.bytes
+            }
+            guard let (packet, view) = ipPacket(in: frame) else { return false }
             return IPAddress(bytes: view.source(in: packet)) == DemoScenario.stranger
         }
     }
