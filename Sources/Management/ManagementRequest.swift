@@ -5,6 +5,7 @@ public struct ManagementRequest: Sendable {
     public enum Route: String, Sendable, CaseIterable {
         case status, metrics
         case listPolicies, addPolicy, deletePolicy, replacePolicy, revertPolicy
+        case listProfiles
         case listTerminals, approveTerminal, addTerminal, removeTerminal
         case listSAs, showSA, deleteSA, flushSAs
         case reloadCredentials

@@ -57,7 +57,7 @@ public final class ManagementServer: @unchecked Sendable {
     static let routes: [(HTTPRequest.Method, String, ManagementRequest.Route)] = [
         (.get, "/v1/status", .status), (.get, "/metrics", .metrics),
         (.get, "/v1/policies", .listPolicies), (.post, "/v1/policies", .addPolicy), (.delete, "/v1/policies/:parameter", .deletePolicy),
-        (.put, "/v1/policies", .replacePolicy), (.delete, "/v1/policies", .revertPolicy),
+        (.put, "/v1/policies", .replacePolicy), (.delete, "/v1/policies", .revertPolicy), (.get, "/v1/profiles", .listProfiles),
         (.get, "/v1/terminals", .listTerminals), (.post, "/v1/terminals/:parameter/approve", .approveTerminal),
         (.post, "/v1/terminals", .addTerminal), (.delete, "/v1/terminals/:parameter", .removeTerminal),
         (.get, "/v1/sas", .listSAs), (.post, "/v1/sas/flush", .flushSAs), (.get, "/v1/sas/:parameter", .showSA),

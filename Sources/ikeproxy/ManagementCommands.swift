@@ -222,6 +222,20 @@ struct ReloadCommand: ParsableCommand {
     }
 }
 
+struct ProfilesCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "profiles",
+                                                    abstract: "The protection profiles a running daemon has, and the rules that name them.")
+    @OptionGroup var options: APIOptions
+    func run() throws {
+        let answer = try options.call("GET", "/v1/profiles")
+        guard !options.json, let object = answer as? [String: Any], let profiles = object["profiles"] as? [[String: Any]] else { return }
+        printTable(["NAME", "IKE", "ESP", "MODE", "PEER AUTHENTICATION", "REKEY", "RULES"], profiles.map { p in
+            [text(p["name"]), text(p["ike_proposals"]), text(p["esp_proposals"]), text(p["mode"]), text(p["peer_authentication"]),
+             p["rekey_time"] is NSNull ? "-" : "\(text(p["rekey_time"]))s", (p["rules"] as? [Any]).map { $0.isEmpty ? "none" : text($0) } ?? "-"]
+        })
+    }
+}
+
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Uptime, SAs and counters of a running daemon.")
     @OptionGroup var options: APIOptions

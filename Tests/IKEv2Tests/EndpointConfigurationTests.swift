@@ -10,6 +10,19 @@ import IKEEndpoint
 final class EndpointConfigurationTests: XCTestCase {
     let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
+    /// A proposal printed back reads as the same proposal (the management API lists profiles this way).
+    func testProposalsPrintInStrongSwansNotation() throws {
+        for (text, forIKE) in [("aes256gcm16-prfsha256-x25519", true), ("aes128gcm16-prfsha384-ecp256", true),
+                               ("chacha20poly1305-prfsha512-ecp384", true), ("aes256gcm16", false), ("aes128-sha256-esn", false),
+                               ("aes256gcm16-x25519", false), ("aes128gcm16-aes256gcm16-prfsha256-prfsha384-ecp256-x25519", true)] {
+            let spec = try ProposalSpec(text, forIKE: forIKE)
+            XCTAssertEqual(spec.text, text)
+            XCTAssertEqual(try ProposalSpec(spec.text, forIKE: forIKE), spec)
+        }
+        // The PRF strongSwan takes from the integrity algorithm is printed, so nothing is left implied.
+        XCTAssertEqual(try ProposalSpec("aes256-sha256-modp2048", forIKE: true).text, "aes256-sha256-prfsha256-modp2048")
+    }
+
     func testDocumentedExamplesLoad() throws {
         let initiator = try EndpointConfigurationFile.load(path: root.appendingPathComponent("docs/examples/endpoint-initiator.json").path)
         XCTAssertEqual(initiator.connections.first?.children.first?.rekeyTime, 3600)

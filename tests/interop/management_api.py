@@ -37,7 +37,7 @@ ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), (
           ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
           ("GET", "/v1/sas"), ("POST", "/v1/sas/flush"), ("GET", "/v1/sas/00000000"), ("DELETE", "/v1/sas/00000000"),
           ("POST", "/v1/credentials/reload"), ("POST", "/v1/terminals"), ("DELETE", "/v1/terminals/999"), ("PUT", "/v1/policies"),
-          ("DELETE", "/v1/policies")]
+          ("DELETE", "/v1/policies"), ("GET", "/v1/profiles")]
 CHANGES = {"POST", "DELETE", "PUT"}
 
 
@@ -480,6 +480,11 @@ def profiles_reloaded(charon, admin_token, directory, config_path, config):
     ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
     check(code == 201 and ok and children() == {"peer2-child"},
           f"a rule naming it is then accepted, and terminal 1's traffic goes through an SA of that profile ({sorted(children())}; {summary})")
+    table = cli("profiles")
+    listed = {p["name"]: p for p in json.loads(cli("profiles", "--json").stdout)["profiles"]}
+    check(table.returncode == 0 and "aes256gcm16-prfsha256-x25519" in table.stdout and listed.get("peer2", {}).get("rules") == [0]
+          and listed["peer2"]["esp_proposals"] == ["aes256gcm16"] and original["psk"] not in table.stdout + json.dumps(listed),
+          f"`ikeproxy profiles` lists both profiles, peer2 named by rule 0, and no pre-shared key ({sorted(listed)})")
     code, _ = curl("DELETE", "/v1/policies/0", admin_token)
     config["profiles"] = [original]
     write()

@@ -87,6 +87,13 @@ public struct ProposalSpec: Equatable, Sendable {
         }
     }
 
+    /// The proposal in strongSwan's notation again (what `init(_:forIKE:)` reads), for tables and logs.
+    public var text: String {
+        var tokens = encryption.map(Self.name(of:)) + integrity.map(Self.name(of:)) + prf.map(Self.name(of:)) + groups.map(Self.name(of:))
+        if extendedSequenceNumbers != [false] { tokens += extendedSequenceNumbers.map { $0 ? "esn" : "noesn" } }
+        return tokens.joined(separator: "-")
+    }
+
     /// Parses a proposal. For IKE (`forIKE`), a missing PRF is taken from the integrity algorithm as
     /// strongSwan does; for ESP a missing ESN choice means "no ESN".
     public init(_ text: String, forIKE: Bool) throws(ProposalSpecError) {
