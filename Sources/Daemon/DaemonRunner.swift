@@ -700,10 +700,26 @@ public final class DaemonRunner {
     }
 
     func saRows() -> [[String: Any]] {
-        bridge.proxy.store.children.values.sorted { $0.createdAt < $1.createdAt }.map { sa in
-            ["terminal": sa.terminal.description, "peer": sa.peer.description, "connection": sa.connection, "child": sa.childName,
-             "spi_in": sa.inbound.spi.description, "spi_out": sa.outbound.spi.description,
-             "age_seconds": Int(monotonicSeconds() - sa.createdAt)] as [String: Any]
+        let store = bridge.proxy.store, now = monotonicSeconds()
+        return store.children.values.sorted { $0.createdAt < $1.createdAt }.map { sa in
+            var row: [String: Any] = [
+                "terminal": sa.terminal.description, "peer": sa.peer.description, "connection": sa.connection, "child": sa.childName,
+                "spi_in": sa.inbound.spi.description, "spi_out": sa.outbound.spi.description,
+                "age_seconds": Int(now - sa.createdAt), "cipher_suite": sa.outbound.suite.name, "mode": sa.outbound.mode.rawValue,
+                "udp_encapsulation": sa.outbound.encapsulation != nil,
+                "local_selectors": sa.outbound.sourceSelectors.map(\.description),
+                "remote_selectors": sa.outbound.destinationSelectors.map(\.description),
+            ]
+            row["expires_in_seconds"] = sa.hardLifetime.map { max(0, Int($0 - (now - sa.createdAt))) } ?? NSNull()
+            // As the terminal last reported them (key-delivery STATUS): it alone sees both directions.
+            for (direction, spi) in [("in", sa.inbound.spi), ("out", sa.outbound.spi)] {
+                let usage = store.usage[spi]
+                row["packets_\(direction)"] = usage.map { NSNumber(value: $0.packets) } ?? NSNull()
+                row["octets_\(direction)"] = usage.map { NSNumber(value: $0.octets) } ?? NSNull()
+            }
+            let reported = [store.usage[sa.inbound.spi]?.reportedAt, store.usage[sa.outbound.spi]?.reportedAt].compactMap { $0 }.max()
+            row["usage_reported_seconds_ago"] = reported.map { Int(now - $0) } ?? NSNull()
+            return row
         }
     }
 

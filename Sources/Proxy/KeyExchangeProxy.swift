@@ -575,8 +575,14 @@ public final class KeyExchangeProxy {
                                         : engine.rekeyChild(connection: stored.connection, spi: stored.inbound.spi, now: now),
                                    now: now, wallClock: wallClock)
             case .status(let entries):
+                // Kept per SA for the operators (`ikeproxy sas`): only the terminal sees both directions.
+                let unknown = entries.filter { entry in
+                    !store.recordUsage(spi: entry.spi, packets: entry.packets, octets: entry.bytes,
+                                       terminal: { self.registry.terminal(at: $0)?.terminalID == terminal.terminalID }, now: now)
+                }.count
+                if unknown > 0 { count("status_of_unknown_sa") }
                 actions.append(.log("terminal \(terminal.terminalID) status: \(entries.count) SAs, "
-                                    + "\(entries.reduce(0) { $0 + $1.packets }) packets"))
+                                    + "\(entries.reduce(0) { $0 + $1.packets }) packets" + (unknown > 0 ? ", \(unknown) of SAs the proxy does not hold" : "")))
             case .addSA, .deleteSA, .flush, .acknowledge:
                 count("key_delivery_unexpected")
             }

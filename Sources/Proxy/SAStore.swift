@@ -36,6 +36,7 @@ public final class SAStore {
     private func insert(_ sa: StoredChildSA) {
         children[sa.outbound.spi] = sa
         byPair[TerminalPeer(terminal: sa.terminal, peer: sa.peer), default: []].insert(sa.outbound.spi)
+        outboundByInbound[sa.inbound.spi] = sa.outbound.spi
     }
 
     private func remove(_ spi: ChildSPI) {
@@ -44,6 +45,33 @@ public final class SAStore {
         byPair[pair]?.remove(spi)
         if byPair[pair]?.isEmpty == true { byPair[pair] = nil }
         highestOutboundSequence[spi] = nil
+        outboundByInbound[sa.inbound.spi] = nil
+        usage[sa.inbound.spi] = nil
+        usage[sa.outbound.spi] = nil
+    }
+
+    /// The outbound SPI of each stored SA, by its inbound SPI.
+    private var outboundByInbound: [ChildSPI: ChildSPI] = [:]
+
+    /// What a terminal last reported (key-delivery STATUS) about one direction of an SA it holds: the packets
+    /// and octets it protected (outbound) or accepted (inbound), and when. The proxy itself sees only one side.
+    public struct Usage: Equatable, Sendable {
+        public var packets: UInt64
+        public var octets: UInt64
+        public var reportedAt: Double
+    }
+    /// By SPI (inbound or outbound), for stored SAs only.
+    public private(set) var usage: [ChildSPI: Usage] = [:]
+
+    /// The stored SA with this SPI in either direction.
+    public func child(spi: ChildSPI) -> StoredChildSA? { children[spi] ?? outboundByInbound[spi].flatMap { children[$0] } }
+
+    /// Takes a terminal's report about one of its SAs; false when the SPI is none of this terminal's stored SAs.
+    @discardableResult
+    public func recordUsage(spi: ChildSPI, packets: UInt64, octets: UInt64, terminal: (IPAddress) -> Bool, now: Double) -> Bool {
+        guard let sa = child(spi: spi), terminal(sa.terminal) else { return false }
+        usage[spi] = Usage(packets: packets, octets: octets, reportedAt: now)
+        return true
     }
     /// Outbound SPIs a rekey replaced, until their CHILD SA is deleted.
     private var superseded: Set<ChildSPI> = []

@@ -172,9 +172,17 @@ struct SAsCommand: ParsableCommand {
         func run() throws {
             let answer = try options.call("GET", "/v1/sas")
             guard !options.json, let rows = (answer as? [String: Any])?["sas"] as? [[String: Any]] else { return }
-            printTable(["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "CONNECTION", "CHILD"], rows.map { r in
-                [text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s", text(r["connection"]),
-                 text(r["child"])]
+            // Traffic as the terminal last reported it: octets (packets); "-" before its first report.
+            func usage(_ r: [String: Any], _ direction: String) -> String {
+                guard let octets = (r["octets_\(direction)"] as? NSNumber)?.doubleValue else { return "-" }
+                let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+                var value = octets, unit = 0
+                while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+                return (unit == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", value, units[unit])) + " (\(text(r["packets_\(direction)"])))"
+            }
+            printTable(["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "CIPHER", "IN", "OUT", "CHILD"], rows.map { r in
+                [text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s", text(r["cipher_suite"]),
+                 usage(r, "in"), usage(r, "out"), text(r["child"])]
             })
             if rows.isEmpty { print("(no SA)") }
         }

@@ -10,8 +10,8 @@ on changes (403); an administrator with a client certificate from the configured
 is pinned gets in without a token, and changes are audited under that name; a certificate from the same
 CA that is not pinned gets 401, one from another CA fails the TLS handshake; malformed bodies get 400 with a message and change nothing; the OpenAPI document
 validates and names exactly the routes the server has; a policy added over the API takes effect, is
-audited with the administrator's name and outlives a restart; the CLI shows SAs, policies, terminals
-and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
+audited with the administrator's name and outlives a restart; the CLI shows SAs (with their traffic as
+the terminal reports it, equal to strongSwan's counters), policies, terminals and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
 approved; a terminal removed over the API loses its SAs at strongSwan and in its agent, gets no new
 one (also after a restart), and added back by its addresses gets one again; a reload takes the file's
 terminal list (a terminal taken out is removed, put back is enrolled) and its profiles (a new one the policy
@@ -176,7 +176,8 @@ def run(charon, directory, key):
     daemon, log = start_daemon(directory, config_path)
     terminal_config = os.path.join(directory, "t1.json")
     with open(terminal_config, "w") as f:
-        json.dump(e2e.terminal_configuration(T1), f)
+        # STATUS every 2 s: the proxy shows each SA's traffic as the terminal reports it.
+        json.dump(dict(e2e.terminal_configuration(T1), status_interval=2), f)
     agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
     try:
         check(daemon.poll() is None and "management API on https://10.99.0.1:8443" in e2e.read(log), "the daemon serves its API on the management address")
@@ -203,6 +204,23 @@ def run(charon, directory, key):
         as_json = cli("sas", "--json")
         rows = json.loads(as_json.stdout)["sas"] if as_json.returncode == 0 else []
         check(any(r["spi_in"] == spi_out_at_peer for r in rows), "`ikeproxy sas --json` gives the same SA as JSON")
+        # Traffic per SA as the terminal reports it: what strongSwan sent is what the terminal took in, and back.
+        e2e.ping(PEER, e2e.PEER4, T1["v4"], count=5)
+
+        def counted():
+            row = next((r for r in json.loads(cli("sas", "--json").stdout)["sas"] if r["spi_in"] == spi_out_at_peer), {})
+            current = e2e.installed_child(charon, "t1v4")[1] or {}
+            return row, current
+        e2e.wait_for(lambda: (lambda row, c: row.get("packets_in") is not None and row["packets_in"] == int(c.get("packets-out", b"-1"))
+                              and row["packets_out"] == int(c.get("packets-in", b"-1")))(*counted()), 8)
+        row, current = counted()
+        check(row.get("packets_in") is not None and row["packets_in"] >= 5 and row["packets_in"] == int(current.get("packets-out", b"-1"))
+              and row["packets_out"] == int(current.get("packets-in", b"-1")) and row.get("cipher_suite") == "aes256gcm16",
+              f"`ikeproxy sas --json` shows the SA's traffic as the terminal reports it, equal to strongSwan's counters "
+              f"(in {row.get('packets_in')} packets / {row.get('octets_in')} octets, out {row.get('packets_out')}; strongSwan "
+              f"out {current.get('packets-out')}, in {current.get('packets-in')}) and its cipher suite ({row.get('cipher_suite')})")
+        table = cli("sas")
+        check("aes256gcm16" in table.stdout and "CIPHER" in table.stdout, "and the table has them: " + (table.stdout.strip().splitlines()[1] if len(table.stdout.strip().splitlines()) > 1 else ""))
         shown = cli("sas", "show", spi_out_at_peer)
         check(shown.returncode == 0 and f"spi_in: {spi_out_at_peer}" in shown.stdout, "`ikeproxy sas show SPI` shows one SA")
         status = cli("status")
