@@ -464,7 +464,8 @@ public final class KeyExchangeProxy {
         guard store.isOutboundSPI(spi, of: terminal) else {
             // Sent on the old SA just before the terminal had the new one: the peer still takes it for a while.
             if store.isRecentlyReplacedSPI(spi, of: terminal, now: now) { count("forwarded_esp_of_replaced_sa"); return [.forward(.internet)] }
-            return drop("esp_of_unknown_sa")
+            return drop("esp_of_unknown_sa") + noteOnce("esp \(spi)", "ESP from \(terminal) on SPI \(spi) dropped: no SA of this terminal has it "
+                                                         + "(said once per SPI; counted as esp_of_unknown_sa)")
         }
         store.noteOutbound(spi: spi, sequenceLow: esp[(s + 4)..<(s + 8)].reduce(0) { $0 << 8 | UInt32($1) })
         count("forwarded_esp")

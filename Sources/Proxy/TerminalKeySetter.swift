@@ -14,6 +14,9 @@ public final class TerminalKeySetter {
     /// Replaced outbound SAs already deleted in the terminal, so that the old CHILD SA's deletion does not
     /// delete them again.
     private var outboundDeletedOnReplacement: Set<UInt32> = []
+    /// Replacements from a rekey collision not settled yet (`outboundHeld`), by the outbound SPI of the SA they
+    /// replace: only their inbound SA is in the terminal, which keeps sending on the old one.
+    private var held: [UInt32: (inbound: ChildSPI, outbound: SecurityAssociationParameters)] = [:]
 
     /// Datagrams to send to the terminal and lines for the log.
     public struct Output: Equatable, Sendable {
@@ -47,7 +50,21 @@ public final class TerminalKeySetter {
         switch event.kind {
         case .childEstablished, .childRekeyed:
             let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
-            let output = set(inbound, outbound, now: now, wallClock: wallClock)
+            if let old = child.replaces, child.outboundHeld {
+                // Which replacement stays is not known yet: the terminal could otherwise send on one the peer deletes.
+                held[old.outbound.rawValue] = (inbound.spi, outbound)
+                var output = Output()
+                send(.addSA(inbound), now: now, wallClock: wallClock, into: &output)
+                output.log.append("key delivery: set SA \(inbound.spi) (in) into terminal \(terminalID); its outbound SA \(outbound.spi) waits "
+                                  + "until the rekey collision over \(old.outbound) is settled")
+                return output
+            }
+            var output = set(inbound, outbound, now: now, wallClock: wallClock)
+            if let old = child.replaces, let redundant = held.removeValue(forKey: old.outbound.rawValue) {
+                // Ours stays: the held replacement is the redundant one, deleted by the peer; its outbound is never set.
+                outboundDeletedOnReplacement.insert(redundant.outbound.spi.rawValue)
+                output.log.append("key delivery: \(redundant.inbound)/\(redundant.outbound.spi) lost the rekey collision; its outbound SA is not set")
+            }
             if let old = child.replaces {
                 // The old inbound SA stays until the old CHILD SA's deletion (`.childDeleted`): a peer answering
                 // our rekey keeps sending on it until it has our Delete.
@@ -56,6 +73,24 @@ public final class TerminalKeySetter {
             }
             return output
         case .childDeleted:
+            if let old = held.first(where: { $0.value.inbound == child.spiInbound })?.key {
+                // A held replacement deleted (the peer's redundant one, settled first on its side): only its inbound was set.
+                held[old] = nil
+                outboundDeletedOnReplacement.insert(child.spiOutbound.rawValue)
+            } else if let survivor = held.removeValue(forKey: child.spiOutbound.rawValue) {
+                // The peer deleted the old SA while a replacement of it was held: the peer's replacement stays. The
+                // terminal gets its outbound SA, and stops sending on the old one once it holds it.
+                var output = Output()
+                send(.addSA(survivor.outbound), now: now, wallClock: wallClock, into: &output)
+                waiting.append((spis: [survivor.outbound.spi.rawValue], then: [.deleteSA(spi: child.spiOutbound, direction: .outbound)]))
+                outboundDeletedOnReplacement.insert(child.spiOutbound.rawValue)
+                output.log.append("key delivery: the rekey collision over \(child.spiOutbound) settled for the peer's replacement; "
+                                  + "set its outbound SA \(survivor.outbound.spi) into terminal \(terminalID)")
+                let deleted = delete(inbound: child.spiInbound, outbound: child.spiOutbound, now: now, wallClock: wallClock)
+                output.datagrams += deleted.datagrams
+                output.log += deleted.log
+                return output
+            }
             return delete(inbound: child.spiInbound, outbound: child.spiOutbound, now: now, wallClock: wallClock)
         default:
             return Output()
@@ -82,6 +117,7 @@ public final class TerminalKeySetter {
         var output = Output()
         waiting.removeAll()
         outboundDeletedOnReplacement.removeAll()
+        held.removeAll()
         send(.flush, now: now, wallClock: wallClock, into: &output)
         output.log.append("key delivery: flush sent to terminal \(terminalID) (every SA in it deleted)")
         return output

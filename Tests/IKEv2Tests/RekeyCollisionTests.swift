@@ -30,6 +30,27 @@ final class RekeyCollisionTests: XCTestCase {
         return live
     }
 
+    /// The outbound SAs a terminal behind `side` would have sent on, following `outboundHeld`: a held
+    /// replacement's outbound is used only once the peer deletes the SA it replaces; a `childRekeyed` of the same
+    /// SA that is not held means the held one lost.
+    func outboundsUsed(_ pair: EnginePair, _ side: String) -> Set<ChildSPI> {
+        var used = Set<ChildSPI>(), pending: [ChildSPI: ChildSPI] = [:]
+        for (origin, event) in pair.events where origin == side {
+            guard let child = event.child else { continue }
+            switch event.kind {
+            case .childEstablished, .childRekeyed:
+                if let old = child.replaces, child.outboundHeld { pending[old.outbound] = child.spiOutbound; continue }
+                if let old = child.replaces { pending[old.outbound] = nil }
+                used.insert(child.spiOutbound)
+            case .childDeleted:
+                if let survivor = pending.removeValue(forKey: child.spiOutbound) { used.insert(survivor) }
+                pending = pending.filter { $0.value != child.spiOutbound }
+            default: break
+            }
+        }
+        return used
+    }
+
     /// Both ends hold one and the same CHILD SA, and their embedding programs were told exactly that one.
     func assertOneSharedChild(_ pair: EnginePair, notBefore original: ChildSPI?, file: StaticString = #filePath, line: UInt = #line) {
         let a = pair.initiator.sessionSummaries, b = pair.responder.sessionSummaries
@@ -72,6 +93,7 @@ final class RekeyCollisionTests: XCTestCase {
 
     func testCrossingChildRekeysLeaveOneSharedSAWhicheverSideWins() throws {
         var winners = Set<String>()
+        var held = 0
         for seed in UInt64(1)...8 { for overtaking in [false, true] {
             let pair = try establishedPair(seeds: (seed, seed + 100))
             let original = pair.initiator.sessionSummaries.first?.children.first?.inbound
@@ -80,6 +102,13 @@ final class RekeyCollisionTests: XCTestCase {
             pair.run(pair.responder.rekeyChild(connection: "c", now: pair.now), from: "responder")
             cross(pair, overtaking: overtaking)
             assertOneSharedChild(pair, notBefore: original)
+            // A terminal never sends on the redundant replacement: only on the original SA and the one that stays.
+            for (side, summaries) in [("initiator", pair.initiator.sessionSummaries), ("responder", pair.responder.sessionSummaries)] {
+                let originalOut = pair.events.first { $0.0 == side && $0.1.kind == .childEstablished }?.1.child?.spiOutbound
+                XCTAssertEqual(outboundsUsed(pair, side), Set([originalOut, summaries.first?.children.first?.outbound].compactMap { $0 }),
+                               "seed \(seed) \(side): outbound SAs a terminal would have used")
+            }
+            held += pair.events.filter { $0.1.child?.outboundHeld == true }.count
             let (a, b) = (pair.initiator.counters, pair.responder.counters)
             XCTAssertEqual(a["rekey_collision_won", default: 0] + b["rekey_collision_won", default: 0], 1, "seed \(seed): one winner")
             XCTAssertEqual(a["rekey_collision_lost", default: 0] + b["rekey_collision_lost", default: 0], 1, "seed \(seed): one loser")
@@ -90,6 +119,7 @@ final class RekeyCollisionTests: XCTestCase {
             assertOneSharedChild(pair, notBefore: original)
         } }
         XCTAssertEqual(winners, ["initiator", "responder"], "both outcomes of the nonce comparison exercised")
+        XCTAssertGreaterThan(held, 0, "the peer's crossing replacement is announced with its outbound held")
     }
 
     func testRekeyOfAnSAAlreadyReplacedGetsTemporaryFailureAndIsNotRetried() throws {

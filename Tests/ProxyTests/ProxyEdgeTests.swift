@@ -79,7 +79,11 @@ final class ProxyEdgeTests: XCTestCase {
         var esp: [UInt8] = []
         IPHeaderBuilder.appendIPv4(to: &esp, source: a.bytes, destination: peer.bytes, protocolNumber: IPProtocolNumber.esp, payloadLength: 40)
         esp += [0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1] + Array(repeating: 0, count: 32)
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0), [.drop("esp_of_unknown_sa")])
+        let dropped = proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0)
+        XCTAssertEqual(dropped.first, .drop("esp_of_unknown_sa"))
+        XCTAssertTrue(dropped.contains(.log("ESP from 10.0.0.11 on SPI 12345678 dropped: no SA of this terminal has it (said once per SPI; counted as esp_of_unknown_sa)")))
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0), [.drop("esp_of_unknown_sa")], "said once, counted always")
+        XCTAssertEqual(proxy.counters["drop_esp_of_unknown_sa"], 2)
     }
 
     func testIPv6TerminalNegotiatesAndCarriesTraffic() {

@@ -58,4 +58,51 @@ final class TerminalKeySetterTests: XCTestCase {
         XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1001)])
         XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2001)])
     }
+
+    func held(_ spiIn: UInt32, _ spiOut: UInt32, replaces: (UInt32, UInt32)) -> SAEvent {
+        var rekeyed = event(.childRekeyed, spiIn: spiIn, spiOut: spiOut, replaces: replaces)
+        rekeyed.child?.outboundHeld = true
+        return rekeyed
+    }
+
+    /// A terminal with SA 0x1000/0x2000 whose rekey by the peer (0x1001/0x2001) crossed one of ours: only the
+    /// peer's inbound SA is set, and the terminal keeps sending on the old one.
+    func collision() -> (TerminalKeySetter, TerminalAgent) {
+        let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: 7, enrollmentKey: key, epoch: 1))
+        let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: 7, enrollmentKey: key, epoch: 2), statusInterval: 0)
+        exchange(setter.handle(event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+        exchange(setter.handle(held(0x1001, 0x2001, replaces: (0x1000, 0x2000)), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+        XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1000), ChildSPI(0x1001)], "the peer may send on its replacement")
+        XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2000)], "the terminal keeps sending on the old SA")
+        return (setter, agent)
+    }
+
+    /// Ours stays (CI caught the terminal sending on the peer's redundant replacement before): the peer's
+    /// outbound SA is never set, whichever of our announcement and the peer's deletion comes first.
+    func testInARekeyCollisionThePeersRedundantReplacementNeverCarriesTraffic() {
+        for peerDeletesFirst in [false, true] {
+            let (setter, agent) = collision()
+            let ours = event(.childRekeyed, spiIn: 0x1002, spiOut: 0x2002, replaces: (0x1000, 0x2000))
+            let redundantDeleted = event(.childDeleted, spiIn: 0x1001, spiOut: 0x2001)
+            for next in peerDeletesFirst ? [redundantDeleted, ours] : [ours, redundantDeleted] {
+                let output = setter.handle(next, lifetime: ESPLifetime(), now: 0, wallClock: clock)
+                exchange(output, setter, agent)
+                XCTAssertFalse(agent.database.outbound.contains { $0.parameters.spi == ChildSPI(0x2001) }, "never the redundant outbound SA")
+            }
+            XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2002)], "ours, once in place")
+            exchange(setter.handle(event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+            XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1002)], "peerDeletesFirst \(peerDeletesFirst)")
+        }
+    }
+
+    /// The peer's replacement stays: the peer deletes the old SA, which releases the held outbound SA; the old
+    /// outbound goes only once the terminal holds it.
+    func testInARekeyCollisionThePeersSurvivingReplacementGetsItsOutboundWhenThePeerDeletesTheOldSA() {
+        let (setter, agent) = collision()
+        let released = setter.handle(event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock)
+        XCTAssertEqual(released.datagrams.count, 1, "the outbound SA first, the deletes after it is acknowledged: \(released.log)")
+        exchange(released, setter, agent)
+        XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2001)])
+        XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1001)])
+    }
 }

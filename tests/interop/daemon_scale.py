@@ -256,22 +256,28 @@ def rekey_storm(charon, control, directory, before):
     check(sent > 0 and received == sent, f"the peer's pings to all {COUNT} terminals meanwhile: {received} of {sent} came back")
     late = proxy.get("forwarded_esp_of_replaced_sa", 0)
     print(f"      figures: {late} ESP packets sent on a replaced SA just before the terminal had its successor, let out")
-    # strongSwan lists a replaced CHILD SA until its delete_rekeyed_delay (5 s) has passed.
-    def per_terminal():
+    # strongSwan lists a replaced CHILD SA until its delete_rekeyed_delay (5 s) has passed, and with the peer
+    # rekeying too one of its CHILD SAs may be caught mid-exchange (REKEYING): wait for a settled moment, judged
+    # on one listing (two listings may straddle a rekey).
+    def snapshot():
         sas = e2e.peer_sas(charon)
-        return [len([c for sa in sas.get(t["name"], []) for c in sa.get("child-sas", {}).values()]) for t in TERMINALS]
-    # With the peer rekeying too, one of its CHILD SAs may be caught mid-exchange (REKEYING): wait for a settled moment.
-    def settled():
-        return len(installed_children(charon)) == COUNT and max(per_terminal()) == 1
+        children = {t["name"]: [(sa["state"], c["state"]) for sa in sas.get(t["name"], []) for c in sa.get("child-sas", {}).values()]
+                    for t in TERMINALS}
+        per_terminal = sorted({len(c) for c in children.values()})
+        installed = sum(1 for c in children.values() if (b"ESTABLISHED", b"INSTALLED") in c)
+        states = sorted({(a.decode(), b.decode()) for c in children.values() for a, b in c})
+        return installed == COUNT and per_terminal == [1], per_terminal, installed, states
     waited = time.time()
-    if not settled():
-        print(f"      (not settled at first look: {sorted(set(per_terminal()))} per terminal, {len(installed_children(charon))} installed)")
-    e2e.wait_for(settled, 10)
+    seen = snapshot()
+    if not seen[0]:
+        print(f"      (not settled at first look: {seen[1]} per terminal, {seen[2]} installed)")
+    deadline = time.time() + 10
+    while not seen[0] and time.time() < deadline:
+        time.sleep(0.2)
+        seen = snapshot()
     print(f"      figures: strongSwan's CHILD SAs settled {time.time() - waited:.1f} s after the pings ended")
-    states = sorted({(sa["state"].decode(), child["state"].decode()) for sas in e2e.peer_sas(charon).values()
-                     for sa in sas for child in sa.get("child-sas", {}).values()})
-    check(settled(), f"afterwards strongSwan holds exactly one CHILD SA per terminal, the replaced ones deleted "
-                     f"({sorted(set(per_terminal()))} per terminal; states {states})")
+    check(seen[0], f"afterwards strongSwan holds exactly one CHILD SA per terminal, the replaced ones deleted "
+                   f"({seen[1]} per terminal, {seen[2]} installed; states {seen[3]})")
     failures = {k: v for k, v in {**proxy, **status.get("engine", {})}.items() if "fail" in k or "refused" in k}
     check(not failures, f"no negotiation or rekey failed ({failures or 'none'})")
 

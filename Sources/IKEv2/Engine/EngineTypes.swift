@@ -64,6 +64,11 @@ public struct ChildSAEventDetails: Equatable, Sendable {
     public var keys: DirectionalChildKeys
     /// For a rekey: the SPIs of the SA it replaces.
     public var replaces: (inbound: ChildSPI, outbound: ChildSPI)?
+    /// The peer's rekey crossed one of ours (section 2.8.1) and which replacement stays is not settled yet: the
+    /// inbound SA must be installed now (the peer may send on it), the outbound one only once this replacement is
+    /// known to stay, which the old SA's deletion by the peer says (had ours stayed, a `childRekeyed` of ours
+    /// comes first, and the peer deletes this one).
+    public var outboundHeld = false
 
     public static func == (a: Self, b: Self) -> Bool {
         a.name == b.name && a.spiInbound == b.spiInbound && a.spiOutbound == b.spiOutbound && a.suite == b.suite

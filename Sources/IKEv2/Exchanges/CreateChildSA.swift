@@ -366,12 +366,14 @@ extension IKEEngine {
                 session.children[index].rekeyedAt = now
                 // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.1).
                 session.queued.removeAll { if case .createChild(let r) = $0.context { return r.rekeying == old.spiInbound } else { return false } }
+                var event = childEvent(.childRekeyed, session: session, child: child, replaces: (old.spiInbound, old.spiOutbound))
                 if case .createChild(let r) = session.outstanding?.context, r.rekeying == old.spiInbound {
                     session.children[index].peerRekey = PeerRekeyRecord(nonces: [nonce.data, ourNonce], childReplacement: child.spiInbound)
                     actions.append(.log("simultaneous rekey of CHILD SA \(old.spiInbound)/\(old.spiOutbound): both ends rekey it, the lowest nonce decides which replacement stays"))
+                    event.child?.outboundHeld = true
                 }
                 actions.append(.log("CHILD SA \(old.spiInbound)/\(old.spiOutbound) rekeyed by peer to \(child.spiInbound)/\(child.spiOutbound)"))
-                actions.append(.event(childEvent(.childRekeyed, session: session, child: child, replaces: (old.spiInbound, old.spiOutbound))))
+                actions.append(.event(event))
             } else {
                 actions.append(.log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(child.suite.name))"))
                 actions.append(.event(childEvent(.childEstablished, session: session, child: child)))
