@@ -24,7 +24,7 @@ Prints the time from the start to the last CHILD SA and the daemon's resident me
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
 """
-import json, os, subprocess, sys, threading, time
+import json, os, re, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -256,6 +256,11 @@ def rekey_storm(charon, control, directory, before):
     check(sent > 0 and received == sent, f"the peer's pings to all {COUNT} terminals meanwhile: {received} of {sent} came back")
     late = proxy.get("forwarded_esp_of_replaced_sa", 0)
     print(f"      figures: {late} ESP packets sent on a replaced SA just before the terminal had its successor, let out")
+    log = e2e.read(os.path.join(directory, "daemon.log"))
+    held = len(re.findall(r"outbound SA \S+ waits until the rekey collision", log))
+    print(f"      figures: {held} rekey collision(s) with a crossing replacement from strongSwan: "
+          f"{log.count('settled for the peer')} kept strongSwan's, {log.count('lost the rekey collision')} kept ours "
+          f"(the terminal sent on neither's outbound SA before it was settled)")
     # strongSwan lists a replaced CHILD SA until its delete_rekeyed_delay (5 s) has passed, and with the peer
     # rekeying too one of its CHILD SAs may be caught mid-exchange (REKEYING): wait for a settled moment, judged
     # on one listing (two listings may straddle a rekey).
