@@ -37,6 +37,19 @@ public final class EndpointRunner {
     let revocation: RevocationService
 
     let configurationPath: String
+    /// Whether the sockets bind addresses this host does not own (IP_TRANSPARENT), as the file says at start.
+    let transparent: Bool
+
+    /// Binds UDP (the connection's port and 4500) on each connection's local address not bound yet.
+    func listen(for connections: [ConnectionConfiguration]) throws {
+        for connection in connections {
+            for port in Set([connection.localPort, 4500]).sorted()
+            where !sockets.contains(where: { $0.localAddress == connection.localAddress.bytes && $0.localPort == port }) {
+                sockets.append(try UDPSocket(address: connection.localAddress.bytes, port: port, transparent: transparent))
+                log("listening on \(Endpoint(connection.localAddress, port))\(transparent ? " (transparent)" : "")")
+            }
+        }
+    }
 
     public init(configurationPath: String, showKeys: Bool, controlPath: String?,
                 log: @escaping (String) -> Void, emit: @escaping (String) -> Void) throws {
@@ -48,19 +61,14 @@ public final class EndpointRunner {
         self.log = log
         self.emit = emit
         let (targets, transparent) = try KeyDeliveryTarget.load(data: FileManager.default.contents(atPath: configurationPath) ?? Data())
-        var bound = Set<String>()
-        for connection in connections {
-            for port in Set([connection.localPort, 4500]) where bound.insert("\(connection.localAddress)|\(port)").inserted {
-                sockets.append(try UDPSocket(address: connection.localAddress.bytes, port: port, transparent: transparent))
-                log("listening on \(Endpoint(connection.localAddress, port))\(transparent ? " (transparent)" : "")")
-            }
-        }
+        self.transparent = transparent
+        control = try controlPath.map { try ControlChannel(path: $0) }
+        try listen(for: connections)
         for (name, target) in targets {
             deliveries[name] = try DeliveryLink(connection: name, target: target, transparent: transparent)
             log("connection \(name): CHILD SAs are handed to terminal \(target.terminalID) at \(target.address):\(target.port) "
                 + "(key delivery from \(target.source):\(target.sourcePort))")
         }
-        control = try controlPath.map { try ControlChannel(path: $0) }
     }
 
     /// Handles one control command; returns a line describing the result.
@@ -172,28 +180,36 @@ public final class EndpointRunner {
     }
 
     /// Runs until `shouldStop` returns true.
-    /// Reads the configuration file again for its certificates, keys, CAs and CRLs (SIGHUP); on any error
-    /// the credentials in use stay and the log says why.
-    public func reloadCredentials() {
+    /// Reads the configuration file again (SIGHUP): its connections, added, changed or removed, and their
+    /// certificates, keys, CAs and CRLs (ConnectionReload); on any error the connections in use stay and the
+    /// log says why. Terminal sections (key delivery) are read at start only.
+    public func reloadConfiguration() {
         do {
             let (fresh, _) = try EndpointConfigurationFile.load(path: configurationPath)
-            let (updated, lines) = CredentialReload.apply(fresh: fresh, to: engine.connections)
-            updated.forEach(engine.setConnection)
-            lines.forEach(log)
+            let plan = ConnectionReload.plan(fresh: fresh, current: engine.connections)
+            try listen(for: plan.set)
+            plan.remove.forEach { engine.removeConnection(named: $0) }
+            plan.set.forEach(engine.setConnection)
+            plan.lines.forEach(log)
+            let (targets, _) = (try? KeyDeliveryTarget.load(data: FileManager.default.contents(atPath: configurationPath) ?? Data())) ?? ([:], false)
+            for name in Set(targets.keys).symmetricDifference(deliveries.keys).sorted() {
+                log("reload: connection '\(name)': its terminal section (key delivery) changed; it is read at start only")
+            }
         } catch {
-            log("reload: \(configurationPath) not taken, the credentials in use stay: \(error)")
+            log("reload: \(configurationPath) not taken, the connections in use stay: \(error)")
         }
     }
 
     public func run(initiate: [String], shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
         for name in initiate { perform(engine.initiate(connection: name, now: monotonicSeconds())) }
         let links = Array(deliveries.values)
-        let descriptors = sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
-            + [revocation.wakeDescriptor]
         var lastTick = monotonicSeconds()
         while !shouldStop() {
+            // Made each round: a reload may have bound sockets for new connections.
+            let descriptors = sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
+                + [revocation.wakeDescriptor]
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
-            if shouldReload() { reloadCredentials() }
+            if shouldReload() { reloadConfiguration() }
             for socket in sockets where ready.contains(socket.descriptor) {
                 while let (bytes, address, port) = socket.receive() {
                     guard let from = IPAddress(bytes: address), let to = IPAddress(bytes: socket.localAddress) else { continue }

@@ -102,7 +102,9 @@ final class EndpointConfigurationTests: XCTestCase {
         }
     }
 
-    func testAReloadTakesTheFilesCredentialsForTheRunningConnectionsOnly() throws {
+    /// A reload takes the file's connections whole (as `swanctl --load-all`): credentials, changed settings
+    /// named (no secret), new connections added, gone ones removed.
+    func testAReloadTakesTheFilesConnectionsAddedChangedAndRemoved() throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ikp-reload-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -115,17 +117,32 @@ final class EndpointConfigurationTests: XCTestCase {
         }
         let running = try EndpointConfigurationFile.parse(Data(#"{"connections": [\#(connection("a", pubkey: false)), \#(connection("b", pubkey: false))]}"#.utf8)).connections
         let fresh = try EndpointConfigurationFile.parse(Data(#"{"connections": [\#(connection("a", pubkey: true)), \#(connection("c", pubkey: true))]}"#.utf8)).connections
-        let (updated, lines) = CredentialReload.apply(fresh: fresh, to: running)
-        XCTAssertEqual(updated.map(\.name), ["a"])
-        guard case .certificate(let anchors, let lists, let policy) = updated[0].remoteAuthentication else { return XCTFail("no CA taken") }
+        let plan = ConnectionReload.plan(fresh: fresh, current: running)
+        XCTAssertEqual(plan.set.map(\.name), ["a", "c"])
+        XCTAssertEqual(plan.remove, ["b"])
+        guard case .certificate(let anchors, let lists, let policy) = plan.set[0].remoteAuthentication else { return XCTFail("no CA taken") }
         XCTAssertEqual(anchors.count, 1)
         XCTAssertEqual(lists.count, 1)
         XCTAssertEqual(policy, .strict)
-        XCTAssertEqual(lines, [
+        XCTAssertEqual(plan.lines, [
             "reload: connection 'a': we prove ourselves with the pre-shared key; 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict",
-            "reload: connection 'b' is gone from the file; it keeps its credentials until a restart",
-            "reload: connection 'c' is new in the file; it needs a restart",
+            "reload: connection 'c' is new: we prove ourselves with the pre-shared key; 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict",
+            "reload: connection 'b' is gone from the file: removed (IKE SAs up with it stay until deleted)",
         ])
+        // Settings changed are named, never the key (the identity follows the address); a connection moved to
+        // another local address is replaced.
+        let moved = try EndpointConfigurationFile.parse(Data(#"{"connections": [{"name": "a", "local_address": "10.0.0.2", "psk": "another key", "proposals": ["aes128gcm16-prfsha384-ecp256"]}]}"#.utf8)).connections
+        let changed = ConnectionReload.plan(fresh: moved, current: running)
+        XCTAssertEqual(changed.remove, ["a", "b"])
+        XCTAssertEqual(changed.lines[1], "reload: connection 'a': local address, identities, pre-shared key, IKE proposals changed; used from the next negotiation (IKE SAs up keep what they agreed)")
+        XCTAssertFalse(changed.lines.joined().contains("another key"))
+        // The engine takes the plan: the removed connection is gone, the others are found by name and address.
+        let engine = IKEEngine(connections: running)
+        changed.remove.forEach { engine.removeConnection(named: $0) }
+        changed.set.forEach(engine.setConnection)
+        XCTAssertEqual(engine.connections.map(\.name), ["a"])
+        XCTAssertEqual(engine.connection(named: "a")?.localAddress, IPAddress("10.0.0.2"))
+        XCTAssertNil(engine.connection(named: "b"))
     }
 
     func testRevocationPolicyIsReadPerConnectionAndRelaxedByDefault() throws {

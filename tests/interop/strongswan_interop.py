@@ -1067,6 +1067,72 @@ def run_restart_case(directory, ike, esp):
         charon.stop()
 
 
+def run_reload_case(directory, ike, esp):
+    """SIGHUP makes `ikeproxy endpoint` read its connections again, as `swanctl --load-all` does: a connection
+    new in the file is added (strongSwan's initiation then succeeds), one gone is removed, a changed
+    pre-shared key is used from the next negotiation (strongSwan's next IKE_AUTH then fails)."""
+    print(f"case connections reloaded, {ike} / {esp}", flush=True)
+    label = "reload"
+    charon = Charon(directory)
+    # At start the file has only a connection to some other peer: strongSwan's initiation finds none.
+    endpoint = Endpoint(directory, ike, esp, V4, options={"name": "old", "remote_address": "192.0.2.77"})
+    path = os.path.join(directory, "endpoint.json")
+
+    def rewrite(edit):
+        with open(path) as f:
+            config = json.load(f)
+        edit(config["connections"])
+        with open(path, "w") as f:
+            json.dump(config, f)
+        seen = endpoint_log(directory).count("reload: ")
+        endpoint.process.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while endpoint_log(directory).count("reload: ") == seen and time.time() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.3)
+
+    def initiate():
+        try:
+            list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 6000}))
+            return True
+        except vici.exception.CommandException:
+            return False
+    try:
+        charon.load(ike, esp, V4)
+        check(not initiate() and endpoint.wait_event("child_sa_established", timeout=1) is None,
+              f"{label}: with no connection for strongSwan in the file, its initiation fails")
+
+        def add_c(connections):
+            connections[0].update(name="c", remote_address=V4[0])
+        rewrite(add_c)
+        log = endpoint_log(directory)
+        check("reload: connection 'c' is new" in log and "reload: connection 'old' is gone from the file: removed" in log,
+              f"{label}: SIGHUP adds connection 'c', new in the file, and removes 'old'")
+        ok = initiate()
+        established = endpoint.wait_event("child_sa_established")
+        check(ok and established is not None, f"{label}: strongSwan's initiation now succeeds")
+        if established is not None:
+            compare(ike_sa(charon, established), established, label, False)
+        list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+        endpoint.wait_event("ike_sa_deleted")
+
+        def change_key(connections):
+            connections[0]["psk"] = "not the key strongSwan has"
+        rewrite(change_key)
+        log = endpoint_log(directory)
+        check("reload: connection 'c': pre-shared key changed; used from the next negotiation" in log and "not the key" not in log,
+              f"{label}: SIGHUP takes the changed pre-shared key, and says so without saying it")
+        check(not initiate(), f"{label}: strongSwan's next initiation fails: the endpoint uses the new key")
+        failed = endpoint.wait_event("ike_sa_failed", timeout=10)
+        check(failed is not None and "AUTH" in (failed.get("reason") or "").upper(),
+              f"{label}: the endpoint reports the failed authentication ({failed.get('reason') if failed else 'nothing reported'})")
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+    finally:
+        if endpoint.process.poll() is None:
+            endpoint.stop()
+        charon.stop()
+
+
 def main():
     if os.geteuid() != 0:
         print("FAIL: the strongSwan interop test needs root (network namespaces)", file=sys.stderr)
@@ -1083,7 +1149,7 @@ def main():
     keep = os.environ.get("KEEP_LOGS")
     # INTEROP_ONLY=collision, =certificates, =ocsp, =restart or =childless runs that case alone (for work on it).
     only = os.environ.get("INTEROP_ONLY")
-    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless", "reauthentication", "selectors")
+    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless", "reauthentication", "selectors", "reload")
     with Network():
         for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
@@ -1106,7 +1172,8 @@ def main():
                            ("restart", lambda d: run_restart_case(d, *cases[0])),
                            ("childless", lambda d: run_childless_case(d, *cases[0], V4)),
                            ("reauthentication", lambda d: run_reauthentication_case(d, *cases[1])),
-                           ("selectors", lambda d: run_selector_case(d, *cases[0]))):
+                           ("selectors", lambda d: run_selector_case(d, *cases[0])),
+                           ("reload", lambda d: run_reload_case(d, *cases[0]))):
             if only and only != name:
                 continue
             directory = tempfile.mkdtemp(prefix="ikp-interop-")

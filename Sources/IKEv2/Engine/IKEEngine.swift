@@ -7,7 +7,7 @@ public final class IKEEngine {
     public let settings: EngineSettings
     public private(set) var connections: [ConnectionConfiguration] = []
     /// Connections by name and by local address, so that lookups stay cheap with thousands of them
-    /// (the proxy adds one per terminal and peer). Connections are only ever appended.
+    /// (the proxy adds one per terminal and peer). Connections are appended; a reload may remove some.
     private(set) var connectionsByName: [String: Int] = [:]
     private(set) var connectionsByLocalAddress: [IPAddress: [Int]] = [:]
 
@@ -59,9 +59,6 @@ public final class IKEEngine {
 
     // MARK: Commands
 
-    /// Adds a connection at run time (the proxy creates one per terminal and peer when first needed);
-    /// false when one with that name exists already.
-    @discardableResult
     /// Replaces the configuration of the connection with the same name and local address, or adds it: new
     /// negotiations use it (as after a policy change); IKE SAs already made keep what they agreed.
     public func setConnection(_ connection: ConnectionConfiguration) {
@@ -72,6 +69,24 @@ public final class IKEEngine {
         }
     }
 
+    /// Removes a connection (gone from a reloaded file): no new negotiation uses it; IKE SAs already made
+    /// with it keep their own copy until they are deleted. False when there is none by that name.
+    @discardableResult
+    public func removeConnection(named name: String) -> Bool {
+        guard let index = connectionsByName[name] else { return false }
+        connections.remove(at: index)
+        connectionsByName = [:]
+        connectionsByLocalAddress = [:]
+        for (position, connection) in connections.enumerated() {
+            connectionsByName[connection.name] = position
+            connectionsByLocalAddress[connection.localAddress, default: []].append(position)
+        }
+        return true
+    }
+
+    /// Adds a connection at run time (the proxy creates one per terminal and peer when first needed);
+    /// false when one with that name exists already.
+    @discardableResult
     public func addConnection(_ connection: ConnectionConfiguration) -> Bool {
         guard connectionsByName[connection.name] == nil else { return false }
         connectionsByName[connection.name] = connections.count
