@@ -101,9 +101,7 @@ extension DaemonRunner {
             do { body = try JSONDecoder().decode(Body.self, from: request.body) } catch {
                 return .error(400, "the body must be {\"terminal_id\": n, \"enrollment_key_hex\": \"...\"}")
             }
-            guard let key = [UInt8](hexString: body.enrollment_key_hex), key.count >= 16 else {
-                return .error(400, "enrollment_key_hex must be at least 16 octets of hexadecimal")
-            }
+            guard let key = Self.enrollmentKey(hex: body.enrollment_key_hex) else { return .error(400, Self.enrollmentKeyRule) }
             guard bridge.discovery.hosts[mac] != nil else { return .error(404, "no host with MAC \(mac) has been discovered") }
             if let state {
                 do {
@@ -254,6 +252,14 @@ extension DaemonRunner {
         return .json(["rules": file.policy.rules.count, "default": file.policy.defaultAction.description, "source": "configuration file"])
     }
 
+    static let enrollmentKeyRule = "enrollment_key_hex must be at least 16 octets of hexadecimal"
+
+    /// A terminal's enrollment key as an administrator sends it (approval or addition); nil when too short or not hexadecimal.
+    static func enrollmentKey(hex: String) -> [UInt8]? {
+        guard let key = [UInt8](hexString: hex), key.count >= 16 else { return nil }
+        return key
+    }
+
     /// An administrator enrols a terminal by its addresses (no discovery needed): saved first, then acted for.
     func addTerminal(_ request: ManagementRequest, wall: Double) -> ManagementResponse {
         struct Body: Decodable { var terminal_id: UInt64; var addresses: [String]; var enrollment_key_hex: String; var key_delivery_port: UInt16? }
@@ -272,9 +278,7 @@ extension DaemonRunner {
             guard !addresses.contains(address) else { return .error(400, "\(text) is listed twice") }
             addresses.append(address)
         }
-        guard let key = [UInt8](hexString: body.enrollment_key_hex), key.count >= 16 else {
-            return .error(400, "enrollment_key_hex must be at least 16 octets of hexadecimal")
-        }
+        guard let key = Self.enrollmentKey(hex: body.enrollment_key_hex) else { return .error(400, Self.enrollmentKeyRule) }
         guard body.key_delivery_port != 0 else { return .error(400, "key_delivery_port must be 1 to 65535") }
         let registry = bridge.proxy.registry
         if registry.terminalIDs.contains(body.terminal_id) || bridge.enrollments.values.contains(where: { $0.terminalID == body.terminal_id }) {

@@ -41,8 +41,13 @@ public struct NeighborSolicitation: Equatable, Sendable {
         icmp += [unspecified ? 0x20 : 0x60, 0, 0, 0]   // S only when solicited by a unicast source; O always
         icmp += target
         icmp += [2, 1] + linkAddress.octets              // target link-layer address option
+        return Self.packet(source: target, destination: destination, icmp: icmp)
+    }
+
+    /// An ICMPv6 neighbour discovery message in its IPv6 packet: hop limit 255 (RFC 4861 checks it), checksum filled.
+    static func packet(source: [UInt8], destination: [UInt8], icmp: [UInt8]) -> [UInt8] {
         var packet: [UInt8] = []
-        IPHeaderBuilder.appendIPv6(to: &packet, source: target, destination: destination, nextHeader: IPProtocolNumber.icmpv6,
+        IPHeaderBuilder.appendIPv6(to: &packet, source: source, destination: destination, nextHeader: IPProtocolNumber.icmpv6,
                                    payloadLength: icmp.count, hopLimit: 255)
         packet += icmp
         if let view = try? IPPacketView(packet) { TransportChecksum.fill(packet: &packet, view: view) }
@@ -59,11 +64,6 @@ extension NeighborSolicitation {
         var icmp: [UInt8] = [type, 0, 0, 0, 0, 0, 0, 0]
         icmp += target
         icmp += [1, 1] + sourceLinkAddress.octets  // source link-layer address option
-        var packet: [UInt8] = []
-        IPHeaderBuilder.appendIPv6(to: &packet, source: source, destination: group, nextHeader: IPProtocolNumber.icmpv6,
-                                   payloadLength: icmp.count, hopLimit: 255)
-        packet += icmp
-        if let view = try? IPPacketView(packet) { TransportChecksum.fill(packet: &packet, view: view) }
-        return (packet, MACAddress([0x33, 0x33] + Array(group[12..<16])))
+        return (packet(source: source, destination: group, icmp: icmp), MACAddress([0x33, 0x33] + Array(group[12..<16])))
     }
 }

@@ -155,14 +155,18 @@ public final class EthernetBridge {
     public func approve(mac: MACAddress, enrollment: MACEnrollment) -> [IPAddress]? {
         guard let host = discovery.hosts[mac] else { return nil }
         let addresses = (host.ipv4.union(host.ipv6)).filter { !$0.isLinkLocal }.sorted { $0.description < $1.description }
-        for address in addresses where !proxy.registry.allowedPrefixes.contains(where: { $0.isIPv6 == address.isIPv6 && $0.contains(AddressKey(address.bytes)) }) {
-            let prefix = AddressPrefix(address.description + (address.isIPv6 ? "/128" : "/32"))!
-            proxy.registry.allowedPrefixes.append(prefix)
-            discovery.addPrefix(prefix)
-        }
+        addresses.forEach(authorize)
         enrollments[mac] = enrollment
         enrollDiscovered(mac)
         return addresses
+    }
+
+    /// An address an administrator named becomes one the proxy may act for, inside the prefixes or not.
+    private func authorize(_ address: IPAddress) {
+        guard !proxy.registry.allowedPrefixes.contains(where: { $0.isIPv6 == address.isIPv6 && $0.contains(AddressKey(address.bytes)) }) else { return }
+        let prefix = AddressPrefix(address.description + (address.isIPv6 ? "/128" : "/32"))!
+        proxy.registry.allowedPrefixes.append(prefix)
+        discovery.addPrefix(prefix)
     }
 
     /// An administrator adds a terminal by its addresses: they become ones the proxy may act for, whether or
@@ -170,11 +174,7 @@ public final class EthernetBridge {
     public func add(terminalID: UInt64, addresses: [IPAddress], enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16) {
         let keyAddress = addresses.first { !$0.isIPv6 } ?? addresses[0]
         for address in addresses {
-            if !proxy.registry.allowedPrefixes.contains(where: { $0.isIPv6 == address.isIPv6 && $0.contains(AddressKey(address.bytes)) }) {
-                let prefix = AddressPrefix(address.description + (address.isIPv6 ? "/128" : "/32"))!
-                proxy.registry.allowedPrefixes.append(prefix)
-                discovery.addPrefix(prefix)
-            }
+            authorize(address)
             proxy.registry.enroll(TerminalEntry(address: address, terminalID: terminalID, enrollmentKey: enrollmentKey,
                                                 keyDeliveryPort: keyDeliveryPort, keyDeliveryAddress: keyAddress))
         }
