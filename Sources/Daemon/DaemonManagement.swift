@@ -31,9 +31,7 @@ extension DaemonRunner {
     func applyPolicy(now: Double, wallClock: Double) {
         let actions = bridge.proxy.applyPolicy(now: now, wallClock: wallClock)
         guard !actions.isEmpty else { return }
-        ikeActivity = true
-        synchronizeState(now: now)
-        perform(bridge.frames(for: actions), receivedOn: nil)
+        sendDecided(bridge.frames(for: actions), now: now)
     }
 
     func audit(_ request: ManagementRequest, _ action: String, _ detail: String) {
@@ -133,9 +131,7 @@ extension DaemonRunner {
                 }
             }
             let frames = bridge.remove(terminalID: id, now: now, wallClock: wall) ?? []
-            ikeActivity = true
-            synchronizeState(now: now)
-            perform(frames, receivedOn: nil)
+            sendDecided(frames, now: now)
             audit(request, "terminal.remove", "terminal \(id) (\(ikeSAs) IKE SA(s) deleted with their peers, its SAs flushed)")
             return .json(["removed": NSNumber(value: id), "deleting_ike_sas": ikeSAs], status: 202)
         case .listSAs:
@@ -152,9 +148,7 @@ extension DaemonRunner {
             guard let actions = bridge.proxy.deleteChild(spi: ChildSPI(bytes: bytes), now: now, wallClock: wall) else {
                 return .error(404, "no CHILD SA with SPI \(text)")
             }
-            ikeActivity = true
-            synchronizeState(now: now)
-            perform(bridge.frames(for: actions), receivedOn: nil)
+            sendDecided(bridge.frames(for: actions), now: now)
             audit(request, "sa.delete", "CHILD SA \(text)")
             return .json(["deleting": text], status: 202)
         case .reloadCredentials:
@@ -169,9 +163,7 @@ extension DaemonRunner {
         case .flushSAs:
             let count = bridge.proxy.engine.sessionSummaries.filter(\.established).count
             let actions = bridge.proxy.flush(now: now, wallClock: wall)
-            ikeActivity = true
-            synchronizeState(now: now)
-            perform(bridge.frames(for: actions), receivedOn: nil)
+            sendDecided(bridge.frames(for: actions), now: now)
             audit(request, "sa.flush", "\(count) IKE SA(s)")
             return .json(["deleting_ike_sas": count], status: 202)
         }

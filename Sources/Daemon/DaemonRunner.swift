@@ -434,11 +434,7 @@ public final class DaemonRunner {
                 lines.append("reload: the terminals could not be saved in the store (\(error)); they are in use, and read from the file at the next start")
             }
         }
-        if !frames.isEmpty {
-            ikeActivity = true
-            synchronizeState(now: now)
-            perform(frames, receivedOn: nil)
-        }
+        if !frames.isEmpty { sendDecided(frames, now: now) }
         return lines
     }
 
@@ -478,9 +474,7 @@ public final class DaemonRunner {
     public func run(shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
         var lastTick = 0.0
         if !startupFrames.isEmpty {
-            ikeActivity = true
-            synchronizeState(now: monotonicSeconds())
-            perform(startupFrames, receivedOn: nil)
+            sendDecided(startupFrames, now: monotonicSeconds())
             startupFrames = []
         }
         let portDescriptors = [internet.descriptor] + terminals.map(\.descriptor)
@@ -624,15 +618,20 @@ public final class DaemonRunner {
         }
     }
 
+    /// Frames the proxy decided outside a received frame (an OCSP answer, an administrator's command, a reload,
+    /// the start): as for frames, the state they change is saved before they go out.
+    func sendDecided(_ frames: [FrameAction], now: Double) {
+        ikeActivity = true
+        synchronizeState(now: now)
+        perform(frames, receivedOn: nil)
+    }
+
     /// OCSP answers that came in: the held IKE_AUTH exchanges go on.
     private func receiveRevocationAnswers() {
         for answer in revocation.drain() {
             log("revocation check \(answer.id): \(RevocationService.describe(answer))")
             let actions = bridge.revocationChecked(answer.id, answer.status, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
-            // As for frames: the state is saved before what it produced goes out.
-            ikeActivity = true
-            synchronizeState(now: monotonicSeconds())
-            perform(actions, receivedOn: nil)
+            sendDecided(actions, now: monotonicSeconds())
         }
     }
 

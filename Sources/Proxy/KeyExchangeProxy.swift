@@ -129,14 +129,20 @@ public final class KeyExchangeProxy {
     /// IKE SAs held in the name of addresses that are no longer enrolled terminals (restored after a restart
     /// that followed a removal whose Delete exchanges had not finished): deleted with their peers.
     public func deleteSAsOfUnenrolledTerminals(now: Double, wallClock: Double) -> [ProxyAction] {
-        var actions: [ProxyAction] = []
-        for session in engine.sessionSummaries where session.established && registry.terminal(at: session.local.address) == nil {
-            count("ike_sa_of_unenrolled_terminal_deleted")
-            actions.append(.log("IKE SA \(session.spiInitiator)/\(session.spiResponder) with \(session.remote.address) is held for "
-                                + "\(session.local.address), which is no longer an enrolled terminal: deleting it"))
-            actions += perform(engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: now), now: now, wallClock: wallClock)
+        deleteIKESAs(where: { self.registry.terminal(at: $0.local.address) == nil }, now: now, wallClock: wallClock) { session in
+            self.count("ike_sa_of_unenrolled_terminal_deleted")
+            return [.log("IKE SA \(session.spiInitiator)/\(session.spiResponder) with \(session.remote.address) is held for "
+                         + "\(session.local.address), which is no longer an enrolled terminal: deleting it")]
         }
-        return actions
+    }
+
+    /// Deletes with their peers the established IKE SAs that `chosen` picks, each after what `note` says about it.
+    private func deleteIKESAs(where chosen: (IKEEngine.SessionSummary) -> Bool, now: Double, wallClock: Double,
+                              note: (IKEEngine.SessionSummary) -> [ProxyAction] = { _ in [] }) -> [ProxyAction] {
+        engine.sessionSummaries.filter { $0.established && chosen($0) }.flatMap { session in
+            note(session) + perform(engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: now),
+                                    now: now, wallClock: wallClock)
+        }
     }
 
     /// An administrator removes a terminal: from now on the proxy does not act for it (no new SA, no start
@@ -152,9 +158,7 @@ public final class KeyExchangeProxy {
         var actions: [ProxyAction] = [.log("terminal \(id) (\(removed.map(\.address.description).joined(separator: ", "))) removed: its SAs are "
                                            + "deleted with the peers and in the terminal; no SA is made for it any more")]
         actions += keyDelivery(setter(for: delivery).flush(now: now, wallClock: wallClock), to: delivery)
-        for session in engine.sessionSummaries where session.established && addresses.contains(session.local.address) {
-            actions += perform(engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: now), now: now, wallClock: wallClock)
-        }
+        actions += deleteIKESAs(where: { addresses.contains($0.local.address) }, now: now, wallClock: wallClock)
         for pair in negotiating.keys where addresses.contains(pair.terminal) { negotiating[pair] = nil }
         return actions
     }

@@ -222,7 +222,7 @@ struct SAsCommand: ParsableCommand {
 
 struct ReloadCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "reload",
-                                                    abstract: "Have a running daemon read its profiles' CA certificates and CRLs again (as SIGHUP does).")
+                                                    abstract: "Have a running daemon read its configuration file again: profiles, terminals, their certificates and the policy (as SIGHUP does).")
     @OptionGroup var options: APIOptions
     func run() throws {
         let answer = try options.call("POST", "/v1/credentials/reload")
