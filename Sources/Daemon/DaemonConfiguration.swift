@@ -107,6 +107,8 @@ public struct DaemonConfiguration: Sendable {
             var life_packets: UInt64?
             var rekey_time: Double?
             var ike_rekey_time: Double?
+            var rand_time: Double?
+            var ike_rand_time: Double?
             var liveness_interval: Double?
             var childless: String?
             var local_auth: String?
@@ -230,6 +232,11 @@ public struct DaemonConfiguration: Sendable {
                 if let value, !(value >= 1 && value <= 31_536_000) { throw fail("\(at): \(key) \(value) is not between 1 and 31536000 seconds") }
             }
             profiles[profiles.count - 1].ikeRekeyTime = p.ike_rekey_time
+            do {
+                profiles[profiles.count - 1].childRekeyJitter = try RekeyJitter.configured(randTime: p.rand_time, rekeyTime: p.rekey_time)
+                profiles[profiles.count - 1].ikeRekeyJitter = try RekeyJitter.configured(randTime: p.ike_rand_time, rekeyTime: p.ike_rekey_time,
+                                                                                        names: ("ike_rand_time", "ike_rekey_time"))
+            } catch { throw fail("\(at): \(error)") }
             profiles[profiles.count - 1].livenessInterval = p.liveness_interval
             profiles[profiles.count - 1].authenticatesWithTerminalCertificate = usesTerminalCertificates
             profiles[profiles.count - 1].signsWithRSAPSS = rsaPSS

@@ -57,7 +57,8 @@ public enum ProfileReload {
         if old.mode != new.mode { changed.append("mode") }
         if old.forceEncapsulation != new.forceEncapsulation { changed.append("UDP encapsulation") }
         if old.hardLifetime != new.hardLifetime || old.volumeLifetime != new.volumeLifetime { changed.append("lifetimes") }
-        if old.childRekeyTime != new.childRekeyTime || old.ikeRekeyTime != new.ikeRekeyTime { changed.append("rekey times") }
+        if old.childRekeyTime != new.childRekeyTime || old.ikeRekeyTime != new.ikeRekeyTime
+            || old.childRekeyJitter != new.childRekeyJitter || old.ikeRekeyJitter != new.ikeRekeyJitter { changed.append("rekey times") }
         if old.livenessInterval != new.livenessInterval { changed.append("liveness interval") }
         if old.authenticatesWithTerminalCertificate != new.authenticatesWithTerminalCertificate || old.signsWithRSAPSS != new.signsWithRSAPSS {
             changed.append("local authentication")

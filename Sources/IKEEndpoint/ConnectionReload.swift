@@ -46,7 +46,7 @@ public enum ConnectionReload {
         if old.preSharedKey != new.preSharedKey { changed.append("pre-shared key") }
         if old.proposals != new.proposals { changed.append("IKE proposals") }
         if childText(old.children) != childText(new.children) { changed.append("children") }
-        if old.rekeyTime != new.rekeyTime || old.livenessInterval != new.livenessInterval { changed.append("rekey and liveness times") }
+        if old.rekeyTime != new.rekeyTime || old.rekeyJitter != new.rekeyJitter || old.livenessInterval != new.livenessInterval { changed.append("rekey and liveness times") }
         if old.forceEncapsulation != new.forceEncapsulation { changed.append("UDP encapsulation") }
         if old.childless != new.childless { changed.append("childless") }
         return changed
@@ -56,7 +56,7 @@ public enum ConnectionReload {
         children.map { child in
             [child.name, child.localTrafficSelectors.map(\.description).joined(separator: ","),
              child.remoteTrafficSelectors.map(\.description).joined(separator: ","), child.mode.rawValue,
-             child.proposals.map(\.text).joined(separator: ","), "\(child.rekeyTime ?? -1)", "\(child.lifetime ?? -1)"].joined(separator: "|")
+             child.proposals.map(\.text).joined(separator: ","), "\(child.rekeyTime ?? -1)", "\(child.rekeyJitter)", "\(child.lifetime ?? -1)"].joined(separator: "|")
         }
     }
 }

@@ -18,6 +18,8 @@ public struct EndpointConfigurationFile: Decodable {
         var esp_proposals: [String]?
         var rekey_time: Double?
         var lifetime: Double?
+        /// Up to this many seconds are taken off rekey_time, at random for each SA (default a tenth of it).
+        var rand_time: Double?
     }
     struct Connection: Decodable {
         var name: String
@@ -31,6 +33,7 @@ public struct EndpointConfigurationFile: Decodable {
         var psk_hex: String?
         var proposals: [String]?
         var rekey_time: Double?
+        var rand_time: Double?
         var force_encapsulation: Bool?
         var liveness_interval: Double?
         /// "allow" (default) or "force": whether IKE_AUTH carries the first CHILD SA (RFC 6023).
@@ -119,9 +122,12 @@ public struct EndpointConfigurationFile: Decodable {
                 let esp: [ProposalSpec]
                 do { esp = try (child.esp_proposals ?? ["aes256gcm16"]).map { try ProposalSpec($0, forIKE: false) } }
                 catch { throw ConfigurationError("\(cat): \(error)") }
-                return ChildConfiguration(name: child.name, localTrafficSelectors: try selectors(child.local_ts, default: local),
-                                          remoteTrafficSelectors: try selectors(child.remote_ts, default: remote), mode: mode,
-                                          proposals: esp, rekeyTime: child.rekey_time, lifetime: child.lifetime)
+                var configuration = ChildConfiguration(name: child.name, localTrafficSelectors: try selectors(child.local_ts, default: local),
+                                                       remoteTrafficSelectors: try selectors(child.remote_ts, default: remote), mode: mode,
+                                                       proposals: esp, rekeyTime: child.rekey_time, lifetime: child.lifetime)
+                do { configuration.rekeyJitter = try RekeyJitter.configured(randTime: child.rand_time, rekeyTime: child.rekey_time) }
+                catch { throw ConfigurationError("\(cat): \(error)") }
+                return configuration
             }
             var connection = ConnectionConfiguration(
                 name: c.name, localAddress: local, remoteAddress: remote, localPort: c.local_port ?? 500, remotePort: c.remote_port ?? 500,
@@ -130,6 +136,8 @@ public struct EndpointConfigurationFile: Decodable {
                 forceEncapsulation: c.force_encapsulation ?? false, livenessInterval: c.liveness_interval)
             connection.localAuthentication = localAuthentication
             connection.remoteAuthentication = remoteAuthentication
+            do { connection.rekeyJitter = try RekeyJitter.configured(randTime: c.rand_time, rekeyTime: c.rekey_time) }
+            catch { throw ConfigurationError("\(at): \(error)") }
             if let childless = c.childless {
                 guard let mode = ChildlessMode(rawValue: childless) else {
                     throw ConfigurationError("\(at): childless '\(childless)' is not \(ChildlessMode.choices)")

@@ -31,6 +31,10 @@ public struct ProtectionProfile: Sendable {
     public var childRekeyTime: Double?
     /// The proxy rekeys each IKE SA this many seconds after it was made; nil leaves it to the peer.
     public var ikeRekeyTime: Double?
+    /// Up to this many seconds are taken off each rekey time, a random amount per SA (strongSwan's
+    /// `rand_time`): one proxy's terminals come up together, and so would their rekeys.
+    public var childRekeyJitter: Double = 0
+    public var ikeRekeyJitter: Double = 0
     /// Seconds without a message from the peer after which the proxy checks it is alive (an empty
     /// INFORMATIONAL, RFC 7296 section 2.4); a peer that never answers is declared dead and the
     /// terminals' SAs with it are deleted. nil: no checks.
@@ -70,6 +74,7 @@ public struct ProtectionProfile: Sendable {
                                                  preSharedKey: preSharedKey, proposals: ikeProposals, children: [child] + otherChildren,
                                                  rekeyTime: ikeRekeyTime, forceEncapsulation: forceEncapsulation,
                                                  livenessInterval: livenessInterval)
+        connection.rekeyJitter = ikeRekeyJitter
         if authenticatesWithTerminalCertificate, var credential {
             credential.rsaPSS = signsWithRSAPSS
             connection.localAuthentication = .certificate(credential)
@@ -80,10 +85,12 @@ public struct ProtectionProfile: Sendable {
         return connection
     }
 
-    /// The CHILD SA this profile asks for: its ESP proposals, mode and rekey time, with these selectors.
+    /// The CHILD SA this profile asks for: its ESP proposals, mode and rekey times, with these selectors.
     public func childConfiguration(selectors: ProtectedTrafficSelectors) -> ChildConfiguration {
-        ChildConfiguration(name: childName, localTrafficSelectors: selectors.local, remoteTrafficSelectors: selectors.remote, mode: mode,
-                           proposals: espProposals, rekeyTime: childRekeyTime)
+        var child = ChildConfiguration(name: childName, localTrafficSelectors: selectors.local, remoteTrafficSelectors: selectors.remote,
+                                       mode: mode, proposals: espProposals, rekeyTime: childRekeyTime)
+        child.rekeyJitter = childRekeyJitter
+        return child
     }
 
     /// The name of the CHILD SA configuration of this profile, as SA events and snapshots carry it.

@@ -94,6 +94,27 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal(profile("life_packets", 0)).contains("rekey_packets and life_packets must be above 0"))
     }
 
+    /// A profile's rekeys get a random part (rand_time, ike_rand_time): a tenth of the rekey time by default,
+    /// carried into the connections the proxy makes for its terminals.
+    func testAProfilesRekeyJitterReachesItsConnections() throws {
+        let terminal = IPAddress("10.2.0.2")!, peer = IPAddress("192.0.2.1")!
+        let defaults = try DaemonConfiguration.parse(try example { object in
+            profile("rekey_time", 3600)(&object); profile("ike_rekey_time", 14400)(&object)
+        })
+        let connection = defaults.profiles[0].connection(terminal: terminal, peer: peer)
+        XCTAssertEqual(connection.rekeyJitter, 1440)
+        XCTAssertEqual(connection.children[0].rekeyJitter, 360)
+        let given = try DaemonConfiguration.parse(try example { object in
+            profile("rekey_time", 3600)(&object); profile("rand_time", 900)(&object)
+            profile("ike_rekey_time", 14400)(&object); profile("ike_rand_time", 0)(&object)
+        })
+        XCTAssertEqual(given.profiles[0].connection(terminal: terminal, peer: peer).rekeyJitter, 0)
+        XCTAssertEqual(given.profiles[0].connection(terminal: terminal, peer: peer).children[0].rekeyJitter, 900)
+        XCTAssertTrue(try refusal { object in profile("rekey_time", 60)(&object); profile("rand_time", 90)(&object) }
+            .contains("profiles[0] (peer): rand_time 90.0 is not below rekey_time 60.0"))
+        XCTAssertTrue(try refusal(profile("ike_rand_time", -5)).contains("profiles[0] (peer): ike_rand_time -5.0 is negative"))
+    }
+
     func testSeveralTerminalPortsAreRead() throws {
         let one = try DaemonConfiguration.parse(try example { _ in })
         XCTAssertEqual(one.terminalInterfaces, ["eth1"])

@@ -26,6 +26,8 @@ final class EndpointConfigurationTests: XCTestCase {
     func testDocumentedExamplesLoad() throws {
         let initiator = try EndpointConfigurationFile.load(path: root.appendingPathComponent("docs/examples/endpoint-initiator.json").path)
         XCTAssertEqual(initiator.connections.first?.children.first?.rekeyTime, 3600)
+        XCTAssertEqual(initiator.connections.first?.children.first?.rekeyJitter, 300)
+        XCTAssertEqual(initiator.connections.first?.rekeyJitter, 1440, "a tenth of rekey_time 14400 when rand_time is not given")
         XCTAssertEqual(initiator.connections.first?.proposals.count, 2)
         let responder = try EndpointConfigurationFile.load(path: root.appendingPathComponent("docs/examples/endpoint-responder.json").path)
         XCTAssertNil(responder.connections.first?.remoteAddress)
@@ -99,6 +101,28 @@ final class EndpointConfigurationTests: XCTestCase {
             let key = value.map { #", "childless": "\#($0)""# } ?? ""
             let text = #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"\#(key)}]}"#
             XCTAssertEqual(try EndpointConfigurationFile.parse(Data(text.utf8)).connections.first?.childless, expected, value ?? "default")
+        }
+    }
+
+    /// rand_time takes a random part off each rekey time: a tenth of it unless the file says otherwise.
+    func testRandTimeIsATenthOfTheRekeyTimeUnlessGiven() throws {
+        func parsed(_ connection: String, _ child: String) throws -> ConnectionConfiguration {
+            let text = #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "remote_address": "10.0.0.2", "psk": "12345678"\#(connection), "children": [{"name": "ch"\#(child)}]}]}"#
+            let connections = try EndpointConfigurationFile.parse(Data(text.utf8)).connections
+            return try XCTUnwrap(connections.first)
+        }
+        let defaults = try parsed(#", "rekey_time": 14400"#, #", "rekey_time": 3600"#)
+        XCTAssertEqual(defaults.rekeyJitter, 1440)
+        XCTAssertEqual(defaults.children[0].rekeyJitter, 360)
+        let given = try parsed(#", "rekey_time": 14400, "rand_time": 0"#, #", "rekey_time": 3600, "rand_time": 600"#)
+        XCTAssertEqual(given.rekeyJitter, 0)
+        XCTAssertEqual(given.children[0].rekeyJitter, 600)
+        XCTAssertEqual(try parsed("", "").children[0].rekeyJitter, 0, "no rekey time, no jitter")
+        XCTAssertThrowsError(try parsed("", #", "rekey_time": 60, "rand_time": 60"#)) {
+            XCTAssertTrue("\($0)".contains("connection 'x', child 'ch': rand_time 60.0 is not below rekey_time 60.0"), "\($0)")
+        }
+        XCTAssertThrowsError(try parsed(#", "rand_time": -1"#, "")) {
+            XCTAssertTrue("\($0)".contains("connection 'x': rand_time -1.0 is negative"), "\($0)")
         }
     }
 

@@ -17,9 +17,10 @@ plaintext ICMP of any terminal); `ikeproxy terminals` lists them all registered.
 with SIGKILL and restarted: it restores every IKE and CHILD SA from its SQLite store (sealed with a key
 file) and the pings flow again on the same SAs, nothing renegotiated. Then every terminal's SAs
 come due together: the proxy rekeys each CHILD SA twice and each IKE SA once while the peer pings every
-terminal, and every ping comes back (make-before-break), one CHILD SA per terminal left. With
-SCALE_PEER_REKEY=8 strongSwan rekeys its CHILD SAs every 8 s too, due at the same moment as the proxy's:
-rekeys by both sides, crossing, under the same traffic. The daemon stops cleanly.
+terminal, and every ping comes back (make-before-break), one CHILD SA per terminal left; with rand_time the
+CHILD SA rekeys spread over its span instead of coming all at once (checked on the ages the log gives). With
+SCALE_PEER_REKEY=8 strongSwan rekeys its CHILD SAs every 8 s too, and the proxy's come due at that same moment
+(rand_time 0): rekeys by both sides, crossing, under the same traffic. The daemon stops cleanly.
 Prints the time from the start to the last CHILD SA and the daemon's resident memory.
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
@@ -45,6 +46,10 @@ REKEY, IKE_REKEY = 8, 14
 PEER_REKEY = os.environ.get("SCALE_PEER_REKEY", "0")
 # Pings every 0.2 s from the peer to every terminal for this long: two CHILD SA rekeys and one IKE SA rekey each.
 TRAFFIC_SECONDS = 20
+# The proxy takes up to this many seconds off each CHILD SA's rekey time, at random (rand_time): SAs made
+# together rekey spread out. With the peer rekeying too the proxy's rekeys stay due all at once (0), so that
+# they cross the peer's.
+RAND = 4 if PEER_REKEY == "0" else 0
 
 
 class Topology:
@@ -82,7 +87,8 @@ def daemon_configuration(control):
         "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
         # The proxy rekeys every CHILD SA after REKEY seconds and every IKE SA after IKE_REKEY: all terminals' at once.
         "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
-                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True, "rekey_time": REKEY, "ike_rekey_time": IKE_REKEY}],
+                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True, "rekey_time": REKEY, "rand_time": RAND,
+                      "ike_rekey_time": IKE_REKEY}],
         "policy": {"default": "bypass", "rules": [
             {"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]},
         "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4},
@@ -233,7 +239,7 @@ def run(charon, directory):
 
 
 def rekey_storm(charon, control, directory, before):
-    """Every terminal's SAs come due at the same moment: the proxy rekeys them all while the peer pings every
+    """Every terminal's SAs come due together (spread over rand_time): the proxy rekeys them all while the peer pings every
     terminal; make-before-break must keep each ping flowing."""
     count = int(TRAFFIC_SECONDS / 0.2)
     pings = {t["name"]: subprocess.Popen(["ip", "netns", "exec", PEER, "ping", "-q", "-c", str(count), "-i", "0.2", "-W", "2", "-I", PEER4, t["v4"]],
@@ -257,18 +263,34 @@ def rekey_storm(charon, control, directory, before):
     late = proxy.get("forwarded_esp_of_replaced_sa", 0)
     print(f"      figures: {late} ESP packets sent on a replaced SA just before the terminal had its successor, let out")
     log = e2e.read(os.path.join(directory, "daemon.log"))
+    # The age of each CHILD SA when the proxy asked to rekey it. Those the restart left overdue, or whose rekey
+    # was refused and tried again later, are older than REKEY; the others show the random part of rand_time.
+    ages = [float(a) for a in re.findall(r"rekeying CHILD SA \S+ \(age ([0-9.]+) s\)", log)]
+    due = sorted(a for a in ages if a <= REKEY + 0.5)
+    spread = due[-1] - due[0] if due else 0
+    print(f"      figures: the proxy's {len(due)} CHILD SA rekeys on time came at ages {due[0] if due else '-'} to "
+          f"{due[-1] if due else '-'} s (rekey_time {REKEY} s, rand_time {RAND} s); {len(ages) - len(due)} overdue ones")
+    if RAND:
+        check(len(due) >= COUNT and due[0] >= REKEY - RAND - 0.3 and spread >= 1.0,
+              f"with rand_time {RAND} s the CHILD SAs made together rekey spread over {spread:.1f} s, none earlier than "
+              f"rekey_time less rand_time ({len(due)} rekeys, ages {due[0] if due else '-'} to {due[-1] if due else '-'} s)")
+    else:
+        # strongSwan, due at the same moment, often rekeys first: the proxy may have made few rekeys, or none.
+        check(not due or due[0] >= REKEY - 0.3,
+              f"with rand_time 0 every CHILD SA rekey of the proxy's comes due at rekey_time itself ({len(due)} rekeys, youngest at {due[0] if due else '-'} s)")
     held = len(re.findall(r"outbound SA \S+ waits until the rekey collision", log))
     print(f"      figures: {held} rekey collision(s) with a crossing replacement from strongSwan: "
           f"{log.count('settled for the peer')} kept strongSwan's, {log.count('lost the rekey collision')} kept ours "
           f"(the terminal sent on neither's outbound SA before it was settled)")
-    # strongSwan lists a replaced CHILD SA until its delete_rekeyed_delay (5 s) has passed, and with the peer
-    # rekeying too one of its CHILD SAs may be caught mid-exchange (REKEYING): wait for a settled moment, judged
-    # on one listing (two listings may straddle a rekey).
+    # strongSwan lists a replaced CHILD SA as DELETED until its delete_rekeyed_delay (5 s) has passed (with
+    # rand_time the proxy goes on rekeying one terminal or another, so some are always in that state), and one
+    # of its CHILD SAs may be caught mid-exchange (REKEYING, REKEYED): wait for a settled moment, judged on one
+    # listing (two listings may straddle a rekey): one CHILD SA installed per terminal, every other one deleted.
     def snapshot():
         sas = e2e.peer_sas(charon)
         children = {t["name"]: [(sa["state"], c["state"]) for sa in sas.get(t["name"], []) for c in sa.get("child-sas", {}).values()]
                     for t in TERMINALS}
-        per_terminal = sorted({len(c) for c in children.values()})
+        per_terminal = sorted({len([c for c in cs if c[1] != b"DELETED"]) for cs in children.values()})
         installed = sum(1 for c in children.values() if (b"ESTABLISHED", b"INSTALLED") in c)
         states = sorted({(a.decode(), b.decode()) for c in children.values() for a, b in c})
         return installed == COUNT and per_terminal == [1], per_terminal, installed, states
@@ -282,7 +304,7 @@ def rekey_storm(charon, control, directory, before):
         seen = snapshot()
     print(f"      figures: strongSwan's CHILD SAs settled {time.time() - waited:.1f} s after the pings ended")
     check(seen[0], f"afterwards strongSwan holds exactly one CHILD SA per terminal, the replaced ones deleted "
-                   f"({seen[1]} per terminal, {seen[2]} installed; states {seen[3]})")
+                   f"({seen[1]} not deleted per terminal, {seen[2]} installed; states {seen[3]})")
     failures = {k: v for k, v in {**proxy, **status.get("engine", {})}.items() if "fail" in k or "refused" in k}
     check(not failures, f"no negotiation or rekey failed ({failures or 'none'})")
 

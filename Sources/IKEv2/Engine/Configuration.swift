@@ -50,6 +50,9 @@ public struct ChildConfiguration: Sendable {
     public var rekeyTime: Double?
     /// Seconds after which the SA is deleted if it was not rekeyed.
     public var lifetime: Double?
+    /// Up to this many seconds are taken off `rekeyTime`, a different random amount for each SA
+    /// (strongSwan's `rand_time`), so that SAs made together do not rekey together. Below `rekeyTime`.
+    public var rekeyJitter: Double = 0
 
     public init(name: String, localTrafficSelectors: [TrafficSelector], remoteTrafficSelectors: [TrafficSelector],
                 mode: ChildMode = .tunnel, proposals: [ProposalSpec], rekeyTime: Double? = nil, lifetime: Double? = nil) {
@@ -92,6 +95,9 @@ public struct ConnectionConfiguration: Sendable {
     public var proposals: [ProposalSpec]
     public var children: [ChildConfiguration]
     public var rekeyTime: Double?
+    /// Up to this many seconds are taken off `rekeyTime`, a random amount for each IKE SA (strongSwan's
+    /// `rand_time`). Below `rekeyTime`.
+    public var rekeyJitter: Double = 0
     /// Fake NAT detection so that ESP is UDP-encapsulated even without a NAT (RFC 7296 section 2.23).
     public var forceEncapsulation: Bool
     /// Seconds of silence before a liveness check (dead peer detection); nil disables it.

@@ -224,7 +224,8 @@ public final class IKEEngine {
                     actions.append(.log("CHILD SA \(child.spiInbound) reached its hard lifetime, deleting"))
                     actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
                                            context: .deleteChildren([child.spiInbound]), now: now)
-                } else if let rekeyTime = child.configuration.rekeyTime, now - child.createdAt >= rekeyTime,
+                } else if let rekeyAge = RekeySchedule.childRekeyAge(child.configuration, spiInbound: child.spiInbound),
+                          now - child.createdAt >= rekeyAge,
                           now >= child.rekeyNotBefore, !isRekeying(session: session, spi: child.spiInbound) {
                     actions += requestRekeyChild(session: session, child: child, now: now)
                 }

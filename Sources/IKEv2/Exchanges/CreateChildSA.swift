@@ -201,7 +201,7 @@ extension IKEEngine {
     func requestRekeyChild(session: IKESession, child: ChildSA, now: Double) -> [EngineAction] {
         let request = makeChildRequest(session: session, configuration: child.configuration, rekeying: child.spiInbound,
                                        group: child.suite.group)
-        return [.log("rekeying CHILD SA \(child.spiInbound)/\(child.spiOutbound)")] + sendChildRequest(session: session, request: request, now: now)
+        return [.log("rekeying CHILD SA \(child.spiInbound)/\(child.spiOutbound) (age \(RekeySchedule.seconds(now - child.createdAt)) s)")] + sendChildRequest(session: session, request: request, now: now)
     }
 
     func handleChildResponse(session: IKESession, request: ChildRequest, payloads: [Payload], now: Double) -> [EngineAction] {
@@ -228,7 +228,7 @@ extension IKEEngine {
         session.rekeyInProgress = true
         let payloads: [Payload] = [.securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(data: nonce)),
                                    .keyExchange(KeyExchangePayload(group: group.rawValue, data: keyExchange.publicValue))]
-        return [.log("rekeying IKE SA \(session.spiInitiator)_\(session.spiResponder)")]
+        return [.log("rekeying IKE SA \(session.spiInitiator)_\(session.spiResponder) (age \(RekeySchedule.seconds(now - session.createdAt)) s)")]
             + sendRequest(session: session, exchange: .createChildSA, payloads: payloads,
                           context: .rekeyIKE(spi: spi, nonce: nonce, keyExchange: keyExchange), now: now)
     }
@@ -247,7 +247,7 @@ extension IKEEngine {
         new.nonceInitiator = nonceInitiator; new.nonceResponder = nonceResponder
         new.natDetected = old.natDetected
         new.state = .established
-        if let rekeyTime = old.connection.rekeyTime { new.rekeyAt = now + rekeyTime }
+        new.rekeyAt = RekeySchedule.ikeRekeyDelay(old.connection, random: random).map { now + $0 }
         sessions[new.localSPI] = new
         return new
     }

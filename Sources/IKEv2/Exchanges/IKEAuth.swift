@@ -183,7 +183,7 @@ extension IKEEngine {
         }
         session.state = .established
         session.peerIdentity = identity
-        if let rekeyTime = session.connection.rekeyTime { session.rekeyAt = now + rekeyTime }
+        session.rekeyAt = RekeySchedule.ikeRekeyDelay(session.connection, random: random).map { now + $0 }
         var actions: [EngineAction] = forgetStaleSessions(after: session, payloads: payloads) + [
             .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
             .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(session.connection.name)' established with \(session.remote) (\(suite.name))"),
@@ -255,7 +255,7 @@ extension IKEEngine {
         var response: [Payload] = [.identificationResponder(ourIdentity)] + ours.certificates + [.authentication(ours.auth)]
         session.state = .established
         session.peerIdentity = identity
-        if let rekeyTime = connection.rekeyTime { session.rekeyAt = now + rekeyTime }
+        session.rekeyAt = RekeySchedule.ikeRekeyDelay(connection, random: random).map { now + $0 }
         var actions: [EngineAction] = forgetStaleSessions(after: session, payloads: payloads) + [
             .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
             .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(connection.name)' established with \(session.remote) (\(suite.name))"),
