@@ -186,6 +186,8 @@ extension DaemonRunner {
             ]
             row["rekey_time"] = profile.childRekeyTime ?? NSNull()
             row["ike_rekey_time"] = profile.ikeRekeyTime ?? NSNull()
+            row["rand_time"] = profile.childRekeyJitter
+            row["ike_rand_time"] = profile.ikeRekeyJitter
             row["hard_lifetime"] = profile.hardLifetime.map { NSNumber(value: $0) } ?? NSNull()
             row["liveness_interval"] = profile.livenessInterval ?? NSNull()
             return row

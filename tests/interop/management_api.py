@@ -501,7 +501,7 @@ def profiles_reloaded(charon, admin_token, directory, config_path, config):
     table = cli("profiles")
     listed = {p["name"]: p for p in json.loads(cli("profiles", "--json").stdout)["profiles"]}
     check(table.returncode == 0 and "aes256gcm16-prfsha256-x25519" in table.stdout and listed.get("peer2", {}).get("rules") == [0]
-          and listed["peer2"]["esp_proposals"] == ["aes256gcm16"] and original["psk"] not in table.stdout + json.dumps(listed),
+          and listed["peer2"]["esp_proposals"] == ["aes256gcm16"] and listed["peer2"].get("rand_time") == 0 and original["psk"] not in table.stdout + json.dumps(listed),
           f"`ikeproxy profiles` lists both profiles, peer2 named by rule 0, and no pre-shared key ({sorted(listed)})")
     code, _ = curl("DELETE", "/v1/policies/0", admin_token)
     config["profiles"] = [original]
