@@ -393,7 +393,7 @@ public final class DaemonRunner {
                                                                namedByPolicy: bridge.proxy.policy.profileNames)
             bridge.proxy.profiles = kept
             policyLines += goneLines
-            let listLines = reloadTerminalList(fresh)
+            let listLines = reloadTerminalPrefixes(fresh.terminalPrefixes) + reloadTerminalList(fresh)
             (lines + terminalLines + policyLines + listLines).forEach(log)
             applyPolicy(now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
             return .success(lines + terminalLines + policyLines + listLines)
@@ -401,6 +401,26 @@ public final class DaemonRunner {
             log("reload: \(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)")
             return .failure(DaemonStartError(description: "\(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)"))
         }
+    }
+
+    /// The file's terminal prefixes, taken on a reload: enrolled addresses they no longer cover lose their SAs
+    /// and are not acted for; newly covered ones are; addresses administrators approved or added stay allowed.
+    func reloadTerminalPrefixes(_ fresh: [AddressPrefix]) -> [String] {
+        let old = configuration.terminalPrefixes
+        guard fresh.map(\.text) != old.map(\.text) else { return [] }
+        let (withdrawn, admitted, frames) = bridge.replaceTerminalPrefixes(fresh, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
+        configuration.terminalPrefixes = fresh
+        func byTerminal(_ addresses: [IPAddress]) -> String {
+            let groups = Dictionary(grouping: addresses) { bridge.proxy.registry.entries[$0]?.terminalID ?? 0 }
+            return groups.keys.sorted().map { id in "terminal \(id) (\(groups[id]!.map(\.description).joined(separator: ", ")))" }
+                .joined(separator: ", ")
+        }
+        var lines = ["reload: terminal_prefixes \(fresh.map(\.text).joined(separator: ", ")) (were \(old.map(\.text).joined(separator: ", ")))"
+                     + "; addresses approved or added over the API stay allowed"]
+        if !withdrawn.isEmpty { lines.append("reload: no longer inside terminal_prefixes, not acted for, their SAs deleted: \(byTerminal(withdrawn))") }
+        if !admitted.isEmpty { lines.append("reload: now inside terminal_prefixes, acted for: \(byTerminal(admitted))") }
+        if !frames.isEmpty { sendDecided(frames, now: monotonicSeconds()) }
+        return lines
     }
 
     /// The file's terminals, taken on a reload (TerminalListReload): new ones enrolled, gone ones removed with
@@ -422,7 +442,7 @@ public final class DaemonRunner {
             for entry in fresh.terminals where entry.terminalID == id {
                 bridge.proxy.registry.enroll(entry)
                 if bridge.proxy.registry.terminal(at: entry.address) == nil {
-                    lines.append("reload: terminal \(id): \(entry.address) is outside terminal_prefixes (they change with a restart); not acted for there")
+                    lines.append("reload: terminal \(id): \(entry.address) is outside terminal_prefixes; not acted for there until they cover it")
                 }
             }
             for (mac, enrollment) in fresh.enrollments where enrollment.terminalID == id { bridge.enroll(mac: mac, enrollment: enrollment) }

@@ -163,6 +163,29 @@ public final class KeyExchangeProxy {
         return actions
     }
 
+    /// The terminal prefixes changed and these enrolled addresses are no longer inside them: the proxy stops
+    /// acting for them (no new SA, no start request) and deletes their SAs, in the terminal and with the peers.
+    /// Their entries stay enrolled: a prefix that covers them again makes them terminals again.
+    public func withdraw(addresses: Set<IPAddress>, now: Double, wallClock: Double) -> [ProxyAction] {
+        var actions: [ProxyAction] = []
+        for address in addresses.sorted(by: { $0.description < $1.description }) {
+            guard let entry = registry.entries[address] else { continue }
+            // Acknowledgements come from the key-delivery address; it may be one of those withdrawn.
+            departed[address] = registry.entries[entry.keyDeliveryAddress] ?? entry
+            count("terminal_addresses_withdrawn")
+            let children = store.children.values.filter { $0.terminal == address }.sorted { $0.createdAt < $1.createdAt }
+            actions.append(.log("terminal \(entry.terminalID): \(address) is no longer inside the terminal prefixes: not acted for; "
+                                + "\(children.count) CHILD SA(s) deleted in the terminal and with the peers"))
+            for sa in children {
+                actions += keyDelivery(setter(for: entry).delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, now: now, wallClock: wallClock),
+                                       to: entry)
+            }
+        }
+        actions += deleteIKESAs(where: { addresses.contains($0.local.address) }, now: now, wallClock: wallClock)
+        for pair in negotiating.keys where addresses.contains(pair.terminal) { negotiating[pair] = nil }
+        return actions
+    }
+
     /// The profile of the first protect rule covering traffic between a terminal and a peer: it sets up their
     /// IKE SA (proposals, identities, credentials) and its CHILD SA comes first.
     func profile(terminal: IPAddress, peer: IPAddress) -> ProtectionProfile? { profilesProtecting(terminal: terminal, peer: peer).first }

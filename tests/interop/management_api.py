@@ -14,7 +14,8 @@ audited with the administrator's name and outlives a restart; the CLI shows SAs 
 the terminal reports it, equal to strongSwan's counters), policies, terminals and status as tables and JSON; an SA deleted over the API is gone at strongSwan; a pending host is
 approved; a terminal removed over the API loses its SAs at strongSwan and in its agent, gets no new
 one (also after a restart), and added back by its addresses gets one again; a reload takes the file's
-terminal list (a terminal taken out is removed, put back is enrolled) and its profiles (a new one the policy
+terminal list (a terminal taken out is removed, put back is enrolled), its terminal prefixes (a terminal left
+outside loses its SAs, inside again gets new ones) and its profiles (a new one the policy
 may name at once, a changed pre-shared key used from the next negotiation); the policy is replaced whole
 (one bad rule refused, nothing changed) and handed back to the file, which a restart keeps; Prometheus metrics are
 served; nothing answers on the bridged side.
@@ -422,8 +423,53 @@ def terminal_removed_and_added(charon, daemon, log, admin_token, directory, conf
         check(reloaded.returncode == 0 and expected in reloaded.stdout and registered(2) == (terminals is listed),
               f"`ikeproxy reload` with terminal 2 {why}: {expected.split(': ', 1)[1]}, and `ikeproxy terminals` agrees "
               f"({[l for l in reloaded.stdout.splitlines() if 'terminals:' in l]}{reloaded.stderr.strip()})")
+    prefixes_reloaded(charon, directory, config_path, config, registered)
     profiles_reloaded(charon, admin_token, directory, config_path, config)
     return daemon, log
+
+
+def prefixes_reloaded(charon, directory, config_path, config, registered):
+    """A reload takes the file's terminal_prefixes: terminal 2, left outside them, loses its SAs (at strongSwan
+    and in its agent) and gets no new one; inside them again, it is a terminal again."""
+    wide = config["terminal_prefixes"]
+    path = os.path.join(directory, "t2.json")
+    with open(path, "w") as f:
+        json.dump(e2e.terminal_configuration(T2), f)
+    agent = e2e.start(T2["ns"], ["terminal", "--config", path], os.path.join(directory, "t2.log"))
+    try:
+        prefixes_changed(charon, directory, config_path, config, registered, wide)
+    finally:
+        e2e.stop(agent)
+
+
+def prefixes_changed(charon, directory, config_path, config, registered, wide):
+    def reload_with(prefixes):
+        config["terminal_prefixes"] = prefixes
+        with open(config_path, "w") as f:
+            json.dump(config, f, indent=1)
+        return cli("reload")
+    ok, summary = e2e.ping(T2["ns"], T2["v4"], e2e.PEER4, count=3)
+    _, child = e2e.wait_child(charon, "t2v4", timeout=10)
+    check(ok and child is not None, f"terminal 2's ping to the peer goes through its SA ({summary})")
+    agent_log = os.path.join(directory, "t2.log")
+    deleted_before = e2e.read(agent_log).count("deleted inbound SA")
+    reloaded = reload_with(["192.0.2.2/32", "2001:db8::2/128"])
+    check(reloaded.returncode == 0 and "reload: no longer inside terminal_prefixes, not acted for, their SAs deleted: terminal 2 (192.0.2.3, 2001:db8::3)"
+          in reloaded.stdout and not registered(2),
+          f"`ikeproxy reload` with terminal_prefixes narrowed to terminal 1's addresses: terminal 2 is no longer acted for, "
+          f"`ikeproxy terminals` lists it pending ({[l for l in reloaded.stdout.splitlines() if 'terminal_prefixes' in l]}{reloaded.stderr.strip()})")
+    gone = e2e.wait_for(lambda: e2e.installed_child(charon, "t2v4")[1] is None, 10)
+    in_agent = e2e.wait_for(lambda: e2e.read(agent_log).count("deleted inbound SA") > deleted_before, 10)
+    check(gone and in_agent, f"its SA is deleted at strongSwan ({'gone' if gone else 'still there'}) and in its agent "
+                             f"({'deleted' if in_agent else 'not told'})")
+    ok, summary = e2e.ping(T2["ns"], T2["v4"], e2e.PEER4, count=2)
+    check(not ok and e2e.installed_child(charon, "t2v4")[1] is None, f"its ping gets no new SA and does not get through ({summary})")
+    reloaded = reload_with(wide)
+    ok, summary = e2e.ping(T2["ns"], T2["v4"], e2e.PEER4, count=3)
+    _, child = e2e.wait_child(charon, "t2v4", timeout=10)
+    check(reloaded.returncode == 0 and "reload: now inside terminal_prefixes, acted for: terminal 2 (192.0.2.3, 2001:db8::3)" in reloaded.stdout
+          and registered(2) and ok and child is not None,
+          f"the prefixes put back, a reload makes terminal 2 a terminal again and its ping gets a new SA ({summary})")
 
 
 def policy_replaced_and_reverted(daemon, log, admin_token, directory, config_path):

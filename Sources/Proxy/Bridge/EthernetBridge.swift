@@ -46,6 +46,8 @@ public final class EthernetBridge {
     /// every `solicitationInterval` seconds while it stays unknown.
     private var solicited: Set<IPAddress> = []
     private var solicitedRoundAt = 0.0
+    /// Host prefixes of the addresses administrators approved or added: allowed whatever the configured prefixes.
+    private var authorizedPrefixes: [AddressPrefix] = []
     static let solicitationInterval = 2.0
 
     public init(proxy: KeyExchangeProxy, terminalPortMAC: MACAddress, discoveryPrefixes: [AddressPrefix],
@@ -161,12 +163,36 @@ public final class EthernetBridge {
         return addresses
     }
 
-    /// An address an administrator named becomes one the proxy may act for, inside the prefixes or not.
+    /// An address an administrator named becomes one the proxy may act for, inside the prefixes or not (and
+    /// stays one when the configured prefixes change).
     private func authorize(_ address: IPAddress) {
-        guard !proxy.registry.allowedPrefixes.contains(where: { $0.isIPv6 == address.isIPv6 && $0.contains(AddressKey(address.bytes)) }) else { return }
         let prefix = AddressPrefix(address.description + (address.isIPv6 ? "/128" : "/32"))!
+        if !authorizedPrefixes.contains(prefix) { authorizedPrefixes.append(prefix) }
+        guard !Self.covers(proxy.registry.allowedPrefixes, address) else { return }
         proxy.registry.allowedPrefixes.append(prefix)
         discovery.addPrefix(prefix)
+    }
+
+    private static func covers(_ prefixes: [AddressPrefix], _ address: IPAddress) -> Bool {
+        prefixes.contains { $0.isIPv6 == address.isIPv6 && $0.contains(AddressKey(address.bytes)) }
+    }
+
+    /// The configured terminal prefixes changed (a reload): the addresses administrators approved or added
+    /// stay allowed; enrolled addresses no longer covered lose their SAs and are not acted for
+    /// (`KeyExchangeProxy.withdraw`), newly covered ones are acted for from now on. Returns both lists.
+    public func replaceTerminalPrefixes(_ configured: [AddressPrefix], now: Double, wallClock: Double)
+        -> (withdrawn: [IPAddress], admitted: [IPAddress], frames: [FrameAction]) {
+        let enrolled = proxy.registry.entries.keys.sorted { $0.description < $1.description }
+        let before = Set(enrolled.filter { proxy.registry.terminal(at: $0) != nil })
+        let prefixes = configured + authorizedPrefixes.filter { prefix in
+            !configured.contains { $0.isIPv6 == prefix.isIPv6 && $0.contains(prefix.low) }
+        }
+        proxy.registry.allowedPrefixes = prefixes
+        discovery.replacePrefixes(prefixes)
+        let after = Set(enrolled.filter { proxy.registry.terminal(at: $0) != nil })
+        let withdrawn = enrolled.filter { before.contains($0) && !after.contains($0) }
+        let admitted = enrolled.filter { after.contains($0) && !before.contains($0) }
+        return (withdrawn, admitted, frames(for: proxy.withdraw(addresses: Set(withdrawn), now: now, wallClock: wallClock)))
     }
 
     /// An administrator adds a terminal by its addresses: they become ones the proxy may act for, whether or

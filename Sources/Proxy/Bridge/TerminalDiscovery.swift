@@ -37,6 +37,9 @@ public struct TerminalDiscovery: Sendable {
     /// Widens the prefixes (an administrator approved a pending host).
     public mutating func addPrefix(_ prefix: AddressPrefix) { prefixes.append(prefix) }
 
+    /// Takes other prefixes (the configuration's changed): hosts move between registered and pending.
+    public mutating func replacePrefixes(_ prefixes: [AddressPrefix]) { self.prefixes = prefixes }
+
     /// Puts back a host learnt before a restart (its addresses are added to what is known of it).
     public mutating func restore(_ host: DiscoveredTerminal) {
         var merged = hosts[host.mac] ?? host
