@@ -730,6 +730,7 @@ public final class DaemonRunner {
                 "remote_selectors": sa.outbound.destinationSelectors.map(\.description),
             ]
             row["expires_in_seconds"] = sa.hardLifetime.map { max(0, Int($0 - (now - sa.createdAt))) } ?? NSNull()
+            row["rekey_in_seconds"] = bridge.proxy.engine.secondsUntilRekey(childInbound: sa.inbound.spi, now: now).map { Int($0.rounded(.up)) } ?? NSNull()
             // As the terminal last reported them (key-delivery STATUS): it alone sees both directions.
             for (direction, spi) in [("in", sa.inbound.spi), ("out", sa.outbound.spi)] {
                 let usage = store.usage[spi]

@@ -180,8 +180,9 @@ struct SAsCommand: ParsableCommand {
                 while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
                 return (unit == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", value, units[unit])) + " (\(text(r["packets_\(direction)"])))"
             }
-            printTable(["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "CIPHER", "IN", "OUT", "CHILD"], rows.map { r in
-                [text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s", text(r["cipher_suite"]),
+            printTable(["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "REKEY IN", "CIPHER", "IN", "OUT", "CHILD"], rows.map { r in
+                [text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s",
+                 r["rekey_in_seconds"] is NSNull || r["rekey_in_seconds"] == nil ? "-" : text(r["rekey_in_seconds"]) + "s", text(r["cipher_suite"]),
                  usage(r, "in"), usage(r, "out"), text(r["child"])]
             })
             if rows.isEmpty { print("(no SA)") }

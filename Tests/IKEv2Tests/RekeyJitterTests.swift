@@ -94,6 +94,23 @@ final class RekeyJitterTests: XCTestCase {
         XCTAssertEqual(rekeyMoment(restarted), moment)
     }
 
+    /// What `ikeproxy sas` shows as REKEY IN: the SA's own moment, counted down; nothing once it is replaced,
+    /// nor where the peer rekeys.
+    func testTheTimeUntilACHILDSARekeysIsItsOwnMoment() throws {
+        let pair = try madeTogether(count: 3, childJitter: 40, ikeJitter: 0)
+        let children = pair.events("initiator", .childEstablished).compactMap(\.child)
+        let waits = try children.map { try XCTUnwrap(pair.initiator.secondsUntilRekey(childInbound: $0.spiInbound, now: 10)) }
+        for (child, wait) in zip(children, waits) {
+            XCTAssertEqual(wait, RekeySchedule.childRekeyAge(pair.initiator.connection(named: "c")!.children[0], spiInbound: child.spiInbound)! - 10,
+                           accuracy: 1e-9)
+            XCTAssertTrue((50...90).contains(wait), "\(wait)")
+        }
+        XCTAssertNil(pair.responder.secondsUntilRekey(childInbound: children[0].spiOutbound, now: 10), "the responder leaves it to the peer")
+        XCTAssertNil(pair.initiator.secondsUntilRekey(childInbound: ChildSPI(12345), now: 10), "no such SA")
+        _ = rekeyTimes(pair, prefix: "rekeying CHILD SA", until: 100)
+        XCTAssertNil(pair.initiator.secondsUntilRekey(childInbound: children[0].spiInbound, now: 100), "replaced by its rekey")
+    }
+
     func testTheFractionCoversItsRange() {
         let fractions = (UInt32(256)..<UInt32(256 + 1000)).map(RekeySchedule.fraction)
         XCTAssertTrue(fractions.allSatisfy { $0 >= 0 && $0 < 1 })
