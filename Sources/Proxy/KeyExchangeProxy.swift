@@ -611,11 +611,42 @@ public final class KeyExchangeProxy {
                 if unknown > 0 { count("status_of_unknown_sa") }
                 actions.append(.log("terminal \(terminal.terminalID) status: \(entries.count) SAs, "
                                     + "\(entries.reduce(0) { $0 + $1.packets }) packets" + (unknown > 0 ? ", \(unknown) of SAs the proxy does not hold" : "")))
+                actions += setAgainIfLost(terminal: terminal, reported: Set(entries.map(\.spi)), now: now, wallClock: wallClock)
             case .addSA, .deleteSA, .flush, .acknowledge:
                 count("key_delivery_unexpected")
             }
             return actions
         }
+    }
+
+    /// A terminal whose STATUS lists none of the SAs the proxy set into it has lost them (it restarted, or its
+    /// agent did): the newest valid SA of each of its CHILD SAs is set again at once, as a start request would
+    /// (sending resumes above the highest sequence number forwarded), instead of waiting for its next packet
+    /// while ESP from the peer is dropped. Not while key delivery to it is still unacknowledged: the STATUS may
+    /// then predate keys on their way.
+    private func setAgainIfLost(terminal: TerminalEntry, reported: Set<ChildSPI>, now: Double, wallClock: Double) -> [ProxyAction] {
+        let keySetter = setter(for: terminal)
+        guard keySetter.channel.unacknowledgedCount == 0 else { return [] }
+        let addresses = registry.entries.values.filter { $0.terminalID == terminal.terminalID }.map(\.address)
+        var newest: [String: StoredChildSA] = [:]
+        for address in addresses {
+            for sa in store.children.values where sa.terminal == address && sa.isValid(now: now) {
+                let key = "\(sa.terminal) \(sa.peer) \(sa.childName)"
+                if newest[key].map({ $0.createdAt < sa.createdAt }) ?? true { newest[key] = sa }
+            }
+        }
+        let held = newest.values.sorted { $0.createdAt < $1.createdAt }
+        guard !held.isEmpty, !held.contains(where: { reported.contains($0.inbound.spi) || reported.contains($0.outbound.spi) }) else { return [] }
+        count("terminal_lost_its_sas")
+        var actions: [ProxyAction] = [.log("terminal \(terminal.terminalID) reports none of the \(held.count) SA(s) the proxy set into it "
+                                           + "(it restarted?): setting their keys again")]
+        for sa in held {
+            lastReuse[pairKey(sa.terminal, sa.peer)] = now
+            count("stored_sa_reused")
+            let (inbound, outbound) = store.resumable(sa)
+            actions += keyDelivery(keySetter.set(inbound, outbound, now: now, wallClock: wallClock), to: terminal)
+        }
+        return actions
     }
 
     // MARK: engine and key-delivery output

@@ -52,10 +52,11 @@ public final class TerminalHost {
         agent.acquireInterval = 0.5
     }
 
-    /// A restart: the terminal loses every SA it held (the proxy still has them stored).
-    public func restart(epoch: UInt64) {
+    /// A restart: the terminal loses every SA it held (the proxy still has them stored). With a
+    /// `statusInterval` the new agent reports its (empty) SA list at its first tick, as the real one does.
+    public func restart(epoch: UInt64, statusInterval: Double = 0) {
         agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: entry.terminalID,
-                                                          enrollmentKey: entry.enrollmentKey, epoch: epoch), statusInterval: 0)
+                                                          enrollmentKey: entry.enrollmentKey, epoch: epoch), statusInterval: statusInterval)
         agent.acquireInterval = 0.5
         keysInstalledAt = nil
     }

@@ -28,7 +28,10 @@ public final class TerminalAgent {
     public private(set) var counters: [String: UInt64] = [:]
     public var acquireInterval: Double = 2
     public var statusInterval: Double
-    private var lastStatus: Double = 0
+    /// Nil until the first STATUS, which goes at the first tick whatever `statusInterval` (0: no periodic
+    /// ones): after a restart it tells the proxy at once that this terminal holds no SA, so the proxy sets
+    /// the stored ones again.
+    private var lastStatus: Double?
 
     public init(channel: KeyDeliveryChannel, statusInterval: Double = 30) {
         self.channel = channel
@@ -194,7 +197,7 @@ public final class TerminalAgent {
                 actions.append(.log("\(direction.rawValue) SA \(spi) reached its hard lifetime; removed, EXPIRE sent"))
             }
         }
-        if statusInterval > 0 && now - lastStatus >= statusInterval {
+        if lastStatus.map({ statusInterval > 0 && now - $0 >= statusInterval }) ?? true {
             lastStatus = now
             actions.append(.sendKeyDelivery(channel.send(.status(statusEntries()), now: now, wallClock: wallClock)))
         }

@@ -154,6 +154,34 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 2, "one reply before the restart, one with the resumed SA (the peer's replay window moved on)")
     }
 
+    /// A restarted agent reports at once that it holds no SA (its first STATUS): the proxy sets the stored
+    /// SAs again without waiting for the terminal to send, so the peer's ESP to it is decrypted again.
+    func testATerminalThatReportsNoSAGetsItsStoredSAsBackAtOnce() {
+        let network = DemoScenario.network()
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: 1))
+        network.run()
+        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 0)
+        XCTAssertEqual(network.peer.espReceived, 1, "the terminal answered through ESP")
+        let stored = network.proxy.store.children.values.first { $0.terminal == a }!
+
+        network.terminals[a]!.restart(epoch: 2, statusInterval: 30)
+        XCTAssertFalse(network.terminals[a]!.hasOutboundSA)
+        network.advance(by: 1)  // the agent's first tick sends its STATUS
+        XCTAssertEqual(network.proxy.counters["terminal_lost_its_sas"], 1)
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA, "its keys are back before it sent anything")
+        XCTAssertEqual(network.terminals[a]!.agent.database.outbound.first?.parameters.spi, stored.outbound.spi, "the stored SA, not a new one")
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], nil, "no negotiation")
+        network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: 2))
+        network.run()
+        XCTAssertEqual(network.peer.espReceived, 2, "the peer's ESP is decrypted again and answered")
+
+        // Its next STATUS lists the SA: nothing is set again.
+        network.advance(by: 31)
+        XCTAssertEqual(network.proxy.counters["terminal_lost_its_sas"], 1)
+    }
+
     func testDiscardAndBypassFromTheTerminalSide() {
         let network = DemoScenario.network()
         network.terminalSends(b, HostStack.tcpSyn(from: b, to: peer, destinationPort: 23))

@@ -135,10 +135,29 @@ final class TerminalAgentTests: XCTestCase {
         XCTAssertEqual(agent.outbound(packet(from: "169.254.1.1", to: "224.0.0.251"), now: 1, wallClock: clock), [])
     }
 
+    /// The first tick of a (re)started agent sends a STATUS, whatever status_interval: the proxy learns at once
+    /// that it holds nothing. With status_interval 0 no other follows; with one, one per interval.
+    func testAStartedAgentReportsItsSAsOnceAtItsFirstTick() {
+        func statuses(_ agent: TerminalAgent, _ proxy: KeyDeliveryChannel, at times: [Double]) -> [Int] {
+            times.map { now in
+                agent.tick(now: now, wallClock: clock).filter { action in
+                    guard case .sendKeyDelivery(let datagram) = action, case .message(.status, _) = proxy.receive(datagram, now: now, wallClock: clock)
+                    else { return false }
+                    return true
+                }.count
+            }
+        }
+        let (quiet, quietProxy) = makeAgent()
+        quiet.statusInterval = 0
+        XCTAssertEqual(statuses(quiet, quietProxy, at: [1, 2, 100]), [1, 0, 0])
+        let (periodic, periodicProxy) = makeAgent()
+        periodic.statusInterval = 30
+        XCTAssertEqual(statuses(periodic, periodicProxy, at: [1, 2, 31, 40, 61]), [1, 0, 1, 0, 1])
+    }
+
     func testLifetimesProduceSoftThenHardExpiry() {
         let (agent, proxy) = makeAgent()
         _ = install(agent, proxy, handover(lifetime: ESPLifetime(softSeconds: 10, hardSeconds: 20)).outbound)
-        XCTAssertTrue(agent.tick(now: 5, wallClock: clock).isEmpty)
         func expiries(_ actions: [TerminalAction]) -> [KeyDeliveryMessage] {
             actions.compactMap { action in
                 guard case .sendKeyDelivery(let datagram) = action,
@@ -146,6 +165,8 @@ final class TerminalAgentTests: XCTestCase {
                 return message
             }
         }
+        XCTAssertEqual(expiries(agent.tick(now: 5, wallClock: clock)), [.status([SAStatus(spi: ChildSPI(0x2222_0001), direction: .outbound, packets: 0, bytes: 0)])],
+                       "the first tick reports what the agent holds")
         XCTAssertEqual(expiries(agent.tick(now: 11, wallClock: clock)), [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: false)])
         XCTAssertEqual(expiries(agent.tick(now: 12, wallClock: clock)), [], "soft expiry is reported once")
         XCTAssertEqual(expiries(agent.tick(now: 21, wallClock: clock)), [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: true)])

@@ -14,11 +14,13 @@ The daemon keeps its state in SQLite, sealed by an AES key generated inside a So
      across the restarts.
   4. The token is removed: forwarding goes on, a new negotiation is refused with a clear log line; the
      token comes back: negotiations resume.
-  5. Terminal 1 is taken out of the configuration file while the daemon is down: at start, the SAs
+  5. Terminal 1's agent is killed with SIGKILL and started again (a device reboot): its first STATUS lists
+     no SA, and the proxy sets the stored ones into it at once; the peer's pings get through on the same SA.
+  6. Terminal 1 is taken out of the configuration file while the daemon is down: at start, the SAs
      restored in its name are deleted at strongSwan at once, the peer's link address restored from the
      store, or with none stored asked for by ARP in the terminal's name (no traffic needed to learn it);
      put back, it negotiates again.
-  6. The database file (and its WAL) holds no key: neither the CHILD SA keys, nor the PSK, nor the
+  7. The database file (and its WAL) holds no key: neither the CHILD SA keys, nor the PSK, nor the
      enrollment key, in binary or hexadecimal.
 """
 import json, os, random, shutil, signal, subprocess, sys, threading, time
@@ -238,6 +240,7 @@ def run(charon, directory):
         e2e.wait_for(lambda: e2e.read(os.path.join(directory, "t1.log")).count("installed outbound SA") >= 2 + 1, 10)
         ok, summary = e2e.ping(PEER, e2e.PEER6, T1["v6"], count=3)
         check(ok, f"and its ESP flows ({summary})")
+        agent = terminal_agent_restarted(charon, daemon, agent, terminal_config, directory)
         terminal_dropped_from_the_file_while_down(charon, daemon)
     finally:
         e2e.stop(agent)
@@ -248,6 +251,27 @@ def run(charon, directory):
         for line in e2e.read(daemon.log).splitlines()[-8:]:
             print("      " + line[:300])
     no_key_on_disk(daemon)
+
+
+def terminal_agent_restarted(charon, daemon, agent, terminal_config, directory):
+    """Terminal 1's agent is killed with SIGKILL and started again (a device reboot): it holds no SA, and its
+    first STATUS says so; the proxy sets the stored SAs again at once, so the peer's pings get through without
+    the terminal sending first, and without a new negotiation. Returns the new agent."""
+    before = ike_and_child_spis(charon, "t1v4")
+    agent.kill()
+    agent.wait(timeout=10)
+    agent_log = os.path.join(directory, "t1.log")
+    installed = e2e.read(agent_log).count("installed outbound SA")
+    lost = daemon.counter("terminal_lost_its_sas")
+    agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], agent_log)
+    back = e2e.wait_for(lambda: e2e.read(agent_log).count("installed outbound SA") > installed, 10)
+    log = daemon.log_since_start()
+    check(back and daemon.counter("terminal_lost_its_sas") > lost and "reports none of the" in log and "setting their keys again" in log,
+          "the restarted agent's first STATUS lists no SA: the proxy sets the stored SAs into it again at once")
+    ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
+    check(ok, f"the peer's pings reach the terminal through ESP again without it sending first ({summary})")
+    check(ike_and_child_spis(charon, "t1v4") == before, f"on the same SA: no new negotiation (strongSwan's SPIs {before})")
+    return agent
 
 
 def terminal_dropped_from_the_file_while_down(charon, daemon):
