@@ -11,14 +11,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need_apt=0
-for tool in /usr/lib/ipsec/charon swanctl ip ping tshark tcpdump nft setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
+for tool in /usr/lib/ipsec/charon swanctl ip ping tshark tcpdump nft conntrack setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
     command -v "$tool" >/dev/null 2>&1 || [ -e "$tool" ] || need_apt=1
 done
 if [ "$need_apt" -eq 1 ]; then
     echo "== installing strongSwan, iproute2, tshark, SoftHSM2 and the PKCS#11 and SQLite headers"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan-charon strongswan-swanctl \
-        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables util-linux curl openssl \
+        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables conntrack util-linux curl openssl \
         softhsm2 libp11-kit-dev libsqlite3-dev >/dev/null
 fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
@@ -46,6 +46,9 @@ python3 tests/interop/daemon_e2e.py
 
 echo "== daemon ports test (two terminal-side ports, one terminal on each, switched inside the daemon)"
 python3 tests/interop/daemon_ports.py
+
+echo "== daemon behind NAT test (a masquerading router between the proxy and strongSwan; its mappings lost and renewed)"
+python3 tests/interop/daemon_nat.py
 
 echo "== daemon scale test (32 terminals behind one daemon, half started by strongSwan, half by the terminals, at once)"
 python3 tests/interop/daemon_scale.py
