@@ -627,7 +627,9 @@ public final class KeyExchangeProxy {
     private func setAgainIfLost(terminal: TerminalEntry, reported: Set<ChildSPI>, now: Double, wallClock: Double) -> [ProxyAction] {
         let keySetter = setter(for: terminal)
         guard keySetter.channel.unacknowledgedCount == 0 else { return [] }
-        let addresses = registry.entries.values.filter { $0.terminalID == terminal.terminalID }.map(\.address)
+        // Its addresses the proxy still acts for (not those the terminal prefixes no longer cover).
+        let addresses = registry.entries.values.filter { $0.terminalID == terminal.terminalID && registry.terminal(at: $0.address) != nil }
+            .map(\.address)
         var newest: [String: StoredChildSA] = [:]
         for address in addresses {
             for sa in store.children.values where sa.terminal == address && sa.isValid(now: now) {
@@ -762,6 +764,14 @@ public final class KeyExchangeProxy {
         }
         for sa in store.expire(now: now) {
             count("sa_expired")
+            if engine.holdsChild(inbound: sa.inbound.spi) {
+                // Deleted with the peer too (as strongSwan does at life_time), or it would keep sending on it; the
+                // Delete exchange's event deletes it in the terminal.
+                actions.append(.log("SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime: "
+                                    + "deleting the CHILD SA with the peer and in the terminal"))
+                actions += perform(engine.deleteChild(connection: sa.connection, spi: sa.inbound.spi, now: now), now: now, wallClock: wallClock)
+                continue
+            }
             actions.append(.log("SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime"))
             if let terminal = registry.terminal(at: sa.terminal) {
                 actions += keyDelivery(setter(for: terminal).delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, now: now, wallClock: wallClock),

@@ -687,14 +687,24 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(unchecked.proxy.store.count, 1)
     }
 
-    func testExpiredSAIsRemovedFromStoreAndTerminal() {
+    /// At its hard lifetime a CHILD SA leaves the store and the terminal, and the peer: left there, it would
+    /// keep the peer sending on keys nobody holds.
+    func testExpiredSAIsRemovedFromStoreTerminalAndPeer() {
         let network = DemoScenario.network(hardLifetime: 30)
         ping(network, from: a)
         XCTAssertEqual(network.proxy.store.count, 1)
+        XCTAssertEqual(network.peer.engine.sessionSummaries.flatMap(\.children).count, 1)
         network.advance(by: 40)
         XCTAssertEqual(network.proxy.store.count, 0)
         XCTAssertFalse(network.terminals[a]!.hasOutboundSA)
         XCTAssertGreaterThanOrEqual(network.proxy.counters["sa_expired"] ?? 0, 1)
+        XCTAssertEqual(network.peer.engine.sessionSummaries.flatMap(\.children).count, 0, "the peer's CHILD SA is deleted too")
+        XCTAssertEqual(network.proxy.engine.sessionSummaries.flatMap(\.children).count, 0, "and the proxy's engine's")
+        XCTAssertEqual(network.proxy.engine.sessionSummaries.count, 1, "the IKE SA stays, for the next CHILD SA")
+        // The terminal's next packet gets a new CHILD SA on that IKE SA.
+        ping(network, from: a, sequence: 2)
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        XCTAssertEqual(network.peer.engine.sessionSummaries.flatMap(\.children).count, 1)
     }
 }
 

@@ -17,7 +17,9 @@ different ports, NAT detected; pings go both ways and a 2 MB TCP transfer passes
 capture on the public link sees no plaintext ICMP or TCP and no protocol 50); strongSwan's counters show
 the packets of each terminal. Then the router forgets its mappings and hands out other ports: the
 proxy's liveness checks, sent in each terminal's name through the new mappings, take strongSwan to the new
-ports, and the peer's pings reach both terminals again on the same IKE SAs. The daemon counts no failed
+ports, and the peer's pings reach both terminals again on the same IKE SAs. At the profile's hard lifetime
+the proxy deletes a CHILD SA with strongSwan and in the terminal, whose next packets get a new CHILD SA on
+the same IKE SA. The daemon counts no failed
 negotiation and stops cleanly.
 
 Needs root, iproute2, nftables, conntrack, strongSwan, tcpdump and the `vici` module; it fails loudly otherwise.
@@ -37,6 +39,8 @@ TERMINALS = [{"name": f"t{n}", "ns": f"ikp-n-t{n}", "dev": f"ikp-nt{n}", "lan": 
 NAMESPACES = [PEER, NAT, PROXY, LAN] + [t["ns"] for t in TERMINALS]
 # The proxy checks the peer is alive after this many seconds without a message from it.
 LIVENESS = 4
+# Each CHILD SA's hard lifetime: at the end the proxy deletes one with the peer and in the terminal.
+HARD_LIFETIME = 30
 
 
 class Topology:
@@ -84,7 +88,8 @@ def daemon_configuration(control):
         "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
         # No forced encapsulation: only the NAT's rewriting makes IKE and ESP move to UDP 4500.
         "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
-                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": False, "liveness_interval": LIVENESS}],
+                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": False, "liveness_interval": LIVENESS,
+                      "hard_lifetime": HARD_LIFETIME}],
         "policy": {"default": "bypass", "rules": [
             {"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]},
         "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4},
@@ -139,6 +144,26 @@ def mapping_changed(charon):
         check(ok and "3 received" in summary, f"the peer's pings reach {t['name']} through the new mapping ({summary})")
 
 
+def hard_lifetime_reached(charon, directory):
+    """At the profile's hard lifetime the proxy deletes the CHILD SA with the peer too (strongSwan stops listing
+    it) and in the terminal; the terminal's next packets get a new CHILD SA on the same IKE SA."""
+    t = TERMINALS[0]
+    sa, child = e2e.installed_child(charon, t["name"])
+    if child is None:
+        check(False, f"{t['name']} holds a CHILD SA before its hard lifetime")
+        return
+    old_spi, ike_spi = child["spi-in"], sa["initiator-spi"]
+    gone = e2e.wait_for(lambda: all(c["spi-in"] != old_spi for s in e2e.peer_sas(charon).get(t["name"], [])
+                                    for c in s.get("child-sas", {}).values()), HARD_LIFETIME + 10)
+    check(gone, f"at the hard lifetime ({HARD_LIFETIME} s) the proxy deleted {t['name']}'s CHILD SA at strongSwan too")
+    check(e2e.wait_for(lambda: "deleted outbound SA" in e2e.read(os.path.join(directory, f"{t['name']}.log")), 5),
+          "and in the terminal")
+    ok, summary = e2e.ping(t["ns"], t["v4"], PEER4, count=3)
+    sa, child = e2e.wait_child(charon, t["name"], timeout=10)
+    check(child is not None and child["spi-in"] != old_spi and sa["initiator-spi"] == ike_spi,
+          f"the terminal's next packets get a new CHILD SA on the same IKE SA ({summary})")
+
+
 def run(charon, directory):
     load_peer(charon)
     control = os.path.join(directory, "ikeproxy.sock")
@@ -180,6 +205,7 @@ def run(charon, directory):
         check(len(counts) == 2 and all(i >= 5 and o >= 5 for i, o in counts.values()),
               f"strongSwan's counters show each terminal's ESP in and out {counts}")
         mapping_changed(charon)
+        hard_lifetime_reached(charon, directory)
         failures = {k: v for k, v in {**e2e.daemon_status(control).get("proxy", {}), **e2e.daemon_status(control).get("engine", {})}.items()
                     if "fail" in k or "refused" in k}
         check(not failures, f"the daemon counts no failed negotiation ({failures or 'none'})")

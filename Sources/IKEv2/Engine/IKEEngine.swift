@@ -171,6 +171,11 @@ public final class IKEEngine {
         sessions.values.contains { $0.local.address == local && $0.remote.address == remote && ($0.state == .established || $0.state == .deleting) }
     }
 
+    /// Whether an established IKE SA holds a CHILD SA with this inbound SPI that is not replaced already.
+    public func holdsChild(inbound spi: ChildSPI) -> Bool {
+        sessions.values.contains { $0.state == .established && $0.children.contains { $0.spiInbound == spi && !$0.rekeyed } }
+    }
+
     func findSession(connection name: String) -> IKESession? {
         sessions.values.filter { $0.connection.name == name && $0.state == .established }.max { $0.createdAt < $1.createdAt }
     }
