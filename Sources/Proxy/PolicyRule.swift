@@ -36,6 +36,8 @@ public struct AddressPrefix: Equatable, Sendable, CustomStringConvertible {
     public static func any(ipv6: Bool) -> AddressPrefix { AddressPrefix(ipv6 ? "::/0" : "0.0.0.0/0")! }
 
     public func contains(_ key: AddressKey) -> Bool { low <= key && key <= high }
+    /// Whether `address`, of this prefix's family, lies inside it.
+    public func contains(_ address: IPAddress) -> Bool { isIPv6 == address.isIPv6 && contains(AddressKey(address.bytes)) }
     public var description: String { text }
 }
 

@@ -43,7 +43,6 @@ public struct TerminalRegistry: Sendable {
     /// The terminal at `address` when it is enrolled and allowed.
     public func terminal(at address: IPAddress) -> TerminalEntry? {
         guard let entry = entries[address] else { return nil }
-        let key = AddressKey(address.bytes)
-        return allowedPrefixes.contains { $0.isIPv6 == address.isIPv6 && $0.contains(key) } ? entry : nil
+        return allowedPrefixes.contains { $0.contains(address) } ? entry : nil
     }
 }

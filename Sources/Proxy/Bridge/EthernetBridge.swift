@@ -168,13 +168,9 @@ public final class EthernetBridge {
     private func authorize(_ address: IPAddress) {
         let prefix = AddressPrefix(address.description + (address.isIPv6 ? "/128" : "/32"))!
         if !authorizedPrefixes.contains(prefix) { authorizedPrefixes.append(prefix) }
-        guard !Self.covers(proxy.registry.allowedPrefixes, address) else { return }
+        guard !proxy.registry.allowedPrefixes.contains(where: { $0.contains(address) }) else { return }
         proxy.registry.allowedPrefixes.append(prefix)
         discovery.addPrefix(prefix)
-    }
-
-    private static func covers(_ prefixes: [AddressPrefix], _ address: IPAddress) -> Bool {
-        prefixes.contains { $0.isIPv6 == address.isIPv6 && $0.contains(AddressKey(address.bytes)) }
     }
 
     /// The configured terminal prefixes changed (a reload): the addresses administrators approved or added

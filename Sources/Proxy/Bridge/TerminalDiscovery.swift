@@ -24,10 +24,7 @@ public struct TerminalDiscovery: Sendable {
 
     public init(prefixes: [AddressPrefix]) { self.prefixes = prefixes }
 
-    public func isInsidePrefixes(_ address: IPAddress) -> Bool {
-        let key = AddressKey(address.bytes)
-        return prefixes.contains { $0.isIPv6 == address.isIPv6 && $0.contains(key) }
-    }
+    public func isInsidePrefixes(_ address: IPAddress) -> Bool { prefixes.contains { $0.contains(address) } }
 
     /// Addresses inside the prefixes, by MAC: the ones the proxy may act for once enrolled.
     public var registered: [DiscoveredTerminal] { hosts.values.filter { h in (h.ipv4.union(h.ipv6)).contains(where: isInsidePrefixes) } }
