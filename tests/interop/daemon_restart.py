@@ -61,6 +61,8 @@ class RestartableDaemon:
             f.write(PIN + "\n")
         config = e2e.daemon_configuration(self.control)
         config["profiles"][0]["rekey_time"] = REKEY_TIME
+        # No random part: the rekey is checked against its exact moment.
+        config["profiles"][0]["rand_time"] = 0
         config["store"] = {"path": self.database, "pkcs11": {"module": SOFTHSM_MODULE, "token": "ikeproxy", "pin_file": pin_file}}
         with open(self.config, "w") as f:
             json.dump(config, f, indent=1)
