@@ -147,7 +147,7 @@ public struct DaemonConfiguration: Sendable {
         var key_delivery: KeyDelivery?
         var settings: EngineSettingsFile.With<OwnSettings>?
         /// Beside the shared engine keys, what only the proxy has: the wait after a failed negotiation.
-        struct OwnSettings: Decodable { var retry_after_failure: Double? }
+        struct OwnSettings: Decodable { var retry_after_failure: Double?; var max_negotiations_per_terminal: Int?; var max_negotiations: Int? }
     }
 
     public static func load(path: String) throws -> DaemonConfiguration {
@@ -329,6 +329,12 @@ public struct DaemonConfiguration: Sendable {
             if let v = s.own.retry_after_failure {
                 guard v >= 0 && v <= 3600 else { throw fail("settings.retry_after_failure: \(v) is not between 0 and 3600 seconds") }
                 settings.retryAfterFailure = v
+            }
+            for (key, value, apply) in [("max_negotiations_per_terminal", s.own.max_negotiations_per_terminal, { settings.maxNegotiationsPerTerminal = $0 }),
+                                        ("max_negotiations", s.own.max_negotiations, { settings.maxNegotiations = $0 })] as [(String, Int?, (Int) -> Void)] {
+                guard let value else { continue }
+                guard (1...100_000).contains(value) else { throw fail("settings.\(key): \(value) is not between 1 and 100000") }
+                apply(value)
             }
         }
         var store: StoreConfiguration?

@@ -39,6 +39,12 @@ public struct ProxySettings: Sendable {
     /// After a negotiation for a terminal and a peer failed, start requests for them wait this long, so that
     /// a terminal that keeps sending does not make an IKE exchange of every packet.
     public var retryAfterFailure: Double = 10
+    /// At most this many negotiations run at once in one terminal's name; start requests beyond it are dropped
+    /// and counted, so that a terminal (or a host on its link posing as one) cannot make the proxy start IKE
+    /// with every address a broad protect rule covers.
+    public var maxNegotiationsPerTerminal = 16
+    /// And at most this many at once in all, whichever terminals they are for.
+    public var maxNegotiations = 256
     public init() {}
 }
 
@@ -72,6 +78,8 @@ public final class KeyExchangeProxy {
     private var lastReuse: [TerminalPeer: Double] = [:]
     /// The last failed negotiation per terminal and peer: when, and why.
     private var failures: [TerminalPeer: (at: Double, reason: String)] = [:]
+    /// When a start request over a negotiation limit was last logged, by terminal (at most one line in 10 s).
+    private var limitLogged: [UInt64: Double] = [:]
     public private(set) var counters: [String: Int] = [:]
     /// CHILD SAs (by outbound SPI) whose deletion a policy change asked for: asked once, until the SA is gone.
     private var deletingForPolicy: Set<ChildSPI> = []
@@ -565,6 +573,7 @@ public final class KeyExchangeProxy {
         if let reason = missingCredential(terminal, profile: profile) {
             return drop("no_certificate_for_terminal") + [.log("start request \(address) -> \(peer) refused: \(reason)")]
         }
+        if let refusal = overNegotiationLimit(terminal: terminal, peer: peer, now: now) { return refusal }
         negotiating[pair] = now
         count("negotiations_started")
         if !renegotiation.isEmpty { count("renegotiated_after_policy_change") }
@@ -573,6 +582,27 @@ public final class KeyExchangeProxy {
         let starting: [ProxyAction] = renegotiation.isEmpty ? [.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))")] : []
         return notes + renegotiation + starting
             + perform(engine.startChild(connection: name, child: wanted.childName, now: now), now: now, wallClock: wallClock)
+    }
+
+    /// The drop (and, at most every 10 s per terminal, a log line) for a start request that would pass one of the
+    /// negotiation limits; nil when it may go on.
+    private func overNegotiationLimit(terminal: TerminalEntry, peer: IPAddress, now: Double) -> [ProxyAction]? {
+        let own = negotiating.keys.filter { registry.entries[$0.terminal]?.terminalID == terminal.terminalID }.count
+        let limit: String
+        if own >= settings.maxNegotiationsPerTerminal {
+            limit = "\(own) negotiations are under way in its name already (max_negotiations_per_terminal \(settings.maxNegotiationsPerTerminal))"
+        } else if negotiating.count >= settings.maxNegotiations {
+            limit = "\(negotiating.count) negotiations are under way already (max_negotiations \(settings.maxNegotiations))"
+        } else {
+            return nil
+        }
+        var actions = drop("start_request_over_negotiation_limit")
+        if now - (limitLogged[terminal.terminalID] ?? -.infinity) >= 10 {
+            limitLogged[terminal.terminalID] = now
+            actions.append(.log("start request \(terminal.address) -> \(peer) refused: \(limit); later ones are counted, "
+                                + "start_request_over_negotiation_limit"))
+        }
+        return actions
     }
 
     private func keyDeliveryFromTerminal(_ datagram: [UInt8], terminal: TerminalEntry, now: Double, wallClock: Double) -> [ProxyAction] {

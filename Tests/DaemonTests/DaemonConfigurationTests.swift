@@ -132,6 +132,12 @@ final class DaemonConfigurationTests: XCTestCase {
         let set = try DaemonConfiguration.parse(try example { $0["settings"] = ["retry_after_failure": 30, "retransmit_limit": 3] })
         XCTAssertEqual(set.proxySettings.retryAfterFailure, 30)
         XCTAssertEqual(set.engineSettings.retransmitLimit, 3)
+        XCTAssertEqual(set.proxySettings.maxNegotiationsPerTerminal, 16, "the default")
+        let limited = try DaemonConfiguration.parse(try example { $0["settings"] = ["max_negotiations_per_terminal": 4, "max_negotiations": 100] })
+        XCTAssertEqual(limited.proxySettings.maxNegotiationsPerTerminal, 4)
+        XCTAssertEqual(limited.proxySettings.maxNegotiations, 100)
+        XCTAssertTrue(try refusal { $0["settings"] = ["max_negotiations_per_terminal": 0] }
+            .contains("settings.max_negotiations_per_terminal: 0 is not between 1 and 100000"))
     }
 
     func testAChildlessProfileMakesChildlessConnections() throws {

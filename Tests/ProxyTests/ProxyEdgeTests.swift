@@ -17,6 +17,42 @@ final class ProxyEdgeTests: XCTestCase {
                          profiles: [DemoScenario.profile()])
     }
 
+    /// A terminal (or a host posing as it) sending to many addresses of a broad protect rule gets at most
+    /// max_negotiations_per_terminal negotiations at once; the rest are counted drops, logged once in 10 s;
+    /// other terminals are not held back, and once those negotiations end new ones may start.
+    func testNegotiationsInOneTerminalsNameAreLimited() {
+        var settings = ProxySettings()
+        settings.maxNegotiationsPerTerminal = 3
+        settings.maxNegotiations = 4
+        let broad = PolicyTable(rules: [PolicyRule(source: AddressPrefix("10.0.0.0/24")!, destination: AddressPrefix("198.51.100.0/24")!,
+                                                   action: .protect(profile: "gateway"))], defaultAction: .bypass)
+        var engineSettings = EngineSettings()
+        engineSettings.retransmitLimit = 1
+        let proxy = KeyExchangeProxy(policy: broad, registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!],
+                                                                              terminals: DemoScenario.terminals()),
+                                     profiles: [DemoScenario.profile()], settings: settings, engineSettings: engineSettings)
+        var logs: [String] = []
+        func send(from terminal: IPAddress, to host: Int, at now: Double) {
+            let actions = proxy.receive(from: .terminal, packet: HostStack.echoRequest(from: terminal, to: IPAddress("198.51.100.\(host)")!, sequence: 1),
+                                        now: now, wallClock: now)
+            logs += actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
+        }
+        for host in 1...6 { send(from: a, to: host, at: 0) }
+        XCTAssertEqual(proxy.counters["negotiations_started"], 3)
+        XCTAssertEqual(proxy.counters["drop_start_request_over_negotiation_limit"], 3)
+        XCTAssertEqual(logs.filter { $0.contains("refused: 3 negotiations are under way in its name already (max_negotiations_per_terminal 3)") }.count, 1,
+                       "said once: \(logs)")
+        // Another terminal still gets one, up to the limit in all.
+        send(from: DemoScenario.terminalB, to: 10, at: 1)
+        send(from: DemoScenario.terminalB, to: 11, at: 1)
+        XCTAssertEqual(proxy.counters["negotiations_started"], 4)
+        XCTAssertTrue(logs.contains { $0.contains("4 negotiations are under way already (max_negotiations 4)") }, "\(logs)")
+        // No peer answers: the negotiations fail, and new start requests may go on.
+        for second in stride(from: 1.0, through: 40, by: 1) { _ = proxy.tick(now: second, wallClock: second) }
+        send(from: a, to: 7, at: 41)
+        XCTAssertEqual(proxy.counters["negotiations_started"], 5)
+    }
+
     func testAProfileThatSignsWithTheTerminalsCertificateRefusesATerminalWithoutOne() {
         var profile = DemoScenario.profile()
         profile.authenticatesWithTerminalCertificate = true

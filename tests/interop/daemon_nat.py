@@ -15,7 +15,9 @@ packets to the peer make the proxy negotiate in its name, through the router (wh
 terminal's own frames); strongSwan sees both IKE SAs coming from the router's one public address, on two
 different ports, NAT detected; pings go both ways and a 2 MB TCP transfer passes, all in ESP-in-UDP (a
 capture on the public link sees no plaintext ICMP or TCP and no protocol 50); strongSwan's counters show
-the packets of each terminal. Then the router forgets its mappings and hands out other ports: the
+the packets of each terminal. A terminal sending to a dozen addresses of a protect rule where no peer
+answers gets at most max_negotiations_per_terminal negotiations at once, the rest counted drops, while the
+other terminal's traffic goes on. Then the router forgets its mappings and hands out other ports: the
 proxy's liveness checks, sent in each terminal's name through the new mappings, take strongSwan to the new
 ports, and the peer's pings reach both terminals again on the same IKE SAs. At the profile's hard lifetime
 the proxy deletes a CHILD SA with strongSwan and in the terminal, whose next packets get a new CHILD SA on
@@ -39,6 +41,8 @@ TERMINALS = [{"name": f"t{n}", "ns": f"ikp-n-t{n}", "dev": f"ikp-nt{n}", "lan": 
 NAMESPACES = [PEER, NAT, PROXY, LAN] + [t["ns"] for t in TERMINALS]
 # The proxy checks the peer is alive after this many seconds without a message from it.
 LIVENESS = 4
+# Negotiations at once in one terminal's name.
+MAX_PER_TERMINAL = 4
 # Each CHILD SA's hard lifetime: at the end the proxy deletes one with the peer and in the terminal.
 HARD_LIFETIME = 30
 
@@ -91,8 +95,10 @@ def daemon_configuration(control):
                       "psk": base.PSK, "mode": "tunnel", "force_encapsulation": False, "liveness_interval": LIVENESS,
                       "hard_lifetime": HARD_LIFETIME}],
         "policy": {"default": "bypass", "rules": [
-            {"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]},
-        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4},
+            {"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"},
+            # A broad rule where nobody answers IKE: start requests there show the negotiation limit.
+            {"source": "192.0.2.0/24", "destination": "203.0.113.0/24", "action": "protect", "profile": "peer"}]},
+        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4, "max_negotiations_per_terminal": MAX_PER_TERMINAL},
     }
 
 
@@ -111,6 +117,27 @@ def load_peer(charon):
             "children": {t["name"]: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
                                      "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
     charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
+
+
+def many_destinations(charon, control, log):
+    """Terminal 2 sends to a dozen addresses of a protect rule where no peer answers: the proxy starts at most
+    max_negotiations_per_terminal negotiations in its name at once, counts the other start requests as drops
+    and says so once; terminal 1's traffic with the peer is not held back."""
+    t = TERMINALS[1]
+    before = e2e.daemon_status(control)["proxy"]
+    pings = [subprocess.Popen(["ip", "netns", "exec", t["ns"], "ping", "-c", "1", "-W", "1", "-I", t["v4"], f"203.0.113.{n}"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for n in range(1, 13)]
+    for p in pings:
+        p.wait(timeout=10)
+    after = e2e.daemon_status(control)["proxy"]
+    started = after.get("negotiations_started", 0) - before.get("negotiations_started", 0)
+    dropped = after.get("drop_start_request_over_negotiation_limit", 0) - before.get("drop_start_request_over_negotiation_limit", 0)
+    said = f"refused: {MAX_PER_TERMINAL} negotiations are under way in its name already (max_negotiations_per_terminal {MAX_PER_TERMINAL})"
+    check(started == MAX_PER_TERMINAL and dropped >= 12 - MAX_PER_TERMINAL and said in e2e.read(log),
+          f"12 destinations without a peer: {started} negotiations in {t['name']}'s name (max_negotiations_per_terminal "
+          f"{MAX_PER_TERMINAL}), {dropped} start requests counted as drops, said in the log")
+    ok, summary = e2e.ping(TERMINALS[0]["ns"], TERMINALS[0]["v4"], PEER4, count=3)
+    check(ok, f"meanwhile {TERMINALS[0]['name']}'s traffic with the peer goes on ({summary})")
 
 
 def mapping_changed(charon):
@@ -204,6 +231,7 @@ def run(charon, directory):
                   for name, (_, child) in ((t["name"], e2e.installed_child(charon, t["name"])) for t in TERMINALS) if child}
         check(len(counts) == 2 and all(i >= 5 and o >= 5 for i, o in counts.values()),
               f"strongSwan's counters show each terminal's ESP in and out {counts}")
+        many_destinations(charon, control, log)
         mapping_changed(charon)
         hard_lifetime_reached(charon, directory)
         failures = {k: v for k, v in {**e2e.daemon_status(control).get("proxy", {}), **e2e.daemon_status(control).get("engine", {})}.items()
