@@ -231,6 +231,9 @@ public struct DaemonConfiguration: Sendable {
             for (key, value) in [("rekey_time", p.rekey_time), ("ike_rekey_time", p.ike_rekey_time), ("liveness_interval", p.liveness_interval)] {
                 if let value, !(value >= 1 && value <= 31_536_000) { throw fail("\(at): \(key) \(value) is not between 1 and 31536000 seconds") }
             }
+            if let rekey = p.rekey_time, let hard = p.hard_lifetime, rekey >= Double(hard) {
+                throw fail("\(at): rekey_time \(rekey) must be below hard_lifetime \(hard), or the SA is deleted before it is replaced")
+            }
             profiles[profiles.count - 1].ikeRekeyTime = p.ike_rekey_time
             do {
                 profiles[profiles.count - 1].childRekeyJitter = try RekeyJitter.configured(randTime: p.rand_time, rekeyTime: p.rekey_time)

@@ -113,6 +113,8 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal { object in profile("rekey_time", 60)(&object); profile("rand_time", 90)(&object) }
             .contains("profiles[0] (peer): rand_time 90.0 is not below rekey_time 60.0"))
         XCTAssertTrue(try refusal(profile("ike_rand_time", -5)).contains("profiles[0] (peer): ike_rand_time -5.0 is negative"))
+        XCTAssertTrue(try refusal { object in profile("rekey_time", 3600)(&object); profile("hard_lifetime", 3600)(&object) }
+            .contains("profiles[0] (peer): rekey_time 3600.0 must be below hard_lifetime 3600, or the SA is deleted before it is replaced"))
     }
 
     func testSeveralTerminalPortsAreRead() throws {
