@@ -36,9 +36,34 @@ extension DaemonRunner {
 
     func audit(_ request: ManagementRequest, _ action: String, _ detail: String) {
         log("audit: \(request.administrator.name) \(action): \(detail)")
-        do { try state?.database.audit(who: request.administrator.name, action: action, detail: detail, now: Date().timeIntervalSince1970) } catch {
+        let now = Date().timeIntervalSince1970
+        guard let state else {
+            // Without a store the entries are kept in memory since the start, the newest ones.
+            recentAudit.append((now, request.administrator.name, action, detail))
+            if recentAudit.count > Self.auditShown { recentAudit.removeFirst(recentAudit.count - Self.auditShown) }
+            auditTotal += 1
+            return
+        }
+        do { try state.database.audit(who: request.administrator.name, action: action, detail: detail, now: now) } catch {
             log("audit log write failed: \(error)")
         }
+    }
+
+    /// How many of the newest audit entries `GET /v1/audit` gives.
+    static let auditShown = 500
+
+    /// The newest audit entries, oldest first: from the store (all runs), or from memory (this run).
+    func auditRows() -> Result<[String: Any], DaemonStartError> {
+        var entries = recentAudit, total = auditTotal, stored = false
+        if let state {
+            do { (entries, total) = try state.database.recentAudit(limit: Self.auditShown); stored = true } catch {
+                return .failure(DaemonStartError(description: "the audit log could not be read: \(error)"))
+            }
+        }
+        let formatter = ISO8601DateFormatter()
+        return .success(["entries": entries.map { ["time": formatter.string(from: Date(timeIntervalSince1970: $0.time)), "who": $0.who,
+                                                   "action": $0.action, "detail": $0.detail] },
+                         "total": total, "stored": stored])
     }
 
     func handle(_ request: ManagementRequest) -> ManagementResponse {
@@ -151,6 +176,11 @@ extension DaemonRunner {
             sendDecided(bridge.frames(for: actions), now: now)
             audit(request, "sa.delete", "CHILD SA \(text)")
             return .json(["deleting": text], status: 202)
+        case .listAudit:
+            switch auditRows() {
+            case .success(let object): return .json(object)
+            case .failure(let error): return .error(503, error.description)
+            }
         case .reloadCredentials:
             switch reloadCredentials() {
             case .success(let lines):

@@ -43,6 +43,9 @@ public final class DaemonRunner {
     /// What the start decided to send before the loop runs (the Deletes of SAs no terminal is enrolled for).
     var startupFrames: [FrameAction] = []
     var ikeActivity = false
+    /// Without a store: the audit entries of this run (the newest ones) and how many there were.
+    var recentAudit: [(time: Double, who: String, action: String, detail: String)] = []
+    var auditTotal = 0
     var discoveryChanged = false
     let mailbox = ManagementMailbox()
     /// Online revocation checks (OCSP) the engine asks for, run off the loop.

@@ -9,6 +9,7 @@ public struct ManagementRequest: Sendable {
         case listTerminals, approveTerminal, addTerminal, removeTerminal
         case listSAs, showSA, deleteSA, flushSAs
         case reloadCredentials
+        case listAudit
 
         /// Routes that change something: administrators with the admin role only, and audited.
         public var changes: Bool { [.addPolicy, .deletePolicy, .replacePolicy, .revertPolicy, .approveTerminal, .addTerminal, .removeTerminal, .deleteSA, .flushSAs, .reloadCredentials].contains(self) }

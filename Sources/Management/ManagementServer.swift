@@ -62,6 +62,7 @@ public final class ManagementServer: @unchecked Sendable {
         (.post, "/v1/terminals", .addTerminal), (.delete, "/v1/terminals/:parameter", .removeTerminal),
         (.get, "/v1/sas", .listSAs), (.post, "/v1/sas/flush", .flushSAs), (.get, "/v1/sas/:parameter", .showSA),
         (.delete, "/v1/sas/:parameter", .deleteSA), (.post, "/v1/credentials/reload", .reloadCredentials),
+        (.get, "/v1/audit", .listAudit),
     ]
 
     func router() -> Router<ManagementRequestContext> {

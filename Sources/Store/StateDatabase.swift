@@ -148,6 +148,15 @@ public final class StateDatabase: @unchecked Sendable {
         }
     }
 
+    /// The newest `limit` audit entries, oldest first, and how many there are in all.
+    public func recentAudit(limit: Int) throws -> (entries: [(time: Double, who: String, action: String, detail: String)], total: Int) {
+        try pool.read { db in
+            let rows = try Row.fetchAll(db, sql: "SELECT * FROM audit_log ORDER BY id DESC LIMIT ?", arguments: [limit])
+            let total = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM audit_log") ?? 0
+            return (rows.reversed().map { ($0["time"], $0["who"], $0["action"], $0["detail"]) }, total)
+        }
+    }
+
     // MARK: discovery
 
     public struct HostRow: Sendable, Equatable {

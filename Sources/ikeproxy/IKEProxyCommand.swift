@@ -22,7 +22,7 @@ struct IKEProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ikeproxy",
         abstract: "A transparent IKEv2 key-exchange proxy.",
-        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, ProfilesCommand.self, SAsCommand.self, StatusCommand.self, ReloadCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self,
+        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, ProfilesCommand.self, SAsCommand.self, StatusCommand.self, AuditCommand.self, ReloadCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self,
                       TokenProbeCommand.self]
     )
 }

@@ -245,6 +245,19 @@ struct ProfilesCommand: ParsableCommand {
     }
 }
 
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "audit",
+                                                    abstract: "The newest entries of a running daemon's audit log: who changed what, and when.")
+    @OptionGroup var options: APIOptions
+    func run() throws {
+        let answer = try options.call("GET", "/v1/audit")
+        guard !options.json, let object = answer as? [String: Any], let entries = object["entries"] as? [[String: Any]] else { return }
+        printTable(["TIME", "WHO", "ACTION", "DETAIL"], entries.map { [text($0["time"]), text($0["who"]), text($0["action"]), text($0["detail"])] })
+        if entries.isEmpty { print("(no change made over the API yet)") }
+        if let total = object["total"] as? Int, total > entries.count { print("(the newest \(entries.count) of \(total) entries)") }
+    }
+}
+
 struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Uptime, SAs and counters of a running daemon.")
     @OptionGroup var options: APIOptions

@@ -165,6 +165,17 @@ final class StoreTests: XCTestCase {
         XCTAssertThrowsError(try StateDatabase(path: directory.appendingPathComponent("no/such/dir/state.db").path))
     }
 
+    /// `GET /v1/audit` reads the newest entries, oldest first, and the total.
+    func testTheNewestAuditEntriesAreReadOldestFirst() throws {
+        let database = try StateDatabase(path: directory.appendingPathComponent("state.db").path)
+        for n in 1...7 { try database.audit(who: n.isMultiple(of: 2) ? "alice" : "bob", action: "policy.add", detail: "rule \(n)", now: Double(n)) }
+        let (entries, total) = try database.recentAudit(limit: 3)
+        XCTAssertEqual(total, 7)
+        XCTAssertEqual(entries.map(\.detail), ["rule 5", "rule 6", "rule 7"])
+        XCTAssertEqual(entries.map(\.who), ["bob", "alice", "bob"])
+        XCTAssertEqual(try database.recentAudit(limit: 500).entries.count, 7)
+    }
+
     /// Terminals changed over the API outlive restarts: an added one supersedes the file's under its ID, a
     /// removed one stays removed until added again.
     func testTerminalsAddedAndRemovedOverTheAPIAreKept() throws {

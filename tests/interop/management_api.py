@@ -38,7 +38,7 @@ ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), (
           ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
           ("GET", "/v1/sas"), ("POST", "/v1/sas/flush"), ("GET", "/v1/sas/00000000"), ("DELETE", "/v1/sas/00000000"),
           ("POST", "/v1/credentials/reload"), ("POST", "/v1/terminals"), ("DELETE", "/v1/terminals/999"), ("PUT", "/v1/policies"),
-          ("DELETE", "/v1/policies"), ("GET", "/v1/profiles")]
+          ("DELETE", "/v1/policies"), ("GET", "/v1/profiles"), ("GET", "/v1/audit")]
 CHANGES = {"POST", "DELETE", "PUT"}
 
 
@@ -283,6 +283,15 @@ def run(charon, directory, key):
               f"`ikeproxy reload` has the daemon read its profiles' credentials again: {reloaded.stdout.strip()}{reloaded.stderr.strip()}")
         audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
         check(("alice", "credentials.reload") in audit, "the reload is in the audit log with who asked for it")
+        # The audit log read over the API, by a reader too.
+        listed = json.loads(cli("audit", "--json").stdout or "{}")
+        entries = [(e["who"], e["action"]) for e in listed.get("entries", [])]
+        table = cli("audit")
+        code, answer = curl("GET", "/v1/audit", reader_token)
+        check(entries[-len(audit):] == audit[-len(entries):] and ("alice", "policy.add") in entries and listed.get("stored") is True
+              and "credentials.reload" in table.stdout and code == 200 and answer.get("total") == len(audit),
+              f"`ikeproxy audit` shows the same entries as the database, newest last ({len(entries)} of {listed.get('total')}), "
+              f"and a reader may read them")
 
         # Metrics.
         code, metrics = curl("GET", "/metrics", admin_token)
