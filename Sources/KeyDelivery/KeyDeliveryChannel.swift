@@ -21,6 +21,16 @@ public struct KeyDeliverySettings: Sendable {
     public init() {}
 }
 
+/// Where a message stands in its sender's order: epochs grow across the sender's restarts, sequence numbers
+/// within one. Messages may arrive out of that order (a retransmission overtaken by newer ones); the receiver
+/// uses it to tell a stale FLUSH or DELETE from a current one.
+public struct KeyDeliveryOrder: Comparable, Hashable, Sendable {
+    public var epoch: UInt64
+    public var sequence: UInt64
+    public init(epoch: UInt64, sequence: UInt64) { self.epoch = epoch; self.sequence = sequence }
+    public static func < (a: Self, b: Self) -> Bool { (a.epoch, a.sequence) < (b.epoch, b.sequence) }
+}
+
 /// What receiving one datagram amounted to.
 public enum KeyDeliveryReceipt: Equatable, Sendable {
     /// A new message: act on it and send `acknowledgement`.
@@ -48,6 +58,8 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
 
     private var peerEpoch: UInt64 = 0
     private var peerWindow: ReplayWindow
+    /// The sender's order of the last new message received (`.message`).
+    public private(set) var lastMessageOrder = KeyDeliveryOrder(epoch: 0, sequence: 0)
     public private(set) var rejections: [KeyDeliveryRejection: UInt64] = [:]
     public private(set) var retransmissions: UInt64 = 0
 
@@ -125,6 +137,7 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
         case .fresh: break
         }
         peerWindow.accept(header.sequence)
+        lastMessageOrder = KeyDeliveryOrder(epoch: header.epoch, sequence: header.sequence)
         if case .acknowledge(let sequence) = message {
             return .acknowledged(pending.removeValue(forKey: sequence)?.message)
         }

@@ -23,6 +23,8 @@ public final class TerminalAgent {
     public private(set) var database = SecurityAssociationDatabase()
     public let channel: KeyDeliveryChannel
     private var createdAt: [String: Double] = [:]
+    /// The order of the message that set each SA, by direction and SPI.
+    private var setBy: [String: KeyDeliveryOrder] = [:]
     private var expiredSoft: Set<String> = []
     private var lastAcquire: [String: Double] = [:]
     public private(set) var counters: [String: UInt64] = [:]
@@ -58,13 +60,15 @@ public final class TerminalAgent {
         case .acknowledged(let message):
             return message.map { [.log("key delivery: proxy acknowledged \($0.kind)")] } ?? []
         case .message(let message, let acknowledgement):
-            var actions = apply(message, now: now)
+            var actions = apply(message, order: channel.lastMessageOrder, now: now)
             actions.insert(.sendKeyDelivery(acknowledgement), at: 0)
             return actions
         }
     }
 
-    private func apply(_ message: KeyDeliveryMessage, now: Double) -> [TerminalAction] {
+    /// Applies one message from the proxy. A FLUSH or DELETE sent before an SA was (re)set is stale for that SA:
+    /// it arrived late (a retransmission overtaken by newer messages) and leaves it alone.
+    private func apply(_ message: KeyDeliveryMessage, order: KeyDeliveryOrder, now: Double) -> [TerminalAction] {
         switch message {
         case .addSA(let sa):
             do {
@@ -77,18 +81,39 @@ public final class TerminalAgent {
                 return [.log("key delivery: cannot install SA \(sa.spi): \(error)")]
             }
             createdAt[key(sa.spi, sa.direction)] = now
+            setBy[key(sa.spi, sa.direction)] = order
             count("sa_added")
             return [.log("installed \(sa.direction.rawValue) SA \(sa.spi) \(sa.suite.name) \(sa.mode.rawValue) "
                          + "\(sa.tunnelSource) -> \(sa.tunnelDestination)\(sa.encapsulation.map { " udp \($0.sourcePort)->\($0.destinationPort)" } ?? "") "
                          + "selectors \(sa.sourceSelectors) -> \(sa.destinationSelectors)")]
         case .deleteSA(let spi, let direction):
+            if let set = setBy[key(spi, direction)], order < set {
+                count("stale_delete_ignored")
+                return [.log("delete of \(direction.rawValue) SA \(spi) ignored: sent before the SA was set again")]
+            }
             let existed = database.remove(spi: spi, direction: direction)
             createdAt[key(spi, direction)] = nil
+            setBy[key(spi, direction)] = nil
             count("sa_deleted")
             return [.log(existed ? "deleted \(direction.rawValue) SA \(spi)" : "delete for unknown \(direction.rawValue) SA \(spi) (already gone)")]
         case .flush:
-            database.flush(); createdAt.removeAll()
-            return [.log("flushed all SAs")]
+            let newer = setBy.filter { order < $0.value }.map(\.key)
+            guard !newer.isEmpty else {
+                database.flush(); createdAt.removeAll(); setBy.removeAll()
+                return [.log("flushed all SAs")]
+            }
+            // Only what was set before the FLUSH was sent goes.
+            var removed = 0
+            for sa in database.inbound.values where !newer.contains(key(sa.parameters.spi, .inbound)) {
+                if database.remove(spi: sa.parameters.spi, direction: .inbound) { removed += 1 }
+                createdAt[key(sa.parameters.spi, .inbound)] = nil; setBy[key(sa.parameters.spi, .inbound)] = nil
+            }
+            for sa in database.outbound where !newer.contains(key(sa.parameters.spi, .outbound)) {
+                if database.remove(spi: sa.parameters.spi, direction: .outbound) { removed += 1 }
+                createdAt[key(sa.parameters.spi, .outbound)] = nil; setBy[key(sa.parameters.spi, .outbound)] = nil
+            }
+            count("stale_flush_limited")
+            return [.log("flushed \(removed) SA(s); kept \(newer.count) set after the FLUSH was sent (it arrived late)")]
         case .acknowledge, .acquire, .expire, .status:
             count("key_delivery_unexpected")
             return [.log("key delivery: ignoring \(message.kind) from the proxy")]
@@ -193,6 +218,7 @@ public final class TerminalAgent {
             case .hard:
                 database.remove(spi: spi, direction: direction)
                 expiredSoft.remove(name)
+                setBy[name] = nil
                 actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: true), now: now, wallClock: wallClock)))
                 actions.append(.log("\(direction.rawValue) SA \(spi) reached its hard lifetime; removed, EXPIRE sent"))
             }

@@ -49,6 +49,31 @@ final class TerminalAgentTests: XCTestCase {
         agent.receiveKeyDelivery(proxy.send(.addSA(sa), now: 0, wallClock: clock), now: 0, wallClock: clock)
     }
 
+    /// A FLUSH or DELETE overtaken by newer messages (a retransmission that arrives after SAs set since) leaves
+    /// those SAs alone: the proxy meant what was there before it sent them.
+    func testAFlushOrDeleteThatArrivesLateSparesWhatWasSetAfterIt() {
+        let (agent, proxy) = makeAgent()
+        let (inbound, outbound) = handover()
+        let (older, _) = handover(spiIn: 0x1111_0009, spiOut: 0x2222_0009)
+        _ = install(agent, proxy, older)
+        let lateFlush = proxy.send(.flush, now: 0, wallClock: clock)
+        let lateDelete = proxy.send(.deleteSA(spi: inbound.spi, direction: .inbound), now: 0, wallClock: clock)
+        _ = install(agent, proxy, inbound)
+        _ = install(agent, proxy, outbound)
+        let deleted = agent.receiveKeyDelivery(lateDelete, now: 0, wallClock: clock)
+        XCTAssertTrue(deleted.contains(.log("delete of inbound SA \(inbound.spi) ignored: sent before the SA was set again")), "\(deleted)")
+        let flushed = agent.receiveKeyDelivery(lateFlush, now: 0, wallClock: clock)
+        XCTAssertTrue(flushed.contains(.log("flushed 1 SA(s); kept 2 set after the FLUSH was sent (it arrived late)")), "\(flushed)")
+        XCTAssertNil(agent.database.inbound[older.spi], "what was set before the FLUSH went")
+        XCTAssertNotNil(agent.database.inbound[inbound.spi])
+        XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [outbound.spi])
+        // In order, they act as ever.
+        _ = agent.receiveKeyDelivery(proxy.send(.deleteSA(spi: inbound.spi, direction: .inbound), now: 0, wallClock: clock), now: 0, wallClock: clock)
+        XCTAssertNil(agent.database.inbound[inbound.spi])
+        _ = agent.receiveKeyDelivery(proxy.send(.flush, now: 0, wallClock: clock), now: 0, wallClock: clock)
+        XCTAssertTrue(agent.database.outbound.isEmpty)
+    }
+
     func testSAsSetByTheProxyCarryTrafficBothWays() throws {
         let (agent, proxy) = makeAgent()
         let (inbound, outbound) = handover()
