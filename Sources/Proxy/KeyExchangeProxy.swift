@@ -808,8 +808,16 @@ public final class KeyExchangeProxy {
                                        to: terminal)
             }
         }
-        // A negotiation that never finished does not block later start requests for ever.
-        for (pair, started) in negotiating where now - started > engine.settings.halfOpenTimeout { negotiating[pair] = nil }
+        // A negotiation that never finished does not block later start requests for ever. The engine reports a
+        // failure itself (IKE_SA_INIT and IKE_AUTH each give up after their retransmissions); this is the net
+        // under that, and says so when it catches one.
+        let stale = max(engine.settings.halfOpenTimeout, 2 * engine.settings.requestGiveUpTime) + 5
+        for (pair, started) in negotiating where now - started > stale {
+            negotiating[pair] = nil
+            count("negotiation_abandoned")
+            actions.append(.log("negotiation \(pair.terminal) -> \(pair.peer) still unfinished after \(Int(now - started)) s: abandoned; "
+                                + "start requests may begin another"))
+        }
         for (pair, failure) in failures where now - failure.at >= settings.retryAfterFailure { failures[pair] = nil }
         return actions
     }

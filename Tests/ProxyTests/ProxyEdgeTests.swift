@@ -27,7 +27,9 @@ final class ProxyEdgeTests: XCTestCase {
         let broad = PolicyTable(rules: [PolicyRule(source: AddressPrefix("10.0.0.0/24")!, destination: AddressPrefix("198.51.100.0/24")!,
                                                    action: .protect(profile: "gateway"))], defaultAction: .bypass)
         var engineSettings = EngineSettings()
-        engineSettings.retransmitLimit = 1
+        // The engine gives up after 1 + 2 + 4 s, later than a half-open SA's timeout.
+        engineSettings.retransmitLimit = 2
+        engineSettings.halfOpenTimeout = 5
         let proxy = KeyExchangeProxy(policy: broad, registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!],
                                                                               terminals: DemoScenario.terminals()),
                                      profiles: [DemoScenario.profile()], settings: settings, engineSettings: engineSettings)
@@ -49,8 +51,11 @@ final class ProxyEdgeTests: XCTestCase {
         XCTAssertTrue(logs.contains { $0.contains("4 negotiations are under way already (max_negotiations 4)") }, "\(logs)")
         // No peer answers: the negotiations fail, and new start requests may go on.
         for second in stride(from: 1.0, through: 40, by: 1) { _ = proxy.tick(now: second, wallClock: second) }
+        XCTAssertEqual(proxy.counters["negotiation_failed"], 4, "each one reported failed when the engine gave up, none just dropped")
+        XCTAssertNil(proxy.counters["negotiation_abandoned"])
         send(from: a, to: 7, at: 41)
         XCTAssertEqual(proxy.counters["negotiations_started"], 5)
+        XCTAssertEqual(EngineSettings().requestGiveUpTime, 63, "1 s, doubled at each of 5 retransmissions: 1 + 2 + 4 + 8 + 16 + 32")
     }
 
     func testAProfileThatSignsWithTheTerminalsCertificateRefusesATerminalWithoutOne() {

@@ -134,6 +134,9 @@ public struct EngineSettings: Sendable {
     /// First retransmission timeout in seconds; doubled each time (section 2.1).
     public var retransmitTimeout: Double = 1.0
     public var retransmitLimit: Int = 5
+    /// Seconds from a request's first transmission until the engine gives up on it: the first timeout, doubled
+    /// at each of `retransmitLimit` retransmissions.
+    public var requestGiveUpTime: Double { retransmitTimeout * (pow(2, Double(min(retransmitLimit, 16) + 1)) - 1) }
     /// Seconds a responder keeps a half-open SA before dropping it.
     public var halfOpenTimeout: Double = 30
     /// Seconds before a rekey the peer refused (e.g. TEMPORARY_FAILURE) is tried again; a random
