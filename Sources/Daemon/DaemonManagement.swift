@@ -160,7 +160,14 @@ extension DaemonRunner {
             audit(request, "terminal.remove", "terminal \(id) (\(ikeSAs) IKE SA(s) deleted with their peers, its SAs flushed)")
             return .json(["removed": NSNumber(value: id), "deleting_ike_sas": ikeSAs], status: 202)
         case .listSAs:
-            return .json(["sas": saRows()])
+            // ?terminal=ADDRESS and ?peer=ADDRESS narrow the list (a proxy may hold thousands).
+            var rows = saRows()
+            for key in ["terminal", "peer"] {
+                guard let text = request.query[key] else { continue }
+                guard let address = IPAddress(text) else { return .error(400, "\(key) '\(text)' is not an IP address") }
+                rows = rows.filter { ($0[key] as? String) == address.description }
+            }
+            return .json(["sas": rows])
         case .showSA:
             guard let text = request.parameter, let row = saRows().first(where: { ($0["spi_in"] as? String) == text || ($0["spi_out"] as? String) == text }) else {
                 return .error(404, "no CHILD SA with SPI \(request.parameter ?? "")")

@@ -17,11 +17,13 @@ public struct ManagementRequest: Sendable {
     }
     public var route: Route
     public var parameter: String?
+    /// The URL's query parameters (`GET /v1/sas?terminal=192.0.2.2`), the first of each name.
+    public var query: [String: String]
     public var body: Data
     public var administrator: Administrator
 
-    public init(route: Route, parameter: String? = nil, body: Data = Data(), administrator: Administrator) {
-        self.route = route; self.parameter = parameter; self.body = body; self.administrator = administrator
+    public init(route: Route, parameter: String? = nil, query: [String: String] = [:], body: Data = Data(), administrator: Administrator) {
+        self.route = route; self.parameter = parameter; self.query = query; self.body = body; self.administrator = administrator
     }
 }
 

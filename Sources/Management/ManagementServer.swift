@@ -78,7 +78,8 @@ public final class ManagementServer: @unchecked Sendable {
                         log("management: \(administrator.name) refused \(request.method) \(request.uri.path) (403, read-only role)")
                     } else {
                         let body = try await request.body.collect(upTo: 65536)
-                        answer = await mailbox.submit(ManagementRequest(route: route, parameter: context.parameters.get("parameter"),
+                        let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
+                        answer = await mailbox.submit(ManagementRequest(route: route, parameter: context.parameters.get("parameter"), query: query,
                                                                         body: Data(buffer: body), administrator: administrator))
                     }
                 } else {

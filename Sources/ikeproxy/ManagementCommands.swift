@@ -169,8 +169,13 @@ struct SAsCommand: ParsableCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the CHILD SAs.")
         @OptionGroup var options: APIOptions
+        @Option(help: "Only the SAs of this terminal address.") var terminal: String?
+        @Option(help: "Only the SAs with this peer address.") var peer: String?
         func run() throws {
-            let answer = try options.call("GET", "/v1/sas")
+            let filters = [("terminal", terminal), ("peer", peer)].compactMap { key, value in
+                value.map { "\(key)=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: ".:"))) ?? $0)" }
+            }
+            let answer = try options.call("GET", "/v1/sas" + (filters.isEmpty ? "" : "?" + filters.joined(separator: "&")))
             guard !options.json, let rows = (answer as? [String: Any])?["sas"] as? [[String: Any]] else { return }
             // Traffic as the terminal last reported it: octets (packets); "-" before its first report.
             func usage(_ r: [String: Any], _ direction: String) -> String {

@@ -224,6 +224,13 @@ def run(charon, directory, key):
         check("aes256gcm16" in table.stdout and "CIPHER" in table.stdout, "and the table has them: " + (table.stdout.strip().splitlines()[1] if len(table.stdout.strip().splitlines()) > 1 else ""))
         shown = cli("sas", "show", spi_out_at_peer)
         check(shown.returncode == 0 and f"spi_in: {spi_out_at_peer}" in shown.stdout, "`ikeproxy sas show SPI` shows one SA")
+        mine = json.loads(cli("sas", "--terminal", T1["v4"], "--peer", e2e.PEER4, "--json").stdout or "{}").get("sas", [])
+        others = json.loads(cli("sas", "--terminal", "192.0.2.9", "--json").stdout or "{}").get("sas", None)
+        bad = cli("sas", "--peer", "not-an-address")
+        check([r["spi_in"] for r in mine] == [spi_out_at_peer] and others == [] and bad.returncode != 0
+              and "peer 'not-an-address' is not an IP address" in bad.stderr,
+              f"`ikeproxy sas --terminal --peer` narrows the list (GET /v1/sas?terminal=&peer=): {len(mine)} for terminal 1, "
+              f"none for another address; a bad address gets 400 ({bad.stderr.strip()})")
         status = cli("status")
         check(status.returncode == 0 and "CHILD SA(s)" in status.stdout and "bypassed" in status.stdout, "`ikeproxy status` prints counters")
 
