@@ -17,10 +17,12 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
     static let wallClock = 1_800_000_000.0
     static let terminal = IPAddress("10.0.0.11")!, peer = IPAddress("198.51.100.1")!
 
-    enum Operation: UInt8 { case message = 0, hostPacket, esp, encapsulated, rawKeyDelivery }
+    enum Operation: UInt8 { case message = 0, hostPacket, esp, encapsulated, rawKeyDelivery, delayedMessage, releaseDelayed }
 
-    /// Input: records whose first octet chooses what the rest is (an `Operation`, modulo 5), 100 ms apart;
-    /// then the agent's timers run a day on, through every lifetime.
+    /// Input: records whose first octet chooses what the rest is (an `Operation`, modulo 7), 100 ms apart;
+    /// then the agent's timers run a day on, through every lifetime. A delayed message is sealed at once and
+    /// delivered at the next release, after newer ones: an SA set after a FLUSH or DELETE_SA was sealed must
+    /// survive its late arrival.
     public func run(_ input: [UInt8]) -> [String] {
         let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: Self.terminalID, enrollmentKey: Self.enrollmentKey, epoch: 1))
         let proxy = KeyDeliveryChannel(role: .proxy, terminalID: Self.terminalID, enrollmentKey: Self.enrollmentKey, epoch: 1)
@@ -34,15 +36,40 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
                 }
             }
         }
+        var delayed: [(message: KeyDeliveryMessage, datagram: [UInt8])] = []
+        // SAs (direction and SPI) set since each delayed message was sealed, by its index in `delayed`.
+        var setSince: [[String]] = []
+        func deliver(_ message: KeyDeliveryMessage) {
+            if case .addSA(let sa) = message { for index in setSince.indices { setSince[index].append("\(sa.direction) \(sa.spi)") } }
+            check(agent.receiveKeyDelivery(proxy.send(message, now: now, wallClock: Self.wallClock + now), now: now, wallClock: Self.wallClock + now))
+        }
         while !reader.isAtEnd {
             let record = reader.record()
             guard let first = record.first else { continue }
             let body = Array(record.dropFirst())
-            switch Operation(rawValue: first % 5)! {
+            switch Operation(rawValue: first % 7)! {
             case .message:
                 guard let message = try? KeyDeliveryMessage.decode(body) else { break }
                 if (try? KeyDeliveryMessage.decode(message.encode())) != message { broken.append("decode(encode(m)) differs from m") }
-                check(agent.receiveKeyDelivery(proxy.send(message, now: now, wallClock: Self.wallClock + now), now: now, wallClock: Self.wallClock + now))
+                deliver(message)
+            case .delayedMessage:
+                guard let message = try? KeyDeliveryMessage.decode(body), delayed.count < 8 else { break }
+                delayed.append((message, proxy.send(message, now: now, wallClock: Self.wallClock + now)))
+                setSince.append([])
+            case .releaseDelayed:
+                for (index, late) in delayed.enumerated() {
+                    let held = Set(agent.database.inbound.keys.map { "inbound \($0)" } + agent.database.outbound.map { "outbound \($0.parameters.spi)" })
+                    check(agent.receiveKeyDelivery(late.datagram, now: now, wallClock: Self.wallClock + now))
+                    let after = Set(agent.database.inbound.keys.map { "inbound \($0)" } + agent.database.outbound.map { "outbound \($0.parameters.spi)" })
+                    switch late.message {
+                    case .flush, .deleteSA:
+                        // What was set after it was sealed (and is still there) must stay.
+                        let lost = held.intersection(setSince[index]).subtracting(after)
+                        if !lost.isEmpty { broken.append("a late \(late.message.kind) removed SAs set after it: \(lost.sorted())") }
+                    default: break
+                    }
+                }
+                delayed.removeAll(); setSince.removeAll()
             case .hostPacket: check(agent.outbound(body, now: now, wallClock: Self.wallClock + now))
             case .esp: check(agent.inboundESP(body[...]))
             case .encapsulated: check(agent.inboundEncapsulated(body))
@@ -94,6 +121,10 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
             setUp + Self.record(.message, KeyDeliveryMessage.deleteSA(spi: ChildSPI(0xc0de_0001), direction: .inbound).encode())
                 + Self.record(.message, KeyDeliveryMessage.flush.encode()) + Self.record(.hostPacket, ping),
             Self.record(.hostPacket, ping) + Self.record(.rawKeyDelivery, Array("IKPD".utf8) + [UInt8](repeating: 0, count: 80)),
+            // A FLUSH and a DELETE_SA overtaken by the SAs set after them.
+            Self.record(.delayedMessage, KeyDeliveryMessage.flush.encode())
+                + Self.record(.delayedMessage, KeyDeliveryMessage.deleteSA(spi: ChildSPI(0xc0de_0001), direction: .inbound).encode())
+                + setUp + Self.record(.releaseDelayed, []) + Self.record(.hostPacket, ping),
         ]
     }
 }
