@@ -127,7 +127,21 @@ struct DaemonCommand: ParsableCommand {
     @Flag(name: .long, help: "Include CHILD SA keys in the JSON events on stdout.")
     var showKeys = false
 
+    @Flag(name: .long, help: "Check the configuration file and say what the daemon would run with; start nothing.")
+    var check = false
+
     func run() throws {
+        if check {
+            do {
+                let configuration = try DaemonConfiguration.load(path: config)
+                print("\(config): valid")
+                configuration.summary.forEach { print("  " + $0) }
+            } catch {
+                log("\(config): not valid: \(error)")
+                throw ExitCode(2)
+            }
+            return
+        }
         let runner: DaemonRunner
         do {
             runner = try DaemonRunner(configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys, log: log,

@@ -117,6 +117,19 @@ final class DaemonConfigurationTests: XCTestCase {
             .contains("profiles[0] (peer): rekey_time 3600.0 must be below hard_lifetime 3600, or the SA is deleted before it is replaced"))
     }
 
+    /// `ikeproxy daemon --check` says what the daemon would run with, never a secret.
+    func testTheSummarySaysWhatTheDaemonWouldRunWith() throws {
+        let configuration = try DaemonConfiguration.load(path: Self.examplePath)
+        let summary = configuration.summary
+        XCTAssertEqual(summary.first, "interfaces: eth0 (Internet side), eth1 (terminal side)")
+        XCTAssertTrue(summary.contains("terminals: 2 (1 by address, 1 by MAC)"), "\(summary)")
+        XCTAssertTrue(summary.contains("policy: \(configuration.policy.rules.count) rule(s), default bypass"))
+        XCTAssertTrue(summary.contains { $0.hasPrefix("profiles: peer (aes256gcm16-prfsha256-x25519; aes256gcm16 tunnel") }, "\(summary)")
+        XCTAssertTrue(summary.contains { $0.hasPrefix("note: secrets in the clear in the file: profile:peer") })
+        let psk = String(decoding: configuration.profiles[0].preSharedKey.bytes, as: UTF8.self)
+        XCTAssertFalse(summary.joined().contains(psk), "no secret")
+    }
+
     func testSeveralTerminalPortsAreRead() throws {
         let one = try DaemonConfiguration.parse(try example { _ in })
         XCTAssertEqual(one.terminalInterfaces, ["eth1"])

@@ -384,9 +384,20 @@ def main():
 
 
 def refusals(directory, config_path):
-    """Clear errors at start: a missing interface, a port that holds an address, no privileges."""
+    """`--check` of a good and a bad file; clear errors at start: a missing interface, a port that holds an
+    address, no privileges."""
+    result = ns(PROXY, BINARY, "daemon", "--check", "--config", config_path, check=False)
+    check(result.returncode == 0 and f"{config_path}: valid" in result.stdout and "policy: " in result.stdout and PSK not in result.stdout,
+          f"`ikeproxy daemon --check` says the file is valid and what it would run with, no secret ({len(result.stdout.splitlines())} lines)")
     with open(config_path) as f:
         config = json.load(f)
+    broken = dict(config, policy={"rules": [{"source": "192.0.2.0/33", "destination": "0.0.0.0/0", "action": "protect", "profile": "peer"}]})
+    path = os.path.join(directory, "broken.json")
+    with open(path, "w") as f:
+        json.dump(broken, f)
+    result = ns(PROXY, BINARY, "daemon", "--check", "--config", path, check=False)
+    check(result.returncode == 2 and "not valid" in result.stderr and "policy.rules[0].source" in result.stderr,
+          f"and of a broken one names the key: {result.stderr.strip()[-160:]}")
     config["control_socket"] = os.path.join(directory, "refused.sock")
     missing = dict(config, interfaces={"internet": "ikp-nosuch", "terminal": "ikp-dx1"})
     path = os.path.join(directory, "missing.json")
