@@ -171,6 +171,9 @@ public final class KeyExchangeProxy {
         return actions
     }
 
+    /// Key-delivery messages sent to this terminal and not acknowledged yet.
+    public func unacknowledgedKeyDeliveries(terminalID: UInt64) -> Int { setters[terminalID]?.setter.channel.unacknowledgedCount ?? 0 }
+
     /// The terminal prefixes changed and these enrolled addresses are no longer inside them: the proxy stops
     /// acting for them (no new SA, no start request) and deletes their SAs, in the terminal and with the peers.
     /// Their entries stay enrolled: a prefix that covers them again makes them terminals again.

@@ -199,9 +199,11 @@ struct TerminalsListCommand: ParsableCommand {
             default: return "-"
             }
         }
-        let header = ["MAC", "IPV4", "IPV6", "STATUS", "TERMINAL", "PORT", "LEARNT FROM", "SEEN"]
+        let header = ["MAC", "IPV4", "IPV6", "STATUS", "TERMINAL", "SAS", "PORT", "LEARNT FROM", "SEEN"]
         let table = [header] + rows.map { row in
-            [text(row["mac"]), text(row["ipv4"]), text(row["ipv6"]), text(row["status"]), text(row["terminal_id"]), text(row["port"]),
+            [text(row["mac"]), text(row["ipv4"]), text(row["ipv6"]), text(row["status"]), text(row["terminal_id"]),
+             text(row["sas"]) + ((row["key_delivery_unacknowledged"] as? NSNumber).map { $0.intValue > 0 ? " (\($0) unacked)" : "" } ?? ""),
+             text(row["port"]),
              text(row["learnt_from"]), (row["last_seen_seconds_ago"] as? NSNumber).map { $0.stringValue + "s ago" } ?? "-"]
         }
         printTable(table[0], Array(table.dropFirst()))

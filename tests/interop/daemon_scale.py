@@ -222,6 +222,8 @@ def run(charon, directory):
         rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
         registered = {r["mac"] for r in rows if r["status"] == "registered"}
         check(registered >= {t["mac"] for t in TERMINALS}, f"`ikeproxy terminals` lists all {COUNT} terminals registered ({len(registered)})")
+        counts = sorted({(r.get("sas"), r.get("key_delivery_unacknowledged")) for r in rows if r["mac"] in registered})
+        check(counts == [(1, 0)], f"each with its one CHILD SA and nothing unacknowledged on its way to it ({counts})")
         rows = control_query(control, "sas").get("sas", [])
         waits = sorted(r["rekey_in_seconds"] for r in rows if isinstance(r.get("rekey_in_seconds"), int))
         check(len(waits) == COUNT and all(0 <= w <= REKEY for w in waits) and (RAND == 0 or len(set(waits)) > 1),
