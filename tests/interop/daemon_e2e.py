@@ -423,7 +423,36 @@ def refusals(directory, config_path):
     result = ns(PROXY, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", BINARY, "daemon", "--config", path, check=False)
     check(result.returncode == 2 and "needs root or CAP_NET_RAW" in result.stderr,
           f"an unprivileged start is refused: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
+    unit_capabilities(held, directory)
     ns(PROXY, "ip", "link", "del", "ikp-dz0", check=False)
+
+
+def unit_capabilities(config, directory):
+    """The systemd unit of docs/examples runs the daemon as an unprivileged user with only its
+    AmbientCapabilities: started that way (user nobody, those capabilities and no others), it bridges and
+    stops cleanly."""
+    unit = open(os.path.join(base.ROOT, "docs", "examples", "ikeproxy-daemon.service")).read()
+    lines = [l for l in unit.splitlines() if l.startswith("AmbientCapabilities=")]
+    caps = [c.lower().removeprefix("cap_") for c in lines[0].split("=", 1)[1].split()] if lines else []
+    path = os.path.join(directory, "capabilities.json")
+    with open(path, "w") as f:
+        json.dump(dict(config, control_socket="/tmp/ikp-capabilities.sock"), f)
+    os.chmod(path, 0o644)
+    log_path = os.path.join(directory, "capabilities.log")
+    wanted = ",".join("+" + c for c in caps)
+    process = subprocess.Popen(["ip", "netns", "exec", PROXY, "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                f"--inh-caps=-all,{wanted}", f"--ambient-caps={wanted}", f"--bounding-set=-all,{wanted}",
+                                BINARY, "daemon", "--config", path], stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
+    bridging = wait_for(lambda: "bridging ikp-dz0" in read(log_path) or process.poll() is not None, 10)
+    process.send_signal(signal.SIGTERM)
+    try:
+        code = process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        code = None
+    check(caps == ["net_raw", "net_admin"] and bridging and "bridging ikp-dz0" in read(log_path) and code == 0,
+          f"as user nobody with only the unit file's capabilities {caps}, the daemon bridges and stops cleanly "
+          f"(exit {code}; {read(log_path).strip().splitlines()[-1][:160] if read(log_path).strip() else 'no output'})")
 
 
 def mac_bytes(text):
