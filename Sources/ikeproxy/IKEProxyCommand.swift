@@ -89,7 +89,21 @@ struct TerminalCommand: ParsableCommand {
     @Option(name: .long, help: "Path of the JSON configuration file (see docs/terminal.md).")
     var config: String
 
+    @Flag(name: .long, help: "Check the configuration file and say what the agent would run with; start nothing.")
+    var check = false
+
     func run() throws {
+        if check {
+            do {
+                let configuration = try TerminalConfiguration.load(path: config)
+                print("\(config): valid")
+                configuration.summary.forEach { print("  " + $0) }
+            } catch {
+                log("\(config): not valid: \(error)")
+                throw ExitCode(2)
+            }
+            return
+        }
         let runner: TerminalAgentRunner
         do {
             runner = try TerminalAgentRunner(configuration: try TerminalConfiguration.load(path: config), log: log)

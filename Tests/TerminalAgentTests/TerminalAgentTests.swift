@@ -212,6 +212,14 @@ final class TerminalAgentTests: XCTestCase {
         let configuration = try TerminalConfiguration.load(path: root.appendingPathComponent("docs/examples/terminal.json").path)
         XCTAssertEqual(configuration.terminalID, 7)
         XCTAssertEqual(configuration.tunAddresses, ["10.2.0.2/32"])
+        // `ikeproxy terminal --check` says what the agent would run with, never the enrollment key.
+        XCTAssertEqual(configuration.summary, [
+            "terminal 7: key delivery on 0.0.0.0 port 9500, the proxy at 169.254.0.1",
+            "ESP for 192.0.2.2, in UDP on port 4500 and as IP protocol 50",
+            "TUN ikp0, MTU 1400, routes 10.1.0.0/24" + (configuration.fwmark.map { ", own packets marked \($0)" } ?? ""),
+            "STATUS every 30 s, NAT keepalives every 20 s",
+        ])
+        XCTAssertFalse(configuration.summary.joined().contains(configuration.enrollmentKey.bytes.hexString))
     }
 
     func testConfigurationErrorsNameTheKey() {

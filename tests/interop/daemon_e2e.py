@@ -546,6 +546,9 @@ def run(charon, directory):
         with open(path, "w") as f:
             json.dump(terminal_configuration(t), f)
         agents[t["name"]] = start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log"))
+    checked = ns(TERMINALS[0]["ns"], BINARY, "terminal", "--check", "--config", os.path.join(directory, "t1.json"), check=False)
+    check(checked.returncode == 0 and "terminal 1: key delivery on" in checked.stdout and TERMINALS[0]["key"] not in checked.stdout,
+          f"`ikeproxy terminal --check` says what the agent would run with, not its key ({len(checked.stdout.splitlines())} lines)")
     internet_pcap = os.path.join(directory, "internet-link.pcap")
     capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "--immediate-mode", "-i", "ikp-dp0", "-U", "-n", "-w", internet_pcap],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
