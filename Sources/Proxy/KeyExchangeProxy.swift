@@ -174,10 +174,11 @@ public final class KeyExchangeProxy {
     /// Key-delivery messages sent to this terminal and not acknowledged yet.
     public func unacknowledgedKeyDeliveries(terminalID: UInt64) -> Int { setters[terminalID]?.setter.channel.unacknowledgedCount ?? 0 }
 
-    /// The terminal prefixes changed and these enrolled addresses are no longer inside them: the proxy stops
-    /// acting for them (no new SA, no start request) and deletes their SAs, in the terminal and with the peers.
-    /// Their entries stay enrolled: a prefix that covers them again makes them terminals again.
-    public func withdraw(addresses: Set<IPAddress>, now: Double, wallClock: Double) -> [ProxyAction] {
+    /// These enrolled addresses are no longer ones to act for (the terminal prefixes changed, or a terminal's DHCP
+    /// lease moved): the proxy stops acting for them (no new SA, no start request) and deletes their SAs, in the
+    /// terminal and with the peers. The entries stay unless the caller forgets them.
+    public func withdraw(addresses: Set<IPAddress>, reason: String = "is no longer inside the terminal prefixes",
+                         now: Double, wallClock: Double) -> [ProxyAction] {
         var actions: [ProxyAction] = []
         for address in addresses.sorted(by: { $0.description < $1.description }) {
             guard let entry = registry.entries[address] else { continue }
@@ -185,7 +186,7 @@ public final class KeyExchangeProxy {
             departed[address] = registry.entries[entry.keyDeliveryAddress] ?? entry
             count("terminal_addresses_withdrawn")
             let children = store.children.values.filter { $0.terminal == address }.sorted { $0.createdAt < $1.createdAt }
-            actions.append(.log("terminal \(entry.terminalID): \(address) is no longer inside the terminal prefixes: not acted for; "
+            actions.append(.log("terminal \(entry.terminalID): \(address) \(reason): not acted for; "
                                 + "\(children.count) CHILD SA(s) deleted in the terminal and with the peers"))
             for sa in children {
                 actions += keyDelivery(setter(for: entry).delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, now: now, wallClock: wallClock),

@@ -37,6 +37,9 @@ public struct TerminalRegistry: Sendable {
         return removed
     }
 
+    /// Forgets one address of a terminal (it no longer holds it).
+    public mutating func forget(address: IPAddress) { entries[address] = nil }
+
     /// The IDs of the enrolled terminals, each once.
     public var terminalIDs: Set<UInt64> { Set(entries.values.map(\.terminalID)) }
 

@@ -259,4 +259,34 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(ike.count, 1, "the IKE_SA_INIT goes out on its retransmission")
         XCTAssertEqual(try EthernetFrameView(ike[0]).destination, peerMAC)
     }
+    /// A terminal enrolled by MAC that a DHCP server renumbers is acted for at its new address only; the old
+    /// one (and what it had there) is let go. One enrolled by address is not touched.
+    func testATerminalEnrolledByMACFollowsItsDHCPLease() {
+        let enrolled = MACEnrollment(terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 0x21, count: 32)), keyDeliveryPort: 9500)
+        let bridge = makeBridge(enrollments: [terminalMAC: enrolled])
+        func ack(_ address: [UInt8], to client: MACAddress? = nil) -> [UInt8] {
+            var dhcp = [UInt8](repeating: 0, count: 240)
+            dhcp[0] = 2; dhcp[1] = 1; dhcp[2] = 6
+            dhcp[16..<20] = ArraySlice(address)
+            dhcp[28..<34] = ArraySlice((client ?? terminalMAC).octets)
+            dhcp[236..<240] = [99, 130, 83, 99]
+            dhcp += [53, 1, 5, 255]
+            let packet = IPHeaderBuilder.udpPacket(source: [10, 0, 0, 1], destination: [255, 255, 255, 255], sourcePort: 67, destinationPort: 68,
+                                                   payload: dhcp)
+            return EthernetFrameView.build(destination: .broadcast, source: peerMAC, etherType: EtherType.ipv4, payload: packet)
+        }
+        _ = bridge.receive(from: .internet, frame: ack([10, 0, 0, 31]), now: 0, wallClock: 0)
+        XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.31")!)?.terminalID, 21)
+        let actions = bridge.receive(from: .internet, frame: ack([10, 0, 0, 32]), now: 1, wallClock: 1)
+        XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.32")!)?.keyDeliveryAddress, IPAddress("10.0.0.32")!)
+        XCTAssertNil(bridge.proxy.registry.entries[IPAddress("10.0.0.31")!], "the old address is let go")
+        XCTAssertTrue(actions.contains(.log("terminal 21: 10.0.0.31 is no longer its address (DHCP lease): not acted for; "
+                                            + "0 CHILD SA(s) deleted in the terminal and with the peers")), "\(actions)")
+        XCTAssertTrue(actions.contains(.forward(.terminal)), "the DHCPACK itself crosses unchanged")
+        XCTAssertEqual(bridge.proxy.counters["terminal_addresses_withdrawn"], 1)
+        // A terminal enrolled by address (10.0.0.11, terminal 11) keeps it when a lease gives it to someone else.
+        let taken = bridge.receive(from: .internet, frame: ack([10, 0, 0, 11], to: MACAddress([2, 0, 0, 0, 0, 0x77])), now: 2, wallClock: 2)
+        XCTAssertEqual(bridge.proxy.registry.terminal(at: DemoScenario.terminalA)?.terminalID, 11)
+        XCTAssertFalse(taken.contains { if case .log(let line) = $0 { line.contains("not acted for") } else { false } })
+    }
 }

@@ -41,6 +41,41 @@ final class TerminalDiscoveryTests: XCTestCase {
         XCTAssertEqual(discovery.pending.map(\.mac), [other])
     }
 
+    /// A DHCPACK frame from a server leasing `address` to `client`.
+    func dhcpAck(_ client: MACAddress, _ address: [UInt8]) -> [UInt8] {
+        var dhcp = [UInt8](repeating: 0, count: 240)
+        dhcp[0] = 2; dhcp[1] = 1; dhcp[2] = 6
+        dhcp[16..<20] = ArraySlice(address)
+        dhcp[28..<34] = ArraySlice(client.octets)
+        dhcp[236..<240] = [99, 130, 83, 99]
+        dhcp += [53, 1, 5, 255]
+        let packet = IPHeaderBuilder.udpPacket(source: [10, 0, 0, 1], destination: [255, 255, 255, 255], sourcePort: 67, destinationPort: 68, payload: dhcp)
+        return frame(MACAddress([2, 0, 0, 0, 0, 1]), EtherType.ipv4, packet)
+    }
+
+    /// A lease moves an address: the renumbered host loses its old one, and a host whose address is leased to
+    /// another loses it; ARP alone never takes an address away.
+    func testADHCPLeaseMovesAnAddress() {
+        var discovery = TerminalDiscovery(prefixes: [AddressPrefix("10.0.0.0/24")!])
+        discovery.observe(frame: dhcpAck(mac, [10, 0, 0, 5]), fromTerminalSide: true, now: 1)
+        XCTAssertTrue(discovery.takeReleased().isEmpty)
+        XCTAssertEqual(discovery.observe(frame: dhcpAck(mac, [10, 0, 0, 9]), fromTerminalSide: true, now: 2),
+                       "02:00:00:00:00:11 leased 10.0.0.9 by DHCP, replacing 10.0.0.5")
+        XCTAssertEqual(discovery.hosts[mac]?.ipv4, [IPAddress("10.0.0.9")!])
+        XCTAssertEqual(discovery.takeReleased().map { "\($0.mac) \($0.address)" }, ["02:00:00:00:00:11 10.0.0.5"])
+        XCTAssertTrue(discovery.takeReleased().isEmpty, "taken once")
+        // 10.0.0.9 leased to the other host: the first one loses it.
+        discovery.observe(frame: dhcpAck(other, [10, 0, 0, 9]), fromTerminalSide: true, now: 3)
+        XCTAssertEqual(discovery.hosts[mac]?.ipv4, [])
+        XCTAssertEqual(discovery.hosts[other]?.ipv4, [IPAddress("10.0.0.9")!])
+        XCTAssertEqual(discovery.takeReleased().map { "\($0.mac) \($0.address)" }, ["02:00:00:00:00:11 10.0.0.9"])
+        // ARP from the first host for another address adds it, and takes nothing.
+        let arp = ARPPacket(operation: .request, senderMAC: mac, senderIP: [10, 0, 0, 7], targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: [10, 0, 0, 1])
+        discovery.observe(frame: frame(mac, EtherType.arp, arp.encode()), fromTerminalSide: true, now: 4)
+        XCTAssertEqual(discovery.hosts[other]?.ipv4, [IPAddress("10.0.0.9")!])
+        XCTAssertTrue(discovery.takeReleased().isEmpty)
+    }
+
     func testGarbageFramesTeachNothingAndNeverCrash() {
         var discovery = TerminalDiscovery(prefixes: [AddressPrefix("10.0.0.0/24")!])
         var state: UInt64 = 3

@@ -455,6 +455,27 @@ def unit_capabilities(config, directory):
           f"(exit {code}; {read(log_path).strip().splitlines()[-1][:160] if read(log_path).strip() else 'no output'})")
 
 
+def lease_moves(charon, daemon):
+    """A DHCP server leases terminal 1 (enrolled by MAC) another IPv4 address: the proxy acts for it there from
+    now on, and lets the old address go with the SAs it had there (strongSwan's IKE SA with the old address is
+    deleted)."""
+    t1 = TERMINALS[0]
+    e2e_new = "192.0.2.12"
+    if installed_child(charon, "t1v4")[1] is None:
+        initiate(charon, "t1v4")
+    had = wait_child(charon, "t1v4", timeout=10)[1] is not None
+    peer_mac = ns(PEER, "cat", "/sys/class/net/ikp-dp0/address").stdout.strip()
+    send_frames(PEER, "ikp-dp0", [b"\xff" * 6 + mac_bytes(peer_mac) + b"\x08\x00"
+                                  + ipv4_udp(BYPASS4, "255.255.255.255", 67, 68, dhcp_ack(t1["mac"], e2e_new, BYPASS4))])
+    said = wait_for(lambda: f"terminal 1: {t1['v4']} is no longer its address (DHCP lease)" in read(daemon.log), 5)
+    gone = wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10)
+    rows = json.loads(ns(PROXY, BINARY, "terminals", "--control", daemon.control, "--json", check=False).stdout or "{}").get("terminals", [])
+    row = next((r for r in rows if r["mac"] == t1["mac"]), {})
+    check(had and said and gone and row.get("ipv4") == [e2e_new] and row.get("status") == "registered",
+          f"a DHCP lease moves terminal 1 (enrolled by MAC) to {e2e_new}: registered there ({row.get('ipv4')}), its old address let go "
+          f"with its SA at strongSwan ({'deleted' if gone else 'still there'})")
+
+
 def mac_bytes(text):
     return bytes(int(part, 16) for part in text.split(":"))
 
@@ -602,6 +623,7 @@ def run(charon, directory):
         capture_checks(internet_pcap)
         bare, lines = bridged_ports_bare()
         check(bare, "still no address on the bridged ports after the run")
+        lease_moves(charon, daemon)
 
         # strongSwan dies without a word: the proxy's liveness checks (liveness_interval 5 s, then
         # retransmissions after 1, 2, 4 and 8 s) go unanswered, it gives the IKE SAs up and deletes the

@@ -71,7 +71,10 @@ public final class EthernetBridge {
                packet[40] == NeighborSolicitation.type, let answer = answerSolicitation(packet, from: side, ethernet: ethernet) {
                 return answer
             }
-            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) { actions.append(.log(line)) }
+            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) {
+                actions.append(.log(line))
+                actions += releaseMovedAddresses(now: now, wallClock: wallClock)
+            }
             let decisions = proxy.receive(from: side, packet: packet, now: now, wallClock: wallClock)
             if !wanted.isEmpty, let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
                let destination = IPAddress(bytes: view.destination(in: packet)), wanted.contains(source) || wanted.contains(destination) {
@@ -269,11 +272,31 @@ public final class EthernetBridge {
 
     private func enrollAllDiscovered() { for mac in discovery.hosts.keys { enrollDiscovered(mac) } }
 
+    /// Addresses a DHCP lease took from a host: a terminal enrolled by that host's MAC is no longer acted for
+    /// there (its SAs at that address deleted, in the terminal and with the peers), and is reached at its
+    /// current address. Terminals enrolled by address are the administrator's word and stay as they are.
+    private func releaseMovedAddresses(now: Double, wallClock: Double) -> [FrameAction] {
+        var frames: [FrameAction] = []
+        for (mac, address) in discovery.takeReleased() {
+            guard let enrollment = enrollments[mac], var entry = proxy.registry.entries[address], entry.terminalID == enrollment.terminalID
+            else { continue }
+            enrollDiscovered(mac)
+            // The deletions go where the terminal is now.
+            if let current = discovery.hosts[mac].flatMap(Self.keyDeliveryAddress) {
+                entry.keyDeliveryAddress = current
+                proxy.registry.enroll(entry)
+            }
+            frames += self.frames(for: proxy.withdraw(addresses: [address], reason: "is no longer its address (DHCP lease)", now: now, wallClock: wallClock))
+            proxy.registry.forget(address: address)
+        }
+        return frames
+    }
+
     /// A discovered host whose MAC the administrator enrolled becomes a registered terminal at each of its
     /// addresses (the registry still requires them inside its prefixes); key delivery uses its IPv4 address.
     private func enrollDiscovered(_ mac: MACAddress) {
         guard let enrollment = enrollments[mac], let host = discovery.hosts[mac] else { return }
-        let keyAddress = host.ipv4.sorted { $0.description < $1.description }.first ?? host.ipv6.sorted { $0.description < $1.description }.first
+        let keyAddress = Self.keyDeliveryAddress(of: host)
         for address in host.ipv4.union(host.ipv6) {
             proxy.registry.enroll(TerminalEntry(address: address, terminalID: enrollment.terminalID, enrollmentKey: enrollment.enrollmentKey,
                                                 keyDeliveryPort: enrollment.keyDeliveryPort, keyDeliveryAddress: keyAddress))
@@ -281,6 +304,11 @@ public final class EthernetBridge {
                 stations.learn(address, at: Station(mac: mac, vlanIDs: [], side: .terminal))
             }
         }
+    }
+
+    /// Where key delivery reaches a host: its (lowest) IPv4 address, else its lowest IPv6 one.
+    static func keyDeliveryAddress(of host: DiscoveredTerminal) -> IPAddress? {
+        host.ipv4.sorted { $0.description < $1.description }.first ?? host.ipv6.sorted { $0.description < $1.description }.first
     }
 
     /// Asks for an address's link address, as a host would before sending to it: on the terminal side from the

@@ -80,7 +80,7 @@ public struct TerminalDiscovery: Sendable {
             guard dhcp.count >= 240, dhcp[0] == 2, dhcp[2] == 6, dhcp[236..<240] == [99, 130, 83, 99],
                   Self.dhcpMessageType(dhcp) == 5, let address = IPAddress(bytes: Array(dhcp[16..<20])),
                   !address.bytes.allSatisfy({ $0 == 0 }) else { return nil }
-            return learn(mac: MACAddress(Array(dhcp[28..<34])), address: address, via: "dhcp", now: now)
+            return leased(mac: MACAddress(Array(dhcp[28..<34])), address: address, now: now)
         default:
             return nil
         }
@@ -99,6 +99,36 @@ public struct TerminalDiscovery: Sendable {
             index += 2 + length
         }
         return nil
+    }
+
+    /// IPv4 addresses a host no longer holds since a DHCP server leased it (or another host) a different
+    /// one; taken by `takeReleased`.
+    public private(set) var released: [(mac: MACAddress, address: IPAddress)] = []
+
+    /// The releases noted since the last call.
+    public mutating func takeReleased() -> [(mac: MACAddress, address: IPAddress)] {
+        defer { released = [] }
+        return released
+    }
+
+    /// A DHCPACK leases `address` to `mac` (RFC 2131): it is that host's IPv4 address from now on, its other
+    /// IPv4 addresses and any other host's claim on this one are gone (a renumbered terminal, an address handed
+    /// to another device). Only a lease moves addresses: ARP and neighbour discovery add, never take away.
+    private mutating func leased(mac: MACAddress, address: IPAddress, now: Double) -> String? {
+        guard !mac.isMulticast else { return nil }
+        for (other, host) in hosts where other != mac && host.ipv4.contains(address) {
+            hosts[other]?.ipv4.remove(address)
+            released.append((other, address))
+        }
+        var previous: [IPAddress] = []
+        if let host = hosts[mac] {
+            previous = host.ipv4.filter { $0 != address }.sorted { $0.description < $1.description }
+            hosts[mac]?.ipv4.subtract(previous)
+            released += previous.map { (mac, $0) }
+        }
+        let line = learn(mac: mac, address: address, via: "dhcp", now: now)
+        guard !previous.isEmpty else { return line }
+        return "\(mac) leased \(address) by DHCP, replacing \(previous.map(\.description).joined(separator: ", "))"
     }
 
     private mutating func learn(mac: MACAddress, address: IPAddress, via: String, now: Double) -> String? {
