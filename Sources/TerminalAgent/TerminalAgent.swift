@@ -41,6 +41,14 @@ public final class TerminalAgent {
     }
 
     private func key(_ spi: ChildSPI, _ direction: ESPDirection) -> String { "\(direction.rawValue)/\(spi)" }
+
+    /// Removes an SA and what the agent kept about it; whether it was there.
+    @discardableResult
+    private func remove(_ spi: ChildSPI, _ direction: ESPDirection) -> Bool {
+        let name = key(spi, direction)
+        createdAt[name] = nil; setBy[name] = nil; expiredSoft.remove(name)
+        return database.remove(spi: spi, direction: direction)
+    }
     private func count(_ name: String) { counters[name, default: 0] += 1 }
 
     /// Whether the last key-delivery datagram was authentic (answers then go to where it came from).
@@ -91,29 +99,18 @@ public final class TerminalAgent {
                 count("stale_delete_ignored")
                 return [.log("delete of \(direction.rawValue) SA \(spi) ignored: sent before the SA was set again")]
             }
-            let existed = database.remove(spi: spi, direction: direction)
-            createdAt[key(spi, direction)] = nil
-            setBy[key(spi, direction)] = nil
+            let existed = remove(spi, direction)
             count("sa_deleted")
             return [.log(existed ? "deleted \(direction.rawValue) SA \(spi)" : "delete for unknown \(direction.rawValue) SA \(spi) (already gone)")]
         case .flush:
-            let newer = setBy.filter { order < $0.value }.map(\.key)
-            guard !newer.isEmpty else {
-                database.flush(); createdAt.removeAll(); setBy.removeAll()
-                return [.log("flushed all SAs")]
-            }
             // Only what was set before the FLUSH was sent goes.
-            var removed = 0
-            for sa in database.inbound.values where !newer.contains(key(sa.parameters.spi, .inbound)) {
-                if database.remove(spi: sa.parameters.spi, direction: .inbound) { removed += 1 }
-                createdAt[key(sa.parameters.spi, .inbound)] = nil; setBy[key(sa.parameters.spi, .inbound)] = nil
-            }
-            for sa in database.outbound where !newer.contains(key(sa.parameters.spi, .outbound)) {
-                if database.remove(spi: sa.parameters.spi, direction: .outbound) { removed += 1 }
-                createdAt[key(sa.parameters.spi, .outbound)] = nil; setBy[key(sa.parameters.spi, .outbound)] = nil
-            }
+            let held = database.inbound.keys.map { ($0, ESPDirection.inbound) } + database.outbound.map { ($0.parameters.spi, ESPDirection.outbound) }
+            let newer = held.filter { spi, direction in setBy[key(spi, direction)].map { order < $0 } ?? false }
+            let older = held.filter { spi, direction in !(setBy[key(spi, direction)].map { order < $0 } ?? false) }
+            older.forEach { remove($0.0, $0.1) }
+            guard !newer.isEmpty else { return [.log("flushed all SAs")] }
             count("stale_flush_limited")
-            return [.log("flushed \(removed) SA(s); kept \(newer.count) set after the FLUSH was sent (it arrived late)")]
+            return [.log("flushed \(older.count) SA(s); kept \(newer.count) set after the FLUSH was sent (it arrived late)")]
         case .acknowledge, .acquire, .expire, .status:
             count("key_delivery_unexpected")
             return [.log("key delivery: ignoring \(message.kind) from the proxy")]
@@ -216,9 +213,7 @@ public final class TerminalAgent {
                 actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: false), now: now, wallClock: wallClock)))
                 actions.append(.log("\(direction.rawValue) SA \(spi) reached its soft lifetime; EXPIRE sent"))
             case .hard:
-                database.remove(spi: spi, direction: direction)
-                expiredSoft.remove(name)
-                setBy[name] = nil
+                remove(spi, direction)
                 actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: true), now: now, wallClock: wallClock)))
                 actions.append(.log("\(direction.rawValue) SA \(spi) reached its hard lifetime; removed, EXPIRE sent"))
             }
