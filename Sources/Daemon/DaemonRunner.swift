@@ -718,18 +718,17 @@ public final class DaemonRunner {
                          "learnt_from": [sorted.contains { fromFile.contains("\(id) \($0)") } ? "configuration" : "api"],
                          "last_seen_seconds_ago": NSNull(), "port": NSNull()])
         }
-        return rows.map(withSACounts)
-    }
-
-    /// A terminal row with the CHILD SAs the proxy holds for its addresses and the key-delivery messages it
-    /// has not acknowledged yet (a terminal that stays silent shows them growing).
-    private func withSACounts(_ row: [String: Any]) -> [String: Any] {
-        var row = row
-        let addresses = Set(((row["ipv4"] as? [String]) ?? []) + ((row["ipv6"] as? [String]) ?? []))
-        row["sas"] = bridge.proxy.store.children.values.filter { addresses.contains($0.terminal.description) }.count
-        row["key_delivery_unacknowledged"] = (row["terminal_id"] as? NSNumber).map { bridge.proxy.unacknowledgedKeyDeliveries(terminalID: $0.uint64Value) as Any }
-            ?? NSNull()
-        return row
+        // Each row with the CHILD SAs the proxy holds for its addresses and the key-delivery messages it has not
+        // had acknowledged yet (a terminal that stays silent shows them growing).
+        let sasByAddress = Dictionary(grouping: bridge.proxy.store.children.values, by: \.terminal.description).mapValues(\.count)
+        return rows.map { row in
+            var row = row
+            let addresses = ((row["ipv4"] as? [String]) ?? []) + ((row["ipv6"] as? [String]) ?? [])
+            row["sas"] = addresses.reduce(0) { $0 + (sasByAddress[$1] ?? 0) }
+            row["key_delivery_unacknowledged"] = (row["terminal_id"] as? NSNumber)
+                .map { bridge.proxy.unacknowledgedKeyDeliveries(terminalID: $0.uint64Value) as Any } ?? NSNull()
+            return row
+        }
     }
 
     func saRows() -> [[String: Any]] {
