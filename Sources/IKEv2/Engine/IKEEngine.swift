@@ -173,7 +173,16 @@ public final class IKEEngine {
 
     /// Whether an established IKE SA holds a CHILD SA with this inbound SPI that is not replaced already.
     public func holdsChild(inbound spi: ChildSPI) -> Bool {
-        sessions.values.contains { $0.state == .established && $0.children.contains { $0.spiInbound == spi && !$0.rekeyed } }
+        guard let (session, child) = child(inbound: spi) else { return false }
+        return session.state == .established && !child.rekeyed
+    }
+
+    /// The CHILD SA with this inbound SPI (ours, so unique) and the IKE SA holding it.
+    func child(inbound spi: ChildSPI) -> (IKESession, ChildSA)? {
+        for session in sessions.values {
+            if let child = session.children.first(where: { $0.spiInbound == spi }) { return (session, child) }
+        }
+        return nil
     }
 
     func findSession(connection name: String) -> IKESession? {

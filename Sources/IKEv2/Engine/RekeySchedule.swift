@@ -59,11 +59,8 @@ extension IKEEngine {
     /// Seconds until this side rekeys the CHILD SA with this inbound SPI (0 when due or under way); nil when it
     /// leaves rekeying to the peer, the SA is replaced already, or no such SA is held.
     public func secondsUntilRekey(childInbound spi: ChildSPI, now: Double) -> Double? {
-        for session in sessions.values {
-            guard let child = session.children.first(where: { $0.spiInbound == spi }) else { continue }
-            guard !child.rekeyed, let age = RekeySchedule.childRekeyAge(child.configuration, spiInbound: spi) else { return nil }
-            return max(0, max(child.createdAt + age, child.rekeyNotBefore) - now)
-        }
-        return nil
+        guard let (_, child) = child(inbound: spi), !child.rekeyed,
+              let age = RekeySchedule.childRekeyAge(child.configuration, spiInbound: spi) else { return nil }
+        return max(0, max(child.createdAt + age, child.rekeyNotBefore) - now)
     }
 }
