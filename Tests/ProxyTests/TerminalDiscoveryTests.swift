@@ -65,7 +65,8 @@ final class TerminalDiscoveryTests: XCTestCase {
         XCTAssertEqual(discovery.takeReleased().map { "\($0.mac) \($0.address)" }, ["02:00:00:00:00:11 10.0.0.5"])
         XCTAssertTrue(discovery.takeReleased().isEmpty, "taken once")
         // 10.0.0.9 leased to the other host: the first one loses it.
-        discovery.observe(frame: dhcpAck(other, [10, 0, 0, 9]), fromTerminalSide: true, now: 3)
+        XCTAssertEqual(discovery.observe(frame: dhcpAck(other, [10, 0, 0, 9]), fromTerminalSide: true, now: 3),
+                       "02:00:00:00:00:99 leased 10.0.0.9 by DHCP, which 02:00:00:00:00:11 had")
         XCTAssertEqual(discovery.hosts[mac]?.ipv4, [])
         XCTAssertEqual(discovery.hosts[other]?.ipv4, [IPAddress("10.0.0.9")!])
         XCTAssertEqual(discovery.takeReleased().map { "\($0.mac) \($0.address)" }, ["02:00:00:00:00:11 10.0.0.9"])

@@ -71,10 +71,8 @@ public final class EthernetBridge {
                packet[40] == NeighborSolicitation.type, let answer = answerSolicitation(packet, from: side, ethernet: ethernet) {
                 return answer
             }
-            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) {
-                actions.append(.log(line))
-                actions += releaseMovedAddresses(now: now, wallClock: wallClock)
-            }
+            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) { actions.append(.log(line)) }
+            if !discovery.released.isEmpty { actions += releaseMovedAddresses(now: now, wallClock: wallClock) }
             let decisions = proxy.receive(from: side, packet: packet, now: now, wallClock: wallClock)
             if !wanted.isEmpty, let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
                let destination = IPAddress(bytes: view.destination(in: packet)), wanted.contains(source) || wanted.contains(destination) {

@@ -127,8 +127,10 @@ public struct TerminalDiscovery: Sendable {
             released += previous.map { (mac, $0) }
         }
         let line = learn(mac: mac, address: address, via: "dhcp", now: now)
-        guard !previous.isEmpty else { return line }
-        return "\(mac) leased \(address) by DHCP, replacing \(previous.map(\.description).joined(separator: ", "))"
+        let taken = released.filter { $0.address == address && $0.mac != mac }.map(\.mac.description)
+        guard !previous.isEmpty || !taken.isEmpty else { return line }
+        return "\(mac) leased \(address) by DHCP" + (previous.isEmpty ? "" : ", replacing \(previous.map(\.description).joined(separator: ", "))")
+            + (taken.isEmpty ? "" : ", which \(taken.joined(separator: ", ")) had")
     }
 
     private mutating func learn(mac: MACAddress, address: IPAddress, via: String, now: Double) -> String? {
