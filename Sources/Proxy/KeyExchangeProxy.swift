@@ -80,6 +80,8 @@ public final class KeyExchangeProxy {
     private var failures: [TerminalPeer: (at: Double, reason: String)] = [:]
     /// When a start request over a negotiation limit was last logged, by terminal (at most one line in 10 s).
     private var limitLogged: [UInt64: Double] = [:]
+    /// When a terminal was last told to delete an SA the proxy does not hold, by terminal ID and SPI.
+    private var staleDeleteSent: [String: Double] = [:]
     public private(set) var counters: [String: Int] = [:]
     /// CHILD SAs (by outbound SPI) whose deletion a policy change asked for: asked once, until the SA is gone.
     private var deletingForPolicy: Set<ChildSPI> = []
@@ -479,13 +481,13 @@ public final class KeyExchangeProxy {
             let payload = packet[udp.payload..<view.totalLength]
             switch UDPEncapsulatedKind(payload: payload) {
             case .keepalive: count("forwarded_keepalive"); return [.forward(.internet)]
-            case .esp: return forwardESP(packet, esp: payload, terminal: terminalBytes, now: now)
+            case .esp: return forwardESP(packet, esp: payload, terminal: terminalBytes, now: now, wallClock: wallClock)
             case .ike: return drop("ike_from_terminal")
             case .malformed: return drop("malformed")
             }
         }
         if view.upperProtocol == IPProtocolNumber.esp {
-            return forwardESP(packet, esp: packet[view.upperOffset..<view.totalLength], terminal: terminalBytes, now: now)
+            return forwardESP(packet, esp: packet[view.upperOffset..<view.totalLength], terminal: terminalBytes, now: now, wallClock: wallClock)
         }
         // Plaintext of a protected flow: a start request. The packet itself never goes out.
         guard let terminalAddress = IPAddress(bytes: terminalBytes), let peer = IPAddress(bytes: peerBytes) else { return drop("malformed") }
@@ -496,7 +498,7 @@ public final class KeyExchangeProxy {
 
     /// ESP from a terminal (`esp` starts at the SPI, in UDP or directly over IP) goes out only under an SA
     /// stored for that terminal; its sequence number is noted so a handed-again SA never reuses one.
-    private func forwardESP(_ packet: [UInt8], esp: ArraySlice<UInt8>, terminal terminalBytes: [UInt8], now: Double) -> [ProxyAction] {
+    private func forwardESP(_ packet: [UInt8], esp: ArraySlice<UInt8>, terminal terminalBytes: [UInt8], now: Double, wallClock: Double) -> [ProxyAction] {
         let s = esp.startIndex
         guard esp.count >= 8, let terminal = IPAddress(bytes: terminalBytes) else { return drop("esp_of_unknown_sa") }
         let spi = ChildSPI(bytes: Array(esp[s..<(s + 4)]))
@@ -505,6 +507,7 @@ public final class KeyExchangeProxy {
             if store.isRecentlyReplacedSPI(spi, of: terminal, now: now) { count("forwarded_esp_of_replaced_sa"); return [.forward(.internet)] }
             return drop("esp_of_unknown_sa") + noteOnce("esp \(spi)", "ESP from \(terminal) on SPI \(spi) dropped: no SA of this terminal has it "
                                                          + "(said once per SPI; counted as esp_of_unknown_sa)")
+                + deleteStaleOutbound(spi, terminal: terminal, now: now, wallClock: wallClock)
         }
         store.noteOutbound(spi: spi, sequenceLow: esp[(s + 4)..<(s + 8)].reduce(0) { $0 << 8 | UInt32($1) })
         count("forwarded_esp")
@@ -651,6 +654,22 @@ public final class KeyExchangeProxy {
             }
             return actions
         }
+    }
+
+    /// A registered terminal sends ESP on an SA the proxy does not hold (the proxy lost its state, say, restarted
+    /// without a store): nothing it sends on it will ever leave, and as it has an SA it sends no plaintext that
+    /// would start a negotiation. It is told to delete that SA, at most every 10 s per SA: its next packets of
+    /// the flow are then a start request.
+    private func deleteStaleOutbound(_ spi: ChildSPI, terminal address: IPAddress, now: Double, wallClock: Double) -> [ProxyAction] {
+        guard let terminal = registry.terminal(at: address) else { return [] }
+        let key = "\(terminal.terminalID) \(spi)"
+        guard now - (staleDeleteSent[key] ?? -.infinity) >= 10 else { return [] }
+        if staleDeleteSent.count >= 4096 { staleDeleteSent = staleDeleteSent.filter { now - $0.value < 10 } }
+        staleDeleteSent[key] = now
+        count("stale_sa_deleted_in_terminal")
+        return [.log("terminal \(terminal.terminalID) sends ESP on SA \(spi), which the proxy does not hold: telling it to delete the SA, "
+                     + "so that its next packets start a negotiation")]
+            + keyDelivery(setter(for: terminal).deleteUnknown(outbound: spi, now: now, wallClock: wallClock), to: terminal)
     }
 
     /// A terminal whose STATUS lists none of the SAs the proxy set into it has lost them (it restarted, or its

@@ -97,6 +97,13 @@ public final class TerminalKeySetter {
         }
     }
 
+    /// Deletes an outbound SA in the terminal that the proxy holds nothing of (no replacement waits for it).
+    public func deleteUnknown(outbound spi: ChildSPI, now: Double, wallClock: Double) -> Output {
+        var output = Output()
+        send(.deleteSA(spi: spi, direction: .outbound), now: now, wallClock: wallClock, into: &output)
+        return output
+    }
+
     /// Deletes a CHILD SA's pair in the terminal, after any replacement still being set.
     public func delete(inbound: ChildSPI, outbound: ChildSPI, now: Double, wallClock: Double) -> Output {
         var output = Output()

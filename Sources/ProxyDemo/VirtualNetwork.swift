@@ -68,7 +68,7 @@ public final class TerminalHost {
 /// Peer, proxy and terminals on virtual links inside one process: a discrete-event network with a fixed
 /// one-way latency per link, driven by a simulated clock. `ikeproxy demo` and the proxy tests run on it.
 public final class VirtualNetwork {
-    public let proxy: KeyExchangeProxy
+    public private(set) var proxy: KeyExchangeProxy
     public let peer: PeerHost
     public private(set) var terminals: [IPAddress: TerminalHost] = [:]
     public let linkLatency: Double
@@ -100,6 +100,9 @@ public final class VirtualNetwork {
 
     /// Adds a host on the terminal side that the proxy does not know.
     public func attach(_ entry: TerminalEntry) { terminals[entry.address] = TerminalHost(entry: entry) }
+
+    /// The proxy restarts with nothing of its state (no store): `replacement` takes its place on the links.
+    public func restartProxy(_ replacement: KeyExchangeProxy) { proxy = replacement }
 
     private func schedule(_ node: Node, _ packet: [UInt8], delay: Double? = nil) {
         order += 1

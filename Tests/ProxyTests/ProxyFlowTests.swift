@@ -182,6 +182,29 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(network.proxy.counters["terminal_lost_its_sas"], 1)
     }
 
+    /// A proxy that lost its state (restarted without a store) sees a terminal's ESP on an SA it does not hold:
+    /// it tells the terminal to delete that SA, whose next packets then start a new negotiation; traffic
+    /// resumes instead of vanishing until the SA's lifetime ends.
+    func testAProxyThatLostItsStateMakesTheTerminalDropItsStaleSA() {
+        let network = DemoScenario.network()
+        ping(network, from: a)
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        let stale = network.terminals[a]!.agent.database.outbound.first!.parameters.spi
+        network.restartProxy(KeyExchangeProxy(policy: DemoScenario.policy(),
+                                              registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+                                              profiles: [DemoScenario.profile()], epoch: 2))
+        ping(network, from: a, sequence: 2)
+        XCTAssertEqual(network.proxy.counters["drop_esp_of_unknown_sa"], 1)
+        XCTAssertEqual(network.proxy.counters["stale_sa_deleted_in_terminal"], 1)
+        XCTAssertFalse(network.terminals[a]!.agent.database.outbound.contains { $0.parameters.spi == stale }, "the stale SA is deleted in the terminal")
+        let replies = network.terminals[a]!.echoRepliesReceived
+        ping(network, from: a, sequence: 3)
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], 1, "its next packet started a negotiation")
+        XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
+        ping(network, from: a, sequence: 4)
+        XCTAssertGreaterThan(network.terminals[a]!.echoRepliesReceived, replies, "and its traffic flows again")
+    }
+
     func testDiscardAndBypassFromTheTerminalSide() {
         let network = DemoScenario.network()
         network.terminalSends(b, HostStack.tcpSyn(from: b, to: peer, destinationPort: 23))

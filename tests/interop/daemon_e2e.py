@@ -455,6 +455,28 @@ def unit_capabilities(config, directory):
           f"(exit {code}; {read(log_path).strip().splitlines()[-1][:160] if read(log_path).strip() else 'no output'})")
 
 
+def restarted_without_store(charon, daemon, directory):
+    """The daemon keeps no store here: killed with SIGKILL and started again, it has forgotten every SA while
+    terminal 2 still holds its own. Terminal 2's ESP on that SA is dropped and the proxy tells it to delete the
+    SA, so its next packets start a new negotiation: its traffic resumes instead of vanishing for the SA's
+    lifetime."""
+    t2 = TERMINALS[1]
+    ok, summary = ping(t2["ns"], t2["v4"], PEER4, count=5)
+    before = installed_child(charon, "t2v4")[1]
+    check(ok and before is not None, f"terminal 2 talks to the peer through its SA before the restart ({summary})")
+    daemon.process.kill()
+    daemon.process.wait(timeout=10)
+    daemon.process = start(PROXY, ["daemon", "--config", daemon.config, "--show-keys"], daemon.log, stdout=open(daemon.events, "a"))
+    wait_for(lambda: "bridging" in read(daemon.log).rsplit("stopping;", 1)[-1] and os.path.exists(daemon.control), 10)
+    time.sleep(1)
+    ok, summary = ping(t2["ns"], t2["v4"], PEER4, count=10)
+    after = installed_child(charon, "t2v4")[1]
+    told = daemon.counter("stale_sa_deleted_in_terminal")
+    check(ok and told >= 1 and after is not None and before is not None and after["spi-in"] != before["spi-in"],
+          f"kill -9 and a restart without a store: terminal 2's ESP on the forgotten SA makes the proxy tell it to delete it "
+          f"({told} told), its next packets negotiate a new SA, and its pings get through again ({summary})")
+
+
 def lease_moves(charon, daemon):
     """A DHCP server leases terminal 1 (enrolled by MAC) another IPv4 address: the proxy acts for it there from
     now on, and lets the old address go with the SAs it had there (strongSwan's IKE SA with the old address is
@@ -624,6 +646,7 @@ def run(charon, directory):
         bare, lines = bridged_ports_bare()
         check(bare, "still no address on the bridged ports after the run")
         lease_moves(charon, daemon)
+        restarted_without_store(charon, daemon, directory)
 
         # strongSwan dies without a word: the proxy's liveness checks (liveness_interval 5 s, then
         # retransmissions after 1, 2, 4 and 8 s) go unanswered, it gives the IKE SAs up and deletes the
