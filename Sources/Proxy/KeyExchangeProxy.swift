@@ -507,7 +507,7 @@ public final class KeyExchangeProxy {
             if store.isRecentlyReplacedSPI(spi, of: terminal, now: now) { count("forwarded_esp_of_replaced_sa"); return [.forward(.internet)] }
             return drop("esp_of_unknown_sa") + noteOnce("esp \(spi)", "ESP from \(terminal) on SPI \(spi) dropped: no SA of this terminal has it "
                                                          + "(said once per SPI; counted as esp_of_unknown_sa)")
-                + deleteStaleOutbound(spi, terminal: terminal, now: now, wallClock: wallClock)
+                + (registry.terminal(at: terminal).map { deleteStale(spi, .outbound, terminal: $0, now: now, wallClock: wallClock) } ?? [])
         }
         store.noteOutbound(spi: spi, sequenceLow: esp[(s + 4)..<(s + 8)].reduce(0) { $0 << 8 | UInt32($1) })
         count("forwarded_esp")
@@ -644,10 +644,15 @@ public final class KeyExchangeProxy {
                 let unknown = entries.filter { entry in
                     !store.recordUsage(spi: entry.spi, packets: entry.packets, octets: entry.bytes,
                                        terminal: { self.registry.terminal(at: $0)?.terminalID == terminal.terminalID }, now: now)
-                }.count
-                if unknown > 0 { count("status_of_unknown_sa") }
+                }
+                if !unknown.isEmpty { count("status_of_unknown_sa") }
                 actions.append(.log("terminal \(terminal.terminalID) status: \(entries.count) SAs, "
-                                    + "\(entries.reduce(0) { $0 + $1.packets }) packets" + (unknown > 0 ? ", \(unknown) of SAs the proxy does not hold" : "")))
+                                    + "\(entries.reduce(0) { $0 + $1.packets }) packets"
+                                    + (unknown.isEmpty ? "" : ", \(unknown.count) of SAs the proxy does not hold")))
+                // Those are stale (the proxy lost its state, or deleted them and the terminal missed it): they go.
+                for entry in unknown where !(entry.direction == .outbound && store.isRecentlyReplacedSPI(entry.spi, of: terminal.address, now: now)) {
+                    actions += deleteStale(entry.spi, entry.direction, terminal: terminal, now: now, wallClock: wallClock)
+                }
                 actions += setAgainIfLost(terminal: terminal, reported: Set(entries.map(\.spi)), now: now, wallClock: wallClock)
             case .addSA, .deleteSA, .flush, .acknowledge:
                 count("key_delivery_unexpected")
@@ -656,20 +661,20 @@ public final class KeyExchangeProxy {
         }
     }
 
-    /// A registered terminal sends ESP on an SA the proxy does not hold (the proxy lost its state, say, restarted
-    /// without a store): nothing it sends on it will ever leave, and as it has an SA it sends no plaintext that
-    /// would start a negotiation. It is told to delete that SA, at most every 10 s per SA: its next packets of
-    /// the flow are then a start request.
-    private func deleteStaleOutbound(_ spi: ChildSPI, terminal address: IPAddress, now: Double, wallClock: Double) -> [ProxyAction] {
-        guard let terminal = registry.terminal(at: address) else { return [] }
-        let key = "\(terminal.terminalID) \(spi)"
+    /// A registered terminal holds an SA the proxy does not (the proxy lost its state, say, restarted without a
+    /// store; or the terminal missed a deletion): it sends ESP on it, or its STATUS lists it. Nothing sent on such
+    /// an SA will ever leave, and as the terminal has an SA it sends no plaintext that would start a
+    /// negotiation. It is told to delete the SA, at most every 10 s per SA: its next packets of the flow are then
+    /// a start request.
+    private func deleteStale(_ spi: ChildSPI, _ direction: ESPDirection, terminal: TerminalEntry, now: Double, wallClock: Double) -> [ProxyAction] {
+        let key = "\(terminal.terminalID) \(spi) \(direction.rawValue)"
         guard now - (staleDeleteSent[key] ?? -.infinity) >= 10 else { return [] }
         if staleDeleteSent.count >= 4096 { staleDeleteSent = staleDeleteSent.filter { now - $0.value < 10 } }
         staleDeleteSent[key] = now
         count("stale_sa_deleted_in_terminal")
-        return [.log("terminal \(terminal.terminalID) sends ESP on SA \(spi), which the proxy does not hold: telling it to delete the SA, "
-                     + "so that its next packets start a negotiation")]
-            + keyDelivery(setter(for: terminal).deleteUnknown(outbound: spi, now: now, wallClock: wallClock), to: terminal)
+        return [.log("terminal \(terminal.terminalID) holds \(direction.rawValue) SA \(spi), which the proxy does not: telling it to delete "
+                     + "the SA, so that its next packets start a negotiation")]
+            + keyDelivery(setter(for: terminal).deleteUnknown(spi, direction: direction, now: now, wallClock: wallClock), to: terminal)
     }
 
     /// A terminal whose STATUS lists none of the SAs the proxy set into it has lost them (it restarted, or its

@@ -97,10 +97,10 @@ public final class TerminalKeySetter {
         }
     }
 
-    /// Deletes an outbound SA in the terminal that the proxy holds nothing of (no replacement waits for it).
-    public func deleteUnknown(outbound spi: ChildSPI, now: Double, wallClock: Double) -> Output {
+    /// Deletes an SA in the terminal that the proxy holds nothing of (no replacement waits for it).
+    public func deleteUnknown(_ spi: ChildSPI, direction: ESPDirection, now: Double, wallClock: Double) -> Output {
         var output = Output()
-        send(.deleteSA(spi: spi, direction: .outbound), now: now, wallClock: wallClock, into: &output)
+        send(.deleteSA(spi: spi, direction: direction), now: now, wallClock: wallClock, into: &output)
         return output
     }
 

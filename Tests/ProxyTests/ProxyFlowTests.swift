@@ -205,6 +205,30 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertGreaterThan(network.terminals[a]!.echoRepliesReceived, replies, "and its traffic flows again")
     }
 
+    /// The same found by the terminal's STATUS: every SA it lists that the proxy does not hold is deleted in it,
+    /// inbound ones too; SAs the proxy holds are left alone.
+    func testSAsATerminalReportsThatTheProxyDoesNotHoldAreDeletedInIt() {
+        let network = DemoScenario.network()
+        ping(network, from: a)
+        ping(network, from: DemoScenario.terminalB)
+        network.restartProxy(KeyExchangeProxy(policy: DemoScenario.policy(),
+                                              registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+                                              profiles: [DemoScenario.profile()], epoch: 2))
+        ping(network, from: DemoScenario.terminalB, sequence: 2)  // B's stale outbound goes, and B negotiates again
+        ping(network, from: DemoScenario.terminalB, sequence: 3)
+        let bHeld = network.terminals[DemoScenario.terminalB]!.agent.database
+        network.terminals[a]!.agent.statusInterval = 30
+        network.terminals[DemoScenario.terminalB]!.agent.statusInterval = 30
+        network.advance(by: 31)
+        XCTAssertTrue(network.terminals[a]!.agent.database.inbound.isEmpty && network.terminals[a]!.agent.database.outbound.isEmpty,
+                      "A's stale SAs, inbound and outbound, are deleted")
+        let bNow = network.terminals[DemoScenario.terminalB]!.agent.database
+        XCTAssertEqual(bNow.outbound.map(\.parameters.spi), bHeld.outbound.filter { network.proxy.store.children[$0.parameters.spi] != nil }
+            .map(\.parameters.spi), "B keeps the SA the proxy holds")
+        XCTAssertFalse(bNow.outbound.isEmpty)
+        XCTAssertEqual(network.proxy.counters["negotiations_started"], 1, "no negotiation came of it")
+    }
+
     func testDiscardAndBypassFromTheTerminalSide() {
         let network = DemoScenario.network()
         network.terminalSends(b, HostStack.tcpSyn(from: b, to: peer, destinationPort: 23))
