@@ -93,17 +93,7 @@ struct TerminalCommand: ParsableCommand {
     var check = false
 
     func run() throws {
-        if check {
-            do {
-                let configuration = try TerminalConfiguration.load(path: config)
-                print("\(config): valid")
-                configuration.summary.forEach { print("  " + $0) }
-            } catch {
-                log("\(config): not valid: \(error)")
-                throw ExitCode(2)
-            }
-            return
-        }
+        if check { return try checkConfiguration(config) { try TerminalConfiguration.load(path: $0).summary } }
         let runner: TerminalAgentRunner
         do {
             runner = try TerminalAgentRunner(configuration: try TerminalConfiguration.load(path: config), log: log)
@@ -111,6 +101,18 @@ struct TerminalCommand: ParsableCommand {
             throw ValidationError("\(error)")
         }
         runner.run(shouldStop: stopOnSignal())
+    }
+}
+
+/// `--check`: the file loads (its summary printed, exit 0) or not (the reason, exit 2); nothing starts.
+func checkConfiguration(_ path: String, summary: (String) throws -> [String]) throws {
+    do {
+        let lines = try summary(path)
+        print("\(path): valid")
+        lines.forEach { print("  " + $0) }
+    } catch {
+        log("\(path): not valid: \(error)")
+        throw ExitCode(2)
     }
 }
 
@@ -145,17 +147,7 @@ struct DaemonCommand: ParsableCommand {
     var check = false
 
     func run() throws {
-        if check {
-            do {
-                let configuration = try DaemonConfiguration.load(path: config)
-                print("\(config): valid")
-                configuration.summary.forEach { print("  " + $0) }
-            } catch {
-                log("\(config): not valid: \(error)")
-                throw ExitCode(2)
-            }
-            return
-        }
+        if check { return try checkConfiguration(config) { try DaemonConfiguration.load(path: $0).summary } }
         let runner: DaemonRunner
         do {
             runner = try DaemonRunner(configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys, log: log,
