@@ -269,17 +269,22 @@ def stop(process):
         return None
 
 
-def daemon_status(control):
-    """The daemon's status (counters, ports) from its control socket."""
+def control_query(control, request):
+    """The daemon's JSON answer to one request (`status`, `terminals`, `sas`) on its control socket."""
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(5)
     s.connect(control)
-    s.sendall(b"status\n")
+    s.sendall(request.encode() + b"\n")
     data = b""
     while chunk := s.recv(65536):
         data += chunk
     s.close()
     return json.loads(data)
+
+
+def daemon_status(control):
+    """The daemon's status (counters, ports) from its control socket."""
+    return control_query(control, "status")
 
 
 def read(path):
@@ -360,18 +365,7 @@ class Daemon:
 
     def query(self, request):
         """The daemon's JSON answer on its control socket."""
-        s = socket.socket(socket.AF_UNIX)
-        s.settimeout(5)
-        s.connect(self.control)
-        s.sendall(request.encode() + b"\n")
-        data = b""
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        s.close()
-        return json.loads(data)
+        return control_query(self.control, request)
 
     def counter(self, name):
         answer = self.query("status")

@@ -25,7 +25,7 @@ Prints the time from the start to the last CHILD SA and the daemon's resident me
 
 Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails loudly otherwise.
 """
-import json, os, re, socket, subprocess, sys, threading, time
+import json, os, re, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import strongswan_interop as base  # noqa: E402
@@ -132,19 +132,6 @@ def installed_children(charon):
     return found
 
 
-def control_query(control, request):
-    """The daemon's JSON answer to one request on its control socket (`sas`, `terminals`, `status`)."""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(control)
-    s.sendall(request.encode() + b"\n")
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    s.close()
-    return json.loads(data)
-
-
 def in_parallel(jobs):
     threads = [threading.Thread(target=job) for job in jobs]
     for thread in threads:
@@ -224,7 +211,7 @@ def run(charon, directory):
         check(registered >= {t["mac"] for t in TERMINALS}, f"`ikeproxy terminals` lists all {COUNT} terminals registered ({len(registered)})")
         counts = sorted({(r.get("sas"), r.get("key_delivery_unacknowledged")) for r in rows if r["mac"] in registered})
         check(counts == [(1, 0)], f"each with its one CHILD SA and nothing unacknowledged on its way to it ({counts})")
-        rows = control_query(control, "sas").get("sas", [])
+        rows = e2e.control_query(control, "sas").get("sas", [])
         waits = sorted(r["rekey_in_seconds"] for r in rows if isinstance(r.get("rekey_in_seconds"), int))
         check(len(waits) == COUNT and all(0 <= w <= REKEY for w in waits) and (RAND == 0 or len(set(waits)) > 1),
               f"the SA list gives each CHILD SA's own time to its rekey, within rekey_time {REKEY} s "
