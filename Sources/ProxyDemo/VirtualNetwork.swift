@@ -124,6 +124,13 @@ public final class VirtualNetwork {
     /// Puts a packet the proxy produced outside `run` on its way (tests that drive the proxy directly).
     public func inject(_ side: LinkSide, _ packet: [UInt8]) { proxyActions([.send(side, packet)], received: packet) }
 
+    /// What the proxy decided outside a received packet (an administrator's command, a reload) put on the
+    /// links, as the daemon sends it; then the network runs.
+    public func perform(_ actions: [ProxyAction]) {
+        proxyActions(actions, received: [])
+        run()
+    }
+
     /// The peer rekeys the CHILD SA of one of its connections.
     public func peerInitiatesRekey(connection: String) {
         peerActions(peer.engine.rekeyChild(connection: connection, spi: nil, now: now))

@@ -10,11 +10,6 @@ import Packets
 final class TerminalPrefixChangeTests: XCTestCase {
     let peer = DemoScenario.peer, a = DemoScenario.terminalA, b = DemoScenario.terminalB
 
-    func perform(_ actions: [ProxyAction], on network: VirtualNetwork) {
-        for action in actions { if case .send(let side, let packet) = action { network.inject(side, packet) } }
-        network.run()
-    }
-
     func testAnAddressNoLongerCoveredLosesItsSAsAndComesBackWithItsPrefix() {
         let network = DemoScenario.network()
         network.peerInitiates(connection: "to-\(a)")
@@ -29,7 +24,7 @@ final class TerminalPrefixChangeTests: XCTestCase {
         let lines = actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
         XCTAssertTrue(lines.contains("terminal 11: 10.0.0.11 is no longer inside the terminal prefixes: not acted for; "
                                      + "1 CHILD SA(s) deleted in the terminal and with the peers"), "\(lines)")
-        perform(actions, on: network)
+        network.perform(actions)
         XCTAssertEqual(network.peer.engine.sessionSummaries.filter { $0.established && $0.remote.address == a }.count, 0,
                        "the peer's IKE SA with A is deleted")
         XCTAssertTrue(network.terminals[a]!.agent.database.outbound.isEmpty && network.terminals[a]!.agent.database.inbound.isEmpty,

@@ -8,11 +8,6 @@ import IKEv2
 final class TerminalRemovalTests: XCTestCase {
     let peer = DemoScenario.peer, a = DemoScenario.terminalA, b = DemoScenario.terminalB
 
-    func perform(_ actions: [ProxyAction], on network: VirtualNetwork) {
-        for action in actions { if case .send(let side, let packet) = action { network.inject(side, packet) } }
-        network.run()
-    }
-
     /// A established by the peer, B by its own start request; both carry traffic.
     func twoTerminalsWithSAs() -> VirtualNetwork {
         let network = DemoScenario.network()
@@ -36,7 +31,7 @@ final class TerminalRemovalTests: XCTestCase {
         XCTAssertNotNil(actions)
         let lines = (actions ?? []).compactMap { if case .log(let line) = $0 { line } else { nil } }
         XCTAssertTrue(lines.contains { $0.contains("terminal 11 (10.0.0.11) removed") }, "\(lines)")
-        perform(actions ?? [], on: network)
+        network.perform(actions ?? [])
 
         XCTAssertEqual(peerSessions(with: a, network), 0, "the peer's IKE SA with A was deleted")
         XCTAssertGreaterThanOrEqual(network.proxy.counters["ike_answered_for_removed_terminal"] ?? 0, 1, "the Delete's answer was taken")
@@ -71,7 +66,7 @@ final class TerminalRemovalTests: XCTestCase {
     func testRemovingATerminalWhosePeerIsGoneStillEmptiesTheStore() {
         let network = twoTerminalsWithSAs()
         network.peerIsDown = true
-        perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!, on: network)
+        network.perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!)
         network.advance(by: 120)
         XCTAssertTrue(network.proxy.store.children.values.allSatisfy { $0.terminal == b }, "A's SA left the store")
         XCTAssertFalse(network.proxy.engine.sessionSummaries.contains { $0.local.address == a }, "and its IKE SA the engine")
@@ -86,7 +81,7 @@ final class TerminalRemovalTests: XCTestCase {
         _ = network.proxy.registry.remove(terminalID: 11)
         let actions = network.proxy.deleteSAsOfUnenrolledTerminals(now: network.now, wallClock: network.wallClock)
         XCTAssertTrue(actions.contains { if case .log(let line) = $0 { line.contains("which is no longer an enrolled terminal") } else { false } })
-        perform(actions, on: network)
+        network.perform(actions)
         XCTAssertEqual(peerSessions(with: a, network), 0, "the peer's IKE SA with A is deleted")
         XCTAssertEqual(peerSessions(with: b, network), 1)
         XCTAssertEqual(network.proxy.store.count, 1)
@@ -103,7 +98,7 @@ final class TerminalRemovalTests: XCTestCase {
     /// agent (which remembers them) takes the new SA's keys.
     func testATerminalEnrolledAgainGetsSAsAgain() {
         let network = twoTerminalsWithSAs()
-        perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!, on: network)
+        network.perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!)
         network.proxy.registry.enroll(DemoScenario.terminals()[0])
         network.terminalSends(a, HostStack.echoRequest(from: a, to: peer, sequence: 1))
         network.run()
@@ -118,7 +113,7 @@ final class TerminalRemovalTests: XCTestCase {
     /// Enrolled again under a new key (a replaced device), the terminal is reached on a new channel.
     func testATerminalEnrolledAgainUnderANewKeyGetsANewChannel() {
         let network = twoTerminalsWithSAs()
-        perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!, on: network)
+        network.perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!)
         let replaced = TerminalEntry(address: a, terminalID: 11, enrollmentKey: KeyMaterial(Array(repeating: 0x5e, count: 32)))
         network.attach(replaced)
         network.proxy.registry.enroll(replaced)
