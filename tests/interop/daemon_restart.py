@@ -301,8 +301,8 @@ def terminal_dropped_from_the_file_while_down(charon, daemon):
             db.close()
         restart_with([t for t in listed if t["terminal_id"] != 1])
         asking = f"asking for the link address of {e2e.PEER4} on the Internet side (ARP request from {T1['v4']})"
-        gone = e2e.wait_for(lambda: "no longer an enrolled terminal: deleting it" in daemon.log_since_start(), 15) \
-            and e2e.wait_for(lambda: not {"t1v4", "t1v6"} & set(e2e.peer_sas(charon)), 15)
+        said = e2e.wait_for(lambda: "no longer an enrolled terminal: deleting it" in daemon.log_since_start(), 15)
+        gone = said and e2e.wait_for(lambda: not {"t1v4", "t1v6"} & set(e2e.peer_sas(charon)), 15)
         if not stored:
             # Without stored link addresses the terminal's is asked for first, the peer's a retransmission later.
             e2e.wait_for(lambda: asking in daemon.log_since_start(), 10)
@@ -314,7 +314,11 @@ def terminal_dropped_from_the_file_while_down(charon, daemon):
                   "the peer's link address restored from the store")
         else:
             check(gone and asked, "the same with no link address stored: the daemon asks for the peer's by ARP in terminal 1's name, "
-                  "and the Delete goes out")
+                  f"and the Delete goes out (deletion {'said' if said else 'not said'}, strongSwan's SAs "
+                  f"{'gone' if gone else 'still there: ' + str(sorted(set(e2e.peer_sas(charon)) & {'t1v4', 't1v6'}))}, "
+                  f"ARP {'asked' if asked else 'not asked'})")
+            if not (gone and asked):
+                print("  --- daemon.log since this start:\n" + "\n".join("      " + line for line in log.splitlines()[-40:]))
         restart_with(listed)
         e2e.wait_for(lambda: "bridging" in daemon.log_since_start(), 10)
         e2e.initiate(charon, "t1v4")
