@@ -7,9 +7,10 @@ removes it. Needs root, a debug build (`swift build`), and the packages scripts/
   ikp-d-t1     a terminal running `ikeproxy terminal`, 192.0.2.2 (and a second and a stranger, idle)
   ikp-d-admin  an administrator's host, 10.99.0.2, where the CLI runs
 
-Everything it writes (configurations, certificate, token, logs, state.db) is in /tmp/ikeproxy-try.
+Everything it writes (configurations, certificate, token, logs, state.db) is in /tmp/ikeproxy-try; `up` empties
+it first, so each try starts from a new state.
 """
-import hashlib, json, os, secrets, subprocess, sys, time
+import hashlib, json, os, secrets, shutil, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
@@ -22,6 +23,11 @@ ADMIN = management_api.ADMIN
 
 
 def up():
+    # Each try starts afresh: a state.db left by an earlier one would bring back its SAs and, as the store
+    # outlives the configuration file by design, the policy its administrator changed.
+    if os.path.isdir(DIR):
+        shutil.rmtree(DIR)
+        print(f"removed the previous try's files from {DIR}")
     os.makedirs(DIR, exist_ok=True)
     os.chmod(DIR, 0o755)
     e2e.Topology().__enter__()
@@ -38,7 +44,8 @@ def up():
     with open(os.path.join(DIR, "daemon.json"), "w") as f:
         json.dump(config, f, indent=1)
     with open(os.path.join(DIR, "t1.json"), "w") as f:
-        json.dump(e2e.terminal_configuration(e2e.TERMINALS[0]), f, indent=1)
+        # It reports its SAs' traffic every 5 s, which `ikeproxy sas` shows.
+        json.dump(dict(e2e.terminal_configuration(e2e.TERMINALS[0]), status_interval=5), f, indent=1)
     charon = base.Charon(DIR)
     e2e.load_peer_connections(charon)
     daemon = subprocess.Popen(["ip", "netns", "exec", e2e.PROXY, e2e.BINARY, "daemon", "--config", os.path.join(DIR, "daemon.json")],
@@ -72,7 +79,7 @@ def up():
 
 def down():
     base.remove_namespaces(*(e2e.NAMESPACES + [ADMIN]))
-    print("removed the namespaces and everything running in them; files stay in " + DIR)
+    print("removed the namespaces and everything running in them; files stay in " + DIR + " until the next up")
     return 0
 
 
