@@ -93,7 +93,7 @@ public final class TerminalAgent {
             count("sa_added")
             return [.log("installed \(sa.direction.rawValue) SA \(sa.spi) \(sa.suite.name) \(sa.mode.rawValue) "
                          + "\(sa.tunnelSource) -> \(sa.tunnelDestination)\(sa.encapsulation.map { " udp \($0.sourcePort)->\($0.destinationPort)" } ?? "") "
-                         + "selectors \(sa.sourceSelectors) -> \(sa.destinationSelectors)")]
+                         + "selectors [\(Self.listed(sa.sourceSelectors))] -> [\(Self.listed(sa.destinationSelectors))]")]
         case .deleteSA(let spi, let direction):
             if let set = setBy[key(spi, direction)], order < set {
                 count("stale_delete_ignored")
@@ -155,6 +155,11 @@ public final class TerminalAgent {
             actions.append(.log("no SA for \(flow): passed on unchanged, ACQUIRE sent to the proxy"))
         }
         return actions
+    }
+
+    /// Selectors for a log line, as an array prints them, without the reflection `debugPrint` costs per SA.
+    static func listed(_ selectors: [TrafficSelector]) -> String {
+        selectors.map(\.description).joined(separator: ", ")
     }
 
     /// Link-local, multicast and broadcast addresses: traffic that never leaves the link.

@@ -146,8 +146,9 @@ extension IKEEngine {
     // MARK: Responder
 
     func matchingConnections(local: Endpoint, remote: Endpoint) -> [ConnectionConfiguration] {
-        (connectionsByLocalAddress[local.address] ?? []).map { connections[$0] }
-            .filter { $0.remoteAddress == nil || $0.remoteAddress == remote.address }
+        // Filtered by index first: a configuration is a large value, copied only when it matches.
+        (connectionsByLocalAddress[local.address] ?? []).filter { connections[$0].remoteAddress.map { $0 == remote.address } ?? true }
+            .map { connections[$0] }
     }
 
     func selectIKEProposal(sa: SecurityAssociationPayload, candidates: [ConnectionConfiguration])
