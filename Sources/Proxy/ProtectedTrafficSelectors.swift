@@ -28,7 +28,8 @@ public struct ProtectedTrafficSelectors: Equatable, Sendable {
 
     /// Host to host, every protocol.
     public static func hostToHost(terminal: IPAddress, peer: IPAddress) -> ProtectedTrafficSelectors {
-        ProtectedTrafficSelectors(local: [TrafficSelector(cidr: terminal.description)!], remote: [TrafficSelector(cidr: peer.description)!])
+        ProtectedTrafficSelectors(local: [TrafficSelector(startAddress: terminal, endAddress: terminal)],
+                                  remote: [TrafficSelector(startAddress: peer, endAddress: peer)])
     }
 }
 

@@ -70,7 +70,7 @@ public struct ProtectionProfile: Sendable {
         let child = childConfiguration(selectors: selectors ?? .hostToHost(terminal: terminal, peer: peer))
         var connection = ConnectionConfiguration(name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
                                                  localAddress: terminal, remoteAddress: peer,
-                                                 localIdentity: Identity(terminal.description), remoteIdentity: peerIdentity ?? Identity(peer.description),
+                                                 localIdentity: Identity(address: terminal), remoteIdentity: peerIdentity ?? Identity(address: peer),
                                                  preSharedKey: preSharedKey, proposals: ikeProposals, children: [child] + otherChildren,
                                                  rekeyTime: ikeRekeyTime, forceEncapsulation: forceEncapsulation,
                                                  livenessInterval: livenessInterval)

@@ -42,6 +42,38 @@ final class TrafficSelectorTextTests: XCTestCase {
         }
     }
 
+    /// The description names a prefix exactly when the range is one: checked against the search over every
+    /// prefix length the range could have, on random ranges of both families.
+    func testARangeIsWrittenAsAPrefixExactlyWhenItIsOne() {
+        var generator = SystemRandomNumberGenerator()
+        func slowPrefix(_ ts: TrafficSelector) -> Int? {
+            (0...(ts.startAddress.bytes.count * 8)).first { ts.startAddress.range(prefixLength: $0) == (ts.startAddress, ts.endAddress) }
+        }
+        for index in 0..<4000 {
+            let octets = index % 2 == 0 ? 4 : 16
+            let base = IPAddress(bytes: (0..<octets).map { _ in UInt8.random(in: 0...255, using: &generator) })!
+            let ts: TrafficSelector
+            switch index % 4 {
+            case 0, 1:  // a prefix of a random length
+                let (low, high) = base.range(prefixLength: Int.random(in: 0...(octets * 8), using: &generator))
+                ts = TrafficSelector(startAddress: low, endAddress: high)
+            case 2:  // a prefix's end moved by one bit: never a prefix unless it happens to make one
+                var (low, high) = base.range(prefixLength: Int.random(in: 0...(octets * 8), using: &generator))
+                var bytes = high.bytes
+                bytes[Int.random(in: 0..<octets, using: &generator)] ^= 1 << UInt8.random(in: 0...7, using: &generator)
+                high = IPAddress(bytes: bytes)!
+                ts = TrafficSelector(startAddress: low, endAddress: high)
+            default:  // any two addresses
+                ts = TrafficSelector(startAddress: base, endAddress: IPAddress(bytes: (0..<octets).map { _ in UInt8.random(in: 0...255, using: &generator) })!)
+            }
+            XCTAssertEqual(ts.prefixLength, slowPrefix(ts), "\(ts.startAddress)..\(ts.endAddress)")
+        }
+        XCTAssertEqual(TrafficSelector(cidr: "0.0.0.0/0")!.description, "0.0.0.0/0")
+        XCTAssertEqual(TrafficSelector(cidr: "::/0")!.description, "::/0")
+        XCTAssertEqual(TrafficSelector(cidr: "2001:db8::1/128")!.description, "2001:db8::1/128")
+        XCTAssertEqual(TrafficSelector(startAddress: IPAddress("10.0.0.0")!, endAddress: IPAddress("10.0.0.5")!).description, "10.0.0.0..10.0.0.5")
+    }
+
     func testGarbageIsRefusedWithTheReason() {
         let cases: [(String, String)] = [
             ("10.0.0/24", "'10.0.0/24' is not a prefix"),

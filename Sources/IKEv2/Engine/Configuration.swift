@@ -8,6 +8,11 @@ public struct Identity: Hashable, Sendable, CustomStringConvertible {
 
     public init(payload: IdentificationPayload) { self.payload = payload }
 
+    /// An IPV4_ADDR or IPV6_ADDR identity, what `Identity(address.description)` gives without the text.
+    public init(address: IPAddress) {
+        payload = IdentificationPayload(type: address.isIPv6 ? .ipv6Address : .ipv4Address, data: address.bytes)
+    }
+
     public init(_ text: String) {
         if let address = IPAddress(text) {
             payload = IdentificationPayload(type: address.isIPv6 ? .ipv6Address : .ipv4Address, data: address.bytes)

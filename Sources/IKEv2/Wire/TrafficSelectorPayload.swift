@@ -69,12 +69,29 @@ public struct TrafficSelector: Hashable, Sendable, CustomStringConvertible {
 
     /// `192.0.2.0/24`, `192.0.2.1/32[tcp/443]`: the text form of TrafficSelectorText.swift.
     public var description: String {
-        var addresses = "\(startAddress)..\(endAddress)"
-        let bits = startAddress.bytes.count * 8
-        for prefix in 0...bits where startAddress.range(prefixLength: prefix) == (startAddress, endAddress) {
-            addresses = "\(startAddress)/\(prefix)"; break
+        (prefixLength.map { "\(startAddress)/\($0)" } ?? "\(startAddress)..\(endAddress)") + selectorSuffix
+    }
+
+    /// The length of the prefix the address range is, nil when it is none: the addresses agree on their
+    /// first bits, then the start has only zeros and the end only ones.
+    var prefixLength: Int? {
+        let start = startAddress.bytes, end = endAddress.bytes
+        guard start.count == end.count else { return nil }
+        var length = 0, inHostPart = false
+        for index in start.indices {
+            let differing = start[index] ^ end[index]
+            if inHostPart {
+                guard start[index] == 0, end[index] == 0xff else { return nil }
+            } else if differing != 0 {
+                // The differing bits must be the octet's lowest ones, zero in the start and one in the end.
+                guard differing & (differing &+ 1) == 0, start[index] & differing == 0, end[index] & differing == differing else { return nil }
+                length += 8 - differing.nonzeroBitCount
+                inHostPart = true
+            } else {
+                length += 8
+            }
         }
-        return addresses + selectorSuffix
+        return length
     }
 
     static func decode(_ reader: inout ByteReader) throws(IKEDecodingError) -> TrafficSelector {
