@@ -15,16 +15,16 @@ public struct Identity: Hashable, Sendable, CustomStringConvertible {
 
     public init(_ text: String) {
         if let address = IPAddress(text) {
-            payload = IdentificationPayload(type: address.isIPv6 ? .ipv6Address : .ipv4Address, data: address.bytes)
+            self.init(address: address)
         } else if text.lowercased().hasPrefix("keyid:") {
             let value = String(text.dropFirst(6))
-            payload = IdentificationPayload(type: .keyID, data: [UInt8](hexString: value) ?? Array(value.utf8))
+            self.init(payload: IdentificationPayload(type: .keyID, data: [UInt8](hexString: value) ?? Array(value.utf8)))
         } else if text.hasPrefix("@") {
-            payload = IdentificationPayload(type: .fqdn, data: Array(text.dropFirst().utf8))
+            self.init(payload: IdentificationPayload(type: .fqdn, data: Array(text.dropFirst().utf8)))
         } else if text.contains("@") {
-            payload = IdentificationPayload(type: .rfc822Address, data: Array(text.utf8))
+            self.init(payload: IdentificationPayload(type: .rfc822Address, data: Array(text.utf8)))
         } else {
-            payload = IdentificationPayload(type: .fqdn, data: Array(text.utf8))
+            self.init(payload: IdentificationPayload(type: .fqdn, data: Array(text.utf8)))
         }
     }
 
