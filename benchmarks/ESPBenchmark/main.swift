@@ -101,16 +101,17 @@ for (name, suite) in suites {
             Array(encryptionKey.bytes.suffix(4)) + [0, 0, 0, 0, UInt8(index >> 24 & 0xff), UInt8(index >> 16 & 0xff), UInt8(index >> 8 & 0xff), UInt8(index & 0xff)]
         }
         let rawPool: [(nonce: [UInt8], ciphertext: [UInt8], tag: [UInt8])] = (0..<poolSize).map { index in
+            let nonce = rawNonce(index)
             switch suite.encryption {
             case .aesGCM16:
-                let box = try! AES.GCM.seal(inner, using: key, nonce: AES.GCM.Nonce(data: rawNonce(index)), authenticating: aad)
-                return (rawNonce(index), Array(box.ciphertext), Array(box.tag))
+                let box = try! AES.GCM.seal(inner, using: key, nonce: AES.GCM.Nonce(data: nonce), authenticating: aad)
+                return (nonce, Array(box.ciphertext), Array(box.tag))
             case .chacha20Poly1305:
-                let box = try! ChaChaPoly.seal(inner, using: key, nonce: ChaChaPoly.Nonce(data: rawNonce(index)), authenticating: aad)
-                return (rawNonce(index), Array(box.ciphertext), Array(box.tag))
+                let box = try! ChaChaPoly.seal(inner, using: key, nonce: ChaChaPoly.Nonce(data: nonce), authenticating: aad)
+                return (nonce, Array(box.ciphertext), Array(box.tag))
             case .aesCBC:
                 let padded = inner + Array(repeating: 0, count: (16 - inner.count % 16) % 16)
-                let iv = Array(rawNonce(index).suffix(8)) + Array(repeating: 7, count: 8)
+                let iv = Array(nonce.suffix(8)) + Array(repeating: 7, count: 8)
                 let ciphertext = try! AES._CBC.encrypt(padded, using: key, iv: AES._CBC.IV(ivBytes: iv), noPadding: true)
                 return (iv, Array(ciphertext), Array(HMAC<SHA256>.authenticationCode(for: ciphertext, using: hmacKey)))
             }
