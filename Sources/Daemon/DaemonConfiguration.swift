@@ -319,11 +319,11 @@ public struct DaemonConfiguration: Sendable {
             let keyAddress = addresses.first { !$0.isIPv6 } ?? addresses.first
             for address in addresses {
                 terminals.append(TerminalEntry(address: address, terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key),
-                                               keyDeliveryPort: t.key_delivery_port ?? 9500, keyDeliveryAddress: keyAddress))
+                                               keyDeliveryPort: t.key_delivery_port ?? WellKnownPort.keyDelivery, keyDeliveryAddress: keyAddress))
             }
             if let text = t.mac {
                 guard let mac = MACAddress(text: text) else { throw fail("\(at).mac: '\(text)' is not a MAC address like 02:00:00:00:00:01") }
-                enrollments[mac] = MACEnrollment(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: t.key_delivery_port ?? 9500)
+                enrollments[mac] = MACEnrollment(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: t.key_delivery_port ?? WellKnownPort.keyDelivery)
             }
         }
         var engine = EngineSettings()

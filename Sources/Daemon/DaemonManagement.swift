@@ -132,14 +132,14 @@ extension DaemonRunner {
                     let row = StateDatabase.TerminalRow(terminalID: body.terminal_id, mac: mac.description,
                                                         addresses: host.ipv4.union(host.ipv6).map(\.description).sorted(),
                                                         sealedEnrollmentKey: try state.sealer.seal(key, context: "terminal:\(body.terminal_id)"),
-                                                        keyDeliveryPort: body.key_delivery_port ?? 9500)
+                                                        keyDeliveryPort: body.key_delivery_port ?? WellKnownPort.keyDelivery)
                     try state.database.saveApprovedTerminal(row, now: wall)
                 } catch {
                     return .error(503, "the approval could not be saved (\(error)); nothing changed")
                 }
             }
             let addresses = bridge.approve(mac: mac, enrollment: MACEnrollment(terminalID: body.terminal_id, enrollmentKey: KeyMaterial(key),
-                                                                             keyDeliveryPort: body.key_delivery_port ?? 9500)) ?? []
+                                                                             keyDeliveryPort: body.key_delivery_port ?? WellKnownPort.keyDelivery)) ?? []
             audit(request, "terminal.approve", "\(mac) as terminal \(body.terminal_id) at \(addresses.map(\.description).joined(separator: ", "))")
             return .json(["mac": mac.description, "terminal_id": NSNumber(value: body.terminal_id), "addresses": addresses.map(\.description)])
         case .addTerminal:
@@ -318,7 +318,7 @@ extension DaemonRunner {
         if let taken = addresses.first(where: { registry.entries[$0] != nil }) {
             return .error(409, "\(taken) is terminal \(registry.entries[taken]!.terminalID)'s address")
         }
-        let port = body.key_delivery_port ?? 9500
+        let port = body.key_delivery_port ?? WellKnownPort.keyDelivery
         if let state {
             do {
                 let row = StateDatabase.TerminalRow(terminalID: body.terminal_id, mac: nil, addresses: addresses.map(\.description),

@@ -369,7 +369,7 @@ public final class DaemonRunner {
         }
     }
 
-    private func count(_ name: String, _ amount: Int = 1) { if amount > 0 { portCounters[name, default: 0] += amount } }
+    private func count(_ counter: DataPathCounter, _ amount: Int = 1) { if amount > 0 { portCounters[counter.name, default: 0] += amount } }
 
 
     /// Reads the configuration file again for the profiles, the terminals' certificates and keys, the policy
@@ -550,7 +550,7 @@ public final class DaemonRunner {
         let received: Int
         do {
             received = try input.receiveBatch { frame, offload, truncated in
-                guard !truncated else { count("drop_truncated_frame_\(side.rawValue)"); return }
+                guard !truncated else { count(.truncatedFrameDropped(side)); return }
                 func pass(to slot: Int) {
                     if slot == inputSlot {
                         // Back out of the port it came in by: copied, the batch is still being read.
@@ -567,13 +567,13 @@ public final class DaemonRunner {
                         portSwitch!.learn(source: source, at: .terminal(index), now: now)
                         switch portSwitch!.fromTerminal(ingress: index, destination: destination, now: now) {
                         case .switchTo(let other):
-                            count("frames_switched_between_terminal_ports")
+                            count(.framesSwitchedBetweenTerminalPorts)
                             return pass(to: 1 + other)
                         case .sameSegment:
-                            count("frames_filtered_same_segment")
+                            count(.framesFilteredSameSegment)
                             return
                         case .judgeAndFlood(let others):
-                            if !others.isEmpty { count("frames_flooded_to_terminal_ports") }
+                            if !others.isEmpty { count(.framesFloodedToTerminalPorts) }
                             for other in others { pass(to: 1 + other) }
                         }
                     }
@@ -586,8 +586,9 @@ public final class DaemonRunner {
                         for port in ports { pass(to: 1 + port) }
                     case .send(let out, let bytes): built.append((out, bytes)); ikeActivity = true
                     case .drop: break
-                    case .log(let line):
-                        if line.hasPrefix("discovered ") { discoveryChanged = true }
+                    case .log(let line): log(line)
+                    case .discovered(let line):
+                        discoveryChanged = true
                         log(line)
                     case .event(let event): ikeActivity = true; emit(EventJSON.render(event, showKeys: showKeys))
                     case .checkRevocation(let request): revocation.start(request)
@@ -596,14 +597,14 @@ public final class DaemonRunner {
             }
             // The forwarded frames point into the receive batch: sent before the next read reuses it.
             for slot in forwards.indices where !forwards[slot].isEmpty {
-                let output = slot == 0 ? internet : terminals[slot - 1], name = slot == 0 ? LinkSide.internet.rawValue : LinkSide.terminal.rawValue
+                let output = slot == 0 ? internet : terminals[slot - 1], outputSide: LinkSide = slot == 0 ? .internet : .terminal
                 let (sent, refused) = output.send(frames: forwards[slot], lengths: lengths[slot], offloads: offloads[slot])
-                count("frames_forwarded_to_\(name)", sent)
-                count("tx_refused_\(name)", refused)
+                count(.framesForwarded(to: outputSide), sent)
+                count(.transmitRefused(outputSide), refused)
             }
-            count("frames_in_\(side.rawValue)", received)
+            count(.framesIn(side), received)
         } catch {
-            count("rx_errors_\(side.rawValue)")
+            count(.receiveErrors(side))
             log("\(error)")
             return 0
         }
@@ -624,7 +625,7 @@ public final class DaemonRunner {
             ports = [terminal]
         }
         for port in ports {
-            if port.send(frame) { count("frames_built_to_\(side.rawValue)") } else { count("tx_refused_\(side.rawValue)") }
+            if port.send(frame) { count(.framesBuilt(to: side)) } else { count(.transmitRefused(side)) }
         }
     }
 
@@ -635,6 +636,7 @@ public final class DaemonRunner {
             case .forward: break
             case .drop: break
             case .log(let line): log(line)
+            case .discovered(let line): discoveryChanged = true; log(line)
             case .event(let event): emit(EventJSON.render(event, showKeys: showKeys))
             case .checkRevocation(let request): revocation.start(request)
             }

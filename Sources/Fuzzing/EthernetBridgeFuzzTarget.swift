@@ -55,7 +55,7 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
     static func isKeyDelivery(_ action: FrameAction) -> Bool {
         guard case .send(.terminal, let frame) = action, let (packet, view) = ipPacket(in: frame),
               view.upperProtocol == IPProtocolNumber.udp else { return false }
-        return view.ports(in: packet)?.destination == 9500
+        return view.ports(in: packet)?.destination == WellKnownPort.keyDelivery
     }
 
     /// Frames the bridge built must parse, with correct checksums.
@@ -83,7 +83,7 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
               let destination = IPAddress(bytes: view.destination(in: packet)) else { return [] }
         let ports = view.ports(in: packet)
         var broken: [String] = []
-        if view.upperProtocol == IPProtocolNumber.udp, ports?.destination == 9500 {
+        if view.upperProtocol == IPProtocolNumber.udp, ports?.destination == WellKnownPort.keyDelivery {
             broken.append("key delivery forwarded from the \(side) side")
         }
         if side == .terminal, isDemoTerminal(source), view.upperProtocol == IPProtocolNumber.icmp, destination == DemoScenario.peer {

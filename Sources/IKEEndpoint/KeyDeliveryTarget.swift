@@ -1,3 +1,4 @@
+import Packets
 import ESP
 import Foundation
 import IKEv2
@@ -59,7 +60,7 @@ public struct KeyDeliveryTarget: Sendable {
                 throw ConfigurationError("\(at): source '\(t.source)' is not an address of the terminal's family")
             }
             var target = KeyDeliveryTarget(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), address: address,
-                                           port: t.port ?? 9500, source: source, sourcePort: t.source_port ?? 9500,
+                                           port: t.port ?? WellKnownPort.keyDelivery, source: source, sourcePort: t.source_port ?? WellKnownPort.keyDelivery,
                                            hardLifetime: t.hard_lifetime)
             do {
                 target.volumeLifetime = try ESPLifetime.volume(rekeyBytes: t.rekey_bytes, lifeBytes: t.life_bytes,

@@ -50,7 +50,8 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
     public let settings: KeyDeliverySettings
     private let cipher: KeyDeliveryCipher
     private let random: RandomSource
-    private let epoch: UInt64
+    /// This end's epoch: every message it sends is ordered after those of lower epochs.
+    public let epoch: UInt64
     private var nextSequence: UInt64 = 1
 
     private struct Pending { var message: KeyDeliveryMessage; var attempts: Int; var nextSend: Double }

@@ -1,3 +1,4 @@
+import Packets
 import IKEv2
 
 /// A terminal the proxy may act for: its address, identity on the key-delivery channel and key.
@@ -10,7 +11,7 @@ public struct TerminalEntry: Sendable {
     /// reached on one of them (the agent listens on its IPv4 address).
     public var keyDeliveryAddress: IPAddress
 
-    public init(address: IPAddress, terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = 9500,
+    public init(address: IPAddress, terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = WellKnownPort.keyDelivery,
                 keyDeliveryAddress: IPAddress? = nil) {
         self.address = address; self.terminalID = terminalID; self.enrollmentKey = enrollmentKey; self.keyDeliveryPort = keyDeliveryPort
         self.keyDeliveryAddress = keyDeliveryAddress ?? address

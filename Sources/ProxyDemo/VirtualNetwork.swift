@@ -81,7 +81,7 @@ public final class VirtualNetwork {
     private var order = 0
     /// Every packet that crossed the Internet-side link, for checks that no plaintext leaked.
     public private(set) var internetLink: [[UInt8]] = []
-    public private(set) var proxyDrops: [String] = []
+    public private(set) var proxyDrops: [PacketDropReason] = []
     public var log: (String) -> Void = { _ in }
     /// The peer is gone (crashed, unplugged): what reaches it is lost and it sends nothing.
     public var peerIsDown = false
@@ -182,14 +182,11 @@ public final class VirtualNetwork {
                                                                       destinationPort: proxy.settings.keyDeliveryPort, payload: datagram))
             case .deliver(let packet):
                 if let reply = terminal.stack.receive(packet) { terminalSends(terminal.address, reply) }
-            case .log(let text):
-                if text.hasPrefix("installed outbound") { terminalKeysInstalled(terminal) }
-                log("  terminal \(terminal.address): \(text)")
+            case .log(let text): log("  terminal \(terminal.address): \(text)")
             }
         }
     }
 
-    private func terminalKeysInstalled(_ terminal: TerminalHost) { terminal.markKeysInstalled(at: now) }
 
     /// Carries out what the proxy decided about `received` (the packet it was given, for `.forward`).
     private func proxyActions(_ actions: [ProxyAction], received: [UInt8]) {
@@ -257,7 +254,11 @@ public final class VirtualNetwork {
         if view.upperProtocol == IPProtocolNumber.udp, let ports = view.ports(in: packet) {
             let payload = Array(packet[(view.upperOffset + 8)..<view.totalLength])
             if ports.destination == terminal.entry.keyDeliveryPort {
-                terminalActions(terminal, terminal.agent.receiveKeyDelivery(payload, now: now, wallClock: wallClock)); return
+                let installedBefore = terminal.agent.outboundInstalls
+                let actions = terminal.agent.receiveKeyDelivery(payload, now: now, wallClock: wallClock)
+                // An outbound SA set is what the time-to-keys figures measure.
+                if terminal.agent.outboundInstalls != installedBefore { terminal.markKeysInstalled(at: now) }
+                terminalActions(terminal, actions); return
             }
             if ports.destination == 4500 { terminalActions(terminal, terminal.agent.inboundEncapsulated(payload)); return }
         }

@@ -28,6 +28,8 @@ public final class TerminalAgent {
     private var expiredSoft: Set<String> = []
     private var lastAcquire: [String: Double] = [:]
     public private(set) var counters: [String: UInt64] = [:]
+    /// Outbound SAs installed so far (each set of keys the proxy delivered for sending).
+    public private(set) var outboundInstalls = 0
     public var acquireInterval: Double = 2
     public var statusInterval: Double
     /// Nil until the first STATUS, which goes at the first tick whatever `statusInterval` (0: no periodic
@@ -49,7 +51,7 @@ public final class TerminalAgent {
         createdAt[name] = nil; setBy[name] = nil; expiredSoft.remove(name)
         return database.remove(spi: spi, direction: direction)
     }
-    private func count(_ name: String) { counters[name, default: 0] += 1 }
+    private func count(_ counter: TerminalAgentCounter) { counters[counter.name, default: 0] += 1 }
 
     /// Whether the last key-delivery datagram was authentic (answers then go to where it came from).
     public private(set) var lastKeyDeliveryWasAuthentic = false
@@ -60,10 +62,10 @@ public final class TerminalAgent {
         if case .rejected = receipt { lastKeyDeliveryWasAuthentic = false } else { lastKeyDeliveryWasAuthentic = true }
         switch receipt {
         case .rejected(let reason):
-            count("key_delivery_rejected_\(reason.rawValue)")
+            count(.keyDeliveryRejected(reason))
             return [.log("key delivery: rejected a message (\(reason.rawValue))")]
         case .duplicate(let acknowledgement):
-            count("key_delivery_duplicates")
+            count(.keyDeliveryDuplicates)
             return [.sendKeyDelivery(acknowledgement), .log("key delivery: duplicate message acknowledged again, not applied twice")]
         case .acknowledged(let message):
             return message.map { [.log("key delivery: proxy acknowledged \($0.kind)")] } ?? []
@@ -82,25 +84,27 @@ public final class TerminalAgent {
             do {
                 switch sa.direction {
                 case .inbound: database.install(inbound: try InboundSecurityAssociation(sa, createdAt: now))
-                case .outbound: database.install(outbound: try OutboundSecurityAssociation(sa, createdAt: now))
+                case .outbound:
+                    database.install(outbound: try OutboundSecurityAssociation(sa, createdAt: now))
+                    outboundInstalls += 1
                 }
             } catch {
-                count("sa_install_failed")
+                count(.saInstallFailed)
                 return [.log("key delivery: cannot install SA \(sa.spi): \(error)")]
             }
             createdAt[key(sa.spi, sa.direction)] = now
             setBy[key(sa.spi, sa.direction)] = order
-            count("sa_added")
+            count(.saAdded)
             return [.log("installed \(sa.direction.rawValue) SA \(sa.spi) \(sa.suite.name) \(sa.mode.rawValue) "
                          + "\(sa.tunnelSource) -> \(sa.tunnelDestination)\(sa.encapsulation.map { " udp \($0.sourcePort)->\($0.destinationPort)" } ?? "") "
                          + "selectors [\(Self.listed(sa.sourceSelectors))] -> [\(Self.listed(sa.destinationSelectors))]")]
         case .deleteSA(let spi, let direction):
             if let set = setBy[key(spi, direction)], order < set {
-                count("stale_delete_ignored")
+                count(.staleDeleteIgnored)
                 return [.log("delete of \(direction.rawValue) SA \(spi) ignored: sent before the SA was set again")]
             }
             let existed = remove(spi, direction)
-            count("sa_deleted")
+            count(.saDeleted)
             return [.log(existed ? "deleted \(direction.rawValue) SA \(spi)" : "delete for unknown \(direction.rawValue) SA \(spi) (already gone)")]
         case .flush:
             // Only what was set before the FLUSH was sent goes.
@@ -109,17 +113,17 @@ public final class TerminalAgent {
             let older = held.filter { spi, direction in !(setBy[key(spi, direction)].map { order < $0 } ?? false) }
             older.forEach { remove($0.0, $0.1) }
             guard !newer.isEmpty else { return [.log("flushed all SAs")] }
-            count("stale_flush_limited")
+            count(.staleFlushLimited)
             return [.log("flushed \(older.count) SA(s); kept \(newer.count) set after the FLUSH was sent (it arrived late)")]
         case .acknowledge, .acquire, .expire, .status:
-            count("key_delivery_unexpected")
+            count(.keyDeliveryUnexpected)
             return [.log("key delivery: ignoring \(message.kind) from the proxy")]
         }
     }
 
     /// An IP packet the host routed into the TUN device.
     public func outbound(_ packet: [UInt8], now: Double, wallClock: Double) -> [TerminalAction] {
-        guard let view = try? IPPacketView(packet) else { count("tun_malformed"); return [] }
+        guard let view = try? IPPacketView(packet) else { count(.tunMalformed); return [] }
         if let sa = database.outboundSA(for: packet, view: view) {
             do {
                 let esp = try sa.encapsulate(packet, now: now)
@@ -139,10 +143,10 @@ public final class TerminalAgent {
         guard let source = IPAddress(bytes: view.source(in: packet)), let destination = IPAddress(bytes: view.destination(in: packet)) else { return [] }
         if Self.isLinkScope(source) || Self.isLinkScope(destination) {
             // Neighbour discovery and the like that the host sends into the TUN device: nothing to protect or forward.
-            count("tun_link_scope_ignored")
+            count(.tunLinkScopeIgnored)
             return []
         }
-        count("passed_without_sa")
+        count(.passedWithoutSA)
         actions.append(.sendRaw(packet: packet, destination: destination))
         let ports = view.ports(in: packet)
         let flow = FlowDescription(source: source, destination: destination, ipProtocol: view.upperProtocol,
@@ -150,7 +154,7 @@ public final class TerminalAgent {
         let flowKey = "\(source)>\(destination)/\(view.upperProtocol)"
         if now - (lastAcquire[flowKey] ?? -.infinity) >= acquireInterval {
             lastAcquire[flowKey] = now
-            count("acquires_sent")
+            count(.acquiresSent)
             actions.append(.sendKeyDelivery(channel.send(.acquire(flow), now: now, wallClock: wallClock)))
             actions.append(.log("no SA for \(flow): passed on unchanged, ACQUIRE sent to the proxy"))
         }
@@ -172,10 +176,10 @@ public final class TerminalAgent {
     /// A UDP payload that arrived on the ESP-in-UDP port.
     public func inboundEncapsulated(_ payload: [UInt8]) -> [TerminalAction] {
         switch UDPEncapsulatedKind(payload: payload[...]) {
-        case .keepalive: count("nat_keepalives_received"); return []
+        case .keepalive: count(.natKeepalivesReceived); return []
         case .malformed: database.countDrop(.truncated); return []
         case .ike:
-            count("ike_on_terminal")
+            count(.ikeOnTerminal)
             return [.log("dropped an IKE message on port 4500: IKE is the proxy's job, it should not reach the terminal")]
         case .esp: return inboundESP(payload[...])
         }
@@ -183,7 +187,7 @@ public final class TerminalAgent {
 
     /// An ESP packet that came as IP protocol 50, without UDP (no NAT on the path and none forced).
     public func inboundPlainESP(_ esp: [UInt8]) -> [TerminalAction] {
-        count("plain_esp_received")
+        count(.plainESPReceived)
         return inboundESP(esp[...])
     }
 

@@ -1,3 +1,4 @@
+import Packets
 import Foundation
 import IKEv2
 
@@ -80,7 +81,7 @@ public struct TerminalConfiguration: Sendable {
             throw fail("'\(text)' in tun is not an address prefix")
         }
         return TerminalConfiguration(
-            terminalID: file.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: file.key_delivery_port ?? 9500,
+            terminalID: file.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: file.key_delivery_port ?? WellKnownPort.keyDelivery,
             keyDeliveryListen: listen, proxyAddress: proxy, outerAddress: outer, outerAddresses: outers, encapsulationPort: file.encapsulation_port ?? 4500,
             tunName: file.tun?.name ?? "ikp0", tunAddresses: file.tun?.addresses ?? [], tunRoutes: file.tun?.routes ?? [],
             tunMTU: file.tun?.mtu ?? 1400, fwmark: file.fwmark, statusInterval: file.status_interval ?? 30,

@@ -42,7 +42,7 @@ final class EthernetBridgeTests: XCTestCase {
 
         let fromInternet = bridge.receive(from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "169.254.0.1"),
                                           now: 0, wallClock: 0)
-        XCTAssertEqual(fromInternet, [.drop("arp_for_key_delivery_address_from_internet")])
+        XCTAssertEqual(fromInternet, [.drop(.arpForKeyDeliveryAddressFromInternet)])
         // Any other ARP crosses unchanged.
         XCTAssertEqual(bridge.receive(from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "10.0.0.11"),
                                       now: 0, wallClock: 0), [.forward(.terminal)])
@@ -92,7 +92,7 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(allNodes[44], 0x20, "override only")
 
         XCTAssertEqual(bridge.receive(from: .internet, frame: try solicitation(from: peerMAC, source: "2001:db8::1", target: "fe80::1"),
-                                      now: 0, wallClock: 0), [.drop("nd_for_key_delivery_address_from_internet")])
+                                      now: 0, wallClock: 0), [.drop(.ndForKeyDeliveryAddressFromInternet)])
         // A solicitation for any other address is not the bridge's to answer.
         let other = bridge.receive(from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "2001:db8::1"),
                                    now: 0, wallClock: 0)
@@ -118,17 +118,17 @@ final class EthernetBridgeTests: XCTestCase {
         tcp[9] = IPProtocolNumber.tcp
         XCTAssertEqual(bridge.receive(from: .terminal, frame: EthernetFrameView.build(destination: peerMAC, source: terminalMAC,
                                                                                       etherType: EtherType.ipv4, payload: tcp), now: 0, wallClock: 0),
-                       [.drop("policy_discard")])
-        XCTAssertEqual(bridge.receive(from: .terminal, frame: [1, 2, 3], now: 0, wallClock: 0), [.drop("malformed_frame")])
+                       [.drop(.policyDiscard)])
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: [1, 2, 3], now: 0, wallClock: 0), [.drop(.malformedFrame)])
         let toPort = EthernetFrameView.build(destination: portMAC, source: terminalMAC, etherType: EtherType.ipv4, payload: dns)
-        XCTAssertEqual(bridge.receive(from: .terminal, frame: toPort, now: 0, wallClock: 0), [.drop("addressed_to_proxy_port")])
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: toPort, now: 0, wallClock: 0), [.drop(.addressedToProxyPort)])
     }
 
     func testATerminalEnrolledByMACIsRegisteredAtTheAddressesDiscoveryLearns() {
         let bridge = makeBridge(terminals: [], enrollments: [terminalMAC: MACEnrollment(terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 1, count: 32)))])
         XCTAssertNil(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.21")!))
         let actions = bridge.receive(from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.21", asking: "10.0.0.1"), now: 0, wallClock: 0)
-        XCTAssertTrue(actions.contains(.log("discovered 10.0.0.21 at 02:00:00:00:00:11 (arp): inside the terminal prefixes")), "\(actions)")
+        XCTAssertTrue(actions.contains(.discovered("discovered 10.0.0.21 at 02:00:00:00:00:11 (arp): inside the terminal prefixes")), "\(actions)")
         XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.21")!)?.terminalID, 21)
         // A stranger outside the prefixes is only listed as pending, never registered.
         let stranger = MACAddress([0x02, 0, 0, 0, 0, 0x99])
@@ -193,7 +193,7 @@ final class EthernetBridgeTests: XCTestCase {
     func testAnUnknownTerminalIsAskedForByARPAndTheAnswerTeachesTheBridge() throws {
         let bridge = makeBridge()
         let actions = bridge.frames(for: bridge.proxy.removeTerminal(id: 11, now: 0, wallClock: 0)!)
-        XCTAssertTrue(actions.contains { if case .drop("no_link_address") = $0 { true } else { false } })
+        XCTAssertTrue(actions.contains { if case .drop(.noLinkAddress) = $0 { true } else { false } })
         let requests = sent(actions, on: .terminal)
         XCTAssertEqual(requests.count, 1, "one ARP request, no key-delivery frame yet")
         let ethernet = try EthernetFrameView(requests[0])
@@ -209,7 +209,7 @@ final class EthernetBridgeTests: XCTestCase {
         let reply = ARPPacket(operation: .reply, senderMAC: terminalMAC, senderIP: DemoScenario.terminalA.bytes, targetMAC: portMAC, targetIP: [169, 254, 0, 1])
         let answer = bridge.receive(from: .terminal, frame: EthernetFrameView.build(destination: portMAC, source: terminalMAC, etherType: EtherType.arp,
                                                                                   payload: reply.encode()), now: 1, wallClock: 1)
-        XCTAssertEqual(answer.last, .drop("addressed_to_proxy_port"), "the answer to the proxy is not forwarded to the Internet")
+        XCTAssertEqual(answer.last, .drop(.addressedToProxyPort), "the answer to the proxy is not forwarded to the Internet")
         XCTAssertFalse(answer.contains { if case .forward = $0 { true } else { false } })
         let retransmitted = sent(bridge.tick(now: 2.5, wallClock: 2.5), on: .terminal)
         XCTAssertEqual(retransmitted.count, 1, "the FLUSH goes out on its retransmission")

@@ -65,7 +65,7 @@ final class ProxyEdgeTests: XCTestCase {
                                      registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
                                      profiles: [profile])
         let actions = proxy.receive(from: .terminal, packet: HostStack.echoRequest(from: a, to: peer, sequence: 1), now: 0, wallClock: 0)
-        XCTAssertTrue(actions.contains(.drop("no_certificate_for_terminal")), "\(actions)")
+        XCTAssertTrue(actions.contains(.drop(.noCertificateForTerminal)), "\(actions)")
         XCTAssertTrue(actions.contains { if case .log(let text) = $0 { return text.contains("has none configured") } else { return false } })
         XCTAssertNil(proxy.counters["negotiations_started"], "no IKE in the terminal's name without its certificate")
         XCTAssertFalse(actions.contains { if case .send(.internet, _) = $0 { return true } else { return false } })
@@ -74,8 +74,8 @@ final class ProxyEdgeTests: XCTestCase {
     func testMalformedPacketsFromEitherSideAreCountedDrops() {
         let proxy = makeProxy()
         for garbage in [[], [0x45], [0x60, 0, 0], Array(repeating: 0x45, count: 30)] as [[UInt8]] {
-            XCTAssertEqual(proxy.receive(from: .internet, packet: garbage, now: 0, wallClock: 0), [.drop("malformed")])
-            XCTAssertEqual(proxy.receive(from: .terminal, packet: garbage, now: 0, wallClock: 0), [.drop("malformed")])
+            XCTAssertEqual(proxy.receive(from: .internet, packet: garbage, now: 0, wallClock: 0), [.drop(.malformed)])
+            XCTAssertEqual(proxy.receive(from: .terminal, packet: garbage, now: 0, wallClock: 0), [.drop(.malformed)])
         }
         XCTAssertEqual(proxy.counters["drop_malformed"], 8)
     }
@@ -84,15 +84,15 @@ final class ProxyEdgeTests: XCTestCase {
         let proxy = makeProxy()
         let ike = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
                                             payload: [0, 0, 0, 0] + Array(repeating: 1, count: 40))
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: ike, now: 0, wallClock: 0), [.drop("ike_from_terminal")])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: ike, now: 0, wallClock: 0), [.drop(.ikeFromTerminal)])
         let stranger = IPHeaderBuilder.udpPacket(source: IPAddress("10.0.0.99")!.bytes, destination: IPAddress("169.254.0.1")!.bytes,
                                                  sourcePort: 9500, destinationPort: 9500, payload: Array(repeating: 0, count: 90))
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: stranger, now: 0, wallClock: 0), [.drop("key_delivery_from_unknown_terminal")])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: stranger, now: 0, wallClock: 0), [.drop(.keyDeliveryFromUnknownTerminal)])
         // From an enrolled terminal but sealed with the wrong key: refused as forged, never forwarded.
         let forger = KeyDeliveryChannel(role: .terminal, terminalID: 11, enrollmentKey: KeyMaterial(Array(repeating: 9, count: 32)), epoch: 1)
         let forged = IPHeaderBuilder.udpPacket(source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes, sourcePort: 9500,
                                                destinationPort: 9500, payload: forger.send(.flush, now: 0, wallClock: 0))
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: forged, now: 0, wallClock: 0), [.drop("key_delivery_forged")])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: forged, now: 0, wallClock: 0), [.drop(.keyDeliveryForged)])
     }
 
     /// Found by fuzzing (the ethernet-bridge target): a UDP header cut after its ports, to the key-delivery
@@ -106,11 +106,11 @@ final class ProxyEdgeTests: XCTestCase {
             return packet + [0x30, 0x39, 0x25, 0x1c]  // source port 12345, destination port 9500, nothing more
         }
         XCTAssertEqual(proxy.receive(from: .internet, packet: truncatedUDP(from: peer, to: a), now: 0, wallClock: 0),
-                       [.drop("key_delivery_from_internet")])
+                       [.drop(.keyDeliveryFromInternet)])
         XCTAssertEqual(proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: IPAddress("169.254.0.1")!), now: 0, wallClock: 0),
-                       [.drop("malformed_key_delivery")])
+                       [.drop(.malformedKeyDelivery)])
         XCTAssertEqual(proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: DemoScenario.dnsServer), now: 0, wallClock: 0),
-                       [.drop("malformed_key_delivery")], "not even where the policy bypasses")
+                       [.drop(.malformedKeyDelivery)], "not even where the policy bypasses")
     }
 
     func testNATKeepalivesAndPlainESPOfKnownAndUnknownSAs() {
@@ -121,9 +121,9 @@ final class ProxyEdgeTests: XCTestCase {
         IPHeaderBuilder.appendIPv4(to: &esp, source: a.bytes, destination: peer.bytes, protocolNumber: IPProtocolNumber.esp, payloadLength: 40)
         esp += [0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1] + Array(repeating: 0, count: 32)
         let dropped = proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0)
-        XCTAssertEqual(dropped.first, .drop("esp_of_unknown_sa"))
+        XCTAssertEqual(dropped.first, .drop(.espOfUnknownSA))
         XCTAssertTrue(dropped.contains(.log("ESP from 10.0.0.11 on SPI 12345678 dropped: no SA of this terminal has it (said once per SPI; counted as esp_of_unknown_sa)")))
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0), [.drop("esp_of_unknown_sa")], "said once, counted always")
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0), [.drop(.espOfUnknownSA)], "said once, counted always")
         XCTAssertEqual(proxy.counters["drop_esp_of_unknown_sa"], 2)
     }
 

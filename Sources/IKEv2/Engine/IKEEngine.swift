@@ -55,7 +55,7 @@ public final class IKEEngine {
         }
     }
 
-    func count(_ key: String) { counters[key, default: 0] += 1 }
+    func count(_ counter: EngineCounter) { counters[counter.rawValue, default: 0] += 1 }
 
     // MARK: Commands
 
@@ -208,7 +208,7 @@ public final class IKEEngine {
             if var outstanding = session.outstanding, now >= outstanding.nextRetransmitAt {
                 if outstanding.attempts > settings.retransmitLimit {
                     actions.append(.log("IKE SA \(session.spiInitiator)_\(session.spiResponder): no answer after \(outstanding.attempts) transmissions, giving up"))
-                    count("retransmit_timeout")
+                    count(.retransmitTimeout)
                     if session.replacedByRekey { actions += removeReplacedSession(session); continue }
                     actions += closeSession(session, kind: session.state == .established || session.state == .deleting ? .ikeDeleted : .ikeFailed,
                                             reason: "peer did not answer (retransmission limit)")
@@ -289,7 +289,7 @@ public final class IKEEngine {
     public func receive(_ udpPayload: [UInt8], from remote: Endpoint, to local: Endpoint, now: Double) -> [EngineAction] {
         var bytes = udpPayload
         if local.port == 4500 || remote.port == 4500 {
-            if bytes.count == 1 && bytes[0] == 0xff { count("nat_keepalive"); return [] }
+            if bytes.count == 1 && bytes[0] == 0xff { count(.natKeepalive); return [] }
             guard bytes.count >= 4, bytes[0..<4].allSatisfy({ $0 == 0 }) else { return drop(.espOnIKEPort) }
             bytes.removeFirst(4)
         }
@@ -317,8 +317,7 @@ public final class IKEEngine {
         let ourSPI = header.isFromOriginalInitiator ? header.spiResponder : header.spiInitiator
         guard let session = sessions[ourSPI], session.keys != nil,
               session.isOriginalInitiator != header.isFromOriginalInitiator else {
-            count("unknown_spi")
-            return [.drop(.unknownSPI(ourSPI))]
+            return drop(.unknownSPI(ourSPI))
         }
         if header.isResponse {
             guard let outstanding = session.outstanding, outstanding.messageID == header.messageID else {
@@ -327,14 +326,14 @@ public final class IKEEngine {
         } else {
             if header.messageID &+ 1 == session.expectedRequestID, session.pendingRevocation?.requestHeader?.messageID == header.messageID {
                 // The peer retransmits its IKE_AUTH while we ask OCSP: the answer will go when we have one.
-                count("retransmission_while_checking_revocation")
+                count(.retransmissionWhileCheckingRevocation)
                 return []
             }
             if header.messageID &+ 1 == session.expectedRequestID, let cached = session.lastResponse,
                cached.messageID == header.messageID {
                 // A fragmented request retransmitted: answer once, on its first fragment (RFC 7383 section 2.6.1).
                 if case .encryptedFragment(let fragment)? = message.payloads.last, fragment.number != 1 { return [] }
-                count("retransmitted_request")
+                count(.retransmittedRequest)
                 return [.log("answering retransmitted request \(header.messageID) from cache")] + cached.datagrams.map { .send($0) }
             }
             guard header.messageID == session.expectedRequestID else {
@@ -378,7 +377,7 @@ public final class IKEEngine {
     }
 
     func drop(_ reason: DropReason) -> [EngineAction] {
-        count(reason.key)
+        counters[reason.key, default: 0] += 1
         return [.drop(reason)]
     }
 
@@ -454,7 +453,7 @@ public final class IKEEngine {
                                                                   maximumMessageSize: limit) else {
             return [makeDatagram(bytes, from: session.local, to: session.remote)]
         }
-        count("messages_fragmented")
+        count(.messagesFragmented)
         return fragments.map { makeDatagram($0, from: session.local, to: session.remote) }
     }
 
@@ -469,7 +468,7 @@ public final class IKEEngine {
         if assembly.total != fragment.total { assembly = (fragment.total, nil, [:]) }
         assembly.pieces[fragment.number] = piece
         if fragment.number == 1 { assembly.first = fragment.firstInnerPayload }
-        count("fragments_received")
+        count(.fragmentsReceived)
         guard assembly.pieces.count == Int(assembly.total), let first = assembly.first else {
             session.incomingFragments[id] = assembly
             return nil

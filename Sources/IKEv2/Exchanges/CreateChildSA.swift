@@ -113,7 +113,7 @@ extension IKEEngine {
             child.rekeyed = true; child.rekeyedAt = now; child.announced = false
             session.children.append(child)
             if session.supersededRekeys.remove(old) != nil {
-                count("rekey_collision_lost")
+                count(.rekeyCollisionLost)
                 return deleteNew("simultaneous rekey of CHILD SA \(old) settled: the peer kept its replacement and deleted the old SA "
                                  + "before our rekey was answered; deleting our redundant \(child.spiInbound)/\(child.spiOutbound)")
             }
@@ -126,7 +126,7 @@ extension IKEEngine {
             // Ours lost: the peer's replacement stays, the peer deletes the old SA, we delete ours unannounced.
             child.rekeyed = true; child.rekeyedAt = now; child.announced = false
             session.children.append(child)
-            count("rekey_collision_lost")
+            count(.rekeyCollisionLost)
             return deleteNew("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in our exchange, "
                              + "so our replacement \(child.spiInbound)/\(child.spiOutbound) is redundant; deleting it and keeping the peer's")
         }
@@ -135,7 +135,7 @@ extension IKEEngine {
         session.children[index].rekeyedAt = now
         var actions: [EngineAction] = []
         if replaced.peerRekey != nil {
-            count("rekey_collision_won")
+            count(.rekeyCollisionWon)
             actions.append(.log("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in the peer's "
                                 + "exchange, so our replacement stays and the peer deletes its own"))
         }
@@ -151,7 +151,7 @@ extension IKEEngine {
     /// A CHILD SA request that came to nothing. A failed rekey is tried again later, unless the peer's
     /// own rekey of the same SA already replaced it.
     func childRequestFailed(session: IKESession, request: ChildRequest, reason: String, now: Double) -> [EngineAction] {
-        count("child_refused")
+        count(.childRefused)
         var actions: [EngineAction] = [.log("CHILD SA '\(request.configuration.name)': \(reason)")]
         if request.rekeying == nil {
             actions.append(.event(ikeEvent(.childFailed, session: session, detail: "CHILD SA '\(request.configuration.name)': \(reason)")))
@@ -278,7 +278,7 @@ extension IKEEngine {
               let ke = payloads.keyExchange, ke.group == keyExchange.group.rawValue, let peerNonce = payloads.nonce,
               let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data) else {
             let reason = payloads.notifies.first { $0.type.isError }.map { "\($0.type)" } ?? "unusable answer"
-            count("ike_rekey_failed")
+            count(.ikeRekeyFailed)
             var actions: [EngineAction] = [.log("IKE SA rekey refused: \(reason)")]
             if session.peerRekey != nil || session.replacedByRekey {
                 actions.append(.log("the peer's own rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) stands"))
@@ -298,14 +298,14 @@ extension IKEEngine {
             if RekeyCollision.ourReplacementIsRedundant(ourNonces: [nonce, peerNonce.data], peerNonces: collision.nonces) {
                 // Ours lost: the peer's IKE SA keeps the CHILD SAs and the peer deletes the old one; ours goes.
                 new.replacedByRekey = true; new.replacedAt = now; new.state = .deleting
-                count("rekey_collision_lost")
+                count(.rekeyCollisionLost)
                 return [.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in our exchange, "
                              + "so our IKE SA \(new.spiInitiator)_\(new.spiResponder) is redundant; deleting it and keeping the peer's "
                              + "\(peers.spiInitiator)_\(peers.spiResponder)")]
                     + sendRequest(session: new, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
                     + sendNextQueued(session: peers, now: now)
             }
-            count("rekey_collision_won")
+            count(.rekeyCollisionWon)
             actions.append(.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in the peer's "
                                 + "exchange, so our IKE SA stays and the peer deletes its own \(peers.spiInitiator)_\(peers.spiResponder)"))
             replaced = peers

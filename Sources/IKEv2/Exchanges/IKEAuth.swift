@@ -82,7 +82,7 @@ extension IKEEngine {
         // A session brought back from a snapshot knows the peer only by the connection's configured identity.
         for stale in sessions.values where stale !== session && (stale.peerIdentity ?? stale.connection.remoteIdentity?.payload) == identity
             && stale.connection.localIdentity == session.connection.localIdentity && stale.state != .closed {
-            count("initial_contact_removed_ike_sa")
+            count(.initialContactRemovedIKESA)
             actions.append(.log("INITIAL_CONTACT from \(Identity(payload: identity)): removing the stale IKE SA \(stale.spiInitiator)_\(stale.spiResponder)"))
             actions += stale.replacedByRekey ? removeReplacedSession(stale)
                                              : closeSession(stale, kind: .ikeDeleted, reason: "the peer signalled INITIAL_CONTACT (it restarted)")
@@ -98,7 +98,7 @@ extension IKEEngine {
                                  peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator, identity: identity) {
         case .success(let made): ours = made
         case .failure(let failure):
-            count("signing_failed")
+            count(.signingFailed)
             return closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload: \(failure)")
         }
         // Order: IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ], [IDr], AUTH, then the CHILD SA's payloads.
@@ -117,7 +117,7 @@ extension IKEEngine {
         var actions: [EngineAction] = []
         if session.connection.childless == .force {
             guard session.peerSupportsChildless else {
-                count("childless_not_supported_by_peer")
+                count(.childlessNotSupportedByPeer)
                 return closeSession(session, kind: .ikeFailed, reason: "connection '\(session.connection.name)' is childless (force) and the "
                                     + "responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
             }
@@ -160,11 +160,11 @@ extension IKEEngine {
         guard let suite = session.suite, let keys = session.keys else { return [] }
         guard let identity = payloads.identificationResponder, let auth = payloads.authentication else {
             let reason = payloads.notifies.first { $0.type.isError }.map { "\($0.type)" } ?? "missing IDr or AUTH"
-            count("authentication_failed")
+            count(.authenticationFailed)
             return closeSession(session, kind: .ikeFailed, reason: "IKE_AUTH refused by peer: \(reason)")
         }
         if let expected = session.connection.remoteIdentity, expected.payload != identity {
-            count("authentication_failed")
+            count(.authenticationFailed)
             return tellPeerAuthenticationFailed(session)
                 + closeSession(session, kind: .ikeFailed, reason: "peer identity \(Identity(payload: identity)) is not the configured \(expected)")
         }
@@ -173,7 +173,7 @@ extension IKEEngine {
                           firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
                           authenticationKey: keys.authenticationResponder, identity: identity) {
         case .failed(let failure):
-            count("authentication_failed")
+            count(.authenticationFailed)
             return tellPeerAuthenticationFailed(session)
                 + closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
         case .verified(let how): proof = how
@@ -211,7 +211,7 @@ extension IKEEngine {
         // Pick the connection whose remote identity matches, among those sharing this address pair.
         let candidates = [session.connection] + matchingConnections(local: session.local, remote: session.remote)
         guard let connection = candidates.first(where: { $0.remoteIdentity == nil || $0.remoteIdentity!.payload == identity }) else {
-            count("authentication_failed")
+            count(.authenticationFailed)
             return [.log("IKE_AUTH from \(session.remote): identity \(Identity(payload: identity)) matches no connection")]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
                 + closeSession(session, kind: .ikeFailed, reason: "unknown peer identity \(Identity(payload: identity))")
@@ -224,7 +224,7 @@ extension IKEEngine {
             return holdForRevocationCheck(session: session, chain: chain, responders: responders, policy: policy, requestHeader: header,
                                           childRequest: nil, payloads: payloads, now: now)
         case .failed(let failure):
-            count("authentication_failed")
+            count(.authenticationFailed)
             return [.log("IKE_AUTH from \(session.remote): \(Identity(payload: identity)) not authenticated: \(failure)")]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
                 + closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
@@ -234,7 +234,7 @@ extension IKEEngine {
         // strongSwan's `childless` as responder: `never` takes no IKE_AUTH without a CHILD SA, `force` none with one.
         let carriesChild = payloads.securityAssociation != nil
         if (connection.childless == .never && !carriesChild) || (connection.childless == .force && carriesChild) {
-            count("childless_refused")
+            count(.childlessRefused)
             let reason = carriesChild
                 ? "connection '\(connection.name)' is childless (force) and the peer's IKE_AUTH carries a CHILD SA"
                 : "connection '\(connection.name)' refuses childless IKE SAs (never) and the peer's IKE_AUTH carries no CHILD SA"
@@ -248,7 +248,7 @@ extension IKEEngine {
                                  peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder, identity: ourIdentity) {
         case .success(let made): ours = made
         case .failure(let failure):
-            count("signing_failed")
+            count(.signingFailed)
             return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
                 + closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload: \(failure)")
         }

@@ -21,7 +21,7 @@ extension IKEEngine {
         session.pendingRevocation = PendingRevocationCheck(id: id, startedAt: now, policy: policy, subject: subject,
                                                            sources: responders.joined(separator: ", "), requestHeader: requestHeader,
                                                            childRequest: childRequest, payloads: payloads)
-        count("revocation_checks")
+        count(.revocationChecks)
         return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder): checking online whether \(subject) or its issuers "
                      + "are revoked (\(responders.joined(separator: ", ")))"),
                 .checkRevocation(RevocationCheckRequest(id: id, chain: chain, responders: responders))]
@@ -37,13 +37,13 @@ extension IKEEngine {
         var actions: [EngineAction] = []
         switch status {
         case .good:
-            count("revocation_good")
+            count(.revocationGood)
             session.revocationOutcome = .success("not revoked (\(pending.sources))")
         case .revoked(let why):
-            count("revocation_revoked")
+            count(.revocationRevoked)
             session.revocationOutcome = .failure(AuthenticationFailure("the certificate \(pending.subject) or an issuer is revoked (\(why))"))
         case .unavailable(let why):
-            count("revocation_unavailable")
+            count(.revocationUnavailable)
             if pending.policy == .relaxed {
                 actions.append(.log("no revocation status for \(pending.subject) (\(why)); accepted, revocation is relaxed"))
                 session.revocationOutcome = .success("revocation status unknown, accepted (revocation relaxed)")

@@ -182,44 +182,44 @@ extension IKEEngine {
         if let existing = sessions.values.first(where: { !$0.isOriginalInitiator && $0.spiInitiator == header.spiInitiator
                                                           && $0.remote.address == remote.address }) {
             if existing.initiatorFirstMessage == raw, let cached = existing.lastResponse, cached.messageID == 0 {
-                count("retransmitted_request")
+                count(.retransmittedRequest)
                 return [.log("answering retransmitted IKE_SA_INIT from cache")] + cached.datagrams.map { .send($0) }
             }
             return drop(.invalidState("second IKE_SA_INIT for an existing IKE SA"))
         }
         let candidates = matchingConnections(local: local, remote: remote)
         guard !candidates.isEmpty else {
-            count("no_matching_connection")
+            count(.noMatchingConnection)
             return [.log("IKE_SA_INIT from \(remote) to \(local): no connection configured")] + reply(NotifyPayload(type: .noProposalChosen))
         }
         guard let sa = payloads.securityAssociation, let ke = payloads.keyExchange, let nonce = payloads.nonce else {
-            count("malformed")
+            count(.malformed)
             return reply(NotifyPayload(type: .invalidSyntax))
         }
         let halfOpen = sessions.values.filter { !$0.isOriginalInitiator && $0.state != .established }.count
         if halfOpen >= settings.cookieThreshold {
             let expected = cookie(nonce: nonce.data, remote: remote, spi: header.spiInitiator)
             guard let offered = payloads.notify(.cookie), offered.data == expected else {
-                count("cookie_sent")
+                count(.cookieSent)
                 return [.log("\(halfOpen) half-open IKE SAs: asking \(remote) for a COOKIE")]
                     + reply(NotifyPayload(type: .cookie, data: expected))
             }
         }
         let selection: (connection: ConnectionConfiguration, suite: IKECipherSuite, proposalNumber: UInt8)? = self.selectIKEProposal(sa: sa, candidates: candidates)
         guard let selection else {
-            count("no_proposal_chosen")
+            count(.noProposalChosen)
             return [.log("IKE_SA_INIT from \(remote): no acceptable proposal")] + reply(NotifyPayload(type: .noProposalChosen))
         }
         let connection = selection.connection, suite = selection.suite, proposalNumber = selection.proposalNumber
         guard ke.group == suite.group.rawValue else {
-            count("invalid_ke_sent")
+            count(.invalidKESent)
             return [.log("IKE_SA_INIT from \(remote): KE uses group \(ke.group), asking for \(suite.group.name)")]
                 + reply(.invalidKEPayload(group: suite.group.rawValue))
         }
         let keyExchange = suite.group.generatePrivateKey(random: random)
         let sharedSecret: KeyMaterial
         do { sharedSecret = try keyExchange.sharedSecret(peerPublicValue: ke.data) } catch {
-            count("invalid_ke_value")
+            count(.invalidKEValue)
             return reply(NotifyPayload(type: .invalidSyntax))
         }
         let session = IKESession(connection: connection, isOriginalInitiator: false, spiInitiator: header.spiInitiator,

@@ -6,7 +6,7 @@ extension IKEEngine {
             // Section 2.21.2: the initiator refused our IKE_AUTH answer (our certificate, its status, our
             // identity) after we had made the SA; it says so in an INFORMATIONAL and forgets the SA. The
             // message is protected by the SA, so only the peer can close it this way.
-            count("authentication_refused_by_peer")
+            count(.authenticationRefusedByPeer)
             return respond(session: session, to: header, payloads: [])
                 + [.log("peer \(session.remote) refused our authentication (AUTHENTICATION_FAILED): IKE SA \(session.spiInitiator)_\(session.spiResponder) closed")]
                 + closeSession(session, kind: .ikeDeleted, reason: "the peer refused our authentication (AUTHENTICATION_FAILED)")
@@ -19,7 +19,7 @@ extension IKEEngine {
                     + "the peer kept its new IKE SA and deleted this one before our rekey was answered, so ours is dropped"
                     : "our rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) was still unanswered; it is dropped with the SA"
                 notes.append(.log(what))
-                if session.peerRekey != nil { count("rekey_collision_lost") }
+                if session.peerRekey != nil { count(.rekeyCollisionLost) }
             }
             if let old = collidingRekey(replacedBy: session) {
                 // The peer's IKE SA lost the simultaneous rekey and the peer closed it before our own rekey was
@@ -27,7 +27,7 @@ extension IKEEngine {
                 moveChildren(from: session, to: old, now: now)
                 old.peerRekey = nil
                 old.replacedByRekey = false; old.replacedAt = nil; old.state = .established
-                count("rekey_collision_won")
+                count(.rekeyCollisionWon)
                 return respond(session: session, to: header, payloads: [])
                     + [.log("simultaneous rekey of IKE SA \(old.spiInitiator)_\(old.spiResponder) settled: the peer deleted its redundant "
                             + "IKE SA \(session.spiInitiator)_\(session.spiResponder), ours will stay once it is answered")]

@@ -8,8 +8,11 @@ public enum FrameAction: Equatable, Sendable {
     case forward(LinkSide)
     /// Send a frame the proxy built (IKE in a terminal's name, key delivery, an ARP answer).
     case send(LinkSide, [UInt8])
-    case drop(String)
+    /// A frame not passed on, with the counted reason.
+    case drop(PacketDropReason)
     case log(String)
+    /// Discovery learnt a host or an address, or saw one move (the line says what): worth saving.
+    case discovered(String)
     case event(SAEvent)
     /// Ask the OCSP responders (or fetch the CRLs) a peer's certificate chain names; answer with `revocationChecked`.
     case checkRevocation(RevocationCheckRequest)
@@ -20,7 +23,7 @@ public struct MACEnrollment: Sendable {
     public var terminalID: UInt64
     public var enrollmentKey: KeyMaterial
     public var keyDeliveryPort: UInt16
-    public init(terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = 9500) {
+    public init(terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = WellKnownPort.keyDelivery) {
         self.terminalID = terminalID; self.enrollmentKey = enrollmentKey; self.keyDeliveryPort = keyDeliveryPort
     }
 }
@@ -58,11 +61,12 @@ public final class EthernetBridge {
         discovery = TerminalDiscovery(prefixes: discoveryPrefixes)
     }
 
-    private func count(_ name: String) { counters[name, default: 0] += 1 }
+    private func count(_ counter: BridgeCounter) { counters[counter.rawValue, default: 0] += 1 }
+    private func countDrop(_ reason: PacketDropReason) { counters[reason.counterName, default: 0] += 1 }
 
     /// Judges one frame received on `side`.
     public func receive(from side: LinkSide, frame: [UInt8], now: Double, wallClock: Double) -> [FrameAction] {
-        guard let ethernet = try? EthernetFrameView(frame) else { count("drop_malformed_frame"); return [.drop("malformed_frame")] }
+        guard let ethernet = try? EthernetFrameView(frame) else { countDrop(.malformedFrame); return [.drop(.malformedFrame)] }
         var actions: [FrameAction] = []
         switch ethernet.etherType {
         case EtherType.ipv4, EtherType.ipv6:
@@ -71,7 +75,7 @@ public final class EthernetBridge {
                packet[40] == NeighborSolicitation.type, let answer = answerSolicitation(packet, from: side, ethernet: ethernet) {
                 return answer
             }
-            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) { actions.append(.log(line)) }
+            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) { actions.append(.discovered(line)) }
             if !discovery.released.isEmpty { actions += releaseMovedAddresses(now: now, wallClock: wallClock) }
             let decisions = proxy.receive(from: side, packet: packet, now: now, wallClock: wallClock)
             if !wanted.isEmpty, let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
@@ -83,8 +87,8 @@ public final class EthernetBridge {
             if decisions.count == 1, case .forward(let out) = decisions[0] {
                 // The fast path: most frames are only passed on.
                 if side == .terminal && ethernet.destination == terminalPortMAC {
-                    count("drop_addressed_to_proxy_port")
-                    return actions + [.drop("addressed_to_proxy_port")]
+                    countDrop(.addressedToProxyPort)
+                    return actions + [.drop(.addressedToProxyPort)]
                 }
                 return actions + [.forward(out)]
             }
@@ -100,10 +104,10 @@ public final class EthernetBridge {
                 stations.learn(sender, at: Station(mac: arp.senderMAC, vlanIDs: ethernet.vlanIDs, side: side))
             }
             if side == .terminal {
-                if let line = discovery.observe(frame: frame, fromTerminalSide: true, now: now) { actions.append(.log(line)); enrollDiscovered(arp.senderMAC) }
+                if let line = discovery.observe(frame: frame, fromTerminalSide: true, now: now) { actions.append(.discovered(line)); enrollDiscovered(arp.senderMAC) }
                 if arp.operation == .request, arp.targetIP == proxy.settings.keyDeliverySourceIPv4.bytes {
                     // The key-delivery address lives only on the terminal link: answered here, never forwarded.
-                    count("arp_answered_for_key_delivery_address")
+                    count(.arpAnsweredForKeyDeliveryAddress)
                     let reply = ARPPacket(operation: .reply, senderMAC: terminalPortMAC, senderIP: arp.targetIP,
                                           targetMAC: arp.senderMAC, targetIP: arp.senderIP)
                     return actions + [.send(.terminal, EthernetFrameView.build(destination: arp.senderMAC, source: terminalPortMAC,
@@ -112,16 +116,16 @@ public final class EthernetBridge {
                 }
                 if ethernet.destination == terminalPortMAC {
                     // The answer to the proxy's own ARP request (learnt above): it goes no further.
-                    count("arp_answer_to_proxy")
-                    return actions + [.drop("addressed_to_proxy_port")]
+                    count(.arpAnswerToProxy)
+                    return actions + [.drop(.addressedToProxyPort)]
                 }
             } else if arp.targetIP == proxy.settings.keyDeliverySourceIPv4.bytes && arp.operation == .request {
-                count("drop_arp_for_key_delivery_address_from_internet")
-                return [.drop("arp_for_key_delivery_address_from_internet")]
+                countDrop(.arpForKeyDeliveryAddressFromInternet)
+                return [.drop(.arpForKeyDeliveryAddressFromInternet)]
             }
             return actions + [.forward(side.other)]
         default:
-            count("forwarded_other_ethertype")
+            count(.forwardedOtherEthertype)
             return [.forward(side.other)]
         }
     }
@@ -133,14 +137,14 @@ public final class EthernetBridge {
             return nil
         }
         guard side == .terminal else {
-            count("drop_nd_for_key_delivery_address_from_internet")
-            return [.drop("nd_for_key_delivery_address_from_internet")]
+            countDrop(.ndForKeyDeliveryAddressFromInternet)
+            return [.drop(.ndForKeyDeliveryAddressFromInternet)]
         }
         let asker = solicitation.sourceLinkAddress ?? ethernet.source
         if let source = IPAddress(bytes: solicitation.source), !solicitation.source.allSatisfy({ $0 == 0 }) {
             stations.learn(source, at: Station(mac: asker, vlanIDs: ethernet.vlanIDs, side: .terminal))
         }
-        count("nd_answered_for_key_delivery_address")
+        count(.ndAnsweredForKeyDeliveryAddress)
         let toAllNodes = solicitation.source.allSatisfy { $0 == 0 }
         let destination = toAllNodes ? MACAddress([0x33, 0x33, 0, 0, 0, 1]) : asker
         return [.send(.terminal, EthernetFrameView.build(destination: destination, source: terminalPortMAC, vlanIDs: ethernet.vlanIDs,
@@ -326,7 +330,7 @@ public final class EthernetBridge {
             guard let sender, let station, sender.isIPv6 == address.isIPv6 else { return [] }
             (senderIP, senderMAC, vlanIDs) = (sender, station.mac, station.vlanIDs)
         }
-        count("link_address_solicited")
+        count(.linkAddressSolicited)
         let frame: [UInt8]
         if address.isIPv6 {
             let (packet, group) = NeighborSolicitation.request(target: address.bytes, source: senderIP.bytes, sourceLinkAddress: senderMAC)
@@ -351,17 +355,17 @@ public final class EthernetBridge {
         case .checkRevocation(let request): return [.checkRevocation(request)]
         case .send(let side, let packet):
             guard let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
-                  let destination = IPAddress(bytes: view.destination(in: packet)) else { return [.drop("unframeable_packet")] }
+                  let destination = IPAddress(bytes: view.destination(in: packet)) else { return [.drop(.unframeablePacket)] }
             let etherType = view.version == 6 ? EtherType.ipv6 : EtherType.ipv4
             switch side {
             case .internet:
                 guard let terminal = stations.station(for: source), let nextHop = stations.station(for: destination) else {
                     for address in [source, destination] where stations.station(for: address) == nil { wanted.insert(address) }
-                    count("drop_no_link_address")
+                    countDrop(.noLinkAddress)
                     // Ask for it (the terminal's first: the peer is asked in its name), so the retransmission finds it.
                     let ask = stations.station(for: source).map { solicit(destination, on: .internet, from: source, at: $0) }
                         ?? solicit(source, on: .terminal)
-                    return [.drop("no_link_address"), .log("cannot send \(source) -> \(destination): link address of "
+                    return [.drop(.noLinkAddress), .log("cannot send \(source) -> \(destination): link address of "
                                                           + (stations.station(for: source) == nil ? "\(source)" : "\(destination)") + " not learnt yet")] + ask
                 }
                 return [.send(.internet, EthernetFrameView.build(destination: nextHop.mac, source: terminal.mac, vlanIDs: terminal.vlanIDs,
@@ -369,8 +373,8 @@ public final class EthernetBridge {
             case .terminal:
                 guard let terminal = stations.station(for: destination) else {
                     wanted.insert(destination)
-                    count("drop_no_link_address")
-                    return [.drop("no_link_address"), .log("cannot send to terminal \(destination): its link address is not learnt yet")]
+                    countDrop(.noLinkAddress)
+                    return [.drop(.noLinkAddress), .log("cannot send to terminal \(destination): its link address is not learnt yet")]
                         + solicit(destination, on: .terminal)
                 }
                 return [.send(.terminal, EthernetFrameView.build(destination: terminal.mac, source: terminalPortMAC, vlanIDs: terminal.vlanIDs,

@@ -1,0 +1,32 @@
+/// What the engine counts for operators and tests, besides its drops (counted under `DropReason.key`).
+/// The raw value is the counter's name in `IKEEngine.counters` and the metric label the daemon publishes.
+public enum EngineCounter: String, Sendable, CaseIterable {
+    case retransmitTimeout = "retransmit_timeout"
+    case natKeepalive = "nat_keepalive"
+    case retransmissionWhileCheckingRevocation = "retransmission_while_checking_revocation"
+    case retransmittedRequest = "retransmitted_request"
+    case messagesFragmented = "messages_fragmented"
+    case fragmentsReceived = "fragments_received"
+    case rekeyCollisionLost = "rekey_collision_lost"
+    case rekeyCollisionWon = "rekey_collision_won"
+    case childRefused = "child_refused"
+    case ikeRekeyFailed = "ike_rekey_failed"
+    case initialContactRemovedIKESA = "initial_contact_removed_ike_sa"
+    case signingFailed = "signing_failed"
+    case childlessNotSupportedByPeer = "childless_not_supported_by_peer"
+    case authenticationFailed = "authentication_failed"
+    case childlessRefused = "childless_refused"
+    case revocationChecks = "revocation_checks"
+    case revocationGood = "revocation_good"
+    case revocationRevoked = "revocation_revoked"
+    case revocationUnavailable = "revocation_unavailable"
+    case authenticationRefusedByPeer = "authentication_refused_by_peer"
+    case noMatchingConnection = "no_matching_connection"
+    /// An IKE_SA_INIT request missing a payload it must carry (answered INVALID_SYNTAX); the same name as the
+    /// drop of an undecodable message.
+    case malformed
+    case cookieSent = "cookie_sent"
+    case noProposalChosen = "no_proposal_chosen"
+    case invalidKESent = "invalid_ke_sent"
+    case invalidKEValue = "invalid_ke_value"
+}

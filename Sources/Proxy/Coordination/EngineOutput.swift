@@ -1,0 +1,77 @@
+import ESP
+import IKEv2
+import Packets
+
+/// What the engine decided, as proxy actions: IKE sent from the terminal's address, SA events recorded in the
+/// store and turned into key delivery, negotiations marked done or failed.
+extension KeyExchangeProxy {
+    func perform(_ engineActions: [EngineAction], now: Double, wallClock: Double) -> [ProxyAction] {
+        var actions: [ProxyAction] = []
+        var deferred: [StoredChildSA] = []
+        for action in engineActions {
+            switch action {
+            case .send(let datagram):
+                // IKE leaves from the terminal's address: the peer cannot tell it from the terminal itself.
+                actions.append(.send(.internet, IPHeaderBuilder.udpPacket(source: datagram.source.address.bytes,
+                                                                          destination: datagram.destination.address.bytes,
+                                                                          sourcePort: datagram.source.port,
+                                                                          destinationPort: datagram.destination.port, payload: datagram.payload)))
+            case .event(let event):
+                actions.append(.event(event))
+                // SAs made, rekeyed and deleted, by kind, for the status and the metrics.
+                counters[event.kind.rawValue, default: 0] += 1
+                let terminalAddress = event.local.address, peer = event.remote.address
+                let profile = event.child.flatMap { self.profile(forChild: $0.name) } ?? profile(terminal: terminalAddress, peer: peer)
+                let lifetime = profile?.espLifetime ?? ESPLifetime()
+                let added = store.record(event, lifetime: lifetime, asked: asked(event), now: now)
+                let pair = TerminalPeer(terminal: terminalAddress, peer: peer)
+                switch event.kind {
+                case .childEstablished:
+                    negotiations.succeeded(pair)
+                    if let added { deferred += [added] }
+                case .ikeFailed, .childFailed:
+                    let reason = event.detail ?? "no reason given"
+                    if negotiations.failed(pair, reason: reason, now: now) || event.kind == .childFailed {
+                        count(.negotiationFailed)
+                        actions.append(.log("negotiation \(terminalAddress) -> \(peer) failed: \(reason); start requests wait "
+                                            + "\(Int(settings.retryAfterFailure)) s"))
+                    }
+                case .ikeDeleted: negotiations.ended(pair)
+                default: break
+                }
+                if let terminal = registry.terminal(at: terminalAddress) {
+                    actions += deliver(to: terminal) { $0.handle(event, lifetime: lifetime, now: now, wallClock: wallClock) }
+                }
+            case .drop(let reason): counters["ike_drop_" + reason.key, default: 0] += 1; actions.append(.log("IKE message dropped: \(reason)"))
+            case .log(let text): actions.append(.log(text))
+            case .checkRevocation(let request): actions.append(.checkRevocation(request))
+            }
+        }
+        // After the new SAs' keys are on their way to the terminal.
+        for added in deferred { actions += retireSupersededChildren(by: added, now: now, wallClock: wallClock) }
+        return actions
+    }
+
+    /// What the policy asked for the CHILD SA of this event: for a rekey, what its predecessor was asked for (a
+    /// rekey keeps its selectors); else the selectors of its configuration as the engine now has it.
+    func asked(_ event: SAEvent) -> ProtectedTrafficSelectors? {
+        guard let child = event.child else { return nil }
+        if let old = child.replaces { return store.children[old.outbound]?.asked }
+        guard let configuration = engine.connection(named: event.connection)?.children.first(where: { $0.name == child.name }) else { return nil }
+        return ProtectedTrafficSelectors(local: configuration.localTrafficSelectors, remote: configuration.remoteTrafficSelectors)
+    }
+
+    /// A CHILD SA made from a changed policy supersedes the SAs of the same profile made before the change: they
+    /// are deleted with the peer (the terminal already holds the new one, which covers what it needs).
+    func retireSupersededChildren(by added: StoredChildSA, now: Double, wallClock: Double) -> [ProxyAction] {
+        var actions: [ProxyAction] = []
+        for old in store.validChildren(terminal: added.terminal, peer: added.peer, now: now)
+        where old.childName == added.childName && old.outbound.spi != added.outbound.spi && old.asked != nil && old.asked != added.asked {
+            count(.childSAReplacedAfterPolicyChange)
+            actions.append(.log("CHILD SA \(old.inbound.spi)/\(old.outbound.spi) was made before the policy changed; "
+                                + "\(added.inbound.spi)/\(added.outbound.spi) replaces it, deleting it"))
+            actions += perform(engine.deleteChild(connection: old.connection, spi: old.inbound.spi, now: now), now: now, wallClock: wallClock)
+        }
+        return actions
+    }
+}

@@ -1,0 +1,35 @@
+/// What the key-exchange proxy counts besides its drops (`PacketDropReason`), SA events (`SAEvent.Kind`) and
+/// the engine's drops (`ike_drop_` + `DropReason.key`). The raw value is the name in `KeyExchangeProxy.counters`.
+public enum ProxyCounter: String, Sendable, CaseIterable {
+    case acquireForUnprotectedFlow = "acquire_for_unprotected_flow"
+    case acquires
+    case bypassed
+    case childSADeletedAfterPolicyChange = "child_sa_deleted_after_policy_change"
+    case childSAReplacedAfterPolicyChange = "child_sa_replaced_after_policy_change"
+    case forwardedESP = "forwarded_esp"
+    case forwardedESPOfReplacedSA = "forwarded_esp_of_replaced_sa"
+    case forwardedKeepalive = "forwarded_keepalive"
+    case forwardedToTerminal = "forwarded_to_terminal"
+    case ikeAnsweredForRemovedTerminal = "ike_answered_for_removed_terminal"
+    case ikeAnsweredForTerminal = "ike_answered_for_terminal"
+    case ikeSAOfUnenrolledTerminalDeleted = "ike_sa_of_unenrolled_terminal_deleted"
+    case keyDeliveryAbandoned = "key_delivery_abandoned"
+    case keyDeliveryUnexpected = "key_delivery_unexpected"
+    case negotiationAbandoned = "negotiation_abandoned"
+    case negotiationFailed = "negotiation_failed"
+    case negotiationsStarted = "negotiations_started"
+    case renegotiatedAfterPolicyChange = "renegotiated_after_policy_change"
+    case saExpired = "sa_expired"
+    case selectorsCoveringEarlierRules = "selectors_covering_earlier_rules"
+    case staleSADeletedInTerminal = "stale_sa_deleted_in_terminal"
+    case startRequestHeldAfterFailure = "start_request_held_after_failure"
+    case startRequestJoinedNegotiation = "start_request_joined_negotiation"
+    case startRequestOutsideStoredSA = "start_request_outside_stored_sa"
+    case startRequestWhileSetting = "start_request_while_setting"
+    case statusOfUnknownSA = "status_of_unknown_sa"
+    case storedSAReused = "stored_sa_reused"
+    case storedSASetForPeerRequest = "stored_sa_set_for_peer_request"
+    case terminalAddressesWithdrawn = "terminal_addresses_withdrawn"
+    case terminalLostItsSas = "terminal_lost_its_sas"
+    case terminalsRemoved = "terminals_removed"
+}
