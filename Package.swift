@@ -56,8 +56,11 @@ let package = Package(
         .target(name: "LinuxIO", dependencies: ["CLinuxIO"]),
         // The terminal agent: SAs from the key-delivery channel, ESP over a TUN device.
         .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO"]),
+        // What the endpoint's and the daemon's configuration files share: connection/profile keys (pre-shared keys,
+        // proposals, mode, authentication files), engine settings, and the errors that name the offending key.
+        .target(name: "ConfigurationFiles", dependencies: ["IKEv2", .product(name: "X509", package: "swift-certificates")]),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
-        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "LinuxIO", "ESP", "KeyDelivery", "Proxy",
+        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "ConfigurationFiles", "LinuxIO", "ESP", "KeyDelivery", "Proxy",
                                                     .product(name: "X509", package: "swift-certificates"),
                                                     .product(name: "AsyncHTTPClient", package: "async-http-client"),
                                                     .product(name: "NIOCore", package: "swift-nio")]),
@@ -73,7 +76,7 @@ let package = Package(
             .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log")]),
         // `ikeproxy daemon`: the proxy in the wire, AF_PACKET ports wired to the Ethernet bridge.
-        .target(name: "Daemon", dependencies: ["Proxy", "ESP", "LinuxIO", "IKEEndpoint", "IKEv2", "Packets", "Store", "Management",
+        .target(name: "Daemon", dependencies: ["Proxy", "ESP", "LinuxIO", "IKEEndpoint", "ConfigurationFiles", "IKEv2", "Packets", "Store", "Management",
                                                .product(name: "X509", package: "swift-certificates")]),
         // Entry points for coverage-guided fuzzing of everything that reads octets from outside; driven by
         // libFuzzer from fuzz/ and replayed by FuzzingTests.
@@ -103,7 +106,7 @@ let package = Package(
         .executableTarget(name: "seal-benchmark", dependencies: ["Store"], path: "benchmarks/SealBenchmark"),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "IKEv2", "Packets", "ProxyDemo"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "Proxy", "Packets", "IKEv2", .product(name: "_CryptoExtras", package: "swift-crypto"),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "ConfigurationFiles", "IKEEndpoint", "Proxy", "Packets", "IKEv2", .product(name: "_CryptoExtras", package: "swift-crypto"),
                                                    .product(name: "X509", package: "swift-certificates")]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Proxy", "ProxyDemo", "IKEv2"]),
         .testTarget(name: "ManagementTests", dependencies: ["Management"]),

@@ -6,6 +6,7 @@ import Packets
 import Proxy
 import Management
 import IKEEndpoint
+import ConfigurationFiles
 
 /// Why a daemon configuration was refused; the message names the offending key.
 public struct DaemonConfigurationError: Error, CustomStringConvertible {
@@ -183,12 +184,13 @@ public struct DaemonConfiguration: Sendable {
             let at = "profiles[\(index)] (\(p.name))"
             var usesTerminalCertificates = false, rsaPSS = false, anchors: [Certificate]?, revocationLists: [CertificateRevocationList] = []
             var revocation = RevocationPolicy.relaxed
-            switch p.local_auth ?? "psk" {
-            case "psk": break
-            case "pubkey": usesTerminalCertificates = true
-            case "rsa/pss": usesTerminalCertificates = true; rsaPSS = true
-            case let other: throw fail("\(at): local_auth '\(other)' is not psk, pubkey or rsa/pss (the terminal's certificate)")
-            }
+            do {
+                if case .certificate(let pss) = try SharedConnectionText.localAuthentication(p.local_auth, at: at) {
+                    // The terminal's certificate: each terminal under the profile needs one.
+                    usesTerminalCertificates = true
+                    rsaPSS = pss
+                }
+            } catch { throw fail(error.description) }
             let remote: RemoteAuthentication
             do { remote = try AuthenticationFiles.remote(mode: p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls,
                                                          revocation: p.revocation) }
@@ -196,33 +198,22 @@ public struct DaemonConfiguration: Sendable {
             if case .certificate(let trusted, let lists, let policy) = remote { anchors = trusted; revocationLists = lists; revocation = policy }
             let needsPSK = !usesTerminalCertificates || anchors == nil
             let key: [UInt8]
-            if !needsPSK && p.psk_sealed == nil && p.psk_hex == nil && p.psk == nil {
-                key = []
-            } else if let sealed = p.psk_sealed {
+            if let sealed = p.psk_sealed {
                 sealedSecrets["profile:\(p.name)"] = try sealedBox(sealed, "\(at).psk_sealed")
                 key = []
-            } else if let hex = p.psk_hex {
-                guard let bytes = [UInt8](hexString: hex), !bytes.isEmpty else { throw fail("\(at): psk_hex is not hexadecimal") }
-                key = bytes
-            } else if let text = p.psk, !text.isEmpty {
-                key = Array(text.utf8)
             } else {
-                throw fail("\(at): psk_sealed, psk or psk_hex is required")
+                let given: KeyMaterial?
+                do { given = try SharedConnectionText.preSharedKey(text: p.psk, hex: p.psk_hex, at: at) } catch { throw fail(error.description) }
+                guard given != nil || !needsPSK else { throw fail("\(at): psk_sealed, psk or psk_hex is required") }
+                key = given?.bytes ?? []
             }
             if p.psk_sealed == nil && !key.isEmpty { clearSecrets.append("profile:\(p.name)") }
-            let ike: [ProposalSpec], esp: [ProposalSpec]
-            do { ike = try (p.proposals ?? ["aes256gcm16-prfsha256-x25519"]).map { try ProposalSpec($0, forIKE: true) } } catch {
-                throw fail("\(at): proposals: \(error)")
-            }
-            do { esp = try (p.esp_proposals ?? ["aes256gcm16"]).map { try ProposalSpec($0, forIKE: false) } } catch {
-                throw fail("\(at): esp_proposals: \(error)")
-            }
-            let mode: ChildMode
-            switch p.mode ?? "tunnel" {
-            case "tunnel": mode = .tunnel
-            case "transport": mode = .transport
-            default: throw fail("\(at): mode must be 'tunnel' or 'transport'")
-            }
+            let ike: [ProposalSpec], esp: [ProposalSpec], mode: ChildMode
+            do {
+                ike = try SharedConnectionText.ikeProposals(p.proposals, at: at)
+                esp = try SharedConnectionText.espProposals(p.esp_proposals, at: at)
+                mode = try SharedConnectionText.mode(p.mode, at: at)
+            } catch { throw fail(error.description) }
             guard !profiles.contains(where: { $0.name == p.name }) else { throw fail("\(at): profile name used twice") }
             profiles.append(ProtectionProfile(name: p.name, ikeProposals: ike, espProposals: esp, preSharedKey: KeyMaterial(key),
                                               peerIdentity: p.peer_id.map(Identity.init), mode: mode,
@@ -250,10 +241,9 @@ public struct DaemonConfiguration: Sendable {
                 profiles[profiles.count - 1].volumeLifetime = try ESPLifetime.volume(rekeyBytes: p.rekey_bytes, lifeBytes: p.life_bytes,
                                                                                    rekeyPackets: p.rekey_packets, lifePackets: p.life_packets)
             } catch { throw fail("\(at): \(error)") }
-            if let childless = p.childless {
-                guard let mode = ChildlessMode(rawValue: childless) else { throw fail("\(at): childless '\(childless)' is not \(ChildlessMode.choices)") }
-                profiles[profiles.count - 1].childless = mode
-            }
+            do {
+                if let childless = try SharedConnectionText.childless(p.childless, at: at) { profiles[profiles.count - 1].childless = childless }
+            } catch { throw fail(error.description) }
         }
         var rules: [PolicyRule] = []
         for (index, r) in file.policy.rules.enumerated() {

@@ -1,12 +1,7 @@
 import Foundation
 import IKEv2
 import X509
-
-/// Why a configuration file was refused; the message names the offending key.
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public var description: String
-    init(_ description: String) { self.description = description }
-}
+import ConfigurationFiles
 
 /// The JSON configuration of `ikeproxy endpoint` (documented in docs/endpoint-configuration.md).
 public struct EndpointConfigurationFile: Decodable {
@@ -82,26 +77,13 @@ public struct EndpointConfigurationFile: Decodable {
                 remote = address
             }
             let (localAuthentication, remoteAuthentication) = try authentication(c, at: at)
-            var psk = KeyMaterial([])
-            if let hex = c.psk_hex {
-                guard let bytes = [UInt8](hexString: hex) else { throw ConfigurationError("\(at): psk_hex is not hexadecimal") }
-                psk = KeyMaterial(bytes)
-            } else if let text = c.psk {
-                psk = KeyMaterial(Array(text.utf8))
-            } else if case .preSharedKey = localAuthentication {
+            let psk = try SharedConnectionText.preSharedKey(text: c.psk, hex: c.psk_hex, at: at)
+            if psk == nil, case .preSharedKey = localAuthentication {
                 throw ConfigurationError("\(at): psk or psk_hex is required (or local_auth and remote_auth \"pubkey\" with certificates)")
-            } else if case .preSharedKey = remoteAuthentication {
+            } else if psk == nil, case .preSharedKey = remoteAuthentication {
                 throw ConfigurationError("\(at): psk or psk_hex is required: remote_auth is \"psk\"")
             }
-            let usesPSK: Bool
-            switch (localAuthentication, remoteAuthentication) {
-            case (.certificate, .certificate): usesPSK = false
-            default: usesPSK = true
-            }
-            guard !usesPSK || psk.count >= 8 else { throw ConfigurationError("\(at): the pre-shared key is shorter than 8 octets") }
-            let proposals: [ProposalSpec]
-            do { proposals = try (c.proposals ?? ["aes256gcm16-prfsha256-x25519"]).map { try ProposalSpec($0, forIKE: true) } }
-            catch { throw ConfigurationError("\(at): \(error)") }
+            let proposals = try SharedConnectionText.ikeProposals(c.proposals, at: at)
             let children = try (c.children ?? []).map { child -> ChildConfiguration in
                 let cat = "\(at), child '\(child.name)'"
                 func selectors(_ texts: [String]?, default address: IPAddress?) throws -> [TrafficSelector] {
@@ -113,15 +95,8 @@ public struct EndpointConfigurationFile: Decodable {
                         do { return try TrafficSelector(text: text) } catch { throw ConfigurationError("\(cat): \(error)") }
                     }
                 }
-                let mode: ChildMode
-                switch child.mode ?? "tunnel" {
-                case "tunnel": mode = .tunnel
-                case "transport": mode = .transport
-                default: throw ConfigurationError("\(cat): mode must be 'tunnel' or 'transport'")
-                }
-                let esp: [ProposalSpec]
-                do { esp = try (child.esp_proposals ?? ["aes256gcm16"]).map { try ProposalSpec($0, forIKE: false) } }
-                catch { throw ConfigurationError("\(cat): \(error)") }
+                let mode = try SharedConnectionText.mode(child.mode, at: cat)
+                let esp = try SharedConnectionText.espProposals(child.esp_proposals, at: cat)
                 var configuration = ChildConfiguration(name: child.name, localTrafficSelectors: try selectors(child.local_ts, default: local),
                                                        remoteTrafficSelectors: try selectors(child.remote_ts, default: remote), mode: mode,
                                                        proposals: esp, rekeyTime: child.rekey_time, lifetime: child.lifetime)
@@ -132,18 +107,13 @@ public struct EndpointConfigurationFile: Decodable {
             var connection = ConnectionConfiguration(
                 name: c.name, localAddress: local, remoteAddress: remote, localPort: c.local_port ?? 500, remotePort: c.remote_port ?? 500,
                 localIdentity: Identity(c.local_id ?? local.description), remoteIdentity: (c.remote_id ?? remote?.description).map(Identity.init),
-                preSharedKey: psk, proposals: proposals, children: children, rekeyTime: c.rekey_time,
+                preSharedKey: psk ?? KeyMaterial([]), proposals: proposals, children: children, rekeyTime: c.rekey_time,
                 forceEncapsulation: c.force_encapsulation ?? false, livenessInterval: c.liveness_interval)
             connection.localAuthentication = localAuthentication
             connection.remoteAuthentication = remoteAuthentication
             do { connection.rekeyJitter = try RekeyJitter.configured(randTime: c.rand_time, rekeyTime: c.rekey_time) }
             catch { throw ConfigurationError("\(at): \(error)") }
-            if let childless = c.childless {
-                guard let mode = ChildlessMode(rawValue: childless) else {
-                    throw ConfigurationError("\(at): childless '\(childless)' is not \(ChildlessMode.choices)")
-                }
-                connection.childless = mode
-            }
+            if let childless = try SharedConnectionText.childless(c.childless, at: at) { connection.childless = childless }
             return connection
         }
         guard !connections.isEmpty else { throw ConfigurationError("configuration defines no connections") }
@@ -157,22 +127,20 @@ public struct EndpointConfigurationFile: Decodable {
             return String(decoding: data, as: UTF8.self)
         }
         let local: LocalAuthentication
-        let mode = c.local_auth ?? "psk"
-        switch mode {
-        case "psk": local = .preSharedKey
-        case "pubkey", "rsa/pss":
+        switch try SharedConnectionText.localAuthentication(c.local_auth, at: at) {
+        case .preSharedKey: local = .preSharedKey
+        case .certificate(let rsaPSS):
             guard let certificate = c.certificate, let key = c.private_key else {
-                throw ConfigurationError("\(at): local_auth \"\(mode)\" needs certificate and private_key (PEM files)")
+                throw ConfigurationError("\(at): local_auth \"\(c.local_auth ?? "")\" needs certificate and private_key (PEM files)")
             }
             var credential: CertificateCredential
             do { credential = try CertificateCredential(certificatePEM: try read(certificate, "certificate"), privateKeyPEM: try read(key, "private_key")) }
             catch let error as CredentialError { throw ConfigurationError("\(at): certificate '\(certificate)' and private_key '\(key)': \(error)") }
-            if mode == "rsa/pss" {
+            if rsaPSS {
                 guard case .rsa = credential.key else { throw ConfigurationError("\(at): local_auth \"rsa/pss\" needs an RSA private_key ('\(key)' is \(credential.key.name))") }
                 credential.rsaPSS = true
             }
             local = .certificate(credential)
-        case let other: throw ConfigurationError("\(at): local_auth '\(other)' is not psk, pubkey or rsa/pss")
         }
         let remote: RemoteAuthentication
         do { remote = try AuthenticationFiles.remote(mode: c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls,
@@ -181,21 +149,4 @@ public struct EndpointConfigurationFile: Decodable {
         return (local, remote)
     }
 
-}
-
-extension DecodingError {
-    /// What is wrong with a configuration file or request body and where, in an operator's words:
-    /// "missing key 'action' at 'policy.rules[2]'".
-    public var readableDescription: String {
-        func path(_ context: DecodingError.Context) -> String {
-            context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? ".\($0.stringValue)" }.joined()
-                .trimmingCharacters(in: CharacterSet(charactersIn: "."))
-        }
-        switch self {
-        case .keyNotFound(let key, let context): return "missing key '\(key.stringValue)' at '\(path(context))'"
-        case .typeMismatch(_, let context), .valueNotFound(_, let context): return "wrong type at '\(path(context))': \(context.debugDescription)"
-        case .dataCorrupted(let context): return "not valid JSON (\(context.debugDescription)) at '\(path(context))'"
-        @unknown default: return "\(self)"
-        }
-    }
 }

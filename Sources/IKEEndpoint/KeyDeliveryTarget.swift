@@ -1,3 +1,4 @@
+import ConfigurationFiles
 import Packets
 import ESP
 import Foundation

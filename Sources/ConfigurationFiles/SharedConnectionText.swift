@@ -1,0 +1,79 @@
+import IKEv2
+
+/// The keys an endpoint connection and a daemon profile share, decoded once so that both files accept and
+/// refuse the same values with the same words (docs/endpoint.md, docs/daemon.md). Each function takes the
+/// place in the file (`at`) to put in front of its message.
+public enum SharedConnectionText {
+    /// The IKE proposal used when a file gives none.
+    public static let defaultIKEProposal = "aes256gcm16-prfsha256-x25519"
+    /// The ESP proposal used when a file gives none.
+    public static let defaultESPProposal = "aes256gcm16"
+    /// Shorter pre-shared keys are refused: RFC 7296 section 2.15 asks for keys as strong as the PRF's, and
+    /// strongSwan warns below this.
+    public static let minimumPreSharedKeyOctets = 8
+
+    /// `psk` (text) or `psk_hex`; nil when the file gives neither (whether one is needed depends on the
+    /// authentication, which the caller knows).
+    public static func preSharedKey(text: String?, hex: String?, at: String) throws(ConfigurationError) -> KeyMaterial? {
+        let bytes: [UInt8]
+        if let hex {
+            guard let decoded = [UInt8](hexString: hex) else { throw ConfigurationError("\(at): psk_hex is not hexadecimal") }
+            bytes = decoded
+        } else if let text {
+            bytes = Array(text.utf8)
+        } else {
+            return nil
+        }
+        guard bytes.count >= minimumPreSharedKeyOctets else {
+            throw ConfigurationError("\(at): the pre-shared key is shorter than \(minimumPreSharedKeyOctets) octets")
+        }
+        return KeyMaterial(bytes)
+    }
+
+    /// `mode`: "tunnel" (the default) or "transport".
+    public static func mode(_ text: String?, at: String) throws(ConfigurationError) -> ChildMode {
+        switch text ?? "tunnel" {
+        case "tunnel": return .tunnel
+        case "transport": return .transport
+        default: throw ConfigurationError("\(at): mode must be 'tunnel' or 'transport'")
+        }
+    }
+
+    /// `proposals` (IKE) with its default, in strongSwan's notation.
+    public static func ikeProposals(_ texts: [String]?, at: String) throws(ConfigurationError) -> [ProposalSpec] {
+        try proposals(texts ?? [defaultIKEProposal], forIKE: true, at: "\(at): proposals")
+    }
+
+    /// `esp_proposals` with its default, in strongSwan's notation.
+    public static func espProposals(_ texts: [String]?, at: String) throws(ConfigurationError) -> [ProposalSpec] {
+        try proposals(texts ?? [defaultESPProposal], forIKE: false, at: "\(at): esp_proposals")
+    }
+
+    private static func proposals(_ texts: [String], forIKE: Bool, at: String) throws(ConfigurationError) -> [ProposalSpec] {
+        do { return try texts.map { try ProposalSpec($0, forIKE: forIKE) } } catch { throw ConfigurationError("\(at): \(error)") }
+    }
+
+    /// How this side proves who it is (`local_auth`).
+    public enum LocalAuthenticationMode: Equatable, Sendable {
+        case preSharedKey
+        /// A certificate and its key; `rsaPSS` signs with RSASSA-PSS (RFC 7427) instead of PKCS#1 v1.5.
+        case certificate(rsaPSS: Bool)
+    }
+
+    /// `local_auth`: "psk" (the default), "pubkey" or "rsa/pss".
+    public static func localAuthentication(_ text: String?, at: String) throws(ConfigurationError) -> LocalAuthenticationMode {
+        switch text ?? "psk" {
+        case "psk": return .preSharedKey
+        case "pubkey": return .certificate(rsaPSS: false)
+        case "rsa/pss": return .certificate(rsaPSS: true)
+        case let other: throw ConfigurationError("\(at): local_auth '\(other)' is not psk, pubkey or rsa/pss")
+        }
+    }
+
+    /// `childless` (RFC 6023): nil when not given.
+    public static func childless(_ text: String?, at: String) throws(ConfigurationError) -> ChildlessMode? {
+        guard let text else { return nil }
+        guard let mode = ChildlessMode(rawValue: text) else { throw ConfigurationError("\(at): childless '\(text)' is not \(ChildlessMode.choices)") }
+        return mode
+    }
+}
