@@ -90,6 +90,7 @@ let package = Package(
                 "Management",
                 "IKEv2",
                 "IKEEndpoint",
+                "ConfigurationFiles",
                 "TerminalAgent",
                 "ProxyDemo",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),

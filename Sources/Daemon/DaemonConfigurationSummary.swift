@@ -18,7 +18,7 @@ extension DaemonConfiguration {
         lines.append("management API: " + api)
         lines.append("secrets: \(sealedSecrets.count) sealed (opened with the store's sealer at start), \(clearSecrets.count) in the clear")
         if !clearSecrets.isEmpty {
-            lines.append("note: secrets in the clear in the file: \(clearSecrets.sorted().joined(separator: ", ")) (see `ikeproxy seal`)")
+            lines.append("note: secrets in the clear in the file: \(clearSecrets.map(\.description).sorted().joined(separator: ", ")) (see `ikeproxy seal`)")
         }
         return lines
     }

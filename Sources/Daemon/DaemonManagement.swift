@@ -132,7 +132,7 @@ extension DaemonRunner {
                     let host = bridge.discovery.hosts[mac]!
                     let row = StateDatabase.TerminalRow(terminalID: body.terminal_id, mac: mac.description,
                                                         addresses: host.ipv4.union(host.ipv6).map(\.description).sorted(),
-                                                        sealedEnrollmentKey: try state.sealer.seal(key, context: "terminal:\(body.terminal_id)"),
+                                                        sealedEnrollmentKey: try state.sealer.seal(key, context: .terminalEnrollmentKey(terminalID: body.terminal_id)),
                                                         keyDeliveryPort: body.key_delivery_port ?? WellKnownPort.keyDelivery)
                     try state.database.saveApprovedTerminal(row, now: wall)
                 } catch {
@@ -323,7 +323,7 @@ extension DaemonRunner {
         if let state {
             do {
                 let row = StateDatabase.TerminalRow(terminalID: body.terminal_id, mac: nil, addresses: addresses.map(\.description),
-                                                    sealedEnrollmentKey: try state.sealer.seal(key, context: "terminal:\(body.terminal_id)"),
+                                                    sealedEnrollmentKey: try state.sealer.seal(key, context: .terminalEnrollmentKey(terminalID: body.terminal_id)),
                                                     keyDeliveryPort: port)
                 try state.database.saveApprovedTerminal(row, now: wall)
             } catch {
@@ -361,7 +361,7 @@ extension DaemonRunner {
                     let addresses = row.addresses.compactMap(IPAddress.init)
                     guard !addresses.isEmpty else { log("terminal \(row.terminalID): its saved addresses do not parse; not enrolled"); continue }
                     do {
-                        let key = try state.sealer.unseal(row.sealedEnrollmentKey, context: "terminal:\(row.terminalID)")
+                        let key = try state.sealer.unseal(row.sealedEnrollmentKey, context: .terminalEnrollmentKey(terminalID: row.terminalID))
                         bridge.add(terminalID: row.terminalID, addresses: addresses, enrollmentKey: KeyMaterial(key), keyDeliveryPort: row.keyDeliveryPort)
                         log("terminal \(row.terminalID) at \(addresses.map(\.description).joined(separator: ", ")), added over the API, enrolled again")
                     } catch {
@@ -370,7 +370,7 @@ extension DaemonRunner {
                     continue
                 }
                 do {
-                    let key = try state.sealer.unseal(row.sealedEnrollmentKey, context: "terminal:\(row.terminalID)")
+                    let key = try state.sealer.unseal(row.sealedEnrollmentKey, context: .terminalEnrollmentKey(terminalID: row.terminalID))
                     _ = bridge.approve(mac: mac, enrollment: MACEnrollment(terminalID: row.terminalID, enrollmentKey: KeyMaterial(key),
                                                                           keyDeliveryPort: row.keyDeliveryPort))
                     log("terminal \(row.terminalID) at \(mac), approved over the API, enrolled again")

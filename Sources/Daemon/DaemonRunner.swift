@@ -189,7 +189,7 @@ public final class DaemonRunner {
             let terminalRows = try terminalRows(of: configuration, sealer: sealer)
             let profiles = try configuration.profiles.map { profile in
                 (name: profile.name, definition: "ike \(profile.ikeProposals.count) proposal(s), esp \(profile.espProposals.count), \(profile.mode.rawValue)",
-                 sealedPreSharedKey: try sealer.seal(profile.preSharedKey.bytes, context: "profile:\(profile.name)"))
+                 sealedPreSharedKey: try sealer.seal(profile.preSharedKey.bytes, context: .profilePreSharedKey(profile: profile.name)))
             }
             try database.replaceConfiguration(terminals: terminalRows, profiles: profiles,
                                               rules: configuration.policy.rules.map(Self.json(of:)), now: wall)
@@ -468,12 +468,12 @@ public final class DaemonRunner {
         for entry in configuration.terminals { byID[entry.terminalID, default: []].append(entry) }
         for (id, entries) in byID {
             terminalRows.append(StateDatabase.TerminalRow(terminalID: id, mac: nil, addresses: entries.map(\.address.description),
-                                                          sealedEnrollmentKey: try sealer.seal(entries[0].enrollmentKey.bytes, context: "terminal:\(id)"),
+                                                          sealedEnrollmentKey: try sealer.seal(entries[0].enrollmentKey.bytes, context: .terminalEnrollmentKey(terminalID: id)),
                                                           keyDeliveryPort: entries[0].keyDeliveryPort))
         }
         for (mac, enrollment) in configuration.enrollments {
             terminalRows.append(StateDatabase.TerminalRow(terminalID: enrollment.terminalID, mac: mac.description, addresses: [],
-                                                          sealedEnrollmentKey: try sealer.seal(enrollment.enrollmentKey.bytes, context: "terminal:\(enrollment.terminalID)"),
+                                                          sealedEnrollmentKey: try sealer.seal(enrollment.enrollmentKey.bytes, context: .terminalEnrollmentKey(terminalID: enrollment.terminalID)),
                                                           keyDeliveryPort: enrollment.keyDeliveryPort))
         }
         return terminalRows

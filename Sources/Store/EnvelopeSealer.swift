@@ -11,7 +11,7 @@ import Crypto
 /// token's own, from `ikeproxy seal` or an older database) are opened by the token.
 public final class EnvelopeSealer: Sealer {
     public static let version: UInt8 = 2
-    static let wrapContext = "data-key"
+    static let wrapContext = SealingContext.dataKey
     public let token: TokenSealer
     private let dataKey: SymmetricKey
     /// The data key as the token sealed it, for the database.
@@ -38,23 +38,23 @@ public final class EnvelopeSealer: Sealer {
     /// memory, does not need it).
     public func isAvailable() -> Bool { token.isAvailable() }
 
-    public func seal(_ plaintext: [UInt8], context: String) throws(SealingError) -> [UInt8] {
+    public func seal(_ plaintext: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8] {
         do {
-            let sealed = try AES.GCM.seal(plaintext, using: dataKey, nonce: AES.GCM.Nonce(), authenticating: Array(context.utf8))
+            let sealed = try AES.GCM.seal(plaintext, using: dataKey, nonce: AES.GCM.Nonce(), authenticating: context.authenticatedData)
             return [Self.version] + Array(sealed.nonce) + Array(sealed.ciphertext) + Array(sealed.tag)
         } catch {
             throw SealingError("sealing with the data key failed: \(error)")
         }
     }
 
-    public func unseal(_ box: [UInt8], context: String) throws(SealingError) -> [UInt8] {
+    public func unseal(_ box: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8] {
         guard box.first == Self.version else { return try token.unseal(box, context: context) }
         let nonceEnd = 1 + SealedBox.nonceLength
         guard box.count >= nonceEnd + SealedBox.tagLength else { throw SealingError("a sealed box of version 2 is too short") }
         do {
             let sealed = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: box[1..<nonceEnd]), ciphertext: box[nonceEnd..<(box.count - SealedBox.tagLength)],
                                                tag: box[(box.count - SealedBox.tagLength)...])
-            return Array(try AES.GCM.open(sealed, using: dataKey, authenticating: Array(context.utf8)))
+            return Array(try AES.GCM.open(sealed, using: dataKey, authenticating: context.authenticatedData))
         } catch {
             throw SealingError("the box does not open with the data key (forged, or moved from another row)")
         }

@@ -28,23 +28,23 @@ public final class KeyFileSealer: Sealer {
         return true
     }
 
-    public func seal(_ plaintext: [UInt8], context: String) throws(SealingError) -> [UInt8] {
+    public func seal(_ plaintext: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8] {
         guard let key else { throw SealingError("the key file \(path) is not present") }
         do {
-            let box = try AES.GCM.seal(plaintext, using: key, authenticating: Array(context.utf8))
+            let box = try AES.GCM.seal(plaintext, using: key, authenticating: context.authenticatedData)
             return [SealedBox.version] + Array(box.nonce) + Array(box.ciphertext) + Array(box.tag)
         } catch {
             throw SealingError("sealing failed: \(error)")
         }
     }
 
-    public func unseal(_ box: [UInt8], context: String) throws(SealingError) -> [UInt8] {
+    public func unseal(_ box: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8] {
         guard let key else { throw SealingError("the key file \(path) is not present") }
         let (nonce, sealed) = try SealedBox.split(box)
         do {
             let gcm = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: sealed.dropLast(SealedBox.tagLength),
                                             tag: sealed.suffix(SealedBox.tagLength))
-            return Array(try AES.GCM.open(gcm, using: key, authenticating: Array(context.utf8)))
+            return Array(try AES.GCM.open(gcm, using: key, authenticating: context.authenticatedData))
         } catch {
             throw SealingError("cannot open a sealed box for \(context): forged, moved, or sealed under another key")
         }

@@ -21,7 +21,7 @@ public final class ProxyStateStore {
 
     static func key(_ spiI: String, _ spiR: String) -> String { spiI + "_" + spiR }
 
-    static func context(_ key: String) -> String { "ike_sa:" + key }
+    static func context(_ key: String) -> SealingContext { .savedIKESA(key: key) }
 
     /// The snapshot without the fields that change with the clock alone.
     static func fingerprint(_ snapshot: IKESASnapshot) -> Data {

@@ -16,8 +16,8 @@ public protocol Sealer: AnyObject {
     var name: String { get }
     /// Whether sealing works right now: false while the token (or the medium) is removed.
     func isAvailable() -> Bool
-    func seal(_ plaintext: [UInt8], context: String) throws(SealingError) -> [UInt8]
-    func unseal(_ box: [UInt8], context: String) throws(SealingError) -> [UInt8]
+    func seal(_ plaintext: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8]
+    func unseal(_ box: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8]
 }
 
 enum SealedBox {

@@ -41,11 +41,11 @@ public final class TokenSealer: Sealer {
         lastError = "the token was removed"
     }
 
-    private func gcm(encrypt: Bool, nonce: [UInt8], input: [UInt8], context: String) throws(SealingError) -> [UInt8] {
+    private func gcm(encrypt: Bool, nonce: [UInt8], input: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8] {
         guard let handle else { throw SealingError("the token '\(tokenLabel)' is not present" + (lastError.map { ": \($0)" } ?? "")) }
         var output = [UInt8](repeating: 0, count: input.count + SealedBox.tagLength)
         var error = [CChar](repeating: 0, count: 256)
-        let aad = Array(context.utf8)
+        let aad = context.authenticatedData
         let length = ikp_p11_gcm(handle, encrypt ? 1 : 0, nonce, nonce.count, aad, aad.count, input, input.count, &output, &error, error.count)
         guard length >= 0 else {
             let text = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
@@ -55,13 +55,13 @@ public final class TokenSealer: Sealer {
         return Array(output.prefix(Int(length)))
     }
 
-    public func seal(_ plaintext: [UInt8], context: String) throws(SealingError) -> [UInt8] {
+    public func seal(_ plaintext: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8] {
         // A fresh random nonce per box; 2^-96 collision odds for the boxes one proxy writes.
         let nonce = Array(AES.GCM.Nonce())
         return [SealedBox.version] + nonce + (try gcm(encrypt: true, nonce: nonce, input: plaintext, context: context))
     }
 
-    public func unseal(_ box: [UInt8], context: String) throws(SealingError) -> [UInt8] {
+    public func unseal(_ box: [UInt8], context: SealingContext) throws(SealingError) -> [UInt8] {
         let (nonce, sealed) = try SealedBox.split(box)
         return try gcm(encrypt: false, nonce: nonce, input: sealed, context: context)
     }

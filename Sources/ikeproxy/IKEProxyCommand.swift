@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Daemon
+import ConfigurationFiles
 import IKEEndpoint
 import LinuxIO
 import IKEv2
@@ -264,25 +265,31 @@ struct SealCommand: ParsableCommand {
             sealer = made
         } catch let error as ValidationError { throw error } catch { throw ValidationError("\(error)") }
         let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .newlines)
+        guard let sealingContext = SealingContext(operatorText: context) else {
+            throw ValidationError("--context is profile:NAME, terminal:ID, terminal-key:ID or management:tls-key")
+        }
         let secret: [UInt8]
-        if context.hasPrefix("terminal-key:") {
+        switch sealingContext {
+        case .terminalPrivateKey:
             guard input.contains("PRIVATE KEY-----") else { throw ValidationError("a terminal's certificate key is a PEM private key") }
             secret = Array((input + "\n").utf8)
-        } else if context.hasPrefix("terminal:") {
+        case .terminalEnrollmentKey:
             guard let bytes = [UInt8](hexString: input.trimmingCharacters(in: .whitespaces)), bytes.count >= 16 else {
                 throw ValidationError("an enrollment key is at least 16 octets of hexadecimal")
             }
             secret = bytes
-        } else if context.hasPrefix("profile:") {
-            guard !input.isEmpty else { throw ValidationError("empty pre-shared key") }
+        case .profilePreSharedKey:
+            guard input.utf8.count >= SharedConnectionText.minimumPreSharedKeyOctets else {
+                throw ValidationError("the pre-shared key is shorter than \(SharedConnectionText.minimumPreSharedKeyOctets) octets")
+            }
             secret = Array(input.utf8)
-        } else if context == "management:tls-key" {
+        case .managementTLSKey:
             guard input.contains("PRIVATE KEY-----") else { throw ValidationError("the management API's TLS key is a PEM private key") }
             secret = Array((input + "\n").utf8)
-        } else {
+        case .savedIKESA, .dataKey:
             throw ValidationError("--context is profile:NAME, terminal:ID, terminal-key:ID or management:tls-key")
         }
         _ = configuration
-        print(Data(try sealer.seal(secret, context: context)).base64EncodedString())
+        print(Data(try sealer.seal(secret, context: sealingContext)).base64EncodedString())
     }
 }

@@ -6,6 +6,7 @@ import XCTest
 import IKEv2
 import Packets
 import Proxy
+import Store
 @testable import Daemon
 
 /// The daemon's configuration: the documented example loads, and every kind of garbage is refused with
@@ -263,10 +264,10 @@ final class DaemonConfigurationTests: XCTestCase {
         object["profiles"] = profiles
         object["store"] = ["path": "/tmp/unused.db", "key_file": "/tmp/unused.key"]
         var configuration = try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))
-        XCTAssertEqual(Array(configuration.sealedSecrets.keys), ["profile:peer"])
-        XCTAssertEqual(Set(configuration.clearSecrets), ["terminal:1", "terminal:2"])
+        XCTAssertEqual(Array(configuration.sealedSecrets.keys), [.profilePreSharedKey(profile: "peer")])
+        XCTAssertEqual(Set(configuration.clearSecrets), [.terminalEnrollmentKey(terminalID: 1), .terminalEnrollmentKey(terminalID: 2)])
         try configuration.unsealSecrets { box, context in
-            XCTAssertEqual(context, "profile:peer")
+            XCTAssertEqual(context, .profilePreSharedKey(profile: "peer"))
             return Array("the real psk".utf8)
         }
         XCTAssertEqual(configuration.profiles[0].preSharedKey.bytes, Array("the real psk".utf8))

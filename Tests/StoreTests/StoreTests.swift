@@ -21,24 +21,24 @@ final class StoreTests: XCTestCase {
         let sealer = try KeyFileSealer(path: directory.appendingPathComponent("seal.key").path, create: true)
         XCTAssertTrue(sealer.isAvailable())
         let secret = Array("a pre-shared key".utf8)
-        let box = try sealer.seal(secret, context: "profile:peer")
-        XCTAssertEqual(try sealer.unseal(box, context: "profile:peer"), secret)
+        let box = try sealer.seal(secret, context: .profilePreSharedKey(profile: "peer"))
+        XCTAssertEqual(try sealer.unseal(box, context: .profilePreSharedKey(profile: "peer")), secret)
         XCTAssertNil(box.firstRange(of: secret), "the box does not hold the secret in the clear")
-        XCTAssertThrowsError(try sealer.unseal(box, context: "profile:other"), "a box moved to another row does not open")
+        XCTAssertThrowsError(try sealer.unseal(box, context: .profilePreSharedKey(profile: "other")), "a box moved to another row does not open")
         var forged = box
         forged[forged.count - 1] ^= 1
-        XCTAssertThrowsError(try sealer.unseal(forged, context: "profile:peer"))
-        XCTAssertThrowsError(try sealer.unseal([1, 2, 3], context: "profile:peer"))
+        XCTAssertThrowsError(try sealer.unseal(forged, context: .profilePreSharedKey(profile: "peer")))
+        XCTAssertThrowsError(try sealer.unseal([1, 2, 3], context: .profilePreSharedKey(profile: "peer")))
         let other = try KeyFileSealer(path: directory.appendingPathComponent("other.key").path, create: true)
-        XCTAssertThrowsError(try other.unseal(box, context: "profile:peer"), "sealed under another key")
+        XCTAssertThrowsError(try other.unseal(box, context: .profilePreSharedKey(profile: "peer")), "sealed under another key")
         // The medium is taken away: nothing seals or opens until it is back.
         let moved = directory.appendingPathComponent("elsewhere.key")
         try FileManager.default.moveItem(atPath: sealer.path, toPath: moved.path)
         XCTAssertFalse(sealer.isAvailable())
-        XCTAssertThrowsError(try sealer.seal(secret, context: "x"))
+        XCTAssertThrowsError(try sealer.seal(secret, context: .profilePreSharedKey(profile: "x")))
         try FileManager.default.moveItem(atPath: moved.path, toPath: sealer.path)
         XCTAssertTrue(sealer.isAvailable())
-        XCTAssertEqual(try sealer.unseal(box, context: "profile:peer"), secret)
+        XCTAssertEqual(try sealer.unseal(box, context: .profilePreSharedKey(profile: "peer")), secret)
     }
 
     /// A fresh SoftHSM2 token (PIN 1234) in a folder of its own, which this process's SOFTHSM2_CONF names;
@@ -71,29 +71,29 @@ final class StoreTests: XCTestCase {
         XCTAssertTrue(token.isAvailable(), token.lastError ?? "")
         let secret = Array("SK_ei of some CHILD SA".utf8)
         let first = try EnvelopeSealer(token: token, wrappedKey: nil)
-        let box = try first.seal(secret, context: "ike_sa:1_2")
+        let box = try first.seal(secret, context: .savedIKESA(key: "1_2"))
         XCTAssertEqual(box.first, EnvelopeSealer.version)
         XCTAssertEqual(first.wrappedKey.first, 1, "the data key is a box the token sealed")
         // A restart: the token unwraps the same data key, which opens the box, for its row only.
         let second = try EnvelopeSealer(token: token, wrappedKey: first.wrappedKey)
-        XCTAssertEqual(try second.unseal(box, context: "ike_sa:1_2"), secret)
-        XCTAssertThrowsError(try second.unseal(box, context: "ike_sa:3_4"))
+        XCTAssertEqual(try second.unseal(box, context: .savedIKESA(key: "1_2")), secret)
+        XCTAssertThrowsError(try second.unseal(box, context: .savedIKESA(key: "3_4")))
         var tampered = box
         tampered[tampered.count / 2] ^= 1
-        XCTAssertThrowsError(try second.unseal(tampered, context: "ike_sa:1_2"))
+        XCTAssertThrowsError(try second.unseal(tampered, context: .savedIKESA(key: "1_2")))
         // The token's own boxes (`ikeproxy seal`, databases from before) still open, through the token.
-        let legacy = try token.seal(secret, context: "profile:p")
-        XCTAssertEqual(try second.unseal(legacy, context: "profile:p"), secret)
+        let legacy = try token.seal(secret, context: .profilePreSharedKey(profile: "p"))
+        XCTAssertEqual(try second.unseal(legacy, context: .profilePreSharedKey(profile: "p")), secret)
         // A wrapped key the token did not make opens nothing.
         var forged = first.wrappedKey
         forged[forged.count - 1] ^= 1
         XCTAssertThrowsError(try EnvelopeSealer(token: token, wrappedKey: forged))
         // The token taken out: SA changes are still saved (the data key is in memory), a new start is not possible.
         token.close()
-        let later = try second.seal(secret, context: "ike_sa:5_6")
-        XCTAssertEqual(try second.unseal(later, context: "ike_sa:5_6"), secret)
+        let later = try second.seal(secret, context: .savedIKESA(key: "5_6"))
+        XCTAssertEqual(try second.unseal(later, context: .savedIKESA(key: "5_6")), secret)
         XCTAssertThrowsError(try EnvelopeSealer(token: token, wrappedKey: first.wrappedKey))
-        XCTAssertThrowsError(try second.unseal(legacy, context: "profile:p"), "the token's own boxes need the token")
+        XCTAssertThrowsError(try second.unseal(legacy, context: .profilePreSharedKey(profile: "p")), "the token's own boxes need the token")
     }
 
     /// The daemon's presence check with a real SoftHSM2 token, run in a child process (`ikeproxy

@@ -26,7 +26,7 @@ let snapshot = [UInt8](repeating: 0x5a, count: 1600)
 
 func microsecondsPerSeal(_ sealer: Sealer) throws -> Double {
     let start = DispatchTime.now().uptimeNanoseconds
-    for index in 0..<boxes { _ = try sealer.seal(snapshot, context: "ike_sa:\(index)") }
+    for index in 0..<boxes { _ = try sealer.seal(snapshot, context: .savedIKESA(key: "\(index)")) }
     return Double(DispatchTime.now().uptimeNanoseconds - start) / 1000 / Double(boxes)
 }
 
