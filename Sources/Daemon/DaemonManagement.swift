@@ -71,7 +71,7 @@ extension DaemonRunner {
         let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
         switch request.route {
         case .status:
-            return .json(status())
+            return .json(jsonObject(status()))
         case .metrics:
             return ManagementResponse(status: 200, body: metrics(), contentType: "text/plain; version=0.0.4")
         case .listPolicies:
@@ -117,7 +117,7 @@ extension DaemonRunner {
         case .revertPolicy:
             return revertPolicy(request, now: now, wall: wall)
         case .listTerminals:
-            return .json(["terminals": terminalRows()])
+            return .json(["terminals": jsonObject(terminalRows())])
         case .approveTerminal:
             struct Body: Decodable { var terminal_id: UInt64; var enrollment_key_hex: String; var key_delivery_port: UInt16? }
             guard let text = request.parameter, let mac = MACAddress(text: text) else { return .error(400, "'\(request.parameter ?? "")' is not a MAC address") }
@@ -166,14 +166,14 @@ extension DaemonRunner {
             for key in ["terminal", "peer"] {
                 guard let text = request.query[key] else { continue }
                 guard let address = IPAddress(text) else { return .error(400, "\(key) '\(text)' is not an IP address") }
-                rows = rows.filter { ($0[key] as? String) == address.description }
+                rows = rows.filter { (key == "terminal" ? $0.terminal : $0.peer) == address.description }
             }
-            return .json(["sas": rows])
+            return .json(["sas": jsonObject(rows)])
         case .showSA:
-            guard let text = request.parameter, let row = saRows().first(where: { ($0["spi_in"] as? String) == text || ($0["spi_out"] as? String) == text }) else {
+            guard let text = request.parameter, let row = saRows().first(where: { $0.spiIn == text || $0.spiOut == text }) else {
                 return .error(404, "no CHILD SA with SPI \(request.parameter ?? "")")
             }
-            return .json(row)
+            return .json(jsonObject(row))
         case .deleteSA:
             guard let text = request.parameter, let bytes = [UInt8](hexString: text), bytes.count == 4 else {
                 return .error(400, "an SPI is 8 hexadecimal digits")

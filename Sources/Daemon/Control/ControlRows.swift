@@ -1,0 +1,105 @@
+import Foundation
+
+// The rows `ikeproxy terminals`, `ikeproxy sas` and `ikeproxy status` print, as the control socket and the
+// management API send them: the schemas Terminal, SA and Status of docs/openapi.yaml, field for field.
+
+/// A value that is written as JSON null when absent, as the OpenAPI document's nullable fields are (an
+/// optional property would be left out instead).
+struct Nullable<Value: Encodable>: Encodable {
+    var value: Value?
+    init(_ value: Value?) { self.value = value }
+    func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        if let value { try container.encode(value) } else { try container.encodeNil() }
+    }
+}
+
+/// A host the daemon knows of: discovered on the terminal link, enrolled, or both (schema Terminal).
+struct TerminalRow: Encodable {
+    var mac: Nullable<String>
+    var ipv4: [String]
+    var ipv6: [String]
+    var status: Status
+    var terminalID: Nullable<UInt64>
+    var learntFrom: [String]
+    var lastSeenSecondsAgo: Nullable<Int>
+    var port: Nullable<String>
+    var sas = 0
+    var keyDeliveryUnacknowledged = Nullable<Int>(nil)
+
+    enum Status: String, Encodable {
+        case registered, unenrolled, pending, removed
+        case outsidePrefixes = "outside prefixes"
+    }
+
+    var addresses: [String] { ipv4 + ipv6 }
+
+    enum CodingKeys: String, CodingKey {
+        case mac, ipv4, ipv6, status, sas, port
+        case terminalID = "terminal_id", learntFrom = "learnt_from", lastSeenSecondsAgo = "last_seen_seconds_ago"
+        case keyDeliveryUnacknowledged = "key_delivery_unacknowledged"
+    }
+}
+
+/// A CHILD SA the proxy holds for a terminal (schema SA).
+struct SARow: Encodable {
+    var terminal: String
+    var peer: String
+    var connection: String
+    var child: String
+    var spiIn: String
+    var spiOut: String
+    var ageSeconds: Int
+    var cipherSuite: String
+    var mode: String
+    var udpEncapsulation: Bool
+    var localSelectors: [String]
+    var remoteSelectors: [String]
+    var expiresInSeconds: Nullable<Int>
+    var rekeyInSeconds: Nullable<Int>
+    var packetsIn: Nullable<UInt64>
+    var octetsIn: Nullable<UInt64>
+    var packetsOut: Nullable<UInt64>
+    var octetsOut: Nullable<UInt64>
+    var usageReportedSecondsAgo: Nullable<Int>
+
+    enum CodingKeys: String, CodingKey {
+        case terminal, peer, connection, child, mode
+        case spiIn = "spi_in", spiOut = "spi_out", ageSeconds = "age_seconds", cipherSuite = "cipher_suite"
+        case udpEncapsulation = "udp_encapsulation", localSelectors = "local_selectors", remoteSelectors = "remote_selectors"
+        case expiresInSeconds = "expires_in_seconds", rekeyInSeconds = "rekey_in_seconds"
+        case packetsIn = "packets_in", octetsIn = "octets_in", packetsOut = "packets_out", octetsOut = "octets_out"
+        case usageReportedSecondsAgo = "usage_reported_seconds_ago"
+    }
+}
+
+/// The daemon at a glance (schema Status).
+struct StatusRow: Encodable {
+    struct Interfaces: Encodable {
+        var internet: String
+        var terminal: String
+        var terminalPorts: [String]
+        enum CodingKeys: String, CodingKey { case internet, terminal, terminalPorts = "terminal_ports" }
+    }
+    var uptimeSeconds: Int
+    var interfaces: Interfaces
+    var dataPath: [String: Int]
+    var proxy: [String: Int]
+    var bridge: [String: Int]
+    var engine: [String: Int]
+    var sas: Int
+    var negotiating: Bool
+
+    enum CodingKeys: String, CodingKey {
+        case interfaces, proxy, bridge, engine, sas, negotiating
+        case uptimeSeconds = "uptime_seconds", dataPath = "data_path"
+    }
+}
+
+/// A row (or any Encodable) as the JSON object the control socket and `ManagementResponse.json` serialize.
+func jsonObject<Value: Encodable>(_ value: Value) -> Any {
+    guard let data = try? JSONEncoder().encode(value), let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {
+        return [String: Any]()
+    }
+    return object
+}

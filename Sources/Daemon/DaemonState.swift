@@ -1,0 +1,228 @@
+import Foundation
+import IKEEndpoint
+import IKEv2
+import LinuxIO
+import Packets
+import Proxy
+import Store
+import Management
+
+/// What survives a restart: the store opened (secrets sealed), saved SAs, hosts and stations restored, progress
+/// saved every few seconds, and the token watched while it comes and goes.
+extension DaemonRunner {
+    /// Opens the database, writes the configuration tables (secrets sealed) and restores saved SAs.
+    /// The sealer the store configuration names, checked present; nil without a store.
+    public static func makeSealer(_ configuration: DaemonConfiguration) throws -> Sealer? {
+        guard let settings = configuration.store else { return nil }
+        let sealer: Sealer
+        switch settings.sealing {
+        case .token(let module, let tokenLabel, let pin, let keyLabel):
+            let token = TokenSealer(modulePath: module, tokenLabel: tokenLabel, pin: pin, keyLabel: keyLabel)
+            if !token.isAvailable() {
+                throw DaemonStartError(description: "store: \(token.name): \(token.lastError ?? "not available"); secrets cannot be sealed or opened")
+            }
+            sealer = token
+        case .keyFile(let path, let create):
+            do { sealer = try KeyFileSealer(path: path, create: create) } catch {
+                throw DaemonStartError(description: "store: \(error)")
+            }
+            if !sealer.isAvailable() { throw DaemonStartError(description: "store: the key file \(path) is missing or not 32 octets") }
+        }
+        return sealer
+    }
+
+    static func openState(_ configuration: DaemonConfiguration, sealer tokenOrKeyFile: Sealer?, proxy: KeyExchangeProxy,
+                          log: (String) -> Void) throws -> ProxyStateStore? {
+        guard let settings = configuration.store, var sealer = tokenOrKeyFile else { return nil }
+        let database: StateDatabase
+        do { database = try StateDatabase(path: settings.path) } catch {
+            throw DaemonStartError(description: "store: cannot open the database \(settings.path): \(error)")
+        }
+        if let token = sealer as? TokenSealer {
+            sealer = try Self.envelope(token, database: database, log: log)
+        }
+        let wall = Date().timeIntervalSince1970
+        do {
+            let terminalRows = try terminalRows(of: configuration, sealer: sealer)
+            let profiles = try configuration.profiles.map { profile in
+                (name: profile.name, definition: "ike \(profile.ikeProposals.count) proposal(s), esp \(profile.espProposals.count), \(profile.mode.rawValue)",
+                 sealedPreSharedKey: try sealer.seal(profile.preSharedKey.bytes, context: .profilePreSharedKey(profile: profile.name)))
+            }
+            try database.replaceConfiguration(terminals: terminalRows, profiles: profiles,
+                                              rules: configuration.policy.rules.map(Self.json(of:)), now: wall)
+            if let source = try database.meta("policy_source") {
+                let texts = try database.policyRules()
+                let rules = try texts.enumerated().map { index, text in
+                    try DaemonConfiguration.parseRule(try JSONDecoder().decode(DaemonConfiguration.RuleText.self, from: Data(text.utf8)),
+                                                      at: "saved policy rule \(index)", profiles: Set(configuration.profiles.map(\.name)))
+                }
+                let defaultAction: PolicyAction = switch try database.meta("policy_default") {
+                case "discard": .discard
+                case "bypass": .bypass
+                default: configuration.policy.defaultAction
+                }
+                proxy.policy = PolicyTable(rules: rules, defaultAction: defaultAction)
+                log("policy: \(rules.count) rules from the database, as changed over the management API (\(source)); the configuration file's rules are not used")
+            }
+        } catch {
+            throw DaemonStartError(description: "store: cannot write the configuration tables: \(error)")
+        }
+        let store = ProxyStateStore(database: database, sealer: sealer)
+        let described = (try? database.describe()).map { "schema version \($0.version), journal \($0.journalMode)" } ?? ""
+        log("state in \(settings.path) (\(described)), secrets sealed by \(sealer.name)")
+        for line in store.restore(into: proxy, now: monotonicSeconds(), wallClock: wall) { log(line) }
+        return store
+    }
+
+    /// The token wraps a data key kept in the database; the boxes of the store are sealed with it, so the
+    /// token works at start and not for every SA change (EnvelopeSealer).
+    static func envelope(_ token: TokenSealer, database: StateDatabase, log: (String) -> Void) throws -> EnvelopeSealer {
+        do {
+            let stored = try database.meta("wrapped_data_key").flatMap { Data(base64Encoded: $0) }.map { Array($0) }
+            let envelope = try EnvelopeSealer(token: token, wrappedKey: stored)
+            if stored == nil {
+                try database.setMeta("wrapped_data_key", Data(envelope.wrappedKey).base64EncodedString())
+                log("store: a new data key, wrapped by \(token.name), seals the state")
+            } else {
+                log("store: the data key unwrapped by \(token.name) seals the state")
+            }
+            return envelope
+        } catch {
+            throw DaemonStartError(description: "store: the data key cannot be unwrapped with \(token.name): \(error)")
+        }
+    }
+
+    /// Hosts discovery learnt before a restart: terminals enrolled by MAC are registered again at once.
+    static func restoreHosts(_ database: StateDatabase, into bridge: EthernetBridge, log: (String) -> Void) {
+        do {
+            let rows = try database.hosts()
+            for row in rows {
+                guard let mac = MACAddress(text: row.mac) else { continue }
+                var host = DiscoveredTerminal(mac: mac, lastSeen: monotonicSeconds() - max(0, Date().timeIntervalSince1970 - row.lastSeen))
+                host.ipv4 = Set(row.ipv4.compactMap(IPAddress.init))
+                host.ipv6 = Set(row.ipv6.compactMap(IPAddress.init))
+                host.learntFrom = Set(row.learntFrom)
+                bridge.restoreDiscovered(host)
+            }
+            if !rows.isEmpty { log("restored \(rows.count) discovered host(s)") }
+        } catch {
+            log("cannot read discovered hosts from \(database.path): \(error)")
+        }
+    }
+
+    /// The link addresses the proxy needs after a restart: those of the peers of the IKE SAs it holds and of
+    /// the registered terminals.
+    func neededStations() -> [StateDatabase.StationRow] {
+        let addresses = Set(bridge.proxy.engine.sessionSummaries.filter(\.established).flatMap { [$0.remote.address, $0.local.address] })
+            .union(bridge.proxy.registry.entries.keys)
+        return addresses.compactMap { address in
+            bridge.stations.station(for: address).map {
+                StateDatabase.StationRow(address: address.description, mac: $0.mac.description, vlanIDs: $0.vlanIDs,
+                                         side: $0.side == .internet ? "internet" : "terminal")
+            }
+        }.sorted { $0.address < $1.address }
+    }
+
+    /// Saves the link addresses the proxy needs when they changed (an SA made or gone, a station moved).
+    func saveStations() {
+        guard let state else { return }
+        let rows = neededStations()
+        guard rows != savedStations else { return }
+        do {
+            try state.database.saveStations(rows)
+            savedStations = rows
+        } catch {
+            log("saving link addresses failed: \(error)")
+        }
+    }
+
+    static func restoreStations(_ database: StateDatabase, into bridge: EthernetBridge, log: (String) -> Void) -> [StateDatabase.StationRow] {
+        do {
+            let rows = try database.stations()
+            for row in rows {
+                guard let address = IPAddress(row.address), let mac = MACAddress(text: row.mac) else { continue }
+                bridge.restore(station: Station(mac: mac, vlanIDs: row.vlanIDs, side: row.side == "internet" ? .internet : .terminal), for: address)
+            }
+            if !rows.isEmpty { log("restored the link addresses of \(rows.count) peer(s) and terminal(s)") }
+            return rows
+        } catch {
+            log("cannot read link addresses from \(database.path): \(error)")
+            return []
+        }
+    }
+
+    /// Saves the hosts discovery knows when it learnt something new.
+    func saveHosts() {
+        guard let state, discoveryChanged else { return }
+        discoveryChanged = false
+        let wall = Date().timeIntervalSince1970, now = monotonicSeconds()
+        let rows = bridge.discovery.hosts.values.map { host in
+            StateDatabase.HostRow(mac: host.mac.description, ipv4: host.ipv4.map(\.description).sorted(), ipv6: host.ipv6.map(\.description).sorted(),
+                                  learntFrom: host.learntFrom.sorted(), lastSeen: wall - (now - host.lastSeen))
+        }
+        do { try state.database.saveHosts(rows) } catch { log("saving discovered hosts failed: \(error)") }
+    }
+
+    /// Saves what the last frames or timers changed, before the frames they produced go out.
+    func synchronizeState(now: Double) {
+        saveHosts()
+        guard let state, ikeActivity else { return }
+        ikeActivity = false
+        for line in state.synchronize(engine: bridge.proxy.engine, now: now, wallClock: Date().timeIntervalSince1970) { log(line) }
+        saveStations()
+    }
+
+    /// Every few seconds: is the token (or key file) still there; save sequence numbers and counters.
+    func stateHousekeeping(now: Double) {
+        guard let state else { return }
+        if let probe = presenceProbe {
+            // A token: a child process opens it afresh; the loop only looks at the answer.
+            if let outcome = probe.poll(now: now) {
+                switch outcome {
+                case .present where !sealerPresent:
+                    // Back: this process opens its own session again (once, not every look).
+                    sealerPresent(state.sealer.isAvailable(), state: state)
+                case .present:
+                    // Still there, but a failed operation may have closed our session: open it again.
+                    if let token = Self.token(of: state.sealer), !token.isOpen, !token.isAvailable() {
+                        log("\(token.name): the token is present but our session does not open again: \(token.lastError ?? "")")
+                    }
+                case .absent(let reason) where sealerPresent:
+                    Self.token(of: state.sealer)?.close()
+                    log("\(state.sealer.name): \(reason)")
+                    sealerPresent(false, state: state)
+                default: break
+                }
+            }
+            if now - lastPresenceCheck >= 2, !probe.isRunning {
+                lastPresenceCheck = now
+                do { try probe.start(now: now) } catch { log("cannot start the token presence probe \(probe.executable): \(error)") }
+            }
+        } else if now - lastPresenceCheck >= 2 {
+            lastPresenceCheck = now
+            sealerPresent(state.sealer.isAvailable(), state: state)
+        }
+        if now - lastProgressSave >= 5 {
+            lastProgressSave = now
+            saveStations()
+            for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) }
+        }
+    }
+
+    /// The token behind a sealer, if a token it is.
+    static func token(of sealer: Sealer) -> TokenSealer? { (sealer as? EnvelopeSealer)?.token ?? sealer as? TokenSealer }
+
+    /// Acts on a change of the sealer's presence: new negotiations are refused while it is away.
+    func sealerPresent(_ present: Bool, state: ProxyStateStore) {
+        guard present != sealerPresent else { return }
+        sealerPresent = present
+        if present {
+            bridge.proxy.refusesNewNegotiations = nil
+            log("\(state.sealer.name) is back: new negotiations resume")
+            ikeActivity = true
+        } else {
+            bridge.proxy.refusesNewNegotiations = "\(state.sealer.name) was removed"
+            log("\(state.sealer.name) was removed: established SAs keep forwarding, new negotiations are refused until it is back")
+        }
+    }
+}
