@@ -150,7 +150,7 @@ public final class IKEEngine {
         let found = spiInitiator.map { spi in sessions.values.first { $0.connection.name == name && $0.state == .established && $0.spiInitiator == spi } }
             ?? findSession(connection: name)
         guard let session = found else { return [.log("delete: no IKE SA for '\(name)'")] }
-        session.state = .deleting
+        session.startDeleting()
         return sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
     }
 
@@ -228,7 +228,7 @@ public final class IKEEngine {
             }
             actions += retireStaleReplaced(session, now: now)
             guard session.state == .established else { continue }
-            if let rekeyAt = session.rekeyAt, now >= rekeyAt, !session.rekeyInProgress {
+            if let rekeyAt = session.rekeyAt, now >= rekeyAt, !session.rekey.oursPending {
                 session.rekeyAt = nil
                 actions += requestRekeyIKE(session: session, now: now)
             }
@@ -266,8 +266,8 @@ public final class IKEEngine {
     /// simultaneous rekey whose loser dropped its exchange), so that nothing lingers on either side.
     func retireStaleReplaced(_ session: IKESession, now: Double) -> [EngineAction] {
         let timeout = settings.replacedSATimeout
-        if session.replacedByRekey, let at = session.replacedAt, now - at > timeout {
-            session.replacedAt = nil
+        if case .replaced(let keying, let at, deleteSent: false) = session.lifecycle, now - at > timeout {
+            session.lifecycle = .replaced(keying, since: at, deleteSent: true)
             // The answer, or the retransmission limit, removes it quietly.
             return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) was replaced \(Int(now - at)) s ago and the peer has not deleted it; deleting it")]
                 + sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
@@ -366,7 +366,7 @@ public final class IKEEngine {
             session.remote = remote; session.local = local
         }
         if header.isResponse {
-            let outstanding = session.outstanding!
+            guard let outstanding = session.outstanding else { return drop(.unexpectedResponse(messageID: header.messageID)) }
             session.outstanding = nil
             var actions = handleResponse(session: session, context: outstanding.context, header: header, payloads: payloads, now: now)
             actions += sendNextQueued(session: session, now: now)

@@ -124,10 +124,10 @@ extension IKEEngine {
                                  local: Endpoint(local, snapshot.localPort), remote: Endpoint(remote, snapshot.remotePort),
                                  now: now - snapshot.ageSeconds)
         guard sessions[session.localSPI] == nil else { throw .alreadyPresent }
-        session.suite = IKECipherSuite(encryption: encryption, integrity: encryption.isAEAD ? nil : spec.integrity.first, prf: prf, group: group)
-        session.keys = IKESAKeys(deriving: k[0], integrityInitiator: k[1], integrityResponder: k[2], encryptionInitiator: k[3],
-                                 encryptionResponder: k[4], authenticationInitiator: k[5], authenticationResponder: k[6])
-        session.state = .established
+        session.lifecycle = .established(IKESAKeying(
+            suite: IKECipherSuite(encryption: encryption, integrity: encryption.isAEAD ? nil : spec.integrity.first, prf: prf, group: group),
+            keys: IKESAKeys(deriving: k[0], integrityInitiator: k[1], integrityResponder: k[2], encryptionInitiator: k[3],
+                            encryptionResponder: k[4], authenticationInitiator: k[5], authenticationResponder: k[6])))
         session.natDetected = snapshot.natDetected
         session.nextRequestID = snapshot.nextRequestID
         session.expectedRequestID = snapshot.expectedRequestID
@@ -151,7 +151,7 @@ extension IKEEngine {
                 keys: DirectionalChildKeys(encryptionInbound: KeyMaterial(child.encryptionInbound), integrityInbound: KeyMaterial(child.integrityInbound),
                                            encryptionOutbound: KeyMaterial(child.encryptionOutbound), integrityOutbound: KeyMaterial(child.integrityOutbound)),
                 localTrafficSelectors: selectors.0, remoteTrafficSelectors: selectors.1, mode: child.mode,
-                createdAt: now - child.ageSeconds, rekeyed: child.rekeyed))
+                createdAt: now - child.ageSeconds, lifecycle: child.rekeyed ? .replaced(at: nil) : .active))
         }
         sessions[session.localSPI] = session
         return session.children.filter { !$0.rekeyed }.map { childEvent(.childEstablished, session: session, child: $0) }

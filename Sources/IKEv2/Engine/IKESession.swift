@@ -9,16 +9,24 @@ struct ChildSA {
     var remoteTrafficSelectors: [TrafficSelector]
     var mode: ChildMode
     var createdAt: Double
-    /// Set once a replacement exists; the SA then only waits for its Delete.
-    var rekeyed = false
-    /// When `rekeyed` was set, so that an old SA whose Delete never comes is dropped eventually.
-    var rekeyedAt: Double?
+    var lifecycle = ChildSALifecycle.active
     /// No rekey attempt before this time (set after the peer refused one).
     var rekeyNotBefore: Double = 0
-    /// Whether the embedding program was told about this SA; a redundant one from a rekey collision is not.
-    var announced = true
     /// The peer's rekey of this SA while ours was in flight (section 2.8.1).
     var peerRekey: PeerRekeyRecord?
+
+    /// Whether a replacement exists (replaced, or a redundant replacement itself): it only waits for its Delete.
+    var rekeyed: Bool { lifecycle != .active }
+    /// When it stopped being active, so that an old SA whose Delete never comes is dropped eventually.
+    var rekeyedAt: Double? {
+        switch lifecycle {
+        case .active: nil
+        case .replaced(let at): at
+        case .redundant(let at): at
+        }
+    }
+    /// Whether the embedding program was told about this SA; a redundant one from a rekey collision is not.
+    var announced: Bool { if case .redundant = lifecycle { false } else { true } }
 }
 
 /// A CHILD SA this side has asked for and awaits the answer to.
@@ -55,7 +63,7 @@ struct OutstandingRequest {
 
 /// One IKE SA (RFC 7296 section 2): identities of both sides, keys, message-ID windows and CHILD SAs.
 final class IKESession {
-    enum State: Equatable { case initiating, authenticating, established, deleting, closed }
+    typealias State = IKESALifecycle.Stage
 
     var connection: ConnectionConfiguration
     let isOriginalInitiator: Bool
@@ -63,12 +71,10 @@ final class IKESession {
     var spiResponder: IKESPI
     var local: Endpoint
     var remote: Endpoint
-    var state: State
+    var lifecycle = IKESALifecycle.initiating
     var createdAt: Double
     var lastReceivedAt: Double
 
-    var suite: IKECipherSuite?
-    var keys: IKESAKeys?
     var nonceInitiator: [UInt8] = []
     var nonceResponder: [UInt8] = []
     var keyExchange: KeyExchangePrivateKey?
@@ -98,13 +104,8 @@ final class IKESession {
     /// The first CHILD SA a responder was asked for in IKE_AUTH, or an initiator's queued extra children.
     var pendingChildren: [ChildConfiguration] = []
     var rekeyAt: Double?
-    var rekeyInProgress = false
-    /// Set when a rekeyed IKE SA took over this one's CHILD SAs; it then goes without CHILD SA events.
-    var replacedByRekey = false
-    /// When `replacedByRekey` was set, so that an SA whose Delete never comes is dropped eventually.
-    var replacedAt: Double?
-    /// The peer's rekey of this IKE SA while ours was in flight (section 2.8.2).
-    var peerRekey: PeerRekeyRecord?
+    /// Our rekey of this IKE SA (queued or in flight), and the peer's that crossed it: IKESARekey.swift.
+    var rekey = IKESARekeyState()
     /// Inbound SPIs of CHILD SAs both ends were rekeying that the peer deleted before our rekey was answered:
     /// the peer won, so our replacement is redundant when it comes.
     var supersededRekeys: Set<ChildSPI> = []
@@ -119,8 +120,36 @@ final class IKESession {
         self.connection = connection; self.isOriginalInitiator = isOriginalInitiator
         self.spiInitiator = spiInitiator; self.spiResponder = spiResponder
         self.local = local; self.remote = remote
-        self.state = .initiating; self.createdAt = now; self.lastReceivedAt = now
+        self.createdAt = now; self.lastReceivedAt = now
     }
+
+    var state: State { lifecycle.stage }
+    var keying: IKESAKeying? { lifecycle.keying }
+    var suite: IKECipherSuite? { keying?.suite }
+    var keys: IKESAKeys? { keying?.keys }
+    var replacedByRekey: Bool { if case .replaced = lifecycle { true } else { false } }
+
+    /// IKE_SA_INIT agreed these keys: IKE_AUTH follows.
+    func agreeKeys(suite: IKECipherSuite, keys: IKESAKeys) { lifecycle = .authenticating(IKESAKeying(suite: suite, keys: keys)) }
+
+    /// IKE_AUTH succeeded.
+    func establish() { if case .authenticating(let keying) = lifecycle { lifecycle = .established(keying) } }
+
+    /// Our Delete goes out (a replaced SA stays replaced: it is removed quietly).
+    func startDeleting() {
+        switch lifecycle {
+        case .authenticating(let keying), .established(let keying): lifecycle = .deleting(keying)
+        case .initiating, .replaced, .deleting, .closed: break
+        }
+    }
+
+    /// A rekey's successor took its CHILD SAs.
+    func markReplaced(now: Double) {
+        guard let keying, !replacedByRekey else { return }
+        lifecycle = .replaced(keying, since: now, deleteSent: false)
+    }
+
+    func close() { lifecycle = .closed(keying) }
 
     var localSPI: IKESPI { isOriginalInitiator ? spiInitiator : spiResponder }
 

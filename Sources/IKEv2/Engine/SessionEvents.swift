@@ -8,7 +8,7 @@ extension IKEEngine {
             actions.append(.event(childEvent(.childDeleted, session: session, child: child)))
         }
         session.children = []
-        session.state = .closed
+        session.close()
         if sessions[session.localSPI] === session { sessions[session.localSPI] = nil }
         actions.append(.event(ikeEvent(kind, session: session, detail: reason)))
         return actions

@@ -28,8 +28,7 @@ extension IKEEngine {
     func acceptPeerChildRekey(session: IKESession, replacing old: ChildSA, with child: ChildSA, nonces: [[UInt8]], now: Double) -> [EngineAction] {
         guard let index = session.children.firstIndex(where: { $0.spiInbound == old.spiInbound }) else { return [] }
         var actions: [EngineAction] = []
-        session.children[index].rekeyed = true
-        session.children[index].rekeyedAt = now
+        session.children[index].lifecycle = .replaced(at: now)
         // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.1).
         session.queued.removeAll { if case .createChild(let r) = $0.context { return r.rekeying == old.spiInbound } else { return false } }
         var event = childEvent(.childRekeyed, session: session, child: child, replaces: (old.spiInbound, old.spiOutbound))
@@ -53,7 +52,7 @@ extension IKEEngine {
                                            context: .deleteChildren([child.spiInbound]), now: now)
         }
         guard let index = session.children.firstIndex(where: { $0.spiInbound == old }) else {
-            child.rekeyed = true; child.rekeyedAt = now; child.announced = false
+            child.lifecycle = .redundant(at: now)
             session.children.append(child)
             if session.supersededRekeys.remove(old) != nil {
                 count(.rekeyCollisionLost)
@@ -67,15 +66,14 @@ extension IKEEngine {
         if let collision = replaced.peerRekey,
            RekeyCollision.ourReplacementIsRedundant(ourNonces: ourNonces, peerNonces: collision.nonces) {
             // Ours lost: the peer's replacement stays, the peer deletes the old SA, we delete ours unannounced.
-            child.rekeyed = true; child.rekeyedAt = now; child.announced = false
+            child.lifecycle = .redundant(at: now)
             session.children.append(child)
             count(.rekeyCollisionLost)
             return deleteNew("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in our exchange, "
                              + "so our replacement \(child.spiInbound)/\(child.spiOutbound) is redundant; deleting it and keeping the peer's")
         }
         session.children.append(child)
-        session.children[index].rekeyed = true
-        session.children[index].rekeyedAt = now
+        session.children[index].lifecycle = .replaced(at: now)
         var actions: [EngineAction] = []
         if replaced.peerRekey != nil {
             count(.rekeyCollisionWon)

@@ -181,7 +181,7 @@ extension IKEEngine {
             return holdForRevocationCheck(session: session, chain: chain, responders: responders, policy: policy, requestHeader: nil,
                                           childRequest: request, payloads: payloads, now: now)
         }
-        session.state = .established
+        session.establish()
         session.peerIdentity = identity
         session.rekeyAt = RekeySchedule.ikeRekeyDelay(session.connection, random: random).map { now + $0 }
         var actions: [EngineAction] = forgetStaleSessions(after: session, payloads: payloads) + [
@@ -253,7 +253,7 @@ extension IKEEngine {
                 + closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload: \(failure)")
         }
         var response: [Payload] = [.identificationResponder(ourIdentity)] + ours.certificates + [.authentication(ours.auth)]
-        session.state = .established
+        session.establish()
         session.peerIdentity = identity
         session.rekeyAt = RekeySchedule.ikeRekeyDelay(connection, random: random).map { now + $0 }
         var actions: [EngineAction] = forgetStaleSessions(after: session, payloads: payloads) + [

@@ -62,11 +62,12 @@ extension IKEEngine {
     }
 
     func sendInitRequest(session: IKESession, now: Double) -> [EngineAction] {
-        let proposals = ikeProposals(connection: session.connection, spi: [], preferring: session.keyExchange?.group)
+        guard let keyExchange = session.keyExchange else { return [.log("IKE_SA_INIT for '\(session.connection.name)': no key exchange prepared")] }
+        let proposals = ikeProposals(connection: session.connection, spi: [], preferring: keyExchange.group)
         var payloads: [Payload] = []
         if let cookie = session.cookie { payloads.append(.notify(NotifyPayload(type: .cookie, data: cookie))) }
         payloads += [.securityAssociation(SecurityAssociationPayload(proposals: proposals)),
-                     .keyExchange(KeyExchangePayload(group: session.keyExchange!.group.rawValue, data: session.keyExchange!.publicValue)),
+                     .keyExchange(KeyExchangePayload(group: keyExchange.group.rawValue, data: keyExchange.publicValue)),
                      .nonce(NoncePayload(data: session.nonceInitiator))]
         payloads += natDetectionNotifies(session: session)
         if session.connection.usesCertificates { payloads.append(.notify(SignatureAuthentication.hashAlgorithmsNotify)) }
@@ -121,15 +122,14 @@ extension IKEEngine {
         session.spiResponder = message.header.spiResponder
         session.nonceResponder = nonce.data
         session.responderFirstMessage = raw
-        session.suite = suite
         session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         session.peerSupportsChildless = payloads.notify(.childlessIKEv2Supported) != nil
         let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: session.nonceInitiator,
                                               nonceResponder: nonce.data, sharedSecret: sharedSecret)
-        session.keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
-                                             nonceResponder: nonce.data, spiInitiator: session.spiInitiator,
-                                             spiResponder: session.spiResponder)
+        session.agreeKeys(suite: suite, keys: KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
+                                                                    nonceResponder: nonce.data, spiInitiator: session.spiInitiator,
+                                                                    spiResponder: session.spiResponder))
         session.keyExchange = nil
         var actions: [EngineAction] = []
         session.natDetected = session.connection.forceEncapsulation
@@ -139,7 +139,6 @@ extension IKEEngine {
             session.local.port = 4500; session.remote.port = 4500
             actions.append(.log("NAT detected (or encapsulation forced), switching to UDP 4500"))
         }
-        session.state = .authenticating
         return actions + sendAuthRequest(session: session, now: now)
     }
 
@@ -224,17 +223,15 @@ extension IKEEngine {
         }
         let session = IKESession(connection: connection, isOriginalInitiator: false, spiInitiator: header.spiInitiator,
                                  spiResponder: newIKESPI(), local: local, remote: remote, now: now)
-        session.suite = suite
         session.nonceInitiator = nonce.data
         session.nonceResponder = newNonce()
         session.initiatorFirstMessage = raw
         session.natDetected = natDetected(payloads: payloads, session: session, spiResponder: .zero)
         let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: nonce.data, nonceResponder: session.nonceResponder,
                                               sharedSecret: sharedSecret)
-        session.keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: nonce.data,
-                                             nonceResponder: session.nonceResponder, spiInitiator: session.spiInitiator,
-                                             spiResponder: session.spiResponder)
-        session.state = .authenticating
+        session.agreeKeys(suite: suite, keys: KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: nonce.data,
+                                                                    nonceResponder: session.nonceResponder, spiInitiator: session.spiInitiator,
+                                                                    spiResponder: session.spiResponder))
         var response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposalNumber, spi: [])])),
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: keyExchange.publicValue)),

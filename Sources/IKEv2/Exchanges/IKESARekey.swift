@@ -7,7 +7,7 @@ extension IKEEngine {
         let nonce = newNonce()
         let keyExchange = group.generatePrivateKey(random: random)
         let proposals = ikeProposals(connection: session.connection, spi: spi.bytes, preferring: group)
-        session.rekeyInProgress = true
+        session.rekey.oursPending = true
         let payloads: [Payload] = [.securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(data: nonce)),
                                    .keyExchange(KeyExchangePayload(group: group.rawValue, data: keyExchange.publicValue))]
         return [.log("rekeying IKE SA \(session.spiInitiator)_\(session.spiResponder) (age \(RekeySchedule.seconds(now - session.createdAt)) s)")]
@@ -16,19 +16,18 @@ extension IKEEngine {
     }
 
     /// Builds and registers the IKE SA a rekey of `old` made (section 2.18); its CHILD SAs move separately.
-    func makeRekeyedIKESA(old: IKESession, initiatedHere: Bool, spiInitiator: IKESPI, spiResponder: IKESPI, suite: IKECipherSuite,
-                          sharedSecret: KeyMaterial, nonceInitiator: [UInt8], nonceResponder: [UInt8], now: Double) -> IKESession {
+    func makeRekeyedIKESA(old: IKESession, oldKeying: IKESAKeying, initiatedHere: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
+                          suite: IKECipherSuite, sharedSecret: KeyMaterial, nonceInitiator: [UInt8], nonceResponder: [UInt8], now: Double) -> IKESession {
         let new = IKESession(connection: old.connection, isOriginalInitiator: initiatedHere, spiInitiator: spiInitiator,
                              spiResponder: spiResponder, local: old.local, remote: old.remote, now: now)
         // SKEYSEED of a rekeyed IKE SA uses the old SA's PRF and SK_d.
-        let skeyseed = KeyDerivation.rekeyedSkeyseed(prf: old.suite!.prf, oldDeriving: old.keys!.deriving, sharedSecret: sharedSecret,
+        let skeyseed = KeyDerivation.rekeyedSkeyseed(prf: oldKeying.suite.prf, oldDeriving: oldKeying.keys.deriving, sharedSecret: sharedSecret,
                                                      nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
-        new.suite = suite
-        new.keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: nonceInitiator, nonceResponder: nonceResponder,
+        let keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: nonceInitiator, nonceResponder: nonceResponder,
                                          spiInitiator: spiInitiator, spiResponder: spiResponder)
+        new.lifecycle = .established(IKESAKeying(suite: suite, keys: keys))
         new.nonceInitiator = nonceInitiator; new.nonceResponder = nonceResponder
         new.natDetected = old.natDetected
-        new.state = .established
         new.rekeyAt = RekeySchedule.ikeRekeyDelay(old.connection, random: random).map { now + $0 }
         sessions[new.localSPI] = new
         return new
@@ -47,22 +46,20 @@ extension IKEEngine {
         }
         old.queued = forIKESA
         new.queued += forChildren
-        old.replacedByRekey = true
-        old.replacedAt = now
-        old.state = .deleting
+        old.markReplaced(now: now)
     }
 
     func handleRekeyIKEResponse(session: IKESession, spi: IKESPI, nonce: [UInt8], keyExchange: KeyExchangePrivateKey,
                                 payloads: [Payload], now: Double) -> [EngineAction] {
-        session.rekeyInProgress = false
-        guard let sa = payloads.securityAssociation, sa.proposals.count == 1, sa.proposals[0].spi.count == 8,
+        session.rekey.oursPending = false
+        guard let oldKeying = session.keying, let sa = payloads.securityAssociation, sa.proposals.count == 1, sa.proposals[0].spi.count == 8,
               let suite = session.connection.proposals.lazy.compactMap({ $0.selectIKE(from: sa.proposals[0]) }).first,
               let ke = payloads.keyExchange, ke.group == keyExchange.group.rawValue, let peerNonce = payloads.nonce,
               let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data) else {
             let reason = payloads.notifies.first { $0.type.isError }.map { "\($0.type)" } ?? "unusable answer"
             count(.ikeRekeyFailed)
             var actions: [EngineAction] = [.log("IKE SA rekey refused: \(reason)")]
-            if session.peerRekey != nil || session.replacedByRekey {
+            if session.rekey.crossedBy != nil || session.replacedByRekey {
                 actions.append(.log("the peer's own rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) stands"))
             } else if session.state == .established {
                 let delay = retryDelay()
@@ -72,14 +69,14 @@ extension IKEEngine {
             return actions
         }
         let peerSPI = IKESPI(bytes: sa.proposals[0].spi)
-        let new = makeRekeyedIKESA(old: session, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
+        let new = makeRekeyedIKESA(old: session, oldKeying: oldKeying, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
                                    sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.data, now: now)
         var replaced = session
         var actions: [EngineAction] = []
-        if let collision = session.peerRekey, let peers = collision.ikeReplacement.flatMap({ sessions[$0] }) {
+        if let collision = session.rekey.crossedBy, let peers = collision.ikeReplacement.flatMap({ sessions[$0] }) {
             if RekeyCollision.ourReplacementIsRedundant(ourNonces: [nonce, peerNonce.data], peerNonces: collision.nonces) {
                 // Ours lost: the peer's IKE SA keeps the CHILD SAs and the peer deletes the old one; ours goes.
-                new.replacedByRekey = true; new.replacedAt = now; new.state = .deleting
+                new.markReplaced(now: now)
                 count(.rekeyCollisionLost)
                 return [.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in our exchange, "
                              + "so our IKE SA \(new.spiInitiator)_\(new.spiResponder) is redundant; deleting it and keeping the peer's "
@@ -93,7 +90,7 @@ extension IKEEngine {
             replaced = peers
         }
         moveChildren(from: replaced, to: new, now: now)
-        session.state = .deleting
+        session.startDeleting()
         var event = ikeEvent(.ikeRekeyed, session: new, detail: "\(replaced.spiInitiator)_\(replaced.spiResponder)")
         event.ikeSuite = suite
         actions += [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed to \(new.spiInitiator)_\(new.spiResponder)"),
@@ -116,7 +113,8 @@ extension IKEEngine {
             }
         }
         let usable = SecurityAssociationPayload(proposals: sa.proposals.filter { $0.spi.count == 8 })
-        guard let selection = selectIKEProposal(sa: usable, candidates: [session.connection]), let ke = payloads.keyExchange,
+        guard let oldKeying = session.keying, let selection = selectIKEProposal(sa: usable, candidates: [session.connection]),
+              let ke = payloads.keyExchange,
               let proposal = usable.proposals.first(where: { $0.number == selection.proposalNumber }) else {
             return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .noProposalChosen))])
         }
@@ -138,7 +136,7 @@ extension IKEEngine {
         ]
         // Answer under the old SA's keys before the new SA takes the children.
         var actions = respond(session: session, to: header, payloads: response)
-        let new = makeRekeyedIKESA(old: session, initiatedHere: false, spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite,
+        let new = makeRekeyedIKESA(old: session, oldKeying: oldKeying, initiatedHere: false, spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite,
                                    sharedSecret: secret, nonceInitiator: nonce, nonceResponder: ourNonce, now: now)
         // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.2).
         let queuedBefore = session.queued.count
@@ -146,11 +144,11 @@ extension IKEEngine {
         var collision = false
         if case .rekeyIKE = session.outstanding?.context {
             collision = true
-            session.peerRekey = PeerRekeyRecord(nonces: [nonce, ourNonce], ikeReplacement: new.localSPI)
+            session.rekey.crossedBy = PeerRekeyRecord(nonces: [nonce, ourNonce], ikeReplacement: new.localSPI)
             actions.append(.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder): both ends rekey it, "
                                 + "the lowest nonce decides which new IKE SA stays"))
         } else if session.queued.count != queuedBefore {
-            session.rekeyInProgress = false
+            session.rekey.oursPending = false
         }
         moveChildren(from: session, to: new, now: now)
         var event = ikeEvent(.ikeRekeyed, session: new, detail: "\(session.spiInitiator)_\(session.spiResponder)")
@@ -165,14 +163,14 @@ extension IKEEngine {
     /// The IKE SA whose rekey of ours is in flight and collided with the peer's rekey that made `replacement`.
     func collidingRekey(replacedBy replacement: IKESession) -> IKESession? {
         sessions.values.first { old in
-            guard old.peerRekey?.ikeReplacement == replacement.localSPI, case .rekeyIKE = old.outstanding?.context else { return false }
+            guard old.rekey.crossedBy?.ikeReplacement == replacement.localSPI, case .rekeyIKE = old.outstanding?.context else { return false }
             return true
         }
     }
 
     /// An IKE SA whose CHILD SAs moved to its rekeyed successor goes quietly.
     func removeReplacedSession(_ session: IKESession) -> [EngineAction] {
-        session.state = .closed
+        session.close()
         if sessions[session.localSPI] === session { sessions[session.localSPI] = nil }
         return [.log("old IKE SA \(session.spiInitiator)_\(session.spiResponder) removed after rekey")]
     }
@@ -183,11 +181,11 @@ extension IKEEngine {
         var notes: [EngineAction] = []
         if case .rekeyIKE = session.outstanding?.context {
             // Section 2.25.2: a peer that closes the IKE SA we are rekeying wins; our rekey is forgotten.
-            let what = session.peerRekey != nil ? "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: "
+            let what = session.rekey.crossedBy != nil ? "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: "
                 + "the peer kept its new IKE SA and deleted this one before our rekey was answered, so ours is dropped"
                 : "our rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) was still unanswered; it is dropped with the SA"
             notes.append(.log(what))
-            if session.peerRekey != nil { count(.rekeyCollisionLost) }
+            if session.rekey.crossedBy != nil { count(.rekeyCollisionLost) }
         }
         return notes
     }
@@ -197,8 +195,8 @@ extension IKEEngine {
     func settleRekeyOnPeerDelete(of session: IKESession, header: IKEHeader, now: Double) -> EarlyAnswer? {
         if let old = collidingRekey(replacedBy: session) {
             moveChildren(from: session, to: old, now: now)
-            old.peerRekey = nil
-            old.replacedByRekey = false; old.replacedAt = nil; old.state = .established
+            old.rekey.crossedBy = nil
+            if let keying = old.keying { old.lifecycle = .established(keying) }
             count(.rekeyCollisionWon)
             return EarlyAnswer(actions: respond(session: session, to: header, payloads: [])
                 + [.log("simultaneous rekey of IKE SA \(old.spiInitiator)_\(old.spiResponder) settled: the peer deleted its redundant "

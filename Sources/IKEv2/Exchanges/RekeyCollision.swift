@@ -22,3 +22,11 @@ public enum RekeyCollision {
         return lowest(ourNonces).lexicographicallyPrecedes(lowest(peerNonces))
     }
 }
+
+/// Our rekey of an IKE SA and the peer's that crossed it (RFC 7296 section 2.8.2), kept on the SA being rekeyed.
+struct IKESARekeyState {
+    /// Our rekey request is queued or in flight: no second one is started.
+    var oursPending = false
+    /// The peer's rekey of this IKE SA while ours was in flight; kept until ours is answered.
+    var crossedBy: PeerRekeyRecord?
+}
