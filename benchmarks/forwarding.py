@@ -20,23 +20,12 @@ RELEASE = os.path.join(ROOT, ".build", "release")
 GEN, DUT, SINK = "ikp-b-gen", "ikp-b-dut", "ikp-b-sink"
 SINK_MAC = "02:00:00:00:b0:02"
 
-
-def sh(*args, check=True):
-    return subprocess.run(list(args), check=check, capture_output=True, text=True)
-
-
-def ns(name, *args, check=True):
-    return sh("ip", "netns", "exec", name, *args, check=check)
+sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
+from lib.host import ns, remove_namespaces, sh  # noqa: E402
 
 
 def teardown():
-    for name in (GEN, DUT, SINK):
-        for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-        sh("ip", "netns", "del", name, check=False)
+    remove_namespaces(GEN, DUT, SINK)
 
 
 def setup():

@@ -12,7 +12,7 @@ def main():
     d = tempfile.mkdtemp(prefix="ikp-capture-")
     pcap = os.path.join(d, "capture.pcap")
     with t.Network():
-        charon = t.Charon(d)
+        charon = t.Charon(d, t.PEER_NS)
         try:
             charon.load("aes256gcm16-prfsha256-x25519", "aes256gcm16", t.V4)
             dump = subprocess.Popen(["ip", "netns", "exec", t.EP_NS, "tcpdump", "--immediate-mode", "-i", "ikp-sw1", "-w", pcap, "-U", "udp"],

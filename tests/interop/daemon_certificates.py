@@ -25,12 +25,16 @@ Needs root, iproute2, strongSwan, openssl and the `vici` module; it fails loudly
 import json, os, re, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import strongswan_interop as base  # noqa: E402
-import daemon_e2e as e2e  # noqa: E402
+from lib.host import BINARY, ROOT, ns, read, wait_for  # noqa: E402
+from lib.lab import PEER, PEER4, PEER6, PROXY, TERMINALS, Topology, daemon_configuration, terminal_configuration  # noqa: E402
+from lib.peer import initiate, installed_child, run_with_charon, terminate, wait_child  # noqa: E402
+from lib.processes import daemon_status, start, start_agent, stop  # noqa: E402
+from lib.report import check  # noqa: E402
+from lib.servers import OCSPResponder  # noqa: E402
+from lib.traffic import ping, transfer  # noqa: E402
 
-check, ns = base.check, base.ns
-PEER, PROXY = e2e.PEER, e2e.PROXY
-T1, T2 = e2e.TERMINALS
+check, ns = check, ns
+T1, T2 = TERMINALS
 
 
 def openssl(*args):
@@ -42,7 +46,7 @@ def make_certificates(directory):
     openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", ca_key, "-out", ca, "-days", "2",
             "-subj", "/O=IKEProxy site/CN=site CA", "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")
     made = {"ca": (ca, ca_key)}
-    for name, addresses, bits in (("strongswan", (e2e.PEER4, e2e.PEER6), 2048), ("t1", (T1["v4"], T1["v6"]), 3072)):
+    for name, addresses, bits in (("strongswan", (PEER4, PEER6), 2048), ("t1", (T1["v4"], T1["v6"]), 3072)):
         cert, key, csr = (os.path.join(directory, f"{name}.{ext}") for ext in ("pem", "key", "csr"))
         openssl("req", "-new", "-newkey", f"rsa:{bits}", "-nodes", "-keyout", key, "-out", csr,
                 "-subj", f"/O=IKEProxy site/CN={name}")
@@ -75,34 +79,34 @@ def load_peer(charon, made):
     for t in (T1, T2):
         name = f"{t['name']}v4"
         charon.session.load_conn({name: {
-            "version": "2", "local_addrs": [e2e.PEER4], "remote_addrs": [t["v4"]],
+            "version": "2", "local_addrs": [PEER4], "remote_addrs": [t["v4"]],
             "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
-            "local-1": {"auth": "pubkey", "id": e2e.PEER4, "certs": [read(made["strongswan"][0])]},
+            "local-1": {"auth": "pubkey", "id": PEER4, "certs": [read(made["strongswan"][0])]},
             "remote-1": {"auth": "pubkey", "id": t["v4"], "cacerts": [read(made["ca"][0])]},
             "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
-                                "local_ts": [e2e.PEER4], "remote_ts": [t["v4"]]}}}})
+                                "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
 
 
 def daemon_counter(control, name):
     """A counter of the daemon's engine, from its status on the control socket."""
-    return e2e.daemon_status(control).get("engine", {}).get(name, 0)
+    return daemon_status(control).get("engine", {}).get(name, 0)
 
 
 def main():
-    return base.run_with_charon("daemon certificate test", "ikp-certificates-", e2e.Topology, run, tools=("openssl", "ping"), readable=True)
+    return run_with_charon("daemon certificate test", "ikp-certificates-", Topology, run, peer_namespace=PEER, tools=("openssl", "ping"), readable=True)
 
 
 def run(charon, directory):
     made = make_certificates(directory)
     load_peer(charon, made)
-    config = e2e.daemon_configuration(os.path.join(directory, "ikeproxy.sock"))
+    config = daemon_configuration(os.path.join(directory, "ikeproxy.sock"))
     profile = config["profiles"][0]
     del profile["psk"]
     profile.update({"local_auth": "pubkey", "remote_auth": "pubkey", "ca_certificates": [made["ca"][0]], "revocation": "strict"})
     # OCSP answers are not kept here (they are for a day from this responder): each IKE_AUTH asks, so
     # that the revocation below is seen at once.
     config.setdefault("settings", {})["ocsp_cache_limit"] = 0
-    responder = base.OCSPResponder(directory, made["ca"], namespace=PROXY)
+    responder = OCSPResponder(directory, made["ca"], namespace=PROXY)
     responder.serve(made["strongswan"][0], revoked=False)
     config["store"] = {"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "usb", "ikeproxy.key"),
                        "create_key_file": True}
@@ -112,7 +116,7 @@ def run(charon, directory):
     with open(config_path, "w") as f:
         json.dump(config, f, indent=1)
     with open(made["t1"][1]) as f:
-        sealed = subprocess.run([e2e.BINARY, "seal", "--config", config_path, "--context", "terminal-key:1"], stdin=f,
+        sealed = subprocess.run([BINARY, "seal", "--config", config_path, "--context", "terminal-key:1"], stdin=f,
                                 capture_output=True, text=True)
     check(sealed.returncode == 0, f"`ikeproxy seal --context terminal-key:1` seals terminal 1's private key {sealed.stderr.strip()[-200:]}")
     entry["certificate"] = made["t1"][0]
@@ -126,52 +130,48 @@ def run(charon, directory):
     log = os.path.join(directory, "daemon.log")
     global daemon_control
     daemon_control = config["control_socket"]
-    daemon = e2e.start(PROXY, ["daemon", "--config", config_path], log)
-    terminal_config = os.path.join(directory, "t1.json")
-    with open(terminal_config, "w") as f:
-        json.dump(e2e.terminal_configuration(T1), f)
-    agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
+    daemon = start(PROXY, ["daemon", "--config", config_path], log)
+    agent = start_agent(directory, T1, terminal_configuration(T1))
     try:
-        time.sleep(1.5)
-        check(daemon.poll() is None and "terminal 1: certificate CN=t1" in e2e.read(log),
+        check(wait_for(lambda: "terminal 1: certificate CN=t1" in read(log), 10) and daemon.poll() is None,
               "the daemon starts and opened terminal 1's sealed key with its certificate")
         # strongSwan initiates; the proxy answers in terminal 1's name with terminal 1's certificate.
-        result = e2e.initiate(charon, "t1v4")
-        sa, child = e2e.wait_child(charon, "t1v4")
+        result = initiate(charon, "t1v4")
+        sa, child = wait_child(charon, "t1v4")
         check(child is not None, f"strongSwan initiated to terminal 1 and the proxy answered with its certificate ({result})")
-        charon_log = e2e.read(charon.log)
+        charon_log = read(charon.log)
         check(re.search(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", charon_log) is not None,
               "strongSwan verified terminal 1's certificate and the RSA signature (RFC 7427) the proxy made with its key")
         # The daemon's log is read while it may still be writing: wait for the lines rather than read once.
-        check(e2e.wait_for(lambda: "authenticated by certificate CN=strongswan" in e2e.read(log), 5),
+        check(wait_for(lambda: "authenticated by certificate CN=strongswan" in read(log), 5),
               "the proxy verified strongSwan's certificate against the site CA")
-        check(e2e.wait_for(lambda: re.search(r"authenticated by certificate CN=strongswan.*; not revoked \(OCSP http://127\.0\.0\.1:8080/\)",
-                                             e2e.read(log)) is not None, 5),
+        check(wait_for(lambda: re.search(r"authenticated by certificate CN=strongswan.*; not revoked \(OCSP http://127\.0\.0\.1:8080/\)",
+                                             read(log)) is not None, 5),
               "the proxy asked the OCSP responder strongSwan's certificate names (revocation strict) and heard good")
-        check(re.search(r"received fragment #\d+ of \d+, reassembled", e2e.read(charon.log)) is not None
+        check(re.search(r"received fragment #\d+ of \d+, reassembled", read(charon.log)) is not None
               and daemon_counter(daemon_control, "fragments_received") > 0,
               "IKE_AUTH crossed the bridge as RFC 7383 fragments both ways (charon and the proxy reassembled them)")
-        check(e2e.wait_for(lambda: "installed outbound SA" in e2e.read(os.path.join(directory, "t1.log")), 10),
+        check(wait_for(lambda: "installed outbound SA" in read(os.path.join(directory, "t1.log")), 10),
               "terminal 1 received the SA over key delivery")
-        ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"])
+        ok, summary = ping(PEER, PEER4, T1["v4"])
         check(ok, f"ping peer -> terminal 1 through ESP ({summary})")
         # Terminal 1 opens a flow; the proxy initiates, again with terminal 1's certificate.
-        e2e.terminate(charon, "t1v4")
-        check(e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10), "strongSwan deleted terminal 1's SA")
+        terminate(charon, "t1v4")
+        check(wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10), "strongSwan deleted terminal 1's SA")
         time.sleep(1)
-        ok, count, seconds = e2e.transfer(PEER, e2e.PEER4, T1["ns"], T1["v4"], 7101, 256 * 1024, timeout=30)
+        ok, count, seconds = transfer(PEER, PEER4, T1["ns"], T1["v4"], 7101, 256 * 1024, timeout=30)
         check(ok, f"terminal 1 opens a TCP connection to the peer; 256 KB pass through ESP ({seconds:.1f} s)")
-        sa, child = e2e.installed_child(charon, "t1v4")
+        sa, child = installed_child(charon, "t1v4")
         check(child is not None and sa.get("initiator", b"no") != b"yes"
-              and len(re.findall(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", e2e.read(charon.log))) >= 2,
+              and len(re.findall(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", read(charon.log))) >= 2,
               "the proxy initiated IKE for terminal 1 and authenticated with its certificate")
-        check(len(re.findall(r"not revoked \(OCSP ", e2e.read(log))) >= 2,
+        check(len(re.findall(r"not revoked \(OCSP ", read(log))) >= 2,
               "as initiator too, the proxy checked strongSwan's certificate with OCSP before setting keys")
         # Terminal 1's certificate is renewed (a new key, sealed like the first): the file changes, SIGHUP, and the
         # proxy's next negotiation in its name signs with the new one. The SA already made stays as it is.
         renewed_cert, renewed_key = issue(directory, made, "t1-renewed", "t1 renewed", (T1["v4"], T1["v6"]), 3072)
         with open(renewed_key) as f:
-            resealed = subprocess.run([e2e.BINARY, "seal", "--config", config_path, "--context", "terminal-key:1"], stdin=f,
+            resealed = subprocess.run([BINARY, "seal", "--config", config_path, "--context", "terminal-key:1"], stdin=f,
                                       capture_output=True, text=True)
         renewed_body = "".join(line for line in open(renewed_key).read().splitlines() if "PRIVATE KEY" not in line)
         os.unlink(renewed_key)
@@ -180,31 +180,31 @@ def run(charon, directory):
         with open(config_path, "w") as f:
             json.dump(config, f, indent=1)
         daemon.send_signal(signal.SIGHUP)
-        check(resealed.returncode == 0 and e2e.wait_for(
+        check(resealed.returncode == 0 and wait_for(
                   lambda: re.search(r"reload: terminal 1: certificate CN=t1 renewed,O=IKEProxy site \(serial [^)]*, valid until [^)]*\) replaces "
-                                    r"CN=t1,O=IKEProxy site", e2e.read(log)) is not None, 10),
+                                    r"CN=t1,O=IKEProxy site", read(log)) is not None, 10),
               "SIGHUP: the daemon took terminal 1's renewed certificate and opened its newly sealed key")
-        check(e2e.installed_child(charon, "t1v4")[1] is not None, "the SA made with the old certificate stays")
-        e2e.terminate(charon, "t1v4")
-        e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10)
-        before = len(e2e.read(charon.log))
-        result = e2e.initiate(charon, "t1v4")
-        renewed_log = e2e.read(charon.log)[before:]
-        check(e2e.installed_child(charon, "t1v4")[1] is not None and 'CN=t1 renewed' in renewed_log
+        check(installed_child(charon, "t1v4")[1] is not None, "the SA made with the old certificate stays")
+        terminate(charon, "t1v4")
+        wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10)
+        before = len(read(charon.log))
+        result = initiate(charon, "t1v4")
+        renewed_log = read(charon.log)[before:]
+        check(installed_child(charon, "t1v4")[1] is not None and 'CN=t1 renewed' in renewed_log
               and re.search(r"authentication of '192\.0\.2\.2' with RSA_EMSA_PKCS1_SHA2_256 successful", renewed_log) is not None,
               f"strongSwan's next IKE SA with terminal 1 received the renewed certificate and verified its signature ({result})")
         # The CA revokes strongSwan's certificate: the next IKE_AUTH is refused, no key reaches the terminal.
-        e2e.terminate(charon, "t1v4")
-        e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10)
+        terminate(charon, "t1v4")
+        wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10)
         responder.serve(made["strongswan"][0], revoked=True)
-        e2e.initiate(charon, "t1v4", timeout_ms=8000)  # refused: the check below says why
-        check(e2e.wait_for(lambda: "is revoked (revoked through OCSP" in e2e.read(log), 10)
-              and e2e.installed_child(charon, "t1v4")[1] is None,
+        initiate(charon, "t1v4", timeout_ms=8000)  # refused: the check below says why
+        check(wait_for(lambda: "is revoked (revoked through OCSP" in read(log), 10)
+              and installed_child(charon, "t1v4")[1] is None,
               "strongSwan's certificate revoked at the OCSP responder: the proxy refuses it and no SA is made")
         # The CA also publishes a CRL revoking it. The responder says good again, but the CRL is added to the
         # profile and the daemon told with SIGHUP: from its next negotiation the proxy refuses by the CRL.
         responder.serve(made["strongswan"][0], revoked=False)
-        sys.path.insert(0, os.path.join(base.ROOT, "scripts"))
+        sys.path.insert(0, os.path.join(ROOT, "scripts"))
         from make_crl import make_crl
         crl = os.path.join(directory, "site.crl")
         make_crl(made["ca"][0], made["ca"][1], crl, [made["strongswan"][0]])
@@ -212,18 +212,18 @@ def run(charon, directory):
         with open(config_path, "w") as f:
             json.dump(config, f, indent=1)
         daemon.send_signal(signal.SIGHUP)
-        check(e2e.wait_for(lambda: "reload: profile 'peer': 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict" in e2e.read(log), 10),
+        check(wait_for(lambda: "reload: profile 'peer': 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict" in read(log), 10),
               "SIGHUP made the daemon read the profile's CAs and the new CRL again")
-        e2e.initiate(charon, "t1v4", timeout_ms=8000)  # refused: the check below says why
-        check(e2e.wait_for(lambda: "is revoked by the CRL of CN=site CA" in e2e.read(log), 10)
-              and e2e.installed_child(charon, "t1v4")[1] is None,
+        initiate(charon, "t1v4", timeout_ms=8000)  # refused: the check below says why
+        check(wait_for(lambda: "is revoked by the CRL of CN=site CA" in read(log), 10)
+              and installed_child(charon, "t1v4")[1] is None,
               "with the reloaded CRL the proxy refuses strongSwan's certificate although OCSP says good")
         # Terminal 2 has no certificate: under this profile the proxy cannot act for it.
         try:
             list(charon.session.initiate({"child": "t2v4", "ike": "t2v4", "timeout": 4000}))
         except Exception:
             pass
-        check(e2e.installed_child(charon, "t2v4")[1] is None and "terminal 2 has none configured" in e2e.read(log),
+        check(installed_child(charon, "t2v4")[1] is None and "terminal 2 has none configured" in read(log),
               "terminal 2, which has no certificate, gets no SA and the daemon says why")
         # No private key in the clear, in the configuration or the database.
         stored = b"".join(open(os.path.join(directory, name), "rb").read() for name in os.listdir(directory)
@@ -232,10 +232,10 @@ def run(charon, directory):
               "neither the configuration nor the state database holds terminal 1's private keys (first and renewed) in the clear")
     finally:
         responder.stop()
-        e2e.stop(agent)
-        code = e2e.stop(daemon)
+        stop(agent)
+        code = stop(daemon)
         check(code == 0, f"the daemon stops cleanly (exit status {code})")
-        for line in e2e.read(log).splitlines()[-5:]:
+        for line in read(log).splitlines()[-5:]:
             print("      " + line[:300])
 
 

@@ -26,355 +26,19 @@ Needs root, iproute2, strongSwan, tcpdump, tshark and the `vici` module; it fail
 import json, os, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import strongswan_interop as base  # noqa: E402
+from lib.host import BINARY, ROOT, ns, read, wait_for  # noqa: E402
+from lib.lab import AGENTS, BYPASS4, BYPASS6, DISCARD4, DISCARD6, Daemon, JUMBO_MTU, PEER, PEER4, PEER6, PROXY, STRANGER, TERMINALS, Topology, V6ONLY, load_peer_connections, terminal_configuration  # noqa: E402
+from lib.peer import PSK, initiate, installed_child, run_with_charon, terminate, wait_child  # noqa: E402
+from lib.processes import start, stop  # noqa: E402
+from lib.report import check  # noqa: E402
+from lib.traffic import ping, tcp_connect_fails, transfer  # noqa: E402
 
-PEER, PROXY, LAN = "ikp-d-peer", "ikp-d-proxy", "ikp-d-lan"
-base.PEER_NS = PEER
-BINARY = base.BINARY
-PSK = base.PSK
-check, sh, ns = base.check, base.sh, base.ns
 
-PEER4, PEER6 = "192.0.2.1", "2001:db8::1"
-BYPASS4, BYPASS6 = "192.0.2.10", "2001:db8::10"
-DISCARD4, DISCARD6 = "192.0.2.11", "2001:db8::11"
-MARK = "0x4b50"
-JUMBO_MTU = 9000
 MARKER = b"ikp-e2e-frame-marker"
-TERMINALS = [
-    {"name": "t1", "ns": "ikp-d-t1", "dev": "ikp-dt1", "mac": "02:00:00:00:d0:02", "v4": "192.0.2.2", "v6": "2001:db8::2",
-     "id": 1, "key": "11" * 32, "enrolled_by": "mac"},
-    {"name": "t2", "ns": "ikp-d-t2", "dev": "ikp-dt2", "mac": "02:00:00:00:d0:03", "v4": "192.0.2.3", "v6": "2001:db8::3",
-     "id": 2, "key": "22" * 32, "enrolled_by": "addresses"},
-]
-STRANGER = {"name": "t3", "ns": "ikp-d-t3", "dev": "ikp-dt3", "mac": "02:00:00:00:d0:32", "v4": "192.0.2.50", "v6": "2001:db8::50"}
-V6ONLY = {"name": "t4", "ns": "ikp-d-t4", "dev": "ikp-dt4", "mac": "02:00:00:00:d0:04", "v4": None, "v6": "2001:db8::4",
-          "id": 4, "key": "44" * 32, "enrolled_by": "addresses"}
-HOSTS = TERMINALS + [STRANGER, V6ONLY]
-AGENTS = TERMINALS + [V6ONLY]
-NAMESPACES = [PEER, PROXY, LAN] + [h["ns"] for h in HOSTS]
-
-
-class Topology:
-    def __enter__(self):
-        self.tearDown()
-        base.add_namespaces(*NAMESPACES)
-        sh("ip", "link", "add", "ikp-dp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-dx0", "netns", PROXY)
-        sh("ip", "link", "add", "ikp-dx1", "netns", PROXY, "type", "veth", "peer", "name", "ikp-dl0", "netns", LAN)
-        # The switch: no addresses, no IPv6 of its own (its own ND would only be noise on the terminal link).
-        ns(LAN, "ip", "link", "add", "br0", "type", "bridge")
-        ns(LAN, "ip", "link", "set", "br0", "addrgenmode", "none")
-        ports = ["ikp-dl0"]
-        for index, host in enumerate(HOSTS, start=1):
-            port = f"ikp-dl{index}"
-            sh("ip", "link", "add", port, "netns", LAN, "type", "veth", "peer", "name", host["dev"], "netns", host["ns"])
-            ports.append(port)
-            ns(host["ns"], "ip", "link", "set", host["dev"], "address", host["mac"])
-            if host["v4"]:
-                ns(host["ns"], "ip", "addr", "add", host["v4"] + "/24", "dev", host["dev"])
-            ns(host["ns"], "ip", "addr", "add", host["v6"] + "/64", "dev", host["dev"], "nodad")
-            ns(host["ns"], "ip", "link", "set", host["dev"], "up")
-        for host in HOSTS:
-            ns(host["ns"], "ip", "link", "set", host["dev"], "mtu", str(JUMBO_MTU))
-        ns(PEER, "ip", "link", "set", "ikp-dp0", "mtu", str(JUMBO_MTU))
-        ns(PROXY, "ip", "link", "set", "ikp-dx0", "mtu", str(JUMBO_MTU))
-        ns(PROXY, "ip", "link", "set", "ikp-dx1", "mtu", str(JUMBO_MTU))
-        for port in ports:
-            ns(LAN, "ip", "link", "set", port, "mtu", str(JUMBO_MTU))
-            ns(LAN, "ip", "link", "set", port, "addrgenmode", "none")
-            ns(LAN, "ip", "link", "set", port, "master", "br0", "up")
-        ns(LAN, "ip", "link", "set", "br0", "up")
-        for address in (PEER4, BYPASS4, DISCARD4):
-            ns(PEER, "ip", "addr", "add", address + "/24", "dev", "ikp-dp0")
-        for address in (PEER6, BYPASS6, DISCARD6):
-            ns(PEER, "ip", "addr", "add", address + "/64", "dev", "ikp-dp0", "nodad")
-        ns(PEER, "ip", "link", "set", "ikp-dp0", "up")
-        # The bypass and discard hosts share the peer's namespace: their answers must not follow the routes
-        # kernel-libipsec installs towards the terminals (table 220), which only carry the peer's own traffic.
-        for address in (BYPASS4, DISCARD4):
-            ns(PEER, "ip", "rule", "add", "from", address, "lookup", "main", "priority", "100")
-        for address in (BYPASS6, DISCARD6):
-            ns(PEER, "ip", "-6", "rule", "add", "from", address, "lookup", "main", "priority", "100")
-        # The proxy's ports are left down and bare: the daemon brings them up without addresses.
-        for host in AGENTS:
-            agent_routes(host["ns"], host["dev"], ipv4=bool(host["v4"]))
-        return self
-
-    def tearDown(self):
-        base.remove_namespaces(*NAMESPACES)
-
-    def __exit__(self, *exc):
-        self.tearDown()
-
-
-def agent_routes(namespace, dev, ipv4=True, ipv6=True):
-    """Host-to-host protection on a terminal: the peer's address is routed into the agent's TUN device (its
-    configuration says so), the agent's own packets (marked) go around it out of `dev`, and the key-delivery
-    address is on the link (fe80::1 always is)."""
-    if ipv4:
-        ns(namespace, "ip", "route", "add", "169.254.0.1/32", "dev", dev)
-        ns(namespace, "ip", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
-        ns(namespace, "ip", "route", "add", "default", "dev", dev, "table", "4500")
-    if ipv6:
-        ns(namespace, "ip", "-6", "rule", "add", "fwmark", MARK, "lookup", "4500", "priority", "100")
-        ns(namespace, "ip", "-6", "route", "add", "default", "dev", dev, "table", "4500")
-
-
-def ipv4_terminal_link(t):
-    """An IPv4 terminal's end of its link: its MAC and address, up, and the routes around its agent."""
-    ns(t["ns"], "ip", "link", "set", t["dev"], "address", t["mac"])
-    ns(t["ns"], "ip", "addr", "add", t["v4"] + "/24", "dev", t["dev"])
-    ns(t["ns"], "ip", "link", "set", t["dev"], "up")
-    agent_routes(t["ns"], t["dev"], ipv6=False)
-
-
-def daemon_configuration(control):
-    def family(v6):
-        terminals, peer = ("2001:db8::/64", PEER6 + "/128") if v6 else ("192.0.2.0/24", PEER4 + "/32")
-        bypass, discard = (BYPASS6 + "/128", DISCARD6 + "/128") if v6 else (BYPASS4 + "/32", DISCARD4 + "/32")
-        return [
-            {"source": terminals, "destination": bypass, "action": "bypass"},
-            {"source": terminals, "destination": discard, "protocol": "tcp", "destination_ports": "23", "action": "discard"},
-            {"source": terminals, "destination": peer, "action": "protect", "profile": "peer"},
-        ]
-    terminals = []
-    for t in AGENTS:
-        entry = {"terminal_id": t["id"], "enrollment_key_hex": t["key"]}
-        if t["enrolled_by"] == "mac":
-            entry["mac"] = t["mac"]
-        else:
-            entry["addresses"] = [a for a in (t["v4"], t["v6"]) if a]
-        terminals.append(entry)
-    return {
-        "interfaces": {"internet": "ikp-dx0", "terminal": "ikp-dx1"},
-        "control_socket": control,
-        "terminal_prefixes": ["192.0.2.0/28", "2001:db8::/124"],
-        "terminals": terminals,
-        "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
-                      "psk": PSK, "mode": "tunnel", "force_encapsulation": True,
-                      # Liveness checks after 5 s of silence: the last step kills strongSwan and watches for them.
-                      "liveness_interval": 5}],
-        "policy": {"default": "bypass", "rules":
-                   # Neighbour discovery between terminals and the peer is link business, never protected.
-                   [{"source": "::/0", "destination": "::/0", "protocol": "icmpv6", "source_ports": "133-137", "action": "bypass"}]
-                   + family(False) + family(True)},
-        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 3},
-    }
-
-
-def terminal_configuration(t):
-    """The agent's configuration for a terminal of `t`'s families (IPv4 and IPv6, either alone)."""
-    if not t.get("v6"):
-        return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"]], "proxy_address": "169.254.0.1",
-                "fwmark": int(MARK, 16), "status_interval": 0, "tun": {"name": "ikp0", "routes": [PEER4 + "/32"], "mtu": 1400}}
-    if not t["v4"]:
-        # IPv6 only: the agent's defaults reach the proxy at ff02::1 and answer from its own address.
-        # It reports its SAs every 3 s: restarted_without_store watches the proxy judge such a report.
-        return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v6"]],
-                "fwmark": int(MARK, 16), "status_interval": 3, "tun": {"name": "ikp0", "routes": [PEER6 + "/128"], "mtu": 1400}}
-    return {"terminal_id": t["id"], "enrollment_key_hex": t["key"], "outer_addresses": [t["v4"], t["v6"]],
-            "proxy_address": "169.254.0.1", "fwmark": int(MARK, 16), "status_interval": 0,
-            "tun": {"name": "ikp0", "routes": [PEER4 + "/32", PEER6 + "/128"], "mtu": 1400}}
-
-
-def load_peer_connections(charon):
-    for host in HOSTS:
-        for v6 in (False, True) if host["v4"] else (True,):
-            local, remote = (PEER6, host["v6"]) if v6 else (PEER4, host["v4"])
-            name = f"{host['name']}v{6 if v6 else 4}"
-            charon.session.load_conn({name: {
-                "version": "2", "local_addrs": [local], "remote_addrs": [remote],
-                "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
-                "local-1": {"auth": "psk", "id": local}, "remote-1": {"auth": "psk", "id": remote},
-                "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
-                                    "local_ts": [local], "remote_ts": [remote]}}}})
-    owners = [PEER4, PEER6] + [h[k] for h in HOSTS for k in ("v4", "v6") if h[k]]
-    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": owners})
-
-
-def peer_sas(charon):
-    """{connection name: [IKE SA dicts]} as charon lists them."""
-    result = {}
-    for entry in charon.session.list_sas():
-        for name, sa in entry.items():
-            result.setdefault(name, []).append(sa)
-    return result
-
-
-def installed_child(charon, name):
-    for sa in peer_sas(charon).get(name, []):
-        if sa["state"] != b"ESTABLISHED":
-            continue
-        for child in sa.get("child-sas", {}).values():
-            if child["state"] == b"INSTALLED":
-                return sa, child
-    return None, None
-
-
-def wait_child(charon, name, timeout=15):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        sa, child = installed_child(charon, name)
-        if child:
-            return sa, child
-        time.sleep(0.2)
-    return None, None
-
-
-def initiate(charon, name, timeout_ms=10000):
-    try:
-        for _ in charon.session.initiate({"child": name, "ike": name, "timeout": timeout_ms}):
-            pass
-        return True
-    except Exception as error:  # vici reports a failed or timed-out initiation as an exception
-        return str(error)
-
-
-def terminate(charon, name):
-    try:
-        for _ in charon.session.terminate({"ike": name, "timeout": 5000}):
-            pass
-    except Exception:
-        pass
-
-
-def start(namespace, args, log_path, stdout=subprocess.DEVNULL):
-    return subprocess.Popen(["ip", "netns", "exec", namespace, BINARY] + args, stdout=stdout,
-                            stderr=open(log_path, "a"), start_new_session=True)
-
-
-def launch(directory, namespace, configuration, agents):
-    """Writes the daemon's configuration to daemon.json, starts `ikeproxy daemon` in `namespace` and an agent for
-    each (terminal, its configuration) of `agents`: (configuration path, daemon log, daemon, agent processes)."""
-    config_path = os.path.join(directory, "daemon.json")
-    with open(config_path, "w") as f:
-        json.dump(configuration, f, indent=1)
-    log = os.path.join(directory, "daemon.log")
-    daemon = start(namespace, ["daemon", "--config", config_path], log)
-    processes = []
-    for t, terminal_config in agents:
-        path = os.path.join(directory, f"{t['name']}.json")
-        with open(path, "w") as f:
-            json.dump(terminal_config, f)
-        processes.append(start(t["ns"], ["terminal", "--config", path], os.path.join(directory, f"{t['name']}.log")))
-    return config_path, log, daemon, processes
-
-
-def stop(process):
-    if process.poll() is not None:
-        return process.returncode
-    process.send_signal(signal.SIGTERM)
-    try:
-        return process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        return None
-
-
-def control_query(control, request):
-    """The daemon's JSON answer to one request (`status`, `terminals`, `sas`) on its control socket."""
-    s = socket.socket(socket.AF_UNIX)
-    s.settimeout(5)
-    s.connect(control)
-    s.sendall(request.encode() + b"\n")
-    data = b""
-    while chunk := s.recv(65536):
-        data += chunk
-    s.close()
-    return json.loads(data)
-
-
-def daemon_status(control):
-    """The daemon's status (counters, ports) from its control socket."""
-    return control_query(control, "status")
-
-
-def read(path):
-    with open(path, errors="replace") as f:
-        return f.read()
-
-
-def wait_for(predicate, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return predicate()
-
-
-def transfer(server_ns, server_addr, client_ns, client_addr, port, size, timeout=120):
-    """Sends `size` random octets over TCP from client to server; returns (ok, octets, seconds)."""
-    family = "socket.AF_INET6" if ":" in server_addr else "socket.AF_INET"
-    server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", f"""
-import hashlib, socket
-s = socket.socket({family}); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("{server_addr}", {port})); s.listen(1); s.settimeout({timeout})
-c, _ = s.accept(); c.settimeout({timeout}); h = hashlib.sha256(); n = 0
-while True:
-    d = c.recv(65536)
-    if not d: break
-    h.update(d); n += len(d)
-print(h.hexdigest(), n)
-"""], stdout=subprocess.PIPE, text=True)
-    time.sleep(0.4)
-    started = time.time()
-    client = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", f"""
-import hashlib, os, socket
-data = os.urandom({size}); s = socket.socket({family}); s.settimeout({timeout}); s.bind(("{client_addr}", 0))
-s.connect(("{server_addr}", {port})); s.sendall(data); s.close(); print(hashlib.sha256(data).hexdigest())
-"""], capture_output=True, text=True, timeout=timeout + 10)
-    try:
-        out, _ = server.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        out = ""
-    seconds = time.time() - started
-    received = out.split()
-    ok = client.returncode == 0 and len(received) == 2 and received[0] == client.stdout.strip() and int(received[1]) == size
-    return ok, int(received[1]) if len(received) == 2 else 0, seconds
-
-
-def tcp_connect_fails(client_ns, client_addr, server_addr, port, seconds=3):
-    family = "socket.AF_INET6" if ":" in server_addr else "socket.AF_INET"
-    result = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", f"""
-import socket, sys
-s = socket.socket({family}); s.settimeout({seconds}); s.bind(("{client_addr}", 0))
-try:
-    s.connect(("{server_addr}", {port})); sys.exit(0)
-except OSError as e:
-    print(e); sys.exit(1)
-"""], capture_output=True, text=True, timeout=seconds + 10)
-    return result.returncode != 0
-
-
-def ping(namespace, source, destination, count=5):
-    tool = ["ping", "-6"] if ":" in destination else ["ping"]
-    result = ns(namespace, *tool, "-c", str(count), "-i", "0.2", "-W", "2", "-I", source, destination, check=False)
-    summary = [line for line in result.stdout.splitlines() if "packets transmitted" in line]
-    return result.returncode == 0, summary[0] if summary else result.stderr.strip()
-
-
-class Daemon:
-    def __init__(self, directory):
-        self.control = os.path.join(directory, "ikeproxy.sock")
-        self.config = os.path.join(directory, "daemon.json")
-        with open(self.config, "w") as f:
-            json.dump(daemon_configuration(self.control), f, indent=1)
-        self.log = os.path.join(directory, "daemon.log")
-        self.events = os.path.join(directory, "daemon-events.jsonl")
-        self.process = start(PROXY, ["daemon", "--config", self.config, "--show-keys"], self.log, stdout=open(self.events, "w"))
-
-    def query(self, request):
-        """The daemon's JSON answer on its control socket."""
-        return control_query(self.control, request)
-
-    def counter(self, name):
-        answer = self.query("status")
-        return answer["proxy"].get(name, 0) + answer["bridge"].get(name, 0) + answer["data_path"].get(name, 0)
 
 
 def main():
-    return base.run_with_charon("daemon end-to-end test", "ikp-daemon-", Topology, run, tools=("tshark", "tcpdump", "ping", "setpriv"),
+    return run_with_charon("daemon end-to-end test", "ikp-daemon-", Topology, run, peer_namespace=PEER, tools=("tshark", "tcpdump", "ping", "setpriv"),
                                 readable=True)
 
 
@@ -394,20 +58,21 @@ def refusals(directory, config_path):
     check(result.returncode == 2 and "not valid" in result.stderr and "policy.rules[0].source" in result.stderr,
           f"and of a broken one names the key: {result.stderr.strip()[-160:]}")
     config["control_socket"] = os.path.join(directory, "refused.sock")
-    missing = dict(config, interfaces={"internet": "ikp-nosuch", "terminal": "ikp-dx1"})
-    path = os.path.join(directory, "missing.json")
-    with open(path, "w") as f:
-        json.dump(missing, f)
-    result = ns(PROXY, BINARY, "daemon", "--config", path, check=False)
+
+    def start_with(name, interfaces):
+        """The daemon started with `config` on other ports: its exit status and standard error."""
+        path = os.path.join(directory, name + ".json")
+        with open(path, "w") as f:
+            json.dump(dict(config, interfaces=interfaces), f)
+        return ns(PROXY, BINARY, "daemon", "--config", path, check=False)
+
+    result = start_with("missing", {"internet": "ikp-nosuch", "terminal": "ikp-dx1"})
     check(result.returncode == 2 and "interface 'ikp-nosuch' does not exist" in result.stderr,
           f"a missing interface is refused with a clear error: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
     ns(PROXY, "ip", "link", "add", "ikp-dz0", "type", "veth", "peer", "name", "ikp-dz1")
     ns(PROXY, "ip", "addr", "add", "198.18.0.1/24", "dev", "ikp-dz0")
     held = dict(config, interfaces={"internet": "ikp-dz0", "terminal": "ikp-dz1"})
-    path = os.path.join(directory, "held.json")
-    with open(path, "w") as f:
-        json.dump(held, f)
-    result = ns(PROXY, BINARY, "daemon", "--config", path, check=False)
+    result = start_with("held", held["interfaces"])
     check(result.returncode == 2 and "holds the address(es) 198.18.0.1" in result.stderr,
           f"a port holding an IP address is refused: {result.stderr.strip().splitlines()[-1] if result.stderr.strip() else result.returncode}")
     ns(PROXY, "ip", "addr", "flush", "dev", "ikp-dz0")
@@ -426,7 +91,7 @@ def unit_capabilities(config, directory):
     """The systemd unit of docs/examples runs the daemon as an unprivileged user with only its
     AmbientCapabilities: started that way (user nobody, those capabilities and no others), it bridges and
     stops cleanly."""
-    unit = open(os.path.join(base.ROOT, "docs", "examples", "ikeproxy-daemon.service")).read()
+    unit = open(os.path.join(ROOT, "docs", "examples", "ikeproxy-daemon.service")).read()
     lines = [l for l in unit.splitlines() if l.startswith("AmbientCapabilities=")]
     caps = [c.lower().removeprefix("cap_") for c in lines[0].split("=", 1)[1].split()] if lines else []
     path = os.path.join(directory, "capabilities.json")

@@ -25,12 +25,14 @@ Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails 
 import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import strongswan_interop as base  # noqa: E402
-import daemon_e2e as e2e  # noqa: E402
+from lib.host import BINARY, Lab, addresses_up, ns, read, veth, wait_for  # noqa: E402
+from lib.lab import daemon_file, ipv4_terminal_link, peer_profile, terminal_configuration  # noqa: E402
+from lib.peer import PSK, initiate, installed_child, normalized_ts, peer_sas, run_with_charon, terminate, wait_child  # noqa: E402
+from lib.processes import daemon_status, launch_in_lab, stop_all  # noqa: E402
+from lib.report import check  # noqa: E402
+from lib.traffic import ping, transfer  # noqa: E402
 
 PEER, PROXY = "ikp-m-peer", "ikp-m-proxy"
-base.PEER_NS = PEER
-check, sh, ns = base.check, base.sh, base.ns
 PEER4 = "192.0.2.1"
 # Terminal 2's TCP to this port of the peer is bypassed, before its rule protecting TCP.
 CLEAR_PORT = 7300
@@ -44,48 +46,34 @@ NAMESPACES = [PEER, PROXY] + [t["ns"] for t in TERMINALS]
 PORTS = ["ikp-mx0"] + [t["port"] for t in TERMINALS]
 
 
-class Topology:
-    def __enter__(self):
-        self.tearDown()
-        base.add_namespaces(*NAMESPACES)
-        sh("ip", "link", "add", "ikp-mp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-mx0", "netns", PROXY)
-        ns(PEER, "ip", "addr", "add", PEER4 + "/24", "dev", "ikp-mp0")
-        ns(PEER, "ip", "link", "set", "ikp-mp0", "up")
+class Topology(Lab):
+    namespaces = NAMESPACES
+
+    def build(self):
+        veth(PEER, "ikp-mp0", PROXY, "ikp-mx0")
+        addresses_up(PEER, "ikp-mp0", PEER4 + "/24")
         for t in TERMINALS:
-            sh("ip", "link", "add", t["port"], "netns", PROXY, "type", "veth", "peer", "name", t["dev"], "netns", t["ns"])
-            e2e.ipv4_terminal_link(t)
+            veth(PROXY, t["port"], t["ns"], t["dev"])
+            ipv4_terminal_link(t)
         # The proxy's ports stay down and bare: the daemon brings them up without addresses.
-        return self
-
-    def tearDown(self):
-        base.remove_namespaces(*NAMESPACES)
-
-    def __exit__(self, *exc):
-        self.tearDown()
+        # The proxy's ports stay down and bare: the daemon brings them up without addresses.
 
 
 def daemon_configuration(control):
-    return {
-        "interfaces": {"internet": "ikp-mx0", "terminal": [t["port"] for t in TERMINALS]},
-        "control_socket": control,
-        "terminal_prefixes": ["192.0.2.0/28"],
-        "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
-        "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
-                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True},
-                     # Terminal 2's ICMP echo has a profile of its own: its CHILD SA, ChaCha20-Poly1305, on the same IKE SA.
-                     {"name": "echo", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["chacha20poly1305"],
-                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True}],
-        # Terminal 1: everything with the peer protected; terminal 2: TCP but port 7300, and ICMP echo (the rest
-        # of its ICMP passes in the clear).
-        "policy": {"default": "bypass", "rules": [
-            {"source": TERMINALS[0]["v4"] + "/32", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"},
-            {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "destination_ports": str(CLEAR_PORT),
-             "action": "bypass"},
-            {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "action": "protect", "profile": "peer"},
-            {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "icmp", "source_ports": "0-8",
-             "action": "protect", "profile": "echo"}]},
-        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 3},
-    }
+    profiles = [peer_profile(force_encapsulation=True),
+                # Terminal 2's ICMP echo has a profile of its own: its CHILD SA, ChaCha20-Poly1305, on the same IKE SA.
+                peer_profile(name="echo", esp_proposals=["chacha20poly1305"], force_encapsulation=True)]
+    # Terminal 1: everything with the peer protected; terminal 2: TCP but port 7300, and ICMP echo (the rest
+    # of its ICMP passes in the clear).
+    rules = [
+        {"source": TERMINALS[0]["v4"] + "/32", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"},
+        {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "destination_ports": str(CLEAR_PORT),
+         "action": "bypass"},
+        {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "tcp", "action": "protect", "profile": "peer"},
+        {"source": TERMINALS[1]["v4"] + "/32", "destination": PEER4 + "/32", "protocol": "icmp", "source_ports": "0-8",
+         "action": "protect", "profile": "echo"}]
+    return daemon_file("ikp-mx0", [t["port"] for t in TERMINALS], control, ["192.0.2.0/28"], TERMINALS, profiles, rules,
+                       settings={"retransmit_timeout": 1.0, "retransmit_limit": 3})
 
 
 def load_peer(charon):
@@ -97,7 +85,7 @@ def load_peer(charon):
             "local-1": {"auth": "psk", "id": PEER4}, "remote-1": {"auth": "psk", "id": t["v4"]},
             "children": {name: {"esp_proposals": ["aes256gcm16", "chacha20poly1305"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
                                 "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
-    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
+    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
 
 
 def icmp_seen_at_peer(directory, hosts, action, match="icmp"):
@@ -118,7 +106,7 @@ def icmp_seen_at_peer(directory, hosts, action, match="icmp"):
 
 
 def selectors(child, key):
-    return sorted(base.normalized_ts(ts) for ts in child.get(key, []))
+    return sorted(normalized_ts(ts) for ts in child.get(key, []))
 
 
 def terminal2_tcp_selectors():
@@ -133,7 +121,7 @@ def terminal2_echo_selectors():
 
 def children_of(charon, name):
     """strongSwan's installed CHILD SAs of a connection, on its established IKE SAs: [(IKE SA, CHILD SA)]."""
-    return [(sa, child) for sa in e2e.peer_sas(charon).get(name, []) if sa["state"] == b"ESTABLISHED"
+    return [(sa, child) for sa in peer_sas(charon).get(name, []) if sa["state"] == b"ESTABLISHED"
             for child in sa.get("child-sas", {}).values() if child["state"] == b"INSTALLED"]
 
 
@@ -153,22 +141,20 @@ def icmp_timestamp_requests(source, destination, count=3):
 
 def run(charon, directory):
     load_peer(charon)
-    control = os.path.join(directory, "ikeproxy.sock")
-    config_path, log, daemon, agents = e2e.launch(directory, PROXY, daemon_configuration(control),
-                                                  [(t, e2e.terminal_configuration(t)) for t in TERMINALS])
+    control, config_path, log, daemon, agents = launch_in_lab(directory, PROXY, daemon_configuration, TERMINALS, terminal_configuration)
     try:
-        check(e2e.wait_for(lambda: "switched between them by learnt MAC address" in e2e.read(log), 10) and daemon.poll() is None,
+        check(wait_for(lambda: "switched between them by learnt MAC address" in read(log), 10) and daemon.poll() is None,
               "the daemon bridges the Internet port and two terminal ports")
         time.sleep(1)
         for t in TERMINALS:
             label = f"terminal {t['id']} on {t['port']}"
-            result = e2e.initiate(charon, f"{t['name']}v4")
-            sa, child = e2e.wait_child(charon, f"{t['name']}v4")
+            result = initiate(charon, f"{t['name']}v4")
+            sa, child = wait_child(charon, f"{t['name']}v4")
             check(child is not None, f"{label}: strongSwan initiated to {t['v4']} and the proxy answered in its name ({result})")
-            check(e2e.wait_for(lambda: "installed outbound SA" in e2e.read(os.path.join(directory, f"{t['name']}.log")), 10),
+            check(wait_for(lambda: "installed outbound SA" in read(os.path.join(directory, f"{t['name']}.log")), 10),
                   f"{label}: the SA reached the terminal over key delivery, out of its own port")
             if t is TERMINALS[0]:
-                (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: e2e.ping(PEER, PEER4, t["v4"]))
+                (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: ping(PEER, PEER4, t["v4"]))
                 check(ok and plain == 0, f"{label}: ping peer -> terminal through ESP ({summary}; {plain} plaintext ICMP on the Internet side)")
             else:
                 # TCP but port 7300 is profile "peer": the proxy narrowed strongSwan's host-to-host proposal to it, the
@@ -180,7 +166,7 @@ def run(charon, directory):
                 # ICMP echo is profile "echo": the terminal's first ping is a start request, and the proxy adds that
                 # profile's CHILD SA to the same IKE SA with CREATE_CHILD_SA, ChaCha20-Poly1305, the ICMP types carried
                 # as type and code (RFC 7296 section 3.13.1).
-                (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: e2e.ping(t["ns"], t["v4"], PEER4))
+                (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: ping(t["ns"], t["v4"], PEER4))
                 check(ok and plain == 0, f"{label}: the terminal's pings go through ESP and come back ({summary}; {plain} plaintext ICMP)")
                 pairs = children_of(charon, f"{t['name']}v4")
                 by_cipher = {c.get("encr-alg", b"").decode(): (s, c) for s, c in pairs}
@@ -200,57 +186,52 @@ def run(charon, directory):
                     t["ns"], f"try: socket.create_connection(('{PEER4}', {CLEAR_PORT}), timeout=2, source_address=('{t['v4']}', 0))\nexcept OSError: pass"),
                     match=f"tcp dst port {CLEAR_PORT}")
                 check(plain >= 1, f"{label}: its TCP to port {CLEAR_PORT}, cut out of the SA, reaches the peer's link in the clear ({plain} segments)")
-        children = [e2e.installed_child(charon, f"{t['name']}v4")[1] for t in TERMINALS]
+        children = [installed_child(charon, f"{t['name']}v4")[1] for t in TERMINALS]
         check(all(children) and children[0]["spi-in"] != children[1]["spi-in"], "strongSwan holds a separate CHILD SA per terminal")
         # Terminal 2 opens a flow itself: the proxy initiates in its name.
-        e2e.terminate(charon, "t2v4")
-        e2e.wait_for(lambda: e2e.installed_child(charon, "t2v4")[1] is None, 10)
+        terminate(charon, "t2v4")
+        wait_for(lambda: installed_child(charon, "t2v4")[1] is None, 10)
         time.sleep(1)
-        ok, count, seconds = e2e.transfer(PEER, PEER4, TERMINALS[1]["ns"], TERMINALS[1]["v4"], 7201, 1024 * 1024, timeout=30)
-        sa, child = e2e.installed_child(charon, "t2v4")
+        ok, count, seconds = transfer(PEER, PEER4, TERMINALS[1]["ns"], TERMINALS[1]["v4"], 7201, 1024 * 1024, timeout=30)
+        sa, child = installed_child(charon, "t2v4")
         check(ok and child is not None and sa.get("initiator", b"no") != b"yes",
               f"terminal 2 opens a TCP flow, the proxy initiates IKE in its name, 1 MB passes through ESP ({seconds:.1f} s)")
         ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
         check(ts == terminal2_tcp_selectors(),
               f"the proxy asked for its TCP profile's selectors and strongSwan, configured host to host, narrowed to them ({ts})")
         # The terminals talk to each other: the switch inside the daemon carries it, the policy is not asked.
-        before = e2e.daemon_status(control)
+        before = daemon_status(control)
         (ok, summary), leaked = icmp_seen_at_peer(directory, [TERMINALS[0]["v4"], TERMINALS[1]["v4"]],
-                                                  lambda: e2e.ping(TERMINALS[0]["ns"], TERMINALS[0]["v4"], TERMINALS[1]["v4"]))
-        after = e2e.daemon_status(control)
+                                                  lambda: ping(TERMINALS[0]["ns"], TERMINALS[0]["v4"], TERMINALS[1]["v4"]))
+        after = daemon_status(control)
         switched = after["data_path"].get("frames_switched_between_terminal_ports", 0) - before["data_path"].get("frames_switched_between_terminal_ports", 0)
         check(ok and switched >= 10, f"terminal 1 pings terminal 2 across the proxy's ports ({summary}; {switched} frames switched)")
         check(leaked == 0, f"and none of it left by the Internet port (capture at the peer: {leaked} ICMP packets between them)")
         check(after["interfaces"].get("terminal_ports") == [t["port"] for t in TERMINALS], f"status lists the terminal ports {after['interfaces']}")
-        listing = subprocess.run(["ip", "netns", "exec", PROXY, e2e.BINARY, "terminals", "--control", control, "--json"],
+        listing = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", control, "--json"],
                                  capture_output=True, text=True, timeout=20)
         rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
         registered = sorted((r["mac"], r.get("port")) for r in rows if r["status"] == "registered" and r["mac"])
         check(registered == sorted((t["mac"], t["port"]) for t in TERMINALS),
               f"`ikeproxy terminals` lists both terminals as registered, each on its port ({registered or listing.stderr.strip()})")
         # The file's policy edited and the daemon told with SIGHUP: terminal 1 bypassed from now on, its SA goes at once.
-        check(e2e.installed_child(charon, "t1v4")[1] is not None, "terminal 1's SA with strongSwan is up")
+        check(installed_child(charon, "t1v4")[1] is not None, "terminal 1's SA with strongSwan is up")
         configuration = daemon_configuration(control)
         configuration["policy"]["rules"].insert(0, {"source": TERMINALS[0]["v4"] + "/32", "destination": PEER4 + "/32", "action": "bypass"})
         with open(config_path, "w") as f:
             json.dump(configuration, f, indent=1)
         daemon.send_signal(signal.SIGHUP)
-        check(e2e.wait_for(lambda: "reload: policy: 5 rule(s) from the file, default bypass; the SAs follow" in e2e.read(log), 10)
-              and e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10),
+        check(wait_for(lambda: "reload: policy: 5 rule(s) from the file, default bypass; the SAs follow" in read(log), 10)
+              and wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10),
               "SIGHUP takes the edited file's policy: terminal 1, bypassed now, has its SA deleted at once, at strongSwan too")
         bare = [ns(PROXY, "ip", "-o", "addr", "show", "dev", dev).stdout.strip() for dev in PORTS]
         check(all(line == "" for line in bare), f"`ip addr` shows no address on the three bridged ports {bare}")
     finally:
-        for agent in agents:
-            e2e.stop(agent)
-        code = e2e.stop(daemon)
-        check(code == 0, f"the daemon stops cleanly (exit status {code})")
-        for line in e2e.read(log).splitlines()[-4:]:
-            print("      " + line[:300])
+        stop_all(daemon, agents, log, tail=4)
 
 
 def main():
-    return base.run_with_charon("daemon ports test", "ikp-ports-", Topology, run, tools=("ping", "tcpdump"), readable=True)
+    return run_with_charon("daemon ports test", "ikp-ports-", Topology, run, peer_namespace=PEER, tools=("ping", "tcpdump"), readable=True)
 
 
 if __name__ == "__main__":

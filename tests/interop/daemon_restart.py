@@ -26,12 +26,14 @@ The daemon keeps its state in SQLite, sealed by an AES key generated inside a So
 import json, os, random, shutil, signal, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import strongswan_interop as base  # noqa: E402
-import daemon_e2e as e2e  # noqa: E402
+from lib.host import BINARY, ns, read, wait_for  # noqa: E402
+from lib.lab import Daemon, PEER, PEER4, PEER6, PROXY, TERMINALS, Topology, daemon_configuration, load_peer_connections, terminal_configuration  # noqa: E402
+from lib.peer import PSK, initiate, installed_child, peer_sas, run_with_charon, terminate, wait_child  # noqa: E402
+from lib.processes import start, start_agent, stop  # noqa: E402
+from lib.report import check  # noqa: E402
+from lib.traffic import ping  # noqa: E402
 
-check, sh, ns = base.check, base.sh, base.ns
-PEER, PROXY = e2e.PEER, e2e.PROXY
-T1 = e2e.TERMINALS[0]
+T1 = TERMINALS[0]
 SOFTHSM_MODULE = "/usr/lib/softhsm/libsofthsm2.so"
 PIN = "20261126"
 REKEY_TIME = 25
@@ -59,7 +61,7 @@ class RestartableDaemon:
         pin_file = os.path.join(directory, "token.pin")
         with open(pin_file, "w") as f:
             f.write(PIN + "\n")
-        config = e2e.daemon_configuration(self.control)
+        config = daemon_configuration(self.control)
         config["profiles"][0]["rekey_time"] = REKEY_TIME
         # No random part: the rekey is checked against its exact moment.
         config["profiles"][0]["rand_time"] = 0
@@ -68,7 +70,7 @@ class RestartableDaemon:
             json.dump(config, f, indent=1)
         # No secret stays in the clear in the configuration: each is sealed by the token with `ikeproxy seal`.
         def seal(context, secret):
-            result = subprocess.run([e2e.BINARY, "seal", "--config", self.config, "--context", context], input=secret,
+            result = subprocess.run([BINARY, "seal", "--config", self.config, "--context", context], input=secret,
                                     capture_output=True, text=True, env=self.env)
             check(result.returncode == 0, f"`ikeproxy seal --context {context}` seals a secret with the token {result.stderr.strip()[-200:]}")
             return result.stdout.strip()
@@ -87,7 +89,7 @@ class RestartableDaemon:
         self.starts += 1
         with open(self.log, "a") as log:
             log.write(f"==== start {self.starts}\n")
-        self.process = subprocess.Popen(["ip", "netns", "exec", PROXY, e2e.BINARY, "daemon", "--config", self.config, "--show-keys"],
+        self.process = subprocess.Popen(["ip", "netns", "exec", PROXY, BINARY, "daemon", "--config", self.config, "--show-keys"],
                                         stdout=open(self.events, "a"), stderr=open(self.log, "a"), env=self.env, start_new_session=True)
 
     def kill(self):
@@ -95,14 +97,14 @@ class RestartableDaemon:
         self.process.wait(timeout=10)
 
     def log_since_start(self):
-        text = e2e.read(self.log)
+        text = read(self.log)
         return text[text.rfind(f"==== start {self.starts}\n"):]
 
     def query(self, request):
-        return e2e.Daemon.query(self, request)
+        return Daemon.query(self, request)
 
     def counter(self, name):
-        return e2e.Daemon.counter(self, name)
+        return Daemon.counter(self, name)
 
 
 def initiate_in_own_session(charon, name):
@@ -121,35 +123,33 @@ def initiate_in_own_session(charon, name):
 
 
 def ike_and_child_spis(charon, name):
-    sa, child = e2e.installed_child(charon, name)
+    sa, child = installed_child(charon, name)
     if not child:
         return None
     return (sa["initiator-spi"].decode(), sa["responder-spi"].decode(), child["spi-in"].decode(), child["spi-out"].decode())
 
 
 def main():
-    return base.run_with_charon("daemon restart test", "ikp-restart-", e2e.Topology, run, tools=("softhsm2-util", "tshark", "ping"),
+    return run_with_charon("daemon restart test", "ikp-restart-", Topology, run, peer_namespace=PEER, tools=("softhsm2-util", "tshark", "ping"),
                                 paths=(SOFTHSM_MODULE,))
 
 
 def run(charon, directory):
-    e2e.load_peer_connections(charon)
+    load_peer_connections(charon)
     # strongSwan checks liveness every 2 s of silence: stale message IDs after a restart would break the SA.
     for v in ("4", "6"):
         conn = {f"t1v{v}": {
-            "version": "2", "local_addrs": [e2e.PEER4 if v == "4" else e2e.PEER6], "remote_addrs": [T1["v" + v]],
+            "version": "2", "local_addrs": [PEER4 if v == "4" else PEER6], "remote_addrs": [T1["v" + v]],
             "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "2",
-            "local-1": {"auth": "psk", "id": e2e.PEER4 if v == "4" else e2e.PEER6}, "remote-1": {"auth": "psk", "id": T1["v" + v]},
+            "local-1": {"auth": "psk", "id": PEER4 if v == "4" else PEER6}, "remote-1": {"auth": "psk", "id": T1["v" + v]},
             "children": {f"t1v{v}": {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
-                                     "local_ts": [e2e.PEER4 if v == "4" else e2e.PEER6], "remote_ts": [T1["v" + v]]}}}}
+                                     "local_ts": [PEER4 if v == "4" else PEER6], "remote_ts": [T1["v" + v]]}}}}
         charon.session.load_conn(conn)
     softhsm_conf, tokens = softhsm(directory)
     daemon = RestartableDaemon(directory, softhsm_conf)
     daemon.start()
+    agent = start_agent(directory, T1, terminal_configuration(T1))
     terminal_config = os.path.join(directory, "t1.json")
-    with open(terminal_config, "w") as f:
-        json.dump(e2e.terminal_configuration(T1), f)
-    agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
     try:
         time.sleep(1.5)
         check(daemon.process.poll() is None, "the daemon runs with its state sealed by the SoftHSM2 token")
@@ -159,12 +159,12 @@ def run(charon, directory):
         check("store: a new data key, wrapped by PKCS#11 token 'ikeproxy'" in log,
               "the token wraps a new data key at the first start (envelope sealing: the token works at start, not per SA change)")
 
-        e2e.initiate(charon, "t1v4")
+        initiate(charon, "t1v4")
         established_at = time.time()
         first = ike_and_child_spis(charon, "t1v4")
         check(first is not None, f"strongSwan established an SA with terminal 1 through the proxy {first}")
-        e2e.wait_for(lambda: "installed outbound SA" in e2e.read(os.path.join(directory, "t1.log")), 10)
-        ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"])
+        wait_for(lambda: "installed outbound SA" in read(os.path.join(directory, "t1.log")), 10)
+        ok, summary = ping(PEER, PEER4, T1["v4"])
         check(ok, f"ping through ESP before any restart ({summary})")
 
         # SIGKILL at random moments; the third one in the middle of a negotiation.
@@ -178,14 +178,14 @@ def run(charon, directory):
                 ns(PEER, "nft", "add", "chain", "ip6", "ikpblock", "out", "{ type filter hook output priority 0; }")
                 ns(PEER, "nft", "add", "rule", "ip6", "ikpblock", "out", "ip6", "daddr", T1["v6"], "udp", "dport", "4500", "drop")
                 threading.Thread(target=initiate_in_own_session, args=(charon, "t1v6"), daemon=True).start()
-                e2e.wait_for(lambda: "IKE_SA_INIT from" in daemon.log_since_start(), 5)
+                wait_for(lambda: "IKE_SA_INIT from" in daemon.log_since_start(), 5)
                 time.sleep(0.5)
             daemon.kill()
             daemon.start()
-            restored = e2e.wait_for(lambda: "restored 1 IKE SA(s) with 1 CHILD SA(s)" in daemon.log_since_start(), 10)
+            restored = wait_for(lambda: "restored 1 IKE SA(s) with 1 CHILD SA(s)" in daemon.log_since_start(), 10)
             check(restored and "store: the data key unwrapped by PKCS#11 token 'ikeproxy'" in daemon.log_since_start(),
                   f"kill -9 #{round_number}: the restarted daemon unwrapped the data key with the token and restored the IKE SA and its CHILD SA")
-            ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
+            ok, summary = ping(PEER, PEER4, T1["v4"], count=3)
             check(ok, f"kill -9 #{round_number}: ESP keeps flowing at once ({summary})")
             now = ike_and_child_spis(charon, "t1v4")
             if time.time() - established_at < REKEY_TIME - 2:
@@ -195,7 +195,7 @@ def run(charon, directory):
                 check("negotiation(s) under way before the restart were discarded" in log,
                       "the negotiation cut by the kill is reported discarded at restart")
                 ns(PEER, "nft", "delete", "table", "ip6", "ikpblock", check=False)
-                e2e.terminate(charon, "t1v6")
+                terminate(charon, "t1v6")
 
         # The proxy's rekey, scheduled REKEY_TIME s after the SA was made, happens on time across restarts.
         deadline = established_at + REKEY_TIME + 12
@@ -203,14 +203,14 @@ def run(charon, directory):
             return [e for e in (json.loads(line) for line in open(daemon.events) if line.strip()) if e["event"] == "child_sa_rekeyed"]
         # charon lists the new CHILD SA as soon as it has answered; the daemon's event follows when the
         # answer reaches it: wait for both, or reading the events can race the daemon writing them.
-        e2e.wait_for(lambda: (lambda s: s is not None and s[2:] != first[2:])(ike_and_child_spis(charon, "t1v4")) and rekey_events(),
+        wait_for(lambda: (lambda s: s is not None and s[2:] != first[2:])(ike_and_child_spis(charon, "t1v4")) and rekey_events(),
                      max(1, deadline - time.time()))
         rekeyed_at = time.time() - established_at
         after = ike_and_child_spis(charon, "t1v4")
         rekeys = rekey_events()
         check(after is not None and after[:2] == first[:2] and after[2:] != first[2:] and rekeys and REKEY_TIME - 1 <= rekeyed_at <= REKEY_TIME + 12,
               f"the CHILD SA was rekeyed by the proxy on schedule ({rekeyed_at:.0f} s after it was made, due at {REKEY_TIME} s), same IKE SA")
-        ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
+        ok, summary = ping(PEER, PEER4, T1["v4"], count=3)
         check(ok, f"ping through the rekeyed SA ({summary})")
         time.sleep(5)
         check(ike_and_child_spis(charon, "t1v4") is not None and ike_and_child_spis(charon, "t1v4")[:2] == first[:2],
@@ -222,35 +222,35 @@ def run(charon, directory):
         os.makedirs(removed)
         for d in token_dirs:
             shutil.move(d, removed)
-        check(e2e.wait_for(lambda: "was removed: established SAs keep forwarding, new negotiations are refused" in daemon.log_since_start(), 6),
+        check(wait_for(lambda: "was removed: established SAs keep forwarding, new negotiations are refused" in daemon.log_since_start(), 6),
               "the daemon notices the token is gone and says so")
-        ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
+        ok, summary = ping(PEER, PEER4, T1["v4"], count=3)
         check(ok, f"with the token out, established SAs keep forwarding ({summary})")
         refused_before = daemon.counter("drop_new_negotiation_refused")
-        result = e2e.initiate(charon, "t1v6", timeout_ms=4000)
+        result = initiate(charon, "t1v6", timeout_ms=4000)
         check(result is not True and daemon.counter("drop_new_negotiation_refused") > refused_before
               and "refused: PKCS#11 token 'ikeproxy'" in daemon.log_since_start(),
               "with the token out, a new negotiation is refused with a clear log line")
-        e2e.terminate(charon, "t1v6")
+        terminate(charon, "t1v6")
         for d in os.listdir(removed):
             shutil.move(os.path.join(removed, d), tokens)
-        check(e2e.wait_for(lambda: "is back: new negotiations resume" in daemon.log_since_start(), 6), "the daemon notices the token is back")
+        check(wait_for(lambda: "is back: new negotiations resume" in daemon.log_since_start(), 6), "the daemon notices the token is back")
         time.sleep(1)
-        e2e.initiate(charon, "t1v6")
-        e2e.wait_child(charon, "t1v6")
+        initiate(charon, "t1v6")
+        wait_child(charon, "t1v6")
         check(ike_and_child_spis(charon, "t1v6") is not None, "with the token back, a new negotiation succeeds")
-        e2e.wait_for(lambda: e2e.read(os.path.join(directory, "t1.log")).count("installed outbound SA") >= 2 + 1, 10)
-        ok, summary = e2e.ping(PEER, e2e.PEER6, T1["v6"], count=3)
+        wait_for(lambda: read(os.path.join(directory, "t1.log")).count("installed outbound SA") >= 2 + 1, 10)
+        ok, summary = ping(PEER, PEER6, T1["v6"], count=3)
         check(ok, f"and its ESP flows ({summary})")
         agent = terminal_agent_restarted(charon, daemon, agent, terminal_config, directory)
         terminal_dropped_from_the_file_while_down(charon, daemon)
     finally:
-        e2e.stop(agent)
+        stop(agent)
         if daemon.process and daemon.process.poll() is None:
             # Killed, not stopped: the files are searched as a crash leaves them (WAL not checkpointed).
             daemon.kill()
         print("  --- last lines of daemon.log:")
-        for line in e2e.read(daemon.log).splitlines()[-8:]:
+        for line in read(daemon.log).splitlines()[-8:]:
             print("      " + line[:300])
     no_key_on_disk(daemon)
 
@@ -263,14 +263,14 @@ def terminal_agent_restarted(charon, daemon, agent, terminal_config, directory):
     agent.kill()
     agent.wait(timeout=10)
     agent_log = os.path.join(directory, "t1.log")
-    installed = e2e.read(agent_log).count("installed outbound SA")
+    installed = read(agent_log).count("installed outbound SA")
     lost = daemon.counter("terminal_lost_its_sas")
-    agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], agent_log)
-    back = e2e.wait_for(lambda: e2e.read(agent_log).count("installed outbound SA") > installed, 10)
+    agent = start(T1["ns"], ["terminal", "--config", terminal_config], agent_log)
+    back = wait_for(lambda: read(agent_log).count("installed outbound SA") > installed, 10)
     log = daemon.log_since_start()
     check(back and daemon.counter("terminal_lost_its_sas") > lost and "reports none of the" in log and "setting their keys again" in log,
           "the restarted agent's first STATUS lists no SA: the proxy sets the stored SAs into it again at once")
-    ok, summary = e2e.ping(PEER, e2e.PEER4, T1["v4"], count=3)
+    ok, summary = ping(PEER, PEER4, T1["v4"], count=3)
     check(ok, f"the peer's pings reach the terminal through ESP again without it sending first ({summary})")
     check(ike_and_child_spis(charon, "t1v4") == before, f"on the same SA: no new negotiation (strongSwan's SPIs {before})")
     return agent
@@ -300,9 +300,9 @@ def terminal_dropped_from_the_file_while_down(charon, daemon):
             db.commit()
             db.close()
         restart_with([t for t in listed if t["terminal_id"] != 1])
-        asking = f"asking for the link address of {e2e.PEER4} on the Internet side (ARP request from {T1['v4']})"
-        said = e2e.wait_for(lambda: "no longer an enrolled terminal: deleting it" in daemon.log_since_start(), 15)
-        gone = said and e2e.wait_for(lambda: not {"t1v4", "t1v6"} & set(e2e.peer_sas(charon)), 15)
+        asking = f"asking for the link address of {PEER4} on the Internet side (ARP request from {T1['v4']})"
+        said = wait_for(lambda: "no longer an enrolled terminal: deleting it" in daemon.log_since_start(), 15)
+        gone = said and wait_for(lambda: not {"t1v4", "t1v6"} & set(peer_sas(charon)), 15)
         # Without stored link addresses the terminal's is asked for first; the peer's is asked for at the
         # retransmission, unless its own frames taught it before (strongSwan's liveness checks, every 2 s of
         # silence, race the retransmission after 1 s): the unit tests hold the ARP in the terminal's name.
@@ -317,15 +317,15 @@ def terminal_dropped_from_the_file_while_down(charon, daemon):
             check(gone and asked_terminal, "the same with no link address stored: the daemon asks for terminal 1's link address, "
                   "then the peer's (by ARP in terminal 1's name, or learnt from its frames), and the Delete goes out "
                   f"(deletion {'said' if said else 'not said'}, strongSwan's SAs "
-                  f"{'gone' if gone else 'still there: ' + str(sorted(set(e2e.peer_sas(charon)) & {'t1v4', 't1v6'}))}, "
+                  f"{'gone' if gone else 'still there: ' + str(sorted(set(peer_sas(charon)) & {'t1v4', 't1v6'}))}, "
                   f"terminal's link address {'asked for' if asked_terminal else 'not asked for'}, "
                   f"the peer's {'asked for by ARP' if asked else 'learnt from its frames'})")
             if not (gone and asked_terminal):
                 print("  --- daemon.log since this start:\n" + "\n".join("      " + line for line in log.splitlines()[-40:]))
         restart_with(listed)
-        e2e.wait_for(lambda: "bridging" in daemon.log_since_start(), 10)
-        e2e.initiate(charon, "t1v4")
-        check(e2e.wait_child(charon, "t1v4")[1] is not None, "back in the file, terminal 1 gets a new SA from strongSwan")
+        wait_for(lambda: "bridging" in daemon.log_since_start(), 10)
+        initiate(charon, "t1v4")
+        check(wait_child(charon, "t1v4")[1] is not None, "back in the file, terminal 1 gets a new SA from strongSwan")
 
 
 def no_key_on_disk(daemon):
@@ -336,7 +336,7 @@ def no_key_on_disk(daemon):
         for value in event.get("child", {}).get("keys", {}).values():
             if value:
                 keys.add(bytes.fromhex(value))
-    secrets = {"PSK": base.PSK.encode(), "enrollment key": bytes.fromhex(T1["key"])}
+    secrets = {"PSK": PSK.encode(), "enrollment key": bytes.fromhex(T1["key"])}
     files = [p for p in (daemon.database, daemon.database + "-wal", daemon.database + "-shm", daemon.config) if os.path.exists(p)]
     blob = b"".join(open(p, "rb").read() for p in files)
     found = [k.hex() for k in keys if k in blob or k.hex().encode() in blob or k.hex().upper().encode() in blob]

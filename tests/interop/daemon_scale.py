@@ -28,12 +28,14 @@ Needs root, iproute2, strongSwan, ping, tcpdump and the `vici` module; it fails 
 import json, os, re, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import strongswan_interop as base  # noqa: E402
-import daemon_e2e as e2e  # noqa: E402
+from lib.host import BINARY, Lab, addresses_up, read, switch, veth, wait_for  # noqa: E402
+from lib.lab import daemon_file, ipv4_terminal_link, peer_profile, terminal_configuration  # noqa: E402
+from lib.peer import PSK, peer_sas, run_with_charon  # noqa: E402
+from lib.processes import control_query, daemon_status, launch_in_lab, start, stop_all  # noqa: E402
+from lib.report import check  # noqa: E402
+from lib.traffic import ping  # noqa: E402
 
 PEER, PROXY, LAN = "ikp-s-peer", "ikp-s-proxy", "ikp-s-lan"
-base.PEER_NS = PEER
-check, sh, ns = base.check, base.sh, base.ns
 PEER4 = "192.0.2.1"
 COUNT = int(os.environ.get("SCALE_TERMINALS", "32"))
 TERMINALS = [{"name": f"t{n:02d}", "ns": f"ikp-s-t{n:02d}", "dev": f"ikp-st{n:02d}", "lan": f"ikp-sl{n:02d}",
@@ -52,50 +54,29 @@ TRAFFIC_SECONDS = 20
 RAND = 4 if PEER_REKEY == "0" else 0
 
 
-class Topology:
-    def __enter__(self):
-        self.tearDown()
-        base.add_namespaces(*NAMESPACES)
-        sh("ip", "link", "add", "ikp-sp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-sx0", "netns", PROXY)
-        ns(PEER, "ip", "addr", "add", PEER4 + "/24", "dev", "ikp-sp0")
-        ns(PEER, "ip", "link", "set", "ikp-sp0", "up")
-        sh("ip", "link", "add", "ikp-sx1", "netns", PROXY, "type", "veth", "peer", "name", "ikp-sl0", "netns", LAN)
-        ns(LAN, "ip", "link", "add", "br0", "type", "bridge")
-        ns(LAN, "ip", "link", "set", "br0", "addrgenmode", "none")
-        ns(LAN, "ip", "link", "set", "ikp-sl0", "master", "br0")
-        ns(LAN, "ip", "link", "set", "ikp-sl0", "up")
+class Topology(Lab):
+    namespaces = NAMESPACES
+
+    def build(self):
+        veth(PEER, "ikp-sp0", PROXY, "ikp-sx0")
+        addresses_up(PEER, "ikp-sp0", PEER4 + "/24")
+        veth(PROXY, "ikp-sx1", LAN, "ikp-sl0")
         for t in TERMINALS:
-            sh("ip", "link", "add", t["lan"], "netns", LAN, "type", "veth", "peer", "name", t["dev"], "netns", t["ns"])
-            ns(LAN, "ip", "link", "set", t["lan"], "master", "br0")
-            ns(LAN, "ip", "link", "set", t["lan"], "up")
-            e2e.ipv4_terminal_link(t)
-        ns(LAN, "ip", "link", "set", "br0", "up")
-        return self
-
-    def tearDown(self):
-        base.remove_namespaces(*NAMESPACES)
-
-    def __exit__(self, *exc):
-        self.tearDown()
+            veth(LAN, t["lan"], t["ns"], t["dev"])
+            ipv4_terminal_link(t)
+        switch(LAN, ["ikp-sl0"] + [t["lan"] for t in TERMINALS])
 
 
 def daemon_configuration(control):
-    return {
-        "interfaces": {"internet": "ikp-sx0", "terminal": "ikp-sx1"},
-        "control_socket": control,
-        "terminal_prefixes": ["192.0.2.0/24"],
-        "terminals": [{"terminal_id": t["id"], "enrollment_key_hex": t["key"], "addresses": [t["v4"]]} for t in TERMINALS],
-        # The proxy rekeys every CHILD SA after REKEY seconds and every IKE SA after IKE_REKEY: all terminals' at once.
-        "profiles": [{"name": "peer", "proposals": ["aes256gcm16-prfsha256-x25519"], "esp_proposals": ["aes256gcm16"],
-                      "psk": base.PSK, "mode": "tunnel", "force_encapsulation": True, "rekey_time": REKEY, "rand_time": RAND,
-                      "ike_rekey_time": IKE_REKEY}],
-        "policy": {"default": "bypass", "rules": [
-            {"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]},
-        "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4},
-        # State in SQLite, sealed with a key file (the lesser option; daemon_restart.py uses a PKCS#11 token).
-        "store": {"path": control.replace("ikeproxy.sock", "state.db"), "key_file": control.replace("ikeproxy.sock", "state.key"),
-                  "create_key_file": True},
-    }
+    # The proxy rekeys every CHILD SA after REKEY seconds and every IKE SA after IKE_REKEY: all terminals' at once.
+    profiles = [peer_profile(force_encapsulation=True, rekey_time=REKEY, rand_time=RAND, ike_rekey_time=IKE_REKEY)]
+    rules = [
+        {"source": "192.0.2.0/24", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]
+    return daemon_file("ikp-sx0", "ikp-sx1", control, ["192.0.2.0/24"], TERMINALS, profiles, rules,
+                       settings={"retransmit_timeout": 1.0, "retransmit_limit": 4},
+                       # State in SQLite, sealed with a key file (the lesser option; daemon_restart.py uses a PKCS#11 token).
+                       store={"path": control.replace("ikeproxy.sock", "state.db"), "key_file": control.replace("ikeproxy.sock", "state.key"),
+                              "create_key_file": True})
 
 
 def load_peer(charon):
@@ -107,7 +88,7 @@ def load_peer(charon):
             "children": {t["name"]: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none",
                                      "rekey_time": PEER_REKEY, "life_time": str(3 * int(PEER_REKEY)), "rand_time": "0",
                                      "local_ts": [PEER4], "remote_ts": [t["v4"]]}}}})
-    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": base.PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
+    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": [PEER4] + [t["v4"] for t in TERMINALS]})
 
 
 def initiate_without_waiting(charon, name):
@@ -124,7 +105,7 @@ def initiate_without_waiting(charon, name):
 def installed_children(charon):
     """{connection: (IKE SA, CHILD SA)} of the CHILD SAs strongSwan has installed."""
     found = {}
-    for name, sas in e2e.peer_sas(charon).items():
+    for name, sas in peer_sas(charon).items():
         for sa in sas:
             for child in sa.get("child-sas", {}).values():
                 if sa["state"] == b"ESTABLISHED" and child["state"] == b"INSTALLED":
@@ -150,11 +131,9 @@ def resident_kilobytes(pid):
 
 def run(charon, directory):
     load_peer(charon)
-    control = os.path.join(directory, "ikeproxy.sock")
-    config_path, log, daemon, agents = e2e.launch(directory, PROXY, daemon_configuration(control),
-                                                  [(t, e2e.terminal_configuration(t)) for t in TERMINALS])
+    control, config_path, log, daemon, agents = launch_in_lab(directory, PROXY, daemon_configuration, TERMINALS, terminal_configuration)
     try:
-        check(e2e.wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs and answers on its control socket")
+        check(wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs and answers on its control socket")
         time.sleep(1)
         check(all(a.poll() is None for a in agents), f"the {COUNT} terminal agents run")
         before = resident_kilobytes(daemon.pid)
@@ -167,7 +146,7 @@ def run(charon, directory):
         check(all(r is True for r in initiated.values()),
               f"strongSwan starts its {len(BY_PEER)} initiations ({[r for r in initiated.values() if r is not True][:3] or 'none refused'})")
         children = {}
-        e2e.wait_for(lambda: len(children.update(installed_children(charon)) or children) == COUNT, 60)
+        wait_for(lambda: len(children.update(installed_children(charon)) or children) == COUNT, 60)
         elapsed = time.time() - started
         for p in pings:
             p.wait(timeout=10)
@@ -179,7 +158,7 @@ def run(charon, directory):
         by_peer = sorted(n for n, (sa, _) in children.items() if sa.get("initiator") == b"yes")
         check(by_peer == sorted(t["name"] for t in BY_PEER),
               f"strongSwan initiated the first half, the proxy the second in its terminals' names ({len(by_peer)} by strongSwan)")
-        check(e2e.wait_for(lambda: all("installed outbound SA" in e2e.read(os.path.join(directory, f"{t['name']}.log")) for t in TERMINALS), 15),
+        check(wait_for(lambda: all("installed outbound SA" in read(os.path.join(directory, f"{t['name']}.log")) for t in TERMINALS), 15),
               "every terminal got its keys over key delivery")
 
         # The peer pings every terminal at once: all through ESP.
@@ -188,7 +167,7 @@ def run(charon, directory):
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(1)
         replies = {}
-        in_parallel([lambda t=t: replies.__setitem__(t["name"], e2e.ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
+        in_parallel([lambda t=t: replies.__setitem__(t["name"], ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
         time.sleep(0.5)
         capture.terminate()
         capture.wait(timeout=10)
@@ -200,18 +179,18 @@ def run(charon, directory):
         check(len(esp_counts) == COUNT and all(n >= 3 for n in esp_counts),
               f"strongSwan's counters show ESP in from every terminal (at least {min(esp_counts or [0])} packets each)")
 
-        status = e2e.daemon_status(control)
+        status = daemon_status(control)
         counters = {**status.get("proxy", {}), **status.get("engine", {})}
         failures = {k: v for k, v in counters.items() if "fail" in k or "refused" in k}
         check(not failures, f"the daemon counts no failed or refused negotiation ({failures or 'none'})")
-        listing = subprocess.run(["ip", "netns", "exec", PROXY, e2e.BINARY, "terminals", "--control", control, "--json"],
+        listing = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", control, "--json"],
                                  capture_output=True, text=True, timeout=20)
         rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
         registered = {r["mac"] for r in rows if r["status"] == "registered"}
         check(registered >= {t["mac"] for t in TERMINALS}, f"`ikeproxy terminals` lists all {COUNT} terminals registered ({len(registered)})")
         counts = sorted({(r.get("sas"), r.get("key_delivery_unacknowledged")) for r in rows if r["mac"] in registered})
         check(counts == [(1, 0)], f"each with its one CHILD SA and nothing unacknowledged on its way to it ({counts})")
-        rows = e2e.control_query(control, "sas").get("sas", [])
+        rows = control_query(control, "sas").get("sas", [])
         waits = sorted(r["rekey_in_seconds"] for r in rows if isinstance(r.get("rekey_in_seconds"), int))
         check(len(waits) == COUNT and all(0 <= w <= REKEY for w in waits) and (RAND == 0 or len(set(waits)) > 1),
               f"the SA list gives each CHILD SA's own time to its rekey, within rekey_time {REKEY} s "
@@ -224,14 +203,14 @@ def run(charon, directory):
         spis_before = {name: child["spi-in"] for name, (_, child) in installed_children(charon).items()}
         daemon.kill()
         daemon.wait(timeout=10)
-        written = len(e2e.read(log))
+        written = len(read(log))
         started = time.time()
         events_path = os.path.join(directory, "daemon-events-after-restart.jsonl")
-        daemon = e2e.start(PROXY, ["daemon", "--config", config_path], log, stdout=open(events_path, "w"))
-        restored = e2e.wait_for(lambda: f"restored {COUNT} IKE SA(s) with {COUNT} CHILD SA(s)" in e2e.read(log)[written:], 20)
+        daemon = start(PROXY, ["daemon", "--config", config_path], log, stdout=open(events_path, "w"))
+        restored = wait_for(lambda: f"restored {COUNT} IKE SA(s) with {COUNT} CHILD SA(s)" in read(log)[written:], 20)
         check(restored, f"kill -9, then a restart: the daemon restores all {COUNT} IKE SAs and CHILD SAs from its store ({time.time() - started:.1f} s)")
         replies = {}
-        in_parallel([lambda t=t: replies.__setitem__(t["name"], e2e.ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
+        in_parallel([lambda t=t: replies.__setitem__(t["name"], ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
         failed = [name for name, (ok, _) in replies.items() if not ok]
         check(not failed, f"after the restart the peer's pings reach all {COUNT} terminals through ESP ({failed or 'none lost'})")
         spis_after = {name: child["spi-in"] for name, (_, child) in installed_children(charon).items()}
@@ -259,14 +238,9 @@ def run(charon, directory):
         check(not established and not unexplained,
               f"and without a new negotiation: strongSwan holds the same CHILD SAs or their logged rekeys ({rekeyed} rekeyed since "
               f"the restart, {len(established)} SAs established anew, unexplained: {unexplained or 'none'})")
-        rekey_storm(charon, control, directory, e2e.daemon_status(control))
+        rekey_storm(charon, control, directory, daemon_status(control))
     finally:
-        for agent in agents:
-            e2e.stop(agent)
-        code = e2e.stop(daemon)
-        check(code == 0, f"the daemon stops cleanly (exit status {code})")
-        for line in e2e.read(log).splitlines()[-3:]:
-            print("      " + line[:300])
+        stop_all(daemon, agents, log, tail=3)
 
 
 def rekey_storm(charon, control, directory, before):
@@ -282,7 +256,7 @@ def rekey_storm(charon, control, directory, before):
             if "packets transmitted" in line:
                 fields = line.split(", ")
                 sent += int(fields[0].split()[0]); received += int(fields[1].split()[0])
-    status = e2e.daemon_status(control)
+    status = daemon_status(control)
     proxy = status.get("proxy", {})
     rekeyed = proxy.get("child_sa_rekeyed", 0) - before.get("proxy", {}).get("child_sa_rekeyed", 0)
     ike_rekeyed = proxy.get("ike_sa_rekeyed", 0) - before.get("proxy", {}).get("ike_sa_rekeyed", 0)
@@ -293,7 +267,7 @@ def rekey_storm(charon, control, directory, before):
     check(sent > 0 and received == sent, f"the peer's pings to all {COUNT} terminals meanwhile: {received} of {sent} came back")
     late = proxy.get("forwarded_esp_of_replaced_sa", 0)
     print(f"      figures: {late} ESP packets sent on a replaced SA just before the terminal had its successor, let out")
-    log = e2e.read(os.path.join(directory, "daemon.log"))
+    log = read(os.path.join(directory, "daemon.log"))
     # The age of each CHILD SA when the proxy asked to rekey it. Those the restart left overdue, or whose rekey
     # was refused and tried again later, are older than REKEY; the others show the random part of rand_time.
     ages = [float(a) for a in re.findall(r"rekeying CHILD SA \S+ \(age ([0-9.]+) s\)", log)]
@@ -318,7 +292,7 @@ def rekey_storm(charon, control, directory, before):
     # of its CHILD SAs may be caught mid-exchange (REKEYING, REKEYED): wait for a settled moment, judged on one
     # listing (two listings may straddle a rekey): one CHILD SA installed per terminal, every other one deleted.
     def snapshot():
-        sas = e2e.peer_sas(charon)
+        sas = peer_sas(charon)
         children = {t["name"]: [(sa["state"], c["state"]) for sa in sas.get(t["name"], []) for c in sa.get("child-sas", {}).values()]
                     for t in TERMINALS}
         per_terminal = sorted({len([c for c in cs if c[1] != b"DELETED"]) for cs in children.values()})
@@ -341,7 +315,7 @@ def rekey_storm(charon, control, directory, before):
 
 
 def main():
-    return base.run_with_charon("daemon scale test", "ikp-scale-", Topology, run, tools=("ping", "tcpdump"))
+    return run_with_charon("daemon scale test", "ikp-scale-", Topology, run, peer_namespace=PEER, tools=("ping", "tcpdump"))
 
 
 if __name__ == "__main__":

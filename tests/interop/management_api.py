@@ -23,16 +23,18 @@ served; nothing answers on the bridged side.
 import hashlib, json, os, re, secrets, sqlite3, subprocess, sys, tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import strongswan_interop as base  # noqa: E402
-import daemon_e2e as e2e  # noqa: E402
+from lib.host import BINARY, ROOT, missing_prerequisites, ns, read, remove_namespaces, sh, wait_for  # noqa: E402
+from lib.lab import BYPASS4, PEER, PEER4, PROXY, STRANGER, TERMINALS, Topology, daemon_configuration, load_peer_connections, terminal_configuration  # noqa: E402
+from lib.peer import Charon, initiate, installed_child, peer_sas, wait_child  # noqa: E402
+from lib.processes import daemon_status, start, stop  # noqa: E402
+from lib.report import check, summary  # noqa: E402
+from lib.traffic import ping, tcp_connect_fails, transfer  # noqa: E402
 
-check, sh, ns = base.check, base.sh, base.ns
-ROOT = base.ROOT
-PEER, PROXY = e2e.PEER, e2e.PROXY
+ROOT = ROOT
 ADMIN = "ikp-d-admin"
 API_HOST, API = "10.99.0.1", "https://10.99.0.1:8443"
-T1, T2 = e2e.TERMINALS
-STRANGER = e2e.STRANGER
+T1, T2 = TERMINALS
+STRANGER = STRANGER
 
 ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), ("POST", "/v1/policies"),
           ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
@@ -64,13 +66,13 @@ def curl(method, path, token=None, body=None, header=None, client=None):
 
 
 def cli(*args):
-    return subprocess.run(["ip", "netns", "exec", ADMIN, e2e.BINARY, *args, "--api", API, "--token-file", TOKEN_FILE,
+    return subprocess.run(["ip", "netns", "exec", ADMIN, BINARY, *args, "--api", API, "--token-file", TOKEN_FILE,
                            "--ca-file", CERT], capture_output=True, text=True)
 
 
 def add_management_link():
     """The administrator's namespace and the proxy's third interface, the only one with an address."""
-    base.remove_namespaces(ADMIN)
+    remove_namespaces(ADMIN)
     sh("ip", "netns", "add", ADMIN)
     sh("ip", "link", "add", "ikp-dm0", "netns", PROXY, "type", "veth", "peer", "name", "ikp-dm1", "netns", ADMIN)
     ns(PROXY, "ip", "addr", "add", API_HOST + "/24", "dev", "ikp-dm0")
@@ -113,7 +115,7 @@ def make_client_certificates(directory):
 
 
 def main():
-    problem = base.missing_prerequisites("management API test", tools=("openssl", "curl", "ss"))
+    problem = missing_prerequisites("management API test", tools=("openssl", "curl", "ss"))
     if problem:
         return problem
     global CERT
@@ -122,23 +124,23 @@ def main():
     print(f"== management API test (logs in {directory})")
     CERT, key = os.path.join(directory, "api.pem"), os.path.join(directory, "api.key")
     make_certificate(CERT, key, days=2)
-    with e2e.Topology():
+    with Topology():
         add_management_link()
-        charon = base.Charon(directory)
+        charon = Charon(directory, PEER)
         try:
             run(charon, directory, key)
         finally:
             charon.stop()
-            base.remove_namespaces(ADMIN)
-    return base.summary("management API test")
+            remove_namespaces(ADMIN)
+    return summary("management API test")
 
 
 def start_daemon(directory, config_path):
     log = os.path.join(directory, "daemon.log")
-    seen = e2e.read(log).count("management API on") if os.path.exists(log) else 0
-    process = subprocess.Popen(["ip", "netns", "exec", PROXY, e2e.BINARY, "daemon", "--config", config_path],
+    seen = read(log).count("management API on") if os.path.exists(log) else 0
+    process = subprocess.Popen(["ip", "netns", "exec", PROXY, BINARY, "daemon", "--config", config_path],
                                stdout=open(os.path.join(directory, "events.jsonl"), "a"), stderr=open(log, "a"), start_new_session=True)
-    e2e.wait_for(lambda: e2e.read(log).count("management API on") > seen or process.poll() is not None, 15)
+    wait_for(lambda: read(log).count("management API on") > seen or process.poll() is not None, 15)
     return process, log
 
 
@@ -148,7 +150,7 @@ def run(charon, directory, key):
     TOKEN_FILE = os.path.join(directory, "admin.token")
     with open(TOKEN_FILE, "w") as f:
         f.write(admin_token + "\n")
-    config = e2e.daemon_configuration(os.path.join(directory, "ikeproxy.sock"))
+    config = daemon_configuration(os.path.join(directory, "ikeproxy.sock"))
     config["store"] = {"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "usb", "ikeproxy.key"),
                        "create_key_file": True}
     os.makedirs(os.path.join(directory, "usb"))
@@ -165,7 +167,7 @@ def run(charon, directory, key):
         json.dump(config, f, indent=1)
     # The API's TLS private key is sealed too: the PEM file is removed once its box is in the configuration.
     with open(key) as f:
-        sealed = subprocess.run([e2e.BINARY, "seal", "--config", config_path, "--context", "management:tls-key"], stdin=f,
+        sealed = subprocess.run([BINARY, "seal", "--config", config_path, "--context", "management:tls-key"], stdin=f,
                                 capture_output=True, text=True)
     check(sealed.returncode == 0 and len(sealed.stdout.strip()) > 100, f"`ikeproxy seal` seals the API's TLS key {sealed.stderr.strip()[-200:]}")
     del config["management"]["private_key"]
@@ -173,15 +175,15 @@ def run(charon, directory, key):
     os.unlink(key)
     with open(config_path, "w") as f:
         json.dump(config, f, indent=1)
-    e2e.load_peer_connections(charon)
+    load_peer_connections(charon)
     daemon, log = start_daemon(directory, config_path)
     terminal_config = os.path.join(directory, "t1.json")
     with open(terminal_config, "w") as f:
         # STATUS every 2 s: the proxy shows each SA's traffic as the terminal reports it.
-        json.dump(dict(e2e.terminal_configuration(T1), status_interval=2), f)
-    agent = e2e.start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
+        json.dump(dict(terminal_configuration(T1), status_interval=2), f)
+    agent = start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
     try:
-        check(daemon.poll() is None and "management API on https://10.99.0.1:8443" in e2e.read(log), "the daemon serves its API on the management address")
+        check(daemon.poll() is None and "management API on https://10.99.0.1:8443" in read(log), "the daemon serves its API on the management address")
         listening = ns(PROXY, "ss", "-ltnH").stdout.split()
         check(f"{API_HOST}:8443" in listening and "0.0.0.0:8443" not in listening and "*:8443" not in listening,
               "it listens on the management address only")
@@ -194,9 +196,9 @@ def run(charon, directory, key):
 
         # A terminal gets an SA; the CLI shows it.
         # The stranger speaks, so discovery lists it.
-        e2e.ping(STRANGER["ns"], STRANGER["v4"], e2e.BYPASS4, count=1)
-        e2e.initiate(charon, "t1v4")
-        sa, child = e2e.wait_child(charon, "t1v4")
+        ping(STRANGER["ns"], STRANGER["v4"], BYPASS4, count=1)
+        initiate(charon, "t1v4")
+        sa, child = wait_child(charon, "t1v4")
         check(child is not None, "strongSwan established an SA with terminal 1 through the proxy")
         spi_out_at_peer = child["spi-out"].decode() if child else ""
         table = cli("sas")
@@ -206,13 +208,13 @@ def run(charon, directory, key):
         rows = json.loads(as_json.stdout)["sas"] if as_json.returncode == 0 else []
         check(any(r["spi_in"] == spi_out_at_peer for r in rows), "`ikeproxy sas --json` gives the same SA as JSON")
         # Traffic per SA as the terminal reports it: what strongSwan sent is what the terminal took in, and back.
-        e2e.ping(PEER, e2e.PEER4, T1["v4"], count=5)
+        ping(PEER, PEER4, T1["v4"], count=5)
 
         def counted():
             row = next((r for r in json.loads(cli("sas", "--json").stdout)["sas"] if r["spi_in"] == spi_out_at_peer), {})
-            current = e2e.installed_child(charon, "t1v4")[1] or {}
+            current = installed_child(charon, "t1v4")[1] or {}
             return row, current
-        e2e.wait_for(lambda: (lambda row, c: row.get("packets_in") is not None and row["packets_in"] == int(c.get("packets-out", b"-1"))
+        wait_for(lambda: (lambda row, c: row.get("packets_in") is not None and row["packets_in"] == int(c.get("packets-out", b"-1"))
                               and row["packets_out"] == int(c.get("packets-in", b"-1")))(*counted()), 8)
         row, current = counted()
         check(row.get("packets_in") is not None and row["packets_in"] >= 5 and row["packets_in"] == int(current.get("packets-out", b"-1"))
@@ -224,7 +226,7 @@ def run(charon, directory, key):
         check("aes256gcm16" in table.stdout and "CIPHER" in table.stdout, "and the table has them: " + (table.stdout.strip().splitlines()[1] if len(table.stdout.strip().splitlines()) > 1 else ""))
         shown = cli("sas", "show", spi_out_at_peer)
         check(shown.returncode == 0 and f"spi_in: {spi_out_at_peer}" in shown.stdout, "`ikeproxy sas show SPI` shows one SA")
-        mine = json.loads(cli("sas", "--terminal", T1["v4"], "--peer", e2e.PEER4, "--json").stdout or "{}").get("sas", [])
+        mine = json.loads(cli("sas", "--terminal", T1["v4"], "--peer", PEER4, "--json").stdout or "{}").get("sas", [])
         others = json.loads(cli("sas", "--terminal", "192.0.2.9", "--json").stdout or "{}").get("sas", None)
         bad = cli("sas", "--peer", "not-an-address")
         check([r["spi_in"] for r in mine] == [spi_out_at_peer] and others == [] and bad.returncode != 0
@@ -258,17 +260,17 @@ def run(charon, directory, key):
         check(before == after, "after the refused requests the policy is unchanged")
 
         # A policy added over the API takes effect and is audited.
-        ok, _, _ = e2e.transfer(PEER, e2e.BYPASS4, T1["ns"], T1["v4"], 7001, 4096, timeout=15)
+        ok, _, _ = transfer(PEER, BYPASS4, T1["ns"], T1["v4"], 7001, 4096, timeout=15)
         check(ok, "before the change, terminal 1 reaches the bypass host on TCP 7002")
         added = cli("policies", "add", "--position", "0", "--rule",
-                    json.dumps({"source": "192.0.2.0/24", "destination": e2e.BYPASS4 + "/32", "protocol": "tcp", "destination_ports": "7002",
+                    json.dumps({"source": "192.0.2.0/24", "destination": BYPASS4 + "/32", "protocol": "tcp", "destination_ports": "7002",
                                 "action": "discard"}))
         check(added.returncode == 0 and "added at position 0" in added.stdout, f"`ikeproxy policies add` adds a rule: {added.stdout.strip()}{added.stderr.strip()}")
-        check(e2e.tcp_connect_fails(T1["ns"], T1["v4"], e2e.BYPASS4, 7002), "the new discard rule takes effect at once")
+        check(tcp_connect_fails(T1["ns"], T1["v4"], BYPASS4, 7002), "the new discard rule takes effect at once")
         listed = cli("policies")
         check(listed.returncode == 0 and "7002" in listed.stdout.splitlines()[1], "`ikeproxy policies` lists it first")
         audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action, detail FROM audit_log").fetchall()
-        check(any(who == "alice" and action == "policy.add" for who, action, _ in audit) and "audit: alice policy.add" in e2e.read(log),
+        check(any(who == "alice" and action == "policy.add" for who, action, _ in audit) and "audit: alice policy.add" in read(log),
               f"the change is in the audit log with who made it: {audit[-1] if audit else None}")
 
         # A pending host approved over the API becomes a terminal.
@@ -310,30 +312,30 @@ def run(charon, directory, key):
         # An SA deleted over the API is gone at the peer.
         deleted = cli("sas", "delete", spi_out_at_peer)
         check(deleted.returncode == 0, "`ikeproxy sas delete SPI` is accepted")
-        check(e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10), "strongSwan's CHILD SA is gone")
+        check(wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10), "strongSwan's CHILD SA is gone")
 
         # A policy change reaches the SAs at once: terminal 1's flow gets an SA, a bypass rule for it added over
         # the API has that SA deleted with the peer, and deleting the rule again protects the next flow.
-        e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
-        check(e2e.wait_child(charon, "t1v4")[1] is not None, "terminal 1 pings the peer: the proxy negotiates an SA in its name")
+        ping(T1["ns"], T1["v4"], PEER4, count=3)
+        check(wait_child(charon, "t1v4")[1] is not None, "terminal 1 pings the peer: the proxy negotiates an SA in its name")
         added = cli("policies", "add", "--position", "0", "--rule",
-                    json.dumps({"source": T1["v4"] + "/32", "destination": e2e.PEER4 + "/32", "action": "bypass"}))
-        check(added.returncode == 0 and e2e.wait_for(lambda: e2e.installed_child(charon, "t1v4")[1] is None, 10)
-              and "no longer protects anything between 192.0.2.2 and 192.0.2.1" in e2e.read(log),
+                    json.dumps({"source": T1["v4"] + "/32", "destination": PEER4 + "/32", "action": "bypass"}))
+        check(added.returncode == 0 and wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10)
+              and "no longer protects anything between 192.0.2.2 and 192.0.2.1" in read(log),
               f"a bypass rule for terminal 1 added over the API has its SA deleted at once, at the peer too ({added.stdout.strip()})")
         removed = cli("policies", "delete", "0")
-        ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
-        check(removed.returncode == 0 and e2e.wait_child(charon, "t1v4")[1] is not None,
+        ok, summary = ping(T1["ns"], T1["v4"], PEER4, count=3)
+        check(removed.returncode == 0 and wait_child(charon, "t1v4")[1] is not None,
               f"the rule deleted again, terminal 1's next flow is protected once more ({summary})")
 
         # The change outlives a restart.
-        e2e.stop(daemon)
+        stop(daemon)
         daemon, log = start_daemon(directory, config_path)
-        check("policy: 8 rules from the database, as changed over the management API" in e2e.read(log),
+        check("policy: 8 rules from the database, as changed over the management API" in read(log),
               "after a restart the policy is the one changed over the API (8 rules, not the file's 7)")
         listed = cli("policies")
         check(listed.returncode == 0 and "7002" in listed.stdout, "and the CLI lists the added rule again")
-        check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in e2e.read(log), "the approved terminal is enrolled again")
+        check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in read(log), "the approved terminal is enrolled again")
 
         daemon, log = terminal_removed_and_added(charon, daemon, log, admin_token, directory, config_path)
         daemon, log = policy_replaced_and_reverted(daemon, log, admin_token, directory, config_path)
@@ -349,18 +351,18 @@ def run(charon, directory, key):
         check(fuzz.returncode == 0 and daemon.poll() is None,
               f"schemathesis: no server error and every answer as documented ({generated[-1] if generated else fuzz.stdout[-300:]})")
     finally:
-        e2e.stop(agent)
-        e2e.stop(daemon)
+        stop(agent)
+        stop(daemon)
         print("  --- last lines of daemon.log:")
-        for line in e2e.read(os.path.join(directory, "daemon.log")).splitlines()[-6:]:
+        for line in read(os.path.join(directory, "daemon.log")).splitlines()[-6:]:
             print("      " + line[:300])
 
 
 def terminal_removed_and_added(charon, daemon, log, admin_token, directory, config_path):
     """An administrator removes terminal 1 (its SAs go at the peer and in the terminal, nothing new is made for it,
     and a restart keeps it removed), then adds it back by its addresses. Returns the daemon (restarted)."""
-    e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=2)
-    check(e2e.wait_child(charon, "t1v4")[1] is not None, "terminal 1 has an SA with strongSwan before its removal")
+    ping(T1["ns"], T1["v4"], PEER4, count=2)
+    check(wait_child(charon, "t1v4")[1] is not None, "terminal 1 has an SA with strongSwan before its removal")
     # Malformed or conflicting additions: 400 or 409, and nothing changes.
     def terminals_now():  # without the seconds since each host was last heard from, which move on by themselves
         return [{k: v for k, v in t.items() if k != "last_seen_seconds_ago"} for t in curl("GET", "/v1/terminals", admin_token)[1]["terminals"]]
@@ -381,12 +383,12 @@ def terminal_removed_and_added(charon, daemon, log, admin_token, directory, conf
 
     removed = cli("terminals", "remove", "1")
     check(removed.returncode == 0 and "terminal 1 removed" in removed.stdout, f"`ikeproxy terminals remove 1`: {removed.stdout.strip()}{removed.stderr.strip()}")
-    check(e2e.wait_for(lambda: "t1v4" not in e2e.peer_sas(charon), 10), "strongSwan's IKE SA with terminal 1 is deleted (the proxy sent the Delete)")
-    check(e2e.wait_for(lambda: "flushed all SAs" in e2e.read(os.path.join(directory, "t1.log")), 5),
+    check(wait_for(lambda: "t1v4" not in peer_sas(charon), 10), "strongSwan's IKE SA with terminal 1 is deleted (the proxy sent the Delete)")
+    check(wait_for(lambda: "flushed all SAs" in read(os.path.join(directory, "t1.log")), 5),
           "terminal 1's agent got the FLUSH over key delivery and holds no SA")
-    ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=2)
-    status = e2e.daemon_status(os.path.join(directory, "ikeproxy.sock"))["proxy"]
-    check(not ok and status.get("drop_start_request_from_unregistered_terminal", 0) >= 1 and "t1v4" not in e2e.peer_sas(charon),
+    ok, summary = ping(T1["ns"], T1["v4"], PEER4, count=2)
+    status = daemon_status(os.path.join(directory, "ikeproxy.sock"))["proxy"]
+    check(not ok and status.get("drop_start_request_from_unregistered_terminal", 0) >= 1 and "t1v4" not in peer_sas(charon),
           f"terminal 1's flow to the peer now gets no SA: its packets are dropped ({summary})")
     rows = json.loads(cli("terminals", "--json").stdout)["terminals"]
     row = [t for t in rows if t["mac"] == T1["mac"]]
@@ -395,28 +397,28 @@ def terminal_removed_and_added(charon, daemon, log, admin_token, directory, conf
     audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
     check(("alice", "terminal.remove") in audit, "the removal is in the audit log with who made it")
 
-    e2e.stop(daemon)
+    stop(daemon)
     daemon, log = start_daemon(directory, config_path)
-    check("terminal 1 of the configuration file was removed over the API by alice" in e2e.read(log),
+    check("terminal 1 of the configuration file was removed over the API by alice" in read(log),
           "after a restart the configuration file's terminal 1 stays removed, and the log says who removed it")
-    ok, _ = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=1)
-    check(not ok and "t1v4" not in e2e.peer_sas(charon), "and it still gets no SA")
+    ok, _ = ping(T1["ns"], T1["v4"], PEER4, count=1)
+    check(not ok and "t1v4" not in peer_sas(charon), "and it still gets no SA")
 
     key_file = os.path.join(directory, "t1.key")
     with open(key_file, "w") as f:
         f.write(T1["key"])
     added = cli("terminals", "add", "--terminal-id", "1", "--address", T1["v4"], "--address", T1["v6"], "--enrollment-key-file", key_file)
     check(added.returncode == 0 and "terminal 1 enrolled at" in added.stdout, f"`ikeproxy terminals add` enrols it by address: {added.stdout.strip()}{added.stderr.strip()}")
-    e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
-    ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
-    sa, child = e2e.wait_child(charon, "t1v4")
+    ping(T1["ns"], T1["v4"], PEER4, count=3)
+    ok, summary = ping(T1["ns"], T1["v4"], PEER4, count=3)
+    sa, child = wait_child(charon, "t1v4")
     check(ok and child is not None, f"added again, terminal 1's flow gets an SA in its name and its pings come back ({summary})")
     audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
     check(("alice", "terminal.add") in audit, "the addition is in the audit log")
-    e2e.stop(daemon)
-    earlier = len(e2e.read(log))
+    stop(daemon)
+    earlier = len(read(log))
     daemon, log = start_daemon(directory, config_path)
-    since = e2e.read(log)[earlier:]
+    since = read(log)[earlier:]
     check("terminal 1 at 192.0.2.2, 2001:db8::2, added over the API, enrolled again" in since and "removed over the API" not in since,
           "after another restart it is enrolled again, by the addresses the administrator gave")
 
@@ -450,12 +452,12 @@ def prefixes_reloaded(charon, directory, config_path, config, registered):
     wide = config["terminal_prefixes"]
     path = os.path.join(directory, "t2.json")
     with open(path, "w") as f:
-        json.dump(e2e.terminal_configuration(T2), f)
-    agent = e2e.start(T2["ns"], ["terminal", "--config", path], os.path.join(directory, "t2.log"))
+        json.dump(terminal_configuration(T2), f)
+    agent = start(T2["ns"], ["terminal", "--config", path], os.path.join(directory, "t2.log"))
     try:
         prefixes_changed(charon, directory, config_path, config, registered, wide)
     finally:
-        e2e.stop(agent)
+        stop(agent)
 
 
 def prefixes_changed(charon, directory, config_path, config, registered, wide):
@@ -465,25 +467,25 @@ def prefixes_changed(charon, directory, config_path, config, registered, wide):
             json.dump(config, f, indent=1)
         return cli("reload")
     # The first ping starts the negotiation (and is dropped): the later ones go through the SA.
-    ok, summary = e2e.ping(T2["ns"], T2["v4"], e2e.PEER4, count=5)
-    _, child = e2e.wait_child(charon, "t2v4", timeout=10)
+    ok, summary = ping(T2["ns"], T2["v4"], PEER4, count=5)
+    _, child = wait_child(charon, "t2v4", timeout=10)
     check(ok and child is not None, f"terminal 2's ping to the peer goes through its SA ({summary})")
     agent_log = os.path.join(directory, "t2.log")
-    deleted_before = e2e.read(agent_log).count("deleted inbound SA")
+    deleted_before = read(agent_log).count("deleted inbound SA")
     reloaded = reload_with(["192.0.2.2/32", "2001:db8::2/128"])
     check(reloaded.returncode == 0 and "reload: no longer inside terminal_prefixes, not acted for, their SAs deleted: terminal 2 (192.0.2.3, 2001:db8::3)"
           in reloaded.stdout and not registered(2),
           f"`ikeproxy reload` with terminal_prefixes narrowed to terminal 1's addresses: terminal 2 is no longer acted for, "
           f"`ikeproxy terminals` lists it pending ({[l for l in reloaded.stdout.splitlines() if 'terminal_prefixes' in l]}{reloaded.stderr.strip()})")
-    gone = e2e.wait_for(lambda: e2e.installed_child(charon, "t2v4")[1] is None, 10)
-    in_agent = e2e.wait_for(lambda: e2e.read(agent_log).count("deleted inbound SA") > deleted_before, 10)
+    gone = wait_for(lambda: installed_child(charon, "t2v4")[1] is None, 10)
+    in_agent = wait_for(lambda: read(agent_log).count("deleted inbound SA") > deleted_before, 10)
     check(gone and in_agent, f"its SA is deleted at strongSwan ({'gone' if gone else 'still there'}) and in its agent "
                              f"({'deleted' if in_agent else 'not told'})")
-    ok, summary = e2e.ping(T2["ns"], T2["v4"], e2e.PEER4, count=2)
-    check(not ok and e2e.installed_child(charon, "t2v4")[1] is None, f"its ping gets no new SA and does not get through ({summary})")
+    ok, summary = ping(T2["ns"], T2["v4"], PEER4, count=2)
+    check(not ok and installed_child(charon, "t2v4")[1] is None, f"its ping gets no new SA and does not get through ({summary})")
     reloaded = reload_with(wide)
-    ok, summary = e2e.ping(T2["ns"], T2["v4"], e2e.PEER4, count=5)
-    _, child = e2e.wait_child(charon, "t2v4", timeout=10)
+    ok, summary = ping(T2["ns"], T2["v4"], PEER4, count=5)
+    _, child = wait_child(charon, "t2v4", timeout=10)
     check(reloaded.returncode == 0 and "reload: now inside terminal_prefixes, acted for: terminal 2 (192.0.2.3, 2001:db8::3)" in reloaded.stdout
           and registered(2) and ok and child is not None,
           f"the prefixes put back, a reload makes terminal 2 a terminal again and its ping gets a new SA ({summary})")
@@ -502,7 +504,7 @@ def policy_replaced_and_reverted(daemon, log, admin_token, directory, config_pat
     check(code == 400 and "maybe" in str(answer), f"a policy with a bad default gets 400: {answer}")
     check(curl("GET", "/v1/policies", admin_token)[1] == before, "after the refused replacements the policy is unchanged")
 
-    blocked = {"source": "192.0.2.0/24", "destination": e2e.BYPASS4 + "/32", "protocol": "tcp", "destination_ports": "7002", "action": "discard"}
+    blocked = {"source": "192.0.2.0/24", "destination": BYPASS4 + "/32", "protocol": "tcp", "destination_ports": "7002", "action": "discard"}
     path = os.path.join(directory, "policy.json")
     with open(path, "w") as f:
         json.dump({"rules": [blocked] + file_policy["rules"], "default": "bypass"}, f)
@@ -510,11 +512,11 @@ def policy_replaced_and_reverted(daemon, log, admin_token, directory, config_pat
     count = len(file_policy["rules"]) + 1
     listed = curl("GET", "/v1/policies", admin_token)[1]
     check(replaced.returncode == 0 and f"policy replaced: {count} rule(s), default bypass" in replaced.stdout and len(listed["rules"]) == count
-          and e2e.tcp_connect_fails(T1["ns"], T1["v4"], e2e.BYPASS4, 7002),
+          and tcp_connect_fails(T1["ns"], T1["v4"], BYPASS4, 7002),
           f"`ikeproxy policies replace --file` puts in the whole policy ({count} rules) and it takes effect at once "
           f"({replaced.stdout.strip()}{replaced.stderr.strip()})")
     reverted = cli("policies", "revert")
-    ok, _, _ = e2e.transfer(PEER, e2e.BYPASS4, T1["ns"], T1["v4"], 7002, 4096, timeout=15)
+    ok, _, _ = transfer(PEER, BYPASS4, T1["ns"], T1["v4"], 7002, 4096, timeout=15)
     listed = curl("GET", "/v1/policies", admin_token)[1]
     check(reverted.returncode == 0 and f"policy: the configuration file's {len(file_policy['rules'])} rule(s)" in reverted.stdout
           and len(listed["rules"]) == len(file_policy["rules"]) and ok,
@@ -524,10 +526,10 @@ def policy_replaced_and_reverted(daemon, log, admin_token, directory, config_pat
     check("changed over the management API" not in reloaded.stdout, "a reload then takes the file's policy again")
     audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
     check(("alice", "policy.replace") in audit and ("alice", "policy.revert") in audit, "both are in the audit log")
-    e2e.stop(daemon)
-    earlier = len(e2e.read(log))
+    stop(daemon)
+    earlier = len(read(log))
     daemon, log = start_daemon(directory, config_path)
-    since = e2e.read(log)[earlier:]
+    since = read(log)[earlier:]
     check("from the database, as changed over the management API" not in since and "management API on" in since,
           "after a restart the daemon takes the file's policy (not the database's)")
     return daemon, log
@@ -539,7 +541,7 @@ def profiles_reloaded(charon, admin_token, directory, config_path, config):
     def write():
         with open(config_path, "w") as f:
             json.dump(config, f, indent=1)
-    rule = {"rule": {"source": T1["v4"] + "/32", "destination": e2e.PEER4 + "/32", "action": "protect", "profile": "peer2"}, "position": 0}
+    rule = {"rule": {"source": T1["v4"] + "/32", "destination": PEER4 + "/32", "action": "protect", "profile": "peer2"}, "position": 0}
     code, answer = curl("POST", "/v1/policies", admin_token, rule)
     check(code == 400 and "peer2" in str(answer), f"before the reload, a rule naming profile 'peer2' is refused ({code})")
     original = config["profiles"][0]
@@ -555,10 +557,10 @@ def profiles_reloaded(charon, admin_token, directory, config_path, config):
     # The old SA (profile 'peer') carries the pings until its Delete exchange with strongSwan is done; the next
     # flow then gets one of profile 'peer2'.
     for _ in range(10):
-        e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=2)
+        ping(T1["ns"], T1["v4"], PEER4, count=2)
         if "peer2-child" in children():
             break
-    ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
+    ok, summary = ping(T1["ns"], T1["v4"], PEER4, count=3)
     check(code == 201 and ok and children() == {"peer2-child"},
           f"a rule naming it is then accepted, and terminal 1's traffic goes through an SA of that profile ({sorted(children())}; {summary})")
     table = cli("profiles")
@@ -580,22 +582,22 @@ def profiles_reloaded(charon, admin_token, directory, config_path, config):
     check("reload: profile 'peer': pre-shared key changed; used from the next negotiation" in reloaded.stdout
           and "not the key" not in reloaded.stdout, "a reload says the profile's pre-shared key changed, without saying it")
     control = os.path.join(directory, "ikeproxy.sock")
-    failed = e2e.daemon_status(control)["proxy"].get("negotiation_failed", 0)
+    failed = daemon_status(control)["proxy"].get("negotiation_failed", 0)
     flushed = cli("sas", "flush")
-    e2e.wait_for(lambda: "t1v4" not in e2e.peer_sas(charon), 10)
-    e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
-    check(flushed.returncode == 0 and e2e.wait_for(lambda: e2e.daemon_status(control)["proxy"].get("negotiation_failed", 0) > failed, 15)
-          and e2e.installed_child(charon, "t1v4")[1] is None,
+    wait_for(lambda: "t1v4" not in peer_sas(charon), 10)
+    ping(T1["ns"], T1["v4"], PEER4, count=3)
+    check(flushed.returncode == 0 and wait_for(lambda: daemon_status(control)["proxy"].get("negotiation_failed", 0) > failed, 15)
+          and installed_child(charon, "t1v4")[1] is None,
           "the SAs flushed, the next negotiation uses the new key, and strongSwan refuses it (no SA)")
     config["profiles"] = [original]
     write()
     reloaded = cli("reload")
     ok = False
     for _ in range(6):  # start requests wait retry_after_failure (10 s) after the failure
-        ok, summary = e2e.ping(T1["ns"], T1["v4"], e2e.PEER4, count=3)
-        if ok and e2e.installed_child(charon, "t1v4")[1] is not None:
+        ok, summary = ping(T1["ns"], T1["v4"], PEER4, count=3)
+        if ok and installed_child(charon, "t1v4")[1] is not None:
             break
-    check(ok and e2e.installed_child(charon, "t1v4")[1] is not None,
+    check(ok and installed_child(charon, "t1v4")[1] is not None,
           f"the right key back in the file and reloaded, terminal 1 gets its SA again ({summary})")
 
 
@@ -629,16 +631,16 @@ def client_certificates(clients, admin_token, directory, log):
     check(code == 201 and code2 == 200 and ("carol", "policy.add") in audit and ("carol", "policy.delete") in audit,
           f"carol may change the policy with her certificate, and the audit log names her ({code}, {code2})")
     code, answer = curl("GET", "/v1/status", client=mallory)
-    check(code == 401 and "not an administrator's" in str(answer) and "not pinned" in e2e.read(log),
+    check(code == 401 and "not an administrator's" in str(answer) and "not pinned" in read(log),
           f"mallory's certificate from the same CA but not pinned gets 401 ({code}: {answer})")
     code, _ = curl("GET", "/v1/status", admin_token, client=mallory)
     check(code == 200, "with an unpinned certificate, a valid bearer token still counts")
     result = ns(ADMIN, "curl", "-sS", "-o", "/dev/null", "--cacert", CERT, "--cert", eve[0], "--key", eve[1], API + "/v1/status", check=False)
     check(result.returncode != 0, f"eve's self-signed certificate fails the TLS handshake (curl exit {result.returncode}: {result.stderr.strip()[:80]})")
-    listed = subprocess.run(["ip", "netns", "exec", ADMIN, e2e.BINARY, "policies", "--api", API, "--ca-file", CERT,
+    listed = subprocess.run(["ip", "netns", "exec", ADMIN, BINARY, "policies", "--api", API, "--ca-file", CERT,
                              "--cert-file", carol[0], "--key-file", carol[1]], capture_output=True, text=True)
     check(listed.returncode == 0 and "ACTION" in listed.stdout.upper(), f"the CLI authenticates with --cert-file/--key-file ({listed.stderr.strip()[:120]})")
-    half = subprocess.run(["ip", "netns", "exec", ADMIN, e2e.BINARY, "policies", "--api", API, "--ca-file", CERT, "--cert-file", carol[0]],
+    half = subprocess.run(["ip", "netns", "exec", ADMIN, BINARY, "policies", "--api", API, "--ca-file", CERT, "--cert-file", carol[0]],
                           capture_output=True, text=True)
     check(half.returncode != 0 and "--key-file" in half.stderr, "the CLI refuses a certificate without its key, saying why")
 

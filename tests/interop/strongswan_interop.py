@@ -10,231 +10,31 @@ settle on one and the same SA.
 
 Needs root, iproute2, strongSwan and the `vici` Python module; it fails loudly if any is missing.
 """
-import json, os, re, select, shutil, signal, socket, subprocess, sys, tempfile, time
+import json, os, re, select, shutil, signal, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib.host import BINARY, Lab, ROOT, ns, sh  # noqa: E402
+from lib.peer import decode, Charon, PSK, normalized_ts  # noqa: E402
+from lib.report import REPORT, check  # noqa: E402
+from lib.servers import CRLServer, OCSPResponder  # noqa: E402
 
 import vici
 import vici.exception
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BINARY = os.environ.get("IKEPROXY_BIN", os.path.join(ROOT, ".build", "debug", "ikeproxy"))
 PEER_NS, EP_NS = "ikp-sw-peer", "ikp-sw-ep"
 V4 = ("192.0.2.1", "192.0.2.2")
 V6 = ("2001:db8::1", "2001:db8::2")
-PSK = "interop-test-pre-shared-key"
-FAILURES = []
 
 
-def sh(*args, check=True):
-    return subprocess.run(list(args), check=check, capture_output=True, text=True)
+class Network(Lab):
+    namespaces = (PEER_NS, EP_NS)
 
-
-def ns(name, *args, check=True):
-    return sh("ip", "netns", "exec", name, *args, check=check)
-
-
-def remove_namespaces(*names):
-    """Kills whatever runs in the namespaces (nothing started there may outlive a test), then deletes them."""
-    for name in names:
-        for pid in sh("ip", "netns", "pids", name, check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                pass
-        sh("ip", "netns", "del", name, check=False)
-
-
-def add_namespaces(*names):
-    """Creates each network namespace with its loopback up."""
-    for name in names:
-        sh("ip", "netns", "add", name)
-        ns(name, "ip", "link", "set", "lo", "up")
-
-
-def missing_prerequisites(name, tools=(), paths=()):
-    """Why a namespace test cannot run (not root, a tool or file missing), as its exit status after saying so
-    loudly; None when it can. Such a test fails: nothing is skipped."""
-    if os.geteuid() != 0:
-        print(f"{name} needs root (network namespaces, AF_PACKET, TUN)", file=sys.stderr)
-        return 1
-    for tool in tools:
-        if not shutil.which(tool):
-            print(f"{name} needs {tool}; install it (scripts/test.sh does)", file=sys.stderr)
-            return 1
-    for path in paths:
-        if not os.path.exists(path):
-            print(f"{name} needs {path}; install its package (scripts/test.sh does)", file=sys.stderr)
-            return 1
-    return None
-
-
-def run_with_charon(name, prefix, topology, run, tools=(), paths=(), readable=False):
-    """The frame of a namespace test with strongSwan as the peer: prerequisites (refusing loudly), a log
-    directory (`readable` by all, for steps run as another user), the topology, charon, `run(charon,
-    directory)`, and the summary as the exit status."""
-    problem = missing_prerequisites(name, tools=tools, paths=paths)
-    if problem:
-        return problem
-    directory = tempfile.mkdtemp(prefix=prefix)
-    if readable:
-        os.chmod(directory, 0o755)
-    print(f"== {name} (logs in {directory})")
-    with topology():
-        charon = Charon(directory)
-        try:
-            run(charon, directory)
-        finally:
-            charon.stop()
-    return summary(name)
-
-
-def summary(name):
-    """Prints the outcome of a test script and returns its exit status."""
-    if FAILURES:
-        print(f"{len(FAILURES)} check(s) failed:")
-        for failure in FAILURES:
-            print("  - " + failure)
-        return 1
-    print(f"{name}: all checks passed")
-    return 0
-
-
-def check(condition, message):
-    print(("  ok   " if condition else "  FAIL ") + message, flush=True)
-    if not condition:
-        FAILURES.append(message)
-    return condition
-
-
-class Network:
-    def __enter__(self):
-        self.tearDown()
-        add_namespaces(PEER_NS, EP_NS)
+    def build(self):
         sh("ip", "link", "add", "ikp-sw0", "netns", PEER_NS, "type", "veth", "peer", "name", "ikp-sw1", "netns", EP_NS)
         for name, dev, (a4, a6) in ((PEER_NS, "ikp-sw0", (V4[0], V6[0])), (EP_NS, "ikp-sw1", (V4[1], V6[1]))):
             ns(name, "ip", "addr", "add", a4 + "/24", "dev", dev)
             ns(name, "ip", "addr", "add", a6 + "/64", "dev", dev, "nodad")
             ns(name, "ip", "link", "set", dev, "up")
-        return self
-
-    def tearDown(self):
-        remove_namespaces(PEER_NS, EP_NS)
-
-    def __exit__(self, *exc):
-        self.tearDown()
-
-
-class Charon:
-    """One charon in the peer namespace with a private /run, as in docs/strongswan-peer notes."""
-
-    def __init__(self, directory, settings=""):
-        self.dir = directory
-        self.socket = os.path.join(directory, "charon.vici")
-        self.log = os.path.join(directory, "charon.log")
-        with open(os.path.join(directory, "strongswan.conf"), "w") as f:
-            f.write(f"""charon {{
-  load = random nonce aes sha1 sha2 hmac gcm chapoly curve25519 gmp openssl kdf pem pkcs1 pkcs8 x509 pubkey constraints kernel-libipsec kernel-netlink socket-default vici
-  retransmit_timeout = 2
-  retransmit_tries = 3
-  # Below the default 1280, so that charon's IKE_AUTH with an RSA certificate is sent in RFC 7383 fragments.
-  fragment_size = 1000
-  {settings}
-  plugins {{
-    vici {{ socket = unix://{self.socket} }}
-    kernel-libipsec {{ allow_peer_ts = yes }}
-    kernel-netlink {{ fwmark = !0x42 }}
-    socket-default {{ fwmark = 0x42 }}
-  }}
-  filelog {{ log {{ path = {self.log}
-                   flush_line = yes
-                   default = 1
-                   ike = 2
-                   chd = 4 }} }}
-}}
-""")
-        env = dict(os.environ, STRONGSWAN_CONF=os.path.join(directory, "strongswan.conf"))
-        self.process = subprocess.Popen(
-            ["ip", "netns", "exec", PEER_NS, "unshare", "-m", "sh", "-c",
-             "mount -t tmpfs none /run && mkdir -p /run/strongswan && exec /usr/lib/ipsec/charon"],
-            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            try:
-                s = socket.socket(socket.AF_UNIX)
-                s.connect(self.socket)
-                self.session = vici.Session(s)
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("charon did not open its VICI socket; see " + self.log)
-
-    def stop(self, crash=False):
-        """SIGTERM (charon deletes its SAs first) or, with `crash`, SIGKILL (it forgets them unannounced)."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL if crash else signal.SIGTERM)
-            self.process.wait(timeout=10)
-        except Exception:
-            pass
-
-    def load(self, ike, esp, addresses, local_ts=None, options=None):
-        local, remote = addresses
-        self.session.load_conn({"c": dict({
-            "version": "2", "local_addrs": [local], "remote_addrs": [remote], "proposals": [ike],
-            "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
-            "local-1": {"auth": "psk", "id": local}, "remote-1": {"auth": "psk", "id": remote},
-            "children": {"ch": {"esp_proposals": [esp], "mode": "tunnel", "start_action": "none",
-                                "rekey_time": "0", "local_ts": [local], "remote_ts": [remote]}}}, **(options or {}))})
-        self.session.load_shared({"id": "psk-1", "type": "IKE", "data": PSK, "owners": [local, remote]})
-
-    def sas(self):
-        result = {}
-        for entry in self.session.list_sas():
-            for name, sa in entry.items():
-                result.setdefault(name, []).append(sa)
-        return result.get("c", [])
-
-    def established(self, timeout=10):
-        """Established IKE SAs of 'c' with at least one installed CHILD SA."""
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            sas = [s for s in self.sas() if s["state"] == b"ESTABLISHED"
-                   and any(c["state"] == b"INSTALLED" for c in s.get("child-sas", {}).values())]
-            if sas:
-                return sas
-            time.sleep(0.2)
-        return []
-
-    def wait(self, predicate, timeout=10):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            sas = self.sas()
-            if predicate(sas):
-                return True
-            time.sleep(0.2)
-        return False
-
-    def child_keys(self):
-        """Keys of the last CHILD_SA charon derived, from its level-4 log, by label
-        ("encryption initiator key", ...); integrity keys only for non-AEAD ciphers."""
-        with open(self.log, errors="replace") as f:
-            lines = f.read().splitlines()
-        last_seed = max((i for i, line in enumerate(lines) if "[CHD] seed =>" in line), default=-1)
-        keys = {}
-        for kind in ("encryption", "integrity"):
-            for side in ("initiator", "responder"):
-                label = f"{kind} {side} key"
-                starts = [i for i, line in enumerate(lines) if label in line and i > last_seed]
-                if not starts:
-                    continue
-                i = starts[-1]
-                size = int(re.search(r"=> (\d+) bytes", lines[i]).group(1))
-                octets = []
-                for line in lines[i + 1:]:
-                    m = re.search(r"\]\s+\d+: ((?:[0-9A-F]{2} ){1,16})", line + " ")
-                    if not m or len(octets) >= size:
-                        break
-                    octets += m.group(1).split()
-                keys[label] = "".join(octets[:size]).lower()
-        return keys if "encryption initiator key" in keys else None
 
 
 class Endpoint:
@@ -300,6 +100,13 @@ class Endpoint:
         return self.process.returncode
 
 
+def stop_both(endpoint, charon):
+    """The end of a case, whatever happened: the endpoint if it still runs, then charon."""
+    if endpoint.process.poll() is None:
+        endpoint.stop()
+    charon.stop()
+
+
 def start(initiator, endpoint, charon):
     """Connection "c" started by ikeproxy (its control pipe) or by strongSwan (VICI, waiting for the CHILD SA)."""
     if initiator == "ikeproxy":
@@ -308,8 +115,6 @@ def start(initiator, endpoint, charon):
         list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
 
 
-def decode(value):
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def compare(sa, event, label, initiated_here):
@@ -361,15 +166,21 @@ def ike_sa(charon, event):
     return {}
 
 
+def initiated_by_endpoint(directory, ike, esp, addresses):
+    """charon loaded with one connection and the endpoint initiating it: (charon, endpoint, the endpoint's
+    child_sa_established event or None)."""
+    charon = Charon(directory, PEER_NS)
+    charon.load(ike, esp, (addresses[0], addresses[1]))
+    endpoint = Endpoint(directory, ike, esp, addresses)
+    endpoint.command("initiate c")
+    return charon, endpoint, endpoint.wait_event("child_sa_established")
+
+
 def run_case(directory, ike, esp, addresses, family, full):
     print(f"case {ike} / {esp} over {family}", flush=True)
-    charon = Charon(directory)
+    # 1. The project initiates.
+    charon, endpoint, event = initiated_by_endpoint(directory, ike, esp, addresses)
     try:
-        charon.load(ike, esp, (addresses[0], addresses[1]))
-        # 1. The project initiates.
-        endpoint = Endpoint(directory, ike, esp, addresses)
-        endpoint.command("initiate c")
-        event = endpoint.wait_event("child_sa_established")
         label = f"{family} {ike} initiated by ikeproxy"
         if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
             compare(ike_sa(charon, event), event, label, True)
@@ -494,12 +305,8 @@ def endpoint_log(directory):
 def run_collision_case(directory, ike, esp, addresses):
     print(f"case simultaneous rekeys, {ike} / {esp}", flush=True)
     label = "simultaneous rekey"
-    charon = Charon(directory)
+    charon, endpoint, first = initiated_by_endpoint(directory, ike, esp, addresses)
     try:
-        charon.load(ike, esp, (addresses[0], addresses[1]))
-        endpoint = Endpoint(directory, ike, esp, addresses)
-        endpoint.command("initiate c")
-        first = endpoint.wait_event("child_sa_established")
         if not (check(first is not None, f"{label}: endpoint reports a CHILD SA") and charon.established()):
             return
         # Both sides rekey the CHILD SA at once.
@@ -611,7 +418,7 @@ def run_certificate_case(directory, ike, esp, kind):
     print(f"case {kind} certificates, {ike} / {esp}", flush=True)
     keys, signature_name, our_auth, charon_auth, our_name_of_theirs = CERTIFICATE_KEYS[kind]
     paths = make_certificates(directory, keys, **({"ca_key": CA_KEYS[kind]} if kind in CA_KEYS else {}))
-    charon = Charon(directory)
+    charon = Charon(directory, PEER_NS)
     try:
         load_certificate_peer(charon, paths, ike, esp, charon_auth=charon_auth)
         ours = {"local_auth": our_auth, "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
@@ -690,68 +497,6 @@ def run_certificate_case(directory, ike, esp, kind):
         charon.stop()
 
 
-class BackgroundServer:
-    """A server process in a namespace, started again to change what it serves."""
-
-    def __init__(self, directory, ca, namespace=None):
-        self.directory, self.ca, self.process, self.namespace = directory, ca, None, namespace or EP_NS
-
-    def wait_listening(self, port):
-        """Until something listens on `port` (IPv4 or IPv6), for at most 5 s."""
-        deadline, needle = time.time() + 5, f":{port:04X} "
-        while time.time() < deadline and needle not in ns(self.namespace, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout:
-            time.sleep(0.1)
-
-    def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=5)
-        self.process = None
-
-
-class OCSPResponder(BackgroundServer):
-    """`openssl ocsp` in ikeproxy's namespace on port 8080 (asked at 127.0.0.1), answering for the CA from an index in
-    OpenSSL's CA database format; started again to change what it says."""
-
-    def serve(self, certificate, revoked):
-        self.stop()
-        serial = subprocess.run(["openssl", "x509", "-in", certificate, "-noout", "-serial"], capture_output=True, text=True,
-                                check=True).stdout.strip().split("=")[1]
-        subject = subprocess.run(["openssl", "x509", "-in", certificate, "-noout", "-subject", "-nameopt", "compat"],
-                                 capture_output=True, text=True, check=True).stdout.strip().split("=", 1)[1].strip()
-        expiry = time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() + 86400))
-        now = time.strftime("%y%m%d%H%M%SZ", time.gmtime(time.time() - 60))
-        index = os.path.join(self.directory, "ocsp-index.txt")
-        with open(index, "w") as f:
-            f.write(f"{'R' if revoked else 'V'}\t{expiry}\t{now + ',keyCompromise' if revoked else ''}\t{serial}\tunknown\t{subject}\n")
-        self.log = os.path.join(self.directory, "ocsp.log")
-        self.process = subprocess.Popen(["ip", "netns", "exec", self.namespace, "openssl", "ocsp", "-index", index, "-port", "8080",
-                                         "-rsigner", self.ca[0], "-rkey", self.ca[1], "-CA", self.ca[0], "-ndays", "1"],
-                                        stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
-        self.wait_listening(8080)
-
-
-class CRLServer(BackgroundServer):
-    """A plain HTTP server in ikeproxy's namespace on 127.0.0.1:8081 publishing the CA's CRL as ca.crl
-    (made with `openssl ca`, scripts/make_crl.py); started again to publish another."""
-
-    def __init__(self, directory, ca, namespace=None):
-        super().__init__(directory, ca, namespace)
-        self.root = os.path.join(directory, "crl-site")
-        os.makedirs(self.root, exist_ok=True)
-
-    def serve(self, certificate, revoked):
-        self.stop()
-        sys.path.insert(0, os.path.join(ROOT, "scripts"))
-        from make_crl import make_crl
-        make_crl(self.ca[0], self.ca[1], os.path.join(self.root, "ca.crl"), [certificate] if revoked else [])
-        self.log = os.path.join(self.directory, "crl-server.log")
-        self.process = subprocess.Popen(["ip", "netns", "exec", self.namespace, sys.executable, "-m", "http.server", "8081",
-                                         "--bind", "127.0.0.1", "--directory", self.root],
-                                        stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
-        self.wait_listening(8081)
-
-
 def run_ocsp_case(directory, ike, esp, kind="OCSP"):
     """strongSwan's certificate names where its status is published: an OCSP responder (Authority
     Information Access) or a CRL (CRL Distribution Points). ikeproxy asks or fetches during IKE_AUTH, in
@@ -768,8 +513,8 @@ def run_ocsp_case(directory, ike, esp, kind="OCSP"):
     # The responder runs beside ikeproxy (on its loopback): in the peer's namespace, kernel-libipsec routes
     # everything for 192.0.2.2 into its tunnel once it holds the SA, so answers would not come back when
     # ikeproxy initiates.
-    responder = OCSPResponder(directory, paths["ca"]) if kind == "OCSP" else CRLServer(directory, paths["ca"])
-    charon = Charon(directory)
+    responder = OCSPResponder(directory, paths["ca"], EP_NS) if kind == "OCSP" else CRLServer(directory, paths["ca"], EP_NS)
+    charon = Charon(directory, PEER_NS)
     try:
         load_certificate_peer(charon, paths, ike, esp, remote_extra={"revocation": "relaxed"})
         ours = {"local_auth": "pubkey", "certificate": paths["ikeproxy"][0], "private_key": paths["ikeproxy"][1],
@@ -844,7 +589,7 @@ def run_childless_case(directory, ike, esp, addresses):
     strongSwan's forced initiation stop after IKE_SA_INIT, its `force` refuses an IKE_AUTH carrying a CHILD SA."""
     pfs = esp + "-x25519"
     print(f"case childless IKE SAs, {ike} / {pfs}", flush=True)
-    charon = Charon(directory)
+    charon = Charon(directory, PEER_NS)
     try:
         for initiator, theirs, ours in (("strongSwan", "force", "allow"), ("ikeproxy", "allow", "force")):
             label = f"childless, initiated by {initiator}"
@@ -914,7 +659,7 @@ def run_reauthentication_case(directory, ike, esp):
     for scheme, settings in (("break-before-make", ""), ("make-before-break", "make_before_break = yes")):
         label = f"reauthentication, {scheme}"
         print(f"case strongSwan reauthenticates ({scheme}), {ike} / {esp}", flush=True)
-        charon = Charon(directory, settings=settings)
+        charon = Charon(directory, PEER_NS, settings=settings)
         endpoint = Endpoint(directory, ike, esp, V4)
         try:
             charon.load(ike, esp, V4)
@@ -940,19 +685,7 @@ def run_reauthentication_case(directory, ike, esp):
             check(gone is not None and gone["child"]["spi_in"] == first["child"]["spi_in"], f"{label}: the old CHILD SA reported deleted")
             check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
         finally:
-            if endpoint.process.poll() is None:
-                endpoint.stop()
-            charon.stop()
-
-
-def normalized_ts(text):
-    """strongSwan's selector text with service names made numbers (192.0.2.1/32[udp/domain] -> [udp/53])."""
-    text = decode(text)
-    match = re.fullmatch(r"(.*)\[(\w+)/([\w-]+)\]", text)
-    if match and not match.group(3)[0].isdigit():
-        port = socket.getservbyname(match.group(3), match.group(2))
-        return f"{match.group(1)}[{match.group(2)}/{port}]"
-    return text
+            stop_both(endpoint, charon)
 
 
 def run_selector_case(directory, ike, esp):
@@ -961,7 +694,7 @@ def run_selector_case(directory, ike, esp):
     and as responder, and selectors that do not meet are refused with TS_UNACCEPTABLE."""
     print(f"case traffic selectors with protocols and ports, {ike} / {esp}", flush=True)
     peer, local = V4
-    charon = Charon(directory)
+    charon = Charon(directory, PEER_NS)
     try:
         cases = (
             # label, strongSwan's (local_ts, remote_ts), ikeproxy's (local_ts, remote_ts), expected at ikeproxy (local, remote)
@@ -1039,7 +772,7 @@ def run_restart_case(directory, ike, esp):
     drops the IKE SA and CHILD SA it still held from before (RFC 7296 section 2.4) instead of keeping them."""
     print(f"case strongSwan restarts, {ike} / {esp}", flush=True)
     label = "peer restart"
-    charon = Charon(directory)
+    charon = Charon(directory, PEER_NS)
     endpoint = Endpoint(directory, ike, esp, V4)
     try:
         charon.load(ike, esp, V4)
@@ -1047,7 +780,7 @@ def run_restart_case(directory, ike, esp):
         first = endpoint.wait_event("child_sa_established")
         check(first is not None, f"{label}: strongSwan's first IKE SA is established")
         charon.stop(crash=True)
-        charon = Charon(directory)
+        charon = Charon(directory, PEER_NS)
         charon.load(ike, esp, V4)
         list(charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}))
         second = endpoint.wait_event("child_sa_established", count=2)
@@ -1062,9 +795,7 @@ def run_restart_case(directory, ike, esp):
             compare(ike_sa(charon, second), second, label + ", new SA", False)
         check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
     finally:
-        if endpoint.process.poll() is None:
-            endpoint.stop()
-        charon.stop()
+        stop_both(endpoint, charon)
 
 
 def run_reload_case(directory, ike, esp):
@@ -1073,7 +804,7 @@ def run_reload_case(directory, ike, esp):
     pre-shared key is used from the next negotiation (strongSwan's next IKE_AUTH then fails)."""
     print(f"case connections reloaded, {ike} / {esp}", flush=True)
     label = "reload"
-    charon = Charon(directory)
+    charon = Charon(directory, PEER_NS)
     # At start the file has only a connection to some other peer: strongSwan's initiation finds none.
     endpoint = Endpoint(directory, ike, esp, V4, options={"name": "old", "remote_address": "192.0.2.77"})
     path = os.path.join(directory, "endpoint.json")
@@ -1128,9 +859,7 @@ def run_reload_case(directory, ike, esp):
               f"{label}: the endpoint reports the failed authentication ({failed.get('reason') if failed else 'nothing reported'})")
         check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
     finally:
-        if endpoint.process.poll() is None:
-            endpoint.stop()
-        charon.stop()
+        stop_both(endpoint, charon)
 
 
 def main():
@@ -1157,7 +886,7 @@ def main():
                 try:
                     run_case(directory, ike, esp, addresses, family, full=(index == 0 or index == 2))
                 finally:
-                    if FAILURES and keep:
+                    if REPORT.failures and keep:
                         print("logs kept in", directory)
                     else:
                         shutil.rmtree(directory, ignore_errors=True)
@@ -1180,12 +909,12 @@ def main():
             try:
                 case(directory)
             finally:
-                if FAILURES and keep:
+                if REPORT.failures and keep:
                     print("logs kept in", directory)
                 else:
                     shutil.rmtree(directory, ignore_errors=True)
-    if FAILURES:
-        print(f"\n{len(FAILURES)} interop check(s) FAILED:", *FAILURES, sep="\n  ")
+    if REPORT.failures:
+        print(f"\n{len(REPORT.failures)} interop check(s) FAILED:", *REPORT.failures, sep="\n  ")
         return 1
     print("\nall strongSwan interop checks passed")
     return 0

@@ -19,20 +19,20 @@ Needs root, iproute2, nftables, strongSwan, tshark and the `vici` module; it fai
 import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import strongswan_interop as base  # noqa: E402
+from lib.host import Lab, ns, sh  # noqa: E402
+from lib.peer import PSK, run_with_charon  # noqa: E402
+from lib.processes import start, stop  # noqa: E402
+from lib.traffic import transfer  # noqa: E402
+from lib.report import check  # noqa: E402
 
 PEER, MID, TERM = "ikp-t-peer", "ikp-t-mid", "ikp-t-term"
-base.PEER_NS = PEER
-BINARY = base.BINARY
-PSK = base.PSK
 KEY_HEX = "7f" * 16 + "a5" * 16
-check, sh, ns = base.check, base.sh, base.ns
 
 
-class Topology:
-    def __enter__(self):
-        self.tearDown()
-        base.add_namespaces(PEER, MID, TERM)
+class Topology(Lab):
+    namespaces = (PEER, MID, TERM)
+
+    def build(self):
         sh("ip", "link", "add", "ikp-tp0", "netns", PEER, "type", "veth", "peer", "name", "ikp-tm0", "netns", MID)
         sh("ip", "link", "add", "ikp-tm1", "netns", MID, "type", "veth", "peer", "name", "ikp-tt0", "netns", TERM)
         ns(PEER, "ip", "addr", "add", "192.0.2.1/24", "dev", "ikp-tp0")
@@ -65,50 +65,6 @@ class Topology:
         subprocess.run(["ip", "netns", "exec", MID, "nft", "-f", "-"], input=rules, text=True, check=True)
         ns(MID, "ip", "rule", "add", "fwmark", "1", "lookup", "100")
         ns(MID, "ip", "route", "add", "local", "0.0.0.0/0", "dev", "lo", "table", "100")
-        return self
-
-    def tearDown(self):
-        base.remove_namespaces(PEER, MID, TERM)
-
-    def __exit__(self, *exc):
-        self.tearDown()
-
-
-def start(namespace, args, log_path, stdout=subprocess.DEVNULL):
-    return subprocess.Popen(["ip", "netns", "exec", namespace, BINARY] + args, stdout=stdout,
-                            stderr=open(log_path, "a"), start_new_session=True)
-
-
-def stop(process):
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-def transfer(server_ns, server_addr, client_ns, port, size):
-    """Sends `size` random octets over TCP from client to server; returns (sent hash, received hash, count)."""
-    server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", f"""
-import hashlib, socket
-s = socket.socket(socket.AF_INET6 if ":" in "{server_addr}" else socket.AF_INET); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("{server_addr}", {port})); s.listen(1); s.settimeout(60)
-c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); n = 0
-while True:
-    d = c.recv(65536)
-    if not d: break
-    h.update(d); n += len(d)
-print(h.hexdigest(), n)
-"""], stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    client = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", f"""
-import hashlib, os, socket
-data = os.urandom({size}); s = socket.create_connection(("{server_addr}", {port}), timeout=60)
-s.sendall(data); s.close(); print(hashlib.sha256(data).hexdigest())
-"""], capture_output=True, text=True, timeout=120)
-    out, _ = server.communicate(timeout=120)
-    received = out.split()
-    return client.stdout.strip(), received[0] if received else "", int(received[1]) if len(received) > 1 else 0
 
 
 def child_counters(charon):
@@ -120,7 +76,7 @@ def child_counters(charon):
 
 
 def main():
-    return base.run_with_charon("terminal ESP test", "ikp-terminal-", Topology, run, tools=("nft", "tshark", "tcpdump"))
+    return run_with_charon("terminal ESP test", "ikp-terminal-", Topology, run, peer_namespace=PEER, tools=("nft", "tshark", "tcpdump"))
 
 
 def run(charon, directory):
@@ -175,14 +131,10 @@ def run(charon, directory):
         check(ping.returncode == 0, f"ping terminal -> peer through ESP ({ping.stdout.strip().splitlines()[-2] if ping.stdout.strip() else ping.stderr.strip()})")
 
         size = 10 * 1024 * 1024
-        started = time.time()
-        sent, received, count = transfer(TERM, "10.2.0.2", PEER, 5001, size)
-        seconds = time.time() - started
-        check(sent == received and count == size, f"10 MB TCP peer -> terminal through ESP, intact ({count} octets, {seconds:.1f} s)")
-        started = time.time()
-        sent, received, count = transfer(PEER, "10.1.0.1", TERM, 5002, size)
-        seconds = time.time() - started
-        check(sent == received and count == size, f"10 MB TCP terminal -> peer through ESP, intact ({count} octets, {seconds:.1f} s)")
+        intact, count, seconds = transfer(TERM, "10.2.0.2", PEER, None, 5001, size)
+        check(intact, f"10 MB TCP peer -> terminal through ESP, intact ({count} octets, {seconds:.1f} s)")
+        intact, count, seconds = transfer(PEER, "10.1.0.1", TERM, None, 5002, size)
+        check(intact, f"10 MB TCP terminal -> peer through ESP, intact ({count} octets, {seconds:.1f} s)")
 
         counters, child = child_counters(charon)
         check(counters is not None and counters["packets-in"] > 1000 and counters["packets-out"] > 1000,
@@ -254,8 +206,8 @@ def run(charon, directory):
         deadline = time.time() + 10
         while time.time() < deadline and open(os.path.join(directory, "terminal.log")).read().count("installed outbound SA") < 3:
             time.sleep(0.2)
-        sent, received, count = transfer(PEER, "10.1.0.1", TERM, 5003, size)
-        check(sent == received and count == size, f"10 MB TCP terminal -> peer across volume rekeys, intact ({count} octets)")
+        intact, count, _ = transfer(PEER, "10.1.0.1", TERM, None, 5003, size)
+        check(intact, f"10 MB TCP terminal -> peer across volume rekeys, intact ({count} octets)")
         time.sleep(2)
         events = [json.loads(line) for line in open(os.path.join(directory, "agent-volume-events.jsonl")) if line.strip()]
         rekeys = [e for e in events if e["event"] == "child_sa_rekeyed"]
