@@ -8,7 +8,7 @@ let package = Package(
         .executable(name: "ikeproxy", targets: ["ikeproxy"]),
         .library(name: "IKEv2", targets: ["IKEv2"]),
         .library(name: "ESP", targets: ["ESP"]),
-        .library(name: "Fuzzing", targets: ["Fuzzing"]),
+        .library(name: "Fuzzing", targets: ["Fuzzing"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
@@ -20,7 +20,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
-        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0")
     ],
     targets: [
         // Pure IKEv2: wire codec, crypto suites, key derivation, exchange state machines. No I/O.
@@ -31,7 +31,7 @@ let package = Package(
                 .product(name: "_CryptoExtras", package: "swift-crypto"),
                 .product(name: "BigInt", package: "BigInt"),
                 .product(name: "X509", package: "swift-certificates"),
-                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "SwiftASN1", package: "swift-asn1")
             ]
         ),
         // Packet parsing and building: IP headers, checksums. No I/O.
@@ -39,8 +39,10 @@ let package = Package(
         // User-space ESP (RFC 4303, RFC 3948): SAs, replay window, encapsulation. No I/O.
         .target(
             name: "ESP",
-            dependencies: ["IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "_CryptoExtras", package: "swift-crypto")]
+            dependencies: [
+                "IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto")
+            ]
         ),
         // The proxy <-> terminal key-delivery protocol: messages, sealing, reliable delivery. No I/O.
         .target(
@@ -60,28 +62,47 @@ let package = Package(
         // proposals, mode, authentication files), engine settings, and the errors that name the offending key.
         .target(name: "ConfigurationFiles", dependencies: ["IKEv2", .product(name: "X509", package: "swift-certificates")]),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
-        .target(name: "IKEEndpoint", dependencies: ["IKEv2", "ConfigurationFiles", "LinuxIO", "ESP", "KeyDelivery", "Proxy",
-                                                    .product(name: "X509", package: "swift-certificates"),
-                                                    .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                                                    .product(name: "NIOCore", package: "swift-nio")]),
+        .target(
+            name: "IKEEndpoint",
+            dependencies: [
+                "IKEv2", "ConfigurationFiles", "LinuxIO", "ESP", "KeyDelivery", "Proxy",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio")
+            ]),
         // PKCS#11 (the token that seals secrets) through the module's function list; header from p11-kit.
         .target(name: "CPKCS11", cSettings: [.unsafeFlags(["-I/usr/include/p11-kit-1"])], linkerSettings: [.linkedLibrary("dl")]),
         // State that survives: SQLite through GRDB, every secret sealed by a token or a key file.
-        .target(name: "Store", dependencies: ["IKEv2", "Proxy", "CPKCS11", .product(name: "GRDB", package: "GRDB.swift"),
-                                             .product(name: "Crypto", package: "swift-crypto")]),
+        .target(
+            name: "Store",
+            dependencies: [
+                "IKEv2", "Proxy", "CPKCS11", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto")
+            ]),
         // The HTTPS management API: TLS, bearer tokens kept as hashes, requests handed to the daemon's loop.
-        .target(name: "Management", dependencies: [
-            "LinuxIO",
-            .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
-            .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "Management",
+            dependencies: [
+                "LinuxIO",
+                .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "Logging", package: "swift-log")
+            ]),
         // `ikeproxy daemon`: the proxy in the wire, AF_PACKET ports wired to the Ethernet bridge.
-        .target(name: "Daemon", dependencies: ["Proxy", "ESP", "LinuxIO", "IKEEndpoint", "ConfigurationFiles", "IKEv2", "Packets", "Store", "Management",
-                                               .product(name: "X509", package: "swift-certificates")]),
+        .target(
+            name: "Daemon",
+            dependencies: [
+                "Proxy", "ESP", "LinuxIO", "IKEEndpoint", "ConfigurationFiles", "IKEv2", "Packets", "Store", "Management",
+                .product(name: "X509", package: "swift-certificates")
+            ]),
         // Entry points for coverage-guided fuzzing of everything that reads octets from outside; driven by
         // libFuzzer from fuzz/ and replayed by FuzzingTests.
-        .target(name: "Fuzzing", dependencies: ["IKEv2", "Packets", "ESP", "KeyDelivery", "Proxy", "ProxyDemo", "TerminalAgent",
-                                                .product(name: "X509", package: "swift-certificates")]),
+        .target(
+            name: "Fuzzing",
+            dependencies: [
+                "IKEv2", "Packets", "ESP", "KeyDelivery", "Proxy", "ProxyDemo", "TerminalAgent",
+                .product(name: "X509", package: "swift-certificates")
+            ]),
         .executableTarget(
             name: "ikeproxy",
             dependencies: [
@@ -93,30 +114,41 @@ let package = Package(
                 "ConfigurationFiles",
                 "TerminalAgent",
                 "ProxyDemo",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser")
             ]
         ),
         // Benchmarks (release builds): swift run -c release esp-benchmark
         .executableTarget(
             name: "esp-benchmark",
-            dependencies: ["ESP", "IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "_CryptoExtras", package: "swift-crypto")],
+            dependencies: [
+                "ESP", "IKEv2", "Packets", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto")
+            ],
             path: "benchmarks/ESPBenchmark"
         ),
         .executableTarget(name: "forwarding-load", dependencies: ["LinuxIO", "Packets"], path: "benchmarks/ForwardingLoad"),
         .executableTarget(name: "seal-benchmark", dependencies: ["Store"], path: "benchmarks/SealBenchmark"),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "IKEv2", "Packets", "ProxyDemo"]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "ConfigurationFiles", "IKEEndpoint", "Proxy", "Packets", "IKEv2", .product(name: "_CryptoExtras", package: "swift-crypto"),
-                                                   .product(name: "X509", package: "swift-certificates")]),
+        .testTarget(
+            name: "DaemonTests",
+            dependencies: [
+                "Daemon", "ConfigurationFiles", "IKEEndpoint", "Proxy", "Packets", "IKEv2", .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates")
+            ]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Proxy", "ProxyDemo", "IKEv2"]),
         .testTarget(name: "ManagementTests", dependencies: ["Management"]),
-        .testTarget(name: "ProxyTests", dependencies: ["Proxy", "ProxyDemo", "TerminalAgent", "Packets", "IKEv2", "ESP",
-                                                 .product(name: "X509", package: "swift-certificates"),
-                                                 .product(name: "SwiftASN1", package: "swift-asn1"),
-                                                 .product(name: "Crypto", package: "swift-crypto")]),
-        .executableTarget(name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],
-                         path: "benchmarks/ProxyBenchmark"),
+        .testTarget(
+            name: "ProxyTests",
+            dependencies: [
+                "Proxy", "ProxyDemo", "TerminalAgent", "Packets", "IKEv2", "ESP",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "Crypto", package: "swift-crypto")
+            ]),
+        .executableTarget(
+            name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],
+            path: "benchmarks/ProxyBenchmark"),
         .testTarget(
             name: "ESPTests",
             dependencies: ["ESP", "IKEv2", "Packets"],
@@ -132,10 +164,12 @@ let package = Package(
         ),
         .testTarget(
             name: "IKEv2Tests",
-            dependencies: ["IKEv2", "IKEEndpoint", .product(name: "Crypto", package: "swift-crypto"),
-                           .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
-                           .product(name: "NIOCore", package: "swift-nio")],
+            dependencies: [
+                "IKEv2", "IKEEndpoint", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "NIOCore", package: "swift-nio")
+            ],
             resources: [.copy("Fixtures")]
-        ),
+        )
     ]
 )

@@ -7,7 +7,8 @@ let package = Package(
     dependencies: [.package(name: "IKEProxy", path: "..")],
     targets: [
         .target(name: "CLibFuzzer"),
-        .executableTarget(name: "ikeproxy-fuzz", dependencies: ["CLibFuzzer", .product(name: "Fuzzing", package: "IKEProxy")],
-                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        .executableTarget(
+            name: "ikeproxy-fuzz", dependencies: ["CLibFuzzer", .product(name: "Fuzzing", package: "IKEProxy")],
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])])
     ]
 )

@@ -24,6 +24,9 @@ fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
 python3 -c "import yaml, openapi_spec_validator, schemathesis" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator schemathesis
 
+echo "== formatting (swift format lint against .swift-format; fix with: swift format format --in-place --recursive --parallel Sources Tests benchmarks fuzz/Sources fuzz/Package.swift Package.swift)"
+swift format lint --strict --recursive --parallel Sources Tests benchmarks fuzz/Sources fuzz/Package.swift Package.swift
+
 echo "== unit tests"
 swift build --build-tests
 swift test

@@ -10,7 +10,9 @@ public enum AuthenticationFiles {
         public var description: String
     }
 
-    public static func remote(mode: String?, caCertificates: [String]?, crls: [String]?, revocation: String? = nil) throws(Failure) -> RemoteAuthentication {
+    public static func remote(mode: String?, caCertificates: [String]?, crls: [String]?, revocation: String? = nil) throws(Failure)
+        -> RemoteAuthentication
+    {
         guard let policy = RevocationPolicy(rawValue: revocation ?? "relaxed") else {
             throw Failure(description: "revocation '\(revocation ?? "")' is not relaxed, ifuri or strict")
         }
@@ -31,9 +33,9 @@ public enum AuthenticationFiles {
             }
             var lists: [CertificateRevocationList] = []
             for file in crls ?? [] {
-                do { lists += try CertificateRevocationList.lists(pemOrDER: try read(file, "crls")) }
-                catch let failure as Failure { throw failure }
-                catch { throw Failure(description: "crls '\(file)' is not a CRL: \(error)") }
+                do { lists += try CertificateRevocationList.lists(pemOrDER: try read(file, "crls")) } catch let failure as Failure {
+                    throw failure
+                } catch { throw Failure(description: "crls '\(file)' is not a CRL: \(error)") }
             }
             return .certificate(trustAnchors: anchors, revocationLists: lists, revocation: policy)
         case let other: throw Failure(description: "remote_auth '\(other)' is not psk or pubkey")

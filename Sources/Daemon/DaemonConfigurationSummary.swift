@@ -18,14 +18,17 @@ extension DaemonConfiguration {
         lines.append("management API: " + api)
         lines.append("secrets: \(sealedSecrets.count) sealed (opened with the store's sealer at start), \(clearSecrets.count) in the clear")
         if !clearSecrets.isEmpty {
-            lines.append("note: secrets in the clear in the file: \(clearSecrets.map(\.description).sorted().joined(separator: ", ")) (see `ikeproxy seal`)")
+            lines.append(
+                "note: secrets in the clear in the file: \(clearSecrets.map(\.description).sorted().joined(separator: ", ")) (see `ikeproxy seal`)")
         }
         return lines
     }
 
     static func describe(_ profile: ProtectionProfile) -> String {
-        var parts = [profile.ikeProposals.map(\.text).joined(separator: ","),
-                     profile.espProposals.map(\.text).joined(separator: ",") + " " + profile.mode.rawValue]
+        var parts = [
+            profile.ikeProposals.map(\.text).joined(separator: ","),
+            profile.espProposals.map(\.text).joined(separator: ",") + " " + profile.mode.rawValue
+        ]
         if let rekey = profile.childRekeyTime { parts.append("rekey \(Int(rekey)) s") }
         if let hard = profile.hardLifetime { parts.append("hard lifetime \(hard) s") }
         return "\(profile.name) (\(parts.joined(separator: "; ")))"

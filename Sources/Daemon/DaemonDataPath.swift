@@ -2,10 +2,10 @@ import Foundation
 import IKEEndpoint
 import IKEv2
 import LinuxIO
+import Management
 import Packets
 import Proxy
 import Store
-import Management
 
 /// The data path: frames read from the AF_PACKET ports in batches, judged by the bridge, passed on or built.
 extension DaemonRunner {
@@ -20,21 +20,28 @@ extension DaemonRunner {
         var offloads = Array(repeating: [UnsafePointer<UInt8>?](), count: 1 + terminals.count)
         var built: [(LinkSide, [UInt8])] = []
         let inputSlot = side == .internet ? 0 : 1 + index
-        let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+        let now = monotonicSeconds()
+        let wall = Date().timeIntervalSince1970
         let received: Int
         do {
             received = try input.receiveBatch { frame, offload, truncated in
-                guard !truncated else { count(.truncatedFrameDropped(side)); return }
+                guard !truncated else {
+                    count(.truncatedFrameDropped(side))
+                    return
+                }
                 func pass(to slot: Int) {
                     if slot == inputSlot {
                         // Back out of the port it came in by: copied, the batch is still being read.
                         built.append((side, Array(frame)))
                     } else {
-                        forwards[slot].append(frame.baseAddress); lengths[slot].append(Int32(frame.count)); offloads[slot].append(offload)
+                        forwards[slot].append(frame.baseAddress)
+                        lengths[slot].append(Int32(frame.count))
+                        offloads[slot].append(offload)
                     }
                 }
                 if portSwitch != nil, frame.count >= 14 {
-                    let destination = TerminalPortSwitch.key(frame, at: 0), source = TerminalPortSwitch.key(frame, at: 6)
+                    let destination = TerminalPortSwitch.key(frame, at: 0)
+                    let source = TerminalPortSwitch.key(frame, at: 6)
                     if side == .internet {
                         portSwitch!.learn(source: source, at: .internet, now: now)
                     } else {
@@ -58,20 +65,25 @@ extension DaemonRunner {
                     case .forward(.terminal):
                         let ports = portSwitch.map { $0.terminalPorts(for: TerminalPortSwitch.key(frame, at: 0), now: now) } ?? [0]
                         for port in ports { pass(to: 1 + port) }
-                    case .send(let out, let bytes): built.append((out, bytes)); ikeActivity = true
+                    case .send(let out, let bytes):
+                        built.append((out, bytes))
+                        ikeActivity = true
                     case .drop: break
                     case .log(let line): log(line)
                     case .discovered(let line):
                         discoveryChanged = true
                         log(line)
-                    case .event(let event): ikeActivity = true; emit(EventJSON.render(event, showKeys: showKeys))
+                    case .event(let event):
+                        ikeActivity = true
+                        emit(EventJSON.render(event, showKeys: showKeys))
                     case .checkRevocation(let request): revocation.start(request)
                     }
                 }
             }
             // The forwarded frames point into the receive batch: sent before the next read reuses it.
             for slot in forwards.indices where !forwards[slot].isEmpty {
-                let output = slot == 0 ? internet : terminals[slot - 1], outputSide: LinkSide = slot == 0 ? .internet : .terminal
+                let output = slot == 0 ? internet : terminals[slot - 1]
+                let outputSide: LinkSide = slot == 0 ? .internet : .terminal
                 let (sent, refused) = output.send(frames: forwards[slot], lengths: lengths[slot], offloads: offloads[slot])
                 count(.framesForwarded(to: outputSide), sent)
                 count(.transmitRefused(outputSide), refused)
@@ -110,7 +122,9 @@ extension DaemonRunner {
             case .forward: break
             case .drop: break
             case .log(let line): log(line)
-            case .discovered(let line): discoveryChanged = true; log(line)
+            case .discovered(let line):
+                discoveryChanged = true
+                log(line)
             case .event(let event): emit(EventJSON.render(event, showKeys: showKeys))
             case .checkRevocation(let request): revocation.start(request)
             }

@@ -2,10 +2,10 @@ import Foundation
 import IKEEndpoint
 import IKEv2
 import LinuxIO
+import Management
 import Packets
 import Proxy
 import Store
-import Management
 
 /// The reloads (SIGHUP, the API's reload): credentials and profiles, terminal prefixes, the terminal list, the policy.
 extension DaemonRunner {
@@ -29,8 +29,9 @@ extension DaemonRunner {
             bridge.proxy.terminalCredentials = credentials
             var policyLines = reloadPolicy(fresh.policy)
             // Profiles gone from the file go once the policy in force (the file's, or the API's) names them no more.
-            let (kept, goneLines) = ProfileReload.removeUnused(updated, inFile: Set(fresh.profiles.map(\.name)),
-                                                               namedByPolicy: bridge.proxy.policy.profileNames)
+            let (kept, goneLines) = ProfileReload.removeUnused(
+                updated, inFile: Set(fresh.profiles.map(\.name)),
+                namedByPolicy: bridge.proxy.policy.profileNames)
             bridge.proxy.profiles = kept
             policyLines += goneLines
             let listLines = reloadTerminalPrefixes(fresh.terminalPrefixes) + reloadTerminalList(fresh)
@@ -39,7 +40,8 @@ extension DaemonRunner {
             return .success(lines + terminalLines + policyLines + listLines)
         } catch {
             log("reload: \(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)")
-            return .failure(DaemonStartError(description: "\(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)"))
+            return .failure(
+                DaemonStartError(description: "\(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)"))
         }
     }
 
@@ -55,9 +57,13 @@ extension DaemonRunner {
             return groups.keys.sorted().map { id in "terminal \(id) (\(groups[id]!.map(\.description).joined(separator: ", ")))" }
                 .joined(separator: ", ")
         }
-        var lines = ["reload: terminal_prefixes \(fresh.map(\.text).joined(separator: ", ")) (were \(old.map(\.text).joined(separator: ", ")))"
-                     + "; addresses approved or added over the API stay allowed"]
-        if !withdrawn.isEmpty { lines.append("reload: no longer inside terminal_prefixes, not acted for, their SAs deleted: \(byTerminal(withdrawn))") }
+        var lines = [
+            "reload: terminal_prefixes \(fresh.map(\.text).joined(separator: ", ")) (were \(old.map(\.text).joined(separator: ", ")))"
+                + "; addresses approved or added over the API stay allowed"
+        ]
+        if !withdrawn.isEmpty {
+            lines.append("reload: no longer inside terminal_prefixes, not acted for, their SAs deleted: \(byTerminal(withdrawn))")
+        }
         if !admitted.isEmpty { lines.append("reload: now inside terminal_prefixes, acted for: \(byTerminal(admitted))") }
         if !frames.isEmpty { sendDecided(frames, now: monotonicSeconds()) }
         return lines
@@ -71,11 +77,13 @@ extension DaemonRunner {
             managed.formUnion(((try? state.database.approvedTerminals()) ?? []).map(\.terminalID))
             managed.formUnion(((try? state.database.removedTerminals()) ?? []).map(\.terminalID))
         }
-        let plan = TerminalListReload.plan(old: TerminalListReload.definitions(terminals: configuration.terminals, enrollments: configuration.enrollments),
-                                           new: TerminalListReload.definitions(terminals: fresh.terminals, enrollments: fresh.enrollments),
-                                           managedOverAPI: managed)
+        let plan = TerminalListReload.plan(
+            old: TerminalListReload.definitions(terminals: configuration.terminals, enrollments: configuration.enrollments),
+            new: TerminalListReload.definitions(terminals: fresh.terminals, enrollments: fresh.enrollments),
+            managedOverAPI: managed)
         var lines = plan.lines
-        let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+        let now = monotonicSeconds()
+        let wall = Date().timeIntervalSince1970
         var frames: [FrameAction] = []
         for id in plan.remove { frames += bridge.remove(terminalID: id, now: now, wallClock: wall) ?? [] }
         for id in plan.enroll {
@@ -91,7 +99,8 @@ extension DaemonRunner {
         configuration.enrollments = fresh.enrollments
         if let state, !plan.remove.isEmpty || !plan.enroll.isEmpty {
             do { try state.database.replaceConfigurationTerminals(try Self.terminalRows(of: configuration, sealer: state.sealer)) } catch {
-                lines.append("reload: the terminals could not be saved in the store (\(error)); they are in use, and read from the file at the next start")
+                lines.append(
+                    "reload: the terminals could not be saved in the store (\(error)); they are in use, and read from the file at the next start")
             }
         }
         if !frames.isEmpty { sendDecided(frames, now: now) }
@@ -104,14 +113,19 @@ extension DaemonRunner {
         var byID: [UInt64: [TerminalEntry]] = [:]
         for entry in configuration.terminals { byID[entry.terminalID, default: []].append(entry) }
         for (id, entries) in byID {
-            terminalRows.append(StateDatabase.TerminalRow(terminalID: id, mac: nil, addresses: entries.map(\.address.description),
-                                                          sealedEnrollmentKey: try sealer.seal(entries[0].enrollmentKey.bytes, context: .terminalEnrollmentKey(terminalID: id)),
-                                                          keyDeliveryPort: entries[0].keyDeliveryPort))
+            terminalRows.append(
+                StateDatabase.TerminalRow(
+                    terminalID: id, mac: nil, addresses: entries.map(\.address.description),
+                    sealedEnrollmentKey: try sealer.seal(entries[0].enrollmentKey.bytes, context: .terminalEnrollmentKey(terminalID: id)),
+                    keyDeliveryPort: entries[0].keyDeliveryPort))
         }
         for (mac, enrollment) in configuration.enrollments {
-            terminalRows.append(StateDatabase.TerminalRow(terminalID: enrollment.terminalID, mac: mac.description, addresses: [],
-                                                          sealedEnrollmentKey: try sealer.seal(enrollment.enrollmentKey.bytes, context: .terminalEnrollmentKey(terminalID: enrollment.terminalID)),
-                                                          keyDeliveryPort: enrollment.keyDeliveryPort))
+            terminalRows.append(
+                StateDatabase.TerminalRow(
+                    terminalID: enrollment.terminalID, mac: mac.description, addresses: [],
+                    sealedEnrollmentKey: try sealer.seal(
+                        enrollment.enrollmentKey.bytes, context: .terminalEnrollmentKey(terminalID: enrollment.terminalID)),
+                    keyDeliveryPort: enrollment.keyDeliveryPort))
         }
         return terminalRows
     }

@@ -2,10 +2,10 @@ import Foundation
 import IKEEndpoint
 import IKEv2
 import LinuxIO
+import Management
 import Packets
 import Proxy
 import Store
-import Management
 
 /// Why the daemon could not start, in words an operator can act on.
 public struct DaemonStartError: Error, CustomStringConvertible {
@@ -57,8 +57,10 @@ public final class DaemonRunner {
     /// The token or key file that opens the configuration's sealed secrets, kept to open them again on a reload.
     var configurationSealer: Sealer?
 
-    public init(configuration original: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
-                emit: @escaping (String) -> Void) throws {
+    public init(
+        configuration original: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
+        emit: @escaping (String) -> Void
+    ) throws {
         var configuration = original
         let sealer = try Self.makeSealer(configuration)
         if let sealer {
@@ -66,7 +68,9 @@ public final class DaemonRunner {
                 throw DaemonStartError(description: "\(error)")
             }
             for context in configuration.clearSecrets {
-                log("warning: \(context): its secret is in the clear in the configuration file; seal it with `ikeproxy seal` and use the *_sealed key")
+                log(
+                    "warning: \(context): its secret is in the clear in the configuration file; seal it with `ikeproxy seal` and use the *_sealed key"
+                )
             }
         }
         self.configuration = configuration
@@ -79,8 +83,9 @@ public final class DaemonRunner {
             if FileManager.default.fileExists(atPath: sysctl) { try? "1\n".write(toFile: sysctl, atomically: false, encoding: .utf8) }
             let held = interfaceAddresses(name)
             guard held.isEmpty else {
-                throw DaemonStartError(description: "interface '\(name)' holds the address(es) \(held.joined(separator: ", ")); "
-                                       + "a bridged port of the proxy must have none (ip address flush dev \(name))")
+                throw DaemonStartError(
+                    description: "interface '\(name)' holds the address(es) \(held.joined(separator: ", ")); "
+                        + "a bridged port of the proxy must have none (ip address flush dev \(name))")
             }
         }
         do {
@@ -92,17 +97,21 @@ public final class DaemonRunner {
         do { control = try ControlSocket(path: configuration.controlSocket) } catch {
             throw DaemonStartError(description: "control socket: \(error)")
         }
-        let proxy = KeyExchangeProxy(policy: configuration.policy,
-                                     registry: TerminalRegistry(allowedPrefixes: configuration.terminalPrefixes, terminals: configuration.terminals),
-                                     profiles: configuration.profiles, settings: configuration.proxySettings,
-                                     engineSettings: configuration.engineSettings, epoch: UInt64(Date().timeIntervalSince1970 * 1000))
+        let proxy = KeyExchangeProxy(
+            policy: configuration.policy,
+            registry: TerminalRegistry(allowedPrefixes: configuration.terminalPrefixes, terminals: configuration.terminals),
+            profiles: configuration.profiles, settings: configuration.proxySettings,
+            engineSettings: configuration.engineSettings, epoch: UInt64(Date().timeIntervalSince1970 * 1000))
         proxy.terminalCredentials = configuration.terminalCredentials
         revocation = RevocationService(ocspCacheLimit: configuration.engineSettings.ocspCacheLimit)
         for (id, credential) in configuration.terminalCredentials.sorted(by: { $0.key < $1.key }) {
-            log("terminal \(id): certificate \(credential.chain[0].subject) (issued by \(credential.chain[0].issuer), valid until \(credential.chain[0].notValidAfter))")
+            log(
+                "terminal \(id): certificate \(credential.chain[0].subject) (issued by \(credential.chain[0].issuer), valid until \(credential.chain[0].notValidAfter))"
+            )
         }
-        bridge = EthernetBridge(proxy: proxy, terminalPortMAC: MACAddress(terminals[0].mac), discoveryPrefixes: configuration.terminalPrefixes,
-                                enrollments: configuration.enrollments)
+        bridge = EthernetBridge(
+            proxy: proxy, terminalPortMAC: MACAddress(terminals[0].mac), discoveryPrefixes: configuration.terminalPrefixes,
+            enrollments: configuration.enrollments)
         self.showKeys = showKeys
         state = try Self.openState(configuration, sealer: sealer, proxy: proxy, log: log)
         if let state {
@@ -110,25 +119,29 @@ public final class DaemonRunner {
             savedStations = Self.restoreStations(state.database, into: bridge, log: log)
             restoreApprovedTerminals(state)
             // Restored SAs of terminals removed before the restart (their deletion cut short) go now.
-            let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+            let now = monotonicSeconds()
+            let wall = Date().timeIntervalSince1970
             startupFrames = bridge.frames(for: proxy.deleteSAsOfUnenrolledTerminals(now: now, wallClock: wall))
         }
         if let management = configuration.management {
             // Log lines from the server's threads: the log function only writes whole lines to stderr.
             nonisolated(unsafe) let serverLog = log
-            let server = try ManagementServer(host: management.host, port: management.port, certificatePath: management.certificatePath,
-                                              privateKeyPath: management.privateKeyPath, privateKeyPEM: management.privateKeyPEM,
-                                              clientCAPath: management.clientCAPath, administrators: management.administrators,
-                                              mailbox: mailbox, log: { line in serverLog(line) })
+            let server = try ManagementServer(
+                host: management.host, port: management.port, certificatePath: management.certificatePath,
+                privateKeyPath: management.privateKeyPath, privateKeyPEM: management.privateKeyPEM,
+                clientCAPath: management.clientCAPath, administrators: management.administrators,
+                mailbox: mailbox, log: { line in serverLog(line) })
             try Self.wait { try await server.start() }
             self.server = server
-            log("management API on https://\(management.host.contains(":") ? "[\(management.host)]" : management.host):\(management.port) "
-                + "(\(management.administrators.count) administrator(s); bearer tokens kept as SHA-256 hashes"
-                + (management.clientCAPath.map { "; client certificates from the CA in \($0), pinned by SHA-256" } ?? "") + ")")
+            log(
+                "management API on https://\(management.host.contains(":") ? "[\(management.host)]" : management.host):\(management.port) "
+                    + "(\(management.administrators.count) administrator(s); bearer tokens kept as SHA-256 hashes"
+                    + (management.clientCAPath.map { "; client certificates from the CA in \($0), pinned by SHA-256" } ?? "") + ")")
         }
         if state != nil, case .token(let module, let tokenLabel, let pin, let keyLabel)? = configuration.store?.sealing {
-            presenceProbe = TokenPresenceProbe(executable: TokenPresenceProbe.currentExecutable, modulePath: module, tokenLabel: tokenLabel,
-                                               keyLabel: keyLabel, pin: pin)
+            presenceProbe = TokenPresenceProbe(
+                executable: TokenPresenceProbe.currentExecutable, modulePath: module, tokenLabel: tokenLabel,
+                keyLabel: keyLabel, pin: pin)
         }
         if let state {
             sealerPresent = state.sealer.isAvailable()
@@ -142,13 +155,14 @@ public final class DaemonRunner {
             ports.ownAddresses = [TerminalPortSwitch.key(terminal.mac, at: 0)]
             portSwitch = ports
         }
-        log("bridging \(internet.name) (Internet side, MTU \(internet.mtu)) and "
-            + terminals.map { "\($0.name) (terminal side, MTU \($0.mtu))" }.joined(separator: ", ")
-            + (terminals.count > 1 ? " (switched between them by learnt MAC address)" : "") + ", "
-            + "no IP address on either; \(proxy.policy.rules.count) policy rules, default \(proxy.policy.defaultAction); "
-            + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
-            + "key delivery from \(configuration.proxySettings.keyDeliverySourceIPv4) port \(configuration.proxySettings.keyDeliveryPort); "
-            + "control socket \(configuration.controlSocket)")
+        log(
+            "bridging \(internet.name) (Internet side, MTU \(internet.mtu)) and "
+                + terminals.map { "\($0.name) (terminal side, MTU \($0.mtu))" }.joined(separator: ", ")
+                + (terminals.count > 1 ? " (switched between them by learnt MAC address)" : "") + ", "
+                + "no IP address on either; \(proxy.policy.rules.count) policy rules, default \(proxy.policy.defaultAction); "
+                + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
+                + "key delivery from \(configuration.proxySettings.keyDeliverySourceIPv4) port \(configuration.proxySettings.keyDeliveryPort); "
+                + "control socket \(configuration.controlSocket)")
     }
 
     let showKeys: Bool
@@ -168,7 +182,8 @@ public final class DaemonRunner {
             var rounds = 0
             var busy = portDescriptors.contains(where: ready.contains)
             while busy && rounds < 64 && !shouldStop() {
-                let a = pump(from: .internet), b = terminals.indices.reduce(0) { $0 + pump(from: .terminal, port: $1) }
+                let a = pump(from: .internet)
+                let b = terminals.indices.reduce(0) { $0 + pump(from: .terminal, port: $1) }
                 busy = a + b > 0
                 rounds += 1
             }
@@ -179,18 +194,27 @@ public final class DaemonRunner {
             if now - lastTick >= 0.1 {
                 lastTick = now
                 let actions = bridge.tick(now: now, wallClock: Date().timeIntervalSince1970)
-                if actions.contains(where: { if case .send = $0 { return true }; if case .event = $0 { return true }; return false }) {
+                if actions.contains(where: {
+                    if case .send = $0 { return true }
+                    if case .event = $0 { return true }
+                    return false
+                }) {
                     ikeActivity = true
                 }
                 synchronizeState(now: now)
                 perform(actions, receivedOn: nil)
                 stateHousekeeping(now: now)
-                if now - lastAging >= 10 { portSwitch?.age(now: now); lastAging = now }
+                if now - lastAging >= 10 {
+                    portSwitch?.age(now: now)
+                    lastAging = now
+                }
             }
         }
         if let state { for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) } }
         presenceProbe?.cancel()
         server?.stop()
-        log("stopping; \(render(counters: portCounters)); proxy: \(render(counters: bridge.proxy.counters)); bridge: \(render(counters: bridge.counters))")
+        log(
+            "stopping; \(render(counters: portCounters)); proxy: \(render(counters: bridge.proxy.counters)); bridge: \(render(counters: bridge.counters))"
+        )
     }
 }

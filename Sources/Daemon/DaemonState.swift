@@ -2,10 +2,10 @@ import Foundation
 import IKEEndpoint
 import IKEv2
 import LinuxIO
+import Management
 import Packets
 import Proxy
 import Store
-import Management
 
 /// What survives a restart: the store opened (secrets sealed), saved SAs, hosts and stations restored, progress
 /// saved every few seconds, and the token watched while it comes and goes.
@@ -31,8 +31,10 @@ extension DaemonRunner {
         return sealer
     }
 
-    static func openState(_ configuration: DaemonConfiguration, sealer tokenOrKeyFile: Sealer?, proxy: KeyExchangeProxy,
-                          log: (String) -> Void) throws -> ProxyStateStore? {
+    static func openState(
+        _ configuration: DaemonConfiguration, sealer tokenOrKeyFile: Sealer?, proxy: KeyExchangeProxy,
+        log: (String) -> Void
+    ) throws -> ProxyStateStore? {
         guard let settings = configuration.store, var sealer = tokenOrKeyFile else { return nil }
         let database: StateDatabase
         do { database = try StateDatabase(path: settings.path) } catch {
@@ -45,24 +47,32 @@ extension DaemonRunner {
         do {
             let terminalRows = try terminalRows(of: configuration, sealer: sealer)
             let profiles = try configuration.profiles.map { profile in
-                (name: profile.name, definition: "ike \(profile.ikeProposals.count) proposal(s), esp \(profile.espProposals.count), \(profile.mode.rawValue)",
-                 sealedPreSharedKey: try sealer.seal(profile.preSharedKey.bytes, context: .profilePreSharedKey(profile: profile.name)))
+                (
+                    name: profile.name,
+                    definition: "ike \(profile.ikeProposals.count) proposal(s), esp \(profile.espProposals.count), \(profile.mode.rawValue)",
+                    sealedPreSharedKey: try sealer.seal(profile.preSharedKey.bytes, context: .profilePreSharedKey(profile: profile.name))
+                )
             }
-            try database.replaceConfiguration(terminals: terminalRows, profiles: profiles,
-                                              rules: configuration.policy.rules.map(Self.json(of:)), now: wall)
+            try database.replaceConfiguration(
+                terminals: terminalRows, profiles: profiles,
+                rules: configuration.policy.rules.map(Self.json(of:)), now: wall)
             if let source = try database.meta("policy_source") {
                 let texts = try database.policyRules()
                 let rules = try texts.enumerated().map { index, text in
-                    try DaemonConfiguration.parseRule(try JSONDecoder().decode(DaemonConfiguration.RuleText.self, from: Data(text.utf8)),
-                                                      at: "saved policy rule \(index)", profiles: Set(configuration.profiles.map(\.name)))
+                    try DaemonConfiguration.parseRule(
+                        try JSONDecoder().decode(DaemonConfiguration.RuleText.self, from: Data(text.utf8)),
+                        at: "saved policy rule \(index)", profiles: Set(configuration.profiles.map(\.name)))
                 }
-                let defaultAction: PolicyAction = switch try database.meta("policy_default") {
-                case "discard": .discard
-                case "bypass": .bypass
-                default: configuration.policy.defaultAction
-                }
+                let defaultAction: PolicyAction =
+                    switch try database.meta("policy_default") {
+                    case "discard": .discard
+                    case "bypass": .bypass
+                    default: configuration.policy.defaultAction
+                    }
                 proxy.policy = PolicyTable(rules: rules, defaultAction: defaultAction)
-                log("policy: \(rules.count) rules from the database, as changed over the management API (\(source)); the configuration file's rules are not used")
+                log(
+                    "policy: \(rules.count) rules from the database, as changed over the management API (\(source)); the configuration file's rules are not used"
+                )
             }
         } catch {
             throw DaemonStartError(description: "store: cannot write the configuration tables: \(error)")
@@ -117,8 +127,9 @@ extension DaemonRunner {
             .union(bridge.proxy.registry.entries.keys)
         return addresses.compactMap { address in
             bridge.stations.station(for: address).map {
-                StateDatabase.StationRow(address: address.description, mac: $0.mac.description, vlanIDs: $0.vlanIDs,
-                                         side: $0.side == .internet ? "internet" : "terminal")
+                StateDatabase.StationRow(
+                    address: address.description, mac: $0.mac.description, vlanIDs: $0.vlanIDs,
+                    side: $0.side == .internet ? "internet" : "terminal")
             }
         }.sorted { $0.address < $1.address }
     }
@@ -155,10 +166,12 @@ extension DaemonRunner {
     func saveHosts() {
         guard let state, discoveryChanged else { return }
         discoveryChanged = false
-        let wall = Date().timeIntervalSince1970, now = monotonicSeconds()
+        let wall = Date().timeIntervalSince1970
+        let now = monotonicSeconds()
         let rows = bridge.discovery.hosts.values.map { host in
-            StateDatabase.HostRow(mac: host.mac.description, ipv4: host.ipv4.map(\.description).sorted(), ipv6: host.ipv6.map(\.description).sorted(),
-                                  learntFrom: host.learntFrom.sorted(), lastSeen: wall - (now - host.lastSeen))
+            StateDatabase.HostRow(
+                mac: host.mac.description, ipv4: host.ipv4.map(\.description).sorted(), ipv6: host.ipv6.map(\.description).sorted(),
+                learntFrom: host.learntFrom.sorted(), lastSeen: wall - (now - host.lastSeen))
         }
         do { try state.database.saveHosts(rows) } catch { log("saving discovered hosts failed: \(error)") }
     }

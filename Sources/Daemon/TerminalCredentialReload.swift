@@ -6,8 +6,10 @@ import IKEv2
 /// they agreed. A terminal whose certificate is gone from the file keeps the one in use until a restart.
 public enum TerminalCredentialReload {
     public static func apply(fresh: [UInt64: CertificateCredential], to current: [UInt64: CertificateCredential])
-        -> (updated: [UInt64: CertificateCredential], lines: [String]) {
-        var updated = current, lines: [String] = []
+        -> (updated: [UInt64: CertificateCredential], lines: [String])
+    {
+        var updated = current
+        var lines: [String] = []
         for (id, credential) in fresh.sorted(by: { $0.key < $1.key }) {
             let leaf = credential.chain[0]
             let what = "certificate \(leaf.subject) (serial \(leaf.serialNumber), valid until \(leaf.notValidAfter))"
@@ -20,7 +22,9 @@ public enum TerminalCredentialReload {
                 lines.append("reload: terminal \(id): \(what), unchanged")
             } else {
                 updated[id] = credential
-                lines.append("reload: terminal \(id): \(what) replaces \(old.chain[0].subject) (serial \(old.chain[0].serialNumber)) from the next negotiation")
+                lines.append(
+                    "reload: terminal \(id): \(what) replaces \(old.chain[0].subject) (serial \(old.chain[0].serialNumber)) from the next negotiation"
+                )
             }
         }
         for id in current.keys.sorted() where fresh[id] == nil {

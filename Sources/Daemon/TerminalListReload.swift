@@ -9,8 +9,17 @@ import Proxy
 public enum TerminalListReload {
     /// Everything the file says about one terminal, comparable between two readings.
     public struct Definition: Equatable {
-        struct ByAddress: Equatable { var address: String; var key: [UInt8]; var port: UInt16; var keyDeliveryAddress: String }
-        struct ByMAC: Equatable { var mac: String; var key: [UInt8]; var port: UInt16 }
+        struct ByAddress: Equatable {
+            var address: String
+            var key: [UInt8]
+            var port: UInt16
+            var keyDeliveryAddress: String
+        }
+        struct ByMAC: Equatable {
+            var mac: String
+            var key: [UInt8]
+            var port: UInt16
+        }
         var addresses: [ByAddress] = []
         var macs: [ByMAC] = []
 
@@ -24,8 +33,9 @@ public enum TerminalListReload {
         var found: [UInt64: Definition] = [:]
         for entry in terminals {
             found[entry.terminalID, default: Definition()].addresses.append(
-                .init(address: entry.address.description, key: entry.enrollmentKey.bytes, port: entry.keyDeliveryPort,
-                      keyDeliveryAddress: entry.keyDeliveryAddress.description))
+                .init(
+                    address: entry.address.description, key: entry.enrollmentKey.bytes, port: entry.keyDeliveryPort,
+                    keyDeliveryAddress: entry.keyDeliveryAddress.description))
         }
         for (mac, enrollment) in enrollments {
             found[enrollment.terminalID, default: Definition()].macs.append(
@@ -51,10 +61,15 @@ public enum TerminalListReload {
         var plan = Plan()
         var unchanged = 0
         for id in Set(old.keys).union(new.keys).sorted() {
-            let before = old[id], after = new[id]
-            if before == after { unchanged += 1; continue }
+            let before = old[id]
+            let after = new[id]
+            if before == after {
+                unchanged += 1
+                continue
+            }
             if managedOverAPI.contains(id) {
-                plan.lines.append("reload: terminal \(id) changed in the file, but it was added, approved or removed over the management API, which stays")
+                plan.lines.append(
+                    "reload: terminal \(id) changed in the file, but it was added, approved or removed over the management API, which stays")
                 continue
             }
             switch (before, after) {
@@ -67,18 +82,20 @@ public enum TerminalListReload {
             case (let before?, let after?):
                 plan.remove.append(id)
                 plan.enroll.append(id)
-                let what = before.addresses.map(\.address) != after.addresses.map(\.address) || before.macs.map(\.mac) != after.macs.map(\.mac)
+                let what =
+                    before.addresses.map(\.address) != after.addresses.map(\.address) || before.macs.map(\.mac) != after.macs.map(\.mac)
                     ? "its addresses changed (\(before.summary) -> \(after.summary))"
                     : before.addresses.map(\.key) + before.macs.map(\.key) != after.addresses.map(\.key) + after.macs.map(\.key)
-                    ? "its enrollment key changed" : "its key-delivery port changed"
+                        ? "its enrollment key changed" : "its key-delivery port changed"
                 plan.lines.append("reload: terminal \(id): \(what): its SAs deleted, enrolled anew")
             case (nil, nil):
                 break
             }
         }
-        plan.lines.append("reload: terminals: \(plan.enroll.count - plan.remove.filter(plan.enroll.contains).count) new, "
-                          + "\(plan.remove.count - plan.remove.filter(plan.enroll.contains).count) removed, "
-                          + "\(plan.remove.filter(plan.enroll.contains).count) changed, \(unchanged) unchanged")
+        plan.lines.append(
+            "reload: terminals: \(plan.enroll.count - plan.remove.filter(plan.enroll.contains).count) new, "
+                + "\(plan.remove.count - plan.remove.filter(plan.enroll.contains).count) removed, "
+                + "\(plan.remove.filter(plan.enroll.contains).count) changed, \(unchanged) unchanged")
         return plan
     }
 }

@@ -1,8 +1,8 @@
 import Crypto
-import _CryptoExtras
 import Foundation
 import IKEv2
 import Packets
+import _CryptoExtras
 
 /// The per-SA cipher with its keys prepared once: AES-GCM-16 (RFC 4106), ChaCha20-Poly1305 (RFC 7634)
 /// or AES-CBC (RFC 3602) with an HMAC-SHA2 ICV (RFC 4868). Key layout is the IKE KEYMAT's: for AEAD
@@ -21,7 +21,10 @@ struct ESPCipher: Sendable {
     /// Payload, padding and trailer together are a multiple of this (RFC 4303 section 2.4).
     let alignment: Int
 
-    enum SetupError: Error, Equatable { case keyLength(expected: Int, got: Int), integrityRequired, integrityKeyLength }
+    enum SetupError: Error, Equatable {
+        case keyLength(expected: Int, got: Int)
+        case integrityRequired, integrityKeyLength
+    }
 
     init(suite: ChildCipherSuite, encryptionKey: KeyMaterial, integrityKey: KeyMaterial) throws(SetupError) {
         let encryption = suite.encryption
@@ -31,15 +34,24 @@ struct ESPCipher: Sendable {
         switch encryption {
         case .aesGCM16:
             kind = .aesGCM(SymmetricKey(data: encryptionKey.bytes.dropLast(4)))
-            salt = Array(encryptionKey.bytes.suffix(4)); ivLength = 8; icvLength = 16; alignment = 4
+            salt = Array(encryptionKey.bytes.suffix(4))
+            ivLength = 8
+            icvLength = 16
+            alignment = 4
         case .chacha20Poly1305:
             kind = .chacha(SymmetricKey(data: encryptionKey.bytes.dropLast(4)))
-            salt = Array(encryptionKey.bytes.suffix(4)); ivLength = 8; icvLength = 16; alignment = 4
+            salt = Array(encryptionKey.bytes.suffix(4))
+            ivLength = 8
+            icvLength = 16
+            alignment = 4
         case .aesCBC:
             guard let integrity = suite.integrity else { throw .integrityRequired }
             guard integrityKey.count == integrity.keyLength else { throw .integrityKeyLength }
             kind = .aesCBC(SymmetricKey(data: encryptionKey.bytes), integrity: integrity, integrityKey: SymmetricKey(data: integrityKey.bytes))
-            salt = []; ivLength = 16; icvLength = integrity.outputLength; alignment = 16
+            salt = []
+            ivLength = 16
+            icvLength = integrity.outputLength
+            alignment = 16
         }
     }
 
@@ -55,19 +67,25 @@ struct ESPCipher: Sendable {
                     try! AES.GCM.seal(plaintext, using: key, nonce: try! AES.GCM.Nonce(data: nonce), authenticating: aad)
                 }
             }
-            out.appendBigEndian(sequence); Self.append(box.ciphertext, to: &out); Self.append(box.tag, to: &out)
+            out.appendBigEndian(sequence)
+            Self.append(box.ciphertext, to: &out)
+            Self.append(box.tag, to: &out)
         case .chacha(let key):
             let box = withNonce(counter: sequence) { nonce in
                 withAdditionalData(spi: spi, sequence: sequence, extended: extended) { aad in
                     try! ChaChaPoly.seal(plaintext, using: key, nonce: try! ChaChaPoly.Nonce(data: nonce), authenticating: aad)
                 }
             }
-            out.appendBigEndian(sequence); Self.append(box.ciphertext, to: &out); Self.append(box.tag, to: &out)
+            out.appendBigEndian(sequence)
+            Self.append(box.ciphertext, to: &out)
+            Self.append(box.tag, to: &out)
         case .aesCBC(let key, let integrity, let integrityKey):
             let ciphertext = try! AES._CBC.encrypt(plaintext, using: key, iv: AES._CBC.IV(ivBytes: cbcIV), noPadding: true)
-            out.append(contentsOf: cbcIV); Self.append(ciphertext, to: &out)
-            let icv = Self.icv(integrity, key: integrityKey, data: out[headerStart...],
-                               sequenceHigh: extended ? UInt32(truncatingIfNeeded: sequence >> 32) : nil)
+            out.append(contentsOf: cbcIV)
+            Self.append(ciphertext, to: &out)
+            let icv = Self.icv(
+                integrity, key: integrityKey, data: out[headerStart...],
+                sequenceHigh: extended ? UInt32(truncatingIfNeeded: sequence >> 32) : nil)
             out.append(contentsOf: icv)
         }
     }
@@ -107,7 +125,10 @@ struct ESPCipher: Sendable {
         try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { buffer in
             for index in 0..<4 { buffer[index] = salt[index] }
             var offset = 4
-            for byte in iv { buffer[offset] = byte; offset += 1 }
+            for byte in iv {
+                buffer[offset] = byte
+                offset += 1
+            }
             return try body(UnsafeRawBufferPointer(buffer))
         }
     }
@@ -118,12 +139,15 @@ struct ESPCipher: Sendable {
     func withAdditionalData<R>(spi: UInt32, sequence: UInt64, extended: Bool, _ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
         try withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { buffer in
             @inline(__always) func put(_ word: UInt32, at offset: Int) {
-                buffer[offset] = UInt8(word >> 24); buffer[offset + 1] = UInt8((word >> 16) & 0xff)
-                buffer[offset + 2] = UInt8((word >> 8) & 0xff); buffer[offset + 3] = UInt8(word & 0xff)
+                buffer[offset] = UInt8(word >> 24)
+                buffer[offset + 1] = UInt8((word >> 16) & 0xff)
+                buffer[offset + 2] = UInt8((word >> 8) & 0xff)
+                buffer[offset + 3] = UInt8(word & 0xff)
             }
             put(spi, at: 0)
             if extended {
-                put(UInt32(truncatingIfNeeded: sequence >> 32), at: 4); put(UInt32(truncatingIfNeeded: sequence), at: 8)
+                put(UInt32(truncatingIfNeeded: sequence >> 32), at: 4)
+                put(UInt32(truncatingIfNeeded: sequence), at: 8)
             } else {
                 put(UInt32(truncatingIfNeeded: sequence), at: 4)
             }
@@ -166,8 +190,9 @@ struct ESPCipher: Sendable {
                 }
             case .aesCBC(let key, let integrity, let integrityKey):
                 guard body.count % 16 == 0, !body.isEmpty else { throw ESPDropReason.truncated }
-                let expected = Self.icv(integrity, key: integrityKey, data: esp[start..<(esp.endIndex - icvLength)],
-                                        sequenceHigh: extended ? UInt32(truncatingIfNeeded: sequence >> 32) : nil)
+                let expected = Self.icv(
+                    integrity, key: integrityKey, data: esp[start..<(esp.endIndex - icvLength)],
+                    sequenceHigh: extended ? UInt32(truncatingIfNeeded: sequence >> 32) : nil)
                 guard Self.constantTimeEqual(expected, icv) else { throw ESPDropReason.authenticationFailed }
                 return Self.array(try AES._CBC.decrypt(body, using: key, iv: AES._CBC.IV(ivBytes: iv), noPadding: true))
             }

@@ -14,8 +14,9 @@ public final class InboundSecurityAssociation: @unchecked Sendable {
         self.parameters = parameters
         self.createdAt = createdAt
         window = ReplayWindow(size: replayWindowSize)
-        cipher = try ESPCipher(suite: parameters.suite, encryptionKey: parameters.encryptionKey,
-                               integrityKey: parameters.integrityKey)
+        cipher = try ESPCipher(
+            suite: parameters.suite, encryptionKey: parameters.encryptionKey,
+            integrityKey: parameters.integrityKey)
     }
 
     /// Verifies and decrypts one ESP packet (`esp` starts at the SPI, i.e. after any UDP header) and returns
@@ -51,14 +52,16 @@ public final class InboundSecurityAssociation: @unchecked Sendable {
             plaintext.removeLast(plaintext.count - payloadEnd)
             packet = plaintext
             guard let view = try? IPPacketView(packet),
-                  view.version == (nextHeader == IPProtocolNumber.ipv4 ? 4 : 6) else { throw .badInnerPacket }
+                view.version == (nextHeader == IPProtocolNumber.ipv4 ? 4 : 6)
+            else { throw .badInnerPacket }
             try checkSelectors(view, packet)
         case .transport:
             var rebuilt = [UInt8]()
             rebuilt.reserveCapacity(40 + payloadEnd)
-            IPHeaderBuilder.appendIP(to: &rebuilt, source: parameters.tunnelSource.bytes,
-                                     destination: parameters.tunnelDestination.bytes, protocolNumber: nextHeader,
-                                     payloadLength: payloadEnd)
+            IPHeaderBuilder.appendIP(
+                to: &rebuilt, source: parameters.tunnelSource.bytes,
+                destination: parameters.tunnelDestination.bytes, protocolNumber: nextHeader,
+                payloadLength: payloadEnd)
             rebuilt.append(contentsOf: plaintext[0..<payloadEnd])
             packet = rebuilt
             if let view = try? IPPacketView(packet) { try checkSelectors(view, packet) }
@@ -69,8 +72,11 @@ public final class InboundSecurityAssociation: @unchecked Sendable {
     }
 
     private func checkSelectors(_ view: IPPacketView, _ packet: [UInt8]) throws(ESPDropReason) {
-        guard parameters.covers(source: packet[view.sourceRange], destination: packet[view.destinationRange], ipProtocol: view.upperProtocol,
-                                ports: view.ports(in: packet)) else { throw .selectorMismatch }
+        guard
+            parameters.covers(
+                source: packet[view.sourceRange], destination: packet[view.destinationRange], ipProtocol: view.upperProtocol,
+                ports: view.ports(in: packet))
+        else { throw .selectorMismatch }
     }
 
     public func lifetimeState(now: Double) -> LifetimeState {

@@ -25,8 +25,9 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
         self.parameters = parameters
         self.createdAt = createdAt
         self.sequence = startingSequence ?? parameters.sequenceStart
-        cipher = try ESPCipher(suite: parameters.suite, encryptionKey: parameters.encryptionKey,
-                               integrityKey: parameters.integrityKey)
+        cipher = try ESPCipher(
+            suite: parameters.suite, encryptionKey: parameters.encryptionKey,
+            integrityKey: parameters.integrityKey)
     }
 
     private var sequenceLimit: UInt64 { parameters.suite.extendedSequenceNumbers ? UInt64.max : UInt64(UInt32.max) }
@@ -41,7 +42,9 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
 
         let payload: ArraySlice<UInt8>
         let nextHeader: UInt8
-        var outerExtensions: ArraySlice<UInt8> = [], lastOuterHeader: Int?, ipv4Options: ArraySlice<UInt8> = []
+        var outerExtensions: ArraySlice<UInt8> = []
+        var lastOuterHeader: Int?
+        var ipv4Options: ArraySlice<UInt8> = []
         switch parameters.mode {
         case .tunnel:
             guard let first = packet.first else { throw .badInnerPacket }
@@ -75,45 +78,56 @@ public final class OutboundSecurityAssociation: @unchecked Sendable {
         plaintext.reserveCapacity(payload.count + padLength + 2)
         plaintext.append(contentsOf: payload)
         for index in 0..<padLength { plaintext.append(UInt8(index + 1)) }
-        plaintext.append(UInt8(padLength)); plaintext.append(nextHeader)
+        plaintext.append(UInt8(padLength))
+        plaintext.append(nextHeader)
 
         let espLength = 8 + cipher.ivLength + plaintext.count + cipher.icvLength
         let udpLength = parameters.encapsulation == nil ? 0 : 8
-        let source = parameters.tunnelSource.bytes, destination = parameters.tunnelDestination.bytes
+        let source = parameters.tunnelSource.bytes
+        let destination = parameters.tunnelDestination.bytes
         var out = [UInt8]()
         out.reserveCapacity(40 + outerExtensions.count + udpLength + espLength)
         let carrier = udpLength == 0 ? IPProtocolNumber.esp : IPProtocolNumber.udp
         if let lastOuterHeader {
-            IPHeaderBuilder.appendIPv6(to: &out, source: source, destination: destination, nextHeader: packet[6],
-                                       payloadLength: outerExtensions.count + udpLength + espLength)
+            IPHeaderBuilder.appendIPv6(
+                to: &out, source: source, destination: destination, nextHeader: packet[6],
+                payloadLength: outerExtensions.count + udpLength + espLength)
             let extensionsStart = out.count
             out.append(contentsOf: outerExtensions)
             out[extensionsStart + lastOuterHeader] = carrier
         } else if source.count == 4 {
-            IPHeaderBuilder.appendIPv4(to: &out, source: source, destination: destination, protocolNumber: carrier,
-                                       payloadLength: udpLength + espLength, options: ipv4Options)
+            IPHeaderBuilder.appendIPv4(
+                to: &out, source: source, destination: destination, protocolNumber: carrier,
+                payloadLength: udpLength + espLength, options: ipv4Options)
         } else {
-            IPHeaderBuilder.appendIP(to: &out, source: source, destination: destination, protocolNumber: carrier,
-                                     payloadLength: udpLength + espLength)
+            IPHeaderBuilder.appendIP(
+                to: &out, source: source, destination: destination, protocolNumber: carrier,
+                payloadLength: udpLength + espLength)
         }
         let udpStart = out.count
         if let encapsulation = parameters.encapsulation {
             let length = 8 + espLength
-            out.appendBigEndian(encapsulation.sourcePort); out.appendBigEndian(encapsulation.destinationPort)
-            out.appendBigEndian(UInt16(length)); out.appendBigEndian(UInt16(0))
+            out.appendBigEndian(encapsulation.sourcePort)
+            out.appendBigEndian(encapsulation.destinationPort)
+            out.appendBigEndian(UInt16(length))
+            out.appendBigEndian(UInt16(0))
         }
         let espStart = out.count
-        let spi = parameters.spi.rawValue, low = UInt32(truncatingIfNeeded: sequence)
-        out.appendBigEndian(spi); out.appendBigEndian(low)
+        let spi = parameters.spi.rawValue
+        let low = UInt32(truncatingIfNeeded: sequence)
+        out.appendBigEndian(spi)
+        out.appendBigEndian(low)
         // AEAD: the IV is the sequence number, unique per key, which is all GCM and ChaCha20-Poly1305 require
         // (RFC 4106 section 3.1). CBC needs an unpredictable IV (RFC 3602 section 3).
         let cbcIV = cipher.ivLength == 16 ? randomIVs.next() : []
-        cipher.seal(plaintext: plaintext, cbcIV: cbcIV, out: &out, headerStart: espStart, spi: spi, sequence: sequence,
-                    extended: parameters.suite.extendedSequenceNumbers)
+        cipher.seal(
+            plaintext: plaintext, cbcIV: cbcIV, out: &out, headerStart: espStart, spi: spi, sequence: sequence,
+            extended: parameters.suite.extendedSequenceNumbers)
         if udpLength > 0 && source.count == 16 {
             // UDP over IPv6 must carry a checksum (RFC 8200 section 8.1).
             let checksum = IPHeaderBuilder.udpChecksum(source: source, destination: destination, udp: out[udpStart...])
-            out[udpStart + 6] = UInt8(checksum >> 8); out[udpStart + 7] = UInt8(checksum & 0xff)
+            out[udpStart + 6] = UInt8(checksum >> 8)
+            out[udpStart + 7] = UInt8(checksum & 0xff)
         }
         counters.packets += 1
         counters.bytes += UInt64(payload.count)

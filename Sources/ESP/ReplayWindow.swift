@@ -38,7 +38,11 @@ public struct ReplayWindow: Sendable {
                 var clear = highest + 1
                 while clear <= sequence {
                     let (word, mask) = bit(clear)
-                    if mask == 1 && sequence - clear >= 63 { words[word] = 0; clear += 64; continue }
+                    if mask == 1 && sequence - clear >= 63 {
+                        words[word] = 0
+                        clear += 64
+                        continue
+                    }
                     words[word] &= ~mask
                     clear += 1
                 }
@@ -52,7 +56,8 @@ public struct ReplayWindow: Sendable {
     /// Reconstructs the full 64-bit number from the 32 bits on the wire when extended sequence numbers
     /// are in use (RFC 4303 Appendix A2.2): the high half is the one that puts it nearest the window.
     public func inferExtended(low: UInt32) -> UInt64 {
-        let topLow = UInt32(truncatingIfNeeded: highest), topHigh = UInt32(truncatingIfNeeded: highest >> 32)
+        let topLow = UInt32(truncatingIfNeeded: highest)
+        let topHigh = UInt32(truncatingIfNeeded: highest >> 32)
         let windowSpan = UInt32(truncatingIfNeeded: size - 1)
         let high: UInt32
         if topLow >= windowSpan {

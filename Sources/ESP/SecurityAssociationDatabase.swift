@@ -29,7 +29,10 @@ public struct SecurityAssociationDatabase: Sendable {
         }
     }
 
-    public mutating func flush() { inbound.removeAll(); outbound.removeAll() }
+    public mutating func flush() {
+        inbound.removeAll()
+        outbound.removeAll()
+    }
 
     public mutating func countDrop(_ reason: ESPDropReason) { drops.count(reason) }
 
@@ -42,19 +45,30 @@ public struct SecurityAssociationDatabase: Sendable {
     /// The same, for a packet the caller has already parsed.
     public func outboundSA(for packet: [UInt8], view: IPPacketView) -> OutboundSecurityAssociation? {
         let ports = view.ports(in: packet)
-        let source = packet[view.sourceRange], destination = packet[view.destinationRange]
-        return outbound.last { $0.parameters.covers(source: source, destination: destination, ipProtocol: view.upperProtocol,
-                                                     ports: ports.map { ($0.source, $0.destination) }) }
+        let source = packet[view.sourceRange]
+        let destination = packet[view.destinationRange]
+        return outbound.last {
+            $0.parameters.covers(
+                source: source, destination: destination, ipProtocol: view.upperProtocol,
+                ports: ports.map { ($0.source, $0.destination) })
+        }
     }
 
     /// Decapsulates an ESP packet with the inbound SA its SPI names, counting any drop.
     public mutating func decapsulate(_ esp: ArraySlice<UInt8>) -> Result<[UInt8], ESPDropReason> {
-        guard esp.count >= 8 else { drops.count(.truncated); return .failure(.truncated) }
+        guard esp.count >= 8 else {
+            drops.count(.truncated)
+            return .failure(.truncated)
+        }
         let s = esp.startIndex
         let spi = ChildSPI(bytes: Array(esp[s..<(s + 4)]))
-        guard let sa = inbound[spi] else { drops.count(.unknownSPI); return .failure(.unknownSPI) }
+        guard let sa = inbound[spi] else {
+            drops.count(.unknownSPI)
+            return .failure(.unknownSPI)
+        }
         do { return .success(try sa.decapsulate(esp)) } catch {
-            drops.count(error); return .failure(error)
+            drops.count(error)
+            return .failure(error)
         }
     }
 }

@@ -8,7 +8,8 @@ public struct UDPEncapsulation: Equatable, Sendable, Codable {
     public var sourcePort: UInt16
     public var destinationPort: UInt16
     public init(sourcePort: UInt16 = 4500, destinationPort: UInt16 = 4500) {
-        self.sourcePort = sourcePort; self.destinationPort = destinationPort
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
     }
 }
 
@@ -20,10 +21,16 @@ public struct ESPLifetime: Equatable, Sendable, Codable {
     public var hardPackets: UInt64?
     public var softSeconds: UInt32?
     public var hardSeconds: UInt32?
-    public init(softBytes: UInt64? = nil, hardBytes: UInt64? = nil, softPackets: UInt64? = nil, hardPackets: UInt64? = nil,
-                softSeconds: UInt32? = nil, hardSeconds: UInt32? = nil) {
-        self.softBytes = softBytes; self.hardBytes = hardBytes; self.softPackets = softPackets
-        self.hardPackets = hardPackets; self.softSeconds = softSeconds; self.hardSeconds = hardSeconds
+    public init(
+        softBytes: UInt64? = nil, hardBytes: UInt64? = nil, softPackets: UInt64? = nil, hardPackets: UInt64? = nil,
+        softSeconds: UInt32? = nil, hardSeconds: UInt32? = nil
+    ) {
+        self.softBytes = softBytes
+        self.hardBytes = hardBytes
+        self.softPackets = softPackets
+        self.hardPackets = hardPackets
+        self.softSeconds = softSeconds
+        self.hardSeconds = hardSeconds
     }
 
     /// Why volume limits from a configuration file are not usable.
@@ -33,7 +40,8 @@ public struct ESPLifetime: Equatable, Sendable, Codable {
 
     /// Volume lifetimes as configuration files name them (strongSwan's rekey_bytes, life_bytes,
     /// rekey_packets, life_packets): a limit of zero, or a rekey limit not below its life limit, is refused.
-    public static func volume(rekeyBytes: UInt64?, lifeBytes: UInt64?, rekeyPackets: UInt64?, lifePackets: UInt64?) throws(VolumeError) -> ESPLifetime {
+    public static func volume(rekeyBytes: UInt64?, lifeBytes: UInt64?, rekeyPackets: UInt64?, lifePackets: UInt64?) throws(VolumeError) -> ESPLifetime
+    {
         for (soft, hard, unit) in [(rekeyBytes, lifeBytes, "bytes"), (rekeyPackets, lifePackets, "packets")] {
             if soft == 0 || hard == 0 { throw VolumeError(description: "rekey_\(unit) and life_\(unit) must be above 0") }
             if let soft, let hard, soft >= hard { throw VolumeError(description: "rekey_\(unit) \(soft) must be below life_\(unit) \(hard)") }
@@ -64,14 +72,24 @@ public struct SecurityAssociationParameters: Equatable, Sendable {
     /// handed again to a terminal that lost it continues above what was seen.
     public var sequenceStart: UInt64 = 0
 
-    public init(spi: ChildSPI, direction: ESPDirection, suite: ChildCipherSuite, encryptionKey: KeyMaterial,
-                integrityKey: KeyMaterial, mode: ChildMode, tunnelSource: IPAddress, tunnelDestination: IPAddress,
-                encapsulation: UDPEncapsulation?, sourceSelectors: [TrafficSelector], destinationSelectors: [TrafficSelector],
-                lifetime: ESPLifetime = ESPLifetime()) {
-        self.spi = spi; self.direction = direction; self.suite = suite; self.encryptionKey = encryptionKey
-        self.integrityKey = integrityKey; self.mode = mode; self.tunnelSource = tunnelSource
-        self.tunnelDestination = tunnelDestination; self.encapsulation = encapsulation
-        self.sourceSelectors = sourceSelectors; self.destinationSelectors = destinationSelectors; self.lifetime = lifetime
+    public init(
+        spi: ChildSPI, direction: ESPDirection, suite: ChildCipherSuite, encryptionKey: KeyMaterial,
+        integrityKey: KeyMaterial, mode: ChildMode, tunnelSource: IPAddress, tunnelDestination: IPAddress,
+        encapsulation: UDPEncapsulation?, sourceSelectors: [TrafficSelector], destinationSelectors: [TrafficSelector],
+        lifetime: ESPLifetime = ESPLifetime()
+    ) {
+        self.spi = spi
+        self.direction = direction
+        self.suite = suite
+        self.encryptionKey = encryptionKey
+        self.integrityKey = integrityKey
+        self.mode = mode
+        self.tunnelSource = tunnelSource
+        self.tunnelDestination = tunnelDestination
+        self.encapsulation = encapsulation
+        self.sourceSelectors = sourceSelectors
+        self.destinationSelectors = destinationSelectors
+        self.lifetime = lifetime
     }
 
     /// Whether an inner packet with these addresses (still inside the packet, not copied out), protocol and

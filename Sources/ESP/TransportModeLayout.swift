@@ -26,8 +26,10 @@ struct TransportModeLayout: Equatable {
             protectedNextHeader = view.upperProtocol
             return
         }
-        var next = packet[6], offset = 40
-        var outerEnd = 40, outerNext = next
+        var next = packet[6]
+        var offset = 40
+        var outerEnd = 40
+        var outerNext = next
         while offset < view.upperOffset {
             let start = offset
             switch next {
@@ -38,7 +40,9 @@ struct TransportModeLayout: Equatable {
             let kind = next
             next = packet[start]
             if kind == 0 || kind == 43 {
-                outerEnd = offset; outerNext = next; lastOuterHeaderStart = start
+                outerEnd = offset
+                outerNext = next
+                lastOuterHeaderStart = start
             }
         }
         outerExtensionHeaders = 40..<outerEnd

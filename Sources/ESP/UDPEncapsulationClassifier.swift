@@ -8,8 +8,14 @@ public enum UDPEncapsulatedKind: Equatable, Sendable {
 
     public init(payload: ArraySlice<UInt8>) {
         let s = payload.startIndex
-        if payload.count == 1 && payload[s] == 0xff { self = .keepalive; return }
-        guard payload.count >= 8 else { self = .malformed; return }
+        if payload.count == 1 && payload[s] == 0xff {
+            self = .keepalive
+            return
+        }
+        guard payload.count >= 8 else {
+            self = .malformed
+            return
+        }
         let zeroMarker = payload[s] == 0 && payload[s + 1] == 0 && payload[s + 2] == 0 && payload[s + 3] == 0
         self = zeroMarker ? .ike : .esp
     }

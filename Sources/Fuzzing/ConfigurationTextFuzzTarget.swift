@@ -12,13 +12,17 @@ public final class ConfigurationTextFuzzTarget: FuzzTarget {
 
     /// Input: lines of text, each tried with every parser.
     public func seeds() -> [[UInt8]] {
-        [["192.0.2.1", "2001:db8::1", "::", "::ffff:192.0.2.1", "fe80::1:2:3:4", "1:2:3:4:5:6:7:8"],
-         ["10.0.0.0/24", "2001:db8::/64", "0.0.0.0/0", "::/0", "192.0.2.7/32"],
-         ["192.0.2.1[tcp/443]", "10.0.0.0/24[udp/1000-2000]", "2001:db8::1[icmpv6]", "192.0.2.1[47]", "192.0.2.1[%any]",
-          "192.0.2.1[icmp/8]", "192.0.2.1[icmp/3(4)]", "192.0.2.1[icmp/0-8(255)]", "2001:db8::1[ipv6-icmp/128]"],
-         ["02:00:00:00:d0:01", "02-00-00-00-d0-02"],
-         ["aes256gcm16-prfsha256-x25519", "aes256-sha256-modp2048", "chacha20poly1305-prfsha512-ecp384", "aes128gcm16-esn"],
-         ["peer.example.com", "admin@example.com", "192.0.2.1", "2001:db8::2"]].map { Array($0.joined(separator: "\n").utf8) }
+        [
+            ["192.0.2.1", "2001:db8::1", "::", "::ffff:192.0.2.1", "fe80::1:2:3:4", "1:2:3:4:5:6:7:8"],
+            ["10.0.0.0/24", "2001:db8::/64", "0.0.0.0/0", "::/0", "192.0.2.7/32"],
+            [
+                "192.0.2.1[tcp/443]", "10.0.0.0/24[udp/1000-2000]", "2001:db8::1[icmpv6]", "192.0.2.1[47]", "192.0.2.1[%any]",
+                "192.0.2.1[icmp/8]", "192.0.2.1[icmp/3(4)]", "192.0.2.1[icmp/0-8(255)]", "2001:db8::1[ipv6-icmp/128]"
+            ],
+            ["02:00:00:00:d0:01", "02-00-00-00-d0-02"],
+            ["aes256gcm16-prfsha256-x25519", "aes256-sha256-modp2048", "chacha20poly1305-prfsha512-ecp384", "aes128gcm16-esn"],
+            ["peer.example.com", "admin@example.com", "192.0.2.1", "2001:db8::2"]
+        ].map { Array($0.joined(separator: "\n").utf8) }
     }
 
     public func run(_ input: [UInt8]) -> [String] {
@@ -32,7 +36,10 @@ public final class ConfigurationTextFuzzTarget: FuzzTarget {
                 if IPAddress(address.description) != address { broken.append("IPAddress '\(text)' prints as '\(address)', which parses to another") }
             }
             if let prefix = AddressPrefix(text) {
-                guard let again = AddressPrefix(prefix.text) else { broken.append("AddressPrefix '\(text)' prints as '\(prefix.text)', which is refused"); continue }
+                guard let again = AddressPrefix(prefix.text) else {
+                    broken.append("AddressPrefix '\(text)' prints as '\(prefix.text)', which is refused")
+                    continue
+                }
                 if again.low != prefix.low || again.high != prefix.high || again.isIPv6 != prefix.isIPv6 {
                     broken.append("AddressPrefix '\(text)' prints as '\(prefix.text)', which parses to another range")
                 }

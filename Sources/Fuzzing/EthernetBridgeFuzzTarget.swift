@@ -20,8 +20,9 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
 
     static func makeBridge() -> EthernetBridge {
         let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals())
-        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(), registry: registry, profiles: [DemoScenario.profile()],
-                                     random: SeededRandom(seed: 21))
+        let proxy = KeyExchangeProxy(
+            policy: DemoScenario.policy(), registry: registry, profiles: [DemoScenario.profile()],
+            random: SeededRandom(seed: 21))
         return EthernetBridge(proxy: proxy, terminalPortMAC: portMAC, discoveryPrefixes: [AddressPrefix("10.0.0.0/24")!])
     }
 
@@ -54,7 +55,8 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
 
     static func isKeyDelivery(_ action: FrameAction) -> Bool {
         guard case .send(.terminal, let frame) = action, let (packet, view) = ipPacket(in: frame),
-              view.upperProtocol == IPProtocolNumber.udp else { return false }
+            view.upperProtocol == IPProtocolNumber.udp
+        else { return false }
         return view.ports(in: packet)?.destination == WellKnownPort.keyDelivery
     }
 
@@ -79,8 +81,9 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
     /// Why a frame the bridge passed on unchanged should not have crossed (empty when it may).
     static func mustNotCross(_ frame: [UInt8], from side: LinkSide) -> [String] {
         guard let ethernet = try? EthernetFrameView(frame), ethernet.etherType == EtherType.ipv4 || ethernet.etherType == EtherType.ipv6,
-              let (packet, view) = ipPacket(in: frame), let source = IPAddress(bytes: view.source(in: packet)),
-              let destination = IPAddress(bytes: view.destination(in: packet)) else { return [] }
+            let (packet, view) = ipPacket(in: frame), let source = IPAddress(bytes: view.source(in: packet)),
+            let destination = IPAddress(bytes: view.destination(in: packet))
+        else { return [] }
         let ports = view.ports(in: packet)
         var broken: [String] = []
         if view.upperProtocol == IPProtocolNumber.udp, ports?.destination == WellKnownPort.keyDelivery {
@@ -90,7 +93,8 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
             broken.append("plaintext ICMP of a protected flow forwarded to the Internet side")
         }
         if side == .terminal, isDemoTerminal(source), view.upperProtocol == IPProtocolNumber.tcp, ports?.destination == 23,
-           !destination.isIPv6, AddressPrefix("198.51.100.0/24")!.contains(AddressKey(destination.bytes)) {
+            !destination.isIPv6, AddressPrefix("198.51.100.0/24")!.contains(AddressKey(destination.bytes))
+        {
             broken.append("the discarded telnet flow was forwarded")
         }
         return broken
@@ -101,7 +105,8 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
         actions.contains { action in
             guard case .send(.internet, let frame) = action else { return false }
             if let ethernet = try? EthernetFrameView(frame), ethernet.etherType == EtherType.arp,
-               let arp = try? ARPPacket(frame[ethernet.payloadOffset...]) {
+                let arp = try? ARPPacket(frame[ethernet.payloadOffset...])
+            {
                 return arp.senderIP == DemoScenario.stranger.bytes
             }
             guard let (packet, view) = ipPacket(in: frame) else { return false }
@@ -127,40 +132,60 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
     /// the bridge (the peer engine answers what the bridge sends out), a terminal starting a protected
     /// flow, bypass and discard flows, and an IPv6 neighbour solicitation.
     public func seeds() -> [[UInt8]] {
-        let a = DemoScenario.terminalA, b = DemoScenario.terminalB
+        let a = DemoScenario.terminalA
+        let b = DemoScenario.terminalB
         var peerInitiated = Self.arp(from: a)
         peerInitiated += Self.converse(start: { peer, now in peer.initiate(connection: "to-\(a)", now: now) }, terminal: a)
         var terminalInitiated = Self.arp(from: b)
         terminalInitiated += Self.converse(start: { _, _ in [] }, terminal: b, firstFrame: Self.icmpEcho(from: b, to: DemoScenario.peer))
-        let bypass = Self.arp(from: a) + Self.record(.terminal, Self.ipFrame(from: a, to: DemoScenario.dnsServer, protocolNumber: IPProtocolNumber.udp,
-                                                                              transport: [0x30, 0x39, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]))
-        let discard = Self.record(.terminal, Self.ipFrame(from: a, to: DemoScenario.telnetServer, protocolNumber: IPProtocolNumber.tcp,
-                                                          transport: [0x30, 0x39, 0, 23] + [UInt8](repeating: 0, count: 8) + [0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]))
-        let stranger = Self.arp(from: DemoScenario.stranger)
-            + Self.converse(start: { peer, now in peer.initiate(connection: "to-\(DemoScenario.stranger)", now: now) }, terminal: DemoScenario.stranger)
-        let keyDeliveryFromInternet = Self.record(.internet, Self.ipFrame(from: DemoScenario.peer, to: a, protocolNumber: IPProtocolNumber.udp,
-                                                                          transport: [0x25, 0x1c, 0x25, 0x1c, 0, 12, 0, 0, 1, 2, 3, 4]))
+        let bypass =
+            Self.arp(from: a)
+            + Self.record(
+                .terminal,
+                Self.ipFrame(
+                    from: a, to: DemoScenario.dnsServer, protocolNumber: IPProtocolNumber.udp,
+                    transport: [0x30, 0x39, 0, 53, 0, 12, 0, 0, 1, 2, 3, 4]))
+        let discard = Self.record(
+            .terminal,
+            Self.ipFrame(
+                from: a, to: DemoScenario.telnetServer, protocolNumber: IPProtocolNumber.tcp,
+                transport: [0x30, 0x39, 0, 23] + [UInt8](repeating: 0, count: 8) + [0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]))
+        let stranger =
+            Self.arp(from: DemoScenario.stranger)
+            + Self.converse(
+                start: { peer, now in peer.initiate(connection: "to-\(DemoScenario.stranger)", now: now) }, terminal: DemoScenario.stranger)
+        let keyDeliveryFromInternet = Self.record(
+            .internet,
+            Self.ipFrame(
+                from: DemoScenario.peer, to: a, protocolNumber: IPProtocolNumber.udp,
+                transport: [0x25, 0x1c, 0x25, 0x1c, 0, 12, 0, 0, 1, 2, 3, 4]))
         return [peerInitiated, terminalInitiated, bypass, discard, stranger, keyDeliveryFromInternet]
     }
 
     static func record(_ side: LinkSide, _ frame: [UInt8]) -> [UInt8] { [side == .internet ? 0 : 1] + FuzzInput.record(frame) }
 
     static func arp(from terminal: IPAddress) -> [UInt8] {
-        let packet = ARPPacket(operation: .request, senderMAC: terminalMAC(terminal), senderIP: terminal.bytes,
-                               targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: DemoScenario.peer.bytes)
-        return record(.terminal, EthernetFrameView.build(destination: .broadcast, source: terminalMAC(terminal), etherType: EtherType.arp,
-                                                         payload: packet.encode()))
+        let packet = ARPPacket(
+            operation: .request, senderMAC: terminalMAC(terminal), senderIP: terminal.bytes,
+            targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: DemoScenario.peer.bytes)
+        return record(
+            .terminal,
+            EthernetFrameView.build(
+                destination: .broadcast, source: terminalMAC(terminal), etherType: EtherType.arp,
+                payload: packet.encode()))
     }
 
     static func ipFrame(from source: IPAddress, to destination: IPAddress, protocolNumber: UInt8, transport: [UInt8]) -> [UInt8] {
         var packet: [UInt8] = []
-        IPHeaderBuilder.appendIP(to: &packet, source: source.bytes, destination: destination.bytes, protocolNumber: protocolNumber,
-                                 payloadLength: transport.count)
+        IPHeaderBuilder.appendIP(
+            to: &packet, source: source.bytes, destination: destination.bytes, protocolNumber: protocolNumber,
+            payloadLength: transport.count)
         packet += transport
         if let view = try? IPPacketView(packet) { TransportChecksum.fill(packet: &packet, view: view) }
         let fromTerminal = isDemoTerminal(source)
-        return EthernetFrameView.build(destination: fromTerminal ? peerMAC : terminalMAC(destination),
-                                       source: fromTerminal ? terminalMAC(source) : peerMAC, etherType: EtherType.ipv4, payload: packet)
+        return EthernetFrameView.build(
+            destination: fromTerminal ? peerMAC : terminalMAC(destination),
+            source: fromTerminal ? terminalMAC(source) : peerMAC, etherType: EtherType.ipv4, payload: packet)
     }
 
     static func icmpEcho(from source: IPAddress, to destination: IPAddress) -> [UInt8] {
@@ -180,11 +205,17 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
         var toBridge: [(LinkSide, [UInt8])] = firstFrame.map { [(.terminal, $0)] } ?? []
         func framesFor(_ actions: [EngineAction]) {
             for case .send(let datagram) in actions {
-                let packet = IPHeaderBuilder.udpPacket(source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
-                                                       sourcePort: datagram.source.port, destinationPort: datagram.destination.port,
-                                                       payload: datagram.payload)
-                toBridge.append((.internet, EthernetFrameView.build(destination: terminalMAC(datagram.destination.address), source: peerMAC,
-                                                                    etherType: EtherType.ipv4, payload: packet)))
+                let packet = IPHeaderBuilder.udpPacket(
+                    source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
+                    sourcePort: datagram.source.port, destinationPort: datagram.destination.port,
+                    payload: datagram.payload)
+                toBridge.append(
+                    (
+                        .internet,
+                        EthernetFrameView.build(
+                            destination: terminalMAC(datagram.destination.address), source: peerMAC,
+                            etherType: EtherType.ipv4, payload: packet)
+                    ))
             }
         }
         framesFor(start(peer, now))
@@ -197,11 +228,14 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
             now += 0.01
             for case .send(.internet, let out) in actions {
                 guard let (packet, view) = ipPacket(in: out), view.upperProtocol == IPProtocolNumber.udp,
-                      let ports = view.ports(in: packet), view.upperOffset + 8 <= packet.count,
-                      let source = IPAddress(bytes: view.source(in: packet)),
-                      let destination = IPAddress(bytes: view.destination(in: packet)) else { continue }
-                framesFor(peer.receive(Array(packet[(view.upperOffset + 8)...]), from: Endpoint(source, ports.source),
-                                       to: Endpoint(destination, ports.destination), now: now))
+                    let ports = view.ports(in: packet), view.upperOffset + 8 <= packet.count,
+                    let source = IPAddress(bytes: view.source(in: packet)),
+                    let destination = IPAddress(bytes: view.destination(in: packet))
+                else { continue }
+                framesFor(
+                    peer.receive(
+                        Array(packet[(view.upperOffset + 8)...]), from: Endpoint(source, ports.source),
+                        to: Endpoint(destination, ports.destination), now: now))
             }
         }
         return recorded

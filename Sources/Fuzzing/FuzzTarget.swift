@@ -13,16 +13,18 @@ public protocol FuzzTarget: AnyObject {
 
 /// Every fuzz target, by name.
 public enum FuzzTargets {
-    public static var all: [any FuzzTarget.Type] { [
-        IKEMessageCodecFuzzTarget.self,
-        IKEResponderFuzzTarget.self,
-        IKEAuthFuzzTarget.self,
-        IKEProtectedExchangeFuzzTarget.self,
-        EthernetBridgeFuzzTarget.self,
-        TerminalAgentFuzzTarget.self,
-        ConfigurationTextFuzzTarget.self,
-        RevocationDataFuzzTarget.self,
-    ] }
+    public static var all: [any FuzzTarget.Type] {
+        [
+            IKEMessageCodecFuzzTarget.self,
+            IKEResponderFuzzTarget.self,
+            IKEAuthFuzzTarget.self,
+            IKEProtectedExchangeFuzzTarget.self,
+            EthernetBridgeFuzzTarget.self,
+            TerminalAgentFuzzTarget.self,
+            ConfigurationTextFuzzTarget.self,
+            RevocationDataFuzzTarget.self
+        ]
+    }
 
     public static func make(named name: String) -> (any FuzzTarget)? {
         all.first { $0.name == name }.map { $0.init() }

@@ -39,18 +39,24 @@ public final class IKEProtectedExchangeFuzzTarget: FuzzTarget {
         let flags = IKEHeader.Flags(rawValue: reader.byte())
         let messageID = UInt32(truncatingIfNeeded: Int(snapshot.expectedRequestID) + Int(reader.byte()) - 128)
         let first = PayloadType(rawValue: reader.byte())
-        let header = IKEHeader(spiInitiator: snapshot.ikeSPIs.initiator, spiResponder: snapshot.ikeSPIs.responder, nextPayload: .encrypted,
-                               exchangeType: exchange, flags: flags, messageID: messageID)
-        guard let datagram = try? ProtectedMessage.seal(header: header, firstInnerPayload: first, innerOctets: reader.rest(),
-                                                        protection: keys.fromInitiator, random: SeededRandom(seed: 14)) else {
+        let header = IKEHeader(
+            spiInitiator: snapshot.ikeSPIs.initiator, spiResponder: snapshot.ikeSPIs.responder, nextPayload: .encrypted,
+            exchangeType: exchange, flags: flags, messageID: messageID)
+        guard
+            let datagram = try? ProtectedMessage.seal(
+                header: header, firstInnerPayload: first, innerOctets: reader.rest(),
+                protection: keys.fromInitiator, random: SeededRandom(seed: 14))
+        else {
             return (["sealing failed"], nil)
         }
-        let from = Endpoint(RecordedIKEExchange.initiatorAddress, 500), to = Endpoint(RecordedIKEExchange.responderAddress, 500)
+        let from = Endpoint(RecordedIKEExchange.initiatorAddress, 500)
+        let to = Endpoint(RecordedIKEExchange.responderAddress, 500)
         let actions = engine.receive(datagram, from: from, to: to, now: 1) + engine.tick(now: 120)
         var broken = IKEResponderFuzzTarget.check(actions)
         // The answer to this request is under the keys it came with; it must open.
-        let answer = RecordedIKEExchange.protectedResponse(in: actions, matching: { $0.messageID == messageID }, protection: keys.fromResponder,
-                                                           named: "the response", broken: &broken)
+        let answer = RecordedIKEExchange.protectedResponse(
+            in: actions, matching: { $0.messageID == messageID }, protection: keys.fromResponder,
+            named: "the response", broken: &broken)
         return (broken, answer)
     }
 }

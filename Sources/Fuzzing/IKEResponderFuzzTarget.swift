@@ -21,7 +21,8 @@ public final class IKEResponderFuzzTarget: FuzzTarget {
         var reader = FuzzInput(input)
         let port: UInt16 = reader.byte() & 1 == 0 ? 500 : 4500
         let engine = RecordedIKEExchange.responderEngine(random: SeededRandom(seed: 12))
-        let from = Endpoint(RecordedIKEExchange.initiatorAddress, port), to = Endpoint(RecordedIKEExchange.responderAddress, port)
+        let from = Endpoint(RecordedIKEExchange.initiatorAddress, port)
+        let to = Endpoint(RecordedIKEExchange.responderAddress, port)
         var broken: [String] = []
         var answered: [ExchangeType] = []
         var now = 0.0

@@ -8,7 +8,10 @@ final class RecordedIKEExchange {
     static let responderAddress = IPAddress("192.0.2.2")!
     static let proposal = "aes256gcm16-prfsha256-x25519"
 
-    struct Record { var fromInitiator: Bool; var datagram: Datagram }
+    struct Record {
+        var fromInitiator: Bool
+        var datagram: Datagram
+    }
 
     let initiator: IKEEngine
     let responder: IKEEngine
@@ -20,13 +23,15 @@ final class RecordedIKEExchange {
     private var now: Double = 0
 
     static func connection(local: IPAddress, remote: IPAddress) -> ConnectionConfiguration {
-        let child = ChildConfiguration(name: "fuzz-child", localTrafficSelectors: [TrafficSelector(cidr: local.description + (local.isIPv6 ? "/128" : "/32"))!],
-                                       remoteTrafficSelectors: [TrafficSelector(cidr: remote.description + (remote.isIPv6 ? "/128" : "/32"))!],
-                                       mode: .tunnel, proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])
-        return ConnectionConfiguration(name: "fuzz", localAddress: local, remoteAddress: remote, localIdentity: Identity(local.description),
-                                       remoteIdentity: Identity(remote.description),
-                                       preSharedKey: KeyMaterial(Array("fuzzing pre-shared key".utf8)),
-                                       proposals: [try! ProposalSpec(proposal, forIKE: true)], children: [child])
+        let child = ChildConfiguration(
+            name: "fuzz-child", localTrafficSelectors: [TrafficSelector(cidr: local.description + (local.isIPv6 ? "/128" : "/32"))!],
+            remoteTrafficSelectors: [TrafficSelector(cidr: remote.description + (remote.isIPv6 ? "/128" : "/32"))!],
+            mode: .tunnel, proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])
+        return ConnectionConfiguration(
+            name: "fuzz", localAddress: local, remoteAddress: remote, localIdentity: Identity(local.description),
+            remoteIdentity: Identity(remote.description),
+            preSharedKey: KeyMaterial(Array("fuzzing pre-shared key".utf8)),
+            proposals: [try! ProposalSpec(proposal, forIKE: true)], children: [child])
     }
 
     static func responderEngine(random: RandomSource) -> IKEEngine {
@@ -34,8 +39,9 @@ final class RecordedIKEExchange {
     }
 
     init() {
-        initiator = IKEEngine(connections: [Self.connection(local: Self.initiatorAddress, remote: Self.responderAddress)],
-                              settings: EngineSettings(), random: SeededRandom(seed: 11))
+        initiator = IKEEngine(
+            connections: [Self.connection(local: Self.initiatorAddress, remote: Self.responderAddress)],
+            settings: EngineSettings(), random: SeededRandom(seed: 11))
         responder = Self.responderEngine(random: SeededRandom(seed: 12))
         run(initiator.initiate(connection: "fuzz", now: now))
         responderSnapshot = responder.snapshots(now: now).first
@@ -45,7 +51,7 @@ final class RecordedIKEExchange {
             { self.initiator.checkLiveness(connection: "fuzz", now: self.now) },
             { self.initiator.rekeyChild(connection: "fuzz", now: self.now) },
             { self.initiator.deleteChild(connection: "fuzz", now: self.now) },
-            { self.initiator.rekeyIKE(connection: "fuzz", now: self.now) },
+            { self.initiator.rekeyIKE(connection: "fuzz", now: self.now) }
         ]
         for step in steps {
             now += 1
@@ -83,10 +89,13 @@ final class RecordedIKEExchange {
     /// The SK keys of each direction of an established IKE SA snapshot.
     static func protections(of snapshot: IKESASnapshot) -> (fromInitiator: MessageProtection, fromResponder: MessageProtection) {
         let spec = try! ProposalSpec(snapshot.suite, forIKE: true)
-        let encryption = spec.encryption[0], integrity = encryption.isAEAD ? nil : spec.integrity.first
+        let encryption = spec.encryption[0]
+        let integrity = encryption.isAEAD ? nil : spec.integrity.first
         let k = snapshot.keys.map(KeyMaterial.init)
-        return (MessageProtection(encryption: encryption, integrity: integrity, encryptionKey: k[3], integrityKey: k[1]),
-                MessageProtection(encryption: encryption, integrity: integrity, encryptionKey: k[4], integrityKey: k[2]))
+        return (
+            MessageProtection(encryption: encryption, integrity: integrity, encryptionKey: k[3], integrityKey: k[1]),
+            MessageProtection(encryption: encryption, integrity: integrity, encryptionKey: k[4], integrityKey: k[2])
+        )
     }
 
     nonisolated(unsafe) static let shared = RecordedIKEExchange()
@@ -97,21 +106,26 @@ extension RecordedIKEExchange {
     static func openRequest(_ datagram: Datagram, with protection: MessageProtection) -> (header: IKEHeader, first: PayloadType, inner: [Payload])? {
         let octets = datagram.ikeOctets
         guard let message = try? IKEMessage.decode(octets), !message.header.flags.contains(.response),
-              case .encrypted(let sk)? = message.payloads.last,
-              let inner = try? ProtectedMessage.open(octets, message: message, protection: protection) else { return nil }
+            case .encrypted(let sk)? = message.payloads.last,
+            let inner = try? ProtectedMessage.open(octets, message: message, protection: protection)
+        else { return nil }
         return (message.header, sk.firstInnerPayload, inner)
     }
 
     /// The payload types of the protected response among `actions` whose header `matches`, opened with
     /// the responder's keys; one that does not open is a broken invariant, added to `broken`.
-    static func protectedResponse(in actions: [EngineAction], matching matches: (IKEHeader) -> Bool, protection: MessageProtection,
-                                  named name: String, broken: inout [String]) -> [PayloadType]? {
+    static func protectedResponse(
+        in actions: [EngineAction], matching matches: (IKEHeader) -> Bool, protection: MessageProtection,
+        named name: String, broken: inout [String]
+    ) -> [PayloadType]? {
         var answer: [PayloadType]?
         for case .send(let sent) in actions {
             guard let message = try? IKEMessage.decode(sent.payload), message.header.flags.contains(.response),
-                  matches(message.header), message.payloads.encrypted != nil else { continue }
-            do { answer = try ProtectedMessage.open(sent.payload, message: message, protection: protection).map(\.type) }
-            catch { broken.append("\(name) does not open with the responder's keys: \(error)") }
+                matches(message.header), message.payloads.encrypted != nil
+            else { continue }
+            do { answer = try ProtectedMessage.open(sent.payload, message: message, protection: protection).map(\.type) } catch {
+                broken.append("\(name) does not open with the responder's keys: \(error)")
+            }
         }
         return answer
     }

@@ -27,11 +27,13 @@ public final class RevocationDataFuzzTarget: FuzzTarget {
                 _ = list.isSigned(by: ca)
             }
             if let leaf = try? Certificate(derEncoded: Self.crlRevoked) {
-                _ = CRLStatusCheck.status(of: leaf, issuer: ca, lists: lists, from: "http://fuzz.test/ca.crl", at: Date(timeIntervalSince1970: 1_800_000_000))
+                _ = CRLStatusCheck.status(
+                    of: leaf, issuer: ca, lists: lists, from: "http://fuzz.test/ca.crl", at: Date(timeIntervalSince1970: 1_800_000_000))
             }
         default:
             guard let certificate = try? Certificate(derEncoded: data) else { return [] }
-            let points = CRLDistributionPoints.uris(of: certificate), responders = OCSPStatusCheck.responders(of: certificate)
+            let points = CRLDistributionPoints.uris(of: certificate)
+            let responders = OCSPStatusCheck.responders(of: certificate)
             if points.contains(where: \.isEmpty) { broken.append("an empty CRL distribution point URI was returned") }
             if responders.contains(where: \.isEmpty) { broken.append("an empty OCSP responder URI was returned") }
             let described = RevocationSources.described(ofChain: [certificate, certificate])
@@ -46,7 +48,8 @@ public final class RevocationDataFuzzTarget: FuzzTarget {
     static func decode(_ text: String) -> [UInt8] { Array(Data(base64Encoded: text.filter { !$0.isWhitespace }) ?? Data()) }
 
     // Made by openssl: Tests/IKEv2Tests/Fixtures/ocsp and crl (see their README).
-    static let ocspGood = decode("""
+    static let ocspGood = decode(
+        """
         MIIDEQoBAKCCAwowggMGBgkrBgEFBQcwAQEEggL3MIIC8zCBwaE1MDMxGjAYBgNVBAoMEUlLRVByb3h5IGZpeHR1cmVzMRUwEwYD
         VQQDDAxPQ1NQIHRlc3QgQ0EYDzIwMjYxMTI3MDIwNjEzWjB3MHUwTTAJBgUrDgMCGgUABBRO7I3QmXTa/i+eMFLOCBxCQLrl1QQU
         gcr04mozBDJwYqqAPI7uBxG/h5oCFCQMR9twoBgGw5uxy1gKUZQIC1z4gAAYDzIwMjYxMTI3MDIwNjEzWqARGA8yMTI2MTEwMzAy
@@ -59,7 +62,8 @@ public final class RevocationDataFuzzTarget: FuzzTarget {
         HRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAKBggqhkjOPQQDAgNIADBFAiEA9C/yO4k23vvaXQkjzsTao5YnSCyznV7dvp+N
         8CGG4i4CIHzHgEYUNCqIA1KzKAyIwQRbMAPOFy+4mnt/vHaAvj48
         """)
-    static let ocspRevoked = decode("""
+    static let ocspRevoked = decode(
+        """
         MIIDKQoBAKCCAyIwggMeBgkrBgEFBQcwAQEEggMPMIIDCzCB2aE1MDMxGjAYBgNVBAoMEUlLRVByb3h5IGZpeHR1cmVzMRUwEwYD
         VQQDDAxPQ1NQIHRlc3QgQ0EYDzIwMjYxMTI3MDIwNjEzWjCBjjCBizBNMAkGBSsOAwIaBQAEFE7sjdCZdNr+L54wUs4IHEJAuuXV
         BBSByvTiajMEMnBiqoA8ju4HEb+HmgIUJAxH23CgGAbDm7HLWApRlAgLXPmhFhgPMjAyNjExMjcwMjA2MTJaoAMKAQEYDzIwMjYx
@@ -72,13 +76,15 @@ public final class RevocationDataFuzzTarget: FuzzTarget {
         yvTiajMEMnBiqoA8ju4HEb+HmjAPBgNVHRMBAf8EBTADAQH/MA4GA1UdDwEB/wQEAwIBBjAKBggqhkjOPQQDAgNIADBFAiEA9C/y
         O4k23vvaXQkjzsTao5YnSCyznV7dvp+N8CGG4i4CIHzHgEYUNCqIA1KzKAyIwQRbMAPOFy+4mnt/vHaAvj48
         """)
-    static let crl = decode("""
+    static let crl = decode(
+        """
         MIHzMIGaAgEBMAoGCCqGSM49BAMCMDAxGTAXBgNVBAoMEElLRVByb3h5IGZpeHR1cmUxEzARBgNVBAMMCmZpeHR1cmUgQ0EXDTI2
         MTEyNjIxMjE1MloYDzIxMjYxMTAyMjEyMTUyWjAnMCUCFEtYNJl4NhKd248towT6+7c14Sn1Fw0yNjExMjYyMTIxNTJaoA4wDDAK
         BgNVHRQEAwIBATAKBggqhkjOPQQDAgNIADBFAiAxjThsa8G74qYCMcq3vG+GGKAUAe6DOuhTHzqXLFhtlwIhANGFhVTcAQt72WpO
         5rAJuQHnQmRIuzpUcS8lSx3EFnwx
         """)
-    static let distributionPoints = decode("""
+    static let distributionPoints = decode(
+        """
         MIICJjCCAc2gAwIBAgIUBINL6EAT4mkF1DTWoe0s/Ya+UeMwCgYIKoZIzj0EAwIwOjEaMBgGA1UECgwRSUtFUHJveHkgZml4dHVy
         ZXMxHDAaBgNVBAMME2Rpc3RyaWJ1dGlvbiBwb2ludHMwIBcNMjYxMTI3MDIxMTIwWhgPMjEyNjExMDMwMjExMjBaMDoxGjAYBgNV
         BAoMEUlLRVByb3h5IGZpeHR1cmVzMRwwGgYDVQQDDBNkaXN0cmlidXRpb24gcG9pbnRzMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcD
@@ -88,7 +94,8 @@ public final class RevocationDataFuzzTarget: FuzzTarget {
         MBGgD6ANgQtjYUBjcmwudGVzdDAKBggqhkjOPQQDAgNHADBEAiB+rInXXn14PziDJ0GiYvqCy8EEUOnSRYjeWqA+NYMZ2QIgap7r
         w7Yf/Uig8NFmEx+3j0T9R6Rk2oQ39EjRUFR9zNE=
         """)
-    static let ocspLeaf = decode("""
+    static let ocspLeaf = decode(
+        """
         MIIB9jCCAZygAwIBAgIUJAxH23CgGAbDm7HLWApRlAgLXPgwCgYIKoZIzj0EAwIwMzEaMBgGA1UECgwRSUtFUHJveHkgZml4dHVy
         ZXMxFTATBgNVBAMMDE9DU1AgdGVzdCBDQTAgFw0yNjExMjcwMjA2MTJaGA8yMTI2MTEwMzAyMDYxMlowKzEaMBgGA1UECgwRSUtF
         UHJveHkgZml4dHVyZXMxDTALBgNVBAMMBGdvb2QwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAAQSBUVycDQiJw4VZEF9Wir0XDV1
@@ -97,7 +104,8 @@ public final class RevocationDataFuzzTarget: FuzzTarget {
         O/Jp2J+VGPySXyJCMB8GA1UdIwQYMBaAFIHK9OJqMwQycGKqgDyO7gcRv4eaMAoGCCqGSM49BAMCA0gAMEUCIHxTXwaOIqL52KUe
         8jIoJBNwUaApY9+Gb3o3tSLresgEAiEAqT5Fmzgu2FY1Z9kasQFN/k7GOkOmhFPKgmwVnwuL4Uc=
         """)
-    static let ca = decode("""
+    static let ca = decode(
+        """
         MIIBxzCCAW2gAwIBAgIUQQk5OJBuaynXgniZ0xA9jGUcwvQwCgYIKoZIzj0EAwIwMDEZMBcGA1UECgwQSUtFUHJveHkgZml4dHVy
         ZTETMBEGA1UEAwwKZml4dHVyZSBDQTAgFw0yNjExMjYyMTIxNTJaGA8yMTI2MTEwMjIxMjE1MlowMDEZMBcGA1UECgwQSUtFUHJv
         eHkgZml4dHVyZTETMBEGA1UEAwwKZml4dHVyZSBDQTBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABA+b9I48lLL5+eT4RWt55H53
@@ -106,7 +114,8 @@ public final class RevocationDataFuzzTarget: FuzzTarget {
         BggqhkjOPQQDAgNIADBFAiEAsce2H36WHGheOYItoi3/gD+clRcm1sbxqIih85tq7fcCIFAW1izGf3hbQDfHhxEVmE8W4WUoY1iv
         ViPECuPX44T0
         """)
-    static let crlRevoked = decode("""
+    static let crlRevoked = decode(
+        """
         MIIBtDCCAVqgAwIBAgIUS1g0mXg2Ep3bjy2jBPr7tzXhKfUwCgYIKoZIzj0EAwIwMDEZMBcGA1UECgwQSUtFUHJveHkgZml4dHVy
         ZTETMBEGA1UEAwwKZml4dHVyZSBDQTAgFw0yNjExMjYyMTIxNTJaGA8yMTI2MTEwMjIxMjE1MlowLTEZMBcGA1UECgwQSUtFUHJv
         eHkgZml4dHVyZTEQMA4GA1UEAwwHcmV2b2tlZDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABGYxcMgA7anh108Acyl396ktd+M7

@@ -17,14 +17,18 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
     static let wallClock = 1_800_000_000.0
     static let terminal = IPAddress("10.0.0.11")!, peer = IPAddress("198.51.100.1")!
 
-    enum Operation: UInt8 { case message = 0, hostPacket, esp, encapsulated, rawKeyDelivery, delayedMessage, releaseDelayed }
+    enum Operation: UInt8 {
+        case message = 0
+        case hostPacket, esp, encapsulated, rawKeyDelivery, delayedMessage, releaseDelayed
+    }
 
     /// Input: records whose first octet chooses what the rest is (an `Operation`, modulo 7), 100 ms apart;
     /// then the agent's timers run a day on, through every lifetime. A delayed message is sealed at once and
     /// delivered at the next release, after newer ones: an SA set after a FLUSH or DELETE_SA was sealed must
     /// survive its late arrival.
     public func run(_ input: [UInt8]) -> [String] {
-        let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: Self.terminalID, enrollmentKey: Self.enrollmentKey, epoch: 1))
+        let agent = TerminalAgent(
+            channel: KeyDeliveryChannel(role: .terminal, terminalID: Self.terminalID, enrollmentKey: Self.enrollmentKey, epoch: 1))
         let proxy = KeyDeliveryChannel(role: .proxy, terminalID: Self.terminalID, enrollmentKey: Self.enrollmentKey, epoch: 1)
         var reader = FuzzInput(input)
         var broken: [String] = []
@@ -58,9 +62,11 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
                 setSince.append([])
             case .releaseDelayed:
                 for (index, late) in delayed.enumerated() {
-                    let held = Set(agent.database.inbound.keys.map { "inbound \($0)" } + agent.database.outbound.map { "outbound \($0.parameters.spi)" })
+                    let held = Set(
+                        agent.database.inbound.keys.map { "inbound \($0)" } + agent.database.outbound.map { "outbound \($0.parameters.spi)" })
                     check(agent.receiveKeyDelivery(late.datagram, now: now, wallClock: Self.wallClock + now))
-                    let after = Set(agent.database.inbound.keys.map { "inbound \($0)" } + agent.database.outbound.map { "outbound \($0.parameters.spi)" })
+                    let after = Set(
+                        agent.database.inbound.keys.map { "inbound \($0)" } + agent.database.outbound.map { "outbound \($0.parameters.spi)" })
                     switch late.message {
                     case .flush, .deleteSA:
                         // What was set after it was sealed (and is still there) must stay.
@@ -69,7 +75,8 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
                     default: break
                     }
                 }
-                delayed.removeAll(); setSince.removeAll()
+                delayed.removeAll()
+                setSince.removeAll()
             case .hostPacket: check(agent.outbound(body, now: now, wallClock: Self.wallClock + now))
             case .esp: check(agent.inboundESP(body[...]))
             case .encapsulated: check(agent.inboundEncapsulated(body))
@@ -99,21 +106,26 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
     /// An SA pair set, traffic both ways through it (one ESP packet sealed with the inbound SA's keys),
     /// then the other messages of the protocol.
     public func seeds() -> [[UInt8]] {
-        let inbound = Self.parameters(.inbound, spi: 0xc0de_0001), outbound = Self.parameters(.outbound, spi: 0xc0de_0002)
-        let ping = IPHeaderBuilder.udpPacket(source: Self.terminal.bytes, destination: Self.peer.bytes, sourcePort: 4000, destinationPort: 7,
-                                             payload: Array("hello".utf8))
+        let inbound = Self.parameters(.inbound, spi: 0xc0de_0001)
+        let outbound = Self.parameters(.outbound, spi: 0xc0de_0002)
+        let ping = IPHeaderBuilder.udpPacket(
+            source: Self.terminal.bytes, destination: Self.peer.bytes, sourcePort: 4000, destinationPort: 7,
+            payload: Array("hello".utf8))
         var sealed: [UInt8] = []
         var senderSide = inbound
         senderSide.direction = .outbound
         if let sender = try? OutboundSecurityAssociation(senderSide),
-           let packet = try? sender.encapsulate(IPHeaderBuilder.udpPacket(source: Self.peer.bytes, destination: Self.terminal.bytes,
-                                                                          sourcePort: 7, destinationPort: 4000, payload: Array("back".utf8))) {
+            let packet = try? sender.encapsulate(
+                IPHeaderBuilder.udpPacket(
+                    source: Self.peer.bytes, destination: Self.terminal.bytes,
+                    sourcePort: 7, destinationPort: 4000, payload: Array("back".utf8)))
+        {
             sealed = Array(packet.espBytes)
         }
         let flow = FlowDescription(source: Self.terminal, destination: Self.peer, ipProtocol: 17, sourcePort: 4000, destinationPort: 7)
         let messages: [KeyDeliveryMessage] = [
             .addSA(inbound), .addSA(outbound), .acquire(flow), .expire(spi: ChildSPI(0xc0de_0002), direction: .outbound, hard: false),
-            .status([SAStatus(spi: ChildSPI(0xc0de_0001), direction: .inbound, packets: 3, bytes: 300)]),
+            .status([SAStatus(spi: ChildSPI(0xc0de_0001), direction: .inbound, packets: 3, bytes: 300)])
         ]
         let setUp = messages.flatMap { Self.record(.message, $0.encode()) }
         return [
@@ -124,7 +136,7 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
             // A FLUSH and a DELETE_SA overtaken by the SAs set after them.
             Self.record(.delayedMessage, KeyDeliveryMessage.flush.encode())
                 + Self.record(.delayedMessage, KeyDeliveryMessage.deleteSA(spi: ChildSPI(0xc0de_0001), direction: .inbound).encode())
-                + setUp + Self.record(.releaseDelayed, []) + Self.record(.hostPacket, ping),
+                + setUp + Self.record(.releaseDelayed, []) + Self.record(.hostPacket, ping)
         ]
     }
 }

@@ -22,7 +22,10 @@ public actor CRLFetcher {
             case .failure(let failure): last = .unavailable(failure.description)
             case .success(let lists):
                 let status = CRLStatusCheck.status(of: certificate, issuer: issuer, lists: lists, from: uri, at: time)
-                if case .unavailable = status { last = status; continue }
+                if case .unavailable = status {
+                    last = status
+                    continue
+                }
                 return status
             }
         }

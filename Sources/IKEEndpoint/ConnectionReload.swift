@@ -24,8 +24,9 @@ public enum ConnectionReload {
             plan.lines.append("reload: connection '\(new.name)': \(credentials)")
             let changed = changes(from: old, to: new)
             if !changed.isEmpty {
-                plan.lines.append("reload: connection '\(new.name)': \(changed.joined(separator: ", ")) changed; used from the next negotiation "
-                                  + "(IKE SAs up keep what they agreed)")
+                plan.lines.append(
+                    "reload: connection '\(new.name)': \(changed.joined(separator: ", ")) changed; used from the next negotiation "
+                        + "(IKE SAs up keep what they agreed)")
             }
             if old.localAddress != new.localAddress { plan.remove.append(old.name) }
             plan.set.append(new)
@@ -46,7 +47,9 @@ public enum ConnectionReload {
         if old.preSharedKey != new.preSharedKey { changed.append("pre-shared key") }
         if old.proposals != new.proposals { changed.append("IKE proposals") }
         if childText(old.children) != childText(new.children) { changed.append("children") }
-        if old.rekeyTime != new.rekeyTime || old.rekeyJitter != new.rekeyJitter || old.livenessInterval != new.livenessInterval { changed.append("rekey and liveness times") }
+        if old.rekeyTime != new.rekeyTime || old.rekeyJitter != new.rekeyJitter || old.livenessInterval != new.livenessInterval {
+            changed.append("rekey and liveness times")
+        }
         if old.forceEncapsulation != new.forceEncapsulation { changed.append("UDP encapsulation") }
         if old.childless != new.childless { changed.append("childless") }
         return changed
@@ -54,9 +57,11 @@ public enum ConnectionReload {
 
     static func childText(_ children: [ChildConfiguration]) -> [String] {
         children.map { child in
-            [child.name, child.localTrafficSelectors.map(\.description).joined(separator: ","),
-             child.remoteTrafficSelectors.map(\.description).joined(separator: ","), child.mode.rawValue,
-             child.proposals.map(\.text).joined(separator: ","), "\(child.rekeyTime ?? -1)", "\(child.rekeyJitter)", "\(child.lifetime ?? -1)"].joined(separator: "|")
+            [
+                child.name, child.localTrafficSelectors.map(\.description).joined(separator: ","),
+                child.remoteTrafficSelectors.map(\.description).joined(separator: ","), child.mode.rawValue,
+                child.proposals.map(\.text).joined(separator: ","), "\(child.rekeyTime ?? -1)", "\(child.rekeyJitter)", "\(child.lifetime ?? -1)"
+            ].joined(separator: "|")
         }
     }
 }

@@ -1,9 +1,9 @@
+import ConfigurationFiles
 import Foundation
 import IKEv2
 import X509
-import ConfigurationFiles
 
-/// The JSON configuration of `ikeproxy endpoint` (documented in docs/endpoint-configuration.md).
+/// The JSON configuration of `ikeproxy endpoint` (documented in docs/endpoint.md).
 public struct EndpointConfigurationFile: Decodable {
     struct Child: Decodable {
         var name: String
@@ -69,7 +69,9 @@ public struct EndpointConfigurationFile: Decodable {
         let connections = try file.connections.map { c -> ConnectionConfiguration in
             guard names.insert(c.name).inserted else { throw ConfigurationError("connection name '\(c.name)' is used twice") }
             let at = "connection '\(c.name)'"
-            guard let local = IPAddress(c.local_address) else { throw ConfigurationError("\(at): local_address '\(c.local_address)' is not an IP address") }
+            guard let local = IPAddress(c.local_address) else {
+                throw ConfigurationError("\(at): local_address '\(c.local_address)' is not an IP address")
+            }
             var remote: IPAddress?
             if let text = c.remote_address {
                 guard let address = IPAddress(text) else { throw ConfigurationError("\(at): remote_address '\(text)' is not an IP address") }
@@ -97,11 +99,13 @@ public struct EndpointConfigurationFile: Decodable {
                 }
                 let mode = try SharedConnectionText.mode(child.mode, at: cat)
                 let esp = try SharedConnectionText.espProposals(child.esp_proposals, at: cat)
-                var configuration = ChildConfiguration(name: child.name, localTrafficSelectors: try selectors(child.local_ts, default: local),
-                                                       remoteTrafficSelectors: try selectors(child.remote_ts, default: remote), mode: mode,
-                                                       proposals: esp, rekeyTime: child.rekey_time, lifetime: child.lifetime)
-                do { configuration.rekeyJitter = try RekeyJitter.configured(randTime: child.rand_time, rekeyTime: child.rekey_time) }
-                catch { throw ConfigurationError("\(cat): \(error)") }
+                var configuration = ChildConfiguration(
+                    name: child.name, localTrafficSelectors: try selectors(child.local_ts, default: local),
+                    remoteTrafficSelectors: try selectors(child.remote_ts, default: remote), mode: mode,
+                    proposals: esp, rekeyTime: child.rekey_time, lifetime: child.lifetime)
+                do { configuration.rekeyJitter = try RekeyJitter.configured(randTime: child.rand_time, rekeyTime: child.rekey_time) } catch {
+                    throw ConfigurationError("\(cat): \(error)")
+                }
                 return configuration
             }
             var connection = ConnectionConfiguration(
@@ -111,8 +115,9 @@ public struct EndpointConfigurationFile: Decodable {
                 forceEncapsulation: c.force_encapsulation ?? false, livenessInterval: c.liveness_interval)
             connection.localAuthentication = localAuthentication
             connection.remoteAuthentication = remoteAuthentication
-            do { connection.rekeyJitter = try RekeyJitter.configured(randTime: c.rand_time, rekeyTime: c.rekey_time) }
-            catch { throw ConfigurationError("\(at): \(error)") }
+            do { connection.rekeyJitter = try RekeyJitter.configured(randTime: c.rand_time, rekeyTime: c.rekey_time) } catch {
+                throw ConfigurationError("\(at): \(error)")
+            }
             if let childless = try SharedConnectionText.childless(c.childless, at: at) { connection.childless = childless }
             return connection
         }
@@ -134,18 +139,26 @@ public struct EndpointConfigurationFile: Decodable {
                 throw ConfigurationError("\(at): local_auth \"\(c.local_auth ?? "")\" needs certificate and private_key (PEM files)")
             }
             var credential: CertificateCredential
-            do { credential = try CertificateCredential(certificatePEM: try read(certificate, "certificate"), privateKeyPEM: try read(key, "private_key")) }
-            catch let error as CredentialError { throw ConfigurationError("\(at): certificate '\(certificate)' and private_key '\(key)': \(error)") }
+            do {
+                credential = try CertificateCredential(
+                    certificatePEM: try read(certificate, "certificate"), privateKeyPEM: try read(key, "private_key"))
+            } catch let error as CredentialError {
+                throw ConfigurationError("\(at): certificate '\(certificate)' and private_key '\(key)': \(error)")
+            }
             if rsaPSS {
-                guard case .rsa = credential.key else { throw ConfigurationError("\(at): local_auth \"rsa/pss\" needs an RSA private_key ('\(key)' is \(credential.key.name))") }
+                guard case .rsa = credential.key else {
+                    throw ConfigurationError("\(at): local_auth \"rsa/pss\" needs an RSA private_key ('\(key)' is \(credential.key.name))")
+                }
                 credential.rsaPSS = true
             }
             local = .certificate(credential)
         }
         let remote: RemoteAuthentication
-        do { remote = try AuthenticationFiles.remote(mode: c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls,
-                                                         revocation: c.revocation) }
-        catch { throw ConfigurationError("\(at): \(error)") }
+        do {
+            remote = try AuthenticationFiles.remote(
+                mode: c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls,
+                revocation: c.revocation)
+        } catch { throw ConfigurationError("\(at): \(error)") }
         return (local, remote)
     }
 

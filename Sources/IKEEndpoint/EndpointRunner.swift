@@ -17,8 +17,10 @@ final class DeliveryLink {
     init(connection: String, target: KeyDeliveryTarget, transparent: Bool) throws {
         self.connection = connection
         self.target = target
-        setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: target.terminalID, enrollmentKey: target.enrollmentKey,
-                                                              epoch: UInt64(Date().timeIntervalSince1970 * 1000)))
+        setter = TerminalKeySetter(
+            channel: KeyDeliveryChannel(
+                role: .proxy, terminalID: target.terminalID, enrollmentKey: target.enrollmentKey,
+                epoch: UInt64(Date().timeIntervalSince1970 * 1000)))
         socket = try UDPSocket(address: target.source.bytes, port: target.sourcePort, transparent: transparent)
     }
 }
@@ -51,8 +53,10 @@ public final class EndpointRunner {
         }
     }
 
-    public init(configurationPath: String, showKeys: Bool, controlPath: String?,
-                log: @escaping (String) -> Void, emit: @escaping (String) -> Void) throws {
+    public init(
+        configurationPath: String, showKeys: Bool, controlPath: String?,
+        log: @escaping (String) -> Void, emit: @escaping (String) -> Void
+    ) throws {
         self.configurationPath = configurationPath
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
         engine = IKEEngine(connections: connections, settings: settings)
@@ -66,8 +70,9 @@ public final class EndpointRunner {
         try listen(for: connections)
         for (name, target) in targets {
             deliveries[name] = try DeliveryLink(connection: name, target: target, transparent: transparent)
-            log("connection \(name): CHILD SAs are handed to terminal \(target.terminalID) at \(target.address):\(target.port) "
-                + "(key delivery from \(target.source):\(target.sourcePort))")
+            log(
+                "connection \(name): CHILD SAs are handed to terminal \(target.terminalID) at \(target.address):\(target.port) "
+                    + "(key delivery from \(target.source):\(target.sourcePort))")
         }
     }
 
@@ -86,8 +91,9 @@ public final class EndpointRunner {
         case "liveness": return engine.checkLiveness(connection: name, now: now)
         case "list":
             return engine.sessionSummaries.map { s in
-                .log("IKE SA \(s.connection) \(s.spiInitiator)_\(s.spiResponder) \(s.established ? "ESTABLISHED" : "CONNECTING") \(s.local) <-> \(s.remote) children: "
-                     + s.children.map { "\($0.name) \($0.inbound)/\($0.outbound)" }.joined(separator: ", "))
+                .log(
+                    "IKE SA \(s.connection) \(s.spiInitiator)_\(s.spiResponder) \(s.established ? "ESTABLISHED" : "CONNECTING") \(s.local) <-> \(s.remote) children: "
+                        + s.children.map { "\($0.name) \($0.inbound)/\($0.outbound)" }.joined(separator: ", "))
             }
         default: return [.log("unknown control command '\(line)'")]
         }
@@ -97,12 +103,16 @@ public final class EndpointRunner {
         for action in actions {
             switch action {
             case .send(let datagram):
-                guard let socket = sockets.first(where: { $0.localAddress == datagram.source.address.bytes && $0.localPort == datagram.source.port })
-                        ?? sockets.first(where: { $0.localAddress == datagram.source.address.bytes }) else {
-                    log("no socket for \(datagram.source)"); continue
+                guard
+                    let socket = sockets.first(where: { $0.localAddress == datagram.source.address.bytes && $0.localPort == datagram.source.port })
+                        ?? sockets.first(where: { $0.localAddress == datagram.source.address.bytes })
+                else {
+                    log("no socket for \(datagram.source)")
+                    continue
                 }
-                do { try socket.send(datagram.payload, to: datagram.destination.address.bytes, port: datagram.destination.port) }
-                catch { log("send to \(datagram.destination) failed: \(error)") }
+                do { try socket.send(datagram.payload, to: datagram.destination.address.bytes, port: datagram.destination.port) } catch {
+                    log("send to \(datagram.destination) failed: \(error)")
+                }
             case .event(let event):
                 emit(EventJSON.render(event, showKeys: showKeys))
                 if let link = deliveries[event.connection] { handOver(event, over: link) }
@@ -116,8 +126,9 @@ public final class EndpointRunner {
     // MARK: key delivery to the terminal
 
     func transmit(_ datagram: [UInt8], over link: DeliveryLink) {
-        do { try link.socket.send(datagram, to: link.target.address.bytes, port: link.target.port) }
-        catch { log("key delivery to terminal \(link.target.terminalID) failed: \(error)") }
+        do { try link.socket.send(datagram, to: link.target.address.bytes, port: link.target.port) } catch {
+            log("key delivery to terminal \(link.target.terminalID) failed: \(error)")
+        }
     }
 
     func perform(_ output: TerminalKeySetter.Output, over link: DeliveryLink) {
@@ -127,8 +138,10 @@ public final class EndpointRunner {
 
     /// Sends the SAs of a CHILD SA event to the terminal (make-before-break: TerminalKeySetter).
     func handOver(_ event: SAEvent, over link: DeliveryLink) {
-        perform(link.setter.handle(event, lifetime: link.target.lifetime,
-                                   now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970), over: link)
+        perform(
+            link.setter.handle(
+                event, lifetime: link.target.lifetime,
+                now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970), over: link)
     }
 
     func receiveKeyDelivery(over link: DeliveryLink) {
@@ -151,16 +164,22 @@ public final class EndpointRunner {
     func handle(_ message: KeyDeliveryMessage, from link: DeliveryLink, now: Double) {
         switch message {
         case .acquire(let flow):
-            let flowSource = TrafficSelector(ipProtocol: flow.ipProtocol, startPort: flow.sourcePort, endPort: flow.sourcePort,
-                                             startAddress: flow.source, endAddress: flow.source)
-            let flowDestination = TrafficSelector(ipProtocol: flow.ipProtocol, startPort: flow.destinationPort, endPort: flow.destinationPort,
-                                                  startAddress: flow.destination, endAddress: flow.destination)
+            let flowSource = TrafficSelector(
+                ipProtocol: flow.ipProtocol, startPort: flow.sourcePort, endPort: flow.sourcePort,
+                startAddress: flow.source, endAddress: flow.source)
+            let flowDestination = TrafficSelector(
+                ipProtocol: flow.ipProtocol, startPort: flow.destinationPort, endPort: flow.destinationPort,
+                startAddress: flow.destination, endAddress: flow.destination)
             let children = engine.connections.first { $0.name == link.connection }?.children ?? []
-            guard children.contains(where: { child in
-                child.localTrafficSelectors.contains { $0.intersection(flowSource) != nil }
-                    && child.remoteTrafficSelectors.contains { $0.intersection(flowDestination) != nil }
-            }) else {
-                log("key delivery: terminal \(link.target.terminalID) asks for an SA for \(flow), which no CHILD SA of '\(link.connection)' covers; ignored")
+            guard
+                children.contains(where: { child in
+                    child.localTrafficSelectors.contains { $0.intersection(flowSource) != nil }
+                        && child.remoteTrafficSelectors.contains { $0.intersection(flowDestination) != nil }
+                })
+            else {
+                log(
+                    "key delivery: terminal \(link.target.terminalID) asks for an SA for \(flow), which no CHILD SA of '\(link.connection)' covers; ignored"
+                )
                 return
             }
             let up = engine.sessionSummaries.contains { $0.connection == link.connection && $0.established }
@@ -169,11 +188,14 @@ public final class EndpointRunner {
         case .expire(let spi, let direction, let hard):
             log("key delivery: terminal \(link.target.terminalID) reports \(hard ? "hard" : "soft") expiry of \(direction.rawValue) SA \(spi)")
             let inboundSPI = direction == .inbound ? spi : nil
-            perform(hard ? engine.deleteChild(connection: link.connection, spi: inboundSPI, now: now)
-                         : engine.rekeyChild(connection: link.connection, spi: inboundSPI, now: now))
+            perform(
+                hard
+                    ? engine.deleteChild(connection: link.connection, spi: inboundSPI, now: now)
+                    : engine.rekeyChild(connection: link.connection, spi: inboundSPI, now: now))
         case .status(let entries):
-            log("key delivery: terminal \(link.target.terminalID) status: "
-                + entries.map { "\($0.spi) \($0.direction.rawValue) \($0.packets) packets \($0.bytes) bytes" }.joined(separator: "; "))
+            log(
+                "key delivery: terminal \(link.target.terminalID) status: "
+                    + entries.map { "\($0.spi) \($0.direction.rawValue) \($0.packets) packets \($0.bytes) bytes" }.joined(separator: "; "))
         case .addSA, .deleteSA, .flush, .acknowledge:
             log("key delivery: ignoring \(message.kind) from terminal \(link.target.terminalID)")
         }
@@ -206,7 +228,8 @@ public final class EndpointRunner {
         var lastTick = monotonicSeconds()
         while !shouldStop() {
             // Made each round: a reload may have bound sockets for new connections.
-            let descriptors = sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
+            let descriptors =
+                sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
                 + [revocation.wakeDescriptor]
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
             if shouldReload() { reloadConfiguration() }
@@ -231,7 +254,8 @@ public final class EndpointRunner {
             }
             let now = monotonicSeconds()
             if now - lastTick >= 0.1 {
-                perform(engine.tick(now: now)); lastTick = now
+                perform(engine.tick(now: now))
+                lastTick = now
                 for link in links {
                     let (datagrams, abandoned) = link.channel.tick(now: now, wallClock: Date().timeIntervalSince1970)
                     datagrams.forEach { transmit($0, over: link) }

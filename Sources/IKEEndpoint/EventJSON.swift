@@ -11,13 +11,14 @@ public enum EventJSON {
             "ike_spi_r": event.spiResponder.description,
             "local": event.local.description,
             "remote": event.remote.description,
-            "time": ISO8601DateFormatter().string(from: time),
+            "time": ISO8601DateFormatter().string(from: time)
         ]
         if let suite = event.ikeSuite {
-            object["ike_proposal"] = [
-                "encryption": suite.encryption.name, "integrity": suite.integrity?.name ?? NSNull(),
-                "prf": suite.prf.name, "dh_group": suite.group.name, "name": suite.name,
-            ] as [String: Any]
+            object["ike_proposal"] =
+                [
+                    "encryption": suite.encryption.name, "integrity": suite.integrity?.name ?? NSNull(),
+                    "prf": suite.prf.name, "dh_group": suite.group.name, "name": suite.name
+                ] as [String: Any]
         }
         if let detail = event.detail { object[event.kind == .ikeRekeyed ? "replaces" : "reason"] = detail }
         if let child = event.child {
@@ -26,14 +27,16 @@ public enum EventJSON {
                 "encryption": child.suite.encryption.name, "integrity": child.suite.integrity?.name ?? NSNull(),
                 "dh_group": child.suite.group?.name ?? NSNull(), "esn": child.suite.extendedSequenceNumbers,
                 "mode": child.mode.rawValue, "encapsulation": child.encapsulated ? "udp" : "none",
-                "ts_local": child.localTrafficSelectors.map(\.description), "ts_remote": child.remoteTrafficSelectors.map(\.description),
+                "ts_local": child.localTrafficSelectors.map(\.description), "ts_remote": child.remoteTrafficSelectors.map(\.description)
             ]
             if let replaces = child.replaces {
                 c["replaces"] = ["spi_in": replaces.inbound.description, "spi_out": replaces.outbound.description]
             }
             if showKeys {
-                c["keys"] = ["encryption_in": child.keys.encryptionInbound.hexString, "integrity_in": child.keys.integrityInbound.hexString,
-                             "encryption_out": child.keys.encryptionOutbound.hexString, "integrity_out": child.keys.integrityOutbound.hexString]
+                c["keys"] = [
+                    "encryption_in": child.keys.encryptionInbound.hexString, "integrity_in": child.keys.integrityInbound.hexString,
+                    "encryption_out": child.keys.encryptionOutbound.hexString, "integrity_out": child.keys.integrityOutbound.hexString
+                ]
             }
             object["child"] = c
         }

@@ -1,8 +1,8 @@
 import ConfigurationFiles
-import Packets
 import ESP
 import Foundation
 import IKEv2
+import Packets
 
 /// The terminal a connection's CHILD SAs are handed to over the key-delivery channel: the endpoint then
 /// negotiates in the terminal's name and the terminal runs the ESP (docs/endpoint.md, "terminal").
@@ -40,7 +40,10 @@ public struct KeyDeliveryTarget: Sendable {
         var life_packets: UInt64?
     }
     struct Root: Decodable {
-        struct Connection: Decodable { var name: String; var terminal: File? }
+        struct Connection: Decodable {
+            var name: String
+            var terminal: File?
+        }
         var connections: [Connection]
         var transparent: Bool?
     }
@@ -60,12 +63,14 @@ public struct KeyDeliveryTarget: Sendable {
             guard let source = IPAddress(t.source), source.isIPv6 == address.isIPv6 else {
                 throw ConfigurationError("\(at): source '\(t.source)' is not an address of the terminal's family")
             }
-            var target = KeyDeliveryTarget(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), address: address,
-                                           port: t.port ?? WellKnownPort.keyDelivery, source: source, sourcePort: t.source_port ?? WellKnownPort.keyDelivery,
-                                           hardLifetime: t.hard_lifetime)
+            var target = KeyDeliveryTarget(
+                terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), address: address,
+                port: t.port ?? WellKnownPort.keyDelivery, source: source, sourcePort: t.source_port ?? WellKnownPort.keyDelivery,
+                hardLifetime: t.hard_lifetime)
             do {
-                target.volumeLifetime = try ESPLifetime.volume(rekeyBytes: t.rekey_bytes, lifeBytes: t.life_bytes,
-                                                               rekeyPackets: t.rekey_packets, lifePackets: t.life_packets)
+                target.volumeLifetime = try ESPLifetime.volume(
+                    rekeyBytes: t.rekey_bytes, lifeBytes: t.life_bytes,
+                    rekeyPackets: t.rekey_packets, lifePackets: t.life_packets)
             } catch { throw ConfigurationError("\(at): \(error)") }
             targets[connection.name] = target
         }

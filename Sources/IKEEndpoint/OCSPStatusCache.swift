@@ -22,7 +22,10 @@ public actor OCSPStatusCache {
     /// The status, and whether it was kept from an earlier answer.
     public func lookup(chain: [Certificate], transport: @escaping OCSPTransport, at time: Date) async -> (status: RevocationStatus, kept: Bool) {
         let key = chain
-        if let entry = entries[key], entry.until > time { hits += 1; return (entry.status, true) }
+        if let entry = entries[key], entry.until > time {
+            hits += 1
+            return (entry.status, true)
+        }
         queries += 1
         let recorder = RecordingRequester(transport)
         let status = await OCSPStatusCheck.check(chain: chain, requester: recorder, at: time)

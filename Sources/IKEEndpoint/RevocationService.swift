@@ -45,7 +45,9 @@ public final class RevocationService: @unchecked Sendable {
     /// Starts asking: the OCSP responders of the certificates that name some, the CRL distribution points
     /// of those that name only these. The answer comes out of `drain()`.
     public func start(_ request: RevocationCheckRequest) {
-        let requester = self.requester, crls = self.crls, ocsp = self.ocsp
+        let requester = self.requester
+        let crls = self.crls
+        let ocsp = self.ocsp
         Task.detached { [self] in
             let now = Date()
             let kept = Flag()
@@ -70,7 +72,10 @@ public final class RevocationService: @unchecked Sendable {
     public func drain() -> [Answer] {
         wakePipe.drain()
         lock.lock()
-        defer { answers = []; lock.unlock() }
+        defer {
+            answers = []
+            lock.unlock()
+        }
         return answers
     }
 

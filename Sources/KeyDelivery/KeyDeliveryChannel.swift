@@ -27,7 +27,10 @@ public struct KeyDeliverySettings: Sendable {
 public struct KeyDeliveryOrder: Comparable, Hashable, Sendable {
     public var epoch: UInt64
     public var sequence: UInt64
-    public init(epoch: UInt64, sequence: UInt64) { self.epoch = epoch; self.sequence = sequence }
+    public init(epoch: UInt64, sequence: UInt64) {
+        self.epoch = epoch
+        self.sequence = sequence
+    }
     public static func < (a: Self, b: Self) -> Bool { (a.epoch, a.sequence) < (b.epoch, b.sequence) }
 }
 
@@ -54,7 +57,11 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
     public let epoch: UInt64
     private var nextSequence: UInt64 = 1
 
-    private struct Pending { var message: KeyDeliveryMessage; var attempts: Int; var nextSend: Double }
+    private struct Pending {
+        var message: KeyDeliveryMessage
+        var attempts: Int
+        var nextSend: Double
+    }
     private var pending: [UInt64: Pending] = [:]
 
     private var peerEpoch: UInt64 = 0
@@ -65,9 +72,15 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
     public private(set) var retransmissions: UInt64 = 0
 
     /// `epoch` must grow across restarts of this end (the start time in milliseconds serves).
-    public init(role: KeyDeliveryRole, terminalID: UInt64, enrollmentKey: KeyMaterial, epoch: UInt64,
-                settings: KeyDeliverySettings = KeyDeliverySettings(), random: RandomSource = SystemRandom()) {
-        self.role = role; self.terminalID = terminalID; self.settings = settings; self.random = random; self.epoch = epoch
+    public init(
+        role: KeyDeliveryRole, terminalID: UInt64, enrollmentKey: KeyMaterial, epoch: UInt64,
+        settings: KeyDeliverySettings = KeyDeliverySettings(), random: RandomSource = SystemRandom()
+    ) {
+        self.role = role
+        self.terminalID = terminalID
+        self.settings = settings
+        self.random = random
+        self.epoch = epoch
         cipher = KeyDeliveryCipher(enrollmentKey: enrollmentKey, terminalID: terminalID, role: role)
         peerWindow = ReplayWindow(size: settings.replayWindow)
     }
@@ -75,8 +88,9 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
     public var unacknowledgedCount: Int { pending.count }
 
     private func seal(_ message: KeyDeliveryMessage, sequence: UInt64, wallClock: Double) -> [UInt8] {
-        let header = KeyDeliveryHeader(sender: role, terminalID: terminalID, epoch: epoch, sequence: sequence,
-                                       timestamp: UInt64(max(0, wallClock) * 1000), nonce: random.bytes(12))
+        let header = KeyDeliveryHeader(
+            sender: role, terminalID: terminalID, epoch: epoch, sequence: sequence,
+            timestamp: UInt64(max(0, wallClock) * 1000), nonce: random.bytes(12))
         return cipher.seal(header: header, body: message.encode())
     }
 
@@ -93,10 +107,13 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
     /// Retransmissions due now (freshly sealed: new nonce and timestamp, same sequence number), and the
     /// messages given up on after `maximumAttempts`.
     public func tick(now: Double, wallClock: Double) -> (datagrams: [[UInt8]], abandoned: [KeyDeliveryMessage]) {
-        var datagrams: [[UInt8]] = [], abandoned: [KeyDeliveryMessage] = []
+        var datagrams: [[UInt8]] = []
+        var abandoned: [KeyDeliveryMessage] = []
         for (sequence, entry) in pending.sorted(by: { $0.key < $1.key }) where entry.nextSend <= now {
             if entry.attempts >= settings.maximumAttempts {
-                pending[sequence] = nil; abandoned.append(entry.message); continue
+                pending[sequence] = nil
+                abandoned.append(entry.message)
+                continue
             }
             var updated = entry
             updated.attempts += 1
@@ -127,7 +144,8 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
         }
         guard let message = try? KeyDeliveryMessage.decode(body) else { return reject(.malformed) }
         // Acknowledgements take their own sequence numbers, so they pass the peer's replay check too.
-        let acknowledgement: [UInt8]? = message.needsAcknowledgement
+        let acknowledgement: [UInt8]? =
+            message.needsAcknowledgement
             ? send(.acknowledge(sequence: header.sequence), now: now, wallClock: wallClock) : nil
         switch peerWindow.check(header.sequence) {
         case .behindWindow: return reject(.stale)

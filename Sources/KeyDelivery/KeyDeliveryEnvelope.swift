@@ -29,8 +29,14 @@ public struct KeyDeliveryHeader: Equatable, Sendable {
 
     func encode() -> [UInt8] {
         var out = Self.magic
-        out.append(Self.version); out.append(sender.rawValue); out.append(0); out.append(0)
-        out.appendBigEndian(terminalID); out.appendBigEndian(epoch); out.appendBigEndian(sequence); out.appendBigEndian(timestamp)
+        out.append(Self.version)
+        out.append(sender.rawValue)
+        out.append(0)
+        out.append(0)
+        out.appendBigEndian(terminalID)
+        out.appendBigEndian(epoch)
+        out.appendBigEndian(sequence)
+        out.appendBigEndian(timestamp)
         out.append(contentsOf: nonce)
         return out
     }
@@ -39,11 +45,12 @@ public struct KeyDeliveryHeader: Equatable, Sendable {
         guard bytes.count >= length + tagLength + 1 else { return nil }
         var reader = FieldReader(bytes)
         guard (try? reader.bytes(4, "magic")) == magic, (try? reader.uint8("version")) == version,
-              let role = try? reader.uint8("role"), let sender = KeyDeliveryRole(rawValue: role),
-              (try? reader.uint16("reserved")) != nil,
-              let terminalID = try? reader.uint64("terminal"), let epoch = try? reader.uint64("epoch"),
-              let sequence = try? reader.uint64("sequence"), let timestamp = try? reader.uint64("timestamp"),
-              let nonce = try? reader.bytes(12, "nonce") else { return nil }
+            let role = try? reader.uint8("role"), let sender = KeyDeliveryRole(rawValue: role),
+            (try? reader.uint16("reserved")) != nil,
+            let terminalID = try? reader.uint64("terminal"), let epoch = try? reader.uint64("epoch"),
+            let sequence = try? reader.uint64("sequence"), let timestamp = try? reader.uint64("timestamp"),
+            let nonce = try? reader.bytes(12, "nonce")
+        else { return nil }
         return KeyDeliveryHeader(sender: sender, terminalID: terminalID, epoch: epoch, sequence: sequence, timestamp: timestamp, nonce: nonce)
     }
 }
@@ -57,10 +64,12 @@ public struct KeyDeliveryCipher: Sendable {
     public init(enrollmentKey: KeyMaterial, terminalID: UInt64, role: KeyDeliveryRole) {
         func key(for sender: KeyDeliveryRole) -> SymmetricKey {
             var info = Array("IKEProxy key delivery v1".utf8)
-            info.append(sender.rawValue); info.appendBigEndian(terminalID)
+            info.append(sender.rawValue)
+            info.appendBigEndian(terminalID)
             return HKDF<SHA256>.deriveKey(inputKeyMaterial: SymmetricKey(data: enrollmentKey.bytes), info: info, outputByteCount: 32)
         }
-        sendKey = key(for: role); receiveKey = key(for: role.other)
+        sendKey = key(for: role)
+        receiveKey = key(for: role.other)
     }
 
     func seal(header: KeyDeliveryHeader, body: [UInt8]) -> [UInt8] {
@@ -74,8 +83,9 @@ public struct KeyDeliveryCipher: Sendable {
         let body = datagram[KeyDeliveryHeader.length..<(datagram.count - KeyDeliveryHeader.tagLength)]
         let tag = datagram.suffix(KeyDeliveryHeader.tagLength)
         guard let nonce = try? AES.GCM.Nonce(data: header.nonce),
-              let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: body, tag: tag),
-              let plain = try? AES.GCM.open(box, using: receiveKey, authenticating: aad) else { return nil }
+            let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: body, tag: tag),
+            let plain = try? AES.GCM.open(box, using: receiveKey, authenticating: aad)
+        else { return nil }
         return Array(plain)
     }
 }

@@ -10,8 +10,11 @@ public struct FlowDescription: Equatable, Sendable, CustomStringConvertible {
     public var sourcePort: UInt16
     public var destinationPort: UInt16
     public init(source: IPAddress, destination: IPAddress, ipProtocol: UInt8, sourcePort: UInt16 = 0, destinationPort: UInt16 = 0) {
-        self.source = source; self.destination = destination; self.ipProtocol = ipProtocol
-        self.sourcePort = sourcePort; self.destinationPort = destinationPort
+        self.source = source
+        self.destination = destination
+        self.ipProtocol = ipProtocol
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
     }
     public var description: String { "\(source):\(sourcePort) -> \(destination):\(destinationPort) proto \(ipProtocol)" }
 }
@@ -23,7 +26,10 @@ public struct SAStatus: Equatable, Sendable {
     public var packets: UInt64
     public var bytes: UInt64
     public init(spi: ChildSPI, direction: ESPDirection, packets: UInt64, bytes: UInt64) {
-        self.spi = spi; self.direction = direction; self.packets = packets; self.bytes = bytes
+        self.spi = spi
+        self.direction = direction
+        self.packets = packets
+        self.bytes = bytes
     }
 }
 
@@ -40,7 +46,13 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
     case status([SAStatus])
 
     public enum Kind: UInt8, Sendable {
-        case addSA = 1, deleteSA = 2, flush = 3, acknowledge = 4, acquire = 5, expire = 6, status = 7
+        case addSA = 1
+        case deleteSA = 2
+        case flush = 3
+        case acknowledge = 4
+        case acquire = 5
+        case expire = 6
+        case status = 7
     }
 
     public var kind: Kind {
@@ -63,19 +75,27 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
         switch self {
         case .addSA(let sa): Self.encode(sa, into: &out)
         case .deleteSA(let spi, let direction):
-            out.appendBigEndian(spi.rawValue); out.append(direction == .inbound ? 0 : 1)
+            out.appendBigEndian(spi.rawValue)
+            out.append(direction == .inbound ? 0 : 1)
         case .flush: break
         case .acknowledge(let sequence): out.appendBigEndian(sequence)
         case .acquire(let flow):
-            Self.encode(flow.source, into: &out); Self.encode(flow.destination, into: &out)
-            out.append(flow.ipProtocol); out.appendBigEndian(flow.sourcePort); out.appendBigEndian(flow.destinationPort)
+            Self.encode(flow.source, into: &out)
+            Self.encode(flow.destination, into: &out)
+            out.append(flow.ipProtocol)
+            out.appendBigEndian(flow.sourcePort)
+            out.appendBigEndian(flow.destinationPort)
         case .expire(let spi, let direction, let hard):
-            out.appendBigEndian(spi.rawValue); out.append(direction == .inbound ? 0 : 1); out.append(hard ? 1 : 0)
+            out.appendBigEndian(spi.rawValue)
+            out.append(direction == .inbound ? 0 : 1)
+            out.append(hard ? 1 : 0)
         case .status(let entries):
             out.appendBigEndian(UInt16(min(entries.count, 65535)))
             for entry in entries.prefix(65535) {
-                out.appendBigEndian(entry.spi.rawValue); out.append(entry.direction == .inbound ? 0 : 1)
-                out.appendBigEndian(entry.packets); out.appendBigEndian(entry.bytes)
+                out.appendBigEndian(entry.spi.rawValue)
+                out.append(entry.direction == .inbound ? 0 : 1)
+                out.appendBigEndian(entry.packets)
+                out.appendBigEndian(entry.bytes)
             }
         }
         return out
@@ -91,20 +111,26 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
         case .flush: message = .flush
         case .acknowledge: message = .acknowledge(sequence: try reader.uint64("sequence"))
         case .acquire:
-            let source = try address(&reader, "source"), destination = try address(&reader, "destination")
-            message = .acquire(FlowDescription(source: source, destination: destination, ipProtocol: try reader.uint8("protocol"),
-                                               sourcePort: try reader.uint16("sourcePort"),
-                                               destinationPort: try reader.uint16("destinationPort")))
+            let source = try address(&reader, "source")
+            let destination = try address(&reader, "destination")
+            message = .acquire(
+                FlowDescription(
+                    source: source, destination: destination, ipProtocol: try reader.uint8("protocol"),
+                    sourcePort: try reader.uint16("sourcePort"),
+                    destinationPort: try reader.uint16("destinationPort")))
         case .expire:
-            let spi = ChildSPI(try reader.uint32("spi")), dir = try direction(&reader)
+            let spi = ChildSPI(try reader.uint32("spi"))
+            let dir = try direction(&reader)
             let hard = try reader.uint8("hard")
             guard hard <= 1 else { throw .invalid(field: "hard") }
             message = .expire(spi: spi, direction: dir, hard: hard == 1)
         case .status:
             var entries: [SAStatus] = []
             for _ in 0..<Int(try reader.uint16("count")) {
-                entries.append(SAStatus(spi: ChildSPI(try reader.uint32("spi")), direction: try direction(&reader),
-                                        packets: try reader.uint64("packets"), bytes: try reader.uint64("bytes")))
+                entries.append(
+                    SAStatus(
+                        spi: ChildSPI(try reader.uint32("spi")), direction: try direction(&reader),
+                        packets: try reader.uint64("packets"), bytes: try reader.uint64("bytes")))
             }
             message = .status(entries)
         }
@@ -115,7 +141,8 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
     // MARK: field codecs
 
     static func encode(_ address: IPAddress, into out: inout [UInt8]) {
-        out.append(UInt8(address.bytes.count)); out.append(contentsOf: address.bytes)
+        out.append(UInt8(address.bytes.count))
+        out.append(contentsOf: address.bytes)
     }
 
     static func address(_ reader: inout FieldReader, _ field: String) throws(KeyDeliveryDecodingError) -> IPAddress {
@@ -134,8 +161,11 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
     static func encode(_ selectors: [TrafficSelector], into out: inout [UInt8]) {
         out.append(UInt8(min(selectors.count, 255)))
         for ts in selectors.prefix(255) {
-            out.append(ts.ipProtocol); out.appendBigEndian(ts.startPort); out.appendBigEndian(ts.endPort)
-            encode(ts.startAddress, into: &out); encode(ts.endAddress, into: &out)
+            out.append(ts.ipProtocol)
+            out.appendBigEndian(ts.startPort)
+            out.appendBigEndian(ts.endPort)
+            encode(ts.startAddress, into: &out)
+            encode(ts.endAddress, into: &out)
         }
     }
 
@@ -143,8 +173,10 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
         var result: [TrafficSelector] = []
         for _ in 0..<Int(try reader.uint8("selector count")) {
             let proto = try reader.uint8("selector protocol")
-            let startPort = try reader.uint16("selector start port"), endPort = try reader.uint16("selector end port")
-            let start = try address(&reader, "selector start"), end = try address(&reader, "selector end")
+            let startPort = try reader.uint16("selector start port")
+            let endPort = try reader.uint16("selector end port")
+            let start = try address(&reader, "selector start")
+            let end = try address(&reader, "selector end")
             guard start.isIPv6 == end.isIPv6, start <= end, startPort <= endPort else { throw .invalid(field: "selector") }
             result.append(TrafficSelector(ipProtocol: proto, startPort: startPort, endPort: endPort, startAddress: start, endAddress: end))
         }
@@ -156,21 +188,30 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
         out.append(sa.direction == .inbound ? 0 : 1)
         out.append(sa.mode == .tunnel ? 0 : 1)
         let encryption = sa.suite.encryption.transform
-        out.appendBigEndian(encryption.identifier); out.appendBigEndian(encryption.keyLength ?? 0)
+        out.appendBigEndian(encryption.identifier)
+        out.appendBigEndian(encryption.keyLength ?? 0)
         out.appendBigEndian(sa.suite.integrity?.rawValue ?? 0)
         out.append(sa.suite.extendedSequenceNumbers ? 1 : 0)
-        out.append(UInt8(sa.encryptionKey.count)); out.append(contentsOf: sa.encryptionKey.bytes)
-        out.append(UInt8(sa.integrityKey.count)); out.append(contentsOf: sa.integrityKey.bytes)
-        encode(sa.tunnelSource, into: &out); encode(sa.tunnelDestination, into: &out)
+        out.append(UInt8(sa.encryptionKey.count))
+        out.append(contentsOf: sa.encryptionKey.bytes)
+        out.append(UInt8(sa.integrityKey.count))
+        out.append(contentsOf: sa.integrityKey.bytes)
+        encode(sa.tunnelSource, into: &out)
+        encode(sa.tunnelDestination, into: &out)
         if let encapsulation = sa.encapsulation {
-            out.append(1); out.appendBigEndian(encapsulation.sourcePort); out.appendBigEndian(encapsulation.destinationPort)
+            out.append(1)
+            out.appendBigEndian(encapsulation.sourcePort)
+            out.appendBigEndian(encapsulation.destinationPort)
         } else {
             out.append(0)
         }
-        encode(sa.sourceSelectors, into: &out); encode(sa.destinationSelectors, into: &out)
+        encode(sa.sourceSelectors, into: &out)
+        encode(sa.destinationSelectors, into: &out)
         let lifetime = sa.lifetime
-        for value in [lifetime.softBytes, lifetime.hardBytes, lifetime.softPackets, lifetime.hardPackets,
-                      lifetime.softSeconds.map(UInt64.init), lifetime.hardSeconds.map(UInt64.init)] {
+        for value in [
+            lifetime.softBytes, lifetime.hardBytes, lifetime.softPackets, lifetime.hardPackets,
+            lifetime.softSeconds.map(UInt64.init), lifetime.hardSeconds.map(UInt64.init)
+        ] {
             out.appendBigEndian(value ?? 0)
         }
         out.appendBigEndian(sa.sequenceStart)
@@ -181,13 +222,20 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
         guard spi.rawValue >= 256 else { throw .invalid(field: "spi") }  // 1-255 are reserved (RFC 4303 2.1)
         let dir = try direction(&reader)
         let mode: ChildMode
-        switch try reader.uint8("mode") { case 0: mode = .tunnel; case 1: mode = .transport; default: throw .invalid(field: "mode") }
-        let encryptionID = try reader.uint16("encryption"), keyBits = try reader.uint16("encryption key bits")
+        switch try reader.uint8("mode") {
+        case 0: mode = .tunnel
+        case 1: mode = .transport
+        default: throw .invalid(field: "mode")
+        }
+        let encryptionID = try reader.uint16("encryption")
+        let keyBits = try reader.uint16("encryption key bits")
         let transform = Transform(type: .encryption, identifier: encryptionID, keyLength: keyBits == 0 ? nil : keyBits)
         guard let encryption = EncryptionAlgorithm(transform: transform) else { throw .invalid(field: "encryption") }
         let integrityID = try reader.uint16("integrity")
         let integrity: IntegrityAlgorithm?
-        if integrityID == 0 { integrity = nil } else {
+        if integrityID == 0 {
+            integrity = nil
+        } else {
             guard let value = IntegrityAlgorithm(rawValue: integrityID) else { throw .invalid(field: "integrity") }
             integrity = value
         }
@@ -198,24 +246,29 @@ public enum KeyDeliveryMessage: Equatable, Sendable {
         guard encryptionKey.count == encryption.keyLength else { throw .invalid(field: "encryption key") }
         let integrityKey = try reader.shortBytes("integrity key")
         guard integrityKey.count == (integrity?.keyLength ?? 0) else { throw .invalid(field: "integrity key") }
-        let source = try address(&reader, "tunnel source"), destination = try address(&reader, "tunnel destination")
+        let source = try address(&reader, "tunnel source")
+        let destination = try address(&reader, "tunnel destination")
         guard source.isIPv6 == destination.isIPv6 else { throw .invalid(field: "tunnel addresses") }
         var encapsulation: UDPEncapsulation?
         switch try reader.uint8("encapsulation") {
         case 0: encapsulation = nil
-        case 1: encapsulation = UDPEncapsulation(sourcePort: try reader.uint16("encapsulation source port"),
-                                                 destinationPort: try reader.uint16("encapsulation destination port"))
+        case 1:
+            encapsulation = UDPEncapsulation(
+                sourcePort: try reader.uint16("encapsulation source port"),
+                destinationPort: try reader.uint16("encapsulation destination port"))
         default: throw .invalid(field: "encapsulation")
         }
-        let sourceSelectors = try selectors(&reader), destinationSelectors = try selectors(&reader)
+        let sourceSelectors = try selectors(&reader)
+        let destinationSelectors = try selectors(&reader)
         var limits: [UInt64?] = []
         for name in ["soft bytes", "hard bytes", "soft packets", "hard packets", "soft seconds", "hard seconds"] {
             let value = try reader.uint64(name)
             limits.append(value == 0 ? nil : value)
         }
         func seconds(_ value: UInt64?) -> UInt32? { value.map { UInt32(clamping: $0) } }
-        let lifetime = ESPLifetime(softBytes: limits[0], hardBytes: limits[1], softPackets: limits[2], hardPackets: limits[3],
-                                   softSeconds: seconds(limits[4]), hardSeconds: seconds(limits[5]))
+        let lifetime = ESPLifetime(
+            softBytes: limits[0], hardBytes: limits[1], softPackets: limits[2], hardPackets: limits[3],
+            softSeconds: seconds(limits[4]), hardSeconds: seconds(limits[5]))
         let sequenceStart = try reader.uint64("sequence start")
         var sa = SecurityAssociationParameters(
             spi: spi, direction: dir,

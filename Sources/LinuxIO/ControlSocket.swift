@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A Unix stream socket on which a running daemon answers one-line queries (`ikeproxy terminals` asks
@@ -15,7 +15,9 @@ public final class ControlSocket {
         guard descriptor >= 0 else { throw SocketError(operation: "socket(AF_UNIX)", code: errno) }
         let bound = Self.withAddress(path) { bind(descriptor, $0, $1) }
         guard bound == 0, listen(descriptor, 16) == 0 else {
-            let code = errno; close(descriptor); throw SocketError(operation: "bind \(path)", code: code)
+            let code = errno
+            close(descriptor)
+            throw SocketError(operation: "bind \(path)", code: code)
         }
         chmod(path, 0o600)
     }
@@ -32,7 +34,9 @@ public final class ControlSocket {
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
-        return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
     }
 
     /// Answers every waiting client: reads its request line (briefly blocking) and writes `answer(request)`.

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Looks at the interfaces' addresses (getifaddrs).
@@ -36,7 +36,8 @@ public func interfaceIndex(holding address: [UInt8]) -> UInt32? {
         guard let raw = entry.pointee.ifa_addr else { continue }
         let octets: [UInt8]
         switch Int32(raw.pointee.sa_family) {
-        case AF_INET6: octets = raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) } }
+        case AF_INET6:
+            octets = raw.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { p in withUnsafeBytes(of: p.pointee.sin6_addr) { Array($0) } }
         case AF_INET: octets = raw.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { p in withUnsafeBytes(of: p.pointee.sin_addr) { Array($0) } }
         default: continue
         }

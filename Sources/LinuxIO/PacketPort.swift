@@ -1,6 +1,7 @@
 import CLinuxIO
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why a bridge port could not be opened, in words an operator can act on.
@@ -70,11 +71,13 @@ public final class PacketPort {
     /// (pass it back when forwarding the frame), both valid only until the next receive. Returns the
     /// number of frames, or throws on a socket error.
     @discardableResult
-    public func receiveBatch(_ body: (_ frame: UnsafeBufferPointer<UInt8>, _ offload: UnsafePointer<UInt8>?, _ truncated: Bool) -> Void) throws -> Int {
+    public func receiveBatch(_ body: (_ frame: UnsafeBufferPointer<UInt8>, _ offload: UnsafePointer<UInt8>?, _ truncated: Bool) -> Void) throws -> Int
+    {
         let count = ikp_frame_batch_receive(descriptor, batch)
         guard count >= 0 else { throw SocketError(operation: "recvmmsg on \(name)", code: -count) }
         for i in 0..<count {
-            var length: Int32 = 0, truncated: Int32 = 0
+            var length: Int32 = 0
+            var truncated: Int32 = 0
             var offload: UnsafePointer<UInt8>?
             guard let start = ikp_frame_batch_frame(batch, i, &length, &truncated, &offload) else { continue }
             body(UnsafeBufferPointer(start: start, count: Int(length)), offload, truncated != 0)

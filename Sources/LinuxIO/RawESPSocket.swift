@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Receives ESP sent without UDP encapsulation (IP protocol 50, RFC 4303): a raw socket bound to the
@@ -12,7 +12,8 @@ public final class RawESPSocket {
 
     public init(ipv6: Bool) throws {
         isIPv6 = ipv6
-        descriptor = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_RAW.rawValue), 50 /* IPPROTO_ESP */)
+        let ipprotoESP: Int32 = 50
+        descriptor = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_RAW.rawValue), ipprotoESP)
         guard descriptor >= 0 else { throw SocketError(operation: "raw ESP socket", code: errno) }
         let flags = fcntl(descriptor, F_GETFL)
         _ = fcntl(descriptor, F_SETFL, flags | O_NONBLOCK)

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// A raw socket that sends complete IP packets as they are (IPPROTO_RAW implies the header is included),
@@ -13,8 +13,10 @@ public final class RawIPSocket {
         descriptor = socket(ipv6 ? AF_INET6 : AF_INET, Int32(SOCK_RAW.rawValue), Int32(IPPROTO_RAW))
         guard descriptor >= 0 else { throw SocketError(operation: "raw socket", code: errno) }
         if var mark {
-            guard setsockopt(descriptor, SOL_SOCKET, 36 /* SO_MARK */, &mark, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
-                let code = errno; close(descriptor); throw SocketError(operation: "SO_MARK", code: code)
+            guard setsockopt(descriptor, SOL_SOCKET, LinuxSocketOption.mark, &mark, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
+                let code = errno
+                close(descriptor)
+                throw SocketError(operation: "SO_MARK", code: code)
             }
         }
     }

@@ -1,7 +1,8 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import CLinuxIO
+
+#if canImport(Glibc)
+    import Glibc
+#endif
 
 /// A layer-3 TUN device (no packet-information header): each read is one IP packet the host routed into
 /// it, each write one IP packet delivered to the host's stack.

@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Why a socket operation failed, with the errno text.
@@ -31,13 +31,21 @@ public final class UDPSocket {
         setsockopt(descriptor, Int32(IPPROTO_IP), IP_FREEBIND, &one, socklen_t(MemoryLayout<Int32>.size))
         if broadcast { setsockopt(descriptor, SOL_SOCKET, SO_BROADCAST, &one, socklen_t(MemoryLayout<Int32>.size)) }
         if transparent {
-            let ok = isIPv6 ? setsockopt(descriptor, Int32(IPPROTO_IPV6), 75 /* IPV6_TRANSPARENT */, &one, socklen_t(MemoryLayout<Int32>.size))
-                            : setsockopt(descriptor, Int32(IPPROTO_IP), 19 /* IP_TRANSPARENT */, &one, socklen_t(MemoryLayout<Int32>.size))
-            guard ok == 0 else { let code = errno; close(descriptor); throw SocketError(operation: "IP_TRANSPARENT", code: code) }
+            let ok =
+                isIPv6
+                ? setsockopt(descriptor, Int32(IPPROTO_IPV6), LinuxSocketOption.ipv6Transparent, &one, socklen_t(MemoryLayout<Int32>.size))
+                : setsockopt(descriptor, Int32(IPPROTO_IP), LinuxSocketOption.ipTransparent, &one, socklen_t(MemoryLayout<Int32>.size))
+            guard ok == 0 else {
+                let code = errno
+                close(descriptor)
+                throw SocketError(operation: "IP_TRANSPARENT", code: code)
+            }
         }
         if var mark {
-            guard setsockopt(descriptor, SOL_SOCKET, 36 /* SO_MARK */, &mark, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
-                let code = errno; close(descriptor); throw SocketError(operation: "SO_MARK", code: code)
+            guard setsockopt(descriptor, SOL_SOCKET, LinuxSocketOption.mark, &mark, socklen_t(MemoryLayout<UInt32>.size)) == 0 else {
+                let code = errno
+                close(descriptor)
+                throw SocketError(operation: "SO_MARK", code: code)
             }
         }
         let flags = fcntl(descriptor, F_GETFL)
@@ -100,13 +108,17 @@ public final class UDPSocket {
             sa.sin6_port = port.bigEndian
             sa.sin6_scope_id = scopeID
             withUnsafeMutableBytes(of: &sa.sin6_addr) { $0.copyBytes(from: address) }
-            return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) } }
+            return withUnsafePointer(to: &sa) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            }
         }
         var sa = sockaddr_in()
         sa.sin_family = sa_family_t(AF_INET)
         sa.sin_port = port.bigEndian
         withUnsafeMutableBytes(of: &sa.sin_addr) { $0.copyBytes(from: address) }
-        return withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        return withUnsafePointer(to: &sa) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
     }
 
     static func format(_ address: [UInt8]) -> String {

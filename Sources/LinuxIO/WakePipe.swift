@@ -1,5 +1,5 @@
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Wakes a poll loop from other threads: a non-blocking pipe whose read end sits in the loop's poll set.
@@ -17,7 +17,10 @@ public final class WakePipe: @unchecked Sendable {
         descriptors = fds
     }
 
-    deinit { close(descriptors[0]); close(descriptors[1]) }
+    deinit {
+        close(descriptors[0])
+        close(descriptors[1])
+    }
 
     /// Readable while a wake-up waits: add it to the loop's poll.
     public var readDescriptor: Int32 { descriptors[0] }

@@ -13,7 +13,10 @@ public struct Administrator: Sendable, Equatable {
     public var certificateSHA256: [UInt8]?
 
     public init(name: String, role: Role, tokenSHA256: [UInt8]? = nil, certificateSHA256: [UInt8]? = nil) {
-        self.name = name; self.role = role; self.tokenSHA256 = tokenSHA256; self.certificateSHA256 = certificateSHA256
+        self.name = name
+        self.role = role
+        self.tokenSHA256 = tokenSHA256
+        self.certificateSHA256 = certificateSHA256
     }
 
     public static func hash(token: String) -> [UInt8] { Array(SHA256.hash(data: Array(token.utf8))) }
@@ -35,7 +38,8 @@ public struct Authenticator: Sendable {
     /// The administrator and how they proved it, or nil (nothing, or nothing known, presented).
     public func administrator(authorization: String?, clientCertificateDER: [UInt8]? = nil) -> (Administrator, Credential)? {
         if let der = clientCertificateDER,
-           let found = match(Administrator.fingerprint(certificateDER: der), \.certificateSHA256) {
+            let found = match(Administrator.fingerprint(certificateDER: der), \.certificateSHA256)
+        {
             return (found, .clientCertificate)
         }
         guard let authorization, authorization.lowercased().hasPrefix("bearer ") else { return nil }

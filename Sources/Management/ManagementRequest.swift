@@ -12,7 +12,12 @@ public struct ManagementRequest: Sendable {
         case listAudit
 
         /// Routes that change something: administrators with the admin role only, and audited.
-        public var changes: Bool { [.addPolicy, .deletePolicy, .replacePolicy, .revertPolicy, .approveTerminal, .addTerminal, .removeTerminal, .deleteSA, .flushSAs, .reloadCredentials].contains(self) }
+        public var changes: Bool {
+            [
+                .addPolicy, .deletePolicy, .replacePolicy, .revertPolicy, .approveTerminal, .addTerminal, .removeTerminal, .deleteSA, .flushSAs,
+                .reloadCredentials
+            ].contains(self)
+        }
         public static var allChanging: [Route] { allCases.filter(\.changes) }
     }
     public var route: Route
@@ -23,7 +28,11 @@ public struct ManagementRequest: Sendable {
     public var administrator: Administrator
 
     public init(route: Route, parameter: String? = nil, query: [String: String] = [:], body: Data = Data(), administrator: Administrator) {
-        self.route = route; self.parameter = parameter; self.query = query; self.body = body; self.administrator = administrator
+        self.route = route
+        self.parameter = parameter
+        self.query = query
+        self.body = body
+        self.administrator = administrator
     }
 }
 
@@ -34,7 +43,9 @@ public struct ManagementResponse: Sendable, Equatable {
     public var contentType: String
 
     public init(status: Int, body: String, contentType: String = "application/json") {
-        self.status = status; self.body = body; self.contentType = contentType
+        self.status = status
+        self.body = body
+        self.contentType = contentType
     }
 
     public static func json(_ object: Any, status: Int = 200) -> ManagementResponse {

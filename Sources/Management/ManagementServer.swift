@@ -1,7 +1,7 @@
 import Foundation
 import Hummingbird
-import Logging
 import HummingbirdTLS
+import Logging
 import NIOCore
 import NIOSSL
 
@@ -37,10 +37,13 @@ public final class ManagementServer: @unchecked Sendable {
     /// `clientCAPath` names the CA(s) that issue administrators' client certificates: a certificate is then
     /// asked for and, when presented, must chain to one of them (else the handshake fails); bearer-token
     /// clients need none.
-    public init(host: String, port: Int, certificatePath: String, privateKeyPath: String, privateKeyPEM: [UInt8]? = nil,
-                clientCAPath: String? = nil,
-                administrators: [Administrator], mailbox: ManagementMailbox, log: @escaping @Sendable (String) -> Void) throws {
-        self.host = host; self.port = port
+    public init(
+        host: String, port: Int, certificatePath: String, privateKeyPath: String, privateKeyPEM: [UInt8]? = nil,
+        clientCAPath: String? = nil,
+        administrators: [Administrator], mailbox: ManagementMailbox, log: @escaping @Sendable (String) -> Void
+    ) throws {
+        self.host = host
+        self.port = port
         self.authenticator = Authenticator(administrators: administrators)
         self.mailbox = mailbox
         self.log = log
@@ -62,7 +65,7 @@ public final class ManagementServer: @unchecked Sendable {
         (.post, "/v1/terminals", .addTerminal), (.delete, "/v1/terminals/:parameter", .removeTerminal),
         (.get, "/v1/sas", .listSAs), (.post, "/v1/sas/flush", .flushSAs), (.get, "/v1/sas/:parameter", .showSA),
         (.delete, "/v1/sas/:parameter", .deleteSA), (.post, "/v1/credentials/reload", .reloadCredentials),
-        (.get, "/v1/audit", .listAudit),
+        (.get, "/v1/audit", .listAudit)
     ]
 
     func router() -> Router<ManagementRequestContext> {
@@ -71,22 +74,32 @@ public final class ManagementServer: @unchecked Sendable {
             router.on(RouterPath(path), method: method) { [authenticator, mailbox, log] request, context -> Response in
                 let answer: ManagementResponse
                 let certificate = await context.clientCertificateDER()
-                if let (administrator, _) = authenticator.administrator(authorization: request.headers[.authorization],
-                                                                        clientCertificateDER: certificate) {
+                if let (administrator, _) = authenticator.administrator(
+                    authorization: request.headers[.authorization],
+                    clientCertificateDER: certificate)
+                {
                     if route.changes && administrator.role != .admin {
                         answer = .error(403, "\(administrator.name) may read but not change (role \(administrator.role.rawValue))")
                         log("management: \(administrator.name) refused \(request.method) \(request.uri.path) (403, read-only role)")
                     } else {
                         let body = try await request.body.collect(upTo: 65536)
-                        let query = Dictionary(request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
-                        answer = await mailbox.submit(ManagementRequest(route: route, parameter: context.parameters.get("parameter"), query: query,
-                                                                        body: Data(buffer: body), administrator: administrator))
+                        let query = Dictionary(
+                            request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
+                        answer = await mailbox.submit(
+                            ManagementRequest(
+                                route: route, parameter: context.parameters.get("parameter"), query: query,
+                                body: Data(buffer: body), administrator: administrator))
                     }
                 } else {
-                    answer = .error(401, certificate == nil ? "a valid bearer token is required (Authorization: Bearer <token>)"
-                                                            : "this client certificate is not an administrator's, and no valid bearer token was given")
-                    log("management: unauthenticated \(request.method) \(request.uri.path) refused (401"
-                        + (certificate == nil ? ")" : ", client certificate \(Self.hex(Administrator.fingerprint(certificateDER: certificate!))) not pinned)"))
+                    answer = .error(
+                        401,
+                        certificate == nil
+                            ? "a valid bearer token is required (Authorization: Bearer <token>)"
+                            : "this client certificate is not an administrator's, and no valid bearer token was given")
+                    log(
+                        "management: unauthenticated \(request.method) \(request.uri.path) refused (401"
+                            + (certificate == nil
+                                ? ")" : ", client certificate \(Self.hex(Administrator.fingerprint(certificateDER: certificate!))) not pinned)"))
                 }
                 var headers = HTTPFields()
                 headers[.contentType] = answer.contentType
@@ -100,10 +113,15 @@ public final class ManagementServer: @unchecked Sendable {
     /// Starts listening; returns once the listener is bound (or throws why not).
     public func start() async throws {
         let (stream, continuation) = AsyncStream<Result<Void, Error>>.makeStream()
-        let app = Application(router: router(), server: try .tls(.http1(), tlsConfiguration: tls),
-                              configuration: .init(address: .hostname(host, port: port), serverName: "ikeproxy"),
-                              onServerRunning: { _ in continuation.yield(.success(())) },
-                              logger: { var logger = Logger(label: "ikeproxy.management"); logger.logLevel = .critical; return logger }())
+        let app = Application(
+            router: router(), server: try .tls(.http1(), tlsConfiguration: tls),
+            configuration: .init(address: .hostname(host, port: port), serverName: "ikeproxy"),
+            onServerRunning: { _ in continuation.yield(.success(())) },
+            logger: {
+                var logger = Logger(label: "ikeproxy.management")
+                logger.logLevel = .critical
+                return logger
+            }())
         task = Task {
             do { try await app.run() } catch {
                 continuation.yield(.failure(error))

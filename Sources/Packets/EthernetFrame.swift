@@ -10,7 +10,10 @@ public enum EtherType {
 /// A 48-bit MAC address.
 public struct MACAddress: Hashable, Sendable, CustomStringConvertible {
     public var octets: [UInt8]
-    public init(_ octets: [UInt8]) { precondition(octets.count == 6); self.octets = octets }
+    public init(_ octets: [UInt8]) {
+        precondition(octets.count == 6)
+        self.octets = octets
+    }
     public static let broadcast = MACAddress([0xff, 0xff, 0xff, 0xff, 0xff, 0xff])
     public var isMulticast: Bool { octets[0] & 1 == 1 }
     public var description: String { octets.map { String($0, radix: 16).leftPadded(2) }.joined(separator: ":") }
@@ -70,11 +73,14 @@ public struct EthernetFrameView: Sendable {
     }
 
     /// Builds a frame header (with `vlanIDs` as 802.1Q tags, outermost first) followed by `payload`.
-    public static func build(destination: MACAddress, source: MACAddress, vlanIDs: [UInt16] = [], etherType: UInt16,
-                             payload: [UInt8]) -> [UInt8] {
+    public static func build(
+        destination: MACAddress, source: MACAddress, vlanIDs: [UInt16] = [], etherType: UInt16,
+        payload: [UInt8]
+    ) -> [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(14 + 4 * vlanIDs.count + payload.count)
-        out.append(contentsOf: destination.octets); out.append(contentsOf: source.octets)
+        out.append(contentsOf: destination.octets)
+        out.append(contentsOf: source.octets)
         for (index, id) in vlanIDs.enumerated() {
             out.appendBigEndian(index == 0 && vlanIDs.count > 1 ? EtherType.qinq : EtherType.vlan)
             out.appendBigEndian(id & 0x0fff)
@@ -87,7 +93,10 @@ public struct EthernetFrameView: Sendable {
 
 /// An ARP packet for IPv4 over Ethernet (RFC 826).
 public struct ARPPacket: Equatable, Sendable {
-    public enum Operation: UInt16, Sendable { case request = 1, reply = 2 }
+    public enum Operation: UInt16, Sendable {
+        case request = 1
+        case reply = 2
+    }
     public var operation: Operation
     public var senderMAC: MACAddress
     public var senderIP: [UInt8]
@@ -95,18 +104,24 @@ public struct ARPPacket: Equatable, Sendable {
     public var targetIP: [UInt8]
 
     public init(operation: Operation, senderMAC: MACAddress, senderIP: [UInt8], targetMAC: MACAddress, targetIP: [UInt8]) {
-        self.operation = operation; self.senderMAC = senderMAC; self.senderIP = senderIP
-        self.targetMAC = targetMAC; self.targetIP = targetIP
+        self.operation = operation
+        self.senderMAC = senderMAC
+        self.senderIP = senderIP
+        self.targetMAC = targetMAC
+        self.targetIP = targetIP
     }
 
     public init(_ bytes: ArraySlice<UInt8>) throws(FrameError) {
         let s = bytes.startIndex
         guard bytes.count >= 28 else { throw .truncated("arp") }
         guard bytes[s] == 0, bytes[s + 1] == 1, bytes[s + 2] == 0x08, bytes[s + 3] == 0, bytes[s + 4] == 6, bytes[s + 5] == 4,
-              let op = Operation(rawValue: UInt16(bytes[s + 6]) << 8 | UInt16(bytes[s + 7])) else { throw .truncated("arp header") }
+            let op = Operation(rawValue: UInt16(bytes[s + 6]) << 8 | UInt16(bytes[s + 7]))
+        else { throw .truncated("arp header") }
         operation = op
-        senderMAC = MACAddress(Array(bytes[(s + 8)..<(s + 14)])); senderIP = Array(bytes[(s + 14)..<(s + 18)])
-        targetMAC = MACAddress(Array(bytes[(s + 18)..<(s + 24)])); targetIP = Array(bytes[(s + 24)..<(s + 28)])
+        senderMAC = MACAddress(Array(bytes[(s + 8)..<(s + 14)]))
+        senderIP = Array(bytes[(s + 14)..<(s + 18)])
+        targetMAC = MACAddress(Array(bytes[(s + 18)..<(s + 24)]))
+        targetIP = Array(bytes[(s + 24)..<(s + 28)])
     }
 
     public func encode() -> [UInt8] {

@@ -16,7 +16,8 @@ public struct NeighborSolicitation: Equatable, Sendable {
     /// code 0 as RFC 4861 requires; anything else is not one (nil).
     public init?(ipv6 packet: [UInt8]) {
         guard packet.count >= 40 + 24, packet[0] >> 4 == 6, packet[6] == IPProtocolNumber.icmpv6, packet[7] == 255,
-              packet[40] == Self.type, packet[41] == 0 else { return nil }
+            packet[40] == Self.type, packet[41] == 0
+        else { return nil }
         let payloadLength = Int(packet[4]) << 8 | Int(packet[5])
         guard payloadLength >= 24, 40 + payloadLength <= packet.count else { return nil }
         source = Array(packet[8..<24])
@@ -38,17 +39,18 @@ public struct NeighborSolicitation: Equatable, Sendable {
         let unspecified = source.allSatisfy { $0 == 0 }
         let destination: [UInt8] = unspecified ? [0xff, 0x02] + Array(repeating: 0, count: 13) + [1] : source
         var icmp: [UInt8] = [Self.advertisementType, 0, 0, 0]
-        icmp += [unspecified ? 0x20 : 0x60, 0, 0, 0]   // S only when solicited by a unicast source; O always
+        icmp += [unspecified ? 0x20 : 0x60, 0, 0, 0]  // S only when solicited by a unicast source; O always
         icmp += target
-        icmp += [2, 1] + linkAddress.octets              // target link-layer address option
+        icmp += [2, 1] + linkAddress.octets  // target link-layer address option
         return Self.packet(source: target, destination: destination, icmp: icmp)
     }
 
     /// An ICMPv6 neighbour discovery message in its IPv6 packet: hop limit 255 (RFC 4861 checks it), checksum filled.
     static func packet(source: [UInt8], destination: [UInt8], icmp: [UInt8]) -> [UInt8] {
         var packet: [UInt8] = []
-        IPHeaderBuilder.appendIPv6(to: &packet, source: source, destination: destination, nextHeader: IPProtocolNumber.icmpv6,
-                                   payloadLength: icmp.count, hopLimit: 255)
+        IPHeaderBuilder.appendIPv6(
+            to: &packet, source: source, destination: destination, nextHeader: IPProtocolNumber.icmpv6,
+            payloadLength: icmp.count, hopLimit: 255)
         packet += icmp
         if let view = try? IPPacketView(packet) { TransportChecksum.fill(packet: &packet, view: view) }
         return packet

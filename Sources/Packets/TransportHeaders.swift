@@ -9,21 +9,27 @@ public enum TransportHeader: Equatable, Sendable {
     case laterFragment(protocolNumber: UInt8)
 
     public init(packet: [UInt8], view: IPPacketView) throws(IPPacketError) {
-        let o = view.upperOffset, end = view.totalLength
-        if view.isLaterFragment { self = .laterFragment(protocolNumber: view.upperProtocol); return }
+        let o = view.upperOffset
+        let end = view.totalLength
+        if view.isLaterFragment {
+            self = .laterFragment(protocolNumber: view.upperProtocol)
+            return
+        }
         switch view.upperProtocol {
         case IPProtocolNumber.udp:
             guard o + 8 <= end else { throw .truncated }
             let length = Int(packet[o + 4]) << 8 | Int(packet[o + 5])
             guard length >= 8, o + length <= end else { throw .lengthMismatch }
-            self = .udp(sourcePort: UInt16(packet[o]) << 8 | UInt16(packet[o + 1]),
-                        destinationPort: UInt16(packet[o + 2]) << 8 | UInt16(packet[o + 3]), length: length)
+            self = .udp(
+                sourcePort: UInt16(packet[o]) << 8 | UInt16(packet[o + 1]),
+                destinationPort: UInt16(packet[o + 2]) << 8 | UInt16(packet[o + 3]), length: length)
         case IPProtocolNumber.tcp:
             guard o + 20 <= end else { throw .truncated }
             let dataOffset = Int(packet[o + 12] >> 4) * 4
             guard dataOffset >= 20, o + dataOffset <= end else { throw .badHeaderLength }
-            self = .tcp(sourcePort: UInt16(packet[o]) << 8 | UInt16(packet[o + 1]),
-                        destinationPort: UInt16(packet[o + 2]) << 8 | UInt16(packet[o + 3]), flags: packet[o + 13])
+            self = .tcp(
+                sourcePort: UInt16(packet[o]) << 8 | UInt16(packet[o + 1]),
+                destinationPort: UInt16(packet[o + 2]) << 8 | UInt16(packet[o + 3]), flags: packet[o + 13])
         case IPProtocolNumber.icmp:
             guard o + 4 <= end else { throw .truncated }
             self = .icmp(type: packet[o], code: packet[o + 1])
@@ -63,9 +69,13 @@ public enum TransportChecksum {
     /// True when the packet's upper-layer checksum verifies (a zero UDP checksum over IPv4 means none).
     public static func isValid(packet: [UInt8], view: IPPacketView) -> Bool {
         guard let field = fieldOffset(for: view.upperProtocol), !view.isLaterFragment,
-              view.upperOffset + field + 2 <= view.totalLength else { return true }
+            view.upperOffset + field + 2 <= view.totalLength
+        else { return true }
         if view.upperProtocol == IPProtocolNumber.udp && view.version == 4
-            && packet[view.upperOffset + 6] == 0 && packet[view.upperOffset + 7] == 0 { return true }
+            && packet[view.upperOffset + 6] == 0 && packet[view.upperOffset + 7] == 0
+        {
+            return true
+        }
         return InternetChecksum.finish(sum(packet: packet, view: view)) == 0
     }
 
@@ -73,10 +83,12 @@ public enum TransportChecksum {
     public static func fill(packet: inout [UInt8], view: IPPacketView) {
         guard let field = fieldOffset(for: view.upperProtocol), view.upperOffset + field + 2 <= view.totalLength else { return }
         let at = view.upperOffset + field
-        packet[at] = 0; packet[at + 1] = 0
+        packet[at] = 0
+        packet[at + 1] = 0
         var value = InternetChecksum.finish(sum(packet: packet, view: view))
         if value == 0 && view.upperProtocol == IPProtocolNumber.udp { value = 0xffff }
-        packet[at] = UInt8(value >> 8); packet[at + 1] = UInt8(value & 0xff)
+        packet[at] = UInt8(value >> 8)
+        packet[at + 1] = UInt8(value & 0xff)
     }
 }
 

@@ -41,8 +41,10 @@ public final class KeyExchangeProxy {
     /// Log lines said once (by key), for conditions that repeat with every packet of a flow.
     private var saidOnce: Set<String> = []
 
-    public init(policy: PolicyTable, registry: TerminalRegistry, profiles: [ProtectionProfile], settings: ProxySettings = ProxySettings(),
-                engineSettings: EngineSettings = EngineSettings(), random: RandomSource = SystemRandom(), epoch: UInt64 = 1) {
+    public init(
+        policy: PolicyTable, registry: TerminalRegistry, profiles: [ProtectionProfile], settings: ProxySettings = ProxySettings(),
+        engineSettings: EngineSettings = EngineSettings(), random: RandomSource = SystemRandom(), epoch: UInt64 = 1
+    ) {
         self.policy = policy
         self.registry = registry
         self.profiles = Dictionary(profiles.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
@@ -115,7 +117,8 @@ public final class KeyExchangeProxy {
             }
             actions += connection(for: datagram.terminal.address, peer: datagram.peer.address, profile: profile).notes
             count(.ikeAnsweredForTerminal)
-            return actions + perform(engine.receive(datagram.payload, from: datagram.peer, to: datagram.terminal, now: now), now: now, wallClock: wallClock)
+            return actions
+                + perform(engine.receive(datagram.payload, from: datagram.peer, to: datagram.terminal, now: now), now: now, wallClock: wallClock)
         }
     }
 
@@ -139,8 +142,10 @@ public final class KeyExchangeProxy {
             return [.forward(.internet)]
         case .espOfUnknownSA(let spi, let terminal):
             return drop(.espOfUnknownSA)
-                + noteOnce("esp \(spi)", "ESP from \(terminal) on SPI \(spi) dropped: no SA of this terminal has it "
-                           + "(said once per SPI; counted as esp_of_unknown_sa)")
+                + noteOnce(
+                    "esp \(spi)",
+                    "ESP from \(terminal) on SPI \(spi) dropped: no SA of this terminal has it "
+                        + "(said once per SPI; counted as esp_of_unknown_sa)")
                 + (registry.terminal(at: terminal).map { deleteStale(spi, .outbound, terminal: $0, now: now, wallClock: wallClock) } ?? [])
         case .startRequest(let terminal, let peer, let flow):
             return startRequest(terminal: terminal, peer: peer, flow: flow, now: now, wallClock: wallClock) + drop(.plaintextOfProtectedFlow)
@@ -160,17 +165,21 @@ public final class KeyExchangeProxy {
             lastReuse[pair] = now
             count(.storedSAReused)
             let (inbound, outbound) = store.resumable(stored)
-            return [.log("start request \(address) -> \(peer): valid stored SA \(stored.outbound.spi), setting its keys "
-                         + "(sending resumes after sequence number \(outbound.sequenceStart))")]
+            return [
+                .log(
+                    "start request \(address) -> \(peer): valid stored SA \(stored.outbound.spi), setting its keys "
+                        + "(sending resumes after sequence number \(outbound.sequenceStart))")
+            ]
                 + deliver(to: terminal) { $0.set(inbound, outbound, now: now, wallClock: wallClock) }
         case .outsideStoredSA(let stored, let flow):
             count(.startRequestOutsideStoredSA)
-            return noteOnce("outside \(stored.outbound.spi) \(flow.ipProtocol)",
+            return noteOnce(
+                "outside \(stored.outbound.spi) \(flow.ipProtocol)",
                 "start request \(address) -> \(peer): the flow (protocol \(flow.ipProtocol), ports \(flow.sourcePort) -> "
-                + "\(flow.destinationPort)) is protected by the policy but outside the stored SA \(stored.outbound.spi) "
-                + "(\(stored.outbound.sourceSelectors.map(\.description).joined(separator: " ")) -> "
-                + "\(stored.outbound.destinationSelectors.map(\.description).joined(separator: " "))), which the peer narrowed "
-                + "to that; its packets are dropped")
+                    + "\(flow.destinationPort)) is protected by the policy but outside the stored SA \(stored.outbound.spi) "
+                    + "(\(stored.outbound.sourceSelectors.map(\.description).joined(separator: " ")) -> "
+                    + "\(stored.outbound.destinationSelectors.map(\.description).joined(separator: " "))), which the peer narrowed "
+                    + "to that; its packets are dropped")
         case .joinNegotiation:
             count(.startRequestJoinedNegotiation)
             return []
@@ -180,8 +189,10 @@ public final class KeyExchangeProxy {
         case .overLimit(let limit, let terminal):
             var actions = drop(.startRequestOverNegotiationLimit)
             if negotiations.shouldLogLimit(terminalID: terminal.terminalID, now: now) {
-                actions.append(.log("start request \(terminal.address) -> \(peer) refused: \(limit); later ones are counted, "
-                                    + "start_request_over_negotiation_limit"))
+                actions.append(
+                    .log(
+                        "start request \(terminal.address) -> \(peer) refused: \(limit); later ones are counted, "
+                            + "start_request_over_negotiation_limit"))
             }
             return actions
         case .negotiate(_, let profile, let wanted, let replacing):
@@ -192,12 +203,14 @@ public final class KeyExchangeProxy {
             let starting: ProxyAction
             if let replacing {
                 count(.renegotiatedAfterPolicyChange)
-                starting = .log("start request \(address) -> \(peer): the policy changed since SA \(replacing.outbound.spi) was made and "
-                                + "now protects this flow; negotiating a CHILD SA with the current selectors to replace it")
+                starting = .log(
+                    "start request \(address) -> \(peer): the policy changed since SA \(replacing.outbound.spi) was made and "
+                        + "now protects this flow; negotiating a CHILD SA with the current selectors to replace it")
             } else {
                 starting = .log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))")
             }
-            return notes + [starting] + perform(engine.startChild(connection: name, child: wanted.childName, now: now), now: now, wallClock: wallClock)
+            return notes + [starting]
+                + perform(engine.startChild(connection: name, child: wanted.childName, now: now), now: now, wallClock: wallClock)
         }
     }
 
@@ -223,8 +236,10 @@ public final class KeyExchangeProxy {
             if engine.holdsChild(inbound: sa.inbound.spi) {
                 // Deleted with the peer too (as strongSwan does at life_time), or it would keep sending on it; the
                 // Delete exchange's event deletes it in the terminal.
-                actions.append(.log("SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime: "
-                                    + "deleting the CHILD SA with the peer and in the terminal"))
+                actions.append(
+                    .log(
+                        "SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime: "
+                            + "deleting the CHILD SA with the peer and in the terminal"))
                 actions += perform(engine.deleteChild(connection: sa.connection, spi: sa.inbound.spi, now: now), now: now, wallClock: wallClock)
                 continue
             }
@@ -239,8 +254,10 @@ public final class KeyExchangeProxy {
         let stale = max(engine.settings.halfOpenTimeout, 2 * engine.settings.requestGiveUpTime) + 5
         for (pair, started) in negotiations.expire(now: now, abandonAfter: stale) {
             count(.negotiationAbandoned)
-            actions.append(.log("negotiation \(pair.terminal) -> \(pair.peer) still unfinished after \(Int(now - started)) s: abandoned; "
-                                + "start requests may begin another"))
+            actions.append(
+                .log(
+                    "negotiation \(pair.terminal) -> \(pair.peer) still unfinished after \(Int(now - started)) s: abandoned; "
+                        + "start requests may begin another"))
         }
         return actions
     }

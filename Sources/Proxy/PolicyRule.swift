@@ -46,14 +46,19 @@ public struct AddressKey: Comparable, Hashable, Sendable {
     public var high: UInt64
     public var low: UInt64
 
-    public init(high: UInt64, low: UInt64) { self.high = high; self.low = low }
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
 
     public init<C: Collection>(_ bytes: C) where C.Element == UInt8 {
-        var h: UInt64 = 0, l: UInt64 = 0
+        var h: UInt64 = 0
+        var l: UInt64 = 0
         for (index, byte) in bytes.enumerated() {
             if bytes.count == 16 && index < 8 { h = h << 8 | UInt64(byte) } else { l = l << 8 | UInt64(byte) }
         }
-        high = h; low = l
+        high = h
+        low = l
     }
 
     @inlinable
@@ -70,14 +75,20 @@ public struct AddressKey: Comparable, Hashable, Sendable {
 public struct PortRange: Equatable, Sendable, CustomStringConvertible {
     public var low: UInt16
     public var high: UInt16
-    public init(_ low: UInt16, _ high: UInt16) { self.low = low; self.high = high }
+    public init(_ low: UInt16, _ high: UInt16) {
+        self.low = low
+        self.high = high
+    }
     public static let any = PortRange(0, 65535)
     public var isAny: Bool { self == .any }
     @inlinable public func contains(_ port: UInt16) -> Bool { low <= port && port <= high }
 
     /// "any", "80", "1000-2000".
     public init?(_ text: String) {
-        if text == "any" { self = .any; return }
+        if text == "any" {
+            self = .any
+            return
+        }
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         guard (1...2).contains(parts.count), let low = UInt16(parts[0]), let high = UInt16(parts.last!), low <= high else { return nil }
         self.init(low, high)
@@ -97,10 +108,16 @@ public struct PolicyRule: Equatable, Sendable, CustomStringConvertible {
     public var destinationPorts: PortRange
     public var action: PolicyAction
 
-    public init(source: AddressPrefix, destination: AddressPrefix, ipProtocol: UInt8? = nil, sourcePorts: PortRange = .any,
-                destinationPorts: PortRange = .any, action: PolicyAction) {
-        self.source = source; self.destination = destination; self.ipProtocol = ipProtocol
-        self.sourcePorts = sourcePorts; self.destinationPorts = destinationPorts; self.action = action
+    public init(
+        source: AddressPrefix, destination: AddressPrefix, ipProtocol: UInt8? = nil, sourcePorts: PortRange = .any,
+        destinationPorts: PortRange = .any, action: PolicyAction
+    ) {
+        self.source = source
+        self.destination = destination
+        self.ipProtocol = ipProtocol
+        self.sourcePorts = sourcePorts
+        self.destinationPorts = destinationPorts
+        self.action = action
     }
 
     public func matches(_ key: FlowKey) -> Bool {
@@ -125,15 +142,20 @@ public struct FlowKey: Equatable, Hashable, Sendable {
     public var destinationPort: UInt16
 
     public init(isIPv6: Bool, source: AddressKey, destination: AddressKey, ipProtocol: UInt8, sourcePort: UInt16 = 0, destinationPort: UInt16 = 0) {
-        self.isIPv6 = isIPv6; self.source = source; self.destination = destination
-        self.ipProtocol = ipProtocol; self.sourcePort = sourcePort; self.destinationPort = destinationPort
+        self.isIPv6 = isIPv6
+        self.source = source
+        self.destination = destination
+        self.ipProtocol = ipProtocol
+        self.sourcePort = sourcePort
+        self.destinationPort = destinationPort
     }
 
     /// The key of an IP packet; ports are zero when the packet has none (later fragments, other protocols).
     public init(packet: [UInt8], view: IPPacketView) {
         let ports = view.ports(in: packet)
-        self.init(isIPv6: view.version == 6, source: AddressKey(packet[view.sourceRange]),
-                  destination: AddressKey(packet[view.destinationRange]), ipProtocol: view.upperProtocol,
-                  sourcePort: ports?.source ?? 0, destinationPort: ports?.destination ?? 0)
+        self.init(
+            isIPv6: view.version == 6, source: AddressKey(packet[view.sourceRange]),
+            destination: AddressKey(packet[view.destinationRange]), ipProtocol: view.upperProtocol,
+            sourcePort: ports?.source ?? 0, destinationPort: ports?.destination ?? 0)
     }
 }

@@ -12,10 +12,11 @@ public struct PolicyTable: Sendable {
 
     /// The protection profiles the rules and the default action name.
     public var profileNames: Set<String> {
-        Set((rules.map(\.action) + [defaultAction]).compactMap { action -> String? in
-            if case .protect(let name) = action { return name }
-            return nil
-        })
+        Set(
+            (rules.map(\.action) + [defaultAction]).compactMap { action -> String? in
+                if case .protect(let name) = action { return name }
+                return nil
+            })
     }
 
     struct Index: Sendable {
@@ -39,13 +40,17 @@ public struct PolicyTable: Sendable {
                 for interval in first...last { candidates[interval].append(Int32(range.rule)) }
             }
             start = [0]
-            for list in candidates { flat += list; start.append(Int32(flat.count)) }
+            for list in candidates {
+                flat += list
+                start.append(Int32(flat.count))
+            }
         }
 
         /// The interval holding `key`: the last boundary not above it.
         @inlinable
         static func interval(of key: AddressKey, in boundaries: [AddressKey]) -> Int {
-            var low = 0, high = boundaries.count - 1
+            var low = 0
+            var high = boundaries.count - 1
             while low < high {
                 let middle = (low + high + 1) / 2
                 if key < boundaries[middle] { high = middle - 1 } else { low = middle }
@@ -71,11 +76,15 @@ public struct PolicyTable: Sendable {
 
         init(_ rule: PolicyRule) {
             isIPv6 = rule.source.isIPv6
-            sourceLow = rule.source.low; sourceHigh = rule.source.high
-            destinationLow = rule.destination.low; destinationHigh = rule.destination.high
+            sourceLow = rule.source.low
+            sourceHigh = rule.source.high
+            destinationLow = rule.destination.low
+            destinationHigh = rule.destination.high
             ipProtocol = rule.ipProtocol.map { Int16($0) } ?? -1
-            sourcePortLow = rule.sourcePorts.low; sourcePortHigh = rule.sourcePorts.high
-            destinationPortLow = rule.destinationPorts.low; destinationPortHigh = rule.destinationPorts.high
+            sourcePortLow = rule.sourcePorts.low
+            sourcePortHigh = rule.sourcePorts.high
+            destinationPortLow = rule.destinationPorts.low
+            destinationPortHigh = rule.destinationPorts.high
         }
 
         @inline(__always)
@@ -103,7 +112,8 @@ public struct PolicyTable: Sendable {
         for (index, rule) in rules.enumerated() {
             let family = rule.source.isIPv6 ? 1 : 0
             // Index by the narrower of the two prefixes so that wildcard sides do not fill every interval.
-            let destinationWidth = Self.width(rule.destination), sourceWidth = Self.width(rule.source)
+            let destinationWidth = Self.width(rule.destination)
+            let sourceWidth = Self.width(rule.source)
             if destinationWidth <= sourceWidth {
                 destinationRanges[family].append((index, rule.destination.low, rule.destination.high))
             } else {
@@ -116,7 +126,8 @@ public struct PolicyTable: Sendable {
 
     /// log2 of the number of addresses a prefix covers, roughly: only the order matters.
     static func width(_ prefix: AddressPrefix) -> Int {
-        let highBits = (prefix.high.high ^ prefix.low.high), lowBits = (prefix.high.low ^ prefix.low.low)
+        let highBits = (prefix.high.high ^ prefix.low.high)
+        let lowBits = (prefix.high.low ^ prefix.low.low)
         return highBits != 0 ? 128 - highBits.leadingZeroBitCount : 64 - lowBits.leadingZeroBitCount
     }
 
@@ -125,12 +136,16 @@ public struct PolicyTable: Sendable {
         // Small tables: a straight scan is faster than any index.
         if compact.count <= Self.linearThreshold { return linearLookup(key) }
         let family = key.isIPv6 ? 1 : 0
-        let destinationIndex = byDestination[family], sourceIndex = bySource[family]
-        let destinationRange = destinationIndex.candidates(key.destination), sourceRange = sourceIndex.candidates(key.source)
-        var d = destinationRange.lowerBound, s = sourceRange.lowerBound
+        let destinationIndex = byDestination[family]
+        let sourceIndex = bySource[family]
+        let destinationRange = destinationIndex.candidates(key.destination)
+        let sourceRange = sourceIndex.candidates(key.source)
+        var d = destinationRange.lowerBound
+        var s = sourceRange.lowerBound
         // Merge the two ordered candidate lists, checking the lower rule index first.
         while d < destinationRange.upperBound || s < sourceRange.upperBound {
-            let takeDestination = s >= sourceRange.upperBound
+            let takeDestination =
+                s >= sourceRange.upperBound
                 || (d < destinationRange.upperBound && destinationIndex.flat[d] < sourceIndex.flat[s])
             let index = Int(takeDestination ? destinationIndex.flat[d] : sourceIndex.flat[s])
             if takeDestination { d += 1 } else { s += 1 }

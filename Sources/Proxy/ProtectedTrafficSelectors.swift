@@ -23,13 +23,16 @@ public struct ProtectedTrafficSelectors: Equatable, Sendable {
     public var shadowed = false
 
     public init(local: [TrafficSelector], remote: [TrafficSelector], stillCovered: [Int] = []) {
-        self.local = local; self.remote = remote; self.stillCovered = stillCovered
+        self.local = local
+        self.remote = remote
+        self.stillCovered = stillCovered
     }
 
     /// Host to host, every protocol.
     public static func hostToHost(terminal: IPAddress, peer: IPAddress) -> ProtectedTrafficSelectors {
-        ProtectedTrafficSelectors(local: [TrafficSelector(startAddress: terminal, endAddress: terminal)],
-                                  remote: [TrafficSelector(startAddress: peer, endAddress: peer)])
+        ProtectedTrafficSelectors(
+            local: [TrafficSelector(startAddress: terminal, endAddress: terminal)],
+            remote: [TrafficSelector(startAddress: peer, endAddress: peer)])
     }
 }
 
@@ -56,7 +59,8 @@ struct SelectorBox: Equatable {
     /// Whether every packet of `other` falls in this piece.
     func contains(_ other: SelectorBox) -> Bool {
         (ipProtocol == nil || ipProtocol == other.ipProtocol) && local.lowerBound <= other.local.lowerBound
-            && other.local.upperBound <= local.upperBound && remote.lowerBound <= other.remote.lowerBound && other.remote.upperBound <= remote.upperBound
+            && other.local.upperBound <= local.upperBound && remote.lowerBound <= other.remote.lowerBound
+            && other.remote.upperBound <= remote.upperBound
     }
 
     /// Whether some packet falls in both pieces.
@@ -76,7 +80,8 @@ struct SelectorBox: Equatable {
             // Only "every protocol, every port" takes all of an every-protocol piece.
             return other.ipProtocol == nil && other.local == Self.anyPort && other.remote == Self.anyPort ? [] : nil
         }
-        let local = self.local.intersection(other.local)!, remote = self.remote.intersection(other.remote)!
+        let local = self.local.intersection(other.local)!
+        let remote = self.remote.intersection(other.remote)!
         var pieces: [SelectorBox] = []
         if self.local.lowerBound < local.lowerBound {
             pieces.append(SelectorBox(ipProtocol: ipProtocol, local: self.local.lowerBound...(local.lowerBound - 1), remote: self.remote))
@@ -96,7 +101,8 @@ struct SelectorBox: Equatable {
 
 extension ClosedRange where Bound == UInt16 {
     func intersection(_ other: ClosedRange<UInt16>) -> ClosedRange<UInt16>? {
-        let low = Swift.max(lowerBound, other.lowerBound), high = Swift.min(upperBound, other.upperBound)
+        let low = Swift.max(lowerBound, other.lowerBound)
+        let high = Swift.min(upperBound, other.upperBound)
         return low <= high ? low...high : nil
     }
 }
@@ -105,7 +111,8 @@ extension PolicyRule {
     /// The rule's traffic between one terminal and one peer address as selector pieces, read for packets of
     /// `ipProtocol` (the protocol of the piece it is cut from) when the rule itself names none.
     func boxes(as ipProtocol: UInt8? = nil) -> [SelectorBox] {
-        let sourcePorts = self.sourcePorts.low...self.sourcePorts.high, destinationPorts = self.destinationPorts.low...self.destinationPorts.high
+        let sourcePorts = self.sourcePorts.low...self.sourcePorts.high
+        let destinationPorts = self.destinationPorts.low...self.destinationPorts.high
         guard let number = self.ipProtocol ?? ipProtocol else {
             return [SelectorBox(ipProtocol: nil, local: sourcePorts, remote: destinationPorts)]
         }
@@ -116,7 +123,8 @@ extension PolicyRule {
             // Source range: message types; destination range: codes (RFC 4301 section 4.4.1.1).
             guard let types = sourcePorts.intersection(0...255), let codes = destinationPorts.intersection(0...255) else { return [] }
             let everyCode = codes == 0...255
-            let ranges: [ClosedRange<UInt16>] = everyCode || types.count == 1
+            let ranges: [ClosedRange<UInt16>] =
+                everyCode || types.count == 1
                 ? [(types.lowerBound << 8 | codes.lowerBound)...(types.upperBound << 8 | codes.upperBound)]
                 : types.map { ($0 << 8 | codes.lowerBound)...($0 << 8 | codes.upperBound) }
             return ranges.map { SelectorBox(ipProtocol: number, local: $0, remote: $0) }
@@ -137,7 +145,8 @@ extension PolicyTable {
     /// both addresses (and of the default action, when it protects with that profile), less what earlier
     /// rules of other actions take (see `ProtectedTrafficSelectors`).
     public func protectedSelectors(terminal: IPAddress, peer: IPAddress, profile: String) -> ProtectedTrafficSelectors {
-        let t = AddressKey(terminal.bytes), p = AddressKey(peer.bytes)
+        let t = AddressKey(terminal.bytes)
+        let p = AddressKey(peer.bytes)
         let ours = PolicyAction.protect(profile: profile)
         var candidates: [(index: Int?, rule: PolicyRule)] = rules.enumerated().filter { _, rule in
             rule.source.isIPv6 == terminal.isIPv6 && rule.source.contains(t) && rule.destination.contains(p)
@@ -145,7 +154,8 @@ extension PolicyTable {
         let family = AddressPrefix.any(ipv6: terminal.isIPv6)
         candidates.append((nil, PolicyRule(source: family, destination: family, action: defaultAction)))
 
-        var wanted: [SelectorBox] = [], asked: [SelectorBox] = []
+        var wanted: [SelectorBox] = []
+        var asked: [SelectorBox] = []
         var others: [(index: Int, rule: PolicyRule)] = []
         // Other rules before the last of ours: what they take is not the SA's to cover.
         var earlierCount = 0
@@ -181,12 +191,14 @@ extension PolicyTable {
         }.map(\.element)
 
         func selector(_ box: SelectorBox, _ range: ClosedRange<UInt16>, _ address: IPAddress) -> TrafficSelector {
-            TrafficSelector(ipProtocol: box.ipProtocol ?? 0, startPort: range.lowerBound, endPort: range.upperBound,
-                            startAddress: address, endAddress: address)
+            TrafficSelector(
+                ipProtocol: box.ipProtocol ?? 0, startPort: range.lowerBound, endPort: range.upperBound,
+                startAddress: address, endAddress: address)
         }
         var selectors = ProtectedTrafficSelectors(local: [], remote: [])
         for box in wanted {
-            let local = selector(box, box.local, terminal), remote = selector(box, box.remote, peer)
+            let local = selector(box, box.local, terminal)
+            let remote = selector(box, box.remote, peer)
             if !selectors.local.contains(local) { selectors.local.append(local) }
             if !selectors.remote.contains(remote) { selectors.remote.append(remote) }
         }
@@ -195,8 +207,12 @@ extension PolicyTable {
         for local in selectors.local {
             for remote in selectors.remote where local.ipProtocol == remote.ipProtocol || local.ipProtocol == 0 || remote.ipProtocol == 0 {
                 let number = Swift.max(local.ipProtocol, remote.ipProtocol)
-                if let box = SelectorBox(ipProtocol: number == 0 ? nil : number, local: local.startPort...local.endPort,
-                                         remote: remote.startPort...remote.endPort).normalized { covered.append(box) }
+                if let box = SelectorBox(
+                    ipProtocol: number == 0 ? nil : number, local: local.startPort...local.endPort,
+                    remote: remote.startPort...remote.endPort
+                ).normalized {
+                    covered.append(box)
+                }
             }
         }
         selectors.shadowed = shadowed

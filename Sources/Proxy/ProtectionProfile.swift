@@ -53,11 +53,19 @@ public struct ProtectionProfile: Sendable {
     /// a key exchange of its own when the ESP proposals name a group (RFC 6023).
     public var childless: ChildlessMode = .allow
 
-    public init(name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
-                peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil,
-                childRekeyTime: Double? = nil) {
-        self.name = name; self.ikeProposals = ikeProposals; self.espProposals = espProposals; self.preSharedKey = preSharedKey
-        self.peerIdentity = peerIdentity; self.mode = mode; self.forceEncapsulation = forceEncapsulation; self.hardLifetime = hardLifetime
+    public init(
+        name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
+        peerIdentity: Identity? = nil, mode: ChildMode = .tunnel, forceEncapsulation: Bool = true, hardLifetime: UInt32? = nil,
+        childRekeyTime: Double? = nil
+    ) {
+        self.name = name
+        self.ikeProposals = ikeProposals
+        self.espProposals = espProposals
+        self.preSharedKey = preSharedKey
+        self.peerIdentity = peerIdentity
+        self.mode = mode
+        self.forceEncapsulation = forceEncapsulation
+        self.hardLifetime = hardLifetime
         self.childRekeyTime = childRekeyTime
     }
 
@@ -65,30 +73,37 @@ public struct ProtectionProfile: Sendable {
     /// address and identity on our side, the selectors the policy gives (host to host by default).
     /// `otherChildren`: CHILD SAs of other profiles that protect other traffic between the same two addresses
     /// and share this profile's IKE SA.
-    public func connection(terminal: IPAddress, peer: IPAddress, credential: CertificateCredential? = nil,
-                           selectors: ProtectedTrafficSelectors? = nil, otherChildren: [ChildConfiguration] = []) -> ConnectionConfiguration {
+    public func connection(
+        terminal: IPAddress, peer: IPAddress, credential: CertificateCredential? = nil,
+        selectors: ProtectedTrafficSelectors? = nil, otherChildren: [ChildConfiguration] = []
+    ) -> ConnectionConfiguration {
         let child = childConfiguration(selectors: selectors ?? .hostToHost(terminal: terminal, peer: peer))
-        var connection = ConnectionConfiguration(name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
-                                                 localAddress: terminal, remoteAddress: peer,
-                                                 localIdentity: Identity(address: terminal), remoteIdentity: peerIdentity ?? Identity(address: peer),
-                                                 preSharedKey: preSharedKey, proposals: ikeProposals, children: [child] + otherChildren,
-                                                 rekeyTime: ikeRekeyTime, forceEncapsulation: forceEncapsulation,
-                                                 livenessInterval: livenessInterval)
+        var connection = ConnectionConfiguration(
+            name: Self.connectionName(profile: name, terminal: terminal, peer: peer),
+            localAddress: terminal, remoteAddress: peer,
+            localIdentity: Identity(address: terminal), remoteIdentity: peerIdentity ?? Identity(address: peer),
+            preSharedKey: preSharedKey, proposals: ikeProposals, children: [child] + otherChildren,
+            rekeyTime: ikeRekeyTime, forceEncapsulation: forceEncapsulation,
+            livenessInterval: livenessInterval)
         connection.rekeyJitter = ikeRekeyJitter
         if authenticatesWithTerminalCertificate, var credential {
             credential.rsaPSS = signsWithRSAPSS
             connection.localAuthentication = .certificate(credential)
         }
         connection.childless = childless
-        if let peerTrustAnchors { connection.remoteAuthentication = .certificate(trustAnchors: peerTrustAnchors, revocationLists: peerRevocationLists,
-                                                                                 revocation: peerRevocationPolicy) }
+        if let peerTrustAnchors {
+            connection.remoteAuthentication = .certificate(
+                trustAnchors: peerTrustAnchors, revocationLists: peerRevocationLists,
+                revocation: peerRevocationPolicy)
+        }
         return connection
     }
 
     /// The CHILD SA this profile asks for: its ESP proposals, mode and rekey times, with these selectors.
     public func childConfiguration(selectors: ProtectedTrafficSelectors) -> ChildConfiguration {
-        var child = ChildConfiguration(name: childName, localTrafficSelectors: selectors.local, remoteTrafficSelectors: selectors.remote,
-                                       mode: mode, proposals: espProposals, rekeyTime: childRekeyTime)
+        var child = ChildConfiguration(
+            name: childName, localTrafficSelectors: selectors.local, remoteTrafficSelectors: selectors.remote,
+            mode: mode, proposals: espProposals, rekeyTime: childRekeyTime)
         child.rekeyJitter = childRekeyJitter
         return child
     }

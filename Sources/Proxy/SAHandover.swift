@@ -6,8 +6,10 @@ import KeyDelivery
 /// must hold: inbound (peer to terminal) and outbound (terminal to peer), keys and selectors included.
 public enum SAHandover {
     public static func parameters(for event: SAEvent, child: ChildSAEventDetails, lifetime: ESPLifetime)
-        -> (inbound: SecurityAssociationParameters, outbound: SecurityAssociationParameters) {
-        let local = event.local, remote = event.remote
+        -> (inbound: SecurityAssociationParameters, outbound: SecurityAssociationParameters)
+    {
+        let local = event.local
+        let remote = event.remote
         // ESP-in-UDP uses the ports the IKE SA ended up on (4500 after NAT-T or forced encapsulation).
         let inbound = SecurityAssociationParameters(
             spi: child.spiInbound, direction: .inbound, suite: child.suite,

@@ -100,9 +100,10 @@ public final class SAStore {
         case .childEstablished, .childRekeyed:
             guard let child = event.child else { return nil }
             let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
-            let stored = StoredChildSA(terminal: event.local.address, peer: event.remote.address, connection: event.connection,
-                                       childName: child.name, asked: asked, inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
-                                       createdAt: now, hardLifetime: lifetime.hardSeconds.map(Double.init))
+            let stored = StoredChildSA(
+                terminal: event.local.address, peer: event.remote.address, connection: event.connection,
+                childName: child.name, asked: asked, inbound: inbound, outbound: outbound, ikeSPIs: (event.spiInitiator, event.spiResponder),
+                createdAt: now, hardLifetime: lifetime.hardSeconds.map(Double.init))
             insert(stored)
             if let old = child.replaces { superseded.insert(old.outbound) }
             return stored
@@ -113,7 +114,10 @@ public final class SAStore {
             }
             remove(child.spiOutbound)
         case .ikeDeleted, .ikeFailed:
-            for (spi, sa) in children where sa.ikeSPIs == (event.spiInitiator, event.spiResponder) { remove(spi); superseded.remove(spi) }
+            for (spi, sa) in children where sa.ikeSPIs == (event.spiInitiator, event.spiResponder) {
+                remove(spi)
+                superseded.remove(spi)
+            }
         case .ikeRekeyed:
             // The CHILD SAs move to the new IKE SA; the event names the new SPIs, the old ones are in detail.
             break

@@ -35,8 +35,10 @@ public final class TerminalKeySetter {
     }
 
     /// Sets SAs directly (e.g. a stored SA handed again to a terminal that asks for one).
-    public func set(_ inbound: SecurityAssociationParameters, _ outbound: SecurityAssociationParameters,
-                    now: Double, wallClock: Double) -> Output {
+    public func set(
+        _ inbound: SecurityAssociationParameters, _ outbound: SecurityAssociationParameters,
+        now: Double, wallClock: Double
+    ) -> Output {
         var output = Output()
         send(.addSA(inbound), now: now, wallClock: wallClock, into: &output)
         send(.addSA(outbound), now: now, wallClock: wallClock, into: &output)
@@ -55,8 +57,9 @@ public final class TerminalKeySetter {
                 held[old.outbound.rawValue] = (inbound.spi, outbound)
                 var output = Output()
                 send(.addSA(inbound), now: now, wallClock: wallClock, into: &output)
-                output.log.append("key delivery: set SA \(inbound.spi) (in) into terminal \(terminalID); its outbound SA \(outbound.spi) waits "
-                                  + "until the rekey collision over \(old.outbound) is settled")
+                output.log.append(
+                    "key delivery: set SA \(inbound.spi) (in) into terminal \(terminalID); its outbound SA \(outbound.spi) waits "
+                        + "until the rekey collision over \(old.outbound) is settled")
                 return output
             }
             var output = set(inbound, outbound, now: now, wallClock: wallClock)
@@ -84,8 +87,9 @@ public final class TerminalKeySetter {
                 send(.addSA(survivor.outbound), now: now, wallClock: wallClock, into: &output)
                 waiting.append((spis: [survivor.outbound.spi.rawValue], then: [.deleteSA(spi: child.spiOutbound, direction: .outbound)]))
                 outboundDeletedOnReplacement.insert(child.spiOutbound.rawValue)
-                output.log.append("key delivery: the rekey collision over \(child.spiOutbound) settled for the peer's replacement; "
-                                  + "set its outbound SA \(survivor.outbound.spi) into terminal \(terminalID)")
+                output.log.append(
+                    "key delivery: the rekey collision over \(child.spiOutbound) settled for the peer's replacement; "
+                        + "set its outbound SA \(survivor.outbound.spi) into terminal \(terminalID)")
                 let deleted = delete(inbound: child.spiInbound, outbound: child.spiOutbound, now: now, wallClock: wallClock)
                 output.datagrams += deleted.datagrams
                 output.log += deleted.log
@@ -113,8 +117,11 @@ public final class TerminalKeySetter {
             for message in deletes where !waiting[index].then.contains(message) { waiting[index].then.append(message) }
         } else {
             deletes.forEach { send($0, now: now, wallClock: wallClock, into: &output) }
-            output.log.append(deletes.count == 2 ? "key delivery: deleted SAs \(inbound)/\(outbound) in terminal \(terminalID)"
-                              : "key delivery: deleted SA \(inbound) (inbound; the outbound one went when its replacement was in place) in terminal \(terminalID)")
+            output.log.append(
+                deletes.count == 2
+                    ? "key delivery: deleted SAs \(inbound)/\(outbound) in terminal \(terminalID)"
+                    : "key delivery: deleted SA \(inbound) (inbound; the outbound one went when its replacement was in place) in terminal \(terminalID)"
+            )
         }
         return output
     }

@@ -1,5 +1,5 @@
-import Packets
 import IKEv2
+import Packets
 
 /// A terminal the proxy may act for: its address, identity on the key-delivery channel and key.
 public struct TerminalEntry: Sendable {
@@ -11,9 +11,14 @@ public struct TerminalEntry: Sendable {
     /// reached on one of them (the agent listens on its IPv4 address).
     public var keyDeliveryAddress: IPAddress
 
-    public init(address: IPAddress, terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = WellKnownPort.keyDelivery,
-                keyDeliveryAddress: IPAddress? = nil) {
-        self.address = address; self.terminalID = terminalID; self.enrollmentKey = enrollmentKey; self.keyDeliveryPort = keyDeliveryPort
+    public init(
+        address: IPAddress, terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = WellKnownPort.keyDelivery,
+        keyDeliveryAddress: IPAddress? = nil
+    ) {
+        self.address = address
+        self.terminalID = terminalID
+        self.enrollmentKey = enrollmentKey
+        self.keyDeliveryPort = keyDeliveryPort
         self.keyDeliveryAddress = keyDeliveryAddress ?? address
     }
 }

@@ -8,7 +8,10 @@ public enum DemoRun {
     public static func run(verbose: Bool = false, print say: @escaping (String) -> Void) -> Bool {
         let network = DemoScenario.network()
         if verbose { network.log = say }
-        let peer = DemoScenario.peer, a = DemoScenario.terminalA, b = DemoScenario.terminalB, c = DemoScenario.stranger
+        let peer = DemoScenario.peer
+        let a = DemoScenario.terminalA
+        let b = DemoScenario.terminalB
+        let c = DemoScenario.stranger
         var failures = 0
         func step(_ ok: Bool, _ text: String) {
             say((ok ? "  ok    " : "  FAIL  ") + text)
@@ -32,38 +35,47 @@ public enum DemoRun {
         say("")
 
         say("1. The peer starts IKE with terminal A's address.")
-        var started = clock(), virtualStart = network.now
+        var started = clock()
+        var virtualStart = network.now
         network.peerInitiates(connection: "to-\(a)")
         network.run()
         var cpu = clock() - started
         let aKeys = network.terminals[a]!.keysInstalledAt
-        step(aKeys != nil, "the proxy answered as A (\(counter("ike_answered_for_terminal")) IKE messages) and set the keys into A: "
-             + "\(aKeys.map { ms($0 - virtualStart) } ?? "never") on the virtual clock, \(ms(cpu)) of computing")
+        step(
+            aKeys != nil,
+            "the proxy answered as A (\(counter("ike_answered_for_terminal")) IKE messages) and set the keys into A: "
+                + "\(aKeys.map { ms($0 - virtualStart) } ?? "never") on the virtual clock, \(ms(cpu)) of computing")
         for sequence in 1...20 { network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: UInt16(sequence))) }
         network.run()
         let peerReplies = network.peer.stack.received.filter(HostStack.isEchoReply).count
-        step(peerReplies == 20, "the peer pinged A 20 times through ESP: \(peerReplies) replies, \(network.peer.espReceived) ESP packets decrypted by the peer")
+        step(
+            peerReplies == 20,
+            "the peer pinged A 20 times through ESP: \(peerReplies) replies, \(network.peer.espReceived) ESP packets decrypted by the peer")
 
         say("2. Terminal B sends a packet to the peer; it has no SA (a start request).")
-        started = clock(); virtualStart = network.now
+        started = clock()
+        virtualStart = network.now
         let firstTry = pings(from: b, count: 1)
         cpu = clock() - started
         let bKeys = network.terminals[b]!.keysInstalledAt
-        step(firstTry == 0 && bKeys != nil && counter("negotiations_started") == 1,
-             "the proxy held the plaintext, negotiated with the peer in B's name and set the keys into B: "
-             + "\(bKeys.map { ms($0 - virtualStart) } ?? "never") on the virtual clock, \(ms(cpu)) of computing")
+        step(
+            firstTry == 0 && bKeys != nil && counter("negotiations_started") == 1,
+            "the proxy held the plaintext, negotiated with the peer in B's name and set the keys into B: "
+                + "\(bKeys.map { ms($0 - virtualStart) } ?? "never") on the virtual clock, \(ms(cpu)) of computing")
         let bReplies = pings(from: b, count: 20)
         step(bReplies == 20, "B pinged the peer 20 times through ESP: \(bReplies) replies")
 
         say("3. Terminal A restarts and loses its keys; then it sends again.")
         network.terminals[a]!.restart(epoch: 2)
-        started = clock(); virtualStart = network.now
+        started = clock()
+        virtualStart = network.now
         _ = pings(from: a, count: 1)
         cpu = clock() - started
         let reused = network.terminals[a]!.keysInstalledAt
-        step(counter("stored_sa_reused") == 1 && counter("negotiations_started") == 1 && reused != nil,
-             "the proxy found A's SA in its store and set it again, no new negotiation: "
-             + "\(reused.map { ms($0 - virtualStart) } ?? "never") on the virtual clock, \(ms(cpu)) of computing")
+        step(
+            counter("stored_sa_reused") == 1 && counter("negotiations_started") == 1 && reused != nil,
+            "the proxy found A's SA in its store and set it again, no new negotiation: "
+                + "\(reused.map { ms($0 - virtualStart) } ?? "never") on the virtual clock, \(ms(cpu)) of computing")
         let aReplies = pings(from: a, count: 10)
         step(aReplies == 10, "A pinged the peer 10 times with the stored SA: \(aReplies) replies")
 
@@ -71,10 +83,12 @@ public enum DemoRun {
         let plaintextBefore = network.peer.plaintextReceived
         network.terminalSends(b, HostStack.tcpSyn(from: b, to: DemoScenario.telnetServer, destinationPort: 23))
         network.run()
-        step(counter("drop_policy_discard") == 1 && network.peer.plaintextReceived == plaintextBefore, "dropped and counted; nothing reached the peer")
+        step(
+            counter("drop_policy_discard") == 1 && network.peer.plaintextReceived == plaintextBefore, "dropped and counted; nothing reached the peer")
 
         say("5. Terminal B sends a DNS query (udp/53) to \(DemoScenario.dnsServer): the policy says bypass.")
-        network.terminalSends(b, HostStack.udp(from: b, to: DemoScenario.dnsServer, sourcePort: 33000, destinationPort: 53, payload: Array("query".utf8)))
+        network.terminalSends(
+            b, HostStack.udp(from: b, to: DemoScenario.dnsServer, sourcePort: 33000, destinationPort: 53, payload: Array("query".utf8)))
         network.run()
         step(network.peer.plaintextReceived == plaintextBefore + 1, "passed in the clear to the peer")
 
@@ -82,8 +96,9 @@ public enum DemoRun {
         _ = pings(from: c, count: 1)
         network.peerInitiates(connection: "to-\(c)")
         network.run()
-        step(!network.terminals[c]!.hasOutboundSA && counter("drop_start_request_from_unregistered_terminal") >= 1
-             && counter("drop_ike_for_unregistered_terminal") >= 1, "no SA for C: its start request and the peer's IKE were dropped")
+        step(
+            !network.terminals[c]!.hasOutboundSA && counter("drop_start_request_from_unregistered_terminal") >= 1
+                && counter("drop_ike_for_unregistered_terminal") >= 1, "no SA for C: its start request and the peer's IKE were dropped")
 
         let leaked = network.internetLink.contains { packet in
             guard let view = try? IPPacketView(packet) else { return false }
@@ -92,11 +107,14 @@ public enum DemoRun {
         say("")
         step(!leaked, "no plaintext of a protected flow crossed the Internet link (\(network.internetLink.count) packets checked)")
         let sas = network.proxy.store.children.values
-        step(Set(sas.map(\.terminal)) == [a, b] && Set(sas.map(\.outbound.spi)).count == sas.count,
-             "the store holds \(sas.count) CHILD SAs: A and B each with their own keys, for the same peer")
-        say("Figures: \(counter("forwarded_esp")) ESP packets forwarded from terminals, "
-            + "\(counter("negotiations_started")) negotiations started by terminals, \(network.peer.events.filter { $0.kind == .childEstablished }.count) CHILD SAs established at the peer, "
-            + "drops: " + network.proxy.counters.filter { $0.key.hasPrefix("drop_") }.sorted { $0.key < $1.key }
+        step(
+            Set(sas.map(\.terminal)) == [a, b] && Set(sas.map(\.outbound.spi)).count == sas.count,
+            "the store holds \(sas.count) CHILD SAs: A and B each with their own keys, for the same peer")
+        say(
+            "Figures: \(counter("forwarded_esp")) ESP packets forwarded from terminals, "
+                + "\(counter("negotiations_started")) negotiations started by terminals, \(network.peer.events.filter { $0.kind == .childEstablished }.count) CHILD SAs established at the peer, "
+                + "drops: "
+                + network.proxy.counters.filter { $0.key.hasPrefix("drop_") }.sorted { $0.key < $1.key }
                 .map { "\($0.key.dropFirst(5))=\($0.value)" }.joined(separator: " "))
         say(failures == 0 ? "Demo complete: every step worked." : "Demo finished with \(failures) failed step(s).")
         return failures == 0

@@ -15,36 +15,46 @@ public enum DemoScenario {
     public static let preSharedKey = KeyMaterial(Array("demo pre-shared key, not a secret".utf8))
 
     public static func terminals() -> [TerminalEntry] {
-        [TerminalEntry(address: terminalA, terminalID: 11, enrollmentKey: KeyMaterial(Array(repeating: 0xa1, count: 32))),
-         TerminalEntry(address: terminalB, terminalID: 12, enrollmentKey: KeyMaterial(Array(repeating: 0xb2, count: 32)))]
+        [
+            TerminalEntry(address: terminalA, terminalID: 11, enrollmentKey: KeyMaterial(Array(repeating: 0xa1, count: 32))),
+            TerminalEntry(address: terminalB, terminalID: 12, enrollmentKey: KeyMaterial(Array(repeating: 0xb2, count: 32)))
+        ]
     }
 
     public static func policy() -> PolicyTable {
-        let terminals = AddressPrefix("10.0.0.0/24")!, peers = AddressPrefix("198.51.100.0/24")!
-        return PolicyTable(rules: [
-            PolicyRule(source: terminals, destination: peers, ipProtocol: 17, destinationPorts: PortRange(53, 53), action: .bypass),
-            PolicyRule(source: terminals, destination: peers, ipProtocol: 6, destinationPorts: PortRange(23, 23), action: .discard),
-            PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, action: .protect(profile: "gateway")),
-        ], defaultAction: .bypass)
+        let terminals = AddressPrefix("10.0.0.0/24")!
+        let peers = AddressPrefix("198.51.100.0/24")!
+        return PolicyTable(
+            rules: [
+                PolicyRule(source: terminals, destination: peers, ipProtocol: 17, destinationPorts: PortRange(53, 53), action: .bypass),
+                PolicyRule(source: terminals, destination: peers, ipProtocol: 6, destinationPorts: PortRange(23, 23), action: .discard),
+                PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, action: .protect(profile: "gateway"))
+            ], defaultAction: .bypass)
     }
 
     public static func profile(hardLifetime: UInt32? = nil) -> ProtectionProfile {
-        ProtectionProfile(name: "gateway", ikeProposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
-                          espProposals: [try! ProposalSpec("aes256gcm16", forIKE: false)], preSharedKey: preSharedKey,
-                          hardLifetime: hardLifetime)
+        ProtectionProfile(
+            name: "gateway", ikeProposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
+            espProposals: [try! ProposalSpec("aes256gcm16", forIKE: false)], preSharedKey: preSharedKey,
+            hardLifetime: hardLifetime)
     }
 
     /// The peer's own connections, one per terminal it may talk to (it cannot tell the proxy is there).
-    public static func peerEngine(random: RandomSource = SystemRandom(), childless: ChildlessMode = .allow,
-                                  espProposals: [String] = ["aes256gcm16"]) -> IKEEngine {
+    public static func peerEngine(
+        random: RandomSource = SystemRandom(), childless: ChildlessMode = .allow,
+        espProposals: [String] = ["aes256gcm16"]
+    ) -> IKEEngine {
         let connections = [terminalA, terminalB, stranger].map { terminal in
             var connection = ConnectionConfiguration(
                 name: "to-\(terminal)", localAddress: peer, remoteAddress: terminal, localIdentity: Identity(peer.description),
                 remoteIdentity: Identity(terminal.description), preSharedKey: preSharedKey,
                 proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
-                children: [ChildConfiguration(name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer.description)!],
-                                              remoteTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
-                                              proposals: espProposals.map { try! ProposalSpec($0, forIKE: false) })],
+                children: [
+                    ChildConfiguration(
+                        name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer.description)!],
+                        remoteTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
+                        proposals: espProposals.map { try! ProposalSpec($0, forIKE: false) })
+                ],
                 forceEncapsulation: true)
             connection.childless = childless
             return connection
@@ -55,8 +65,9 @@ public enum DemoScenario {
     public static func network(hardLifetime: UInt32? = nil, linkLatency: Double = 0.0005, random: RandomSource = SystemRandom()) -> VirtualNetwork {
         let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: terminals())
         let proxy = KeyExchangeProxy(policy: policy(), registry: registry, profiles: [profile(hardLifetime: hardLifetime)], random: random)
-        let network = VirtualNetwork(proxy: proxy, peer: peerEngine(random: random), peerAddress: peer, terminals: terminals(),
-                                     linkLatency: linkLatency)
+        let network = VirtualNetwork(
+            proxy: proxy, peer: peerEngine(random: random), peerAddress: peer, terminals: terminals(),
+            linkLatency: linkLatency)
         network.attach(TerminalEntry(address: stranger, terminalID: 13, enrollmentKey: KeyMaterial(Array(repeating: 0xc3, count: 32))))
         return network
     }

@@ -16,7 +16,10 @@ public final class PeerHost {
     public internal(set) var espReceived = 0
     public internal(set) var plaintextReceived = 0
 
-    init(address: IPAddress, engine: IKEEngine) { self.address = address; self.engine = engine }
+    init(address: IPAddress, engine: IKEEngine) {
+        self.address = address
+        self.engine = engine
+    }
 
     /// Installs the ESP SAs of a CHILD SA event (the peer runs its own ESP).
     func apply(_ event: SAEvent, now: Double) {
@@ -47,16 +50,20 @@ public final class TerminalHost {
     init(entry: TerminalEntry) {
         address = entry.address
         self.entry = entry
-        agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: entry.terminalID,
-                                                          enrollmentKey: entry.enrollmentKey, epoch: 1), statusInterval: 0)
+        agent = TerminalAgent(
+            channel: KeyDeliveryChannel(
+                role: .terminal, terminalID: entry.terminalID,
+                enrollmentKey: entry.enrollmentKey, epoch: 1), statusInterval: 0)
         agent.acquireInterval = 0.5
     }
 
     /// A restart: the terminal loses every SA it held (the proxy still has them stored). With a
     /// `statusInterval` the new agent reports its (empty) SA list at its first tick, as the real one does.
     public func restart(epoch: UInt64, statusInterval: Double = 0) {
-        agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: entry.terminalID,
-                                                          enrollmentKey: entry.enrollmentKey, epoch: epoch), statusInterval: statusInterval)
+        agent = TerminalAgent(
+            channel: KeyDeliveryChannel(
+                role: .terminal, terminalID: entry.terminalID,
+                enrollmentKey: entry.enrollmentKey, epoch: epoch), statusInterval: statusInterval)
         agent.acquireInterval = 0.5
         keysInstalledAt = nil
     }
@@ -76,7 +83,11 @@ public final class VirtualNetwork {
     let wallClockBase = 1_800_000_000.0
     var wallClock: Double { wallClockBase + now }
 
-    enum Node: Equatable { case peer, proxy(LinkSide), terminal(IPAddress) }
+    enum Node: Equatable {
+        case peer
+        case proxy(LinkSide)
+        case terminal(IPAddress)
+    }
     private var queue: [(time: Double, order: Int, node: Node, packet: [UInt8])] = []
     private var order = 0
     /// Every packet that crossed the Internet-side link, for checks that no plaintext leaked.
@@ -160,8 +171,10 @@ public final class VirtualNetwork {
         for action in actions {
             switch action {
             case .send(let d):
-                sendFromPeer(IPHeaderBuilder.udpPacket(source: d.source.address.bytes, destination: d.destination.address.bytes,
-                                                       sourcePort: d.source.port, destinationPort: d.destination.port, payload: d.payload))
+                sendFromPeer(
+                    IPHeaderBuilder.udpPacket(
+                        source: d.source.address.bytes, destination: d.destination.address.bytes,
+                        sourcePort: d.source.port, destinationPort: d.destination.port, payload: d.payload))
             case .event(let event): peer.apply(event, now: now)
             case .drop, .log, .checkRevocation: break
             }
@@ -172,21 +185,26 @@ public final class VirtualNetwork {
         for action in actions {
             switch action {
             case .sendEncapsulated(let payload, let to, let port, let fromPort):
-                schedule(.proxy(.terminal), IPHeaderBuilder.udpPacket(source: terminal.address.bytes, destination: to.bytes,
-                                                                      sourcePort: fromPort, destinationPort: port, payload: payload))
+                schedule(
+                    .proxy(.terminal),
+                    IPHeaderBuilder.udpPacket(
+                        source: terminal.address.bytes, destination: to.bytes,
+                        sourcePort: fromPort, destinationPort: port, payload: payload))
             case .sendRaw(let packet, _): schedule(.proxy(.terminal), packet)
             case .sendKeyDelivery(let datagram):
                 let proxySource = terminal.address.isIPv6 ? proxy.settings.keyDeliverySourceIPv6 : proxy.settings.keyDeliverySourceIPv4
-                schedule(.proxy(.terminal), IPHeaderBuilder.udpPacket(source: terminal.address.bytes, destination: proxySource.bytes,
-                                                                      sourcePort: terminal.entry.keyDeliveryPort,
-                                                                      destinationPort: proxy.settings.keyDeliveryPort, payload: datagram))
+                schedule(
+                    .proxy(.terminal),
+                    IPHeaderBuilder.udpPacket(
+                        source: terminal.address.bytes, destination: proxySource.bytes,
+                        sourcePort: terminal.entry.keyDeliveryPort,
+                        destinationPort: proxy.settings.keyDeliveryPort, payload: datagram))
             case .deliver(let packet):
                 if let reply = terminal.stack.receive(packet) { terminalSends(terminal.address, reply) }
             case .log(let text): log("  terminal \(terminal.address): \(text)")
             }
         }
     }
-
 
     /// Carries out what the proxy decided about `received` (the packet it was given, for `.forward`).
     private func proxyActions(_ actions: [ProxyAction], received: [UInt8]) {
@@ -196,7 +214,8 @@ public final class VirtualNetwork {
             case .send(.internet, let packet): sendFromProxyToInternet(packet)
             case .send(.terminal, let packet):
                 guard let view = try? IPPacketView(packet), let destination = IPAddress(bytes: view.destination(in: packet)),
-                      terminals[destination] != nil else { continue }
+                    terminals[destination] != nil
+                else { continue }
                 schedule(.terminal(destination), packet)
             case .drop(let reason): proxyDrops.append(reason)
             case .log(let text): log("  proxy: \(text)")
@@ -225,13 +244,16 @@ public final class VirtualNetwork {
             }
             return
         }
-        guard let view = try? IPPacketView(packet), view.upperProtocol == IPProtocolNumber.udp || view.upperProtocol == IPProtocolNumber.icmp
+        guard let view = try? IPPacketView(packet),
+            view.upperProtocol == IPProtocolNumber.udp || view.upperProtocol == IPProtocolNumber.icmp
                 || view.upperProtocol == IPProtocolNumber.tcp || view.upperProtocol == IPProtocolNumber.icmpv6,
-              let source = IPAddress(bytes: view.source(in: packet)) else { return }
+            let source = IPAddress(bytes: view.source(in: packet))
+        else { return }
         if view.upperProtocol == IPProtocolNumber.udp, let ports = view.ports(in: packet) {
             let payload = Array(packet[(view.upperOffset + 8)..<view.totalLength])
             if ports.destination == 500 || (ports.destination == 4500 && UDPEncapsulatedKind(payload: payload[...]) == .ike) {
-                peerActions(peer.engine.receive(payload, from: Endpoint(source, ports.source), to: Endpoint(peer.address, ports.destination), now: now))
+                peerActions(
+                    peer.engine.receive(payload, from: Endpoint(source, ports.source), to: Endpoint(peer.address, ports.destination), now: now))
                 return
             }
             if ports.destination == 4500 {
@@ -249,7 +271,8 @@ public final class VirtualNetwork {
     private func deliverToTerminal(_ terminal: TerminalHost, _ packet: [UInt8]) {
         guard let view = try? IPPacketView(packet) else { return }
         if view.upperProtocol == IPProtocolNumber.esp {
-            terminalActions(terminal, terminal.agent.inboundPlainESP(Array(packet[view.upperOffset..<view.totalLength]))); return
+            terminalActions(terminal, terminal.agent.inboundPlainESP(Array(packet[view.upperOffset..<view.totalLength])))
+            return
         }
         if view.upperProtocol == IPProtocolNumber.udp, let ports = view.ports(in: packet) {
             let payload = Array(packet[(view.upperOffset + 8)..<view.totalLength])
@@ -258,9 +281,13 @@ public final class VirtualNetwork {
                 let actions = terminal.agent.receiveKeyDelivery(payload, now: now, wallClock: wallClock)
                 // An outbound SA set is what the time-to-keys figures measure.
                 if terminal.agent.outboundInstalls != installedBefore { terminal.markKeysInstalled(at: now) }
-                terminalActions(terminal, actions); return
+                terminalActions(terminal, actions)
+                return
             }
-            if ports.destination == 4500 { terminalActions(terminal, terminal.agent.inboundEncapsulated(payload)); return }
+            if ports.destination == 4500 {
+                terminalActions(terminal, terminal.agent.inboundEncapsulated(payload))
+                return
+            }
         }
         if let reply = terminal.stack.receive(packet) { terminalSends(terminal.address, reply) }
     }
@@ -274,12 +301,14 @@ public final class VirtualNetwork {
         var nextTick = now + tick
         while now <= end {
             if let index = queue.indices.min(by: { (queue[$0].time, queue[$0].order) < (queue[$1].time, queue[$1].order) }),
-               queue[index].time <= nextTick {
+                queue[index].time <= nextTick
+            {
                 let event = queue.remove(at: index)
                 now = max(now, event.time)
                 switch event.node {
                 case .peer: deliverToPeer(event.packet)
-                case .proxy(let side): proxyActions(proxy.receive(from: side, packet: event.packet, now: now, wallClock: wallClock), received: event.packet)
+                case .proxy(let side):
+                    proxyActions(proxy.receive(from: side, packet: event.packet, now: now, wallClock: wallClock), received: event.packet)
                 case .terminal(let address): if let terminal = terminals[address] { deliverToTerminal(terminal, event.packet) }
                 }
                 continue

@@ -52,8 +52,9 @@ public final class EnvelopeSealer: Sealer {
         let nonceEnd = 1 + SealedBox.nonceLength
         guard box.count >= nonceEnd + SealedBox.tagLength else { throw SealingError("a sealed box of version 2 is too short") }
         do {
-            let sealed = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: box[1..<nonceEnd]), ciphertext: box[nonceEnd..<(box.count - SealedBox.tagLength)],
-                                               tag: box[(box.count - SealedBox.tagLength)...])
+            let sealed = try AES.GCM.SealedBox(
+                nonce: AES.GCM.Nonce(data: box[1..<nonceEnd]), ciphertext: box[nonceEnd..<(box.count - SealedBox.tagLength)],
+                tag: box[(box.count - SealedBox.tagLength)...])
             return Array(try AES.GCM.open(sealed, using: dataKey, authenticating: context.authenticatedData))
         } catch {
             throw SealingError("the box does not open with the data key (forged, or moved from another row)")

@@ -23,7 +23,10 @@ public final class KeyFileSealer: Sealer {
     }
 
     public func isAvailable() -> Bool {
-        guard let data = FileManager.default.contents(atPath: path), data.count == 32 else { key = nil; return false }
+        guard let data = FileManager.default.contents(atPath: path), data.count == 32 else {
+            key = nil
+            return false
+        }
         key = SymmetricKey(data: data)
         return true
     }
@@ -42,8 +45,9 @@ public final class KeyFileSealer: Sealer {
         guard let key else { throw SealingError("the key file \(path) is not present") }
         let (nonce, sealed) = try SealedBox.split(box)
         do {
-            let gcm = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: nonce), ciphertext: sealed.dropLast(SealedBox.tagLength),
-                                            tag: sealed.suffix(SealedBox.tagLength))
+            let gcm = try AES.GCM.SealedBox(
+                nonce: AES.GCM.Nonce(data: nonce), ciphertext: sealed.dropLast(SealedBox.tagLength),
+                tag: sealed.suffix(SealedBox.tagLength))
             return Array(try AES.GCM.open(gcm, using: key, authenticating: context.authenticatedData))
         } catch {
             throw SealingError("cannot open a sealed box for \(context): forged, moved, or sealed under another key")

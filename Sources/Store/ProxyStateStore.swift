@@ -28,7 +28,11 @@ public final class ProxyStateStore {
         var stable = snapshot
         stable.ageSeconds = 0
         stable.rekeyInSeconds = nil
-        stable.children = stable.children.map { var c = $0; c.ageSeconds = 0; return c }
+        stable.children = stable.children.map {
+            var c = $0
+            c.ageSeconds = 0
+            return c
+        }
         return (try? JSONEncoder().encode(stable)) ?? Data()
     }
 
@@ -42,7 +46,8 @@ public final class ProxyStateStore {
         var upserts: [(StateDatabase.IKESARow, [StateDatabase.ChildSARow])] = []
         var fingerprints: [String: Data] = [:]
         for snapshot in snapshots {
-            let spiI = IKESPI(snapshot.spiInitiator).description, spiR = IKESPI(snapshot.spiResponder).description
+            let spiI = IKESPI(snapshot.spiInitiator).description
+            let spiR = IKESPI(snapshot.spiResponder).description
             let key = Self.key(spiI, spiR)
             current.insert(key)
             let fingerprint = Self.fingerprint(snapshot)
@@ -50,27 +55,37 @@ public final class ProxyStateStore {
             do {
                 let box = try sealer.seal(Array(try JSONEncoder().encode(snapshot)), context: Self.context(key))
                 let children = snapshot.children.filter { !$0.rekeyed }.map { child in
-                    StateDatabase.ChildSARow(spiOutbound: ChildSPI(child.spiOutbound).description, spiInbound: ChildSPI(child.spiInbound).description,
-                                             terminal: snapshot.localAddress, peer: snapshot.remoteAddress, ikeSPIInitiator: spiI,
-                                             ikeSPIResponder: spiR, suite: child.suite, mode: child.mode.rawValue,
-                                             createdAt: wallClock - child.ageSeconds)
+                    StateDatabase.ChildSARow(
+                        spiOutbound: ChildSPI(child.spiOutbound).description, spiInbound: ChildSPI(child.spiInbound).description,
+                        terminal: snapshot.localAddress, peer: snapshot.remoteAddress, ikeSPIInitiator: spiI,
+                        ikeSPIResponder: spiR, suite: child.suite, mode: child.mode.rawValue,
+                        createdAt: wallClock - child.ageSeconds)
                 }
-                upserts.append((StateDatabase.IKESARow(spiInitiator: spiI, spiResponder: spiR, connection: snapshot.connection,
-                                                       terminal: snapshot.localAddress, peer: snapshot.remoteAddress,
-                                                       sealedState: box, savedAt: wallClock), children))
+                upserts.append(
+                    (
+                        StateDatabase.IKESARow(
+                            spiInitiator: spiI, spiResponder: spiR, connection: snapshot.connection,
+                            terminal: snapshot.localAddress, peer: snapshot.remoteAddress,
+                            sealedState: box, savedAt: wallClock), children
+                    ))
                 fingerprints[key] = fingerprint
             } catch {
                 let text = "IKE SA \(key) not saved yet: \(error) (kept in memory, saved once sealing works)"
-                if lastSealingError != text { log.append(text); lastSealingError = text }
+                if lastSealingError != text {
+                    log.append(text)
+                    lastSealingError = text
+                }
             }
         }
         let removed = saved.keys.filter { !current.contains($0) }
         if !upserts.isEmpty || !removed.isEmpty {
             do {
-                try database.saveIKESAs(upserts, removed: removed.map { k in
-                    let parts = k.split(separator: "_").map(String.init)
-                    return (parts[0], parts.count > 1 ? parts[1] : "")
-                })
+                try database.saveIKESAs(
+                    upserts,
+                    removed: removed.map { k in
+                        let parts = k.split(separator: "_").map(String.init)
+                        return (parts[0], parts.count > 1 ? parts[1] : "")
+                    })
                 for (k, f) in fingerprints { saved[k] = f }
                 for k in removed { saved[k] = nil }
                 if !upserts.isEmpty { lastSealingError = nil }
@@ -82,7 +97,8 @@ public final class ProxyStateStore {
         let names = Set(negotiations.map { "\($0.spiInitiator)_\($0.spiResponder)" })
         if names != savedNegotiations {
             do {
-                try database.replaceNegotiations(negotiations.map { ($0.spiInitiator.description, $0.spiResponder.description, $0.connection) }, now: wallClock)
+                try database.replaceNegotiations(
+                    negotiations.map { ($0.spiInitiator.description, $0.spiResponder.description, $0.connection) }, now: wallClock)
                 savedNegotiations = names
             } catch {
                 log.append("saving negotiations to \(database.path) failed: \(error)")
@@ -96,7 +112,10 @@ public final class ProxyStateStore {
     public func saveProgress(proxy: KeyExchangeProxy, counters: [String: Int]) -> [String] {
         var sequences: [String: UInt64] = [:]
         for (spi, sequence) in proxy.store.highestOutboundSequence { sequences[spi.description] = sequence }
-        do { try database.saveProgress(sequences: sequences, counters: counters); return [] } catch {
+        do {
+            try database.saveProgress(sequences: sequences, counters: counters)
+            return []
+        } catch {
             return ["saving progress to \(database.path) failed: \(error)"]
         }
     }
@@ -114,7 +133,8 @@ public final class ProxyStateStore {
         } catch {
             return ["cannot read saved SAs from \(database.path): \(error)"]
         }
-        var ikeCount = 0, childCount = 0
+        var ikeCount = 0
+        var childCount = 0
         var dropped: [(String, String)] = []
         for row in rows {
             let key = Self.key(row.spiInitiator, row.spiResponder)
@@ -131,7 +151,11 @@ public final class ProxyStateStore {
             var aged = snapshot
             aged.ageSeconds += elapsed
             aged.rekeyInSeconds = snapshot.rekeyInSeconds.map { $0 - elapsed }
-            aged.children = snapshot.children.map { var c = $0; c.ageSeconds += elapsed; return c }
+            aged.children = snapshot.children.map {
+                var c = $0
+                c.ageSeconds += elapsed
+                return c
+            }
             var childSequences: [ChildSPI: UInt64] = [:]
             for child in snapshot.children {
                 if let sequence = sequences[ChildSPI(child.spiOutbound).description] { childSequences[ChildSPI(child.spiOutbound)] = sequence }
@@ -148,8 +172,9 @@ public final class ProxyStateStore {
         if !dropped.isEmpty { try? database.saveIKESAs([], removed: dropped) }
         log.insert("restored \(ikeCount) IKE SA(s) with \(childCount) CHILD SA(s) from \(database.path)", at: 0)
         if let lost = try? database.takeNegotiations(), !lost.isEmpty {
-            log.append("\(lost.count) negotiation(s) under way before the restart were discarded (the peers start again): "
-                       + lost.joined(separator: ", "))
+            log.append(
+                "\(lost.count) negotiation(s) under way before the restart were discarded (the peers start again): "
+                    + lost.joined(separator: ", "))
         }
         return log
     }

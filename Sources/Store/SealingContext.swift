@@ -19,8 +19,12 @@ public enum SealingContext: Hashable, Sendable, CustomStringConvertible {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         switch (parts.first, parts.count == 2 ? parts[1] : nil) {
         case ("profile", let name?) where !name.isEmpty: self = .profilePreSharedKey(profile: name)
-        case ("terminal", let id?): guard let id = UInt64(id) else { return nil }; self = .terminalEnrollmentKey(terminalID: id)
-        case ("terminal-key", let id?): guard let id = UInt64(id) else { return nil }; self = .terminalPrivateKey(terminalID: id)
+        case ("terminal", let id?):
+            guard let id = UInt64(id) else { return nil }
+            self = .terminalEnrollmentKey(terminalID: id)
+        case ("terminal-key", let id?):
+            guard let id = UInt64(id) else { return nil }
+            self = .terminalPrivateKey(terminalID: id)
         case ("management", "tls-key"): self = .managementTLSKey
         default: return nil
         }

@@ -23,51 +23,56 @@ public final class StateDatabase: @unchecked Sendable {
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1: configuration, SAs, counters, audit log") { db in
-            try db.execute(sql: """
-                CREATE TABLE terminals (terminal_id INTEGER PRIMARY KEY, mac TEXT, addresses TEXT NOT NULL,
-                                        enrollment_key BLOB NOT NULL, key_delivery_port INTEGER NOT NULL, updated_at REAL NOT NULL);
-                CREATE TABLE profiles (name TEXT PRIMARY KEY, definition TEXT NOT NULL, pre_shared_key BLOB NOT NULL);
-                CREATE TABLE policy_rules (position INTEGER PRIMARY KEY, rule TEXT NOT NULL);
-                CREATE TABLE ike_sas (spi_initiator TEXT NOT NULL, spi_responder TEXT NOT NULL, connection TEXT NOT NULL,
-                                      terminal TEXT NOT NULL, peer TEXT NOT NULL, state BLOB NOT NULL, saved_at REAL NOT NULL,
-                                      PRIMARY KEY (spi_initiator, spi_responder));
-                CREATE TABLE child_sas (spi_outbound TEXT PRIMARY KEY, spi_inbound TEXT NOT NULL, terminal TEXT NOT NULL,
-                                        peer TEXT NOT NULL, ike_spi_initiator TEXT NOT NULL, ike_spi_responder TEXT NOT NULL,
-                                        suite TEXT NOT NULL, mode TEXT NOT NULL, created_at REAL NOT NULL,
-                                        highest_outbound_sequence INTEGER NOT NULL DEFAULT 0);
-                CREATE TABLE negotiations (spi_initiator TEXT NOT NULL, spi_responder TEXT NOT NULL, connection TEXT NOT NULL,
-                                           started_at REAL NOT NULL, PRIMARY KEY (spi_initiator, spi_responder));
-                CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-                CREATE TABLE audit_log (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, who TEXT NOT NULL,
-                                        action TEXT NOT NULL, detail TEXT NOT NULL);
-                PRAGMA user_version = 1;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE terminals (terminal_id INTEGER PRIMARY KEY, mac TEXT, addresses TEXT NOT NULL,
+                                            enrollment_key BLOB NOT NULL, key_delivery_port INTEGER NOT NULL, updated_at REAL NOT NULL);
+                    CREATE TABLE profiles (name TEXT PRIMARY KEY, definition TEXT NOT NULL, pre_shared_key BLOB NOT NULL);
+                    CREATE TABLE policy_rules (position INTEGER PRIMARY KEY, rule TEXT NOT NULL);
+                    CREATE TABLE ike_sas (spi_initiator TEXT NOT NULL, spi_responder TEXT NOT NULL, connection TEXT NOT NULL,
+                                          terminal TEXT NOT NULL, peer TEXT NOT NULL, state BLOB NOT NULL, saved_at REAL NOT NULL,
+                                          PRIMARY KEY (spi_initiator, spi_responder));
+                    CREATE TABLE child_sas (spi_outbound TEXT PRIMARY KEY, spi_inbound TEXT NOT NULL, terminal TEXT NOT NULL,
+                                            peer TEXT NOT NULL, ike_spi_initiator TEXT NOT NULL, ike_spi_responder TEXT NOT NULL,
+                                            suite TEXT NOT NULL, mode TEXT NOT NULL, created_at REAL NOT NULL,
+                                            highest_outbound_sequence INTEGER NOT NULL DEFAULT 0);
+                    CREATE TABLE negotiations (spi_initiator TEXT NOT NULL, spi_responder TEXT NOT NULL, connection TEXT NOT NULL,
+                                               started_at REAL NOT NULL, PRIMARY KEY (spi_initiator, spi_responder));
+                    CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+                    CREATE TABLE audit_log (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, who TEXT NOT NULL,
+                                            action TEXT NOT NULL, detail TEXT NOT NULL);
+                    PRAGMA user_version = 1;
+                    """)
         }
         migrator.registerMigration("v2: hosts learnt by terminal discovery") { db in
-            try db.execute(sql: """
-                CREATE TABLE discovered_hosts (mac TEXT PRIMARY KEY, ipv4 TEXT NOT NULL, ipv6 TEXT NOT NULL,
-                                               learnt_from TEXT NOT NULL, last_seen REAL NOT NULL);
-                PRAGMA user_version = 2;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE discovered_hosts (mac TEXT PRIMARY KEY, ipv4 TEXT NOT NULL, ipv6 TEXT NOT NULL,
+                                                   learnt_from TEXT NOT NULL, last_seen REAL NOT NULL);
+                    PRAGMA user_version = 2;
+                    """)
         }
         migrator.registerMigration("v3: what the management API changed outlives the configuration file") { db in
-            try db.execute(sql: """
-                ALTER TABLE terminals ADD COLUMN source TEXT NOT NULL DEFAULT 'configuration';
-                CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-                PRAGMA user_version = 3;
-                """)
+            try db.execute(
+                sql: """
+                    ALTER TABLE terminals ADD COLUMN source TEXT NOT NULL DEFAULT 'configuration';
+                    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+                    PRAGMA user_version = 3;
+                    """)
         }
         migrator.registerMigration("v4: terminals removed over the management API") { db in
-            try db.execute(sql: """
-                CREATE TABLE removed_terminals (terminal_id INTEGER PRIMARY KEY, who TEXT NOT NULL, removed_at REAL NOT NULL);
-                PRAGMA user_version = 4;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE removed_terminals (terminal_id INTEGER PRIMARY KEY, who TEXT NOT NULL, removed_at REAL NOT NULL);
+                    PRAGMA user_version = 4;
+                    """)
         }
         migrator.registerMigration("v5: link addresses of the peers and terminals the proxy speaks to") { db in
-            try db.execute(sql: """
-                CREATE TABLE stations (address TEXT PRIMARY KEY, mac TEXT NOT NULL, vlans TEXT NOT NULL, side TEXT NOT NULL);
-                PRAGMA user_version = 5;
-                """)
+            try db.execute(
+                sql: """
+                    CREATE TABLE stations (address TEXT PRIMARY KEY, mac TEXT NOT NULL, vlans TEXT NOT NULL, side TEXT NOT NULL);
+                    PRAGMA user_version = 5;
+                    """)
         }
         return migrator
     }
@@ -113,9 +118,12 @@ public final class StateDatabase: @unchecked Sendable {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM terminals WHERE terminal_id = ?", arguments: [Int64(bitPattern: t.terminalID)])
             try db.execute(sql: "DELETE FROM removed_terminals WHERE terminal_id = ?", arguments: [Int64(bitPattern: t.terminalID)])
-            try db.execute(sql: "INSERT INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'api')",
-                           arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
-                                       Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now])
+            try db.execute(
+                sql: "INSERT INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'api')",
+                arguments: [
+                    Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
+                    Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now
+                ])
         }
     }
 
@@ -166,16 +174,23 @@ public final class StateDatabase: @unchecked Sendable {
         public var learntFrom: [String]
         public var lastSeen: Double
         public init(mac: String, ipv4: [String], ipv6: [String], learntFrom: [String], lastSeen: Double) {
-            self.mac = mac; self.ipv4 = ipv4; self.ipv6 = ipv6; self.learntFrom = learntFrom; self.lastSeen = lastSeen
+            self.mac = mac
+            self.ipv4 = ipv4
+            self.ipv6 = ipv6
+            self.learntFrom = learntFrom
+            self.lastSeen = lastSeen
         }
     }
 
     public func saveHosts(_ hosts: [HostRow]) throws {
         try pool.write { db in
             for h in hosts {
-                try db.execute(sql: "INSERT OR REPLACE INTO discovered_hosts VALUES (?, ?, ?, ?, ?)",
-                               arguments: [h.mac, h.ipv4.joined(separator: ","), h.ipv6.joined(separator: ","),
-                                           h.learntFrom.joined(separator: ","), h.lastSeen])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO discovered_hosts VALUES (?, ?, ?, ?, ?)",
+                    arguments: [
+                        h.mac, h.ipv4.joined(separator: ","), h.ipv6.joined(separator: ","),
+                        h.learntFrom.joined(separator: ","), h.lastSeen
+                    ])
             }
         }
     }
@@ -184,7 +199,9 @@ public final class StateDatabase: @unchecked Sendable {
         func list(_ text: String) -> [String] { text.split(separator: ",").map(String.init) }
         return try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM discovered_hosts ORDER BY mac").map { row in
-                HostRow(mac: row["mac"], ipv4: list(row["ipv4"]), ipv6: list(row["ipv6"]), learntFrom: list(row["learnt_from"]), lastSeen: row["last_seen"])
+                HostRow(
+                    mac: row["mac"], ipv4: list(row["ipv4"]), ipv6: list(row["ipv6"]), learntFrom: list(row["learnt_from"]),
+                    lastSeen: row["last_seen"])
             }
         }
     }
@@ -197,7 +214,10 @@ public final class StateDatabase: @unchecked Sendable {
         public var vlanIDs: [UInt16]
         public var side: String
         public init(address: String, mac: String, vlanIDs: [UInt16], side: String) {
-            self.address = address; self.mac = mac; self.vlanIDs = vlanIDs; self.side = side
+            self.address = address
+            self.mac = mac
+            self.vlanIDs = vlanIDs
+            self.side = side
         }
     }
 
@@ -206,8 +226,9 @@ public final class StateDatabase: @unchecked Sendable {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM stations")
             for s in stations {
-                try db.execute(sql: "INSERT OR REPLACE INTO stations VALUES (?, ?, ?, ?)",
-                               arguments: [s.address, s.mac, s.vlanIDs.map(String.init).joined(separator: ","), s.side])
+                try db.execute(
+                    sql: "INSERT OR REPLACE INTO stations VALUES (?, ?, ?, ?)",
+                    arguments: [s.address, s.mac, s.vlanIDs.map(String.init).joined(separator: ","), s.side])
             }
         }
     }
@@ -215,8 +236,9 @@ public final class StateDatabase: @unchecked Sendable {
     public func stations() throws -> [StationRow] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM stations ORDER BY address").map { row in
-                StationRow(address: row["address"], mac: row["mac"],
-                           vlanIDs: (row["vlans"] as String).split(separator: ",").compactMap { UInt16($0) }, side: row["side"])
+                StationRow(
+                    address: row["address"], mac: row["mac"],
+                    vlanIDs: (row["vlans"] as String).split(separator: ",").compactMap { UInt16($0) }, side: row["side"])
             }
         }
     }
@@ -237,20 +259,26 @@ public final class StateDatabase: @unchecked Sendable {
         public var sealedEnrollmentKey: [UInt8]
         public var keyDeliveryPort: UInt16
         public init(terminalID: UInt64, mac: String?, addresses: [String], sealedEnrollmentKey: [UInt8], keyDeliveryPort: UInt16) {
-            self.terminalID = terminalID; self.mac = mac; self.addresses = addresses
-            self.sealedEnrollmentKey = sealedEnrollmentKey; self.keyDeliveryPort = keyDeliveryPort
+            self.terminalID = terminalID
+            self.mac = mac
+            self.addresses = addresses
+            self.sealedEnrollmentKey = sealedEnrollmentKey
+            self.keyDeliveryPort = keyDeliveryPort
         }
 
         init(row: Row) {
-            self.init(terminalID: UInt64(bitPattern: row["terminal_id"]), mac: row["mac"],
-                      addresses: (row["addresses"] as String).split(separator: ",").map(String.init),
-                      sealedEnrollmentKey: Array(row["enrollment_key"] as Data), keyDeliveryPort: UInt16(row["key_delivery_port"] as Int))
+            self.init(
+                terminalID: UInt64(bitPattern: row["terminal_id"]), mac: row["mac"],
+                addresses: (row["addresses"] as String).split(separator: ",").map(String.init),
+                sealedEnrollmentKey: Array(row["enrollment_key"] as Data), keyDeliveryPort: UInt16(row["key_delivery_port"] as Int))
         }
     }
 
     /// Replaces the policy, profiles and terminal tables (the configuration file is read at each start).
-    public func replaceConfiguration(terminals: [TerminalRow], profiles: [(name: String, definition: String, sealedPreSharedKey: [UInt8])],
-                                     rules: [String], now: Double) throws {
+    public func replaceConfiguration(
+        terminals: [TerminalRow], profiles: [(name: String, definition: String, sealedPreSharedKey: [UInt8])],
+        rules: [String], now: Double
+    ) throws {
         let profileRows = profiles.map { ($0.name, $0.definition, Data($0.sealedPreSharedKey)) }
         try pool.write { db in
             let policyFromAPI = try String.fetchOne(db, sql: "SELECT value FROM meta WHERE key = 'policy_source'") != nil
@@ -258,9 +286,12 @@ public final class StateDatabase: @unchecked Sendable {
             if !policyFromAPI { try db.execute(sql: "DELETE FROM policy_rules") }
             for t in terminals {
                 // A terminal an administrator added or approved over the API under the same ID supersedes the file's.
-                try db.execute(sql: "INSERT OR IGNORE INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'configuration')",
-                               arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
-                                           Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now])
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'configuration')",
+                    arguments: [
+                        Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
+                        Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), now
+                    ])
             }
             for (name, definition, key) in profileRows {
                 try db.execute(sql: "INSERT INTO profiles VALUES (?, ?, ?)", arguments: [name, definition, key])
@@ -278,9 +309,12 @@ public final class StateDatabase: @unchecked Sendable {
         try pool.write { db in
             try db.execute(sql: "DELETE FROM terminals WHERE source = 'configuration'")
             for t in terminals {
-                try db.execute(sql: "INSERT OR IGNORE INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'configuration')",
-                               arguments: [Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
-                                           Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), Date().timeIntervalSince1970])
+                try db.execute(
+                    sql: "INSERT OR IGNORE INTO terminals VALUES (?, ?, ?, ?, ?, ?, 'configuration')",
+                    arguments: [
+                        Int64(bitPattern: t.terminalID), t.mac, t.addresses.joined(separator: ","),
+                        Data(t.sealedEnrollmentKey), Int(t.keyDeliveryPort), Date().timeIntervalSince1970
+                    ])
             }
         }
     }
@@ -288,132 +322,6 @@ public final class StateDatabase: @unchecked Sendable {
     public func terminals() throws -> [TerminalRow] {
         try pool.read { db in
             try Row.fetchAll(db, sql: "SELECT * FROM terminals ORDER BY terminal_id").map(TerminalRow.init(row:))
-        }
-    }
-
-    // MARK: SAs
-
-    public struct IKESARow: Sendable {
-        public var spiInitiator: String
-        public var spiResponder: String
-        public var connection: String
-        public var terminal: String
-        public var peer: String
-        public var sealedState: [UInt8]
-        public var savedAt: Double
-        public init(spiInitiator: String, spiResponder: String, connection: String, terminal: String, peer: String, sealedState: [UInt8], savedAt: Double) {
-            self.spiInitiator = spiInitiator; self.spiResponder = spiResponder; self.connection = connection
-            self.terminal = terminal; self.peer = peer; self.sealedState = sealedState; self.savedAt = savedAt
-        }
-    }
-
-    public struct ChildSARow: Sendable, Equatable {
-        public var spiOutbound: String
-        public var spiInbound: String
-        public var terminal: String
-        public var peer: String
-        public var ikeSPIInitiator: String
-        public var ikeSPIResponder: String
-        public var suite: String
-        public var mode: String
-        public var createdAt: Double
-        public init(spiOutbound: String, spiInbound: String, terminal: String, peer: String, ikeSPIInitiator: String,
-                    ikeSPIResponder: String, suite: String, mode: String, createdAt: Double) {
-            self.spiOutbound = spiOutbound; self.spiInbound = spiInbound; self.terminal = terminal; self.peer = peer
-            self.ikeSPIInitiator = ikeSPIInitiator; self.ikeSPIResponder = ikeSPIResponder; self.suite = suite; self.mode = mode
-            self.createdAt = createdAt
-        }
-    }
-
-    /// Writes changed IKE SAs (with their CHILD SA index rows) and removes gone ones, in one transaction.
-    public func saveIKESAs(_ upserts: [(IKESARow, [ChildSARow])], removed: [(String, String)]) throws {
-        try pool.write { db in
-            for (spiI, spiR) in removed {
-                try db.execute(sql: "DELETE FROM ike_sas WHERE spi_initiator = ? AND spi_responder = ?", arguments: [spiI, spiR])
-                try db.execute(sql: "DELETE FROM child_sas WHERE ike_spi_initiator = ? AND ike_spi_responder = ?", arguments: [spiI, spiR])
-            }
-            for (sa, children) in upserts {
-                try db.execute(sql: "INSERT OR REPLACE INTO ike_sas VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               arguments: [sa.spiInitiator, sa.spiResponder, sa.connection, sa.terminal, sa.peer, Data(sa.sealedState), sa.savedAt])
-                try db.execute(sql: "DELETE FROM child_sas WHERE ike_spi_initiator = ? AND ike_spi_responder = ?",
-                               arguments: [sa.spiInitiator, sa.spiResponder])
-                for c in children {
-                    try db.execute(sql: """
-                        INSERT OR REPLACE INTO child_sas (spi_outbound, spi_inbound, terminal, peer, ike_spi_initiator, ike_spi_responder,
-                                                          suite, mode, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                        """, arguments: [c.spiOutbound, c.spiInbound, c.terminal, c.peer, c.ikeSPIInitiator, c.ikeSPIResponder,
-                                         c.suite, c.mode, c.createdAt])
-                }
-            }
-        }
-    }
-
-    public func ikeSAs() throws -> [IKESARow] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM ike_sas ORDER BY saved_at").map { row in
-                IKESARow(spiInitiator: row["spi_initiator"], spiResponder: row["spi_responder"], connection: row["connection"],
-                         terminal: row["terminal"], peer: row["peer"], sealedState: Array(row["state"] as Data), savedAt: row["saved_at"])
-            }
-        }
-    }
-
-    public func childSAs() throws -> [ChildSARow] {
-        try pool.read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM child_sas ORDER BY created_at").map { row in
-                ChildSARow(spiOutbound: row["spi_outbound"], spiInbound: row["spi_inbound"], terminal: row["terminal"], peer: row["peer"],
-                           ikeSPIInitiator: row["ike_spi_initiator"], ikeSPIResponder: row["ike_spi_responder"], suite: row["suite"],
-                           mode: row["mode"], createdAt: row["created_at"])
-            }
-        }
-    }
-
-    public func highestOutboundSequences() throws -> [String: UInt64] {
-        try pool.read { db in
-            var result: [String: UInt64] = [:]
-            for row in try Row.fetchAll(db, sql: "SELECT spi_outbound, highest_outbound_sequence FROM child_sas") {
-                result[row["spi_outbound"]] = UInt64(bitPattern: row["highest_outbound_sequence"])
-            }
-            return result
-        }
-    }
-
-    /// Sequence numbers and counters, saved every few seconds.
-    public func saveProgress(sequences: [String: UInt64], counters: [String: Int]) throws {
-        try pool.write { db in
-            for (spi, sequence) in sequences {
-                try db.execute(sql: "UPDATE child_sas SET highest_outbound_sequence = MAX(highest_outbound_sequence, ?) WHERE spi_outbound = ?",
-                               arguments: [Int64(bitPattern: sequence), spi])
-            }
-            for (name, value) in counters {
-                try db.execute(sql: "INSERT OR REPLACE INTO counters VALUES (?, ?)", arguments: [name, value])
-            }
-        }
-    }
-
-    public func counters() throws -> [String: Int] {
-        try pool.read { db in
-            Dictionary(try Row.fetchAll(db, sql: "SELECT name, value FROM counters").map { ($0["name"], $0["value"]) }, uniquingKeysWith: { a, _ in a })
-        }
-    }
-
-    // MARK: negotiations under way
-
-    public func replaceNegotiations(_ rows: [(spiInitiator: String, spiResponder: String, connection: String)], now: Double) throws {
-        let plain = rows.map { [$0.spiInitiator, $0.spiResponder, $0.connection] }
-        try pool.write { db in
-            try db.execute(sql: "DELETE FROM negotiations")
-            for row in plain {
-                try db.execute(sql: "INSERT OR REPLACE INTO negotiations VALUES (?, ?, ?, ?)", arguments: [row[0], row[1], row[2], now])
-            }
-        }
-    }
-
-    /// The negotiations a previous run left unfinished; they are gone with it.
-    public func takeNegotiations() throws -> [String] {
-        try pool.write { db in
-            let rows = try Row.fetchAll(db, sql: "SELECT * FROM negotiations").map { "\($0["connection"] as String) (\($0["spi_initiator"] as String))" }
-            try db.execute(sql: "DELETE FROM negotiations")
-            return rows
         }
     }
 

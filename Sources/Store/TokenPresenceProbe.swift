@@ -24,8 +24,12 @@ public final class TokenPresenceProbe {
     private var collected: [UInt8] = []
 
     public init(executable: String, modulePath: String, tokenLabel: String, keyLabel: String, pin: String, timeout: Double = 30) {
-        self.executable = executable; self.modulePath = modulePath; self.tokenLabel = tokenLabel
-        self.keyLabel = keyLabel; self.pin = pin; self.timeout = timeout
+        self.executable = executable
+        self.modulePath = modulePath
+        self.tokenLabel = tokenLabel
+        self.keyLabel = keyLabel
+        self.pin = pin
+        self.timeout = timeout
     }
 
     /// This program's own executable, to run as the probe.
@@ -43,9 +47,14 @@ public final class TokenPresenceProbe {
     /// hung probe is killed with whatever it started.
     public func start(now: Double) throws(StartError) {
         guard child == 0 else { return }
-        var input: [Int32] = [-1, -1], out: [Int32] = [-1, -1]
+        var input: [Int32] = [-1, -1]
+        var out: [Int32] = [-1, -1]
         guard pipe(&input) == 0 else { throw StartError(description: "pipe: \(String(cString: strerror(errno)))") }
-        guard pipe(&out) == 0 else { close(input[0]); close(input[1]); throw StartError(description: "pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&out) == 0 else {
+            close(input[0])
+            close(input[1])
+            throw StartError(description: "pipe: \(String(cString: strerror(errno)))")
+        }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -63,9 +72,11 @@ public final class TokenPresenceProbe {
         defer { for pointer in argv { free(pointer) } }
         var pid: pid_t = 0
         let result = posix_spawn(&pid, executable, &actions, &attributes, &argv, environ)
-        close(input[0]); close(out[1])
+        close(input[0])
+        close(out[1])
         guard result == 0 else {
-            close(input[1]); close(out[0])
+            close(input[1])
+            close(out[0])
             throw StartError(description: "cannot run \(executable): \(String(cString: strerror(result)))")
         }
         // The PIN through the pipe, then end of input; the pipe holds far more than a PIN. A child that is
@@ -75,7 +86,10 @@ public final class TokenPresenceProbe {
         _ = line.withUnsafeBytes { write(input[1], $0.baseAddress, $0.count) }
         close(input[1])
         _ = fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK)
-        child = pid; output = out[0]; startedAt = now; collected = []
+        child = pid
+        output = out[0]
+        startedAt = now
+        collected = []
     }
 
     /// The answer of the probe that finished since the last call; nil while it runs (or none was started).

@@ -15,7 +15,10 @@ public final class TokenSealer: Sealer {
     public var name: String { "PKCS#11 token '\(tokenLabel)' (\(modulePath))" }
 
     public init(modulePath: String, tokenLabel: String, pin: String, keyLabel: String = "ikeproxy-sealing-key") {
-        self.modulePath = modulePath; self.tokenLabel = tokenLabel; self.pin = pin; self.keyLabel = keyLabel
+        self.modulePath = modulePath
+        self.tokenLabel = tokenLabel
+        self.pin = pin
+        self.keyLabel = keyLabel
         _ = isAvailable()
     }
 
@@ -49,7 +52,10 @@ public final class TokenSealer: Sealer {
         let length = ikp_p11_gcm(handle, encrypt ? 1 : 0, nonce, nonce.count, aad, aad.count, input, input.count, &output, &error, error.count)
         guard length >= 0 else {
             let text = String(decoding: error.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if encrypt || !text.contains("forged") { ikp_p11_close(self.handle); self.handle = nil }
+            if encrypt || !text.contains("forged") {
+                ikp_p11_close(self.handle)
+                self.handle = nil
+            }
             throw SealingError("token '\(tokenLabel)': \(text)")
         }
         return Array(output.prefix(Int(length)))

@@ -48,7 +48,9 @@ public final class TerminalAgent {
     @discardableResult
     private func remove(_ spi: ChildSPI, _ direction: ESPDirection) -> Bool {
         let name = key(spi, direction)
-        createdAt[name] = nil; setBy[name] = nil; expiredSoft.remove(name)
+        createdAt[name] = nil
+        setBy[name] = nil
+        expiredSoft.remove(name)
         return database.remove(spi: spi, direction: direction)
     }
     private func count(_ counter: TerminalAgentCounter) { counters[counter.name, default: 0] += 1 }
@@ -95,9 +97,12 @@ public final class TerminalAgent {
             createdAt[key(sa.spi, sa.direction)] = now
             setBy[key(sa.spi, sa.direction)] = order
             count(.saAdded)
-            return [.log("installed \(sa.direction.rawValue) SA \(sa.spi) \(sa.suite.name) \(sa.mode.rawValue) "
-                         + "\(sa.tunnelSource) -> \(sa.tunnelDestination)\(sa.encapsulation.map { " udp \($0.sourcePort)->\($0.destinationPort)" } ?? "") "
-                         + "selectors [\(Self.listed(sa.sourceSelectors))] -> [\(Self.listed(sa.destinationSelectors))]")]
+            return [
+                .log(
+                    "installed \(sa.direction.rawValue) SA \(sa.spi) \(sa.suite.name) \(sa.mode.rawValue) "
+                        + "\(sa.tunnelSource) -> \(sa.tunnelDestination)\(sa.encapsulation.map { " udp \($0.sourcePort)->\($0.destinationPort)" } ?? "") "
+                        + "selectors [\(Self.listed(sa.sourceSelectors))] -> [\(Self.listed(sa.destinationSelectors))]")
+            ]
         case .deleteSA(let spi, let direction):
             if let set = setBy[key(spi, direction)], order < set {
                 count(.staleDeleteIgnored)
@@ -123,14 +128,20 @@ public final class TerminalAgent {
 
     /// An IP packet the host routed into the TUN device.
     public func outbound(_ packet: [UInt8], now: Double, wallClock: Double) -> [TerminalAction] {
-        guard let view = try? IPPacketView(packet) else { count(.tunMalformed); return [] }
+        guard let view = try? IPPacketView(packet) else {
+            count(.tunMalformed)
+            return []
+        }
         if let sa = database.outboundSA(for: packet, view: view) {
             do {
                 let esp = try sa.encapsulate(packet, now: now)
                 let destination = sa.parameters.tunnelDestination
                 if let encapsulation = sa.parameters.encapsulation {
-                    return [.sendEncapsulated(payload: Array(esp.espBytes), to: destination, port: encapsulation.destinationPort,
-                                              fromPort: encapsulation.sourcePort)]
+                    return [
+                        .sendEncapsulated(
+                            payload: Array(esp.espBytes), to: destination, port: encapsulation.destinationPort,
+                            fromPort: encapsulation.sourcePort)
+                    ]
                 }
                 return [.sendRaw(packet: esp.bytes, destination: destination)]
             } catch {
@@ -140,7 +151,9 @@ public final class TerminalAgent {
         }
         // No SA: pass the packet on unchanged (the proxy judges it) and ask for one.
         var actions: [TerminalAction] = []
-        guard let source = IPAddress(bytes: view.source(in: packet)), let destination = IPAddress(bytes: view.destination(in: packet)) else { return [] }
+        guard let source = IPAddress(bytes: view.source(in: packet)), let destination = IPAddress(bytes: view.destination(in: packet)) else {
+            return []
+        }
         if Self.isLinkScope(source) || Self.isLinkScope(destination) {
             // Neighbour discovery and the like that the host sends into the TUN device: nothing to protect or forward.
             count(.tunLinkScopeIgnored)
@@ -149,8 +162,9 @@ public final class TerminalAgent {
         count(.passedWithoutSA)
         actions.append(.sendRaw(packet: packet, destination: destination))
         let ports = view.ports(in: packet)
-        let flow = FlowDescription(source: source, destination: destination, ipProtocol: view.upperProtocol,
-                                   sourcePort: ports?.source ?? 0, destinationPort: ports?.destination ?? 0)
+        let flow = FlowDescription(
+            source: source, destination: destination, ipProtocol: view.upperProtocol,
+            sourcePort: ports?.source ?? 0, destinationPort: ports?.destination ?? 0)
         let flowKey = "\(source)>\(destination)/\(view.upperProtocol)"
         if now - (lastAcquire[flowKey] ?? -.infinity) >= acquireInterval {
             lastAcquire[flowKey] = now
@@ -176,8 +190,12 @@ public final class TerminalAgent {
     /// A UDP payload that arrived on the ESP-in-UDP port.
     public func inboundEncapsulated(_ payload: [UInt8]) -> [TerminalAction] {
         switch UDPEncapsulatedKind(payload: payload[...]) {
-        case .keepalive: count(.natKeepalivesReceived); return []
-        case .malformed: database.countDrop(.truncated); return []
+        case .keepalive:
+            count(.natKeepalivesReceived)
+            return []
+        case .malformed:
+            database.countDrop(.truncated)
+            return []
         case .ike:
             count(.ikeOnTerminal)
             return [.log("dropped an IKE message on port 4500: IKE is the proxy's job, it should not reach the terminal")]
@@ -244,7 +262,8 @@ public final class TerminalAgent {
         var seen = Set<String>()
         return database.outbound.compactMap { sa in
             guard let encapsulation = sa.parameters.encapsulation,
-                  seen.insert("\(sa.parameters.tunnelDestination)").inserted else { return nil }
+                seen.insert("\(sa.parameters.tunnelDestination)").inserted
+            else { return nil }
             return (sa.parameters.tunnelDestination, encapsulation.destinationPort, encapsulation.sourcePort)
         }
     }

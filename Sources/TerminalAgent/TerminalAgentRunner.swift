@@ -27,9 +27,11 @@ public final class TerminalAgentRunner {
         var settings = KeyDeliverySettings()
         settings.maximumClockSkew = configuration.maximumClockSkew
         let epoch = UInt64(Date().timeIntervalSince1970 * 1000)
-        agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: configuration.terminalID,
-                                                          enrollmentKey: configuration.enrollmentKey, epoch: epoch, settings: settings),
-                              statusInterval: configuration.statusInterval)
+        agent = TerminalAgent(
+            channel: KeyDeliveryChannel(
+                role: .terminal, terminalID: configuration.terminalID,
+                enrollmentKey: configuration.enrollmentKey, epoch: epoch, settings: settings),
+            statusInterval: configuration.statusInterval)
         tun = try TUNDevice(name: configuration.tunName)
         try Self.ip(["link", "set", tun.name, "mtu", String(configuration.tunMTU), "up"])
         for address in configuration.tunAddresses { try Self.ip(["address", "add", address, "dev", tun.name]) }
@@ -38,13 +40,16 @@ public final class TerminalAgentRunner {
             try UDPSocket(address: $0.bytes, port: configuration.encapsulationPort, mark: configuration.fwmark)
         }
         plainESPSockets = try configuration.outerAddresses.map { try RawESPSocket(ipv6: $0.isIPv6) }
-        keyDeliverySocket = try UDPSocket(address: configuration.keyDeliveryListen.bytes, port: configuration.keyDeliveryPort,
-                                          mark: configuration.fwmark, broadcast: true)
+        keyDeliverySocket = try UDPSocket(
+            address: configuration.keyDeliveryListen.bytes, port: configuration.keyDeliveryPort,
+            mark: configuration.fwmark, broadcast: true)
         raw4 = try RawIPSocket(ipv6: false, mark: configuration.fwmark)
         raw6 = try RawIPSocket(ipv6: true, mark: configuration.fwmark)
         proxyEndpoint = (configuration.proxyAddress.bytes, configuration.keyDeliveryPort, 0)
-        log("terminal \(configuration.terminalID): TUN \(tun.name) up (\(configuration.tunAddresses.joined(separator: ", ")); routes \(configuration.tunRoutes.joined(separator: ", "))), "
-            + "ESP-in-UDP on \(configuration.outerAddresses.map { "\($0)" }.joined(separator: " and ")) port \(configuration.encapsulationPort) and plain ESP (protocol 50), key delivery on port \(configuration.keyDeliveryPort)")
+        log(
+            "terminal \(configuration.terminalID): TUN \(tun.name) up (\(configuration.tunAddresses.joined(separator: ", ")); routes \(configuration.tunRoutes.joined(separator: ", "))), "
+                + "ESP-in-UDP on \(configuration.outerAddresses.map { "\($0)" }.joined(separator: " and ")) port \(configuration.encapsulationPort) and plain ESP (protocol 50), key delivery on port \(configuration.keyDeliveryPort)"
+        )
     }
 
     static func ip(_ arguments: [String]) throws {
@@ -63,7 +68,10 @@ public final class TerminalAgentRunner {
             do {
                 switch action {
                 case .sendEncapsulated(let payload, let to, let port, _):
-                    guard let socket = espSocket(for: to) else { log("no outer address of the family of \(to): ESP not sent"); continue }
+                    guard let socket = espSocket(for: to) else {
+                        log("no outer address of the family of \(to): ESP not sent")
+                        continue
+                    }
                     try socket.send(payload, to: to.bytes, port: port)
                 case .sendRaw(let packet, let destination):
                     try (destination.isIPv6 ? raw6 : raw4).send(packet, destination: destination.bytes)
@@ -85,7 +93,8 @@ public final class TerminalAgentRunner {
     /// the interface of the terminal's own IPv6 address, the link the proxy is on.
     func linkScope(of address: [UInt8]) -> UInt32? {
         guard address.count == 16, address[0] == 0xff || (address[0] == 0xfe && address[1] & 0xc0 == 0x80),
-              let own = configuration.outerAddresses.first(where: \.isIPv6) else { return nil }
+            let own = configuration.outerAddresses.first(where: \.isIPv6)
+        else { return nil }
         guard let index = interfaceIndex(holding: own.bytes) else {
             log("key delivery: no interface holds \(own) yet; cannot reach the proxy's link-scoped address")
             return nil
@@ -97,21 +106,32 @@ public final class TerminalAgentRunner {
 
     public func run(shouldStop: () -> Bool) {
         let descriptors = [tun.descriptor, keyDeliverySocket.descriptor] + espSockets.map(\.descriptor) + plainESPSockets.map(\.descriptor)
-        var lastTick = 0.0, lastKeepalive = monotonicSeconds()
+        var lastTick = 0.0
+        var lastKeepalive = monotonicSeconds()
         while !shouldStop() {
             let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
-            let now = monotonicSeconds(), wall = Date().timeIntervalSince1970
+            let now = monotonicSeconds()
+            let wall = Date().timeIntervalSince1970
             if ready.contains(tun.descriptor) {
                 var budget = 256
-                while budget > 0, let packet = tun.read() { perform(agent.outbound(packet, now: now, wallClock: wall)); budget -= 1 }
+                while budget > 0, let packet = tun.read() {
+                    perform(agent.outbound(packet, now: now, wallClock: wall))
+                    budget -= 1
+                }
             }
             for socket in espSockets where ready.contains(socket.descriptor) {
                 var budget = 256
-                while budget > 0, let (bytes, _, _) = socket.receive() { perform(agent.inboundEncapsulated(bytes)); budget -= 1 }
+                while budget > 0, let (bytes, _, _) = socket.receive() {
+                    perform(agent.inboundEncapsulated(bytes))
+                    budget -= 1
+                }
             }
             for socket in plainESPSockets where ready.contains(socket.descriptor) {
                 var budget = 256
-                while budget > 0, let esp = socket.receive() { perform(agent.inboundPlainESP(esp)); budget -= 1 }
+                while budget > 0, let esp = socket.receive() {
+                    perform(agent.inboundPlainESP(esp))
+                    budget -= 1
+                }
             }
             if ready.contains(keyDeliverySocket.descriptor) {
                 while let (bytes, address, port) = keyDeliverySocket.receive() {
@@ -120,7 +140,10 @@ public final class TerminalAgentRunner {
                     perform(actions)
                 }
             }
-            if now - lastTick >= 0.1 { perform(agent.tick(now: now, wallClock: wall)); lastTick = now }
+            if now - lastTick >= 0.1 {
+                perform(agent.tick(now: now, wallClock: wall))
+                lastTick = now
+            }
             if configuration.keepaliveInterval > 0 && now - lastKeepalive >= configuration.keepaliveInterval {
                 lastKeepalive = now
                 for (peer, port, _) in agent.encapsulatedPeers { try? espSocket(for: peer)?.send([0xff], to: peer.bytes, port: port) }

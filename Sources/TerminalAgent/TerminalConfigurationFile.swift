@@ -1,6 +1,6 @@
-import Packets
 import Foundation
 import IKEv2
+import Packets
 
 /// Why a terminal configuration was refused.
 public struct TerminalConfigurationError: Error, CustomStringConvertible {
@@ -41,7 +41,12 @@ public struct TerminalConfiguration: Sendable {
         var status_interval: Double?
         var keepalive_interval: Double?
         var maximum_clock_skew: Double?
-        struct Tun: Decodable { var name: String?; var addresses: [String]?; var routes: [String]?; var mtu: Int? }
+        struct Tun: Decodable {
+            var name: String?
+            var addresses: [String]?
+            var routes: [String]?
+            var mtu: Int?
+        }
     }
 
     public static func load(path: String) throws -> TerminalConfiguration {
@@ -82,7 +87,8 @@ public struct TerminalConfiguration: Sendable {
         }
         return TerminalConfiguration(
             terminalID: file.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: file.key_delivery_port ?? WellKnownPort.keyDelivery,
-            keyDeliveryListen: listen, proxyAddress: proxy, outerAddress: outer, outerAddresses: outers, encapsulationPort: file.encapsulation_port ?? 4500,
+            keyDeliveryListen: listen, proxyAddress: proxy, outerAddress: outer, outerAddresses: outers,
+            encapsulationPort: file.encapsulation_port ?? 4500,
             tunName: file.tun?.name ?? "ikp0", tunAddresses: file.tun?.addresses ?? [], tunRoutes: file.tun?.routes ?? [],
             tunMTU: file.tun?.mtu ?? 1400, fwmark: file.fwmark, statusInterval: file.status_interval ?? 30,
             keepaliveInterval: file.keepalive_interval ?? 20, maximumClockSkew: file.maximum_clock_skew ?? 120)

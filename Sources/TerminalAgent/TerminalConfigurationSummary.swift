@@ -7,7 +7,7 @@ extension TerminalConfiguration {
             "TUN \(tunName), MTU \(tunMTU), routes \(tunRoutes.isEmpty ? "none" : tunRoutes.joined(separator: ", "))"
                 + (fwmark.map { ", own packets marked \($0)" } ?? ""),
             "STATUS " + (statusInterval > 0 ? "every \(Int(statusInterval)) s" : "at start only")
-                + ", NAT keepalives every \(Int(keepaliveInterval)) s",
+                + ", NAT keepalives every \(Int(keepaliveInterval)) s"
         ]
     }
 }

@@ -1,16 +1,16 @@
 import ArgumentParser
-import Foundation
-import Daemon
 import ConfigurationFiles
+import Daemon
+import Foundation
 import IKEEndpoint
-import LinuxIO
 import IKEv2
+import LinuxIO
+import ProxyDemo
 import Store
 import TerminalAgent
-import ProxyDemo
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// Set by SIGINT/SIGTERM; the run loop checks it between polls.
@@ -23,8 +23,11 @@ struct IKEProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ikeproxy",
         abstract: "A transparent IKEv2 key-exchange proxy.",
-        subcommands: [DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, ProfilesCommand.self, SAsCommand.self, StatusCommand.self, AuditCommand.self, ReloadCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self,
-                      TokenProbeCommand.self]
+        subcommands: [
+            DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, ProfilesCommand.self, SAsCommand.self,
+            StatusCommand.self, AuditCommand.self, ReloadCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self,
+            TokenProbeCommand.self
+        ]
     )
 }
 
@@ -34,7 +37,7 @@ struct EndpointCommand: ParsableCommand {
         abstract: "Run the IKEv2 engine as an ordinary endpoint on UDP 500/4500 and print SA events as JSON lines."
     )
 
-    @Option(name: .long, help: "Path of the JSON configuration file (see docs/endpoint-configuration.md).")
+    @Option(name: .long, help: "Path of the JSON configuration file (see docs/endpoint.md).")
     var config: String
 
     @Option(name: .long, help: "Connection to initiate at start (repeatable).")
@@ -43,14 +46,17 @@ struct EndpointCommand: ParsableCommand {
     @Flag(name: .long, help: "Include CHILD SA keys in the JSON events.")
     var showKeys = false
 
-    @Option(name: .long, help: "Create a named pipe here that accepts commands: initiate, rekey-child, rekey-ike, delete-child, delete-ike, liveness, list.")
+    @Option(
+        name: .long,
+        help: "Create a named pipe here that accepts commands: initiate, rekey-child, rekey-ike, delete-child, delete-ike, liveness, list.")
     var control: String?
 
     func run() throws {
         let runner: EndpointRunner
         do {
-            runner = try EndpointRunner(configurationPath: config, showKeys: showKeys, controlPath: control, log: log,
-                                        emit: { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) })
+            runner = try EndpointRunner(
+                configurationPath: config, showKeys: showKeys, controlPath: control, log: log,
+                emit: { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) })
         } catch {
             throw ValidationError("\(error)")
         }
@@ -151,8 +157,9 @@ struct DaemonCommand: ParsableCommand {
         if check { return try checkConfiguration(config) { try DaemonConfiguration.load(path: $0).summary } }
         let runner: DaemonRunner
         do {
-            runner = try DaemonRunner(configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys, log: log,
-                                      emit: { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) })
+            runner = try DaemonRunner(
+                configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys, log: log,
+                emit: { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) })
         } catch {
             log("cannot start: \(error)")
             throw ExitCode(2)
@@ -166,12 +173,14 @@ struct TerminalsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "terminals",
         abstract: "List the terminals a running daemon has discovered or been given: registered, unenrolled or pending approval.",
-        subcommands: [TerminalsListCommand.self, ApproveTerminalCommand.self, AddTerminalCommand.self, RemoveTerminalCommand.self], defaultSubcommand: TerminalsListCommand.self
+        subcommands: [TerminalsListCommand.self, ApproveTerminalCommand.self, AddTerminalCommand.self, RemoveTerminalCommand.self],
+        defaultSubcommand: TerminalsListCommand.self
     )
 }
 
 struct TerminalsListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the terminals (over the API with --api, else the local control socket).")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List the terminals (over the API with --api, else the local control socket).")
 
     @Option(name: .long, help: "The daemon's control socket (control_socket in its configuration), used without --api.")
     var control = "/run/ikeproxy.sock"
@@ -192,9 +201,13 @@ struct TerminalsListCommand: ParsableCommand {
                 throw ExitCode(2)
             }
         }
-        if json { print(reply.trimmingCharacters(in: .whitespacesAndNewlines)); return }
+        if json {
+            print(reply.trimmingCharacters(in: .whitespacesAndNewlines))
+            return
+        }
         guard let object = try? JSONSerialization.jsonObject(with: Data(reply.utf8)) as? [String: Any],
-              let rows = object["terminals"] as? [[String: Any]] else {
+            let rows = object["terminals"] as? [[String: Any]]
+        else {
             log("the daemon answered something unexpected: \(reply.prefix(200))")
             throw ExitCode(2)
         }
@@ -207,12 +220,16 @@ struct TerminalsListCommand: ParsableCommand {
             }
         }
         let header = ["MAC", "IPV4", "IPV6", "STATUS", "TERMINAL", "SAS", "PORT", "LEARNT FROM", "SEEN"]
-        let table = [header] + rows.map { row in
-            [text(row["mac"]), text(row["ipv4"]), text(row["ipv6"]), text(row["status"]), text(row["terminal_id"]),
-             text(row["sas"]) + ((row["key_delivery_unacknowledged"] as? NSNumber).map { $0.intValue > 0 ? " (\($0) unacked)" : "" } ?? ""),
-             text(row["port"]),
-             text(row["learnt_from"]), (row["last_seen_seconds_ago"] as? NSNumber).map { $0.stringValue + "s ago" } ?? "-"]
-        }
+        let table =
+            [header]
+            + rows.map { row in
+                [
+                    text(row["mac"]), text(row["ipv4"]), text(row["ipv6"]), text(row["status"]), text(row["terminal_id"]),
+                    text(row["sas"]) + ((row["key_delivery_unacknowledged"] as? NSNumber).map { $0.intValue > 0 ? " (\($0) unacked)" : "" } ?? ""),
+                    text(row["port"]),
+                    text(row["learnt_from"]), (row["last_seen_seconds_ago"] as? NSNumber).map { $0.stringValue + "s ago" } ?? "-"
+                ]
+            }
         printTable(table[0], Array(table.dropFirst()))
         if rows.isEmpty { print("(no terminal seen yet)") }
     }
@@ -253,7 +270,11 @@ struct SealCommand: ParsableCommand {
     @Option(name: .long, help: "The daemon's configuration file (its store names the token or key file).")
     var config: String
 
-    @Option(name: .long, help: "What the secret is for: profile:NAME (a PSK, as text), terminal:ID (an enrollment key, in hexadecimal), terminal-key:ID (a terminal's PEM private key) or management:tls-key (the API's PEM private key).")
+    @Option(
+        name: .long,
+        help:
+            "What the secret is for: profile:NAME (a PSK, as text), terminal:ID (an enrollment key, in hexadecimal), terminal-key:ID (a terminal's PEM private key) or management:tls-key (the API's PEM private key)."
+    )
     var context: String
 
     func run() throws {
@@ -261,7 +282,9 @@ struct SealCommand: ParsableCommand {
         let sealer: Sealer
         do {
             configuration = try DaemonConfiguration.load(path: config)
-            guard let made = try DaemonRunner.makeSealer(configuration) else { throw ValidationError("the configuration has no store, so nothing to seal with") }
+            guard let made = try DaemonRunner.makeSealer(configuration) else {
+                throw ValidationError("the configuration has no store, so nothing to seal with")
+            }
             sealer = made
         } catch let error as ValidationError { throw error } catch { throw ValidationError("\(error)") }
         let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .newlines)

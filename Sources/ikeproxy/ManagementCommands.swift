@@ -41,8 +41,9 @@ struct APIOptions: ParsableArguments {
             token = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         guard token != nil || clientCertificate != nil else {
-            throw ValidationError("give a client certificate (--cert-file and --key-file) or a bearer token (--token-file), "
-                                  + "or IKEPROXY_CERT_FILE/IKEPROXY_KEY_FILE or IKEPROXY_TOKEN_FILE")
+            throw ValidationError(
+                "give a client certificate (--cert-file and --key-file) or a bearer token (--token-file), "
+                    + "or IKEPROXY_CERT_FILE/IKEPROXY_KEY_FILE or IKEPROXY_TOKEN_FILE")
         }
         return ManagementClient(baseURL: url, token: token, caFile: caFile ?? environment["IKEPROXY_CA_FILE"], clientCertificate: clientCertificate)
     }
@@ -78,8 +79,9 @@ func printTable(_ header: [String], _ rows: [[String]]) {
     let table = [header] + rows
     let widths = header.indices.map { column in table.map { $0[column].count }.max() ?? 0 }
     for line in table {
-        print(line.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-            .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        print(
+            line.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces))
     }
 }
 
@@ -93,9 +95,10 @@ func text(_ value: Any?) -> String {
 }
 
 struct PoliciesCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "policies", abstract: "Show or change the policy over the management API.",
-                                                    subcommands: [List.self, Add.self, Delete.self, Replace.self, Revert.self],
-                                                    defaultSubcommand: List.self)
+    static let configuration = CommandConfiguration(
+        commandName: "policies", abstract: "Show or change the policy over the management API.",
+        subcommands: [List.self, Add.self, Delete.self, Replace.self, Revert.self],
+        defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the rules in order.")
@@ -103,16 +106,21 @@ struct PoliciesCommand: ParsableCommand {
         func run() throws {
             let answer = try options.call("GET", "/v1/policies")
             guard !options.json, let object = answer as? [String: Any], let rules = object["rules"] as? [[String: Any]] else { return }
-            printTable(["#", "SOURCE", "DESTINATION", "PROTOCOL", "SPORTS", "DPORTS", "ACTION"], rules.map { r in
-                [text(r["position"]), text(r["source"]), text(r["destination"]), text(r["protocol"]), text(r["source_ports"]),
-                 text(r["destination_ports"]), text(r["action"]) + (r["profile"].map { " (\(text($0)))" } ?? "")]
-            })
+            printTable(
+                ["#", "SOURCE", "DESTINATION", "PROTOCOL", "SPORTS", "DPORTS", "ACTION"],
+                rules.map { r in
+                    [
+                        text(r["position"]), text(r["source"]), text(r["destination"]), text(r["protocol"]), text(r["source_ports"]),
+                        text(r["destination_ports"]), text(r["action"]) + (r["profile"].map { " (\(text($0)))" } ?? "")
+                    ]
+                })
             print("default: \(text(object["default"]))")
         }
     }
 
     struct Add: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Insert a rule, e.g. --rule '{\"source\":\"192.0.2.0/24\",\"destination\":\"198.51.100.7/32\",\"action\":\"discard\"}'.")
+        static let configuration = CommandConfiguration(
+            abstract: "Insert a rule, e.g. --rule '{\"source\":\"192.0.2.0/24\",\"destination\":\"198.51.100.7/32\",\"action\":\"discard\"}'.")
         @OptionGroup var options: APIOptions
         @Option(name: .long, help: "The rule as JSON, in the configuration file's form.") var rule: String
         @Option(name: .long, help: "Where to insert it (0 = first); default last.") var position: Int?
@@ -121,7 +129,9 @@ struct PoliciesCommand: ParsableCommand {
             var body: [String: Any] = ["rule": parsed]
             if let position { body["position"] = position }
             let answer = try options.call("POST", "/v1/policies", body: try JSONSerialization.data(withJSONObject: body))
-            if !options.json, let object = answer as? [String: Any] { print("added at position \(text(object["position"])): \(text(object["rule"]))") }
+            if !options.json, let object = answer as? [String: Any] {
+                print("added at position \(text(object["position"])): \(text(object["rule"]))")
+            }
         }
     }
 
@@ -137,7 +147,8 @@ struct PoliciesCommand: ParsableCommand {
 
     struct Replace: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Replace the whole policy from a JSON file: {\"rules\": [...], \"default\": \"bypass\"} (the configuration file's policy form).")
+            abstract: "Replace the whole policy from a JSON file: {\"rules\": [...], \"default\": \"bypass\"} (the configuration file's policy form)."
+        )
         @OptionGroup var options: APIOptions
         @Option(name: .long, help: "The policy as JSON.") var file: String
         func run() throws {
@@ -163,8 +174,9 @@ struct PoliciesCommand: ParsableCommand {
 }
 
 struct SAsCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "sas", abstract: "Show or delete the SAs the proxy holds for terminals.",
-                                                    subcommands: [List.self, Show.self, Delete.self, Flush.self], defaultSubcommand: List.self)
+    static let configuration = CommandConfiguration(
+        commandName: "sas", abstract: "Show or delete the SAs the proxy holds for terminals.",
+        subcommands: [List.self, Show.self, Delete.self, Flush.self], defaultSubcommand: List.self)
 
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the CHILD SAs.")
@@ -173,7 +185,9 @@ struct SAsCommand: ParsableCommand {
         @Option(help: "Only the SAs with this peer address.") var peer: String?
         func run() throws {
             let filters = [("terminal", terminal), ("peer", peer)].compactMap { key, value in
-                value.map { "\(key)=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: ".:"))) ?? $0)" }
+                value.map {
+                    "\(key)=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: ".:"))) ?? $0)"
+                }
             }
             let answer = try options.call("GET", "/v1/sas" + (filters.isEmpty ? "" : "?" + filters.joined(separator: "&")))
             guard !options.json, let rows = (answer as? [String: Any])?["sas"] as? [[String: Any]] else { return }
@@ -181,15 +195,24 @@ struct SAsCommand: ParsableCommand {
             func usage(_ r: [String: Any], _ direction: String) -> String {
                 guard let octets = (r["octets_\(direction)"] as? NSNumber)?.doubleValue else { return "-" }
                 let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-                var value = octets, unit = 0
-                while value >= 1024 && unit < units.count - 1 { value /= 1024; unit += 1 }
+                var value = octets
+                var unit = 0
+                while value >= 1024 && unit < units.count - 1 {
+                    value /= 1024
+                    unit += 1
+                }
                 return (unit == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", value, units[unit])) + " (\(text(r["packets_\(direction)"])))"
             }
-            printTable(["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "REKEY IN", "CIPHER", "IN", "OUT", "CHILD"], rows.map { r in
-                [text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s",
-                 r["rekey_in_seconds"] is NSNull || r["rekey_in_seconds"] == nil ? "-" : text(r["rekey_in_seconds"]) + "s", text(r["cipher_suite"]),
-                 usage(r, "in"), usage(r, "out"), text(r["child"])]
-            })
+            printTable(
+                ["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "REKEY IN", "CIPHER", "IN", "OUT", "CHILD"],
+                rows.map { r in
+                    [
+                        text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s",
+                        r["rekey_in_seconds"] is NSNull || r["rekey_in_seconds"] == nil ? "-" : text(r["rekey_in_seconds"]) + "s",
+                        text(r["cipher_suite"]),
+                        usage(r, "in"), usage(r, "out"), text(r["child"])
+                    ]
+                })
             if rows.isEmpty { print("(no SA)") }
         }
     }
@@ -227,8 +250,9 @@ struct SAsCommand: ParsableCommand {
 }
 
 struct ReloadCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "reload",
-                                                    abstract: "Have a running daemon read its configuration file again: profiles, terminals, their certificates and the policy (as SIGHUP does).")
+    static let configuration = CommandConfiguration(
+        commandName: "reload",
+        abstract: "Have a running daemon read its configuration file again: profiles, terminals, their certificates and the policy (as SIGHUP does).")
     @OptionGroup var options: APIOptions
     func run() throws {
         let answer = try options.call("POST", "/v1/credentials/reload")
@@ -237,22 +261,29 @@ struct ReloadCommand: ParsableCommand {
 }
 
 struct ProfilesCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "profiles",
-                                                    abstract: "The protection profiles a running daemon has, and the rules that name them.")
+    static let configuration = CommandConfiguration(
+        commandName: "profiles",
+        abstract: "The protection profiles a running daemon has, and the rules that name them.")
     @OptionGroup var options: APIOptions
     func run() throws {
         let answer = try options.call("GET", "/v1/profiles")
         guard !options.json, let object = answer as? [String: Any], let profiles = object["profiles"] as? [[String: Any]] else { return }
-        printTable(["NAME", "IKE", "ESP", "MODE", "PEER AUTHENTICATION", "REKEY", "RULES"], profiles.map { p in
-            [text(p["name"]), text(p["ike_proposals"]), text(p["esp_proposals"]), text(p["mode"]), text(p["peer_authentication"]),
-             p["rekey_time"] is NSNull ? "-" : "\(text(p["rekey_time"]))s", (p["rules"] as? [Any]).map { $0.isEmpty ? "none" : text($0) } ?? "-"]
-        })
+        printTable(
+            ["NAME", "IKE", "ESP", "MODE", "PEER AUTHENTICATION", "REKEY", "RULES"],
+            profiles.map { p in
+                [
+                    text(p["name"]), text(p["ike_proposals"]), text(p["esp_proposals"]), text(p["mode"]), text(p["peer_authentication"]),
+                    p["rekey_time"] is NSNull ? "-" : "\(text(p["rekey_time"]))s",
+                    (p["rules"] as? [Any]).map { $0.isEmpty ? "none" : text($0) } ?? "-"
+                ]
+            })
     }
 }
 
 struct AuditCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "audit",
-                                                    abstract: "The newest entries of a running daemon's audit log: who changed what, and when.")
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "The newest entries of a running daemon's audit log: who changed what, and when.")
     @OptionGroup var options: APIOptions
     func run() throws {
         let answer = try options.call("GET", "/v1/audit")
@@ -269,10 +300,13 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         let answer = try options.call("GET", "/v1/status")
         guard !options.json, let object = answer as? [String: Any] else { return }
-        print("uptime \(text(object["uptime_seconds"]))s, \(text(object["sas"])) CHILD SA(s), negotiating: \((object["negotiating"] as? Bool).map { $0 ? "yes" : "no" } ?? "-")")
+        print(
+            "uptime \(text(object["uptime_seconds"]))s, \(text(object["sas"])) CHILD SA(s), negotiating: \((object["negotiating"] as? Bool).map { $0 ? "yes" : "no" } ?? "-")"
+        )
         for group in ["data_path", "proxy", "bridge"] {
             guard let counters = object[group] as? [String: Any], !counters.isEmpty else { continue }
-            printTable([group.uppercased().replacingOccurrences(of: "_", with: " "), "COUNT"], counters.keys.sorted().map { [$0, text(counters[$0])] })
+            printTable(
+                [group.uppercased().replacingOccurrences(of: "_", with: " "), "COUNT"], counters.keys.sorted().map { [$0, text(counters[$0])] })
         }
     }
 }
@@ -284,7 +318,9 @@ struct ApproveTerminalCommand: ParsableCommand {
     @Option(name: .long) var terminalId: UInt64
     @Option(name: .long, help: "File holding the terminal's enrollment key in hexadecimal.") var enrollmentKeyFile: String
     func run() throws {
-        let body = try JSONSerialization.data(withJSONObject: ["terminal_id": terminalId, "enrollment_key_hex": try enrollmentKey(from: enrollmentKeyFile)])
+        let body = try JSONSerialization.data(withJSONObject: [
+            "terminal_id": terminalId, "enrollment_key_hex": try enrollmentKey(from: enrollmentKeyFile)
+        ])
         let answer = try options.call("POST", "/v1/terminals/\(mac)/approve", body: body)
         if !options.json, let object = answer as? [String: Any] {
             print("approved \(text(object["mac"])) as terminal \(text(object["terminal_id"])) at \(text(object["addresses"]))")
@@ -306,7 +342,9 @@ struct AddTerminalCommand: ParsableCommand {
     @Option(name: .long, help: "File holding the terminal's enrollment key in hexadecimal.") var enrollmentKeyFile: String
     @Option(name: .long, help: "UDP port of the terminal's key-delivery channel (default 9500).") var keyDeliveryPort: UInt16?
     func run() throws {
-        var fields: [String: Any] = ["terminal_id": terminalId, "addresses": address, "enrollment_key_hex": try enrollmentKey(from: enrollmentKeyFile)]
+        var fields: [String: Any] = [
+            "terminal_id": terminalId, "addresses": address, "enrollment_key_hex": try enrollmentKey(from: enrollmentKeyFile)
+        ]
         if let keyDeliveryPort { fields["key_delivery_port"] = keyDeliveryPort }
         let answer = try options.call("POST", "/v1/terminals", body: try JSONSerialization.data(withJSONObject: fields))
         if !options.json, let object = answer as? [String: Any] {
@@ -316,8 +354,9 @@ struct AddTerminalCommand: ParsableCommand {
 }
 
 struct RemoveTerminalCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "remove",
-                                                    abstract: "Stop acting for a terminal: delete its SAs with the peers and in the terminal.")
+    static let configuration = CommandConfiguration(
+        commandName: "remove",
+        abstract: "Stop acting for a terminal: delete its SAs with the peers and in the terminal.")
     @OptionGroup var options: APIOptions
     @Argument(help: "The terminal ID, as `ikeproxy terminals` lists it.") var terminalId: UInt64
     func run() throws {

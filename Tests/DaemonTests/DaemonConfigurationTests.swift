@@ -1,12 +1,13 @@
-import Foundation
-import _CryptoExtras
 import Crypto
-import X509
-import XCTest
+import Foundation
 import IKEv2
 import Packets
 import Proxy
 import Store
+import X509
+import XCTest
+import _CryptoExtras
+
 @testable import Daemon
 
 /// The daemon's configuration: the documented example loads, and every kind of garbage is refused with
@@ -63,20 +64,27 @@ final class DaemonConfigurationTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let ca = directory.appendingPathComponent("ca.pem")
-        let key = P256.Signing.PrivateKey(), name = try DistinguishedName { CommonName("profile CA") }
-        let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
-                                          notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name,
-                                          signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName("profile CA") }
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
+            notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name,
+            signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
         try certificate.serializeAsPEM().pemString.write(to: ca, atomically: true, encoding: .utf8)
         for (value, expected) in [(nil, RevocationPolicy.relaxed), ("ifuri", .ifURI), ("strict", .strict)] {
-            let configuration = try DaemonConfiguration.parse(try example { object in
-                profile("remote_auth", "pubkey")(&object)
-                profile("ca_certificates", [ca.path])(&object)
-                if let value { profile("revocation", value)(&object) }
-            })
+            let configuration = try DaemonConfiguration.parse(
+                try example { object in
+                    profile("remote_auth", "pubkey")(&object)
+                    profile("ca_certificates", [ca.path])(&object)
+                    if let value { profile("revocation", value)(&object) }
+                })
             XCTAssertEqual(configuration.profiles[0].peerRevocationPolicy, expected)
-            guard case .certificate(_, _, let policy) = configuration.profiles[0].connection(terminal: IPAddress("10.2.0.2")!,
-                                                                                          peer: IPAddress("192.0.2.1")!).remoteAuthentication else {
+            guard
+                case .certificate(_, _, let policy) = configuration.profiles[0].connection(
+                    terminal: IPAddress("10.2.0.2")!,
+                    peer: IPAddress("192.0.2.1")!
+                ).remoteAuthentication
+            else {
                 return XCTFail("the profile's connections do not authenticate the peer by certificate")
             }
             XCTAssertEqual(policy, expected)
@@ -84,13 +92,21 @@ final class DaemonConfigurationTests: XCTestCase {
     }
 
     func testVolumeLifetimesReachTheTerminalsSAs() throws {
-        let configuration = try DaemonConfiguration.parse(try example { object in
-            profile("rekey_bytes", 1_000_000_000)(&object); profile("life_bytes", 1_100_000_000)(&object)
-            profile("rekey_packets", 900_000)(&object); profile("life_packets", 1_000_000)(&object)
-        })
+        let configuration = try DaemonConfiguration.parse(
+            try example { object in
+                profile("rekey_bytes", 1_000_000_000)(&object)
+                profile("life_bytes", 1_100_000_000)(&object)
+                profile("rekey_packets", 900_000)(&object)
+                profile("life_packets", 1_000_000)(&object)
+            })
         let lifetime = configuration.profiles[0].espLifetime
-        XCTAssertEqual([lifetime.softBytes, lifetime.hardBytes, lifetime.softPackets, lifetime.hardPackets], [1_000_000_000, 1_100_000_000, 900_000, 1_000_000])
-        XCTAssertTrue(try refusal { object in profile("rekey_bytes", 100)(&object); profile("life_bytes", 50)(&object) }
+        XCTAssertEqual(
+            [lifetime.softBytes, lifetime.hardBytes, lifetime.softPackets, lifetime.hardPackets], [1_000_000_000, 1_100_000_000, 900_000, 1_000_000])
+        XCTAssertTrue(
+            try refusal { object in
+                profile("rekey_bytes", 100)(&object)
+                profile("life_bytes", 50)(&object)
+            }
             .contains("rekey_bytes 100 must be below life_bytes 50"))
         XCTAssertTrue(try refusal(profile("life_packets", 0)).contains("rekey_packets and life_packets must be above 0"))
     }
@@ -98,23 +114,37 @@ final class DaemonConfigurationTests: XCTestCase {
     /// A profile's rekeys get a random part (rand_time, ike_rand_time): a tenth of the rekey time by default,
     /// carried into the connections the proxy makes for its terminals.
     func testAProfilesRekeyJitterReachesItsConnections() throws {
-        let terminal = IPAddress("10.2.0.2")!, peer = IPAddress("192.0.2.1")!
-        let defaults = try DaemonConfiguration.parse(try example { object in
-            profile("rekey_time", 3600)(&object); profile("ike_rekey_time", 14400)(&object)
-        })
+        let terminal = IPAddress("10.2.0.2")!
+        let peer = IPAddress("192.0.2.1")!
+        let defaults = try DaemonConfiguration.parse(
+            try example { object in
+                profile("rekey_time", 3600)(&object)
+                profile("ike_rekey_time", 14400)(&object)
+            })
         let connection = defaults.profiles[0].connection(terminal: terminal, peer: peer)
         XCTAssertEqual(connection.rekeyJitter, 1440)
         XCTAssertEqual(connection.children[0].rekeyJitter, 360)
-        let given = try DaemonConfiguration.parse(try example { object in
-            profile("rekey_time", 3600)(&object); profile("rand_time", 900)(&object)
-            profile("ike_rekey_time", 14400)(&object); profile("ike_rand_time", 0)(&object)
-        })
+        let given = try DaemonConfiguration.parse(
+            try example { object in
+                profile("rekey_time", 3600)(&object)
+                profile("rand_time", 900)(&object)
+                profile("ike_rekey_time", 14400)(&object)
+                profile("ike_rand_time", 0)(&object)
+            })
         XCTAssertEqual(given.profiles[0].connection(terminal: terminal, peer: peer).rekeyJitter, 0)
         XCTAssertEqual(given.profiles[0].connection(terminal: terminal, peer: peer).children[0].rekeyJitter, 900)
-        XCTAssertTrue(try refusal { object in profile("rekey_time", 60)(&object); profile("rand_time", 90)(&object) }
+        XCTAssertTrue(
+            try refusal { object in
+                profile("rekey_time", 60)(&object)
+                profile("rand_time", 90)(&object)
+            }
             .contains("profiles[0] (peer): rand_time 90.0 is not below rekey_time 60.0"))
         XCTAssertTrue(try refusal(profile("ike_rand_time", -5)).contains("profiles[0] (peer): ike_rand_time -5.0 is negative"))
-        XCTAssertTrue(try refusal { object in profile("rekey_time", 3600)(&object); profile("hard_lifetime", 3600)(&object) }
+        XCTAssertTrue(
+            try refusal { object in
+                profile("rekey_time", 3600)(&object)
+                profile("hard_lifetime", 3600)(&object)
+            }
             .contains("profiles[0] (peer): rekey_time 3600.0 must be below hard_lifetime 3600, or the SA is deleted before it is replaced"))
     }
 
@@ -138,9 +168,11 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(three.terminalInterfaces, ["eth1", "eth2", "eth3"])
         XCTAssertEqual(three.terminalInterface, "eth1")
         XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": ["eth1", "eth1"]] }.contains("'eth1' is named twice"))
-        XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": ["eth2", "eth0"]] }
-            .contains("interfaces.internet and interfaces.terminal must be two different interfaces"))
-        XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": [String]()] }.contains("at least one terminal-side interface"))
+        XCTAssertTrue(
+            try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": ["eth2", "eth0"]] }
+                .contains("interfaces.internet and interfaces.terminal must be two different interfaces"))
+        XCTAssertTrue(
+            try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": [String]()] }.contains("at least one terminal-side interface"))
     }
 
     func testTheWaitAfterAFailedNegotiationIsRead() throws {
@@ -152,8 +184,9 @@ final class DaemonConfigurationTests: XCTestCase {
         let limited = try DaemonConfiguration.parse(try example { $0["settings"] = ["max_negotiations_per_terminal": 4, "max_negotiations": 100] })
         XCTAssertEqual(limited.proxySettings.maxNegotiationsPerTerminal, 4)
         XCTAssertEqual(limited.proxySettings.maxNegotiations, 100)
-        XCTAssertTrue(try refusal { $0["settings"] = ["max_negotiations_per_terminal": 0] }
-            .contains("settings.max_negotiations_per_terminal: 0 is not between 1 and 100000"))
+        XCTAssertTrue(
+            try refusal { $0["settings"] = ["max_negotiations_per_terminal": 0] }
+                .contains("settings.max_negotiations_per_terminal: 0 is not between 1 and 100000"))
     }
 
     func testAChildlessProfileMakesChildlessConnections() throws {
@@ -168,17 +201,21 @@ final class DaemonConfigurationTests: XCTestCase {
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let ca = directory.appendingPathComponent("ca.pem")
-        let key = P256.Signing.PrivateKey(), name = try DistinguishedName { CommonName("reload CA") }
-        try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
-                        notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
-                        extensions: Certificate.Extensions(), issuerPrivateKey: .init(key)).serializeAsPEM().pemString
+        let key = P256.Signing.PrivateKey()
+        let name = try DistinguishedName { CommonName("reload CA") }
+        try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
+            notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: Certificate.Extensions(), issuerPrivateKey: .init(key)
+        ).serializeAsPEM().pemString
             .write(to: ca, atomically: true, encoding: .utf8)
         let running = try DaemonConfiguration.parse(try example { _ in })
-        let fresh = try DaemonConfiguration.parse(try example { object in
-            profile("remote_auth", "pubkey")(&object)
-            profile("ca_certificates", [ca.path])(&object)
-            profile("revocation", "ifuri")(&object)
-        })
+        let fresh = try DaemonConfiguration.parse(
+            try example { object in
+                profile("remote_auth", "pubkey")(&object)
+                profile("ca_certificates", [ca.path])(&object)
+                profile("revocation", "ifuri")(&object)
+            })
         let current = Dictionary(uniqueKeysWithValues: running.profiles.map { ($0.name, $0) })
         let (updated, lines) = ProfileReload.apply(fresh: fresh.profiles, to: current)
         let name0 = running.profiles[0].name
@@ -188,7 +225,8 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(lines.first, "reload: profile '\(name0)': 1 CA certificate(s), 0 CRL(s) revoking 0 certificate(s), revocation ifuri")
         XCTAssertFalse(lines.contains { $0.contains("changed; used from the next negotiation") }, "\(lines)")
         // The next connection made from the profile authenticates the peer by certificate.
-        guard case .certificate = updated[name0]!.connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).remoteAuthentication else {
+        guard case .certificate = updated[name0]!.connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).remoteAuthentication
+        else {
             return XCTFail("the reloaded profile does not ask for a certificate")
         }
     }
@@ -197,8 +235,9 @@ final class DaemonConfigurationTests: XCTestCase {
     /// a new profile is there for the policy, and one gone from the file goes once no rule names it.
     func testAReloadTakesChangedNewAndGoneProfiles() throws {
         func named(_ name: String, psk: String = "k1", ike: String = "aes256gcm16-prfsha256-x25519") -> ProtectionProfile {
-            var profile = ProtectionProfile(name: name, ikeProposals: [try! ProposalSpec(ike, forIKE: true)],
-                                            espProposals: [try! ProposalSpec("aes256gcm16", forIKE: false)], preSharedKey: KeyMaterial(Array(psk.utf8)))
+            var profile = ProtectionProfile(
+                name: name, ikeProposals: [try! ProposalSpec(ike, forIKE: true)],
+                espProposals: [try! ProposalSpec("aes256gcm16", forIKE: false)], preSharedKey: KeyMaterial(Array(psk.utf8)))
             profile.childRekeyTime = 3600
             return profile
         }
@@ -210,37 +249,51 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertEqual(updated["peer"]?.childRekeyTime, 600)
         XCTAssertNotNil(updated["extra"], "a new profile the policy may name at once")
         XCTAssertNotNil(updated["old"], "kept until the policy in force is known")
-        XCTAssertEqual(lines, [
-            "reload: profile 'extra' is new: the peer proves itself with the pre-shared key; the policy may name it",
-            "reload: profile 'peer': the peer proves itself with the pre-shared key",
-            "reload: profile 'peer': IKE proposals, pre-shared key, rekey times changed; used from the next negotiation (SAs already made keep what they agreed)",
-        ])
+        XCTAssertEqual(
+            lines,
+            [
+                "reload: profile 'extra' is new: the peer proves itself with the pre-shared key; the policy may name it",
+                "reload: profile 'peer': the peer proves itself with the pre-shared key",
+                "reload: profile 'peer': IKE proposals, pre-shared key, rekey times changed; used from the next negotiation (SAs already made keep what they agreed)"
+            ])
         XCTAssertFalse(lines.joined().contains("a new pre-shared key"), "no secret in the log")
         let (kept, goneLines) = ProfileReload.removeUnused(updated, inFile: ["peer", "extra"], namedByPolicy: ["peer", "kept"])
         XCTAssertEqual(Set(kept.keys), ["peer", "extra", "kept"])
-        XCTAssertEqual(goneLines, ["reload: profile 'kept' is gone from the file, but the policy in force names it: kept",
-                                   "reload: profile 'old' is gone from the file and no rule names it: removed"])
+        XCTAssertEqual(
+            goneLines,
+            [
+                "reload: profile 'kept' is gone from the file, but the policy in force names it: kept",
+                "reload: profile 'old' is gone from the file and no rule names it: removed"
+            ])
     }
 
     /// A terminal certificate renewed in the file replaces the one in use; an unchanged one stays; one gone from
     /// the file is kept until a restart.
     func testAReloadTakesTerminalsRenewedCertificates() throws {
         func credential(_ name: String) throws -> CertificateCredential {
-            let key = P256.Signing.PrivateKey(), subject = try DistinguishedName { CommonName(name) }
-            let pem = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
-                                      notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: subject, subject: subject,
-                                      signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
-                .serializeAsPEM().pemString
+            let key = P256.Signing.PrivateKey()
+            let subject = try DistinguishedName { CommonName(name) }
+            let pem = try Certificate(
+                version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
+                notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: subject, subject: subject,
+                signatureAlgorithm: .ecdsaWithSHA256, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key)
+            )
+            .serializeAsPEM().pemString
             return try CertificateCredential(certificatePEM: pem, privateKeyPEM: key.pemRepresentation)
         }
-        let first = try credential("t1"), renewed = try credential("t1 renewed"), second = try credential("t2"), third = try credential("t3")
+        let first = try credential("t1")
+        let renewed = try credential("t1 renewed")
+        let second = try credential("t2")
+        let third = try credential("t3")
         let (updated, lines) = TerminalCredentialReload.apply(fresh: [1: renewed, 2: second, 4: third], to: [1: first, 2: second, 3: third])
         XCTAssertEqual(updated[1]?.chain, renewed.chain, "the renewed certificate signs from now on")
         XCTAssertEqual(updated[2]?.chain, second.chain)
         XCTAssertEqual(updated[3]?.chain, third.chain, "gone from the file: kept until a restart")
         XCTAssertEqual(updated[4]?.chain, third.chain, "a certificate for a terminal that had none")
         XCTAssertEqual(lines.count, 4)
-        XCTAssertTrue(lines[0].hasPrefix("reload: terminal 1: certificate CN=t1 renewed (serial ") && lines[0].hasSuffix("replaces CN=t1 (serial \(first.chain[0].serialNumber)) from the next negotiation"), lines[0])
+        XCTAssertTrue(
+            lines[0].hasPrefix("reload: terminal 1: certificate CN=t1 renewed (serial ")
+                && lines[0].hasSuffix("replaces CN=t1 (serial \(first.chain[0].serialNumber)) from the next negotiation"), lines[0])
         XCTAssertTrue(lines[1].hasSuffix(", unchanged"), lines[1])
         XCTAssertTrue(lines[2].hasSuffix(", new"), lines[2])
         XCTAssertEqual(lines[3], "reload: terminal 3's certificate is gone from the file; it keeps the one in use until a restart")
@@ -281,11 +334,13 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(profile.signsWithRSAPSS)
         let key = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         let name = try DistinguishedName { CommonName("terminal") }
-        let certificate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
-                                          notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name,
-                                          signatureAlgorithm: .sha256WithRSAEncryption, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
-        let connection = profile.connection(terminal: IPAddress("10.0.0.11")!, peer: IPAddress("198.51.100.1")!,
-                                            credential: CertificateCredential(chain: [certificate], key: .rsa(key)))
+        let certificate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(),
+            notValidAfter: Date(timeIntervalSinceNow: 3600), issuer: name, subject: name,
+            signatureAlgorithm: .sha256WithRSAEncryption, extensions: Certificate.Extensions(), issuerPrivateKey: .init(key))
+        let connection = profile.connection(
+            terminal: IPAddress("10.0.0.11")!, peer: IPAddress("198.51.100.1")!,
+            credential: CertificateCredential(chain: [certificate], key: .rsa(key)))
         guard case .certificate(let credential) = connection.localAuthentication else { return XCTFail("the terminal's certificate is not used") }
         XCTAssertTrue(credential.rsaPSS)
     }
@@ -299,65 +354,103 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal(rule(3, "profile", "nosuch")).contains("profile 'nosuch' is not defined"))
         XCTAssertTrue(try refusal(rule(3, "action", "allow")).contains("policy.rules[3].action: 'allow'"))
         XCTAssertTrue(try refusal(rule(1, "destination", "2001:db8::10/128")).contains("same IP version"))
-        XCTAssertTrue(try refusal { object in
-            var terminals = object["terminals"] as! [[String: Any]]
-            terminals[0]["mac"] = "02:00:00:00:d0"
-            object["terminals"] = terminals
-        }.contains("terminals[0] (id 1).mac"))
-        XCTAssertTrue(try refusal { object in
-            var terminals = object["terminals"] as! [[String: Any]]
-            terminals[1]["terminal_id"] = 1
-            object["terminals"] = terminals
-        }.contains("terminal_id used twice"))
-        XCTAssertTrue(try refusal { object in
-            var terminals = object["terminals"] as! [[String: Any]]
-            terminals[0]["enrollment_key_hex"] = "abc"
-            object["terminals"] = terminals
-        }.contains("enrollment_key_hex"))
+        XCTAssertTrue(
+            try refusal { object in
+                var terminals = object["terminals"] as! [[String: Any]]
+                terminals[0]["mac"] = "02:00:00:00:d0"
+                object["terminals"] = terminals
+            }.contains("terminals[0] (id 1).mac"))
+        XCTAssertTrue(
+            try refusal { object in
+                var terminals = object["terminals"] as! [[String: Any]]
+                terminals[1]["terminal_id"] = 1
+                object["terminals"] = terminals
+            }.contains("terminal_id used twice"))
+        XCTAssertTrue(
+            try refusal { object in
+                var terminals = object["terminals"] as! [[String: Any]]
+                terminals[0]["enrollment_key_hex"] = "abc"
+                object["terminals"] = terminals
+            }.contains("enrollment_key_hex"))
         XCTAssertTrue(try refusal(profile("proposals", ["aes999-sha1-modp1"])).contains("profiles[0] (peer): proposals"))
         XCTAssertTrue(try refusal { $0["key_delivery"] = ["source_ipv4": "fe80::1"] }.contains("key_delivery.source_ipv4"))
-        XCTAssertTrue(try refusal { object in
-            var profiles = object["profiles"] as! [[String: Any]]
-            profiles[0]["psk"] = nil
-            profiles[0]["psk_sealed"] = Data(repeating: 7, count: 48).base64EncodedString()
-            object["profiles"] = profiles
-        }.contains("need a store with its sealer"))
+        XCTAssertTrue(
+            try refusal { object in
+                var profiles = object["profiles"] as! [[String: Any]]
+                profiles[0]["psk"] = nil
+                profiles[0]["psk_sealed"] = Data(repeating: 7, count: 48).base64EncodedString()
+                object["profiles"] = profiles
+            }.contains("need a store with its sealer"))
         XCTAssertTrue(try refusal { $0["store"] = ["path": "/tmp/x.db"] }.contains("exactly one of pkcs11"))
-        XCTAssertTrue(try refusal { $0["management"] = ["listen": "not-an-address", "certificate": "c", "private_key": "k",
-                                                        "administrators": [["name": "a", "token_sha256": String(repeating: "0", count: 64)]]] }
+        XCTAssertTrue(
+            try refusal {
+                $0["management"] = [
+                    "listen": "not-an-address", "certificate": "c", "private_key": "k",
+                    "administrators": [["name": "a", "token_sha256": String(repeating: "0", count: 64)]]
+                ]
+            }
             .contains("management.listen"))
-        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
-                                                        "administrators": [["name": "a", "token_sha256": "abc"]]] }
+        XCTAssertTrue(
+            try refusal {
+                $0["management"] = [
+                    "listen": "10.99.0.1", "certificate": "c", "private_key": "k",
+                    "administrators": [["name": "a", "token_sha256": "abc"]]
+                ]
+            }
             .contains("token_sha256"))
-        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
-                                                        "administrators": [["name": "a", "role": "root", "token_sha256": String(repeating: "0", count: 64)]]] }
+        XCTAssertTrue(
+            try refusal {
+                $0["management"] = [
+                    "listen": "10.99.0.1", "certificate": "c", "private_key": "k",
+                    "administrators": [["name": "a", "role": "root", "token_sha256": String(repeating: "0", count: 64)]]
+                ]
+            }
             .contains("'admin' or 'reader'"))
-        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
-                                                        "administrators": [["name": "nobody"]]] }
+        XCTAssertTrue(
+            try refusal {
+                $0["management"] = [
+                    "listen": "10.99.0.1", "certificate": "c", "private_key": "k",
+                    "administrators": [["name": "nobody"]]
+                ]
+            }
             .contains("token_sha256 or certificate_sha256"))
-        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k",
-                                                        "administrators": [["name": "c", "certificate_sha256": String(repeating: "ab", count: 32)]]] }
+        XCTAssertTrue(
+            try refusal {
+                $0["management"] = [
+                    "listen": "10.99.0.1", "certificate": "c", "private_key": "k",
+                    "administrators": [["name": "c", "certificate_sha256": String(repeating: "ab", count: 32)]]
+                ]
+            }
             .contains("management.client_ca"))
-        XCTAssertTrue(try refusal { $0["management"] = ["listen": "10.99.0.1", "certificate": "c", "private_key": "k", "client_ca": "ca.pem",
-                                                        "administrators": [["name": "c", "certificate_sha256": "00:11"]]] }
+        XCTAssertTrue(
+            try refusal {
+                $0["management"] = [
+                    "listen": "10.99.0.1", "certificate": "c", "private_key": "k", "client_ca": "ca.pem",
+                    "administrators": [["name": "c", "certificate_sha256": "00:11"]]
+                ]
+            }
             .contains("certificate_sha256: 64 hexadecimal digits"))
-        XCTAssertTrue(try refusal { object in
-            var terminals = object["terminals"] as! [[String: Any]]
-            terminals[0]["private_key"] = "/tmp/key.pem"
-            object["terminals"] = terminals
-        }.contains("a private key without its certificate"))
-        XCTAssertTrue(try refusal { object in
-            var terminals = object["terminals"] as! [[String: Any]]
-            terminals[0]["certificate"] = "/nonexistent/t1.pem"
-            object["terminals"] = terminals
-        }.contains("'/nonexistent/t1.pem' cannot be read"))
+        XCTAssertTrue(
+            try refusal { object in
+                var terminals = object["terminals"] as! [[String: Any]]
+                terminals[0]["private_key"] = "/tmp/key.pem"
+                object["terminals"] = terminals
+            }.contains("a private key without its certificate"))
+        XCTAssertTrue(
+            try refusal { object in
+                var terminals = object["terminals"] as! [[String: Any]]
+                terminals[0]["certificate"] = "/nonexistent/t1.pem"
+                object["terminals"] = terminals
+            }.contains("'/nonexistent/t1.pem' cannot be read"))
         XCTAssertTrue(try refusal(profile("remote_auth", "pubkey")).contains("remote_auth \"pubkey\" needs ca_certificates"))
         XCTAssertTrue(try refusal(profile("local_auth", "eap")).contains("local_auth 'eap' is not psk, pubkey or rsa/pss"))
         XCTAssertTrue(try refusal(profile("revocation", "never")).contains("revocation 'never' is not relaxed, ifuri or strict"))
         XCTAssertTrue(try refusal(profile("revocation", "strict")).contains("revocation applies to peer certificates"))
         XCTAssertTrue(try refusal(profile("liveness_interval", 0)).contains("liveness_interval 0.0 is not between 1 and 31536000 seconds"))
         XCTAssertTrue(try refusal(profile("childless", "sometimes")).contains("childless 'sometimes' is not allow, force or never"))
-        XCTAssertTrue(try refusal { $0["settings"] = ["retry_after_failure": -1] }.contains("settings.retry_after_failure: -1.0 is not between 0 and 3600 seconds"))
+        XCTAssertTrue(
+            try refusal { $0["settings"] = ["retry_after_failure": -1] }.contains(
+                "settings.retry_after_failure: -1.0 is not between 0 and 3600 seconds"))
         XCTAssertThrowsError(try DaemonConfiguration.parse(Data("{not json".utf8)))
         XCTAssertThrowsError(try DaemonConfiguration.load(path: "/nonexistent/daemon.json")) { error in
             XCTAssertTrue("\(error)".contains("cannot read configuration file /nonexistent/daemon.json"))

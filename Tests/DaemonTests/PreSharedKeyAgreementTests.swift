@@ -1,6 +1,7 @@
 import Foundation
 import IKEEndpoint
 import XCTest
+
 @testable import Daemon
 
 /// The endpoint's connections and the daemon's profiles decode their shared keys with one decoder
@@ -20,7 +21,8 @@ final class PreSharedKeyAgreementTests: XCTestCase {
 
     /// The daemon's verdict on its documented example with the first profile's keys replaced.
     func daemon(_ keys: [String: Any]) throws -> String {
-        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: DaemonConfigurationTests.examplePath))) as! [String: Any]
+        var object =
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: DaemonConfigurationTests.examplePath))) as! [String: Any]
         var profiles = object["profiles"] as! [[String: Any]]
         for key in ["psk", "psk_hex", "psk_sealed", "mode", "proposals", "esp_proposals", "childless", "local_auth"] { profiles[0][key] = nil }
         profiles[0].merge(keys) { $1 }
@@ -43,7 +45,7 @@ final class PreSharedKeyAgreementTests: XCTestCase {
             (["psk_hex": ""], "the pre-shared key is shorter than 8 octets"),
             (["psk_hex": "01020304"], "the pre-shared key is shorter than 8 octets"),
             (["psk_hex": "zz"], "psk_hex is not hexadecimal"),
-            (["psk_hex": "0x12g4"], "psk_hex is not hexadecimal"),
+            (["psk_hex": "0x12g4"], "psk_hex is not hexadecimal")
         ]
         for (keys, expected) in cases {
             XCTAssertEqual(endpoint(keys), expected, "endpoint, \(keys)")
@@ -56,17 +58,24 @@ final class PreSharedKeyAgreementTests: XCTestCase {
         // (the endpoint's keys, the daemon's keys, the message both give): the endpoint's mode and ESP
         // proposals belong to its children, hence the child's place in its message.
         let cases: [([String: Any], [String: Any], String)] = [
-            (["psk": psk, "children": [["name": "c", "mode": "beet"]]], ["psk": psk, "mode": "beet"],
-             "mode must be 'tunnel' or 'transport'"),
-            (["psk": psk, "children": [["name": "c", "esp_proposals": ["des"]]]], ["psk": psk, "esp_proposals": ["des"]],
-             "esp_proposals: unknown algorithm 'des' in proposal 'des'"),
-            (["psk": psk, "proposals": ["aes999-sha256-x25519"]], ["psk": psk, "proposals": ["aes999-sha256-x25519"]],
-             "proposals: unknown algorithm 'aes999' in proposal 'aes999-sha256-x25519'"),
+            (
+                ["psk": psk, "children": [["name": "c", "mode": "beet"]]], ["psk": psk, "mode": "beet"],
+                "mode must be 'tunnel' or 'transport'"
+            ),
+            (
+                ["psk": psk, "children": [["name": "c", "esp_proposals": ["des"]]]], ["psk": psk, "esp_proposals": ["des"]],
+                "esp_proposals: unknown algorithm 'des' in proposal 'des'"
+            ),
+            (
+                ["psk": psk, "proposals": ["aes999-sha256-x25519"]], ["psk": psk, "proposals": ["aes999-sha256-x25519"]],
+                "proposals: unknown algorithm 'aes999' in proposal 'aes999-sha256-x25519'"
+            ),
             (["psk": psk, "local_auth": "eap"], ["psk": psk, "local_auth": "eap"], "local_auth 'eap' is not psk, pubkey or rsa/pss"),
-            (["psk": psk, "childless": "sometimes"], ["psk": psk, "childless": "sometimes"], "childless 'sometimes' is not allow, force or never"),
+            (["psk": psk, "childless": "sometimes"], ["psk": psk, "childless": "sometimes"], "childless 'sometimes' is not allow, force or never")
         ]
         for (endpointKeys, daemonKeys, expected) in cases {
-            XCTAssertEqual(endpoint(endpointKeys).replacingOccurrences(of: "connection 'x', child 'c': ", with: ""), expected, "endpoint, \(endpointKeys)")
+            XCTAssertEqual(
+                endpoint(endpointKeys).replacingOccurrences(of: "connection 'x', child 'c': ", with: ""), expected, "endpoint, \(endpointKeys)")
             XCTAssertEqual(try daemon(daemonKeys), expected, "daemon, \(daemonKeys)")
         }
     }

@@ -1,7 +1,8 @@
-import XCTest
 import IKEv2
 import Packets
 import Proxy
+import XCTest
+
 @testable import Daemon
 
 /// A reload takes the file's terminal list: new ones enrolled, gone ones removed, changed ones both, those
@@ -14,10 +15,13 @@ final class TerminalListReloadTests: XCTestCase {
         TerminalEntry(address: IPAddress(address)!, terminalID: id, enrollmentKey: key, keyDeliveryPort: port)
     }
 
-    func plan(_ old: [TerminalEntry], _ new: [TerminalEntry], oldMACs: [MACAddress: MACEnrollment] = [:],
-              newMACs: [MACAddress: MACEnrollment] = [:], managed: Set<UInt64> = []) -> TerminalListReload.Plan {
-        TerminalListReload.plan(old: TerminalListReload.definitions(terminals: old, enrollments: oldMACs),
-                                new: TerminalListReload.definitions(terminals: new, enrollments: newMACs), managedOverAPI: managed)
+    func plan(
+        _ old: [TerminalEntry], _ new: [TerminalEntry], oldMACs: [MACAddress: MACEnrollment] = [:],
+        newMACs: [MACAddress: MACEnrollment] = [:], managed: Set<UInt64> = []
+    ) -> TerminalListReload.Plan {
+        TerminalListReload.plan(
+            old: TerminalListReload.definitions(terminals: old, enrollments: oldMACs),
+            new: TerminalListReload.definitions(terminals: new, enrollments: newMACs), managedOverAPI: managed)
     }
 
     func testAnUnchangedListChangesNothing() {
@@ -29,20 +33,23 @@ final class TerminalListReloadTests: XCTestCase {
     }
 
     func testNewGoneAndChangedTerminals() {
-        let result = plan([entry(1, "192.0.2.2", key1), entry(2, "192.0.2.3", key2), entry(3, "192.0.2.4", key1), entry(4, "192.0.2.5", key1)],
-                          [entry(1, "192.0.2.2", key2), entry(3, "192.0.2.40", key1), entry(4, "192.0.2.5", key1, port: 9600), entry(5, "192.0.2.6", key2)],
-                          oldMACs: [:], newMACs: [mac: MACEnrollment(terminalID: 6, enrollmentKey: key1)])
+        let result = plan(
+            [entry(1, "192.0.2.2", key1), entry(2, "192.0.2.3", key2), entry(3, "192.0.2.4", key1), entry(4, "192.0.2.5", key1)],
+            [entry(1, "192.0.2.2", key2), entry(3, "192.0.2.40", key1), entry(4, "192.0.2.5", key1, port: 9600), entry(5, "192.0.2.6", key2)],
+            oldMACs: [:], newMACs: [mac: MACEnrollment(terminalID: 6, enrollmentKey: key1)])
         XCTAssertEqual(result.remove, [1, 2, 3, 4])
         XCTAssertEqual(result.enroll, [1, 3, 4, 5, 6])
-        XCTAssertEqual(result.lines, [
-            "reload: terminal 1: its enrollment key changed: its SAs deleted, enrolled anew",
-            "reload: terminal 2 (192.0.2.3) is gone from the file: removed, its SAs deleted",
-            "reload: terminal 3: its addresses changed (192.0.2.4 -> 192.0.2.40): its SAs deleted, enrolled anew",
-            "reload: terminal 4: its key-delivery port changed: its SAs deleted, enrolled anew",
-            "reload: terminal 5 (192.0.2.6) is new: enrolled",
-            "reload: terminal 6 (MAC 02:00:00:00:d0:02) is new: enrolled",
-            "reload: terminals: 2 new, 1 removed, 3 changed, 0 unchanged",
-        ])
+        XCTAssertEqual(
+            result.lines,
+            [
+                "reload: terminal 1: its enrollment key changed: its SAs deleted, enrolled anew",
+                "reload: terminal 2 (192.0.2.3) is gone from the file: removed, its SAs deleted",
+                "reload: terminal 3: its addresses changed (192.0.2.4 -> 192.0.2.40): its SAs deleted, enrolled anew",
+                "reload: terminal 4: its key-delivery port changed: its SAs deleted, enrolled anew",
+                "reload: terminal 5 (192.0.2.6) is new: enrolled",
+                "reload: terminal 6 (MAC 02:00:00:00:d0:02) is new: enrolled",
+                "reload: terminals: 2 new, 1 removed, 3 changed, 0 unchanged"
+            ])
         XCTAssertFalse(result.lines.joined().contains(key1.hexString), "no key in the log")
     }
 
@@ -50,6 +57,7 @@ final class TerminalListReloadTests: XCTestCase {
         let result = plan([entry(1, "192.0.2.2", key1)], [entry(2, "192.0.2.3", key1)], managed: [1, 2])
         XCTAssertEqual(result.remove, [])
         XCTAssertEqual(result.enroll, [])
-        XCTAssertEqual(result.lines.first, "reload: terminal 1 changed in the file, but it was added, approved or removed over the management API, which stays")
+        XCTAssertEqual(
+            result.lines.first, "reload: terminal 1 changed in the file, but it was added, approved or removed over the management API, which stays")
     }
 }

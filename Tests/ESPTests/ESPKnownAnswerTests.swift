@@ -1,6 +1,7 @@
 import Foundation
-import XCTest
 import IKEv2
+import XCTest
+
 @testable import ESP
 
 /// ESP packets built by an independent implementation (pyca/cryptography, see tests/esp/make_esp_vectors.py):
@@ -10,7 +11,10 @@ final class ESPKnownAnswerTests: XCTestCase {
         var name: String, encryptionKey: String, integrityKey: String, spi: UInt32, sequence: UInt64, esn: Bool
         var inner: String, esp: String
     }
-    struct File: Decodable { var origin: String; var vectors: [Vector] }
+    struct File: Decodable {
+        var origin: String
+        var vectors: [Vector]
+    }
 
     func loadVectors() throws -> [Vector] {
         let url = try XCTUnwrap(Bundle.module.url(forResource: "esp-vectors", withExtension: "json", subdirectory: "Fixtures"))
@@ -21,10 +25,13 @@ final class ESPKnownAnswerTests: XCTestCase {
         switch vector.name {
         case "aes128gcm16": return gcm128
         case "aes256gcm16": return gcm256
-        case "aes256gcm16-esn": return ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: true)
+        case "aes256gcm16-esn":
+            return ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: true)
         case "chacha20poly1305": return chacha
         case "aes256-sha256": return cbc256
-        default: struct UnknownSuite: Error { var name: String }; throw UnknownSuite(name: vector.name)
+        default:
+            struct UnknownSuite: Error { var name: String }
+            throw UnknownSuite(name: vector.name)
         }
     }
 

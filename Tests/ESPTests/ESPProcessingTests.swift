@@ -1,7 +1,8 @@
-import XCTest
 import IKEv2
-@testable import ESP
 import Packets
+import XCTest
+
+@testable import ESP
 
 final class ESPProcessingTests: XCTestCase {
     func testRoundTripEverySuiteModeAndFamily() throws {
@@ -87,13 +88,19 @@ final class ESPProcessingTests: XCTestCase {
         let (_, inbound) = try saPair(suite: gcm128)
         func seal(_ plaintext: [UInt8], sequence: UInt32) -> [UInt8] {
             var out: [UInt8] = []
-            out.appendBigEndian(UInt32(0x1000_0001)); out.appendBigEndian(sequence)
-            inbound.cipher.seal(plaintext: plaintext, cbcIV: [], out: &out, headerStart: 0, spi: 0x1000_0001, sequence: UInt64(sequence), extended: false)
+            out.appendBigEndian(UInt32(0x1000_0001))
+            out.appendBigEndian(sequence)
+            inbound.cipher.seal(
+                plaintext: plaintext, cbcIV: [], out: &out, headerStart: 0, spi: 0x1000_0001, sequence: UInt64(sequence), extended: false)
             return out
         }
         let inner = udpPacket()
-        XCTAssertThrowsError(try inbound.decapsulate(seal(inner + [9, 9, 2, 4], sequence: 1)[...])) { XCTAssertEqual($0 as? ESPDropReason, .badPadding) }
-        XCTAssertThrowsError(try inbound.decapsulate(seal(inner + [1, 2, 2, 17], sequence: 2)[...])) { XCTAssertEqual($0 as? ESPDropReason, .badNextHeader) }
+        XCTAssertThrowsError(try inbound.decapsulate(seal(inner + [9, 9, 2, 4], sequence: 1)[...])) {
+            XCTAssertEqual($0 as? ESPDropReason, .badPadding)
+        }
+        XCTAssertThrowsError(try inbound.decapsulate(seal(inner + [1, 2, 2, 17], sequence: 2)[...])) {
+            XCTAssertEqual($0 as? ESPDropReason, .badNextHeader)
+        }
         XCTAssertThrowsError(try inbound.decapsulate(seal([1, 2, 2, 59], sequence: 3)[...])) { XCTAssertEqual($0 as? ESPDropReason, .dummyPacket) }
         XCTAssertThrowsError(try inbound.decapsulate(seal(Array(inner.prefix(10)) + [1, 2, 2, 4], sequence: 4)[...])) {
             XCTAssertEqual($0 as? ESPDropReason, .badInnerPacket)
@@ -116,15 +123,18 @@ final class ESPProcessingTests: XCTestCase {
     func testICMPSelectorsMatchTypeAndCode() throws {
         func icmp(_ type: UInt8, _ code: UInt8) -> [UInt8] {
             var packet: [UInt8] = []
-            IPHeaderBuilder.appendIP(to: &packet, source: [10, 2, 0, 2], destination: [10, 1, 0, 1], protocolNumber: IPProtocolNumber.icmp, payloadLength: 8)
+            IPHeaderBuilder.appendIP(
+                to: &packet, source: [10, 2, 0, 2], destination: [10, 1, 0, 1], protocolNumber: IPProtocolNumber.icmp, payloadLength: 8)
             return packet + [type, code, 0, 0, 0, 1, 0, 1]
         }
         func covered(_ local: String, _ remote: String, _ type: UInt8, _ code: UInt8) throws -> Bool {
-            let (sa, _) = try saPair(suite: chacha, sourceSelectors: [try TrafficSelector(text: local)], destinationSelectors: [try TrafficSelector(text: remote)])
+            let (sa, _) = try saPair(
+                suite: chacha, sourceSelectors: [try TrafficSelector(text: local)], destinationSelectors: [try TrafficSelector(text: remote)])
             let packet = icmp(type, code)
             let view = try IPPacketView(packet)
-            return sa.parameters.covers(source: packet[view.sourceRange], destination: packet[view.destinationRange], ipProtocol: view.upperProtocol,
-                                        ports: view.ports(in: packet))
+            return sa.parameters.covers(
+                source: packet[view.sourceRange], destination: packet[view.destinationRange], ipProtocol: view.upperProtocol,
+                ports: view.ports(in: packet))
         }
         // Echo request and reply on both sides.
         XCTAssertTrue(try covered("10.2.0.2[icmp/0-8(255)]", "10.1.0.1[icmp/0-8(255)]", 8, 0))
@@ -179,7 +189,8 @@ final class ESPProcessingTests: XCTestCase {
         var database = SecurityAssociationDatabase()
         let (old, oldInbound) = try saPair(suite: gcm128, spi: 1)
         let (new, _) = try saPair(suite: gcm128, spi: 2)
-        database.install(outbound: old); database.install(inbound: oldInbound)
+        database.install(outbound: old)
+        database.install(inbound: oldInbound)
         XCTAssertEqual(database.outboundSA(for: udpPacket())?.parameters.spi, ChildSPI(1))
         database.install(outbound: new)
         XCTAssertEqual(database.outboundSA(for: udpPacket())?.parameters.spi, ChildSPI(2), "make-before-break: the new SA takes over")

@@ -1,7 +1,8 @@
-import XCTest
 import IKEv2
-@testable import ESP
 import Packets
+import XCTest
+
+@testable import ESP
 
 /// RFC 4303 section 3.1.1: in transport mode ESP sits after the IPv6 headers the hops act on and before
 /// the final destination options, which it protects along with the upper-layer payload.
@@ -19,7 +20,8 @@ final class TransportModeExtensionHeaderTests: XCTestCase {
         }
         var packet = Array(plain[0..<40])
         let payloadLength = plain.count - 40 + chain.count
-        packet[4] = UInt8(payloadLength >> 8); packet[5] = UInt8(payloadLength & 0xff)
+        packet[4] = UInt8(payloadLength >> 8)
+        packet[5] = UInt8(payloadLength & 0xff)
         packet[6] = headers.first?.kind ?? IPProtocolNumber.udp
         return packet + chain + plain[40...]
     }
@@ -66,17 +68,18 @@ final class TransportModeExtensionHeaderTests: XCTestCase {
     func testFragmentsAreRefusedInTransportModeButTunnelled() throws {
         let (transport, _) = try saPair(suite: gcm128, mode: .transport, ipv6Outer: true)
         var fragment = ipv6Packet(headers: [(44, 0)])
-        fragment[40 + 2] = 0; fragment[40 + 3] = 1 // offset 0, more fragments
+        fragment[40 + 2] = 0
+        fragment[40 + 3] = 1  // offset 0, more fragments
         XCTAssertThrowsError(try transport.encapsulate(fragment)) { XCTAssertEqual($0 as? ESPDropReason, .fragmentInTransportMode) }
         let (tunnel, tunnelIn) = try saPair(suite: gcm128, mode: .tunnel, ipv6Outer: true)
         XCTAssertEqual(try tunnelIn.decapsulate(try tunnel.encapsulate(fragment).espBytes), fragment)
 
         let (transport4, _) = try saPair(suite: gcm128, mode: .transport)
         var fragment4 = udpPacket(payloadLength: 100)
-        fragment4[6] = 0x20 // more fragments
+        fragment4[6] = 0x20  // more fragments
         XCTAssertThrowsError(try transport4.encapsulate(fragment4)) { XCTAssertEqual($0 as? ESPDropReason, .fragmentInTransportMode) }
         var dontFragment = udpPacket(payloadLength: 100)
-        dontFragment[6] = 0x40 // DF alone is a whole datagram
+        dontFragment[6] = 0x40  // DF alone is a whole datagram
         XCTAssertNoThrow(try transport4.encapsulate(dontFragment))
     }
 
@@ -100,8 +103,9 @@ extension TransportModeExtensionHeaderTests {
             // A UDP packet with a Router Alert option (RFC 2113): header length 24.
             let plain = udpPacket(payloadLength: 40)
             var packet: [UInt8] = []
-            IPHeaderBuilder.appendIPv4(to: &packet, source: Array(plain[12..<16]), destination: Array(plain[16..<20]),
-                                       protocolNumber: IPProtocolNumber.udp, payloadLength: plain.count - 20, options: [0x94, 0x04, 0x00, 0x00])
+            IPHeaderBuilder.appendIPv4(
+                to: &packet, source: Array(plain[12..<16]), destination: Array(plain[16..<20]),
+                protocolNumber: IPProtocolNumber.udp, payloadLength: plain.count - 20, options: [0x94, 0x04, 0x00, 0x00])
             packet += plain[20...]
             XCTAssertEqual(packet[0], 0x46)
             let sent = try outbound.encapsulate(packet)

@@ -1,9 +1,10 @@
 import Foundation
-import XCTest
-@testable import Fuzzing
-@testable import IKEv2
 import Packets
 import ProxyDemo
+import XCTest
+
+@testable import Fuzzing
+@testable import IKEv2
 
 /// Every fuzz target, run in CI without libFuzzer: its seeds, the inputs committed under fuzz/corpus
 /// (what fuzzing runs kept, and every input that once broke something), and a fixed set of seeded
@@ -38,14 +39,16 @@ final class FuzzReplayTests: XCTestCase {
             failures += 1
             XCTFail("\(type.name) mutation \(round) broke \(Set(broken).sorted()); input \(input.map { String(format: "%02x", $0) }.joined())")
         }
-        print("fuzz replay \(type.name): \(seeds.count) seeds, \(committed.count) committed inputs, \(mutations) mutations, "
-              + (failures == 0 ? "no invariant broken" : "\(failures) mutations broke an invariant"))
+        print(
+            "fuzz replay \(type.name): \(seeds.count) seeds, \(committed.count) committed inputs, \(mutations) mutations, "
+                + (failures == 0 ? "no invariant broken" : "\(failures) mutations broke an invariant"))
     }
 
     /// scripts/fuzz.sh (what CI runs through libFuzzer) names every target too.
     func testTheFuzzScriptRunsEveryTarget() throws {
-        let script = try String(contentsOf: Self.corpusRoot.deletingLastPathComponent().deletingLastPathComponent()
-                                    .appendingPathComponent("scripts/fuzz.sh"), encoding: .utf8)
+        let script = try String(
+            contentsOf: Self.corpusRoot.deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("scripts/fuzz.sh"), encoding: .utf8)
         let line = try XCTUnwrap(script.split(separator: "\n").first { $0.contains("then targets=(") })
         let list = try XCTUnwrap(line.components(separatedBy: "targets=(").last?.components(separatedBy: ")").first)
         let names = list.split(separator: " ").map(String.init)
@@ -53,8 +56,12 @@ final class FuzzReplayTests: XCTestCase {
     }
 
     func testEveryTargetIsReplayed() {
-        XCTAssertEqual(Set(FuzzTargets.all.map { $0.name }), ["ike-message", "ike-responder", "ike-auth", "ike-protected", "ethernet-bridge", "terminal-agent",
-                                                                 "configuration-text", "revocation-data"])
+        XCTAssertEqual(
+            Set(FuzzTargets.all.map { $0.name }),
+            [
+                "ike-message", "ike-responder", "ike-auth", "ike-protected", "ethernet-bridge", "terminal-agent",
+                "configuration-text", "revocation-data"
+            ])
     }
 
     func testIKEMessageCodec() throws { try replay(IKEMessageCodecFuzzTarget.self, mutations: 3000) }
@@ -79,8 +86,9 @@ final class FuzzReplayTests: XCTestCase {
         XCTAssertEqual(responder.exchange(responder.seeds()[0]).answered.map(\.rawValue), [34, 35], "IKE_SA_INIT and IKE_AUTH answered")
         let auth = IKEAuthFuzzTarget()
         XCTAssertEqual(auth.seeds().count, 1)
-        XCTAssertEqual(auth.seeds().first.flatMap { auth.exchange($0).answer }?.contains(.authentication), true,
-                       "the recorded IKE_AUTH, replayed, is answered with AUTH")
+        XCTAssertEqual(
+            auth.seeds().first.flatMap { auth.exchange($0).answer }?.contains(.authentication), true,
+            "the recorded IKE_AUTH, replayed, is answered with AUTH")
         let bridge = EthernetBridgeFuzzTarget()
         let deliveries = bridge.seeds().prefix(2).map { bridge.exchange($0).keyDeliveries }
         XCTAssertTrue(deliveries.allSatisfy { $0 > 0 }, "both flows end with keys set into the terminal: \(deliveries)")
@@ -93,7 +101,7 @@ struct Mutator {
     init(seed: UInt64) { state = seed }
 
     mutating func next(_ bound: Int) -> Int {
-        state = state &* 6364136223846793005 &+ 1442695040888963407
+        state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
         return bound <= 0 ? 0 : Int((state >> 33) % UInt64(bound))
     }
 
@@ -105,10 +113,12 @@ struct Mutator {
             case 1 where !bytes.isEmpty: bytes[next(bytes.count)] = [0, 0xff, 0x7f, 0x80, 1][next(5)]
             case 2: bytes.insert(contentsOf: (0..<next(16) + 1).map { _ in UInt8(next(256)) }, at: next(bytes.count + 1))
             case 3 where bytes.count > 1:
-                let start = next(bytes.count), count = min(next(16) + 1, bytes.count - start)
+                let start = next(bytes.count)
+                let count = min(next(16) + 1, bytes.count - start)
                 bytes.removeSubrange(start..<start + count)
             case 4 where !other.isEmpty:
-                let start = next(other.count), count = min(next(64) + 1, other.count - start)
+                let start = next(other.count)
+                let count = min(next(64) + 1, other.count - start)
                 bytes.insert(contentsOf: other[start..<start + count], at: next(bytes.count + 1))
             default: if !bytes.isEmpty { bytes[next(bytes.count)] &+= UInt8(next(7)) &- 3 }
             }
@@ -120,23 +130,29 @@ struct Mutator {
 /// The invariant checks themselves catch what they are meant to, or a green fuzz run would mean nothing.
 final class FuzzInvariantTests: XCTestCase {
     func testAMalformedDatagramFromTheEngineIsReported() {
-        let datagram = Datagram(payload: [1, 2, 3], source: Endpoint(IPAddress("192.0.2.2")!, 500), destination: Endpoint(IPAddress("192.0.2.1")!, 500))
+        let datagram = Datagram(
+            payload: [1, 2, 3], source: Endpoint(IPAddress("192.0.2.2")!, 500), destination: Endpoint(IPAddress("192.0.2.1")!, 500))
         XCTAssertEqual(IKEResponderFuzzTarget.check([.send(datagram)]).count, 1)
-        let unmarked = Datagram(payload: [1, 2, 3], source: Endpoint(IPAddress("192.0.2.2")!, 4500), destination: Endpoint(IPAddress("192.0.2.1")!, 4500))
+        let unmarked = Datagram(
+            payload: [1, 2, 3], source: Endpoint(IPAddress("192.0.2.2")!, 4500), destination: Endpoint(IPAddress("192.0.2.1")!, 4500))
         XCTAssertEqual(IKEResponderFuzzTarget.check([.send(unmarked)]), ["sent on port 4500 without the non-ESP marker"])
     }
 
     func testFramesThatMustNotCrossAreReported() {
         let a = DemoScenario.terminalA
-        let keyDelivery = EthernetBridgeFuzzTarget.ipFrame(from: a, to: IPAddress("169.254.0.1")!, protocolNumber: IPProtocolNumber.udp,
-                                                           transport: [0x30, 0x39, 0x25, 0x1c, 0, 12, 0, 0, 1, 2, 3, 4])
+        let keyDelivery = EthernetBridgeFuzzTarget.ipFrame(
+            from: a, to: IPAddress("169.254.0.1")!, protocolNumber: IPProtocolNumber.udp,
+            transport: [0x30, 0x39, 0x25, 0x1c, 0, 12, 0, 0, 1, 2, 3, 4])
         XCTAssertEqual(EthernetBridgeFuzzTarget.mustNotCross(keyDelivery, from: .terminal), ["key delivery forwarded from the terminal side"])
-        XCTAssertEqual(EthernetBridgeFuzzTarget.mustNotCross(EthernetBridgeFuzzTarget.icmpEcho(from: a, to: DemoScenario.peer), from: .terminal),
-                       ["plaintext ICMP of a protected flow forwarded to the Internet side"])
-        let telnet = EthernetBridgeFuzzTarget.ipFrame(from: a, to: DemoScenario.telnetServer, protocolNumber: IPProtocolNumber.tcp,
-                                                      transport: [0x30, 0x39, 0, 23] + [UInt8](repeating: 0, count: 16))
+        XCTAssertEqual(
+            EthernetBridgeFuzzTarget.mustNotCross(EthernetBridgeFuzzTarget.icmpEcho(from: a, to: DemoScenario.peer), from: .terminal),
+            ["plaintext ICMP of a protected flow forwarded to the Internet side"])
+        let telnet = EthernetBridgeFuzzTarget.ipFrame(
+            from: a, to: DemoScenario.telnetServer, protocolNumber: IPProtocolNumber.tcp,
+            transport: [0x30, 0x39, 0, 23] + [UInt8](repeating: 0, count: 16))
         XCTAssertEqual(EthernetBridgeFuzzTarget.mustNotCross(telnet, from: .terminal), ["the discarded telnet flow was forwarded"])
-        XCTAssertEqual(EthernetBridgeFuzzTarget.mustNotCross(EthernetBridgeFuzzTarget.icmpEcho(from: a, to: DemoScenario.dnsServer), from: .terminal), [])
+        XCTAssertEqual(
+            EthernetBridgeFuzzTarget.mustNotCross(EthernetBridgeFuzzTarget.icmpEcho(from: a, to: DemoScenario.dnsServer), from: .terminal), [])
     }
 
     func testBuiltFramesAreChecked() {

@@ -1,6 +1,7 @@
 import Foundation
 import X509
 import XCTest
+
 @testable import IKEv2
 
 /// CRL distribution points read from a certificate openssl made, and certificates judged against CRLs as
@@ -21,7 +22,9 @@ final class CRLDistributionPointTests: XCTestCase {
     }
 
     func testAFetchedCRLRevokesListsNothingElseAndProvesNothingWhenForgedOrStale() throws {
-        let ca = try certificate("ca"), revoked = try certificate("revoked"), good = try certificate("good")
+        let ca = try certificate("ca")
+        let revoked = try certificate("revoked")
+        let good = try certificate("good")
         let crl = try CertificateRevocationList.lists(pemOrDER: try fixture("crl"))
         let forged = try CertificateRevocationList.lists(pemOrDER: try fixture("forged-crl"))
         let now = Date()
@@ -34,7 +37,8 @@ final class CRLDistributionPointTests: XCTestCase {
         XCTAssertEqual(CRLStatusCheck.status(of: good, issuer: ca, lists: crl, from: uri, at: now), .good)
         // Another key under the CA's name lists both: it counts for neither.
         guard case .unavailable = CRLStatusCheck.status(of: good, issuer: ca, lists: forged, from: uri, at: now),
-              case .unavailable = CRLStatusCheck.status(of: revoked, issuer: ca, lists: forged, from: uri, at: now) else {
+            case .unavailable = CRLStatusCheck.status(of: revoked, issuer: ca, lists: forged, from: uri, at: now)
+        else {
             return XCTFail("a CRL the issuer did not sign proves nothing")
         }
         // Past nextUpdate (2126) a CRL no longer says good; a listed certificate stays revoked.

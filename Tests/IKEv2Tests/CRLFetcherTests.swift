@@ -3,9 +3,11 @@ import IKEEndpoint
 import NIOCore
 import X509
 import XCTest
+
 @testable import IKEv2
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The CRL fetcher against a small HTTP server on loopback: a fetched CRL judges, is kept until its
@@ -17,7 +19,11 @@ final class CRLFetcherTests: XCTestCase {
         let port: UInt16
         private let lock = NSLock()
         private var served = 0
-        var requests: Int { lock.lock(); defer { lock.unlock() }; return served }
+        var requests: Int {
+            lock.lock()
+            defer { lock.unlock() }
+            return served
+        }
 
         init(status: String, body: [UInt8]) throws {
             let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -29,7 +35,9 @@ final class CRLFetcherTests: XCTestCase {
             var length = socklen_t(MemoryLayout<sockaddr_in>.size)
             let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
             guard bound == 0, listen(descriptor, 8) == 0 else { throw POSIXError(.EADDRINUSE) }
-            _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) } }
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+            }
             port = UInt16(bigEndian: address.sin_port)
             let head = Array("HTTP/1.1 \(status)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n".utf8)
             Thread.detachNewThread { [self] in
@@ -38,7 +46,9 @@ final class CRLFetcherTests: XCTestCase {
                     guard client >= 0 else { return }
                     var buffer = [UInt8](repeating: 0, count: 4096)
                     _ = recv(client, &buffer, buffer.count, 0)
-                    lock.lock(); served += 1; lock.unlock()
+                    lock.lock()
+                    served += 1
+                    lock.unlock()
                     let answer = head + body
                     _ = answer.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
                     close(client)
@@ -46,7 +56,10 @@ final class CRLFetcherTests: XCTestCase {
             }
         }
 
-        func stop() { shutdown(descriptor, Int32(SHUT_RDWR)); close(descriptor) }
+        func stop() {
+            shutdown(descriptor, Int32(SHUT_RDWR))
+            close(descriptor)
+        }
     }
 
     func fixture(_ name: String) throws -> [UInt8] { try FixtureFiles.bytes("crl/\(name).pem") }
@@ -67,23 +80,31 @@ final class CRLFetcherTests: XCTestCase {
     }
 
     func testUnreachableRefusedAndGarbagePointsProveNothingAndTheNextPointIsTried() async throws {
-        let ca = try certificate("ca"), good = try certificate("good")
+        let ca = try certificate("ca")
+        let good = try certificate("good")
         let missing = try CannedHTTPServer(status: "404 Not Found", body: [])
         let garbage = try CannedHTTPServer(status: "200 OK", body: Array("not a CRL".utf8))
         let real = try CannedHTTPServer(status: "200 OK", body: try fixture("crl"))
-        defer { missing.stop(); garbage.stop(); real.stop() }
+        defer {
+            missing.stop()
+            garbage.stop()
+            real.stop()
+        }
         let closed = try CannedHTTPServer(status: "200 OK", body: [])
         let closedPort = closed.port
         closed.stop()
         // AsyncHTTPClient keeps trying a refused connection until the deadline: a short one here.
         let fetcher = CRLFetcher(timeout: .seconds(1))
-        for (uri, expected) in [("http://127.0.0.1:\(missing.port)/ca.crl", "HTTP 404"), ("http://127.0.0.1:\(garbage.port)/ca.crl", "is not a CRL"),
-                                ("http://127.0.0.1:\(closedPort)/ca.crl", "unreachable"), ("ldap://ldap.test/cn=ca", "only http://")] {
+        for (uri, expected) in [
+            ("http://127.0.0.1:\(missing.port)/ca.crl", "HTTP 404"), ("http://127.0.0.1:\(garbage.port)/ca.crl", "is not a CRL"),
+            ("http://127.0.0.1:\(closedPort)/ca.crl", "unreachable"), ("ldap://ldap.test/cn=ca", "only http://")
+        ] {
             let status = await fetcher.status(of: good, issuer: ca, uris: [uri])
             guard case .unavailable(let why) = status, why.contains(expected) else { return XCTFail("\(uri): \(status)") }
         }
         // A usable point after a failing one answers.
-        let status = await fetcher.status(of: good, issuer: ca, uris: ["http://127.0.0.1:\(missing.port)/ca.crl", "http://127.0.0.1:\(real.port)/ca.crl"])
+        let status = await fetcher.status(
+            of: good, issuer: ca, uris: ["http://127.0.0.1:\(missing.port)/ca.crl", "http://127.0.0.1:\(real.port)/ca.crl"])
         XCTAssertEqual(status, .good)
     }
 }

@@ -1,19 +1,23 @@
-import _CryptoExtras
 import Crypto
 import Foundation
 import SwiftASN1
 import X509
 import XCTest
+import _CryptoExtras
+
 @testable import IKEv2
 
 /// IKE_AUTH with certificates (RFC 7296 section 2.15, RFC 4754) between two engines in memory: a CA made
 /// here issues both ends' certificates; wrong CAs, names, dates and signatures are refused with a reason.
 final class CertificateAuthenticationTests: XCTestCase {
     typealias Authority = CertificateFixtures.Authority
-    func pair(initiator: CertificateCredential, responder: CertificateCredential, initiatorTrusts: [Certificate], responderTrusts: [Certificate],
-              settings: (EngineSettings, EngineSettings) = (EngineSettings(), EngineSettings())) throws -> EnginePair {
-        try CertificateFixtures.pair(initiator: initiator, responder: responder, initiatorTrusts: initiatorTrusts, responderTrusts: responderTrusts,
-                                     settings: settings)
+    func pair(
+        initiator: CertificateCredential, responder: CertificateCredential, initiatorTrusts: [Certificate], responderTrusts: [Certificate],
+        settings: (EngineSettings, EngineSettings) = (EngineSettings(), EngineSettings())
+    ) throws -> EnginePair {
+        try CertificateFixtures.pair(
+            initiator: initiator, responder: responder, initiatorTrusts: initiatorTrusts, responderTrusts: responderTrusts,
+            settings: settings)
     }
     func established(_ pair: EnginePair) -> Bool { CertificateFixtures.established(pair) }
     func failure(_ pair: EnginePair) -> String { CertificateFixtures.failure(pair) }
@@ -21,8 +25,9 @@ final class CertificateAuthenticationTests: XCTestCase {
     func testBothSidesAuthenticateWithCertificatesFromTheirCA() throws {
         let ca = try Authority(name: "test CA")
         for p384 in [false, true] {
-            let pair = try pair(initiator: try ca.issue(address: "192.0.2.1", p384: p384), responder: try ca.issue(address: "192.0.2.2"),
-                                initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+            let pair = try pair(
+                initiator: try ca.issue(address: "192.0.2.1", p384: p384), responder: try ca.issue(address: "192.0.2.2"),
+                initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
             XCTAssertTrue(established(pair), failure(pair))
             XCTAssertEqual(pair.responder.counters["authentication_failed"] ?? 0, 0)
             // The initiator signed with ECDSA P-384 / P-256 (AUTH method 10 / 9): both verified.
@@ -35,34 +40,39 @@ final class CertificateAuthenticationTests: XCTestCase {
         // An intermediate CA signed by the root; it issues the initiator's certificate.
         let intermediateKey = P256.Signing.PrivateKey()
         let intermediateName = try DistinguishedName { CommonName("intermediate CA") }
-        let intermediate = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(intermediateKey.publicKey),
-                                           notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: Date(timeIntervalSinceNow: 86400),
-                                           issuer: root.certificate.subject, subject: intermediateName, signatureAlgorithm: .ecdsaWithSHA256,
-                                           extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0)) },
-                                           issuerPrivateKey: .init(root.key))
+        let intermediate = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(intermediateKey.publicKey),
+            notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: Date(timeIntervalSinceNow: 86400),
+            issuer: root.certificate.subject, subject: intermediateName, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0)) },
+            issuerPrivateKey: .init(root.key))
         let leafKey = P256.Signing.PrivateKey()
-        let leaf = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(leafKey.publicKey),
-                                   notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: Date(timeIntervalSinceNow: 86400),
-                                   issuer: intermediateName, subject: try DistinguishedName { CommonName("host 192.0.2.1") },
-                                   signatureAlgorithm: .ecdsaWithSHA256,
-                                   extensions: try Certificate.Extensions {
-                                       SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(IPAddress("192.0.2.1")!.bytes)))])
-                                   }, issuerPrivateKey: .init(intermediateKey))
+        let leaf = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(leafKey.publicKey),
+            notValidBefore: Date(timeIntervalSinceNow: -60), notValidAfter: Date(timeIntervalSinceNow: 86400),
+            issuer: intermediateName, subject: try DistinguishedName { CommonName("host 192.0.2.1") },
+            signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions {
+                SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(IPAddress("192.0.2.1")!.bytes)))])
+            }, issuerPrivateKey: .init(intermediateKey))
         // Sent with its intermediate, the chain reaches the root the responder trusts.
-        var pair = try pair(initiator: CertificateCredential(chain: [leaf, intermediate], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
-                            initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
+        var pair = try pair(
+            initiator: CertificateCredential(chain: [leaf, intermediate], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
+            initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
         XCTAssertTrue(established(pair), failure(pair))
         // Sent without it, it does not.
-        pair = try self.pair(initiator: CertificateCredential(chain: [leaf], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
-                             initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
+        pair = try self.pair(
+            initiator: CertificateCredential(chain: [leaf], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
+            initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
         XCTAssertFalse(established(pair))
         XCTAssertTrue(failure(pair).contains("does not chain to a trusted CA (issuer CN=intermediate CA)"), failure(pair))
     }
 
     func testRSACertificatesAuthenticateWithRFC7427DigitalSignatures() throws {
         let ca = try Authority(name: "test CA")
-        let pair = try pair(initiator: try ca.issue(address: "192.0.2.1", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))),
-                            responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        let pair = try pair(
+            initiator: try ca.issue(address: "192.0.2.1", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))),
+            responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
         XCTAssertTrue(established(pair), failure(pair))
         // Both announced SHA-2 in IKE_SA_INIT, so both AUTH payloads use method 14.
         let initInitiator = try IKEMessage.decode(pair.wire[0].payload)
@@ -73,8 +83,9 @@ final class CertificateAuthenticationTests: XCTestCase {
         let ca = try Authority(name: "test CA")
         var initiator = try ca.issue(address: "192.0.2.1", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048)))
         initiator.rsaPSS = true
-        let pair = try pair(initiator: initiator, responder: try ca.issue(address: "192.0.2.2"),
-                            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        let pair = try pair(
+            initiator: initiator, responder: try ca.issue(address: "192.0.2.2"),
+            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
         XCTAssertTrue(established(pair), failure(pair))
         // The responder's log names the scheme it verified.
         let responderLogs = pair.logs.filter { $0.side == "responder" }.map(\.line)
@@ -88,9 +99,11 @@ final class CertificateAuthenticationTests: XCTestCase {
         let length = Int(auth.data[0])
         let identifier = Array(auth.data[1...length])
         // What we send is RFC 4055's explicit form, byte for byte what other implementations send for SHA-256.
-        XCTAssertEqual(identifier.hexString, "3041" + "06092a864886f70d01010a" + "3034"
-                       + "a00f300d0609608648016503040201" + "0500" + "a11c301a06092a864886f70d010108300d0609608648016503040201" + "0500"
-                       + "a203020120")
+        XCTAssertEqual(
+            identifier.hexString,
+            "3041" + "06092a864886f70d01010a" + "3034"
+                + "a00f300d0609608648016503040201" + "0500" + "a11c301a06092a864886f70d010108300d0609608648016503040201" + "0500"
+                + "a203020120")
         XCTAssertTrue(SignatureAuthentication.signatureIsValid(auth, publicKey: SigningKey.rsa(key).publicKey, octets: octets))
         // Hash identifiers without their NULL parameters are the same algorithm (RFC 4055 section 2.1).
         for hash in RSAPSSParameters.Hash.allCases {
@@ -116,7 +129,8 @@ final class CertificateAuthenticationTests: XCTestCase {
         var wrongSalt = identifier
         wrongSalt[wrongSalt.count - 1] = 20
         XCTAssertNil(SignatureAlgorithmIdentifier(der: wrongSalt))
-        XCTAssertTrue(SignatureAlgorithmIdentifier.unsupported(wrongSalt).contains("20-octet salt"), SignatureAlgorithmIdentifier.unsupported(wrongSalt))
+        XCTAssertTrue(
+            SignatureAlgorithmIdentifier.unsupported(wrongSalt).contains("20-octet salt"), SignatureAlgorithmIdentifier.unsupported(wrongSalt))
         // No parameters means SHA-1 defaults: refused; so is garbage after the OID.
         let bare: [UInt8] = [0x30, 0x0b, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a]
         XCTAssertTrue(SignatureAlgorithmIdentifier.unsupported(bare).contains("SHA-1"), SignatureAlgorithmIdentifier.unsupported(bare))
@@ -127,14 +141,17 @@ final class CertificateAuthenticationTests: XCTestCase {
 
     func testEverySignatureFormVerifiesAndATamperedOneDoesNot() throws {
         let octets = Array("InitiatorSignedOctets".utf8)
-        let keys: [SigningKey] = [.p256(P256.Signing.PrivateKey()), .p384(P384.Signing.PrivateKey()), .p521(P521.Signing.PrivateKey()),
-                                  .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))]
+        let keys: [SigningKey] = [
+            .p256(P256.Signing.PrivateKey()), .p384(P384.Signing.PrivateKey()), .p521(P521.Signing.PrivateKey()),
+            .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))
+        ]
         for key in keys {
             for peerHashes in [SignatureHashAlgorithms([]), .ours] {
                 let auth = try key.authentication(octets, peerHashes: peerHashes)
                 if peerHashes.containsSHA2 { XCTAssertEqual(auth.method, .digitalSignature) }
                 XCTAssertTrue(SignatureAuthentication.signatureIsValid(auth, publicKey: key.publicKey, octets: octets), "\(auth.method)")
-                XCTAssertFalse(SignatureAuthentication.signatureIsValid(auth, publicKey: key.publicKey, octets: octets + [0]), "\(auth.method) tampered")
+                XCTAssertFalse(
+                    SignatureAuthentication.signatureIsValid(auth, publicKey: key.publicKey, octets: octets + [0]), "\(auth.method) tampered")
                 var garbled = auth
                 garbled.data[garbled.data.count / 2] ^= 0x40
                 XCTAssertFalse(SignatureAuthentication.signatureIsValid(garbled, publicKey: key.publicKey, octets: octets), "\(auth.method) garbled")
@@ -158,27 +175,32 @@ final class CertificateAuthenticationTests: XCTestCase {
     }
 
     func testAPeerOutsideTheTrustedCAOrNamingAnotherIdentityIsRefused() throws {
-        let ca = try Authority(name: "test CA"), other = try Authority(name: "other CA")
+        let ca = try Authority(name: "test CA")
+        let other = try Authority(name: "other CA")
         // The responder's certificate comes from a CA the initiator does not trust.
-        var pair = try pair(initiator: try ca.issue(address: "192.0.2.1"), responder: try other.issue(address: "192.0.2.2"),
-                            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        var pair = try pair(
+            initiator: try ca.issue(address: "192.0.2.1"), responder: try other.issue(address: "192.0.2.2"),
+            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
         XCTAssertFalse(established(pair))
         XCTAssertTrue(failure(pair).contains("does not chain to a trusted CA"), failure(pair))
         // The initiator's certificate names another address than the identity it claims.
-        pair = try self.pair(initiator: try ca.issue(address: "192.0.2.77"), responder: try ca.issue(address: "192.0.2.2"),
-                             initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        pair = try self.pair(
+            initiator: try ca.issue(address: "192.0.2.77"), responder: try ca.issue(address: "192.0.2.2"),
+            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
         XCTAssertFalse(established(pair))
         XCTAssertTrue(failure(pair).contains("does not name the peer's identity 192.0.2.1"), failure(pair))
         XCTAssertEqual(pair.responder.counters["authentication_failed"], 1)
         // An expired certificate.
-        pair = try self.pair(initiator: try ca.issue(address: "192.0.2.1", validTo: Date(timeIntervalSinceNow: -1)),
-                             responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        pair = try self.pair(
+            initiator: try ca.issue(address: "192.0.2.1", validTo: Date(timeIntervalSinceNow: -1)),
+            responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
         XCTAssertFalse(established(pair))
         XCTAssertTrue(failure(pair).contains("is not valid now"), failure(pair))
         // A key that does not belong to the certificate: the signature does not verify.
         var forged = try ca.issue(address: "192.0.2.1")
         forged.key = .p256(P256.Signing.PrivateKey())
-        pair = try self.pair(initiator: forged, responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
+        pair = try self.pair(
+            initiator: forged, responder: try ca.issue(address: "192.0.2.2"), initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate])
         XCTAssertFalse(established(pair))
         XCTAssertTrue(failure(pair).contains("AUTH signature (method 14) does not verify"), failure(pair))
     }
@@ -214,24 +236,29 @@ final class CertificateAuthenticationTests: XCTestCase {
 
 extension CertificateAuthenticationTests {
     /// A certificate signed by `issuerKey` under `issuerName`, for 192.0.2.1 when it is a leaf.
-    func certificate(subject: String, key: P256.Signing.PrivateKey, issuerName: DistinguishedName, issuerKey: P256.Signing.PrivateKey,
-                     @ExtensionsBuilder extensions: () throws -> Result<Certificate.Extensions, any Error>) throws -> Certificate {
-        try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(timeIntervalSinceNow: -60),
-                        notValidAfter: Date(timeIntervalSinceNow: 86400), issuer: issuerName,
-                        subject: try DistinguishedName { CommonName(subject) }, signatureAlgorithm: .ecdsaWithSHA256,
-                        extensions: try Certificate.Extensions(builder: extensions), issuerPrivateKey: .init(issuerKey))
+    func certificate(
+        subject: String, key: P256.Signing.PrivateKey, issuerName: DistinguishedName, issuerKey: P256.Signing.PrivateKey,
+        @ExtensionsBuilder extensions: () throws -> Result<Certificate.Extensions, any Error>
+    ) throws -> Certificate {
+        try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(key.publicKey), notValidBefore: Date(timeIntervalSinceNow: -60),
+            notValidAfter: Date(timeIntervalSinceNow: 86400), issuer: issuerName,
+            subject: try DistinguishedName { CommonName(subject) }, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions(builder: extensions), issuerPrivateKey: .init(issuerKey))
     }
 
     func testOnlyCertificateAuthoritiesMayIssueWithinTheirPathLength() throws {
         let root = try Authority(name: "root CA")
         let san = SubjectAlternativeNames([.ipAddress(ASN1OctetString(contentBytes: ArraySlice(IPAddress("192.0.2.1")!.bytes)))])
         func attempt(_ chain: [Certificate], key: P256.Signing.PrivateKey) throws -> String {
-            let pair = try self.pair(initiator: CertificateCredential(chain: chain, key: .p256(key)), responder: try root.issue(address: "192.0.2.2"),
-                                     initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
+            let pair = try self.pair(
+                initiator: CertificateCredential(chain: chain, key: .p256(key)), responder: try root.issue(address: "192.0.2.2"),
+                initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
             return established(pair) ? "established" : failure(pair)
         }
         // An end-entity certificate of the trusted CA (no cA) signs a certificate for any identity: refused.
-        let entityKey = P256.Signing.PrivateKey(), leafKey = P256.Signing.PrivateKey()
+        let entityKey = P256.Signing.PrivateKey()
+        let leafKey = P256.Signing.PrivateKey()
         let entity = try certificate(subject: "just a host", key: entityKey, issuerName: root.certificate.subject, issuerKey: root.key) {
             Critical(BasicConstraints.notCertificateAuthority)
         }
@@ -249,7 +276,8 @@ extension CertificateAuthenticationTests {
         let bySigner = try certificate(subject: "leaf", key: leafKey, issuerName: signer.subject, issuerKey: entityKey) { san }
         XCTAssertTrue(try attempt([bySigner, signer], key: leafKey).contains("keyUsage without keyCertSign"))
         // Path length: an intermediate limited to 0 below it, with one more intermediate under it.
-        let firstKey = P256.Signing.PrivateKey(), secondKey = P256.Signing.PrivateKey()
+        let firstKey = P256.Signing.PrivateKey()
+        let secondKey = P256.Signing.PrivateKey()
         let first = try certificate(subject: "first CA", key: firstKey, issuerName: root.certificate.subject, issuerKey: root.key) {
             Critical(BasicConstraints.isCertificateAuthority(maxPathLength: 0))
         }
@@ -273,7 +301,8 @@ extension CertificateAuthenticationTests {
         let ip = IPAddress("192.0.2.1")!
         func octets(_ bytes: [UInt8]) -> ASN1OctetString { ASN1OctetString(contentBytes: ArraySlice(bytes)) }
         func attempt(constraints: NameConstraints, extraNames: [GeneralName] = []) throws -> String {
-            let caKey = P256.Signing.PrivateKey(), leafKey = P256.Signing.PrivateKey()
+            let caKey = P256.Signing.PrivateKey()
+            let leafKey = P256.Signing.PrivateKey()
             let ca = try certificate(subject: "constrained CA", key: caKey, issuerName: root.certificate.subject, issuerKey: root.key) {
                 Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil))
                 Critical(constraints)
@@ -281,23 +310,30 @@ extension CertificateAuthenticationTests {
             let leaf = try certificate(subject: "host", key: leafKey, issuerName: ca.subject, issuerKey: caKey) {
                 SubjectAlternativeNames([.ipAddress(octets(ip.bytes))] + extraNames)
             }
-            let pair = try self.pair(initiator: CertificateCredential(chain: [leaf, ca], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
-                                     initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
+            let pair = try self.pair(
+                initiator: CertificateCredential(chain: [leaf, ca], key: .p256(leafKey)), responder: try root.issue(address: "192.0.2.2"),
+                initiatorTrusts: [root.certificate], responderTrusts: [root.certificate])
             return established(pair) ? "established" : failure(pair)
         }
-        let net24 = octets([192, 0, 2, 0, 255, 255, 255, 0]), other24 = octets([198, 51, 100, 0, 255, 255, 255, 0])
+        let net24 = octets([192, 0, 2, 0, 255, 255, 255, 0])
+        let other24 = octets([198, 51, 100, 0, 255, 255, 255, 0])
         XCTAssertEqual(try attempt(constraints: NameConstraints(permittedIPRanges: [net24])), "established")
-        XCTAssertTrue(try attempt(constraints: NameConstraints(permittedIPRanges: [other24]))
-            .contains("IP 192.0.2.1 in CN=host is outside the names CN=constrained CA may vouch for (IP 198.51.100.0/255.255.255.0)"))
-        XCTAssertTrue(try attempt(constraints: NameConstraints(excludedIPRanges: [octets([192, 0, 2, 0, 255, 255, 255, 128])]))
-            .contains("is excluded by the name constraints of CN=constrained CA"))
+        XCTAssertTrue(
+            try attempt(constraints: NameConstraints(permittedIPRanges: [other24]))
+                .contains("IP 192.0.2.1 in CN=host is outside the names CN=constrained CA may vouch for (IP 198.51.100.0/255.255.255.0)"))
+        XCTAssertTrue(
+            try attempt(constraints: NameConstraints(excludedIPRanges: [octets([192, 0, 2, 0, 255, 255, 255, 128])]))
+                .contains("is excluded by the name constraints of CN=constrained CA"))
         // DNS: a permitted domain admits its hosts, not look-alikes; an unconstrained type stays free.
-        XCTAssertEqual(try attempt(constraints: NameConstraints(permittedDNSDomains: ["example.com"]), extraNames: [.dnsName("vpn.example.com")]),
-                       "established")
-        XCTAssertTrue(try attempt(constraints: NameConstraints(permittedDNSDomains: ["example.com"]), extraNames: [.dnsName("vpn.badexample.com")])
-            .contains("DNS vpn.badexample.com"))
-        XCTAssertTrue(try attempt(constraints: NameConstraints(permittedEmailAddresses: [".example.com"]), extraNames: [.rfc822Name("ops@example.org")])
-            .contains("email ops@example.org"))
+        XCTAssertEqual(
+            try attempt(constraints: NameConstraints(permittedDNSDomains: ["example.com"]), extraNames: [.dnsName("vpn.example.com")]),
+            "established")
+        XCTAssertTrue(
+            try attempt(constraints: NameConstraints(permittedDNSDomains: ["example.com"]), extraNames: [.dnsName("vpn.badexample.com")])
+                .contains("DNS vpn.badexample.com"))
+        XCTAssertTrue(
+            try attempt(constraints: NameConstraints(permittedEmailAddresses: [".example.com"]), extraNames: [.rfc822Name("ops@example.org")])
+                .contains("email ops@example.org"))
     }
 
     func testNameConstraintMatchingFollowsRFC5280() {
@@ -309,7 +345,8 @@ extension CertificateAuthenticationTests {
         XCTAssertEqual(NameConstraintsCheck.matches(.rfc822Name("a@mail.example.com"), .rfc822Name("example.com")), false)
         XCTAssertEqual(NameConstraintsCheck.matches(.rfc822Name("a@mail.example.com"), .rfc822Name(".example.com")), true)
         XCTAssertEqual(NameConstraintsCheck.matches(.rfc822Name("a@example.com"), .rfc822Name("b@example.com")), false)
-        let v6 = IPAddress("2001:db8::1")!.bytes, v6net = IPAddress("2001:db8::")!.bytes + [UInt8](repeating: 0xff, count: 4) + [UInt8](repeating: 0, count: 12)
+        let v6 = IPAddress("2001:db8::1")!.bytes
+        let v6net = IPAddress("2001:db8::")!.bytes + [UInt8](repeating: 0xff, count: 4) + [UInt8](repeating: 0, count: 12)
         XCTAssertEqual(NameConstraintsCheck.matches(.ipAddress(octets(v6)), .ipAddress(octets(v6net))), true)
         XCTAssertEqual(NameConstraintsCheck.matches(.ipAddress(octets([192, 0, 2, 1])), .ipAddress(octets(v6net))), false, "families differ")
         XCTAssertNil(NameConstraintsCheck.matches(.dnsName("a.example"), .ipAddress(octets([192, 0, 2, 0, 255, 255, 255, 0]))))

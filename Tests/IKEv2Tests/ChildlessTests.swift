@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IKEv2
 
 /// Childless IKE SAs (RFC 6023): IKE_AUTH without a CHILD SA, the CHILD SAs then made with CREATE_CHILD_SA.
@@ -18,7 +19,8 @@ final class ChildlessTests: XCTestCase {
     func testBothSidesAnnounceSupportInIKE_SA_INIT() throws {
         let pair = try pair(initiatorChildless: .allow)
         pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
-        let request = try IKEMessage.decode(pair.wire[0].payload), response = try IKEMessage.decode(pair.wire[1].payload)
+        let request = try IKEMessage.decode(pair.wire[0].payload)
+        let response = try IKEMessage.decode(pair.wire[1].payload)
         XCTAssertNotNil(request.payloads.notify(.childlessIKEv2Supported))
         XCTAssertNotNil(response.payloads.notify(.childlessIKEv2Supported))
         // allow: the first CHILD SA still comes in IKE_AUTH, so no CREATE_CHILD_SA is needed.
@@ -39,8 +41,11 @@ final class ChildlessTests: XCTestCase {
         XCTAssertEqual(a.suite.group, .curve25519, "the first CHILD SA ran its own key exchange")
         let create = "\(ExchangeType.createChildSA)"
         XCTAssertEqual(exchanges(pair).filter { $0.hasPrefix(create) }, [create, create + " response"], "\(exchanges(pair))")
-        XCTAssertTrue(pair.logs.contains { $0.side == "initiator" && $0.line.contains("IKE_AUTH without a CHILD SA (childless, RFC 6023); 1 CHILD SA(s) follow") },
-                      "\(pair.logs)")
+        XCTAssertTrue(
+            pair.logs.contains {
+                $0.side == "initiator" && $0.line.contains("IKE_AUTH without a CHILD SA (childless, RFC 6023); 1 CHILD SA(s) follow")
+            },
+            "\(pair.logs)")
         XCTAssertTrue(pair.logs.contains { $0.side == "responder" && $0.line.contains("childless IKE_AUTH, RFC 6023") }, "\(pair.logs)")
     }
 
@@ -48,8 +53,9 @@ final class ChildlessTests: XCTestCase {
         let pair = try pair(initiatorChildless: .force, responderChildless: .never)
         pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
         XCTAssertNil(try IKEMessage.decode(pair.wire[1].payload).payloads.notify(.childlessIKEv2Supported))
-        XCTAssertEqual(pair.events("initiator", .ikeFailed).first?.detail,
-                       "connection 'c' is childless (force) and the responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
+        XCTAssertEqual(
+            pair.events("initiator", .ikeFailed).first?.detail,
+            "connection 'c' is childless (force) and the responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
         XCTAssertTrue(pair.events("responder", .ikeEstablished).isEmpty)
     }
 
@@ -65,8 +71,9 @@ final class ChildlessTests: XCTestCase {
         pair.held[0].payload = response.encode()
         pair.holding = false
         pair.releaseAll()
-        XCTAssertEqual(pair.events("responder", .ikeFailed).first?.detail,
-                       "connection 'c' refuses childless IKE SAs (never) and the peer's IKE_AUTH carries no CHILD SA")
+        XCTAssertEqual(
+            pair.events("responder", .ikeFailed).first?.detail,
+            "connection 'c' refuses childless IKE SAs (never) and the peer's IKE_AUTH carries no CHILD SA")
         XCTAssertEqual(pair.events("initiator", .ikeFailed).first?.detail, "IKE_AUTH refused by peer: INVALID_SYNTAX")
         XCTAssertEqual(pair.responder.counters["childless_refused"], 1)
         XCTAssertTrue(pair.events("responder", .ikeEstablished).isEmpty && pair.events("initiator", .ikeEstablished).isEmpty)
@@ -76,8 +83,9 @@ final class ChildlessTests: XCTestCase {
     func testForceAsResponderRefusesAnIKE_AUTHCarryingACHILDSA() throws {
         let pair = try pair(initiatorChildless: .allow, responderChildless: .force)
         pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
-        XCTAssertEqual(pair.events("responder", .ikeFailed).first?.detail,
-                       "connection 'c' is childless (force) and the peer's IKE_AUTH carries a CHILD SA")
+        XCTAssertEqual(
+            pair.events("responder", .ikeFailed).first?.detail,
+            "connection 'c' is childless (force) and the peer's IKE_AUTH carries a CHILD SA")
         XCTAssertEqual(pair.events("initiator", .ikeFailed).first?.detail, "IKE_AUTH refused by peer: INVALID_SYNTAX")
         // Both force: childless, accepted.
         let both = try self.pair(initiatorChildless: .force, responderChildless: .force)
@@ -92,12 +100,16 @@ final class ChildlessTests: XCTestCase {
         pair.release()
         // Strip the responder's notify from its IKE_SA_INIT response, as an implementation without RFC 6023 would send it.
         var response = try IKEMessage.decode(pair.held[0].payload)
-        response.payloads.removeAll { if case .notify(let n) = $0 { return n.type == .childlessIKEv2Supported }; return false }
+        response.payloads.removeAll {
+            if case .notify(let n) = $0 { return n.type == .childlessIKEv2Supported }
+            return false
+        }
         pair.held[0].payload = response.encode()
         pair.release()
         let failed = pair.events("initiator", .ikeFailed)
         XCTAssertEqual(failed.count, 1)
-        XCTAssertEqual(failed.first?.detail, "connection 'c' is childless (force) and the responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
+        XCTAssertEqual(
+            failed.first?.detail, "connection 'c' is childless (force) and the responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
         XCTAssertTrue(pair.held.isEmpty, "no IKE_AUTH was sent")
         XCTAssertEqual(pair.initiator.counters["childless_not_supported_by_peer"], 1)
     }

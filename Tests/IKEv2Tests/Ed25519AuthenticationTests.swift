@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import X509
 import XCTest
+
 @testable import IKEv2
 
 /// Ed25519 in IKEv2 (RFC 8420): RFC 7427's Digital Signature method with id-Ed25519, signed only for a
@@ -47,8 +48,9 @@ final class Ed25519AuthenticationTests: XCTestCase {
         XCTAssertTrue(CertificateFixtures.established(pair), CertificateFixtures.failure(pair))
         // Both listed Identity next to SHA-2, and each verified the other's Ed25519 AUTH (method 14).
         let initRequest = try IKEMessage.decode(pair.wire[0].payload)
-        XCTAssertEqual(SignatureHashAlgorithms(notifyData: initRequest.payloads.notify(.signatureHashAlgorithms)?.data ?? []).description,
-                       "SHA2_256, SHA2_384, SHA2_512, Identity")
+        XCTAssertEqual(
+            SignatureHashAlgorithms(notifyData: initRequest.payloads.notify(.signatureHashAlgorithms)?.data ?? []).description,
+            "SHA2_256, SHA2_384, SHA2_512, Identity")
         for side in ["initiator", "responder"] {
             let lines = pair.logs.filter { $0.side == side }.map(\.line)
             XCTAssertTrue(lines.contains { $0.contains("(RFC 7427 digital signature, Ed25519)") }, "\(side): \(lines)")
@@ -58,7 +60,8 @@ final class Ed25519AuthenticationTests: XCTestCase {
     func testEd25519AndECDSAKeysMeetUnderOneCA() throws {
         // An ECDSA CA certifies an Ed25519 key, and an Ed25519 CA an ECDSA one: the key and the CA's
         // signature are judged separately.
-        let ecdsaCA = try Authority(name: "ECDSA CA"), edCA = try Authority(name: "Ed25519 CA", ed25519: true)
+        let ecdsaCA = try Authority(name: "ECDSA CA")
+        let edCA = try Authority(name: "Ed25519 CA", ed25519: true)
         let pair = try CertificateFixtures.pair(
             initiator: try ecdsaCA.issue(address: "192.0.2.1", subjectKey: .ed25519(Curve25519.Signing.PrivateKey())),
             responder: try edCA.issue(address: "192.0.2.2", p384: true),
@@ -67,7 +70,8 @@ final class Ed25519AuthenticationTests: XCTestCase {
     }
 
     func testAnEd25519SignatureIsRefusedWithAnotherKeyOrTampered() throws {
-        let key = Curve25519.Signing.PrivateKey(), other = Curve25519.Signing.PrivateKey()
+        let key = Curve25519.Signing.PrivateKey()
+        let other = Curve25519.Signing.PrivateKey()
         let octets = Array("InitiatorSignedOctets".utf8)
         let auth = try SigningKey.ed25519(key).authentication(octets, peerHashes: .ours)
         XCTAssertEqual(auth.method, .digitalSignature)
@@ -91,8 +95,10 @@ final class Ed25519AuthenticationTests: XCTestCase {
     func testAnEd25519KeySignsOnlyForAPeerThatListedTheIdentityHash() throws {
         let key = SigningKey.ed25519(Curve25519.Signing.PrivateKey())
         let octets = Array("ResponderSignedOctets".utf8)
-        for (hashes, said) in [(SignatureHashAlgorithms([.sha256, .sha384, .sha512]), "it listed SHA2_256, SHA2_384, SHA2_512"),
-                               (SignatureHashAlgorithms([]), "it sent none")] {
+        for (hashes, said) in [
+            (SignatureHashAlgorithms([.sha256, .sha384, .sha512]), "it listed SHA2_256, SHA2_384, SHA2_512"),
+            (SignatureHashAlgorithms([]), "it sent none")
+        ] {
             XCTAssertThrowsError(try key.authentication(octets, peerHashes: hashes)) { error in
                 let text = "\(error)"
                 XCTAssertTrue(text.contains("did not list the Identity hash (RFC 8420)") && text.contains(said), text)
@@ -124,8 +130,10 @@ final class Ed25519AuthenticationTests: XCTestCase {
         XCTAssertThrowsError(try CertificateCredential(certificatePEM: Self.ed25519CertificatePEM, privateKeyPEM: Self.ed448PEM)) { error in
             XCTAssertTrue("\(error)".contains("Ed448 key, which swift-crypto cannot sign with"), "\(error)")
         }
-        for garbage in ["", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
-                        "-----BEGIN PRIVATE KEY-----\nMAUCAQAwAA==\n-----END PRIVATE KEY-----"] {
+        for garbage in [
+            "", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            "-----BEGIN PRIVATE KEY-----\nMAUCAQAwAA==\n-----END PRIVATE KEY-----"
+        ] {
             guard case .other = Ed25519PrivateKeyReader.read(pem: garbage) else { return XCTFail("read garbage \(garbage)") }
             XCTAssertThrowsError(try CertificateCredential(certificatePEM: Self.ed25519CertificatePEM, privateKeyPEM: garbage)) { error in
                 XCTAssertTrue("\(error)".contains("not a PEM ECDSA (P-256, P-384, P-521), RSA or Ed25519 key"), "\(error)")

@@ -1,9 +1,10 @@
-import Foundation
-import _CryptoExtras
 import Crypto
+import Foundation
+import IKEEndpoint
 import X509
 import XCTest
-import IKEEndpoint
+import _CryptoExtras
+
 @testable import IKEv2
 
 /// The documented examples load, and garbage is refused with a message that names the problem.
@@ -12,9 +13,11 @@ final class EndpointConfigurationTests: XCTestCase {
 
     /// A proposal printed back reads as the same proposal (the management API lists profiles this way).
     func testProposalsPrintInStrongSwansNotation() throws {
-        for (text, forIKE) in [("aes256gcm16-prfsha256-x25519", true), ("aes128gcm16-prfsha384-ecp256", true),
-                               ("chacha20poly1305-prfsha512-ecp384", true), ("aes256gcm16", false), ("aes128-sha256-esn", false),
-                               ("aes256gcm16-x25519", false), ("aes128gcm16-aes256gcm16-prfsha256-prfsha384-ecp256-x25519", true)] {
+        for (text, forIKE) in [
+            ("aes256gcm16-prfsha256-x25519", true), ("aes128gcm16-prfsha384-ecp256", true),
+            ("chacha20poly1305-prfsha512-ecp384", true), ("aes256gcm16", false), ("aes128-sha256-esn", false),
+            ("aes256gcm16-x25519", false), ("aes128gcm16-aes256gcm16-prfsha256-prfsha384-ecp256-x25519", true)
+        ] {
             let spec = try ProposalSpec(text, forIKE: forIKE)
             XCTAssertEqual(spec.text, text)
             XCTAssertEqual(try ProposalSpec(spec.text, forIKE: forIKE), spec)
@@ -42,7 +45,8 @@ final class EndpointConfigurationTests: XCTestCase {
     }
 
     func testATerminalSectionCarriesVolumeLifetimes() throws {
-        let text = #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "address": "10.0.0.2", "source": "169.254.0.1", "hard_lifetime": 3600, "rekey_bytes": 1000, "life_bytes": 2000, "rekey_packets": 10, "life_packets": 20}}]}"#
+        let text =
+            #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "address": "10.0.0.2", "source": "169.254.0.1", "hard_lifetime": 3600, "rekey_bytes": 1000, "life_bytes": 2000, "rekey_packets": 10, "life_packets": 20}}]}"#
         let lifetime = try XCTUnwrap(KeyDeliveryTarget.load(data: Data(text.utf8)).targets["x"]?.lifetime)
         XCTAssertEqual([lifetime.softBytes, lifetime.hardBytes, lifetime.softPackets, lifetime.hardPackets], [1000, 2000, 10, 20])
         XCTAssertEqual(lifetime.hardSeconds, 3600)
@@ -53,9 +57,11 @@ final class EndpointConfigurationTests: XCTestCase {
     }
 
     func testBadTerminalSectionIsRefusedWithAClearMessage() {
-        let text = #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "0011", "address": "10.0.0.2", "source": "169.254.0.1"}}]}"#
+        let text =
+            #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "0011", "address": "10.0.0.2", "source": "169.254.0.1"}}]}"#
         XCTAssertThrowsError(try KeyDeliveryTarget.load(data: Data(text.utf8))) { XCTAssertTrue("\($0)".contains("enrollment_key_hex"), "\($0)") }
-        let family = #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "address": "10.0.0.2", "source": "fe80::1"}}]}"#
+        let family =
+            #"{"connections": [{"name": "x", "terminal": {"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "address": "10.0.0.2", "source": "fe80::1"}}]}"#
         XCTAssertThrowsError(try KeyDeliveryTarget.load(data: Data(family.utf8))) { XCTAssertTrue("\($0)".contains("source"), "\($0)") }
     }
 
@@ -65,29 +71,55 @@ final class EndpointConfigurationTests: XCTestCase {
             (#"{"connections": []}"#, "no connections"),
             (#"{"connections": [{"name": "x", "local_address": "300.1.1.1", "psk": "12345678"}]}"#, "not an IP address"),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "short"}]}"#, "shorter than 8"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "proposals": ["aes999-sha256-x25519"]}]}"#, "unknown algorithm 'aes999'"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "remote_address": "2001:db8::1", "psk": "12345678"}]}"#, "families differ"),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "proposals": ["aes999-sha256-x25519"]}]}"#,
+                "unknown algorithm 'aes999'"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "remote_address": "2001:db8::1", "psk": "12345678"}]}"#,
+                "families differ"
+            ),
             (#"{"connections": [{"name": "x", "local_address": "10.0.0.1"}]}"#, "psk or psk_hex is required"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "local_auth": "pubkey", "remote_auth": "pubkey"}]}"#,
-             "needs certificate and private_key"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey"}]}"#,
-             "needs ca_certificates"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["/nonexistent/ca.pem"]}]}"#,
-             "'/nonexistent/ca.pem' cannot be read"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "local_auth": "eap"}]}"#,
-             "local_auth 'eap' is not psk, pubkey or rsa/pss"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"fragment_size": 100}}"#,
-             "fragment_size: 100 is not between 576 and 65535"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["/nonexistent/ca.pem"], "revocation": "sometimes"}]}"#,
-             "revocation 'sometimes' is not relaxed, ifuri or strict"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"revocation_check_timeout": 0}}"#,
-             "settings.revocation_check_timeout: 0.0 is not between 1 and 120 seconds"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"ocsp_cache_limit": -1}}"#,
-             "settings.ocsp_cache_limit: -1.0 is not between 0 and 604800 seconds"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "childless": "sometimes"}]}"#,
-             "connection 'x': childless 'sometimes' is not allow, force or never"),
-            (#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "revocation": "strict"}]}"#,
-             "revocation applies to peer certificates: it needs remote_auth \"pubkey\""),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "local_auth": "pubkey", "remote_auth": "pubkey"}]}"#,
+                "needs certificate and private_key"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey"}]}"#,
+                "needs ca_certificates"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["/nonexistent/ca.pem"]}]}"#,
+                "'/nonexistent/ca.pem' cannot be read"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "local_auth": "eap"}]}"#,
+                "local_auth 'eap' is not psk, pubkey or rsa/pss"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"fragment_size": 100}}"#,
+                "fragment_size: 100 is not between 576 and 65535"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["/nonexistent/ca.pem"], "revocation": "sometimes"}]}"#,
+                "revocation 'sometimes' is not relaxed, ifuri or strict"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"revocation_check_timeout": 0}}"#,
+                "settings.revocation_check_timeout: 0.0 is not between 1 and 120 seconds"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"ocsp_cache_limit": -1}}"#,
+                "settings.ocsp_cache_limit: -1.0 is not between 0 and 604800 seconds"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "childless": "sometimes"}]}"#,
+                "connection 'x': childless 'sometimes' is not allow, force or never"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "revocation": "strict"}]}"#,
+                "revocation applies to peer certificates: it needs remote_auth \"pubkey\""
+            )
         ]
         for (text, expected) in cases {
             XCTAssertThrowsError(try EndpointConfigurationFile.parse(Data(text.utf8))) { error in
@@ -107,7 +139,8 @@ final class EndpointConfigurationTests: XCTestCase {
     /// rand_time takes a random part off each rekey time: a tenth of it unless the file says otherwise.
     func testRandTimeIsATenthOfTheRekeyTimeUnlessGiven() throws {
         func parsed(_ connection: String, _ child: String) throws -> ConnectionConfiguration {
-            let text = #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "remote_address": "10.0.0.2", "psk": "12345678"\#(connection), "children": [{"name": "ch"\#(child)}]}]}"#
+            let text =
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "remote_address": "10.0.0.2", "psk": "12345678"\#(connection), "children": [{"name": "ch"\#(child)}]}]}"#
             let connections = try EndpointConfigurationFile.parse(Data(text.utf8)).connections
             return try XCTUnwrap(connections.first)
         }
@@ -132,15 +165,21 @@ final class EndpointConfigurationTests: XCTestCase {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ikp-reload-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let ca = directory.appendingPathComponent("ca.pem"), crl = directory.appendingPathComponent("ca.crl")
+        let ca = directory.appendingPathComponent("ca.pem")
+        let crl = directory.appendingPathComponent("ca.crl")
         try CertificateFixtures.Authority(name: "reload CA").certificate.serializeAsPEM().pemString.write(to: ca, atomically: true, encoding: .utf8)
         try Data(try FixtureFiles.bytes("crl/crl.pem")).write(to: crl)
         func connection(_ name: String, pubkey: Bool) -> String {
             #"{"name": "\#(name)", "local_address": "10.0.0.1", "psk": "12345678""#
-                + (pubkey ? #", "remote_auth": "pubkey", "ca_certificates": ["\#(ca.path)"], "crls": ["\#(crl.path)"], "revocation": "strict""# : "") + "}"
+                + (pubkey ? #", "remote_auth": "pubkey", "ca_certificates": ["\#(ca.path)"], "crls": ["\#(crl.path)"], "revocation": "strict""# : "")
+                + "}"
         }
-        let running = try EndpointConfigurationFile.parse(Data(#"{"connections": [\#(connection("a", pubkey: false)), \#(connection("b", pubkey: false))]}"#.utf8)).connections
-        let fresh = try EndpointConfigurationFile.parse(Data(#"{"connections": [\#(connection("a", pubkey: true)), \#(connection("c", pubkey: true))]}"#.utf8)).connections
+        let running = try EndpointConfigurationFile.parse(
+            Data(#"{"connections": [\#(connection("a", pubkey: false)), \#(connection("b", pubkey: false))]}"#.utf8)
+        ).connections
+        let fresh = try EndpointConfigurationFile.parse(
+            Data(#"{"connections": [\#(connection("a", pubkey: true)), \#(connection("c", pubkey: true))]}"#.utf8)
+        ).connections
         let plan = ConnectionReload.plan(fresh: fresh, current: running)
         XCTAssertEqual(plan.set.map(\.name), ["a", "c"])
         XCTAssertEqual(plan.remove, ["b"])
@@ -148,17 +187,26 @@ final class EndpointConfigurationTests: XCTestCase {
         XCTAssertEqual(anchors.count, 1)
         XCTAssertEqual(lists.count, 1)
         XCTAssertEqual(policy, .strict)
-        XCTAssertEqual(plan.lines, [
-            "reload: connection 'a': we prove ourselves with the pre-shared key; 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict",
-            "reload: connection 'c' is new: we prove ourselves with the pre-shared key; 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict",
-            "reload: connection 'b' is gone from the file: removed (IKE SAs up with it stay until deleted)",
-        ])
+        XCTAssertEqual(
+            plan.lines,
+            [
+                "reload: connection 'a': we prove ourselves with the pre-shared key; 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict",
+                "reload: connection 'c' is new: we prove ourselves with the pre-shared key; 1 CA certificate(s), 1 CRL(s) revoking 1 certificate(s), revocation strict",
+                "reload: connection 'b' is gone from the file: removed (IKE SAs up with it stay until deleted)"
+            ])
         // Settings changed are named, never the key (the identity follows the address); a connection moved to
         // another local address is replaced.
-        let moved = try EndpointConfigurationFile.parse(Data(#"{"connections": [{"name": "a", "local_address": "10.0.0.2", "psk": "another key", "proposals": ["aes128gcm16-prfsha384-ecp256"]}]}"#.utf8)).connections
+        let moved = try EndpointConfigurationFile.parse(
+            Data(
+                #"{"connections": [{"name": "a", "local_address": "10.0.0.2", "psk": "another key", "proposals": ["aes128gcm16-prfsha384-ecp256"]}]}"#
+                    .utf8)
+        ).connections
         let changed = ConnectionReload.plan(fresh: moved, current: running)
         XCTAssertEqual(changed.remove, ["a", "b"])
-        XCTAssertEqual(changed.lines[1], "reload: connection 'a': local address, identities, pre-shared key, IKE proposals changed; used from the next negotiation (IKE SAs up keep what they agreed)")
+        XCTAssertEqual(
+            changed.lines[1],
+            "reload: connection 'a': local address, identities, pre-shared key, IKE proposals changed; used from the next negotiation (IKE SAs up keep what they agreed)"
+        )
         XCTAssertFalse(changed.lines.joined().contains("another key"))
         // The engine takes the plan: the removed connection is gone, the others are found by name and address.
         let engine = IKEEngine(connections: running)
@@ -177,7 +225,8 @@ final class EndpointConfigurationTests: XCTestCase {
         try CertificateFixtures.Authority(name: "config CA").certificate.serializeAsPEM().pemString.write(to: ca, atomically: true, encoding: .utf8)
         for (value, expected) in [(nil, RevocationPolicy.relaxed), ("ifuri", .ifURI), ("strict", .strict), ("relaxed", .relaxed)] {
             let key = value.map { #", "revocation": "\#($0)""# } ?? ""
-            let text = #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["\#(ca.path)"]\#(key)}]}"#
+            let text =
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["\#(ca.path)"]\#(key)}]}"#
             let connection = try XCTUnwrap(EndpointConfigurationFile.parse(Data(text.utf8)).connections.first)
             guard case .certificate(_, _, let policy) = connection.remoteAuthentication else { return XCTFail("not certificate authentication") }
             XCTAssertEqual(policy, expected, value ?? "default")
@@ -190,18 +239,22 @@ final class EndpointConfigurationTests: XCTestCase {
         defer { try? FileManager.default.removeItem(at: directory) }
         let ca = try CertificateFixtures.Authority(name: "config CA")
         func write(_ credential: CertificateCredential, keyPEM: String, name: String) throws -> String {
-            let certificate = directory.appendingPathComponent("\(name).pem"), key = directory.appendingPathComponent("\(name).key")
+            let certificate = directory.appendingPathComponent("\(name).pem")
+            let key = directory.appendingPathComponent("\(name).key")
             try credential.chain[0].serializeAsPEM().pemString.write(to: certificate, atomically: true, encoding: .utf8)
             try keyPEM.write(to: key, atomically: true, encoding: .utf8)
             return #""local_auth": "rsa/pss", "certificate": "\#(certificate.path)", "private_key": "\#(key.path)""#
         }
-        let ecdsaKey = P256.Signing.PrivateKey(), rsaKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
+        let ecdsaKey = P256.Signing.PrivateKey()
+        let rsaKey = try _RSA.Signing.PrivateKey(keySize: .bits2048)
         let ecdsa = try write(try ca.issue(address: "10.0.0.1", subjectKey: .p256(ecdsaKey)), keyPEM: ecdsaKey.pemRepresentation, name: "ecdsa")
         let rsa = try write(try ca.issue(address: "10.0.0.1", subjectKey: .rsa(rsaKey)), keyPEM: rsaKey.pemRepresentation, name: "rsa")
         func text(_ auth: String) -> Data {
             Data(#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", \#(auth)}]}"#.utf8)
         }
-        XCTAssertThrowsError(try EndpointConfigurationFile.parse(text(ecdsa))) { XCTAssertTrue("\($0)".contains("needs an RSA private_key"), "\($0)") }
+        XCTAssertThrowsError(try EndpointConfigurationFile.parse(text(ecdsa))) {
+            XCTAssertTrue("\($0)".contains("needs an RSA private_key"), "\($0)")
+        }
         let parsed = try EndpointConfigurationFile.parse(text(rsa))
         guard case .certificate(let credential) = parsed.connections[0].localAuthentication else { return XCTFail("no certificate credential") }
         XCTAssertTrue(credential.rsaPSS)

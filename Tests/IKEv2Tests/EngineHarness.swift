@@ -20,9 +20,11 @@ final class EnginePair {
     var revocationRequests: [(side: String, request: RevocationCheckRequest)] = []
     var answerRevocation: ((RevocationCheckRequest) -> RevocationStatus)?
 
-    init(initiator: [ConnectionConfiguration], responder: [ConnectionConfiguration], initiatorAddress: IPAddress,
-         responderAddress: IPAddress, responderSettings: EngineSettings = EngineSettings(), initiatorSettings: EngineSettings = EngineSettings(),
-         seeds: (UInt64, UInt64) = (1, 2)) {
+    init(
+        initiator: [ConnectionConfiguration], responder: [ConnectionConfiguration], initiatorAddress: IPAddress,
+        responderAddress: IPAddress, responderSettings: EngineSettings = EngineSettings(), initiatorSettings: EngineSettings = EngineSettings(),
+        seeds: (UInt64, UInt64) = (1, 2)
+    ) {
         self.initiator = IKEEngine(connections: initiator, settings: initiatorSettings, random: SeededRandom(seed: seeds.0))
         self.responder = IKEEngine(connections: responder, settings: responderSettings, random: SeededRandom(seed: seeds.1))
         self.initiatorAddress = initiatorAddress
@@ -36,7 +38,10 @@ final class EnginePair {
             switch action {
             case .send(let datagram):
                 wire.append(datagram)
-                if holding { held.append(datagram); continue }
+                if holding {
+                    held.append(datagram)
+                    continue
+                }
                 queue += hand(datagram)
             case .event(let event): events.append((origin, event))
             case .drop(let reason): drops.append((origin, reason))
@@ -83,26 +88,33 @@ final class EnginePair {
 enum Fixtures {
     static let psk = KeyMaterial(Array("correct horse battery staple".utf8))
 
-    static func connection(name: String = "c", local: String, remote: String?, proposal: String, esp: String,
-                           mode: ChildMode = .tunnel, localTS: String? = nil, remoteTS: String? = nil,
-                           psk: KeyMaterial = Fixtures.psk, localID: String? = nil, remoteID: String? = nil,
-                           extraProposals: [String] = []) throws -> ConnectionConfiguration {
-        let child = ChildConfiguration(name: name + "-child",
-                                       localTrafficSelectors: [TrafficSelector(cidr: localTS ?? local)!],
-                                       remoteTrafficSelectors: [TrafficSelector(cidr: remoteTS ?? remote ?? "0.0.0.0/0")!],
-                                       mode: mode, proposals: [try ProposalSpec(esp, forIKE: false)])
-        return ConnectionConfiguration(name: name, localAddress: IPAddress(local)!, remoteAddress: remote.flatMap(IPAddress.init),
-                                       localIdentity: Identity(localID ?? local), remoteIdentity: (remoteID ?? remote).map(Identity.init),
-                                       preSharedKey: psk,
-                                       proposals: try ([proposal] + extraProposals).map { try ProposalSpec($0, forIKE: true) },
-                                       children: [child])
+    static func connection(
+        name: String = "c", local: String, remote: String?, proposal: String, esp: String,
+        mode: ChildMode = .tunnel, localTS: String? = nil, remoteTS: String? = nil,
+        psk: KeyMaterial = Fixtures.psk, localID: String? = nil, remoteID: String? = nil,
+        extraProposals: [String] = []
+    ) throws -> ConnectionConfiguration {
+        let child = ChildConfiguration(
+            name: name + "-child",
+            localTrafficSelectors: [TrafficSelector(cidr: localTS ?? local)!],
+            remoteTrafficSelectors: [TrafficSelector(cidr: remoteTS ?? remote ?? "0.0.0.0/0")!],
+            mode: mode, proposals: [try ProposalSpec(esp, forIKE: false)])
+        return ConnectionConfiguration(
+            name: name, localAddress: IPAddress(local)!, remoteAddress: remote.flatMap(IPAddress.init),
+            localIdentity: Identity(localID ?? local), remoteIdentity: (remoteID ?? remote).map(Identity.init),
+            preSharedKey: psk,
+            proposals: try ([proposal] + extraProposals).map { try ProposalSpec($0, forIKE: true) },
+            children: [child])
     }
 
-    static func pair(proposal: String = "aes256gcm16-prfsha256-x25519", esp: String = "aes256gcm16",
-                     a: String = "192.0.2.1", b: String = "192.0.2.2", mode: ChildMode = .tunnel,
-                     responderSettings: EngineSettings = EngineSettings()) throws -> EnginePair {
-        EnginePair(initiator: [try connection(local: a, remote: b, proposal: proposal, esp: esp, mode: mode)],
-                   responder: [try connection(local: b, remote: a, proposal: proposal, esp: esp, mode: mode)],
-                   initiatorAddress: IPAddress(a)!, responderAddress: IPAddress(b)!, responderSettings: responderSettings)
+    static func pair(
+        proposal: String = "aes256gcm16-prfsha256-x25519", esp: String = "aes256gcm16",
+        a: String = "192.0.2.1", b: String = "192.0.2.2", mode: ChildMode = .tunnel,
+        responderSettings: EngineSettings = EngineSettings()
+    ) throws -> EnginePair {
+        EnginePair(
+            initiator: [try connection(local: a, remote: b, proposal: proposal, esp: esp, mode: mode)],
+            responder: [try connection(local: b, remote: a, proposal: proposal, esp: esp, mode: mode)],
+            initiatorAddress: IPAddress(a)!, responderAddress: IPAddress(b)!, responderSettings: responderSettings)
     }
 }

@@ -1,11 +1,13 @@
 import XCTest
+
 @testable import IKEv2
 
 /// Whole exchanges between two engines in memory.
 final class ExchangeTests: XCTestCase {
     func establish(_ pair: EnginePair, file: StaticString = #filePath, line: UInt = #line) throws -> (SAEvent, SAEvent) {
         pair.run(pair.initiator.initiate(connection: "c", now: pair.now), from: "initiator")
-        let a = pair.events("initiator", .childEstablished), b = pair.events("responder", .childEstablished)
+        let a = pair.events("initiator", .childEstablished)
+        let b = pair.events("responder", .childEstablished)
         XCTAssertEqual(a.count, 1, "initiator child", file: file, line: line)
         XCTAssertEqual(b.count, 1, "responder child", file: file, line: line)
         struct NotEstablished: Error {}
@@ -27,15 +29,19 @@ final class ExchangeTests: XCTestCase {
     }
 
     func testEstablishesWithEveryRequiredProposal() throws {
-        let cases = [("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes128gcm16-prfsha384-ecp256", "aes128gcm16"),
-                     ("aes256-sha256-modp2048", "aes256-sha256"), ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305"),
-                     ("aes128-sha512-ecp521", "aes128-sha384")]
+        let cases = [
+            ("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes128gcm16-prfsha384-ecp256", "aes128gcm16"),
+            ("aes256-sha256-modp2048", "aes256-sha256"), ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305"),
+            ("aes128-sha512-ecp521", "aes128-sha384")
+        ]
         for (ike, esp) in cases {
             let pair = try Fixtures.pair(proposal: ike, esp: esp)
             let (a, b) = try establish(pair)
             assertMatching(a, b)
-            XCTAssertEqual(a.ikeSuite?.name, ike.replacingOccurrences(of: "sha256-modp", with: "sha256-prfsha256-modp")
-                .replacingOccurrences(of: "sha512-ecp521", with: "sha512-prfsha512-ecp521"))
+            XCTAssertEqual(
+                a.ikeSuite?.name,
+                ike.replacingOccurrences(of: "sha256-modp", with: "sha256-prfsha256-modp")
+                    .replacingOccurrences(of: "sha512-ecp521", with: "sha512-prfsha512-ecp521"))
             XCTAssertEqual(a.child?.suite.name, esp)
             XCTAssertEqual(a.child?.keys.encryptionOutbound.count, a.child?.suite.encryption.keyLength)
         }
@@ -50,10 +56,12 @@ final class ExchangeTests: XCTestCase {
     }
 
     func testNarrowsTrafficSelectorsToTheResponderPolicy() throws {
-        let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
-                                        esp: "aes256gcm16", localTS: "10.1.0.0/16", remoteTS: "0.0.0.0/0")
-        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519",
-                                        esp: "aes256gcm16", localTS: "10.2.0.0/24", remoteTS: "10.1.5.0/24")
+        let a = try Fixtures.connection(
+            local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
+            esp: "aes256gcm16", localTS: "10.1.0.0/16", remoteTS: "0.0.0.0/0")
+        let b = try Fixtures.connection(
+            local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519",
+            esp: "aes256gcm16", localTS: "10.2.0.0/24", remoteTS: "10.1.5.0/24")
         let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
         let (ea, _) = try establish(pair)
         XCTAssertEqual(ea.child?.localTrafficSelectors.map(\.description), ["10.1.5.0/24"])
@@ -116,8 +124,9 @@ final class ExchangeTests: XCTestCase {
 
     func testWrongPreSharedKeyFailsAuthentication() throws {
         let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
-        let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",
-                                        psk: KeyMaterial(Array("wrong".utf8)))
+        let b = try Fixtures.connection(
+            local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",
+            psk: KeyMaterial(Array("wrong".utf8)))
         let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
         pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
         XCTAssertEqual(pair.events("initiator", .ikeFailed).count, 1)
@@ -127,20 +136,26 @@ final class ExchangeTests: XCTestCase {
     }
 
     func testIdentityTypes() throws {
-        for (ida, idb) in [("client.example.org", "gw.example.org"), ("alice@example.org", "keyid:0102030405"),
-                           ("2001:db8::1", "192.0.2.2")] {
-            let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
-                                            esp: "aes256gcm16", localID: ida, remoteID: idb)
-            let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519",
-                                            esp: "aes256gcm16", localID: idb, remoteID: ida)
-            let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        for (ida, idb) in [
+            ("client.example.org", "gw.example.org"), ("alice@example.org", "keyid:0102030405"),
+            ("2001:db8::1", "192.0.2.2")
+        ] {
+            let a = try Fixtures.connection(
+                local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
+                esp: "aes256gcm16", localID: ida, remoteID: idb)
+            let b = try Fixtures.connection(
+                local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519",
+                esp: "aes256gcm16", localID: idb, remoteID: ida)
+            let pair = EnginePair(
+                initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
             let (ea, eb) = try establish(pair)
             assertMatching(ea, eb)
         }
     }
 
     func testCookieIsSentAboveThresholdAndHonoured() throws {
-        var settings = EngineSettings(); settings.cookieThreshold = 0
+        var settings = EngineSettings()
+        settings.cookieThreshold = 0
         let pair = try Fixtures.pair(responderSettings: settings)
         let (a, b) = try establish(pair)
         assertMatching(a, b)
@@ -175,8 +190,10 @@ final class ExchangeTests: XCTestCase {
             let other = actorName == "initiator" ? "responder" : "initiator"
             pair.now = 10
             pair.run(actor.rekeyChild(connection: "c", now: pair.now), from: actorName)
-            let rekeyedHere = pair.events(actorName, .childRekeyed), rekeyedThere = pair.events(other, .childRekeyed)
-            XCTAssertEqual(rekeyedHere.count, 1); XCTAssertEqual(rekeyedThere.count, 1)
+            let rekeyedHere = pair.events(actorName, .childRekeyed)
+            let rekeyedThere = pair.events(other, .childRekeyed)
+            XCTAssertEqual(rekeyedHere.count, 1)
+            XCTAssertEqual(rekeyedThere.count, 1)
             if let x = rekeyedHere.first?.child, let y = rekeyedThere.first?.child {
                 XCTAssertEqual(x.spiInbound, y.spiOutbound)
                 XCTAssertEqual(x.keys.encryptionOutbound, y.keys.encryptionInbound)
@@ -216,9 +233,11 @@ final class ExchangeTests: XCTestCase {
         pair.deliver = { datagram in
             // Lose the first IKE_AUTH response.
             if !dropped, datagram.source.address == pair.responderAddress,
-               let m = try? IKEMessage.decode(Array(datagram.payload.dropFirst(datagram.source.port == 4500 ? 4 : 0))),
-               m.header.exchangeType == .ikeAuth {
-                dropped = true; return false
+                let m = try? IKEMessage.decode(Array(datagram.payload.dropFirst(datagram.source.port == 4500 ? 4 : 0))),
+                m.header.exchangeType == .ikeAuth
+            {
+                dropped = true
+                return false
             }
             return true
         }
@@ -275,9 +294,13 @@ final class ExchangeTests: XCTestCase {
         _ = try establish(before)
         XCTAssertEqual(before.responder.sessionSummaries.count, 1)
         // The initiator restarts with no state and connects again: its IKE_AUTH carries INITIAL_CONTACT.
-        let restarted = EnginePair(initiator: [try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
-                                                                    esp: "aes256gcm16")],
-                                   responder: [], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!, seeds: (77, 78))
+        let restarted = EnginePair(
+            initiator: [
+                try Fixtures.connection(
+                    local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519",
+                    esp: "aes256gcm16")
+            ],
+            responder: [], initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!, seeds: (77, 78))
         restarted.responder = before.responder
         restarted.run(restarted.initiator.initiate(connection: "c", now: 5), from: "initiator")
         let deleted = restarted.events("responder", .ikeDeleted)

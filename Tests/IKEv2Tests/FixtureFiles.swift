@@ -1,6 +1,7 @@
 import Foundation
 import X509
 import XCTest
+
 @testable import IKEv2
 
 /// The committed fixtures (Tests/IKEv2Tests/Fixtures, whose README says where each came from), read from
@@ -12,6 +13,7 @@ enum FixtureFiles {
 
     /// The first certificate of a PEM fixture, named without its ".pem".
     static func certificate(_ path: String) throws -> Certificate {
-        try XCTUnwrap(CertificateCredential.certificates(pem: String(decoding: try bytes(path + ".pem"), as: UTF8.self)).first, "no certificate in \(path)")
+        try XCTUnwrap(
+            CertificateCredential.certificates(pem: String(decoding: try bytes(path + ".pem"), as: UTF8.self)).first, "no certificate in \(path)")
     }
 }

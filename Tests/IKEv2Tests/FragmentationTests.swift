@@ -1,7 +1,8 @@
-import _CryptoExtras
 import Crypto
 import Foundation
 import XCTest
+import _CryptoExtras
+
 @testable import IKEv2
 
 /// IKEv2 message fragmentation (RFC 7383): large IKE_AUTH messages (RSA certificates) cut into SKF
@@ -12,12 +13,16 @@ final class FragmentationTests: XCTestCase {
 
     func rsaPair(fragmentSize: Int = 576, initiatorFragments: Bool = true, responderFragments: Bool = true) throws -> EnginePair {
         let ca = try CertificateFixtures.Authority(name: "test CA")
-        var a = EngineSettings(), b = EngineSettings()
-        a.fragmentSize = fragmentSize; b.fragmentSize = fragmentSize
-        a.fragmentation = initiatorFragments; b.fragmentation = responderFragments
-        return try certificates.pair(initiator: try ca.issue(address: "192.0.2.1", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))),
-                                     responder: try ca.issue(address: "192.0.2.2", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))),
-                                     initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate], settings: (a, b))
+        var a = EngineSettings()
+        var b = EngineSettings()
+        a.fragmentSize = fragmentSize
+        b.fragmentSize = fragmentSize
+        a.fragmentation = initiatorFragments
+        b.fragmentation = responderFragments
+        return try certificates.pair(
+            initiator: try ca.issue(address: "192.0.2.1", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))),
+            responder: try ca.issue(address: "192.0.2.2", subjectKey: .rsa(try _RSA.Signing.PrivateKey(keySize: .bits2048))),
+            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate], settings: (a, b))
     }
 
     func fragments(_ pair: EnginePair) -> [(number: UInt16, total: UInt16, size: Int, fromInitiator: Bool)] {
@@ -49,7 +54,8 @@ final class FragmentationTests: XCTestCase {
         pair.deliver = { datagram in
             // Lose the second fragment of the first fragmented message, once.
             guard !dropped, let message = try? IKEMessage.decode(Array(datagram.payload.dropFirst(datagram.payload.first == 0 ? 4 : 0))),
-                  case .encryptedFragment(let f)? = message.payloads.last, f.number == 2 else { return true }
+                case .encryptedFragment(let f)? = message.payloads.last, f.number == 2
+            else { return true }
             dropped = true
             return false
         }
@@ -72,20 +78,24 @@ final class FragmentationTests: XCTestCase {
     }
 
     func testFragmentsAreProtectedOneByOne() throws {
-        let protection = MessageProtection(encryption: .aesGCM16(keyBits: 256), integrity: nil,
-                                           encryptionKey: KeyMaterial(Array(repeating: 7, count: 36)), integrityKey: KeyMaterial([]))
-        let header = IKEHeader(spiInitiator: IKESPI(1), spiResponder: IKESPI(2), nextPayload: .none, exchangeType: .ikeAuth,
-                               flags: [.initiator], messageID: 1)
+        let protection = MessageProtection(
+            encryption: .aesGCM16(keyBits: 256), integrity: nil,
+            encryptionKey: KeyMaterial(Array(repeating: 7, count: 36)), integrityKey: KeyMaterial([]))
+        let header = IKEHeader(
+            spiInitiator: IKESPI(1), spiResponder: IKESPI(2), nextPayload: .none, exchangeType: .ikeAuth,
+            flags: [.initiator], messageID: 1)
         let payloads: [Payload] = [.vendorID(Array(repeating: 0x5a, count: 1500)), .notify(NotifyPayload(type: .initialContact))]
-        let parts = try ProtectedMessage.sealFragments(header: header, payloads: payloads, protection: protection, random: SeededRandom(seed: 9),
-                                                       maximumMessageSize: 500)
+        let parts = try ProtectedMessage.sealFragments(
+            header: header, payloads: payloads, protection: protection, random: SeededRandom(seed: 9),
+            maximumMessageSize: 500)
         XCTAssertEqual(parts.count, 4)
         XCTAssertTrue(parts.allSatisfy { $0.count <= 500 })
         var joined: [UInt8] = []
         for (index, part) in parts.enumerated() {
             let message = try IKEMessage.decode(part)
             let (fragment, piece) = try ProtectedMessage.openFragment(part, message: message, protection: protection)
-            XCTAssertEqual(fragment.number, UInt16(index + 1)); XCTAssertEqual(fragment.total, 4)
+            XCTAssertEqual(fragment.number, UInt16(index + 1))
+            XCTAssertEqual(fragment.total, 4)
             XCTAssertEqual(fragment.firstInnerPayload, index == 0 ? .vendorID : PayloadType.none)
             XCTAssertEqual(try IKEMessage.decode(part).encode(), part, "decode and encode are inverses")
             joined += piece
@@ -97,7 +107,8 @@ final class FragmentationTests: XCTestCase {
         XCTAssertThrowsError(try ProtectedMessage.openFragment(forged, message: try IKEMessage.decode(forged), protection: protection))
         // Fragment number 0 or above the total is malformed.
         var bad = parts[1]
-        bad[28 + 4] = 0; bad[28 + 5] = 9
+        bad[28 + 4] = 0
+        bad[28 + 5] = 9
         XCTAssertThrowsError(try IKEMessage.decode(bad))
     }
 }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IKEv2
 
 /// Hostile and broken input: typed errors or counted drops, never a crash, never lost state.
@@ -21,19 +22,24 @@ final class MalformedMessageTests: XCTestCase {
             }
         }
         // Header length says more than arrived, and payload length runs past its container.
-        var longer = bytes; longer[27] &+= 4
+        var longer = bytes
+        longer[27] &+= 4
         XCTAssertThrowsError(try IKEMessage.decode(longer)) {
             XCTAssertEqual($0 as? IKEDecodingError, .messageLengthMismatch(declared: bytes.count + 4, actual: bytes.count))
         }
-        var payloadTooLong = bytes; payloadTooLong[31] &+= 200
+        var payloadTooLong = bytes
+        payloadTooLong[31] &+= 200
         XCTAssertThrowsError(try IKEMessage.decode(payloadTooLong)) {
             guard case .lengthExceedsContainer? = $0 as? IKEDecodingError else { return XCTFail("\($0)") }
         }
-        var payloadTooShort = bytes; payloadTooShort[30] = 0; payloadTooShort[31] = 2
+        var payloadTooShort = bytes
+        payloadTooShort[30] = 0
+        payloadTooShort[31] = 2
         XCTAssertThrowsError(try IKEMessage.decode(payloadTooShort)) {
             guard case .lengthTooShort? = $0 as? IKEDecodingError else { return XCTFail("\($0)") }
         }
-        var version = bytes; version[17] = 0x30
+        var version = bytes
+        version[17] = 0x30
         XCTAssertThrowsError(try IKEMessage.decode(version)) { XCTAssertEqual($0 as? IKEDecodingError, .invalidMajorVersion(3)) }
     }
 
@@ -50,9 +56,11 @@ final class MalformedMessageTests: XCTestCase {
 
     func testUnknownCriticalPayloadInInitRequestIsAnswered() throws {
         let pair = try Fixtures.pair()
-        let message = IKEMessage(header: IKEHeader(spiInitiator: IKESPI(42), spiResponder: .zero, nextPayload: .none, exchangeType: .ikeSAInit,
-                                                   flags: [.initiator], messageID: 0),
-                                 payloads: [.unknown(UnknownPayload(type: PayloadType(rawValue: 222), critical: true, body: []))])
+        let message = IKEMessage(
+            header: IKEHeader(
+                spiInitiator: IKESPI(42), spiResponder: .zero, nextPayload: .none, exchangeType: .ikeSAInit,
+                flags: [.initiator], messageID: 0),
+            payloads: [.unknown(UnknownPayload(type: PayloadType(rawValue: 222), critical: true, body: []))])
         let actions = pair.responder.receive(message.encode(), from: a, to: b, now: 0)
         let reply = try XCTUnwrap(actions.compactMap { if case .send(let d) = $0 { return d } else { return nil } }.first)
         let notify = try XCTUnwrap(try IKEMessage.decode(reply.payload).payloads.notifies.first)
@@ -64,7 +72,7 @@ final class MalformedMessageTests: XCTestCase {
         let pair = try established()
         let last = try XCTUnwrap(pair.wire.last(where: { $0.destination.address == pair.responderAddress }))
         var bytes = Array(last.payload.dropFirst(last.destination.port == 4500 ? 4 : 0))
-        bytes[8] ^= 0xff // responder SPI
+        bytes[8] ^= 0xff  // responder SPI
         let actions = pair.responder.receive(bytes, from: last.source, to: last.destination, now: 1)
         XCTAssertTrue(actions.contains { if case .drop(.unknownSPI) = $0 { return true } else { return false } })
         XCTAssertEqual(pair.responder.counters["unknown_spi"], 1)
@@ -92,9 +100,10 @@ final class MalformedMessageTests: XCTestCase {
         guard case .send(let request)? = actions.first else { return XCTFail("no request") }
         let first = pair.responder.receive(request.payload, from: request.source, to: request.destination, now: 1)
         let duplicate = pair.responder.receive(request.payload, from: request.source, to: request.destination, now: 1)
-        XCTAssertEqual(first.compactMap { if case .send(let d) = $0 { return d } else { return nil } },
-                       duplicate.compactMap { if case .send(let d) = $0 { return d } else { return nil } },
-                       "a duplicate request is answered with the cached response")
+        XCTAssertEqual(
+            first.compactMap { if case .send(let d) = $0 { return d } else { return nil } },
+            duplicate.compactMap { if case .send(let d) = $0 { return d } else { return nil } },
+            "a duplicate request is answered with the cached response")
         XCTAssertEqual(pair.responder.counters["retransmitted_request"], 1)
 
         // A request two IDs ahead of the window.
@@ -114,7 +123,8 @@ final class MalformedMessageTests: XCTestCase {
 
     func testESPAndKeepalivesOnPort4500AreNotIKE() throws {
         let pair = try Fixtures.pair()
-        let from = Endpoint(IPAddress("192.0.2.1")!, 4500), to = Endpoint(IPAddress("192.0.2.2")!, 4500)
+        let from = Endpoint(IPAddress("192.0.2.1")!, 4500)
+        let to = Endpoint(IPAddress("192.0.2.2")!, 4500)
         XCTAssertEqual(pair.responder.receive([0xff], from: from, to: to, now: 0), [])
         XCTAssertEqual(pair.responder.receive([0, 0, 1, 0, 0, 0, 0, 1, 9, 9], from: from, to: to, now: 0), [.drop(.espOnIKEPort)])
     }
@@ -122,7 +132,8 @@ final class MalformedMessageTests: XCTestCase {
     /// Random corruption of real messages must never trap, whatever the engine state.
     func testRandomMutationsNeverCrash() throws {
         let pair = try established()
-        let corpus = try ["strongswan-ike_sa_init-request", "strongswan-ike_auth-request", "strongswan-ike_sa_init-response"]
+        let corpus =
+            try ["strongswan-ike_sa_init-request", "strongswan-ike_auth-request", "strongswan-ike_sa_init-response"]
             .map(CodecTests.fixture) + pair.wire.map { Array($0.payload.dropFirst($0.destination.port == 4500 ? 4 : 0)) }
         let random = SeededRandom(seed: 77)
         for round in 0..<3000 {

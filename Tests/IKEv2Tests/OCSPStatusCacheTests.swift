@@ -2,6 +2,7 @@ import Foundation
 import IKEEndpoint
 import X509
 import XCTest
+
 @testable import IKEv2
 
 /// The OCSP status cache with answers made by `openssl ocsp` (Tests/IKEv2Tests/Fixtures/ocsp): a signed
@@ -14,7 +15,12 @@ final class OCSPStatusCacheTests: XCTestCase {
         private var count = 0
         var queries: Int { lock.withLock { count } }
         init(_ answer: Result<[UInt8], Error>) { self.answer = answer }
-        var transport: OCSPTransport { { [self] _, _ in lock.withLock { count += 1 }; return answer } }
+        var transport: OCSPTransport {
+            { [self] _, _ in
+                lock.withLock { count += 1 }
+                return answer
+            }
+        }
     }
     struct Unreachable: Error {}
 

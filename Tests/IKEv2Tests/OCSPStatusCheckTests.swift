@@ -1,6 +1,7 @@
 import Foundation
 import X509
 import XCTest
+
 @testable import IKEv2
 
 /// OCSP answers made by `openssl ocsp` (Tests/IKEv2Tests/Fixtures/ocsp, scripts/make_ocsp_fixtures.sh)

@@ -1,6 +1,7 @@
 import Foundation
 import X509
 import XCTest
+
 @testable import IKEv2
 
 /// The plan of one chain's online check, with the asking faked: OCSP where a certificate names a
@@ -9,18 +10,33 @@ final class OnlineRevocationCheckTests: XCTestCase {
     func certificate(_ path: String) throws -> Certificate { try FixtureFiles.certificate(path) }
 
     /// Runs the plan with canned answers, recording what was asked.
-    func run(_ chain: [Certificate], ocsp: RevocationStatus, crl: RevocationStatus) async -> (RevocationStatus, String?, ocspAsked: Int, crlAsked: [[String]]) {
-        final class Record: @unchecked Sendable { var ocsp = 0; var crl: [[String]] = [] }
+    func run(_ chain: [Certificate], ocsp: RevocationStatus, crl: RevocationStatus) async -> (
+        RevocationStatus, String?, ocspAsked: Int, crlAsked: [[String]]
+    ) {
+        final class Record: @unchecked Sendable {
+            var ocsp = 0
+            var crl: [[String]] = []
+        }
         let record = Record()
-        let (status, note) = await OnlineRevocationCheck.run(chain: chain, ocsp: { _ in record.ocsp += 1; return ocsp },
-                                                             crl: { _, _, uris in record.crl.append(uris); return crl })
+        let (status, note) = await OnlineRevocationCheck.run(
+            chain: chain,
+            ocsp: { _ in
+                record.ocsp += 1
+                return ocsp
+            },
+            crl: { _, _, uris in
+                record.crl.append(uris)
+                return crl
+            })
         return (status, note, record.ocsp, record.crl)
     }
 
     func testOCSPDecidesWhenItAnswers() async throws {
         let ocspOnly = [try certificate("ocsp/good"), try certificate("ocsp/ca")]
         var result = await run(ocspOnly, ocsp: .good, crl: .revoked("not asked"))
-        XCTAssertEqual(result.0, .good); XCTAssertEqual(result.ocspAsked, 1); XCTAssertEqual(result.crlAsked, [])
+        XCTAssertEqual(result.0, .good)
+        XCTAssertEqual(result.ocspAsked, 1)
+        XCTAssertEqual(result.crlAsked, [])
         let both = try certificate("crl/ocsp-and-distribution-point")
         result = await run([both, both], ocsp: .revoked("revoked through OCSP"), crl: .good)
         XCTAssertEqual(result.0, .revoked("revoked through OCSP"), "an OCSP answer is not second-guessed by the CRL")

@@ -1,6 +1,7 @@
 import Foundation
 import X509
 import XCTest
+
 @testable import IKEv2
 
 /// IKE_AUTH held for an online revocation check (OCSP, asked by the I/O layer) in both roles, between two
@@ -14,9 +15,10 @@ final class OnlineRevocationTests: XCTestCase {
     func pair(policies: (RevocationPolicy, RevocationPolicy) = (.relaxed, .relaxed), withResponders: Bool = true) throws -> EnginePair {
         let ca = try Authority(name: "test CA")
         let uri = withResponders ? responderURI : nil
-        return try CertificateFixtures.pair(initiator: try ca.issue(address: "192.0.2.1", ocspResponder: uri),
-                                            responder: try ca.issue(address: "192.0.2.2", ocspResponder: uri),
-                                            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate], revocation: policies)
+        return try CertificateFixtures.pair(
+            initiator: try ca.issue(address: "192.0.2.1", ocspResponder: uri),
+            responder: try ca.issue(address: "192.0.2.2", ocspResponder: uri),
+            initiatorTrusts: [ca.certificate], responderTrusts: [ca.certificate], revocation: policies)
     }
 
     func testGoodAnswersLetTheSAUpAndEachSideAskedAboutThePeersChain() throws {
@@ -58,16 +60,18 @@ final class OnlineRevocationTests: XCTestCase {
         var pair = try pair()
         pair.answerRevocation = { _ in .revoked("revoked through OCSP, reason: keyCompromise") }
         XCTAssertFalse(CertificateFixtures.established(pair))
-        XCTAssertTrue(CertificateFixtures.failure(pair).contains("is revoked (revoked through OCSP, reason: keyCompromise)"),
-                      CertificateFixtures.failure(pair))
+        XCTAssertTrue(
+            CertificateFixtures.failure(pair).contains("is revoked (revoked through OCSP, reason: keyCompromise)"),
+            CertificateFixtures.failure(pair))
         XCTAssertEqual(pair.events("initiator", .ikeFailed).count, 1, "the initiator heard AUTHENTICATION_FAILED")
         // The initiator learns the responder's is: it refuses the SA the responder already made and tells it.
         pair = try self.pair()
         pair.answerRevocation = { $0.chain[0].subject.description.contains("192.0.2.2") ? .revoked("revoked through OCSP") : .good }
         XCTAssertFalse(CertificateFixtures.established(pair))
         XCTAssertEqual(pair.events("initiator", .ikeFailed).count, 1)
-        XCTAssertEqual(pair.events("responder", .ikeDeleted).count + pair.events("responder", .ikeFailed).count, 1,
-                       "the responder dropped its SA on the INFORMATIONAL with AUTHENTICATION_FAILED")
+        XCTAssertEqual(
+            pair.events("responder", .ikeDeleted).count + pair.events("responder", .ikeFailed).count, 1,
+            "the responder dropped its SA on the INFORMATIONAL with AUTHENTICATION_FAILED")
         XCTAssertTrue(pair.responder.sessionSummaries.isEmpty)
     }
 
@@ -77,7 +81,8 @@ final class OnlineRevocationTests: XCTestCase {
             pair.answerRevocation = { _ in .unavailable("responder unreachable") }
             XCTAssertEqual(CertificateFixtures.established(pair), accepted, "\(policy): \(CertificateFixtures.failure(pair))")
             if !accepted {
-                XCTAssertTrue(CertificateFixtures.failure(pair).contains("no revocation status for") || pair.events("initiator", .ikeFailed).count == 1)
+                XCTAssertTrue(
+                    CertificateFixtures.failure(pair).contains("no revocation status for") || pair.events("initiator", .ikeFailed).count == 1)
             } else {
                 XCTAssertTrue(pair.logs.contains { $0.line.contains("accepted, revocation is relaxed") })
             }

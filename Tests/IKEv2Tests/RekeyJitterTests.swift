@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IKEv2
 
 /// Rekey times with a random part (strongSwan's rand_time): SAs made in the same moment rekey spread over
@@ -41,8 +42,9 @@ final class RekeyJitterTests: XCTestCase {
         XCTAssertGreaterThan((times.max() ?? 0) - (times.min() ?? 0), 20, "spread over the jitter, not all at once: \(times)")
         XCTAssertGreaterThan(Set(times).count, 12, "at many different moments: \(times)")
         XCTAssertEqual(pair.events("responder", .childRekeyed).count, 24)
-        XCTAssertTrue(pair.logs.contains { $0.line.hasPrefix("rekeying CHILD SA") && $0.line.contains("(age \(Int(times[0])).") },
-                      "the log says how old the SA was")
+        XCTAssertTrue(
+            pair.logs.contains { $0.line.hasPrefix("rekeying CHILD SA") && $0.line.contains("(age \(Int(times[0])).") },
+            "the log says how old the SA was")
     }
 
     func testIKESAsMadeTogetherRekeySpreadOverTheJitter() throws {
@@ -68,8 +70,9 @@ final class RekeyJitterTests: XCTestCase {
             var b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
             b.children[0].rekeyTime = 100
             b.children[0].rekeyJitter = 50
-            let pair = EnginePair(initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!,
-                                  responderAddress: IPAddress("192.0.2.2")!)
+            let pair = EnginePair(
+                initiator: [a], responder: [b], initiatorAddress: IPAddress("192.0.2.1")!,
+                responderAddress: IPAddress("192.0.2.2")!)
             pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
             return pair
         }
@@ -101,8 +104,9 @@ final class RekeyJitterTests: XCTestCase {
         let children = pair.events("initiator", .childEstablished).compactMap(\.child)
         let waits = try children.map { try XCTUnwrap(pair.initiator.secondsUntilRekey(childInbound: $0.spiInbound, now: 10)) }
         for (child, wait) in zip(children, waits) {
-            XCTAssertEqual(wait, RekeySchedule.childRekeyAge(pair.initiator.connection(named: "c")!.children[0], spiInbound: child.spiInbound)! - 10,
-                           accuracy: 1e-9)
+            XCTAssertEqual(
+                wait, RekeySchedule.childRekeyAge(pair.initiator.connection(named: "c")!.children[0], spiInbound: child.spiInbound)! - 10,
+                accuracy: 1e-9)
             XCTAssertTrue((50...90).contains(wait), "\(wait)")
         }
         XCTAssertNil(pair.responder.secondsUntilRekey(childInbound: children[0].spiOutbound, now: 10), "the responder leaves it to the peer")

@@ -1,6 +1,7 @@
 import Foundation
 import X509
 import XCTest
+
 @testable import IKEv2
 
 /// CRLs made by openssl (Tests/IKEv2Tests/Fixtures/crl): parsed, their signature checked against the CA,
@@ -10,7 +11,9 @@ final class RevocationTests: XCTestCase {
     func certificate(_ name: String) throws -> Certificate { try FixtureFiles.certificate("crl/" + name) }
 
     func testAnOpenSSLCRLIsReadAndItsSignatureChecked() throws {
-        let ca = try certificate("ca"), revoked = try certificate("revoked"), good = try certificate("good")
+        let ca = try certificate("ca")
+        let revoked = try certificate("revoked")
+        let good = try certificate("good")
         let lists = try CertificateRevocationList.lists(pemOrDER: try fixture("crl"))
         XCTAssertEqual(lists.count, 1)
         let crl = lists[0]
@@ -29,14 +32,18 @@ final class RevocationTests: XCTestCase {
     }
 
     func testACRLSignedWithEd25519IsCheckedAndRevokes() throws {
-        let ca = try certificate("ed25519-ca"), revoked = try certificate("ed25519-revoked")
+        let ca = try certificate("ed25519-ca")
+        let revoked = try certificate("ed25519-revoked")
         let crl = try XCTUnwrap(CertificateRevocationList.lists(pemOrDER: try fixture("ed25519-crl")).first)
         XCTAssertEqual(crl.signatureAlgorithm, .ed25519)
         XCTAssertTrue(crl.isSigned(by: ca))
         // The ECDSA fixture CA has another key: the Ed25519 CRL is not its.
         XCTAssertFalse(crl.isSigned(by: try certificate("ca")))
-        guard case .failure(let failure) = SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], revocationLists: [crl],
-                                                                         now: Date()) else { return XCTFail("a revoked certificate chained") }
+        guard
+            case .failure(let failure) = SignatureAuthentication.chain(
+                from: revoked, intermediates: [], anchors: [ca], revocationLists: [crl],
+                now: Date())
+        else { return XCTFail("a revoked certificate chained") }
         XCTAssertTrue(failure.description.contains("is revoked by the CRL of CN=Ed25519 fixture CA"), failure.description)
         // Without the CRL the Ed25519-signed certificate chains to its Ed25519 CA.
         guard case .success = SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], now: Date()) else {
@@ -45,7 +52,9 @@ final class RevocationTests: XCTestCase {
     }
 
     func testARevokedCertificateDoesNotChainAndAGoodOneDoes() throws {
-        let ca = try certificate("ca"), revoked = try certificate("revoked"), good = try certificate("good")
+        let ca = try certificate("ca")
+        let revoked = try certificate("revoked")
+        let good = try certificate("good")
         let crl = try CertificateRevocationList.lists(pemOrDER: try fixture("crl"))
         let forged = try CertificateRevocationList.lists(pemOrDER: try fixture("forged-crl"))
         let now = Date()
@@ -57,7 +66,9 @@ final class RevocationTests: XCTestCase {
             XCTFail("an unrevoked certificate chains: \(failure)")
         }
         // Without the CRL, or with one the CA did not sign, the revoked certificate is not known as such.
-        if case .failure(let failure) = SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], revocationLists: forged, now: now) {
+        if case .failure(let failure) = SignatureAuthentication.chain(
+            from: revoked, intermediates: [], anchors: [ca], revocationLists: forged, now: now)
+        {
             XCTFail("a CRL the CA did not sign must not count: \(failure)")
         }
     }

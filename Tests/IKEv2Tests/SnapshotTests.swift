@@ -1,13 +1,16 @@
 import Foundation
 import XCTest
+
 @testable import IKEv2
 
 /// An established IKE SA survives its engine: snapshot, JSON round trip, restore into a new engine,
 /// and the peer cannot tell: liveness, CHILD SA rekey, IKE SA rekey and delete all go on.
 final class SnapshotTests: XCTestCase {
     func testARestoredIKESAGoesOnWithLivenessRekeysAndDelete() throws {
-        for (proposal, esp) in [("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes256-sha256-modp2048", "aes256-sha256"),
-                                ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305")] {
+        for (proposal, esp) in [
+            ("aes256gcm16-prfsha256-x25519", "aes256gcm16"), ("aes256-sha256-modp2048", "aes256-sha256"),
+            ("chacha20poly1305-prfsha512-ecp384", "chacha20poly1305")
+        ] {
             let pair = try Fixtures.pair(proposal: proposal, esp: esp)
             pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
             XCTAssertEqual(pair.events("responder", .childEstablished).count, 1, proposal)
@@ -21,8 +24,9 @@ final class SnapshotTests: XCTestCase {
             XCTAssertEqual(stored[0].expectedRequestID, 3, "IKE_SA_INIT (0), IKE_AUTH (1) and the liveness check (2) were answered")
 
             let before = pair.responder.sessionSummaries
-            let restarted = IKEEngine(connections: [try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: proposal, esp: esp)],
-                                      random: SeededRandom(seed: 3))
+            let restarted = IKEEngine(
+                connections: [try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: proposal, esp: esp)],
+                random: SeededRandom(seed: 3))
             try restarted.restore(stored[0], now: 5)
             XCTAssertEqual(restarted.sessionSummaries, before)
             XCTAssertThrowsError(try restarted.restore(stored[0], now: 5)) { XCTAssertEqual($0 as? SnapshotRestoreError, .alreadyPresent) }
@@ -49,8 +53,11 @@ final class SnapshotTests: XCTestCase {
         var snapshot = try XCTUnwrap(pair.responder.snapshots(now: 1).first)
         let empty = IKEEngine(connections: [])
         XCTAssertThrowsError(try empty.restore(snapshot, now: 0)) { XCTAssertEqual($0 as? SnapshotRestoreError, .unknownConnection("c")) }
-        let engine = IKEEngine(connections: [try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519",
-                                                                     esp: "aes256gcm16")])
+        let engine = IKEEngine(connections: [
+            try Fixtures.connection(
+                local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519",
+                esp: "aes256gcm16")
+        ])
         snapshot.suite = "nonsense"
         XCTAssertThrowsError(try engine.restore(snapshot, now: 0)) { XCTAssertEqual($0 as? SnapshotRestoreError, .malformed("IKE suite 'nonsense'")) }
     }

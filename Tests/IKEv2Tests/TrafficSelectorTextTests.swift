@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import IKEv2
 
 /// The strongSwan-like text form of traffic selectors: read from configuration, written in logs and events.
@@ -22,7 +23,7 @@ final class TrafficSelectorTextTests: XCTestCase {
             ("192.0.2.1[icmp/0-8(255)]", 1, 0x0000, 0x08ff, "192.0.2.1/32[icmp/0-8(255)]"),
             ("192.0.2.1[icmp/772]", 1, 772, 772, "192.0.2.1/32[icmp/3(4)]"),
             ("192.0.2.1[icmp/0(5)]", 1, 5, 5, "192.0.2.1/32[icmp/0(5)]"),
-            ("2001:db8::1[ipv6-icmp/128]", 58, 0x8000, 0x8000, "2001:db8::1/128[icmpv6/128]"),
+            ("2001:db8::1[ipv6-icmp/128]", 58, 0x8000, 0x8000, "2001:db8::1/128[icmpv6/128]")
         ]
         for (text, proto, low, high, written) in cases {
             let selector = try TrafficSelector(text: text)
@@ -37,7 +38,8 @@ final class TrafficSelectorTextTests: XCTestCase {
 
     func testEveryICMPTypeAndCodeReadsBackAsWritten() throws {
         for value in UInt16(0)...UInt16.max {
-            let selector = TrafficSelector(ipProtocol: 1, startPort: value, endPort: value, startAddress: IPAddress("192.0.2.1")!, endAddress: IPAddress("192.0.2.1")!)
+            let selector = TrafficSelector(
+                ipProtocol: 1, startPort: value, endPort: value, startAddress: IPAddress("192.0.2.1")!, endAddress: IPAddress("192.0.2.1")!)
             XCTAssertEqual(try TrafficSelector(text: selector.description), selector, selector.description)
         }
     }
@@ -64,7 +66,8 @@ final class TrafficSelectorTextTests: XCTestCase {
                 high = IPAddress(bytes: bytes)!
                 ts = TrafficSelector(startAddress: low, endAddress: high)
             default:  // any two addresses
-                ts = TrafficSelector(startAddress: base, endAddress: IPAddress(bytes: (0..<octets).map { _ in UInt8.random(in: 0...255, using: &generator) })!)
+                ts = TrafficSelector(
+                    startAddress: base, endAddress: IPAddress(bytes: (0..<octets).map { _ in UInt8.random(in: 0...255, using: &generator) })!)
             }
             XCTAssertEqual(ts.prefixLength, slowPrefix(ts), "\(ts.startAddress)..\(ts.endAddress)")
         }
@@ -88,7 +91,7 @@ final class TrafficSelectorTextTests: XCTestCase {
             ("10.0.0.1[icmp/3(4]", "is not an ICMP type"),
             ("10.0.0.1[any/80]", "ports apply to tcp, udp, sctp and udplite, types to icmp and icmpv6 only"),
             ("10.0.0.1[47/80]", "ports apply to tcp, udp, sctp and udplite"),
-            ("10.0.0.1[256]", "is not tcp, udp"),
+            ("10.0.0.1[256]", "is not tcp, udp")
         ]
         for (text, reason) in cases {
             XCTAssertThrowsError(try TrafficSelector(text: text)) { error in

@@ -1,14 +1,17 @@
-import XCTest
 import ESP
 import IKEv2
+import XCTest
+
 @testable import KeyDelivery
 
 final class KeyDeliveryTests: XCTestCase {
     let key = KeyMaterial(Array(repeating: 0x5a, count: 32))
 
     func makePair(proxyEpoch: UInt64 = 1_000, terminalEpoch: UInt64 = 2_000) -> (KeyDeliveryChannel, KeyDeliveryChannel) {
-        (KeyDeliveryChannel(role: .proxy, terminalID: 42, enrollmentKey: key, epoch: proxyEpoch, random: SeededRandom(seed: 1)),
-         KeyDeliveryChannel(role: .terminal, terminalID: 42, enrollmentKey: key, epoch: terminalEpoch, random: SeededRandom(seed: 2)))
+        (
+            KeyDeliveryChannel(role: .proxy, terminalID: 42, enrollmentKey: key, epoch: proxyEpoch, random: SeededRandom(seed: 1)),
+            KeyDeliveryChannel(role: .terminal, terminalID: 42, enrollmentKey: key, epoch: terminalEpoch, random: SeededRandom(seed: 2))
+        )
     }
 
     func sampleSA() -> SecurityAssociationParameters {
@@ -28,10 +31,12 @@ final class KeyDeliveryTests: XCTestCase {
         resumed.sequenceStart = 1 << 40
         let messages: [KeyDeliveryMessage] = [
             .addSA(sampleSA()), .addSA(resumed), .deleteSA(spi: ChildSPI(0x1234), direction: .inbound), .flush, .acknowledge(sequence: 77),
-            .acquire(FlowDescription(source: IPAddress("10.2.0.2")!, destination: IPAddress("10.1.0.1")!, ipProtocol: 6,
-                                     sourcePort: 40000, destinationPort: 5001)),
+            .acquire(
+                FlowDescription(
+                    source: IPAddress("10.2.0.2")!, destination: IPAddress("10.1.0.1")!, ipProtocol: 6,
+                    sourcePort: 40000, destinationPort: 5001)),
             .expire(spi: ChildSPI(0x999), direction: .outbound, hard: true),
-            .status([SAStatus(spi: ChildSPI(0x1000), direction: .inbound, packets: 5, bytes: 600)]),
+            .status([SAStatus(spi: ChildSPI(0x1000), direction: .inbound, packets: 5, bytes: 600)])
         ]
         for message in messages {
             XCTAssertEqual(try KeyDeliveryMessage.decode(message.encode()), message)
@@ -84,11 +89,14 @@ final class KeyDeliveryTests: XCTestCase {
     func testUnansweredMessageIsAbandonedAfterBackoff() {
         let (proxy, _) = makePair()
         _ = proxy.send(.flush, now: 0, wallClock: 0)
-        var sent = 1, abandoned: [KeyDeliveryMessage] = [], time = 0.0
+        var sent = 1
+        var abandoned: [KeyDeliveryMessage] = []
+        var time = 0.0
         while abandoned.isEmpty && time < 1000 {
             time += 0.25
             let result = proxy.tick(now: time, wallClock: time)
-            sent += result.datagrams.count; abandoned += result.abandoned
+            sent += result.datagrams.count
+            abandoned += result.abandoned
         }
         XCTAssertEqual(sent, proxy.settings.maximumAttempts)
         XCTAssertEqual(abandoned, [.flush])
@@ -100,7 +108,7 @@ final class KeyDeliveryTests: XCTestCase {
         let clock = 1_700_000_000.0
         let datagram = proxy.send(.flush, now: 0, wallClock: clock)
 
-        for index in [5, 20, 45, datagram.count - 1] {   // header fields, nonce and tag are all authenticated
+        for index in [5, 20, 45, datagram.count - 1] {  // header fields, nonce and tag are all authenticated
             var forged = datagram
             forged[index] ^= 0x01
             let receipt = terminal.receive(forged, now: 0, wallClock: clock)

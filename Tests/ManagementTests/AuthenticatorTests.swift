@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+
 @testable import Management
 
 /// Bearer tokens and client certificates are checked against hashes only; the mailbox hands calls to a
@@ -13,12 +14,15 @@ final class AuthenticatorTests: XCTestCase {
         XCTAssertEqual(authenticator.administrator(authorization: "Bearer alice-secret-token")?.0, alice)
         XCTAssertEqual(authenticator.administrator(authorization: "bearer rob-secret-token")?.0, rob)
         XCTAssertEqual(authenticator.administrator(authorization: "bearer rob-secret-token")?.1, .bearerToken)
-        for header in [nil, "", "Bearer", "Bearer ", "Bearer alice-secret-token2", "Basic YWxpY2U6c2VjcmV0", "alice-secret-token",
-                       "Bearer " + Administrator.hash(token: "alice-secret-token").map { String(format: "%02x", $0) }.joined()] {
+        for header in [
+            nil, "", "Bearer", "Bearer ", "Bearer alice-secret-token2", "Basic YWxpY2U6c2VjcmV0", "alice-secret-token",
+            "Bearer " + Administrator.hash(token: "alice-secret-token").map { String(format: "%02x", $0) }.joined()
+        ] {
             XCTAssertNil(authenticator.administrator(authorization: header), "\(header ?? "nil") must not authenticate")
         }
-        XCTAssertEqual(Administrator.hash(token: "abc").map { String(format: "%02x", $0) }.joined(),
-                       "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "SHA-256 as sha256sum prints it")
+        XCTAssertEqual(
+            Administrator.hash(token: "abc").map { String(format: "%02x", $0) }.joined(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad", "SHA-256 as sha256sum prints it")
     }
 
     func testAPinnedClientCertificateAuthenticatesAndAnUnpinnedOneDoesNot() {
@@ -39,8 +43,12 @@ final class AuthenticatorTests: XCTestCase {
     }
 
     func testChangingRoutesAreMarked() {
-        XCTAssertEqual(Set(ManagementRequest.Route.allChanging), [.addPolicy, .deletePolicy, .replacePolicy, .revertPolicy, .approveTerminal, .addTerminal, .removeTerminal,
-                                                              .deleteSA, .flushSAs, .reloadCredentials])
+        XCTAssertEqual(
+            Set(ManagementRequest.Route.allChanging),
+            [
+                .addPolicy, .deletePolicy, .replacePolicy, .revertPolicy, .approveTerminal, .addTerminal, .removeTerminal,
+                .deleteSA, .flushSAs, .reloadCredentials
+            ])
     }
 
     func testTheMailboxHandsCallsToTheLoopAndAnswersBack() async {

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Packets
 
 final class PacketsTests: XCTestCase {
@@ -11,7 +12,8 @@ final class PacketsTests: XCTestCase {
         for tags in [[], [100], [10, 200]] as [[UInt16]] {
             let frame = EthernetFrameView.build(destination: a, source: b, vlanIDs: tags, etherType: EtherType.ipv4, payload: [1, 2, 3])
             let view = try EthernetFrameView(frame)
-            XCTAssertEqual(view.destination, a); XCTAssertEqual(view.source, b)
+            XCTAssertEqual(view.destination, a)
+            XCTAssertEqual(view.source, b)
             XCTAssertEqual(view.vlanIDs, tags)
             XCTAssertEqual(view.etherType, EtherType.ipv4)
             XCTAssertEqual(Array(frame[view.payloadOffset...]), [1, 2, 3])
@@ -28,8 +30,9 @@ final class PacketsTests: XCTestCase {
 
     func testUDPPacketsOfBothFamiliesHaveValidChecksums() throws {
         for (source, destination) in [(v4a, v4b), (v6a, v6b)] {
-            let packet = IPHeaderBuilder.udpPacket(source: source, destination: destination, sourcePort: 500, destinationPort: 4500,
-                                                   payload: Array("ike".utf8))
+            let packet = IPHeaderBuilder.udpPacket(
+                source: source, destination: destination, sourcePort: 500, destinationPort: 4500,
+                payload: Array("ike".utf8))
             let view = try IPPacketView(packet)
             XCTAssertTrue(view.headerChecksumIsValid(packet))
             XCTAssertTrue(TransportChecksum.isValid(packet: packet, view: view))
@@ -41,8 +44,10 @@ final class PacketsTests: XCTestCase {
     }
 
     func testTCPAndICMPChecksumsFillAndVerify() throws {
-        for (proto, header) in [(IPProtocolNumber.tcp, [0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0] as [UInt8]),
-                                (IPProtocolNumber.icmp, [8, 0, 0, 0, 0x12, 0x34, 0, 1])] {
+        for (proto, header) in [
+            (IPProtocolNumber.tcp, [0x9c, 0x40, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0] as [UInt8]),
+            (IPProtocolNumber.icmp, [8, 0, 0, 0, 0x12, 0x34, 0, 1])
+        ] {
             var packet: [UInt8] = []
             IPHeaderBuilder.appendIPv4(to: &packet, source: v4a, destination: v4b, protocolNumber: proto, payloadLength: header.count + 5)
             packet += header + [1, 2, 3, 4, 5]
@@ -72,19 +77,22 @@ final class PacketsTests: XCTestCase {
         XCTAssertFalse(view.isLaterFragment)
         XCTAssertEqual(view.ports(in: first)?.destination, 4500)
         var later = first
-        later[50] = 0; later[51] = 0x08  // fragment offset 1 (8 octets)
+        later[50] = 0
+        later[51] = 0x08  // fragment offset 1 (8 octets)
         XCTAssertTrue(try IPPacketView(later).isLaterFragment)
         XCTAssertEqual(try TransportHeader(packet: later, view: IPPacketView(later)), .laterFragment(protocolNumber: IPProtocolNumber.udp))
         // IPv4 later fragment.
         var v4 = IPHeaderBuilder.udpPacket(source: v4a, destination: v4b, sourcePort: 1, destinationPort: 2, payload: [])
-        v4[6] = 0; v4[7] = 3
+        v4[6] = 0
+        v4[7] = 3
         XCTAssertTrue(try IPPacketView(v4).isLaterFragment)
         XCTAssertNil(try IPPacketView(v4).ports(in: v4))
     }
 
     func testEveryTruncationIsATypedErrorNeverACrash() {
-        let frame = EthernetFrameView.build(destination: a, source: b, vlanIDs: [5], etherType: EtherType.ipv6,
-                                            payload: IPHeaderBuilder.udpPacket(source: v6a, destination: v6b, sourcePort: 1, destinationPort: 2, payload: [9, 9]))
+        let frame = EthernetFrameView.build(
+            destination: a, source: b, vlanIDs: [5], etherType: EtherType.ipv6,
+            payload: IPHeaderBuilder.udpPacket(source: v6a, destination: v6b, sourcePort: 1, destinationPort: 2, payload: [9, 9]))
         for length in 0..<frame.count {
             let cut = Array(frame.prefix(length))
             if let view = try? EthernetFrameView(cut), let ip = try? IPPacketView(Array(cut[view.payloadOffset...])) {
@@ -97,10 +105,14 @@ final class PacketsTests: XCTestCase {
         // Garbage of every length from a fixed generator.
         var state: UInt64 = 1
         for _ in 0..<2000 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             let bytes = (0..<Int(state % 90)).map { UInt8(truncatingIfNeeded: (state >> UInt64($0 % 56)) &+ UInt64($0)) }
-            if let view = try? IPPacketView(bytes) { _ = try? TransportHeader(packet: bytes, view: view); _ = view.ports(in: bytes) }
-            _ = try? EthernetFrameView(bytes); _ = try? ARPPacket(bytes[...])
+            if let view = try? IPPacketView(bytes) {
+                _ = try? TransportHeader(packet: bytes, view: view)
+                _ = view.ports(in: bytes)
+            }
+            _ = try? EthernetFrameView(bytes)
+            _ = try? ARPPacket(bytes[...])
         }
     }
 }

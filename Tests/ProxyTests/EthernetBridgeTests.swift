@@ -1,7 +1,8 @@
-import XCTest
 import IKEv2
 import KeyDelivery
 import Packets
+import XCTest
+
 @testable import Proxy
 @testable import ProxyDemo
 
@@ -13,22 +14,25 @@ final class EthernetBridgeTests: XCTestCase {
     let terminalMAC = MACAddress([0x02, 0, 0, 0, 0, 0x11])
 
     func makeBridge(terminals: [TerminalEntry] = DemoScenario.terminals(), enrollments: [MACAddress: MACEnrollment] = [:]) -> EthernetBridge {
-        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(),
-                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: terminals),
-                                     profiles: [DemoScenario.profile()])
+        let proxy = KeyExchangeProxy(
+            policy: DemoScenario.policy(),
+            registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: terminals),
+            profiles: [DemoScenario.profile()])
         return EthernetBridge(proxy: proxy, terminalPortMAC: portMAC, discoveryPrefixes: [AddressPrefix("10.0.0.0/24")!], enrollments: enrollments)
     }
 
     func arp(_ operation: ARPPacket.Operation, from mac: MACAddress, ip: String, asking target: String, vlan: [UInt16] = []) -> [UInt8] {
-        let packet = ARPPacket(operation: operation, senderMAC: mac, senderIP: IPAddress(ip)!.bytes,
-                               targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: IPAddress(target)!.bytes)
+        let packet = ARPPacket(
+            operation: operation, senderMAC: mac, senderIP: IPAddress(ip)!.bytes,
+            targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: IPAddress(target)!.bytes)
         return EthernetFrameView.build(destination: .broadcast, source: mac, vlanIDs: vlan, etherType: EtherType.arp, payload: packet.encode())
     }
 
     func testARPForTheKeyDeliveryAddressIsAnsweredOnTheTerminalSideOnly() throws {
         let bridge = makeBridge()
-        let actions = bridge.receive(from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.11", asking: "169.254.0.1", vlan: [42]),
-                                     now: 0, wallClock: 0)
+        let actions = bridge.receive(
+            from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.11", asking: "169.254.0.1", vlan: [42]),
+            now: 0, wallClock: 0)
         guard case .send(.terminal, let reply)? = actions.last else { return XCTFail("no ARP reply: \(actions)") }
         let ethernet = try EthernetFrameView(reply)
         XCTAssertEqual(ethernet.destination, terminalMAC)
@@ -40,12 +44,15 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(answer.senderIP, [169, 254, 0, 1])
         XCTAssertFalse(actions.contains(.forward(.internet)), "the request must not reach the Internet side")
 
-        let fromInternet = bridge.receive(from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "169.254.0.1"),
-                                          now: 0, wallClock: 0)
+        let fromInternet = bridge.receive(
+            from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "169.254.0.1"),
+            now: 0, wallClock: 0)
         XCTAssertEqual(fromInternet, [.drop(.arpForKeyDeliveryAddressFromInternet)])
         // Any other ARP crosses unchanged.
-        XCTAssertEqual(bridge.receive(from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "10.0.0.11"),
-                                      now: 0, wallClock: 0), [.forward(.terminal)])
+        XCTAssertEqual(
+            bridge.receive(
+                from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "10.0.0.11"),
+                now: 0, wallClock: 0), [.forward(.terminal)])
     }
 
     func solicitation(from mac: MACAddress, source: String, target: String, withOption: Bool = true) throws -> [UInt8] {
@@ -54,18 +61,21 @@ final class EthernetBridgeTests: XCTestCase {
         if withOption { icmp += [1, 1] + mac.octets }
         let solicitedNode: [UInt8] = [0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15]]
         var packet: [UInt8] = []
-        IPHeaderBuilder.appendIPv6(to: &packet, source: IPAddress(source)!.bytes, destination: solicitedNode, nextHeader: IPProtocolNumber.icmpv6,
-                                   payloadLength: icmp.count, hopLimit: 255)
+        IPHeaderBuilder.appendIPv6(
+            to: &packet, source: IPAddress(source)!.bytes, destination: solicitedNode, nextHeader: IPProtocolNumber.icmpv6,
+            payloadLength: icmp.count, hopLimit: 255)
         packet += icmp
         TransportChecksum.fill(packet: &packet, view: try IPPacketView(packet))
-        return EthernetFrameView.build(destination: MACAddress([0x33, 0x33, 0xff, t[13], t[14], t[15]]), source: mac,
-                                       etherType: EtherType.ipv6, payload: packet)
+        return EthernetFrameView.build(
+            destination: MACAddress([0x33, 0x33, 0xff, t[13], t[14], t[15]]), source: mac,
+            etherType: EtherType.ipv6, payload: packet)
     }
 
     func testNeighbourSolicitationForTheIPv6KeyDeliveryAddressIsAnsweredOnTheTerminalSideOnly() throws {
         let bridge = makeBridge()
-        let actions = bridge.receive(from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "fe80::1"),
-                                     now: 0, wallClock: 0)
+        let actions = bridge.receive(
+            from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "fe80::1"),
+            now: 0, wallClock: 0)
         guard actions.count == 1, case .send(.terminal, let reply) = actions[0] else { return XCTFail("no advertisement: \(actions)") }
         let ethernet = try EthernetFrameView(reply)
         XCTAssertEqual(ethernet.destination, terminalMAC)
@@ -83,51 +93,65 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(bridge.counters["nd_answered_for_key_delivery_address"], 1)
 
         // Duplicate address detection (unspecified source): the answer goes to all nodes, not solicited.
-        let dad = bridge.receive(from: .terminal, frame: try solicitation(from: terminalMAC, source: "::", target: "fe80::1", withOption: false),
-                                 now: 0, wallClock: 0)
+        let dad = bridge.receive(
+            from: .terminal, frame: try solicitation(from: terminalMAC, source: "::", target: "fe80::1", withOption: false),
+            now: 0, wallClock: 0)
         guard case .send(.terminal, let toAll)? = dad.first else { return XCTFail("no advertisement for DAD: \(dad)") }
         XCTAssertEqual(try EthernetFrameView(toAll).destination, MACAddress([0x33, 0x33, 0, 0, 0, 1]))
         let allNodes = Array(toAll[14...])
         XCTAssertEqual(Array(allNodes[24..<40]), IPAddress("ff02::1")!.bytes)
         XCTAssertEqual(allNodes[44], 0x20, "override only")
 
-        XCTAssertEqual(bridge.receive(from: .internet, frame: try solicitation(from: peerMAC, source: "2001:db8::1", target: "fe80::1"),
-                                      now: 0, wallClock: 0), [.drop(.ndForKeyDeliveryAddressFromInternet)])
+        XCTAssertEqual(
+            bridge.receive(
+                from: .internet, frame: try solicitation(from: peerMAC, source: "2001:db8::1", target: "fe80::1"),
+                now: 0, wallClock: 0), [.drop(.ndForKeyDeliveryAddressFromInternet)])
         // A solicitation for any other address is not the bridge's to answer.
-        let other = bridge.receive(from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "2001:db8::1"),
-                                   now: 0, wallClock: 0)
+        let other = bridge.receive(
+            from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "2001:db8::1"),
+            now: 0, wallClock: 0)
         XCTAssertFalse(other.contains { if case .send = $0 { return true } else { return false } }, "\(other)")
         // Truncated or malformed solicitations are not answered either.
         var short = try solicitation(from: terminalMAC, source: "2001:db8::11", target: "fe80::1")
         short.removeLast(12)
-        XCTAssertFalse(bridge.receive(from: .terminal, frame: short, now: 0, wallClock: 0).contains { if case .send = $0 { return true } else { return false } })
+        XCTAssertFalse(
+            bridge.receive(from: .terminal, frame: short, now: 0, wallClock: 0).contains { if case .send = $0 { return true } else { return false } })
     }
 
     func testAllowedFramesCrossUnchangedWhateverTheyCarry() {
         let bridge = makeBridge()
-        let dns = IPHeaderBuilder.udpPacket(source: DemoScenario.terminalA.bytes, destination: DemoScenario.dnsServer.bytes,
-                                            sourcePort: 5353, destinationPort: 53, payload: Array(repeating: 7, count: 8000))
+        let dns = IPHeaderBuilder.udpPacket(
+            source: DemoScenario.terminalA.bytes, destination: DemoScenario.dnsServer.bytes,
+            sourcePort: 5353, destinationPort: 53, payload: Array(repeating: 7, count: 8000))
         let tagged = EthernetFrameView.build(destination: peerMAC, source: terminalMAC, vlanIDs: [100, 200], etherType: EtherType.ipv4, payload: dns)
         XCTAssertEqual(bridge.receive(from: .terminal, frame: tagged, now: 0, wallClock: 0), [.forward(.internet)], "jumbo, QinQ-tagged bypass frame")
-        let lldp = EthernetFrameView.build(destination: MACAddress([0x01, 0x80, 0xc2, 0, 0, 0x0e]), source: terminalMAC, etherType: 0x88cc,
-                                           payload: Array(repeating: 0, count: 46))
+        let lldp = EthernetFrameView.build(
+            destination: MACAddress([0x01, 0x80, 0xc2, 0, 0, 0x0e]), source: terminalMAC, etherType: 0x88cc,
+            payload: Array(repeating: 0, count: 46))
         XCTAssertEqual(bridge.receive(from: .terminal, frame: lldp, now: 0, wallClock: 0), [.forward(.internet)])
-        let telnet = IPHeaderBuilder.udpPacket(source: DemoScenario.terminalA.bytes, destination: DemoScenario.telnetServer.bytes,
-                                               sourcePort: 40000, destinationPort: 23, payload: [1])
+        let telnet = IPHeaderBuilder.udpPacket(
+            source: DemoScenario.terminalA.bytes, destination: DemoScenario.telnetServer.bytes,
+            sourcePort: 40000, destinationPort: 23, payload: [1])
         var tcp = telnet
         tcp[9] = IPProtocolNumber.tcp
-        XCTAssertEqual(bridge.receive(from: .terminal, frame: EthernetFrameView.build(destination: peerMAC, source: terminalMAC,
-                                                                                      etherType: EtherType.ipv4, payload: tcp), now: 0, wallClock: 0),
-                       [.drop(.policyDiscard)])
+        XCTAssertEqual(
+            bridge.receive(
+                from: .terminal,
+                frame: EthernetFrameView.build(
+                    destination: peerMAC, source: terminalMAC,
+                    etherType: EtherType.ipv4, payload: tcp), now: 0, wallClock: 0),
+            [.drop(.policyDiscard)])
         XCTAssertEqual(bridge.receive(from: .terminal, frame: [1, 2, 3], now: 0, wallClock: 0), [.drop(.malformedFrame)])
         let toPort = EthernetFrameView.build(destination: portMAC, source: terminalMAC, etherType: EtherType.ipv4, payload: dns)
         XCTAssertEqual(bridge.receive(from: .terminal, frame: toPort, now: 0, wallClock: 0), [.drop(.addressedToProxyPort)])
     }
 
     func testATerminalEnrolledByMACIsRegisteredAtTheAddressesDiscoveryLearns() {
-        let bridge = makeBridge(terminals: [], enrollments: [terminalMAC: MACEnrollment(terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 1, count: 32)))])
+        let bridge = makeBridge(
+            terminals: [], enrollments: [terminalMAC: MACEnrollment(terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 1, count: 32)))])
         XCTAssertNil(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.21")!))
-        let actions = bridge.receive(from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.21", asking: "10.0.0.1"), now: 0, wallClock: 0)
+        let actions = bridge.receive(
+            from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.21", asking: "10.0.0.1"), now: 0, wallClock: 0)
         XCTAssertTrue(actions.contains(.discovered("discovered 10.0.0.21 at 02:00:00:00:00:11 (arp): inside the terminal prefixes")), "\(actions)")
         XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.21")!)?.terminalID, 21)
         // A stranger outside the prefixes is only listed as pending, never registered.
@@ -141,30 +165,36 @@ final class EthernetBridgeTests: XCTestCase {
         let bridge = makeBridge()
         let peer = DemoScenario.peerEngine()
         var toBridge = peer.initiate(connection: "to-\(DemoScenario.terminalA)", now: 0)
-        var keyDeliveryFrames: [[UInt8]] = [], ikeReplies: [[UInt8]] = []
+        var keyDeliveryFrames: [[UInt8]] = []
+        var ikeReplies: [[UInt8]] = []
         var established = false
         for _ in 0..<10 where !toBridge.isEmpty {
             var next: [EngineAction] = []
             for action in toBridge {
                 if case .event(let event) = action, event.kind == .childEstablished { established = true }
                 guard case .send(let datagram) = action else { continue }
-                let ip = IPHeaderBuilder.udpPacket(source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
-                                                   sourcePort: datagram.source.port, destinationPort: datagram.destination.port, payload: datagram.payload)
+                let ip = IPHeaderBuilder.udpPacket(
+                    source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
+                    sourcePort: datagram.source.port, destinationPort: datagram.destination.port, payload: datagram.payload)
                 let frame = EthernetFrameView.build(destination: terminalMAC, source: peerMAC, vlanIDs: [7], etherType: EtherType.ipv4, payload: ip)
                 for out in bridge.receive(from: .internet, frame: frame, now: 0, wallClock: 0) {
                     guard case .send(let side, let bytes) = out else { continue }
                     let ethernet = try EthernetFrameView(bytes)
                     let packet = Array(bytes[ethernet.payloadOffset...])
                     let view = try IPPacketView(packet)
-                    if side == .terminal { keyDeliveryFrames.append(bytes); continue }
+                    if side == .terminal {
+                        keyDeliveryFrames.append(bytes)
+                        continue
+                    }
                     ikeReplies.append(bytes)
                     XCTAssertEqual(ethernet.source, terminalMAC, "IKE leaves with the terminal's MAC")
                     XCTAssertEqual(ethernet.destination, peerMAC)
                     XCTAssertEqual(ethernet.vlanIDs, [7])
                     XCTAssertEqual(view.source(in: packet), DemoScenario.terminalA.bytes, "and from the terminal's address")
                     let ports = view.ports(in: packet)!
-                    next += peer.receive(Array(packet[(view.upperOffset + 8)...]), from: Endpoint(DemoScenario.terminalA, ports.source),
-                                         to: Endpoint(DemoScenario.peer, ports.destination), now: 0)
+                    next += peer.receive(
+                        Array(packet[(view.upperOffset + 8)...]), from: Endpoint(DemoScenario.terminalA, ports.source),
+                        to: Endpoint(DemoScenario.peer, ports.destination), now: 0)
                 }
             }
             toBridge = next
@@ -206,9 +236,13 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(arp.targetIP, DemoScenario.terminalA.bytes)
         // Asked once per round, however many sends fail meanwhile.
         XCTAssertTrue(sent(bridge.tick(now: 0.6, wallClock: 0.6), on: .terminal).isEmpty)
-        let reply = ARPPacket(operation: .reply, senderMAC: terminalMAC, senderIP: DemoScenario.terminalA.bytes, targetMAC: portMAC, targetIP: [169, 254, 0, 1])
-        let answer = bridge.receive(from: .terminal, frame: EthernetFrameView.build(destination: portMAC, source: terminalMAC, etherType: EtherType.arp,
-                                                                                  payload: reply.encode()), now: 1, wallClock: 1)
+        let reply = ARPPacket(
+            operation: .reply, senderMAC: terminalMAC, senderIP: DemoScenario.terminalA.bytes, targetMAC: portMAC, targetIP: [169, 254, 0, 1])
+        let answer = bridge.receive(
+            from: .terminal,
+            frame: EthernetFrameView.build(
+                destination: portMAC, source: terminalMAC, etherType: EtherType.arp,
+                payload: reply.encode()), now: 1, wallClock: 1)
         XCTAssertEqual(answer.last, .drop(.addressedToProxyPort), "the answer to the proxy is not forwarded to the Internet")
         XCTAssertFalse(answer.contains { if case .forward = $0 { true } else { false } })
         let retransmitted = sent(bridge.tick(now: 2.5, wallClock: 2.5), on: .terminal)
@@ -219,7 +253,9 @@ final class EthernetBridgeTests: XCTestCase {
     /// An IPv6 terminal is asked for with a neighbour solicitation from fe80::1 to its solicited-node group.
     func testAnUnknownIPv6TerminalIsAskedForByNeighbourSolicitation() throws {
         let address = IPAddress("2001:db8::11")!
-        let bridge = makeBridge(terminals: [TerminalEntry(address: address, terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 7, count: 32)))])
+        let bridge = makeBridge(terminals: [
+            TerminalEntry(address: address, terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 7, count: 32)))
+        ])
         let requests = sent(bridge.frames(for: bridge.proxy.removeTerminal(id: 21, now: 0, wallClock: 0)!), on: .terminal)
         XCTAssertEqual(requests.count, 1)
         let ethernet = try EthernetFrameView(requests[0])
@@ -239,8 +275,11 @@ final class EthernetBridgeTests: XCTestCase {
         let bridge = makeBridge()
         // A start request whose frame's destination MAC says nothing about the peer (broadcast).
         let ping = HostStack.echoRequest(from: DemoScenario.terminalA, to: DemoScenario.peer, sequence: 1)
-        let actions = bridge.receive(from: .terminal, frame: EthernetFrameView.build(destination: .broadcast, source: terminalMAC, vlanIDs: [5],
-                                                                                   etherType: EtherType.ipv4, payload: ping), now: 0, wallClock: 0)
+        let actions = bridge.receive(
+            from: .terminal,
+            frame: EthernetFrameView.build(
+                destination: .broadcast, source: terminalMAC, vlanIDs: [5],
+                etherType: EtherType.ipv4, payload: ping), now: 0, wallClock: 0)
         let requests = sent(actions, on: .internet)
         XCTAssertEqual(requests.count, 1, "no IKE frame yet, one ARP request")
         let ethernet = try EthernetFrameView(requests[0])
@@ -250,9 +289,13 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(arp.senderIP, DemoScenario.terminalA.bytes)
         XCTAssertEqual(arp.senderMAC, terminalMAC)
         XCTAssertEqual(arp.targetIP, DemoScenario.peer.bytes)
-        let reply = ARPPacket(operation: .reply, senderMAC: peerMAC, senderIP: DemoScenario.peer.bytes, targetMAC: terminalMAC, targetIP: DemoScenario.terminalA.bytes)
-        let answer = bridge.receive(from: .internet, frame: EthernetFrameView.build(destination: terminalMAC, source: peerMAC, vlanIDs: [5],
-                                                                                  etherType: EtherType.arp, payload: reply.encode()), now: 0.2, wallClock: 0.2)
+        let reply = ARPPacket(
+            operation: .reply, senderMAC: peerMAC, senderIP: DemoScenario.peer.bytes, targetMAC: terminalMAC, targetIP: DemoScenario.terminalA.bytes)
+        let answer = bridge.receive(
+            from: .internet,
+            frame: EthernetFrameView.build(
+                destination: terminalMAC, source: peerMAC, vlanIDs: [5],
+                etherType: EtherType.arp, payload: reply.encode()), now: 0.2, wallClock: 0.2)
         XCTAssertEqual(answer, [.forward(.terminal)], "the answer reaches the terminal, whose name it was asked in")
         XCTAssertEqual(bridge.stations.station(for: DemoScenario.peer)?.mac, peerMAC)
         let ike = sent(bridge.tick(now: 1.5, wallClock: 1.5), on: .internet)
@@ -266,13 +309,16 @@ final class EthernetBridgeTests: XCTestCase {
         let bridge = makeBridge(enrollments: [terminalMAC: enrolled])
         func ack(_ address: [UInt8], to client: MACAddress? = nil) -> [UInt8] {
             var dhcp = [UInt8](repeating: 0, count: 240)
-            dhcp[0] = 2; dhcp[1] = 1; dhcp[2] = 6
+            dhcp[0] = 2
+            dhcp[1] = 1
+            dhcp[2] = 6
             dhcp[16..<20] = ArraySlice(address)
             dhcp[28..<34] = ArraySlice((client ?? terminalMAC).octets)
             dhcp[236..<240] = [99, 130, 83, 99]
             dhcp += [53, 1, 5, 255]
-            let packet = IPHeaderBuilder.udpPacket(source: [10, 0, 0, 1], destination: [255, 255, 255, 255], sourcePort: 67, destinationPort: 68,
-                                                   payload: dhcp)
+            let packet = IPHeaderBuilder.udpPacket(
+                source: [10, 0, 0, 1], destination: [255, 255, 255, 255], sourcePort: 67, destinationPort: 68,
+                payload: dhcp)
             return EthernetFrameView.build(destination: .broadcast, source: peerMAC, etherType: EtherType.ipv4, payload: packet)
         }
         _ = bridge.receive(from: .internet, frame: ack([10, 0, 0, 31]), now: 0, wallClock: 0)
@@ -280,8 +326,11 @@ final class EthernetBridgeTests: XCTestCase {
         let actions = bridge.receive(from: .internet, frame: ack([10, 0, 0, 32]), now: 1, wallClock: 1)
         XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.32")!)?.keyDeliveryAddress, IPAddress("10.0.0.32")!)
         XCTAssertNil(bridge.proxy.registry.entries[IPAddress("10.0.0.31")!], "the old address is let go")
-        XCTAssertTrue(actions.contains(.log("terminal 21: 10.0.0.31 is no longer its address (DHCP lease): not acted for; "
-                                            + "0 CHILD SA(s) deleted in the terminal and with the peers")), "\(actions)")
+        XCTAssertTrue(
+            actions.contains(
+                .log(
+                    "terminal 21: 10.0.0.31 is no longer its address (DHCP lease): not acted for; "
+                        + "0 CHILD SA(s) deleted in the terminal and with the peers")), "\(actions)")
         XCTAssertTrue(actions.contains(.forward(.terminal)), "the DHCPACK itself crosses unchanged")
         XCTAssertEqual(bridge.proxy.counters["terminal_addresses_withdrawn"], 1)
         // A terminal enrolled by address (10.0.0.11, terminal 11) keeps it when a lease gives it to someone else.

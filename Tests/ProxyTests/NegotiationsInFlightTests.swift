@@ -1,5 +1,6 @@
 import IKEv2
 import XCTest
+
 @testable import Proxy
 
 /// The bookkeeping of negotiations in terminals' names, without an engine: one per pair, a pause after a

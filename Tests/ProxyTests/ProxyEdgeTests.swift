@@ -1,8 +1,9 @@
-import XCTest
 import ESP
 import IKEv2
 import KeyDelivery
 import Packets
+import XCTest
+
 @testable import Proxy
 @testable import ProxyDemo
 
@@ -11,10 +12,13 @@ import Packets
 final class ProxyEdgeTests: XCTestCase {
     let peer = DemoScenario.peer, a = DemoScenario.terminalA
 
-    func makeProxy(policy: PolicyTable = DemoScenario.policy(), terminals: [TerminalEntry] = DemoScenario.terminals(),
-                   prefixes: [String] = ["10.0.0.0/24", "2001:db8:a::/64"]) -> KeyExchangeProxy {
-        KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: prefixes.map { AddressPrefix($0)! }, terminals: terminals),
-                         profiles: [DemoScenario.profile()])
+    func makeProxy(
+        policy: PolicyTable = DemoScenario.policy(), terminals: [TerminalEntry] = DemoScenario.terminals(),
+        prefixes: [String] = ["10.0.0.0/24", "2001:db8:a::/64"]
+    ) -> KeyExchangeProxy {
+        KeyExchangeProxy(
+            policy: policy, registry: TerminalRegistry(allowedPrefixes: prefixes.map { AddressPrefix($0)! }, terminals: terminals),
+            profiles: [DemoScenario.profile()])
     }
 
     /// A terminal (or a host posing as it) sending to many addresses of a broad protect rule gets at most
@@ -24,26 +28,35 @@ final class ProxyEdgeTests: XCTestCase {
         var settings = ProxySettings()
         settings.maxNegotiationsPerTerminal = 3
         settings.maxNegotiations = 4
-        let broad = PolicyTable(rules: [PolicyRule(source: AddressPrefix("10.0.0.0/24")!, destination: AddressPrefix("198.51.100.0/24")!,
-                                                   action: .protect(profile: "gateway"))], defaultAction: .bypass)
+        let broad = PolicyTable(
+            rules: [
+                PolicyRule(
+                    source: AddressPrefix("10.0.0.0/24")!, destination: AddressPrefix("198.51.100.0/24")!,
+                    action: .protect(profile: "gateway"))
+            ], defaultAction: .bypass)
         var engineSettings = EngineSettings()
         // The engine gives up after 1 + 2 + 4 s, later than a half-open SA's timeout.
         engineSettings.retransmitLimit = 2
         engineSettings.halfOpenTimeout = 5
-        let proxy = KeyExchangeProxy(policy: broad, registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!],
-                                                                              terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile()], settings: settings, engineSettings: engineSettings)
+        let proxy = KeyExchangeProxy(
+            policy: broad,
+            registry: TerminalRegistry(
+                allowedPrefixes: [AddressPrefix("10.0.0.0/24")!],
+                terminals: DemoScenario.terminals()),
+            profiles: [DemoScenario.profile()], settings: settings, engineSettings: engineSettings)
         var logs: [String] = []
         func send(from terminal: IPAddress, to host: Int, at now: Double) {
-            let actions = proxy.receive(from: .terminal, packet: HostStack.echoRequest(from: terminal, to: IPAddress("198.51.100.\(host)")!, sequence: 1),
-                                        now: now, wallClock: now)
+            let actions = proxy.receive(
+                from: .terminal, packet: HostStack.echoRequest(from: terminal, to: IPAddress("198.51.100.\(host)")!, sequence: 1),
+                now: now, wallClock: now)
             logs += actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
         }
         for host in 1...6 { send(from: a, to: host, at: 0) }
         XCTAssertEqual(proxy.counters["negotiations_started"], 3)
         XCTAssertEqual(proxy.counters["drop_start_request_over_negotiation_limit"], 3)
-        XCTAssertEqual(logs.filter { $0.contains("refused: 3 negotiations are under way in its name already (max_negotiations_per_terminal 3)") }.count, 1,
-                       "said once: \(logs)")
+        XCTAssertEqual(
+            logs.filter { $0.contains("refused: 3 negotiations are under way in its name already (max_negotiations_per_terminal 3)") }.count, 1,
+            "said once: \(logs)")
         // Another terminal still gets one, up to the limit in all.
         send(from: DemoScenario.terminalB, to: 10, at: 1)
         send(from: DemoScenario.terminalB, to: 11, at: 1)
@@ -61,9 +74,10 @@ final class ProxyEdgeTests: XCTestCase {
     func testAProfileThatSignsWithTheTerminalsCertificateRefusesATerminalWithoutOne() {
         var profile = DemoScenario.profile()
         profile.authenticatesWithTerminalCertificate = true
-        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(),
-                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
-                                     profiles: [profile])
+        let proxy = KeyExchangeProxy(
+            policy: DemoScenario.policy(),
+            registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+            profiles: [profile])
         let actions = proxy.receive(from: .terminal, packet: HostStack.echoRequest(from: a, to: peer, sequence: 1), now: 0, wallClock: 0)
         XCTAssertTrue(actions.contains(.drop(.noCertificateForTerminal)), "\(actions)")
         XCTAssertTrue(actions.contains { if case .log(let text) = $0 { return text.contains("has none configured") } else { return false } })
@@ -82,16 +96,19 @@ final class ProxyEdgeTests: XCTestCase {
 
     func testIKEFromTheTerminalSideAndKeyDeliveryFromStrangersAreDropped() {
         let proxy = makeProxy()
-        let ike = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
-                                            payload: [0, 0, 0, 0] + Array(repeating: 1, count: 40))
+        let ike = IPHeaderBuilder.udpPacket(
+            source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
+            payload: [0, 0, 0, 0] + Array(repeating: 1, count: 40))
         XCTAssertEqual(proxy.receive(from: .terminal, packet: ike, now: 0, wallClock: 0), [.drop(.ikeFromTerminal)])
-        let stranger = IPHeaderBuilder.udpPacket(source: IPAddress("10.0.0.99")!.bytes, destination: IPAddress("169.254.0.1")!.bytes,
-                                                 sourcePort: 9500, destinationPort: 9500, payload: Array(repeating: 0, count: 90))
+        let stranger = IPHeaderBuilder.udpPacket(
+            source: IPAddress("10.0.0.99")!.bytes, destination: IPAddress("169.254.0.1")!.bytes,
+            sourcePort: 9500, destinationPort: 9500, payload: Array(repeating: 0, count: 90))
         XCTAssertEqual(proxy.receive(from: .terminal, packet: stranger, now: 0, wallClock: 0), [.drop(.keyDeliveryFromUnknownTerminal)])
         // From an enrolled terminal but sealed with the wrong key: refused as forged, never forwarded.
         let forger = KeyDeliveryChannel(role: .terminal, terminalID: 11, enrollmentKey: KeyMaterial(Array(repeating: 9, count: 32)), epoch: 1)
-        let forged = IPHeaderBuilder.udpPacket(source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes, sourcePort: 9500,
-                                               destinationPort: 9500, payload: forger.send(.flush, now: 0, wallClock: 0))
+        let forged = IPHeaderBuilder.udpPacket(
+            source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes, sourcePort: 9500,
+            destinationPort: 9500, payload: forger.send(.flush, now: 0, wallClock: 0))
         XCTAssertEqual(proxy.receive(from: .terminal, packet: forged, now: 0, wallClock: 0), [.drop(.keyDeliveryForged)])
     }
 
@@ -101,16 +118,20 @@ final class ProxyEdgeTests: XCTestCase {
         let proxy = makeProxy()
         func truncatedUDP(from source: IPAddress, to destination: IPAddress) -> [UInt8] {
             var packet: [UInt8] = []
-            IPHeaderBuilder.appendIPv4(to: &packet, source: source.bytes, destination: destination.bytes, protocolNumber: IPProtocolNumber.udp,
-                                       payloadLength: 4)
+            IPHeaderBuilder.appendIPv4(
+                to: &packet, source: source.bytes, destination: destination.bytes, protocolNumber: IPProtocolNumber.udp,
+                payloadLength: 4)
             return packet + [0x30, 0x39, 0x25, 0x1c]  // source port 12345, destination port 9500, nothing more
         }
-        XCTAssertEqual(proxy.receive(from: .internet, packet: truncatedUDP(from: peer, to: a), now: 0, wallClock: 0),
-                       [.drop(.keyDeliveryFromInternet)])
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: IPAddress("169.254.0.1")!), now: 0, wallClock: 0),
-                       [.drop(.malformedKeyDelivery)])
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: DemoScenario.dnsServer), now: 0, wallClock: 0),
-                       [.drop(.malformedKeyDelivery)], "not even where the policy bypasses")
+        XCTAssertEqual(
+            proxy.receive(from: .internet, packet: truncatedUDP(from: peer, to: a), now: 0, wallClock: 0),
+            [.drop(.keyDeliveryFromInternet)])
+        XCTAssertEqual(
+            proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: IPAddress("169.254.0.1")!), now: 0, wallClock: 0),
+            [.drop(.malformedKeyDelivery)])
+        XCTAssertEqual(
+            proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: DemoScenario.dnsServer), now: 0, wallClock: 0),
+            [.drop(.malformedKeyDelivery)], "not even where the policy bypasses")
     }
 
     func testNATKeepalivesAndPlainESPOfKnownAndUnknownSAs() {
@@ -122,25 +143,37 @@ final class ProxyEdgeTests: XCTestCase {
         esp += [0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1] + Array(repeating: 0, count: 32)
         let dropped = proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0)
         XCTAssertEqual(dropped.first, .drop(.espOfUnknownSA))
-        XCTAssertTrue(dropped.contains(.log("ESP from 10.0.0.11 on SPI 12345678 dropped: no SA of this terminal has it (said once per SPI; counted as esp_of_unknown_sa)")))
+        XCTAssertTrue(
+            dropped.contains(
+                .log("ESP from 10.0.0.11 on SPI 12345678 dropped: no SA of this terminal has it (said once per SPI; counted as esp_of_unknown_sa)")))
         XCTAssertEqual(proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0), [.drop(.espOfUnknownSA)], "said once, counted always")
         XCTAssertEqual(proxy.counters["drop_esp_of_unknown_sa"], 2)
     }
 
     func testIPv6TerminalNegotiatesAndCarriesTraffic() {
-        let peer6 = IPAddress("2001:db8:1::1")!, terminal6 = IPAddress("2001:db8:a::11")!
+        let peer6 = IPAddress("2001:db8:1::1")!
+        let terminal6 = IPAddress("2001:db8:a::11")!
         let entry = TerminalEntry(address: terminal6, terminalID: 61, enrollmentKey: KeyMaterial(Array(repeating: 0x66, count: 32)))
-        let policy = PolicyTable(rules: [PolicyRule(source: AddressPrefix("2001:db8:a::/64")!, destination: AddressPrefix("2001:db8:1::/64")!,
-                                                    action: .protect(profile: "gateway"))], defaultAction: .discard)
+        let policy = PolicyTable(
+            rules: [
+                PolicyRule(
+                    source: AddressPrefix("2001:db8:a::/64")!, destination: AddressPrefix("2001:db8:1::/64")!,
+                    action: .protect(profile: "gateway"))
+            ], defaultAction: .discard)
         let proxy = makeProxy(policy: policy, terminals: [entry])
-        let peerEngine = IKEEngine(connections: [ConnectionConfiguration(
-            name: "to-t6", localAddress: peer6, remoteAddress: terminal6, localIdentity: Identity(peer6.description),
-            remoteIdentity: Identity(terminal6.description), preSharedKey: DemoScenario.preSharedKey,
-            proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
-            children: [ChildConfiguration(name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer6.description)!],
-                                          remoteTrafficSelectors: [TrafficSelector(cidr: terminal6.description)!],
-                                          proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])],
-            forceEncapsulation: true)])
+        let peerEngine = IKEEngine(connections: [
+            ConnectionConfiguration(
+                name: "to-t6", localAddress: peer6, remoteAddress: terminal6, localIdentity: Identity(peer6.description),
+                remoteIdentity: Identity(terminal6.description), preSharedKey: DemoScenario.preSharedKey,
+                proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
+                children: [
+                    ChildConfiguration(
+                        name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer6.description)!],
+                        remoteTrafficSelectors: [TrafficSelector(cidr: terminal6.description)!],
+                        proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])
+                ],
+                forceEncapsulation: true)
+        ])
         let network = VirtualNetwork(proxy: proxy, peer: peerEngine, peerAddress: peer6, terminals: [entry])
         network.terminalSends(terminal6, HostStack.echoRequest(from: terminal6, to: peer6, sequence: 1))
         network.run()
@@ -158,12 +191,17 @@ final class ProxyEdgeTests: XCTestCase {
         let first = network.proxy.store.children.values.first!
         // The terminal reports the soft lifetime of its inbound SA over key delivery.
         let terminalChannel = network.terminals[a]!.agent.channel
-        let expire = terminalChannel.send(.expire(spi: first.inbound.spi, direction: .inbound, hard: false), now: network.now,
-                                          wallClock: 1_800_000_000 + network.now)
-        _ = network.proxy.receive(from: .terminal, packet: IPHeaderBuilder.udpPacket(source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes,
-                                                                                       sourcePort: 9500, destinationPort: 9500, payload: expire),
-                                  now: network.now, wallClock: 1_800_000_000 + network.now)
-            .forEach { action in if case .send(let side, let packet) = action { network.inject(side, packet) } }
+        let expire = terminalChannel.send(
+            .expire(spi: first.inbound.spi, direction: .inbound, hard: false), now: network.now,
+            wallClock: 1_800_000_000 + network.now)
+        _ = network.proxy.receive(
+            from: .terminal,
+            packet: IPHeaderBuilder.udpPacket(
+                source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes,
+                sourcePort: 9500, destinationPort: 9500, payload: expire),
+            now: network.now, wallClock: 1_800_000_000 + network.now
+        )
+        .forEach { action in if case .send(let side, let packet) = action { network.inject(side, packet) } }
         network.run()
         XCTAssertNil(network.proxy.store.children[first.outbound.spi], "the old SA was replaced")
         XCTAssertEqual(network.proxy.store.count, 1)
@@ -179,9 +217,10 @@ extension ProxyEdgeTests {
         profile.forceEncapsulation = false
         var connections = DemoScenario.peerEngine().connections
         for index in connections.indices { connections[index].forceEncapsulation = false }
-        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(),
-                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
-                                     profiles: [profile])
+        let proxy = KeyExchangeProxy(
+            policy: DemoScenario.policy(),
+            registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+            profiles: [profile])
         let network = VirtualNetwork(proxy: proxy, peer: IKEEngine(connections: connections), peerAddress: peer, terminals: DemoScenario.terminals())
         network.terminalSends(a, HostStack.echoRequest(from: a, to: peer, sequence: 1))
         network.run()

@@ -1,7 +1,8 @@
-import XCTest
 import ESP
 import IKEv2
 import Packets
+import XCTest
+
 @testable import Proxy
 @testable import ProxyDemo
 
@@ -151,7 +152,8 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertGreaterThan(seen, 0)
         XCTAssertGreaterThanOrEqual(resumed.sequence, seen + SAStore.sequenceMargin)
         ping(network, from: a, sequence: 3)
-        XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 2, "one reply before the restart, one with the resumed SA (the peer's replay window moved on)")
+        XCTAssertEqual(
+            network.terminals[a]!.echoRepliesReceived, 2, "one reply before the restart, one with the resumed SA (the peer's replay window moved on)")
     }
 
     /// A restarted agent reports at once that it holds no SA (its first STATUS): the proxy sets the stored
@@ -190,13 +192,16 @@ final class ProxyFlowTests: XCTestCase {
         ping(network, from: a)
         XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
         let stale = network.terminals[a]!.agent.database.outbound.first!.parameters.spi
-        network.restartProxy(KeyExchangeProxy(policy: DemoScenario.policy(),
-                                              registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
-                                              profiles: [DemoScenario.profile()], epoch: 2))
+        network.restartProxy(
+            KeyExchangeProxy(
+                policy: DemoScenario.policy(),
+                registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+                profiles: [DemoScenario.profile()], epoch: 2))
         ping(network, from: a, sequence: 2)
         XCTAssertEqual(network.proxy.counters["drop_esp_of_unknown_sa"], 1)
         XCTAssertEqual(network.proxy.counters["stale_sa_deleted_in_terminal"], 1)
-        XCTAssertFalse(network.terminals[a]!.agent.database.outbound.contains { $0.parameters.spi == stale }, "the stale SA is deleted in the terminal")
+        XCTAssertFalse(
+            network.terminals[a]!.agent.database.outbound.contains { $0.parameters.spi == stale }, "the stale SA is deleted in the terminal")
         let replies = network.terminals[a]!.echoRepliesReceived
         ping(network, from: a, sequence: 3)
         XCTAssertEqual(network.proxy.counters["negotiations_started"], 1, "its next packet started a negotiation")
@@ -211,20 +216,25 @@ final class ProxyFlowTests: XCTestCase {
         let network = DemoScenario.network()
         ping(network, from: a)
         ping(network, from: DemoScenario.terminalB)
-        network.restartProxy(KeyExchangeProxy(policy: DemoScenario.policy(),
-                                              registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
-                                              profiles: [DemoScenario.profile()], epoch: 2))
+        network.restartProxy(
+            KeyExchangeProxy(
+                policy: DemoScenario.policy(),
+                registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+                profiles: [DemoScenario.profile()], epoch: 2))
         ping(network, from: DemoScenario.terminalB, sequence: 2)  // B's stale outbound goes, and B negotiates again
         ping(network, from: DemoScenario.terminalB, sequence: 3)
         let bHeld = network.terminals[DemoScenario.terminalB]!.agent.database
         network.terminals[a]!.agent.statusInterval = 30
         network.terminals[DemoScenario.terminalB]!.agent.statusInterval = 30
         network.advance(by: 31)
-        XCTAssertTrue(network.terminals[a]!.agent.database.inbound.isEmpty && network.terminals[a]!.agent.database.outbound.isEmpty,
-                      "A's stale SAs, inbound and outbound, are deleted")
+        XCTAssertTrue(
+            network.terminals[a]!.agent.database.inbound.isEmpty && network.terminals[a]!.agent.database.outbound.isEmpty,
+            "A's stale SAs, inbound and outbound, are deleted")
         let bNow = network.terminals[DemoScenario.terminalB]!.agent.database
-        XCTAssertEqual(bNow.outbound.map(\.parameters.spi), bHeld.outbound.filter { network.proxy.store.children[$0.parameters.spi] != nil }
-            .map(\.parameters.spi), "B keeps the SA the proxy holds")
+        XCTAssertEqual(
+            bNow.outbound.map(\.parameters.spi),
+            bHeld.outbound.filter { network.proxy.store.children[$0.parameters.spi] != nil }
+                .map(\.parameters.spi), "B keeps the SA the proxy holds")
         XCTAssertFalse(bNow.outbound.isEmpty)
         XCTAssertEqual(network.proxy.counters["negotiations_started"], 1, "no negotiation came of it")
     }
@@ -252,8 +262,11 @@ final class ProxyFlowTests: XCTestCase {
 
     func testESPWithAnUnknownSPIFromTheTerminalIsDropped() {
         let network = DemoScenario.network()
-        network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 4500, destinationPort: 4500,
-                                               payload: [0xde, 0xad, 0xbe, 0xef] + Array(repeating: 1, count: 40)))
+        network.terminalSends(
+            a,
+            HostStack.udp(
+                from: a, to: peer, sourcePort: 4500, destinationPort: 4500,
+                payload: [0xde, 0xad, 0xbe, 0xef] + Array(repeating: 1, count: 40)))
         network.run()
         XCTAssertEqual(network.proxy.counters["drop_esp_of_unknown_sa"], 1)
         XCTAssertEqual(network.peer.espReceived, 0)
@@ -267,7 +280,8 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(sas.count, 2)
         XCTAssertEqual(Set(sas.map(\.terminal)), [a, b])
         XCTAssertNotEqual(sas.first?.outbound.encryptionKey, sas.dropFirst().first?.outbound.encryptionKey)
-        ping(network, from: a, sequence: 2); ping(network, from: b, sequence: 2)
+        ping(network, from: a, sequence: 2)
+        ping(network, from: b, sequence: 2)
         XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1)
         XCTAssertEqual(network.terminals[b]!.echoRepliesReceived, 1)
     }
@@ -311,13 +325,15 @@ final class ProxyFlowTests: XCTestCase {
     func testESPOnARekeyedAwaySAStillGoesOutBriefly() {
         let (network, old) = rekeyedByThePeer()
         XCTAssertNil(network.proxy.store.children[old], "the old CHILD SA is deleted")
-        let late = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
-                                             payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
+        let late = IPHeaderBuilder.udpPacket(
+            source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
+            payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
         XCTAssertEqual(network.proxy.receive(from: .terminal, packet: late, now: network.now, wallClock: 0), [.forward(.internet)])
         XCTAssertEqual(network.proxy.counters["forwarded_esp_of_replaced_sa"], 1)
         // Another terminal may not use it, and after the grace it is an unknown SA.
-        let stranger = IPHeaderBuilder.udpPacket(source: b.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
-                                                 payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
+        let stranger = IPHeaderBuilder.udpPacket(
+            source: b.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
+            payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
         XCTAssertNotEqual(network.proxy.receive(from: .terminal, packet: stranger, now: network.now, wallClock: 0), [.forward(.internet)])
         let later = network.now + SAStore.replacedSAGrace + 1
         _ = network.proxy.tick(now: later, wallClock: 0)
@@ -351,8 +367,9 @@ final class ProxyFlowTests: XCTestCase {
     func testAPeersChildlessIKESAThenItsChildReachTheTerminal() {
         let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals())
         let proxy = KeyExchangeProxy(policy: DemoScenario.policy(), registry: registry, profiles: [DemoScenario.profile()])
-        let network = VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(childless: .force), peerAddress: peer,
-                                     terminals: DemoScenario.terminals())
+        let network = VirtualNetwork(
+            proxy: proxy, peer: DemoScenario.peerEngine(childless: .force), peerAddress: peer,
+            terminals: DemoScenario.terminals())
         var lines: [String] = []
         network.log = { lines.append($0) }
         network.peerInitiates(connection: "to-\(a)")
@@ -369,11 +386,16 @@ final class ProxyFlowTests: XCTestCase {
     /// A table whose only protect rule is TCP to the peer's port 5001; the rest bypasses.
     func tcpOnlyNetwork() -> VirtualNetwork {
         let terminals = AddressPrefix("10.0.0.0/24")!
-        let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, ipProtocol: 6,
-                                                    destinationPorts: PortRange(5001, 5001), action: .protect(profile: "gateway"))],
-                                 defaultAction: .bypass)
-        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile()])
+        let policy = PolicyTable(
+            rules: [
+                PolicyRule(
+                    source: terminals, destination: AddressPrefix(peer.description)!, ipProtocol: 6,
+                    destinationPorts: PortRange(5001, 5001), action: .protect(profile: "gateway"))
+            ],
+            defaultAction: .bypass)
+        let proxy = KeyExchangeProxy(
+            policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
+            profiles: [DemoScenario.profile()])
         return VirtualNetwork(proxy: proxy, peer: DemoScenario.peerEngine(), peerAddress: peer, terminals: DemoScenario.terminals())
     }
 
@@ -409,14 +431,22 @@ final class ProxyFlowTests: XCTestCase {
     }
 
     /// The demo's terminals and peer with these rules from the terminals to the peer (the rest bypassed).
-    func network(rules: [(ipProtocol: UInt8?, sourcePorts: PortRange, destinationPorts: PortRange, action: PolicyAction)],
-                 profiles: [ProtectionProfile] = [DemoScenario.profile()], peerEngine: IKEEngine = DemoScenario.peerEngine()) -> VirtualNetwork {
-        let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
-        let policy = PolicyTable(rules: rules.map { PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: $0.ipProtocol,
-                                                                sourcePorts: $0.sourcePorts, destinationPorts: $0.destinationPorts, action: $0.action) },
-                                 defaultAction: .bypass)
-        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
-                                     profiles: profiles)
+    func network(
+        rules: [(ipProtocol: UInt8?, sourcePorts: PortRange, destinationPorts: PortRange, action: PolicyAction)],
+        profiles: [ProtectionProfile] = [DemoScenario.profile()], peerEngine: IKEEngine = DemoScenario.peerEngine()
+    ) -> VirtualNetwork {
+        let terminals = AddressPrefix("10.0.0.0/24")!
+        let peerPrefix = AddressPrefix(peer.description)!
+        let policy = PolicyTable(
+            rules: rules.map {
+                PolicyRule(
+                    source: terminals, destination: peerPrefix, ipProtocol: $0.ipProtocol,
+                    sourcePorts: $0.sourcePorts, destinationPorts: $0.destinationPorts, action: $0.action)
+            },
+            defaultAction: .bypass)
+        let proxy = KeyExchangeProxy(
+            policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
+            profiles: profiles)
         return VirtualNetwork(proxy: proxy, peer: peerEngine, peerAddress: peer, terminals: DemoScenario.terminals())
     }
 
@@ -429,9 +459,11 @@ final class ProxyFlowTests: XCTestCase {
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
         network.run()
         let child = network.proxy.store.children.values.first
-        XCTAssertEqual(child.map { $0.outbound.destinationSelectors.map(\.description) }, ["198.51.100.1/32[tcp/0-21]", "198.51.100.1/32[tcp/23-65535]"])
+        XCTAssertEqual(
+            child.map { $0.outbound.destinationSelectors.map(\.description) }, ["198.51.100.1/32[tcp/0-21]", "198.51.100.1/32[tcp/23-65535]"])
         XCTAssertFalse(lines.contains { $0.contains("still cover") }, "everything was cut out: nothing to report")
-        let espBefore = network.peer.espReceived, bypassedBefore = network.proxy.counters["bypassed"] ?? 0
+        let espBefore = network.peer.espReceived
+        let bypassedBefore = network.proxy.counters["bypassed"] ?? 0
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 22))
         network.run()
         XCTAssertEqual(network.peer.espReceived, espBefore, "SSH is not the SA's")
@@ -449,9 +481,10 @@ final class ProxyFlowTests: XCTestCase {
         other.name = "other"
         other.espProposals = [try! ProposalSpec("chacha20poly1305", forIKE: false)]
         other.hardLifetime = 900
-        let network = network(rules: [(6, .any, .any, .protect(profile: "gateway")), (17, .any, .any, .protect(profile: "other"))],
-                              profiles: [DemoScenario.profile(), other],
-                              peerEngine: DemoScenario.peerEngine(espProposals: ["aes256gcm16", "chacha20poly1305"]))
+        let network = network(
+            rules: [(6, .any, .any, .protect(profile: "gateway")), (17, .any, .any, .protect(profile: "other"))],
+            profiles: [DemoScenario.profile(), other],
+            peerEngine: DemoScenario.peerEngine(espProposals: ["aes256gcm16", "chacha20poly1305"]))
         network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
         network.run()
         XCTAssertEqual(network.proxy.store.count, 1, "the UDP flow's CHILD SA, made with the IKE SA")
@@ -490,9 +523,13 @@ final class ProxyFlowTests: XCTestCase {
         network.run()
         let old = network.proxy.store.children.values.first!.outbound.spi
         let terminals = AddressPrefix("10.0.0.0/24")!
-        network.proxy.policy = PolicyTable(rules: network.proxy.policy.rules + [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!,
-                                                                                           ipProtocol: 17, action: .protect(profile: "gateway"))],
-                                           defaultAction: .bypass)
+        network.proxy.policy = PolicyTable(
+            rules: network.proxy.policy.rules + [
+                PolicyRule(
+                    source: terminals, destination: AddressPrefix(peer.description)!,
+                    ipProtocol: 17, action: .protect(profile: "gateway"))
+            ],
+            defaultAction: .bypass)
         network.terminalSends(a, HostStack.udp(from: a, to: peer, sourcePort: 5000, destinationPort: 53, payload: [1, 2, 3]))
         network.run()
         XCTAssertEqual(network.proxy.counters["renegotiated_after_policy_change"], 1)
@@ -515,16 +552,21 @@ final class ProxyFlowTests: XCTestCase {
     /// replaced by one without that port, and the port's traffic then leaves the terminal in the clear. A policy
     /// that no longer protects the pair has the SA deleted.
     func testApplyingAChangedPolicyReplacesOrDeletesTheSAs() {
-        let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
+        let terminals = AddressPrefix("10.0.0.0/24")!
+        let peerPrefix = AddressPrefix(peer.description)!
         let protectTCP = PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6, action: .protect(profile: "gateway"))
         let network = network(rules: [(6, .any, .any, .protect(profile: "gateway"))])
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
         network.run()
         let old = network.proxy.store.children.values.first!.outbound.spi
         XCTAssertTrue(network.proxy.applyPolicy(now: network.now, wallClock: 0).isEmpty, "nothing changed, nothing to do")
-        network.proxy.policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6,
-                                                              destinationPorts: PortRange(22, 22), action: .bypass), protectTCP],
-                                           defaultAction: .bypass)
+        network.proxy.policy = PolicyTable(
+            rules: [
+                PolicyRule(
+                    source: terminals, destination: peerPrefix, ipProtocol: 6,
+                    destinationPorts: PortRange(22, 22), action: .bypass), protectTCP
+            ],
+            defaultAction: .bypass)
         for action in network.proxy.applyPolicy(now: network.now, wallClock: 0) {
             if case .send(let side, let packet) = action { network.inject(side, packet) }
         }
@@ -535,7 +577,8 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertNotEqual(new.outbound.spi, old, "replaced")
         XCTAssertEqual(new.outbound.destinationSelectors.map(\.description), ["198.51.100.1/32[tcp/0-21]", "198.51.100.1/32[tcp/23-65535]"])
         XCTAssertEqual(network.terminals[a]!.agent.database.outbound.map(\.parameters.spi), [new.outbound.spi])
-        let bypassed = network.proxy.counters["bypassed"] ?? 0, esp = network.peer.espReceived
+        let bypassed = network.proxy.counters["bypassed"] ?? 0
+        let esp = network.peer.espReceived
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 22))
         network.run()
         XCTAssertEqual(network.proxy.counters["bypassed"] ?? 0, bypassed + 1, "SSH now leaves in the clear, as the new rule says")
@@ -556,8 +599,9 @@ final class ProxyFlowTests: XCTestCase {
     func testAPolicyChangeDuringANegotiationIsAppliedAfterIt() {
         var other = DemoScenario.profile()
         other.name = "other"
-        let network = network(rules: [(6, .any, PortRange(5001, 5001), .protect(profile: "gateway")), (17, .any, .any, .protect(profile: "other"))],
-                              profiles: [DemoScenario.profile(), other])
+        let network = network(
+            rules: [(6, .any, PortRange(5001, 5001), .protect(profile: "gateway")), (17, .any, .any, .protect(profile: "other"))],
+            profiles: [DemoScenario.profile(), other])
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
         network.run()
         let tcp = network.proxy.store.children.values.first!.outbound.spi
@@ -566,10 +610,14 @@ final class ProxyFlowTests: XCTestCase {
         network.run(for: 0.0007)
         XCTAssertTrue(network.proxy.isNegotiating(terminal: a, peer: peer))
         // All TCP protected now: the TCP SA must be replaced, but the pair is busy.
-        let terminals = AddressPrefix("10.0.0.0/24")!, peerPrefix = AddressPrefix(peer.description)!
-        network.proxy.policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6, action: .protect(profile: "gateway")),
-                                                   PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 17, action: .protect(profile: "other"))],
-                                           defaultAction: .bypass)
+        let terminals = AddressPrefix("10.0.0.0/24")!
+        let peerPrefix = AddressPrefix(peer.description)!
+        network.proxy.policy = PolicyTable(
+            rules: [
+                PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 6, action: .protect(profile: "gateway")),
+                PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 17, action: .protect(profile: "other"))
+            ],
+            defaultAction: .bypass)
         XCTAssertTrue(network.proxy.applyPolicy(now: network.now, wallClock: 0).isEmpty, "skipped while the pair negotiates")
         network.run()
         XCTAssertEqual(network.proxy.store.count, 2, "the UDP CHILD SA is made")
@@ -577,8 +625,9 @@ final class ProxyFlowTests: XCTestCase {
         network.advance(by: 2)
         XCTAssertEqual(network.proxy.counters["renegotiated_after_policy_change"], 1, "tick applied the change")
         XCTAssertNil(network.proxy.store.children[tcp], "the TCP SA made for port 5001 is replaced")
-        XCTAssertEqual(network.proxy.store.children.values.first { $0.childName == "gateway-child" }?.outbound.destinationSelectors.map(\.description),
-                       ["198.51.100.1/32[tcp]"])
+        XCTAssertEqual(
+            network.proxy.store.children.values.first { $0.childName == "gateway-child" }?.outbound.destinationSelectors.map(\.description),
+            ["198.51.100.1/32[tcp]"])
     }
 
     /// A flow the policy protects but that the peer narrowed out of the SA gets no futile key delivery and no
@@ -645,25 +694,37 @@ final class ProxyFlowTests: XCTestCase {
     func testAFailedNegotiationHoldsStartRequestsThenRetriesOnTheSameIKESA() {
         // The peer accepts UDP only; the proxy's rule is TCP to port 5001: the CHILD SA is refused (TS_UNACCEPTABLE).
         let terminals = AddressPrefix("10.0.0.0/24")!
-        let policy = PolicyTable(rules: [PolicyRule(source: terminals, destination: AddressPrefix(peer.description)!, ipProtocol: 6,
-                                                    destinationPorts: PortRange(5001, 5001), action: .protect(profile: "gateway"))])
-        let proxy = KeyExchangeProxy(policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile()])
-        var udpOnly = ConnectionConfiguration(name: "to-a", localAddress: peer, remoteAddress: a, localIdentity: Identity(peer.description),
-                                              remoteIdentity: Identity(a.description), preSharedKey: DemoScenario.preSharedKey,
-                                              proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)], children: [],
-                                              forceEncapsulation: true)
-        udpOnly.children = [ChildConfiguration(name: "child", localTrafficSelectors: [try! TrafficSelector(text: "\(peer)[udp]")],
-                                               remoteTrafficSelectors: [try! TrafficSelector(text: "\(a)[udp]")],
-                                               proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])]
+        let policy = PolicyTable(rules: [
+            PolicyRule(
+                source: terminals, destination: AddressPrefix(peer.description)!, ipProtocol: 6,
+                destinationPorts: PortRange(5001, 5001), action: .protect(profile: "gateway"))
+        ])
+        let proxy = KeyExchangeProxy(
+            policy: policy, registry: TerminalRegistry(allowedPrefixes: [terminals], terminals: DemoScenario.terminals()),
+            profiles: [DemoScenario.profile()])
+        var udpOnly = ConnectionConfiguration(
+            name: "to-a", localAddress: peer, remoteAddress: a, localIdentity: Identity(peer.description),
+            remoteIdentity: Identity(a.description), preSharedKey: DemoScenario.preSharedKey,
+            proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)], children: [],
+            forceEncapsulation: true)
+        udpOnly.children = [
+            ChildConfiguration(
+                name: "child", localTrafficSelectors: [try! TrafficSelector(text: "\(peer)[udp]")],
+                remoteTrafficSelectors: [try! TrafficSelector(text: "\(a)[udp]")],
+                proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])
+        ]
         let network = VirtualNetwork(proxy: proxy, peer: IKEEngine(connections: [udpOnly]), peerAddress: peer, terminals: DemoScenario.terminals())
         var lines: [String] = []
         network.log = { lines.append($0) }
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
         network.run()
         XCTAssertEqual(network.proxy.counters["negotiation_failed"], 1)
-        XCTAssertTrue(lines.contains { $0.contains("negotiation \(a) -> \(peer) failed: CHILD SA 'gateway-child': refused by peer: TS_UNACCEPTABLE; start requests wait 10 s") },
-                      "\(lines)")
+        XCTAssertTrue(
+            lines.contains {
+                $0.contains(
+                    "negotiation \(a) -> \(peer) failed: CHILD SA 'gateway-child': refused by peer: TS_UNACCEPTABLE; start requests wait 10 s")
+            },
+            "\(lines)")
         // More packets of the flow within the hold-down start nothing.
         for _ in 1...5 { network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001)) }
         network.run()
@@ -686,7 +747,10 @@ final class ProxyFlowTests: XCTestCase {
         network.log = { lines.append($0) }
         ping(network, from: a)  // the start request
         XCTAssertTrue(network.terminals[a]!.hasOutboundSA)
-        for sequence in 2...7 { ping(network, from: a, sequence: UInt16(sequence)); network.advance(by: 1) }
+        for sequence in 2...7 {
+            ping(network, from: a, sequence: UInt16(sequence))
+            network.advance(by: 1)
+        }
         // Both directions passed 5 packets; the proxy rekeyed once and the terminal moved to the new SA.
         let rekeys = network.peer.events.filter { $0.kind == .childRekeyed }
         XCTAssertEqual(rekeys.count, 1, "\(network.peer.events.map(\.kind))")
@@ -707,8 +771,9 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(after.count, 1, "one IKE SA, the rekeyed one")
         XCTAssertNotEqual(after.first?.spiInitiator, before.first?.spiInitiator, "new IKE SPIs")
         XCTAssertEqual(network.proxy.store.children.keys.first, child, "the CHILD SA moved to the new IKE SA unchanged")
-        XCTAssertEqual(network.peer.engine.sessionSummaries.filter(\.established).first?.spiResponder, after.first?.spiResponder,
-                       "the peer holds the same new IKE SA")
+        XCTAssertEqual(
+            network.peer.engine.sessionSummaries.filter(\.established).first?.spiResponder, after.first?.spiResponder,
+            "the peer holds the same new IKE SA")
         ping(network, from: a, sequence: 2)
         XCTAssertEqual(network.terminals[a]!.echoRepliesReceived, 1, "traffic flows on (the first ping was the start request)")
     }
@@ -760,7 +825,8 @@ extension Array where Element == UInt8 {
     func withSourcePort(_ port: UInt16) -> [UInt8] {
         var packet = self
         guard let view = try? IPPacketView(packet) else { return self }
-        packet[view.upperOffset] = UInt8(port >> 8); packet[view.upperOffset + 1] = UInt8(port & 0xff)
+        packet[view.upperOffset] = UInt8(port >> 8)
+        packet[view.upperOffset + 1] = UInt8(port & 0xff)
         TransportChecksum.fill(packet: &packet, view: view)
         return packet
     }

@@ -1,9 +1,10 @@
 import Crypto
 import Foundation
+import IKEv2
 import SwiftASN1
 import X509
 import XCTest
-import IKEv2
+
 @testable import Proxy
 @testable import ProxyDemo
 
@@ -15,11 +16,13 @@ final class ProxyRevocationTests: XCTestCase {
     /// The demo network with a peer that signs with a certificate naming an OCSP responder, and a proxy
     /// profile that trusts its CA under `policy`.
     func network(policy: RevocationPolicy) throws -> (VirtualNetwork, Certificate) {
-        let caKey = P256.Signing.PrivateKey(), caName = try DistinguishedName { CommonName("peer CA") }
-        let ca = try Certificate(version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey), notValidBefore: Date(timeIntervalSinceNow: -60),
-                                 notValidAfter: Date(timeIntervalSinceNow: 86400), issuer: caName, subject: caName, signatureAlgorithm: .ecdsaWithSHA256,
-                                 extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil)) },
-                                 issuerPrivateKey: .init(caKey))
+        let caKey = P256.Signing.PrivateKey()
+        let caName = try DistinguishedName { CommonName("peer CA") }
+        let ca = try Certificate(
+            version: .v3, serialNumber: .init(), publicKey: .init(caKey.publicKey), notValidBefore: Date(timeIntervalSinceNow: -60),
+            notValidAfter: Date(timeIntervalSinceNow: 86400), issuer: caName, subject: caName, signatureAlgorithm: .ecdsaWithSHA256,
+            extensions: try Certificate.Extensions { Critical(BasicConstraints.isCertificateAuthority(maxPathLength: nil)) },
+            issuerPrivateKey: .init(caKey))
         let peerKey = P256.Signing.PrivateKey()
         let peerCertificate = try Certificate(
             version: .v3, serialNumber: .init(), publicKey: .init(peerKey.publicKey), notValidBefore: Date(timeIntervalSinceNow: -60),
@@ -38,8 +41,10 @@ final class ProxyRevocationTests: XCTestCase {
         profile.peerRevocationPolicy = policy
         let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals())
         let proxy = KeyExchangeProxy(policy: DemoScenario.policy(), registry: registry, profiles: [profile])
-        return (VirtualNetwork(proxy: proxy, peer: IKEEngine(connections: connections), peerAddress: peer, terminals: DemoScenario.terminals()),
-                peerCertificate)
+        return (
+            VirtualNetwork(proxy: proxy, peer: IKEEngine(connections: connections), peerAddress: peer, terminals: DemoScenario.terminals()),
+            peerCertificate
+        )
     }
 
     func ping(_ network: VirtualNetwork) {

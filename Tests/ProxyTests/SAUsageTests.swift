@@ -1,5 +1,6 @@
-import XCTest
 import IKEv2
+import XCTest
+
 @testable import Proxy
 @testable import ProxyDemo
 
@@ -18,7 +19,8 @@ final class SAUsageTests: XCTestCase {
         network.run()
         network.terminals[a]!.agent.statusInterval = 1
         network.advance(by: 2)
-        let inbound = try XCTUnwrap(network.proxy.store.usage[sa.inbound.spi]), outbound = try XCTUnwrap(network.proxy.store.usage[sa.outbound.spi])
+        let inbound = try XCTUnwrap(network.proxy.store.usage[sa.inbound.spi])
+        let outbound = try XCTUnwrap(network.proxy.store.usage[sa.outbound.spi])
         XCTAssertEqual(inbound.packets, 4, "the four echo requests the terminal accepted")
         XCTAssertEqual(outbound.packets, 4, "and the four replies it protected")
         XCTAssertGreaterThan(inbound.octets, 4 * 20)

@@ -1,6 +1,7 @@
-import XCTest
 import ESP
 import IKEv2
+import XCTest
+
 @testable import Proxy
 
 /// The CHILD SA selectors the proxy derives from the policy: ICMP types and codes carried, earlier rules of
@@ -21,32 +22,36 @@ final class SelectorDecorrelationTests: XCTestCase {
 
     func testICMPTypesAndCodesAreCarried() {
         // Echo request and reply, any code: one range of type-and-code values on both sides.
-        XCTAssertEqual(selectors([rule(1, PortRange(0, 8), .any, gw)]).0,
-                       "10.0.0.5/32[icmp/0-8(255)] <-> 198.51.100.1/32[icmp/0-8(255)]")
+        XCTAssertEqual(
+            selectors([rule(1, PortRange(0, 8), .any, gw)]).0,
+            "10.0.0.5/32[icmp/0-8(255)] <-> 198.51.100.1/32[icmp/0-8(255)]")
         // One type, some codes.
         XCTAssertEqual(selectors([rule(1, PortRange(3, 3), PortRange(0, 4), gw)]).0, "10.0.0.5/32[icmp/3-3(4)] <-> 198.51.100.1/32[icmp/3-3(4)]")
         // Several types, one code: a range per type (one range would take the codes of the types between).
-        XCTAssertEqual(selectors([rule(1, PortRange(3, 4), PortRange(1, 1), gw)]).0,
-                       "10.0.0.5/32[icmp/3(1)] 10.0.0.5/32[icmp/4(1)] <-> 198.51.100.1/32[icmp/3(1)] 198.51.100.1/32[icmp/4(1)]")
+        XCTAssertEqual(
+            selectors([rule(1, PortRange(3, 4), PortRange(1, 1), gw)]).0,
+            "10.0.0.5/32[icmp/3(1)] 10.0.0.5/32[icmp/4(1)] <-> 198.51.100.1/32[icmp/3(1)] 198.51.100.1/32[icmp/4(1)]")
         // Every type and code: the protocol only.
         XCTAssertEqual(selectors([rule(58, .any, .any, gw)]).0, "10.0.0.5/32[icmpv6] <-> 198.51.100.1/32[icmpv6]")
     }
 
     func testEarlierRulesAreCutOutWhereSelectorsCanSayIt() {
         // SSH in the clear before "protect TCP": the SA takes every other port of the peer.
-        XCTAssertEqual(selectors([rule(6, .any, PortRange(22, 22), .bypass), rule(6, .any, .any, gw)]).0,
-                       "10.0.0.5/32[tcp] <-> 198.51.100.1/32[tcp/0-21] 198.51.100.1/32[tcp/23-65535]")
+        XCTAssertEqual(
+            selectors([rule(6, .any, PortRange(22, 22), .bypass), rule(6, .any, .any, gw)]).0,
+            "10.0.0.5/32[tcp] <-> 198.51.100.1/32[tcp/0-21] 198.51.100.1/32[tcp/23-65535]")
         XCTAssertEqual(selectors([rule(6, .any, PortRange(22, 22), .bypass), rule(6, .any, .any, gw)]).1, [])
         // Echo requests discarded before "protect ICMP": every other type.
         let icmp = selectors([rule(1, PortRange(8, 8), .any, .discard), rule(1, .any, .any, gw)])
-        XCTAssertEqual(icmp.0, "10.0.0.5/32[icmp/0-7(255)] 10.0.0.5/32[icmp/9-255(255)] <-> 198.51.100.1/32[icmp/0-7(255)] 198.51.100.1/32[icmp/9-255(255)]")
+        XCTAssertEqual(
+            icmp.0, "10.0.0.5/32[icmp/0-7(255)] 10.0.0.5/32[icmp/9-255(255)] <-> 198.51.100.1/32[icmp/0-7(255)] 198.51.100.1/32[icmp/9-255(255)]")
         XCTAssertEqual(icmp.1, [])
         // A rule of another profile is cut out too; later rules and rules for other addresses are not.
         let mixed = selectors([
             PolicyRule(source: terminals, destination: AddressPrefix("198.51.100.2")!, ipProtocol: 17, action: .discard),
             rule(17, .any, PortRange(53, 53), .protect(profile: "dns")),
             rule(17, .any, .any, gw),
-            rule(17, .any, PortRange(100, 200), .bypass),
+            rule(17, .any, PortRange(100, 200), .bypass)
         ])
         XCTAssertEqual(mixed.0, "10.0.0.5/32[udp] <-> 198.51.100.1/32[udp/0-52] 198.51.100.1/32[udp/54-65535]")
         XCTAssertEqual(mixed.1, [])
@@ -56,7 +61,9 @@ final class SelectorDecorrelationTests: XCTestCase {
         XCTAssertEqual(shadowed.0, "10.0.0.5/32[tcp] <-> 198.51.100.1/32[tcp/443]")
         XCTAssertEqual(shadowed.1, [0])
         // ... and the profile protects nothing between the two: the proxy treats the pair as unprotected.
-        func isShadowed(_ rules: [PolicyRule]) -> Bool { PolicyTable(rules: rules, defaultAction: .bypass).protectedSelectors(terminal: t, peer: p, profile: "gw").shadowed }
+        func isShadowed(_ rules: [PolicyRule]) -> Bool {
+            PolicyTable(rules: rules, defaultAction: .bypass).protectedSelectors(terminal: t, peer: p, profile: "gw").shadowed
+        }
         XCTAssertTrue(isShadowed([rule(6, .any, .any, .bypass), rule(6, .any, PortRange(443, 443), gw)]))
         XCTAssertTrue(isShadowed([rule(nil, .any, .any, .bypass), rule(nil, .any, .any, gw)]))
         XCTAssertFalse(isShadowed([rule(6, .any, PortRange(22, 22), .bypass), rule(6, .any, .any, gw)]))
@@ -83,15 +90,17 @@ final class SelectorDecorrelationTests: XCTestCase {
     func testSelectorsAgreeWithThePolicyOnRandomTables() throws {
         var state: UInt64 = 7
         func next(_ bound: UInt64) -> UInt64 {
-            state = state &* 6364136223846793005 &+ 1442695040888963407
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
             return (state >> 33) % bound
         }
         func ports() -> PortRange {
             if next(3) == 0 { return .any }
-            let low = UInt16(next(12)); return PortRange(low, low + UInt16(next(4)))
+            let low = UInt16(next(12))
+            return PortRange(low, low + UInt16(next(4)))
         }
         let suite = ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false)
-        var reachedInto = 0, cutOut = 0
+        var reachedInto = 0
+        var cutOut = 0
         for round in 0..<400 {
             let rules = (0..<Int(1 + next(5))).map { _ in
                 rule([nil, 6, 17, 1, 47][Int(next(5))], ports(), ports(), [.bypass, .discard, gw, .protect(profile: "other")][Int(next(4))])
@@ -108,16 +117,21 @@ final class SelectorDecorrelationTests: XCTestCase {
                 let hasPorts = proto != 47
                 for sport in hasPorts ? Array(UInt16(0)...UInt16(16)) : [0] {
                     for dport in hasPorts ? Array(UInt16(0)...UInt16(16)) : [0] {
-                        let key = FlowKey(isIPv6: false, source: AddressKey(t.bytes), destination: AddressKey(p.bytes), ipProtocol: proto,
-                                          sourcePort: sport, destinationPort: dport)
-                        let covered = sa.covers(source: t.bytes[...], destination: p.bytes[...], ipProtocol: proto,
-                                                ports: hasPorts ? (sport, dport) : nil)
+                        let key = FlowKey(
+                            isIPv6: false, source: AddressKey(t.bytes), destination: AddressKey(p.bytes), ipProtocol: proto,
+                            sourcePort: sport, destinationPort: dport)
+                        let covered = sa.covers(
+                            source: t.bytes[...], destination: p.bytes[...], ipProtocol: proto,
+                            ports: hasPorts ? (sport, dport) : nil)
                         let first = table.lookup(key)
                         let action = first?.rule.action ?? table.defaultAction
                         if action == gw {
                             XCTAssertTrue(covered, "round \(round): \(key) is protected by the policy but outside \(s) for \(rules)")
-                        } else if covered, let index = first?.index, index < (table.defaultAction == gw ? rules.count : rules.lastIndex { $0.action == gw }!) {
-                            XCTAssertTrue(s.stillCovered.contains(index), "round \(round): \(key) goes to rule \(index) yet \(s) covers it, unnamed; \(rules)")
+                        } else if covered, let index = first?.index,
+                            index < (table.defaultAction == gw ? rules.count : rules.lastIndex { $0.action == gw }!)
+                        {
+                            XCTAssertTrue(
+                                s.stillCovered.contains(index), "round \(round): \(key) goes to rule \(index) yet \(s) covers it, unnamed; \(rules)")
                             reachedInto += 1
                         } else if !covered, first != nil {
                             cutOut += 1

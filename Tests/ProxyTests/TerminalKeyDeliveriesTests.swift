@@ -2,6 +2,7 @@ import IKEv2
 import KeyDelivery
 import Packets
 import XCTest
+
 @testable import Proxy
 
 /// Key delivery to terminals without the rest of the proxy: the framing from the link-local source, one

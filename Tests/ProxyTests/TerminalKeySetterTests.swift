@@ -1,9 +1,10 @@
-import XCTest
 import ESP
-@testable import IKEv2
 import KeyDelivery
-@testable import Proxy
 import TerminalAgent
+import XCTest
+
+@testable import IKEv2
+@testable import Proxy
 
 /// The order in which a rekeyed CHILD SA's keys reach the terminal, against a real terminal agent.
 final class TerminalKeySetterTests: XCTestCase {
@@ -12,17 +13,20 @@ final class TerminalKeySetterTests: XCTestCase {
 
     func event(_ kind: SAEvent.Kind, spiIn: UInt32, spiOut: UInt32, replaces: (UInt32, UInt32)? = nil) -> SAEvent {
         let suite = ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false)
-        let keys = DirectionalChildKeys(encryptionInbound: KeyMaterial(Array(repeating: 1, count: 36)), integrityInbound: .empty,
-                                        encryptionOutbound: KeyMaterial(Array(repeating: 2, count: 36)), integrityOutbound: .empty)
-        let child = ChildSAEventDetails(name: "ch", spiInbound: ChildSPI(spiIn), spiOutbound: ChildSPI(spiOut), suite: suite,
-                                        localTrafficSelectors: [TrafficSelector(cidr: "192.0.2.2")!],
-                                        remoteTrafficSelectors: [TrafficSelector(cidr: "192.0.2.1")!],
-                                        mode: .tunnel, encapsulated: true, keys: keys,
-                                        replaces: replaces.map { (ChildSPI($0.0), ChildSPI($0.1)) })
-        return SAEvent(kind: kind, connection: "t", spiInitiator: IKESPI(bytes: Array(repeating: 1, count: 8)),
-                       spiResponder: IKESPI(bytes: Array(repeating: 2, count: 8)),
-                       local: Endpoint(IPAddress("192.0.2.2")!, 4500), remote: Endpoint(IPAddress("192.0.2.1")!, 4500),
-                       ikeSuite: nil, child: child, detail: nil)
+        let keys = DirectionalChildKeys(
+            encryptionInbound: KeyMaterial(Array(repeating: 1, count: 36)), integrityInbound: .empty,
+            encryptionOutbound: KeyMaterial(Array(repeating: 2, count: 36)), integrityOutbound: .empty)
+        let child = ChildSAEventDetails(
+            name: "ch", spiInbound: ChildSPI(spiIn), spiOutbound: ChildSPI(spiOut), suite: suite,
+            localTrafficSelectors: [TrafficSelector(cidr: "192.0.2.2")!],
+            remoteTrafficSelectors: [TrafficSelector(cidr: "192.0.2.1")!],
+            mode: .tunnel, encapsulated: true, keys: keys,
+            replaces: replaces.map { (ChildSPI($0.0), ChildSPI($0.1)) })
+        return SAEvent(
+            kind: kind, connection: "t", spiInitiator: IKESPI(bytes: Array(repeating: 1, count: 8)),
+            spiResponder: IKESPI(bytes: Array(repeating: 2, count: 8)),
+            local: Endpoint(IPAddress("192.0.2.2")!, 4500), remote: Endpoint(IPAddress("192.0.2.1")!, 4500),
+            ikeSuite: nil, child: child, detail: nil)
     }
 
     /// Delivers the setter's datagrams to the agent and the agent's acknowledgements back, until quiet.
@@ -41,13 +45,16 @@ final class TerminalKeySetterTests: XCTestCase {
     func testARekeyedSAsOldInboundStaysUntilTheOldCHILDSAIsDeletedWithThePeer() {
         let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: 7, enrollmentKey: key, epoch: 1))
         let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: 7, enrollmentKey: key, epoch: 2), statusInterval: 0)
-        exchange(setter.handle(event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+        exchange(
+            setter.handle(event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
         XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1000)])
 
         // Rekeyed: the new pair goes in, the old outbound goes once the new is acknowledged, and the old inbound
         // stays: the peer may still be sending on it until it has our Delete.
-        exchange(setter.handle(event(.childRekeyed, spiIn: 0x1001, spiOut: 0x2001, replaces: (0x1000, 0x2000)), lifetime: ESPLifetime(),
-                               now: 0, wallClock: clock), setter, agent)
+        exchange(
+            setter.handle(
+                event(.childRekeyed, spiIn: 0x1001, spiOut: 0x2001, replaces: (0x1000, 0x2000)), lifetime: ESPLifetime(),
+                now: 0, wallClock: clock), setter, agent)
         XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1000), ChildSPI(0x1001)])
         XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2001)])
 
@@ -70,7 +77,8 @@ final class TerminalKeySetterTests: XCTestCase {
     func collision() -> (TerminalKeySetter, TerminalAgent) {
         let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: 7, enrollmentKey: key, epoch: 1))
         let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: 7, enrollmentKey: key, epoch: 2), statusInterval: 0)
-        exchange(setter.handle(event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+        exchange(
+            setter.handle(event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
         exchange(setter.handle(held(0x1001, 0x2001, replaces: (0x1000, 0x2000)), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
         XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1000), ChildSPI(0x1001)], "the peer may send on its replacement")
         XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2000)], "the terminal keeps sending on the old SA")
@@ -90,7 +98,8 @@ final class TerminalKeySetterTests: XCTestCase {
                 XCTAssertFalse(agent.database.outbound.contains { $0.parameters.spi == ChildSPI(0x2001) }, "never the redundant outbound SA")
             }
             XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2002)], "ours, once in place")
-            exchange(setter.handle(event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+            exchange(
+                setter.handle(event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
             XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1002)], "peerDeletesFirst \(peerDeletesFirst)")
         }
     }

@@ -1,4 +1,5 @@
 import XCTest
+
 @testable import Proxy
 
 /// The learning switch between several terminal-side ports: stations learnt by source, frames between

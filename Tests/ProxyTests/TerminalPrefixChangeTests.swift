@@ -1,6 +1,7 @@
-import XCTest
 import IKEv2
 import Packets
+import XCTest
+
 @testable import Proxy
 @testable import ProxyDemo
 
@@ -22,13 +23,17 @@ final class TerminalPrefixChangeTests: XCTestCase {
         network.proxy.registry.allowedPrefixes = [AddressPrefix("10.0.0.12/32")!]
         let actions = network.proxy.withdraw(addresses: [a], now: network.now, wallClock: network.wallClock)
         let lines = actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
-        XCTAssertTrue(lines.contains("terminal 11: 10.0.0.11 is no longer inside the terminal prefixes: not acted for; "
-                                     + "1 CHILD SA(s) deleted in the terminal and with the peers"), "\(lines)")
+        XCTAssertTrue(
+            lines.contains(
+                "terminal 11: 10.0.0.11 is no longer inside the terminal prefixes: not acted for; "
+                    + "1 CHILD SA(s) deleted in the terminal and with the peers"), "\(lines)")
         network.perform(actions)
-        XCTAssertEqual(network.peer.engine.sessionSummaries.filter { $0.established && $0.remote.address == a }.count, 0,
-                       "the peer's IKE SA with A is deleted")
-        XCTAssertTrue(network.terminals[a]!.agent.database.outbound.isEmpty && network.terminals[a]!.agent.database.inbound.isEmpty,
-                      "A's SAs are deleted in A")
+        XCTAssertEqual(
+            network.peer.engine.sessionSummaries.filter { $0.established && $0.remote.address == a }.count, 0,
+            "the peer's IKE SA with A is deleted")
+        XCTAssertTrue(
+            network.terminals[a]!.agent.database.outbound.isEmpty && network.terminals[a]!.agent.database.inbound.isEmpty,
+            "A's SAs are deleted in A")
         XCTAssertNil(network.proxy.counters["drop_key_delivery_from_unknown_terminal"], "A's acknowledgements were taken")
         XCTAssertTrue(network.proxy.store.children.values.allSatisfy { $0.terminal == b })
         XCTAssertEqual(network.proxy.counters["terminal_addresses_withdrawn"], 1)
@@ -56,11 +61,13 @@ final class TerminalPrefixChangeTests: XCTestCase {
     }
 
     func testTheBridgeSaysWhichAddressesLeaveAndEnterAndKeepsApprovedOnes() {
-        let proxy = KeyExchangeProxy(policy: DemoScenario.policy(),
-                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile()])
-        let bridge = EthernetBridge(proxy: proxy, terminalPortMAC: MACAddress([0x02, 0, 0, 0, 0, 0xfe]),
-                                    discoveryPrefixes: [AddressPrefix("10.0.0.0/24")!])
+        let proxy = KeyExchangeProxy(
+            policy: DemoScenario.policy(),
+            registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+            profiles: [DemoScenario.profile()])
+        let bridge = EthernetBridge(
+            proxy: proxy, terminalPortMAC: MACAddress([0x02, 0, 0, 0, 0, 0xfe]),
+            discoveryPrefixes: [AddressPrefix("10.0.0.0/24")!])
         // An administrator adds a terminal inside the prefixes by its address.
         let added = IPAddress("10.0.0.40")!
         bridge.add(terminalID: 40, addresses: [added], enrollmentKey: KeyMaterial(Array(repeating: 0x40, count: 32)), keyDeliveryPort: 9500)

@@ -1,5 +1,6 @@
-import XCTest
 import IKEv2
+import XCTest
+
 @testable import Proxy
 @testable import ProxyDemo
 
@@ -37,8 +38,9 @@ final class TerminalRemovalTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(network.proxy.counters["ike_answered_for_removed_terminal"] ?? 0, 1, "the Delete's answer was taken")
         XCTAssertTrue(network.proxy.store.children.values.allSatisfy { $0.terminal == b }, "only B's SA is left in the store")
         XCTAssertEqual(network.proxy.store.count, 1)
-        XCTAssertTrue(network.terminals[a]!.agent.database.outbound.isEmpty && network.terminals[a]!.agent.database.inbound.isEmpty,
-                      "the FLUSH emptied A's SA database")
+        XCTAssertTrue(
+            network.terminals[a]!.agent.database.outbound.isEmpty && network.terminals[a]!.agent.database.inbound.isEmpty,
+            "the FLUSH emptied A's SA database")
         XCTAssertNil(network.proxy.counters["drop_key_delivery_from_unknown_terminal"], "A's acknowledgement of the FLUSH was taken")
         XCTAssertNil(network.proxy.registry.terminal(at: a))
         XCTAssertEqual(network.proxy.counters["terminals_removed"], 1)

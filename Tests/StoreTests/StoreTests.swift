@@ -1,7 +1,8 @@
 import Foundation
-import XCTest
 import IKEv2
 import Proxy
+import XCTest
+
 @testable import ProxyDemo
 @testable import Store
 
@@ -47,13 +48,15 @@ final class StoreTests: XCTestCase {
         let tokens = directory.appendingPathComponent("tokens")
         try FileManager.default.createDirectory(at: tokens, withIntermediateDirectories: true)
         let conf = directory.appendingPathComponent("softhsm2.conf")
-        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(to: conf, atomically: true, encoding: .utf8)
+        try "directories.tokendir = \(tokens.path)\nobjectstore.backend = file\nlog.level = ERROR\n".write(
+            to: conf, atomically: true, encoding: .utf8)
         setenv("SOFTHSM2_CONF", conf.path, 1)
         let initialize = Process()
         initialize.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
         initialize.arguments = ["--init-token", "--free", "--label", label, "--pin", "1234", "--so-pin", "123456"]
         initialize.standardOutput = FileHandle.nullDevice
-        try initialize.run(); initialize.waitUntilExit()
+        try initialize.run()
+        initialize.waitUntilExit()
         XCTAssertEqual(initialize.terminationStatus, 0)
         return tokens
     }
@@ -108,7 +111,8 @@ final class StoreTests: XCTestCase {
         guard FileManager.default.isExecutableFile(atPath: executable) else {
             return XCTFail("\(executable) is missing: `swift build --build-tests` builds it before the tests run")
         }
-        let tokens = try softHSMToken(label: "probe-test"), removed = directory.appendingPathComponent("removed")
+        let tokens = try softHSMToken(label: "probe-test")
+        let removed = directory.appendingPathComponent("removed")
 
         var longestPoll = 0.0
         func answer(_ probe: TokenPresenceProbe) throws -> TokenPresenceProbe.Outcome? {
@@ -121,14 +125,17 @@ final class StoreTests: XCTestCase {
                 longestPoll = max(longestPoll, Date().timeIntervalSince(before))
                 XCTAssertLessThan(Date().timeIntervalSince(before), 0.5, "poll must not wait for the token")
                 if let outcome {
-                    print("token probe: \(outcome) after \(Int(Date().timeIntervalSince(started) * 1000)) ms; longest poll so far \(Int(longestPoll * 1_000_000)) µs")
+                    print(
+                        "token probe: \(outcome) after \(Int(Date().timeIntervalSince(started) * 1000)) ms; longest poll so far \(Int(longestPoll * 1_000_000)) µs"
+                    )
                     return outcome
                 }
                 usleep(20_000)
             }
             return nil
         }
-        let probe = TokenPresenceProbe(executable: executable, modulePath: module, tokenLabel: "probe-test", keyLabel: "ikeproxy-sealing-key", pin: "1234")
+        let probe = TokenPresenceProbe(
+            executable: executable, modulePath: module, tokenLabel: "probe-test", keyLabel: "ikeproxy-sealing-key", pin: "1234")
         XCTAssertEqual(try answer(probe), .present)
         // Taken out (the token's folder moved away, as the daemon test does).
         try FileManager.default.moveItem(at: tokens, to: removed)
@@ -140,7 +147,8 @@ final class StoreTests: XCTestCase {
         try FileManager.default.moveItem(at: removed, to: tokens)
         XCTAssertEqual(try answer(probe), .present)
         // A wrong PIN is an absent token, with the token's reason.
-        let wrongPIN = TokenPresenceProbe(executable: executable, modulePath: module, tokenLabel: "probe-test", keyLabel: "ikeproxy-sealing-key", pin: "9999")
+        let wrongPIN = TokenPresenceProbe(
+            executable: executable, modulePath: module, tokenLabel: "probe-test", keyLabel: "ikeproxy-sealing-key", pin: "9999")
         guard case .absent(let pinReason)? = try answer(wrongPIN) else { return XCTFail("a wrong PIN is reported present") }
         XCTAssertTrue(pinReason.contains("CKR"), pinReason)
         // A probe that hangs (a token that does not answer) is killed after its timeout and counts as absent.
@@ -228,23 +236,26 @@ final class StoreTests: XCTestCase {
             }
         }
 
-        let fresh = KeyExchangeProxy(policy: DemoScenario.policy(),
-                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile()])
+        let fresh = KeyExchangeProxy(
+            policy: DemoScenario.policy(),
+            registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+            profiles: [DemoScenario.profile()])
         let restoring = ProxyStateStore(database: try StateDatabase(path: path), sealer: sealer)
         let log = restoring.restore(into: fresh, now: 50, wallClock: 1_010)
         XCTAssertEqual(log.first, "restored 1 IKE SA(s) with 1 CHILD SA(s) from \(path)")
         XCTAssertEqual(Set(fresh.store.children.keys), Set(proxy.store.children.keys))
         XCTAssertEqual(fresh.engine.sessionSummaries, proxy.engine.sessionSummaries)
         let restored = try XCTUnwrap(fresh.store.children.values.first)
-        XCTAssertEqual(restored.createdAt, 50 - 10 - (network.now - proxy.store.children.values.first!.createdAt), accuracy: 0.01,
-                       "the SA's age carries over the restart")
+        XCTAssertEqual(
+            restored.createdAt, 50 - 10 - (network.now - proxy.store.children.values.first!.createdAt), accuracy: 0.01,
+            "the SA's age carries over the restart")
 
         // A sealer without the key cannot restore: the rows stay for a later start.
         let stranger = try KeyFileSealer(path: directory.appendingPathComponent("stranger.key").path, create: true)
-        let other = KeyExchangeProxy(policy: DemoScenario.policy(),
-                                     registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
-                                     profiles: [DemoScenario.profile()])
+        let other = KeyExchangeProxy(
+            policy: DemoScenario.policy(),
+            registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
+            profiles: [DemoScenario.profile()])
         let refused = ProxyStateStore(database: try StateDatabase(path: path), sealer: stranger).restore(into: other, now: 0, wallClock: 1_010)
         XCTAssertTrue(refused.contains { $0.contains("not restored") && $0.contains("stays saved") }, "\(refused)")
         XCTAssertTrue(other.store.children.isEmpty)

@@ -1,10 +1,11 @@
-import Foundation
-import XCTest
 import ESP
-import Proxy
-@testable import IKEv2
+import Foundation
 import KeyDelivery
 import Packets
+import Proxy
+import XCTest
+
+@testable import IKEv2
 @testable import TerminalAgent
 
 /// The terminal agent driven in memory: a proxy-side channel sets SAs, a peer-side ESP pair plays the
@@ -15,33 +16,39 @@ final class TerminalAgentTests: XCTestCase {
 
     func makeAgent() -> (TerminalAgent, KeyDeliveryChannel) {
         let proxy = KeyDeliveryChannel(role: .proxy, terminalID: 9, enrollmentKey: key, epoch: 1)
-        let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: 9, enrollmentKey: key, epoch: 2),
-                                  statusInterval: 0)
+        let agent = TerminalAgent(
+            channel: KeyDeliveryChannel(role: .terminal, terminalID: 9, enrollmentKey: key, epoch: 2),
+            statusInterval: 0)
         return (agent, proxy)
     }
 
     /// The SA pair as SAHandover builds it from an engine event (terminal 192.0.2.2, peer 192.0.2.1).
     func handover(spiIn: UInt32 = 0x1111_0001, spiOut: UInt32 = 0x2222_0001, lifetime: ESPLifetime = ESPLifetime())
-        -> (inbound: SecurityAssociationParameters, outbound: SecurityAssociationParameters) {
+        -> (inbound: SecurityAssociationParameters, outbound: SecurityAssociationParameters)
+    {
         let suite = ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false)
-        let keys = DirectionalChildKeys(encryptionInbound: KeyMaterial(Array(repeating: 1, count: 36)), integrityInbound: .empty,
-                                        encryptionOutbound: KeyMaterial(Array(repeating: 2, count: 36)), integrityOutbound: .empty)
-        let child = ChildSAEventDetails(name: "ch", spiInbound: ChildSPI(spiIn), spiOutbound: ChildSPI(spiOut), suite: suite,
-                                        localTrafficSelectors: [TrafficSelector(cidr: "10.2.0.2")!],
-                                        remoteTrafficSelectors: [TrafficSelector(cidr: "10.1.0.0/24")!],
-                                        mode: .tunnel, encapsulated: true, keys: keys, replaces: nil)
-        let event = SAEvent(kind: .childEstablished, connection: "t", spiInitiator: IKESPI(bytes: Array(repeating: 1, count: 8)),
-                            spiResponder: IKESPI(bytes: Array(repeating: 2, count: 8)),
-                            local: Endpoint(IPAddress("192.0.2.2")!, 4500), remote: Endpoint(IPAddress("192.0.2.1")!, 4500),
-                            ikeSuite: nil, child: child, detail: nil)
+        let keys = DirectionalChildKeys(
+            encryptionInbound: KeyMaterial(Array(repeating: 1, count: 36)), integrityInbound: .empty,
+            encryptionOutbound: KeyMaterial(Array(repeating: 2, count: 36)), integrityOutbound: .empty)
+        let child = ChildSAEventDetails(
+            name: "ch", spiInbound: ChildSPI(spiIn), spiOutbound: ChildSPI(spiOut), suite: suite,
+            localTrafficSelectors: [TrafficSelector(cidr: "10.2.0.2")!],
+            remoteTrafficSelectors: [TrafficSelector(cidr: "10.1.0.0/24")!],
+            mode: .tunnel, encapsulated: true, keys: keys, replaces: nil)
+        let event = SAEvent(
+            kind: .childEstablished, connection: "t", spiInitiator: IKESPI(bytes: Array(repeating: 1, count: 8)),
+            spiResponder: IKESPI(bytes: Array(repeating: 2, count: 8)),
+            local: Endpoint(IPAddress("192.0.2.2")!, 4500), remote: Endpoint(IPAddress("192.0.2.1")!, 4500),
+            ikeSuite: nil, child: child, detail: nil)
         return SAHandover.parameters(for: event, child: child, lifetime: lifetime)
     }
 
     func packet(from source: String, to destination: String) -> [UInt8] {
         var bytes: [UInt8] = []
         let payload: [UInt8] = [0x9c, 0x40, 0x13, 0x89, 0, 12, 0, 0, 1, 2, 3, 4]
-        IPHeaderBuilder.appendIPv4(to: &bytes, source: IPAddress(source)!.bytes, destination: IPAddress(destination)!.bytes,
-                                   protocolNumber: IPProtocolNumber.udp, payloadLength: payload.count)
+        IPHeaderBuilder.appendIPv4(
+            to: &bytes, source: IPAddress(source)!.bytes, destination: IPAddress(destination)!.bytes,
+            protocolNumber: IPProtocolNumber.udp, payloadLength: payload.count)
         return bytes + payload
     }
 
@@ -109,8 +116,10 @@ final class TerminalAgentTests: XCTestCase {
     func testSAsWithoutUDPEncapsulationSendAndReceivePlainESP() throws {
         let (agent, proxy) = makeAgent()
         var (inbound, outbound) = handover()
-        inbound.encapsulation = nil; outbound.encapsulation = nil
-        _ = install(agent, proxy, inbound); _ = install(agent, proxy, outbound)
+        inbound.encapsulation = nil
+        outbound.encapsulation = nil
+        _ = install(agent, proxy, inbound)
+        _ = install(agent, proxy, outbound)
 
         let plain = packet(from: "10.2.0.2", to: "10.1.0.7")
         guard case .sendRaw(let sent, let destination)? = agent.outbound(plain, now: 1, wallClock: clock).first else {
@@ -153,8 +162,11 @@ final class TerminalAgentTests: XCTestCase {
         let requests = actions.compactMap { action -> [UInt8]? in if case .sendKeyDelivery(let d) = action { return d } else { return nil } }
         XCTAssertEqual(requests.count, 1)
         guard case .message(.acquire(let flow), _) = proxy.receive(requests[0], now: 0, wallClock: clock) else { return XCTFail("no ACQUIRE") }
-        XCTAssertEqual(flow, FlowDescription(source: IPAddress("10.2.0.2")!, destination: IPAddress("10.9.9.9")!, ipProtocol: 17,
-                                             sourcePort: 40000, destinationPort: 5001))
+        XCTAssertEqual(
+            flow,
+            FlowDescription(
+                source: IPAddress("10.2.0.2")!, destination: IPAddress("10.9.9.9")!, ipProtocol: 17,
+                sourcePort: 40000, destinationPort: 5001))
         let second = agent.outbound(plain, now: 0.5, wallClock: clock)
         XCTAssertFalse(second.contains { if case .sendKeyDelivery = $0 { return true } else { return false } }, "rate-limited")
         XCTAssertEqual(agent.outbound(packet(from: "169.254.1.1", to: "224.0.0.251"), now: 1, wallClock: clock), [])
@@ -166,7 +178,8 @@ final class TerminalAgentTests: XCTestCase {
         func statuses(_ agent: TerminalAgent, _ proxy: KeyDeliveryChannel, at times: [Double]) -> [Int] {
             times.map { now in
                 agent.tick(now: now, wallClock: clock).filter { action in
-                    guard case .sendKeyDelivery(let datagram) = action, case .message(.status, _) = proxy.receive(datagram, now: now, wallClock: clock)
+                    guard case .sendKeyDelivery(let datagram) = action,
+                        case .message(.status, _) = proxy.receive(datagram, now: now, wallClock: clock)
                     else { return false }
                     return true
                 }.count
@@ -186,12 +199,15 @@ final class TerminalAgentTests: XCTestCase {
         func expiries(_ actions: [TerminalAction]) -> [KeyDeliveryMessage] {
             actions.compactMap { action in
                 guard case .sendKeyDelivery(let datagram) = action,
-                      case .message(let message, _) = proxy.receive(datagram, now: 0, wallClock: clock) else { return nil }
+                    case .message(let message, _) = proxy.receive(datagram, now: 0, wallClock: clock)
+                else { return nil }
                 return message
             }
         }
-        XCTAssertEqual(expiries(agent.tick(now: 5, wallClock: clock)), [.status([SAStatus(spi: ChildSPI(0x2222_0001), direction: .outbound, packets: 0, bytes: 0)])],
-                       "the first tick reports what the agent holds")
+        XCTAssertEqual(
+            expiries(agent.tick(now: 5, wallClock: clock)),
+            [.status([SAStatus(spi: ChildSPI(0x2222_0001), direction: .outbound, packets: 0, bytes: 0)])],
+            "the first tick reports what the agent holds")
         XCTAssertEqual(expiries(agent.tick(now: 11, wallClock: clock)), [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: false)])
         XCTAssertEqual(expiries(agent.tick(now: 12, wallClock: clock)), [], "soft expiry is reported once")
         XCTAssertEqual(expiries(agent.tick(now: 21, wallClock: clock)), [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: true)])
@@ -213,40 +229,64 @@ final class TerminalAgentTests: XCTestCase {
         XCTAssertEqual(configuration.terminalID, 7)
         XCTAssertEqual(configuration.tunAddresses, ["10.2.0.2/32"])
         // `ikeproxy terminal --check` says what the agent would run with, never the enrollment key.
-        XCTAssertEqual(configuration.summary, [
-            "terminal 7: key delivery on 0.0.0.0 port 9500, the proxy at 169.254.0.1",
-            "ESP for 192.0.2.2, in UDP on port 4500 and as IP protocol 50",
-            "TUN ikp0, MTU 1400, routes 10.1.0.0/24" + (configuration.fwmark.map { ", own packets marked \($0)" } ?? ""),
-            "STATUS every 30 s, NAT keepalives every 20 s",
-        ])
+        XCTAssertEqual(
+            configuration.summary,
+            [
+                "terminal 7: key delivery on 0.0.0.0 port 9500, the proxy at 169.254.0.1",
+                "ESP for 192.0.2.2, in UDP on port 4500 and as IP protocol 50",
+                "TUN ikp0, MTU 1400, routes 10.1.0.0/24" + (configuration.fwmark.map { ", own packets marked \($0)" } ?? ""),
+                "STATUS every 30 s, NAT keepalives every 20 s"
+            ])
         XCTAssertFalse(configuration.summary.joined().contains(configuration.enrollmentKey.bytes.hexString))
     }
 
     func testConfigurationErrorsNameTheKey() {
-        XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "zz", "outer_address": "192.0.2.2"}"#.utf8))) {
+        XCTAssertThrowsError(
+            try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "zz", "outer_address": "192.0.2.2"}"#.utf8))
+        ) {
             XCTAssertTrue("\($0)".contains("enrollment_key_hex"))
         }
-        XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "x"}"#.utf8))) {
+        XCTAssertThrowsError(
+            try TerminalConfiguration.parse(
+                Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "x"}"#.utf8))
+        ) {
             XCTAssertTrue("\($0)".contains("outer_address"))
         }
-        let good = try? TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "192.0.2.2", "tun": {"routes": ["10.1.0.0/24"]}}"#.utf8))
+        let good = try? TerminalConfiguration.parse(
+            Data(
+                #"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "192.0.2.2", "tun": {"routes": ["10.1.0.0/24"]}}"#
+                    .utf8))
         XCTAssertEqual(good?.keyDeliveryPort, 9500)
         XCTAssertEqual(good?.tunRoutes, ["10.1.0.0/24"])
-        let dual = try? TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "2001:db8::2"]}"#.utf8))
+        let dual = try? TerminalConfiguration.parse(
+            Data(
+                #"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "2001:db8::2"]}"#.utf8
+            ))
         XCTAssertEqual(dual?.outerAddresses.map(\.description), ["192.0.2.2", "2001:db8::2"])
-        XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "192.0.2.3"]}"#.utf8))) {
+        XCTAssertThrowsError(
+            try TerminalConfiguration.parse(
+                Data(
+                    #"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "192.0.2.3"]}"#
+                        .utf8))
+        ) {
             XCTAssertTrue("\($0)".contains("at most one IPv4 and one IPv6"))
         }
-        XCTAssertThrowsError(try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff"}"#.utf8))) {
+        XCTAssertThrowsError(
+            try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff"}"#.utf8))
+        ) {
             XCTAssertTrue("\($0)".contains("outer_address (or outer_addresses) is required"))
         }
     }
 
     func testAnIPv6OnlyTerminalAnswersFromItsOwnAddressAndFirstReachesTheProxyByAllNodesMulticast() throws {
-        let v6 = try TerminalConfiguration.parse(Data(#"{"terminal_id": 4, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["2001:db8::4"]}"#.utf8))
+        let v6 = try TerminalConfiguration.parse(
+            Data(#"{"terminal_id": 4, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["2001:db8::4"]}"#.utf8))
         XCTAssertEqual(v6.keyDeliveryListen, IPAddress("2001:db8::4"), "bound to the address the proxy registered, so answers come from it")
         XCTAssertEqual(v6.proxyAddress, IPAddress("ff02::1"))
-        let dual = try TerminalConfiguration.parse(Data(#"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "2001:db8::2"]}"#.utf8))
+        let dual = try TerminalConfiguration.parse(
+            Data(
+                #"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_addresses": ["192.0.2.2", "2001:db8::2"]}"#.utf8
+            ))
         XCTAssertEqual(dual.keyDeliveryListen, IPAddress("0.0.0.0"))
         XCTAssertEqual(dual.proxyAddress, IPAddress("255.255.255.255"))
     }

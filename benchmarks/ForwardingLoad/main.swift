@@ -23,15 +23,17 @@ do { port = try PacketPort(interface: interface) } catch {
 }
 // IPv4 UDP 198.18.0.1:40000 -> 198.18.0.2:9 (RFC 2544 benchmarking addresses), padded to the frame size.
 let payloadSize = frameSize - 14 - 20 - 8
-let packet = IPHeaderBuilder.udpPacket(source: [198, 18, 0, 1], destination: [198, 18, 0, 2], sourcePort: 40000, destinationPort: 9,
-                                       payload: [UInt8](repeating: 0x5a, count: payloadSize))
+let packet = IPHeaderBuilder.udpPacket(
+    source: [198, 18, 0, 1], destination: [198, 18, 0, 2], sourcePort: 40000, destinationPort: 9,
+    payload: [UInt8](repeating: 0x5a, count: payloadSize))
 let frame = EthernetFrameView.build(destination: destination, source: MACAddress(port.mac), etherType: EtherType.ipv4, payload: packet)
 let batch = 64
 let storage = UnsafeMutablePointer<UInt8>.allocate(capacity: frame.count)
 storage.initialize(from: frame, count: frame.count)
 let pointers = [UnsafePointer<UInt8>?](repeating: UnsafePointer(storage), count: batch)
 let lengths = [Int32](repeating: Int32(frame.count), count: batch)
-var sent = 0, refused = 0
+var sent = 0
+var refused = 0
 let start = monotonicSeconds()
 var now = start
 while now - start < seconds {

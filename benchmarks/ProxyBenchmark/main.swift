@@ -18,7 +18,7 @@ func now() -> Double {
 
 nonisolated(unsafe) var state: UInt64 = 7
 func next(_ bound: UInt64) -> UInt64 {
-    state = state &* 6364136223846793005 &+ 1442695040888963407
+    state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
     return (state >> 33) % bound
 }
 
@@ -30,7 +30,10 @@ func makeRules(_ count: Int) -> [PolicyRule] {
     while rules.count < count - 3 {
         terminal += 1
         let v6 = terminal % 5 == 0
-        let source = v6 ? AddressPrefix("2001:db8:2::\(String(terminal, radix: 16))")! : AddressPrefix("10.\(terminal >> 16 & 255).\(terminal >> 8 & 255).\(terminal & 255)")!
+        let source =
+            v6
+            ? AddressPrefix("2001:db8:2::\(String(terminal, radix: 16))")!
+            : AddressPrefix("10.\(terminal >> 16 & 255).\(terminal >> 8 & 255).\(terminal & 255)")!
         let peer = v6 ? AddressPrefix("2001:db8:\(1 + terminal % 7)::/48")! : AddressPrefix("198.51.\(terminal % 200).0/24")!
         switch terminal % 3 {
         case 0: rules.append(PolicyRule(source: source, destination: peer, ipProtocol: 6, destinationPorts: PortRange(80, 80), action: .bypass))
@@ -39,8 +42,10 @@ func makeRules(_ count: Int) -> [PolicyRule] {
         }
         rules.append(PolicyRule(source: source, destination: peer, action: .protect(profile: "gw")))
     }
-    rules.append(PolicyRule(source: AddressPrefix("10.0.0.0/8")!, destination: AddressPrefix("0.0.0.0/0")!, ipProtocol: 17,
-                            destinationPorts: PortRange(53, 53), action: .bypass))
+    rules.append(
+        PolicyRule(
+            source: AddressPrefix("10.0.0.0/8")!, destination: AddressPrefix("0.0.0.0/0")!, ipProtocol: 17,
+            destinationPorts: PortRange(53, 53), action: .bypass))
     rules.append(PolicyRule(source: AddressPrefix("0.0.0.0/0")!, destination: AddressPrefix("0.0.0.0/0")!, action: .discard))
     rules.append(PolicyRule(source: AddressPrefix("::/0")!, destination: AddressPrefix("::/0")!, action: .discard))
     return Array(rules.prefix(count))
@@ -51,9 +56,10 @@ func makeFlows(_ rules: [PolicyRule], count: Int) -> [FlowKey] {
     (0..<count).map { _ in
         let rule = rules[Int(next(UInt64(rules.count)))]
         let destination = next(4) == 0 ? AddressKey(high: 0, low: next(1 << 32)) : rule.destination.low
-        return FlowKey(isIPv6: rule.source.isIPv6, source: rule.source.low,
-                       destination: rule.source.isIPv6 && next(4) == 0 ? rule.destination.high : destination,
-                       ipProtocol: [6, 17, 1][Int(next(3))], sourcePort: UInt16(next(65536)), destinationPort: [80, 443, 5001, 53][Int(next(4))])
+        return FlowKey(
+            isIPv6: rule.source.isIPv6, source: rule.source.low,
+            destination: rule.source.isIPv6 && next(4) == 0 ? rule.destination.high : destination,
+            ipProtocol: [6, 17, 1][Int(next(3))], sourcePort: UInt16(next(65536)), destinationPort: [80, 443, 5001, 53][Int(next(4))])
     }
 }
 
@@ -83,8 +89,9 @@ for count in [10, 1000, 10000] {
     let linearFlows = Array(flows.prefix(count >= 10000 ? 2000 : 20000))
     let linear = rate(linearFlows, rounds: 3) { table.linearLookup($0) ?? -1 }
     worst = min(worst, indexed)
-    print(String(format: "| %d | %.2f M | %.2f M | %.0fx |", count, indexed / 1e6, linear / 1e6, indexed / linear)
-          + (count == 10000 ? String(format: " (index built in %.0f ms)", buildSeconds * 1000) : ""))
+    print(
+        String(format: "| %d | %.2f M | %.2f M | %.0fx |", count, indexed / 1e6, linear / 1e6, indexed / linear)
+            + (count == 10000 ? String(format: " (index built in %.0f ms)", buildSeconds * 1000) : ""))
 }
 print(String(format: "\nlowest indexed rate: %.2f M lookups/s per core (target >= 5 M at 10,000 rules)", worst / 1e6))
 var ok = worst >= 5e6
@@ -97,10 +104,15 @@ for count in [10, 1000, 10000] {
     let rules = makeRules(count)
     let table = PolicyTable(rules: rules, defaultAction: .bypass)
     let pairs: [(IPAddress, IPAddress)] = rules.prefix(200).filter { $0.action == .protect(profile: "gw") }.map { rule in
-        let terminal = IPAddress(bytes: rule.source.isIPv6 ? withUnsafeBytes(of: rule.source.low.high.bigEndian, Array.init) + withUnsafeBytes(of: rule.source.low.low.bigEndian, Array.init)
-                                                          : Array(withUnsafeBytes(of: UInt32(truncatingIfNeeded: rule.source.low.low).bigEndian, Array.init)))!
-        let peer = IPAddress(bytes: rule.source.isIPv6 ? withUnsafeBytes(of: rule.destination.low.high.bigEndian, Array.init) + withUnsafeBytes(of: rule.destination.low.low.bigEndian, Array.init)
-                                                       : Array(withUnsafeBytes(of: UInt32(truncatingIfNeeded: rule.destination.low.low).bigEndian, Array.init)))!
+        let terminal = IPAddress(
+            bytes: rule.source.isIPv6
+                ? withUnsafeBytes(of: rule.source.low.high.bigEndian, Array.init) + withUnsafeBytes(of: rule.source.low.low.bigEndian, Array.init)
+                : Array(withUnsafeBytes(of: UInt32(truncatingIfNeeded: rule.source.low.low).bigEndian, Array.init)))!
+        let peer = IPAddress(
+            bytes: rule.source.isIPv6
+                ? withUnsafeBytes(of: rule.destination.low.high.bigEndian, Array.init)
+                    + withUnsafeBytes(of: rule.destination.low.low.bigEndian, Array.init)
+                : Array(withUnsafeBytes(of: UInt32(truncatingIfNeeded: rule.destination.low.low).bigEndian, Array.init)))!
         return (terminal, peer)
     }
     var samples: [Double] = []
@@ -125,34 +137,46 @@ func bareCrypto() -> Int {
     let prf = PseudoRandomFunction.hmacSHA256
     let suite = IKECipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, prf: prf, group: .curve25519)
     let child = ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false)
-    let ni = [UInt8](repeating: 1, count: 32), nr = [UInt8](repeating: 2, count: 32)
+    let ni = [UInt8](repeating: 1, count: 32)
+    let nr = [UInt8](repeating: 2, count: 32)
     var sink = 0
-    let i = Curve25519.KeyAgreement.PrivateKey(), r = Curve25519.KeyAgreement.PrivateKey()
-    let s1 = try! i.sharedSecretFromKeyAgreement(with: r.publicKey), s2 = try! r.sharedSecretFromKeyAgreement(with: i.publicKey)
+    let i = Curve25519.KeyAgreement.PrivateKey()
+    let r = Curve25519.KeyAgreement.PrivateKey()
+    let s1 = try! i.sharedSecretFromKeyAgreement(with: r.publicKey)
+    let s2 = try! r.sharedSecretFromKeyAgreement(with: i.publicKey)
     for shared in [s1, s2] {
         let secret = KeyMaterial(shared.withUnsafeBytes { Array($0) })
         let seed = KeyDerivation.skeyseed(prf: prf, nonceInitiator: ni, nonceResponder: nr, sharedSecret: secret)
-        let keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: seed, nonceInitiator: ni, nonceResponder: nr,
-                                         spiInitiator: IKESPI(bytes: ni.prefix(8).map { $0 }), spiResponder: IKESPI(bytes: nr.prefix(8).map { $0 }))
+        let keys = KeyDerivation.ikeKeys(
+            suite: suite, skeyseed: seed, nonceInitiator: ni, nonceResponder: nr,
+            spiInitiator: IKESPI(bytes: ni.prefix(8).map { $0 }), spiResponder: IKESPI(bytes: nr.prefix(8).map { $0 }))
         for _ in 0..<2 {
-            sink &+= KeyDerivation.sharedKeyAuthentication(prf: prf, sharedKey: DemoScenario.preSharedKey, firstMessage: [UInt8](repeating: 3, count: 300),
-                                                           peerNonce: nr, authenticationKey: keys.authenticationInitiator,
-                                                           identification: Identity("10.0.0.1").payload).count
+            sink &+=
+                KeyDerivation.sharedKeyAuthentication(
+                    prf: prf, sharedKey: DemoScenario.preSharedKey, firstMessage: [UInt8](repeating: 3, count: 300),
+                    peerNonce: nr, authenticationKey: keys.authenticationInitiator,
+                    identification: Identity("10.0.0.1").payload
+                ).count
         }
-        let message = [UInt8](repeating: 5, count: 240), iv = [UInt8](repeating: 6, count: 8)
+        let message = [UInt8](repeating: 5, count: 240)
+        let iv = [UInt8](repeating: 6, count: 8)
         for _ in 0..<2 {
             let sealed = try! suite.encryption.seal(message, key: keys.encryptionInitiator.bytes, iv: iv, additionalData: [1, 2, 3])
             sink &+= (try! suite.encryption.open(sealed[...], key: keys.encryptionInitiator.bytes, iv: iv, additionalData: [1, 2, 3])).count
         }
-        sink &+= KeyDerivation.childKeys(prf: prf, deriving: keys.deriving, suite: child, sharedSecret: nil,
-                                         nonceInitiator: ni, nonceResponder: nr).encryptionInitiator.count
+        sink &+=
+            KeyDerivation.childKeys(
+                prf: prf, deriving: keys.deriving, suite: child, sharedSecret: nil,
+                nonceInitiator: ni, nonceResponder: nr
+            ).encryptionInitiator.count
     }
     let proxyEnd = KeyDeliveryChannel(role: .proxy, terminalID: 1, enrollmentKey: KeyMaterial([UInt8](repeating: 7, count: 32)), epoch: 1)
     let terminalEnd = KeyDeliveryChannel(role: .terminal, terminalID: 1, enrollmentKey: KeyMaterial([UInt8](repeating: 7, count: 32)), epoch: 1)
     for _ in 0..<2 {
         let datagram = proxyEnd.send(.flush, now: 0, wallClock: 1_800_000_000)
         if case .message(_, let ack) = terminalEnd.receive(datagram, now: 0, wallClock: 1_800_000_000) {
-            _ = proxyEnd.receive(ack, now: 0, wallClock: 1_800_000_000); sink &+= ack.count
+            _ = proxyEnd.receive(ack, now: 0, wallClock: 1_800_000_000)
+            sink &+= ack.count
         }
     }
     return sink
@@ -179,22 +203,31 @@ while done < negotiations {
     let count = min(batch, negotiations - done)
     let peerAddress = DemoScenario.peer
     let entries = (0..<count).map { index in
-        TerminalEntry(address: IPAddress("10.\(1 + done / 25_000).\((done + index) / 250 % 100).\(1 + (done + index) % 250)")!,
-                      terminalID: UInt64(done + index + 1), enrollmentKey: KeyMaterial([UInt8](repeating: UInt8(index & 0xff), count: 32)))
+        TerminalEntry(
+            address: IPAddress("10.\(1 + done / 25_000).\((done + index) / 250 % 100).\(1 + (done + index) % 250)")!,
+            terminalID: UInt64(done + index + 1), enrollmentKey: KeyMaterial([UInt8](repeating: UInt8(index & 0xff), count: 32)))
     }
     let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/8")!], terminals: entries)
-    let policyTable = PolicyTable(rules: [PolicyRule(source: AddressPrefix("10.0.0.0/8")!, destination: AddressPrefix(peerAddress.description)!,
-                                                     action: .protect(profile: "gateway"))])
+    let policyTable = PolicyTable(rules: [
+        PolicyRule(
+            source: AddressPrefix("10.0.0.0/8")!, destination: AddressPrefix(peerAddress.description)!,
+            action: .protect(profile: "gateway"))
+    ])
     let proxy = KeyExchangeProxy(policy: policyTable, registry: registry, profiles: [DemoScenario.profile()])
-    let peerEngine = IKEEngine(connections: entries.map { entry in
-        ConnectionConfiguration(name: "to-\(entry.address)", localAddress: peerAddress, remoteAddress: entry.address,
-                                localIdentity: Identity(peerAddress.description), remoteIdentity: Identity(entry.address.description),
-                                preSharedKey: DemoScenario.preSharedKey, proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
-                                children: [ChildConfiguration(name: "child", localTrafficSelectors: [TrafficSelector(cidr: peerAddress.description)!],
-                                                              remoteTrafficSelectors: [TrafficSelector(cidr: entry.address.description)!],
-                                                              proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])],
-                                forceEncapsulation: true)
-    })
+    let peerEngine = IKEEngine(
+        connections: entries.map { entry in
+            ConnectionConfiguration(
+                name: "to-\(entry.address)", localAddress: peerAddress, remoteAddress: entry.address,
+                localIdentity: Identity(peerAddress.description), remoteIdentity: Identity(entry.address.description),
+                preSharedKey: DemoScenario.preSharedKey, proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
+                children: [
+                    ChildConfiguration(
+                        name: "child", localTrafficSelectors: [TrafficSelector(cidr: peerAddress.description)!],
+                        remoteTrafficSelectors: [TrafficSelector(cidr: entry.address.description)!],
+                        proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])
+                ],
+                forceEncapsulation: true)
+        })
     let network = VirtualNetwork(proxy: proxy, peer: peerEngine, peerAddress: peerAddress, terminals: entries, linkLatency: 0.0005)
     for entry in entries {
         let virtualStart = network.now
@@ -208,7 +241,8 @@ while done < negotiations {
     done += count
 }
 let bareMedian = percentile(bare, 0.5)
-let median = percentile(timings, 0.5), p99 = percentile(timings, 0.99)
+let median = percentile(timings, 0.5)
+let p99 = percentile(timings, 0.99)
 let linkTime = percentile(virtualTimes, 0.5)
 print("")
 print("| start request to keys in the terminal (\(negotiations) negotiations) | median | 99th percentile |")
@@ -216,7 +250,9 @@ print("|---|---:|---:|")
 print(String(format: "| computing time, whole exchange (peer, proxy, terminal in one process) | %.0f µs | %.0f µs |", median * 1e6, p99 * 1e6))
 print(String(format: "| bare crypto of one negotiation, both ends, same run | %.0f µs | %.0f µs |", bareMedian * 1e6, percentile(bare, 0.99) * 1e6))
 print(String(format: "| link time on the virtual clock (0.5 ms per hop) | %.1f ms | %.1f ms |", linkTime * 1e3, percentile(virtualTimes, 0.99) * 1e3))
-print(String(format: "\nratio computing / bare crypto: median %.2f, p99 %.2f (target < 2, plus the link round trips: %.1f ms)",
-             median / bareMedian, p99 / bareMedian, linkTime * 1e3))
+print(
+    String(
+        format: "\nratio computing / bare crypto: median %.2f, p99 %.2f (target < 2, plus the link round trips: %.1f ms)",
+        median / bareMedian, p99 / bareMedian, linkTime * 1e3))
 ok = ok && median < 2 * bareMedian
 exit(ok ? 0 : 1)

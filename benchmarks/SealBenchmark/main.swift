@@ -17,10 +17,14 @@ let initialize = Process()
 initialize.executableURL = URL(fileURLWithPath: "/usr/bin/softhsm2-util")
 initialize.arguments = ["--init-token", "--free", "--label", "bench", "--pin", "1234", "--so-pin", "123456"]
 initialize.standardOutput = FileHandle.nullDevice
-try initialize.run(); initialize.waitUntilExit()
+try initialize.run()
+initialize.waitUntilExit()
 
 let token = TokenSealer(modulePath: module, tokenLabel: "bench", pin: "1234")
-guard token.isAvailable() else { print("token not available: \(token.lastError ?? "")"); exit(1) }
+guard token.isAvailable() else {
+    print("token not available: \(token.lastError ?? "")")
+    exit(1)
+}
 let envelope = try EnvelopeSealer(token: token, wrappedKey: nil)
 let snapshot = [UInt8](repeating: 0x5a, count: 1600)
 
@@ -34,7 +38,8 @@ print("seal of a \(snapshot.count)-octet box, \(boxes) boxes per round, rounds a
 print("round  token (SoftHSM2)  envelope (data key)  ratio")
 var ratios: [Double] = []
 for round in 1...5 {
-    let direct = try microsecondsPerSeal(token), wrapped = try microsecondsPerSeal(envelope)
+    let direct = try microsecondsPerSeal(token)
+    let wrapped = try microsecondsPerSeal(envelope)
     ratios.append(direct / wrapped)
     print(String(format: "%5d  %16.1f  %19.1f  %5.1fx", round, direct, wrapped, direct / wrapped))
 }

@@ -135,8 +135,10 @@ public struct DaemonConfiguration: Sendable {
                 guard v >= 0 && v <= 3600 else { throw fail("settings.retry_after_failure: \(v) is not between 0 and 3600 seconds") }
                 settings.retryAfterFailure = v
             }
-            for (key, value, apply) in [("max_negotiations_per_terminal", s.own.max_negotiations_per_terminal, { settings.maxNegotiationsPerTerminal = $0 }),
-                                        ("max_negotiations", s.own.max_negotiations, { settings.maxNegotiations = $0 })] as [(String, Int?, (Int) -> Void)] {
+            for (key, value, apply) in [
+                ("max_negotiations_per_terminal", s.own.max_negotiations_per_terminal, { settings.maxNegotiationsPerTerminal = $0 }),
+                ("max_negotiations", s.own.max_negotiations, { settings.maxNegotiations = $0 })
+            ] as [(String, Int?, (Int) -> Void)] {
                 guard let value else { continue }
                 guard (1...100_000).contains(value) else { throw fail("settings.\(key): \(value) is not between 1 and 100000") }
                 apply(value)
@@ -147,18 +149,21 @@ public struct DaemonConfiguration: Sendable {
         if let twice = ports.first(where: { name in ports.filter { $0 == name }.count > 1 }) {
             throw fail("interfaces: '\(twice)' is named twice; each port is one interface")
         }
-        var configuration = DaemonConfiguration(internetInterface: file.interfaces.internet, terminalInterfaces: file.interfaces.terminal,
-                                   controlSocket: file.control_socket ?? "/run/ikeproxy.sock",
-                                   policy: PolicyTable(rules: rules, defaultAction: defaultAction), profiles: profiles,
-                                   terminalPrefixes: prefixes, terminals: terminals.entries, enrollments: terminals.enrollments,
-                                   proxySettings: settings, engineSettings: engine, showKeys: false, store: store)
+        var configuration = DaemonConfiguration(
+            internetInterface: file.interfaces.internet, terminalInterfaces: file.interfaces.terminal,
+            controlSocket: file.control_socket ?? "/run/ikeproxy.sock",
+            policy: PolicyTable(rules: rules, defaultAction: defaultAction), profiles: profiles,
+            terminalPrefixes: prefixes, terminals: terminals.entries, enrollments: terminals.enrollments,
+            proxySettings: settings, engineSettings: engine, showKeys: false, store: store)
         if let m = file.management { configuration.management = try parseManagement(m, secrets: &secrets) }
         configuration.sealedSecrets = secrets.sealed
         configuration.clearSecrets = secrets.clear
         configuration.terminalCredentials = terminals.credentials
         configuration.terminalCertificatePEM = terminals.certificatePEM
         if !secrets.sealed.isEmpty && store == nil {
-            throw fail("sealed secrets (psk_sealed, enrollment_key_sealed, private_key_sealed) need a store with its sealer (pkcs11 or key_file) to open them")
+            throw fail(
+                "sealed secrets (psk_sealed, enrollment_key_sealed, private_key_sealed) need a store with its sealer (pkcs11 or key_file) to open them"
+            )
         }
         return configuration
     }
@@ -173,8 +178,9 @@ public struct DaemonConfiguration: Sendable {
             switch context {
             case .terminalPrivateKey(let id):
                 guard let pem = terminalCertificatePEM[id] else { continue }
-                do { terminalCredentials[id] = try CertificateCredential(certificatePEM: pem, privateKeyPEM: String(decoding: secret, as: UTF8.self)) }
-                catch { throw DaemonConfigurationError("\(context): \(error)") }
+                do {
+                    terminalCredentials[id] = try CertificateCredential(certificatePEM: pem, privateKeyPEM: String(decoding: secret, as: UTF8.self))
+                } catch { throw DaemonConfigurationError("\(context): \(error)") }
             case .managementTLSKey:
                 management?.privateKeyPEM = secret
             case .profilePreSharedKey(let name):

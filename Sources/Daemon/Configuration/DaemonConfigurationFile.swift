@@ -20,8 +20,11 @@ extension DaemonConfiguration {
             init(from decoder: Decoder) throws {
                 let container = try decoder.container(keyedBy: Keys.self)
                 internet = try container.decode(String.self, forKey: .internet)
-                if let one = try? container.decode(String.self, forKey: .terminal) { terminal = [one] }
-                else { terminal = try container.decode([String].self, forKey: .terminal) }
+                if let one = try? container.decode(String.self, forKey: .terminal) {
+                    terminal = [one]
+                } else {
+                    terminal = try container.decode([String].self, forKey: .terminal)
+                }
             }
         }
         struct Terminal: Decodable {
@@ -63,10 +66,23 @@ extension DaemonConfiguration {
             var crls: [String]?
             var revocation: String?
         }
-        struct Policy: Decodable { var rules: [RuleText]; var `default`: String? }
-        struct KeyDelivery: Decodable { var port: UInt16?; var source_ipv4: String?; var source_ipv6: String? }
+        struct Policy: Decodable {
+            var rules: [RuleText]
+            var `default`: String?
+        }
+        struct KeyDelivery: Decodable {
+            var port: UInt16?
+            var source_ipv4: String?
+            var source_ipv6: String?
+        }
         struct Store: Decodable {
-            struct PKCS11: Decodable { var module: String; var token: String; var pin: String?; var pin_file: String?; var key_label: String? }
+            struct PKCS11: Decodable {
+                var module: String
+                var token: String
+                var pin: String?
+                var pin_file: String?
+                var key_label: String?
+            }
             var path: String
             var pkcs11: PKCS11?
             var key_file: String?
@@ -74,7 +90,12 @@ extension DaemonConfiguration {
         }
         var store: Store?
         struct Management: Decodable {
-            struct Admin: Decodable { var name: String; var role: String?; var token_sha256: String?; var certificate_sha256: String? }
+            struct Admin: Decodable {
+                var name: String
+                var role: String?
+                var token_sha256: String?
+                var certificate_sha256: String?
+            }
             var listen: String
             var port: Int?
             var certificate: String
@@ -93,6 +114,10 @@ extension DaemonConfiguration {
         var key_delivery: KeyDelivery?
         var settings: EngineSettingsFile.With<OwnSettings>?
         /// Beside the shared engine keys, what only the proxy has: the wait after a failed negotiation.
-        struct OwnSettings: Decodable { var retry_after_failure: Double?; var max_negotiations_per_terminal: Int?; var max_negotiations: Int? }
+        struct OwnSettings: Decodable {
+            var retry_after_failure: Double?
+            var max_negotiations_per_terminal: Int?
+            var max_negotiations: Int?
+        }
     }
 }

@@ -23,30 +23,36 @@ extension DaemonConfiguration {
 
     /// The rule as configuration text (the inverse of `parseRule`).
     public static func text(of rule: PolicyRule) -> RuleText {
-        let names: [UInt8: String] = [IPProtocolNumber.tcp: "tcp", IPProtocolNumber.udp: "udp", IPProtocolNumber.icmp: "icmp",
-                                      IPProtocolNumber.icmpv6: "icmpv6", IPProtocolNumber.esp: "esp"]
-        let action: String, profile: String?
+        let names: [UInt8: String] = [
+            IPProtocolNumber.tcp: "tcp", IPProtocolNumber.udp: "udp", IPProtocolNumber.icmp: "icmp",
+            IPProtocolNumber.icmpv6: "icmpv6", IPProtocolNumber.esp: "esp"
+        ]
+        let action: String
+        let profile: String?
         switch rule.action {
         case .bypass: (action, profile) = ("bypass", nil)
         case .discard: (action, profile) = ("discard", nil)
         case .protect(let name): (action, profile) = ("protect", name)
         }
-        return RuleText(source: rule.source.text, destination: rule.destination.text,
-                        protocol: rule.ipProtocol.map { names[$0] ?? String($0) } ?? "any",
-                        source_ports: rule.sourcePorts.description, destination_ports: rule.destinationPorts.description,
-                        action: action, profile: profile)
+        return RuleText(
+            source: rule.source.text, destination: rule.destination.text,
+            protocol: rule.ipProtocol.map { names[$0] ?? String($0) } ?? "any",
+            source_ports: rule.sourcePorts.description, destination_ports: rule.destinationPorts.description,
+            action: action, profile: profile)
     }
 
     public static func parseRule(_ r: RuleText, at: String, profiles: Set<String>) throws -> PolicyRule {
         func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
-        let sourceText = r.source ?? "any", destinationText = r.destination ?? "any"
+        let sourceText = r.source ?? "any"
+        let destinationText = r.destination ?? "any"
         let isIPv6 = sourceText.contains(":") || destinationText.contains(":")
         func prefix(_ text: String, _ key: String) throws -> AddressPrefix {
             if text == "any" { return AddressPrefix.any(ipv6: isIPv6) }
             guard let prefix = AddressPrefix(text) else { throw fail("\(at).\(key): '\(text)' is not an address prefix") }
             return prefix
         }
-        let source = try prefix(sourceText, "source"), destination = try prefix(destinationText, "destination")
+        let source = try prefix(sourceText, "source")
+        let destination = try prefix(destinationText, "destination")
         guard source.isIPv6 == destination.isIPv6 else { throw fail("\(at): source and destination must be the same IP version") }
         let ipProtocol: UInt8?
         switch (r.protocol ?? "any").lowercased() {
@@ -75,8 +81,9 @@ extension DaemonConfiguration {
             action = .protect(profile: name)
         default: throw fail("\(at).action: '\(r.action)' is not bypass, discard or protect")
         }
-        return PolicyRule(source: source, destination: destination, ipProtocol: ipProtocol,
-                          sourcePorts: try ports(r.source_ports, "source_ports"),
-                          destinationPorts: try ports(r.destination_ports, "destination_ports"), action: action)
+        return PolicyRule(
+            source: source, destination: destination, ipProtocol: ipProtocol,
+            sourcePorts: try ports(r.source_ports, "source_ports"),
+            destinationPorts: try ports(r.destination_ports, "destination_ports"), action: action)
     }
 }

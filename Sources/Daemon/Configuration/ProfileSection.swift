@@ -13,7 +13,10 @@ extension DaemonConfiguration {
     /// One entry of `profiles`: proposals, the pre-shared key (or its sealed box), authentication, lifetimes.
     static func parseProfile(_ p: File.Profile, at: String, secrets: inout SecretsFound) throws -> ProtectionProfile {
         func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
-        var usesTerminalCertificates = false, rsaPSS = false, anchors: [Certificate]?, revocationLists: [CertificateRevocationList] = []
+        var usesTerminalCertificates = false
+        var rsaPSS = false
+        var anchors: [Certificate]?
+        var revocationLists: [CertificateRevocationList] = []
         var revocation = RevocationPolicy.relaxed
         do {
             if case .certificate(let pss) = try SharedConnectionText.localAuthentication(p.local_auth, at: at) {
@@ -23,10 +26,16 @@ extension DaemonConfiguration {
             }
         } catch { throw fail(error.description) }
         let remote: RemoteAuthentication
-        do { remote = try AuthenticationFiles.remote(mode: p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls,
-                                                     revocation: p.revocation) }
-        catch { throw fail("\(at): \(error)") }
-        if case .certificate(let trusted, let lists, let policy) = remote { anchors = trusted; revocationLists = lists; revocation = policy }
+        do {
+            remote = try AuthenticationFiles.remote(
+                mode: p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls,
+                revocation: p.revocation)
+        } catch { throw fail("\(at): \(error)") }
+        if case .certificate(let trusted, let lists, let policy) = remote {
+            anchors = trusted
+            revocationLists = lists
+            revocation = policy
+        }
         let needsPSK = !usesTerminalCertificates || anchors == nil
         let key: [UInt8]
         if let sealed = p.psk_sealed {
@@ -39,16 +48,19 @@ extension DaemonConfiguration {
             key = given?.bytes ?? []
         }
         if p.psk_sealed == nil && !key.isEmpty { secrets.clear.append(.profilePreSharedKey(profile: p.name)) }
-        let ike: [ProposalSpec], esp: [ProposalSpec], mode: ChildMode
+        let ike: [ProposalSpec]
+        let esp: [ProposalSpec]
+        let mode: ChildMode
         do {
             ike = try SharedConnectionText.ikeProposals(p.proposals, at: at)
             esp = try SharedConnectionText.espProposals(p.esp_proposals, at: at)
             mode = try SharedConnectionText.mode(p.mode, at: at)
         } catch { throw fail(error.description) }
-                    var profile = ProtectionProfile(name: p.name, ikeProposals: ike, espProposals: esp, preSharedKey: KeyMaterial(key),
-                                          peerIdentity: p.peer_id.map(Identity.init), mode: mode,
-                                          forceEncapsulation: p.force_encapsulation ?? true, hardLifetime: p.hard_lifetime,
-                                          childRekeyTime: p.rekey_time)
+        var profile = ProtectionProfile(
+            name: p.name, ikeProposals: ike, espProposals: esp, preSharedKey: KeyMaterial(key),
+            peerIdentity: p.peer_id.map(Identity.init), mode: mode,
+            forceEncapsulation: p.force_encapsulation ?? true, hardLifetime: p.hard_lifetime,
+            childRekeyTime: p.rekey_time)
         for (key, value) in [("rekey_time", p.rekey_time), ("ike_rekey_time", p.ike_rekey_time), ("liveness_interval", p.liveness_interval)] {
             if let value, !(value >= 1 && value <= 31_536_000) { throw fail("\(at): \(key) \(value) is not between 1 and 31536000 seconds") }
         }
@@ -58,8 +70,9 @@ extension DaemonConfiguration {
         profile.ikeRekeyTime = p.ike_rekey_time
         do {
             profile.childRekeyJitter = try RekeyJitter.configured(randTime: p.rand_time, rekeyTime: p.rekey_time)
-            profile.ikeRekeyJitter = try RekeyJitter.configured(randTime: p.ike_rand_time, rekeyTime: p.ike_rekey_time,
-                                                                                    names: ("ike_rand_time", "ike_rekey_time"))
+            profile.ikeRekeyJitter = try RekeyJitter.configured(
+                randTime: p.ike_rand_time, rekeyTime: p.ike_rekey_time,
+                names: ("ike_rand_time", "ike_rekey_time"))
         } catch { throw fail("\(at): \(error)") }
         profile.livenessInterval = p.liveness_interval
         profile.authenticatesWithTerminalCertificate = usesTerminalCertificates
@@ -68,8 +81,9 @@ extension DaemonConfiguration {
         profile.peerRevocationLists = revocationLists
         profile.peerRevocationPolicy = revocation
         do {
-            profile.volumeLifetime = try ESPLifetime.volume(rekeyBytes: p.rekey_bytes, lifeBytes: p.life_bytes,
-                                                                               rekeyPackets: p.rekey_packets, lifePackets: p.life_packets)
+            profile.volumeLifetime = try ESPLifetime.volume(
+                rekeyBytes: p.rekey_bytes, lifeBytes: p.life_bytes,
+                rekeyPackets: p.rekey_packets, lifePackets: p.life_packets)
         } catch { throw fail("\(at): \(error)") }
         do {
             if let childless = try SharedConnectionText.childless(p.childless, at: at) { profile.childless = childless }

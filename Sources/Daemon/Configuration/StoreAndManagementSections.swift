@@ -13,18 +13,23 @@ extension DaemonConfiguration {
     /// `store`: the SQLite file and what seals its secrets (a PKCS#11 token or a key file).
     static func parseStore(_ file: File) throws -> StoreConfiguration? {
         func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
-    guard let st = file.store else { return nil }
+        guard let st = file.store else { return nil }
         switch (st.pkcs11, st.key_file) {
         case (let p11?, nil):
             let pin: String
-            if let text = p11.pin { pin = text } else if let path = p11.pin_file {
+            if let text = p11.pin {
+                pin = text
+            } else if let path = p11.pin_file {
                 guard let data = FileManager.default.contents(atPath: path) else { throw fail("store.pkcs11.pin_file: cannot read \(path)") }
                 pin = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
             } else {
                 throw fail("store.pkcs11: pin or pin_file is required")
             }
-            return StoreConfiguration(path: st.path, sealing: .token(module: p11.module, tokenLabel: p11.token, pin: pin,
-                                                                      keyLabel: p11.key_label ?? "ikeproxy-sealing-key"))
+            return StoreConfiguration(
+                path: st.path,
+                sealing: .token(
+                    module: p11.module, tokenLabel: p11.token, pin: pin,
+                    keyLabel: p11.key_label ?? "ikeproxy-sealing-key"))
         case (nil, let path?):
             return StoreConfiguration(path: st.path, sealing: .keyFile(path: path, create: st.create_key_file ?? false))
         default:
@@ -48,8 +53,9 @@ extension DaemonConfiguration {
                 return bytes
             }
             let token = try digest(a.token_sha256, "token_sha256", "sha256sum of the token")
-            let certificate = try digest(a.certificate_sha256, "certificate_sha256",
-                                         "SHA-256 of the client certificate: openssl x509 -in cert.pem -outform DER | sha256sum")
+            let certificate = try digest(
+                a.certificate_sha256, "certificate_sha256",
+                "SHA-256 of the client certificate: openssl x509 -in cert.pem -outform DER | sha256sum")
             guard token != nil || certificate != nil else {
                 throw fail("\(at): token_sha256 or certificate_sha256 (or both) is needed, or nobody can log in as \(a.name)")
             }
@@ -68,8 +74,9 @@ extension DaemonConfiguration {
         } else {
             throw fail("management: private_key_sealed (from `ikeproxy seal --context management:tls-key`) or private_key (a PEM file) is required")
         }
-        return ManagementConfiguration(host: m.listen, port: m.port ?? 8443, certificatePath: m.certificate,
-                                                           privateKeyPath: m.private_key ?? "", administrators: administrators,
-                                                           clientCAPath: m.client_ca)
+        return ManagementConfiguration(
+            host: m.listen, port: m.port ?? 8443, certificatePath: m.certificate,
+            privateKeyPath: m.private_key ?? "", administrators: administrators,
+            clientCAPath: m.client_ca)
     }
 }

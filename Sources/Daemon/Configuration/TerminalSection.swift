@@ -44,27 +44,35 @@ extension DaemonConfiguration {
         if let certificate = t.certificate {
             let pem = try readText(certificate, "\(at).certificate")
             if let sealed = t.private_key_sealed {
-                guard !CertificateCredential.certificates(pem: pem).isEmpty else { throw fail("\(at).certificate: '\(certificate)' holds no PEM certificate") }
+                guard !CertificateCredential.certificates(pem: pem).isEmpty else {
+                    throw fail("\(at).certificate: '\(certificate)' holds no PEM certificate")
+                }
                 secrets.sealed[.terminalPrivateKey(terminalID: t.terminal_id)] = try sealedBox(sealed, "\(at).private_key_sealed")
                 found.certificatePEM[t.terminal_id] = pem
             } else if let keyPath = t.private_key {
-                do { found.credentials[t.terminal_id] = try CertificateCredential(certificatePEM: pem, privateKeyPEM: try readText(keyPath, "\(at).private_key")) }
-                catch let error as CredentialError { throw fail("\(at): certificate and private_key: \(error)") }
+                do {
+                    found.credentials[t.terminal_id] = try CertificateCredential(
+                        certificatePEM: pem, privateKeyPEM: try readText(keyPath, "\(at).private_key"))
+                } catch let error as CredentialError { throw fail("\(at): certificate and private_key: \(error)") }
                 secrets.clear.append(.terminalPrivateKey(terminalID: t.terminal_id))
             } else {
-                throw fail("\(at): certificate needs private_key_sealed (from `ikeproxy seal --context terminal-key:\(t.terminal_id)`) or private_key")
+                throw fail(
+                    "\(at): certificate needs private_key_sealed (from `ikeproxy seal --context terminal-key:\(t.terminal_id)`) or private_key")
             }
         } else if t.private_key != nil || t.private_key_sealed != nil {
             throw fail("\(at): a private key without its certificate")
         }
         let keyAddress = addresses.first { !$0.isIPv6 } ?? addresses.first
         for address in addresses {
-            found.entries.append(TerminalEntry(address: address, terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key),
-                                           keyDeliveryPort: t.key_delivery_port ?? WellKnownPort.keyDelivery, keyDeliveryAddress: keyAddress))
+            found.entries.append(
+                TerminalEntry(
+                    address: address, terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key),
+                    keyDeliveryPort: t.key_delivery_port ?? WellKnownPort.keyDelivery, keyDeliveryAddress: keyAddress))
         }
         if let text = t.mac {
             guard let mac = MACAddress(text: text) else { throw fail("\(at).mac: '\(text)' is not a MAC address like 02:00:00:00:00:01") }
-            found.enrollments[mac] = MACEnrollment(terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: t.key_delivery_port ?? WellKnownPort.keyDelivery)
+            found.enrollments[mac] = MACEnrollment(
+                terminalID: t.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: t.key_delivery_port ?? WellKnownPort.keyDelivery)
         }
     }
 }

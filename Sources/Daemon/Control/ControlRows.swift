@@ -36,7 +36,9 @@ struct TerminalRow: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case mac, ipv4, ipv6, status, sas, port
-        case terminalID = "terminal_id", learntFrom = "learnt_from", lastSeenSecondsAgo = "last_seen_seconds_ago"
+        case terminalID = "terminal_id"
+        case learntFrom = "learnt_from"
+        case lastSeenSecondsAgo = "last_seen_seconds_ago"
         case keyDeliveryUnacknowledged = "key_delivery_unacknowledged"
     }
 }
@@ -65,10 +67,19 @@ struct SARow: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case terminal, peer, connection, child, mode
-        case spiIn = "spi_in", spiOut = "spi_out", ageSeconds = "age_seconds", cipherSuite = "cipher_suite"
-        case udpEncapsulation = "udp_encapsulation", localSelectors = "local_selectors", remoteSelectors = "remote_selectors"
-        case expiresInSeconds = "expires_in_seconds", rekeyInSeconds = "rekey_in_seconds"
-        case packetsIn = "packets_in", octetsIn = "octets_in", packetsOut = "packets_out", octetsOut = "octets_out"
+        case spiIn = "spi_in"
+        case spiOut = "spi_out"
+        case ageSeconds = "age_seconds"
+        case cipherSuite = "cipher_suite"
+        case udpEncapsulation = "udp_encapsulation"
+        case localSelectors = "local_selectors"
+        case remoteSelectors = "remote_selectors"
+        case expiresInSeconds = "expires_in_seconds"
+        case rekeyInSeconds = "rekey_in_seconds"
+        case packetsIn = "packets_in"
+        case octetsIn = "octets_in"
+        case packetsOut = "packets_out"
+        case octetsOut = "octets_out"
         case usageReportedSecondsAgo = "usage_reported_seconds_ago"
     }
 }
@@ -79,7 +90,10 @@ struct StatusRow: Encodable {
         var internet: String
         var terminal: String
         var terminalPorts: [String]
-        enum CodingKeys: String, CodingKey { case internet, terminal, terminalPorts = "terminal_ports" }
+        enum CodingKeys: String, CodingKey {
+            case internet, terminal
+            case terminalPorts = "terminal_ports"
+        }
     }
     var uptimeSeconds: Int
     var interfaces: Interfaces
@@ -92,7 +106,8 @@ struct StatusRow: Encodable {
 
     enum CodingKeys: String, CodingKey {
         case interfaces, proxy, bridge, engine, sas, negotiating
-        case uptimeSeconds = "uptime_seconds", dataPath = "data_path"
+        case uptimeSeconds = "uptime_seconds"
+        case dataPath = "data_path"
     }
 }
 

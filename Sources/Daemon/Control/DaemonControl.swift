@@ -2,10 +2,10 @@ import Foundation
 import IKEEndpoint
 import IKEv2
 import LinuxIO
+import Management
 import Packets
 import Proxy
 import Store
-import Management
 
 /// The control socket (`ikeproxy terminals`, `sas`, `status`) and the rows it shares with the management API.
 extension DaemonRunner {
@@ -34,7 +34,8 @@ extension DaemonRunner {
     /// Every host discovered on the terminal link, then the terminals enrolled by address not seen there yet and
     /// the file's terminals an administrator removed; each with its SAs and unacknowledged key delivery.
     func terminalRows() -> [TerminalRow] {
-        let registry = bridge.proxy.registry, now = monotonicSeconds()
+        let registry = bridge.proxy.registry
+        let now = monotonicSeconds()
         var rows: [TerminalRow] = []
         var listed = Set<IPAddress>()
         for host in bridge.discovery.hosts.values.sorted(by: { $0.mac.description < $1.mac.description }) {
@@ -42,11 +43,13 @@ extension DaemonRunner {
             let entries = addresses.compactMap { registry.terminal(at: $0) }
             let inside = addresses.contains(where: bridge.discovery.isInsidePrefixes)
             listed.formUnion(addresses)
-            rows.append(TerminalRow(mac: Nullable(host.mac.description), ipv4: host.ipv4.map(\.description).sorted(),
-                                    ipv6: host.ipv6.map(\.description).sorted(),
-                                    status: !entries.isEmpty ? .registered : inside ? .unenrolled : .pending,
-                                    terminalID: Nullable(entries.first?.terminalID), learntFrom: host.learntFrom.sorted(),
-                                    lastSeenSecondsAgo: Nullable(Int(now - host.lastSeen)), port: Nullable(portName(of: host.mac, now: now))))
+            rows.append(
+                TerminalRow(
+                    mac: Nullable(host.mac.description), ipv4: host.ipv4.map(\.description).sorted(),
+                    ipv6: host.ipv6.map(\.description).sorted(),
+                    status: !entries.isEmpty ? .registered : inside ? .unenrolled : .pending,
+                    terminalID: Nullable(entries.first?.terminalID), learntFrom: host.learntFrom.sorted(),
+                    lastSeenSecondsAgo: Nullable(Int(now - host.lastSeen)), port: Nullable(portName(of: host.mac, now: now))))
         }
         let fromFile = Set(configuration.terminals.map { "\($0.terminalID) \($0.address)" })
         var byID: [UInt64: [IPAddress]] = [:]
@@ -57,12 +60,16 @@ extension DaemonRunner {
         }
         for (id, addresses) in byID.merging(removed, uniquingKeysWith: +).sorted(by: { $0.key < $1.key }) {
             let sorted = addresses.sorted { $0.description < $1.description }
-            let status: TerminalRow.Status = sorted.contains { registry.terminal(at: $0) != nil } ? .registered
+            let status: TerminalRow.Status =
+                sorted.contains { registry.terminal(at: $0) != nil }
+                ? .registered
                 : sorted.contains { registry.entries[$0] != nil } ? .outsidePrefixes : .removed
-            rows.append(TerminalRow(mac: Nullable(nil), ipv4: sorted.filter { !$0.isIPv6 }.map(\.description),
-                                    ipv6: sorted.filter(\.isIPv6).map(\.description), status: status, terminalID: Nullable(id),
-                                    learntFrom: [sorted.contains { fromFile.contains("\(id) \($0)") } ? "configuration" : "api"],
-                                    lastSeenSecondsAgo: Nullable(nil), port: Nullable(nil)))
+            rows.append(
+                TerminalRow(
+                    mac: Nullable(nil), ipv4: sorted.filter { !$0.isIPv6 }.map(\.description),
+                    ipv6: sorted.filter(\.isIPv6).map(\.description), status: status, terminalID: Nullable(id),
+                    learntFrom: [sorted.contains { fromFile.contains("\(id) \($0)") } ? "configuration" : "api"],
+                    lastSeenSecondsAgo: Nullable(nil), port: Nullable(nil)))
         }
         // A terminal that stays silent shows its unacknowledged key delivery growing.
         let sasByAddress = Dictionary(grouping: bridge.proxy.store.children.values, by: \.terminal.description).mapValues(\.count)
@@ -77,20 +84,23 @@ extension DaemonRunner {
     /// Every CHILD SA held, oldest first, with its traffic as the terminal last reported it (STATUS): the
     /// terminal alone sees both directions.
     func saRows() -> [SARow] {
-        let store = bridge.proxy.store, now = monotonicSeconds()
+        let store = bridge.proxy.store
+        let now = monotonicSeconds()
         return store.children.values.sorted { $0.createdAt < $1.createdAt }.map { sa in
-            let usageIn = store.usage[sa.inbound.spi], usageOut = store.usage[sa.outbound.spi]
+            let usageIn = store.usage[sa.inbound.spi]
+            let usageOut = store.usage[sa.outbound.spi]
             let reported = [usageIn?.reportedAt, usageOut?.reportedAt].compactMap { $0 }.max()
-            return SARow(terminal: sa.terminal.description, peer: sa.peer.description, connection: sa.connection, child: sa.childName,
-                         spiIn: sa.inbound.spi.description, spiOut: sa.outbound.spi.description, ageSeconds: Int(now - sa.createdAt),
-                         cipherSuite: sa.outbound.suite.name, mode: sa.outbound.mode.rawValue, udpEncapsulation: sa.outbound.encapsulation != nil,
-                         localSelectors: sa.outbound.sourceSelectors.map(\.description),
-                         remoteSelectors: sa.outbound.destinationSelectors.map(\.description),
-                         expiresInSeconds: Nullable(sa.hardLifetime.map { max(0, Int($0 - (now - sa.createdAt))) }),
-                         rekeyInSeconds: Nullable(bridge.proxy.engine.secondsUntilRekey(childInbound: sa.inbound.spi, now: now).map { Int($0.rounded(.up)) }),
-                         packetsIn: Nullable(usageIn?.packets), octetsIn: Nullable(usageIn?.octets),
-                         packetsOut: Nullable(usageOut?.packets), octetsOut: Nullable(usageOut?.octets),
-                         usageReportedSecondsAgo: Nullable(reported.map { Int(now - $0) }))
+            return SARow(
+                terminal: sa.terminal.description, peer: sa.peer.description, connection: sa.connection, child: sa.childName,
+                spiIn: sa.inbound.spi.description, spiOut: sa.outbound.spi.description, ageSeconds: Int(now - sa.createdAt),
+                cipherSuite: sa.outbound.suite.name, mode: sa.outbound.mode.rawValue, udpEncapsulation: sa.outbound.encapsulation != nil,
+                localSelectors: sa.outbound.sourceSelectors.map(\.description),
+                remoteSelectors: sa.outbound.destinationSelectors.map(\.description),
+                expiresInSeconds: Nullable(sa.hardLifetime.map { max(0, Int($0 - (now - sa.createdAt))) }),
+                rekeyInSeconds: Nullable(bridge.proxy.engine.secondsUntilRekey(childInbound: sa.inbound.spi, now: now).map { Int($0.rounded(.up)) }),
+                packetsIn: Nullable(usageIn?.packets), octetsIn: Nullable(usageIn?.octets),
+                packetsOut: Nullable(usageOut?.packets), octetsOut: Nullable(usageOut?.octets),
+                usageReportedSecondsAgo: Nullable(reported.map { Int(now - $0) }))
         }
     }
 
@@ -105,9 +115,10 @@ extension DaemonRunner {
     }
 
     func status() -> StatusRow {
-        StatusRow(uptimeSeconds: Int(monotonicSeconds() - startedAt),
-                  interfaces: .init(internet: internet.name, terminal: terminal.name, terminalPorts: terminals.map(\.name)),
-                  dataPath: dataPathCounters, proxy: bridge.proxy.counters, bridge: bridge.counters, engine: bridge.proxy.engine.counters,
-                  sas: bridge.proxy.store.children.count, negotiating: bridge.proxy.hasNegotiationsInFlight)
+        StatusRow(
+            uptimeSeconds: Int(monotonicSeconds() - startedAt),
+            interfaces: .init(internet: internet.name, terminal: terminal.name, terminalPorts: terminals.map(\.name)),
+            dataPath: dataPathCounters, proxy: bridge.proxy.counters, bridge: bridge.counters, engine: bridge.proxy.engine.counters,
+            sas: bridge.proxy.store.children.count, negotiating: bridge.proxy.hasNegotiationsInFlight)
     }
 }

@@ -11,16 +11,18 @@ public enum CRLDistributionPoints {
     /// cannot be read.
     public static func uris(of certificate: Certificate) -> [String] {
         guard let value = certificate.extensions.first(where: { $0.oid == oid })?.value,
-              let root = try? DER.parse(value), case .constructed(let points) = root.content else { return [] }
+            let root = try? DER.parse(value), case .constructed(let points) = root.content
+        else { return [] }
         var found: [String] = []
         for point in points {
             // DistributionPoint ::= SEQUENCE { distributionPoint [0] EXPLICIT DistributionPointName OPTIONAL, ... }
             guard case .constructed(let fields) = point.content,
-                  let wrapper = fields.first(where: { $0.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) }),
-                  case .constructed(let choice) = wrapper.content,
-                  // DistributionPointName ::= CHOICE { fullName [0] IMPLICIT GeneralNames, ... }
-                  let fullName = choice.first(where: { $0.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) }),
-                  case .constructed(let names) = fullName.content else { continue }
+                let wrapper = fields.first(where: { $0.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) }),
+                case .constructed(let choice) = wrapper.content,
+                // DistributionPointName ::= CHOICE { fullName [0] IMPLICIT GeneralNames, ... }
+                let fullName = choice.first(where: { $0.identifier == ASN1Identifier(tagWithNumber: 0, tagClass: .contextSpecific) }),
+                case .constructed(let names) = fullName.content
+            else { continue }
             for node in names {
                 if case .uniformResourceIdentifier(let uri)? = try? GeneralName(derEncoded: node) { found.append(uri) }
             }

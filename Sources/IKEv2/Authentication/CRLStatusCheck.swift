@@ -5,8 +5,10 @@ import X509
 /// CRL its issuer signed counts, and only while current (nextUpdate not past), so that a stale or forged
 /// list proves nothing either way.
 public enum CRLStatusCheck {
-    public static func status(of certificate: Certificate, issuer: Certificate, lists: [CertificateRevocationList],
-                              from uri: String, at time: Date) -> RevocationStatus {
+    public static func status(
+        of certificate: Certificate, issuer: Certificate, lists: [CertificateRevocationList],
+        from uri: String, at time: Date
+    ) -> RevocationStatus {
         let signed = lists.filter { $0.isSigned(by: issuer) }
         guard !signed.isEmpty else {
             return .unavailable(lists.isEmpty ? "the CRL at \(uri) holds no CRL" : "the CRL at \(uri) is not signed by \(issuer.subject)")

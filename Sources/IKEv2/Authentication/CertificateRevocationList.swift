@@ -20,8 +20,13 @@ public struct CertificateRevocationList: Sendable {
     /// Parses a DER CertificateList.
     public init(derEncoded bytes: [UInt8]) throws {
         let root = try DER.parse(bytes)
-        var issuer: DistinguishedName?, thisUpdate: Date?, nextUpdate: Date?
-        var revoked = Set<Certificate.SerialNumber>(), signedPart: [UInt8] = [], algorithm: Certificate.SignatureAlgorithm?, signature: [UInt8] = []
+        var issuer: DistinguishedName?
+        var thisUpdate: Date?
+        var nextUpdate: Date?
+        var revoked = Set<Certificate.SerialNumber>()
+        var signedPart: [UInt8] = []
+        var algorithm: Certificate.SignatureAlgorithm?
+        var signature: [UInt8] = []
         try DER.sequence(root, identifier: .sequence) { nodes in
             guard let tbs = nodes.next(), let algorithmNode = nodes.next(), let signatureNode = nodes.next() else {
                 throw ParseError(description: "a CRL is tbsCertList, signatureAlgorithm, signatureValue")
@@ -31,14 +36,19 @@ public struct CertificateRevocationList: Sendable {
             signature = Array(try ASN1BitString(derEncoded: signatureNode).bytes)
             try DER.sequence(tbs, identifier: .sequence) { fields in
                 var node = fields.next()
-                if node?.identifier == .integer { node = fields.next() }            // version
-                node = fields.next()                                               // signature algorithm (again)
+                if node?.identifier == .integer { node = fields.next() }  // version
+                node = fields.next()  // signature algorithm (again)
                 guard let issuerNode = node else { throw ParseError(description: "the CRL has no issuer") }
                 issuer = try DistinguishedName(derEncoded: issuerNode)
-                guard let thisNode = fields.next(), let this = try Self.time(thisNode) else { throw ParseError(description: "the CRL has no thisUpdate") }
+                guard let thisNode = fields.next(), let this = try Self.time(thisNode) else {
+                    throw ParseError(description: "the CRL has no thisUpdate")
+                }
                 thisUpdate = this
                 node = fields.next()
-                if let candidate = node, let next = try Self.time(candidate) { nextUpdate = next; node = fields.next() }
+                if let candidate = node, let next = try Self.time(candidate) {
+                    nextUpdate = next
+                    node = fields.next()
+                }
                 if let list = node, list.identifier == .sequence {
                     try DER.sequence(list, identifier: .sequence) { entries in
                         while let entry = entries.next() {
@@ -50,12 +60,17 @@ public struct CertificateRevocationList: Sendable {
                         }
                     }
                 }
-                while fields.next() != nil {}                                      // extensions
+                while fields.next() != nil {}  // extensions
             }
         }
         guard let issuer, let thisUpdate else { throw ParseError(description: "incomplete CRL") }
-        self.issuer = issuer; self.thisUpdate = thisUpdate; self.nextUpdate = nextUpdate; self.revokedSerialNumbers = revoked
-        self.signedPart = signedPart; self.signatureAlgorithm = algorithm; self.signature = signature
+        self.issuer = issuer
+        self.thisUpdate = thisUpdate
+        self.nextUpdate = nextUpdate
+        self.revokedSerialNumbers = revoked
+        self.signedPart = signedPart
+        self.signatureAlgorithm = algorithm
+        self.signature = signature
     }
 
     /// Every CRL in a PEM text ("X509 CRL" blocks), or a single DER one.
@@ -83,7 +98,7 @@ public struct CertificateRevocationList: Sendable {
             ([1, 2, 840, 10045, 4, 3, 2], .ecdsaWithSHA256), ([1, 2, 840, 10045, 4, 3, 3], .ecdsaWithSHA384),
             ([1, 2, 840, 10045, 4, 3, 4], .ecdsaWithSHA512), ([1, 2, 840, 113549, 1, 1, 11], .sha256WithRSAEncryption),
             ([1, 2, 840, 113549, 1, 1, 12], .sha384WithRSAEncryption), ([1, 2, 840, 113549, 1, 1, 13], .sha512WithRSAEncryption),
-            ([1, 3, 101, 112], .ed25519),
+            ([1, 3, 101, 112], .ed25519)
         ]
         return known.first { $0.0 == oid }?.1
     }

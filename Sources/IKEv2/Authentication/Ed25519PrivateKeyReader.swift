@@ -20,8 +20,9 @@ enum Ed25519PrivateKeyReader {
 
     static func read(pem: String) -> Outcome {
         guard let documents = try? PEMDocument.parseMultiple(pemString: pem),
-              let document = documents.first(where: { $0.discriminator == "PRIVATE KEY" }),
-              let root = try? DER.parse(document.derBytes) else { return .other }
+            let document = documents.first(where: { $0.discriminator == "PRIVATE KEY" }),
+            let root = try? DER.parse(document.derBytes)
+        else { return .other }
         do {
             return try DER.sequence(root, identifier: .sequence) { nodes -> Outcome in
                 _ = try Int(derEncoded: &nodes)

@@ -18,12 +18,14 @@ enum NameConstraintsCheck {
         if !certificate.subject.isEmpty { names.append(.directoryName(certificate.subject)) }
         for name in names {
             if let excluded = constraints.excludedSubtrees.first(where: { matches(name, $0) == true }) {
-                return AuthenticationFailure("\(describe(name)) in \(certificate.subject) is excluded by the name constraints of \(authority.subject) (\(describe(excluded)))")
+                return AuthenticationFailure(
+                    "\(describe(name)) in \(certificate.subject) is excluded by the name constraints of \(authority.subject) (\(describe(excluded)))")
             }
             let sameType = constraints.permittedSubtrees.filter { matches(name, $0) != nil }
             if !sameType.isEmpty, !sameType.contains(where: { matches(name, $0) == true }) {
-                return AuthenticationFailure("\(describe(name)) in \(certificate.subject) is outside the names \(authority.subject) may vouch for ("
-                                             + sameType.map(describe).joined(separator: ", ") + ")")
+                return AuthenticationFailure(
+                    "\(describe(name)) in \(certificate.subject) is outside the names \(authority.subject) may vouch for ("
+                        + sameType.map(describe).joined(separator: ", ") + ")")
             }
         }
         return nil
@@ -33,16 +35,19 @@ enum NameConstraintsCheck {
     static func matches(_ name: GeneralName, _ subtree: GeneralName) -> Bool? {
         switch (name, subtree) {
         case (.ipAddress(let address), .ipAddress(let range)):
-            let a = Array(address.bytes), r = Array(range.bytes)
+            let a = Array(address.bytes)
+            let r = Array(range.bytes)
             guard r.count == 2 * a.count else { return false }
             return (0..<a.count).allSatisfy { a[$0] & r[a.count + $0] == r[$0] & r[a.count + $0] }
         case (.dnsName(let host), .dnsName(let domain)):
-            let h = host.lowercased(), d = domain.lowercased()
+            let h = host.lowercased()
+            let d = domain.lowercased()
             if d.isEmpty { return true }
             if d.hasPrefix(".") { return h.hasSuffix(d) }
             return h == d || h.hasSuffix("." + d)
         case (.rfc822Name(let mailbox), .rfc822Name(let constraint)):
-            let m = mailbox.lowercased(), c = constraint.lowercased()
+            let m = mailbox.lowercased()
+            let c = constraint.lowercased()
             if c.contains("@") { return m == c }
             guard let host = m.split(separator: "@").last.map(String.init) else { return false }
             return c.hasPrefix(".") ? host.hasSuffix(c) : host == c

@@ -6,11 +6,15 @@ import X509
 /// caches) is injected, so the plan is tested without a network.
 public enum OnlineRevocationCheck {
     /// The combined status, and what the log should say about how it was reached (a fallback, if any).
-    public static func run(chain: [Certificate],
-                           ocsp: ([Certificate]) async -> RevocationStatus,
-                           crl: (_ certificate: Certificate, _ issuer: Certificate, _ uris: [String]) async -> RevocationStatus) async
-        -> (status: RevocationStatus, note: String?) {
-        var statuses: [RevocationStatus] = [], note: String?
+    public static func run(
+        chain: [Certificate],
+        ocsp: ([Certificate]) async -> RevocationStatus,
+        crl: (_ certificate: Certificate, _ issuer: Certificate, _ uris: [String]) async -> RevocationStatus
+    ) async
+        -> (status: RevocationStatus, note: String?)
+    {
+        var statuses: [RevocationStatus] = []
+        var note: String?
         let below = Array(chain.indices.dropLast())
         let ocspCertificates = below.filter { !OCSPStatusCheck.responders(of: chain[$0]).isEmpty }
         if !ocspCertificates.isEmpty {

@@ -1,8 +1,8 @@
-import _CryptoExtras
 import Crypto
 import Foundation
 import SwiftASN1
 import X509
+import _CryptoExtras
 
 /// How this side proves who it is in IKE_AUTH (RFC 7296 section 2.15).
 public enum LocalAuthentication: Sendable {
@@ -30,18 +30,25 @@ public struct CertificateCredential: Sendable {
     /// gets RFC 7296's PKCS#1 v1.5 method. ECDSA keys are not affected.
     public var rsaPSS = false
 
-    public init(chain: [Certificate], key: SigningKey) { self.chain = chain; self.key = key }
+    public init(chain: [Certificate], key: SigningKey) {
+        self.chain = chain
+        self.key = key
+    }
 
     /// Reads a PEM file of certificates (end entity first) and a PEM private key; throws what is wrong.
     public init(certificatePEM: String, privateKeyPEM: String) throws(CredentialError) {
         let chain = CertificateCredential.certificates(pem: certificatePEM)
         guard let leaf = chain.first else { throw CredentialError("no certificate in the PEM text") }
         let key: SigningKey
-        if let k = try? P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p256(k) }
-        else if let k = try? P384.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p384(k) }
-        else if let k = try? P521.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .p521(k) }
-        else if let k = try? _RSA.Signing.PrivateKey(pemRepresentation: privateKeyPEM) { key = .rsa(k) }
-        else {
+        if let k = try? P256.Signing.PrivateKey(pemRepresentation: privateKeyPEM) {
+            key = .p256(k)
+        } else if let k = try? P384.Signing.PrivateKey(pemRepresentation: privateKeyPEM) {
+            key = .p384(k)
+        } else if let k = try? P521.Signing.PrivateKey(pemRepresentation: privateKeyPEM) {
+            key = .p521(k)
+        } else if let k = try? _RSA.Signing.PrivateKey(pemRepresentation: privateKeyPEM) {
+            key = .rsa(k)
+        } else {
             switch Ed25519PrivateKeyReader.read(pem: privateKeyPEM) {
             case .ed25519(let k): key = .ed25519(k)
             case .ed448: throw CredentialError("the private key is an Ed448 key, which swift-crypto cannot sign with; use Ed25519, ECDSA or RSA")
@@ -99,11 +106,13 @@ public enum SigningKey: Sendable {
     /// (r | s), RSA 1 (PKCS#1 v1.5 with SHA-1, which RFC 7296 fixes for that method). Ed25519 has no
     /// classic method and hashes nothing itself: it signs with method 14 only when the peer listed the
     /// Identity "hash" (RFC 8420 section 2), else there is no signature the peer has said it can check.
-    func authentication(_ octets: [UInt8], peerHashes: SignatureHashAlgorithms, rsaPSS: Bool = false) throws(SigningFailure) -> AuthenticationPayload {
+    func authentication(_ octets: [UInt8], peerHashes: SignatureHashAlgorithms, rsaPSS: Bool = false) throws(SigningFailure) -> AuthenticationPayload
+    {
         if case .ed25519(let k) = self {
             guard peerHashes.contains(.identity) else {
-                throw SigningFailure("our key is Ed25519, and the peer did not list the Identity hash (RFC 8420) in SIGNATURE_HASH_ALGORITHMS"
-                                     + (peerHashes.isEmpty ? " (it sent none)" : " (it listed \(peerHashes))"))
+                throw SigningFailure(
+                    "our key is Ed25519, and the peer did not list the Identity hash (RFC 8420) in SIGNATURE_HASH_ALGORITHMS"
+                        + (peerHashes.isEmpty ? " (it sent none)" : " (it listed \(peerHashes))"))
             }
             let algorithm = SignatureAlgorithmIdentifier.ed25519
             do {
@@ -127,7 +136,9 @@ public enum SigningKey: Sendable {
             case .rsa(let k) where rsaPSS:
                 (algorithm, signature) = (.rsaPSSSHA256, Array(try k.signature(for: SHA256.hash(data: octets), padding: .PSS).rawRepresentation))
             case .rsa(let k):
-                (algorithm, signature) = (.rsaSHA256, Array(try k.signature(for: SHA256.hash(data: octets), padding: .insecurePKCS1v1_5).rawRepresentation))
+                (algorithm, signature) = (
+                    .rsaSHA256, Array(try k.signature(for: SHA256.hash(data: octets), padding: .insecurePKCS1v1_5).rawRepresentation)
+                )
             }
             return AuthenticationPayload(method: .digitalSignature, data: [UInt8(algorithm.der.count)] + algorithm.der + signature)
         }
@@ -136,8 +147,9 @@ public enum SigningKey: Sendable {
         case .p384(let k): return AuthenticationPayload(method: .ecdsaSHA384P384, data: Array(try k.signature(for: octets).rawRepresentation))
         case .p521(let k): return AuthenticationPayload(method: .ecdsaSHA512P521, data: Array(try k.signature(for: octets).rawRepresentation))
         case .rsa(let k):
-            return AuthenticationPayload(method: .rsaDigitalSignature,
-                                         data: Array(try k.signature(for: Insecure.SHA1.hash(data: octets), padding: .insecurePKCS1v1_5).rawRepresentation))
+            return AuthenticationPayload(
+                method: .rsaDigitalSignature,
+                data: Array(try k.signature(for: Insecure.SHA1.hash(data: octets), padding: .insecurePKCS1v1_5).rawRepresentation))
         case .ed25519: throw SigningFailure("Ed25519 has no classic AUTH method")
         }
     }
@@ -180,7 +192,10 @@ enum SignatureAlgorithmIdentifier: CaseIterable {
         for algorithm in Self.allCases {
             let known = algorithm.der
             let withoutNull = known.count == 15 ? [0x30, 0x0b] + Array(known[2..<13]) : known
-            if der == known || der == withoutNull { self = algorithm; return }
+            if der == known || der == withoutNull {
+                self = algorithm
+                return
+            }
         }
         guard case .success(let pss)? = RSAPSSParameters.parse(algorithmIdentifier: der) else { return nil }
         switch pss.hash {
@@ -227,8 +242,10 @@ enum SignatureAuthentication {
 
     /// InitiatorSignedOctets / ResponderSignedOctets: the sender's first message, the other side's nonce,
     /// and prf(SK_p, the sender's ID payload body).
-    static func signedOctets(prf: PseudoRandomFunction, firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
-                             identification: IdentificationPayload) -> [UInt8] {
+    static func signedOctets(
+        prf: PseudoRandomFunction, firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
+        identification: IdentificationPayload
+    ) -> [UInt8] {
         firstMessage + peerNonce + prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
     }
 
@@ -254,9 +271,11 @@ enum SignatureAuthentication {
 
     /// Checks the peer's certificate chain, identity and signature; returns the chain, end entity first and
     /// trust anchor last.
-    static func verify(auth: AuthenticationPayload, certificates: [CertificatePayload], identity: IdentificationPayload,
-                       octets: [UInt8], trustAnchors: [Certificate], revocationLists: [CertificateRevocationList] = [],
-                       now: Date) -> Result<[Certificate], AuthenticationFailure> {
+    static func verify(
+        auth: AuthenticationPayload, certificates: [CertificatePayload], identity: IdentificationPayload,
+        octets: [UInt8], trustAnchors: [Certificate], revocationLists: [CertificateRevocationList] = [],
+        now: Date
+    ) -> Result<[Certificate], AuthenticationFailure> {
         let presented = certificates.filter { $0.encoding == x509Encoding }.compactMap { try? Certificate(derEncoded: $0.data) }
         guard let leaf = presented.first else {
             return .failure(AuthenticationFailure("no X.509 certificate in the peer's CERT payloads"))
@@ -267,102 +286,18 @@ enum SignatureAuthentication {
         case .success(let verified): path = verified
         }
         guard certificate(leaf, names: identity) else {
-            return .failure(AuthenticationFailure("the certificate (\(leaf.subject)) does not name the peer's identity \(Identity(payload: identity))"))
+            return .failure(
+                AuthenticationFailure("the certificate (\(leaf.subject)) does not name the peer's identity \(Identity(payload: identity))"))
         }
         if let parts = digitalSignatureParts(auth), SignatureAlgorithmIdentifier(der: parts.algorithmIdentifier) == nil {
             return .failure(AuthenticationFailure("the AUTH payload's \(SignatureAlgorithmIdentifier.unsupported(parts.algorithmIdentifier))"))
         }
         guard signatureIsValid(auth, publicKey: leaf.publicKey, octets: octets) else {
-            return .failure(AuthenticationFailure("the AUTH signature (method \(auth.method.rawValue)) does not verify with the key of \(leaf.subject)"))
+            return .failure(
+                AuthenticationFailure("the AUTH signature (method \(auth.method.rawValue)) does not verify with the key of \(leaf.subject)"))
         }
         return .success(path)
     }
-
-    /// Walks issuer by issuer, checking each signature, validity period and the issuer's CRL, to one of the
-    /// anchors; returns the path, leaf first and anchor last.
-    static func chain(from leaf: Certificate, intermediates: [Certificate], anchors: [Certificate],
-                      revocationLists: [CertificateRevocationList] = [], now: Date) -> Result<[Certificate], AuthenticationFailure> {
-        var current = leaf, path = [leaf]
-        func revoked(_ certificate: Certificate, by issuer: Certificate) -> AuthenticationFailure? {
-            // Only a CRL its issuer signed counts; a revoked certificate stays revoked even past the CRL's nextUpdate.
-            guard revocationLists.contains(where: { $0.revokedSerialNumbers.contains(certificate.serialNumber) && $0.isSigned(by: issuer) }) else { return nil }
-            return AuthenticationFailure("the certificate \(certificate.subject) (serial \(certificate.serialNumber.hexDescription)) is revoked by the CRL of \(issuer.subject)")
-        }
-        // A CA's name constraints bind every certificate below it in the path (RFC 5280 section 6.1.3 (b)).
-        func nameConstraintsBroken(below authority: Certificate) -> AuthenticationFailure? {
-            for certificate in path { if let failure = NameConstraintsCheck.violation(of: authority, by: certificate) { return failure } }
-            return nil
-        }
-        for _ in 0..<8 {
-            guard current.notValidBefore <= now, now <= current.notValidAfter else {
-                return .failure(AuthenticationFailure("the certificate \(current.subject) is not valid now (valid \(current.notValidBefore) to \(current.notValidAfter))"))
-            }
-            if let anchor = anchors.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }) {
-                if let failure = revoked(current, by: anchor) { return .failure(failure) }
-                if let failure = nameConstraintsBroken(below: anchor) { return .failure(failure) }
-                guard anchor.notValidBefore <= now, now <= anchor.notValidAfter else {
-                    return .failure(AuthenticationFailure("the trusted CA \(anchor.subject) is not valid now"))
-                }
-                return .success(path + [anchor])
-            }
-            guard let issuer = intermediates.first(where: { $0.subject == current.issuer && $0.publicKey.isValidSignature(current.signature, for: current) }),
-                  issuer != current else {
-                return .failure(AuthenticationFailure("the certificate \(current.subject) does not chain to a trusted CA (issuer \(current.issuer))"))
-            }
-            if let failure = notAnIssuer(issuer, intermediatesBelow: path.count - 1) { return .failure(failure) }
-            if let failure = nameConstraintsBroken(below: issuer) { return .failure(failure) }
-            if let failure = revoked(current, by: issuer) { return .failure(failure) }
-            current = issuer
-            path.append(issuer)
-        }
-        return .failure(AuthenticationFailure("the certificate chain of \(leaf.subject) is too long"))
-    }
-
-    /// Why an intermediate certificate may not issue the one below it (RFC 5280 section 6.1.4 (k)-(n)): it
-    /// must be a CA (basicConstraints cA), allowed to sign certificates if it has a keyUsage, and its path
-    /// length limit must admit the intermediates already below it. Without this check any end-entity
-    /// certificate of a trusted CA could mint certificates for any identity. Trust anchors are the
-    /// administrator's choice and are not held to it (section 6.1).
-    static func notAnIssuer(_ issuer: Certificate, intermediatesBelow: Int) -> AuthenticationFailure? {
-        let constraints: BasicConstraints?
-        do { constraints = try issuer.extensions.basicConstraints } catch {
-            return AuthenticationFailure("the intermediate certificate \(issuer.subject) has an unreadable basicConstraints extension")
-        }
-        guard case .isCertificateAuthority(let maxPathLength)? = constraints else {
-            return AuthenticationFailure("the certificate \(issuer.subject) signed another but is not a CA (no basicConstraints cA)")
-        }
-        if let usage = try? issuer.extensions.keyUsage, !usage.keyCertSign {
-            return AuthenticationFailure("the CA certificate \(issuer.subject) may not sign certificates (keyUsage without keyCertSign)")
-        }
-        if let maxPathLength, intermediatesBelow > maxPathLength {
-            return AuthenticationFailure("the CA certificate \(issuer.subject) allows \(maxPathLength) intermediate(s) below it, the chain has \(intermediatesBelow)")
-        }
-        return nil
-    }
-
-    /// Whether the certificate names the identity: in its subjectAltName, or as its subject for a DN.
-    static func certificate(_ certificate: Certificate, names identity: IdentificationPayload) -> Bool {
-        let names = (try? certificate.extensions.subjectAlternativeNames).flatMap { $0 }.map(Array.init) ?? []
-        switch identity.type {
-        case .ipv4Address, .ipv6Address:
-            return names.contains { if case .ipAddress(let octets) = $0 { return Array(octets.bytes) == identity.data } else { return false } }
-        case .fqdn:
-            let name = String(decoding: identity.data, as: UTF8.self).lowercased()
-            return names.contains { if case .dnsName(let dns) = $0 { return dns.lowercased() == name } else { return false } }
-        case .rfc822Address:
-            let name = String(decoding: identity.data, as: UTF8.self).lowercased()
-            return names.contains { if case .rfc822Name(let mail) = $0 { return mail.lowercased() == name } else { return false } }
-        case .derASN1DN:
-            var serializer = DER.Serializer()
-            guard (try? serializer.serialize(certificate.subject)) != nil else { return false }
-            return serializer.serializedBytes == identity.data
-        default:
-            return false
-        }
-    }
-
-    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4): SHA2-256, SHA2-384, SHA2-512, and Identity for Ed25519 (RFC 8420).
-    static let hashAlgorithmsNotify = NotifyPayload(type: .signatureHashAlgorithms, data: SignatureHashAlgorithms.ours.notifyData)
 
     /// The AUTH data of RFC 7427's method 14 split: the AlgorithmIdentifier (after its length octet) and
     /// the signature; nil for other methods or data too short for the length it states.
@@ -382,29 +317,40 @@ enum SignatureAuthentication {
     static func signatureIsValid(_ auth: AuthenticationPayload, publicKey: Certificate.PublicKey, octets: [UInt8]) -> Bool {
         switch auth.method {
         case .digitalSignature:
-            guard let parts = digitalSignatureParts(auth), let algorithm = SignatureAlgorithmIdentifier(der: parts.algorithmIdentifier) else { return false }
+            guard let parts = digitalSignatureParts(auth), let algorithm = SignatureAlgorithmIdentifier(der: parts.algorithmIdentifier) else {
+                return false
+            }
             return digitalSignatureIsValid(algorithm, signature: parts.signature, publicKey: publicKey, octets: octets)
         case .rsaDigitalSignature:
             // PKCS#1 v1.5 with SHA-1: what RFC 7296 fixes for method 1; accepted from peers that do not speak RFC 7427.
             guard let key = _RSA.Signing.PublicKey(publicKey) else { return false }
-            return key.isValidSignature(_RSA.Signing.RSASignature(rawRepresentation: auth.data), for: Insecure.SHA1.hash(data: octets),
-                                        padding: .insecurePKCS1v1_5)
+            return key.isValidSignature(
+                _RSA.Signing.RSASignature(rawRepresentation: auth.data), for: Insecure.SHA1.hash(data: octets),
+                padding: .insecurePKCS1v1_5)
         case .ecdsaSHA256P256:
-            guard let key = P256.Signing.PublicKey(publicKey), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: auth.data) else { return false }
+            guard let key = P256.Signing.PublicKey(publicKey), let signature = try? P256.Signing.ECDSASignature(rawRepresentation: auth.data) else {
+                return false
+            }
             return key.isValidSignature(signature, for: octets)
         case .ecdsaSHA384P384:
-            guard let key = P384.Signing.PublicKey(publicKey), let signature = try? P384.Signing.ECDSASignature(rawRepresentation: auth.data) else { return false }
+            guard let key = P384.Signing.PublicKey(publicKey), let signature = try? P384.Signing.ECDSASignature(rawRepresentation: auth.data) else {
+                return false
+            }
             return key.isValidSignature(signature, for: octets)
         case .ecdsaSHA512P521:
-            guard let key = P521.Signing.PublicKey(publicKey), let signature = try? P521.Signing.ECDSASignature(rawRepresentation: auth.data) else { return false }
+            guard let key = P521.Signing.PublicKey(publicKey), let signature = try? P521.Signing.ECDSASignature(rawRepresentation: auth.data) else {
+                return false
+            }
             return key.isValidSignature(signature, for: octets)
         default:
             return false
         }
     }
 
-    static func digitalSignatureIsValid(_ algorithm: SignatureAlgorithmIdentifier, signature: [UInt8], publicKey: Certificate.PublicKey,
-                                        octets: [UInt8]) -> Bool {
+    static func digitalSignatureIsValid(
+        _ algorithm: SignatureAlgorithmIdentifier, signature: [UInt8], publicKey: Certificate.PublicKey,
+        octets: [UInt8]
+    ) -> Bool {
         func ecdsa<D: Digest>(_ digest: D) -> Bool {
             if let key = P256.Signing.PublicKey(publicKey), let s = try? P256.Signing.ECDSASignature(derRepresentation: signature) {
                 return key.isValidSignature(s, for: digest)

@@ -65,13 +65,14 @@ struct RSAPSSParameters: Equatable {
                 }
                 return try DER.sequence(paramsNode, identifier: .sequence) { params in
                     let hash = try DER.optionalExplicitlyTagged(&params, tagNumber: 0, tagClass: .contextSpecific) { try hashOID($0) } ?? sha1OID
-                    let mgf = try DER.optionalExplicitlyTagged(&params, tagNumber: 1, tagClass: .contextSpecific) { node in
-                        try DER.sequence(node, identifier: .sequence) { m -> (ASN1ObjectIdentifier, ASN1ObjectIdentifier) in
-                            let function = try ASN1ObjectIdentifier(derEncoded: &m)
-                            guard let inner = m.next(), m.next() == nil else { throw ASN1Error.invalidASN1Object(reason: "MGF without a hash") }
-                            return (function, try hashOID(inner))
-                        }
-                    } ?? (mgf1OID, sha1OID)
+                    let mgf =
+                        try DER.optionalExplicitlyTagged(&params, tagNumber: 1, tagClass: .contextSpecific) { node in
+                            try DER.sequence(node, identifier: .sequence) { m -> (ASN1ObjectIdentifier, ASN1ObjectIdentifier) in
+                                let function = try ASN1ObjectIdentifier(derEncoded: &m)
+                                guard let inner = m.next(), m.next() == nil else { throw ASN1Error.invalidASN1Object(reason: "MGF without a hash") }
+                                return (function, try hashOID(inner))
+                            }
+                        } ?? (mgf1OID, sha1OID)
                     let salt = try DER.optionalExplicitlyTagged(&params, tagNumber: 2, tagClass: .contextSpecific) { try Int(derEncoded: $0) } ?? 20
                     let trailer = try DER.optionalExplicitlyTagged(&params, tagNumber: 3, tagClass: .contextSpecific) { try Int(derEncoded: $0) } ?? 1
                     guard params.next() == nil else { return .failure(AuthenticationFailure("RSASSA-PSS parameters have trailing fields")) }
@@ -79,10 +80,14 @@ struct RSAPSSParameters: Equatable {
                         return .failure(AuthenticationFailure("RSASSA-PSS with hash \(hash) is not supported (SHA-256, SHA-384, SHA-512)"))
                     }
                     guard mgf.0 == mgf1OID, mgf.1 == hash else {
-                        return .failure(AuthenticationFailure("RSASSA-PSS with mask generation \(mgf.0) over \(mgf.1) is not supported (MGF1 over the signature's hash)"))
+                        return .failure(
+                            AuthenticationFailure(
+                                "RSASSA-PSS with mask generation \(mgf.0) over \(mgf.1) is not supported (MGF1 over the signature's hash)"))
                     }
                     guard salt == known.length else {
-                        return .failure(AuthenticationFailure("RSASSA-PSS with a \(salt)-octet salt is not supported (the salt must be as long as the hash, \(known.length))"))
+                        return .failure(
+                            AuthenticationFailure(
+                                "RSASSA-PSS with a \(salt)-octet salt is not supported (the salt must be as long as the hash, \(known.length))"))
                     }
                     guard trailer == 1 else { return .failure(AuthenticationFailure("RSASSA-PSS trailer field \(trailer) is not supported")) }
                     return .success(RSAPSSParameters(hash: known))

@@ -10,7 +10,9 @@ public struct RevocationCheckRequest: Equatable, Sendable {
     public var responders: [String]
 
     public init(id: UInt64, chain: [Certificate], responders: [String]) {
-        self.id = id; self.chain = chain; self.responders = responders
+        self.id = id
+        self.chain = chain
+        self.responders = responders
     }
 }
 

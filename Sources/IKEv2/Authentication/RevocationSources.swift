@@ -3,7 +3,10 @@ import X509
 /// Where the status of a certificate can be learnt online, as strongSwan's revocation plugin looks: the
 /// OCSP responders its Authority Information Access names, else the CRLs its distribution points name.
 public enum RevocationSources {
-    public enum Kind: String, Sendable { case ocsp = "OCSP", crl = "CRL" }
+    public enum Kind: String, Sendable {
+        case ocsp = "OCSP"
+        case crl = "CRL"
+    }
 
     /// The kind and URIs for one certificate (nil when it names neither).
     public static func online(of certificate: Certificate) -> (kind: Kind, uris: [String])? {

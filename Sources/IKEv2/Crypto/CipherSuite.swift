@@ -6,7 +6,10 @@ public struct IKECipherSuite: Equatable, Sendable {
     public var group: KeyExchangeGroup
 
     public init(encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, prf: PseudoRandomFunction, group: KeyExchangeGroup) {
-        self.encryption = encryption; self.integrity = integrity; self.prf = prf; self.group = group
+        self.encryption = encryption
+        self.integrity = integrity
+        self.prf = prf
+        self.group = group
     }
 
     public var transforms: [Transform] {
@@ -31,7 +34,9 @@ public struct ChildCipherSuite: Equatable, Sendable {
     public var extendedSequenceNumbers: Bool
 
     public init(encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, group: KeyExchangeGroup?, extendedSequenceNumbers: Bool) {
-        self.encryption = encryption; self.integrity = integrity; self.group = group
+        self.encryption = encryption
+        self.integrity = integrity
+        self.group = group
         self.extendedSequenceNumbers = extendedSequenceNumbers
     }
 
@@ -75,15 +80,27 @@ public struct ProposalSpec: Equatable, Sendable {
         }
     }
     public static func name(of value: IntegrityAlgorithm) -> String {
-        switch value { case .hmacSHA256_128: return "sha256"; case .hmacSHA384_192: return "sha384"; case .hmacSHA512_256: return "sha512" }
+        switch value {
+        case .hmacSHA256_128: return "sha256"
+        case .hmacSHA384_192: return "sha384"
+        case .hmacSHA512_256: return "sha512"
+        }
     }
     public static func name(of value: PseudoRandomFunction) -> String {
-        switch value { case .hmacSHA1: return "prfsha1"; case .hmacSHA256: return "prfsha256"; case .hmacSHA384: return "prfsha384"; case .hmacSHA512: return "prfsha512" }
+        switch value {
+        case .hmacSHA1: return "prfsha1"
+        case .hmacSHA256: return "prfsha256"
+        case .hmacSHA384: return "prfsha384"
+        case .hmacSHA512: return "prfsha512"
+        }
     }
     public static func name(of value: KeyExchangeGroup) -> String {
         switch value {
-        case .modp2048: return "modp2048"; case .ecp256: return "ecp256"; case .ecp384: return "ecp384"
-        case .ecp521: return "ecp521"; case .curve25519: return "x25519"
+        case .modp2048: return "modp2048"
+        case .ecp256: return "ecp256"
+        case .ecp384: return "ecp384"
+        case .ecp521: return "ecp521"
+        case .curve25519: return "x25519"
         }
     }
 
@@ -128,7 +145,11 @@ public struct ProposalSpec: Equatable, Sendable {
         if forIKE {
             if prf.isEmpty {
                 prf = integrity.map { i -> PseudoRandomFunction in
-                    switch i { case .hmacSHA256_128: return .hmacSHA256; case .hmacSHA384_192: return .hmacSHA384; case .hmacSHA512_256: return .hmacSHA512 }
+                    switch i {
+                    case .hmacSHA256_128: return .hmacSHA256
+                    case .hmacSHA384_192: return .hmacSHA384
+                    case .hmacSHA512_256: return .hmacSHA512
+                    }
                 }
             }
             guard !prf.isEmpty else { throw .missing("pseudo-random function", in: text) }
@@ -152,9 +173,11 @@ public struct ProposalSpec: Equatable, Sendable {
     /// Picks one acceptable transform of each type from a peer's proposal, or nil if any type fails.
     public func selectIKE(from proposal: Proposal) -> IKECipherSuite? {
         guard proposal.protocolID == .ike,
-              let encryption = proposal.transforms(of: .encryption).compactMap(EncryptionAlgorithm.init(transform:)).first(where: self.encryption.contains),
-              let prf = proposal.transforms(of: .pseudoRandomFunction).compactMap({ PseudoRandomFunction(rawValue: $0.identifier) }).first(where: self.prf.contains),
-              let group = proposal.transforms(of: .keyExchange).compactMap({ KeyExchangeGroup(rawValue: $0.identifier) }).first(where: groups.contains)
+            let encryption = proposal.transforms(of: .encryption).compactMap(EncryptionAlgorithm.init(transform:)).first(
+                where: self.encryption.contains),
+            let prf = proposal.transforms(of: .pseudoRandomFunction).compactMap({ PseudoRandomFunction(rawValue: $0.identifier) }).first(
+                where: self.prf.contains),
+            let group = proposal.transforms(of: .keyExchange).compactMap({ KeyExchangeGroup(rawValue: $0.identifier) }).first(where: groups.contains)
         else { return nil }
         let offeredIntegrity = proposal.transforms(of: .integrity).compactMap { IntegrityAlgorithm(rawValue: $0.identifier) }
         if encryption.isAEAD {
@@ -169,12 +192,15 @@ public struct ProposalSpec: Equatable, Sendable {
     /// As `selectIKE` for an ESP proposal; `requireGroup` is the PFS group when a KE payload came along.
     public func selectChild(from proposal: Proposal, pfs: Bool) -> ChildCipherSuite? {
         guard proposal.protocolID == .esp, proposal.spi.count == 4,
-              let encryption = proposal.transforms(of: .encryption).compactMap(EncryptionAlgorithm.init(transform:)).first(where: self.encryption.contains)
+            let encryption = proposal.transforms(of: .encryption).compactMap(EncryptionAlgorithm.init(transform:)).first(
+                where: self.encryption.contains)
         else { return nil }
         var integrity: IntegrityAlgorithm?
         if !encryption.isAEAD {
-            guard let chosen = proposal.transforms(of: .integrity).compactMap({ IntegrityAlgorithm(rawValue: $0.identifier) })
-                .first(where: self.integrity.contains) else { return nil }
+            guard
+                let chosen = proposal.transforms(of: .integrity).compactMap({ IntegrityAlgorithm(rawValue: $0.identifier) })
+                    .first(where: self.integrity.contains)
+            else { return nil }
             integrity = chosen
         } else if !proposal.transforms(of: .integrity).allSatisfy({ $0.identifier == 0 }) {
             return nil

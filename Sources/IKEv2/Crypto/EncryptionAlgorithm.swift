@@ -1,6 +1,6 @@
 import Crypto
-import _CryptoExtras
 import Foundation
+import _CryptoExtras
 
 /// Why sealing or opening failed.
 public enum CipherError: Error, Equatable, Sendable {
@@ -74,8 +74,10 @@ public enum EncryptionAlgorithm: Hashable, Sendable {
             switch self {
             case .aesCBC:
                 guard plaintext.count % 16 == 0 else { throw CipherError.badLength }
-                return Array(try AES._CBC.encrypt(plaintext, using: SymmetricKey(data: key),
-                                                  iv: AES._CBC.IV(ivBytes: iv), noPadding: true))
+                return Array(
+                    try AES._CBC.encrypt(
+                        plaintext, using: SymmetricKey(data: key),
+                        iv: AES._CBC.IV(ivBytes: iv), noPadding: true))
             case .aesGCM16:
                 let (k, nonce) = aeadNonce(key: key, iv: iv)
                 let box = try AES.GCM.seal(plaintext, using: k, nonce: AES.GCM.Nonce(data: nonce), authenticating: additionalData)
@@ -99,12 +101,15 @@ public enum EncryptionAlgorithm: Hashable, Sendable {
         case .aesCBC:
             guard ciphertext.count % 16 == 0, !ciphertext.isEmpty else { throw .badLength }
             do {
-                return Array(try AES._CBC.decrypt(ciphertext, using: SymmetricKey(data: key),
-                                                  iv: AES._CBC.IV(ivBytes: iv), noPadding: true))
+                return Array(
+                    try AES._CBC.decrypt(
+                        ciphertext, using: SymmetricKey(data: key),
+                        iv: AES._CBC.IV(ivBytes: iv), noPadding: true))
             } catch { throw .authenticationFailed }
         case .aesGCM16, .chacha20Poly1305:
             guard ciphertext.count >= 16 else { throw .badLength }
-            let body = ciphertext.dropLast(16), tag = ciphertext.suffix(16)
+            let body = ciphertext.dropLast(16)
+            let tag = ciphertext.suffix(16)
             let (k, nonce) = aeadNonce(key: key, iv: iv)
             do {
                 if case .aesGCM16 = self {

@@ -16,7 +16,11 @@ public enum IntegrityAlgorithm: UInt16, CaseIterable, Sendable {
     }
 
     public var keyLength: Int {
-        switch self { case .hmacSHA256_128: return 32; case .hmacSHA384_192: return 48; case .hmacSHA512_256: return 64 }
+        switch self {
+        case .hmacSHA256_128: return 32
+        case .hmacSHA384_192: return 48
+        case .hmacSHA512_256: return 64
+        }
     }
     public var outputLength: Int { keyLength / 2 }
     public var transform: Transform { Transform(type: .integrity, identifier: rawValue) }
@@ -32,4 +36,3 @@ public enum IntegrityAlgorithm: UInt16, CaseIterable, Sendable {
         return Array(full.prefix(outputLength))
     }
 }
-

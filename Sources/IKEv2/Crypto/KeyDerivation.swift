@@ -1,12 +1,12 @@
 /// The seven IKE SA keys of RFC 7296 section 2.14.
 public struct IKESAKeys: Equatable, Sendable {
-    public var deriving: KeyMaterial          // SK_d
-    public var integrityInitiator: KeyMaterial // SK_ai
-    public var integrityResponder: KeyMaterial // SK_ar
-    public var encryptionInitiator: KeyMaterial // SK_ei
-    public var encryptionResponder: KeyMaterial // SK_er
-    public var authenticationInitiator: KeyMaterial // SK_pi
-    public var authenticationResponder: KeyMaterial // SK_pr
+    public var deriving: KeyMaterial  // SK_d
+    public var integrityInitiator: KeyMaterial  // SK_ai
+    public var integrityResponder: KeyMaterial  // SK_ar
+    public var encryptionInitiator: KeyMaterial  // SK_ei
+    public var encryptionResponder: KeyMaterial  // SK_er
+    public var authenticationInitiator: KeyMaterial  // SK_pi
+    public var authenticationResponder: KeyMaterial  // SK_pr
 }
 
 /// ESP keys of one CHILD SA (section 2.17), named by direction between original initiator and responder.
@@ -19,53 +19,73 @@ public struct ChildSAKeys: Equatable, Sendable {
 
 /// SKEYSEED and KEYMAT computations (RFC 7296 sections 2.14, 2.17, 2.18).
 public enum KeyDerivation {
-    public static func skeyseed(prf: PseudoRandomFunction, nonceInitiator: [UInt8], nonceResponder: [UInt8],
-                                sharedSecret: KeyMaterial) -> KeyMaterial {
+    public static func skeyseed(
+        prf: PseudoRandomFunction, nonceInitiator: [UInt8], nonceResponder: [UInt8],
+        sharedSecret: KeyMaterial
+    ) -> KeyMaterial {
         KeyMaterial(prf.compute(key: nonceInitiator + nonceResponder, data: sharedSecret.bytes))
     }
 
     /// SKEYSEED for a rekeyed IKE SA: prf(SK_d (old), g^ir (new) | Ni | Nr), section 2.18.
-    public static func rekeyedSkeyseed(prf: PseudoRandomFunction, oldDeriving: KeyMaterial, sharedSecret: KeyMaterial,
-                                       nonceInitiator: [UInt8], nonceResponder: [UInt8]) -> KeyMaterial {
+    public static func rekeyedSkeyseed(
+        prf: PseudoRandomFunction, oldDeriving: KeyMaterial, sharedSecret: KeyMaterial,
+        nonceInitiator: [UInt8], nonceResponder: [UInt8]
+    ) -> KeyMaterial {
         KeyMaterial(prf.compute(key: oldDeriving.bytes, data: sharedSecret.bytes + nonceInitiator + nonceResponder))
     }
 
-    public static func ikeKeys(suite: IKECipherSuite, skeyseed: KeyMaterial, nonceInitiator: [UInt8],
-                               nonceResponder: [UInt8], spiInitiator: IKESPI, spiResponder: IKESPI) -> IKESAKeys {
+    public static func ikeKeys(
+        suite: IKECipherSuite, skeyseed: KeyMaterial, nonceInitiator: [UInt8],
+        nonceResponder: [UInt8], spiInitiator: IKESPI, spiResponder: IKESPI
+    ) -> IKESAKeys {
         let prfLength = suite.prf.outputLength
         let integrityLength = suite.integrity?.keyLength ?? 0
         let encryptionLength = suite.encryption.keyLength
         let total = prfLength * 3 + integrityLength * 2 + encryptionLength * 2
-        let stream = suite.prf.expand(key: skeyseed.bytes,
-                                      seed: nonceInitiator + nonceResponder + spiInitiator.bytes + spiResponder.bytes,
-                                      length: total)
+        let stream = suite.prf.expand(
+            key: skeyseed.bytes,
+            seed: nonceInitiator + nonceResponder + spiInitiator.bytes + spiResponder.bytes,
+            length: total)
         var cursor = stream[...]
-        func take(_ n: Int) -> KeyMaterial { defer { cursor = cursor.dropFirst(n) }; return KeyMaterial(Array(cursor.prefix(n))) }
-        return IKESAKeys(deriving: take(prfLength), integrityInitiator: take(integrityLength),
-                         integrityResponder: take(integrityLength), encryptionInitiator: take(encryptionLength),
-                         encryptionResponder: take(encryptionLength), authenticationInitiator: take(prfLength),
-                         authenticationResponder: take(prfLength))
+        func take(_ n: Int) -> KeyMaterial {
+            defer { cursor = cursor.dropFirst(n) }
+            return KeyMaterial(Array(cursor.prefix(n)))
+        }
+        return IKESAKeys(
+            deriving: take(prfLength), integrityInitiator: take(integrityLength),
+            integrityResponder: take(integrityLength), encryptionInitiator: take(encryptionLength),
+            encryptionResponder: take(encryptionLength), authenticationInitiator: take(prfLength),
+            authenticationResponder: take(prfLength))
     }
 
     /// KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr); initiator-to-responder keys first (section 2.17).
-    public static func childKeys(prf: PseudoRandomFunction, deriving: KeyMaterial, suite: ChildCipherSuite,
-                                 sharedSecret: KeyMaterial?, nonceInitiator: [UInt8], nonceResponder: [UInt8]) -> ChildSAKeys {
+    public static func childKeys(
+        prf: PseudoRandomFunction, deriving: KeyMaterial, suite: ChildCipherSuite,
+        sharedSecret: KeyMaterial?, nonceInitiator: [UInt8], nonceResponder: [UInt8]
+    ) -> ChildSAKeys {
         let encryptionLength = suite.encryption.keyLength
         let integrityLength = suite.integrity?.keyLength ?? 0
         let seed = (sharedSecret?.bytes ?? []) + nonceInitiator + nonceResponder
         let stream = prf.expand(key: deriving.bytes, seed: seed, length: 2 * (encryptionLength + integrityLength))
         var cursor = stream[...]
-        func take(_ n: Int) -> KeyMaterial { defer { cursor = cursor.dropFirst(n) }; return KeyMaterial(Array(cursor.prefix(n))) }
-        let ei = take(encryptionLength), ai = take(integrityLength)
-        let er = take(encryptionLength), ar = take(integrityLength)
+        func take(_ n: Int) -> KeyMaterial {
+            defer { cursor = cursor.dropFirst(n) }
+            return KeyMaterial(Array(cursor.prefix(n)))
+        }
+        let ei = take(encryptionLength)
+        let ai = take(integrityLength)
+        let er = take(encryptionLength)
+        let ar = take(integrityLength)
         return ChildSAKeys(encryptionInitiator: ei, integrityInitiator: ai, encryptionResponder: er, integrityResponder: ar)
     }
 
     /// AUTH for a pre-shared key (section 2.15): prf(prf(PSK, "Key Pad for IKEv2"), signed octets), where the
     /// signed octets are the sender's first message, the peer's nonce and prf(SK_p, ID body).
-    public static func sharedKeyAuthentication(prf: PseudoRandomFunction, sharedKey: KeyMaterial, firstMessage: [UInt8],
-                                               peerNonce: [UInt8], authenticationKey: KeyMaterial,
-                                               identification: IdentificationPayload) -> [UInt8] {
+    public static func sharedKeyAuthentication(
+        prf: PseudoRandomFunction, sharedKey: KeyMaterial, firstMessage: [UInt8],
+        peerNonce: [UInt8], authenticationKey: KeyMaterial,
+        identification: IdentificationPayload
+    ) -> [UInt8] {
         let macedID = prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
         let signedOctets = firstMessage + peerNonce + macedID
         let padKey = prf.compute(key: sharedKey.bytes, data: Array("Key Pad for IKEv2".utf8))

@@ -18,7 +18,8 @@ public protocol RandomSource: Sendable {
 public struct SystemRandom: RandomSource {
     public init() {}
     public func bytes(_ count: Int) -> [UInt8] {
-        var out = [UInt8](); out.reserveCapacity(count)
+        var out = [UInt8]()
+        out.reserveCapacity(count)
         var generator = SystemRandomNumberGenerator()
         while out.count < count {
             let word = generator.next() as UInt64

@@ -6,8 +6,10 @@ public struct MessageProtection: Sendable {
     public var integrityKey: KeyMaterial
 
     public init(encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, encryptionKey: KeyMaterial, integrityKey: KeyMaterial) {
-        self.encryption = encryption; self.integrity = integrity
-        self.encryptionKey = encryptionKey; self.integrityKey = integrityKey
+        self.encryption = encryption
+        self.integrity = integrity
+        self.encryptionKey = encryptionKey
+        self.integrityKey = integrityKey
     }
 
     var checksumLength: Int { encryption.isAEAD ? encryption.icvLength : (integrity?.outputLength ?? 0) }
@@ -16,26 +18,34 @@ public struct MessageProtection: Sendable {
 /// Building and opening messages whose payloads travel inside SK (RFC 7296 section 3.14, RFC 5282 for AEAD).
 public enum ProtectedMessage {
     /// Encodes `header` with `payloads` sealed in an SK payload.
-    public static func seal(header: IKEHeader, payloads: [Payload], protection: MessageProtection,
-                            random: RandomSource) throws(CipherError) -> [UInt8] {
+    public static func seal(
+        header: IKEHeader, payloads: [Payload], protection: MessageProtection,
+        random: RandomSource
+    ) throws(CipherError) -> [UInt8] {
         var inner = ByteWriter(capacity: 512)
         Payload.encodeChain(payloads, into: &inner)
-        return try sealPart(header: header, payloadType: .encrypted, next: payloads.first?.type ?? .none, fragment: nil,
-                            inner: inner.bytes, protection: protection, random: random)
+        return try sealPart(
+            header: header, payloadType: .encrypted, next: payloads.first?.type ?? .none, fragment: nil,
+            inner: inner.bytes, protection: protection, random: random)
     }
 
     /// Seals `innerOctets` as they are, first inner payload named by `firstInnerPayload`: for tests and
     /// fuzzing that must hand an engine authentic but malformed protected contents.
-    public static func seal(header: IKEHeader, firstInnerPayload: PayloadType, innerOctets: [UInt8], protection: MessageProtection,
-                            random: RandomSource) throws(CipherError) -> [UInt8] {
-        try sealPart(header: header, payloadType: .encrypted, next: firstInnerPayload, fragment: nil,
-                     inner: innerOctets, protection: protection, random: random)
+    public static func seal(
+        header: IKEHeader, firstInnerPayload: PayloadType, innerOctets: [UInt8], protection: MessageProtection,
+        random: RandomSource
+    ) throws(CipherError) -> [UInt8] {
+        try sealPart(
+            header: header, payloadType: .encrypted, next: firstInnerPayload, fragment: nil,
+            inner: innerOctets, protection: protection, random: random)
     }
 
     /// The same message as SKF fragments (RFC 7383 section 2.5), none longer than `maximumMessageSize`
     /// octets, each protected on its own; one fragment if the message fits.
-    public static func sealFragments(header: IKEHeader, payloads: [Payload], protection: MessageProtection, random: RandomSource,
-                                     maximumMessageSize: Int) throws(CipherError) -> [[UInt8]] {
+    public static func sealFragments(
+        header: IKEHeader, payloads: [Payload], protection: MessageProtection, random: RandomSource,
+        maximumMessageSize: Int
+    ) throws(CipherError) -> [[UInt8]] {
         var inner = ByteWriter(capacity: 2048)
         Payload.encodeChain(payloads, into: &inner)
         let encryption = protection.encryption
@@ -45,16 +55,20 @@ public enum ProtectedMessage {
         let pieces = stride(from: 0, to: max(inner.bytes.count, 1), by: chunk).map { Array(inner.bytes[$0..<min($0 + chunk, inner.bytes.count)]) }
         var out: [[UInt8]] = []
         for (index, piece) in pieces.enumerated() {
-            out.append(try sealPart(header: header, payloadType: .encryptedFragment, next: index == 0 ? (payloads.first?.type ?? .none) : .none,
-                                    fragment: (UInt16(index + 1), UInt16(pieces.count)), inner: piece, protection: protection, random: random))
+            out.append(
+                try sealPart(
+                    header: header, payloadType: .encryptedFragment, next: index == 0 ? (payloads.first?.type ?? .none) : .none,
+                    fragment: (UInt16(index + 1), UInt16(pieces.count)), inner: piece, protection: protection, random: random))
         }
         return out
     }
 
     /// One protected message: the IKE header, an SK or SKF payload header (with fragment numbers for SKF)
     /// and the padded, encrypted and authenticated `inner` octets.
-    private static func sealPart(header: IKEHeader, payloadType: PayloadType, next: PayloadType, fragment: (number: UInt16, total: UInt16)?,
-                                 inner: [UInt8], protection: MessageProtection, random: RandomSource) throws(CipherError) -> [UInt8] {
+    private static func sealPart(
+        header: IKEHeader, payloadType: PayloadType, next: PayloadType, fragment: (number: UInt16, total: UInt16)?,
+        inner: [UInt8], protection: MessageProtection, random: RandomSource
+    ) throws(CipherError) -> [UInt8] {
         let block = protection.encryption.blockSize
         let padLength = (block - (inner.count + 1) % block) % block
         var plaintext = inner
@@ -74,11 +88,15 @@ public enum ProtectedMessage {
         writer.write(next.rawValue)
         writer.write(UInt8(0))
         writer.write(UInt16(payloadLength))
-        if let fragment { writer.write(fragment.number); writer.write(fragment.total) }
+        if let fragment {
+            writer.write(fragment.number)
+            writer.write(fragment.total)
+        }
         let additionalData = writer.bytes
         writer.write(bytes: iv)
-        let sealed = try protection.encryption.seal(plaintext, key: protection.encryptionKey.bytes, iv: iv,
-                                                    additionalData: protection.encryption.isAEAD ? additionalData : [])
+        let sealed = try protection.encryption.seal(
+            plaintext, key: protection.encryptionKey.bytes, iv: iv,
+            additionalData: protection.encryption.isAEAD ? additionalData : [])
         writer.write(bytes: sealed)
         if !protection.encryption.isAEAD, let integrity = protection.integrity {
             writer.write(bytes: integrity.checksum(key: protection.integrityKey.bytes, data: writer.bytes))
@@ -88,8 +106,10 @@ public enum ProtectedMessage {
 
     /// Verifies and decrypts one SKF fragment of a decoded `message`; returns the fragment and its share of
     /// the inner payload octets (to be joined in fragment order).
-    public static func openFragment(_ bytes: [UInt8], message: IKEMessage,
-                                    protection: MessageProtection) throws(IKEDecodingError) -> (EncryptedFragmentPayload, [UInt8]) {
+    public static func openFragment(
+        _ bytes: [UInt8], message: IKEMessage,
+        protection: MessageProtection
+    ) throws(IKEDecodingError) -> (EncryptedFragmentPayload, [UInt8]) {
         guard case .encryptedFragment(let fragment)? = message.payloads.last else { throw .invalidField(field: "skf.missing", value: 0) }
         return (fragment, Array(try openProtected(bytes, dataCount: fragment.data.count, protection: protection)))
     }
@@ -113,14 +133,16 @@ public enum ProtectedMessage {
         let plaintext: [UInt8]
         do {
             if encryption.isAEAD {
-                plaintext = try encryption.open(bytes[(skDataStart + encryption.ivLength)...], key: protection.encryptionKey.bytes,
-                                                iv: iv, additionalData: Array(bytes[..<skDataStart]))
+                plaintext = try encryption.open(
+                    bytes[(skDataStart + encryption.ivLength)...], key: protection.encryptionKey.bytes,
+                    iv: iv, additionalData: Array(bytes[..<skDataStart]))
             } else {
                 guard let integrity = protection.integrity else { throw IKEDecodingError.integrityCheckFailed }
                 let expected = integrity.checksum(key: protection.integrityKey.bytes, data: bytes[..<(bytes.count - icvLength)])
                 guard constantTimeEqual(expected, bytes[(bytes.count - icvLength)...]) else { throw IKEDecodingError.integrityCheckFailed }
-                plaintext = try encryption.open(bytes[(skDataStart + encryption.ivLength)..<(bytes.count - icvLength)],
-                                                key: protection.encryptionKey.bytes, iv: iv, additionalData: [])
+                plaintext = try encryption.open(
+                    bytes[(skDataStart + encryption.ivLength)..<(bytes.count - icvLength)],
+                    key: protection.encryptionKey.bytes, iv: iv, additionalData: [])
             }
         } catch let error as IKEDecodingError {
             throw error

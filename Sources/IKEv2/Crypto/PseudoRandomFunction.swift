@@ -20,7 +20,12 @@ public enum PseudoRandomFunction: UInt16, CaseIterable, Sendable {
 
     /// Output size, which is also the preferred key size (RFC 4868 section 2.2).
     public var outputLength: Int {
-        switch self { case .hmacSHA1: return 20; case .hmacSHA256: return 32; case .hmacSHA384: return 48; case .hmacSHA512: return 64 }
+        switch self {
+        case .hmacSHA1: return 20
+        case .hmacSHA256: return 32
+        case .hmacSHA384: return 48
+        case .hmacSHA512: return 64
+        }
     }
 
     public var transform: Transform { Transform(type: .pseudoRandomFunction, identifier: rawValue) }

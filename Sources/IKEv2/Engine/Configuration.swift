@@ -59,11 +59,17 @@ public struct ChildConfiguration: Sendable {
     /// (strongSwan's `rand_time`), so that SAs made together do not rekey together. Below `rekeyTime`.
     public var rekeyJitter: Double = 0
 
-    public init(name: String, localTrafficSelectors: [TrafficSelector], remoteTrafficSelectors: [TrafficSelector],
-                mode: ChildMode = .tunnel, proposals: [ProposalSpec], rekeyTime: Double? = nil, lifetime: Double? = nil) {
-        self.name = name; self.localTrafficSelectors = localTrafficSelectors
-        self.remoteTrafficSelectors = remoteTrafficSelectors; self.mode = mode; self.proposals = proposals
-        self.rekeyTime = rekeyTime; self.lifetime = lifetime
+    public init(
+        name: String, localTrafficSelectors: [TrafficSelector], remoteTrafficSelectors: [TrafficSelector],
+        mode: ChildMode = .tunnel, proposals: [ProposalSpec], rekeyTime: Double? = nil, lifetime: Double? = nil
+    ) {
+        self.name = name
+        self.localTrafficSelectors = localTrafficSelectors
+        self.remoteTrafficSelectors = remoteTrafficSelectors
+        self.mode = mode
+        self.proposals = proposals
+        self.rekeyTime = rekeyTime
+        self.lifetime = lifetime
     }
 
     var pfs: Bool { proposals.contains { !$0.groups.isEmpty } }
@@ -120,14 +126,24 @@ public struct ConnectionConfiguration: Sendable {
         return false
     }
 
-    public init(name: String, localAddress: IPAddress, remoteAddress: IPAddress?, localPort: UInt16 = 500,
-                remotePort: UInt16 = 500, localIdentity: Identity, remoteIdentity: Identity?, preSharedKey: KeyMaterial,
-                proposals: [ProposalSpec], children: [ChildConfiguration], rekeyTime: Double? = nil,
-                forceEncapsulation: Bool = false, livenessInterval: Double? = nil) {
-        self.name = name; self.localAddress = localAddress; self.remoteAddress = remoteAddress
-        self.localPort = localPort; self.remotePort = remotePort; self.localIdentity = localIdentity
-        self.remoteIdentity = remoteIdentity; self.preSharedKey = preSharedKey; self.proposals = proposals
-        self.children = children; self.rekeyTime = rekeyTime; self.forceEncapsulation = forceEncapsulation
+    public init(
+        name: String, localAddress: IPAddress, remoteAddress: IPAddress?, localPort: UInt16 = 500,
+        remotePort: UInt16 = 500, localIdentity: Identity, remoteIdentity: Identity?, preSharedKey: KeyMaterial,
+        proposals: [ProposalSpec], children: [ChildConfiguration], rekeyTime: Double? = nil,
+        forceEncapsulation: Bool = false, livenessInterval: Double? = nil
+    ) {
+        self.name = name
+        self.localAddress = localAddress
+        self.remoteAddress = remoteAddress
+        self.localPort = localPort
+        self.remotePort = remotePort
+        self.localIdentity = localIdentity
+        self.remoteIdentity = remoteIdentity
+        self.preSharedKey = preSharedKey
+        self.proposals = proposals
+        self.children = children
+        self.rekeyTime = rekeyTime
+        self.forceEncapsulation = forceEncapsulation
         self.livenessInterval = livenessInterval
     }
 }

@@ -5,11 +5,11 @@ import Crypto
 /// passed in (seconds, monotonic) and randomness comes from the injected `RandomSource`.
 public final class IKEEngine {
     public let settings: EngineSettings
-    public private(set) var connections: [ConnectionConfiguration] = []
+    public internal(set) var connections: [ConnectionConfiguration] = []
     /// Connections by name and by local address, so that lookups stay cheap with thousands of them
     /// (the proxy adds one per terminal and peer). Connections are appended; a reload may remove some.
-    private(set) var connectionsByName: [String: Int] = [:]
-    private(set) var connectionsByLocalAddress: [IPAddress: [Int]] = [:]
+    var connectionsByName: [String: Int] = [:]
+    var connectionsByLocalAddress: [IPAddress: [Int]] = [:]
 
     public func connection(named name: String) -> ConnectionConfiguration? { connectionsByName[name].map { connections[$0] } }
     let random: RandomSource
@@ -20,8 +20,10 @@ public final class IKEEngine {
     var nextRevocationCheckID: UInt64 = 1
     let cookieSecret: [UInt8]
 
-    public init(connections: [ConnectionConfiguration], settings: EngineSettings = EngineSettings(),
-                random: RandomSource = SystemRandom()) {
+    public init(
+        connections: [ConnectionConfiguration], settings: EngineSettings = EngineSettings(),
+        random: RandomSource = SystemRandom()
+    ) {
         self.settings = settings
         self.random = random
         self.cookieSecret = random.bytes(32)
@@ -48,156 +50,15 @@ public final class IKEEngine {
 
     public var sessionSummaries: [SessionSummary] {
         sessions.values.sorted { $0.createdAt < $1.createdAt }.map { s in
-            SessionSummary(connection: s.connection.name, spiInitiator: s.spiInitiator, spiResponder: s.spiResponder,
-                           isOriginalInitiator: s.isOriginalInitiator, established: s.state == .established,
-                           local: s.local, remote: s.remote,
-                           children: s.children.filter { !$0.rekeyed }.map { ($0.configuration.name, $0.spiInbound, $0.spiOutbound) })
+            SessionSummary(
+                connection: s.connection.name, spiInitiator: s.spiInitiator, spiResponder: s.spiResponder,
+                isOriginalInitiator: s.isOriginalInitiator, established: s.state == .established,
+                local: s.local, remote: s.remote,
+                children: s.children.filter { !$0.rekeyed }.map { ($0.configuration.name, $0.spiInbound, $0.spiOutbound) })
         }
     }
 
     func count(_ counter: EngineCounter) { counters[counter.rawValue, default: 0] += 1 }
-
-    // MARK: Commands
-
-    /// Replaces the configuration of the connection with the same name and local address, or adds it: new
-    /// negotiations use it (as after a policy change); IKE SAs already made keep what they agreed.
-    public func setConnection(_ connection: ConnectionConfiguration) {
-        if let index = connectionsByName[connection.name], connections[index].localAddress == connection.localAddress {
-            connections[index] = connection
-        } else if connectionsByName[connection.name] == nil {
-            _ = addConnection(connection)
-        }
-    }
-
-    /// Removes a connection (gone from a reloaded file): no new negotiation uses it; IKE SAs already made
-    /// with it keep their own copy until they are deleted. False when there is none by that name.
-    @discardableResult
-    public func removeConnection(named name: String) -> Bool {
-        guard let index = connectionsByName[name] else { return false }
-        connections.remove(at: index)
-        connectionsByName = [:]
-        connectionsByLocalAddress = [:]
-        for (position, connection) in connections.enumerated() {
-            connectionsByName[connection.name] = position
-            connectionsByLocalAddress[connection.localAddress, default: []].append(position)
-        }
-        return true
-    }
-
-    /// Adds a connection at run time (the proxy creates one per terminal and peer when first needed);
-    /// false when one with that name exists already.
-    @discardableResult
-    public func addConnection(_ connection: ConnectionConfiguration) -> Bool {
-        guard connectionsByName[connection.name] == nil else { return false }
-        connectionsByName[connection.name] = connections.count
-        connectionsByLocalAddress[connection.localAddress, default: []].append(connections.count)
-        connections.append(connection)
-        return true
-    }
-
-    /// Starts IKE_SA_INIT for a configured connection.
-    public func initiate(connection name: String, now: Double) -> [EngineAction] {
-        guard let connection = connection(named: name) else {
-            return [.log("initiate: no connection named '\(name)'")]
-        }
-        guard let remoteAddress = connection.remoteAddress else {
-            return [.log("initiate: connection '\(name)' has no remote address")]
-        }
-        return startInitiator(connection: connection, remote: Endpoint(remoteAddress, connection.remotePort), now: now)
-    }
-
-    /// A CHILD SA for the connection's child named `child` (default: its first): on its established IKE SA with
-    /// CREATE_CHILD_SA when there is one (as after the last CHILD SA expired, or one was refused), else with a
-    /// new IKE SA that makes that CHILD SA alone.
-    public func startChild(connection name: String, child childName: String? = nil, now: Double) -> [EngineAction] {
-        guard let connection = connection(named: name),
-              let child = childName.map({ wanted in connection.children.first { $0.name == wanted } }) ?? connection.children.first else {
-            return initiate(connection: name, now: now)
-        }
-        guard let session = findSession(connection: name), !session.replacedByRekey else {
-            guard let remoteAddress = connection.remoteAddress else { return [.log("initiate: connection '\(name)' has no remote address")] }
-            return startInitiator(connection: connection, remote: Endpoint(remoteAddress, connection.remotePort), children: [child], now: now)
-        }
-        return [.log("CHILD SA '\(child.name)' asked for on the established IKE SA \(session.spiInitiator)_\(session.spiResponder)")]
-            + requestNewChild(session: session, configuration: child, now: now)
-    }
-
-    /// Rekeys the CHILD SA with this inbound SPI, or the first of the named connection's children.
-    public func rekeyChild(connection name: String, spi: ChildSPI? = nil, now: Double) -> [EngineAction] {
-        guard let (session, child) = findChild(connection: name, spi: spi) else { return [.log("rekey: no CHILD SA found for '\(name)'")] }
-        // Both directions of an SA can reach a lifetime: one rekey is enough.
-        func rekeys(_ context: RequestContext) -> Bool { if case .createChild(let request) = context { return request.rekeying == child.spiInbound }; return false }
-        if session.outstanding.map({ rekeys($0.context) }) == true || session.queued.contains(where: { rekeys($0.context) }) {
-            return [.log("rekey of CHILD SA \(child.spiInbound) is already under way")]
-        }
-        return requestRekeyChild(session: session, child: child, now: now)
-    }
-
-    public func rekeyIKE(connection name: String, now: Double) -> [EngineAction] {
-        guard let session = findSession(connection: name) else { return [.log("rekey: no IKE SA for '\(name)'")] }
-        return requestRekeyIKE(session: session, now: now)
-    }
-
-    public func deleteChild(connection name: String, spi: ChildSPI? = nil, now: Double) -> [EngineAction] {
-        guard let (session, child) = findChild(connection: name, spi: spi) else { return [.log("delete: no CHILD SA found for '\(name)'")] }
-        return sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
-                           context: .deleteChildren([child.spiInbound]), now: now)
-    }
-
-    /// Deletes the connection's newest established IKE SA, or the one with this initiator SPI (an older one
-    /// another replaced, as when reauthenticating make-before-break).
-    public func deleteIKE(connection name: String, spiInitiator: IKESPI? = nil, now: Double) -> [EngineAction] {
-        let found = spiInitiator.map { spi in sessions.values.first { $0.connection.name == name && $0.state == .established && $0.spiInitiator == spi } }
-            ?? findSession(connection: name)
-        guard let session = found else { return [.log("delete: no IKE SA for '\(name)'")] }
-        session.startDeleting()
-        return sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
-    }
-
-    /// Sends an empty INFORMATIONAL request (liveness check, section 1.4).
-    public func checkLiveness(connection name: String, now: Double) -> [EngineAction] {
-        guard let session = findSession(connection: name) else { return [.log("liveness: no IKE SA for '\(name)'")] }
-        return sendRequest(session: session, exchange: .informational, payloads: [], context: .liveness, now: now)
-    }
-
-    /// Whether an IKE SA (in any state) exists between these two addresses.
-    public func holdsIKESA(local: IPAddress, remote: IPAddress) -> Bool {
-        sessions.values.contains { $0.local.address == local && $0.remote.address == remote && $0.state != .closed }
-    }
-
-    /// Whether an authenticated IKE SA (established, or being deleted) exists between these two addresses:
-    /// one whose exchanges must still be answered even when no new negotiation would be.
-    public func holdsAuthenticatedIKESA(local: IPAddress, remote: IPAddress) -> Bool {
-        sessions.values.contains { $0.local.address == local && $0.remote.address == remote && ($0.state == .established || $0.state == .deleting) }
-    }
-
-    /// Whether an established IKE SA holds a CHILD SA with this inbound SPI that is not replaced already.
-    public func holdsChild(inbound spi: ChildSPI) -> Bool {
-        guard let (session, child) = child(inbound: spi) else { return false }
-        return session.state == .established && !child.rekeyed
-    }
-
-    /// The CHILD SA with this inbound SPI (ours, so unique) and the IKE SA holding it.
-    func child(inbound spi: ChildSPI) -> (IKESession, ChildSA)? {
-        for session in sessions.values {
-            if let child = session.children.first(where: { $0.spiInbound == spi }) { return (session, child) }
-        }
-        return nil
-    }
-
-    func findSession(connection name: String) -> IKESession? {
-        sessions.values.filter { $0.connection.name == name && $0.state == .established }.max { $0.createdAt < $1.createdAt }
-    }
-
-    func findChild(connection name: String, spi: ChildSPI?) -> (IKESession, ChildSA)? {
-        for session in sessions.values where session.state == .established {
-            for child in session.children where !child.rekeyed {
-                if let spi { if child.spiInbound == spi || child.spiOutbound == spi { return (session, child) } }
-                else if session.connection.name == name || child.configuration.name == name { return (session, child) }
-            }
-        }
-        return nil
-    }
 
     // MARK: Timers
 
@@ -207,11 +68,18 @@ public final class IKEEngine {
         for session in Array(sessions.values) {
             if var outstanding = session.outstanding, now >= outstanding.nextRetransmitAt {
                 if outstanding.attempts > settings.retransmitLimit {
-                    actions.append(.log("IKE SA \(session.spiInitiator)_\(session.spiResponder): no answer after \(outstanding.attempts) transmissions, giving up"))
+                    actions.append(
+                        .log(
+                            "IKE SA \(session.spiInitiator)_\(session.spiResponder): no answer after \(outstanding.attempts) transmissions, giving up"
+                        ))
                     count(.retransmitTimeout)
-                    if session.replacedByRekey { actions += removeReplacedSession(session); continue }
-                    actions += closeSession(session, kind: session.state == .established || session.state == .deleting ? .ikeDeleted : .ikeFailed,
-                                            reason: "peer did not answer (retransmission limit)")
+                    if session.replacedByRekey {
+                        actions += removeReplacedSession(session)
+                        continue
+                    }
+                    actions += closeSession(
+                        session, kind: session.state == .established || session.state == .deleting ? .ikeDeleted : .ikeFailed,
+                        reason: "peer did not answer (retransmission limit)")
                     continue
                 }
                 outstanding.attempts += 1
@@ -221,7 +89,8 @@ public final class IKEEngine {
                 actions += outstanding.datagrams.map { .send($0) }
             }
             if !session.isOriginalInitiator, session.state != .established, session.state != .deleting,
-               now - session.createdAt > settings.halfOpenTimeout {
+                now - session.createdAt > settings.halfOpenTimeout
+            {
                 actions.append(.log("half-open IKE SA \(session.spiInitiator)_\(session.spiResponder) timed out"))
                 sessions[session.localSPI] = nil
                 continue
@@ -236,16 +105,19 @@ public final class IKEEngine {
                 if let lifetime = child.configuration.lifetime, now - child.createdAt >= lifetime {
                     guard !isDeleting(session: session, spi: child.spiInbound) else { continue }
                     actions.append(.log("CHILD SA \(child.spiInbound) reached its hard lifetime, deleting"))
-                    actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
-                                           context: .deleteChildren([child.spiInbound]), now: now)
+                    actions += sendRequest(
+                        session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
+                        context: .deleteChildren([child.spiInbound]), now: now)
                 } else if let rekeyAge = RekeySchedule.childRekeyAge(child.configuration, spiInbound: child.spiInbound),
-                          now - child.createdAt >= rekeyAge,
-                          now >= child.rekeyNotBefore, !isRekeying(session: session, spi: child.spiInbound) {
+                    now - child.createdAt >= rekeyAge,
+                    now >= child.rekeyNotBefore, !isRekeying(session: session, spi: child.spiInbound)
+                {
                     actions += requestRekeyChild(session: session, child: child, now: now)
                 }
             }
             if let interval = session.connection.livenessInterval, now - session.lastReceivedAt >= interval,
-               session.outstanding == nil, session.queued.isEmpty {
+                session.outstanding == nil, session.queued.isEmpty
+            {
                 actions += sendRequest(session: session, exchange: .informational, payloads: [], context: .liveness, now: now)
             }
         }
@@ -269,16 +141,26 @@ public final class IKEEngine {
         if case .replaced(let keying, let at, deleteSent: false) = session.lifecycle, now - at > timeout {
             session.lifecycle = .replaced(keying, since: at, deleteSent: true)
             // The answer, or the retransmission limit, removes it quietly.
-            return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) was replaced \(Int(now - at)) s ago and the peer has not deleted it; deleting it")]
+            return [
+                .log(
+                    "IKE SA \(session.spiInitiator)_\(session.spiResponder) was replaced \(Int(now - at)) s ago and the peer has not deleted it; deleting it"
+                )
+            ]
                 + sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
         }
         guard session.state == .established else { return [] }
         var actions: [EngineAction] = []
-        for child in session.children where child.rekeyed && now - (child.rekeyedAt ?? now) > timeout
-            && !isDeleting(session: session, spi: child.spiInbound) {
-            actions.append(.log("CHILD SA \(child.spiInbound)/\(child.spiOutbound) was replaced \(Int(timeout)) s ago and the peer has not deleted it; deleting it"))
-            actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
-                                   context: .deleteChildren([child.spiInbound]), now: now)
+        for child in session.children
+        where child.rekeyed && now - (child.rekeyedAt ?? now) > timeout
+            && !isDeleting(session: session, spi: child.spiInbound)
+        {
+            actions.append(
+                .log(
+                    "CHILD SA \(child.spiInbound)/\(child.spiOutbound) was replaced \(Int(timeout)) s ago and the peer has not deleted it; deleting it"
+                ))
+            actions += sendRequest(
+                session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
+                context: .deleteChildren([child.spiInbound]), now: now)
         }
         return actions
     }
@@ -289,7 +171,10 @@ public final class IKEEngine {
     public func receive(_ udpPayload: [UInt8], from remote: Endpoint, to local: Endpoint, now: Double) -> [EngineAction] {
         var bytes = udpPayload
         if local.port == 4500 || remote.port == 4500 {
-            if bytes.count == 1 && bytes[0] == 0xff { count(.natKeepalive); return [] }
+            if bytes.count == 1 && bytes[0] == 0xff {
+                count(.natKeepalive)
+                return []
+            }
             guard bytes.count >= 4, bytes[0..<4].allSatisfy({ $0 == 0 }) else { return drop(.espOnIKEPort) }
             bytes.removeFirst(4)
         }
@@ -316,7 +201,8 @@ public final class IKEEngine {
         // The I flag says whether the sender is the original initiator, hence which SPI is ours.
         let ourSPI = header.isFromOriginalInitiator ? header.spiResponder : header.spiInitiator
         guard let session = sessions[ourSPI], session.keys != nil,
-              session.isOriginalInitiator != header.isFromOriginalInitiator else {
+            session.isOriginalInitiator != header.isFromOriginalInitiator
+        else {
             return drop(.unknownSPI(ourSPI))
         }
         if header.isResponse {
@@ -330,7 +216,8 @@ public final class IKEEngine {
                 return []
             }
             if header.messageID &+ 1 == session.expectedRequestID, let cached = session.lastResponse,
-               cached.messageID == header.messageID {
+                cached.messageID == header.messageID
+            {
                 // A fragmented request retransmitted: answer once, on its first fragment (RFC 7383 section 2.6.1).
                 if case .encryptedFragment(let fragment)? = message.payloads.last, fragment.number != 1 { return [] }
                 count(.retransmittedRequest)
@@ -360,10 +247,12 @@ public final class IKEEngine {
         }
         session.lastReceivedAt = now
         // NAT traversal (section 2.23): follow the peer to the address and port it now uses.
-        if session.natDetected, (remote != session.remote || local != session.local) {
-            session.remote = remote; session.local = local
+        if session.natDetected, remote != session.remote || local != session.local {
+            session.remote = remote
+            session.local = local
         } else if remote.port == 4500, session.remote.port != 4500 {
-            session.remote = remote; session.local = local
+            session.remote = remote
+            session.local = local
         }
         if header.isResponse {
             guard let outstanding = session.outstanding else { return drop(.unexpectedResponse(messageID: header.messageID)) }
@@ -387,14 +276,17 @@ public final class IKEEngine {
         guard bytes.count >= IKEHeader.size, let notifyType = error.notify else { return actions }
         var reader = ByteReader(bytes)
         guard let spiI = try? reader.readUInt64("spi"), let spiR = try? reader.readUInt64("spi"),
-              spiR == 0, bytes[18] == ExchangeType.ikeSAInit.rawValue, bytes[19] & 0x20 == 0 else { return actions }
+            spiR == 0, bytes[18] == ExchangeType.ikeSAInit.rawValue, bytes[19] & 0x20 == 0
+        else { return actions }
         let messageID = UInt32(bytes[20]) << 24 | UInt32(bytes[21]) << 16 | UInt32(bytes[22]) << 8 | UInt32(bytes[23])
         var data: [UInt8] = []
         if case .unsupportedCriticalPayload = error { data = [error.unsupportedType] }
         if case .invalidMajorVersion = error { data = [] }
-        let reply = IKEMessage(header: IKEHeader(spiInitiator: IKESPI(spiI), spiResponder: .zero, nextPayload: .none,
-                                                 exchangeType: .ikeSAInit, flags: [.response], messageID: messageID),
-                               payloads: [.notify(NotifyPayload(type: notifyType, data: data))])
+        let reply = IKEMessage(
+            header: IKEHeader(
+                spiInitiator: IKESPI(spiI), spiResponder: .zero, nextPayload: .none,
+                exchangeType: .ikeSAInit, flags: [.response], messageID: messageID),
+            payloads: [.notify(NotifyPayload(type: notifyType, data: data))])
         actions.append(.send(makeDatagram(reply.encode(), from: local, to: remote)))
         return actions
     }

@@ -72,8 +72,9 @@ extension TrafficSelector {
     }
 
     var snapshot: IKESASnapshot.Selector {
-        IKESASnapshot.Selector(ipProtocol: ipProtocol, startPort: startPort, endPort: endPort,
-                               startAddress: startAddress.description, endAddress: endAddress.description)
+        IKESASnapshot.Selector(
+            ipProtocol: ipProtocol, startPort: startPort, endPort: endPort,
+            startAddress: startAddress.description, endAddress: endAddress.description)
     }
 }
 
@@ -86,26 +87,30 @@ extension IKEEngine {
     func snapshot(of session: IKESession, now: Double) -> IKESASnapshot? {
         guard let suite = session.suite, let keys = session.keys else { return nil }
         let children = session.children.map { child in
-            IKESASnapshot.Child(configuration: child.configuration.name, spiInbound: child.spiInbound.rawValue,
-                                spiOutbound: child.spiOutbound.rawValue, suite: child.suite.name,
-                                encryptionInbound: child.keys.encryptionInbound.bytes, integrityInbound: child.keys.integrityInbound.bytes,
-                                encryptionOutbound: child.keys.encryptionOutbound.bytes, integrityOutbound: child.keys.integrityOutbound.bytes,
-                                localTrafficSelectors: child.localTrafficSelectors.map(\.snapshot),
-                                remoteTrafficSelectors: child.remoteTrafficSelectors.map(\.snapshot),
-                                mode: child.mode, ageSeconds: now - child.createdAt, rekeyed: child.rekeyed)
+            IKESASnapshot.Child(
+                configuration: child.configuration.name, spiInbound: child.spiInbound.rawValue,
+                spiOutbound: child.spiOutbound.rawValue, suite: child.suite.name,
+                encryptionInbound: child.keys.encryptionInbound.bytes, integrityInbound: child.keys.integrityInbound.bytes,
+                encryptionOutbound: child.keys.encryptionOutbound.bytes, integrityOutbound: child.keys.integrityOutbound.bytes,
+                localTrafficSelectors: child.localTrafficSelectors.map(\.snapshot),
+                remoteTrafficSelectors: child.remoteTrafficSelectors.map(\.snapshot),
+                mode: child.mode, ageSeconds: now - child.createdAt, rekeyed: child.rekeyed)
         }
         // A request still in flight will be sent again with the same message ID after a restart.
         let nextRequestID = session.outstanding.map { $0.messageID } ?? session.nextRequestID
-        return IKESASnapshot(connection: session.connection.name, isOriginalInitiator: session.isOriginalInitiator,
-                             spiInitiator: session.spiInitiator.rawValue, spiResponder: session.spiResponder.rawValue,
-                             localAddress: session.local.address.description, localPort: session.local.port,
-                             remoteAddress: session.remote.address.description, remotePort: session.remote.port,
-                             suite: suite.name,
-                             keys: [keys.deriving, keys.integrityInitiator, keys.integrityResponder, keys.encryptionInitiator,
-                                    keys.encryptionResponder, keys.authenticationInitiator, keys.authenticationResponder].map(\.bytes),
-                             natDetected: session.natDetected, nextRequestID: nextRequestID,
-                             expectedRequestID: session.expectedRequestID, ageSeconds: now - session.createdAt,
-                             rekeyInSeconds: session.rekeyAt.map { $0 - now }, children: children)
+        return IKESASnapshot(
+            connection: session.connection.name, isOriginalInitiator: session.isOriginalInitiator,
+            spiInitiator: session.spiInitiator.rawValue, spiResponder: session.spiResponder.rawValue,
+            localAddress: session.local.address.description, localPort: session.local.port,
+            remoteAddress: session.remote.address.description, remotePort: session.remote.port,
+            suite: suite.name,
+            keys: [
+                keys.deriving, keys.integrityInitiator, keys.integrityResponder, keys.encryptionInitiator,
+                keys.encryptionResponder, keys.authenticationInitiator, keys.authenticationResponder
+            ].map(\.bytes),
+            natDetected: session.natDetected, nextRequestID: nextRequestID,
+            expectedRequestID: session.expectedRequestID, ageSeconds: now - session.createdAt,
+            rekeyInSeconds: session.rekeyAt.map { $0 - now }, children: children)
     }
 
     /// Puts an established IKE SA back after a restart. Its connection must be configured (added) first.
@@ -116,18 +121,22 @@ extension IKEEngine {
         guard let connection = connection(named: snapshot.connection) else { throw .unknownConnection(snapshot.connection) }
         guard let local = IPAddress(snapshot.localAddress), let remote = IPAddress(snapshot.remoteAddress) else { throw .malformed("addresses") }
         guard let spec = try? ProposalSpec(snapshot.suite, forIKE: true), let encryption = spec.encryption.first,
-              let prf = spec.prf.first, let group = spec.groups.first else { throw .malformed("IKE suite '\(snapshot.suite)'") }
+            let prf = spec.prf.first, let group = spec.groups.first
+        else { throw .malformed("IKE suite '\(snapshot.suite)'") }
         guard snapshot.keys.count == 7 else { throw .malformed("IKE keys") }
         let k = snapshot.keys.map(KeyMaterial.init)
-        let session = IKESession(connection: connection, isOriginalInitiator: snapshot.isOriginalInitiator,
-                                 spiInitiator: IKESPI(snapshot.spiInitiator), spiResponder: IKESPI(snapshot.spiResponder),
-                                 local: Endpoint(local, snapshot.localPort), remote: Endpoint(remote, snapshot.remotePort),
-                                 now: now - snapshot.ageSeconds)
+        let session = IKESession(
+            connection: connection, isOriginalInitiator: snapshot.isOriginalInitiator,
+            spiInitiator: IKESPI(snapshot.spiInitiator), spiResponder: IKESPI(snapshot.spiResponder),
+            local: Endpoint(local, snapshot.localPort), remote: Endpoint(remote, snapshot.remotePort),
+            now: now - snapshot.ageSeconds)
         guard sessions[session.localSPI] == nil else { throw .alreadyPresent }
-        session.lifecycle = .established(IKESAKeying(
-            suite: IKECipherSuite(encryption: encryption, integrity: encryption.isAEAD ? nil : spec.integrity.first, prf: prf, group: group),
-            keys: IKESAKeys(deriving: k[0], integrityInitiator: k[1], integrityResponder: k[2], encryptionInitiator: k[3],
-                            encryptionResponder: k[4], authenticationInitiator: k[5], authenticationResponder: k[6])))
+        session.lifecycle = .established(
+            IKESAKeying(
+                suite: IKECipherSuite(encryption: encryption, integrity: encryption.isAEAD ? nil : spec.integrity.first, prf: prf, group: group),
+                keys: IKESAKeys(
+                    deriving: k[0], integrityInitiator: k[1], integrityResponder: k[2], encryptionInitiator: k[3],
+                    encryptionResponder: k[4], authenticationInitiator: k[5], authenticationResponder: k[6])))
         session.natDetected = snapshot.natDetected
         session.nextRequestID = snapshot.nextRequestID
         session.expectedRequestID = snapshot.expectedRequestID
@@ -140,18 +149,23 @@ extension IKEEngine {
             guard let childSpec = try? ProposalSpec(child.suite, forIKE: false), let childEncryption = childSpec.encryption.first else {
                 throw .malformed("CHILD suite '\(child.suite)'")
             }
-            let selectors = (child.localTrafficSelectors.compactMap(TrafficSelector.init), child.remoteTrafficSelectors.compactMap(TrafficSelector.init))
+            let selectors = (
+                child.localTrafficSelectors.compactMap(TrafficSelector.init), child.remoteTrafficSelectors.compactMap(TrafficSelector.init)
+            )
             guard selectors.0.count == child.localTrafficSelectors.count, selectors.1.count == child.remoteTrafficSelectors.count else {
                 throw .malformed("traffic selectors")
             }
-            session.children.append(ChildSA(
-                configuration: configuration, spiInbound: ChildSPI(child.spiInbound), spiOutbound: ChildSPI(child.spiOutbound),
-                suite: ChildCipherSuite(encryption: childEncryption, integrity: childEncryption.isAEAD ? nil : childSpec.integrity.first,
-                                        group: childSpec.groups.first, extendedSequenceNumbers: childSpec.extendedSequenceNumbers.first ?? false),
-                keys: DirectionalChildKeys(encryptionInbound: KeyMaterial(child.encryptionInbound), integrityInbound: KeyMaterial(child.integrityInbound),
-                                           encryptionOutbound: KeyMaterial(child.encryptionOutbound), integrityOutbound: KeyMaterial(child.integrityOutbound)),
-                localTrafficSelectors: selectors.0, remoteTrafficSelectors: selectors.1, mode: child.mode,
-                createdAt: now - child.ageSeconds, lifecycle: child.rekeyed ? .replaced(at: nil) : .active))
+            session.children.append(
+                ChildSA(
+                    configuration: configuration, spiInbound: ChildSPI(child.spiInbound), spiOutbound: ChildSPI(child.spiOutbound),
+                    suite: ChildCipherSuite(
+                        encryption: childEncryption, integrity: childEncryption.isAEAD ? nil : childSpec.integrity.first,
+                        group: childSpec.groups.first, extendedSequenceNumbers: childSpec.extendedSequenceNumbers.first ?? false),
+                    keys: DirectionalChildKeys(
+                        encryptionInbound: KeyMaterial(child.encryptionInbound), integrityInbound: KeyMaterial(child.integrityInbound),
+                        encryptionOutbound: KeyMaterial(child.encryptionOutbound), integrityOutbound: KeyMaterial(child.integrityOutbound)),
+                    localTrafficSelectors: selectors.0, remoteTrafficSelectors: selectors.1, mode: child.mode,
+                    createdAt: now - child.ageSeconds, lifecycle: child.rekeyed ? .replaced(at: nil) : .active))
         }
         sessions[session.localSPI] = session
         return session.children.filter { !$0.rekeyed }.map { childEvent(.childEstablished, session: session, child: $0) }

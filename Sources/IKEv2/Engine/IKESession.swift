@@ -115,12 +115,18 @@ final class IKESession {
     /// What that check decided, for the IKE_AUTH handler run again with the same message.
     var revocationOutcome: Result<String, AuthenticationFailure>?
 
-    init(connection: ConnectionConfiguration, isOriginalInitiator: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
-         local: Endpoint, remote: Endpoint, now: Double) {
-        self.connection = connection; self.isOriginalInitiator = isOriginalInitiator
-        self.spiInitiator = spiInitiator; self.spiResponder = spiResponder
-        self.local = local; self.remote = remote
-        self.createdAt = now; self.lastReceivedAt = now
+    init(
+        connection: ConnectionConfiguration, isOriginalInitiator: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
+        local: Endpoint, remote: Endpoint, now: Double
+    ) {
+        self.connection = connection
+        self.isOriginalInitiator = isOriginalInitiator
+        self.spiInitiator = spiInitiator
+        self.spiResponder = spiResponder
+        self.local = local
+        self.remote = remote
+        self.createdAt = now
+        self.lastReceivedAt = now
     }
 
     var state: State { lifecycle.stage }
@@ -155,34 +161,39 @@ final class IKESession {
 
     var outgoingProtection: MessageProtection? {
         guard let suite, let keys else { return nil }
-        return MessageProtection(encryption: suite.encryption, integrity: suite.integrity,
-                                 encryptionKey: isOriginalInitiator ? keys.encryptionInitiator : keys.encryptionResponder,
-                                 integrityKey: isOriginalInitiator ? keys.integrityInitiator : keys.integrityResponder)
+        return MessageProtection(
+            encryption: suite.encryption, integrity: suite.integrity,
+            encryptionKey: isOriginalInitiator ? keys.encryptionInitiator : keys.encryptionResponder,
+            integrityKey: isOriginalInitiator ? keys.integrityInitiator : keys.integrityResponder)
     }
 
     var incomingProtection: MessageProtection? {
         guard let suite, let keys else { return nil }
-        return MessageProtection(encryption: suite.encryption, integrity: suite.integrity,
-                                 encryptionKey: isOriginalInitiator ? keys.encryptionResponder : keys.encryptionInitiator,
-                                 integrityKey: isOriginalInitiator ? keys.integrityResponder : keys.integrityInitiator)
+        return MessageProtection(
+            encryption: suite.encryption, integrity: suite.integrity,
+            encryptionKey: isOriginalInitiator ? keys.encryptionResponder : keys.encryptionInitiator,
+            integrityKey: isOriginalInitiator ? keys.integrityResponder : keys.integrityInitiator)
     }
 
     func header(exchange: ExchangeType, messageID: UInt32, response: Bool) -> IKEHeader {
         var flags: IKEHeader.Flags = []
         if isOriginalInitiator { flags.insert(.initiator) }
         if response { flags.insert(.response) }
-        return IKEHeader(spiInitiator: spiInitiator, spiResponder: spiResponder, nextPayload: .none,
-                         exchangeType: exchange, flags: flags, messageID: messageID)
+        return IKEHeader(
+            spiInitiator: spiInitiator, spiResponder: spiResponder, nextPayload: .none,
+            exchangeType: exchange, flags: flags, messageID: messageID)
     }
 
     /// Keys of a CHILD SA from this side's point of view; `initiatedHere` says who sent the exchange's request.
     func directionalKeys(_ keys: ChildSAKeys, initiatedHere: Bool) -> DirectionalChildKeys {
         if initiatedHere {
-            return DirectionalChildKeys(encryptionInbound: keys.encryptionResponder, integrityInbound: keys.integrityResponder,
-                                        encryptionOutbound: keys.encryptionInitiator, integrityOutbound: keys.integrityInitiator)
+            return DirectionalChildKeys(
+                encryptionInbound: keys.encryptionResponder, integrityInbound: keys.integrityResponder,
+                encryptionOutbound: keys.encryptionInitiator, integrityOutbound: keys.integrityInitiator)
         }
-        return DirectionalChildKeys(encryptionInbound: keys.encryptionInitiator, integrityInbound: keys.integrityInitiator,
-                                    encryptionOutbound: keys.encryptionResponder, integrityOutbound: keys.integrityResponder)
+        return DirectionalChildKeys(
+            encryptionInbound: keys.encryptionInitiator, integrityInbound: keys.integrityInitiator,
+            encryptionOutbound: keys.encryptionResponder, integrityOutbound: keys.integrityResponder)
     }
 }
 

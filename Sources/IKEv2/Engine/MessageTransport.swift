@@ -8,8 +8,10 @@ extension IKEEngine {
     }
 
     /// Queues or sends a protected request; window size one (section 2.3), so one request in flight.
-    func sendRequest(session: IKESession, exchange: ExchangeType, payloads: [Payload], context: RequestContext,
-                     now: Double) -> [EngineAction] {
+    func sendRequest(
+        session: IKESession, exchange: ExchangeType, payloads: [Payload], context: RequestContext,
+        now: Double
+    ) -> [EngineAction] {
         if session.outstanding != nil {
             session.queued.append((payloads, exchange, context))
             return []
@@ -20,14 +22,16 @@ extension IKEEngine {
         guard let datagrams = protectedDatagrams(session: session, header: header, payloads: payloads) else {
             return [.log("cannot protect \(exchange) request: SA has no keys")]
         }
-        session.outstanding = OutstandingRequest(messageID: messageID, datagrams: datagrams, context: context, attempts: 1,
-                                                 nextRetransmitAt: now + settings.retransmitTimeout)
+        session.outstanding = OutstandingRequest(
+            messageID: messageID, datagrams: datagrams, context: context, attempts: 1,
+            nextRetransmitAt: now + settings.retransmitTimeout)
         return datagrams.map { .send($0) }
     }
 
     func sendNextQueued(session: IKESession, now: Double) -> [EngineAction] {
         guard session.outstanding == nil, !session.queued.isEmpty, sessions[session.localSPI] === session,
-              session.state == .established || session.state == .deleting else { return [] }
+            session.state == .established || session.state == .deleting
+        else { return [] }
         let next = session.queued.removeFirst()
         return sendRequest(session: session, exchange: next.exchange, payloads: next.payloads, context: next.context, now: now)
     }
@@ -46,12 +50,15 @@ extension IKEEngine {
     /// the whole would make an IP datagram larger than `settings.fragmentSize` (RFC 7383 section 2.5).
     func protectedDatagrams(session: IKESession, header: IKEHeader, payloads: [Payload]) -> [Datagram]? {
         guard let protection = session.outgoingProtection,
-              let bytes = try? ProtectedMessage.seal(header: header, payloads: payloads, protection: protection, random: random) else { return nil }
+            let bytes = try? ProtectedMessage.seal(header: header, payloads: payloads, protection: protection, random: random)
+        else { return nil }
         let ipAndUDP = (session.remote.address.isIPv6 ? 40 : 20) + 8 + (session.local.port == 4500 || session.remote.port == 4500 ? 4 : 0)
         let limit = settings.fragmentSize - ipAndUDP
         guard session.fragmentation, bytes.count > limit,
-              let fragments = try? ProtectedMessage.sealFragments(header: header, payloads: payloads, protection: protection, random: random,
-                                                                  maximumMessageSize: limit) else {
+            let fragments = try? ProtectedMessage.sealFragments(
+                header: header, payloads: payloads, protection: protection, random: random,
+                maximumMessageSize: limit)
+        else {
             return [makeDatagram(bytes, from: session.local, to: session.remote)]
         }
         count(.messagesFragmented)

@@ -44,8 +44,10 @@ public enum RekeyJitter {
 
     /// The jitter for `randTime` seconds (nil: the default share of `rekeyTime`); it must be at least 0 and,
     /// when this side rekeys at all, below `rekeyTime`. `names` are the file's keys, for the message.
-    public static func configured(randTime: Double?, rekeyTime: Double?,
-                                  names: (rand: String, rekey: String) = ("rand_time", "rekey_time")) throws(RekeyJitterError) -> Double {
+    public static func configured(
+        randTime: Double?, rekeyTime: Double?,
+        names: (rand: String, rekey: String) = ("rand_time", "rekey_time")
+    ) throws(RekeyJitterError) -> Double {
         guard let randTime else { return (rekeyTime ?? 0) * defaultShare }
         guard randTime >= 0, randTime.isFinite else { throw RekeyJitterError(description: "\(names.rand) \(randTime) is negative") }
         if let rekeyTime, randTime >= rekeyTime {
@@ -60,7 +62,8 @@ extension IKEEngine {
     /// leaves rekeying to the peer, the SA is replaced already, or no such SA is held.
     public func secondsUntilRekey(childInbound spi: ChildSPI, now: Double) -> Double? {
         guard let (_, child) = child(inbound: spi), !child.rekeyed,
-              let age = RekeySchedule.childRekeyAge(child.configuration, spiInbound: spi) else { return nil }
+            let age = RekeySchedule.childRekeyAge(child.configuration, spiInbound: spi)
+        else { return nil }
         return max(0, max(child.createdAt + age, child.rekeyNotBefore) - now)
     }
 }

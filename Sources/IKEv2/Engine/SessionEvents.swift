@@ -15,25 +15,29 @@ extension IKEEngine {
     }
 
     func ikeEvent(_ kind: SAEvent.Kind, session: IKESession, detail: String? = nil) -> SAEvent {
-        SAEvent(kind: kind, connection: session.connection.name, spiInitiator: session.spiInitiator,
-                spiResponder: session.spiResponder, local: session.local, remote: session.remote,
-                ikeSuite: session.suite, child: nil, detail: detail)
+        SAEvent(
+            kind: kind, connection: session.connection.name, spiInitiator: session.spiInitiator,
+            spiResponder: session.spiResponder, local: session.local, remote: session.remote,
+            ikeSuite: session.suite, child: nil, detail: detail)
     }
 
-    func childEvent(_ kind: SAEvent.Kind, session: IKESession, child: ChildSA,
-                    replaces: (ChildSPI, ChildSPI)? = nil) -> SAEvent {
+    func childEvent(
+        _ kind: SAEvent.Kind, session: IKESession, child: ChildSA,
+        replaces: (ChildSPI, ChildSPI)? = nil
+    ) -> SAEvent {
         var event = ikeEvent(kind, session: session)
-        event.child = ChildSAEventDetails(name: child.configuration.name, spiInbound: child.spiInbound, spiOutbound: child.spiOutbound,
-                                          suite: child.suite, localTrafficSelectors: child.localTrafficSelectors,
-                                          remoteTrafficSelectors: child.remoteTrafficSelectors, mode: child.mode,
-                                          encapsulated: session.natDetected || session.remote.port == 4500,
-                                          keys: child.keys, replaces: replaces)
+        event.child = ChildSAEventDetails(
+            name: child.configuration.name, spiInbound: child.spiInbound, spiOutbound: child.spiOutbound,
+            suite: child.suite, localTrafficSelectors: child.localTrafficSelectors,
+            remoteTrafficSelectors: child.remoteTrafficSelectors, mode: child.mode,
+            encapsulated: session.natDetected || session.remote.port == 4500,
+            keys: child.keys, replaces: replaces)
         return event
     }
 
     func newChildSPI() -> ChildSPI {
         var spi: UInt32 = 0
-        while spi < 256 { spi = random.uint32() } // SPIs 1-255 are reserved (RFC 4303 section 2.1)
+        while spi < 256 { spi = random.uint32() }  // SPIs 1-255 are reserved (RFC 4303 section 2.1)
         return ChildSPI(spi)
     }
 

@@ -10,10 +10,13 @@ extension IKEEngine {
 
     /// Selects proposal and narrows traffic selectors for a CHILD SA the peer asked for (section 2.9), derives
     /// its keys and returns it with the SA/KE/TS payloads of the answer (the caller adds Nr).
-    func negotiateChild(session: IKESession, payloads: [Payload], candidates: [ChildConfiguration], nonceInitiator: [UInt8],
-                        nonceResponder: [UInt8], allowPFS: Bool, now: Double) -> Result<(ChildSA, [Payload]), ChildRefusal> {
+    func negotiateChild(
+        session: IKESession, payloads: [Payload], candidates: [ChildConfiguration], nonceInitiator: [UInt8],
+        nonceResponder: [UInt8], allowPFS: Bool, now: Double
+    ) -> Result<(ChildSA, [Payload]), ChildRefusal> {
         guard let sa = payloads.securityAssociation, let tsi = payloads.trafficSelectorInitiator,
-              let tsr = payloads.trafficSelectorResponder, let suiteIKE = session.suite, let keys = session.keys else {
+            let tsr = payloads.trafficSelectorResponder, let suiteIKE = session.suite, let keys = session.keys
+        else {
             return .failure(.of(.invalidSyntax))
         }
         let peerKE = allowPFS ? payloads.keyExchange : nil
@@ -39,18 +42,21 @@ extension IKEEngine {
                         sharedSecret = secret
                         response.append(.keyExchange(KeyExchangePayload(group: group.rawValue, data: ours.publicValue)))
                     }
-                    let derived = KeyDerivation.childKeys(prf: suiteIKE.prf, deriving: keys.deriving, suite: suite, sharedSecret: sharedSecret,
-                                                          nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
+                    let derived = KeyDerivation.childKeys(
+                        prf: suiteIKE.prf, deriving: keys.deriving, suite: suite, sharedSecret: sharedSecret,
+                        nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
                     let spiInbound = newChildSPI()
                     let spiOutbound = ChildSPI(bytes: proposal.spi)
                     let transport = payloads.notify(.useTransportMode) != nil && configuration.mode == .transport
-                    let child = ChildSA(configuration: configuration, spiInbound: spiInbound, spiOutbound: spiOutbound, suite: suite,
-                                        keys: session.directionalKeys(derived, initiatedHere: false),
-                                        localTrafficSelectors: narrowedResponder, remoteTrafficSelectors: narrowedInitiator,
-                                        mode: transport ? .transport : .tunnel, createdAt: now)
+                    let child = ChildSA(
+                        configuration: configuration, spiInbound: spiInbound, spiOutbound: spiOutbound, suite: suite,
+                        keys: session.directionalKeys(derived, initiatedHere: false),
+                        localTrafficSelectors: narrowedResponder, remoteTrafficSelectors: narrowedInitiator,
+                        mode: transport ? .transport : .tunnel, createdAt: now)
                     var answer: [Payload] = []
                     if transport { answer.append(.notify(NotifyPayload(type: .useTransportMode))) }
-                    answer.append(.securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposal.number, spi: spiInbound)])))
+                    answer.append(
+                        .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposal.number, spi: spiInbound)])))
                     answer += response
                     answer.append(.trafficSelectorInitiator(TrafficSelectorPayload(selectors: narrowedInitiator)))
                     answer.append(.trafficSelectorResponder(TrafficSelectorPayload(selectors: narrowedResponder)))
@@ -84,8 +90,10 @@ extension IKEEngine {
             }
         }
         let ourNonce = newNonce()
-        switch negotiateChild(session: session, payloads: payloads, candidates: candidates, nonceInitiator: nonce.data,
-                              nonceResponder: ourNonce, allowPFS: true, now: now) {
+        switch negotiateChild(
+            session: session, payloads: payloads, candidates: candidates, nonceInitiator: nonce.data,
+            nonceResponder: ourNonce, allowPFS: true, now: now)
+        {
         case .failure(let refusal):
             return [.log("CREATE_CHILD_SA from \(session.remote) refused: \(refusal.notify.type)")]
                 + respond(session: session, to: header, payloads: [.notify(refusal.notify)])
@@ -98,7 +106,8 @@ extension IKEEngine {
             if let old = rekeying {
                 actions += acceptPeerChildRekey(session: session, replacing: old, with: child, nonces: [nonce.data, ourNonce], now: now)
             } else {
-                actions.append(.log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(child.suite.name))"))
+                actions.append(
+                    .log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(child.suite.name))"))
                 actions.append(.event(childEvent(.childEstablished, session: session, child: child)))
             }
             return actions
@@ -107,14 +116,17 @@ extension IKEEngine {
 
     // MARK: Initiator
 
-    func finishChildRequest(session: IKESession, request: ChildRequest, payloads: [Payload], nonceInitiator: [UInt8],
-                            nonceResponder: [UInt8], now: Double) -> [EngineAction] {
+    func finishChildRequest(
+        session: IKESession, request: ChildRequest, payloads: [Payload], nonceInitiator: [UInt8],
+        nonceResponder: [UInt8], now: Double
+    ) -> [EngineAction] {
         guard let suiteIKE = session.suite, let keys = session.keys else { return [] }
         if let error = payloads.notifies.first(where: { $0.type.isError }) {
             return childRequestFailed(session: session, request: request, reason: "refused by peer: \(error.type)", now: now)
         }
         guard let sa = payloads.securityAssociation, sa.proposals.count == 1, let tsi = payloads.trafficSelectorInitiator,
-              let tsr = payloads.trafficSelectorResponder else {
+            let tsr = payloads.trafficSelectorResponder
+        else {
             return childRequestFailed(session: session, request: request, reason: "answer lacks SA or traffic selectors", now: now)
         }
         let proposal = sa.proposals[0]
@@ -126,32 +138,37 @@ extension IKEEngine {
             selectors.allSatisfy { s in ours.contains { $0.contains(s) } }
         }
         guard inside(tsi.selectors, request.configuration.localTrafficSelectors),
-              inside(tsr.selectors, request.configuration.remoteTrafficSelectors) else {
+            inside(tsr.selectors, request.configuration.remoteTrafficSelectors)
+        else {
             return childRequestFailed(session: session, request: request, reason: "peer widened the traffic selectors", now: now)
         }
         var sharedSecret: KeyMaterial?
         if let keyExchange = request.keyExchange {
             guard let ke = payloads.keyExchange, ke.group == keyExchange.group.rawValue,
-                  let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data) else {
+                let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data)
+            else {
                 return childRequestFailed(session: session, request: request, reason: "missing or invalid KE in answer", now: now)
             }
             sharedSecret = secret
         }
-        let derived = KeyDerivation.childKeys(prf: suiteIKE.prf, deriving: keys.deriving, suite: suite, sharedSecret: sharedSecret,
-                                              nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
+        let derived = KeyDerivation.childKeys(
+            prf: suiteIKE.prf, deriving: keys.deriving, suite: suite, sharedSecret: sharedSecret,
+            nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
         let transport = request.configuration.mode == .transport && payloads.notify(.useTransportMode) != nil
-        var child = ChildSA(configuration: request.configuration, spiInbound: request.spiInbound,
-                            spiOutbound: ChildSPI(bytes: proposal.spi), suite: suite,
-                            keys: session.directionalKeys(derived, initiatedHere: true), localTrafficSelectors: tsi.selectors,
-                            remoteTrafficSelectors: tsr.selectors, mode: transport ? .transport : .tunnel, createdAt: now)
+        var child = ChildSA(
+            configuration: request.configuration, spiInbound: request.spiInbound,
+            spiOutbound: ChildSPI(bytes: proposal.spi), suite: suite,
+            keys: session.directionalKeys(derived, initiatedHere: true), localTrafficSelectors: tsi.selectors,
+            remoteTrafficSelectors: tsr.selectors, mode: transport ? .transport : .tunnel, createdAt: now)
         guard let old = request.rekeying else {
             session.children.append(child)
-            return [.log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(suite.name))"),
-                    .event(childEvent(.childEstablished, session: session, child: child))]
+            return [
+                .log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(suite.name))"),
+                .event(childEvent(.childEstablished, session: session, child: child))
+            ]
         }
         return finishChildRekey(session: session, child: child, replacing: old, ourNonces: [nonceInitiator, nonceResponder], now: now)
     }
-
 
     /// A CHILD SA request that came to nothing. A failed rekey is tried again later, unless the peer's
     /// own rekey of the same SA already replaced it.
@@ -178,10 +195,12 @@ extension IKEEngine {
         settings.rekeyRetryDelay * (1 + Double(random.uint32() % 1000) / 2000)
     }
 
-    func makeChildRequest(session: IKESession, configuration: ChildConfiguration, rekeying: ChildSPI?, group: KeyExchangeGroup? = nil) -> ChildRequest {
+    func makeChildRequest(session: IKESession, configuration: ChildConfiguration, rekeying: ChildSPI?, group: KeyExchangeGroup? = nil) -> ChildRequest
+    {
         let pfsGroup = group ?? configuration.proposals.lazy.compactMap(\.groups.first).first
-        return ChildRequest(configuration: configuration, spiInbound: newChildSPI(), nonce: newNonce(),
-                            keyExchange: pfsGroup.map { $0.generatePrivateKey(random: random) }, rekeying: rekeying)
+        return ChildRequest(
+            configuration: configuration, spiInbound: newChildSPI(), nonce: newNonce(),
+            keyExchange: pfsGroup.map { $0.generatePrivateKey(random: random) }, rekeying: rekeying)
     }
 
     func sendChildRequest(session: IKESession, request: ChildRequest, now: Double) -> [EngineAction] {
@@ -205,14 +224,18 @@ extension IKEEngine {
 
     func handleChildResponse(session: IKESession, request: ChildRequest, payloads: [Payload], now: Double) -> [EngineAction] {
         if let requested = payloads.notify(.invalidKEPayload)?.requestedGroup, let group = KeyExchangeGroup(rawValue: requested),
-           request.configuration.proposals.contains(where: { $0.groups.contains(group) }), group != request.keyExchange?.group {
+            request.configuration.proposals.contains(where: { $0.groups.contains(group) }), group != request.keyExchange?.group
+        {
             let retry = makeChildRequest(session: session, configuration: request.configuration, rekeying: request.rekeying, group: group)
             return [.log("peer wants PFS group \(group.name) for CHILD SA, retrying")] + sendChildRequest(session: session, request: retry, now: now)
         }
         guard let nonce = payloads.nonce else {
-            return finishChildRequest(session: session, request: request, payloads: payloads.filter { $0.type == .notify }, nonceInitiator: [], nonceResponder: [], now: now)
+            return finishChildRequest(
+                session: session, request: request, payloads: payloads.filter { $0.type == .notify }, nonceInitiator: [], nonceResponder: [], now: now
+            )
         }
-        return finishChildRequest(session: session, request: request, payloads: payloads, nonceInitiator: request.nonce,
-                                  nonceResponder: nonce.data, now: now)
+        return finishChildRequest(
+            session: session, request: request, payloads: payloads, nonceInitiator: request.nonce,
+            nonceResponder: nonce.data, now: now)
     }
 }

@@ -2,9 +2,11 @@
 /// and simultaneous rekeys of the same SA (section 2.8.1, decided by `RekeyCollision`) in one place.
 extension IKEEngine {
     func requestRekeyChild(session: IKESession, child: ChildSA, now: Double) -> [EngineAction] {
-        let request = makeChildRequest(session: session, configuration: child.configuration, rekeying: child.spiInbound,
-                                       group: child.suite.group)
-        return [.log("rekeying CHILD SA \(child.spiInbound)/\(child.spiOutbound) (age \(RekeySchedule.seconds(now - child.createdAt)) s)")] + sendChildRequest(session: session, request: request, now: now)
+        let request = makeChildRequest(
+            session: session, configuration: child.configuration, rekeying: child.spiInbound,
+            group: child.suite.group)
+        return [.log("rekeying CHILD SA \(child.spiInbound)/\(child.spiOutbound) (age \(RekeySchedule.seconds(now - child.createdAt)) s)")]
+            + sendChildRequest(session: session, request: request, now: now)
     }
 
     /// The CHILD SA a peer's CREATE_CHILD_SA with REKEY_SA asks to replace, or the answer refusing it: an SA we
@@ -12,12 +14,22 @@ extension IKEEngine {
     func childToRekey(session: IKESession, header: IKEHeader, rekey: NotifyPayload) -> Result<ChildSA, EarlyAnswer> {
         let spi = ChildSPI(bytes: rekey.spi)
         guard let old = session.children.first(where: { $0.spiOutbound == spi }) else {
-            return .failure(EarlyAnswer(actions: [.log("peer asked to rekey unknown CHILD SA \(spi)")]
-                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(protocolID: .esp, spi: rekey.spi, type: .childSANotFound))])))
+            return .failure(
+                EarlyAnswer(
+                    actions: [.log("peer asked to rekey unknown CHILD SA \(spi)")]
+                        + respond(
+                            session: session, to: header, payloads: [.notify(NotifyPayload(protocolID: .esp, spi: rekey.spi, type: .childSANotFound))]
+                        )))
         }
         if old.rekeyed || isDeleting(session: session, spi: old.spiInbound) {
-            return .failure(EarlyAnswer(actions: [.log("peer asked to rekey CHILD SA \(old.spiInbound)/\(old.spiOutbound), which is being replaced or deleted here: TEMPORARY_FAILURE")]
-                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])))
+            return .failure(
+                EarlyAnswer(
+                    actions: [
+                        .log(
+                            "peer asked to rekey CHILD SA \(old.spiInbound)/\(old.spiOutbound), which is being replaced or deleted here: TEMPORARY_FAILURE"
+                        )
+                    ]
+                        + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])))
         }
         return .success(old)
     }
@@ -34,7 +46,10 @@ extension IKEEngine {
         var event = childEvent(.childRekeyed, session: session, child: child, replaces: (old.spiInbound, old.spiOutbound))
         if case .createChild(let r) = session.outstanding?.context, r.rekeying == old.spiInbound {
             session.children[index].peerRekey = PeerRekeyRecord(nonces: nonces, childReplacement: child.spiInbound)
-            actions.append(.log("simultaneous rekey of CHILD SA \(old.spiInbound)/\(old.spiOutbound): both ends rekey it, the lowest nonce decides which replacement stays"))
+            actions.append(
+                .log(
+                    "simultaneous rekey of CHILD SA \(old.spiInbound)/\(old.spiOutbound): both ends rekey it, the lowest nonce decides which replacement stays"
+                ))
             event.child?.outboundHeld = true
         }
         actions.append(.log("CHILD SA \(old.spiInbound)/\(old.spiOutbound) rekeyed by peer to \(child.spiInbound)/\(child.spiOutbound)"))
@@ -48,44 +63,56 @@ extension IKEEngine {
     func finishChildRekey(session: IKESession, child: ChildSA, replacing old: ChildSPI, ourNonces: [[UInt8]], now: Double) -> [EngineAction] {
         var child = child
         let deleteNew = { (why: String) -> [EngineAction] in
-            [.log(why)] + self.sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
-                                           context: .deleteChildren([child.spiInbound]), now: now)
+            [.log(why)]
+                + self.sendRequest(
+                    session: session, exchange: .informational, payloads: [.delete(.child([child.spiInbound]))],
+                    context: .deleteChildren([child.spiInbound]), now: now)
         }
         guard let index = session.children.firstIndex(where: { $0.spiInbound == old }) else {
             child.lifecycle = .redundant(at: now)
             session.children.append(child)
             if session.supersededRekeys.remove(old) != nil {
                 count(.rekeyCollisionLost)
-                return deleteNew("simultaneous rekey of CHILD SA \(old) settled: the peer kept its replacement and deleted the old SA "
-                                 + "before our rekey was answered; deleting our redundant \(child.spiInbound)/\(child.spiOutbound)")
+                return deleteNew(
+                    "simultaneous rekey of CHILD SA \(old) settled: the peer kept its replacement and deleted the old SA "
+                        + "before our rekey was answered; deleting our redundant \(child.spiInbound)/\(child.spiOutbound)")
             }
             // The peer closed the SA while we rekeyed it; its replacement goes too, as strongSwan does.
-            return deleteNew("CHILD SA \(old) was deleted by the peer while being rekeyed; deleting its replacement \(child.spiInbound)/\(child.spiOutbound)")
+            return deleteNew(
+                "CHILD SA \(old) was deleted by the peer while being rekeyed; deleting its replacement \(child.spiInbound)/\(child.spiOutbound)")
         }
         let replaced = session.children[index]
         if let collision = replaced.peerRekey,
-           RekeyCollision.ourReplacementIsRedundant(ourNonces: ourNonces, peerNonces: collision.nonces) {
+            RekeyCollision.ourReplacementIsRedundant(ourNonces: ourNonces, peerNonces: collision.nonces)
+        {
             // Ours lost: the peer's replacement stays, the peer deletes the old SA, we delete ours unannounced.
             child.lifecycle = .redundant(at: now)
             session.children.append(child)
             count(.rekeyCollisionLost)
-            return deleteNew("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in our exchange, "
-                             + "so our replacement \(child.spiInbound)/\(child.spiOutbound) is redundant; deleting it and keeping the peer's")
+            return deleteNew(
+                "simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in our exchange, "
+                    + "so our replacement \(child.spiInbound)/\(child.spiOutbound) is redundant; deleting it and keeping the peer's")
         }
         session.children.append(child)
         session.children[index].lifecycle = .replaced(at: now)
         var actions: [EngineAction] = []
         if replaced.peerRekey != nil {
             count(.rekeyCollisionWon)
-            actions.append(.log("simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in the peer's "
-                                + "exchange, so our replacement stays and the peer deletes its own"))
+            actions.append(
+                .log(
+                    "simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in the peer's "
+                        + "exchange, so our replacement stays and the peer deletes its own"))
         }
         actions.append(.log("CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) rekeyed to \(child.spiInbound)/\(child.spiOutbound)"))
-        actions.append(.event(childEvent(.childRekeyed, session: session, child: child,
-                                         replaces: (replaced.spiInbound, replaced.spiOutbound))))
+        actions.append(
+            .event(
+                childEvent(
+                    .childRekeyed, session: session, child: child,
+                    replaces: (replaced.spiInbound, replaced.spiOutbound))))
         // Make-before-break: the new SA is in place, now retire the old one.
-        actions += sendRequest(session: session, exchange: .informational, payloads: [.delete(.child([old]))],
-                               context: .deleteChildren([old]), now: now)
+        actions += sendRequest(
+            session: session, exchange: .informational, payloads: [.delete(.child([old]))],
+            context: .deleteChildren([old]), now: now)
         return actions
     }
 

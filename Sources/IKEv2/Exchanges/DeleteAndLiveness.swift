@@ -8,7 +8,11 @@ extension IKEEngine {
             // message is protected by the SA, so only the peer can close it this way.
             count(.authenticationRefusedByPeer)
             return respond(session: session, to: header, payloads: [])
-                + [.log("peer \(session.remote) refused our authentication (AUTHENTICATION_FAILED): IKE SA \(session.spiInitiator)_\(session.spiResponder) closed")]
+                + [
+                    .log(
+                        "peer \(session.remote) refused our authentication (AUTHENTICATION_FAILED): IKE SA \(session.spiInitiator)_\(session.spiResponder) closed"
+                    )
+                ]
                 + closeSession(session, kind: .ikeDeleted, reason: "the peer refused our authentication (AUTHENTICATION_FAILED)")
         }
         if deletes.contains(where: { $0.protocolID == .ike }) {

@@ -3,17 +3,22 @@ import X509
 /// IKE_AUTH (RFC 7296 section 1.2) with pre-shared keys or certificates (section 2.15) and the first CHILD SA.
 extension IKEEngine {
     /// Our AUTH payload and the CERT payloads that go with it, as the connection says we prove who we are.
-    func ourAuthentication(session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, firstMessage: [UInt8], peerNonce: [UInt8],
-                           authenticationKey: KeyMaterial, identity: IdentificationPayload)
-        -> Result<(certificates: [Payload], auth: AuthenticationPayload), SigningFailure> {
+    func ourAuthentication(
+        session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, firstMessage: [UInt8], peerNonce: [UInt8],
+        authenticationKey: KeyMaterial, identity: IdentificationPayload
+    )
+        -> Result<(certificates: [Payload], auth: AuthenticationPayload), SigningFailure>
+    {
         switch connection.localAuthentication {
         case .preSharedKey:
-            let data = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
-                                                             peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
+            let data = KeyDerivation.sharedKeyAuthentication(
+                prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
+                peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
             return .success(([], AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: data)))
         case .certificate(let credential):
-            let octets = SignatureAuthentication.signedOctets(prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
-                                                              authenticationKey: authenticationKey, identification: identity)
+            let octets = SignatureAuthentication.signedOctets(
+                prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
+                authenticationKey: authenticationKey, identification: identity)
             do {
                 let auth = try credential.key.authentication(octets, peerHashes: session.peerSignatureHashes, rsaPSS: credential.rsaPSS)
                 return .success((SignatureAuthentication.certificatePayloads(credential.chain), auth))
@@ -26,16 +31,21 @@ extension IKEEngine {
     /// Checks the peer's AUTH as the connection says the peer must prove who it is; the failure says why,
     /// the success how (for the log). A verified chain that names OCSP responders is not yet a success: the
     /// exchange waits for their answer (`session.revocationOutcome` holds it when the message is handled again).
-    func verifyPeer(session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, auth: AuthenticationPayload,
-                    payloads: [Payload], firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
-                    identity: IdentificationPayload) -> PeerVerification {
+    func verifyPeer(
+        session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, auth: AuthenticationPayload,
+        payloads: [Payload], firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
+        identity: IdentificationPayload
+    ) -> PeerVerification {
         switch connection.remoteAuthentication {
         case .preSharedKey:
             guard auth.method == .sharedKeyMessageIntegrityCode else {
-                return .failed(AuthenticationFailure("the peer signed (AUTH method \(auth.method.rawValue)) but connection '\(connection.name)' expects a pre-shared key"))
+                return .failed(
+                    AuthenticationFailure(
+                        "the peer signed (AUTH method \(auth.method.rawValue)) but connection '\(connection.name)' expects a pre-shared key"))
             }
-            let expected = KeyDerivation.sharedKeyAuthentication(prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
-                                                                 peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
+            let expected = KeyDerivation.sharedKeyAuthentication(
+                prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
+                peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
             guard ProtectedMessage.constantTimeEqual(expected, auth.data[...]) else {
                 return .failed(AuthenticationFailure("the AUTH payload does not verify with the pre-shared key"))
             }
@@ -44,12 +54,15 @@ extension IKEEngine {
             guard auth.method != .sharedKeyMessageIntegrityCode else {
                 return .failed(AuthenticationFailure("the peer used a pre-shared key but connection '\(connection.name)' expects a certificate"))
             }
-            let octets = SignatureAuthentication.signedOctets(prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
-                                                              authenticationKey: authenticationKey, identification: identity)
+            let octets = SignatureAuthentication.signedOctets(
+                prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
+                authenticationKey: authenticationKey, identification: identity)
             let certificates = payloads.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } }
             let chain: [Certificate]
-            switch SignatureAuthentication.verify(auth: auth, certificates: certificates, identity: identity, octets: octets,
-                                                  trustAnchors: anchors, revocationLists: revocationLists, now: settings.wallClock()) {
+            switch SignatureAuthentication.verify(
+                auth: auth, certificates: certificates, identity: identity, octets: octets,
+                trustAnchors: anchors, revocationLists: revocationLists, now: settings.wallClock())
+            {
             case .failure(let failure): return .failed(failure)
             case .success(let verified): chain = verified
             }
@@ -61,10 +74,14 @@ extension IKEEngine {
                 }
             }
             if policy == .strict {
-                for index in chain.indices.dropLast() where RevocationSources.online(of: chain[index]) == nil
-                    && !revocationLists.contains(where: { $0.isSigned(by: chain[index + 1]) }) {
-                    return .failed(AuthenticationFailure("revocation is strict, but the certificate \(chain[index].subject) names no OCSP responder "
-                                                         + "nor CRL distribution point, and no CRL of its issuer \(chain[index + 1].subject) is loaded"))
+                for index in chain.indices.dropLast()
+                where RevocationSources.online(of: chain[index]) == nil
+                    && !revocationLists.contains(where: { $0.isSigned(by: chain[index + 1]) })
+                {
+                    return .failed(
+                        AuthenticationFailure(
+                            "revocation is strict, but the certificate \(chain[index].subject) names no OCSP responder "
+                                + "nor CRL distribution point, and no CRL of its issuer \(chain[index + 1].subject) is loaded"))
                 }
             }
             let responders = RevocationSources.described(ofChain: chain)
@@ -80,12 +97,17 @@ extension IKEEngine {
         guard payloads.notify(.initialContact) != nil, let identity = session.peerIdentity else { return [] }
         var actions: [EngineAction] = []
         // A session brought back from a snapshot knows the peer only by the connection's configured identity.
-        for stale in sessions.values where stale !== session && (stale.peerIdentity ?? stale.connection.remoteIdentity?.payload) == identity
-            && stale.connection.localIdentity == session.connection.localIdentity && stale.state != .closed {
+        for stale in sessions.values
+        where stale !== session && (stale.peerIdentity ?? stale.connection.remoteIdentity?.payload) == identity
+            && stale.connection.localIdentity == session.connection.localIdentity && stale.state != .closed
+        {
             count(.initialContactRemovedIKESA)
-            actions.append(.log("INITIAL_CONTACT from \(Identity(payload: identity)): removing the stale IKE SA \(stale.spiInitiator)_\(stale.spiResponder)"))
-            actions += stale.replacedByRekey ? removeReplacedSession(stale)
-                                             : closeSession(stale, kind: .ikeDeleted, reason: "the peer signalled INITIAL_CONTACT (it restarted)")
+            actions.append(
+                .log("INITIAL_CONTACT from \(Identity(payload: identity)): removing the stale IKE SA \(stale.spiInitiator)_\(stale.spiResponder)"))
+            actions +=
+                stale.replacedByRekey
+                ? removeReplacedSession(stale)
+                : closeSession(stale, kind: .ikeDeleted, reason: "the peer signalled INITIAL_CONTACT (it restarted)")
         }
         return actions
     }
@@ -94,8 +116,10 @@ extension IKEEngine {
         guard let suite = session.suite, let keys = session.keys else { return [] }
         let identity = session.connection.localIdentity.payload
         let ours: (certificates: [Payload], auth: AuthenticationPayload)
-        switch ourAuthentication(session: session, connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
-                                 peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator, identity: identity) {
+        switch ourAuthentication(
+            session: session, connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
+            peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator, identity: identity)
+        {
         case .success(let made): ours = made
         case .failure(let failure):
             count(.signingFailed)
@@ -105,12 +129,17 @@ extension IKEEngine {
         var payloads: [Payload] = [.identificationInitiator(identity)] + ours.certificates
         // Section 2.4: with no other IKE SA for this connection, tell the peer that any it still holds
         // with us are stale (as after a restart without saved state).
-        if !sessions.values.contains(where: { $0 !== session && $0.connection.name == session.connection.name
-                                              && ($0.state == .established || $0.state == .deleting) }) {
+        if !sessions.values.contains(where: {
+            $0 !== session && $0.connection.name == session.connection.name
+                && ($0.state == .established || $0.state == .deleting)
+        }) {
             payloads.append(.notify(NotifyPayload(type: .initialContact)))
         }
         if case .certificate(let anchors, _, _) = session.connection.remoteAuthentication,
-           let request = SignatureAuthentication.certificateRequest(anchors) { payloads.append(request) }
+            let request = SignatureAuthentication.certificateRequest(anchors)
+        {
+            payloads.append(request)
+        }
         if let remote = session.connection.remoteIdentity { payloads.append(.identificationResponder(remote.payload)) }
         payloads.append(.authentication(ours.auth))
         var request: ChildRequest?
@@ -118,10 +147,13 @@ extension IKEEngine {
         if session.connection.childless == .force {
             guard session.peerSupportsChildless else {
                 count(.childlessNotSupportedByPeer)
-                return closeSession(session, kind: .ikeFailed, reason: "connection '\(session.connection.name)' is childless (force) and the "
-                                    + "responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
+                return closeSession(
+                    session, kind: .ikeFailed,
+                    reason: "connection '\(session.connection.name)' is childless (force) and the "
+                        + "responder did not announce CHILDLESS_IKEV2_SUPPORTED (RFC 6023)")
             }
-            actions.append(.log("IKE_AUTH without a CHILD SA (childless, RFC 6023); \(session.pendingChildren.count) CHILD SA(s) follow with CREATE_CHILD_SA"))
+            actions.append(
+                .log("IKE_AUTH without a CHILD SA (childless, RFC 6023); \(session.pendingChildren.count) CHILD SA(s) follow with CREATE_CHILD_SA"))
         } else if !session.pendingChildren.isEmpty {
             let configuration = session.pendingChildren.removeFirst()
             // No KE is allowed in IKE_AUTH, so the first CHILD SA never uses PFS (section 1.2).
@@ -151,8 +183,11 @@ extension IKEEngine {
     func tellPeerAuthenticationFailed(_ session: IKESession) -> [EngineAction] {
         let header = session.header(exchange: .informational, messageID: session.nextRequestID, response: false)
         session.nextRequestID &+= 1
-        guard let datagrams = protectedDatagrams(session: session, header: header,
-                                                 payloads: [.notify(NotifyPayload(type: .authenticationFailed))]) else { return [] }
+        guard
+            let datagrams = protectedDatagrams(
+                session: session, header: header,
+                payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
+        else { return [] }
         return datagrams.map { .send($0) }
     }
 
@@ -169,29 +204,36 @@ extension IKEEngine {
                 + closeSession(session, kind: .ikeFailed, reason: "peer identity \(Identity(payload: identity)) is not the configured \(expected)")
         }
         let proof: String
-        switch verifyPeer(session: session, connection: session.connection, suite: suite, auth: auth, payloads: payloads,
-                          firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
-                          authenticationKey: keys.authenticationResponder, identity: identity) {
+        switch verifyPeer(
+            session: session, connection: session.connection, suite: suite, auth: auth, payloads: payloads,
+            firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
+            authenticationKey: keys.authenticationResponder, identity: identity)
+        {
         case .failed(let failure):
             count(.authenticationFailed)
             return tellPeerAuthenticationFailed(session)
                 + closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
         case .verified(let how): proof = how
         case .needsRevocationCheck(let chain, let responders, let policy):
-            return holdForRevocationCheck(session: session, chain: chain, responders: responders, policy: policy, requestHeader: nil,
-                                          childRequest: request, payloads: payloads, now: now)
+            return holdForRevocationCheck(
+                session: session, chain: chain, responders: responders, policy: policy, requestHeader: nil,
+                childRequest: request, payloads: payloads, now: now)
         }
         session.establish()
         session.peerIdentity = identity
         session.rekeyAt = RekeySchedule.ikeRekeyDelay(session.connection, random: random).map { now + $0 }
-        var actions: [EngineAction] = forgetStaleSessions(after: session, payloads: payloads) + [
-            .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
-            .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(session.connection.name)' established with \(session.remote) (\(suite.name))"),
-            .event(ikeEvent(.ikeEstablished, session: session)),
-        ]
+        var actions: [EngineAction] =
+            forgetStaleSessions(after: session, payloads: payloads) + [
+                .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
+                .log(
+                    "IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(session.connection.name)' established with \(session.remote) (\(suite.name))"
+                ),
+                .event(ikeEvent(.ikeEstablished, session: session))
+            ]
         if let request {
-            actions += finishChildRequest(session: session, request: request, payloads: payloads, nonceInitiator: session.nonceInitiator,
-                                          nonceResponder: session.nonceResponder, now: now)
+            actions += finishChildRequest(
+                session: session, request: request, payloads: payloads, nonceInitiator: session.nonceInitiator,
+                nonceResponder: session.nonceResponder, now: now)
         }
         for configuration in session.pendingChildren {
             actions += requestNewChild(session: session, configuration: configuration, now: now)
@@ -217,12 +259,15 @@ extension IKEEngine {
                 + closeSession(session, kind: .ikeFailed, reason: "unknown peer identity \(Identity(payload: identity))")
         }
         let proof: String
-        switch verifyPeer(session: session, connection: connection, suite: suite, auth: auth, payloads: payloads,
-                          firstMessage: session.initiatorFirstMessage, peerNonce: session.nonceResponder,
-                          authenticationKey: keys.authenticationInitiator, identity: identity) {
+        switch verifyPeer(
+            session: session, connection: connection, suite: suite, auth: auth, payloads: payloads,
+            firstMessage: session.initiatorFirstMessage, peerNonce: session.nonceResponder,
+            authenticationKey: keys.authenticationInitiator, identity: identity)
+        {
         case .needsRevocationCheck(let chain, let responders, let policy):
-            return holdForRevocationCheck(session: session, chain: chain, responders: responders, policy: policy, requestHeader: header,
-                                          childRequest: nil, payloads: payloads, now: now)
+            return holdForRevocationCheck(
+                session: session, chain: chain, responders: responders, policy: policy, requestHeader: header,
+                childRequest: nil, payloads: payloads, now: now)
         case .failed(let failure):
             count(.authenticationFailed)
             return [.log("IKE_AUTH from \(session.remote): \(Identity(payload: identity)) not authenticated: \(failure)")]
@@ -235,7 +280,8 @@ extension IKEEngine {
         let carriesChild = payloads.securityAssociation != nil
         if (connection.childless == .never && !carriesChild) || (connection.childless == .force && carriesChild) {
             count(.childlessRefused)
-            let reason = carriesChild
+            let reason =
+                carriesChild
                 ? "connection '\(connection.name)' is childless (force) and the peer's IKE_AUTH carries a CHILD SA"
                 : "connection '\(connection.name)' refuses childless IKE SAs (never) and the peer's IKE_AUTH carries no CHILD SA"
             return [.log("IKE_AUTH from \(session.remote) refused with INVALID_SYNTAX: \(reason)")]
@@ -244,8 +290,10 @@ extension IKEEngine {
         }
         let ourIdentity = connection.localIdentity.payload
         let ours: (certificates: [Payload], auth: AuthenticationPayload)
-        switch ourAuthentication(session: session, connection: connection, suite: suite, firstMessage: session.responderFirstMessage,
-                                 peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder, identity: ourIdentity) {
+        switch ourAuthentication(
+            session: session, connection: connection, suite: suite, firstMessage: session.responderFirstMessage,
+            peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder, identity: ourIdentity)
+        {
         case .success(let made): ours = made
         case .failure(let failure):
             count(.signingFailed)
@@ -256,14 +304,18 @@ extension IKEEngine {
         session.establish()
         session.peerIdentity = identity
         session.rekeyAt = RekeySchedule.ikeRekeyDelay(connection, random: random).map { now + $0 }
-        var actions: [EngineAction] = forgetStaleSessions(after: session, payloads: payloads) + [
-            .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
-            .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(connection.name)' established with \(session.remote) (\(suite.name))"),
-            .event(ikeEvent(.ikeEstablished, session: session)),
-        ]
+        var actions: [EngineAction] =
+            forgetStaleSessions(after: session, payloads: payloads) + [
+                .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
+                .log(
+                    "IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(connection.name)' established with \(session.remote) (\(suite.name))"),
+                .event(ikeEvent(.ikeEstablished, session: session))
+            ]
         if payloads.securityAssociation != nil {
-            switch negotiateChild(session: session, payloads: payloads, candidates: connection.children,
-                                  nonceInitiator: session.nonceInitiator, nonceResponder: session.nonceResponder, allowPFS: false, now: now) {
+            switch negotiateChild(
+                session: session, payloads: payloads, candidates: connection.children,
+                nonceInitiator: session.nonceInitiator, nonceResponder: session.nonceResponder, allowPFS: false, now: now)
+            {
             case .success(let (child, childPayloads)):
                 response += childPayloads
                 session.children.append(child)

@@ -13,18 +13,24 @@ enum PeerVerification {
 /// retransmissions meanwhile are absorbed; no answer in `revocationCheckTimeout` seconds counts as
 /// unavailable.
 extension IKEEngine {
-    func holdForRevocationCheck(session: IKESession, chain: [Certificate], responders: [String], policy: RevocationPolicy,
-                                requestHeader: IKEHeader?, childRequest: ChildRequest?, payloads: [Payload], now: Double) -> [EngineAction] {
+    func holdForRevocationCheck(
+        session: IKESession, chain: [Certificate], responders: [String], policy: RevocationPolicy,
+        requestHeader: IKEHeader?, childRequest: ChildRequest?, payloads: [Payload], now: Double
+    ) -> [EngineAction] {
         let id = nextRevocationCheckID
         nextRevocationCheckID &+= 1
         let subject = "\(chain[0].subject)"
-        session.pendingRevocation = PendingRevocationCheck(id: id, startedAt: now, policy: policy, subject: subject,
-                                                           sources: responders.joined(separator: ", "), requestHeader: requestHeader,
-                                                           childRequest: childRequest, payloads: payloads)
+        session.pendingRevocation = PendingRevocationCheck(
+            id: id, startedAt: now, policy: policy, subject: subject,
+            sources: responders.joined(separator: ", "), requestHeader: requestHeader,
+            childRequest: childRequest, payloads: payloads)
         count(.revocationChecks)
-        return [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder): checking online whether \(subject) or its issuers "
-                     + "are revoked (\(responders.joined(separator: ", ")))"),
-                .checkRevocation(RevocationCheckRequest(id: id, chain: chain, responders: responders))]
+        return [
+            .log(
+                "IKE SA \(session.spiInitiator)_\(session.spiResponder): checking online whether \(subject) or its issuers "
+                    + "are revoked (\(responders.joined(separator: ", ")))"),
+            .checkRevocation(RevocationCheckRequest(id: id, chain: chain, responders: responders))
+        ]
     }
 
     /// The answer to a `.checkRevocation` action: the held IKE_AUTH goes on or fails, as the connection's
@@ -48,8 +54,9 @@ extension IKEEngine {
                 actions.append(.log("no revocation status for \(pending.subject) (\(why)); accepted, revocation is relaxed"))
                 session.revocationOutcome = .success("revocation status unknown, accepted (revocation relaxed)")
             } else {
-                session.revocationOutcome = .failure(AuthenticationFailure(
-                    "no revocation status for \(pending.subject) (\(why)) and revocation is \(pending.policy.rawValue)"))
+                session.revocationOutcome = .failure(
+                    AuthenticationFailure(
+                        "no revocation status for \(pending.subject) (\(why)) and revocation is \(pending.policy.rawValue)"))
             }
         }
         if let header = pending.requestHeader {

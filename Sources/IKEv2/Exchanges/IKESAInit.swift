@@ -13,10 +13,12 @@ extension IKEEngine {
     func natDetectionNotifies(session: IKESession) -> [Payload] {
         let spiR = session.isOriginalInitiator && session.state == .initiating ? IKESPI.zero : session.spiResponder
         var source = Self.natDetectionHash(spiInitiator: session.spiInitiator, spiResponder: spiR, endpoint: session.local)
-        if session.connection.forceEncapsulation { source = random.bytes(20) } // pretend to be behind a NAT
+        if session.connection.forceEncapsulation { source = random.bytes(20) }  // pretend to be behind a NAT
         let destination = Self.natDetectionHash(spiInitiator: session.spiInitiator, spiResponder: spiR, endpoint: session.remote)
-        return [.notify(NotifyPayload(type: .natDetectionSourceIP, data: source)),
-                .notify(NotifyPayload(type: .natDetectionDestinationIP, data: destination))]
+        return [
+            .notify(NotifyPayload(type: .natDetectionSourceIP, data: source)),
+            .notify(NotifyPayload(type: .natDetectionDestinationIP, data: destination))
+        ]
     }
 
     /// True when the peer's NAT_DETECTION hashes show an address translation on the path (or it faked one).
@@ -33,8 +35,9 @@ extension IKEEngine {
     /// `children`: the CHILD SAs to make with the new IKE SA (default: all of the connection's).
     func startInitiator(connection: ConnectionConfiguration, remote: Endpoint, children: [ChildConfiguration]? = nil, now: Double) -> [EngineAction] {
         guard let group = connection.proposals.first?.groups.first else { return [.log("connection \(connection.name) has no key exchange group")] }
-        let session = IKESession(connection: connection, isOriginalInitiator: true, spiInitiator: newIKESPI(), spiResponder: .zero,
-                                 local: Endpoint(connection.localAddress, connection.localPort), remote: remote, now: now)
+        let session = IKESession(
+            connection: connection, isOriginalInitiator: true, spiInitiator: newIKESPI(), spiResponder: .zero,
+            local: Endpoint(connection.localAddress, connection.localPort), remote: remote, now: now)
         session.nonceInitiator = newNonce()
         session.keyExchange = group.generatePrivateKey(random: random)
         session.pendingChildren = children ?? connection.children
@@ -66,9 +69,11 @@ extension IKEEngine {
         let proposals = ikeProposals(connection: session.connection, spi: [], preferring: keyExchange.group)
         var payloads: [Payload] = []
         if let cookie = session.cookie { payloads.append(.notify(NotifyPayload(type: .cookie, data: cookie))) }
-        payloads += [.securityAssociation(SecurityAssociationPayload(proposals: proposals)),
-                     .keyExchange(KeyExchangePayload(group: keyExchange.group.rawValue, data: keyExchange.publicValue)),
-                     .nonce(NoncePayload(data: session.nonceInitiator))]
+        payloads += [
+            .securityAssociation(SecurityAssociationPayload(proposals: proposals)),
+            .keyExchange(KeyExchangePayload(group: keyExchange.group.rawValue, data: keyExchange.publicValue)),
+            .nonce(NoncePayload(data: session.nonceInitiator))
+        ]
         payloads += natDetectionNotifies(session: session)
         if session.connection.usesCertificates { payloads.append(.notify(SignatureAuthentication.hashAlgorithmsNotify)) }
         if settings.fragmentation { payloads.append(.notify(NotifyPayload(type: .ikev2FragmentationSupported))) }
@@ -78,8 +83,9 @@ extension IKEEngine {
         session.initiatorFirstMessage = bytes
         session.nextRequestID = 1
         let datagram = makeDatagram(bytes, from: session.local, to: session.remote)
-        session.outstanding = OutstandingRequest(messageID: 0, datagrams: [datagram], context: .ikeSAInit, attempts: 1,
-                                                 nextRetransmitAt: now + settings.retransmitTimeout)
+        session.outstanding = OutstandingRequest(
+            messageID: 0, datagrams: [datagram], context: .ikeSAInit, attempts: 1,
+            nextRetransmitAt: now + settings.retransmitTimeout)
         return [.send(datagram)]
     }
 
@@ -93,7 +99,8 @@ extension IKEEngine {
         }
         if let invalidKE = payloads.notify(.invalidKEPayload) {
             guard let requested = invalidKE.requestedGroup, let group = KeyExchangeGroup(rawValue: requested),
-                  session.connection.proposals.contains(where: { $0.groups.contains(group) }), group != session.keyExchange?.group else {
+                session.connection.proposals.contains(where: { $0.groups.contains(group) }), group != session.keyExchange?.group
+            else {
                 return closeSession(session, kind: .ikeFailed, reason: "INVALID_KE_PAYLOAD asks for a group we do not offer")
             }
             session.keyExchange = group.generatePrivateKey(random: random)
@@ -104,11 +111,13 @@ extension IKEEngine {
             return closeSession(session, kind: .ikeFailed, reason: "IKE_SA_INIT refused: \(error.type)")
         }
         guard let sa = payloads.securityAssociation, sa.proposals.count == 1, let ke = payloads.keyExchange,
-              let nonce = payloads.nonce, !message.header.spiResponder.isZero else {
+            let nonce = payloads.nonce, !message.header.spiResponder.isZero
+        else {
             return closeSession(session, kind: .ikeFailed, reason: "IKE_SA_INIT response lacks SA, KE or Nonce")
         }
         guard let suite = session.connection.proposals.lazy.compactMap({ $0.selectIKE(from: sa.proposals[0]) }).first,
-              sa.proposals[0].transforms.count == suite.transforms.count else {
+            sa.proposals[0].transforms.count == suite.transforms.count
+        else {
             return closeSession(session, kind: .ikeFailed, reason: "responder chose a proposal we did not offer")
         }
         guard let keyExchange = session.keyExchange, ke.group == keyExchange.group.rawValue, suite.group == keyExchange.group else {
@@ -125,18 +134,24 @@ extension IKEEngine {
         session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         session.peerSupportsChildless = payloads.notify(.childlessIKEv2Supported) != nil
-        let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: session.nonceInitiator,
-                                              nonceResponder: nonce.data, sharedSecret: sharedSecret)
-        session.agreeKeys(suite: suite, keys: KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
-                                                                    nonceResponder: nonce.data, spiInitiator: session.spiInitiator,
-                                                                    spiResponder: session.spiResponder))
+        let skeyseed = KeyDerivation.skeyseed(
+            prf: suite.prf, nonceInitiator: session.nonceInitiator,
+            nonceResponder: nonce.data, sharedSecret: sharedSecret)
+        session.agreeKeys(
+            suite: suite,
+            keys: KeyDerivation.ikeKeys(
+                suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
+                nonceResponder: nonce.data, spiInitiator: session.spiInitiator,
+                spiResponder: session.spiResponder))
         session.keyExchange = nil
         var actions: [EngineAction] = []
-        session.natDetected = session.connection.forceEncapsulation
+        session.natDetected =
+            session.connection.forceEncapsulation
             || natDetected(payloads: payloads, session: session, spiResponder: session.spiResponder)
         if session.natDetected {
             // Section 2.23: after a NAT is detected both sides move to port 4500.
-            session.local.port = 4500; session.remote.port = 4500
+            session.local.port = 4500
+            session.remote.port = 4500
             actions.append(.log("NAT detected (or encapsulation forced), switching to UDP 4500"))
         }
         return actions + sendAuthRequest(session: session, now: now)
@@ -151,7 +166,8 @@ extension IKEEngine {
     }
 
     func selectIKEProposal(sa: SecurityAssociationPayload, candidates: [ConnectionConfiguration])
-        -> (connection: ConnectionConfiguration, suite: IKECipherSuite, proposalNumber: UInt8)? {
+        -> (connection: ConnectionConfiguration, suite: IKECipherSuite, proposalNumber: UInt8)?
+    {
         for connection in candidates {
             for proposal in sa.proposals {
                 for spec in connection.proposals {
@@ -170,16 +186,20 @@ extension IKEEngine {
         let header = message.header
         let payloads = message.payloads
         func reply(_ notify: NotifyPayload) -> [EngineAction] {
-            let response = IKEMessage(header: IKEHeader(spiInitiator: header.spiInitiator, spiResponder: .zero, nextPayload: .none,
-                                                        exchangeType: .ikeSAInit, flags: [.response], messageID: header.messageID),
-                                      payloads: [.notify(notify)])
+            let response = IKEMessage(
+                header: IKEHeader(
+                    spiInitiator: header.spiInitiator, spiResponder: .zero, nextPayload: .none,
+                    exchangeType: .ikeSAInit, flags: [.response], messageID: header.messageID),
+                payloads: [.notify(notify)])
             return [.send(makeDatagram(response.encode(), from: local, to: remote))]
         }
         guard header.isFromOriginalInitiator, header.spiResponder.isZero, header.messageID == 0 else {
             return drop(.invalidState("IKE_SA_INIT request with wrong flags, responder SPI or message ID"))
         }
-        if let existing = sessions.values.first(where: { !$0.isOriginalInitiator && $0.spiInitiator == header.spiInitiator
-                                                          && $0.remote.address == remote.address }) {
+        if let existing = sessions.values.first(where: {
+            !$0.isOriginalInitiator && $0.spiInitiator == header.spiInitiator
+                && $0.remote.address == remote.address
+        }) {
             if existing.initiatorFirstMessage == raw, let cached = existing.lastResponse, cached.messageID == 0 {
                 count(.retransmittedRequest)
                 return [.log("answering retransmitted IKE_SA_INIT from cache")] + cached.datagrams.map { .send($0) }
@@ -204,12 +224,15 @@ extension IKEEngine {
                     + reply(NotifyPayload(type: .cookie, data: expected))
             }
         }
-        let selection: (connection: ConnectionConfiguration, suite: IKECipherSuite, proposalNumber: UInt8)? = self.selectIKEProposal(sa: sa, candidates: candidates)
+        let selection: (connection: ConnectionConfiguration, suite: IKECipherSuite, proposalNumber: UInt8)? = self.selectIKEProposal(
+            sa: sa, candidates: candidates)
         guard let selection else {
             count(.noProposalChosen)
             return [.log("IKE_SA_INIT from \(remote): no acceptable proposal")] + reply(NotifyPayload(type: .noProposalChosen))
         }
-        let connection = selection.connection, suite = selection.suite, proposalNumber = selection.proposalNumber
+        let connection = selection.connection
+        let suite = selection.suite
+        let proposalNumber = selection.proposalNumber
         guard ke.group == suite.group.rawValue else {
             count(.invalidKESent)
             return [.log("IKE_SA_INIT from \(remote): KE uses group \(ke.group), asking for \(suite.group.name)")]
@@ -221,21 +244,26 @@ extension IKEEngine {
             count(.invalidKEValue)
             return reply(NotifyPayload(type: .invalidSyntax))
         }
-        let session = IKESession(connection: connection, isOriginalInitiator: false, spiInitiator: header.spiInitiator,
-                                 spiResponder: newIKESPI(), local: local, remote: remote, now: now)
+        let session = IKESession(
+            connection: connection, isOriginalInitiator: false, spiInitiator: header.spiInitiator,
+            spiResponder: newIKESPI(), local: local, remote: remote, now: now)
         session.nonceInitiator = nonce.data
         session.nonceResponder = newNonce()
         session.initiatorFirstMessage = raw
         session.natDetected = natDetected(payloads: payloads, session: session, spiResponder: .zero)
-        let skeyseed = KeyDerivation.skeyseed(prf: suite.prf, nonceInitiator: nonce.data, nonceResponder: session.nonceResponder,
-                                              sharedSecret: sharedSecret)
-        session.agreeKeys(suite: suite, keys: KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: nonce.data,
-                                                                    nonceResponder: session.nonceResponder, spiInitiator: session.spiInitiator,
-                                                                    spiResponder: session.spiResponder))
+        let skeyseed = KeyDerivation.skeyseed(
+            prf: suite.prf, nonceInitiator: nonce.data, nonceResponder: session.nonceResponder,
+            sharedSecret: sharedSecret)
+        session.agreeKeys(
+            suite: suite,
+            keys: KeyDerivation.ikeKeys(
+                suite: suite, skeyseed: skeyseed, nonceInitiator: nonce.data,
+                nonceResponder: session.nonceResponder, spiInitiator: session.spiInitiator,
+                spiResponder: session.spiResponder))
         var response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposalNumber, spi: [])])),
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: keyExchange.publicValue)),
-            .nonce(NoncePayload(data: session.nonceResponder)),
+            .nonce(NoncePayload(data: session.nonceResponder))
         ]
         // Ask for the peer's certificate when it must authenticate with one (section 3.7).
         if case .certificate(let anchors, _, _) = connection.remoteAuthentication, let request = SignatureAuthentication.certificateRequest(anchors) {
@@ -256,7 +284,9 @@ extension IKEEngine {
         let datagram = makeDatagram(bytes, from: local, to: remote)
         session.lastResponse = (0, [datagram])
         sessions[session.spiResponder] = session
-        return [.log("IKE_SA_INIT from \(remote) for '\(connection.name)': \(suite.name)\(session.natDetected ? ", NAT detected" : "")"),
-                .send(datagram)]
+        return [
+            .log("IKE_SA_INIT from \(remote) for '\(connection.name)': \(suite.name)\(session.natDetected ? ", NAT detected" : "")"),
+            .send(datagram)
+        ]
     }
 }

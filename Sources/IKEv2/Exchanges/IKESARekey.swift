@@ -8,25 +8,34 @@ extension IKEEngine {
         let keyExchange = group.generatePrivateKey(random: random)
         let proposals = ikeProposals(connection: session.connection, spi: spi.bytes, preferring: group)
         session.rekey.oursPending = true
-        let payloads: [Payload] = [.securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(data: nonce)),
-                                   .keyExchange(KeyExchangePayload(group: group.rawValue, data: keyExchange.publicValue))]
+        let payloads: [Payload] = [
+            .securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(data: nonce)),
+            .keyExchange(KeyExchangePayload(group: group.rawValue, data: keyExchange.publicValue))
+        ]
         return [.log("rekeying IKE SA \(session.spiInitiator)_\(session.spiResponder) (age \(RekeySchedule.seconds(now - session.createdAt)) s)")]
-            + sendRequest(session: session, exchange: .createChildSA, payloads: payloads,
-                          context: .rekeyIKE(spi: spi, nonce: nonce, keyExchange: keyExchange), now: now)
+            + sendRequest(
+                session: session, exchange: .createChildSA, payloads: payloads,
+                context: .rekeyIKE(spi: spi, nonce: nonce, keyExchange: keyExchange), now: now)
     }
 
     /// Builds and registers the IKE SA a rekey of `old` made (section 2.18); its CHILD SAs move separately.
-    func makeRekeyedIKESA(old: IKESession, oldKeying: IKESAKeying, initiatedHere: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
-                          suite: IKECipherSuite, sharedSecret: KeyMaterial, nonceInitiator: [UInt8], nonceResponder: [UInt8], now: Double) -> IKESession {
-        let new = IKESession(connection: old.connection, isOriginalInitiator: initiatedHere, spiInitiator: spiInitiator,
-                             spiResponder: spiResponder, local: old.local, remote: old.remote, now: now)
+    func makeRekeyedIKESA(
+        old: IKESession, oldKeying: IKESAKeying, initiatedHere: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
+        suite: IKECipherSuite, sharedSecret: KeyMaterial, nonceInitiator: [UInt8], nonceResponder: [UInt8], now: Double
+    ) -> IKESession {
+        let new = IKESession(
+            connection: old.connection, isOriginalInitiator: initiatedHere, spiInitiator: spiInitiator,
+            spiResponder: spiResponder, local: old.local, remote: old.remote, now: now)
         // SKEYSEED of a rekeyed IKE SA uses the old SA's PRF and SK_d.
-        let skeyseed = KeyDerivation.rekeyedSkeyseed(prf: oldKeying.suite.prf, oldDeriving: oldKeying.keys.deriving, sharedSecret: sharedSecret,
-                                                     nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
-        let keys = KeyDerivation.ikeKeys(suite: suite, skeyseed: skeyseed, nonceInitiator: nonceInitiator, nonceResponder: nonceResponder,
-                                         spiInitiator: spiInitiator, spiResponder: spiResponder)
+        let skeyseed = KeyDerivation.rekeyedSkeyseed(
+            prf: oldKeying.suite.prf, oldDeriving: oldKeying.keys.deriving, sharedSecret: sharedSecret,
+            nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
+        let keys = KeyDerivation.ikeKeys(
+            suite: suite, skeyseed: skeyseed, nonceInitiator: nonceInitiator, nonceResponder: nonceResponder,
+            spiInitiator: spiInitiator, spiResponder: spiResponder)
         new.lifecycle = .established(IKESAKeying(suite: suite, keys: keys))
-        new.nonceInitiator = nonceInitiator; new.nonceResponder = nonceResponder
+        new.nonceInitiator = nonceInitiator
+        new.nonceResponder = nonceResponder
         new.natDetected = old.natDetected
         new.rekeyAt = RekeySchedule.ikeRekeyDelay(old.connection, random: random).map { now + $0 }
         sessions[new.localSPI] = new
@@ -49,13 +58,16 @@ extension IKEEngine {
         old.markReplaced(now: now)
     }
 
-    func handleRekeyIKEResponse(session: IKESession, spi: IKESPI, nonce: [UInt8], keyExchange: KeyExchangePrivateKey,
-                                payloads: [Payload], now: Double) -> [EngineAction] {
+    func handleRekeyIKEResponse(
+        session: IKESession, spi: IKESPI, nonce: [UInt8], keyExchange: KeyExchangePrivateKey,
+        payloads: [Payload], now: Double
+    ) -> [EngineAction] {
         session.rekey.oursPending = false
         guard let oldKeying = session.keying, let sa = payloads.securityAssociation, sa.proposals.count == 1, sa.proposals[0].spi.count == 8,
-              let suite = session.connection.proposals.lazy.compactMap({ $0.selectIKE(from: sa.proposals[0]) }).first,
-              let ke = payloads.keyExchange, ke.group == keyExchange.group.rawValue, let peerNonce = payloads.nonce,
-              let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data) else {
+            let suite = session.connection.proposals.lazy.compactMap({ $0.selectIKE(from: sa.proposals[0]) }).first,
+            let ke = payloads.keyExchange, ke.group == keyExchange.group.rawValue, let peerNonce = payloads.nonce,
+            let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data)
+        else {
             let reason = payloads.notifies.first { $0.type.isError }.map { "\($0.type)" } ?? "unusable answer"
             count(.ikeRekeyFailed)
             var actions: [EngineAction] = [.log("IKE SA rekey refused: \(reason)")]
@@ -69,8 +81,9 @@ extension IKEEngine {
             return actions
         }
         let peerSPI = IKESPI(bytes: sa.proposals[0].spi)
-        let new = makeRekeyedIKESA(old: session, oldKeying: oldKeying, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
-                                   sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.data, now: now)
+        let new = makeRekeyedIKESA(
+            old: session, oldKeying: oldKeying, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
+            sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.data, now: now)
         var replaced = session
         var actions: [EngineAction] = []
         if let collision = session.rekey.crossedBy, let peers = collision.ikeReplacement.flatMap({ sessions[$0] }) {
@@ -78,44 +91,58 @@ extension IKEEngine {
                 // Ours lost: the peer's IKE SA keeps the CHILD SAs and the peer deletes the old one; ours goes.
                 new.markReplaced(now: now)
                 count(.rekeyCollisionLost)
-                return [.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in our exchange, "
-                             + "so our IKE SA \(new.spiInitiator)_\(new.spiResponder) is redundant; deleting it and keeping the peer's "
-                             + "\(peers.spiInitiator)_\(peers.spiResponder)")]
+                return [
+                    .log(
+                        "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in our exchange, "
+                            + "so our IKE SA \(new.spiInitiator)_\(new.spiResponder) is redundant; deleting it and keeping the peer's "
+                            + "\(peers.spiInitiator)_\(peers.spiResponder)")
+                ]
                     + sendRequest(session: new, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
                     + sendNextQueued(session: peers, now: now)
             }
             count(.rekeyCollisionWon)
-            actions.append(.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in the peer's "
-                                + "exchange, so our IKE SA stays and the peer deletes its own \(peers.spiInitiator)_\(peers.spiResponder)"))
+            actions.append(
+                .log(
+                    "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in the peer's "
+                        + "exchange, so our IKE SA stays and the peer deletes its own \(peers.spiInitiator)_\(peers.spiResponder)"))
             replaced = peers
         }
         moveChildren(from: replaced, to: new, now: now)
         session.startDeleting()
         var event = ikeEvent(.ikeRekeyed, session: new, detail: "\(replaced.spiInitiator)_\(replaced.spiResponder)")
         event.ikeSuite = suite
-        actions += [.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed to \(new.spiInitiator)_\(new.spiResponder)"),
-                    .event(event)]
+        actions += [
+            .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed to \(new.spiInitiator)_\(new.spiResponder)"),
+            .event(event)
+        ]
         return actions
             + sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
             + sendNextQueued(session: new, now: now)
     }
 
-    func handleRekeyIKERequest(session: IKESession, header: IKEHeader, sa: SecurityAssociationPayload, payloads: [Payload],
-                               nonce: [UInt8], now: Double) -> [EngineAction] {
+    func handleRekeyIKERequest(
+        session: IKESession, header: IKEHeader, sa: SecurityAssociationPayload, payloads: [Payload],
+        nonce: [UInt8], now: Double
+    ) -> [EngineAction] {
         // A CHILD SA exchange of ours in flight would finish on the old IKE SA after its CHILD SAs moved:
         // the peer is asked to try later (section 2.25.2), as strongSwan does.
         if let context = session.outstanding?.context {
             switch context {
             case .rekeyIKE, .liveness: break
             default:
-                return [.log("peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while our \(context) exchange is in flight: TEMPORARY_FAILURE")]
+                return [
+                    .log(
+                        "peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while our \(context) exchange is in flight: TEMPORARY_FAILURE"
+                    )
+                ]
                     + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
             }
         }
         let usable = SecurityAssociationPayload(proposals: sa.proposals.filter { $0.spi.count == 8 })
         guard let oldKeying = session.keying, let selection = selectIKEProposal(sa: usable, candidates: [session.connection]),
-              let ke = payloads.keyExchange,
-              let proposal = usable.proposals.first(where: { $0.number == selection.proposalNumber }) else {
+            let ke = payloads.keyExchange,
+            let proposal = usable.proposals.first(where: { $0.number == selection.proposalNumber })
+        else {
             return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .noProposalChosen))])
         }
         let suite = selection.suite
@@ -132,12 +159,13 @@ extension IKEEngine {
         let response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposal.number, spi: ourSPI.bytes)])),
             .nonce(NoncePayload(data: ourNonce)),
-            .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: ours.publicValue)),
+            .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: ours.publicValue))
         ]
         // Answer under the old SA's keys before the new SA takes the children.
         var actions = respond(session: session, to: header, payloads: response)
-        let new = makeRekeyedIKESA(old: session, oldKeying: oldKeying, initiatedHere: false, spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite,
-                                   sharedSecret: secret, nonceInitiator: nonce, nonceResponder: ourNonce, now: now)
+        let new = makeRekeyedIKESA(
+            old: session, oldKeying: oldKeying, initiatedHere: false, spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite,
+            sharedSecret: secret, nonceInitiator: nonce, nonceResponder: ourNonce, now: now)
         // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.2).
         let queuedBefore = session.queued.count
         session.queued.removeAll { if case .rekeyIKE = $0.context { return true } else { return false } }
@@ -145,8 +173,10 @@ extension IKEEngine {
         if case .rekeyIKE = session.outstanding?.context {
             collision = true
             session.rekey.crossedBy = PeerRekeyRecord(nonces: [nonce, ourNonce], ikeReplacement: new.localSPI)
-            actions.append(.log("simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder): both ends rekey it, "
-                                + "the lowest nonce decides which new IKE SA stays"))
+            actions.append(
+                .log(
+                    "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder): both ends rekey it, "
+                        + "the lowest nonce decides which new IKE SA stays"))
         } else if session.queued.count != queuedBefore {
             session.rekey.oursPending = false
         }
@@ -181,8 +211,10 @@ extension IKEEngine {
         var notes: [EngineAction] = []
         if case .rekeyIKE = session.outstanding?.context {
             // Section 2.25.2: a peer that closes the IKE SA we are rekeying wins; our rekey is forgotten.
-            let what = session.rekey.crossedBy != nil ? "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: "
-                + "the peer kept its new IKE SA and deleted this one before our rekey was answered, so ours is dropped"
+            let what =
+                session.rekey.crossedBy != nil
+                ? "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: "
+                    + "the peer kept its new IKE SA and deleted this one before our rekey was answered, so ours is dropped"
                 : "our rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) was still unanswered; it is dropped with the SA"
             notes.append(.log(what))
             if session.rekey.crossedBy != nil { count(.rekeyCollisionLost) }
@@ -198,10 +230,14 @@ extension IKEEngine {
             old.rekey.crossedBy = nil
             if let keying = old.keying { old.lifecycle = .established(keying) }
             count(.rekeyCollisionWon)
-            return EarlyAnswer(actions: respond(session: session, to: header, payloads: [])
-                + [.log("simultaneous rekey of IKE SA \(old.spiInitiator)_\(old.spiResponder) settled: the peer deleted its redundant "
-                        + "IKE SA \(session.spiInitiator)_\(session.spiResponder), ours will stay once it is answered")]
-                + removeReplacedSession(session))
+            return EarlyAnswer(
+                actions: respond(session: session, to: header, payloads: [])
+                    + [
+                        .log(
+                            "simultaneous rekey of IKE SA \(old.spiInitiator)_\(old.spiResponder) settled: the peer deleted its redundant "
+                                + "IKE SA \(session.spiInitiator)_\(session.spiResponder), ours will stay once it is answered")
+                    ]
+                    + removeReplacedSession(session))
         }
         return nil
     }

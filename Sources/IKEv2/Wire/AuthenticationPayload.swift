@@ -29,7 +29,10 @@ public struct AuthenticationMethod: RawRepresentable, Hashable, Sendable {
 public struct AuthenticationPayload: Equatable, Sendable {
     public var method: AuthenticationMethod
     public var data: [UInt8]
-    public init(method: AuthenticationMethod, data: [UInt8]) { self.method = method; self.data = data }
+    public init(method: AuthenticationMethod, data: [UInt8]) {
+        self.method = method
+        self.data = data
+    }
 
     static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {
         var reader = body
@@ -39,6 +42,8 @@ public struct AuthenticationPayload: Equatable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter) {
-        writer.write(method.rawValue); writer.write(bytes: [0, 0, 0]); writer.write(bytes: data)
+        writer.write(method.rawValue)
+        writer.write(bytes: [0, 0, 0])
+        writer.write(bytes: data)
     }
 }

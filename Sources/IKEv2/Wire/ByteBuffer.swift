@@ -73,7 +73,8 @@ struct ByteWriter {
 
     mutating func write(_ value: UInt8) { bytes.append(value) }
     mutating func write(_ value: UInt16) {
-        bytes.append(UInt8(value >> 8)); bytes.append(UInt8(value & 0xff))
+        bytes.append(UInt8(value >> 8))
+        bytes.append(UInt8(value & 0xff))
     }
     mutating func write(_ value: UInt32) {
         for shift in stride(from: 24, through: 0, by: -8) { bytes.append(UInt8((value >> UInt32(shift)) & 0xff)) }
@@ -85,18 +86,20 @@ struct ByteWriter {
 
     /// Overwrites a 16-bit length placeholder once the container size is known.
     mutating func patchUInt16(at offset: Int, _ value: UInt16) {
-        bytes[offset] = UInt8(value >> 8); bytes[offset + 1] = UInt8(value & 0xff)
+        bytes[offset] = UInt8(value >> 8)
+        bytes[offset + 1] = UInt8(value & 0xff)
     }
 }
 
 extension Array where Element == UInt8 {
     /// Lower-case hex, used in logs and JSON output.
     public var hexString: String {
-        let digits = Array<Character>("0123456789abcdef")
+        let digits = [Character]("0123456789abcdef")
         var result = ""
         result.reserveCapacity(count * 2)
         for byte in self {
-            result.append(digits[Int(byte >> 4)]); result.append(digits[Int(byte & 0x0f)])
+            result.append(digits[Int(byte >> 4)])
+            result.append(digits[Int(byte & 0x0f)])
         }
         return result
     }

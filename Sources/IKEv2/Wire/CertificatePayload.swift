@@ -2,7 +2,10 @@
 public struct CertificatePayload: Equatable, Sendable {
     public var encoding: UInt8
     public var data: [UInt8]
-    public init(encoding: UInt8, data: [UInt8]) { self.encoding = encoding; self.data = data }
+    public init(encoding: UInt8, data: [UInt8]) {
+        self.encoding = encoding
+        self.data = data
+    }
 
     static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {
         var reader = body
@@ -10,5 +13,8 @@ public struct CertificatePayload: Equatable, Sendable {
         return Self(encoding: encoding, data: reader.readRest())
     }
 
-    func encode(into writer: inout ByteWriter) { writer.write(encoding); writer.write(bytes: data) }
+    func encode(into writer: inout ByteWriter) {
+        writer.write(encoding)
+        writer.write(bytes: data)
+    }
 }

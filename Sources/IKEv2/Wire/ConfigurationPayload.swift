@@ -3,11 +3,17 @@ public struct ConfigurationPayload: Equatable, Sendable {
     public struct Attribute: Equatable, Sendable {
         public var type: UInt16
         public var value: [UInt8]
-        public init(type: UInt16, value: [UInt8]) { self.type = type; self.value = value }
+        public init(type: UInt16, value: [UInt8]) {
+            self.type = type
+            self.value = value
+        }
     }
     public var type: UInt8
     public var attributes: [Attribute]
-    public init(type: UInt8, attributes: [Attribute]) { self.type = type; self.attributes = attributes }
+    public init(type: UInt8, attributes: [Attribute]) {
+        self.type = type
+        self.attributes = attributes
+    }
 
     static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {
         var reader = body
@@ -23,9 +29,12 @@ public struct ConfigurationPayload: Equatable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter) {
-        writer.write(type); writer.write(bytes: [0, 0, 0])
+        writer.write(type)
+        writer.write(bytes: [0, 0, 0])
         for attribute in attributes {
-            writer.write(attribute.type); writer.write(UInt16(attribute.value.count)); writer.write(bytes: attribute.value)
+            writer.write(attribute.type)
+            writer.write(UInt16(attribute.value.count))
+            writer.write(bytes: attribute.value)
         }
     }
 }

@@ -5,7 +5,9 @@ public struct DeletePayload: Equatable, Sendable {
     public var spis: [[UInt8]]
 
     public init(protocolID: ProtocolID, spiSize: UInt8, spis: [[UInt8]]) {
-        self.protocolID = protocolID; self.spiSize = spiSize; self.spis = spis
+        self.protocolID = protocolID
+        self.spiSize = spiSize
+        self.spis = spis
     }
     public static let ikeSA = DeletePayload(protocolID: .ike, spiSize: 0, spis: [])
     public static func child(_ spis: [ChildSPI]) -> DeletePayload {
@@ -34,7 +36,9 @@ public struct DeletePayload: Equatable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter) {
-        writer.write(protocolID.rawValue); writer.write(spiSize); writer.write(UInt16(spis.count))
+        writer.write(protocolID.rawValue)
+        writer.write(spiSize)
+        writer.write(UInt16(spis.count))
         for spi in spis { writer.write(bytes: spi) }
     }
 }

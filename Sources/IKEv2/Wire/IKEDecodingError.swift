@@ -18,7 +18,7 @@ public enum IKEDecodingError: Error, Equatable, Sendable {
         switch self {
         case .invalidMajorVersion: return .invalidMajorVersion
         case .unsupportedCriticalPayload: return .unsupportedCriticalPayload
-        case .integrityCheckFailed, .decryptionFailed: return nil // silently discarded (section 2.21.2)
+        case .integrityCheckFailed, .decryptionFailed: return nil  // silently discarded (section 2.21.2)
         default: return .invalidSyntax
         }
     }

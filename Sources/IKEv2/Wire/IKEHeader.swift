@@ -20,8 +20,10 @@ public struct IKEHeader: Equatable, Sendable {
     public var messageID: UInt32
     public var length: UInt32
 
-    public init(spiInitiator: IKESPI, spiResponder: IKESPI, nextPayload: PayloadType, exchangeType: ExchangeType,
-                flags: Flags, messageID: UInt32, length: UInt32 = 0) {
+    public init(
+        spiInitiator: IKESPI, spiResponder: IKESPI, nextPayload: PayloadType, exchangeType: ExchangeType,
+        flags: Flags, messageID: UInt32, length: UInt32 = 0
+    ) {
         self.spiInitiator = spiInitiator
         self.spiResponder = spiResponder
         self.nextPayload = nextPayload
@@ -44,9 +46,10 @@ public struct IKEHeader: Equatable, Sendable {
         let messageID = try reader.readUInt32("header.messageID")
         let length = try reader.readUInt32("header.length")
         guard version >> 4 == 2 else { throw .invalidMajorVersion(version >> 4) }
-        var header = IKEHeader(spiInitiator: IKESPI(spiI), spiResponder: IKESPI(spiR), nextPayload: PayloadType(rawValue: next),
-                               exchangeType: ExchangeType(rawValue: exchange), flags: Flags(rawValue: flags),
-                               messageID: messageID, length: length)
+        var header = IKEHeader(
+            spiInitiator: IKESPI(spiI), spiResponder: IKESPI(spiR), nextPayload: PayloadType(rawValue: next),
+            exchangeType: ExchangeType(rawValue: exchange), flags: Flags(rawValue: flags),
+            messageID: messageID, length: length)
         header.minorVersion = version & 0x0f
         return header
     }

@@ -4,7 +4,9 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
     case v6([UInt8])
 
     public var bytes: [UInt8] {
-        switch self { case .v4(let b), .v6(let b): return b }
+        switch self {
+        case .v4(let b), .v6(let b): return b
+        }
     }
     public var isIPv6: Bool { if case .v6 = self { return true } else { return false } }
     /// fe80::/10 or 169.254.0.0/16: meaningful on one link only.
@@ -59,7 +61,8 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
             let pieces = part.split(separator: ":", omittingEmptySubsequences: false)
             for (index, piece) in pieces.enumerated() {
                 if index == pieces.count - 1, piece.contains("."), case .v4(let v4)? = IPAddress(String(piece)) {
-                    result.append(UInt16(v4[0]) << 8 | UInt16(v4[1])); result.append(UInt16(v4[2]) << 8 | UInt16(v4[3]))
+                    result.append(UInt16(v4[0]) << 8 | UInt16(v4[1]))
+                    result.append(UInt16(v4[2]) << 8 | UInt16(v4[3]))
                     continue
                 }
                 guard !piece.isEmpty, piece.count <= 4, piece.allSatisfy(\.isHexDigit), let value = UInt16(piece, radix: 16) else { return nil }
@@ -83,14 +86,21 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
         case .v6(let b):
             let groups = stride(from: 0, to: 16, by: 2).map { UInt16(b[$0]) << 8 | UInt16(b[$0 + 1]) }
             // Compress the longest run of two or more zero groups (RFC 5952).
-            var bestStart = -1, bestLength = 0, index = 0
+            var bestStart = -1
+            var bestLength = 0
+            var index = 0
             while index < 8 {
                 if groups[index] == 0 {
                     var end = index
                     while end < 8 && groups[end] == 0 { end += 1 }
-                    if end - index > bestLength { bestStart = index; bestLength = end - index }
+                    if end - index > bestLength {
+                        bestStart = index
+                        bestLength = end - index
+                    }
                     index = end
-                } else { index += 1 }
+                } else {
+                    index += 1
+                }
             }
             let hex = groups.map { String($0, radix: 16) }
             if bestLength < 2 { return hex.joined(separator: ":") }
@@ -107,7 +117,8 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     /// The first and last address of `self/prefixLength`.
     public func range(prefixLength: Int) -> (IPAddress, IPAddress) {
-        var low = bytes, high = bytes
+        var low = bytes
+        var high = bytes
         for bit in prefixLength..<(bytes.count * 8) {
             low[bit / 8] &= ~(0x80 >> UInt8(bit % 8))
             high[bit / 8] |= (0x80 >> UInt8(bit % 8))

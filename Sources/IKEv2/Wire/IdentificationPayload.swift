@@ -15,7 +15,10 @@ public struct IdentificationType: RawRepresentable, Hashable, Sendable {
 public struct IdentificationPayload: Equatable, Hashable, Sendable {
     public var type: IdentificationType
     public var data: [UInt8]
-    public init(type: IdentificationType, data: [UInt8]) { self.type = type; self.data = data }
+    public init(type: IdentificationType, data: [UInt8]) {
+        self.type = type
+        self.data = data
+    }
 
     static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {
         var reader = body
@@ -31,11 +34,15 @@ public struct IdentificationPayload: Equatable, Hashable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter) {
-        writer.write(type.rawValue); writer.write(bytes: [0, 0, 0]); writer.write(bytes: data)
+        writer.write(type.rawValue)
+        writer.write(bytes: [0, 0, 0])
+        writer.write(bytes: data)
     }
 
     /// The octets "RestOfInitIDPayload"/"RestOfRespIDPayload" of section 2.15.
     public var authenticatedBody: [UInt8] {
-        var writer = ByteWriter(); encode(into: &writer); return writer.bytes
+        var writer = ByteWriter()
+        encode(into: &writer)
+        return writer.bytes
     }
 }

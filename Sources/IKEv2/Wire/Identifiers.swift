@@ -6,7 +6,11 @@ public struct IKESPI: Hashable, Sendable, CustomStringConvertible {
     public init(bytes: [UInt8]) { self.rawValue = bytes.reduce(0) { $0 << 8 | UInt64($1) } }
     public static let zero = IKESPI(0)
     public var isZero: Bool { rawValue == 0 }
-    public var bytes: [UInt8] { var w = ByteWriter(); w.write(rawValue); return w.bytes }
+    public var bytes: [UInt8] {
+        var w = ByteWriter()
+        w.write(rawValue)
+        return w.bytes
+    }
     public var description: String { bytes.hexString }
 }
 
@@ -16,7 +20,11 @@ public struct ChildSPI: Hashable, Sendable, CustomStringConvertible {
     public init(_ rawValue: UInt32) { self.rawValue = rawValue }
     /// From the octets of a proposal, notify or delete SPI field (network order).
     public init(bytes: [UInt8]) { self.rawValue = bytes.reduce(0) { $0 << 8 | UInt32($1) } }
-    public var bytes: [UInt8] { var w = ByteWriter(); w.write(rawValue); return w.bytes }
+    public var bytes: [UInt8] {
+        var w = ByteWriter()
+        w.write(rawValue)
+        return w.bytes
+    }
     public var description: String { bytes.hexString }
 }
 
@@ -63,9 +71,11 @@ public struct PayloadType: RawRepresentable, Hashable, Sendable, CustomStringCon
     /// Encrypted and Authenticated Fragment (RFC 7383).
     public static let encryptedFragment = PayloadType(rawValue: 53)
     public var description: String {
-        let names: [UInt8: String] = [0: "NONE", 33: "SA", 34: "KE", 35: "IDi", 36: "IDr", 37: "CERT", 38: "CERTREQ",
-                                      39: "AUTH", 40: "No", 41: "N", 42: "D", 43: "V", 44: "TSi", 45: "TSr",
-                                      46: "SK", 47: "CP", 48: "EAP", 53: "SKF"]
+        let names: [UInt8: String] = [
+            0: "NONE", 33: "SA", 34: "KE", 35: "IDi", 36: "IDr", 37: "CERT", 38: "CERTREQ",
+            39: "AUTH", 40: "No", 41: "N", 42: "D", 43: "V", 44: "TSi", 45: "TSr",
+            46: "SK", 47: "CP", 48: "EAP", 53: "SKF"
+        ]
         return names[rawValue] ?? "PAYLOAD_\(rawValue)"
     }
 }

@@ -2,7 +2,10 @@
 public struct KeyExchangePayload: Equatable, Sendable {
     public var group: UInt16
     public var data: [UInt8]
-    public init(group: UInt16, data: [UInt8]) { self.group = group; self.data = data }
+    public init(group: UInt16, data: [UInt8]) {
+        self.group = group
+        self.data = data
+    }
 
     static func decode(_ body: ByteReader) throws(IKEDecodingError) -> Self {
         var reader = body
@@ -12,6 +15,8 @@ public struct KeyExchangePayload: Equatable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter) {
-        writer.write(group); writer.write(UInt16(0)); writer.write(bytes: data)
+        writer.write(group)
+        writer.write(UInt16(0))
+        writer.write(bytes: data)
     }
 }

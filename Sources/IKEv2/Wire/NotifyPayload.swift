@@ -6,7 +6,10 @@ public struct NotifyPayload: Equatable, Sendable {
     public var data: [UInt8]
 
     public init(protocolID: ProtocolID = .none, spi: [UInt8] = [], type: NotifyType, data: [UInt8] = []) {
-        self.protocolID = protocolID; self.spi = spi; self.type = type; self.data = data
+        self.protocolID = protocolID
+        self.spi = spi
+        self.type = type
+        self.data = data
     }
 
     /// INVALID_KE_PAYLOAD naming the group the responder wants (section 3.10.1).
@@ -30,7 +33,10 @@ public struct NotifyPayload: Equatable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter) {
-        writer.write(protocolID.rawValue); writer.write(UInt8(spi.count)); writer.write(type.rawValue)
-        writer.write(bytes: spi); writer.write(bytes: data)
+        writer.write(protocolID.rawValue)
+        writer.write(UInt8(spi.count))
+        writer.write(type.rawValue)
+        writer.write(bytes: spi)
+        writer.write(bytes: data)
     }
 }

@@ -3,7 +3,10 @@
 public struct EncryptedPayload: Equatable, Sendable {
     public var firstInnerPayload: PayloadType
     public var data: [UInt8]
-    public init(firstInnerPayload: PayloadType, data: [UInt8]) { self.firstInnerPayload = firstInnerPayload; self.data = data }
+    public init(firstInnerPayload: PayloadType, data: [UInt8]) {
+        self.firstInnerPayload = firstInnerPayload
+        self.data = data
+    }
 }
 
 /// SKF (RFC 7383 section 2.5): one fragment of a message's protected payloads, protected on its own.
@@ -14,7 +17,10 @@ public struct EncryptedFragmentPayload: Equatable, Sendable {
     public var total: UInt16
     public var data: [UInt8]
     public init(firstInnerPayload: PayloadType, number: UInt16, total: UInt16, data: [UInt8]) {
-        self.firstInnerPayload = firstInnerPayload; self.number = number; self.total = total; self.data = data
+        self.firstInnerPayload = firstInnerPayload
+        self.number = number
+        self.total = total
+        self.data = data
     }
 }
 
@@ -90,9 +96,11 @@ public enum Payload: Equatable, Sendable {
             if type == .encryptedFragment {
                 guard reader.isAtEnd else { throw .encryptedPayloadNotLast }
                 var copy = body
-                let number = try copy.readUInt16("skf.fragmentNumber"), total = try copy.readUInt16("skf.totalFragments")
+                let number = try copy.readUInt16("skf.fragmentNumber")
+                let total = try copy.readUInt16("skf.totalFragments")
                 guard number >= 1, number <= total else { throw .invalidField(field: "skf.fragmentNumber", value: Int(number)) }
-                payloads.append(.encryptedFragment(EncryptedFragmentPayload(firstInnerPayload: next, number: number, total: total, data: copy.readRest())))
+                payloads.append(
+                    .encryptedFragment(EncryptedFragmentPayload(firstInnerPayload: next, number: number, total: total, data: copy.readRest())))
                 return payloads
             }
             payloads.append(try decodeBody(type: type, critical: critical, body: body))
@@ -137,9 +145,13 @@ public enum Payload: Equatable, Sendable {
     static func encodeChain(_ payloads: [Payload], into writer: inout ByteWriter) {
         for (index, payload) in payloads.enumerated() {
             let next: PayloadType
-            if case .encrypted(let sk) = payload { next = sk.firstInnerPayload }
-            else if case .encryptedFragment(let skf) = payload { next = skf.firstInnerPayload }
-            else { next = index + 1 < payloads.count ? payloads[index + 1].type : .none }
+            if case .encrypted(let sk) = payload {
+                next = sk.firstInnerPayload
+            } else if case .encryptedFragment(let skf) = payload {
+                next = skf.firstInnerPayload
+            } else {
+                next = index + 1 < payloads.count ? payloads[index + 1].type : .none
+            }
             writer.write(next.rawValue)
             if case .unknown(let unknown) = payload, unknown.critical { writer.write(UInt8(0x80)) } else { writer.write(UInt8(0)) }
             let lengthOffset = writer.bytes.count
@@ -162,7 +174,10 @@ public enum Payload: Equatable, Sendable {
         case .vendorID(let bytes), .extensibleAuthentication(let bytes): writer.write(bytes: bytes)
         case .trafficSelectorInitiator(let p), .trafficSelectorResponder(let p): p.encode(into: &writer)
         case .encrypted(let p): writer.write(bytes: p.data)
-        case .encryptedFragment(let p): writer.write(p.number); writer.write(p.total); writer.write(bytes: p.data)
+        case .encryptedFragment(let p):
+            writer.write(p.number)
+            writer.write(p.total)
+            writer.write(bytes: p.data)
         case .configuration(let p): p.encode(into: &writer)
         case .unknown(let p): writer.write(bytes: p.body)
         }

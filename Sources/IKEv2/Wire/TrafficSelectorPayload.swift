@@ -9,10 +9,15 @@ public struct TrafficSelector: Hashable, Sendable, CustomStringConvertible {
     public var startAddress: IPAddress
     public var endAddress: IPAddress
 
-    public init(ipProtocol: UInt8 = 0, startPort: UInt16 = 0, endPort: UInt16 = 65535,
-                startAddress: IPAddress, endAddress: IPAddress) {
-        self.ipProtocol = ipProtocol; self.startPort = startPort; self.endPort = endPort
-        self.startAddress = startAddress; self.endAddress = endAddress
+    public init(
+        ipProtocol: UInt8 = 0, startPort: UInt16 = 0, endPort: UInt16 = 65535,
+        startAddress: IPAddress, endAddress: IPAddress
+    ) {
+        self.ipProtocol = ipProtocol
+        self.startPort = startPort
+        self.endPort = endPort
+        self.startAddress = startAddress
+        self.endAddress = endAddress
     }
 
     /// A selector for a whole prefix, e.g. "10.0.0.0/24" or "2001:db8::1/128"; a bare address means one host.
@@ -32,11 +37,17 @@ public struct TrafficSelector: Hashable, Sendable, CustomStringConvertible {
     public func intersection(_ other: TrafficSelector) -> TrafficSelector? {
         guard isIPv6 == other.isIPv6 else { return nil }
         let proto: UInt8
-        if ipProtocol == 0 { proto = other.ipProtocol } else if other.ipProtocol == 0 || other.ipProtocol == ipProtocol {
+        if ipProtocol == 0 {
+            proto = other.ipProtocol
+        } else if other.ipProtocol == 0 || other.ipProtocol == ipProtocol {
             proto = ipProtocol
-        } else { return nil }
-        let low = max(startAddress, other.startAddress), high = min(endAddress, other.endAddress)
-        let lowPort = max(startPort, other.startPort), highPort = min(endPort, other.endPort)
+        } else {
+            return nil
+        }
+        let low = max(startAddress, other.startAddress)
+        let high = min(endAddress, other.endAddress)
+        let lowPort = max(startPort, other.startPort)
+        let highPort = min(endPort, other.endPort)
         guard low <= high, lowPort <= highPort else { return nil }
         return TrafficSelector(ipProtocol: proto, startPort: lowPort, endPort: highPort, startAddress: low, endAddress: high)
     }
@@ -47,14 +58,17 @@ public struct TrafficSelector: Hashable, Sendable, CustomStringConvertible {
     /// destination selectors. For ICMP and ICMPv6, `ports` are the message type and code: selectors carry them
     /// as one 16-bit value, type high (RFC 7296 section 3.13.1), and the value must fall in both sides' ranges,
     /// since peers put it in either selector (strongSwan reads both).
-    public static func cover(_ sourceSelectors: [TrafficSelector], _ destinationSelectors: [TrafficSelector], source: ArraySlice<UInt8>,
-                             destination: ArraySlice<UInt8>, ipProtocol: UInt8, ports: (UInt16, UInt16)?) -> Bool {
+    public static func cover(
+        _ sourceSelectors: [TrafficSelector], _ destinationSelectors: [TrafficSelector], source: ArraySlice<UInt8>,
+        destination: ArraySlice<UInt8>, ipProtocol: UInt8, ports: (UInt16, UInt16)?
+    ) -> Bool {
         var ports = ports
         if let (type, code) = ports, protocolsWithMessageTypes.contains(ipProtocol) {
             ports = (type << 8 | code, type << 8 | code)
         }
         func inRange(_ address: ArraySlice<UInt8>, _ ts: TrafficSelector) -> Bool {
-            let low = ts.startAddress.bytes, high = ts.endAddress.bytes
+            let low = ts.startAddress.bytes
+            let high = ts.endAddress.bytes
             guard low.count == address.count else { return false }
             return !address.lexicographicallyPrecedes(low) && !high.lexicographicallyPrecedes(address)
         }
@@ -75,9 +89,11 @@ public struct TrafficSelector: Hashable, Sendable, CustomStringConvertible {
     /// The length of the prefix the address range is, nil when it is none: the addresses agree on their
     /// first bits, then the start has only zeros and the end only ones.
     var prefixLength: Int? {
-        let start = startAddress.bytes, end = endAddress.bytes
+        let start = startAddress.bytes
+        let end = endAddress.bytes
         guard start.count == end.count else { return nil }
-        var length = 0, inHostPart = false
+        var length = 0
+        var inHostPart = false
         for index in start.indices {
             let differing = start[index] ^ end[index]
             if inHostPart {
@@ -112,16 +128,19 @@ public struct TrafficSelector: Hashable, Sendable, CustomStringConvertible {
         let endPort = try body.readUInt16("ts.endPort")
         let start = try body.readBytes(addressLength, "ts.startAddress")
         let end = try body.readBytes(addressLength, "ts.endAddress")
-        return TrafficSelector(ipProtocol: proto, startPort: startPort, endPort: endPort,
-                               startAddress: IPAddress(bytes: start)!, endAddress: IPAddress(bytes: end)!)
+        return TrafficSelector(
+            ipProtocol: proto, startPort: startPort, endPort: endPort,
+            startAddress: IPAddress(bytes: start)!, endAddress: IPAddress(bytes: end)!)
     }
 
     func encode(into writer: inout ByteWriter) {
         writer.write(isIPv6 ? Self.ipv6RangeType : Self.ipv4RangeType)
         writer.write(ipProtocol)
         writer.write(UInt16(8 + 2 * startAddress.bytes.count))
-        writer.write(startPort); writer.write(endPort)
-        writer.write(bytes: startAddress.bytes); writer.write(bytes: endAddress.bytes)
+        writer.write(startPort)
+        writer.write(endPort)
+        writer.write(bytes: startAddress.bytes)
+        writer.write(bytes: endAddress.bytes)
     }
 }
 
@@ -141,7 +160,8 @@ public struct TrafficSelectorPayload: Equatable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter) {
-        writer.write(UInt8(selectors.count)); writer.write(bytes: [0, 0, 0])
+        writer.write(UInt8(selectors.count))
+        writer.write(bytes: [0, 0, 0])
         for selector in selectors { selector.encode(into: &writer) }
     }
 }

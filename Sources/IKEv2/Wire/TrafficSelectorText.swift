@@ -9,15 +9,18 @@ extension TrafficSelector {
         public var description: String
     }
 
-    static let protocolNames: [(name: String, number: UInt8)] = [("tcp", 6), ("udp", 17), ("icmp", 1), ("icmpv6", 58), ("ipv6-icmp", 58),
-                                                                  ("sctp", 132), ("udplite", 136)]
+    static let protocolNames: [(name: String, number: UInt8)] = [
+        ("tcp", 6), ("udp", 17), ("icmp", 1), ("icmpv6", 58), ("ipv6-icmp", 58),
+        ("sctp", 132), ("udplite", 136)
+    ]
     /// TCP, UDP, SCTP and UDP-Lite: the protocols whose selectors carry ports here.
     public static let protocolsWithPorts: Set<UInt8> = [6, 17, 132, 136]
     /// ICMP and ICMPv6: the protocols whose selectors carry a message type and code in the port fields.
     public static let protocolsWithMessageTypes: Set<UInt8> = [1, 58]
 
     public init(text: String) throws(SyntaxError) {
-        var prefix = Substring(text), selector = Substring("")
+        var prefix = Substring(text)
+        var selector = Substring("")
         if let open = text.firstIndex(of: "[") {
             guard text.hasSuffix("]") else { throw SyntaxError(description: "'\(text)': a protocol selector ends with ']'") }
             prefix = text[..<open]
@@ -43,10 +46,12 @@ extension TrafficSelector {
         let bounds = portText.split(separator: "-", omittingEmptySubsequences: false)
         if Self.protocolsWithMessageTypes.contains(ipProtocol) {
             guard (1...2).contains(bounds.count), let low = Self.messageTypeValue(bounds[0]),
-                  let high = Self.messageTypeValue(bounds[bounds.count - 1]), low <= high else {
+                let high = Self.messageTypeValue(bounds[bounds.count - 1]), low <= high
+            else {
                 throw SyntaxError(description: "'\(text)': '\(parts[1])' is not an ICMP type, type(code) or a range of them")
             }
-            startPort = low; endPort = high
+            startPort = low
+            endPort = high
             return
         }
         guard Self.protocolsWithPorts.contains(ipProtocol) else {
@@ -55,7 +60,8 @@ extension TrafficSelector {
         guard (1...2).contains(bounds.count), let low = UInt16(bounds[0]), let high = UInt16(bounds[bounds.count - 1]), low <= high else {
             throw SyntaxError(description: "'\(text)': port '\(parts[1])' is not a number or a range low-high")
         }
-        startPort = low; endPort = high
+        startPort = low
+        endPort = high
     }
 
     /// "8" (type 8, code 0), "3(4)" (type 3, code 4), or a number of 256 or more taken as the whole value,
@@ -63,7 +69,8 @@ extension TrafficSelector {
     static func messageTypeValue(_ text: Substring) -> UInt16? {
         if let open = text.firstIndex(of: "(") {
             guard text.hasSuffix(")"), let type = UInt8(text[..<open]),
-                  let code = UInt8(text[text.index(after: open)..<text.index(before: text.endIndex)]) else { return nil }
+                let code = UInt8(text[text.index(after: open)..<text.index(before: text.endIndex)])
+            else { return nil }
             return UInt16(type) << 8 | UInt16(code)
         }
         guard let number = UInt16(text) else { return nil }
@@ -81,7 +88,8 @@ extension TrafficSelector {
         let name = Self.protocolNames.first { $0.number == ipProtocol }?.name ?? String(ipProtocol)
         if startPort == 0 && endPort == 65535 { return "[\(name)]" }
         if Self.protocolsWithMessageTypes.contains(ipProtocol) {
-            let low = Self.messageTypeText(startPort), high = Self.messageTypeText(endPort)
+            let low = Self.messageTypeText(startPort)
+            let high = Self.messageTypeText(endPort)
             return "[\(name)/" + (startPort == endPort ? low : "\(low)-\(high)") + "]"
         }
         return "[\(name)/" + (startPort == endPort ? "\(startPort)" : "\(startPort)-\(endPort)") + "]"

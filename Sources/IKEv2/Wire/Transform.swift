@@ -18,10 +18,14 @@ public struct TransformAttribute: Equatable, Sendable {
     public var variableValue: [UInt8]
 
     public init(type: UInt16, fixedValue: UInt16) {
-        self.type = type; self.fixedValue = fixedValue; self.variableValue = []
+        self.type = type
+        self.fixedValue = fixedValue
+        self.variableValue = []
     }
     public init(type: UInt16, variableValue: [UInt8]) {
-        self.type = type; self.fixedValue = nil; self.variableValue = variableValue
+        self.type = type
+        self.fixedValue = nil
+        self.variableValue = variableValue
     }
     public static func keyLength(_ bits: UInt16) -> TransformAttribute { .init(type: keyLengthType, fixedValue: bits) }
 
@@ -37,9 +41,12 @@ public struct TransformAttribute: Equatable, Sendable {
 
     func encode(into writer: inout ByteWriter) {
         if let fixedValue {
-            writer.write(type | 0x8000); writer.write(fixedValue)
+            writer.write(type | 0x8000)
+            writer.write(fixedValue)
         } else {
-            writer.write(type); writer.write(UInt16(variableValue.count)); writer.write(bytes: variableValue)
+            writer.write(type)
+            writer.write(UInt16(variableValue.count))
+            writer.write(bytes: variableValue)
         }
     }
 }
@@ -57,7 +64,9 @@ public struct Transform: Equatable, Hashable, Sendable {
     }
 
     public init(type: TransformType, identifier: UInt16, attributes: [TransformAttribute]) {
-        self.type = type; self.identifier = identifier; self.attributes = attributes
+        self.type = type
+        self.identifier = identifier
+        self.attributes = attributes
     }
 
     public var keyLength: UInt16? {
@@ -68,7 +77,9 @@ public struct Transform: Equatable, Hashable, Sendable {
         a.type == b.type && a.identifier == b.identifier && a.keyLength == b.keyLength
     }
     public func hash(into hasher: inout Hasher) {
-        hasher.combine(type); hasher.combine(identifier); hasher.combine(keyLength)
+        hasher.combine(type)
+        hasher.combine(identifier)
+        hasher.combine(keyLength)
     }
 
     static func decode(_ reader: inout ByteReader, isLast: inout Bool) throws(IKEDecodingError) -> Transform {
@@ -88,10 +99,13 @@ public struct Transform: Equatable, Hashable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter, isLast: Bool) {
-        writer.write(UInt8(isLast ? 0 : 3)); writer.write(UInt8(0))
+        writer.write(UInt8(isLast ? 0 : 3))
+        writer.write(UInt8(0))
         let lengthOffset = writer.bytes.count
         writer.write(UInt16(0))
-        writer.write(type.rawValue); writer.write(UInt8(0)); writer.write(identifier)
+        writer.write(type.rawValue)
+        writer.write(UInt8(0))
+        writer.write(identifier)
         for attribute in attributes { attribute.encode(into: &writer) }
         writer.patchUInt16(at: lengthOffset, UInt16(writer.bytes.count - lengthOffset + 2))
     }
@@ -105,7 +119,10 @@ public struct Proposal: Equatable, Sendable {
     public var transforms: [Transform]
 
     public init(number: UInt8, protocolID: ProtocolID, spi: [UInt8], transforms: [Transform]) {
-        self.number = number; self.protocolID = protocolID; self.spi = spi; self.transforms = transforms
+        self.number = number
+        self.protocolID = protocolID
+        self.spi = spi
+        self.transforms = transforms
     }
 
     public func transforms(of type: TransformType) -> [Transform] { transforms.filter { $0.type == type } }
@@ -137,11 +154,15 @@ public struct Proposal: Equatable, Sendable {
     }
 
     func encode(into writer: inout ByteWriter, isLast: Bool) {
-        writer.write(UInt8(isLast ? 0 : 2)); writer.write(UInt8(0))
+        writer.write(UInt8(isLast ? 0 : 2))
+        writer.write(UInt8(0))
         let lengthOffset = writer.bytes.count
         writer.write(UInt16(0))
-        writer.write(number); writer.write(protocolID.rawValue); writer.write(UInt8(spi.count))
-        writer.write(UInt8(transforms.count)); writer.write(bytes: spi)
+        writer.write(number)
+        writer.write(protocolID.rawValue)
+        writer.write(UInt8(spi.count))
+        writer.write(UInt8(transforms.count))
+        writer.write(bytes: spi)
         for (index, transform) in transforms.enumerated() {
             transform.encode(into: &writer, isLast: index == transforms.count - 1)
         }

@@ -24,7 +24,9 @@ public struct MACEnrollment: Sendable {
     public var enrollmentKey: KeyMaterial
     public var keyDeliveryPort: UInt16
     public init(terminalID: UInt64, enrollmentKey: KeyMaterial, keyDeliveryPort: UInt16 = WellKnownPort.keyDelivery) {
-        self.terminalID = terminalID; self.enrollmentKey = enrollmentKey; self.keyDeliveryPort = keyDeliveryPort
+        self.terminalID = terminalID
+        self.enrollmentKey = enrollmentKey
+        self.keyDeliveryPort = keyDeliveryPort
     }
 }
 
@@ -53,8 +55,10 @@ public final class EthernetBridge {
     private var authorizedPrefixes: [AddressPrefix] = []
     static let solicitationInterval = 2.0
 
-    public init(proxy: KeyExchangeProxy, terminalPortMAC: MACAddress, discoveryPrefixes: [AddressPrefix],
-                enrollments: [MACAddress: MACEnrollment] = [:]) {
+    public init(
+        proxy: KeyExchangeProxy, terminalPortMAC: MACAddress, discoveryPrefixes: [AddressPrefix],
+        enrollments: [MACAddress: MACEnrollment] = [:]
+    ) {
         self.proxy = proxy
         self.terminalPortMAC = terminalPortMAC
         self.enrollments = enrollments
@@ -66,20 +70,27 @@ public final class EthernetBridge {
 
     /// Judges one frame received on `side`.
     public func receive(from side: LinkSide, frame: [UInt8], now: Double, wallClock: Double) -> [FrameAction] {
-        guard let ethernet = try? EthernetFrameView(frame) else { countDrop(.malformedFrame); return [.drop(.malformedFrame)] }
+        guard let ethernet = try? EthernetFrameView(frame) else {
+            countDrop(.malformedFrame)
+            return [.drop(.malformedFrame)]
+        }
         var actions: [FrameAction] = []
         switch ethernet.etherType {
         case EtherType.ipv4, EtherType.ipv6:
             let packet = Array(frame[ethernet.payloadOffset...])
             if ethernet.etherType == EtherType.ipv6, packet.count >= 64, packet[6] == IPProtocolNumber.icmpv6,
-               packet[40] == NeighborSolicitation.type, let answer = answerSolicitation(packet, from: side, ethernet: ethernet) {
+                packet[40] == NeighborSolicitation.type, let answer = answerSolicitation(packet, from: side, ethernet: ethernet)
+            {
                 return answer
             }
-            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) { actions.append(.discovered(line)) }
+            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) {
+                actions.append(.discovered(line))
+            }
             if !discovery.released.isEmpty { actions += releaseMovedAddresses(now: now, wallClock: wallClock) }
             let decisions = proxy.receive(from: side, packet: packet, now: now, wallClock: wallClock)
             if !wanted.isEmpty, let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
-               let destination = IPAddress(bytes: view.destination(in: packet)), wanted.contains(source) || wanted.contains(destination) {
+                let destination = IPAddress(bytes: view.destination(in: packet)), wanted.contains(source) || wanted.contains(destination)
+            {
                 stations.learn(from: side, ethernet: ethernet, source: source, destination: destination)
                 if stations.station(for: source) != nil { wanted.remove(source) }
                 if stations.station(for: destination) != nil { wanted.remove(destination) }
@@ -94,8 +105,9 @@ public final class EthernetBridge {
             }
             // The proxy acts on this packet (IKE, a start request, key delivery): remember who is where.
             if let view = try? IPPacketView(packet) {
-                stations.learn(from: side, ethernet: ethernet, source: IPAddress(bytes: view.source(in: packet)),
-                               destination: IPAddress(bytes: view.destination(in: packet)))
+                stations.learn(
+                    from: side, ethernet: ethernet, source: IPAddress(bytes: view.source(in: packet)),
+                    destination: IPAddress(bytes: view.destination(in: packet)))
             }
             return actions + decisions.flatMap(frame(for:))
         case EtherType.arp:
@@ -104,15 +116,24 @@ public final class EthernetBridge {
                 stations.learn(sender, at: Station(mac: arp.senderMAC, vlanIDs: ethernet.vlanIDs, side: side))
             }
             if side == .terminal {
-                if let line = discovery.observe(frame: frame, fromTerminalSide: true, now: now) { actions.append(.discovered(line)); enrollDiscovered(arp.senderMAC) }
+                if let line = discovery.observe(frame: frame, fromTerminalSide: true, now: now) {
+                    actions.append(.discovered(line))
+                    enrollDiscovered(arp.senderMAC)
+                }
                 if arp.operation == .request, arp.targetIP == proxy.settings.keyDeliverySourceIPv4.bytes {
                     // The key-delivery address lives only on the terminal link: answered here, never forwarded.
                     count(.arpAnsweredForKeyDeliveryAddress)
-                    let reply = ARPPacket(operation: .reply, senderMAC: terminalPortMAC, senderIP: arp.targetIP,
-                                          targetMAC: arp.senderMAC, targetIP: arp.senderIP)
-                    return actions + [.send(.terminal, EthernetFrameView.build(destination: arp.senderMAC, source: terminalPortMAC,
-                                                                               vlanIDs: ethernet.vlanIDs, etherType: EtherType.arp,
-                                                                               payload: reply.encode()))]
+                    let reply = ARPPacket(
+                        operation: .reply, senderMAC: terminalPortMAC, senderIP: arp.targetIP,
+                        targetMAC: arp.senderMAC, targetIP: arp.senderIP)
+                    return actions + [
+                        .send(
+                            .terminal,
+                            EthernetFrameView.build(
+                                destination: arp.senderMAC, source: terminalPortMAC,
+                                vlanIDs: ethernet.vlanIDs, etherType: EtherType.arp,
+                                payload: reply.encode()))
+                    ]
                 }
                 if ethernet.destination == terminalPortMAC {
                     // The answer to the proxy's own ARP request (learnt above): it goes no further.
@@ -147,8 +168,13 @@ public final class EthernetBridge {
         count(.ndAnsweredForKeyDeliveryAddress)
         let toAllNodes = solicitation.source.allSatisfy { $0 == 0 }
         let destination = toAllNodes ? MACAddress([0x33, 0x33, 0, 0, 0, 1]) : asker
-        return [.send(.terminal, EthernetFrameView.build(destination: destination, source: terminalPortMAC, vlanIDs: ethernet.vlanIDs,
-                                                         etherType: EtherType.ipv6, payload: solicitation.advertisement(linkAddress: terminalPortMAC)))]
+        return [
+            .send(
+                .terminal,
+                EthernetFrameView.build(
+                    destination: destination, source: terminalPortMAC, vlanIDs: ethernet.vlanIDs,
+                    etherType: EtherType.ipv6, payload: solicitation.advertisement(linkAddress: terminalPortMAC)))
+        ]
     }
 
     /// Puts back a host discovery learnt before a restart; an enrolled one is registered again at once.
@@ -182,12 +208,15 @@ public final class EthernetBridge {
     /// stay allowed; enrolled addresses no longer covered lose their SAs and are not acted for
     /// (`KeyExchangeProxy.withdraw`), newly covered ones are acted for from now on. Returns both lists.
     public func replaceTerminalPrefixes(_ configured: [AddressPrefix], now: Double, wallClock: Double)
-        -> (withdrawn: [IPAddress], admitted: [IPAddress], frames: [FrameAction]) {
+        -> (withdrawn: [IPAddress], admitted: [IPAddress], frames: [FrameAction])
+    {
         let enrolled = proxy.registry.entries.keys.sorted { $0.description < $1.description }
         let before = Set(enrolled.filter { proxy.registry.terminal(at: $0) != nil })
-        let prefixes = configured + authorizedPrefixes.filter { prefix in
-            !configured.contains { $0.isIPv6 == prefix.isIPv6 && $0.contains(prefix.low) }
-        }
+        let prefixes =
+            configured
+            + authorizedPrefixes.filter { prefix in
+                !configured.contains { $0.isIPv6 == prefix.isIPv6 && $0.contains(prefix.low) }
+            }
         proxy.registry.allowedPrefixes = prefixes
         discovery.replacePrefixes(prefixes)
         let after = Set(enrolled.filter { proxy.registry.terminal(at: $0) != nil })
@@ -202,8 +231,10 @@ public final class EthernetBridge {
         let keyAddress = addresses.first { !$0.isIPv6 } ?? addresses[0]
         for address in addresses {
             authorize(address)
-            proxy.registry.enroll(TerminalEntry(address: address, terminalID: terminalID, enrollmentKey: enrollmentKey,
-                                                keyDeliveryPort: keyDeliveryPort, keyDeliveryAddress: keyAddress))
+            proxy.registry.enroll(
+                TerminalEntry(
+                    address: address, terminalID: terminalID, enrollmentKey: enrollmentKey,
+                    keyDeliveryPort: keyDeliveryPort, keyDeliveryAddress: keyAddress))
         }
     }
 
@@ -264,7 +295,8 @@ public final class EthernetBridge {
             relevant = side == .terminal && packet[6] == IPProtocolNumber.icmpv6
         } else {
             let headerLength = Int(packet[0] & 0x0f) * 4
-            relevant = packet[9] == IPProtocolNumber.udp && packet.count >= headerLength + 4
+            relevant =
+                packet[9] == IPProtocolNumber.udp && packet.count >= headerLength + 4
                 && packet[headerLength] == 0 && packet[headerLength + 1] == 67
         }
         guard relevant, let line = discovery.observe(frame: frame, fromTerminalSide: side == .terminal, now: now) else { return nil }
@@ -288,7 +320,8 @@ public final class EthernetBridge {
                 entry.keyDeliveryAddress = current
                 proxy.registry.enroll(entry)
             }
-            frames += self.frames(for: proxy.withdraw(addresses: [address], reason: "is no longer its address (DHCP lease)", now: now, wallClock: wallClock))
+            frames += self.frames(
+                for: proxy.withdraw(addresses: [address], reason: "is no longer its address (DHCP lease)", now: now, wallClock: wallClock))
             proxy.registry.forget(address: address)
         }
         return frames
@@ -300,8 +333,10 @@ public final class EthernetBridge {
         guard let enrollment = enrollments[mac], let host = discovery.hosts[mac] else { return }
         let keyAddress = Self.keyDeliveryAddress(of: host)
         for address in host.ipv4.union(host.ipv6) {
-            proxy.registry.enroll(TerminalEntry(address: address, terminalID: enrollment.terminalID, enrollmentKey: enrollment.enrollmentKey,
-                                                keyDeliveryPort: enrollment.keyDeliveryPort, keyDeliveryAddress: keyAddress))
+            proxy.registry.enroll(
+                TerminalEntry(
+                    address: address, terminalID: enrollment.terminalID, enrollmentKey: enrollment.enrollmentKey,
+                    keyDeliveryPort: enrollment.keyDeliveryPort, keyDeliveryAddress: keyAddress))
             if stations.seen[address] == nil {
                 stations.learn(address, at: Station(mac: mac, vlanIDs: [], side: .terminal))
             }
@@ -320,7 +355,9 @@ public final class EthernetBridge {
     /// traffic, and kept across restarts.
     private func solicit(_ address: IPAddress, on side: LinkSide, from sender: IPAddress? = nil, at station: Station? = nil) -> [FrameAction] {
         guard solicited.insert(address).inserted else { return [] }
-        let senderIP: IPAddress, senderMAC: MACAddress, vlanIDs: [UInt16]
+        let senderIP: IPAddress
+        let senderMAC: MACAddress
+        let vlanIDs: [UInt16]
         switch side {
         case .terminal:
             senderIP = address.isIPv6 ? proxy.settings.keyDeliverySourceIPv6 : proxy.settings.keyDeliverySourceIPv4
@@ -336,12 +373,18 @@ public final class EthernetBridge {
             let (packet, group) = NeighborSolicitation.request(target: address.bytes, source: senderIP.bytes, sourceLinkAddress: senderMAC)
             frame = EthernetFrameView.build(destination: group, source: senderMAC, vlanIDs: vlanIDs, etherType: EtherType.ipv6, payload: packet)
         } else {
-            let request = ARPPacket(operation: .request, senderMAC: senderMAC, senderIP: senderIP.bytes,
-                                    targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: address.bytes)
-            frame = EthernetFrameView.build(destination: .broadcast, source: senderMAC, vlanIDs: vlanIDs, etherType: EtherType.arp, payload: request.encode())
+            let request = ARPPacket(
+                operation: .request, senderMAC: senderMAC, senderIP: senderIP.bytes,
+                targetMAC: MACAddress([0, 0, 0, 0, 0, 0]), targetIP: address.bytes)
+            frame = EthernetFrameView.build(
+                destination: .broadcast, source: senderMAC, vlanIDs: vlanIDs, etherType: EtherType.arp, payload: request.encode())
         }
-        return [.send(side, frame), .log("asking for the link address of \(address) on the \(side == .internet ? "Internet" : "terminal") side "
-                                          + "(\(address.isIPv6 ? "neighbour solicitation" : "ARP request") from \(senderIP))")]
+        return [
+            .send(side, frame),
+            .log(
+                "asking for the link address of \(address) on the \(side == .internet ? "Internet" : "terminal") side "
+                    + "(\(address.isIPv6 ? "neighbour solicitation" : "ARP request") from \(senderIP))")
+        ]
     }
 
     /// Frames for the proxy's decisions. Packets it builds go out with link addresses learnt from the wire:
@@ -355,7 +398,8 @@ public final class EthernetBridge {
         case .checkRevocation(let request): return [.checkRevocation(request)]
         case .send(let side, let packet):
             guard let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
-                  let destination = IPAddress(bytes: view.destination(in: packet)) else { return [.drop(.unframeablePacket)] }
+                let destination = IPAddress(bytes: view.destination(in: packet))
+            else { return [.drop(.unframeablePacket)] }
             let etherType = view.version == 6 ? EtherType.ipv6 : EtherType.ipv4
             switch side {
             case .internet:
@@ -363,13 +407,23 @@ public final class EthernetBridge {
                     for address in [source, destination] where stations.station(for: address) == nil { wanted.insert(address) }
                     countDrop(.noLinkAddress)
                     // Ask for it (the terminal's first: the peer is asked in its name), so the retransmission finds it.
-                    let ask = stations.station(for: source).map { solicit(destination, on: .internet, from: source, at: $0) }
+                    let ask =
+                        stations.station(for: source).map { solicit(destination, on: .internet, from: source, at: $0) }
                         ?? solicit(source, on: .terminal)
-                    return [.drop(.noLinkAddress), .log("cannot send \(source) -> \(destination): link address of "
-                                                          + (stations.station(for: source) == nil ? "\(source)" : "\(destination)") + " not learnt yet")] + ask
+                    return [
+                        .drop(.noLinkAddress),
+                        .log(
+                            "cannot send \(source) -> \(destination): link address of "
+                                + (stations.station(for: source) == nil ? "\(source)" : "\(destination)") + " not learnt yet")
+                    ] + ask
                 }
-                return [.send(.internet, EthernetFrameView.build(destination: nextHop.mac, source: terminal.mac, vlanIDs: terminal.vlanIDs,
-                                                                 etherType: etherType, payload: packet))]
+                return [
+                    .send(
+                        .internet,
+                        EthernetFrameView.build(
+                            destination: nextHop.mac, source: terminal.mac, vlanIDs: terminal.vlanIDs,
+                            etherType: etherType, payload: packet))
+                ]
             case .terminal:
                 guard let terminal = stations.station(for: destination) else {
                     wanted.insert(destination)
@@ -377,8 +431,13 @@ public final class EthernetBridge {
                     return [.drop(.noLinkAddress), .log("cannot send to terminal \(destination): its link address is not learnt yet")]
                         + solicit(destination, on: .terminal)
                 }
-                return [.send(.terminal, EthernetFrameView.build(destination: terminal.mac, source: terminalPortMAC, vlanIDs: terminal.vlanIDs,
-                                                                 etherType: etherType, payload: packet))]
+                return [
+                    .send(
+                        .terminal,
+                        EthernetFrameView.build(
+                            destination: terminal.mac, source: terminalPortMAC, vlanIDs: terminal.vlanIDs,
+                            etherType: etherType, payload: packet))
+                ]
             }
         }
     }

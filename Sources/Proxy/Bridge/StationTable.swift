@@ -6,7 +6,11 @@ public struct Station: Equatable, Sendable {
     public var mac: MACAddress
     public var vlanIDs: [UInt16]
     public var side: LinkSide
-    public init(mac: MACAddress, vlanIDs: [UInt16], side: LinkSide) { self.mac = mac; self.vlanIDs = vlanIDs; self.side = side }
+    public init(mac: MACAddress, vlanIDs: [UInt16], side: LinkSide) {
+        self.mac = mac
+        self.vlanIDs = vlanIDs
+        self.side = side
+    }
 }
 
 /// The link-layer addresses the proxy needs to send in a terminal's name: learnt from the frames that

@@ -10,7 +10,11 @@ public struct DiscoveredTerminal: Equatable, Sendable {
     public var learntFrom: Set<String> = []
 
     public init(mac: MACAddress, ipv4: Set<IPAddress> = [], ipv6: Set<IPAddress> = [], lastSeen: Double, learntFrom: Set<String> = []) {
-        self.mac = mac; self.ipv4 = ipv4; self.ipv6 = ipv6; self.lastSeen = lastSeen; self.learntFrom = learntFrom
+        self.mac = mac
+        self.ipv4 = ipv4
+        self.ipv6 = ipv6
+        self.lastSeen = lastSeen
+        self.learntFrom = learntFrom
     }
 }
 
@@ -56,30 +60,36 @@ public struct TerminalDiscovery: Sendable {
         case EtherType.arp:
             // Requests and replies both carry the sender's MAC and address; 0.0.0.0 is a probe (RFC 5227).
             guard fromTerminalSide, let arp = try? ARPPacket(payload[...]), arp.senderIP != [0, 0, 0, 0],
-                  let address = IPAddress(bytes: arp.senderIP) else { return nil }
+                let address = IPAddress(bytes: arp.senderIP)
+            else { return nil }
             return learn(mac: arp.senderMAC, address: address, via: "arp", now: now)
         case EtherType.ipv6:
             guard fromTerminalSide, let view = try? IPPacketView(payload), view.upperProtocol == IPProtocolNumber.icmpv6,
-                  view.upperOffset + 1 < view.totalLength else { return nil }
+                view.upperOffset + 1 < view.totalLength
+            else { return nil }
             let type = payload[view.upperOffset]
             // 133 router solicitation, 135 neighbour solicitation, 136 neighbour advertisement.
             guard [133, 135, 136].contains(type), let source = IPAddress(bytes: view.source(in: payload)),
-                  !source.bytes.allSatisfy({ $0 == 0 }) else { return nil }
+                !source.bytes.allSatisfy({ $0 == 0 })
+            else { return nil }
             var line = learn(mac: ethernet.source, address: source, via: "nd", now: now)
             if type == 136, view.upperOffset + 24 <= view.totalLength,
-               let target = IPAddress(bytes: Array(payload[(view.upperOffset + 8)..<(view.upperOffset + 24)])) {
+                let target = IPAddress(bytes: Array(payload[(view.upperOffset + 8)..<(view.upperOffset + 24)]))
+            {
                 line = learn(mac: ethernet.source, address: target, via: "nd", now: now) ?? line
             }
             return line
         case EtherType.ipv4:
             // A DHCPACK from a server (on either side) names the client's MAC and its new address.
             guard let view = try? IPPacketView(payload), view.upperProtocol == IPProtocolNumber.udp,
-                  let ports = view.ports(in: payload), ports.source == 67, ports.destination == 68,
-                  view.upperOffset + 8 <= view.totalLength else { return nil }
+                let ports = view.ports(in: payload), ports.source == 67, ports.destination == 68,
+                view.upperOffset + 8 <= view.totalLength
+            else { return nil }
             let dhcp = Array(payload[(view.upperOffset + 8)..<view.totalLength])
             guard dhcp.count >= 240, dhcp[0] == 2, dhcp[2] == 6, dhcp[236..<240] == [99, 130, 83, 99],
-                  Self.dhcpMessageType(dhcp) == 5, let address = IPAddress(bytes: Array(dhcp[16..<20])),
-                  !address.bytes.allSatisfy({ $0 == 0 }) else { return nil }
+                Self.dhcpMessageType(dhcp) == 5, let address = IPAddress(bytes: Array(dhcp[16..<20])),
+                !address.bytes.allSatisfy({ $0 == 0 })
+            else { return nil }
             return leased(mac: MACAddress(Array(dhcp[28..<34])), address: address, now: now)
         default:
             return nil
@@ -92,7 +102,10 @@ public struct TerminalDiscovery: Sendable {
         while index < dhcp.count {
             let code = dhcp[index]
             if code == 255 { return nil }
-            if code == 0 { index += 1; continue }
+            if code == 0 {
+                index += 1
+                continue
+            }
             guard index + 1 < dhcp.count else { return nil }
             let length = Int(dhcp[index + 1])
             if code == 53, length == 1, index + 2 < dhcp.count { return dhcp[index + 2] }

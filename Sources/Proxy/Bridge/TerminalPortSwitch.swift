@@ -37,13 +37,19 @@ public struct TerminalPortSwitch: Sendable {
     private var table: [UInt64: (location: Location, seen: Double)] = [:]
 
     public init(portCount: Int, agingTime: Double = 300, capacity: Int = 8192) {
-        self.portCount = portCount; self.agingTime = agingTime; self.capacity = capacity
+        self.portCount = portCount
+        self.agingTime = agingTime
+        self.capacity = capacity
     }
 
     /// A MAC address as a number (six octets from `offset`), the table's key.
     public static func key<C: Collection>(_ octets: C, at offset: C.Index) -> UInt64 where C.Element == UInt8 {
-        var value: UInt64 = 0, index = offset
-        for _ in 0..<6 { value = value << 8 | UInt64(octets[index]); index = octets.index(after: index) }
+        var value: UInt64 = 0
+        var index = offset
+        for _ in 0..<6 {
+            value = value << 8 | UInt64(octets[index])
+            index = octets.index(after: index)
+        }
         return value
     }
 
@@ -57,8 +63,14 @@ public struct TerminalPortSwitch: Sendable {
         if table[source] == nil && table.count >= capacity {
             // Full: make room from stations gone silent (at most once a second, the sweep costs the whole
             // table), else leave this one unlearnt.
-            if now - lastAgedWhenFull >= 1 { age(now: now); lastAgedWhenFull = now }
-            guard table.count < capacity else { refusedStations += 1; return }
+            if now - lastAgedWhenFull >= 1 {
+                age(now: now)
+                lastAgedWhenFull = now
+            }
+            guard table.count < capacity else {
+                refusedStations += 1
+                return
+            }
         }
         table[source] = (location, now)
     }

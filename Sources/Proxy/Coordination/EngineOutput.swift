@@ -12,15 +12,20 @@ extension KeyExchangeProxy {
             switch action {
             case .send(let datagram):
                 // IKE leaves from the terminal's address: the peer cannot tell it from the terminal itself.
-                actions.append(.send(.internet, IPHeaderBuilder.udpPacket(source: datagram.source.address.bytes,
-                                                                          destination: datagram.destination.address.bytes,
-                                                                          sourcePort: datagram.source.port,
-                                                                          destinationPort: datagram.destination.port, payload: datagram.payload)))
+                actions.append(
+                    .send(
+                        .internet,
+                        IPHeaderBuilder.udpPacket(
+                            source: datagram.source.address.bytes,
+                            destination: datagram.destination.address.bytes,
+                            sourcePort: datagram.source.port,
+                            destinationPort: datagram.destination.port, payload: datagram.payload)))
             case .event(let event):
                 actions.append(.event(event))
                 // SAs made, rekeyed and deleted, by kind, for the status and the metrics.
                 counters[event.kind.rawValue, default: 0] += 1
-                let terminalAddress = event.local.address, peer = event.remote.address
+                let terminalAddress = event.local.address
+                let peer = event.remote.address
                 let profile = event.child.flatMap { self.profile(forChild: $0.name) } ?? profile(terminal: terminalAddress, peer: peer)
                 let lifetime = profile?.espLifetime ?? ESPLifetime()
                 let added = store.record(event, lifetime: lifetime, asked: asked(event), now: now)
@@ -33,8 +38,10 @@ extension KeyExchangeProxy {
                     let reason = event.detail ?? "no reason given"
                     if negotiations.failed(pair, reason: reason, now: now) || event.kind == .childFailed {
                         count(.negotiationFailed)
-                        actions.append(.log("negotiation \(terminalAddress) -> \(peer) failed: \(reason); start requests wait "
-                                            + "\(Int(settings.retryAfterFailure)) s"))
+                        actions.append(
+                            .log(
+                                "negotiation \(terminalAddress) -> \(peer) failed: \(reason); start requests wait "
+                                    + "\(Int(settings.retryAfterFailure)) s"))
                     }
                 case .ikeDeleted: negotiations.ended(pair)
                 default: break
@@ -42,7 +49,9 @@ extension KeyExchangeProxy {
                 if let terminal = registry.terminal(at: terminalAddress) {
                     actions += deliver(to: terminal) { $0.handle(event, lifetime: lifetime, now: now, wallClock: wallClock) }
                 }
-            case .drop(let reason): counters["ike_drop_" + reason.key, default: 0] += 1; actions.append(.log("IKE message dropped: \(reason)"))
+            case .drop(let reason):
+                counters["ike_drop_" + reason.key, default: 0] += 1
+                actions.append(.log("IKE message dropped: \(reason)"))
             case .log(let text): actions.append(.log(text))
             case .checkRevocation(let request): actions.append(.checkRevocation(request))
             }
@@ -68,8 +77,10 @@ extension KeyExchangeProxy {
         for old in store.validChildren(terminal: added.terminal, peer: added.peer, now: now)
         where old.childName == added.childName && old.outbound.spi != added.outbound.spi && old.asked != nil && old.asked != added.asked {
             count(.childSAReplacedAfterPolicyChange)
-            actions.append(.log("CHILD SA \(old.inbound.spi)/\(old.outbound.spi) was made before the policy changed; "
-                                + "\(added.inbound.spi)/\(added.outbound.spi) replaces it, deleting it"))
+            actions.append(
+                .log(
+                    "CHILD SA \(old.inbound.spi)/\(old.outbound.spi) was made before the policy changed; "
+                        + "\(added.inbound.spi)/\(added.outbound.spi) replaces it, deleting it"))
             actions += perform(engine.deleteChild(connection: old.connection, spi: old.inbound.spi, now: now), now: now, wallClock: wallClock)
         }
         return actions

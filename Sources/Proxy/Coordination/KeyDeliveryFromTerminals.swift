@@ -19,30 +19,40 @@ extension KeyExchangeProxy {
             case .acquire(let flow):
                 count(.acquires)
                 // The terminal asks for every flow it has no SA for; only protected flows get one.
-                let key = FlowKey(isIPv6: flow.source.isIPv6, source: AddressKey(flow.source.bytes), destination: AddressKey(flow.destination.bytes),
-                                  ipProtocol: flow.ipProtocol, sourcePort: flow.sourcePort, destinationPort: flow.destinationPort)
+                let key = FlowKey(
+                    isIPv6: flow.source.isIPv6, source: AddressKey(flow.source.bytes), destination: AddressKey(flow.destination.bytes),
+                    ipProtocol: flow.ipProtocol, sourcePort: flow.sourcePort, destinationPort: flow.destinationPort)
                 guard registry.terminal(at: flow.source)?.terminalID == terminal.terminalID, case .protect = policy.action(for: key) else {
                     count(.acquireForUnprotectedFlow)
                     break
                 }
                 actions += startRequest(terminal: flow.source, peer: flow.destination, flow: key, now: now, wallClock: wallClock)
             case .expire(let spi, let direction, let hard):
-                guard let stored = store.children.values.first(where: { registry.terminal(at: $0.terminal)?.terminalID == terminal.terminalID
-                    && ($0.inbound.spi == spi || $0.outbound.spi == spi) }) else { break }
+                guard
+                    let stored = store.children.values.first(where: {
+                        registry.terminal(at: $0.terminal)?.terminalID == terminal.terminalID
+                            && ($0.inbound.spi == spi || $0.outbound.spi == spi)
+                    })
+                else { break }
                 actions.append(.log("terminal \(terminal.terminalID): \(hard ? "hard" : "soft") expiry of \(direction.rawValue) SA \(spi)"))
-                actions += perform(hard ? engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now)
-                                        : engine.rekeyChild(connection: stored.connection, spi: stored.inbound.spi, now: now),
-                                   now: now, wallClock: wallClock)
+                actions += perform(
+                    hard
+                        ? engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now)
+                        : engine.rekeyChild(connection: stored.connection, spi: stored.inbound.spi, now: now),
+                    now: now, wallClock: wallClock)
             case .status(let entries):
                 // Kept per SA for the operators (`ikeproxy sas`): only the terminal sees both directions.
                 let unknown = entries.filter { entry in
-                    !store.recordUsage(spi: entry.spi, packets: entry.packets, octets: entry.bytes,
-                                       terminal: { self.registry.terminal(at: $0)?.terminalID == terminal.terminalID }, now: now)
+                    !store.recordUsage(
+                        spi: entry.spi, packets: entry.packets, octets: entry.bytes,
+                        terminal: { self.registry.terminal(at: $0)?.terminalID == terminal.terminalID }, now: now)
                 }
                 if !unknown.isEmpty { count(.statusOfUnknownSA) }
-                actions.append(.log("terminal \(terminal.terminalID) status: \(entries.count) SAs, "
-                                    + "\(entries.reduce(0) { $0 + $1.packets }) packets"
-                                    + (unknown.isEmpty ? "" : ", \(unknown.count) of SAs the proxy does not hold")))
+                actions.append(
+                    .log(
+                        "terminal \(terminal.terminalID) status: \(entries.count) SAs, "
+                            + "\(entries.reduce(0) { $0 + $1.packets }) packets"
+                            + (unknown.isEmpty ? "" : ", \(unknown.count) of SAs the proxy does not hold")))
                 // Those are stale (the proxy lost its state, or deleted them and the terminal missed it): they go.
                 for entry in unknown where !(entry.direction == .outbound && store.isRecentlyReplacedSPI(entry.spi, of: terminal.address, now: now)) {
                     actions += deleteStale(entry.spi, entry.direction, terminal: terminal, now: now, wallClock: wallClock)
@@ -66,8 +76,11 @@ extension KeyExchangeProxy {
         if staleDeleteSent.count >= 4096 { staleDeleteSent = staleDeleteSent.filter { now - $0.value < 10 } }
         staleDeleteSent[key] = now
         count(.staleSADeletedInTerminal)
-        return [.log("terminal \(terminal.terminalID) holds \(direction.rawValue) SA \(spi), which the proxy does not: telling it to delete "
-                     + "the SA, so that its next packets start a negotiation")]
+        return [
+            .log(
+                "terminal \(terminal.terminalID) holds \(direction.rawValue) SA \(spi), which the proxy does not: telling it to delete "
+                    + "the SA, so that its next packets start a negotiation")
+        ]
             + deliver(to: terminal) { $0.deleteUnknown(spi, direction: direction, now: now, wallClock: wallClock) }
     }
 
@@ -92,8 +105,11 @@ extension KeyExchangeProxy {
         let held = newest.values.sorted { $0.createdAt < $1.createdAt }
         guard !held.isEmpty, !held.contains(where: { reported.contains($0.inbound.spi) || reported.contains($0.outbound.spi) }) else { return [] }
         count(.terminalLostItsSas)
-        var actions: [ProxyAction] = [.log("terminal \(terminal.terminalID) reports none of the \(held.count) SA(s) the proxy set into it "
-                                           + "(it restarted?): setting their keys again")]
+        var actions: [ProxyAction] = [
+            .log(
+                "terminal \(terminal.terminalID) reports none of the \(held.count) SA(s) the proxy set into it "
+                    + "(it restarted?): setting their keys again")
+        ]
         for sa in held {
             lastReuse[TerminalPeer(terminal: sa.terminal, peer: sa.peer)] = now
             count(.storedSAReused)

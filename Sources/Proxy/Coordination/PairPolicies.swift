@@ -41,7 +41,8 @@ extension KeyExchangeProxy {
     private func pairPolicy(terminal: IPAddress, peer: IPAddress) -> PairPolicies.Entry {
         let pair = TerminalPeer(terminal: terminal, peer: peer)
         if let known = pairPolicies.entries[pair] { return known }
-        let t = AddressKey(terminal.bytes), p = AddressKey(peer.bytes)
+        let t = AddressKey(terminal.bytes)
+        let p = AddressKey(peer.bytes)
         var names: [String] = []
         for rule in policy.rules where rule.source.isIPv6 == terminal.isIPv6 && rule.source.contains(t) && rule.destination.contains(p) {
             if case .protect(let name) = rule.action, !names.contains(name) { names.append(name) }
@@ -66,8 +67,9 @@ extension KeyExchangeProxy {
         let selectors = self.selectors(terminal: terminal, peer: peer, profile: profile.name)
         var bySelectors = [(profile, selectors)]
         for other in others { bySelectors.append((other, self.selectors(terminal: terminal, peer: peer, profile: other.name))) }
-        let connection = profile.connection(terminal: terminal, peer: peer, credential: credential, selectors: selectors,
-                                            otherChildren: bySelectors.dropFirst().map { $0.0.childConfiguration(selectors: $0.1) })
+        let connection = profile.connection(
+            terminal: terminal, peer: peer, credential: credential, selectors: selectors,
+            otherChildren: bySelectors.dropFirst().map { $0.0.childConfiguration(selectors: $0.1) })
         // Set every time: a policy changed over the management API reaches the next negotiation.
         engine.setConnection(connection)
         var notes: [ProxyAction] = []
@@ -79,8 +81,10 @@ extension KeyExchangeProxy {
 
     /// Counts (once per terminal, peer and profile) and logs (once per profile and rules) the earlier rules a
     /// profile's selectors could not cut out.
-    private func noteStillCovered(_ selectors: ProtectedTrafficSelectors, profile: ProtectionProfile, terminal: IPAddress, peer: IPAddress,
-                                  key: String) -> [ProxyAction] {
+    private func noteStillCovered(
+        _ selectors: ProtectedTrafficSelectors, profile: ProtectionProfile, terminal: IPAddress, peer: IPAddress,
+        key: String
+    ) -> [ProxyAction] {
         var notes: [ProxyAction] = []
         if pairPolicies.reportedStillCovered[key, default: []] != selectors.stillCovered {
             pairPolicies.reportedStillCovered[key] = selectors.stillCovered
@@ -88,10 +92,12 @@ extension KeyExchangeProxy {
             if !selectors.stillCovered.isEmpty {
                 count(.selectorsCoveringEarlierRules)
                 if pairPolicies.loggedStillCovered.count < 1024, pairPolicies.loggedStillCovered.insert("\(profile.name) \(rules)").inserted {
-                    notes.append(.log("CHILD SA selectors of profile '\(profile.name)' still cover traffic of \(rules) (first for \(terminal) <-> \(peer); "
-                                      + "said once for every terminal and peer): IKEv2 selectors cannot cut it out (a selector names one protocol "
-                                      + "or all, and the SA takes every local and remote pair), so the terminal encrypts it and that rule never "
-                                      + "sees it; narrow the protect rule to keep it outside"))
+                    notes.append(
+                        .log(
+                            "CHILD SA selectors of profile '\(profile.name)' still cover traffic of \(rules) (first for \(terminal) <-> \(peer); "
+                                + "said once for every terminal and peer): IKEv2 selectors cannot cut it out (a selector names one protocol "
+                                + "or all, and the SA takes every local and remote pair), so the terminal encrypts it and that rule never "
+                                + "sees it; narrow the protect rule to keep it outside"))
                 }
             }
         }

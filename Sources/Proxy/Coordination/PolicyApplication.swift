@@ -24,15 +24,18 @@ extension KeyExchangeProxy {
         for stored in valid where !profiles(stored).contains(where: { $0.childName == stored.childName }) {
             guard deletingForPolicy.insert(stored.outbound.spi).inserted else { continue }
             count(.childSADeletedAfterPolicyChange)
-            actions.append(.log("policy: \(stored.childName) no longer protects anything between \(stored.terminal) and \(stored.peer); "
-                                + "deleting CHILD SA \(stored.inbound.spi)/\(stored.outbound.spi)"))
+            actions.append(
+                .log(
+                    "policy: \(stored.childName) no longer protects anything between \(stored.terminal) and \(stored.peer); "
+                        + "deleting CHILD SA \(stored.inbound.spi)/\(stored.outbound.spi)"))
             actions += perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now), now: now, wallClock: wallClock)
         }
         // The newest SA of each profile made for other selectors than the policy now gives is replaced.
         var seen: Set<String> = []
         for stored in valid {
             guard seen.insert("\(stored.terminal) \(stored.peer) \(stored.childName)").inserted, let asked = stored.asked,
-                  let profile = profiles(stored).first, let childProfile = profiles(stored).first(where: { $0.childName == stored.childName }) else { continue }
+                let profile = profiles(stored).first, let childProfile = profiles(stored).first(where: { $0.childName == stored.childName })
+            else { continue }
             let current = selectors(terminal: stored.terminal, peer: stored.peer, profile: childProfile.name)
             guard ProtectedTrafficSelectors(local: current.local, remote: current.remote) != asked else { continue }
             let pair = TerminalPeer(terminal: stored.terminal, peer: stored.peer)
@@ -43,8 +46,12 @@ extension KeyExchangeProxy {
             let (name, notes) = connection(for: stored.terminal, peer: stored.peer, profile: profile)
             negotiations.begin(pair, now: now)
             count(.renegotiatedAfterPolicyChange)
-            actions += notes + [.log("policy: CHILD SA \(stored.outbound.spi) of \(stored.terminal) <-> \(stored.peer) was made for other selectors; "
-                                     + "negotiating one with the current selectors to replace it")]
+            actions +=
+                notes + [
+                    .log(
+                        "policy: CHILD SA \(stored.outbound.spi) of \(stored.terminal) <-> \(stored.peer) was made for other selectors; "
+                            + "negotiating one with the current selectors to replace it")
+                ]
             actions += perform(engine.startChild(connection: name, child: stored.childName, now: now), now: now, wallClock: wallClock)
         }
         return actions

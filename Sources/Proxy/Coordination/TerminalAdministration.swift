@@ -7,19 +7,27 @@ extension KeyExchangeProxy {
     /// IKE SAs held in the name of addresses that are no longer enrolled terminals (restored after a restart
     /// that followed a removal whose Delete exchanges had not finished): deleted with their peers.
     public func deleteSAsOfUnenrolledTerminals(now: Double, wallClock: Double) -> [ProxyAction] {
-        deleteIKESAs(where: { self.registry.terminal(at: $0.local.address) == nil }, now: now, wallClock: wallClock) { session in
+        let unenrolled: (IKEEngine.SessionSummary) -> Bool = { self.registry.terminal(at: $0.local.address) == nil }
+        return deleteIKESAs(where: unenrolled, now: now, wallClock: wallClock) { session in
             self.count(.ikeSAOfUnenrolledTerminalDeleted)
-            return [.log("IKE SA \(session.spiInitiator)/\(session.spiResponder) with \(session.remote.address) is held for "
-                         + "\(session.local.address), which is no longer an enrolled terminal: deleting it")]
+            return [
+                .log(
+                    "IKE SA \(session.spiInitiator)/\(session.spiResponder) with \(session.remote.address) is held for "
+                        + "\(session.local.address), which is no longer an enrolled terminal: deleting it")
+            ]
         }
     }
 
     /// Deletes with their peers the established IKE SAs that `chosen` picks, each after what `note` says about it.
-    func deleteIKESAs(where chosen: (IKEEngine.SessionSummary) -> Bool, now: Double, wallClock: Double,
-                              note: (IKEEngine.SessionSummary) -> [ProxyAction] = { _ in [] }) -> [ProxyAction] {
+    func deleteIKESAs(
+        where chosen: (IKEEngine.SessionSummary) -> Bool, now: Double, wallClock: Double,
+        note: (IKEEngine.SessionSummary) -> [ProxyAction] = { _ in [] }
+    ) -> [ProxyAction] {
         engine.sessionSummaries.filter { $0.established && chosen($0) }.flatMap { session in
-            note(session) + perform(engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: now),
-                                    now: now, wallClock: wallClock)
+            note(session)
+                + perform(
+                    engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: now),
+                    now: now, wallClock: wallClock)
         }
     }
 
@@ -33,8 +41,11 @@ extension KeyExchangeProxy {
         let delivery = removed.first { $0.address == $0.keyDeliveryAddress } ?? first
         for entry in removed { keyDeliveries.depart(entry.address, delivery: delivery) }
         count(.terminalsRemoved)
-        var actions: [ProxyAction] = [.log("terminal \(id) (\(removed.map(\.address.description).joined(separator: ", "))) removed: its SAs are "
-                                           + "deleted with the peers and in the terminal; no SA is made for it any more")]
+        var actions: [ProxyAction] = [
+            .log(
+                "terminal \(id) (\(removed.map(\.address.description).joined(separator: ", "))) removed: its SAs are "
+                    + "deleted with the peers and in the terminal; no SA is made for it any more")
+        ]
         actions += deliver(to: delivery) { $0.flush(now: now, wallClock: wallClock) }
         actions += deleteIKESAs(where: { addresses.contains($0.local.address) }, now: now, wallClock: wallClock)
         negotiations.cancel(terminals: addresses)
@@ -44,8 +55,10 @@ extension KeyExchangeProxy {
     /// These enrolled addresses are no longer ones to act for (the terminal prefixes changed, or a terminal's DHCP
     /// lease moved): the proxy stops acting for them (no new SA, no start request) and deletes their SAs, in the
     /// terminal and with the peers. The entries stay unless the caller forgets them.
-    public func withdraw(addresses: Set<IPAddress>, reason: String = "is no longer inside the terminal prefixes",
-                         now: Double, wallClock: Double) -> [ProxyAction] {
+    public func withdraw(
+        addresses: Set<IPAddress>, reason: String = "is no longer inside the terminal prefixes",
+        now: Double, wallClock: Double
+    ) -> [ProxyAction] {
         var actions: [ProxyAction] = []
         for address in addresses.sorted(by: { $0.description < $1.description }) {
             guard let entry = registry.entries[address] else { continue }
@@ -53,8 +66,10 @@ extension KeyExchangeProxy {
             keyDeliveries.depart(address, delivery: registry.entries[entry.keyDeliveryAddress] ?? entry)
             count(.terminalAddressesWithdrawn)
             let children = store.children.values.filter { $0.terminal == address }.sorted { $0.createdAt < $1.createdAt }
-            actions.append(.log("terminal \(entry.terminalID): \(address) \(reason): not acted for; "
-                                + "\(children.count) CHILD SA(s) deleted in the terminal and with the peers"))
+            actions.append(
+                .log(
+                    "terminal \(entry.terminalID): \(address) \(reason): not acted for; "
+                        + "\(children.count) CHILD SA(s) deleted in the terminal and with the peers"))
             for sa in children {
                 actions += deliver(to: entry) { $0.delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, now: now, wallClock: wallClock) }
             }

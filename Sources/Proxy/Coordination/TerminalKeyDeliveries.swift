@@ -31,8 +31,10 @@ struct TerminalKeyDeliveries {
         // A terminal enrolled again under a new key gets a new channel, in a later epoch than the old one's so
         // the terminal takes its sequence numbers afresh.
         if setters[terminal.terminalID] != nil { channelsReplaced += 1 }
-        let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: terminal.terminalID,
-                                                                   enrollmentKey: terminal.enrollmentKey, epoch: epoch + channelsReplaced))
+        let setter = TerminalKeySetter(
+            channel: KeyDeliveryChannel(
+                role: .proxy, terminalID: terminal.terminalID,
+                enrollmentKey: terminal.enrollmentKey, epoch: epoch + channelsReplaced))
         setters[terminal.terminalID] = (setter, terminal)
         return setter
     }
@@ -56,20 +58,27 @@ struct TerminalKeyDeliveries {
         let destination = terminal.keyDeliveryAddress
         let source = destination.isIPv6 ? settings.keyDeliverySourceIPv6 : settings.keyDeliverySourceIPv4
         return datagrams.map {
-            .send(.terminal, IPHeaderBuilder.udpPacket(source: source.bytes, destination: destination.bytes,
-                                                      sourcePort: settings.keyDeliveryPort, destinationPort: terminal.keyDeliveryPort, payload: $0))
+            .send(
+                .terminal,
+                IPHeaderBuilder.udpPacket(
+                    source: source.bytes, destination: destination.bytes,
+                    sourcePort: settings.keyDeliveryPort, destinationPort: terminal.keyDeliveryPort, payload: $0))
         }
     }
 
     /// Retransmissions due, to enrolled terminals and to removed ones still owing an acknowledgement, and the
     /// messages given up on; a removed terminal with nothing left unacknowledged is forgotten.
     mutating func tick(now: Double, wallClock: Double, registry: TerminalRegistry)
-        -> (actions: [ProxyAction], abandoned: [(terminal: TerminalEntry, message: KeyDeliveryMessage)]) {
-        var actions: [ProxyAction] = [], abandoned: [(terminal: TerminalEntry, message: KeyDeliveryMessage)] = []
+        -> (actions: [ProxyAction], abandoned: [(terminal: TerminalEntry, message: KeyDeliveryMessage)])
+    {
+        var actions: [ProxyAction] = []
+        var abandoned: [(terminal: TerminalEntry, message: KeyDeliveryMessage)] = []
         for (id, (keySetter, entry)) in setters {
             let departedEntry = departed[entry.keyDeliveryAddress] ?? departed[entry.address]
-            guard let terminal = registry.terminal(at: entry.keyDeliveryAddress) ?? registry.terminal(at: entry.address)
-                    ?? departedEntry.flatMap({ $0.terminalID == id ? $0 : nil }) else { continue }
+            guard
+                let terminal = registry.terminal(at: entry.keyDeliveryAddress) ?? registry.terminal(at: entry.address)
+                    ?? departedEntry.flatMap({ $0.terminalID == id ? $0 : nil })
+            else { continue }
             let (datagrams, given) = keySetter.channel.tick(now: now, wallClock: wallClock)
             actions += packets(datagrams, to: terminal)
             abandoned += given.map { (terminal, $0) }

@@ -66,7 +66,8 @@ extension KeyExchangeProxy {
     /// UDP source and destination ports and where the UDP payload starts, for UDP packets that are not later fragments.
     private func udp(_ packet: [UInt8], _ view: IPPacketView) -> (source: UInt16, destination: UInt16, payload: Int)? {
         guard view.upperProtocol == IPProtocolNumber.udp, !view.isLaterFragment, let ports = view.ports(in: packet),
-              view.upperOffset + 8 <= view.totalLength else { return nil }
+            view.upperOffset + 8 <= view.totalLength
+        else { return nil }
         return (ports.source, ports.destination, view.upperOffset + 8)
     }
 
@@ -78,27 +79,33 @@ extension KeyExchangeProxy {
     /// Flowchart 1: a packet from the Internet. Discarded by policy? Key exchange related? For a registered
     /// terminal? Protected? May a new IKE SA be made? A valid SA stored already? Then agree, store and set.
     func judgeFromInternet(_ packet: [UInt8], view: IPPacketView, now: Double) -> InternetPacketVerdict {
-        let peerBytes = view.source(in: packet), terminalBytes = view.destination(in: packet)
+        let peerBytes = view.source(in: packet)
+        let terminalBytes = view.destination(in: packet)
         // Policy rules are written from the terminal's side: look the packet up as the terminal's flow.
         let ports = view.ports(in: packet)
         let isICMP = view.upperProtocol == IPProtocolNumber.icmp || view.upperProtocol == IPProtocolNumber.icmpv6
-        let key = FlowKey(isIPv6: view.version == 6, source: AddressKey(terminalBytes), destination: AddressKey(peerBytes),
-                          ipProtocol: view.upperProtocol,
-                          sourcePort: isICMP ? ports?.source ?? 0 : ports?.destination ?? 0,
-                          destinationPort: isICMP ? ports?.destination ?? 0 : ports?.source ?? 0)
+        let key = FlowKey(
+            isIPv6: view.version == 6, source: AddressKey(terminalBytes), destination: AddressKey(peerBytes),
+            ipProtocol: view.upperProtocol,
+            sourcePort: isICMP ? ports?.source ?? 0 : ports?.destination ?? 0,
+            destinationPort: isICMP ? ports?.destination ?? 0 : ports?.source ?? 0)
         if policy.action(for: key) == .discard { return .drop(.policyDiscard) }
         // Judged by the port alone: a datagram to the key-delivery port never reaches a terminal from the
         // Internet, even one whose UDP header is cut short (found by fuzzing: it used to pass unjudged).
         if isToKeyDeliveryPort(packet, view) { return .drop(.keyDeliveryFromInternet) }
-        guard let udp = udp(packet, view), udp.destination == WellKnownPort.ike
+        guard let udp = udp(packet, view),
+            udp.destination == WellKnownPort.ike
                 || (udp.destination == WellKnownPort.ikeNATTraversal
-                    && UDPEncapsulatedKind(payload: packet[udp.payload..<view.totalLength]) == .ike) else {
+                    && UDPEncapsulatedKind(payload: packet[udp.payload..<view.totalLength]) == .ike)
+        else {
             return .forwardToTerminal
         }
         guard let peer = IPAddress(bytes: peerBytes), let terminalAddress = IPAddress(bytes: terminalBytes) else { return .drop(.malformed) }
         let payload = Array(packet[udp.payload..<view.totalLength])
-        let datagram = IKEDatagramForTerminal(payload: payload, peer: Endpoint(peer, udp.source), terminal: Endpoint(terminalAddress, udp.destination))
-        let isNewSA = payload.count >= 28 && payload[(udp.destination == WellKnownPort.ikeNATTraversal ? 4 : 0) + 18] == ExchangeType.ikeSAInit.rawValue
+        let datagram = IKEDatagramForTerminal(
+            payload: payload, peer: Endpoint(peer, udp.source), terminal: Endpoint(terminalAddress, udp.destination))
+        let isNewSA =
+            payload.count >= 28 && payload[(udp.destination == WellKnownPort.ikeNATTraversal ? 4 : 0) + 18] == ExchangeType.ikeSAInit.rawValue
         guard let terminal = registry.terminal(at: terminalAddress) else {
             // A terminal just removed: the IKE SAs still held in its name are being deleted, and their Delete
             // exchanges (and anything else the peer sends on them meanwhile) are answered; nothing new is made.
@@ -124,14 +131,16 @@ extension KeyExchangeProxy {
     /// Flowchart 2: a packet from a terminal. Key delivery for the proxy? Discarded or bypassed by policy?
     /// ESP on a stored SA? Else plaintext of a protected flow: a start request (`judgeStartRequest`).
     func judgeFromTerminal(_ packet: [UInt8], view: IPPacketView, now: Double) -> TerminalPacketVerdict {
-        let terminalBytes = view.source(in: packet), peerBytes = view.destination(in: packet)
+        let terminalBytes = view.source(in: packet)
+        let peerBytes = view.destination(in: packet)
         let udp = udp(packet, view)
         if isToKeyDeliveryPort(packet, view) {
             // Key delivery is for us, whatever address it was sent to; it never leaves the terminal link,
             // not even cut short.
             guard let udp else { return .drop(.malformedKeyDelivery) }
             guard let address = IPAddress(bytes: terminalBytes),
-                  let terminal = registry.terminal(at: address) ?? keyDeliveries.departedTerminal(at: address) else {
+                let terminal = registry.terminal(at: address) ?? keyDeliveries.departedTerminal(at: address)
+            else {
                 return .drop(.keyDeliveryFromUnknownTerminal)
             }
             return .keyDelivery(Array(packet[udp.payload..<view.totalLength]), from: terminal)
@@ -185,8 +194,9 @@ extension KeyExchangeProxy {
         let valid = store.validChildren(terminal: address, peer: peer, now: now)
         let covering = flow.flatMap { flow in
             valid.last { stored in
-                stored.outbound.covers(source: address.bytes[...], destination: peer.bytes[...], ipProtocol: flow.ipProtocol,
-                                       ports: (flow.sourcePort, flow.destinationPort))
+                stored.outbound.covers(
+                    source: address.bytes[...], destination: peer.bytes[...], ipProtocol: flow.ipProtocol,
+                    ports: (flow.sourcePort, flow.destinationPort))
             }
         }
         let sameChild = valid.last { $0.childName == wanted.childName }
@@ -199,8 +209,10 @@ extension KeyExchangeProxy {
             let current = selectors(terminal: address, peer: peer, profile: wanted.name)
             let asked = ProtectedTrafficSelectors(local: current.local, remote: current.remote)
             guard stored.childName == wanted.childName, let was = stored.asked, was != asked,
-                  TrafficSelector.cover(current.local, current.remote, source: address.bytes[...], destination: peer.bytes[...],
-                                        ipProtocol: flow.ipProtocol, ports: (flow.sourcePort, flow.destinationPort)) else {
+                TrafficSelector.cover(
+                    current.local, current.remote, source: address.bytes[...], destination: peer.bytes[...],
+                    ipProtocol: flow.ipProtocol, ports: (flow.sourcePort, flow.destinationPort))
+            else {
                 // Setting these keys again would not help: the SA does not take this flow, and the policy gives
                 // the same selectors as when it was made (the peer narrowed them).
                 return .outsideStoredSA(stored, flow: flow)

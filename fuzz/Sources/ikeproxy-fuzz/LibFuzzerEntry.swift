@@ -2,7 +2,7 @@ import CLibFuzzer
 import Fuzzing
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 /// The target chosen by IKEPROXY_FUZZ_TARGET.
@@ -19,7 +19,10 @@ public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePo
     target = made
     if let folder = getenv("IKEPROXY_FUZZ_SEEDS").map({ String(cString: $0) }) {
         for (index, seed) in made.seeds().enumerated() {
-            guard let file = fopen("\(folder)/seed-\(index)", "wb") else { report("cannot write seeds to \(folder)"); return 2 }
+            guard let file = fopen("\(folder)/seed-\(index)", "wb") else {
+                report("cannot write seeds to \(folder)")
+                return 2
+            }
             _ = seed.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
             fclose(file)
         }
@@ -30,7 +33,10 @@ public func fuzzMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePo
         let input = data.map { Array(UnsafeBufferPointer(start: $0, count: size)) } ?? []
         let broken = target?.run(input) ?? []
         // A broken invariant aborts, so libFuzzer keeps the input as a crash.
-        if !broken.isEmpty { report("invariant broken: \(broken.joined(separator: "; "))"); abort() }
+        if !broken.isEmpty {
+            report("invariant broken: \(broken.joined(separator: "; "))")
+            abort()
+        }
         return 0
     }
 }

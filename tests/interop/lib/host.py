@@ -1,7 +1,7 @@
 """Running commands on this machine and in network namespaces; waiting on conditions."""
 import os, shutil, signal, subprocess, sys, time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 
 BINARY = os.environ.get("IKEPROXY_BIN", os.path.join(ROOT, ".build", "debug", "ikeproxy"))

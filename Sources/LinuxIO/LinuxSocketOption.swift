@@ -1,0 +1,9 @@
+/// Linux socket options Glibc does not export to Swift, by their values in <linux/socket.h> and <linux/in.h>.
+enum LinuxSocketOption {
+    /// SO_MARK: the fwmark on the socket's packets (the agents' own packets bypass their TUN routes by it).
+    static let mark: Int32 = 36
+    /// IP_TRANSPARENT: bind and send from an address the host does not own (IKE in a terminal's name).
+    static let ipTransparent: Int32 = 19
+    /// IPV6_TRANSPARENT, the same for IPv6.
+    static let ipv6Transparent: Int32 = 75
+}
