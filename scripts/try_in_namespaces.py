@@ -14,9 +14,11 @@ import hashlib, json, os, secrets, shutil, subprocess, sys, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
-import strongswan_interop as base  # noqa: E402
-import daemon_e2e as e2e  # noqa: E402
 import management_api  # noqa: E402
+from lib.host import BINARY, remove_namespaces  # noqa: E402
+from lib.lab import NAMESPACES, PEER, PROXY, TERMINALS, Topology, daemon_configuration, load_peer_connections, terminal_configuration  # noqa: E402
+from lib.peer import Charon  # noqa: E402
+from lib.processes import start_agent  # noqa: E402
 
 DIR = "/tmp/ikeproxy-try"
 ADMIN = management_api.ADMIN
@@ -30,33 +32,31 @@ def up():
         print(f"removed the previous try's files from {DIR}")
     os.makedirs(DIR, exist_ok=True)
     os.chmod(DIR, 0o755)
-    e2e.Topology().__enter__()
+    Topology().__enter__()
     management_api.add_management_link()
     cert, key = os.path.join(DIR, "api.pem"), os.path.join(DIR, "api.key")
     management_api.make_certificate(cert, key, days=30)
     token = secrets.token_urlsafe(24)
     with open(os.path.join(DIR, "admin.token"), "w") as f:
         f.write(token + "\n")
-    config = e2e.daemon_configuration(os.path.join(DIR, "ikeproxy.sock"))
+    config = daemon_configuration(os.path.join(DIR, "ikeproxy.sock"))
     config["store"] = {"path": os.path.join(DIR, "state.db"), "key_file": os.path.join(DIR, "sealing.key"), "create_key_file": True}
     config["management"] = {"listen": "10.99.0.1", "port": 8443, "certificate": cert, "private_key": key,
                             "administrators": [{"name": "you", "role": "admin", "token_sha256": hashlib.sha256(token.encode()).hexdigest()}]}
     with open(os.path.join(DIR, "daemon.json"), "w") as f:
         json.dump(config, f, indent=1)
-    with open(os.path.join(DIR, "t1.json"), "w") as f:
-        # It reports its SAs' traffic every 5 s, which `ikeproxy sas` shows.
-        json.dump(dict(e2e.terminal_configuration(e2e.TERMINALS[0]), status_interval=5), f, indent=1)
-    charon = base.Charon(DIR)
-    e2e.load_peer_connections(charon)
-    daemon = subprocess.Popen(["ip", "netns", "exec", e2e.PROXY, e2e.BINARY, "daemon", "--config", os.path.join(DIR, "daemon.json")],
+    charon = Charon(DIR, PEER)
+    load_peer_connections(charon)
+    daemon = subprocess.Popen(["ip", "netns", "exec", PROXY, BINARY, "daemon", "--config", os.path.join(DIR, "daemon.json")],
                               stdout=open(os.path.join(DIR, "events.jsonl"), "a"), stderr=open(os.path.join(DIR, "daemon.log"), "a"),
                               start_new_session=True)
-    e2e.start(e2e.TERMINALS[0]["ns"], ["terminal", "--config", os.path.join(DIR, "t1.json")], os.path.join(DIR, "t1.log"))
+    # Terminal 1 reports its SAs' traffic every 5 s, which `ikeproxy sas` shows.
+    start_agent(DIR, TERMINALS[0], dict(terminal_configuration(TERMINALS[0]), status_interval=5))
     time.sleep(2)
     if daemon.poll() is not None:
         print(f"the daemon did not start; see {DIR}/daemon.log")
         return 1
-    cli = f"ip netns exec {ADMIN} {e2e.BINARY}"
+    cli = f"ip netns exec {ADMIN} {BINARY}"
     api = f"--api https://10.99.0.1:8443 --token-file {DIR}/admin.token --ca-file {DIR}/api.pem"
     print(f"""Up. The daemon logs to {DIR}/daemon.log, SA events to {DIR}/events.jsonl. Try, as root:
 
@@ -78,7 +78,7 @@ def up():
 
 
 def down():
-    base.remove_namespaces(*(e2e.NAMESPACES + [ADMIN]))
+    remove_namespaces(*(NAMESPACES + [ADMIN]))
     print("removed the namespaces and everything running in them; files stay in " + DIR + " until the next up")
     return 0
 

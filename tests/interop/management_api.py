@@ -30,11 +30,9 @@ from lib.processes import daemon_status, start, stop  # noqa: E402
 from lib.report import check, summary  # noqa: E402
 from lib.traffic import ping, tcp_connect_fails, transfer  # noqa: E402
 
-ROOT = ROOT
 ADMIN = "ikp-d-admin"
 API_HOST, API = "10.99.0.1", "https://10.99.0.1:8443"
 T1, T2 = TERMINALS
-STRANGER = STRANGER
 
 ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), ("POST", "/v1/policies"),
           ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
