@@ -61,14 +61,23 @@ let package = Package(
         // What the endpoint's and the daemon's configuration files share: connection/profile keys (pre-shared keys,
         // proposals, mode, authentication files), engine settings, and the errors that name the offending key.
         .target(name: "ConfigurationFiles", dependencies: ["IKEv2", .product(name: "X509", package: "swift-certificates")]),
+        // What an IKE engine needs around it in a process, for the endpoint and the daemon alike: online revocation
+        // (OCSP, CRLs over HTTP) and SA events as JSON lines.
+        .target(
+            name: "IKEServices",
+            dependencies: [
+                "IKEv2", "LinuxIO",
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio")
+            ]
+        ),
         // A plain IKEv2 endpoint: configuration, event loop wiring the engine to UDP sockets.
         .target(
             name: "IKEEndpoint",
             dependencies: [
-                "IKEv2", "ConfigurationFiles", "LinuxIO", "ESP", "KeyDelivery", "Proxy",
-                .product(name: "X509", package: "swift-certificates"),
-                .product(name: "AsyncHTTPClient", package: "async-http-client"),
-                .product(name: "NIOCore", package: "swift-nio")
+                "IKEv2", "IKEServices", "ConfigurationFiles", "LinuxIO", "ESP", "KeyDelivery",
+                .product(name: "X509", package: "swift-certificates")
             ]),
         // PKCS#11 (the token that seals secrets) through the module's function list; header from p11-kit.
         .target(name: "CPKCS11", cSettings: [.unsafeFlags(["-I/usr/include/p11-kit-1"])], linkerSettings: [.linkedLibrary("dl")]),
@@ -92,7 +101,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "Proxy", "ESP", "LinuxIO", "IKEEndpoint", "ConfigurationFiles", "IKEv2", "Packets", "Store", "Management",
+                "Proxy", "ESP", "LinuxIO", "IKEServices", "ConfigurationFiles", "IKEv2", "Packets", "Store", "Management",
                 .product(name: "X509", package: "swift-certificates")
             ]),
         // Entry points for coverage-guided fuzzing of everything that reads octets from outside; driven by
@@ -165,7 +174,7 @@ let package = Package(
         .testTarget(
             name: "IKEv2Tests",
             dependencies: [
-                "IKEv2", "IKEEndpoint", .product(name: "Crypto", package: "swift-crypto"),
+                "IKEv2", "IKEEndpoint", "IKEServices", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOCore", package: "swift-nio")
             ],

@@ -1,6 +1,6 @@
 import ConfigurationFiles
 import Foundation
-import IKEEndpoint
+import IKEServices
 import IKEv2
 import LinuxIO
 import Management

@@ -1,6 +1,5 @@
 import ConfigurationFiles
 import Foundation
-import IKEEndpoint
 import IKEv2
 import LinuxIO
 import Management

@@ -1,5 +1,5 @@
 import Foundation
-import IKEEndpoint
+import IKEServices
 import IKEv2
 import LinuxIO
 import Management

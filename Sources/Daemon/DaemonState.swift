@@ -1,5 +1,4 @@
 import Foundation
-import IKEEndpoint
 import IKEv2
 import LinuxIO
 import Management

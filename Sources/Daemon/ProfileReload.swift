@@ -1,4 +1,4 @@
-import IKEEndpoint
+import ConfigurationFiles
 import IKEv2
 import Proxy
 

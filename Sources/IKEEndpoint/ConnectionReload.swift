@@ -1,3 +1,4 @@
+import ConfigurationFiles
 import IKEv2
 
 /// What a reload (SIGHUP) of `ikeproxy endpoint` takes from its configuration file, as strongSwan's

@@ -1,9 +1,9 @@
 import ESP
 import Foundation
+import IKEServices
 import IKEv2
 import KeyDelivery
 import LinuxIO
-import Proxy
 
 /// The key-delivery channel to the terminal one connection negotiates for, and the deletes that wait
 /// until the terminal has acknowledged the SAs replacing them (make-before-break).

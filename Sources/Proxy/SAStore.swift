@@ -1,5 +1,6 @@
 import ESP
 import IKEv2
+import KeyDelivery
 
 /// A terminal and a peer: the unit SAs are negotiated and stored for.
 public struct TerminalPeer: Hashable, Sendable {

@@ -1,5 +1,5 @@
 import Foundation
-import IKEEndpoint
+import IKEServices
 import NIOCore
 import X509
 import XCTest

@@ -58,7 +58,7 @@ final class CryptoKnownAnswerTests: XCTestCase {
         let spii = hex("34c9e7c188868785")
         let spir = hex("3ff77d760d2b2199")
 
-        let skeyseed = KeyDerivation.skeyseed(prf: prf, nonceInitiator: ni, nonceResponder: nr, sharedSecret: gir)
+        let skeyseed = KeyDerivation.skeyseed(prf: prf, nonceInitiator: Nonce(ni), nonceResponder: Nonce(nr), sharedSecret: gir)
         XCTAssertEqual(skeyseed.bytes.hexString, "a9a7b222b59f8f48645f28a1db5b5f5d7479cba7")
 
         let dkm = prf.expand(key: skeyseed.bytes, seed: ni + nr + spii + spir, length: 132)
@@ -79,7 +79,7 @@ final class CryptoKnownAnswerTests: XCTestCase {
 
         let rekeyed = KeyDerivation.rekeyedSkeyseed(
             prf: prf, oldDeriving: KeyMaterial(skd), sharedSecret: girNew,
-            nonceInitiator: ni, nonceResponder: nr)
+            nonceInitiator: Nonce(ni), nonceResponder: Nonce(nr))
         XCTAssertEqual(rekeyed.bytes.hexString, "63e81194946ebd05df7df5ebf5d8750056bf1f1d")
     }
 

@@ -1,5 +1,5 @@
 import Foundation
-import IKEEndpoint
+import IKEServices
 import X509
 import XCTest
 

@@ -78,13 +78,16 @@ final class RekeyCollisionTests: XCTestCase {
     }
 
     func testLowestNonceComparesOctetByOctet() {
-        XCTAssertTrue(RekeyCollision.ourReplacementIsRedundant(ourNonces: [[0x09], [0x05]], peerNonces: [[0x06], [0x07]]))
-        XCTAssertFalse(RekeyCollision.ourReplacementIsRedundant(ourNonces: [[0x06], [0x07]], peerNonces: [[0x09], [0x05]]))
+        func redundant(ourNonces: [[UInt8]], peerNonces: [[UInt8]]) -> Bool {
+            RekeyCollision.ourReplacementIsRedundant(ourNonces: ourNonces.map(Nonce.init), peerNonces: peerNonces.map(Nonce.init))
+        }
+        XCTAssertTrue(redundant(ourNonces: [[0x09], [0x05]], peerNonces: [[0x06], [0x07]]))
+        XCTAssertFalse(redundant(ourNonces: [[0x06], [0x07]], peerNonces: [[0x09], [0x05]]))
         // Octet order, not integer value: 01 ff ff is lower than 02 although it is the larger number.
-        XCTAssertTrue(RekeyCollision.ourReplacementIsRedundant(ourNonces: [[0x01, 0xff, 0xff], [0x80]], peerNonces: [[0x02], [0x90]]))
+        XCTAssertTrue(redundant(ourNonces: [[0x01, 0xff, 0xff], [0x80]], peerNonces: [[0x02], [0x90]]))
         // A nonce that ends first is the lower one.
-        XCTAssertTrue(RekeyCollision.ourReplacementIsRedundant(ourNonces: [[1, 2], [9]], peerNonces: [[1, 2, 3], [9]]))
-        XCTAssertFalse(RekeyCollision.ourReplacementIsRedundant(ourNonces: [[1, 2, 3], [9]], peerNonces: [[1, 2], [9]]))
+        XCTAssertTrue(redundant(ourNonces: [[1, 2], [9]], peerNonces: [[1, 2, 3], [9]]))
+        XCTAssertFalse(redundant(ourNonces: [[1, 2, 3], [9]], peerNonces: [[1, 2], [9]]))
     }
 
     /// Both requests cross; then either the answers arrive in order, or the responder settles first and

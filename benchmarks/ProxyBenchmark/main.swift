@@ -137,8 +137,8 @@ func bareCrypto() -> Int {
     let prf = PseudoRandomFunction.hmacSHA256
     let suite = IKECipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, prf: prf, group: .curve25519)
     let child = ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false)
-    let ni = [UInt8](repeating: 1, count: 32)
-    let nr = [UInt8](repeating: 2, count: 32)
+    let ni = Nonce([UInt8](repeating: 1, count: 32))
+    let nr = Nonce([UInt8](repeating: 2, count: 32))
     var sink = 0
     let i = Curve25519.KeyAgreement.PrivateKey()
     let r = Curve25519.KeyAgreement.PrivateKey()
@@ -149,7 +149,7 @@ func bareCrypto() -> Int {
         let seed = KeyDerivation.skeyseed(prf: prf, nonceInitiator: ni, nonceResponder: nr, sharedSecret: secret)
         let keys = KeyDerivation.ikeKeys(
             suite: suite, skeyseed: seed, nonceInitiator: ni, nonceResponder: nr,
-            spiInitiator: IKESPI(bytes: ni.prefix(8).map { $0 }), spiResponder: IKESPI(bytes: nr.prefix(8).map { $0 }))
+            spiInitiator: IKESPI(bytes: Array(ni.octets.prefix(8))), spiResponder: IKESPI(bytes: Array(nr.octets.prefix(8))))
         for _ in 0..<2 {
             sink &+=
                 KeyDerivation.sharedKeyAuthentication(

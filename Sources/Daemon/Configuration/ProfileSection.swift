@@ -1,7 +1,6 @@
 import ConfigurationFiles
 import ESP
 import Foundation
-import IKEEndpoint
 import IKEv2
 import Management
 import Packets

@@ -243,10 +243,10 @@ enum SignatureAuthentication {
     /// InitiatorSignedOctets / ResponderSignedOctets: the sender's first message, the other side's nonce,
     /// and prf(SK_p, the sender's ID payload body).
     static func signedOctets(
-        prf: PseudoRandomFunction, firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
+        prf: PseudoRandomFunction, firstMessage: [UInt8], peerNonce: Nonce, authenticationKey: KeyMaterial,
         identification: IdentificationPayload
     ) -> [UInt8] {
-        firstMessage + peerNonce + prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
+        firstMessage + peerNonce.octets + prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
     }
 
     /// CERT payloads for a chain, end entity first.

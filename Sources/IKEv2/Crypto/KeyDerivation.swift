@@ -20,23 +20,23 @@ public struct ChildSAKeys: Equatable, Sendable {
 /// SKEYSEED and KEYMAT computations (RFC 7296 sections 2.14, 2.17, 2.18).
 public enum KeyDerivation {
     public static func skeyseed(
-        prf: PseudoRandomFunction, nonceInitiator: [UInt8], nonceResponder: [UInt8],
+        prf: PseudoRandomFunction, nonceInitiator: Nonce, nonceResponder: Nonce,
         sharedSecret: KeyMaterial
     ) -> KeyMaterial {
-        KeyMaterial(prf.compute(key: nonceInitiator + nonceResponder, data: sharedSecret.bytes))
+        KeyMaterial(prf.compute(key: nonceInitiator.octets + nonceResponder.octets, data: sharedSecret.bytes))
     }
 
     /// SKEYSEED for a rekeyed IKE SA: prf(SK_d (old), g^ir (new) | Ni | Nr), section 2.18.
     public static func rekeyedSkeyseed(
         prf: PseudoRandomFunction, oldDeriving: KeyMaterial, sharedSecret: KeyMaterial,
-        nonceInitiator: [UInt8], nonceResponder: [UInt8]
+        nonceInitiator: Nonce, nonceResponder: Nonce
     ) -> KeyMaterial {
-        KeyMaterial(prf.compute(key: oldDeriving.bytes, data: sharedSecret.bytes + nonceInitiator + nonceResponder))
+        KeyMaterial(prf.compute(key: oldDeriving.bytes, data: sharedSecret.bytes + nonceInitiator.octets + nonceResponder.octets))
     }
 
     public static func ikeKeys(
-        suite: IKECipherSuite, skeyseed: KeyMaterial, nonceInitiator: [UInt8],
-        nonceResponder: [UInt8], spiInitiator: IKESPI, spiResponder: IKESPI
+        suite: IKECipherSuite, skeyseed: KeyMaterial, nonceInitiator: Nonce,
+        nonceResponder: Nonce, spiInitiator: IKESPI, spiResponder: IKESPI
     ) -> IKESAKeys {
         let prfLength = suite.prf.outputLength
         let integrityLength = suite.integrity?.keyLength ?? 0
@@ -44,7 +44,7 @@ public enum KeyDerivation {
         let total = prfLength * 3 + integrityLength * 2 + encryptionLength * 2
         let stream = suite.prf.expand(
             key: skeyseed.bytes,
-            seed: nonceInitiator + nonceResponder + spiInitiator.bytes + spiResponder.bytes,
+            seed: nonceInitiator.octets + nonceResponder.octets + spiInitiator.bytes + spiResponder.bytes,
             length: total)
         var cursor = stream[...]
         func take(_ n: Int) -> KeyMaterial {
@@ -61,11 +61,11 @@ public enum KeyDerivation {
     /// KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr); initiator-to-responder keys first (section 2.17).
     public static func childKeys(
         prf: PseudoRandomFunction, deriving: KeyMaterial, suite: ChildCipherSuite,
-        sharedSecret: KeyMaterial?, nonceInitiator: [UInt8], nonceResponder: [UInt8]
+        sharedSecret: KeyMaterial?, nonceInitiator: Nonce, nonceResponder: Nonce
     ) -> ChildSAKeys {
         let encryptionLength = suite.encryption.keyLength
         let integrityLength = suite.integrity?.keyLength ?? 0
-        let seed = (sharedSecret?.bytes ?? []) + nonceInitiator + nonceResponder
+        let seed = (sharedSecret?.bytes ?? []) + nonceInitiator.octets + nonceResponder.octets
         let stream = prf.expand(key: deriving.bytes, seed: seed, length: 2 * (encryptionLength + integrityLength))
         var cursor = stream[...]
         func take(_ n: Int) -> KeyMaterial {
@@ -83,11 +83,11 @@ public enum KeyDerivation {
     /// signed octets are the sender's first message, the peer's nonce and prf(SK_p, ID body).
     public static func sharedKeyAuthentication(
         prf: PseudoRandomFunction, sharedKey: KeyMaterial, firstMessage: [UInt8],
-        peerNonce: [UInt8], authenticationKey: KeyMaterial,
+        peerNonce: Nonce, authenticationKey: KeyMaterial,
         identification: IdentificationPayload
     ) -> [UInt8] {
         let macedID = prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
-        let signedOctets = firstMessage + peerNonce + macedID
+        let signedOctets = firstMessage + peerNonce.octets + macedID
         let padKey = prf.compute(key: sharedKey.bytes, data: Array("Key Pad for IKEv2".utf8))
         return prf.compute(key: padKey, data: signedOctets)
     }

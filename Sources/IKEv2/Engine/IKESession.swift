@@ -33,7 +33,7 @@ struct ChildSA {
 struct ChildRequest {
     var configuration: ChildConfiguration
     var spiInbound: ChildSPI
-    var nonce: [UInt8]
+    var nonce: Nonce
     var keyExchange: KeyExchangePrivateKey?
     var rekeying: ChildSPI?
 }
@@ -43,7 +43,7 @@ enum RequestContext {
     case ikeSAInit
     case ikeAuth(ChildRequest?)
     case createChild(ChildRequest)
-    case rekeyIKE(spi: IKESPI, nonce: [UInt8], keyExchange: KeyExchangePrivateKey)
+    case rekeyIKE(spi: IKESPI, nonce: Nonce, keyExchange: KeyExchangePrivateKey)
     case deleteChildren([ChildSPI])
     case deleteIKE
     case liveness
@@ -75,8 +75,8 @@ final class IKESession {
     var createdAt: Double
     var lastReceivedAt: Double
 
-    var nonceInitiator: [UInt8] = []
-    var nonceResponder: [UInt8] = []
+    var nonceInitiator = Nonce([])
+    var nonceResponder = Nonce([])
     var keyExchange: KeyExchangePrivateKey?
     var initiatorFirstMessage: [UInt8] = []
     var responderFirstMessage: [UInt8] = []

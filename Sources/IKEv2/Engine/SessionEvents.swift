@@ -47,5 +47,5 @@ extension IKEEngine {
         return IKESPI(spi)
     }
 
-    func newNonce() -> [UInt8] { random.bytes(32) }
+    func newNonce() -> Nonce { Nonce(random.bytes(32)) }
 }

@@ -11,8 +11,8 @@ extension IKEEngine {
     /// Selects proposal and narrows traffic selectors for a CHILD SA the peer asked for (section 2.9), derives
     /// its keys and returns it with the SA/KE/TS payloads of the answer (the caller adds Nr).
     func negotiateChild(
-        session: IKESession, payloads: [Payload], candidates: [ChildConfiguration], nonceInitiator: [UInt8],
-        nonceResponder: [UInt8], allowPFS: Bool, now: Double
+        session: IKESession, payloads: [Payload], candidates: [ChildConfiguration], nonceInitiator: Nonce,
+        nonceResponder: Nonce, allowPFS: Bool, now: Double
     ) -> Result<(ChildSA, [Payload]), ChildRefusal> {
         guard let sa = payloads.securityAssociation, let tsi = payloads.trafficSelectorInitiator,
             let tsr = payloads.trafficSelectorResponder, let suiteIKE = session.suite, let keys = session.keys
@@ -77,7 +77,7 @@ extension IKEEngine {
             return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .invalidSyntax))])
         }
         if sa.proposals.first?.protocolID == .ike {
-            return handleRekeyIKERequest(session: session, header: header, sa: sa, payloads: payloads, nonce: nonce.data, now: now)
+            return handleRekeyIKERequest(session: session, header: header, sa: sa, payloads: payloads, nonce: nonce.nonce, now: now)
         }
         var candidates = session.connection.children
         var rekeying: ChildSA?
@@ -91,7 +91,7 @@ extension IKEEngine {
         }
         let ourNonce = newNonce()
         switch negotiateChild(
-            session: session, payloads: payloads, candidates: candidates, nonceInitiator: nonce.data,
+            session: session, payloads: payloads, candidates: candidates, nonceInitiator: nonce.nonce,
             nonceResponder: ourNonce, allowPFS: true, now: now)
         {
         case .failure(let refusal):
@@ -100,11 +100,11 @@ extension IKEEngine {
         case .success(let (child, answer)):
             var response = answer
             let saIndex = response.firstIndex { $0.type == .securityAssociation }!
-            response.insert(.nonce(NoncePayload(data: ourNonce)), at: saIndex + 1)
+            response.insert(.nonce(NoncePayload(ourNonce)), at: saIndex + 1)
             session.children.append(child)
             var actions = respond(session: session, to: header, payloads: response)
             if let old = rekeying {
-                actions += acceptPeerChildRekey(session: session, replacing: old, with: child, nonces: [nonce.data, ourNonce], now: now)
+                actions += acceptPeerChildRekey(session: session, replacing: old, with: child, nonces: [nonce.nonce, ourNonce], now: now)
             } else {
                 actions.append(
                     .log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(child.suite.name))"))
@@ -117,8 +117,8 @@ extension IKEEngine {
     // MARK: Initiator
 
     func finishChildRequest(
-        session: IKESession, request: ChildRequest, payloads: [Payload], nonceInitiator: [UInt8],
-        nonceResponder: [UInt8], now: Double
+        session: IKESession, request: ChildRequest, payloads: [Payload], nonceInitiator: Nonce,
+        nonceResponder: Nonce, now: Double
     ) -> [EngineAction] {
         guard let suiteIKE = session.suite, let keys = session.keys else { return [] }
         if let error = payloads.notifies.first(where: { $0.type.isError }) {
@@ -211,7 +211,7 @@ extension IKEEngine {
         var childPayloads = childRequestPayloads(request, includeGroups: request.keyExchange != nil)
         // Order: [N(USE_TRANSPORT_MODE)], SA, Ni, [KEi], TSi, TSr.
         let tsStart = childPayloads.firstIndex { $0.type == .trafficSelectorInitiator }!
-        var middle: [Payload] = [.nonce(NoncePayload(data: request.nonce))]
+        var middle: [Payload] = [.nonce(NoncePayload(request.nonce))]
         if let ke = request.keyExchange { middle.append(.keyExchange(KeyExchangePayload(group: ke.group.rawValue, data: ke.publicValue))) }
         childPayloads.insert(contentsOf: middle, at: tsStart)
         payloads += childPayloads
@@ -231,11 +231,12 @@ extension IKEEngine {
         }
         guard let nonce = payloads.nonce else {
             return finishChildRequest(
-                session: session, request: request, payloads: payloads.filter { $0.type == .notify }, nonceInitiator: [], nonceResponder: [], now: now
+                session: session, request: request, payloads: payloads.filter { $0.type == .notify }, nonceInitiator: Nonce([]),
+                nonceResponder: Nonce([]), now: now
             )
         }
         return finishChildRequest(
             session: session, request: request, payloads: payloads, nonceInitiator: request.nonce,
-            nonceResponder: nonce.data, now: now)
+            nonceResponder: nonce.nonce, now: now)
     }
 }

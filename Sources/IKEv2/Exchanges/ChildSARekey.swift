@@ -37,7 +37,7 @@ extension IKEEngine {
     /// The peer's rekey of CHILD SA `old` made `child`. A rekey of ours not yet sent is moot; one in flight
     /// collides with this one (section 2.8.1): the peer's nonces are kept until ours is answered, and the new
     /// outbound SA is held until it is known to stay.
-    func acceptPeerChildRekey(session: IKESession, replacing old: ChildSA, with child: ChildSA, nonces: [[UInt8]], now: Double) -> [EngineAction] {
+    func acceptPeerChildRekey(session: IKESession, replacing old: ChildSA, with child: ChildSA, nonces: [Nonce], now: Double) -> [EngineAction] {
         guard let index = session.children.firstIndex(where: { $0.spiInbound == old.spiInbound }) else { return [] }
         var actions: [EngineAction] = []
         session.children[index].lifecycle = .replaced(at: now)
@@ -60,7 +60,7 @@ extension IKEEngine {
     /// Our rekey of CHILD SA `old` was answered with `child`. Make-before-break: the new SA is in place, then the
     /// old one is deleted; unless the peer rekeyed the same SA at the same moment and the lowest nonce says our
     /// replacement is the redundant one (section 2.8.1), or the peer deleted the old SA meanwhile.
-    func finishChildRekey(session: IKESession, child: ChildSA, replacing old: ChildSPI, ourNonces: [[UInt8]], now: Double) -> [EngineAction] {
+    func finishChildRekey(session: IKESession, child: ChildSA, replacing old: ChildSPI, ourNonces: [Nonce], now: Double) -> [EngineAction] {
         var child = child
         let deleteNew = { (why: String) -> [EngineAction] in
             [.log(why)]

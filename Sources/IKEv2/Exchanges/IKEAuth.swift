@@ -4,7 +4,7 @@ import X509
 extension IKEEngine {
     /// Our AUTH payload and the CERT payloads that go with it, as the connection says we prove who we are.
     func ourAuthentication(
-        session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, firstMessage: [UInt8], peerNonce: [UInt8],
+        session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, firstMessage: [UInt8], peerNonce: Nonce,
         authenticationKey: KeyMaterial, identity: IdentificationPayload
     )
         -> Result<(certificates: [Payload], auth: AuthenticationPayload), SigningFailure>
@@ -33,7 +33,7 @@ extension IKEEngine {
     /// exchange waits for their answer (`session.revocationOutcome` holds it when the message is handled again).
     func verifyPeer(
         session: IKESession, connection: ConnectionConfiguration, suite: IKECipherSuite, auth: AuthenticationPayload,
-        payloads: [Payload], firstMessage: [UInt8], peerNonce: [UInt8], authenticationKey: KeyMaterial,
+        payloads: [Payload], firstMessage: [UInt8], peerNonce: Nonce, authenticationKey: KeyMaterial,
         identity: IdentificationPayload
     ) -> PeerVerification {
         switch connection.remoteAuthentication {
@@ -157,7 +157,7 @@ extension IKEEngine {
         } else if !session.pendingChildren.isEmpty {
             let configuration = session.pendingChildren.removeFirst()
             // No KE is allowed in IKE_AUTH, so the first CHILD SA never uses PFS (section 1.2).
-            let child = ChildRequest(configuration: configuration, spiInbound: newChildSPI(), nonce: [], keyExchange: nil, rekeying: nil)
+            let child = ChildRequest(configuration: configuration, spiInbound: newChildSPI(), nonce: Nonce([]), keyExchange: nil, rekeying: nil)
             payloads += childRequestPayloads(child, includeGroups: false)
             request = child
         }

@@ -72,7 +72,7 @@ extension IKEEngine {
         payloads += [
             .securityAssociation(SecurityAssociationPayload(proposals: proposals)),
             .keyExchange(KeyExchangePayload(group: keyExchange.group.rawValue, data: keyExchange.publicValue)),
-            .nonce(NoncePayload(data: session.nonceInitiator))
+            .nonce(NoncePayload(session.nonceInitiator))
         ]
         payloads += natDetectionNotifies(session: session)
         if session.connection.usesCertificates { payloads.append(.notify(SignatureAuthentication.hashAlgorithmsNotify)) }
@@ -129,19 +129,19 @@ extension IKEEngine {
         }
         session.outstanding = nil
         session.spiResponder = message.header.spiResponder
-        session.nonceResponder = nonce.data
+        session.nonceResponder = nonce.nonce
         session.responderFirstMessage = raw
         session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         session.peerSupportsChildless = payloads.notify(.childlessIKEv2Supported) != nil
         let skeyseed = KeyDerivation.skeyseed(
             prf: suite.prf, nonceInitiator: session.nonceInitiator,
-            nonceResponder: nonce.data, sharedSecret: sharedSecret)
+            nonceResponder: nonce.nonce, sharedSecret: sharedSecret)
         session.agreeKeys(
             suite: suite,
             keys: KeyDerivation.ikeKeys(
                 suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
-                nonceResponder: nonce.data, spiInitiator: session.spiInitiator,
+                nonceResponder: nonce.nonce, spiInitiator: session.spiInitiator,
                 spiResponder: session.spiResponder))
         session.keyExchange = nil
         var actions: [EngineAction] = []
@@ -247,23 +247,23 @@ extension IKEEngine {
         let session = IKESession(
             connection: connection, isOriginalInitiator: false, spiInitiator: header.spiInitiator,
             spiResponder: newIKESPI(), local: local, remote: remote, now: now)
-        session.nonceInitiator = nonce.data
+        session.nonceInitiator = nonce.nonce
         session.nonceResponder = newNonce()
         session.initiatorFirstMessage = raw
         session.natDetected = natDetected(payloads: payloads, session: session, spiResponder: .zero)
         let skeyseed = KeyDerivation.skeyseed(
-            prf: suite.prf, nonceInitiator: nonce.data, nonceResponder: session.nonceResponder,
+            prf: suite.prf, nonceInitiator: nonce.nonce, nonceResponder: session.nonceResponder,
             sharedSecret: sharedSecret)
         session.agreeKeys(
             suite: suite,
             keys: KeyDerivation.ikeKeys(
-                suite: suite, skeyseed: skeyseed, nonceInitiator: nonce.data,
+                suite: suite, skeyseed: skeyseed, nonceInitiator: nonce.nonce,
                 nonceResponder: session.nonceResponder, spiInitiator: session.spiInitiator,
                 spiResponder: session.spiResponder))
         var response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposalNumber, spi: [])])),
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: keyExchange.publicValue)),
-            .nonce(NoncePayload(data: session.nonceResponder))
+            .nonce(NoncePayload(session.nonceResponder))
         ]
         // Ask for the peer's certificate when it must authenticate with one (section 3.7).
         if case .certificate(let anchors, _, _) = connection.remoteAuthentication, let request = SignatureAuthentication.certificateRequest(anchors) {

@@ -9,7 +9,7 @@ extension IKEEngine {
         let proposals = ikeProposals(connection: session.connection, spi: spi.bytes, preferring: group)
         session.rekey.oursPending = true
         let payloads: [Payload] = [
-            .securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(data: nonce)),
+            .securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(nonce)),
             .keyExchange(KeyExchangePayload(group: group.rawValue, data: keyExchange.publicValue))
         ]
         return [.log("rekeying IKE SA \(session.spiInitiator)_\(session.spiResponder) (age \(RekeySchedule.seconds(now - session.createdAt)) s)")]
@@ -21,7 +21,7 @@ extension IKEEngine {
     /// Builds and registers the IKE SA a rekey of `old` made (section 2.18); its CHILD SAs move separately.
     func makeRekeyedIKESA(
         old: IKESession, oldKeying: IKESAKeying, initiatedHere: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
-        suite: IKECipherSuite, sharedSecret: KeyMaterial, nonceInitiator: [UInt8], nonceResponder: [UInt8], now: Double
+        suite: IKECipherSuite, sharedSecret: KeyMaterial, nonceInitiator: Nonce, nonceResponder: Nonce, now: Double
     ) -> IKESession {
         let new = IKESession(
             connection: old.connection, isOriginalInitiator: initiatedHere, spiInitiator: spiInitiator,
@@ -59,7 +59,7 @@ extension IKEEngine {
     }
 
     func handleRekeyIKEResponse(
-        session: IKESession, spi: IKESPI, nonce: [UInt8], keyExchange: KeyExchangePrivateKey,
+        session: IKESession, spi: IKESPI, nonce: Nonce, keyExchange: KeyExchangePrivateKey,
         payloads: [Payload], now: Double
     ) -> [EngineAction] {
         session.rekey.oursPending = false
@@ -83,11 +83,11 @@ extension IKEEngine {
         let peerSPI = IKESPI(bytes: sa.proposals[0].spi)
         let new = makeRekeyedIKESA(
             old: session, oldKeying: oldKeying, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
-            sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.data, now: now)
+            sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.nonce, now: now)
         var replaced = session
         var actions: [EngineAction] = []
         if let collision = session.rekey.crossedBy, let peers = collision.ikeReplacement.flatMap({ sessions[$0] }) {
-            if RekeyCollision.ourReplacementIsRedundant(ourNonces: [nonce, peerNonce.data], peerNonces: collision.nonces) {
+            if RekeyCollision.ourReplacementIsRedundant(ourNonces: [nonce, peerNonce.nonce], peerNonces: collision.nonces) {
                 // Ours lost: the peer's IKE SA keeps the CHILD SAs and the peer deletes the old one; ours goes.
                 new.markReplaced(now: now)
                 count(.rekeyCollisionLost)
@@ -122,7 +122,7 @@ extension IKEEngine {
 
     func handleRekeyIKERequest(
         session: IKESession, header: IKEHeader, sa: SecurityAssociationPayload, payloads: [Payload],
-        nonce: [UInt8], now: Double
+        nonce: Nonce, now: Double
     ) -> [EngineAction] {
         // A CHILD SA exchange of ours in flight would finish on the old IKE SA after its CHILD SAs moved:
         // the peer is asked to try later (section 2.25.2), as strongSwan does.
@@ -158,7 +158,7 @@ extension IKEEngine {
         let ourSPI = newIKESPI()
         let response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposal.number, spi: ourSPI.bytes)])),
-            .nonce(NoncePayload(data: ourNonce)),
+            .nonce(NoncePayload(ourNonce)),
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: ours.publicValue))
         ]
         // Answer under the old SA's keys before the new SA takes the children.

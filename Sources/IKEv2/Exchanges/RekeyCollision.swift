@@ -7,7 +7,7 @@
 /// own exchange ends and the tie can be broken.
 struct PeerRekeyRecord {
     /// Ni and Nr of the peer's exchange.
-    var nonces: [[UInt8]]
+    var nonces: [Nonce]
     /// Our inbound SPI of the CHILD SA the peer's exchange made (CHILD SA rekey).
     var childReplacement: ChildSPI?
     /// Our SPI of the IKE SA the peer's exchange made (IKE SA rekey).
@@ -17,9 +17,9 @@ struct PeerRekeyRecord {
 public enum RekeyCollision {
     /// Whether the SA our exchange made is the redundant one: the lowest of the four nonces is in our
     /// exchange. Nonces compare octet by octet, and a nonce that is a prefix of another is the lower.
-    public static func ourReplacementIsRedundant(ourNonces: [[UInt8]], peerNonces: [[UInt8]]) -> Bool {
-        let lowest = { (nonces: [[UInt8]]) in nonces.min { $0.lexicographicallyPrecedes($1) } ?? [] }
-        return lowest(ourNonces).lexicographicallyPrecedes(lowest(peerNonces))
+    public static func ourReplacementIsRedundant(ourNonces: [Nonce], peerNonces: [Nonce]) -> Bool {
+        let lowest = { (nonces: [Nonce]) in nonces.min() ?? Nonce([]) }
+        return lowest(ourNonces) < lowest(peerNonces)
     }
 }
 
