@@ -76,4 +76,13 @@ public enum SharedConnectionText {
         guard let mode = ChildlessMode(rawValue: text) else { throw ConfigurationError("\(at): childless '\(text)' is not \(ChildlessMode.choices)") }
         return mode
     }
+
+    /// `remote_auth` with the CA certificates, CRLs and revocation policy it names, read now.
+    public static func remoteAuthentication(
+        _ mode: String?, caCertificates: [String]?, crls: [String]?, revocation: String?, at: String
+    ) throws(ConfigurationError) -> RemoteAuthentication {
+        do { return try AuthenticationFiles.remote(mode: mode, caCertificates: caCertificates, crls: crls, revocation: revocation) } catch {
+            throw ConfigurationError("\(at): \(error)")
+        }
+    }
 }

@@ -59,7 +59,7 @@ extension DaemonRunner {
                         }
                     }
                 }
-                for action in bridge.receive(from: side, frame: Array(frame), now: now, wallClock: wall) {
+                for action in bridge.receive(from: side, frame: Array(frame), at: ClockReading(monotonic: now, wall: wall)) {
                     switch action {
                     case .forward(.internet): pass(to: 0)
                     case .forward(.terminal):
@@ -143,7 +143,8 @@ extension DaemonRunner {
     func receiveRevocationAnswers() {
         for answer in revocation.drain() {
             log("revocation check \(answer.id): \(RevocationService.describe(answer))")
-            let actions = bridge.revocationChecked(answer.id, answer.status, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
+            let actions = bridge.revocationChecked(
+                answer.id, answer.status, at: ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970))
             sendDecided(actions, now: monotonicSeconds())
         }
     }

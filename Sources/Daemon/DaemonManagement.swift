@@ -29,10 +29,10 @@ extension DaemonRunner {
     }
 
     /// A policy change reaches the SAs at once: those made for other selectors are renegotiated or deleted.
-    func applyPolicy(now: Double, wallClock: Double) {
-        let actions = bridge.proxy.applyPolicy(now: now, wallClock: wallClock)
+    func applyPolicy(at time: ClockReading) {
+        let actions = bridge.proxy.applyPolicy(at: time)
         guard !actions.isEmpty else { return }
-        sendDecided(bridge.frames(for: actions), now: now)
+        sendDecided(bridge.frames(for: actions), now: time.monotonic)
     }
 
     func audit(_ request: ManagementRequest, _ action: String, _ detail: String) {
@@ -117,7 +117,7 @@ extension DaemonRunner {
             rules.insert(rule, at: position)
             guard persistPolicy(rules, request) else { return .error(503, "the policy could not be saved; nothing changed") }
             bridge.proxy.policy = PolicyTable(rules: rules, defaultAction: bridge.proxy.policy.defaultAction)
-            applyPolicy(now: now, wallClock: wall)
+            applyPolicy(at: ClockReading(monotonic: now, wall: wall))
             audit(request, "policy.add", "position \(position): \(rule)")
             return .json(["position": position, "rule": rule.description], status: 201)
         case .deletePolicy:
@@ -127,7 +127,7 @@ extension DaemonRunner {
             let removed = rules.remove(at: position)
             guard persistPolicy(rules, request) else { return .error(503, "the policy could not be saved; nothing changed") }
             bridge.proxy.policy = PolicyTable(rules: rules, defaultAction: bridge.proxy.policy.defaultAction)
-            applyPolicy(now: now, wallClock: wall)
+            applyPolicy(at: ClockReading(monotonic: now, wall: wall))
             audit(request, "policy.delete", "position \(position): \(removed)")
             return .json(["deleted": removed.description])
         case .listProfiles:
@@ -189,7 +189,7 @@ extension DaemonRunner {
                     return .error(503, "the removal could not be saved (\(error)); nothing changed")
                 }
             }
-            let frames = bridge.remove(terminalID: id, now: now, wallClock: wall) ?? []
+            let frames = bridge.remove(terminalID: id, at: ClockReading(monotonic: now, wall: wall)) ?? []
             sendDecided(frames, now: now)
             audit(request, "terminal.remove", "terminal \(id) (\(ikeSAs) IKE SA(s) deleted with their peers, its SAs flushed)")
             return .json(["removed": NSNumber(value: id), "deleting_ike_sas": ikeSAs], status: 202)
@@ -211,7 +211,7 @@ extension DaemonRunner {
             guard let text = request.parameter, let bytes = [UInt8](hexString: text), bytes.count == 4 else {
                 return .error(400, "an SPI is 8 hexadecimal digits")
             }
-            guard let actions = bridge.proxy.deleteChild(spi: ChildSPI(bytes: bytes), now: now, wallClock: wall) else {
+            guard let actions = bridge.proxy.deleteChild(spi: ChildSPI(bytes: bytes), at: ClockReading(monotonic: now, wall: wall)) else {
                 return .error(404, "no CHILD SA with SPI \(text)")
             }
             sendDecided(bridge.frames(for: actions), now: now)
@@ -233,7 +233,7 @@ extension DaemonRunner {
             }
         case .flushSAs:
             let count = bridge.proxy.engine.sessionSummaries.filter(\.established).count
-            let actions = bridge.proxy.flush(now: now, wallClock: wall)
+            let actions = bridge.proxy.flush(at: ClockReading(monotonic: now, wall: wall))
             sendDecided(bridge.frames(for: actions), now: now)
             audit(request, "sa.flush", "\(count) IKE SA(s)")
             return .json(["deleting_ike_sas": count], status: 202)

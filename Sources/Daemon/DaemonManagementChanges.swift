@@ -43,7 +43,7 @@ extension DaemonRunner {
             return .error(503, "the policy could not be saved; nothing changed")
         }
         bridge.proxy.policy = PolicyTable(rules: rules, defaultAction: defaultAction)
-        applyPolicy(now: now, wallClock: wall)
+        applyPolicy(at: ClockReading(monotonic: now, wall: wall))
         audit(request, "policy.replace", "\(rules.count) rule(s), default \(defaultAction)")
         return .json(["rules": rules.count, "default": defaultAction.description])
     }
@@ -65,7 +65,7 @@ extension DaemonRunner {
             }
         }
         bridge.proxy.policy = file.policy
-        applyPolicy(now: now, wallClock: wall)
+        applyPolicy(at: ClockReading(monotonic: now, wall: wall))
         audit(request, "policy.revert", "the configuration file's \(file.policy.rules.count) rule(s), default \(file.policy.defaultAction)")
         return .json(["rules": file.policy.rules.count, "default": file.policy.defaultAction.description, "source": "configuration file"])
     }

@@ -35,7 +35,7 @@ extension DaemonRunner {
             policyLines += goneLines
             let listLines = reloadTerminalPrefixes(fresh.terminalPrefixes) + reloadTerminalList(fresh)
             (lines + terminalLines + policyLines + listLines).forEach(log)
-            applyPolicy(now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
+            applyPolicy(at: ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970))
             return .success(lines + terminalLines + policyLines + listLines)
         } catch {
             log("reload: \(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)")
@@ -49,7 +49,8 @@ extension DaemonRunner {
     func reloadTerminalPrefixes(_ fresh: [AddressPrefix]) -> [String] {
         let old = configuration.terminalPrefixes
         guard fresh.map(\.text) != old.map(\.text) else { return [] }
-        let (withdrawn, admitted, frames) = bridge.replaceTerminalPrefixes(fresh, now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970)
+        let (withdrawn, admitted, frames) = bridge.replaceTerminalPrefixes(
+            fresh, at: ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970))
         configuration.terminalPrefixes = fresh
         func byTerminal(_ addresses: [IPAddress]) -> String {
             let groups = Dictionary(grouping: addresses) { bridge.proxy.registry.entries[$0]?.terminalID ?? 0 }
@@ -84,7 +85,7 @@ extension DaemonRunner {
         let now = monotonicSeconds()
         let wall = Date().timeIntervalSince1970
         var frames: [FrameAction] = []
-        for id in plan.remove { frames += bridge.remove(terminalID: id, now: now, wallClock: wall) ?? [] }
+        for id in plan.remove { frames += bridge.remove(terminalID: id, at: ClockReading(monotonic: now, wall: wall)) ?? [] }
         for id in plan.enroll {
             for entry in fresh.terminals where entry.terminalID == id {
                 bridge.proxy.registry.enroll(entry)

@@ -121,7 +121,7 @@ public final class DaemonRunner {
             // Restored SAs of terminals removed before the restart (their deletion cut short) go now.
             let now = monotonicSeconds()
             let wall = Date().timeIntervalSince1970
-            startupFrames = bridge.frames(for: proxy.deleteSAsOfUnenrolledTerminals(now: now, wallClock: wall))
+            startupFrames = bridge.frames(for: proxy.deleteSAsOfUnenrolledTerminals(at: ClockReading(monotonic: now, wall: wall)))
         }
         if let management = configuration.management {
             // Log lines from the server's threads: the log function only writes whole lines to stderr.
@@ -193,7 +193,7 @@ public final class DaemonRunner {
             let now = monotonicSeconds()
             if now - lastTick >= 0.1 {
                 lastTick = now
-                let actions = bridge.tick(now: now, wallClock: Date().timeIntervalSince1970)
+                let actions = bridge.tick(at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970))
                 if actions.contains(where: {
                     if case .send = $0 { return true }
                     if case .event = $0 { return true }

@@ -79,7 +79,7 @@ extension DaemonRunner {
         let store = ProxyStateStore(database: database, sealer: sealer)
         let described = (try? database.describe()).map { "schema version \($0.version), journal \($0.journalMode)" } ?? ""
         log("state in \(settings.path) (\(described)), secrets sealed by \(sealer.name)")
-        for line in store.restore(into: proxy, now: monotonicSeconds(), wallClock: wall) { log(line) }
+        for line in store.restore(into: proxy, at: ClockReading(monotonic: monotonicSeconds(), wall: wall)) { log(line) }
         return store
     }
 
@@ -180,7 +180,7 @@ extension DaemonRunner {
         saveHosts()
         guard let state, ikeActivity else { return }
         ikeActivity = false
-        for line in state.synchronize(engine: bridge.proxy.engine, now: now, wallClock: Date().timeIntervalSince1970) { log(line) }
+        for line in state.synchronize(engine: bridge.proxy.engine, at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970)) { log(line) }
         saveStations()
     }
 

@@ -40,14 +40,14 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
         while !reader.isAtEnd {
             let side: LinkSide = reader.byte() & 1 == 0 ? .internet : .terminal
             let frame = reader.record()
-            let actions = bridge.receive(from: side, frame: frame, now: now, wallClock: 1_800_000_000 + now)
+            let actions = bridge.receive(from: side, frame: frame, at: ClockReading(monotonic: now, wall: 1_800_000_000 + now))
             broken += Self.check(actions)
             if Self.speaksForStranger(actions) { broken.append("sent a frame in the unregistered terminal's name") }
             keyDeliveries += actions.filter(Self.isKeyDelivery).count
             if actions.contains(.forward(side.other)) { broken += Self.mustNotCross(frame, from: side) }
             now += 0.01
         }
-        let later = bridge.tick(now: now + 60, wallClock: 1_800_000_060 + now)
+        let later = bridge.tick(at: ClockReading(monotonic: now + 60, wall: 1_800_000_060 + now))
         broken += Self.check(later)
         if Self.speaksForStranger(later) { broken.append("sent a frame in the unregistered terminal's name") }
         return (broken, keyDeliveries)
@@ -200,7 +200,7 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
         var recorded: [UInt8] = []
         var now = 0.0
         // The ARP the caller put first.
-        _ = bridge.receive(from: .terminal, frame: Array(arp(from: terminal).dropFirst(3)), now: now, wallClock: 1_800_000_000)
+        _ = bridge.receive(from: .terminal, frame: Array(arp(from: terminal).dropFirst(3)), at: ClockReading(monotonic: now, wall: 1_800_000_000))
         now += 0.01
         var toBridge: [(LinkSide, [UInt8])] = firstFrame.map { [(.terminal, $0)] } ?? []
         func framesFor(_ actions: [EngineAction]) {
@@ -224,7 +224,7 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
             rounds += 1
             let (side, frame) = toBridge.removeFirst()
             recorded += record(side, frame)
-            let actions = bridge.receive(from: side, frame: frame, now: now, wallClock: 1_800_000_000 + now)
+            let actions = bridge.receive(from: side, frame: frame, at: ClockReading(monotonic: now, wall: 1_800_000_000 + now))
             now += 0.01
             for case .send(.internet, let out) in actions {
                 guard let (packet, view) = ipPacket(in: out), view.upperProtocol == IPProtocolNumber.udp,

@@ -35,7 +35,8 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
         var now = 0.0
         func check(_ actions: [TerminalAction], after: Double = 0) {
             for case .sendKeyDelivery(let datagram) in actions {
-                if case .rejected(let reason) = proxy.receive(datagram, now: now + after, wallClock: Self.wallClock + now + after) {
+                if case .rejected(let reason) = proxy.receive(datagram, at: ClockReading(monotonic: now + after, wall: Self.wallClock + now + after))
+                {
                     broken.append("the proxy rejected what the agent sent (\(reason))")
                 }
             }
@@ -45,7 +46,10 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
         var setSince: [[String]] = []
         func deliver(_ message: KeyDeliveryMessage) {
             if case .addSA(let sa) = message { for index in setSince.indices { setSince[index].append("\(sa.direction) \(sa.spi)") } }
-            check(agent.receiveKeyDelivery(proxy.send(message, now: now, wallClock: Self.wallClock + now), now: now, wallClock: Self.wallClock + now))
+            check(
+                agent.receiveKeyDelivery(
+                    proxy.send(message, at: ClockReading(monotonic: now, wall: Self.wallClock + now)),
+                    at: ClockReading(monotonic: now, wall: Self.wallClock + now)))
         }
         while !reader.isAtEnd {
             let record = reader.record()
@@ -58,13 +62,13 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
                 deliver(message)
             case .delayedMessage:
                 guard let message = try? KeyDeliveryMessage.decode(body), delayed.count < 8 else { break }
-                delayed.append((message, proxy.send(message, now: now, wallClock: Self.wallClock + now)))
+                delayed.append((message, proxy.send(message, at: ClockReading(monotonic: now, wall: Self.wallClock + now))))
                 setSince.append([])
             case .releaseDelayed:
                 for (index, late) in delayed.enumerated() {
                     let held = Set(
                         agent.database.inbound.keys.map { "inbound \($0)" } + agent.database.outbound.map { "outbound \($0.parameters.spi)" })
-                    check(agent.receiveKeyDelivery(late.datagram, now: now, wallClock: Self.wallClock + now))
+                    check(agent.receiveKeyDelivery(late.datagram, at: ClockReading(monotonic: now, wall: Self.wallClock + now)))
                     let after = Set(
                         agent.database.inbound.keys.map { "inbound \($0)" } + agent.database.outbound.map { "outbound \($0.parameters.spi)" })
                     switch late.message {
@@ -77,14 +81,16 @@ public final class TerminalAgentFuzzTarget: FuzzTarget {
                 }
                 delayed.removeAll()
                 setSince.removeAll()
-            case .hostPacket: check(agent.outbound(body, now: now, wallClock: Self.wallClock + now))
+            case .hostPacket: check(agent.outbound(body, at: ClockReading(monotonic: now, wall: Self.wallClock + now)))
             case .esp: check(agent.inboundESP(body[...]))
             case .encapsulated: check(agent.inboundEncapsulated(body))
-            case .rawKeyDelivery: check(agent.receiveKeyDelivery(body, now: now, wallClock: Self.wallClock + now))
+            case .rawKeyDelivery: check(agent.receiveKeyDelivery(body, at: ClockReading(monotonic: now, wall: Self.wallClock + now)))
             }
             now += 0.1
         }
-        for later in [30.0, 600, 3_600, 86_400] { check(agent.tick(now: now + later, wallClock: Self.wallClock + now + later), after: later) }
+        for later in [30.0, 600, 3_600, 86_400] {
+            check(agent.tick(at: ClockReading(monotonic: now + later, wall: Self.wallClock + now + later)), after: later)
+        }
         return broken
     }
 

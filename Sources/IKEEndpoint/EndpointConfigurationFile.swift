@@ -153,12 +153,8 @@ public struct EndpointConfigurationFile: Decodable {
             }
             local = .certificate(credential)
         }
-        let remote: RemoteAuthentication
-        do {
-            remote = try AuthenticationFiles.remote(
-                mode: c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls,
-                revocation: c.revocation)
-        } catch { throw ConfigurationError("\(at): \(error)") }
+        let remote = try SharedConnectionText.remoteAuthentication(
+            c.remote_auth, caCertificates: c.ca_certificates, crls: c.crls, revocation: c.revocation, at: at)
         return (local, remote)
     }
 

@@ -141,19 +141,19 @@ public final class EndpointRunner {
         perform(
             link.setter.handle(
                 event, lifetime: link.target.lifetime,
-                now: monotonicSeconds(), wallClock: Date().timeIntervalSince1970), over: link)
+                at: ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970)), over: link)
     }
 
     func receiveKeyDelivery(over link: DeliveryLink) {
         while let (bytes, _, _) = link.socket.receive() {
             let now = monotonicSeconds()
-            switch link.channel.receive(bytes, now: now, wallClock: Date().timeIntervalSince1970) {
+            switch link.channel.receive(bytes, at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970)) {
             case .rejected(let reason):
                 log("key delivery: rejected a datagram for terminal \(link.target.terminalID): \(reason.rawValue)")
             case .duplicate(let acknowledgement):
                 transmit(acknowledgement, over: link)
             case .acknowledged(let message):
-                perform(link.setter.acknowledged(message, now: now, wallClock: Date().timeIntervalSince1970), over: link)
+                perform(link.setter.acknowledged(message, at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970)), over: link)
             case .message(let message, let acknowledgement):
                 transmit(acknowledgement, over: link)
                 handle(message, from: link, now: now)
@@ -257,7 +257,7 @@ public final class EndpointRunner {
                 perform(engine.tick(now: now))
                 lastTick = now
                 for link in links {
-                    let (datagrams, abandoned) = link.channel.tick(now: now, wallClock: Date().timeIntervalSince1970)
+                    let (datagrams, abandoned) = link.channel.tick(at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970))
                     datagrams.forEach { transmit($0, over: link) }
                     for message in abandoned { log("key delivery: terminal \(link.target.terminalID) never acknowledged \(message.kind); giving up") }
                 }

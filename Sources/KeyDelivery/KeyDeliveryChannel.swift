@@ -95,21 +95,21 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
     }
 
     /// Seals a message for sending; it is kept and retransmitted by `tick` until acknowledged.
-    public func send(_ message: KeyDeliveryMessage, now: Double, wallClock: Double) -> [UInt8] {
+    public func send(_ message: KeyDeliveryMessage, at time: ClockReading) -> [UInt8] {
         let sequence = nextSequence
         nextSequence += 1
         if message.needsAcknowledgement {
-            pending[sequence] = Pending(message: message, attempts: 1, nextSend: now + settings.retransmitInterval)
+            pending[sequence] = Pending(message: message, attempts: 1, nextSend: time.monotonic + settings.retransmitInterval)
         }
-        return seal(message, sequence: sequence, wallClock: wallClock)
+        return seal(message, sequence: sequence, wallClock: time.wall)
     }
 
     /// Retransmissions due now (freshly sealed: new nonce and timestamp, same sequence number), and the
     /// messages given up on after `maximumAttempts`.
-    public func tick(now: Double, wallClock: Double) -> (datagrams: [[UInt8]], abandoned: [KeyDeliveryMessage]) {
+    public func tick(at time: ClockReading) -> (datagrams: [[UInt8]], abandoned: [KeyDeliveryMessage]) {
         var datagrams: [[UInt8]] = []
         var abandoned: [KeyDeliveryMessage] = []
-        for (sequence, entry) in pending.sorted(by: { $0.key < $1.key }) where entry.nextSend <= now {
+        for (sequence, entry) in pending.sorted(by: { $0.key < $1.key }) where entry.nextSend <= time.monotonic {
             if entry.attempts >= settings.maximumAttempts {
                 pending[sequence] = nil
                 abandoned.append(entry.message)
@@ -117,10 +117,10 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
             }
             var updated = entry
             updated.attempts += 1
-            updated.nextSend = now + settings.retransmitInterval * Double(1 << min(entry.attempts, 6))
+            updated.nextSend = time.monotonic + settings.retransmitInterval * Double(1 << min(entry.attempts, 6))
             pending[sequence] = updated
             retransmissions += 1
-            datagrams.append(seal(entry.message, sequence: sequence, wallClock: wallClock))
+            datagrams.append(seal(entry.message, sequence: sequence, wallClock: time.wall))
         }
         return (datagrams, abandoned)
     }
@@ -130,13 +130,13 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
         return .rejected(reason)
     }
 
-    public func receive(_ datagram: [UInt8], now: Double, wallClock: Double) -> KeyDeliveryReceipt {
+    public func receive(_ datagram: [UInt8], at time: ClockReading) -> KeyDeliveryReceipt {
         guard let header = KeyDeliveryHeader.decode(datagram) else { return reject(.malformed) }
         guard header.terminalID == terminalID else { return reject(.wrongTerminal) }
         guard header.sender == role.other else { return reject(.reflected) }
         guard let body = cipher.open(datagram, header: header) else { return reject(.forged) }
-        // Authentic from here on; now decide whether it is fresh.
-        if abs(Double(header.timestamp) / 1000 - wallClock) > settings.maximumClockSkew { return reject(.stale) }
+        // Authentic from here on; time.monotonic decide whether it is fresh.
+        if abs(Double(header.timestamp) / 1000 - time.wall) > settings.maximumClockSkew { return reject(.stale) }
         if header.epoch < peerEpoch { return reject(.stale) }
         if header.epoch > peerEpoch {
             peerEpoch = header.epoch
@@ -146,7 +146,7 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
         // Acknowledgements take their own sequence numbers, so they pass the peer's replay check too.
         let acknowledgement: [UInt8]? =
             message.needsAcknowledgement
-            ? send(.acknowledge(sequence: header.sequence), now: now, wallClock: wallClock) : nil
+            ? send(.acknowledge(sequence: header.sequence), at: time) : nil
         switch peerWindow.check(header.sequence) {
         case .behindWindow: return reject(.stale)
         case .replayed:

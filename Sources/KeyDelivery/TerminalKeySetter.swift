@@ -30,24 +30,24 @@ public final class TerminalKeySetter {
         terminalID = channel.terminalID
     }
 
-    private func send(_ message: KeyDeliveryMessage, now: Double, wallClock: Double, into output: inout Output) {
-        output.datagrams.append(channel.send(message, now: now, wallClock: wallClock))
+    private func send(_ message: KeyDeliveryMessage, at time: ClockReading, into output: inout Output) {
+        output.datagrams.append(channel.send(message, at: time))
     }
 
     /// Sets SAs directly (e.g. a stored SA handed again to a terminal that asks for one).
     public func set(
         _ inbound: SecurityAssociationParameters, _ outbound: SecurityAssociationParameters,
-        now: Double, wallClock: Double
+        at time: ClockReading
     ) -> Output {
         var output = Output()
-        send(.addSA(inbound), now: now, wallClock: wallClock, into: &output)
-        send(.addSA(outbound), now: now, wallClock: wallClock, into: &output)
+        send(.addSA(inbound), at: time, into: &output)
+        send(.addSA(outbound), at: time, into: &output)
         output.log.append("key delivery: set SAs \(inbound.spi) (in) and \(outbound.spi) (out) into terminal \(terminalID)")
         return output
     }
 
     /// Acts on a CHILD SA event of an IKE SA negotiated for this terminal.
-    public func handle(_ event: SAEvent, lifetime: ESPLifetime, now: Double, wallClock: Double) -> Output {
+    public func handle(_ event: SAEvent, lifetime: ESPLifetime, at time: ClockReading) -> Output {
         guard let child = event.child else { return Output() }
         switch event.kind {
         case .childEstablished, .childRekeyed:
@@ -56,13 +56,13 @@ public final class TerminalKeySetter {
                 // Which replacement stays is not known yet: the terminal could otherwise send on one the peer deletes.
                 held[old.outbound.rawValue] = (inbound.spi, outbound)
                 var output = Output()
-                send(.addSA(inbound), now: now, wallClock: wallClock, into: &output)
+                send(.addSA(inbound), at: time, into: &output)
                 output.log.append(
                     "key delivery: set SA \(inbound.spi) (in) into terminal \(terminalID); its outbound SA \(outbound.spi) waits "
                         + "until the rekey collision over \(old.outbound) is settled")
                 return output
             }
-            var output = set(inbound, outbound, now: now, wallClock: wallClock)
+            var output = set(inbound, outbound, at: time)
             if let old = child.replaces, let redundant = held.removeValue(forKey: old.outbound.rawValue) {
                 // Ours stays: the held replacement is the redundant one, deleted by the peer; its outbound is never set.
                 outboundDeletedOnReplacement.insert(redundant.outbound.spi.rawValue)
@@ -84,39 +84,39 @@ public final class TerminalKeySetter {
                 // The peer deleted the old SA while a replacement of it was held: the peer's replacement stays. The
                 // terminal gets its outbound SA, and stops sending on the old one once it holds it.
                 var output = Output()
-                send(.addSA(survivor.outbound), now: now, wallClock: wallClock, into: &output)
+                send(.addSA(survivor.outbound), at: time, into: &output)
                 waiting.append((spis: [survivor.outbound.spi.rawValue], then: [.deleteSA(spi: child.spiOutbound, direction: .outbound)]))
                 outboundDeletedOnReplacement.insert(child.spiOutbound.rawValue)
                 output.log.append(
                     "key delivery: the rekey collision over \(child.spiOutbound) settled for the peer's replacement; "
                         + "set its outbound SA \(survivor.outbound.spi) into terminal \(terminalID)")
-                let deleted = delete(inbound: child.spiInbound, outbound: child.spiOutbound, now: now, wallClock: wallClock)
+                let deleted = delete(inbound: child.spiInbound, outbound: child.spiOutbound, at: time)
                 output.datagrams += deleted.datagrams
                 output.log += deleted.log
                 return output
             }
-            return delete(inbound: child.spiInbound, outbound: child.spiOutbound, now: now, wallClock: wallClock)
+            return delete(inbound: child.spiInbound, outbound: child.spiOutbound, at: time)
         default:
             return Output()
         }
     }
 
     /// Deletes an SA in the terminal that the proxy holds nothing of (no replacement waits for it).
-    public func deleteUnknown(_ spi: ChildSPI, direction: ESPDirection, now: Double, wallClock: Double) -> Output {
+    public func deleteUnknown(_ spi: ChildSPI, direction: ESPDirection, at time: ClockReading) -> Output {
         var output = Output()
-        send(.deleteSA(spi: spi, direction: direction), now: now, wallClock: wallClock, into: &output)
+        send(.deleteSA(spi: spi, direction: direction), at: time, into: &output)
         return output
     }
 
     /// Deletes a CHILD SA's pair in the terminal, after any replacement still being set.
-    public func delete(inbound: ChildSPI, outbound: ChildSPI, now: Double, wallClock: Double) -> Output {
+    public func delete(inbound: ChildSPI, outbound: ChildSPI, at time: ClockReading) -> Output {
         var output = Output()
         var deletes: [KeyDeliveryMessage] = [.deleteSA(spi: inbound, direction: .inbound)]
         if outboundDeletedOnReplacement.remove(outbound.rawValue) == nil { deletes.append(.deleteSA(spi: outbound, direction: .outbound)) }
         if let index = waiting.lastIndex(where: { !$0.spis.isEmpty }) {
             for message in deletes where !waiting[index].then.contains(message) { waiting[index].then.append(message) }
         } else {
-            deletes.forEach { send($0, now: now, wallClock: wallClock, into: &output) }
+            deletes.forEach { send($0, at: time, into: &output) }
             output.log.append(
                 deletes.count == 2
                     ? "key delivery: deleted SAs \(inbound)/\(outbound) in terminal \(terminalID)"
@@ -127,18 +127,18 @@ public final class TerminalKeySetter {
     }
 
     /// Deletes every SA in the terminal at once (it is no longer served): nothing waiting is sent any more.
-    public func flush(now: Double, wallClock: Double) -> Output {
+    public func flush(at time: ClockReading) -> Output {
         var output = Output()
         waiting.removeAll()
         outboundDeletedOnReplacement.removeAll()
         held.removeAll()
-        send(.flush, now: now, wallClock: wallClock, into: &output)
+        send(.flush, at: time, into: &output)
         output.log.append("key delivery: flush sent to terminal \(terminalID) (every SA in it deleted)")
         return output
     }
 
     /// The terminal acknowledged one of our messages: release deletes that waited for it.
-    public func acknowledged(_ message: KeyDeliveryMessage?, now: Double, wallClock: Double) -> Output {
+    public func acknowledged(_ message: KeyDeliveryMessage?, at time: ClockReading) -> Output {
         var output = Output()
         guard case .addSA(let sa)? = message else { return output }
         output.log.append("key delivery: terminal \(terminalID) acknowledged SA \(sa.spi) (\(sa.direction.rawValue))")
@@ -146,7 +146,7 @@ public final class TerminalKeySetter {
         while let first = waiting.first, first.spis.isEmpty {
             waiting.removeFirst()
             for message in first.then {
-                send(message, now: now, wallClock: wallClock, into: &output)
+                send(message, at: time, into: &output)
                 output.log.append("key delivery: replacement in place, \(message.kind) sent to terminal \(terminalID)")
             }
         }

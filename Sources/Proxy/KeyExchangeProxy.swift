@@ -90,15 +90,15 @@ public final class KeyExchangeProxy {
     // MARK: packets
 
     /// Judges one IP packet received on `side` (`PacketJudgment.swift`) and carries the verdict out.
-    public func receive(from side: LinkSide, packet: [UInt8], now: Double, wallClock: Double) -> [ProxyAction] {
+    public func receive(from side: LinkSide, packet: [UInt8], at time: ClockReading) -> [ProxyAction] {
         guard let view = try? IPPacketView(packet) else { return drop(.malformed) }
         switch side {
-        case .internet: return carryOut(judgeFromInternet(packet, view: view, now: now), now: now, wallClock: wallClock)
-        case .terminal: return carryOut(judgeFromTerminal(packet, view: view, now: now), now: now, wallClock: wallClock)
+        case .internet: return carryOut(judgeFromInternet(packet, view: view, now: time.monotonic), at: time)
+        case .terminal: return carryOut(judgeFromTerminal(packet, view: view, now: time.monotonic), at: time)
         }
     }
 
-    private func carryOut(_ verdict: InternetPacketVerdict, now: Double, wallClock: Double) -> [ProxyAction] {
+    private func carryOut(_ verdict: InternetPacketVerdict, at time: ClockReading) -> [ProxyAction] {
         switch verdict {
         case .drop(let reason, let log): return drop(reason, log: log)
         case .forwardToTerminal:
@@ -106,26 +106,26 @@ public final class KeyExchangeProxy {
             return [.forward(.terminal)]
         case .answerOnHeldIKESA(let datagram, let counted):
             count(counted)
-            return perform(engine.receive(datagram.payload, from: datagram.peer, to: datagram.terminal, now: now), now: now, wallClock: wallClock)
+            return perform(engine.receive(datagram.payload, from: datagram.peer, to: datagram.terminal, now: time.monotonic), at: time)
         case .negotiate(let datagram, let terminal, let profile, let storedSA):
             var actions: [ProxyAction] = []
             if let storedSA {
                 // The peer starts over while we hold a valid SA: the terminal gets those keys again at once.
                 count(.storedSASetForPeerRequest)
                 let (inbound, outbound) = store.resumable(storedSA)
-                actions += deliver(to: terminal) { $0.set(inbound, outbound, now: now, wallClock: wallClock) }
+                actions += deliver(to: terminal) { $0.set(inbound, outbound, at: time) }
             }
             actions += connection(for: datagram.terminal.address, peer: datagram.peer.address, profile: profile).notes
             count(.ikeAnsweredForTerminal)
             return actions
-                + perform(engine.receive(datagram.payload, from: datagram.peer, to: datagram.terminal, now: now), now: now, wallClock: wallClock)
+                + perform(engine.receive(datagram.payload, from: datagram.peer, to: datagram.terminal, now: time.monotonic), at: time)
         }
     }
 
-    private func carryOut(_ verdict: TerminalPacketVerdict, now: Double, wallClock: Double) -> [ProxyAction] {
+    private func carryOut(_ verdict: TerminalPacketVerdict, at time: ClockReading) -> [ProxyAction] {
         switch verdict {
         case .drop(let reason): return drop(reason)
-        case .keyDelivery(let datagram, let terminal): return keyDeliveryFromTerminal(datagram, terminal: terminal, now: now, wallClock: wallClock)
+        case .keyDelivery(let datagram, let terminal): return keyDeliveryFromTerminal(datagram, terminal: terminal, at: time)
         case .bypass:
             count(.bypassed)
             return [.forward(.internet)]
@@ -146,23 +146,23 @@ public final class KeyExchangeProxy {
                     "esp \(spi)",
                     "ESP from \(terminal) on SPI \(spi) dropped: no SA of this terminal has it "
                         + "(said once per SPI; counted as esp_of_unknown_sa)")
-                + (registry.terminal(at: terminal).map { deleteStale(spi, .outbound, terminal: $0, now: now, wallClock: wallClock) } ?? [])
+                + (registry.terminal(at: terminal).map { deleteStale(spi, .outbound, terminal: $0, at: time) } ?? [])
         case .startRequest(let terminal, let peer, let flow):
-            return startRequest(terminal: terminal, peer: peer, flow: flow, now: now, wallClock: wallClock) + drop(.plaintextOfProtectedFlow)
+            return startRequest(terminal: terminal, peer: peer, flow: flow, at: time) + drop(.plaintextOfProtectedFlow)
         }
     }
 
     /// A terminal needs an SA with a peer (a plaintext packet of a protected flow, or an ACQUIRE): judged by
     /// `judgeStartRequest`, then carried out here.
-    public func startRequest(terminal address: IPAddress, peer: IPAddress, flow: FlowKey? = nil, now: Double, wallClock: Double) -> [ProxyAction] {
+    public func startRequest(terminal address: IPAddress, peer: IPAddress, flow: FlowKey? = nil, at time: ClockReading) -> [ProxyAction] {
         let pair = TerminalPeer(terminal: address, peer: peer)
-        switch judgeStartRequest(terminal: address, peer: peer, flow: flow, now: now) {
+        switch judgeStartRequest(terminal: address, peer: peer, flow: flow, now: time.monotonic) {
         case .drop(let reason, let log): return drop(reason, log: log)
         case .settingAlready:
             count(.startRequestWhileSetting)
             return []
         case .setStoredSA(let stored, let terminal):
-            lastReuse[pair] = now
+            lastReuse[pair] = time.monotonic
             count(.storedSAReused)
             let (inbound, outbound) = store.resumable(stored)
             return [
@@ -170,7 +170,7 @@ public final class KeyExchangeProxy {
                     "start request \(address) -> \(peer): valid stored SA \(stored.outbound.spi), setting its keys "
                         + "(sending resumes after sequence number \(outbound.sequenceStart))")
             ]
-                + deliver(to: terminal) { $0.set(inbound, outbound, now: now, wallClock: wallClock) }
+                + deliver(to: terminal) { $0.set(inbound, outbound, at: time) }
         case .outsideStoredSA(let stored, let flow):
             count(.startRequestOutsideStoredSA)
             return noteOnce(
@@ -188,7 +188,7 @@ public final class KeyExchangeProxy {
             return []
         case .overLimit(let limit, let terminal):
             var actions = drop(.startRequestOverNegotiationLimit)
-            if negotiations.shouldLogLimit(terminalID: terminal.terminalID, now: now) {
+            if negotiations.shouldLogLimit(terminalID: terminal.terminalID, now: time.monotonic) {
                 actions.append(
                     .log(
                         "start request \(terminal.address) -> \(peer) refused: \(limit); later ones are counted, "
@@ -196,7 +196,7 @@ public final class KeyExchangeProxy {
             }
             return actions
         case .negotiate(_, let profile, let wanted, let replacing):
-            negotiations.begin(pair, now: now)
+            negotiations.begin(pair, now: time.monotonic)
             count(.negotiationsStarted)
             let (name, notes) = connection(for: address, peer: peer, profile: profile)
             let which = wanted.name == profile.name ? profile.name : "\(wanted.name), on the IKE SA of \(profile.name)"
@@ -205,33 +205,33 @@ public final class KeyExchangeProxy {
                 count(.renegotiatedAfterPolicyChange)
                 starting = .log(
                     "start request \(address) -> \(peer): the policy changed since SA \(replacing.outbound.spi) was made and "
-                        + "now protects this flow; negotiating a CHILD SA with the current selectors to replace it")
+                        + "time.monotonic protects this flow; negotiating a CHILD SA with the current selectors to replace it")
             } else {
                 starting = .log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))")
             }
             return notes + [starting]
-                + perform(engine.startChild(connection: name, child: wanted.childName, now: now), now: now, wallClock: wallClock)
+                + perform(engine.startChild(connection: name, child: wanted.childName, now: time.monotonic), at: time)
         }
     }
 
     // MARK: timers
 
     /// The OCSP answer for a `.checkRevocation` action: the held IKE_AUTH goes on or fails.
-    public func revocationChecked(_ id: UInt64, _ status: RevocationStatus, now: Double, wallClock: Double) -> [ProxyAction] {
-        perform(engine.revocationChecked(id, status, now: now), now: now, wallClock: wallClock)
+    public func revocationChecked(_ id: UInt64, _ status: RevocationStatus, at time: ClockReading) -> [ProxyAction] {
+        perform(engine.revocationChecked(id, status, now: time.monotonic), at: time)
     }
 
     /// Timers: IKE retransmissions and rekeys, key-delivery retransmissions, SA expiry.
-    public func tick(now: Double, wallClock: Double) -> [ProxyAction] {
-        var actions = perform(engine.tick(now: now), now: now, wallClock: wallClock)
-        if let at = policyRetryAt, now >= at { actions += applyPolicy(now: now, wallClock: wallClock) }
-        let delivery = keyDeliveries.tick(now: now, wallClock: wallClock, registry: registry)
+    public func tick(at time: ClockReading) -> [ProxyAction] {
+        var actions = perform(engine.tick(now: time.monotonic), at: time)
+        if let at = policyRetryAt, time.monotonic >= at { actions += applyPolicy(at: time) }
+        let delivery = keyDeliveries.tick(at: time, registry: registry)
         actions += delivery.actions
         for (terminal, message) in delivery.abandoned {
             count(.keyDeliveryAbandoned)
             actions.append(.log("terminal \(terminal.terminalID) never acknowledged \(message.kind)"))
         }
-        for sa in store.expire(now: now) {
+        for sa in store.expire(now: time.monotonic) {
             count(.saExpired)
             if engine.holdsChild(inbound: sa.inbound.spi) {
                 // Deleted with the peer too (as strongSwan does at life_time), or it would keep sending on it; the
@@ -240,23 +240,23 @@ public final class KeyExchangeProxy {
                     .log(
                         "SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime: "
                             + "deleting the CHILD SA with the peer and in the terminal"))
-                actions += perform(engine.deleteChild(connection: sa.connection, spi: sa.inbound.spi, now: now), now: now, wallClock: wallClock)
+                actions += perform(engine.deleteChild(connection: sa.connection, spi: sa.inbound.spi, now: time.monotonic), at: time)
                 continue
             }
             actions.append(.log("SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime"))
             if let terminal = registry.terminal(at: sa.terminal) {
-                actions += deliver(to: terminal) { $0.delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, now: now, wallClock: wallClock) }
+                actions += deliver(to: terminal) { $0.delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, at: time) }
             }
         }
         // A negotiation that never finished does not block later start requests for ever. The engine reports a
         // failure itself (IKE_SA_INIT and IKE_AUTH each give up after their retransmissions); this is the net
         // under that, and says so when it catches one.
         let stale = max(engine.settings.halfOpenTimeout, 2 * engine.settings.requestGiveUpTime) + 5
-        for (pair, started) in negotiations.expire(now: now, abandonAfter: stale) {
+        for (pair, started) in negotiations.expire(now: time.monotonic, abandonAfter: stale) {
             count(.negotiationAbandoned)
             actions.append(
                 .log(
-                    "negotiation \(pair.terminal) -> \(pair.peer) still unfinished after \(Int(now - started)) s: abandoned; "
+                    "negotiation \(pair.terminal) -> \(pair.peer) still unfinished after \(Int(time.monotonic - started)) s: abandoned; "
                         + "start requests may begin another"))
         }
         return actions

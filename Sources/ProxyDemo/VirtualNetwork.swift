@@ -82,6 +82,8 @@ public final class VirtualNetwork {
     public private(set) var now: Double = 0
     let wallClockBase = 1_800_000_000.0
     var wallClock: Double { wallClockBase + now }
+    /// The simulated clocks as the pure cores take them.
+    public var clock: ClockReading { ClockReading(monotonic: now, wall: wallClock) }
 
     enum Node: Equatable {
         case peer
@@ -164,7 +166,7 @@ public final class VirtualNetwork {
     /// A terminal's host sends an IP packet (it goes through the terminal agent first).
     public func terminalSends(_ address: IPAddress, _ packet: [UInt8]) {
         guard let terminal = terminals[address] else { return }
-        terminalActions(terminal, terminal.agent.outbound(packet, now: now, wallClock: wallClock))
+        terminalActions(terminal, terminal.agent.outbound(packet, at: clock))
     }
 
     private func peerActions(_ actions: [EngineAction]) {
@@ -223,7 +225,7 @@ public final class VirtualNetwork {
             case .checkRevocation(let request):
                 revocationRequests.append(request)
                 if let answer = revocationResponder?(request) {
-                    proxyActions(proxy.revocationChecked(request.id, answer, now: now, wallClock: wallClock), received: received)
+                    proxyActions(proxy.revocationChecked(request.id, answer, at: clock), received: received)
                 }
             }
         }
@@ -278,7 +280,7 @@ public final class VirtualNetwork {
             let payload = Array(packet[(view.upperOffset + 8)..<view.totalLength])
             if ports.destination == terminal.entry.keyDeliveryPort {
                 let installedBefore = terminal.agent.outboundInstalls
-                let actions = terminal.agent.receiveKeyDelivery(payload, now: now, wallClock: wallClock)
+                let actions = terminal.agent.receiveKeyDelivery(payload, at: clock)
                 // An outbound SA set is what the time-to-keys figures measure.
                 if terminal.agent.outboundInstalls != installedBefore { terminal.markKeysInstalled(at: now) }
                 terminalActions(terminal, actions)
@@ -308,7 +310,7 @@ public final class VirtualNetwork {
                 switch event.node {
                 case .peer: deliverToPeer(event.packet)
                 case .proxy(let side):
-                    proxyActions(proxy.receive(from: side, packet: event.packet, now: now, wallClock: wallClock), received: event.packet)
+                    proxyActions(proxy.receive(from: side, packet: event.packet, at: clock), received: event.packet)
                 case .terminal(let address): if let terminal = terminals[address] { deliverToTerminal(terminal, event.packet) }
                 }
                 continue
@@ -316,8 +318,8 @@ public final class VirtualNetwork {
             if queue.isEmpty && !proxyBusy { return }
             now = nextTick
             if !peerIsDown { peerActions(peer.engine.tick(now: now)) }
-            proxyActions(proxy.tick(now: now, wallClock: wallClock), received: [])
-            for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(now: now, wallClock: wallClock)) }
+            proxyActions(proxy.tick(at: clock), received: [])
+            for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(at: clock)) }
             nextTick = now + tick
         }
     }
@@ -332,8 +334,8 @@ public final class VirtualNetwork {
             run(for: 0, tick: tick)
             now = min(end, now + tick)
             if !peerIsDown { peerActions(peer.engine.tick(now: now)) }
-            proxyActions(proxy.tick(now: now, wallClock: wallClock), received: [])
-            for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(now: now, wallClock: wallClock)) }
+            proxyActions(proxy.tick(at: clock), received: [])
+            for terminal in terminals.values { terminalActions(terminal, terminal.agent.tick(at: clock)) }
         }
         run(for: 1)
     }

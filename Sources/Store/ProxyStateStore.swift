@@ -39,9 +39,9 @@ public final class ProxyStateStore {
     /// Saves every IKE SA that changed since the last call and forgets the ones that are gone; returns
     /// lines for the log (nothing when all is well). Called before the frames an exchange produced are
     /// sent, so what the peer sees is never ahead of what is on disk.
-    public func synchronize(engine: IKEEngine, now: Double, wallClock: Double) -> [String] {
+    public func synchronize(engine: IKEEngine, at time: ClockReading) -> [String] {
         var log: [String] = []
-        let snapshots = engine.snapshots(now: now)
+        let snapshots = engine.snapshots(now: time.monotonic)
         var current = Set<String>()
         var upserts: [(StateDatabase.IKESARow, [StateDatabase.ChildSARow])] = []
         var fingerprints: [String: Data] = [:]
@@ -59,14 +59,14 @@ public final class ProxyStateStore {
                         spiOutbound: ChildSPI(child.spiOutbound).description, spiInbound: ChildSPI(child.spiInbound).description,
                         terminal: snapshot.localAddress, peer: snapshot.remoteAddress, ikeSPIInitiator: spiI,
                         ikeSPIResponder: spiR, suite: child.suite, mode: child.mode.rawValue,
-                        createdAt: wallClock - child.ageSeconds)
+                        createdAt: time.wall - child.ageSeconds)
                 }
                 upserts.append(
                     (
                         StateDatabase.IKESARow(
                             spiInitiator: spiI, spiResponder: spiR, connection: snapshot.connection,
                             terminal: snapshot.localAddress, peer: snapshot.remoteAddress,
-                            sealedState: box, savedAt: wallClock), children
+                            sealedState: box, savedAt: time.wall), children
                     ))
                 fingerprints[key] = fingerprint
             } catch {
@@ -98,7 +98,7 @@ public final class ProxyStateStore {
         if names != savedNegotiations {
             do {
                 try database.replaceNegotiations(
-                    negotiations.map { ($0.spiInitiator.description, $0.spiResponder.description, $0.connection) }, now: wallClock)
+                    negotiations.map { ($0.spiInitiator.description, $0.spiResponder.description, $0.connection) }, now: time.wall)
                 savedNegotiations = names
             } catch {
                 log.append("saving negotiations to \(database.path) failed: \(error)")
@@ -123,7 +123,7 @@ public final class ProxyStateStore {
     /// Brings back every saved IKE SA into the proxy; returns lines for the log. SAs that cannot be
     /// unsealed (the token is absent) stay on disk for the next start; ones the configuration no longer
     /// covers are dropped, and said so.
-    public func restore(into proxy: KeyExchangeProxy, now: Double, wallClock: Double) -> [String] {
+    public func restore(into proxy: KeyExchangeProxy, at time: ClockReading) -> [String] {
         var log: [String] = []
         let rows: [StateDatabase.IKESARow]
         let sequences: [String: UInt64]
@@ -147,7 +147,7 @@ public final class ProxyStateStore {
                 continue
             }
             // The monotonic clock started again: carry the ages over with the wall clock.
-            let elapsed = max(0, wallClock - row.savedAt)
+            let elapsed = max(0, time.wall - row.savedAt)
             var aged = snapshot
             aged.ageSeconds += elapsed
             aged.rekeyInSeconds = snapshot.rekeyInSeconds.map { $0 - elapsed }
@@ -161,7 +161,7 @@ public final class ProxyStateStore {
                 if let sequence = sequences[ChildSPI(child.spiOutbound).description] { childSequences[ChildSPI(child.spiOutbound)] = sequence }
             }
             do {
-                childCount += try proxy.restore(aged, highestOutboundSequences: childSequences, now: now)
+                childCount += try proxy.restore(aged, highestOutboundSequences: childSequences, now: time.monotonic)
                 ikeCount += 1
                 saved[key] = Self.fingerprint(snapshot)
             } catch {

@@ -59,8 +59,8 @@ public final class TerminalAgent {
     public private(set) var lastKeyDeliveryWasAuthentic = false
 
     /// A datagram that arrived on the key-delivery port.
-    public func receiveKeyDelivery(_ datagram: [UInt8], now: Double, wallClock: Double) -> [TerminalAction] {
-        let receipt = channel.receive(datagram, now: now, wallClock: wallClock)
+    public func receiveKeyDelivery(_ datagram: [UInt8], at time: ClockReading) -> [TerminalAction] {
+        let receipt = channel.receive(datagram, at: time)
         if case .rejected = receipt { lastKeyDeliveryWasAuthentic = false } else { lastKeyDeliveryWasAuthentic = true }
         switch receipt {
         case .rejected(let reason):
@@ -72,7 +72,7 @@ public final class TerminalAgent {
         case .acknowledged(let message):
             return message.map { [.log("key delivery: proxy acknowledged \($0.kind)")] } ?? []
         case .message(let message, let acknowledgement):
-            var actions = apply(message, order: channel.lastMessageOrder, now: now)
+            var actions = apply(message, order: channel.lastMessageOrder, now: time.monotonic)
             actions.insert(.sendKeyDelivery(acknowledgement), at: 0)
             return actions
         }
@@ -127,14 +127,14 @@ public final class TerminalAgent {
     }
 
     /// An IP packet the host routed into the TUN device.
-    public func outbound(_ packet: [UInt8], now: Double, wallClock: Double) -> [TerminalAction] {
+    public func outbound(_ packet: [UInt8], at time: ClockReading) -> [TerminalAction] {
         guard let view = try? IPPacketView(packet) else {
             count(.tunMalformed)
             return []
         }
         if let sa = database.outboundSA(for: packet, view: view) {
             do {
-                let esp = try sa.encapsulate(packet, now: now)
+                let esp = try sa.encapsulate(packet, now: time.monotonic)
                 let destination = sa.parameters.tunnelDestination
                 if let encapsulation = sa.parameters.encapsulation {
                     return [
@@ -166,10 +166,10 @@ public final class TerminalAgent {
             source: source, destination: destination, ipProtocol: view.upperProtocol,
             sourcePort: ports?.source ?? 0, destinationPort: ports?.destination ?? 0)
         let flowKey = "\(source)>\(destination)/\(view.upperProtocol)"
-        if now - (lastAcquire[flowKey] ?? -.infinity) >= acquireInterval {
-            lastAcquire[flowKey] = now
+        if time.monotonic - (lastAcquire[flowKey] ?? -.infinity) >= acquireInterval {
+            lastAcquire[flowKey] = time.monotonic
             count(.acquiresSent)
-            actions.append(.sendKeyDelivery(channel.send(.acquire(flow), now: now, wallClock: wallClock)))
+            actions.append(.sendKeyDelivery(channel.send(.acquire(flow), at: time)))
             actions.append(.log("no SA for \(flow): passed on unchanged, ACQUIRE sent to the proxy"))
         }
         return actions
@@ -222,32 +222,32 @@ public final class TerminalAgent {
     }
 
     /// Lifetimes, retransmissions and periodic status.
-    public func tick(now: Double, wallClock: Double) -> [TerminalAction] {
+    public func tick(at time: ClockReading) -> [TerminalAction] {
         var actions: [TerminalAction] = []
-        let (datagrams, abandoned) = channel.tick(now: now, wallClock: wallClock)
+        let (datagrams, abandoned) = channel.tick(at: time)
         actions += datagrams.map { .sendKeyDelivery($0) }
         for message in abandoned { actions.append(.log("key delivery: proxy never acknowledged \(message.kind); giving up")) }
 
         var states: [(ChildSPI, ESPDirection, LifetimeState)] = []
-        for sa in database.inbound.values { states.append((sa.parameters.spi, .inbound, sa.lifetimeState(now: now))) }
-        for sa in database.outbound { states.append((sa.parameters.spi, .outbound, sa.lifetimeState(now: now))) }
+        for sa in database.inbound.values { states.append((sa.parameters.spi, .inbound, sa.lifetimeState(now: time.monotonic))) }
+        for sa in database.outbound { states.append((sa.parameters.spi, .outbound, sa.lifetimeState(now: time.monotonic))) }
         for (spi, direction, state) in states {
             let name = key(spi, direction)
             switch state {
             case .valid: break
             case .soft:
                 guard expiredSoft.insert(name).inserted else { continue }
-                actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: false), now: now, wallClock: wallClock)))
+                actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: false), at: time)))
                 actions.append(.log("\(direction.rawValue) SA \(spi) reached its soft lifetime; EXPIRE sent"))
             case .hard:
                 remove(spi, direction)
-                actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: true), now: now, wallClock: wallClock)))
+                actions.append(.sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: true), at: time)))
                 actions.append(.log("\(direction.rawValue) SA \(spi) reached its hard lifetime; removed, EXPIRE sent"))
             }
         }
-        if lastStatus.map({ statusInterval > 0 && now - $0 >= statusInterval }) ?? true {
-            lastStatus = now
-            actions.append(.sendKeyDelivery(channel.send(.status(statusEntries()), now: now, wallClock: wallClock)))
+        if lastStatus.map({ statusInterval > 0 && time.monotonic - $0 >= statusInterval }) ?? true {
+            lastStatus = time.monotonic
+            actions.append(.sendKeyDelivery(channel.send(.status(statusEntries()), at: time)))
         }
         return actions
     }

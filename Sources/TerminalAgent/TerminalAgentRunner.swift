@@ -115,7 +115,7 @@ public final class TerminalAgentRunner {
             if ready.contains(tun.descriptor) {
                 var budget = 256
                 while budget > 0, let packet = tun.read() {
-                    perform(agent.outbound(packet, now: now, wallClock: wall))
+                    perform(agent.outbound(packet, at: ClockReading(monotonic: now, wall: wall)))
                     budget -= 1
                 }
             }
@@ -135,13 +135,13 @@ public final class TerminalAgentRunner {
             }
             if ready.contains(keyDeliverySocket.descriptor) {
                 while let (bytes, address, port) = keyDeliverySocket.receive() {
-                    let actions = agent.receiveKeyDelivery(bytes, now: now, wallClock: wall)
+                    let actions = agent.receiveKeyDelivery(bytes, at: ClockReading(monotonic: now, wall: wall))
                     if agent.lastKeyDeliveryWasAuthentic { proxyEndpoint = (address, port, keyDeliverySocket.lastScopeID) }
                     perform(actions)
                 }
             }
             if now - lastTick >= 0.1 {
-                perform(agent.tick(now: now, wallClock: wall))
+                perform(agent.tick(at: ClockReading(monotonic: now, wall: wall)))
                 lastTick = now
             }
             if configuration.keepaliveInterval > 0 && now - lastKeepalive >= configuration.keepaliveInterval {

@@ -57,44 +57,46 @@ final class KeyDeliveryTests: XCTestCase {
 
     func testDeliveredAndAcknowledged() {
         let (proxy, terminal) = makePair()
-        let datagram = proxy.send(.addSA(sampleSA()), now: 0, wallClock: 1_700_000_000)
+        let datagram = proxy.send(.addSA(sampleSA()), at: ClockReading(monotonic: 0, wall: 1_700_000_000))
         XCTAssertEqual(proxy.unacknowledgedCount, 1)
-        guard case .message(let message, let ack) = terminal.receive(datagram, now: 0, wallClock: 1_700_000_000) else {
+        guard case .message(let message, let ack) = terminal.receive(datagram, at: ClockReading(monotonic: 0, wall: 1_700_000_000)) else {
             return XCTFail("not delivered")
         }
         XCTAssertEqual(message, .addSA(sampleSA()))
-        XCTAssertEqual(proxy.receive(ack, now: 0, wallClock: 1_700_000_000), .acknowledged(.addSA(sampleSA())))
+        XCTAssertEqual(proxy.receive(ack, at: ClockReading(monotonic: 0, wall: 1_700_000_000)), .acknowledged(.addSA(sampleSA())))
         XCTAssertEqual(proxy.unacknowledgedCount, 0)
-        XCTAssertTrue(proxy.tick(now: 100, wallClock: 1_700_000_100).datagrams.isEmpty)
+        XCTAssertTrue(proxy.tick(at: ClockReading(monotonic: 100, wall: 1_700_000_100)).datagrams.isEmpty)
     }
 
     func testLostAcknowledgementIsSurvivedWithoutApplyingTwice() {
         let (proxy, terminal) = makePair()
         let clock = 1_700_000_000.0
-        let first = proxy.send(.deleteSA(spi: ChildSPI(0x4242), direction: .inbound), now: 0, wallClock: clock)
-        guard case .message = terminal.receive(first, now: 0, wallClock: clock) else { return XCTFail("not delivered") }
+        let first = proxy.send(.deleteSA(spi: ChildSPI(0x4242), direction: .inbound), at: ClockReading(monotonic: 0, wall: clock))
+        guard case .message = terminal.receive(first, at: ClockReading(monotonic: 0, wall: clock)) else { return XCTFail("not delivered") }
         // The acknowledgement is lost; the proxy retransmits.
-        XCTAssertTrue(proxy.tick(now: 0.2, wallClock: clock).datagrams.isEmpty, "not yet due")
-        let retransmitted = proxy.tick(now: 0.6, wallClock: clock + 0.6).datagrams
+        XCTAssertTrue(proxy.tick(at: ClockReading(monotonic: 0.2, wall: clock)).datagrams.isEmpty, "not yet due")
+        let retransmitted = proxy.tick(at: ClockReading(monotonic: 0.6, wall: clock + 0.6)).datagrams
         XCTAssertEqual(retransmitted.count, 1)
         XCTAssertNotEqual(retransmitted[0], first, "freshly sealed")
-        guard case .duplicate(let ack) = terminal.receive(retransmitted[0], now: 0.6, wallClock: clock + 0.6) else {
+        guard case .duplicate(let ack) = terminal.receive(retransmitted[0], at: ClockReading(monotonic: 0.6, wall: clock + 0.6)) else {
             return XCTFail("a duplicate must be acknowledged again and not acted on")
         }
-        XCTAssertEqual(proxy.receive(ack, now: 0.7, wallClock: clock + 0.7), .acknowledged(.deleteSA(spi: ChildSPI(0x4242), direction: .inbound)))
+        XCTAssertEqual(
+            proxy.receive(ack, at: ClockReading(monotonic: 0.7, wall: clock + 0.7)),
+            .acknowledged(.deleteSA(spi: ChildSPI(0x4242), direction: .inbound)))
         XCTAssertEqual(proxy.unacknowledgedCount, 0)
         XCTAssertEqual(proxy.retransmissions, 1)
     }
 
     func testUnansweredMessageIsAbandonedAfterBackoff() {
         let (proxy, _) = makePair()
-        _ = proxy.send(.flush, now: 0, wallClock: 0)
+        _ = proxy.send(.flush, at: ClockReading(monotonic: 0, wall: 0))
         var sent = 1
         var abandoned: [KeyDeliveryMessage] = []
         var time = 0.0
         while abandoned.isEmpty && time < 1000 {
             time += 0.25
-            let result = proxy.tick(now: time, wallClock: time)
+            let result = proxy.tick(at: ClockReading(monotonic: time, wall: time))
             sent += result.datagrams.count
             abandoned += result.abandoned
         }
@@ -106,33 +108,48 @@ final class KeyDeliveryTests: XCTestCase {
     func testForgedReplayedStaleReflectedAndMisaddressedAreRejectedAndCounted() {
         let (proxy, terminal) = makePair()
         let clock = 1_700_000_000.0
-        let datagram = proxy.send(.flush, now: 0, wallClock: clock)
+        let datagram = proxy.send(.flush, at: ClockReading(monotonic: 0, wall: clock))
 
         for index in [5, 20, 45, datagram.count - 1] {  // header fields, nonce and tag are all authenticated
             var forged = datagram
             forged[index] ^= 0x01
-            let receipt = terminal.receive(forged, now: 0, wallClock: clock)
+            let receipt = terminal.receive(forged, at: ClockReading(monotonic: 0, wall: clock))
             XCTAssertTrue([.rejected(.forged), .rejected(.malformed), .rejected(.reflected)].contains(receipt), "octet \(index): \(receipt)")
         }
         let otherKey = KeyDeliveryChannel(role: .proxy, terminalID: 42, enrollmentKey: KeyMaterial(Array(repeating: 1, count: 32)), epoch: 5)
-        XCTAssertEqual(terminal.receive(otherKey.send(.flush, now: 0, wallClock: clock), now: 0, wallClock: clock), .rejected(.forged))
+        XCTAssertEqual(
+            terminal.receive(otherKey.send(.flush, at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock)),
+            .rejected(.forged))
         let otherTerminal = KeyDeliveryChannel(role: .proxy, terminalID: 43, enrollmentKey: key, epoch: 5)
-        XCTAssertEqual(terminal.receive(otherTerminal.send(.flush, now: 0, wallClock: clock), now: 0, wallClock: clock), .rejected(.wrongTerminal))
+        XCTAssertEqual(
+            terminal.receive(otherTerminal.send(.flush, at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock)),
+            .rejected(.wrongTerminal))
         let sameRole = KeyDeliveryChannel(role: .terminal, terminalID: 42, enrollmentKey: key, epoch: 5)
-        XCTAssertEqual(terminal.receive(sameRole.send(.flush, now: 0, wallClock: clock), now: 0, wallClock: clock), .rejected(.reflected))
-        XCTAssertEqual(terminal.receive(Array(datagram.prefix(30)), now: 0, wallClock: clock), .rejected(.malformed))
+        XCTAssertEqual(
+            terminal.receive(sameRole.send(.flush, at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock)),
+            .rejected(.reflected))
+        XCTAssertEqual(terminal.receive(Array(datagram.prefix(30)), at: ClockReading(monotonic: 0, wall: clock)), .rejected(.malformed))
 
-        guard case .message = terminal.receive(datagram, now: 0, wallClock: clock) else { return XCTFail("genuine message refused") }
-        guard case .duplicate = terminal.receive(datagram, now: 1, wallClock: clock + 1) else { return XCTFail("replay not caught") }
+        guard case .message = terminal.receive(datagram, at: ClockReading(monotonic: 0, wall: clock)) else {
+            return XCTFail("genuine message refused")
+        }
+        guard case .duplicate = terminal.receive(datagram, at: ClockReading(monotonic: 1, wall: clock + 1)) else {
+            return XCTFail("replay not caught")
+        }
 
         // Stale: a timestamp far from our clock, and a message from an earlier session of the proxy.
-        XCTAssertEqual(terminal.receive(proxy.send(.flush, now: 0, wallClock: clock - 600), now: 0, wallClock: clock), .rejected(.stale))
+        XCTAssertEqual(
+            terminal.receive(proxy.send(.flush, at: ClockReading(monotonic: 0, wall: clock - 600)), at: ClockReading(monotonic: 0, wall: clock)),
+            .rejected(.stale))
         let restarted = KeyDeliveryChannel(role: .proxy, terminalID: 42, enrollmentKey: key, epoch: 2_000)
-        guard case .message = terminal.receive(restarted.send(.flush, now: 0, wallClock: clock), now: 0, wallClock: clock) else {
+        guard
+            case .message = terminal.receive(
+                restarted.send(.flush, at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock))
+        else {
             return XCTFail("a new session of the proxy must be accepted")
         }
-        let fromOldSession = proxy.send(.flush, now: 0, wallClock: clock)
-        XCTAssertEqual(terminal.receive(fromOldSession, now: 0, wallClock: clock), .rejected(.stale))
+        let fromOldSession = proxy.send(.flush, at: ClockReading(monotonic: 0, wall: clock))
+        XCTAssertEqual(terminal.receive(fromOldSession, at: ClockReading(monotonic: 0, wall: clock)), .rejected(.stale))
 
         XCTAssertEqual(terminal.rejections[.forged], 4)
         XCTAssertEqual(terminal.rejections[.wrongTerminal], 1)

@@ -32,7 +32,7 @@ final class EthernetBridgeTests: XCTestCase {
         let bridge = makeBridge()
         let actions = bridge.receive(
             from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.11", asking: "169.254.0.1", vlan: [42]),
-            now: 0, wallClock: 0)
+            at: ClockReading(monotonic: 0, wall: 0))
         guard case .send(.terminal, let reply)? = actions.last else { return XCTFail("no ARP reply: \(actions)") }
         let ethernet = try EthernetFrameView(reply)
         XCTAssertEqual(ethernet.destination, terminalMAC)
@@ -46,13 +46,13 @@ final class EthernetBridgeTests: XCTestCase {
 
         let fromInternet = bridge.receive(
             from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "169.254.0.1"),
-            now: 0, wallClock: 0)
+            at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertEqual(fromInternet, [.drop(.arpForKeyDeliveryAddressFromInternet)])
         // Any other ARP crosses unchanged.
         XCTAssertEqual(
             bridge.receive(
                 from: .internet, frame: arp(.request, from: peerMAC, ip: "198.51.100.1", asking: "10.0.0.11"),
-                now: 0, wallClock: 0), [.forward(.terminal)])
+                at: ClockReading(monotonic: 0, wall: 0)), [.forward(.terminal)])
     }
 
     func solicitation(from mac: MACAddress, source: String, target: String, withOption: Bool = true) throws -> [UInt8] {
@@ -75,7 +75,7 @@ final class EthernetBridgeTests: XCTestCase {
         let bridge = makeBridge()
         let actions = bridge.receive(
             from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "fe80::1"),
-            now: 0, wallClock: 0)
+            at: ClockReading(monotonic: 0, wall: 0))
         guard actions.count == 1, case .send(.terminal, let reply) = actions[0] else { return XCTFail("no advertisement: \(actions)") }
         let ethernet = try EthernetFrameView(reply)
         XCTAssertEqual(ethernet.destination, terminalMAC)
@@ -95,7 +95,7 @@ final class EthernetBridgeTests: XCTestCase {
         // Duplicate address detection (unspecified source): the answer goes to all nodes, not solicited.
         let dad = bridge.receive(
             from: .terminal, frame: try solicitation(from: terminalMAC, source: "::", target: "fe80::1", withOption: false),
-            now: 0, wallClock: 0)
+            at: ClockReading(monotonic: 0, wall: 0))
         guard case .send(.terminal, let toAll)? = dad.first else { return XCTFail("no advertisement for DAD: \(dad)") }
         XCTAssertEqual(try EthernetFrameView(toAll).destination, MACAddress([0x33, 0x33, 0, 0, 0, 1]))
         let allNodes = Array(toAll[14...])
@@ -105,17 +105,19 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(
             bridge.receive(
                 from: .internet, frame: try solicitation(from: peerMAC, source: "2001:db8::1", target: "fe80::1"),
-                now: 0, wallClock: 0), [.drop(.ndForKeyDeliveryAddressFromInternet)])
+                at: ClockReading(monotonic: 0, wall: 0)), [.drop(.ndForKeyDeliveryAddressFromInternet)])
         // A solicitation for any other address is not the bridge's to answer.
         let other = bridge.receive(
             from: .terminal, frame: try solicitation(from: terminalMAC, source: "2001:db8::11", target: "2001:db8::1"),
-            now: 0, wallClock: 0)
+            at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertFalse(other.contains { if case .send = $0 { return true } else { return false } }, "\(other)")
         // Truncated or malformed solicitations are not answered either.
         var short = try solicitation(from: terminalMAC, source: "2001:db8::11", target: "fe80::1")
         short.removeLast(12)
         XCTAssertFalse(
-            bridge.receive(from: .terminal, frame: short, now: 0, wallClock: 0).contains { if case .send = $0 { return true } else { return false } })
+            bridge.receive(from: .terminal, frame: short, at: ClockReading(monotonic: 0, wall: 0)).contains {
+                if case .send = $0 { return true } else { return false }
+            })
     }
 
     func testAllowedFramesCrossUnchangedWhateverTheyCarry() {
@@ -124,11 +126,13 @@ final class EthernetBridgeTests: XCTestCase {
             source: DemoScenario.terminalA.bytes, destination: DemoScenario.dnsServer.bytes,
             sourcePort: 5353, destinationPort: 53, payload: Array(repeating: 7, count: 8000))
         let tagged = EthernetFrameView.build(destination: peerMAC, source: terminalMAC, vlanIDs: [100, 200], etherType: EtherType.ipv4, payload: dns)
-        XCTAssertEqual(bridge.receive(from: .terminal, frame: tagged, now: 0, wallClock: 0), [.forward(.internet)], "jumbo, QinQ-tagged bypass frame")
+        XCTAssertEqual(
+            bridge.receive(from: .terminal, frame: tagged, at: ClockReading(monotonic: 0, wall: 0)), [.forward(.internet)],
+            "jumbo, QinQ-tagged bypass frame")
         let lldp = EthernetFrameView.build(
             destination: MACAddress([0x01, 0x80, 0xc2, 0, 0, 0x0e]), source: terminalMAC, etherType: 0x88cc,
             payload: Array(repeating: 0, count: 46))
-        XCTAssertEqual(bridge.receive(from: .terminal, frame: lldp, now: 0, wallClock: 0), [.forward(.internet)])
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: lldp, at: ClockReading(monotonic: 0, wall: 0)), [.forward(.internet)])
         let telnet = IPHeaderBuilder.udpPacket(
             source: DemoScenario.terminalA.bytes, destination: DemoScenario.telnetServer.bytes,
             sourcePort: 40000, destinationPort: 23, payload: [1])
@@ -139,11 +143,11 @@ final class EthernetBridgeTests: XCTestCase {
                 from: .terminal,
                 frame: EthernetFrameView.build(
                     destination: peerMAC, source: terminalMAC,
-                    etherType: EtherType.ipv4, payload: tcp), now: 0, wallClock: 0),
+                    etherType: EtherType.ipv4, payload: tcp), at: ClockReading(monotonic: 0, wall: 0)),
             [.drop(.policyDiscard)])
-        XCTAssertEqual(bridge.receive(from: .terminal, frame: [1, 2, 3], now: 0, wallClock: 0), [.drop(.malformedFrame)])
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: [1, 2, 3], at: ClockReading(monotonic: 0, wall: 0)), [.drop(.malformedFrame)])
         let toPort = EthernetFrameView.build(destination: portMAC, source: terminalMAC, etherType: EtherType.ipv4, payload: dns)
-        XCTAssertEqual(bridge.receive(from: .terminal, frame: toPort, now: 0, wallClock: 0), [.drop(.addressedToProxyPort)])
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: toPort, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.addressedToProxyPort)])
     }
 
     func testATerminalEnrolledByMACIsRegisteredAtTheAddressesDiscoveryLearns() {
@@ -151,12 +155,13 @@ final class EthernetBridgeTests: XCTestCase {
             terminals: [], enrollments: [terminalMAC: MACEnrollment(terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 1, count: 32)))])
         XCTAssertNil(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.21")!))
         let actions = bridge.receive(
-            from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.21", asking: "10.0.0.1"), now: 0, wallClock: 0)
+            from: .terminal, frame: arp(.request, from: terminalMAC, ip: "10.0.0.21", asking: "10.0.0.1"), at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertTrue(actions.contains(.discovered("discovered 10.0.0.21 at 02:00:00:00:00:11 (arp): inside the terminal prefixes")), "\(actions)")
         XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.21")!)?.terminalID, 21)
         // A stranger outside the prefixes is only listed as pending, never registered.
         let stranger = MACAddress([0x02, 0, 0, 0, 0, 0x99])
-        _ = bridge.receive(from: .terminal, frame: arp(.request, from: stranger, ip: "10.9.0.5", asking: "10.9.0.1"), now: 1, wallClock: 1)
+        _ = bridge.receive(
+            from: .terminal, frame: arp(.request, from: stranger, ip: "10.9.0.5", asking: "10.9.0.1"), at: ClockReading(monotonic: 1, wall: 1))
         XCTAssertEqual(bridge.discovery.pending.map(\.mac), [stranger])
         XCTAssertNil(bridge.proxy.registry.terminal(at: IPAddress("10.9.0.5")!))
     }
@@ -177,7 +182,7 @@ final class EthernetBridgeTests: XCTestCase {
                     source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
                     sourcePort: datagram.source.port, destinationPort: datagram.destination.port, payload: datagram.payload)
                 let frame = EthernetFrameView.build(destination: terminalMAC, source: peerMAC, vlanIDs: [7], etherType: EtherType.ipv4, payload: ip)
-                for out in bridge.receive(from: .internet, frame: frame, now: 0, wallClock: 0) {
+                for out in bridge.receive(from: .internet, frame: frame, at: ClockReading(monotonic: 0, wall: 0)) {
                     guard case .send(let side, let bytes) = out else { continue }
                     let ethernet = try EthernetFrameView(bytes)
                     let packet = Array(bytes[ethernet.payloadOffset...])
@@ -222,7 +227,7 @@ final class EthernetBridgeTests: XCTestCase {
     /// address, learns from the answer (which goes no further), and the retransmission reaches the terminal.
     func testAnUnknownTerminalIsAskedForByARPAndTheAnswerTeachesTheBridge() throws {
         let bridge = makeBridge()
-        let actions = bridge.frames(for: bridge.proxy.removeTerminal(id: 11, now: 0, wallClock: 0)!)
+        let actions = bridge.frames(for: bridge.proxy.removeTerminal(id: 11, at: ClockReading(monotonic: 0, wall: 0))!)
         XCTAssertTrue(actions.contains { if case .drop(.noLinkAddress) = $0 { true } else { false } })
         let requests = sent(actions, on: .terminal)
         XCTAssertEqual(requests.count, 1, "one ARP request, no key-delivery frame yet")
@@ -235,17 +240,17 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(arp.senderMAC, portMAC)
         XCTAssertEqual(arp.targetIP, DemoScenario.terminalA.bytes)
         // Asked once per round, however many sends fail meanwhile.
-        XCTAssertTrue(sent(bridge.tick(now: 0.6, wallClock: 0.6), on: .terminal).isEmpty)
+        XCTAssertTrue(sent(bridge.tick(at: ClockReading(monotonic: 0.6, wall: 0.6)), on: .terminal).isEmpty)
         let reply = ARPPacket(
             operation: .reply, senderMAC: terminalMAC, senderIP: DemoScenario.terminalA.bytes, targetMAC: portMAC, targetIP: [169, 254, 0, 1])
         let answer = bridge.receive(
             from: .terminal,
             frame: EthernetFrameView.build(
                 destination: portMAC, source: terminalMAC, etherType: EtherType.arp,
-                payload: reply.encode()), now: 1, wallClock: 1)
+                payload: reply.encode()), at: ClockReading(monotonic: 1, wall: 1))
         XCTAssertEqual(answer.last, .drop(.addressedToProxyPort), "the answer to the proxy is not forwarded to the Internet")
         XCTAssertFalse(answer.contains { if case .forward = $0 { true } else { false } })
-        let retransmitted = sent(bridge.tick(now: 2.5, wallClock: 2.5), on: .terminal)
+        let retransmitted = sent(bridge.tick(at: ClockReading(monotonic: 2.5, wall: 2.5)), on: .terminal)
         XCTAssertEqual(retransmitted.count, 1, "the FLUSH goes out on its retransmission")
         XCTAssertEqual(try EthernetFrameView(retransmitted[0]).destination, terminalMAC)
     }
@@ -256,7 +261,7 @@ final class EthernetBridgeTests: XCTestCase {
         let bridge = makeBridge(terminals: [
             TerminalEntry(address: address, terminalID: 21, enrollmentKey: KeyMaterial(Array(repeating: 7, count: 32)))
         ])
-        let requests = sent(bridge.frames(for: bridge.proxy.removeTerminal(id: 21, now: 0, wallClock: 0)!), on: .terminal)
+        let requests = sent(bridge.frames(for: bridge.proxy.removeTerminal(id: 21, at: ClockReading(monotonic: 0, wall: 0))!), on: .terminal)
         XCTAssertEqual(requests.count, 1)
         let ethernet = try EthernetFrameView(requests[0])
         XCTAssertEqual(ethernet.destination, MACAddress([0x33, 0x33, 0xff, 0, 0, 0x11]))
@@ -279,7 +284,7 @@ final class EthernetBridgeTests: XCTestCase {
             from: .terminal,
             frame: EthernetFrameView.build(
                 destination: .broadcast, source: terminalMAC, vlanIDs: [5],
-                etherType: EtherType.ipv4, payload: ping), now: 0, wallClock: 0)
+                etherType: EtherType.ipv4, payload: ping), at: ClockReading(monotonic: 0, wall: 0))
         let requests = sent(actions, on: .internet)
         XCTAssertEqual(requests.count, 1, "no IKE frame yet, one ARP request")
         let ethernet = try EthernetFrameView(requests[0])
@@ -295,10 +300,10 @@ final class EthernetBridgeTests: XCTestCase {
             from: .internet,
             frame: EthernetFrameView.build(
                 destination: terminalMAC, source: peerMAC, vlanIDs: [5],
-                etherType: EtherType.arp, payload: reply.encode()), now: 0.2, wallClock: 0.2)
+                etherType: EtherType.arp, payload: reply.encode()), at: ClockReading(monotonic: 0.2, wall: 0.2))
         XCTAssertEqual(answer, [.forward(.terminal)], "the answer reaches the terminal, whose name it was asked in")
         XCTAssertEqual(bridge.stations.station(for: DemoScenario.peer)?.mac, peerMAC)
-        let ike = sent(bridge.tick(now: 1.5, wallClock: 1.5), on: .internet)
+        let ike = sent(bridge.tick(at: ClockReading(monotonic: 1.5, wall: 1.5)), on: .internet)
         XCTAssertEqual(ike.count, 1, "the IKE_SA_INIT goes out on its retransmission")
         XCTAssertEqual(try EthernetFrameView(ike[0]).destination, peerMAC)
     }
@@ -321,9 +326,9 @@ final class EthernetBridgeTests: XCTestCase {
                 payload: dhcp)
             return EthernetFrameView.build(destination: .broadcast, source: peerMAC, etherType: EtherType.ipv4, payload: packet)
         }
-        _ = bridge.receive(from: .internet, frame: ack([10, 0, 0, 31]), now: 0, wallClock: 0)
+        _ = bridge.receive(from: .internet, frame: ack([10, 0, 0, 31]), at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.31")!)?.terminalID, 21)
-        let actions = bridge.receive(from: .internet, frame: ack([10, 0, 0, 32]), now: 1, wallClock: 1)
+        let actions = bridge.receive(from: .internet, frame: ack([10, 0, 0, 32]), at: ClockReading(monotonic: 1, wall: 1))
         XCTAssertEqual(bridge.proxy.registry.terminal(at: IPAddress("10.0.0.32")!)?.keyDeliveryAddress, IPAddress("10.0.0.32")!)
         XCTAssertNil(bridge.proxy.registry.entries[IPAddress("10.0.0.31")!], "the old address is let go")
         XCTAssertTrue(
@@ -334,7 +339,8 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertTrue(actions.contains(.forward(.terminal)), "the DHCPACK itself crosses unchanged")
         XCTAssertEqual(bridge.proxy.counters["terminal_addresses_withdrawn"], 1)
         // A terminal enrolled by address (10.0.0.11, terminal 11) keeps it when a lease gives it to someone else.
-        let taken = bridge.receive(from: .internet, frame: ack([10, 0, 0, 11], to: MACAddress([2, 0, 0, 0, 0, 0x77])), now: 2, wallClock: 2)
+        let taken = bridge.receive(
+            from: .internet, frame: ack([10, 0, 0, 11], to: MACAddress([2, 0, 0, 0, 0, 0x77])), at: ClockReading(monotonic: 2, wall: 2))
         XCTAssertEqual(bridge.proxy.registry.terminal(at: DemoScenario.terminalA)?.terminalID, 11)
         XCTAssertFalse(taken.contains { if case .log(let line) = $0 { line.contains("not acted for") } else { false } })
     }

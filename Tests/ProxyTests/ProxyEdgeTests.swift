@@ -48,7 +48,7 @@ final class ProxyEdgeTests: XCTestCase {
         func send(from terminal: IPAddress, to host: Int, at now: Double) {
             let actions = proxy.receive(
                 from: .terminal, packet: HostStack.echoRequest(from: terminal, to: IPAddress("198.51.100.\(host)")!, sequence: 1),
-                now: now, wallClock: now)
+                at: ClockReading(monotonic: now, wall: now))
             logs += actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
         }
         for host in 1...6 { send(from: a, to: host, at: 0) }
@@ -63,7 +63,7 @@ final class ProxyEdgeTests: XCTestCase {
         XCTAssertEqual(proxy.counters["negotiations_started"], 4)
         XCTAssertTrue(logs.contains { $0.contains("4 negotiations are under way already (max_negotiations 4)") }, "\(logs)")
         // No peer answers: the negotiations fail, and new start requests may go on.
-        for second in stride(from: 1.0, through: 40, by: 1) { _ = proxy.tick(now: second, wallClock: second) }
+        for second in stride(from: 1.0, through: 40, by: 1) { _ = proxy.tick(at: ClockReading(monotonic: second, wall: second)) }
         XCTAssertEqual(proxy.counters["negotiation_failed"], 4, "each one reported failed when the engine gave up, none just dropped")
         XCTAssertNil(proxy.counters["negotiation_abandoned"])
         send(from: a, to: 7, at: 41)
@@ -78,7 +78,8 @@ final class ProxyEdgeTests: XCTestCase {
             policy: DemoScenario.policy(),
             registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
             profiles: [profile])
-        let actions = proxy.receive(from: .terminal, packet: HostStack.echoRequest(from: a, to: peer, sequence: 1), now: 0, wallClock: 0)
+        let actions = proxy.receive(
+            from: .terminal, packet: HostStack.echoRequest(from: a, to: peer, sequence: 1), at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertTrue(actions.contains(.drop(.noCertificateForTerminal)), "\(actions)")
         XCTAssertTrue(actions.contains { if case .log(let text) = $0 { return text.contains("has none configured") } else { return false } })
         XCTAssertNil(proxy.counters["negotiations_started"], "no IKE in the terminal's name without its certificate")
@@ -88,8 +89,8 @@ final class ProxyEdgeTests: XCTestCase {
     func testMalformedPacketsFromEitherSideAreCountedDrops() {
         let proxy = makeProxy()
         for garbage in [[], [0x45], [0x60, 0, 0], Array(repeating: 0x45, count: 30)] as [[UInt8]] {
-            XCTAssertEqual(proxy.receive(from: .internet, packet: garbage, now: 0, wallClock: 0), [.drop(.malformed)])
-            XCTAssertEqual(proxy.receive(from: .terminal, packet: garbage, now: 0, wallClock: 0), [.drop(.malformed)])
+            XCTAssertEqual(proxy.receive(from: .internet, packet: garbage, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.malformed)])
+            XCTAssertEqual(proxy.receive(from: .terminal, packet: garbage, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.malformed)])
         }
         XCTAssertEqual(proxy.counters["drop_malformed"], 8)
     }
@@ -99,17 +100,18 @@ final class ProxyEdgeTests: XCTestCase {
         let ike = IPHeaderBuilder.udpPacket(
             source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
             payload: [0, 0, 0, 0] + Array(repeating: 1, count: 40))
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: ike, now: 0, wallClock: 0), [.drop(.ikeFromTerminal)])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: ike, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.ikeFromTerminal)])
         let stranger = IPHeaderBuilder.udpPacket(
             source: IPAddress("10.0.0.99")!.bytes, destination: IPAddress("169.254.0.1")!.bytes,
             sourcePort: 9500, destinationPort: 9500, payload: Array(repeating: 0, count: 90))
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: stranger, now: 0, wallClock: 0), [.drop(.keyDeliveryFromUnknownTerminal)])
+        XCTAssertEqual(
+            proxy.receive(from: .terminal, packet: stranger, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.keyDeliveryFromUnknownTerminal)])
         // From an enrolled terminal but sealed with the wrong key: refused as forged, never forwarded.
         let forger = KeyDeliveryChannel(role: .terminal, terminalID: 11, enrollmentKey: KeyMaterial(Array(repeating: 9, count: 32)), epoch: 1)
         let forged = IPHeaderBuilder.udpPacket(
             source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes, sourcePort: 9500,
-            destinationPort: 9500, payload: forger.send(.flush, now: 0, wallClock: 0))
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: forged, now: 0, wallClock: 0), [.drop(.keyDeliveryForged)])
+            destinationPort: 9500, payload: forger.send(.flush, at: ClockReading(monotonic: 0, wall: 0)))
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: forged, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.keyDeliveryForged)])
     }
 
     /// Found by fuzzing (the ethernet-bridge target): a UDP header cut after its ports, to the key-delivery
@@ -124,29 +126,31 @@ final class ProxyEdgeTests: XCTestCase {
             return packet + [0x30, 0x39, 0x25, 0x1c]  // source port 12345, destination port 9500, nothing more
         }
         XCTAssertEqual(
-            proxy.receive(from: .internet, packet: truncatedUDP(from: peer, to: a), now: 0, wallClock: 0),
+            proxy.receive(from: .internet, packet: truncatedUDP(from: peer, to: a), at: ClockReading(monotonic: 0, wall: 0)),
             [.drop(.keyDeliveryFromInternet)])
         XCTAssertEqual(
-            proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: IPAddress("169.254.0.1")!), now: 0, wallClock: 0),
+            proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: IPAddress("169.254.0.1")!), at: ClockReading(monotonic: 0, wall: 0)),
             [.drop(.malformedKeyDelivery)])
         XCTAssertEqual(
-            proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: DemoScenario.dnsServer), now: 0, wallClock: 0),
+            proxy.receive(from: .terminal, packet: truncatedUDP(from: a, to: DemoScenario.dnsServer), at: ClockReading(monotonic: 0, wall: 0)),
             [.drop(.malformedKeyDelivery)], "not even where the policy bypasses")
     }
 
     func testNATKeepalivesAndPlainESPOfKnownAndUnknownSAs() {
         let proxy = makeProxy()
         let keepalive = IPHeaderBuilder.udpPacket(source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500, payload: [0xff])
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: keepalive, now: 0, wallClock: 0), [.forward(.internet)])
+        XCTAssertEqual(proxy.receive(from: .terminal, packet: keepalive, at: ClockReading(monotonic: 0, wall: 0)), [.forward(.internet)])
         var esp: [UInt8] = []
         IPHeaderBuilder.appendIPv4(to: &esp, source: a.bytes, destination: peer.bytes, protocolNumber: IPProtocolNumber.esp, payloadLength: 40)
         esp += [0x12, 0x34, 0x56, 0x78, 0, 0, 0, 1] + Array(repeating: 0, count: 32)
-        let dropped = proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0)
+        let dropped = proxy.receive(from: .terminal, packet: esp, at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertEqual(dropped.first, .drop(.espOfUnknownSA))
         XCTAssertTrue(
             dropped.contains(
                 .log("ESP from 10.0.0.11 on SPI 12345678 dropped: no SA of this terminal has it (said once per SPI; counted as esp_of_unknown_sa)")))
-        XCTAssertEqual(proxy.receive(from: .terminal, packet: esp, now: 0, wallClock: 0), [.drop(.espOfUnknownSA)], "said once, counted always")
+        XCTAssertEqual(
+            proxy.receive(from: .terminal, packet: esp, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.espOfUnknownSA)],
+            "said once, counted always")
         XCTAssertEqual(proxy.counters["drop_esp_of_unknown_sa"], 2)
     }
 
@@ -192,14 +196,14 @@ final class ProxyEdgeTests: XCTestCase {
         // The terminal reports the soft lifetime of its inbound SA over key delivery.
         let terminalChannel = network.terminals[a]!.agent.channel
         let expire = terminalChannel.send(
-            .expire(spi: first.inbound.spi, direction: .inbound, hard: false), now: network.now,
-            wallClock: 1_800_000_000 + network.now)
+            .expire(spi: first.inbound.spi, direction: .inbound, hard: false),
+            at: ClockReading(monotonic: network.now, wall: 1_800_000_000 + network.now))
         _ = network.proxy.receive(
             from: .terminal,
             packet: IPHeaderBuilder.udpPacket(
                 source: a.bytes, destination: IPAddress("169.254.0.1")!.bytes,
                 sourcePort: 9500, destinationPort: 9500, payload: expire),
-            now: network.now, wallClock: 1_800_000_000 + network.now
+            at: ClockReading(monotonic: network.now, wall: 1_800_000_000 + network.now)
         )
         .forEach { action in if case .send(let side, let packet) = action { network.inject(side, packet) } }
         network.run()

@@ -328,16 +328,17 @@ final class ProxyFlowTests: XCTestCase {
         let late = IPHeaderBuilder.udpPacket(
             source: a.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
             payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
-        XCTAssertEqual(network.proxy.receive(from: .terminal, packet: late, now: network.now, wallClock: 0), [.forward(.internet)])
+        XCTAssertEqual(network.proxy.receive(from: .terminal, packet: late, at: ClockReading(monotonic: network.now, wall: 0)), [.forward(.internet)])
         XCTAssertEqual(network.proxy.counters["forwarded_esp_of_replaced_sa"], 1)
         // Another terminal may not use it, and after the grace it is an unknown SA.
         let stranger = IPHeaderBuilder.udpPacket(
             source: b.bytes, destination: peer.bytes, sourcePort: 4500, destinationPort: 4500,
             payload: old.bytes + [0, 0, 0, 9] + Array(repeating: 0xab, count: 40))
-        XCTAssertNotEqual(network.proxy.receive(from: .terminal, packet: stranger, now: network.now, wallClock: 0), [.forward(.internet)])
+        XCTAssertNotEqual(
+            network.proxy.receive(from: .terminal, packet: stranger, at: ClockReading(monotonic: network.now, wall: 0)), [.forward(.internet)])
         let later = network.now + SAStore.replacedSAGrace + 1
-        _ = network.proxy.tick(now: later, wallClock: 0)
-        XCTAssertNotEqual(network.proxy.receive(from: .terminal, packet: late, now: later, wallClock: 0), [.forward(.internet)])
+        _ = network.proxy.tick(at: ClockReading(monotonic: later, wall: 0))
+        XCTAssertNotEqual(network.proxy.receive(from: .terminal, packet: late, at: ClockReading(monotonic: later, wall: 0)), [.forward(.internet)])
         XCTAssertEqual(network.proxy.counters["drop_esp_of_unknown_sa"], 2)
     }
 
@@ -559,7 +560,7 @@ final class ProxyFlowTests: XCTestCase {
         network.terminalSends(a, HostStack.tcpSyn(from: a, to: peer, destinationPort: 5001))
         network.run()
         let old = network.proxy.store.children.values.first!.outbound.spi
-        XCTAssertTrue(network.proxy.applyPolicy(now: network.now, wallClock: 0).isEmpty, "nothing changed, nothing to do")
+        XCTAssertTrue(network.proxy.applyPolicy(at: ClockReading(monotonic: network.now, wall: 0)).isEmpty, "nothing changed, nothing to do")
         network.proxy.policy = PolicyTable(
             rules: [
                 PolicyRule(
@@ -567,7 +568,7 @@ final class ProxyFlowTests: XCTestCase {
                     destinationPorts: PortRange(22, 22), action: .bypass), protectTCP
             ],
             defaultAction: .bypass)
-        for action in network.proxy.applyPolicy(now: network.now, wallClock: 0) {
+        for action in network.proxy.applyPolicy(at: ClockReading(monotonic: network.now, wall: 0)) {
             if case .send(let side, let packet) = action { network.inject(side, packet) }
         }
         network.run()
@@ -585,7 +586,7 @@ final class ProxyFlowTests: XCTestCase {
         XCTAssertEqual(network.peer.espReceived, esp)
         // Nothing protected any more: the SA goes, in the store and in the terminal.
         network.proxy.policy = PolicyTable(rules: [], defaultAction: .bypass)
-        for action in network.proxy.applyPolicy(now: network.now, wallClock: 0) {
+        for action in network.proxy.applyPolicy(at: ClockReading(monotonic: network.now, wall: 0)) {
             if case .send(let side, let packet) = action { network.inject(side, packet) }
         }
         network.run()
@@ -618,7 +619,7 @@ final class ProxyFlowTests: XCTestCase {
                 PolicyRule(source: terminals, destination: peerPrefix, ipProtocol: 17, action: .protect(profile: "other"))
             ],
             defaultAction: .bypass)
-        XCTAssertTrue(network.proxy.applyPolicy(now: network.now, wallClock: 0).isEmpty, "skipped while the pair negotiates")
+        XCTAssertTrue(network.proxy.applyPolicy(at: ClockReading(monotonic: network.now, wall: 0)).isEmpty, "skipped while the pair negotiates")
         network.run()
         XCTAssertEqual(network.proxy.store.count, 2, "the UDP CHILD SA is made")
         XCTAssertNil(network.proxy.counters["renegotiated_after_policy_change"])

@@ -39,16 +39,18 @@ final class TerminalKeyDeliveriesTests: XCTestCase {
     func testARemovedTerminalIsForgottenOnceNothingIsUnacknowledged() {
         var deliveries = TerminalKeyDeliveries(settings: ProxySettings(), epoch: 1)
         let removed = terminal("10.0.0.10")
-        let flush = deliveries.setter(for: removed).flush(now: 0, wallClock: 0)
+        let flush = deliveries.setter(for: removed).flush(at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertFalse(flush.datagrams.isEmpty)
         deliveries.depart(removed.address, delivery: removed)
         let registry = TerminalRegistry(allowedPrefixes: [])
-        let retransmitted = deliveries.tick(now: 1, wallClock: 1, registry: registry)
+        let retransmitted = deliveries.tick(at: ClockReading(monotonic: 1, wall: 1), registry: registry)
         XCTAssertFalse(retransmitted.actions.isEmpty, "the FLUSH is retransmitted to the removed terminal")
         XCTAssertNotNil(deliveries.departedTerminal(at: removed.address), "still awaiting its acknowledgement")
         // Given up on after the channel's attempts: then forgotten.
         var abandoned = 0
-        for second in 2...200 { abandoned += deliveries.tick(now: Double(second), wallClock: Double(second), registry: registry).abandoned.count }
+        for second in 2...200 {
+            abandoned += deliveries.tick(at: ClockReading(monotonic: Double(second), wall: Double(second)), registry: registry).abandoned.count
+        }
         XCTAssertEqual(abandoned, 1)
         XCTAssertNil(deliveries.departedTerminal(at: removed.address))
     }

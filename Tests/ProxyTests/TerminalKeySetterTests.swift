@@ -34,9 +34,9 @@ final class TerminalKeySetterTests: XCTestCase {
         var toTerminal = output.datagrams
         while !toTerminal.isEmpty {
             let datagram = toTerminal.removeFirst()
-            for case .sendKeyDelivery(let reply) in agent.receiveKeyDelivery(datagram, now: 0, wallClock: clock) {
-                if case .acknowledged(let message) = setter.channel.receive(reply, now: 0, wallClock: clock) {
-                    toTerminal += setter.acknowledged(message, now: 0, wallClock: clock).datagrams
+            for case .sendKeyDelivery(let reply) in agent.receiveKeyDelivery(datagram, at: ClockReading(monotonic: 0, wall: clock)) {
+                if case .acknowledged(let message) = setter.channel.receive(reply, at: ClockReading(monotonic: 0, wall: clock)) {
+                    toTerminal += setter.acknowledged(message, at: ClockReading(monotonic: 0, wall: clock)).datagrams
                 }
             }
         }
@@ -46,7 +46,9 @@ final class TerminalKeySetterTests: XCTestCase {
         let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: 7, enrollmentKey: key, epoch: 1))
         let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: 7, enrollmentKey: key, epoch: 2), statusInterval: 0)
         exchange(
-            setter.handle(event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+            setter.handle(
+                event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), at: ClockReading(monotonic: 0, wall: clock)),
+            setter, agent)
         XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1000)])
 
         // Rekeyed: the new pair goes in, the old outbound goes once the new is acknowledged, and the old inbound
@@ -54,12 +56,13 @@ final class TerminalKeySetterTests: XCTestCase {
         exchange(
             setter.handle(
                 event(.childRekeyed, spiIn: 0x1001, spiOut: 0x2001, replaces: (0x1000, 0x2000)), lifetime: ESPLifetime(),
-                now: 0, wallClock: clock), setter, agent)
+                at: ClockReading(monotonic: 0, wall: clock)), setter, agent)
         XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1000), ChildSPI(0x1001)])
         XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2001)])
 
         // The old CHILD SA deleted with the peer: its inbound SA goes, and its outbound is not deleted twice.
-        let deletion = setter.handle(event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock)
+        let deletion = setter.handle(
+            event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), at: ClockReading(monotonic: 0, wall: clock))
         XCTAssertEqual(deletion.datagrams.count, 1, "\(deletion.log)")
         exchange(deletion, setter, agent)
         XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1001)])
@@ -78,8 +81,12 @@ final class TerminalKeySetterTests: XCTestCase {
         let setter = TerminalKeySetter(channel: KeyDeliveryChannel(role: .proxy, terminalID: 7, enrollmentKey: key, epoch: 1))
         let agent = TerminalAgent(channel: KeyDeliveryChannel(role: .terminal, terminalID: 7, enrollmentKey: key, epoch: 2), statusInterval: 0)
         exchange(
-            setter.handle(event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
-        exchange(setter.handle(held(0x1001, 0x2001, replaces: (0x1000, 0x2000)), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+            setter.handle(
+                event(.childEstablished, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), at: ClockReading(monotonic: 0, wall: clock)),
+            setter, agent)
+        exchange(
+            setter.handle(held(0x1001, 0x2001, replaces: (0x1000, 0x2000)), lifetime: ESPLifetime(), at: ClockReading(monotonic: 0, wall: clock)),
+            setter, agent)
         XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1000), ChildSPI(0x1001)], "the peer may send on its replacement")
         XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2000)], "the terminal keeps sending on the old SA")
         return (setter, agent)
@@ -93,13 +100,15 @@ final class TerminalKeySetterTests: XCTestCase {
             let ours = event(.childRekeyed, spiIn: 0x1002, spiOut: 0x2002, replaces: (0x1000, 0x2000))
             let redundantDeleted = event(.childDeleted, spiIn: 0x1001, spiOut: 0x2001)
             for next in peerDeletesFirst ? [redundantDeleted, ours] : [ours, redundantDeleted] {
-                let output = setter.handle(next, lifetime: ESPLifetime(), now: 0, wallClock: clock)
+                let output = setter.handle(next, lifetime: ESPLifetime(), at: ClockReading(monotonic: 0, wall: clock))
                 exchange(output, setter, agent)
                 XCTAssertFalse(agent.database.outbound.contains { $0.parameters.spi == ChildSPI(0x2001) }, "never the redundant outbound SA")
             }
             XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2002)], "ours, once in place")
             exchange(
-                setter.handle(event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock), setter, agent)
+                setter.handle(
+                    event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), at: ClockReading(monotonic: 0, wall: clock)),
+                setter, agent)
             XCTAssertEqual(Set(agent.database.inbound.keys), [ChildSPI(0x1002)], "peerDeletesFirst \(peerDeletesFirst)")
         }
     }
@@ -108,7 +117,8 @@ final class TerminalKeySetterTests: XCTestCase {
     /// outbound goes only once the terminal holds it.
     func testInARekeyCollisionThePeersSurvivingReplacementGetsItsOutboundWhenThePeerDeletesTheOldSA() {
         let (setter, agent) = collision()
-        let released = setter.handle(event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), now: 0, wallClock: clock)
+        let released = setter.handle(
+            event(.childDeleted, spiIn: 0x1000, spiOut: 0x2000), lifetime: ESPLifetime(), at: ClockReading(monotonic: 0, wall: clock))
         XCTAssertEqual(released.datagrams.count, 1, "the outbound SA first, the deletes after it is acknowledged: \(released.log)")
         exchange(released, setter, agent)
         XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [ChildSPI(0x2001)])

@@ -21,7 +21,7 @@ final class TerminalPrefixChangeTests: XCTestCase {
 
         // 10.0.0.0/24 narrowed to B's address alone.
         network.proxy.registry.allowedPrefixes = [AddressPrefix("10.0.0.12/32")!]
-        let actions = network.proxy.withdraw(addresses: [a], now: network.now, wallClock: network.wallClock)
+        let actions = network.proxy.withdraw(addresses: [a], at: ClockReading(monotonic: network.now, wall: network.wallClock))
         let lines = actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
         XCTAssertTrue(
             lines.contains(
@@ -72,14 +72,14 @@ final class TerminalPrefixChangeTests: XCTestCase {
         let added = IPAddress("10.0.0.40")!
         bridge.add(terminalID: 40, addresses: [added], enrollmentKey: KeyMaterial(Array(repeating: 0x40, count: 32)), keyDeliveryPort: 9500)
 
-        let narrowed = bridge.replaceTerminalPrefixes([AddressPrefix("10.0.0.12/32")!], now: 0, wallClock: 0)
+        let narrowed = bridge.replaceTerminalPrefixes([AddressPrefix("10.0.0.12/32")!], at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertEqual(narrowed.withdrawn, [a], "A leaves; B stays; the added terminal stays allowed")
         XCTAssertTrue(narrowed.admitted.isEmpty)
         XCTAssertNotNil(proxy.registry.terminal(at: added))
         XCTAssertNil(proxy.registry.terminal(at: a))
         XCTAssertFalse(bridge.discovery.isInsidePrefixes(a), "discovery lists A's host as pending now")
 
-        let widened = bridge.replaceTerminalPrefixes([AddressPrefix("10.0.0.0/28")!], now: 0, wallClock: 0)
+        let widened = bridge.replaceTerminalPrefixes([AddressPrefix("10.0.0.0/28")!], at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertTrue(widened.withdrawn.isEmpty)
         XCTAssertEqual(widened.admitted, [a])
         XCTAssertNotNil(proxy.registry.terminal(at: added), "10.0.0.40 lies outside 10.0.0.0/28 and stays allowed")

@@ -28,7 +28,7 @@ final class TerminalRemovalTests: XCTestCase {
 
     func testRemovingATerminalDeletesItsSAsWithThePeerAndFlushesTheTerminal() {
         let network = twoTerminalsWithSAs()
-        let actions = network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)
+        let actions = network.proxy.removeTerminal(id: 11, at: ClockReading(monotonic: network.now, wall: network.wallClock))
         XCTAssertNotNil(actions)
         let lines = (actions ?? []).compactMap { if case .log(let line) = $0 { line } else { nil } }
         XCTAssertTrue(lines.contains { $0.contains("terminal 11 (10.0.0.11) removed") }, "\(lines)")
@@ -68,7 +68,7 @@ final class TerminalRemovalTests: XCTestCase {
     func testRemovingATerminalWhosePeerIsGoneStillEmptiesTheStore() {
         let network = twoTerminalsWithSAs()
         network.peerIsDown = true
-        network.perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!)
+        network.perform(network.proxy.removeTerminal(id: 11, at: ClockReading(monotonic: network.now, wall: network.wallClock))!)
         network.advance(by: 120)
         XCTAssertTrue(network.proxy.store.children.values.allSatisfy { $0.terminal == b }, "A's SA left the store")
         XCTAssertFalse(network.proxy.engine.sessionSummaries.contains { $0.local.address == a }, "and its IKE SA the engine")
@@ -79,9 +79,11 @@ final class TerminalRemovalTests: XCTestCase {
     /// is deleted with its peer; the enrolled terminal's stays.
     func testRestoredSAsOfATerminalNoLongerEnrolledAreDeleted() {
         let network = twoTerminalsWithSAs()
-        XCTAssertTrue(network.proxy.deleteSAsOfUnenrolledTerminals(now: network.now, wallClock: network.wallClock).isEmpty, "all enrolled: nothing")
+        XCTAssertTrue(
+            network.proxy.deleteSAsOfUnenrolledTerminals(at: ClockReading(monotonic: network.now, wall: network.wallClock)).isEmpty,
+            "all enrolled: nothing")
         _ = network.proxy.registry.remove(terminalID: 11)
-        let actions = network.proxy.deleteSAsOfUnenrolledTerminals(now: network.now, wallClock: network.wallClock)
+        let actions = network.proxy.deleteSAsOfUnenrolledTerminals(at: ClockReading(monotonic: network.now, wall: network.wallClock))
         XCTAssertTrue(actions.contains { if case .log(let line) = $0 { line.contains("which is no longer an enrolled terminal") } else { false } })
         network.perform(actions)
         XCTAssertEqual(peerSessions(with: a, network), 0, "the peer's IKE SA with A is deleted")
@@ -91,7 +93,7 @@ final class TerminalRemovalTests: XCTestCase {
 
     func testRemovingAnUnknownTerminalChangesNothing() {
         let network = twoTerminalsWithSAs()
-        XCTAssertNil(network.proxy.removeTerminal(id: 99, now: network.now, wallClock: network.wallClock))
+        XCTAssertNil(network.proxy.removeTerminal(id: 99, at: ClockReading(monotonic: network.now, wall: network.wallClock)))
         XCTAssertEqual(network.proxy.store.count, 2)
         XCTAssertNil(network.proxy.counters["terminals_removed"])
     }
@@ -100,7 +102,7 @@ final class TerminalRemovalTests: XCTestCase {
     /// agent (which remembers them) takes the new SA's keys.
     func testATerminalEnrolledAgainGetsSAsAgain() {
         let network = twoTerminalsWithSAs()
-        network.perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!)
+        network.perform(network.proxy.removeTerminal(id: 11, at: ClockReading(monotonic: network.now, wall: network.wallClock))!)
         network.proxy.registry.enroll(DemoScenario.terminals()[0])
         network.terminalSends(a, HostStack.echoRequest(from: a, to: peer, sequence: 1))
         network.run()
@@ -115,7 +117,7 @@ final class TerminalRemovalTests: XCTestCase {
     /// Enrolled again under a new key (a replaced device), the terminal is reached on a new channel.
     func testATerminalEnrolledAgainUnderANewKeyGetsANewChannel() {
         let network = twoTerminalsWithSAs()
-        network.perform(network.proxy.removeTerminal(id: 11, now: network.now, wallClock: network.wallClock)!)
+        network.perform(network.proxy.removeTerminal(id: 11, at: ClockReading(monotonic: network.now, wall: network.wallClock))!)
         let replaced = TerminalEntry(address: a, terminalID: 11, enrollmentKey: KeyMaterial(Array(repeating: 0x5e, count: 32)))
         network.attach(replaced)
         network.proxy.registry.enroll(replaced)

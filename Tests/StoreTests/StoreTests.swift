@@ -223,11 +223,11 @@ final class StoreTests: XCTestCase {
         let path = directory.appendingPathComponent("state.db").path
         let sealer = try KeyFileSealer(path: directory.appendingPathComponent("seal.key").path, create: true)
         let state = ProxyStateStore(database: try StateDatabase(path: path), sealer: sealer)
-        XCTAssertEqual(state.synchronize(engine: proxy.engine, now: network.now, wallClock: 1_000), [])
+        XCTAssertEqual(state.synchronize(engine: proxy.engine, at: ClockReading(monotonic: network.now, wall: 1_000)), [])
         XCTAssertEqual(try state.database.ikeSAs().count, 1)
         XCTAssertEqual(try state.database.childSAs().map(\.spiOutbound), proxy.store.children.keys.map(\.description))
         // Nothing changed: nothing written again.
-        XCTAssertEqual(state.synchronize(engine: proxy.engine, now: network.now + 5, wallClock: 1_005), [])
+        XCTAssertEqual(state.synchronize(engine: proxy.engine, at: ClockReading(monotonic: network.now + 5, wall: 1_005)), [])
 
         let file = try Data(contentsOf: URL(fileURLWithPath: path)) + ((try? Data(contentsOf: URL(fileURLWithPath: path + "-wal"))) ?? Data())
         for sa in proxy.store.children.values {
@@ -241,7 +241,7 @@ final class StoreTests: XCTestCase {
             registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
             profiles: [DemoScenario.profile()])
         let restoring = ProxyStateStore(database: try StateDatabase(path: path), sealer: sealer)
-        let log = restoring.restore(into: fresh, now: 50, wallClock: 1_010)
+        let log = restoring.restore(into: fresh, at: ClockReading(monotonic: 50, wall: 1_010))
         XCTAssertEqual(log.first, "restored 1 IKE SA(s) with 1 CHILD SA(s) from \(path)")
         XCTAssertEqual(Set(fresh.store.children.keys), Set(proxy.store.children.keys))
         XCTAssertEqual(fresh.engine.sessionSummaries, proxy.engine.sessionSummaries)
@@ -256,7 +256,8 @@ final class StoreTests: XCTestCase {
             policy: DemoScenario.policy(),
             registry: TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: DemoScenario.terminals()),
             profiles: [DemoScenario.profile()])
-        let refused = ProxyStateStore(database: try StateDatabase(path: path), sealer: stranger).restore(into: other, now: 0, wallClock: 1_010)
+        let refused = ProxyStateStore(database: try StateDatabase(path: path), sealer: stranger).restore(
+            into: other, at: ClockReading(monotonic: 0, wall: 1_010))
         XCTAssertTrue(refused.contains { $0.contains("not restored") && $0.contains("stays saved") }, "\(refused)")
         XCTAssertTrue(other.store.children.isEmpty)
         XCTAssertEqual(try state.database.ikeSAs().count, 1)

@@ -53,7 +53,7 @@ final class TerminalAgentTests: XCTestCase {
     }
 
     func install(_ agent: TerminalAgent, _ proxy: KeyDeliveryChannel, _ sa: SecurityAssociationParameters) -> [TerminalAction] {
-        agent.receiveKeyDelivery(proxy.send(.addSA(sa), now: 0, wallClock: clock), now: 0, wallClock: clock)
+        agent.receiveKeyDelivery(proxy.send(.addSA(sa), at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock))
     }
 
     /// A FLUSH or DELETE overtaken by newer messages (a retransmission that arrives after SAs set since) leaves
@@ -63,21 +63,23 @@ final class TerminalAgentTests: XCTestCase {
         let (inbound, outbound) = handover()
         let (older, _) = handover(spiIn: 0x1111_0009, spiOut: 0x2222_0009)
         _ = install(agent, proxy, older)
-        let lateFlush = proxy.send(.flush, now: 0, wallClock: clock)
-        let lateDelete = proxy.send(.deleteSA(spi: inbound.spi, direction: .inbound), now: 0, wallClock: clock)
+        let lateFlush = proxy.send(.flush, at: ClockReading(monotonic: 0, wall: clock))
+        let lateDelete = proxy.send(.deleteSA(spi: inbound.spi, direction: .inbound), at: ClockReading(monotonic: 0, wall: clock))
         _ = install(agent, proxy, inbound)
         _ = install(agent, proxy, outbound)
-        let deleted = agent.receiveKeyDelivery(lateDelete, now: 0, wallClock: clock)
+        let deleted = agent.receiveKeyDelivery(lateDelete, at: ClockReading(monotonic: 0, wall: clock))
         XCTAssertTrue(deleted.contains(.log("delete of inbound SA \(inbound.spi) ignored: sent before the SA was set again")), "\(deleted)")
-        let flushed = agent.receiveKeyDelivery(lateFlush, now: 0, wallClock: clock)
+        let flushed = agent.receiveKeyDelivery(lateFlush, at: ClockReading(monotonic: 0, wall: clock))
         XCTAssertTrue(flushed.contains(.log("flushed 1 SA(s); kept 2 set after the FLUSH was sent (it arrived late)")), "\(flushed)")
         XCTAssertNil(agent.database.inbound[older.spi], "what was set before the FLUSH went")
         XCTAssertNotNil(agent.database.inbound[inbound.spi])
         XCTAssertEqual(agent.database.outbound.map(\.parameters.spi), [outbound.spi])
         // In order, they act as ever.
-        _ = agent.receiveKeyDelivery(proxy.send(.deleteSA(spi: inbound.spi, direction: .inbound), now: 0, wallClock: clock), now: 0, wallClock: clock)
+        _ = agent.receiveKeyDelivery(
+            proxy.send(.deleteSA(spi: inbound.spi, direction: .inbound), at: ClockReading(monotonic: 0, wall: clock)),
+            at: ClockReading(monotonic: 0, wall: clock))
         XCTAssertNil(agent.database.inbound[inbound.spi])
-        _ = agent.receiveKeyDelivery(proxy.send(.flush, now: 0, wallClock: clock), now: 0, wallClock: clock)
+        _ = agent.receiveKeyDelivery(proxy.send(.flush, at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock))
         XCTAssertTrue(agent.database.outbound.isEmpty)
     }
 
@@ -87,13 +89,16 @@ final class TerminalAgentTests: XCTestCase {
         for sa in [inbound, outbound] {
             let actions = install(agent, proxy, sa)
             guard case .sendKeyDelivery(let ack)? = actions.first else { return XCTFail("no acknowledgement") }
-            XCTAssertEqual(proxy.receive(ack, now: 0, wallClock: clock), .acknowledged(.addSA(sa)))
+            XCTAssertEqual(proxy.receive(ack, at: ClockReading(monotonic: 0, wall: clock)), .acknowledged(.addSA(sa)))
         }
         XCTAssertEqual(proxy.unacknowledgedCount, 0)
 
         // Terminal -> peer: encrypted with the outbound SA, in UDP from 4500 to the peer's 4500.
         let plain = packet(from: "10.2.0.2", to: "10.1.0.7")
-        guard case .sendEncapsulated(let payload, let to, let port, let fromPort)? = agent.outbound(plain, now: 1, wallClock: clock).first else {
+        guard
+            case .sendEncapsulated(let payload, let to, let port, let fromPort)? = agent.outbound(plain, at: ClockReading(monotonic: 1, wall: clock))
+                .first
+        else {
             return XCTFail("not encapsulated")
         }
         XCTAssertEqual([to.description, String(port), String(fromPort)], ["192.0.2.1", "4500", "4500"])
@@ -122,7 +127,7 @@ final class TerminalAgentTests: XCTestCase {
         _ = install(agent, proxy, outbound)
 
         let plain = packet(from: "10.2.0.2", to: "10.1.0.7")
-        guard case .sendRaw(let sent, let destination)? = agent.outbound(plain, now: 1, wallClock: clock).first else {
+        guard case .sendRaw(let sent, let destination)? = agent.outbound(plain, at: ClockReading(monotonic: 1, wall: clock)).first else {
             return XCTFail("not sent as a raw IP packet")
         }
         XCTAssertEqual(destination, IPAddress("192.0.2.1")!)
@@ -146,9 +151,9 @@ final class TerminalAgentTests: XCTestCase {
 
     func testDuplicateDeliveryIsAcknowledgedButNotAppliedTwice() {
         let (agent, proxy) = makeAgent()
-        let datagram = proxy.send(.addSA(handover().outbound), now: 0, wallClock: clock)
-        _ = agent.receiveKeyDelivery(datagram, now: 0, wallClock: clock)
-        let again = agent.receiveKeyDelivery(datagram, now: 1, wallClock: clock + 1)
+        let datagram = proxy.send(.addSA(handover().outbound), at: ClockReading(monotonic: 0, wall: clock))
+        _ = agent.receiveKeyDelivery(datagram, at: ClockReading(monotonic: 0, wall: clock))
+        let again = agent.receiveKeyDelivery(datagram, at: ClockReading(monotonic: 1, wall: clock + 1))
         XCTAssertTrue(again.contains { if case .sendKeyDelivery = $0 { return true } else { return false } })
         XCTAssertEqual(agent.counters["sa_added"], 1)
         XCTAssertEqual(agent.counters["key_delivery_duplicates"], 1)
@@ -157,19 +162,21 @@ final class TerminalAgentTests: XCTestCase {
     func testFlowWithoutSAPassesUnchangedAndAcquiresOnce() throws {
         let (agent, proxy) = makeAgent()
         let plain = packet(from: "10.2.0.2", to: "10.9.9.9")
-        let actions = agent.outbound(plain, now: 0, wallClock: clock)
+        let actions = agent.outbound(plain, at: ClockReading(monotonic: 0, wall: clock))
         XCTAssertTrue(actions.contains(.sendRaw(packet: plain, destination: IPAddress("10.9.9.9")!)))
         let requests = actions.compactMap { action -> [UInt8]? in if case .sendKeyDelivery(let d) = action { return d } else { return nil } }
         XCTAssertEqual(requests.count, 1)
-        guard case .message(.acquire(let flow), _) = proxy.receive(requests[0], now: 0, wallClock: clock) else { return XCTFail("no ACQUIRE") }
+        guard case .message(.acquire(let flow), _) = proxy.receive(requests[0], at: ClockReading(monotonic: 0, wall: clock)) else {
+            return XCTFail("no ACQUIRE")
+        }
         XCTAssertEqual(
             flow,
             FlowDescription(
                 source: IPAddress("10.2.0.2")!, destination: IPAddress("10.9.9.9")!, ipProtocol: 17,
                 sourcePort: 40000, destinationPort: 5001))
-        let second = agent.outbound(plain, now: 0.5, wallClock: clock)
+        let second = agent.outbound(plain, at: ClockReading(monotonic: 0.5, wall: clock))
         XCTAssertFalse(second.contains { if case .sendKeyDelivery = $0 { return true } else { return false } }, "rate-limited")
-        XCTAssertEqual(agent.outbound(packet(from: "169.254.1.1", to: "224.0.0.251"), now: 1, wallClock: clock), [])
+        XCTAssertEqual(agent.outbound(packet(from: "169.254.1.1", to: "224.0.0.251"), at: ClockReading(monotonic: 1, wall: clock)), [])
     }
 
     /// The first tick of a (re)started agent sends a STATUS, whatever status_interval: the proxy learns at once
@@ -177,9 +184,9 @@ final class TerminalAgentTests: XCTestCase {
     func testAStartedAgentReportsItsSAsOnceAtItsFirstTick() {
         func statuses(_ agent: TerminalAgent, _ proxy: KeyDeliveryChannel, at times: [Double]) -> [Int] {
             times.map { now in
-                agent.tick(now: now, wallClock: clock).filter { action in
+                agent.tick(at: ClockReading(monotonic: now, wall: clock)).filter { action in
                     guard case .sendKeyDelivery(let datagram) = action,
-                        case .message(.status, _) = proxy.receive(datagram, now: now, wallClock: clock)
+                        case .message(.status, _) = proxy.receive(datagram, at: ClockReading(monotonic: now, wall: clock))
                     else { return false }
                     return true
                 }.count
@@ -199,18 +206,22 @@ final class TerminalAgentTests: XCTestCase {
         func expiries(_ actions: [TerminalAction]) -> [KeyDeliveryMessage] {
             actions.compactMap { action in
                 guard case .sendKeyDelivery(let datagram) = action,
-                    case .message(let message, _) = proxy.receive(datagram, now: 0, wallClock: clock)
+                    case .message(let message, _) = proxy.receive(datagram, at: ClockReading(monotonic: 0, wall: clock))
                 else { return nil }
                 return message
             }
         }
         XCTAssertEqual(
-            expiries(agent.tick(now: 5, wallClock: clock)),
+            expiries(agent.tick(at: ClockReading(monotonic: 5, wall: clock))),
             [.status([SAStatus(spi: ChildSPI(0x2222_0001), direction: .outbound, packets: 0, bytes: 0)])],
             "the first tick reports what the agent holds")
-        XCTAssertEqual(expiries(agent.tick(now: 11, wallClock: clock)), [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: false)])
-        XCTAssertEqual(expiries(agent.tick(now: 12, wallClock: clock)), [], "soft expiry is reported once")
-        XCTAssertEqual(expiries(agent.tick(now: 21, wallClock: clock)), [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: true)])
+        XCTAssertEqual(
+            expiries(agent.tick(at: ClockReading(monotonic: 11, wall: clock))),
+            [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: false)])
+        XCTAssertEqual(expiries(agent.tick(at: ClockReading(monotonic: 12, wall: clock))), [], "soft expiry is reported once")
+        XCTAssertEqual(
+            expiries(agent.tick(at: ClockReading(monotonic: 21, wall: clock))),
+            [.expire(spi: ChildSPI(0x2222_0001), direction: .outbound, hard: true)])
         XCTAssertTrue(agent.database.outbound.isEmpty, "a hard expiry removes the SA")
     }
 
@@ -219,7 +230,7 @@ final class TerminalAgentTests: XCTestCase {
         _ = agent.inboundEncapsulated([0, 0, 0, 0] + Array(repeating: 7, count: 40))
         XCTAssertEqual(agent.counters["ike_on_terminal"], 1)
         let stranger = KeyDeliveryChannel(role: .proxy, terminalID: 9, enrollmentKey: KeyMaterial(Array(repeating: 9, count: 32)), epoch: 1)
-        _ = agent.receiveKeyDelivery(stranger.send(.flush, now: 0, wallClock: clock), now: 0, wallClock: clock)
+        _ = agent.receiveKeyDelivery(stranger.send(.flush, at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock))
         XCTAssertEqual(agent.counters["key_delivery_rejected_forged"], 1)
     }
 

@@ -173,9 +173,9 @@ func bareCrypto() -> Int {
     let proxyEnd = KeyDeliveryChannel(role: .proxy, terminalID: 1, enrollmentKey: KeyMaterial([UInt8](repeating: 7, count: 32)), epoch: 1)
     let terminalEnd = KeyDeliveryChannel(role: .terminal, terminalID: 1, enrollmentKey: KeyMaterial([UInt8](repeating: 7, count: 32)), epoch: 1)
     for _ in 0..<2 {
-        let datagram = proxyEnd.send(.flush, now: 0, wallClock: 1_800_000_000)
-        if case .message(_, let ack) = terminalEnd.receive(datagram, now: 0, wallClock: 1_800_000_000) {
-            _ = proxyEnd.receive(ack, now: 0, wallClock: 1_800_000_000)
+        let datagram = proxyEnd.send(.flush, at: ClockReading(monotonic: 0, wall: 1_800_000_000))
+        if case .message(_, let ack) = terminalEnd.receive(datagram, at: ClockReading(monotonic: 0, wall: 1_800_000_000)) {
+            _ = proxyEnd.receive(ack, at: ClockReading(monotonic: 0, wall: 1_800_000_000))
             sink &+= ack.count
         }
     }

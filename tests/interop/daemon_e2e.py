@@ -31,7 +31,7 @@ from lib.lab import AGENTS, BYPASS4, BYPASS6, DISCARD4, DISCARD6, Daemon, JUMBO_
 from lib.peer import PSK, initiate, installed_child, run_with_charon, terminate, wait_child  # noqa: E402
 from lib.processes import start, stop  # noqa: E402
 from lib.report import check  # noqa: E402
-from lib.traffic import ping, tcp_connect_fails, transfer  # noqa: E402
+from lib.traffic import ping, start_capture, tcp_connect_fails, transfer  # noqa: E402
 
 
 MARKER = b"ikp-e2e-frame-marker"
@@ -230,9 +230,7 @@ def frames_cross_unchanged(directory):
             "Internet -> terminal": (PEER, "ikp-dp0", t1["ns"], t1["dev"], inbound),
             "terminal -> Internet": (t1["ns"], t1["dev"], PEER, "ikp-dp0", outbound)}.items():
         pcap = os.path.join(directory, f"raw-{receiver_dev}.pcap")
-        capture = subprocess.Popen(["ip", "netns", "exec", receiver_ns, "tcpdump", "--immediate-mode", "-i", receiver_dev, "-U", "-n", "-s", "0", "-w", pcap],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1.0)
+        capture = start_capture(receiver_ns, receiver_dev, pcap)
         send_frames(sender_ns, sender_dev, frames)
         time.sleep(1.0)
         capture.send_signal(signal.SIGINT)
@@ -267,11 +265,9 @@ def run(charon, directory):
     check(checked.returncode == 0 and "terminal 1: key delivery on" in checked.stdout and TERMINALS[0]["key"] not in checked.stdout,
           f"`ikeproxy terminal --check` says what the agent would run with, not its key ({len(checked.stdout.splitlines())} lines)")
     internet_pcap = os.path.join(directory, "internet-link.pcap")
-    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "--immediate-mode", "-i", "ikp-dp0", "-U", "-n", "-w", internet_pcap],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    capture = start_capture(PEER, "ikp-dp0", internet_pcap)
     try:
-        time.sleep(1.5)
-        check(daemon.process.poll() is None, "ikeproxy daemon is running")
+        check(wait_for(lambda: os.path.exists(daemon.control), 10) and daemon.process.poll() is None, "ikeproxy daemon is running")
         check(all(a.poll() is None for a in agents.values()), "the three terminal agents are running")
         bare, lines = bridged_ports_bare()
         check(bare, f"`ip addr` in the proxy namespace shows no address on the bridged ports {lines}")

@@ -34,7 +34,7 @@ from lib.lab import MARK, daemon_file, ipv4_terminal_link, peer_profile  # noqa:
 from lib.peer import PSK, installed_child, peer_sas, run_with_charon, wait_child  # noqa: E402
 from lib.processes import daemon_status, launch_in_lab, stop_all  # noqa: E402
 from lib.report import check  # noqa: E402
-from lib.traffic import ping, transfer  # noqa: E402
+from lib.traffic import ping, start_capture, transfer  # noqa: E402
 
 PEER, NAT, PROXY, LAN = "ikp-n-peer", "ikp-n-nat", "ikp-n-proxy", "ikp-n-lan"
 PEER4, PUBLIC, ROUTER = "198.51.100.1", "198.51.100.2", "192.0.2.254"
@@ -182,8 +182,7 @@ def run(charon, directory):
     load_peer(charon)
     control, _, log, daemon, agents = launch_in_lab(directory, PROXY, daemon_configuration, TERMINALS, terminal_configuration)
     pcap = os.path.join(directory, "public-link.pcap")
-    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "--immediate-mode", "-i", "ikp-np0", "-U", "-n", "-w", pcap],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    capture = start_capture(PEER, "ikp-np0", pcap)
     try:
         check(wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs behind the NAT router")
         time.sleep(1)

@@ -30,7 +30,7 @@ from lib.lab import daemon_file, ipv4_terminal_link, peer_profile, terminal_conf
 from lib.peer import PSK, initiate, installed_child, normalized_ts, peer_sas, run_with_charon, terminate, wait_child  # noqa: E402
 from lib.processes import daemon_status, launch_in_lab, stop_all  # noqa: E402
 from lib.report import check  # noqa: E402
-from lib.traffic import ping, transfer  # noqa: E402
+from lib.traffic import ping, start_capture, transfer  # noqa: E402
 
 PEER, PROXY = "ikp-m-peer", "ikp-m-proxy"
 PEER4 = "192.0.2.1"
@@ -92,10 +92,7 @@ def icmp_seen_at_peer(directory, hosts, action, match="icmp"):
     """Runs `action` while capturing on the peer's link; how many plaintext packets of all `hosts` that `match`
     (a tcpdump filter, ICMP by default) crossed it (-1 when the capture did not run)."""
     pcap = os.path.join(directory, f"{match.split()[0]}-" + "-".join(hosts) + ".pcap")
-    capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "--immediate-mode", "-i", "ikp-mp0", "-U", "-w", pcap,
-                                match + "".join(f" and host {host}" for host in hosts)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(1)
+    capture = start_capture(PEER, "ikp-mp0", pcap, match + "".join(f" and host {host}" for host in hosts))
     result = action()
     time.sleep(0.5)
     capture.terminate()

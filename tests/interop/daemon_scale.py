@@ -33,7 +33,7 @@ from lib.lab import daemon_file, ipv4_terminal_link, peer_profile, terminal_conf
 from lib.peer import PSK, peer_sas, run_with_charon  # noqa: E402
 from lib.processes import control_query, daemon_status, launch_in_lab, start, stop_all  # noqa: E402
 from lib.report import check  # noqa: E402
-from lib.traffic import ping  # noqa: E402
+from lib.traffic import ping, start_capture  # noqa: E402
 
 PEER, PROXY, LAN = "ikp-s-peer", "ikp-s-proxy", "ikp-s-lan"
 PEER4 = "192.0.2.1"
@@ -163,9 +163,7 @@ def run(charon, directory):
 
         # The peer pings every terminal at once: all through ESP.
         pcap = os.path.join(directory, "internet-icmp.pcap")
-        capture = subprocess.Popen(["ip", "netns", "exec", PEER, "tcpdump", "--immediate-mode", "-i", "ikp-sp0", "-U", "-n", "-w", pcap, "icmp"],
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(1)
+        capture = start_capture(PEER, "ikp-sp0", pcap, "icmp")
         replies = {}
         in_parallel([lambda t=t: replies.__setitem__(t["name"], ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
         time.sleep(0.5)

@@ -21,7 +21,7 @@ from lib.host import add_namespaces, wait_for_text, missing_prerequisites, ns, r
 from lib.peer import PSK  # noqa: E402
 from lib.processes import start, stop  # noqa: E402
 from lib.report import check, summary  # noqa: E402
-from lib.traffic import transfer  # noqa: E402
+from lib.traffic import start_capture, transfer  # noqa: E402
 
 A, B = "ikp-p-a", "ikp-p-b"
 KEY_HEX = "3c" * 32
@@ -79,9 +79,7 @@ def run_case(directory, family):
     topology()
     processes, logs = [], {}
     capture_path = os.path.join(directory, f"{family}-link.pcap")
-    capture = subprocess.Popen(["ip", "netns", "exec", A, "tcpdump", "--immediate-mode", "-i", "ikp-pa0", "-U", "-w", capture_path,
-                                f"{f['filter']} proto 50 or udp port 4500 or udp port 4501"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    capture = start_capture(A, "ikp-pa0", capture_path, f"{f['filter']} proto 50 or udp port 4500 or udp port 4501")
     try:
         for side, namespace in ((1, B), (0, A)):
             name = "ab"[side]

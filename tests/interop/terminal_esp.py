@@ -22,7 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import Lab, ns, sh  # noqa: E402
 from lib.peer import PSK, run_with_charon  # noqa: E402
 from lib.processes import start, stop  # noqa: E402
-from lib.traffic import transfer  # noqa: E402
+from lib.traffic import start_capture, transfer  # noqa: E402
 from lib.report import check  # noqa: E402
 
 PEER, MID, TERM = "ikp-t-peer", "ikp-t-mid", "ikp-t-term"
@@ -105,9 +105,7 @@ def run(charon, directory):
     terminal = start(TERM, ["terminal", "--config", terminal_config], os.path.join(directory, "terminal.log"))
     agent = start(MID, ["endpoint", "--config", agent_config, "--show-keys", "--control", fifo],
                   os.path.join(directory, "agent.log"), stdout=open(os.path.join(directory, "agent-events.jsonl"), "w"))
-    capture = subprocess.Popen(["ip", "netns", "exec", MID, "tcpdump", "--immediate-mode", "-i", "ikp-tm1", "-U", "-w",
-                                os.path.join(directory, "terminal-link.pcap"), "udp port 4500"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    capture = start_capture(MID, "ikp-tm1", os.path.join(directory, "terminal-link.pcap"), "udp port 4500")
     try:
         time.sleep(1.5)
         check(terminal.poll() is None, "terminal agent is running")

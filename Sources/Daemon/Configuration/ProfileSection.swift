@@ -26,10 +26,9 @@ extension DaemonConfiguration {
         } catch { throw fail(error.description) }
         let remote: RemoteAuthentication
         do {
-            remote = try AuthenticationFiles.remote(
-                mode: p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls,
-                revocation: p.revocation)
-        } catch { throw fail("\(at): \(error)") }
+            remote = try SharedConnectionText.remoteAuthentication(
+                p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls, revocation: p.revocation, at: at)
+        } catch { throw fail(error.description) }
         if case .certificate(let trusted, let lists, let policy) = remote {
             anchors = trusted
             revocationLists = lists

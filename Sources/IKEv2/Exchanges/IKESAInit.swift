@@ -134,15 +134,7 @@ extension IKEEngine {
         session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         session.peerSupportsChildless = payloads.notify(.childlessIKEv2Supported) != nil
-        let skeyseed = KeyDerivation.skeyseed(
-            prf: suite.prf, nonceInitiator: session.nonceInitiator,
-            nonceResponder: nonce.nonce, sharedSecret: sharedSecret)
-        session.agreeKeys(
-            suite: suite,
-            keys: KeyDerivation.ikeKeys(
-                suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator,
-                nonceResponder: nonce.nonce, spiInitiator: session.spiInitiator,
-                spiResponder: session.spiResponder))
+        agreeKeys(session: session, suite: suite, sharedSecret: sharedSecret)
         session.keyExchange = nil
         var actions: [EngineAction] = []
         session.natDetected =
@@ -251,15 +243,7 @@ extension IKEEngine {
         session.nonceResponder = newNonce()
         session.initiatorFirstMessage = raw
         session.natDetected = natDetected(payloads: payloads, session: session, spiResponder: .zero)
-        let skeyseed = KeyDerivation.skeyseed(
-            prf: suite.prf, nonceInitiator: nonce.nonce, nonceResponder: session.nonceResponder,
-            sharedSecret: sharedSecret)
-        session.agreeKeys(
-            suite: suite,
-            keys: KeyDerivation.ikeKeys(
-                suite: suite, skeyseed: skeyseed, nonceInitiator: nonce.nonce,
-                nonceResponder: session.nonceResponder, spiInitiator: session.spiInitiator,
-                spiResponder: session.spiResponder))
+        agreeKeys(session: session, suite: suite, sharedSecret: sharedSecret)
         var response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposalNumber, spi: [])])),
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: keyExchange.publicValue)),
@@ -288,5 +272,16 @@ extension IKEEngine {
             .log("IKE_SA_INIT from \(remote) for '\(connection.name)': \(suite.name)\(session.natDetected ? ", NAT detected" : "")"),
             .send(datagram)
         ]
+    }
+
+    /// SKEYSEED and SK_* from the key exchange and both nonces (RFC 7296 section 2.14): IKE_AUTH follows.
+    func agreeKeys(session: IKESession, suite: IKECipherSuite, sharedSecret: KeyMaterial) {
+        let skeyseed = KeyDerivation.skeyseed(
+            prf: suite.prf, nonceInitiator: session.nonceInitiator, nonceResponder: session.nonceResponder, sharedSecret: sharedSecret)
+        session.agreeKeys(
+            suite: suite,
+            keys: KeyDerivation.ikeKeys(
+                suite: suite, skeyseed: skeyseed, nonceInitiator: session.nonceInitiator, nonceResponder: session.nonceResponder,
+                spiInitiator: session.spiInitiator, spiResponder: session.spiResponder))
     }
 }

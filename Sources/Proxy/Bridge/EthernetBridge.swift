@@ -69,7 +69,7 @@ public final class EthernetBridge {
     private func countDrop(_ reason: PacketDropReason) { counters[reason.counterName, default: 0] += 1 }
 
     /// Judges one frame received on `side`.
-    public func receive(from side: LinkSide, frame: [UInt8], now: Double, wallClock: Double) -> [FrameAction] {
+    public func receive(from side: LinkSide, frame: [UInt8], at time: ClockReading) -> [FrameAction] {
         guard let ethernet = try? EthernetFrameView(frame) else {
             countDrop(.malformedFrame)
             return [.drop(.malformedFrame)]
@@ -83,11 +83,11 @@ public final class EthernetBridge {
             {
                 return answer
             }
-            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: now) {
+            if let line = discoverIfRelevant(side: side, ethernet: ethernet, frame: frame, packet: packet, now: time.monotonic) {
                 actions.append(.discovered(line))
             }
-            if !discovery.released.isEmpty { actions += releaseMovedAddresses(now: now, wallClock: wallClock) }
-            let decisions = proxy.receive(from: side, packet: packet, now: now, wallClock: wallClock)
+            if !discovery.released.isEmpty { actions += releaseMovedAddresses(at: time) }
+            let decisions = proxy.receive(from: side, packet: packet, at: time)
             if !wanted.isEmpty, let view = try? IPPacketView(packet), let source = IPAddress(bytes: view.source(in: packet)),
                 let destination = IPAddress(bytes: view.destination(in: packet)), wanted.contains(source) || wanted.contains(destination)
             {
@@ -116,7 +116,7 @@ public final class EthernetBridge {
                 stations.learn(sender, at: Station(mac: arp.senderMAC, vlanIDs: ethernet.vlanIDs, side: side))
             }
             if side == .terminal {
-                if let line = discovery.observe(frame: frame, fromTerminalSide: true, now: now) {
+                if let line = discovery.observe(frame: frame, fromTerminalSide: true, now: time.monotonic) {
                     actions.append(.discovered(line))
                     enrollDiscovered(arp.senderMAC)
                 }
@@ -207,7 +207,7 @@ public final class EthernetBridge {
     /// The configured terminal prefixes changed (a reload): the addresses administrators approved or added
     /// stay allowed; enrolled addresses no longer covered lose their SAs and are not acted for
     /// (`KeyExchangeProxy.withdraw`), newly covered ones are acted for from now on. Returns both lists.
-    public func replaceTerminalPrefixes(_ configured: [AddressPrefix], now: Double, wallClock: Double)
+    public func replaceTerminalPrefixes(_ configured: [AddressPrefix], at time: ClockReading)
         -> (withdrawn: [IPAddress], admitted: [IPAddress], frames: [FrameAction])
     {
         let enrolled = proxy.registry.entries.keys.sorted { $0.description < $1.description }
@@ -222,7 +222,7 @@ public final class EthernetBridge {
         let after = Set(enrolled.filter { proxy.registry.terminal(at: $0) != nil })
         let withdrawn = enrolled.filter { before.contains($0) && !after.contains($0) }
         let admitted = enrolled.filter { after.contains($0) && !before.contains($0) }
-        return (withdrawn, admitted, frames(for: proxy.withdraw(addresses: Set(withdrawn), now: now, wallClock: wallClock)))
+        return (withdrawn, admitted, frames(for: proxy.withdraw(addresses: Set(withdrawn), at: time)))
     }
 
     /// An administrator adds a terminal by its addresses: they become ones the proxy may act for, whether or
@@ -261,10 +261,10 @@ public final class EthernetBridge {
 
     /// An administrator removes a terminal: its enrollment by MAC goes too (discovery no longer enrols it
     /// again), and the proxy deletes its SAs. Nil when no terminal has that ID.
-    public func remove(terminalID: UInt64, now: Double, wallClock: Double) -> [FrameAction]? {
+    public func remove(terminalID: UInt64, at time: ClockReading) -> [FrameAction]? {
         let macs = enrollments.filter { $0.value.terminalID == terminalID }.map(\.key)
         for mac in macs { enrollments[mac] = nil }
-        guard let actions = proxy.removeTerminal(id: terminalID, now: now, wallClock: wallClock) else {
+        guard let actions = proxy.removeTerminal(id: terminalID, at: time) else {
             return macs.isEmpty ? nil : []
         }
         return frames(for: actions)
@@ -274,17 +274,17 @@ public final class EthernetBridge {
     public func frames(for actions: [ProxyAction]) -> [FrameAction] { actions.flatMap(frame(for:)) }
 
     /// Timers of the proxy, turned into frames.
-    public func tick(now: Double, wallClock: Double) -> [FrameAction] {
-        if now - solicitedRoundAt >= Self.solicitationInterval {
-            solicitedRoundAt = now
+    public func tick(at time: ClockReading) -> [FrameAction] {
+        if time.monotonic - solicitedRoundAt >= Self.solicitationInterval {
+            solicitedRoundAt = time.monotonic
             solicited.removeAll()
         }
-        return proxy.tick(now: now, wallClock: wallClock).flatMap(frame(for:))
+        return proxy.tick(at: time).flatMap(frame(for:))
     }
 
     /// The OCSP answer for a `.checkRevocation` action.
-    public func revocationChecked(_ id: UInt64, _ status: RevocationStatus, now: Double, wallClock: Double) -> [FrameAction] {
-        proxy.revocationChecked(id, status, now: now, wallClock: wallClock).flatMap(frame(for:))
+    public func revocationChecked(_ id: UInt64, _ status: RevocationStatus, at time: ClockReading) -> [FrameAction] {
+        proxy.revocationChecked(id, status, at: time).flatMap(frame(for:))
     }
 
     /// ND and DHCP frames teach discovery; cheap tests first so the forwarding path stays fast.
@@ -309,19 +309,19 @@ public final class EthernetBridge {
     /// Addresses a DHCP lease took from a host: a terminal enrolled by that host's MAC is no longer acted for
     /// there (its SAs at that address deleted, in the terminal and with the peers), and is reached at its
     /// current address. Terminals enrolled by address are the administrator's word and stay as they are.
-    private func releaseMovedAddresses(now: Double, wallClock: Double) -> [FrameAction] {
+    private func releaseMovedAddresses(at time: ClockReading) -> [FrameAction] {
         var frames: [FrameAction] = []
         for (mac, address) in discovery.takeReleased() {
             guard let enrollment = enrollments[mac], var entry = proxy.registry.entries[address], entry.terminalID == enrollment.terminalID
             else { continue }
             enrollDiscovered(mac)
-            // The deletions go where the terminal is now.
+            // The deletions go where the terminal is time.monotonic.
             if let current = discovery.hosts[mac].flatMap(Self.keyDeliveryAddress) {
                 entry.keyDeliveryAddress = current
                 proxy.registry.enroll(entry)
             }
             frames += self.frames(
-                for: proxy.withdraw(addresses: [address], reason: "is no longer its address (DHCP lease)", now: now, wallClock: wallClock))
+                for: proxy.withdraw(addresses: [address], reason: "is no longer its address (DHCP lease)", at: time))
             proxy.registry.forget(address: address)
         }
         return frames

@@ -5,7 +5,7 @@ import Packets
 /// What the engine decided, as proxy actions: IKE sent from the terminal's address, SA events recorded in the
 /// store and turned into key delivery, negotiations marked done or failed.
 extension KeyExchangeProxy {
-    func perform(_ engineActions: [EngineAction], now: Double, wallClock: Double) -> [ProxyAction] {
+    func perform(_ engineActions: [EngineAction], at time: ClockReading) -> [ProxyAction] {
         var actions: [ProxyAction] = []
         var deferred: [StoredChildSA] = []
         for action in engineActions {
@@ -28,7 +28,7 @@ extension KeyExchangeProxy {
                 let peer = event.remote.address
                 let profile = event.child.flatMap { self.profile(forChild: $0.name) } ?? profile(terminal: terminalAddress, peer: peer)
                 let lifetime = profile?.espLifetime ?? ESPLifetime()
-                let added = store.record(event, lifetime: lifetime, asked: asked(event), now: now)
+                let added = store.record(event, lifetime: lifetime, asked: asked(event), now: time.monotonic)
                 let pair = TerminalPeer(terminal: terminalAddress, peer: peer)
                 switch event.kind {
                 case .childEstablished:
@@ -36,7 +36,7 @@ extension KeyExchangeProxy {
                     if let added { deferred += [added] }
                 case .ikeFailed, .childFailed:
                     let reason = event.detail ?? "no reason given"
-                    if negotiations.failed(pair, reason: reason, now: now) || event.kind == .childFailed {
+                    if negotiations.failed(pair, reason: reason, now: time.monotonic) || event.kind == .childFailed {
                         count(.negotiationFailed)
                         actions.append(
                             .log(
@@ -47,7 +47,7 @@ extension KeyExchangeProxy {
                 default: break
                 }
                 if let terminal = registry.terminal(at: terminalAddress) {
-                    actions += deliver(to: terminal) { $0.handle(event, lifetime: lifetime, now: now, wallClock: wallClock) }
+                    actions += deliver(to: terminal) { $0.handle(event, lifetime: lifetime, at: time) }
                 }
             case .drop(let reason):
                 counters["ike_drop_" + reason.key, default: 0] += 1
@@ -57,7 +57,7 @@ extension KeyExchangeProxy {
             }
         }
         // After the new SAs' keys are on their way to the terminal.
-        for added in deferred { actions += retireSupersededChildren(by: added, now: now, wallClock: wallClock) }
+        for added in deferred { actions += retireSupersededChildren(by: added, at: time) }
         return actions
     }
 
@@ -72,16 +72,16 @@ extension KeyExchangeProxy {
 
     /// A CHILD SA made from a changed policy supersedes the SAs of the same profile made before the change: they
     /// are deleted with the peer (the terminal already holds the new one, which covers what it needs).
-    func retireSupersededChildren(by added: StoredChildSA, now: Double, wallClock: Double) -> [ProxyAction] {
+    func retireSupersededChildren(by added: StoredChildSA, at time: ClockReading) -> [ProxyAction] {
         var actions: [ProxyAction] = []
-        for old in store.validChildren(terminal: added.terminal, peer: added.peer, now: now)
+        for old in store.validChildren(terminal: added.terminal, peer: added.peer, now: time.monotonic)
         where old.childName == added.childName && old.outbound.spi != added.outbound.spi && old.asked != nil && old.asked != added.asked {
             count(.childSAReplacedAfterPolicyChange)
             actions.append(
                 .log(
                     "CHILD SA \(old.inbound.spi)/\(old.outbound.spi) was made before the policy changed; "
                         + "\(added.inbound.spi)/\(added.outbound.spi) replaces it, deleting it"))
-            actions += perform(engine.deleteChild(connection: old.connection, spi: old.inbound.spi, now: now), now: now, wallClock: wallClock)
+            actions += perform(engine.deleteChild(connection: old.connection, spi: old.inbound.spi, now: time.monotonic), at: time)
         }
         return actions
     }

@@ -6,13 +6,13 @@ import KeyDelivery
 /// (an SA's lifetime ran out in the terminal) and STATUS (what it holds, with its traffic); and what the proxy
 /// does about SAs a terminal holds that the proxy does not, or lost.
 extension KeyExchangeProxy {
-    func keyDeliveryFromTerminal(_ datagram: [UInt8], terminal: TerminalEntry, now: Double, wallClock: Double) -> [ProxyAction] {
+    func keyDeliveryFromTerminal(_ datagram: [UInt8], terminal: TerminalEntry, at time: ClockReading) -> [ProxyAction] {
         let keySetter = keyDeliveries.setter(for: terminal)
-        switch keySetter.channel.receive(datagram, now: now, wallClock: wallClock) {
+        switch keySetter.channel.receive(datagram, at: time) {
         case .rejected(let reason): return drop(PacketDropReason(reason))
         case .duplicate(let acknowledgement): return keyDeliveries.packets([acknowledgement], to: terminal)
         case .acknowledged(let message):
-            return keyDeliveries.actions(keySetter.acknowledged(message, now: now, wallClock: wallClock), to: terminal)
+            return keyDeliveries.actions(keySetter.acknowledged(message, at: time), to: terminal)
         case .message(let message, let acknowledgement):
             var actions = keyDeliveries.packets([acknowledgement], to: terminal)
             switch message {
@@ -26,7 +26,7 @@ extension KeyExchangeProxy {
                     count(.acquireForUnprotectedFlow)
                     break
                 }
-                actions += startRequest(terminal: flow.source, peer: flow.destination, flow: key, now: now, wallClock: wallClock)
+                actions += startRequest(terminal: flow.source, peer: flow.destination, flow: key, at: time)
             case .expire(let spi, let direction, let hard):
                 guard
                     let stored = store.children.values.first(where: {
@@ -37,15 +37,15 @@ extension KeyExchangeProxy {
                 actions.append(.log("terminal \(terminal.terminalID): \(hard ? "hard" : "soft") expiry of \(direction.rawValue) SA \(spi)"))
                 actions += perform(
                     hard
-                        ? engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now)
-                        : engine.rekeyChild(connection: stored.connection, spi: stored.inbound.spi, now: now),
-                    now: now, wallClock: wallClock)
+                        ? engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic)
+                        : engine.rekeyChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic),
+                    at: time)
             case .status(let entries):
                 // Kept per SA for the operators (`ikeproxy sas`): only the terminal sees both directions.
                 let unknown = entries.filter { entry in
                     !store.recordUsage(
                         spi: entry.spi, packets: entry.packets, octets: entry.bytes,
-                        terminal: { self.registry.terminal(at: $0)?.terminalID == terminal.terminalID }, now: now)
+                        terminal: { self.registry.terminal(at: $0)?.terminalID == terminal.terminalID }, now: time.monotonic)
                 }
                 if !unknown.isEmpty { count(.statusOfUnknownSA) }
                 actions.append(
@@ -54,10 +54,11 @@ extension KeyExchangeProxy {
                             + "\(entries.reduce(0) { $0 + $1.packets }) packets"
                             + (unknown.isEmpty ? "" : ", \(unknown.count) of SAs the proxy does not hold")))
                 // Those are stale (the proxy lost its state, or deleted them and the terminal missed it): they go.
-                for entry in unknown where !(entry.direction == .outbound && store.isRecentlyReplacedSPI(entry.spi, of: terminal.address, now: now)) {
-                    actions += deleteStale(entry.spi, entry.direction, terminal: terminal, now: now, wallClock: wallClock)
+                for entry in unknown
+                where !(entry.direction == .outbound && store.isRecentlyReplacedSPI(entry.spi, of: terminal.address, now: time.monotonic)) {
+                    actions += deleteStale(entry.spi, entry.direction, terminal: terminal, at: time)
                 }
-                actions += setAgainIfLost(terminal: terminal, reported: Set(entries.map(\.spi)), now: now, wallClock: wallClock)
+                actions += setAgainIfLost(terminal: terminal, reported: Set(entries.map(\.spi)), at: time)
             case .addSA, .deleteSA, .flush, .acknowledge:
                 count(.keyDeliveryUnexpected)
             }
@@ -70,18 +71,18 @@ extension KeyExchangeProxy {
     /// an SA will ever leave, and as the terminal has an SA it sends no plaintext that would start a
     /// negotiation. It is told to delete the SA, at most every 10 s per SA: its next packets of the flow are then
     /// a start request.
-    func deleteStale(_ spi: ChildSPI, _ direction: ESPDirection, terminal: TerminalEntry, now: Double, wallClock: Double) -> [ProxyAction] {
+    func deleteStale(_ spi: ChildSPI, _ direction: ESPDirection, terminal: TerminalEntry, at time: ClockReading) -> [ProxyAction] {
         let key = "\(terminal.terminalID) \(spi) \(direction.rawValue)"
-        guard now - (staleDeleteSent[key] ?? -.infinity) >= 10 else { return [] }
-        if staleDeleteSent.count >= 4096 { staleDeleteSent = staleDeleteSent.filter { now - $0.value < 10 } }
-        staleDeleteSent[key] = now
+        guard time.monotonic - (staleDeleteSent[key] ?? -.infinity) >= 10 else { return [] }
+        if staleDeleteSent.count >= 4096 { staleDeleteSent = staleDeleteSent.filter { time.monotonic - $0.value < 10 } }
+        staleDeleteSent[key] = time.monotonic
         count(.staleSADeletedInTerminal)
         return [
             .log(
                 "terminal \(terminal.terminalID) holds \(direction.rawValue) SA \(spi), which the proxy does not: telling it to delete "
                     + "the SA, so that its next packets start a negotiation")
         ]
-            + deliver(to: terminal) { $0.deleteUnknown(spi, direction: direction, now: now, wallClock: wallClock) }
+            + deliver(to: terminal) { $0.deleteUnknown(spi, direction: direction, at: time) }
     }
 
     /// A terminal whose STATUS lists none of the SAs the proxy set into it has lost them (it restarted, or its
@@ -89,7 +90,7 @@ extension KeyExchangeProxy {
     /// (sending resumes above the highest sequence number forwarded), instead of waiting for its next packet
     /// while ESP from the peer is dropped. Not while key delivery to it is still unacknowledged: the STATUS may
     /// then predate keys on their way.
-    func setAgainIfLost(terminal: TerminalEntry, reported: Set<ChildSPI>, now: Double, wallClock: Double) -> [ProxyAction] {
+    func setAgainIfLost(terminal: TerminalEntry, reported: Set<ChildSPI>, at time: ClockReading) -> [ProxyAction] {
         let keySetter = keyDeliveries.setter(for: terminal)
         guard keySetter.channel.unacknowledgedCount == 0 else { return [] }
         // Its addresses the proxy still acts for (not those the terminal prefixes no longer cover).
@@ -97,7 +98,7 @@ extension KeyExchangeProxy {
             .map(\.address)
         var newest: [String: StoredChildSA] = [:]
         for address in addresses {
-            for sa in store.children.values where sa.terminal == address && sa.isValid(now: now) {
+            for sa in store.children.values where sa.terminal == address && sa.isValid(now: time.monotonic) {
                 let key = "\(sa.terminal) \(sa.peer) \(sa.childName)"
                 if newest[key].map({ $0.createdAt < sa.createdAt }) ?? true { newest[key] = sa }
             }
@@ -111,10 +112,10 @@ extension KeyExchangeProxy {
                     + "(it restarted?): setting their keys again")
         ]
         for sa in held {
-            lastReuse[TerminalPeer(terminal: sa.terminal, peer: sa.peer)] = now
+            lastReuse[TerminalPeer(terminal: sa.terminal, peer: sa.peer)] = time.monotonic
             count(.storedSAReused)
             let (inbound, outbound) = store.resumable(sa)
-            actions += keyDeliveries.actions(keySetter.set(inbound, outbound, now: now, wallClock: wallClock), to: terminal)
+            actions += keyDeliveries.actions(keySetter.set(inbound, outbound, at: time), to: terminal)
         }
         return actions
     }

@@ -7,11 +7,11 @@ extension KeyExchangeProxy {
     /// current ones (CREATE_CHILD_SA on its IKE SA, the old one deleted once the new is made), and one whose
     /// profile no longer protects anything between its terminal and peer is deleted. A pair being negotiated
     /// is left to that negotiation.
-    public func applyPolicy(now: Double, wallClock: Double) -> [ProxyAction] {
+    public func applyPolicy(at time: ClockReading) -> [ProxyAction] {
         var actions: [ProxyAction] = []
         policyRetryAt = nil
         deletingForPolicy.formIntersection(Set(store.children.keys))
-        let valid = store.children.values.filter { $0.isValid(now: now) }.sorted { $0.createdAt > $1.createdAt }
+        let valid = store.children.values.filter { $0.isValid(now: time.monotonic) }.sorted { $0.createdAt > $1.createdAt }
         var protecting: [TerminalPeer: [ProtectionProfile]] = [:]
         func profiles(_ stored: StoredChildSA) -> [ProtectionProfile] {
             let pair = TerminalPeer(terminal: stored.terminal, peer: stored.peer)
@@ -28,9 +28,9 @@ extension KeyExchangeProxy {
                 .log(
                     "policy: \(stored.childName) no longer protects anything between \(stored.terminal) and \(stored.peer); "
                         + "deleting CHILD SA \(stored.inbound.spi)/\(stored.outbound.spi)"))
-            actions += perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now), now: now, wallClock: wallClock)
+            actions += perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic), at: time)
         }
-        // The newest SA of each profile made for other selectors than the policy now gives is replaced.
+        // The newest SA of each profile made for other selectors than the policy time.monotonic gives is replaced.
         var seen: Set<String> = []
         for stored in valid {
             guard seen.insert("\(stored.terminal) \(stored.peer) \(stored.childName)").inserted, let asked = stored.asked,
@@ -39,12 +39,12 @@ extension KeyExchangeProxy {
             let current = selectors(terminal: stored.terminal, peer: stored.peer, profile: childProfile.name)
             guard ProtectedTrafficSelectors(local: current.local, remote: current.remote) != asked else { continue }
             let pair = TerminalPeer(terminal: stored.terminal, peer: stored.peer)
-            if negotiations.isUnderWay(pair) || negotiations.isHeldAfterFailure(pair, now: now) {
-                policyRetryAt = now + 1
+            if negotiations.isUnderWay(pair) || negotiations.isHeldAfterFailure(pair, now: time.monotonic) {
+                policyRetryAt = time.monotonic + 1
                 continue
             }
             let (name, notes) = connection(for: stored.terminal, peer: stored.peer, profile: profile)
-            negotiations.begin(pair, now: now)
+            negotiations.begin(pair, now: time.monotonic)
             count(.renegotiatedAfterPolicyChange)
             actions +=
                 notes + [
@@ -52,7 +52,7 @@ extension KeyExchangeProxy {
                         "policy: CHILD SA \(stored.outbound.spi) of \(stored.terminal) <-> \(stored.peer) was made for other selectors; "
                             + "negotiating one with the current selectors to replace it")
                 ]
-            actions += perform(engine.startChild(connection: name, child: stored.childName, now: now), now: now, wallClock: wallClock)
+            actions += perform(engine.startChild(connection: name, child: stored.childName, now: time.monotonic), at: time)
         }
         return actions
     }

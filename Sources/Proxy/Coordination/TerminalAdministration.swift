@@ -6,9 +6,9 @@ import IKEv2
 extension KeyExchangeProxy {
     /// IKE SAs held in the name of addresses that are no longer enrolled terminals (restored after a restart
     /// that followed a removal whose Delete exchanges had not finished): deleted with their peers.
-    public func deleteSAsOfUnenrolledTerminals(now: Double, wallClock: Double) -> [ProxyAction] {
+    public func deleteSAsOfUnenrolledTerminals(at time: ClockReading) -> [ProxyAction] {
         let unenrolled: (IKEEngine.SessionSummary) -> Bool = { self.registry.terminal(at: $0.local.address) == nil }
-        return deleteIKESAs(where: unenrolled, now: now, wallClock: wallClock) { session in
+        return deleteIKESAs(where: unenrolled, at: time) { session in
             self.count(.ikeSAOfUnenrolledTerminalDeleted)
             return [
                 .log(
@@ -20,21 +20,21 @@ extension KeyExchangeProxy {
 
     /// Deletes with their peers the established IKE SAs that `chosen` picks, each after what `note` says about it.
     func deleteIKESAs(
-        where chosen: (IKEEngine.SessionSummary) -> Bool, now: Double, wallClock: Double,
+        where chosen: (IKEEngine.SessionSummary) -> Bool, at time: ClockReading,
         note: (IKEEngine.SessionSummary) -> [ProxyAction] = { _ in [] }
     ) -> [ProxyAction] {
         engine.sessionSummaries.filter { $0.established && chosen($0) }.flatMap { session in
             note(session)
                 + perform(
-                    engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: now),
-                    now: now, wallClock: wallClock)
+                    engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: time.monotonic),
+                    at: time)
         }
     }
 
     /// An administrator removes a terminal: from now on the proxy does not act for it (no new SA, no start
     /// request, no IKE answered but the Delete exchanges below), deletes the IKE SAs held in its name with
     /// their peers, and flushes every SA out of the terminal. Nil when no terminal has that ID.
-    public func removeTerminal(id: UInt64, now: Double, wallClock: Double) -> [ProxyAction]? {
+    public func removeTerminal(id: UInt64, at time: ClockReading) -> [ProxyAction]? {
         let removed = registry.remove(terminalID: id)
         guard let first = removed.first else { return nil }
         let addresses = Set(removed.map(\.address))
@@ -46,8 +46,8 @@ extension KeyExchangeProxy {
                 "terminal \(id) (\(removed.map(\.address.description).joined(separator: ", "))) removed: its SAs are "
                     + "deleted with the peers and in the terminal; no SA is made for it any more")
         ]
-        actions += deliver(to: delivery) { $0.flush(now: now, wallClock: wallClock) }
-        actions += deleteIKESAs(where: { addresses.contains($0.local.address) }, now: now, wallClock: wallClock)
+        actions += deliver(to: delivery) { $0.flush(at: time) }
+        actions += deleteIKESAs(where: { addresses.contains($0.local.address) }, at: time)
         negotiations.cancel(terminals: addresses)
         return actions
     }
@@ -57,7 +57,7 @@ extension KeyExchangeProxy {
     /// terminal and with the peers. The entries stay unless the caller forgets them.
     public func withdraw(
         addresses: Set<IPAddress>, reason: String = "is no longer inside the terminal prefixes",
-        now: Double, wallClock: Double
+        at time: ClockReading
     ) -> [ProxyAction] {
         var actions: [ProxyAction] = []
         for address in addresses.sorted(by: { $0.description < $1.description }) {
@@ -71,23 +71,23 @@ extension KeyExchangeProxy {
                     "terminal \(entry.terminalID): \(address) \(reason): not acted for; "
                         + "\(children.count) CHILD SA(s) deleted in the terminal and with the peers"))
             for sa in children {
-                actions += deliver(to: entry) { $0.delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, now: now, wallClock: wallClock) }
+                actions += deliver(to: entry) { $0.delete(inbound: sa.inbound.spi, outbound: sa.outbound.spi, at: time) }
             }
         }
-        actions += deleteIKESAs(where: { addresses.contains($0.local.address) }, now: now, wallClock: wallClock)
+        actions += deleteIKESAs(where: { addresses.contains($0.local.address) }, at: time)
         negotiations.cancel(terminals: addresses)
         return actions
     }
 
     /// Deletes a CHILD SA (by either SPI) with its peer, as an administrator asked; the terminal is told
     /// when the engine reports the deletion.
-    public func deleteChild(spi: ChildSPI, now: Double, wallClock: Double) -> [ProxyAction]? {
+    public func deleteChild(spi: ChildSPI, at time: ClockReading) -> [ProxyAction]? {
         guard let stored = store.children.values.first(where: { $0.inbound.spi == spi || $0.outbound.spi == spi }) else { return nil }
-        return perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: now), now: now, wallClock: wallClock)
+        return perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic), at: time)
     }
     /// Deletes every IKE SA (and so every CHILD SA) with the peers.
-    public func flush(now: Double, wallClock: Double) -> [ProxyAction] {
+    public func flush(at time: ClockReading) -> [ProxyAction] {
         let connections = Set(engine.sessionSummaries.filter(\.established).map(\.connection))
-        return connections.sorted().flatMap { perform(engine.deleteIKE(connection: $0, now: now), now: now, wallClock: wallClock) }
+        return connections.sorted().flatMap { perform(engine.deleteIKE(connection: $0, now: time.monotonic), at: time) }
     }
 }

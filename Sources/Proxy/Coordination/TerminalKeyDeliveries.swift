@@ -68,7 +68,7 @@ struct TerminalKeyDeliveries {
 
     /// Retransmissions due, to enrolled terminals and to removed ones still owing an acknowledgement, and the
     /// messages given up on; a removed terminal with nothing left unacknowledged is forgotten.
-    mutating func tick(now: Double, wallClock: Double, registry: TerminalRegistry)
+    mutating func tick(at time: ClockReading, registry: TerminalRegistry)
         -> (actions: [ProxyAction], abandoned: [(terminal: TerminalEntry, message: KeyDeliveryMessage)])
     {
         var actions: [ProxyAction] = []
@@ -79,7 +79,7 @@ struct TerminalKeyDeliveries {
                 let terminal = registry.terminal(at: entry.keyDeliveryAddress) ?? registry.terminal(at: entry.address)
                     ?? departedEntry.flatMap({ $0.terminalID == id ? $0 : nil })
             else { continue }
-            let (datagrams, given) = keySetter.channel.tick(now: now, wallClock: wallClock)
+            let (datagrams, given) = keySetter.channel.tick(at: time)
             actions += packets(datagrams, to: terminal)
             abandoned += given.map { (terminal, $0) }
         }

@@ -56,3 +56,18 @@ def ping(namespace, source, destination, count=5):
     result = ns(namespace, *tool, "-c", str(count), "-i", "0.2", "-W", "2", "-I", source, destination, check=False)
     summary = [line for line in result.stdout.splitlines() if "packets transmitted" in line]
     return result.returncode == 0, summary[0] if summary else result.stderr.strip()
+
+
+def start_capture(namespace, device, path, *expression):
+    """tcpdump on `device` in `namespace` writing to `path` (packets written as they come), returned once it says
+    it is listening, so that nothing sent afterwards is missed."""
+    log = path + ".tcpdump.log"
+    capture = subprocess.Popen(["ip", "netns", "exec", namespace, "tcpdump", "--immediate-mode", "-i", device, "-U", "-n", "-s", "0",
+                                "-w", path, *expression], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+    deadline = time.time() + 10
+    while time.time() < deadline and capture.poll() is None:
+        with open(log, errors="replace") as f:
+            if "listening on" in f.read():
+                break
+        time.sleep(0.05)
+    return capture
