@@ -19,7 +19,7 @@ Needs root, iproute2, nftables, strongSwan, tshark and the `vici` module; it fai
 import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib.host import Lab, ns, sh  # noqa: E402
+from lib.host import Lab, ns, read, sh, wait_for  # noqa: E402
 from lib.peer import PSK, run_with_charon  # noqa: E402
 from lib.processes import start, stop  # noqa: E402
 from lib.traffic import start_capture, transfer  # noqa: E402
@@ -165,7 +165,8 @@ def run(charon, directory):
         old_in = established[0]["child"]["spi_in"] if established else ""
         for _ in charon.session.rekey({"child": "ch"}):
             pass
-        time.sleep(3)
+        terminal_log_path = os.path.join(directory, "terminal.log")
+        wait_for(lambda: bool(old_in) and f"deleted inbound SA {old_in}" in read(terminal_log_path), 10)
         agent_log = open(os.path.join(directory, "agent.log")).read()
         terminal_log = open(os.path.join(directory, "terminal.log")).read()
         set_at = terminal_log.rfind("installed inbound SA")
@@ -178,7 +179,7 @@ def run(charon, directory):
         # Delete started by strongSwan: the SAs leave the terminal too.
         for _ in charon.session.terminate({"child": "ch", "timeout": 5000}):
             pass
-        time.sleep(2)
+        wait_for(lambda: read(terminal_log_path).count("deleted inbound SA") >= 2 and read(terminal_log_path).count("deleted outbound SA") >= 2, 10)
         terminal_log = open(os.path.join(directory, "terminal.log")).read()
         check(terminal_log.count("deleted inbound SA") >= 2 and terminal_log.count("deleted outbound SA") >= 2,
               "deleting the CHILD SA removed it from the terminal")
@@ -206,8 +207,9 @@ def run(charon, directory):
             time.sleep(0.2)
         intact, count, _ = transfer(PEER, "10.1.0.1", TERM, None, 5003, size)
         check(intact, f"10 MB TCP terminal -> peer across volume rekeys, intact ({count} octets)")
-        time.sleep(2)
-        events = [json.loads(line) for line in open(os.path.join(directory, "agent-volume-events.jsonl")) if line.strip()]
+        events_path = os.path.join(directory, "agent-volume-events.jsonl")
+        wait_for(lambda: read(events_path).count('"child_sa_rekeyed"') >= 3, 10)
+        events = [json.loads(line) for line in open(events_path) if line.strip()]
         rekeys = [e for e in events if e["event"] == "child_sa_rekeyed"]
         terminal_log = open(os.path.join(directory, "terminal.log")).read()
         soft = terminal_log.count("soft")
