@@ -1,0 +1,74 @@
+import XCTest
+
+@testable import IKEv2
+
+/// The IKE SA's lifecycle as the engine moves it: keys exist from the key exchange on, only an SA in
+/// IKE_AUTH becomes established, a replaced SA stays replaced while it is deleted, and a closed one keeps
+/// its keys for the response still to go.
+final class SALifecycleTests: XCTestCase {
+    func makeSession() throws -> IKESession {
+        let connection = try Fixtures.connection(
+            local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+        return IKESession(
+            connection: connection, isOriginalInitiator: true, spiInitiator: IKESPI(1), spiResponder: IKESPI(2),
+            local: Endpoint(IPAddress("192.0.2.1")!, 500), remote: Endpoint(IPAddress("192.0.2.2")!, 500), now: 0)
+    }
+
+    let suite = IKECipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, prf: .hmacSHA256, group: .curve25519)
+    let key = KeyMaterial(Array(repeating: 7, count: 32))
+    var keys: IKESAKeys {
+        IKESAKeys(
+            deriving: key, integrityInitiator: .empty, integrityResponder: .empty, encryptionInitiator: key, encryptionResponder: key,
+            authenticationInitiator: key, authenticationResponder: key)
+    }
+
+    func testKeysExistFromTheKeyExchangeOnAndOnlyAnAuthenticatingSAIsEstablished() throws {
+        let session = try makeSession()
+        XCTAssertEqual(session.state, .initiating)
+        XCTAssertNil(session.keys)
+        session.establish()
+        XCTAssertEqual(session.state, .initiating, "no IKE_AUTH without keys")
+        session.agreeKeys(suite: suite, keys: keys)
+        XCTAssertEqual(session.state, .authenticating)
+        XCTAssertEqual(session.keys, keys)
+        session.establish()
+        XCTAssertEqual(session.state, .established)
+    }
+
+    func testAReplacedSAStaysReplacedWhileDeletedAndAClosedOneKeepsItsKeys() throws {
+        let session = try makeSession()
+        session.agreeKeys(suite: suite, keys: keys)
+        session.establish()
+        session.markReplaced(now: 10)
+        XCTAssertTrue(session.replacedByRekey)
+        XCTAssertEqual(session.state, .deleting)
+        session.startDeleting()
+        guard case .replaced(_, since: 10, deleteSent: false) = session.lifecycle else { return XCTFail("\(session.lifecycle)") }
+        session.markReplaced(now: 20)
+        guard case .replaced(_, since: 10, _) = session.lifecycle else { return XCTFail("replaced once, at its first time") }
+        session.close()
+        XCTAssertEqual(session.state, .closed)
+        XCTAssertEqual(session.keys, keys, "a response may still go under them")
+    }
+
+    func testACHILDSAsLifecycleSaysWhetherItWaitsForItsDeleteAndWhetherItWasAnnounced() throws {
+        let configuration = try makeSession().connection.children[0]
+        var child = ChildSA(
+            configuration: configuration, spiInbound: ChildSPI(1), spiOutbound: ChildSPI(2),
+            suite: ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false),
+            keys: DirectionalChildKeys(encryptionInbound: key, integrityInbound: .empty, encryptionOutbound: key, integrityOutbound: .empty),
+            localTrafficSelectors: configuration.localTrafficSelectors, remoteTrafficSelectors: configuration.remoteTrafficSelectors,
+            mode: .tunnel, createdAt: 0)
+        XCTAssertFalse(child.rekeyed)
+        XCTAssertTrue(child.announced)
+        child.lifecycle = .replaced(at: 5)
+        XCTAssertTrue(child.rekeyed)
+        XCTAssertEqual(child.rekeyedAt, 5)
+        XCTAssertTrue(child.announced, "a replaced SA was announced when made")
+        child.lifecycle = .redundant(at: 6)
+        XCTAssertTrue(child.rekeyed)
+        XCTAssertFalse(child.announced, "the loser of a simultaneous rekey never was")
+        child.lifecycle = .replaced(at: nil)
+        XCTAssertNil(child.rekeyedAt, "restored after a restart: the time is not saved")
+    }
+}
