@@ -131,7 +131,7 @@ extension DaemonRunner {
             audit(request, "policy.delete", "position \(position): \(removed)")
             return .json(["deleted": removed.description])
         case .listProfiles:
-            return .json(["profiles": profileRows()])
+            return .json(["profiles": jsonObject(profileRows())])
         case .replacePolicy:
             return replacePolicy(request, now: now, wall: wall)
         case .revertPolicy:
@@ -241,30 +241,22 @@ extension DaemonRunner {
     }
 
     /// The protection profiles in use, with what a rule naming one gets (never a secret), and the rules that do.
-    func profileRows() -> [[String: Any]] {
+    func profileRows() -> [ProfileRow] {
         let policy = bridge.proxy.policy
         return bridge.proxy.profiles.values.sorted { $0.name < $1.name }.map { profile in
-            var row: [String: Any] = [
-                "name": profile.name, "ike_proposals": profile.ikeProposals.map(\.text), "esp_proposals": profile.espProposals.map(\.text),
-                "mode": profile.mode.rawValue, "udp_encapsulation": profile.forceEncapsulation ? "forced" : "when NAT is detected",
-                "local_authentication": profile.authenticatesWithTerminalCertificate
-                    ? (profile.signsWithRSAPSS ? "terminal certificate (rsa/pss)" : "terminal certificate")
-                    : "pre-shared key",
-                "peer_authentication": profile.peerTrustAnchors.map {
+            ProfileRow(
+                name: profile.name, ikeProposals: profile.ikeProposals.map(\.text), espProposals: profile.espProposals.map(\.text),
+                mode: profile.mode.rawValue, udpEncapsulation: profile.forceEncapsulation ? "forced" : "when NAT is detected",
+                localAuthentication: profile.authenticatesWithTerminalCertificate
+                    ? (profile.signsWithRSAPSS ? "terminal certificate (rsa/pss)" : "terminal certificate") : "pre-shared key",
+                peerAuthentication: profile.peerTrustAnchors.map {
                     "certificate (\($0.count) CA(s), \(profile.peerRevocationLists.count) CRL(s), revocation \(profile.peerRevocationPolicy.rawValue))"
-                }
-                    ?? "pre-shared key",
-                "peer_identity": profile.peerIdentity?.description ?? "the peer's address",
-                "childless": profile.childless.rawValue,
-                "rules": policy.rules.indices.filter { if case .protect(profile.name) = policy.rules[$0].action { true } else { false } }
-            ]
-            row["rekey_time"] = profile.childRekeyTime ?? NSNull()
-            row["ike_rekey_time"] = profile.ikeRekeyTime ?? NSNull()
-            row["rand_time"] = profile.childRekeyJitter
-            row["ike_rand_time"] = profile.ikeRekeyJitter
-            row["hard_lifetime"] = profile.hardLifetime.map { NSNumber(value: $0) } ?? NSNull()
-            row["liveness_interval"] = profile.livenessInterval ?? NSNull()
-            return row
+                } ?? "pre-shared key",
+                peerIdentity: profile.peerIdentity?.description ?? "the peer's address", childless: profile.childless.rawValue,
+                rules: policy.rules.indices.filter { if case .protect(profile.name) = policy.rules[$0].action { true } else { false } },
+                rekeyTime: Nullable(profile.childRekeyTime), ikeRekeyTime: Nullable(profile.ikeRekeyTime), randTime: profile.childRekeyJitter,
+                ikeRandTime: profile.ikeRekeyJitter, hardLifetime: Nullable(profile.hardLifetime),
+                livenessInterval: Nullable(profile.livenessInterval))
         }
     }
 

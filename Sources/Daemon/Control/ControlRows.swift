@@ -1,6 +1,6 @@
 import Foundation
 
-// The rows `ikeproxy terminals`, `ikeproxy sas` and `ikeproxy status` print, as the control socket and the
+// The rows `ikeproxy terminals`, `ikeproxy sas`, `ikeproxy profiles` and `ikeproxy status` print, as the control socket and the
 // management API send them: the schemas Terminal, SA and Status of docs/openapi.yaml, field for field.
 
 /// A value that is written as JSON null when absent, as the OpenAPI document's nullable fields are (an
@@ -108,6 +108,43 @@ struct StatusRow: Encodable {
         case interfaces, proxy, bridge, engine, sas, negotiating
         case uptimeSeconds = "uptime_seconds"
         case dataPath = "data_path"
+    }
+}
+
+/// A protection profile as the API lists it (schema Profile).
+struct ProfileRow: Encodable {
+    var name: String
+    var ikeProposals: [String]
+    var espProposals: [String]
+    var mode: String
+    var udpEncapsulation: String
+    var localAuthentication: String
+    var peerAuthentication: String
+    var peerIdentity: String
+    var childless: String
+    /// Positions of the policy rules that name the profile.
+    var rules: [Int]
+    var rekeyTime: Nullable<Double>
+    var ikeRekeyTime: Nullable<Double>
+    var randTime: Double
+    var ikeRandTime: Double
+    var hardLifetime: Nullable<UInt32>
+    var livenessInterval: Nullable<Double>
+
+    enum CodingKeys: String, CodingKey {
+        case name, mode, childless, rules
+        case ikeProposals = "ike_proposals"
+        case espProposals = "esp_proposals"
+        case udpEncapsulation = "udp_encapsulation"
+        case localAuthentication = "local_authentication"
+        case peerAuthentication = "peer_authentication"
+        case peerIdentity = "peer_identity"
+        case rekeyTime = "rekey_time"
+        case ikeRekeyTime = "ike_rekey_time"
+        case randTime = "rand_time"
+        case ikeRandTime = "ike_rand_time"
+        case hardLifetime = "hard_lifetime"
+        case livenessInterval = "liveness_interval"
     }
 }
 
