@@ -54,7 +54,7 @@ extension DaemonRunner {
     static let auditShown = 500
 
     /// The newest audit entries, oldest first: from the store (all runs), or from memory (this run).
-    func auditRows() -> Result<[String: Any], DaemonStartError> {
+    func auditRows() -> Result<AuditRow, DaemonStartError> {
         var entries = recentAudit
         var total = auditTotal
         var stored = false
@@ -67,15 +67,11 @@ extension DaemonRunner {
             }
         }
         let formatter = ISO8601DateFormatter()
-        return .success([
-            "entries": entries.map {
-                [
-                    "time": formatter.string(from: Date(timeIntervalSince1970: $0.time)), "who": $0.who,
-                    "action": $0.action, "detail": $0.detail
-                ]
-            },
-            "total": total, "stored": stored
-        ])
+        return .success(
+            AuditRow(
+                entries: entries.map {
+                    .init(time: formatter.string(from: Date(timeIntervalSince1970: $0.time)), who: $0.who, action: $0.action, detail: $0.detail)
+                }, total: total, stored: stored))
     }
 
     func handle(_ request: ManagementRequest) -> ManagementResponse {
@@ -87,14 +83,11 @@ extension DaemonRunner {
         case .metrics:
             return ManagementResponse(status: 200, body: metrics(), contentType: "text/plain; version=0.0.4")
         case .listPolicies:
-            return .json([
-                "default": bridge.proxy.policy.defaultAction.description,
-                "rules": bridge.proxy.policy.rules.enumerated().map { index, rule in
-                    var object = (try? JSONSerialization.jsonObject(with: Data(Self.json(of: rule).utf8))) as? [String: Any] ?? [:]
-                    object["position"] = index
-                    return object
-                }
-            ])
+            return .json(
+                jsonObject(
+                    PolicyRow(
+                        default: bridge.proxy.policy.defaultAction.description,
+                        rules: bridge.proxy.policy.rules.enumerated().map { .init(rule: DaemonConfiguration.text(of: $1), position: $0) })))
         case .addPolicy:
             struct Body: Decodable {
                 var rule: DaemonConfiguration.RuleText
@@ -219,7 +212,7 @@ extension DaemonRunner {
             return .json(["deleting": text], status: 202)
         case .listAudit:
             switch auditRows() {
-            case .success(let object): return .json(object)
+            case .success(let rows): return .json(jsonObject(rows))
             case .failure(let error): return .error(503, error.description)
             }
         case .reloadCredentials:

@@ -22,11 +22,11 @@ nor the state database holds the private key in the clear.
 
 Needs root, iproute2, strongSwan, openssl and the `vici` module; it fails loudly otherwise.
 """
-import json, os, re, signal, subprocess, sys, time
+import json, os, re, signal, subprocess, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import BINARY, ROOT, ns, read, wait_for  # noqa: E402
-from lib.lab import PEER, PEER4, PEER6, PROXY, TERMINALS, Topology, daemon_configuration, terminal_configuration  # noqa: E402
+from lib.lab import PEER, PEER4, PEER6, PROXY, TERMINALS, Topology, daemon_configuration, peer_deletes_child, terminal_configuration  # noqa: E402
 from lib.peer import initiate, installed_child, run_with_charon, terminate, wait_child  # noqa: E402
 from lib.processes import daemon_status, start, start_agent, stop  # noqa: E402
 from lib.report import check  # noqa: E402
@@ -156,9 +156,7 @@ def run(charon, directory):
         ok, summary = ping(PEER, PEER4, T1["v4"])
         check(ok, f"ping peer -> terminal 1 through ESP ({summary})")
         # Terminal 1 opens a flow; the proxy initiates, again with terminal 1's certificate.
-        terminate(charon, "t1v4")
-        check(wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10), "strongSwan deleted terminal 1's SA")
-        time.sleep(1)
+        check(peer_deletes_child(charon, "t1v4", os.path.join(directory, "t1.log")), "strongSwan deleted terminal 1's SA, and so did its agent")
         ok, count, seconds = transfer(PEER, PEER4, T1["ns"], T1["v4"], 7101, 256 * 1024, timeout=30)
         check(ok, f"terminal 1 opens a TCP connection to the peer; 256 KB pass through ESP ({seconds:.1f} s)")
         sa, child = installed_child(charon, "t1v4")

@@ -27,7 +27,7 @@ import json, os, signal, socket, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import BINARY, ROOT, ns, read, wait_for  # noqa: E402
-from lib.lab import AGENTS, BYPASS4, BYPASS6, DISCARD4, DISCARD6, Daemon, JUMBO_MTU, PEER, PEER4, PEER6, PROXY, STRANGER, TERMINALS, Topology, V6ONLY, load_peer_connections, terminal_configuration  # noqa: E402
+from lib.lab import AGENTS, BYPASS4, BYPASS6, DISCARD4, DISCARD6, Daemon, JUMBO_MTU, PEER, PEER4, PEER6, PROXY, STRANGER, TERMINALS, Topology, V6ONLY, load_peer_connections, peer_deletes_child, terminal_configuration  # noqa: E402
 from lib.peer import PSK, initiate, installed_child, run_with_charon, terminate, wait_child  # noqa: E402
 from lib.processes import start, stop  # noqa: E402
 from lib.report import check  # noqa: E402
@@ -380,9 +380,7 @@ def family(label, v6, charon, daemon, directory):
     t = TERMINALS[0] if not v6 else TERMINALS[1]
     name = f"{t['name']}v{6 if v6 else 4}"
     log_path = os.path.join(directory, f"{t['name']}.log")
-    terminate(charon, name)
-    check(wait_for(lambda: installed_child(charon, name)[1] is None, 10), f"{label}: strongSwan deleted {t['name']}'s SA")
-    time.sleep(1)
+    check(peer_deletes_child(charon, name, log_path), f"{label}: strongSwan deleted {t['name']}'s SA, and so did its agent")
     started_before = daemon.counter("negotiations_started")
     if not v6:
         result = ns(t["ns"], "ping", "-c", "10", "-i", "0.3", "-W", "2", "-I", t[key], peer, check=False)
@@ -436,9 +434,7 @@ def ipv6_only_terminal(charon, daemon, directory):
     # The terminal opens a flow itself: the proxy initiates IKE in its name and delivers over IPv6 again. Counted
     # from before strongSwan's delete: a late packet of the last transfer may start that negotiation already.
     installed_before = read(log_path).count("installed outbound SA")
-    terminate(charon, name)
-    check(wait_for(lambda: installed_child(charon, name)[1] is None, 10), f"{label}: strongSwan deleted t4's SA")
-    time.sleep(1)
+    check(peer_deletes_child(charon, name, log_path), f"{label}: strongSwan deleted t4's SA, and so did its agent")
     ok, count, seconds = transfer(PEER, PEER6, t["ns"], t["v6"], 6071, 1024 * 1024, timeout=30)
     check(ok, f"{label}: t4 opens a TCP connection to the peer; 1 MB passes through ESP ({seconds:.1f} s)")
     sa, child = installed_child(charon, name)

@@ -30,7 +30,7 @@ import os, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import Lab, addresses_up, ns, read, switch, veth, wait_for  # noqa: E402
-from lib.lab import MARK, daemon_file, ipv4_terminal_link, peer_profile  # noqa: E402
+from lib.lab import MARK, agents_ready, daemon_file, ipv4_terminal_link, peer_profile  # noqa: E402
 from lib.peer import PSK, installed_child, peer_sas, run_with_charon, wait_child  # noqa: E402
 from lib.processes import daemon_status, launch_in_lab, stop_all  # noqa: E402
 from lib.report import check  # noqa: E402
@@ -185,7 +185,7 @@ def run(charon, directory):
     capture = start_capture(PEER, "ikp-np0", pcap)
     try:
         check(wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs behind the NAT router")
-        time.sleep(1)
+        agents_ready(TERMINALS)
         # Each terminal's first packets to the peer: start requests, the proxy negotiates in its name.
         for t in TERMINALS:
             ping(t["ns"], t["v4"], PEER4, count=2)

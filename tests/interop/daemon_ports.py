@@ -26,8 +26,8 @@ import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import BINARY, Lab, addresses_up, ns, read, veth, wait_for  # noqa: E402
-from lib.lab import daemon_file, ipv4_terminal_link, peer_profile, terminal_configuration  # noqa: E402
-from lib.peer import PSK, initiate, installed_child, normalized_ts, peer_sas, run_with_charon, terminate, wait_child  # noqa: E402
+from lib.lab import agents_ready, daemon_file, ipv4_terminal_link, peer_deletes_child, peer_profile, terminal_configuration  # noqa: E402
+from lib.peer import PSK, initiate, installed_child, normalized_ts, peer_sas, run_with_charon, wait_child  # noqa: E402
 from lib.processes import daemon_status, launch_in_lab, stop_all  # noqa: E402
 from lib.report import check  # noqa: E402
 from lib.traffic import ping, start_capture, transfer  # noqa: E402
@@ -142,7 +142,7 @@ def run(charon, directory):
     try:
         check(wait_for(lambda: "switched between them by learnt MAC address" in read(log), 10) and daemon.poll() is None,
               "the daemon bridges the Internet port and two terminal ports")
-        time.sleep(1)
+        agents_ready(TERMINALS)
         for t in TERMINALS:
             label = f"terminal {t['id']} on {t['port']}"
             result = initiate(charon, f"{t['name']}v4")
@@ -186,9 +186,7 @@ def run(charon, directory):
         children = [installed_child(charon, f"{t['name']}v4")[1] for t in TERMINALS]
         check(all(children) and children[0]["spi-in"] != children[1]["spi-in"], "strongSwan holds a separate CHILD SA per terminal")
         # Terminal 2 opens a flow itself: the proxy initiates in its name.
-        terminate(charon, "t2v4")
-        wait_for(lambda: installed_child(charon, "t2v4")[1] is None, 10)
-        time.sleep(1)
+        peer_deletes_child(charon, "t2v4", os.path.join(directory, "t2.log"))
         ok, count, seconds = transfer(PEER, PEER4, TERMINALS[1]["ns"], TERMINALS[1]["v4"], 7201, 1024 * 1024, timeout=30)
         sa, child = installed_child(charon, "t2v4")
         check(ok and child is not None and sa.get("initiator", b"no") != b"yes",

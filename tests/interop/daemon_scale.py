@@ -29,7 +29,7 @@ import json, os, re, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import BINARY, Lab, addresses_up, read, switch, veth, wait_for  # noqa: E402
-from lib.lab import daemon_file, ipv4_terminal_link, peer_profile, terminal_configuration  # noqa: E402
+from lib.lab import agents_ready, daemon_file, ipv4_terminal_link, peer_profile, terminal_configuration  # noqa: E402
 from lib.peer import PSK, peer_sas, run_with_charon  # noqa: E402
 from lib.processes import control_query, daemon_status, launch_in_lab, start, stop_all  # noqa: E402
 from lib.report import check  # noqa: E402
@@ -134,8 +134,7 @@ def run(charon, directory):
     control, config_path, log, daemon, agents = launch_in_lab(directory, PROXY, daemon_configuration, TERMINALS, terminal_configuration)
     try:
         check(wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs and answers on its control socket")
-        time.sleep(1)
-        check(all(a.poll() is None for a in agents), f"the {COUNT} terminal agents run")
+        check(agents_ready(TERMINALS, timeout=20) and all(a.poll() is None for a in agents), f"the {COUNT} terminal agents run")
         before = resident_kilobytes(daemon.pid)
 
         # Everyone at once: strongSwan to the first half, the second half's first packets to the peer.

@@ -148,6 +148,38 @@ struct ProfileRow: Encodable {
     }
 }
 
+/// The policy as the API lists it (schema Policy): the default action and the rules in order, each with its
+/// position.
+struct PolicyRow: Encodable {
+    struct Rule: Encodable {
+        var rule: DaemonConfiguration.RuleText
+        var position: Int
+
+        enum CodingKeys: String, CodingKey { case position }
+
+        func encode(to encoder: Encoder) throws {
+            try rule.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(position, forKey: .position)
+        }
+    }
+    var `default`: String
+    var rules: [Rule]
+}
+
+/// The audit log's latest entries as the API lists them.
+struct AuditRow: Encodable {
+    struct Entry: Encodable {
+        var time: String
+        var who: String
+        var action: String
+        var detail: String
+    }
+    var entries: [Entry]
+    var total: Int
+    var stored: Bool
+}
+
 /// A row (or any Encodable) as the JSON object the control socket and `ManagementResponse.json` serialize.
 func jsonObject<Value: Encodable>(_ value: Value) -> Any {
     guard let data = try? JSONEncoder().encode(value), let object = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) else {

@@ -2,8 +2,8 @@
 terminals (one enrolled by MAC, one by address), a stranger and an IPv6-only terminal; its configurations."""
 import json, os
 
-from lib.host import Lab, ns, sh
-from lib.peer import PSK
+from lib.host import Lab, ns, read, sh, wait_for
+from lib.peer import PSK, installed_child, terminate
 from lib.processes import control_query, start
 
 PEER, PROXY, LAN = "ikp-d-peer", "ikp-d-proxy", "ikp-d-lan"
@@ -211,3 +211,18 @@ def daemon_file(internet, terminal, control, prefixes, terminals, profiles, rule
     return dict({"interfaces": {"internet": internet, "terminal": terminal}, "control_socket": control, "terminal_prefixes": prefixes,
                  "terminals": enrolled_by_address(terminals), "profiles": profiles, "policy": {"default": "bypass", "rules": rules}},
                 **extra)
+
+
+def peer_deletes_child(charon, name, agent_log, timeout=10):
+    """strongSwan deletes its CHILD SA `name`; whether it is gone at strongSwan and the terminal's agent (its log
+    at `agent_log`) has deleted its outbound SA too, so that the terminal's next packets start a negotiation."""
+    deleted_before = read(agent_log).count("deleted outbound SA")
+    terminate(charon, name)
+    return wait_for(lambda: installed_child(charon, name)[1] is None, timeout) and wait_for(
+        lambda: read(agent_log).count("deleted outbound SA") > deleted_before, timeout)
+
+
+def agents_ready(terminals, timeout=10):
+    """Whether every terminal's agent has its TUN device (`ikp0`) up with its routes: the host's packets to the
+    peer then go through the agent."""
+    return wait_for(lambda: all(ns(t["ns"], "ip", "route", "show", "dev", "ikp0", check=False).stdout.strip() for t in terminals), timeout)
