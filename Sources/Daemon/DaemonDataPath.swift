@@ -144,7 +144,7 @@ extension DaemonRunner {
         for answer in revocation.drain() {
             log("revocation check \(answer.id): \(RevocationService.describe(answer))")
             let actions = bridge.revocationChecked(
-                answer.id, answer.status, at: ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970))
+                answer.id, answer.status, at: .system())
             sendDecided(actions, now: monotonicSeconds())
         }
     }

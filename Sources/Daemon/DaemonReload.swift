@@ -1,4 +1,5 @@
 import Foundation
+import IKEServices
 import IKEv2
 import LinuxIO
 import Management
@@ -35,7 +36,7 @@ extension DaemonRunner {
             policyLines += goneLines
             let listLines = reloadTerminalPrefixes(fresh.terminalPrefixes) + reloadTerminalList(fresh)
             (lines + terminalLines + policyLines + listLines).forEach(log)
-            applyPolicy(at: ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970))
+            applyPolicy(at: .system())
             return .success(lines + terminalLines + policyLines + listLines)
         } catch {
             log("reload: \(path) not taken, the profiles, certificates, policy and terminals in use stay: \(error)")
@@ -50,7 +51,7 @@ extension DaemonRunner {
         let old = configuration.terminalPrefixes
         guard fresh.map(\.text) != old.map(\.text) else { return [] }
         let (withdrawn, admitted, frames) = bridge.replaceTerminalPrefixes(
-            fresh, at: ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970))
+            fresh, at: .system())
         configuration.terminalPrefixes = fresh
         func byTerminal(_ addresses: [IPAddress]) -> String {
             let groups = Dictionary(grouping: addresses) { bridge.proxy.registry.entries[$0]?.terminalID ?? 0 }

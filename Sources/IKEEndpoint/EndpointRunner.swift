@@ -141,7 +141,7 @@ public final class EndpointRunner {
         perform(
             link.setter.handle(
                 event, lifetime: link.target.lifetime,
-                at: ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970)), over: link)
+                at: .system()), over: link)
     }
 
     func receiveKeyDelivery(over link: DeliveryLink) {

@@ -79,6 +79,11 @@ public struct DaemonConfiguration: Sendable {
 
     /// Checks the file section by section; each message names the key at fault.
     public static func parse(_ data: Data) throws -> DaemonConfiguration {
+        // What the shared decoder refuses (ConfigurationFiles) reaches callers as this file's error, with its words.
+        do { return try parseSections(data) } catch let error as ConfigurationError { throw DaemonConfigurationError(error.description) }
+    }
+
+    private static func parseSections(_ data: Data) throws -> DaemonConfiguration {
         let file: File
         do { file = try JSONDecoder().decode(File.self, from: data) } catch let error as DecodingError {
             throw DaemonConfigurationError("configuration is not valid: \(error.readableDescription)")

@@ -17,18 +17,13 @@ extension DaemonConfiguration {
         var anchors: [Certificate]?
         var revocationLists: [CertificateRevocationList] = []
         var revocation = RevocationPolicy.relaxed
-        do {
-            if case .certificate(let pss) = try SharedConnectionText.localAuthentication(p.local_auth, at: at) {
-                // The terminal's certificate: each terminal under the profile needs one.
-                usesTerminalCertificates = true
-                rsaPSS = pss
-            }
-        } catch { throw fail(error.description) }
-        let remote: RemoteAuthentication
-        do {
-            remote = try SharedConnectionText.remoteAuthentication(
-                p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls, revocation: p.revocation, at: at)
-        } catch { throw fail(error.description) }
+        if case .certificate(let pss) = try SharedConnectionText.localAuthentication(p.local_auth, at: at) {
+            // The terminal's certificate: each terminal under the profile needs one.
+            usesTerminalCertificates = true
+            rsaPSS = pss
+        }
+        let remote = try SharedConnectionText.remoteAuthentication(
+            p.remote_auth, caCertificates: p.ca_certificates, crls: p.crls, revocation: p.revocation, at: at)
         if case .certificate(let trusted, let lists, let policy) = remote {
             anchors = trusted
             revocationLists = lists
@@ -40,20 +35,14 @@ extension DaemonConfiguration {
             secrets.sealed[.profilePreSharedKey(profile: p.name)] = try sealedBox(sealed, "\(at).psk_sealed")
             key = []
         } else {
-            let given: KeyMaterial?
-            do { given = try SharedConnectionText.preSharedKey(text: p.psk, hex: p.psk_hex, at: at) } catch { throw fail(error.description) }
+            let given = try SharedConnectionText.preSharedKey(text: p.psk, hex: p.psk_hex, at: at)
             guard given != nil || !needsPSK else { throw fail("\(at): psk_sealed, psk or psk_hex is required") }
             key = given?.bytes ?? []
         }
         if p.psk_sealed == nil && !key.isEmpty { secrets.clear.append(.profilePreSharedKey(profile: p.name)) }
-        let ike: [ProposalSpec]
-        let esp: [ProposalSpec]
-        let mode: ChildMode
-        do {
-            ike = try SharedConnectionText.ikeProposals(p.proposals, at: at)
-            esp = try SharedConnectionText.espProposals(p.esp_proposals, at: at)
-            mode = try SharedConnectionText.mode(p.mode, at: at)
-        } catch { throw fail(error.description) }
+        let ike = try SharedConnectionText.ikeProposals(p.proposals, at: at)
+        let esp = try SharedConnectionText.espProposals(p.esp_proposals, at: at)
+        let mode = try SharedConnectionText.mode(p.mode, at: at)
         var profile = ProtectionProfile(
             name: p.name, ikeProposals: ike, espProposals: esp, preSharedKey: KeyMaterial(key),
             peerIdentity: p.peer_id.map(Identity.init), mode: mode,
@@ -83,9 +72,7 @@ extension DaemonConfiguration {
                 rekeyBytes: p.rekey_bytes, lifeBytes: p.life_bytes,
                 rekeyPackets: p.rekey_packets, lifePackets: p.life_packets)
         } catch { throw fail("\(at): \(error)") }
-        do {
-            if let childless = try SharedConnectionText.childless(p.childless, at: at) { profile.childless = childless }
-        } catch { throw fail(error.description) }
+        if let childless = try SharedConnectionText.childless(p.childless, at: at) { profile.childless = childless }
         return profile
     }
 }

@@ -54,7 +54,7 @@ struct NegotiationsInFlight {
     }
 
     /// The limit a new negotiation in this terminal's name would pass, in words; nil when it may start.
-    /// `terminalID` maps an address to the terminal it belongs to.
+    /// `owner` maps an address to the terminal ID it belongs to.
     func limitReached(terminalID: UInt64, of owner: (IPAddress) -> UInt64?) -> String? {
         let own = started.keys.filter { owner($0.terminal) == terminalID }.count
         if own >= maxPerTerminal {

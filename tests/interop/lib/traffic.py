@@ -1,7 +1,7 @@
 """Traffic across the lab: ping, a TCP transfer checked end to end, a connection that must fail."""
 import subprocess, sys, time
 
-from lib.host import ns
+from lib.host import ns, read, wait_for
 
 
 def transfer(server_ns, server_addr, client_ns, client_addr, port, size, timeout=120):
@@ -64,10 +64,5 @@ def start_capture(namespace, device, path, *expression):
     log = path + ".tcpdump.log"
     capture = subprocess.Popen(["ip", "netns", "exec", namespace, "tcpdump", "--immediate-mode", "-i", device, "-U", "-n", "-s", "0",
                                 "-w", path, *expression], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
-    deadline = time.time() + 10
-    while time.time() < deadline and capture.poll() is None:
-        with open(log, errors="replace") as f:
-            if "listening on" in f.read():
-                break
-        time.sleep(0.05)
+    wait_for(lambda: capture.poll() is not None or "listening on" in read(log), 10, interval=0.05)
     return capture
