@@ -251,10 +251,7 @@ def bridged_ports_bare():
     return all(line == "" for line in lines), lines
 
 
-def run(charon, directory):
-    load_peer_connections(charon)
-    daemon = Daemon(directory)
-    refusals(directory, daemon.config)
+def start_agents(directory):
     agents = {}
     for t in AGENTS:
         path = os.path.join(directory, f"{t['name']}.json")
@@ -264,6 +261,14 @@ def run(charon, directory):
     checked = ns(TERMINALS[0]["ns"], BINARY, "terminal", "--check", "--config", os.path.join(directory, "t1.json"), check=False)
     check(checked.returncode == 0 and "terminal 1: key delivery on" in checked.stdout and TERMINALS[0]["key"] not in checked.stdout,
           f"`ikeproxy terminal --check` says what the agent would run with, not its key ({len(checked.stdout.splitlines())} lines)")
+    return agents
+
+
+def run(charon, directory):
+    load_peer_connections(charon)
+    daemon = Daemon(directory)
+    refusals(directory, daemon.config)
+    agents = start_agents(directory)
     internet_pcap = os.path.join(directory, "internet-link.pcap")
     capture = start_capture(PEER, "ikp-dp0", internet_pcap)
     try:
@@ -274,42 +279,13 @@ def run(charon, directory):
         # The stranger speaks, so discovery sees it.
         ping(STRANGER["ns"], STRANGER["v4"], BYPASS4, count=1)
         ping(STRANGER["ns"], STRANGER["v6"], BYPASS6, count=1)
-
         for v6 in (False, True):
             family("IPv6" if v6 else "IPv4", v6, charon, daemon, directory)
         ipv6_only_terminal(charon, daemon, directory)
-
         frames_cross_unchanged(directory)
-        # Key delivery never comes from the Internet side.
-        before = daemon.counter("drop_key_delivery_from_internet")
-        send_frames(PEER, "ikp-dp0", [mac_bytes(TERMINALS[0]["mac"]) + mac_bytes(ns(PEER, "cat", "/sys/class/net/ikp-dp0/address").stdout.strip())
-                                      + b"\x08\x00" + ipv4_udp(PEER4, TERMINALS[0]["v4"], 9500, 9500, b"IKPD" + bytes(60))])
-        time.sleep(0.5)
-        check(daemon.counter("drop_key_delivery_from_internet") > before,
-              "a key-delivery datagram arriving from the Internet side is dropped (counted)")
-
-        # Discovery, as an administrator sees it.
-        table = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", daemon.control],
-                               capture_output=True, text=True)
-        print("  `ikeproxy terminals`:")
-        for line in table.stdout.splitlines():
-            print("      " + line)
-        rows = json.loads(subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", daemon.control, "--json"],
-                                         capture_output=True, text=True).stdout)["terminals"]
-        by_mac = {row["mac"]: row for row in rows}
-        t1, t2 = TERMINALS
-        check(by_mac.get(t1["mac"], {}).get("status") == "registered" and by_mac[t1["mac"]].get("terminal_id") == 1
-              and t1["v4"] in by_mac[t1["mac"]]["ipv4"] and t1["v6"] in by_mac[t1["mac"]]["ipv6"],
-              "terminal 1 (enrolled by MAC) is registered at the IPv4 and IPv6 addresses discovery learnt")
-        check(by_mac.get(t2["mac"], {}).get("status") == "registered", "terminal 2 (enrolled by address) is listed as registered")
-        check(by_mac.get("02:00:00:00:d0:99", {}).get("status") == "unenrolled" and "dhcp" in by_mac["02:00:00:00:d0:99"]["learnt_from"],
-              "a host learnt from a DHCP acknowledgement inside the prefixes is listed (unenrolled: no key for it)")
-        check(by_mac.get(STRANGER["mac"], {}).get("status") == "pending"
-              and STRANGER["v4"] in by_mac[STRANGER["mac"]]["ipv4"], "the stranger outside the prefixes is listed as pending")
-        check(table.returncode == 0 and "pending" in table.stdout and "registered" in table.stdout, "`ikeproxy terminals` prints the table")
-
-        # What crossed the Internet-side link.
-        time.sleep(0.5)
+        key_delivery_from_internet_dropped(daemon)
+        discovery_listed(daemon)
+        time.sleep(0.5)  # the capture's last packets: nothing to wait on but tcpdump's buffer
         capture.send_signal(signal.SIGINT)
         capture.wait(timeout=10)
         capture_checks(internet_pcap)
@@ -317,17 +293,7 @@ def run(charon, directory):
         check(bare, "still no address on the bridged ports after the run")
         lease_moves(charon, daemon)
         restarted_without_store(charon, daemon, directory)
-
-        # strongSwan dies without a word: the proxy's liveness checks (liveness_interval 5 s, then
-        # retransmissions after 1, 2, 4 and 8 s) go unanswered, it gives the IKE SAs up and deletes the
-        # terminals' SAs through key delivery.
-        deleted_before = sum(read(os.path.join(directory, f"{t['name']}.log")).count("deleted outbound SA") for t in AGENTS)
-        charon.stop(crash=True)
-        gave_up = wait_for(lambda: "giving up" in read(daemon.log), 40)
-        check(gave_up, "with the peer dead, the proxy's liveness checks go unanswered and it gives the IKE SAs up")
-        deleted = wait_for(lambda: sum(read(os.path.join(directory, f"{t['name']}.log")).count("deleted outbound SA") for t in AGENTS)
-                           > deleted_before, 10)
-        check(deleted, "and the terminals' SAs with the dead peer are deleted through key delivery")
+        dead_peer_given_up(charon, daemon, directory)
     finally:
         if capture.poll() is None:
             capture.kill()
@@ -342,28 +308,77 @@ def run(charon, directory):
                 print("      " + line[:400])
 
 
+def key_delivery_from_internet_dropped(daemon):
+    """Key delivery never comes from the Internet side."""
+    before = daemon.counter("drop_key_delivery_from_internet")
+    send_frames(PEER, "ikp-dp0", [mac_bytes(TERMINALS[0]["mac"]) + mac_bytes(ns(PEER, "cat", "/sys/class/net/ikp-dp0/address").stdout.strip())
+                                  + b"\x08\x00" + ipv4_udp(PEER4, TERMINALS[0]["v4"], 9500, 9500, b"IKPD" + bytes(60))])
+    check(wait_for(lambda: daemon.counter("drop_key_delivery_from_internet") > before, 5),
+          "a key-delivery datagram arriving from the Internet side is dropped (counted)")
+
+
+def discovery_listed(daemon):
+    """Discovery, as an administrator sees it."""
+    table = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", daemon.control],
+                           capture_output=True, text=True)
+    print("  `ikeproxy terminals`:")
+    for line in table.stdout.splitlines():
+        print("      " + line)
+    rows = json.loads(subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", daemon.control, "--json"],
+                                     capture_output=True, text=True).stdout)["terminals"]
+    by_mac = {row["mac"]: row for row in rows}
+    t1, t2 = TERMINALS
+    check(by_mac.get(t1["mac"], {}).get("status") == "registered" and by_mac[t1["mac"]].get("terminal_id") == 1
+          and t1["v4"] in by_mac[t1["mac"]]["ipv4"] and t1["v6"] in by_mac[t1["mac"]]["ipv6"],
+          "terminal 1 (enrolled by MAC) is registered at the IPv4 and IPv6 addresses discovery learnt")
+    check(by_mac.get(t2["mac"], {}).get("status") == "registered", "terminal 2 (enrolled by address) is listed as registered")
+    check(by_mac.get("02:00:00:00:d0:99", {}).get("status") == "unenrolled" and "dhcp" in by_mac["02:00:00:00:d0:99"]["learnt_from"],
+          "a host learnt from a DHCP acknowledgement inside the prefixes is listed (unenrolled: no key for it)")
+    check(by_mac.get(STRANGER["mac"], {}).get("status") == "pending"
+          and STRANGER["v4"] in by_mac[STRANGER["mac"]]["ipv4"], "the stranger outside the prefixes is listed as pending")
+    check(table.returncode == 0 and "pending" in table.stdout and "registered" in table.stdout, "`ikeproxy terminals` prints the table")
+
+
+def dead_peer_given_up(charon, daemon, directory):
+    """strongSwan dies without a word: the proxy's liveness checks (liveness_interval 5 s, then retransmissions
+    after 1, 2, 4 and 8 s) go unanswered, it gives the IKE SAs up and deletes the terminals' SAs through key delivery."""
+    def deleted_outbound():
+        return sum(read(os.path.join(directory, f"{t['name']}.log")).count("deleted outbound SA") for t in AGENTS)
+    deleted_before = deleted_outbound()
+    charon.stop(crash=True)
+    check(wait_for(lambda: "giving up" in read(daemon.log), 40),
+          "with the peer dead, the proxy's liveness checks go unanswered and it gives the IKE SAs up")
+    check(wait_for(lambda: deleted_outbound() > deleted_before, 10),
+          "and the terminals' SAs with the dead peer are deleted through key delivery")
+
+
 def family(label, v6, charon, daemon, directory):
-    key = "v6" if v6 else "v4"
-    peer, bypass, discard = (PEER6, BYPASS6, DISCARD6) if v6 else (PEER4, BYPASS4, DISCARD4)
-    port_base = 6000 if v6 else 5000
     print(f"  -- {label}")
+    peer_initiates_to_each_terminal(label, v6, charon, directory)
+    t = TERMINALS[0] if not v6 else TERMINALS[1]
+    terminal_flow_starts_negotiation(label, v6, t, charon, daemon, directory)
+    bypass_discard_unregistered(label, v6, t, charon, daemon)
+
+
+def peer_initiates_to_each_terminal(label, v6, charon, directory):
+    """strongSwan initiates to each terminal's address; the proxy answers in its name."""
+    key, peer, port_base = ("v6", PEER6, 6000) if v6 else ("v4", PEER4, 5000)
     size = 10 * 1024 * 1024
     children = {}
-    # 1. strongSwan initiates to each terminal's address; the proxy answers in its name.
     for t in TERMINALS:
         name = f"{t['name']}v{6 if v6 else 4}"
         log_path = os.path.join(directory, f"{t['name']}.log")
         installed_before = read(log_path).count("installed outbound SA")
         result = initiate(charon, name)
-        sa, child = wait_child(charon, name)
+        _, child = wait_child(charon, name)
         check(child is not None, f"{label}: strongSwan initiated to {t[key]} and the proxy answered in its name ({result})")
         children[t["name"]] = child
         check(wait_for(lambda: read(log_path).count("installed outbound SA") > installed_before, 10),
               f"{label}: terminal {t['name']} received the SA over key delivery")
-        ok, summary = ping(PEER, peer, t[key])
-        check(ok, f"{label}: ping peer -> {t['name']} through ESP ({summary})")
-        ok, summary = ping(t["ns"], t[key], peer)
-        check(ok, f"{label}: ping {t['name']} -> peer through ESP ({summary})")
+        ok, outcome = ping(PEER, peer, t[key])
+        check(ok, f"{label}: ping peer -> {t['name']} through ESP ({outcome})")
+        ok, outcome = ping(t["ns"], t[key], peer)
+        check(ok, f"{label}: ping {t['name']} -> peer through ESP ({outcome})")
         ok, count, seconds = transfer(t["ns"], t[key], PEER, peer, port_base + t["id"], size)
         check(ok, f"{label}: 10 MB TCP peer -> {t['name']} through ESP, intact ({count} octets, {seconds:.1f} s)")
         ok, count, seconds = transfer(PEER, peer, t["ns"], t[key], port_base + 10 + t["id"], size)
@@ -376,8 +391,10 @@ def family(label, v6, charon, daemon, directory):
     check(len(spis) == 2 and len(set(spis.values())) == 2 and all(i > 1000 and o > 1000 for i, o in counters.values()),
           f"{label}: strongSwan shows a separate CHILD SA per terminal, packets in/out {counters}")
 
-    # 2. A terminal opens a flow itself: the proxy initiates IKE in its name.
-    t = TERMINALS[0] if not v6 else TERMINALS[1]
+
+def terminal_flow_starts_negotiation(label, v6, t, charon, daemon, directory):
+    """A terminal opens a flow itself: the proxy initiates IKE in its name."""
+    key, peer, port_base = ("v6", PEER6, 6000) if v6 else ("v4", PEER4, 5000)
     name = f"{t['name']}v{6 if v6 else 4}"
     log_path = os.path.join(directory, f"{t['name']}.log")
     check(peer_deletes_child(charon, name, log_path), f"{label}: strongSwan deleted {t['name']}'s SA, and so did its agent")
@@ -386,15 +403,19 @@ def family(label, v6, charon, daemon, directory):
         result = ns(t["ns"], "ping", "-c", "10", "-i", "0.3", "-W", "2", "-I", t[key], peer, check=False)
         replies = [line for line in result.stdout.splitlines() if "packets transmitted" in line]
         check(" 0 received" not in result.stdout and result.returncode in (0, 1) and replies,
-              f"{label}: {t['name']} pings the peer with no SA; after the proxy's negotiation replies come back ({replies[0] if replies else result.stderr.strip()})")
-    ok, count, seconds = transfer(PEER, peer, t["ns"], t[key], port_base + 50, 1024 * 1024, timeout=30)
+              f"{label}: {t['name']} pings the peer with no SA; after the proxy's negotiation replies come back "
+              f"({replies[0] if replies else result.stderr.strip()})")
+    ok, _, seconds = transfer(PEER, peer, t["ns"], t[key], port_base + 50, 1024 * 1024, timeout=30)
     check(ok, f"{label}: {t['name']} opens a TCP connection to the peer; 1 MB passes through ESP ({seconds:.1f} s)")
     sa, child = installed_child(charon, name)
     check(child is not None and sa.get("initiator", b"no") != b"yes" and daemon.counter("negotiations_started") > started_before,
           f"{label}: the proxy initiated IKE for {t['name']} (strongSwan is the responder: initiator={sa.get('initiator') if sa else None})")
 
-    # 3. Bypass, discard, unregistered.
-    ok, count, seconds = transfer(PEER, bypass, t["ns"], t[key], port_base + 60, 256 * 1024, timeout=30)
+
+def bypass_discard_unregistered(label, v6, t, charon, daemon):
+    key, port_base = ("v6", 6000) if v6 else ("v4", 5000)
+    bypass, discard = (BYPASS6, DISCARD6) if v6 else (BYPASS4, DISCARD4)
+    ok, _, _ = transfer(PEER, bypass, t["ns"], t[key], port_base + 60, 256 * 1024, timeout=30)
     check(ok, f"{label}: a bypass flow to {bypass} passes in the clear")
     drops_before = daemon.counter("drop_policy_discard")
     check(tcp_connect_fails(t["ns"], t[key], discard, 23), f"{label}: a discarded flow (TCP to {discard} port 23) gets nowhere")

@@ -143,86 +143,114 @@ def run(charon, directory):
         check(wait_for(lambda: "switched between them by learnt MAC address" in read(log), 10) and daemon.poll() is None,
               "the daemon bridges the Internet port and two terminal ports")
         agents_ready(TERMINALS)
-        for t in TERMINALS:
-            label = f"terminal {t['id']} on {t['port']}"
-            result = initiate(charon, f"{t['name']}v4")
-            sa, child = wait_child(charon, f"{t['name']}v4")
-            check(child is not None, f"{label}: strongSwan initiated to {t['v4']} and the proxy answered in its name ({result})")
-            check(wait_for(lambda: "installed outbound SA" in read(os.path.join(directory, f"{t['name']}.log")), 10),
-                  f"{label}: the SA reached the terminal over key delivery, out of its own port")
-            if t is TERMINALS[0]:
-                (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: ping(PEER, PEER4, t["v4"]))
-                check(ok and plain == 0, f"{label}: ping peer -> terminal through ESP ({summary}; {plain} plaintext ICMP on the Internet side)")
-            else:
-                # TCP but port 7300 is profile "peer": the proxy narrowed strongSwan's host-to-host proposal to it, the
-                # bypassed port cut out of the peer's side (RFC 4301 decorrelation); the first profile's CHILD SA
-                # is the one IKE_AUTH makes.
-                ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
-                check(ts == terminal2_tcp_selectors(),
-                      f"{label}: the proxy narrowed strongSwan's host-to-host CHILD SA to the policy's TCP without port {CLEAR_PORT} ({ts})")
-                # ICMP echo is profile "echo": the terminal's first ping is a start request, and the proxy adds that
-                # profile's CHILD SA to the same IKE SA with CREATE_CHILD_SA, ChaCha20-Poly1305, the ICMP types carried
-                # as type and code (RFC 7296 section 3.13.1).
-                (ok, summary), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: ping(t["ns"], t["v4"], PEER4))
-                check(ok and plain == 0, f"{label}: the terminal's pings go through ESP and come back ({summary}; {plain} plaintext ICMP)")
-                pairs = children_of(charon, f"{t['name']}v4")
-                by_cipher = {c.get("encr-alg", b"").decode(): (s, c) for s, c in pairs}
-                echo = by_cipher.get("CHACHA20_POLY1305")
-                check(len(pairs) == 2 and len({s["uniqueid"] for s, _ in pairs}) == 1 and echo is not None
-                      and (selectors(echo[1], "local-ts"), selectors(echo[1], "remote-ts")) == terminal2_echo_selectors()
-                      and "AES_GCM_16" in by_cipher,
-                      f"{label}: one IKE SA, two CHILD SAs: profile peer's (AES-GCM, TCP) and profile echo's (ChaCha20-Poly1305, "
-                      f"ICMP echo) ({sorted((k, selectors(c, 'local-ts')) for k, (_, c) in by_cipher.items())})")
-                # Timestamp requests are not echo: outside the SA, the terminal sends them as they are and the policy
-                # passes them. (What comes back is strongSwan's business: kernel-libipsec routes by address and
-                # protocol, so its answers go into its tunnel device.)
-                _, plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: send_from(t["ns"], icmp_timestamp_requests(t["v4"], PEER4)),
-                                             match="icmp[icmptype] == 13")
-                check(plain >= 3, f"{label}: its ICMP timestamp requests, outside the SA, reach the peer's link in the clear ({plain})")
-                _, plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: send_from(
-                    t["ns"], f"try: socket.create_connection(('{PEER4}', {CLEAR_PORT}), timeout=2, source_address=('{t['v4']}', 0))\nexcept OSError: pass"),
-                    match=f"tcp dst port {CLEAR_PORT}")
-                check(plain >= 1, f"{label}: its TCP to port {CLEAR_PORT}, cut out of the SA, reaches the peer's link in the clear ({plain} segments)")
+        terminal_1_keyed_out_of_its_port(charon, directory)
+        terminal_2_profiles_narrowed_and_added(charon, directory)
         children = [installed_child(charon, f"{t['name']}v4")[1] for t in TERMINALS]
         check(all(children) and children[0]["spi-in"] != children[1]["spi-in"], "strongSwan holds a separate CHILD SA per terminal")
-        # Terminal 2 opens a flow itself: the proxy initiates in its name.
-        peer_deletes_child(charon, "t2v4", os.path.join(directory, "t2.log"))
-        ok, count, seconds = transfer(PEER, PEER4, TERMINALS[1]["ns"], TERMINALS[1]["v4"], 7201, 1024 * 1024, timeout=30)
-        sa, child = installed_child(charon, "t2v4")
-        check(ok and child is not None and sa.get("initiator", b"no") != b"yes",
-              f"terminal 2 opens a TCP flow, the proxy initiates IKE in its name, 1 MB passes through ESP ({seconds:.1f} s)")
-        ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
-        check(ts == terminal2_tcp_selectors(),
-              f"the proxy asked for its TCP profile's selectors and strongSwan, configured host to host, narrowed to them ({ts})")
-        # The terminals talk to each other: the switch inside the daemon carries it, the policy is not asked.
-        before = daemon_status(control)
-        (ok, summary), leaked = icmp_seen_at_peer(directory, [TERMINALS[0]["v4"], TERMINALS[1]["v4"]],
-                                                  lambda: ping(TERMINALS[0]["ns"], TERMINALS[0]["v4"], TERMINALS[1]["v4"]))
-        after = daemon_status(control)
-        switched = after["data_path"].get("frames_switched_between_terminal_ports", 0) - before["data_path"].get("frames_switched_between_terminal_ports", 0)
-        check(ok and switched >= 10, f"terminal 1 pings terminal 2 across the proxy's ports ({summary}; {switched} frames switched)")
-        check(leaked == 0, f"and none of it left by the Internet port (capture at the peer: {leaked} ICMP packets between them)")
-        check(after["interfaces"].get("terminal_ports") == [t["port"] for t in TERMINALS], f"status lists the terminal ports {after['interfaces']}")
-        listing = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", control, "--json"],
-                                 capture_output=True, text=True, timeout=20)
-        rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
-        registered = sorted((r["mac"], r.get("port")) for r in rows if r["status"] == "registered" and r["mac"])
-        check(registered == sorted((t["mac"], t["port"]) for t in TERMINALS),
-              f"`ikeproxy terminals` lists both terminals as registered, each on its port ({registered or listing.stderr.strip()})")
-        # The file's policy edited and the daemon told with SIGHUP: terminal 1 bypassed from now on, its SA goes at once.
-        check(installed_child(charon, "t1v4")[1] is not None, "terminal 1's SA with strongSwan is up")
-        configuration = daemon_configuration(control)
-        configuration["policy"]["rules"].insert(0, {"source": TERMINALS[0]["v4"] + "/32", "destination": PEER4 + "/32", "action": "bypass"})
-        with open(config_path, "w") as f:
-            json.dump(configuration, f, indent=1)
-        daemon.send_signal(signal.SIGHUP)
-        check(wait_for(lambda: "reload: policy: 5 rule(s) from the file, default bypass; the SAs follow" in read(log), 10)
-              and wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10),
-              "SIGHUP takes the edited file's policy: terminal 1, bypassed now, has its SA deleted at once, at strongSwan too")
-        bare = [ns(PROXY, "ip", "-o", "addr", "show", "dev", dev).stdout.strip() for dev in PORTS]
-        check(all(line == "" for line in bare), f"`ip addr` shows no address on the three bridged ports {bare}")
+        terminal_2_flow_narrowed_by_peer(charon, directory)
+        terminals_switched_inside_daemon(control, directory)
+        edited_policy_taken_on_sighup(charon, daemon, control, config_path, log)
     finally:
         stop_all(daemon, agents, log, tail=4)
+
+
+def peer_initiates(charon, directory, t):
+    """strongSwan initiates to terminal `t`; returns its CHILD SA as charon lists it."""
+    label = f"terminal {t['id']} on {t['port']}"
+    result = initiate(charon, f"{t['name']}v4")
+    _, child = wait_child(charon, f"{t['name']}v4")
+    check(child is not None, f"{label}: strongSwan initiated to {t['v4']} and the proxy answered in its name ({result})")
+    check(wait_for(lambda: "installed outbound SA" in read(os.path.join(directory, f"{t['name']}.log")), 10),
+          f"{label}: the SA reached the terminal over key delivery, out of its own port")
+    return child
+
+
+def terminal_1_keyed_out_of_its_port(charon, directory):
+    t = TERMINALS[0]
+    peer_initiates(charon, directory, t)
+    (ok, outcome), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: ping(PEER, PEER4, t["v4"]))
+    check(ok and plain == 0, f"terminal {t['id']} on {t['port']}: ping peer -> terminal through ESP ({outcome}; {plain} plaintext ICMP on the Internet side)")
+
+
+def terminal_2_profiles_narrowed_and_added(charon, directory):
+    t = TERMINALS[1]
+    label = f"terminal {t['id']} on {t['port']}"
+    child = peer_initiates(charon, directory, t)
+    # TCP but port 7300 is profile "peer": the proxy narrowed strongSwan's host-to-host proposal to it, the
+    # bypassed port cut out of the peer's side (RFC 4301 decorrelation); the first profile's CHILD SA
+    # is the one IKE_AUTH makes.
+    ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
+    check(ts == terminal2_tcp_selectors(),
+          f"{label}: the proxy narrowed strongSwan's host-to-host CHILD SA to the policy's TCP without port {CLEAR_PORT} ({ts})")
+    # ICMP echo is profile "echo": the terminal's first ping is a start request, and the proxy adds that
+    # profile's CHILD SA to the same IKE SA with CREATE_CHILD_SA, ChaCha20-Poly1305, the ICMP types carried
+    # as type and code (RFC 7296 section 3.13.1).
+    (ok, outcome), plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: ping(t["ns"], t["v4"], PEER4))
+    check(ok and plain == 0, f"{label}: the terminal's pings go through ESP and come back ({outcome}; {plain} plaintext ICMP)")
+    pairs = children_of(charon, f"{t['name']}v4")
+    by_cipher = {c.get("encr-alg", b"").decode(): (s, c) for s, c in pairs}
+    echo = by_cipher.get("CHACHA20_POLY1305")
+    check(len(pairs) == 2 and len({s["uniqueid"] for s, _ in pairs}) == 1 and echo is not None
+          and (selectors(echo[1], "local-ts"), selectors(echo[1], "remote-ts")) == terminal2_echo_selectors()
+          and "AES_GCM_16" in by_cipher,
+          f"{label}: one IKE SA, two CHILD SAs: profile peer's (AES-GCM, TCP) and profile echo's (ChaCha20-Poly1305, "
+          f"ICMP echo) ({sorted((k, selectors(c, 'local-ts')) for k, (_, c) in by_cipher.items())})")
+    # Timestamp requests are not echo: outside the SA, the terminal sends them as they are and the policy
+    # passes them. (What comes back is strongSwan's business: kernel-libipsec routes by address and
+    # protocol, so its answers go into its tunnel device.)
+    _, plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: send_from(t["ns"], icmp_timestamp_requests(t["v4"], PEER4)),
+                                 match="icmp[icmptype] == 13")
+    check(plain >= 3, f"{label}: its ICMP timestamp requests, outside the SA, reach the peer's link in the clear ({plain})")
+    _, plain = icmp_seen_at_peer(directory, [t["v4"]], lambda: send_from(
+        t["ns"], f"try: socket.create_connection(('{PEER4}', {CLEAR_PORT}), timeout=2, source_address=('{t['v4']}', 0))\nexcept OSError: pass"),
+        match=f"tcp dst port {CLEAR_PORT}")
+    check(plain >= 1, f"{label}: its TCP to port {CLEAR_PORT}, cut out of the SA, reaches the peer's link in the clear ({plain} segments)")
+
+
+def terminal_2_flow_narrowed_by_peer(charon, directory):
+    """Terminal 2 opens a flow itself: the proxy initiates in its name."""
+    peer_deletes_child(charon, "t2v4", os.path.join(directory, "t2.log"))
+    ok, _, seconds = transfer(PEER, PEER4, TERMINALS[1]["ns"], TERMINALS[1]["v4"], 7201, 1024 * 1024, timeout=30)
+    sa, child = installed_child(charon, "t2v4")
+    check(ok and child is not None and sa.get("initiator", b"no") != b"yes",
+          f"terminal 2 opens a TCP flow, the proxy initiates IKE in its name, 1 MB passes through ESP ({seconds:.1f} s)")
+    ts = (selectors(child, "local-ts"), selectors(child, "remote-ts")) if child else None
+    check(ts == terminal2_tcp_selectors(),
+          f"the proxy asked for its TCP profile's selectors and strongSwan, configured host to host, narrowed to them ({ts})")
+
+
+def terminals_switched_inside_daemon(control, directory):
+    """The terminals talk to each other: the switch inside the daemon carries it, the policy is not asked."""
+    before = daemon_status(control)
+    (ok, outcome), leaked = icmp_seen_at_peer(directory, [TERMINALS[0]["v4"], TERMINALS[1]["v4"]],
+                                              lambda: ping(TERMINALS[0]["ns"], TERMINALS[0]["v4"], TERMINALS[1]["v4"]))
+    after = daemon_status(control)
+    counter = "frames_switched_between_terminal_ports"
+    switched = after["data_path"].get(counter, 0) - before["data_path"].get(counter, 0)
+    check(ok and switched >= 10, f"terminal 1 pings terminal 2 across the proxy's ports ({outcome}; {switched} frames switched)")
+    check(leaked == 0, f"and none of it left by the Internet port (capture at the peer: {leaked} ICMP packets between them)")
+    check(after["interfaces"].get("terminal_ports") == [t["port"] for t in TERMINALS], f"status lists the terminal ports {after['interfaces']}")
+    listing = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", control, "--json"],
+                             capture_output=True, text=True, timeout=20)
+    rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
+    registered = sorted((r["mac"], r.get("port")) for r in rows if r["status"] == "registered" and r["mac"])
+    check(registered == sorted((t["mac"], t["port"]) for t in TERMINALS),
+          f"`ikeproxy terminals` lists both terminals as registered, each on its port ({registered or listing.stderr.strip()})")
+
+
+def edited_policy_taken_on_sighup(charon, daemon, control, config_path, log):
+    """The file's policy edited and the daemon told with SIGHUP: terminal 1 bypassed from now on, its SA goes at once."""
+    check(installed_child(charon, "t1v4")[1] is not None, "terminal 1's SA with strongSwan is up")
+    configuration = daemon_configuration(control)
+    configuration["policy"]["rules"].insert(0, {"source": TERMINALS[0]["v4"] + "/32", "destination": PEER4 + "/32", "action": "bypass"})
+    with open(config_path, "w") as f:
+        json.dump(configuration, f, indent=1)
+    daemon.send_signal(signal.SIGHUP)
+    check(wait_for(lambda: "reload: policy: 5 rule(s) from the file, default bypass; the SAs follow" in read(log), 10)
+          and wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10),
+          "SIGHUP takes the edited file's policy: terminal 1, bypassed now, has its SA deleted at once, at strongSwan too")
+    bare = [ns(PROXY, "ip", "-o", "addr", "show", "dev", dev).stdout.strip() for dev in PORTS]
+    check(all(line == "" for line in bare), f"`ip addr` shows no address on the three bridged ports {bare}")
 
 
 def main():

@@ -134,114 +134,32 @@ def main():
                                 paths=(SOFTHSM_MODULE,))
 
 
-def run(charon, directory):
+def load_peer(charon):
     load_peer_connections(charon)
     # strongSwan checks liveness every 2 s of silence: stale message IDs after a restart would break the SA.
     for v in ("4", "6"):
-        conn = {f"t1v{v}": {
-            "version": "2", "local_addrs": [PEER4 if v == "4" else PEER6], "remote_addrs": [T1["v" + v]],
+        own = PEER4 if v == "4" else PEER6
+        charon.session.load_conn({f"t1v{v}": {
+            "version": "2", "local_addrs": [own], "remote_addrs": [T1["v" + v]],
             "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "2",
-            "local-1": {"auth": "psk", "id": PEER4 if v == "4" else PEER6}, "remote-1": {"auth": "psk", "id": T1["v" + v]},
+            "local-1": {"auth": "psk", "id": own}, "remote-1": {"auth": "psk", "id": T1["v" + v]},
             "children": {f"t1v{v}": {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
-                                     "local_ts": [PEER4 if v == "4" else PEER6], "remote_ts": [T1["v" + v]]}}}}
-        charon.session.load_conn(conn)
+                                     "local_ts": [own], "remote_ts": [T1["v" + v]]}}}})
+
+
+def run(charon, directory):
+    load_peer(charon)
     softhsm_conf, tokens = softhsm(directory)
     daemon = RestartableDaemon(directory, softhsm_conf)
     daemon.start()
     agent = start_agent(directory, T1, terminal_configuration(T1))
     terminal_config = os.path.join(directory, "t1.json")
     try:
-        time.sleep(1.5)
-        check(daemon.process.poll() is None, "the daemon runs with its state sealed by the SoftHSM2 token")
-        log = daemon.log_since_start()
-        check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 5, journal wal" in log,
-              "the state file is SQLite in WAL mode, migrated to the current schema (version 5)")
-        check("store: a new data key, wrapped by PKCS#11 token 'ikeproxy'" in log,
-              "the token wraps a new data key at the first start (envelope sealing: the token works at start, not per SA change)")
-
-        initiate(charon, "t1v4")
-        established_at = time.time()
-        first = ike_and_child_spis(charon, "t1v4")
-        check(first is not None, f"strongSwan established an SA with terminal 1 through the proxy {first}")
-        wait_for(lambda: "installed outbound SA" in read(os.path.join(directory, "t1.log")), 10)
-        ok, summary = ping(PEER, PEER4, T1["v4"])
-        check(ok, f"ping through ESP before any restart ({summary})")
-
-        # SIGKILL at random moments; the third one in the middle of a negotiation.
-        rng = random.Random(20261126)
-        for round_number in range(1, 5):
-            time.sleep(rng.uniform(0.3, 2.5))
-            if round_number == 3:
-                # IKE_AUTH for t1v6 is held back (UDP 4500 to the terminal dropped at the peer): the proxy holds a
-                # half-open IKE SA when it dies.
-                ns(PEER, "nft", "add", "table", "ip6", "ikpblock")
-                ns(PEER, "nft", "add", "chain", "ip6", "ikpblock", "out", "{ type filter hook output priority 0; }")
-                ns(PEER, "nft", "add", "rule", "ip6", "ikpblock", "out", "ip6", "daddr", T1["v6"], "udp", "dport", "4500", "drop")
-                threading.Thread(target=initiate_in_own_session, args=(charon, "t1v6"), daemon=True).start()
-                wait_for(lambda: "IKE_SA_INIT from" in daemon.log_since_start(), 5)
-                time.sleep(0.5)
-            daemon.kill()
-            daemon.start()
-            restored = wait_for(lambda: "restored 1 IKE SA(s) with 1 CHILD SA(s)" in daemon.log_since_start(), 10)
-            check(restored and "store: the data key unwrapped by PKCS#11 token 'ikeproxy'" in daemon.log_since_start(),
-                  f"kill -9 #{round_number}: the restarted daemon unwrapped the data key with the token and restored the IKE SA and its CHILD SA")
-            ok, summary = ping(PEER, PEER4, T1["v4"], count=3)
-            check(ok, f"kill -9 #{round_number}: ESP keeps flowing at once ({summary})")
-            now = ike_and_child_spis(charon, "t1v4")
-            if time.time() - established_at < REKEY_TIME - 2:
-                check(now == first, f"kill -9 #{round_number}: no new negotiation, strongSwan's SPIs unchanged {now}")
-            if round_number == 3:
-                log = daemon.log_since_start()
-                check("negotiation(s) under way before the restart were discarded" in log,
-                      "the negotiation cut by the kill is reported discarded at restart")
-                ns(PEER, "nft", "delete", "table", "ip6", "ikpblock", check=False)
-                terminate(charon, "t1v6")
-
-        # The proxy's rekey, scheduled REKEY_TIME s after the SA was made, happens on time across restarts.
-        deadline = established_at + REKEY_TIME + 12
-        def rekey_events():
-            return [e for e in (json.loads(line) for line in open(daemon.events) if line.strip()) if e["event"] == "child_sa_rekeyed"]
-        # charon lists the new CHILD SA as soon as it has answered; the daemon's event follows when the
-        # answer reaches it: wait for both, or reading the events can race the daemon writing them.
-        wait_for(lambda: (lambda s: s is not None and s[2:] != first[2:])(ike_and_child_spis(charon, "t1v4")) and rekey_events(),
-                     max(1, deadline - time.time()))
-        rekeyed_at = time.time() - established_at
-        after = ike_and_child_spis(charon, "t1v4")
-        rekeys = rekey_events()
-        check(after is not None and after[:2] == first[:2] and after[2:] != first[2:] and rekeys and REKEY_TIME - 1 <= rekeyed_at <= REKEY_TIME + 12,
-              f"the CHILD SA was rekeyed by the proxy on schedule ({rekeyed_at:.0f} s after it was made, due at {REKEY_TIME} s), same IKE SA")
-        ok, summary = ping(PEER, PEER4, T1["v4"], count=3)
-        check(ok, f"ping through the rekeyed SA ({summary})")
-        time.sleep(5)
-        check(ike_and_child_spis(charon, "t1v4") is not None and ike_and_child_spis(charon, "t1v4")[:2] == first[:2],
-              "strongSwan's liveness checks were answered all along: the IKE SA is still the first one")
-
-        # The token is taken out.
-        token_dirs = [os.path.join(tokens, d) for d in os.listdir(tokens)]
-        removed = os.path.join(directory, "removed-token")
-        os.makedirs(removed)
-        for d in token_dirs:
-            shutil.move(d, removed)
-        check(wait_for(lambda: "was removed: established SAs keep forwarding, new negotiations are refused" in daemon.log_since_start(), 6),
-              "the daemon notices the token is gone and says so")
-        ok, summary = ping(PEER, PEER4, T1["v4"], count=3)
-        check(ok, f"with the token out, established SAs keep forwarding ({summary})")
-        refused_before = daemon.counter("drop_new_negotiation_refused")
-        result = initiate(charon, "t1v6", timeout_ms=4000)
-        check(result is not True and daemon.counter("drop_new_negotiation_refused") > refused_before
-              and "refused: PKCS#11 token 'ikeproxy'" in daemon.log_since_start(),
-              "with the token out, a new negotiation is refused with a clear log line")
-        terminate(charon, "t1v6")
-        for d in os.listdir(removed):
-            shutil.move(os.path.join(removed, d), tokens)
-        check(wait_for(lambda: "is back: new negotiations resume" in daemon.log_since_start(), 6), "the daemon notices the token is back")
-        time.sleep(1)
-        initiate(charon, "t1v6")
-        wait_child(charon, "t1v6")
-        check(ike_and_child_spis(charon, "t1v6") is not None, "with the token back, a new negotiation succeeds")
-        wait_for(lambda: read(os.path.join(directory, "t1.log")).count("installed outbound SA") >= 2 + 1, 10)
-        ok, summary = ping(PEER, PEER6, T1["v6"], count=3)
-        check(ok, f"and its ESP flows ({summary})")
+        state_sealed_by_token(daemon)
+        first, established_at = first_sa_made(charon, directory)
+        sas_survive_kill_nine(charon, daemon, first, established_at)
+        rekeyed_on_schedule_across_restarts(charon, daemon, first, established_at)
+        token_removed_and_put_back(charon, daemon, directory, tokens)
         agent = terminal_agent_restarted(charon, daemon, agent, terminal_config, directory)
         terminal_dropped_from_the_file_while_down(charon, daemon)
     finally:
@@ -253,6 +171,112 @@ def run(charon, directory):
         for line in read(daemon.log).splitlines()[-8:]:
             print("      " + line[:300])
     no_key_on_disk(daemon)
+
+
+def state_sealed_by_token(daemon):
+    wait_for(lambda: "store: " in daemon.log_since_start() or daemon.process.poll() is not None, 10)
+    check(daemon.process.poll() is None, "the daemon runs with its state sealed by the SoftHSM2 token")
+    log = daemon.log_since_start()
+    check("secrets sealed by PKCS#11 token 'ikeproxy'" in log and "schema version 5, journal wal" in log,
+          "the state file is SQLite in WAL mode, migrated to the current schema (version 5)")
+    check("store: a new data key, wrapped by PKCS#11 token 'ikeproxy'" in log,
+          "the token wraps a new data key at the first start (envelope sealing: the token works at start, not per SA change)")
+
+
+def first_sa_made(charon, directory):
+    """Returns strongSwan's IKE and CHILD SPIs of terminal 1's first SA, and when it was made."""
+    initiate(charon, "t1v4")
+    established_at = time.time()
+    first = ike_and_child_spis(charon, "t1v4")
+    check(first is not None, f"strongSwan established an SA with terminal 1 through the proxy {first}")
+    wait_for(lambda: "installed outbound SA" in read(os.path.join(directory, "t1.log")), 10)
+    ok, outcome = ping(PEER, PEER4, T1["v4"])
+    check(ok, f"ping through ESP before any restart ({outcome})")
+    return first, established_at
+
+
+def hold_back_ike_auth_for_t1v6(charon, daemon):
+    """IKE_AUTH for t1v6 is held back (UDP 4500 to the terminal dropped at the peer): the proxy holds a half-open
+    IKE SA when it dies."""
+    ns(PEER, "nft", "add", "table", "ip6", "ikpblock")
+    ns(PEER, "nft", "add", "chain", "ip6", "ikpblock", "out", "{ type filter hook output priority 0; }")
+    ns(PEER, "nft", "add", "rule", "ip6", "ikpblock", "out", "ip6", "daddr", T1["v6"], "udp", "dport", "4500", "drop")
+    threading.Thread(target=initiate_in_own_session, args=(charon, "t1v6"), daemon=True).start()
+    wait_for(lambda: "IKE_SA_INIT from" in daemon.log_since_start(), 5)
+    time.sleep(0.5)  # IKE_AUTH sent and dropped: the daemon logs nothing for a request it never receives
+
+
+def sas_survive_kill_nine(charon, daemon, first, established_at):
+    """SIGKILL at random moments (seeded); the third one in the middle of a negotiation."""
+    rng = random.Random(20261126)
+    for round_number in range(1, 5):
+        time.sleep(rng.uniform(0.3, 2.5))  # the random moment is the point
+        if round_number == 3:
+            hold_back_ike_auth_for_t1v6(charon, daemon)
+        daemon.kill()
+        daemon.start()
+        restored = wait_for(lambda: "restored 1 IKE SA(s) with 1 CHILD SA(s)" in daemon.log_since_start(), 10)
+        check(restored and "store: the data key unwrapped by PKCS#11 token 'ikeproxy'" in daemon.log_since_start(),
+              f"kill -9 #{round_number}: the restarted daemon unwrapped the data key with the token and restored the IKE SA and its CHILD SA")
+        ok, outcome = ping(PEER, PEER4, T1["v4"], count=3)
+        check(ok, f"kill -9 #{round_number}: ESP keeps flowing at once ({outcome})")
+        now = ike_and_child_spis(charon, "t1v4")
+        if time.time() - established_at < REKEY_TIME - 2:
+            check(now == first, f"kill -9 #{round_number}: no new negotiation, strongSwan's SPIs unchanged {now}")
+        if round_number == 3:
+            check("negotiation(s) under way before the restart were discarded" in daemon.log_since_start(),
+                  "the negotiation cut by the kill is reported discarded at restart")
+            ns(PEER, "nft", "delete", "table", "ip6", "ikpblock", check=False)
+            terminate(charon, "t1v6")
+
+
+def rekeyed_on_schedule_across_restarts(charon, daemon, first, established_at):
+    """The proxy's rekey, scheduled REKEY_TIME s after the SA was made, happens on time across restarts."""
+    deadline = established_at + REKEY_TIME + 12
+
+    def rekey_events():
+        return [e for e in (json.loads(line) for line in open(daemon.events) if line.strip()) if e["event"] == "child_sa_rekeyed"]
+    # charon lists the new CHILD SA as soon as it has answered; the daemon's event follows when the
+    # answer reaches it: wait for both, or reading the events can race the daemon writing them.
+    wait_for(lambda: (lambda s: s is not None and s[2:] != first[2:])(ike_and_child_spis(charon, "t1v4")) and rekey_events(),
+             max(1, deadline - time.time()))
+    rekeyed_at = time.time() - established_at
+    after = ike_and_child_spis(charon, "t1v4")
+    check(after is not None and after[:2] == first[:2] and after[2:] != first[2:] and rekey_events()
+          and REKEY_TIME - 1 <= rekeyed_at <= REKEY_TIME + 12,
+          f"the CHILD SA was rekeyed by the proxy on schedule ({rekeyed_at:.0f} s after it was made, due at {REKEY_TIME} s), same IKE SA")
+    ok, outcome = ping(PEER, PEER4, T1["v4"], count=3)
+    check(ok, f"ping through the rekeyed SA ({outcome})")
+    time.sleep(5)  # two of strongSwan's 2 s liveness intervals must pass for the check to mean anything
+    check(ike_and_child_spis(charon, "t1v4") is not None and ike_and_child_spis(charon, "t1v4")[:2] == first[:2],
+          "strongSwan's liveness checks were answered all along: the IKE SA is still the first one")
+
+
+def token_removed_and_put_back(charon, daemon, directory, tokens):
+    token_dirs = [os.path.join(tokens, d) for d in os.listdir(tokens)]
+    removed = os.path.join(directory, "removed-token")
+    os.makedirs(removed)
+    for d in token_dirs:
+        shutil.move(d, removed)
+    check(wait_for(lambda: "was removed: established SAs keep forwarding, new negotiations are refused" in daemon.log_since_start(), 6),
+          "the daemon notices the token is gone and says so")
+    ok, outcome = ping(PEER, PEER4, T1["v4"], count=3)
+    check(ok, f"with the token out, established SAs keep forwarding ({outcome})")
+    refused_before = daemon.counter("drop_new_negotiation_refused")
+    result = initiate(charon, "t1v6", timeout_ms=4000)
+    check(result is not True and daemon.counter("drop_new_negotiation_refused") > refused_before
+          and "refused: PKCS#11 token 'ikeproxy'" in daemon.log_since_start(),
+          "with the token out, a new negotiation is refused with a clear log line")
+    terminate(charon, "t1v6")
+    for d in os.listdir(removed):
+        shutil.move(os.path.join(removed, d), tokens)
+    check(wait_for(lambda: "is back: new negotiations resume" in daemon.log_since_start(), 6), "the daemon notices the token is back")
+    initiate(charon, "t1v6")
+    wait_child(charon, "t1v6")
+    check(ike_and_child_spis(charon, "t1v6") is not None, "with the token back, a new negotiation succeeds")
+    wait_for(lambda: read(os.path.join(directory, "t1.log")).count("installed outbound SA") >= 2 + 1, 10)
+    ok, outcome = ping(PEER, PEER6, T1["v6"], count=3)
+    check(ok, f"and its ESP flows ({outcome})")
 
 
 def terminal_agent_restarted(charon, daemon, agent, terminal_config, directory):

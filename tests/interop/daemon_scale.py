@@ -136,108 +136,130 @@ def run(charon, directory):
         check(wait_for(lambda: os.path.exists(control) and daemon.poll() is None, 10), "the daemon runs and answers on its control socket")
         check(agents_ready(TERMINALS, timeout=20) and all(a.poll() is None for a in agents), f"the {COUNT} terminal agents run")
         before = resident_kilobytes(daemon.pid)
-
-        # Everyone at once: strongSwan to the first half, the second half's first packets to the peer.
-        started = time.time()
-        initiated = {t["name"]: initiate_without_waiting(charon, t["name"]) for t in BY_PEER}
-        pings = [subprocess.Popen(["ip", "netns", "exec", t["ns"], "ping", "-c", "1", "-W", "1", "-I", t["v4"], PEER4],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for t in BY_TERMINAL]
-        check(all(r is True for r in initiated.values()),
-              f"strongSwan starts its {len(BY_PEER)} initiations ({[r for r in initiated.values() if r is not True][:3] or 'none refused'})")
-        children = {}
-        wait_for(lambda: len(children.update(installed_children(charon)) or children) == COUNT, 60)
-        elapsed = time.time() - started
-        for p in pings:
-            p.wait(timeout=10)
-        check(len(children) == COUNT, f"strongSwan holds a CHILD SA for each of the {COUNT} terminals ({len(children)}; last after {elapsed:.1f} s)")
-        spis = [child["spi-in"] for _, child in children.values()] + [child["spi-out"] for _, child in children.values()]
-        ike_spis = [sa["initiator-spi"] for sa, _ in children.values()]
-        check(len(set(spis)) == 2 * len(children) and len(set(ike_spis)) == len(children),
-              "each terminal has its own IKE SA and CHILD SA: all SPIs distinct")
-        by_peer = sorted(n for n, (sa, _) in children.items() if sa.get("initiator") == b"yes")
-        check(by_peer == sorted(t["name"] for t in BY_PEER),
-              f"strongSwan initiated the first half, the proxy the second in its terminals' names ({len(by_peer)} by strongSwan)")
-        check(wait_for(lambda: all("installed outbound SA" in read(os.path.join(directory, f"{t['name']}.log")) for t in TERMINALS), 15),
-              "every terminal got its keys over key delivery")
-
-        # The peer pings every terminal at once: all through ESP.
-        pcap = os.path.join(directory, "internet-icmp.pcap")
-        capture = start_capture(PEER, "ikp-sp0", pcap, "icmp")
-        replies = {}
-        in_parallel([lambda t=t: replies.__setitem__(t["name"], ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
-        time.sleep(0.5)
-        capture.terminate()
-        capture.wait(timeout=10)
-        failed = [name for name, (ok, _) in replies.items() if not ok]
-        check(not failed, f"the peer pings all {COUNT} terminals at once and every ping comes back ({failed or 'none lost'})")
-        plain = len(subprocess.run(["tcpdump", "-r", pcap], capture_output=True, text=True).stdout.strip().splitlines()) if os.path.exists(pcap) else -1
-        check(plain == 0, f"no plaintext ICMP crossed the Internet-side link: all of it went through ESP ({plain})")
-        esp_counts = [int(child.get("packets-in", b"0")) for _, child in installed_children(charon).values()]
-        check(len(esp_counts) == COUNT and all(n >= 3 for n in esp_counts),
-              f"strongSwan's counters show ESP in from every terminal (at least {min(esp_counts or [0])} packets each)")
-
-        status = daemon_status(control)
-        counters = {**status.get("proxy", {}), **status.get("engine", {})}
-        failures = {k: v for k, v in counters.items() if "fail" in k or "refused" in k}
-        check(not failures, f"the daemon counts no failed or refused negotiation ({failures or 'none'})")
-        listing = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", control, "--json"],
-                                 capture_output=True, text=True, timeout=20)
-        rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
-        registered = {r["mac"] for r in rows if r["status"] == "registered"}
-        check(registered >= {t["mac"] for t in TERMINALS}, f"`ikeproxy terminals` lists all {COUNT} terminals registered ({len(registered)})")
-        counts = sorted({(r.get("sas"), r.get("key_delivery_unacknowledged")) for r in rows if r["mac"] in registered})
-        check(counts == [(1, 0)], f"each with its one CHILD SA and nothing unacknowledged on its way to it ({counts})")
-        rows = control_query(control, "sas").get("sas", [])
-        waits = sorted(r["rekey_in_seconds"] for r in rows if isinstance(r.get("rekey_in_seconds"), int))
-        check(len(waits) == COUNT and all(0 <= w <= REKEY for w in waits) and (RAND == 0 or len(set(waits)) > 1),
-              f"the SA list gives each CHILD SA's own time to its rekey, within rekey_time {REKEY} s "
-              f"({waits[0] if waits else '-'} to {waits[-1] if waits else '-'} s over {len(waits)} SAs)")
+        elapsed = everyone_at_once_gets_own_sa(charon, directory)
+        peer_pings_all_through_esp(charon, directory)
+        daemon_lists_every_terminal(control)
         after = resident_kilobytes(daemon.pid)
         print(f"      figures: {COUNT} terminals, last CHILD SA {elapsed:.1f} s after the start; "
               f"daemon resident memory {before} kB before, {after} kB with {COUNT} IKE and CHILD SAs")
-
-        # kill -9 with every terminal's SA up, and a restart: all come back from the store, none renegotiated.
-        spis_before = {name: child["spi-in"] for name, (_, child) in installed_children(charon).items()}
-        daemon.kill()
-        daemon.wait(timeout=10)
-        written = len(read(log))
-        started = time.time()
-        events_path = os.path.join(directory, "daemon-events-after-restart.jsonl")
-        daemon = start(PROXY, ["daemon", "--config", config_path], log, stdout=open(events_path, "w"))
-        restored = wait_for(lambda: f"restored {COUNT} IKE SA(s) with {COUNT} CHILD SA(s)" in read(log)[written:], 20)
-        check(restored, f"kill -9, then a restart: the daemon restores all {COUNT} IKE SAs and CHILD SAs from its store ({time.time() - started:.1f} s)")
-        replies = {}
-        in_parallel([lambda t=t: replies.__setitem__(t["name"], ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
-        failed = [name for name, (ok, _) in replies.items() if not ok]
-        check(not failed, f"after the restart the peer's pings reach all {COUNT} terminals through ESP ({failed or 'none lost'})")
-        spis_after = {name: child["spi-in"] for name, (_, child) in installed_children(charon).items()}
-        # A scheduled rekey (the proxy's from rand_time on, strongSwan's with SCALE_PEER_REKEY) may replace a CHILD SA
-        # meanwhile: that is not a new negotiation. The daemon's events tell the two apart: a new one is reported
-        # established, a rekey names the SA it replaces.
-        events = [json.loads(line) for line in open(events_path) if line.strip()]
-        established = [e for e in events if e["event"] in ("ike_sa_established", "child_sa_established")]
-        successor = {e["child"]["replaces"]["spi_out"].lower(): e["child"]["spi_out"].lower()
-                     for e in events if e["event"] == "child_sa_rekeyed" and "replaces" in e.get("child", {})}
-
-        def latest(spi):
-            seen = set()
-            while spi in successor and spi not in seen:
-                seen.add(spi)
-                spi = successor[spi]
-            return spi
-
-        def text(spi):
-            return (spi.decode() if isinstance(spi, bytes) else spi).lower()
-
-        unexplained = [name for name, spi in spis_before.items()
-                       if spis_after.get(name) is None or latest(text(spi)) != text(spis_after[name])]
-        rekeyed = sum(1 for name, spi in spis_before.items() if spis_after.get(name) != spi)
-        check(not established and not unexplained,
-              f"and without a new negotiation: strongSwan holds the same CHILD SAs or their logged rekeys ({rekeyed} rekeyed since "
-              f"the restart, {len(established)} SAs established anew, unexplained: {unexplained or 'none'})")
+        daemon = restored_after_kill_nine_without_negotiation(charon, daemon, directory, config_path, log)
         rekey_storm(charon, control, directory, daemon_status(control))
     finally:
         stop_all(daemon, agents, log, tail=3)
+
+
+def everyone_at_once_gets_own_sa(charon, directory):
+    """strongSwan initiates to the first half while the second half's first packets go to the peer, all at once.
+    Returns the seconds until the last CHILD SA."""
+    started = time.time()
+    initiated = {t["name"]: initiate_without_waiting(charon, t["name"]) for t in BY_PEER}
+    pings = [subprocess.Popen(["ip", "netns", "exec", t["ns"], "ping", "-c", "1", "-W", "1", "-I", t["v4"], PEER4],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for t in BY_TERMINAL]
+    check(all(r is True for r in initiated.values()),
+          f"strongSwan starts its {len(BY_PEER)} initiations ({[r for r in initiated.values() if r is not True][:3] or 'none refused'})")
+    children = {}
+    wait_for(lambda: len(children.update(installed_children(charon)) or children) == COUNT, 60)
+    elapsed = time.time() - started
+    for p in pings:
+        p.wait(timeout=10)
+    check(len(children) == COUNT, f"strongSwan holds a CHILD SA for each of the {COUNT} terminals ({len(children)}; last after {elapsed:.1f} s)")
+    spis = [child["spi-in"] for _, child in children.values()] + [child["spi-out"] for _, child in children.values()]
+    ike_spis = [sa["initiator-spi"] for sa, _ in children.values()]
+    check(len(set(spis)) == 2 * len(children) and len(set(ike_spis)) == len(children),
+          "each terminal has its own IKE SA and CHILD SA: all SPIs distinct")
+    by_peer = sorted(n for n, (sa, _) in children.items() if sa.get("initiator") == b"yes")
+    check(by_peer == sorted(t["name"] for t in BY_PEER),
+          f"strongSwan initiated the first half, the proxy the second in its terminals' names ({len(by_peer)} by strongSwan)")
+    check(wait_for(lambda: all("installed outbound SA" in read(os.path.join(directory, f"{t['name']}.log")) for t in TERMINALS), 15),
+          "every terminal got its keys over key delivery")
+    return elapsed
+
+
+def ping_everyone():
+    """The peer pings every terminal at once; returns the names of those whose pings did not come back."""
+    replies = {}
+    in_parallel([lambda t=t: replies.__setitem__(t["name"], ping(PEER, PEER4, t["v4"], count=3)) for t in TERMINALS])
+    return [name for name, (ok, _) in replies.items() if not ok]
+
+
+def peer_pings_all_through_esp(charon, directory):
+    pcap = os.path.join(directory, "internet-icmp.pcap")
+    capture = start_capture(PEER, "ikp-sp0", pcap, "icmp")
+    failed = ping_everyone()
+    time.sleep(0.5)  # the capture's last packets: nothing to wait on but tcpdump's buffer
+    capture.terminate()
+    capture.wait(timeout=10)
+    check(not failed, f"the peer pings all {COUNT} terminals at once and every ping comes back ({failed or 'none lost'})")
+    plain = len(subprocess.run(["tcpdump", "-r", pcap], capture_output=True, text=True).stdout.strip().splitlines()) if os.path.exists(pcap) else -1
+    check(plain == 0, f"no plaintext ICMP crossed the Internet-side link: all of it went through ESP ({plain})")
+    esp_counts = [int(child.get("packets-in", b"0")) for _, child in installed_children(charon).values()]
+    check(len(esp_counts) == COUNT and all(n >= 3 for n in esp_counts),
+          f"strongSwan's counters show ESP in from every terminal (at least {min(esp_counts or [0])} packets each)")
+
+
+def daemon_lists_every_terminal(control):
+    status = daemon_status(control)
+    counters = {**status.get("proxy", {}), **status.get("engine", {})}
+    failures = {k: v for k, v in counters.items() if "fail" in k or "refused" in k}
+    check(not failures, f"the daemon counts no failed or refused negotiation ({failures or 'none'})")
+    listing = subprocess.run(["ip", "netns", "exec", PROXY, BINARY, "terminals", "--control", control, "--json"],
+                             capture_output=True, text=True, timeout=20)
+    rows = json.loads(listing.stdout).get("terminals", []) if listing.returncode == 0 else []
+    registered = {r["mac"] for r in rows if r["status"] == "registered"}
+    check(registered >= {t["mac"] for t in TERMINALS}, f"`ikeproxy terminals` lists all {COUNT} terminals registered ({len(registered)})")
+    counts = sorted({(r.get("sas"), r.get("key_delivery_unacknowledged")) for r in rows if r["mac"] in registered})
+    check(counts == [(1, 0)], f"each with its one CHILD SA and nothing unacknowledged on its way to it ({counts})")
+    rows = control_query(control, "sas").get("sas", [])
+    waits = sorted(r["rekey_in_seconds"] for r in rows if isinstance(r.get("rekey_in_seconds"), int))
+    check(len(waits) == COUNT and all(0 <= w <= REKEY for w in waits) and (RAND == 0 or len(set(waits)) > 1),
+          f"the SA list gives each CHILD SA's own time to its rekey, within rekey_time {REKEY} s "
+          f"({waits[0] if waits else '-'} to {waits[-1] if waits else '-'} s over {len(waits)} SAs)")
+
+
+def restored_after_kill_nine_without_negotiation(charon, daemon, directory, config_path, log):
+    """kill -9 with every terminal's SA up, and a restart: all come back from the store, none renegotiated.
+    Returns the restarted daemon."""
+    spis_before = {name: child["spi-in"] for name, (_, child) in installed_children(charon).items()}
+    daemon.kill()
+    daemon.wait(timeout=10)
+    written = len(read(log))
+    started = time.time()
+    events_path = os.path.join(directory, "daemon-events-after-restart.jsonl")
+    daemon = start(PROXY, ["daemon", "--config", config_path], log, stdout=open(events_path, "w"))
+    restored = wait_for(lambda: f"restored {COUNT} IKE SA(s) with {COUNT} CHILD SA(s)" in read(log)[written:], 20)
+    check(restored, f"kill -9, then a restart: the daemon restores all {COUNT} IKE SAs and CHILD SAs from its store ({time.time() - started:.1f} s)")
+    failed = ping_everyone()
+    check(not failed, f"after the restart the peer's pings reach all {COUNT} terminals through ESP ({failed or 'none lost'})")
+    spis_after = {name: child["spi-in"] for name, (_, child) in installed_children(charon).items()}
+    unexplained, established = unexplained_replacements(spis_before, spis_after, events_path)
+    rekeyed = sum(1 for name, spi in spis_before.items() if spis_after.get(name) != spi)
+    check(not established and not unexplained,
+          f"and without a new negotiation: strongSwan holds the same CHILD SAs or their logged rekeys ({rekeyed} rekeyed since "
+          f"the restart, {len(established)} SAs established anew, unexplained: {unexplained or 'none'})")
+    return daemon
+
+
+def unexplained_replacements(spis_before, spis_after, events_path):
+    """A scheduled rekey (the proxy's from rand_time on, strongSwan's with SCALE_PEER_REKEY) may replace a CHILD SA
+    meanwhile: that is not a new negotiation. The daemon's events tell the two apart: a new one is reported
+    established, a rekey names the SA it replaces. Returns the terminals whose SA changed without a logged rekey,
+    and the SAs established anew."""
+    events = [json.loads(line) for line in open(events_path) if line.strip()]
+    established = [e for e in events if e["event"] in ("ike_sa_established", "child_sa_established")]
+    successor = {e["child"]["replaces"]["spi_out"].lower(): e["child"]["spi_out"].lower()
+                 for e in events if e["event"] == "child_sa_rekeyed" and "replaces" in e.get("child", {})}
+
+    def latest(spi):
+        seen = set()
+        while spi in successor and spi not in seen:
+            seen.add(spi)
+            spi = successor[spi]
+        return spi
+
+    def text(spi):
+        return (spi.decode() if isinstance(spi, bytes) else spi).lower()
+    unexplained = [name for name, spi in spis_before.items() if spis_after.get(name) is None or latest(text(spi)) != text(spis_after[name])]
+    return unexplained, established
 
 
 def rekey_storm(charon, control, directory, before):

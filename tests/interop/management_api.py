@@ -142,7 +142,9 @@ def start_daemon(directory, config_path):
     return process, log
 
 
-def run(charon, directory, key):
+def write_configuration(directory, key):
+    """The daemon's configuration with the API on the management address, its TLS key sealed; returns
+    (configuration path, the administrator's token, the reader's token, the client certificates)."""
     global TOKEN_FILE
     admin_token, reader_token = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
     TOKEN_FILE = os.path.join(directory, "admin.token")
@@ -173,181 +175,41 @@ def run(charon, directory, key):
     os.unlink(key)
     with open(config_path, "w") as f:
         json.dump(config, f, indent=1)
-    load_peer_connections(charon)
-    daemon, log = start_daemon(directory, config_path)
+    return config_path, admin_token, reader_token, clients
+
+
+def start_terminal_agent(directory):
     terminal_config = os.path.join(directory, "t1.json")
     with open(terminal_config, "w") as f:
         # STATUS every 2 s: the proxy shows each SA's traffic as the terminal reports it.
         json.dump(dict(terminal_configuration(T1), status_interval=2), f)
-    agent = start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
-    try:
-        check(daemon.poll() is None and "management API on https://10.99.0.1:8443" in read(log), "the daemon serves its API on the management address")
-        listening = ns(PROXY, "ss", "-ltnH").stdout.split()
-        check(f"{API_HOST}:8443" in listening and "0.0.0.0:8443" not in listening and "*:8443" not in listening,
-              "it listens on the management address only")
-        reach = ns(PEER, "curl", "-sk", "--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}", API + "/v1/status", check=False)
-        check(reach.returncode != 0, f"from the Internet side of the bridge the API cannot be reached (curl exit {reach.returncode})")
+    return start(T1["ns"], ["terminal", "--config", terminal_config], os.path.join(directory, "t1.log"))
 
+
+def run(charon, directory, key):
+    config_path, admin_token, reader_token, clients = write_configuration(directory, key)
+    load_peer_connections(charon)
+    daemon, log = start_daemon(directory, config_path)
+    agent = start_terminal_agent(directory)
+    try:
+        api_on_management_address_only(daemon, log)
         authentication(admin_token, reader_token)
         client_certificates(clients, admin_token, directory, log)
         openapi_matches()
-
-        # A terminal gets an SA; the CLI shows it.
-        # The stranger speaks, so discovery lists it.
-        ping(STRANGER["ns"], STRANGER["v4"], BYPASS4, count=1)
-        initiate(charon, "t1v4")
-        sa, child = wait_child(charon, "t1v4")
-        check(child is not None, "strongSwan established an SA with terminal 1 through the proxy")
-        spi_out_at_peer = child["spi-out"].decode() if child else ""
-        table = cli("sas")
-        check(table.returncode == 0 and spi_out_at_peer in table.stdout and "TERMINAL" in table.stdout,
-              "`ikeproxy sas` prints the SA as a table: " + (table.stdout.strip().splitlines()[1] if len(table.stdout.strip().splitlines()) > 1 else table.stderr.strip()))
-        as_json = cli("sas", "--json")
-        rows = json.loads(as_json.stdout)["sas"] if as_json.returncode == 0 else []
-        check(any(r["spi_in"] == spi_out_at_peer for r in rows), "`ikeproxy sas --json` gives the same SA as JSON")
-        # Traffic per SA as the terminal reports it: what strongSwan sent is what the terminal took in, and back.
-        ping(PEER, PEER4, T1["v4"], count=5)
-
-        def counted():
-            row = next((r for r in json.loads(cli("sas", "--json").stdout)["sas"] if r["spi_in"] == spi_out_at_peer), {})
-            current = installed_child(charon, "t1v4")[1] or {}
-            return row, current
-        wait_for(lambda: (lambda row, c: row.get("packets_in") is not None and row["packets_in"] == int(c.get("packets-out", b"-1"))
-                              and row["packets_out"] == int(c.get("packets-in", b"-1")))(*counted()), 8)
-        row, current = counted()
-        check(row.get("packets_in") is not None and row["packets_in"] >= 5 and row["packets_in"] == int(current.get("packets-out", b"-1"))
-              and row["packets_out"] == int(current.get("packets-in", b"-1")) and row.get("cipher_suite") == "aes256gcm16",
-              f"`ikeproxy sas --json` shows the SA's traffic as the terminal reports it, equal to strongSwan's counters "
-              f"(in {row.get('packets_in')} packets / {row.get('octets_in')} octets, out {row.get('packets_out')}; strongSwan "
-              f"out {current.get('packets-out')}, in {current.get('packets-in')}) and its cipher suite ({row.get('cipher_suite')})")
-        table = cli("sas")
-        check("aes256gcm16" in table.stdout and "CIPHER" in table.stdout, "and the table has them: " + (table.stdout.strip().splitlines()[1] if len(table.stdout.strip().splitlines()) > 1 else ""))
-        shown = cli("sas", "show", spi_out_at_peer)
-        check(shown.returncode == 0 and f"spi_in: {spi_out_at_peer}" in shown.stdout, "`ikeproxy sas show SPI` shows one SA")
-        mine = json.loads(cli("sas", "--terminal", T1["v4"], "--peer", PEER4, "--json").stdout or "{}").get("sas", [])
-        others = json.loads(cli("sas", "--terminal", "192.0.2.9", "--json").stdout or "{}").get("sas", None)
-        bad = cli("sas", "--peer", "not-an-address")
-        check([r["spi_in"] for r in mine] == [spi_out_at_peer] and others == [] and bad.returncode != 0
-              and "peer 'not-an-address' is not an IP address" in bad.stderr,
-              f"`ikeproxy sas --terminal --peer` narrows the list (GET /v1/sas?terminal=&peer=): {len(mine)} for terminal 1, "
-              f"none for another address; a bad address gets 400 ({bad.stderr.strip()})")
-        status = cli("status")
-        check(status.returncode == 0 and "CHILD SA(s)" in status.stdout and "bypassed" in status.stdout, "`ikeproxy status` prints counters")
-
-        # Malformed bodies: 400 with a message, and nothing changes.
-        before = curl("GET", "/v1/policies", admin_token)[1]
-        for body, why in (("{not json", "not JSON"), ({"rule": {"source": "192.0.2.0/33", "action": "discard"}}, "bad prefix"),
-                          ({"rule": {"destination": "192.0.2.1/32"}}, "no action"),
-                          ({"rule": {"action": "protect", "profile": "nosuch"}}, "unknown profile"),
-                          ({"rule": {"action": "discard", "protocol": "tcpp"}}, "bad protocol"),
-                          ({"rule": {"action": "discard"}, "position": 999}, "position out of range"),
-                          ([1, 2, 3], "not an object")):
-            code, answer = curl("POST", "/v1/policies", admin_token, body)
-            check(code == 400 and isinstance(answer, dict) and answer.get("error"), f"a malformed rule ({why}) gets 400: {answer.get('error') if isinstance(answer, dict) else answer}")
-        for body, why in (("nope", "not JSON"), ({"terminal_id": 9, "enrollment_key_hex": "zz"}, "bad key")):
-            code, answer = curl("POST", f"/v1/terminals/{STRANGER['mac']}/approve", admin_token, body)
-            check(code == 400 and isinstance(answer, dict) and answer.get("error"), f"a malformed approval ({why}) gets 400")
-        code, _ = curl("POST", "/v1/terminals/02:00:00:00:ee:ee/approve", admin_token, {"terminal_id": 9, "enrollment_key_hex": "33" * 32})
-        check(code == 404, "approving an unknown host gets 404")
-        for path in ("/v1/policies/x", "/v1/policies/999"):
-            code, _ = curl("DELETE", path, admin_token)
-            check(code in (400, 404), f"DELETE {path} gets {code}")
-        code, _ = curl("DELETE", "/v1/sas/zz", admin_token)
-        check(code == 400, "deleting a malformed SPI gets 400")
-        after = curl("GET", "/v1/policies", admin_token)[1]
-        check(before == after, "after the refused requests the policy is unchanged")
-
-        # A policy added over the API takes effect and is audited.
-        ok, _, _ = transfer(PEER, BYPASS4, T1["ns"], T1["v4"], 7001, 4096, timeout=15)
-        check(ok, "before the change, terminal 1 reaches the bypass host on TCP 7002")
-        added = cli("policies", "add", "--position", "0", "--rule",
-                    json.dumps({"source": "192.0.2.0/24", "destination": BYPASS4 + "/32", "protocol": "tcp", "destination_ports": "7002",
-                                "action": "discard"}))
-        check(added.returncode == 0 and "added at position 0" in added.stdout, f"`ikeproxy policies add` adds a rule: {added.stdout.strip()}{added.stderr.strip()}")
-        check(tcp_connect_fails(T1["ns"], T1["v4"], BYPASS4, 7002), "the new discard rule takes effect at once")
-        listed = cli("policies")
-        check(listed.returncode == 0 and "7002" in listed.stdout.splitlines()[1], "`ikeproxy policies` lists it first")
-        audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action, detail FROM audit_log").fetchall()
-        check(any(who == "alice" and action == "policy.add" for who, action, _ in audit) and "audit: alice policy.add" in read(log),
-              f"the change is in the audit log with who made it: {audit[-1] if audit else None}")
-
-        # A pending host approved over the API becomes a terminal.
-        terminals = json.loads(cli("terminals", "--json").stdout)["terminals"]
-        pending = [t for t in terminals if t["mac"] == STRANGER["mac"]]
-        check(pending and pending[0]["status"] == "pending", "the stranger is listed as pending")
-        key_file = os.path.join(directory, "t3.key")
-        with open(key_file, "w") as f:
-            f.write("33" * 32)
-        approved = cli("terminals", "approve", STRANGER["mac"], "--terminal-id", "3", "--enrollment-key-file", key_file)
-        check(approved.returncode == 0 and "approved" in approved.stdout, f"`ikeproxy terminals approve` approves it: {approved.stdout.strip()}{approved.stderr.strip()}")
-        table = cli("terminals")
-        line = [l for l in table.stdout.splitlines() if STRANGER["mac"] in l]
-        check(line and "registered" in line[0], f"it is now registered: {line[0] if line else table.stdout}")
-
-        # The profiles' CAs and CRLs read again, as SIGHUP would: answered line by line and audited.
-        reloaded = cli("reload")
-        check(reloaded.returncode == 0 and "reload: profile 'peer': the peer proves itself with the pre-shared key" in reloaded.stdout,
-              f"`ikeproxy reload` has the daemon read its profiles' credentials again: {reloaded.stdout.strip()}{reloaded.stderr.strip()}")
-        audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
-        check(("alice", "credentials.reload") in audit, "the reload is in the audit log with who asked for it")
-        # The audit log read over the API, by a reader too.
-        listed = json.loads(cli("audit", "--json").stdout or "{}")
-        entries = [(e["who"], e["action"]) for e in listed.get("entries", [])]
-        table = cli("audit")
-        code, answer = curl("GET", "/v1/audit", reader_token)
-        check(entries[-len(audit):] == audit[-len(entries):] and ("alice", "policy.add") in entries and listed.get("stored") is True
-              and "credentials.reload" in table.stdout and code == 200 and answer.get("total") == len(audit),
-              f"`ikeproxy audit` shows the same entries as the database, newest last ({len(entries)} of {listed.get('total')}), "
-              f"and a reader may read them")
-
-        # Metrics.
-        code, metrics = curl("GET", "/metrics", admin_token)
-        check(code == 200 and "# TYPE ikeproxy_child_sas gauge" in metrics and "ikeproxy_drops_total{reason=\"policy_discard\"}" in metrics
-              and "ikeproxy_revocation_checks_total{outcome=\"revoked\"} 0" in metrics
-              and re.search(r'^ikeproxy_sa_events_total\{event="child_sa_established"\} [1-9]', metrics, re.M) is not None,
-              "Prometheus metrics: SAs, drops by reason, negotiations, packets, revocation checks, SA events")
-
-        # An SA deleted over the API is gone at the peer.
-        deleted = cli("sas", "delete", spi_out_at_peer)
-        check(deleted.returncode == 0, "`ikeproxy sas delete SPI` is accepted")
-        check(wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10), "strongSwan's CHILD SA is gone")
-
-        # A policy change reaches the SAs at once: terminal 1's flow gets an SA, a bypass rule for it added over
-        # the API has that SA deleted with the peer, and deleting the rule again protects the next flow.
-        ping(T1["ns"], T1["v4"], PEER4, count=3)
-        check(wait_child(charon, "t1v4")[1] is not None, "terminal 1 pings the peer: the proxy negotiates an SA in its name")
-        added = cli("policies", "add", "--position", "0", "--rule",
-                    json.dumps({"source": T1["v4"] + "/32", "destination": PEER4 + "/32", "action": "bypass"}))
-        check(added.returncode == 0 and wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10)
-              and "no longer protects anything between 192.0.2.2 and 192.0.2.1" in read(log),
-              f"a bypass rule for terminal 1 added over the API has its SA deleted at once, at the peer too ({added.stdout.strip()})")
-        removed = cli("policies", "delete", "0")
-        ok, summary = ping(T1["ns"], T1["v4"], PEER4, count=3)
-        check(removed.returncode == 0 and wait_child(charon, "t1v4")[1] is not None,
-              f"the rule deleted again, terminal 1's next flow is protected once more ({summary})")
-
-        # The change outlives a restart.
-        stop(daemon)
-        daemon, log = start_daemon(directory, config_path)
-        check("policy: 8 rules from the database, as changed over the management API" in read(log),
-              "after a restart the policy is the one changed over the API (8 rules, not the file's 7)")
-        listed = cli("policies")
-        check(listed.returncode == 0 and "7002" in listed.stdout, "and the CLI lists the added rule again")
-        check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in read(log), "the approved terminal is enrolled again")
-
+        spi = sa_listed_by_cli(charon)
+        sa_traffic_shown_as_terminal_reports_it(charon, spi)
+        sa_listing_narrowed(spi)
+        malformed_bodies_refused(admin_token)
+        policy_added_takes_effect_and_is_audited(directory, log)
+        pending_host_approved(directory)
+        credentials_reloaded_and_audited(directory, reader_token)
+        metrics_served(admin_token)
+        sa_deleted_over_api(charon, spi)
+        policy_change_reaches_sas_at_once(charon, log)
+        daemon, log = policy_change_outlives_restart(daemon, directory, config_path)
         daemon, log = terminal_removed_and_added(charon, daemon, log, admin_token, directory, config_path)
         daemon, log = policy_replaced_and_reverted(daemon, log, admin_token, directory, config_path)
-
-        # Last, as it changes everything at random: schemathesis generates requests from docs/openapi.yaml and
-        # checks that none gets a server error and every answer conforms to the document.
-        fuzz = subprocess.run(["ip", "netns", "exec", ADMIN, sys.executable, "-m", "schemathesis.cli", "run",
-                               os.path.join(ROOT, "docs", "openapi.yaml"), "--url", API, "-H", f"Authorization: Bearer {admin_token}",
-                               "--tls-verify", CERT, "--max-examples", "20", "--seed", "20261126", "--checks",
-                               "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"],
-                              capture_output=True, text=True, timeout=600)
-        generated = [line.strip() for line in fuzz.stdout.splitlines() if "generated" in line]
-        check(fuzz.returncode == 0 and daemon.poll() is None,
-              f"schemathesis: no server error and every answer as documented ({generated[-1] if generated else fuzz.stdout[-300:]})")
+        schemathesis_finds_no_error(daemon, admin_token)
     finally:
         stop(agent)
         stop(daemon)
@@ -356,12 +218,224 @@ def run(charon, directory, key):
             print("      " + line[:300])
 
 
+def api_on_management_address_only(daemon, log):
+    check(daemon.poll() is None and "management API on https://10.99.0.1:8443" in read(log), "the daemon serves its API on the management address")
+    listening = ns(PROXY, "ss", "-ltnH").stdout.split()
+    check(f"{API_HOST}:8443" in listening and "0.0.0.0:8443" not in listening and "*:8443" not in listening,
+          "it listens on the management address only")
+    reach = ns(PEER, "curl", "-sk", "--max-time", "3", "-o", "/dev/null", "-w", "%{http_code}", API + "/v1/status", check=False)
+    check(reach.returncode != 0, f"from the Internet side of the bridge the API cannot be reached (curl exit {reach.returncode})")
+
+
+def second_line(text):
+    lines = text.strip().splitlines()
+    return lines[1] if len(lines) > 1 else ""
+
+
+def sa_listed_by_cli(charon):
+    """A terminal gets an SA; the CLI shows it as a table and as JSON. Returns the SPI the peer sends with."""
+    # The stranger speaks, so discovery lists it.
+    ping(STRANGER["ns"], STRANGER["v4"], BYPASS4, count=1)
+    initiate(charon, "t1v4")
+    _, child = wait_child(charon, "t1v4")
+    check(child is not None, "strongSwan established an SA with terminal 1 through the proxy")
+    spi = child["spi-out"].decode() if child else ""
+    table = cli("sas")
+    check(table.returncode == 0 and spi in table.stdout and "TERMINAL" in table.stdout,
+          "`ikeproxy sas` prints the SA as a table: " + (second_line(table.stdout) or table.stderr.strip()))
+    as_json = cli("sas", "--json")
+    rows = json.loads(as_json.stdout)["sas"] if as_json.returncode == 0 else []
+    check(any(r["spi_in"] == spi for r in rows), "`ikeproxy sas --json` gives the same SA as JSON")
+    return spi
+
+
+def sa_traffic_shown_as_terminal_reports_it(charon, spi):
+    """What strongSwan sent is what the terminal took in, and back."""
+    ping(PEER, PEER4, T1["v4"], count=5)
+
+    def counted():
+        row = next((r for r in json.loads(cli("sas", "--json").stdout)["sas"] if r["spi_in"] == spi), {})
+        return row, installed_child(charon, "t1v4")[1] or {}
+
+    def equal(row, current):
+        return (row.get("packets_in") is not None and row["packets_in"] == int(current.get("packets-out", b"-1"))
+                and row["packets_out"] == int(current.get("packets-in", b"-1")))
+    wait_for(lambda: equal(*counted()), 8)
+    row, current = counted()
+    check(equal(row, current) and row["packets_in"] >= 5 and row.get("cipher_suite") == "aes256gcm16",
+          f"`ikeproxy sas --json` shows the SA's traffic as the terminal reports it, equal to strongSwan's counters "
+          f"(in {row.get('packets_in')} packets / {row.get('octets_in')} octets, out {row.get('packets_out')}; strongSwan "
+          f"out {current.get('packets-out')}, in {current.get('packets-in')}) and its cipher suite ({row.get('cipher_suite')})")
+    table = cli("sas")
+    check("aes256gcm16" in table.stdout and "CIPHER" in table.stdout, "and the table has them: " + second_line(table.stdout))
+
+
+def sa_listing_narrowed(spi):
+    shown = cli("sas", "show", spi)
+    check(shown.returncode == 0 and f"spi_in: {spi}" in shown.stdout, "`ikeproxy sas show SPI` shows one SA")
+    mine = json.loads(cli("sas", "--terminal", T1["v4"], "--peer", PEER4, "--json").stdout or "{}").get("sas", [])
+    others = json.loads(cli("sas", "--terminal", "192.0.2.9", "--json").stdout or "{}").get("sas", None)
+    bad = cli("sas", "--peer", "not-an-address")
+    check([r["spi_in"] for r in mine] == [spi] and others == [] and bad.returncode != 0
+          and "peer 'not-an-address' is not an IP address" in bad.stderr,
+          f"`ikeproxy sas --terminal --peer` narrows the list (GET /v1/sas?terminal=&peer=): {len(mine)} for terminal 1, "
+          f"none for another address; a bad address gets 400 ({bad.stderr.strip()})")
+    status = cli("status")
+    check(status.returncode == 0 and "CHILD SA(s)" in status.stdout and "bypassed" in status.stdout, "`ikeproxy status` prints counters")
+
+
+def malformed_bodies_refused(admin_token):
+    """400 with a message, and nothing changes."""
+    before = curl("GET", "/v1/policies", admin_token)[1]
+    for body, why in (("{not json", "not JSON"), ({"rule": {"source": "192.0.2.0/33", "action": "discard"}}, "bad prefix"),
+                      ({"rule": {"destination": "192.0.2.1/32"}}, "no action"),
+                      ({"rule": {"action": "protect", "profile": "nosuch"}}, "unknown profile"),
+                      ({"rule": {"action": "discard", "protocol": "tcpp"}}, "bad protocol"),
+                      ({"rule": {"action": "discard"}, "position": 999}, "position out of range"),
+                      ([1, 2, 3], "not an object")):
+        code, answer = curl("POST", "/v1/policies", admin_token, body)
+        check(code == 400 and isinstance(answer, dict) and answer.get("error"),
+              f"a malformed rule ({why}) gets 400: {answer.get('error') if isinstance(answer, dict) else answer}")
+    for body, why in (("nope", "not JSON"), ({"terminal_id": 9, "enrollment_key_hex": "zz"}, "bad key")):
+        code, answer = curl("POST", f"/v1/terminals/{STRANGER['mac']}/approve", admin_token, body)
+        check(code == 400 and isinstance(answer, dict) and answer.get("error"), f"a malformed approval ({why}) gets 400")
+    code, _ = curl("POST", "/v1/terminals/02:00:00:00:ee:ee/approve", admin_token, {"terminal_id": 9, "enrollment_key_hex": "33" * 32})
+    check(code == 404, "approving an unknown host gets 404")
+    for path in ("/v1/policies/x", "/v1/policies/999"):
+        code, _ = curl("DELETE", path, admin_token)
+        check(code in (400, 404), f"DELETE {path} gets {code}")
+    code, _ = curl("DELETE", "/v1/sas/zz", admin_token)
+    check(code == 400, "deleting a malformed SPI gets 400")
+    after = curl("GET", "/v1/policies", admin_token)[1]
+    check(before == after, "after the refused requests the policy is unchanged")
+
+
+def audit_rows(directory, columns="who, action"):
+    return sqlite3.connect(os.path.join(directory, "state.db")).execute(f"SELECT {columns} FROM audit_log").fetchall()
+
+
+def policy_added_takes_effect_and_is_audited(directory, log):
+    ok, _, _ = transfer(PEER, BYPASS4, T1["ns"], T1["v4"], 7001, 4096, timeout=15)
+    check(ok, "before the change, terminal 1 reaches the bypass host on TCP 7002")
+    added = cli("policies", "add", "--position", "0", "--rule",
+                json.dumps({"source": "192.0.2.0/24", "destination": BYPASS4 + "/32", "protocol": "tcp", "destination_ports": "7002",
+                            "action": "discard"}))
+    check(added.returncode == 0 and "added at position 0" in added.stdout,
+          f"`ikeproxy policies add` adds a rule: {added.stdout.strip()}{added.stderr.strip()}")
+    check(tcp_connect_fails(T1["ns"], T1["v4"], BYPASS4, 7002), "the new discard rule takes effect at once")
+    listed = cli("policies")
+    check(listed.returncode == 0 and "7002" in listed.stdout.splitlines()[1], "`ikeproxy policies` lists it first")
+    audit = audit_rows(directory, "who, action, detail")
+    check(any(who == "alice" and action == "policy.add" for who, action, _ in audit) and "audit: alice policy.add" in read(log),
+          f"the change is in the audit log with who made it: {audit[-1] if audit else None}")
+
+
+def pending_host_approved(directory):
+    """A pending host approved over the API becomes a terminal."""
+    terminals = json.loads(cli("terminals", "--json").stdout)["terminals"]
+    pending = [t for t in terminals if t["mac"] == STRANGER["mac"]]
+    check(pending and pending[0]["status"] == "pending", "the stranger is listed as pending")
+    key_file = os.path.join(directory, "t3.key")
+    with open(key_file, "w") as f:
+        f.write("33" * 32)
+    approved = cli("terminals", "approve", STRANGER["mac"], "--terminal-id", "3", "--enrollment-key-file", key_file)
+    check(approved.returncode == 0 and "approved" in approved.stdout,
+          f"`ikeproxy terminals approve` approves it: {approved.stdout.strip()}{approved.stderr.strip()}")
+    table = cli("terminals")
+    line = [l for l in table.stdout.splitlines() if STRANGER["mac"] in l]
+    check(line and "registered" in line[0], f"it is now registered: {line[0] if line else table.stdout}")
+
+
+def credentials_reloaded_and_audited(directory, reader_token):
+    """The profiles' CAs and CRLs read again, as SIGHUP would: answered line by line and audited; the audit log
+    read over the API, by a reader too."""
+    reloaded = cli("reload")
+    check(reloaded.returncode == 0 and "reload: profile 'peer': the peer proves itself with the pre-shared key" in reloaded.stdout,
+          f"`ikeproxy reload` has the daemon read its profiles' credentials again: {reloaded.stdout.strip()}{reloaded.stderr.strip()}")
+    audit = audit_rows(directory)
+    check(("alice", "credentials.reload") in audit, "the reload is in the audit log with who asked for it")
+    listed = json.loads(cli("audit", "--json").stdout or "{}")
+    entries = [(e["who"], e["action"]) for e in listed.get("entries", [])]
+    table = cli("audit")
+    code, answer = curl("GET", "/v1/audit", reader_token)
+    check(entries[-len(audit):] == audit[-len(entries):] and ("alice", "policy.add") in entries and listed.get("stored") is True
+          and "credentials.reload" in table.stdout and code == 200 and answer.get("total") == len(audit),
+          f"`ikeproxy audit` shows the same entries as the database, newest last ({len(entries)} of {listed.get('total')}), "
+          f"and a reader may read them")
+
+
+def metrics_served(admin_token):
+    code, metrics = curl("GET", "/metrics", admin_token)
+    check(code == 200 and "# TYPE ikeproxy_child_sas gauge" in metrics and "ikeproxy_drops_total{reason=\"policy_discard\"}" in metrics
+          and "ikeproxy_revocation_checks_total{outcome=\"revoked\"} 0" in metrics
+          and re.search(r'^ikeproxy_sa_events_total\{event="child_sa_established"\} [1-9]', metrics, re.M) is not None,
+          "Prometheus metrics: SAs, drops by reason, negotiations, packets, revocation checks, SA events")
+
+
+def sa_deleted_over_api(charon, spi):
+    deleted = cli("sas", "delete", spi)
+    check(deleted.returncode == 0, "`ikeproxy sas delete SPI` is accepted")
+    check(wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10), "strongSwan's CHILD SA is gone")
+
+
+def policy_change_reaches_sas_at_once(charon, log):
+    """Terminal 1's flow gets an SA, a bypass rule for it added over the API has that SA deleted with the peer,
+    and deleting the rule again protects the next flow."""
+    ping(T1["ns"], T1["v4"], PEER4, count=3)
+    check(wait_child(charon, "t1v4")[1] is not None, "terminal 1 pings the peer: the proxy negotiates an SA in its name")
+    added = cli("policies", "add", "--position", "0", "--rule",
+                json.dumps({"source": T1["v4"] + "/32", "destination": PEER4 + "/32", "action": "bypass"}))
+    check(added.returncode == 0 and wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10)
+          and "no longer protects anything between 192.0.2.2 and 192.0.2.1" in read(log),
+          f"a bypass rule for terminal 1 added over the API has its SA deleted at once, at the peer too ({added.stdout.strip()})")
+    removed = cli("policies", "delete", "0")
+    _, outcome = ping(T1["ns"], T1["v4"], PEER4, count=3)
+    check(removed.returncode == 0 and wait_child(charon, "t1v4")[1] is not None,
+          f"the rule deleted again, terminal 1's next flow is protected once more ({outcome})")
+
+
+def policy_change_outlives_restart(daemon, directory, config_path):
+    stop(daemon)
+    daemon, log = start_daemon(directory, config_path)
+    check("policy: 8 rules from the database, as changed over the management API" in read(log),
+          "after a restart the policy is the one changed over the API (8 rules, not the file's 7)")
+    listed = cli("policies")
+    check(listed.returncode == 0 and "7002" in listed.stdout, "and the CLI lists the added rule again")
+    check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in read(log), "the approved terminal is enrolled again")
+    return daemon, log
+
+
+def schemathesis_finds_no_error(daemon, admin_token):
+    """Last, as it changes everything at random: schemathesis generates requests from docs/openapi.yaml and
+    checks that none gets a server error and every answer conforms to the document."""
+    fuzz = subprocess.run(["ip", "netns", "exec", ADMIN, sys.executable, "-m", "schemathesis.cli", "run",
+                           os.path.join(ROOT, "docs", "openapi.yaml"), "--url", API, "-H", f"Authorization: Bearer {admin_token}",
+                           "--tls-verify", CERT, "--max-examples", "20", "--seed", "20261126", "--checks",
+                           "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"],
+                          capture_output=True, text=True, timeout=600)
+    generated = [line.strip() for line in fuzz.stdout.splitlines() if "generated" in line]
+    check(fuzz.returncode == 0 and daemon.poll() is None,
+          f"schemathesis: no server error and every answer as documented ({generated[-1] if generated else fuzz.stdout[-300:]})")
+
+
 def terminal_removed_and_added(charon, daemon, log, admin_token, directory, config_path):
     """An administrator removes terminal 1 (its SAs go at the peer and in the terminal, nothing new is made for it,
-    and a restart keeps it removed), then adds it back by its addresses. Returns the daemon (restarted)."""
+    and a restart keeps it removed), then adds it back by its addresses; then the file's terminal list, prefixes and
+    profiles are reloaded. Returns the daemon (restarted)."""
     ping(T1["ns"], T1["v4"], PEER4, count=2)
     check(wait_child(charon, "t1v4")[1] is not None, "terminal 1 has an SA with strongSwan before its removal")
-    # Malformed or conflicting additions: 400 or 409, and nothing changes.
+    malformed_terminal_additions_refused(admin_token)
+    terminal_removed(charon, directory)
+    daemon, log = removal_outlives_restart(charon, daemon, directory, config_path)
+    daemon, log = terminal_added_back(charon, daemon, log, directory, config_path)
+    config, registered = terminal_list_reloaded(config_path)
+    prefixes_reloaded(charon, directory, config_path, config, registered)
+    profiles_reloaded(charon, admin_token, directory, config_path, config)
+    return daemon, log
+
+
+def malformed_terminal_additions_refused(admin_token):
+    """Malformed or conflicting additions: 400 or 409, and nothing changes."""
     def terminals_now():  # without the seconds since each host was last heard from, which move on by themselves
         return [{k: v for k, v in t.items() if k != "last_seen_seconds_ago"} for t in curl("GET", "/v1/terminals", admin_token)[1]["terminals"]]
     before = terminals_now()
@@ -379,48 +453,59 @@ def terminal_removed_and_added(charon, daemon, log, admin_token, directory, conf
         check(code == expected, f"DELETE {path} gets {expected} ({code})")
     check(terminals_now() == before, "after the refused requests the terminals are unchanged")
 
+
+def terminal_removed(charon, directory):
     removed = cli("terminals", "remove", "1")
-    check(removed.returncode == 0 and "terminal 1 removed" in removed.stdout, f"`ikeproxy terminals remove 1`: {removed.stdout.strip()}{removed.stderr.strip()}")
+    check(removed.returncode == 0 and "terminal 1 removed" in removed.stdout,
+          f"`ikeproxy terminals remove 1`: {removed.stdout.strip()}{removed.stderr.strip()}")
     check(wait_for(lambda: "t1v4" not in peer_sas(charon), 10), "strongSwan's IKE SA with terminal 1 is deleted (the proxy sent the Delete)")
     check(wait_for(lambda: "flushed all SAs" in read(os.path.join(directory, "t1.log")), 5),
           "terminal 1's agent got the FLUSH over key delivery and holds no SA")
-    ok, summary = ping(T1["ns"], T1["v4"], PEER4, count=2)
+    ok, outcome = ping(T1["ns"], T1["v4"], PEER4, count=2)
     status = daemon_status(os.path.join(directory, "ikeproxy.sock"))["proxy"]
     check(not ok and status.get("drop_start_request_from_unregistered_terminal", 0) >= 1 and "t1v4" not in peer_sas(charon),
-          f"terminal 1's flow to the peer now gets no SA: its packets are dropped ({summary})")
+          f"terminal 1's flow to the peer now gets no SA: its packets are dropped ({outcome})")
     rows = json.loads(cli("terminals", "--json").stdout)["terminals"]
     row = [t for t in rows if t["mac"] == T1["mac"]]
     check(row and row[0]["status"] == "unenrolled" and row[0]["terminal_id"] is None,
           f"`ikeproxy terminals` lists its host as unenrolled ({row[0]['status'] if row else rows})")
-    audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
-    check(("alice", "terminal.remove") in audit, "the removal is in the audit log with who made it")
+    check(("alice", "terminal.remove") in audit_rows(directory), "the removal is in the audit log with who made it")
 
+
+def removal_outlives_restart(charon, daemon, directory, config_path):
     stop(daemon)
     daemon, log = start_daemon(directory, config_path)
     check("terminal 1 of the configuration file was removed over the API by alice" in read(log),
           "after a restart the configuration file's terminal 1 stays removed, and the log says who removed it")
     ok, _ = ping(T1["ns"], T1["v4"], PEER4, count=1)
     check(not ok and "t1v4" not in peer_sas(charon), "and it still gets no SA")
+    return daemon, log
 
+
+def terminal_added_back(charon, daemon, log, directory, config_path):
     key_file = os.path.join(directory, "t1.key")
     with open(key_file, "w") as f:
         f.write(T1["key"])
     added = cli("terminals", "add", "--terminal-id", "1", "--address", T1["v4"], "--address", T1["v6"], "--enrollment-key-file", key_file)
-    check(added.returncode == 0 and "terminal 1 enrolled at" in added.stdout, f"`ikeproxy terminals add` enrols it by address: {added.stdout.strip()}{added.stderr.strip()}")
+    check(added.returncode == 0 and "terminal 1 enrolled at" in added.stdout,
+          f"`ikeproxy terminals add` enrols it by address: {added.stdout.strip()}{added.stderr.strip()}")
     ping(T1["ns"], T1["v4"], PEER4, count=3)
-    ok, summary = ping(T1["ns"], T1["v4"], PEER4, count=3)
-    sa, child = wait_child(charon, "t1v4")
-    check(ok and child is not None, f"added again, terminal 1's flow gets an SA in its name and its pings come back ({summary})")
-    audit = sqlite3.connect(os.path.join(directory, "state.db")).execute("SELECT who, action FROM audit_log").fetchall()
-    check(("alice", "terminal.add") in audit, "the addition is in the audit log")
+    ok, outcome = ping(T1["ns"], T1["v4"], PEER4, count=3)
+    _, child = wait_child(charon, "t1v4")
+    check(ok and child is not None, f"added again, terminal 1's flow gets an SA in its name and its pings come back ({outcome})")
+    check(("alice", "terminal.add") in audit_rows(directory), "the addition is in the audit log")
     stop(daemon)
     earlier = len(read(log))
     daemon, log = start_daemon(directory, config_path)
     since = read(log)[earlier:]
     check("terminal 1 at 192.0.2.2, 2001:db8::2, added over the API, enrolled again" in since and "removed over the API" not in since,
           "after another restart it is enrolled again, by the addresses the administrator gave")
+    return daemon, log
 
-    # A reload reads the file's terminal list again: terminal 2 taken out of the file is removed, put back is enrolled.
+
+def terminal_list_reloaded(config_path):
+    """A reload reads the file's terminal list again: terminal 2 taken out of the file is removed, put back is enrolled.
+    Returns the configuration as written and a function that says whether a terminal is registered."""
     with open(config_path) as f:
         config = json.load(f)
     listed = config["terminals"]
@@ -439,9 +524,7 @@ def terminal_removed_and_added(charon, daemon, log, admin_token, directory, conf
         check(reloaded.returncode == 0 and expected in reloaded.stdout and registered(2) == (terminals is listed),
               f"`ikeproxy reload` with terminal 2 {why}: {expected.split(': ', 1)[1]}, and `ikeproxy terminals` agrees "
               f"({[l for l in reloaded.stdout.splitlines() if 'terminals:' in l]}{reloaded.stderr.strip()})")
-    prefixes_reloaded(charon, directory, config_path, config, registered)
-    profiles_reloaded(charon, admin_token, directory, config_path, config)
-    return daemon, log
+    return config, registered
 
 
 def prefixes_reloaded(charon, directory, config_path, config, registered):
@@ -539,6 +622,14 @@ def profiles_reloaded(charon, admin_token, directory, config_path, config):
     def write():
         with open(config_path, "w") as f:
             json.dump(config, f, indent=1)
+    original = config["profiles"][0]
+    new_profile_named_at_once(admin_token, config, write)
+    config["profiles"] = [original]
+    changed_key_used_next(charon, directory, config, write)
+
+
+def new_profile_named_at_once(admin_token, config, write):
+    """A profile new in the file may be named by a rule at once; taken out again, and named by no rule, it is removed."""
     rule = {"rule": {"source": T1["v4"] + "/32", "destination": PEER4 + "/32", "action": "protect", "profile": "peer2"}, "position": 0}
     code, answer = curl("POST", "/v1/policies", admin_token, rule)
     check(code == 400 and "peer2" in str(answer), f"before the reload, a rule naming profile 'peer2' is refused ({code})")
@@ -573,7 +664,10 @@ def profiles_reloaded(charon, admin_token, directory, config_path, config):
     check(code == 200 and "reload: profile 'peer2' is gone from the file and no rule names it: removed" in reloaded.stdout,
           f"the rule deleted and the profile taken out of the file, a reload removes it ({reloaded.stderr.strip()})")
 
-    # A changed pre-shared key is used from the next negotiation: a wrong one fails at strongSwan, the right one works.
+
+def changed_key_used_next(charon, directory, config, write):
+    """A changed pre-shared key is used from the next negotiation: a wrong one fails at strongSwan, the right one works."""
+    original = config["profiles"][0]
     config["profiles"] = [dict(original, psk="not the key strongSwan has")]
     write()
     reloaded = cli("reload")

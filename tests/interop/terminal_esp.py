@@ -20,13 +20,14 @@ import json, os, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import Lab, ns, read, sh, wait_for  # noqa: E402
-from lib.peer import PSK, run_with_charon  # noqa: E402
+from lib.peer import PSK, initiate, run_with_charon  # noqa: E402
 from lib.processes import start, stop  # noqa: E402
 from lib.traffic import start_capture, transfer  # noqa: E402
 from lib.report import check  # noqa: E402
 
 PEER, MID, TERM = "ikp-t-peer", "ikp-t-mid", "ikp-t-term"
 KEY_HEX = "7f" * 16 + "a5" * 16
+TRANSFER_SIZE = 10 * 1024 * 1024
 
 
 class Topology(Lab):
@@ -79,7 +80,7 @@ def main():
     return run_with_charon("terminal ESP test", "ikp-terminal-", Topology, run, peer_namespace=PEER, tools=("nft", "tshark", "tcpdump"))
 
 
-def run(charon, directory):
+def load_peer(charon):
     charon.session.load_conn({"c": {
         "version": "2", "local_addrs": ["192.0.2.1"], "remote_addrs": ["192.0.2.2"],
         "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
@@ -88,144 +89,172 @@ def run(charon, directory):
                             "local_ts": ["10.1.0.0/24"], "remote_ts": ["10.2.0.2/32"]}}}})
     charon.session.load_shared({"id": "psk-1", "type": "IKE", "data": PSK, "owners": ["192.0.2.1", "192.0.2.2"]})
 
+
+def write_configurations(directory):
+    """The terminal agent's and the key agent's configurations; returns their paths."""
     terminal_config = os.path.join(directory, "terminal.json")
     with open(terminal_config, "w") as f:
         json.dump({"terminal_id": 7, "enrollment_key_hex": KEY_HEX, "outer_address": "192.0.2.2",
                    "proxy_address": "169.254.0.1", "status_interval": 5,
                    "tun": {"name": "ikp0", "addresses": ["10.2.0.2/32"], "routes": ["10.1.0.0/24"], "mtu": 1400}}, f)
     agent_config = os.path.join(directory, "agent.json")
-    fifo = os.path.join(directory, "control")
     with open(agent_config, "w") as f:
         json.dump({"transparent": True, "connections": [{
             "name": "t7", "local_address": "192.0.2.2", "remote_address": "192.0.2.1", "psk": PSK,
             "proposals": ["aes256gcm16-prfsha256-x25519"], "force_encapsulation": True,
             "children": [{"name": "ch", "local_ts": ["10.2.0.2/32"], "remote_ts": ["10.1.0.0/24"], "esp_proposals": ["aes256gcm16"]}],
             "terminal": {"terminal_id": 7, "enrollment_key_hex": KEY_HEX, "address": "192.0.2.2", "source": "169.254.0.1"}}]}, f)
+    return terminal_config, agent_config
 
+
+def start_key_agent(directory, agent_config, events):
+    """`ikeproxy endpoint` acting for the terminal, once it listens."""
+    fifo = os.path.join(directory, "control")
+    if os.path.exists(fifo):
+        os.unlink(fifo)
+    log = os.path.join(directory, "agent.log")
+    seen = read(log).count("listening on") if os.path.exists(log) else 0
+    agent = start(MID, ["endpoint", "--config", agent_config, "--show-keys", "--control", fifo], log,
+                  stdout=open(os.path.join(directory, events), "w"))
+    wait_for(lambda: read(log).count("listening on") > seen or agent.poll() is not None, 10)
+    return agent
+
+
+def run(charon, directory):
+    load_peer(charon)
+    terminal_config, agent_config = write_configurations(directory)
     terminal = start(TERM, ["terminal", "--config", terminal_config], os.path.join(directory, "terminal.log"))
-    agent = start(MID, ["endpoint", "--config", agent_config, "--show-keys", "--control", fifo],
-                  os.path.join(directory, "agent.log"), stdout=open(os.path.join(directory, "agent-events.jsonl"), "w"))
+    agent = start_key_agent(directory, agent_config, "agent-events.jsonl")
     capture = start_capture(MID, "ikp-tm1", os.path.join(directory, "terminal-link.pcap"), "udp port 4500")
     try:
-        time.sleep(1.5)
-        check(terminal.poll() is None, "terminal agent is running")
+        check(wait_for(lambda: ns(TERM, "ip", "route", "show", "dev", "ikp0", check=False).stdout.strip() != "", 10)
+              and terminal.poll() is None, "terminal agent is running")
         check(agent.poll() is None, "key agent (endpoint acting for the terminal) is running")
-        for _ in charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}):
-            pass
-        sas = charon.established(timeout=15)
-        check(len(sas) == 1, "strongSwan established IKE and CHILD SA with the terminal's address")
-        deadline = time.time() + 10
-        while time.time() < deadline and "installed outbound SA" not in open(os.path.join(directory, "terminal.log")).read():
-            time.sleep(0.2)
-        terminal_log = open(os.path.join(directory, "terminal.log")).read()
-        check("installed inbound SA" in terminal_log and "installed outbound SA" in terminal_log,
-              "the terminal received both SAs over the key-delivery channel")
-        agent_log = open(os.path.join(directory, "agent.log")).read()
-        check("acknowledged SA" in agent_log, "the terminal acknowledged the SAs")
-
-        ping = ns(PEER, "ping", "-c", "5", "-i", "0.2", "-W", "2", "-I", "10.1.0.1", "10.2.0.2", check=False)
-        check(ping.returncode == 0, f"ping peer -> terminal through ESP ({ping.stdout.strip().splitlines()[-2] if ping.stdout.strip() else ping.stderr.strip()})")
-        ping = ns(TERM, "ping", "-c", "5", "-i", "0.2", "-W", "2", "-I", "10.2.0.2", "10.1.0.1", check=False)
-        check(ping.returncode == 0, f"ping terminal -> peer through ESP ({ping.stdout.strip().splitlines()[-2] if ping.stdout.strip() else ping.stderr.strip()})")
-
-        size = 10 * 1024 * 1024
-        intact, count, seconds = transfer(TERM, "10.2.0.2", PEER, None, 5001, size)
-        check(intact, f"10 MB TCP peer -> terminal through ESP, intact ({count} octets, {seconds:.1f} s)")
-        intact, count, seconds = transfer(PEER, "10.1.0.1", TERM, None, 5002, size)
-        check(intact, f"10 MB TCP terminal -> peer through ESP, intact ({count} octets, {seconds:.1f} s)")
-
-        counters, child = child_counters(charon)
-        check(counters is not None and counters["packets-in"] > 1000 and counters["packets-out"] > 1000,
-              f"strongSwan counts the ESP packets in and out: {counters}")
-        check(counters is not None and counters["bytes-in"] > size and counters["bytes-out"] > size,
-              "strongSwan's byte counters cover both 10 MB transfers")
-
-        # tshark, given the keys, decrypts what crossed the terminal's link.
-        time.sleep(0.5)
-        capture.send_signal(signal.SIGINT)
-        capture.wait(timeout=10)
-        events = [json.loads(line) for line in open(os.path.join(directory, "agent-events.jsonl")) if line.strip()]
-        established = [e for e in events if e["event"] == "child_sa_established"]
-        check(len(established) == 1, "the key agent reported the CHILD SA it set into the terminal")
-        if established:
-            decrypt_check(directory, established[0])
-
-        # A forged key-delivery datagram (right layout, wrong key) and garbage reach the terminal: refused, counted.
-        forged = (b"IKPD" + bytes([1, 1, 0, 0]) + (7).to_bytes(8, "big") + (1).to_bytes(8, "big") + (99).to_bytes(8, "big")
-                  + int(time.time() * 1000).to_bytes(8, "big") + os.urandom(12) + os.urandom(40))
-        for payload in (forged, b"garbage"):
-            ns(MID, sys.executable, "-c", "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); "
-               f"s.sendto(bytes.fromhex('{payload.hex()}'), ('192.0.2.2', 9500))")
-        time.sleep(0.5)
-        terminal_log = open(os.path.join(directory, "terminal.log")).read()
-        check("rejected a message (forged)" in terminal_log and "rejected a message (malformed)" in terminal_log,
-              "the terminal refuses forged and malformed key-delivery datagrams on the wire")
-
-        # Rekey started by strongSwan: the terminal gets the new SA before the old one is deleted.
-        old_in = established[0]["child"]["spi_in"] if established else ""
-        for _ in charon.session.rekey({"child": "ch"}):
-            pass
-        terminal_log_path = os.path.join(directory, "terminal.log")
-        wait_for(lambda: bool(old_in) and f"deleted inbound SA {old_in}" in read(terminal_log_path), 10)
-        agent_log = open(os.path.join(directory, "agent.log")).read()
-        terminal_log = open(os.path.join(directory, "terminal.log")).read()
-        set_at = terminal_log.rfind("installed inbound SA")
-        deleted_at = terminal_log.find(f"deleted inbound SA {old_in}") if old_in else -1
-        check("replacement in place" in agent_log, "after a CHILD SA rekey the old SA was deleted only once the new one was acknowledged")
-        check(0 <= set_at < deleted_at, "the terminal installed the new SA before deleting the old one (make-before-break)")
-        ping = ns(PEER, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", "10.1.0.1", "10.2.0.2", check=False)
-        check(ping.returncode == 0, "ping through the rekeyed SA")
-
-        # Delete started by strongSwan: the SAs leave the terminal too.
-        for _ in charon.session.terminate({"child": "ch", "timeout": 5000}):
-            pass
-        wait_for(lambda: read(terminal_log_path).count("deleted inbound SA") >= 2 and read(terminal_log_path).count("deleted outbound SA") >= 2, 10)
-        terminal_log = open(os.path.join(directory, "terminal.log")).read()
-        check(terminal_log.count("deleted inbound SA") >= 2 and terminal_log.count("deleted outbound SA") >= 2,
-              "deleting the CHILD SA removed it from the terminal")
-
-        # Volume lifetimes: the key agent starts again giving each SA a soft limit of 2 MB. During a 10 MB
-        # transfer the terminal reports each soft expiry, the agent rekeys with strongSwan, and the terminal
-        # moves to each new SA before the old one goes: the transfer arrives intact.
-        for _ in charon.session.terminate({"ike": "c", "timeout": 5000}):
-            pass
-        stop(agent)
-        if os.path.exists(fifo):
-            os.unlink(fifo)
-        with open(agent_config) as f:
-            config = json.load(f)
-        config["connections"][0]["terminal"].update({"rekey_bytes": 2 * 1024 * 1024, "life_bytes": 64 * 1024 * 1024})
-        with open(agent_config, "w") as f:
-            json.dump(config, f)
-        agent = start(MID, ["endpoint", "--config", agent_config, "--control", fifo], os.path.join(directory, "agent.log"),
-                      stdout=open(os.path.join(directory, "agent-volume-events.jsonl"), "w"))
-        time.sleep(1.5)
-        for _ in charon.session.initiate({"child": "ch", "ike": "c", "timeout": 10000}):
-            pass
-        deadline = time.time() + 10
-        while time.time() < deadline and open(os.path.join(directory, "terminal.log")).read().count("installed outbound SA") < 3:
-            time.sleep(0.2)
-        intact, count, _ = transfer(PEER, "10.1.0.1", TERM, None, 5003, size)
-        check(intact, f"10 MB TCP terminal -> peer across volume rekeys, intact ({count} octets)")
-        events_path = os.path.join(directory, "agent-volume-events.jsonl")
-        wait_for(lambda: read(events_path).count('"child_sa_rekeyed"') >= 3, 10)
-        events = [json.loads(line) for line in open(events_path) if line.strip()]
-        rekeys = [e for e in events if e["event"] == "child_sa_rekeyed"]
-        terminal_log = open(os.path.join(directory, "terminal.log")).read()
-        soft = terminal_log.count("soft")
-        check(len(rekeys) >= 3, f"the terminal's soft expiries made the agent rekey every 2 MB ({len(rekeys)} rekeys, {soft} soft expiry lines)")
-        installed = [c for sa in charon.sas() for c in sa.get("child-sas", {}).values() if c["state"] == b"INSTALLED"]
-        check(len(installed) == 1, f"strongSwan holds one CHILD SA after the rekeys ({len(installed)})")
+        sas_delivered_to_terminal(charon, directory)
+        traffic_through_terminal_esp(charon)
+        established = capture_decrypted_with_reported_keys(directory, capture)
+        forged_key_delivery_refused(directory)
+        rekey_is_make_before_break(charon, directory, established)
+        peer_delete_reaches_terminal(charon, directory)
+        agent = volume_lifetimes_rekey_under_transfer(charon, directory, agent, agent_config)
     finally:
         if capture.poll() is None:
             capture.kill()
         stop(agent)
         stop(terminal)
         for name in ("terminal.log", "agent.log"):
-            lines = open(os.path.join(directory, name)).read().splitlines()
+            lines = read(os.path.join(directory, name)).splitlines()
             print(f"  --- last lines of {name}:")
             for line in lines[-6:]:
                 print("      " + line)
+
+
+def sas_delivered_to_terminal(charon, directory):
+    initiate(charon, "ch", ike="c")
+    check(len(charon.established(timeout=15)) == 1, "strongSwan established IKE and CHILD SA with the terminal's address")
+    terminal_log = os.path.join(directory, "terminal.log")
+    wait_for(lambda: "installed outbound SA" in read(terminal_log), 10)
+    check("installed inbound SA" in read(terminal_log) and "installed outbound SA" in read(terminal_log),
+          "the terminal received both SAs over the key-delivery channel")
+    check(wait_for(lambda: "acknowledged SA" in read(os.path.join(directory, "agent.log")), 5), "the terminal acknowledged the SAs")
+
+
+def ping_through(source_ns, source, destination, count):
+    result = ns(source_ns, "ping", "-c", str(count), "-i", "0.2", "-W", "2", "-I", source, destination, check=False)
+    return result.returncode == 0, (result.stdout.strip().splitlines()[-2] if result.stdout.strip() else result.stderr.strip())
+
+
+def traffic_through_terminal_esp(charon):
+    ok, outcome = ping_through(PEER, "10.1.0.1", "10.2.0.2", 5)
+    check(ok, f"ping peer -> terminal through ESP ({outcome})")
+    ok, outcome = ping_through(TERM, "10.2.0.2", "10.1.0.1", 5)
+    check(ok, f"ping terminal -> peer through ESP ({outcome})")
+    intact, count, seconds = transfer(TERM, "10.2.0.2", PEER, None, 5001, TRANSFER_SIZE)
+    check(intact, f"10 MB TCP peer -> terminal through ESP, intact ({count} octets, {seconds:.1f} s)")
+    intact, count, seconds = transfer(PEER, "10.1.0.1", TERM, None, 5002, TRANSFER_SIZE)
+    check(intact, f"10 MB TCP terminal -> peer through ESP, intact ({count} octets, {seconds:.1f} s)")
+    counters, _ = child_counters(charon)
+    check(counters is not None and counters["packets-in"] > 1000 and counters["packets-out"] > 1000,
+          f"strongSwan counts the ESP packets in and out: {counters}")
+    check(counters is not None and counters["bytes-in"] > TRANSFER_SIZE and counters["bytes-out"] > TRANSFER_SIZE,
+          "strongSwan's byte counters cover both 10 MB transfers")
+
+
+def capture_decrypted_with_reported_keys(directory, capture):
+    """tshark, given the keys, decrypts what crossed the terminal's link. Returns the key agent's established events."""
+    time.sleep(0.5)  # the capture's last packets: nothing to wait on but tcpdump's buffer
+    capture.send_signal(signal.SIGINT)
+    capture.wait(timeout=10)
+    events = [json.loads(line) for line in open(os.path.join(directory, "agent-events.jsonl")) if line.strip()]
+    established = [e for e in events if e["event"] == "child_sa_established"]
+    check(len(established) == 1, "the key agent reported the CHILD SA it set into the terminal")
+    if established:
+        decrypt_check(directory, established[0])
+    return established
+
+
+def forged_key_delivery_refused(directory):
+    """A forged key-delivery datagram (right layout, wrong key) and garbage reach the terminal: refused, counted."""
+    forged = (b"IKPD" + bytes([1, 1, 0, 0]) + (7).to_bytes(8, "big") + (1).to_bytes(8, "big") + (99).to_bytes(8, "big")
+              + int(time.time() * 1000).to_bytes(8, "big") + os.urandom(12) + os.urandom(40))
+    for payload in (forged, b"garbage"):
+        ns(MID, sys.executable, "-c", "import socket,sys; s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); "
+           f"s.sendto(bytes.fromhex('{payload.hex()}'), ('192.0.2.2', 9500))")
+    terminal_log = os.path.join(directory, "terminal.log")
+    check(wait_for(lambda: "rejected a message (forged)" in read(terminal_log) and "rejected a message (malformed)" in read(terminal_log), 5),
+          "the terminal refuses forged and malformed key-delivery datagrams on the wire")
+
+
+def rekey_is_make_before_break(charon, directory, established):
+    """Rekey started by strongSwan: the terminal gets the new SA before the old one is deleted."""
+    old_in = established[0]["child"]["spi_in"] if established else ""
+    for _ in charon.session.rekey({"child": "ch"}):
+        pass
+    terminal_log = os.path.join(directory, "terminal.log")
+    wait_for(lambda: bool(old_in) and f"deleted inbound SA {old_in}" in read(terminal_log), 10)
+    text = read(terminal_log)
+    set_at = text.rfind("installed inbound SA")
+    deleted_at = text.find(f"deleted inbound SA {old_in}") if old_in else -1
+    check("replacement in place" in read(os.path.join(directory, "agent.log")),
+          "after a CHILD SA rekey the old SA was deleted only once the new one was acknowledged")
+    check(0 <= set_at < deleted_at, "the terminal installed the new SA before deleting the old one (make-before-break)")
+    check(ping_through(PEER, "10.1.0.1", "10.2.0.2", 3)[0], "ping through the rekeyed SA")
+
+
+def peer_delete_reaches_terminal(charon, directory):
+    for _ in charon.session.terminate({"child": "ch", "timeout": 5000}):
+        pass
+    terminal_log = os.path.join(directory, "terminal.log")
+    check(wait_for(lambda: read(terminal_log).count("deleted inbound SA") >= 2 and read(terminal_log).count("deleted outbound SA") >= 2, 10),
+          "deleting the CHILD SA removed it from the terminal")
+
+
+def volume_lifetimes_rekey_under_transfer(charon, directory, agent, agent_config):
+    """The key agent starts again giving each SA a soft limit of 2 MB. During a 10 MB transfer the terminal reports
+    each soft expiry, the agent rekeys with strongSwan, and the terminal moves to each new SA before the old one
+    goes: the transfer arrives intact. Returns the new key agent."""
+    for _ in charon.session.terminate({"ike": "c", "timeout": 5000}):
+        pass
+    stop(agent)
+    with open(agent_config) as f:
+        config = json.load(f)
+    config["connections"][0]["terminal"].update({"rekey_bytes": 2 * 1024 * 1024, "life_bytes": 64 * 1024 * 1024})
+    with open(agent_config, "w") as f:
+        json.dump(config, f)
+    agent = start_key_agent(directory, agent_config, "agent-volume-events.jsonl")
+    initiate(charon, "ch", ike="c")
+    terminal_log = os.path.join(directory, "terminal.log")
+    wait_for(lambda: read(terminal_log).count("installed outbound SA") >= 3, 10)
+    intact, count, _ = transfer(PEER, "10.1.0.1", TERM, None, 5003, TRANSFER_SIZE)
+    check(intact, f"10 MB TCP terminal -> peer across volume rekeys, intact ({count} octets)")
+    events_path = os.path.join(directory, "agent-volume-events.jsonl")
+    wait_for(lambda: read(events_path).count('"child_sa_rekeyed"') >= 3, 10)
+    rekeys = [e for e in (json.loads(line) for line in open(events_path) if line.strip()) if e["event"] == "child_sa_rekeyed"]
+    soft = read(terminal_log).count("soft")
+    check(len(rekeys) >= 3, f"the terminal's soft expiries made the agent rekey every 2 MB ({len(rekeys)} rekeys, {soft} soft expiry lines)")
+    installed = [c for sa in charon.sas() for c in sa.get("child-sas", {}).values() if c["state"] == b"INSTALLED"]
+    check(len(installed) == 1, f"strongSwan holds one CHILD SA after the rekeys ({len(installed)})")
+    return agent
 
 
 def decrypt_check(directory, event):

@@ -188,9 +188,10 @@ def wait_child(charon, name, timeout=15):
     return None, None
 
 
-def initiate(charon, name, timeout_ms=10000):
+def initiate(charon, name, timeout_ms=10000, ike=None):
+    """Initiates CHILD SA `name` (of IKE connection `ike`, by default of the same name): True, or why it failed."""
     try:
-        for _ in charon.session.initiate({"child": name, "ike": name, "timeout": timeout_ms}):
+        for _ in charon.session.initiate({"child": name, "ike": ike or name, "timeout": timeout_ms}):
             pass
         return True
     except Exception as error:  # vici reports a failed or timed-out initiation as an exception
