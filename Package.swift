@@ -56,8 +56,14 @@ let package = Package(
         // Thin adapters over Linux sockets.
         .target(name: "CLinuxIO"),
         .target(name: "LinuxIO", dependencies: ["CLinuxIO"]),
-        // The terminal agent: SAs from the key-delivery channel, ESP over a TUN device.
-        .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO"]),
+        // The kernel's XFRM structures for the Swift codec below.
+        .target(name: "CXFRM"),
+        // SAs and policies for a Linux kernel that does ESP itself: XFRM netlink requests and notifications as
+        // bytes, traffic selectors as kernel selectors, the bookkeeping of what the kernel holds. No I/O.
+        .target(name: "KernelIPsec", dependencies: ["CXFRM", "ESP", "IKEv2"]),
+        // The terminal agent: SAs from the key-delivery channel, into its own user-space ESP over a TUN device or
+        // into the kernel's XFRM.
+        .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO", "KernelIPsec"]),
         // What the endpoint's and the daemon's configuration files share: connection/profile keys (pre-shared keys,
         // proposals, mode, authentication files), engine settings, and the errors that name the offending key.
         .target(name: "ConfigurationFiles", dependencies: ["IKEv2", .product(name: "X509", package: "swift-certificates")]),
@@ -167,6 +173,7 @@ let package = Package(
             name: "TerminalAgentTests",
             dependencies: ["TerminalAgent", "Proxy", "KeyDelivery", "ESP", "IKEv2", "Packets"]
         ),
+        .testTarget(name: "KernelIPsecTests", dependencies: ["KernelIPsec", "CXFRM", "ESP", "IKEv2"]),
         .testTarget(
             name: "KeyDeliveryTests",
             dependencies: ["KeyDelivery", "ESP", "IKEv2"]

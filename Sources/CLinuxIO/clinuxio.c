@@ -9,6 +9,7 @@
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
+#include <linux/netlink.h>
 #include <linux/virtio_net.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,4 +247,25 @@ int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int 
         }
     }
     return accepted > 0 || last_error == 0 ? accepted : -last_error;
+}
+
+int ikp_netlink_open(int protocol, uint32_t groups) {
+    int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
+    if (fd < 0) return -errno;
+    int size = 1 << 20;
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    struct sockaddr_nl address = {.nl_family = AF_NETLINK, .nl_groups = groups};
+    if (bind(fd, (struct sockaddr *)&address, sizeof address) < 0) {
+        int code = errno;
+        close(fd);
+        return -code;
+    }
+    return fd;
+}
+
+int ikp_netlink_send(int fd, const unsigned char *bytes, int length) {
+    struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+    ssize_t sent = sendto(fd, bytes, (size_t)length, 0, (struct sockaddr *)&kernel, sizeof kernel);
+    if (sent < 0) return -errno;
+    return sent == length ? 0 : -EMSGSIZE;
 }

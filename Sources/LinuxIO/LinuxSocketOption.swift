@@ -6,4 +6,6 @@ enum LinuxSocketOption {
     static let ipTransparent: Int32 = 19
     /// IPV6_TRANSPARENT, the same for IPv6.
     static let ipv6Transparent: Int32 = 75
+    /// UDP_ENCAP (<linux/udp.h>): the kernel takes ESP-in-UDP off the socket.
+    static let udpEncapsulation: Int32 = 100
 }

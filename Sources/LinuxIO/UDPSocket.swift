@@ -60,6 +60,15 @@ public final class UDPSocket {
 
     deinit { close(descriptor) }
 
+    /// Marks the socket for the kernel's ESP-in-UDP (RFC 3948, UDP_ENCAP_ESPINUDP): datagrams that carry
+    /// ESP are taken off and decrypted by the kernel's SAs; the rest (keepalives, IKE) still arrive here.
+    public func takeESPIntoKernel() throws {
+        var type: Int32 = 2
+        guard setsockopt(descriptor, Int32(IPPROTO_UDP), LinuxSocketOption.udpEncapsulation, &type, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
+            throw SocketError(operation: "UDP_ENCAP on port \(localPort)", code: errno)
+        }
+    }
+
     /// Interface index the last datagram received came in on, for IPv6 link-local and multicast senders:
     /// an answer to such an address must name the interface (sin6_scope_id).
     public private(set) var lastScopeID: UInt32 = 0

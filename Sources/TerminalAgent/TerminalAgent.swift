@@ -19,14 +19,19 @@ public enum TerminalAction: Equatable, Sendable {
 /// The terminal side of IKEProxy, pure: it holds the SAs the proxy set (through the key-delivery
 /// channel), protects and unprotects packets with them, watches their lifetimes and tells the proxy
 /// when a flow needs an SA (ACQUIRE) or an SA has expired (EXPIRE). Sockets and TUN live in the runner.
+/// With a `kernel`, the SAs go into the terminal's kernel instead, which does the ESP, the lifetimes
+/// and the counting; the agent then only relays between the proxy and the kernel.
 public final class TerminalAgent {
     public private(set) var database = SecurityAssociationDatabase()
+    public let kernel: KernelESP?
     public let channel: KeyDeliveryChannel
     private var createdAt: [String: Double] = [:]
     /// The order of the message that set each SA, by direction and SPI.
     private var setBy: [String: KeyDeliveryOrder] = [:]
     private var expiredSoft: Set<String> = []
     private var lastAcquire: [String: Double] = [:]
+    /// Kernel backend: where each outbound SA in UDP sends, for the NAT keepalives the kernel does not send.
+    private var kernelEncapsulated: [String: (peer: IPAddress, encapsulation: UDPEncapsulation)] = [:]
     public private(set) var counters: [String: UInt64] = [:]
     /// Outbound SAs installed so far (each set of keys the proxy delivered for sending).
     public private(set) var outboundInstalls = 0
@@ -37,9 +42,10 @@ public final class TerminalAgent {
     /// the stored ones again.
     private var lastStatus: Double?
 
-    public init(channel: KeyDeliveryChannel, statusInterval: Double = 30) {
+    public init(channel: KeyDeliveryChannel, statusInterval: Double = 30, kernel: KernelESP? = nil) {
         self.channel = channel
         self.statusInterval = statusInterval
+        self.kernel = kernel
     }
 
     private func key(_ spi: ChildSPI, _ direction: ESPDirection) -> String { "\(direction.rawValue)/\(spi)" }
@@ -51,7 +57,15 @@ public final class TerminalAgent {
         createdAt[name] = nil
         setBy[name] = nil
         expiredSoft.remove(name)
+        kernelEncapsulated[name] = nil
+        if let kernel { return kernel.remove(spi: spi, direction: direction) }
         return database.remove(spi: spi, direction: direction)
+    }
+
+    /// The SAs held, wherever they are.
+    var held: [(spi: ChildSPI, direction: ESPDirection)] {
+        if let kernel { return kernel.held }
+        return database.inbound.keys.map { ($0, ESPDirection.inbound) } + database.outbound.map { ($0.parameters.spi, ESPDirection.outbound) }
     }
     private func count(_ counter: TerminalAgentCounter) { counters[counter.name, default: 0] += 1 }
 
@@ -84,9 +98,15 @@ public final class TerminalAgent {
         switch message {
         case .addSA(let sa):
             do {
-                switch sa.direction {
-                case .inbound: database.install(inbound: try InboundSecurityAssociation(sa, createdAt: now))
-                case .outbound:
+                switch (sa.direction, kernel) {
+                case (_, let kernel?):
+                    try kernel.install(sa)
+                    if sa.direction == .outbound {
+                        outboundInstalls += 1
+                        if let encapsulation = sa.encapsulation { kernelEncapsulated[key(sa.spi, sa.direction)] = (sa.tunnelDestination, encapsulation) }
+                    }
+                case (.inbound, nil): database.install(inbound: try InboundSecurityAssociation(sa, createdAt: now))
+                case (.outbound, nil):
                     database.install(outbound: try OutboundSecurityAssociation(sa, createdAt: now))
                     outboundInstalls += 1
                 }
@@ -113,7 +133,7 @@ public final class TerminalAgent {
             return [.log(existed ? "deleted \(direction.rawValue) SA \(spi)" : "delete for unknown \(direction.rawValue) SA \(spi) (already gone)")]
         case .flush:
             // Only what was set before the FLUSH was sent goes.
-            let held = database.inbound.keys.map { ($0, ESPDirection.inbound) } + database.outbound.map { ($0.parameters.spi, ESPDirection.outbound) }
+            let held = self.held
             let newer = held.filter { spi, direction in setBy[key(spi, direction)].map { order < $0 } ?? false }
             let older = held.filter { spi, direction in !(setBy[key(spi, direction)].map { order < $0 } ?? false) }
             older.forEach { remove($0.0, $0.1) }
@@ -165,14 +185,40 @@ public final class TerminalAgent {
         let flow = FlowDescription(
             source: source, destination: destination, ipProtocol: view.upperProtocol,
             sourcePort: ports?.source ?? 0, destinationPort: ports?.destination ?? 0)
-        let flowKey = "\(source)>\(destination)/\(view.upperProtocol)"
-        if time.monotonic - (lastAcquire[flowKey] ?? -.infinity) >= acquireInterval {
-            lastAcquire[flowKey] = time.monotonic
-            count(.acquiresSent)
-            actions.append(.sendKeyDelivery(channel.send(.acquire(flow), at: time)))
-            actions.append(.log("no SA for \(flow): passed on unchanged, ACQUIRE sent to the proxy"))
+        return actions + acquire(flow, at: time, note: "passed on unchanged")
+    }
+
+    /// ACQUIRE for a flow with no SA, at most once per `acquireInterval` for the same addresses and protocol.
+    private func acquire(_ flow: FlowDescription, at time: ClockReading, note: String) -> [TerminalAction] {
+        let flowKey = "\(flow.source)>\(flow.destination)/\(flow.ipProtocol)"
+        guard time.monotonic - (lastAcquire[flowKey] ?? -.infinity) >= acquireInterval else { return [] }
+        lastAcquire[flowKey] = time.monotonic
+        count(.acquiresSent)
+        return [.sendKeyDelivery(channel.send(.acquire(flow), at: time)), .log("no SA for \(flow): \(note), ACQUIRE sent to the proxy")]
+    }
+
+    /// The kernel's ACQUIRE: a packet of `flow` matched a policy with no SA (the kernel held it back).
+    public func kernelAcquired(_ flow: FlowDescription, at time: ClockReading) -> [TerminalAction] {
+        count(.kernelAcquires)
+        return acquire(flow, at: time, note: "the kernel asked for one")
+    }
+
+    /// The kernel's EXPIRE: an SA reached its soft lifetime (the proxy rekeys it) or its hard one (the
+    /// kernel removed it already; the agent forgets it too).
+    public func kernelExpired(spi: ChildSPI, direction: ESPDirection, hard: Bool, at time: ClockReading) -> [TerminalAction] {
+        let name = key(spi, direction)
+        if hard {
+            kernelEncapsulated[name] = nil
+            createdAt[name] = nil
+            setBy[name] = nil
+            expiredSoft.remove(name)
+        } else {
+            guard expiredSoft.insert(name).inserted else { return [] }
         }
-        return actions
+        return [
+            .sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: hard), at: time)),
+            .log("\(direction.rawValue) SA \(spi) reached its \(hard ? "hard" : "soft") lifetime in the kernel; EXPIRE sent"),
+        ]
     }
 
     /// Selectors for a log line, as an array prints them, without the reflection `debugPrint` costs per SA.
@@ -253,7 +299,8 @@ public final class TerminalAgent {
     }
 
     public func statusEntries() -> [SAStatus] {
-        database.inbound.values.map { SAStatus(spi: $0.parameters.spi, direction: .inbound, packets: $0.counters.packets, bytes: $0.counters.bytes) }
+        if let kernel { return kernel.counters() }
+        return database.inbound.values.map { SAStatus(spi: $0.parameters.spi, direction: .inbound, packets: $0.counters.packets, bytes: $0.counters.bytes) }
             + database.outbound.map { SAStatus(spi: $0.parameters.spi, direction: .outbound, packets: $0.counters.packets, bytes: $0.counters.bytes) }
     }
 
@@ -265,6 +312,15 @@ public final class TerminalAgent {
                 seen.insert("\(sa.parameters.tunnelDestination)").inserted
             else { return nil }
             return (sa.parameters.tunnelDestination, encapsulation.destinationPort, encapsulation.sourcePort)
+        }
+    }
+
+    /// Kernel backend: the distinct peers of outbound SAs in UDP, for NAT keepalives.
+    public var kernelEncapsulatedPeers: [(IPAddress, UInt16, UInt16)] {
+        var seen = Set<String>()
+        return kernelEncapsulated.values.sorted { "\($0.peer)" < "\($1.peer)" }.compactMap { entry in
+            guard seen.insert("\(entry.peer)").inserted else { return nil }
+            return (entry.peer, entry.encapsulation.destinationPort, entry.encapsulation.sourcePort)
         }
     }
 }

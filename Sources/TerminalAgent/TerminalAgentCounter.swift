@@ -5,6 +5,7 @@ import KeyDelivery
 public enum TerminalAgentCounter: Hashable, Sendable {
     case acquiresSent
     case ikeOnTerminal
+    case kernelAcquires
     case keyDeliveryDuplicates
     case keyDeliveryUnexpected
     case natKeepalivesReceived
@@ -23,6 +24,7 @@ public enum TerminalAgentCounter: Hashable, Sendable {
         switch self {
         case .acquiresSent: "acquires_sent"
         case .ikeOnTerminal: "ike_on_terminal"
+        case .kernelAcquires: "kernel_acquires"
         case .keyDeliveryDuplicates: "key_delivery_duplicates"
         case .keyDeliveryUnexpected: "key_delivery_unexpected"
         case .natKeepalivesReceived: "nat_keepalives_received"

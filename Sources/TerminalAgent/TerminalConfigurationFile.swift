@@ -1,6 +1,14 @@
 import Foundation
 import IKEv2
+import KernelIPsec
 import Packets
+
+/// Where a terminal's ESP is done: by the agent itself over a TUN device, for a kernel without ESP, or by
+/// the terminal's Linux kernel (XFRM), into which the agent sets the SAs.
+public enum TerminalBackend: String, Sendable {
+    case userSpace = "user-space"
+    case kernel
+}
 
 /// Why a terminal configuration was refused.
 public struct TerminalConfigurationError: Error, CustomStringConvertible {
@@ -26,6 +34,10 @@ public struct TerminalConfiguration: Sendable {
     public var statusInterval: Double
     public var keepaliveInterval: Double
     public var maximumClockSkew: Double
+    public var backend: TerminalBackend = .userSpace
+    /// Kernel backend: outbound policies with no SA behind them, so that the kernel holds back the first
+    /// packet of such a flow and asks for an SA (ACQUIRE), which the agent passes to the proxy.
+    public var traps: [KernelSelector] = []
 
     struct File: Decodable {
         var terminal_id: UInt64
@@ -41,6 +53,16 @@ public struct TerminalConfiguration: Sendable {
         var status_interval: Double?
         var keepalive_interval: Double?
         var maximum_clock_skew: Double?
+        var backend: String?
+        var kernel: Kernel?
+        struct Kernel: Decodable {
+            var trap: [Trap]?
+        }
+        struct Trap: Decodable {
+            var local: String
+            var remote: String
+            var `protocol`: UInt8?
+        }
         struct Tun: Decodable {
             var name: String?
             var addresses: [String]?
@@ -85,12 +107,29 @@ public struct TerminalConfiguration: Sendable {
         for text in (file.tun?.addresses ?? []) + (file.tun?.routes ?? []) where TrafficSelector(cidr: text) == nil {
             throw fail("'\(text)' in tun is not an address prefix")
         }
-        return TerminalConfiguration(
+        guard let backend = TerminalBackend(rawValue: file.backend ?? "user-space") else {
+            throw fail("backend '\(file.backend ?? "")' is neither 'user-space' nor 'kernel'")
+        }
+        if file.kernel != nil && backend != .kernel { throw fail("kernel settings are for backend 'kernel'") }
+        if file.tun != nil && backend == .kernel { throw fail("tun is for backend 'user-space': with backend 'kernel' the kernel does the ESP") }
+        var traps: [KernelSelector] = []
+        for trap in file.kernel?.trap ?? [] {
+            guard let local = TrafficSelector(cidr: trap.local, ipProtocol: trap.protocol ?? 0),
+                let remote = TrafficSelector(cidr: trap.remote, ipProtocol: trap.protocol ?? 0)
+            else { throw fail("kernel.trap: '\(trap.local)' or '\(trap.remote)' is not an address prefix") }
+            do { traps += try KernelSelector.covering(source: [local], destination: [remote]) } catch {
+                throw fail("kernel.trap \(trap.local) -> \(trap.remote): \(error)")
+            }
+        }
+        var configuration = TerminalConfiguration(
             terminalID: file.terminal_id, enrollmentKey: KeyMaterial(key), keyDeliveryPort: file.key_delivery_port ?? WellKnownPort.keyDelivery,
             keyDeliveryListen: listen, proxyAddress: proxy, outerAddress: outer, outerAddresses: outers,
             encapsulationPort: file.encapsulation_port ?? 4500,
             tunName: file.tun?.name ?? "ikp0", tunAddresses: file.tun?.addresses ?? [], tunRoutes: file.tun?.routes ?? [],
             tunMTU: file.tun?.mtu ?? 1400, fwmark: file.fwmark, statusInterval: file.status_interval ?? 30,
             keepaliveInterval: file.keepalive_interval ?? 20, maximumClockSkew: file.maximum_clock_skew ?? 120)
+        configuration.backend = backend
+        configuration.traps = traps
+        return configuration
     }
 }

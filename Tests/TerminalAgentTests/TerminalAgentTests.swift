@@ -11,8 +11,8 @@ import XCTest
 /// The terminal agent driven in memory: a proxy-side channel sets SAs, a peer-side ESP pair plays the
 /// remote end.
 final class TerminalAgentTests: XCTestCase {
-    let key = KeyMaterial(Array(repeating: 0x33, count: 32))
-    let clock = 1_700_000_000.0
+    let key = AgentFixture.key
+    let clock = AgentFixture.clock
 
     func makeAgent() -> (TerminalAgent, KeyDeliveryChannel) {
         let proxy = KeyDeliveryChannel(role: .proxy, terminalID: 9, enrollmentKey: key, epoch: 1)
@@ -22,25 +22,10 @@ final class TerminalAgentTests: XCTestCase {
         return (agent, proxy)
     }
 
-    /// The SA pair as SAHandover builds it from an engine event (terminal 192.0.2.2, peer 192.0.2.1).
     func handover(spiIn: UInt32 = 0x1111_0001, spiOut: UInt32 = 0x2222_0001, lifetime: ESPLifetime = ESPLifetime())
         -> (inbound: SecurityAssociationParameters, outbound: SecurityAssociationParameters)
     {
-        let suite = ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false)
-        let keys = DirectionalChildKeys(
-            encryptionInbound: KeyMaterial(Array(repeating: 1, count: 36)), integrityInbound: .empty,
-            encryptionOutbound: KeyMaterial(Array(repeating: 2, count: 36)), integrityOutbound: .empty)
-        let child = ChildSAEventDetails(
-            name: "ch", spiInbound: ChildSPI(spiIn), spiOutbound: ChildSPI(spiOut), suite: suite,
-            localTrafficSelectors: [TrafficSelector(cidr: "10.2.0.2")!],
-            remoteTrafficSelectors: [TrafficSelector(cidr: "10.1.0.0/24")!],
-            mode: .tunnel, encapsulated: true, keys: keys, replaces: nil)
-        let event = SAEvent(
-            kind: .childEstablished, connection: "t", spiInitiator: IKESPI(bytes: Array(repeating: 1, count: 8)),
-            spiResponder: IKESPI(bytes: Array(repeating: 2, count: 8)),
-            local: Endpoint(IPAddress("192.0.2.2")!, 4500), remote: Endpoint(IPAddress("192.0.2.1")!, 4500),
-            ikeSuite: nil, child: child, detail: nil)
-        return SAHandover.parameters(for: event, child: child, lifetime: lifetime)
+        AgentFixture.handover(spiIn: spiIn, spiOut: spiOut, lifetime: lifetime)
     }
 
     func packet(from source: String, to destination: String) -> [UInt8] {
@@ -53,7 +38,7 @@ final class TerminalAgentTests: XCTestCase {
     }
 
     func install(_ agent: TerminalAgent, _ proxy: KeyDeliveryChannel, _ sa: SecurityAssociationParameters) -> [TerminalAction] {
-        agent.receiveKeyDelivery(proxy.send(.addSA(sa), at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock))
+        AgentFixture.install(agent, proxy, sa)
     }
 
     /// A FLUSH or DELETE overtaken by newer messages (a retransmission that arrives after SAs set since) leaves
@@ -245,7 +230,7 @@ final class TerminalAgentTests: XCTestCase {
             [
                 "terminal 7: key delivery on 0.0.0.0 port 9500, the proxy at 169.254.0.1",
                 "ESP for 192.0.2.2, in UDP on port 4500 and as IP protocol 50",
-                "TUN ikp0, MTU 1400, routes 10.1.0.0/24" + (configuration.fwmark.map { ", own packets marked \($0)" } ?? ""),
+                "user-space ESP: TUN ikp0, MTU 1400, routes 10.1.0.0/24" + (configuration.fwmark.map { ", own packets marked \($0)" } ?? ""),
                 "STATUS every 30 s, NAT keepalives every 20 s"
             ])
         XCTAssertFalse(configuration.summary.joined().contains(configuration.enrollmentKey.bytes.hexString))
@@ -300,5 +285,36 @@ final class TerminalAgentTests: XCTestCase {
             ))
         XCTAssertEqual(dual.keyDeliveryListen, IPAddress("0.0.0.0"))
         XCTAssertEqual(dual.proxyAddress, IPAddress("255.255.255.255"))
+    }
+}
+
+/// What the agent's tests share: an enrollment key, a wall clock, SA pairs as the proxy hands them over.
+enum AgentFixture {
+    static let key = KeyMaterial(Array(repeating: 0x33, count: 32))
+    static let clock = 1_700_000_000.0
+
+    /// The SA pair as SAHandover builds it from an engine event (terminal 192.0.2.2, peer 192.0.2.1).
+    static func handover(spiIn: UInt32 = 0x1111_0001, spiOut: UInt32 = 0x2222_0001, lifetime: ESPLifetime = ESPLifetime())
+        -> (inbound: SecurityAssociationParameters, outbound: SecurityAssociationParameters)
+    {
+        let suite = ChildCipherSuite(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false)
+        let keys = DirectionalChildKeys(
+            encryptionInbound: KeyMaterial(Array(repeating: 1, count: 36)), integrityInbound: .empty,
+            encryptionOutbound: KeyMaterial(Array(repeating: 2, count: 36)), integrityOutbound: .empty)
+        let child = ChildSAEventDetails(
+            name: "ch", spiInbound: ChildSPI(spiIn), spiOutbound: ChildSPI(spiOut), suite: suite,
+            localTrafficSelectors: [TrafficSelector(cidr: "10.2.0.2")!],
+            remoteTrafficSelectors: [TrafficSelector(cidr: "10.1.0.0/24")!],
+            mode: .tunnel, encapsulated: true, keys: keys, replaces: nil)
+        let event = SAEvent(
+            kind: .childEstablished, connection: "t", spiInitiator: IKESPI(bytes: Array(repeating: 1, count: 8)),
+            spiResponder: IKESPI(bytes: Array(repeating: 2, count: 8)),
+            local: Endpoint(IPAddress("192.0.2.2")!, 4500), remote: Endpoint(IPAddress("192.0.2.1")!, 4500),
+            ikeSuite: nil, child: child, detail: nil)
+        return SAHandover.parameters(for: event, child: child, lifetime: lifetime)
+    }
+
+    static func install(_ agent: TerminalAgent, _ proxy: KeyDeliveryChannel, _ sa: SecurityAssociationParameters) -> [TerminalAction] {
+        agent.receiveKeyDelivery(proxy.send(.addSA(sa), at: ClockReading(monotonic: 0, wall: clock)), at: ClockReading(monotonic: 0, wall: clock))
     }
 }

@@ -49,4 +49,11 @@ const unsigned char *ikp_frame_batch_frame(const ikp_frame_batch *batch, int ind
 int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int *lengths, const unsigned char *const *offloads,
                           int count, int *refused);
 
+/// Opens a raw netlink socket of `protocol` (NETLINK_XFRM for IPsec) bound to the multicast `groups`
+/// (a bit mask), with a 1 MiB receive buffer. Returns the descriptor or -errno.
+int ikp_netlink_open(int protocol, uint32_t groups);
+
+/// Sends one netlink message to the kernel. Returns 0 or -errno.
+int ikp_netlink_send(int fd, const unsigned char *bytes, int length);
+
 #endif
