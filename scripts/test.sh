@@ -11,7 +11,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need_apt=0
-for tool in /usr/lib/ipsec/charon swanctl ip ping tshark tcpdump nft conntrack setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
+for tool in /usr/lib/ipsec/charon swanctl ip ping linux.uml modprobe iperf3 tshark tcpdump nft conntrack setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
     command -v "$tool" >/dev/null 2>&1 || [ -e "$tool" ] || need_apt=1
 done
 if [ "$need_apt" -eq 1 ]; then
@@ -19,7 +19,7 @@ if [ "$need_apt" -eq 1 ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan-charon strongswan-swanctl \
         libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables conntrack util-linux curl openssl \
-        softhsm2 libp11-kit-dev libsqlite3-dev >/dev/null
+        softhsm2 libp11-kit-dev libsqlite3-dev user-mode-linux kmod iperf3 >/dev/null
 fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
 python3 -c "import yaml, openapi_spec_validator, schemathesis" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator schemathesis

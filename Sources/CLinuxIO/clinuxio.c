@@ -10,6 +10,7 @@
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <linux/netlink.h>
+#include <linux/xfrm.h>
 #include <linux/virtio_net.h>
 #include <stdlib.h>
 #include <string.h>
@@ -268,4 +269,18 @@ int ikp_netlink_send(int fd, const unsigned char *bytes, int length) {
     ssize_t sent = sendto(fd, bytes, (size_t)length, 0, (struct sockaddr *)&kernel, sizeof kernel);
     if (sent < 0) return -errno;
     return sent == length ? 0 : -EMSGSIZE;
+}
+
+int ikp_socket_bypass_ipsec(int fd, int ipv6) {
+    struct xfrm_userpolicy_info policy;
+    memset(&policy, 0, sizeof policy);
+    policy.action = XFRM_POLICY_ALLOW;
+    policy.sel.family = ipv6 ? AF_INET6 : AF_INET;
+    int level = ipv6 ? IPPROTO_IPV6 : IPPROTO_IP;
+    int option = ipv6 ? IPV6_XFRM_POLICY : IP_XFRM_POLICY;
+    for (int dir = XFRM_POLICY_IN; dir <= XFRM_POLICY_OUT; dir++) {
+        policy.dir = (unsigned char)dir;
+        if (setsockopt(fd, level, option, &policy, sizeof policy) < 0) return -errno;
+    }
+    return 0;
 }

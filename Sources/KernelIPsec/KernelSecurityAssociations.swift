@@ -49,11 +49,28 @@ public struct KernelSecurityAssociations: Sendable {
         return sequence
     }
 
-    /// Start-up: everything ESP in the kernel flushed (what an agent that starts holds is nothing), then the traps.
+    /// Start-up: everything ESP in the kernel flushed (what an agent that starts holds is nothing), the
+    /// neighbour discovery bypass, then the traps.
     public mutating func start() -> [NetlinkMessage] {
         installed = [:]
         users = [:]
-        return XFRMRequest.flush(sequence: nextSequence()) + traps.map { trap($0) }
+        var requests = XFRMRequest.flush(sequence: nextSequence())
+        for selector in Self.neighbourDiscovery {
+            for direction in [XFRMRequest.PolicyDirection.outbound, .inbound] {
+                requests.append(XFRMRequest.setBypassPolicy(selector, direction: direction, sequence: nextSequence()))
+            }
+        }
+        return requests + traps.map { trap($0) }
+    }
+
+    /// ICMPv6 types 133 to 137 (router and neighbour solicitation and advertisement, redirect, RFC 4861) pass
+    /// in the clear both ways: a policy covering the peer's address would otherwise hold back the very
+    /// neighbour advertisement the peer needs before it can send IKE or ESP to the terminal.
+    static let neighbourDiscovery: [KernelSelector] = KernelSelector.icmpBlocks(133 << 8, 137 << 8 | 0xff).map { type, mask, code, codeMask in
+        KernelSelector(
+            isIPv6: true, source: [UInt8](repeating: 0, count: 16), sourcePrefixLength: 0, destination: [UInt8](repeating: 0, count: 16),
+            destinationPrefixLength: 0, ipProtocol: KernelSelector.icmpv6, sourcePort: type, sourcePortMask: mask, destinationPort: code,
+            destinationPortMask: codeMask)
     }
 
     private mutating func trap(_ selector: KernelSelector) -> NetlinkMessage {

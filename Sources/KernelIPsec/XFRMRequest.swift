@@ -113,6 +113,21 @@ public enum XFRMRequest {
         return NetlinkMessage(type: updatePolicy, flags: request | NetlinkMessage.flagCreate, sequence: sequence, payload: payload)
     }
 
+    /// XFRM_MSG_UPDPOLICY without a template: the selector's traffic passes in the clear, whatever other
+    /// policies say (the highest precedence). For what must never wait for an SA, such as neighbour discovery.
+    public static func setBypassPolicy(_ selector: KernelSelector, direction: PolicyDirection, sequence: UInt32) -> NetlinkMessage {
+        var info = xfrm_userpolicy_info()
+        info.sel = selector.structure
+        info.lft.soft_byte_limit = infinite
+        info.lft.hard_byte_limit = infinite
+        info.lft.soft_packet_limit = infinite
+        info.lft.hard_packet_limit = infinite
+        info.priority = 1
+        info.dir = direction.rawValue
+        info.action = 0
+        return NetlinkMessage(type: updatePolicy, flags: request | NetlinkMessage.flagCreate, sequence: sequence, payload: KernelStructure.bytes(of: info))
+    }
+
     /// XFRM_MSG_DELPOLICY.
     public static func removePolicy(_ selector: KernelSelector, direction: PolicyDirection, sequence: UInt32) -> NetlinkMessage {
         var identifier = xfrm_userpolicy_id()

@@ -1,3 +1,5 @@
+import CLinuxIO
+
 #if canImport(Glibc)
     import Glibc
 #endif
@@ -59,6 +61,12 @@ public final class UDPSocket {
     }
 
     deinit { close(descriptor) }
+
+    /// Exempts the socket's own datagrams from the kernel's IPsec policies, as IKE daemons do for theirs.
+    public func bypassKernelIPsec() throws {
+        let result = ikp_socket_bypass_ipsec(descriptor, isIPv6 ? 1 : 0)
+        guard result == 0 else { throw SocketError(operation: "IPsec policy bypass on port \(localPort)", code: -result) }
+    }
 
     /// Marks the socket for the kernel's ESP-in-UDP (RFC 3948, UDP_ENCAP_ESPINUDP): datagrams that carry
     /// ESP are taken off and decrypted by the kernel's SAs; the rest (keepalives, IKE) still arrive here.

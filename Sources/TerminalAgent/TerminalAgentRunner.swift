@@ -43,6 +43,7 @@ public final class TerminalAgentRunner {
         switch configuration.backend {
         case .kernel:
             let kernel = try XFRMKernel(traps: configuration.traps, log: log)
+            for socket in espSockets + [keyDeliverySocket] { try socket.bypassKernelIPsec() }
             for socket in espSockets { try socket.takeESPIntoKernel() }
             self.kernel = kernel
             agent = TerminalAgent(channel: channel, statusInterval: configuration.statusInterval, kernel: kernel)

@@ -28,7 +28,14 @@ final class KernelSecurityAssociationsTests: XCTestCase {
     func testTrapComesBackWhenItsSAGoes() throws {
         let trap = try XCTUnwrap(KernelSelector.covering(source: [TrafficSelector(cidr: "192.0.2.2/32")!], destination: [TrafficSelector(cidr: "192.0.2.1/32")!]).first)
         var kernel = KernelSecurityAssociations(traps: [trap])
-        XCTAssertEqual(types(kernel.start()), [0x1c, 0x1d, 0x19], "flush SAs and policies, then the trap")
+        let start = kernel.start()
+        XCTAssertEqual(types(start), [0x1c, 0x1d] + [UInt16](repeating: 0x19, count: 6) + [0x19], "flush SAs and policies, the ND bypass, then the trap")
+        XCTAssertEqual(
+            KernelSecurityAssociations.neighbourDiscovery.map { "\($0.sourcePort)/\(String($0.sourcePortMask, radix: 16))" }, ["133/ffff", "134/fffe", "136/fffe"],
+            "ICMPv6 types 133 to 137 in three type blocks")
+        XCTAssertTrue(
+            start[2..<8].allSatisfy { NetlinkAttribute.parse($0.payload, from: MemoryLayout<xfrm_userpolicy_info>.size).isEmpty },
+            "bypass policies have no template")
         _ = try kernel.add(XFRMRequestTests.sa(spi: 4))
         let removal = try XCTUnwrap(kernel.remove(spi: ChildSPI(4), direction: .outbound))
         XCTAssertEqual(types(removal), [0x11, 0x19], "the SA goes and the trap is set again in place of its policy")

@@ -56,4 +56,9 @@ int ikp_netlink_open(int protocol, uint32_t groups);
 /// Sends one netlink message to the kernel. Returns 0 or -errno.
 int ikp_netlink_send(int fd, const unsigned char *bytes, int length);
 
+/// Exempts a socket's own packets from the kernel's IPsec policies both ways (IP_XFRM_POLICY or
+/// IPV6_XFRM_POLICY with an allow policy), as an IKE daemon does for its sockets: a terminal's NAT
+/// keepalives must not be held back by a trap policy towards the peer. Returns 0 or -errno.
+int ikp_socket_bypass_ipsec(int fd, int ipv6);
+
 #endif

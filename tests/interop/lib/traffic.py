@@ -4,9 +4,10 @@ import subprocess, sys, time
 from lib.host import ns, read, wait_for
 
 
-def transfer(server_ns, server_addr, client_ns, client_addr, port, size, timeout=120):
+def transfer(server_ns, server_addr, client_ns, client_addr, port, size, timeout=120, run_client=None):
     """Sends `size` random octets over TCP from client to server (from `client_addr`, or the route's source when
-    None); returns (ok: every octet arrived intact, octets received, seconds)."""
+    None); returns (ok: every octet arrived intact, octets received, seconds). The client's Python runs in
+    `client_ns`, or through `run_client(code) -> (exit status, output)` (in a guest, say)."""
     family = "socket.AF_INET6" if ":" in server_addr else "socket.AF_INET"
     server = subprocess.Popen(["ip", "netns", "exec", server_ns, sys.executable, "-c", f"""
 import hashlib, socket
@@ -22,11 +23,16 @@ print(h.hexdigest(), n)
     time.sleep(0.4)
     started = time.time()
     bind = f's.bind(("{client_addr}", 0))' if client_addr else ""
-    client = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", f"""
+    code = f"""
 import hashlib, os, socket
 data = os.urandom({size}); s = socket.socket({family}); s.settimeout({timeout}); {bind}
 s.connect(("{server_addr}", {port})); s.sendall(data); s.close(); print(hashlib.sha256(data).hexdigest())
-"""], capture_output=True, text=True, timeout=timeout + 10)
+"""
+    if run_client is None:
+        result = subprocess.run(["ip", "netns", "exec", client_ns, sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout + 10)
+        status, sent = result.returncode, result.stdout
+    else:
+        status, sent = run_client(code)
     try:
         out, _ = server.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -34,7 +40,7 @@ s.connect(("{server_addr}", {port})); s.sendall(data); s.close(); print(hashlib.
         out = ""
     seconds = time.time() - started
     received = out.split()
-    ok = client.returncode == 0 and len(received) == 2 and received[0] == client.stdout.strip() and int(received[1]) == size
+    ok = status == 0 and len(received) == 2 and received[0] == (sent or "").strip() and int(received[1]) == size
     return ok, int(received[1]) if len(received) == 2 else 0, seconds
 
 

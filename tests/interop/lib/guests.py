@@ -1,0 +1,102 @@
+"""Guests with a kernel of their own: User-Mode Linux (Debian's user-mode-linux), for terminals and peers whose
+kernel does ESP (XFRM) where this machine's kernel has none. A guest is an ordinary process started in a host
+network namespace; its one interface, vec0, is a TAP device in that namespace, which the test plugs into its
+topology like a veth end (or hands to the daemon as a port). It sees the host's files read-only with a writable
+overlay, so host binaries (ikeproxy, charon, ip) run in it unchanged; its state directory is shared read-write.
+Commands run in it through files (lib/guest_init.sh). A guest is stopped by the test, and in any case killed with
+its namespace (remove_namespaces kills every process in it), so a failed test leaves none behind."""
+import os, signal, subprocess, time
+
+from lib.host import ns, read, sh, wait_for
+
+UML = "/usr/bin/linux.uml"
+INIT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "guest_init.sh")
+
+
+class Guest:
+    """One UML guest: `name`, started in `namespace` with its interface on TAP device `tap` there, with MAC `mac`,
+    `addresses` (prefixes) and `routes` ("prefix@device") set at boot."""
+
+    def __init__(self, name, namespace, tap, directory, mac, addresses, routes=(), memory="128M"):
+        self.name, self.namespace, self.tap, self.mac = name, namespace, tap, mac
+        self.addresses, self.routes, self.memory = list(addresses), list(routes), memory
+        self.directory = os.path.join(directory, f"guest-{name}")
+        self.process = None
+        self.console = os.path.join(self.directory, "console.log")
+        for bad in (" ", ","):
+            if bad in self.directory or bad in INIT:
+                raise ValueError(f"a guest's paths end up in kernel parameters and may hold no {bad!r}: {self.directory}")
+
+    def start(self):
+        """Creates the TAP device and boots the guest; its readiness is `wait_ready`."""
+        os.makedirs(os.path.join(self.directory, "cmd"), exist_ok=True)
+        os.makedirs(os.path.join(self.directory, "uml"), exist_ok=True)
+        ns(self.namespace, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
+        ns(self.namespace, "ip", "link", "set", self.tap, "up")
+        parameters = [
+            f"mem={self.memory}", f"umid=ikp-{self.name}", f"uml_dir={self.directory}/uml", "root=/dev/root", "rootfstype=hostfs",
+            "rootflags=/", "ro", f"init={INIT}", f"vec0:transport=tap,ifname={self.tap}", "con0=fd:0,fd:1", "con=null", "ssl=null",
+            "quiet", "guest_stage=boot", f"guest_name={self.name}", f"guest_dir={self.directory}", f"guest_mac={self.mac}",
+            "guest_addresses=" + ",".join(self.addresses), "guest_routes=" + ",".join(self.routes)]
+        # setsid: the UML process leads a process group that holds its helper processes, so one kill takes all.
+        self.process = subprocess.Popen(["ip", "netns", "exec", self.namespace, "setsid", UML, *parameters], stdin=subprocess.DEVNULL,
+                                        stdout=open(self.console, "w"), stderr=subprocess.STDOUT)
+        self.started_at = time.time()
+
+    def wait_ready(self, timeout=90):
+        """Whether the guest booted and its command runner answers; the boot time is `boot_seconds`."""
+        ready = wait_for(lambda: os.path.exists(os.path.join(self.directory, "ready")) or self.process.poll() is not None, timeout)
+        self.boot_seconds = time.time() - self.started_at
+        if not ready or self.process.poll() is not None:
+            print(f"      guest {self.name} did not come up; last console lines:")
+            for line in read(self.console).splitlines()[-15:]:
+                print("        " + line)
+            return False
+        return True
+
+    def run(self, script, timeout=60):
+        """Runs shell text in the guest: (exit status, output); status None if it did not finish in time."""
+        commands = os.path.join(self.directory, "cmd")
+        identifier = f"{time.time_ns()}-{os.getpid()}"
+        path = os.path.join(commands, identifier)
+        with open(path + ".tmp", "w") as f:
+            f.write(script + "\n")
+        os.rename(path + ".tmp", path + ".sh")
+        finished = wait_for(lambda: os.path.exists(path + ".rc") and read(path + ".rc").strip() != "", timeout, interval=0.05)
+        output = read(path + ".out") if os.path.exists(path + ".out") else ""
+        status = int(read(path + ".rc").strip()) if finished else None
+        for suffix in (".sh", ".out", ".rc"):
+            if os.path.exists(path + suffix):
+                os.unlink(path + suffix)
+        return status, output
+
+    def start_background(self, script, log):
+        """Starts a long-running command in the guest (a daemon), its output appended to `log` (a path in the
+        shared directory or not: the guest sees the host's files)."""
+        return self.run(f"setsid bash -c {quote(script)} >> {log} 2>&1 < /dev/null & echo $!")
+
+    def stop(self):
+        """Powers the guest off (the kernel's sysrq o), then kills what is left of its process group."""
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            with open(os.path.join(self.directory, "cmd", "poweroff.sh"), "w") as f:
+                f.write("echo o > /proc/sysrq-trigger\n")
+            wait_for(lambda: self.process.poll() is not None, 5, interval=0.1)
+        if self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.process.wait(timeout=10)
+        sh("ip", "-n", self.namespace, "link", "del", self.tap, check=False)
+
+    def resident_kilobytes(self, pattern):
+        """The resident memory of the guest's process whose command line matches `pattern`, in kB (VmRSS)."""
+        status, output = self.run(f"pid=$(pgrep -f {quote(pattern)} | head -1); grep VmRSS /proc/$pid/status")
+        fields = output.split()
+        return int(fields[1]) if status == 0 and len(fields) >= 2 else None
+
+
+def quote(text):
+    return "'" + text.replace("'", "'\\''") + "'"
