@@ -41,6 +41,9 @@ python3 tests/interop/strongswan_interop.py
 echo "== terminal ESP test (strongSwan, key agent, ikeproxy terminal)"
 python3 tests/interop/terminal_esp.py
 
+echo "== kernel terminal test (the daemon and a terminal whose own kernel does ESP, in a User-Mode Linux guest)"
+python3 tests/interop/kernel_terminal.py
+
 echo "== plain ESP test (two terminals, ESP as IP protocol 50 without UDP, IPv4 and IPv6)"
 python3 tests/interop/plain_esp.py
 

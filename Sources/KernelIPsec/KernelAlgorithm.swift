@@ -26,7 +26,8 @@ enum KernelAlgorithm {
     static let attributeCrypt: UInt16 = 2  // XFRMA_ALG_CRYPT
     static let attributeAuthTruncated: UInt16 = 20  // XFRMA_ALG_AUTH_TRUNC
 
-    static func attributes(suite: ChildCipherSuite, encryptionKey: KeyMaterial, integrityKey: KeyMaterial) throws(KernelSAError) -> [NetlinkAttribute] {
+    static func attributes(suite: ChildCipherSuite, encryptionKey: KeyMaterial, integrityKey: KeyMaterial) throws(KernelSAError) -> [NetlinkAttribute]
+    {
         let encryption = suite.encryption
         guard encryptionKey.count == encryption.keyLength else {
             throw .keyLength(algorithm: encryption.name, expected: encryption.keyLength, got: encryptionKey.count)

@@ -36,7 +36,8 @@ public struct KernelSecurityAssociations: Sendable {
     /// (FNV-1a), so that it is the same after the agent restarts.
     static func reqid(for sa: SecurityAssociationParameters) -> UInt32 {
         var hash: UInt32 = 2_166_136_261
-        let text = "\(sa.mode.rawValue)|" + sa.sourceSelectors.map(\.description).joined(separator: ",") + "|"
+        let text =
+            "\(sa.mode.rawValue)|" + sa.sourceSelectors.map(\.description).joined(separator: ",") + "|"
             + sa.destinationSelectors.map(\.description).joined(separator: ",")
         for octet in text.utf8 { hash = (hash ^ UInt32(octet)) &* 16_777_619 }
         return (hash & 0x7fff_ffff) | 0x1000

@@ -121,7 +121,8 @@ enum KernelStructure {
         guard offset >= 0, bytes.count - offset >= MemoryLayout<T>.size else { return nil }
         var value = zero
         Swift.withUnsafeMutableBytes(of: &value) { raw in
-            bytes.withUnsafeBytes { source in raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[offset..<(offset + MemoryLayout<T>.size)])) }
+            bytes.withUnsafeBytes { source in raw.copyMemory(from: UnsafeRawBufferPointer(rebasing: source[offset..<(offset + MemoryLayout<T>.size)]))
+            }
         }
         return value
     }

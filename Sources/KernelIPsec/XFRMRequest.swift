@@ -23,7 +23,10 @@ public enum XFRMRequest {
     public static let replayWindow: UInt32 = 128
 
     /// Which way a policy applies (XFRM_POLICY_IN, _OUT).
-    public enum PolicyDirection: UInt8, Sendable { case inbound = 0, outbound = 1 }
+    public enum PolicyDirection: UInt8, Sendable {
+        case inbound = 0
+        case outbound = 1
+    }
 
     /// XFRM_MSG_NEWSA: one direction of an ESP SA with its keys, lifetimes, replay state and UDP encapsulation.
     public static func addSA(_ sa: SecurityAssociationParameters, reqid: UInt32, sequence: UInt32) throws(KernelSAError) -> NetlinkMessage {
@@ -66,12 +69,14 @@ public enum XFRMRequest {
         replay.appendHost(sa.direction == .inbound ? replayWindow : 0)
         replay += [UInt8](repeating: 0, count: Int(replayWindow / 8))
         NetlinkAttribute(type: attributeReplayESN, value: replay).append(to: &payload)
-        return NetlinkMessage(type: newSA, flags: request | NetlinkMessage.flagCreate | NetlinkMessage.flagExclusive, sequence: sequence, payload: payload)
+        return NetlinkMessage(
+            type: newSA, flags: request | NetlinkMessage.flagCreate | NetlinkMessage.flagExclusive, sequence: sequence, payload: payload)
     }
 
     /// XFRM_MSG_DELSA.
     public static func removeSA(spi: ChildSPI, destination: IPAddress, sequence: UInt32) -> NetlinkMessage {
-        NetlinkMessage(type: deleteSA, flags: request, sequence: sequence, payload: KernelStructure.bytes(of: saIdentifier(spi: spi, destination: destination)))
+        NetlinkMessage(
+            type: deleteSA, flags: request, sequence: sequence, payload: KernelStructure.bytes(of: saIdentifier(spi: spi, destination: destination)))
     }
 
     /// XFRM_MSG_GETSA: the kernel answers with the SA, its counters among it.
@@ -125,7 +130,8 @@ public enum XFRMRequest {
         info.priority = 1
         info.dir = direction.rawValue
         info.action = 0
-        return NetlinkMessage(type: updatePolicy, flags: request | NetlinkMessage.flagCreate, sequence: sequence, payload: KernelStructure.bytes(of: info))
+        return NetlinkMessage(
+            type: updatePolicy, flags: request | NetlinkMessage.flagCreate, sequence: sequence, payload: KernelStructure.bytes(of: info))
     }
 
     /// XFRM_MSG_DELPOLICY.
@@ -142,7 +148,7 @@ public enum XFRMRequest {
         flush.proto = esp
         return [
             NetlinkMessage(type: flushSA, flags: request, sequence: sequence, payload: KernelStructure.bytes(of: flush)),
-            NetlinkMessage(type: flushPolicy, flags: request, sequence: sequence &+ 1, payload: []),
+            NetlinkMessage(type: flushPolicy, flags: request, sequence: sequence &+ 1, payload: [])
         ]
     }
 

@@ -103,7 +103,9 @@ public final class TerminalAgent {
                     try kernel.install(sa)
                     if sa.direction == .outbound {
                         outboundInstalls += 1
-                        if let encapsulation = sa.encapsulation { kernelEncapsulated[key(sa.spi, sa.direction)] = (sa.tunnelDestination, encapsulation) }
+                        if let encapsulation = sa.encapsulation {
+                            kernelEncapsulated[key(sa.spi, sa.direction)] = (sa.tunnelDestination, encapsulation)
+                        }
                     }
                 case (.inbound, nil): database.install(inbound: try InboundSecurityAssociation(sa, createdAt: now))
                 case (.outbound, nil):
@@ -217,7 +219,7 @@ public final class TerminalAgent {
         }
         return [
             .sendKeyDelivery(channel.send(.expire(spi: spi, direction: direction, hard: hard), at: time)),
-            .log("\(direction.rawValue) SA \(spi) reached its \(hard ? "hard" : "soft") lifetime in the kernel; EXPIRE sent"),
+            .log("\(direction.rawValue) SA \(spi) reached its \(hard ? "hard" : "soft") lifetime in the kernel; EXPIRE sent")
         ]
     }
 
@@ -300,7 +302,9 @@ public final class TerminalAgent {
 
     public func statusEntries() -> [SAStatus] {
         if let kernel { return kernel.counters() }
-        return database.inbound.values.map { SAStatus(spi: $0.parameters.spi, direction: .inbound, packets: $0.counters.packets, bytes: $0.counters.bytes) }
+        return database.inbound.values.map {
+            SAStatus(spi: $0.parameters.spi, direction: .inbound, packets: $0.counters.packets, bytes: $0.counters.bytes)
+        }
             + database.outbound.map { SAStatus(spi: $0.parameters.spi, direction: .outbound, packets: $0.counters.packets, bytes: $0.counters.bytes) }
     }
 

@@ -17,7 +17,7 @@ extension TerminalConfiguration {
             "ESP for \(outerAddresses.map(\.description).joined(separator: ", ")), in UDP on port \(encapsulationPort) and as IP protocol 50",
             dataPath,
             "STATUS " + (statusInterval > 0 ? "every \(Int(statusInterval)) s" : "at start only")
-                + ", NAT keepalives every \(Int(keepaliveInterval)) s",
+                + ", NAT keepalives every \(Int(keepaliveInterval)) s"
         ]
     }
 }

@@ -26,12 +26,15 @@ final class KernelSecurityAssociationsTests: XCTestCase {
     }
 
     func testTrapComesBackWhenItsSAGoes() throws {
-        let trap = try XCTUnwrap(KernelSelector.covering(source: [TrafficSelector(cidr: "192.0.2.2/32")!], destination: [TrafficSelector(cidr: "192.0.2.1/32")!]).first)
+        let trap = try XCTUnwrap(
+            KernelSelector.covering(source: [TrafficSelector(cidr: "192.0.2.2/32")!], destination: [TrafficSelector(cidr: "192.0.2.1/32")!]).first)
         var kernel = KernelSecurityAssociations(traps: [trap])
         let start = kernel.start()
-        XCTAssertEqual(types(start), [0x1c, 0x1d] + [UInt16](repeating: 0x19, count: 6) + [0x19], "flush SAs and policies, the ND bypass, then the trap")
         XCTAssertEqual(
-            KernelSecurityAssociations.neighbourDiscovery.map { "\($0.sourcePort)/\(String($0.sourcePortMask, radix: 16))" }, ["133/ffff", "134/fffe", "136/fffe"],
+            types(start), [0x1c, 0x1d] + [UInt16](repeating: 0x19, count: 6) + [0x19], "flush SAs and policies, the ND bypass, then the trap")
+        XCTAssertEqual(
+            KernelSecurityAssociations.neighbourDiscovery.map { "\($0.sourcePort)/\(String($0.sourcePortMask, radix: 16))" },
+            ["133/ffff", "134/fffe", "136/fffe"],
             "ICMPv6 types 133 to 137 in three type blocks")
         XCTAssertTrue(
             start[2..<8].allSatisfy { NetlinkAttribute.parse($0.payload, from: MemoryLayout<xfrm_userpolicy_info>.size).isEmpty },
@@ -56,7 +59,8 @@ final class KernelSecurityAssociationsTests: XCTestCase {
     }
 
     func testReqidIsStableAndFollowsTheSelectors() {
-        XCTAssertEqual(KernelSecurityAssociations.reqid(for: XFRMRequestTests.sa(spi: 1)), KernelSecurityAssociations.reqid(for: XFRMRequestTests.sa(spi: 2)))
+        XCTAssertEqual(
+            KernelSecurityAssociations.reqid(for: XFRMRequestTests.sa(spi: 1)), KernelSecurityAssociations.reqid(for: XFRMRequestTests.sa(spi: 2)))
         XCTAssertNotEqual(
             KernelSecurityAssociations.reqid(for: XFRMRequestTests.sa(spi: 1)),
             KernelSecurityAssociations.reqid(for: XFRMRequestTests.sa(spi: 1, destination: [TrafficSelector(cidr: "10.1.0.0/24")!])))
@@ -77,7 +81,9 @@ final class XFRMNotificationTests: XCTestCase {
     func testAcquireGivesTheFlow() throws {
         var acquire = xfrm_user_acquire()
         let flow = try XCTUnwrap(
-            KernelSelector.covering(source: [TrafficSelector(cidr: "10.2.0.2/32", ipProtocol: 1)!], destination: [TrafficSelector(cidr: "10.1.0.1/32", ipProtocol: 1)!]).first)
+            KernelSelector.covering(
+                source: [TrafficSelector(cidr: "10.2.0.2/32", ipProtocol: 1)!], destination: [TrafficSelector(cidr: "10.1.0.1/32", ipProtocol: 1)!]
+            ).first)
         acquire.sel = flow.structure
         let message = NetlinkMessage(type: 0x17, flags: 0, payload: KernelStructure.bytes(of: acquire))
         XCTAssertEqual(XFRMNotification(message), .acquire(flow: flow))

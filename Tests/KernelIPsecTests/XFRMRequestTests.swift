@@ -7,14 +7,16 @@ import XCTest
 
 final class XFRMRequestTests: XCTestCase {
     static func sa(
-        spi: UInt32 = 0x1234_5678, direction: ESPDirection = .outbound, suite: ChildCipherSuite = .init(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false),
+        spi: UInt32 = 0x1234_5678, direction: ESPDirection = .outbound,
+        suite: ChildCipherSuite = .init(encryption: .aesGCM16(keyBits: 256), integrity: nil, group: nil, extendedSequenceNumbers: false),
         mode: ChildMode = .tunnel, encapsulated: Bool = true, source: [TrafficSelector]? = nil, destination: [TrafficSelector]? = nil
     ) -> SecurityAssociationParameters {
         let terminal = IPAddress("192.0.2.2")!
         let peer = IPAddress("192.0.2.1")!
         let outbound = direction == .outbound
         return SecurityAssociationParameters(
-            spi: ChildSPI(spi), direction: direction, suite: suite, encryptionKey: KeyMaterial([UInt8](repeating: 0xab, count: suite.encryption.keyLength)),
+            spi: ChildSPI(spi), direction: direction, suite: suite,
+            encryptionKey: KeyMaterial([UInt8](repeating: 0xab, count: suite.encryption.keyLength)),
             integrityKey: KeyMaterial([UInt8](repeating: 0xcd, count: suite.integrity?.keyLength ?? 0)), mode: mode,
             tunnelSource: outbound ? terminal : peer, tunnelDestination: outbound ? peer : terminal,
             encapsulation: encapsulated ? UDPEncapsulation() : nil,
@@ -105,7 +107,8 @@ final class XFRMRequestTests: XCTestCase {
     }
 
     func testPolicyCarriesSelectorDirectionAndTunnelTemplate() throws {
-        let selector = try XCTUnwrap(KernelSelector.covering(source: [TrafficSelector(cidr: "10.2.0.2/32")!], destination: [TrafficSelector(cidr: "10.1.0.0/24")!]).first)
+        let selector = try XCTUnwrap(
+            KernelSelector.covering(source: [TrafficSelector(cidr: "10.2.0.2/32")!], destination: [TrafficSelector(cidr: "10.1.0.0/24")!]).first)
         let message = XFRMRequest.setPolicy(
             selector, direction: .outbound, reqid: 42, tunnel: (IPAddress("192.0.2.2")!, IPAddress("192.0.2.1")!), sequence: 3)
         XCTAssertEqual(message.type, 0x19)
@@ -125,10 +128,13 @@ final class XFRMRequestTests: XCTestCase {
     }
 
     func testNarrowerSelectorsGetPrecedence() throws {
-        let host = try KernelSelector.covering(source: [TrafficSelector(cidr: "10.2.0.2/32")!], destination: [TrafficSelector(cidr: "10.1.0.1/32", ipProtocol: 6)!])
-        let subnet = try KernelSelector.covering(source: [TrafficSelector(cidr: "10.2.0.0/24")!], destination: [TrafficSelector(cidr: "10.1.0.0/24")!])
+        let host = try KernelSelector.covering(
+            source: [TrafficSelector(cidr: "10.2.0.2/32")!], destination: [TrafficSelector(cidr: "10.1.0.1/32", ipProtocol: 6)!])
+        let subnet = try KernelSelector.covering(
+            source: [TrafficSelector(cidr: "10.2.0.0/24")!], destination: [TrafficSelector(cidr: "10.1.0.0/24")!])
         XCTAssertLessThan(XFRMRequest.priority(of: host[0]), XFRMRequest.priority(of: subnet[0]))
-        let six = try KernelSelector.covering(source: [TrafficSelector(cidr: "2001:db8::2/128")!], destination: [TrafficSelector(cidr: "2001:db8::1/128")!])
+        let six = try KernelSelector.covering(
+            source: [TrafficSelector(cidr: "2001:db8::2/128")!], destination: [TrafficSelector(cidr: "2001:db8::1/128")!])
         XCTAssertLessThan(XFRMRequest.priority(of: six[0]), 100_000, "two /128 prefixes do not overflow")
     }
 }

@@ -116,14 +116,15 @@ final class KernelBackendTests: XCTestCase {
         let configuration = try TerminalConfiguration.load(path: root.appendingPathComponent("docs/examples/terminal-kernel.json").path)
         XCTAssertEqual(configuration.backend, .kernel)
         XCTAssertEqual(configuration.traps.map(\.description), ["192.0.2.2/32 -> 192.0.2.1/32", "2001:db8::2/128 -> 2001:db8::1/128"])
-        XCTAssertEqual(configuration.summary[2], "kernel ESP (XFRM): 2 trap policies (192.0.2.2/32 -> 192.0.2.1/32; 2001:db8::2/128 -> 2001:db8::1/128)")
+        XCTAssertEqual(
+            configuration.summary[2], "kernel ESP (XFRM): 2 trap policies (192.0.2.2/32 -> 192.0.2.1/32; 2001:db8::2/128 -> 2001:db8::1/128)")
         let base = #""terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "192.0.2.2""#
         for (extra, expected) in [
             (#", "backend": "xfrm""#, "backend 'xfrm' is neither 'user-space' nor 'kernel'"),
             (#", "backend": "kernel", "tun": {"name": "ikp0"}"#, "tun is for backend 'user-space'"),
             (#", "kernel": {"trap": []}"#, "kernel settings are for backend 'kernel'"),
             (#", "backend": "kernel", "kernel": {"trap": [{"local": "192.0.2.2/33", "remote": "192.0.2.1"}]}"#, "kernel.trap"),
-            (#", "backend": "kernel", "kernel": {"trap": [{"local": "192.0.2.2", "remote": "2001:db8::1"}]}"#, "no pair of source and destination"),
+            (#", "backend": "kernel", "kernel": {"trap": [{"local": "192.0.2.2", "remote": "2001:db8::1"}]}"#, "no pair of source and destination")
         ] {
             XCTAssertThrowsError(try TerminalConfiguration.parse(Data(("{" + base + extra + "}").utf8)), extra) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(error)")
