@@ -44,6 +44,9 @@ python3 tests/interop/terminal_esp.py
 echo "== kernel terminal test (the daemon and a terminal whose own kernel does ESP, in a User-Mode Linux guest)"
 python3 tests/interop/kernel_terminal.py
 
+echo "== kernel peer test (strongSwan with kernel ESP and a kernel terminal, both in UML guests: plain ESP, transport mode, throughput)"
+python3 tests/interop/kernel_peer.py
+
 echo "== plain ESP test (two terminals, ESP as IP protocol 50 without UDP, IPv4 and IPv6)"
 python3 tests/interop/plain_esp.py
 

@@ -24,7 +24,7 @@ from lib.guests import Guest, quote  # noqa: E402
 from lib.host import BINARY, Lab, addresses_up, ns, read, sh, veth, wait_for  # noqa: E402
 from lib.lab import PEER4, PEER6, daemon_file, peer_profile  # noqa: E402
 from lib.peer import PSK, initiate, installed_child, run_with_charon, terminate, wait_child  # noqa: E402
-from lib.processes import control_query, start, stop_all  # noqa: E402
+from lib.processes import control_query, start, start_agent_in_guest, stop_all  # noqa: E402
 from lib.report import check  # noqa: E402
 from lib.traffic import ping, start_capture, transfer  # noqa: E402
 
@@ -76,25 +76,6 @@ def terminal_configuration(backend):
     return configuration
 
 
-def kernel_states(guest):
-    """The ESP SAs in the guest's kernel: {SPI: (source, destination, key in hex, packets)}."""
-    _, output = guest.run("ip -s xfrm state")
-    states = {}
-    for block in re.split(r"\n(?=src )", output):
-        head = re.match(r"src (\S+) dst (\S+)\s+proto esp spi 0x([0-9a-f]+)", block)
-        key = re.search(r"aead \S+ 0x([0-9a-f]+)", block)
-        packets = re.search(r"lifetime current:\s+\d+\(bytes\), (\d+)\(packets\)", block)
-        if head:
-            states[head.group(3)] = (head.group(1), head.group(2), key.group(1) if key else None, int(packets.group(1)) if packets else None)
-    return states
-
-
-def kernel_policies(guest):
-    """(direction, source, destination) of the guest's XFRM policies."""
-    _, output = guest.run("ip xfrm policy")
-    return re.findall(r"src (\S+) dst (\S+)\s*\n\s*dir (\w+)", output)
-
-
 def run(charon, directory):
     load_peer(charon)
     guest = Guest(T1["name"], PROXY, T1["tap"], directory, T1["mac"], [T1["v4"] + "/24", T1["v6"] + "/64"], routes=["169.254.0.1/32@vec0"])
@@ -133,13 +114,10 @@ def run(charon, directory):
 
 
 def agent_started_in_kernel_mode(guest, agent_log):
-    path = os.path.join(guest.directory, "t1-kernel.json")
-    with open(path, "w") as f:
-        json.dump(terminal_configuration("kernel"), f)
-    guest.start_background(f"exec {BINARY} terminal --config {path}", agent_log)
+    start_agent_in_guest(guest, "t1", terminal_configuration("kernel"))
     check(wait_for(lambda: os.path.exists(agent_log) and "kernel backend (XFRM)" in read(agent_log), 20),
           "the agent runs in the guest with the kernel backend: " + (read(agent_log).strip().splitlines() if os.path.exists(agent_log) else [""])[0][21:220])
-    traps = [p for p in kernel_policies(guest) if p[2] == "out"]
+    traps = [p for p in guest.xfrm_policies() if p[2] == "out"]
     check(sorted(traps) == sorted([(T1["v4"] + "/32", PEER4 + "/32", "out"), (T1["v6"] + "/128", PEER6 + "/128", "out")]),
           f"the kernel holds the two trap policies towards the peer and nothing else ({traps})")
 
@@ -155,14 +133,14 @@ def peer_initiated_sa_lands_in_kernel(charon, guest, directory, agent_log, v6):
     if child is None:
         return
     spi_in, spi_out = child["spi-in"].decode(), child["spi-out"].decode()
-    states = kernel_states(guest)
+    states = guest.xfrm_states()
     check(spi_out in states and spi_in in states and states[spi_out][:2] == (peer, own) and states[spi_in][:2] == (own, peer),
           f"{label}: `ip xfrm state` in the guest holds SPI {spi_out} ({peer} -> {own}) and {spi_in} ({own} -> {peer}), as strongSwan lists them")
     keys = charon.child_keys() or {}
     peer_keys = {keys.get("encryption initiator key"), keys.get("encryption responder key")}
     kernel_keys = {states.get(spi_out, (0, 0, None))[2], states.get(spi_in, (0, 0, None))[2]}
     check(None not in kernel_keys and kernel_keys == peer_keys, f"{label}: the keys in the terminal's kernel are the keys strongSwan derived")
-    policies = kernel_policies(guest)
+    policies = guest.xfrm_policies()
     prefix = "/128" if v6 else "/32"
     check((own + prefix, peer + prefix, "out") in policies and (peer + prefix, own + prefix, "in") in policies,
           f"{label}: the kernel has the policies out and in for the SA's selectors")
@@ -175,7 +153,7 @@ def peer_initiated_sa_lands_in_kernel(charon, guest, directory, agent_log, v6):
     plain = [line for line in sh("tcpdump", "-r", capture_path, "-n", check=False).stdout.splitlines()
              if "echo" in line and own in line]
     check(ok and not plain, f"{label}: ping peer -> terminal through the kernel's ESP ({outcome}); no plaintext echo on the Internet link ({len(plain)})")
-    counted = kernel_states(guest).get(spi_out, (0, 0, None, 0))[3]
+    counted = guest.xfrm_states().get(spi_out, (0, 0, None, 0))[3]
     check(counted is not None and counted >= 5, f"{label}: the kernel counted the ESP packets it decrypted ({counted})")
 
 
@@ -187,7 +165,7 @@ def status_carries_kernel_counters(charon, guest, control):
     def row():
         return next((r for r in control_query(control, "sas").get("sas", []) if r.get("spi_in") == spi), {})
     ping(PEER, PEER4, T1["v4"], count=3)
-    kernel = lambda: kernel_states(guest).get(spi, (0, 0, None, -1))[3]  # noqa: E731
+    kernel = lambda: guest.xfrm_states().get(spi, (0, 0, None, -1))[3]  # noqa: E731
     check(wait_for(lambda: row().get("packets_in") is not None and row()["packets_in"] == kernel(), 10),
           f"the daemon lists the SA's traffic as the kernel counts it, reported by the agent ({row().get('packets_in')} packets in, kernel {kernel()})")
 
@@ -197,11 +175,11 @@ def peer_delete_empties_kernel_and_trap_returns(charon, guest, agent_log, name):
     spis = {child["spi-in"].decode(), child["spi-out"].decode()} if child else set()
     deleted_before = read(agent_log).count("deleted outbound SA")
     terminate(charon, name)
-    check(wait_for(lambda: read(agent_log).count("deleted outbound SA") > deleted_before, 10) and not spis & set(kernel_states(guest)),
+    check(wait_for(lambda: read(agent_log).count("deleted outbound SA") > deleted_before, 10) and not spis & set(guest.xfrm_states()),
           f"{name}: strongSwan's delete takes the SAs out of the guest's kernel")
     v6 = name.endswith("6")
     own, peer, prefix = (T1["v6"], PEER6, "/128") if v6 else (T1["v4"], PEER4, "/32")
-    policies = kernel_policies(guest)
+    policies = guest.xfrm_policies()
     check((own + prefix, peer + prefix, "out") in policies and (peer + prefix, own + prefix, "in") not in policies,
           f"{name}: the outbound policy is a trap again, the inbound one is gone")
 
@@ -235,7 +213,7 @@ def rekey_under_traffic_loses_nothing(charon, guest, agent_log):
     summary = [line for line in (result.stdout.splitlines() if result else []) if "packets transmitted" in line]
     _, child = installed_child(charon, "t1v4")
     new = child["spi-out"].decode() if child else ""
-    states = kernel_states(guest)
+    states = guest.xfrm_states()
     check(bool(new) and new != old and new in states and old not in states,
           f"after strongSwan's rekey the kernel holds the new SA ({new}) and not the old one ({old})")
     check(result is not None and " 0% packet loss" in result.stdout,
@@ -255,7 +233,7 @@ def kernel_soft_expiry_rekeys_under_transfer(charon, guest, agent_log):
     soft = read(agent_log).count("soft lifetime in the kernel") - soft_before
     check(ok and soft >= 2, f"2 MB from the terminal through the kernel's ESP arrive intact ({count} octets, {seconds:.1f} s) across "
                             f"{soft} soft expiries the kernel reported, each rekeyed by the proxy")
-    check(installed_child(charon, "t1v4")[1] is not None and len([s for s in kernel_states(guest).values() if s[0] == T1["v4"]]) >= 1,
+    check(installed_child(charon, "t1v4")[1] is not None and len([s for s in guest.xfrm_states().values() if s[0] == T1["v4"]]) >= 1,
           "strongSwan and the kernel hold the latest SA")
 
 
@@ -270,7 +248,7 @@ def policy_change_at_proxy_empties_kernel(charon, guest, daemon, config_path, co
         json.dump(configuration, f, indent=1)
     daemon.send_signal(signal.SIGHUP)
     check(bool(spi) and wait_for(lambda: "reload: policy" in read(log), 10) and wait_for(lambda: installed_child(charon, "t1v4")[1] is None, 10)
-          and wait_for(lambda: spi not in kernel_states(guest), 10),
+          and wait_for(lambda: spi not in guest.xfrm_states(), 10),
           f"a policy change at the proxy deletes the SA ({spi}) at strongSwan and in the terminal's kernel")
 
 
@@ -278,12 +256,8 @@ def resident_memory_of_each_backend(guest):
     """The agent's resident memory in the guest with the kernel backend (running) and with the user-space one
     (started beside it on other ports, for the measurement only); one binary serves both."""
     kernel = guest.resident_kilobytes("terminal --config .*t1-kernel.json")
-    path = os.path.join(guest.directory, "t1-user-space.json")
     configuration = dict(terminal_configuration("user-space"), key_delivery_port=9501, encapsulation_port=4501)
-    with open(path, "w") as f:
-        json.dump(configuration, f)
-    log = os.path.join(guest.directory, "t1-user-space.log")
-    guest.start_background(f"exec {BINARY} terminal --config {path}", log)
+    log = start_agent_in_guest(guest, "t1-user-space", configuration)
     wait_for(lambda: os.path.exists(log) and "TUN ikp0 up" in read(log), 20)
     time.sleep(1)  # past start-up: both agents measured once idle
     user_space = guest.resident_kilobytes("terminal --config .*t1-user-space.json")

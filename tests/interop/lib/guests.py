@@ -5,7 +5,7 @@ topology like a veth end (or hands to the daemon as a port). It sees the host's 
 overlay, so host binaries (ikeproxy, charon, ip) run in it unchanged; its state directory is shared read-write.
 Commands run in it through files (lib/guest_init.sh). A guest is stopped by the test, and in any case killed with
 its namespace (remove_namespaces kills every process in it), so a failed test leaves none behind."""
-import os, signal, subprocess, time
+import os, re, signal, subprocess, time
 
 from lib.host import ns, read, sh, wait_for
 
@@ -91,11 +91,43 @@ class Guest:
             self.process.wait(timeout=10)
         sh("ip", "-n", self.namespace, "link", "del", self.tap, check=False)
 
+    def xfrm_states(self):
+        """The ESP SAs in the guest's kernel (`ip -s xfrm state`): {SPI in hex: XFRMState}."""
+        _, output = self.run("ip -s xfrm state")
+        states = {}
+        for block in re.split(r"\n(?=src )", output):
+            head = re.match(r"src (\S+) dst (\S+)\s+proto esp spi 0x([0-9a-f]+)(?:\(\d+\))? reqid \d+(?:\(\S+\))? mode (\w+)", block)
+            if not head:
+                continue
+            key = re.search(r"(?:aead|enc) \S+ 0x([0-9a-f]+)", block)
+            packets = re.search(r"lifetime current:\s+\d+\(bytes\), (\d+)\(packets\)", block)
+            states[head.group(3)] = XFRMState(head.group(1), head.group(2), head.group(4), key.group(1) if key else None,
+                                              int(packets.group(1)) if packets else None, "encap type espinudp" in block)
+        if not states and "proto esp" in output:
+            print("      (unparsed `ip -s xfrm state`: " + output[:400].replace("\n", " | ") + ")")
+        return states
+
+    def xfrm_policies(self):
+        """(source, destination, direction) of the guest kernel's policies with plain prefixes (not the ND bypass)."""
+        _, output = self.run("ip xfrm policy")
+        return re.findall(r"src (\S+) dst (\S+)\s*\n\s*dir (\w+)", output)
+
     def resident_kilobytes(self, pattern):
         """The resident memory of the guest's process whose command line matches `pattern`, in kB (VmRSS)."""
         status, output = self.run(f"pid=$(pgrep -f {quote(pattern)} | head -1); grep VmRSS /proc/$pid/status")
         fields = output.split()
         return int(fields[1]) if status == 0 and len(fields) >= 2 else None
+
+
+class XFRMState:
+    """One SA as `ip xfrm state` shows it; indexable as (source, destination, key, packets) for brevity."""
+
+    def __init__(self, source, destination, mode, key, packets, encapsulated):
+        self.source, self.destination, self.mode, self.key = source, destination, mode, key
+        self.packets, self.encapsulated = packets, encapsulated
+
+    def __getitem__(self, index):
+        return (self.source, self.destination, self.key, self.packets)[index]
 
 
 def quote(text):

@@ -29,6 +29,17 @@ def start_agent(directory, terminal, configuration):
     return start(terminal["ns"], ["terminal", "--config", path], os.path.join(directory, f"{terminal['name']}.log"))
 
 
+def start_agent_in_guest(guest, name, configuration):
+    """Writes a terminal agent's configuration into the guest's shared directory as NAME.json and starts
+    `ikeproxy terminal` in the guest, logging to NAME.log there; returns the log's path."""
+    path = os.path.join(guest.directory, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(configuration, f)
+    log = os.path.join(guest.directory, f"{name}.log")
+    guest.start_background(f"exec {BINARY} terminal --config {path}", log)
+    return log
+
+
 def stop(process):
     if process.poll() is not None:
         return process.returncode
