@@ -21,6 +21,16 @@ if [ "$need_apt" -eq 1 ]; then
         libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables conntrack util-linux curl openssl \
         softhsm2 libp11-kit-dev libsqlite3-dev user-mode-linux kmod iperf3 >/dev/null
 fi
+if [ ! -x /var/cache/ikeproxy-libreswan/tree/usr/libexec/ipsec/pluto ]; then
+    # libreswan runs only inside UML guests: its package conflicts with strongSwan's, so it is unpacked, not installed
+    # (tests/interop/lib/guest_libreswan.py); the host gets the libraries pluto links against.
+    echo "== unpacking libreswan for the guests"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnss3-tools libevent-pthreads-2.1-7 libevent-core-2.1-7 libldns3 \
+        dns-root-data libunbound8 libcurl3-nss libcap-ng0 libaudit1 bind9-host iptables >/dev/null
+    mkdir -p /var/cache/ikeproxy-libreswan
+    (cd /var/cache/ikeproxy-libreswan && rm -rf tree ./*.deb && apt-get download -qq libreswan && dpkg-deb -x libreswan_*.deb tree)
+fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
 python3 -c "import yaml, openapi_spec_validator, schemathesis" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator schemathesis
 
@@ -46,6 +56,9 @@ python3 tests/interop/kernel_terminal.py
 
 echo "== kernel peer test (strongSwan with kernel ESP and a kernel terminal, both in UML guests: plain ESP, transport mode, throughput)"
 python3 tests/interop/kernel_peer.py
+
+echo "== libreswan interop test (ikeproxy endpoint against pluto with kernel XFRM in a UML guest)"
+python3 tests/interop/libreswan_interop.py
 
 echo "== plain ESP test (two terminals, ESP as IP protocol 50 without UDP, IPv4 and IPv6)"
 python3 tests/interop/plain_esp.py

@@ -10,11 +10,12 @@ settle on one and the same SA.
 
 Needs root, iproute2, strongSwan and the `vici` Python module; it fails loudly if any is missing.
 """
-import json, os, re, select, shutil, signal, subprocess, sys, tempfile, time
+import json, os, re, shutil, signal, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import lib.endpoint  # noqa: E402
 from lib.host import BINARY, Lab, ROOT, ns, sh  # noqa: E402
-from lib.peer import decode, Charon, PSK, normalized_ts  # noqa: E402
+from lib.peer import decode, Charon, normalized_ts  # noqa: E402
 from lib.report import REPORT, check  # noqa: E402
 from lib.servers import CRLServer, OCSPResponder  # noqa: E402
 
@@ -37,67 +38,8 @@ class Network(Lab):
             ns(name, "ip", "link", "set", dev, "up")
 
 
-class Endpoint:
-    """`ikeproxy endpoint` in the endpoint namespace, driven through its control pipe."""
-
-    def __init__(self, directory, ike, esp, addresses, authentication=None, options=None):
-        peer, local = addresses
-        self.fifo = os.path.join(directory, "control")
-        config = {"connections": [{
-            "name": "c", "local_address": local, "remote_address": peer, "psk": PSK, "proposals": [ike],
-            "force_encapsulation": True,
-            "children": [{"name": "ch", "local_ts": [local], "remote_ts": [peer], "esp_proposals": [esp]}]}],
-            "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 4}}
-        if authentication:
-            config["connections"][0].update(authentication)
-            del config["connections"][0]["psk"]
-        config["connections"][0].update(options or {})
-        path = os.path.join(directory, "endpoint.json")
-        with open(path, "w") as f:
-            json.dump(config, f)
-        if os.path.exists(self.fifo):
-            os.unlink(self.fifo)
-        self.stderr = open(os.path.join(directory, "endpoint.log"), "a")
-        self.process = subprocess.Popen(["ip", "netns", "exec", EP_NS, BINARY, "endpoint", "--config", path,
-                                         "--show-keys", "--control", self.fifo],
-                                        stdout=subprocess.PIPE, stderr=self.stderr)
-        self.events = []
-        self.buffer = b""
-        deadline = time.time() + 10
-        while not os.path.exists(self.fifo) and time.time() < deadline:
-            time.sleep(0.05)
-
-    def command(self, line):
-        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)  # fails at once if the endpoint is not reading
-        try:
-            os.write(fd, (line + "\n").encode())
-        finally:
-            os.close(fd)
-
-    def wait_event(self, kind, count=1, timeout=10):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            matching = [e for e in self.events if e["event"] == kind]
-            if len(matching) >= count:
-                return matching[count - 1]
-            ready, _, _ = select.select([self.process.stdout], [], [], 0.2)
-            if ready:
-                chunk = os.read(self.process.stdout.fileno(), 65536)
-                if not chunk:
-                    time.sleep(0.2)
-                self.buffer += chunk
-                while b"\n" in self.buffer:
-                    line, self.buffer = self.buffer.split(b"\n", 1)
-                    self.events.append(json.loads(line))
-        return None
-
-    def stop(self):
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-        return self.process.returncode
+class Endpoint(lib.endpoint.Endpoint):
+    namespace = EP_NS
 
 
 def stop_both(endpoint, charon):

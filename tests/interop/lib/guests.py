@@ -5,7 +5,7 @@ topology like a veth end (or hands to the daemon as a port). It sees the host's 
 overlay, so host binaries (ikeproxy, charon, ip) run in it unchanged; its state directory is shared read-write.
 Commands run in it through files (lib/guest_init.sh). A guest is stopped by the test, and in any case killed with
 its namespace (remove_namespaces kills every process in it), so a failed test leaves none behind."""
-import os, re, signal, subprocess, time
+import os, re, shutil, signal, subprocess, time
 
 from lib.host import ns, read, sh, wait_for
 
@@ -29,6 +29,11 @@ class Guest:
 
     def start(self):
         """Creates the TAP device and boots the guest; its readiness is `wait_ready`."""
+        # Nothing of an earlier guest of the same directory may run in this one (a left poweroff.sh would).
+        shutil.rmtree(os.path.join(self.directory, "cmd"), ignore_errors=True)
+        for stale in ("ready",):
+            if os.path.exists(os.path.join(self.directory, stale)):
+                os.unlink(os.path.join(self.directory, stale))
         os.makedirs(os.path.join(self.directory, "cmd"), exist_ok=True)
         os.makedirs(os.path.join(self.directory, "uml"), exist_ok=True)
         ns(self.namespace, "ip", "tuntap", "add", "dev", self.tap, "mode", "tap")
@@ -62,7 +67,8 @@ class Guest:
         with open(path + ".tmp", "w") as f:
             f.write(script + "\n")
         os.rename(path + ".tmp", path + ".sh")
-        finished = wait_for(lambda: os.path.exists(path + ".rc") and read(path + ".rc").strip() != "", timeout, interval=0.05)
+        finished = wait_for(lambda: (os.path.exists(path + ".rc") and read(path + ".rc").strip() != "") or self.process.poll() is not None,
+                            timeout, interval=0.05) and os.path.exists(path + ".rc") and read(path + ".rc").strip() != ""
         output = read(path + ".out") if os.path.exists(path + ".out") else ""
         status = int(read(path + ".rc").strip()) if finished else None
         for suffix in (".sh", ".out", ".rc"):
@@ -99,10 +105,14 @@ class Guest:
             head = re.match(r"src (\S+) dst (\S+)\s+proto esp spi 0x([0-9a-f]+)(?:\(\d+\))? reqid \d+(?:\(\S+\))? mode (\w+)", block)
             if not head:
                 continue
-            key = re.search(r"(?:aead|enc) \S+ 0x([0-9a-f]+)", block)
+            key = re.search(r"(?:aead|enc) (\S+) 0x([0-9a-f]+)", block)
+            integrity = re.search(r"auth-trunc (\S+) 0x([0-9a-f]+)(?: \(\d+ bits\))? (\d+)", block)
             packets = re.search(r"lifetime current:\s+\d+\(bytes\), (\d+)\(packets\)", block)
-            states[head.group(3)] = XFRMState(head.group(1), head.group(2), head.group(4), key.group(1) if key else None,
-                                              int(packets.group(1)) if packets else None, "encap type espinudp" in block)
+            state = XFRMState(head.group(1), head.group(2), head.group(4), key.group(2) if key else None,
+                              int(packets.group(1)) if packets else None, "encap type espinudp" in block)
+            state.cipher = key.group(1) if key else None
+            state.integrity, state.integrity_key, state.truncation = integrity.groups() if integrity else (None, None, None)
+            states[head.group(3)] = state
         if not states and "proto esp" in output:
             print("      (unparsed `ip -s xfrm state`: " + output[:400].replace("\n", " | ") + ")")
         return states
@@ -125,6 +135,23 @@ class XFRMState:
     def __init__(self, source, destination, mode, key, packets, encapsulated):
         self.source, self.destination, self.mode, self.key = source, destination, mode, key
         self.packets, self.encapsulated = packets, encapsulated
+
+    @property
+    def transforms(self):
+        """The ESP transforms in IKEv2's names (AES_GCM_16_256, AUTH_HMAC_SHA2_256_128 ...), from the kernel's."""
+        bits = len(self.key or "") * 4
+        if self.cipher == "rfc4106(gcm(aes))":
+            encryption = f"AES_GCM_16_{bits - 32}"
+        elif self.cipher == "rfc7539esp(chacha20,poly1305)":
+            encryption = "CHACHA20_POLY1305"
+        elif self.cipher == "cbc(aes)":
+            encryption = f"AES_CBC_{bits}"
+        else:
+            encryption = self.cipher
+        integrity = None
+        if self.integrity:
+            integrity = "AUTH_HMAC_" + self.integrity[len("hmac("):-1].upper().replace("SHA", "SHA2_") + f"_{self.truncation}"
+        return encryption, integrity
 
     def __getitem__(self, index):
         return (self.source, self.destination, self.key, self.packets)[index]
