@@ -54,7 +54,7 @@ python3 tests/interop/terminal_esp.py
 echo "== kernel terminal test (the daemon and a terminal whose own kernel does ESP, in a User-Mode Linux guest)"
 python3 tests/interop/kernel_terminal.py
 
-echo "== kernel peer test (strongSwan with kernel ESP and a kernel terminal, both in UML guests: plain ESP, transport mode, throughput)"
+echo "== kernel peer test (strongSwan, then libreswan, with kernel ESP and a kernel terminal, all in UML guests: plain ESP, transport mode, throughput)"
 python3 tests/interop/kernel_peer.py
 
 echo "== libreswan interop test (ikeproxy endpoint against pluto with kernel XFRM in a UML guest)"

@@ -1,22 +1,25 @@
 #!/usr/bin/env python3
-"""strongSwan with the kernel's ESP as the peer, a terminal with the kernel's ESP, and `ikeproxy daemon` between:
-plain ESP (IP protocol 50, no UDP) in transport mode end to end, which the libipsec peer cannot do.
+"""A peer with the kernel's ESP (strongSwan, then libreswan), a terminal with the kernel's ESP, and `ikeproxy daemon`
+between: plain ESP (IP protocol 50, no UDP) in transport mode end to end, which the libipsec peer cannot do.
 
-  guest p      strongSwan (charon, kernel-netlink: the kernel's ESP), 192.0.2.1 and 2001:db8::1
+  guest p      the peer: strongSwan (charon, kernel-netlink) or libreswan (pluto, XFRM), 192.0.2.1 and 2001:db8::1
   ikp-kk-proxy `ikeproxy daemon` bridging the two guests' TAP devices (ikp-kkp to the peer, ikp-kkt to the terminal)
   guest t1     `ikeproxy terminal` with "backend": "kernel", 192.0.2.2 and 2001:db8::2
 
-The profile says transport mode without forced encapsulation. Checks: strongSwan initiates (IPv4, then IPv6) and
-both kernels hold the same SAs (SPIs and keys), in transport mode, not in UDP; ping passes as ESP (protocol 50)
-on the Internet side and never in the clear; the terminal's first packet with no SA makes its kernel ask and the
-proxy negotiate in transport mode too; strongSwan's rekey under a ping flood loses nothing; a policy change at
-the proxy deletes the SA in both kernels; and iperf3 TCP throughput between the two kernels through the daemon,
-against the same SAs with a kernel bridge in the daemon's place, in the same run.
-Needs root, iproute2, strongSwan, tcpdump, iperf3, user-mode-linux and kmod; it fails loudly otherwise.
+The profile says transport mode without forced encapsulation. Checks, for each peer: the peer initiates (IPv4, then
+IPv6) and both kernels hold the same SAs (SPIs and keys), in transport mode, not in UDP; ping passes as ESP
+(protocol 50) on the Internet side and never in the clear; the terminal's first packet with no SA makes its kernel
+ask and the proxy negotiate in transport mode too; the peer's rekey under a ping flood loses nothing; and iperf3
+TCP throughput between the two kernels through the daemon, against the same SAs with a kernel bridge in the
+daemon's place, in the same run. `kernel_peer.py strongswan` or `kernel_peer.py libreswan` runs one peer only.
+Needs root, iproute2, strongSwan, libreswan unpacked (scripts/test.sh), tcpdump, iperf3, user-mode-linux and kmod;
+it fails loudly otherwise.
 """
 import json, os, re, sys, tempfile, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib.guest_libreswan import TREE, GuestPluto  # noqa: E402
+from lib.guest_libreswan import connection as libreswan_connection  # noqa: E402
 from lib.guest_peer import GuestCharon, configuration, connection  # noqa: E402
 from lib.guests import Guest  # noqa: E402
 from lib.host import Lab, missing_prerequisites, ns, read, sh, wait_for  # noqa: E402
@@ -26,6 +29,7 @@ from lib.report import check, summary  # noqa: E402
 from lib.traffic import start_capture  # noqa: E402
 
 PROXY = "ikp-kk-proxy"
+IKE_LIBRESWAN, ESP_LIBRESWAN = "aes_gcm256-sha2_256-dh31", "aes_gcm256"  # the profile's proposals in libreswan's notation
 PEER_TAP, TERMINAL_TAP = "ikp-kkp", "ikp-kkt"
 T1 = {"name": "t1", "id": 1, "key": "6b" * 32, "mac": "02:00:00:00:d0:02", "v4": "192.0.2.2", "v6": "2001:db8::2"}
 
@@ -56,7 +60,20 @@ def terminal_configuration():
             "kernel": {"trap": [{"local": T1["v4"] + "/32", "remote": PEER4 + "/32"}, {"local": T1["v6"] + "/128", "remote": PEER6 + "/128"}]}}
 
 
-def run(directory):
+def start_peer(implementation, peer):
+    if implementation == "libreswan":
+        pluto = GuestPluto(peer)
+        if pluto.started:
+            pluto.load([libreswan_connection("t1v4", PEER4, T1["v4"], IKE_LIBRESWAN, ESP_LIBRESWAN, encapsulation=False, mode="transport"),
+                        libreswan_connection("t1v6", PEER6, T1["v6"], IKE_LIBRESWAN, ESP_LIBRESWAN, encapsulation=False, mode="transport")],
+                       [PEER4, PEER6, T1["v4"], T1["v6"]])
+        return pluto
+    return GuestCharon(peer, configuration(
+        [connection("t1v4", PEER4, T1["v4"], "transport"), connection("t1v6", PEER6, T1["v6"], "transport")],
+        [PEER4, PEER6, T1["v4"], T1["v6"]]))
+
+
+def run(directory, implementation):
     peer = Guest("p", PROXY, PEER_TAP, directory, "02:00:00:00:d0:01", [PEER4 + "/24", PEER6 + "/64"])
     terminal = Guest("t1", PROXY, TERMINAL_TAP, directory, T1["mac"], [T1["v4"] + "/24", T1["v6"] + "/64"], routes=["169.254.0.1/32@vec0"])
     peer.start()
@@ -74,10 +91,8 @@ def run(directory):
         check(wait_for(lambda: "bridging" in read(log), 15) and daemon.poll() is None, "the daemon bridges the two guests' TAP devices")
         agent_log = start_agent_in_guest(terminal, "t1", terminal_configuration())
         check(wait_for(lambda: os.path.exists(agent_log) and "kernel backend (XFRM)" in read(agent_log), 20), "the terminal's agent runs with the kernel backend")
-        charon = GuestCharon(peer, configuration(
-            [connection("t1v4", PEER4, T1["v4"], "transport"), connection("t1v6", PEER6, T1["v6"], "transport")],
-            [PEER4, PEER6, T1["v4"], T1["v6"]]))
-        check(charon.started, f"strongSwan (kernel-netlink) runs in the peer's guest {charon.output.strip()[-200:]}")
+        charon = start_peer(implementation, peer)
+        check(charon.started, f"{charon.name} runs in the peer's guest {charon.output.strip()[-200:]}")
         for v6 in (False, True):
             plain_transport_esp_end_to_end(charon, peer, terminal, directory, agent_log, v6)
         terminal_first_packet_negotiates_transport(charon, peer, terminal, agent_log)
@@ -99,13 +114,13 @@ def same_sas_in_both_kernels(peer, terminal, spis):
 def plain_transport_esp_end_to_end(charon, peer, terminal, directory, agent_log, v6):
     label, name, peer_address, own = ("IPv6", "t1v6", PEER6, T1["v6"]) if v6 else ("IPv4", "t1v4", PEER4, T1["v4"])
     installed_before = read(agent_log).count("installed outbound SA")
-    status, output = charon.swanctl_command("--initiate", "--child", name, "--ike", name, timeout=40)
-    sa, child = charon.installed_child(name)
-    check(status == 0 and child is not None, f"{label}: strongSwan with kernel ESP initiated to the terminal and the proxy answered ({output.strip().splitlines()[-1:]})")
+    ok, said = charon.initiate(name)
+    child = charon.child(name)
+    check(ok and child is not None, f"{label}: {charon.name} initiated to the terminal and the proxy answered ({said[:200]})")
     check(wait_for(lambda: read(agent_log).count("installed outbound SA") > installed_before, 10), f"{label}: the agent set the SAs into the terminal's kernel")
     if child is None:
         return
-    spis = [child["spi-in"], child["spi-out"]]
+    spis = [child["spi_in"], child["spi_out"]]
     both = same_sas_in_both_kernels(peer, terminal, spis)
     check(all(p is not None and t is not None and p.key == t.key and p.key and (p.source, p.destination) == (t.source, t.destination)
               for p, t in both.values()),
@@ -134,37 +149,39 @@ def plain_transport_esp_end_to_end(charon, peer, terminal, directory, agent_log,
 
 
 def terminal_first_packet_negotiates_transport(charon, peer, terminal, agent_log):
-    """strongSwan deletes the IPv4 SA; the terminal's next ping has no SA, its kernel asks (ACQUIRE), the proxy
+    """The peer deletes the IPv4 SA; the terminal's next ping has no SA, its kernel asks (ACQUIRE), the proxy
     negotiates in transport mode in its name, and the pings pass."""
-    charon.swanctl_command("--terminate", "--ike", "t1v4", timeout=20)
-    check(wait_for(lambda: charon.installed_child("t1v4")[1] is None and not [s for s in terminal.xfrm_states().values() if s.source == T1["v4"]], 10),
-          "strongSwan deleted the IPv4 SA and the terminal's kernel no longer holds it")
+    charon.terminate("t1v4")
+    check(wait_for(lambda: charon.child("t1v4") is None and not [s for s in terminal.xfrm_states().values() if s.source == T1["v4"]], 10),
+          "the peer deleted the IPv4 SA and the terminal's kernel no longer holds it")
     acquires = read(agent_log).count("the kernel asked for one")
     status, output = terminal.run(f"ping -c 12 -i 0.5 -W 1 {PEER4}", timeout=30)
     replies = re.search(r"(\d+) received", output)
-    sa, child = charon.installed_child("t1v4")
-    check(read(agent_log).count("the kernel asked for one") > acquires and child is not None and sa["initiator"] != "yes"
-          and child.get("mode") == "TRANSPORT" and replies is not None and int(replies.group(1)) >= 6,
-          f"the terminal's ping with no SA: kernel ACQUIRE, the proxy initiated in transport mode (strongSwan responder, mode "
-          f"{child.get('mode') if child else None}), pings through ({replies.group(0) if replies else output[-100:]})")
+    child = charon.child("t1v4")
+    mode = peer.xfrm_states().get(child["spi_in"]).mode if child and child["spi_in"] in peer.xfrm_states() else None
+    check(read(agent_log).count("the kernel asked for one") > acquires and child is not None and not child["peer_initiated"]
+          and mode == "transport" and replies is not None and int(replies.group(1)) >= 6,
+          f"the terminal's ping with no SA: kernel ACQUIRE, the proxy initiated in transport mode (the peer responder, mode "
+          f"{mode}), pings through ({replies.group(0) if replies else output[-100:]})")
 
 
 def rekey_under_flood_loses_nothing(charon, peer, terminal):
-    _, child = charon.installed_child("t1v4")
-    old = child["spi-in"] if child else ""
+    child = charon.child("t1v4")
+    old = child["spi_in"] if child else ""
     outcome = {}
     flood = threading.Thread(target=lambda: outcome.setdefault("ping", peer.run(f"ping -c 80 -i 0.05 -W 2 {T1['v4']}", timeout=60)))
     flood.start()
     time.sleep(1.5)
-    charon.swanctl_command("--rekey", "--child", "t1v4", timeout=20)
+    charon.rekey_child("t1v4")
     flood.join(timeout=60)
     status, output = outcome.get("ping", (None, ""))
-    _, child = charon.installed_child("t1v4")
-    new = child["spi-in"] if child else ""
+    wait_for(lambda: (charon.child("t1v4") or {}).get("spi_in") not in ("", old, None), 10)
+    child = charon.child("t1v4")
+    new = child["spi_in"] if child else ""
     both = same_sas_in_both_kernels(peer, terminal, [new])
     check(bool(new) and new != old and all(p is not None and t is not None and p.key == t.key for p, t in both.values())
           and old not in terminal.xfrm_states(),
-          f"strongSwan's rekey: both kernels hold the new SA ({new}) with equal keys, the terminal's no longer the old one ({old})")
+          f"the peer's rekey: both kernels hold the new SA ({new}) with equal keys, the terminal's no longer the old one ({old})")
     check(" 0% packet loss" in output, "no ping of the flood across the rekey was lost (" + ", ".join(re.findall(r"\d+ (?:packets transmitted|received)", output)) + ")")
 
 
@@ -199,14 +216,16 @@ def throughput_through_daemon_and_without(peer, terminal, daemon, log, directory
 
 
 def main():
-    problem = missing_prerequisites("kernel peer test", tools=("tcpdump", "iperf3", "linux.uml", "modprobe", "swanctl"))
+    problem = missing_prerequisites("kernel peer test", tools=("tcpdump", "iperf3", "linux.uml", "modprobe", "swanctl"),
+                                    paths=(TREE + "/usr/libexec/ipsec/pluto",))
     if problem:
         return problem
-    directory = tempfile.mkdtemp(prefix="ikp-kernel-peer-")
-    os.chmod(directory, 0o755)
-    print(f"== kernel peer test (logs in {directory})")
-    with Topology():
-        run(directory)
+    for implementation in sys.argv[1:] or ["strongswan", "libreswan"]:
+        directory = tempfile.mkdtemp(prefix=f"ikp-kernel-peer-{implementation}-")
+        os.chmod(directory, 0o755)
+        print(f"== kernel peer test, {implementation} as the peer (logs in {directory})")
+        with Topology():
+            run(directory, implementation)
     return summary("kernel peer test")
 
 

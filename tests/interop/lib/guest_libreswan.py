@@ -4,6 +4,7 @@ copies that tree into its own writable overlay at start; the host holds only the
 import os, re
 
 from lib.guests import quote
+from lib.host import read
 from lib.peer import PSK
 
 TREE = "/var/cache/ikeproxy-libreswan/tree"
@@ -61,6 +62,28 @@ for i in $(seq 100); do [ -S {CONTROL} ] && break; sleep 0.1; done
         esp = re.search(rf'"{name}":\s+ESP algorithm newest: ([^;\s]+)', text)
         return (ike.group(1) if ike else None), (esp.group(1) if esp else None)
 
+
+    name = "libreswan with kernel ESP (pluto, XFRM)"
+
+    def initiate(self, connection):
+        """(whether the CHILD SA came up, pluto's last line)."""
+        status, output = self.auto("--up", connection, timeout=40)
+        return status == 0, (output.strip().splitlines() or [""])[-1]
+
+    def terminate(self, connection):
+        self.auto("--down", connection, timeout=20)
+
+    def rekey_child(self, connection):
+        self.whack("--rekey-ipsec", "--name", connection, timeout=20)
+
+    def child(self, connection):
+        """The connection's newest CHILD SA: {"spi_in", "spi_out" (as pluto names them), "peer_initiated"} (who
+        established it, from pluto's log)."""
+        spis = self.child_spis(connection)
+        if not spis:
+            return None
+        roles = re.findall(rf'"{connection}"(?:\[\d+\])? #\d+: (initiator|responder) established Child SA', read(self.log))
+        return {"spi_in": spis[-1][1], "spi_out": spis[-1][0], "peer_initiated": bool(roles) and roles[-1] == "initiator"}
 
     def child_spis(self, name):
         """[(SPI pluto sends with, SPI it receives with)] of the connection's CHILD SAs as `ipsec whack --status`

@@ -49,6 +49,26 @@ swanctl --load-all -u unix://{VICI} -f {self.swanctl} 2>&1 | grep -v 'opening di
 exit ${{PIPESTATUS[0]}}""", timeout=60)
         self.started, self.output = status == 0, output
 
+    name = "strongSwan with kernel ESP (kernel-netlink)"
+
+    def initiate(self, connection):
+        """(whether the CHILD SA came up, swanctl's last line)."""
+        status, output = self.swanctl_command("--initiate", "--child", connection, "--ike", connection, timeout=40)
+        return status == 0, (output.strip().splitlines() or [""])[-1]
+
+    def terminate(self, connection):
+        self.swanctl_command("--terminate", "--ike", connection, timeout=20)
+
+    def rekey_child(self, connection):
+        self.swanctl_command("--rekey", "--child", connection, timeout=20)
+
+    def child(self, connection):
+        """The connection's installed CHILD SA: {"spi_in", "spi_out" (as this peer names them), "peer_initiated"}."""
+        sa, child = self.installed_child(connection)
+        if child is None:
+            return None
+        return {"spi_in": child["spi-in"], "spi_out": child["spi-out"], "peer_initiated": sa["initiator"] == "yes"}
+
     def swanctl_command(self, *args, timeout=30):
         """(exit status, output) of swanctl in the guest."""
         return self.guest.run("swanctl " + " ".join(quote(a) for a in args) + f" -u unix://{VICI}", timeout=timeout)
