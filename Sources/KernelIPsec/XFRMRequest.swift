@@ -66,7 +66,8 @@ public enum XFRMRequest {
         replay.appendHost(UInt32(0))
         replay.appendHost(UInt32(truncatingIfNeeded: sa.sequenceStart >> 32))
         replay.appendHost(UInt32(0))
-        replay.appendHost(sa.direction == .inbound ? replayWindow : 0)
+        // Linux 6.1 refuses an ESN SA whose window is 0 even for sending, which never checks it: every SA gets one.
+        replay.appendHost(replayWindow)
         replay += [UInt8](repeating: 0, count: Int(replayWindow / 8))
         NetlinkAttribute(type: attributeReplayESN, value: replay).append(to: &payload)
         return NetlinkMessage(

@@ -6,7 +6,8 @@ between: plain ESP (IP protocol 50, no UDP) in transport mode end to end, which 
   ikp-kk-proxy `ikeproxy daemon` bridging the two guests' TAP devices (ikp-kkp to the peer, ikp-kkt to the terminal)
   guest t1     `ikeproxy terminal` with "backend": "kernel", 192.0.2.2 and 2001:db8::2
 
-The profile says transport mode without forced encapsulation. Checks, for each peer: the peer initiates (IPv4, then
+The profile says transport mode without forced encapsulation. Checks, for each peer (with strongSwan also
+ChaCha20-Poly1305 with extended sequence numbers and AES-CBC with HMAC-SHA2 in both kernels): the peer initiates (IPv4, then
 IPv6) and both kernels hold the same SAs (SPIs and keys), in transport mode, not in UDP; ping passes as ESP
 (protocol 50) on the Internet side and never in the clear; the terminal's first packet with no SA makes its kernel
 ask and the proxy negotiate in transport mode too; the peer's rekey under a ping flood loses nothing; and iperf3
@@ -48,7 +49,8 @@ def daemon_configuration(control, bypass_terminal=False):
     if bypass_terminal:
         rules.insert(0, {"source": T1["v4"] + "/32", "destination": PEER4 + "/32", "action": "bypass"})
     configuration = daemon_file(PEER_TAP, TERMINAL_TAP, control, ["192.0.2.0/28", "2001:db8::/124"], [T1],
-                                [peer_profile(mode="transport", force_encapsulation=False)], rules,
+                                [peer_profile(mode="transport", force_encapsulation=False,
+                                              esp_proposals=["aes256gcm16", "chacha20poly1305-esn", "aes256-sha256"])], rules,
                                 settings={"retransmit_timeout": 1.0, "retransmit_limit": 3})
     configuration["terminals"][0]["addresses"] = [T1["v4"], T1["v6"]]
     return configuration
@@ -60,6 +62,13 @@ def terminal_configuration():
             "kernel": {"trap": [{"local": T1["v4"] + "/32", "remote": PEER4 + "/32"}, {"local": T1["v6"] + "/128", "remote": PEER6 + "/128"}]}}
 
 
+# More ESP transforms into both kernels, each its own connection at strongSwan: (connection, what, strongSwan's ESP
+# proposal, the kernel's cipher, integrity and ESN flag). With libreswan these run in libreswan_interop.py instead
+# (pluto's kernel against the endpoint's keys): pluto answers a host pair with the first of its connections for it.
+TRANSFORMS = [("t1v4c", "ChaCha20-Poly1305 with 64-bit sequence numbers", "chacha20poly1305-esn", ("CHACHA20_POLY1305", None, True)),
+              ("t1v4b", "AES-CBC-256 with HMAC-SHA2-256-128", "aes256-sha256", ("AES_CBC_256", "AUTH_HMAC_SHA2_256_128", False))]
+
+
 def start_peer(implementation, peer):
     if implementation == "libreswan":
         pluto = GuestPluto(peer)
@@ -68,9 +77,34 @@ def start_peer(implementation, peer):
                         libreswan_connection("t1v6", PEER6, T1["v6"], IKE_LIBRESWAN, ESP_LIBRESWAN, encapsulation=False, mode="transport")],
                        [PEER4, PEER6, T1["v4"], T1["v6"]])
         return pluto
+    extra = [connection(name, PEER4, T1["v4"], "transport", esp=esp) for name, _, esp, _ in TRANSFORMS]
     return GuestCharon(peer, configuration(
-        [connection("t1v4", PEER4, T1["v4"], "transport"), connection("t1v6", PEER6, T1["v6"], "transport")],
+        [connection("t1v4", PEER4, T1["v4"], "transport"), connection("t1v6", PEER6, T1["v6"], "transport")] + extra,
         [PEER4, PEER6, T1["v4"], T1["v6"]]))
+
+
+def other_transforms_in_both_kernels(charon, peer, terminal, agent_log):
+    """ChaCha20-Poly1305 with extended sequence numbers and AES-CBC with HMAC-SHA2, negotiated by strongSwan one after
+    the other (the earlier SAs deleted first): both kernels hold the same SAs, keys and flags, and ping passes."""
+    for name in ("t1v4", "t1v6"):
+        charon.terminate(name)
+    for name, what, _, (cipher, integrity, esn) in TRANSFORMS:
+        installed_before = read(agent_log).count("installed outbound SA")
+        ok, said = charon.initiate(name)
+        child = charon.child(name)
+        wait_for(lambda: read(agent_log).count("installed outbound SA") > installed_before, 10)
+        both = same_sas_in_both_kernels(peer, terminal, [child["spi_in"], child["spi_out"]]) if child else {}
+        check(ok and child is not None and len(both) == 2 and all(
+                  p is not None and t is not None and (p.key, p.integrity_key) == (t.key, t.integrity_key) and p.key
+                  and t.transforms == (cipher, integrity) and p.extended_sequence_numbers == t.extended_sequence_numbers == esn
+                  for p, t in both.values()),
+              f"{what}: the peer's kernel and the terminal's hold the same SAs, keys and flags "
+              f"({[t.transforms + (t.extended_sequence_numbers,) for _, t in both.values() if t]}; {said[:80]})")
+        status, output = peer.run(f"ping -c 3 -i 0.2 -W 2 {T1['v4']}")
+        check(status == 0, f"{what}: ping through both kernels' ESP ({(re.findall(r'[0-9]+ received', output) or [output[-80:]])[0]})")
+        charon.terminate(name)
+        wait_for(lambda: not terminal.xfrm_states(), 10)
+    charon.initiate("t1v4")  # the SA the throughput is measured over
 
 
 def run(directory, implementation):
@@ -97,6 +131,8 @@ def run(directory, implementation):
             plain_transport_esp_end_to_end(charon, peer, terminal, directory, agent_log, v6)
         terminal_first_packet_negotiates_transport(charon, peer, terminal, agent_log)
         rekey_under_flood_loses_nothing(charon, peer, terminal)
+        if isinstance(charon, GuestCharon):
+            other_transforms_in_both_kernels(charon, peer, terminal, agent_log)
         throughput_through_daemon_and_without(peer, terminal, daemon, log, directory)
     finally:
         for guest in (peer, terminal):

@@ -94,7 +94,7 @@ for i in $(seq 100); do [ -S {CONTROL} ] && break; sleep 0.1; done
                 for m in re.finditer(rf'#\d+: "{name}" esp[.:]([0-9a-f]+)@(\S+) esp[.:]([0-9a-f]+)@(\S+)', text)]
 
 
-def connection(name, local, remote, ike, esp, encapsulation=True, mode="tunnel"):
+def connection(name, local, remote, ike, esp, encapsulation=True, mode="tunnel", esn=False):
     """An ipsec.conf `conn` section, host to host, IKEv2 with a pre-shared key, no PFS (as strongSwan's matrix
     configures ESP without a group), no rekeying of its own."""
     return f"""conn {name}
@@ -110,5 +110,6 @@ def connection(name, local, remote, ike, esp, encapsulation=True, mode="tunnel")
     type={mode}
     encapsulation={'yes' if encapsulation else 'no'}
     rekey=no
+    esn={'yes' if esn else 'no'}
     auto=add
 """

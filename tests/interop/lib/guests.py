@@ -111,6 +111,8 @@ class Guest:
             state = XFRMState(head.group(1), head.group(2), head.group(4), key.group(2) if key else None,
                               int(packets.group(1)) if packets else None, "encap type espinudp" in block)
             state.cipher = key.group(1) if key else None
+            flags = re.search(r"\bflag ([^\n(]*)", block)
+            state.extended_sequence_numbers = bool(flags and "esn" in flags.group(1).split())
             state.integrity, state.integrity_key, state.truncation = integrity.groups() if integrity else (None, None, None)
             states[head.group(3)] = state
         if not states and "proto esp" in output:
