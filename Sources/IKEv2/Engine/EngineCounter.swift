@@ -22,6 +22,10 @@ public enum EngineCounter: String, Sendable, CaseIterable {
     case revocationUnavailable = "revocation_unavailable"
     case authenticationRefusedByPeer = "authentication_refused_by_peer"
     case noMatchingConnection = "no_matching_connection"
+    /// An authenticated request that did not decode, answered INVALID_SYNTAX; its IKE SA is closed (section 2.21.3).
+    case invalidSyntaxSent = "invalid_syntax_sent"
+    /// The peer answered one of our requests INVALID_SYNTAX; the IKE SA is closed.
+    case invalidSyntaxReceived = "invalid_syntax_received"
     /// An IKE_SA_INIT request missing a payload it must carry (answered INVALID_SYNTAX); the same name as the
     /// drop of an undecodable message.
     case malformed

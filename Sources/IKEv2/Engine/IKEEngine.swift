@@ -238,12 +238,9 @@ public final class IKEEngine {
         } catch .integrityCheckFailed {
             return drop(.integrityCheckFailed)
         } catch {
-            if case .unsupportedCriticalPayload = error, !header.isResponse {
-                // Section 2.5: answer an authenticated request with an unknown critical payload.
-                let notify = NotifyPayload(type: .unsupportedCriticalPayload, data: [error.unsupportedType])
-                return drop(.malformed(error)) + respond(session: session, to: header, payloads: [.notify(notify)])
-            }
-            return drop(.malformed(error))
+            guard !header.isResponse else { return drop(.malformed(error)) }
+            session.lastReceivedAt = now
+            return answerMalformedRequest(session: session, header: header, error: error)
         }
         session.lastReceivedAt = now
         // NAT traversal (section 2.23): follow the peer to the address and port it now uses.
@@ -257,6 +254,17 @@ public final class IKEEngine {
         if header.isResponse {
             guard let outstanding = session.outstanding else { return drop(.unexpectedResponse(messageID: header.messageID)) }
             session.outstanding = nil
+            if header.exchangeType != .ikeAuth, payloads.notify(.invalidSyntax) != nil {
+                // Section 2.21.3: the peer found our request on the authenticated SA malformed; INVALID_SYNTAX ends the
+                // IKE SA on both sides without a Delete exchange. (In IKE_AUTH it is the refusal IKEAuth reports.)
+                count(.invalidSyntaxReceived)
+                return [
+                    .log(
+                        "peer answered request \(header.messageID) with INVALID_SYNTAX: IKE SA \(session.spiInitiator)_\(session.spiResponder) closed"
+                    )
+                ]
+                    + closeSession(session, kind: .ikeDeleted, reason: "the peer answered INVALID_SYNTAX")
+            }
             var actions = handleResponse(session: session, context: outstanding.context, header: header, payloads: payloads, now: now)
             actions += sendNextQueued(session: session, now: now)
             return actions
