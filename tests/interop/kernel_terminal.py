@@ -255,7 +255,7 @@ def policy_change_at_proxy_empties_kernel(charon, guest, daemon, config_path, co
 def resident_memory_of_each_backend(guest):
     """The agent's resident memory in the guest with the kernel backend (running) and with the user-space one
     (started beside it on other ports, for the measurement only); one binary serves both."""
-    kernel = guest.resident_kilobytes("terminal --config .*t1-kernel.json")
+    kernel = guest.resident_kilobytes("terminal --config .*/t1.json")
     configuration = dict(terminal_configuration("user-space"), key_delivery_port=9501, encapsulation_port=4501)
     log = start_agent_in_guest(guest, "t1-user-space", configuration)
     wait_for(lambda: os.path.exists(log) and "TUN ikp0 up" in read(log), 20)
