@@ -7,45 +7,14 @@ import XCTest
 /// follows: UNSUPPORTED_CRITICAL_PAYLOAD and TS_UNACCEPTABLE leave the IKE SA up (the next request is answered);
 /// INVALID_SYNTAX ends it on both sides, and a new one can be made.
 final class MalformedRequestTests: XCTestCase {
-    func established() throws -> (EnginePair, IKESession) {
-        let pair = try Fixtures.pair()
-        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
-        let session = try XCTUnwrap(pair.initiator.sessions.values.first { $0.state == .established })
-        return (pair, session)
-    }
-
-    /// Sends `payloads` (raw where malformed) as a request of `exchange` on the initiator's IKE SA; returns the
-    /// payloads of the responder's answer, decrypted with the initiator's keys.
+    func established() throws -> (EnginePair, IKESession) { try ForgedRequests.established() }
     func send(_ payloads: [Payload], exchange: ExchangeType, pair: EnginePair, session: IKESession) throws -> [Payload] {
-        let protection = try XCTUnwrap(session.incomingProtection)
-        let sentBefore = pair.wire.count
-        pair.run(
-            pair.initiator.sendRequest(session: session, exchange: exchange, payloads: payloads, context: .liveness, now: pair.now), from: "initiator"
-        )
-        let answer = try XCTUnwrap(pair.wire[sentBefore...].last { $0.destination.address == pair.initiatorAddress }, "the request was answered")
-        let bytes = Array(answer.payload.dropFirst(answer.destination.port == 4500 ? 4 : 0))
-        let message = try IKEMessage.decode(bytes)
-        XCTAssertTrue(message.header.isResponse)
-        return try ProtectedMessage.open(bytes, message: message, protection: protection)
+        try ForgedRequests.send(payloads, exchange: exchange, pair: pair, session: session)
     }
-
-    func raw(_ type: PayloadType, _ body: [UInt8]) -> Payload { .unknown(UnknownPayload(type: type, critical: false, body: body)) }
-
-    /// An IPv4 traffic selector payload's body with one selector of `type` and `length` (16 is right for IPv4).
-    func selectors(type: UInt8 = 7, length: UInt8 = 16) -> [UInt8] {
-        [1, 0, 0, 0, type, 0, 0, length, 0, 0, 255, 255, 10, 0, 0, 1, 10, 0, 0, 1] + [UInt8](repeating: 0, count: max(0, Int(length) - 16))
-    }
-
-    /// The IKE SA stays: the next request on it is answered and nothing is dropped as out of the window.
+    func raw(_ type: PayloadType, _ body: [UInt8]) -> Payload { ForgedRequests.raw(type, body) }
+    func selectors(type: UInt8 = 7, length: UInt8 = 16) -> [UInt8] { ForgedRequests.selectors(type: type, length: length) }
     func assertStillUp(_ pair: EnginePair, file: StaticString = #filePath, line: UInt = #line) {
-        let answeredBefore = pair.logs.count
-        pair.run(pair.initiator.checkLiveness(connection: "c", now: pair.now), from: "initiator")
-        XCTAssertFalse(
-            pair.drops.contains { if case .messageIDOutOfWindow = $0.reason { return true } else { return false } },
-            "the answer used up the message ID", file: file, line: line)
-        XCTAssertEqual(pair.responder.sessions.values.filter { $0.state == .established }.count, 1, file: file, line: line)
-        XCTAssertNil(pair.initiator.sessions.values.first?.outstanding, "the liveness check was answered", file: file, line: line)
-        XCTAssertGreaterThanOrEqual(pair.logs.count, answeredBefore, file: file, line: line)
+        ForgedRequests.assertStillUp(pair, file: file, line: line)
     }
 
     func testUnknownCriticalPayloadIsAnsweredAndUsesUpItsMessageID() throws {
@@ -118,5 +87,50 @@ final class MalformedRequestTests: XCTestCase {
         pair.holding = false
         pair.releaseAll()
         XCTAssertNil(pair.initiator.sessions.values.first?.outstanding, "the genuine request after it is answered: its message ID was not used up")
+    }
+}
+
+/// Requests made by hand on an established IKE SA between two engines in memory: protected with the initiator's
+/// keys like any request, but with whatever payloads (raw ones where they must be malformed) the test gives.
+enum ForgedRequests {
+    static func established() throws -> (EnginePair, IKESession) {
+        let pair = try Fixtures.pair()
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        let session = try XCTUnwrap(pair.initiator.sessions.values.first { $0.state == .established })
+        return (pair, session)
+    }
+
+    /// Sends `payloads` (raw where malformed) as a request of `exchange` on the initiator's IKE SA; returns the
+    /// payloads of the responder's answer, decrypted with the initiator's keys.
+    static func send(_ payloads: [Payload], exchange: ExchangeType, pair: EnginePair, session: IKESession) throws -> [Payload] {
+        let protection = try XCTUnwrap(session.incomingProtection)
+        let sentBefore = pair.wire.count
+        pair.run(
+            pair.initiator.sendRequest(session: session, exchange: exchange, payloads: payloads, context: .liveness, now: pair.now), from: "initiator"
+        )
+        let answer = try XCTUnwrap(pair.wire[sentBefore...].last { $0.destination.address == pair.initiatorAddress }, "the request was answered")
+        let bytes = Array(answer.payload.dropFirst(answer.destination.port == 4500 ? 4 : 0))
+        let message = try IKEMessage.decode(bytes)
+        XCTAssertTrue(message.header.isResponse)
+        return try ProtectedMessage.open(bytes, message: message, protection: protection)
+    }
+
+    static func raw(_ type: PayloadType, _ body: [UInt8]) -> Payload { .unknown(UnknownPayload(type: type, critical: false, body: body)) }
+
+    /// An IPv4 traffic selector payload's body with one selector of `type` and `length` (16 is right for IPv4).
+    static func selectors(type: UInt8 = 7, length: UInt8 = 16) -> [UInt8] {
+        [1, 0, 0, 0, type, 0, 0, length, 0, 0, 255, 255, 10, 0, 0, 1, 10, 0, 0, 1] + [UInt8](repeating: 0, count: max(0, Int(length) - 16))
+    }
+
+    /// The IKE SA stays: the next request on it is answered and nothing is dropped as out of the window.
+    static func assertStillUp(_ pair: EnginePair, file: StaticString = #filePath, line: UInt = #line) {
+        let answeredBefore = pair.logs.count
+        pair.run(pair.initiator.checkLiveness(connection: "c", now: pair.now), from: "initiator")
+        XCTAssertFalse(
+            pair.drops.contains { if case .messageIDOutOfWindow = $0.reason { return true } else { return false } },
+            "the answer used up the message ID", file: file, line: line)
+        XCTAssertEqual(pair.responder.sessions.values.filter { $0.state == .established }.count, 1, file: file, line: line)
+        XCTAssertNil(pair.initiator.sessions.values.first?.outstanding, "the liveness check was answered", file: file, line: line)
+        XCTAssertGreaterThanOrEqual(pair.logs.count, answeredBefore, file: file, line: line)
     }
 }

@@ -1,0 +1,84 @@
+import XCTest
+
+@testable import IKEv2
+
+/// Inputs of the kinds behind published IKE vulnerabilities, built on the wire and handed to the engine: each is
+/// answered with the right notify or counted as a drop, the engine lives on, and the SAs it already holds are
+/// untouched. Each test names the CVE whose class it covers (the flaw was in that implementation, not here).
+final class KnownCVEClassTests: XCTestCase {
+    let helper = ForgedRequests.self
+
+    /// strongSwan CVE-2023-41913 (a KE payload longer than the group's public value overflowed a buffer in
+    /// charon-tkm): for each group, an IKE_SA_INIT whose KE data is 10,000 octets is answered INVALID_SYNTAX and
+    /// leaves no half-open SA behind.
+    func testCVE_2023_41913_OversizedKeyExchangeForEachGroupIsInvalidSyntax() throws {
+        for (proposal, group) in [
+            ("aes256gcm16-prfsha256-x25519", 31), ("aes256gcm16-prfsha256-ecp256", 19), ("aes256gcm16-prfsha384-ecp384", 20),
+            ("aes256gcm16-prfsha512-ecp521", 21), ("aes256-sha256-modp2048", 14)
+        ] {
+            let pair = try Fixtures.pair(proposal: proposal, esp: "aes256gcm16")
+            pair.holding = true
+            pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+            let request = try XCTUnwrap(pair.held.first)
+            let message = try IKEMessage.decode(request.payload)
+            let payloads = message.payloads.map { payload -> Payload in
+                guard case .keyExchange(var ke) = payload else { return payload }
+                ke.data = [UInt8](repeating: 0x41, count: 10_000)
+                return .keyExchange(ke)
+            }
+            let forged = IKEMessage(header: message.header, payloads: payloads).encode()
+            let actions = pair.responder.receive(forged, from: request.source, to: request.destination, now: 0)
+            let answer = try XCTUnwrap(actions.compactMap { if case .send(let d) = $0 { return d } else { return nil } }.first, "group \(group)")
+            XCTAssertEqual(try IKEMessage.decode(answer.payload).payloads.notifies.map(\.type), [.invalidSyntax], "group \(group)")
+            XCTAssertTrue(pair.responder.sessions.isEmpty, "group \(group): no half-open SA kept")
+            XCTAssertEqual(pair.responder.counters["invalid_ke_value"], 1, "group \(group)")
+        }
+    }
+
+    /// libreswan CVE-2023-38710 (a REKEY_SA notify naming protocol IKE, or none, crashed pluto): such a rekey, and
+    /// one of an SPI nobody holds, is answered CHILD_SA_NOT_FOUND; the IKE SA and its CHILD SA stay.
+    func testCVE_2023_38710_RekeyOfProtocolZeroOrIKEOrUnknownSPIIsChildSANotFound() throws {
+        for (protocolID, spi) in [(ProtocolID.none, [UInt8]()), (.ike, [UInt8](repeating: 9, count: 8)), (.esp, [0xde, 0xad, 0xbe, 0xef])] {
+            let (pair, session) = try helper.established()
+            let request = pair.initiator.makeChildRequest(session: session, configuration: session.connection.children[0], rekeying: nil)
+            var payloads = pair.initiator.childRequestPayloads(request, includeGroups: false)
+            let ts = try XCTUnwrap(payloads.firstIndex { $0.type == .trafficSelectorInitiator })
+            payloads.insert(.nonce(NoncePayload(request.nonce)), at: ts)
+            payloads.insert(.notify(NotifyPayload(protocolID: protocolID, spi: spi, type: .rekeySA)), at: 0)
+            let answer = try helper.send(payloads, exchange: .createChildSA, pair: pair, session: session)
+            XCTAssertEqual(answer.notifies.map(\.type), [.childSANotFound], "protocol \(protocolID.rawValue)")
+            XCTAssertEqual(pair.responder.sessions.values.first?.children.count, 1, "protocol \(protocolID.rawValue): the CHILD SA stays")
+            helper.assertStillUp(pair)
+        }
+    }
+
+    /// libreswan CVE-2023-23009 (a TS payload whose count and lengths disagree made pluto read past it): a count of
+    /// 255 with one selector, and a selector whose length runs past the payload, are INVALID_SYNTAX.
+    func testCVE_2023_23009_TrafficSelectorCountsAndLengthsThatDisagreeAreInvalidSyntax() throws {
+        for body in [
+            [255, 0, 0, 0] + Array(helper.selectors().dropFirst(4)),  // 255 announced, one there
+            [1, 0, 0, 0, 7, 0, 0xff, 0xf0, 0, 0, 255, 255, 10, 0, 0, 1, 10, 0, 0, 1]  // a selector "65,520 octets" long
+        ] as [[UInt8]] {
+            let (pair, session) = try helper.established()
+            let answer = try helper.send([helper.raw(.trafficSelectorInitiator, body)], exchange: .createChildSA, pair: pair, session: session)
+            XCTAssertEqual(answer.notifies.map(\.type), [.invalidSyntax])
+            XCTAssertTrue(pair.responder.sessions.isEmpty && pair.initiator.sessions.isEmpty, "INVALID_SYNTAX ends the IKE SA on both sides")
+        }
+    }
+
+    /// A Delete followed by notifies, and the same CHILD SA deleted twice in one message: the SA goes once, the
+    /// answer names it once, the IKE SA stays.
+    func testDeleteWithTrailingNotifiesOrTwiceForOneSAIsHandledOnce() throws {
+        let (pair, session) = try helper.established()
+        let child = try XCTUnwrap(session.children.first)
+        let delete = Payload.delete(.child([child.spiInbound]))
+        let answer = try helper.send(
+            [delete, delete, .notify(NotifyPayload(type: NotifyType(40_000))), .notify(NotifyPayload(type: .invalidSyntax))],
+            exchange: .informational,
+            pair: pair, session: session)
+        XCTAssertEqual(answer.deletes.flatMap(\.childSPIs), [child.spiOutbound], "the responder's side of the pair, once")
+        XCTAssertEqual(pair.events("responder", .childDeleted).count, 1)
+        XCTAssertEqual(pair.responder.sessions.values.first?.children.count, 0)
+        helper.assertStillUp(pair)
+    }
+}
