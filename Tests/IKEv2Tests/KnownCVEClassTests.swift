@@ -81,4 +81,44 @@ final class KnownCVEClassTests: XCTestCase {
         XCTAssertEqual(pair.responder.sessions.values.first?.children.count, 0)
         helper.assertStillUp(pair)
     }
+
+    /// One SKF fragment of an empty INFORMATIONAL request (a liveness check) on the initiator's IKE SA, numbered
+    /// as given, protected with the initiator's keys, handed to the responder; what the responder sent back.
+    func fragment(_ number: UInt16, of total: UInt16, pair: EnginePair, session: IKESession, messageID: UInt32) throws -> [Datagram] {
+        let protection = try XCTUnwrap(session.outgoingProtection)
+        let header = session.header(exchange: .informational, messageID: messageID, response: false)
+        let bytes = try ProtectedMessage.sealPart(
+            header: header, payloadType: .encryptedFragment, next: .none, fragment: (number, total), inner: [], protection: protection,
+            random: SeededRandom(seed: UInt64(number) << 16 | UInt64(total)))
+        let to = Endpoint(pair.responderAddress, 500)
+        let from = Endpoint(pair.initiatorAddress, 500)
+        let sent = session.remote.port == 4500 ? [0, 0, 0, 0] + bytes : bytes
+        return pair.responder.receive(
+            sent, from: session.remote.port == 4500 ? Endpoint(from.address, 4500) : from,
+            to: session.remote.port == 4500 ? Endpoint(to.address, 4500) : to, now: pair.now
+        )
+        .compactMap { if case .send(let datagram) = $0 { return datagram } else { return nil } }
+    }
+
+    /// libreswan CVE-2026-12413 (fragment numbers and totals pluto trusted): fragment number 0, a number past the
+    /// total, a total of 0 and a total smaller than one already seen are discarded, unanswered and without using up
+    /// the message ID; a larger total starts the reassembly over; the message completes from its genuine fragments.
+    func testCVE_2026_12413_FragmentNumbersAndTotalsOutOfOrderAreDiscarded() throws {
+        let (pair, session) = try helper.established()
+        let id = session.nextRequestID
+        session.nextRequestID &+= 1
+        XCTAssertTrue(try fragment(0, of: 2, pair: pair, session: session, messageID: id).isEmpty, "number 0")
+        XCTAssertTrue(try fragment(3, of: 2, pair: pair, session: session, messageID: id).isEmpty, "number past the total")
+        XCTAssertTrue(try fragment(1, of: 0, pair: pair, session: session, messageID: id).isEmpty, "total 0")
+        // The codec already refuses these three (an SKF payload's numbers are checked as it is decoded): dropped, counted.
+        XCTAssertEqual(pair.responder.counters["malformed"], 3)
+        XCTAssertTrue(try fragment(1, of: 3, pair: pair, session: session, messageID: id).isEmpty, "first of three")
+        XCTAssertTrue(try fragment(2, of: 2, pair: pair, session: session, messageID: id).isEmpty, "an older, smaller cut")
+        XCTAssertEqual(pair.responder.counters["fragments_discarded"], 1)
+        XCTAssertTrue(try fragment(1, of: 4, pair: pair, session: session, messageID: id).isEmpty, "a larger total starts over")
+        for number: UInt16 in 2...3 { XCTAssertTrue(try fragment(number, of: 4, pair: pair, session: session, messageID: id).isEmpty) }
+        let answer = try fragment(4, of: 4, pair: pair, session: session, messageID: id)
+        XCTAssertEqual(answer.count, 1, "the message, whole from its four fragments, is answered")
+        XCTAssertEqual(pair.responder.sessions.values.first { $0.state == .established }?.expectedRequestID, id &+ 1)
+    }
 }

@@ -64,8 +64,9 @@ public enum ProtectedMessage {
     }
 
     /// One protected message: the IKE header, an SK or SKF payload header (with fragment numbers for SKF)
-    /// and the padded, encrypted and authenticated `inner` octets.
-    private static func sealPart(
+    /// and the padded, encrypted and authenticated `inner` octets. Internal so that tests can protect
+    /// fragments numbered as a broken or hostile peer would.
+    static func sealPart(
         header: IKEHeader, payloadType: PayloadType, next: PayloadType, fragment: (number: UInt16, total: UInt16)?,
         inner: [UInt8], protection: MessageProtection, random: RandomSource
     ) throws(CipherError) -> [UInt8] {

@@ -24,6 +24,8 @@ public enum EngineCounter: String, Sendable, CaseIterable {
     case noMatchingConnection = "no_matching_connection"
     /// An authenticated request that did not decode, answered INVALID_SYNTAX; its IKE SA is closed (section 2.21.3).
     case invalidSyntaxSent = "invalid_syntax_sent"
+    /// An authenticated SKF fragment discarded for its numbering or its company (RFC 7383 section 2.6.1).
+    case fragmentsDiscarded = "fragments_discarded"
     /// The peer answered one of our requests INVALID_SYNTAX; the IKE SA is closed.
     case invalidSyntaxReceived = "invalid_syntax_received"
     /// An IKE_SA_INIT request missing a payload it must carry (answered INVALID_SYNTAX); the same name as the

@@ -66,14 +66,27 @@ extension IKEEngine {
     }
 
     /// Keeps an authenticated SKF fragment; returns the message's payloads once every fragment is in
-    /// (RFC 7383 section 2.6), nil while some are missing.
+    /// (RFC 7383 section 2.6), nil while some are missing. A fragment is discarded (counted, unanswered, the
+    /// message ID not used up) when its number is not within 1 and its total, its total is below one already
+    /// seen for the message (an older cut of it), the total is over 128, or the message carries payloads beside
+    /// the SKF payload; a larger total than seen starts the reassembly over (section 2.6.1).
     func reassemble(_ bytes: [UInt8], message: IKEMessage, session: IKESession) throws(IKEDecodingError) -> [Payload]? {
-        let (fragment, piece) = try ProtectedMessage.openFragment(bytes, message: message, protection: session.incomingProtection!)
+        guard let protection = session.incomingProtection else { return nil }
+        let (fragment, piece) = try ProtectedMessage.openFragment(bytes, message: message, protection: protection)
         let id = message.header.messageID
-        guard fragment.total <= 128 else { throw .invalidField(field: "skf.totalFragments", value: Int(fragment.total)) }
+        guard message.payloads.count == 1, fragment.total >= 1, fragment.total <= 128, fragment.number >= 1,
+            fragment.number <= fragment.total
+        else {
+            count(.fragmentsDiscarded)
+            return nil
+        }
         var assembly = session.incomingFragments[id] ?? (fragment.total, nil, [:])
-        // A different total means the sender cut the message anew (smaller fragments): start over.
-        if assembly.total != fragment.total { assembly = (fragment.total, nil, [:]) }
+        if fragment.total < assembly.total {
+            count(.fragmentsDiscarded)
+            return nil
+        }
+        // A larger total means the sender cut the message anew (smaller fragments): start over.
+        if fragment.total > assembly.total { assembly = (fragment.total, nil, [:]) }
         assembly.pieces[fragment.number] = piece
         if fragment.number == 1 { assembly.first = fragment.firstInnerPayload }
         count(.fragmentsReceived)
