@@ -121,4 +121,31 @@ final class KnownCVEClassTests: XCTestCase {
         XCTAssertEqual(answer.count, 1, "the message, whole from its four fragments, is answered")
         XCTAssertEqual(pair.responder.sessions.values.first { $0.state == .established }?.expectedRequestID, id &+ 1)
     }
+
+    /// libreswan CVE-2024-2357 (a PSK connection whose secret was missing crashed pluto): a connection with an
+    /// empty pre-shared key neither proves itself with it nor accepts a peer's AUTH made with it: the IKE_AUTH
+    /// fails with the reason logged, and the engine goes on.
+    func testCVE_2024_2357_ConnectionWithoutPreSharedKeyAuthenticatesNobody() throws {
+        for emptyOnResponderOnly in [true, false] {
+            let a = "192.0.2.1"
+            let b = "192.0.2.2"
+            let pair = EnginePair(
+                initiator: [
+                    try Fixtures.connection(
+                        local: a, remote: b, proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",
+                        psk: emptyOnResponderOnly ? Fixtures.psk : KeyMaterial([]))
+                ],
+                responder: [
+                    try Fixtures.connection(local: b, remote: a, proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16", psk: KeyMaterial([]))
+                ],
+                initiatorAddress: IPAddress(a)!, responderAddress: IPAddress(b)!)
+            pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+            XCTAssertTrue(pair.events("responder", .childEstablished).isEmpty && pair.events("initiator", .childEstablished).isEmpty)
+            XCTAssertTrue(
+                pair.logs.contains { $0.line.contains("has no pre-shared key") }
+                    || pair.events.contains { $0.event.detail?.contains("has no pre-shared key") ?? false },
+                "the log or the failure event says why (\(emptyOnResponderOnly ? "responder" : "both") empty)")
+            pair.run(pair.initiator.initiate(connection: "c", now: 1), from: "initiator")  // and the engines go on
+        }
+    }
 }

@@ -11,6 +11,10 @@ extension IKEEngine {
     {
         switch connection.localAuthentication {
         case .preSharedKey:
+            // An empty key would prove nothing (libreswan CVE-2024-2357 was a connection whose secret was missing).
+            guard !connection.preSharedKey.bytes.isEmpty else {
+                return .failure(SigningFailure("connection '\(connection.name)' has no pre-shared key"))
+            }
             let data = KeyDerivation.sharedKeyAuthentication(
                 prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
                 peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
@@ -42,6 +46,9 @@ extension IKEEngine {
                 return .failed(
                     AuthenticationFailure(
                         "the peer signed (AUTH method \(auth.method.rawValue)) but connection '\(connection.name)' expects a pre-shared key"))
+            }
+            guard !connection.preSharedKey.bytes.isEmpty else {
+                return .failed(AuthenticationFailure("connection '\(connection.name)' has no pre-shared key to check the peer's AUTH with"))
             }
             let expected = KeyDerivation.sharedKeyAuthentication(
                 prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
