@@ -83,5 +83,8 @@ python3 tests/interop/daemon_certificates.py
 echo "== daemon restart test (kill -9, state in SQLite sealed by a SoftHSM2 token, token removal, no key on disk)"
 python3 tests/interop/daemon_restart.py
 
+echo "== lossy link test (20% of packets dropped on strongSwan's link: every exchange of both flows converges)"
+python3 tests/interop/lossy_link.py
+
 echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI)"
 python3 tests/interop/management_api.py

@@ -39,7 +39,7 @@ struct ChildRequest {
 }
 
 /// What an outstanding request of ours was for, so its response can be handled.
-enum RequestContext {
+enum RequestContext: CustomStringConvertible {
     case ikeSAInit
     case ikeAuth(ChildRequest?)
     case createChild(ChildRequest)
@@ -47,6 +47,20 @@ enum RequestContext {
     case deleteChildren([ChildSPI])
     case deleteIKE
     case liveness
+
+    /// What the request is for, in a log line (never its keys or nonces).
+    var description: String {
+        switch self {
+        case .ikeSAInit: "IKE_SA_INIT"
+        case .ikeAuth: "IKE_AUTH"
+        case .createChild(let request):
+            request.rekeying.map { "CREATE_CHILD_SA (rekey of CHILD SA \($0))" } ?? "CREATE_CHILD_SA (new CHILD SA \(request.configuration.name))"
+        case .rekeyIKE: "CREATE_CHILD_SA (IKE SA rekey)"
+        case .deleteChildren(let spis): "INFORMATIONAL (delete of CHILD SA \(spis.map(\.description).joined(separator: ", ")))"
+        case .deleteIKE: "INFORMATIONAL (delete of the IKE SA)"
+        case .liveness: "INFORMATIONAL (liveness check)"
+        }
+    }
 }
 
 /// A request waiting for the one in flight to be answered (window size one).
