@@ -148,4 +148,26 @@ final class KnownCVEClassTests: XCTestCase {
             pair.run(pair.initiator.initiate(connection: "c", now: 1), from: "initiator")  // and the engines go on
         }
     }
+
+    /// strongSwan CVE-2021-41990 (an RSASSA-PSS AlgorithmIdentifier with an absurd salt length overflowed in
+    /// gmp): salt lengths of 2^31 - 1, of a negative number and of an integer 60 octets long are refused with a
+    /// reason, never used.
+    func testCVE_2021_41990_RSAPSSWithAbsurdSaltLengthIsRefused() throws {
+        let genuine = RSAPSSParameters(hash: .sha256).algorithmIdentifier
+        let saltField: [UInt8] = [0xa2, 0x03, 0x02, 0x01, 0x20]
+        XCTAssertEqual(Array(genuine.suffix(5)), saltField, "the genuine identifier ends in its salt length, 32")
+        XCTAssertEqual(SignatureAlgorithmIdentifier(der: genuine), .rsaPSSSHA256)
+        for (what, integer) in [
+            ("2^31 - 1", [0x7f, 0xff, 0xff, 0xff]), ("negative", [0xff, 0xff, 0xff, 0xe0]), ("60 octets", [0x01] + [UInt8](repeating: 0, count: 59))
+        ] as [(String, [UInt8])] {
+            let field: [UInt8] = [0xa2, UInt8(integer.count + 2), 0x02, UInt8(integer.count)] + integer
+            var der = Array(genuine.dropLast(5)) + field
+            let delta = field.count - saltField.count
+            der[1] = UInt8(Int(der[1]) + delta)  // AlgorithmIdentifier
+            der[14] = UInt8(Int(der[14]) + delta)  // RSASSA-PSS-params
+            XCTAssertNil(SignatureAlgorithmIdentifier(der: der), what)
+            guard case .failure(let reason)? = RSAPSSParameters.parse(algorithmIdentifier: der) else { return XCTFail("\(what): not refused") }
+            XCTAssertTrue(SignatureAlgorithmIdentifier.unsupported(der).contains("RSASSA-PSS") || !reason.description.isEmpty, what)
+        }
+    }
 }
