@@ -210,6 +210,9 @@ extension DaemonRunner {
             sendDecided(bridge.frames(for: actions), now: now)
             audit(request, "sa.delete", "CHILD SA \(text)")
             return .json(["deleting": text], status: 202)
+        case .authenticationLimited:
+            audit(request, "auth.limited", request.parameter ?? "")
+            return .json(["audited": true])
         case .listAudit:
             switch auditRows() {
             case .success(let rows): return .json(jsonObject(rows))

@@ -10,6 +10,9 @@ public struct ManagementRequest: Sendable {
         case listSAs, showSA, deleteSA, flushSAs
         case reloadCredentials
         case listAudit
+        /// Not an HTTP route: the server telling the daemon to audit a source blocked after failed authentications
+        /// (the parameter says which and why).
+        case authenticationLimited
 
         /// Routes that change something: administrators with the admin role only, and audited.
         public var changes: Bool {

@@ -14,6 +14,9 @@ public struct ManagementRequestContext: RequestContext {
         channel = source.channel
     }
 
+    /// The client's address, for the per-source limit on failed authentications.
+    var source: String { channel.remoteAddress?.ipAddress ?? "unknown" }
+
     /// The client certificate TLS verified for this connection, as DER; nil when none was presented.
     func clientCertificateDER() async -> [UInt8]? {
         guard let certificate = try? await channel.nioSSL_peerCertificate().get() else { return nil }
@@ -28,6 +31,7 @@ public final class ManagementServer: @unchecked Sendable {
     public let host: String
     public let port: Int
     let authenticator: Authenticator
+    let throttle: AuthenticationThrottle
     let mailbox: ManagementMailbox
     let tls: TLSConfiguration
     private var task: Task<Void, Error>?
@@ -40,9 +44,11 @@ public final class ManagementServer: @unchecked Sendable {
     public init(
         host: String, port: Int, certificatePath: String, privateKeyPath: String, privateKeyPEM: [UInt8]? = nil,
         clientCAPath: String? = nil,
-        administrators: [Administrator], mailbox: ManagementMailbox, log: @escaping @Sendable (String) -> Void
+        administrators: [Administrator], mailbox: ManagementMailbox, throttle: AuthenticationThrottle = AuthenticationThrottle(),
+        log: @escaping @Sendable (String) -> Void
     ) throws {
         self.host = host
+        self.throttle = throttle
         self.port = port
         self.authenticator = Authenticator(administrators: administrators)
         self.mailbox = mailbox
@@ -71,13 +77,19 @@ public final class ManagementServer: @unchecked Sendable {
     func router() -> Router<ManagementRequestContext> {
         let router = Router(context: ManagementRequestContext.self)
         for (method, path, route) in Self.routes {
-            router.on(RouterPath(path), method: method) { [authenticator, mailbox, log] request, context -> Response in
+            router.on(RouterPath(path), method: method) { [authenticator, mailbox, throttle, log] request, context -> Response in
                 let answer: ManagementResponse
                 let certificate = await context.clientCertificateDER()
-                if let (administrator, _) = authenticator.administrator(
+                let source = context.source
+                let now = Date().timeIntervalSince1970
+                if let wait = throttle.refusal(source: source, now: now) {
+                    answer = .error(429, "too many failed authentications from \(source); try again in \(Int(wait.rounded(.up))) s")
+                    log("management: \(request.method) \(request.uri.path) from \(source) refused (429, blocked after failed authentications)")
+                } else if let (administrator, _) = authenticator.administrator(
                     authorization: request.headers[.authorization],
                     clientCertificateDER: certificate)
                 {
+                    throttle.recordSuccess(source: source)
                     if route.changes && administrator.role != .admin {
                         answer = .error(403, "\(administrator.name) may read but not change (role \(administrator.role.rawValue))")
                         log("management: \(administrator.name) refused \(request.method) \(request.uri.path) (403, read-only role)")
@@ -97,13 +109,20 @@ public final class ManagementServer: @unchecked Sendable {
                             ? "a valid bearer token is required (Authorization: Bearer <token>)"
                             : "this client certificate is not an administrator's, and no valid bearer token was given")
                     log(
-                        "management: unauthenticated \(request.method) \(request.uri.path) refused (401"
-                            + (certificate == nil
-                                ? ")" : ", client certificate \(Self.hex(Administrator.fingerprint(certificateDER: certificate!))) not pinned)"))
+                        "management: unauthenticated \(request.method) \(request.uri.path) from \(source) refused (401"
+                            + (certificate.map { ", client certificate \(Self.hex(Administrator.fingerprint(certificateDER: $0))) not pinned)" } ?? ")"))
+                    if throttle.recordFailure(source: source, now: now) {
+                        let detail = "\(throttle.limit) failed authentications from \(source) within \(Int(throttle.window)) s: refused for \(Int(throttle.block)) s"
+                        log("management: \(detail)")
+                        _ = await mailbox.submit(
+                            ManagementRequest(
+                                route: .authenticationLimited, parameter: detail, administrator: Administrator(name: "unauthenticated \(source)", role: .reader)))
+                    }
                 }
                 var headers = HTTPFields()
                 headers[.contentType] = answer.contentType
                 if answer.status == 401 { headers[.wwwAuthenticate] = "Bearer realm=\"ikeproxy\"" }
+                if answer.status == 429 { headers[.retryAfter] = String(Int(throttle.block)) }
                 return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body + "\n")))
             }
         }

@@ -210,6 +210,7 @@ def run(charon, directory, key):
         daemon, log = terminal_removed_and_added(charon, daemon, log, admin_token, directory, config_path)
         daemon, log = policy_replaced_and_reverted(daemon, log, admin_token, directory, config_path)
         schemathesis_finds_no_error(daemon, admin_token)
+        failed_authentications_limited_per_source(admin_token, directory, log)
     finally:
         stop(agent)
         stop(daemon)
@@ -403,6 +404,23 @@ def policy_change_outlives_restart(daemon, directory, config_path):
     check(listed.returncode == 0 and "7002" in listed.stdout, "and the CLI lists the added rule again")
     check("terminal 3 at 02:00:00:00:d0:32, approved over the API, enrolled again" in read(log), "the approved terminal is enrolled again")
     return daemon, log
+
+
+def failed_authentications_limited_per_source(admin_token, directory, log):
+    """Last, as it locks the administrator's namespace out: ten failed authentications in a row from one address,
+    and the next request from it is refused with 429 and Retry-After, even with a valid token; the block is in
+    the audit log."""
+    wrong = secrets.token_urlsafe(24)
+    codes = [curl("GET", "/v1/status", wrong)[0] for _ in range(10)]
+    code, answer = curl("GET", "/v1/status", admin_token)
+    headers = ns(ADMIN, "curl", "-sS", "-D", "-", "-o", "/dev/null", "--cacert", CERT, "-H", f"Authorization: Bearer {admin_token}",
+                 API + "/v1/status", check=False).stdout
+    audit = audit_rows(directory, "who, action, detail")
+    check(codes == [401] * 10 and code == 429 and "try again in" in str(answer) and "retry-after: 60" in headers.lower()
+          and any(action == "auth.limited" and who == "unauthenticated 10.99.0.2" for who, action, _ in audit)
+          and "10 failed authentications from 10.99.0.2" in read(log),
+          f"ten failed authentications from one address: the next request from it gets 429 even with a valid token "
+          f"({code}: {answer}), and the block is audited")
 
 
 def schemathesis_finds_no_error(daemon, admin_token):
