@@ -110,13 +110,16 @@ public final class ManagementServer: @unchecked Sendable {
                             : "this client certificate is not an administrator's, and no valid bearer token was given")
                     log(
                         "management: unauthenticated \(request.method) \(request.uri.path) from \(source) refused (401"
-                            + (certificate.map { ", client certificate \(Self.hex(Administrator.fingerprint(certificateDER: $0))) not pinned)" } ?? ")"))
+                            + (certificate.map { ", client certificate \(Self.hex(Administrator.fingerprint(certificateDER: $0))) not pinned)" }
+                                ?? ")"))
                     if throttle.recordFailure(source: source, now: now) {
-                        let detail = "\(throttle.limit) failed authentications from \(source) within \(Int(throttle.window)) s: refused for \(Int(throttle.block)) s"
+                        let detail =
+                            "\(throttle.limit) failed authentications from \(source) within \(Int(throttle.window)) s: refused for \(Int(throttle.block)) s"
                         log("management: \(detail)")
                         _ = await mailbox.submit(
                             ManagementRequest(
-                                route: .authenticationLimited, parameter: detail, administrator: Administrator(name: "unauthenticated \(source)", role: .reader)))
+                                route: .authenticationLimited, parameter: detail,
+                                administrator: Administrator(name: "unauthenticated \(source)", role: .reader)))
                     }
                 }
                 var headers = HTTPFields()
