@@ -56,7 +56,10 @@ final class MalformedRequestTests: XCTestCase {
             ("Delete with fewer SPIs than announced", .informational, [raw(.delete, [3, 4, 0, 2, 1, 2, 3, 4])]),
             ("traffic selector of length 17", .createChildSA, [raw(.trafficSelectorInitiator, selectors(length: 17))]),
             ("8-octet nonce", .createChildSA, [raw(.nonce, [UInt8](repeating: 7, count: 8))]),
-            ("notify with a length past its payload", .informational, [raw(.notify, [0, 0, 0])])
+            ("notify with a length past its payload", .informational, [raw(.notify, [0, 0, 0])]),
+            // Well-formed but incomplete or misplaced: the exchange's checks, not the codec's, with the same outcome.
+            ("CREATE_CHILD_SA with neither SA nor nonce", .createChildSA, [.notify(NotifyPayload(type: NotifyType(40_000)))]),
+            ("an exchange type no request may have", ExchangeType(rawValue: 43), [.notify(NotifyPayload(type: NotifyType(40_000)))])
         ]
         for (name, exchange, payloads) in kinds {
             let (pair, session) = try established()

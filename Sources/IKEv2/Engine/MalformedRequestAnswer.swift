@@ -21,10 +21,7 @@ extension IKEEngine {
             answer = NotifyPayload(type: .invalidSyntax, data: [])
         }
         actions.append(.log("request \(header.messageID) is malformed (\(error)): answered \(answer.type)"))
-        actions += respond(session: session, to: header, payloads: [.notify(answer)])
-        guard answer.type == .invalidSyntax else { return actions }
-        count(.invalidSyntaxSent)
-        return actions
-            + closeSession(session, kind: .ikeDeleted, reason: "request \(header.messageID) was malformed; answered INVALID_SYNTAX (section 2.21.3)")
+        // `respond` closes the IKE SA after an INVALID_SYNTAX answer.
+        return actions + respond(session: session, to: header, payloads: [.notify(answer)])
     }
 }

@@ -37,13 +37,20 @@ extension IKEEngine {
     }
 
     /// Sends a protected response and caches it for retransmitted requests.
+    /// An answer of INVALID_SYNTAX after authentication ends the IKE SA (section 2.21.3: it is fatal, and the peer
+    /// closes its side on receiving it), whichever check found the request malformed.
     func respond(session: IKESession, to request: IKEHeader, payloads: [Payload]) -> [EngineAction] {
         let header = session.header(exchange: request.exchangeType, messageID: request.messageID, response: true)
         guard let datagrams = protectedDatagrams(session: session, header: header, payloads: payloads) else {
             return [.log("cannot protect response")]
         }
         session.lastResponse = (request.messageID, datagrams)
-        return datagrams.map { .send($0) }
+        let sent: [EngineAction] = datagrams.map { .send($0) }
+        guard request.exchangeType != .ikeAuth, payloads.notify(.invalidSyntax) != nil, sessions[session.localSPI] === session else { return sent }
+        count(.invalidSyntaxSent)
+        return sent
+            + closeSession(
+                session, kind: .ikeDeleted, reason: "request \(request.messageID) was malformed; answered INVALID_SYNTAX (section 2.21.3)")
     }
 
     /// A protected message as datagrams: one, or SKF fragments when both ends support fragmentation and
