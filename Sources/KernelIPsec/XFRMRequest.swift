@@ -92,15 +92,7 @@ public enum XFRMRequest {
     public static func setPolicy(
         _ selector: KernelSelector, direction: PolicyDirection, reqid: UInt32, tunnel: (source: IPAddress, destination: IPAddress)?, sequence: UInt32
     ) -> NetlinkMessage {
-        var info = xfrm_userpolicy_info()
-        info.sel = selector.structure
-        info.lft.soft_byte_limit = infinite
-        info.lft.hard_byte_limit = infinite
-        info.lft.soft_packet_limit = infinite
-        info.lft.hard_packet_limit = infinite
-        info.priority = priority(of: selector)
-        info.dir = direction.rawValue
-        info.action = 0  // XFRM_POLICY_ALLOW: through the template
+        let info = policy(selector, direction: direction, priority: priority(of: selector))
         var template = xfrm_user_tmpl()
         template.id.proto = esp
         template.family = UInt16(selector.isIPv6 ? 10 : 2)
@@ -122,17 +114,24 @@ public enum XFRMRequest {
     /// XFRM_MSG_UPDPOLICY without a template: the selector's traffic passes in the clear, whatever other
     /// policies say (the highest precedence). For what must never wait for an SA, such as neighbour discovery.
     public static func setBypassPolicy(_ selector: KernelSelector, direction: PolicyDirection, sequence: UInt32) -> NetlinkMessage {
+        NetlinkMessage(
+            type: updatePolicy, flags: request | NetlinkMessage.flagCreate, sequence: sequence,
+            payload: KernelStructure.bytes(of: policy(selector, direction: direction, priority: 1)))
+    }
+
+    /// A policy without lifetime limits; XFRM_POLICY_ALLOW, which with a template means through ESP and without
+    /// one in the clear.
+    static func policy(_ selector: KernelSelector, direction: PolicyDirection, priority: UInt32) -> xfrm_userpolicy_info {
         var info = xfrm_userpolicy_info()
         info.sel = selector.structure
         info.lft.soft_byte_limit = infinite
         info.lft.hard_byte_limit = infinite
         info.lft.soft_packet_limit = infinite
         info.lft.hard_packet_limit = infinite
-        info.priority = 1
+        info.priority = priority
         info.dir = direction.rawValue
         info.action = 0
-        return NetlinkMessage(
-            type: updatePolicy, flags: request | NetlinkMessage.flagCreate, sequence: sequence, payload: KernelStructure.bytes(of: info))
+        return info
     }
 
     /// XFRM_MSG_DELPOLICY.

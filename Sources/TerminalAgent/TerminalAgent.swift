@@ -308,21 +308,15 @@ public final class TerminalAgent {
             + database.outbound.map { SAStatus(spi: $0.parameters.spi, direction: .outbound, packets: $0.counters.packets, bytes: $0.counters.bytes) }
     }
 
-    /// The distinct peers of UDP-encapsulated outbound SAs, for NAT keepalives.
+    /// The distinct peers of UDP-encapsulated outbound SAs, for NAT keepalives: the agent's own SAs', or with the
+    /// kernel backend (whose kernel sends no keepalives) those of the outbound SAs it set into the kernel.
     public var encapsulatedPeers: [(IPAddress, UInt16, UInt16)] {
+        let entries: [(peer: IPAddress, encapsulation: UDPEncapsulation)] =
+            kernel != nil
+            ? kernelEncapsulated.values.sorted { "\($0.peer)" < "\($1.peer)" }
+            : database.outbound.compactMap { sa in sa.parameters.encapsulation.map { (sa.parameters.tunnelDestination, $0) } }
         var seen = Set<String>()
-        return database.outbound.compactMap { sa in
-            guard let encapsulation = sa.parameters.encapsulation,
-                seen.insert("\(sa.parameters.tunnelDestination)").inserted
-            else { return nil }
-            return (sa.parameters.tunnelDestination, encapsulation.destinationPort, encapsulation.sourcePort)
-        }
-    }
-
-    /// Kernel backend: the distinct peers of outbound SAs in UDP, for NAT keepalives.
-    public var kernelEncapsulatedPeers: [(IPAddress, UInt16, UInt16)] {
-        var seen = Set<String>()
-        return kernelEncapsulated.values.sorted { "\($0.peer)" < "\($1.peer)" }.compactMap { entry in
+        return entries.compactMap { entry in
             guard seen.insert("\(entry.peer)").inserted else { return nil }
             return (entry.peer, entry.encapsulation.destinationPort, entry.encapsulation.sourcePort)
         }

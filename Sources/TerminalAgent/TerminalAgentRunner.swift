@@ -175,18 +175,11 @@ public final class TerminalAgentRunner {
             }
             if configuration.keepaliveInterval > 0 && time.monotonic - lastKeepalive >= configuration.keepaliveInterval {
                 lastKeepalive = time.monotonic
-                for (peer, port, _) in encapsulatedPeers() { try? espSocket(for: peer)?.send([0xff], to: peer.bytes, port: port) }
+                for (peer, port, _) in agent.encapsulatedPeers { try? espSocket(for: peer)?.send([0xff], to: peer.bytes, port: port) }
             }
         }
         let drops = agent.database.drops.counts.map { "\($0.key.rawValue)=\($0.value)" }.sorted().joined(separator: " ")
         let counters = agent.counters.map { "\($0.key)=\($0.value)" }.sorted().joined(separator: " ")
         log("stopping; counters: \(counters); ESP drops: \(drops.isEmpty ? "none" : drops)")
-    }
-
-    /// Peers to keep NAT mappings open towards: the user-space SAs' own, or with the kernel backend (which
-    /// sends its own ESP but no keepalives) the peers of the outbound SAs set over key delivery.
-    func encapsulatedPeers() -> [(IPAddress, UInt16, UInt16)] {
-        if kernel != nil { return agent.kernelEncapsulatedPeers }
-        return agent.encapsulatedPeers
     }
 }

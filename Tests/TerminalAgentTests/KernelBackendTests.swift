@@ -61,12 +61,12 @@ final class KernelBackendTests: XCTestCase {
         _ = helper.install(agent, proxy, outbound)
         XCTAssertEqual(kernel.installed.map(\.spi), [inbound.spi, outbound.spi])
         XCTAssertTrue(agent.database.inbound.isEmpty && agent.database.outbound.isEmpty, "the agent does no ESP itself")
-        XCTAssertEqual(agent.kernelEncapsulatedPeers.map { $0.0 }, [IPAddress("192.0.2.1")!], "keepalives towards the peer of the UDP SA")
+        XCTAssertEqual(agent.encapsulatedPeers.map { $0.0 }, [IPAddress("192.0.2.1")!], "keepalives towards the peer of the UDP SA")
         _ = agent.receiveKeyDelivery(proxy.send(.deleteSA(spi: inbound.spi, direction: .inbound), at: time), at: time)
         XCTAssertEqual(kernel.installed.map(\.spi), [outbound.spi])
         _ = agent.receiveKeyDelivery(proxy.send(.flush, at: time), at: time)
         XCTAssertTrue(kernel.installed.isEmpty)
-        XCTAssertTrue(agent.kernelEncapsulatedPeers.isEmpty)
+        XCTAssertTrue(agent.encapsulatedPeers.isEmpty)
     }
 
     func testAKernelRefusalIsCountedAndLoggedNotAcknowledgedAsInstalled() {

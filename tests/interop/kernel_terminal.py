@@ -22,8 +22,8 @@ import json, os, re, signal, sys, threading, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.guests import Guest, quote  # noqa: E402
 from lib.host import BINARY, Lab, addresses_up, ns, read, sh, veth, wait_for  # noqa: E402
-from lib.lab import PEER4, PEER6, daemon_file, peer_profile  # noqa: E402
-from lib.peer import PSK, initiate, installed_child, run_with_charon, terminate, wait_child  # noqa: E402
+from lib.lab import PEER4, PEER6, daemon_file, load_host_to_host, peer_profile  # noqa: E402
+from lib.peer import initiate, installed_child, run_with_charon, terminate, wait_child  # noqa: E402
 from lib.processes import control_query, start, start_agent_in_guest, stop_all  # noqa: E402
 from lib.report import check  # noqa: E402
 from lib.traffic import ping, start_capture, transfer  # noqa: E402
@@ -38,19 +38,6 @@ class Topology(Lab):
     def build(self):
         veth(PEER, "ikp-kp0", PROXY, "ikp-kx0")
         addresses_up(PEER, "ikp-kp0", PEER4 + "/24", PEER6 + "/64")
-
-
-def load_peer(charon):
-    for v6 in (False, True):
-        local, remote = (PEER6, T1["v6"]) if v6 else (PEER4, T1["v4"])
-        name = f"t1v{6 if v6 else 4}"
-        charon.session.load_conn({name: {
-            "version": "2", "local_addrs": [local], "remote_addrs": [remote],
-            "proposals": ["aes256gcm16-prfsha256-x25519"], "encap": "yes", "rekey_time": "0", "dpd_delay": "0",
-            "local-1": {"auth": "psk", "id": local}, "remote-1": {"auth": "psk", "id": remote},
-            "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
-                                "local_ts": [local], "remote_ts": [remote]}}}})
-    charon.session.load_shared({"id": "psk-k", "type": "IKE", "data": PSK, "owners": [PEER4, PEER6, T1["v4"], T1["v6"]]})
 
 
 def daemon_configuration(control):
@@ -77,7 +64,7 @@ def terminal_configuration(backend):
 
 
 def run(charon, directory):
-    load_peer(charon)
+    load_host_to_host(charon, [T1], psk_id="psk-k")
     guest = Guest(T1["name"], PROXY, T1["tap"], directory, T1["mac"], [T1["v4"] + "/24", T1["v6"] + "/64"], routes=["169.254.0.1/32@vec0"])
     guest.start()
     control = os.path.join(directory, "ikeproxy.sock")

@@ -159,8 +159,10 @@ def terminal_configuration(t):
             "tun": {"name": "ikp0", "routes": [PEER4 + "/32", PEER6 + "/128"], "mtu": 1400}}
 
 
-def load_peer_connections(charon):
-    for host in HOSTS:
+def load_host_to_host(charon, hosts, psk_id="psk-all"):
+    """A connection in strongSwan to each host's IPv4 and IPv6 address (NAME + "v4"/"v6", one CHILD SA of the same
+    name, host to host, tunnel mode, ESP in UDP, nothing scheduled) and the shared key for all of them."""
+    for host in hosts:
         for v6 in (False, True) if host["v4"] else (True,):
             local, remote = (PEER6, host["v6"]) if v6 else (PEER4, host["v4"])
             name = f"{host['name']}v{6 if v6 else 4}"
@@ -170,8 +172,12 @@ def load_peer_connections(charon):
                 "local-1": {"auth": "psk", "id": local}, "remote-1": {"auth": "psk", "id": remote},
                 "children": {name: {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
                                     "local_ts": [local], "remote_ts": [remote]}}}})
-    owners = [PEER4, PEER6] + [h[k] for h in HOSTS for k in ("v4", "v6") if h[k]]
-    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": owners})
+    owners = [PEER4, PEER6] + [h[k] for h in hosts for k in ("v4", "v6") if h[k]]
+    charon.session.load_shared({"id": psk_id, "type": "IKE", "data": PSK, "owners": owners})
+
+
+def load_peer_connections(charon):
+    load_host_to_host(charon, HOSTS)
 
 
 class Daemon:
