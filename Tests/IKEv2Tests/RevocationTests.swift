@@ -40,13 +40,13 @@ final class RevocationTests: XCTestCase {
         // The ECDSA fixture CA has another key: the Ed25519 CRL is not its.
         XCTAssertFalse(crl.isSigned(by: try certificate("ca")))
         guard
-            case .failure(let failure) = SignatureAuthentication.chain(
-                from: revoked, intermediates: [], anchors: [ca], revocationLists: [crl],
+            case .failure(let failure) = CertificatePath.validate(
+                leaf: revoked, intermediates: [], anchors: [ca], revocationLists: [crl],
                 now: Date())
         else { return XCTFail("a revoked certificate chained") }
         XCTAssertTrue(failure.description.contains("is revoked by the CRL of CN=Ed25519 fixture CA"), failure.description)
         // Without the CRL the Ed25519-signed certificate chains to its Ed25519 CA.
-        guard case .success = SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], now: Date()) else {
+        guard case .success = CertificatePath.validate(leaf: revoked, intermediates: [], anchors: [ca], now: Date()) else {
             return XCTFail("the Ed25519 certificate did not chain")
         }
     }
@@ -58,17 +58,15 @@ final class RevocationTests: XCTestCase {
         let crl = try CertificateRevocationList.lists(pemOrDER: try fixture("crl"))
         let forged = try CertificateRevocationList.lists(pemOrDER: try fixture("forged-crl"))
         let now = Date()
-        switch SignatureAuthentication.chain(from: revoked, intermediates: [], anchors: [ca], revocationLists: crl, now: now) {
+        switch CertificatePath.validate(leaf: revoked, intermediates: [], anchors: [ca], revocationLists: crl, now: now) {
         case .success: XCTFail("a revoked certificate must not chain")
         case .failure(let failure): XCTAssertTrue(failure.description.contains("is revoked by the CRL of"), failure.description)
         }
-        if case .failure(let failure) = SignatureAuthentication.chain(from: good, intermediates: [], anchors: [ca], revocationLists: crl, now: now) {
+        if case .failure(let failure) = CertificatePath.validate(leaf: good, intermediates: [], anchors: [ca], revocationLists: crl, now: now) {
             XCTFail("an unrevoked certificate chains: \(failure)")
         }
         // Without the CRL, or with one the CA did not sign, the revoked certificate is not known as such.
-        if case .failure(let failure) = SignatureAuthentication.chain(
-            from: revoked, intermediates: [], anchors: [ca], revocationLists: forged, now: now)
-        {
+        if case .failure(let failure) = CertificatePath.validate(leaf: revoked, intermediates: [], anchors: [ca], revocationLists: forged, now: now) {
             XCTFail("a CRL the CA did not sign must not count: \(failure)")
         }
     }

@@ -269,25 +269,34 @@ enum SignatureAuthentication {
         return hashes.isEmpty ? nil : .certificateRequest(CertificatePayload(encoding: x509Encoding, data: hashes))
     }
 
-    /// Checks the peer's certificate chain, identity and signature; returns the chain, end entity first and
-    /// trust anchor last.
+    /// SIGNATURE_HASH_ALGORITHMS (RFC 7427 section 4): SHA2-256, SHA2-384, SHA2-512, and Identity for Ed25519 (RFC 8420).
+    static let hashAlgorithmsNotify = NotifyPayload(type: .signatureHashAlgorithms, data: SignatureHashAlgorithms.ours.notifyData)
+
+    /// Checks the peer's certificate path (with its identity, `CertificatePath`) and signature; returns the
+    /// path, end entity first and trust anchor last.
     static func verify(
         auth: AuthenticationPayload, certificates: [CertificatePayload], identity: IdentificationPayload,
         octets: [UInt8], trustAnchors: [Certificate], revocationLists: [CertificateRevocationList] = [],
         now: Date
     ) -> Result<[Certificate], AuthenticationFailure> {
-        let presented = certificates.filter { $0.encoding == x509Encoding }.compactMap { try? Certificate(derEncoded: $0.data) }
-        guard let leaf = presented.first else {
+        let x509 = certificates.filter { $0.encoding == x509Encoding }
+        guard let first = x509.first else {
             return .failure(AuthenticationFailure("no X.509 certificate in the peer's CERT payloads"))
         }
+        let leaf: Certificate
+        // An unreadable end entity (a public key that does not parse, bad DER) refuses the peer by name;
+        // an unreadable intermediate is left out, and the path is judged without it.
+        do { leaf = try Certificate(derEncoded: first.data) } catch {
+            return .failure(AuthenticationFailure("the peer's certificate (first CERT payload, \(first.data.count) octets) is unreadable: \(error)"))
+        }
+        let presented = [leaf] + x509.dropFirst().compactMap { try? Certificate(derEncoded: $0.data) }
         let path: [Certificate]
-        switch chain(from: leaf, intermediates: Array(presented.dropFirst()), anchors: trustAnchors, revocationLists: revocationLists, now: now) {
+        switch CertificatePath.validate(
+            leaf: leaf, intermediates: Array(presented.dropFirst()), anchors: trustAnchors, revocationLists: revocationLists,
+            identity: identity, now: now)
+        {
         case .failure(let failure): return .failure(failure)
         case .success(let verified): path = verified
-        }
-        guard certificate(leaf, names: identity) else {
-            return .failure(
-                AuthenticationFailure("the certificate (\(leaf.subject)) does not name the peer's identity \(Identity(payload: identity))"))
         }
         if let parts = digitalSignatureParts(auth), SignatureAlgorithmIdentifier(der: parts.algorithmIdentifier) == nil {
             return .failure(AuthenticationFailure("the AUTH payload's \(SignatureAlgorithmIdentifier.unsupported(parts.algorithmIdentifier))"))

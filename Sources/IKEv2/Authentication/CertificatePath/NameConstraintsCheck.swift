@@ -4,9 +4,19 @@ import X509
 /// RFC 5280 section 4.2.1.10: a CA that carries name constraints may vouch only for names inside its
 /// permitted subtrees and outside its excluded ones, for every certificate below it. Checked for the
 /// names IKE identities use: IP addresses, DNS names and mail addresses of subjectAltName, and the
-/// subject DN. A name type a CA does not constrain is free; other types (URIs, other names) are not
-/// judged here.
+/// subject DN. A name type a CA does not constrain is free. Used only for the paths swift-certificates
+/// refuses to judge (DN and email subtrees, see `StandardPathPolicy`), which hold no other subtree types.
 enum NameConstraintsCheck {
+    /// The first violation in a path (end entity first): each CA's constraints bind every certificate below it.
+    static func violation(in chain: [Certificate]) -> AuthenticationFailure? {
+        for index in chain.indices.dropFirst() {
+            for certificate in chain[..<index] {
+                if let failure = violation(of: chain[index], by: certificate) { return failure }
+            }
+        }
+        return nil
+    }
+
     /// Why `certificate` breaks the constraints of `authority` (a CA above it in the path), or nil.
     static func violation(of authority: Certificate, by certificate: Certificate) -> AuthenticationFailure? {
         let constraints: NameConstraints?
