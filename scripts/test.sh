@@ -48,6 +48,9 @@ echo "== strongSwan interop tests"
 swift build --product ikeproxy
 python3 tests/interop/strongswan_interop.py
 
+echo "== certificate matrix (chains made with openssl judged by ikeproxy and by strongSwan in IKE_AUTH: both as RFC 5280 says)"
+python3 tests/interop/certificate_matrix.py
+
 echo "== terminal ESP test (strongSwan, key agent, ikeproxy terminal)"
 python3 tests/interop/terminal_esp.py
 

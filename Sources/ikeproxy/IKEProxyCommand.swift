@@ -26,7 +26,7 @@ struct IKEProxyCommand: ParsableCommand {
         subcommands: [
             DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, ProfilesCommand.self, SAsCommand.self,
             StatusCommand.self, AuditCommand.self, ReloadCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self,
-            TokenProbeCommand.self
+            CertificateCheckCommand.self, TokenProbeCommand.self
         ]
     )
 }

@@ -90,3 +90,17 @@ enum SynchronousAsync {
         return outcome.lock.withLock { outcome.value! }
     }
 }
+
+/// The same judgement for an operator (`ikeproxy certificate-check`) and for tests that compare it with
+/// other implementations: a chain as a peer would send it (end entity first), the anchors of
+/// `ca_certificates`, the CRL files, and the identity the peer would claim.
+public enum PeerCertificateCheck {
+    public static func judge(
+        chain: [Certificate], anchors: [Certificate], revocationLists: [CertificateRevocationList] = [], identity: Identity?, at time: Date
+    ) -> Result<[Certificate], AuthenticationFailure> {
+        guard let leaf = chain.first else { return .failure(AuthenticationFailure("no certificate to judge")) }
+        return CertificatePath.validate(
+            leaf: leaf, intermediates: Array(chain.dropFirst()), anchors: anchors, revocationLists: revocationLists,
+            identity: identity?.payload, now: time)
+    }
+}
