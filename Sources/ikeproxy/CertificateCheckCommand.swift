@@ -29,7 +29,8 @@ struct CertificateCheckCommand: ParsableCommand {
         guard let text = FileManager.default.contents(atPath: chain) else { throw ValidationError("--chain '\(chain)' cannot be read") }
         let certificates = CertificateCredential.certificates(pem: String(decoding: text, as: UTF8.self))
         guard !certificates.isEmpty else { throw ValidationError("--chain '\(chain)' holds no readable PEM certificate") }
-        switch PeerCertificateCheck.judge(chain: certificates, anchors: anchors, revocationLists: lists, identity: identity.map(Identity.init), at: Date())
+        switch PeerCertificateCheck.judge(
+            chain: certificates, anchors: anchors, revocationLists: lists, identity: identity.map(Identity.init), at: Date())
         {
         case .success(let path):
             print("accepted: " + path.map { "\($0.subject)" }.joined(separator: " <- "))
