@@ -5,6 +5,10 @@
 #   FUZZ_MERGE=1 scripts/fuzz.sh ...          afterwards, merge what was found into fuzz/corpus/TARGET
 #   FUZZ_RUNS=N scripts/fuzz.sh ...           N inputs per target with a fixed seed instead of a time
 #                                             limit: the same inputs every run (what CI does)
+#   FUZZ_RUNS=N FUZZ_SEED=0 scripts/fuzz.sh   N inputs per target from a fresh random seed (a campaign)
+#
+# Each target's figures (inputs run, rate, coverage, corpus) are printed and appended to
+# .build/fuzz-work/results.tsv, for docs/fuzzing.md.
 #
 # Inputs that break something are copied to fuzz/corpus/TARGET/crash-* (commit them with the fix: the
 # unit tests replay that folder) and the script exits 1. Work files live under .build/fuzz-work.
@@ -27,13 +31,19 @@ for target in "${targets[@]}"; do
     if [ -n "${FUZZ_RUNS:-}" ]; then amount="$FUZZ_RUNS inputs"; else amount="${seconds}s"; fi
     echo "fuzz: $target for $amount ($(ls "$work/corpus" | wc -l) committed inputs)"
     set +e
-    if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -seed=1); else limit=(-max_total_time="$seconds"); fi
+    if [ -n "${FUZZ_RUNS:-}" ]; then limit=(-runs="$FUZZ_RUNS" -seed="${FUZZ_SEED:-1}"); else limit=(-max_total_time="$seconds"); fi
     # The Swift runtime's backtracer would take SIGABRT from libFuzzer, which then keeps no input.
     SWIFT_BACKTRACE=enable=no IKEPROXY_FUZZ_TARGET="$target" IKEPROXY_FUZZ_SEEDS="$work/corpus" "$binary" "${limit[@]}" -print_final_stats=1 \
         -rss_limit_mb=2048 -timeout=10 -artifact_prefix="$work/artifacts/" "$work/corpus" > "$work/log" 2>&1
     code=$?
     set -e
     grep -E "^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)" "$work/log" | sed "s/^/fuzz: $target /"
+    # libFuzzer's last status line holds the coverage: edges ("cov") and features ("ft") reached.
+    last=$(grep -E "^#[0-9]+.*cov: " "$work/log" | tail -1 || true)
+    cov=$(sed -nE 's/.*cov: ([0-9]+).*/\1/p' <<<"$last"); ft=$(sed -nE 's/.*ft: ([0-9]+).*/\1/p' <<<"$last")
+    runs=$(sed -nE 's/^stat::number_of_executed_units: *([0-9]+)/\1/p' "$work/log"); rate=$(sed -nE 's/^stat::average_exec_per_sec: *([0-9]+)/\1/p' "$work/log")
+    echo "fuzz: $target coverage: ${cov:-?} edges, ${ft:-?} features"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$target" "${runs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$(ls "$work/corpus" | wc -l)" >> .build/fuzz-work/results.tsv
     if [ $code -ne 0 ] || [ -n "$(ls "$work/artifacts")" ]; then
         echo "fuzz: $target FAILED (exit $code); the input is kept in fuzz/corpus/$target:"
         grep -E "ikeproxy-fuzz:|ERROR|Fatal error|SUMMARY" "$work/log" | head -5
