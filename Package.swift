@@ -182,6 +182,7 @@ let package = Package(
             name: "IKEv2Tests",
             dependencies: [
                 "IKEv2", "IKEEndpoint", "IKEServices", .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "BigInt", package: "BigInt"),
                 .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "NIOCore", package: "swift-nio")
             ],

@@ -38,7 +38,10 @@ extension IKEEngine {
                             return .failure(ChildRefusal(notify: .invalidKEPayload(group: group.rawValue)))
                         }
                         let ours = group.generatePrivateKey(random: random)
-                        guard let secret = try? ours.sharedSecret(peerPublicValue: peerKE.data) else { return .failure(.of(.invalidSyntax)) }
+                        guard let secret = try? ours.sharedSecret(peerPublicValue: peerKE.data) else {
+                            count(.invalidKEValue)
+                            return .failure(.of(.invalidSyntax))
+                        }
                         sharedSecret = secret
                         response.append(.keyExchange(KeyExchangePayload(group: group.rawValue, data: ours.publicValue)))
                     }

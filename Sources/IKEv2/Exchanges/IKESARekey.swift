@@ -151,6 +151,7 @@ extension IKEEngine {
         }
         let ours = suite.group.generatePrivateKey(random: random)
         guard let secret = try? ours.sharedSecret(peerPublicValue: ke.data) else {
+            count(.invalidKEValue)
             return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .invalidSyntax))])
         }
         let ourNonce = newNonce()
