@@ -90,11 +90,13 @@ final class KnownCVEClassTests: XCTestCase {
 
     /// One SKF fragment of an empty INFORMATIONAL request (a liveness check) on the initiator's IKE SA, numbered
     /// as given, protected with the initiator's keys, handed to the responder; what the responder sent back.
-    func fragment(_ number: UInt16, of total: UInt16, pair: EnginePair, session: IKESession, messageID: UInt32) throws -> [Datagram] {
+    func fragment(_ number: UInt16, of total: UInt16, pair: EnginePair, session: IKESession, messageID: UInt32, content: [UInt8] = [])
+        throws -> [Datagram]
+    {
         let protection = try XCTUnwrap(session.outgoingProtection)
         let header = session.header(exchange: .informational, messageID: messageID, response: false)
         let bytes = try ProtectedMessage.sealPart(
-            header: header, payloadType: .encryptedFragment, next: .none, fragment: (number, total), inner: [], protection: protection,
+            header: header, payloadType: .encryptedFragment, next: .none, fragment: (number, total), inner: content, protection: protection,
             random: SeededRandom(seed: UInt64(number) << 16 | UInt64(total)))
         let to = Endpoint(pair.responderAddress, 500)
         let from = Endpoint(pair.initiatorAddress, 500)
@@ -126,6 +128,33 @@ final class KnownCVEClassTests: XCTestCase {
         let answer = try fragment(4, of: 4, pair: pair, session: session, messageID: id)
         XCTAssertEqual(answer.count, 1, "the message, whole from its four fragments, is answered")
         XCTAssertEqual(pair.responder.sessions.values.first { $0.state == .established }?.expectedRequestID, id &+ 1)
+    }
+
+    /// The fragment flood of an authenticated peer (RFC 7383 section 2.6 leaves the bound to the receiver): fragments
+    /// that would take an IKE SA past `maximumReassemblySize`, or all of them past `maximumReassemblyMemory`, are
+    /// discarded and counted; what is held is given back when the message completes or the IKE SA goes.
+    func testFragmentFloodIsBoundedPerSAAndInAll() throws {
+        for (perSA, inAll) in [(3_000, 1 << 20), (1 << 20, 3_000)] {
+            var settings = EngineSettings()
+            settings.maximumReassemblySize = perSA
+            settings.maximumReassemblyMemory = inAll
+            let pair = try Fixtures.pair(responderSettings: settings)
+            pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+            let session = try XCTUnwrap(pair.initiator.sessions.values.first { $0.state == .established })
+            let id = session.nextRequestID
+            session.nextRequestID &+= 1
+            let piece = [UInt8](repeating: 0, count: 1_200)
+            for number: UInt16 in 1...3 {
+                XCTAssertTrue(try fragment(number, of: 100, pair: pair, session: session, messageID: id, content: piece).isEmpty)
+            }
+            XCTAssertEqual(pair.responder.counters["reassembly_limit"], 1, "the third 1,200 octets pass 3,000 (\(perSA), \(inAll))")
+            XCTAssertEqual(pair.responder.counters["fragments_received"], 2)
+            XCTAssertEqual(pair.responder.reassemblyOctets, 2_400)
+            // The IKE SA goes: what it held is given back.
+            pair.run(pair.responder.deleteIKE(connection: "c", now: pair.now), from: "responder")
+            XCTAssertTrue(pair.responder.sessions.isEmpty)
+            XCTAssertEqual(pair.responder.reassemblyOctets, 0)
+        }
     }
 
     /// libreswan CVE-2024-2357 (a PSK connection whose secret was missing crashed pluto): a connection with an

@@ -158,6 +158,9 @@ public struct EngineSettings: Sendable {
     /// Seconds from a request's first transmission until the engine gives up on it: the first timeout, doubled
     /// at each of `retransmitLimit` retransmissions.
     public var requestGiveUpTime: Double { retransmitTimeout * (pow(2, Double(min(retransmitLimit, 16) + 1)) - 1) }
+    /// Error answers to IKE_SA_INIT (no connection, no proposal, wrong group, malformed) per second at most;
+    /// beyond it requests are dropped unanswered and counted (`answer_rate_limited`). COOKIEs are not limited.
+    public var initErrorAnswerRate: Double = 1000
     /// Seconds a responder keeps a half-open SA before dropping it.
     public var halfOpenTimeout: Double = 30
     /// Seconds before a rekey the peer refused (e.g. TEMPORARY_FAILURE) is tried again; a random
@@ -172,6 +175,11 @@ public struct EngineSettings: Sendable {
     /// than `fragmentSize` (the whole IP datagram, as strongSwan counts it) as SKF fragments.
     public var fragmentation = true
     public var fragmentSize = 1280
+    /// Octets of fragments one IKE SA may hold while a message is reassembled (RFC 7383 section 2.6 leaves
+    /// the bound to the receiver; strongSwan's max_packet is 10,000): beyond it the fragment is discarded.
+    public var maximumReassemblySize = 65_536
+    /// Octets of fragments all IKE SAs together may hold, so that many peers cannot pile them up.
+    public var maximumReassemblyMemory = 8 << 20
     /// Seconds an IKE_AUTH waits for an online revocation answer before it counts as unavailable (within the
     /// peer's retransmission patience: strongSwan waits 4 s, then 7 s more before its second retry).
     public var revocationCheckTimeout: Double = 10

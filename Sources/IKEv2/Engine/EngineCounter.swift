@@ -26,6 +26,10 @@ public enum EngineCounter: String, Sendable, CaseIterable {
     case invalidSyntaxSent = "invalid_syntax_sent"
     /// An authenticated SKF fragment discarded for its numbering or its company (RFC 7383 section 2.6.1).
     case fragmentsDiscarded = "fragments_discarded"
+    /// IKE_SA_INIT requests left unanswered because error answers were over `initErrorAnswerRate`.
+    case answerRateLimited = "answer_rate_limited"
+    /// Fragments discarded because keeping them would pass the reassembly bounds (per SA or in all).
+    case reassemblyLimit = "reassembly_limit"
     /// The peer answered one of our requests INVALID_SYNTAX; the IKE SA is closed.
     case invalidSyntaxReceived = "invalid_syntax_received"
     /// An IKE_SA_INIT request missing a payload it must carry (answered INVALID_SYNTAX); the same name as the

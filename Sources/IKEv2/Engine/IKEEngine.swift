@@ -19,6 +19,13 @@ public final class IKEEngine {
     /// Identifies each online revocation check handed to the I/O layer.
     var nextRevocationCheckID: UInt64 = 1
     let cookieSecret: [UInt8]
+    /// Octets of fragments held for reassembly by all IKE SAs (`EngineSettings.maximumReassemblyMemory`).
+    var reassemblyOctets = 0
+    /// Error answers to IKE_SA_INIT, and the log lines a flood of requests would repeat.
+    var initErrorAnswers: AnswerRateLimit
+    var cookieLog = LogSampler()
+    var strangerLog = LogSampler()
+    var initErrorLog = LogSampler()
 
     public init(
         connections: [ConnectionConfiguration], settings: EngineSettings = EngineSettings(),
@@ -27,6 +34,7 @@ public final class IKEEngine {
         self.settings = settings
         self.random = random
         self.cookieSecret = random.bytes(32)
+        self.initErrorAnswers = AnswerRateLimit(rate: settings.initErrorAnswerRate)
         for connection in connections { addConnection(connection) }
     }
 
@@ -92,6 +100,7 @@ public final class IKEEngine {
                 now - session.createdAt > settings.halfOpenTimeout
             {
                 actions.append(.log("half-open IKE SA \(session.spiInitiator)_\(session.spiResponder) timed out"))
+                releaseFragments(of: session)
                 sessions[session.localSPI] = nil
                 continue
             }

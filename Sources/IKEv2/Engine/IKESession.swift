@@ -107,6 +107,11 @@ final class IKESession {
     var fragmentation = false
     /// Fragments received so far, by message ID: the total, the first inner payload type, the pieces.
     var incomingFragments: [UInt32: (total: UInt16, first: PayloadType?, pieces: [UInt16: [UInt8]])] = [:]
+    /// Octets of fragments held for reassembly.
+    var fragmentOctets: Int { incomingFragments.values.reduce(0) { $0 + Self.octets(of: $1) } }
+    static func octets(of assembly: (total: UInt16, first: PayloadType?, pieces: [UInt16: [UInt8]])) -> Int {
+        assembly.pieces.values.reduce(0) { $0 + $1.count }
+    }
 
     var nextRequestID: UInt32 = 0
     var outstanding: OutstandingRequest?

@@ -75,8 +75,9 @@ extension IKEEngine {
     /// Keeps an authenticated SKF fragment; returns the message's payloads once every fragment is in
     /// (RFC 7383 section 2.6), nil while some are missing. A fragment is discarded (counted, unanswered, the
     /// message ID not used up) when its number is not within 1 and its total, its total is below one already
-    /// seen for the message (an older cut of it), the total is over 128, or the message carries payloads beside
-    /// the SKF payload; a larger total than seen starts the reassembly over (section 2.6.1).
+    /// seen for the message (an older cut of it), the total is over 128, the message carries payloads beside
+    /// the SKF payload, or keeping it would pass `maximumReassemblySize` for the SA or
+    /// `maximumReassemblyMemory` for all; a larger total than seen starts the reassembly over (section 2.6.1).
     func reassemble(_ bytes: [UInt8], message: IKEMessage, session: IKESession) throws(IKEDecodingError) -> [Payload]? {
         guard let protection = session.incomingProtection else { return nil }
         let (fragment, piece) = try ProtectedMessage.openFragment(bytes, message: message, protection: protection)
@@ -94,15 +95,31 @@ extension IKEEngine {
         }
         // A larger total means the sender cut the message anew (smaller fragments): start over.
         if fragment.total > assembly.total { assembly = (fragment.total, nil, [:]) }
+        let heldBefore = session.fragmentOctets
+        let heldOtherwise = heldBefore - (session.incomingFragments[id].map(IKESession.octets) ?? 0)
         assembly.pieces[fragment.number] = piece
+        let heldAfter = heldOtherwise + IKESession.octets(of: assembly)
+        guard heldAfter <= settings.maximumReassemblySize, reassemblyOctets - heldBefore + heldAfter <= settings.maximumReassemblyMemory else {
+            count(.fragmentsDiscarded)
+            count(.reassemblyLimit)
+            return nil
+        }
         if fragment.number == 1 { assembly.first = fragment.firstInnerPayload }
         count(.fragmentsReceived)
         guard assembly.pieces.count == Int(assembly.total), let first = assembly.first else {
             session.incomingFragments[id] = assembly
+            reassemblyOctets += heldAfter - heldBefore
             return nil
         }
         session.incomingFragments[id] = nil
+        reassemblyOctets -= heldBefore
         let joined = (1...assembly.total).flatMap { assembly.pieces[$0] ?? [] }
         return try Payload.decodeChain(joined[...], first: first)
+    }
+
+    /// Forgets what an IKE SA that goes held for reassembly, in the engine's total too.
+    func releaseFragments(of session: IKESession) {
+        reassemblyOctets -= session.fragmentOctets
+        session.incomingFragments = [:]
     }
 }

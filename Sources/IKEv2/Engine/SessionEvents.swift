@@ -9,6 +9,7 @@ extension IKEEngine {
         }
         session.children = []
         session.close()
+        releaseFragments(of: session)
         if sessions[session.localSPI] === session { sessions[session.localSPI] = nil }
         actions.append(.event(ikeEvent(kind, session: session, detail: reason)))
         return actions

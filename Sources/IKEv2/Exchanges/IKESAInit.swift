@@ -178,6 +178,13 @@ extension IKEEngine {
         let header = message.header
         let payloads = message.payloads
         func reply(_ notify: NotifyPayload) -> [EngineAction] {
+            if notify.type != .cookie, !initErrorAnswers.allow(now: now) {
+                count(.answerRateLimited)
+                return initErrorLog.line(
+                    "IKE_SA_INIT error answers over \(Int(settings.initErrorAnswerRate))/s: dropping requests unanswered (answer_rate_limited)",
+                    now: now
+                ).map { [.log($0)] } ?? []
+            }
             let response = IKEMessage(
                 header: IKEHeader(
                     spiInitiator: header.spiInitiator, spiResponder: .zero, nextPayload: .none,
@@ -201,7 +208,8 @@ extension IKEEngine {
         let candidates = matchingConnections(local: local, remote: remote)
         guard !candidates.isEmpty else {
             count(.noMatchingConnection)
-            return [.log("IKE_SA_INIT from \(remote) to \(local): no connection configured")] + reply(NotifyPayload(type: .noProposalChosen))
+            return (strangerLog.line("IKE_SA_INIT from \(remote) to \(local): no connection configured", now: now).map { [.log($0)] } ?? [])
+                + reply(NotifyPayload(type: .noProposalChosen))
         }
         guard let sa = payloads.securityAssociation, let ke = payloads.keyExchange, let nonce = payloads.nonce else {
             count(.malformed)
@@ -212,7 +220,7 @@ extension IKEEngine {
             let expected = cookie(nonce: nonce.data, remote: remote, spi: header.spiInitiator)
             guard let offered = payloads.notify(.cookie), offered.data == expected else {
                 count(.cookieSent)
-                return [.log("\(halfOpen) half-open IKE SAs: asking \(remote) for a COOKIE")]
+                return (cookieLog.line("\(halfOpen) half-open IKE SAs: asking \(remote) for a COOKIE", now: now).map { [.log($0)] } ?? [])
                     + reply(NotifyPayload(type: .cookie, data: expected))
             }
         }

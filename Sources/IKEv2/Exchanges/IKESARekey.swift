@@ -202,6 +202,7 @@ extension IKEEngine {
     /// An IKE SA whose CHILD SAs moved to its rekeyed successor goes quietly.
     func removeReplacedSession(_ session: IKESession) -> [EngineAction] {
         session.close()
+        releaseFragments(of: session)
         if sessions[session.localSPI] === session { sessions[session.localSPI] = nil }
         return [.log("old IKE SA \(session.spiInitiator)_\(session.spiResponder) removed after rekey")]
     }
