@@ -164,6 +164,9 @@ let package = Package(
         .executableTarget(
             name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],
             path: "benchmarks/ProxyBenchmark"),
+        .executableTarget(
+            name: "flood-benchmark", dependencies: ["IKEv2", .product(name: "Crypto", package: "swift-crypto")],
+            path: "benchmarks/FloodBenchmark"),
         .testTarget(
             name: "ESPTests",
             dependencies: ["ESP", "IKEv2", "Packets"],

@@ -89,5 +89,8 @@ python3 tests/interop/daemon_restart.py
 echo "== lossy link test (20% of packets dropped on strongSwan's link: every exchange of both flows converges)"
 python3 tests/interop/lossy_link.py
 
+echo "== flood test (spoofed IKE_SA_INIT at the generator's highest rate for 30 s while 50 strongSwan connections negotiate with the endpoint)"
+python3 tests/interop/flood.py
+
 echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI)"
 python3 tests/interop/management_api.py

@@ -12,6 +12,9 @@ public struct EngineSettingsFile: Decodable, Sendable {
     var fragment_size: Int?
     var revocation_check_timeout: Double?
     var ocsp_cache_limit: Double?
+    var init_error_answer_rate: Double?
+    var maximum_reassembly_size: Int?
+    var maximum_reassembly_memory: Int?
 
     /// A file's whole "settings" object: these shared keys, and `Own`, the keys only that file has, read
     /// from the same object.
@@ -47,6 +50,23 @@ public struct EngineSettingsFile: Decodable, Sendable {
         if let v = ocsp_cache_limit {
             guard v >= 0 && v <= 604_800 else { throw Failure(description: "settings.ocsp_cache_limit: \(v) is not between 0 and 604800 seconds") }
             settings.ocspCacheLimit = v
+        }
+        if let v = init_error_answer_rate {
+            guard v >= 1 else { throw Failure(description: "settings.init_error_answer_rate: \(v) is below 1 answer a second") }
+            settings.initErrorAnswerRate = v
+        }
+        if let v = maximum_reassembly_size {
+            guard (1_280...(1 << 24)).contains(v) else {
+                throw Failure(description: "settings.maximum_reassembly_size: \(v) is not between 1280 and 16777216 octets")
+            }
+            settings.maximumReassemblySize = v
+        }
+        if let v = maximum_reassembly_memory {
+            guard v >= settings.maximumReassemblySize else {
+                throw Failure(
+                    description: "settings.maximum_reassembly_memory: \(v) is below maximum_reassembly_size (\(settings.maximumReassemblySize))")
+            }
+            settings.maximumReassemblyMemory = v
         }
     }
 }

