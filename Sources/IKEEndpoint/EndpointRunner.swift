@@ -13,6 +13,10 @@ final class DeliveryLink {
     let setter: TerminalKeySetter
     var channel: KeyDeliveryChannel { setter.channel }
     let socket: UDPSocket
+    /// A flood of forged or replayed datagrams on the terminal's link: one log line a second, replays
+    /// acknowledged ten times a second at most.
+    var rejectionLog: [String: LogSampler] = [:]
+    var duplicateAnswers = TokenBucket(rate: 10)
 
     init(connection: String, target: KeyDeliveryTarget, transparent: Bool) throws {
         self.connection = connection
@@ -149,9 +153,13 @@ public final class EndpointRunner {
             let now = monotonicSeconds()
             switch link.channel.receive(bytes, at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970)) {
             case .rejected(let reason):
-                log("key delivery: rejected a datagram for terminal \(link.target.terminalID): \(reason.rawValue)")
+                if let line = link.rejectionLog[reason.rawValue, default: LogSampler()].line(
+                    "key delivery: rejected a datagram for terminal \(link.target.terminalID): \(reason.rawValue)", now: now)
+                {
+                    log(line)
+                }
             case .duplicate(let acknowledgement):
-                transmit(acknowledgement, over: link)
+                if link.duplicateAnswers.allow(now: now) { transmit(acknowledgement, over: link) }
             case .acknowledged(let message):
                 perform(link.setter.acknowledged(message, at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970)), over: link)
             case .message(let message, let acknowledgement):

@@ -33,6 +33,11 @@ public final class TerminalAgent {
     /// Kernel backend: where each outbound SA in UDP sends, for the NAT keepalives the kernel does not send.
     private var kernelEncapsulated: [String: (peer: IPAddress, encapsulation: UDPEncapsulation)] = [:]
     public private(set) var counters: [String: UInt64] = [:]
+    /// A host on the link that floods forged or replayed datagrams gets neither a log line for each (they are
+    /// folded, one a second for each reason) nor an acknowledgement for each replay (ten a second at most: the
+    /// proxy retransmits a message about once a second).
+    private var rejectionLog: [String: LogSampler] = [:]
+    private var duplicateAnswers = TokenBucket(rate: 10)
     /// Outbound SAs installed so far (each set of keys the proxy delivered for sending).
     public private(set) var outboundInstalls = 0
     public var acquireInterval: Double = 2
@@ -79,10 +84,21 @@ public final class TerminalAgent {
         switch receipt {
         case .rejected(let reason):
             count(.keyDeliveryRejected(reason))
-            return [.log("key delivery: rejected a message (\(reason.rawValue))")]
+            return rejectionLog[reason.rawValue, default: LogSampler()].line(
+                "key delivery: rejected a message (\(reason.rawValue))", now: time.monotonic
+            )
+            .map { [.log($0)] } ?? []
         case .duplicate(let acknowledgement):
             count(.keyDeliveryDuplicates)
-            return [.sendKeyDelivery(acknowledgement), .log("key delivery: duplicate message acknowledged again, not applied twice")]
+            guard duplicateAnswers.allow(now: time.monotonic) else {
+                count(.keyDeliveryDuplicatesUnanswered)
+                return []
+            }
+            return [.sendKeyDelivery(acknowledgement)]
+                + (rejectionLog["duplicate", default: LogSampler()].line(
+                    "key delivery: duplicate message acknowledged again, not applied twice", now: time.monotonic
+                )
+                .map { [.log($0)] } ?? [])
         case .acknowledged(let message):
             return message.map { [.log("key delivery: proxy acknowledged \($0.kind)")] } ?? []
         case .message(let message, let acknowledgement):

@@ -7,6 +7,7 @@ public enum TerminalAgentCounter: Hashable, Sendable {
     case ikeOnTerminal
     case kernelAcquires
     case keyDeliveryDuplicates
+    case keyDeliveryDuplicatesUnanswered
     case keyDeliveryUnexpected
     case natKeepalivesReceived
     case passedWithoutSA
@@ -26,6 +27,7 @@ public enum TerminalAgentCounter: Hashable, Sendable {
         case .ikeOnTerminal: "ike_on_terminal"
         case .kernelAcquires: "kernel_acquires"
         case .keyDeliveryDuplicates: "key_delivery_duplicates"
+        case .keyDeliveryDuplicatesUnanswered: "key_delivery_duplicates_unanswered"
         case .keyDeliveryUnexpected: "key_delivery_unexpected"
         case .natKeepalivesReceived: "nat_keepalives_received"
         case .passedWithoutSA: "passed_without_sa"

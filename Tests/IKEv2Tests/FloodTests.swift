@@ -117,7 +117,7 @@ final class FloodTests: XCTestCase {
     }
 
     func testTheTokenBucketAndTheLogSampler() {
-        var bucket = AnswerRateLimit(rate: 10)
+        var bucket = TokenBucket(rate: 10)
         XCTAssertEqual((0..<20).filter { _ in bucket.allow(now: 0) }.count, 10, "a burst of the rate")
         XCTAssertEqual((0..<20).filter { _ in bucket.allow(now: 0.5) }.count, 5, "half a second refills half")
         XCTAssertFalse(bucket.allow(now: 0.4), "time going backwards gives nothing")

@@ -219,6 +219,45 @@ final class TerminalAgentTests: XCTestCase {
         XCTAssertEqual(agent.counters["key_delivery_rejected_forged"], 1)
     }
 
+    /// A host on the link floods the agent: forged, oversized, garbage and replayed datagrams, 10,000 of each
+    /// kind within a second. Nothing changes in the SAs; a replay is acknowledged ten times a second at most (the
+    /// proxy retransmits about once a second), so the agent reflects no flood; log lines are folded to one a second.
+    func testAKeyDeliveryFloodChangesNothingAndIsNotReflected() {
+        let (agent, proxy) = makeAgent()
+        let sa = handover()
+        let genuine = proxy.send(.addSA(sa.outbound), at: ClockReading(monotonic: 0, wall: clock))
+        _ = agent.receiveKeyDelivery(genuine, at: ClockReading(monotonic: 0, wall: clock))
+        let held = agent.held.map(\.spi)
+        let stranger = KeyDeliveryChannel(role: .proxy, terminalID: 9, enrollmentKey: KeyMaterial(Array(repeating: 9, count: 32)), epoch: 1)
+        let kinds: [(String, (Int) -> [UInt8])] = [
+            ("forged", { _ in stranger.send(.flush, at: ClockReading(monotonic: 0, wall: self.clock)) }),
+            ("oversized", { _ in [UInt8](repeating: 0x49, count: 65_000) }), ("garbage", { i in [UInt8(i & 0xff), 1, 2, 3] }),
+            ("replayed", { _ in genuine })
+        ]
+        var sent = 0
+        var lines = 0
+        for (_, make) in kinds {
+            for i in 0..<10_000 {
+                let at = 1 + Double(i) / 10_000
+                for action in agent.receiveKeyDelivery(make(i), at: ClockReading(monotonic: at, wall: clock + at)) {
+                    if case .sendKeyDelivery = action { sent += 1 }
+                    if case .log = action { lines += 1 }
+                }
+            }
+        }
+        XCTAssertEqual(agent.held.map(\.spi), held, "the SAs are as they were")
+        XCTAssertEqual(agent.counters["sa_added"], 1)
+        XCTAssertEqual(agent.counters["key_delivery_duplicates"], 10_000)
+        XCTAssertLessThanOrEqual(sent, 20, "replays acknowledged ten a second at most (a burst of ten, ten more over the second)")
+        XCTAssertEqual(UInt64(sent) + (agent.counters["key_delivery_duplicates_unanswered"] ?? 0), 10_000)
+        XCTAssertLessThanOrEqual(lines, 8, "folded log lines")
+        XCTAssertGreaterThan(agent.counters.filter { $0.key.hasPrefix("key_delivery_rejected_") }.values.reduce(0, +), 29_000)
+        // The genuine channel still works after the flood.
+        let next = proxy.send(.addSA(handover(spiIn: 0x1111_0002, spiOut: 0x2222_0002).outbound), at: ClockReading(monotonic: 3, wall: clock + 3))
+        _ = agent.receiveKeyDelivery(next, at: ClockReading(monotonic: 3, wall: clock + 3))
+        XCTAssertEqual(agent.counters["sa_added"], 2)
+    }
+
     func testDocumentedExampleLoads() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let configuration = try TerminalConfiguration.load(path: root.appendingPathComponent("docs/examples/terminal.json").path)

@@ -126,20 +126,27 @@ def run(charon, directory):
     terminal = start(TERM, ["terminal", "--config", terminal_config], os.path.join(directory, "terminal.log"))
     agent = start_key_agent(directory, agent_config, "agent-events.jsonl")
     capture = start_capture(MID, "ikp-tm1", os.path.join(directory, "terminal-link.pcap"), "udp port 4500")
+    delivery_capture = start_capture(MID, "ikp-tm1", os.path.join(directory, "key-delivery.pcap"), "udp dst port 9500 and dst host 192.0.2.2")
     try:
         check(wait_for(lambda: ns(TERM, "ip", "route", "show", "dev", "ikp0", check=False).stdout.strip() != "", 10)
               and terminal.poll() is None, "terminal agent is running")
         check(agent.poll() is None, "key agent (endpoint acting for the terminal) is running")
         sas_delivered_to_terminal(charon, directory)
+        time.sleep(0.5)  # the capture's last packets
+        delivery_capture.send_signal(signal.SIGINT)
+        delivery_capture.wait(timeout=10)
         traffic_through_terminal_esp(charon)
         established = capture_decrypted_with_reported_keys(directory, capture)
         forged_key_delivery_refused(directory)
+        key_delivery_flood(charon, directory, terminal)
+        established = [json.loads(line) for line in open(os.path.join(directory, "agent-events.jsonl")) if '"child_sa_established"' in line][-1:]
         rekey_is_make_before_break(charon, directory, established)
         peer_delete_reaches_terminal(charon, directory)
         agent = volume_lifetimes_rekey_under_transfer(charon, directory, agent, agent_config)
     finally:
-        if capture.poll() is None:
-            capture.kill()
+        for running in (capture, delivery_capture):
+            if running.poll() is None:
+                running.kill()
         stop(agent)
         stop(terminal)
         for name in ("terminal.log", "agent.log"):
@@ -203,6 +210,78 @@ def forged_key_delivery_refused(directory):
     terminal_log = os.path.join(directory, "terminal.log")
     check(wait_for(lambda: "rejected a message (forged)" in read(terminal_log) and "rejected a message (malformed)" in read(terminal_log), 5),
           "the terminal refuses forged and malformed key-delivery datagrams on the wire")
+
+
+def pcap_udp_payloads(path):
+    """The UDP payloads of an Ethernet/IPv4 pcap file, in order."""
+    data = open(path, "rb").read()
+    payloads, offset = [], 24
+    while offset + 16 <= len(data):
+        length = int.from_bytes(data[offset + 8:offset + 12], "little")
+        frame = data[offset + 16:offset + 16 + length]
+        offset += 16 + length
+        if len(frame) > 42 and frame[12:14] == b"\x08\x00" and frame[23] == 17:
+            header = (frame[14] & 0x0f) * 4
+            payloads.append(frame[14 + header + 8:])
+    return payloads
+
+
+def cpu_seconds(pid):
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+FLOODER = """
+import os, socket, sys, time
+genuine, seconds = bytes.fromhex(sys.argv[1]), float(sys.argv[2])
+forged = b"IKPD" + bytes([1, 1, 0, 0]) + (7).to_bytes(8, "big") + (1).to_bytes(8, "big") + (99).to_bytes(8, "big")
+kinds = [genuine, b"\\x49" * 60000, b"garbage", forged + os.urandom(60)]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
+sent, end = [0, 0, 0, 0], time.time() + seconds
+while time.time() < end:
+    for i, payload in enumerate(kinds):
+        for _ in range(16):
+            try:
+                s.sendto(payload, ("192.0.2.2", 9500)); sent[i] += 1
+            except OSError:
+                pass
+print(" ".join(map(str, sent)), flush=True)
+"""
+
+
+def key_delivery_flood(charon, directory, terminal):
+    """A host on the terminal link floods its key-delivery port for 10 s with a replayed genuine ADD_SA, oversized
+    (60,000 octets), garbage and forged datagrams while strongSwan rekeys: the SAs change only by the rekey, the
+    terminal's log is folded, replays are acknowledged ten a second at most, and the CPU each datagram costs is
+    reported."""
+    genuine = pcap_udp_payloads(os.path.join(directory, "key-delivery.pcap"))
+    if not check(bool(genuine), f"a genuine key-delivery datagram was captured to replay ({len(genuine)} captured)"):
+        return
+    terminal_log = os.path.join(directory, "terminal.log")
+    lines_before = len(read(terminal_log).splitlines())
+    cpu_before = cpu_seconds(terminal.pid)
+    flooder = subprocess.Popen(["ip", "netns", "exec", MID, sys.executable, "-c", FLOODER, genuine[0].hex(), "10"],
+                               stdout=subprocess.PIPE, text=True)
+    time.sleep(3)
+    installed_before = read(terminal_log).count("installed inbound SA")
+    for _ in charon.session.rekey({"child": "ch"}):
+        pass
+    rekeyed = wait_for(lambda: read(terminal_log).count("installed inbound SA") > installed_before, 10)
+    sent = [int(n) for n in flooder.communicate(timeout=30)[0].split()]
+    cpu = cpu_seconds(terminal.pid) - cpu_before
+    total = sum(sent)
+    check(rekeyed, "under the flood, strongSwan's rekey still reaches the terminal over key delivery")
+    ok, outcome = ping_through(PEER, "10.1.0.1", "10.2.0.2", 3)
+    check(ok, f"after the flood, ESP still flows with the rekeyed SAs ({outcome})")
+    text = read(terminal_log)
+    new_lines = text.splitlines()[lines_before:]
+    installs = [line for line in new_lines if "installed" in line or "deleted" in line]
+    check(len(installs) <= 6, f"the SAs changed only by the rekey: {len(installs)} install/delete lines ({installs[:6]})")
+    print(f"  flood: {sent[0]} replayed, {sent[1]} oversized, {sent[2]} garbage, {sent[3]} forged datagrams in 10 s; "
+          f"terminal CPU {cpu:.2f} s, {cpu / max(1, total) * 1e6:.1f} µs per datagram sent; {len(new_lines)} log lines")
+    check(len(new_lines) < 80, f"the terminal's log is folded under the flood: {len(new_lines)} lines for {total} datagrams")
+    check(cpu / max(1, total) < 200e-6, f"each flood datagram costs the terminal {cpu / max(1, total) * 1e6:.1f} µs of CPU (bound 200 µs)")
 
 
 def rekey_is_make_before_break(charon, directory, established):

@@ -22,7 +22,7 @@ public final class IKEEngine {
     /// Octets of fragments held for reassembly by all IKE SAs (`EngineSettings.maximumReassemblyMemory`).
     var reassemblyOctets = 0
     /// Error answers to IKE_SA_INIT, and the log lines a flood of requests would repeat.
-    var initErrorAnswers: AnswerRateLimit
+    var initErrorAnswers: TokenBucket
     var cookieLog = LogSampler()
     var strangerLog = LogSampler()
     var initErrorLog = LogSampler()
@@ -34,7 +34,7 @@ public final class IKEEngine {
         self.settings = settings
         self.random = random
         self.cookieSecret = random.bytes(32)
-        self.initErrorAnswers = AnswerRateLimit(rate: settings.initErrorAnswerRate)
+        self.initErrorAnswers = TokenBucket(rate: settings.initErrorAnswerRate)
         for connection in connections { addConnection(connection) }
     }
 
