@@ -11,14 +11,14 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need_apt=0
-for tool in /usr/lib/ipsec/charon swanctl ip ping linux.uml modprobe iperf3 tshark tcpdump nft conntrack setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
+for tool in /usr/lib/ipsec/charon swanctl ip ping ethtool linux.uml modprobe iperf3 tshark tcpdump nft conntrack setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
     command -v "$tool" >/dev/null 2>&1 || [ -e "$tool" ] || need_apt=1
 done
 if [ "$need_apt" -eq 1 ]; then
     echo "== installing strongSwan, iproute2, tshark, SoftHSM2 and the PKCS#11 and SQLite headers"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan-charon strongswan-swanctl \
-        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping tshark tcpdump nftables conntrack util-linux curl openssl \
+        libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping ethtool tshark tcpdump nftables conntrack util-linux curl openssl \
         softhsm2 libp11-kit-dev libsqlite3-dev user-mode-linux kmod iperf3 >/dev/null
 fi
 if [ ! -x /var/cache/ikeproxy-libreswan/tree/usr/libexec/ipsec/pluto ]; then
@@ -88,6 +88,9 @@ python3 tests/interop/daemon_restart.py
 
 echo "== lossy link test (20% of packets dropped on strongSwan's link: every exchange of both flows converges)"
 python3 tests/interop/lossy_link.py
+
+echo "== reordering test (a user-space bump in the wire drops 20% and holds back 25% for 0.5-2.5 s: every exchange of both sides converges)"
+python3 tests/interop/reordering.py
 
 echo "== flood test (spoofed IKE_SA_INIT at the generator's highest rate for 30 s while 50 strongSwan connections negotiate with the endpoint)"
 python3 tests/interop/flood.py

@@ -71,4 +71,30 @@ final class SALifecycleTests: XCTestCase {
         child.lifecycle = .replaced(at: nil)
         XCTAssertNil(child.rekeyedAt, "restored after a restart: the time is not saved")
     }
+
+    /// The answer to our Delete of the IKE SA is lost: the peer removed the SA as it answered, so no retransmission
+    /// is ever answered. The Delete is sent three times (two retransmissions, 1 + 2 + 4 s at the defaults), not the
+    /// six other requests get, and the IKE SA is then reported deleted.
+    func testADeleteOfTheIKESAWhoseAnswerIsLostIsGivenUpSoon() throws {
+        let pair = try Fixtures.pair()
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        pair.holding = true
+        pair.run(pair.initiator.deleteIKE(connection: "c", now: 1), from: "initiator")
+        let request = try XCTUnwrap(pair.held.first)
+        pair.held = []
+        _ = pair.responder.receive(request.payload, from: request.source, to: request.destination, now: 1)  // its answer is lost
+        XCTAssertTrue(pair.responder.sessions.isEmpty, "the peer removed the IKE SA as it answered")
+        var transmissions = 1
+        var t = 1.0
+        while pair.events("initiator", .ikeDeleted).isEmpty && t < 200 {
+            t += 0.5
+            pair.run(pair.initiator.tick(now: t), from: "initiator")
+            transmissions += pair.held.count
+            pair.held = []
+        }
+        XCTAssertEqual(transmissions, 3)
+        XCTAssertEqual(pair.events("initiator", .ikeDeleted).count, 1)
+        XCTAssertLessThanOrEqual(t, 8.5, "given up after 1 + 2 + 4 s")
+        XCTAssertTrue(pair.initiator.sessions.isEmpty)
+    }
 }

@@ -75,7 +75,11 @@ public final class IKEEngine {
         var actions: [EngineAction] = expireRevocationChecks(now: now)
         for session in Array(sessions.values) {
             if var outstanding = session.outstanding, now >= outstanding.nextRetransmitAt {
-                if outstanding.attempts > settings.retransmitLimit {
+                // A peer removes the IKE SA as it answers our Delete (RFC 7296 section 1.4.1), so once that answer
+                // is lost no retransmission is ever answered: the Delete gets fewer tries than other requests.
+                var limit = settings.retransmitLimit
+                if case .deleteIKE = outstanding.context { limit = min(limit, settings.ikeDeleteRetransmitLimit) }
+                if outstanding.attempts > limit {
                     actions.append(
                         .log(
                             "IKE SA \(session.spiInitiator)_\(session.spiResponder): no answer after \(outstanding.attempts) transmissions, giving up"

@@ -12,7 +12,7 @@ class Endpoint:
 
     namespace = None
 
-    def __init__(self, directory, ike, esp, addresses, authentication=None, options=None):
+    def __init__(self, directory, ike, esp, addresses, authentication=None, options=None, settings=None):
         peer, local = addresses
         self.fifo = os.path.join(directory, "control")
         config = {"connections": [{
@@ -24,6 +24,7 @@ class Endpoint:
             config["connections"][0].update(authentication)
             del config["connections"][0]["psk"]
         config["connections"][0].update(options or {})
+        config["settings"].update(settings or {})
         path = os.path.join(directory, "endpoint.json")
         with open(path, "w") as f:
             json.dump(config, f)
