@@ -157,7 +157,7 @@ public struct EngineSettings: Sendable {
     public var retransmitLimit: Int = 5
     /// Retransmissions of a Delete of the IKE SA at most (never more than `retransmitLimit`): its answer, once
     /// lost, is never sent again, because the peer removed the IKE SA when it answered.
-    public var ikeDeleteRetransmitLimit: Int = 2
+    public var ikeDeleteRetransmitLimit: Int = 3
     /// Seconds from a request's first transmission until the engine gives up on it: the first timeout, doubled
     /// at each of `retransmitLimit` retransmissions.
     public var requestGiveUpTime: Double { retransmitTimeout * (pow(2, Double(min(retransmitLimit, 16) + 1)) - 1) }
