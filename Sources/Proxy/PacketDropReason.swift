@@ -4,6 +4,10 @@ import KeyDelivery
 /// name the daemon's `ikeproxy_drops_total{reason=...}` metric carries.
 public enum PacketDropReason: String, Sendable, CaseIterable {
     case addressedToProxyPort = "addressed_to_proxy_port"
+    /// A frame whose source, or whose ARP or neighbour discovery sender, is the terminal port's own MAC: looped
+    /// back or forged. Learning from it would make the proxy speak for a terminal with its own MAC on the
+    /// Internet side (found by the ethernet-bridge fuzz target).
+    case fromProxyPortMAC = "from_proxy_port_mac"
     case arpForKeyDeliveryAddressFromInternet = "arp_for_key_delivery_address_from_internet"
     case espOfUnknownSA = "esp_of_unknown_sa"
     case ikeForUnregisteredTerminal = "ike_for_unregistered_terminal"

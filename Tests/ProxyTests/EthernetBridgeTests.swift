@@ -166,6 +166,36 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertNil(bridge.proxy.registry.terminal(at: IPAddress("10.9.0.5")!))
     }
 
+    /// Found by the ethernet-bridge fuzz target: an ARP on the terminal side whose sender MAC was the terminal port's
+    /// own taught the bridge that a terminal lived at the port's MAC, and the proxy then spoke for that terminal on
+    /// the Internet side from its own MAC. Such frames (and any frame from the port's MAC, and neighbour
+    /// solicitations naming it) are dropped, counted, and teach nothing.
+    func testFramesClaimingThePortsOwnMACAreDroppedAndTeachNothing() throws {
+        let bridge = makeBridge()
+        let forged = arp(.request, from: terminalMAC, ip: DemoScenario.terminalA.description, asking: "10.0.0.99")
+        var claiming = forged
+        let sender = 14 + 8  // Ethernet header, then ARP's hardware/protocol types, sizes and operation
+        claiming.replaceSubrange(sender..<sender + 6, with: portMAC.octets)
+        XCTAssertEqual(bridge.receive(from: .terminal, frame: claiming, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.fromProxyPortMAC)])
+        let looped = EthernetFrameView.build(destination: .broadcast, source: portMAC, etherType: EtherType.ipv4, payload: [0x45] + [UInt8](repeating: 0, count: 19))
+        XCTAssertEqual(bridge.receive(from: .internet, frame: looped, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.fromProxyPortMAC)])
+        XCTAssertEqual(bridge.counters["drop_from_proxy_port_mac"], 2)
+        // The IKE the peer then sends for that terminal is answered from the terminal's own MAC (checked below for a
+        // bridge that never saw the forgery): here, at least never from the port's.
+        let peer = DemoScenario.peerEngine()
+        for action in peer.initiate(connection: "to-\(DemoScenario.terminalA)", now: 0) {
+            guard case .send(let datagram) = action else { continue }
+            let ip = IPHeaderBuilder.udpPacket(
+                source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
+                sourcePort: datagram.source.port, destinationPort: datagram.destination.port, payload: datagram.payload)
+            let frame = EthernetFrameView.build(destination: terminalMAC, source: peerMAC, etherType: EtherType.ipv4, payload: ip)
+            for out in bridge.receive(from: .internet, frame: frame, at: ClockReading(monotonic: 0, wall: 0)) {
+                guard case .send(.internet, let bytes) = out else { continue }
+                XCTAssertNotEqual(try EthernetFrameView(bytes).source, portMAC)
+            }
+        }
+    }
+
     func testIKEForATerminalIsAnsweredFromItsMACAndItsKeysSentToItsMAC() throws {
         let bridge = makeBridge()
         let peer = DemoScenario.peerEngine()

@@ -74,6 +74,10 @@ public final class EthernetBridge {
             countDrop(.malformedFrame)
             return [.drop(.malformedFrame)]
         }
+        guard ethernet.source != terminalPortMAC else {
+            countDrop(.fromProxyPortMAC)
+            return [.drop(.fromProxyPortMAC)]
+        }
         var actions: [FrameAction] = []
         switch ethernet.etherType {
         case EtherType.ipv4, EtherType.ipv6:
@@ -112,6 +116,10 @@ public final class EthernetBridge {
             return actions + decisions.flatMap(frame(for:))
         case EtherType.arp:
             guard let arp = try? ARPPacket(frame[ethernet.payloadOffset...]) else { return [.forward(side.other)] }
+            guard arp.senderMAC != terminalPortMAC else {
+                countDrop(.fromProxyPortMAC)
+                return [.drop(.fromProxyPortMAC)]
+            }
             if let sender = IPAddress(bytes: arp.senderIP), arp.senderIP != [0, 0, 0, 0] {
                 stations.learn(sender, at: Station(mac: arp.senderMAC, vlanIDs: ethernet.vlanIDs, side: side))
             }
@@ -162,6 +170,10 @@ public final class EthernetBridge {
             return [.drop(.ndForKeyDeliveryAddressFromInternet)]
         }
         let asker = solicitation.sourceLinkAddress ?? ethernet.source
+        guard asker != terminalPortMAC else {
+            countDrop(.fromProxyPortMAC)
+            return [.drop(.fromProxyPortMAC)]
+        }
         if let source = IPAddress(bytes: solicitation.source), !solicitation.source.allSatisfy({ $0 == 0 }) {
             stations.learn(source, at: Station(mac: asker, vlanIDs: ethernet.vlanIDs, side: .terminal))
         }
