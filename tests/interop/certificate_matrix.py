@@ -12,14 +12,14 @@ known other one, so that a change on either side is noticed.
 
 Needs root, iproute2, openssl, strongSwan and the `vici` Python module; it fails loudly if any is missing.
 """
-import os, sys, tempfile
+import os, sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import lib.endpoint  # noqa: E402
-from lib.host import BINARY, Lab, missing_prerequisites, ns, sh  # noqa: E402
+from lib.host import BINARY, Lab, ns, sh  # noqa: E402
 from lib.openssl_ca import Issuer, rsa_modulus, rsa_public_key_pem, with_unpadded_signature  # noqa: E402
-from lib.peer import PSK, Charon  # noqa: E402
-from lib.report import check, summary  # noqa: E402
+from lib.peer import PSK, run_with_charon  # noqa: E402
+from lib.report import check  # noqa: E402
 
 import vici.exception
 
@@ -223,18 +223,8 @@ def run(charon, directory):
 
 
 def main():
-    problem = missing_prerequisites("certificate_matrix", tools=("openssl", "ip"), paths=("/usr/lib/ipsec/charon", BINARY))
-    if problem:
-        return problem
-    directory = tempfile.mkdtemp(prefix="ikp-matrix-")
-    print(f"== certificate_matrix (logs in {directory})")
-    with Network():
-        charon = Charon(directory, PEER_NS)
-        try:
-            run(charon, directory)
-        finally:
-            charon.stop()
-    return summary("certificate_matrix")
+    return run_with_charon("certificate_matrix", "ikp-matrix-", Network, run, PEER_NS, tools=("openssl", "ip"),
+                           paths=("/usr/lib/ipsec/charon", BINARY))
 
 
 if __name__ == "__main__":

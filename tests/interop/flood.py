@@ -11,12 +11,12 @@ endpoint's namespace.
 
 Needs root, iproute2, nftables, strongSwan and the `vici` Python module; it fails loudly if any is missing.
 """
-import json, os, re, signal, subprocess, sys, tempfile, time
+import json, os, re, signal, subprocess, sys, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib.host import BINARY, Lab, missing_prerequisites, ns, sh  # noqa: E402
-from lib.peer import PSK, Charon  # noqa: E402
-from lib.report import check, summary  # noqa: E402
+from lib.host import BINARY, Lab, ns, sh  # noqa: E402
+from lib.peer import PSK, run_with_charon  # noqa: E402
+from lib.report import check  # noqa: E402
 
 PEER_NS, EP_NS = "ikp-fl-peer", "ikp-fl-ep"
 ENDPOINT = "192.0.2.2"
@@ -167,19 +167,9 @@ def run(charon, directory):
 
 
 def main():
-    problem = missing_prerequisites("flood", tools=("ip", "nft"), paths=("/usr/lib/ipsec/charon", BINARY))
-    if problem:
-        return problem
-    directory = tempfile.mkdtemp(prefix="ikp-flood-")
-    print(f"== flood (logs in {directory})")
-    with Network():
-        # Six retransmissions (about 80 s, charon's default base 1.8): what the flood crowds out is sent again.
-        charon = Charon(directory, PEER_NS, settings="retransmit_tries = 6")
-        try:
-            run(charon, directory)
-        finally:
-            charon.stop()
-    return summary("flood")
+    # Six retransmissions (about 80 s, charon's default base 1.8): what the flood crowds out is sent again.
+    return run_with_charon("flood", "ikp-flood-", Network, run, PEER_NS, tools=("ip", "nft"),
+                           paths=("/usr/lib/ipsec/charon", BINARY), settings="retransmit_tries = 6")
 
 
 if __name__ == "__main__":

@@ -125,10 +125,10 @@ class Charon:
         return keys if "encryption initiator key" in keys else None
 
 
-def run_with_charon(name, prefix, topology, run, peer_namespace, tools=(), paths=(), readable=False):
+def run_with_charon(name, prefix, topology, run, peer_namespace, tools=(), paths=(), readable=False, settings=""):
     """The frame of a namespace test with strongSwan as the peer: prerequisites (refusing loudly), a log
-    directory (`readable` by all, for steps run as another user), the topology, charon, `run(charon,
-    directory)`, and the summary as the exit status."""
+    directory (`readable` by all, for steps run as another user), the topology, charon (with strongswan.conf
+    `settings`), `run(charon, directory)`, and the summary as the exit status."""
     problem = missing_prerequisites(name, tools=tools, paths=paths)
     if problem:
         return problem
@@ -137,7 +137,7 @@ def run_with_charon(name, prefix, topology, run, peer_namespace, tools=(), paths
         os.chmod(directory, 0o755)
     print(f"== {name} (logs in {directory})")
     with topology():
-        charon = Charon(directory, peer_namespace)
+        charon = Charon(directory, peer_namespace, settings)
         try:
             run(charon, directory)
         finally:
