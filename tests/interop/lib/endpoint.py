@@ -1,5 +1,5 @@
 """`ikeproxy endpoint` in a namespace, driven through its control pipe, its SA events read from its stdout."""
-import json, os, select, signal, subprocess, time
+import errno, json, os, select, signal, subprocess, time
 
 from lib.host import BINARY
 from lib.peer import PSK
@@ -41,7 +41,17 @@ class Endpoint:
             time.sleep(0.05)
 
     def command(self, line):
-        fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)  # fails at once if the endpoint is not reading
+        # Non-blocking: fails at once (ENXIO) while nobody reads the pipe. The endpoint makes the pipe before it
+        # opens it to read, so right after a start (on a loaded machine) that is waited for, up to 5 s.
+        deadline = time.time() + 5
+        while True:
+            try:
+                fd = os.open(self.fifo, os.O_WRONLY | os.O_NONBLOCK)
+                break
+            except OSError as error:
+                if error.errno != errno.ENXIO or time.time() > deadline or self.process.poll() is not None:
+                    raise
+                time.sleep(0.05)
         try:
             os.write(fd, (line + "\n").encode())
         finally:
