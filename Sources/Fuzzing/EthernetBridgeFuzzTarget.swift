@@ -159,7 +159,21 @@ public final class EthernetBridgeFuzzTarget: FuzzTarget {
             Self.ipFrame(
                 from: DemoScenario.peer, to: a, protocolNumber: IPProtocolNumber.udp,
                 transport: [0x25, 0x1c, 0x25, 0x1c, 0, 12, 0, 0, 1, 2, 3, 4]))
-        return [peerInitiated, terminalInitiated, bypass, discard, stranger, keyDeliveryFromInternet]
+        return [peerInitiated, terminalInitiated, bypass, discard, stranger, keyDeliveryFromInternet, Self.peerAddressingThePort(a)]
+    }
+
+    /// The peer's IKE_SA_INIT for a terminal the bridge never saw, sent to the terminal port's MAC: it once taught
+    /// the bridge that the terminal lived at that MAC, and the answer left from the port's own MAC.
+    static func peerAddressingThePort(_ terminal: IPAddress) -> [UInt8] {
+        let peer = DemoScenario.peerEngine(random: SeededRandom(seed: 22))
+        var recorded: [UInt8] = []
+        for case .send(let datagram) in peer.initiate(connection: "to-\(terminal)", now: 0) {
+            let packet = IPHeaderBuilder.udpPacket(
+                source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
+                sourcePort: datagram.source.port, destinationPort: datagram.destination.port, payload: datagram.payload)
+            recorded += record(.internet, EthernetFrameView.build(destination: portMAC, source: peerMAC, etherType: EtherType.ipv4, payload: packet))
+        }
+        return recorded
     }
 
     static func record(_ side: LinkSide, _ frame: [UInt8]) -> [UInt8] { [side == .internet ? 0 : 1] + FuzzInput.record(frame) }

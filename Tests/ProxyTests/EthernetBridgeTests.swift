@@ -182,19 +182,22 @@ final class EthernetBridgeTests: XCTestCase {
         XCTAssertEqual(bridge.receive(from: .internet, frame: looped, at: ClockReading(monotonic: 0, wall: 0)), [.drop(.fromProxyPortMAC)])
         XCTAssertEqual(bridge.counters["drop_from_proxy_port_mac"], 2)
         // The IKE the peer then sends for that terminal is answered from the terminal's own MAC (checked below for a
-        // bridge that never saw the forgery): here, at least never from the port's.
+        // bridge that never saw the forgery): here, at least never from the port's. The peer's frame is addressed to
+        // the port's MAC (the fuzzer found that this once taught the bridge the terminal lived there): it teaches nothing.
         let peer = DemoScenario.peerEngine()
         for action in peer.initiate(connection: "to-\(DemoScenario.terminalA)", now: 0) {
             guard case .send(let datagram) = action else { continue }
             let ip = IPHeaderBuilder.udpPacket(
                 source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
                 sourcePort: datagram.source.port, destinationPort: datagram.destination.port, payload: datagram.payload)
-            let frame = EthernetFrameView.build(destination: terminalMAC, source: peerMAC, etherType: EtherType.ipv4, payload: ip)
+            let frame = EthernetFrameView.build(destination: portMAC, source: peerMAC, etherType: EtherType.ipv4, payload: ip)
             for out in bridge.receive(from: .internet, frame: frame, at: ClockReading(monotonic: 0, wall: 0)) {
                 guard case .send(.internet, let bytes) = out else { continue }
                 XCTAssertNotEqual(try EthernetFrameView(bytes).source, portMAC)
             }
         }
+        XCTAssertNil(bridge.stations.station(for: DemoScenario.terminalA), "the port's MAC is no terminal's link address")
+        XCTAssertGreaterThanOrEqual(bridge.counters["drop_no_link_address"] ?? 0, 1, "the answer waits for the terminal's MAC")
     }
 
     func testIKEForATerminalIsAnsweredFromItsMACAndItsKeysSentToItsMAC() throws {

@@ -39,7 +39,7 @@ public struct MACEnrollment: Sendable {
 public final class EthernetBridge {
     public let proxy: KeyExchangeProxy
     public private(set) var discovery: TerminalDiscovery
-    public private(set) var stations = StationTable()
+    public private(set) var stations: StationTable
     /// The terminal-side port's MAC: the link address of the key-delivery address.
     public let terminalPortMAC: MACAddress
     public private(set) var enrollments: [MACAddress: MACEnrollment]
@@ -62,6 +62,7 @@ public final class EthernetBridge {
         self.proxy = proxy
         self.terminalPortMAC = terminalPortMAC
         self.enrollments = enrollments
+        stations = StationTable(proxyMAC: terminalPortMAC)
         discovery = TerminalDiscovery(prefixes: discoveryPrefixes)
     }
 

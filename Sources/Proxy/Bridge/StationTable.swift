@@ -19,20 +19,26 @@ public struct Station: Equatable, Sendable {
 public struct StationTable: Sendable {
     public private(set) var seen: [IPAddress: Station] = [:]
     public private(set) var inferred: [IPAddress: Station] = [:]
+    /// The proxy's own port MAC: never a host's link address. A frame sent to it (or forged from it) says
+    /// nothing about where a host is, and learning it would make the proxy speak for a terminal from its own MAC.
+    public let proxyMAC: MACAddress?
 
-    public init() {}
+    public init(proxyMAC: MACAddress? = nil) { self.proxyMAC = proxyMAC }
 
     /// Learns from one frame that crossed from `side`: its source, and where its sender sends the destination.
     public mutating func learn(from side: LinkSide, ethernet: EthernetFrameView, source: IPAddress?, destination: IPAddress?) {
-        if let source, !ethernet.source.isMulticast {
+        if let source, !ethernet.source.isMulticast, ethernet.source != proxyMAC {
             seen[source] = Station(mac: ethernet.source, vlanIDs: ethernet.vlanIDs, side: side)
         }
-        if let destination, !ethernet.destination.isMulticast {
+        if let destination, !ethernet.destination.isMulticast, ethernet.destination != proxyMAC {
             inferred[destination] = Station(mac: ethernet.destination, vlanIDs: ethernet.vlanIDs, side: side == .internet ? .terminal : .internet)
         }
     }
 
-    public mutating func learn(_ address: IPAddress, at station: Station) { seen[address] = station }
+    public mutating func learn(_ address: IPAddress, at station: Station) {
+        guard station.mac != proxyMAC else { return }
+        seen[address] = station
+    }
 
     public func station(for address: IPAddress) -> Station? { seen[address] ?? inferred[address] }
 }
