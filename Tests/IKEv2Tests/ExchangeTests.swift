@@ -315,6 +315,86 @@ final class ExchangeTests: XCTestCase {
         XCTAssertEqual(restarted.events("responder", .ikeDeleted).count, 1)
     }
 
+    /// Many connections on one address pair, told apart by identity: every IKE_AUTH carries INITIAL_CONTACT (each
+    /// initiator connection holds no other IKE SA), and the responder's half-open IKE SAs all carry the first
+    /// connection of the pair until they authenticate. Whatever the order the peers authenticate in, nobody's
+    /// INITIAL_CONTACT removes another's negotiation (it removed every half-open one before).
+    func testInitialContactSparesOtherPeersHalfOpenIKESAsInEveryOrder() throws {
+        let count = 4
+        func orders(_ items: [Int]) -> [[Int]] {
+            items.count <= 1 ? [items] : items.indices.flatMap { i in orders(Array(items[..<i] + items[(i + 1)...])).map { [items[i]] + $0 } }
+        }
+        for (round, order) in orders(Array(0..<count)).enumerated() {
+            let initiators = try (0..<count).map {
+                try Fixtures.connection(
+                    name: "c\($0)", local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",
+                    localID: "peer\($0)@example.net", remoteID: "gateway@example.net")
+            }
+            let responders = try (0..<count).map {
+                try Fixtures.connection(
+                    name: "c\($0)", local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",
+                    localID: "gateway@example.net", remoteID: "peer\($0)@example.net")
+            }
+            let pair = EnginePair(
+                initiator: initiators, responder: responders, initiatorAddress: IPAddress("192.0.2.1")!,
+                responderAddress: IPAddress("192.0.2.2")!, seeds: (UInt64(100 + round), UInt64(200 + round)))
+            pair.holding = true
+            for index in 0..<count { pair.run(pair.initiator.initiate(connection: "c\(index)", now: 0), from: "initiator") }
+            // IKE_SA_INIT requests to the responder, their answers back: the IKE_AUTH requests are then held.
+            for _ in 0..<count { pair.release() }
+            XCTAssertEqual(pair.held.count, count, "round \(round): IKE_SA_INIT responses")
+            for _ in 0..<count { pair.release() }
+            XCTAssertEqual(pair.held.count, count, "round \(round): IKE_AUTH requests")
+            let requests = pair.held
+            pair.held = order.map { requests[$0] }
+            pair.holding = false
+            pair.releaseAll()
+            XCTAssertEqual(pair.events("initiator", .childEstablished).count, count, "round \(round), order \(order)")
+            XCTAssertEqual(pair.events("responder", .childEstablished).count, count, "round \(round), order \(order)")
+            XCTAssertEqual(pair.responder.counters["initial_contact_removed_ike_sa"] ?? 0, 0, "round \(round), order \(order)")
+            XCTAssertEqual(
+                Set(pair.responder.sessionSummaries.filter(\.established).map(\.connection)), Set((0..<count).map { "c\($0)" }),
+                "round \(round), order \(order)")
+        }
+    }
+
+    /// What INITIAL_CONTACT does remove: an authenticated IKE SA with the same two identities and addresses. One
+    /// with the same identities at another address (another terminal the proxy speaks for under one identity)
+    /// stays.
+    func testInitialContactRemovesOnlyTheSameIdentitiesAtTheSameAddresses() throws {
+        func initiator(at address: String) throws -> ConnectionConfiguration {
+            try Fixtures.connection(
+                local: address, remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",
+                localID: "peer@example.net", remoteID: "gateway@example.net")
+        }
+        let responder = try Fixtures.connection(
+            local: "192.0.2.2", remote: nil, proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16",
+            remoteTS: "0.0.0.0/0", localID: "gateway@example.net", remoteID: "peer@example.net")
+        let first = EnginePair(
+            initiator: [try initiator(at: "192.0.2.1")], responder: [responder], initiatorAddress: IPAddress("192.0.2.1")!,
+            responderAddress: IPAddress("192.0.2.2")!)
+        _ = try establish(first)
+        // Another host under the same identity, at another address: its INITIAL_CONTACT leaves the first IKE SA alone.
+        let elsewhere = EnginePair(
+            initiator: [try initiator(at: "192.0.2.3")], responder: [], initiatorAddress: IPAddress("192.0.2.3")!,
+            responderAddress: IPAddress("192.0.2.2")!, seeds: (31, 32))
+        elsewhere.responder = first.responder
+        elsewhere.run(elsewhere.initiator.initiate(connection: "c", now: 1), from: "initiator")
+        XCTAssertEqual(elsewhere.events("responder", .childEstablished).count, 1)
+        XCTAssertEqual(first.responder.sessionSummaries.filter(\.established).count, 2)
+        XCTAssertEqual(first.responder.counters["initial_contact_removed_ike_sa"] ?? 0, 0)
+        // The first host restarts at its own address: its old IKE SA goes, the other host's stays.
+        let restarted = EnginePair(
+            initiator: [try initiator(at: "192.0.2.1")], responder: [], initiatorAddress: IPAddress("192.0.2.1")!,
+            responderAddress: IPAddress("192.0.2.2")!, seeds: (41, 42))
+        restarted.responder = first.responder
+        restarted.run(restarted.initiator.initiate(connection: "c", now: 2), from: "initiator")
+        XCTAssertEqual(restarted.events("responder", .ikeDeleted).count, 1)
+        XCTAssertEqual(first.responder.counters["initial_contact_removed_ike_sa"], 1)
+        XCTAssertEqual(
+            first.responder.sessionSummaries.filter(\.established).map(\.remote.address.description).sorted(), ["192.0.2.1", "192.0.2.3"])
+    }
+
     func testScheduledChildRekeyRunsFromTick() throws {
         var a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
         a.children[0].rekeyTime = 60

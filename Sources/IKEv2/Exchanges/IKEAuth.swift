@@ -100,13 +100,21 @@ extension IKEEngine {
     /// INITIAL_CONTACT (section 2.4): the peer says the IKE SA just made is the only one between its
     /// identity and ours, so any other we hold with it is from before its restart. Those go at once, with
     /// their CHILD SAs, without a Delete (the peer no longer knows them).
+    ///
+    /// Only IKE SAs that were *authenticated* with the same two identities, between the same two addresses,
+    /// are stale. A half-open IKE SA has proved no identity: it still carries whichever connection the address
+    /// pair matched first, so judging it by that connection's identity removed other peers' negotiations when
+    /// many connections share one address pair. The addresses keep one terminal's INITIAL_CONTACT from removing
+    /// another terminal's IKE SAs where the proxy speaks for many terminals under one identity.
     func forgetStaleSessions(after session: IKESession, payloads: [Payload]) -> [EngineAction] {
         guard payloads.notify(.initialContact) != nil, let identity = session.peerIdentity else { return [] }
         var actions: [EngineAction] = []
         // A session brought back from a snapshot knows the peer only by the connection's configured identity.
         for stale in sessions.values
-        where stale !== session && (stale.peerIdentity ?? stale.connection.remoteIdentity?.payload) == identity
-            && stale.connection.localIdentity == session.connection.localIdentity && stale.state != .closed
+        where stale !== session && (stale.state == .established || stale.state == .deleting)
+            && (stale.peerIdentity ?? stale.connection.remoteIdentity?.payload) == identity
+            && stale.connection.localIdentity == session.connection.localIdentity
+            && stale.remote.address == session.remote.address && stale.local.address == session.local.address
         {
             count(.initialContactRemovedIKESA)
             actions.append(
