@@ -4,43 +4,45 @@ import IKEv2
 /// Renders SA events as one JSON object per line, the format `ikeproxy endpoint` prints on stdout.
 public enum EventJSON {
     public static func render(_ event: SAEvent, showKeys: Bool, time: Date = Date()) -> String {
-        var object: [String: Any] = [
-            "event": event.kind.rawValue,
-            "connection": event.connection,
-            "ike_spi_i": event.spiInitiator.description,
-            "ike_spi_r": event.spiResponder.description,
-            "local": event.local.description,
-            "remote": event.remote.description,
-            "time": ISO8601DateFormatter().string(from: time)
+        var object: [String: JSONText] = [
+            "event": .string(event.kind.rawValue),
+            "connection": .string(event.connection),
+            "ike_spi_i": .string(event.spiInitiator.description),
+            "ike_spi_r": .string(event.spiResponder.description),
+            "local": .string(event.local.description),
+            "remote": .string(event.remote.description),
+            "time": .string(LogTimestamp.shared.string(for: time))
         ]
         if let suite = event.ikeSuite {
-            object["ike_proposal"] =
-                [
-                    "encryption": suite.encryption.name, "integrity": suite.integrity?.name ?? NSNull(),
-                    "prf": suite.prf.name, "dh_group": suite.group.name, "name": suite.name
-                ] as [String: Any]
+            object["ike_proposal"] = .object([
+                "encryption": .string(suite.encryption.name), "integrity": (suite.integrity?.name).json,
+                "prf": .string(suite.prf.name), "dh_group": .string(suite.group.name), "name": .string(suite.name)
+            ])
         }
-        if let detail = event.detail { object[event.kind == .ikeRekeyed ? "replaces" : "reason"] = detail }
+        if let detail = event.detail { object[event.kind == .ikeRekeyed ? "replaces" : "reason"] = .string(detail) }
         if let child = event.child {
-            var c: [String: Any] = [
-                "name": child.name, "spi_in": child.spiInbound.description, "spi_out": child.spiOutbound.description,
-                "encryption": child.suite.encryption.name, "integrity": child.suite.integrity?.name ?? NSNull(),
-                "dh_group": child.suite.group?.name ?? NSNull(), "esn": child.suite.extendedSequenceNumbers,
-                "mode": child.mode.rawValue, "encapsulation": child.encapsulated ? "udp" : "none",
-                "ts_local": child.localTrafficSelectors.map(\.description), "ts_remote": child.remoteTrafficSelectors.map(\.description)
+            var c: [String: JSONText] = [
+                "name": .string(child.name), "spi_in": .string(child.spiInbound.description),
+                "spi_out": .string(child.spiOutbound.description),
+                "encryption": .string(child.suite.encryption.name), "integrity": (child.suite.integrity?.name).json,
+                "dh_group": (child.suite.group?.name).json, "esn": .bool(child.suite.extendedSequenceNumbers),
+                "mode": .string(child.mode.rawValue), "encapsulation": .string(child.encapsulated ? "udp" : "none"),
+                "ts_local": .array(child.localTrafficSelectors.map { .string($0.description) }),
+                "ts_remote": .array(child.remoteTrafficSelectors.map { .string($0.description) })
             ]
             if let replaces = child.replaces {
-                c["replaces"] = ["spi_in": replaces.inbound.description, "spi_out": replaces.outbound.description]
+                c["replaces"] = .object(["spi_in": .string(replaces.inbound.description), "spi_out": .string(replaces.outbound.description)])
             }
             if showKeys {
-                c["keys"] = [
-                    "encryption_in": child.keys.encryptionInbound.hexString, "integrity_in": child.keys.integrityInbound.hexString,
-                    "encryption_out": child.keys.encryptionOutbound.hexString, "integrity_out": child.keys.integrityOutbound.hexString
-                ]
+                c["keys"] = .object([
+                    "encryption_in": .string(child.keys.encryptionInbound.hexString),
+                    "integrity_in": .string(child.keys.integrityInbound.hexString),
+                    "encryption_out": .string(child.keys.encryptionOutbound.hexString),
+                    "integrity_out": .string(child.keys.integrityOutbound.hexString)
+                ])
             }
-            object["child"] = c
+            object["child"] = .object(c)
         }
-        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
-        return String(decoding: data, as: UTF8.self)
+        return JSONText.object(object).rendered
     }
 }

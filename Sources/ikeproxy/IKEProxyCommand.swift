@@ -3,6 +3,7 @@ import ConfigurationFiles
 import Daemon
 import Foundation
 import IKEEndpoint
+import IKEServices
 import IKEv2
 import LinuxIO
 import ProxyDemo
@@ -81,10 +82,20 @@ func reloadOnSignal() -> () -> Bool {
     }
 }
 
-/// Log lines on stderr with a timestamp.
+/// Log lines on stderr with a timestamp (made once a second: LogTimestamp).
 @Sendable func log(_ line: String) {
-    let stamp = ISO8601DateFormatter().string(from: Date())
-    FileHandle.standardError.write(Data("\(stamp) \(line)\n".utf8))
+    let text = LogTimestamp.shared.string() + " " + line + "\n"
+    var bytes = Array(text.utf8)
+    // One write per line, as FileHandle did, so that lines from several threads never interleave.
+    bytes.withUnsafeMutableBytes { buffer in
+        var offset = 0
+        while offset < buffer.count {
+            let written = write(2, buffer.baseAddress! + offset, buffer.count - offset)
+            if written < 0 && errno == EINTR { continue }
+            if written <= 0 { break }
+            offset += written
+        }
+    }
 }
 
 struct TerminalCommand: ParsableCommand {

@@ -1,0 +1,80 @@
+/// A JSON value written straight to text, the subset events and control answers use, with the bytes
+/// Foundation's `JSONSerialization` writes for `[.sortedKeys, .withoutEscapingSlashes]`: keys in order, no
+/// spaces, `"`, `\` and control characters escaped, everything else (slashes, non-ASCII) as it is. Events are
+/// written once per SA change; going through `[String: Any]` and JSONSerialization cost a quarter of the
+/// endpoint's CPU in a burst (issue 21).
+public indirect enum JSONText: Sendable, Equatable {
+    case string(String)
+    case bool(Bool)
+    case null
+    case array([JSONText])
+    case object([String: JSONText])
+
+    /// The value as one line of JSON.
+    public var rendered: String {
+        var text = ""
+        text.reserveCapacity(512)
+        write(to: &text)
+        return text
+    }
+
+    func write(to text: inout String) {
+        switch self {
+        case .string(let value): Self.writeString(value, to: &text)
+        case .bool(let value): text += value ? "true" : "false"
+        case .null: text += "null"
+        case .array(let items):
+            text += "["
+            for (index, item) in items.enumerated() {
+                if index > 0 { text += "," }
+                item.write(to: &text)
+            }
+            text += "]"
+        case .object(let members):
+            text += "{"
+            for (index, key) in members.keys.sorted().enumerated() {
+                if index > 0 { text += "," }
+                Self.writeString(key, to: &text)
+                text += ":"
+                members[key]!.write(to: &text)
+            }
+            text += "}"
+        }
+    }
+
+    static func writeString(_ value: String, to text: inout String) {
+        text += "\""
+        // The common case, nothing to escape, is appended whole.
+        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            text += value
+            text += "\""
+            return
+        }
+        for scalar in value.unicodeScalars {
+            switch scalar {
+            case "\"": text += "\\\""
+            case "\\": text += "\\\\"
+            case "\n": text += "\\n"
+            case "\r": text += "\\r"
+            case "\t": text += "\\t"
+            case "\u{08}": text += "\\b"
+            case "\u{0C}": text += "\\f"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                text += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: text.unicodeScalars.append(scalar)
+            }
+        }
+        text += "\""
+    }
+}
+
+extension JSONText: ExpressibleByStringLiteral, ExpressibleByBooleanLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+}
+
+extension Optional where Wrapped == String {
+    /// The string, or JSON null.
+    var json: JSONText { map(JSONText.string) ?? .null }
+}
