@@ -177,6 +177,7 @@ let package = Package(
             dependencies: ["TerminalAgent", "Proxy", "KeyDelivery", "ESP", "IKEv2", "Packets"]
         ),
         .testTarget(name: "KernelIPsecTests", dependencies: ["KernelIPsec", "CXFRM", "ESP", "IKEv2"]),
+        .testTarget(name: "LinuxIOTests", dependencies: ["LinuxIO"]),
         .testTarget(
             name: "KeyDeliveryTests",
             dependencies: ["KeyDelivery", "ESP", "IKEv2"]

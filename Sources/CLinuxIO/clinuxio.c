@@ -250,6 +250,63 @@ int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int 
     return accepted > 0 || last_error == 0 ? accepted : -last_error;
 }
 
+int ikp_udp_receive_batch(int fd, unsigned char *buffer, int slot_size, int capacity, void *names, int *lengths) {
+    enum { CHUNK = 64 };
+    struct mmsghdr messages[CHUNK];
+    struct iovec vectors[CHUNK];
+    struct sockaddr_storage *senders = names;
+    if (capacity > CHUNK) capacity = CHUNK;
+    memset(messages, 0, sizeof(struct mmsghdr) * (size_t)capacity);
+    for (int i = 0; i < capacity; i++) {
+        vectors[i].iov_base = buffer + (size_t)i * (size_t)slot_size;
+        vectors[i].iov_len = (size_t)slot_size;
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+        messages[i].msg_hdr.msg_name = &senders[i];
+        messages[i].msg_hdr.msg_namelen = sizeof(struct sockaddr_storage);
+    }
+    int count = recvmmsg(fd, messages, (unsigned)capacity, MSG_DONTWAIT, NULL);
+    if (count < 0) return (errno == EAGAIN || errno == EWOULDBLOCK) ? 0 : -errno;
+    for (int i = 0; i < count; i++) lengths[i] = (int)messages[i].msg_len;
+    return count;
+}
+
+int ikp_udp_send_batch(int fd, const unsigned char *const *payloads, const int *lengths, const void *names, const int *name_lengths,
+                       int count, int *refused, int *refused_indices, int *refused_errors) {
+    enum { CHUNK = 64 };
+    struct mmsghdr messages[CHUNK];
+    struct iovec vectors[CHUNK];
+    const struct sockaddr_storage *receivers = names;
+    int next = 0, accepted = 0;
+    *refused = 0;
+    while (next < count) {
+        int n = count - next < CHUNK ? count - next : CHUNK;
+        memset(messages, 0, sizeof(struct mmsghdr) * (size_t)n);
+        for (int i = 0; i < n; i++) {
+            vectors[i].iov_base = (void *)payloads[next + i];
+            vectors[i].iov_len = (size_t)lengths[next + i];
+            messages[i].msg_hdr.msg_iov = &vectors[i];
+            messages[i].msg_hdr.msg_iovlen = 1;
+            messages[i].msg_hdr.msg_name = (void *)&receivers[next + i];
+            messages[i].msg_hdr.msg_namelen = (socklen_t)name_lengths[next + i];
+        }
+        int result = sendmmsg(fd, messages, (unsigned)n, 0);
+        if (result > 0) {
+            // Sent up to where the kernel stopped; the next call starts there (and names its error).
+            accepted += result;
+            next += result;
+            continue;
+        }
+        if (result < 0 && errno == EINTR) continue;
+        // The first datagram is refused: report it, go on with the rest.
+        refused_indices[*refused] = next;
+        refused_errors[*refused] = result < 0 ? errno : EAGAIN;
+        *refused += 1;
+        next += 1;
+    }
+    return accepted;
+}
+
 int ikp_netlink_open(int protocol, uint32_t groups) {
     int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, protocol);
     if (fd < 0) return -errno;

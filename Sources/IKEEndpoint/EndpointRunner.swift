@@ -31,10 +31,24 @@ final class DeliveryLink {
 
 /// Runs the engine as a plain IKEv2 endpoint: UDP 500 and 4500 on every configured local address,
 /// a clock tick every 100 ms, commands from an optional control pipe, events as JSON lines on stdout.
+///
+/// Datagrams are read in batches (recvmmsg) into sockets with large receive buffers, and what the engine
+/// answers to a batch goes out together (sendmmsg) once the batch is handled; initiations asked for at start
+/// go out a batch at a time, with what has arrived read in between, so that a burst of our own requests
+/// does not outrun the reading of their answers (issue 21).
 public final class EndpointRunner {
     let engine: IKEEngine
     let showKeys: Bool
     var sockets: [UDPSocket] = []
+    let socketSettings: EndpointSocketSettings
+    /// Datagrams the engine asked to send since the last flush, in order, with the socket each leaves from.
+    var outbox: [(socket: UDPSocket, datagram: OutgoingDatagram)] = []
+    /// Datagrams read per recvmmsg call, and batches read from one socket before the others get a turn.
+    static let receiveBatch = 64
+    static let batchesPerTurn = 8
+    /// Initiations started per turn of the loop while a burst of them waits (from `--initiate` or the control pipe).
+    static let initiationsPerTurn = 32
+    var pendingInitiations: [String] = []
     let control: ControlChannel?
     let log: (String) -> Void
     let emit: (String) -> Void
@@ -51,8 +65,17 @@ public final class EndpointRunner {
         for connection in connections {
             for port in Set([connection.localPort, 4500]).sorted()
             where !sockets.contains(where: { $0.localAddress == connection.localAddress.bytes && $0.localPort == port }) {
-                sockets.append(try UDPSocket(address: connection.localAddress.bytes, port: port, transparent: transparent))
-                log("listening on \(Endpoint(connection.localAddress, port))\(transparent ? " (transparent)" : "")")
+                let socket = try UDPSocket(address: connection.localAddress.bytes, port: port, transparent: transparent)
+                let granted = socket.setReceiveBuffer(socketSettings.receiveBuffer)
+                sockets.append(socket)
+                log(
+                    "listening on \(Endpoint(connection.localAddress, port))\(transparent ? " (transparent)" : "") "
+                        + "with a receive buffer of \(granted / 2) octets")
+                if granted / 2 < socketSettings.receiveBuffer {
+                    log(
+                        "the kernel gave the socket on \(Endpoint(connection.localAddress, port)) a receive buffer of \(granted / 2) octets, "
+                            + "not the \(socketSettings.receiveBuffer) asked for (not root? raise net.core.rmem_max): a burst may be dropped")
+                }
             }
         }
     }
@@ -64,6 +87,7 @@ public final class EndpointRunner {
         self.configurationPath = configurationPath
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
         engine = IKEEngine(connections: connections, settings: settings)
+        socketSettings = try EndpointSocketSettings.parse(FileManager.default.contents(atPath: configurationPath) ?? Data())
         revocation = RevocationService(ocspCacheLimit: settings.ocspCacheLimit)
         self.showKeys = showKeys
         self.log = log
@@ -87,7 +111,9 @@ public final class EndpointRunner {
         let name = words.count > 1 ? words[1] : ""
         let spi = words.count > 2 ? UInt32(words[2], radix: 16).map(ChildSPI.init) : nil
         switch verb {
-        case "initiate": return engine.initiate(connection: name, now: now)
+        case "initiate":
+            pendingInitiations.append(name)
+            return []
         case "rekey-child": return engine.rekeyChild(connection: name, spi: spi, now: now)
         case "rekey-ike": return engine.rekeyIKE(connection: name, now: now)
         case "delete-child": return engine.deleteChild(connection: name, spi: spi, now: now)
@@ -114,9 +140,8 @@ public final class EndpointRunner {
                     log("no socket for \(datagram.source)")
                     continue
                 }
-                do { try socket.send(datagram.payload, to: datagram.destination.address.bytes, port: datagram.destination.port) } catch {
-                    log("send to \(datagram.destination) failed: \(error)")
-                }
+                outbox.append(
+                    (socket, OutgoingDatagram(bytes: datagram.payload, address: datagram.destination.address.bytes, port: datagram.destination.port)))
             case .event(let event):
                 emit(EventJSON.render(event, showKeys: showKeys))
                 if let link = deliveries[event.connection] { handOver(event, over: link) }
@@ -124,6 +149,36 @@ public final class EndpointRunner {
             case .log(let text): log(text)
             case .checkRevocation(let request): revocation.start(request)
             }
+        }
+    }
+
+    /// Sends what the engine asked for since the last flush, a batch per socket (sendmmsg).
+    func flush() {
+        guard !outbox.isEmpty else { return }
+        let pending = outbox
+        outbox.removeAll(keepingCapacity: true)
+        for socket in sockets {
+            let datagrams = pending.filter { $0.socket === socket }.map(\.datagram)
+            for (datagram, error) in socket.sendBatch(datagrams) {
+                log("send to \(IPAddress(bytes: datagram.address).map { Endpoint($0, datagram.port).description } ?? "?") failed: \(error)")
+            }
+        }
+    }
+
+    /// Reads what waits on one socket, a batch at a time, handing each batch's answers to the kernel before
+    /// reading the next; a bounded number of batches, so that the other sockets and the clock get their turn.
+    func receive(on socket: UDPSocket) {
+        guard let to = IPAddress(bytes: socket.localAddress) else { return }
+        for _ in 0..<Self.batchesPerTurn {
+            let batch = socket.receiveBatch(limit: Self.receiveBatch)
+            guard !batch.isEmpty else { return }
+            let now = monotonicSeconds()
+            for datagram in batch {
+                guard let from = IPAddress(bytes: datagram.address) else { continue }
+                perform(engine.receive(datagram.bytes, from: Endpoint(from, datagram.port), to: Endpoint(to, socket.localPort), now: now))
+            }
+            flush()
+            guard batch.count == Self.receiveBatch else { return }
         }
     }
 
@@ -231,22 +286,22 @@ public final class EndpointRunner {
     }
 
     public func run(initiate: [String], shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
-        for name in initiate { perform(engine.initiate(connection: name, now: monotonicSeconds())) }
+        pendingInitiations += initiate
         let links = Array(deliveries.values)
         var lastTick = monotonicSeconds()
         while !shouldStop() {
+            // A burst of initiations goes a batch per turn, with what arrived read in between.
+            let started = monotonicSeconds()
+            for name in pendingInitiations.prefix(Self.initiationsPerTurn) { perform(engine.initiate(connection: name, now: started)) }
+            pendingInitiations.removeFirst(min(Self.initiationsPerTurn, pendingInitiations.count))
+            flush()
             // Made each round: a reload may have bound sockets for new connections.
             let descriptors =
                 sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
                 + [revocation.wakeDescriptor]
-            let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
+            let ready = waitReadable(descriptors, timeoutMilliseconds: pendingInitiations.isEmpty ? 100 : 0)
             if shouldReload() { reloadConfiguration() }
-            for socket in sockets where ready.contains(socket.descriptor) {
-                while let (bytes, address, port) = socket.receive() {
-                    guard let from = IPAddress(bytes: address), let to = IPAddress(bytes: socket.localAddress) else { continue }
-                    perform(engine.receive(bytes, from: Endpoint(from, port), to: Endpoint(to, socket.localPort), now: monotonicSeconds()))
-                }
-            }
+            for socket in sockets where ready.contains(socket.descriptor) { receive(on: socket) }
             if let control, ready.contains(control.descriptor) {
                 for line in control.readLines() {
                     log("control: \(line)")
@@ -270,6 +325,7 @@ public final class EndpointRunner {
                     for message in abandoned { log("key delivery: terminal \(link.target.terminalID) never acknowledged \(message.kind); giving up") }
                 }
             }
+            flush()
         }
         log("stopping; counters: \(engine.counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
     }

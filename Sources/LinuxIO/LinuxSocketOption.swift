@@ -8,4 +8,6 @@ enum LinuxSocketOption {
     static let ipv6Transparent: Int32 = 75
     /// UDP_ENCAP (<linux/udp.h>): the kernel takes ESP-in-UDP off the socket.
     static let udpEncapsulation: Int32 = 100
+    /// SO_RCVBUFFORCE: a receive buffer beyond net.core.rmem_max (needs CAP_NET_ADMIN).
+    static let receiveBufferForce: Int32 = 33
 }

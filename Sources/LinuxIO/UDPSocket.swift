@@ -17,6 +17,15 @@ public final class UDPSocket {
     public let isIPv6: Bool
     public let localAddress: [UInt8]
     public let localPort: UInt16
+    /// recvmmsg's buffers, made at the first batched read.
+    var slots: ReceiveSlots?
+
+    func receiveSlots(_ wanted: Int) -> ReceiveSlots {
+        if let slots, slots.count >= wanted { return slots }
+        let made = ReceiveSlots(count: wanted)
+        slots = made
+        return made
+    }
 
     /// `transparent` lets the socket use an address this host does not own (IP_TRANSPARENT: acting in a
     /// terminal's name); `mark` sets SO_MARK so policy routing can keep its packets out of a TUN device.

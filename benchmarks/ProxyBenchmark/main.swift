@@ -9,6 +9,8 @@ import ProxyDemo
 
 let quick = CommandLine.arguments.contains("--quick")
 let onlyLookups = CommandLine.arguments.contains("--lookups-only")
+/// `--crypto-only`: just the bare crypto of one negotiation, halved for one side (benchmarks/ike_rate reads it).
+let onlyCrypto = CommandLine.arguments.contains("--crypto-only")
 
 func now() -> Double {
     var ts = timespec()
@@ -20,6 +22,17 @@ nonisolated(unsafe) var state: UInt64 = 7
 func next(_ bound: UInt64) -> UInt64 {
     state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
     return (state >> 33) % bound
+}
+
+if onlyCrypto {
+    var samples: [Double] = []
+    for _ in 0..<2_000 {
+        let start = now()
+        _ = bareCrypto()
+        samples.append(now() - start)
+    }
+    print(String(format: "bare crypto per side: %.4f ms (median of 2000 negotiations, both ends %.4f ms)", percentile(samples, 0.5) * 500, percentile(samples, 0.5) * 1000))
+    exit(0)
 }
 
 /// A table like a deployment's: per terminal, rules from its address to peer networks by protocol and

@@ -49,6 +49,17 @@ const unsigned char *ikp_frame_batch_frame(const ikp_frame_batch *batch, int ind
 int ikp_packet_send_batch(int fd, const unsigned char *const *frames, const int *lengths, const unsigned char *const *offloads,
                           int count, int *refused);
 
+/// Receives up to `capacity` UDP datagrams at once (recvmmsg), each into its slot of `slot_size` octets of
+/// `buffer` with its sender in `names[i]` (struct sockaddr_storage) and its length in `lengths[i]`. Returns
+/// the count (0 when nothing is waiting) or -errno.
+int ikp_udp_receive_batch(int fd, unsigned char *buffer, int slot_size, int capacity, void *names, int *lengths);
+
+/// Sends `count` UDP datagrams at once (sendmmsg), datagram i to `names[i]` (struct sockaddr_storage, of
+/// `name_lengths[i]` octets). Returns how many the kernel took; a datagram it refused is skipped, its index
+/// written to `refused_indices` and its errno to `refused_errors`, and `*refused` counts them.
+int ikp_udp_send_batch(int fd, const unsigned char *const *payloads, const int *lengths, const void *names, const int *name_lengths,
+                       int count, int *refused, int *refused_indices, int *refused_errors);
+
 /// Opens a raw netlink socket of `protocol` (NETLINK_XFRM for IPsec) bound to the multicast `groups`
 /// (a bit mask), with a 1 MiB receive buffer. Returns the descriptor or -errno.
 int ikp_netlink_open(int protocol, uint32_t groups);

@@ -1,0 +1,31 @@
+import ConfigurationFiles
+import Foundation
+
+/// How the endpoint sets up its IKE sockets: the file's `settings.socket_receive_buffer`, in octets. A burst
+/// of negotiations (hundreds of peers starting at once, or our own initiations answered together) must wait
+/// in the socket rather than be dropped by the kernel, whose default (208 KiB) holds about 600 IKE_SA_INIT
+/// messages.
+public struct EndpointSocketSettings: Sendable, Equatable {
+    public static let defaultReceiveBuffer = 8 << 20
+    public var receiveBuffer = EndpointSocketSettings.defaultReceiveBuffer
+
+    struct File: Decodable {
+        struct Settings: Decodable { var socket_receive_buffer: Int? }
+        var settings: Settings?
+    }
+
+    public static func parse(_ data: Data) throws -> EndpointSocketSettings {
+        var result = EndpointSocketSettings()
+        let file: File
+        do { file = try JSONDecoder().decode(File.self, from: data) } catch let error as DecodingError {
+            throw ConfigurationError("configuration is not valid: \(error.readableDescription)")
+        }
+        if let size = file.settings?.socket_receive_buffer {
+            guard (65_536...(1 << 30)).contains(size) else {
+                throw ConfigurationError("settings.socket_receive_buffer: \(size) is not between 65536 and 1073741824 octets")
+            }
+            result.receiveBuffer = size
+        }
+        return result
+    }
+}

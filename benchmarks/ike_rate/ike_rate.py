@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""IKE negotiations per second, `ikeproxy endpoint` beside strongSwan, in one run (issue 21).
+
+Two namespaces joined by a veth pair; N connections between the same two addresses, told apart by identity
+(PSK, aes256gcm16-prfsha256-x25519, one CHILD SA each, UDP encapsulation as strongSwan's kernel-libipsec
+needs). Every pair of initiator and responder (ikeproxy or strongSwan on each side) starts all N at once;
+the rounds alternate the pairs so that the machine's noise falls on all of them alike. Reported per run:
+SAs/s (from the trigger to the last CHILD SA established, as the initiator logs it), CPU per SA of each side
+(/proc/PID/stat), datagrams the kernel dropped in each namespace (/proc/net/snmp Udp InErrors +
+RcvbufErrors) and retransmissions the initiator sent. Both implementations run with the same tunables:
+first retransmission after 1 s, no COOKIE and no per-address half-open limit (strongSwan's
+cookie_threshold and block_threshold would otherwise turn away a burst from one address), logging at
+their usual level. Medians per pair and size, and the ratios that issue 21 asks about, are printed at
+the end.
+
+  benchmarks/ike_rate/ike_rate.py [--connections 200 1000] [--rounds 3] [--binary .build/release/ikeproxy]
+  benchmarks/ike_rate/ike_rate.py --smoke     (N=20, one round: CI checks the harness runs and every SA comes up)
+"""
+import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
+from lib.host import add_namespaces, addresses_up, ns, remove_namespaces, veth  # noqa: E402
+
+INITIATOR_NS, RESPONDER_NS = "ikr-ini", "ikr-res"
+INITIATOR_IP, RESPONDER_IP = "10.77.0.1", "10.77.0.2"
+PSK = "ike-rate-benchmark-pre-shared-key"
+IKE, ESP = "aes256gcm16-prfsha256-x25519", "aes256gcm16"
+RESPONDER_ID = "responder.bench.example"
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def initiator_id(k):
+    return f"i{k}@bench.example"
+
+
+def selectors(k):
+    """Each connection its own host-to-host pair of selectors, as N distinct terminals would have."""
+    return f"10.100.{k >> 8}.{k & 255}/32", f"10.200.{k >> 8}.{k & 255}/32"
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def udp_drops(namespace):
+    lines = [line.split() for line in ns(namespace, "cat", "/proc/net/snmp").stdout.splitlines() if line.startswith("Udp:")]
+    table = dict(zip(lines[0][1:], map(int, lines[1][1:])))
+    return table.get("InErrors", 0) + table.get("RcvbufErrors", 0)
+
+
+def count_lines(path, pattern):
+    if not os.path.exists(path):
+        return 0
+    with open(path, errors="replace") as f:
+        return sum(1 for line in f if pattern in line)
+
+
+class Topology:
+    """The two namespaces, each also holding its side's N selector addresses (kernel-libipsec installs a route
+    from each CHILD SA's local selector, and refuses the SA if that address is not the host's)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        remove_namespaces(INITIATOR_NS, RESPONDER_NS)
+        add_namespaces(INITIATOR_NS, RESPONDER_NS)
+        veth(INITIATOR_NS, "ini0", RESPONDER_NS, "res0")
+        addresses_up(INITIATOR_NS, "ini0", INITIATOR_IP + "/24")
+        addresses_up(RESPONDER_NS, "res0", RESPONDER_IP + "/24")
+        for namespace, index in ((INITIATOR_NS, 0), (RESPONDER_NS, 1)):
+            batch = "".join(f"addr add {selectors(k)[index]} dev lo\n" for k in range(self.n))
+            subprocess.run(["ip", "netns", "exec", namespace, "ip", "-batch", "-"], input=batch, text=True, check=True)
+        return self
+
+    def __exit__(self, *exc):
+        remove_namespaces(INITIATOR_NS, RESPONDER_NS)
+
+
+class IKEProxySide:
+    """`ikeproxy endpoint` with N connections; as initiator it is told to start them all through its control pipe."""
+
+    name = "ikeproxy"
+
+    def __init__(self, binary, directory, namespace, role, n):
+        self.role, self.n = role, n
+        self.log = os.path.join(directory, f"ikeproxy-{role}.log")
+        self.events = os.path.join(directory, f"ikeproxy-{role}.events")
+        self.fifo = os.path.join(directory, f"control-{role}")
+        local, remote = (INITIATOR_IP, RESPONDER_IP) if role == "initiator" else (RESPONDER_IP, INITIATOR_IP)
+        connections = []
+        for k in range(n):
+            ours, theirs = selectors(k) if role == "initiator" else reversed(selectors(k))
+            connections.append({
+                "name": f"c{k}", "local_address": local, "remote_address": remote, "psk": PSK, "proposals": [IKE],
+                "local_id": initiator_id(k) if role == "initiator" else RESPONDER_ID,
+                "remote_id": RESPONDER_ID if role == "initiator" else initiator_id(k),
+                "force_encapsulation": True,
+                "children": [{"name": "ch", "local_ts": [ours], "remote_ts": [theirs], "esp_proposals": [ESP]}]})
+        config = {"connections": connections,
+                  "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 5, "cookie_threshold": 1000000}}
+        path = os.path.join(directory, f"ikeproxy-{role}.json")
+        with open(path, "w") as f:
+            json.dump(config, f)
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, binary, "endpoint", "--config", path, "--control", self.fifo],
+            stdout=open(self.events, "w"), stderr=open(self.log, "w"))
+
+    def ready(self):
+        return os.path.exists(self.fifo) and count_lines(self.log, "listening on") >= 2
+
+    def start_all(self):
+        fd = os.open(self.fifo, os.O_WRONLY)
+        try:
+            os.write(fd, "".join(f"initiate c{k}\n" for k in range(self.n)).encode())
+        finally:
+            os.close(fd)
+
+    def established(self):
+        return count_lines(self.events, '"event":"child_sa_established"')
+
+    def retransmissions(self):
+        return count_lines(self.log, "retransmitting")
+
+    def stop(self):
+        try:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except Exception:
+            self.process.kill()
+
+
+class StrongSwanSide:
+    """charon (kernel-libipsec, openssl) with N connections loaded over VICI; as initiator it starts them all."""
+
+    name = "strongswan"
+
+    def __init__(self, directory, namespace, role, n):
+        import vici
+        self.role, self.n = role, n
+        self.dir = os.path.join(directory, f"strongswan-{role}")
+        os.makedirs(self.dir, exist_ok=True)
+        self.log = os.path.join(self.dir, "charon.log")
+        self.socket = os.path.join(self.dir, "charon.vici")
+        with open(os.path.join(self.dir, "strongswan.conf"), "w") as f:
+            f.write(f"""charon {{
+  load = random nonce aes sha1 sha2 hmac gcm curve25519 gmp openssl kdf pem pkcs1 x509 pubkey kernel-libipsec kernel-netlink socket-default vici
+  retransmit_timeout = 1
+  retransmit_base = 2
+  retransmit_tries = 5
+  cookie_threshold = 1000000
+  block_threshold = 1000000
+  install_routes = no
+  plugins {{
+    vici {{ socket = unix://{self.socket} }}
+    kernel-libipsec {{ allow_peer_ts = yes }}
+    kernel-netlink {{ fwmark = !0x42 }}
+    socket-default {{ fwmark = 0x42 }}
+  }}
+  filelog {{ log {{ path = {self.log}
+                   time_format = %s
+                   flush_line = yes
+                   default = 1 }} }}
+}}
+""")
+        env = dict(os.environ, STRONGSWAN_CONF=os.path.join(self.dir, "strongswan.conf"))
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", namespace, "unshare", "-m", "sh", "-c",
+             "mount -t tmpfs none /run && mkdir -p /run/strongswan && exec /usr/lib/ipsec/charon"],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 15
+        while True:
+            try:
+                s = socket.socket(socket.AF_UNIX)
+                s.connect(self.socket)
+                self.session = vici.Session(s)
+                break
+            except OSError:
+                if time.time() > deadline:
+                    raise RuntimeError("charon did not open its VICI socket; see " + self.log)
+                time.sleep(0.2)
+        local, remote = (INITIATOR_IP, RESPONDER_IP) if role == "initiator" else (RESPONDER_IP, INITIATOR_IP)
+        for k in range(n):
+            ours, theirs = selectors(k) if role == "initiator" else reversed(selectors(k))
+            me = initiator_id(k) if role == "initiator" else RESPONDER_ID
+            them = RESPONDER_ID if role == "initiator" else initiator_id(k)
+            self.session.load_conn({f"c{k}": {
+                "version": "2", "local_addrs": [local], "remote_addrs": [remote], "proposals": [IKE], "encap": "yes",
+                "rekey_time": "0", "dpd_delay": "0", "unique": "never",
+                "local-1": {"auth": "psk", "id": me}, "remote-1": {"auth": "psk", "id": them},
+                "children": {"ch": {"esp_proposals": [ESP], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                                    "local_ts": [ours], "remote_ts": [theirs]}}}})
+        owners = [RESPONDER_ID] + [initiator_id(k) for k in range(n)]
+        self.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": owners})
+
+    def ready(self):
+        return True
+
+    def start_all(self):
+        # timeout -1: VICI queues the initiation and answers at once, so all N go out together.
+        for k in range(self.n):
+            for _ in self.session.streamed_request("initiate", "control-log", {"child": "ch", "ike": f"c{k}", "timeout": "-1"}):
+                pass
+
+    def established(self):
+        return count_lines(self.log, "established with SPIs")
+
+    def retransmissions(self):
+        return count_lines(self.log, "retransmit ")
+
+    def stop(self):
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        except Exception:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+
+def make(kind, binary, directory, namespace, role, n):
+    return IKEProxySide(binary, directory, namespace, role, n) if kind == "ikeproxy" else StrongSwanSide(directory, namespace, role, n)
+
+
+def run_once(binary, directory, initiator_kind, responder_kind, n, timeout):
+    with Topology(n):
+        responder = make(responder_kind, binary, directory, RESPONDER_NS, "responder", n)
+        initiator = make(initiator_kind, binary, directory, INITIATOR_NS, "initiator", n)
+        try:
+            deadline = time.time() + 30
+            while not (responder.ready() and initiator.ready()):
+                if time.time() > deadline:
+                    raise RuntimeError(f"{initiator_kind}/{responder_kind} did not start; logs in {directory}")
+                time.sleep(0.05)
+            time.sleep(0.3)
+            drops = (udp_drops(INITIATOR_NS), udp_drops(RESPONDER_NS))
+            cpu = (cpu_seconds(initiator.process.pid), cpu_seconds(responder.process.pid))
+            started = time.monotonic()
+            initiator.start_all()
+            done = started
+            while time.monotonic() - started < timeout:
+                if initiator.established() >= n:
+                    done = time.monotonic()
+                    break
+                time.sleep(0.01)
+            established = initiator.established()
+            finished = done if established >= n else time.monotonic()
+            # Let late retransmissions and their answers settle before reading the counters.
+            time.sleep(0.2)
+            cpu_after = (cpu_seconds(initiator.process.pid), cpu_seconds(responder.process.pid))
+            drops_after = (udp_drops(INITIATOR_NS), udp_drops(RESPONDER_NS))
+            return {
+                "initiator": initiator_kind, "responder": responder_kind, "n": n, "established": established,
+                "seconds": finished - started, "rate": established / max(finished - started, 1e-9),
+                "initiator_cpu_ms": 1000 * (cpu_after[0] - cpu[0]) / max(established, 1),
+                "responder_cpu_ms": 1000 * (cpu_after[1] - cpu[1]) / max(established, 1),
+                "initiator_drops": drops_after[0] - drops[0], "responder_drops": drops_after[1] - drops[1],
+                "retransmissions": initiator.retransmissions()}
+        finally:
+            initiator.stop()
+            responder.stop()
+
+
+def bare_crypto_ms(root):
+    """One side's bare crypto per negotiation, from proxy-benchmark's line, if it was built (release)."""
+    binary = os.path.join(root, ".build", "release", "proxy-benchmark")
+    if not os.path.exists(binary):
+        return None
+    out = subprocess.run([binary, "--crypto-only"], capture_output=True, text=True).stdout
+    match = re.search(r"bare crypto per side: ([0-9.]+) ms", out)
+    return float(match.group(1)) if match else None
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", type=int, nargs="+", default=[200, 1000])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--binary", default=os.path.join(ROOT, ".build", "release", "ikeproxy"))
+    parser.add_argument("--pairs", nargs="+", default=["ikeproxy/ikeproxy", "strongswan/ikeproxy", "ikeproxy/strongswan", "strongswan/strongswan"],
+                        help="initiator/responder pairs")
+    parser.add_argument("--smoke", action="store_true", help="N=20, one round: the harness works and every SA comes up")
+    parser.add_argument("--timeout", type=float, default=120)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("ike_rate needs root (network namespaces)")
+    for tool, path in (("ikeproxy", args.binary), ("charon", "/usr/lib/ipsec/charon")):
+        if not os.path.exists(path):
+            sys.exit(f"ike_rate needs {tool} at {path}" + (" (swift build -c release)" if tool == "ikeproxy" else " (apt-get install strongswan)"))
+    if args.smoke:
+        args.connections, args.rounds, args.timeout = [20], 1, 60
+    directory = tempfile.mkdtemp(prefix="ike-rate-")
+    print(f"ike_rate: {args.binary}, logs in {directory}; {os.cpu_count()} cores")
+    results = []
+    for round_index in range(args.rounds):
+        for n in args.connections:
+            pairs = args.pairs if round_index % 2 == 0 else list(reversed(args.pairs))
+            for pair in pairs:
+                initiator_kind, responder_kind = pair.split("/")
+                run_directory = os.path.join(directory, f"r{round_index}-n{n}-{initiator_kind}-{responder_kind}")
+                os.makedirs(run_directory)
+                result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout)
+                results.append(result)
+                print(f"round {round_index + 1} N={n:5} {initiator_kind:>10} -> {responder_kind:<10} "
+                      f"{result['established']:5}/{n} up in {result['seconds']:6.2f} s = {result['rate']:7.1f} SAs/s; "
+                      f"CPU/SA initiator {result['initiator_cpu_ms']:5.2f} ms responder {result['responder_cpu_ms']:5.2f} ms; "
+                      f"drops {result['initiator_drops']}/{result['responder_drops']}; retransmissions {result['retransmissions']}",
+                      flush=True)
+    print()
+    print("| N | initiator | responder | SAs/s | responder CPU/SA | initiator CPU/SA | drops (ini/res) | retransmissions |")
+    print("|---:|---|---|---:|---:|---:|---:|---:|")
+    medians = {}
+    for n in args.connections:
+        for pair in args.pairs:
+            i, r = pair.split("/")
+            runs = [x for x in results if x["n"] == n and x["initiator"] == i and x["responder"] == r]
+            m = {key: statistics.median(x[key] for x in runs) for key in ("rate", "responder_cpu_ms", "initiator_cpu_ms")}
+            m["drops"] = (max(x["initiator_drops"] for x in runs), max(x["responder_drops"] for x in runs))
+            m["retransmissions"] = max(x["retransmissions"] for x in runs)
+            medians[(n, i, r)] = m
+            print(f"| {n} | {i} | {r} | {m['rate']:.0f} | {m['responder_cpu_ms']:.2f} ms | {m['initiator_cpu_ms']:.2f} ms | "
+                  f"{m['drops'][0]}/{m['drops'][1]} | {m['retransmissions']} |")
+    print()
+    bare = bare_crypto_ms(ROOT)
+    if bare:
+        print(f"bare crypto of one negotiation, one side (proxy-benchmark --crypto-only, same run): {bare:.3f} ms")
+        for n in args.connections:
+            for i in ("ikeproxy", "strongswan"):
+                m = medians.get((n, i, "ikeproxy"))
+                if m:
+                    print(f"N={n}, {i} initiating: ikeproxy's responder CPU per SA is {m['responder_cpu_ms'] / bare:.1f}x the bare crypto")
+    else:
+        print("bare crypto not measured: build proxy-benchmark in release (swift build -c release --product proxy-benchmark)")
+    failed = [x for x in results if x["established"] < x["n"]]
+    for n in args.connections:
+        def get(i, r):
+            return medians.get((n, i, r))
+        a, b = get("strongswan", "ikeproxy"), get("strongswan", "strongswan")
+        if a and b and b["rate"] > 0:
+            print(f"N={n}, strongSwan initiating: ikeproxy as responder {a['rate'] / b['rate']:.2f}x strongSwan's rate, "
+                  f"{a['responder_cpu_ms'] / b['responder_cpu_ms']:.2f}x its responder CPU per SA")
+        a, b = get("ikeproxy", "ikeproxy"), get("ikeproxy", "strongswan")
+        if a and b and b["rate"] > 0:
+            print(f"N={n}, ikeproxy initiating: ikeproxy as responder {a['rate'] / b['rate']:.2f}x strongSwan's rate, "
+                  f"{a['responder_cpu_ms'] / b['responder_cpu_ms']:.2f}x its responder CPU per SA")
+        a, b = get("ikeproxy", "strongswan"), get("strongswan", "strongswan")
+        if a and b and b["rate"] > 0:
+            print(f"N={n}, strongSwan responding: ikeproxy as initiator {a['rate'] / b['rate']:.2f}x strongSwan's rate, "
+                  f"{a['initiator_cpu_ms'] / b['initiator_cpu_ms']:.2f}x its initiator CPU per SA")
+    if failed:
+        for x in failed:
+            print(f"FAILED: N={x['n']} {x['initiator']} -> {x['responder']}: only {x['established']} CHILD SAs came up", file=sys.stderr)
+        sys.exit(1)
+    print(f"ike_rate: every run established all its SAs; logs in {directory}")
+    if args.smoke:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
