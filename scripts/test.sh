@@ -95,5 +95,8 @@ python3 tests/interop/reordering.py
 echo "== flood test (spoofed IKE_SA_INIT at the generator's highest rate for 30 s while 50 strongSwan connections negotiate with the endpoint)"
 python3 tests/interop/flood.py
 
+echo "== IKE rate benchmark, smoke run (benchmarks/ike_rate with N=20, one round, debug build: every pair of ikeproxy and strongSwan brings all SAs up; the figures come from release runs)"
+python3 benchmarks/ike_rate/ike_rate.py --smoke --binary .build/debug/ikeproxy
+
 echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI)"
 python3 tests/interop/management_api.py

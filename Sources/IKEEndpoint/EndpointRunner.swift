@@ -49,6 +49,11 @@ public final class EndpointRunner {
     /// Initiations started per turn of the loop while a burst of them waits (from `--initiate` or the control pipe).
     static let initiationsPerTurn = 32
     var pendingInitiations: [String] = []
+    /// Our initiations not yet answered by an IKE SA (or its failure), with when each started: a burst keeps at
+    /// most `initiationWindow` in flight, as strongSwan's init_limit_half_open does, so that a responder with a
+    /// small socket buffer is not flooded into dropping and every drop into a retransmission a second later.
+    var initiationsInFlight: [String: Double] = [:]
+    let initiationWindow: Int
     let control: ControlChannel?
     let log: (String) -> Void
     let emit: (String) -> Void
@@ -88,6 +93,7 @@ public final class EndpointRunner {
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
         engine = IKEEngine(connections: connections, settings: settings)
         socketSettings = try EndpointSocketSettings.parse(FileManager.default.contents(atPath: configurationPath) ?? Data())
+        initiationWindow = socketSettings.initiationWindow
         revocation = RevocationService(ocspCacheLimit: settings.ocspCacheLimit)
         self.showKeys = showKeys
         self.log = log
@@ -143,6 +149,9 @@ public final class EndpointRunner {
                 outbox.append(
                     (socket, OutgoingDatagram(bytes: datagram.payload, address: datagram.destination.address.bytes, port: datagram.destination.port)))
             case .event(let event):
+                if event.kind == .ikeEstablished || event.kind == .ikeFailed || event.kind == .ikeDeleted {
+                    initiationsInFlight[event.connection] = nil
+                }
                 emit(EventJSON.render(event, showKeys: showKeys))
                 if let link = deliveries[event.connection] { handOver(event, over: link) }
             case .drop(let reason): log("dropped datagram: \(reason)")
@@ -150,6 +159,24 @@ public final class EndpointRunner {
             case .checkRevocation(let request): revocation.start(request)
             }
         }
+    }
+
+    /// Starts waiting initiations, a batch per turn and no more than the window lets be in flight. One that
+    /// produced nothing to send (an unknown connection, say) holds no place; one the peer never answers
+    /// frees its place after the engine gives up on it (an `ike_sa_failed` event) or, at the latest, after
+    /// the retransmission schedule would have.
+    func startInitiations(now: Double) {
+        let expiry = engine.settings.retransmitTimeout * Double(1 << min(engine.settings.retransmitLimit + 1, 16))
+        initiationsInFlight = initiationsInFlight.filter { now - $0.value < expiry }
+        var started = 0
+        while started < Self.initiationsPerTurn, initiationsInFlight.count < initiationWindow, !pendingInitiations.isEmpty {
+            let name = pendingInitiations.removeFirst()
+            let actions = engine.initiate(connection: name, now: now)
+            if actions.contains(where: { if case .send = $0 { true } else { false } }) { initiationsInFlight[name] = now }
+            perform(actions)
+            started += 1
+        }
+        flush()
     }
 
     /// Sends what the engine asked for since the last flush, a batch per socket (sendmmsg).
@@ -291,15 +318,13 @@ public final class EndpointRunner {
         var lastTick = monotonicSeconds()
         while !shouldStop() {
             // A burst of initiations goes a batch per turn, with what arrived read in between.
-            let started = monotonicSeconds()
-            for name in pendingInitiations.prefix(Self.initiationsPerTurn) { perform(engine.initiate(connection: name, now: started)) }
-            pendingInitiations.removeFirst(min(Self.initiationsPerTurn, pendingInitiations.count))
-            flush()
+            startInitiations(now: monotonicSeconds())
             // Made each round: a reload may have bound sockets for new connections.
             let descriptors =
                 sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
                 + [revocation.wakeDescriptor]
-            let ready = waitReadable(descriptors, timeoutMilliseconds: pendingInitiations.isEmpty ? 100 : 0)
+            let ready = waitReadable(
+                descriptors, timeoutMilliseconds: pendingInitiations.isEmpty || initiationsInFlight.count >= initiationWindow ? 100 : 0)
             if shouldReload() { reloadConfiguration() }
             for socket in sockets where ready.contains(socket.descriptor) { receive(on: socket) }
             if let control, ready.contains(control.descriptor) {

@@ -8,9 +8,15 @@ import Foundation
 public struct EndpointSocketSettings: Sendable, Equatable {
     public static let defaultReceiveBuffer = 8 << 20
     public var receiveBuffer = EndpointSocketSettings.defaultReceiveBuffer
+    /// Initiations of a burst (`--initiate`, the control pipe) in flight at once: `settings.initiation_window`.
+    public static let defaultInitiationWindow = 64
+    public var initiationWindow = EndpointSocketSettings.defaultInitiationWindow
 
     struct File: Decodable {
-        struct Settings: Decodable { var socket_receive_buffer: Int? }
+        struct Settings: Decodable {
+            var socket_receive_buffer: Int?
+            var initiation_window: Int?
+        }
         var settings: Settings?
     }
 
@@ -25,6 +31,12 @@ public struct EndpointSocketSettings: Sendable, Equatable {
                 throw ConfigurationError("settings.socket_receive_buffer: \(size) is not between 65536 and 1073741824 octets")
             }
             result.receiveBuffer = size
+        }
+        if let window = file.settings?.initiation_window {
+            guard (1...100_000).contains(window) else {
+                throw ConfigurationError("settings.initiation_window: \(window) is not between 1 and 100000")
+            }
+            result.initiationWindow = window
         }
         return result
     }

@@ -227,7 +227,7 @@ def make(kind, binary, directory, namespace, role, n):
     return IKEProxySide(binary, directory, namespace, role, n) if kind == "ikeproxy" else StrongSwanSide(directory, namespace, role, n)
 
 
-def run_once(binary, directory, initiator_kind, responder_kind, n, timeout):
+def run_once(binary, directory, initiator_kind, responder_kind, n, timeout, profile=False):
     with Topology(n):
         responder = make(responder_kind, binary, directory, RESPONDER_NS, "responder", n)
         initiator = make(initiator_kind, binary, directory, INITIATOR_NS, "initiator", n)
@@ -240,6 +240,13 @@ def run_once(binary, directory, initiator_kind, responder_kind, n, timeout):
             time.sleep(0.3)
             drops = (udp_drops(INITIATOR_NS), udp_drops(RESPONDER_NS))
             cpu = (cpu_seconds(initiator.process.pid), cpu_seconds(responder.process.pid))
+            recorder = None
+            if profile:
+                # perf's software clock (this machine has no hardware counters): where the responder's CPU goes.
+                recorder = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p", str(responder.process.pid),
+                                             "-o", os.path.join(directory, "responder.perf.data")],
+                                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
             started = time.monotonic()
             initiator.start_all()
             done = started
@@ -252,6 +259,9 @@ def run_once(binary, directory, initiator_kind, responder_kind, n, timeout):
             finished = done if established >= n else time.monotonic()
             # Let late retransmissions and their answers settle before reading the counters.
             time.sleep(0.2)
+            if recorder:
+                recorder.send_signal(signal.SIGINT)
+                recorder.wait(timeout=30)
             cpu_after = (cpu_seconds(initiator.process.pid), cpu_seconds(responder.process.pid))
             drops_after = (udp_drops(INITIATOR_NS), udp_drops(RESPONDER_NS))
             return {
@@ -285,6 +295,7 @@ def main():
                         help="initiator/responder pairs")
     parser.add_argument("--smoke", action="store_true", help="N=20, one round: the harness works and every SA comes up")
     parser.add_argument("--timeout", type=float, default=120)
+    parser.add_argument("--perf", action="store_true", help="record the responder with perf (responder.perf.data in each run's folder)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("ike_rate needs root (network namespaces)")
@@ -303,7 +314,7 @@ def main():
                 initiator_kind, responder_kind = pair.split("/")
                 run_directory = os.path.join(directory, f"r{round_index}-n{n}-{initiator_kind}-{responder_kind}")
                 os.makedirs(run_directory)
-                result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout)
+                result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout, args.perf)
                 results.append(result)
                 print(f"round {round_index + 1} N={n:5} {initiator_kind:>10} -> {responder_kind:<10} "
                       f"{result['established']:5}/{n} up in {result['seconds']:6.2f} s = {result['rate']:7.1f} SAs/s; "

@@ -14,6 +14,7 @@ public final class IKEEngine {
     public func connection(named name: String) -> ConnectionConfiguration? { connectionsByName[name].map { connections[$0] } }
     let random: RandomSource
     var sessions: [IKESPI: IKESession] = [:]
+    var responderSessions = ResponderSessionIndex()
     /// Drops and failures by reason, for operators and tests.
     public private(set) var counters: [String: Int] = [:]
     /// Identifies each online revocation check handed to the I/O layer.
@@ -73,6 +74,7 @@ public final class IKEEngine {
     /// Retransmits, gives up on silent peers, expires half-open SAs and starts scheduled rekeys.
     public func tick(now: Double) -> [EngineAction] {
         var actions: [EngineAction] = expireRevocationChecks(now: now)
+        responderSessions.prune(held: sessions)
         for session in Array(sessions.values) {
             if var outstanding = session.outstanding, now >= outstanding.nextRetransmitAt {
                 // A peer removes the IKE SA as it answers our Delete (RFC 7296 section 1.4.1), so once that answer

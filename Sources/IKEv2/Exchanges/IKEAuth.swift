@@ -266,8 +266,12 @@ extension IKEEngine {
                 + closeSession(session, kind: .ikeFailed, reason: "IKE_AUTH without IDi or AUTH (EAP is not supported)")
         }
         // Pick the connection whose remote identity matches, among those sharing this address pair.
-        let candidates = [session.connection] + matchingConnections(local: session.local, remote: session.remote)
-        guard let connection = candidates.first(where: { $0.remoteIdentity == nil || $0.remoteIdentity!.payload == identity }) else {
+        func accepts(_ candidate: ConnectionConfiguration) -> Bool { candidate.remoteIdentity.map { $0.payload == identity } ?? true }
+        let chosen =
+            accepts(session.connection)
+            ? session.connection
+            : matchingConnections(local: session.local, remote: session.remote).first { accepts(connections[$0]) }.map { connections[$0] }
+        guard let connection = chosen else {
             count(.authenticationFailed)
             return [.log("IKE_AUTH from \(session.remote): identity \(Identity(payload: identity)) matches no connection")]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])

@@ -151,20 +151,30 @@ extension IKEEngine {
 
     // MARK: Responder
 
-    func matchingConnections(local: Endpoint, remote: Endpoint) -> [ConnectionConfiguration] {
-        // Filtered by index first: a configuration is a large value, copied only when it matches.
+    /// Positions in `connections` of those configured for this address pair, in file order. Positions, not
+    /// copies: a configuration is a large value, and with a thousand connections on one address pair copying
+    /// them all for every IKE_SA_INIT and IKE_AUTH took a third of the responder's CPU (issue 21).
+    func matchingConnections(local: Endpoint, remote: Endpoint) -> [Int] {
         (connectionsByLocalAddress[local.address] ?? []).filter { connections[$0].remoteAddress.map { $0 == remote.address } ?? true }
-            .map { connections[$0] }
     }
 
-    func selectIKEProposal(sa: SecurityAssociationPayload, candidates: [ConnectionConfiguration])
+    /// The first candidate connection (by position) with an IKE proposal the peer's SA offers.
+    func selectIKEProposal(sa: SecurityAssociationPayload, candidates: [Int])
         -> (connection: ConnectionConfiguration, suite: IKECipherSuite, proposalNumber: UInt8)?
     {
-        for connection in candidates {
-            for proposal in sa.proposals {
-                for spec in connection.proposals {
-                    if let suite = spec.selectIKE(from: proposal) { return (connection, suite, proposal.number) }
-                }
+        for position in candidates {
+            if let (suite, number) = selectIKEProposal(sa: sa, proposals: connections[position].proposals) {
+                return (connections[position], suite, number)
+            }
+        }
+        return nil
+    }
+
+    /// The peer's first proposal (in its order) that one of ours accepts, and the suite chosen from it.
+    func selectIKEProposal(sa: SecurityAssociationPayload, proposals: [ProposalSpec]) -> (suite: IKECipherSuite, proposalNumber: UInt8)? {
+        for proposal in sa.proposals {
+            for spec in proposals {
+                if let suite = spec.selectIKE(from: proposal) { return (suite, proposal.number) }
             }
         }
         return nil
@@ -195,10 +205,7 @@ extension IKEEngine {
         guard header.isFromOriginalInitiator, header.spiResponder.isZero, header.messageID == 0 else {
             return drop(.invalidState("IKE_SA_INIT request with wrong flags, responder SPI or message ID"))
         }
-        if let existing = sessions.values.first(where: {
-            !$0.isOriginalInitiator && $0.spiInitiator == header.spiInitiator
-                && $0.remote.address == remote.address
-        }) {
+        if let existing = responderSessions.session(initiatorSPI: header.spiInitiator, remote: remote.address, held: sessions) {
             if existing.initiatorFirstMessage == raw, let cached = existing.lastResponse, cached.messageID == 0 {
                 count(.retransmittedRequest)
                 return [.log("answering retransmitted IKE_SA_INIT from cache")] + cached.datagrams.map { .send($0) }
@@ -215,7 +222,7 @@ extension IKEEngine {
             count(.malformed)
             return reply(NotifyPayload(type: .invalidSyntax))
         }
-        let halfOpen = sessions.values.filter { !$0.isOriginalInitiator && $0.state != .established }.count
+        let halfOpen = responderSessions.halfOpenCount(held: sessions, threshold: settings.cookieThreshold)
         if halfOpen >= settings.cookieThreshold {
             let expected = cookie(nonce: nonce.data, remote: remote, spi: header.spiInitiator)
             guard let offered = payloads.notify(.cookie), offered.data == expected else {
@@ -276,6 +283,7 @@ extension IKEEngine {
         let datagram = makeDatagram(bytes, from: local, to: remote)
         session.lastResponse = (0, [datagram])
         sessions[session.spiResponder] = session
+        responderSessions.add(session)
         return [
             .log("IKE_SA_INIT from \(remote) for '\(connection.name)': \(suite.name)\(session.natDetected ? ", NAT detected" : "")"),
             .send(datagram)

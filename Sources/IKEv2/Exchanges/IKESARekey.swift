@@ -139,7 +139,7 @@ extension IKEEngine {
             }
         }
         let usable = SecurityAssociationPayload(proposals: sa.proposals.filter { $0.spi.count == 8 })
-        guard let oldKeying = session.keying, let selection = selectIKEProposal(sa: usable, candidates: [session.connection]),
+        guard let oldKeying = session.keying, let selection = selectIKEProposal(sa: usable, proposals: session.connection.proposals),
             let ke = payloads.keyExchange,
             let proposal = usable.proposals.first(where: { $0.number == selection.proposalNumber })
         else {
