@@ -5,7 +5,13 @@ import Crypto
 /// passed in (seconds, monotonic) and randomness comes from the injected `RandomSource`.
 public final class IKEEngine {
     public let settings: EngineSettings
-    public internal(set) var connections: [ConnectionConfiguration] = []
+    public internal(set) var connections: [ConnectionConfiguration] = [] {
+        didSet { candidatesByAddressPair.removeAll() }
+    }
+    /// Connection candidates per address pair, made on first use; forgotten whenever a connection changes,
+    /// and when a flood of distinct addresses would make the table large.
+    var candidatesByAddressPair: [AddressPair: ConnectionCandidates] = [:]
+    static let candidateTableLimit = 4_096
     /// Connections by name and by local address, so that lookups stay cheap with thousands of them
     /// (the proxy adds one per terminal and peer). Connections are appended; a reload may remove some.
     var connectionsByName: [String: Int] = [:]

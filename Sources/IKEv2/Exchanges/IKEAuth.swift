@@ -270,7 +270,7 @@ extension IKEEngine {
         let chosen =
             accepts(session.connection)
             ? session.connection
-            : matchingConnections(local: session.local, remote: session.remote).first { accepts(connections[$0]) }.map { connections[$0] }
+            : candidates(local: session.local, remote: session.remote).first(accepting: identity).map { connections[$0] }
         guard let connection = chosen else {
             count(.authenticationFailed)
             return [.log("IKE_AUTH from \(session.remote): identity \(Identity(payload: identity)) matches no connection")]

@@ -154,8 +154,18 @@ extension IKEEngine {
     /// Positions in `connections` of those configured for this address pair, in file order. Positions, not
     /// copies: a configuration is a large value, and with a thousand connections on one address pair copying
     /// them all for every IKE_SA_INIT and IKE_AUTH took a third of the responder's CPU (issue 21).
-    func matchingConnections(local: Endpoint, remote: Endpoint) -> [Int] {
-        (connectionsByLocalAddress[local.address] ?? []).filter { connections[$0].remoteAddress.map { $0 == remote.address } ?? true }
+    func matchingConnections(local: Endpoint, remote: Endpoint) -> [Int] { candidates(local: local, remote: remote).positions }
+
+    func candidates(local: Endpoint, remote: Endpoint) -> ConnectionCandidates {
+        let pair = AddressPair(local: local.address, remote: remote.address)
+        if let known = candidatesByAddressPair[pair] { return known }
+        let positions = (connectionsByLocalAddress[local.address] ?? []).filter {
+            connections[$0].remoteAddress.map { $0 == remote.address } ?? true
+        }
+        let made = ConnectionCandidates(positions: positions, connections: connections)
+        if candidatesByAddressPair.count >= Self.candidateTableLimit { candidatesByAddressPair.removeAll() }
+        candidatesByAddressPair[pair] = made
+        return made
     }
 
     /// The first candidate connection (by position) with an IKE proposal the peer's SA offers.
