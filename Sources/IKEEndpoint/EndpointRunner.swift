@@ -85,10 +85,14 @@ public final class EndpointRunner {
         }
     }
 
+    /// Writes out what `log` and `emit` held back (a LineWriter's flush), once per turn of the loop.
+    let flushOutput: () -> Void
+
     public init(
         configurationPath: String, showKeys: Bool, controlPath: String?,
-        log: @escaping (String) -> Void, emit: @escaping (String) -> Void
+        log: @escaping (String) -> Void, emit: @escaping (String) -> Void, flushOutput: @escaping () -> Void = {}
     ) throws {
+        self.flushOutput = flushOutput
         self.configurationPath = configurationPath
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
         engine = IKEEngine(connections: connections, settings: settings)
@@ -351,7 +355,9 @@ public final class EndpointRunner {
                 }
             }
             flush()
+            flushOutput()
         }
+        defer { flushOutput() }
         log("stopping; counters: \(engine.counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
     }
 }

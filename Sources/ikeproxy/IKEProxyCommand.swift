@@ -54,11 +54,19 @@ struct EndpointCommand: ParsableCommand {
 
     func run() throws {
         let runner: EndpointRunner
+        // Lines are held and written once per turn of the loop (a negotiation's lines in one write each).
+        let standardError = LineWriter(descriptor: 2)
+        let standardOutput = LineWriter(descriptor: 1)
         do {
             runner = try EndpointRunner(
-                configurationPath: config, showKeys: showKeys, controlPath: control, log: log,
-                emit: { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) })
+                configurationPath: config, showKeys: showKeys, controlPath: control,
+                log: { standardError.append(LogTimestamp.shared.string() + " " + $0) }, emit: standardOutput.append,
+                flushOutput: {
+                    standardOutput.flush()
+                    standardError.flush()
+                })
         } catch {
+            standardError.flush()
             throw ValidationError("\(error)")
         }
         runner.run(initiate: initiate, shouldStop: stopOnSignal(), shouldReload: reloadOnSignal())

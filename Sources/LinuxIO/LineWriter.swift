@@ -1,0 +1,43 @@
+import Synchronization
+
+#if canImport(Glibc)
+    import Glibc
+#endif
+
+/// Lines for a file descriptor (stdout, stderr), kept until `flush` writes them with one `write`: the
+/// endpoint flushes once per turn of its loop, so that a negotiation's log lines and events cost one system
+/// call rather than one each (issue 21). Lines from several threads stay whole.
+public final class LineWriter: Sendable {
+    let descriptor: Int32
+    private let pending = Mutex<[UInt8]>([])
+    static let limit = 65_536
+
+    public init(descriptor: Int32) { self.descriptor = descriptor }
+
+    /// Keeps one line (a newline is added) until the next flush; writes at once beyond 64 KiB held.
+    public func append(_ line: String) {
+        let held = pending.withLock { bytes in
+            bytes.append(contentsOf: line.utf8)
+            bytes.append(0x0a)
+            return bytes.count
+        }
+        if held >= Self.limit { flush() }
+    }
+
+    /// Writes what is held.
+    public func flush() {
+        let bytes = pending.withLock { held in
+            defer { held.removeAll(keepingCapacity: true) }
+            return held
+        }
+        bytes.withUnsafeBytes { buffer in
+            var offset = 0
+            while offset < buffer.count {
+                let written = write(descriptor, buffer.baseAddress! + offset, buffer.count - offset)
+                if written < 0 && errno == EINTR { continue }
+                if written <= 0 { return }
+                offset += written
+            }
+        }
+    }
+}
