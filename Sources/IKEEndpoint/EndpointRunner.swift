@@ -46,14 +46,8 @@ public final class EndpointRunner {
     /// Datagrams read per recvmmsg call, and batches read from one socket before the others get a turn.
     static let receiveBatch = 64
     static let batchesPerTurn = 8
-    /// Initiations started per turn of the loop while a burst of them waits (from `--initiate` or the control pipe).
-    static let initiationsPerTurn = 32
-    var pendingInitiations: [String] = []
-    /// Our initiations not yet answered by an IKE SA (or its failure), with when each started: a burst keeps at
-    /// most `initiationWindow` in flight, as strongSwan's init_limit_half_open does, so that a responder with a
-    /// small socket buffer is not flooded into dropping and every drop into a retransmission a second later.
-    var initiationsInFlight: [String: Double] = [:]
-    let initiationWindow: Int
+    /// Initiations of a burst, paced (InitiationQueue).
+    var initiations: InitiationQueue
     let control: ControlChannel?
     let log: (String) -> Void
     let emit: (String) -> Void
@@ -97,7 +91,9 @@ public final class EndpointRunner {
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
         engine = IKEEngine(connections: connections, settings: settings)
         socketSettings = try EndpointSocketSettings.parse(FileManager.default.contents(atPath: configurationPath) ?? Data())
-        initiationWindow = socketSettings.initiationWindow
+        initiations = InitiationQueue(
+            window: socketSettings.initiationWindow,
+            expiry: settings.retransmitTimeout * Double(1 << min(settings.retransmitLimit + 1, 16)))
         revocation = RevocationService(ocspCacheLimit: settings.ocspCacheLimit)
         self.showKeys = showKeys
         self.log = log
@@ -122,7 +118,7 @@ public final class EndpointRunner {
         let spi = words.count > 2 ? UInt32(words[2], radix: 16).map(ChildSPI.init) : nil
         switch verb {
         case "initiate":
-            pendingInitiations.append(name)
+            initiations.add([name])
             return []
         case "rekey-child": return engine.rekeyChild(connection: name, spi: spi, now: now)
         case "rekey-ike": return engine.rekeyIKE(connection: name, now: now)
@@ -154,7 +150,7 @@ public final class EndpointRunner {
                     (socket, OutgoingDatagram(bytes: datagram.payload, address: datagram.destination.address.bytes, port: datagram.destination.port)))
             case .event(let event):
                 if event.kind == .ikeEstablished || event.kind == .ikeFailed || event.kind == .ikeDeleted {
-                    initiationsInFlight[event.connection] = nil
+                    initiations.answered(event.connection)
                 }
                 emit(EventJSON.render(event, showKeys: showKeys))
                 if let link = deliveries[event.connection] { handOver(event, over: link) }
@@ -165,20 +161,12 @@ public final class EndpointRunner {
         }
     }
 
-    /// Starts waiting initiations, a batch per turn and no more than the window lets be in flight. One that
-    /// produced nothing to send (an unknown connection, say) holds no place; one the peer never answers
-    /// frees its place after the engine gives up on it (an `ike_sa_failed` event) or, at the latest, after
-    /// the retransmission schedule would have.
+    /// Starts the initiations the queue lets go this turn.
     func startInitiations(now: Double) {
-        let expiry = engine.settings.retransmitTimeout * Double(1 << min(engine.settings.retransmitLimit + 1, 16))
-        initiationsInFlight = initiationsInFlight.filter { now - $0.value < expiry }
-        var started = 0
-        while started < Self.initiationsPerTurn, initiationsInFlight.count < initiationWindow, !pendingInitiations.isEmpty {
-            let name = pendingInitiations.removeFirst()
+        initiations.startTurn(now: now) { name in
             let actions = engine.initiate(connection: name, now: now)
-            if actions.contains(where: { if case .send = $0 { true } else { false } }) { initiationsInFlight[name] = now }
             perform(actions)
-            started += 1
+            return actions.contains { if case .send = $0 { true } else { false } }
         }
         flush()
     }
@@ -317,7 +305,7 @@ public final class EndpointRunner {
     }
 
     public func run(initiate: [String], shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
-        pendingInitiations += initiate
+        initiations.add(initiate)
         let links = Array(deliveries.values)
         var lastTick = monotonicSeconds()
         while !shouldStop() {
@@ -328,7 +316,7 @@ public final class EndpointRunner {
                 sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
                 + [revocation.wakeDescriptor]
             let ready = waitReadable(
-                descriptors, timeoutMilliseconds: pendingInitiations.isEmpty || initiationsInFlight.count >= initiationWindow ? 100 : 0)
+                descriptors, timeoutMilliseconds: initiations.ready ? 0 : 100)
             if shouldReload() { reloadConfiguration() }
             for socket in sockets where ready.contains(socket.descriptor) { receive(on: socket) }
             if let control, ready.contains(control.descriptor) {
