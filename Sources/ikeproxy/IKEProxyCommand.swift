@@ -62,8 +62,9 @@ struct EndpointCommand: ParsableCommand {
                 configurationPath: config, showKeys: showKeys, controlPath: control,
                 log: { standardError.append(LogTimestamp.shared.string() + " " + $0) }, emit: standardOutput.append,
                 flushOutput: {
-                    standardOutput.flush()
+                    // The log first: whoever reads an event may look in the log for the lines that led to it.
                     standardError.flush()
+                    standardOutput.flush()
                 })
         } catch {
             standardError.flush()
