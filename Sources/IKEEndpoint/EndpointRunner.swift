@@ -46,6 +46,8 @@ public final class EndpointRunner {
     /// Datagrams read per recvmmsg call, and batches read from one socket before the others get a turn.
     static let receiveBatch = 64
     static let batchesPerTurn = 8
+    /// Drop lines by kind of drop, sampled.
+    var dropLog: [String: LogSampler] = [:]
     /// Initiations of a burst, paced (InitiationQueue).
     var initiations: InitiationQueue
     let control: ControlChannel?
@@ -154,7 +156,12 @@ public final class EndpointRunner {
                 }
                 emit(EventJSON.render(event, showKeys: showKeys))
                 if let link = deliveries[event.connection] { handOver(event, over: link) }
-            case .drop(let reason): log("dropped datagram: \(reason)")
+            case .drop(let reason):
+                // One line a second per kind of drop: a flood read at full speed (recvmmsg) would otherwise make
+                // a line per datagram (the engine counts every one).
+                if let line = dropLog[reason.key, default: LogSampler()].line("dropped datagram: \(reason)", now: monotonicSeconds()) {
+                    log(line)
+                }
             case .log(let text): log(text)
             case .checkRevocation(let request): revocation.start(request)
             }

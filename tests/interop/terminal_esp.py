@@ -136,11 +136,13 @@ def run(charon, directory):
         delivery_capture.send_signal(signal.SIGINT)
         delivery_capture.wait(timeout=10)
         traffic_through_terminal_esp(charon)
-        established = capture_decrypted_with_reported_keys(directory, capture)
+        capture_decrypted_with_reported_keys(directory, capture)
         forged_key_delivery_refused(directory)
         key_delivery_flood(charon, directory, terminal)
-        established = [json.loads(line) for line in open(os.path.join(directory, "agent-events.jsonl")) if '"child_sa_established"' in line][-1:]
-        rekey_is_make_before_break(charon, directory, established)
+        # The CHILD SA in use now: the flood's rekey replaced the first one (its child_sa_rekeyed event names the new SA).
+        current = [json.loads(line) for line in open(os.path.join(directory, "agent-events.jsonl"))
+                   if '"child_sa_established"' in line or '"child_sa_rekeyed"' in line][-1:]
+        rekey_is_make_before_break(charon, directory, current)
         peer_delete_reaches_terminal(charon, directory)
         agent = volume_lifetimes_rekey_under_transfer(charon, directory, agent, agent_config)
     finally:
@@ -292,8 +294,10 @@ def rekey_is_make_before_break(charon, directory, established):
     terminal_log = os.path.join(directory, "terminal.log")
     wait_for(lambda: bool(old_in) and f"deleted inbound SA {old_in}" in read(terminal_log), 10)
     text = read(terminal_log)
-    set_at = text.rfind("installed inbound SA")
+    # The install that replaced old_in: the last one before old_in's deletion (a later rekey may follow it).
     deleted_at = text.find(f"deleted inbound SA {old_in}") if old_in else -1
+    set_at = text.rfind("installed inbound SA", 0, deleted_at) if deleted_at >= 0 else -1
+    set_at = set_at if set_at > text.find(f"installed inbound SA {old_in}") else -1
     check("replacement in place" in read(os.path.join(directory, "agent.log")),
           "after a CHILD SA rekey the old SA was deleted only once the new one was acknowledged")
     check(0 <= set_at < deleted_at, "the terminal installed the new SA before deleting the old one (make-before-break)")
