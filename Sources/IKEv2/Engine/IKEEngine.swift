@@ -33,6 +33,7 @@ public final class IKEEngine {
     var cookieLog = LogSampler()
     var strangerLog = LogSampler()
     var initErrorLog = LogSampler()
+    var retransmittedInitLog = LogSampler()
 
     public init(
         connections: [ConnectionConfiguration], settings: EngineSettings = EngineSettings(),

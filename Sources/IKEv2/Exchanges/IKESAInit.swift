@@ -218,7 +218,9 @@ extension IKEEngine {
         if let existing = responderSessions.session(initiatorSPI: header.spiInitiator, remote: remote.address, held: sessions) {
             if existing.initiatorFirstMessage == raw, let cached = existing.lastResponse, cached.messageID == 0 {
                 count(.retransmittedRequest)
-                return [.log("answering retransmitted IKE_SA_INIT from cache")] + cached.datagrams.map { .send($0) }
+                // Sampled: a flood of replayed IKE_SA_INIT requests is answered from the cache at full speed.
+                return (retransmittedInitLog.line("answering retransmitted IKE_SA_INIT from cache", now: now).map { [.log($0)] } ?? [])
+                    + cached.datagrams.map { .send($0) }
             }
             return drop(.invalidState("second IKE_SA_INIT for an existing IKE SA"))
         }
