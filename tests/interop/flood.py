@@ -4,7 +4,7 @@
 
 Half the flood comes from strangers (198.18.0.0/15: no connection, NO_PROPOSAL_CHOSEN, rate-limited), half from
 the 50 genuine peers' own addresses (a connection matches: half-open SAs up to the cookie threshold, then a COOKIE
-for each). Checked and reported: every genuine negotiation completes (how many during the flood, how many after it);
+for each). Checked and reported: every genuine negotiation completes, at least half of them during the flood;
 the endpoint's peak memory stays under the bound docs/security.md gives; half-open state expires; what the
 endpoint sends is bounded (answers per request, octets per octet: no amplifier). Counted with nftables in the
 endpoint's namespace.
@@ -134,6 +134,10 @@ def run(charon, directory):
     check(len(done) == len(PEERS),
           f"every genuine negotiation completes: {len(done)} of {len(PEERS)} ({during} during the {FLOOD_SECONDS} s flood, "
           f"the rest within {completion:.0f} s of starting; charon retransmits what the flood crowded out)")
+    # With batched reads (recvmmsg into an 8 MiB buffer) the endpoint keeps up with the generator's full rate well
+    # enough that genuine peers get through while it lasts (before them: 0 of 50; since: 40-50 in a debug build).
+    check(during >= len(PEERS) // 2,
+          f"most genuine negotiations complete during the flood, not only after it: {during} of {len(PEERS)} (at least half)")
     sent = int(generator.split()[1]) if generator.startswith("sent") else 0
     requests, answers = in1[0] - in0[0], out1[0] - out0[0]
     print(f"endpoint: {requests} IKE datagrams in ({requests / flooded_for:.0f}/s), {answers} out ({answers / flooded_for:.0f}/s), "
