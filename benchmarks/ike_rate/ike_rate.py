@@ -28,6 +28,16 @@ INITIATOR_IP, RESPONDER_IP = "10.77.0.1", "10.77.0.2"
 PSK = "ike-rate-benchmark-pre-shared-key"
 IKE, ESP = "aes256gcm16-prfsha256-x25519", "aes256gcm16"
 RESPONDER_ID = "responder.bench.example"
+# --pin: the initiator on core 0, the responder on core 1 (each side then has a core of its own).
+PIN = False
+
+
+def pinned(role):
+    return ["taskset", "-c", "0" if role == "initiator" else "1"] if PIN else []
+
+
+# ikeproxy's initiations in flight at once (its `initiation_window`; --window): 1 makes every message arrive alone.
+WINDOW = 64
 
 
 def initiator_id(k):
@@ -107,12 +117,13 @@ class IKEProxySide:
                 "force_encapsulation": True,
                 "children": [{"name": "ch", "local_ts": [ours], "remote_ts": [theirs], "esp_proposals": [ESP]}]})
         config = {"connections": connections,
-                  "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 5, "cookie_threshold": 1000000}}
+                  "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 5, "cookie_threshold": 1000000,
+                               "initiation_window": WINDOW}}
         path = os.path.join(directory, f"ikeproxy-{role}.json")
         with open(path, "w") as f:
             json.dump(config, f)
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, binary, "endpoint", "--config", path, "--control", self.fifo],
+            pinned(role) + ["ip", "netns", "exec", namespace, binary, "endpoint", "--config", path, "--control", self.fifo],
             stdout=open(self.events, "w"), stderr=open(self.log, "w"))
 
     def ready(self):
@@ -174,7 +185,7 @@ class StrongSwanSide:
 """)
         env = dict(os.environ, STRONGSWAN_CONF=os.path.join(self.dir, "strongswan.conf"))
         self.process = subprocess.Popen(
-            ["ip", "netns", "exec", namespace, "unshare", "-m", "sh", "-c",
+            pinned(role) + ["ip", "netns", "exec", namespace, "unshare", "-m", "sh", "-c",
              "mount -t tmpfs none /run && mkdir -p /run/strongswan && exec /usr/lib/ipsec/charon"],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         deadline = time.time() + 15
@@ -301,7 +312,11 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="N=20, one round: the harness works and every SA comes up")
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--perf", action="store_true", help="record the responder with perf (responder.perf.data in each run's folder)")
+    parser.add_argument("--pin", action="store_true", help="initiator on core 0, responder on core 1")
+    parser.add_argument("--window", type=int, default=64, help="ikeproxy initiator's initiation_window (default 64)")
     args = parser.parse_args()
+    global WINDOW, PIN
+    WINDOW, PIN = args.window, args.pin
     if os.geteuid() != 0:
         sys.exit("ike_rate needs root (network namespaces)")
     for tool, path in (("ikeproxy", args.binary), ("charon", "/usr/lib/ipsec/charon")):
