@@ -89,8 +89,9 @@ public final class DaemonRunner {
             }
         }
         do {
-            internet = try PacketPort(interface: configuration.internetInterface)
-            terminals = try configuration.terminalInterfaces.map { try PacketPort(interface: $0) }
+            let buffer = Int32(clamping: configuration.portReceiveBuffer)
+            internet = try PacketPort(interface: configuration.internetInterface, receiveBuffer: buffer)
+            terminals = try configuration.terminalInterfaces.map { try PacketPort(interface: $0, receiveBuffer: buffer) }
         } catch {
             throw DaemonStartError(description: "\(error)")
         }

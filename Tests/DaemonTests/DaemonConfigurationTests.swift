@@ -189,6 +189,14 @@ final class DaemonConfigurationTests: XCTestCase {
                 .contains("settings.max_negotiations_per_terminal: 0 is not between 1 and 100000"))
     }
 
+    func testThePortReceiveBufferIsReadAndChecked() throws {
+        XCTAssertEqual(try DaemonConfiguration.parse(try example { _ in }).portReceiveBuffer, 8 << 20, "the default")
+        XCTAssertEqual(try DaemonConfiguration.parse(try example { $0["settings"] = ["port_receive_buffer": 1 << 24] }).portReceiveBuffer, 1 << 24)
+        XCTAssertTrue(
+            try refusal { $0["settings"] = ["port_receive_buffer": 1000] }
+                .contains("settings.port_receive_buffer: 1000 is not between 65536 and 1073741824 octets"))
+    }
+
     func testAChildlessProfileMakesChildlessConnections() throws {
         let plain = try DaemonConfiguration.parse(try example { _ in })
         XCTAssertEqual(plain.profiles[0].connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).childless, .allow)

@@ -31,6 +31,9 @@ public struct DaemonConfiguration: Sendable {
     public var proxySettings: ProxySettings
     public var engineSettings: EngineSettings
     public var showKeys: Bool
+    /// Octets of frames each AF_PACKET port may hold before the kernel drops (`settings.port_receive_buffer`):
+    /// a burst of negotiations or a flood waits there while the daemon reads 64 frames at a time.
+    public var portReceiveBuffer = 8 << 20
     /// Where state is kept across restarts, and what seals its secrets; nil keeps everything in memory.
     public var store: StoreConfiguration?
     /// Secrets the file gives sealed (`psk_sealed`, `enrollment_key_sealed`, `private_key_sealed`), by what
@@ -148,6 +151,12 @@ public struct DaemonConfiguration: Sendable {
                 apply(value)
             }
         }
+        let portReceiveBuffer = try file.settings?.own.port_receive_buffer.map { size in
+            guard (65_536...(1 << 30)).contains(size) else {
+                throw fail("settings.port_receive_buffer: \(size) is not between 65536 and 1073741824 octets")
+            }
+            return size
+        }
         let store = try parseStore(file)
         guard !file.interfaces.terminal.isEmpty else { throw fail("interfaces.terminal: at least one terminal-side interface is needed") }
         if let twice = ports.first(where: { name in ports.filter { $0 == name }.count > 1 }) {
@@ -159,6 +168,7 @@ public struct DaemonConfiguration: Sendable {
             policy: PolicyTable(rules: rules, defaultAction: defaultAction), profiles: profiles,
             terminalPrefixes: prefixes, terminals: terminals.entries, enrollments: terminals.enrollments,
             proxySettings: settings, engineSettings: engine, showKeys: false, store: store)
+        if let portReceiveBuffer { configuration.portReceiveBuffer = portReceiveBuffer }
         if let m = file.management { configuration.management = try parseManagement(m, secrets: &secrets) }
         configuration.sealedSecrets = secrets.sealed
         configuration.clearSecrets = secrets.clear

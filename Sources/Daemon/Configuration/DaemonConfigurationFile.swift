@@ -117,6 +117,7 @@ extension DaemonConfiguration {
             var retry_after_failure: Double?
             var max_negotiations_per_terminal: Int?
             var max_negotiations: Int?
+            var port_receive_buffer: Int?
         }
     }
 }
