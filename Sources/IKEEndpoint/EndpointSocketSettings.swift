@@ -3,7 +3,7 @@ import Foundation
 
 /// How the endpoint sets up its IKE sockets: the file's `settings.socket_receive_buffer`, in octets. A burst
 /// of negotiations (hundreds of peers starting at once, or our own initiations answered together) must wait
-/// in the socket rather than be dropped by the kernel, whose default (208 KiB) holds about 600 IKE_SA_INIT
+/// in the socket rather than be dropped by the kernel, whose default (208 KiB) holds a few hundred IKE_SA_INIT
 /// messages.
 public struct EndpointSocketSettings: Sendable, Equatable {
     public static let defaultReceiveBuffer = 8 << 20
