@@ -165,6 +165,9 @@ let package = Package(
             name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],
             path: "benchmarks/ProxyBenchmark"),
         .executableTarget(
+            name: "terminal-swarm", dependencies: ["ESP", "IKEv2", "KeyDelivery", "LinuxIO", "Packets"],
+            path: "benchmarks/TerminalSwarm"),
+        .executableTarget(
             name: "flood-benchmark", dependencies: ["IKEv2", .product(name: "Crypto", package: "swift-crypto")],
             path: "benchmarks/FloodBenchmark"),
         .testTarget(

@@ -164,6 +164,63 @@ final class ExchangeTests: XCTestCase {
         XCTAssertEqual(inits.count, 4, "request, COOKIE answer, request with COOKIE, answer")
     }
 
+    /// Under load a COOKIE request and the initiator's retransmission cross: the retransmission (no COOKIE) comes
+    /// in once the half-open count is below the threshold again and makes the IKE SA, then the retry with the
+    /// COOKIE arrives. The initiator signs its latest version (RFC 7296 section 2.15), the one with the COOKIE,
+    /// whichever answer it took: the responder must check AUTH against that version. (Found by the daemon's
+    /// burst benchmark: AUTHENTICATION_FAILED.) A different request under the same SPI is still refused.
+    func testRetryWithCookieOfARequestThatAlreadyMadeTheSAIsTheVersionAUTHCovers() throws {
+        var settings = EngineSettings()
+        settings.cookieThreshold = 1
+        let pair = try Fixtures.pair(responderSettings: settings)
+        pair.holding = true
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        XCTAssertEqual(pair.held.count, 1)
+        let request = pair.held[0]
+        // Another initiator's half-open SA from the same address (the request under another SPI) fills the threshold.
+        var filler = request
+        filler.payload[0] ^= 0xff
+        pair.held.append(filler)
+        pair.release(1)
+        pair.held.removeAll()
+        pair.held.append(request)
+        pair.release()
+        XCTAssertEqual(pair.responder.counters["cookie_sent"], 1)
+        let cookieAnswer = pair.held.removeFirst()
+        // The filler times out; the initiator's retransmission of its first request (no COOKIE) now makes the SA.
+        pair.run(pair.responder.tick(now: 31), from: "responder")
+        pair.now = 31
+        pair.held.append(request)
+        pair.release()
+        let answer = pair.held.removeFirst()
+        XCTAssertNotNil(try IKEMessage.decode(answer.payload).payloads.keyExchange, "the retransmission made the IKE SA")
+        // The initiator got the COOKIE first and retries with it; the responder answers it with the same answer.
+        pair.held.append(cookieAnswer)
+        pair.release()
+        XCTAssertEqual(pair.held.count, 1)
+        let retry = pair.held.removeFirst()
+        XCTAssertNotNil(try IKEMessage.decode(retry.payload).payloads.notify(.cookie))
+        pair.held.append(retry)
+        pair.release()
+        XCTAssertEqual(pair.held.first?.payload, answer.payload, "the retry is answered with the answer already sent")
+        XCTAssertEqual(pair.responder.counters["request_retried_with_cookie"], 1)
+        pair.held.removeAll()
+        // Another request under the same SPI (another nonce) is not a version of it.
+        var other = try IKEMessage.decode(retry.payload)
+        other.payloads = other.payloads.map { if case .nonce = $0 { .nonce(NoncePayload(data: [UInt8](repeating: 7, count: 32))) } else { $0 } }
+        pair.held.append(Datagram(payload: other.encode(), source: retry.source, destination: retry.destination))
+        pair.release()
+        XCTAssertTrue(pair.held.isEmpty)
+        XCTAssertTrue(pair.drops.contains { $0.reason == .invalidState("second IKE_SA_INIT for an existing IKE SA") })
+        // The initiator takes the answer the retransmission made; its AUTH covers the retry; all comes up.
+        pair.held.append(answer)
+        pair.holding = false
+        pair.releaseAll()
+        XCTAssertEqual(pair.responder.counters["authentication_failed"] ?? 0, 0)
+        XCTAssertEqual(pair.events("initiator", .childEstablished).count, 1)
+        XCTAssertEqual(pair.events("responder", .childEstablished).count, 1)
+    }
+
     func testInvalidKEPayloadMakesInitiatorRetryWithRequestedGroup() throws {
         let a = try Fixtures.connection(local: "192.0.2.1", remote: "192.0.2.2", proposal: "aes256gcm16-prfsha256-x25519-ecp256", esp: "aes256gcm16")
         let b = try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-ecp256", esp: "aes256gcm16")

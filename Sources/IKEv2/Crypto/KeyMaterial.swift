@@ -1,3 +1,5 @@
+import Crypto
+
 /// Secret octets (a derived key, a shared secret, a PSK). Kept distinct from plain byte arrays so that
 /// signatures say what they take, and so that printing one never leaks it by accident.
 public struct KeyMaterial: Equatable, Sendable, CustomStringConvertible {
@@ -14,18 +16,14 @@ public protocol RandomSource: Sendable {
     func bytes(_ count: Int) -> [UInt8]
 }
 
-/// The operating system's generator (via swift-crypto's SymmetricKey, which reads the system CSPRNG).
+/// The system CSPRNG through swift-crypto (SymmetricKey: BoringSSL's RAND_bytes): one call per request.
+/// The standard library's generator would make a getrandom system call for every eight octets, which a
+/// burst of negotiations (nonces, SPIs, IVs) pays for in kernel time.
 public struct SystemRandom: RandomSource {
     public init() {}
     public func bytes(_ count: Int) -> [UInt8] {
-        var out = [UInt8]()
-        out.reserveCapacity(count)
-        var generator = SystemRandomNumberGenerator()
-        while out.count < count {
-            let word = generator.next() as UInt64
-            for shift in stride(from: 0, to: 64, by: 8) where out.count < count { out.append(UInt8((word >> UInt64(shift)) & 0xff)) }
-        }
-        return out
+        guard count > 0 else { return [] }
+        return SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
     }
 }
 

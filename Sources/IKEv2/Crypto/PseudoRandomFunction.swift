@@ -43,12 +43,28 @@ public enum PseudoRandomFunction: UInt16, CaseIterable, Sendable {
     /// prf+ (section 2.13): T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n), concatenated to `length`.
     public func expand(key: [UInt8], seed: [UInt8], length: Int) -> [UInt8] {
         precondition(length <= 255 * outputLength, "prf+ cannot produce more than 255 blocks")
+        switch self {
+        case .hmacSHA1: return Self.expand(Insecure.SHA1.self, key: key, seed: seed, length: length)
+        case .hmacSHA256: return Self.expand(SHA256.self, key: key, seed: seed, length: length)
+        case .hmacSHA384: return Self.expand(SHA384.self, key: key, seed: seed, length: length)
+        case .hmacSHA512: return Self.expand(SHA512.self, key: key, seed: seed, length: length)
+        }
+    }
+
+    /// prf+ with the key set into HMAC once: each block continues from a copy of the keyed state instead of
+    /// hashing the key pads again (a negotiation derives seven keys this way).
+    static func expand<H: HashFunction>(_: H.Type, key: [UInt8], seed: [UInt8], length: Int) -> [UInt8] {
+        let keyed = HMAC<H>(key: SymmetricKey(data: key))
         var output: [UInt8] = []
-        output.reserveCapacity(length + outputLength)
+        output.reserveCapacity(length + H.Digest.byteCount)
         var previous: [UInt8] = []
         var counter: UInt8 = 1
         while output.count < length {
-            previous = compute(key: key, data: previous + seed + [counter])
+            var block = keyed
+            block.update(data: previous)
+            block.update(data: seed)
+            block.update(data: [counter])
+            previous = Array(block.finalize())
             output += previous
             counter &+= 1
         }

@@ -5,6 +5,7 @@ public enum EngineCounter: String, Sendable, CaseIterable {
     case natKeepalive = "nat_keepalive"
     case retransmissionWhileCheckingRevocation = "retransmission_while_checking_revocation"
     case retransmittedRequest = "retransmitted_request"
+    case requestRetriedWithCookie = "request_retried_with_cookie"
     case messagesFragmented = "messages_fragmented"
     case fragmentsReceived = "fragments_received"
     case rekeyCollisionLost = "rekey_collision_lost"

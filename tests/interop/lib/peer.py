@@ -13,7 +13,9 @@ PSK = "interop-test-pre-shared-key"
 class Charon:
     """One charon (strongSwan's IKE daemon, kernel-libipsec) in the peer's namespace with a private /run."""
 
-    def __init__(self, directory, namespace, settings=""):
+    def __init__(self, directory, namespace, settings="", log_levels="default = 1\n ike = 2\n chd = 4"):
+        """`settings` go into charon's section; `log_levels` are its file log's levels (the default logs the IKE
+        exchanges and the CHILD SA keys, which child_keys reads)."""
         self.dir = directory
         self.namespace = namespace
         self.socket = os.path.join(directory, "charon.vici")
@@ -34,9 +36,7 @@ class Charon:
   }}
   filelog {{ log {{ path = {self.log}
                    flush_line = yes
-                   default = 1
-                   ike = 2
-                   chd = 4 }} }}
+                   {log_levels} }} }}
 }}
 """)
         env = dict(os.environ, STRONGSWAN_CONF=os.path.join(directory, "strongswan.conf"))
