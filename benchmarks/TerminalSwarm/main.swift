@@ -4,7 +4,7 @@
 // socket on the key-delivery port there, and a real key-delivery channel (terminal role, its enrollment key).
 // It acknowledges what the proxy sends, holds the SAs it is given (no ESP: the benchmark measures the
 // keying), and on `go` (a line on stdin) the terminals marked `acquire` ask the proxy for an SA, as an agent
-// does for its host's first packet to the peer. Prints JSON lines on stdout:
+// does for its host's first packet to the peer, and again every 2 s until they hold one. Prints JSON lines on stdout:
 //
 //   {"ready":N}                           every socket is bound
 //   {"keyed":ID,"after":SECONDS}          terminal ID holds an inbound and an outbound SA (seconds after `go`)
@@ -42,6 +42,7 @@ final class SimulatedTerminal {
     var inbound: Set<ChildSPI> = []
     var outbound: Set<ChildSPI> = []
     var keyedAfter: Double?
+    var lastAcquire = -Double.infinity
 
     init(_ entry: SwarmFile.Terminal, port: UInt16, epoch: UInt64) throws {
         guard let address = IPAddress(entry.address), let key = [UInt8](hex: entry.key_hex) else {
@@ -112,6 +113,13 @@ func main() throws {
             FileHandle.standardError.write(Data("terminal \(terminal.id): send failed: \(error)\n".utf8))
         }
     }
+    // As an agent does while its host keeps sending to the peer with no SA: an ACQUIRE every 2 s (its
+    // acquire_interval), so that one the proxy turned away (over its negotiation limit) is asked again.
+    func acquire(_ terminal: SimulatedTerminal, at now: ClockReading) {
+        terminal.lastAcquire = now.monotonic
+        let flow = FlowDescription(source: terminal.address, destination: peer, ipProtocol: 1)
+        transmit(terminal.channel.send(.acquire(flow), at: now), from: terminal)
+    }
     while stdinOpen {
         let ready = Set(waitReadable(descriptors, timeoutMilliseconds: 100))
         if ready.contains(STDIN_FILENO) {
@@ -120,10 +128,7 @@ func main() throws {
             if line == "go", started == nil {
                 let now = reading()
                 started = now.monotonic
-                for terminal in terminals where terminal.acquire {
-                    let flow = FlowDescription(source: terminal.address, destination: peer, ipProtocol: 1)
-                    transmit(terminal.channel.send(.acquire(flow), at: now), from: terminal)
-                }
+                for terminal in terminals where terminal.acquire { acquire(terminal, at: now) }
             }
         }
         for descriptor in ready where descriptor != STDIN_FILENO {
@@ -161,6 +166,11 @@ func main() throws {
             let current = reading()
             for terminal in terminals where terminal.channel.unacknowledgedCount > 0 {
                 terminal.channel.tick(at: current).datagrams.forEach { transmit($0, from: terminal) }
+            }
+            if started != nil {
+                for terminal in terminals where terminal.acquire && terminal.keyedAfter == nil && now - terminal.lastAcquire >= 2 {
+                    acquire(terminal, at: current)
+                }
             }
         }
     }
