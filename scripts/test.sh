@@ -98,5 +98,8 @@ python3 tests/interop/flood.py
 echo "== IKE rate benchmark, smoke run (benchmarks/ike_rate with N=20, one round, debug build: every pair of ikeproxy and strongSwan brings all SAs up; the figures come from release runs)"
 python3 benchmarks/ike_rate/ike_rate.py --smoke --binary .build/debug/ikeproxy
 
+echo "== daemon burst benchmark, smoke run (benchmarks/daemon_burst with 20 terminals, debug build: half started by strongSwan, half by ACQUIRE, every terminal keyed; the figures come from release runs)"
+python3 benchmarks/daemon_burst/daemon_burst.py --smoke --binary .build/debug/ikeproxy
+
 echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI)"
 python3 tests/interop/management_api.py
