@@ -289,7 +289,10 @@ extension IKEEngine {
                 childRequest: nil, payloads: payloads, now: now)
         case .failed(let failure):
             count(.authenticationFailed)
-            return [.log("IKE_AUTH from \(session.remote): \(Identity(payload: identity)) not authenticated: \(failure)")]
+            let line =
+                "IKE_AUTH from \(session.remote) for '\(session.connection.name)': "
+                + "\(Identity(payload: identity)) not authenticated: \(failure)"
+            return [.log(line)]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
                 + closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
         case .verified(let how): proof = how
