@@ -152,6 +152,8 @@ public struct ConnectionConfiguration: Sendable {
 public struct EngineSettings: Sendable {
     /// Half-open IKE SAs above which IKE_SA_INIT requests must carry a COOKIE (section 2.6).
     public var cookieThreshold: Int = 16
+    /// Which of the engines sharing this host's IKE SAs this one is: the SPIs it makes are its own (IKEShard).
+    public var shard: IKEShard = .whole
     /// First retransmission timeout in seconds; doubled each time (section 2.1).
     public var retransmitTimeout: Double = 1.0
     public var retransmitLimit: Int = 5

@@ -44,7 +44,7 @@ extension IKEEngine {
 
     func newIKESPI() -> IKESPI {
         var spi: UInt64 = 0
-        while spi == 0 || sessions[IKESPI(spi)] != nil { spi = random.uint64() }
+        while spi == 0 || sessions[IKESPI(spi)] != nil { spi = settings.shard.own(random.uint64()) }
         return IKESPI(spi)
     }
 
