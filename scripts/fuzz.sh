@@ -6,6 +6,7 @@
 #   FUZZ_RUNS=N scripts/fuzz.sh ...           N inputs per target with a fixed seed instead of a time
 #                                             limit: the same inputs every run (what CI does)
 #   FUZZ_RUNS=N FUZZ_SEED=0 scripts/fuzz.sh   N inputs per target from a fresh random seed (a campaign)
+#   FUZZ_NO_BUILD=1 scripts/fuzz.sh ...       use the driver as last built (a second campaign on the other core)
 #
 # Each target's figures (inputs run, rate, coverage, corpus) are printed and appended to
 # .build/fuzz-work/results.tsv, for docs/fuzzing.md.
@@ -18,10 +19,15 @@ seconds="${1:-60}"; shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-auth ike-protected ethernet-bridge terminal-agent configuration-text revocation-data); fi
 
-echo "fuzz: building the libFuzzer driver (release, -sanitize=fuzzer)"
-# The build plan is made again each time: a stale one misses source files added to the main package.
-rm -f fuzz/.build/release.yaml fuzz/.build/build.db
-swift build --package-path fuzz -c release -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld
+if [ "${FUZZ_NO_BUILD:-0}" = 1 ]; then
+    # A second campaign beside one that built the driver (a target per core): building again would race it.
+    echo "fuzz: using the driver already built (FUZZ_NO_BUILD=1)"
+else
+    echo "fuzz: building the libFuzzer driver (release, -sanitize=fuzzer)"
+    # The build plan is made again each time: a stale one misses source files added to the main package.
+    rm -f fuzz/.build/release.yaml fuzz/.build/build.db
+    swift build --package-path fuzz -c release -Xswiftc -sanitize=fuzzer -Xswiftc -use-ld=lld
+fi
 binary="fuzz/.build/release/ikeproxy-fuzz"
 status=0
 for target in "${targets[@]}"; do
