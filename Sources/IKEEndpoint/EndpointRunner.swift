@@ -35,9 +35,16 @@ final class DeliveryLink {
 /// Datagrams are read in batches (recvmmsg) into sockets with large receive buffers, and what the engine
 /// answers to a batch goes out together (sendmmsg) once the batch is handled; initiations asked for at start
 /// go out a batch at a time, with what has arrived read in between, so that a burst of our own requests
-/// does not outrun the reading of their answers (issue 21).
+/// does not outrun the reading of their answers (issue 21). With `settings.workers` above 1 the engines run
+/// on threads of their own, each holding the IKE SAs whose SPIs are its own (EngineGroup); this loop still
+/// does all the I/O.
 public final class EndpointRunner {
-    let engine: IKEEngine
+    /// One engine on this thread, or several on threads of their own (`settings.workers`).
+    let engines: EngineGroup
+    /// The connections as the file gives them (every engine holds the same).
+    var connections: [ConnectionConfiguration]
+    /// Which engine asked for each online revocation check still running.
+    var revocationAskedBy: [UInt64: Int] = [:]
     let showKeys: Bool
     var sockets: [UDPSocket] = []
     let socketSettings: EndpointSocketSettings
@@ -91,8 +98,9 @@ public final class EndpointRunner {
         self.flushOutput = flushOutput
         self.configurationPath = configurationPath
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
-        engine = IKEEngine(connections: connections, settings: settings)
         socketSettings = try EndpointSocketSettings.parse(FileManager.default.contents(atPath: configurationPath) ?? Data())
+        engines = EngineGroup(connections: connections, settings: settings, count: socketSettings.workers)
+        self.connections = connections
         initiations = InitiationQueue(
             window: socketSettings.initiationWindow,
             expiry: settings.retransmitTimeout * Double(1 << min(settings.retransmitLimit + 1, 16)))
@@ -104,6 +112,7 @@ public final class EndpointRunner {
         self.transparent = transparent
         control = try controlPath.map { try ControlChannel(path: $0) }
         try listen(for: connections)
+        if socketSettings.workers > 1 { log("IKE engines on \(socketSettings.workers) worker threads, each with the IKE SAs of its SPIs") }
         for (name, target) in targets {
             deliveries[name] = try DeliveryLink(connection: name, target: target, transparent: transparent)
             log(
@@ -112,32 +121,47 @@ public final class EndpointRunner {
         }
     }
 
-    /// Handles one control command; returns a line describing the result.
-    func command(_ line: String, now: Double) -> [EngineAction] {
+    /// Hands `work` for a connection to the engines holding its IKE SAs, or to its own engine when none does
+    /// (which then says so, as a single engine would).
+    func submitToHolders(of connection: String, _ work: @escaping EngineGroup.Work) {
+        guard engines.count > 1 else { return engines.submit(to: 0, work) }
+        let holds = engines.query { $0.sessionSummaries.contains { $0.connection == connection } }
+        let holding = holds.indices.filter { holds[$0] }
+        for index in holding.isEmpty ? [engines.engine(forConnection: connection)] : holding { engines.submit(to: index, work) }
+    }
+
+    /// The IKE SAs of every engine.
+    var sessionSummaries: [IKEEngine.SessionSummary] { engines.query { $0.sessionSummaries }.flatMap { $0 } }
+
+    /// Handles one control command.
+    func command(_ line: String) {
         let words = line.split(separator: " ").map(String.init)
-        guard let verb = words.first else { return [] }
+        guard let verb = words.first else { return }
         let name = words.count > 1 ? words[1] : ""
         let spi = words.count > 2 ? UInt32(words[2], radix: 16).map(ChildSPI.init) : nil
         switch verb {
-        case "initiate":
-            initiations.add([name])
-            return []
-        case "rekey-child": return engine.rekeyChild(connection: name, spi: spi, now: now)
-        case "rekey-ike": return engine.rekeyIKE(connection: name, now: now)
-        case "delete-child": return engine.deleteChild(connection: name, spi: spi, now: now)
-        case "delete-ike": return engine.deleteIKE(connection: name, now: now)
-        case "liveness": return engine.checkLiveness(connection: name, now: now)
+        case "initiate": initiations.add([name])
+        case "rekey-child": submitToHolders(of: name) { $0.rekeyChild(connection: name, spi: spi, now: $1) }
+        case "rekey-ike": submitToHolders(of: name) { $0.rekeyIKE(connection: name, now: $1) }
+        case "delete-child": submitToHolders(of: name) { $0.deleteChild(connection: name, spi: spi, now: $1) }
+        case "delete-ike": submitToHolders(of: name) { $0.deleteIKE(connection: name, now: $1) }
+        case "liveness": submitToHolders(of: name) { $0.checkLiveness(connection: name, now: $1) }
         case "list":
-            return engine.sessionSummaries.map { s in
-                .log(
+            for s in sessionSummaries {
+                log(
                     "IKE SA \(s.connection) \(s.spiInitiator)_\(s.spiResponder) \(s.established ? "ESTABLISHED" : "CONNECTING") \(s.local) <-> \(s.remote) children: "
                         + s.children.map { "\($0.name) \($0.inbound)/\($0.outbound)" }.joined(separator: ", "))
             }
-        default: return [.log("unknown control command '\(line)'")]
+        default: log("unknown control command '\(line)'")
         }
     }
 
-    func perform(_ actions: [EngineAction]) {
+    /// Carries out what the engines answered since the last call.
+    func performCompleted() {
+        for (index, actions) in engines.completed() { perform(actions, from: index) }
+    }
+
+    func perform(_ actions: [EngineAction], from engine: Int) {
         for action in actions {
             switch action {
             case .send(let datagram):
@@ -163,7 +187,14 @@ public final class EndpointRunner {
                     log(line)
                 }
             case .log(let text): log(text)
-            case .checkRevocation(let request): revocation.start(request)
+            case .checkRevocation(let request):
+                revocationAskedBy[request.id] = engine
+                revocation.start(request)
+            case .initialContact(let match):
+                // The other engines may hold stale IKE SAs of the peer too.
+                for other in 0..<engines.count where other != engine {
+                    engines.submit(to: other) { engine, _ in engine.forgetStaleSessions(match) }
+                }
             }
         }
     }
@@ -171,10 +202,14 @@ public final class EndpointRunner {
     /// Starts the initiations the queue lets go this turn.
     func startInitiations(now: Double) {
         initiations.startTurn(now: now) { name in
-            let actions = engine.initiate(connection: name, now: now)
-            perform(actions)
-            return actions.contains { if case .send = $0 { true } else { false } }
+            guard connections.contains(where: { $0.name == name }) else {
+                log("initiate: no connection named '\(name)'")
+                return false
+            }
+            engines.submit(to: engines.engine(forConnection: name)) { $0.initiate(connection: name, now: $1) }
+            return true
         }
+        performCompleted()
         flush()
     }
 
@@ -199,10 +234,17 @@ public final class EndpointRunner {
             let batch = socket.receiveBatch(limit: Self.receiveBatch)
             guard !batch.isEmpty else { return }
             let now = monotonicSeconds()
+            let local = Endpoint(to, socket.localPort)
+            let encapsulated = socket.localPort == 4500
             for datagram in batch {
                 guard let from = IPAddress(bytes: datagram.address) else { continue }
-                perform(engine.receive(datagram.bytes, from: Endpoint(from, datagram.port), to: Endpoint(to, socket.localPort), now: now))
+                let bytes = datagram.bytes
+                let remote = Endpoint(from, datagram.port)
+                engines.submit(to: engines.engine(for: bytes, encapsulated: encapsulated)) { engine, _ in
+                    engine.receive(bytes, from: remote, to: local, now: now)
+                }
             }
+            performCompleted()
             flush()
             guard batch.count == Self.receiveBatch else { return }
         }
@@ -259,7 +301,7 @@ public final class EndpointRunner {
             let flowDestination = TrafficSelector(
                 ipProtocol: flow.ipProtocol, startPort: flow.destinationPort, endPort: flow.destinationPort,
                 startAddress: flow.destination, endAddress: flow.destination)
-            let children = engine.connections.first { $0.name == link.connection }?.children ?? []
+            let children = connections.first { $0.name == link.connection }?.children ?? []
             guard
                 children.contains(where: { child in
                     child.localTrafficSelectors.contains { $0.intersection(flowSource) != nil }
@@ -271,16 +313,19 @@ public final class EndpointRunner {
                 )
                 return
             }
-            let up = engine.sessionSummaries.contains { $0.connection == link.connection && $0.established }
+            let up = sessionSummaries.contains { $0.connection == link.connection && $0.established }
             log("key delivery: terminal \(link.target.terminalID) asks for an SA for \(flow)\(up ? "; IKE SA already up" : "; initiating")")
-            if !up { perform(engine.initiate(connection: link.connection, now: now)) }
+            let name = link.connection
+            if !up { engines.submit(to: engines.engine(forConnection: name)) { $0.initiate(connection: name, now: $1) } }
         case .expire(let spi, let direction, let hard):
             log("key delivery: terminal \(link.target.terminalID) reports \(hard ? "hard" : "soft") expiry of \(direction.rawValue) SA \(spi)")
             let inboundSPI = direction == .inbound ? spi : nil
-            perform(
+            let name = link.connection
+            submitToHolders(of: name) { engine, now in
                 hard
-                    ? engine.deleteChild(connection: link.connection, spi: inboundSPI, now: now)
-                    : engine.rekeyChild(connection: link.connection, spi: inboundSPI, now: now))
+                    ? engine.deleteChild(connection: name, spi: inboundSPI, now: now)
+                    : engine.rekeyChild(connection: name, spi: inboundSPI, now: now)
+            }
         case .status(let entries):
             log(
                 "key delivery: terminal \(link.target.terminalID) status: "
@@ -297,10 +342,15 @@ public final class EndpointRunner {
     public func reloadConfiguration() {
         do {
             let (fresh, _) = try EndpointConfigurationFile.load(path: configurationPath)
-            let plan = ConnectionReload.plan(fresh: fresh, current: engine.connections)
+            let plan = ConnectionReload.plan(fresh: fresh, current: connections)
             try listen(for: plan.set)
-            plan.remove.forEach { engine.removeConnection(named: $0) }
-            plan.set.forEach(engine.setConnection)
+            // Every engine takes the change before any work handed to it later.
+            engines.broadcast { engine, _ in
+                plan.remove.forEach { engine.removeConnection(named: $0) }
+                plan.set.forEach(engine.setConnection)
+                return []
+            }
+            connections = fresh
             plan.lines.forEach(log)
             let (targets, _) = (try? KeyDeliveryTarget.load(data: FileManager.default.contents(atPath: configurationPath) ?? Data())) ?? ([:], false)
             for name in Set(targets.keys).symmetricDifference(deliveries.keys).sorted() {
@@ -321,7 +371,7 @@ public final class EndpointRunner {
             // Made each round: a reload may have bound sockets for new connections.
             let descriptors =
                 sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
-                + [revocation.wakeDescriptor]
+                + [revocation.wakeDescriptor] + (engines.count > 1 ? [engines.wakeDescriptor] : [])
             let ready = waitReadable(
                 descriptors, timeoutMilliseconds: initiations.ready ? 0 : 100)
             if shouldReload() { reloadConfiguration() }
@@ -329,19 +379,20 @@ public final class EndpointRunner {
             if let control, ready.contains(control.descriptor) {
                 for line in control.readLines() {
                     log("control: \(line)")
-                    perform(command(line, now: monotonicSeconds()))
+                    command(line)
                 }
             }
             for link in links where ready.contains(link.socket.descriptor) { receiveKeyDelivery(over: link) }
             if ready.contains(revocation.wakeDescriptor) {
                 for answer in revocation.drain() {
                     log("revocation check \(answer.id): \(RevocationService.describe(answer))")
-                    perform(engine.revocationChecked(answer.id, answer.status, now: monotonicSeconds()))
+                    let status = answer.status
+                    engines.submit(to: revocationAskedBy.removeValue(forKey: answer.id) ?? 0) { $0.revocationChecked(answer.id, status, now: $1) }
                 }
             }
             let now = monotonicSeconds()
             if now - lastTick >= 0.1 {
-                perform(engine.tick(now: now))
+                engines.broadcast { $0.tick(now: $1) }
                 lastTick = now
                 for link in links {
                     let (datagrams, abandoned) = link.channel.tick(at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970))
@@ -349,10 +400,14 @@ public final class EndpointRunner {
                     for message in abandoned { log("key delivery: terminal \(link.target.terminalID) never acknowledged \(message.kind); giving up") }
                 }
             }
+            performCompleted()
             flush()
             flushOutput()
         }
         defer { flushOutput() }
-        log("stopping; counters: \(engine.counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        var counters: [String: Int] = [:]
+        for each in engines.query({ $0.counters }) { counters.merge(each.mapValues { Int($0) }, uniquingKeysWith: +) }
+        engines.stop()
+        log("stopping; counters: \(counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
     }
 }

@@ -11,11 +11,14 @@ public struct EndpointSocketSettings: Sendable, Equatable {
     /// Initiations of a burst (`--initiate`, the control pipe) in flight at once: `settings.initiation_window`.
     public static let defaultInitiationWindow = 64
     public var initiationWindow = EndpointSocketSettings.defaultInitiationWindow
+    /// IKE engines on threads of their own (`settings.workers`, EngineGroup); 1 runs the engine on the loop.
+    public var workers = 1
 
     struct File: Decodable {
         struct Settings: Decodable {
             var socket_receive_buffer: Int?
             var initiation_window: Int?
+            var workers: Int?
         }
         var settings: Settings?
     }
@@ -37,6 +40,10 @@ public struct EndpointSocketSettings: Sendable, Equatable {
                 throw ConfigurationError("settings.initiation_window: \(window) is not between 1 and 100000")
             }
             result.initiationWindow = window
+        }
+        if let workers = file.settings?.workers {
+            guard (1...64).contains(workers) else { throw ConfigurationError("settings.workers: \(workers) is not between 1 and 64") }
+            result.workers = workers
         }
         return result
     }

@@ -178,7 +178,7 @@ public final class VirtualNetwork {
                         source: d.source.address.bytes, destination: d.destination.address.bytes,
                         sourcePort: d.source.port, destinationPort: d.destination.port, payload: d.payload))
             case .event(let event): peer.apply(event, now: now)
-            case .drop, .log, .checkRevocation: break
+            case .drop, .log, .checkRevocation, .initialContact: break
             }
         }
     }

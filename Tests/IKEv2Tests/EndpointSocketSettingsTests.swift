@@ -9,12 +9,16 @@ final class EndpointSocketSettingsTests: XCTestCase {
         let none = try EndpointSocketSettings.parse(Data(#"{"connections": []}"#.utf8))
         XCTAssertEqual(none.receiveBuffer, 8 << 20)
         XCTAssertEqual(none.initiationWindow, 64)
-        let set = try EndpointSocketSettings.parse(Data(#"{"settings": {"socket_receive_buffer": 1048576, "initiation_window": 8}}"#.utf8))
+        XCTAssertEqual(none.workers, 1)
+        let set = try EndpointSocketSettings.parse(
+            Data(#"{"settings": {"socket_receive_buffer": 1048576, "initiation_window": 8, "workers": 2}}"#.utf8))
         XCTAssertEqual(set.receiveBuffer, 1 << 20)
         XCTAssertEqual(set.initiationWindow, 8)
+        XCTAssertEqual(set.workers, 2)
         for (text, message) in [
             (#"{"settings": {"socket_receive_buffer": 100}}"#, "settings.socket_receive_buffer: 100 is not between 65536 and 1073741824 octets"),
-            (#"{"settings": {"initiation_window": 0}}"#, "settings.initiation_window: 0 is not between 1 and 100000")
+            (#"{"settings": {"initiation_window": 0}}"#, "settings.initiation_window: 0 is not between 1 and 100000"),
+            (#"{"settings": {"workers": 65}}"#, "settings.workers: 65 is not between 1 and 64")
         ] {
             XCTAssertThrowsError(try EndpointSocketSettings.parse(Data(text.utf8))) { error in
                 XCTAssertEqual("\(error)", message)

@@ -46,6 +46,7 @@ final class EnginePair {
             case .event(let event): events.append((origin, event))
             case .drop(let reason): drops.append((origin, reason))
             case .log(let line): logs.append((origin, line))
+            case .initialContact: break
             case .checkRevocation(let request):
                 revocationRequests.append((origin, request))
                 if let status = answerRevocation?(request) {

@@ -38,6 +38,8 @@ def pinned(role):
 
 # ikeproxy's initiations in flight at once (its `initiation_window`; --window): 1 makes every message arrive alone.
 WINDOW = 64
+# ikeproxy's IKE engines on worker threads (its `settings.workers`; --workers).
+WORKERS = 1
 
 
 def initiator_id(k):
@@ -118,7 +120,7 @@ class IKEProxySide:
                 "children": [{"name": "ch", "local_ts": [ours], "remote_ts": [theirs], "esp_proposals": [ESP]}]})
         config = {"connections": connections,
                   "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 5, "cookie_threshold": 1000000,
-                               "initiation_window": WINDOW}}
+                               "initiation_window": WINDOW, "workers": WORKERS}}
         path = os.path.join(directory, f"ikeproxy-{role}.json")
         with open(path, "w") as f:
             json.dump(config, f)
@@ -314,9 +316,10 @@ def main():
     parser.add_argument("--perf", action="store_true", help="record the responder with perf (responder.perf.data in each run's folder)")
     parser.add_argument("--pin", action="store_true", help="initiator on core 0, responder on core 1")
     parser.add_argument("--window", type=int, default=64, help="ikeproxy initiator's initiation_window (default 64)")
+    parser.add_argument("--workers", type=int, default=1, help="ikeproxy's IKE engines on worker threads (settings.workers, default 1)")
     args = parser.parse_args()
-    global WINDOW, PIN
-    WINDOW, PIN = args.window, args.pin
+    global WINDOW, PIN, WORKERS
+    WINDOW, PIN, WORKERS = args.window, args.pin, args.workers
     if os.geteuid() != 0:
         sys.exit("ike_rate needs root (network namespaces)")
     for tool, path in (("ikeproxy", args.binary), ("charon", "/usr/lib/ipsec/charon")):

@@ -120,4 +120,18 @@ public enum EngineAction: Equatable, Sendable {
     case log(String)
     /// Ask the OCSP responders (or fetch the CRLs) a verified peer chain names; answer with `IKEEngine.revocationChecked`.
     case checkRevocation(RevocationCheckRequest)
+    /// A peer signalled INITIAL_CONTACT: this engine removed its stale IKE SAs; engines sharing the host's IKE SAs
+    /// (IKEShard) must remove theirs (`IKEEngine.forgetStaleSessions`). A single engine has nothing to do.
+    case initialContact(StaleSessionMatch)
+}
+
+/// Which IKE SAs a peer's INITIAL_CONTACT makes stale (RFC 7296 section 2.4): authenticated ones between the
+/// same identities and the same addresses, other than the one that carried it.
+public struct StaleSessionMatch: Equatable, Sendable {
+    public var peerIdentity: IdentificationPayload
+    public var localIdentity: Identity
+    public var remote: IPAddress
+    public var local: IPAddress
+    /// Our SPI of the IKE SA that carried INITIAL_CONTACT.
+    public var keep: IKESPI
 }

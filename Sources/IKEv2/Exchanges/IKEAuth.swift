@@ -108,13 +108,23 @@ extension IKEEngine {
     /// another terminal's IKE SAs where the proxy speaks for many terminals under one identity.
     func forgetStaleSessions(after session: IKESession, payloads: [Payload]) -> [EngineAction] {
         guard payloads.notify(.initialContact) != nil, let identity = session.peerIdentity else { return [] }
+        let match = StaleSessionMatch(
+            peerIdentity: identity, localIdentity: session.connection.localIdentity, remote: session.remote.address,
+            local: session.local.address, keep: session.isOriginalInitiator ? session.spiInitiator : session.spiResponder)
+        return forgetStaleSessions(match) + [.initialContact(match)]
+    }
+
+    /// Removes the IKE SAs `match` makes stale: on INITIAL_CONTACT here, or in another engine of the host.
+    public func forgetStaleSessions(_ match: StaleSessionMatch) -> [EngineAction] {
+        let identity = match.peerIdentity
         var actions: [EngineAction] = []
         // A session brought back from a snapshot knows the peer only by the connection's configured identity.
         for stale in sessions.values
-        where stale !== session && (stale.state == .established || stale.state == .deleting)
+        where (stale.isOriginalInitiator ? stale.spiInitiator : stale.spiResponder) != match.keep
+            && (stale.state == .established || stale.state == .deleting)
             && (stale.peerIdentity ?? stale.connection.remoteIdentity?.payload) == identity
-            && stale.connection.localIdentity == session.connection.localIdentity
-            && stale.remote.address == session.remote.address && stale.local.address == session.local.address
+            && stale.connection.localIdentity == match.localIdentity
+            && stale.remote.address == match.remote && stale.local.address == match.local
         {
             count(.initialContactRemovedIKESA)
             actions.append(

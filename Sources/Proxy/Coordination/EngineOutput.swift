@@ -54,6 +54,7 @@ extension KeyExchangeProxy {
                 actions.append(.log("IKE message dropped: \(reason)"))
             case .log(let text): actions.append(.log(text))
             case .checkRevocation(let request): actions.append(.checkRevocation(request))
+            case .initialContact: break  // one engine: it removed the stale SAs itself
             }
         }
         // After the new SAs' keys are on their way to the terminal.
