@@ -164,6 +164,7 @@ let package = Package(
         .executableTarget(
             name: "proxy-benchmark", dependencies: ["Proxy", "ProxyDemo", "IKEv2", "KeyDelivery", .product(name: "Crypto", package: "swift-crypto")],
             path: "benchmarks/ProxyBenchmark"),
+        .executableTarget(name: "ike-init-load", dependencies: ["IKEv2", "LinuxIO"], path: "benchmarks/IKEInitLoad"),
         .executableTarget(
             name: "terminal-swarm", dependencies: ["ESP", "IKEv2", "KeyDelivery", "LinuxIO", "Packets"],
             path: "benchmarks/TerminalSwarm"),

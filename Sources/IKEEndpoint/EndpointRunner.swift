@@ -246,7 +246,7 @@ public final class EndpointRunner {
             }
             performCompleted()
             flush()
-            guard batch.count == Self.receiveBatch else { return }
+            guard batch.count == Self.receiveBatch, !engines.saturated else { return }
         }
     }
 
@@ -369,13 +369,15 @@ public final class EndpointRunner {
             // A burst of initiations goes a batch per turn, with what arrived read in between.
             startInitiations(now: monotonicSeconds())
             // Made each round: a reload may have bound sockets for new connections.
+            // While the engines' queues are full, datagrams wait in the sockets (the engines' wake-up ends the wait).
+            let reading = !engines.saturated
             let descriptors =
-                sockets.map(\.descriptor) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
+                (reading ? sockets.map(\.descriptor) : []) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
                 + [revocation.wakeDescriptor] + (engines.count > 1 ? [engines.wakeDescriptor] : [])
             let ready = waitReadable(
                 descriptors, timeoutMilliseconds: initiations.ready ? 0 : 100)
             if shouldReload() { reloadConfiguration() }
-            for socket in sockets where ready.contains(socket.descriptor) { receive(on: socket) }
+            for socket in sockets where reading && ready.contains(socket.descriptor) { receive(on: socket) }
             if let control, ready.contains(control.descriptor) {
                 for line in control.readLines() {
                     log("control: \(line)")

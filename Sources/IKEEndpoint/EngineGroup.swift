@@ -19,6 +19,12 @@ final class EngineGroup: @unchecked Sendable {
     private let wake = WakePipe()
 
     var count: Int { engines.count }
+    /// Datagrams and other work an engine may have waiting before the loop stops reading its sockets: what
+    /// the engines cannot take stays in the sockets' buffers, and the kernel drops and counts the rest, as it
+    /// does for a single engine, instead of queues growing without bound in memory.
+    static let backlogLimit = 256
+    /// Whether some engine has `backlogLimit` pieces of work waiting: the loop reads no datagrams meanwhile.
+    var saturated: Bool { workers.contains { $0.pending >= Self.backlogLimit } }
     /// Readable when workers have finished something: the loop polls it.
     var wakeDescriptor: Int32 { wake.readDescriptor }
 
@@ -132,6 +138,8 @@ final class EngineWorker: @unchecked Sendable {
     private let engine: IKEEngine
     private let condition = NSCondition()
     private var inbox: [EngineGroup.Work] = []
+    /// Work posted and not finished yet (waiting or being done).
+    private var waiting = 0
     private var stopping = false
     private var thread: Thread?
     private let finishedRunning = NSCondition()
@@ -154,6 +162,7 @@ final class EngineWorker: @unchecked Sendable {
                 if work.isEmpty { break }
                 var actions: [EngineAction] = []
                 for piece in work { actions += piece(engine, monotonicSeconds()) }
+                condition.withLock { waiting -= work.count }
                 done(index, actions)
             }
             finishedRunning.withLock {
@@ -169,9 +178,12 @@ final class EngineWorker: @unchecked Sendable {
     func post(_ work: @escaping EngineGroup.Work) {
         condition.withLock {
             inbox.append(work)
+            waiting += 1
             condition.signal()
         }
     }
+
+    var pending: Int { condition.withLock { waiting } }
 
     /// Lets the thread finish what was posted, then end; waits for it.
     func stop() {

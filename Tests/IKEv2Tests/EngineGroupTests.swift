@@ -129,4 +129,23 @@ final class EngineGroupTests: XCTestCase {
         XCTAssertEqual(held[second].count, 1)
         XCTAssertEqual(drops, [])
     }
+
+    /// A worker that cannot keep up holds at most `backlogLimit` pieces of work: the group says it is saturated
+    /// (the loop then leaves datagrams in the sockets), and no longer once the worker has caught up.
+    func testAWorkerBehindSaturatesTheGroupUntilItCatchesUp() throws {
+        let group = EngineGroup(connections: try connections(count: 1, initiator: false), settings: EngineSettings(), count: 2)
+        defer { group.stop() }
+        let gate = DispatchSemaphore(value: 0)
+        group.submit(to: 1) { _, _ in
+            gate.wait()
+            return []
+        }
+        for _ in 0..<EngineGroup.backlogLimit - 2 { group.submit(to: 1) { _, _ in [] } }
+        XCTAssertFalse(group.saturated)
+        group.submit(to: 1) { _, _ in [] }
+        XCTAssertTrue(group.saturated)
+        gate.signal()
+        XCTAssertEqual(group.query { _ in true }, [true, true], "both engines answer once the work before is done")
+        XCTAssertFalse(group.saturated)
+    }
 }
