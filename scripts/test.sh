@@ -97,6 +97,8 @@ python3 tests/interop/flood.py
 
 echo "== IKE rate benchmark, smoke run (benchmarks/ike_rate with N=20, one round, debug build: every pair of ikeproxy and strongSwan brings all SAs up; the figures come from release runs)"
 python3 benchmarks/ike_rate/ike_rate.py --smoke --binary .build/debug/ikeproxy
+echo "== IKE rate benchmark, smoke run with the endpoint's engines on 2 worker threads (settings.workers: the same SAs come up with strongSwan on either side)"
+python3 benchmarks/ike_rate/ike_rate.py --smoke --binary .build/debug/ikeproxy --workers 2
 
 echo "== daemon burst benchmark, smoke run (benchmarks/daemon_burst with 20 terminals, debug build: half started by strongSwan, half by ACQUIRE, every terminal keyed; the figures come from release runs)"
 python3 benchmarks/daemon_burst/daemon_burst.py --smoke --binary .build/debug/ikeproxy
