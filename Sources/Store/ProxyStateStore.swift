@@ -49,14 +49,14 @@ public final class ProxyStateStore {
         let snapshots = engine.snapshots(now: time.monotonic)
         var current = Set<String>()
         var upserts: [(StateDatabase.IKESARow, [StateDatabase.ChildSARow])] = []
-        var fingerprints: [String: IKESASnapshot] = [:]
+        var saving: [String: IKESASnapshot] = [:]
         for snapshot in snapshots {
             let spiI = IKESPI(snapshot.spiInitiator).description
             let spiR = IKESPI(snapshot.spiResponder).description
             let key = Self.key(spiI, spiR)
             current.insert(key)
-            let fingerprint = Self.stable(snapshot)
-            guard saved[key] != fingerprint else { continue }
+            let stable = Self.stable(snapshot)
+            guard saved[key] != stable else { continue }
             do {
                 let box = try sealer.seal(Array(try JSONEncoder().encode(snapshot)), context: Self.context(key))
                 let children = snapshot.children.filter { !$0.rekeyed }.map { child in
@@ -73,7 +73,7 @@ public final class ProxyStateStore {
                             terminal: snapshot.localAddress, peer: snapshot.remoteAddress,
                             sealedState: box, savedAt: time.wall), children
                     ))
-                fingerprints[key] = fingerprint
+                saving[key] = stable
             } catch {
                 let text = "IKE SA \(key) not saved yet: \(error) (kept in memory, saved once sealing works)"
                 if lastSealingError != text {
@@ -91,7 +91,7 @@ public final class ProxyStateStore {
                         let parts = k.split(separator: "_").map(String.init)
                         return (parts[0], parts.count > 1 ? parts[1] : "")
                     })
-                for (k, f) in fingerprints { saved[k] = f }
+                for (k, f) in saving { saved[k] = f }
                 for k in removed { saved[k] = nil }
                 if !upserts.isEmpty { lastSealingError = nil }
             } catch {

@@ -52,6 +52,20 @@ var other = 0
 var answeredInTime = 0
 let start = monotonicSeconds()
 let batch = 32
+
+/// Counts answers: one that made an IKE SA has a non-zero responder SPI (a COOKIE or an error answer has none).
+/// Returns how many there were.
+@MainActor func tally(_ answers: [ReceivedDatagram], inTime: Bool) -> Int {
+    for answer in answers {
+        if answer.bytes.count >= 28, answer.bytes[8..<16].contains(where: { $0 != 0 }) {
+            answered += 1
+            if inTime { answeredInTime += 1 }
+        } else {
+            other += 1
+        }
+    }
+    return answers.count
+}
 while true {
     let now = monotonicSeconds()
     let elapsed = now - start
@@ -71,25 +85,12 @@ while true {
         _ = socket.sendBatch(datagrams)
         sent += due
     }
-    for answer in socket.receiveBatch(limit: 64) {
-        // An answer that made an IKE SA carries the responder's KE payload (type 34 is SA, 40 KE): look for a
-        // non-zero responder SPI, which only an answer that made one has.
-        if answer.bytes.count >= 28, answer.bytes[8..<16].contains(where: { $0 != 0 }) {
-            answered += 1
-            answeredInTime += 1
-        } else {
-            other += 1
-        }
-    }
+    _ = tally(socket.receiveBatch(limit: 64), inTime: true)
     if due <= 0 { usleep(200) }
 }
 // The answers still on their way.
 let drainUntil = monotonicSeconds() + 1
 while monotonicSeconds() < drainUntil {
-    let answers = socket.receiveBatch(limit: 64)
-    for answer in answers {
-        if answer.bytes.count >= 28, answer.bytes[8..<16].contains(where: { $0 != 0 }) { answered += 1 } else { other += 1 }
-    }
-    if answers.isEmpty { usleep(1000) }
+    if tally(socket.receiveBatch(limit: 64), inTime: false) == 0 { usleep(1000) }
 }
 print("{\"sent\":\(sent),\"answered\":\(answered),\"answered_in_time\":\(answeredInTime),\"other\":\(other),\"seconds\":\(seconds)}")

@@ -45,7 +45,7 @@ final class SimulatedTerminal {
     var lastAcquire = -Double.infinity
 
     init(_ entry: SwarmFile.Terminal, port: UInt16, epoch: UInt64) throws {
-        guard let address = IPAddress(entry.address), let key = [UInt8](hex: entry.key_hex) else {
+        guard let address = IPAddress(entry.address), let key = [UInt8](hexString: entry.key_hex) else {
             throw SwarmError("terminal \(entry.id): bad address or key")
         }
         id = entry.id
@@ -59,19 +59,6 @@ final class SimulatedTerminal {
 struct SwarmError: Error, CustomStringConvertible {
     var description: String
     init(_ description: String) { self.description = description }
-}
-
-extension [UInt8] {
-    init?(hex: String) {
-        let digits = Array(hex.utf8)
-        guard digits.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        for i in stride(from: 0, to: digits.count, by: 2) {
-            guard let byte = UInt8(String(decoding: digits[i..<i + 2], as: UTF8.self), radix: 16) else { return nil }
-            out.append(byte)
-        }
-        self = out
-    }
 }
 
 func reading() -> ClockReading { ClockReading(monotonic: monotonicSeconds(), wall: Date().timeIntervalSince1970) }

@@ -25,6 +25,8 @@ import argparse, json, os, queue, subprocess, sys, tempfile, threading, time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "interop"))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks", "ike_rate"))
+from ike_rate import cpu_seconds  # noqa: E402
 from lib.host import Lab, addresses_up, missing_prerequisites, ns, veth, wait_for  # noqa: E402
 from lib.lab import daemon_file, peer_profile  # noqa: E402
 from lib.peer import PSK, Charon, peer_sas  # noqa: E402
@@ -68,18 +70,6 @@ class Topology(Lab):
         ns(PROXY, "ip", "link", "set", "ikb-x1", "up")
         ns(SWARM, "ip", "route", "add", "192.0.2.0/24", "dev", "ikb-s0")
         ns(SWARM, "ip", "route", "add", "169.254.0.1/32", "dev", "ikb-s0")
-
-
-def cpu_seconds(pid):
-    """CPU time of every thread of the process, to the nanosecond (schedstat)."""
-    total = 0
-    for task in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except OSError:
-            pass
-    return total / 1e9
 
 
 def resident_megabytes(pid):
