@@ -138,7 +138,7 @@ final class EngineWorker: @unchecked Sendable {
     private let engine: IKEEngine
     private let condition = NSCondition()
     private var inbox: [EngineGroup.Work] = []
-    /// Work posted and not finished yet (waiting or being done).
+    /// Work posted and not begun yet.
     private var waiting = 0
     private var stopping = false
     private var thread: Thread?
@@ -161,8 +161,11 @@ final class EngineWorker: @unchecked Sendable {
                 }
                 if work.isEmpty { break }
                 var actions: [EngineAction] = []
-                for piece in work { actions += piece(engine, monotonicSeconds()) }
-                condition.withLock { waiting -= work.count }
+                for piece in work {
+                    // Counted off before it runs, so that whoever a piece answers (a query) sees it gone.
+                    condition.withLock { waiting -= 1 }
+                    actions += piece(engine, monotonicSeconds())
+                }
                 done(index, actions)
             }
             finishedRunning.withLock {

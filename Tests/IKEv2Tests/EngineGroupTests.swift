@@ -136,11 +136,15 @@ final class EngineGroupTests: XCTestCase {
         let group = EngineGroup(connections: try connections(count: 1, initiator: false), settings: EngineSettings(), count: 2)
         defer { group.stop() }
         let gate = DispatchSemaphore(value: 0)
+        let begun = DispatchSemaphore(value: 0)
         group.submit(to: 1) { _, _ in
+            begun.signal()
             gate.wait()
             return []
         }
-        for _ in 0..<EngineGroup.backlogLimit - 2 { group.submit(to: 1) { _, _ in [] } }
+        // Work being done is no longer waiting: only what comes after it counts.
+        begun.wait()
+        for _ in 0..<EngineGroup.backlogLimit - 1 { group.submit(to: 1) { _, _ in [] } }
         XCTAssertFalse(group.saturated)
         group.submit(to: 1) { _, _ in [] }
         XCTAssertTrue(group.saturated)
