@@ -90,6 +90,8 @@ public final class EndpointRunner {
 
     /// Writes out what `log` and `emit` held back (a LineWriter's flush), once per turn of the loop.
     let flushOutput: () -> Void
+    /// `settings.maximum_reassembly_memory`, named beside the high-water mark at the end of the run.
+    let reassemblyMemory: Int
 
     public init(
         configurationPath: String, showKeys: Bool, controlPath: String?,
@@ -100,6 +102,7 @@ public final class EndpointRunner {
         let (connections, settings) = try EndpointConfigurationFile.load(path: configurationPath)
         socketSettings = try EndpointSocketSettings.parse(FileManager.default.contents(atPath: configurationPath) ?? Data())
         engines = EngineGroup(connections: connections, settings: settings, count: socketSettings.workers)
+        reassemblyMemory = settings.maximumReassemblyMemory
         self.connections = connections
         initiations = InitiationQueue(
             window: socketSettings.initiationWindow,
@@ -409,7 +412,10 @@ public final class EndpointRunner {
         defer { flushOutput() }
         var counters: [String: Int] = [:]
         for each in engines.query({ $0.counters }) { counters.merge(each.mapValues { Int($0) }, uniquingKeysWith: +) }
+        // Each engine's own high-water mark; their sum bounds what the process held at once.
+        let reassemblyPeak = engines.query { $0.reassemblyOctetsPeak }.reduce(0, +)
         engines.stop()
         log("stopping; counters: \(counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        log("fragments held for reassembly: at most \(reassemblyPeak) octets (maximum_reassembly_memory \(reassemblyMemory))")
     }
 }

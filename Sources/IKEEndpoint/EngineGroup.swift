@@ -29,13 +29,17 @@ final class EngineGroup: @unchecked Sendable {
     var wakeDescriptor: Int32 { wake.readDescriptor }
 
     /// `count` engines with the same connections; each takes `settings` with its shard, and its part of the
-    /// COOKIE threshold (the half-open SAs spread over the engines as their SPIs do).
+    /// COOKIE threshold and of the reassembly memory (the IKE SAs spread over the engines as their SPIs do).
     init(connections: [ConnectionConfiguration], settings: EngineSettings, count: Int) {
         precondition(count >= 1)
         engines = (0..<count).map { index in
             var own = settings
             own.shard = IKEShard(index: index, count: count)
-            if count > 1 { own.cookieThreshold = (settings.cookieThreshold + count - 1) / count }
+            if count > 1 {
+                own.cookieThreshold = (settings.cookieThreshold + count - 1) / count
+                // The reassembly bound is for the process: each engine holds its share, and at least one message.
+                own.maximumReassemblyMemory = max(settings.maximumReassemblySize, settings.maximumReassemblyMemory / count)
+            }
             return IKEEngine(connections: connections, settings: own)
         }
         workers = count == 1 ? [] : engines.enumerated().map { EngineWorker(index: $0.offset, engine: $0.element) }

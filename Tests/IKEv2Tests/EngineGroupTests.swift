@@ -130,6 +130,25 @@ final class EngineGroupTests: XCTestCase {
         XCTAssertEqual(drops, [])
     }
 
+    /// The bounds that are for the whole process are shared out: each engine takes its part of the COOKIE
+    /// threshold and of the reassembly memory, so that N workers hold no more than one engine would.
+    func testProcessWideBoundsAreSharedOutAmongTheEngines() throws {
+        var settings = EngineSettings()
+        settings.cookieThreshold = 16
+        settings.maximumReassemblySize = 65_536
+        settings.maximumReassemblyMemory = 1 << 20
+        let group = EngineGroup(connections: try connections(count: 1, initiator: false), settings: settings, count: 4)
+        defer { group.stop() }
+        let shares = group.query { ($0.settings.cookieThreshold, $0.settings.maximumReassemblyMemory, $0.settings.maximumReassemblySize) }
+        XCTAssertEqual(shares.map(\.0), [4, 4, 4, 4])
+        XCTAssertEqual(shares.map(\.1), Array(repeating: 1 << 18, count: 4))
+        XCTAssertEqual(shares.map(\.2), Array(repeating: 65_536, count: 4), "each engine can still reassemble a whole message")
+        settings.maximumReassemblyMemory = 65_536
+        let tight = EngineGroup(connections: try connections(count: 1, initiator: false), settings: settings, count: 4)
+        defer { tight.stop() }
+        XCTAssertEqual(tight.query { $0.settings.maximumReassemblyMemory }, Array(repeating: 65_536, count: 4))
+    }
+
     /// A worker that cannot keep up holds at most `backlogLimit` pieces of work: the group says it is saturated
     /// (the loop then leaves datagrams in the sockets), and no longer once the worker has caught up.
     func testAWorkerBehindSaturatesTheGroupUntilItCatchesUp() throws {

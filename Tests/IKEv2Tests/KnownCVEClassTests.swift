@@ -150,10 +150,12 @@ final class KnownCVEClassTests: XCTestCase {
             XCTAssertEqual(pair.responder.counters["reassembly_limit"], 1, "the third 1,200 octets pass 3,000 (\(perSA), \(inAll))")
             XCTAssertEqual(pair.responder.counters["fragments_received"], 2)
             XCTAssertEqual(pair.responder.reassemblyOctets, 2_400)
+            XCTAssertEqual(pair.responder.reassemblyOctetsPeak, 2_400)
             // The IKE SA goes: what it held is given back.
             pair.run(pair.responder.deleteIKE(connection: "c", now: pair.now), from: "responder")
             XCTAssertTrue(pair.responder.sessions.isEmpty)
             XCTAssertEqual(pair.responder.reassemblyOctets, 0)
+            XCTAssertEqual(pair.responder.reassemblyOctetsPeak, 2_400, "the high-water mark stays")
         }
     }
 

@@ -27,7 +27,11 @@ public final class IKEEngine {
     var nextRevocationCheckID: UInt64 = 1
     let cookieSecret: [UInt8]
     /// Octets of fragments held for reassembly by all IKE SAs (`EngineSettings.maximumReassemblyMemory`).
-    var reassemblyOctets = 0
+    var reassemblyOctets = 0 {
+        didSet { reassemblyOctetsPeak = max(reassemblyOctetsPeak, reassemblyOctets) }
+    }
+    /// The most octets of fragments ever held at once: what a fragment flood reached of the bound.
+    public private(set) var reassemblyOctetsPeak = 0
     /// Error answers to IKE_SA_INIT, and the log lines a flood of requests would repeat.
     var initErrorAnswers: TokenBucket
     var cookieLog = LogSampler()
