@@ -63,7 +63,7 @@ let package = Package(
         .target(name: "KernelIPsec", dependencies: ["CXFRM", "ESP", "IKEv2"]),
         // The terminal agent: SAs from the key-delivery channel, into its own user-space ESP over a TUN device or
         // into the kernel's XFRM.
-        .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO", "KernelIPsec"]),
+        .target(name: "TerminalAgent", dependencies: ["ESP", "KeyDelivery", "IKEv2", "Packets", "LinuxIO", "KernelIPsec", "ConfigurationFiles"]),
         // What the endpoint's and the daemon's configuration files share: connection/profile keys (pre-shared keys,
         // proposals, mode, authentication files), engine settings, and the errors that name the offending key.
         .target(name: "ConfigurationFiles", dependencies: ["IKEv2", .product(name: "X509", package: "swift-certificates")]),

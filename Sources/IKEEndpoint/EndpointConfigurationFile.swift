@@ -57,9 +57,17 @@ public struct EndpointConfigurationFile: Decodable {
 
     public static func parse(_ data: Data) throws -> (connections: [ConnectionConfiguration], settings: EngineSettings) {
         let file: EndpointConfigurationFile
-        do { file = try JSONDecoder().decode(EndpointConfigurationFile.self, from: data) } catch let error as DecodingError {
+        // The file has three readers (connections and engine settings here, sockets, key delivery): a key none of
+        // them reads is refused.
+        let check = UnknownKeyCheck(data: data)
+        do {
+            file = try check.decode(EndpointConfigurationFile.self)
+            try check.decode(EndpointSocketSettings.File.self)
+            try check.decode(KeyDeliveryTarget.Root.self)
+        } catch let error as DecodingError {
             throw ConfigurationError("configuration is not valid: \(error.readableDescription)")
         }
+        try check.refuseUnknownKeys(in: "configuration")
         var settings = EngineSettings()
         if let s = file.settings {
             if let v = s.own.cookie_threshold { settings.cookieThreshold = v }

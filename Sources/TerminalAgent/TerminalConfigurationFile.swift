@@ -1,3 +1,4 @@
+import ConfigurationFiles
 import Foundation
 import IKEv2
 import KernelIPsec
@@ -80,9 +81,11 @@ public struct TerminalConfiguration: Sendable {
 
     public static func parse(_ data: Data) throws -> TerminalConfiguration {
         let file: File
-        do { file = try JSONDecoder().decode(File.self, from: data) } catch {
+        let check = UnknownKeyCheck(data: data)
+        do { file = try check.decode(File.self) } catch {
             throw TerminalConfigurationError(description: "configuration is not valid JSON of the expected shape: \(error)")
         }
+        do { try check.refuseUnknownKeys(in: "configuration") } catch { throw TerminalConfigurationError(description: "\(error)") }
         func fail(_ text: String) -> TerminalConfigurationError { TerminalConfigurationError(description: text) }
         guard let key = [UInt8](hexString: file.enrollment_key_hex), key.count >= 16 else {
             throw fail("enrollment_key_hex must be at least 16 octets of hexadecimal (32 recommended)")

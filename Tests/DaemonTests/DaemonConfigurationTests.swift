@@ -354,6 +354,14 @@ final class DaemonConfigurationTests: XCTestCase {
     }
 
     func testGarbageIsRefusedWithAMessageNamingTheKey() throws {
+        // Keys the daemon has no use for are refused, not passed over: an endpoint-only option, a misspelling.
+        XCTAssertTrue(try refusal { $0["settings"] = ["cookie_threshold": 16] }.contains("unknown key settings.cookie_threshold"))
+        XCTAssertTrue(
+            try refusal { object in
+                var terminals = object["terminals"] as! [[String: Any]]
+                terminals[0]["adress"] = "192.0.2.9"
+                object["terminals"] = terminals
+            }.contains("unknown key terminals[0].adress"))
         XCTAssertTrue(try refusal { $0["interfaces"] = nil }.contains("missing key 'interfaces'"))
         XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": "eth0"] }.contains("two different interfaces"))
         XCTAssertTrue(try refusal { $0["terminal_prefixes"] = ["10.0.0.0/33"] }.contains("terminal_prefixes: '10.0.0.0/33'"))

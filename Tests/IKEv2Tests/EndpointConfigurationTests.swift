@@ -67,6 +67,15 @@ final class EndpointConfigurationTests: XCTestCase {
 
     func testGarbageIsRefusedWithAClearMessage() {
         let cases: [(String, String)] = [
+            // A key no reader of the file knows: a misspelling, or an option another file kind has.
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "childs": []}], "settings": {"cookie_threshhold": 4}}"#,
+                "unknown keys connections[0].childs, settings.cookie_threshhold"
+            ),
+            (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"port_receive_buffer": 65536}}"#,
+                "settings.port_receive_buffer"
+            ),
             ("not json", "not valid"),
             (#"{"connections": []}"#, "no connections"),
             (#"{"connections": [{"name": "x", "local_address": "300.1.1.1", "psk": "12345678"}]}"#, "not an IP address"),

@@ -287,6 +287,14 @@ final class TerminalAgentTests: XCTestCase {
         ) {
             XCTAssertTrue("\($0)".contains("outer_address"))
         }
+        XCTAssertThrowsError(
+            try TerminalConfiguration.parse(
+                Data(
+                    #"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "192.0.2.2", "tun": {"route": []}}"#
+                        .utf8))
+        ) {
+            XCTAssertTrue("\($0)".contains("unknown key tun.route"), "\($0)")
+        }
         let good = try? TerminalConfiguration.parse(
             Data(
                 #"{"terminal_id": 1, "enrollment_key_hex": "00112233445566778899aabbccddeeff", "outer_address": "192.0.2.2", "tun": {"routes": ["10.1.0.0/24"]}}"#

@@ -88,9 +88,11 @@ public struct DaemonConfiguration: Sendable {
 
     private static func parseSections(_ data: Data) throws -> DaemonConfiguration {
         let file: File
-        do { file = try JSONDecoder().decode(File.self, from: data) } catch let error as DecodingError {
+        let check = UnknownKeyCheck(data: data)
+        do { file = try check.decode(File.self) } catch let error as DecodingError {
             throw DaemonConfigurationError("configuration is not valid: \(error.readableDescription)")
         }
+        try check.refuseUnknownKeys(in: "configuration")
         func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
         let ports = [file.interfaces.internet] + file.interfaces.terminal
         guard !file.interfaces.terminal.contains(file.interfaces.internet) else {
