@@ -60,6 +60,8 @@ public final class EndpointRunner {
     let control: ControlChannel?
     let log: (String) -> Void
     let emit: (String) -> Void
+    /// Log lines and events are written every 20 ms at most (OutputPacing).
+    let outputPacing = OutputPacing(now: monotonicSeconds())
     var deliveries: [String: DeliveryLink] = [:]
     /// Online revocation checks (OCSP) the engine asks for, run off the loop.
     let revocation: RevocationService
@@ -88,7 +90,7 @@ public final class EndpointRunner {
         }
     }
 
-    /// Writes out what `log` and `emit` held back (a LineWriter's flush), once per turn of the loop.
+    /// Writes out what `log` and `emit` held back (a LineWriter's flush), every 20 ms at most (OutputPacing).
     let flushOutput: () -> Void
     /// `settings.maximum_reassembly_memory`, named beside the high-water mark at the end of the run.
     let reassemblyMemory: Int
@@ -109,8 +111,15 @@ public final class EndpointRunner {
             expiry: settings.retransmitTimeout * Double(1 << min(settings.retransmitLimit + 1, 16)))
         revocation = RevocationService(ocspCacheLimit: settings.ocspCacheLimit)
         self.showKeys = showKeys
-        self.log = log
-        self.emit = emit
+        let pacing = outputPacing
+        self.log = {
+            pacing.noteHeld()
+            log($0)
+        }
+        self.emit = {
+            pacing.noteHeld()
+            emit($0)
+        }
         let (targets, transparent) = try KeyDeliveryTarget.load(data: FileManager.default.contents(atPath: configurationPath) ?? Data())
         self.transparent = transparent
         control = try controlPath.map { try ControlChannel(path: $0) }
@@ -378,7 +387,7 @@ public final class EndpointRunner {
                 (reading ? sockets.map(\.descriptor) : []) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
                 + [revocation.wakeDescriptor] + (engines.count > 1 ? [engines.wakeDescriptor] : [])
             let ready = waitReadable(
-                descriptors, timeoutMilliseconds: initiations.ready ? 0 : 100)
+                descriptors, timeoutMilliseconds: outputPacing.sleep(now: monotonicSeconds(), otherwise: initiations.ready ? 0 : 100))
             if shouldReload() { reloadConfiguration() }
             for socket in sockets where reading && ready.contains(socket.descriptor) { receive(on: socket) }
             if let control, ready.contains(control.descriptor) {
@@ -407,7 +416,7 @@ public final class EndpointRunner {
             }
             performCompleted()
             flush()
-            flushOutput()
+            if outputPacing.shouldWrite(now: monotonicSeconds()) { flushOutput() }
         }
         defer { flushOutput() }
         var counters: [String: Int] = [:]

@@ -74,7 +74,8 @@ final class EngineGroup: @unchecked Sendable {
 
     /// What the engines answered since the last call, in the order each engine answered.
     func completed() -> [(engine: Int, actions: [EngineAction])] {
-        wake.drain()
+        // Only workers write the wake pipe: one engine on the loop's thread costs no read per turn.
+        if !workers.isEmpty { wake.drain() }
         return lock.withLock {
             defer { results.removeAll(keepingCapacity: true) }
             return results

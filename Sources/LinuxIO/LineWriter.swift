@@ -5,8 +5,8 @@ import Synchronization
 #endif
 
 /// Lines for a file descriptor (stdout, stderr), kept until `flush` writes them with one `write`: the
-/// endpoint flushes once per turn of its loop, so that a negotiation's log lines and events cost one system
-/// call rather than one each (issue 21). Lines from several threads stay whole.
+/// endpoint flushes every 20 ms at most (OutputPacing), so that a burst's log lines and events cost one
+/// system call rather than one each (issue 21). Lines from several threads stay whole.
 public final class LineWriter: Sendable {
     let descriptor: Int32
     private let pending = Mutex<[UInt8]>([])

@@ -54,7 +54,7 @@ struct EndpointCommand: ParsableCommand {
 
     func run() throws {
         let runner: EndpointRunner
-        // Lines are held and written once per turn of the loop (a negotiation's lines in one write each).
+        // Lines are held and written every 20 ms at most (OutputPacing: a burst's lines in one write each).
         let standardError = LineWriter(descriptor: 2)
         let standardOutput = LineWriter(descriptor: 1)
         do {

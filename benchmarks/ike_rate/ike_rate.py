@@ -259,7 +259,13 @@ def run_once(binary, directory, initiator_kind, responder_kind, n, timeout, prof
             drops = (udp_drops(INITIATOR_NS), udp_drops(RESPONDER_NS))
             cpu = (cpu_seconds(initiator.process.pid), cpu_seconds(responder.process.pid))
             recorder = None
-            if profile:
+            if profile == "syscalls":
+                # System calls of every responder thread, counted by strace (which slows it: CPU figures of such a run
+                # are not comparable; the counts are).
+                recorder = subprocess.Popen(["strace", "-f", "-c", "-o", os.path.join(directory, "responder.syscalls"),
+                                             "-p", str(responder.process.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.5)
+            elif profile:
                 # perf's software clock (this machine has no hardware counters): where the responder's CPU goes.
                 recorder = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p", str(responder.process.pid),
                                              "-o", os.path.join(directory, "responder.perf.data")],
@@ -281,6 +287,13 @@ def run_once(binary, directory, initiator_kind, responder_kind, n, timeout, prof
                 recorder.send_signal(signal.SIGINT)
                 recorder.wait(timeout=30)
             cpu_after = (cpu_seconds(initiator.process.pid), cpu_seconds(responder.process.pid))
+            if profile == "syscalls":
+                print(f"responder system calls per SA (strace -c; N={n}):")
+                with open(os.path.join(directory, "responder.syscalls")) as f:
+                    for line in f:
+                        fields = line.split()
+                        if len(fields) >= 5 and fields[0][0].isdigit() and fields[-1] not in ("total",):
+                            print(f"  {fields[-1]:<16} {int(fields[3]) / max(established, 1):8.2f}")
             drops_after = (udp_drops(INITIATOR_NS), udp_drops(RESPONDER_NS))
             return {
                 "initiator": initiator_kind, "responder": responder_kind, "n": n, "established": established,
@@ -314,6 +327,7 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="N=20, one round: the harness works and every SA comes up")
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--perf", action="store_true", help="record the responder with perf (responder.perf.data in each run's folder)")
+    parser.add_argument("--syscalls", action="store_true", help="count the responder's system calls per SA with strace")
     parser.add_argument("--pin", action="store_true", help="initiator on core 0, responder on core 1")
     parser.add_argument("--window", type=int, default=64, help="ikeproxy initiator's initiation_window (default 64)")
     parser.add_argument("--workers", type=int, default=1, help="ikeproxy's IKE engines on worker threads (settings.workers, default 1)")
@@ -338,7 +352,7 @@ def main():
                 initiator_kind, responder_kind = pair.split("/")
                 run_directory = os.path.join(directory, f"r{round_index}-n{n}-{initiator_kind}-{responder_kind}")
                 os.makedirs(run_directory)
-                result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout, args.perf)
+                result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout, "syscalls" if args.syscalls else args.perf)
                 results.append(result)
                 print(f"round {round_index + 1} N={n:5} {initiator_kind:>10} -> {responder_kind:<10} "
                       f"{result['established']:5}/{n} up in {result['seconds']:6.2f} s = {result['rate']:7.1f} SAs/s; "

@@ -1,5 +1,9 @@
 import Crypto
 
+#if canImport(Glibc)
+    import Glibc
+#endif
+
 /// Secret octets (a derived key, a shared secret, a PSK). Kept distinct from plain byte arrays so that
 /// signatures say what they take, and so that printing one never leaks it by accident.
 public struct KeyMaterial: Equatable, Sendable, CustomStringConvertible {
@@ -16,13 +20,41 @@ public protocol RandomSource: Sendable {
     func bytes(_ count: Int) -> [UInt8]
 }
 
-/// The system CSPRNG through swift-crypto (SymmetricKey: BoringSSL's RAND_bytes): one call per request.
-/// The standard library's generator would make a getrandom system call for every eight octets, which a
-/// burst of negotiations (nonces, SPIs, IVs) pays for in kernel time.
+/// The kernel's CSPRNG, one read of /dev/urandom per request (the same pool as getrandom(2), which Glibc's
+/// module does not export). swift-crypto's random octets (SymmetricKey, and the standard library's
+/// SystemRandomNumberGenerator beneath it) make one getrandom call per eight octets: 13 system calls per
+/// negotiation for a responder (measured with `ike_rate.py --syscalls`), which a burst of negotiations pays
+/// for in kernel time. Same source, asked once per request; no generator of our own. Without /dev/urandom
+/// (a bare chroot) it falls back to swift-crypto.
 public struct SystemRandom: RandomSource {
     public init() {}
+
+    #if canImport(Glibc)
+        /// Opened once for the process, and kept.
+        static let device: Int32 = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+    #endif
+
     public func bytes(_ count: Int) -> [UInt8] {
         guard count > 0 else { return [] }
+        #if canImport(Glibc)
+            let device = Self.device
+            if device >= 0 {
+                return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+                    var filled = 0
+                    while filled < count {
+                        let got = read(device, buffer.baseAddress! + filled, count - filled)
+                        if got > 0 {
+                            filled += got
+                        } else if got == 0 || errno != EINTR {
+                            // The system's randomness is gone: nothing safe can go on (as the standard library's
+                            // generator does, it stops the process).
+                            fatalError("reading /dev/urandom failed: \(got == 0 ? "end of file" : "errno \(errno)")")
+                        }
+                    }
+                    initialized = count
+                }
+            }
+        #endif
         return SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
     }
 }
