@@ -109,6 +109,23 @@ final class CodecTests: XCTestCase {
         }
     }
 
+    /// Addresses and hex are written octet by octet into the string (they are formatted for every log line):
+    /// every octet value, in every position, reads as the plain decimal and hexadecimal forms say.
+    func testEveryOctetValueIsWrittenAsItsDecimalAndHexadecimalForm() {
+        for value in 0...255 {
+            let octet = UInt8(value)
+            for position in 0..<4 {
+                var bytes: [UInt8] = [192, 0, 2, 1]
+                bytes[position] = octet
+                let text = IPAddress.v4(bytes).description
+                XCTAssertEqual(text, bytes.map { String($0) }.joined(separator: "."))
+                XCTAssertEqual(IPAddress(text), IPAddress.v4(bytes))
+            }
+            XCTAssertEqual([octet, 0xa5].hexString, String(format: "%02x", value) + "a5")
+        }
+        XCTAssertEqual([UInt8]().hexString, "")
+    }
+
     func testAddressesAndSelectors() {
         XCTAssertEqual(IPAddress("2001:db8::1")?.description, "2001:db8::1")
         XCTAssertEqual(IPAddress("::")?.description, "::")

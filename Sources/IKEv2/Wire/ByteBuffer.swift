@@ -93,15 +93,18 @@ struct ByteWriter {
 
 extension Array where Element == UInt8 {
     /// Lower-case hex, used in logs and JSON output.
+    /// Written as ASCII octets into the string's own storage: SPIs are formatted for every log line and event.
     public var hexString: String {
-        let digits = [Character]("0123456789abcdef")
-        var result = ""
-        result.reserveCapacity(count * 2)
-        for byte in self {
-            result.append(digits[Int(byte >> 4)])
-            result.append(digits[Int(byte & 0x0f)])
+        String(unsafeUninitializedCapacity: count * 2) { text in
+            func digit(_ value: UInt8) -> UInt8 { value < 10 ? 0x30 + value : 0x57 + value }
+            var index = 0
+            for byte in self {
+                text[index] = digit(byte >> 4)
+                text[index + 1] = digit(byte & 0x0f)
+                index += 2
+            }
+            return index
         }
-        return result
     }
 
     /// Parses hex (whitespace and colons ignored); nil on any other character or odd length.

@@ -82,7 +82,28 @@ public enum IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .v4(let b): return b.map(String.init).joined(separator: ".")
+        case .v4(let b):
+            // Digits written straight into the string's storage: an address is formatted for every log line.
+            return String(unsafeUninitializedCapacity: 4 * b.count) { text in
+                var index = 0
+                for (position, octet) in b.enumerated() {
+                    if position > 0 {
+                        text[index] = UInt8(ascii: ".")
+                        index += 1
+                    }
+                    if octet >= 100 {
+                        text[index] = 0x30 + octet / 100
+                        index += 1
+                    }
+                    if octet >= 10 {
+                        text[index] = 0x30 + octet / 10 % 10
+                        index += 1
+                    }
+                    text[index] = 0x30 + octet % 10
+                    index += 1
+                }
+                return index
+            }
         case .v6(let b):
             let groups = stride(from: 0, to: 16, by: 2).map { UInt16(b[$0]) << 8 | UInt16(b[$0 + 1]) }
             // Compress the longest run of two or more zero groups (RFC 5952).
