@@ -352,12 +352,17 @@ def main():
                 initiator_kind, responder_kind = pair.split("/")
                 run_directory = os.path.join(directory, f"r{round_index}-n{n}-{initiator_kind}-{responder_kind}")
                 os.makedirs(run_directory)
+                # The bare crypto just before each run with ikeproxy responding: the machine's speed moves between
+                # rounds, so each run's CPU is set against a reading taken beside it.
+                adjacent = bare_crypto_ms(ROOT) if responder_kind == "ikeproxy" and not args.smoke else None
                 result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout, "syscalls" if args.syscalls else args.perf)
+                result["bare_ms"] = adjacent
                 results.append(result)
                 print(f"round {round_index + 1} N={n:5} {initiator_kind:>10} -> {responder_kind:<10} "
                       f"{result['established']:5}/{n} up in {result['seconds']:6.2f} s = {result['rate']:7.1f} SAs/s; "
                       f"CPU/SA initiator {result['initiator_cpu_ms']:5.2f} ms responder {result['responder_cpu_ms']:5.2f} ms; "
-                      f"drops {result['initiator_drops']}/{result['responder_drops']}; retransmissions {result['retransmissions']}",
+                      f"drops {result['initiator_drops']}/{result['responder_drops']}; retransmissions {result['retransmissions']}"
+                      + (f"; bare crypto beside it {adjacent:.3f} ms, responder {result['responder_cpu_ms'] / adjacent:.1f}x" if adjacent else ""),
                       flush=True)
     print()
     print("| N | initiator | responder | SAs/s | responder CPU/SA | initiator CPU/SA | drops (ini/res) | retransmissions |")
@@ -383,7 +388,11 @@ def main():
             for i in ("ikeproxy", "strongswan"):
                 m = medians.get((n, i, "ikeproxy"))
                 if m:
-                    print(f"N={n}, {i} initiating: ikeproxy's responder CPU per SA is {m['responder_cpu_ms'] / bare:.1f}x the bare crypto")
+                    beside = [x["responder_cpu_ms"] / x["bare_ms"] for x in results
+                              if x["n"] == n and x["initiator"] == i and x["responder"] == "ikeproxy" and x.get("bare_ms")]
+                    print(f"N={n}, {i} initiating: ikeproxy's responder CPU per SA is {m['responder_cpu_ms'] / bare:.1f}x the bare crypto"
+                          + (f"; run by run, against the bare crypto read beside each run: "
+                             f"{', '.join(f'{r:.1f}x' for r in beside)} (median {statistics.median(beside):.1f}x)" if beside else ""))
     else:
         print("bare crypto not measured: build proxy-benchmark in release (swift build -c release --product proxy-benchmark)")
     failed = [x for x in results if x["established"] < x["n"]]
