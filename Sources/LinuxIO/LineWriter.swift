@@ -26,10 +26,15 @@ public final class LineWriter: Sendable {
 
     /// Writes what is held.
     public func flush() {
-        let bytes = pending.withLock { held in
-            defer { held.removeAll(keepingCapacity: true) }
-            return held
+        // Taken out whole (no copy of the octets, none made when nothing is held): the daemon calls this every
+        // turn of its loop, most of them with nothing to write.
+        let bytes = pending.withLock { held -> [UInt8] in
+            guard !held.isEmpty else { return [] }
+            var taken: [UInt8] = []
+            swap(&taken, &held)
+            return taken
         }
+        guard !bytes.isEmpty else { return }
         bytes.withUnsafeBytes { buffer in
             var offset = 0
             while offset < buffer.count {

@@ -176,12 +176,32 @@ struct DaemonCommand: ParsableCommand {
     func run() throws {
         if check { return try checkConfiguration(config) { try DaemonConfiguration.load(path: $0).summary } }
         let runner: DaemonRunner
+        // The loop's lines (it runs on the main thread) are held and written at the end of each of its turns,
+        // and on the way out whatever happens: a burst's lines in one write each. Other threads' lines (the
+        // management API, the audit) are written at once, as before.
+        let standardError = LineWriter(descriptor: 2)
+        let standardOutput = LineWriter(descriptor: 1)
+        defer {
+            standardError.flush()
+            standardOutput.flush()
+        }
+        // The loop's thread, known without a system call (Foundation's isMainThread makes two per line here).
+        let loopThread = pthread_self()
+        func hold(_ line: String, in writer: LineWriter) {
+            writer.append(line)
+            if pthread_equal(pthread_self(), loopThread) == 0 { writer.flush() }
+        }
         do {
             runner = try DaemonRunner(
-                configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys, log: log,
-                emit: { line in FileHandle.standardOutput.write(Data((line + "\n").utf8)) })
+                configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys,
+                log: { hold(LogTimestamp.shared.string() + " " + $0, in: standardError) }, emit: { hold($0, in: standardOutput) },
+                flushOutput: {
+                    // The log first: whoever reads an event may look in the log for the lines that led to it.
+                    standardError.flush()
+                    standardOutput.flush()
+                })
         } catch {
-            log("cannot start: \(error)")
+            standardError.append(LogTimestamp.shared.string() + " cannot start: \(error)")
             throw ExitCode(2)
         }
         runner.configurationPath = config
