@@ -61,17 +61,20 @@ struct EndpointCommand: ParsableCommand {
             runner = try EndpointRunner(
                 configurationPath: config, showKeys: showKeys, controlPath: control,
                 log: { standardError.append(LogTimestamp.shared.string() + " " + $0) }, emit: standardOutput.append,
-                flushOutput: {
-                    // The log first: whoever reads an event may look in the log for the lines that led to it.
-                    standardError.flush()
-                    standardOutput.flush()
-                })
+                flushOutput: { writeOut(log: standardError, events: standardOutput) })
         } catch {
             standardError.flush()
             throw ValidationError("\(error)")
         }
         runner.run(initiate: initiate, shouldStop: stopOnSignal(), shouldReload: reloadOnSignal())
     }
+}
+
+/// Writes out held log lines, then held events: whoever reads an event may look in the log for the lines that
+/// led to it.
+func writeOut(log: LineWriter, events: LineWriter) {
+    log.flush()
+    events.flush()
 }
 
 /// Arms SIGINT and SIGTERM and returns the check a run loop makes between polls.
@@ -181,10 +184,7 @@ struct DaemonCommand: ParsableCommand {
         // management API, the audit) are written at once, as before.
         let standardError = LineWriter(descriptor: 2)
         let standardOutput = LineWriter(descriptor: 1)
-        defer {
-            standardError.flush()
-            standardOutput.flush()
-        }
+        defer { writeOut(log: standardError, events: standardOutput) }
         // The loop's thread, known without a system call (Foundation's isMainThread makes two per line here).
         let loopThread = pthread_self()
         func hold(_ line: String, in writer: LineWriter) {
@@ -195,11 +195,7 @@ struct DaemonCommand: ParsableCommand {
             runner = try DaemonRunner(
                 configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys,
                 log: { hold(LogTimestamp.shared.string() + " " + $0, in: standardError) }, emit: { hold($0, in: standardOutput) },
-                flushOutput: {
-                    // The log first: whoever reads an event may look in the log for the lines that led to it.
-                    standardError.flush()
-                    standardOutput.flush()
-                })
+                flushOutput: { writeOut(log: standardError, events: standardOutput) })
         } catch {
             standardError.append(LogTimestamp.shared.string() + " cannot start: \(error)")
             throw ExitCode(2)

@@ -50,6 +50,15 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    /// Sets `key` of terminal `index`.
+    func terminal(_ index: Int, _ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
+        return { object in
+            var terminals = object["terminals"] as! [[String: Any]]
+            terminals[index][key] = value
+            object["terminals"] = terminals
+        }
+    }
+
     /// Sets `key` of the first profile.
     func profile(_ key: String, _ value: Any) -> (inout [String: Any]) -> Void {
         return { object in
@@ -357,11 +366,7 @@ final class DaemonConfigurationTests: XCTestCase {
         // Keys the daemon has no use for are refused, not passed over: an endpoint-only option, a misspelling.
         XCTAssertTrue(try refusal { $0["settings"] = ["cookie_threshold": 16] }.contains("unknown key settings.cookie_threshold"))
         XCTAssertTrue(
-            try refusal { object in
-                var terminals = object["terminals"] as! [[String: Any]]
-                terminals[0]["adress"] = "192.0.2.9"
-                object["terminals"] = terminals
-            }.contains("unknown key terminals[0].adress"))
+            try refusal(terminal(0, "adress", "192.0.2.9")).contains("unknown key terminals[0].adress"))
         XCTAssertTrue(try refusal { $0["interfaces"] = nil }.contains("missing key 'interfaces'"))
         XCTAssertTrue(try refusal { $0["interfaces"] = ["internet": "eth0", "terminal": "eth0"] }.contains("two different interfaces"))
         XCTAssertTrue(try refusal { $0["terminal_prefixes"] = ["10.0.0.0/33"] }.contains("terminal_prefixes: '10.0.0.0/33'"))
@@ -371,23 +376,11 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(try refusal(rule(3, "action", "allow")).contains("policy.rules[3].action: 'allow'"))
         XCTAssertTrue(try refusal(rule(1, "destination", "2001:db8::10/128")).contains("same IP version"))
         XCTAssertTrue(
-            try refusal { object in
-                var terminals = object["terminals"] as! [[String: Any]]
-                terminals[0]["mac"] = "02:00:00:00:d0"
-                object["terminals"] = terminals
-            }.contains("terminals[0] (id 1).mac"))
+            try refusal(terminal(0, "mac", "02:00:00:00:d0")).contains("terminals[0] (id 1).mac"))
         XCTAssertTrue(
-            try refusal { object in
-                var terminals = object["terminals"] as! [[String: Any]]
-                terminals[1]["terminal_id"] = 1
-                object["terminals"] = terminals
-            }.contains("terminal_id used twice"))
+            try refusal(terminal(1, "terminal_id", 1)).contains("terminal_id used twice"))
         XCTAssertTrue(
-            try refusal { object in
-                var terminals = object["terminals"] as! [[String: Any]]
-                terminals[0]["enrollment_key_hex"] = "abc"
-                object["terminals"] = terminals
-            }.contains("enrollment_key_hex"))
+            try refusal(terminal(0, "enrollment_key_hex", "abc")).contains("enrollment_key_hex"))
         XCTAssertTrue(try refusal(profile("proposals", ["aes999-sha1-modp1"])).contains("profiles[0] (peer): proposals"))
         XCTAssertTrue(try refusal { $0["key_delivery"] = ["source_ipv4": "fe80::1"] }.contains("key_delivery.source_ipv4"))
         XCTAssertTrue(
@@ -447,17 +440,9 @@ final class DaemonConfigurationTests: XCTestCase {
             }
             .contains("certificate_sha256: 64 hexadecimal digits"))
         XCTAssertTrue(
-            try refusal { object in
-                var terminals = object["terminals"] as! [[String: Any]]
-                terminals[0]["private_key"] = "/tmp/key.pem"
-                object["terminals"] = terminals
-            }.contains("a private key without its certificate"))
+            try refusal(terminal(0, "private_key", "/tmp/key.pem")).contains("a private key without its certificate"))
         XCTAssertTrue(
-            try refusal { object in
-                var terminals = object["terminals"] as! [[String: Any]]
-                terminals[0]["certificate"] = "/nonexistent/t1.pem"
-                object["terminals"] = terminals
-            }.contains("'/nonexistent/t1.pem' cannot be read"))
+            try refusal(terminal(0, "certificate", "/nonexistent/t1.pem")).contains("'/nonexistent/t1.pem' cannot be read"))
         XCTAssertTrue(try refusal(profile("remote_auth", "pubkey")).contains("remote_auth \"pubkey\" needs ca_certificates"))
         XCTAssertTrue(try refusal(profile("local_auth", "eap")).contains("local_auth 'eap' is not psk, pubkey or rsa/pss"))
         XCTAssertTrue(try refusal(profile("revocation", "never")).contains("revocation 'never' is not relaxed, ifuri or strict"))

@@ -245,7 +245,8 @@ def make(kind, binary, directory, namespace, role, n):
     return IKEProxySide(binary, directory, namespace, role, n) if kind == "ikeproxy" else StrongSwanSide(directory, namespace, role, n)
 
 
-def run_once(binary, directory, initiator_kind, responder_kind, n, timeout, profile=False):
+def run_once(binary, directory, initiator_kind, responder_kind, n, timeout, record=None):
+    """One run; `record` is None, "perf" (where the responder's CPU goes) or "syscalls" (its system calls per SA)."""
     with Topology(n):
         responder = make(responder_kind, binary, directory, RESPONDER_NS, "responder", n)
         initiator = make(initiator_kind, binary, directory, INITIATOR_NS, "initiator", n)
@@ -259,13 +260,13 @@ def run_once(binary, directory, initiator_kind, responder_kind, n, timeout, prof
             drops = (udp_drops(INITIATOR_NS), udp_drops(RESPONDER_NS))
             cpu = (cpu_seconds(initiator.process.pid), cpu_seconds(responder.process.pid))
             recorder = None
-            if profile == "syscalls":
+            if record == "syscalls":
                 # System calls of every responder thread, counted by strace (which slows it: CPU figures of such a run
                 # are not comparable; the counts are).
                 recorder = subprocess.Popen(["strace", "-f", "-c", "-o", os.path.join(directory, "responder.syscalls"),
                                              "-p", str(responder.process.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.5)
-            elif profile:
+            elif record == "perf":
                 # perf's software clock (this machine has no hardware counters): where the responder's CPU goes.
                 recorder = subprocess.Popen(["perf", "record", "-q", "-e", "cpu-clock", "-g", "-p", str(responder.process.pid),
                                              "-o", os.path.join(directory, "responder.perf.data")],
@@ -287,7 +288,7 @@ def run_once(binary, directory, initiator_kind, responder_kind, n, timeout, prof
                 recorder.send_signal(signal.SIGINT)
                 recorder.wait(timeout=30)
             cpu_after = (cpu_seconds(initiator.process.pid), cpu_seconds(responder.process.pid))
-            if profile == "syscalls":
+            if record == "syscalls":
                 print(f"responder system calls per SA (strace -c; N={n}):")
                 with open(os.path.join(directory, "responder.syscalls")) as f:
                     for line in f:
@@ -355,7 +356,8 @@ def main():
                 # The bare crypto just before each run with ikeproxy responding: the machine's speed moves between
                 # rounds, so each run's CPU is set against a reading taken beside it.
                 adjacent = bare_crypto_ms(ROOT) if responder_kind == "ikeproxy" and not args.smoke else None
-                result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout, "syscalls" if args.syscalls else args.perf)
+                result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout,
+                                  "syscalls" if args.syscalls else "perf" if args.perf else None)
                 result["bare_ms"] = adjacent
                 results.append(result)
                 print(f"round {round_index + 1} N={n:5} {initiator_kind:>10} -> {responder_kind:<10} "

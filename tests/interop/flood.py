@@ -140,6 +140,19 @@ def initiate_all(charon):
         list(charon.session.initiate({"child": "ch", "ike": f"c{i}", "timeout": -1, "init-limits": "no"}))
 
 
+def rekeys_during(generator, endpoint, event, rekey):
+    """Asks strongSwan for `rekey(i)` of every peer's SA while `generator` runs; the `event`s the endpoint reported
+    before the generator ended."""
+    before = endpoint.count(event)
+    for i in range(len(PEERS)):
+        rekey(i)
+    during = 0
+    while generator.poll() is None:
+        during = endpoint.count(event) - before
+        time.sleep(0.5)
+    return during
+
+
 def run(charon, directory):
     load_peers(charon)
     endpoint = Endpoint(directory, WORKERS)
@@ -192,13 +205,7 @@ def run(charon, directory):
     guessed = subprocess.Popen(["ip", "netns", "exec", PEER_NS, "python3", os.path.join(os.path.dirname(__file__), "lib", "flood.py"),
                                 "--protected", ENDPOINT, str(PROTECTED_FLOOD_SECONDS)] + PEERS, stdout=subprocess.PIPE, text=True)
     time.sleep(1)
-    rekeys_before = endpoint.count("child_sa_rekeyed")
-    for i in range(len(PEERS)):
-        list(charon.session.rekey({"child": "ch", "ike": f"c{i}"}))
-    rekeyed_during = 0
-    while guessed.poll() is None:
-        rekeyed_during = endpoint.count("child_sa_rekeyed") - rekeys_before
-        time.sleep(0.5)
+    rekeyed_during = rekeys_during(guessed, endpoint, "child_sa_rekeyed", lambda i: list(charon.session.rekey({"child": "ch", "ike": f"c{i}"})))
     print(f"protected flood: {guessed.stdout.read().strip()}; CHILD SA rekeys during it: {rekeyed_during} of {len(PEERS)}")
     check(rekeyed_during == len(PEERS),
           f"under a flood of IKE_AUTH and SKF fragments with guessed SPIs, every CHILD SA rekey completes during it: "
@@ -210,20 +217,14 @@ def run(charon, directory):
     fragments = subprocess.Popen(["ip", "netns", "exec", PEER_NS, "python3", os.path.join(os.path.dirname(__file__), "lib", "fragment_flood.py"),
                                   ENDPOINT, str(FRAGMENT_FLOOD_SECONDS), str(FRAGMENT_SAS)] + PEERS[:8], stdout=subprocess.PIPE, text=True)
     time.sleep(2)
-    rekeys_before = endpoint.count("ike_sa_rekeyed")
-    for i in range(len(PEERS)):
-        list(charon.session.rekey({"ike": f"c{i}"}))
-    ike_rekeyed_during = 0
-    while fragments.poll() is None:
-        ike_rekeyed_during = endpoint.count("ike_sa_rekeyed") - rekeys_before
-        peak = max(peak, endpoint.peak_kb()[0])
-        time.sleep(0.5)
+    ike_rekeyed_during = rekeys_during(fragments, endpoint, "ike_sa_rekeyed", lambda i: list(charon.session.rekey({"ike": f"c{i}"})))
     attacker = fragments.stdout.read().strip()
     print(f"fragment flood: {attacker}; IKE SA rekeys during it: {ike_rekeyed_during} of {len(PEERS)}")
     check(fragments.returncode == 0 and attacker.startswith(f"sas {FRAGMENT_SAS} "),
           f"the attacker holds {FRAGMENT_SAS} real half-open IKE SAs (COOKIEs answered) and floods their reassembly: {attacker}")
     check(ike_rekeyed_during == len(PEERS),
           f"under a flood of authentic fragments on real half-open SAs, every IKE SA rekey completes during it: {ike_rekeyed_during} of {len(PEERS)}")
+    # VmHWM: the process's resident high-water mark, the fragment flood's included.
     peak = max(peak, endpoint.peak_kb()[0])
     check(peak <= MEMORY_BOUND_KB, f"after the fragment flood too, the endpoint's peak resident memory {peak} kB stays under {MEMORY_BOUND_KB} kB")
     # Half-open state expires: after the timeout only the 50 genuine IKE SAs are left (the log says each expiry).
@@ -248,11 +249,11 @@ def run(charon, directory):
     check(lines < 2_000, f"the log stays readable under the floods: {lines} lines for {requests} requests and the protected flood")
     held = re.search(r"fragments held for reassembly: at most (\d+) octets", log)
     held = int(held.group(1)) if held else -1
-    limited = int((re.search(r"reassembly_limit=(\d+)", counters) or [0, 0])[1])
-    check(REASSEMBLY_MEMORY - WORKERS * 65_536 <= held <= REASSEMBLY_MEMORY and limited > 0,
+    reassembly_limited = int((re.search(r"reassembly_limit=(\d+)", counters) or [0, 0])[1])
+    check(REASSEMBLY_MEMORY - WORKERS * 65_536 <= held <= REASSEMBLY_MEMORY and reassembly_limited > 0,
           f"the fragment flood filled the reassembly bound and no more: at most {held} octets held at once "
           f"(maximum_reassembly_memory {REASSEMBLY_MEMORY}; the attacker's {FRAGMENT_SAS} SAs would hold "
-          f"{FRAGMENT_SAS * (65_536 // FRAGMENT_PIECE) * FRAGMENT_PIECE} at 64 KiB each), {limited} fragments discarded and counted reassembly_limit")
+          f"{FRAGMENT_SAS * (65_536 // FRAGMENT_PIECE) * FRAGMENT_PIECE} at 64 KiB each), {reassembly_limited} fragments discarded and counted reassembly_limit")
     unknown = re.search(r"unknown_spi=(\d+)", counters)
     check(unknown is not None and int(unknown.group(1)) > 10_000,
           f"the guessed-SPI messages were dropped and counted: unknown_spi={unknown.group(1) if unknown else 0}")

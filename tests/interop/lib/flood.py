@@ -10,13 +10,18 @@ attacker who cannot see the IKE SAs' SPIs would send them. Prints `sent N in S s
 import ipaddress, os, random, socket, struct, sys, time
 
 
-def ike_sa_init():
-    """An IKE_SA_INIT request offering aes256gcm16-prfsha256-x25519 (RFC 7296 section 3), random SPI, KE and nonce."""
+def proposal():
+    """The one IKE proposal of an SA payload: aes256gcm16-prfsha256-x25519 (RFC 7296 section 3.3)."""
     def transform(more, kind, ident, attribute=b""):
         return struct.pack("!BBHBBH", 3 if more else 0, 0, 8 + len(attribute), kind, 0, ident) + attribute
     transforms = transform(True, 1, 20, struct.pack("!HH", 0x800E, 256)) + transform(True, 2, 5) + transform(False, 4, 31)
-    proposal = struct.pack("!BBHBBBB", 0, 0, 8 + len(transforms), 1, 1, 0, 3) + transforms
-    sa = struct.pack("!BBH", 34, 0, 4 + len(proposal)) + proposal
+    return struct.pack("!BBHBBBB", 0, 0, 8 + len(transforms), 1, 1, 0, 3) + transforms
+
+
+def ike_sa_init():
+    """An IKE_SA_INIT request offering aes256gcm16-prfsha256-x25519 (RFC 7296 section 3), random SPI, KE and nonce."""
+    offer = proposal()
+    sa = struct.pack("!BBH", 34, 0, 4 + len(offer)) + offer
     ke = struct.pack("!BBHHH", 40, 0, 8 + 32, 31, 0) + os.urandom(32)
     nonce = struct.pack("!BBH", 0, 0, 4 + 32) + os.urandom(32)
     body = sa + ke + nonce

@@ -14,6 +14,8 @@ import hashlib, hmac, os, socket, struct, sys, time
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from flood import proposal  # lib/flood.py, beside this script: the same offer as the half-open flood's
+
 SA, KE, IDI, NONCE, NOTIFY, SKF = 33, 34, 35, 40, 41, 53
 IKE_SA_INIT, IKE_AUTH = 34, 35
 COOKIE, FRAGMENTATION_SUPPORTED = 16390, 16430
@@ -29,20 +31,13 @@ def notify(next_type, kind, data=b""):
     return payload(next_type, struct.pack("!BBH", 0, 0, kind) + data)
 
 
-def proposal_body():
-    def transform(more, kind, ident, attribute=b""):
-        return struct.pack("!BBHBBH", 3 if more else 0, 0, 8 + len(attribute), kind, 0, ident) + attribute
-    transforms = transform(True, 1, 20, struct.pack("!HH", 0x800E, 256)) + transform(True, 2, 5) + transform(False, 4, 31)
-    return struct.pack("!BBHBBBB", 0, 0, 8 + len(transforms), 1, 1, 0, 3) + transforms
-
-
 def header(spi_i, spi_r, first, exchange, flags, message_id, length):
     return spi_i + spi_r + struct.pack("!BBBBII", first, 0x20, exchange, flags, message_id, length)
 
 
 def init_request(spi_i, public, nonce, cookie):
     """IKE_SA_INIT: [N(COOKIE)] SA KE Ni N(IKEV2_FRAGMENTATION_SUPPORTED); each header names the payload after it."""
-    body = (payload(KE, proposal_body()) + payload(NONCE, struct.pack("!HH", 31, 0) + public) + payload(NOTIFY, nonce)
+    body = (payload(KE, proposal()) + payload(NONCE, struct.pack("!HH", 31, 0) + public) + payload(NOTIFY, nonce)
             + notify(0, FRAGMENTATION_SUPPORTED))
     first = SA
     if cookie is not None:
