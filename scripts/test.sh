@@ -102,8 +102,8 @@ python3 benchmarks/ike_rate/ike_rate.py --smoke --binary .build/debug/ikeproxy
 echo "== IKE rate benchmark, smoke run with the endpoint's engines on 2 worker threads (settings.workers: the same SAs come up with strongSwan on either side)"
 python3 benchmarks/ike_rate/ike_rate.py --smoke --binary .build/debug/ikeproxy --workers 2
 
-echo "== daemon burst benchmark, smoke run (benchmarks/daemon_burst with 20 terminals, debug build: half started by strongSwan, half by ACQUIRE, every terminal keyed; the figures come from release runs)"
-python3 benchmarks/daemon_burst/daemon_burst.py --smoke --binary .build/debug/ikeproxy
+echo "== daemon burst benchmark, smoke run (benchmarks/daemon_burst with 20 terminals, debug build, one IKE engine and then two: half started by strongSwan, half by ACQUIRE, every terminal keyed; the figures come from release runs)"
+python3 benchmarks/daemon_burst/daemon_burst.py --smoke --workers 1 2 --binary .build/debug/ikeproxy
 
 echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI)"
 python3 tests/interop/management_api.py

@@ -22,7 +22,7 @@ extension DaemonRunner {
         let inputSlot = side == .internet ? 0 : 1 + index
         let now = monotonicSeconds()
         let wall = Date().timeIntervalSince1970
-        let received: Int
+        var received = 0
         do {
             received = try input.receiveBatch { frame, offload, truncated in
                 guard !truncated else {
@@ -92,10 +92,14 @@ extension DaemonRunner {
         } catch {
             count(.receiveErrors(side))
             log("\(error)")
-            return 0
         }
+        // The batch's IKE datagrams, answered by the engines together (on `workers` threads); what they decided
+        // is saved before it goes out, as for the rest of the batch.
+        let answers = bridge.answerHeldIKE(at: ClockReading(monotonic: now, wall: wall))
+        if !answers.isEmpty { ikeActivity = true }
         synchronizeState(now: now)
         for (out, bytes) in built { sendBuilt(bytes, on: out) }
+        perform(answers, receivedOn: side)
         return received
     }
 

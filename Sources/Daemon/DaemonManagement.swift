@@ -171,7 +171,7 @@ extension DaemonRunner {
             return addTerminal(request, wall: wall)
         case .removeTerminal:
             guard let text = request.parameter, let id = UInt64(text) else { return .error(400, "the terminal ID must be a number") }
-            let ikeSAs = bridge.proxy.engine.sessionSummaries.filter {
+            let ikeSAs = bridge.proxy.engines.sessionSummaries.filter {
                 $0.established && bridge.proxy.registry.terminal(at: $0.local.address)?.terminalID == id
             }.count
             guard bridge.proxy.registry.terminalIDs.contains(id) || bridge.enrollments.values.contains(where: { $0.terminalID == id }) else {
@@ -228,7 +228,7 @@ extension DaemonRunner {
                 return .error(422, failure.description)
             }
         case .flushSAs:
-            let count = bridge.proxy.engine.sessionSummaries.filter(\.established).count
+            let count = bridge.proxy.engines.sessionSummaries.filter(\.established).count
             let actions = bridge.proxy.flush(at: ClockReading(monotonic: now, wall: wall))
             sendDecided(bridge.frames(for: actions), now: now)
             audit(request, "sa.flush", "\(count) IKE SA(s)")
@@ -265,7 +265,7 @@ extension DaemonRunner {
             for (labels, value) in samples { lines.append("\(name)\(labels) \(value)") }
         }
         let proxy = bridge.proxy.counters
-        let engine = bridge.proxy.engine.counters
+        let engine = bridge.proxy.engines.counters
         family(
             "ikeproxy_negotiations_started_total", "counter", "IKE negotiations the proxy started in a terminal's name.",
             [("", proxy["negotiations_started", default: 0])])
@@ -288,7 +288,7 @@ extension DaemonRunner {
         family("ikeproxy_child_sas", "gauge", "CHILD SAs stored for terminals.", [("", bridge.proxy.store.children.count)])
         family(
             "ikeproxy_ike_sas", "gauge", "Established IKE SAs held in terminals' names.",
-            [("", bridge.proxy.engine.sessionSummaries.filter(\.established).count)])
+            [("", bridge.proxy.engines.sessionSummaries.filter(\.established).count)])
         family(
             "ikeproxy_frames_total", "counter", "Frames through the data path, by direction and fate.",
             portCounters.sorted { $0.key < $1.key }.map { ("{kind=\"\($0.key)\"}", $0.value) })

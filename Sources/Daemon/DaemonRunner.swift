@@ -106,7 +106,14 @@ public final class DaemonRunner {
             policy: configuration.policy,
             registry: TerminalRegistry(allowedPrefixes: configuration.terminalPrefixes, terminals: configuration.terminals),
             profiles: configuration.profiles, settings: configuration.proxySettings,
-            engineSettings: configuration.engineSettings, epoch: UInt64(Date().timeIntervalSince1970 * 1000))
+            engineSettings: configuration.engineSettings, engineCount: configuration.workers,
+            epoch: UInt64(Date().timeIntervalSince1970 * 1000))
+        // The IKE datagrams of a batch of frames are answered at its end, by the engines side by side.
+        if configuration.workers > 1 {
+            proxy.batchesIKE = EngineShards.runAtOnce
+        } else {
+            proxy.batchesIKE = EngineShards.runInTurn
+        }
         proxy.terminalCredentials = configuration.terminalCredentials
         revocation = RevocationService(ocspCacheLimit: configuration.engineSettings.ocspCacheLimit)
         for (id, credential) in configuration.terminalCredentials.sorted(by: { $0.key < $1.key }) {
@@ -167,7 +174,8 @@ public final class DaemonRunner {
                 + "no IP address on either; \(proxy.policy.rules.count) policy rules, default \(proxy.policy.defaultAction); "
                 + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
                 + "key delivery from \(configuration.proxySettings.keyDeliverySourceIPv4) port \(configuration.proxySettings.keyDeliveryPort); "
-                + "control socket \(configuration.controlSocket)")
+                + "control socket \(configuration.controlSocket)"
+                + (configuration.workers > 1 ? "; IKE engines on \(configuration.workers) threads, each with the IKE SAs of its SPIs" : ""))
     }
 
     let showKeys: Bool

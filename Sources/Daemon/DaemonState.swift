@@ -122,7 +122,7 @@ extension DaemonRunner {
     /// The link addresses the proxy needs after a restart: those of the peers of the IKE SAs it holds and of
     /// the registered terminals.
     func neededStations() -> [StateDatabase.StationRow] {
-        let addresses = Set(bridge.proxy.engine.sessionSummaries.filter(\.established).flatMap { [$0.remote.address, $0.local.address] })
+        let addresses = Set(bridge.proxy.engines.sessionSummaries.filter(\.established).flatMap { [$0.remote.address, $0.local.address] })
             .union(bridge.proxy.registry.entries.keys)
         return addresses.compactMap { address in
             bridge.stations.station(for: address).map {
@@ -180,7 +180,9 @@ extension DaemonRunner {
         saveHosts()
         guard let state, ikeActivity else { return }
         ikeActivity = false
-        for line in state.synchronize(engine: bridge.proxy.engine, at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970)) { log(line) }
+        for line in state.synchronize(engines: bridge.proxy.engines, at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970)) {
+            log(line)
+        }
         saveStations()
     }
 

@@ -43,8 +43,6 @@ public final class EndpointRunner {
     let engines: EngineGroup
     /// The connections as the file gives them (every engine holds the same).
     var connections: [ConnectionConfiguration]
-    /// Which engine asked for each online revocation check still running.
-    var revocationAskedBy: [UInt64: Int] = [:]
     let showKeys: Bool
     var sockets: [UDPSocket] = []
     let socketSettings: EndpointSocketSettings
@@ -199,9 +197,7 @@ public final class EndpointRunner {
                     log(line)
                 }
             case .log(let text): log(text)
-            case .checkRevocation(let request):
-                revocationAskedBy[request.id] = engine
-                revocation.start(request)
+            case .checkRevocation(let request): revocation.start(request)
             case .initialContact(let match):
                 // The other engines may hold stale IKE SAs of the peer too.
                 for other in 0..<engines.count where other != engine {
@@ -401,7 +397,9 @@ public final class EndpointRunner {
                 for answer in revocation.drain() {
                     log("revocation check \(answer.id): \(RevocationService.describe(answer))")
                     let status = answer.status
-                    engines.submit(to: revocationAskedBy.removeValue(forKey: answer.id) ?? 0) { $0.revocationChecked(answer.id, status, now: $1) }
+                    engines.submit(to: IKEShard.owner(ofRevocationCheck: answer.id, count: engines.count)) {
+                        $0.revocationChecked(answer.id, status, now: $1)
+                    }
                 }
             }
             let now = monotonicSeconds()

@@ -33,14 +33,7 @@ final class EngineGroup: @unchecked Sendable {
     init(connections: [ConnectionConfiguration], settings: EngineSettings, count: Int) {
         precondition(count >= 1)
         engines = (0..<count).map { index in
-            var own = settings
-            own.shard = IKEShard(index: index, count: count)
-            if count > 1 {
-                own.cookieThreshold = (settings.cookieThreshold + count - 1) / count
-                // The reassembly bound is for the process: each engine holds its share, and at least one message.
-                own.maximumReassemblyMemory = max(settings.maximumReassemblySize, settings.maximumReassemblyMemory / count)
-            }
-            return IKEEngine(connections: connections, settings: own)
+            IKEEngine(connections: connections, settings: IKEShard.settings(settings, index: index, of: count))
         }
         workers = count == 1 ? [] : engines.enumerated().map { EngineWorker(index: $0.offset, engine: $0.element) }
         for worker in workers {
@@ -102,11 +95,7 @@ final class EngineGroup: @unchecked Sendable {
     }
 
     /// The engine a connection's own initiations start on: the same one each time (FNV-1a of its name).
-    func engine(forConnection name: String) -> Int {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x100_0000_01b3 }
-        return Int(hash % UInt64(count))
-    }
+    func engine(forConnection name: String) -> Int { EngineShards.owner(ofConnection: name, count: count) }
 }
 
 /// Answers of one `query`, one per engine, and the wait for all of them.

@@ -5,7 +5,7 @@ import Packets
 
 /// The key-exchange proxy, pure: packets from either side and clock ticks in, packets to send out.
 /// It judges each packet against the policy (the two flows of the design: `PacketJudgment.swift`,
-/// docs/proxy.md), runs IKE in terminals' names through one IKEv2 engine, keeps the SA store, and sets
+/// docs/proxy.md), runs IKE in terminals' names through its IKEv2 engines, keeps the SA store, and sets
 /// keys into terminals over key delivery. No sockets: the data path (AF_PACKET, or virtual links in
 /// `ikeproxy demo`) is outside. This type coordinates; each concern lives in its own part:
 /// `NegotiationsInFlight` (negotiations and their limits), `TerminalKeyDeliveries` (channels to the
@@ -17,7 +17,14 @@ public final class KeyExchangeProxy {
     /// By name; a profile changed here (a reload of its CAs and CRLs) applies from the next negotiation.
     public var profiles: [String: ProtectionProfile] { didSet { pairPolicies.forget() } }
     public let settings: ProxySettings
-    public let engine: IKEEngine
+    /// One engine, or several sharing the IKE SAs by SPI (`EngineShards`) when `engineCount` > 1.
+    public let engines: EngineShards
+    /// Set by a program that reads packets in batches (the daemon): IKE datagrams for the engines wait until
+    /// `answerHeldIKE(at:)` at the end of the batch, where the engines take them side by side, `run` choosing
+    /// the threads (`EngineShards.receive(batch:now:run:)`). Nil: each datagram is answered at once.
+    public var batchesIKE: ((Int, (Int) -> Void) -> Void)?
+    /// IKE datagrams of the current batch, held for `answerHeldIKE(at:)`.
+    var heldIKE: [(datagram: EngineShards.Datagram, time: ClockReading)] = []
     public let store = SAStore()
     /// Refuses new negotiations (the sealing token is absent): established SAs keep working.
     public var refusesNewNegotiations: String?
@@ -43,7 +50,8 @@ public final class KeyExchangeProxy {
 
     public init(
         policy: PolicyTable, registry: TerminalRegistry, profiles: [ProtectionProfile], settings: ProxySettings = ProxySettings(),
-        engineSettings: EngineSettings = EngineSettings(), random: RandomSource = SystemRandom(), epoch: UInt64 = 1
+        engineSettings: EngineSettings = EngineSettings(), engineCount: Int = 1, random: RandomSource = SystemRandom(),
+        epoch: UInt64 = 1
     ) {
         self.policy = policy
         self.registry = registry
@@ -51,7 +59,7 @@ public final class KeyExchangeProxy {
         self.settings = settings
         negotiations = NegotiationsInFlight(settings: settings)
         keyDeliveries = TerminalKeyDeliveries(settings: settings, epoch: epoch)
-        engine = IKEEngine(connections: [], settings: engineSettings, random: random)
+        engines = EngineShards(connections: [], settings: engineSettings, count: engineCount, random: random)
     }
 
     func count(_ counter: ProxyCounter) { counters[counter.rawValue, default: 0] += 1 }
@@ -106,7 +114,7 @@ public final class KeyExchangeProxy {
             return [.forward(.terminal)]
         case .answerOnHeldIKESA(let datagram, let counted):
             count(counted)
-            return perform(engine.receive(datagram.payload, from: datagram.peer, to: datagram.terminal, now: time.monotonic), at: time)
+            return answer(datagram, at: time)
         case .negotiate(let datagram, let terminal, let profile, let storedSA):
             var actions: [ProxyAction] = []
             if let storedSA {
@@ -117,9 +125,26 @@ public final class KeyExchangeProxy {
             }
             actions += connection(for: datagram.terminal.address, peer: datagram.peer.address, profile: profile).notes
             count(.ikeAnsweredForTerminal)
-            return actions
-                + perform(engine.receive(datagram.payload, from: datagram.peer, to: datagram.terminal, now: time.monotonic), at: time)
+            return actions + answer(datagram, at: time)
         }
+    }
+
+    /// The engines' answer to an IKE datagram: now, or held until the end of the batch (`batchesIKE`).
+    private func answer(_ datagram: IKEDatagramForTerminal, at time: ClockReading) -> [ProxyAction] {
+        let datagram = EngineShards.Datagram(datagram.payload, from: datagram.peer, to: datagram.terminal)
+        guard batchesIKE != nil else { return perform(engines.receive(datagram, now: time.monotonic), at: time) }
+        heldIKE.append((datagram, time))
+        return []
+    }
+
+    /// The engines' answers to the IKE datagrams held in this batch (`batchesIKE`), carried out in the order the
+    /// datagrams came: the same as answering each at once, with the engines working side by side.
+    public func answerHeldIKE(at time: ClockReading) -> [ProxyAction] {
+        guard let run = batchesIKE, !heldIKE.isEmpty else { return [] }
+        let held = heldIKE
+        heldIKE.removeAll(keepingCapacity: true)
+        let answers = engines.receive(batch: held.map(\.datagram), now: time.monotonic, run: run)
+        return zip(held, answers).flatMap { held, answer in perform(answer, at: held.time) }
     }
 
     private func carryOut(_ verdict: TerminalPacketVerdict, at time: ClockReading) -> [ProxyAction] {
@@ -210,7 +235,7 @@ public final class KeyExchangeProxy {
                 starting = .log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))")
             }
             return notes + [starting]
-                + perform(engine.startChild(connection: name, child: wanted.childName, now: time.monotonic), at: time)
+                + perform(engines.startChild(connection: name, child: wanted.childName, now: time.monotonic), at: time)
         }
     }
 
@@ -218,12 +243,12 @@ public final class KeyExchangeProxy {
 
     /// The OCSP answer for a `.checkRevocation` action: the held IKE_AUTH goes on or fails.
     public func revocationChecked(_ id: UInt64, _ status: RevocationStatus, at time: ClockReading) -> [ProxyAction] {
-        perform(engine.revocationChecked(id, status, now: time.monotonic), at: time)
+        perform(engines.revocationChecked(id, status, now: time.monotonic), at: time)
     }
 
     /// Timers: IKE retransmissions and rekeys, key-delivery retransmissions, SA expiry.
     public func tick(at time: ClockReading) -> [ProxyAction] {
-        var actions = perform(engine.tick(now: time.monotonic), at: time)
+        var actions = perform(engines.tick(now: time.monotonic), at: time)
         if let at = policyRetryAt, time.monotonic >= at { actions += applyPolicy(at: time) }
         let delivery = keyDeliveries.tick(at: time, registry: registry)
         actions += delivery.actions
@@ -233,14 +258,14 @@ public final class KeyExchangeProxy {
         }
         for sa in store.expire(now: time.monotonic) {
             count(.saExpired)
-            if engine.holdsChild(inbound: sa.inbound.spi) {
+            if engines.holdsChild(inbound: sa.inbound.spi) {
                 // Deleted with the peer too (as strongSwan does at life_time), or it would keep sending on it; the
                 // Delete exchange's event deletes it in the terminal.
                 actions.append(
                     .log(
                         "SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime: "
                             + "deleting the CHILD SA with the peer and in the terminal"))
-                actions += perform(engine.deleteChild(connection: sa.connection, spi: sa.inbound.spi, now: time.monotonic), at: time)
+                actions += perform(engines.deleteChild(connection: sa.connection, spi: sa.inbound.spi, now: time.monotonic), at: time)
                 continue
             }
             actions.append(.log("SA \(sa.inbound.spi)/\(sa.outbound.spi) of terminal \(sa.terminal) reached its hard lifetime"))
@@ -251,7 +276,7 @@ public final class KeyExchangeProxy {
         // A negotiation that never finished does not block later start requests for ever. The engine reports a
         // failure itself (IKE_SA_INIT and IKE_AUTH each give up after their retransmissions); this is the net
         // under that, and says so when it catches one.
-        let stale = max(engine.settings.halfOpenTimeout, 2 * engine.settings.requestGiveUpTime) + 5
+        let stale = max(engines.settings.halfOpenTimeout, 2 * engines.settings.requestGiveUpTime) + 5
         for (pair, started) in negotiations.expire(now: time.monotonic, abandonAfter: stale) {
             count(.negotiationAbandoned)
             actions.append(

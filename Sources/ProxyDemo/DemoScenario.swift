@@ -62,9 +62,15 @@ public enum DemoScenario {
         return IKEEngine(connections: connections, random: random)
     }
 
-    public static func network(hardLifetime: UInt32? = nil, linkLatency: Double = 0.0005, random: RandomSource = SystemRandom()) -> VirtualNetwork {
+    /// The demo's network; with `engineCount` above 1 the proxy's engines share the IKE SAs by SPI and answer
+    /// the IKE datagrams it holds (`KeyExchangeProxy.batchesIKE`) on threads side by side, as the daemon's do.
+    public static func network(
+        hardLifetime: UInt32? = nil, linkLatency: Double = 0.0005, random: RandomSource = SystemRandom(), engineCount: Int = 1
+    ) -> VirtualNetwork {
         let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: terminals())
-        let proxy = KeyExchangeProxy(policy: policy(), registry: registry, profiles: [profile(hardLifetime: hardLifetime)], random: random)
+        let proxy = KeyExchangeProxy(
+            policy: policy(), registry: registry, profiles: [profile(hardLifetime: hardLifetime)], engineCount: engineCount, random: random)
+        if engineCount > 1 { proxy.batchesIKE = EngineShards.runAtOnce }
         let network = VirtualNetwork(
             proxy: proxy, peer: peerEngine(random: random), peerAddress: peer, terminals: terminals(),
             linkLatency: linkLatency)

@@ -76,7 +76,7 @@ public final class TerminalHost {
 /// one-way latency per link, driven by a simulated clock. `ikeproxy demo` and the proxy tests run on it.
 public final class VirtualNetwork {
     public private(set) var proxy: KeyExchangeProxy
-    public let peer: PeerHost
+    public private(set) var peer: PeerHost
     public private(set) var terminals: [IPAddress: TerminalHost] = [:]
     public let linkLatency: Double
     public private(set) var now: Double = 0
@@ -113,6 +113,10 @@ public final class VirtualNetwork {
 
     /// Adds a host on the terminal side that the proxy does not know.
     public func attach(_ entry: TerminalEntry) { terminals[entry.address] = TerminalHost(entry: entry) }
+
+    /// The peer restarts with nothing of its state: `engine` takes its place (its first IKE SA with each terminal
+    /// carries INITIAL_CONTACT).
+    public func restartPeer(_ engine: IKEEngine) { peer = PeerHost(address: peer.address, engine: engine) }
 
     /// The proxy restarts with nothing of its state (no store): `replacement` takes its place on the links.
     public func restartProxy(_ replacement: KeyExchangeProxy) { proxy = replacement }
@@ -311,6 +315,8 @@ public final class VirtualNetwork {
                 case .peer: deliverToPeer(event.packet)
                 case .proxy(let side):
                     proxyActions(proxy.receive(from: side, packet: event.packet, at: clock), received: event.packet)
+                    // A proxy that batches IKE (`batchesIKE`): each packet is a batch of its own here.
+                    proxyActions(proxy.answerHeldIKE(at: clock), received: event.packet)
                 case .terminal(let address): if let terminal = terminals[address] { deliverToTerminal(terminal, event.packet) }
                 }
                 continue

@@ -44,7 +44,7 @@ public final class ProxyStateStore {
     /// Saves every IKE SA that changed since the last call and forgets the ones that are gone; returns
     /// lines for the log (nothing when all is well). Called before the frames an exchange produced are
     /// sent, so what the peer sees is never ahead of what is on disk.
-    public func synchronize(engine: IKEEngine, at time: ClockReading) -> [String] {
+    public func synchronize(engines engine: EngineShards, at time: ClockReading) -> [String] {
         var log: [String] = []
         let snapshots = engine.snapshots(now: time.monotonic)
         var current = Set<String>()

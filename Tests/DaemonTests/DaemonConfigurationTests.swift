@@ -206,6 +206,15 @@ final class DaemonConfigurationTests: XCTestCase {
                 .contains("settings.port_receive_buffer: 1000 is not between 65536 and 1073741824 octets"))
     }
 
+    func testTheNumberOfIKEEnginesIsReadAndChecked() throws {
+        XCTAssertEqual(try DaemonConfiguration.parse(try example { _ in }).workers, 1, "the default")
+        XCTAssertEqual(try DaemonConfiguration.parse(try example { $0["settings"] = ["workers": 2] }).workers, 2)
+        for wrong in [0, 65] {
+            XCTAssertTrue(
+                try refusal { $0["settings"] = ["workers": wrong] }.contains("settings.workers: \(wrong) is not between 1 and 64"))
+        }
+    }
+
     func testAChildlessProfileMakesChildlessConnections() throws {
         let plain = try DaemonConfiguration.parse(try example { _ in })
         XCTAssertEqual(plain.profiles[0].connection(terminal: IPAddress("10.2.0.2")!, peer: IPAddress("192.0.2.1")!).childless, .allow)

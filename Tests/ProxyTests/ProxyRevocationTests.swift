@@ -59,7 +59,7 @@ final class ProxyRevocationTests: XCTestCase {
         XCTAssertEqual(network.revocationRequests.count, 1)
         XCTAssertEqual(network.revocationRequests.first?.chain.first, certificate, "the proxy asked about the peer's certificate")
         XCTAssertTrue(network.terminals[a]!.hasOutboundSA, "keys set after the good answer")
-        XCTAssertEqual(network.proxy.engine.counters["revocation_good"], 1)
+        XCTAssertEqual(network.proxy.engines.counters["revocation_good"], 1)
     }
 
     func testARevokedPeerGetsNoSAAndTheTerminalNoKeys() throws {
@@ -79,7 +79,7 @@ final class ProxyRevocationTests: XCTestCase {
             XCTAssertFalse(network.terminals[a]!.hasOutboundSA, "\(policy): nothing while the check is out")
             network.advance(by: 12)
             XCTAssertEqual(network.terminals[a]!.hasOutboundSA, keys, "\(policy)")
-            XCTAssertEqual(network.proxy.engine.counters["revocation_unavailable"], 1)
+            XCTAssertEqual(network.proxy.engines.counters["revocation_unavailable"], 1)
         }
     }
 }

@@ -71,7 +71,7 @@ final class TerminalRemovalTests: XCTestCase {
         network.perform(network.proxy.removeTerminal(id: 11, at: ClockReading(monotonic: network.now, wall: network.wallClock))!)
         network.advance(by: 120)
         XCTAssertTrue(network.proxy.store.children.values.allSatisfy { $0.terminal == b }, "A's SA left the store")
-        XCTAssertFalse(network.proxy.engine.sessionSummaries.contains { $0.local.address == a }, "and its IKE SA the engine")
+        XCTAssertFalse(network.proxy.engines.sessionSummaries.contains { $0.local.address == a }, "and its IKE SA the engine")
         XCTAssertTrue(network.terminals[a]!.agent.database.outbound.isEmpty, "the terminal was flushed at once")
     }
 

@@ -223,11 +223,11 @@ final class StoreTests: XCTestCase {
         let path = directory.appendingPathComponent("state.db").path
         let sealer = try KeyFileSealer(path: directory.appendingPathComponent("seal.key").path, create: true)
         let state = ProxyStateStore(database: try StateDatabase(path: path), sealer: sealer)
-        XCTAssertEqual(state.synchronize(engine: proxy.engine, at: ClockReading(monotonic: network.now, wall: 1_000)), [])
+        XCTAssertEqual(state.synchronize(engines: proxy.engines, at: ClockReading(monotonic: network.now, wall: 1_000)), [])
         XCTAssertEqual(try state.database.ikeSAs().count, 1)
         XCTAssertEqual(try state.database.childSAs().map(\.spiOutbound), proxy.store.children.keys.map(\.description))
         // Nothing changed: nothing written again.
-        XCTAssertEqual(state.synchronize(engine: proxy.engine, at: ClockReading(monotonic: network.now + 5, wall: 1_005)), [])
+        XCTAssertEqual(state.synchronize(engines: proxy.engines, at: ClockReading(monotonic: network.now + 5, wall: 1_005)), [])
 
         let file = try Data(contentsOf: URL(fileURLWithPath: path)) + ((try? Data(contentsOf: URL(fileURLWithPath: path + "-wal"))) ?? Data())
         for sa in proxy.store.children.values {
@@ -244,7 +244,7 @@ final class StoreTests: XCTestCase {
         let log = restoring.restore(into: fresh, at: ClockReading(monotonic: 50, wall: 1_010))
         XCTAssertEqual(log.first, "restored 1 IKE SA(s) with 1 CHILD SA(s) from \(path)")
         XCTAssertEqual(Set(fresh.store.children.keys), Set(proxy.store.children.keys))
-        XCTAssertEqual(fresh.engine.sessionSummaries, proxy.engine.sessionSummaries)
+        XCTAssertEqual(fresh.engines.sessionSummaries, proxy.engines.sessionSummaries)
         let restored = try XCTUnwrap(fresh.store.children.values.first)
         XCTAssertEqual(
             restored.createdAt, 50 - 10 - (network.now - proxy.store.children.values.first!.createdAt), accuracy: 0.01,

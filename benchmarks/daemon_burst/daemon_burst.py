@@ -20,7 +20,7 @@ retransmissions. strongSwan runs with the tunables of benchmarks/ike_rate (no CO
   benchmarks/daemon_burst/daemon_burst.py [--terminals 1000] [--rounds 1]
   benchmarks/daemon_burst/daemon_burst.py --smoke      (N=20: CI checks the harness runs and every terminal is keyed)
 """
-import argparse, json, os, queue, subprocess, sys, tempfile, threading, time
+import argparse, json, os, queue, statistics, subprocess, sys, tempfile, threading, time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -88,12 +88,12 @@ def load_peer(charon, hosts):
     charon.session.load_shared({"id": "psk-all", "type": "IKE", "data": PSK, "owners": [PEER4] + [h["v4"] for h in hosts]})
 
 
-def daemon_configuration(directory, hosts):
+def daemon_configuration(directory, hosts, workers=1):
     profiles = [peer_profile(force_encapsulation=True)]
     rules = [{"source": PREFIX, "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]
     enrolled = [{"name": h["name"], "v4": h["v4"], "id": h["id"], "key": h["key"]} for h in hosts]
     return daemon_file("ikb-x0", "ikb-x1", os.path.join(directory, "ikeproxy.sock"), [PREFIX], enrolled, profiles, rules,
-                       settings={"retransmit_timeout": 1.0, "retransmit_limit": 5},
+                       settings={"retransmit_timeout": 1.0, "retransmit_limit": 5, "workers": workers},
                        store={"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "state.key"),
                               "create_key_file": True})
 
@@ -110,7 +110,7 @@ def lines_of(process, into):
     into.put(None)
 
 
-def run_once(binary, swarm_binary, directory, n, timeout):
+def run_once(binary, swarm_binary, directory, n, timeout, workers=1):
     hosts = terminals(n)
     with Topology(hosts):
         charon = Charon(directory, PEER, PEER_SETTINGS, log_levels="default = 1")
@@ -119,7 +119,7 @@ def run_once(binary, swarm_binary, directory, n, timeout):
             load_peer(charon, hosts)
             config = os.path.join(directory, "daemon.json")
             with open(config, "w") as f:
-                json.dump(daemon_configuration(directory, hosts), f, indent=1)
+                json.dump(daemon_configuration(directory, hosts, workers), f, indent=1)
             control = os.path.join(directory, "ikeproxy.sock")
             daemon = subprocess.Popen(["ip", "netns", "exec", PROXY, binary, "daemon", "--config", config],
                                       stdout=subprocess.DEVNULL, stderr=open(os.path.join(directory, "daemon.log"), "w"))
@@ -194,6 +194,8 @@ def main():
     parser.add_argument("--swarm", default=None, help="terminal-swarm binary (default: beside --binary)")
     parser.add_argument("--smoke", action="store_true", help="N=20, one round: the harness works and every terminal is keyed")
     parser.add_argument("--timeout", type=float, default=180)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1],
+                        help="the daemon's IKE engines (settings.workers); several values alternate within each round")
     args = parser.parse_args()
     if args.smoke:
         args.terminals, args.rounds = 20, 1
@@ -205,12 +207,13 @@ def main():
         return problem
     print(f"daemon_burst: {args.binary}, {args.terminals} terminals, {os.cpu_count()} cores")
     results, failed = [], False
-    for r in range(args.rounds):
+    for r, workers in ((r, w) for r in range(args.rounds) for w in args.workers):
         directory = tempfile.mkdtemp(prefix="daemon-burst-")
-        result = run_once(args.binary, swarm_binary, directory, args.terminals, args.timeout)
+        result = run_once(args.binary, swarm_binary, directory, args.terminals, args.timeout, workers)
+        result["workers"] = workers
         results.append(result)
         problems = [k for k in counters_of_trouble(result["counters"])]
-        print(f"round {r + 1}: {result['keyed']}/{args.terminals} terminals keyed in {result['seconds']:.2f} s "
+        print(f"round {r + 1}, {workers} IKE engine(s): {result['keyed']}/{args.terminals} terminals keyed in {result['seconds']:.2f} s "
               f"(the peer's half by {result['by_peer_half']:.2f} s, the terminals' half by {result['by_terminal_half']:.2f} s); "
               f"daemon CPU per negotiation {result['daemon_cpu_ms']:.2f} ms; resident {result['rss_mb']:.1f} MB; "
               f"strongSwan holds {result['peer_installed']} CHILD SAs; logs in {directory}")
@@ -219,6 +222,12 @@ def main():
         if result["keyed"] != args.terminals or result["peer_installed"] != args.terminals or problems:
             print(f"daemon_burst: FAILED: {result['keyed']} keyed, {result['peer_installed']} at strongSwan, trouble: {problems}")
             failed = True
+    if len(args.workers) > 1 or args.rounds > 1:
+        for workers in args.workers:
+            mine = [r for r in results if r["workers"] == workers]
+            print(f"{workers} IKE engine(s), median of {len(mine)}: every terminal keyed in "
+                  f"{statistics.median(r['seconds'] for r in mine):.2f} s, daemon CPU per negotiation "
+                  f"{statistics.median(r['daemon_cpu_ms'] for r in mine):.2f} ms")
     return 1 if failed else 0
 
 

@@ -34,6 +34,9 @@ public struct DaemonConfiguration: Sendable {
     /// Octets of frames each AF_PACKET port may hold before the kernel drops (`settings.port_receive_buffer`):
     /// a burst of negotiations or a flood waits there while the daemon reads 64 frames at a time.
     public var portReceiveBuffer = 8 << 20
+    /// IKE engines (`settings.workers`, 1 to 64): with more than one, the IKE datagrams of each batch of
+    /// frames are answered on that many threads at once, each engine holding the IKE SAs of its SPIs.
+    public var workers = 1
     /// Where state is kept across restarts, and what seals its secrets; nil keeps everything in memory.
     public var store: StoreConfiguration?
     /// Secrets the file gives sealed (`psk_sealed`, `enrollment_key_sealed`, `private_key_sealed`), by what
@@ -159,6 +162,10 @@ public struct DaemonConfiguration: Sendable {
             }
             return size
         }
+        let workers = try file.settings?.own.workers.map { workers in
+            guard (1...64).contains(workers) else { throw fail("settings.workers: \(workers) is not between 1 and 64") }
+            return workers
+        }
         let store = try parseStore(file)
         guard !file.interfaces.terminal.isEmpty else { throw fail("interfaces.terminal: at least one terminal-side interface is needed") }
         if let twice = ports.first(where: { name in ports.filter { $0 == name }.count > 1 }) {
@@ -171,6 +178,7 @@ public struct DaemonConfiguration: Sendable {
             terminalPrefixes: prefixes, terminals: terminals.entries, enrollments: terminals.enrollments,
             proxySettings: settings, engineSettings: engine, showKeys: false, store: store)
         if let portReceiveBuffer { configuration.portReceiveBuffer = portReceiveBuffer }
+        if let workers { configuration.workers = workers }
         if let m = file.management { configuration.management = try parseManagement(m, secrets: &secrets) }
         configuration.sealedSecrets = secrets.sealed
         configuration.clearSecrets = secrets.clear

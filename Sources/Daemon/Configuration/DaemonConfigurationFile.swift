@@ -118,6 +118,7 @@ extension DaemonConfiguration {
             var max_negotiations_per_terminal: Int?
             var max_negotiations: Int?
             var port_receive_buffer: Int?
+            var workers: Int?
         }
     }
 }

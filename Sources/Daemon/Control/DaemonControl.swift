@@ -96,7 +96,7 @@ extension DaemonRunner {
                 localSelectors: sa.outbound.sourceSelectors.map(\.description),
                 remoteSelectors: sa.outbound.destinationSelectors.map(\.description),
                 expiresInSeconds: Nullable(sa.hardLifetime.map { max(0, Int($0 - (now - sa.createdAt))) }),
-                rekeyInSeconds: Nullable(bridge.proxy.engine.secondsUntilRekey(childInbound: sa.inbound.spi, now: now).map { Int($0.rounded(.up)) }),
+                rekeyInSeconds: Nullable(bridge.proxy.engines.secondsUntilRekey(childInbound: sa.inbound.spi, now: now).map { Int($0.rounded(.up)) }),
                 packetsIn: Nullable(usageIn?.packets), octetsIn: Nullable(usageIn?.octets),
                 packetsOut: Nullable(usageOut?.packets), octetsOut: Nullable(usageOut?.octets),
                 usageReportedSecondsAgo: Nullable(reported.map { Int(now - $0) }))
@@ -117,7 +117,7 @@ extension DaemonRunner {
         StatusRow(
             uptimeSeconds: Int(monotonicSeconds() - startedAt),
             interfaces: .init(internet: internet.name, terminal: terminal.name, terminalPorts: terminals.map(\.name)),
-            dataPath: dataPathCounters, proxy: bridge.proxy.counters, bridge: bridge.counters, engine: bridge.proxy.engine.counters,
+            dataPath: dataPathCounters, proxy: bridge.proxy.counters, bridge: bridge.counters, engine: bridge.proxy.engines.counters,
             sas: bridge.proxy.store.children.count, negotiating: bridge.proxy.hasNegotiationsInFlight)
     }
 }

@@ -23,8 +23,9 @@ public final class IKEEngine {
     var responderSessions = ResponderSessionIndex()
     /// Drops and failures by reason, for operators and tests.
     public private(set) var counters: [String: Int] = [:]
-    /// Identifies each online revocation check handed to the I/O layer.
-    var nextRevocationCheckID: UInt64 = 1
+    /// Identifies each online revocation check handed to the I/O layer; ≡ the shard's index + 1 (mod the
+    /// shard count), so that the answer finds its engine among several (`IKEShard.owner(ofRevocationCheck:)`).
+    var nextRevocationCheckID: UInt64
     let cookieSecret: [UInt8]
     /// Octets of fragments held for reassembly by all IKE SAs (`EngineSettings.maximumReassemblyMemory`).
     var reassemblyOctets = 0 {
@@ -46,6 +47,7 @@ public final class IKEEngine {
         self.settings = settings
         self.random = random
         self.cookieSecret = random.bytes(32)
+        self.nextRevocationCheckID = UInt64(settings.shard.index + 1)
         self.initErrorAnswers = TokenBucket(rate: settings.initErrorAnswerRate)
         for connection in connections { addConnection(connection) }
     }

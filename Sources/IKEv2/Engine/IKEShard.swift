@@ -59,4 +59,23 @@ public struct IKEShard: Equatable, Sendable {
         let ours = fromOriginalInitiator && responderSPI != 0 ? responderSPI : initiatorSPI
         return Int(ours % UInt64(count))
     }
+
+    /// Which of `count` engines asked for the online revocation check `id` (each numbers its own checks
+    /// ≡ its index + 1 modulo `count`).
+    public static func owner(ofRevocationCheck id: UInt64, count: Int) -> Int {
+        id == 0 ? 0 : Int((id - 1) % UInt64(count))
+    }
+
+    /// The settings of engine `index` of `count`: its shard, and its part of the COOKIE threshold and of the
+    /// reassembly memory (the IKE SAs spread over the engines as their SPIs do).
+    public static func settings(_ settings: EngineSettings, index: Int, of count: Int) -> EngineSettings {
+        var own = settings
+        own.shard = IKEShard(index: index, count: count)
+        if count > 1 {
+            own.cookieThreshold = (settings.cookieThreshold + count - 1) / count
+            // The reassembly bound is for the process: each engine holds its share, and at least one message.
+            own.maximumReassemblyMemory = max(settings.maximumReassemblySize, settings.maximumReassemblyMemory / count)
+        }
+        return own
+    }
 }

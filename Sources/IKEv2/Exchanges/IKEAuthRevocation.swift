@@ -18,7 +18,7 @@ extension IKEEngine {
         requestHeader: IKEHeader?, childRequest: ChildRequest?, payloads: [Payload], now: Double
     ) -> [EngineAction] {
         let id = nextRevocationCheckID
-        nextRevocationCheckID &+= 1
+        nextRevocationCheckID &+= UInt64(settings.shard.count)
         let subject = "\(chain[0].subject)"
         session.pendingRevocation = PendingRevocationCheck(
             id: id, startedAt: now, policy: policy, subject: subject,

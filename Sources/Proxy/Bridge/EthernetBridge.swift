@@ -295,6 +295,9 @@ public final class EthernetBridge {
         return proxy.tick(at: time).flatMap(frame(for:))
     }
 
+    /// The engines' answers to the IKE datagrams this batch of frames held (`KeyExchangeProxy.batchesIKE`).
+    public func answerHeldIKE(at time: ClockReading) -> [FrameAction] { proxy.answerHeldIKE(at: time).flatMap(frame(for:)) }
+
     /// The OCSP answer for a `.checkRevocation` action.
     public func revocationChecked(_ id: UInt64, _ status: RevocationStatus, at time: ClockReading) -> [FrameAction] {
         proxy.revocationChecked(id, status, at: time).flatMap(frame(for:))

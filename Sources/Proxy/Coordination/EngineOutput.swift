@@ -54,7 +54,9 @@ extension KeyExchangeProxy {
                 actions.append(.log("IKE message dropped: \(reason)"))
             case .log(let text): actions.append(.log(text))
             case .checkRevocation(let request): actions.append(.checkRevocation(request))
-            case .initialContact: break  // one engine: it removed the stale SAs itself
+            case .initialContact(let match):
+                // The engine that received it removed its stale IKE SAs; the other engines theirs.
+                actions += perform(engines.forgetStaleSessions(match), at: time)
             }
         }
         // After the new SAs' keys are on their way to the terminal.
@@ -67,7 +69,7 @@ extension KeyExchangeProxy {
     func asked(_ event: SAEvent) -> ProtectedTrafficSelectors? {
         guard let child = event.child else { return nil }
         if let old = child.replaces { return store.children[old.outbound]?.asked }
-        guard let configuration = engine.connection(named: event.connection)?.children.first(where: { $0.name == child.name }) else { return nil }
+        guard let configuration = engines.connection(named: event.connection)?.children.first(where: { $0.name == child.name }) else { return nil }
         return ProtectedTrafficSelectors(local: configuration.localTrafficSelectors, remote: configuration.remoteTrafficSelectors)
     }
 
@@ -82,7 +84,7 @@ extension KeyExchangeProxy {
                 .log(
                     "CHILD SA \(old.inbound.spi)/\(old.outbound.spi) was made before the policy changed; "
                         + "\(added.inbound.spi)/\(added.outbound.spi) replaces it, deleting it"))
-            actions += perform(engine.deleteChild(connection: old.connection, spi: old.inbound.spi, now: time.monotonic), at: time)
+            actions += perform(engines.deleteChild(connection: old.connection, spi: old.inbound.spi, now: time.monotonic), at: time)
         }
         return actions
     }

@@ -37,8 +37,8 @@ extension KeyExchangeProxy {
                 actions.append(.log("terminal \(terminal.terminalID): \(hard ? "hard" : "soft") expiry of \(direction.rawValue) SA \(spi)"))
                 actions += perform(
                     hard
-                        ? engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic)
-                        : engine.rekeyChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic),
+                        ? engines.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic)
+                        : engines.rekeyChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic),
                     at: time)
             case .status(let entries):
                 // Kept per SA for the operators (`ikeproxy sas`): only the terminal sees both directions.

@@ -71,7 +71,7 @@ extension KeyExchangeProxy {
             terminal: terminal, peer: peer, credential: credential, selectors: selectors,
             otherChildren: bySelectors.dropFirst().map { $0.0.childConfiguration(selectors: $0.1) })
         // Set every time: a policy changed over the management API reaches the next negotiation.
-        engine.setConnection(connection)
+        engines.setConnection(connection)
         var notes: [ProxyAction] = []
         for (profile, selectors) in bySelectors {
             notes += noteStillCovered(selectors, profile: profile, terminal: terminal, peer: peer, key: "\(connection.name) \(profile.name)")

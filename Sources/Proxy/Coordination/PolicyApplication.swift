@@ -28,7 +28,7 @@ extension KeyExchangeProxy {
                 .log(
                     "policy: \(stored.childName) no longer protects anything between \(stored.terminal) and \(stored.peer); "
                         + "deleting CHILD SA \(stored.inbound.spi)/\(stored.outbound.spi)"))
-            actions += perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic), at: time)
+            actions += perform(engines.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic), at: time)
         }
         // The newest SA of each profile made for other selectors than the policy time.monotonic gives is replaced.
         var seen: Set<String> = []
@@ -52,7 +52,7 @@ extension KeyExchangeProxy {
                         "policy: CHILD SA \(stored.outbound.spi) of \(stored.terminal) <-> \(stored.peer) was made for other selectors; "
                             + "negotiating one with the current selectors to replace it")
                 ]
-            actions += perform(engine.startChild(connection: name, child: stored.childName, now: time.monotonic), at: time)
+            actions += perform(engines.startChild(connection: name, child: stored.childName, now: time.monotonic), at: time)
         }
         return actions
     }

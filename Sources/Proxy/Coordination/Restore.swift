@@ -20,7 +20,7 @@ extension KeyExchangeProxy {
         guard connection(for: terminal, peer: peer, profile: profile).name == snapshot.connection else {
             throw RestoreRefusal(description: "connection '\(snapshot.connection)' no longer matches profile \(profile.name)")
         }
-        let events = try engine.restore(snapshot, now: now)
+        let events = try engines.restore(snapshot, now: now)
         for event in events {
             guard let child = event.child else { continue }
             let lifetime = (self.profile(forChild: child.name) ?? profile).espLifetime

@@ -23,10 +23,10 @@ extension KeyExchangeProxy {
         where chosen: (IKEEngine.SessionSummary) -> Bool, at time: ClockReading,
         note: (IKEEngine.SessionSummary) -> [ProxyAction] = { _ in [] }
     ) -> [ProxyAction] {
-        engine.sessionSummaries.filter { $0.established && chosen($0) }.flatMap { session in
+        engines.sessionSummaries.filter { $0.established && chosen($0) }.flatMap { session in
             note(session)
                 + perform(
-                    engine.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: time.monotonic),
+                    engines.deleteIKE(connection: session.connection, spiInitiator: session.spiInitiator, now: time.monotonic),
                     at: time)
         }
     }
@@ -83,11 +83,11 @@ extension KeyExchangeProxy {
     /// when the engine reports the deletion.
     public func deleteChild(spi: ChildSPI, at time: ClockReading) -> [ProxyAction]? {
         guard let stored = store.children.values.first(where: { $0.inbound.spi == spi || $0.outbound.spi == spi }) else { return nil }
-        return perform(engine.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic), at: time)
+        return perform(engines.deleteChild(connection: stored.connection, spi: stored.inbound.spi, now: time.monotonic), at: time)
     }
     /// Deletes every IKE SA (and so every CHILD SA) with the peers.
     public func flush(at time: ClockReading) -> [ProxyAction] {
-        let connections = Set(engine.sessionSummaries.filter(\.established).map(\.connection))
-        return connections.sorted().flatMap { perform(engine.deleteIKE(connection: $0, now: time.monotonic), at: time) }
+        let connections = Set(engines.sessionSummaries.filter(\.established).map(\.connection))
+        return connections.sorted().flatMap { perform(engines.deleteIKE(connection: $0, now: time.monotonic), at: time) }
     }
 }

@@ -109,13 +109,13 @@ extension KeyExchangeProxy {
         guard let terminal = registry.terminal(at: terminalAddress) else {
             // A terminal just removed: the IKE SAs still held in its name are being deleted, and their Delete
             // exchanges (and anything else the peer sends on them meanwhile) are answered; nothing new is made.
-            guard !isNewSA, engine.holdsAuthenticatedIKESA(local: terminalAddress, remote: peer) else { return .drop(.ikeForUnregisteredTerminal) }
+            guard !isNewSA, engines.holdsAuthenticatedIKESA(local: terminalAddress, remote: peer) else { return .drop(.ikeForUnregisteredTerminal) }
             return .answerOnHeldIKESA(datagram, counted: .ikeAnsweredForRemovedTerminal)
         }
         guard let profile = profile(terminal: terminalAddress, peer: peer) else {
             // No longer protected (the policy changed): an IKE SA still held for the pair goes on until it is
             // deleted, so that its Delete exchanges and liveness checks complete; no new one is made.
-            guard !isNewSA, engine.holdsIKESA(local: terminalAddress, remote: peer) else { return .drop(.ikeWithoutProtectPolicy) }
+            guard !isNewSA, engines.holdsIKESA(local: terminalAddress, remote: peer) else { return .drop(.ikeWithoutProtectPolicy) }
             return .answerOnHeldIKESA(datagram, counted: .ikeAnsweredForTerminal)
         }
         guard isNewSA else { return .negotiate(datagram, terminal: terminal, profile: profile, storedSA: nil) }
