@@ -42,7 +42,7 @@ public final class DaemonRunner {
     var presenceProbe: TokenPresenceProbe?
     var lastProgressSave = 0.0
     /// The link addresses last saved (saveStations writes only a change).
-    var savedStations: [StateDatabase.StationRow] = []
+    var savedStations: [IPAddress: Station] = [:]
     /// What the start decided to send before the loop runs (the Deletes of SAs no terminal is enrolled for).
     var startupFrames: [FrameAction] = []
     var ikeActivity = false

@@ -121,43 +121,51 @@ extension DaemonRunner {
 
     /// The link addresses the proxy needs after a restart: those of the peers of the IKE SAs it holds and of
     /// the registered terminals.
-    func neededStations() -> [StateDatabase.StationRow] {
-        let addresses = Set(bridge.proxy.engines.sessionSummaries.filter(\.established).flatMap { [$0.remote.address, $0.local.address] })
-            .union(bridge.proxy.registry.entries.keys)
-        return addresses.compactMap { address in
-            bridge.stations.station(for: address).map {
-                StateDatabase.StationRow(
-                    address: address.description, mac: $0.mac.description, vlanIDs: $0.vlanIDs,
-                    side: $0.side == .internet ? "internet" : "terminal")
-            }
-        }.sorted { $0.address < $1.address }
+    /// The link addresses the proxy needs: of its terminals and of both ends of its established IKE SAs.
+    func neededStations() -> [IPAddress: Station] {
+        var needed: [IPAddress: Station] = [:]
+        for address in bridge.proxy.registry.entries.keys { needed[address] = bridge.stations.station(for: address) }
+        for address in bridge.proxy.engines.establishedAddresses { needed[address] = bridge.stations.station(for: address) }
+        return needed
     }
 
-    /// Saves the link addresses the proxy needs when they changed (an SA made or gone, a station moved).
+    static func row(_ address: IPAddress, _ station: Station) -> StateDatabase.StationRow {
+        StateDatabase.StationRow(
+            address: address.description, mac: station.mac.description, vlanIDs: station.vlanIDs,
+            side: station.side == .internet ? "internet" : "terminal")
+    }
+
+    /// Saves the link addresses the proxy needs when they changed (an SA made or gone, a station moved): the
+    /// change only.
     func saveStations() {
         guard let state else { return }
-        let rows = neededStations()
-        guard rows != savedStations else { return }
+        let needed = neededStations()
+        guard needed != savedStations else { return }
+        let changed = needed.filter { savedStations[$0.key] != $0.value }.map { Self.row($0.key, $0.value) }
+        let removed = savedStations.keys.filter { needed[$0] == nil }.map(\.description)
         do {
-            try state.database.saveStations(rows)
-            savedStations = rows
+            try state.database.saveStations(changed: changed, removed: removed)
+            savedStations = needed
         } catch {
             log("saving link addresses failed: \(error)")
         }
     }
 
-    static func restoreStations(_ database: StateDatabase, into bridge: EthernetBridge, log: (String) -> Void) -> [StateDatabase.StationRow] {
+    static func restoreStations(_ database: StateDatabase, into bridge: EthernetBridge, log: (String) -> Void) -> [IPAddress: Station] {
         do {
             let rows = try database.stations()
+            var restored: [IPAddress: Station] = [:]
             for row in rows {
                 guard let address = IPAddress(row.address), let mac = MACAddress(text: row.mac) else { continue }
-                bridge.restore(station: Station(mac: mac, vlanIDs: row.vlanIDs, side: row.side == "internet" ? .internet : .terminal), for: address)
+                let station = Station(mac: mac, vlanIDs: row.vlanIDs, side: row.side == "internet" ? .internet : .terminal)
+                bridge.restore(station: station, for: address)
+                restored[address] = station
             }
             if !rows.isEmpty { log("restored the link addresses of \(rows.count) peer(s) and terminal(s)") }
-            return rows
+            return restored
         } catch {
             log("cannot read link addresses from \(database.path): \(error)")
-            return []
+            return [:]
         }
     }
 

@@ -98,7 +98,7 @@ public final class ProxyStateStore {
                 log.append("saving SAs to \(database.path) failed: \(error)")
             }
         }
-        let negotiations = engine.sessionSummaries.filter { !$0.established }
+        let negotiations = engine.negotiationSummaries
         let names = Set(negotiations.map { "\($0.spiInitiator)_\($0.spiResponder)" })
         if names != savedNegotiations {
             do {

@@ -212,6 +212,12 @@ final class StoreTests: XCTestCase {
         XCTAssertEqual(try database.stations(), [peer, terminal])
         try database.saveStations([terminal])
         XCTAssertEqual(try database.stations(), [terminal], "a save replaces what was there")
+        var moved = terminal
+        moved.mac = "02:00:00:00:d0:03"
+        try database.saveStations(changed: [peer, moved], removed: [])
+        XCTAssertEqual(try database.stations(), [peer, moved], "a change adds and rewrites rows, and keeps the others")
+        try database.saveStations(changed: [], removed: [peer.address])
+        XCTAssertEqual(try database.stations(), [moved])
     }
 
     func testSAsSavedFromAProxyAreRestoredIntoAFreshOneWithoutSecretsInTheFile() throws {

@@ -93,7 +93,8 @@ def daemon_configuration(directory, hosts, workers=1):
     rules = [{"source": PREFIX, "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]
     enrolled = [{"name": h["name"], "v4": h["v4"], "id": h["id"], "key": h["key"]} for h in hosts]
     return daemon_file("ikb-x0", "ikb-x1", os.path.join(directory, "ikeproxy.sock"), [PREFIX], enrolled, profiles, rules,
-                       settings={"retransmit_timeout": 1.0, "retransmit_limit": 5, "workers": workers},
+                       settings={"retransmit_timeout": 1.0, "retransmit_limit": 5, "workers": workers,
+                                 "max_negotiations": 1000},
                        store={"path": os.path.join(directory, "state.db"), "key_file": os.path.join(directory, "state.key"),
                               "create_key_file": True})
 

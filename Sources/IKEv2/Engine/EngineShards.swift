@@ -149,6 +149,8 @@ public final class EngineShards {
 
     public func connection(named name: String) -> ConnectionConfiguration? { engines[0].connection(named: name) }
     public var sessionSummaries: [IKEEngine.SessionSummary] { engines.flatMap(\.sessionSummaries) }
+    public var negotiationSummaries: [IKEEngine.SessionSummary] { engines.flatMap(\.negotiationSummaries) }
+    public var establishedAddresses: [IPAddress] { engines.flatMap(\.establishedAddresses) }
     public func snapshots(now: Double) -> [IKESASnapshot] { engines.flatMap { $0.snapshots(now: now) } }
     public func holdsIKESA(local: IPAddress, remote: IPAddress) -> Bool { engines.contains { $0.holdsIKESA(local: local, remote: remote) } }
     public func holdsAuthenticatedIKESA(local: IPAddress, remote: IPAddress) -> Bool {

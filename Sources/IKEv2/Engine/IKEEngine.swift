@@ -70,14 +70,30 @@ public final class IKEEngine {
         }
     }
 
-    public var sessionSummaries: [SessionSummary] {
-        sessions.values.sorted { $0.createdAt < $1.createdAt }.map { s in
-            SessionSummary(
-                connection: s.connection.name, spiInitiator: s.spiInitiator, spiResponder: s.spiResponder,
-                isOriginalInitiator: s.isOriginalInitiator, established: s.state == .established,
-                local: s.local, remote: s.remote,
-                children: s.children.filter { !$0.rekeyed }.map { ($0.configuration.name, $0.spiInbound, $0.spiOutbound) })
+    public var sessionSummaries: [SessionSummary] { sessions.values.sorted { $0.createdAt < $1.createdAt }.map(summary(of:)) }
+
+    func summary(of s: IKESession) -> SessionSummary {
+        SessionSummary(
+            connection: s.connection.name, spiInitiator: s.spiInitiator, spiResponder: s.spiResponder,
+            isOriginalInitiator: s.isOriginalInitiator, established: s.state == .established,
+            local: s.local, remote: s.remote,
+            children: s.children.filter { !$0.rekeyed }.map { ($0.configuration.name, $0.spiInbound, $0.spiOutbound) })
+    }
+
+    /// Summaries of the IKE SAs still being negotiated (`sessionSummaries` without the established ones,
+    /// which a store asks for after every batch).
+    public var negotiationSummaries: [SessionSummary] {
+        sessions.values.filter { $0.state != .established }.sorted { $0.createdAt < $1.createdAt }.map(summary(of:))
+    }
+
+    /// Both ends' addresses of every established IKE SA, unordered: what the daemon keeps link addresses for.
+    public var establishedAddresses: [IPAddress] {
+        var addresses: [IPAddress] = []
+        for session in sessions.values where session.state == .established {
+            addresses.append(session.local.address)
+            addresses.append(session.remote.address)
         }
+        return addresses
     }
 
     func count(_ counter: EngineCounter) { counters[counter.rawValue, default: 0] += 1 }
