@@ -3,46 +3,63 @@ import IKEv2
 
 /// Renders SA events as one JSON object per line, the format `ikeproxy endpoint` prints on stdout.
 public enum EventJSON {
+    /// Written member by member with the keys in sorted order (`JSONObjectWriter`): the bytes of the same
+    /// event as a `JSONText.object`, without building and sorting its dictionaries (7% of the endpoint's CPU
+    /// in a burst of negotiations went to that).
     public static func render(_ event: SAEvent, showKeys: Bool, time: Date = Date()) -> String {
-        var object: [String: JSONText] = [
-            "event": .string(event.kind.rawValue),
-            "connection": .string(event.connection),
-            "ike_spi_i": .string(event.spiInitiator.description),
-            "ike_spi_r": .string(event.spiResponder.description),
-            "local": .string(event.local.description),
-            "remote": .string(event.remote.description),
-            "time": .string(LogTimestamp.shared.string(for: time))
-        ]
-        if let suite = event.ikeSuite {
-            object["ike_proposal"] = .object([
-                "encryption": .string(suite.encryption.name), "integrity": (suite.integrity?.name).json,
-                "prf": .string(suite.prf.name), "dh_group": .string(suite.group.name), "name": .string(suite.name)
-            ])
-        }
-        if let detail = event.detail { object[event.kind == .ikeRekeyed ? "replaces" : "reason"] = .string(detail) }
+        var text = ""
+        text.reserveCapacity(showKeys ? 1024 : 640)
+        var top = JSONObjectWriter(into: &text)
         if let child = event.child {
-            var c: [String: JSONText] = [
-                "name": .string(child.name), "spi_in": .string(child.spiInbound.description),
-                "spi_out": .string(child.spiOutbound.description),
-                "encryption": .string(child.suite.encryption.name), "integrity": (child.suite.integrity?.name).json,
-                "dh_group": (child.suite.group?.name).json, "esn": .bool(child.suite.extendedSequenceNumbers),
-                "mode": .string(child.mode.rawValue), "encapsulation": .string(child.encapsulated ? "udp" : "none"),
-                "ts_local": .array(child.localTrafficSelectors.map { .string($0.description) }),
-                "ts_remote": .array(child.remoteTrafficSelectors.map { .string($0.description) })
-            ]
-            if let replaces = child.replaces {
-                c["replaces"] = .object(["spi_in": .string(replaces.inbound.description), "spi_out": .string(replaces.outbound.description)])
+            top.object("child", into: &text) { c, text in
+                c.string("dh_group", child.suite.group?.name, into: &text)
+                c.string("encapsulation", child.encapsulated ? "udp" : "none", into: &text)
+                c.string("encryption", child.suite.encryption.name, into: &text)
+                c.bool("esn", child.suite.extendedSequenceNumbers, into: &text)
+                c.string("integrity", child.suite.integrity?.name, into: &text)
+                if showKeys {
+                    c.object("keys", into: &text) { k, text in
+                        k.string("encryption_in", child.keys.encryptionInbound.hexString, into: &text)
+                        k.string("encryption_out", child.keys.encryptionOutbound.hexString, into: &text)
+                        k.string("integrity_in", child.keys.integrityInbound.hexString, into: &text)
+                        k.string("integrity_out", child.keys.integrityOutbound.hexString, into: &text)
+                    }
+                }
+                c.string("mode", child.mode.rawValue, into: &text)
+                c.string("name", child.name, into: &text)
+                if let replaces = child.replaces {
+                    c.object("replaces", into: &text) { r, text in
+                        r.string("spi_in", replaces.inbound.description, into: &text)
+                        r.string("spi_out", replaces.outbound.description, into: &text)
+                    }
+                }
+                c.string("spi_in", child.spiInbound.description, into: &text)
+                c.string("spi_out", child.spiOutbound.description, into: &text)
+                c.strings("ts_local", child.localTrafficSelectors.map(\.description), into: &text)
+                c.strings("ts_remote", child.remoteTrafficSelectors.map(\.description), into: &text)
             }
-            if showKeys {
-                c["keys"] = .object([
-                    "encryption_in": .string(child.keys.encryptionInbound.hexString),
-                    "integrity_in": .string(child.keys.integrityInbound.hexString),
-                    "encryption_out": .string(child.keys.encryptionOutbound.hexString),
-                    "integrity_out": .string(child.keys.integrityOutbound.hexString)
-                ])
-            }
-            object["child"] = .object(c)
         }
-        return JSONText.object(object).rendered
+        top.string("connection", event.connection, into: &text)
+        top.string("event", event.kind.rawValue, into: &text)
+        if let suite = event.ikeSuite {
+            top.object("ike_proposal", into: &text) { p, text in
+                p.string("dh_group", suite.group.name, into: &text)
+                p.string("encryption", suite.encryption.name, into: &text)
+                p.string("integrity", suite.integrity?.name, into: &text)
+                p.string("name", suite.name, into: &text)
+                p.string("prf", suite.prf.name, into: &text)
+            }
+        }
+        top.string("ike_spi_i", event.spiInitiator.description, into: &text)
+        top.string("ike_spi_r", event.spiResponder.description, into: &text)
+        top.string("local", event.local.description, into: &text)
+        // The detail's key sorts before "remote" ("reason") or after it ("replaces").
+        let detailKey = event.kind == .ikeRekeyed ? "replaces" : "reason"
+        if let detail = event.detail, detailKey < "remote" { top.string(detailKey, detail, into: &text) }
+        top.string("remote", event.remote.description, into: &text)
+        if let detail = event.detail, detailKey > "remote" { top.string(detailKey, detail, into: &text) }
+        top.string("time", LogTimestamp.shared.string(for: time), into: &text)
+        top.close(into: &text)
+        return text
     }
 }

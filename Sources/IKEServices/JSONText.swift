@@ -78,3 +78,54 @@ extension Optional where Wrapped == String {
     /// The string, or JSON null.
     var json: JSONText { map(JSONText.string) ?? .null }
 }
+
+/// One JSON object written member by member into a string, in the order the caller gives the keys: a caller
+/// that gives them sorted writes the bytes `JSONText.object` would, with no dictionary built or sorted. The
+/// order is checked in debug builds.
+struct JSONObjectWriter {
+    private var empty = true
+    private var lastKey = ""
+
+    init(into text: inout String) { text += "{" }
+
+    func close(into text: inout String) { text += "}" }
+
+    private mutating func key(_ key: String, into text: inout String) {
+        assert(empty || key > lastKey, "JSON keys out of order: \(key) after \(lastKey)")
+        if !empty { text += "," }
+        empty = false
+        #if DEBUG
+            lastKey = key
+        #endif
+        JSONText.writeString(key, to: &text)
+        text += ":"
+    }
+
+    /// A string member; nil is JSON null.
+    mutating func string(_ key: String, _ value: String?, into text: inout String) {
+        self.key(key, into: &text)
+        if let value { JSONText.writeString(value, to: &text) } else { text += "null" }
+    }
+
+    mutating func bool(_ key: String, _ value: Bool, into text: inout String) {
+        self.key(key, into: &text)
+        text += value ? "true" : "false"
+    }
+
+    mutating func strings(_ key: String, _ values: [String], into text: inout String) {
+        self.key(key, into: &text)
+        text += "["
+        for (index, value) in values.enumerated() {
+            if index > 0 { text += "," }
+            JSONText.writeString(value, to: &text)
+        }
+        text += "]"
+    }
+
+    mutating func object(_ key: String, into text: inout String, _ members: (inout JSONObjectWriter, inout String) -> Void) {
+        self.key(key, into: &text)
+        var inner = JSONObjectWriter(into: &text)
+        members(&inner, &text)
+        inner.close(into: &text)
+    }
+}

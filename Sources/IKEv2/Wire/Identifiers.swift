@@ -70,14 +70,13 @@ public struct PayloadType: RawRepresentable, Hashable, Sendable, CustomStringCon
     public static let extensibleAuthentication = PayloadType(rawValue: 48)
     /// Encrypted and Authenticated Fragment (RFC 7383).
     public static let encryptedFragment = PayloadType(rawValue: 53)
-    public var description: String {
-        let names: [UInt8: String] = [
-            0: "NONE", 33: "SA", 34: "KE", 35: "IDi", 36: "IDr", 37: "CERT", 38: "CERTREQ",
-            39: "AUTH", 40: "No", 41: "N", 42: "D", 43: "V", 44: "TSi", 45: "TSr",
-            46: "SK", 47: "CP", 48: "EAP", 53: "SKF"
-        ]
-        return names[rawValue] ?? "PAYLOAD_\(rawValue)"
-    }
+    /// Made once: a description is asked for every payload of every message logged.
+    static let names: [UInt8: String] = [
+        0: "NONE", 33: "SA", 34: "KE", 35: "IDi", 36: "IDr", 37: "CERT", 38: "CERTREQ",
+        39: "AUTH", 40: "No", 41: "N", 42: "D", 43: "V", 44: "TSi", 45: "TSr",
+        46: "SK", 47: "CP", 48: "EAP", 53: "SKF"
+    ]
+    public var description: String { Self.names[rawValue] ?? "PAYLOAD_\(rawValue)" }
 }
 
 /// Security protocol identifiers used in proposals, notifies and deletes.
