@@ -15,6 +15,7 @@ public struct EngineSettingsFile: Decodable, Sendable {
     var init_error_answer_rate: Double?
     var maximum_reassembly_size: Int?
     var maximum_reassembly_memory: Int?
+    var log_level: String?
 
     /// A file's whole "settings" object: these shared keys, and `Own`, the keys only that file has, read
     /// from the same object.
@@ -33,6 +34,12 @@ public struct EngineSettingsFile: Decodable, Sendable {
 
     /// Sets what the file gives on `settings`; a value out of range names its key.
     public func apply(to settings: inout EngineSettings) throws(Failure) {
+        if let v = log_level {
+            guard let level = LogLevel(name: v) else {
+                throw Failure(description: "settings.log_level: '\(v)' is not one of \(LogLevel.allCases.map(\.name).joined(separator: ", "))")
+            }
+            settings.logLevel = level
+        }
         if let v = retransmit_timeout { settings.retransmitTimeout = v }
         if let v = retransmit_limit { settings.retransmitLimit = v }
         if let v = half_open_timeout { settings.halfOpenTimeout = v }

@@ -25,9 +25,13 @@ public final class TerminalKeySetter {
         public init() {}
     }
 
-    public init(channel: KeyDeliveryChannel) {
+    /// Whether lines about deliveries going as they should (set, acknowledged) are made (`LogLevel.info`).
+    let logsProgress: Bool
+
+    public init(channel: KeyDeliveryChannel, logLevel: LogLevel = .info) {
         self.channel = channel
         terminalID = channel.terminalID
+        logsProgress = logLevel <= .info
     }
 
     private func send(_ message: KeyDeliveryMessage, at time: ClockReading, into output: inout Output) {
@@ -42,7 +46,7 @@ public final class TerminalKeySetter {
         var output = Output()
         send(.addSA(inbound), at: time, into: &output)
         send(.addSA(outbound), at: time, into: &output)
-        output.log.append("key delivery: set SAs \(inbound.spi) (in) and \(outbound.spi) (out) into terminal \(terminalID)")
+        if logsProgress { output.log.append("key delivery: set SAs \(inbound.spi) (in) and \(outbound.spi) (out) into terminal \(terminalID)") }
         return output
     }
 
@@ -141,7 +145,7 @@ public final class TerminalKeySetter {
     public func acknowledged(_ message: KeyDeliveryMessage?, at time: ClockReading) -> Output {
         var output = Output()
         guard case .addSA(let sa)? = message else { return output }
-        output.log.append("key delivery: terminal \(terminalID) acknowledged SA \(sa.spi) (\(sa.direction.rawValue))")
+        if logsProgress { output.log.append("key delivery: terminal \(terminalID) acknowledged SA \(sa.spi) (\(sa.direction.rawValue))") }
         for index in waiting.indices { waiting[index].spis.remove(sa.spi.rawValue) }
         while let first = waiting.first, first.spis.isEmpty {
             waiting.removeFirst()

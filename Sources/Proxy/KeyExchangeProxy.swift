@@ -58,7 +58,7 @@ public final class KeyExchangeProxy {
         self.profiles = Dictionary(profiles.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         self.settings = settings
         negotiations = NegotiationsInFlight(settings: settings)
-        keyDeliveries = TerminalKeyDeliveries(settings: settings, epoch: epoch)
+        keyDeliveries = TerminalKeyDeliveries(settings: settings, epoch: epoch, logLevel: engineSettings.logLevel)
         engines = EngineShards(connections: [], settings: engineSettings, count: engineCount, random: random)
     }
 
@@ -224,17 +224,18 @@ public final class KeyExchangeProxy {
             negotiations.begin(pair, now: time.monotonic)
             count(.negotiationsStarted)
             let (name, notes) = connection(for: address, peer: peer, profile: profile)
-            let which = wanted.name == profile.name ? profile.name : "\(wanted.name), on the IKE SA of \(profile.name)"
-            let starting: ProxyAction
+            var starting: [ProxyAction] = []
             if let replacing {
                 count(.renegotiatedAfterPolicyChange)
-                starting = .log(
-                    "start request \(address) -> \(peer): the policy changed since SA \(replacing.outbound.spi) was made and "
-                        + "time.monotonic protects this flow; negotiating a CHILD SA with the current selectors to replace it")
-            } else {
-                starting = .log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))")
+                starting.append(
+                    .log(
+                        "start request \(address) -> \(peer): the policy changed since SA \(replacing.outbound.spi) was made and "
+                            + "now protects this flow; negotiating a CHILD SA with the current selectors to replace it"))
+            } else if engines.settings.logLevel <= .info {
+                let which = wanted.name == profile.name ? profile.name : "\(wanted.name), on the IKE SA of \(profile.name)"
+                starting.append(.log("start request \(address) -> \(peer): no SA, negotiating in the terminal's name (\(which))"))
             }
-            return notes + [starting]
+            return notes + starting
                 + perform(engines.startChild(connection: name, child: wanted.childName, now: time.monotonic), at: time)
         }
     }

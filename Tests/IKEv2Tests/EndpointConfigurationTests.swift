@@ -106,6 +106,10 @@ final class EndpointConfigurationTests: XCTestCase {
                 "local_auth 'eap' is not psk, pubkey or rsa/pss"
             ),
             (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"log_level": "debug"}}"#,
+                "settings.log_level: 'debug' is not one of info, warning"
+            ),
+            (
                 #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"fragment_size": 100}}"#,
                 "fragment_size: 100 is not between 576 and 65535"
             ),
@@ -134,6 +138,15 @@ final class EndpointConfigurationTests: XCTestCase {
             XCTAssertThrowsError(try EndpointConfigurationFile.parse(Data(text.utf8))) { error in
                 XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
             }
+        }
+    }
+
+    func testTheLogLevelIsReadAndInfoByDefault() throws {
+        let connection = #"{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}"#
+        XCTAssertEqual(try EndpointConfigurationFile.parse(Data(#"{"connections": [\#(connection)]}"#.utf8)).settings.logLevel, .info)
+        for level in LogLevel.allCases {
+            let text = #"{"connections": [\#(connection)], "settings": {"log_level": "\#(level.name)"}}"#
+            XCTAssertEqual(try EndpointConfigurationFile.parse(Data(text.utf8)).settings.logLevel, level)
         }
     }
 

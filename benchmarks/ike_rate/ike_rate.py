@@ -40,6 +40,8 @@ def pinned(role):
 WINDOW = 64
 # ikeproxy's IKE engines on worker threads (its `settings.workers`; --workers).
 WORKERS = 1
+# ikeproxy's `settings.log_level` (--log-level): "info" logs every negotiation as strongSwan's default does.
+LOG_LEVEL = "info"
 
 
 def initiator_id(k):
@@ -120,7 +122,7 @@ class IKEProxySide:
                 "children": [{"name": "ch", "local_ts": [ours], "remote_ts": [theirs], "esp_proposals": [ESP]}]})
         config = {"connections": connections,
                   "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 5, "cookie_threshold": 1000000,
-                               "initiation_window": WINDOW, "workers": WORKERS}}
+                               "initiation_window": WINDOW, "workers": WORKERS, "log_level": LOG_LEVEL}}
         path = os.path.join(directory, f"ikeproxy-{role}.json")
         with open(path, "w") as f:
             json.dump(config, f)
@@ -332,9 +334,11 @@ def main():
     parser.add_argument("--pin", action="store_true", help="initiator on core 0, responder on core 1")
     parser.add_argument("--window", type=int, default=64, help="ikeproxy initiator's initiation_window (default 64)")
     parser.add_argument("--workers", type=int, default=1, help="ikeproxy's IKE engines on worker threads (settings.workers, default 1)")
+    parser.add_argument("--log-level", default="info", choices=["info", "warning"],
+                        help="ikeproxy's settings.log_level (default info: a line per step of every negotiation)")
     args = parser.parse_args()
-    global WINDOW, PIN, WORKERS
-    WINDOW, PIN, WORKERS = args.window, args.pin, args.workers
+    global WINDOW, PIN, WORKERS, LOG_LEVEL
+    WINDOW, PIN, WORKERS, LOG_LEVEL = args.window, args.pin, args.workers, args.log_level
     if os.geteuid() != 0:
         sys.exit("ike_rate needs root (network namespaces)")
     for tool, path in (("ikeproxy", args.binary), ("charon", "/usr/lib/ipsec/charon")):

@@ -148,8 +148,28 @@ public struct ConnectionConfiguration: Sendable {
     }
 }
 
+/// How much the engine and the programs around it log (`settings.log_level`).
+public enum LogLevel: Int, Comparable, Sendable, CaseIterable {
+    /// Every negotiation's progress as well: IKE_SA_INIT answered, peer authenticated, SAs established and
+    /// rekeyed (what strongSwan logs at its default level).
+    case info = 1
+    /// Only what went wrong or needs an operator: failures, refusals, drops, limits reached.
+    case warning = 2
+
+    public init?(name: String) {
+        guard let level = Self.allCases.first(where: { $0.name == name }) else { return nil }
+        self = level
+    }
+
+    public var name: String { self == .info ? "info" : "warning" }
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
 /// Engine-wide tunables.
 public struct EngineSettings: Sendable {
+    /// Lines below this level are not made at all (`LogLevel`).
+    public var logLevel: LogLevel = .info
     /// Half-open IKE SAs above which IKE_SA_INIT requests must carry a COOKIE (section 2.6).
     public var cookieThreshold: Int = 16
     /// Which of the engines sharing this host's IKE SAs this one is: the SPIs it makes are its own (IKEShard).

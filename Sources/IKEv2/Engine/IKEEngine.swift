@@ -96,6 +96,10 @@ public final class IKEEngine {
         return addresses
     }
 
+    /// A line about a negotiation going as it should (`LogLevel.info`): made only when the configured level
+    /// shows it, so that a quieter level costs none of its formatting.
+    func info(_ line: @autoclosure () -> String) -> [EngineAction] { settings.logLevel <= .info ? [.log(line())] : [] }
+
     func count(_ counter: EngineCounter) { counters[counter.rawValue, default: 0] += 1 }
 
     // MARK: Timers

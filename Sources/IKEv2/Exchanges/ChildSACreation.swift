@@ -109,8 +109,7 @@ extension IKEEngine {
             if let old = rekeying {
                 actions += acceptPeerChildRekey(session: session, replacing: old, with: child, nonces: [nonce.nonce, ourNonce], now: now)
             } else {
-                actions.append(
-                    .log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(child.suite.name))"))
+                actions += info("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(child.suite.name))")
                 actions.append(.event(childEvent(.childEstablished, session: session, child: child)))
             }
             return actions
@@ -165,10 +164,8 @@ extension IKEEngine {
             remoteTrafficSelectors: tsr.selectors, mode: transport ? .transport : .tunnel, createdAt: now)
         guard let old = request.rekeying else {
             session.children.append(child)
-            return [
-                .log("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(suite.name))"),
-                .event(childEvent(.childEstablished, session: session, child: child))
-            ]
+            return info("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(suite.name))")
+                + [.event(childEvent(.childEstablished, session: session, child: child))]
         }
         return finishChildRekey(session: session, child: child, replacing: old, ourNonces: [nonceInitiator, nonceResponder], now: now)
     }

@@ -5,7 +5,7 @@ extension IKEEngine {
         let request = makeChildRequest(
             session: session, configuration: child.configuration, rekeying: child.spiInbound,
             group: child.suite.group)
-        return [.log("rekeying CHILD SA \(child.spiInbound)/\(child.spiOutbound) (age \(RekeySchedule.seconds(now - child.createdAt)) s)")]
+        return info("rekeying CHILD SA \(child.spiInbound)/\(child.spiOutbound) (age \(RekeySchedule.seconds(now - child.createdAt)) s)")
             + sendChildRequest(session: session, request: request, now: now)
     }
 
@@ -52,7 +52,7 @@ extension IKEEngine {
                 ))
             event.child?.outboundHeld = true
         }
-        actions.append(.log("CHILD SA \(old.spiInbound)/\(old.spiOutbound) rekeyed by peer to \(child.spiInbound)/\(child.spiOutbound)"))
+        actions += info("CHILD SA \(old.spiInbound)/\(old.spiOutbound) rekeyed by peer to \(child.spiInbound)/\(child.spiOutbound)")
         actions.append(.event(event))
         return actions
     }
@@ -103,7 +103,7 @@ extension IKEEngine {
                     "simultaneous rekey of CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) settled: the lowest nonce is in the peer's "
                         + "exchange, so our replacement stays and the peer deletes its own"))
         }
-        actions.append(.log("CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) rekeyed to \(child.spiInbound)/\(child.spiOutbound)"))
+        actions += info("CHILD SA \(replaced.spiInbound)/\(replaced.spiOutbound) rekeyed to \(child.spiInbound)/\(child.spiOutbound)")
         actions.append(
             .event(
                 childEvent(

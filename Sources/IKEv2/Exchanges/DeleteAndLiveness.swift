@@ -19,7 +19,7 @@ extension IKEEngine {
             if let settled = settleRekeyOnPeerDelete(of: session, header: header, now: now) { return settled.actions }
             let notes = forgetOurRekeyOnPeerDelete(of: session)
             return respond(session: session, to: header, payloads: [])
-                + [.log("peer deleted IKE SA \(session.spiInitiator)_\(session.spiResponder)")] + notes
+                + info("peer deleted IKE SA \(session.spiInitiator)_\(session.spiResponder)") + notes
                 + (session.replacedByRekey ? removeReplacedSession(session) : closeSession(session, kind: .ikeDeleted, reason: "deleted by peer"))
         }
         var actions: [EngineAction] = []
@@ -32,7 +32,7 @@ extension IKEEngine {
                 }
                 let child = session.children.remove(at: index)
                 ourSPIs.append(child.spiInbound)
-                actions.append(.log("peer deleted CHILD SA \(child.spiInbound)/\(child.spiOutbound)"))
+                actions += info("peer deleted CHILD SA \(child.spiInbound)/\(child.spiOutbound)")
                 noteChildDeletedDuringRekey(session: session, child: child)
                 if child.announced { actions.append(.event(childEvent(.childDeleted, session: session, child: child))) }
             }
@@ -52,7 +52,7 @@ extension IKEEngine {
             for spi in spis {
                 guard let index = session.children.firstIndex(where: { $0.spiInbound == spi }) else { continue }
                 let child = session.children.remove(at: index)
-                actions.append(.log("CHILD SA \(child.spiInbound)/\(child.spiOutbound) deleted"))
+                actions += info("CHILD SA \(child.spiInbound)/\(child.spiOutbound) deleted")
                 if child.announced { actions.append(.event(childEvent(.childDeleted, session: session, child: child))) }
             }
             return actions

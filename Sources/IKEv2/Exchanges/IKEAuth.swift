@@ -248,13 +248,11 @@ extension IKEEngine {
         session.peerIdentity = identity
         session.rekeyAt = RekeySchedule.ikeRekeyDelay(session.connection, random: random).map { now + $0 }
         var actions: [EngineAction] =
-            forgetStaleSessions(after: session, payloads: payloads) + [
-                .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
-                .log(
-                    "IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(session.connection.name)' established with \(session.remote) (\(suite.name))"
-                ),
-                .event(ikeEvent(.ikeEstablished, session: session))
-            ]
+            forgetStaleSessions(after: session, payloads: payloads)
+            + info("peer \(Identity(payload: identity)) authenticated by \(proof)")
+            + info(
+                "IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(session.connection.name)' established with \(session.remote) (\(suite.name))"
+            ) + [.event(ikeEvent(.ikeEstablished, session: session))]
         if let request {
             actions += finishChildRequest(
                 session: session, request: request, payloads: payloads, nonceInitiator: session.nonceInitiator,
@@ -337,12 +335,10 @@ extension IKEEngine {
         session.peerIdentity = identity
         session.rekeyAt = RekeySchedule.ikeRekeyDelay(connection, random: random).map { now + $0 }
         var actions: [EngineAction] =
-            forgetStaleSessions(after: session, payloads: payloads) + [
-                .log("peer \(Identity(payload: identity)) authenticated by \(proof)"),
-                .log(
-                    "IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(connection.name)' established with \(session.remote) (\(suite.name))"),
-                .event(ikeEvent(.ikeEstablished, session: session))
-            ]
+            forgetStaleSessions(after: session, payloads: payloads)
+            + info("peer \(Identity(payload: identity)) authenticated by \(proof)")
+            + info("IKE SA \(session.spiInitiator)_\(session.spiResponder) '\(connection.name)' established with \(session.remote) (\(suite.name))")
+            + [.event(ikeEvent(.ikeEstablished, session: session))]
         if payloads.securityAssociation != nil {
             switch negotiateChild(
                 session: session, payloads: payloads, candidates: connection.children,

@@ -42,7 +42,7 @@ extension IKEEngine {
         session.keyExchange = group.generatePrivateKey(random: random)
         session.pendingChildren = children ?? connection.children
         sessions[session.spiInitiator] = session
-        return [.log("initiating IKE SA \(session.spiInitiator) for '\(connection.name)' to \(remote)")] + sendInitRequest(session: session, now: now)
+        return info("initiating IKE SA \(session.spiInitiator) for '\(connection.name)' to \(remote)") + sendInitRequest(session: session, now: now)
     }
 
     /// The connection's IKE proposals, each with the group of our KE moved first among its groups so that the
@@ -144,7 +144,7 @@ extension IKEEngine {
             // Section 2.23: after a NAT is detected both sides move to port 4500.
             session.local.port = 4500
             session.remote.port = 4500
-            actions.append(.log("NAT detected (or encapsulation forced), switching to UDP 4500"))
+            actions += info("NAT detected (or encapsulation forced), switching to UDP 4500")
         }
         return actions + sendAuthRequest(session: session, now: now)
     }
@@ -330,10 +330,8 @@ extension IKEEngine {
         session.lastResponse = (0, [datagram])
         sessions[session.spiResponder] = session
         responderSessions.add(session)
-        return [
-            .log("IKE_SA_INIT from \(remote) for '\(connection.name)': \(suite.name)\(session.natDetected ? ", NAT detected" : "")"),
-            .send(datagram)
-        ]
+        return info("IKE_SA_INIT from \(remote) for '\(connection.name)': \(suite.name)\(session.natDetected ? ", NAT detected" : "")")
+            + [.send(datagram)]
     }
 
     /// SKEYSEED and SK_* from the key exchange and both nonces (RFC 7296 section 2.14): IKE_AUTH follows.

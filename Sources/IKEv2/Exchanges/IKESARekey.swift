@@ -12,7 +12,7 @@ extension IKEEngine {
             .securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(nonce)),
             .keyExchange(KeyExchangePayload(group: group.rawValue, data: keyExchange.publicValue))
         ]
-        return [.log("rekeying IKE SA \(session.spiInitiator)_\(session.spiResponder) (age \(RekeySchedule.seconds(now - session.createdAt)) s)")]
+        return info("rekeying IKE SA \(session.spiInitiator)_\(session.spiResponder) (age \(RekeySchedule.seconds(now - session.createdAt)) s)")
             + sendRequest(
                 session: session, exchange: .createChildSA, payloads: payloads,
                 context: .rekeyIKE(spi: spi, nonce: nonce, keyExchange: keyExchange), now: now)
@@ -111,10 +111,8 @@ extension IKEEngine {
         session.startDeleting()
         var event = ikeEvent(.ikeRekeyed, session: new, detail: "\(replaced.spiInitiator)_\(replaced.spiResponder)")
         event.ikeSuite = suite
-        actions += [
-            .log("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed to \(new.spiInitiator)_\(new.spiResponder)"),
-            .event(event)
-        ]
+        actions += info("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed to \(new.spiInitiator)_\(new.spiResponder)")
+        actions.append(.event(event))
         return actions
             + sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
             + sendNextQueued(session: new, now: now)
@@ -184,7 +182,7 @@ extension IKEEngine {
         moveChildren(from: session, to: new, now: now)
         var event = ikeEvent(.ikeRekeyed, session: new, detail: "\(session.spiInitiator)_\(session.spiResponder)")
         event.ikeSuite = suite
-        actions.append(.log("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed by peer to \(new.spiInitiator)_\(new.spiResponder)"))
+        actions += info("IKE SA \(session.spiInitiator)_\(session.spiResponder) rekeyed by peer to \(new.spiInitiator)_\(new.spiResponder)")
         actions.append(.event(event))
         // Until a collision is settled the requests we queued wait: they go on whichever new SA stays.
         if !collision { actions += sendNextQueued(session: new, now: now) }
@@ -204,7 +202,7 @@ extension IKEEngine {
         session.close()
         releaseFragments(of: session)
         if sessions[session.localSPI] === session { sessions[session.localSPI] = nil }
-        return [.log("old IKE SA \(session.spiInitiator)_\(session.spiResponder) removed after rekey")]
+        return info("old IKE SA \(session.spiInitiator)_\(session.spiResponder) removed after rekey")
     }
 
     /// The peer deletes an IKE SA we are rekeying (section 2.25.2): the peer wins and our rekey is forgotten;

@@ -14,9 +14,13 @@ struct TerminalKeyDeliveries {
     /// Removed terminals, by address: their acknowledgements are still taken, nothing else from them.
     private var departed: [IPAddress: TerminalEntry] = [:]
 
-    init(settings: ProxySettings, epoch: UInt64) {
+    /// Lines below it are not made (`LogLevel`): the engines' level.
+    let logLevel: LogLevel
+
+    init(settings: ProxySettings, epoch: UInt64, logLevel: LogLevel = .info) {
         self.settings = settings
         self.epoch = epoch
+        self.logLevel = logLevel
     }
 
     /// The terminal's key setter, made on first use.
@@ -34,7 +38,7 @@ struct TerminalKeyDeliveries {
         let setter = TerminalKeySetter(
             channel: KeyDeliveryChannel(
                 role: .proxy, terminalID: terminal.terminalID,
-                enrollmentKey: terminal.enrollmentKey, epoch: epoch + channelsReplaced))
+                enrollmentKey: terminal.enrollmentKey, epoch: epoch + channelsReplaced), logLevel: logLevel)
         setters[terminal.terminalID] = (setter, terminal)
         return setter
     }
