@@ -8,7 +8,8 @@ final class LogLevelTests: XCTestCase {
     func pair(_ level: LogLevel, proposal: String = "aes256gcm16-prfsha256-x25519") throws -> EnginePair {
         var settings = EngineSettings()
         settings.logLevel = level
-        let a = "192.0.2.1", b = "192.0.2.2"
+        let a = "192.0.2.1"
+        let b = "192.0.2.2"
         return EnginePair(
             initiator: [try Fixtures.connection(local: a, remote: b, proposal: proposal, esp: "aes256gcm16")],
             responder: [try Fixtures.connection(local: b, remote: a, proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")],
