@@ -33,8 +33,9 @@ if [ ! -x /var/cache/ikeproxy-libreswan/tree/usr/libexec/ipsec/pluto ]; then
 fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
 python3 -c "import yaml, openapi_spec_validator, schemathesis" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator schemathesis
-# flood.py's fragment flood derives real IKE SA keys (X25519, HMAC, AES-GCM) in its attacker.
-python3 -c "import cryptography" 2>/dev/null || python3 -m pip install -q cryptography
+# flood.py's fragment flood derives real IKE SA keys (X25519, HMAC, AES-GCM) in its attacker; the unit tests check
+# swift-crypto's ML-KEM against it (KeyExchangeMethodTests), which needs a cryptography with ML-KEM.
+python3 -c "from cryptography.hazmat.primitives.asymmetric import mlkem" 2>/dev/null || python3 -m pip install -q --upgrade cryptography
 
 echo "== formatting (swift format lint against .swift-format; fix with: swift format format --in-place --recursive --parallel Sources Tests benchmarks fuzz/Sources fuzz/Package.swift Package.swift)"
 swift format lint --strict --recursive --parallel Sources Tests benchmarks fuzz/Sources fuzz/Package.swift Package.swift

@@ -106,6 +106,10 @@ final class EndpointConfigurationTests: XCTestCase {
                 "local_auth 'eap' is not psk, pubkey or rsa/pss"
             ),
             (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "proposals": ["aes256gcm16-prfsha256-x25519-ke1_mlkem768"]}]}"#,
+                "asks for additional key exchanges (RFC 9370, ke1_ to ke7_), which this version does not run yet"
+            ),
+            (
                 #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"log_level": "debug"}}"#,
                 "settings.log_level: 'debug' is not one of info, warning"
             ),
@@ -139,6 +143,15 @@ final class EndpointConfigurationTests: XCTestCase {
                 XCTAssertTrue("\(error)".contains(expected), "\(error) should mention \(expected)")
             }
         }
+    }
+
+    /// Optional additional key exchanges (only keN_none) are read: the proposal offers NONE, a peer's is chosen
+    /// without them (AdditionalKeyExchangeProposalTests).
+    func testOptionalAdditionalKeyExchangesAreRead() throws {
+        let text =
+            #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "proposals": ["aes256gcm16-prfsha256-x25519-ke1_none"]}]}"#
+        let proposal = try XCTUnwrap(try EndpointConfigurationFile.parse(Data(text.utf8)).connections.first?.proposals.first)
+        XCTAssertEqual(proposal.additionalKeyExchanges[1]?.map { $0 }, [nil])
     }
 
     func testTheLogLevelIsReadAndInfoByDefault() throws {

@@ -1,27 +1,58 @@
+/// One ADDITIONAL_KEY_EXCHANGE_n transform chosen (RFC 9370 section 2.2.1): `method` nil is NONE, the exchange
+/// left out.
+public struct AdditionalKeyExchange: Equatable, Sendable {
+    /// n, from 1 to 7.
+    public var number: Int
+    public var method: KeyExchangeMethod?
+
+    public init(number: Int, method: KeyExchangeMethod?) {
+        self.number = number
+        self.method = method
+    }
+
+    public var transform: Transform {
+        Transform(type: .additionalKeyExchange(number), identifier: method?.identifier ?? TransformType.noneIdentifier)
+    }
+
+    /// strongSwan's token: "ke1_mlkem768", "ke2_none".
+    public var token: String { "ke\(number)_\(method?.proposalToken ?? "none")" }
+}
+
 /// The algorithms negotiated for an IKE SA (RFC 7296 section 3.3): one of each transform type.
 public struct IKECipherSuite: Equatable, Sendable {
     public var encryption: EncryptionAlgorithm
     public var integrity: IntegrityAlgorithm?
     public var prf: PseudoRandomFunction
     public var group: KeyExchangeGroup
+    /// The ADDITIONAL_KEY_EXCHANGE transforms chosen, in the order of their numbers: one for each type the
+    /// initiator offered (RFC 9370 section 2.2.1), NONE included; the exchanges to run are those with a method.
+    public var additionalKeyExchanges: [AdditionalKeyExchange]
 
-    public init(encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, prf: PseudoRandomFunction, group: KeyExchangeGroup) {
+    public init(
+        encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, prf: PseudoRandomFunction, group: KeyExchangeGroup,
+        additionalKeyExchanges: [AdditionalKeyExchange] = []
+    ) {
         self.encryption = encryption
         self.integrity = integrity
         self.prf = prf
         self.group = group
+        self.additionalKeyExchanges = additionalKeyExchanges
     }
 
+    /// The transforms of the chosen proposal; an ADDITIONAL_KEY_EXCHANGE chosen as NONE is left out, as RFC 9370
+    /// section 2.2.1 allows, and a type missing from a responder's choice is taken as NONE.
     public var transforms: [Transform] {
         [encryption.transform, prf.transform] + (integrity.map { [$0.transform] } ?? []) + [group.transform]
+            + additionalKeyExchanges.filter { $0.method != nil }.map(\.transform)
     }
 
-    /// strongSwan-style name, e.g. "aes256gcm16-prfsha256-x25519".
+    /// strongSwan-style name, e.g. "aes256gcm16-prfsha256-x25519" or "aes256gcm16-prfsha256-x25519-ke1_mlkem768".
     public var name: String {
         var parts = [ProposalSpec.name(of: encryption)]
         if let integrity { parts.append(ProposalSpec.name(of: integrity)) }
         parts.append(ProposalSpec.name(of: prf))
         parts.append(ProposalSpec.name(of: group))
+        parts += additionalKeyExchanges.filter { $0.method != nil }.map(\.token)
         return parts.joined(separator: "-")
     }
 }
@@ -71,6 +102,9 @@ public struct ProposalSpec: Equatable, Sendable {
     public var prf: [PseudoRandomFunction] = []
     public var groups: [KeyExchangeGroup] = []
     public var extendedSequenceNumbers: [Bool] = []
+    /// What each ADDITIONAL_KEY_EXCHANGE_n may be (RFC 9370), by n from 1 to 7: nil in a list is NONE (the
+    /// exchange optional). Types not listed are not offered, and are accepted only as NONE.
+    public var additionalKeyExchanges: [Int: [KeyExchangeMethod?]] = [:]
 
     public static func name(of value: EncryptionAlgorithm) -> String {
         switch value {
@@ -107,6 +141,9 @@ public struct ProposalSpec: Equatable, Sendable {
     /// The proposal in strongSwan's notation again (what `init(_:forIKE:)` reads), for tables and logs.
     public var text: String {
         var tokens = encryption.map(Self.name(of:)) + integrity.map(Self.name(of:)) + prf.map(Self.name(of:)) + groups.map(Self.name(of:))
+        for number in additionalKeyExchanges.keys.sorted() {
+            tokens += additionalKeyExchanges[number]!.map { AdditionalKeyExchange(number: number, method: $0).token }
+        }
         if extendedSequenceNumbers != [false] { tokens += extendedSequenceNumbers.map { $0 ? "esn" : "noesn" } }
         return tokens.joined(separator: "-")
     }
@@ -135,7 +172,10 @@ public struct ProposalSpec: Equatable, Sendable {
             case "x25519", "curve25519": groups.append(.curve25519)
             case "esn": extendedSequenceNumbers.append(true)
             case "noesn": extendedSequenceNumbers.append(false)
-            default: throw .unknownAlgorithm(token, in: text)
+            default:
+                // "ke1_mlkem768", "ke2_none": strongSwan's notation for ADDITIONAL_KEY_EXCHANGE_1..7.
+                guard let (number, method) = Self.additionalKeyExchange(token) else { throw .unknownAlgorithm(token, in: text) }
+                additionalKeyExchanges[number, default: []].append(method)
             }
         }
         guard !encryption.isEmpty else { throw .missing("encryption", in: text) }
@@ -158,12 +198,55 @@ public struct ProposalSpec: Equatable, Sendable {
         if extendedSequenceNumbers.isEmpty { extendedSequenceNumbers = [false] }
     }
 
+    /// Reads "ke<n>_<method>" (n from 1 to 7; method "none", "mlkem768", "mlkem1024" or a group's token).
+    static func additionalKeyExchange(_ token: String) -> (Int, KeyExchangeMethod?)? {
+        guard token.hasPrefix("ke"), let separator = token.firstIndex(of: "_"),
+            let number = Int(token[token.index(token.startIndex, offsetBy: 2)..<separator]), (1...7).contains(number)
+        else { return nil }
+        let name = String(token[token.index(after: separator)...])
+        if name == "none" { return (number, nil) }
+        let methods: [KeyExchangeMethod] = [.mlkem768, .mlkem1024] + KeyExchangeGroup.allCases.map(KeyExchangeMethod.group)
+        guard let method = methods.first(where: { $0.proposalToken == name || (name == "curve25519" && $0 == .group(.curve25519)) })
+        else { return nil }
+        return (number, method)
+    }
+
+    /// Chooses each ADDITIONAL_KEY_EXCHANGE_n of a peer's proposal (RFC 9370 section 2.2.1): the first offered
+    /// transform of each type that this side accepts, NONE accepted where this side lists it or lists nothing
+    /// for that type. Nil when some type cannot be agreed: offered without NONE but not accepted, or not
+    /// offered though this side requires it.
+    func selectAdditionalKeyExchanges(from proposal: Proposal) -> [AdditionalKeyExchange]? {
+        var chosen: [AdditionalKeyExchange] = []
+        for number in 1...7 {
+            let offered = proposal.transforms(of: .additionalKeyExchange(number)).map(\.identifier)
+            let accepted = additionalKeyExchanges[number] ?? [nil]
+            if offered.isEmpty {
+                guard accepted.contains(where: { $0 == nil }) else { return nil }
+                continue
+            }
+            guard
+                let pick = offered.lazy.compactMap({ identifier -> KeyExchangeMethod?? in
+                    let method = identifier == TransformType.noneIdentifier ? nil : KeyExchangeMethod(identifier: identifier)
+                    guard identifier == TransformType.noneIdentifier || method != nil else { return nil }
+                    return accepted.contains(where: { $0 == method }) ? .some(method) : nil
+                }).first
+            else { return nil }
+            chosen.append(AdditionalKeyExchange(number: number, method: pick))
+        }
+        return chosen
+    }
+
     /// The proposal substructure offering every listed algorithm.
     public func proposal(number: UInt8, protocolID: ProtocolID, spi: [UInt8], includeGroups: Bool = true) -> Proposal {
         var transforms = encryption.map(\.transform)
         if protocolID == .ike { transforms += prf.map(\.transform) }
         transforms += integrity.map(\.transform)
-        if includeGroups { transforms += groups.map(\.transform) }
+        if includeGroups {
+            transforms += groups.map(\.transform)
+            for number in additionalKeyExchanges.keys.sorted() {
+                transforms += additionalKeyExchanges[number]!.map { AdditionalKeyExchange(number: number, method: $0).transform }
+            }
+        }
         if protocolID != .ike {
             transforms += extendedSequenceNumbers.map { Transform(type: .extendedSequenceNumbers, identifier: $0 ? 1 : 0) }
         }
@@ -177,16 +260,17 @@ public struct ProposalSpec: Equatable, Sendable {
                 where: self.encryption.contains),
             let prf = proposal.transforms(of: .pseudoRandomFunction).compactMap({ PseudoRandomFunction(rawValue: $0.identifier) }).first(
                 where: self.prf.contains),
-            let group = proposal.transforms(of: .keyExchange).compactMap({ KeyExchangeGroup(rawValue: $0.identifier) }).first(where: groups.contains)
+            let group = proposal.transforms(of: .keyExchange).compactMap({ KeyExchangeGroup(rawValue: $0.identifier) }).first(where: groups.contains),
+            let additional = selectAdditionalKeyExchanges(from: proposal)
         else { return nil }
         let offeredIntegrity = proposal.transforms(of: .integrity).compactMap { IntegrityAlgorithm(rawValue: $0.identifier) }
         if encryption.isAEAD {
             // An AEAD proposal carries no integrity transform, or only NONE (identifier 0).
             guard proposal.transforms(of: .integrity).allSatisfy({ $0.identifier == 0 }) else { return nil }
-            return IKECipherSuite(encryption: encryption, integrity: nil, prf: prf, group: group)
+            return IKECipherSuite(encryption: encryption, integrity: nil, prf: prf, group: group, additionalKeyExchanges: additional)
         }
         guard let integrity = offeredIntegrity.first(where: self.integrity.contains) else { return nil }
-        return IKECipherSuite(encryption: encryption, integrity: integrity, prf: prf, group: group)
+        return IKECipherSuite(encryption: encryption, integrity: integrity, prf: prf, group: group, additionalKeyExchanges: additional)
     }
 
     /// As `selectIKE` for an ESP proposal; `requireGroup` is the PFS group when a KE payload came along.
@@ -204,6 +288,12 @@ public struct ProposalSpec: Equatable, Sendable {
             integrity = chosen
         } else if !proposal.transforms(of: .integrity).allSatisfy({ $0.identifier == 0 }) {
             return nil
+        }
+        // Additional key exchanges for a CHILD SA (RFC 9370 section 2.2.4) are not taken yet: a proposal that
+        // requires one is not chosen, one that makes them optional is chosen without them.
+        for number in 1...7 {
+            let offered = proposal.transforms(of: .additionalKeyExchange(number))
+            guard offered.isEmpty || offered.contains(where: { $0.identifier == TransformType.noneIdentifier }) else { return nil }
         }
         let offeredESN = proposal.transforms(of: .extendedSequenceNumbers).map { $0.identifier == 1 }
         guard let esn = (offeredESN.isEmpty ? [false] : offeredESN).first(where: extendedSequenceNumbers.contains) else { return nil }

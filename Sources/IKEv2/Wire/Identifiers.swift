@@ -36,12 +36,18 @@ public struct ExchangeType: RawRepresentable, Hashable, Sendable, CustomStringCo
     public static let ikeAuth = ExchangeType(rawValue: 35)
     public static let createChildSA = ExchangeType(rawValue: 36)
     public static let informational = ExchangeType(rawValue: 37)
+    /// RFC 9242 section 3 ("IKE_INTERMEDIATE", Exchange Type 43).
+    public static let ikeIntermediate = ExchangeType(rawValue: 43)
+    /// RFC 9370 section 2.2.4 ("IKE_FOLLOWUP_KE", Exchange Type 44).
+    public static let ikeFollowupKE = ExchangeType(rawValue: 44)
     public var description: String {
         switch self {
         case .ikeSAInit: return "IKE_SA_INIT"
         case .ikeAuth: return "IKE_AUTH"
         case .createChildSA: return "CREATE_CHILD_SA"
         case .informational: return "INFORMATIONAL"
+        case .ikeIntermediate: return "IKE_INTERMEDIATE"
+        case .ikeFollowupKE: return "IKE_FOLLOWUP_KE"
         default: return "EXCHANGE_\(rawValue)"
         }
     }

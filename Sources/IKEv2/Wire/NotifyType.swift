@@ -23,6 +23,8 @@ public struct NotifyType: RawRepresentable, Hashable, Sendable, CustomStringConv
     public static let invalidSelectors = NotifyType(39)
     public static let temporaryFailure = NotifyType(43)
     public static let childSANotFound = NotifyType(44)
+    /// RFC 9370 section 2.2.4: an IKE_FOLLOWUP_KE for an exchange the responder holds no state of (47).
+    public static let stateNotFound = NotifyType(47)
     public static let initialContact = NotifyType(16384)
     public static let setWindowSize = NotifyType(16385)
     public static let additionalTSPossible = NotifyType(16386)
@@ -39,6 +41,11 @@ public struct NotifyType: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// RFC 6023: the sender accepts an IKE SA set up without a CHILD SA in IKE_AUTH.
     public static let childlessIKEv2Supported = NotifyType(16418)
     public static let signatureHashAlgorithms = NotifyType(16431)
+    /// RFC 9242 section 3.2: the sender supports the IKE_INTERMEDIATE exchange (16438).
+    public static let intermediateExchangeSupported = NotifyType(16438)
+    /// RFC 9370 section 2.2.4: links an IKE_FOLLOWUP_KE to the CREATE_CHILD_SA (or earlier IKE_FOLLOWUP_KE) it
+    /// continues (16441).
+    public static let additionalKeyExchange = NotifyType(16441)
 
     /// Made once: a description is asked for every notify of every message logged.
     static let names: [UInt16: String] = [
@@ -46,11 +53,12 @@ public struct NotifyType: RawRepresentable, Hashable, Sendable, CustomStringConv
         9: "INVALID_MESSAGE_ID", 11: "INVALID_SPI", 14: "NO_PROPOSAL_CHOSEN", 17: "INVALID_KE_PAYLOAD",
         24: "AUTHENTICATION_FAILED", 34: "SINGLE_PAIR_REQUIRED", 35: "NO_ADDITIONAL_SAS",
         36: "INTERNAL_ADDRESS_FAILURE", 37: "FAILED_CP_REQUIRED", 38: "TS_UNACCEPTABLE", 39: "INVALID_SELECTORS",
-        43: "TEMPORARY_FAILURE", 44: "CHILD_SA_NOT_FOUND", 16384: "INITIAL_CONTACT", 16385: "SET_WINDOW_SIZE",
+        43: "TEMPORARY_FAILURE", 44: "CHILD_SA_NOT_FOUND", 47: "STATE_NOT_FOUND", 16384: "INITIAL_CONTACT", 16385: "SET_WINDOW_SIZE",
         16386: "ADDITIONAL_TS_POSSIBLE", 16387: "IPCOMP_SUPPORTED", 16388: "NAT_DETECTION_SOURCE_IP",
         16389: "NAT_DETECTION_DESTINATION_IP", 16390: "COOKIE", 16391: "USE_TRANSPORT_MODE", 16393: "REKEY_SA",
         16394: "ESP_TFC_PADDING_NOT_SUPPORTED", 16395: "NON_FIRST_FRAGMENTS_ALSO", 16396: "MOBIKE_SUPPORTED",
-        16430: "IKEV2_FRAGMENTATION_SUPPORTED", 16431: "SIGNATURE_HASH_ALGORITHMS"
+        16430: "IKEV2_FRAGMENTATION_SUPPORTED", 16431: "SIGNATURE_HASH_ALGORITHMS",
+        16438: "INTERMEDIATE_EXCHANGE_SUPPORTED", 16441: "ADDITIONAL_KEY_EXCHANGE"
     ]
     public var description: String { Self.names[rawValue] ?? "NOTIFY_\(rawValue)" }
 }

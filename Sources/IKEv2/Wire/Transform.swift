@@ -7,6 +7,19 @@ public struct TransformType: RawRepresentable, Hashable, Sendable {
     public static let integrity = TransformType(rawValue: 3)
     public static let keyExchange = TransformType(rawValue: 4)
     public static let extendedSequenceNumbers = TransformType(rawValue: 5)
+
+    /// ADDITIONAL_KEY_EXCHANGE_1 to _7 (RFC 9370 section 2.2.1: Transform Types 6 to 12): `n` from 1 to 7.
+    public static func additionalKeyExchange(_ n: Int) -> TransformType {
+        precondition((1...7).contains(n), "ADDITIONAL_KEY_EXCHANGE_\(n)")
+        return TransformType(rawValue: UInt8(5 + n))
+    }
+
+    /// Which ADDITIONAL_KEY_EXCHANGE_n this is (1-7), if it is one.
+    public var additionalKeyExchangeNumber: Int? { (6...12).contains(rawValue) ? Int(rawValue) - 5 : nil }
+
+    /// RFC 9370 section 2.2.1: in an ADDITIONAL_KEY_EXCHANGE transform type, Transform ID 0 (NONE) makes the
+    /// exchange optional.
+    public static let noneIdentifier: UInt16 = 0
 }
 
 /// A transform attribute (section 3.3.5). Only Key Length (14) is defined; it uses the TV format.
