@@ -52,12 +52,12 @@ public enum SharedConnectionText {
     private static func proposals(_ texts: [String], forIKE: Bool, at: String) throws(ConfigurationError) -> [ProposalSpec] {
         let specs: [ProposalSpec]
         do { specs = try texts.map { try ProposalSpec($0, forIKE: forIKE) } } catch { throw ConfigurationError("\(at): \(error)") }
-        // The proposals read ke1_..ke7_ (RFC 9370), and a peer's are chosen by them, but the IKE_INTERMEDIATE and
-        // IKE_FOLLOWUP_KE exchanges that run them are not built yet (issue 22): said plainly rather than offered.
+        // The engine runs additional key exchanges (RFC 9370) in IKE_INTERMEDIATE when it makes an IKE SA, but not
+        // yet in IKE_FOLLOWUP_KE, which rekeys need (issue 22): said plainly rather than offered.
         if let spec = specs.first(where: { $0.additionalKeyExchanges.values.contains { $0.contains { $0 != nil } } }) {
             throw ConfigurationError(
                 "\(at): '\(spec.text)' asks for additional key exchanges (RFC 9370, ke1_ to ke7_), which this version "
-                    + "does not run yet; remove them, or make them optional with only keN_none")
+                    + "does not run yet in rekeys (IKE_FOLLOWUP_KE); remove them, or make them optional with only keN_none")
         }
         return specs
     }

@@ -59,7 +59,9 @@ final class MalformedRequestTests: XCTestCase {
             ("notify with a length past its payload", .informational, [raw(.notify, [0, 0, 0])]),
             // Well-formed but incomplete or misplaced: the exchange's checks, not the codec's, with the same outcome.
             ("CREATE_CHILD_SA with neither SA nor nonce", .createChildSA, [.notify(NotifyPayload(type: NotifyType(40_000)))]),
-            ("an exchange type no request may have", ExchangeType(rawValue: 43), [.notify(NotifyPayload(type: NotifyType(40_000)))])
+            ("an exchange type no request may have", ExchangeType(rawValue: 99), [.notify(NotifyPayload(type: NotifyType(40_000)))]),
+            // RFC 9242: IKE_INTERMEDIATE comes before IKE_AUTH only.
+            ("IKE_INTERMEDIATE on an established IKE SA", .ikeIntermediate, [.keyExchange(KeyExchangePayload(group: 36, data: [1]))])
         ]
         for (name, exchange, payloads) in kinds {
             let (pair, session) = try established()

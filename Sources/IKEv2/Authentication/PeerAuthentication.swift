@@ -244,9 +244,10 @@ enum SignatureAuthentication {
     /// and prf(SK_p, the sender's ID payload body).
     static func signedOctets(
         prf: PseudoRandomFunction, firstMessage: [UInt8], peerNonce: Nonce, authenticationKey: KeyMaterial,
-        identification: IdentificationPayload
+        identification: IdentificationPayload, intAuth: [UInt8] = []
     ) -> [UInt8] {
-        firstMessage + peerNonce.octets + prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
+        // RFC 9242 section 3.3.2: after IKE_INTERMEDIATE exchanges the signed octets end with IntAuth.
+        firstMessage + peerNonce.octets + prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody) + intAuth
     }
 
     /// CERT payloads for a chain, end entity first.

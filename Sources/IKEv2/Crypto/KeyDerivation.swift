@@ -34,6 +34,20 @@ public enum KeyDerivation {
         KeyMaterial(prf.compute(key: oldDeriving.bytes, data: sharedSecret.bytes + nonceInitiator.octets + nonceResponder.octets))
     }
 
+    /// The keys after an additional key exchange (RFC 9370 section 2.2.2): SKEYSEED(n) = prf(SK_d(n-1), SK(n) |
+    /// Ni | Nr), then the seven keys from it as after IKE_SA_INIT (prf+ over Ni | Nr | SPIi | SPIr).
+    public static func afterAdditionalKeyExchange(
+        suite: IKECipherSuite, previous: IKESAKeys, sharedSecret: KeyMaterial, nonceInitiator: Nonce, nonceResponder: Nonce,
+        spiInitiator: IKESPI, spiResponder: IKESPI
+    ) -> IKESAKeys {
+        let skeyseed = rekeyedSkeyseed(
+            prf: suite.prf, oldDeriving: previous.deriving, sharedSecret: sharedSecret, nonceInitiator: nonceInitiator,
+            nonceResponder: nonceResponder)
+        return ikeKeys(
+            suite: suite, skeyseed: skeyseed, nonceInitiator: nonceInitiator, nonceResponder: nonceResponder,
+            spiInitiator: spiInitiator, spiResponder: spiResponder)
+    }
+
     public static func ikeKeys(
         suite: IKECipherSuite, skeyseed: KeyMaterial, nonceInitiator: Nonce,
         nonceResponder: Nonce, spiInitiator: IKESPI, spiResponder: IKESPI
@@ -84,10 +98,11 @@ public enum KeyDerivation {
     public static func sharedKeyAuthentication(
         prf: PseudoRandomFunction, sharedKey: KeyMaterial, firstMessage: [UInt8],
         peerNonce: Nonce, authenticationKey: KeyMaterial,
-        identification: IdentificationPayload
+        identification: IdentificationPayload, intAuth: [UInt8] = []
     ) -> [UInt8] {
         let macedID = prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
-        let signedOctets = firstMessage + peerNonce.octets + macedID
+        // RFC 9242 section 3.3.2: after IKE_INTERMEDIATE exchanges the signed octets end with IntAuth.
+        let signedOctets = firstMessage + peerNonce.octets + macedID + intAuth
         let padKey = prf.compute(key: sharedKey.bytes, data: Array("Key Pad for IKEv2".utf8))
         return prf.compute(key: padKey, data: signedOctets)
     }

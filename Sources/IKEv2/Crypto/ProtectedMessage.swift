@@ -117,8 +117,17 @@ public enum ProtectedMessage {
 
     /// Verifies and decrypts the SK payload of a decoded `message` whose raw octets are `bytes`.
     public static func open(_ bytes: [UInt8], message: IKEMessage, protection: MessageProtection) throws(IKEDecodingError) -> [Payload] {
+        let (first, plaintext) = try openPlaintext(bytes, message: message, protection: protection)
+        return try Payload.decodeChain(plaintext, first: first)
+    }
+
+    /// As `open`, the inner payloads' octets as they came and the type of the first (what IKE_INTERMEDIATE's
+    /// IntAuth is computed over, RFC 9242 section 3.3.2).
+    public static func openPlaintext(
+        _ bytes: [UInt8], message: IKEMessage, protection: MessageProtection
+    ) throws(IKEDecodingError) -> (first: PayloadType, plaintext: ArraySlice<UInt8>) {
         guard let sk = message.payloads.encrypted else { throw .invalidField(field: "sk.missing", value: 0) }
-        return try Payload.decodeChain(try openProtected(bytes, dataCount: sk.data.count, protection: protection), first: sk.firstInnerPayload)
+        return (sk.firstInnerPayload, try openProtected(bytes, dataCount: sk.data.count, protection: protection))
     }
 
     /// The inner octets of an SK or SKF payload whose protected part (IV, ciphertext, ICV) is the last

@@ -12,6 +12,8 @@ public enum EngineCounter: String, Sendable, CaseIterable {
     case rekeyCollisionWon = "rekey_collision_won"
     case childRefused = "child_refused"
     case ikeRekeyFailed = "ike_rekey_failed"
+    /// An IKE_INTERMEDIATE request answered INVALID_SYNTAX (unexpected, or its KE wrong): RFC 9242/9370.
+    case intermediateRefused = "intermediate_refused"
     case initialContactRemovedIKESA = "initial_contact_removed_ike_sa"
     case signingFailed = "signing_failed"
     case childlessNotSupportedByPeer = "childless_not_supported_by_peer"

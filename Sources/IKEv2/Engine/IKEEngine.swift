@@ -276,13 +276,15 @@ public final class IKEEngine {
             }
         }
         let payloads: [Payload]
+        let plain: (first: PayloadType, plaintext: ArraySlice<UInt8>)
         do {
             if case .encryptedFragment? = message.payloads.last {
                 guard let whole = try reassemble(bytes, message: message, session: session) else { return [] }
-                payloads = whole
+                plain = whole
             } else {
-                payloads = try ProtectedMessage.open(bytes, message: message, protection: session.incomingProtection!)
+                plain = try ProtectedMessage.openPlaintext(bytes, message: message, protection: session.incomingProtection!)
             }
+            payloads = try Payload.decodeChain(plain.plaintext, first: plain.first)
         } catch .integrityCheckFailed {
             return drop(.integrityCheckFailed)
         } catch {
@@ -299,12 +301,20 @@ public final class IKEEngine {
             session.remote = remote
             session.local = local
         }
+        if header.exchangeType == .ikeIntermediate {
+            // RFC 9242 section 3.3.2: every IKE_INTERMEDIATE message is chained into its sender's IntAuth as it
+            // came (reassembled if fragmented), with the keys that protected it.
+            linkIntAuth(session: session, header: header, firstInner: plain.first, inner: plain.plaintext)
+        }
         if header.isResponse {
             guard let outstanding = session.outstanding else { return drop(.unexpectedResponse(messageID: header.messageID)) }
             session.outstanding = nil
-            if header.exchangeType != .ikeAuth, payloads.notify(.invalidSyntax) != nil {
+            if header.exchangeType != .ikeAuth, !(header.exchangeType == .ikeIntermediate && session.state == .authenticating),
+                payloads.notify(.invalidSyntax) != nil
+            {
                 // Section 2.21.3: the peer found our request on the authenticated SA malformed; INVALID_SYNTAX ends the
-                // IKE SA on both sides without a Delete exchange. (In IKE_AUTH it is the refusal IKEAuth reports.)
+                // IKE SA on both sides without a Delete exchange. (In IKE_AUTH and IKE_INTERMEDIATE, before the IKE SA
+                // is authenticated, it is the refusal those exchanges report: the negotiation failed.)
                 count(.invalidSyntaxReceived)
                 return [
                     .log(

@@ -42,6 +42,8 @@ struct ChildRequest {
 enum RequestContext: CustomStringConvertible {
     case ikeSAInit
     case ikeAuth(ChildRequest?)
+    /// An additional key exchange of RFC 9370 in IKE_INTERMEDIATE (RFC 9242), with the initiator's secret.
+    case ikeIntermediate(KeyExchangeInitiation)
     case createChild(ChildRequest)
     case rekeyIKE(spi: IKESPI, nonce: Nonce, keyExchange: KeyExchangePrivateKey)
     case deleteChildren([ChildSPI])
@@ -53,6 +55,7 @@ enum RequestContext: CustomStringConvertible {
         switch self {
         case .ikeSAInit: "IKE_SA_INIT"
         case .ikeAuth: "IKE_AUTH"
+        case .ikeIntermediate(let initiation): "IKE_INTERMEDIATE (additional key exchange \(initiation.method))"
         case .createChild(let request):
             request.rekeying.map { "CREATE_CHILD_SA (rekey of CHILD SA \($0))" } ?? "CREATE_CHILD_SA (new CHILD SA \(request.configuration.name))"
         case .rekeyIKE: "CREATE_CHILD_SA (IKE SA rekey)"
@@ -128,6 +131,21 @@ final class IKESession {
     /// Inbound SPIs of CHILD SAs both ends were rekeying that the peer deleted before our rekey was answered:
     /// the peer won, so our replacement is redundant when it comes.
     var supersededRekeys: Set<ChildSPI> = []
+
+    /// RFC 9370: the additional key exchanges still to run in IKE_INTERMEDIATE exchanges before IKE_AUTH, in
+    /// the order of their transform types.
+    var pendingKeyExchanges: [KeyExchangeMethod] = []
+    /// IntAuth_iN and IntAuth_rN so far (RFC 9242 section 3.3.2), and how many IKE_INTERMEDIATE exchanges ran.
+    var intAuthInitiator: [UInt8] = []
+    var intAuthResponder: [UInt8] = []
+    var intermediateExchanges = 0
+    /// What IKE_AUTH's signed octets end with: nothing without IKE_INTERMEDIATE; else IntAuth, the first IKE_AUTH
+    /// request's message ID being the one after the last IKE_INTERMEDIATE's.
+    var intAuth: [UInt8] {
+        guard intermediateExchanges > 0 else { return [] }
+        return IntermediateAuthentication.intAuth(
+            initiator: intAuthInitiator, responder: intAuthResponder, authMessageID: UInt32(intermediateExchanges + 1))
+    }
 
     /// IKE_AUTH held while the I/O layer asks OCSP responders about the peer's certificates.
     var pendingRevocation: PendingRevocationCheck?

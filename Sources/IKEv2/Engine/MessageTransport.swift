@@ -46,7 +46,10 @@ extension IKEEngine {
         }
         session.lastResponse = (request.messageID, datagrams)
         let sent: [EngineAction] = datagrams.map { .send($0) }
-        guard request.exchangeType != .ikeAuth, payloads.notify(.invalidSyntax) != nil, sessions[session.localSPI] === session else { return sent }
+        // Before authentication (IKE_AUTH, IKE_INTERMEDIATE) the exchange itself reports the failed negotiation.
+        guard request.exchangeType != .ikeAuth, !(request.exchangeType == .ikeIntermediate && session.state == .authenticating),
+            payloads.notify(.invalidSyntax) != nil, sessions[session.localSPI] === session
+        else { return sent }
         count(.invalidSyntaxSent)
         return sent
             + closeSession(
@@ -78,7 +81,10 @@ extension IKEEngine {
     /// seen for the message (an older cut of it), the total is over 128, the message carries payloads beside
     /// the SKF payload, or keeping it would pass `maximumReassemblySize` for the SA or
     /// `maximumReassemblyMemory` for all; a larger total than seen starts the reassembly over (section 2.6.1).
-    func reassemble(_ bytes: [UInt8], message: IKEMessage, session: IKESession) throws(IKEDecodingError) -> [Payload]? {
+    /// Returns the inner payloads' octets and the first one's type, which the caller decodes.
+    func reassemble(_ bytes: [UInt8], message: IKEMessage, session: IKESession) throws(IKEDecodingError) -> (
+        first: PayloadType, plaintext: ArraySlice<UInt8>
+    )? {
         guard let protection = session.incomingProtection else { return nil }
         let (fragment, piece) = try ProtectedMessage.openFragment(bytes, message: message, protection: protection)
         let id = message.header.messageID
@@ -114,7 +120,7 @@ extension IKEEngine {
         session.incomingFragments[id] = nil
         reassemblyOctets -= heldBefore
         let joined = (1...assembly.total).flatMap { assembly.pieces[$0] ?? [] }
-        return try Payload.decodeChain(joined[...], first: first)
+        return (first, joined[...])
     }
 
     /// Forgets what an IKE SA that goes held for reassembly, in the engine's total too.

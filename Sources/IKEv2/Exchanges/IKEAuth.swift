@@ -17,12 +17,12 @@ extension IKEEngine {
             }
             let data = KeyDerivation.sharedKeyAuthentication(
                 prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
-                peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
+                peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity, intAuth: session.intAuth)
             return .success(([], AuthenticationPayload(method: .sharedKeyMessageIntegrityCode, data: data)))
         case .certificate(let credential):
             let octets = SignatureAuthentication.signedOctets(
                 prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
-                authenticationKey: authenticationKey, identification: identity)
+                authenticationKey: authenticationKey, identification: identity, intAuth: session.intAuth)
             do {
                 let auth = try credential.key.authentication(octets, peerHashes: session.peerSignatureHashes, rsaPSS: credential.rsaPSS)
                 return .success((SignatureAuthentication.certificatePayloads(credential.chain), auth))
@@ -52,7 +52,7 @@ extension IKEEngine {
             }
             let expected = KeyDerivation.sharedKeyAuthentication(
                 prf: suite.prf, sharedKey: connection.preSharedKey, firstMessage: firstMessage,
-                peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity)
+                peerNonce: peerNonce, authenticationKey: authenticationKey, identification: identity, intAuth: session.intAuth)
             guard ProtectedMessage.constantTimeEqual(expected, auth.data[...]) else {
                 return .failed(AuthenticationFailure("the AUTH payload does not verify with the pre-shared key"))
             }
@@ -63,7 +63,7 @@ extension IKEEngine {
             }
             let octets = SignatureAuthentication.signedOctets(
                 prf: suite.prf, firstMessage: firstMessage, peerNonce: peerNonce,
-                authenticationKey: authenticationKey, identification: identity)
+                authenticationKey: authenticationKey, identification: identity, intAuth: session.intAuth)
             let certificates = payloads.compactMap { if case .certificate(let c) = $0 { return c } else { return nil } }
             let chain: [Certificate]
             switch SignatureAuthentication.verify(
@@ -268,6 +268,14 @@ extension IKEEngine {
     func handleAuthRequest(session: IKESession, header: IKEHeader, payloads: [Payload], now: Double) -> [EngineAction] {
         guard session.state == .authenticating, let suite = session.suite, let keys = session.keys else {
             return drop(.invalidState("IKE_AUTH request on an IKE SA that is not authenticating"))
+        }
+        // RFC 9370: every additional key exchange chosen runs before IKE_AUTH.
+        guard session.pendingKeyExchanges.isEmpty else {
+            count(.intermediateRefused)
+            return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .invalidSyntax))])
+                + closeSession(
+                    session, kind: .ikeFailed,
+                    reason: "IKE_AUTH before the additional key exchange \(session.pendingKeyExchanges[0]) ran in IKE_INTERMEDIATE")
         }
         guard let identity = payloads.identificationInitiator, let auth = payloads.authentication else {
             return respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])

@@ -78,6 +78,10 @@ extension IKEEngine {
         if session.connection.usesCertificates { payloads.append(.notify(SignatureAuthentication.hashAlgorithmsNotify)) }
         if settings.fragmentation { payloads.append(.notify(NotifyPayload(type: .ikev2FragmentationSupported))) }
         payloads.append(.notify(NotifyPayload(type: .childlessIKEv2Supported)))
+        // RFC 9370 section 2.2.1: proposing additional key exchanges, the initiator announces IKE_INTERMEDIATE.
+        if Self.offersAdditionalKeyExchanges(session.connection) {
+            payloads.append(.notify(NotifyPayload(type: .intermediateExchangeSupported)))
+        }
         let message = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: false), payloads: payloads)
         let bytes = message.encode()
         session.initiatorFirstMessage = bytes
@@ -115,10 +119,21 @@ extension IKEEngine {
         else {
             return closeSession(session, kind: .ikeFailed, reason: "IKE_SA_INIT response lacks SA, KE or Nonce")
         }
+        // The responder's choice: one of each type, an additional key exchange answered NONE possibly left out
+        // (RFC 9370 section 2.2.1).
+        let answered = sa.proposals[0].transforms.filter {
+            !($0.type.additionalKeyExchangeNumber != nil && $0.identifier == TransformType.noneIdentifier)
+        }
         guard let suite = session.connection.proposals.lazy.compactMap({ $0.selectIKE(from: sa.proposals[0]) }).first,
-            sa.proposals[0].transforms.count == suite.transforms.count
+            answered.count == suite.transforms.count
         else {
             return closeSession(session, kind: .ikeFailed, reason: "responder chose a proposal we did not offer")
+        }
+        let additional = Self.keyExchangesToRun(suite)
+        guard additional.isEmpty || payloads.notify(.intermediateExchangeSupported) != nil else {
+            return closeSession(
+                session, kind: .ikeFailed,
+                reason: "responder chose additional key exchanges but did not announce IKE_INTERMEDIATE (RFC 9370 section 2.2.1)")
         }
         guard let keyExchange = session.keyExchange, ke.group == keyExchange.group.rawValue, suite.group == keyExchange.group else {
             return closeSession(session, kind: .ikeFailed, reason: "responder's KE group does not match")
@@ -136,6 +151,7 @@ extension IKEEngine {
         session.peerSupportsChildless = payloads.notify(.childlessIKEv2Supported) != nil
         agreeKeys(session: session, suite: suite, sharedSecret: sharedSecret)
         session.keyExchange = nil
+        session.pendingKeyExchanges = additional
         var actions: [EngineAction] = []
         session.natDetected =
             session.connection.forceEncapsulation
@@ -146,7 +162,7 @@ extension IKEEngine {
             session.remote.port = 4500
             actions += info("NAT detected (or encapsulation forced), switching to UDP 4500")
         }
-        return actions + sendAuthRequest(session: session, now: now)
+        return actions + sendNextIntermediateOrAuth(session: session, now: now)
     }
 
     // MARK: Responder
@@ -286,6 +302,13 @@ extension IKEEngine {
         let connection = selection.connection
         let suite = selection.suite
         let proposalNumber = selection.proposalNumber
+        // RFC 9370 section 2.2.1: additional key exchanges only with an initiator that announced IKE_INTERMEDIATE.
+        let additional = Self.keyExchangesToRun(suite)
+        guard additional.isEmpty || payloads.notify(.intermediateExchangeSupported) != nil else {
+            count(.noProposalChosen)
+            return [.log("IKE_SA_INIT from \(remote): the proposal asks for additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED")]
+                + reply(NotifyPayload(type: .noProposalChosen))
+        }
         guard ke.group == suite.group.rawValue else {
             count(.invalidKESent)
             return [.log("IKE_SA_INIT from \(remote): KE uses group \(ke.group), asking for \(suite.group.name)")]
@@ -305,6 +328,7 @@ extension IKEEngine {
         session.initiatorFirstMessage = raw
         session.natDetected = natDetected(payloads: payloads, session: session, spiResponder: .zero)
         agreeKeys(session: session, suite: suite, sharedSecret: sharedSecret)
+        session.pendingKeyExchanges = additional
         var response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposalNumber, spi: [])])),
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: keyExchange.publicValue)),
@@ -323,6 +347,7 @@ extension IKEEngine {
         if connection.usesCertificates && payloads.notify(.signatureHashAlgorithms) != nil {
             response.append(.notify(SignatureAuthentication.hashAlgorithmsNotify))
         }
+        if !additional.isEmpty { response.append(.notify(NotifyPayload(type: .intermediateExchangeSupported))) }
         let bytes = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: true), payloads: response).encode()
         session.responderFirstMessage = bytes
         session.expectedRequestID = 1

@@ -3,6 +3,7 @@ extension IKEEngine {
     func handleRequest(session: IKESession, header: IKEHeader, payloads: [Payload], now: Double) -> [EngineAction] {
         switch header.exchangeType {
         case .ikeAuth: return handleAuthRequest(session: session, header: header, payloads: payloads, now: now)
+        case .ikeIntermediate: return handleIntermediateRequest(session: session, header: header, payloads: payloads, now: now)
         case .createChildSA: return handleCreateChildRequest(session: session, header: header, payloads: payloads, now: now)
         case .informational: return handleInformationalRequest(session: session, header: header, payloads: payloads, now: now)
         default:
@@ -16,6 +17,11 @@ extension IKEEngine {
         case .ikeAuth(let request):
             guard header.exchangeType == .ikeAuth else { return drop(.invalidState("IKE_AUTH answered with \(header.exchangeType)")) }
             return handleAuthResponse(session: session, request: request, payloads: payloads, now: now)
+        case .ikeIntermediate(let initiation):
+            guard header.exchangeType == .ikeIntermediate else {
+                return drop(.invalidState("IKE_INTERMEDIATE answered with \(header.exchangeType)"))
+            }
+            return handleIntermediateResponse(session: session, initiation: initiation, payloads: payloads, now: now)
         case .createChild(let request):
             return handleChildResponse(session: session, request: request, payloads: payloads, now: now)
         case .rekeyIKE(let spi, let nonce, let keyExchange):
