@@ -17,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"; shift || true
 targets=("$@")
-if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-auth ike-protected ethernet-bridge terminal-agent configuration-text revocation-data); fi
+if [ ${#targets[@]} -eq 0 ]; then targets=(ike-message ike-responder ike-auth ike-protected ike-intermediate ethernet-bridge terminal-agent configuration-text revocation-data); fi
 
 if [ "${FUZZ_NO_BUILD:-0}" = 1 ]; then
     # A second campaign beside one that built the driver (a target per core): building again would race it.

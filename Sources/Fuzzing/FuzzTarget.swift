@@ -19,6 +19,7 @@ public enum FuzzTargets {
             IKEResponderFuzzTarget.self,
             IKEAuthFuzzTarget.self,
             IKEProtectedExchangeFuzzTarget.self,
+            IKEIntermediateFuzzTarget.self,
             EthernetBridgeFuzzTarget.self,
             TerminalAgentFuzzTarget.self,
             ConfigurationTextFuzzTarget.self,

@@ -59,7 +59,7 @@ final class FuzzReplayTests: XCTestCase {
         XCTAssertEqual(
             Set(FuzzTargets.all.map { $0.name }),
             [
-                "ike-message", "ike-responder", "ike-auth", "ike-protected", "ethernet-bridge", "terminal-agent",
+                "ike-message", "ike-responder", "ike-auth", "ike-protected", "ike-intermediate", "ethernet-bridge", "terminal-agent",
                 "configuration-text", "revocation-data"
             ])
     }
@@ -68,6 +68,7 @@ final class FuzzReplayTests: XCTestCase {
     func testIKEResponder() throws { try replay(IKEResponderFuzzTarget.self, mutations: 400) }
     func testIKEAuth() throws { try replay(IKEAuthFuzzTarget.self, mutations: 800) }
     func testIKEProtectedExchange() throws { try replay(IKEProtectedExchangeFuzzTarget.self, mutations: 1500) }
+    func testIKEIntermediate() throws { try replay(IKEIntermediateFuzzTarget.self, mutations: 300) }
     func testEthernetBridge() throws { try replay(EthernetBridgeFuzzTarget.self, mutations: 400) }
     func testConfigurationText() throws { try replay(ConfigurationTextFuzzTarget.self, mutations: 5000) }
     func testTerminalAgent() throws { try replay(TerminalAgentFuzzTarget.self, mutations: 1500) }
@@ -89,6 +90,11 @@ final class FuzzReplayTests: XCTestCase {
         XCTAssertEqual(
             auth.seeds().first.flatMap { auth.exchange($0).answer }?.contains(.authentication), true,
             "the recorded IKE_AUTH, replayed, is answered with AUTH")
+        let intermediate = IKEIntermediateFuzzTarget()
+        let intermediateAnswers = intermediate.seeds().map { intermediate.exchange($0).answer }
+        XCTAssertEqual(intermediateAnswers[0], [.keyExchange], "the first additional key exchange is answered")
+        XCTAssertEqual(intermediateAnswers[1], [.keyExchange], "and the second, after a real first one")
+        XCTAssertEqual(intermediateAnswers[2], [.notify], "a KE for another method: INVALID_SYNTAX")
         let bridge = EthernetBridgeFuzzTarget()
         let deliveries = bridge.seeds().prefix(2).map { bridge.exchange($0).keyDeliveries }
         XCTAssertTrue(deliveries.allSatisfy { $0 > 0 }, "both flows end with keys set into the terminal: \(deliveries)")

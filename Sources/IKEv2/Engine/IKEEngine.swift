@@ -80,6 +80,14 @@ public final class IKEEngine {
             children: s.children.filter { !$0.rekeyed }.map { ($0.configuration.name, $0.spiInbound, $0.spiOutbound) })
     }
 
+    /// The keys protecting an IKE SA's messages as this side uses them (nil when it has none yet), by our SPI:
+    /// for harnesses that speak for the peer at any stage (the IKE_INTERMEDIATE fuzz target), where a
+    /// snapshot only covers established IKE SAs.
+    public func messageProtections(ourSPI spi: IKESPI) -> (outgoing: MessageProtection, incoming: MessageProtection)? {
+        guard let session = sessions[spi], let outgoing = session.outgoingProtection, let incoming = session.incomingProtection else { return nil }
+        return (outgoing, incoming)
+    }
+
     /// Summaries of the IKE SAs still being negotiated (`sessionSummaries` without the established ones,
     /// which a store asks for after every batch).
     public var negotiationSummaries: [SessionSummary] {
