@@ -43,6 +43,9 @@ public enum EventJSON {
         top.string("event", event.kind.rawValue, into: &text)
         if let suite = event.ikeSuite {
             top.object("ike_proposal", into: &text) { p, text in
+                // RFC 9370: the additional key exchanges run, in order (the key is left out without them).
+                let additional = suite.additionalKeyExchanges.compactMap(\.method?.name)
+                if !additional.isEmpty { p.strings("additional_key_exchanges", additional, into: &text) }
                 p.string("dh_group", suite.group.name, into: &text)
                 p.string("encryption", suite.encryption.name, into: &text)
                 p.string("integrity", suite.integrity?.name, into: &text)

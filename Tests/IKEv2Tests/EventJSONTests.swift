@@ -15,11 +15,13 @@ final class EventJSONTests: XCTestCase {
             "time": ISO8601DateFormatter().string(from: time)
         ]
         if let suite = event.ikeSuite {
-            object["ike_proposal"] =
-                [
-                    "encryption": suite.encryption.name, "integrity": suite.integrity?.name ?? NSNull(), "prf": suite.prf.name,
-                    "dh_group": suite.group.name, "name": suite.name
-                ] as [String: Any]
+            var proposal: [String: Any] = [
+                "encryption": suite.encryption.name, "integrity": suite.integrity?.name ?? NSNull(), "prf": suite.prf.name,
+                "dh_group": suite.group.name, "name": suite.name
+            ]
+            let additional = suite.additionalKeyExchanges.compactMap(\.method?.name)
+            if !additional.isEmpty { proposal["additional_key_exchanges"] = additional }
+            object["ike_proposal"] = proposal
         }
         if let detail = event.detail { object[event.kind == .ikeRekeyed ? "replaces" : "reason"] = detail }
         if let child = event.child {
@@ -56,6 +58,14 @@ final class EventJSONTests: XCTestCase {
             events += pair.events.map(\.event)
         }
         XCTAssertGreaterThanOrEqual(Set(events.map(\.kind)).count, 5)
+        // An IKE SA with two additional key exchanges (RFC 9370) names them.
+        var hybrid = events[0]
+        hybrid.ikeSuite?.additionalKeyExchanges = [
+            AdditionalKeyExchange(number: 1, method: .mlkem768), AdditionalKeyExchange(number: 2, method: nil),
+            AdditionalKeyExchange(number: 3, method: .mlkem1024)
+        ]
+        events.append(hybrid)
+        XCTAssertTrue(EventJSON.render(hybrid, showKeys: false).contains(#""additional_key_exchanges":["ML-KEM-768","ML-KEM-1024"]"#))
         var odd = events[0]
         odd.connection = "tab\there \"quoted\" back\\slash /slash é ✓ \u{01}\u{1f}\u{7f}\r\n\u{08}\u{0c}"
         odd.detail = "reason: \u{00}\u{10} \\u0041"
