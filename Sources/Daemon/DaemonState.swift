@@ -119,9 +119,8 @@ extension DaemonRunner {
         }
     }
 
-    /// The link addresses the proxy needs after a restart: those of the peers of the IKE SAs it holds and of
-    /// the registered terminals.
-    /// The link addresses the proxy needs: of its terminals and of both ends of its established IKE SAs.
+    /// The link addresses the proxy needs after a restart: of its terminals and of both ends of its established
+    /// IKE SAs.
     func neededStations() -> [IPAddress: Station] {
         var needed: [IPAddress: Station] = [:]
         for address in bridge.proxy.registry.entries.keys { needed[address] = bridge.stations.station(for: address) }

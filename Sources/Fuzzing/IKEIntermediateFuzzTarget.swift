@@ -69,7 +69,7 @@ public final class IKEIntermediateFuzzTarget: FuzzTarget {
             toInitiator = deliver(toResponder, to: responder)
             toResponder = deliver(toInitiator, to: initiator)
         }
-        guard let request = toResponder.first.flatMap({ try? IKEMessage.decode(Self.withoutMarker($0)) }) else {
+        guard let request = toResponder.first.flatMap({ try? IKEMessage.decode($0.ikeOctets) }) else {
             return (broken + ["the initiator sent no request after IKE_SA_INIT"], nil)
         }
         let header = request.header
@@ -94,19 +94,8 @@ public final class IKEIntermediateFuzzTarget: FuzzTarget {
         // The answer to this request is under the keys it came with (RFC 9370: the update follows the exchange).
         // An earlier message ID is a retransmission, answered from the cache under the keys of its time.
         let answer = RecordedIKEExchange.protectedResponse(
-            in: actions.map(Self.unmarked), matching: { $0.messageID == messageID && offset >= 0 }, protection: keys.incoming,
+            in: actions, matching: { $0.messageID == messageID && offset >= 0 }, protection: keys.incoming,
             named: "the response", broken: &broken)
         return (broken, answer)
-    }
-
-    static func withoutMarker(_ datagram: Datagram) -> [UInt8] {
-        datagram.source.port == 4500 || datagram.destination.port == 4500 ? Array(datagram.payload.dropFirst(4)) : datagram.payload
-    }
-
-    /// A sent datagram's IKE message without the non-ESP marker, for decoding.
-    static func unmarked(_ action: EngineAction) -> EngineAction {
-        guard case .send(var datagram) = action else { return action }
-        datagram.payload = withoutMarker(datagram)
-        return .send(datagram)
     }
 }

@@ -120,10 +120,11 @@ extension RecordedIKEExchange {
     ) -> [PayloadType]? {
         var answer: [PayloadType]?
         for case .send(let sent) in actions {
-            guard let message = try? IKEMessage.decode(sent.payload), message.header.flags.contains(.response),
+            let octets = sent.ikeOctets
+            guard let message = try? IKEMessage.decode(octets), message.header.flags.contains(.response),
                 matches(message.header), message.payloads.encrypted != nil
             else { continue }
-            do { answer = try ProtectedMessage.open(sent.payload, message: message, protection: protection).map(\.type) } catch {
+            do { answer = try ProtectedMessage.open(octets, message: message, protection: protection).map(\.type) } catch {
                 broken.append("\(name) does not open with the responder's keys: \(error)")
             }
         }

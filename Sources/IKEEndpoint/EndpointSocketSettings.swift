@@ -1,5 +1,6 @@
 import ConfigurationFiles
 import Foundation
+import IKEv2
 
 /// How the endpoint sets up its IKE sockets: the file's `settings.socket_receive_buffer`, in octets. A burst
 /// of negotiations (hundreds of peers starting at once, or our own initiations answered together) must wait
@@ -42,7 +43,10 @@ public struct EndpointSocketSettings: Sendable, Equatable {
             result.initiationWindow = window
         }
         if let workers = file.settings?.workers {
-            guard (1...64).contains(workers) else { throw ConfigurationError("settings.workers: \(workers) is not between 1 and 64") }
+            let allowed = EngineShards.allowedCounts
+            guard allowed.contains(workers) else {
+                throw ConfigurationError("settings.workers: \(workers) is not between \(allowed.lowerBound) and \(allowed.upperBound)")
+            }
             result.workers = workers
         }
         return result

@@ -23,8 +23,8 @@ public final class KeyExchangeProxy {
     /// `answerHeldIKE(at:)` at the end of the batch, where the engines take them side by side, `run` choosing
     /// the threads (`EngineShards.receive(batch:now:run:)`). Nil: each datagram is answered at once.
     public var batchesIKE: ((Int, (Int) -> Void) -> Void)?
-    /// IKE datagrams of the current batch, held for `answerHeldIKE(at:)`.
-    var heldIKE: [(datagram: EngineShards.Datagram, time: ClockReading)] = []
+    /// IKE datagrams of the current batch, held for `answerHeldIKE(at:)`, which answers them at its time.
+    var heldIKE: [EngineShards.Datagram] = []
     public let store = SAStore()
     /// Refuses new negotiations (the sealing token is absent): established SAs keep working.
     public var refusesNewNegotiations: String?
@@ -133,7 +133,7 @@ public final class KeyExchangeProxy {
     private func answer(_ datagram: IKEDatagramForTerminal, at time: ClockReading) -> [ProxyAction] {
         let datagram = EngineShards.Datagram(datagram.payload, from: datagram.peer, to: datagram.terminal)
         guard batchesIKE != nil else { return perform(engines.receive(datagram, now: time.monotonic), at: time) }
-        heldIKE.append((datagram, time))
+        heldIKE.append(datagram)
         return []
     }
 
@@ -143,8 +143,7 @@ public final class KeyExchangeProxy {
         guard let run = batchesIKE, !heldIKE.isEmpty else { return [] }
         let held = heldIKE
         heldIKE.removeAll(keepingCapacity: true)
-        let answers = engines.receive(batch: held.map(\.datagram), now: time.monotonic, run: run)
-        return zip(held, answers).flatMap { held, answer in perform(answer, at: held.time) }
+        return engines.receive(batch: held, now: time.monotonic, run: run).flatMap { perform($0, at: time) }
     }
 
     private func carryOut(_ verdict: TerminalPacketVerdict, at time: ClockReading) -> [ProxyAction] {

@@ -221,19 +221,6 @@ public final class StateDatabase: @unchecked Sendable {
         }
     }
 
-    /// Replaces the saved link addresses with these.
-    /// Replaces the saved link addresses with `stations`.
-    public func saveStations(_ stations: [StationRow]) throws {
-        try pool.write { db in
-            try db.execute(sql: "DELETE FROM stations")
-            for s in stations {
-                try db.execute(
-                    sql: "INSERT OR REPLACE INTO stations VALUES (?, ?, ?, ?)",
-                    arguments: [s.address, s.mac, s.vlanIDs.map(String.init).joined(separator: ","), s.side])
-            }
-        }
-    }
-
     /// Saves what changed in the link addresses: `changed` rows written (added, or moved), the rows of
     /// `removed` addresses deleted; the rest stays as saved. A burst of new SAs then writes its new
     /// stations, not every station each time (1,000 rows per batch in a 1,000-terminal burst before).

@@ -197,25 +197,6 @@ final class IKEIntermediateTests: XCTestCase {
 final class IntermediateDerivationTests: XCTestCase {
     func bytes(_ seed: UInt64, _ count: Int) -> [UInt8] { SeededRandom(seed: seed).bytes(count) }
 
-    func python(_ script: String, _ arguments: [String]) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let problem = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            XCTFail("python3 with cryptography is needed for this check (scripts/test.sh installs it): \(problem)")
-            return []
-        }
-        return text.split(separator: "\n").map(String.init)
-    }
-
     static let prf = """
         import sys
         from cryptography.hazmat.primitives import hashes, hmac
@@ -248,7 +229,7 @@ final class IntermediateDerivationTests: XCTestCase {
         let spiR = IKESPI(0x1112_1314_1516_1718)
         let keys = KeyDerivation.afterAdditionalKeyExchange(
             suite: suite, previous: previous, sharedSecret: secret, nonceInitiator: ni, nonceResponder: nr, spiInitiator: spiI, spiResponder: spiR)
-        let lines = try python(
+        let lines = try runPython(
             Self.prf + "\n" + """
                 skd, ss, ni, nr, spii, spir = a
                 skeyseed = prf(skd, ss + ni + nr)                      # RFC 9370 2.2.2: SKEYSEED(n)
@@ -257,7 +238,7 @@ final class IntermediateDerivationTests: XCTestCase {
                 for start, size in ((0, 32), (32, 36), (68, 36), (104, 32), (136, 32)):
                     print(stream[start:start + size].hex())
                 """,
-            [previous.deriving, secret].map(\.bytes.hexString) + [
+            arguments: [previous.deriving, secret].map(\.bytes.hexString) + [
                 ni.octets.hexString, nr.octets.hexString, spiI.bytes.hexString, spiR.bytes.hexString
             ])
         XCTAssertEqual(
@@ -277,7 +258,7 @@ final class IntermediateDerivationTests: XCTestCase {
             prf: .hmacSHA256, key: key, previous: [], header: header, firstInner: .keyExchange, inner: inner[...])
         let second = IntermediateAuthentication.link(
             prf: .hmacSHA256, key: key, previous: first, header: header, firstInner: .keyExchange, inner: inner[...])
-        let lines = try python(
+        let lines = try runPython(
             Self.prf + "\n" + """
                 import struct
                 key, inner = a
@@ -290,7 +271,7 @@ final class IntermediateDerivationTests: XCTestCase {
                 one = link(b"")
                 print(one.hex())
                 print(link(one).hex())
-                """, [key.bytes.hexString, inner.hexString])
+                """, arguments: [key.bytes.hexString, inner.hexString])
         XCTAssertEqual(lines, [first.hexString, second.hexString])
         // IntAuth = IntAuth_iN | IntAuth_rN | IKE_AUTH_MID (four octets).
         XCTAssertEqual(IntermediateAuthentication.intAuth(initiator: [1], responder: [2, 3], authMessageID: 0x0102_0304), [1, 2, 3, 1, 2, 3, 4])

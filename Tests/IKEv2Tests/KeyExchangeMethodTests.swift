@@ -72,7 +72,8 @@ final class KeyExchangeMethodTests: XCTestCase {
                 print(ciphertext.hex())
                 print(secret.hex())
                 """
-            let lines = try runPython(script, arguments: [seed.hexString, ourCiphertext.hexString, ours.share.hexString])
+            let lines = try runPython(
+                script, arguments: [seed.hexString, ourCiphertext.hexString, ours.share.hexString], needs: "cryptography's ML-KEM")
             XCTAssertEqual(lines.count, 4, "\(lines)")
             guard lines.count == 4 else { continue }
             XCTAssertEqual(lines[0], ours.share.hexString, "\(method): the encapsulation key from the seed")
@@ -90,27 +91,7 @@ final class KeyExchangeMethodTests: XCTestCase {
             key = mlkem.\(python)PrivateKey.from_seed_bytes(bytes.fromhex(sys.argv[1]))
             print(key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw).hex())
             """
-        let lines = try runPython(script, arguments: [seed.hexString])
+        let lines = try runPython(script, arguments: [seed.hexString], needs: "cryptography's ML-KEM")
         return try XCTUnwrap(lines.first.flatMap { Array(hexString: $0) })
-    }
-
-    /// Runs python3 with `script`; a missing interpreter or library fails the test and says so.
-    func runPython(_ script: String, arguments: [String]) throws -> [String] {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", script] + arguments
-        let output = Pipe()
-        let errors = Pipe()
-        process.standardOutput = output
-        process.standardError = errors
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let problem = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            XCTFail("python3 with cryptography's ML-KEM is needed for this check (scripts/test.sh installs it): \(problem)")
-            return []
-        }
-        return text.split(separator: "\n").map(String.init)
     }
 }

@@ -208,10 +208,10 @@ final class StoreTests: XCTestCase {
         let database = try StateDatabase(path: directory.appendingPathComponent("state.db").path)
         let peer = StateDatabase.StationRow(address: "192.0.2.1", mac: "02:00:00:00:00:01", vlanIDs: [100, 200], side: "internet")
         let terminal = StateDatabase.StationRow(address: "2001:db8::2", mac: "02:00:00:00:d0:02", vlanIDs: [], side: "terminal")
-        try database.saveStations([terminal, peer])
+        try database.saveStations(changed: [terminal, peer], removed: [])
         XCTAssertEqual(try database.stations(), [peer, terminal])
-        try database.saveStations([terminal])
-        XCTAssertEqual(try database.stations(), [terminal], "a save replaces what was there")
+        try database.saveStations(changed: [], removed: [peer.address])
+        XCTAssertEqual(try database.stations(), [terminal], "a removed address's row goes")
         var moved = terminal
         moved.mac = "02:00:00:00:d0:03"
         try database.saveStations(changed: [peer, moved], removed: [])

@@ -163,7 +163,10 @@ public struct DaemonConfiguration: Sendable {
             return size
         }
         let workers = try file.settings?.own.workers.map { workers in
-            guard (1...64).contains(workers) else { throw fail("settings.workers: \(workers) is not between 1 and 64") }
+            let allowed = EngineShards.allowedCounts
+            guard allowed.contains(workers) else {
+                throw fail("settings.workers: \(workers) is not between \(allowed.lowerBound) and \(allowed.upperBound)")
+            }
             return workers
         }
         let store = try parseStore(file)

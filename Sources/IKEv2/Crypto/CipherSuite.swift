@@ -165,17 +165,17 @@ public struct ProposalSpec: Equatable, Sendable {
             case "prfsha256": prf.append(.hmacSHA256)
             case "prfsha384": prf.append(.hmacSHA384)
             case "prfsha512": prf.append(.hmacSHA512)
-            case "modp2048": groups.append(.modp2048)
-            case "ecp256": groups.append(.ecp256)
-            case "ecp384": groups.append(.ecp384)
-            case "ecp521": groups.append(.ecp521)
-            case "x25519", "curve25519": groups.append(.curve25519)
             case "esn": extendedSequenceNumbers.append(true)
             case "noesn": extendedSequenceNumbers.append(false)
             default:
-                // "ke1_mlkem768", "ke2_none": strongSwan's notation for ADDITIONAL_KEY_EXCHANGE_1..7.
-                guard let (number, method) = Self.additionalKeyExchange(token) else { throw .unknownAlgorithm(token, in: text) }
-                additionalKeyExchanges[number, default: []].append(method)
+                if let group = Self.group(token) {
+                    groups.append(group)
+                } else if let (number, method) = Self.additionalKeyExchange(token) {
+                    // "ke1_mlkem768", "ke2_none": strongSwan's notation for ADDITIONAL_KEY_EXCHANGE_1..7.
+                    additionalKeyExchanges[number, default: []].append(method)
+                } else {
+                    throw .unknownAlgorithm(token, in: text)
+                }
             }
         }
         guard !encryption.isEmpty else { throw .missing("encryption", in: text) }
@@ -198,6 +198,11 @@ public struct ProposalSpec: Equatable, Sendable {
         if extendedSequenceNumbers.isEmpty { extendedSequenceNumbers = [false] }
     }
 
+    /// A Diffie-Hellman group's token ("x25519", also "curve25519"), in Transform Type 4 and in "ke<n>_".
+    static func group(_ token: String) -> KeyExchangeGroup? {
+        token == "curve25519" ? .curve25519 : KeyExchangeGroup.allCases.first { name(of: $0) == token }
+    }
+
     /// Reads "ke<n>_<method>" (n from 1 to 7; method "none", "mlkem768", "mlkem1024" or a group's token).
     static func additionalKeyExchange(_ token: String) -> (Int, KeyExchangeMethod?)? {
         guard token.hasPrefix("ke"), let separator = token.firstIndex(of: "_"),
@@ -205,9 +210,8 @@ public struct ProposalSpec: Equatable, Sendable {
         else { return nil }
         let name = String(token[token.index(after: separator)...])
         if name == "none" { return (number, nil) }
-        let methods: [KeyExchangeMethod] = [.mlkem768, .mlkem1024] + KeyExchangeGroup.allCases.map(KeyExchangeMethod.group)
-        guard let method = methods.first(where: { $0.proposalToken == name || (name == "curve25519" && $0 == .group(.curve25519)) })
-        else { return nil }
+        if let group = group(name) { return (number, .group(group)) }
+        guard let method = [KeyExchangeMethod.mlkem768, .mlkem1024].first(where: { $0.proposalToken == name }) else { return nil }
         return (number, method)
     }
 

@@ -14,6 +14,8 @@ public final class EngineShards {
     public let settings: EngineSettings
 
     public var count: Int { engines.count }
+    /// How many engines a configuration may ask for (`settings.workers` of the endpoint and the daemon).
+    public static let allowedCounts = 1...64
 
     /// `random` serves every engine: with engines run at once it must be safe to call from several threads,
     /// as `SystemRandom` is.
