@@ -87,6 +87,43 @@ final class IKEIntermediateTests: XCTestCase {
         XCTAssertEqual(required.events.map(\.event.kind), [.ikeFailed])
     }
 
+    /// RFC 9370 section 2.2.1: additional key exchanges only between two sides that both announced
+    /// INTERMEDIATE_EXCHANGE_SUPPORTED. A request without it gets NO_PROPOSAL_CHOSEN from a responder that
+    /// would choose one; a responder that chose one without announcing it fails the initiator's IKE SA.
+    func testAdditionalKeyExchangesNeedIntermediateExchangeSupportedFromBothSides() throws {
+        func withoutAnnouncement(_ datagram: Datagram) throws -> Datagram {
+            let message = try IKEMessage.decode(datagram.payload)
+            let payloads = message.payloads.filter { if case .notify(let n) = $0 { n.type != .intermediateExchangeSupported } else { true } }
+            XCTAssertEqual(payloads.count, message.payloads.count - 1, "the announcement was there")
+            var stripped = datagram
+            stripped.payload = IKEMessage(header: message.header, payloads: payloads).encode()
+            return stripped
+        }
+        let proposal = "aes256gcm16-prfsha256-x25519-ke1_mlkem768"
+        let request = try pair(proposal)
+        request.holding = true
+        request.run(request.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        let stripped = try withoutAnnouncement(request.held.removeFirst())
+        let answer = request.responder.receive(stripped.payload, from: stripped.source, to: stripped.destination, now: 0)
+        let sent = try answer.compactMap { if case .send(let d) = $0 { try IKEMessage.decode(d.payload) } else { nil } }
+        XCTAssertEqual(sent.first?.payloads.notifies.map(\.type), [.noProposalChosen])
+        XCTAssertTrue(request.responder.sessionSummaries.isEmpty)
+
+        let response = try pair(proposal)
+        response.holding = true
+        response.run(response.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        response.release()  // the request; the response is held
+        let answered = try withoutAnnouncement(response.held.removeFirst())
+        response.holding = false
+        response.run(
+            response.initiator.receive(answered.payload, from: answered.source, to: answered.destination, now: 0), from: "initiator")
+        XCTAssertTrue(
+            response.events.contains {
+                $0.side == "initiator" && $0.event.kind == .ikeFailed && ($0.event.detail ?? "").contains("did not announce IKE_INTERMEDIATE")
+            }, "\(response.events.map(\.event.detail))")
+        XCTAssertFalse(exchanges(response).contains { $0.0 == .ikeIntermediate })
+    }
+
     // MARK: Malformed and unexpected exchanges
 
     /// Runs IKE_SA_INIT and holds the first protected request on the link.
