@@ -36,6 +36,63 @@ if onlyCrypto {
     exit(0)
 }
 
+/// `--responder-only`: the IKE engine's own cost as a responder (no sockets, no events rendered, no log
+/// lines written): N negotiations from an initiating engine, timed only inside the responder's `receive`,
+/// beside the bare crypto of one side. What `ike_rate` measures minus the kernel and the endpoint's output.
+if CommandLine.arguments.contains("--responder-only") {
+    let count = quick ? 300 : 2_000
+    let initiatorAddress = IPAddress("192.0.2.1")!
+    let responderAddress = IPAddress("192.0.2.2")!
+    func connection(_ local: IPAddress, _ remote: IPAddress, localTS: String, remoteTS: String) -> ConnectionConfiguration {
+        ConnectionConfiguration(
+            name: "c", localAddress: local, remoteAddress: remote, localIdentity: Identity(local.description),
+            remoteIdentity: Identity(remote.description), preSharedKey: DemoScenario.preSharedKey,
+            proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
+            children: [
+                ChildConfiguration(
+                    name: "ch", localTrafficSelectors: [TrafficSelector(cidr: localTS)!], remoteTrafficSelectors: [TrafficSelector(cidr: remoteTS)!],
+                    proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])
+            ])
+    }
+    let initiator = IKEEngine(connections: [connection(initiatorAddress, responderAddress, localTS: "10.100.0.0/32", remoteTS: "10.200.0.0/32")])
+    let responder = IKEEngine(connections: [connection(responderAddress, initiatorAddress, localTS: "10.200.0.0/32", remoteTS: "10.100.0.0/32")])
+    var responderSeconds = 0.0
+    var established = 0
+    var bareSamples: [Double] = []
+    for index in 0..<count {
+        let clock = Double(index) * 0.001
+        var queue = initiator.initiate(connection: "c", now: clock)
+        while !queue.isEmpty {
+            let action = queue.removeFirst()
+            guard case .send(let datagram) = action else {
+                if case .event(let event) = action, event.kind == .childEstablished { established += 1 }
+                continue
+            }
+            if datagram.destination.address == responderAddress {
+                let start = now()
+                let answers = responder.receive(datagram.payload, from: datagram.source, to: datagram.destination, now: clock)
+                responderSeconds += now() - start
+                queue += answers.filter { if case .send = $0 { return true } else { return false } }
+            } else {
+                queue += initiator.receive(datagram.payload, from: datagram.source, to: datagram.destination, now: clock)
+            }
+        }
+        if index % 4 == 0 {
+            let start = now()
+            _ = bareCrypto()
+            bareSamples.append(now() - start)
+        }
+    }
+    guard established == count else { fatalError("only \(established) of \(count) CHILD SAs established") }
+    let perNegotiation = responderSeconds / Double(count)
+    let bareSide = percentile(bareSamples, 0.5) / 2
+    print(
+        String(
+            format: "responder engine per negotiation: %.4f ms (mean of %d); bare crypto per side: %.4f ms (median, same run); ratio %.2f",
+            perNegotiation * 1000, count, bareSide * 1000, perNegotiation / bareSide))
+    exit(0)
+}
+
 /// A table like a deployment's: per terminal, rules from its address to peer networks by protocol and
 /// port (some IPv6), then a few broad rules and the default.
 func makeRules(_ count: Int) -> [PolicyRule] {
