@@ -52,12 +52,12 @@ public enum SharedConnectionText {
     private static func proposals(_ texts: [String], forIKE: Bool, at: String) throws(ConfigurationError) -> [ProposalSpec] {
         let specs: [ProposalSpec]
         do { specs = try texts.map { try ProposalSpec($0, forIKE: forIKE) } } catch { throw ConfigurationError("\(at): \(error)") }
-        // The engine runs additional key exchanges (RFC 9370) in IKE_INTERMEDIATE when it makes an IKE SA, but not
-        // yet in IKE_FOLLOWUP_KE, which rekeys need (issue 22): said plainly rather than offered.
-        if let spec = specs.first(where: { $0.additionalKeyExchanges.values.contains { $0.contains { $0 != nil } } }) {
+        // Additional key exchanges of a CHILD SA follow the KE of its CREATE_CHILD_SA (RFC 9370 section 2.2.4):
+        // without a PFS group there is none to follow, and the CHILD SA would never run them.
+        if !forIKE, let spec = specs.first(where: { $0.groups.isEmpty && $0.additionalKeyExchanges.values.contains { $0.contains { $0 != nil } } }) {
             throw ConfigurationError(
-                "\(at): '\(spec.text)' asks for additional key exchanges (RFC 9370, ke1_ to ke7_), which this version "
-                    + "does not run yet in rekeys (IKE_FOLLOWUP_KE); remove them, or make them optional with only keN_none")
+                "\(at): '\(spec.text)' asks for additional key exchanges (ke1_ to ke7_) without a key exchange group: "
+                    + "they follow the PFS key exchange of CREATE_CHILD_SA (RFC 9370), so name one first, e.g. x25519-ke1_mlkem768")
         }
         return specs
     }

@@ -106,8 +106,8 @@ final class EndpointConfigurationTests: XCTestCase {
                 "local_auth 'eap' is not psk, pubkey or rsa/pss"
             ),
             (
-                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "proposals": ["aes256gcm16-prfsha256-x25519-ke1_mlkem768"]}]}"#,
-                "asks for additional key exchanges (RFC 9370, ke1_ to ke7_), which this version does not run yet"
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "children": [{"name": "c", "esp_proposals": ["aes256gcm16-ke1_mlkem768"]}]}]}"#,
+                "asks for additional key exchanges (ke1_ to ke7_) without a key exchange group"
             ),
             (
                 #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"log_level": "debug"}}"#,

@@ -61,7 +61,9 @@ final class MalformedRequestTests: XCTestCase {
             ("CREATE_CHILD_SA with neither SA nor nonce", .createChildSA, [.notify(NotifyPayload(type: NotifyType(40_000)))]),
             ("an exchange type no request may have", ExchangeType(rawValue: 99), [.notify(NotifyPayload(type: NotifyType(40_000)))]),
             // RFC 9242: IKE_INTERMEDIATE comes before IKE_AUTH only.
-            ("IKE_INTERMEDIATE on an established IKE SA", .ikeIntermediate, [.keyExchange(KeyExchangePayload(group: 36, data: [1]))])
+            ("IKE_INTERMEDIATE on an established IKE SA", .ikeIntermediate, [.keyExchange(KeyExchangePayload(group: 36, data: [1]))]),
+            // RFC 9370 section 2.2.4: an IKE_FOLLOWUP_KE request carries the responder's link.
+            ("IKE_FOLLOWUP_KE without ADDITIONAL_KEY_EXCHANGE", .ikeFollowupKE, [.keyExchange(KeyExchangePayload(group: 36, data: [1]))])
         ]
         for (name, exchange, payloads) in kinds {
             let (pair, session) = try established()
@@ -76,6 +78,20 @@ final class MalformedRequestTests: XCTestCase {
             pair.run(pair.initiator.initiate(connection: "c", now: pair.now), from: "initiator")
             XCTAssertEqual(pair.events("responder", .childEstablished).count, 2, "\(name): a new IKE SA comes up")
         }
+    }
+
+    /// RFC 9370 section 2.2.4: a link the responder does not hold (its state lost or expired, or never made) is
+    /// answered STATE_NOT_FOUND, which is not fatal: the message ID is used up and the IKE SA stays.
+    func testFollowUpForAnUnknownLinkIsStateNotFoundAndLeavesTheIKESAUp() throws {
+        let (pair, session) = try established()
+        let answer = try send(
+            [
+                .keyExchange(KeyExchangePayload(group: 36, data: [1])),
+                .notify(NotifyPayload(type: .additionalKeyExchange, data: [1, 2, 3, 4]))
+            ], exchange: .ikeFollowupKE, pair: pair, session: session)
+        XCTAssertEqual(answer.notifies.map(\.type), [.stateNotFound])
+        XCTAssertEqual(pair.responder.counters["follow_up_refused"], 1)
+        assertStillUp(pair)
     }
 
     func testGarbageThatFailsTheIntegrityCheckIsStillDroppedSilently() throws {

@@ -39,6 +39,9 @@ public struct IKECipherSuite: Equatable, Sendable {
         self.additionalKeyExchanges = additionalKeyExchanges
     }
 
+    /// The additional key exchanges to run (IKE_INTERMEDIATE, or IKE_FOLLOWUP_KE after a rekey), in order (NONE left out).
+    public var keyExchangesToRun: [KeyExchangeMethod] { additionalKeyExchanges.compactMap(\.method) }
+
     /// The transforms of the chosen proposal; an ADDITIONAL_KEY_EXCHANGE chosen as NONE is left out, as RFC 9370
     /// section 2.2.1 allows, and a type missing from a responder's choice is taken as NONE.
     public var transforms: [Transform] {
@@ -57,24 +60,35 @@ public struct IKECipherSuite: Equatable, Sendable {
     }
 }
 
-/// The algorithms negotiated for an ESP CHILD SA; `group` is set when the exchange used PFS.
+/// The algorithms negotiated for an ESP CHILD SA; `group` is set when the exchange used PFS, and
+/// `additionalKeyExchanges` when that PFS was hybrid (RFC 9370 section 2.2.4: IKE_FOLLOWUP_KE after CREATE_CHILD_SA).
 public struct ChildCipherSuite: Equatable, Sendable {
     public var encryption: EncryptionAlgorithm
     public var integrity: IntegrityAlgorithm?
     public var group: KeyExchangeGroup?
     public var extendedSequenceNumbers: Bool
+    /// As `IKECipherSuite.additionalKeyExchanges`: one for each type the initiator offered, NONE included.
+    public var additionalKeyExchanges: [AdditionalKeyExchange]
 
-    public init(encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, group: KeyExchangeGroup?, extendedSequenceNumbers: Bool) {
+    public init(
+        encryption: EncryptionAlgorithm, integrity: IntegrityAlgorithm?, group: KeyExchangeGroup?, extendedSequenceNumbers: Bool,
+        additionalKeyExchanges: [AdditionalKeyExchange] = []
+    ) {
         self.encryption = encryption
         self.integrity = integrity
         self.group = group
         self.extendedSequenceNumbers = extendedSequenceNumbers
+        self.additionalKeyExchanges = additionalKeyExchanges
     }
+
+    /// The additional key exchanges to run after CREATE_CHILD_SA, in order (NONE left out).
+    public var keyExchangesToRun: [KeyExchangeMethod] { additionalKeyExchanges.compactMap(\.method) }
 
     public var name: String {
         var parts = [ProposalSpec.name(of: encryption)]
         if let integrity { parts.append(ProposalSpec.name(of: integrity)) }
         if let group { parts.append(ProposalSpec.name(of: group)) }
+        parts += additionalKeyExchanges.filter { $0.method != nil }.map(\.token)
         if extendedSequenceNumbers { parts.append("esn") }
         return parts.joined(separator: "-")
     }
@@ -293,21 +307,21 @@ public struct ProposalSpec: Equatable, Sendable {
         } else if !proposal.transforms(of: .integrity).allSatisfy({ $0.identifier == 0 }) {
             return nil
         }
-        // Additional key exchanges for a CHILD SA (RFC 9370 section 2.2.4) are not taken yet: a proposal that
-        // requires one is not chosen, one that makes them optional is chosen without them.
-        for number in 1...7 {
-            let offered = proposal.transforms(of: .additionalKeyExchange(number))
-            guard offered.isEmpty || offered.contains(where: { $0.identifier == TransformType.noneIdentifier }) else { return nil }
-        }
         let offeredESN = proposal.transforms(of: .extendedSequenceNumbers).map { $0.identifier == 1 }
         guard let esn = (offeredESN.isEmpty ? [false] : offeredESN).first(where: extendedSequenceNumbers.contains) else { return nil }
         var group: KeyExchangeGroup?
         let offeredGroups = proposal.transforms(of: .keyExchange).compactMap { KeyExchangeGroup(rawValue: $0.identifier) }
+        var additional: [AdditionalKeyExchange] = []
         if pfs {
             guard let chosen = offeredGroups.first(where: groups.contains) else { return nil }
             group = chosen
+            // With PFS, the ADDITIONAL_KEY_EXCHANGE types are chosen as in IKE_SA_INIT (RFC 9370 sections 2.2.1 and
+            // 2.2.4). Without it (IKE_AUTH, or no KE), they are ignored as Transform Type 4 is (RFC 7296 section 1.2).
+            guard let picked = selectAdditionalKeyExchanges(from: proposal) else { return nil }
+            additional = picked
         }
-        return ChildCipherSuite(encryption: encryption, integrity: integrity, group: group, extendedSequenceNumbers: esn)
+        return ChildCipherSuite(
+            encryption: encryption, integrity: integrity, group: group, extendedSequenceNumbers: esn, additionalKeyExchanges: additional)
     }
 }
 
@@ -323,6 +337,7 @@ extension ChildCipherSuite {
         var transforms = [encryption.transform]
         if let integrity { transforms.append(integrity.transform) }
         if let group { transforms.append(group.transform) }
+        transforms += additionalKeyExchanges.filter { $0.method != nil }.map(\.transform)
         transforms.append(Transform(type: .extendedSequenceNumbers, identifier: extendedSequenceNumbers ? 1 : 0))
         return Proposal(number: number, protocolID: .esp, spi: spi.bytes, transforms: transforms)
     }

@@ -27,11 +27,16 @@ public enum KeyDerivation {
     }
 
     /// SKEYSEED for a rekeyed IKE SA: prf(SK_d (old), g^ir (new) | Ni | Nr), section 2.18.
+    /// `additionalSecrets` are SK(1)..SK(n) of the IKE_FOLLOWUP_KE exchanges after an IKE SA rekey (RFC 9370
+    /// section 2.2.4: SKEYSEED = prf(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))).
     public static func rekeyedSkeyseed(
         prf: PseudoRandomFunction, oldDeriving: KeyMaterial, sharedSecret: KeyMaterial,
-        nonceInitiator: Nonce, nonceResponder: Nonce
+        nonceInitiator: Nonce, nonceResponder: Nonce, additionalSecrets: [KeyMaterial] = []
     ) -> KeyMaterial {
-        KeyMaterial(prf.compute(key: oldDeriving.bytes, data: sharedSecret.bytes + nonceInitiator.octets + nonceResponder.octets))
+        KeyMaterial(
+            prf.compute(
+                key: oldDeriving.bytes,
+                data: sharedSecret.bytes + nonceInitiator.octets + nonceResponder.octets + additionalSecrets.flatMap(\.bytes)))
     }
 
     /// The keys after an additional key exchange (RFC 9370 section 2.2.2): SKEYSEED(n) = prf(SK_d(n-1), SK(n) |
@@ -73,13 +78,15 @@ public enum KeyDerivation {
     }
 
     /// KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr); initiator-to-responder keys first (section 2.17).
+    /// `additionalSecrets` are SK(1)..SK(n) of the IKE_FOLLOWUP_KE exchanges (RFC 9370 section 2.2.4: KEYMAT =
+    /// prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n))).
     public static func childKeys(
         prf: PseudoRandomFunction, deriving: KeyMaterial, suite: ChildCipherSuite,
-        sharedSecret: KeyMaterial?, nonceInitiator: Nonce, nonceResponder: Nonce
+        sharedSecret: KeyMaterial?, nonceInitiator: Nonce, nonceResponder: Nonce, additionalSecrets: [KeyMaterial] = []
     ) -> ChildSAKeys {
         let encryptionLength = suite.encryption.keyLength
         let integrityLength = suite.integrity?.keyLength ?? 0
-        let seed = (sharedSecret?.bytes ?? []) + nonceInitiator.octets + nonceResponder.octets
+        let seed = (sharedSecret?.bytes ?? []) + nonceInitiator.octets + nonceResponder.octets + additionalSecrets.flatMap(\.bytes)
         let stream = prf.expand(key: deriving.bytes, seed: seed, length: 2 * (encryptionLength + integrityLength))
         var cursor = stream[...]
         func take(_ n: Int) -> KeyMaterial {

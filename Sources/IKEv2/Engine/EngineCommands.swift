@@ -73,11 +73,7 @@ extension IKEEngine {
     public func rekeyChild(connection name: String, spi: ChildSPI? = nil, now: Double) -> [EngineAction] {
         guard let (session, child) = findChild(connection: name, spi: spi) else { return [.log("rekey: no CHILD SA found for '\(name)'")] }
         // Both directions of an SA can reach a lifetime: one rekey is enough.
-        func rekeys(_ context: RequestContext) -> Bool {
-            if case .createChild(let request) = context { return request.rekeying == child.spiInbound }
-            return false
-        }
-        if session.outstanding.map({ rekeys($0.context) }) == true || session.queued.contains(where: { rekeys($0.context) }) {
+        if isRekeying(session: session, spi: child.spiInbound) {
             return [.log("rekey of CHILD SA \(child.spiInbound) is already under way")]
         }
         return requestRekeyChild(session: session, child: child, now: now)

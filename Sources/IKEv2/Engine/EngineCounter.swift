@@ -14,6 +14,8 @@ public enum EngineCounter: String, Sendable, CaseIterable {
     case ikeRekeyFailed = "ike_rekey_failed"
     /// An IKE_INTERMEDIATE request answered INVALID_SYNTAX (unexpected, or its KE wrong): RFC 9242/9370.
     case intermediateRefused = "intermediate_refused"
+    /// IKE_FOLLOWUP_KE requests answered with an error: an unknown link (STATE_NOT_FOUND) or a malformed one.
+    case followUpRefused = "follow_up_refused"
     case initialContactRemovedIKESA = "initial_contact_removed_ike_sa"
     case signingFailed = "signing_failed"
     case childlessNotSupportedByPeer = "childless_not_supported_by_peer"

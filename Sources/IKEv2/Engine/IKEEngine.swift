@@ -153,6 +153,7 @@ public final class IKEEngine {
             }
             actions += retireStaleReplaced(session, now: now)
             guard session.state == .established else { continue }
+            actions += expireFollowUps(session: session, now: now)
             if let rekeyAt = session.rekeyAt, now >= rekeyAt, !session.rekey.oursPending {
                 session.rekeyAt = nil
                 actions += requestRekeyIKE(session: session, now: now)
@@ -182,7 +183,9 @@ public final class IKEEngine {
 
     func isRekeying(session: IKESession, spi: ChildSPI) -> Bool {
         let contexts = [session.outstanding?.context].compactMap { $0 } + session.queued.map(\.context)
-        return contexts.contains { if case .createChild(let r) = $0, r.rekeying == spi { return true } else { return false } }
+        // The peer's rekey of it whose IKE_FOLLOWUP_KE exchanges are still to come counts too.
+        return contexts.contains { $0.childRekeyed == spi }
+            || session.followUps.contains { if case .child(_, let rekeying) = $0.target { rekeying == spi } else { false } }
     }
 
     func isDeleting(session: IKESession, spi: ChildSPI) -> Bool {

@@ -46,6 +46,8 @@ enum RequestContext: CustomStringConvertible {
     case ikeIntermediate(KeyExchangeInitiation)
     case createChild(ChildRequest)
     case rekeyIKE(spi: IKESPI, nonce: Nonce, keyExchange: KeyExchangePrivateKey)
+    /// An additional key exchange of RFC 9370 in IKE_FOLLOWUP_KE, after a CREATE_CHILD_SA of ours.
+    case followUpKE(FollowUpInitiation)
     case deleteChildren([ChildSPI])
     case deleteIKE
     case liveness
@@ -59,9 +61,35 @@ enum RequestContext: CustomStringConvertible {
         case .createChild(let request):
             request.rekeying.map { "CREATE_CHILD_SA (rekey of CHILD SA \($0))" } ?? "CREATE_CHILD_SA (new CHILD SA \(request.configuration.name))"
         case .rekeyIKE: "CREATE_CHILD_SA (IKE SA rekey)"
+        case .followUpKE(let initiation): "IKE_FOLLOWUP_KE (additional key exchange \(initiation.current.method))"
         case .deleteChildren(let spis): "INFORMATIONAL (delete of CHILD SA \(spis.map(\.description).joined(separator: ", ")))"
         case .deleteIKE: "INFORMATIONAL (delete of the IKE SA)"
         case .liveness: "INFORMATIONAL (liveness check)"
+        }
+    }
+}
+
+extension RequestContext {
+    /// The CHILD SA (our inbound SPI) this request rekeys: a CREATE_CHILD_SA with REKEY_SA, or one of its
+    /// IKE_FOLLOWUP_KE exchanges.
+    var childRekeyed: ChildSPI? {
+        switch self {
+        case .createChild(let request): request.rekeying
+        case .followUpKE(let initiation): if case .child(_, let rekeying) = initiation.exchanges.target { rekeying } else { nil }
+        default: nil
+        }
+    }
+
+    var isLiveness: Bool { if case .liveness = self { true } else { false } }
+    /// Our CREATE_CHILD_SA that rekeys the IKE SA, not yet answered.
+    var isRekeyIKERequest: Bool { if case .rekeyIKE = self { true } else { false } }
+
+    /// Whether this request belongs to our rekey of the IKE SA: the CREATE_CHILD_SA or one of its IKE_FOLLOWUP_KE.
+    var isIKERekey: Bool {
+        switch self {
+        case .rekeyIKE: true
+        case .followUpKE(let initiation): if case .ikeSA = initiation.exchanges.target { true } else { false }
+        default: false
         }
     }
 }
@@ -131,6 +159,9 @@ final class IKESession {
     /// Inbound SPIs of CHILD SAs both ends were rekeying that the peer deleted before our rekey was answered:
     /// the peer won, so our replacement is redundant when it comes.
     var supersededRekeys: Set<ChildSPI> = []
+    /// The peer's CREATE_CHILD_SA exchanges we answered whose IKE_FOLLOWUP_KE exchanges are still to come
+    /// (RFC 9370 section 2.2.4), by their link data.
+    var followUps: [FollowUpKeyExchanges] = []
 
     /// RFC 9370: the additional key exchanges still to run in IKE_INTERMEDIATE exchanges before IKE_AUTH, in
     /// the order of their transform types.

@@ -9,11 +9,13 @@ extension IKEEngine {
     // MARK: Responder
 
     /// Selects proposal and narrows traffic selectors for a CHILD SA the peer asked for (section 2.9), derives
-    /// its keys and returns it with the SA/KE/TS payloads of the answer (the caller adds Nr).
+    /// its keys and returns it with the SA/KE/TS payloads of the answer (the caller adds Nr) and SK(0), the
+    /// shared secret of its KE payloads. When the suite chose additional key exchanges (RFC 9370), the keys
+    /// are derived again once they ran (FollowUpKeyExchange.swift).
     func negotiateChild(
         session: IKESession, payloads: [Payload], candidates: [ChildConfiguration], nonceInitiator: Nonce,
         nonceResponder: Nonce, allowPFS: Bool, now: Double
-    ) -> Result<(ChildSA, [Payload]), ChildRefusal> {
+    ) -> Result<(ChildSA, [Payload], KeyMaterial?), ChildRefusal> {
         guard let sa = payloads.securityAssociation, let tsi = payloads.trafficSelectorInitiator,
             let tsr = payloads.trafficSelectorResponder, let suiteIKE = session.suite, let keys = session.keys
         else {
@@ -63,7 +65,7 @@ extension IKEEngine {
                     answer += response
                     answer.append(.trafficSelectorInitiator(TrafficSelectorPayload(selectors: narrowedInitiator)))
                     answer.append(.trafficSelectorResponder(TrafficSelectorPayload(selectors: narrowedResponder)))
-                    return .success((child, answer))
+                    return .success((child, answer, sharedSecret))
                 }
             }
         }
@@ -100,20 +102,36 @@ extension IKEEngine {
         case .failure(let refusal):
             return [.log("CREATE_CHILD_SA from \(session.remote) refused: \(refusal.notify.type)")]
                 + respond(session: session, to: header, payloads: [.notify(refusal.notify)])
-        case .success(let (child, answer)):
+        case .success(let (child, answer, sharedSecret)):
             var response = answer
             let saIndex = response.firstIndex { $0.type == .securityAssociation }!
             response.insert(.nonce(NoncePayload(ourNonce)), at: saIndex + 1)
+            let additional = child.suite.keyExchangesToRun
+            if let sharedSecret, !additional.isEmpty {
+                // RFC 9370 section 2.2.4: the CHILD SA is made after the IKE_FOLLOWUP_KE exchanges this answer links.
+                if let old = rekeying { notePeerRekeyCrossingOurs(session: session, old: old, nonces: [nonce.nonce, ourNonce], replacement: child) }
+                let exchanges = FollowUpKeyExchanges(
+                    target: .child(child, rekeying: rekeying?.spiInbound), nonceInitiator: nonce.nonce, nonceResponder: ourNonce,
+                    firstSecret: sharedSecret, remaining: additional, link: [], startedAt: now)
+                response.insert(awaitFollowUps(session: session, exchanges: exchanges), at: saIndex + 2)
+                return info("CREATE_CHILD_SA for \(describe(exchanges.target)) answered; \(additional.count) additional key exchange(s) to follow")
+                    + respond(session: session, to: header, payloads: response)
+            }
             session.children.append(child)
             var actions = respond(session: session, to: header, payloads: response)
             if let old = rekeying {
                 actions += acceptPeerChildRekey(session: session, replacing: old, with: child, nonces: [nonce.nonce, ourNonce], now: now)
             } else {
-                actions += info("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(child.suite.name))")
-                actions.append(.event(childEvent(.childEstablished, session: session, child: child)))
+                actions += announceNewChild(session: session, child: child)
             }
             return actions
         }
+    }
+
+    /// The log line and event of a new CHILD SA (not a rekey).
+    func announceNewChild(session: IKESession, child: ChildSA) -> [EngineAction] {
+        info("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(child.suite.name))")
+            + [.event(childEvent(.childEstablished, session: session, child: child))]
     }
 
     // MARK: Initiator
@@ -157,17 +175,32 @@ extension IKEEngine {
             prf: suiteIKE.prf, deriving: keys.deriving, suite: suite, sharedSecret: sharedSecret,
             nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
         let transport = request.configuration.mode == .transport && payloads.notify(.useTransportMode) != nil
-        var child = ChildSA(
+        let child = ChildSA(
             configuration: request.configuration, spiInbound: request.spiInbound,
             spiOutbound: ChildSPI(bytes: proposal.spi), suite: suite,
             keys: session.directionalKeys(derived, initiatedHere: true), localTrafficSelectors: tsi.selectors,
             remoteTrafficSelectors: tsr.selectors, mode: transport ? .transport : .tunnel, createdAt: now)
-        guard let old = request.rekeying else {
-            session.children.append(child)
-            return info("CHILD SA '\(child.configuration.name)' \(child.spiInbound)/\(child.spiOutbound) established (\(suite.name))")
-                + [.event(childEvent(.childEstablished, session: session, child: child))]
+        let additional = suite.keyExchangesToRun
+        if let sharedSecret, !additional.isEmpty {
+            // RFC 9370 section 2.2.4: the CHILD SA is made after the IKE_FOLLOWUP_KE exchanges.
+            let exchanges = FollowUpKeyExchanges(
+                target: .child(child, rekeying: request.rekeying), nonceInitiator: nonceInitiator, nonceResponder: nonceResponder,
+                firstSecret: sharedSecret, remaining: additional, link: [], startedAt: now)
+            return startFollowUps(session: session, exchanges: exchanges, answer: payloads, now: now)
+                ?? childRequestFailed(
+                    session: session, request: request, reason: "answer chose additional key exchanges but names no ADDITIONAL_KEY_EXCHANGE link",
+                    now: now)
         }
-        return finishChildRekey(session: session, child: child, replacing: old, ourNonces: [nonceInitiator, nonceResponder], now: now)
+        return establishOurChild(session: session, child: child, rekeying: request.rekeying, nonces: [nonceInitiator, nonceResponder], now: now)
+    }
+
+    /// A CHILD SA we asked for is made: a new one is announced, a replacement finishes the rekey.
+    func establishOurChild(session: IKESession, child: ChildSA, rekeying: ChildSPI?, nonces: [Nonce], now: Double) -> [EngineAction] {
+        guard let old = rekeying else {
+            session.children.append(child)
+            return announceNewChild(session: session, child: child)
+        }
+        return finishChildRekey(session: session, child: child, replacing: old, ourNonces: nonces, now: now)
     }
 
     /// A CHILD SA request that came to nothing. A failed rekey is tried again later, unless the peer's

@@ -42,19 +42,34 @@ extension IKEEngine {
         var actions: [EngineAction] = []
         session.children[index].lifecycle = .replaced(at: now)
         // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.1).
-        session.queued.removeAll { if case .createChild(let r) = $0.context { return r.rekeying == old.spiInbound } else { return false } }
+        session.queued.removeAll { $0.context.childRekeyed == old.spiInbound }
         var event = childEvent(.childRekeyed, session: session, child: child, replaces: (old.spiInbound, old.spiOutbound))
-        if case .createChild(let r) = session.outstanding?.context, r.rekeying == old.spiInbound {
-            session.children[index].peerRekey = PeerRekeyRecord(nonces: nonces, childReplacement: child.spiInbound)
+        if notePeerRekeyCrossingOurs(session: session, old: old, nonces: nonces, replacement: child) {
             actions.append(
                 .log(
                     "simultaneous rekey of CHILD SA \(old.spiInbound)/\(old.spiOutbound): both ends rekey it, the lowest nonce decides which replacement stays"
                 ))
             event.child?.outboundHeld = true
+        } else if old.peerRekey?.childReplacement == child.spiInbound {
+            // Its CREATE_CHILD_SA crossed ours, which has since been answered and settled (its additional key
+            // exchanges took longer): the replacement that stays is decided, the old SA's Delete tells which.
+            event.child?.outboundHeld = true
         }
         actions += info("CHILD SA \(old.spiInbound)/\(old.spiOutbound) rekeyed by peer to \(child.spiInbound)/\(child.spiOutbound)")
         actions.append(.event(event))
         return actions
+    }
+
+    /// Records the peer's rekey of `old` (its CREATE_CHILD_SA nonces and the replacement it makes) when our own
+    /// rekey of the same SA is in flight, in its CREATE_CHILD_SA or its IKE_FOLLOWUP_KE exchanges: a simultaneous
+    /// rekey (section 2.8.1), settled by the nonces of the two CREATE_CHILD_SA exchanges when ours is answered.
+    @discardableResult
+    func notePeerRekeyCrossingOurs(session: IKESession, old: ChildSA, nonces: [Nonce], replacement: ChildSA) -> Bool {
+        guard session.outstanding?.context.childRekeyed == old.spiInbound,
+            let index = session.children.firstIndex(where: { $0.spiInbound == old.spiInbound })
+        else { return false }
+        session.children[index].peerRekey = PeerRekeyRecord(nonces: nonces, childReplacement: replacement.spiInbound)
+        return true
     }
 
     /// Our rekey of CHILD SA `old` was answered with `child`. Make-before-break: the new SA is in place, then the

@@ -352,7 +352,7 @@ extension IKEEngine {
                 session: session, payloads: payloads, candidates: connection.children,
                 nonceInitiator: session.nonceInitiator, nonceResponder: session.nonceResponder, allowPFS: false, now: now)
             {
-            case .success(let (child, childPayloads)):
+            case .success(let (child, childPayloads, _)):
                 response += childPayloads
                 session.children.append(child)
                 actions.append(.event(childEvent(.childEstablished, session: session, child: child)))

@@ -3,9 +3,6 @@
 /// types, each protected with the keys of the one before and updating them after (RFC 9370 section 2.2.2),
 /// each message chained into IntAuth for IKE_AUTH's signed octets (RFC 9242 section 3.3.2).
 extension IKEEngine {
-    /// The additional key exchanges a chosen suite runs, in order (NONE left out).
-    static func keyExchangesToRun(_ suite: IKECipherSuite) -> [KeyExchangeMethod] { suite.additionalKeyExchanges.compactMap(\.method) }
-
     /// Whether a connection's proposals can ask for an additional key exchange (it then announces
     /// INTERMEDIATE_EXCHANGE_SUPPORTED in IKE_SA_INIT, RFC 9370 section 2.2.1).
     static func offersAdditionalKeyExchanges(_ connection: ConnectionConfiguration) -> Bool {

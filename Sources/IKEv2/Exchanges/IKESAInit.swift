@@ -129,7 +129,7 @@ extension IKEEngine {
         else {
             return closeSession(session, kind: .ikeFailed, reason: "responder chose a proposal we did not offer")
         }
-        let additional = Self.keyExchangesToRun(suite)
+        let additional = suite.keyExchangesToRun
         guard additional.isEmpty || payloads.notify(.intermediateExchangeSupported) != nil else {
             return closeSession(
                 session, kind: .ikeFailed,
@@ -303,7 +303,7 @@ extension IKEEngine {
         let suite = selection.suite
         let proposalNumber = selection.proposalNumber
         // RFC 9370 section 2.2.1: additional key exchanges only with an initiator that announced IKE_INTERMEDIATE.
-        let additional = Self.keyExchangesToRun(suite)
+        let additional = suite.keyExchangesToRun
         guard additional.isEmpty || payloads.notify(.intermediateExchangeSupported) != nil else {
             count(.noProposalChosen)
             return [.log("IKE_SA_INIT from \(remote): the proposal asks for additional key exchanges without INTERMEDIATE_EXCHANGE_SUPPORTED")]

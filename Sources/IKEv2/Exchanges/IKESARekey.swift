@@ -21,7 +21,8 @@ extension IKEEngine {
     /// Builds and registers the IKE SA a rekey of `old` made (section 2.18); its CHILD SAs move separately.
     func makeRekeyedIKESA(
         old: IKESession, oldKeying: IKESAKeying, initiatedHere: Bool, spiInitiator: IKESPI, spiResponder: IKESPI,
-        suite: IKECipherSuite, sharedSecret: KeyMaterial, nonceInitiator: Nonce, nonceResponder: Nonce, now: Double
+        suite: IKECipherSuite, sharedSecret: KeyMaterial, additionalSecrets: [KeyMaterial] = [], nonceInitiator: Nonce,
+        nonceResponder: Nonce, now: Double
     ) -> IKESession {
         let new = IKESession(
             connection: old.connection, isOriginalInitiator: initiatedHere, spiInitiator: spiInitiator,
@@ -29,7 +30,7 @@ extension IKEEngine {
         // SKEYSEED of a rekeyed IKE SA uses the old SA's PRF and SK_d.
         let skeyseed = KeyDerivation.rekeyedSkeyseed(
             prf: oldKeying.suite.prf, oldDeriving: oldKeying.keys.deriving, sharedSecret: sharedSecret,
-            nonceInitiator: nonceInitiator, nonceResponder: nonceResponder)
+            nonceInitiator: nonceInitiator, nonceResponder: nonceResponder, additionalSecrets: additionalSecrets)
         let keys = KeyDerivation.ikeKeys(
             suite: suite, skeyseed: skeyseed, nonceInitiator: nonceInitiator, nonceResponder: nonceResponder,
             spiInitiator: spiInitiator, spiResponder: spiResponder)
@@ -63,31 +64,61 @@ extension IKEEngine {
         payloads: [Payload], now: Double
     ) -> [EngineAction] {
         session.rekey.oursPending = false
-        guard let oldKeying = session.keying, let sa = payloads.securityAssociation, sa.proposals.count == 1, sa.proposals[0].spi.count == 8,
+        guard session.keying != nil, let sa = payloads.securityAssociation, sa.proposals.count == 1, sa.proposals[0].spi.count == 8,
             let suite = session.connection.proposals.lazy.compactMap({ $0.selectIKE(from: sa.proposals[0]) }).first,
             let ke = payloads.keyExchange, ke.group == keyExchange.group.rawValue, let peerNonce = payloads.nonce,
             let secret = try? keyExchange.sharedSecret(peerPublicValue: ke.data)
         else {
             let reason = payloads.notifies.first { $0.type.isError }.map { "\($0.type)" } ?? "unusable answer"
-            count(.ikeRekeyFailed)
-            var actions: [EngineAction] = [.log("IKE SA rekey refused: \(reason)")]
-            if session.rekey.crossedBy != nil || session.replacedByRekey {
-                actions.append(.log("the peer's own rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) stands"))
-            } else if session.state == .established {
-                let delay = retryDelay()
-                session.rekeyAt = now + delay
-                actions.append(.log("rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) will be tried again in \(Int(delay)) s"))
-            }
-            return actions
+            return ikeRekeyFailed(session: session, reason: reason, now: now)
         }
         let peerSPI = IKESPI(bytes: sa.proposals[0].spi)
+        let additional = suite.keyExchangesToRun
+        if !additional.isEmpty {
+            // RFC 9370 section 2.2.4: the new IKE SA is made after the IKE_FOLLOWUP_KE exchanges, run on this one.
+            session.rekey.oursPending = true
+            let exchanges = FollowUpKeyExchanges(
+                target: .ikeSA(spiInitiator: spi, spiResponder: peerSPI, suite: suite), nonceInitiator: nonce,
+                nonceResponder: peerNonce.nonce, firstSecret: secret, remaining: additional, link: [], startedAt: now)
+            return startFollowUps(session: session, exchanges: exchanges, answer: payloads, now: now)
+                ?? ikeRekeyFailed(
+                    session: session, reason: "answer chose additional key exchanges but names no ADDITIONAL_KEY_EXCHANGE link", now: now)
+        }
+        return finishOurIKERekey(
+            session: session, spi: spi, peerSPI: peerSPI, suite: suite, secret: secret, additionalSecrets: [], nonce: nonce,
+            peerNonce: peerNonce.nonce, now: now)
+    }
+
+    /// Our rekey of the IKE SA came to nothing: tried again later, unless the peer's own rekey replaced it.
+    func ikeRekeyFailed(session: IKESession, reason: String, now: Double) -> [EngineAction] {
+        session.rekey.oursPending = false
+        count(.ikeRekeyFailed)
+        var actions: [EngineAction] = [.log("IKE SA rekey refused: \(reason)")]
+        if session.rekey.crossedBy != nil || session.replacedByRekey {
+            actions.append(.log("the peer's own rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) stands"))
+        } else if session.state == .established {
+            let delay = retryDelay()
+            session.rekeyAt = now + delay
+            actions.append(.log("rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) will be tried again in \(Int(delay)) s"))
+        }
+        return actions
+    }
+
+    /// Our rekey of the IKE SA was answered (and its additional key exchanges ran): the new IKE SA takes the
+    /// CHILD SAs and the old one is deleted, unless a simultaneous rekey of the peer's wins (section 2.8.2).
+    func finishOurIKERekey(
+        session: IKESession, spi: IKESPI, peerSPI: IKESPI, suite: IKECipherSuite, secret: KeyMaterial, additionalSecrets: [KeyMaterial],
+        nonce: Nonce, peerNonce: Nonce, now: Double
+    ) -> [EngineAction] {
+        session.rekey.oursPending = false
+        guard let oldKeying = session.keying else { return [] }
         let new = makeRekeyedIKESA(
             old: session, oldKeying: oldKeying, initiatedHere: true, spiInitiator: spi, spiResponder: peerSPI, suite: suite,
-            sharedSecret: secret, nonceInitiator: nonce, nonceResponder: peerNonce.nonce, now: now)
+            sharedSecret: secret, additionalSecrets: additionalSecrets, nonceInitiator: nonce, nonceResponder: peerNonce, now: now)
         var replaced = session
         var actions: [EngineAction] = []
         if let collision = session.rekey.crossedBy, let peers = collision.ikeReplacement.flatMap({ sessions[$0] }) {
-            if RekeyCollision.ourReplacementIsRedundant(ourNonces: [nonce, peerNonce.nonce], peerNonces: collision.nonces) {
+            if RekeyCollision.ourReplacementIsRedundant(ourNonces: [nonce, peerNonce], peerNonces: collision.nonces) {
                 // Ours lost: the peer's IKE SA keeps the CHILD SAs and the peer deletes the old one; ours goes.
                 new.markReplaced(now: now)
                 count(.rekeyCollisionLost)
@@ -124,20 +155,16 @@ extension IKEEngine {
     ) -> [EngineAction] {
         // A CHILD SA exchange of ours in flight would finish on the old IKE SA after its CHILD SAs moved:
         // the peer is asked to try later (section 2.25.2), as strongSwan does.
-        if let context = session.outstanding?.context {
-            switch context {
-            case .rekeyIKE, .liveness: break
-            default:
-                return [
-                    .log(
-                        "peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while our \(context) exchange is in flight: TEMPORARY_FAILURE"
-                    )
-                ]
-                    + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
-            }
+        if let context = session.outstanding?.context, !context.isIKERekey, !context.isLiveness {
+            return [
+                .log(
+                    "peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while our \(context) exchange is in flight: TEMPORARY_FAILURE"
+                )
+            ]
+                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
         }
         let usable = SecurityAssociationPayload(proposals: sa.proposals.filter { $0.spi.count == 8 })
-        guard let oldKeying = session.keying, let selection = selectIKEProposal(sa: usable, proposals: session.connection.proposals),
+        guard session.keying != nil, let selection = selectIKEProposal(sa: usable, proposals: session.connection.proposals),
             let ke = payloads.keyExchange,
             let proposal = usable.proposals.first(where: { $0.number == selection.proposalNumber })
         else {
@@ -155,21 +182,55 @@ extension IKEEngine {
         let ourNonce = newNonce()
         let peerSPI = IKESPI(bytes: proposal.spi)
         let ourSPI = newIKESPI()
-        let response: [Payload] = [
+        var response: [Payload] = [
             .securityAssociation(SecurityAssociationPayload(proposals: [suite.proposal(number: proposal.number, spi: ourSPI.bytes)])),
             .nonce(NoncePayload(ourNonce)),
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: ours.publicValue))
         ]
+        let additional = suite.keyExchangesToRun
+        if let ours = session.outstanding?.context, ours.isIKERekey, !additional.isEmpty || !ours.isRekeyIKERequest {
+            // Both ends rekey the IKE SA and additional key exchanges would follow one of the two: the IKE SA that a
+            // CREATE_CHILD_SA makes does not exist until they ran, so the two cannot be set against each other as
+            // section 2.8.2 does. Each end refuses the other's and tries again after its own random delay.
+            return [
+                .log(
+                    "peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while ours, with additional key exchanges, is in flight: TEMPORARY_FAILURE"
+                )
+            ]
+                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
+        }
+        if !additional.isEmpty {
+            // RFC 9370 section 2.2.4: the new IKE SA is made after the IKE_FOLLOWUP_KE exchanges this answer links.
+            let exchanges = FollowUpKeyExchanges(
+                target: .ikeSA(spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite), nonceInitiator: nonce, nonceResponder: ourNonce,
+                firstSecret: secret, remaining: additional, link: [], startedAt: now)
+            response.append(awaitFollowUps(session: session, exchanges: exchanges))
+            return info("CREATE_CHILD_SA for the IKE SA rekey answered; \(additional.count) additional key exchange(s) to follow")
+                + respond(session: session, to: header, payloads: response)
+        }
         // Answer under the old SA's keys before the new SA takes the children.
-        var actions = respond(session: session, to: header, payloads: response)
+        return respond(session: session, to: header, payloads: response)
+            + acceptPeerIKERekey(
+                session: session, peerSPI: peerSPI, ourSPI: ourSPI, suite: suite, secret: secret, additionalSecrets: [], peerNonce: nonce,
+                ourNonce: ourNonce, now: now)
+    }
+
+    /// The peer's rekey of this IKE SA was answered (and its additional key exchanges ran): the new IKE SA takes
+    /// the CHILD SAs, unless our own rekey crossed it and the tie is still to be broken (section 2.8.2).
+    func acceptPeerIKERekey(
+        session: IKESession, peerSPI: IKESPI, ourSPI: IKESPI, suite: IKECipherSuite, secret: KeyMaterial, additionalSecrets: [KeyMaterial],
+        peerNonce nonce: Nonce, ourNonce: Nonce, now: Double
+    ) -> [EngineAction] {
+        guard let oldKeying = session.keying else { return [] }
+        var actions: [EngineAction] = []
         let new = makeRekeyedIKESA(
             old: session, oldKeying: oldKeying, initiatedHere: false, spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite,
-            sharedSecret: secret, nonceInitiator: nonce, nonceResponder: ourNonce, now: now)
+            sharedSecret: secret, additionalSecrets: additionalSecrets, nonceInitiator: nonce, nonceResponder: ourNonce, now: now)
         // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.2).
         let queuedBefore = session.queued.count
-        session.queued.removeAll { if case .rekeyIKE = $0.context { return true } else { return false } }
+        session.queued.removeAll { $0.context.isIKERekey }
         var collision = false
-        if case .rekeyIKE = session.outstanding?.context {
+        if session.outstanding?.context.isIKERekey == true {
             collision = true
             session.rekey.crossedBy = PeerRekeyRecord(nonces: [nonce, ourNonce], ikeReplacement: new.localSPI)
             actions.append(
@@ -192,8 +253,7 @@ extension IKEEngine {
     /// The IKE SA whose rekey of ours is in flight and collided with the peer's rekey that made `replacement`.
     func collidingRekey(replacedBy replacement: IKESession) -> IKESession? {
         sessions.values.first { old in
-            guard old.rekey.crossedBy?.ikeReplacement == replacement.localSPI, case .rekeyIKE = old.outstanding?.context else { return false }
-            return true
+            old.rekey.crossedBy?.ikeReplacement == replacement.localSPI && old.outstanding?.context.isIKERekey == true
         }
     }
 
@@ -209,7 +269,7 @@ extension IKEEngine {
     /// the lines say whether it was a simultaneous rekey the peer settled.
     func forgetOurRekeyOnPeerDelete(of session: IKESession) -> [EngineAction] {
         var notes: [EngineAction] = []
-        if case .rekeyIKE = session.outstanding?.context {
+        if session.outstanding?.context.isIKERekey == true {
             // Section 2.25.2: a peer that closes the IKE SA we are rekeying wins; our rekey is forgotten.
             let what =
                 session.rekey.crossedBy != nil

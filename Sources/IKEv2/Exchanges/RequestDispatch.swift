@@ -5,6 +5,7 @@ extension IKEEngine {
         case .ikeAuth: return handleAuthRequest(session: session, header: header, payloads: payloads, now: now)
         case .ikeIntermediate: return handleIntermediateRequest(session: session, header: header, payloads: payloads, now: now)
         case .createChildSA: return handleCreateChildRequest(session: session, header: header, payloads: payloads, now: now)
+        case .ikeFollowupKE: return handleFollowUpRequest(session: session, header: header, payloads: payloads, now: now)
         case .informational: return handleInformationalRequest(session: session, header: header, payloads: payloads, now: now)
         default:
             return drop(.invalidState("unexpected \(header.exchangeType) request"))
@@ -26,6 +27,9 @@ extension IKEEngine {
             return handleChildResponse(session: session, request: request, payloads: payloads, now: now)
         case .rekeyIKE(let spi, let nonce, let keyExchange):
             return handleRekeyIKEResponse(session: session, spi: spi, nonce: nonce, keyExchange: keyExchange, payloads: payloads, now: now)
+        case .followUpKE(let initiation):
+            guard header.exchangeType == .ikeFollowupKE else { return drop(.invalidState("IKE_FOLLOWUP_KE answered with \(header.exchangeType)")) }
+            return handleFollowUpResponse(session: session, initiation: initiation, payloads: payloads, now: now)
         case .deleteChildren, .deleteIKE, .liveness:
             return handleInformationalResponse(session: session, context: context, payloads: payloads)
         case .ikeSAInit:
