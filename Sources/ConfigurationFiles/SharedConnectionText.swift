@@ -44,6 +44,32 @@ public enum SharedConnectionText {
         try proposals(texts ?? [defaultIKEProposal], forIKE: true, at: "\(at): proposals")
     }
 
+    /// A post-quantum preshared key is refused below 256 bits: RFC 8784 section 6 asks for at least that much
+    /// entropy, since a quantum computer halves a symmetric key's strength.
+    public static let minimumPostQuantumPresharedKeyOctets = 32
+
+    /// `ppk_id` with `ppk` (text) or `ppk_hex`, and `ppk_required` (default false, as strongSwan's): RFC 8784.
+    public static func postQuantumPresharedKey(
+        id: String?, text: String?, hex: String?, required: Bool?, at: String
+    ) throws(ConfigurationError) -> PostQuantumPresharedKey? {
+        let bytes: [UInt8]
+        if let hex {
+            guard let decoded = [UInt8](hexString: hex) else { throw ConfigurationError("\(at): ppk_hex is not hexadecimal") }
+            bytes = decoded
+        } else if let text {
+            bytes = Array(text.utf8)
+        } else {
+            guard id == nil, required == nil else { throw ConfigurationError("\(at): ppk_id and ppk_required need ppk or ppk_hex") }
+            return nil
+        }
+        guard let id, !id.isEmpty else { throw ConfigurationError("\(at): ppk or ppk_hex needs ppk_id, the name both ends know the PPK by") }
+        guard bytes.count >= minimumPostQuantumPresharedKeyOctets else {
+            throw ConfigurationError(
+                "\(at): the post-quantum preshared key is shorter than \(minimumPostQuantumPresharedKeyOctets) octets (RFC 8784 asks for 256 bits)")
+        }
+        return PostQuantumPresharedKey(identity: Array(id.utf8), key: KeyMaterial(bytes), required: required ?? false)
+    }
+
     /// `esp_proposals` with its default, in strongSwan's notation.
     public static func espProposals(_ texts: [String]?, at: String) throws(ConfigurationError) -> [ProposalSpec] {
         try proposals(texts ?? [defaultESPProposal], forIKE: false, at: "\(at): esp_proposals")

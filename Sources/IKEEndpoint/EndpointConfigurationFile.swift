@@ -26,6 +26,11 @@ public struct EndpointConfigurationFile: Decodable {
         var remote_id: String?
         var psk: String?
         var psk_hex: String?
+        /// RFC 8784: a post-quantum preshared key, its ID, and whether an IKE SA without it is refused.
+        var ppk_id: String?
+        var ppk: String?
+        var ppk_hex: String?
+        var ppk_required: Bool?
         var proposals: [String]?
         var rekey_time: Double?
         var rand_time: Double?
@@ -127,6 +132,8 @@ public struct EndpointConfigurationFile: Decodable {
                 throw ConfigurationError("\(at): \(error)")
             }
             if let childless = try SharedConnectionText.childless(c.childless, at: at) { connection.childless = childless }
+            connection.postQuantumPresharedKey = try SharedConnectionText.postQuantumPresharedKey(
+                id: c.ppk_id, text: c.ppk, hex: c.ppk_hex, required: c.ppk_required, at: at)
             return connection
         }
         guard !connections.isEmpty else { throw ConfigurationError("configuration defines no connections") }

@@ -147,11 +147,39 @@ final class EndpointConfigurationTests: XCTestCase {
 
     /// Optional additional key exchanges (only keN_none) are read: the proposal offers NONE, a peer's is chosen
     /// without them (AdditionalKeyExchangeProposalTests).
-    func testOptionalAdditionalKeyExchangesAreRead() throws {
+    func testAdditionalKeyExchangesAreRead() throws {
         let text =
-            #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "proposals": ["aes256gcm16-prfsha256-x25519-ke1_none"]}]}"#
-        let proposal = try XCTUnwrap(try EndpointConfigurationFile.parse(Data(text.utf8)).connections.first?.proposals.first)
-        XCTAssertEqual(proposal.additionalKeyExchanges[1]?.map { $0 }, [nil])
+            #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "remote_address": "10.0.0.2", "psk": "12345678", "proposals": ["aes256gcm16-prfsha256-x25519-ke1_none"], "children": [{"name": "c", "esp_proposals": ["aes256gcm16-x25519-ke1_mlkem768"]}]}]}"#
+        let connection = try XCTUnwrap(try EndpointConfigurationFile.parse(Data(text.utf8)).connections.first)
+        XCTAssertEqual(connection.proposals.first?.additionalKeyExchanges[1]?.map { $0 }, [nil])
+        XCTAssertEqual(connection.children.first?.proposals.first?.additionalKeyExchanges[1]?.map { $0 }, [.mlkem768])
+    }
+
+    func testAPostQuantumPresharedKeyIsReadAndCheckedWithClearMessages() throws {
+        let key = String(repeating: "ab", count: 32)
+        func connection(_ extra: String) -> Data {
+            Data(#"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"\#(extra)}]}"#.utf8)
+        }
+        let read = try XCTUnwrap(
+            try EndpointConfigurationFile.parse(connection(#", "ppk_id": "site-ppk", "ppk_hex": "\#(key)", "ppk_required": true"#))
+                .connections.first?.postQuantumPresharedKey)
+        let expected = PostQuantumPresharedKey(
+            identity: Array("site-ppk".utf8), key: KeyMaterial([UInt8](repeating: 0xab, count: 32)), required: true)
+        XCTAssertEqual(read, expected)
+        let optional = try EndpointConfigurationFile.parse(connection(#", "ppk_id": "p", "ppk": "\#(key)""#))
+            .connections.first?.postQuantumPresharedKey
+        XCTAssertEqual(optional?.required, false, "optional unless ppk_required says otherwise, as in strongSwan")
+        XCTAssertNil(try EndpointConfigurationFile.parse(connection("")).connections.first?.postQuantumPresharedKey)
+        for (extra, message) in [
+            (#", "ppk_hex": "\#(key)""#, "ppk or ppk_hex needs ppk_id"),
+            (#", "ppk_id": "p", "ppk_hex": "abcd""#, "shorter than 32 octets (RFC 8784 asks for 256 bits)"),
+            (#", "ppk_id": "p", "ppk_hex": "xyz""#, "ppk_hex is not hexadecimal"),
+            (#", "ppk_required": true"#, "ppk_id and ppk_required need ppk or ppk_hex")
+        ] {
+            XCTAssertThrowsError(try EndpointConfigurationFile.parse(connection(extra)), extra) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
     }
 
     func testTheLogLevelIsReadAndInfoByDefault() throws {

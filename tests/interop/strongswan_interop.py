@@ -594,6 +594,86 @@ def run_childless_case(directory, ike, esp, addresses):
         charon.stop()
 
 
+PPK_ID = "interop-ppk"
+PPK = bytes(range(1, 33)) + b"post-quantum"
+WRONG_PPK = bytes(reversed(PPK))
+
+
+def run_ppk_case(directory, ike, esp, addresses):
+    """RFC 8784 post-quantum preshared keys against strongSwan 5.9 (`ppk_id`, `ppk_required`, a PPK secret): the
+    PPK required on both sides and optional on both, each side initiating, the CHILD SA keys of IKE_AUTH equal to
+    charon's (they come from SK_d, which the PPK changes, so equal keys mean both mixed in the same PPK); an
+    optional PPK on our side with none on strongSwan's goes without it; a PPK required here and absent there,
+    and a wrong PPK, are refused with AUTHENTICATION_FAILED and leave no SA."""
+    print(f"case post-quantum preshared keys (RFC 8784), {ike} / {esp}", flush=True)
+
+    def ours(ppk, required):
+        return {"ppk_id": PPK_ID, "ppk_hex": ppk.hex(), "ppk_required": required} if ppk else {}
+
+    def load(charon, ppk, required):
+        """The connection with or without `ppk_id`, and the PPK secret loaded or unloaded (strongSwan answers USE_PPK
+        and uses a PPK it holds even for a connection that names none), with no IKE SA left from the case before."""
+        for sa in charon.sas():
+            list(charon.session.terminate({"ike-id": int(sa["uniqueid"]), "timeout": 5000}))
+        charon.load(ike, esp, addresses, options={"ppk_id": PPK_ID, "ppk_required": "yes" if required else "no"} if ppk else None)
+        if ppk:
+            charon.session.load_shared({"id": "ppk-1", "type": "PPK", "data": ppk, "owners": [PPK_ID]})
+        else:
+            try:
+                charon.session.unload_shared({"id": "ppk-1"})
+            except vici.exception.CommandException:
+                pass
+
+    charon = Charon(directory, PEER_NS)
+    try:
+        for required in (True, False):
+            for initiator in ("ikeproxy", "strongSwan"):
+                label = f"PPK {'required' if required else 'optional'} on both sides, initiated by {initiator}"
+                load(charon, PPK, required)
+                endpoint = Endpoint(directory, ike, esp, addresses, options=ours(PPK, required))
+                start(initiator, endpoint, charon)
+                event = endpoint.wait_event("child_sa_established")
+                if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
+                    compare(ike_sa(charon, event), event, label, initiator == "ikeproxy")
+                    compare_keys(charon, event, label, initiator == "ikeproxy")
+                    check(f"with the post-quantum preshared key '{PPK_ID}'" in endpoint_log(directory), f"{label}: ikeproxy logged the PPK in use")
+                    list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+                    check(endpoint.wait_event("ike_sa_deleted") is not None, f"{label}: IKE SA deleted")
+                check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        # Optional here, none there: strongSwan does not answer USE_PPK, the IKE SA goes without.
+        label = "PPK optional on our side, none at strongSwan"
+        load(charon, None, False)
+        endpoint = Endpoint(directory, ike, esp, addresses, options=ours(PPK, False))
+        start("ikeproxy", endpoint, charon)
+        event = endpoint.wait_event("child_sa_established")
+        if check(event is not None, f"{label}: endpoint reports a CHILD SA") and charon.established():
+            compare_keys(charon, event, label, True)
+            check("without the post-quantum preshared key" in endpoint_log(directory), f"{label}: ikeproxy logged that it went without")
+            list(charon.session.terminate({"ike": "c", "timeout": 5000}))
+            endpoint.wait_event("ike_sa_deleted")
+        check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+        # Refusals: required here, none there; and the wrong PPK, either side initiating.
+        for label, theirs, our_ppk, initiator, reason in (
+                ("PPK required by ikeproxy, none at strongSwan, ikeproxy initiating", None, PPK, "ikeproxy", "did not announce USE_PPK"),
+                ("PPK required by ikeproxy, none at strongSwan, strongSwan initiating", None, PPK, "strongSwan", "the initiator used none"),
+                ("wrong PPK, ikeproxy initiating", PPK, WRONG_PPK, "ikeproxy", "AUTHENTICATION_FAILED"),
+                ("wrong PPK, strongSwan initiating", PPK, WRONG_PPK, "strongSwan", "does not verify")):
+            load(charon, theirs, True)
+            endpoint = Endpoint(directory, ike, esp, addresses, options=ours(our_ppk, True))
+            try:
+                start(initiator, endpoint, charon)
+            except vici.exception.CommandException:
+                pass
+            failed = endpoint.wait_event("ike_sa_failed", timeout=10)
+            check(failed is not None and reason in (failed.get("reason") or ""),
+                  f"{label}: ikeproxy refuses or is refused, saying why ({failed.get('reason') if failed else 'no failure reported'})")
+            check(endpoint.wait_event("child_sa_established", timeout=1) is None, f"{label}: no CHILD SA at ikeproxy")
+            check(not [s for s in charon.sas() if s["state"] == b"ESTABLISHED"], f"{label}: no IKE SA at strongSwan")
+            check(endpoint.stop() == 0, f"{label}: endpoint exits cleanly on SIGTERM")
+    finally:
+        charon.stop()
+
+
 def run_reauthentication_case(directory, ike, esp):
     """strongSwan reauthenticates its IKE SA (a new IKE SA with new CHILD SAs, then the old one deleted; RFC 7296
     section 2.8.3), once break-before-make (its default) and once make-before-break (overlapping SAs): ikeproxy
@@ -820,7 +900,7 @@ def main():
     keep = os.environ.get("KEEP_LOGS")
     # INTEROP_ONLY=collision, =certificates, =ocsp, =restart or =childless runs that case alone (for work on it).
     only = os.environ.get("INTEROP_ONLY")
-    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless", "reauthentication", "selectors", "reload")
+    only_collision = only in ("collision", "certificates", "ocsp", "restart", "childless", "reauthentication", "selectors", "reload", "ppk")
     with Network():
         for family, addresses in () if only_collision else (("IPv4", V4), ("IPv6", V6)):
             for index, (ike, esp) in enumerate(cases):
@@ -842,6 +922,7 @@ def main():
                            ("ocsp", lambda d: run_ocsp_case(d, *cases[0], kind="OCSP+CRL")),
                            ("restart", lambda d: run_restart_case(d, *cases[0])),
                            ("childless", lambda d: run_childless_case(d, *cases[0], V4)),
+                           ("ppk", lambda d: run_ppk_case(d, *cases[0], V4)),
                            ("reauthentication", lambda d: run_reauthentication_case(d, *cases[1])),
                            ("selectors", lambda d: run_selector_case(d, *cases[0])),
                            ("reload", lambda d: run_reload_case(d, *cases[0]))):

@@ -118,6 +118,8 @@ public struct ConnectionConfiguration: Sendable {
     public var remoteAuthentication: RemoteAuthentication = .preSharedKey
     /// Whether, as initiator, IKE_AUTH carries the first CHILD SA (RFC 6023).
     public var childless: ChildlessMode = .allow
+    /// A post-quantum preshared key (RFC 8784) mixed into the keys of the IKE SAs this connection makes.
+    public var postQuantumPresharedKey: PostQuantumPresharedKey?
 
     /// Whether certificates are involved either way (SIGNATURE_HASH_ALGORITHMS is then announced).
     var usesCertificates: Bool {

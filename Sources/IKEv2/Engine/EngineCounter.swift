@@ -16,6 +16,9 @@ public enum EngineCounter: String, Sendable, CaseIterable {
     case intermediateRefused = "intermediate_refused"
     /// IKE_FOLLOWUP_KE requests answered with an error: an unknown link (STATE_NOT_FOUND) or a malformed one.
     case followUpRefused = "follow_up_refused"
+    /// IKE_AUTH refused for want of a post-quantum preshared key (RFC 8784): required here and not used by the peer,
+    /// or a PPK the peer used that this side does not hold with no NO_PPK_AUTH to fall back to.
+    case ppkRefused = "ppk_refused"
     case initialContactRemovedIKESA = "initial_contact_removed_ike_sa"
     case signingFailed = "signing_failed"
     case childlessNotSupportedByPeer = "childless_not_supported_by_peer"

@@ -140,15 +140,35 @@ extension IKEEngine {
     func sendAuthRequest(session: IKESession, now: Double) -> [EngineAction] {
         guard let suite = session.suite, let keys = session.keys else { return [] }
         let identity = session.connection.localIdentity.payload
-        let ours: (certificates: [Payload], auth: AuthenticationPayload)
-        switch ourAuthentication(
-            session: session, connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
-            peerNonce: session.nonceResponder, authenticationKey: keys.authenticationInitiator, identity: identity)
-        {
-        case .success(let made): ours = made
+        let ppk: PostQuantumPresharedKey?
+        switch ppkForOurAuthentication(session: session) {
+        case .success(let chosen): ppk = chosen
         case .failure(let failure):
+            count(.ppkRefused)
+            return closeSession(session, kind: .ikeFailed, reason: failure.description)
+        }
+        // RFC 8784 section 3: our AUTH is made with SK_pi mixed with the PPK; without it as NO_PPK_AUTH too, when optional.
+        let mixed = ppk.map { KeyDerivation.mixing($0.key, into: keys, prf: suite.prf) }
+        session.keysWithPPK = mixed
+        func authentication(_ key: KeyMaterial) -> Result<(certificates: [Payload], auth: AuthenticationPayload), SigningFailure> {
+            ourAuthentication(
+                session: session, connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
+                peerNonce: session.nonceResponder, authenticationKey: key, identity: identity)
+        }
+        let ours: (certificates: [Payload], auth: AuthenticationPayload)
+        var ppkNotifies: [Payload] = []
+        do {
+            ours = try authentication((mixed ?? keys).authenticationInitiator).get()
+            if let ppk {
+                ppkNotifies.append(.notify(NotifyPayload(type: .ppkIdentity, data: ppk.notifyData)))
+                if !ppk.required {
+                    let unmixed = try authentication(keys.authenticationInitiator).get()
+                    ppkNotifies.append(.notify(NotifyPayload(type: .noPPKAuth, data: unmixed.auth.data)))
+                }
+            }
+        } catch {
             count(.signingFailed)
-            return closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload: \(failure)")
+            return closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload: \(error)")
         }
         // Order: IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ], [IDr], AUTH, then the CHILD SA's payloads.
         var payloads: [Payload] = [.identificationInitiator(identity)] + ours.certificates
@@ -186,6 +206,7 @@ extension IKEEngine {
             payloads += childRequestPayloads(child, includeGroups: false)
             request = child
         }
+        payloads += ppkNotifies
         return actions + sendRequest(session: session, exchange: .ikeAuth, payloads: payloads, context: .ikeAuth(request), now: now)
     }
 
@@ -228,11 +249,19 @@ extension IKEEngine {
             return tellPeerAuthenticationFailed(session)
                 + closeSession(session, kind: .ikeFailed, reason: "peer identity \(Identity(payload: identity)) is not the configured \(expected)")
         }
-        let proof: String
+        let finalKeys: IKESAKeys
+        let ppk: PostQuantumPresharedKey?
+        switch ppkInResponse(session: session, keys: keys, payloads: payloads) {
+        case .success(let (chosen, used)): (finalKeys, ppk) = (chosen, used)
+        case .failure(let failure):
+            count(.ppkRefused)
+            return tellPeerAuthenticationFailed(session) + closeSession(session, kind: .ikeFailed, reason: failure.description)
+        }
+        var proof: String
         switch verifyPeer(
             session: session, connection: session.connection, suite: suite, auth: auth, payloads: payloads,
             firstMessage: session.responderFirstMessage, peerNonce: session.nonceInitiator,
-            authenticationKey: keys.authenticationResponder, identity: identity)
+            authenticationKey: finalKeys.authenticationResponder, identity: identity)
         {
         case .failed(let failure):
             count(.authenticationFailed)
@@ -243,6 +272,14 @@ extension IKEEngine {
             return holdForRevocationCheck(
                 session: session, chain: chain, responders: responders, policy: policy, requestHeader: nil,
                 childRequest: request, payloads: payloads, now: now)
+        }
+        session.keysWithPPK = nil
+        if let ppk {
+            session.agreeKeys(suite: suite, keys: finalKeys)
+            session.ppkUsed = ppk
+            proof += ", with the post-quantum preshared key '\(ppk.identityDescription)'"
+        } else if let ours = session.connection.postQuantumPresharedKey {
+            proof += ", without the post-quantum preshared key '\(ours.identityDescription)' (optional; the responder does not use it)"
         }
         session.establish()
         session.peerIdentity = identity
@@ -293,11 +330,30 @@ extension IKEEngine {
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
                 + closeSession(session, kind: .ikeFailed, reason: "unknown peer identity \(Identity(payload: identity))")
         }
-        let proof: String
+        var peerAuth = auth
+        var peerKeys = keys
+        var ppkNote: String?
+        let ppkDecision = responderPPKDecision(session: session, connection: connection, suite: suite, keys: keys, auth: auth, payloads: payloads)
+        switch ppkDecision {
+        case .none: break
+        case .use(let mixed, let ppk):
+            peerKeys = mixed
+            ppkNote = ", with the post-quantum preshared key '\(ppk.identityDescription)'"
+        case .fallBack(let replacement, let reason):
+            peerAuth = replacement
+            ppkNote = ", without a post-quantum preshared key: \(reason)"
+        case .refuse(let reason):
+            count(.ppkRefused)
+            count(.authenticationFailed)
+            return [.log("IKE_AUTH from \(session.remote) for '\(connection.name)' refused: \(reason)")]
+                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
+                + closeSession(session, kind: .ikeFailed, reason: reason)
+        }
+        var proof: String
         switch verifyPeer(
-            session: session, connection: connection, suite: suite, auth: auth, payloads: payloads,
+            session: session, connection: connection, suite: suite, auth: peerAuth, payloads: payloads,
             firstMessage: session.initiatorFirstMessage, peerNonce: session.nonceResponder,
-            authenticationKey: keys.authenticationInitiator, identity: identity)
+            authenticationKey: peerKeys.authenticationInitiator, identity: identity)
         {
         case .needsRevocationCheck(let chain, let responders, let policy):
             return holdForRevocationCheck(
@@ -311,9 +367,14 @@ extension IKEEngine {
             return [.log(line)]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .authenticationFailed))])
                 + closeSession(session, kind: .ikeFailed, reason: "peer \(Identity(payload: identity)) not authenticated: \(failure)")
-        case .verified(let how): proof = how
+        case .verified(let how): proof = how + (ppkNote ?? "")
         }
         session.connection = connection
+        if case .use(let mixed, let ppk) = ppkDecision {
+            // RFC 8784 section 3: from here on the IKE SA has SK_d, SK_pi and SK_pr mixed with the PPK.
+            session.agreeKeys(suite: suite, keys: mixed)
+            session.ppkUsed = ppk
+        }
         // strongSwan's `childless` as responder: `never` takes no IKE_AUTH without a CHILD SA, `force` none with one.
         let carriesChild = payloads.securityAssociation != nil
         if (connection.childless == .never && !carriesChild) || (connection.childless == .force && carriesChild) {
@@ -330,7 +391,7 @@ extension IKEEngine {
         let ours: (certificates: [Payload], auth: AuthenticationPayload)
         switch ourAuthentication(
             session: session, connection: connection, suite: suite, firstMessage: session.responderFirstMessage,
-            peerNonce: session.nonceInitiator, authenticationKey: keys.authenticationResponder, identity: ourIdentity)
+            peerNonce: session.nonceInitiator, authenticationKey: peerKeys.authenticationResponder, identity: ourIdentity)
         {
         case .success(let made): ours = made
         case .failure(let failure):
@@ -339,6 +400,8 @@ extension IKEEngine {
                 + closeSession(session, kind: .ikeFailed, reason: "could not sign our AUTH payload: \(failure)")
         }
         var response: [Payload] = [.identificationResponder(ourIdentity)] + ours.certificates + [.authentication(ours.auth)]
+        // RFC 8784 section 3: PPK_IDENTITY, with no data, tells the initiator its PPK was used.
+        if session.ppkUsed != nil { response.append(.notify(NotifyPayload(type: .ppkIdentity))) }
         session.establish()
         session.peerIdentity = identity
         session.rekeyAt = RekeySchedule.ikeRekeyDelay(connection, random: random).map { now + $0 }

@@ -82,6 +82,8 @@ extension IKEEngine {
         if Self.offersAdditionalKeyExchanges(session.connection) {
             payloads.append(.notify(NotifyPayload(type: .intermediateExchangeSupported)))
         }
+        // RFC 8784 section 3: with a PPK configured, required or not, the initiator offers it.
+        if session.connection.postQuantumPresharedKey != nil { payloads.append(.notify(NotifyPayload(type: .usePPK))) }
         let message = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: false), payloads: payloads)
         let bytes = message.encode()
         session.initiatorFirstMessage = bytes
@@ -149,6 +151,7 @@ extension IKEEngine {
         session.peerSignatureHashes = Self.signatureHashes(payloads)
         session.fragmentation = settings.fragmentation && payloads.notify(.ikev2FragmentationSupported) != nil
         session.peerSupportsChildless = payloads.notify(.childlessIKEv2Supported) != nil
+        session.peerAnnouncedPPK = session.connection.postQuantumPresharedKey != nil && payloads.notify(.usePPK) != nil
         agreeKeys(session: session, suite: suite, sharedSecret: sharedSecret)
         session.keyExchange = nil
         session.pendingKeyExchanges = additional
@@ -348,6 +351,11 @@ extension IKEEngine {
             response.append(.notify(SignatureAuthentication.hashAlgorithmsNotify))
         }
         if !additional.isEmpty { response.append(.notify(NotifyPayload(type: .intermediateExchangeSupported))) }
+        // RFC 8784 section 3: a responder with a PPK answers the initiator's USE_PPK with its own.
+        if payloads.notify(.usePPK) != nil, connection.postQuantumPresharedKey != nil {
+            session.peerAnnouncedPPK = true
+            response.append(.notify(NotifyPayload(type: .usePPK)))
+        }
         let bytes = IKEMessage(header: session.header(exchange: .ikeSAInit, messageID: 0, response: true), payloads: response).encode()
         session.responderFirstMessage = bytes
         session.expectedRequestID = 1

@@ -41,6 +41,12 @@ public struct NotifyType: RawRepresentable, Hashable, Sendable, CustomStringConv
     /// RFC 6023: the sender accepts an IKE SA set up without a CHILD SA in IKE_AUTH.
     public static let childlessIKEv2Supported = NotifyType(16418)
     public static let signatureHashAlgorithms = NotifyType(16431)
+    /// RFC 8784 section 3 (IANA "IKEv2 Notify Message Status Types"): the sender would mix a post-quantum
+    /// preshared key into the keys (IKE_SA_INIT, 16435); which PPK the initiator used (IKE_AUTH, 16436); the
+    /// initiator's AUTH data computed without the PPK, for a responder that has none (16437).
+    public static let usePPK = NotifyType(16435)
+    public static let ppkIdentity = NotifyType(16436)
+    public static let noPPKAuth = NotifyType(16437)
     /// RFC 9242 section 3.2: the sender supports the IKE_INTERMEDIATE exchange (16438).
     public static let intermediateExchangeSupported = NotifyType(16438)
     /// RFC 9370 section 2.2.4: links an IKE_FOLLOWUP_KE to the CREATE_CHILD_SA (or earlier IKE_FOLLOWUP_KE) it
@@ -57,7 +63,8 @@ public struct NotifyType: RawRepresentable, Hashable, Sendable, CustomStringConv
         16386: "ADDITIONAL_TS_POSSIBLE", 16387: "IPCOMP_SUPPORTED", 16388: "NAT_DETECTION_SOURCE_IP",
         16389: "NAT_DETECTION_DESTINATION_IP", 16390: "COOKIE", 16391: "USE_TRANSPORT_MODE", 16393: "REKEY_SA",
         16394: "ESP_TFC_PADDING_NOT_SUPPORTED", 16395: "NON_FIRST_FRAGMENTS_ALSO", 16396: "MOBIKE_SUPPORTED",
-        16430: "IKEV2_FRAGMENTATION_SUPPORTED", 16431: "SIGNATURE_HASH_ALGORITHMS",
+        16430: "IKEV2_FRAGMENTATION_SUPPORTED", 16431: "SIGNATURE_HASH_ALGORITHMS", 16435: "USE_PPK", 16436: "PPK_IDENTITY",
+        16437: "NO_PPK_AUTH",
         16438: "INTERMEDIATE_EXCHANGE_SUPPORTED", 16441: "ADDITIONAL_KEY_EXCHANGE"
     ]
     public var description: String { Self.names[rawValue] ?? "NOTIFY_\(rawValue)" }
