@@ -15,15 +15,7 @@ public enum SharedConnectionText {
     /// `psk` (text) or `psk_hex`; nil when the file gives neither (whether one is needed depends on the
     /// authentication, which the caller knows).
     public static func preSharedKey(text: String?, hex: String?, at: String) throws(ConfigurationError) -> KeyMaterial? {
-        let bytes: [UInt8]
-        if let hex {
-            guard let decoded = [UInt8](hexString: hex) else { throw ConfigurationError("\(at): psk_hex is not hexadecimal") }
-            bytes = decoded
-        } else if let text {
-            bytes = Array(text.utf8)
-        } else {
-            return nil
-        }
+        guard let bytes = try secret(text: text, hex: hex, key: "psk", at: at) else { return nil }
         guard bytes.count >= minimumPreSharedKeyOctets else {
             throw ConfigurationError("\(at): the pre-shared key is shorter than \(minimumPreSharedKeyOctets) octets")
         }
@@ -44,6 +36,15 @@ public enum SharedConnectionText {
         try proposals(texts ?? [defaultIKEProposal], forIKE: true, at: "\(at): proposals")
     }
 
+    /// A secret given as `<key>` (text) or `<key>_hex`; nil when neither is there.
+    static func secret(text: String?, hex: String?, key: String, at: String) throws(ConfigurationError) -> [UInt8]? {
+        if let hex {
+            guard let decoded = [UInt8](hexString: hex) else { throw ConfigurationError("\(at): \(key)_hex is not hexadecimal") }
+            return decoded
+        }
+        return text.map { Array($0.utf8) }
+    }
+
     /// A post-quantum preshared key is refused below 256 bits: RFC 8784 section 6 asks for at least that much
     /// entropy, since a quantum computer halves a symmetric key's strength.
     public static let minimumPostQuantumPresharedKeyOctets = 32
@@ -52,13 +53,7 @@ public enum SharedConnectionText {
     public static func postQuantumPresharedKey(
         id: String?, text: String?, hex: String?, required: Bool?, at: String
     ) throws(ConfigurationError) -> PostQuantumPresharedKey? {
-        let bytes: [UInt8]
-        if let hex {
-            guard let decoded = [UInt8](hexString: hex) else { throw ConfigurationError("\(at): ppk_hex is not hexadecimal") }
-            bytes = decoded
-        } else if let text {
-            bytes = Array(text.utf8)
-        } else {
+        guard let bytes = try secret(text: text, hex: hex, key: "ppk", at: at) else {
             guard id == nil, required == nil else { throw ConfigurationError("\(at): ppk_id and ppk_required need ppk or ppk_hex") }
             return nil
         }
