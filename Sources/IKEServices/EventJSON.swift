@@ -12,6 +12,9 @@ public enum EventJSON {
         var top = JSONObjectWriter(into: &text)
         if let child = event.child {
             top.object("child", into: &text) { c, text in
+                // RFC 9370: the additional key exchanges of its CREATE_CHILD_SA (the key is left out without them).
+                let additional = child.suite.keyExchangesToRun.map(\.name)
+                if !additional.isEmpty { c.strings("additional_key_exchanges", additional, into: &text) }
                 c.string("dh_group", child.suite.group?.name, into: &text)
                 c.string("encapsulation", child.encapsulated ? "udp" : "none", into: &text)
                 c.string("encryption", child.suite.encryption.name, into: &text)
@@ -56,6 +59,8 @@ public enum EventJSON {
         top.string("ike_spi_i", event.spiInitiator.description, into: &text)
         top.string("ike_spi_r", event.spiResponder.description, into: &text)
         top.string("local", event.local.description, into: &text)
+        // RFC 8784: which post-quantum preshared key is in the IKE SA's keys (left out without one).
+        if let ppk = event.ppkIdentity { top.string("ppk_id", ppk, into: &text) }
         // The detail's key sorts before "remote" ("reason") or after it ("replaces").
         let detailKey = event.kind == .ikeRekeyed ? "replaces" : "reason"
         if let detail = event.detail, detailKey < "remote" { top.string(detailKey, detail, into: &text) }

@@ -52,6 +52,8 @@ public struct ProtectionProfile: Sendable {
     /// `force`: the proxy's IKE_AUTH carries no CHILD SA; the terminal's SA comes with CREATE_CHILD_SA, with
     /// a key exchange of its own when the ESP proposals name a group (RFC 6023).
     public var childless: ChildlessMode = .allow
+    /// A post-quantum preshared key (RFC 8784) mixed into the keys of every terminal's IKE SA with the peer.
+    public var postQuantumPresharedKey: PostQuantumPresharedKey?
 
     public init(
         name: String, ikeProposals: [ProposalSpec], espProposals: [ProposalSpec], preSharedKey: KeyMaterial,
@@ -91,6 +93,7 @@ public struct ProtectionProfile: Sendable {
             connection.localAuthentication = .certificate(credential)
         }
         connection.childless = childless
+        connection.postQuantumPresharedKey = postQuantumPresharedKey
         if let peerTrustAnchors {
             connection.remoteAuthentication = .certificate(
                 trustAnchors: peerTrustAnchors, revocationLists: peerRevocationLists,

@@ -6,12 +6,13 @@ import Proxy
 /// `ikeproxy demo`: the whole design in one process, narrated. Returns true when every step worked.
 public enum DemoRun {
     public static func run(verbose: Bool = false, print say: @escaping (String) -> Void) -> Bool {
-        let network = DemoScenario.network()
+        let network = DemoScenario.network(quantumSafe: DemoScenario.quantumSafeProfile())
         if verbose { network.log = say }
         let peer = DemoScenario.peer
         let a = DemoScenario.terminalA
         let b = DemoScenario.terminalB
         let c = DemoScenario.stranger
+        let d = DemoScenario.terminalD
         var failures = 0
         func step(_ ok: Bool, _ text: String) {
             say((ok ? "  ok    " : "  FAIL  ") + text)
@@ -31,7 +32,7 @@ public enum DemoRun {
         say("  Internet peer \(peer) runs IKEv2 and ESP (the project's own endpoint). It believes it talks to the terminals.")
         say("  The proxy sits in the wire with no address of its own. Policy, from the terminals' side:")
         for rule in network.proxy.policy.rules { say("    \(rule)") }
-        say("  Terminals A \(a) and B \(b) are enrolled (they run ESP, not IKE); C \(c) is not.")
+        say("  Terminals A \(a), B \(b) and D \(d) are enrolled (they run ESP, not IKE); C \(c) is not.")
         say("")
 
         say("1. The peer starts IKE with terminal A's address.")
@@ -100,6 +101,27 @@ public enum DemoRun {
             !network.terminals[c]!.hasOutboundSA && counter("drop_start_request_from_unregistered_terminal") >= 1
                 && counter("drop_ike_for_unregistered_terminal") >= 1, "no SA for C: its start request and the peer's IKE were dropped")
 
+        say("7. Terminal D sends to the peer; its flows go under the quantum-safe profile.")
+        started = clock()
+        virtualStart = network.now
+        _ = pings(from: d, count: 1)
+        cpu = clock() - started
+        let dKeys = network.terminals[d]!.keysInstalledAt
+        let dIKE = network.peer.engine.sessionSummaries.first { $0.remote.address == d && $0.established }
+        step(
+            dKeys != nil && dIKE?.suite?.name == DemoScenario.hybridIKEProposal && dIKE?.ppkIdentity == "demo-ppk",
+            "the proxy negotiated in D's name with \(dIKE?.suite?.name ?? "nothing") (X25519, then ML-KEM-768 in IKE_INTERMEDIATE) "
+                + "and the post-quantum preshared key '\(dIKE?.ppkIdentity ?? "none")', and set the keys into D: "
+                + "\(dKeys.map { ms($0 - virtualStart) } ?? "never") on the virtual clock, \(ms(cpu)) of computing")
+        network.peerInitiatesRekey(connection: "to-\(d)")
+        network.run()
+        let rekeyed = network.peer.events.last { $0.kind == .childRekeyed && $0.remote.address == d }?.child?.suite.name
+        let dReplies = pings(from: d, count: 5)
+        step(
+            rekeyed == DemoScenario.hybridESPProposal && dReplies == 5,
+            "the peer rekeyed D's CHILD SA with \(rekeyed ?? "nothing") (CREATE_CHILD_SA, then IKE_FOLLOWUP_KE for ML-KEM-768); "
+                + "D pinged the peer 5 times on the new keys: \(dReplies) replies")
+
         let leaked = network.internetLink.contains { packet in
             guard let view = try? IPPacketView(packet) else { return false }
             return view.upperProtocol == IPProtocolNumber.icmp
@@ -108,8 +130,8 @@ public enum DemoRun {
         step(!leaked, "no plaintext of a protected flow crossed the Internet link (\(network.internetLink.count) packets checked)")
         let sas = network.proxy.store.children.values
         step(
-            Set(sas.map(\.terminal)) == [a, b] && Set(sas.map(\.outbound.spi)).count == sas.count,
-            "the store holds \(sas.count) CHILD SAs: A and B each with their own keys, for the same peer")
+            Set(sas.map(\.terminal)) == [a, b, d] && Set(sas.map(\.outbound.spi)).count == sas.count,
+            "the store holds \(sas.count) CHILD SAs: A, B and D each with their own keys, for the same peer")
         say(
             "Figures: \(counter("forwarded_esp")) ESP packets forwarded from terminals, "
                 + "\(counter("negotiations_started")) negotiations started by terminals, \(network.peer.events.filter { $0.kind == .childEstablished }.count) CHILD SAs established at the peer, "

@@ -9,6 +9,8 @@ public enum DemoScenario {
     public static let terminalA = IPAddress("10.0.0.11")!
     public static let terminalB = IPAddress("10.0.0.12")!
     public static let stranger = IPAddress("10.0.0.13")!
+    /// A terminal under the quantum-safe profile (`network(quantumSafe: true)`, the demo's last step).
+    public static let terminalD = IPAddress("10.0.0.14")!
     /// Other hosts on the peer's network: a DNS server (bypass) and a telnet server (discard).
     public static let dnsServer = IPAddress("198.51.100.53")!
     public static let telnetServer = IPAddress("198.51.100.23")!
@@ -39,12 +41,29 @@ public enum DemoScenario {
             hardLifetime: hardLifetime)
     }
 
-    /// The peer's own connections, one per terminal it may talk to (it cannot tell the proxy is there).
+    /// Quantum-safe keys for devices that cannot run IKE: X25519 + ML-KEM-768 (RFC 9370) for the IKE SA and for
+    /// each CHILD SA's key exchange (its rekeys run IKE_FOLLOWUP_KE), and a required post-quantum preshared key
+    /// (RFC 8784) mixed into both.
+    public static let hybridIKEProposal = "aes256gcm16-prfsha256-x25519-ke1_mlkem768"
+    public static let hybridESPProposal = "aes256gcm16-x25519-ke1_mlkem768"
+    public static let postQuantumPresharedKey = PostQuantumPresharedKey(
+        identity: Array("demo-ppk".utf8), key: KeyMaterial(Array("demo post-quantum preshared key of 256 bits or more".utf8)), required: true)
+
+    public static func quantumSafeProfile() -> ProtectionProfile {
+        var profile = ProtectionProfile(
+            name: "quantum-safe", ikeProposals: [try! ProposalSpec(hybridIKEProposal, forIKE: true)],
+            espProposals: [try! ProposalSpec(hybridESPProposal, forIKE: false)], preSharedKey: preSharedKey)
+        profile.postQuantumPresharedKey = postQuantumPresharedKey
+        return profile
+    }
+
+    /// The peer's own connections, one per terminal it may talk to (it cannot tell the proxy is there); with
+    /// `quantumSafe`, one more to terminal D with the quantum-safe profile's proposals and PPK.
     public static func peerEngine(
         random: RandomSource = SystemRandom(), childless: ChildlessMode = .allow,
-        espProposals: [String] = ["aes256gcm16"]
+        espProposals: [String] = ["aes256gcm16"], quantumSafe: Bool = false
     ) -> IKEEngine {
-        let connections = [terminalA, terminalB, stranger].map { terminal in
+        var connections = [terminalA, terminalB, stranger].map { terminal in
             var connection = ConnectionConfiguration(
                 name: "to-\(terminal)", localAddress: peer, remoteAddress: terminal, localIdentity: Identity(peer.description),
                 remoteIdentity: Identity(terminal.description), preSharedKey: preSharedKey,
@@ -59,20 +78,49 @@ public enum DemoScenario {
             connection.childless = childless
             return connection
         }
+        if quantumSafe {
+            var connection = ConnectionConfiguration(
+                name: "to-\(terminalD)", localAddress: peer, remoteAddress: terminalD, localIdentity: Identity(peer.description),
+                remoteIdentity: Identity(terminalD.description), preSharedKey: preSharedKey,
+                proposals: [try! ProposalSpec(hybridIKEProposal, forIKE: true)],
+                children: [
+                    ChildConfiguration(
+                        name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer.description)!],
+                        remoteTrafficSelectors: [TrafficSelector(cidr: terminalD.description)!],
+                        proposals: [try! ProposalSpec(hybridESPProposal, forIKE: false)])
+                ],
+                forceEncapsulation: true)
+            connection.postQuantumPresharedKey = postQuantumPresharedKey
+            connections.append(connection)
+        }
         return IKEEngine(connections: connections, random: random)
     }
 
     /// The demo's network; with `engineCount` above 1 the proxy's engines share the IKE SAs by SPI and answer
     /// the IKE datagrams it holds (`KeyExchangeProxy.batchesIKE`) on threads side by side, as the daemon's do.
+    /// With `quantumSafe` (e.g. `quantumSafeProfile()`), terminal D is enrolled too and its flows to the peer go
+    /// under that profile.
     public static func network(
-        hardLifetime: UInt32? = nil, linkLatency: Double = 0.0005, random: RandomSource = SystemRandom(), engineCount: Int = 1
+        hardLifetime: UInt32? = nil, linkLatency: Double = 0.0005, random: RandomSource = SystemRandom(), engineCount: Int = 1,
+        quantumSafe: ProtectionProfile? = nil
     ) -> VirtualNetwork {
-        let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: terminals())
-        let proxy = KeyExchangeProxy(
-            policy: policy(), registry: registry, profiles: [profile(hardLifetime: hardLifetime)], engineCount: engineCount, random: random)
+        let quantumSafeProfile = quantumSafe
+        let d = TerminalEntry(address: terminalD, terminalID: 14, enrollmentKey: KeyMaterial(Array(repeating: 0xd4, count: 32)))
+        let enrolled = terminals() + (quantumSafeProfile != nil ? [d] : [])
+        let registry = TerminalRegistry(allowedPrefixes: [AddressPrefix("10.0.0.0/24")!], terminals: enrolled)
+        var table = policy()
+        var profiles = [profile(hardLifetime: hardLifetime)]
+        if let quantumSafeProfile {
+            let rule = PolicyRule(
+                source: AddressPrefix(terminalD.description)!, destination: AddressPrefix(peer.description)!,
+                action: .protect(profile: quantumSafeProfile.name))
+            table = PolicyTable(rules: [rule] + table.rules, defaultAction: table.defaultAction)
+            profiles.append(quantumSafeProfile)
+        }
+        let proxy = KeyExchangeProxy(policy: table, registry: registry, profiles: profiles, engineCount: engineCount, random: random)
         if engineCount > 1 { proxy.batchesIKE = EngineShards.runAtOnce }
         let network = VirtualNetwork(
-            proxy: proxy, peer: peerEngine(random: random), peerAddress: peer, terminals: terminals(),
+            proxy: proxy, peer: peerEngine(random: random, quantumSafe: quantumSafeProfile != nil), peerAddress: peer, terminals: enrolled,
             linkLatency: linkLatency)
         network.attach(TerminalEntry(address: stranger, terminalID: 13, enrollmentKey: KeyMaterial(Array(repeating: 0xc3, count: 32))))
         return network

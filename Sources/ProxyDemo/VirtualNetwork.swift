@@ -153,6 +153,11 @@ public final class VirtualNetwork {
         peerActions(peer.engine.rekeyChild(connection: connection, spi: nil, now: now))
     }
 
+    /// The peer rekeys the IKE SA of one of its connections.
+    public func peerInitiatesIKERekey(connection: String) {
+        peerActions(peer.engine.rekeyIKE(connection: connection, now: now))
+    }
+
     /// The peer sends an IP packet: protected when it has an SA for it, in the clear otherwise.
     public func peerSends(_ packet: [UInt8]) {
         if let sa = peer.database.outboundSA(for: packet), let esp = try? sa.encapsulate(packet, now: now) {

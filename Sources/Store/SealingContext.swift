@@ -3,6 +3,8 @@
 public enum SealingContext: Hashable, Sendable, CustomStringConvertible {
     /// `profile:NAME`: a protection profile's pre-shared key.
     case profilePreSharedKey(profile: String)
+    /// `profile-ppk:NAME`: a protection profile's post-quantum preshared key (RFC 8784).
+    case profilePostQuantumPresharedKey(profile: String)
     /// `terminal:ID`: a terminal's key-delivery enrollment key.
     case terminalEnrollmentKey(terminalID: UInt64)
     /// `terminal-key:ID`: the private key of a terminal's certificate.
@@ -19,6 +21,7 @@ public enum SealingContext: Hashable, Sendable, CustomStringConvertible {
         let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
         switch (parts.first, parts.count == 2 ? parts[1] : nil) {
         case ("profile", let name?) where !name.isEmpty: self = .profilePreSharedKey(profile: name)
+        case ("profile-ppk", let name?) where !name.isEmpty: self = .profilePostQuantumPresharedKey(profile: name)
         case ("terminal", let id?):
             guard let id = UInt64(id) else { return nil }
             self = .terminalEnrollmentKey(terminalID: id)
@@ -33,6 +36,7 @@ public enum SealingContext: Hashable, Sendable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .profilePreSharedKey(let name): "profile:" + name
+        case .profilePostQuantumPresharedKey(let name): "profile-ppk:" + name
         case .terminalEnrollmentKey(let id): "terminal:\(id)"
         case .terminalPrivateKey(let id): "terminal-key:\(id)"
         case .managementTLSKey: "management:tls-key"

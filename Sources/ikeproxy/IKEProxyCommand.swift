@@ -309,7 +309,7 @@ struct SealCommand: ParsableCommand {
     @Option(
         name: .long,
         help:
-            "What the secret is for: profile:NAME (a PSK, as text), terminal:ID (an enrollment key, in hexadecimal), terminal-key:ID (a terminal's PEM private key) or management:tls-key (the API's PEM private key)."
+            "What the secret is for: profile:NAME (a PSK, as text), profile-ppk:NAME (a post-quantum preshared key, as text), terminal:ID (an enrollment key, in hexadecimal), terminal-key:ID (a terminal's PEM private key) or management:tls-key (the API's PEM private key)."
     )
     var context: String
 
@@ -325,7 +325,7 @@ struct SealCommand: ParsableCommand {
         } catch let error as ValidationError { throw error } catch { throw ValidationError("\(error)") }
         let input = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self).trimmingCharacters(in: .newlines)
         guard let sealingContext = SealingContext(operatorText: context) else {
-            throw ValidationError("--context is profile:NAME, terminal:ID, terminal-key:ID or management:tls-key")
+            throw ValidationError("--context is profile:NAME, profile-ppk:NAME, terminal:ID, terminal-key:ID or management:tls-key")
         }
         let secret: [UInt8]
         switch sealingContext {
@@ -342,11 +342,18 @@ struct SealCommand: ParsableCommand {
                 throw ValidationError("the pre-shared key is shorter than \(SharedConnectionText.minimumPreSharedKeyOctets) octets")
             }
             secret = Array(input.utf8)
+        case .profilePostQuantumPresharedKey:
+            guard input.utf8.count >= SharedConnectionText.minimumPostQuantumPresharedKeyOctets else {
+                throw ValidationError(
+                    "the post-quantum preshared key is shorter than \(SharedConnectionText.minimumPostQuantumPresharedKeyOctets) octets (RFC 8784 asks for 256 bits)"
+                )
+            }
+            secret = Array(input.utf8)
         case .managementTLSKey:
             guard input.contains("PRIVATE KEY-----") else { throw ValidationError("the management API's TLS key is a PEM private key") }
             secret = Array((input + "\n").utf8)
         case .savedIKESA, .dataKey:
-            throw ValidationError("--context is profile:NAME, terminal:ID, terminal-key:ID or management:tls-key")
+            throw ValidationError("--context is profile:NAME, profile-ppk:NAME, terminal:ID, terminal-key:ID or management:tls-key")
         }
         _ = configuration
         print(Data(try sealer.seal(secret, context: sealingContext)).base64EncodedString())

@@ -203,13 +203,19 @@ struct SAsCommand: ParsableCommand {
                 }
                 return (unit == 0 ? "\(Int(value)) B" : String(format: "%.1f %@", value, units[unit])) + " (\(text(r["packets_\(direction)"])))"
             }
+            // The IKE SA's key exchanges joined with "+", and its post-quantum preshared key if any: "CURVE_25519+ML-KEM-768, PPK site".
+            func keyExchanges(_ r: [String: Any]) -> String {
+                let methods = (r["ike_key_exchanges"] as? [Any])?.map(text).joined(separator: "+") ?? ""
+                let ppk = (r["ppk_id"] as? String).map { ", PPK \($0)" } ?? ""
+                return methods.isEmpty ? "-" : methods + ppk
+            }
             printTable(
-                ["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "REKEY IN", "CIPHER", "IN", "OUT", "CHILD"],
+                ["TERMINAL", "PEER", "SPI IN", "SPI OUT", "AGE", "REKEY IN", "CIPHER", "IKE KEY EXCHANGES", "IN", "OUT", "CHILD"],
                 rows.map { r in
                     [
                         text(r["terminal"]), text(r["peer"]), text(r["spi_in"]), text(r["spi_out"]), text(r["age_seconds"]) + "s",
                         r["rekey_in_seconds"] is NSNull || r["rekey_in_seconds"] == nil ? "-" : text(r["rekey_in_seconds"]) + "s",
-                        text(r["cipher_suite"]),
+                        text(r["cipher_suite"]), keyExchanges(r),
                         usage(r, "in"), usage(r, "out"), text(r["child"])
                     ]
                 })

@@ -353,6 +353,50 @@ final class DaemonConfigurationTests: XCTestCase {
         XCTAssertTrue(configuration.sealedSecrets.isEmpty)
     }
 
+    /// Issue 22: a profile's post-quantum preshared key (RFC 8784), in the clear (said at start) or sealed like the
+    /// PSK and opened with the store's sealer; every terminal's connection under the profile carries it.
+    func testAProfilesPostQuantumPresharedKeyInTheClearOrSealed() throws {
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.examplePath))) as! [String: Any]
+        var profiles = object["profiles"] as! [[String: Any]]
+        profiles[0]["ppk_id"] = "site-ppk"
+        profiles[0]["ppk_hex"] = String(repeating: "5a", count: 32)
+        profiles[0]["ppk_required"] = true
+        object["profiles"] = profiles
+        let clear = try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))
+        let expected = PostQuantumPresharedKey(
+            identity: Array("site-ppk".utf8), key: KeyMaterial([UInt8](repeating: 0x5a, count: 32)), required: true)
+        XCTAssertEqual(clear.profiles[0].postQuantumPresharedKey, expected)
+        XCTAssertTrue(clear.clearSecrets.contains(.profilePostQuantumPresharedKey(profile: "peer")), "a clear PPK is said at start")
+        let connection = clear.profiles[0].connection(terminal: IPAddress("10.0.0.11")!, peer: IPAddress("198.51.100.1")!)
+        XCTAssertEqual(connection.postQuantumPresharedKey, expected)
+
+        profiles[0]["ppk_hex"] = nil
+        profiles[0]["ppk_sealed"] = Data("box-of-the-ppk-padded-to-thirty-octets".utf8).base64EncodedString()
+        object["profiles"] = profiles
+        object["store"] = ["path": "/tmp/unused.db", "key_file": "/tmp/unused.key"]
+        var sealed = try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))
+        XCTAssertTrue(sealed.sealedSecrets.keys.contains(.profilePostQuantumPresharedKey(profile: "peer")))
+        XCTAssertFalse(sealed.clearSecrets.contains(.profilePostQuantumPresharedKey(profile: "peer")))
+        XCTAssertEqual(SealingContext(operatorText: "profile-ppk:peer"), .profilePostQuantumPresharedKey(profile: "peer"))
+        XCTAssertEqual(SealingContext.profilePostQuantumPresharedKey(profile: "peer").description, "profile-ppk:peer")
+        try sealed.unsealSecrets { _, context in
+            context == .profilePostQuantumPresharedKey(profile: "peer") ? [UInt8](repeating: 0x5a, count: 32) : Array("the real psk".utf8)
+        }
+        XCTAssertEqual(sealed.profiles[0].postQuantumPresharedKey, expected)
+        // Refused with the reason: a sealed PPK without its ID, or beside a clear one.
+        for (edit, message) in [
+            ({ (p: inout [String: Any]) in p["ppk_id"] = nil }, "ppk_sealed needs ppk_id"),
+            ({ (p: inout [String: Any]) in p["ppk"] = String(repeating: "x", count: 32) }, "ppk_sealed goes without ppk or ppk_hex")
+        ] {
+            var changed = profiles
+            edit(&changed[0])
+            object["profiles"] = changed
+            XCTAssertThrowsError(try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+    }
+
     func testAnRSAPSSProfileMakesTerminalsRSAKeysSignWithPSS() throws {
         let configuration = try DaemonConfiguration.parse(try example(profile("local_auth", "rsa/pss")))
         let profile = configuration.profiles[0]

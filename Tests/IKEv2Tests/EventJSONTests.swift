@@ -24,6 +24,7 @@ final class EventJSONTests: XCTestCase {
             object["ike_proposal"] = proposal
         }
         if let detail = event.detail { object[event.kind == .ikeRekeyed ? "replaces" : "reason"] = detail }
+        if let ppk = event.ppkIdentity { object["ppk_id"] = ppk }
         if let child = event.child {
             var c: [String: Any] = [
                 "name": child.name, "spi_in": child.spiInbound.description, "spi_out": child.spiOutbound.description,
@@ -32,6 +33,8 @@ final class EventJSONTests: XCTestCase {
                 "mode": child.mode.rawValue, "encapsulation": child.encapsulated ? "udp" : "none",
                 "ts_local": child.localTrafficSelectors.map(\.description), "ts_remote": child.remoteTrafficSelectors.map(\.description)
             ]
+            let additional = child.suite.keyExchangesToRun.map(\.name)
+            if !additional.isEmpty { c["additional_key_exchanges"] = additional }
             if let replaces = child.replaces { c["replaces"] = ["spi_in": replaces.inbound.description, "spi_out": replaces.outbound.description] }
             if showKeys {
                 c["keys"] = [
@@ -66,6 +69,14 @@ final class EventJSONTests: XCTestCase {
         ]
         events.append(hybrid)
         XCTAssertTrue(EventJSON.render(hybrid, showKeys: false).contains(#""additional_key_exchanges":["ML-KEM-768","ML-KEM-1024"]"#))
+        // A CHILD SA whose PFS was hybrid (IKE_FOLLOWUP_KE), of an IKE SA with a post-quantum preshared key (RFC 8784).
+        var quantumSafe = try XCTUnwrap(events.first { $0.child?.suite.group != nil })
+        quantumSafe.child?.suite.additionalKeyExchanges = [AdditionalKeyExchange(number: 1, method: .mlkem768)]
+        quantumSafe.ppkIdentity = "site-ppk"
+        events.append(quantumSafe)
+        let rendered = EventJSON.render(quantumSafe, showKeys: false)
+        XCTAssertTrue(rendered.contains(#""child":{"additional_key_exchanges":["ML-KEM-768"],"dh_group":"#), rendered)
+        XCTAssertTrue(rendered.contains(#""ppk_id":"site-ppk""#), rendered)
         var odd = events[0]
         odd.connection = "tab\there \"quoted\" back\\slash /slash é ✓ \u{01}\u{1f}\u{7f}\r\n\u{08}\u{0c}"
         odd.detail = "reason: \u{00}\u{10} \\u0041"

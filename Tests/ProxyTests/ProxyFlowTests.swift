@@ -304,6 +304,55 @@ class ProxyFlowTests: XCTestCase {
         XCTAssertTrue(lines.last?.contains("every step worked") ?? false)
     }
 
+    /// Issue 22: a profile with hybrid proposals (X25519 + ML-KEM-768) and a required post-quantum preshared key
+    /// gives the terminals under it hybrid, PPK-mixed keys in both flows, and keeps them so through CHILD SA rekeys
+    /// (IKE_FOLLOWUP_KE) and IKE SA rekeys either side starts; the events name every key exchange and the PPK.
+    func testAQuantumSafeProfileGivesHybridKeysInBothFlowsAndTheirRekeys() throws {
+        let d = DemoScenario.terminalD
+        for flow in ["peer starts", "terminal starts"] {
+            var profile = DemoScenario.quantumSafeProfile()
+            profile.childRekeyTime = 100
+            profile.ikeRekeyTime = 300
+            let network = DemoScenario.network(engineCount: Self.engineCount, quantumSafe: profile)
+            if flow == "peer starts" {
+                network.peerInitiates(connection: "to-\(d)")
+                network.run()
+            } else {
+                ping(network, from: d)
+            }
+            XCTAssertTrue(network.terminals[d]!.hasOutboundSA, flow)
+            let ours = try XCTUnwrap(network.proxy.engines.sessionSummaries.first { $0.established }, flow)
+            let theirs = try XCTUnwrap(network.peer.engine.sessionSummaries.first { $0.established }, flow)
+            XCTAssertEqual(ours.suite?.name, DemoScenario.hybridIKEProposal, flow)
+            XCTAssertEqual(theirs.suite?.name, DemoScenario.hybridIKEProposal, flow)
+            XCTAssertEqual(ours.ppkIdentity, "demo-ppk", flow)
+            XCTAssertEqual(theirs.ppkIdentity, "demo-ppk", flow)
+            XCTAssertEqual(network.peer.events.first { $0.kind == .ikeEstablished }?.ppkIdentity, "demo-ppk")
+            let first = try XCTUnwrap(network.proxy.store.children.values.first).outbound.spi
+            // A CHILD SA rekey each way: CREATE_CHILD_SA with X25519, then ML-KEM-768 in IKE_FOLLOWUP_KE.
+            network.peerInitiatesRekey(connection: "to-\(d)")
+            network.run()
+            XCTAssertEqual(network.peer.events.last { $0.kind == .childRekeyed }?.child?.suite.name, DemoScenario.hybridESPProposal, flow)
+            network.advance(by: 110)  // the profile's rekey_time: the proxy rekeys it
+            XCTAssertEqual(network.peer.events.filter { $0.kind == .childRekeyed }.count, 2, flow)
+            XCTAssertEqual(network.peer.events.last { $0.kind == .childRekeyed }?.child?.suite.name, DemoScenario.hybridESPProposal, flow)
+            // IKE SA rekeys by the peer, then by the proxy (ike_rekey_time), each with its own IKE_FOLLOWUP_KE.
+            network.peerInitiatesIKERekey(connection: "to-\(d)")
+            network.run()
+            network.advance(by: 320)
+            let rekeyed = network.peer.events.filter { $0.kind == .ikeRekeyed }
+            XCTAssertGreaterThanOrEqual(rekeyed.count, 2, flow)
+            XCTAssertTrue(rekeyed.allSatisfy { $0.ikeSuite?.name == DemoScenario.hybridIKEProposal }, flow)
+            XCTAssertTrue(rekeyed.allSatisfy { $0.ppkIdentity == "demo-ppk" }, "the rekeyed IKE SAs' keys come from the PPK-mixed SK_d")
+            XCTAssertEqual(network.proxy.engines.sessionSummaries.filter(\.established).count, 1, flow)
+            XCTAssertEqual(network.proxy.store.count, 1, flow)
+            XCTAssertNotEqual(network.proxy.store.children.values.first?.outbound.spi, first, flow)
+            ping(network, from: d, sequence: 7)
+            XCTAssertEqual(network.terminals[d]!.echoRepliesReceived, 1, "\(flow): traffic flows on the last keys")
+            assertNoPlaintextLeak(network)
+        }
+    }
+
     // SA store: rekey and expiry
 
     /// The demo network after the peer made terminal A's SA and rekeyed it: the network and the old outbound SPI.

@@ -267,8 +267,11 @@ def sa_traffic_shown_as_terminal_reports_it(charon, spi):
           f"`ikeproxy sas --json` shows the SA's traffic as the terminal reports it, equal to strongSwan's counters "
           f"(in {row.get('packets_in')} packets / {row.get('octets_in')} octets, out {row.get('packets_out')}; strongSwan "
           f"out {current.get('packets-out')}, in {current.get('packets-in')}) and its cipher suite ({row.get('cipher_suite')})")
+    check(row.get("ike_key_exchanges") == ["CURVE_25519"] and "ppk_id" in row and row["ppk_id"] is None,
+          f"and the key exchanges of its IKE SA, no post-quantum preshared key ({row.get('ike_key_exchanges')}, ppk_id {row.get('ppk_id')})")
     table = cli("sas")
-    check("aes256gcm16" in table.stdout and "CIPHER" in table.stdout, "and the table has them: " + second_line(table.stdout))
+    check("aes256gcm16" in table.stdout and "CIPHER" in table.stdout and "CURVE_25519" in table.stdout and "IKE KEY EXCHANGES" in table.stdout,
+          "and the table has them: " + second_line(table.stdout))
 
 
 def sa_listing_narrowed(spi):

@@ -212,6 +212,8 @@ public struct DaemonConfiguration: Sendable {
                 management?.privateKeyPEM = secret
             case .profilePreSharedKey(let name):
                 for i in profiles.indices where profiles[i].name == name { profiles[i].preSharedKey = KeyMaterial(secret) }
+            case .profilePostQuantumPresharedKey(let name):
+                for i in profiles.indices where profiles[i].name == name { profiles[i].postQuantumPresharedKey?.key = KeyMaterial(secret) }
             case .terminalEnrollmentKey(let id):
                 for i in terminals.indices where terminals[i].terminalID == id { terminals[i].enrollmentKey = KeyMaterial(secret) }
                 for (mac, enrollment) in enrollments where enrollment.terminalID == id { enrollments[mac]?.enrollmentKey = KeyMaterial(secret) }

@@ -45,6 +45,12 @@ extension DaemonConfiguration {
             var psk: String?
             var psk_hex: String?
             var psk_sealed: String?
+            /// RFC 8784: a post-quantum preshared key (text, hex or sealed), its ID, and whether it is required.
+            var ppk_id: String?
+            var ppk: String?
+            var ppk_hex: String?
+            var ppk_sealed: String?
+            var ppk_required: Bool?
             var peer_id: String?
             var mode: String?
             var force_encapsulation: Bool?

@@ -73,6 +73,18 @@ extension DaemonConfiguration {
                 rekeyPackets: p.rekey_packets, lifePackets: p.life_packets)
         } catch { throw fail("\(at): \(error)") }
         if let childless = try SharedConnectionText.childless(p.childless, at: at) { profile.childless = childless }
+        if let sealed = p.ppk_sealed {
+            // Opened with the store's sealer at start (`unsealSecrets`), as the PSK is; the ID and the choice are plain.
+            guard p.ppk == nil, p.ppk_hex == nil else { throw fail("\(at): ppk_sealed goes without ppk or ppk_hex") }
+            guard let id = p.ppk_id, !id.isEmpty else { throw fail("\(at): ppk_sealed needs ppk_id, the name both ends know the PPK by") }
+            secrets.sealed[.profilePostQuantumPresharedKey(profile: p.name)] = try sealedBox(sealed, "\(at).ppk_sealed")
+            profile.postQuantumPresharedKey = PostQuantumPresharedKey(
+                identity: Array(id.utf8), key: KeyMaterial([]), required: p.ppk_required ?? false)
+        } else {
+            profile.postQuantumPresharedKey = try SharedConnectionText.postQuantumPresharedKey(
+                id: p.ppk_id, text: p.ppk, hex: p.ppk_hex, required: p.ppk_required, at: at)
+            if profile.postQuantumPresharedKey != nil { secrets.clear.append(.profilePostQuantumPresharedKey(profile: p.name)) }
+        }
         return profile
     }
 }

@@ -53,6 +53,11 @@ struct SARow: Encodable {
     var spiOut: String
     var ageSeconds: Int
     var cipherSuite: String
+    /// Every key exchange of the IKE SA the CHILD SA came from, in order: its group, then RFC 9370's additional
+    /// ones (the CHILD SA's own, with PFS, are in `cipherSuite`).
+    var ikeKeyExchanges: [String]
+    /// The post-quantum preshared key in that IKE SA's keys (RFC 8784); nil without one.
+    var ppkID: Nullable<String>
     var mode: String
     var udpEncapsulation: Bool
     var localSelectors: [String]
@@ -71,6 +76,8 @@ struct SARow: Encodable {
         case spiOut = "spi_out"
         case ageSeconds = "age_seconds"
         case cipherSuite = "cipher_suite"
+        case ikeKeyExchanges = "ike_key_exchanges"
+        case ppkID = "ppk_id"
         case udpEncapsulation = "udp_encapsulation"
         case localSelectors = "local_selectors"
         case remoteSelectors = "remote_selectors"

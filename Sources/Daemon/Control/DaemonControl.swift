@@ -85,14 +85,19 @@ extension DaemonRunner {
     func saRows() -> [SARow] {
         let store = bridge.proxy.store
         let now = monotonicSeconds()
+        var ikeSAs: [IKESPI: IKEEngine.SessionSummary] = [:]
+        for summary in bridge.proxy.engines.sessionSummaries { ikeSAs[summary.spiInitiator] = summary }
         return store.children.values.sorted { $0.createdAt < $1.createdAt }.map { sa in
+            let ike = ikeSAs[sa.ikeSPIs.initiator]
             let usageIn = store.usage[sa.inbound.spi]
             let usageOut = store.usage[sa.outbound.spi]
             let reported = [usageIn?.reportedAt, usageOut?.reportedAt].compactMap { $0 }.max()
             return SARow(
                 terminal: sa.terminal.description, peer: sa.peer.description, connection: sa.connection, child: sa.childName,
                 spiIn: sa.inbound.spi.description, spiOut: sa.outbound.spi.description, ageSeconds: Int(now - sa.createdAt),
-                cipherSuite: sa.outbound.suite.name, mode: sa.outbound.mode.rawValue, udpEncapsulation: sa.outbound.encapsulation != nil,
+                cipherSuite: sa.outbound.suite.name,
+                ikeKeyExchanges: ike?.suite.map { [$0.group.name] + $0.keyExchangesToRun.map(\.name) } ?? [],
+                ppkID: Nullable(ike?.ppkIdentity), mode: sa.outbound.mode.rawValue, udpEncapsulation: sa.outbound.encapsulation != nil,
                 localSelectors: sa.outbound.sourceSelectors.map(\.description),
                 remoteSelectors: sa.outbound.destinationSelectors.map(\.description),
                 expiresInSeconds: Nullable(sa.hardLifetime.map { max(0, Int($0 - (now - sa.createdAt))) }),

@@ -110,6 +110,8 @@ public struct SAEvent: Equatable, Sendable {
     public var child: ChildSAEventDetails?
     /// For an IKE rekey, the SPIs of the replaced IKE SA; for failures, the reason.
     public var detail: String?
+    /// The PPK_ID of the post-quantum preshared key (RFC 8784) in the IKE SA's keys; nil without one.
+    public var ppkIdentity: String?
 }
 
 /// What the engine asks its embedding to do.

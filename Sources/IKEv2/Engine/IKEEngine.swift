@@ -64,6 +64,10 @@ public final class IKEEngine {
         public var local: Endpoint
         public var remote: Endpoint
         public var children: [(name: String, inbound: ChildSPI, outbound: ChildSPI)]
+        /// The algorithms negotiated (nil before IKE_SA_INIT's answer), additional key exchanges included.
+        public var suite: IKECipherSuite?
+        /// The PPK_ID of the post-quantum preshared key in its keys (RFC 8784); nil without one.
+        public var ppkIdentity: String?
         public static func == (a: Self, b: Self) -> Bool {
             a.spiInitiator == b.spiInitiator && a.spiResponder == b.spiResponder && a.established == b.established
                 && a.children.map(\.inbound) == b.children.map(\.inbound)
@@ -77,7 +81,8 @@ public final class IKEEngine {
             connection: s.connection.name, spiInitiator: s.spiInitiator, spiResponder: s.spiResponder,
             isOriginalInitiator: s.isOriginalInitiator, established: s.state == .established,
             local: s.local, remote: s.remote,
-            children: s.children.filter { !$0.rekeyed }.map { ($0.configuration.name, $0.spiInbound, $0.spiOutbound) })
+            children: s.children.filter { !$0.rekeyed }.map { ($0.configuration.name, $0.spiInbound, $0.spiOutbound) },
+            suite: s.suite, ppkIdentity: s.ppkUsed?.identityDescription)
     }
 
     /// The keys protecting an IKE SA's messages as this side uses them (nil when it has none yet), by our SPI:

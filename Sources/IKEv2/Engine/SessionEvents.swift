@@ -19,7 +19,7 @@ extension IKEEngine {
         SAEvent(
             kind: kind, connection: session.connection.name, spiInitiator: session.spiInitiator,
             spiResponder: session.spiResponder, local: session.local, remote: session.remote,
-            ikeSuite: session.suite, child: nil, detail: detail)
+            ikeSuite: session.suite, child: nil, detail: detail, ppkIdentity: session.ppkUsed?.identityDescription)
     }
 
     func childEvent(

@@ -38,6 +38,8 @@ extension IKEEngine {
         new.nonceInitiator = nonceInitiator
         new.nonceResponder = nonceResponder
         new.natDetected = old.natDetected
+        // The old SA's SK_d, mixed with a PPK (RFC 8784), goes into the new keys: the protection carries over.
+        new.ppkUsed = old.ppkUsed
         new.rekeyAt = RekeySchedule.ikeRekeyDelay(old.connection, random: random).map { now + $0 }
         sessions[new.localSPI] = new
         return new
