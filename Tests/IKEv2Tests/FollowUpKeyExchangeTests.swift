@@ -152,15 +152,46 @@ final class FollowUpKeyExchangeTests: XCTestCase {
 
     // MARK: Simultaneous rekeys
 
+    /// One end won the nonce comparison and one lost, and only the winner's exchange ran its IKE_FOLLOWUP_KE (one
+    /// additional key exchange): the loser stopped at its CREATE_CHILD_SA. Returns the winning side.
+    func assertOneWinnerAndOneFollowUp(_ pair: EnginePair, from start: Int, _ context: String, line: UInt = #line) -> String {
+        let (a, b) = (pair.initiator.counters, pair.responder.counters)
+        XCTAssertEqual(a["rekey_collision_won", default: 0] + b["rekey_collision_won", default: 0], 1, "\(context): one winner", line: line)
+        XCTAssertEqual(a["rekey_collision_lost", default: 0] + b["rekey_collision_lost", default: 0], 1, "\(context): one loser", line: line)
+        XCTAssertEqual(
+            exchanges(pair, from: start).filter { $0 == "IKE_FOLLOWUP_KE request" }.count, 1,
+            "\(context): the loser stopped before its IKE_FOLLOWUP_KE (RFC 7296 sections 2.8.1, 2.8.2, by the CREATE_CHILD_SA nonces)", line: line)
+        return a["rekey_collision_won"] == 1 ? "initiator" : "responder"
+    }
+
     func testCrossingCHILDRekeysWithFollowUpsLeaveOneSharedSA() throws {
         var winners = Set<String>()
         for seed in UInt64(1)...8 {
             // "last first": once both CREATE_CHILD_SA requests have arrived, the latest message is handed over each
             // time, so the responder's rekey, follow-ups included, ends before the initiator's follow-up reaches it.
-            for order in ["in turn", "responder first", "last first"] {
+            for order in ["in turn", "responder first", "last first", "one side first"] {
                 let pair = try established(seeds: (seed, seed + 100))
                 let original = try assertSharedChild(pair)
+                let start = pair.wire.count
                 pair.holding = true
+                if order == "one side first" {
+                    // Both start; the initiator's rekey is answered and its IKE_FOLLOWUP_KE is on the link when the
+                    // responder's CREATE_CHILD_SA reaches it: that one gets TEMPORARY_FAILURE.
+                    pair.run(pair.initiator.rekeyChild(connection: "c", now: pair.now), from: "initiator")
+                    pair.run(pair.responder.rekeyChild(connection: "c", now: pair.now), from: "responder")
+                    pair.release(0)  // the initiator's CREATE_CHILD_SA; its answer is held after the responder's request
+                    pair.release(1)  // that answer: the initiator's IKE_FOLLOWUP_KE is held
+                    pair.release(0)  // the responder's CREATE_CHILD_SA reaches the initiator now
+                    pair.releaseAll()
+                    XCTAssertEqual(pair.responder.counters["child_refused"], 1, "seed \(seed): TEMPORARY_FAILURE")
+                    XCTAssertTrue(
+                        pair.logs.contains { $0.line.contains("while our rekey of it runs its additional key exchanges: TEMPORARY_FAILURE") })
+                    XCTAssertNotEqual(try assertSharedChild(pair).spiInbound, original.spiInbound)
+                    pair.holding = false
+                    pair.advance(to: 400)
+                    _ = try assertSharedChild(pair)
+                    continue
+                }
                 pair.run(pair.initiator.rekeyChild(connection: "c", now: pair.now), from: "initiator")
                 pair.run(pair.responder.rekeyChild(connection: "c", now: pair.now), from: "responder")
                 XCTAssertEqual(pair.held.count, 2, "both CREATE_CHILD_SA requests in flight")
@@ -171,10 +202,7 @@ final class FollowUpKeyExchangeTests: XCTestCase {
                 }
                 pair.releaseAll()
                 let context = "seed \(seed), \(order)"
-                let (ca, cb) = (pair.initiator.counters, pair.responder.counters)
-                XCTAssertEqual(ca["rekey_collision_won", default: 0] + cb["rekey_collision_won", default: 0], 1, "\(context): one winner")
-                XCTAssertEqual(ca["rekey_collision_lost", default: 0] + cb["rekey_collision_lost", default: 0], 1, "\(context): one loser")
-                winners.insert(ca["rekey_collision_won"] == 1 ? "initiator" : "responder")
+                winners.insert(assertOneWinnerAndOneFollowUp(pair, from: start, context))
                 XCTAssertNotEqual(try assertSharedChild(pair).spiInbound, original.spiInbound, context)
                 // Nothing left to come back later.
                 pair.holding = false
@@ -187,31 +215,53 @@ final class FollowUpKeyExchangeTests: XCTestCase {
         XCTAssertEqual(winners, ["initiator", "responder"], "both outcomes of the nonce comparison exercised")
     }
 
+    /// Both ends rekey the IKE SA at once: when both CREATE_CHILD_SA requests cross, the nonces decide as each is
+    /// answered and the loser stops before its IKE_FOLLOWUP_KE; when one side's rekey is already in its
+    /// IKE_FOLLOWUP_KE exchanges as the other's request arrives, that request gets TEMPORARY_FAILURE and is tried
+    /// again later. Either way both ends end on one and the same new IKE SA, the CHILD SA moved unchanged.
     func testCrossingIKERekeysWithFollowUpsEndOnOneSharedIKESA() throws {
         var settings = EngineSettings()
         settings.rekeyRetryDelay = 10
-        for seed in UInt64(1)...4 {
-            let pair = try established(seeds: (seed, seed + 100), settings: settings)
-            let before = pair.initiator.sessionSummaries[0]
-            pair.holding = true
-            pair.run(pair.initiator.rekeyIKE(connection: "c", now: pair.now), from: "initiator")
-            pair.run(pair.responder.rekeyIKE(connection: "c", now: pair.now), from: "responder")
-            pair.releaseAll()
-            pair.holding = false
-            for time in stride(from: 11.0, through: 200, by: 1) { pair.advance(to: time) }
-            let (x, y) = (pair.initiator.sessionSummaries, pair.responder.sessionSummaries)
-            XCTAssertEqual(x.count, 1, "seed \(seed): \(x)")
-            XCTAssertEqual(y.count, 1, "seed \(seed): \(y)")
-            XCTAssertEqual(x.first?.spiInitiator, y.first?.spiInitiator)
-            XCTAssertEqual(x.first?.spiResponder, y.first?.spiResponder)
-            XCTAssertNotEqual(x.first?.spiInitiator, before.spiInitiator, "seed \(seed): rekeyed")
-            XCTAssertEqual(x.first?.children.map(\.inbound), before.children.map(\.inbound), "the CHILD SA moved, unchanged")
-            XCTAssertEqual(try session(pair.initiator).keys, try session(pair.responder).keys)
-            XCTAssertTrue(pair.events.allSatisfy { $0.event.kind != .childDeleted && $0.event.kind != .ikeDeleted }, "nothing announced gone")
-            XCTAssertGreaterThan(
-                pair.initiator.counters["ike_rekey_failed", default: 0] + pair.responder.counters["ike_rekey_failed", default: 0], 0,
-                "seed \(seed): the crossing was refused with TEMPORARY_FAILURE and tried again")
+        var winners = Set<String>()
+        for seed in UInt64(1)...6 {
+            for order in ["crossing", "one side first"] {
+                let context = "seed \(seed), \(order)"
+                let pair = try established(seeds: (seed, seed + 100), settings: settings)
+                let before = pair.initiator.sessionSummaries[0]
+                let start = pair.wire.count
+                pair.holding = true
+                pair.run(pair.initiator.rekeyIKE(connection: "c", now: pair.now), from: "initiator")
+                if order == "one side first" {
+                    pair.release()  // the initiator's CREATE_CHILD_SA is answered ...
+                    pair.release()  // ... and its first IKE_FOLLOWUP_KE is on the link when the responder starts its own
+                }
+                pair.run(pair.responder.rekeyIKE(connection: "c", now: pair.now), from: "responder")
+                pair.releaseAll()
+                pair.holding = false
+                for time in stride(from: 11.0, through: 200, by: 1) { pair.advance(to: time) }
+                let (x, y) = (pair.initiator.sessionSummaries, pair.responder.sessionSummaries)
+                XCTAssertEqual(x.count, 1, "\(context): \(x)")
+                XCTAssertEqual(y.count, 1, "\(context): \(y)")
+                XCTAssertEqual(x.first?.spiInitiator, y.first?.spiInitiator, context)
+                XCTAssertEqual(x.first?.spiResponder, y.first?.spiResponder, context)
+                XCTAssertNotEqual(x.first?.spiInitiator, before.spiInitiator, "\(context): rekeyed")
+                XCTAssertEqual(x.first?.children.map(\.inbound), before.children.map(\.inbound), "the CHILD SA moved, unchanged")
+                XCTAssertEqual(try session(pair.initiator).keys, try session(pair.responder).keys, context)
+                XCTAssertTrue(
+                    pair.events.allSatisfy { $0.event.kind != .childDeleted && $0.event.kind != .ikeDeleted }, "\(context): nothing announced gone")
+                if order == "crossing" {
+                    winners.insert(assertOneWinnerAndOneFollowUp(pair, from: start, context))
+                } else {
+                    XCTAssertEqual(pair.responder.counters["ike_rekey_failed"], 1, "\(context): the responder's rekey got TEMPORARY_FAILURE")
+                    XCTAssertTrue(
+                        pair.logs.contains {
+                            $0.side == "initiator" && $0.line.contains("while our rekey runs its additional key exchanges: TEMPORARY_FAILURE")
+                        })
+                }
+                XCTAssertTrue(pair.responder.sessions.values.allSatisfy(\.followUps.isEmpty), "\(context): no state left waiting")
+            }
         }
+        XCTAssertEqual(winners, ["initiator", "responder"], "both outcomes of the nonce comparison exercised")
     }
 
     // MARK: Follow-ups a responder cannot place, and malformed ones

@@ -21,15 +21,19 @@ extension IKEEngine {
                             session: session, to: header, payloads: [.notify(NotifyPayload(protocolID: .esp, spi: rekey.spi, type: .childSANotFound))]
                         )))
         }
-        if old.rekeyed || isDeleting(session: session, spi: old.spiInbound) {
-            return .failure(
+        func temporaryFailure(_ why: String) -> Result<ChildSA, EarlyAnswer> {
+            .failure(
                 EarlyAnswer(
-                    actions: [
-                        .log(
-                            "peer asked to rekey CHILD SA \(old.spiInbound)/\(old.spiOutbound), which is being replaced or deleted here: TEMPORARY_FAILURE"
-                        )
-                    ]
+                    actions: [.log("peer asked to rekey CHILD SA \(old.spiInbound)/\(old.spiOutbound) \(why): TEMPORARY_FAILURE")]
                         + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])))
+        }
+        if case .followUpKE = session.outstanding?.context, session.outstanding?.context.childRekeyed == old.spiInbound {
+            // Our rekey of it was answered and its IKE_FOLLOWUP_KE exchanges are under way: too late to set the two
+            // against each other, the peer tries again later (as strongSwan 6 does).
+            return temporaryFailure("while our rekey of it runs its additional key exchanges")
+        }
+        if old.rekeyed || isDeleting(session: session, spi: old.spiInbound) {
+            return temporaryFailure("which is being replaced or deleted here")
         }
         return .success(old)
     }

@@ -61,12 +61,76 @@ extension IKEEngine {
     }
 
     /// Starts the IKE_FOLLOWUP_KE exchanges after our CREATE_CHILD_SA was answered with a choice that needs them;
-    /// the answer must carry the responder's link.
+    /// the answer must carry the responder's link. When the peer's rekey of the same SA crossed ours, the tie is
+    /// broken now, by the nonces of the two CREATE_CHILD_SA exchanges (RFC 7296 sections 2.8.1 and 2.8.2): the
+    /// exchange with the lowest nonce stops here, before its additional key exchanges, and the other goes on
+    /// alone, so that each end runs only the exchanges that make the SA that stays (as strongSwan 6 does).
     func startFollowUps(session: IKESession, exchanges: FollowUpKeyExchanges, answer: [Payload], now: Double) -> [EngineAction]? {
         guard let link = answer.notify(.additionalKeyExchange)?.data, !link.isEmpty else { return nil }
         var exchanges = exchanges
         exchanges.link = link
-        return sendFollowUp(session: session, exchanges: exchanges, now: now)
+        let ourNonces = [exchanges.nonceInitiator, exchanges.nonceResponder]
+        var actions: [EngineAction] = []
+        switch exchanges.target {
+        // Only while the peer's crossing exchange still waits for its own additional key exchanges; one that made its
+        // SA at once is settled when ours is made (`finishChildRekey`, `finishOurIKERekey`).
+        case .child(_, let rekeying?):
+            if !session.children.contains(where: { $0.spiInbound == rekeying }) {
+                // The SA went while our rekey of it was answered: no replacement is made for it.
+                if session.supersededRekeys.remove(rekeying) != nil {
+                    count(.rekeyCollisionLost)
+                    return [
+                        .log(
+                            "simultaneous rekey of CHILD SA \(rekeying) settled: the peer kept its replacement and deleted the old SA "
+                                + "before ours was answered, so ours stops before its additional key exchanges")
+                    ]
+                }
+                return [.log("CHILD SA \(rekeying) was deleted by the peer while being rekeyed; the rekey stops before its additional key exchanges")]
+            }
+            let peersPending = session.followUps.contains { if case .child(_, rekeying?) = $0.target { true } else { false } }
+            if peersPending, let index = session.children.firstIndex(where: { $0.spiInbound == rekeying }),
+                let crossing = session.children[index].peerRekey
+            {
+                if RekeyCollision.ourReplacementIsRedundant(ourNonces: ourNonces, peerNonces: crossing.nonces) {
+                    count(.rekeyCollisionLost)
+                    return [
+                        .log(
+                            "simultaneous rekey of CHILD SA \(rekeying) settled: the lowest nonce is in our exchange, so ours stops before its "
+                                + "additional key exchanges and the peer's replacement stays")
+                    ]
+                }
+                count(.rekeyCollisionWon)
+                session.children[index].peerRekey = nil
+                session.followUps.removeAll { if case .child(_, rekeying?) = $0.target { true } else { false } }
+                actions.append(
+                    .log(
+                        "simultaneous rekey of CHILD SA \(rekeying) settled: the lowest nonce is in the peer's exchange, which stops; "
+                            + "ours goes on with its additional key exchanges"))
+            }
+        case .ikeSA:
+            let peersPending = session.followUps.contains { if case .ikeSA = $0.target { true } else { false } }
+            if peersPending, let crossing = session.rekey.crossedBy {
+                if RekeyCollision.ourReplacementIsRedundant(ourNonces: ourNonces, peerNonces: crossing.nonces) {
+                    count(.rekeyCollisionLost)
+                    session.rekey.oursPending = false
+                    return [
+                        .log(
+                            "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in our "
+                                + "exchange, so ours stops before its additional key exchanges and the peer's new IKE SA stays")
+                    ]
+                }
+                count(.rekeyCollisionWon)
+                session.rekey.crossedBy = nil
+                session.followUps.removeAll { if case .ikeSA = $0.target { true } else { false } }
+                actions.append(
+                    .log(
+                        "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in the "
+                            + "peer's exchange, which stops; ours goes on with its additional key exchanges"))
+            }
+        case .child(_, nil):
+            break
+        }
+        return actions + sendFollowUp(session: session, exchanges: exchanges, now: now)
     }
 
     /// The responder's KE for our IKE_FOLLOWUP_KE: the next one goes, or the SA is made with every secret.

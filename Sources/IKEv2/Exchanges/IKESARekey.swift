@@ -190,19 +190,22 @@ extension IKEEngine {
             .keyExchange(KeyExchangePayload(group: suite.group.rawValue, data: ours.publicValue))
         ]
         let additional = suite.keyExchangesToRun
-        if let ours = session.outstanding?.context, ours.isIKERekey, !additional.isEmpty || !ours.isRekeyIKERequest {
-            // Both ends rekey the IKE SA and additional key exchanges would follow one of the two: the IKE SA that a
-            // CREATE_CHILD_SA makes does not exist until they ran, so the two cannot be set against each other as
-            // section 2.8.2 does. Each end refuses the other's and tries again after its own random delay.
+        if let ours = session.outstanding?.context, ours.isIKERekey, !ours.isRekeyIKERequest {
+            // Our rekey was answered and its IKE_FOLLOWUP_KE exchanges are under way: too late to set the two
+            // against each other, the peer tries again later (as strongSwan 6 does).
             return [
                 .log(
-                    "peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while ours, with additional key exchanges, is in flight: TEMPORARY_FAILURE"
+                    "peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while our rekey runs its additional key exchanges: TEMPORARY_FAILURE"
                 )
             ]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
         }
         if !additional.isEmpty {
             // RFC 9370 section 2.2.4: the new IKE SA is made after the IKE_FOLLOWUP_KE exchanges this answer links.
+            if session.outstanding?.context.isRekeyIKERequest == true {
+                // Our own rekey crossed this one: the nonces decide when ours is answered (`startFollowUps`).
+                session.rekey.crossedBy = PeerRekeyRecord(nonces: [nonce, ourNonce], ikeReplacement: ourSPI)
+            }
             let exchanges = FollowUpKeyExchanges(
                 target: .ikeSA(spiInitiator: peerSPI, spiResponder: ourSPI, suite: suite), nonceInitiator: nonce, nonceResponder: ourNonce,
                 firstSecret: secret, remaining: additional, link: [], startedAt: now)
