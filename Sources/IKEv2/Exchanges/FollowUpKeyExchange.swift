@@ -61,76 +61,73 @@ extension IKEEngine {
     }
 
     /// Starts the IKE_FOLLOWUP_KE exchanges after our CREATE_CHILD_SA was answered with a choice that needs them;
-    /// the answer must carry the responder's link. When the peer's rekey of the same SA crossed ours, the tie is
-    /// broken now, by the nonces of the two CREATE_CHILD_SA exchanges (RFC 7296 sections 2.8.1 and 2.8.2): the
-    /// exchange with the lowest nonce stops here, before its additional key exchanges, and the other goes on
-    /// alone, so that each end runs only the exchanges that make the SA that stays (as strongSwan 6 does).
+    /// the answer must carry the responder's link. A crossing rekey of the peer's is settled first.
     func startFollowUps(session: IKESession, exchanges: FollowUpKeyExchanges, answer: [Payload], now: Double) -> [EngineAction]? {
         guard let link = answer.notify(.additionalKeyExchange)?.data, !link.isEmpty else { return nil }
         var exchanges = exchanges
         exchanges.link = link
-        let ourNonces = [exchanges.nonceInitiator, exchanges.nonceResponder]
-        var actions: [EngineAction] = []
-        switch exchanges.target {
-        // Only while the peer's crossing exchange still waits for its own additional key exchanges; one that made its
-        // SA at once is settled when ours is made (`finishChildRekey`, `finishOurIKERekey`).
-        case .child(_, let rekeying?):
-            if !session.children.contains(where: { $0.spiInbound == rekeying }) {
-                // The SA went while our rekey of it was answered: no replacement is made for it.
-                if session.supersededRekeys.remove(rekeying) != nil {
-                    count(.rekeyCollisionLost)
-                    return [
-                        .log(
-                            "simultaneous rekey of CHILD SA \(rekeying) settled: the peer kept its replacement and deleted the old SA "
-                                + "before ours was answered, so ours stops before its additional key exchanges")
-                    ]
-                }
-                return [.log("CHILD SA \(rekeying) was deleted by the peer while being rekeyed; the rekey stops before its additional key exchanges")]
+        switch settleCrossingRekey(session: session, exchanges: exchanges) {
+        case .stop(let actions): return actions
+        case .goOn(let actions): return actions + sendFollowUp(session: session, exchanges: exchanges, now: now)
+        }
+    }
+
+    /// Whether our exchange goes on to its IKE_FOLLOWUP_KE exchanges once its CREATE_CHILD_SA is answered.
+    enum CrossingSettlement {
+        case goOn([EngineAction])
+        case stop([EngineAction])
+    }
+
+    /// When the peer's rekey of the same SA crossed ours and still waits for its own IKE_FOLLOWUP_KE exchanges, the
+    /// tie is broken now, by the nonces of the two CREATE_CHILD_SA exchanges (RFC 7296 sections 2.8.1 and 2.8.2):
+    /// the exchange with the lowest nonce stops before its additional key exchanges and the other goes on alone,
+    /// so that only the SA that stays is made (as strongSwan 6 does). A crossing exchange that made its SA at once
+    /// is settled when ours is made (`finishChildRekey`, `finishOurIKERekey`).
+    func settleCrossingRekey(session: IKESession, exchanges: FollowUpKeyExchanges) -> CrossingSettlement {
+        func decide(_ what: String, peerNonces: [Nonce], peerStops: () -> Void) -> CrossingSettlement {
+            let settled = "simultaneous rekey of \(what) settled: the lowest nonce is in "
+            if RekeyCollision.ourReplacementIsRedundant(ourNonces: [exchanges.nonceInitiator, exchanges.nonceResponder], peerNonces: peerNonces) {
+                count(.rekeyCollisionLost)
+                return .stop([.log(settled + "our exchange, so ours stops before its additional key exchanges and the peer's stays")])
             }
-            let peersPending = session.followUps.contains { if case .child(_, rekeying?) = $0.target { true } else { false } }
-            if peersPending, let index = session.children.firstIndex(where: { $0.spiInbound == rekeying }),
-                let crossing = session.children[index].peerRekey
-            {
-                if RekeyCollision.ourReplacementIsRedundant(ourNonces: ourNonces, peerNonces: crossing.nonces) {
-                    count(.rekeyCollisionLost)
-                    return [
-                        .log(
-                            "simultaneous rekey of CHILD SA \(rekeying) settled: the lowest nonce is in our exchange, so ours stops before its "
-                                + "additional key exchanges and the peer's replacement stays")
-                    ]
+            count(.rekeyCollisionWon)
+            peerStops()
+            return .goOn([.log(settled + "the peer's exchange, which stops; ours goes on with its additional key exchanges")])
+        }
+        switch exchanges.target {
+        case .child(_, let rekeying?):
+            guard let index = session.children.firstIndex(where: { $0.spiInbound == rekeying }) else {
+                // The SA went while our rekey of it was answered: no replacement is made for it.
+                guard session.supersededRekeys.remove(rekeying) != nil else {
+                    return .stop([
+                        .log("CHILD SA \(rekeying) was deleted by the peer while being rekeyed; the rekey stops before its additional key exchanges")
+                    ])
                 }
-                count(.rekeyCollisionWon)
-                session.children[index].peerRekey = nil
-                session.followUps.removeAll { if case .child(_, rekeying?) = $0.target { true } else { false } }
-                actions.append(
+                count(.rekeyCollisionLost)
+                return .stop([
                     .log(
-                        "simultaneous rekey of CHILD SA \(rekeying) settled: the lowest nonce is in the peer's exchange, which stops; "
-                            + "ours goes on with its additional key exchanges"))
+                        "simultaneous rekey of CHILD SA \(rekeying) settled: the peer kept its replacement and deleted the old SA "
+                            + "before ours was answered, so ours stops before its additional key exchanges")
+                ])
+            }
+            let peers = { (pending: FollowUpKeyExchanges) in if case .child(_, rekeying?) = pending.target { true } else { false } }
+            guard session.followUps.contains(where: peers), let crossing = session.children[index].peerRekey else { return .goOn([]) }
+            return decide("CHILD SA \(rekeying)", peerNonces: crossing.nonces) {
+                session.children[index].peerRekey = nil
+                session.followUps.removeAll(where: peers)
             }
         case .ikeSA:
-            let peersPending = session.followUps.contains { if case .ikeSA = $0.target { true } else { false } }
-            if peersPending, let crossing = session.rekey.crossedBy {
-                if RekeyCollision.ourReplacementIsRedundant(ourNonces: ourNonces, peerNonces: crossing.nonces) {
-                    count(.rekeyCollisionLost)
-                    session.rekey.oursPending = false
-                    return [
-                        .log(
-                            "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in our "
-                                + "exchange, so ours stops before its additional key exchanges and the peer's new IKE SA stays")
-                    ]
-                }
-                count(.rekeyCollisionWon)
+            let peers = { (pending: FollowUpKeyExchanges) in if case .ikeSA = pending.target { true } else { false } }
+            guard session.followUps.contains(where: peers), let crossing = session.rekey.crossedBy else { return .goOn([]) }
+            let settlement = decide("IKE SA \(session.spiInitiator)_\(session.spiResponder)", peerNonces: crossing.nonces) {
                 session.rekey.crossedBy = nil
-                session.followUps.removeAll { if case .ikeSA = $0.target { true } else { false } }
-                actions.append(
-                    .log(
-                        "simultaneous rekey of IKE SA \(session.spiInitiator)_\(session.spiResponder) settled: the lowest nonce is in the "
-                            + "peer's exchange, which stops; ours goes on with its additional key exchanges"))
+                session.followUps.removeAll(where: peers)
             }
+            if case .stop = settlement { session.rekey.oursPending = false }
+            return settlement
         case .child(_, nil):
-            break
+            return .goOn([])
         }
-        return actions + sendFollowUp(session: session, exchanges: exchanges, now: now)
     }
 
     /// The responder's KE for our IKE_FOLLOWUP_KE: the next one goes, or the SA is made with every secret.
