@@ -47,6 +47,46 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
+    /// Issue 22: a hybrid IKE SA (X25519 + ML-KEM-768) with a post-quantum preshared key, and a CHILD SA rekeyed with
+    /// IKE_FOLLOWUP_KE, come back with every key exchange and the PPK's name, and rekey on with them.
+    func testAQuantumSafeIKESAComesBackWithItsKeyExchangesAndPPK() throws {
+        let (ike, esp) = ("aes256gcm16-prfsha256-x25519-ke1_mlkem768", "aes256gcm16-x25519-ke1_mlkem768")
+        func connection(_ local: String, _ remote: String) throws -> ConnectionConfiguration {
+            var connection = try Fixtures.connection(local: local, remote: remote, proposal: ike, esp: esp)
+            connection.postQuantumPresharedKey = PostQuantumPresharedKey(
+                identity: Array("ppk-1".utf8), key: KeyMaterial(Array("a post-quantum preshared key of 256 bits or more".utf8)), required: true)
+            return connection
+        }
+        let pair = EnginePair(
+            initiator: [try connection("192.0.2.1", "192.0.2.2")], responder: [try connection("192.0.2.2", "192.0.2.1")],
+            initiatorAddress: IPAddress("192.0.2.1")!, responderAddress: IPAddress("192.0.2.2")!)
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        pair.run(pair.initiator.rekeyChild(connection: "c", now: 1), from: "initiator")
+        XCTAssertEqual(pair.events("responder", .childRekeyed).first?.child?.suite.name, esp)
+        let stored = try JSONDecoder().decode([IKESASnapshot].self, from: JSONEncoder().encode(pair.responder.snapshots(now: 2)))
+        XCTAssertEqual(stored.first?.ppkIdentity, Array("ppk-1".utf8))
+        let restarted = IKEEngine(connections: [try connection("192.0.2.2", "192.0.2.1")], random: SeededRandom(seed: 3))
+        let events = try restarted.restore(try XCTUnwrap(stored.first), now: 2)
+        XCTAssertEqual(events.first?.ikeSuite?.name, ike, "the IKE SA's additional key exchange is kept")
+        XCTAssertEqual(events.first?.child?.suite.name, esp, "and the CHILD SA's")
+        XCTAssertEqual(events.first?.ppkIdentity, "ppk-1", "and the PPK's name")
+        XCTAssertEqual(restarted.sessions.values.first?.keys, pair.responder.sessions.values.first { $0.state == .established }?.keys)
+        // A snapshot saved before the PPK was kept still reads.
+        var old = try XCTUnwrap(stored.first)
+        old.ppkIdentity = nil
+        var json = try XCTUnwrap(String(data: JSONEncoder().encode(old), encoding: .utf8))
+        json = json.replacingOccurrences(of: ",\"ppkIdentity\":null", with: "")
+        XCTAssertNil(try JSONDecoder().decode(IKESASnapshot.self, from: Data(json.utf8)).ppkIdentity)
+        // The restored side rekeys on, with IKE_FOLLOWUP_KE.
+        pair.responder = restarted
+        pair.now = 3
+        pair.run(restarted.rekeyChild(connection: "c", now: 3), from: "responder")
+        XCTAssertEqual(pair.events("initiator", .childRekeyed).count, 2)
+        pair.run(restarted.rekeyIKE(connection: "c", now: 4), from: "responder")
+        XCTAssertEqual(pair.events("initiator", .ikeRekeyed).first?.ikeSuite?.name, ike)
+        XCTAssertTrue(pair.drops.isEmpty, "\(pair.drops)")
+    }
+
     func testARestoreNeedsItsConnectionAndAWellFormedSnapshot() throws {
         let pair = try Fixtures.pair()
         pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")

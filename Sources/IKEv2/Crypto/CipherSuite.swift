@@ -152,6 +152,14 @@ public struct ProposalSpec: Equatable, Sendable {
         }
     }
 
+    /// The additional key exchanges a chosen suite's name lists (`ke1_mlkem768`: one method per type; the NONE ones
+    /// are not named), in the order of their types: what a saved suite is read back with.
+    public var namedAdditionalKeyExchanges: [AdditionalKeyExchange] {
+        additionalKeyExchanges.keys.sorted().compactMap { number in
+            additionalKeyExchanges[number]?.first.map { AdditionalKeyExchange(number: number, method: $0) }
+        }
+    }
+
     /// The proposal in strongSwan's notation again (what `init(_:forIKE:)` reads), for tables and logs.
     public var text: String {
         var tokens = encryption.map(Self.name(of:)) + integrity.map(Self.name(of:)) + prf.map(Self.name(of:)) + groups.map(Self.name(of:))

@@ -44,6 +44,9 @@ public struct IKESASnapshot: Codable, Equatable, Sendable {
     public var ageSeconds: Double
     public var rekeyInSeconds: Double?
     public var children: [Child]
+    /// The PPK_ID of the post-quantum preshared key in the keys (RFC 8784); absent without one (and in snapshots
+    /// saved before it was kept).
+    public var ppkIdentity: [UInt8]?
 
     public var ikeSPIs: (initiator: IKESPI, responder: IKESPI) { (IKESPI(spiInitiator), IKESPI(spiResponder)) }
 }
@@ -110,7 +113,7 @@ extension IKEEngine {
             ].map(\.bytes),
             natDetected: session.natDetected, nextRequestID: nextRequestID,
             expectedRequestID: session.expectedRequestID, ageSeconds: now - session.createdAt,
-            rekeyInSeconds: session.rekeyAt.map { $0 - now }, children: children)
+            rekeyInSeconds: session.rekeyAt.map { $0 - now }, children: children, ppkIdentity: session.ppkUsed?.identity)
     }
 
     /// Puts an established IKE SA back after a restart. Its connection must be configured (added) first.
@@ -133,7 +136,9 @@ extension IKEEngine {
         guard sessions[session.localSPI] == nil else { throw .alreadyPresent }
         session.lifecycle = .established(
             IKESAKeying(
-                suite: IKECipherSuite(encryption: encryption, integrity: encryption.isAEAD ? nil : spec.integrity.first, prf: prf, group: group),
+                suite: IKECipherSuite(
+                    encryption: encryption, integrity: encryption.isAEAD ? nil : spec.integrity.first, prf: prf, group: group,
+                    additionalKeyExchanges: spec.namedAdditionalKeyExchanges),
                 keys: IKESAKeys(
                     deriving: k[0], integrityInitiator: k[1], integrityResponder: k[2], encryptionInitiator: k[3],
                     encryptionResponder: k[4], authenticationInitiator: k[5], authenticationResponder: k[6])))
@@ -142,6 +147,8 @@ extension IKEEngine {
         session.expectedRequestID = snapshot.expectedRequestID
         session.lastReceivedAt = now
         session.rekeyAt = snapshot.rekeyInSeconds.map { now + $0 }
+        // Only its name is used once the keys are made (events, listings); the key itself is in SK_d already.
+        session.ppkUsed = snapshot.ppkIdentity.map { PostQuantumPresharedKey(identity: $0, key: KeyMaterial([]), required: false) }
         for child in snapshot.children {
             guard let configuration = connection.children.first(where: { $0.name == child.configuration }) else {
                 throw .unknownChildConfiguration(child.configuration)
@@ -160,7 +167,8 @@ extension IKEEngine {
                     configuration: configuration, spiInbound: ChildSPI(child.spiInbound), spiOutbound: ChildSPI(child.spiOutbound),
                     suite: ChildCipherSuite(
                         encryption: childEncryption, integrity: childEncryption.isAEAD ? nil : childSpec.integrity.first,
-                        group: childSpec.groups.first, extendedSequenceNumbers: childSpec.extendedSequenceNumbers.first ?? false),
+                        group: childSpec.groups.first, extendedSequenceNumbers: childSpec.extendedSequenceNumbers.first ?? false,
+                        additionalKeyExchanges: childSpec.namedAdditionalKeyExchanges),
                     keys: DirectionalChildKeys(
                         encryptionInbound: KeyMaterial(child.encryptionInbound), integrityInbound: KeyMaterial(child.integrityInbound),
                         encryptionOutbound: KeyMaterial(child.encryptionOutbound), integrityOutbound: KeyMaterial(child.integrityOutbound)),
