@@ -287,6 +287,40 @@ final class FollowUpKeyExchangeTests: XCTestCase {
         pair.run([.send(pair.initiator.makeDatagram(bytes, from: session.local, to: session.remote))], from: "initiator")
     }
 
+    /// While a CHILD SA the peer asked for waits here for its IKE_FOLLOWUP_KE exchanges, the IKE SA they run on is
+    /// not rekeyed: not by this side (its rekey waits), and not by the peer (TEMPORARY_FAILURE, as strongSwan does).
+    func testNoIKESARekeyWhileACHILDSAOfThePeersIsHalfMade() throws {
+        let pair = try established()
+        let initiator = try holdFirstFollowUp(pair)
+        let responder = try session(pair.responder)
+        // Ours waits.
+        responder.rekeyAt = 0
+        let sent = pair.wire.count
+        pair.run(pair.responder.tick(now: pair.now), from: "responder")
+        XCTAssertEqual(pair.wire.count, sent, "no CREATE_CHILD_SA from the responder while the peer's CHILD SA is half made")
+        XCTAssertEqual(responder.rekeyAt, 0, "the rekey is still due")
+        // The peer's is refused: a CREATE_CHILD_SA for the IKE SA in place of its IKE_FOLLOWUP_KE.
+        let keyExchange = KeyExchangeGroup.curve25519.generatePrivateKey(random: SeededRandom(seed: 8))
+        let proposals = pair.initiator.ikeProposals(connection: initiator.connection, spi: [UInt8](repeating: 9, count: 8), preferring: .curve25519)
+        pair.held = []
+        pair.holding = false
+        let header = initiator.header(exchange: .createChildSA, messageID: try XCTUnwrap(initiator.outstanding).messageID, response: false)
+        let bytes = try ProtectedMessage.seal(
+            header: header,
+            payloads: [
+                .securityAssociation(SecurityAssociationPayload(proposals: proposals)), .nonce(NoncePayload(Nonce([UInt8](repeating: 4, count: 32)))),
+                .keyExchange(KeyExchangePayload(group: KeyExchangeGroup.curve25519.rawValue, data: keyExchange.publicValue))
+            ], protection: try XCTUnwrap(initiator.outgoingProtection), random: SeededRandom(seed: 9))
+        pair.run([.send(pair.initiator.makeDatagram(bytes, from: initiator.local, to: initiator.remote))], from: "initiator")
+        XCTAssertTrue(
+            pair.logs.contains {
+                $0.side == "responder" && $0.line.contains("while one of its CHILD SAs waits for its additional key exchanges: TEMPORARY_FAILURE")
+            },
+            "\(pair.logs.map(\.line))")
+        XCTAssertEqual(pair.responder.sessionSummaries.count, 1, "the IKE SA stays as it was")
+        XCTAssertEqual(responder.followUps.count, 1, "and so does the half-made CHILD SA's state")
+    }
+
     func testAFollowUpWhoseLinkNamesNothingGetsStateNotFoundAndTheRekeyIsTriedAgain() throws {
         var settings = EngineSettings()
         settings.rekeyRetryDelay = 10

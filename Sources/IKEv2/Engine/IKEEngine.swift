@@ -159,7 +159,8 @@ public final class IKEEngine {
             actions += retireStaleReplaced(session, now: now)
             guard session.state == .established else { continue }
             actions += expireFollowUps(session: session, now: now)
-            if let rekeyAt = session.rekeyAt, now >= rekeyAt, !session.rekey.oursPending {
+            // Not while a CHILD SA of the peer's is half made here (its IKE_FOLLOWUP_KE exchanges run on this IKE SA).
+            if let rekeyAt = session.rekeyAt, now >= rekeyAt, !session.rekey.oursPending, session.followUps.isEmpty {
                 session.rekeyAt = nil
                 actions += requestRekeyIKE(session: session, now: now)
             }

@@ -165,6 +165,15 @@ extension IKEEngine {
             ]
                 + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
         }
+        // Nor while a CHILD SA the peer asked for is half made here: its IKE_FOLLOWUP_KE exchanges run on this IKE SA.
+        if session.followUps.contains(where: { if case .child = $0.target { true } else { false } }) {
+            return [
+                .log(
+                    "peer asked to rekey IKE SA \(session.spiInitiator)_\(session.spiResponder) while one of its CHILD SAs waits for its "
+                        + "additional key exchanges: TEMPORARY_FAILURE")
+            ]
+                + respond(session: session, to: header, payloads: [.notify(NotifyPayload(type: .temporaryFailure))])
+        }
         let usable = SecurityAssociationPayload(proposals: sa.proposals.filter { $0.spi.count == 8 })
         guard session.keying != nil, let selection = selectIKEProposal(sa: usable, proposals: session.connection.proposals),
             let ke = payloads.keyExchange,
