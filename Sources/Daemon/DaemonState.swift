@@ -35,7 +35,7 @@ extension DaemonRunner {
         log: (String) -> Void
     ) throws -> ProxyStateStore? {
         guard let settings = configuration.store, var sealer = tokenOrKeyFile else { return nil }
-        let database: StateDatabase
+        let database: any StateStore
         do { database = try StateDatabase(path: settings.path) } catch {
             throw DaemonStartError(description: "store: cannot open the database \(settings.path): \(error)")
         }
@@ -85,7 +85,7 @@ extension DaemonRunner {
 
     /// The token wraps a data key kept in the database; the boxes of the store are sealed with it, so the
     /// token works at start and not for every SA change (EnvelopeSealer).
-    static func envelope(_ token: TokenSealer, database: StateDatabase, log: (String) -> Void) throws -> EnvelopeSealer {
+    static func envelope(_ token: TokenSealer, database: any StateStore, log: (String) -> Void) throws -> EnvelopeSealer {
         do {
             let stored = try database.meta("wrapped_data_key").flatMap { Data(base64Encoded: $0) }.map { Array($0) }
             let envelope = try EnvelopeSealer(token: token, wrappedKey: stored)
@@ -102,7 +102,7 @@ extension DaemonRunner {
     }
 
     /// Hosts discovery learnt before a restart: terminals enrolled by MAC are registered again at once.
-    static func restoreHosts(_ database: StateDatabase, into bridge: EthernetBridge, log: (String) -> Void) {
+    static func restoreHosts(_ database: any StateStore, into bridge: EthernetBridge, log: (String) -> Void) {
         do {
             let rows = try database.hosts()
             for row in rows {
@@ -115,7 +115,7 @@ extension DaemonRunner {
             }
             if !rows.isEmpty { log("restored \(rows.count) discovered host(s)") }
         } catch {
-            log("cannot read discovered hosts from \(database.path): \(error)")
+            log("cannot read discovered hosts from \(database.location): \(error)")
         }
     }
 
@@ -150,7 +150,7 @@ extension DaemonRunner {
         }
     }
 
-    static func restoreStations(_ database: StateDatabase, into bridge: EthernetBridge, log: (String) -> Void) -> [IPAddress: Station] {
+    static func restoreStations(_ database: any StateStore, into bridge: EthernetBridge, log: (String) -> Void) -> [IPAddress: Station] {
         do {
             let rows = try database.stations()
             var restored: [IPAddress: Station] = [:]
@@ -163,7 +163,7 @@ extension DaemonRunner {
             if !rows.isEmpty { log("restored the link addresses of \(rows.count) peer(s) and terminal(s)") }
             return restored
         } catch {
-            log("cannot read link addresses from \(database.path): \(error)")
+            log("cannot read link addresses from \(database.location): \(error)")
             return [:]
         }
     }

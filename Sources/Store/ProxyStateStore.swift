@@ -7,7 +7,7 @@ import Proxy
 /// for listings; negotiations under way are noted (without secrets) so a restart can say what it lost.
 /// Writes happen only when something changed (message IDs, SPIs, CHILD SAs), not per packet.
 public final class ProxyStateStore {
-    public let database: StateDatabase
+    public let database: any StateStore
     public let sealer: Sealer
     /// What was last written per IKE SA ("spiI_spiR"), without the ever-changing ages.
     /// What was last saved of each IKE SA, without its ages (`stable`): compared field by field, which costs
@@ -17,7 +17,7 @@ public final class ProxyStateStore {
     private var savedNegotiations: Set<String> = []
     private var lastSealingError: String?
 
-    public init(database: StateDatabase, sealer: Sealer) {
+    public init(database: any StateStore, sealer: Sealer) {
         self.database = database
         self.sealer = sealer
     }
@@ -95,7 +95,7 @@ public final class ProxyStateStore {
                 for k in removed { saved[k] = nil }
                 if !upserts.isEmpty { lastSealingError = nil }
             } catch {
-                log.append("saving SAs to \(database.path) failed: \(error)")
+                log.append("saving SAs to \(database.location) failed: \(error)")
             }
         }
         let negotiations = engine.negotiationSummaries
@@ -106,7 +106,7 @@ public final class ProxyStateStore {
                     negotiations.map { ($0.spiInitiator.description, $0.spiResponder.description, $0.connection) }, now: time.wall)
                 savedNegotiations = names
             } catch {
-                log.append("saving negotiations to \(database.path) failed: \(error)")
+                log.append("saving negotiations to \(database.location) failed: \(error)")
             }
         }
         return log
@@ -121,7 +121,7 @@ public final class ProxyStateStore {
             try database.saveProgress(sequences: sequences, counters: counters)
             return []
         } catch {
-            return ["saving progress to \(database.path) failed: \(error)"]
+            return ["saving progress to \(database.location) failed: \(error)"]
         }
     }
 
@@ -136,7 +136,7 @@ public final class ProxyStateStore {
             rows = try database.ikeSAs()
             sequences = try database.highestOutboundSequences()
         } catch {
-            return ["cannot read saved SAs from \(database.path): \(error)"]
+            return ["cannot read saved SAs from \(database.location): \(error)"]
         }
         var ikeCount = 0
         var childCount = 0
@@ -175,7 +175,7 @@ public final class ProxyStateStore {
             }
         }
         if !dropped.isEmpty { try? database.saveIKESAs([], removed: dropped) }
-        log.insert("restored \(ikeCount) IKE SA(s) with \(childCount) CHILD SA(s) from \(database.path)", at: 0)
+        log.insert("restored \(ikeCount) IKE SA(s) with \(childCount) CHILD SA(s) from \(database.location)", at: 0)
         if let lost = try? database.takeNegotiations(), !lost.isEmpty {
             log.append(
                 "\(lost.count) negotiation(s) under way before the restart were discarded (the peers start again): "

@@ -174,52 +174,6 @@ final class StoreTests: XCTestCase {
     }
 
     /// `GET /v1/audit` reads the newest entries, oldest first, and the total.
-    func testTheNewestAuditEntriesAreReadOldestFirst() throws {
-        let database = try StateDatabase(path: directory.appendingPathComponent("state.db").path)
-        for n in 1...7 { try database.audit(who: n.isMultiple(of: 2) ? "alice" : "bob", action: "policy.add", detail: "rule \(n)", now: Double(n)) }
-        let (entries, total) = try database.recentAudit(limit: 3)
-        XCTAssertEqual(total, 7)
-        XCTAssertEqual(entries.map(\.detail), ["rule 5", "rule 6", "rule 7"])
-        XCTAssertEqual(entries.map(\.who), ["bob", "alice", "bob"])
-        XCTAssertEqual(try database.recentAudit(limit: 500).entries.count, 7)
-    }
-
-    /// Terminals changed over the API outlive restarts: an added one supersedes the file's under its ID, a
-    /// removed one stays removed until added again.
-    func testTerminalsAddedAndRemovedOverTheAPIAreKept() throws {
-        let database = try StateDatabase(path: directory.appendingPathComponent("state.db").path)
-        func row(_ id: UInt64, _ address: String) -> StateDatabase.TerminalRow {
-            StateDatabase.TerminalRow(terminalID: id, mac: nil, addresses: [address], sealedEnrollmentKey: [1, 2, 3], keyDeliveryPort: 9500)
-        }
-        try database.saveApprovedTerminal(row(5, "192.0.2.5"), now: 1)
-        try database.replaceConfiguration(terminals: [row(5, "192.0.2.55"), row(6, "192.0.2.6")], profiles: [], rules: [], now: 2)
-        XCTAssertEqual(try database.approvedTerminals().map(\.addresses), [["192.0.2.5"]], "the file does not overwrite the API's terminal 5")
-        XCTAssertEqual(try database.terminals().map(\.terminalID), [5, 6])
-        try database.saveRemovedTerminal(5, who: "alice", now: 3)
-        try database.saveRemovedTerminal(6, who: "bob", now: 4)
-        XCTAssertTrue(try database.approvedTerminals().isEmpty, "removing forgets the API's terminal")
-        XCTAssertEqual(try database.removedTerminals().map(\.terminalID), [5, 6])
-        XCTAssertEqual(try database.removedTerminals().map(\.who), ["alice", "bob"])
-        try database.saveApprovedTerminal(row(6, "192.0.2.66"), now: 5)
-        XCTAssertEqual(try database.removedTerminals().map(\.terminalID), [5], "adding terminal 6 again ends its removal")
-    }
-
-    func testLinkAddressesAreReplacedAndReadBack() throws {
-        let database = try StateDatabase(path: directory.appendingPathComponent("state.db").path)
-        let peer = StateDatabase.StationRow(address: "192.0.2.1", mac: "02:00:00:00:00:01", vlanIDs: [100, 200], side: "internet")
-        let terminal = StateDatabase.StationRow(address: "2001:db8::2", mac: "02:00:00:00:d0:02", vlanIDs: [], side: "terminal")
-        try database.saveStations(changed: [terminal, peer], removed: [])
-        XCTAssertEqual(try database.stations(), [peer, terminal])
-        try database.saveStations(changed: [], removed: [peer.address])
-        XCTAssertEqual(try database.stations(), [terminal], "a removed address's row goes")
-        var moved = terminal
-        moved.mac = "02:00:00:00:d0:03"
-        try database.saveStations(changed: [peer, moved], removed: [])
-        XCTAssertEqual(try database.stations(), [peer, moved], "a change adds and rewrites rows, and keeps the others")
-        try database.saveStations(changed: [], removed: [peer.address])
-        XCTAssertEqual(try database.stations(), [moved])
-    }
-
     func testSAsSavedFromAProxyAreRestoredIntoAFreshOneWithoutSecretsInTheFile() throws {
         let network = DemoScenario.network(linkLatency: 0.0005)
         network.peerInitiates(connection: "to-\(DemoScenario.terminalA)")
