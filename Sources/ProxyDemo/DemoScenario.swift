@@ -9,7 +9,7 @@ public enum DemoScenario {
     public static let terminalA = IPAddress("10.0.0.11")!
     public static let terminalB = IPAddress("10.0.0.12")!
     public static let stranger = IPAddress("10.0.0.13")!
-    /// A terminal under the quantum-safe profile (`network(quantumSafe: true)`, the demo's last step).
+    /// A terminal under the quantum-safe profile (`network(quantumSafe:)`, the demo's last step).
     public static let terminalD = IPAddress("10.0.0.14")!
     /// Other hosts on the peer's network: a DNS server (bypass) and a telnet server (discard).
     public static let dnsServer = IPAddress("198.51.100.53")!
@@ -57,39 +57,37 @@ public enum DemoScenario {
         return profile
     }
 
-    /// The peer's own connections, one per terminal it may talk to (it cannot tell the proxy is there); with
-    /// `quantumSafe`, one more to terminal D with the quantum-safe profile's proposals and PPK.
+    /// The connection a peer at `peer` has to one terminal, host to host, as the peer of the demo and of the
+    /// benchmarks configures it (it cannot tell the proxy is there); ESP in UDP, as the terminals speak it.
+    public static func peerConnection(
+        from peer: IPAddress = peer, to terminal: IPAddress, ikeProposal: String = "aes256gcm16-prfsha256-x25519",
+        espProposals: [String] = ["aes256gcm16"]
+    ) -> ConnectionConfiguration {
+        ConnectionConfiguration(
+            name: "to-\(terminal)", localAddress: peer, remoteAddress: terminal, localIdentity: Identity(peer.description),
+            remoteIdentity: Identity(terminal.description), preSharedKey: preSharedKey, proposals: [try! ProposalSpec(ikeProposal, forIKE: true)],
+            children: [
+                ChildConfiguration(
+                    name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer.description)!],
+                    remoteTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
+                    proposals: espProposals.map { try! ProposalSpec($0, forIKE: false) })
+            ],
+            forceEncapsulation: true)
+    }
+
+    /// The peer's own connections, one per terminal it may talk to; with `quantumSafe`, one more to terminal D
+    /// with the quantum-safe profile's proposals and PPK.
     public static func peerEngine(
         random: RandomSource = SystemRandom(), childless: ChildlessMode = .allow,
         espProposals: [String] = ["aes256gcm16"], quantumSafe: Bool = false
     ) -> IKEEngine {
         var connections = [terminalA, terminalB, stranger].map { terminal in
-            var connection = ConnectionConfiguration(
-                name: "to-\(terminal)", localAddress: peer, remoteAddress: terminal, localIdentity: Identity(peer.description),
-                remoteIdentity: Identity(terminal.description), preSharedKey: preSharedKey,
-                proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
-                children: [
-                    ChildConfiguration(
-                        name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer.description)!],
-                        remoteTrafficSelectors: [TrafficSelector(cidr: terminal.description)!],
-                        proposals: espProposals.map { try! ProposalSpec($0, forIKE: false) })
-                ],
-                forceEncapsulation: true)
+            var connection = peerConnection(to: terminal, espProposals: espProposals)
             connection.childless = childless
             return connection
         }
         if quantumSafe {
-            var connection = ConnectionConfiguration(
-                name: "to-\(terminalD)", localAddress: peer, remoteAddress: terminalD, localIdentity: Identity(peer.description),
-                remoteIdentity: Identity(terminalD.description), preSharedKey: preSharedKey,
-                proposals: [try! ProposalSpec(hybridIKEProposal, forIKE: true)],
-                children: [
-                    ChildConfiguration(
-                        name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer.description)!],
-                        remoteTrafficSelectors: [TrafficSelector(cidr: terminalD.description)!],
-                        proposals: [try! ProposalSpec(hybridESPProposal, forIKE: false)])
-                ],
-                forceEncapsulation: true)
+            var connection = peerConnection(to: terminalD, ikeProposal: hybridIKEProposal, espProposals: [hybridESPProposal])
             connection.postQuantumPresharedKey = postQuantumPresharedKey
             connections.append(connection)
         }

@@ -165,19 +165,7 @@ final class ProxyEdgeTests: XCTestCase {
                     action: .protect(profile: "gateway"))
             ], defaultAction: .discard)
         let proxy = makeProxy(policy: policy, terminals: [entry])
-        let peerEngine = IKEEngine(connections: [
-            ConnectionConfiguration(
-                name: "to-t6", localAddress: peer6, remoteAddress: terminal6, localIdentity: Identity(peer6.description),
-                remoteIdentity: Identity(terminal6.description), preSharedKey: DemoScenario.preSharedKey,
-                proposals: [try! ProposalSpec("aes256gcm16-prfsha256-x25519", forIKE: true)],
-                children: [
-                    ChildConfiguration(
-                        name: "child", localTrafficSelectors: [TrafficSelector(cidr: peer6.description)!],
-                        remoteTrafficSelectors: [TrafficSelector(cidr: terminal6.description)!],
-                        proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])
-                ],
-                forceEncapsulation: true)
-        ])
+        let peerEngine = IKEEngine(connections: [DemoScenario.peerConnection(from: peer6, to: terminal6)])
         let network = VirtualNetwork(proxy: proxy, peer: peerEngine, peerAddress: peer6, terminals: [entry])
         network.terminalSends(terminal6, HostStack.echoRequest(from: terminal6, to: peer6, sequence: 1))
         network.run()

@@ -290,19 +290,7 @@ func measure(ikeProposal: String) -> (timings: [Double], virtualTimes: [Double])
         profile.ikeProposals = [try! ProposalSpec(ikeProposal, forIKE: true)]
         let proxy = KeyExchangeProxy(policy: policyTable, registry: registry, profiles: [profile])
         let peerEngine = IKEEngine(
-            connections: entries.map { entry in
-                ConnectionConfiguration(
-                    name: "to-\(entry.address)", localAddress: peerAddress, remoteAddress: entry.address,
-                    localIdentity: Identity(peerAddress.description), remoteIdentity: Identity(entry.address.description),
-                    preSharedKey: DemoScenario.preSharedKey, proposals: [try! ProposalSpec(ikeProposal, forIKE: true)],
-                    children: [
-                        ChildConfiguration(
-                            name: "child", localTrafficSelectors: [TrafficSelector(cidr: peerAddress.description)!],
-                            remoteTrafficSelectors: [TrafficSelector(cidr: entry.address.description)!],
-                            proposals: [try! ProposalSpec("aes256gcm16", forIKE: false)])
-                    ],
-                    forceEncapsulation: true)
-            })
+            connections: entries.map { DemoScenario.peerConnection(from: peerAddress, to: $0.address, ikeProposal: ikeProposal) })
         let network = VirtualNetwork(proxy: proxy, peer: peerEngine, peerAddress: peerAddress, terminals: entries, linkLatency: 0.0005)
         for entry in entries {
             let virtualStart = network.now
