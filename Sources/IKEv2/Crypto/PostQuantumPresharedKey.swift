@@ -31,7 +31,11 @@ public struct PostQuantumPresharedKey: Sendable, Equatable {
     }
 
     /// The PPK_ID for a log line: its octets as text where they are printable, else in hex.
-    public var identityDescription: String {
+    public var identityDescription: String { Self.describe(identity: identity) }
+
+    /// A PPK_ID (ours, or one a peer named) for a log line.
+    public static func describe(identity: [UInt8]) -> String {
+        guard !identity.isEmpty else { return "(empty)" }
         let printable = identity.allSatisfy { (0x21...0x7e).contains($0) }
         return printable ? String(decoding: identity, as: UTF8.self) : "0x" + identity.hexString
     }

@@ -172,9 +172,6 @@ final class IKESession {
     var intermediateExchanges = 0
     /// RFC 8784: both ends sent USE_PPK in IKE_SA_INIT, so IKE_AUTH may use a post-quantum preshared key.
     var peerAnnouncedPPK = false
-    /// Initiator: the keys with our PPK mixed in, used for our AUTH, until the response says whether the
-    /// responder used the PPK too (PPK_IDENTITY) or fell back to NO_PPK_AUTH.
-    var keysWithPPK: IKESAKeys?
     /// The PPK_ID of the post-quantum preshared key in this IKE SA's keys, once IKE_AUTH used one.
     var ppkUsed: PostQuantumPresharedKey?
     /// What IKE_AUTH's signed octets end with: nothing without IKE_INTERMEDIATE; else IntAuth, the first IKE_AUTH

@@ -149,7 +149,6 @@ extension IKEEngine {
         }
         // RFC 8784 section 3: our AUTH is made with SK_pi mixed with the PPK; without it as NO_PPK_AUTH too, when optional.
         let mixed = ppk.map { KeyDerivation.mixing($0.key, into: keys, prf: suite.prf) }
-        session.keysWithPPK = mixed
         func authentication(_ key: KeyMaterial) -> Result<(certificates: [Payload], auth: AuthenticationPayload), SigningFailure> {
             ourAuthentication(
                 session: session, connection: session.connection, suite: suite, firstMessage: session.initiatorFirstMessage,
@@ -251,7 +250,7 @@ extension IKEEngine {
         }
         let finalKeys: IKESAKeys
         let ppk: PostQuantumPresharedKey?
-        switch ppkInResponse(session: session, keys: keys, payloads: payloads) {
+        switch ppkInResponse(session: session, suite: suite, keys: keys, payloads: payloads) {
         case .success(let (chosen, used)): (finalKeys, ppk) = (chosen, used)
         case .failure(let failure):
             count(.ppkRefused)
@@ -273,7 +272,6 @@ extension IKEEngine {
                 session: session, chain: chain, responders: responders, policy: policy, requestHeader: nil,
                 childRequest: request, payloads: payloads, now: now)
         }
-        session.keysWithPPK = nil
         if let ppk {
             session.agreeKeys(suite: suite, keys: finalKeys)
             session.ppkUsed = ppk

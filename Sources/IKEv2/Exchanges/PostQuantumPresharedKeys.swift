@@ -34,11 +34,12 @@ extension IKEEngine {
 
     /// Initiator, IKE_AUTH response: the keys the responder's AUTH is checked with and the IKE SA keeps; the PPK
     /// when the responder used it (PPK_IDENTITY), or why the IKE SA fails (ours is required and it did not).
-    func ppkInResponse(session: IKESession, keys: IKESAKeys, payloads: [Payload]) -> Result<
+    /// Our request used the PPK exactly when `ppkForOurAuthentication` gave it: a PPK here, USE_PPK there.
+    func ppkInResponse(session: IKESession, suite: IKECipherSuite, keys: IKESAKeys, payloads: [Payload]) -> Result<
         (IKESAKeys, PostQuantumPresharedKey?), AuthenticationFailure
     > {
-        guard let mixed = session.keysWithPPK, let ppk = session.connection.postQuantumPresharedKey else { return .success((keys, nil)) }
-        if payloads.notify(.ppkIdentity) != nil { return .success((mixed, ppk)) }
+        guard session.peerAnnouncedPPK, let ppk = session.connection.postQuantumPresharedKey else { return .success((keys, nil)) }
+        if payloads.notify(.ppkIdentity) != nil { return .success((KeyDerivation.mixing(ppk.key, into: keys, prf: suite.prf), ppk)) }
         guard !ppk.required else {
             return .failure(
                 AuthenticationFailure("the responder did not use the post-quantum preshared key '\(ppk.identityDescription)', which is required here")
@@ -57,9 +58,7 @@ extension IKEEngine {
         if session.peerAnnouncedPPK, let named, let ours, ours.isNamed(by: named) {
             return .use(KeyDerivation.mixing(ours.key, into: keys, prf: suite.prf), ours)
         }
-        let theirs = named.map { data in
-            data.count > 1 ? String(decoding: data.dropFirst(), as: UTF8.self) : "(empty)"
-        }
+        let theirs = named.map { PostQuantumPresharedKey.describe(identity: Array($0.dropFirst())) }
         if let ours, ours.required {
             let why = theirs.map { "the initiator's PPK_ID '\($0)' is not ours" } ?? "the initiator used none"
             return .refuse("connection '\(connection.name)' requires the post-quantum preshared key '\(ours.identityDescription)'; \(why)")
