@@ -5,6 +5,7 @@ import IKEv2
 public struct EngineSettingsFile: Decodable, Sendable {
     var retransmit_timeout: Double?
     var retransmit_limit: Int?
+    var ike_delete_retransmit_limit: Int?
     var half_open_timeout: Double?
     var rekey_retry_delay: Double?
     var replaced_sa_timeout: Double?
@@ -42,6 +43,10 @@ public struct EngineSettingsFile: Decodable, Sendable {
         }
         if let v = retransmit_timeout { settings.retransmitTimeout = v }
         if let v = retransmit_limit { settings.retransmitLimit = v }
+        if let v = ike_delete_retransmit_limit {
+            guard (0...16).contains(v) else { throw Failure(description: "settings.ike_delete_retransmit_limit: \(v) is not between 0 and 16") }
+            settings.ikeDeleteRetransmitLimit = v
+        }
         if let v = half_open_timeout { settings.halfOpenTimeout = v }
         if let v = rekey_retry_delay { settings.rekeyRetryDelay = v }
         if let v = replaced_sa_timeout { settings.replacedSATimeout = v }

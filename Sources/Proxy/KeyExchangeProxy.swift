@@ -25,6 +25,8 @@ public final class KeyExchangeProxy {
     public var batchesIKE: ((Int, (Int) -> Void) -> Void)?
     /// IKE datagrams of the current batch, held for `answerHeldIKE(at:)`, which answers them at its time.
     var heldIKE: [EngineShards.Datagram] = []
+    /// Answers that made a CHILD SA, waiting until the terminal holds its inbound SA.
+    var answersAwaitingKeys = AnswersAwaitingKeys()
     public let store = SAStore()
     /// Refuses new negotiations (the sealing token is absent): established SAs keep working.
     public var refusesNewNegotiations: String?
@@ -62,7 +64,7 @@ public final class KeyExchangeProxy {
         engines = EngineShards(connections: [], settings: engineSettings, count: engineCount, random: random)
     }
 
-    func count(_ counter: ProxyCounter) { counters[counter.rawValue, default: 0] += 1 }
+    func count(_ counter: ProxyCounter, by amount: Int = 1) { counters[counter.rawValue, default: 0] += amount }
 
     func drop(_ reason: PacketDropReason, log: String? = nil) -> [ProxyAction] {
         counters[reason.counterName, default: 0] += 1
@@ -249,6 +251,15 @@ public final class KeyExchangeProxy {
     /// Timers: IKE retransmissions and rekeys, key-delivery retransmissions, SA expiry.
     public func tick(at time: ClockReading) -> [ProxyAction] {
         var actions = perform(engines.tick(now: time.monotonic), at: time)
+        let late = answersAwaitingKeys.expire(now: time.monotonic)
+        if late.count > 0 {
+            count(.ikeAnswerSentBeforeKeys, by: late.count)
+            actions.append(
+                .log(
+                    "\(late.count) IKE answer(s) sent before the terminal acknowledged the new inbound SA "
+                        + "(waited \(settings.answerHoldLimit) s; counted as ike_answer_sent_before_keys)"))
+            actions += late.packets
+        }
         if let at = policyRetryAt, time.monotonic >= at { actions += applyPolicy(at: time) }
         let delivery = keyDeliveries.tick(at: time, registry: registry)
         actions += delivery.actions

@@ -12,6 +12,8 @@ public enum ProxyCounter: String, Sendable, CaseIterable {
     case forwardedToTerminal = "forwarded_to_terminal"
     case ikeAnsweredForRemovedTerminal = "ike_answered_for_removed_terminal"
     case ikeAnsweredForTerminal = "ike_answered_for_terminal"
+    case ikeAnswerHeldForKeys = "ike_answer_held_for_keys"
+    case ikeAnswerSentBeforeKeys = "ike_answer_sent_before_keys"
     case ikeSAOfUnenrolledTerminalDeleted = "ike_sa_of_unenrolled_terminal_deleted"
     case keyDeliveryAbandoned = "key_delivery_abandoned"
     case keyDeliveryUnexpected = "key_delivery_unexpected"

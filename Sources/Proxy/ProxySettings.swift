@@ -18,5 +18,8 @@ public struct ProxySettings: Sendable {
     public var maxNegotiationsPerTerminal = 16
     /// And at most this many at once in all, whichever terminals they are for.
     public var maxNegotiations = 256
+    /// Seconds an answer to a peer's request that made a CHILD SA waits for the terminal to acknowledge the new
+    /// inbound SA (`AnswersAwaitingKeys`) before it is sent anyway.
+    public var answerHoldLimit: Double = 1
     public init() {}
 }

@@ -98,6 +98,10 @@ public final class VirtualNetwork {
     public var log: (String) -> Void = { _ in }
     /// The peer is gone (crashed, unplugged): what reaches it is lost and it sends nothing.
     public var peerIsDown = false
+    /// Latency from the proxy to the terminals, when they are slower to reach than the peer (nil: `linkLatency`).
+    public var terminalLinkLatency: Double?
+    /// Told of each SA event of the peer's engine as it happens, before anything else moves.
+    public var onPeerEvent: (SAEvent) -> Void = { _ in }
     /// Plays the OCSP responders the proxy asks about a peer's certificates (nil: nobody answers, so the
     /// engine's timeout decides).
     public var revocationResponder: ((RevocationCheckRequest) -> RevocationStatus)?
@@ -186,7 +190,9 @@ public final class VirtualNetwork {
                     IPHeaderBuilder.udpPacket(
                         source: d.source.address.bytes, destination: d.destination.address.bytes,
                         sourcePort: d.source.port, destinationPort: d.destination.port, payload: d.payload))
-            case .event(let event): peer.apply(event, now: now)
+            case .event(let event):
+                onPeerEvent(event)
+                peer.apply(event, now: now)
             case .drop, .log, .checkRevocation, .initialContact: break
             }
         }
@@ -227,7 +233,7 @@ public final class VirtualNetwork {
                 guard let view = try? IPPacketView(packet), let destination = IPAddress(bytes: view.destination(in: packet)),
                     terminals[destination] != nil
                 else { continue }
-                schedule(.terminal(destination), packet)
+                schedule(.terminal(destination), packet, delay: terminalLinkLatency)
             case .drop(let reason): proxyDrops.append(reason)
             case .log(let text): log("  proxy: \(text)")
             case .event: break

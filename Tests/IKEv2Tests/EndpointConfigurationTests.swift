@@ -118,6 +118,10 @@ final class EndpointConfigurationTests: XCTestCase {
                 "fragment_size: 100 is not between 576 and 65535"
             ),
             (
+                #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678"}], "settings": {"ike_delete_retransmit_limit": 17}}"#,
+                "settings.ike_delete_retransmit_limit: 17 is not between 0 and 16"
+            ),
+            (
                 #"{"connections": [{"name": "x", "local_address": "10.0.0.1", "psk": "12345678", "remote_auth": "pubkey", "ca_certificates": ["/nonexistent/ca.pem"], "revocation": "sometimes"}]}"#,
                 "revocation 'sometimes' is not relaxed, ifuri or strict"
             ),

@@ -207,7 +207,32 @@ final class EthernetBridgeTests: XCTestCase {
         var keyDeliveryFrames: [[UInt8]] = []
         var ikeReplies: [[UInt8]] = []
         var established = false
-        for _ in 0..<10 where !toBridge.isEmpty {
+        var ticked = false
+        var heldUntilTheLimit = false
+        func carry(_ outs: [FrameAction]) throws -> [EngineAction] {
+            var next: [EngineAction] = []
+            for out in outs {
+                guard case .send(let side, let bytes) = out else { continue }
+                let ethernet = try EthernetFrameView(bytes)
+                let packet = Array(bytes[ethernet.payloadOffset...])
+                let view = try IPPacketView(packet)
+                if side == .terminal {
+                    keyDeliveryFrames.append(bytes)
+                    continue
+                }
+                ikeReplies.append(bytes)
+                XCTAssertEqual(ethernet.source, terminalMAC, "IKE leaves with the terminal's MAC")
+                XCTAssertEqual(ethernet.destination, peerMAC)
+                XCTAssertEqual(ethernet.vlanIDs, [7])
+                XCTAssertEqual(view.source(in: packet), DemoScenario.terminalA.bytes, "and from the terminal's address")
+                let ports = view.ports(in: packet)!
+                next += peer.receive(
+                    Array(packet[(view.upperOffset + 8)...]), from: Endpoint(DemoScenario.terminalA, ports.source),
+                    to: Endpoint(DemoScenario.peer, ports.destination), now: 0)
+            }
+            return next
+        }
+        for _ in 0..<10 {
             var next: [EngineAction] = []
             for action in toBridge {
                 if case .event(let event) = action, event.kind == .childEstablished { established = true }
@@ -216,28 +241,19 @@ final class EthernetBridgeTests: XCTestCase {
                     source: datagram.source.address.bytes, destination: datagram.destination.address.bytes,
                     sourcePort: datagram.source.port, destinationPort: datagram.destination.port, payload: datagram.payload)
                 let frame = EthernetFrameView.build(destination: terminalMAC, source: peerMAC, vlanIDs: [7], etherType: EtherType.ipv4, payload: ip)
-                for out in bridge.receive(from: .internet, frame: frame, at: ClockReading(monotonic: 0, wall: 0)) {
-                    guard case .send(let side, let bytes) = out else { continue }
-                    let ethernet = try EthernetFrameView(bytes)
-                    let packet = Array(bytes[ethernet.payloadOffset...])
-                    let view = try IPPacketView(packet)
-                    if side == .terminal {
-                        keyDeliveryFrames.append(bytes)
-                        continue
-                    }
-                    ikeReplies.append(bytes)
-                    XCTAssertEqual(ethernet.source, terminalMAC, "IKE leaves with the terminal's MAC")
-                    XCTAssertEqual(ethernet.destination, peerMAC)
-                    XCTAssertEqual(ethernet.vlanIDs, [7])
-                    XCTAssertEqual(view.source(in: packet), DemoScenario.terminalA.bytes, "and from the terminal's address")
-                    let ports = view.ports(in: packet)!
-                    next += peer.receive(
-                        Array(packet[(view.upperOffset + 8)...]), from: Endpoint(DemoScenario.terminalA, ports.source),
-                        to: Endpoint(DemoScenario.peer, ports.destination), now: 0)
-                }
+                next += try carry(bridge.receive(from: .internet, frame: frame, at: ClockReading(monotonic: 0, wall: 0)))
             }
+            if next.isEmpty && !ticked && !established {
+                // No terminal acknowledges here: the IKE_AUTH answer waits for the new inbound SA until the limit.
+                ticked = true
+                heldUntilTheLimit = !keyDeliveryFrames.isEmpty
+                next = try carry(bridge.tick(at: ClockReading(monotonic: 1.5, wall: 1.5)))
+            }
+            if next.isEmpty && toBridge.isEmpty { break }
             toBridge = next
         }
+        XCTAssertTrue(heldUntilTheLimit, "the answer that made the CHILD SA waited while its keys were on their way to the terminal")
+        XCTAssertEqual(bridge.proxy.counters["ike_answer_sent_before_keys"], 1)
         XCTAssertTrue(established, "the peer established a CHILD SA with the terminal's address")
         XCTAssertGreaterThanOrEqual(ikeReplies.count, 2)
         XCTAssertFalse(keyDeliveryFrames.isEmpty, "the SA went to the terminal over key delivery")

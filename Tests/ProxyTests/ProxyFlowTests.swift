@@ -381,6 +381,32 @@ class ProxyFlowTests: XCTestCase {
         XCTAssertNil(network.proxy.counters["child_sa_failed"])
     }
 
+    /// The peer sends on a new CHILD SA as soon as it has the answer that made it, so the proxy answers only once the
+    /// terminal acknowledged the new inbound SA: with a terminal 0.2 s away, the peer's IKE_AUTH and its rekey
+    /// each complete after the terminal holds the SA the peer will send on, and no ESP is lost.
+    func testAnAnswerThatMakesACHILDSAWaitsUntilTheTerminalHoldsItsInboundSA() {
+        let network = DemoScenario.network(engineCount: Self.engineCount)
+        network.terminalLinkLatency = 0.2
+        var checked = 0
+        network.onPeerEvent = { event in
+            guard let child = event.child, event.kind == .childEstablished || event.kind == .childRekeyed else { return }
+            checked += 1
+            XCTAssertNotNil(
+                network.terminals[self.a]!.agent.database.inbound[child.spiOutbound],
+                "the terminal holds \(child.spiOutbound) (in) when the peer has the answer (\(event.kind))")
+        }
+        network.peerInitiates(connection: "to-\(a)")
+        network.run()
+        network.peerInitiatesRekey(connection: "to-\(a)")
+        network.run()
+        XCTAssertEqual(checked, 2, "the peer made a CHILD SA and rekeyed it")
+        XCTAssertEqual(network.proxy.counters["ike_answer_held_for_keys"], 2)
+        XCTAssertNil(network.proxy.counters["ike_answer_sent_before_keys"], "none waited until the limit")
+        for sequence in 1...3 { network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: UInt16(sequence))) }
+        network.run()
+        XCTAssertEqual(network.peer.stack.received.filter(HostStack.isEchoReply).count, 3)
+    }
+
     /// ESP the terminal sent on the old SA just before it had the new one still goes out for a few seconds after
     /// the peer deleted the old CHILD SA (the peer keeps the old inbound SA that long; strongSwan 5 s).
     func testESPOnARekeyedAwaySAStillGoesOutBriefly() {

@@ -14,6 +14,13 @@ public struct Datagram: Equatable, Sendable {
     public var payload: [UInt8]
     public var source: Endpoint
     public var destination: Endpoint
+
+    /// Whether it carries an answer (the IKE header's R flag, after the non-ESP marker on port 4500).
+    public var isResponse: Bool {
+        let offset = source.port == 4500 || destination.port == 4500 ? 4 : 0
+        guard payload.count > offset + 19 else { return false }
+        return IKEHeader.Flags(rawValue: payload[offset + 19]).contains(.response)
+    }
 }
 
 /// Why an incoming datagram was dropped without an answer; counted per reason.

@@ -8,18 +8,21 @@ extension KeyExchangeProxy {
     func perform(_ engineActions: [EngineAction], at time: ClockReading) -> [ProxyAction] {
         var actions: [ProxyAction] = []
         var deferred: [StoredChildSA] = []
+        // Answers go after the key delivery they caused, and wait for the terminal's inbound SA if they made one.
+        var answers: [ProxyAction] = []
+        var awaited: (terminalID: UInt64, spis: Set<UInt32>)?
         for action in engineActions {
             switch action {
             case .send(let datagram):
                 // IKE leaves from the terminal's address: the peer cannot tell it from the terminal itself.
-                actions.append(
-                    .send(
-                        .internet,
-                        IPHeaderBuilder.udpPacket(
-                            source: datagram.source.address.bytes,
-                            destination: datagram.destination.address.bytes,
-                            sourcePort: datagram.source.port,
-                            destinationPort: datagram.destination.port, payload: datagram.payload)))
+                let packet = ProxyAction.send(
+                    .internet,
+                    IPHeaderBuilder.udpPacket(
+                        source: datagram.source.address.bytes,
+                        destination: datagram.destination.address.bytes,
+                        sourcePort: datagram.source.port,
+                        destinationPort: datagram.destination.port, payload: datagram.payload))
+                if datagram.isResponse { answers.append(packet) } else { actions.append(packet) }
             case .event(let event):
                 actions.append(.event(event))
                 // SAs made, rekeyed and deleted, by kind, for the status and the metrics.
@@ -48,6 +51,9 @@ extension KeyExchangeProxy {
                 }
                 if let terminal = registry.terminal(at: terminalAddress) {
                     actions += deliver(to: terminal) { $0.handle(event, lifetime: lifetime, at: time) }
+                    if let child = event.child, event.kind == .childEstablished || event.kind == .childRekeyed {
+                        awaited = (terminal.terminalID, (awaited?.spis ?? []).union([child.spiInbound.rawValue]))
+                    }
                 }
             case .drop(let reason):
                 counters["ike_drop_" + reason.key, default: 0] += 1
@@ -61,7 +67,13 @@ extension KeyExchangeProxy {
         }
         // After the new SAs' keys are on their way to the terminal.
         for added in deferred { actions += retireSupersededChildren(by: added, at: time) }
-        return actions
+        if let awaited, !answers.isEmpty {
+            count(.ikeAnswerHeldForKeys)
+            answersAwaitingKeys.hold(
+                answers, terminalID: awaited.terminalID, awaiting: awaited.spis, deadline: time.monotonic + settings.answerHoldLimit)
+            return actions
+        }
+        return actions + answers
     }
 
     /// What the policy asked for the CHILD SA of this event: for a rekey, what its predecessor was asked for (a

@@ -12,7 +12,11 @@ extension KeyExchangeProxy {
         case .rejected(let reason): return drop(PacketDropReason(reason))
         case .duplicate(let acknowledgement): return keyDeliveries.packets([acknowledgement], to: terminal)
         case .acknowledged(let message):
-            return keyDeliveries.actions(keySetter.acknowledged(message, at: time), to: terminal)
+            var actions = keyDeliveries.actions(keySetter.acknowledged(message, at: time), to: terminal)
+            if case .addSA(let sa)? = message, sa.direction == .inbound {
+                actions += answersAwaitingKeys.acknowledged(spi: sa.spi.rawValue, terminalID: terminal.terminalID)
+            }
+            return actions
         case .message(let message, let acknowledgement):
             var actions = keyDeliveries.packets([acknowledgement], to: terminal)
             switch message {
