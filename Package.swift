@@ -20,7 +20,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
-        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0")
+        .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6")
     ],
     targets: [
         // Pure IKEv2: wire codec, crypto suites, key derivation, exchange state machines. No I/O.
@@ -87,12 +89,15 @@ let package = Package(
             ]),
         // PKCS#11 (the token that seals secrets) through the module's function list; header from p11-kit.
         .target(name: "CPKCS11", cSettings: [.unsafeFlags(["-I/usr/include/p11-kit-1"])], linkerSettings: [.linkedLibrary("dl")]),
-        // State that survives: SQLite through GRDB, every secret sealed by a token or a key file.
+        // State that survives: SQLite through GRDB, or PostgreSQL through postgres-nio for a pair of daemons; every
+        // secret sealed by a token or a key file.
         .target(
             name: "Store",
             dependencies: [
-                "IKEv2", "Proxy", "CPKCS11", .product(name: "GRDB", package: "GRDB.swift"),
-                .product(name: "Crypto", package: "swift-crypto")
+                "IKEv2", "Proxy", "CPKCS11", .product(name: "GRDB", package: "GRDB.swift"), .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Crypto", package: "swift-crypto")
             ]),
         // The HTTPS management API: TLS, bearer tokens kept as hashes, requests handed to the daemon's loop.
         .target(

@@ -31,6 +31,12 @@ if [ ! -x /var/cache/ikeproxy-libreswan/tree/usr/libexec/ipsec/pluto ]; then
     mkdir -p /var/cache/ikeproxy-libreswan
     (cd /var/cache/ikeproxy-libreswan && rm -rf tree ./*.deb && apt-get download -qq libreswan && dpkg-deb -x libreswan_*.deb tree)
 fi
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+    # The PostgreSQL store's tests start servers of their own (initdb and pg_ctl as the postgres user, loopback only).
+    echo "== installing PostgreSQL"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
 python3 -c "import yaml, openapi_spec_validator, schemathesis" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator schemathesis
 # flood.py's fragment flood derives real IKE SA keys (X25519, HMAC, AES-GCM) in its attacker; the unit tests check

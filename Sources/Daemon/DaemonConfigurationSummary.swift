@@ -36,8 +36,8 @@ extension DaemonConfiguration {
 
     static func describe(_ store: StoreConfiguration) -> String {
         switch store.sealing {
-        case .token(_, let label, _, _): return "\(store.path), sealed by PKCS#11 token '\(label)'"
-        case .keyFile(let path, _): return "\(store.path), sealed by key file \(path)"
+        case .token(_, let label, _, _): return "\(store.location), sealed by PKCS#11 token '\(label)'"
+        case .keyFile(let path, _): return "\(store.location), sealed by key file \(path)"
         }
     }
 }

@@ -36,8 +36,13 @@ extension DaemonRunner {
     ) throws -> ProxyStateStore? {
         guard let settings = configuration.store, var sealer = tokenOrKeyFile else { return nil }
         let database: any StateStore
-        do { database = try StateDatabase(path: settings.path) } catch {
-            throw DaemonStartError(description: "store: cannot open the database \(settings.path): \(error)")
+        do {
+            switch settings.backend {
+            case .sqlite(let path): database = try StateDatabase(path: path)
+            case .postgresql(let server): database = try PostgreSQLStateStore(settings: server)
+            }
+        } catch {
+            throw DaemonStartError(description: "store: cannot open the database \(settings.location): \(error)")
         }
         if let token = sealer as? TokenSealer {
             sealer = try Self.envelope(token, database: database, log: log)
@@ -78,7 +83,7 @@ extension DaemonRunner {
         }
         let store = ProxyStateStore(database: database, sealer: sealer)
         let described = (try? database.describe()).map { "schema version \($0.version), journal \($0.journalMode)" } ?? ""
-        log("state in \(settings.path) (\(described)), secrets sealed by \(sealer.name)")
+        log("state in \(settings.location) (\(described)), secrets sealed by \(sealer.name)")
         for line in store.restore(into: proxy, at: ClockReading(monotonic: monotonicSeconds(), wall: wall)) { log(line) }
         return store
     }

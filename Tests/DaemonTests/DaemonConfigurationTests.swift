@@ -335,6 +335,22 @@ final class DaemonConfigurationTests: XCTestCase {
         }
     }
 
+    /// `store.postgresql` instead of `path`: the database a pair of daemons shares, its password in a file of its own.
+    func testAPostgreSQLStoreIsReadWithItsPasswordFromAFile() throws {
+        var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.examplePath))) as! [String: Any]
+        let passwordFile = NSTemporaryDirectory() + "pg-password-\(UUID().uuidString)"
+        try "pa55word\n".write(toFile: passwordFile, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: passwordFile) }
+        object["store"] = [
+            "postgresql": ["url": "postgresql://ikeproxy@10.0.9.5/ikeproxy", "password_file": passwordFile], "key_file": "/tmp/unused.key"
+        ]
+        let configuration = try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(
+            configuration.store?.backend,
+            .postgresql(.init(host: "10.0.9.5", port: 5432, username: "ikeproxy", password: "pa55word", database: "ikeproxy")))
+        XCTAssertEqual(configuration.store?.location, "postgresql://ikeproxy@10.0.9.5:5432/ikeproxy")
+    }
+
     func testSealedSecretsAreOpenedWithTheSealerAndReplaceThePlaceholders() throws {
         var object = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Self.examplePath))) as! [String: Any]
         var profiles = object["profiles"] as! [[String: Any]]
@@ -444,6 +460,16 @@ final class DaemonConfigurationTests: XCTestCase {
                 object["profiles"] = profiles
             }.contains("need a store with its sealer"))
         XCTAssertTrue(try refusal { $0["store"] = ["path": "/tmp/x.db"] }.contains("exactly one of pkcs11"))
+        XCTAssertTrue(
+            try refusal { $0["store"] = ["path": "/tmp/x.db", "postgresql": ["url": "postgresql://u@h/d"], "key_file": "/k"] }
+                .contains("exactly one of path (a SQLite file of this daemon's own) or postgresql"))
+        XCTAssertTrue(try refusal { $0["store"] = ["key_file": "/k"] }.contains("exactly one of path"))
+        XCTAssertTrue(
+            try refusal { $0["store"] = ["postgresql": ["url": "postgresql://u@h"], "key_file": "/k"] }
+                .contains("store.postgresql.url: the URL names no database"))
+        XCTAssertTrue(
+            try refusal { $0["store"] = ["postgresql": ["url": "postgresql://u@h/d", "ca_file": "/nonexistent/ca.pem"], "key_file": "/k"] }
+                .contains("store.postgresql.ca_file: cannot read /nonexistent/ca.pem"))
         XCTAssertTrue(
             try refusal {
                 $0["management"] = [

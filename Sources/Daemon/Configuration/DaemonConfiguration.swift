@@ -68,8 +68,20 @@ public struct DaemonConfiguration: Sendable {
             case token(module: String, tokenLabel: String, pin: String, keyLabel: String)
             case keyFile(path: String, create: Bool)
         }
-        public var path: String
+        /// Where the state lives: a SQLite file of this daemon's own, or a PostgreSQL database (a pair shares one).
+        public enum Backend: Sendable, Equatable {
+            case sqlite(path: String)
+            case postgresql(PostgreSQLStateStore.Settings)
+        }
+        public var backend: Backend
         public var sealing: Sealing
+        /// The file's path or the database's address, for log lines (never a password).
+        public var location: String {
+            switch backend {
+            case .sqlite(let path): path
+            case .postgresql(let settings): settings.location
+            }
+        }
     }
 
     /// Secrets found while parsing: sealed boxes by what they are for, and those the file gives in the clear.

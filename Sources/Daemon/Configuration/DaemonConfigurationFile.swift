@@ -88,7 +88,13 @@ extension DaemonConfiguration {
                 var pin_file: String?
                 var key_label: String?
             }
-            var path: String
+            struct PostgreSQL: Decodable {
+                var url: String
+                var password_file: String?
+                var ca_file: String?
+            }
+            var path: String?
+            var postgresql: PostgreSQL?
             var pkcs11: PKCS11?
             var key_file: String?
             var create_key_file: Bool?

@@ -13,6 +13,22 @@ extension DaemonConfiguration {
     static func parseStore(_ file: File) throws -> StoreConfiguration? {
         func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
         guard let st = file.store else { return nil }
+        let backend: StoreConfiguration.Backend
+        switch (st.path, st.postgresql) {
+        case (let path?, nil): backend = .sqlite(path: path)
+        case (nil, let pg?):
+            var password: String?
+            if let file = pg.password_file {
+                guard let data = FileManager.default.contents(atPath: file) else { throw fail("store.postgresql.password_file: cannot read \(file)") }
+                password = String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            if let ca = pg.ca_file, !FileManager.default.isReadableFile(atPath: ca) { throw fail("store.postgresql.ca_file: cannot read \(ca)") }
+            do { backend = .postgresql(try PostgreSQLStateStore.Settings(url: pg.url, password: password, caFile: pg.ca_file)) } catch {
+                throw fail("store.postgresql.url: \(error)")
+            }
+        default:
+            throw fail("store: give exactly one of path (a SQLite file of this daemon's own) or postgresql (a database a pair of daemons shares)")
+        }
         switch (st.pkcs11, st.key_file) {
         case (let p11?, nil):
             let pin: String
@@ -25,12 +41,12 @@ extension DaemonConfiguration {
                 throw fail("store.pkcs11: pin or pin_file is required")
             }
             return StoreConfiguration(
-                path: st.path,
+                backend: backend,
                 sealing: .token(
                     module: p11.module, tokenLabel: p11.token, pin: pin,
                     keyLabel: p11.key_label ?? "ikeproxy-sealing-key"))
         case (nil, let path?):
-            return StoreConfiguration(path: st.path, sealing: .keyFile(path: path, create: st.create_key_file ?? false))
+            return StoreConfiguration(backend: backend, sealing: .keyFile(path: path, create: st.create_key_file ?? false))
         default:
             throw fail("store: give exactly one of pkcs11 (a token) or key_file (a key on removable media) to seal secrets")
         }
