@@ -14,8 +14,12 @@ extension PostgreSQLStateStore {
         /// PEM file of the CA that issued the server's certificate: TLS is then required and the server's name
         /// checked against it. Nil: no TLS (a database on the same host or a private link only).
         public var caFile: String?
+        /// Seconds to connect, and for each statement's answer, before the call fails.
+        public var timeout: Double = 10
 
-        public init(host: String, port: Int = 5432, username: String, password: String? = nil, database: String, caFile: String? = nil) {
+        public init(
+            host: String, port: Int = 5432, username: String, password: String? = nil, database: String, caFile: String? = nil
+        ) {
             self.host = host
             self.port = port
             self.username = username

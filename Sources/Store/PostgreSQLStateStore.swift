@@ -31,39 +31,69 @@ public final class PostgreSQLStateStore: StateStore, @unchecked Sendable {
         return String(describing: error)
     }
     private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    private let connection: PostgresConnection
+    /// Nil after a failure that may have left it unusable (a timeout, a lost connection): the next statement
+    /// connects again.
+    private var connection: PostgresConnection?
     private let lock = NIOLock()
+    /// Set by the holder of the pair's lease: every change then checks, in its own transaction, that the lease is
+    /// still this holder's, under this fencing number and not expired, or changes nothing (`LeaseStore`).
+    private var fence: LeaseFence?
 
     public init(settings: Settings) throws {
         self.settings = settings
-        var configuration = PostgresConnection.Configuration(
-            host: settings.host, port: settings.port, username: settings.username, password: settings.password,
-            database: settings.database, tls: try settings.connectionTLS())
-        configuration.options.connectTimeout = .seconds(5)
-        do {
-            connection = try PostgresConnection.connect(
-                on: group.next(), configuration: configuration, id: 1, logger: Logger(label: "ikeproxy.store.postgresql")
-            ).wait()
-        } catch {
+        do { try connect() } catch {
             try? group.syncShutdownGracefully()
-            throw Failure(description: "cannot connect to \(settings.location): \(Self.explain(error))")
+            throw error
         }
         try migrate()
     }
 
     deinit {
-        try? connection.close().wait()
+        try? connection?.close().wait()
         try? group.syncShutdownGracefully()
+    }
+
+    private func connect() throws {
+        var configuration = PostgresConnection.Configuration(
+            host: settings.host, port: settings.port, username: settings.username, password: settings.password,
+            database: settings.database, tls: try settings.connectionTLS())
+        configuration.options.connectTimeout = .milliseconds(Int64(settings.timeout * 1000))
+        do {
+            connection = try PostgresConnection.connect(
+                on: group.next(), configuration: configuration, id: 1, logger: Logger(label: "ikeproxy.store.postgresql")
+            ).wait()
+        } catch {
+            throw Failure(description: "cannot connect to \(settings.location): \(Self.explain(error))")
+        }
     }
 
     // MARK: queries
 
-    /// One statement; `$1`, `$2`... take `binds`.
+    /// One statement; `$1`, `$2`... take `binds`. An answer that does not come within `settings.timeout` (the
+    /// server or the path to it gone: TCP alone would wait minutes) fails the statement, and the connection is
+    /// dropped so that the next statement starts on a new one.
     @discardableResult
     private func run(_ sql: String, _ binds: [PostgresData] = []) throws -> [PostgresRandomAccessRow] {
-        do { return try connection.query(sql, binds).wait().rows.map { $0.makeRandomAccess() } } catch let error as Failure {
-            throw error
+        if connection == nil { try connect() }
+        guard let connection else { throw Failure(description: "\(location): not connected") }
+        let loop = connection.eventLoop
+        let answer = loop.makePromise(of: PostgresQueryResult.self)
+        let timer = loop.scheduleTask(in: .milliseconds(Int64(settings.timeout * 1000))) {
+            answer.fail(Failure(description: "\(self.location): no answer within \(self.settings.timeout) s"))
+        }
+        connection.query(sql, binds).cascade(to: answer)
+        do {
+            let result = try answer.futureResult.wait()
+            timer.cancel()
+            return result.rows.map { $0.makeRandomAccess() }
         } catch {
+            timer.cancel()
+            if !(error is PSQLError) || (error as? PSQLError)?.serverInfo == nil {
+                // Not an answer from the server: the connection cannot be trusted any more.
+                self.connection = nil
+                connection.close().whenComplete { _ in }
+            }
+            if let error = error as? Failure { throw error }
             throw Failure(description: "\(location): \(Self.explain(error))")
         }
     }
@@ -73,6 +103,7 @@ public final class PostgreSQLStateStore: StateStore, @unchecked Sendable {
         try lock.withLock {
             try run("BEGIN")
             do {
+                if let fence { try checkFence(fence) }
                 let result = try body()
                 try run("COMMIT")
                 return result
@@ -84,6 +115,17 @@ public final class PostgreSQLStateStore: StateStore, @unchecked Sendable {
     }
 
     private func read<T>(_ body: () throws -> T) throws -> T { try lock.withLock { try body() } }
+
+    /// One statement on its own, one caller at a time (the lease's).
+    @discardableResult
+    func statement(_ sql: String, _ binds: [PostgresData] = []) throws -> [PostgresRandomAccessRow] {
+        try lock.withLock { try run(sql, binds) }
+    }
+
+    /// One statement inside a `transaction` already under way (the lock is held).
+    func statementInTransaction(_ sql: String, _ binds: [PostgresData]) throws -> [PostgresRandomAccessRow] { try run(sql, binds) }
+
+    public func fenceWrites(_ fence: LeaseFence?) { lock.withLock { self.fence = fence } }
 
     private static func text(_ value: String) -> PostgresData { PostgresData(string: value) }
     private static func text(_ value: String?) -> PostgresData { value.map(PostgresData.init(string:)) ?? .null }
@@ -150,6 +192,7 @@ public final class PostgreSQLStateStore: StateStore, @unchecked Sendable {
     /// at the same moment waits on the lock table rather than migrating twice.
     private func migrate() throws {
         try run("CREATE TABLE IF NOT EXISTS schema_versions (version BIGINT PRIMARY KEY)")
+        try run(Self.leaseTable)
         for (version, statements) in Self.migrations {
             try transaction {
                 try run("LOCK TABLE schema_versions IN EXCLUSIVE MODE")
