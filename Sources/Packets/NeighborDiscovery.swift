@@ -46,7 +46,7 @@ public struct NeighborSolicitation: Equatable, Sendable {
     }
 
     /// An ICMPv6 neighbour discovery message in its IPv6 packet: hop limit 255 (RFC 4861 checks it), checksum filled.
-    static func packet(source: [UInt8], destination: [UInt8], icmp: [UInt8]) -> [UInt8] {
+    public static func packet(source: [UInt8], destination: [UInt8], icmp: [UInt8]) -> [UInt8] {
         var packet: [UInt8] = []
         IPHeaderBuilder.appendIPv6(
             to: &packet, source: source, destination: destination, nextHeader: IPProtocolNumber.icmpv6,
