@@ -27,7 +27,9 @@ final class LeadershipTests: XCTestCase {
         XCTAssertFalse(node.claimDue(now: 0.5, lastSent: 0.4))
         XCTAssertTrue(node.claimDue(now: 0.8, lastSent: 0.4))
         // The next renewal was sent at 0.8 but answered only after its own deadline (0.8 + 1.7): not acted on.
-        XCTAssertEqual(node.answered(lease("a", 3), sentAt: 0.8, now: 2.6), [.becomeStandby(reason: "the lease was not renewed in time (last renewal answered 0.0 s ago)")])
+        XCTAssertEqual(
+            node.answered(lease("a", 3), sentAt: 0.8, now: 2.6),
+            [.becomeStandby(reason: "the lease was not renewed in time (last renewal answered 0.0 s ago)")])
         XCTAssertFalse(node.acts(now: 2.6))
     }
 
