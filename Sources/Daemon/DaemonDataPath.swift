@@ -98,6 +98,8 @@ extension DaemonRunner {
         let answers = bridge.answerHeldIKE(at: ClockReading(monotonic: now, wall: wall))
         if !answers.isEmpty { ikeActivity = true }
         synchronizeState(now: now)
+        // A daemon of a pair whose lease ran out while it saved (a database that does not answer) sends nothing more.
+        guard leadership?.acts(now: monotonicSeconds()) ?? true else { return received }
         for (out, bytes) in built { sendBuilt(bytes, on: out) }
         perform(answers, receivedOn: side)
         return received

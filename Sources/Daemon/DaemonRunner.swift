@@ -18,7 +18,8 @@ public struct DaemonStartError: Error, CustomStringConvertible {
 public final class DaemonRunner {
     /// As read at start; its terminal list as read at the last reload.
     var configuration: DaemonConfiguration
-    public let bridge: EthernetBridge
+    /// Made anew when this daemon of a pair becomes active, from what the store holds.
+    public internal(set) var bridge: EthernetBridge
     let internet: PacketPort
     /// The terminal-side ports; with more than one, `portSwitch` decides which a frame leaves by.
     let terminals: [PacketPort]
@@ -35,7 +36,14 @@ public final class DaemonRunner {
     /// Data-path counters: frames in and out per port, refused and truncated frames.
     public internal(set) var portCounters: [String: Int] = [:]
     /// State on disk (nil: memory only) and whether its sealer was there at the last look.
-    let state: ProxyStateStore?
+    var state: ProxyStateStore?
+    /// One daemon of a pair (`high_availability`): who acts, the thread that claims the lease, and the store and
+    /// sealer a takeover prepares its state from. Nil for a daemon alone, which always acts.
+    var leadership: Leadership?
+    var leaseKeeper: LeaseKeeper?
+    var pairStore: (database: any StateStore, sealer: Sealer)?
+    var retryLeaseKeeperAt: Double?
+    var lastLeaseErrorLogged = -Double.infinity
     var sealerPresent = true
     var lastPresenceCheck = 0.0
     /// For a token: the child process that looks for it, so that the loop never waits on the token.
@@ -102,30 +110,25 @@ public final class DaemonRunner {
         do { control = try ControlSocket(path: configuration.controlSocket) } catch {
             throw DaemonStartError(description: "control socket: \(error)")
         }
-        let proxy = KeyExchangeProxy(
-            policy: configuration.policy,
-            registry: TerminalRegistry(allowedPrefixes: configuration.terminalPrefixes, terminals: configuration.terminals),
-            profiles: configuration.profiles, settings: configuration.proxySettings,
-            engineSettings: configuration.engineSettings, engineCount: configuration.workers,
-            epoch: UInt64(Date().timeIntervalSince1970 * 1000))
-        // The IKE datagrams of a batch of frames are answered at its end, by the engines side by side.
-        if configuration.workers > 1 {
-            proxy.batchesIKE = EngineShards.runAtOnce
-        } else {
-            proxy.batchesIKE = EngineShards.runInTurn
-        }
-        proxy.terminalCredentials = configuration.terminalCredentials
         revocation = RevocationService(ocspCacheLimit: configuration.engineSettings.ocspCacheLimit)
         for (id, credential) in configuration.terminalCredentials.sorted(by: { $0.key < $1.key }) {
             log(
                 "terminal \(id): certificate \(credential.chain[0].subject) (issued by \(credential.chain[0].issuer), valid until \(credential.chain[0].notValidAfter))"
             )
         }
-        bridge = EthernetBridge(
-            proxy: proxy, terminalPortMAC: MACAddress(terminals[0].mac), discoveryPrefixes: configuration.terminalPrefixes,
-            enrollments: configuration.enrollments)
+        bridge = Self.makeBridge(configuration, terminalPortMAC: MACAddress(terminals[0].mac))
+        let proxy = bridge.proxy
         self.showKeys = showKeys
-        state = try Self.openState(configuration, sealer: sealer, proxy: proxy, log: log)
+        if let ha = configuration.highAvailability {
+            // Standby until the lease says otherwise: the store is opened now, prepared and restored at takeover.
+            pairStore = try Self.openDatabase(configuration, sealer: sealer, log: log)
+            leadership = Leadership(node: ha.node, timing: ha.timing)
+            log(
+                "high availability: node \(ha.node), standby until it holds the lease (\(ha.timing.leaseDuration) s, claimed every \(ha.timing.claimInterval) s)"
+            )
+        } else {
+            state = try Self.openState(configuration, sealer: sealer, proxy: proxy, log: log)
+        }
         if let state {
             Self.restoreHosts(state.database, into: bridge, log: log)
             savedStations = Self.restoreStations(state.database, into: bridge, log: log)
@@ -150,7 +153,7 @@ public final class DaemonRunner {
                     + "(\(management.administrators.count) administrator(s); bearer tokens kept as SHA-256 hashes"
                     + (management.clientCAPath.map { "; client certificates from the CA in \($0), pinned by SHA-256" } ?? "") + ")")
         }
-        if state != nil, case .token(let module, let tokenLabel, let pin, let keyLabel)? = configuration.store?.sealing {
+        if state != nil || pairStore != nil, case .token(let module, let tokenLabel, let pin, let keyLabel)? = configuration.store?.sealing {
             presenceProbe = TokenPresenceProbe(
                 executable: TokenPresenceProbe.currentExecutable, modulePath: module, tokenLabel: tokenLabel,
                 keyLabel: keyLabel, pin: pin)
@@ -180,6 +183,22 @@ public final class DaemonRunner {
 
     let showKeys: Bool
 
+    /// The proxy and its Ethernet bridge as the configuration makes them, holding nothing yet.
+    static func makeBridge(_ configuration: DaemonConfiguration, terminalPortMAC: MACAddress) -> EthernetBridge {
+        let proxy = KeyExchangeProxy(
+            policy: configuration.policy,
+            registry: TerminalRegistry(allowedPrefixes: configuration.terminalPrefixes, terminals: configuration.terminals),
+            profiles: configuration.profiles, settings: configuration.proxySettings,
+            engineSettings: configuration.engineSettings, engineCount: configuration.workers,
+            epoch: UInt64(Date().timeIntervalSince1970 * 1000))
+        // The IKE datagrams of a batch of frames are answered at its end, by the engines side by side.
+        proxy.batchesIKE = configuration.workers > 1 ? EngineShards.runAtOnce : EngineShards.runInTurn
+        proxy.terminalCredentials = configuration.terminalCredentials
+        return EthernetBridge(
+            proxy: proxy, terminalPortMAC: terminalPortMAC, discoveryPrefixes: configuration.terminalPrefixes,
+            enrollments: configuration.enrollments)
+    }
+
     public func run(shouldStop: () -> Bool, shouldReload: () -> Bool = { false }) {
         var lastTick = 0.0
         if !startupFrames.isEmpty {
@@ -188,13 +207,24 @@ public final class DaemonRunner {
         }
         let portDescriptors = [internet.descriptor] + terminals.map(\.descriptor)
         let descriptors = portDescriptors + [control.descriptor, mailbox.wakeDescriptor, revocation.wakeDescriptor]
+        startLeaseKeeper()
         while !shouldStop() {
-            let ready = waitReadable(descriptors, timeoutMilliseconds: 100)
+            let ready = waitReadable(descriptors + (leaseKeeper.map { [$0.wakeDescriptor] } ?? []), timeoutMilliseconds: 100)
             if shouldReload() { reloadCredentials() }
-            // Drain both ports in turns, one batch each, until both are empty (bounded, so timers still run).
+            let acting = applyLeadership(now: monotonicSeconds())
+            if !acting {
+                // A standby of a pair: silent ports, no timers; it answers its control socket and claims the lease.
+                discardFrames()
+                if ready.contains(control.descriptor) { control.serve(answer) }
+                if ready.contains(mailbox.wakeDescriptor) { mailbox.drain(handle) }
+                flushOutput()
+                continue
+            }
+            // Drain both ports in turns, one batch each, until both are empty (bounded, so timers still run), and no
+            // longer than this daemon of a pair may act.
             var rounds = 0
             var busy = portDescriptors.contains(where: ready.contains)
-            while busy && rounds < 64 && !shouldStop() {
+            while busy && rounds < 64 && !shouldStop() && (leadership?.acts(now: monotonicSeconds()) ?? true) {
                 let a = pump(from: .internet)
                 let b = terminals.indices.reduce(0) { $0 + pump(from: .terminal, port: $1) }
                 busy = a + b > 0
@@ -215,8 +245,10 @@ public final class DaemonRunner {
                     ikeActivity = true
                 }
                 synchronizeState(now: now)
-                perform(actions, receivedOn: nil)
-                stateHousekeeping(now: now)
+                if leadership?.acts(now: monotonicSeconds()) ?? true {
+                    perform(actions, receivedOn: nil)
+                    stateHousekeeping(now: now)
+                }
                 if now - lastAging >= 10 {
                     portSwitch?.age(now: now)
                     lastAging = now
@@ -228,6 +260,7 @@ public final class DaemonRunner {
         defer { flushOutput() }
         if let state { for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) } }
         presenceProbe?.cancel()
+        leaseKeeper?.stop()
         server?.stop()
         log(
             "stopping; \(render(counters: portCounters)); proxy: \(render(counters: bridge.proxy.counters)); bridge: \(render(counters: bridge.counters))"

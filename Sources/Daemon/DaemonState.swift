@@ -34,12 +34,24 @@ extension DaemonRunner {
         _ configuration: DaemonConfiguration, sealer tokenOrKeyFile: Sealer?, proxy: KeyExchangeProxy,
         log: (String) -> Void
     ) throws -> ProxyStateStore? {
+        guard let (database, sealer) = try openDatabase(configuration, sealer: tokenOrKeyFile, log: log) else { return nil }
+        return try prepareState(configuration, database: database, sealer: sealer, proxy: proxy, log: log)
+    }
+
+    /// The store opened and its sealer ready (a token's data key unwrapped), nothing written but that data key the
+    /// first time. A daemon of a pair opens it at start and prepares it (`prepareState`) only when it becomes active.
+    static func openDatabase(
+        _ configuration: DaemonConfiguration, sealer tokenOrKeyFile: Sealer?, log: (String) -> Void
+    ) throws -> (any StateStore, Sealer)? {
         guard let settings = configuration.store, var sealer = tokenOrKeyFile else { return nil }
         let database: any StateStore
         do {
             switch settings.backend {
             case .sqlite(let path): database = try StateDatabase(path: path)
-            case .postgresql(let server): database = try PostgreSQLStateStore(settings: server)
+            case .postgresql(var server):
+                // A pair's active must go silent before its lease can pass: no write waits longer than the lease.
+                if let ha = configuration.highAvailability { server.timeout = ha.timing.leaseDuration }
+                database = try PostgreSQLStateStore(settings: server)
             }
         } catch {
             throw DaemonStartError(description: "store: cannot open the database \(settings.location): \(error)")
@@ -47,6 +59,19 @@ extension DaemonRunner {
         if let token = sealer as? TokenSealer {
             sealer = try Self.envelope(token, database: database, log: log)
         }
+        if let ha = configuration.highAvailability {
+            // Nothing more is written until this node holds the lease (a term no lease ever has).
+            (database as? LeaseStore)?.fenceWrites(LeaseFence(holder: ha.node, fencing: -1))
+        }
+        return (database, sealer)
+    }
+
+    /// Writes the configuration file's tables (secrets sealed), takes the policy administrators saved, and restores
+    /// the saved SAs into `proxy`.
+    static func prepareState(
+        _ configuration: DaemonConfiguration, database: any StateStore, sealer: Sealer, proxy: KeyExchangeProxy, log: (String) -> Void
+    ) throws -> ProxyStateStore {
+        guard let settings = configuration.store else { throw DaemonStartError(description: "store: none configured") }
         let wall = Date().timeIntervalSince1970
         do {
             let terminalRows = try terminalRows(of: configuration, sealer: sealer)

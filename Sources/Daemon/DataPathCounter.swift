@@ -12,6 +12,10 @@ enum DataPathCounter: Hashable {
     case framesSwitchedBetweenTerminalPorts
     case framesFilteredSameSegment
     case framesFloodedToTerminalPorts
+    /// A standby of a pair reads its ports' frames and drops them.
+    case framesIgnoredAsStandby(LinkSide)
+    /// Times this daemon of a pair became active.
+    case takeovers
 
     var name: String {
         switch self {
@@ -24,6 +28,8 @@ enum DataPathCounter: Hashable {
         case .framesSwitchedBetweenTerminalPorts: "frames_switched_between_terminal_ports"
         case .framesFilteredSameSegment: "frames_filtered_same_segment"
         case .framesFloodedToTerminalPorts: "frames_flooded_to_terminal_ports"
+        case .framesIgnoredAsStandby(let side): "frames_ignored_as_standby_" + side.rawValue
+        case .takeovers: "high_availability_takeovers"
         }
     }
 }

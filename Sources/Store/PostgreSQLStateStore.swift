@@ -91,7 +91,8 @@ public final class PostgreSQLStateStore: StateStore, @unchecked Sendable {
             if !(error is PSQLError) || (error as? PSQLError)?.serverInfo == nil {
                 // Not an answer from the server: the connection cannot be trusted any more.
                 self.connection = nil
-                connection.close().whenComplete { _ in }
+                // Kept until closed: postgres-nio requires a connection to be closed before it goes.
+                connection.close().whenComplete { _ in withExtendedLifetime(connection) {} }
             }
             if let error = error as? Failure { throw error }
             throw Failure(description: "\(location): \(Self.explain(error))")

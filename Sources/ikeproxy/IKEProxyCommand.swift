@@ -27,7 +27,7 @@ struct IKEProxyCommand: ParsableCommand {
         subcommands: [
             DemoCommand.self, DaemonCommand.self, TerminalsCommand.self, PoliciesCommand.self, ProfilesCommand.self, SAsCommand.self,
             StatusCommand.self, AuditCommand.self, ReloadCommand.self, SealCommand.self, EndpointCommand.self, TerminalCommand.self,
-            CertificateCheckCommand.self, TokenProbeCommand.self
+            CertificateCheckCommand.self, TokenProbeCommand.self, HighAvailabilityCommand.self
         ]
     )
 }

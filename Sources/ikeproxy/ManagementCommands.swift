@@ -309,6 +309,11 @@ struct StatusCommand: ParsableCommand {
         print(
             "uptime \(text(object["uptime_seconds"]))s, \(text(object["sas"])) CHILD SA(s), negotiating: \((object["negotiating"] as? Bool).map { $0 ? "yes" : "no" } ?? "-")"
         )
+        if let ha = object["high_availability"] as? [String: Any] {
+            print(
+                "node \(text(ha["node"])) of a pair: \(text(ha["role"])); lease held by \(text(ha["lease_holder"])) "
+                    + "for \((ha["lease_age_seconds"] as? Double).map { String(format: "%.1f", $0) } ?? "-") s, fencing \(text(ha["fencing"]))")
+        }
         for group in ["data_path", "proxy", "bridge"] {
             guard let counters = object[group] as? [String: Any], !counters.isEmpty else { continue }
             printTable(

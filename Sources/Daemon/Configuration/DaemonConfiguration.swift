@@ -50,6 +50,14 @@ public struct DaemonConfiguration: Sendable {
     var terminalCertificatePEM: [UInt64: String] = [:]
     /// The HTTPS management listener; nil for none.
     public var management: ManagementConfiguration?
+    /// One daemon of an active/standby pair sharing a PostgreSQL store (docs/high-availability.md); nil: alone.
+    public var highAvailability: HighAvailabilityConfiguration?
+
+    public struct HighAvailabilityConfiguration: Sendable, Equatable {
+        /// This daemon's name in the lease (each of the pair has its own).
+        public var node: String
+        public var timing: Leadership.Timing
+    }
 
     public struct ManagementConfiguration: Sendable {
         public var host: String
@@ -195,6 +203,7 @@ public struct DaemonConfiguration: Sendable {
         if let portReceiveBuffer { configuration.portReceiveBuffer = portReceiveBuffer }
         if let workers { configuration.workers = workers }
         if let m = file.management { configuration.management = try parseManagement(m, secrets: &secrets) }
+        if let ha = file.high_availability { configuration.highAvailability = try parseHighAvailability(ha, store: store) }
         configuration.sealedSecrets = secrets.sealed
         configuration.clearSecrets = secrets.clear
         configuration.terminalCredentials = terminals.credentials

@@ -100,6 +100,13 @@ extension DaemonConfiguration {
             var create_key_file: Bool?
         }
         var store: Store?
+        struct HighAvailability: Decodable {
+            var node: String
+            var lease_duration: Double?
+            var claim_interval: Double?
+            var margin: Double?
+        }
+        var high_availability: HighAvailability?
         struct Management: Decodable {
             struct Admin: Decodable {
                 var name: String

@@ -52,6 +52,30 @@ extension DaemonConfiguration {
         }
     }
 
+    /// `high_availability`: this node's name and the lease's timing; only with a PostgreSQL store, which the pair shares.
+    static func parseHighAvailability(_ ha: File.HighAvailability, store: StoreConfiguration?) throws -> HighAvailabilityConfiguration {
+        func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }
+        guard case .postgresql? = store?.backend else {
+            throw fail("high_availability: the pair shares its state and lease in PostgreSQL: it needs store.postgresql")
+        }
+        guard !ha.node.isEmpty, ha.node.count <= 64, ha.node.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw fail("high_availability.node: '\(ha.node)' is not a name of 1 to 64 letters, digits, '-', '_' or '.'")
+        }
+        var timing = Leadership.Timing()
+        if let v = ha.lease_duration { timing.leaseDuration = v }
+        if let v = ha.claim_interval { timing.claimInterval = v }
+        if let v = ha.margin { timing.margin = v }
+        guard (0.5...60).contains(timing.leaseDuration) else {
+            throw fail("high_availability.lease_duration: \(timing.leaseDuration) is not between 0.5 and 60 seconds")
+        }
+        guard timing.claimInterval >= 0.05, timing.margin >= 0.05, timing.claimInterval * 2 + timing.margin < timing.leaseDuration else {
+            throw fail(
+                "high_availability: claim_interval \(timing.claimInterval) s twice and margin \(timing.margin) s (each at least 0.05) "
+                    + "must fit in lease_duration \(timing.leaseDuration) s, so that a lost renewal can be made up before the active stops")
+        }
+        return HighAvailabilityConfiguration(node: ha.node, timing: timing)
+    }
+
     /// `management`: the HTTPS listener, its TLS key (or sealed box) and the administrators.
     static func parseManagement(_ m: File.Management, secrets: inout SecretsFound) throws -> ManagementConfiguration {
         func fail(_ text: String) -> DaemonConfigurationError { DaemonConfigurationError(text) }

@@ -110,9 +110,12 @@ struct StatusRow: Encodable {
     var engine: [String: Int]
     var sas: Int
     var negotiating: Bool
+    /// A daemon of a pair: its role and the lease; absent for a daemon alone.
+    var highAvailability: HighAvailabilityRow?
 
     enum CodingKeys: String, CodingKey {
         case interfaces, proxy, bridge, engine, sas, negotiating
+        case highAvailability = "high_availability"
         case uptimeSeconds = "uptime_seconds"
         case dataPath = "data_path"
     }

@@ -16,7 +16,18 @@ extension DaemonRunner {
         case "terminals": object = ["terminals": jsonObject(terminalRows())]
         case "status": object = jsonObject(status())
         case "sas": object = ["sas": jsonObject(saRows())]
-        default: object = ["error": "unknown request '\(request)'; known: terminals, status, sas"]
+        case "switchover":
+            guard let leadership, let ha = configuration.highAvailability else {
+                object = ["error": "not one of a pair (no high_availability in the configuration)"]
+                break
+            }
+            guard leadership.acts(now: monotonicSeconds()) else {
+                object = ["error": "node \(ha.node) is the standby; ask the active node (\(leadership.lastLease?.holder ?? "unknown"))"]
+                break
+            }
+            handOver(holdOff: ha.timing.leaseDuration * 2)
+            object = ["switchover": "node \(ha.node) released the lease and is standby; the other node takes over at its next claim"]
+        default: object = ["error": "unknown request '\(request)'; known: terminals, status, sas, switchover"]
         }
         guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]) else { return "{}" }
         return String(decoding: data, as: UTF8.self)
@@ -123,6 +134,6 @@ extension DaemonRunner {
             uptimeSeconds: Int(monotonicSeconds() - startedAt),
             interfaces: .init(internet: internet.name, terminal: terminal.name, terminalPorts: terminals.map(\.name)),
             dataPath: dataPathCounters, proxy: bridge.proxy.counters, bridge: bridge.counters, engine: bridge.proxy.engines.counters,
-            sas: bridge.proxy.store.children.count, negotiating: bridge.proxy.hasNegotiationsInFlight)
+            sas: bridge.proxy.store.children.count, negotiating: bridge.proxy.hasNegotiationsInFlight, highAvailability: highAvailabilityRow)
     }
 }
