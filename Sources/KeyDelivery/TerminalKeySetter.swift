@@ -56,14 +56,18 @@ public final class TerminalKeySetter {
         switch event.kind {
         case .childEstablished, .childRekeyed:
             let (inbound, outbound) = SAHandover.parameters(for: event, child: child, lifetime: lifetime)
-            if let old = child.replaces, child.outboundHeld {
-                // Which replacement stays is not known yet: the terminal could otherwise send on one the peer deletes.
+            if let old = child.replaces, child.outboundHeld || child.rekeyedByPeer {
+                // A collision: which replacement stays is not known yet, and the terminal could otherwise send on one the
+                // peer deletes. A rekey of the peer's: the peer may not have processed the answer yet, and would drop
+                // what the terminal sends on the new SA; its Delete of the old SA says it has.
                 held[old.outbound.rawValue] = (inbound.spi, outbound)
                 var output = Output()
                 send(.addSA(inbound), at: time, into: &output)
                 output.log.append(
                     "key delivery: set SA \(inbound.spi) (in) into terminal \(terminalID); its outbound SA \(outbound.spi) waits "
-                        + "until the rekey collision over \(old.outbound) is settled")
+                        + (child.outboundHeld
+                            ? "until the rekey collision over \(old.outbound) is settled"
+                            : "until the peer deletes the SA it replaces (\(old.outbound))"))
                 return output
             }
             var output = set(inbound, outbound, at: time)
@@ -92,8 +96,8 @@ public final class TerminalKeySetter {
                 waiting.append((spis: [survivor.outbound.spi.rawValue], then: [.deleteSA(spi: child.spiOutbound, direction: .outbound)]))
                 outboundDeletedOnReplacement.insert(child.spiOutbound.rawValue)
                 output.log.append(
-                    "key delivery: the rekey collision over \(child.spiOutbound) settled for the peer's replacement; "
-                        + "set its outbound SA \(survivor.outbound.spi) into terminal \(terminalID)")
+                    "key delivery: the peer deleted \(child.spiOutbound), which its replacement replaces; "
+                        + "set the replacement's outbound SA \(survivor.outbound.spi) into terminal \(terminalID)")
                 let deleted = delete(inbound: child.spiInbound, outbound: child.spiOutbound, at: time)
                 output.datagrams += deleted.datagrams
                 output.log += deleted.log

@@ -383,23 +383,35 @@ class ProxyFlowTests: XCTestCase {
 
     /// The peer sends on a new CHILD SA as soon as it has the answer that made it, so the proxy answers only once the
     /// terminal acknowledged the new inbound SA: with a terminal 0.2 s away, the peer's IKE_AUTH and its rekey
-    /// each complete after the terminal holds the SA the peer will send on, and no ESP is lost.
+    /// each complete after the terminal holds the SA the peer will send on; and the terminal sends on the rekeyed
+    /// SA only once the peer deleted the old one (it has processed the answer), so no ESP is lost either way.
     func testAnAnswerThatMakesACHILDSAWaitsUntilTheTerminalHoldsItsInboundSA() {
         let network = DemoScenario.network(engineCount: Self.engineCount)
         network.terminalLinkLatency = 0.2
         var checked = 0
+        var rekeyed: ChildSPI?
         network.onPeerEvent = { event in
             guard let child = event.child, event.kind == .childEstablished || event.kind == .childRekeyed else { return }
             checked += 1
             XCTAssertNotNil(
                 network.terminals[self.a]!.agent.database.inbound[child.spiOutbound],
                 "the terminal holds \(child.spiOutbound) (in) when the peer has the answer (\(event.kind))")
+            if event.kind == .childRekeyed {
+                // The terminal sends on the new SA only once the peer deleted the old one, having processed the answer.
+                XCTAssertFalse(
+                    network.terminals[self.a]!.agent.database.outbound.contains { $0.parameters.spi == child.spiInbound },
+                    "the terminal does not send on \(child.spiInbound) before the peer can receive on it")
+                rekeyed = child.spiInbound
+            }
         }
         network.peerInitiates(connection: "to-\(a)")
         network.run()
         network.peerInitiatesRekey(connection: "to-\(a)")
         network.run()
         XCTAssertEqual(checked, 2, "the peer made a CHILD SA and rekeyed it")
+        XCTAssertEqual(
+            network.terminals[a]!.agent.database.outbound.map(\.parameters.spi), rekeyed.map { [$0] },
+            "after the peer's Delete of the old SA the terminal sends on the new one only")
         XCTAssertEqual(network.proxy.counters["ike_answer_held_for_keys"], 2)
         XCTAssertNil(network.proxy.counters["ike_answer_sent_before_keys"], "none waited until the limit")
         for sequence in 1...3 { network.peerSends(HostStack.echoRequest(from: peer, to: a, sequence: UInt16(sequence))) }

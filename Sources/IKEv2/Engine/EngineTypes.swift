@@ -79,6 +79,10 @@ public struct ChildSAEventDetails: Equatable, Sendable {
     /// known to stay, which the old SA's deletion by the peer says (had ours stayed, a `childRekeyed` of ours
     /// comes first, and the peer deletes this one).
     public var outboundHeld = false
+    /// The peer rekeyed it (this side answered the CREATE_CHILD_SA): the peer sends on the new SA once it has the
+    /// answer but receives on it only once it has processed the answer, so this side starts sending on it when the
+    /// peer deletes the old SA, as strongSwan's responder does.
+    public var rekeyedByPeer = false
 
     public static func == (a: Self, b: Self) -> Bool {
         a.name == b.name && a.spiInbound == b.spiInbound && a.spiOutbound == b.spiOutbound && a.suite == b.suite

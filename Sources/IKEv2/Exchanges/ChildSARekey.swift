@@ -48,6 +48,7 @@ extension IKEEngine {
         // A rekey of ours not yet sent is moot; one in flight collides with this one (section 2.8.1).
         session.queued.removeAll { $0.context.childRekeyed == old.spiInbound }
         var event = childEvent(.childRekeyed, session: session, child: child, replaces: (old.spiInbound, old.spiOutbound))
+        event.child?.rekeyedByPeer = true
         if notePeerRekeyCrossingOurs(session: session, old: old, nonces: nonces, replacement: child) {
             actions.append(
                 .log(
