@@ -95,6 +95,9 @@ python3 tests/interop/daemon_certificates.py
 echo "== daemon restart test (kill -9, state in SQLite sealed by a SoftHSM2 token, token removal, no key on disk)"
 python3 tests/interop/daemon_restart.py
 
+echo "== high availability test (two daemons in parallel on PostgreSQL in its own namespace: kill -9 of the active five times, a switchover, the active cut off from the database; no renegotiation)"
+python3 tests/interop/high_availability.py
+
 echo "== lossy link test (20% of packets dropped on strongSwan's link: every exchange of both flows converges)"
 python3 tests/interop/lossy_link.py
 

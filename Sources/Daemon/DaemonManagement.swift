@@ -77,6 +77,16 @@ extension DaemonRunner {
     func handle(_ request: ManagementRequest) -> ManagementResponse {
         let now = monotonicSeconds()
         let wall = Date().timeIntervalSince1970
+        if let leadership, !leadership.acts(now: now) {
+            // The standby of a pair holds no state of its own until it takes over: it shows its role, changes nothing.
+            switch request.route {
+            case .status, .metrics, .listAudit: break
+            default:
+                return .error(
+                    503,
+                    "node \(leadership.node) is the standby of a pair; ask the active node (\(leadership.lastLease?.holder ?? "not known yet"))")
+            }
+        }
         switch request.route {
         case .status:
             return .json(jsonObject(status()))
@@ -295,6 +305,24 @@ extension DaemonRunner {
         family(
             "ikeproxy_packets_total", "counter", "Packets the proxy judged, by outcome.",
             ["bypassed", "forwarded_to_terminal", "forwarded_esp", "forwarded_keepalive"].map { ("{outcome=\"\($0)\"}", proxy[$0, default: 0]) })
+        if state != nil || pairStore != nil {
+            family(
+                "ikeproxy_store_writes_total", "counter", "Saves of IKE and CHILD SA changes to the store (one per batch of changes).",
+                [("", storeWrites.count)])
+            family(
+                "ikeproxy_store_write_microseconds_total", "counter",
+                "Time spent saving SA changes to the store; divided by ikeproxy_store_writes_total, the mean latency.",
+                [("", storeWrites.microseconds)])
+            family("ikeproxy_store_write_microseconds_max", "gauge", "The longest save of SA changes since the start.", [("", storeWrites.longest)])
+        }
+        if let row = highAvailabilityRow {
+            let node = "{node=\"\(row.node)\"}"
+            family("ikeproxy_ha_active", "gauge", "1 when this daemon of a pair is the active one, 0 when it is the standby.", [(node, row.role == "active" ? 1 : 0)])
+            family(
+                "ikeproxy_ha_lease_age_milliseconds", "gauge", "How long the current holder has held the pair's lease.",
+                [(node, Int((row.leaseAgeSeconds ?? 0) * 1000))])
+            family("ikeproxy_ha_takeovers_total", "counter", "Times this daemon became the active one.", [(node, row.takeovers)])
+        }
         return lines.joined(separator: "\n")
     }
 }

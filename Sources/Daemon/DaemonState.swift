@@ -217,9 +217,14 @@ extension DaemonRunner {
         saveHosts()
         guard let state, ikeActivity else { return }
         ikeActivity = false
+        let started = monotonicSeconds()
         for line in state.synchronize(engines: bridge.proxy.engines, at: ClockReading(monotonic: now, wall: Date().timeIntervalSince1970)) {
             log(line)
         }
+        let microseconds = Int((monotonicSeconds() - started) * 1_000_000)
+        storeWrites.count += 1
+        storeWrites.microseconds += microseconds
+        storeWrites.longest = max(storeWrites.longest, microseconds)
         saveStations()
     }
 

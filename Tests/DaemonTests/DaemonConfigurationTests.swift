@@ -349,6 +349,27 @@ final class DaemonConfigurationTests: XCTestCase {
             configuration.store?.backend,
             .postgresql(.init(host: "10.0.9.5", port: 5432, username: "ikeproxy", password: "pa55word", database: "ikeproxy")))
         XCTAssertEqual(configuration.store?.location, "postgresql://ikeproxy@10.0.9.5:5432/ikeproxy")
+        XCTAssertNil(configuration.highAvailability)
+        object["high_availability"] = ["node": "a", "lease_duration": 3]
+        let pair = try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))
+        XCTAssertEqual(pair.highAvailability?.node, "a")
+        XCTAssertEqual(pair.highAvailability?.timing.leaseDuration, 3)
+        XCTAssertEqual(pair.highAvailability?.timing.claimInterval, 0.4, "the default")
+        for (section, expected) in [
+            (["node": "a b"], "high_availability.node: 'a b' is not a name of 1 to 64 letters"),
+            (["node": "a", "lease_duration": 0.1], "high_availability.lease_duration: 0.1 is not between 0.5 and 60 seconds"),
+            (["node": "a", "lease_duration": 1, "claim_interval": 0.4, "margin": 0.3], "must fit in lease_duration 1.0 s")
+        ] as [([String: Any], String)] {
+            object["high_availability"] = section
+            XCTAssertThrowsError(try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))) { error in
+                XCTAssertTrue("\(error)".contains(expected), "\(error)")
+            }
+        }
+        object["high_availability"] = ["node": "a"]
+        object["store"] = ["path": "/tmp/x.db", "key_file": "/k"]
+        XCTAssertThrowsError(try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))) { error in
+            XCTAssertTrue("\(error)".contains("high_availability: the pair shares its state and lease in PostgreSQL: it needs store.postgresql"), "\(error)")
+        }
     }
 
     func testSealedSecretsAreOpenedWithTheSealerAndReplaceThePlaceholders() throws {
