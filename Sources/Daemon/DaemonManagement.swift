@@ -317,7 +317,9 @@ extension DaemonRunner {
         }
         if let row = highAvailabilityRow {
             let node = "{node=\"\(row.node)\"}"
-            family("ikeproxy_ha_active", "gauge", "1 when this daemon of a pair is the active one, 0 when it is the standby.", [(node, row.role == "active" ? 1 : 0)])
+            family(
+                "ikeproxy_ha_active", "gauge", "1 when this daemon of a pair is the active one, 0 when it is the standby.",
+                [(node, row.role == "active" ? 1 : 0)])
             family(
                 "ikeproxy_ha_lease_age_milliseconds", "gauge", "How long the current holder has held the pair's lease.",
                 [(node, Int((row.leaseAgeSeconds ?? 0) * 1000))])

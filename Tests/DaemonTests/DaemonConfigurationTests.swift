@@ -368,7 +368,8 @@ final class DaemonConfigurationTests: XCTestCase {
         object["high_availability"] = ["node": "a"]
         object["store"] = ["path": "/tmp/x.db", "key_file": "/k"]
         XCTAssertThrowsError(try DaemonConfiguration.parse(try JSONSerialization.data(withJSONObject: object))) { error in
-            XCTAssertTrue("\(error)".contains("high_availability: the pair shares its state and lease in PostgreSQL: it needs store.postgresql"), "\(error)")
+            XCTAssertTrue(
+                "\(error)".contains("high_availability: the pair shares its state and lease in PostgreSQL: it needs store.postgresql"), "\(error)")
         }
     }
 
