@@ -148,6 +148,7 @@ let package = Package(
         ),
         .executableTarget(name: "forwarding-load", dependencies: ["LinuxIO", "Packets"], path: "benchmarks/ForwardingLoad"),
         .executableTarget(name: "seal-benchmark", dependencies: ["Store"], path: "benchmarks/SealBenchmark"),
+        .executableTarget(name: "store-latency-benchmark", dependencies: ["Store"], path: "benchmarks/StoreLatency"),
         .testTarget(name: "PacketsTests", dependencies: ["Packets"]),
         .testTarget(name: "FuzzingTests", dependencies: ["Fuzzing", "IKEv2", "Packets", "ProxyDemo"]),
         .testTarget(

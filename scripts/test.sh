@@ -115,5 +115,8 @@ python3 benchmarks/ike_rate/ike_rate.py --smoke --binary .build/debug/ikeproxy -
 echo "== daemon burst benchmark, smoke run (benchmarks/daemon_burst with 20 terminals, debug build, one IKE engine and then two: half started by strongSwan, half by ACQUIRE, every terminal keyed; the figures come from release runs)"
 python3 benchmarks/daemon_burst/daemon_burst.py --smoke --workers 1 2 --binary .build/debug/ikeproxy
 
+echo "== store latency benchmark, smoke run (benchmarks/store_latency with 20 changes, two rounds, debug build: both stores save; the figures come from release runs)"
+python3 benchmarks/store_latency/run.py 20 2 --binary .build/debug/store-latency-benchmark
+
 echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI)"
 python3 tests/interop/management_api.py

@@ -260,7 +260,9 @@ public final class DaemonRunner {
             flushOutput()
         }
         defer { flushOutput() }
-        if let state { for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) } }
+        if let state, leadership?.acts(now: monotonicSeconds()) ?? true {
+            for line in state.saveProgress(proxy: bridge.proxy, counters: bridge.proxy.counters) { log(line) }
+        }
         presenceProbe?.cancel()
         leaseKeeper?.stop()
         server?.stop()

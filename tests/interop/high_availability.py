@@ -18,10 +18,11 @@ holds the lease and acts; the other reads its ports and drops everything.
   4. After the last takeover strongSwan rekeys a CHILD SA and the IKE SA through the new active: both succeed.
   5. A planned switchover (`ikeproxy ha switchover`) loses at most one ping at 0.2 s.
   6. The active cut off from PostgreSQL (nftables in its namespace), not killed: it stops forwarding before its
-     lease can end, the other takes over, and captures on its ports show nothing forwarded by it after its own
-     step down; reconnected, it comes back as the standby.
+     lease can end, the other takes over, and captures of what each daemon sends into both switches show no
+     frame sent by both and none by the old active after the new one's first; reconnected, the old active
+     comes back as the standby.
 """
-import json, os, random, re, signal, subprocess, sys, threading, time
+import json, os, random, re, signal, struct, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import BINARY, Lab, addresses_up, ns, read, sh, switch, veth, wait_for  # noqa: E402
@@ -40,6 +41,8 @@ T2 = {"name": "t2", "ns": "ikp-h-t2", "dev": "ikp-ht2", "mac": "02:00:00:00:e0:0
       "key": "22" * 32}
 TERMINALS = [T1, T2]
 LEASE, CLAIM, MARGIN = 2.0, 0.4, 0.3
+# The proxy rekeys each CHILD SA and IKE SA this long after it was made, across the takeovers in between.
+CHILD_REKEY, IKE_REKEY = 65, 70
 PG_BIN = max((f"/usr/lib/postgresql/{v}/bin" for v in os.listdir("/usr/lib/postgresql")), default="") if os.path.isdir("/usr/lib/postgresql") else ""
 
 
@@ -103,7 +106,8 @@ class Node:
         self.log = os.path.join(directory, f"daemon-{name}.log")
         rules = [{"source": "192.0.2.0/28", "destination": PEER4 + "/32", "action": "protect", "profile": "peer"}]
         configuration = daemon_file(f"ikp-h{name}0", f"ikp-h{name}1", self.control, ["192.0.2.0/28"], TERMINALS,
-                                    [peer_profile(force_encapsulation=True)], rules,
+                                    [peer_profile(force_encapsulation=True, rekey_time=CHILD_REKEY, rand_time=0,
+                                                  ike_rekey_time=IKE_REKEY, ike_rand_time=0)], rules,
                                     store={"postgresql": {"url": f"postgresql://postgres@{DB4}:5432/ikeproxy"}, "key_file": key_file},
                                     high_availability={"node": name, "lease_duration": LEASE, "claim_interval": CLAIM, "margin": MARGIN},
                                     settings={"retransmit_timeout": 1.0, "retransmit_limit": 3})
@@ -165,6 +169,9 @@ class Pings:
 
     def stop(self):
         os.killpg(self.process.pid, signal.SIGINT)
+
+
+MADE = {}  # when strongSwan's SAs with each terminal were made (t2's again in the third round)
 
 
 def load_peer(charon):
@@ -243,6 +250,7 @@ def run(charon, directory):
         rekeys_after_takeover(charon, nodes, first)
         planned_switchover(nodes, pings)
         cut_off_from_the_database(nodes, directory)
+        rekeyed_on_schedule(charon, first)
     finally:
         for p in pings:
             p.stop()
@@ -274,6 +282,7 @@ def sas_made(charon, nodes):
         initiate(charon, t["name"])
         first[t["name"]] = spis(charon, t["name"])
     check(all(first.values()), f"strongSwan established an IKE SA and a CHILD SA with each terminal through the active ({first})")
+    MADE["t1"] = MADE["t2"] = time.time()
     ok = wait_for(lambda: all(ns(PEER, "ping", "-c", "1", "-W", "1", t["v4"], check=False).returncode == 0 for t in TERMINALS), 10)
     check(ok, "the peer's pings reach both terminals through ESP")
     active, standby = active_and_standby(nodes)
@@ -295,6 +304,7 @@ def kill_nine_five_times(charon, nodes, first, pings):
         if round_number == 3:
             # A negotiation under way: t2's SAs closed, and strongSwan starts them again just before the kill.
             terminate(charon, "t2")
+            MADE["t2"] = time.time()  # its SAs are made after this, through one node or the other
             threading.Thread(target=in_own_session, args=(charon, {"initiate": {"child": "t2", "ike": "t2", "timeout": 8000}}), daemon=True).start()
             during = " while strongSwan negotiates t2's SAs anew"
             time.sleep(0.02)
@@ -368,11 +378,63 @@ def planned_switchover(nodes, pings):
     check(active.role() == "standby", f"{active.name} is the standby after the switchover")
 
 
+def pcap_frames(path):
+    """(time, frame bytes) of each frame in a pcap file (classic format, as tcpdump -w writes it)."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if len(data) < 24:
+        return []
+    order = "<" if data[:4] == b"\xd4\xc3\xb2\xa1" else ">"
+    frames, offset = [], 24
+    while offset + 16 <= len(data):
+        seconds, micros, captured, _ = struct.unpack(order + "IIII", data[offset:offset + 16])
+        frames.append((seconds + micros / 1e6, data[offset + 16:offset + 16 + captured]))
+        offset += 16 + captured
+    return frames
+
+
+def captures_of_both_daemons(directory, label):
+    """tcpdump on the switches' ports towards each daemon, frames the daemon sent only (-Q in at the switch)."""
+    captures = {}
+    for node in NODES:
+        for switch_ns, port in ((INET, f"ikp-hi{node}"), (LAN, f"ikp-hl{node}")):
+            path = os.path.join(directory, f"{label}-{port}.pcap")
+            log = path + ".log"
+            process = subprocess.Popen(["ip", "netns", "exec", switch_ns, "tcpdump", "--immediate-mode", "-Q", "in", "-i", port, "-U", "-n",
+                                        "-s", "0", "-w", path], stdout=subprocess.DEVNULL, stderr=open(log, "w"))
+            wait_for(lambda: process.poll() is not None or "listening on" in read(log), 10, interval=0.05)
+            captures[(node, port)] = (process, path)
+    return captures
+
+
+def no_overlap(captures, old, new):
+    """The frames each daemon sent during the change of hands: no frame doubled (sent by both), and none by the old
+    active after the new one's first."""
+    for process, _ in captures.values():
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+    sent = {node: [] for node in NODES}
+    for (node, _), (_, path) in captures.items():
+        sent[node] += pcap_frames(path)
+    old_frames, new_frames = sorted(sent[old.name]), sorted(sent[new.name])
+    # A doubled frame: the same octets sent by both within half a second (an ARP request repeated minutes apart is not).
+    sent_by_old = {}
+    for moment, frame in old_frames:
+        sent_by_old.setdefault(frame, []).append(moment)
+    both = [frame for moment, frame in new_frames if any(abs(moment - other) < 0.5 for other in sent_by_old.get(frame, []))]
+    last_old = old_frames[-1][0] if old_frames else None
+    first_new = new_frames[0][0] if new_frames else None
+    check(not both and (last_old is None or first_new is None or last_old < first_new),
+          f"captures on both segments: {len(old_frames)} frames sent by {old.name}, {len(new_frames)} by {new.name}, none by both "
+          f"({len(both)}), the last of {old.name}'s {((first_new or 0) - (last_old or 0)):.2f} s before the first of {new.name}'s")
+
+
 def cut_off_from_the_database(nodes, directory):
     active, standby = active_and_standby(nodes)
     if active is None:
         check(False, "cutting off needs one active daemon")
         return
+    captures = captures_of_both_daemons(directory, "cut")
     ns(active.namespace, "nft", "add", "table", "inet", "ikpcut")
     for hook in ("input", "output"):
         ns(active.namespace, "nft", "add", "chain", "inet", "ikpcut", hook, f"{{ type filter hook {hook} priority 0; }}")
@@ -388,10 +450,29 @@ def cut_off_from_the_database(nodes, directory):
     forwarded = active.forwarded()
     time.sleep(2)
     check(active.forwarded() == forwarded, f"{active.name} forwards nothing more while standby ({active.forwarded() - forwarded} frames)")
+    no_overlap(captures, active, standby)
     ns(active.namespace, "nft", "delete", "table", "inet", "ikpcut")
     time.sleep(2)
     check(active.role() == "standby" and standby.role() == "active",
           f"reconnected, {active.name} stays the standby ({active.role()}; {standby.name} {standby.role()})")
+
+
+def rekeyed_on_schedule(charon, first):
+    """The proxy's scheduled rekeys, counted from when each SA was made, come on time through the node that is active
+    then: t1's IKE SA (made before all the takeovers) and t2's CHILD SA (made in the third round)."""
+    ike_due, child_due = MADE["t1"] + IKE_REKEY, MADE["t2"] + CHILD_REKEY
+    t1_ike = spis(charon, "t1")[:2]
+    t2_child = spis(charon, "t2")[2:]
+    ike_done = wait_for(lambda: (lambda s: s is not None and s[:2] != t1_ike)(spis(charon, "t1")), max(1, ike_due + 10 - time.time()))
+    ike_at = time.time()
+    child_done = wait_for(lambda: (lambda s: s is not None and s[2:] != t2_child)(spis(charon, "t2")), max(1, child_due + 10 - time.time()))
+    child_at = time.time()
+    check(ike_done and ike_at >= ike_due - 1, f"the proxy rekeyed t1's IKE SA on schedule across the takeovers ({ike_at - MADE['t1']:.0f} s "
+          f"after it was made, due at {IKE_REKEY} s; {t1_ike} -> {(spis(charon, 't1') or ())[:2]})")
+    check(child_done and child_at >= child_due - 1, f"and t2's CHILD SA ({child_at - MADE['t2']:.0f} s after it was made, due at "
+          f"{CHILD_REKEY} s; {t2_child} -> {(spis(charon, 't2') or ())[2:]})")
+    ok = all(ns(PEER, "ping", "-c", "2", "-W", "2", t["v4"], check=False).returncode == 0 for t in TERMINALS)
+    check(ok, "pings pass on the SAs the proxy rekeyed")
 
 
 if __name__ == "__main__":
