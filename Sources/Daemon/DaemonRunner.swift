@@ -43,6 +43,8 @@ public final class DaemonRunner {
     var leaseKeeper: LeaseKeeper?
     var pairStore: (database: any StateStore, sealer: Sealer)?
     var retryLeaseKeeperAt: Double?
+    /// The standby's management requests, passed to the active through the database.
+    var requestRelay: RequestRelay?
     /// Saves of SA changes to the store: how many, their total and longest time (the store-latency metrics).
     var storeWrites = (count: 0, microseconds: 0, longest: 0)
     var lastLeaseErrorLogged = -Double.infinity

@@ -13,9 +13,19 @@ public final class ManagementMailbox: @unchecked Sendable {
     /// Readable when requests wait: add it to the loop's poll.
     public var wakeDescriptor: Int32 { wakePipe.readDescriptor }
 
-    /// Called from the server: waits until the loop has answered.
-    public func submit(_ request: ManagementRequest) async -> ManagementResponse {
-        await withCheckedContinuation { continuation in
+    /// Set by a daemon that may hand requests elsewhere (the standby of a pair, to the active): asked first, on the
+    /// server's side, so the loop never waits for it; nil from it means the loop answers.
+    public var relay: (@Sendable (ManagementRequest) async -> ManagementResponse?)? {
+        get { lock.withLock { relayHandler } }
+        set { lock.withLock { relayHandler = newValue } }
+    }
+    private var relayHandler: (@Sendable (ManagementRequest) async -> ManagementResponse?)?
+
+    /// Called from the server: waits until the loop (or the relay) has answered. `relaying` false: the loop answers
+    /// (a request relayed from the other node is never relayed again).
+    public func submit(_ request: ManagementRequest, relaying: Bool = true) async -> ManagementResponse {
+        if relaying, let relay, let answer = await relay(request) { return answer }
+        return await withCheckedContinuation { continuation in
             lock.lock()
             pending.append((request, continuation))
             lock.unlock()

@@ -194,6 +194,7 @@ public final class PostgreSQLStateStore: StateStore, @unchecked Sendable {
     private func migrate() throws {
         try run("CREATE TABLE IF NOT EXISTS schema_versions (version BIGINT PRIMARY KEY)")
         try run(Self.leaseTable)
+        try run(Self.relayTable)
         for (version, statements) in Self.migrations {
             try transaction {
                 try run("LOCK TABLE schema_versions IN EXCLUSIVE MODE")

@@ -27,42 +27,42 @@ final class PostgreSQLLeaseTests: XCTestCase {
         let a = try PostgreSQLStateStore(settings: settings)
         let b = try PostgreSQLStateStore(settings: settings)
         XCTAssertNil(try a.currentLease(), "no one held it yet")
-        let first = try a.claimLease(holder: "a", duration: 0.6)
+        let first = try a.claimLease(holder: "a", duration: 2)
         XCTAssertEqual(first.holder, "a")
         XCTAssertEqual(first.fencing, 1)
-        XCTAssertEqual(first.remaining, 0.6, accuracy: 0.2)
-        let refused = try b.claimLease(holder: "b", duration: 0.6)
+        XCTAssertEqual(first.remaining, 2, accuracy: 0.5)
+        let refused = try b.claimLease(holder: "b", duration: 2)
         XCTAssertEqual(refused.holder, "a", "b is told who holds it")
         XCTAssertEqual(refused.fencing, 1)
         Thread.sleep(forTimeInterval: 0.2)
-        let renewed = try a.claimLease(holder: "a", duration: 0.6)
+        let renewed = try a.claimLease(holder: "a", duration: 2)
         XCTAssertEqual(renewed.fencing, 1, "a renewal keeps the term")
         XCTAssertGreaterThan(renewed.age, 0.15, "and its age")
-        Thread.sleep(forTimeInterval: 0.8)
-        let taken = try b.claimLease(holder: "b", duration: 0.6)
+        Thread.sleep(forTimeInterval: 2.5)
+        let taken = try b.claimLease(holder: "b", duration: 2)
         XCTAssertEqual(taken.holder, "b", "a lapsed lease passes")
         XCTAssertEqual(taken.fencing, 2)
-        XCTAssertLessThan(taken.age, 0.1)
-        XCTAssertEqual(try a.claimLease(holder: "a", duration: 0.6).holder, "b", "a cannot take it back while b renews")
+        XCTAssertLessThan(taken.age, 0.5)
+        XCTAssertEqual(try a.claimLease(holder: "a", duration: 2).holder, "b", "a cannot take it back while b renews")
         try b.releaseLease(holder: "b")
-        let handedOver = try a.claimLease(holder: "a", duration: 0.6)
+        let handedOver = try a.claimLease(holder: "a", duration: 2)
         XCTAssertEqual(handedOver.holder, "a", "a released lease passes at once")
         XCTAssertEqual(handedOver.fencing, 3)
         try b.releaseLease(holder: "b")
         XCTAssertEqual(try b.currentLease()?.holder, "a", "a release by one who does not hold it changes nothing")
-        Thread.sleep(forTimeInterval: 0.8)
-        XCTAssertEqual(try a.claimLease(holder: "a", duration: 0.6).fencing, 4, "a holder back after its own lease lapsed starts a new term")
+        Thread.sleep(forTimeInterval: 2.5)
+        XCTAssertEqual(try a.claimLease(holder: "a", duration: 2).fencing, 4, "a holder back after its own lease lapsed starts a new term")
     }
 
     func testWritesUnderALostLeaseChangeNothing() throws {
         let settings = try database()
         let a = try PostgreSQLStateStore(settings: settings)
         let b = try PostgreSQLStateStore(settings: settings)
-        let term = try a.claimLease(holder: "a", duration: 0.5)
+        let term = try a.claimLease(holder: "a", duration: 2)
         a.fenceWrites(LeaseFence(holder: "a", fencing: term.fencing))
         try a.setMeta("written_by", "a")
         XCTAssertEqual(try b.meta("written_by"), "a", "the holder writes")
-        Thread.sleep(forTimeInterval: 0.7)
+        Thread.sleep(forTimeInterval: 2.5)
         XCTAssertThrowsError(try a.setMeta("written_by", "a, lapsed"), "a lapsed lease writes nothing") { error in
             XCTAssertTrue(error is LeaseLost, "\(error)")
             XCTAssertEqual("\(error)", "the lease (holder a, fencing 1) is no longer held: nothing written")
@@ -77,15 +77,15 @@ final class PostgreSQLLeaseTests: XCTestCase {
         XCTAssertEqual(try b.counters(), [:])
     }
 
-    /// Two daemons claiming a lapsed lease at the same moment, many times: exactly one wins each time.
+    /// Two daemons claiming a lapsed lease at the same moment, ten times: exactly one wins each time.
     func testClaimsAtTheSameMomentHaveOneWinner() throws {
         let settings = try database()
         let stores = [try PostgreSQLStateStore(settings: settings), try PostgreSQLStateStore(settings: settings)]
         var fencing: Int64 = 0
-        for round in 0..<15 {
+        for round in 0..<10 {
             let answers = Answers()
             DispatchQueue.concurrentPerform(iterations: 2) { index in
-                let record = try? stores[index].claimLease(holder: "node\(index)", duration: 0.05)
+                let record = try? stores[index].claimLease(holder: "node\(index)", duration: 0.4)
                 answers.set(index, record)
             }
             let results = answers.records
@@ -94,7 +94,7 @@ final class PostgreSQLLeaseTests: XCTestCase {
             let term = try XCTUnwrap(results[0]?.fencing)
             XCTAssertEqual(term, fencing + 1, "round \(round): one new term")
             fencing = term
-            Thread.sleep(forTimeInterval: 0.08)
+            Thread.sleep(forTimeInterval: 0.5)
         }
     }
 

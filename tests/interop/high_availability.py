@@ -21,8 +21,11 @@ holds the lease and acts; the other reads its ports and drops everything.
      lease can end, the other takes over, and captures of what each daemon sends into both switches show no
      frame sent by both and none by the old active after the new one's first; reconnected, the old active
      comes back as the standby.
+  7. An administrator's change made over the standby's API is carried out by the active and seen on both.
+  8. The proxy's own scheduled rekeys (an IKE SA made before all the takeovers, a CHILD SA made in the third
+     round) come on time through the node active then.
 """
-import json, os, random, re, signal, struct, subprocess, sys, threading, time
+import hashlib, json, os, random, re, signal, struct, subprocess, sys, threading, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import BINARY, Lab, addresses_up, ns, read, sh, switch, veth, wait_for  # noqa: E402
@@ -100,6 +103,11 @@ class Node:
 
     def __init__(self, name, directory, key_file):
         self.name = name
+        self.api = "10.99.0.%d" % (2 if name == "a" else 3)
+        cert, key = os.path.join(directory, f"api-{name}.pem"), os.path.join(directory, f"api-{name}.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+                        "-out", cert, "-days", "2", "-subj", f"/CN={self.api}", "-addext", f"subjectAltName=IP:{self.api}"],
+                       check=True, capture_output=True)
         self.namespace = NODES[name]
         self.control = os.path.join(directory, f"{name}.sock")
         self.config = os.path.join(directory, f"daemon-{name}.json")
@@ -110,7 +118,10 @@ class Node:
                                                   ike_rekey_time=IKE_REKEY, ike_rand_time=0)], rules,
                                     store={"postgresql": {"url": f"postgresql://postgres@{DB4}:5432/ikeproxy"}, "key_file": key_file},
                                     high_availability={"node": name, "lease_duration": LEASE, "claim_interval": CLAIM, "margin": MARGIN},
-                                    settings={"retransmit_timeout": 1.0, "retransmit_limit": 3})
+                                    settings={"retransmit_timeout": 1.0, "retransmit_limit": 3},
+                                    management={"listen": self.api, "port": 8443, "certificate": cert, "private_key": key,
+                                                "administrators": [{"name": "alice", "role": "admin",
+                                                                    "token_sha256": hashlib.sha256(ADMIN_TOKEN.encode()).hexdigest()}]})
         with open(self.config, "w") as f:
             json.dump(configuration, f, indent=1)
         self.process = None
@@ -171,6 +182,23 @@ class Pings:
         os.killpg(self.process.pid, signal.SIGINT)
 
 
+ADMIN_TOKEN = "ha-admin-token-2026"
+
+
+def api(node, method, path, body=None):
+    """(HTTP status, JSON answer) of a call to a node's management API, from the database namespace (its link)."""
+    command = ["curl", "-sk", "-o", "-", "-w", "\n%{http_code}", "-X", method, "-H", f"Authorization: Bearer {ADMIN_TOKEN}",
+               f"https://{node.api}:8443{path}"]
+    if body is not None:
+        command += ["-H", "Content-Type: application/json", "--data", json.dumps(body)]
+    result = ns(DB, *command, check=False)
+    text, _, code = result.stdout.rpartition("\n")
+    try:
+        return int(code), json.loads(text) if text.strip() else {}
+    except ValueError:
+        return 0, {"raw": result.stdout[-200:] + result.stderr[-200:]}
+
+
 MADE = {}  # when strongSwan's SAs with each terminal were made (t2's again in the third round)
 
 
@@ -226,7 +254,7 @@ def active_and_standby(nodes, timeout=10):
 
 def main():
     return run_with_charon("high availability test", "ikp-ha-", Topology, run, peer_namespace=PEER,
-                           tools=("ping", "nft", "runuser", "tcpdump"), paths=(PG_BIN + "/initdb",), readable=True)
+                           tools=("ping", "nft", "runuser", "tcpdump", "curl", "openssl"), paths=(PG_BIN + "/initdb",), readable=True)
 
 
 def run(charon, directory):
@@ -250,6 +278,7 @@ def run(charon, directory):
         rekeys_after_takeover(charon, nodes, first)
         planned_switchover(nodes, pings)
         cut_off_from_the_database(nodes, directory)
+        changes_on_either_node(nodes)
         rekeyed_on_schedule(charon, first)
     finally:
         for p in pings:
@@ -457,9 +486,40 @@ def cut_off_from_the_database(nodes, directory):
           f"reconnected, {active.name} stays the standby ({active.role()}; {standby.name} {standby.role()})")
 
 
+def changes_on_either_node(nodes):
+    """An administrator's change made on the standby's API is carried out by the active and seen on both; the
+    standby still answers its own status."""
+    active, standby = active_and_standby(nodes)
+    if active is None:
+        check(False, "changes need one active daemon")
+        return
+    rule = {"source": "192.0.2.0/28", "destination": "198.51.100.7/32", "action": "discard"}
+    status, answer = api(standby, "POST", "/v1/policies", {"rule": rule, "position": 0})
+    check(status == 201, f"a policy rule added on the standby's API ({standby.name}) is answered 201 by the active through the database "
+          f"({status} {str(answer)[:120]})")
+    seen = {}
+    for node in (active, standby):
+        code, listed = api(node, "GET", "/v1/policies")
+        seen[node.name] = (code, [json.dumps(r, sort_keys=True)[:200] for r in listed.get("rules", [])][:1])
+    check(seen[active.name][0] == 200 and "198.51.100.7" in str(seen[active.name][1]) and seen[standby.name] == seen[active.name],
+          f"both nodes list it first ({seen})")
+    code, own = api(standby, "GET", "/v1/status")
+    check(code == 200 and own.get("high_availability", {}).get("role") == "standby", f"the standby answers its own status ({code})")
+    # It stays through a change of hands: the next active has it from the database.
+    code, _ = api(active, "DELETE", "/v1/policies/0")
+    check(code == 200, f"the rule deleted again on the active ({code})")
+
+
 def rekeyed_on_schedule(charon, first):
     """The proxy's scheduled rekeys, counted from when each SA was made, come on time through the node that is active
     then: t1's IKE SA (made before all the takeovers) and t2's CHILD SA (made in the third round)."""
+    # When strongSwan made each: its own counters (seconds since the IKE SA was established, the CHILD SA installed).
+    sa, _ = installed_child(charon, "t1")
+    _, child = installed_child(charon, "t2")
+    if sa and "established" in sa:
+        MADE["t1"] = time.time() - int(sa["established"])
+    if child and "install-time" in child:
+        MADE["t2"] = time.time() - int(child["install-time"])
     ike_due, child_due = MADE["t1"] + IKE_REKEY, MADE["t2"] + CHILD_REKEY
     t1_ike = spis(charon, "t1")[:2]
     t2_child = spis(charon, "t2")[2:]

@@ -15,7 +15,16 @@ extension DaemonRunner {
         // A connection of its own, whose answers come in time or not at all.
         settings.timeout = max(0.2, ha.timing.leaseDuration / 2)
         do {
-            let keeper = LeaseKeeper(node: ha.node, timing: ha.timing, store: try PostgreSQLStateStore(settings: settings))
+            let store = try PostgreSQLStateStore(settings: settings)
+            let keeper = LeaseKeeper(node: ha.node, timing: ha.timing, store: store)
+            // Requests the standby passes on are carried out here; the standby's own are passed on by the server.
+            let relay = RequestRelay(node: ha.node, store: try PostgreSQLStateStore(settings: settings))
+            let mailbox = self.mailbox
+            let served = RequestRelay(node: ha.node, store: store)
+            served.isStandby = false
+            keeper.whileHolding = { served.serveRelayed(through: mailbox) }
+            mailbox.relay = { request in await relay.relayIfStandby(request) }
+            requestRelay = relay
             keeper.start()
             leaseKeeper = keeper
         } catch {
@@ -49,7 +58,9 @@ extension DaemonRunner {
             case .becomeStandby(let reason): standDown(reason)
             }
         }
-        return self.leadership?.acts(now: monotonicSeconds()) ?? true
+        let acting = self.leadership?.acts(now: monotonicSeconds()) ?? true
+        requestRelay?.isStandby = !acting
+        return acting
     }
 
     /// The lease is ours: the state as the store has it (the other node's last committed writes) becomes this

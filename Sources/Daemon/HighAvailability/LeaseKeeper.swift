@@ -29,6 +29,8 @@ final class LeaseKeeper: @unchecked Sendable {
     /// Whether the last answer named this node: a standby claims more often, so that it takes a released lease
     /// (a switchover) or a lapsed one at once.
     private var holding = false
+    /// Run on this thread after each claim that this node holds the lease (the relayed requests served).
+    var whileHolding: (() -> Void)?
 
     /// Readable when answers wait: the loop polls it.
     var wakeDescriptor: Int32 { wakePipe.readDescriptor }
@@ -83,6 +85,7 @@ final class LeaseKeeper: @unchecked Sendable {
                 holding = answer.lease?.holder == node
                 lock.withLock { answers.append(answer) }
                 wakePipe.wake()
+                if holding { whileHolding?() }
             }
             let interval = holding ? timing.claimInterval : min(timing.claimInterval, 0.1)
             let next = sentAt + interval - monotonicSeconds()
