@@ -22,7 +22,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-certificates.git", from: "1.21.1"),
         .package(url: "https://github.com/apple/swift-asn1.git", from: "1.7.0"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
-        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6")
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1")
     ],
     targets: [
         // Pure IKEv2: wire codec, crypto suites, key derivation, exchange state machines. No I/O.
@@ -113,7 +115,8 @@ let package = Package(
             name: "Daemon",
             dependencies: [
                 "Proxy", "ESP", "LinuxIO", "IKEServices", "ConfigurationFiles", "IKEv2", "Packets", "Store", "Management",
-                .product(name: "X509", package: "swift-certificates")
+                .product(name: "X509", package: "swift-certificates"), .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus")
             ]),
         // Entry points for coverage-guided fuzzing of everything that reads octets from outside; driven by
         // libFuzzer from fuzz/ and replayed by FuzzingTests.

@@ -266,65 +266,12 @@ extension DaemonRunner {
         }
     }
 
-    /// Prometheus text exposition (version 0.0.4) of what operators watch.
+    /// Prometheus text exposition (version 0.0.4) of what operators watch, rendered by swift-prometheus.
     func metrics() -> String {
-        var lines: [String] = []
-        func family(_ name: String, _ type: String, _ help: String, _ samples: [(String, Int)]) {
-            lines.append("# HELP \(name) \(help)")
-            lines.append("# TYPE \(name) \(type)")
-            for (labels, value) in samples { lines.append("\(name)\(labels) \(value)") }
-        }
-        let proxy = bridge.proxy.counters
-        let engine = bridge.proxy.engines.counters
-        family(
-            "ikeproxy_negotiations_started_total", "counter", "IKE negotiations the proxy started in a terminal's name.",
-            [("", proxy["negotiations_started", default: 0])])
-        family(
-            "ikeproxy_ike_answered_total", "counter", "IKE messages answered in a terminal's name.",
-            [("", proxy["ike_answered_for_terminal", default: 0])])
-        family(
-            "ikeproxy_negotiation_failures_total", "counter", "IKE messages dropped or negotiations failed, by reason.",
-            (proxy.filter { $0.key.hasPrefix("ike_drop_") }.map { ("{reason=\"\($0.key.dropFirst(9))\"}", $0.value) }
-                + engine.map { ("{reason=\"engine_\($0.key)\"}", $0.value) }).sorted { $0.0 < $1.0 })
-        family(
-            "ikeproxy_drops_total", "counter", "Packets not passed on, by reason.",
-            proxy.filter { $0.key.hasPrefix("drop_") }.map { ("{reason=\"\($0.key.dropFirst(5))\"}", $0.value) }.sorted { $0.0 < $1.0 })
-        family(
-            "ikeproxy_revocation_checks_total", "counter", "Online revocation checks of peers' certificates (OCSP, fetched CRLs), by outcome.",
-            ["good", "revoked", "unavailable"].map { ("{outcome=\"\($0)\"}", engine["revocation_\($0)", default: 0]) })
-        family(
-            "ikeproxy_sa_events_total", "counter", "IKE and CHILD SAs made, rekeyed, deleted and failed in terminals' names, by event.",
-            SAEvent.Kind.allCases.map { ("{event=\"\($0.rawValue)\"}", proxy[$0.rawValue, default: 0]) })
-        family("ikeproxy_child_sas", "gauge", "CHILD SAs stored for terminals.", [("", bridge.proxy.store.children.count)])
-        family(
-            "ikeproxy_ike_sas", "gauge", "Established IKE SAs held in terminals' names.",
-            [("", bridge.proxy.engines.sessionSummaries.filter(\.established).count)])
-        family(
-            "ikeproxy_frames_total", "counter", "Frames through the data path, by direction and fate.",
-            portCounters.sorted { $0.key < $1.key }.map { ("{kind=\"\($0.key)\"}", $0.value) })
-        family(
-            "ikeproxy_packets_total", "counter", "Packets the proxy judged, by outcome.",
-            ["bypassed", "forwarded_to_terminal", "forwarded_esp", "forwarded_keepalive"].map { ("{outcome=\"\($0)\"}", proxy[$0, default: 0]) })
-        if state != nil || pairStore != nil {
-            family(
-                "ikeproxy_store_writes_total", "counter", "Saves of IKE and CHILD SA changes to the store (one per batch of changes).",
-                [("", storeWrites.count)])
-            family(
-                "ikeproxy_store_write_microseconds_total", "counter",
-                "Time spent saving SA changes to the store; divided by ikeproxy_store_writes_total, the mean latency.",
-                [("", storeWrites.microseconds)])
-            family("ikeproxy_store_write_microseconds_max", "gauge", "The longest save of SA changes since the start.", [("", storeWrites.longest)])
-        }
-        if let row = highAvailabilityRow {
-            let node = "{node=\"\(row.node)\"}"
-            family(
-                "ikeproxy_ha_active", "gauge", "1 when this daemon of a pair is the active one, 0 when it is the standby.",
-                [(node, row.role == "active" ? 1 : 0)])
-            family(
-                "ikeproxy_ha_lease_age_milliseconds", "gauge", "How long the current holder has held the pair's lease.",
-                [(node, Int((row.leaseAgeSeconds ?? 0) * 1000))])
-            family("ikeproxy_ha_takeovers_total", "counter", "Times this daemon became the active one.", [(node, row.takeovers)])
-        }
-        return lines.joined(separator: "\n")
+        exposition.render(
+            Self.metricFamilies(
+                proxy: bridge.proxy.counters, engine: bridge.proxy.engines.counters, portCounters: portCounters,
+                childSAs: bridge.proxy.store.children.count, ikeSAs: bridge.proxy.engines.sessionSummaries.filter(\.established).count,
+                storeWrites: state != nil || pairStore != nil ? storeWrites : nil, highAvailability: highAvailabilityRow))
     }
 }

@@ -47,6 +47,8 @@ public final class DaemonRunner {
     var requestRelay: RequestRelay?
     /// Saves of SA changes to the store: how many, their total and longest time (the store-latency metrics).
     var storeWrites = (count: 0, microseconds: 0, longest: 0)
+    /// The metrics' registry (swift-prometheus), brought up to the loop's counters at each scrape.
+    let exposition = PrometheusExposition()
     var lastLeaseErrorLogged = -Double.infinity
     var sealerPresent = true
     var lastPresenceCheck = 0.0
@@ -249,6 +251,8 @@ public final class DaemonRunner {
                     ikeActivity = true
                 }
                 synchronizeState(now: now)
+                let timings = bridge.proxy.takeTimings()
+                exposition.record(negotiations: timings.negotiations, keyDeliveryRoundTrips: timings.keyDeliveryRoundTrips)
                 if leadership?.acts(now: monotonicSeconds()) ?? true {
                     perform(actions, receivedOn: nil)
                     stateHousekeeping(now: now)

@@ -61,6 +61,8 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
         var message: KeyDeliveryMessage
         var attempts: Int
         var nextSend: Double
+        /// When it was first sent: its acknowledgement's delay is the round trip operators watch.
+        var firstSent: Double
     }
     private var pending: [UInt64: Pending] = [:]
 
@@ -70,6 +72,14 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
     public private(set) var lastMessageOrder = KeyDeliveryOrder(epoch: 0, sequence: 0)
     public private(set) var rejections: [KeyDeliveryRejection: UInt64] = [:]
     public private(set) var retransmissions: UInt64 = 0
+    /// Seconds from a message's first sending to its acknowledgement, since the last `takeRoundTrips()` (at most
+    /// the last 1,000).
+    private var roundTrips: [Double] = []
+
+    public func takeRoundTrips() -> [Double] {
+        defer { roundTrips.removeAll() }
+        return roundTrips
+    }
 
     /// `epoch` must grow across restarts of this end (the start time in milliseconds serves).
     public init(
@@ -99,7 +109,8 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
         let sequence = nextSequence
         nextSequence += 1
         if message.needsAcknowledgement {
-            pending[sequence] = Pending(message: message, attempts: 1, nextSend: time.monotonic + settings.retransmitInterval)
+            pending[sequence] = Pending(
+                message: message, attempts: 1, nextSend: time.monotonic + settings.retransmitInterval, firstSent: time.monotonic)
         }
         return seal(message, sequence: sequence, wallClock: time.wall)
     }
@@ -158,7 +169,12 @@ public final class KeyDeliveryChannel: @unchecked Sendable {
         peerWindow.accept(header.sequence)
         lastMessageOrder = KeyDeliveryOrder(epoch: header.epoch, sequence: header.sequence)
         if case .acknowledge(let sequence) = message {
-            return .acknowledged(pending.removeValue(forKey: sequence)?.message)
+            let acknowledged = pending.removeValue(forKey: sequence)
+            if let acknowledged {
+                if roundTrips.count >= 1000 { roundTrips.removeFirst() }
+                roundTrips.append(time.monotonic - acknowledged.firstSent)
+            }
+            return .acknowledged(acknowledged?.message)
         }
         return .message(message, acknowledgement: acknowledgement!)
     }

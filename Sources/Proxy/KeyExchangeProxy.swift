@@ -27,6 +27,16 @@ public final class KeyExchangeProxy {
     var heldIKE: [EngineShards.Datagram] = []
     /// Answers that made a CHILD SA, waiting until the terminal holds its inbound SA.
     var answersAwaitingKeys = AnswersAwaitingKeys()
+    /// Seconds from a start request to the terminal's CHILD SA, of the negotiations the proxy started since the last
+    /// `takeTimings()` (at most the last 1,000).
+    var negotiationTimes: [Double] = []
+
+    /// How long the negotiations the proxy started took, and key delivery's round trips, since the last call: the
+    /// daemon's histograms.
+    public func takeTimings() -> (negotiations: [Double], keyDeliveryRoundTrips: [Double]) {
+        defer { negotiationTimes.removeAll() }
+        return (negotiationTimes, keyDeliveries.takeRoundTrips())
+    }
     public let store = SAStore()
     /// Refuses new negotiations (the sealing token is absent): established SAs keep working.
     public var refusesNewNegotiations: String?

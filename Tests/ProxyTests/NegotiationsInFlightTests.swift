@@ -26,8 +26,10 @@ final class NegotiationsInFlightTests: XCTestCase {
         XCTAssertTrue(negotiations.isHeldAfterFailure(pair(a, 1), now: 10.9))
         XCTAssertFalse(negotiations.isHeldAfterFailure(pair(a, 1), now: 11))
         XCTAssertFalse(negotiations.failed(pair(a, 2), reason: "late CHILD failure", now: 2), "none was under way for that pair")
-        negotiations.succeeded(pair(a, 2))
+        XCTAssertNil(negotiations.succeeded(pair(a, 2), now: 2.5), "none the proxy started: no time to report")
         XCTAssertFalse(negotiations.isHeldAfterFailure(pair(a, 2), now: 3), "a CHILD SA made clears the failure")
+        negotiations.begin(pair(a, 3), now: 4)
+        XCTAssertEqual(negotiations.succeeded(pair(a, 3), now: 4.25), 0.25, "how long the one the proxy started took")
     }
 
     func testLimitsPerTerminalAndInAllAreSaidInWords() {

@@ -139,6 +139,20 @@ class ProxyFlowTests: XCTestCase {
         assertNoPlaintextLeak(network)
     }
 
+    /// The daemon's histograms: how long a negotiation the proxy started took, and key delivery's round trips.
+    func testTheNegotiationsTheProxyStartedAndKeyDeliveryAreTimed() {
+        let network = DemoScenario.network(engineCount: Self.engineCount)
+        network.terminalLinkLatency = 0.01
+        ping(network, from: a)
+        let timings = network.proxy.takeTimings()
+        XCTAssertEqual(timings.negotiations.count, 1, "the one negotiation the terminal's packet started")
+        XCTAssertGreaterThanOrEqual(timings.negotiations.first ?? 0, 0.0019, "at least IKE_SA_INIT and IKE_AUTH over the peer's link")
+        XCTAssertGreaterThanOrEqual(timings.keyDeliveryRoundTrips.count, 2, "both SAs set and acknowledged")
+        XCTAssertTrue(
+            timings.keyDeliveryRoundTrips.allSatisfy { $0 >= 0.0104 }, "to the terminal 10 ms away and back: \(timings.keyDeliveryRoundTrips)")
+        XCTAssertTrue(network.proxy.takeTimings().negotiations.isEmpty, "taken once")
+    }
+
     func testAcquireFromTheTerminalStartsTheSamePath() {
         let network = DemoScenario.network(engineCount: Self.engineCount)
         // The agent passes the packet on and sends an ACQUIRE; the proxy drops the one and acts on the other.

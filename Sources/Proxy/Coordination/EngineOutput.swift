@@ -35,7 +35,10 @@ extension KeyExchangeProxy {
                 let pair = TerminalPeer(terminal: terminalAddress, peer: peer)
                 switch event.kind {
                 case .childEstablished:
-                    negotiations.succeeded(pair)
+                    if let took = negotiations.succeeded(pair, now: time.monotonic) {
+                        if negotiationTimes.count >= 1000 { negotiationTimes.removeFirst() }
+                        negotiationTimes.append(took)
+                    }
                     if let added { deferred += [added] }
                 case .ikeFailed, .childFailed:
                     let reason = event.detail ?? "no reason given"

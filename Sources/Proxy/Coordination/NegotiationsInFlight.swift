@@ -33,10 +33,12 @@ struct NegotiationsInFlight {
 
     mutating func begin(_ pair: TerminalPeer, now: Double) { started[pair] = now }
 
-    /// A CHILD SA was made for the pair: its negotiation is over and any failure forgotten.
-    mutating func succeeded(_ pair: TerminalPeer) {
-        started[pair] = nil
+    /// A CHILD SA was made for the pair: its negotiation is over and any failure forgotten. How long it took, when
+    /// the proxy started it.
+    @discardableResult
+    mutating func succeeded(_ pair: TerminalPeer, now: Double) -> Double? {
         failures[pair] = nil
+        return started.removeValue(forKey: pair).map { now - $0 }
     }
 
     /// The pair's IKE SA went away: whatever ran on it is over.

@@ -43,6 +43,9 @@ struct TerminalKeyDeliveries {
         return setter
     }
 
+    /// Round trips of key-delivery messages acknowledged since the last call, of every terminal.
+    func takeRoundTrips() -> [Double] { setters.values.flatMap { $0.setter.channel.takeRoundTrips() } }
+
     /// Key-delivery messages sent to this terminal and not acknowledged yet.
     func unacknowledged(terminalID: UInt64) -> Int { setters[terminalID]?.setter.channel.unacknowledgedCount ?? 0 }
 
