@@ -77,7 +77,7 @@ let package = Package(
             name: "IKEServices",
             dependencies: [
                 "IKEv2", "LinuxIO",
-                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "X509", package: "swift-certificates"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio")
             ]
@@ -137,7 +137,7 @@ let package = Package(
                 "ConfigurationFiles",
                 "TerminalAgent",
                 "ProxyDemo",
-                .product(name: "ArgumentParser", package: "swift-argument-parser")
+                .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log")
             ]
         ),
         // Benchmarks (release builds): swift run -c release esp-benchmark
@@ -201,7 +201,7 @@ let package = Package(
                 "IKEv2", "IKEEndpoint", "IKEServices", .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "_CryptoExtras", package: "swift-crypto"), .product(name: "BigInt", package: "BigInt"),
                 .product(name: "X509", package: "swift-certificates"), .product(name: "SwiftASN1", package: "swift-asn1"),
-                .product(name: "NIOCore", package: "swift-nio")
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log")
             ],
             resources: [.copy("Fixtures")]
         )

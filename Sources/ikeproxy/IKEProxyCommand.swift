@@ -6,6 +6,7 @@ import IKEEndpoint
 import IKEServices
 import IKEv2
 import LinuxIO
+import Logging
 import ProxyDemo
 import Store
 import TerminalAgent
@@ -52,21 +53,43 @@ struct EndpointCommand: ParsableCommand {
         help: "Create a named pipe here that accepts commands: initiate, rekey-child, rekey-ike, delete-child, delete-ike, liveness, list.")
     var control: String?
 
+    @OptionGroup var logging: LogFormatOption
+
     func run() throws {
         let runner: EndpointRunner
         // Lines are held and written every 20 ms at most (OutputPacing: a burst's lines in one write each).
         let standardError = LineWriter(descriptor: 2)
         let standardOutput = LineWriter(descriptor: 1)
+        let logger = try logging.logger(component: "endpoint", sink: standardError.append)
         do {
             runner = try EndpointRunner(
                 configurationPath: config, showKeys: showKeys, controlPath: control,
-                log: { standardError.append(LogTimestamp.shared.string() + " " + $0) }, emit: standardOutput.append,
+                log: { logger.line($0) }, emit: standardOutput.append,
                 flushOutput: { writeOut(log: standardError, events: standardOutput) })
         } catch {
             standardError.flush()
             throw ValidationError("\(error)")
         }
         runner.run(initiate: initiate, shouldStop: stopOnSignal(), shouldReload: reloadOnSignal())
+    }
+}
+
+/// `--log-format`: the processes' log lines as text (as always) or JSON lines for log collectors.
+struct LogFormatOption: ParsableArguments {
+    @Option(name: .long, help: "How log lines are written on stderr: text (a time stamp and the line) or json (one object per line).")
+    var logFormat: String = "text"
+
+    func format() throws -> LogFormat {
+        guard let format = LogFormat(rawValue: logFormat) else {
+            throw ValidationError("--log-format: '\(logFormat)' is not text or json")
+        }
+        return format
+    }
+
+    /// A swift-log logger whose lines go to `sink`, with this process's name as metadata.
+    func logger(component: String, sink: @escaping @Sendable (String) -> Void) throws -> Logger {
+        let format = try format()
+        return Logger(label: "ikeproxy.\(component)") { _ in LineLogHandler(format: format, metadata: ["component": "\(component)"], sink: sink) }
     }
 }
 
@@ -95,8 +118,11 @@ func reloadOnSignal() -> () -> Bool {
 }
 
 /// Log lines on stderr with a timestamp (made once a second: LogTimestamp).
-@Sendable func log(_ line: String) {
-    let text = LogTimestamp.shared.string() + " " + line + "\n"
+@Sendable func log(_ line: String) { writeLine(LogTimestamp.shared.string() + " " + line) }
+
+/// One line on stderr in one write, as FileHandle did, so that lines from several threads never interleave.
+@Sendable func writeLine(_ line: String) {
+    let text = line + "\n"
     var bytes = Array(text.utf8)
     // One write per line, as FileHandle did, so that lines from several threads never interleave.
     bytes.withUnsafeMutableBytes { buffer in
@@ -122,11 +148,15 @@ struct TerminalCommand: ParsableCommand {
     @Flag(name: .long, help: "Check the configuration file and say what the agent would run with; start nothing.")
     var check = false
 
+    @OptionGroup var logging: LogFormatOption
+
     func run() throws {
         if check { return try checkConfiguration(config) { try TerminalConfiguration.load(path: $0).summary } }
         let runner: TerminalAgentRunner
+        // Each line written at once, whole, as the agent always did.
+        let logger = try logging.logger(component: "terminal", sink: writeLine)
         do {
-            runner = try TerminalAgentRunner(configuration: try TerminalConfiguration.load(path: config), log: log)
+            runner = try TerminalAgentRunner(configuration: try TerminalConfiguration.load(path: config), log: { logger.line($0) })
         } catch {
             throw ValidationError("\(error)")
         }
@@ -176,6 +206,8 @@ struct DaemonCommand: ParsableCommand {
     @Flag(name: .long, help: "Check the configuration file and say what the daemon would run with; start nothing.")
     var check = false
 
+    @OptionGroup var logging: LogFormatOption
+
     func run() throws {
         if check { return try checkConfiguration(config) { try DaemonConfiguration.load(path: $0).summary } }
         let runner: DaemonRunner
@@ -187,17 +219,18 @@ struct DaemonCommand: ParsableCommand {
         defer { writeOut(log: standardError, events: standardOutput) }
         // The loop's thread, known without a system call (Foundation's isMainThread makes two per line here).
         let loopThread = pthread_self()
-        func hold(_ line: String, in writer: LineWriter) {
+        @Sendable func hold(_ line: String, in writer: LineWriter) {
             writer.append(line)
             if pthread_equal(pthread_self(), loopThread) == 0 { writer.flush() }
         }
+        let logger = try logging.logger(component: "daemon") { hold($0, in: standardError) }
         do {
             runner = try DaemonRunner(
                 configuration: try DaemonConfiguration.load(path: config), showKeys: showKeys,
-                log: { hold(LogTimestamp.shared.string() + " " + $0, in: standardError) }, emit: { hold($0, in: standardOutput) },
+                log: { logger.line($0) }, emit: { hold($0, in: standardOutput) },
                 flushOutput: { writeOut(log: standardError, events: standardOutput) })
         } catch {
-            standardError.append(LogTimestamp.shared.string() + " cannot start: \(error)")
+            logger.error("cannot start: \(error)")
             throw ExitCode(2)
         }
         runner.configurationPath = config
