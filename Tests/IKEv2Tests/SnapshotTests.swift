@@ -47,6 +47,45 @@ final class SnapshotTests: XCTestCase {
         }
     }
 
+    /// The answer to the peer's last request is part of the snapshot: a peer whose answer was lost retransmits the
+    /// request, and the engine restored from the snapshot (a daemon that took over) answers it with the same octets
+    /// (RFC 7296 section 2.1), instead of dropping it as an old message ID.
+    func testARestoredIKESAAnswersARetransmittedLastRequestFromTheSnapshot() throws {
+        let pair = try Fixtures.pair()
+        pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
+        pair.holding = true
+        pair.run(pair.initiator.checkLiveness(connection: "c", now: 1), from: "initiator")
+        let request = try XCTUnwrap(pair.held.first)
+        pair.held = []
+        let answer = pair.responder.receive(request.payload, from: request.source, to: request.destination, now: 1)
+        let sent = answer.compactMap { action -> [UInt8]? in if case .send(let datagram) = action { return datagram.payload } else { return nil } }
+        XCTAssertEqual(sent.count, 1, "answered once; the answer is lost on its way")
+        let stored = try JSONDecoder().decode([IKESASnapshot].self, from: JSONEncoder().encode(pair.responder.snapshots(now: 1)))
+        XCTAssertEqual(stored.first?.lastResponseID, 2)
+        let restarted = IKEEngine(
+            connections: [
+                try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+            ],
+            random: SeededRandom(seed: 9))
+        try restarted.restore(try XCTUnwrap(stored.first), now: 2)
+        let again = restarted.receive(request.payload, from: request.source, to: request.destination, now: 2)
+        let resent = again.compactMap { action -> [UInt8]? in if case .send(let datagram) = action { return datagram.payload } else { return nil } }
+        XCTAssertEqual(resent, sent, "the same answer, from the restored engine")
+        var older = try XCTUnwrap(stored.first)
+        older.lastResponseID = nil
+        older.lastResponse = nil
+        let withoutIt = IKEEngine(
+            connections: [
+                try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes256gcm16-prfsha256-x25519", esp: "aes256gcm16")
+            ],
+            random: SeededRandom(seed: 9))
+        try withoutIt.restore(older, now: 2)
+        XCTAssertTrue(
+            withoutIt.receive(request.payload, from: request.source, to: request.destination, now: 2).allSatisfy {
+                if case .send = $0 { return false } else { return true }
+            }, "a snapshot saved before it was kept cannot answer it (what the HA test met)")
+    }
+
     /// Issue 22: a hybrid IKE SA (X25519 + ML-KEM-768) with a post-quantum preshared key, and a CHILD SA rekeyed with
     /// IKE_FOLLOWUP_KE, come back with every key exchange and the PPK's name, and rekey on with them.
     func testAQuantumSafeIKESAComesBackWithItsKeyExchangesAndPPK() throws {

@@ -47,6 +47,11 @@ public struct IKESASnapshot: Codable, Equatable, Sendable {
     /// The PPK_ID of the post-quantum preshared key in the keys (RFC 8784); absent without one (and in snapshots
     /// saved before it was kept).
     public var ppkIdentity: [UInt8]?
+    /// The answer to the peer's last request, as sent (each datagram's octets), and that request's message ID: the
+    /// peer retransmits a request whose answer it lost, and must get the same answer again (RFC 7296 section
+    /// 2.1), also from the daemon that took over after the one that answered died. Absent in older snapshots.
+    public var lastResponseID: UInt32?
+    public var lastResponse: [[UInt8]]?
 
     public var ikeSPIs: (initiator: IKESPI, responder: IKESPI) { (IKESPI(spiInitiator), IKESPI(spiResponder)) }
 }
@@ -113,7 +118,8 @@ extension IKEEngine {
             ].map(\.bytes),
             natDetected: session.natDetected, nextRequestID: nextRequestID,
             expectedRequestID: session.expectedRequestID, ageSeconds: now - session.createdAt,
-            rekeyInSeconds: session.rekeyAt.map { $0 - now }, children: children, ppkIdentity: session.ppkUsed?.identity)
+            rekeyInSeconds: session.rekeyAt.map { $0 - now }, children: children, ppkIdentity: session.ppkUsed?.identity,
+            lastResponseID: session.lastResponse?.messageID, lastResponse: session.lastResponse?.datagrams.map(\.payload))
     }
 
     /// Puts an established IKE SA back after a restart. Its connection must be configured (added) first.
@@ -145,6 +151,9 @@ extension IKEEngine {
         session.natDetected = snapshot.natDetected
         session.nextRequestID = snapshot.nextRequestID
         session.expectedRequestID = snapshot.expectedRequestID
+        if let id = snapshot.lastResponseID, let payloads = snapshot.lastResponse {
+            session.lastResponse = (id, payloads.map { Datagram(payload: $0, source: session.local, destination: session.remote) })
+        }
         session.lastReceivedAt = now
         session.rekeyAt = snapshot.rekeyInSeconds.map { now + $0 }
         // Only its name is used once the keys are made (events, listings); the key itself is in SK_d already.
