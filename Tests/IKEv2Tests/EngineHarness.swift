@@ -70,6 +70,24 @@ final class EnginePair {
         for (side, action) in hand(datagram) { run([action], from: side) }
     }
 
+    /// The one request the initiator sends for `actions`, taken off the link (held, not delivered): the test hands it
+    /// to the responder itself and decides what becomes of the answer. Nil if it sent none. The link keeps holding
+    /// what is sent afterwards (`holding`).
+    func takeRequest(_ actions: [EngineAction]) -> Datagram? {
+        holding = true
+        run(actions, from: "initiator")
+        defer { held = [] }
+        return held.first
+    }
+
+    /// The datagrams among `actions`, as their octets.
+    static func sent(_ actions: [EngineAction]) -> [[UInt8]] {
+        actions.compactMap { action in
+            guard case .send(let datagram) = action else { return nil }
+            return datagram.payload
+        }
+    }
+
     /// Delivers held datagrams in order until none is left.
     func releaseAll() {
         while !held.isEmpty { release() }

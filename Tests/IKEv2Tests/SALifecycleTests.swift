@@ -79,10 +79,7 @@ final class SALifecycleTests: XCTestCase {
     func testADeleteOfTheIKESAWhoseAnswerIsLostIsGivenUpSoon() throws {
         let pair = try Fixtures.pair()
         pair.run(pair.initiator.initiate(connection: "c", now: 0), from: "initiator")
-        pair.holding = true
-        pair.run(pair.initiator.deleteIKE(connection: "c", now: 1), from: "initiator")
-        let request = try XCTUnwrap(pair.held.first)
-        pair.held = []
+        let request = try XCTUnwrap(pair.takeRequest(pair.initiator.deleteIKE(connection: "c", now: 1)))
         _ = pair.responder.receive(request.payload, from: request.source, to: request.destination, now: 1)  // its answer is lost
         XCTAssertTrue(pair.responder.sessions.isEmpty, "the peer removed the IKE SA as it answered")
         var transmissions = 1
