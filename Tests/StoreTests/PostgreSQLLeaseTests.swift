@@ -16,10 +16,7 @@ final class PostgreSQLLeaseTests: XCTestCase {
 
     func database() throws -> PostgreSQLStateStore.Settings {
         if Self.server == nil { Self.server = try PostgreSQLServer() }
-        let server = try XCTUnwrap(Self.server)
-        let name = "lease_\(UUID().uuidString.prefix(8).lowercased())"
-        try server.createDatabase(name)
-        return PostgreSQLStateStore.Settings(host: "127.0.0.1", port: server.port, username: "postgres", database: name)
+        return try XCTUnwrap(Self.server).newDatabase(prefix: "lease")
     }
 
     func testOneHolderAtATimeAndTheFencingNumberGrowsAtEachChangeOfHands() throws {

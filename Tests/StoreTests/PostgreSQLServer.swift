@@ -1,5 +1,7 @@
 import Foundation
 
+@testable import Store
+
 /// A PostgreSQL server of the test's own: a cluster made with `initdb` in a temporary directory, started with
 /// `pg_ctl` on a loopback port (trust authentication, loopback only), stopped at the end. PostgreSQL refuses to run
 /// as root, so under root (CI) it runs as the `postgres` user that Debian's package makes.
@@ -60,6 +62,13 @@ final class PostgreSQLServer {
                 "-CAcreateserial", "-days", "2", "-extfile", "\(directory)/san.ext", "-out", "\(directory)/server.pem"
             ])
         chmod("\(directory)/server.key", 0o600)
+    }
+
+    /// A new, empty database named after `prefix`, and how a store reaches it.
+    func newDatabase(prefix: String) throws -> PostgreSQLStateStore.Settings {
+        let name = "\(prefix)_\(UUID().uuidString.prefix(8).lowercased())"
+        try createDatabase(name)
+        return PostgreSQLStateStore.Settings(host: "127.0.0.1", port: port, username: "postgres", database: name)
     }
 
     /// A new, empty database.

@@ -20,10 +20,7 @@ final class PostgreSQLStateStoreTests: StateStoreContractTests {
 
     func database() throws -> PostgreSQLStateStore.Settings {
         if Self.server == nil { Self.server = try PostgreSQLServer() }
-        let server = try XCTUnwrap(Self.server)
-        let name = "state_\(UUID().uuidString.prefix(8).lowercased())"
-        try server.createDatabase(name)
-        return PostgreSQLStateStore.Settings(host: "127.0.0.1", port: server.port, username: "postgres", database: name)
+        return try XCTUnwrap(Self.server).newDatabase(prefix: "state")
     }
 
     override func makeStore() throws -> any StateStore { try PostgreSQLStateStore(settings: try database()) }
