@@ -42,10 +42,23 @@ public indirect enum JSONText: Sendable, Equatable {
         }
     }
 
+    /// Whether a string holds a character JSON escapes, read from its UTF-8 storage directly when it has one
+    /// (every string an event carries is written through here).
+    static func needsEscaping(_ value: String) -> Bool {
+        func escaped(_ octet: UInt8) -> Bool { octet < 0x20 || octet == UInt8(ascii: "\"") || octet == UInt8(ascii: "\\") }
+        if let found = value.utf8.withContiguousStorageIfAvailable({ octets in
+            for octet in octets where escaped(octet) { return true }
+            return false
+        }) {
+            return found
+        }
+        return value.utf8.contains(where: escaped)
+    }
+
     static func writeString(_ value: String, to text: inout String) {
         text += "\""
         // The common case, nothing to escape, is appended whole.
-        if !value.utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+        if !needsEscaping(value) {
             text += value
             text += "\""
             return

@@ -51,12 +51,12 @@ public struct IKECipherSuite: Equatable, Sendable {
 
     /// strongSwan-style name, e.g. "aes256gcm16-prfsha256-x25519" or "aes256gcm16-prfsha256-x25519-ke1_mlkem768".
     public var name: String {
-        var parts = [ProposalSpec.name(of: encryption)]
-        if let integrity { parts.append(ProposalSpec.name(of: integrity)) }
-        parts.append(ProposalSpec.name(of: prf))
-        parts.append(ProposalSpec.name(of: group))
-        parts += additionalKeyExchanges.filter { $0.method != nil }.map(\.token)
-        return parts.joined(separator: "-")
+        // Appended in place: every event and log line of a negotiation names its suite.
+        var name = ProposalSpec.name(of: encryption)
+        if let integrity { name += "-" + ProposalSpec.name(of: integrity) }
+        name += "-" + ProposalSpec.name(of: prf) + "-" + ProposalSpec.name(of: group)
+        for exchange in additionalKeyExchanges where exchange.method != nil { name += "-" + exchange.token }
+        return name
     }
 }
 
@@ -85,12 +85,12 @@ public struct ChildCipherSuite: Equatable, Sendable {
     public var keyExchangesToRun: [KeyExchangeMethod] { additionalKeyExchanges.compactMap(\.method) }
 
     public var name: String {
-        var parts = [ProposalSpec.name(of: encryption)]
-        if let integrity { parts.append(ProposalSpec.name(of: integrity)) }
-        if let group { parts.append(ProposalSpec.name(of: group)) }
-        parts += additionalKeyExchanges.filter { $0.method != nil }.map(\.token)
-        if extendedSequenceNumbers { parts.append("esn") }
-        return parts.joined(separator: "-")
+        var name = ProposalSpec.name(of: encryption)
+        if let integrity { name += "-" + ProposalSpec.name(of: integrity) }
+        if let group { name += "-" + ProposalSpec.name(of: group) }
+        for exchange in additionalKeyExchanges where exchange.method != nil { name += "-" + exchange.token }
+        if extendedSequenceNumbers { name += "-esn" }
+        return name
     }
 }
 

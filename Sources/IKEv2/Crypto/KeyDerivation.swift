@@ -107,10 +107,25 @@ public enum KeyDerivation {
         peerNonce: Nonce, authenticationKey: KeyMaterial,
         identification: IdentificationPayload, intAuth: [UInt8] = []
     ) -> [UInt8] {
+        sharedKeyAuthentication(
+            prf: prf, padKey: sharedKeyPad(prf: prf, sharedKey: sharedKey), firstMessage: firstMessage, peerNonce: peerNonce,
+            authenticationKey: authenticationKey, identification: identification, intAuth: intAuth)
+    }
+
+    /// prf(PSK, "Key Pad for IKEv2"): the same for every IKE SA of a key, so an engine computes it once per key.
+    public static func sharedKeyPad(prf: PseudoRandomFunction, sharedKey: KeyMaterial) -> KeyMaterial {
+        KeyMaterial(prf.compute(key: sharedKey.bytes, data: Array("Key Pad for IKEv2".utf8)))
+    }
+
+    /// As above, with the key pad already computed.
+    public static func sharedKeyAuthentication(
+        prf: PseudoRandomFunction, padKey: KeyMaterial, firstMessage: [UInt8],
+        peerNonce: Nonce, authenticationKey: KeyMaterial,
+        identification: IdentificationPayload, intAuth: [UInt8] = []
+    ) -> [UInt8] {
         let macedID = prf.compute(key: authenticationKey.bytes, data: identification.authenticatedBody)
         // RFC 9242 section 3.3.2: after IKE_INTERMEDIATE exchanges the signed octets end with IntAuth.
         let signedOctets = firstMessage + peerNonce.octets + macedID + intAuth
-        let padKey = prf.compute(key: sharedKey.bytes, data: Array("Key Pad for IKEv2".utf8))
-        return prf.compute(key: padKey, data: signedOctets)
+        return prf.compute(key: padKey.bytes, data: signedOctets)
     }
 }

@@ -39,6 +39,8 @@ public final class IKEEngine {
     var strangerLog = LogSampler()
     var initErrorLog = LogSampler()
     var retransmittedInitLog = LogSampler()
+    /// prf(PSK, "Key Pad for IKEv2") by PRF and key (`sharedKeyPad`).
+    var sharedKeyPads: [SharedKeyPadEntry: KeyMaterial] = [:]
 
     public init(
         connections: [ConnectionConfiguration], settings: EngineSettings = EngineSettings(),

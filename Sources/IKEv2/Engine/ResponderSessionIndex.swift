@@ -25,14 +25,18 @@ struct ResponderSessionIndex {
     }
 
     /// Forgets what the engine no longer holds, and half-open entries that authenticated.
+    /// Called at every tick: the tables are rebuilt only when they hold something to forget, so that a
+    /// thousand established IKE SAs cost a scan, not two new dictionaries, ten times a second.
     mutating func prune(held sessions: [IKESPI: IKESession]) {
-        byInitiatorSPI = byInitiatorSPI.filter { sessions[$0.value.localSPI] === $0.value }
+        let stale: (Dictionary<IKESPI, IKESession>.Element) -> Bool = { sessions[$0.value.localSPI] !== $0.value }
+        if byInitiatorSPI.contains(where: stale) { byInitiatorSPI = byInitiatorSPI.filter { !stale($0) } }
         pruneHalfOpen(held: sessions)
     }
 
     private mutating func pruneHalfOpen(held sessions: [IKESPI: IKESession]) {
-        halfOpen = halfOpen.filter { entry in
-            sessions[entry.key] === entry.value && (entry.value.state == .initiating || entry.value.state == .authenticating)
+        let stale: (Dictionary<IKESPI, IKESession>.Element) -> Bool = { entry in
+            sessions[entry.key] !== entry.value || (entry.value.state != .initiating && entry.value.state != .authenticating)
         }
+        if halfOpen.contains(where: stale) { halfOpen = halfOpen.filter { !stale($0) } }
     }
 }
