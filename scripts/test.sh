@@ -11,15 +11,15 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 need_apt=0
-for tool in /usr/lib/ipsec/charon swanctl ip ping ethtool linux.uml modprobe iperf3 tshark tcpdump nft conntrack setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h; do
+for tool in /usr/lib/ipsec/charon swanctl ip ping ethtool linux.uml modprobe iperf3 tshark tcpdump nft conntrack setpriv curl openssl softhsm2-util /usr/include/p11-kit-1/p11-kit/pkcs11.h /usr/include/sqlite3.h /usr/bin/chromium /usr/bin/chromedriver; do
     command -v "$tool" >/dev/null 2>&1 || [ -e "$tool" ] || need_apt=1
 done
 if [ "$need_apt" -eq 1 ]; then
-    echo "== installing strongSwan, iproute2, tshark, SoftHSM2 and the PKCS#11 and SQLite headers"
+    echo "== installing strongSwan, iproute2, tshark, SoftHSM2, the PKCS#11 and SQLite headers, and chromium with its driver (the console's browser test)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq strongswan-charon strongswan-swanctl \
         libcharon-extra-plugins libstrongswan-extra-plugins iproute2 iputils-ping ethtool tshark tcpdump nftables conntrack util-linux curl openssl \
-        softhsm2 libp11-kit-dev libsqlite3-dev user-mode-linux kmod iperf3 >/dev/null
+        softhsm2 libp11-kit-dev libsqlite3-dev user-mode-linux kmod iperf3 chromium chromium-driver >/dev/null
 fi
 if [ ! -x /var/cache/ikeproxy-libreswan/tree/usr/libexec/ipsec/pluto ]; then
     # libreswan runs only inside UML guests: its package conflicts with strongSwan's, so it is unpacked, not installed
@@ -39,6 +39,8 @@ if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
 fi
 python3 -c "import vici" 2>/dev/null || python3 -m pip install -q vici
 python3 -c "import yaml, openapi_spec_validator, schemathesis" 2>/dev/null || python3 -m pip install -q pyyaml openapi-spec-validator schemathesis
+# The web console's test drives Debian's chromium through its chromedriver with Selenium (tests/interop/lib/console_browser.py).
+python3 -c "import selenium" 2>/dev/null || python3 -m pip install -q selenium
 # flood.py's fragment flood derives real IKE SA keys (X25519, HMAC, AES-GCM) in its attacker; the unit tests check
 # swift-crypto's ML-KEM against it (KeyExchangeMethodTests), which needs a cryptography with ML-KEM.
 python3 -c "from cryptography.hazmat.primitives.asymmetric import mlkem" 2>/dev/null || python3 -m pip install -q --upgrade cryptography
@@ -118,5 +120,5 @@ python3 benchmarks/daemon_burst/daemon_burst.py --smoke --workers 1 2 --binary .
 echo "== store latency benchmark, smoke run (benchmarks/store_latency with 20 changes, two rounds, debug build: both stores save; the figures come from release runs)"
 python3 benchmarks/store_latency/run.py 20 2 --binary .build/debug/store-latency-benchmark
 
-echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI)"
+echo "== management API test (HTTPS, client certificates and bearer tokens, OpenAPI, audit log, the CLI, the web console in headless chromium; screenshots in artifacts/console)"
 python3 tests/interop/management_api.py

@@ -75,6 +75,7 @@ extension DaemonRunner {
                         log(line)
                     case .event(let event):
                         ikeActivity = true
+                        recentFailures.note(event, at: now)
                         emit(EventJSON.render(event, showKeys: showKeys))
                     case .checkRevocation(let request): revocation.start(request)
                     }
@@ -131,7 +132,9 @@ extension DaemonRunner {
             case .discovered(let line):
                 discoveryChanged = true
                 log(line)
-            case .event(let event): emit(EventJSON.render(event, showKeys: showKeys))
+            case .event(let event):
+                recentFailures.note(event, at: monotonicSeconds())
+                emit(EventJSON.render(event, showKeys: showKeys))
             case .checkRevocation(let request): revocation.start(request)
             }
         }

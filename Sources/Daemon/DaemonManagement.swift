@@ -223,6 +223,8 @@ extension DaemonRunner {
         case .authenticationLimited:
             audit(request, "auth.limited", request.parameter ?? "")
             return .json(["audited": true])
+        case .listTraffic:
+            return .json(["interval_seconds": traffic.interval, "terminals": jsonObject(trafficRows())])
         case .listAudit:
             switch auditRows() {
             case .success(let rows): return .json(jsonObject(rows))

@@ -64,6 +64,10 @@ public final class DaemonRunner {
     var recentAudit: [(time: Double, who: String, action: String, detail: String)] = []
     var auditTotal = 0
     var discoveryChanged = false
+    /// Octets each terminal sent and received over the last hour (the console's traffic chart, `GET /v1/traffic`).
+    var traffic = TerminalTrafficHistory()
+    /// The last failed negotiations, newest last (the console's overview, `GET /v1/status`).
+    var recentFailures = RecentFailures()
     let mailbox = ManagementMailbox()
     /// Online revocation checks (OCSP) the engine asks for, run off the loop.
     let revocation: RevocationService
@@ -256,6 +260,14 @@ public final class DaemonRunner {
                 if leadership?.acts(now: monotonicSeconds()) ?? true {
                     perform(actions, receivedOn: nil)
                     stateHousekeeping(now: now)
+                }
+                traffic.record(now: now) {
+                    let store = bridge.proxy.store
+                    return store.children.values.map { sa in
+                        TerminalTrafficHistory.Usage(
+                            terminal: sa.terminal.description, spi: sa.inbound.spi.rawValue,
+                            octetsIn: store.usage[sa.inbound.spi]?.octets ?? 0, octetsOut: store.usage[sa.outbound.spi]?.octets ?? 0)
+                    }
                 }
                 if now - lastAging >= 10 {
                     portSwitch?.age(now: now)

@@ -10,6 +10,7 @@ public struct ManagementRequest: Sendable {
         case listSAs, showSA, deleteSA, flushSAs
         case reloadCredentials
         case listAudit
+        case listTraffic
         /// Not an HTTP route: the server telling the daemon to audit a source blocked after failed authentications
         /// (the parameter says which and why).
         case authenticationLimited

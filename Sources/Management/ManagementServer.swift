@@ -71,11 +71,35 @@ public final class ManagementServer: @unchecked Sendable {
         (.post, "/v1/terminals", .addTerminal), (.delete, "/v1/terminals/:parameter", .removeTerminal),
         (.get, "/v1/sas", .listSAs), (.post, "/v1/sas/flush", .flushSAs), (.get, "/v1/sas/:parameter", .showSA),
         (.delete, "/v1/sas/:parameter", .deleteSA), (.post, "/v1/credentials/reload", .reloadCredentials),
-        (.get, "/v1/audit", .listAudit)
+        (.get, "/v1/audit", .listAudit), (.get, "/v1/traffic", .listTraffic)
     ]
+
+    /// The console's files (docs/management.md "The console"): no data in them, so no authentication; the
+    /// policy keeps the page to this listener's own script, style and API. The router reads `/ui` as `/ui/`.
+    static let consoleFiles: [(path: String, contentType: String, body: String)] = [
+        ("/ui/", "text/html; charset=utf-8", ConsolePage.html),
+        ("/ui/console.js", "text/javascript; charset=utf-8", ConsoleScript.javascript),
+        ("/ui/console.css", "text/css; charset=utf-8", ConsoleStyle.css)
+    ]
+
+    static func consoleHeaders(contentType: String) -> HTTPFields {
+        var headers = HTTPFields()
+        headers[.contentType] = contentType
+        headers[.contentSecurityPolicy] =
+            "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+        headers[.xContentTypeOptions] = "nosniff"
+        headers[.cacheControl] = "no-store"
+        return headers
+    }
 
     func router() -> Router<ManagementRequestContext> {
         let router = Router(context: ManagementRequestContext.self)
+        for file in Self.consoleFiles {
+            router.get(RouterPath(file.path)) { _, _ -> Response in
+                Response(
+                    status: .ok, headers: Self.consoleHeaders(contentType: file.contentType), body: .init(byteBuffer: ByteBuffer(string: file.body)))
+            }
+        }
         for (method, path, route) in Self.routes {
             router.on(RouterPath(path), method: method) { [authenticator, mailbox, throttle, log] request, context -> Response in
                 let answer: ManagementResponse

@@ -20,13 +20,14 @@ may name at once, a changed pre-shared key used from the next negotiation); the 
 (one bad rule refused, nothing changed) and handed back to the file, which a restart keeps; Prometheus metrics are
 served; nothing answers on the bridged side.
 """
-import hashlib, json, os, re, secrets, sqlite3, subprocess, sys, tempfile
+import hashlib, json, os, re, secrets, sqlite3, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib.host import BINARY, ROOT, missing_prerequisites, ns, read, remove_namespaces, sh, wait_for  # noqa: E402
 from lib.lab import BYPASS4, PEER, PEER4, PROXY, STRANGER, TERMINALS, Topology, daemon_configuration, load_peer_connections, terminal_configuration  # noqa: E402
 from lib.peer import Charon, initiate, installed_child, peer_sas, wait_child  # noqa: E402
 from lib.processes import daemon_status, start, stop  # noqa: E402
+from lib.console_browser import ConsoleBrowser, missing as browser_missing  # noqa: E402
 from lib.report import check, summary  # noqa: E402
 from lib.traffic import ping, tcp_connect_fails, transfer  # noqa: E402
 
@@ -38,7 +39,7 @@ ROUTES = [("GET", "/v1/status"), ("GET", "/metrics"), ("GET", "/v1/policies"), (
           ("DELETE", "/v1/policies/0"), ("GET", "/v1/terminals"), ("POST", f"/v1/terminals/{STRANGER['mac']}/approve"),
           ("GET", "/v1/sas"), ("POST", "/v1/sas/flush"), ("GET", "/v1/sas/00000000"), ("DELETE", "/v1/sas/00000000"),
           ("POST", "/v1/credentials/reload"), ("POST", "/v1/terminals"), ("DELETE", "/v1/terminals/999"), ("PUT", "/v1/policies"),
-          ("DELETE", "/v1/policies"), ("GET", "/v1/profiles"), ("GET", "/v1/audit")]
+          ("DELETE", "/v1/policies"), ("GET", "/v1/profiles"), ("GET", "/v1/audit"), ("GET", "/v1/traffic")]
 CHANGES = {"POST", "DELETE", "PUT"}
 
 
@@ -199,6 +200,7 @@ def run(charon, directory, key):
         spi = sa_listed_by_cli(charon)
         sa_traffic_shown_as_terminal_reports_it(charon, spi)
         sa_listing_narrowed(spi)
+        web_console(charon, spi, admin_token, reader_token, directory)
         malformed_bodies_refused(admin_token)
         policy_added_takes_effect_and_is_audited(directory, log)
         pending_host_approved(directory)
@@ -288,6 +290,137 @@ def sa_listing_narrowed(spi):
     check(status.returncode == 0 and "CHILD SA(s)" in status.stdout and "bypassed" in status.stdout, "`ikeproxy status` prints counters")
 
 
+SCREENSHOTS = os.environ.get("IKEPROXY_ARTIFACTS", os.path.join(ROOT, "artifacts")) + "/console"
+
+
+def web_console(charon, spi, admin_token, reader_token, directory):
+    """The console in a real browser (chromium, headless) from the administrator's namespace: log in with a token,
+    see the SA strongSwan made, approve the pending stranger and see its SA appear, add a discard rule and see it
+    take effect, move, edit and remove it, remove the stranger again; a reader sees but is refused a change;
+    screenshots of every page (desktop and phone width); no console errors."""
+    problem = browser_missing()
+    check(problem is None, f"a browser for the console test is installed ({problem or 'chromium, chromedriver, selenium'})")
+    if problem:
+        return
+    code, page = curl("GET", "/ui/")
+    check(code == 200 and "console.js" in str(page), f"GET /ui/ serves the console's page without a token ({code})")
+    print(f"      screenshots in {SCREENSHOTS}")
+    before = curl("GET", "/v1/policies", admin_token)[1]
+    # Traffic through terminal 1's SA all along, for its chart (its agent reports the SA's counters every 2 s).
+    pinger = subprocess.Popen(["ip", "netns", "exec", PEER, "ping", "-q", "-c", "400", "-i", "0.2", "-s", "1000", "-I", PEER4, T1["v4"]],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    browser = ConsoleBrowser(ADMIN, CERT, SCREENSHOTS)
+    try:
+        console_steps(browser, charon, spi, admin_token, reader_token, before)
+    finally:
+        browser.close()
+        pinger.terminate()
+        pinger.wait()
+    errors = browser.errors(allowed=("status of 403",))
+    check(not errors, f"the browser's console shows no error ({len(browser.console)} entries; errors: {[e.get('message') for e in errors][:3]})")
+
+
+def console_steps(b, charon, spi, admin_token, reader_token, before):
+    b.open(API + "/ui/")
+    check(b.wait_text("Log in", "#login"), "the console asks for a token")
+    b.find("#token").send_keys(admin_token)
+    b.find("#login-form button[type=submit]").click()
+    check(b.wait_text("CHILD SAs", "#view"), "an administrator's token logs in: the overview")
+    check(b.wait_text("single daemon", "#card-role") and b.text("#card-child-sas").split()[-1] not in ("", "0")
+          and b.text("#card-token").endswith("present"),
+          f"the overview shows role, CHILD SAs and the sealing key present ({b.text('#card-role')!r}, {b.text('#card-child-sas')!r}, "
+          f"{b.text('#card-token')!r})")
+    b.screenshot("1-overview")
+    b.show("sas")
+    check(b.wait_text(spi, "#view") and b.wait_text("aes256gcm16", "#view"), f"the SAs page lists the SA strongSwan made ({spi})")
+    b.screenshot("2-sas")
+
+    b.show("terminals")
+    check(b.wait_text(STRANGER["mac"], "#view") and b.finds(f'form[data-mac="{STRANGER["mac"]}"]'),
+          "the terminals page lists the stranger as a pending host, with an approval form")
+    b.screenshot("3-terminals-pending")
+    b.fill(f'form[data-mac="{STRANGER["mac"]}"]', {"terminal_id": 3, "enrollment_key_hex": "33" * 32}).submit()
+    check(b.wait_text("Approved " + STRANGER["mac"], "#message"), f"approving it in the console: {b.text('#message')!r}")
+    registered = [t for t in curl("GET", "/v1/terminals", admin_token)[1]["terminals"] if t["mac"] == STRANGER["mac"]]
+    check(registered and registered[0]["status"] == "registered" and registered[0]["terminal_id"] == 3,
+          "the API lists it as terminal 3, registered")
+    outcome = initiate(charon, "t3v4")
+    b.show("sas")
+    check(b.wait_text(STRANGER["v4"], "#view", timeout=20), f"strongSwan negotiates with the approved host and its SA appears ({outcome})")
+    b.screenshot("4-sas-approved")
+
+    check(ping(T1["ns"], T1["v4"], BYPASS4, count=2)[0], "before the change, terminal 1 pings the bypass host")
+    b.show("policy")
+    b.fill("#add-rule", {"source": T1["v4"] + "/32", "destination": BYPASS4 + "/32", "protocol": "icmp", "action": "discard",
+                         "position": 0}).submit()
+    check(b.wait_text("Added a rule", "#message"), f"a discard rule added in the console: {b.text('#message')!r}")
+    check(not ping(T1["ns"], T1["v4"], BYPASS4, count=2)[0], "it takes effect: terminal 1's pings to the bypass host are dropped")
+    rules = curl("GET", "/v1/policies", admin_token)[1]["rules"]
+    check(rules[0].get("action") == "discard" and rules[0].get("protocol") == "icmp" and len(rules) == len(before["rules"]) + 1,
+          "the API lists it first")
+    ours = T1["v4"] + "/32"
+    check(b.wait_text(ours, "#view tbody tr:nth-child(1)"), "the console shows it first")
+    b.screenshot("5-policy")
+    b.click('#view tbody tr:nth-child(1) button[title="down"]')
+    check(b.wait_text("Moved rule 0", "#message"), "moved down a place")
+    rules = curl("GET", "/v1/policies", admin_token)[1]["rules"]
+    check(rules[1].get("protocol") == "icmp" and rules[0] == dict(before["rules"][0], position=0), "the API lists it second now")
+    b.wait_text(ours, "#view tbody tr:nth-child(2)")
+    b.click('button[data-edit="1"]')
+    b.wait_text("Edit rule 1", "#view")
+    b.fill("#edit-rule", {"action": "bypass"}).submit()
+    check(b.wait_text("Changed rule 1", "#message"), "edited to bypass")
+    check(ping(T1["ns"], T1["v4"], BYPASS4, count=2)[0], "terminal 1 pings the bypass host again")
+    b.wait_text("bypass", "#view tbody tr:nth-child(2)")
+    b.click('button[data-remove-rule="1"]')
+    check(b.wait_text("Removed rule 1", "#message"), "and removed")
+    after = curl("GET", "/v1/policies", admin_token)[1]
+    check(after == before, "the policy is as before the console's changes")
+
+    b.show("terminals")
+    b.wait_text(STRANGER["mac"], "#view")
+    b.click('button[data-remove="3"]')
+    b.driver.switch_to.alert.accept()
+    check(b.wait_text("Removed terminal 3", "#message"), "terminal 3 removed in the console")
+
+    b.show("charts")
+    line = f'[data-terminal="{T1["v4"]}"] polyline.in'
+
+    def drawn():
+        points = b.driver.execute_script(f"const l = document.querySelector('{line}'); return l ? l.getAttribute('points') : ''")
+        return len((points or "").split())
+    deadline = time.monotonic() + 30
+    while drawn() < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    check(drawn() >= 2 and (b.finds("svg.chart rect.bar") or b.finds("#no-negotiations")),
+          f"the charts page draws terminal 1's traffic from its agent's reports ({drawn()} points) and the negotiation times")
+    b.screenshot("6-charts")
+    b.show("audit")
+    b.wait_text("policy.add", "#view")
+    b.find("#audit-search").send_keys("terminal")
+    check(b.wait_text("terminal.approve", "#view") and b.wait_gone("policy.add", "#view"),
+          "the audit log lists the console's changes under alice, and the search narrows it")
+    b.screenshot("7-audit")
+
+    b.find("#logout").click()
+    b.find("#token").send_keys(reader_token)
+    b.find("#login-form button[type=submit]").click()
+    b.wait_text("CHILD SAs", "#view")
+    b.show("policy")
+    b.fill("#add-rule", {"destination": BYPASS4 + "/32", "action": "discard"}).submit()
+    check(b.wait_text("Refused (403)", "#message") and "may read but not change" in b.text("#message"),
+          f"a reader's change is refused: {b.text('#message')!r}")
+    check(curl("GET", "/v1/policies", admin_token)[1] == before, "and nothing changed")
+    b.screenshot("8-reader-refused")
+    b.show("overview")
+    b.wait_text("CHILD SAs", "#view")
+    b.driver.set_window_size(390, 844)
+    time.sleep(0.5)
+    wide = b.driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    check(wide <= 0, f"on a phone-sized screen (390 px) the overview needs no sideways scrolling ({wide} px too wide)")
+    b.screenshot("9-overview-phone", width=390, height=844)
+
+
 def malformed_bodies_refused(admin_token):
     """400 with a message, and nothing changes."""
     before = curl("GET", "/v1/policies", admin_token)[1]
@@ -335,10 +468,11 @@ def policy_added_takes_effect_and_is_audited(directory, log):
 
 
 def pending_host_approved(directory):
-    """A pending host approved over the API becomes a terminal."""
+    """A host approved over the API becomes a terminal (the stranger, which the console approved and removed)."""
     terminals = json.loads(cli("terminals", "--json").stdout)["terminals"]
     pending = [t for t in terminals if t["mac"] == STRANGER["mac"]]
-    check(pending and pending[0]["status"] == "pending", "the stranger is listed as pending")
+    check(pending and pending[0]["status"] == "unenrolled",
+          f"the stranger, approved and removed in the console, is listed as unenrolled ({pending[0]['status'] if pending else None})")
     key_file = os.path.join(directory, "t3.key")
     with open(key_file, "w") as f:
         f.write("33" * 32)

@@ -110,6 +110,11 @@ struct StatusRow: Encodable {
     var engine: [String: Int]
     var sas: Int
     var negotiating: Bool
+    var ikeSAs: Int
+    var negotiationsInFlight: Int
+    /// Whether the token (or key file) that seals the store's secrets is there; null without a store.
+    var secretsAvailable: Nullable<Bool>
+    var recentFailures: [FailureRow]
     /// A daemon of a pair: its role and the lease; absent for a daemon alone.
     var highAvailability: HighAvailabilityRow?
 
@@ -118,7 +123,40 @@ struct StatusRow: Encodable {
         case highAvailability = "high_availability"
         case uptimeSeconds = "uptime_seconds"
         case dataPath = "data_path"
+        case ikeSAs = "ike_sas"
+        case negotiationsInFlight = "negotiations_in_flight"
+        case secretsAvailable = "secrets_available"
+        case recentFailures = "recent_failures"
     }
+}
+
+/// A failed negotiation (schema Failure).
+struct FailureRow: Encodable {
+    var secondsAgo: Int
+    var kind: String
+    var connection: String
+    var peer: String
+    var reason: String
+    enum CodingKeys: String, CodingKey {
+        case kind, connection, peer, reason
+        case secondsAgo = "seconds_ago"
+    }
+}
+
+/// A terminal's traffic over the last hour (schema Traffic): running totals of octets each way, oldest first.
+struct TrafficRow: Encodable {
+    struct Sample: Encodable {
+        var secondsAgo: Int
+        var octetsIn: UInt64
+        var octetsOut: UInt64
+        enum CodingKeys: String, CodingKey {
+            case secondsAgo = "seconds_ago"
+            case octetsIn = "octets_in"
+            case octetsOut = "octets_out"
+        }
+    }
+    var terminal: String
+    var samples: [Sample]
 }
 
 /// A protection profile as the API lists it (schema Profile).

@@ -130,10 +130,29 @@ extension DaemonRunner {
     }
 
     func status() -> StatusRow {
-        StatusRow(
+        let now = monotonicSeconds()
+        return StatusRow(
             uptimeSeconds: Int(monotonicSeconds() - startedAt),
             interfaces: .init(internet: internet.name, terminal: terminal.name, terminalPorts: terminals.map(\.name)),
             dataPath: dataPathCounters, proxy: bridge.proxy.counters, bridge: bridge.counters, engine: bridge.proxy.engines.counters,
-            sas: bridge.proxy.store.children.count, negotiating: bridge.proxy.hasNegotiationsInFlight, highAvailability: highAvailabilityRow)
+            sas: bridge.proxy.store.children.count, negotiating: bridge.proxy.hasNegotiationsInFlight,
+            ikeSAs: bridge.proxy.engines.sessionSummaries.count, negotiationsInFlight: bridge.proxy.engines.negotiationSummaries.count,
+            secretsAvailable: Nullable(state == nil ? nil : sealerPresent),
+            recentFailures: recentFailures.failures.reversed().map {
+                FailureRow(secondsAgo: Int(now - $0.at), kind: $0.kind, connection: $0.connection, peer: $0.peer, reason: $0.reason)
+            },
+            highAvailability: highAvailabilityRow)
+    }
+
+    /// Every terminal's traffic samples, by address.
+    func trafficRows() -> [TrafficRow] {
+        let now = monotonicSeconds()
+        return traffic.samples.keys.sorted().map { terminal in
+            TrafficRow(
+                terminal: terminal,
+                samples: (traffic.samples[terminal] ?? []).map {
+                    TrafficRow.Sample(secondsAgo: Int(now - $0.at), octetsIn: $0.octetsIn, octetsOut: $0.octetsOut)
+                })
+        }
     }
 }
