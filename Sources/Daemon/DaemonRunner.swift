@@ -27,7 +27,10 @@ public final class DaemonRunner {
     var portSwitch: TerminalPortSwitch?
     var lastAging = 0.0
     let control: ControlSocket
-    let log: (String) -> Void
+    /// Where log lines go; `log(_:)` takes a line of text or a `LogLine` with its facts.
+    let writeLog: (LogLine) -> Void
+    func log(_ text: String) { writeLog(LogLine(text)) }
+    func log(_ line: LogLine) { writeLog(line) }
     let emit: (String) -> Void
     /// Writes out the log lines and events `log` and `emit` held (LineWriter), at the end of each turn of the
     /// loop: a burst's lines in one `write` each instead of one per line (11 per negotiation before).
@@ -79,7 +82,7 @@ public final class DaemonRunner {
     var configurationSealer: Sealer?
 
     public init(
-        configuration original: DaemonConfiguration, showKeys: Bool = false, log: @escaping (String) -> Void,
+        configuration original: DaemonConfiguration, showKeys: Bool = false, log writeLog: @escaping (LogLine) -> Void,
         emit: @escaping (String) -> Void, flushOutput: @escaping () -> Void = {}
     ) throws {
         var configuration = original
@@ -89,14 +92,14 @@ public final class DaemonRunner {
                 throw DaemonStartError(description: "\(error)")
             }
             for context in configuration.clearSecrets {
-                log(
+                writeLog(
                     "warning: \(context): its secret is in the clear in the configuration file; seal it with `ikeproxy seal` and use the *_sealed key"
                 )
             }
         }
         self.configuration = configuration
         self.configurationSealer = sealer
-        self.log = log
+        self.writeLog = writeLog
         self.emit = emit
         self.flushOutput = flushOutput
         for name in [configuration.internetInterface] + configuration.terminalInterfaces {
@@ -122,7 +125,7 @@ public final class DaemonRunner {
         }
         revocation = RevocationService(ocspCacheLimit: configuration.engineSettings.ocspCacheLimit)
         for (id, credential) in configuration.terminalCredentials.sorted(by: { $0.key < $1.key }) {
-            log(
+            writeLog(
                 "terminal \(id): certificate \(credential.chain[0].subject) (issued by \(credential.chain[0].issuer), valid until \(credential.chain[0].notValidAfter))"
             )
         }
@@ -150,12 +153,12 @@ public final class DaemonRunner {
         }
         if let management = configuration.management {
             // Log lines from the server's threads: the log function only writes whole lines to stderr.
-            nonisolated(unsafe) let serverLog = log
+            nonisolated(unsafe) let serverLog = writeLog
             let server = try ManagementServer(
                 host: management.host, port: management.port, certificatePath: management.certificatePath,
                 privateKeyPath: management.privateKeyPath, privateKeyPEM: management.privateKeyPEM,
                 clientCAPath: management.clientCAPath, administrators: management.administrators,
-                mailbox: mailbox, log: { line in serverLog(line) })
+                mailbox: mailbox, log: { line in serverLog(LogLine(line)) })
             try Self.wait { try await server.start() }
             self.server = server
             log(
@@ -180,15 +183,16 @@ public final class DaemonRunner {
             ports.ownAddresses = [TerminalPortSwitch.key(terminal.mac, at: 0)]
             portSwitch = ports
         }
-        log(
+        let bridging: String =
             "bridging \(internet.name) (Internet side, MTU \(internet.mtu)) and "
-                + terminals.map { "\($0.name) (terminal side, MTU \($0.mtu))" }.joined(separator: ", ")
-                + (terminals.count > 1 ? " (switched between them by learnt MAC address)" : "") + ", "
-                + "no IP address on either; \(proxy.policy.rules.count) policy rules, default \(proxy.policy.defaultAction); "
-                + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
-                + "key delivery from \(configuration.proxySettings.keyDeliverySourceIPv4) port \(configuration.proxySettings.keyDeliveryPort); "
-                + "control socket \(configuration.controlSocket)"
-                + (configuration.workers > 1 ? "; IKE engines on \(configuration.workers) threads, each with the IKE SAs of its SPIs" : ""))
+            + terminals.map { "\($0.name) (terminal side, MTU \($0.mtu))" }.joined(separator: ", ")
+            + (terminals.count > 1 ? " (switched between them by learnt MAC address)" : "") + ", "
+            + "no IP address on either; \(proxy.policy.rules.count) policy rules, default \(proxy.policy.defaultAction); "
+            + "\(Set(configuration.terminals.map(\.terminalID)).count + configuration.enrollments.count) terminals enrolled; "
+            + "key delivery from \(configuration.proxySettings.keyDeliverySourceIPv4) port \(configuration.proxySettings.keyDeliveryPort); "
+            + "control socket \(configuration.controlSocket)"
+            + (configuration.workers > 1 ? "; IKE engines on \(configuration.workers) threads, each with the IKE SAs of its SPIs" : "")
+        log(bridging)
     }
 
     let showKeys: Bool

@@ -56,7 +56,10 @@ public final class EndpointRunner {
     /// Initiations of a burst, paced (InitiationQueue).
     var initiations: InitiationQueue
     let control: ControlChannel?
-    let log: (String) -> Void
+    /// Where log lines go; `log(_:)` takes a line of text or a `LogLine` with its facts.
+    let writeLog: (LogLine) -> Void
+    func log(_ text: String) { writeLog(LogLine(text)) }
+    func log(_ line: LogLine) { writeLog(line) }
     let emit: (String) -> Void
     /// Log lines and events are written every 20 ms at most (OutputPacing).
     let outputPacing = OutputPacing(now: monotonicSeconds())
@@ -95,7 +98,7 @@ public final class EndpointRunner {
 
     public init(
         configurationPath: String, showKeys: Bool, controlPath: String?,
-        log: @escaping (String) -> Void, emit: @escaping (String) -> Void, flushOutput: @escaping () -> Void = {}
+        log: @escaping (LogLine) -> Void, emit: @escaping (String) -> Void, flushOutput: @escaping () -> Void = {}
     ) throws {
         self.flushOutput = flushOutput
         self.configurationPath = configurationPath
@@ -110,7 +113,7 @@ public final class EndpointRunner {
         revocation = RevocationService(ocspCacheLimit: settings.ocspCacheLimit)
         self.showKeys = showKeys
         let pacing = outputPacing
-        self.log = {
+        self.writeLog = {
             pacing.noteHeld()
             log($0)
         }
@@ -125,7 +128,7 @@ public final class EndpointRunner {
         if socketSettings.workers > 1 { log("IKE engines on \(socketSettings.workers) worker threads, each with the IKE SAs of its SPIs") }
         for (name, target) in targets {
             deliveries[name] = try DeliveryLink(connection: name, target: target, transparent: transparent)
-            log(
+            self.log(
                 "connection \(name): CHILD SAs are handed to terminal \(target.terminalID) at \(target.address):\(target.port) "
                     + "(key delivery from \(target.source):\(target.sourcePort))")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import IKEv2
 import Logging
 
 /// How a process writes its log lines on stderr.
@@ -58,4 +59,12 @@ public struct LineLogHandler: LogHandler {
 extension Logger {
     /// Logs one of the processes' lines at its level (`LineLogHandler.level(of:)`).
     public func line(_ text: String) { log(level: LineLogHandler.level(of: text), "\(text)") }
+
+    /// Logs a line with the facts it is about as metadata (the JSON format's fields; the text format writes the text alone).
+    public func line(_ line: LogLine) {
+        let fields = line.facts.fields
+        log(
+            level: LineLogHandler.level(of: line.text), "\(line.text)",
+            metadata: fields.isEmpty ? nil : Dictionary(uniqueKeysWithValues: fields.map { ($0.name, Logger.MetadataValue.string($0.value)) }))
+    }
 }

@@ -13,9 +13,12 @@ public enum ProxyAction: Equatable, Sendable {
     case forward(LinkSide)
     /// A packet not passed on, with the counted reason.
     case drop(PacketDropReason)
-    case log(String)
+    case log(LogLine)
     /// An SA event, for the operator's event stream.
     case event(SAEvent)
     /// Ask the OCSP responders (or fetch the CRLs) a peer's certificate chain names; answer with `revocationChecked`.
     case checkRevocation(RevocationCheckRequest)
+
+    /// A line of text alone.
+    public static func log(_ text: String) -> ProxyAction { .log(LogLine(text)) }
 }

@@ -45,7 +45,7 @@ final class EnginePair {
                 queue += hand(datagram)
             case .event(let event): events.append((origin, event))
             case .drop(let reason): drops.append((origin, reason))
-            case .log(let line): logs.append((origin, line))
+            case .log(let line): logs.append((origin, line.text))
             case .initialContact: break
             case .checkRevocation(let request):
                 revocationRequests.append((origin, request))

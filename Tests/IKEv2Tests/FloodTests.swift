@@ -25,7 +25,7 @@ final class FloodTests: XCTestCase {
     }
 
     func sent(_ actions: [EngineAction]) -> [Datagram] { actions.compactMap { if case .send(let d) = $0 { return d } else { return nil } } }
-    func logged(_ actions: [EngineAction]) -> [String] { actions.compactMap { if case .log(let l) = $0 { return l } else { return nil } } }
+    func logged(_ actions: [EngineAction]) -> [String] { actions.compactMap { if case .log(let l) = $0 { return l.text } else { return nil } } }
 
     func testErrorAnswersToStrangersAreRateLimitedAndTheirLogFolded() throws {
         var settings = EngineSettings()

@@ -1,5 +1,6 @@
 import Foundation
 import IKEServices
+import IKEv2
 import Logging
 import XCTest
 
@@ -38,6 +39,37 @@ final class LineLogHandlerTests: XCTestCase {
             XCTAssertFalse(jsonLine.contains("\n"), "one line")
         }
         XCTAssertEqual(text.all[0], text.all[0].prefix(20) + " " + event, "the text line is the line as it always was")
+    }
+
+    /// The lines the engine writes about a datagram carry its peer, our address and its IKE SA: fields of their own in
+    /// JSON, the text line unchanged.
+    func testTheEnginesLinesCarryTheFactsOfTheirDatagramAsFields() throws {
+        let pair = try Fixtures.pair()
+        let request = try XCTUnwrap(pair.takeRequest(pair.initiator.initiate(connection: "c", now: 0)))
+        // A responder whose only proposal the request does not offer refuses it and says why, about this datagram.
+        let responder = IKEEngine(connections: [
+            try Fixtures.connection(local: "192.0.2.2", remote: "192.0.2.1", proposal: "aes128-sha256-prfsha256-modp2048", esp: "aes128-sha256")
+        ])
+        let lines = responder.receive(request.payload, from: request.source, to: request.destination, now: 0).compactMap {
+            if case .log(let line) = $0 { line } else { nil }
+        }
+        let line = try XCTUnwrap(lines.first, "the responder logs the refusal")
+        let spi = IKESPI(bytes: Array(request.payload[0..<8]))
+        XCTAssertEqual(line.facts.peer, request.source.address.description)
+        XCTAssertEqual(line.facts.local, request.destination.address.description)
+        XCTAssertEqual(line.facts.ikeSPIs, "\(spi)_0000000000000000")
+
+        let text = Lines()
+        let json = Lines()
+        logger(.text, into: text).line(line)
+        logger(.json, into: json).line(line)
+        XCTAssertEqual(String(text.all[0].dropFirst(21)), line.text, "the text line is the text alone, as always")
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.all[0].utf8)) as? [String: String])
+        XCTAssertEqual(object["message"], line.text)
+        XCTAssertEqual(object["peer"], request.source.address.description)
+        XCTAssertEqual(object["local"], request.destination.address.description)
+        XCTAssertEqual(object["ike_spis"], "\(spi)_0000000000000000")
+        XCTAssertEqual(object["component"], "daemon")
     }
 
     func testMetadataGivenWithALineJoinsTheLoggersOwn() throws {

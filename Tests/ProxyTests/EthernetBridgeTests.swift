@@ -392,6 +392,6 @@ final class EthernetBridgeTests: XCTestCase {
         let taken = bridge.receive(
             from: .internet, frame: ack([10, 0, 0, 11], to: MACAddress([2, 0, 0, 0, 0, 0x77])), at: ClockReading(monotonic: 2, wall: 2))
         XCTAssertEqual(bridge.proxy.registry.terminal(at: DemoScenario.terminalA)?.terminalID, 11)
-        XCTAssertFalse(taken.contains { if case .log(let line) = $0 { line.contains("not acted for") } else { false } })
+        XCTAssertFalse(taken.contains { if case .log(let line) = $0 { line.text.contains("not acted for") } else { false } })
     }
 }

@@ -49,7 +49,7 @@ final class ProxyEdgeTests: XCTestCase {
             let actions = proxy.receive(
                 from: .terminal, packet: HostStack.echoRequest(from: terminal, to: IPAddress("198.51.100.\(host)")!, sequence: 1),
                 at: ClockReading(monotonic: now, wall: now))
-            logs += actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
+            logs += actions.compactMap { if case .log(let line) = $0 { line.text } else { nil } }
         }
         for host in 1...6 { send(from: a, to: host, at: 0) }
         XCTAssertEqual(proxy.counters["negotiations_started"], 3)
@@ -81,9 +81,29 @@ final class ProxyEdgeTests: XCTestCase {
         let actions = proxy.receive(
             from: .terminal, packet: HostStack.echoRequest(from: a, to: peer, sequence: 1), at: ClockReading(monotonic: 0, wall: 0))
         XCTAssertTrue(actions.contains(.drop(.noCertificateForTerminal)), "\(actions)")
-        XCTAssertTrue(actions.contains { if case .log(let text) = $0 { return text.contains("has none configured") } else { return false } })
+        XCTAssertTrue(actions.contains { if case .log(let text) = $0 { return text.text.contains("has none configured") } else { return false } })
         XCTAssertNil(proxy.counters["negotiations_started"], "no IKE in the terminal's name without its certificate")
         XCTAssertFalse(actions.contains { if case .send(.internet, _) = $0 { return true } else { return false } })
+    }
+
+    /// The proxy's lines about a peer's IKE message name the terminal it was for (the JSON log's `terminal` field).
+    func testALineAboutAPeersIKEMessageNamesTheTerminal() throws {
+        let proxy = makeProxy()
+        let peerEngine = IKEEngine(connections: [
+            DemoScenario.peerConnection(to: a, ikeProposal: "aes128-sha256-prfsha256-modp2048", espProposals: ["aes128-sha256"])
+        ])
+        let request = try XCTUnwrap(
+            peerEngine.initiate(connection: peerEngine.connections[0].name, now: 0).compactMap { if case .send(let d) = $0 { d } else { nil } }.first)
+        let actions = proxy.receive(
+            from: .internet,
+            packet: HostStack.udp(
+                from: peer, to: a, sourcePort: request.source.port, destinationPort: request.destination.port, payload: request.payload),
+            at: ClockReading(monotonic: 0, wall: 0))
+        let lines = actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
+        let refusal = try XCTUnwrap(lines.first { $0.text.contains("no acceptable proposal") }, "\(lines)")
+        XCTAssertEqual(refusal.facts.terminal, a.description)
+        XCTAssertEqual(refusal.facts.peer, peer.description)
+        XCTAssertEqual(refusal.facts.ikeSPIs?.hasSuffix("_0000000000000000"), true)
     }
 
     func testMalformedPacketsFromEitherSideAreCountedDrops() {

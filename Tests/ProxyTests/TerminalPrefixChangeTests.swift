@@ -22,7 +22,7 @@ final class TerminalPrefixChangeTests: XCTestCase {
         // 10.0.0.0/24 narrowed to B's address alone.
         network.proxy.registry.allowedPrefixes = [AddressPrefix("10.0.0.12/32")!]
         let actions = network.proxy.withdraw(addresses: [a], at: ClockReading(monotonic: network.now, wall: network.wallClock))
-        let lines = actions.compactMap { if case .log(let line) = $0 { line } else { nil } }
+        let lines = actions.compactMap { if case .log(let line) = $0 { line.text } else { nil } }
         XCTAssertTrue(
             lines.contains(
                 "terminal 11: 10.0.0.11 is no longer inside the terminal prefixes: not acted for; "

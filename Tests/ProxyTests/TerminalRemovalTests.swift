@@ -30,7 +30,7 @@ final class TerminalRemovalTests: XCTestCase {
         let network = twoTerminalsWithSAs()
         let actions = network.proxy.removeTerminal(id: 11, at: ClockReading(monotonic: network.now, wall: network.wallClock))
         XCTAssertNotNil(actions)
-        let lines = (actions ?? []).compactMap { if case .log(let line) = $0 { line } else { nil } }
+        let lines = (actions ?? []).compactMap { if case .log(let line) = $0 { line.text } else { nil } }
         XCTAssertTrue(lines.contains { $0.contains("terminal 11 (10.0.0.11) removed") }, "\(lines)")
         network.perform(actions ?? [])
 
@@ -84,7 +84,8 @@ final class TerminalRemovalTests: XCTestCase {
             "all enrolled: nothing")
         _ = network.proxy.registry.remove(terminalID: 11)
         let actions = network.proxy.deleteSAsOfUnenrolledTerminals(at: ClockReading(monotonic: network.now, wall: network.wallClock))
-        XCTAssertTrue(actions.contains { if case .log(let line) = $0 { line.contains("which is no longer an enrolled terminal") } else { false } })
+        XCTAssertTrue(
+            actions.contains { if case .log(let line) = $0 { line.text.contains("which is no longer an enrolled terminal") } else { false } })
         network.perform(actions)
         XCTAssertEqual(peerSessions(with: a, network), 0, "the peer's IKE SA with A is deleted")
         XCTAssertEqual(peerSessions(with: b, network), 1)

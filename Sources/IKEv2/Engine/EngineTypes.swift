@@ -130,12 +130,15 @@ public enum EngineAction: Equatable, Sendable {
     case send(Datagram)
     case event(SAEvent)
     case drop(DropReason)
-    case log(String)
+    case log(LogLine)
     /// Ask the OCSP responders (or fetch the CRLs) a verified peer chain names; answer with `IKEEngine.revocationChecked`.
     case checkRevocation(RevocationCheckRequest)
     /// A peer signalled INITIAL_CONTACT: this engine removed its stale IKE SAs; engines sharing the host's IKE SAs
     /// (IKEShard) must remove theirs (`IKEEngine.forgetStaleSessions`). A single engine has nothing to do.
     case initialContact(StaleSessionMatch)
+
+    /// A line of text alone; its facts are filled in where they are known.
+    public static func log(_ text: String) -> EngineAction { .log(LogLine(text)) }
 }
 
 /// Which IKE SAs a peer's INITIAL_CONTACT makes stale (RFC 7296 section 2.4): authenticated ones between the

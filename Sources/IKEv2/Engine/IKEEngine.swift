@@ -113,7 +113,7 @@ public final class IKEEngine {
 
     /// A line about a negotiation going as it should (`LogLevel.info`): made only when the configured level
     /// shows it, so that a quieter level costs none of its formatting.
-    func info(_ line: @autoclosure () -> String) -> [EngineAction] { settings.logLevel <= .info ? [.log(line())] : [] }
+    func info(_ line: @autoclosure () -> String) -> [EngineAction] { settings.logLevel <= .info ? [.log(LogLine(line()))] : [] }
 
     func count(_ counter: EngineCounter) { counters[counter.rawValue, default: 0] += 1 }
 
@@ -236,6 +236,17 @@ public final class IKEEngine {
 
     /// Handles one UDP payload that arrived on `local` from `remote` (ports 500 or 4500).
     public func receive(_ udpPayload: [UInt8], from remote: Endpoint, to local: Endpoint, now: Double) -> [EngineAction] {
+        let actions = handle(udpPayload, from: remote, to: local, now: now)
+        // The lines about this datagram name its peer, our address and its IKE SA for the JSON log.
+        guard actions.contains(where: { if case .log = $0 { true } else { false } }) else { return actions }
+        let facts = LogFacts(datagram: udpPayload, from: remote, to: local)
+        return actions.map { action in
+            if case .log(let line) = action { return .log(line.adding(facts)) }
+            return action
+        }
+    }
+
+    func handle(_ udpPayload: [UInt8], from remote: Endpoint, to local: Endpoint, now: Double) -> [EngineAction] {
         var bytes = udpPayload
         if local.port == 4500 || remote.port == 4500 {
             if bytes.count == 1 && bytes[0] == 0xff {

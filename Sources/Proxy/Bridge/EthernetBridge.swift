@@ -10,12 +10,15 @@ public enum FrameAction: Equatable, Sendable {
     case send(LinkSide, [UInt8])
     /// A frame not passed on, with the counted reason.
     case drop(PacketDropReason)
-    case log(String)
+    case log(LogLine)
     /// Discovery learnt a host or an address, or saw one move (the line says what): worth saving.
     case discovered(String)
     case event(SAEvent)
     /// Ask the OCSP responders (or fetch the CRLs) a peer's certificate chain names; answer with `revocationChecked`.
     case checkRevocation(RevocationCheckRequest)
+
+    /// A line of text alone.
+    public static func log(_ text: String) -> FrameAction { .log(LogLine(text)) }
 }
 
 /// A terminal the administrator enrolled by its MAC address: discovery supplies its IP addresses.

@@ -61,7 +61,8 @@ extension KeyExchangeProxy {
             case .drop(let reason):
                 counters["ike_drop_" + reason.key, default: 0] += 1
                 actions.append(.log("IKE message dropped: \(reason)"))
-            case .log(let text): actions.append(.log(text))
+            // The proxy speaks from its terminals' addresses: the line's own address is the terminal's.
+            case .log(let line): actions.append(.log(line.adding(LogFacts(terminal: line.facts.local))))
             case .checkRevocation(let request): actions.append(.checkRevocation(request))
             case .initialContact(let match):
                 // The engine that received it removed its stale IKE SAs; the other engines theirs.
