@@ -32,15 +32,12 @@ public struct LogFacts: Equatable, Sendable {
     public var terminal: String?
     /// The IKE SA, as `SPIi_SPIr` (the responder's SPI zero before it has one).
     public var ikeSPIs: String?
-    /// The connection (for the proxy, terminal and peer's).
-    public var connection: String?
 
-    public init(peer: String? = nil, local: String? = nil, terminal: String? = nil, ikeSPIs: String? = nil, connection: String? = nil) {
+    public init(peer: String? = nil, local: String? = nil, terminal: String? = nil, ikeSPIs: String? = nil) {
         self.peer = peer
         self.local = local
         self.terminal = terminal
         self.ikeSPIs = ikeSPIs
-        self.connection = connection
     }
 
     /// The facts of a datagram: its two addresses and the SPIs its IKE header names (after the non-ESP marker on 4500).
@@ -55,14 +52,12 @@ public struct LogFacts: Equatable, Sendable {
     }
 
     public func adding(_ other: LogFacts) -> LogFacts {
-        LogFacts(
-            peer: peer ?? other.peer, local: local ?? other.local, terminal: terminal ?? other.terminal, ikeSPIs: ikeSPIs ?? other.ikeSPIs,
-            connection: connection ?? other.connection)
+        LogFacts(peer: peer ?? other.peer, local: local ?? other.local, terminal: terminal ?? other.terminal, ikeSPIs: ikeSPIs ?? other.ikeSPIs)
     }
 
     /// The facts that are known, by the names the JSON log format gives them, in a fixed order.
     public var fields: [(name: String, value: String)] {
-        [("peer", peer), ("local", local), ("terminal", terminal), ("ike_spis", ikeSPIs), ("connection", connection)].compactMap { field in
+        [("peer", peer), ("local", local), ("terminal", terminal), ("ike_spis", ikeSPIs)].compactMap { field in
             field.1.map { (field.0, $0) }
         }
     }
