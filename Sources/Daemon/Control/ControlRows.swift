@@ -130,6 +130,21 @@ struct StatusRow: Encodable {
     }
 }
 
+/// The pair's part of `ikeproxy status` (schema Status, high_availability).
+struct HighAvailabilityRow: Encodable {
+    var node: String
+    var role: String
+    var leaseHolder: String?
+    var leaseAgeSeconds: Double?
+    var fencing: Int64?
+    var takeovers: Int
+    enum CodingKeys: String, CodingKey {
+        case node, role, fencing, takeovers
+        case leaseHolder = "lease_holder"
+        case leaseAgeSeconds = "lease_age_seconds"
+    }
+}
+
 /// A failed negotiation (schema Failure).
 struct FailureRow: Encodable {
     var secondsAgo: Int

@@ -142,18 +142,3 @@ extension DaemonRunner {
             leaseAgeSeconds: lease.map { $0.age + since }, fencing: lease?.fencing, takeovers: leadership.takeovers)
     }
 }
-
-/// The pair's part of `ikeproxy status`.
-struct HighAvailabilityRow: Encodable {
-    var node: String
-    var role: String
-    var leaseHolder: String?
-    var leaseAgeSeconds: Double?
-    var fencing: Int64?
-    var takeovers: Int
-    enum CodingKeys: String, CodingKey {
-        case node, role, fencing, takeovers
-        case leaseHolder = "lease_holder"
-        case leaseAgeSeconds = "lease_age_seconds"
-    }
-}
