@@ -224,7 +224,18 @@ extension DaemonRunner {
             audit(request, "auth.limited", request.parameter ?? "")
             return .json(["audited": true])
         case .listTraffic:
-            return .json(["interval_seconds": traffic.interval, "terminals": jsonObject(trafficRows())])
+            // ?limit=N: the N busiest terminals (default 20); ?terminal=ADDRESS: that one.
+            var limit = 20
+            if let text = request.query["limit"] {
+                guard let value = Int(text), (1...1_000).contains(value) else { return .error(400, "limit '\(text)' is not a number from 1 to 1000") }
+                limit = value
+            }
+            var terminal: String?
+            if let text = request.query["terminal"] {
+                guard let address = IPAddress(text) else { return .error(400, "terminal '\(text)' is not an IP address") }
+                terminal = address.description
+            }
+            return .json(["interval_seconds": traffic.interval, "terminals": jsonObject(trafficRows(limit: limit, terminal: terminal))])
         case .listAudit:
             switch auditRows() {
             case .success(let rows): return .json(jsonObject(rows))

@@ -47,6 +47,21 @@ final class ConsoleFiguresTests: XCTestCase {
         XCTAssertEqual(history.samples["b"]?.count, 7, "every terminal has its own samples")
     }
 
+    func testTheBusiestTerminalsComeFirstByWhatTheyCarriedOverTheSamplesKept() {
+        var history = TerminalTrafficHistory(interval: 1, span: 3_600)
+        for second in 0...2 {
+            let n = UInt64(second)
+            history.record(now: Double(second)) {
+                [
+                    Usage(terminal: "a", spi: 1, octetsIn: 10 * n, octetsOut: 0), Usage(terminal: "b", spi: 2, octetsIn: 0, octetsOut: 100 * n),
+                    Usage(terminal: "c", spi: 3, octetsIn: 10 * n, octetsOut: 0), Usage(terminal: "d", spi: 4, octetsIn: 5, octetsOut: 5)
+                ]
+            }
+        }
+        XCTAssertEqual(history.busiest(3), ["b", "a", "c"], "most octets first, ties by address; d carried nothing after its first sample")
+        XCTAssertEqual(history.busiest(10).count, 4)
+    }
+
     func event(_ kind: SAEvent.Kind, _ detail: String?) -> SAEvent {
         SAEvent(
             kind: kind, connection: "t1-peer", spiInitiator: IKESPI(bytes: Array(repeating: 1, count: 8)),

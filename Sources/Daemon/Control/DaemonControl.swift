@@ -145,9 +145,11 @@ extension DaemonRunner {
     }
 
     /// Every terminal's traffic samples, by address.
-    func trafficRows() -> [TrafficRow] {
+    /// The busiest terminals' traffic samples (`limit` of them), or one terminal's.
+    func trafficRows(limit: Int, terminal only: String?) -> [TrafficRow] {
         let now = monotonicSeconds()
-        return traffic.samples.keys.sorted().map { terminal in
+        let terminals = only.map { traffic.samples[$0] == nil ? [] : [$0] } ?? traffic.busiest(limit)
+        return terminals.map { terminal in
             TrafficRow(
                 terminal: terminal,
                 samples: (traffic.samples[terminal] ?? []).map {

@@ -31,6 +31,16 @@ struct TerminalTrafficHistory {
         self.span = span
     }
 
+    /// The terminals that carried the most octets over the samples kept, most first (ties by address): a
+    /// proxy with a thousand terminals shows its busiest, not a thousand charts.
+    func busiest(_ limit: Int) -> [String] {
+        let carried = samples.map { terminal, list -> (String, UInt64) in
+            guard let first = list.first, let last = list.last else { return (terminal, 0) }
+            return (terminal, (last.octetsIn &- first.octetsIn) &+ (last.octetsOut &- first.octetsOut))
+        }
+        return carried.sorted { $0.1 != $1.1 ? $0.1 > $1.1 : $0.0 < $1.0 }.prefix(limit).map(\.0)
+    }
+
     /// Takes a sample when `interval` has passed since the last; `usage` is read only then.
     mutating func record(now: Double, usage: () -> [Usage]) {
         if let lastSampleAt, now - lastSampleAt < interval { return }

@@ -203,7 +203,7 @@ enum ConsoleScript {
             if (match) buckets.push({ le: match[1], count: Number(match[2]) });
           }
           return [
-            el('h2', {}, 'Traffic per terminal, bytes/s over the last hour'),
+            el('h2', {}, 'Traffic of the busiest terminals (up to 20), bytes/s over the last hour'),
             el('p', { class: 'legend' }, el('span', { class: 'in' }, '— received'), el('span', { class: 'out' }, '— sent'),
               el('span', { class: 'muted' }, 'as each terminal reports its SAs\' counters; a sample every ' + traffic.json.interval_seconds + ' s')),
             traffic.json.terminals.length === 0 ? el('p', { class: 'muted' }, 'No terminal has reported traffic yet.')
