@@ -99,8 +99,13 @@ extension DaemonRunner {
         let answers = bridge.answerHeldIKE(at: ClockReading(monotonic: now, wall: wall))
         if !answers.isEmpty { ikeActivity = true }
         synchronizeState(now: now)
-        // A daemon of a pair whose lease ran out while it saved (a database that does not answer) sends nothing more.
-        guard leadership?.acts(now: monotonicSeconds()) ?? true else { return received }
+        // A daemon of a pair whose lease ran out while it saved (a database that does not answer) sends nothing more,
+        // and says what it held back: the other node answers the peer's retransmissions from the saved state.
+        guard leadership?.acts(now: monotonicSeconds()) ?? true else {
+            let withheld = built.count + answers.filter { if case .send = $0 { true } else { false } }.count
+            if withheld > 0 { log("high availability: the lease ran out while this batch was saved; \(withheld) frame(s) it built not sent") }
+            return received
+        }
         for (out, bytes) in built { sendBuilt(bytes, on: out) }
         perform(answers, receivedOn: side)
         return received
