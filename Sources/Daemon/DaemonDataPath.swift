@@ -75,8 +75,7 @@ extension DaemonRunner {
                         log(line)
                     case .event(let event):
                         ikeActivity = true
-                        recentFailures.note(event, at: now)
-                        emit(EventJSON.render(event, showKeys: showKeys))
+                        report(event, at: now)
                     case .checkRevocation(let request): revocation.start(request)
                     }
                 }
@@ -127,6 +126,12 @@ extension DaemonRunner {
         }
     }
 
+    /// An SA event on the event stream, and among the recent failures when it is one.
+    func report(_ event: SAEvent, at now: Double) {
+        recentFailures.note(event, at: now)
+        emit(EventJSON.render(event, showKeys: showKeys))
+    }
+
     func perform(_ actions: [FrameAction], receivedOn: LinkSide?) {
         for action in actions {
             switch action {
@@ -137,9 +142,7 @@ extension DaemonRunner {
             case .discovered(let line):
                 discoveryChanged = true
                 log(line)
-            case .event(let event):
-                recentFailures.note(event, at: monotonicSeconds())
-                emit(EventJSON.render(event, showKeys: showKeys))
+            case .event(let event): report(event, at: monotonicSeconds())
             case .checkRevocation(let request): revocation.start(request)
             }
         }

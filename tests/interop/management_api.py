@@ -18,7 +18,7 @@ terminal list (a terminal taken out is removed, put back is enrolled), its termi
 outside loses its SAs, inside again gets new ones) and its profiles (a new one the policy
 may name at once, a changed pre-shared key used from the next negotiation); the policy is replaced whole
 (one bad rule refused, nothing changed) and handed back to the file, which a restart keeps; Prometheus metrics are
-served; nothing answers on the bridged side.
+served; nothing answers on the bridged side; the web console works in headless chromium (`web_console`).
 """
 import hashlib, json, os, re, secrets, sqlite3, subprocess, sys, tempfile, time
 
@@ -200,7 +200,7 @@ def run(charon, directory, key):
         spi = sa_listed_by_cli(charon)
         sa_traffic_shown_as_terminal_reports_it(charon, spi)
         sa_listing_narrowed(spi)
-        web_console(charon, spi, admin_token, reader_token, directory)
+        web_console(charon, spi, admin_token, reader_token)
         malformed_bodies_refused(admin_token)
         policy_added_takes_effect_and_is_audited(directory, log)
         pending_host_approved(directory)
@@ -293,7 +293,7 @@ def sa_listing_narrowed(spi):
 SCREENSHOTS = os.environ.get("IKEPROXY_ARTIFACTS", os.path.join(ROOT, "artifacts")) + "/console"
 
 
-def web_console(charon, spi, admin_token, reader_token, directory):
+def web_console(charon, spi, admin_token, reader_token):
     """The console in a real browser (chromium, headless) from the administrator's namespace: log in with a token,
     see the SA strongSwan made, approve the pending stranger and see its SA appear, add a discard rule and see it
     take effect, move, edit and remove it, remove the stranger again; a reader sees but is refused a change;

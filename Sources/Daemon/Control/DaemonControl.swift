@@ -131,12 +131,14 @@ extension DaemonRunner {
 
     func status() -> StatusRow {
         let now = monotonicSeconds()
+        // One pass over the IKE SAs for both counts.
+        let ikeSAs = bridge.proxy.engines.sessionSummaries
         return StatusRow(
-            uptimeSeconds: Int(monotonicSeconds() - startedAt),
+            uptimeSeconds: Int(now - startedAt),
             interfaces: .init(internet: internet.name, terminal: terminal.name, terminalPorts: terminals.map(\.name)),
             dataPath: dataPathCounters, proxy: bridge.proxy.counters, bridge: bridge.counters, engine: bridge.proxy.engines.counters,
             sas: bridge.proxy.store.children.count, negotiating: bridge.proxy.hasNegotiationsInFlight,
-            ikeSAs: bridge.proxy.engines.sessionSummaries.count, negotiationsInFlight: bridge.proxy.engines.negotiationSummaries.count,
+            ikeSAs: ikeSAs.count, negotiationsInFlight: ikeSAs.filter { !$0.established }.count,
             secretsAvailable: Nullable(state == nil ? nil : sealerPresent),
             recentFailures: recentFailures.failures.reversed().map {
                 FailureRow(secondsAgo: Int(now - $0.at), kind: $0.kind, connection: $0.connection, peer: $0.peer, reason: $0.reason)
@@ -144,7 +146,6 @@ extension DaemonRunner {
             highAvailability: highAvailabilityRow)
     }
 
-    /// Every terminal's traffic samples, by address.
     /// The busiest terminals' traffic samples (`limit` of them), or one terminal's.
     func trafficRows(limit: Int, terminal only: String?) -> [TrafficRow] {
         let now = monotonicSeconds()
