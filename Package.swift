@@ -24,7 +24,11 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
-        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1")
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-openapi-generator.git", from: "1.14.3"),
+        .package(url: "https://github.com/apple/swift-openapi-runtime.git", from: "1.13.4"),
+        .package(url: "https://github.com/hummingbird-project/swift-openapi-hummingbird.git", from: "2.1.0"),
+        .package(url: "https://github.com/swift-server/swift-openapi-async-http-client.git", from: "1.5.0")
     ],
     targets: [
         // Pure IKEv2: wire codec, crypto suites, key derivation, exchange state machines. No I/O.
@@ -101,14 +105,22 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Crypto", package: "swift-crypto")
             ]),
+        // The management API's types, server routes and client, generated from docs/openapi.yaml at every build
+        // (Sources/ManagementAPI/openapi.yaml links to it).
+        .target(
+            name: "ManagementAPI",
+            dependencies: [.product(name: "OpenAPIRuntime", package: "swift-openapi-runtime")],
+            plugins: [.plugin(name: "OpenAPIGenerator", package: "swift-openapi-generator")]),
         // The HTTPS management API: TLS, bearer tokens kept as hashes, requests handed to the daemon's loop.
         .target(
             name: "Management",
             dependencies: [
-                "LinuxIO",
+                "LinuxIO", "ManagementAPI",
                 .product(name: "Hummingbird", package: "hummingbird"), .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"), .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log")
+                .product(name: "Logging", package: "swift-log"), .product(name: "OpenAPIRuntime", package: "swift-openapi-runtime"),
+                .product(name: "OpenAPIHummingbird", package: "swift-openapi-hummingbird"),
+                .product(name: "OpenAPIAsyncHTTPClient", package: "swift-openapi-async-http-client")
             ]),
         // `ikeproxy daemon`: the proxy in the wire, AF_PACKET ports wired to the Ethernet bridge.
         .target(
@@ -132,6 +144,7 @@ let package = Package(
                 "Daemon",
                 "Store",
                 "Management",
+                "ManagementAPI",
                 "IKEv2",
                 "IKEEndpoint",
                 "ConfigurationFiles",
@@ -161,7 +174,12 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates")
             ]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Proxy", "ProxyDemo", "IKEv2"]),
-        .testTarget(name: "ManagementTests", dependencies: ["Management"]),
+        .testTarget(
+            name: "ManagementTests",
+            dependencies: [
+                "Management", "ManagementAPI", .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird")
+            ]),
         .testTarget(
             name: "ProxyTests",
             dependencies: [

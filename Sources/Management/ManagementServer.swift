@@ -4,6 +4,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
+import OpenAPIHummingbird
 
 /// A request's context with its connection, so the handler can ask TLS for the client's certificate.
 public struct ManagementRequestContext: RequestContext {
@@ -63,17 +64,6 @@ public final class ManagementServer: @unchecked Sendable {
         self.tls = tls
     }
 
-    static let routes: [(HTTPRequest.Method, String, ManagementRequest.Route)] = [
-        (.get, "/v1/status", .status), (.get, "/metrics", .metrics),
-        (.get, "/v1/policies", .listPolicies), (.post, "/v1/policies", .addPolicy), (.delete, "/v1/policies/:parameter", .deletePolicy),
-        (.put, "/v1/policies", .replacePolicy), (.delete, "/v1/policies", .revertPolicy), (.get, "/v1/profiles", .listProfiles),
-        (.get, "/v1/terminals", .listTerminals), (.post, "/v1/terminals/:parameter/approve", .approveTerminal),
-        (.post, "/v1/terminals", .addTerminal), (.delete, "/v1/terminals/:parameter", .removeTerminal),
-        (.get, "/v1/sas", .listSAs), (.post, "/v1/sas/flush", .flushSAs), (.get, "/v1/sas/:parameter", .showSA),
-        (.delete, "/v1/sas/:parameter", .deleteSA), (.post, "/v1/credentials/reload", .reloadCredentials),
-        (.get, "/v1/audit", .listAudit), (.get, "/v1/traffic", .listTraffic)
-    ]
-
     /// The console's files (docs/management.md "The console"): no data in them, so no authentication; the
     /// policy keeps the page to this listener's own script, style and API. The router reads `/ui` as `/ui/`.
     static let consoleFiles: [(path: String, contentType: String, body: String)] = [
@@ -92,7 +82,14 @@ public final class ManagementServer: @unchecked Sendable {
         return headers
     }
 
-    func router() -> Router<ManagementRequestContext> {
+    func router() throws -> Router<ManagementRequestContext> {
+        try Self.router(authenticator: authenticator, throttle: throttle, mailbox: mailbox, log: log)
+    }
+
+    /// The console's files and every operation of docs/openapi.yaml, authenticated; the listener serves it over TLS.
+    static func router(
+        authenticator: Authenticator, throttle: AuthenticationThrottle, mailbox: ManagementMailbox, log: @escaping @Sendable (String) -> Void
+    ) throws -> Router<ManagementRequestContext> {
         let router = Router(context: ManagementRequestContext.self)
         for file in Self.consoleFiles {
             router.get(RouterPath(file.path)) { _, _ -> Response in
@@ -100,59 +97,14 @@ public final class ManagementServer: @unchecked Sendable {
                     status: .ok, headers: Self.consoleHeaders(contentType: file.contentType), body: .init(byteBuffer: ByteBuffer(string: file.body)))
             }
         }
-        for (method, path, route) in Self.routes {
-            router.on(RouterPath(path), method: method) { [authenticator, mailbox, throttle, log] request, context -> Response in
-                let answer: ManagementResponse
-                let certificate = await context.clientCertificateDER()
-                let source = context.source
-                let now = Date().timeIntervalSince1970
-                if let wait = throttle.refusal(source: source, now: now) {
-                    answer = .error(429, "too many failed authentications from \(source); try again in \(Int(wait.rounded(.up))) s")
-                    log("management: \(request.method) \(request.uri.path) from \(source) refused (429, blocked after failed authentications)")
-                } else if let (administrator, _) = authenticator.administrator(
-                    authorization: request.headers[.authorization],
-                    clientCertificateDER: certificate)
-                {
-                    throttle.recordSuccess(source: source)
-                    if route.changes && administrator.role != .admin {
-                        answer = .error(403, "\(administrator.name) may read but not change (role \(administrator.role.rawValue))")
-                        log("management: \(administrator.name) refused \(request.method) \(request.uri.path) (403, read-only role)")
-                    } else {
-                        let body = try await request.body.collect(upTo: 65536)
-                        let query = Dictionary(
-                            request.uri.queryParameters.map { (String($0.key), String($0.value)) }, uniquingKeysWith: { first, _ in first })
-                        answer = await mailbox.submit(
-                            ManagementRequest(
-                                route: route, parameter: context.parameters.get("parameter"), query: query,
-                                body: Data(buffer: body), administrator: administrator))
-                    }
-                } else {
-                    answer = .error(
-                        401,
-                        certificate == nil
-                            ? "a valid bearer token is required (Authorization: Bearer <token>)"
-                            : "this client certificate is not an administrator's, and no valid bearer token was given")
-                    log(
-                        "management: unauthenticated \(request.method) \(request.uri.path) from \(source) refused (401"
-                            + (certificate.map { ", client certificate \(Self.hex(Administrator.fingerprint(certificateDER: $0))) not pinned)" }
-                                ?? ")"))
-                    if throttle.recordFailure(source: source, now: now) {
-                        let detail =
-                            "\(throttle.limit) failed authentications from \(source) within \(Int(throttle.window)) s: refused for \(Int(throttle.block)) s"
-                        log("management: \(detail)")
-                        _ = await mailbox.submit(
-                            ManagementRequest(
-                                route: .authenticationLimited, parameter: detail,
-                                administrator: Administrator(name: "unauthenticated \(source)", role: .reader)))
-                    }
-                }
-                var headers = HTTPFields()
-                headers[.contentType] = answer.contentType
-                if answer.status == 401 { headers[.wwwAuthenticate] = "Bearer realm=\"ikeproxy\"" }
-                if answer.status == 429 { headers[.retryAfter] = String(Int(throttle.block)) }
-                return Response(status: .init(code: answer.status), headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer.body + "\n")))
-            }
-        }
+        // The API: every route, its parameters and its responses from docs/openapi.yaml (the ManagementAPI module).
+        router.add(middleware: ConnectionFactsMiddleware())
+        try DaemonAPI(mailbox: mailbox).registerHandlers(
+            on: router,
+            middlewares: [
+                ErrorAnswerMiddleware(log: log),
+                AuthenticationMiddleware(authenticator: authenticator, throttle: throttle, mailbox: mailbox, log: log)
+            ])
         return router
     }
 
@@ -160,7 +112,7 @@ public final class ManagementServer: @unchecked Sendable {
     public func start() async throws {
         let (stream, continuation) = AsyncStream<Result<Void, Error>>.makeStream()
         let app = Application(
-            router: router(), server: try .tls(.http1(), tlsConfiguration: tls),
+            router: try router(), server: try .tls(.http1(), tlsConfiguration: tls),
             configuration: .init(address: .hostname(host, port: port), serverName: "ikeproxy"),
             onServerRunning: { _ in continuation.yield(.success(())) },
             logger: {

@@ -261,7 +261,7 @@ struct TerminalsListCommand: ParsableCommand {
     func run() throws {
         var reply: String
         if options.isGiven {
-            let answer = try options.call("GET", "/v1/terminals")
+            let answer = try options.call { try await $0.listTerminals().ok.body.json }
             if json { return }
             reply = String(decoding: (try? JSONSerialization.data(withJSONObject: answer)) ?? Data(), as: UTF8.self)
         } else {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Management
+import ManagementAPI
 
 /// Where the management API is and who is asking; every API command takes these.
 struct APIOptions: ParsableArguments {
@@ -48,30 +49,40 @@ struct APIOptions: ParsableArguments {
         return ManagementClient(baseURL: url, token: token, caFile: caFile ?? environment["IKEPROXY_CA_FILE"], clientCertificate: clientCertificate)
     }
 
-    /// Calls the API and returns the decoded JSON; HTTP errors become a message and exit status 1.
-    func call(_ method: String, _ path: String, body: Data? = nil) throws -> Any {
+    /// Runs one operation of the client generated from docs/openapi.yaml and returns its answer as JSON for the tables
+    /// (printed as it is with --json). A refusal becomes its message and exit status 1; a daemon that cannot be reached,
+    /// or that answers what the document does not describe, exit status 2.
+    func call<Answer: Encodable & Sendable>(_ operation: @escaping @Sendable (Client) async throws -> Answer) throws -> Any {
         let client = try client()
         let semaphore = DispatchSemaphore(value: 0)
-        nonisolated(unsafe) var result: Result<(status: Int, body: String), Error> = .failure(ValidationError("no answer"))
+        nonisolated(unsafe) var result: Result<Answer, Error> = .failure(ValidationError("no answer"))
         Task {
-            do { result = .success(try await client.call(method, path, body: body)) } catch { result = .failure(error) }
+            do { result = .success(try await client.call(operation)) } catch { result = .failure(error) }
             semaphore.signal()
         }
         semaphore.wait()
-        let answer: (status: Int, body: String)
-        do { answer = try result.get() } catch {
+        let answer: Answer
+        do { answer = try result.get() } catch let refusal as ManagementRefusal {
+            log(refusal.description)
+            throw ExitCode.failure
+        } catch let error as DecodingError {
+            log("the management API at \(client.baseURL) answered what docs/openapi.yaml does not describe: \(error)")
+            throw ExitCode(2)
+        } catch {
             log("cannot reach the management API at \(client.baseURL): \(error)")
             throw ExitCode(2)
         }
-        let object = try? JSONSerialization.jsonObject(with: Data(answer.body.utf8))
-        guard (200..<300).contains(answer.status) else {
-            let message = (object as? [String: Any])?["error"] as? String ?? answer.body
-            log("HTTP \(answer.status): \(message.trimmingCharacters(in: .whitespacesAndNewlines))")
-            throw ExitCode.failure
-        }
-        if json { print(answer.body.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        return object ?? answer.body
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let data = try encoder.encode(answer)
+        if json { print(String(decoding: data, as: UTF8.self)) }
+        return try JSONSerialization.jsonObject(with: data)
     }
+}
+
+/// A request body from JSON the administrator wrote, as the document's type (`AdministratorJSON`); its error as a usage error.
+func documentBody<Body: Codable>(_ data: Data, _ what: String) throws -> Body {
+    do { return try AdministratorJSON.decode(data, what) } catch let error as AdministratorJSON.Refusal { throw ValidationError(error.description) }
 }
 
 /// Prints rows as an aligned table.
@@ -104,7 +115,7 @@ struct PoliciesCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the rules in order.")
         @OptionGroup var options: APIOptions
         func run() throws {
-            let answer = try options.call("GET", "/v1/policies")
+            let answer = try options.call { try await $0.listPolicies().ok.body.json }
             guard !options.json, let object = answer as? [String: Any], let rules = object["rules"] as? [[String: Any]] else { return }
             printTable(
                 ["#", "SOURCE", "DESTINATION", "PROTOCOL", "SPORTS", "DPORTS", "ACTION"],
@@ -125,10 +136,8 @@ struct PoliciesCommand: ParsableCommand {
         @Option(name: .long, help: "The rule as JSON, in the configuration file's form.") var rule: String
         @Option(name: .long, help: "Where to insert it (0 = first); default last.") var position: Int?
         func run() throws {
-            guard let parsed = try? JSONSerialization.jsonObject(with: Data(rule.utf8)) else { throw ValidationError("--rule is not JSON") }
-            var body: [String: Any] = ["rule": parsed]
-            if let position { body["position"] = position }
-            let answer = try options.call("POST", "/v1/policies", body: try JSONSerialization.data(withJSONObject: body))
+            let body = Operations.AddPolicy.Input.Body.JsonPayload(rule: try documentBody(Data(rule.utf8), "--rule"), position: position)
+            let answer = try options.call { try await $0.addPolicy(body: .json(body)).created.body.json }
             if !options.json, let object = answer as? [String: Any] {
                 print("added at position \(text(object["position"])): \(text(object["rule"]))")
             }
@@ -140,7 +149,7 @@ struct PoliciesCommand: ParsableCommand {
         @OptionGroup var options: APIOptions
         @Argument var position: Int
         func run() throws {
-            let answer = try options.call("DELETE", "/v1/policies/\(position)")
+            let answer = try options.call { [position] in try await $0.deletePolicy(path: .init(position: position)).ok.body.json }
             if !options.json, let object = answer as? [String: Any] { print("deleted: \(text(object["deleted"]))") }
         }
     }
@@ -153,7 +162,8 @@ struct PoliciesCommand: ParsableCommand {
         @Option(name: .long, help: "The policy as JSON.") var file: String
         func run() throws {
             guard let data = FileManager.default.contents(atPath: file) else { throw ValidationError("cannot read \(file)") }
-            let answer = try options.call("PUT", "/v1/policies", body: data)
+            let body: Operations.ReplacePolicy.Input.Body.JsonPayload = try documentBody(data, file)
+            let answer = try options.call { try await $0.replacePolicy(body: .json(body)).ok.body.json }
             if !options.json, let object = answer as? [String: Any] {
                 print("policy replaced: \(text(object["rules"])) rule(s), default \(text(object["default"]))")
             }
@@ -165,7 +175,7 @@ struct PoliciesCommand: ParsableCommand {
             abstract: "Hand the policy back to the configuration file (its rules now, and at every start and reload).")
         @OptionGroup var options: APIOptions
         func run() throws {
-            let answer = try options.call("DELETE", "/v1/policies")
+            let answer = try options.call { try await $0.revertPolicy().ok.body.json }
             if !options.json, let object = answer as? [String: Any] {
                 print("policy: the configuration file's \(text(object["rules"])) rule(s), default \(text(object["default"]))")
             }
@@ -184,12 +194,8 @@ struct SAsCommand: ParsableCommand {
         @Option(help: "Only the SAs of this terminal address.") var terminal: String?
         @Option(help: "Only the SAs with this peer address.") var peer: String?
         func run() throws {
-            let filters = [("terminal", terminal), ("peer", peer)].compactMap { key, value in
-                value.map {
-                    "\(key)=\($0.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: ".:"))) ?? $0)"
-                }
-            }
-            let answer = try options.call("GET", "/v1/sas" + (filters.isEmpty ? "" : "?" + filters.joined(separator: "&")))
+            let query = Operations.ListSAs.Input.Query(terminal: terminal, peer: peer)
+            let answer = try options.call { try await $0.listSAs(query: query).ok.body.json }
             guard !options.json, let rows = (answer as? [String: Any])?["sas"] as? [[String: Any]] else { return }
             // Traffic as the terminal last reported it: octets (packets); "-" before its first report.
             func usage(_ r: [String: Any], _ direction: String) -> String {
@@ -228,7 +234,7 @@ struct SAsCommand: ParsableCommand {
         @OptionGroup var options: APIOptions
         @Argument var spi: String
         func run() throws {
-            let answer = try options.call("GET", "/v1/sas/\(spi)")
+            let answer = try options.call { [spi] in try await $0.showSA(path: .init(spi: spi)).ok.body.json }
             if !options.json, let object = answer as? [String: Any] {
                 for key in object.keys.sorted() { print("\(key): \(text(object[key]))") }
             }
@@ -240,7 +246,7 @@ struct SAsCommand: ParsableCommand {
         @OptionGroup var options: APIOptions
         @Argument var spi: String
         func run() throws {
-            _ = try options.call("DELETE", "/v1/sas/\(spi)")
+            _ = try options.call { [spi] in try await $0.deleteSA(path: .init(spi: spi)).accepted.body.json }
             if !options.json { print("deleting CHILD SA \(spi)") }
         }
     }
@@ -249,7 +255,7 @@ struct SAsCommand: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Delete every IKE SA and its CHILD SAs.")
         @OptionGroup var options: APIOptions
         func run() throws {
-            let answer = try options.call("POST", "/v1/sas/flush")
+            let answer = try options.call { try await $0.flushSAs().accepted.body.json }
             if !options.json, let object = answer as? [String: Any] { print("deleting \(text(object["deleting_ike_sas"])) IKE SA(s)") }
         }
     }
@@ -261,7 +267,7 @@ struct ReloadCommand: ParsableCommand {
         abstract: "Have a running daemon read its configuration file again: profiles, terminals, their certificates and the policy (as SIGHUP does).")
     @OptionGroup var options: APIOptions
     func run() throws {
-        let answer = try options.call("POST", "/v1/credentials/reload")
+        let answer = try options.call { try await $0.reloadCredentials().ok.body.json }
         if !options.json, let object = answer as? [String: Any], let lines = object["reloaded"] as? [String] { lines.forEach { print($0) } }
     }
 }
@@ -272,14 +278,14 @@ struct ProfilesCommand: ParsableCommand {
         abstract: "The protection profiles a running daemon has, and the rules that name them.")
     @OptionGroup var options: APIOptions
     func run() throws {
-        let answer = try options.call("GET", "/v1/profiles")
+        let answer = try options.call { try await $0.listProfiles().ok.body.json }
         guard !options.json, let object = answer as? [String: Any], let profiles = object["profiles"] as? [[String: Any]] else { return }
         printTable(
             ["NAME", "IKE", "ESP", "MODE", "PEER AUTHENTICATION", "REKEY", "RULES"],
             profiles.map { p in
                 [
                     text(p["name"]), text(p["ike_proposals"]), text(p["esp_proposals"]), text(p["mode"]), text(p["peer_authentication"]),
-                    p["rekey_time"] is NSNull ? "-" : "\(text(p["rekey_time"]))s",
+                    p["rekey_time"] == nil || p["rekey_time"] is NSNull ? "-" : "\(text(p["rekey_time"]))s",
                     (p["rules"] as? [Any]).map { $0.isEmpty ? "none" : text($0) } ?? "-"
                 ]
             })
@@ -292,7 +298,7 @@ struct AuditCommand: ParsableCommand {
         abstract: "The newest entries of a running daemon's audit log: who changed what, and when.")
     @OptionGroup var options: APIOptions
     func run() throws {
-        let answer = try options.call("GET", "/v1/audit")
+        let answer = try options.call { try await $0.listAudit().ok.body.json }
         guard !options.json, let object = answer as? [String: Any], let entries = object["entries"] as? [[String: Any]] else { return }
         printTable(["TIME", "WHO", "ACTION", "DETAIL"], entries.map { [text($0["time"]), text($0["who"]), text($0["action"]), text($0["detail"])] })
         if entries.isEmpty { print("(no change made over the API yet)") }
@@ -304,7 +310,7 @@ struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "status", abstract: "Uptime, SAs and counters of a running daemon.")
     @OptionGroup var options: APIOptions
     func run() throws {
-        let answer = try options.call("GET", "/v1/status")
+        let answer = try options.call { try await $0.status().ok.body.json }
         guard !options.json, let object = answer as? [String: Any] else { return }
         print(
             "uptime \(text(object["uptime_seconds"]))s, \(text(object["sas"])) CHILD SA(s), negotiating: \((object["negotiating"] as? Bool).map { $0 ? "yes" : "no" } ?? "-")"
@@ -329,10 +335,9 @@ struct ApproveTerminalCommand: ParsableCommand {
     @Option(name: .long) var terminalId: UInt64
     @Option(name: .long, help: "File holding the terminal's enrollment key in hexadecimal.") var enrollmentKeyFile: String
     func run() throws {
-        let body = try JSONSerialization.data(withJSONObject: [
-            "terminal_id": terminalId, "enrollment_key_hex": try enrollmentKey(from: enrollmentKeyFile)
-        ])
-        let answer = try options.call("POST", "/v1/terminals/\(mac)/approve", body: body)
+        let body = Operations.ApproveTerminal.Input.Body.JsonPayload(
+            terminalId: Int(terminalId), enrollmentKeyHex: try enrollmentKey(from: enrollmentKeyFile))
+        let answer = try options.call { [mac] in try await $0.approveTerminal(path: .init(terminal: mac), body: .json(body)).ok.body.json }
         if !options.json, let object = answer as? [String: Any] {
             print("approved \(text(object["mac"])) as terminal \(text(object["terminal_id"])) at \(text(object["addresses"]))")
         }
@@ -353,11 +358,10 @@ struct AddTerminalCommand: ParsableCommand {
     @Option(name: .long, help: "File holding the terminal's enrollment key in hexadecimal.") var enrollmentKeyFile: String
     @Option(name: .long, help: "UDP port of the terminal's key-delivery channel (default 9500).") var keyDeliveryPort: UInt16?
     func run() throws {
-        var fields: [String: Any] = [
-            "terminal_id": terminalId, "addresses": address, "enrollment_key_hex": try enrollmentKey(from: enrollmentKeyFile)
-        ]
-        if let keyDeliveryPort { fields["key_delivery_port"] = keyDeliveryPort }
-        let answer = try options.call("POST", "/v1/terminals", body: try JSONSerialization.data(withJSONObject: fields))
+        let body = Operations.AddTerminal.Input.Body.JsonPayload(
+            terminalId: Int(terminalId), addresses: address, enrollmentKeyHex: try enrollmentKey(from: enrollmentKeyFile),
+            keyDeliveryPort: keyDeliveryPort.map(Int.init))
+        let answer = try options.call { try await $0.addTerminal(body: .json(body)).created.body.json }
         if !options.json, let object = answer as? [String: Any] {
             print("terminal \(text(object["terminal_id"])) enrolled at \(text(object["addresses"]))")
         }
@@ -371,7 +375,7 @@ struct RemoveTerminalCommand: ParsableCommand {
     @OptionGroup var options: APIOptions
     @Argument(help: "The terminal ID, as `ikeproxy terminals` lists it.") var terminalId: UInt64
     func run() throws {
-        let answer = try options.call("DELETE", "/v1/terminals/\(terminalId)")
+        let answer = try options.call { [terminalId] in try await $0.removeTerminal(path: .init(terminal: Int(terminalId))).accepted.body.json }
         if !options.json, let object = answer as? [String: Any] {
             print("terminal \(text(object["removed"])) removed; deleting \(text(object["deleting_ike_sas"])) IKE SA(s) with their peers")
         }

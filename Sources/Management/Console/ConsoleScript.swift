@@ -97,7 +97,7 @@ enum ConsoleScript {
             el('div', { class: 'cards' },
               card('Role', ha ? ha.role + ' (' + ha.node + ')' : 'single daemon', 'card-role'),
               card('Uptime', duration(s.uptime_seconds), 'card-uptime'),
-              card('Sealing token or key', s.secrets_available === null ? 'no store' : (s.secrets_available ? 'present' : 'ABSENT'), 'card-token'),
+              card('Sealing token or key', s.secrets_available == null ? 'no store' : (s.secrets_available ? 'present' : 'ABSENT'), 'card-token'),
               card('Terminals', list.filter((t) => t.status === 'registered').length, 'card-terminals'),
               card('Pending hosts', list.filter((t) => t.status === 'pending' || t.status === 'unenrolled').length, 'card-pending'),
               card('IKE SAs', s.ike_sas, 'card-ike-sas'),
@@ -132,8 +132,8 @@ enum ConsoleScript {
             el('h2', {}, 'Terminals and discovered hosts'),
             table(['Status', 'ID', 'MAC', 'IPv4', 'IPv6', 'Port', 'Seen', 'SAs', 'Unacknowledged', ''],
               list.map((t) => [el('span', { class: 'status-' + t.status.replace(' ', '-') }, t.status), t.terminal_id, t.mac, t.ipv4.join(' '), t.ipv6.join(' '),
-                t.port, t.last_seen_seconds_ago === null ? '-' : duration(t.last_seen_seconds_ago) + ' ago', t.sas, t.key_delivery_unacknowledged,
-                t.status === 'registered' && t.terminal_id !== null
+                t.port, t.last_seen_seconds_ago == null ? '-' : duration(t.last_seen_seconds_ago) + ' ago', t.sas, t.key_delivery_unacknowledged,
+                t.status === 'registered' && t.terminal_id != null
                   ? el('button', { class: 'danger', 'data-remove': t.terminal_id, onclick: () => {
                     if (confirm('Stop acting for terminal ' + t.terminal_id + '? Its SAs are deleted.')) change('DELETE', '/v1/terminals/' + t.terminal_id, undefined, 'Removed terminal ' + t.terminal_id);
                   } }, 'Remove') : '']), 'No host known yet.'),
