@@ -15,7 +15,7 @@ public struct DaemonStartError: Error, CustomStringConvertible {
 /// `ikeproxy daemon`: the bump in the wire. Two AF_PACKET ports with no IP address, frames read and
 /// written in batches, every frame judged by the Ethernet bridge (and so by the proxy's policy), timers
 /// ticked, SA events printed as JSON lines, and a control socket answering `ikeproxy terminals`.
-public final class DaemonRunner {
+public final class DaemonRunner: LogWriting {
     /// As read at start; its terminal list as read at the last reload.
     var configuration: DaemonConfiguration
     /// Made anew when this daemon of a pair becomes active, from what the store holds.
@@ -27,10 +27,8 @@ public final class DaemonRunner {
     var portSwitch: TerminalPortSwitch?
     var lastAging = 0.0
     let control: ControlSocket
-    /// Where log lines go; `log(_:)` takes a line of text or a `LogLine` with its facts.
-    let writeLog: (LogLine) -> Void
-    func log(_ text: String) { writeLog(LogLine(text)) }
-    func log(_ line: LogLine) { writeLog(line) }
+    /// Where log lines go (`LogWriting`).
+    public let writeLog: (LogLine) -> Void
     let emit: (String) -> Void
     /// Writes out the log lines and events `log` and `emit` held (LineWriter), at the end of each turn of the
     /// loop: a burst's lines in one `write` each instead of one per line (11 per negotiation before).

@@ -38,7 +38,7 @@ final class DeliveryLink {
 /// does not outrun the reading of their answers (issue 21). With `settings.workers` above 1 the engines run
 /// on threads of their own, each holding the IKE SAs whose SPIs are its own (EngineGroup); this loop still
 /// does all the I/O.
-public final class EndpointRunner {
+public final class EndpointRunner: LogWriting {
     /// One engine on this thread, or several on threads of their own (`settings.workers`).
     let engines: EngineGroup
     /// The connections as the file gives them (every engine holds the same).
@@ -56,10 +56,8 @@ public final class EndpointRunner {
     /// Initiations of a burst, paced (InitiationQueue).
     var initiations: InitiationQueue
     let control: ControlChannel?
-    /// Where log lines go; `log(_:)` takes a line of text or a `LogLine` with its facts.
-    let writeLog: (LogLine) -> Void
-    func log(_ text: String) { writeLog(LogLine(text)) }
-    func log(_ line: LogLine) { writeLog(line) }
+    /// Where log lines go (`LogWriting`).
+    public let writeLog: (LogLine) -> Void
     let emit: (String) -> Void
     /// Log lines and events are written every 20 ms at most (OutputPacing).
     let outputPacing = OutputPacing(now: monotonicSeconds())
