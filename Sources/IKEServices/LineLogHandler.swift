@@ -34,10 +34,9 @@ public struct LineLogHandler: LogHandler {
         level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String, function: String,
         line: UInt
     ) {
-        sink(
-            Self.line(
-                format: format, time: LogTimestamp.shared.string(), level: level, message: message.description,
-                metadata: explicit.map { self.metadata.merging($0) { $1 } } ?? self.metadata))
+        // The text format writes no metadata: nothing to merge for it (a line per step of every negotiation).
+        let metadata = format == .text ? [:] : explicit.map { self.metadata.merging($0) { $1 } } ?? self.metadata
+        sink(Self.line(format: format, time: LogTimestamp.shared.string(), level: level, message: message.description, metadata: metadata))
     }
 
     /// One log line as `format` writes it.
@@ -62,6 +61,11 @@ extension Logger {
 
     /// Logs a line with the facts it is about as metadata (the JSON format's fields; the text format writes the text alone).
     public func line(_ line: LogLine) {
+        // Text lines carry no metadata: the facts are not turned into it (issue 21: a line per step of every negotiation).
+        if let handler = handler as? LineLogHandler, handler.format == .text {
+            log(level: LineLogHandler.level(of: line.text), "\(line.text)")
+            return
+        }
         let fields = line.facts.fields
         log(
             level: LineLogHandler.level(of: line.text), "\(line.text)",

@@ -357,18 +357,22 @@ def main():
                 initiator_kind, responder_kind = pair.split("/")
                 run_directory = os.path.join(directory, f"r{round_index}-n{n}-{initiator_kind}-{responder_kind}")
                 os.makedirs(run_directory)
-                # The bare crypto just before each run with ikeproxy responding: the machine's speed moves between
-                # rounds, so each run's CPU is set against a reading taken beside it.
-                adjacent = bare_crypto_ms(ROOT) if responder_kind == "ikeproxy" and not args.smoke else None
+                # The bare crypto just before and just after each run with ikeproxy responding, their mean: the
+                # machine's speed moves between rounds, and between two readings a minute apart (0.105 to 0.175 ms
+                # seen), so each run's CPU is set against readings taken on either side of it.
+                before = bare_crypto_ms(ROOT) if responder_kind == "ikeproxy" and not args.smoke else None
                 result = run_once(args.binary, run_directory, initiator_kind, responder_kind, n, args.timeout,
                                   "syscalls" if args.syscalls else "perf" if args.perf else None)
+                after = bare_crypto_ms(ROOT) if before else None
+                adjacent = (before + after) / 2 if before and after else before
                 result["bare_ms"] = adjacent
                 results.append(result)
                 print(f"round {round_index + 1} N={n:5} {initiator_kind:>10} -> {responder_kind:<10} "
                       f"{result['established']:5}/{n} up in {result['seconds']:6.2f} s = {result['rate']:7.1f} SAs/s; "
                       f"CPU/SA initiator {result['initiator_cpu_ms']:5.2f} ms responder {result['responder_cpu_ms']:5.2f} ms; "
                       f"drops {result['initiator_drops']}/{result['responder_drops']}; retransmissions {result['retransmissions']}"
-                      + (f"; bare crypto beside it {adjacent:.3f} ms, responder {result['responder_cpu_ms'] / adjacent:.1f}x" if adjacent else ""),
+                      + (f"; bare crypto beside it {adjacent:.3f} ms ({before:.3f} before, {after:.3f} after), "
+                         f"responder {result['responder_cpu_ms'] / adjacent:.1f}x" if adjacent and after else ""),
                       flush=True)
     print()
     print("| N | initiator | responder | SAs/s | responder CPU/SA | initiator CPU/SA | drops (ini/res) | retransmissions |")
