@@ -41,12 +41,10 @@ public struct ManagementClient: Sendable {
             let answer = try await operation(client)
             try await http.shutdown()
             return answer
-        } catch let error as ClientError {
-            try? await http.shutdown()
-            throw error.underlyingError
         } catch {
             try? await http.shutdown()
-            throw error
+            // The generated client wraps what went wrong (a refusal, the transport's error) in ClientError.
+            throw (error as? ClientError)?.underlyingError ?? error
         }
     }
 }
