@@ -14,6 +14,7 @@
 #include <linux/virtio_net.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -340,4 +341,30 @@ int ikp_socket_bypass_ipsec(int fd, int ipv6) {
         if (setsockopt(fd, level, option, &policy, sizeof policy) < 0) return -errno;
     }
     return 0;
+}
+
+int ikp_epoll_open(void) {
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int ikp_epoll_watch(int epoll, int fd, int add) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = EPOLLIN;
+    event.data.fd = fd;
+    return epoll_ctl(epoll, add ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &event) == 0 ? 0 : -errno;
+}
+
+int ikp_epoll_wait_readable(int epoll, int *ready, int capacity, int timeout_ms) {
+    enum { CHUNK = 64 };
+    struct epoll_event events[CHUNK];
+    if (capacity > CHUNK) capacity = CHUNK;
+    int count = epoll_wait(epoll, events, capacity, timeout_ms);
+    if (count < 0) return -errno;
+    int readable = 0;
+    // Only what has something to read, as poll(POLLIN) callers expect (a hang-up alone is not reported).
+    for (int i = 0; i < count; i++)
+        if (events[i].events & EPOLLIN) ready[readable++] = events[i].data.fd;
+    return readable;
 }

@@ -59,6 +59,10 @@ public final class EndpointRunner: LogWriting {
     /// Where log lines go (`LogWriting`).
     public let writeLog: (LogLine) -> Void
     let emit: (String) -> Void
+    /// The loop's wait for readable descriptors (epoll, kept between turns).
+    let readiness = ReadinessWaiter()
+    /// Steady traffic read once per window (`settings.receive_coalescing`).
+    var coalescing: ReceiveCoalescing
     /// Log lines and events are written every 20 ms at most (OutputPacing).
     let outputPacing = OutputPacing(now: monotonicSeconds())
     var deliveries: [String: DeliveryLink] = [:]
@@ -109,6 +113,7 @@ public final class EndpointRunner: LogWriting {
             window: socketSettings.initiationWindow,
             expiry: settings.retransmitTimeout * Double(1 << min(settings.retransmitLimit + 1, 16)))
         revocation = RevocationService(ocspCacheLimit: settings.ocspCacheLimit)
+        coalescing = ReceiveCoalescing(window: socketSettings.receiveCoalescing)
         self.showKeys = showKeys
         let pacing = outputPacing
         self.writeLog = {
@@ -237,11 +242,15 @@ public final class EndpointRunner: LogWriting {
 
     /// Reads what waits on one socket, a batch at a time, handing each batch's answers to the kernel before
     /// reading the next; a bounded number of batches, so that the other sockets and the clock get their turn.
-    func receive(on socket: UDPSocket) {
-        guard let to = IPAddress(bytes: socket.localAddress) else { return }
+    /// Returns how many datagrams it read, and whether it stopped with more possibly waiting (a full batch).
+    @discardableResult
+    func receive(on socket: UDPSocket) -> (count: Int, batchFull: Bool) {
+        guard let to = IPAddress(bytes: socket.localAddress) else { return (0, false) }
+        var total = 0
         for _ in 0..<Self.batchesPerTurn {
             let batch = socket.receiveBatch(limit: Self.receiveBatch)
-            guard !batch.isEmpty else { return }
+            guard !batch.isEmpty else { return (total, false) }
+            total += batch.count
             let now = monotonicSeconds()
             let local = Endpoint(to, socket.localPort)
             let encapsulated = socket.localPort == 4500
@@ -255,8 +264,9 @@ public final class EndpointRunner: LogWriting {
             }
             performCompleted()
             flush()
-            guard batch.count == Self.receiveBatch, !engines.saturated else { return }
+            guard batch.count == Self.receiveBatch, !engines.saturated else { return (total, batch.count == Self.receiveBatch) }
         }
+        return (total, true)
     }
 
     // MARK: key delivery to the terminal
@@ -378,15 +388,25 @@ public final class EndpointRunner: LogWriting {
             // A burst of initiations goes a batch per turn, with what arrived read in between.
             startInitiations(now: monotonicSeconds())
             // Made each round: a reload may have bound sockets for new connections.
-            // While the engines' queues are full, datagrams wait in the sockets (the engines' wake-up ends the wait).
-            let reading = !engines.saturated
+            // While the engines' queues are full, datagrams wait in the sockets (the engines' wake-up ends the wait);
+            // while steady traffic is held for the coalescing window, they wait there too (ReceiveCoalescing).
+            let beforeWait = monotonicSeconds()
+            let reading = !engines.saturated && coalescing.reads(now: beforeWait)
             let descriptors =
                 (reading ? sockets.map(\.descriptor) : []) + (control.map { [$0.descriptor] } ?? []) + links.map(\.socket.descriptor)
                 + [revocation.wakeDescriptor] + (engines.count > 1 ? [engines.wakeDescriptor] : [])
-            let ready = waitReadable(
-                descriptors, timeoutMilliseconds: outputPacing.sleep(now: monotonicSeconds(), otherwise: initiations.ready ? 0 : 100))
+            let timeout = coalescing.sleep(
+                now: beforeWait, otherwise: outputPacing.sleep(now: beforeWait, otherwise: initiations.ready ? 0 : 100))
+            let ready = readiness.wait(descriptors, timeoutMilliseconds: timeout)
             if shouldReload() { reloadConfiguration() }
-            for socket in sockets where reading && ready.contains(socket.descriptor) { receive(on: socket) }
+            if reading {
+                var read = (count: 0, batchFull: false)
+                for socket in sockets where ready.contains(socket.descriptor) {
+                    let (count, batchFull) = receive(on: socket)
+                    read = (read.count + count, read.batchFull || batchFull)
+                }
+                coalescing.read(read.count, batchFull: read.batchFull, now: monotonicSeconds())
+            }
             if let control, ready.contains(control.descriptor) {
                 for line in control.readLines() {
                     log("control: \(line)")
@@ -424,6 +444,9 @@ public final class EndpointRunner: LogWriting {
         let reassemblyPeak = engines.query { $0.reassemblyOctetsPeak }.reduce(0, +)
         engines.stop()
         log("stopping; counters: \(counters.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))")
+        log(
+            "IKE sockets: \(coalescing.datagrams) datagrams read in \(coalescing.turns) turns, \(coalescing.heldTurns) of them after a hold "
+                + "(receive_coalescing \(coalescing.window) s; holding turned off \(coalescing.quietPeriods) times for gathering too little)")
         log("fragments held for reassembly: at most \(reassemblyPeak) octets (maximum_reassembly_memory \(reassemblyMemory))")
     }
 }

@@ -14,12 +14,17 @@ public struct EndpointSocketSettings: Sendable, Equatable {
     public var initiationWindow = EndpointSocketSettings.defaultInitiationWindow
     /// IKE engines on threads of their own (`settings.workers`, EngineGroup); 1 runs the engine on the loop.
     public var workers = 1
+    /// Seconds steady traffic is held before the sockets are read again (`settings.receive_coalescing`,
+    /// ReceiveCoalescing); 0 reads each datagram as it arrives.
+    public static let defaultReceiveCoalescing = 0.01
+    public var receiveCoalescing = EndpointSocketSettings.defaultReceiveCoalescing
 
     struct File: Decodable {
         struct Settings: Decodable {
             var socket_receive_buffer: Int?
             var initiation_window: Int?
             var workers: Int?
+            var receive_coalescing: Double?
         }
         var settings: Settings?
     }
@@ -48,6 +53,12 @@ public struct EndpointSocketSettings: Sendable, Equatable {
                 throw ConfigurationError("settings.workers: \(workers) is not between \(allowed.lowerBound) and \(allowed.upperBound)")
             }
             result.workers = workers
+        }
+        if let window = file.settings?.receive_coalescing {
+            guard (0...0.1).contains(window) else {
+                throw ConfigurationError("settings.receive_coalescing: \(window) is not between 0 and 0.1 seconds")
+            }
+            result.receiveCoalescing = window
         }
         return result
     }

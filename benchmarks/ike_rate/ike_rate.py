@@ -42,6 +42,8 @@ WINDOW = 64
 WORKERS = 1
 # ikeproxy's `settings.log_level` (--log-level): "info" logs every negotiation as strongSwan's default does.
 LOG_LEVEL = "info"
+# ikeproxy's `settings.receive_coalescing` in seconds (--coalescing); None leaves its default.
+COALESCING = None
 
 
 def initiator_id(k):
@@ -123,6 +125,8 @@ class IKEProxySide:
         config = {"connections": connections,
                   "settings": {"retransmit_timeout": 1.0, "retransmit_limit": 5, "cookie_threshold": 1000000,
                                "initiation_window": WINDOW, "workers": WORKERS, "log_level": LOG_LEVEL}}
+        if COALESCING is not None:
+            config["settings"]["receive_coalescing"] = COALESCING
         path = os.path.join(directory, f"ikeproxy-{role}.json")
         with open(path, "w") as f:
             json.dump(config, f)
@@ -336,9 +340,11 @@ def main():
     parser.add_argument("--workers", type=int, default=1, help="ikeproxy's IKE engines on worker threads (settings.workers, default 1)")
     parser.add_argument("--log-level", default="info", choices=["info", "warning"],
                         help="ikeproxy's settings.log_level (default info: a line per step of every negotiation)")
+    parser.add_argument("--coalescing", type=float, default=None,
+                        help="ikeproxy's settings.receive_coalescing in seconds (default: ikeproxy's own default)")
     args = parser.parse_args()
-    global WINDOW, PIN, WORKERS, LOG_LEVEL
-    WINDOW, PIN, WORKERS, LOG_LEVEL = args.window, args.pin, args.workers, args.log_level
+    global WINDOW, PIN, WORKERS, LOG_LEVEL, COALESCING
+    WINDOW, PIN, WORKERS, LOG_LEVEL, COALESCING = args.window, args.pin, args.workers, args.log_level, args.coalescing
     if os.geteuid() != 0:
         sys.exit("ike_rate needs root (network namespaces)")
     for tool, path in (("ikeproxy", args.binary), ("charon", "/usr/lib/ipsec/charon")):

@@ -72,4 +72,14 @@ int ikp_netlink_send(int fd, const unsigned char *bytes, int length);
 /// keepalives must not be held back by a trap policy towards the peer. Returns 0 or -errno.
 int ikp_socket_bypass_ipsec(int fd, int ipv6);
 
+/// An epoll set (close-on-exec). Returns the descriptor or -errno.
+int ikp_epoll_open(void);
+
+/// Adds `fd` to the set for readability (`add` non-zero), or removes it. Returns 0 or -errno.
+int ikp_epoll_watch(int epoll, int fd, int add);
+
+/// Waits up to `timeout_ms` and writes the descriptors that are readable into `ready` (at most `capacity`).
+/// Returns how many, 0 on timeout, or -errno. (epoll_event is a packed struct: not usable from Swift.)
+int ikp_epoll_wait_readable(int epoll, int *ready, int capacity, int timeout_ms);
+
 #endif

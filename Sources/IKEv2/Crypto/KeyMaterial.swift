@@ -1,4 +1,5 @@
 import Crypto
+import Synchronization
 
 #if canImport(Glibc)
     import Glibc
@@ -20,18 +21,21 @@ public protocol RandomSource: Sendable {
     func bytes(_ count: Int) -> [UInt8]
 }
 
-/// The kernel's CSPRNG, one read of /dev/urandom per request (the same pool as getrandom(2), which Glibc's
-/// module does not export). swift-crypto's random octets (SymmetricKey, and the standard library's
-/// SystemRandomNumberGenerator beneath it) make one getrandom call per eight octets: 13 system calls per
-/// negotiation for a responder (measured with `ike_rate.py --syscalls`), which a burst of negotiations pays
-/// for in kernel time. Same source, asked once per request; no generator of our own. Without /dev/urandom
-/// (a bare chroot) it falls back to swift-crypto.
+/// The kernel's CSPRNG (/dev/urandom, the same pool as getrandom(2), which Glibc's module does not export),
+/// read 4 KiB at a time and handed out in order, each octet once, zeroed as it leaves the buffer.
+/// swift-crypto's random octets (SymmetricKey, and the standard library's SystemRandomNumberGenerator beneath
+/// it) make one getrandom call per eight octets: 13 system calls per negotiation for a responder, and one
+/// read per request still made five (measured with `ike_rate.py --syscalls`), each paid in kernel time by a
+/// negotiation that arrives alone. The kernel's octets, not a generator of our own. Without /dev/urandom (a
+/// bare chroot) it falls back to swift-crypto.
 public struct SystemRandom: RandomSource {
     public init() {}
 
     #if canImport(Glibc)
         /// Opened once for the process, and kept.
         static let device: Int32 = open("/dev/urandom", O_RDONLY | O_CLOEXEC)
+        /// Shared by the engines' threads.
+        static let pool = Mutex(KernelRandomPool())
     #endif
 
     public func bytes(_ count: Int) -> [UInt8] {
@@ -39,25 +43,66 @@ public struct SystemRandom: RandomSource {
         #if canImport(Glibc)
             let device = Self.device
             if device >= 0 {
-                return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
-                    var filled = 0
-                    while filled < count {
-                        let got = read(device, buffer.baseAddress! + filled, count - filled)
-                        if got > 0 {
-                            filled += got
-                        } else if got == 0 || errno != EINTR {
-                            // The system's randomness is gone: nothing safe can go on (as the standard library's
-                            // generator does, it stops the process).
-                            fatalError("reading /dev/urandom failed: \(got == 0 ? "end of file" : "errno \(errno)")")
-                        }
-                    }
-                    initialized = count
-                }
+                return Self.pool.withLock { $0.take(count, from: device) }
             }
         #endif
         return SymmetricKey(size: SymmetricKeySize(bitCount: count * 8)).withUnsafeBytes { Array($0) }
     }
 }
+
+#if canImport(Glibc)
+    /// Octets read from the kernel ahead of use: `take` hands each out once and zeroes it, and reads the next
+    /// block when the buffer runs out.
+    struct KernelRandomPool: ~Copyable {
+        static let size = 4096
+        private let buffer = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: KernelRandomPool.size)
+        /// Octets before this index were handed out (or never read).
+        private var next = KernelRandomPool.size
+
+        deinit {
+            buffer.update(repeating: 0)
+            buffer.deallocate()
+        }
+
+        mutating func take(_ count: Int, from device: Int32) -> [UInt8] {
+            // Requests as large as the pool go straight to the kernel.
+            guard count < Self.size else { return Self.read(count, from: device) }
+            if Self.size - next < count {
+                Self.fill(buffer, from: device)
+                next = 0
+            }
+            let slice = UnsafeMutableBufferPointer(rebasing: buffer[next..<(next + count)])
+            let octets = Array(slice)
+            slice.update(repeating: 0)
+            next += count
+            return octets
+        }
+
+        /// What the buffer holds where it handed octets out (for tests: zeros).
+        var handedOut: [UInt8] { next < Self.size ? Array(buffer[0..<next]) : [] }
+
+        static func read(_ count: Int, from device: Int32) -> [UInt8] {
+            [UInt8](unsafeUninitializedCapacity: count) { octets, initialized in
+                fill(octets, from: device)
+                initialized = count
+            }
+        }
+
+        static func fill(_ octets: UnsafeMutableBufferPointer<UInt8>, from device: Int32) {
+            var filled = 0
+            while filled < octets.count {
+                let got = Glibc.read(device, octets.baseAddress! + filled, octets.count - filled)
+                if got > 0 {
+                    filled += got
+                } else if got == 0 || errno != EINTR {
+                    // The system's randomness is gone: nothing safe can go on (as the standard library's
+                    // generator does, it stops the process).
+                    fatalError("reading /dev/urandom failed: \(got == 0 ? "end of file" : "errno \(errno)")")
+                }
+            }
+        }
+    }
+#endif
 
 /// Deterministic generator for tests (SplitMix64); never for production use.
 public final class SeededRandom: RandomSource, @unchecked Sendable {
