@@ -21,6 +21,7 @@ public final class IKEEngine {
     let random: RandomSource
     var sessions: [IKESPI: IKESession] = [:]
     var responderSessions = ResponderSessionIndex()
+    var lastResponderIndexPrune = -Double.infinity
     /// Drops and failures by reason, for operators and tests.
     public private(set) var counters: [String: Int] = [:]
     /// Identifies each online revocation check handed to the I/O layer; ≡ the shard's index + 1 (mod the
@@ -122,8 +123,15 @@ public final class IKEEngine {
     /// Retransmits, gives up on silent peers, expires half-open SAs and starts scheduled rekeys.
     public func tick(now: Double) -> [EngineAction] {
         var actions: [EngineAction] = expireRevocationChecks(now: now)
-        responderSessions.prune(held: sessions)
-        for session in Array(sessions.values) {
+        // Pruning is memory hygiene only (every lookup checks the IKE SA is still held): once a second, not at
+        // every tick, as it hashes every entry.
+        if now - lastResponderIndexPrune >= 1 {
+            responderSessions.prune(held: sessions)
+            lastResponderIndexPrune = now
+        }
+        // The dictionary's own snapshot: a tick that removes an IKE SA copies it then, one that removes none
+        // (nearly every tick) retains no IKE SA to visit it.
+        for session in sessions.values {
             if var outstanding = session.outstanding, now >= outstanding.nextRetransmitAt {
                 // A peer removes the IKE SA as it answers our Delete (RFC 7296 section 1.4.1), so once that answer
                 // is lost no retransmission is ever answered: the Delete gets fewer tries than other requests.
@@ -205,7 +213,7 @@ public final class IKEEngine {
     /// simultaneous rekey whose loser dropped its exchange), so that nothing lingers on either side.
     func retireStaleReplaced(_ session: IKESession, now: Double) -> [EngineAction] {
         let timeout = settings.replacedSATimeout
-        if case .replaced(let keying, let at, deleteSent: false) = session.lifecycle, now - at > timeout {
+        if case .replaced(_, let at, deleteSent: false) = session.lifecycle, now - at > timeout, let keying = session.keying {
             session.lifecycle = .replaced(keying, since: at, deleteSent: true)
             // The answer, or the retransmission limit, removes it quietly.
             return [
@@ -215,7 +223,8 @@ public final class IKEEngine {
             ]
                 + sendRequest(session: session, exchange: .informational, payloads: [.delete(.ikeSA)], context: .deleteIKE, now: now)
         }
-        guard session.state == .established else { return [] }
+        // Visited for every IKE SA at every tick: nearly all have no replaced CHILD SA.
+        guard session.children.contains(where: \.rekeyed), session.state == .established else { return [] }
         var actions: [EngineAction] = []
         for child in session.children
         where child.rekeyed && now - (child.rekeyedAt ?? now) > timeout

@@ -55,10 +55,11 @@ struct ByteReader {
         return Array(bytes[index...])
     }
 
-    /// Splits off a sub-reader of exactly `count` bytes, used for length-prefixed containers.
-    mutating func subReader(_ count: Int, _ field: String) throws(IKEDecodingError) -> ByteReader {
+    /// Splits off a sub-reader of exactly `count` bytes, used for length-prefixed containers. The field's
+    /// name is made only for an error: a payload's names it with its type, once per payload of every message.
+    mutating func subReader(_ count: Int, _ field: @autoclosure () -> String) throws(IKEDecodingError) -> ByteReader {
         guard count >= 0, remaining >= count else {
-            throw .lengthExceedsContainer(field: field, declared: count, available: remaining)
+            throw .lengthExceedsContainer(field: field(), declared: count, available: remaining)
         }
         defer { index += count }
         return ByteReader(bytes[index..<index + count])
