@@ -28,6 +28,9 @@ struct ReceiveCoalescing {
     private var afterHold = false
     /// Holds in a row that gathered fewer than `sparse` datagrams.
     private var poorHolds = 0
+    /// Holds in a row, each right after the one before.
+    private var holdsInARow = 0
+    static let longestRunOfHolds = 8
     /// Datagrams per turn not held, a moving average (weight 1/8), starting high: a hold needs a run of
     /// sparse turns first.
     private var unheldAverage = 8.0
@@ -67,10 +70,16 @@ struct ReceiveCoalescing {
         } else {
             unheldAverage += (Double(count) - unheldAverage) / 8
         }
+        let gathered = afterHold && count >= sparse
         afterHold = false
-        if count < sparse, !batchFull, unheldAverage < 3, now - lastReadingTurn < window, now >= quietUntil {
+        let steadySparseTurn = count < sparse && now - lastReadingTurn < window
+        let continuing = gathered && holdsInARow < Self.longestRunOfHolds
+        if !batchFull, unheldAverage < 3, now >= quietUntil, steadySparseTurn || continuing {
             holdUntil = now + window
             afterHold = true
+            holdsInARow = continuing ? holdsInARow + 1 : 1
+        } else {
+            holdsInARow = 0
         }
         lastReadingTurn = now
     }
