@@ -44,6 +44,9 @@ WORKERS = 1
 LOG_LEVEL = "info"
 # ikeproxy's `settings.receive_coalescing` in seconds (--coalescing); None leaves its default.
 COALESCING = None
+# strongSwan as responder (--strongswan-responder): "each", a connection per initiator as ikeproxy has, or "one"
+# for all of them (wildcard identity, narrowed selectors).
+STRONGSWAN_RESPONDER = "each"
 
 
 def initiator_id(k):
@@ -208,7 +211,16 @@ class StrongSwanSide:
                     raise RuntimeError("charon did not open its VICI socket; see " + self.log)
                 time.sleep(0.2)
         local, remote = (INITIATOR_IP, RESPONDER_IP) if role == "initiator" else (RESPONDER_IP, INITIATOR_IP)
-        for k in range(n):
+        if role == "responder" and STRONGSWAN_RESPONDER == "one":
+            # One connection for every initiator, as a strongSwan gateway serves many clients: any identity of the
+            # domain, and selectors narrowed to what each initiator proposes.
+            self.session.load_conn({"all": {
+                "version": "2", "local_addrs": [local], "remote_addrs": [remote], "proposals": [IKE], "encap": "yes",
+                "rekey_time": "0", "dpd_delay": "0", "unique": "never",
+                "local-1": {"auth": "psk", "id": RESPONDER_ID}, "remote-1": {"auth": "psk", "id": "*@bench.example"},
+                "children": {"ch": {"esp_proposals": [ESP], "mode": "tunnel", "start_action": "none", "rekey_time": "0",
+                                    "local_ts": ["10.200.0.0/16"], "remote_ts": ["10.100.0.0/16"]}}}})
+        for k in range(n if role == "initiator" or STRONGSWAN_RESPONDER == "each" else 0):
             ours, theirs = selectors(k) if role == "initiator" else reversed(selectors(k))
             me = initiator_id(k) if role == "initiator" else RESPONDER_ID
             them = RESPONDER_ID if role == "initiator" else initiator_id(k)
@@ -342,9 +354,12 @@ def main():
                         help="ikeproxy's settings.log_level (default info: a line per step of every negotiation)")
     parser.add_argument("--coalescing", type=float, default=None,
                         help="ikeproxy's settings.receive_coalescing in seconds (default: ikeproxy's own default)")
+    parser.add_argument("--strongswan-responder", choices=["each", "one"], default="each",
+                        help="strongSwan as responder: a connection per initiator (default) or one for all")
     args = parser.parse_args()
-    global WINDOW, PIN, WORKERS, LOG_LEVEL, COALESCING
+    global WINDOW, PIN, WORKERS, LOG_LEVEL, COALESCING, STRONGSWAN_RESPONDER
     WINDOW, PIN, WORKERS, LOG_LEVEL, COALESCING = args.window, args.pin, args.workers, args.log_level, args.coalescing
+    STRONGSWAN_RESPONDER = args.strongswan_responder
     if os.geteuid() != 0:
         sys.exit("ike_rate needs root (network namespaces)")
     for tool, path in (("ikeproxy", args.binary), ("charon", "/usr/lib/ipsec/charon")):
