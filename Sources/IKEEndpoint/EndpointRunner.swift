@@ -243,7 +243,6 @@ public final class EndpointRunner: LogWriting {
     /// Reads what waits on one socket, a batch at a time, handing each batch's answers to the kernel before
     /// reading the next; a bounded number of batches, so that the other sockets and the clock get their turn.
     /// Returns how many datagrams it read, and whether it stopped with more possibly waiting (a full batch).
-    @discardableResult
     func receive(on socket: UDPSocket) -> (count: Int, batchFull: Bool) {
         guard let to = IPAddress(bytes: socket.localAddress) else { return (0, false) }
         var total = 0

@@ -25,10 +25,9 @@ struct ReceiveCoalescing {
     static let longestQuiet = 2.0
     private var lastReadingTurn = -Double.infinity
     private var quietUntil = -Double.infinity
-    private var afterHold = false
     /// Holds in a row that gathered fewer than `sparse` datagrams.
     private var poorHolds = 0
-    /// Holds in a row, each right after the one before.
+    /// Holds in a row, each right after the one before; above 0 while a hold is set or the turn after it.
     private var holdsInARow = 0
     static let longestRunOfHolds = 8
     /// Datagrams per turn not held, a moving average (weight 1/8), starting high: a hold needs a run of
@@ -53,6 +52,7 @@ struct ReceiveCoalescing {
         turns += 1
         datagrams += count
         guard window > 0 else { return }
+        let afterHold = holdsInARow > 0
         if afterHold {
             heldTurns += 1
             if count < sparse {
@@ -71,12 +71,10 @@ struct ReceiveCoalescing {
             unheldAverage += (Double(count) - unheldAverage) / 8
         }
         let gathered = afterHold && count >= sparse
-        afterHold = false
         let steadySparseTurn = count < sparse && now - lastReadingTurn < window
         let continuing = gathered && holdsInARow < Self.longestRunOfHolds
         if !batchFull, unheldAverage < 3, now >= quietUntil, steadySparseTurn || continuing {
             holdUntil = now + window
-            afterHold = true
             holdsInARow = continuing ? holdsInARow + 1 : 1
         } else {
             holdsInARow = 0

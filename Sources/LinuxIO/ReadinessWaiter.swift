@@ -13,6 +13,8 @@ import CLinuxIO
 public final class ReadinessWaiter {
     private let epoll: Int32
     private var registered: Set<Int32> = []
+    /// The list asked for last: the same list again (nearly every turn) costs no set.
+    private var lastAsked: [Int32] = []
     private var ready = [Int32](repeating: -1, count: 64)
 
     public init() { epoll = ikp_epoll_open() }
@@ -23,11 +25,12 @@ public final class ReadinessWaiter {
     /// Without an epoll set (the kernel refused one), it waits with `poll` as before.
     public func wait(_ descriptors: [Int32], timeoutMilliseconds: Int32) -> [Int32] {
         guard epoll >= 0 else { return waitReadable(descriptors, timeoutMilliseconds: timeoutMilliseconds) }
-        let wanted = Set(descriptors)
-        if wanted != registered {
+        if descriptors != lastAsked {
+            let wanted = Set(descriptors)
             for descriptor in registered.subtracting(wanted) { _ = ikp_epoll_watch(epoll, descriptor, 0) }
             for descriptor in wanted.subtracting(registered) { _ = ikp_epoll_watch(epoll, descriptor, 1) }
             registered = wanted
+            lastAsked = descriptors
         }
         let count = ready.withUnsafeMutableBufferPointer { ikp_epoll_wait_readable(epoll, $0.baseAddress, Int32($0.count), timeoutMilliseconds) }
         return count > 0 ? Array(ready[0..<Int(count)]) : []
